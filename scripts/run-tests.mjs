@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+// Runs the test suites with node's own test runner (tsx loads TypeScript).
+// `unit`: tests beside the code (src/**/*.test.ts); `integration`: test/*.test.ts;
+// `slow`: test/slow/*.test.ts (long accuracy runs). No argument: unit + integration.
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+function find(dir, recurse) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) { if (recurse) out.push(...find(p, recurse)); }
+    else if (name.endsWith('.test.ts')) out.push(p);
+  }
+  return out.sort();
+}
+
+const which = process.argv[2] ?? 'default';
+const suites = {
+  unit: () => find('src', true),
+  integration: () => find('test', false),
+  slow: () => find('test/slow', false),
+};
+const files = which === 'default' ? [...suites.unit(), ...suites.integration()] : suites[which]?.();
+if (!files) { console.error(`unknown suite '${which}' (unit, integration, slow)`); process.exit(2); }
+if (files.length === 0) { console.error(`suite '${which}' has no test files`); process.exit(1); }
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
+process.exit(r.status ?? 1);
