@@ -1,0 +1,442 @@
+// EdgeFed training kernels as a Node-API addon: gemm through OpenBLAS, the rest as plain loops that
+// the compiler vectorises. Mirrors src/nn/kernels-js.ts: same semantics, same error messages, and the
+// elementwise kernels give the same bits (double intermediates, no FMA contraction: see binding.gyp).
+// Every argument is checked here, before any write, so a bad call from JS throws instead of reading
+// or writing out of bounds.
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <cblas.h>
+
+#include <climits>
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+
+// Declared here too in case the cblas.h found is not OpenBLAS's own (these are OpenBLAS extensions).
+extern "C" void openblas_set_num_threads(int num_threads);
+extern "C" int openblas_get_num_threads(void);
+extern "C" char* openblas_get_config(void);
+extern "C" char* openblas_get_corename(void);
+
+namespace {
+
+bool throw_msg(napi_env env, bool type_error, const char* fmt, ...) {
+  char buf[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (type_error) napi_throw_type_error(env, nullptr, buf);
+  else napi_throw_range_error(env, nullptr, buf);
+  return false;
+}
+
+const char* typed_array_name(napi_typedarray_type t) {
+  switch (t) {
+    case napi_int8_array: return "Int8Array";
+    case napi_uint8_array: return "Uint8Array";
+    case napi_uint8_clamped_array: return "Uint8ClampedArray";
+    case napi_int16_array: return "Int16Array";
+    case napi_uint16_array: return "Uint16Array";
+    case napi_int32_array: return "Int32Array";
+    case napi_uint32_array: return "Uint32Array";
+    case napi_float32_array: return "Float32Array";
+    case napi_float64_array: return "Float64Array";
+    case napi_bigint64_array: return "BigInt64Array";
+    case napi_biguint64_array: return "BigUint64Array";
+  }
+  return "TypedArray";
+}
+
+// Same wording as describe() in kernels-js.ts.
+const char* describe(napi_env env, napi_value v) {
+  bool flag = false;
+  if (napi_is_typedarray(env, v, &flag) == napi_ok && flag) {
+    napi_typedarray_type t;
+    if (napi_get_typedarray_info(env, v, &t, nullptr, nullptr, nullptr, nullptr) == napi_ok) return typed_array_name(t);
+    return "TypedArray";
+  }
+  if (napi_is_dataview(env, v, &flag) == napi_ok && flag) return "DataView";
+  if (napi_is_array(env, v, &flag) == napi_ok && flag) return "Array";
+  napi_valuetype vt;
+  if (napi_typeof(env, v, &vt) != napi_ok) return "unknown";
+  switch (vt) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return "boolean";
+    case napi_number: return "number";
+    case napi_string: return "string";
+    case napi_symbol: return "symbol";
+    case napi_object: return "object";
+    case napi_function: return "function";
+    case napi_external: return "object";
+    case napi_bigint: return "bigint";
+  }
+  return "unknown";
+}
+
+struct F32 {
+  float* data;
+  int64_t len;
+};
+
+struct I32 {
+  int32_t* data;
+  int64_t len;
+};
+
+bool typed(napi_env env, napi_value v, napi_typedarray_type want, const char* fn, const char* name,
+           void** data, int64_t* len) {
+  bool is_ta = false;
+  napi_typedarray_type t;
+  size_t n = 0;
+  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(env, v, &t, &n, data, nullptr, nullptr) != napi_ok || t != want) {
+    return throw_msg(env, true, "%s: %s must be %s, got %s", fn, name,
+                     want == napi_int32_array ? "an Int32Array" : "a Float32Array", describe(env, v));
+  }
+  // Node gives data already offset to the view's first element; a detached buffer has length 0.
+  *len = static_cast<int64_t>(n);
+  return true;
+}
+
+bool get_f32(napi_env env, napi_value v, const char* fn, const char* name, F32* out) {
+  void* data = nullptr;
+  if (!typed(env, v, napi_float32_array, fn, name, &data, &out->len)) return false;
+  out->data = static_cast<float*>(data);
+  return true;
+}
+
+bool get_i32(napi_env env, napi_value v, const char* fn, const char* name, I32* out) {
+  void* data = nullptr;
+  if (!typed(env, v, napi_int32_array, fn, name, &data, &out->len)) return false;
+  out->data = static_cast<int32_t*>(data);
+  return true;
+}
+
+bool get_num(napi_env env, napi_value v, const char* fn, const char* name, double* out) {
+  if (napi_get_value_double(env, v, out) != napi_ok) {
+    return throw_msg(env, true, "%s: %s must be a number, got %s", fn, name, describe(env, v));
+  }
+  return true;
+}
+
+bool get_bool(napi_env env, napi_value v, const char* fn, const char* name, bool* out) {
+  if (napi_get_value_bool(env, v, out) != napi_ok) {
+    return throw_msg(env, true, "%s: %s must be a boolean, got %s", fn, name, describe(env, v));
+  }
+  return true;
+}
+
+// A dimension: an integer in [0, INT_MAX], since BLAS takes int.
+bool get_dim(napi_env env, napi_value v, const char* fn, const char* name, int64_t* out) {
+  double d;
+  if (!get_num(env, v, fn, name, &d)) return false;
+  if (!(d >= 0 && d <= static_cast<double>(INT_MAX) && d == std::floor(d))) {
+    return throw_msg(env, false, "%s: %s must be a non-negative integer, got %.17g", fn, name, d);
+  }
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+bool need(napi_env env, const char* fn, const char* name, int64_t have, int64_t want, const char* what) {
+  if (have < want) {
+    return throw_msg(env, false, "%s: %s has %lld elements, needs at least %lld (%s)", fn, name,
+                     static_cast<long long>(have), static_cast<long long>(want), what);
+  }
+  return true;
+}
+
+bool overlaps(const float* x, int64_t xn, const float* y, int64_t yn) {
+  if (xn == 0 || yn == 0) return false;
+  auto x0 = reinterpret_cast<uintptr_t>(x), y0 = reinterpret_cast<uintptr_t>(y);
+  return x0 < y0 + static_cast<uintptr_t>(yn) * 4 && y0 < x0 + static_cast<uintptr_t>(xn) * 4;
+}
+
+template <size_t N>
+bool args(napi_env env, napi_callback_info info, napi_value (&argv)[N]) {
+  size_t argc = N;  // missing arguments come back as undefined and fail their type check
+  return napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) == napi_ok;
+}
+
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  const char* fn = "gemm";
+  napi_value a_[10];
+  if (!args(env, info, a_)) return nullptr;
+  bool ta, tb;
+  int64_t m, n, k;
+  double alpha, beta;
+  F32 a, b, c;
+  if (!get_bool(env, a_[0], fn, "transA", &ta) || !get_bool(env, a_[1], fn, "transB", &tb) ||
+      !get_dim(env, a_[2], fn, "m", &m) || !get_dim(env, a_[3], fn, "n", &n) || !get_dim(env, a_[4], fn, "k", &k) ||
+      !get_num(env, a_[5], fn, "alpha", &alpha) || !get_num(env, a_[8], fn, "beta", &beta) ||
+      !get_f32(env, a_[6], fn, "a", &a) || !get_f32(env, a_[7], fn, "b", &b) || !get_f32(env, a_[9], fn, "c", &c) ||
+      !need(env, fn, "a", a.len, m * k, "m*k") || !need(env, fn, "b", b.len, k * n, "k*n") ||
+      !need(env, fn, "c", c.len, m * n, "m*n")) {
+    return nullptr;
+  }
+  if (overlaps(c.data, m * n, a.data, m * k) || overlaps(c.data, m * n, b.data, k * n)) {
+    throw_msg(env, false, "gemm: c must not overlap a or b");
+    return nullptr;
+  }
+  if (m == 0 || n == 0) return nullptr;
+  if (alpha == 0 || k == 0) {
+    // BLAS semantics without calling BLAS: A and B are not read; beta = 0 writes zeros.
+    const int64_t len = m * n;
+    float* cd = c.data;
+    if (beta == 0) {
+      for (int64_t i = 0; i < len; i++) cd[i] = 0.0f;
+    } else if (beta != 1) {
+      for (int64_t i = 0; i < len; i++) cd[i] = static_cast<float>(cd[i] * beta);
+    }
+    return nullptr;
+  }
+  // Row-major: A is m x k (lda = k), or k x m when transposed (lda = m); B is k x n (ldb = n), or
+  // n x k when transposed (ldb = k); C is m x n (ldc = n).
+  const int lda = static_cast<int>(ta ? m : k);
+  const int ldb = static_cast<int>(tb ? k : n);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), static_cast<float>(alpha), a.data, lda,
+              b.data, ldb, static_cast<float>(beta), c.data, static_cast<int>(n));
+  return nullptr;
+}
+
+napi_value BiasAct(napi_env env, napi_callback_info info) {
+  const char* fn = "biasAct";
+  napi_value a_[5];
+  if (!args(env, info, a_)) return nullptr;
+  F32 c, bias;
+  int64_t m, n;
+  bool relu;
+  if (!get_f32(env, a_[0], fn, "c", &c) || !get_f32(env, a_[1], fn, "bias", &bias) ||
+      !get_dim(env, a_[2], fn, "m", &m) || !get_dim(env, a_[3], fn, "n", &n) ||
+      !get_bool(env, a_[4], fn, "relu", &relu) || !need(env, fn, "c", c.len, m * n, "m*n") ||
+      !need(env, fn, "bias", bias.len, n, "n")) {
+    return nullptr;
+  }
+  const float* bd = bias.data;
+  for (int64_t i = 0; i < m; i++) {
+    float* row = c.data + i * n;
+    if (relu) {
+      for (int64_t j = 0; j < n; j++) {
+        const float x = row[j] + bd[j];
+        row[j] = x < 0.0f ? 0.0f : x;  // keeps NaN, like the JS side
+      }
+    } else {
+      for (int64_t j = 0; j < n; j++) row[j] += bd[j];
+    }
+  }
+  return nullptr;
+}
+
+napi_value ReluBackward(napi_env env, napi_callback_info info) {
+  const char* fn = "reluBackward";
+  napi_value a_[2];
+  if (!args(env, info, a_)) return nullptr;
+  F32 delta, act;
+  if (!get_f32(env, a_[0], fn, "delta", &delta) || !get_f32(env, a_[1], fn, "act", &act) ||
+      !need(env, fn, "act", act.len, delta.len, "delta.length")) {
+    return nullptr;
+  }
+  float* d = delta.data;
+  const float* x = act.data;
+  for (int64_t i = 0; i < delta.len; i++) d[i] = x[i] <= 0.0f ? 0.0f : d[i];
+  return nullptr;
+}
+
+napi_value ColSum(napi_env env, napi_callback_info info) {
+  const char* fn = "colSum";
+  napi_value a_[4];
+  if (!args(env, info, a_)) return nullptr;
+  F32 a, out;
+  int64_t m, n;
+  if (!get_f32(env, a_[0], fn, "a", &a) || !get_dim(env, a_[1], fn, "m", &m) || !get_dim(env, a_[2], fn, "n", &n) ||
+      !get_f32(env, a_[3], fn, "out", &out) || !need(env, fn, "a", a.len, m * n, "m*n") ||
+      !need(env, fn, "out", out.len, n, "n")) {
+    return nullptr;
+  }
+  float* o = out.data;
+  for (int64_t j = 0; j < n; j++) o[j] = 0.0f;
+  for (int64_t i = 0; i < m; i++) {
+    const float* row = a.data + i * n;
+    for (int64_t j = 0; j < n; j++) o[j] += row[j];
+  }
+  return nullptr;
+}
+
+napi_value SoftmaxXent(napi_env env, napi_callback_info info) {
+  const char* fn = "softmaxXent";
+  napi_value a_[6];
+  if (!args(env, info, a_)) return nullptr;
+  F32 logits, delta;
+  I32 labels;
+  int64_t m, n;
+  double scale;
+  if (!get_f32(env, a_[0], fn, "logits", &logits) || !get_i32(env, a_[1], fn, "labels", &labels) ||
+      !get_dim(env, a_[2], fn, "m", &m) || !get_dim(env, a_[3], fn, "n", &n) ||
+      !get_num(env, a_[4], fn, "scale", &scale) || !get_f32(env, a_[5], fn, "delta", &delta) ||
+      !need(env, fn, "logits", logits.len, m * n, "m*n") || !need(env, fn, "labels", labels.len, m, "m") ||
+      !need(env, fn, "delta", delta.len, m * n, "m*n")) {
+    return nullptr;
+  }
+  for (int64_t i = 0; i < m; i++) {
+    const int32_t l = labels.data[i];
+    if (l < 0 || l >= n) {
+      throw_msg(env, false, "%s: labels[%lld] = %d is out of range [0, %lld)", fn, static_cast<long long>(i),
+                static_cast<int>(l), static_cast<long long>(n));
+      return nullptr;
+    }
+  }
+  double loss = 0;
+  int64_t correct = 0;
+  for (int64_t i = 0; i < m; i++) {
+    const float* x = logits.data + i * n;  // may alias d (softmax in place)
+    float* d = delta.data + i * n;
+    const int64_t label = labels.data[i];
+    float max = x[0];
+    int64_t arg = 0;
+    for (int64_t j = 1; j < n; j++) {
+      if (x[j] > max) {  // strict: the first maximum wins ties
+        max = x[j];
+        arg = j;
+      }
+    }
+    if (arg == label) correct++;
+    const double x_label = x[label];
+    double sum = 0;
+    for (int64_t j = 0; j < n; j++) {
+      const double e = std::exp(static_cast<double>(x[j]) - static_cast<double>(max));
+      d[j] = static_cast<float>(e);
+      sum += e;
+    }
+    // loss = logsumexp(x) - x_label, stable because every exponent is <= 0.
+    loss += std::log(sum) + (static_cast<double>(max) - x_label);
+    const double inv = scale / sum;
+    for (int64_t j = 0; j < n; j++) d[j] = static_cast<float>(d[j] * inv);
+    d[label] = static_cast<float>(d[label] - scale);
+  }
+  napi_value result, v_loss, v_correct;
+  if (napi_create_object(env, &result) != napi_ok || napi_create_double(env, loss, &v_loss) != napi_ok ||
+      napi_create_double(env, static_cast<double>(correct), &v_correct) != napi_ok ||
+      napi_set_named_property(env, result, "loss", v_loss) != napi_ok ||
+      napi_set_named_property(env, result, "correct", v_correct) != napi_ok) {
+    return nullptr;
+  }
+  return result;
+}
+
+napi_value Adam(napi_env env, napi_callback_info info) {
+  const char* fn = "adam";
+  napi_value a_[9];
+  if (!args(env, info, a_)) return nullptr;
+  F32 w, g, m, v;
+  double lr, b1, b2, eps, step;
+  if (!get_f32(env, a_[0], fn, "w", &w) || !get_f32(env, a_[1], fn, "g", &g) || !get_f32(env, a_[2], fn, "m", &m) ||
+      !get_f32(env, a_[3], fn, "v", &v) || !get_num(env, a_[4], fn, "lr", &lr) ||
+      !get_num(env, a_[5], fn, "beta1", &b1) || !get_num(env, a_[6], fn, "beta2", &b2) ||
+      !get_num(env, a_[7], fn, "eps", &eps) || !get_num(env, a_[8], fn, "step", &step)) {
+    return nullptr;
+  }
+  if (!(step >= 1 && step == std::floor(step) && step <= 9007199254740991.0)) {
+    throw_msg(env, false, "%s: step must be a positive integer, got %.17g", fn, step);
+    return nullptr;
+  }
+  const int64_t len = w.len;
+  if (!need(env, fn, "g", g.len, len, "w.length") || !need(env, fn, "m", m.len, len, "w.length") ||
+      !need(env, fn, "v", v.len, len, "w.length")) {
+    return nullptr;
+  }
+  const double bc1 = 1 - std::pow(b1, step), bc2 = 1 - std::pow(b2, step);
+  const double ob1 = 1 - b1, ob2 = 1 - b2;
+  float* wd = w.data;
+  const float* gd = g.data;
+  float* md = m.data;
+  float* vd = v.data;
+  for (int64_t i = 0; i < len; i++) {
+    const double gi = gd[i];
+    // The moments are stored as float32 and the update uses the stored values (as tfjs does).
+    const float mi = static_cast<float>(b1 * md[i] + ob1 * gi);
+    const float vi = static_cast<float>(b2 * vd[i] + ob2 * gi * gi);
+    md[i] = mi;
+    vd[i] = vi;
+    wd[i] = static_cast<float>(wd[i] - lr * (mi / bc1) / (std::sqrt(vi / bc2) + eps));
+  }
+  return nullptr;
+}
+
+napi_value Sgd(napi_env env, napi_callback_info info) {
+  const char* fn = "sgd";
+  napi_value a_[5];
+  if (!args(env, info, a_)) return nullptr;
+  F32 w, g, vel;
+  double lr, mu;
+  if (!get_f32(env, a_[0], fn, "w", &w) || !get_f32(env, a_[1], fn, "g", &g) || !get_num(env, a_[2], fn, "lr", &lr) ||
+      !get_num(env, a_[3], fn, "momentum", &mu)) {
+    return nullptr;
+  }
+  if (!(mu >= 0)) {
+    throw_msg(env, false, "%s: momentum must be >= 0, got %.17g", fn, mu);
+    return nullptr;
+  }
+  const int64_t len = w.len;
+  if (!need(env, fn, "g", g.len, len, "w.length")) return nullptr;
+  float* wd = w.data;
+  const float* gd = g.data;
+  if (mu > 0) {
+    bool is_ta = false;
+    napi_typedarray_type t = napi_int8_array;
+    if (napi_is_typedarray(env, a_[4], &is_ta) == napi_ok && is_ta) {
+      napi_get_typedarray_info(env, a_[4], &t, nullptr, nullptr, nullptr, nullptr);
+    }
+    if (!is_ta || t != napi_float32_array) {
+      throw_msg(env, true, "%s: vel must be a Float32Array when momentum > 0, got %s", fn, describe(env, a_[4]));
+      return nullptr;
+    }
+    if (!get_f32(env, a_[4], fn, "vel", &vel) || !need(env, fn, "vel", vel.len, len, "w.length")) return nullptr;
+    float* vd = vel.data;
+    for (int64_t i = 0; i < len; i++) {
+      const float vi = static_cast<float>(mu * vd[i] + gd[i]);
+      vd[i] = vi;
+      wd[i] = static_cast<float>(wd[i] - lr * vi);
+    }
+  } else {
+    for (int64_t i = 0; i < len; i++) wd[i] = static_cast<float>(wd[i] - lr * gd[i]);
+  }
+  return nullptr;
+}
+
+// Diagnostics: which OpenBLAS build and core type this process runs.
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value result, config, core, threads;
+  if (napi_create_object(env, &result) != napi_ok ||
+      napi_create_string_utf8(env, openblas_get_config(), NAPI_AUTO_LENGTH, &config) != napi_ok ||
+      napi_create_string_utf8(env, openblas_get_corename(), NAPI_AUTO_LENGTH, &core) != napi_ok ||
+      napi_create_int32(env, openblas_get_num_threads(), &threads) != napi_ok ||
+      napi_set_named_property(env, result, "config", config) != napi_ok ||
+      napi_set_named_property(env, result, "corename", core) != napi_ok ||
+      napi_set_named_property(env, result, "threads", threads) != napi_ok) {
+    return nullptr;
+  }
+  return result;
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  // One BLAS thread: results do not depend on the core count, and federated simulation already runs
+  // one training per core, where BLAS threads would only contend.
+  openblas_set_num_threads(1);
+  const napi_property_descriptor props[] = {
+      {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"biasAct", nullptr, BiasAct, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"reluBackward", nullptr, ReluBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"colSum", nullptr, ColSum, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"softmaxXent", nullptr, SoftmaxXent, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sgd", nullptr, Sgd, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return nullptr;
+  return exports;
+}

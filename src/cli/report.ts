@@ -1,0 +1,81 @@
+/** The run summary (the --json object) and the files a run writes into --out. */
+import { mkdirSync, renameSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { join, dirname, basename } from 'node:path';
+import type { SimulationResult } from '../sim/simulate.js';
+import { saveTfjsModel } from '../model/tfjs.js';
+import { accuracyLossSvg } from './plot.js';
+
+export interface RunSummary {
+  rounds: number;
+  final_accuracy: number;
+  final_loss: number;
+  reached_target: boolean;
+  accuracy_by_round: number[];
+  loss_by_round: number[];
+  train_loss_by_round: number[];
+  seconds: number;
+  bytes_sent: number;
+  bytes_received: number;
+  model_sha256: string;
+  trainer: string;
+  config: Record<string, unknown>;
+  out?: string;
+}
+
+export function summarize(r: SimulationResult, out?: string): RunSummary {
+  const last = r.rounds[r.rounds.length - 1];
+  return {
+    rounds: r.rounds.length,
+    final_accuracy: last.testAccuracy,
+    final_loss: last.testLoss,
+    reached_target: r.reachedTarget,
+    accuracy_by_round: r.rounds.map((x) => x.testAccuracy),
+    loss_by_round: r.rounds.map((x) => x.testLoss),
+    train_loss_by_round: r.rounds.map((x) => x.trainLoss),
+    seconds: Math.round(r.seconds * 1000) / 1000,
+    bytes_sent: r.bytesSent,
+    bytes_received: r.bytesReceived,
+    model_sha256: r.modelSha256,
+    trainer: r.trainer,
+    config: { ...r.options },
+    ...(out ? { out } : {}),
+  };
+}
+
+/** Fails early (before any work) when --out would overwrite something. */
+export function checkOutDir(out: string): void {
+  if (existsSync(out) && readdirSync(out).length > 0) throw new Error(`--out: ${out} exists and is not empty`);
+}
+
+const csvCell = (v: unknown) => (typeof v === 'number' ? (Number.isFinite(v) ? String(v) : '') : `"${String(v).replace(/"/g, '""')}"`);
+
+/**
+ * Writes metrics (JSON, CSV), the tfjs model, the partition report and a plot. Everything goes to a
+ * sibling temporary folder first and is renamed into place, so a failed run leaves no partial output.
+ */
+export async function writeRunOutputs(r: SimulationResult, summary: RunSummary, out: string): Promise<void> {
+  checkOutDir(out);
+  mkdirSync(dirname(out), { recursive: true });
+  const tmp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  try {
+    writeFileSync(join(tmp, 'metrics.json'), JSON.stringify({ summary, rounds: r.rounds }, null, 2));
+    const cols = ['round', 'testAccuracy', 'testLoss', 'trainLoss', 'trainAccuracy', 'federatedAccuracy', 'federatedLoss', 'contributed', 'failures', 'bytesSent', 'bytesReceived', 'seconds'] as const;
+    const rows = r.rounds.map((x) => [x.round, x.testAccuracy, x.testLoss, x.trainLoss, x.trainAccuracy, x.federatedAccuracy, x.federatedLoss, x.contributed.length, x.failures.length, x.bytesSent, x.bytesReceived, x.seconds].map(csvCell).join(','));
+    writeFileSync(join(tmp, 'metrics.csv'), [cols.join(','), ...rows].join('\n') + '\n');
+    writeFileSync(join(tmp, 'partition.json'), JSON.stringify(r.partition, null, 2));
+    writeFileSync(join(tmp, 'plot.svg'), accuracyLossSvg(r.rounds.map((x) => x.round), summary.accuracy_by_round, summary.loss_by_round, `${r.options.model} on ${r.options.dataset}, ${r.options.strategy}, ${r.options.nodes} nodes`));
+    await saveTfjsModel(r.spec, r.weights, join(tmp, 'model'));
+    const d = r.data;
+    writeFileSync(join(tmp, 'model', 'edgefed.json'), JSON.stringify({
+      dataset: r.options.dataset, featureShape: d.train.featureShape, numClasses: d.train.numClasses,
+      columns: d.train.columns, classNames: d.classNames, labelColumn: (d.train as { labelColumn?: string }).labelColumn,
+      standardization: d.standardization, final_accuracy: summary.final_accuracy, model_sha256: summary.model_sha256,
+    }, null, 2));
+    renameSync(tmp, out);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}

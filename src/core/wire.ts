@@ -1,0 +1,107 @@
+/**
+ * The binary frame every message travels in (simulation and network alike):
+ *   "EFW1" | u32 LE header length | header JSON (UTF-8) | zero padding to 4 bytes | raw little-endian tensor bytes
+ * The header names each tensor with its dtype, shape, byte offset and length (safetensors-style), so floats
+ * never pass through JSON. decodeFrame trusts nothing: every bound is checked before a byte is read.
+ */
+export const WIRE_MAGIC = 'EFW1';
+export const WIRE_VERSION = 1;
+export const MAX_HEADER_BYTES = 1 << 20;
+
+export type WireDtype = 'float32' | 'int32';
+
+export interface WireTensor {
+  name: string;
+  dtype: WireDtype;
+  shape: number[];
+  data: Float32Array | Int32Array;
+}
+
+interface TensorEntry {
+  name: string;
+  dtype: WireDtype;
+  shape: number[];
+  offset: number;
+  length: number;
+}
+
+export interface Frame<H extends Record<string, unknown> = Record<string, unknown>> {
+  header: H & { v: number; type: string };
+  tensors: WireTensor[];
+}
+
+const LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function align4(n: number): number {
+  return (n + 3) & ~3;
+}
+
+export function encodeFrame(type: string, fields: Record<string, unknown>, tensors: WireTensor[] = []): Uint8Array {
+  if (!LE) throw new Error('EdgeFed frames need a little-endian host');
+  let offset = 0;
+  const entries: TensorEntry[] = tensors.map((t) => {
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (count !== t.data.length) throw new Error(`tensor ${t.name}: shape [${t.shape.join(',')}] holds ${count} values, data has ${t.data.length}`);
+    const e = { name: t.name, dtype: t.dtype, shape: t.shape, offset, length: t.data.byteLength };
+    offset += t.data.byteLength;
+    return e;
+  });
+  const header = new TextEncoder().encode(JSON.stringify({ ...fields, v: WIRE_VERSION, type, tensors: entries }));
+  const dataStart = align4(8 + header.length);
+  const out = new Uint8Array(dataStart + offset);
+  out.set(new TextEncoder().encode(WIRE_MAGIC), 0);
+  new DataView(out.buffer).setUint32(4, header.length, true);
+  out.set(header, 8);
+  tensors.forEach((t, i) => out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), dataStart + entries[i].offset));
+  return out;
+}
+
+export class FrameError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+/** Decodes and validates a frame; tensor data are copies, aligned and independent of the input buffer. */
+export function decodeFrame(bytes: Uint8Array, maxBytes = 512 * 1024 * 1024): Frame {
+  if (bytes.length > maxBytes) throw new FrameError('too_large', `frame of ${bytes.length} bytes exceeds the limit of ${maxBytes}`);
+  if (bytes.length < 8) throw new FrameError('truncated', `frame of ${bytes.length} bytes is shorter than its 8-byte prefix`);
+  if (new TextDecoder().decode(bytes.subarray(0, 4)) !== WIRE_MAGIC) throw new FrameError('bad_magic', 'frame does not start with EFW1');
+  const headerLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
+  if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > bytes.length) throw new FrameError('bad_header', `header length ${headerLength} does not fit the frame`);
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
+  } catch {
+    throw new FrameError('bad_header', 'header is not valid UTF-8 JSON');
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new FrameError('bad_header', 'header is not a JSON object');
+  if (header.v !== WIRE_VERSION) throw new FrameError('bad_version', `protocol version ${String(header.v)} is not ${WIRE_VERSION}`);
+  if (typeof header.type !== 'string') throw new FrameError('bad_header', 'header has no message type');
+  const entries = header.tensors ?? [];
+  if (!Array.isArray(entries)) throw new FrameError('bad_header', 'header.tensors is not a list');
+  const dataStart = align4(8 + headerLength);
+  const dataLength = bytes.length - dataStart;
+  const names = new Set<string>();
+  const tensors: WireTensor[] = entries.map((raw: unknown, i: number) => {
+    const e = raw as Partial<TensorEntry>;
+    if (typeof e !== 'object' || e === null || typeof e.name !== 'string' || e.name.length === 0 || e.name.length > 256) {
+      throw new FrameError('bad_tensor', `tensor ${i} has no valid name`);
+    }
+    if (names.has(e.name)) throw new FrameError('bad_tensor', `tensor ${e.name} appears twice`);
+    names.add(e.name);
+    if (e.dtype !== 'float32' && e.dtype !== 'int32') throw new FrameError('bad_tensor', `tensor ${e.name}: dtype ${String(e.dtype)} is not float32 or int32`);
+    if (!Array.isArray(e.shape) || e.shape.length > 8 || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new FrameError('bad_tensor', `tensor ${e.name}: shape is not a list of up to 8 whole numbers`);
+    }
+    const count = e.shape.reduce((a: number, b: number) => a * b, 1);
+    if (!Number.isInteger(e.offset) || !Number.isInteger(e.length) || e.offset! < 0 || e.offset! % 4 !== 0 || e.length !== count * 4 || e.offset! + e.length! > dataLength) {
+      throw new FrameError('bad_tensor', `tensor ${e.name}: byte range does not match its shape or the frame`);
+    }
+    const slice = bytes.slice(dataStart + e.offset!, dataStart + e.offset! + e.length!);
+    const data = e.dtype === 'float32' ? new Float32Array(slice.buffer) : new Int32Array(slice.buffer);
+    return { name: e.name, dtype: e.dtype, shape: e.shape, data };
+  });
+  delete header.tensors;
+  return { header: header as Frame['header'], tensors };
+}

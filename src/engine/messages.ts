@@ -1,0 +1,125 @@
+/**
+ * The messages between coordinator and nodes, as wire frames. Both transports (worker threads and the
+ * network) carry exactly these bytes, so bytes sent and received are measured the same way in both.
+ */
+import { decodeFrame, encodeFrame, FrameError, type WireTensor } from '../core/wire.js';
+import type { TensorSlot } from '../core/params.js';
+import type { Metrics, TrainConfig } from '../model/trainer.js';
+
+export interface TrainRequest {
+  round: number;
+  nodeId: number;
+  mode: 'weights' | 'gradient';
+  config: TrainConfig;
+  weights: Float32Array;
+}
+
+export interface EvalRequest {
+  round: number;
+  nodeId: number;
+  weights: Float32Array;
+}
+
+export interface TrainReply {
+  round: number;
+  nodeId: number;
+  numExamples: number;
+  steps: number;
+  metrics: Metrics;
+  vector: Float32Array;
+}
+
+export interface EvalReply extends Metrics {
+  round: number;
+  nodeId: number;
+  numExamples: number;
+}
+
+/** The flat vector as named tensors (views, no copy). */
+export function toTensors(layout: readonly TensorSlot[], flat: Float32Array): WireTensor[] {
+  return layout.map((s) => ({ name: s.name, dtype: 'float32', shape: s.shape, data: flat.subarray(s.offset, s.offset + s.size) }));
+}
+
+/** Named tensors back to the flat vector, checking names, shapes and order against the layout. */
+export function fromTensors(layout: readonly TensorSlot[], tensors: readonly WireTensor[]): Float32Array {
+  if (tensors.length !== layout.length) throw new FrameError('bad_tensors', `expected ${layout.length} tensors, got ${tensors.length}`);
+  const size = layout.length === 0 ? 0 : layout[layout.length - 1].offset + layout[layout.length - 1].size;
+  const out = new Float32Array(size);
+  layout.forEach((s, i) => {
+    const t = tensors[i];
+    if (t.name !== s.name) throw new FrameError('bad_tensors', `tensor ${i} is '${t.name}', expected '${s.name}'`);
+    if (t.dtype !== 'float32') throw new FrameError('bad_tensors', `tensor ${t.name} is ${t.dtype}, expected float32`);
+    if (t.shape.length !== s.shape.length || t.shape.some((d, j) => d !== s.shape[j])) {
+      throw new FrameError('bad_tensors', `tensor ${t.name} has shape [${t.shape.join(',')}], expected [${s.shape.join(',')}]`);
+    }
+    out.set(t.data, s.offset);
+  });
+  return out;
+}
+
+export function encodeTrainRequest(layout: readonly TensorSlot[], r: TrainRequest): Uint8Array {
+  return encodeFrame('train', { round: r.round, node: r.nodeId, mode: r.mode, config: r.config }, toTensors(layout, r.weights));
+}
+
+export function encodeEvalRequest(layout: readonly TensorSlot[], r: EvalRequest): Uint8Array {
+  return encodeFrame('evaluate', { round: r.round, node: r.nodeId }, toTensors(layout, r.weights));
+}
+
+export function encodeTrainReply(layout: readonly TensorSlot[], r: TrainReply): Uint8Array {
+  return encodeFrame('train_result', { round: r.round, node: r.nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics }, toTensors(layout, r.vector));
+}
+
+export function encodeEvalReply(r: EvalReply): Uint8Array {
+  return encodeFrame('eval_result', { round: r.round, node: r.nodeId, numExamples: r.numExamples, loss: r.loss, accuracy: r.accuracy });
+}
+
+export function encodeError(round: number, nodeId: number, message: string): Uint8Array {
+  return encodeFrame('error', { round, node: nodeId, message });
+}
+
+function num(h: Record<string, unknown>, key: string, integer = false): number {
+  const v = h[key];
+  if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
+    throw new FrameError('bad_field', `field '${key}' must be a finite ${integer ? 'whole ' : ''}number`);
+  }
+  return v;
+}
+
+export type Decoded =
+  | { type: 'train'; req: TrainRequest }
+  | { type: 'evaluate'; req: EvalRequest }
+  | { type: 'train_result'; reply: TrainReply }
+  | { type: 'eval_result'; reply: EvalReply }
+  | { type: 'error'; round: number; nodeId: number; message: string };
+
+/** Decodes any coordinator/node message, validating every field it uses. */
+export function decodeMessage(layout: readonly TensorSlot[], bytes: Uint8Array): Decoded {
+  const { header: h, tensors } = decodeFrame(bytes);
+  const round = num(h, 'round', true);
+  const nodeId = num(h, 'node', true);
+  switch (h.type) {
+    case 'train': {
+      if (h.mode !== 'weights' && h.mode !== 'gradient') throw new FrameError('bad_field', `mode must be weights or gradient`);
+      if (typeof h.config !== 'object' || h.config === null) throw new FrameError('bad_field', 'train request has no config');
+      return { type: 'train', req: { round, nodeId, mode: h.mode, config: h.config as TrainConfig, weights: fromTensors(layout, tensors) } };
+    }
+    case 'evaluate':
+      return { type: 'evaluate', req: { round, nodeId, weights: fromTensors(layout, tensors) } };
+    case 'train_result': {
+      const m = h.metrics as Record<string, unknown> | undefined;
+      if (typeof m !== 'object' || m === null) throw new FrameError('bad_field', 'train result has no metrics');
+      const numExamples = num(h, 'numExamples', true);
+      if (numExamples < 1) throw new FrameError('bad_field', 'numExamples must be >= 1');
+      return {
+        type: 'train_result',
+        reply: { round, nodeId, numExamples, steps: num(h, 'steps', true), metrics: { loss: Number(m.loss), accuracy: Number(m.accuracy) }, vector: fromTensors(layout, tensors) },
+      };
+    }
+    case 'eval_result':
+      return { type: 'eval_result', reply: { round, nodeId, numExamples: num(h, 'numExamples', true), loss: Number(h.loss), accuracy: Number(h.accuracy) } };
+    case 'error':
+      return { type: 'error', round, nodeId, message: String(h.message ?? 'unknown error').slice(0, 500) };
+    default:
+      throw new FrameError('bad_type', `unknown message type '${String(h.type)}'`);
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * The RoundEngine: one federated run, round by round. It samples nodes, sends train requests through a
+ * Transport, validates and fuses the replies with the Strategy, evaluates, and records metrics.
+ * It knows nothing of sockets or threads; failures (errors, timeouts, invalid updates) arrive as data.
+ */
+import { Rng } from '../core/rng.js';
+import type { TensorSlot } from '../core/params.js';
+import type { EvalOutcome, TrainConfig } from '../model/trainer.js';
+import { decodeMessage, encodeEvalRequest, encodeTrainRequest } from './messages.js';
+import type { EvalResult, Strategy, TrainResult } from './strategy.js';
+import type { Transport } from './transport.js';
+
+export interface EngineOptions {
+  layout: readonly TensorSlot[];
+  strategy: Strategy;
+  transport: Transport;
+  initial: Float32Array;
+  seed: number;
+  rounds: number;
+  fraction: number;
+  /** Fewest nodes a round needs to be fused. */
+  minNodes: number;
+  /** Fraction of nodes asked for federated evaluation on their validation split (0 = none). */
+  evalFraction: number;
+  local: Pick<TrainConfig, 'epochs' | 'batchSize' | 'optimizer'>;
+  targetAccuracy?: number;
+  centralEval?: (weights: Float32Array) => Promise<EvalOutcome>;
+  onRound?: (record: RoundRecord, global: Float32Array) => void | Promise<void>;
+}
+
+export interface NodeFailure {
+  nodeId: number;
+  error: string;
+}
+
+export interface RoundRecord {
+  round: number;
+  selected: number[];
+  contributed: number[];
+  failures: NodeFailure[];
+  fused: boolean;
+  trainLoss: number;
+  trainAccuracy: number;
+  federatedLoss: number;
+  federatedAccuracy: number;
+  testLoss: number;
+  testAccuracy: number;
+  bytesSent: number;
+  bytesReceived: number;
+  seconds: number;
+}
+
+export interface RunResult {
+  rounds: RoundRecord[];
+  weights: Float32Array;
+  reachedTarget: boolean;
+}
+
+function finite(v: Float32Array): boolean {
+  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return false;
+  return true;
+}
+
+export class RoundEngine {
+  private global: Float32Array;
+
+  constructor(private readonly o: EngineOptions) {
+    if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new Error(`rounds must be a whole number >= 1, got ${o.rounds}`);
+    this.global = new Float32Array(o.initial);
+  }
+
+  /** The seed a node uses for its shuffling in a round: fixed by run seed, round and node alone. */
+  static nodeSeed(seed: number, round: number, nodeId: number): number {
+    return new Rng(seed).fork(`train:${round}:${nodeId}`).nextU32();
+  }
+
+  private async trainRound(round: number, selected: number[]): Promise<{ results: TrainResult[]; failures: NodeFailure[] }> {
+    const { layout, strategy, transport } = this.o;
+    const results: TrainResult[] = [];
+    const failures: NodeFailure[] = [];
+    await Promise.all(selected.map(async (nodeId) => {
+      const config: TrainConfig = { ...this.o.local, proxMu: strategy.config.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId) };
+      try {
+        const frame = encodeTrainRequest(layout, { round, nodeId, mode: strategy.mode, config, weights: this.global });
+        const msg = decodeMessage(layout, await transport.request(nodeId, frame));
+        if (msg.type === 'error') throw new Error(msg.message);
+        if (msg.type !== 'train_result') throw new Error(`expected a train result, got '${msg.type}'`);
+        const r = msg.reply;
+        if (r.round !== round || r.nodeId !== nodeId) throw new Error(`reply is for node ${r.nodeId} round ${r.round}`);
+        if (!finite(r.vector)) throw new Error('update has non-finite values');
+        results.push({ nodeId, numExamples: r.numExamples, steps: r.steps, vector: r.vector, metrics: r.metrics });
+      } catch (e) {
+        failures.push({ nodeId, error: (e as Error).message });
+      }
+    }));
+    results.sort((a, b) => a.nodeId - b.nodeId);
+    failures.sort((a, b) => a.nodeId - b.nodeId);
+    return { results, failures };
+  }
+
+  private async evaluateRound(round: number, nodes: number[]): Promise<EvalResult[]> {
+    const out: EvalResult[] = [];
+    await Promise.all(nodes.map(async (nodeId) => {
+      try {
+        const msg = decodeMessage(this.o.layout, await this.o.transport.request(nodeId, encodeEvalRequest(this.o.layout, { round, nodeId, weights: this.global })));
+        if (msg.type === 'eval_result') out.push({ nodeId, numExamples: msg.reply.numExamples, loss: msg.reply.loss, accuracy: msg.reply.accuracy });
+      } catch {
+        // a node that cannot evaluate is left out of the federated metric, as Flower does
+      }
+    }));
+    return out.sort((a, b) => a.nodeId - b.nodeId);
+  }
+
+  async run(): Promise<RunResult> {
+    const o = this.o;
+    const rng = new Rng(o.seed);
+    const records: RoundRecord[] = [];
+    let reachedTarget = false;
+    for (let round = 1; round <= o.rounds; round++) {
+      const started = performance.now();
+      const before = o.transport.traffic();
+      const ids = o.transport.nodeIds();
+      const selected = ids.length >= o.minNodes ? o.strategy.configureTrain(ids, o.fraction, o.minNodes, rng.fork(`sample:${round}`)) : [];
+      const { results, failures } = await this.trainRound(round, selected);
+      const fused = results.length >= o.minNodes && results.length > 0;
+      if (fused) this.global = o.strategy.aggregateTrain(this.global, results);
+      const fed = o.evalFraction > 0 && ids.length > 0
+        ? o.strategy.aggregateEvaluate(await this.evaluateRound(round, o.strategy.configureEvaluate(ids, o.evalFraction, 1, rng.fork(`eval:${round}`))))
+        : { loss: NaN, accuracy: NaN };
+      const central = o.centralEval ? await o.centralEval(this.global) : { loss: NaN, accuracy: NaN };
+      const trainN = results.reduce((a, r) => a + r.numExamples, 0);
+      const after = o.transport.traffic();
+      const record: RoundRecord = {
+        round, selected, contributed: results.map((r) => r.nodeId), failures, fused,
+        trainLoss: results.reduce((a, r) => a + r.metrics.loss * r.numExamples, 0) / trainN,
+        trainAccuracy: results.reduce((a, r) => a + r.metrics.accuracy * r.numExamples, 0) / trainN,
+        federatedLoss: fed.loss, federatedAccuracy: fed.accuracy,
+        testLoss: central.loss, testAccuracy: central.accuracy,
+        bytesSent: after.sent - before.sent, bytesReceived: after.received - before.received,
+        seconds: (performance.now() - started) / 1000,
+      };
+      records.push(record);
+      await o.onRound?.(record, this.global);
+      const accuracy = o.centralEval ? central.accuracy : fed.accuracy;
+      if (o.targetAccuracy !== undefined && accuracy >= o.targetAccuracy) {
+        reachedTarget = true;
+        break;
+      }
+    }
+    return { rounds: records, weights: this.global, reachedTarget };
+  }
+}

@@ -1,0 +1,30 @@
+/** What the round engine needs from a transport: send a frame to a node, get its answer frame. */
+export interface Transport {
+  /** Ids of the nodes that can take work now. */
+  nodeIds(): number[];
+  /** Sends a request frame to a node and resolves with its reply frame; rejects on loss or timeout. */
+  request(nodeId: number, frame: Uint8Array): Promise<Uint8Array>;
+  /** Bytes sent to and received from nodes so far, by node id. */
+  traffic(): { sent: number; received: number; byNode: Map<number, { sent: number; received: number }> };
+  close(): Promise<void>;
+}
+
+/** Byte counting shared by transports. */
+export class TrafficMeter {
+  sent = 0;
+  received = 0;
+  readonly byNode = new Map<number, { sent: number; received: number }>();
+
+  count(nodeId: number, sent: number, received: number): void {
+    this.sent += sent;
+    this.received += received;
+    const t = this.byNode.get(nodeId) ?? { sent: 0, received: 0 };
+    t.sent += sent;
+    t.received += received;
+    this.byNode.set(nodeId, t);
+  }
+
+  snapshot(): { sent: number; received: number; byNode: Map<number, { sent: number; received: number }> } {
+    return { sent: this.sent, received: this.received, byNode: new Map([...this.byNode].map(([k, v]) => [k, { ...v }])) };
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Model specifications: the built-in Keras-style models and how a user's tfjs model.json enters.
+ * A spec is plain data (it crosses worker and network boundaries); tfjs models are built from it on demand.
+ */
+import type { Activation, DenseNetSpec, Loss } from '../nn/dense.js';
+import type { TensorSpec } from '../core/params.js';
+import type { OptimizerConfig } from '../nn/optimizer.js';
+import { Rng } from '../core/rng.js';
+
+export type LayerSpec =
+  | { type: 'flatten'; name: string }
+  | { type: 'dense'; name: string; units: number; activation: Activation }
+  | { type: 'conv2d'; name: string; filters: number; kernelSize: number; activation: Activation; padding: 'same' | 'valid' }
+  | { type: 'maxpool2d'; name: string; poolSize: number }
+  | { type: 'dropout'; name: string; rate: number };
+
+export interface ModelSpec {
+  /** 'mlp', '2nn', 'cnn', 'linear' or the path of a user's model.json. */
+  name: string;
+  inputShape: number[];
+  layers: LayerSpec[];
+  loss: Loss;
+  optimizer: OptimizerConfig;
+  /** A user's Keras topology (model.json's modelTopology), when the model came from a file. */
+  topology?: unknown;
+  /** Tensor names and shapes in tfjs order (filled for user models from the tfjs model itself). */
+  tensors?: TensorSpec[];
+}
+
+export const BUILTIN_MODELS = ['mlp', '2nn', 'cnn', 'linear'] as const;
+export type BuiltinModel = (typeof BUILTIN_MODELS)[number];
+
+/** The built-in models for inputs of the given shape and a task with numClasses classes (0 = regression). */
+export function builtinModel(name: BuiltinModel, inputShape: number[], numClasses: number): ModelSpec {
+  const classify = numClasses > 0;
+  const out: LayerSpec = classify
+    ? { type: 'dense', name: 'output', units: numClasses, activation: 'softmax' }
+    : { type: 'dense', name: 'output', units: 1, activation: 'linear' };
+  const loss: Loss = classify ? 'sparse_categorical_crossentropy' : 'mse';
+  const flatten: LayerSpec = { type: 'flatten', name: 'flatten' };
+  const dense = (i: number, units: number): LayerSpec => ({ type: 'dense', name: `dense${i}`, units, activation: 'relu' });
+  switch (name) {
+    case 'mlp': // the seed's reference model: Flatten, Dense(128, relu), Dense(10, softmax), Adam
+      return { name, inputShape, layers: [flatten, dense(1, 128), out], loss, optimizer: { name: 'adam', lr: 0.001 } };
+    case '2nn': // McMahan et al. 2017: two hidden layers of 200 ReLU units
+      return { name, inputShape, layers: [flatten, dense(1, 200), dense(2, 200), out], loss, optimizer: { name: 'sgd', lr: 0.1 } };
+    case 'cnn': {
+      // McMahan et al. 2017: 5x5x32, pool, 5x5x64, pool, 512, classes
+      if (inputShape.length !== 3) throw new Error(`the cnn model needs image inputs [h, w, c], got [${inputShape.join(',')}]`);
+      const conv = (i: number, filters: number): LayerSpec =>
+        ({ type: 'conv2d', name: `conv${i}`, filters, kernelSize: 5, activation: 'relu', padding: 'same' });
+      const pool = (i: number): LayerSpec => ({ type: 'maxpool2d', name: `pool${i}`, poolSize: 2 });
+      return {
+        name, inputShape, layers: [conv(1, 32), pool(1), conv(2, 64), pool(2), flatten, dense(1, 512), out],
+        loss, optimizer: { name: 'sgd', lr: 0.05 },
+      };
+    }
+    case 'linear': // the seed's f(x) = sum w x + b; with classes, its softmax (multinomial logistic) form
+      return { name, inputShape, layers: [flatten, out], loss, optimizer: { name: 'sgd', lr: 0.01 } };
+  }
+}
+
+/** Tensor names and shapes in the order tfjs lists the model's trainable weights. */
+export function tensorSpecs(spec: ModelSpec): TensorSpec[] {
+  if (spec.tensors) return spec.tensors;
+  const out: TensorSpec[] = [];
+  let shape = [...spec.inputShape];
+  for (const l of spec.layers) {
+    switch (l.type) {
+      case 'flatten':
+        shape = [shape.reduce((a, b) => a * b, 1)];
+        break;
+      case 'dense': {
+        const fanIn = shape[shape.length - 1];
+        out.push({ name: `${l.name}/kernel`, shape: [fanIn, l.units] }, { name: `${l.name}/bias`, shape: [l.units] });
+        shape = [...shape.slice(0, -1), l.units];
+        break;
+      }
+      case 'conv2d': {
+        const [h, w, c] = shape;
+        out.push({ name: `${l.name}/kernel`, shape: [l.kernelSize, l.kernelSize, c, l.filters] }, { name: `${l.name}/bias`, shape: [l.filters] });
+        shape = l.padding === 'same' ? [h, w, l.filters] : [h - l.kernelSize + 1, w - l.kernelSize + 1, l.filters];
+        break;
+      }
+      case 'maxpool2d':
+        shape = [Math.floor(shape[0] / l.poolSize), Math.floor(shape[1] / l.poolSize), shape[2]];
+        break;
+      case 'dropout':
+        break;
+    }
+  }
+  return out;
+}
+
+/** The dense-engine form of a spec, or null when it has layers the engine does not run (conv, dropout, ...). */
+export function asDenseNet(spec: ModelSpec): DenseNetSpec | null {
+  let i = 0;
+  if (spec.layers[0]?.type === 'flatten') i = 1;
+  else if (spec.inputShape.length !== 1) return null;
+  const layers = [];
+  for (; i < spec.layers.length; i++) {
+    const l = spec.layers[i];
+    if (l.type !== 'dense') return null;
+    layers.push({ name: l.name, units: l.units, activation: l.activation });
+  }
+  if (layers.length === 0) return null;
+  return { inputSize: spec.inputShape.reduce((a, b) => a * b, 1), layers, loss: spec.loss };
+}
+
+/**
+ * Seeded initial weights as Keras initialises them by default: Glorot-uniform kernels, zero biases.
+ * Fan-in/out of a conv kernel [kh, kw, cin, cout] count the receptive field, as Keras does.
+ */
+export function initialWeights(tensors: TensorSpec[], rng: Rng): Float32Array {
+  const total = tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  const w = new Float32Array(total);
+  let offset = 0;
+  for (const t of tensors) {
+    const size = t.shape.reduce((x, y) => x * y, 1);
+    if (t.shape.length >= 2) {
+      const receptive = t.shape.slice(0, -2).reduce((x, y) => x * y, 1);
+      const fanIn = t.shape[t.shape.length - 2] * receptive;
+      const fanOut = t.shape[t.shape.length - 1] * receptive;
+      const limit = Math.sqrt(6 / (fanIn + fanOut));
+      for (let i = 0; i < size; i++) w[offset + i] = rng.uniform(-limit, limit);
+    }
+    offset += size;
+  }
+  return w;
+}

@@ -1,0 +1,59 @@
+/**
+ * Local training on a node: the contract both trainers (the dense engine and tfjs) fulfil.
+ * Every call starts from the weights it is given and returns new arrays; nothing is kept between rounds
+ * but compiled models and scratch buffers (the local optimizer starts fresh each round, as in FedAvg).
+ */
+import type { Dataset } from '../data/types.js';
+import type { OptimizerConfig } from '../nn/optimizer.js';
+
+export interface TrainConfig {
+  epochs: number;
+  batchSize: number;
+  optimizer: OptimizerConfig;
+  /** FedProx proximal coefficient mu (0 = plain local training). */
+  proxMu: number;
+  /** Seeds this node's shuffling for this round. */
+  seed: number;
+  /** Stop after this many steps (work sized to a device's capability); unlimited when absent. */
+  maxSteps?: number;
+}
+
+export interface Metrics {
+  loss: number;
+  accuracy: number;
+}
+
+export interface TrainOutcome {
+  weights: Float32Array;
+  numExamples: number;
+  steps: number;
+  metrics: Metrics;
+}
+
+export interface GradientOutcome {
+  /** Gradient of the mean loss over all the node's examples. */
+  gradient: Float32Array;
+  numExamples: number;
+  metrics: Metrics;
+}
+
+export interface EvalOutcome extends Metrics {
+  numExamples: number;
+}
+
+export interface LocalTrainer {
+  readonly kind: 'engine' | 'tfjs';
+  train(global: Float32Array, data: Dataset, cfg: TrainConfig): Promise<TrainOutcome>;
+  gradient(global: Float32Array, data: Dataset, batchSize: number): Promise<GradientOutcome>;
+  evaluate(weights: Float32Array, data: Dataset): Promise<EvalOutcome>;
+  /** Class probabilities (n x classes) or regression outputs (n x outputs). */
+  predict(weights: Float32Array, x: Float32Array, n: number): Promise<Float32Array>;
+  dispose(): void;
+}
+
+export function validateTrainConfig(cfg: TrainConfig): void {
+  if (!Number.isInteger(cfg.epochs) || cfg.epochs < 1) throw new Error(`local epochs must be a whole number >= 1, got ${cfg.epochs}`);
+  if (!Number.isInteger(cfg.batchSize) || cfg.batchSize < 1) throw new Error(`batch size must be a whole number >= 1, got ${cfg.batchSize}`);
+  if (!(cfg.proxMu >= 0) || !Number.isFinite(cfg.proxMu)) throw new Error(`FedProx mu must be >= 0, got ${cfg.proxMu}`);
+  if (cfg.maxSteps !== undefined && (!Number.isInteger(cfg.maxSteps) || cfg.maxSteps < 1)) throw new Error(`max steps must be a whole number >= 1, got ${cfg.maxSteps}`);
+}

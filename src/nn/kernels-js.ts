@@ -1,0 +1,269 @@
+/**
+ * The `Kernels` in plain TypeScript. BROWSER-SAFE: this file imports nothing from Node and must stay
+ * that way (browsers and the wasm-less fallback run it). The native addon (native/kernels.cc) follows
+ * the same semantics and error messages, so either can stand in for the other:
+ * - gemm has BLAS semantics: beta = 0 overwrites C without reading it (NaN in C does not leak), and
+ *   alpha = 0 or k = 0 only scales C by beta (A and B are not read). C must not overlap A or B.
+ * - Elementwise results match the native addon bit for bit (same operation order, double
+ *   intermediates rounded to float32 where the data is stored); gemm and softmaxXent agree to rounding.
+ * - Wrong argument types throw TypeError, too-short arrays and bad values RangeError, before anything
+ *   is written.
+ */
+import type { Kernels } from './kernels.js';
+
+const MAX_DIM = 2147483647; // the native side passes dimensions to BLAS as 32-bit ints
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (ArrayBuffer.isView(v)) return Object.prototype.toString.call(v).slice(8, -1);
+  if (Array.isArray(v)) return 'Array';
+  return typeof v;
+}
+
+function f32(fn: string, name: string, v: unknown): void {
+  if (!(v instanceof Float32Array)) throw new TypeError(`${fn}: ${name} must be a Float32Array, got ${describe(v)}`);
+}
+
+function i32(fn: string, name: string, v: unknown): void {
+  if (!(v instanceof Int32Array)) throw new TypeError(`${fn}: ${name} must be an Int32Array, got ${describe(v)}`);
+}
+
+function num(fn: string, name: string, v: unknown): void {
+  if (typeof v !== 'number') throw new TypeError(`${fn}: ${name} must be a number, got ${describe(v)}`);
+}
+
+function bool(fn: string, name: string, v: unknown): void {
+  if (typeof v !== 'boolean') throw new TypeError(`${fn}: ${name} must be a boolean, got ${describe(v)}`);
+}
+
+function dim(fn: string, name: string, v: unknown): void {
+  num(fn, name, v);
+  const d = v as number;
+  if (!(Number.isInteger(d) && d >= 0 && d <= MAX_DIM)) {
+    throw new RangeError(`${fn}: ${name} must be a non-negative integer, got ${d}`);
+  }
+}
+
+function need(fn: string, name: string, arr: ArrayLike<number>, n: number, what: string): void {
+  if (arr.length < n) throw new RangeError(`${fn}: ${name} has ${arr.length} elements, needs at least ${n} (${what})`);
+}
+
+function overlaps(x: Float32Array, xn: number, y: Float32Array, yn: number): boolean {
+  if (xn === 0 || yn === 0 || x.buffer !== y.buffer) return false;
+  const x0 = x.byteOffset, y0 = y.byteOffset;
+  return x0 < y0 + yn * 4 && y0 < x0 + xn * 4;
+}
+
+/** Scratch reused across calls so the hot loops never allocate; grows to the largest row seen. */
+let scratch = new Float64Array(1024);
+function scratchOf(n: number): Float64Array {
+  if (scratch.length < n) scratch = new Float64Array(Math.max(n, scratch.length * 2));
+  return scratch;
+}
+
+/** C = beta * C, with beta = 0 writing zeros (BLAS semantics). */
+function scaleC(c: Float32Array, len: number, beta: number): void {
+  if (beta === 0) c.fill(0, 0, len);
+  else if (beta !== 1) for (let i = 0; i < len; i++) c[i] *= beta;
+}
+
+/** Writes row i of C from the float64 accumulator: C = alpha * acc + beta * C. */
+function storeRow(c: Float32Array, cOff: number, acc: Float64Array, n: number, alpha: number, beta: number): void {
+  if (beta === 0) for (let j = 0; j < n; j++) c[cOff + j] = alpha * acc[j];
+  else for (let j = 0; j < n; j++) c[cOff + j] = alpha * acc[j] + beta * c[cOff + j];
+}
+
+function gemm(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+  a: Float32Array, b: Float32Array, beta: number, c: Float32Array): void {
+  const fn = 'gemm';
+  bool(fn, 'transA', transA); bool(fn, 'transB', transB);
+  dim(fn, 'm', m); dim(fn, 'n', n); dim(fn, 'k', k);
+  num(fn, 'alpha', alpha); num(fn, 'beta', beta);
+  f32(fn, 'a', a); f32(fn, 'b', b); f32(fn, 'c', c);
+  need(fn, 'a', a, m * k, 'm*k'); need(fn, 'b', b, k * n, 'k*n'); need(fn, 'c', c, m * n, 'm*n');
+  if (overlaps(c, m * n, a, m * k) || overlaps(c, m * n, b, k * n)) throw new RangeError('gemm: c must not overlap a or b');
+  if (m === 0 || n === 0) return;
+  if (alpha === 0 || k === 0) { scaleC(c, m * n, beta); return; }
+
+  if (!transB) {
+    // op(B) rows are contiguous: i-k-j, accumulating a row of C in float64. k is unrolled by 4 so the
+    // accumulator is loaded and stored once per four multiply-adds.
+    const acc = scratchOf(n);
+    const sa = transA ? m : 1; // stride between consecutive k of op(A) row i
+    const k4 = k - (k % 4);
+    for (let i = 0; i < m; i++) {
+      acc.fill(0, 0, n);
+      const aRow = transA ? i : i * k;
+      let p = 0;
+      for (; p < k4; p += 4) {
+        const a0 = a[aRow + p * sa], a1 = a[aRow + (p + 1) * sa], a2 = a[aRow + (p + 2) * sa], a3 = a[aRow + (p + 3) * sa];
+        const b0 = p * n, b1 = b0 + n, b2 = b1 + n, b3 = b2 + n;
+        for (let j = 0; j < n; j++) acc[j] += a0 * b[b0 + j] + a1 * b[b1 + j] + a2 * b[b2 + j] + a3 * b[b3 + j];
+      }
+      for (; p < k; p++) {
+        const ap = a[aRow + p * sa];
+        const bOff = p * n;
+        for (let j = 0; j < n; j++) acc[j] += ap * b[bOff + j];
+      }
+      storeRow(c, i * n, acc, n, alpha, beta);
+    }
+    return;
+  }
+
+  // op(B) = B^T, B stored n x k: row j of B is column j of op(B), so C[i,j] is a contiguous dot product
+  // (i-j-p beats i-k-j here, whose inner loop would stride B by k). For transA, column i of A is first
+  // gathered into a contiguous float64 row.
+  const k4 = k - (k % 4);
+  const col = transA ? scratchOf(k) : null;
+  for (let i = 0; i < m; i++) {
+    let src: Float32Array | Float64Array = a;
+    let aOff = i * k;
+    if (col) {
+      for (let p = 0; p < k; p++) col[p] = a[p * m + i];
+      src = col;
+      aOff = 0;
+    }
+    const cOff = i * n;
+    for (let j = 0; j < n; j++) {
+      const bOff = j * k;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let p = 0;
+      for (; p < k4; p += 4) {
+        s0 += src[aOff + p] * b[bOff + p];
+        s1 += src[aOff + p + 1] * b[bOff + p + 1];
+        s2 += src[aOff + p + 2] * b[bOff + p + 2];
+        s3 += src[aOff + p + 3] * b[bOff + p + 3];
+      }
+      for (; p < k; p++) s0 += src[aOff + p] * b[bOff + p];
+      const s = (s0 + s1) + (s2 + s3);
+      c[cOff + j] = beta === 0 ? alpha * s : alpha * s + beta * c[cOff + j];
+    }
+  }
+}
+
+function biasAct(c: Float32Array, bias: Float32Array, m: number, n: number, relu: boolean): void {
+  const fn = 'biasAct';
+  f32(fn, 'c', c); f32(fn, 'bias', bias); dim(fn, 'm', m); dim(fn, 'n', n); bool(fn, 'relu', relu);
+  need(fn, 'c', c, m * n, 'm*n'); need(fn, 'bias', bias, n, 'n');
+  for (let i = 0; i < m; i++) {
+    const off = i * n;
+    if (relu) {
+      for (let j = 0; j < n; j++) {
+        const x = c[off + j] + bias[j];
+        c[off + j] = x < 0 ? 0 : x; // keeps NaN visible, as the native side does
+      }
+    } else {
+      for (let j = 0; j < n; j++) c[off + j] += bias[j];
+    }
+  }
+}
+
+function reluBackward(delta: Float32Array, act: Float32Array): void {
+  const fn = 'reluBackward';
+  f32(fn, 'delta', delta); f32(fn, 'act', act);
+  const len = delta.length;
+  need(fn, 'act', act, len, 'delta.length');
+  for (let i = 0; i < len; i++) if (act[i] <= 0) delta[i] = 0;
+}
+
+function colSum(a: Float32Array, m: number, n: number, out: Float32Array): void {
+  const fn = 'colSum';
+  f32(fn, 'a', a); dim(fn, 'm', m); dim(fn, 'n', n); f32(fn, 'out', out);
+  need(fn, 'a', a, m * n, 'm*n'); need(fn, 'out', out, n, 'n');
+  // Row-wise float32 accumulation: cache-friendly, and identical to the native loop bit for bit.
+  out.fill(0, 0, n);
+  for (let i = 0; i < m; i++) {
+    const off = i * n;
+    for (let j = 0; j < n; j++) out[j] += a[off + j];
+  }
+}
+
+function softmaxXent(logits: Float32Array, labels: Int32Array, m: number, n: number, scale: number,
+  delta: Float32Array): { loss: number; correct: number } {
+  const fn = 'softmaxXent';
+  f32(fn, 'logits', logits); i32(fn, 'labels', labels); dim(fn, 'm', m); dim(fn, 'n', n);
+  num(fn, 'scale', scale); f32(fn, 'delta', delta);
+  need(fn, 'logits', logits, m * n, 'm*n'); need(fn, 'labels', labels, m, 'm'); need(fn, 'delta', delta, m * n, 'm*n');
+  for (let i = 0; i < m; i++) {
+    const l = labels[i];
+    if (l < 0 || l >= n) throw new RangeError(`${fn}: labels[${i}] = ${l} is out of range [0, ${n})`);
+  }
+  let loss = 0;
+  let correct = 0;
+  for (let i = 0; i < m; i++) {
+    const off = i * n;
+    const label = labels[i];
+    let max = logits[off];
+    let arg = 0;
+    for (let j = 1; j < n; j++) {
+      const x = logits[off + j];
+      if (x > max) { max = x; arg = j; } // strict: the first maximum wins ties
+    }
+    if (arg === label) correct++;
+    const xLabel = logits[off + label]; // read before delta (which may alias logits) is written
+    let sum = 0;
+    for (let j = 0; j < n; j++) {
+      const e = Math.exp(logits[off + j] - max);
+      delta[off + j] = e;
+      sum += e;
+    }
+    // loss = logsumexp(x) - x_label, stable because every exponent is <= 0.
+    loss += Math.log(sum) + (max - xLabel);
+    const inv = scale / sum;
+    for (let j = 0; j < n; j++) delta[off + j] *= inv;
+    delta[off + label] -= scale;
+  }
+  return { loss, correct };
+}
+
+function adam(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number,
+  beta1: number, beta2: number, eps: number, step: number): void {
+  const fn = 'adam';
+  f32(fn, 'w', w); f32(fn, 'g', g); f32(fn, 'm', m); f32(fn, 'v', v);
+  num(fn, 'lr', lr); num(fn, 'beta1', beta1); num(fn, 'beta2', beta2); num(fn, 'eps', eps); num(fn, 'step', step);
+  if (!(Number.isInteger(step) && step >= 1)) throw new RangeError(`${fn}: step must be a positive integer, got ${step}`);
+  const len = w.length;
+  need(fn, 'g', g, len, 'w.length'); need(fn, 'm', m, len, 'w.length'); need(fn, 'v', v, len, 'w.length');
+  const bc1 = 1 - Math.pow(beta1, step);
+  const bc2 = 1 - Math.pow(beta2, step);
+  const ob1 = 1 - beta1, ob2 = 1 - beta2;
+  for (let i = 0; i < len; i++) {
+    const gi = g[i];
+    // The moments are stored as float32, and the update uses the stored values (as tfjs does).
+    const mi = Math.fround(beta1 * m[i] + ob1 * gi);
+    const vi = Math.fround(beta2 * v[i] + ob2 * gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    w[i] -= lr * (mi / bc1) / (Math.sqrt(vi / bc2) + eps);
+  }
+}
+
+function sgd(w: Float32Array, g: Float32Array, lr: number, momentum: number, vel: Float32Array | null): void {
+  const fn = 'sgd';
+  f32(fn, 'w', w); f32(fn, 'g', g); num(fn, 'lr', lr); num(fn, 'momentum', momentum);
+  if (!(momentum >= 0)) throw new RangeError(`${fn}: momentum must be >= 0, got ${momentum}`);
+  const len = w.length;
+  need(fn, 'g', g, len, 'w.length');
+  if (momentum > 0) {
+    if (!(vel instanceof Float32Array)) throw new TypeError(`${fn}: vel must be a Float32Array when momentum > 0, got ${describe(vel)}`);
+    need(fn, 'vel', vel, len, 'w.length');
+    for (let i = 0; i < len; i++) {
+      const vi = Math.fround(momentum * vel[i] + g[i]);
+      vel[i] = vi;
+      w[i] -= lr * vi;
+    }
+  } else {
+    for (let i = 0; i < len; i++) w[i] -= lr * g[i];
+  }
+}
+
+export const jsKernels: Kernels = Object.freeze({
+  name: 'js',
+  gemm,
+  biasAct,
+  reluBackward,
+  colSum,
+  softmaxXent,
+  adam,
+  sgd,
+});

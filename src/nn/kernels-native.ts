@@ -1,0 +1,73 @@
+/**
+ * Loads the OpenBLAS kernels addon (native/, built by scripts/build-native.mjs). NODE-ONLY: it uses
+ * node:module and node:fs; browser code imports `jsKernels` from kernels-js.ts instead.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Kernels } from './kernels.js';
+
+/** Where scripts/build-native.mjs puts the addon, relative to this module (src/nn/). */
+export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../native/build/Release/edgefed_kernels.node', import.meta.url));
+
+/** The addon's exports: the kernels (validating their arguments in C) plus OpenBLAS diagnostics. */
+interface NativeAddon extends Omit<Kernels, 'name'> {
+  info(): NativeKernelsInfo;
+}
+
+export interface NativeKernelsInfo {
+  /** openblas_get_config(), e.g. 'OpenBLAS 0.3.21 DYNAMIC_ARCH ... Haswell MAX_THREADS=64'. */
+  config: string;
+  corename: string;
+  /** BLAS threads; the addon sets 1 at load. */
+  threads: number;
+}
+
+let loaded: { addon: NativeAddon; kernels: Kernels } | null = null;
+let loadError: string | null = null;
+let tried = false;
+
+function load(): void {
+  if (tried) return;
+  tried = true;
+  if (!existsSync(NATIVE_ADDON_PATH)) {
+    loadError = `addon not built (${NATIVE_ADDON_PATH} is missing)`;
+    return;
+  }
+  try {
+    const addon = createRequire(import.meta.url)(NATIVE_ADDON_PATH) as NativeAddon;
+    // The addon's functions ignore `this`, so they go in as they are: no wrapper call per kernel.
+    const kernels: Kernels = Object.freeze({
+      name: 'native-openblas',
+      gemm: addon.gemm,
+      biasAct: addon.biasAct,
+      reluBackward: addon.reluBackward,
+      colSum: addon.colSum,
+      softmaxXent: addon.softmaxXent,
+      adam: addon.adam,
+      sgd: addon.sgd,
+    });
+    loaded = { addon, kernels };
+  } catch (e) {
+    loadError = `addon at ${NATIVE_ADDON_PATH} failed to load: ${e instanceof Error ? e.message : String(e)}`;
+  }
+}
+
+/** The native kernels, or null when EDGEFED_KERNELS=js is set or the addon is missing or unloadable. */
+export function loadNativeKernels(): Kernels | null {
+  if (process.env.EDGEFED_KERNELS === 'js') return null;
+  load();
+  return loaded?.kernels ?? null;
+}
+
+/** Why the addon is unavailable (null when it loaded or was never tried). */
+export function nativeKernelsError(): string | null {
+  load();
+  return loadError;
+}
+
+/** OpenBLAS build, core type and thread count of the loaded addon, or null without one. */
+export function nativeKernelsInfo(): NativeKernelsInfo | null {
+  load();
+  return loaded ? loaded.addon.info() : null;
+}

@@ -1,0 +1,8 @@
+// Worker threads do not inherit the main thread's TypeScript loader on Node 20: register tsx here,
+// then load the real (TypeScript) worker named in workerData. A compiled build would skip this file.
+import { workerData } from 'node:worker_threads';
+if (workerData.entry.endsWith('.ts')) {
+  const { register } = await import('tsx/esm/api');
+  register();
+}
+await import(workerData.entry);

@@ -1,0 +1,47 @@
+/** The options of a simulated run, validated with zod so the CLI, configs and tests share one set of rules. */
+import { z } from 'zod';
+import { parsePartitionSpec } from '../core/partition.js';
+import { parseStrategy } from '../engine/strategy.js';
+
+const fraction01 = z.number().gt(0).lte(1);
+
+export const SimulationOptionsSchema = z.object({
+  dataset: z.string().min(1).default('mnist'),
+  model: z.string().min(1).default('mlp'),
+  nodes: z.number().int().min(1).max(100000).default(10),
+  fraction: fraction01.default(1),
+  minNodes: z.number().int().min(1).optional(),
+  rounds: z.number().int().min(1).max(100000).default(20),
+  localEpochs: z.number().int().min(1).max(1000).default(1),
+  batchSize: z.number().int().min(1).max(65536).default(32),
+  optimizer: z.enum(['sgd', 'adam', 'momentum']).optional(),
+  lr: z.number().gt(0).lt(100).optional(),
+  partition: z.string().default('iid').refine((s) => { parsePartitionSpec(s); return true; }),
+  strategy: z.string().default('fedavg').refine((s) => { parseStrategy(s); return true; }),
+  seed: z.number().int().min(0).max(2 ** 32 - 1).default(1),
+  targetAccuracy: z.number().gt(0).lte(1).optional(),
+  validationFraction: z.number().min(0).lt(1).default(0.2),
+  evalFraction: z.number().min(0).lte(1).default(0),
+  workers: z.number().int().min(1).max(64).optional(),
+  trainer: z.enum(['auto', 'engine', 'tfjs']).default('auto'),
+  /** Limit training examples (first N of the train split) for quick runs and tests. */
+  limitTrain: z.number().int().min(1).optional(),
+  limitTest: z.number().int().min(1).optional(),
+}).strict();
+
+export type SimulationOptions = z.input<typeof SimulationOptionsSchema>;
+export type ResolvedOptions = z.output<typeof SimulationOptionsSchema>;
+
+/** Validates options; a bad one throws an Error with one line naming the option and the problem. */
+export function resolveOptions(input: SimulationOptions): ResolvedOptions {
+  const r = SimulationOptionsSchema.safeParse(input);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const path = issue.path.join('.') || 'options';
+  // refine() rejections carry the parser's own message in the thrown error; zod wraps it
+  throw new Error(`--${kebab(path)}: ${issue.message}`);
+}
+
+function kebab(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}

@@ -1,0 +1,102 @@
+/**
+ * The in-process transport: virtual nodes served by a pool of worker threads. Any idle worker takes the
+ * next request (every worker can host every node), so the cores stay busy however the sample falls.
+ * Frames cross threads as transferred buffers; their lengths are the bytes counted.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Transport } from '../engine/transport.js';
+import { TrafficMeter } from '../engine/transport.js';
+import type { SimWorkerData } from './worker.js';
+
+interface Job {
+  nodeId: number;
+  frame: Uint8Array;
+  resolve: (frame: Uint8Array) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  job: Job | null;
+}
+
+export class WorkerPoolTransport implements Transport {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Job[] = [];
+  private readonly meter = new TrafficMeter();
+  private nextId = 0;
+  private closed = false;
+  trainerKind = '';
+
+  private constructor(private readonly numNodes: number) {}
+
+  static async start(data: Omit<SimWorkerData, 'entry'>, workers: number): Promise<WorkerPoolTransport> {
+    const pool = new WorkerPoolTransport(data.parts.length);
+    const entry = new URL('./worker.ts', import.meta.url).href;
+    await Promise.all(Array.from({ length: workers }, () => new Promise<void>((resolve, reject) => {
+      const worker = new Worker(new URL('./boot.mjs', import.meta.url), { workerData: { ...data, entry } });
+      const slot: Slot = { worker, job: null };
+      worker.once('message', (m: { ready?: boolean; trainer?: string }) => {
+        pool.trainerKind = m.trainer ?? '';
+        worker.on('message', (reply: { frame: Uint8Array }) => pool.finish(slot, reply.frame));
+        pool.slots.push(slot);
+        resolve();
+      });
+      worker.on('error', (e) => {
+        reject(e);
+        pool.fail(slot, e);
+      });
+      worker.on('exit', (code) => pool.fail(slot, new Error(`simulation worker exited with code ${code}`)));
+    })));
+    return pool;
+  }
+
+  nodeIds(): number[] {
+    return Array.from({ length: this.numNodes }, (_, i) => i);
+  }
+
+  request(nodeId: number, frame: Uint8Array): Promise<Uint8Array> {
+    if (this.closed) return Promise.reject(new Error('transport is closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ nodeId, frame, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    for (const slot of this.slots) {
+      if (slot.job || this.queue.length === 0) continue;
+      const job = this.queue.shift()!;
+      slot.job = job;
+      this.meter.count(job.nodeId, job.frame.length, 0);
+      slot.worker.postMessage({ id: this.nextId++, frame: job.frame }, [job.frame.buffer as ArrayBuffer]);
+    }
+  }
+
+  private finish(slot: Slot, frame: Uint8Array): void {
+    const job = slot.job;
+    slot.job = null;
+    if (job) {
+      this.meter.count(job.nodeId, 0, frame.length);
+      job.resolve(frame);
+    }
+    this.dispatch();
+  }
+
+  private fail(slot: Slot, e: Error): void {
+    const i = this.slots.indexOf(slot);
+    if (i >= 0) this.slots.splice(i, 1);
+    slot.job?.reject(e);
+    slot.job = null;
+    if (this.slots.length === 0 && !this.closed) for (const j of this.queue.splice(0)) j.reject(e);
+  }
+
+  traffic() {
+    return this.meter.snapshot();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.slots.splice(0).map((s) => s.worker.terminate()));
+  }
+}
