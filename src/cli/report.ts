@@ -4,6 +4,7 @@ import { join, dirname, basename } from 'node:path';
 import type { SimulationResult } from '../sim/simulate.js';
 import { saveTfjsModel } from '../model/tfjs.js';
 import { accuracyLossSvg } from './plot.js';
+import { UsageError } from './args.js';
 
 export interface RunSummary {
   rounds: number;
@@ -44,7 +45,7 @@ export function summarize(r: SimulationResult, out?: string): RunSummary {
 
 /** Fails early (before any work) when --out would overwrite something. */
 export function checkOutDir(out: string): void {
-  if (existsSync(out) && readdirSync(out).length > 0) throw new Error(`--out: ${out} exists and is not empty`);
+  if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out: ${out} exists and is not empty`);
 }
 
 const csvCell = (v: unknown) => (typeof v === 'number' ? (Number.isFinite(v) ? String(v) : '') : `"${String(v).replace(/"/g, '""')}"`);

@@ -141,7 +141,7 @@ export class Rng {
 
   /** k distinct integers from [0, n), in the order drawn. */
   sample(n: number, k: number): number[] {
-    if (k > n) throw new Error(`cannot sample ${k} of ${n}`);
+    if (!Number.isInteger(k) || k < 0 || k > n) throw new Error(`cannot sample ${k} of ${n}`);
     return Array.from(this.permutation(n).subarray(0, k));
   }
 }

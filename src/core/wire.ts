@@ -39,7 +39,17 @@ function align4(n: number): number {
 export function encodeFrame(type: string, fields: Record<string, unknown>, tensors: WireTensor[] = []): Uint8Array {
   if (!LE) throw new Error('EdgeFed frames need a little-endian host');
   let offset = 0;
+  const names = new Set<string>();
   const entries: TensorEntry[] = tensors.map((t) => {
+    // The same rules decodeFrame enforces, so the encoder never produces a frame its decoder rejects.
+    if (typeof t.name !== 'string' || t.name.length === 0 || t.name.length > 256) throw new Error(`tensor name '${String(t.name)}' must be 1 to 256 characters`);
+    if (names.has(t.name)) throw new Error(`tensor ${t.name} appears twice`);
+    names.add(t.name);
+    const kind = Object.prototype.toString.call(t.data); // realm-independent, unlike instanceof
+    if (!((t.dtype === 'float32' && kind === '[object Float32Array]') || (t.dtype === 'int32' && kind === '[object Int32Array]'))) {
+      throw new Error(`tensor ${t.name}: dtype ${String(t.dtype)} does not match its data`);
+    }
+    if (t.shape.length > 8 || !t.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`tensor ${t.name}: shape [${t.shape.join(',')}] is not up to 8 whole numbers`);
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) throw new Error(`tensor ${t.name}: shape [${t.shape.join(',')}] holds ${count} values, data has ${t.data.length}`);
     const e = { name: t.name, dtype: t.dtype, shape: t.shape, offset, length: t.data.byteLength };
@@ -47,6 +57,7 @@ export function encodeFrame(type: string, fields: Record<string, unknown>, tenso
     return e;
   });
   const header = new TextEncoder().encode(JSON.stringify({ ...fields, v: WIRE_VERSION, type, tensors: entries }));
+  if (header.length > MAX_HEADER_BYTES) throw new Error(`frame header of ${header.length} bytes exceeds the limit of ${MAX_HEADER_BYTES}`);
   const dataStart = align4(8 + header.length);
   const out = new Uint8Array(dataStart + offset);
   out.set(new TextEncoder().encode(WIRE_MAGIC), 0);
@@ -98,7 +109,9 @@ export function decodeFrame(bytes: Uint8Array, maxBytes = 512 * 1024 * 1024): Fr
     if (!Number.isInteger(e.offset) || !Number.isInteger(e.length) || e.offset! < 0 || e.offset! % 4 !== 0 || e.length !== count * 4 || e.offset! + e.length! > dataLength) {
       throw new FrameError('bad_tensor', `tensor ${e.name}: byte range does not match its shape or the frame`);
     }
-    const slice = bytes.slice(dataStart + e.offset!, dataStart + e.offset! + e.length!);
+    // An explicit copy into a fresh buffer: `bytes.slice` on a Node Buffer returns a view into shared (pooled) memory.
+    const slice = new Uint8Array(e.length!);
+    slice.set(bytes.subarray(dataStart + e.offset!, dataStart + e.offset! + e.length!));
     const data = e.dtype === 'float32' ? new Float32Array(slice.buffer) : new Int32Array(slice.buffer);
     return { name: e.name, dtype: e.dtype, shape: e.shape, data };
   });

@@ -47,11 +47,13 @@ export function fromTensors(layout: readonly TensorSlot[], tensors: readonly Wir
   const out = new Float32Array(size);
   layout.forEach((s, i) => {
     const t = tensors[i];
+    if (typeof t !== 'object' || t === null) throw new FrameError('bad_tensors', `tensor ${i} is missing`);
     if (t.name !== s.name) throw new FrameError('bad_tensors', `tensor ${i} is '${t.name}', expected '${s.name}'`);
     if (t.dtype !== 'float32') throw new FrameError('bad_tensors', `tensor ${t.name} is ${t.dtype}, expected float32`);
     if (t.shape.length !== s.shape.length || t.shape.some((d, j) => d !== s.shape[j])) {
       throw new FrameError('bad_tensors', `tensor ${t.name} has shape [${t.shape.join(',')}], expected [${s.shape.join(',')}]`);
     }
+    if (t.data.length !== s.size) throw new FrameError('bad_tensors', `tensor ${t.name} holds ${t.data.length} values, expected ${s.size}`);
     out.set(t.data, s.offset);
   });
   return out;
@@ -74,7 +76,8 @@ export function encodeEvalReply(r: EvalReply): Uint8Array {
 }
 
 export function encodeError(round: number, nodeId: number, message: string): Uint8Array {
-  return encodeFrame('error', { round, node: nodeId, message });
+  // The decoder keeps 500 characters; cutting here too keeps a huge message from overflowing the header limit.
+  return encodeFrame('error', { round, node: nodeId, message: String(message).slice(0, 500) });
 }
 
 function num(h: Record<string, unknown>, key: string, integer = false): number {
@@ -82,6 +85,13 @@ function num(h: Record<string, unknown>, key: string, integer = false): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
     throw new FrameError('bad_field', `field '${key}' must be a finite ${integer ? 'whole ' : ''}number`);
   }
+  return v;
+}
+
+/** A loss or accuracy: a number, or null, which is how JSON carries NaN and +-Infinity (decoded as NaN, not 0). */
+function metric(v: unknown, key: string): number {
+  if (v === null) return NaN;
+  if (typeof v !== 'number') throw new FrameError('bad_field', `field '${key}' must be a number`);
   return v;
 }
 
@@ -100,25 +110,26 @@ export function decodeMessage(layout: readonly TensorSlot[], bytes: Uint8Array):
   switch (h.type) {
     case 'train': {
       if (h.mode !== 'weights' && h.mode !== 'gradient') throw new FrameError('bad_field', `mode must be weights or gradient`);
-      if (typeof h.config !== 'object' || h.config === null) throw new FrameError('bad_field', 'train request has no config');
+      if (typeof h.config !== 'object' || h.config === null || Array.isArray(h.config)) throw new FrameError('bad_field', 'train request has no config');
       return { type: 'train', req: { round, nodeId, mode: h.mode, config: h.config as TrainConfig, weights: fromTensors(layout, tensors) } };
     }
     case 'evaluate':
       return { type: 'evaluate', req: { round, nodeId, weights: fromTensors(layout, tensors) } };
     case 'train_result': {
       const m = h.metrics as Record<string, unknown> | undefined;
-      if (typeof m !== 'object' || m === null) throw new FrameError('bad_field', 'train result has no metrics');
+      if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new FrameError('bad_field', 'train result has no metrics');
       const numExamples = num(h, 'numExamples', true);
       if (numExamples < 1) throw new FrameError('bad_field', 'numExamples must be >= 1');
       return {
         type: 'train_result',
-        reply: { round, nodeId, numExamples, steps: num(h, 'steps', true), metrics: { loss: Number(m.loss), accuracy: Number(m.accuracy) }, vector: fromTensors(layout, tensors) },
+        reply: { round, nodeId, numExamples, steps: num(h, 'steps', true), metrics: { loss: metric(m.loss, 'metrics.loss'), accuracy: metric(m.accuracy, 'metrics.accuracy') }, vector: fromTensors(layout, tensors) },
       };
     }
     case 'eval_result':
-      return { type: 'eval_result', reply: { round, nodeId, numExamples: num(h, 'numExamples', true), loss: Number(h.loss), accuracy: Number(h.accuracy) } };
+      return { type: 'eval_result', reply: { round, nodeId, numExamples: num(h, 'numExamples', true), loss: metric(h.loss, 'loss'), accuracy: metric(h.accuracy, 'accuracy') } };
     case 'error':
-      return { type: 'error', round, nodeId, message: String(h.message ?? 'unknown error').slice(0, 500) };
+      // Only primitives are turned into text: String() of a JSON object with a non-callable toString throws a TypeError.
+      return { type: 'error', round, nodeId, message: (['string', 'number', 'boolean'].includes(typeof h.message) ? String(h.message) : 'unknown error').slice(0, 500) };
     default:
       throw new FrameError('bad_type', `unknown message type '${String(h.type)}'`);
   }

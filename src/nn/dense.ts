@@ -10,6 +10,8 @@ import type { TensorSpec } from '../core/params.js';
 export type Activation = 'relu' | 'linear' | 'softmax' | 'sigmoid' | 'tanh';
 export type Loss = 'sparse_categorical_crossentropy' | 'mse';
 
+const ACTIVATIONS: readonly string[] = ['relu', 'linear', 'softmax', 'sigmoid', 'tanh'] satisfies Activation[];
+
 export interface DenseLayer {
   name: string;
   units: number;
@@ -36,6 +38,11 @@ export function denseTensorSpecs(spec: DenseNetSpec): TensorSpec[] {
 export function denseUnsupportedReason(spec: DenseNetSpec): string | null {
   if (spec.layers.length === 0) return 'no dense layers';
   const last = spec.layers[spec.layers.length - 1];
+  // Specs come from users' model.json files too, where any Keras activation name can appear; one the
+  // forward pass does not know would otherwise run as 'linear'.
+  for (const l of spec.layers) {
+    if (!ACTIVATIONS.includes(l.activation)) return `activation '${String(l.activation)}' on layer '${l.name}' is not supported`;
+  }
   for (const l of spec.layers.slice(0, -1)) {
     if (l.activation === 'softmax') return `softmax on hidden layer '${l.name}'`;
   }

@@ -1,0 +1,123 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RoundEngine } from './round-engine.js';
+import { Strategy, parseStrategy } from './strategy.js';
+import { NodeHost, type LocalData } from '../node/host.js';
+import { DirectTransport } from '../sim/direct.js';
+import { makeLayout } from '../core/params.js';
+import { Rng } from '../core/rng.js';
+import { builtinModel, initialWeights, tensorSpecs } from '../model/spec.js';
+import { EngineTrainer } from '../model/engine-trainer.js';
+import { asDenseNet } from '../model/spec.js';
+import { jsKernels } from '../nn/kernels-js.js';
+import type { Dataset } from '../data/types.js';
+import { weightedAverage } from '../core/aggregate.js';
+
+// A small separable 2-class problem: class = x0 + x1 > 0.
+function blobs(n: number, seed: number): Dataset {
+  const rng = new Rng(seed);
+  const x = new Float32Array(n * 4);
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < 4; j++) x[i * 4 + j] = rng.normal();
+    y[i] = x[i * 4] + x[i * 4 + 1] > 0 ? 1 : 0;
+  }
+  return { source: `blobs${seed}`, n, featureShape: [4], x, y, numClasses: 2 };
+}
+
+const spec = builtinModel('mlp', [4], 2);
+const layout = makeLayout(tensorSpecs(spec));
+const empty = (d: Dataset): Dataset => ({ ...d, n: 0, x: new Float32Array(0), y: new Int32Array(0) });
+
+function setup(nodes: Map<number, LocalData>, ids: number[], strategy = 'fedavg', extra: Partial<ConstructorParameters<typeof RoundEngine>[0]> = {}) {
+  const trainer = new EngineTrainer(asDenseNet(spec)!, jsKernels);
+  const transport = new DirectTransport(new NodeHost(layout, trainer, nodes), ids);
+  const test = blobs(400, 99);
+  return new RoundEngine({
+    layout, strategy: new Strategy(parseStrategy(strategy)), transport, initial: initialWeights(tensorSpecs(spec), new Rng(7)),
+    seed: 3, rounds: 3, fraction: 1, minNodes: 1, evalFraction: 1,
+    local: { epochs: 1, batchSize: 16, optimizer: { name: 'adam', lr: 0.01 } },
+    centralEval: (w) => trainer.evaluate(w, test), ...extra,
+  });
+}
+
+function healthyNodes(k: number): Map<number, LocalData> {
+  return new Map(Array.from({ length: k }, (_, i) => [i, { train: blobs(200, i), validation: blobs(50, 100 + i) }]));
+}
+
+test('federated training improves accuracy and records every round', async () => {
+  const r = await setup(healthyNodes(4), [0, 1, 2, 3]).run();
+  assert.equal(r.rounds.length, 3);
+  assert.ok(r.rounds[2].testAccuracy > 0.9, `accuracy ${r.rounds[2].testAccuracy}`);
+  for (const rec of r.rounds) {
+    assert.deepEqual(rec.contributed, [0, 1, 2, 3]);
+    assert.ok(rec.bytesSent > layout.length && rec.bytesReceived > 0);
+    assert.ok(Number.isFinite(rec.federatedAccuracy));
+  }
+});
+
+test('the same seed gives bitwise the same model; another seed does not', async () => {
+  const a = await setup(healthyNodes(3), [0, 1, 2]).run();
+  const b = await setup(healthyNodes(3), [0, 1, 2]).run();
+  assert.deepEqual(Buffer.from(a.weights.buffer), Buffer.from(b.weights.buffer));
+  const c = await setup(healthyNodes(3), [0, 1, 2], 'fedavg', { seed: 4 }).run();
+  assert.notDeepEqual(Buffer.from(a.weights.buffer), Buffer.from(c.weights.buffer));
+});
+
+test('failures arrive as data: a missing node and a NaN update are recorded, the round fuses the rest', async () => {
+  const nodes = healthyNodes(3);
+  const bad = blobs(200, 5);
+  bad.x.fill(NaN);
+  nodes.set(1, { train: bad, validation: blobs(10, 6) });
+  const r = await setup(nodes, [0, 1, 2, 3]).run(); // node 3 is not hosted anywhere
+  const first = r.rounds[0];
+  assert.deepEqual(first.contributed, [0, 2]);
+  assert.deepEqual(first.failures.map((f) => f.nodeId), [1, 3]);
+  assert.match(first.failures[0].error, /non-finite/);
+  assert.match(first.failures[1].error, /not hosted/);
+  assert.ok(first.fused);
+  assert.ok(r.rounds[2].testAccuracy > 0.85);
+});
+
+test('a round with fewer answers than minNodes is not fused and keeps the model', async () => {
+  const nodes = healthyNodes(1);
+  const initial = initialWeights(tensorSpecs(spec), new Rng(7));
+  const r = await setup(nodes, [0, 5, 6], 'fedavg', { minNodes: 2, rounds: 1 }).run();
+  assert.equal(r.rounds[0].fused, false);
+  assert.deepEqual(r.weights, initial);
+});
+
+test('FedAvg fuses with example weights: one round equals the weighted average of the local models', async () => {
+  const nodes = new Map<number, LocalData>([[0, { train: blobs(100, 1), validation: empty(blobs(1, 1)) }], [1, { train: blobs(300, 2), validation: empty(blobs(1, 2)) }]]);
+  const trainer = new EngineTrainer(asDenseNet(spec)!, jsKernels);
+  const initial = initialWeights(tensorSpecs(spec), new Rng(7));
+  const local = { epochs: 1, batchSize: 16, optimizer: { name: 'sgd' as const, lr: 0.1 }, proxMu: 0 };
+  const w0 = await trainer.train(initial, nodes.get(0)!.train, { ...local, seed: RoundEngine.nodeSeed(3, 1, 0) });
+  const w1 = await trainer.train(initial, nodes.get(1)!.train, { ...local, seed: RoundEngine.nodeSeed(3, 1, 1) });
+  const expected = weightedAverage([w0.weights, w1.weights], [100, 300]);
+  const r = await setup(nodes, [0, 1], 'fedavg', { rounds: 1, evalFraction: 0, local: { epochs: 1, batchSize: 16, optimizer: local.optimizer } }).run();
+  let maxDiff = 0;
+  for (let i = 0; i < expected.length; i++) maxDiff = Math.max(maxDiff, Math.abs(expected[i] - r.weights[i]));
+  assert.ok(maxDiff < 1e-6, `max diff ${maxDiff}`);
+});
+
+test('FedSGD: nodes send gradients and the coordinator takes the step', async () => {
+  const r = await setup(healthyNodes(4), [0, 1, 2, 3], 'fedsgd:lr=0.5', { rounds: 30, evalFraction: 0 }).run();
+  assert.ok(r.rounds[29].testAccuracy > 0.85, `accuracy ${r.rounds[29].testAccuracy}`);
+  assert.ok(r.rounds[29].testLoss < r.rounds[0].testLoss);
+});
+
+test('every strategy trains the toy problem', async () => {
+  for (const s of ['fedprox:0.01', 'fedavgm', 'fedadam:eta=0.01', 'fedyogi', 'fedadagrad:eta=0.01', 'fednova', 'fedsgd:adam,lr=0.05']) {
+    const r = await setup(healthyNodes(3), [0, 1, 2], s, { rounds: s.startsWith('fedsgd') ? 20 : 4, evalFraction: 0 }).run();
+    const last = r.rounds[r.rounds.length - 1];
+    assert.ok(last.testAccuracy > 0.8, `${s}: accuracy ${last.testAccuracy}`);
+  }
+});
+
+test('target accuracy stops the run early', async () => {
+  const r = await setup(healthyNodes(4), [0, 1, 2, 3], 'fedavg', { rounds: 50, targetAccuracy: 0.8 }).run();
+  assert.ok(r.reachedTarget);
+  assert.ok(r.rounds.length < 50);
+  assert.ok(r.rounds[r.rounds.length - 1].testAccuracy >= 0.8);
+});
