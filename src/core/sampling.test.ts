@@ -32,6 +32,16 @@ test('sampleCount is ceil(fraction * N) for exact decimal fractions, within [min
   );
 });
 
+test('sampleCount is exactly ceil(p% of N) for every whole percentage and N up to 300', () => {
+  for (let n = 0; n <= 300; n++) {
+    for (let pct = 1; pct <= 100; pct++) {
+      const exact = Math.floor((pct * n + 99) / 100);
+      const k = sampleCount(n, pct / 100, 1);
+      if (k !== Math.min(n, Math.max(1, exact))) assert.fail(`sampleCount(${n}, ${pct / 100}, 1) = ${k}, expected ${Math.min(n, Math.max(1, exact))}`);
+    }
+  }
+});
+
 test('sampleNodes: sorted, distinct, a subset of ids, the right count, deterministic for a seed', () => {
   fc.assert(
     fc.property(
