@@ -12,6 +12,7 @@ import type { SimulationOptions } from '../sim/options.js';
 import { checkOutDir, summarize, writeRunOutputs } from './report.js';
 import { runPredict } from './predict-cmd.js';
 import type { RoundRecord } from '../engine/round-engine.js';
+import { addDeployCommands } from './deploy-cmds.js';
 
 const program = new Command('edgefed')
   .description('Federated deep learning at the edge: partition, train, fuse and predict.')
@@ -149,6 +150,8 @@ Examples:
       process.stdout.write(`${JSON.stringify(rest)}\nfirst predictions: ${JSON.stringify(predictions.slice(0, 5))}\n`);
     }
   });
+
+addDeployCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -118,3 +118,19 @@ export function decodeFrame(bytes: Uint8Array, maxBytes = 512 * 1024 * 1024): Fr
   delete header.tensors;
   return { header: header as Frame['header'], tensors };
 }
+
+/** The header of a frame without reading its tensors (for routing); the frame is fully validated later. */
+export function peekHeader(bytes: Uint8Array): Frame['header'] {
+  if (bytes.length < 8) throw new FrameError('truncated', `frame of ${bytes.length} bytes is shorter than its 8-byte prefix`);
+  if (new TextDecoder().decode(bytes.subarray(0, 4)) !== WIRE_MAGIC) throw new FrameError('bad_magic', 'frame does not start with EFW1');
+  const headerLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
+  if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > bytes.length) throw new FrameError('bad_header', `header length ${headerLength} does not fit the frame`);
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
+  } catch {
+    throw new FrameError('bad_header', 'header is not valid UTF-8 JSON');
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new FrameError('bad_header', 'header is not a JSON object');
+  return header as Frame['header'];
+}

@@ -25,7 +25,21 @@ export interface EngineOptions {
   local: Pick<TrainConfig, 'epochs' | 'batchSize' | 'optimizer'>;
   targetAccuracy?: number;
   centralEval?: (weights: Float32Array) => Promise<EvalOutcome>;
-  onRound?: (record: RoundRecord, global: Float32Array) => void | Promise<void>;
+  /** Called after each fused round, before the next starts: the place to commit a checkpoint. */
+  onRound?: (record: RoundRecord, global: Float32Array, strategy: Strategy) => void | Promise<void>;
+  /** Resume: the first round to run (the rounds before it are already committed). Default 1. */
+  startRound?: number;
+  /**
+   * Over-selection (FedScale, Bonawitz et al. 2019): ask ceil(k * (1 + overSelect)) nodes and fuse the
+   * first k that answer; the rest are stragglers. Default 0.
+   */
+  overSelect?: number;
+  /** Per-node cap on local steps for this round (work sized to capability); undefined = no cap. */
+  maxStepsFor?: (nodeId: number) => number | undefined;
+  /** Checked before each round: 'stop' ends the run, 'pause' waits until it changes. */
+  control?: () => 'run' | 'pause' | 'stop';
+  /** Waits for nodes before a round (deployment: until minNodes are connected); default: no wait. */
+  waitForNodes?: (minNodes: number) => Promise<void>;
 }
 
 export interface NodeFailure {
@@ -74,12 +88,23 @@ export class RoundEngine {
     return new Rng(seed).fork(`train:${round}:${nodeId}`).nextU32();
   }
 
-  private async trainRound(round: number, selected: number[]): Promise<{ results: TrainResult[]; failures: NodeFailure[] }> {
+  /**
+   * Sends the round to every selected node and resolves once `needed` valid results are in or every node
+   * has answered or failed; nodes still working then are stragglers, recorded as such.
+   */
+  private async trainRound(round: number, selected: number[], needed: number): Promise<{ results: TrainResult[]; failures: NodeFailure[] }> {
     const { layout, strategy, transport } = this.o;
     const results: TrainResult[] = [];
     const failures: NodeFailure[] = [];
-    await Promise.all(selected.map(async (nodeId) => {
-      const config: TrainConfig = { ...this.o.local, proxMu: strategy.config.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId) };
+    let closed = false;
+    let settle: () => void = () => {};
+    const enough = new Promise<void>((resolve) => (settle = resolve));
+    const all = Promise.all(selected.map(async (nodeId) => {
+      const maxSteps = this.o.maxStepsFor?.(nodeId);
+      const config: TrainConfig = {
+        ...this.o.local, proxMu: strategy.config.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
+        ...(maxSteps !== undefined ? { maxSteps } : {}),
+      };
       try {
         const frame = encodeTrainRequest(layout, { round, nodeId, mode: strategy.mode, config, weights: this.global });
         const msg = decodeMessage(layout, await transport.request(nodeId, frame));
@@ -88,11 +113,18 @@ export class RoundEngine {
         const r = msg.reply;
         if (r.round !== round || r.nodeId !== nodeId) throw new Error(`reply is for node ${r.nodeId} round ${r.round}`);
         if (!finite(r.vector)) throw new Error('update has non-finite values');
+        if (r.vector.length !== this.global.length) throw new Error(`update has ${r.vector.length} values, the model ${this.global.length}`);
+        if (closed) throw new Error('straggler: answered after the round closed');
         results.push({ nodeId, numExamples: r.numExamples, steps: r.steps, vector: r.vector, metrics: r.metrics });
+        if (results.length >= needed) settle();
       } catch (e) {
-        failures.push({ nodeId, error: (e as Error).message });
+        if (!closed) failures.push({ nodeId, error: (e as Error).message });
       }
     }));
+    await Promise.race([enough, all]);
+    closed = true;
+    const answered = new Set([...results.map((r) => r.nodeId), ...failures.map((f) => f.nodeId)]);
+    for (const nodeId of selected) if (!answered.has(nodeId)) failures.push({ nodeId, error: 'straggler: still working when the round closed' });
     results.sort((a, b) => a.nodeId - b.nodeId);
     failures.sort((a, b) => a.nodeId - b.nodeId);
     return { results, failures };
@@ -116,12 +148,22 @@ export class RoundEngine {
     const rng = new Rng(o.seed);
     const records: RoundRecord[] = [];
     let reachedTarget = false;
-    for (let round = 1; round <= o.rounds; round++) {
+    for (let round = o.startRound ?? 1; round <= o.rounds; round++) {
+      let state = o.control?.() ?? 'run';
+      while (state === 'pause') {
+        await new Promise((r) => setTimeout(r, 100));
+        state = o.control!();
+      }
+      if (state === 'stop') break;
+      await o.waitForNodes?.(o.minNodes);
       const started = performance.now();
       const before = o.transport.traffic();
       const ids = o.transport.nodeIds();
-      const selected = ids.length >= o.minNodes ? o.strategy.configureTrain(ids, o.fraction, o.minNodes, rng.fork(`sample:${round}`)) : [];
-      const { results, failures } = await this.trainRound(round, selected);
+      const wanted = ids.length >= o.minNodes ? o.strategy.configureTrain(ids, o.fraction, o.minNodes, rng.fork(`sample:${round}`)) : [];
+      const extra = Math.ceil(wanted.length * (o.overSelect ?? 0));
+      const spare = extra > 0 ? rng.fork(`over:${round}`).shuffle(ids.filter((id) => !wanted.includes(id))).slice(0, extra) : [];
+      const selected = [...wanted, ...spare].sort((a, b) => a - b);
+      const { results, failures } = await this.trainRound(round, selected, extra > 0 ? wanted.length : selected.length);
       const fused = results.length >= o.minNodes && results.length > 0;
       if (fused) this.global = o.strategy.aggregateTrain(this.global, results);
       const fed = o.evalFraction > 0 && ids.length > 0
@@ -140,7 +182,7 @@ export class RoundEngine {
         seconds: (performance.now() - started) / 1000,
       };
       records.push(record);
-      await o.onRound?.(record, this.global);
+      await o.onRound?.(record, this.global, o.strategy);
       const accuracy = o.centralEval ? central.accuracy : fed.accuracy;
       if (o.targetAccuracy !== undefined && accuracy >= o.targetAccuracy) {
         reachedTarget = true;

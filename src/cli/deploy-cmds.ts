@@ -1,0 +1,137 @@
+/** `edgefed coordinator`, `edgefed node` and `edgefed up` (a coordinator and local node processes). */
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import pino from 'pino';
+import { intArg } from './args.js';
+import { UsageError } from './args.js';
+import { startCoordinator } from '../coordinator/server.js';
+import { parseRunConfig } from '../coordinator/config.js';
+import { Agent } from '../node/agent.js';
+import { loadNodeData } from '../node/data.js';
+import { saveTfjsModel } from '../model/tfjs.js';
+
+function parseTags(s: string | undefined): Record<string, string> {
+  if (!s) return {};
+  const out: Record<string, string> = {};
+  for (const kv of s.split(',')) {
+    const [k, v] = kv.split('=');
+    if (!k || v === undefined || !/^[A-Za-z0-9_.-]+$/.test(k)) throw new UsageError(`--tags: expected k=v,k=v, got '${s}'`);
+    out[k] = v;
+  }
+  return out;
+}
+
+export function addDeployCommands(program: Command): void {
+  program.command('coordinator')
+    .description('the service that runs federations: REST API + WebSocket for nodes, state in SQLite')
+    .option('--port <n>', 'port to listen on', intArg(0, 65535), 8080)
+    .option('--host <addr>', 'address to bind', '127.0.0.1')
+    .option('--db <file>', 'SQLite database file (runs resume from it after a restart)', 'edgefed.db')
+    .option('--config <file>', 'a run config (JSON) to create when the database has no runs yet')
+    .option('--exit-when-done', 'exit once every run has finished')
+    .addHelpText('after', `
+Examples:
+  edgefed coordinator --port 8080 --db edgefed.db --config run.json
+  curl -X POST localhost:8080/v1/runs -H 'content-type: application/json' -d '{"model":"mlp","rounds":10}'`)
+    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean }) => {
+      let config: unknown;
+      if (f.config) {
+        try {
+          config = parseRunConfig(JSON.parse(readFileSync(f.config, 'utf8')));
+        } catch (e) {
+          throw new UsageError(`--config ${f.config}: ${(e as Error).message}`);
+        }
+      }
+      const c = await startCoordinator({ port: f.port, host: f.host, db: f.db });
+      if (config && c.store.listRuns().length === 0) {
+        const id = c.store.createRun(config, (config as { seed: number }).seed);
+        c.runs.start(id);
+      }
+      process.stdout.write(`${JSON.stringify({ api: c.url, ws: c.url.replace('http', 'ws') + '/v1/ws' })}\n`);
+      const shutdown = () => void c.close().then(() => process.exit(0));
+      process.on('SIGTERM', shutdown);
+      process.on('SIGINT', shutdown);
+      if (f.exitWhenDone) {
+        const timer = setInterval(() => {
+          if (c.runs.activeRuns().length === 0 && c.store.listRuns().length > 0) {
+            clearInterval(timer);
+            shutdown();
+          }
+        }, 500);
+      }
+    });
+
+  program.command('node')
+    .description('an edge-node agent: enrols, trains on its local data, returns updates, reconnects')
+    .requiredOption('--coordinator <url>', 'coordinator address, e.g. http://127.0.0.1:8080')
+    .requiredOption('--data <spec>', 'mnist-partition:I/N[:PARTITION] | idx:DIR | csv:FILE')
+    .option('--name <name>', 'stable node name (its identity across restarts)')
+    .option('--tags <k=v,...>', 'tags for scheduling, e.g. site=plant1,class=gateway')
+    .option('--power <class>', 'power class: mains | battery', 'mains')
+    .option('--delay-ms <n>', 'extra delay before each answer (emulates a slow device)', intArg(0, 3_600_000))
+    .addHelpText('after', `
+Examples:
+  edgefed node --coordinator http://127.0.0.1:8080 --data mnist-partition:0/5 --name n0 --tags site=a`)
+    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number }) => {
+      const name = f.name ?? `node-${process.pid}`;
+      const tags = parseTags(f.tags);
+      try {
+        new URL(f.coordinator);
+      } catch {
+        throw new UsageError(`--coordinator: not a URL: '${f.coordinator}'`);
+      }
+      let data;
+      try {
+        data = loadNodeData(f.data, name);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      const log = pino({ level: process.env.EDGEFED_LOG ?? 'info', base: { node: name } }, pino.destination(2));
+      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs });
+      await agent.start();
+      const stop = () => {
+        agent.stop();
+        process.exit(0);
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+    });
+
+  program.command('up')
+    .description('a coordinator plus local edge-node processes on loopback training the reference MNIST model')
+    .option('--nodes <n>', 'node processes to start', intArg(1, 64), 4)
+    .option('--rounds <n>', 'rounds', intArg(1, 10000), 10)
+    .option('--port <n>', 'coordinator port (0 = any free port)', intArg(0, 65535), 0)
+    .option('--db <file>', 'SQLite file', '')
+    .option('--target-accuracy <a>', 'stop at this test accuracy', Number, 0.97)
+    .action(async (f: { nodes: number; rounds: number; port: number; db: string; targetAccuracy: number }) => {
+      const dir = join('runs', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+      mkdirSync(dir, { recursive: true });
+      const logger = pino({ level: 'warn' }, pino.destination(2));
+      let c: Awaited<ReturnType<typeof startCoordinator>> | undefined;
+      c = await startCoordinator({
+        port: f.port, db: f.db || join(dir, 'edgefed.db'), logger,
+        onRound: (runId, r) => process.stderr.write(`run ${runId} round ${r.round}/${f.rounds}: test acc ${r.testAccuracy.toFixed(4)} loss ${r.testLoss.toFixed(4)}, ${r.contributed.length} nodes, ${(r.bytesReceived / 1e6).toFixed(1)} MB in, ${r.seconds.toFixed(2)}s\n`),
+      });
+      process.stderr.write(`coordinator API ${c.url} (try ${c.url}/v1/runs and ${c.url}/v1/nodes); starting ${f.nodes} node processes\n`);
+      const cli = fileURLToPath(new URL('../../bin/edgefed.mjs', import.meta.url));
+      const children: ChildProcess[] = Array.from({ length: f.nodes }, (_, i) => spawn(process.execPath,
+        [cli, 'node', '--coordinator', c!.url, '--data', `mnist-partition:${i}/${f.nodes}`, '--name', `node${i}`, '--tags', `slot=${i % 2}`],
+        { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, EDGEFED_LOG: 'warn' } }));
+      const config = parseRunConfig({ name: 'demo', model: 'mlp', rounds: f.rounds, minNodes: f.nodes, targetAccuracy: f.targetAccuracy, seed: 1 });
+      const id = c.store.createRun(config, config.seed);
+      const run = c.runs.start(id);
+      await run.done;
+      const ckpt = c.store.lastCheckpoint(id);
+      const status = c.store.getRun(id);
+      if (ckpt) await saveTfjsModel(run.spec, ckpt.weights, join(dir, 'model'));
+      const last = c.store.roundRecords(id).at(-1) as { testAccuracy?: number } | undefined;
+      process.stderr.write(`run ${id} ${status?.status} after ${ckpt?.round ?? 0} rounds: test accuracy ${last?.testAccuracy?.toFixed(4)}; model saved to ${join(dir, 'model')}, state in ${join(dir, 'edgefed.db')}\n`);
+      for (const ch of children) ch.kill('SIGTERM');
+      await c.close();
+    });
+}

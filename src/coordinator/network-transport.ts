@@ -1,0 +1,87 @@
+/**
+ * The network transport for one run: request frames go to nodes over their WebSocket, replies come back
+ * through the registry. A reply that misses its deadline fails the request (the node is a straggler);
+ * when it arrives later it is handed to onLate, recorded, and never fused into another round.
+ */
+import type { Transport } from '../engine/transport.js';
+import { TrafficMeter } from '../engine/transport.js';
+import { peekHeader } from '../core/wire.js';
+import type { LiveNode, Registry, Selection } from './registry.js';
+
+export interface NetworkTransportOptions {
+  registry: Registry;
+  selection: Selection;
+  timeoutMs: number;
+  /** Makes sure the node holds this run's model spec before its first request. */
+  configure: (node: LiveNode) => Promise<void>;
+  onLate?: (nodeId: number, header: Record<string, unknown>) => void;
+}
+
+export class NetworkTransport implements Transport {
+  private readonly meter = new TrafficMeter();
+
+  constructor(private readonly o: NetworkTransportOptions) {}
+
+  nodeIds(): number[] {
+    return this.o.registry.eligible(this.o.selection);
+  }
+
+  async request(nodeId: number, frame: Uint8Array): Promise<Uint8Array> {
+    const node = this.o.registry.get(nodeId);
+    if (!node) throw new Error('node is not connected');
+    if (node.waiter) throw new Error('node is busy with another request');
+    await this.o.configure(node);
+    const sent = peekHeader(frame);
+    const replyType = sent.type === 'train' ? 'train_result' : 'eval_result';
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (node.waiter === waiter) node.waiter = null;
+        reject(new Error(`deadline of ${this.o.timeoutMs} ms passed`));
+      }, this.o.timeoutMs);
+      const waiter = {
+        accept: (reply: Uint8Array): boolean => {
+          let h: Record<string, unknown>;
+          try {
+            h = peekHeader(reply);
+          } catch {
+            return false;
+          }
+          // An error reply or the reply of the same type for this round is ours; anything else is late.
+          if (h.round !== sent.round || (h.type !== replyType && h.type !== 'error')) return false;
+          clearTimeout(timer);
+          node.waiter = null;
+          this.meter.count(nodeId, 0, reply.length);
+          resolve(reply);
+          return true;
+        },
+        fail: (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      node.waiter = waiter;
+      this.meter.count(nodeId, frame.length, 0);
+      node.socket.send(frame, { binary: true }, (err) => {
+        if (err) waiter.fail(new Error(`send failed: ${err.message}`));
+      });
+    });
+  }
+
+  /** A reply no request was waiting for (deadline passed): recorded as a late update. */
+  late(nodeId: number, frame: Uint8Array): void {
+    this.meter.count(nodeId, 0, frame.length);
+    let header: Record<string, unknown> = {};
+    try {
+      header = peekHeader(frame);
+    } catch {
+      // an unreadable late frame is still recorded, with no header
+    }
+    this.o.onLate?.(nodeId, header);
+  }
+
+  traffic() {
+    return this.meter.snapshot();
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,98 @@
+/**
+ * Connected nodes: their socket, enrolment data (resources, tags) and liveness. The registry answers
+ * "which nodes can take work for this run now", and routes reply frames to whoever awaits them.
+ */
+import type { WebSocket } from 'ws';
+
+export interface NodeResources {
+  cores?: number;
+  memoryMb?: number;
+  samplesPerSecond?: number;
+  bandwidthMbps?: number;
+  powerClass?: string;
+  examples?: number;
+  platform?: string;
+}
+
+export interface LiveNode {
+  id: number;
+  name: string;
+  socket: WebSocket;
+  resources: NodeResources;
+  tags: Record<string, string>;
+  lastSeen: number;
+  /** The run whose model the node is configured for. */
+  configuredRun: number | null;
+  /** Whoever waits for this node's reply: accept() returns false for a frame that is not that reply. */
+  waiter: { accept(frame: Uint8Array): boolean; fail(e: Error): void } | null;
+}
+
+export interface Selection {
+  tags: Record<string, string>;
+  minCores?: number;
+  minMemoryMb?: number;
+  minSamplesPerSecond?: number;
+}
+
+export function qualifies(n: Pick<LiveNode, 'resources' | 'tags'>, s: Selection): boolean {
+  for (const [k, v] of Object.entries(s.tags)) if (n.tags[k] !== v) return false;
+  if (s.minCores !== undefined && (n.resources.cores ?? 0) < s.minCores) return false;
+  if (s.minMemoryMb !== undefined && (n.resources.memoryMb ?? 0) < s.minMemoryMb) return false;
+  if (s.minSamplesPerSecond !== undefined && (n.resources.samplesPerSecond ?? 0) < s.minSamplesPerSecond) return false;
+  return true;
+}
+
+export class Registry {
+  private readonly nodes = new Map<number, LiveNode>();
+  private readonly listeners = new Set<() => void>();
+
+  add(n: LiveNode): void {
+    const old = this.nodes.get(n.id);
+    if (old && old.socket !== n.socket) old.socket.terminate(); // a node that reconnects replaces its old link
+    this.nodes.set(n.id, n);
+    this.changed();
+  }
+
+  remove(id: number, socket: WebSocket): void {
+    const n = this.nodes.get(id);
+    if (n?.socket === socket) {
+      this.nodes.delete(id);
+      n.waiter?.fail(new Error('connection lost'));
+      n.waiter = null;
+      this.changed();
+    }
+  }
+
+  get(id: number): LiveNode | undefined {
+    return this.nodes.get(id);
+  }
+
+  all(): LiveNode[] {
+    return [...this.nodes.values()].sort((a, b) => a.id - b.id);
+  }
+
+  eligible(s: Selection): number[] {
+    return this.all().filter((n) => qualifies(n, s)).map((n) => n.id);
+  }
+
+  /** Resolves when `count` nodes qualify, or after timeoutMs. */
+  async waitFor(s: Selection, count: number, timeoutMs: number): Promise<boolean> {
+    if (this.eligible(s).length >= count) return true;
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.eligible(s).length >= count) done(true);
+      };
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.listeners.delete(check);
+        resolve(ok);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.listeners.add(check);
+    });
+  }
+
+  private changed(): void {
+    for (const l of [...this.listeners]) l();
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * Runs federations on the coordinator: each run is a RoundEngine over the network transport, with every
+ * round committed to the store (weights, strategy state, metrics, traffic) before the next one starts.
+ * A restarted coordinator resumes each unfinished run from its last committed round.
+ */
+import type { Logger } from 'pino';
+import { loadDatasetSpec } from '../data/load.js';
+import { subset, type Dataset } from '../data/types.js';
+import { Rng } from '../core/rng.js';
+import { makeLayout } from '../core/params.js';
+import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../model/spec.js';
+import { makeTrainer } from '../model/make-trainer.js';
+import { DEFAULT_LR } from '../nn/optimizer.js';
+import { parseStrategy, Strategy } from '../engine/strategy.js';
+import { RoundEngine, type RoundRecord } from '../engine/round-engine.js';
+import { NetworkTransport } from './network-transport.js';
+import type { Registry } from './registry.js';
+import type { Store } from './store.js';
+import { parseRunConfig, type RunConfig } from './config.js';
+
+type Control = 'run' | 'pause' | 'stop';
+
+/** Metrics that do not exist for a round (no evaluation, nothing fused) are NaN in memory, null in JSON. */
+function jsonSafe(record: RoundRecord): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, typeof v === 'number' && !Number.isFinite(v) ? null : v]));
+}
+
+export interface ActiveRun {
+  id: number;
+  config: RunConfig;
+  spec: ModelSpec;
+  transport: NetworkTransport;
+  done: Promise<void>;
+}
+
+export function runModelSpec(config: RunConfig, test: Dataset): ModelSpec {
+  const base = builtinModel(config.model, test.featureShape, test.numClasses);
+  const name = config.optimizer ?? base.optimizer.name;
+  const lr = config.lr ?? (config.optimizer && config.optimizer !== base.optimizer.name ? DEFAULT_LR[config.optimizer] : base.optimizer.lr);
+  return { ...base, optimizer: { name, lr } };
+}
+
+export class RunManager {
+  private readonly control = new Map<number, Control>();
+  private readonly active = new Map<number, ActiveRun>();
+  private readonly testSets = new Map<string, Dataset>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly registry: Registry,
+    private readonly log: Logger,
+    private readonly onRoundCommitted?: (runId: number, record: RoundRecord) => void,
+  ) {}
+
+  get(runId: number): ActiveRun | undefined {
+    return this.active.get(runId);
+  }
+
+  activeRuns(): ActiveRun[] {
+    return [...this.active.values()];
+  }
+
+  setControl(runId: number, c: Control): void {
+    this.control.set(runId, c);
+    if (c !== 'stop') this.store.setRunStatus(runId, c === 'pause' ? 'paused' : 'running');
+  }
+
+  private testSet(spec: string, limit?: number): Dataset {
+    const key = `${spec}#${limit ?? ''}`;
+    let d = this.testSets.get(key);
+    if (!d) {
+      const t = loadDatasetSpec(spec).test;
+      d = limit && limit < t.n ? subset(t, Array.from({ length: limit }, (_, i) => i)) : t;
+      this.testSets.set(key, d);
+    }
+    return d;
+  }
+
+  /** Resumes every run that was running or paused when the coordinator stopped. */
+  resumeAll(): void {
+    for (const r of this.store.listRuns()) {
+      if (r.status === 'running' || r.status === 'paused' || r.status === 'created') this.start(r.id);
+    }
+  }
+
+  start(runId: number): ActiveRun {
+    const existing = this.active.get(runId);
+    if (existing) return existing;
+    const row = this.store.getRun(runId);
+    if (!row) throw new Error(`run ${runId} does not exist`);
+    const config = parseRunConfig(row.config);
+    const test = this.testSet(config.evalDataset, config.limitTest);
+    const spec = runModelSpec(config, test);
+    const transport = new NetworkTransport({
+      registry: this.registry, selection: config.selection, timeoutMs: config.roundTimeoutMs,
+      configure: async (node) => {
+        if (node.configuredRun === runId) return;
+        node.socket.send(JSON.stringify({ type: 'configure', runId, spec }));
+        node.configuredRun = runId;
+      },
+      onLate: (nodeId, header) => {
+        this.store.recordEvent(runId, 'late_update', { nodeId, forRound: header.round ?? null, type: header.type ?? null });
+        this.log.info({ runId, nodeId, forRound: header.round }, 'late update recorded, not fused');
+      },
+    });
+    if (!this.control.has(runId)) this.control.set(runId, row.status === 'paused' ? 'pause' : 'run');
+    const run: ActiveRun = { id: runId, config, spec, transport, done: Promise.resolve() };
+    run.done = this.execute(run, test).catch((e: Error) => {
+      this.log.error({ runId, err: e.message }, 'run failed');
+      this.store.setRunStatus(runId, 'failed', e.message);
+    }).finally(() => this.active.delete(runId));
+    this.active.set(runId, run);
+    return run;
+  }
+
+  private async execute(run: ActiveRun, test: Dataset): Promise<void> {
+    const { id: runId, config, spec, transport } = run;
+    const layout = makeLayout(tensorSpecs(spec));
+    const checkpoint = this.store.lastCheckpoint(runId);
+    const initial = checkpoint?.weights ?? initialWeights(tensorSpecs(spec), new Rng(config.seed).fork('init'));
+    const strategy = new Strategy(parseStrategy(config.strategy), checkpoint?.strategyState);
+    const evaluator = await makeTrainer(spec);
+    const startRound = (checkpoint?.round ?? 0) + 1;
+    if (this.control.get(runId) !== 'pause') this.store.setRunStatus(runId, 'running');
+    this.log.info({ runId, startRound, rounds: config.rounds }, checkpoint ? 'resuming run' : 'starting run');
+    let lastTraffic = transport.traffic();
+    const sizedWork = config.workSeconds !== undefined && (strategy.name === 'fednova' || strategy.name === 'fedprox');
+    try {
+      const engine = new RoundEngine({
+        layout, strategy, transport, initial, seed: config.seed, rounds: config.rounds, fraction: config.fraction,
+        minNodes: config.minNodes, evalFraction: config.evalFraction, targetAccuracy: config.targetAccuracy,
+        local: { epochs: config.localEpochs, batchSize: config.batchSize, optimizer: spec.optimizer },
+        startRound, overSelect: config.overSelect,
+        maxStepsFor: sizedWork ? (nodeId) => {
+          const speed = this.registry.get(nodeId)?.resources.samplesPerSecond;
+          return speed ? Math.max(1, Math.floor((speed * config.workSeconds!) / config.batchSize)) : undefined;
+        } : undefined,
+        control: () => this.control.get(runId) ?? 'run',
+        waitForNodes: async (min) => {
+          await this.registry.waitFor(config.selection, min, config.waitForNodesMs);
+        },
+        centralEval: (w) => evaluator.evaluate(w, test),
+        onRound: (record, global, strat) => {
+          const now = transport.traffic();
+          const nodes = new Set([...record.selected]);
+          const traffic = [...nodes].map((nodeId) => {
+            const a = now.byNode.get(nodeId) ?? { sent: 0, received: 0 };
+            const b = lastTraffic.byNode.get(nodeId) ?? { sent: 0, received: 0 };
+            return { nodeId, sent: a.sent - b.sent, received: a.received - b.received, contributed: record.contributed.includes(nodeId) };
+          });
+          lastTraffic = now;
+          // Committed before the next round starts: a crash loses at most the round in progress.
+          this.store.commitRound(runId, record.round, jsonSafe(record), { weights: global, strategyState: strat.state() }, traffic);
+          for (const f of record.failures) this.store.recordEvent(runId, 'node_failure', { round: record.round, ...f });
+          this.log.info({ runId, round: record.round, acc: record.testAccuracy, contributed: record.contributed.length, failures: record.failures.length }, 'round committed');
+          this.onRoundCommitted?.(runId, record);
+        },
+      });
+      const result = await engine.run();
+      const stopped = this.control.get(runId) === 'stop';
+      this.store.setRunStatus(runId, stopped ? 'stopped' : 'completed');
+      this.log.info({ runId, rounds: result.rounds.length, reachedTarget: result.reachedTarget }, stopped ? 'run stopped' : 'run completed');
+    } finally {
+      evaluator.dispose();
+    }
+  }
+}
