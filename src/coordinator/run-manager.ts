@@ -20,10 +20,6 @@ import { parseRunConfig, type RunConfig } from './config.js';
 
 type Control = 'run' | 'pause' | 'stop';
 
-/** Metrics that do not exist for a round (no evaluation, nothing fused) are NaN in memory, null in JSON. */
-function jsonSafe(record: RoundRecord): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, typeof v === 'number' && !Number.isFinite(v) ? null : v]));
-}
 
 export interface ActiveRun {
   id: number;
@@ -99,7 +95,9 @@ export class RunManager {
         node.configuredRun = runId;
       },
       onLate: (nodeId, header) => {
-        this.store.recordEvent(runId, 'late_update', { nodeId, forRound: header.round ?? null, type: header.type ?? null });
+        const atRound = (this.store.getRun(runId)?.roundsCompleted ?? 0) + 1;
+        if (Number.isInteger(header.round)) this.store.recordEvent(runId, 'late_update', { nodeId, forRound: header.round, atRound, type: String(header.type) });
+        else this.store.recordEvent(runId, 'rejected', { nodeId, atRound, message: 'unreadable frame with no request waiting' });
         this.log.info({ runId, nodeId, forRound: header.round }, 'late update recorded, not fused');
       },
     });
@@ -150,7 +148,7 @@ export class RunManager {
           });
           lastTraffic = now;
           // Committed before the next round starts: a crash loses at most the round in progress.
-          this.store.commitRound(runId, record.round, jsonSafe(record), { weights: global, strategyState: strat.state() }, traffic);
+          this.store.commitRound(runId, record.round, record, { weights: global, strategyState: strat.state() }, traffic);
           for (const f of record.failures) this.store.recordEvent(runId, 'node_failure', { round: record.round, ...f });
           this.log.info({ runId, round: record.round, acc: record.testAccuracy, contributed: record.contributed.length, failures: record.failures.length }, 'round committed');
           this.onRoundCommitted?.(runId, record);

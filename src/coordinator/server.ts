@@ -11,6 +11,7 @@ import { Registry, type LiveNode } from './registry.js';
 import { RunManager } from './run-manager.js';
 import { parseRunConfig } from './config.js';
 import type { RoundRecord } from '../engine/round-engine.js';
+import { weightsSha256 } from '../model/hash.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
@@ -104,6 +105,12 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
       return { id: run.id, action };
     });
   }
+  app.get('/v1/runs/:id/checkpoint', async (req, reply) => {
+    const run = store.getRun(runId(req));
+    const ckpt = run ? store.lastCheckpoint(run.id) : null;
+    if (!run || !ckpt) return reply.code(404).send({ error: { code: 'not_found', message: 'no checkpoint for this run' } });
+    return { runId: run.id, round: ckpt.round, sha256: weightsSha256(ckpt.weights), numParams: ckpt.weights.length };
+  });
   app.get('/v1/nodes', async () => ({
     nodes: store.listNodes().map((n) => ({ ...n, online: registry.get(n.id) !== undefined })),
   }));

@@ -3,7 +3,7 @@
  * the same RoundEngine a deployed coordinator uses. Returns the metrics and the final model.
  */
 import { availableParallelism } from 'node:os';
-import { createHash } from 'node:crypto';
+import { weightsSha256 } from '../model/hash.js';
 import { loadDatasetSpec, type LoadedData } from '../data/load.js';
 import { featureSize, subset, type Dataset } from '../data/types.js';
 import { derivedImageFeature, parsePartitionSpec, partition, partitionReport, type PartitionReport } from '../core/partition.js';
@@ -35,9 +35,6 @@ export interface SimulationResult {
   data: LoadedData;
 }
 
-export function weightsSha256(w: Float32Array): string {
-  return createHash('sha256').update(new Uint8Array(w.buffer, w.byteOffset, w.byteLength)).digest('hex');
-}
 
 /** The model spec a --model value names: a built-in or a path to a tfjs model.json. */
 export async function resolveModel(name: string, train: Dataset): Promise<{ spec: ModelSpec; weights: Float32Array | null }> {
