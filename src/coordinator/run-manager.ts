@@ -14,6 +14,7 @@ import { DEFAULT_LR } from '../nn/optimizer.js';
 import { parseStrategy, Strategy } from '../engine/strategy.js';
 import { RoundEngine, type RoundRecord } from '../engine/round-engine.js';
 import { NetworkTransport } from './network-transport.js';
+import { peekHeader } from '../core/wire.js';
 import type { Registry } from './registry.js';
 import type { Store } from './store.js';
 import { parseRunConfig, type RunConfig } from './config.js';
@@ -72,6 +73,26 @@ export class RunManager {
     return d;
   }
 
+  /** A frame no request waits for: a straggler's answer after its deadline (even after its run ended). */
+  late(runId: number, nodeId: number, frame: Uint8Array): void {
+    const active = this.active.get(runId);
+    if (active) return active.transport.late(nodeId, frame);
+    let header: Record<string, unknown> = {};
+    try {
+      header = peekHeader(frame);
+    } catch {
+      // recorded below as unreadable
+    }
+    if (this.store.getRun(runId)) this.recordLate(runId, nodeId, header);
+  }
+
+  private recordLate(runId: number, nodeId: number, header: Record<string, unknown>): void {
+    const atRound = (this.store.getRun(runId)?.roundsCompleted ?? 0) + 1;
+    if (Number.isInteger(header.round)) this.store.recordEvent(runId, 'late_update', { nodeId, forRound: header.round, atRound, type: String(header.type) });
+    else this.store.recordEvent(runId, 'rejected', { nodeId, atRound, message: 'unreadable frame with no request waiting' });
+    this.log.info({ runId, nodeId, forRound: header.round }, 'late update recorded, not fused');
+  }
+
   /** Resumes every run that was running or paused when the coordinator stopped. */
   resumeAll(): void {
     for (const r of this.store.listRuns()) {
@@ -94,12 +115,7 @@ export class RunManager {
         node.socket.send(JSON.stringify({ type: 'configure', runId, spec }));
         node.configuredRun = runId;
       },
-      onLate: (nodeId, header) => {
-        const atRound = (this.store.getRun(runId)?.roundsCompleted ?? 0) + 1;
-        if (Number.isInteger(header.round)) this.store.recordEvent(runId, 'late_update', { nodeId, forRound: header.round, atRound, type: String(header.type) });
-        else this.store.recordEvent(runId, 'rejected', { nodeId, atRound, message: 'unreadable frame with no request waiting' });
-        this.log.info({ runId, nodeId, forRound: header.round }, 'late update recorded, not fused');
-      },
+      onLate: (nodeId, header) => this.recordLate(runId, nodeId, header),
     });
     if (!this.control.has(runId)) this.control.set(runId, row.status === 'paused' ? 'pause' : 'run');
     const run: ActiveRun = { id: runId, config, spec, transport, done: Promise.resolve() };

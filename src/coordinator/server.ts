@@ -105,6 +105,11 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
       return { id: run.id, action };
     });
   }
+  app.get('/v1/runs/:id/events', async (req, reply) => {
+    const run = store.getRun(runId(req));
+    if (!run) return reply.code(404).send({ error: { code: 'not_found', message: 'no such run' } });
+    return { events: store.events(run.id, 500) };
+  });
   app.get('/v1/runs/:id/checkpoint', async (req, reply) => {
     const run = store.getRun(runId(req));
     const ckpt = run ? store.lastCheckpoint(run.id) : null;
@@ -159,8 +164,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
       if (isBinary) {
         const frame = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         if (node.waiter?.accept(frame)) return;
-        const owner = runs.get(node.configuredRun ?? -1);
-        if (owner) owner.transport.late(node.id, frame);
+        if (node.configuredRun !== null) runs.late(node.configuredRun, node.id, frame);
         else reject('unexpected_frame', 'no request is waiting for this frame');
         return;
       }

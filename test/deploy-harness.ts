@@ -1,0 +1,88 @@
+/** Real processes on loopback for deployment tests: a coordinator and edge-node agents, via the CLI. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
+import { CLI } from './helpers.js';
+
+export async function freePort(): Promise<number> {
+  const s = createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as { port: number }).port;
+  s.close();
+  await once(s, 'close');
+  return port;
+}
+
+export interface Proc {
+  child: ChildProcess;
+  output: () => string;
+}
+
+function start(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, EDGEFED_LOG: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  return { child, output: () => out };
+}
+
+export function startCoordinator(port: number, db: string, configFile?: string): Proc {
+  return start(['coordinator', '--port', String(port), '--db', db, ...(configFile ? ['--config', configFile] : [])]);
+}
+
+export function startNode(url: string, data: string, name: string, extra: string[] = []): Proc {
+  return start(['node', '--coordinator', url, '--data', data, '--name', name, ...extra]);
+}
+
+export async function api<T = unknown>(url: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+  const r = await fetch(url + path, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: r.status, json: (await r.json()) as T };
+}
+
+/** Polls until check returns a value (not undefined), or throws after timeoutMs with the last state. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function waitHealthy(url: string): Promise<void> {
+  await waitFor('coordinator health', async () => ((await fetch(`${url}/healthz`)).ok ? true : undefined), 60_000);
+}
+
+export interface RunView {
+  id: number;
+  status: string;
+  roundsCompleted: number;
+  rounds: { round: number; contributed: number[]; failures: { nodeId: number; error: string }[]; testAccuracy: number; fused: boolean }[];
+}
+
+export async function runView(url: string, id: number): Promise<RunView> {
+  return (await api<RunView>(url, `/v1/runs/${id}`)).json;
+}
+
+/** Starts nodes one after another, each enrolled before the next, so node ids follow names. */
+export async function startNodesInOrder(url: string, specs: { data: string; name: string; extra?: string[] }[]): Promise<Proc[]> {
+  const procs: Proc[] = [];
+  for (const s of specs) {
+    procs.push(startNode(url, s.data, s.name, s.extra));
+    await waitFor(`node ${s.name} enrolled`, async () => {
+      const { json } = await api<{ nodes: { name: string; online: boolean }[] }>(url, '/v1/nodes');
+      return json.nodes.some((n) => n.name === s.name && n.online) ? true : undefined;
+    });
+  }
+  return procs;
+}
+
+export function killAll(procs: Proc[]): void {
+  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+}

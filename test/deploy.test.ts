@@ -1,0 +1,96 @@
+// Coordinator and edge nodes as real processes on loopback sockets.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { api, freePort, killAll, runView, startCoordinator, startNode, startNodesInOrder, waitFor, waitHealthy, type Proc } from './deploy-harness.js';
+
+const base = { model: 'mlp', limitTest: 2000, seed: 1, waitForNodesMs: 120000 };
+
+async function coordinator(config?: object): Promise<{ url: string; port: number; db: string; proc: Proc; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefed-deploy-'));
+  const port = await freePort();
+  const db = join(dir, 'state.db');
+  let file: string | undefined;
+  if (config) writeFileSync((file = join(dir, 'run.json')), JSON.stringify(config));
+  const proc = startCoordinator(port, db, file);
+  const url = `http://127.0.0.1:${port}`;
+  await waitHealthy(url);
+  return { url, port, db, proc, dir };
+}
+
+const done = (v: { status: string }) => ['completed', 'stopped', 'failed'].includes(v.status);
+
+test('API validates run configs and reports unknown runs', async () => {
+  const c = await coordinator();
+  try {
+    const bad = await api<{ error: { code: string; message: string } }>(c.url, '/v1/runs', { rounds: 0 });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.code, 'invalid_config');
+    assert.match(bad.json.error.message, /rounds/);
+    const unknown = await api(c.url, '/v1/runs', { model: 'mlp', bogus: 1 });
+    assert.equal(unknown.status, 400);
+    assert.equal((await api(c.url, '/v1/runs/99')).status, 404);
+    assert.deepEqual((await api<{ runs: unknown[] }>(c.url, '/v1/runs')).json.runs, []);
+  } finally {
+    killAll([c.proc]);
+  }
+});
+
+test('a node killed with SIGKILL mid-round does not stall the run', async () => {
+  const c = await coordinator();
+  const nodes = await startNodesInOrder(c.url, [0, 1, 2].map((i) => ({ data: `mnist-partition:${i}/12`, name: `k${i}`, extra: i === 2 ? ['--delay-ms', '1500'] : [] })));
+  try {
+    const { json } = await api<{ id: number }>(c.url, '/v1/runs', { ...base, rounds: 4, minNodes: 2, roundTimeoutMs: 60000 });
+    // kill node 2 as soon as round 1 is under way (it has been sent work)
+    await waitFor('round 1 committed', async () => ((await runView(c.url, json.id)).roundsCompleted >= 1 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 300)); // round 2 is out; node 2 holds its answer for 1.5 s
+    nodes[2].child.kill('SIGKILL');
+    const v = await waitFor('run done', async () => { const r = await runView(c.url, json.id); return done(r) ? r : undefined; });
+    assert.equal(v.status, 'completed');
+    assert.equal(v.rounds.length, 4);
+    assert.ok(v.rounds.every((r) => r.fused && r.contributed.length >= 2));
+    assert.match(v.rounds[1].failures.find((f) => f.nodeId === 2)?.error ?? '', /connection lost/, 'round 2 lost node 2 mid-round');
+    assert.ok(v.rounds.slice(1).every((r) => !r.contributed.includes(2)), 'the killed node no longer contributes');
+  } finally {
+    killAll([...nodes, c.proc]);
+  }
+});
+
+test('scheduling: tag selection, a deadline with a deliberately slow node, and the minimum-nodes wait', async () => {
+  const c = await coordinator();
+  const nodes = await startNodesInOrder(c.url, [
+    { data: 'mnist-partition:0/12', name: 's0', extra: ['--tags', 'site=a'] },
+    { data: 'mnist-partition:1/12', name: 's1', extra: ['--tags', 'site=b'] },
+    { data: 'mnist-partition:2/12', name: 's2', extra: ['--tags', 'site=a', '--delay-ms', '4000'] },
+  ]);
+  try {
+    // tags: only site=a nodes (0 and 2) are asked; node 2 is too slow for a 1.5 s deadline
+    const tagged = await api<{ id: number }>(c.url, '/v1/runs', { ...base, rounds: 2, minNodes: 1, roundTimeoutMs: 1500, selection: { tags: { site: 'a' } } });
+    const v = await waitFor('tagged run done', async () => { const r = await runView(c.url, tagged.json.id); return done(r) ? r : undefined; });
+    assert.equal(v.status, 'completed');
+    for (const r of v.rounds) {
+      assert.deepEqual(r.contributed, [0], 'only the fast site=a node is fused');
+      assert.deepEqual(r.failures.map((f) => f.nodeId), [2]);
+      assert.match(r.failures[0].error, /deadline/);
+    }
+    // the straggler's late answers are recorded, never fused
+    const late = await waitFor('late update recorded', async () => {
+      const { json } = await api<{ events: { kind: string; data: { nodeId: number; forRound: number; atRound: number } }[] }>(c.url, `/v1/runs/${tagged.json.id}/events`);
+      return json.events.find((e) => e.kind === 'late_update');
+    });
+    assert.equal(late.data.nodeId, 2);
+    assert.ok(late.data.atRound > late.data.forRound, 'recorded against a later round, not fused into it');
+
+    // minimum-nodes wait: 4 nodes needed, 3 online: no round starts until a 4th enrols
+    const waiting = await api<{ id: number }>(c.url, '/v1/runs', { ...base, rounds: 1, minNodes: 4, roundTimeoutMs: 20000 });
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal((await runView(c.url, waiting.json.id)).roundsCompleted, 0);
+    nodes.push(startNode(c.url, 'mnist-partition:3/12', 's3'));
+    const w = await waitFor('waiting run done', async () => { const r = await runView(c.url, waiting.json.id); return done(r) ? r : undefined; });
+    assert.equal(w.rounds[0].contributed.length + w.rounds[0].failures.length, 4);
+  } finally {
+    killAll([...nodes, c.proc]);
+  }
+});
