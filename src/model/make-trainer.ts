@@ -5,7 +5,7 @@ import type { LocalTrainer } from './trainer.js';
 import { EngineTrainer } from './engine-trainer.js';
 import { TfjsTrainer } from './tfjs-trainer.js';
 import { ensureTfjs } from './tfjs.js';
-import { getKernels } from '../nn/kernels-select.js';
+import { selectKernels } from '../nn/kernels-select.js';
 import { denseUnsupportedReason } from '../nn/dense.js';
 
 export type TrainerChoice = 'auto' | 'engine' | 'tfjs';
@@ -14,7 +14,7 @@ export async function makeTrainer(spec: ModelSpec, choice: TrainerChoice = 'auto
   const dense = asDenseNet(spec);
   const engineOk = dense !== null && denseUnsupportedReason(dense) === null;
   if (choice === 'engine' && !engineOk) throw new Error(`the dense engine cannot train model ${spec.name}; use the tfjs trainer`);
-  if (engineOk && choice !== 'tfjs') return new EngineTrainer(dense!, await getKernels());
+  if (engineOk && choice !== 'tfjs') return new EngineTrainer(dense!, await selectKernels());
   await ensureTfjs();
   return TfjsTrainer.create(spec);
 }

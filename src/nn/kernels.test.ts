@@ -500,7 +500,7 @@ describe('getKernels', () => {
       if (loadNativeKernels()) assert.equal(getKernels('js').name, 'native-openblas');
       else assert.throws(() => getKernels('js'), /native kernels requested \(EDGEFED_KERNELS=native\) but unavailable/);
     });
-    withEnv('gpu', () => assert.throws(() => getKernels(), /EDGEFED_KERNELS must be one of native, js, auto; got 'gpu'/));
+    withEnv('gpu', () => assert.throws(() => getKernels(), /EDGEFED_KERNELS must be one of native, wasm, js, auto; got 'gpu'/));
   });
 
   it('kernels-js.ts stays browser-safe (imports nothing but the interface)', () => {
@@ -508,5 +508,23 @@ describe('getKernels', () => {
     const imports = src.match(/^\s*import\b.*$/gm) ?? [];
     assert.deepEqual(imports, ["import type { Kernels } from './kernels.js';"]);
     assert.ok(!/\brequire\(|\bprocess\.|from 'node:/.test(src));
+  });
+});
+
+describe('selectKernels', () => {
+  it('reaches the wasm kernels by preference or EDGEFED_KERNELS=wasm, and getKernels points there', async () => {
+    const { selectKernels } = await import('./kernels-select.js');
+    const { loadWasmKernelsNode } = await import('./kernels-wasm-node.js');
+    if (!(await loadWasmKernelsNode())) return; // not built: covered by kernels-wasm.test.ts skipping
+    assert.equal((await selectKernels('wasm')).name, 'wasm-simd');
+    const saved = process.env.EDGEFED_KERNELS;
+    process.env.EDGEFED_KERNELS = 'wasm';
+    try {
+      assert.equal((await selectKernels()).name, 'wasm-simd');
+      assert.throws(() => getKernels(), /use selectKernels/);
+    } finally {
+      if (saved === undefined) delete process.env.EDGEFED_KERNELS;
+      else process.env.EDGEFED_KERNELS = saved;
+    }
   });
 });

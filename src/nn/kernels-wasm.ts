@@ -1,0 +1,585 @@
+/**
+ * The `Kernels` in WebAssembly with SIMD (wasm/kernels.ts, AssemblyScript, built by
+ * scripts/build-wasm.mjs into wasm/build/kernels.wasm): the portable fast path for browsers and for
+ * Node without the native addon. BROWSER-SAFE: this file imports nothing from Node; Node code loads
+ * the module with `loadWasmKernelsNode()` from kernels-wasm-node.ts.
+ *
+ * Semantics, validation and error messages are those of kernels-js.ts (the validation helpers are
+ * duplicated below because kernels-js.ts does not export them): elementwise kernels give the same
+ * bits as the JS kernels, gemm and softmaxXent agree to rounding (gemm accumulates in float32 SIMD
+ * lanes, like BLAS; the alpha/beta epilogue is float64 like the JS kernel).
+ *
+ * Memory. Every kernel accepts any Float32Array / Int32Array:
+ * - arrays that are views of the module's memory (`arr.buffer === kernels.memory.buffer`, e.g. from
+ *   `alloc`) are used in place: zero copy, the fast path;
+ * - other arrays are copied into a scratch region of wasm memory, and the outputs copied back: correct
+ *   but slower. Large arrays go through the scratch in blocks, so this does not grow memory unless a
+ *   single row (or, for gemm, one column block of B) is larger than the scratch (`scratchBytes`).
+ * `alloc`/`allocInt` are a bump allocator over the memory, freed all at once by `reset()`. When the
+ * memory grows (alloc past its end, rarely a copying call as above) every existing view of it is
+ * DETACHED (length 0 and byteOffset 0; kernels then reject it as too short) and `generation`
+ * increments. Callers that keep views must record each view's byteOffset and length when they get it,
+ * check `generation` after alloc (or such a call), and re-take their views with
+ * `new Float32Array(kernels.memory.buffer, byteOffset, length)`: the data is still there.
+ * Growth is in large steps (at least +50% or +16 MiB), so it is rare; allocating everything up front
+ * avoids it entirely.
+ *
+ * Aliasing: softmaxXent may write delta over logits (delta === logits), and identical arrays behave as
+ * in the JS kernels; other partial overlaps between arguments are not supported (gemm rejects them).
+ */
+import type { Kernels } from './kernels.js';
+
+export interface WasmKernels extends Kernels {
+  readonly name: 'wasm-simd';
+  /** The module's linear memory; `alloc` views point into memory.buffer. */
+  readonly memory: WebAssembly.Memory;
+  /** Increments each time the memory grows (which detaches every view of the old buffer). */
+  readonly generation: number;
+  /** A zero-filled Float32Array of `length` elements inside wasm memory (kernels use it without copying). */
+  alloc(length: number): Float32Array;
+  /** A zero-filled Int32Array of `length` elements inside wasm memory (for softmaxXent labels). */
+  allocInt(length: number): Int32Array;
+  /** Frees everything alloc/allocInt returned; those views must not be used afterwards. */
+  reset(): void;
+}
+
+export interface WasmKernelsOptions {
+  /** Bytes of wasm memory reserved for copying arrays that live outside it (default 4 MiB, min 64 KiB). */
+  scratchBytes?: number;
+}
+
+/** The exports of wasm/build/kernels.wasm (pointers are byte addresses, sizes element counts). */
+interface KernelExports {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  gemmWorkBytes(): number;
+  gemm(transA: number, transB: number, m: number, n: number, k: number, alpha: number, a: number, lda: number,
+    b: number, ldb: number, beta: number, c: number, ldc: number, work: number): void;
+  biasAct(c: number, bias: number, m: number, n: number, relu: number): void;
+  reluBackward(delta: number, act: number, len: number): void;
+  colSum(a: number, m: number, n: number, out: number, init: number): void;
+  softmaxXent(logits: number, labels: number, m: number, n: number, scale: number, delta: number,
+    lossIn: number, correctIn: number): number;
+  softmaxCorrect(): number;
+  adam(w: number, g: number, m: number, v: number, len: number, lr: number, beta1: number, beta2: number,
+    eps: number, bc1: number, bc2: number): void;
+  sgd(w: number, g: number, len: number, lr: number, mu: number, vel: number): void;
+}
+
+const EXPORTED_FUNCTIONS = ['heapBase', 'gemmWorkBytes', 'gemm', 'biasAct', 'reluBackward', 'colSum', 'softmaxXent',
+  'softmaxCorrect', 'adam', 'sgd'] as const;
+
+const PAGE = 65536;
+const MAX_PAGES = 65536; // wasm32: 4 GiB
+const MIN_GROW_PAGES = 256; // 16 MiB
+const DEFAULT_SCRATCH = 4 << 20;
+
+// ---------- validation: the same checks and messages as kernels-js.ts ----------
+
+const MAX_DIM = 2147483647;
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (ArrayBuffer.isView(v)) return Object.prototype.toString.call(v).slice(8, -1);
+  if (Array.isArray(v)) return 'Array';
+  return typeof v;
+}
+
+function f32(fn: string, name: string, v: unknown): void {
+  if (!(v instanceof Float32Array)) throw new TypeError(`${fn}: ${name} must be a Float32Array, got ${describe(v)}`);
+}
+
+function i32(fn: string, name: string, v: unknown): void {
+  if (!(v instanceof Int32Array)) throw new TypeError(`${fn}: ${name} must be an Int32Array, got ${describe(v)}`);
+}
+
+function num(fn: string, name: string, v: unknown): void {
+  if (typeof v !== 'number') throw new TypeError(`${fn}: ${name} must be a number, got ${describe(v)}`);
+}
+
+function bool(fn: string, name: string, v: unknown): void {
+  if (typeof v !== 'boolean') throw new TypeError(`${fn}: ${name} must be a boolean, got ${describe(v)}`);
+}
+
+function dim(fn: string, name: string, v: unknown): void {
+  num(fn, name, v);
+  const d = v as number;
+  if (!(Number.isInteger(d) && d >= 0 && d <= MAX_DIM)) {
+    throw new RangeError(`${fn}: ${name} must be a non-negative integer, got ${d}`);
+  }
+}
+
+function need(fn: string, name: string, arr: ArrayLike<number>, n: number, what: string): void {
+  if (arr.length < n) throw new RangeError(`${fn}: ${name} has ${arr.length} elements, needs at least ${n} (${what})`);
+}
+
+function overlaps(x: Float32Array, xn: number, y: Float32Array, yn: number): boolean {
+  if (xn === 0 || yn === 0 || x.buffer !== y.buffer) return false;
+  const x0 = x.byteOffset, y0 = y.byteOffset;
+  return x0 < y0 + yn * 4 && y0 < x0 + xn * 4;
+}
+
+// ---------- staging of arrays that live outside wasm memory ----------
+
+type Arr = Float32Array | Int32Array;
+const IN = 1, OUT = 2, INOUT = 3;
+
+/**
+ * One argument of a wasm call: `rows` x `cols` elements of `arr` from element `start`, rows `ld`
+ * apart (rows = 1 for a plain range). After staging, `ptr` is its byte address in wasm memory and
+ * `pld` its leading dimension there (ld in place, cols when copied).
+ */
+interface Part {
+  arr: Arr;
+  start: number;
+  rows: number;
+  cols: number;
+  ld: number;
+  mode: number;
+  ptr: number;
+  pld: number;
+}
+
+function part(arr: Arr, start: number, rows: number, cols: number, ld: number, mode: number): Part {
+  return { arr, start, rows, cols, ld, mode, ptr: 0, pld: ld };
+}
+
+/** A copy in wasm memory of [b0, b1) bytes of `buffer` (contiguous), or of a strided block (`block`). */
+interface Slot {
+  buffer: ArrayBufferLike;
+  b0: number;
+  b1: number;
+  mode: number;
+  block: Part | null;
+  parts: Part[];
+  at: number;
+}
+
+const align = (x: number, a: number) => Math.ceil(x / a) * a;
+
+function slotBytes(s: Slot): number {
+  return s.block ? s.block.rows * s.block.cols * 4 : s.b1 - s.b0;
+}
+
+function isPositiveInt(v: unknown): boolean {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0;
+}
+
+/**
+ * Instantiates the kernels module (bytes of wasm/build/kernels.wasm, or an already compiled Module).
+ * Rejects when the engine lacks WebAssembly SIMD or the bytes are not the kernels module.
+ */
+export async function createWasmKernels(wasmBytes: BufferSource | WebAssembly.Module,
+  options: WasmKernelsOptions = {}): Promise<WasmKernels> {
+  const scratchBytes = options.scratchBytes ?? DEFAULT_SCRATCH;
+  if (!(isPositiveInt(scratchBytes) && scratchBytes >= 65536 && scratchBytes <= 1 << 30)) {
+    throw new RangeError(`createWasmKernels: scratchBytes must be an integer in [65536, 2^30], got ${String(scratchBytes)}`);
+  }
+  // The module imports nothing; env.abort is only there so that a debug build (with assertions) links.
+  const imports = {
+    env: {
+      abort: (_msg: number, _file: number, line: number, col: number) => {
+        throw new Error(`wasm kernels aborted at ${line}:${col}`);
+      },
+    },
+  };
+  let instance: WebAssembly.Instance;
+  try {
+    instance = wasmBytes instanceof WebAssembly.Module
+      ? await WebAssembly.instantiate(wasmBytes, imports)
+      : (await WebAssembly.instantiate(wasmBytes, imports)).instance;
+  } catch (e) {
+    const simd = wasmSimdSupported() ? '' : ' (this engine does not support WebAssembly SIMD)';
+    throw new Error(`createWasmKernels: cannot instantiate the kernels module${simd}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const ex = instance.exports as unknown as KernelExports;
+  for (const f of EXPORTED_FUNCTIONS) {
+    if (typeof ex[f] !== 'function') throw new Error(`createWasmKernels: not the EdgeFed kernels module (no export '${f}')`);
+  }
+  if (!(ex.memory instanceof WebAssembly.Memory)) throw new Error("createWasmKernels: not the EdgeFed kernels module (no exported 'memory')");
+  return build(ex, scratchBytes);
+}
+
+function build(ex: KernelExports, scratchBytes: number): WasmKernels {
+  const memory = ex.memory;
+  // Layout: [static data][gemm packing work][scratch for copied arrays][alloc heap ->]
+  const work = align(ex.heapBase(), 64);
+  const scratch = align(work + ex.gemmWorkBytes(), 64);
+  const heapStart = align(scratch + scratchBytes, 64);
+  const scratchFloats = Math.floor(scratchBytes / 4) - 64; // room for the 16-byte alignment of a few slots
+
+  let buf: ArrayBuffer = memory.buffer;
+  let heapI32 = new Int32Array(buf);
+  let generation = 0;
+  let top = heapStart;
+
+  /** Picks up a grown memory (ours or anyone's): new views, generation + 1. */
+  function refresh(): void {
+    if (memory.buffer !== buf) {
+      buf = memory.buffer;
+      heapI32 = new Int32Array(buf);
+      generation++;
+    }
+  }
+
+  /** Makes memory at least `end` bytes, growing by at least +50% or 16 MiB when it must grow. */
+  function ensure(end: number, fn: string): void {
+    refresh();
+    const have = buf.byteLength;
+    if (end <= have) return;
+    const curPages = have / PAGE;
+    const needPages = Math.ceil((end - have) / PAGE);
+    if (curPages + needPages > MAX_PAGES) {
+      throw new RangeError(`${fn}: wasm memory cannot grow to ${end} bytes (the limit is 4 GiB)`);
+    }
+    const stepPages = Math.min(Math.max(needPages, curPages >> 1, MIN_GROW_PAGES), MAX_PAGES - curPages);
+    try {
+      memory.grow(stepPages);
+    } catch {
+      try {
+        memory.grow(needPages);
+      } catch (e) {
+        throw new RangeError(`${fn}: wasm memory cannot grow to ${end} bytes: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    refresh();
+  }
+  ensure(heapStart, 'createWasmKernels');
+  generation = 0; // growth during set-up does not count: no view existed yet
+
+  function allocBytes(fn: string, length: unknown): number {
+    if (typeof length !== 'number') throw new TypeError(`${fn}: length must be a number, got ${describe(length)}`);
+    if (!(Number.isInteger(length) && length >= 0 && length <= MAX_PAGES * PAGE / 4)) {
+      throw new RangeError(`${fn}: length must be a non-negative integer, got ${length}`);
+    }
+    const ptr = top;
+    const end = align(ptr + length * 4, 64);
+    ensure(end, fn);
+    top = end;
+    new Int32Array(buf, ptr, length).fill(0); // memory reused after reset() is not zero
+    return ptr;
+  }
+
+  /**
+   * Runs `call` with every part at a wasm address: parts in wasm memory in place, the others copied
+   * (overlapping contiguous parts of one buffer share a copy, so aliasing behaves as in place) into the
+   * scratch, or into temporary space past the heap top (growing memory) when they do not fit.
+   */
+  function staged(parts: Part[], fn: string, call: () => void): void {
+    refresh();
+    const slots: Slot[] = [];
+    const byBuffer = new Map<ArrayBufferLike, Slot[]>();
+    for (const p of parts) {
+      const n = p.rows * p.cols;
+      if (n === 0) {
+        p.ptr = 0;
+        p.pld = Math.max(p.cols, 1);
+        continue;
+      }
+      if (p.arr.buffer === buf) {
+        p.ptr = p.arr.byteOffset + p.start * 4;
+        p.pld = p.ld;
+        continue;
+      }
+      p.pld = p.cols;
+      const b0 = p.arr.byteOffset + p.start * 4;
+      if (p.rows === 1 || p.cols === p.ld) {
+        const s: Slot = { buffer: p.arr.buffer, b0, b1: b0 + n * 4, mode: p.mode, block: null, parts: [p], at: 0 };
+        const list = byBuffer.get(s.buffer);
+        if (list) list.push(s);
+        else byBuffer.set(s.buffer, [s]);
+      } else {
+        slots.push({ buffer: p.arr.buffer, b0, b1: b0, mode: p.mode, block: p, parts: [p], at: 0 });
+      }
+    }
+    for (const list of byBuffer.values()) {
+      list.sort((x, y) => x.b0 - y.b0);
+      let cur = list[0];
+      slots.push(cur);
+      for (let i = 1; i < list.length; i++) {
+        const s = list[i];
+        if (s.b0 < cur.b1) {
+          cur.b1 = Math.max(cur.b1, s.b1);
+          cur.mode |= s.mode;
+          cur.parts.push(...s.parts);
+        } else {
+          cur = s;
+          slots.push(cur);
+        }
+      }
+    }
+    let total = 0;
+    for (const s of slots) total = align(total + slotBytes(s), 16);
+    let base = scratch;
+    if (total > scratchBytes) {
+      // Only when one row / block is larger than the scratch: past the heap top, growing if needed.
+      base = align(top, 64);
+      ensure(base + total, fn);
+    }
+    let at = base;
+    for (const s of slots) {
+      s.at = at;
+      at = align(at + slotBytes(s), 16);
+      for (const p of s.parts) p.ptr = s.block ? s.at : s.at + (p.arr.byteOffset + p.start * 4 - s.b0);
+      if (s.mode & IN) copy(s, true);
+    }
+    call();
+    refresh();
+    for (const s of slots) if (s.mode & OUT) copy(s, false);
+  }
+
+  function copy(s: Slot, into: boolean): void {
+    if (!s.block) {
+      const src = new Int32Array(s.buffer, s.b0, (s.b1 - s.b0) / 4);
+      if (into) heapI32.set(src, s.at / 4);
+      else src.set(heapI32.subarray(s.at / 4, s.at / 4 + src.length));
+      return;
+    }
+    const p = s.block;
+    const outer = new Int32Array(p.arr.buffer, p.arr.byteOffset + p.start * 4, (p.rows - 1) * p.ld + p.cols);
+    for (let r = 0; r < p.rows; r++) {
+      const row = outer.subarray(r * p.ld, r * p.ld + p.cols);
+      const h = s.at / 4 + r * p.cols;
+      if (into) heapI32.set(row, h);
+      else row.set(heapI32.subarray(h, h + p.cols));
+    }
+  }
+
+  /** Rows of an m x n problem per block so that `perRow` floats per row plus `fixed` fit the scratch (0: none). */
+  function rowsPerBlock(perRow: number, fixed: number): number {
+    if (perRow === 0) return Infinity;
+    return Math.floor((scratchFloats - fixed) / perRow);
+  }
+
+  const outside = (x: Arr) => x.buffer !== buf;
+
+  // ---------- the kernels ----------
+
+  function gemm(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+    a: Float32Array, b: Float32Array, beta: number, c: Float32Array): void {
+    const fn = 'gemm';
+    bool(fn, 'transA', transA); bool(fn, 'transB', transB);
+    dim(fn, 'm', m); dim(fn, 'n', n); dim(fn, 'k', k);
+    num(fn, 'alpha', alpha); num(fn, 'beta', beta);
+    f32(fn, 'a', a); f32(fn, 'b', b); f32(fn, 'c', c);
+    need(fn, 'a', a, m * k, 'm*k'); need(fn, 'b', b, k * n, 'k*n'); need(fn, 'c', c, m * n, 'm*n');
+    if (overlaps(c, m * n, a, m * k) || overlaps(c, m * n, b, k * n)) throw new RangeError('gemm: c must not overlap a or b');
+    if (m === 0 || n === 0) return;
+    const ta = transA ? 1 : 0, tb = transB ? 1 : 0;
+    if (alpha === 0 || k === 0) {
+      // Only C is touched: scaled in place exactly as kernels-js does (A and B are not read).
+      if (beta === 0) c.fill(0, 0, m * n);
+      else if (beta !== 1) for (let i = 0; i < m * n; i++) c[i] *= beta;
+      return;
+    }
+    refresh();
+    if (a.buffer === buf && b.buffer === buf && c.buffer === buf) {
+      ex.gemm(ta, tb, m, n, k, alpha, a.byteOffset, transA ? m : k, b.byteOffset, transB ? k : n, beta, c.byteOffset, n, work);
+      return;
+    }
+    const cMode = beta === 0 ? OUT : INOUT;
+    const aOut = outside(a), bOut = outside(b), cOut = outside(c);
+    // Blocks of C (mb x nb), each needing op(A) rows (mb x k), op(B) columns (k x nb) and the C block,
+    // sized so that the copied ones fit the scratch together; B whole when it takes at most half.
+    let nb = n;
+    if (bOut && k * n > scratchFloats / 2) nb = Math.floor(scratchFloats / 2 / k);
+    if (nb > 8 && nb < n) nb -= nb % 8;
+    let mb = rowsPerBlock((aOut ? k : 0) + (cOut ? nb : 0), bOut ? k * nb : 0);
+    if (mb > 4 && mb < m) mb -= mb % 4;
+    if (nb < 1 || mb < 1) { nb = n; mb = m; } // a row does not fit: one block, past the heap top
+    mb = Math.min(mb, m);
+    for (let j0 = 0; j0 < n; j0 += nb) {
+      const nc = Math.min(nb, n - j0);
+      // op(B)[:, j0..j0+nc]: columns of a k x n B, or rows of an n x k B.
+      const bp = transB ? part(b, j0 * k, nc, k, k, IN) : part(b, j0, k, nc, n, IN);
+      for (let i0 = 0; i0 < m; i0 += mb) {
+        const mc = Math.min(mb, m - i0);
+        // op(A)[i0..i0+mc, :]: rows of an m x k A, or columns of a k x m A.
+        const ap = transA ? part(a, i0, k, mc, m, IN) : part(a, i0 * k, mc, k, k, IN);
+        const cp = part(c, i0 * n + j0, mc, nc, n, cMode);
+        staged([ap, bp, cp], fn, () => {
+          ex.gemm(ta, tb, mc, nc, k, alpha, ap.ptr, ap.pld, bp.ptr, bp.pld, beta, cp.ptr, cp.pld, work);
+        });
+      }
+    }
+  }
+
+  function biasAct(c: Float32Array, bias: Float32Array, m: number, n: number, relu: boolean): void {
+    const fn = 'biasAct';
+    f32(fn, 'c', c); f32(fn, 'bias', bias); dim(fn, 'm', m); dim(fn, 'n', n); bool(fn, 'relu', relu);
+    need(fn, 'c', c, m * n, 'm*n'); need(fn, 'bias', bias, n, 'n');
+    if (m === 0 || n === 0) return;
+    refresh();
+    const r = relu ? 1 : 0;
+    if (c.buffer === buf && bias.buffer === buf) {
+      ex.biasAct(c.byteOffset, bias.byteOffset, m, n, r);
+      return;
+    }
+    let rb = rowsPerBlock(outside(c) ? n : 0, outside(bias) ? n : 0);
+    if (rb < 1) rb = m;
+    for (let i0 = 0; i0 < m; i0 += rb) {
+      const rows = Math.min(rb, m - i0);
+      const cp = part(c, i0 * n, 1, rows * n, rows * n, INOUT);
+      const bp = part(bias, 0, 1, n, n, IN);
+      staged([cp, bp], fn, () => ex.biasAct(cp.ptr, bp.ptr, rows, n, r));
+    }
+  }
+
+  /** Runs a flat elementwise kernel over [0, len) in blocks that fit the scratch. */
+  function flat(fn: string, arrays: Arr[], modes: number[], len: number, call: (ptrs: number[], n: number) => void): void {
+    refresh();
+    let nOut = 0;
+    for (const x of arrays) if (x.buffer !== buf) nOut++;
+    if (nOut === 0) {
+      call(arrays.map((x) => x.byteOffset), len);
+      return;
+    }
+    let blk = Math.floor(scratchFloats / nOut);
+    blk -= blk % 4;
+    for (let s = 0; s < len; s += blk) {
+      const cnt = Math.min(blk, len - s);
+      const parts = arrays.map((x, i) => part(x, s, 1, cnt, cnt, modes[i]));
+      staged(parts, fn, () => call(parts.map((p) => p.ptr), cnt));
+    }
+  }
+
+  function reluBackward(delta: Float32Array, act: Float32Array): void {
+    const fn = 'reluBackward';
+    f32(fn, 'delta', delta); f32(fn, 'act', act);
+    const len = delta.length;
+    need(fn, 'act', act, len, 'delta.length');
+    if (len === 0) return;
+    flat(fn, [delta, act], [INOUT, IN], len, (p, n) => ex.reluBackward(p[0], p[1], n));
+  }
+
+  function colSum(a: Float32Array, m: number, n: number, out: Float32Array): void {
+    const fn = 'colSum';
+    f32(fn, 'a', a); dim(fn, 'm', m); dim(fn, 'n', n); f32(fn, 'out', out);
+    need(fn, 'a', a, m * n, 'm*n'); need(fn, 'out', out, n, 'n');
+    if (n === 0) return;
+    refresh();
+    if (a.buffer === buf && out.buffer === buf) {
+      ex.colSum(a.byteOffset, m, n, out.byteOffset, 1);
+      return;
+    }
+    let rb = rowsPerBlock(outside(a) ? n : 0, outside(out) ? n : 0);
+    if (rb < 1) rb = Math.max(m, 1);
+    let i0 = 0;
+    do {
+      const rows = Math.min(rb, m - i0);
+      const init = i0 === 0 ? 1 : 0; // later blocks add to the running sums, in the same row order
+      const ap = part(a, i0 * n, 1, rows * n, rows * n, IN);
+      const op = part(out, 0, 1, n, n, init ? OUT : INOUT);
+      staged([ap, op], fn, () => ex.colSum(ap.ptr, rows, n, op.ptr, init));
+      i0 += rows;
+    } while (i0 < m);
+  }
+
+  function softmaxXent(logits: Float32Array, labels: Int32Array, m: number, n: number, scale: number,
+    delta: Float32Array): { loss: number; correct: number } {
+    const fn = 'softmaxXent';
+    f32(fn, 'logits', logits); i32(fn, 'labels', labels); dim(fn, 'm', m); dim(fn, 'n', n);
+    num(fn, 'scale', scale); f32(fn, 'delta', delta);
+    need(fn, 'logits', logits, m * n, 'm*n'); need(fn, 'labels', labels, m, 'm'); need(fn, 'delta', delta, m * n, 'm*n');
+    for (let i = 0; i < m; i++) {
+      const l = labels[i];
+      if (l < 0 || l >= n) throw new RangeError(`${fn}: labels[${i}] = ${l} is out of range [0, ${n})`);
+    }
+    if (m === 0) return { loss: 0, correct: 0 };
+    refresh();
+    if (logits.buffer === buf && labels.buffer === buf && delta.buffer === buf) {
+      const loss = ex.softmaxXent(logits.byteOffset, labels.byteOffset, m, n, scale, delta.byteOffset, 0, 0);
+      return { loss, correct: ex.softmaxCorrect() };
+    }
+    let rb = rowsPerBlock((outside(logits) ? n : 0) + (outside(labels) ? 1 : 0) + (outside(delta) ? n : 0), 0);
+    if (rb < 1) rb = m;
+    let loss = 0;
+    let correct = 0;
+    for (let i0 = 0; i0 < m; i0 += rb) {
+      const rows = Math.min(rb, m - i0);
+      const lp = part(logits, i0 * n, 1, rows * n, rows * n, IN);
+      const yp = part(labels, i0, 1, rows, rows, IN);
+      const dp = part(delta, i0 * n, 1, rows * n, rows * n, OUT);
+      staged([lp, yp, dp], fn, () => {
+        loss = ex.softmaxXent(lp.ptr, yp.ptr, rows, n, scale, dp.ptr, loss, correct);
+        correct = ex.softmaxCorrect();
+      });
+    }
+    return { loss, correct };
+  }
+
+  function adam(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number,
+    beta1: number, beta2: number, eps: number, step: number): void {
+    const fn = 'adam';
+    f32(fn, 'w', w); f32(fn, 'g', g); f32(fn, 'm', m); f32(fn, 'v', v);
+    num(fn, 'lr', lr); num(fn, 'beta1', beta1); num(fn, 'beta2', beta2); num(fn, 'eps', eps); num(fn, 'step', step);
+    if (!(Number.isInteger(step) && step >= 1)) throw new RangeError(`${fn}: step must be a positive integer, got ${step}`);
+    const len = w.length;
+    need(fn, 'g', g, len, 'w.length'); need(fn, 'm', m, len, 'w.length'); need(fn, 'v', v, len, 'w.length');
+    if (len === 0) return;
+    // Bias corrections with this engine's Math.pow, as the JS kernel computes them.
+    const bc1 = 1 - Math.pow(beta1, step);
+    const bc2 = 1 - Math.pow(beta2, step);
+    flat(fn, [w, g, m, v], [INOUT, IN, INOUT, INOUT], len,
+      (p, n) => ex.adam(p[0], p[1], p[2], p[3], n, lr, beta1, beta2, eps, bc1, bc2));
+  }
+
+  function sgd(w: Float32Array, g: Float32Array, lr: number, momentum: number, vel: Float32Array | null): void {
+    const fn = 'sgd';
+    f32(fn, 'w', w); f32(fn, 'g', g); num(fn, 'lr', lr); num(fn, 'momentum', momentum);
+    if (!(momentum >= 0)) throw new RangeError(`${fn}: momentum must be >= 0, got ${momentum}`);
+    const len = w.length;
+    need(fn, 'g', g, len, 'w.length');
+    if (momentum > 0) {
+      if (!(vel instanceof Float32Array)) throw new TypeError(`${fn}: vel must be a Float32Array when momentum > 0, got ${describe(vel)}`);
+      need(fn, 'vel', vel, len, 'w.length');
+      if (len === 0) return;
+      flat(fn, [w, g, vel], [INOUT, IN, INOUT], len, (p, n) => ex.sgd(p[0], p[1], n, lr, momentum, p[2]));
+    } else {
+      if (len === 0) return;
+      flat(fn, [w, g], [INOUT, IN], len, (p, n) => ex.sgd(p[0], p[1], n, lr, 0, 0));
+    }
+  }
+
+  const kernels: WasmKernels = {
+    name: 'wasm-simd',
+    memory,
+    get generation() {
+      refresh();
+      return generation;
+    },
+    alloc: (length: number) => {
+      const ptr = allocBytes('alloc', length);
+      return new Float32Array(buf, ptr, length);
+    },
+    allocInt: (length: number) => {
+      const ptr = allocBytes('allocInt', length);
+      return new Int32Array(buf, ptr, length);
+    },
+    reset: () => {
+      top = heapStart;
+    },
+    gemm,
+    biasAct,
+    reluBackward,
+    colSum,
+    softmaxXent,
+    adam,
+    sgd,
+  };
+  return Object.freeze(kernels);
+}
+
+/** Whether this engine compiles WebAssembly SIMD (a module with one v128 function). */
+export function wasmSimdSupported(): boolean {
+  try {
+    return WebAssembly.validate(new Uint8Array([
+      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+      0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type: () -> v128
+      0x03, 0x02, 0x01, 0x00, // one function of type 0
+      0x0a, 0x16, 0x01, 0x14, 0x00, 0xfd, 0x0c, ...new Array<number>(16).fill(0), 0x0b, // v128.const 0
+    ]));
+  } catch {
+    return false;
+  }
+}
