@@ -112,15 +112,14 @@ Examples:
       const dir = join('runs', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`);
       mkdirSync(dir, { recursive: true });
       const logger = pino({ level: 'warn' }, pino.destination(2));
-      let c: Awaited<ReturnType<typeof startCoordinator>> | undefined;
-      c = await startCoordinator({
+      const c = await startCoordinator({
         port: f.port, db: f.db || join(dir, 'edgefed.db'), logger,
         onRound: (runId, r) => process.stderr.write(`run ${runId} round ${r.round}/${f.rounds}: test acc ${r.testAccuracy.toFixed(4)} loss ${r.testLoss.toFixed(4)}, ${r.contributed.length} nodes, ${(r.bytesReceived / 1e6).toFixed(1)} MB in, ${r.seconds.toFixed(2)}s\n`),
       });
       process.stderr.write(`coordinator API ${c.url} (try ${c.url}/v1/runs and ${c.url}/v1/nodes); starting ${f.nodes} node processes\n`);
       const cli = fileURLToPath(new URL('../../bin/edgefed.mjs', import.meta.url));
       const children: ChildProcess[] = Array.from({ length: f.nodes }, (_, i) => spawn(process.execPath,
-        [cli, 'node', '--coordinator', c!.url, '--data', `mnist-partition:${i}/${f.nodes}`, '--name', `node${i}`, '--tags', `slot=${i % 2}`],
+        [cli, 'node', '--coordinator', c.url, '--data', `mnist-partition:${i}/${f.nodes}`, '--name', `node${i}`, '--tags', `slot=${i % 2}`],
         { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, EDGEFED_LOG: 'warn' } }));
       const config = parseRunConfig({ name: 'demo', model: 'mlp', rounds: f.rounds, minNodes: f.nodes, targetAccuracy: f.targetAccuracy, seed: 1 });
       const id = c.store.createRun(config, config.seed);

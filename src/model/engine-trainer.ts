@@ -6,7 +6,7 @@ import type { Kernels } from '../nn/kernels.js';
 import { FlatOptimizer } from '../nn/optimizer.js';
 import { Rng } from '../core/rng.js';
 import type { EvalOutcome, GradientOutcome, LocalTrainer, TrainConfig, TrainOutcome } from './trainer.js';
-import { validateTrainConfig } from './trainer.js';
+import { validateBatchSize, validateTrainConfig } from './trainer.js';
 
 const EVAL_BATCH = 512;
 
@@ -82,6 +82,7 @@ export class EngineTrainer implements LocalTrainer {
 
   async gradient(global: Float32Array, data: Dataset, batchSize: number): Promise<GradientOutcome> {
     this.checkData(data, global);
+    validateBatchSize(batchSize); // a batch size of 0 would never advance
     const g = new Float32Array(global.length);
     const sum = new Float64Array(global.length);
     let loss = 0;

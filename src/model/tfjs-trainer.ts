@@ -8,7 +8,7 @@ import { Rng } from '../core/rng.js';
 import type { ModelSpec } from './spec.js';
 import { buildTfjsModel, getModelWeights, setModelWeights, tf } from './tfjs.js';
 import type { EvalOutcome, GradientOutcome, LocalTrainer, TrainConfig, TrainOutcome } from './trainer.js';
-import { validateTrainConfig } from './trainer.js';
+import { validateBatchSize, validateTrainConfig } from './trainer.js';
 import type { OptimizerConfig } from '../nn/optimizer.js';
 
 const EVAL_BATCH = 256;
@@ -74,16 +74,21 @@ export class TfjsTrainer implements LocalTrainer {
           const rows = order.subarray(s, Math.min(s + cfg.batchSize, data.n));
           const [batchLoss, batchCorrect] = tf.tidy(() => {
             const [x, y] = this.batch(data, rows);
-            let pred: tf.Tensor | null = null;
-            const { value, grads } = tf.variableGrads(() => {
-              pred = this.model.apply(x, { training: true }) as tf.Tensor;
+            // The prediction is read inside the loss function: tensors it does not return are disposed
+            // when it ends. The reported loss is the data loss (without the FedProx term), as the engine's.
+            let baseLoss = 0;
+            let batchCorrect = 0;
+            const { grads } = tf.variableGrads(() => {
+              const pred = this.model.apply(x, { training: true }) as tf.Tensor;
               const base = this.loss(pred, y);
+              baseLoss = base.dataSync()[0];
+              batchCorrect = this.correct(pred, y);
               if (anchors.length === 0) return base;
               const prox = tf.addN(vars.map((v, i) => tf.sum(tf.squaredDifference(v, anchors[i]))));
               return tf.add(base, tf.mul(cfg.proxMu / 2, prox)) as tf.Scalar;
             }, vars);
             opt.applyGradients(grads);
-            return [value.dataSync()[0], this.correct(pred!, y)];
+            return [baseLoss, batchCorrect];
           });
           steps++;
           loss += batchLoss * rows.length;
@@ -94,11 +99,15 @@ export class TfjsTrainer implements LocalTrainer {
       return { weights: getModelWeights(this.model), numExamples: data.n, steps, metrics: { loss: loss / seen, accuracy: correct / seen } };
     } finally {
       opt.dispose();
+      // tfjs 4.22's MomentumOptimizer.dispose does not call SGDOptimizer.dispose, leaking the learning
+      // rate scalar every round; disposing it again is a no-op once tfjs fixes that.
+      if (cfg.optimizer.name === 'momentum') tf.SGDOptimizer.prototype.dispose.call(opt);
       tf.dispose(anchors);
     }
   }
 
   async gradient(global: Float32Array, data: Dataset, batchSize: number): Promise<GradientOutcome> {
+    validateBatchSize(batchSize); // a batch size of 0 would never advance
     setModelWeights(this.model, global);
     const vars = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
     const sums = vars.map((v) => new Float64Array(v.size));
@@ -108,9 +117,9 @@ export class TfjsTrainer implements LocalTrainer {
       const rows = Array.from({ length: Math.min(batchSize, data.n - s) }, (_, i) => s + i);
       tf.tidy(() => {
         const [x, y] = this.batch(data, rows);
-        let pred: tf.Tensor | null = null;
         const { value, grads } = tf.variableGrads(() => {
-          pred = this.model.apply(x) as tf.Tensor;
+          const pred = this.model.apply(x) as tf.Tensor;
+          correct += this.correct(pred, y); // here: pred is disposed when this function returns
           return this.loss(pred, y);
         }, vars);
         vars.forEach((v, i) => {
@@ -118,7 +127,6 @@ export class TfjsTrainer implements LocalTrainer {
           for (let j = 0; j < g.length; j++) sums[i][j] += g[j] * rows.length;
         });
         loss += value.dataSync()[0] * rows.length;
-        correct += this.correct(pred!, y);
       });
     }
     const gradient = new Float32Array(sums.reduce((a, s) => a + s.length, 0));

@@ -8,19 +8,79 @@ import { join } from 'node:path';
 import type { LayerSpec, ModelSpec } from './spec.js';
 import { tensorSpecs } from './spec.js';
 import type { Activation, Loss } from '../nn/dense.js';
+import type { OptimizerConfig } from '../nn/optimizer.js';
 import { layoutSize, makeLayout } from '../core/params.js';
 
 let ready: Promise<void> | null = null;
 
-/** tfjs on its CPU backend: it has every kernel (the wasm backend lacks the conv filter gradient). */
+/**
+ * tfjs on its CPU backend: it has every kernel (the wasm backend lacks the conv filter gradient). Its
+ * conv filter gradient reads every element through TensorBuffer.get, about 70x slower than a plain
+ * loop (80 s for one batch-32 step of the cnn's second conv layer), so it is replaced with the loop below.
+ */
 export function ensureTfjs(): Promise<void> {
   // PROD skips debug checks and the console banner about tfjs-node, which cannot install here.
   ready ??= (async () => {
     tf.env().set('PROD', true);
     await tf.setBackend('cpu');
     await tf.ready();
+    const stock = tf.getKernel('Conv2DBackpropFilter', 'cpu');
+    if (stock) {
+      tf.unregisterKernel('Conv2DBackpropFilter', 'cpu');
+      tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'cpu', kernelFunc: conv2dBackpropFilter(stock.kernelFunc) });
+    }
   })();
   return ready;
+}
+
+interface CpuBackend {
+  data: { get(dataId: object): { values: unknown } };
+  makeTensorInfo(shape: number[], dtype: string, values: Float32Array): tf.TensorInfo;
+}
+
+/**
+ * The CPU backend's Conv2DBackpropFilter (dW[wr, wc, i, o] = sum over b, yr, yc of x[b, xr, xc, i] *
+ * dy[b, yr, yc, o]) with flat indexing. Each sum is accumulated in float64 over (b, yr, yc) in the stock
+ * kernel's order, so the result is bit-identical to it; NCHW and non-float32 inputs go to the stock kernel.
+ */
+export function conv2dBackpropFilter(stock: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+    const attrs = args.attrs as unknown as { strides: number | [number, number]; pad: 'valid' | 'same' | number;
+      dataFormat: 'NHWC' | 'NCHW'; dimRoundingMode?: 'floor' | 'round' | 'ceil'; filterShape: [number, number, number, number] };
+    const backend = args.backend as unknown as CpuBackend;
+    const xVals = backend.data.get(x.dataId).values;
+    const dyVals = backend.data.get(dy.dataId).values;
+    if (attrs.dataFormat === 'NCHW' || !(xVals instanceof Float32Array) || !(dyVals instanceof Float32Array)) return stock(args);
+    const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], attrs.filterShape, attrs.strides,
+      1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast');
+    const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, strideHeight, strideWidth, filterHeight, filterWidth } = info;
+    const { top, left } = info.padInfo;
+    const acc = new Float64Array(filterHeight * filterWidth * inChannels * outChannels);
+    for (let b = 0; b < batchSize; b++) {
+      for (let yR = 0; yR < outHeight; yR++) {
+        for (let yC = 0; yC < outWidth; yC++) {
+          const dyOff = ((b * outHeight + yR) * outWidth + yC) * outChannels;
+          for (let wR = 0; wR < filterHeight; wR++) {
+            const xR = yR * strideHeight + wR - top;
+            if (xR < 0 || xR >= inHeight) continue;
+            for (let wC = 0; wC < filterWidth; wC++) {
+              const xC = yC * strideWidth + wC - left;
+              if (xC < 0 || xC >= inWidth) continue;
+              const xOff = ((b * inHeight + xR) * inWidth + xC) * inChannels;
+              const wOff = (wR * filterWidth + wC) * inChannels * outChannels;
+              for (let d1 = 0; d1 < inChannels; d1++) {
+                const xv = xVals[xOff + d1];
+                const o = wOff + d1 * outChannels;
+                for (let d2 = 0; d2 < outChannels; d2++) acc[o + d2] += xv * dyVals[dyOff + d2];
+              }
+            }
+          }
+        }
+      }
+    }
+    return backend.makeTensorInfo(info.filterShape as number[], 'float32', Float32Array.from(acc));
+  };
 }
 
 export { tf };
@@ -45,25 +105,40 @@ function tfjsLayer(l: LayerSpec, inputShape?: number[]): tf.layers.Layer {
 export async function buildTfjsModel(spec: ModelSpec): Promise<tf.LayersModel> {
   if (spec.topology) return tf.models.modelFromJSON({ modelTopology: spec.topology } as never);
   const model = tf.sequential({ name: spec.name.replace(/[^A-Za-z0-9_]/g, '_') });
-  spec.layers.forEach((l, i) => model.add(tfjsLayer(l, i === 0 ? spec.inputShape : undefined)));
+  // The built-in models start with Flatten for every input; on tabular (rank-1) inputs it is a no-op the
+  // engine skips, but tfjs's Flatten rejects inputs of rank < 3, so it is left out here.
+  let rank = spec.inputShape.length;
+  let first = true;
+  for (const l of spec.layers) {
+    if (l.type === 'flatten') {
+      if (rank === 1) continue;
+      rank = 1;
+    }
+    model.add(tfjsLayer(l, first ? spec.inputShape : undefined));
+    first = false;
+  }
   return model;
 }
 
+/**
+ * Writes the flat values into the model's trainable weights (tfjs order). Non-trainable weights (e.g.
+ * batch-normalization moving statistics) are left as they are: model.setWeights would demand those too.
+ */
 export function setModelWeights(model: tf.LayersModel, values: Float32Array): void {
   const weights = model.trainableWeights;
+  const sizes = weights.map((w) => (w.shape as number[]).reduce((a, b) => a * b, 1));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  if (total !== values.length) throw new Error(`weights have ${values.length} values but the model needs ${total}`);
   let offset = 0;
-  const tensors = weights.map((w) => {
-    const size = (w.shape as number[]).reduce((a, b) => a * b, 1);
-    const t = tf.tensor(values.subarray(offset, offset + size), w.shape as number[], 'float32');
-    offset += size;
-    return t;
+  weights.forEach((w, i) => {
+    const t = tf.tensor(values.subarray(offset, offset + sizes[i]), w.shape as number[], 'float32');
+    offset += sizes[i];
+    try {
+      w.write(t);
+    } finally {
+      t.dispose();
+    }
   });
-  if (offset !== values.length) {
-    tf.dispose(tensors);
-    throw new Error(`weights have ${values.length} values but the model needs ${offset}`);
-  }
-  model.setWeights(tensors);
-  tf.dispose(tensors);
 }
 
 export function getModelWeights(model: tf.LayersModel): Float32Array {
@@ -112,7 +187,11 @@ export async function specFromModelJson(path: string): Promise<{ spec: ModelSpec
       const c = l.getConfig() as Record<string, unknown>;
       const cls = l.getClassName();
       if (cls === 'Flatten') return { type: 'flatten', name: l.name };
-      if (cls === 'Dense') return { type: 'dense', name: l.name, units: c.units as number, activation: (c.activation as Activation) ?? 'linear' };
+      // The engine's dense layers have a trainable kernel and bias; a Dense without a bias or frozen is
+      // left to tfjs (the engine would expect tensors the model does not have).
+      if (cls === 'Dense' && c.useBias !== false && c.trainable !== false) {
+        return { type: 'dense', name: l.name, units: c.units as number, activation: (c.activation as Activation) ?? 'linear' };
+      }
       if (cls === 'Dropout') return { type: 'dropout', name: l.name, rate: c.rate as number };
       return { type: 'dropout', name: `${l.name}:${cls}`, rate: NaN }; // marks a layer only tfjs can train
     });
@@ -158,6 +237,21 @@ function readManifestWeights(path: string, manifest: { paths: string[]; weights:
   return out;
 }
 
+/**
+ * The optimizer as tfjs's own getTrainingConfig() writes it (class name and getConfig()): loadLayersModel
+ * compiles the model from it, and its Adam needs every field (a missing beta1 makes it throw).
+ */
+function optimizerConfig(o: OptimizerConfig): { class_name: string; config: Record<string, unknown> } {
+  switch (o.name) {
+    case 'adam':
+      return { class_name: 'Adam', config: { learningRate: o.lr, beta1: o.beta1 ?? 0.9, beta2: o.beta2 ?? 0.999, epsilon: o.epsilon ?? 1e-7 } };
+    case 'momentum':
+      return { class_name: 'Momentum', config: { learningRate: o.lr, momentum: o.momentum ?? 0.9, useNesterov: false } };
+    case 'sgd':
+      return { class_name: 'SGD', config: { learningRate: o.lr } };
+  }
+}
+
 /** Saves the model with the given weights as model.json + weights.bin, the layout tfjs's loadLayersModel reads. */
 export async function saveTfjsModel(spec: ModelSpec, weights: Float32Array, dir: string): Promise<void> {
   await ensureTfjs();
@@ -166,7 +260,7 @@ export async function saveTfjsModel(spec: ModelSpec, weights: Float32Array, dir:
     setModelWeights(model, weights);
     await model.save(tf.io.withSaveHandler(async (artifacts) => {
       mkdirSync(dir, { recursive: true });
-      const trainingConfig = { loss: spec.loss, metrics: spec.loss === 'mse' ? [] : ['accuracy'], optimizer_config: { class_name: spec.optimizer.name === 'adam' ? 'Adam' : 'SGD', config: { learning_rate: spec.optimizer.lr } } };
+      const trainingConfig = { loss: spec.loss, metrics: spec.loss === 'mse' ? [] : ['accuracy'], optimizer_config: optimizerConfig(spec.optimizer) };
       const modelJson = {
         modelTopology: artifacts.modelTopology,
         format: 'layers-model',

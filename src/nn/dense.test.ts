@@ -326,14 +326,15 @@ describe('DenseNet spec checks', () => {
 describe('DenseNet on the JS kernels', () => denseSuite(jsKernels));
 
 if (native) {
+  const nk: Kernels = native;
   describe('DenseNet on the native kernels', () => {
-    denseSuite(native);
+    denseSuite(nk);
 
     it('native and JS gradients agree to float32 rounding', () => {
       for (const [spec, seed] of [[deepNet, 1700], [hiddenMse, 1800]] as const) {
         const c = makeCase(spec, 10, seed);
         const a = new DenseNet(spec, jsKernels);
-        const b = new DenseNet(spec, native);
+        const b = new DenseNet(spec, nk);
         const ga = new Float32Array(a.numParams);
         const gb = new Float32Array(b.numParams);
         const ra = a.gradient(c.w, c.x, c.y, c.m, ga);
