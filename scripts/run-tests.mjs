@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs the test suites with node's own test runner (tsx loads TypeScript).
 // `unit`: tests beside the code (src/**/*.test.ts); `integration`: test/*.test.ts;
-// `slow`: test/slow/*.test.ts (long accuracy runs). No argument: unit + integration.
+// `slow`: test/slow/*.test.ts (long accuracy runs); `browser`: test/browser/*.test.ts (headless Chromium).
+// No argument: unit + integration.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -21,9 +22,10 @@ const suites = {
   unit: () => find('src', true),
   integration: () => find('test', false),
   slow: () => find('test/slow', false),
+  browser: () => find('test/browser', false),
 };
 const files = which === 'default' ? [...suites.unit(), ...suites.integration()] : suites[which]?.();
-if (!files) { console.error(`unknown suite '${which}' (unit, integration, slow)`); process.exit(2); }
+if (!files) { console.error(`unknown suite '${which}' (unit, integration, slow, browser)`); process.exit(2); }
 if (files.length === 0) { console.error(`suite '${which}' has no test files`); process.exit(1); }
 const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -1,4 +1,7 @@
-/** Real processes on loopback for deployment tests: a coordinator and edge-node agents, via the CLI. */
+/**
+ * Real processes on loopback for deployment tests: a coordinator and edge-node agents, via the CLI.
+ * Frames are chunked at 100 kB so every test also exercises chunked transfer of the model.
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
@@ -19,7 +22,7 @@ export interface Proc {
 }
 
 function start(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, EDGEFED_LOG: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, EDGEFED_LOG: 'info', EDGEFED_CHUNK_BYTES: '100000', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

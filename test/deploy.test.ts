@@ -63,11 +63,11 @@ test('scheduling: tag selection, a deadline with a deliberately slow node, and t
   const nodes = await startNodesInOrder(c.url, [
     { data: 'mnist-partition:0/12', name: 's0', extra: ['--tags', 'site=a'] },
     { data: 'mnist-partition:1/12', name: 's1', extra: ['--tags', 'site=b'] },
-    { data: 'mnist-partition:2/12', name: 's2', extra: ['--tags', 'site=a', '--delay-ms', '4000'] },
+    { data: 'mnist-partition:2/12', name: 's2', extra: ['--tags', 'site=a', '--delay-ms', '12000'] },
   ]);
   try {
-    // tags: only site=a nodes (0 and 2) are asked; node 2 is too slow for a 1.5 s deadline
-    const tagged = await api<{ id: number }>(c.url, '/v1/runs', { ...base, rounds: 2, minNodes: 1, roundTimeoutMs: 1500, selection: { tags: { site: 'a' } } });
+    // tags: only site=a nodes (0 and 2) are asked; node 2 (12 s per answer) is too slow for a 6 s deadline
+    const tagged = await api<{ id: number }>(c.url, '/v1/runs', { ...base, rounds: 2, minNodes: 1, roundTimeoutMs: 6000, selection: { tags: { site: 'a' } } });
     const v = await waitFor('tagged run done', async () => { const r = await runView(c.url, tagged.json.id); return done(r) ? r : undefined; });
     assert.equal(v.status, 'completed');
     for (const r of v.rounds) {

@@ -61,9 +61,7 @@ export class NetworkTransport implements Transport {
       };
       node.waiter = waiter;
       this.meter.count(nodeId, frame.length, 0);
-      node.socket.send(frame, { binary: true }, (err) => {
-        if (err) waiter.fail(new Error(`send failed: ${err.message}`));
-      });
+      node.link.send(frame, (err) => waiter.fail(new Error(`send failed: ${err.message}`)));
     });
   }
 

@@ -3,6 +3,7 @@
  * "which nodes can take work for this run now", and routes reply frames to whoever awaits them.
  */
 import type { WebSocket } from 'ws';
+import type { FrameLink } from '../net/frame-link.js';
 
 export interface NodeResources {
   cores?: number;
@@ -18,6 +19,8 @@ export interface LiveNode {
   id: number;
   name: string;
   socket: WebSocket;
+  /** Sends frames to the node (chunked when large) and reassembles what it sends. */
+  link: FrameLink;
   resources: NodeResources;
   tags: Record<string, string>;
   lastSeen: number;

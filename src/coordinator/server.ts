@@ -11,6 +11,8 @@ import { Registry, type LiveNode } from './registry.js';
 import { RunManager } from './run-manager.js';
 import { parseRunConfig } from './config.js';
 import type { RoundRecord } from '../engine/round-engine.js';
+import { FrameLink } from '../net/frame-link.js';
+import { FrameError } from '../core/wire.js';
 import { weightsSha256 } from '../model/hash.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -154,7 +156,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
         }
         clearTimeout(helloTimer);
         const id = store.upsertNode(hello.name, { resources: hello.resources, tags: hello.tags });
-        node = { id, name: hello.name, socket: ws, resources: hello.resources, tags: hello.tags, lastSeen: Date.now(), configuredRun: null, waiter: null };
+        node = { id, name: hello.name, socket: ws, link: new FrameLink(ws, MAX_FRAME_BYTES), resources: hello.resources, tags: hello.tags, lastSeen: Date.now(), configuredRun: null, waiter: null };
         registry.add(node);
         ws.send(JSON.stringify({ type: 'welcome', nodeId: id, heartbeatMs, protocol: PROTOCOL_VERSION }));
         log.info({ nodeId: id, name: hello.name, tags: hello.tags }, 'node enrolled');
@@ -162,7 +164,14 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
       }
       node.lastSeen = Date.now();
       if (isBinary) {
-        const frame = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        let frame: Uint8Array | null;
+        try {
+          frame = node.link.receive(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+        } catch (e) {
+          reject(e instanceof FrameError ? e.code : 'bad_frame', (e as Error).message);
+          return;
+        }
+        if (!frame) return; // more chunks to come
         if (node.waiter?.accept(frame)) return;
         if (node.configuredRun !== null) runs.late(node.configuredRun, node.id, frame);
         else reject('unexpected_frame', 'no request is waiting for this frame');

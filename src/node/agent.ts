@@ -11,6 +11,7 @@ import { makeTrainer } from '../model/make-trainer.js';
 import type { LocalTrainer } from '../model/trainer.js';
 import { NodeHost, type LocalData } from './host.js';
 import type { NodeResources } from '../coordinator/registry.js';
+import { FrameLink } from '../net/frame-link.js';
 
 export interface AgentOptions {
   coordinator: string;
@@ -90,6 +91,7 @@ export class Agent {
   private connect(): void {
     if (this.stopped) return;
     const ws = new WebSocket(wsUrl(this.o.coordinator), { maxPayload: 256 * 1024 * 1024 });
+    const link = new FrameLink(ws, 256 * 1024 * 1024);
     this.socket = ws;
     ws.on('open', () => {
       ws.send(JSON.stringify({ type: 'hello', protocol: 1, name: this.o.name, resources: this.resources, tags: this.o.tags }));
@@ -97,9 +99,17 @@ export class Agent {
     ws.on('message', (data, isBinary) => {
       const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       if (isBinary) {
-        const frame = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength).slice();
+        let frame: Uint8Array | null;
+        try {
+          frame = link.receive(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength).slice());
+        } catch (e) {
+          this.o.log.warn({ err: (e as Error).message }, 'dropped a malformed chunk');
+          return;
+        }
+        if (!frame) return;
+        const whole = frame;
         // One request at a time, in order: a node is one device.
-        this.queue = this.queue.then(() => this.serve(ws, frame));
+        this.queue = this.queue.then(() => this.serve(ws, link, whole));
         return;
       }
       this.control(ws, bytes.toString('utf8'));
@@ -138,11 +148,11 @@ export class Agent {
     }
   }
 
-  private async serve(ws: WebSocket, frame: Uint8Array): Promise<void> {
+  private async serve(ws: WebSocket, link: FrameLink, frame: Uint8Array): Promise<void> {
     if (!this.host) return;
     if (this.o.delayMs) await new Promise((r) => setTimeout(r, this.o.delayMs));
     const reply = await this.host.host.handle(frame);
-    if (ws.readyState === WebSocket.OPEN) ws.send(reply, { binary: true });
+    if (ws.readyState === WebSocket.OPEN) link.send(reply);
   }
 
   private disconnected(): void {
