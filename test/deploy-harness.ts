@@ -5,6 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CLI } from './helpers.js';
 
 export async function freePort(): Promise<number> {
@@ -29,12 +32,27 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   return { child, output: () => out };
 }
 
-export function startCoordinator(port: number, db: string, configFile?: string): Proc {
-  return start(['coordinator', '--port', String(port), '--db', db, ...(configFile ? ['--config', configFile] : [])]);
+/** Tests run with authentication on, with this fixed admin token. */
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+const keyDir = mkdtempSync(join(tmpdir(), 'edgefed-keys-'));
+
+export function startCoordinator(port: number, db: string, configFile?: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Proc {
+  return start(['coordinator', '--port', String(port), '--db', db, '--admin-token', ADMIN_TOKEN, ...(configFile ? ['--config', configFile] : []), ...extra], env);
+}
+
+export async function joinToken(url: string): Promise<string> {
+  const r = await fetch(`${url}/v1/admin/join-tokens`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: '{}' });
+  if (r.status !== 201) throw new Error(`join token: HTTP ${r.status}`);
+  return ((await r.json()) as { token: string }).token;
+}
+
+/** A node process with a key file per name (kept for the test run) and a fresh join token. */
+export async function startNodeEnrolled(url: string, data: string, name: string, extra: string[] = []): Promise<Proc> {
+  return startNode(url, data, name, ['--join-token', await joinToken(url), ...extra]);
 }
 
 export function startNode(url: string, data: string, name: string, extra: string[] = []): Proc {
-  return start(['node', '--coordinator', url, '--data', data, '--name', name, ...extra]);
+  return start(['node', '--coordinator', url, '--data', data, '--name', name, '--key', join(keyDir, `${name}.key`), ...extra]);
 }
 
 export async function api<T = unknown>(url: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
@@ -77,7 +95,7 @@ export async function runView(url: string, id: number): Promise<RunView> {
 export async function startNodesInOrder(url: string, specs: { data: string; name: string; extra?: string[] }[]): Promise<Proc[]> {
   const procs: Proc[] = [];
   for (const s of specs) {
-    procs.push(startNode(url, s.data, s.name, s.extra));
+    procs.push(await startNodeEnrolled(url, s.data, s.name, s.extra));
     await waitFor(`node ${s.name} enrolled`, async () => {
       const { json } = await api<{ nodes: { name: string; online: boolean }[] }>(url, '/v1/nodes');
       return json.nodes.some((n) => n.name === s.name && n.online) ? true : undefined;

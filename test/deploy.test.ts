@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { api, freePort, killAll, runView, startCoordinator, startNode, startNodesInOrder, waitFor, waitHealthy, type Proc } from './deploy-harness.js';
+import { api, freePort, killAll, runView, startCoordinator, startNodeEnrolled, startNodesInOrder, waitFor, waitHealthy, type Proc } from './deploy-harness.js';
 
 const base = { model: 'mlp', limitTest: 2000, seed: 1, waitForNodesMs: 120000 };
 
@@ -87,7 +87,7 @@ test('scheduling: tag selection, a deadline with a deliberately slow node, and t
     const waiting = await api<{ id: number }>(c.url, '/v1/runs', { ...base, rounds: 1, minNodes: 4, roundTimeoutMs: 20000 });
     await new Promise((r) => setTimeout(r, 3000));
     assert.equal((await runView(c.url, waiting.json.id)).roundsCompleted, 0);
-    nodes.push(startNode(c.url, 'mnist-partition:3/12', 's3'));
+    nodes.push(await startNodeEnrolled(c.url, 'mnist-partition:3/12', 's3'));
     const w = await waitFor('waiting run done', async () => { const r = await runView(c.url, waiting.json.id); return done(r) ? r : undefined; });
     assert.equal(w.rounds[0].contributed.length + w.rounds[0].failures.length, 4);
   } finally {

@@ -1,6 +1,9 @@
 /** `edgefed coordinator`, `edgefed node` and `edgefed up` (a coordinator and local node processes). */
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname } from 'node:path';
+import { newIdentity, toHex, fromHex } from '../core/identity.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mkdirSync } from 'node:fs';
@@ -25,6 +28,22 @@ function parseTags(s: string | undefined): Record<string, string> {
   return out;
 }
 
+/** The node's identity key: read from the file, or created there (owner-only permissions). */
+function loadOrCreateKey(file: string): Uint8Array {
+  if (existsSync(file)) {
+    try {
+      return fromHex(readFileSync(file, 'utf8').trim(), 32, 'key');
+    } catch {
+      throw new UsageError(`--key ${file}: not an EdgeFed key (64 hex digits)`);
+    }
+  }
+  mkdirSync(dirname(file), { recursive: true });
+  const { secretKey } = newIdentity();
+  writeFileSync(file, toHex(secretKey) + '\n', { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return secretKey;
+}
+
 export function addDeployCommands(program: Command): void {
   program.command('coordinator')
     .description('the service that runs federations: REST API + WebSocket for nodes, state in SQLite')
@@ -33,11 +52,18 @@ export function addDeployCommands(program: Command): void {
     .option('--db <file>', 'SQLite database file (runs resume from it after a restart)', 'edgefed.db')
     .option('--config <file>', 'a run config (JSON) to create when the database has no runs yet')
     .option('--exit-when-done', 'exit once every run has finished')
+    .option('--auth <mode>', 'on: nodes enrol with a join token and sign every frame; off: trust the network (development only)', 'on')
+    .option('--admin-token <token>', 'bearer token for /v1/admin/* (default: generated and printed)')
+    .option('--tls-cert <pem>', 'serve https/wss with this certificate (with --tls-key)')
+    .option('--tls-key <pem>', 'private key for --tls-cert')
     .addHelpText('after', `
 Examples:
   edgefed coordinator --port 8080 --db edgefed.db --config run.json
   curl -X POST localhost:8080/v1/runs -H 'content-type: application/json' -d '{"model":"mlp","rounds":10}'`)
-    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean }) => {
+    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string }) => {
+      if (f.auth !== 'on' && f.auth !== 'off') throw new UsageError(`--auth: expected on or off, got '${f.auth}'`);
+      if (!!f.tlsCert !== !!f.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
+      for (const file of [f.tlsCert, f.tlsKey]) if (file && !existsSync(file)) throw new UsageError(`TLS file ${file} does not exist`);
       let config: unknown;
       if (f.config) {
         try {
@@ -46,12 +72,15 @@ Examples:
           throw new UsageError(`--config ${f.config}: ${(e as Error).message}`);
         }
       }
-      const c = await startCoordinator({ port: f.port, host: f.host, db: f.db });
+      const c = await startCoordinator({
+        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken,
+        tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined,
+      });
       if (config && c.store.listRuns().length === 0) {
         const id = c.store.createRun(config, (config as { seed: number }).seed);
         c.runs.start(id);
       }
-      process.stdout.write(`${JSON.stringify({ api: c.url, ws: c.url.replace('http', 'ws') + '/v1/ws' })}\n`);
+      process.stdout.write(`${JSON.stringify({ api: c.url, ws: c.url.replace('http', 'ws') + '/v1/ws', auth: c.auth, ...(f.adminToken ? {} : { adminToken: c.adminToken }) })}\n`);
       const shutdown = () => void c.close().then(() => process.exit(0));
       process.on('SIGTERM', shutdown);
       process.on('SIGINT', shutdown);
@@ -73,11 +102,14 @@ Examples:
     .option('--tags <k=v,...>', 'tags for scheduling, e.g. site=plant1,class=gateway')
     .option('--power <class>', 'power class: mains | battery', 'mains')
     .option('--delay-ms <n>', 'extra delay before each answer (emulates a slow device)', intArg(0, 3_600_000))
+    .option('--key <file>', 'Ed25519 identity key (created on first use; default ~/.edgefed/<name>.key)')
+    .option('--join-token <token>', 'one-time token from the coordinator admin: enrols this node\'s key')
     .addHelpText('after', `
 Examples:
   edgefed node --coordinator http://127.0.0.1:8080 --data mnist-partition:0/5 --name n0 --tags site=a`)
-    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number }) => {
+    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string }) => {
       const name = f.name ?? `node-${process.pid}`;
+      const secretKey = loadOrCreateKey(f.key ?? join(homedir(), '.edgefed', `${name}.key`));
       const tags = parseTags(f.tags);
       try {
         new URL(f.coordinator);
@@ -91,7 +123,7 @@ Examples:
         throw new UsageError((e as Error).message);
       }
       const log = pino({ level: process.env.EDGEFED_LOG ?? 'info', base: { node: name } }, pino.destination(2));
-      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs });
+      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken });
       await agent.start();
       const stop = () => {
         agent.stop();
@@ -119,7 +151,8 @@ Examples:
       process.stderr.write(`coordinator API ${c.url} (try ${c.url}/v1/runs and ${c.url}/v1/nodes); starting ${f.nodes} node processes\n`);
       const cli = fileURLToPath(new URL('../../bin/edgefed.mjs', import.meta.url));
       const children: ChildProcess[] = Array.from({ length: f.nodes }, (_, i) => spawn(process.execPath,
-        [cli, 'node', '--coordinator', c.url, '--data', `mnist-partition:${i}/${f.nodes}`, '--name', `node${i}`, '--tags', `slot=${i % 2}`],
+        [cli, 'node', '--coordinator', c.url, '--data', `mnist-partition:${i}/${f.nodes}`, '--name', `node${i}`, '--tags', `slot=${i % 2}`,
+          '--key', join(dir, 'keys', `node${i}.key`), '--join-token', c.createJoinToken(3600)],
         { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, EDGEFED_LOG: 'warn' } }));
       const config = parseRunConfig({ name: 'demo', model: 'mlp', rounds: f.rounds, minNodes: f.nodes, targetAccuracy: f.targetAccuracy, seed: 1 });
       const id = c.store.createRun(config, config.seed);

@@ -6,12 +6,17 @@
 import type { Transport } from '../engine/transport.js';
 import { TrafficMeter } from '../engine/transport.js';
 import { peekHeader } from '../core/wire.js';
+import { bindFrame, randomNonce, type Binding } from '../core/identity.js';
+import { randomBytes } from 'node:crypto';
 import type { LiveNode, Registry, Selection } from './registry.js';
 
 export interface NetworkTransportOptions {
   registry: Registry;
   selection: Selection;
   timeoutMs: number;
+  runId: number;
+  /** Accept replies without a signed binding (auth off). */
+  allowUnbound: boolean;
   /** Makes sure the node holds this run's model spec before its first request. */
   configure: (node: LiveNode) => Promise<void>;
   onLate?: (nodeId: number, header: Record<string, unknown>) => void;
@@ -33,23 +38,36 @@ export class NetworkTransport implements Transport {
     await this.o.configure(node);
     const sent = peekHeader(frame);
     const replyType = sent.type === 'train' ? 'train_result' : 'eval_result';
+    const binding: Binding = { run: this.o.runId, round: Number(sent.round), node: nodeId, nonce: randomNonce((n) => new Uint8Array(randomBytes(n))) };
     return new Promise<Uint8Array>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (node.waiter === waiter) node.waiter = null;
         reject(new Error(`deadline of ${this.o.timeoutMs} ms passed`));
       }, this.o.timeoutMs);
       const waiter = {
-        accept: (reply: Uint8Array): boolean => {
+        binding,
+        accept: (reply: Uint8Array, replyBinding: Binding | null): boolean => {
+          // A signed reply must answer this very request: same run, round, node and nonce.
+          if (replyBinding ? replyBinding.nonce !== binding.nonce || replyBinding.round !== binding.round : !this.o.allowUnbound) return false;
           let h: Record<string, unknown>;
           try {
             h = peekHeader(reply);
           } catch {
             return false;
           }
+          // Signed for this very request (nonce matches) but claiming another round: a bad reply, refused.
+          if (replyBinding && h.round !== sent.round) {
+            clearTimeout(timer);
+            node.waiter = null;
+            reject(new Error(`reply is for round ${String(h.round)}, the request was round ${String(sent.round)}`));
+            return true;
+          }
           // An error reply or the reply of the same type for this round is ours; anything else is late.
           if (h.round !== sent.round || (h.type !== replyType && h.type !== 'error')) return false;
           clearTimeout(timer);
           node.waiter = null;
+          node.seenNonces.add(binding.nonce);
+          if (node.seenNonces.size > 256) node.seenNonces.delete(node.seenNonces.values().next().value!);
           this.meter.count(nodeId, 0, reply.length);
           resolve(reply);
           return true;
@@ -60,8 +78,9 @@ export class NetworkTransport implements Transport {
         },
       };
       node.waiter = waiter;
-      this.meter.count(nodeId, frame.length, 0);
-      node.link.send(frame, (err) => waiter.fail(new Error(`send failed: ${err.message}`)));
+      const bound = bindFrame(binding, frame);
+      this.meter.count(nodeId, bound.length, 0);
+      node.link.send(bound, (err) => waiter.fail(new Error(`send failed: ${err.message}`)));
     });
   }
 

@@ -4,6 +4,7 @@
  */
 import type { WebSocket } from 'ws';
 import type { FrameLink } from '../net/frame-link.js';
+import type { Binding } from '../core/identity.js';
 
 export interface NodeResources {
   cores?: number;
@@ -26,8 +27,12 @@ export interface LiveNode {
   lastSeen: number;
   /** The run whose model the node is configured for. */
   configuredRun: number | null;
+  /** The node's enrolled Ed25519 public key (null when it has none and auth is off). */
+  publicKey: Uint8Array | null;
   /** Whoever waits for this node's reply: accept() returns false for a frame that is not that reply. */
-  waiter: { accept(frame: Uint8Array): boolean; fail(e: Error): void } | null;
+  waiter: { binding: Binding; accept(frame: Uint8Array, binding: Binding | null): boolean; fail(e: Error): void } | null;
+  /** Nonces of replies already accepted from this node (recent), to name replays as such. */
+  seenNonces: Set<string>;
 }
 
 export interface Selection {

@@ -47,6 +47,7 @@ export class RunManager {
     private readonly registry: Registry,
     private readonly log: Logger,
     private readonly onRoundCommitted?: (runId: number, record: RoundRecord) => void,
+    private readonly auth = true,
   ) {}
 
   get(runId: number): ActiveRun | undefined {
@@ -109,7 +110,7 @@ export class RunManager {
     const test = this.testSet(config.evalDataset, config.limitTest);
     const spec = runModelSpec(config, test);
     const transport = new NetworkTransport({
-      registry: this.registry, selection: config.selection, timeoutMs: config.roundTimeoutMs,
+      registry: this.registry, selection: config.selection, timeoutMs: config.roundTimeoutMs, runId, allowUnbound: !this.auth,
       configure: async (node) => {
         if (node.configuredRun === runId) return;
         node.socket.send(JSON.stringify({ type: 'configure', runId, spec }));

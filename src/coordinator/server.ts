@@ -13,10 +13,15 @@ import { parseRunConfig } from './config.js';
 import type { RoundRecord } from '../engine/round-engine.js';
 import { FrameLink } from '../net/frame-link.js';
 import { FrameError } from '../core/wire.js';
+import { fromHex, isSigned, openSignedFrame, verifyHello, type Binding } from '../core/identity.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { weightsSha256 } from '../model/hash.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
+/** EDGEFED_MAX_FRAME_BYTES lowers the per-frame limit (a deployment that knows its model size should). */
+const frameLimit = () => Math.min(MAX_FRAME_BYTES, Number(process.env.EDGEFED_MAX_FRAME_BYTES) || MAX_FRAME_BYTES);
 const HELLO_TIMEOUT_MS = 10_000;
 
 const HelloSchema = z.object({
@@ -33,7 +38,18 @@ const HelloSchema = z.object({
     platform: z.string().max(64).optional(),
   }).strict(),
   tags: z.record(z.string().max(64), z.string().max(256)).refine((t) => Object.keys(t).length <= 32, 'at most 32 tags'),
+  /** Proof of key possession: Ed25519 signature over (name, timestamp, nonce). Required when auth is on. */
+  auth: z.object({ timestamp: z.number().int(), nonce: z.string().regex(/^[0-9a-f]{32}$/), signature: z.string().regex(/^[0-9a-f]{128}$/) }).strict().optional(),
 }).strict();
+
+const EnrollSchema = z.object({
+  name: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/),
+  publicKey: z.string().regex(/^[0-9a-f]{64}$/),
+  token: z.string().min(16).max(256),
+}).strict();
+
+const HELLO_SKEW_MS = 5 * 60 * 1000;
+const hashToken = (t: string) => createHash('sha256').update(t).digest('hex');
 
 const ControlSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('heartbeat') }).strict(),
@@ -43,6 +59,12 @@ export interface CoordinatorOptions {
   port: number;
   host?: string;
   db: string;
+  /** Require enrolled Ed25519 identities and signed frames (default true). */
+  auth?: boolean;
+  /** Bearer token for /v1/admin/*; generated when absent (see Coordinator.adminToken). */
+  adminToken?: string;
+  /** TLS: serve https and wss with these PEM files. */
+  tls?: { cert: string; key: string };
   heartbeatMs?: number;
   logger?: Logger;
   onRound?: (runId: number, r: RoundRecord) => void;
@@ -54,6 +76,10 @@ export interface Coordinator {
   registry: Registry;
   runs: RunManager;
   url: string;
+  adminToken: string;
+  auth: boolean;
+  /** Creates a one-time join token (what POST /v1/admin/join-tokens does). */
+  createJoinToken(ttlSeconds?: number): string;
   close(): Promise<void>;
 }
 
@@ -61,9 +87,20 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   const log = o.logger ?? pino({ level: process.env.EDGEFED_LOG ?? 'info' }, pino.destination(2));
   const store = new Store(o.db);
   const registry = new Registry();
-  const runs = new RunManager(store, registry, log, o.onRound);
+  const runs = new RunManager(store, registry, log, o.onRound, o.auth ?? true);
   const heartbeatMs = o.heartbeatMs ?? 5000;
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  const auth = o.auth ?? true;
+  const adminToken = o.adminToken ?? randomBytes(24).toString('hex');
+  const app = Fastify({
+    logger: false, bodyLimit: 1024 * 1024,
+    ...(o.tls ? { https: { cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) } } : {}),
+  } as object) as unknown as FastifyInstance;
+  const recentHelloNonces = new Map<string, number>();
+  const createJoinToken = (ttlSeconds = 24 * 3600): string => {
+    const token = randomBytes(24).toString('hex');
+    store.createJoinToken(hashToken(token), Date.now() + ttlSeconds * 1000);
+    return token;
+  };
 
   const fail = (code: number, error: string, message: string) => ({ statusCode: code, body: { error: { code: error, message } } });
   app.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
@@ -85,6 +122,25 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     const id = store.createRun(config, config.seed);
     runs.start(id);
     return reply.code(201).send({ id });
+  });
+  app.post('/v1/admin/join-tokens', async (req, reply) => {
+    if (req.headers.authorization !== `Bearer ${adminToken}`) return reply.code(401).send({ error: { code: 'unauthorized', message: 'admin token required' } });
+    const ttl = Number((req.body as { ttlSeconds?: unknown } | undefined)?.ttlSeconds ?? 24 * 3600);
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 365 * 24 * 3600) return reply.code(400).send({ error: { code: 'bad_request', message: 'ttlSeconds must be a whole number of seconds up to a year' } });
+    return reply.code(201).send({ token: createJoinToken(ttl) });
+  });
+  app.post('/v1/enroll', async (req, reply) => {
+    const r = EnrollSchema.safeParse(req.body);
+    if (!r.success) return reply.code(400).send({ error: { code: 'bad_request', message: r.error.issues[0].message } });
+    try {
+      store.redeemJoinToken(hashToken(r.data.token), r.data.name, r.data.publicKey);
+    } catch (e) {
+      const code = (e as { code?: string }).code === 'conflict' ? 409 : 401;
+      store.recordEvent(null, 'rejected', { name: r.data.name, code: 'enroll_refused', message: (e as Error).message });
+      return reply.code(code).send({ error: { code: 'enroll_refused', message: (e as Error).message } });
+    }
+    log.info({ name: r.data.name }, 'node identity enrolled');
+    return reply.code(201).send({ name: r.data.name });
   });
   app.get('/v1/runs', async () => ({ runs: store.listRuns() }));
   const runId = (req: { params: unknown }) => {
@@ -140,7 +196,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     const helloTimer = setTimeout(() => ws.close(4000, 'no hello'), HELLO_TIMEOUT_MS);
     const reject = (code: string, message: string) => {
       log.warn({ nodeId: node?.id, code, message }, 'rejected node message');
-      if (node) store.recordEvent(null, 'rejected', { nodeId: node.id, code, message });
+      const runId = node?.configuredRun ?? null;
+      if (node) store.recordEvent(runId !== null && store.getRun(runId) ? runId : null, 'rejected', { nodeId: node.id, code, message });
       ws.send(JSON.stringify({ type: 'error', code, message }));
     };
     ws.on('message', (data: RawData, isBinary: boolean) => {
@@ -154,9 +211,22 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
           reject('bad_hello', (e as Error).message.slice(0, 300));
           return ws.close(4002, 'bad hello');
         }
+        const keyHex = store.nodeKey(hello.name);
+        const publicKey = keyHex ? fromHex(keyHex, 32, 'public key') : null;
+        if (auth) {
+          const a = hello.auth;
+          const fresh = a && Math.abs(Date.now() - a.timestamp) < HELLO_SKEW_MS && !recentHelloNonces.has(a.nonce);
+          if (!publicKey || !a || !fresh || !verifyHello(hello.name, a.timestamp, a.nonce, a.signature, publicKey)) {
+            store.recordEvent(null, 'rejected', { name: hello.name, code: 'unauthenticated', message: 'hello without a valid signature from an enrolled key' });
+            reject('unauthenticated', publicKey ? 'hello signature invalid, stale or replayed' : 'node is not enrolled: POST /v1/enroll with a join token first');
+            return ws.close(4003, 'unauthenticated');
+          }
+          recentHelloNonces.set(a.nonce, Date.now());
+          for (const [k, t] of recentHelloNonces) if (Date.now() - t > HELLO_SKEW_MS) recentHelloNonces.delete(k);
+        }
         clearTimeout(helloTimer);
         const id = store.upsertNode(hello.name, { resources: hello.resources, tags: hello.tags });
-        node = { id, name: hello.name, socket: ws, link: new FrameLink(ws, MAX_FRAME_BYTES), resources: hello.resources, tags: hello.tags, lastSeen: Date.now(), configuredRun: null, waiter: null };
+        node = { id, name: hello.name, socket: ws, link: new FrameLink(ws, frameLimit()), publicKey, resources: hello.resources, tags: hello.tags, lastSeen: Date.now(), configuredRun: null, waiter: null, seenNonces: new Set() };
         registry.add(node);
         ws.send(JSON.stringify({ type: 'welcome', nodeId: id, heartbeatMs, protocol: PROTOCOL_VERSION }));
         log.info({ nodeId: id, name: hello.name, tags: hello.tags }, 'node enrolled');
@@ -172,7 +242,22 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
           return;
         }
         if (!frame) return; // more chunks to come
-        if (node.waiter?.accept(frame)) return;
+        let binding: Binding | null = null;
+        try {
+          if (isSigned(frame) && node.publicKey) ({ binding, frame } = openSignedFrame(frame, node.publicKey));
+          else if (auth) throw new FrameError(isSigned(frame) ? 'unauthenticated' : 'unsigned', 'frames must be signed with the node\'s enrolled key');
+          if (binding && (binding.node !== node.id || binding.run !== node.configuredRun)) throw new FrameError('bad_binding', `frame is bound to node ${binding.node} run ${binding.run}`);
+          if (binding && (node.seenNonces.has(binding.nonce) || (node.waiter && binding.round === node.waiter.binding.round && binding.nonce !== node.waiter.binding.nonce))) {
+            throw new FrameError('replayed', `frame answers a request that is not the one pending (round ${binding.round})`);
+          }
+          if (binding && node.waiter && binding.round !== node.waiter.binding.round && binding.round > node.waiter.binding.round) {
+            throw new FrameError('wrong_round', `frame is bound to round ${binding.round}, the pending request is round ${node.waiter.binding.round}`);
+          }
+        } catch (e) {
+          reject(e instanceof FrameError ? e.code : 'bad_frame', (e as Error).message);
+          return;
+        }
+        if (node.waiter?.accept(frame, binding)) return;
         if (node.configuredRun !== null) runs.late(node.configuredRun, node.id, frame);
         else reject('unexpected_frame', 'no request is waiting for this frame');
         return;
@@ -200,10 +285,10 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   }, heartbeatMs);
 
   runs.resumeAll();
-  const url = `http://${o.host ?? '127.0.0.1'}:${port}`;
+  const url = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
   log.info({ url }, 'coordinator listening');
   return {
-    app, store, registry, runs, url,
+    app, store, registry, runs, url, adminToken, auth, createJoinToken,
     async close() {
       clearInterval(sweeper);
       for (const r of runs.activeRuns()) runs.setControl(r.id, 'stop');

@@ -317,6 +317,18 @@ CREATE TABLE events (
   data TEXT NOT NULL
 ) STRICT;
 CREATE INDEX events_run ON events(run_id, id);
+CREATE TABLE join_tokens (
+  token_hash TEXT PRIMARY KEY,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_by TEXT,
+  used_at INTEGER
+) STRICT;
+CREATE TABLE node_keys (
+  name TEXT PRIMARY KEY,
+  public_key TEXT NOT NULL,
+  enrolled_at INTEGER NOT NULL
+) STRICT;
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER rounds_no_update BEFORE UPDATE ON rounds BEGIN SELECT RAISE(ABORT, 'committed rounds are immutable'); END;
@@ -538,6 +550,38 @@ export class Store {
       this.sql('INSERT INTO nodes (id, name, resources, tags, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)').run(id, name, resources, tags, t, t);
       return id;
     }).immediate();
+  }
+
+  /** Stores a one-time join token (by its hash) valid until expiresAt (ms). */
+  createJoinToken(tokenHash: string, expiresAt: number): void {
+    if (!/^[0-9a-f]{64}$/.test(tokenHash)) invalid('token hash must be 64 hex digits');
+    checkCount(expiresAt, 'expiresAt');
+    this.sql('INSERT INTO join_tokens (token_hash, created_at, expires_at) VALUES (?, ?, ?)').run(tokenHash, this.timestamp(), expiresAt);
+  }
+
+  /**
+   * Spends a join token to bind `name` to `publicKey` (hex). One transaction: the token must exist, be
+   * unused and unexpired, and the name must not already be bound to another key; otherwise nothing changes.
+   */
+  redeemJoinToken(tokenHash: string, name: string, publicKey: string): void {
+    checkName(name, 'node name');
+    if (!/^[0-9a-f]{64}$/.test(publicKey)) invalid('public key must be 64 hex digits');
+    this.db.transaction(() => {
+      const t = this.timestamp();
+      const row = this.sql('SELECT expires_at, used_by FROM join_tokens WHERE token_hash = ?').get(tokenHash) as { expires_at: number; used_by: string | null } | undefined;
+      if (!row) throw new StoreError('not_found', 'unknown join token');
+      if (row.used_by !== null) throw new StoreError('conflict', 'join token already used');
+      if (row.expires_at < t) throw new StoreError('conflict', 'join token expired');
+      const bound = this.sql('SELECT public_key FROM node_keys WHERE name = ?').pluck().get(name) as string | undefined;
+      if (bound !== undefined && bound !== publicKey) throw new StoreError('conflict', `node name '${name}' is enrolled with another key`);
+      this.sql('UPDATE join_tokens SET used_by = ?, used_at = ? WHERE token_hash = ?').run(name, t, tokenHash);
+      this.sql('INSERT OR REPLACE INTO node_keys (name, public_key, enrolled_at) VALUES (?, ?, ?)').run(name, publicKey, t);
+    }).immediate();
+  }
+
+  /** The public key (hex) a node name enrolled with, if any. */
+  nodeKey(name: string): string | undefined {
+    return this.sql('SELECT public_key FROM node_keys WHERE name = ?').pluck().get(name) as string | undefined;
   }
 
   /** Records that node `id` was heard from at `atMs`; lastSeen never moves backwards. */

@@ -66,3 +66,12 @@ test('hostile chunks: oversized, inconsistent, duplicated, too many pending — 
     }
   }), { numRuns: 500 });
 });
+
+test('an oversized chunked frame is refused once; its other chunks are dropped quietly', () => {
+  const parts = splitFrame(frame(5000), 9, 1000);
+  const r = new Reassembler(2000);
+  assert.throws(() => r.push(parts[0]), (e: unknown) => e instanceof FrameError && e.code === 'too_large');
+  for (const p of parts.slice(1)) assert.equal(r.push(p), null);
+  const ok = splitFrame(frame(100), 10, 1000);
+  assert.ok(ok.length === 1 && r.push(ok[0]) !== null, 'later frames still pass');
+});

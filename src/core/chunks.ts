@@ -47,6 +47,8 @@ interface Pending {
 /** Rebuilds chunked frames, refusing anything inconsistent or larger than the limits allow. */
 export class Reassembler {
   private readonly pending = new Map<number, Pending>();
+  /** Messages already refused: their remaining chunks are dropped quietly (one rejection per message). */
+  private readonly refused = new Set<number>();
 
   constructor(private readonly maxFrameBytes: number, private readonly maxPending = 4) {}
 
@@ -61,7 +63,8 @@ export class Reassembler {
     const total = v.getUint32(16, true);
     const size = v.getUint32(20, true);
     const payload = bytes.subarray(CHUNK_HEADER_BYTES);
-    if (total > this.maxFrameBytes) throw new FrameError('too_large', `chunked frame of ${total} bytes exceeds the limit of ${this.maxFrameBytes}`);
+    if (this.refused.has(id)) return null;
+    if (total > this.maxFrameBytes) this.refuse(id, new FrameError('too_large', `chunked frame of ${total} bytes exceeds the limit of ${this.maxFrameBytes}`));
     if (count < 2 || index >= count || size < 1 || size * (count - 1) >= total || size * count < total) throw new FrameError('bad_chunk', `chunk ${index} of ${count} for ${total} bytes is inconsistent`);
     let p = this.pending.get(id);
     if (!p) {
@@ -80,6 +83,13 @@ export class Reassembler {
     if (p.received.size < count) return null;
     this.pending.delete(id);
     return p.buffer;
+  }
+
+  private refuse(id: number, e: FrameError): never {
+    this.pending.delete(id);
+    this.refused.add(id);
+    if (this.refused.size > 64) this.refused.delete(this.refused.values().next().value!);
+    throw e;
   }
 
   /** Forget partial frames (a connection closed). */

@@ -12,6 +12,8 @@ import type { LocalTrainer } from '../model/trainer.js';
 import { NodeHost, type LocalData } from './host.js';
 import type { NodeResources } from '../coordinator/registry.js';
 import { FrameLink } from '../net/frame-link.js';
+import { isBound, publicKeyOf, randomNonce, signFrame, signHello, toHex, unbindFrame, type Binding } from '../core/identity.js';
+import { randomBytes } from 'node:crypto';
 
 export interface AgentOptions {
   coordinator: string;
@@ -24,6 +26,9 @@ export interface AgentOptions {
   backoff?: { minMs: number; maxMs: number };
   /** Extra delay before answering a train request (to emulate a slow device in tests). */
   delayMs?: number;
+  /** The node's Ed25519 secret key; with joinToken, the agent enrols it before connecting. */
+  secretKey?: Uint8Array;
+  joinToken?: string;
 }
 
 function wsUrl(base: string): string {
@@ -85,7 +90,22 @@ export class Agent {
       bandwidthMbps: await measureBandwidth(base), powerClass: this.o.powerClass ?? 'mains', examples: this.o.data.train.n, platform: `node-${process.version}`,
     };
     this.o.log.info({ resources: this.resources }, 'resources measured');
+    if (this.o.joinToken) await this.enroll(base);
     this.connect();
+  }
+
+  /** Binds this node's name to its public key with a one-time join token. */
+  private async enroll(base: string): Promise<void> {
+    if (!this.o.secretKey) throw new Error('enrolment needs a key');
+    const r = await fetch(new URL('/v1/enroll', base), {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: this.o.name, publicKey: toHex(publicKeyOf(this.o.secretKey)), token: this.o.joinToken }),
+    });
+    if (r.status !== 201) {
+      const body = (await r.json().catch(() => ({}))) as { error?: { message?: string } };
+      throw new Error(`enrolment refused (${r.status}): ${body.error?.message ?? 'no reason given'}`);
+    }
+    this.o.log.info({ name: this.o.name }, 'enrolled identity');
   }
 
   private connect(): void {
@@ -94,7 +114,13 @@ export class Agent {
     const link = new FrameLink(ws, 256 * 1024 * 1024);
     this.socket = ws;
     ws.on('open', () => {
-      ws.send(JSON.stringify({ type: 'hello', protocol: 1, name: this.o.name, resources: this.resources, tags: this.o.tags }));
+      const hello: Record<string, unknown> = { type: 'hello', protocol: 1, name: this.o.name, resources: this.resources, tags: this.o.tags };
+      if (this.o.secretKey) {
+        const timestamp = Date.now();
+        const nonce = randomNonce((n) => new Uint8Array(randomBytes(n)));
+        hello.auth = { timestamp, nonce, signature: signHello(this.o.name, timestamp, nonce, this.o.secretKey) };
+      }
+      ws.send(JSON.stringify(hello));
     });
     ws.on('message', (data, isBinary) => {
       const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
@@ -109,7 +135,7 @@ export class Agent {
         if (!frame) return;
         const whole = frame;
         // One request at a time, in order: a node is one device.
-        this.queue = this.queue.then(() => this.serve(ws, link, whole));
+        this.queue = this.queue.then(() => this.serve(ws, link, whole)).catch((e: Error) => this.o.log.warn({ err: e.message }, 'could not serve a request'));
         return;
       }
       this.control(ws, bytes.toString('utf8'));
@@ -148,11 +174,16 @@ export class Agent {
     }
   }
 
-  private async serve(ws: WebSocket, link: FrameLink, frame: Uint8Array): Promise<void> {
+  private async serve(ws: WebSocket, link: FrameLink, received: Uint8Array): Promise<void> {
     if (!this.host) return;
+    let binding: Binding | null = null;
+    let frame = received;
+    if (isBound(received)) ({ binding, frame } = unbindFrame(received));
     if (this.o.delayMs) await new Promise((r) => setTimeout(r, this.o.delayMs));
     const reply = await this.host.host.handle(frame);
-    if (ws.readyState === WebSocket.OPEN) link.send(reply);
+    // The reply is signed together with the request's binding: valid for that request only.
+    const out = binding && this.o.secretKey ? signFrame(binding, reply, this.o.secretKey) : reply;
+    if (ws.readyState === WebSocket.OPEN) link.send(out);
   }
 
   private disconnected(): void {

@@ -1,0 +1,153 @@
+/**
+ * Node identity and frame authentication (browser-safe). Each node holds an Ed25519 key pair; the
+ * coordinator learns the public key when the node enrols with a one-time join token.
+ *
+ * Frames are wrapped with a binding { run, round, node, nonce }: the coordinator binds every request to a
+ * fresh nonce, and a node signs its reply together with the same binding, so a reply is valid for exactly
+ * one request. A replayed or re-targeted frame fails the nonce or binding check.
+ *   bound (coordinator -> node):  "EFB1" | u32 LE binding length | binding JSON | frame
+ *   signed (node -> coordinator): "EFS1" | u32 LE binding length | binding JSON | 64-byte signature | frame
+ * The signature covers "edgefed-frame-v1" | binding JSON | sha256(frame).
+ */
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { FrameError } from './wire.js';
+
+export interface Binding {
+  run: number;
+  round: number;
+  node: number;
+  nonce: string;
+}
+
+const DOMAIN = new TextEncoder().encode('edgefed-frame-v1');
+const HELLO_DOMAIN = 'edgefed-hello-v1';
+const enc = new TextEncoder();
+const dec = new TextDecoder('utf-8', { fatal: true });
+const MAX_BINDING = 1024;
+
+export function newIdentity(): { secretKey: Uint8Array; publicKey: Uint8Array } {
+  const secretKey = ed25519.utils.randomSecretKey();
+  return { secretKey, publicKey: ed25519.getPublicKey(secretKey) };
+}
+
+export function publicKeyOf(secretKey: Uint8Array): Uint8Array {
+  return ed25519.getPublicKey(secretKey);
+}
+
+export const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+
+export function fromHex(s: string, bytes: number, what: string): Uint8Array {
+  if (typeof s !== 'string' || s.length !== bytes * 2 || !/^[0-9a-f]+$/i.test(s)) throw new FrameError('bad_key', `${what} must be ${bytes * 2} hex digits`);
+  return Uint8Array.from(s.match(/../g)!, (h) => parseInt(h, 16));
+}
+
+function magicIs(bytes: Uint8Array, magic: string): boolean {
+  return bytes.length >= 4 && dec.decode(bytes.subarray(0, 4)) === magic;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function u32(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n, true);
+  return b;
+}
+
+function checkBinding(raw: unknown): Binding {
+  const b = raw as Partial<Binding>;
+  if (typeof b !== 'object' || b === null || !Number.isInteger(b.run) || !Number.isInteger(b.round) || !Number.isInteger(b.node)
+    || typeof b.nonce !== 'string' || !/^[0-9a-f]{32}$/.test(b.nonce)) {
+    throw new FrameError('bad_binding', 'binding must be { run, round, node: integers, nonce: 32 hex digits }');
+  }
+  return { run: b.run!, round: b.round!, node: b.node!, nonce: b.nonce };
+}
+
+function readBinding(bytes: Uint8Array): { binding: Binding; json: Uint8Array; end: number } {
+  if (bytes.length < 8) throw new FrameError('truncated', 'bound frame is shorter than its prefix');
+  const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
+  if (len > MAX_BINDING || 8 + len > bytes.length) throw new FrameError('bad_binding', `binding length ${len} does not fit`);
+  const json = bytes.subarray(8, 8 + len);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(dec.decode(json));
+  } catch {
+    throw new FrameError('bad_binding', 'binding is not valid UTF-8 JSON');
+  }
+  return { binding: checkBinding(parsed), json, end: 8 + len };
+}
+
+export function bindFrame(binding: Binding, frame: Uint8Array): Uint8Array {
+  const json = enc.encode(JSON.stringify(checkBinding(binding)));
+  return concat(enc.encode('EFB1'), u32(json.length), json, frame);
+}
+
+export function isBound(bytes: Uint8Array): boolean {
+  return magicIs(bytes, 'EFB1');
+}
+
+export function unbindFrame(bytes: Uint8Array): { binding: Binding; frame: Uint8Array } {
+  if (!magicIs(bytes, 'EFB1')) throw new FrameError('unbound', 'frame carries no binding');
+  const { binding, end } = readBinding(bytes);
+  return { binding, frame: bytes.subarray(end) };
+}
+
+function signedMessage(json: Uint8Array, frame: Uint8Array): Uint8Array {
+  return concat(DOMAIN, json, sha256(frame));
+}
+
+export function signFrame(binding: Binding, frame: Uint8Array, secretKey: Uint8Array): Uint8Array {
+  const json = enc.encode(JSON.stringify(checkBinding(binding)));
+  const sig = ed25519.sign(signedMessage(json, frame), secretKey);
+  return concat(enc.encode('EFS1'), u32(json.length), json, sig, frame);
+}
+
+export function isSigned(bytes: Uint8Array): boolean {
+  return magicIs(bytes, 'EFS1');
+}
+
+/** Verifies a signed frame; FrameError 'unsigned' or 'bad_signature' when it is not from the key's holder. */
+export function openSignedFrame(bytes: Uint8Array, publicKey: Uint8Array): { binding: Binding; frame: Uint8Array } {
+  if (!magicIs(bytes, 'EFS1')) throw new FrameError('unsigned', 'frame is not signed');
+  const { binding, json, end } = readBinding(bytes);
+  if (bytes.length < end + 64) throw new FrameError('truncated', 'signed frame has no room for its signature');
+  const sig = bytes.subarray(end, end + 64);
+  const frame = bytes.subarray(end + 64);
+  let ok = false;
+  try {
+    ok = ed25519.verify(sig, signedMessage(json, frame), publicKey);
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new FrameError('bad_signature', 'signature does not verify with the node\'s key');
+  return { binding, frame };
+}
+
+/** The signed part of a node's hello: proves the node holds its key at connection time. */
+export function helloMessage(name: string, timestamp: number, nonce: string): Uint8Array {
+  return enc.encode(`${HELLO_DOMAIN}|${name}|${timestamp}|${nonce}`);
+}
+
+export function signHello(name: string, timestamp: number, nonce: string, secretKey: Uint8Array): string {
+  return toHex(ed25519.sign(helloMessage(name, timestamp, nonce), secretKey));
+}
+
+export function verifyHello(name: string, timestamp: number, nonce: string, signatureHex: string, publicKey: Uint8Array): boolean {
+  try {
+    return ed25519.verify(fromHex(signatureHex, 64, 'signature'), helloMessage(name, timestamp, nonce), publicKey);
+  } catch {
+    return false;
+  }
+}
+
+export function randomNonce(randomBytes: (n: number) => Uint8Array): string {
+  return toHex(randomBytes(16));
+}
