@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { api, freePort, joinToken, killAll, startCoordinator, startNodesInOrder, waitFor, waitHealthy, type Proc } from './deploy-harness.js';
-import { bindFrame, newIdentity, signFrame, signHello, toHex, unbindFrame, randomNonce, type Binding } from '../src/core/identity.js';
+import { newIdentity, signFrame, signHello, toHex, unbindFrame, randomNonce, type Binding } from '../src/core/identity.js';
 import { encodeTrainReply } from '../src/engine/messages.js';
 import { makeLayout, type TensorSlot } from '../src/core/params.js';
 import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../src/model/spec.js';
