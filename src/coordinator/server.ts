@@ -279,9 +279,10 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     ws.on('error', () => ws.terminate());
   }
 
-  // Nodes that stop heartbeating are dropped, failing whatever they were doing.
+  // Nodes that stop heartbeating are dropped. A node working on a request is exempt: a device busy training
+  // may not get to its heartbeat, and the round's deadline (or the socket closing) bounds that wait anyway.
   const sweeper = setInterval(() => {
-    for (const n of registry.all()) if (Date.now() - n.lastSeen > 3 * heartbeatMs) n.socket.terminate();
+    for (const n of registry.all()) if (!n.waiter && Date.now() - n.lastSeen > 3 * heartbeatMs) n.socket.terminate();
   }, heartbeatMs);
 
   runs.resumeAll();
