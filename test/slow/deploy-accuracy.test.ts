@@ -19,7 +19,7 @@ test('coordinator + 5 node processes reach 0.97 test accuracy on MNIST partition
     const last = v.rounds[v.rounds.length - 1];
     console.log(`deployed run: ${v.rounds.length} rounds, test accuracy ${last.testAccuracy}`);
     assert.ok(last.testAccuracy >= 0.97, `accuracy ${last.testAccuracy}`);
-    assert.ok(v.rounds.every((r) => r.contributed.length === 5));
+    assert.ok(v.rounds.every((r) => r.contributed.length === 5), JSON.stringify(v.rounds.map((r) => r.failures)));
     const traffic = await api<{ nodes: { bytesSent: number; bytesReceived: number; roundsContributed: number }[] }>(url, '/v1/nodes');
     assert.ok(traffic.json.nodes.every((n) => n.roundsContributed === v.rounds.length && n.bytesSent > 0 && n.bytesReceived > 0));
   } finally {
