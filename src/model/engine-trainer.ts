@@ -1,29 +1,71 @@
-/** LocalTrainer on the dense engine: flat buffers through native or JS kernels, no tensors. */
+/**
+ * LocalTrainer on the engine: flat buffers through native, wasm or JS kernels, no tensors. Dense-only
+ * models run on DenseNet (nn/dense.ts), models with convolutions, pooling or dropout on SeqNet
+ * (nn/seqnet.ts); both lay weights out as tfjs does.
+ */
 import type { Dataset } from '../data/types.js';
 import { featureSize } from '../data/types.js';
-import { DenseNet, type DenseNetSpec } from '../nn/dense.js';
+import { DenseNet, denseUnsupportedReason, type BatchResult, type DenseNetSpec } from '../nn/dense.js';
+import { SeqNet, type DropoutRng, type SeqNetSpec } from '../nn/seqnet.js';
 import type { Kernels } from '../nn/kernels.js';
 import { FlatOptimizer } from '../nn/optimizer.js';
 import { Rng } from '../core/rng.js';
+import { asDenseNet } from './spec.js';
 import type { EvalOutcome, GradientOutcome, LocalTrainer, TrainConfig, TrainOutcome } from './trainer.js';
 import { validateBatchSize, validateTrainConfig } from './trainer.js';
 
 const EVAL_BATCH = 512;
+/** Activation floats an evaluation batch may take (16 MiB): the cnn evaluates ~80 examples at a time. */
+const EVAL_FLOATS = 1 << 22;
+
+/** What EngineTrainer needs of a network: DenseNet and SeqNet both provide it. */
+interface EngineNet {
+  readonly numParams: number;
+  readonly outputSize: number;
+  gradient(w: Float32Array, x: Float32Array, y: Int32Array | Float32Array, m: number, g: Float32Array, rng?: DropoutRng): BatchResult;
+  evaluate(w: Float32Array, x: Float32Array, y: Int32Array | Float32Array, m: number): BatchResult;
+  predict(w: Float32Array, x: Float32Array, m: number): Float32Array;
+}
 
 export class EngineTrainer implements LocalTrainer {
   readonly kind = 'engine' as const;
-  private readonly net: DenseNet;
+  private readonly net: EngineNet;
+  private readonly inputSize: number;
+  private readonly evalBatch: number;
+  /** Whether training passes a dropout mask source (the net has dropout with rate > 0). */
+  private readonly dropout: boolean;
   private xBuf = new Float32Array(0);
   private yInt = new Int32Array(0);
   private yFloat = new Float32Array(0);
 
-  constructor(spec: DenseNetSpec, private readonly kernels: Kernels) {
-    this.net = new DenseNet(spec, kernels);
+  /**
+   * A DenseNetSpec runs on DenseNet. A model spec (ModelSpec or SeqNetSpec) runs on DenseNet when it is
+   * dense-only (Flatten + Dense), else on SeqNet; throws when the engine cannot run it.
+   */
+  constructor(spec: DenseNetSpec | SeqNetSpec, private readonly kernels: Kernels) {
+    let dense: DenseNetSpec | null = null;
+    if (!('inputShape' in spec)) dense = spec;
+    else {
+      const d = asDenseNet(spec);
+      if (d && denseUnsupportedReason(d) === null) dense = d;
+    }
+    if (dense) {
+      this.net = new DenseNet(dense, kernels);
+      this.inputSize = dense.inputSize;
+      this.evalBatch = EVAL_BATCH;
+      this.dropout = false;
+    } else {
+      const seq = new SeqNet(spec as SeqNetSpec, kernels);
+      this.net = seq;
+      this.inputSize = seq.inputSize;
+      this.evalBatch = Math.max(16, Math.min(EVAL_BATCH, Math.floor(EVAL_FLOATS / seq.floatsPerExample)));
+      this.dropout = (spec as SeqNetSpec).layers.some((l) => l.type === 'dropout' && l.rate > 0);
+    }
   }
 
   private checkData(data: Dataset, weights: Float32Array): void {
-    if (featureSize(data) !== this.net.spec.inputSize) {
-      throw new Error(`data ${data.source} has ${featureSize(data)} features per example, the model takes ${this.net.spec.inputSize}`);
+    if (featureSize(data) !== this.inputSize) {
+      throw new Error(`data ${data.source} has ${featureSize(data)} features per example, the model takes ${this.inputSize}`);
     }
     if (weights.length !== this.net.numParams) throw new Error(`weights have ${weights.length} values, the model needs ${this.net.numParams}`);
     if (data.n === 0) throw new Error(`data ${data.source} is empty`);
@@ -54,6 +96,9 @@ export class EngineTrainer implements LocalTrainer {
     const g = new Float32Array(w.length);
     const opt = new FlatOptimizer(cfg.optimizer, this.kernels, w.length);
     const rng = new Rng(cfg.seed);
+    // Dropout masks come from their own stream (fork does not advance rng), so the shuffle is the same
+    // with or without dropout.
+    const dropRng = this.dropout ? rng.fork('dropout') : undefined;
     const maxSteps = cfg.maxSteps ?? Infinity;
     let steps = 0;
     let loss = 0;
@@ -65,7 +110,7 @@ export class EngineTrainer implements LocalTrainer {
       for (let s = 0; s < data.n && steps < maxSteps; s += cfg.batchSize) {
         const m = Math.min(cfg.batchSize, data.n - s);
         const [xb, yb] = this.gather(data, order, s, m);
-        const r = this.net.gradient(w, xb, yb, m, g);
+        const r = this.net.gradient(w, xb, yb, m, g, dropRng);
         if (cfg.proxMu > 0) {
           // FedProx: gradient of (mu/2)||w - w_global||^2
           for (let i = 0; i < w.length; i++) g[i] += cfg.proxMu * (w[i] - global[i]);
@@ -104,8 +149,8 @@ export class EngineTrainer implements LocalTrainer {
     this.checkData(data, weights);
     let loss = 0;
     let correct = 0;
-    for (let s = 0; s < data.n; s += EVAL_BATCH) {
-      const m = Math.min(EVAL_BATCH, data.n - s);
+    for (let s = 0; s < data.n; s += this.evalBatch) {
+      const m = Math.min(this.evalBatch, data.n - s);
       const [xb, yb] = this.gather(data, null, s, m);
       const r = this.net.evaluate(weights, xb, yb, m);
       loss += r.loss;
@@ -115,11 +160,11 @@ export class EngineTrainer implements LocalTrainer {
   }
 
   async predict(weights: Float32Array, x: Float32Array, n: number): Promise<Float32Array> {
-    const f = this.net.spec.inputSize;
+    const f = this.inputSize;
     if (x.length !== n * f) throw new Error(`input has ${x.length} values, expected ${n} x ${f}`);
     const out = new Float32Array(n * this.net.outputSize);
-    for (let s = 0; s < n; s += EVAL_BATCH) {
-      const m = Math.min(EVAL_BATCH, n - s);
+    for (let s = 0; s < n; s += this.evalBatch) {
+      const m = Math.min(this.evalBatch, n - s);
       out.set(this.net.predict(weights, x.subarray(s * f, (s + m) * f), m), s * this.net.outputSize);
     }
     return out;

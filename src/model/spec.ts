@@ -6,6 +6,8 @@ import type { Activation, DenseNetSpec, Loss } from '../nn/dense.js';
 import type { TensorSpec } from '../core/params.js';
 import type { OptimizerConfig } from '../nn/optimizer.js';
 import { Rng } from '../core/rng.js';
+import { denseUnsupportedReason } from '../nn/dense.js';
+import { seqUnsupportedReason } from '../nn/seqnet.js';
 
 export type LayerSpec =
   | { type: 'flatten'; name: string }
@@ -92,8 +94,11 @@ export function tensorSpecs(spec: ModelSpec): TensorSpec[] {
   return out;
 }
 
-/** The dense-engine form of a spec, or null when it has layers the engine does not run (conv, dropout, ...). */
-export function asDenseNet(spec: ModelSpec): DenseNetSpec | null {
+/**
+ * The dense-engine form of a spec, or null when it has layers DenseNet does not run (conv, dropout, ...;
+ * those run on SeqNet, see engineUnsupportedReason).
+ */
+export function asDenseNet(spec: { inputShape: readonly number[]; layers: readonly LayerSpec[]; loss: Loss }): DenseNetSpec | null {
   let i = 0;
   if (spec.layers[0]?.type === 'flatten') i = 1;
   else if (spec.inputShape.length !== 1) return null;
@@ -105,6 +110,16 @@ export function asDenseNet(spec: ModelSpec): DenseNetSpec | null {
   }
   if (layers.length === 0) return null;
   return { inputSize: spec.inputShape.reduce((a, b) => a * b, 1), layers, loss: spec.loss };
+}
+
+/**
+ * Why the engine (DenseNet for dense-only models, SeqNet for the others) cannot train this model, or
+ * null when it can; such models train on tfjs.
+ */
+export function engineUnsupportedReason(spec: ModelSpec): string | null {
+  const dense = asDenseNet(spec);
+  if (dense && denseUnsupportedReason(dense) === null) return null;
+  return seqUnsupportedReason(spec);
 }
 
 /**

@@ -8,7 +8,7 @@ import { subset, type Dataset } from '../data/types.js';
 import { Rng } from '../core/rng.js';
 import { getKernels } from '../nn/kernels-select.js';
 import type { OptimizerConfig } from '../nn/optimizer.js';
-import { asDenseNet, builtinModel, initialWeights, tensorSpecs, type ModelSpec } from './spec.js';
+import { asDenseNet, builtinModel, engineUnsupportedReason, initialWeights, tensorSpecs, type ModelSpec } from './spec.js';
 import { ensureTfjs, tf } from './tfjs.js';
 import { EngineTrainer } from './engine-trainer.js';
 import { TfjsTrainer } from './tfjs-trainer.js';
@@ -250,7 +250,7 @@ describe('models tfjs trains', () => {
     const cnn = builtinModel('cnn', [28, 28, 1], 10);
     const data = subset(train, Array.from({ length: 64 }, (_, i) => i));
     const w0 = start(cnn, 16);
-    const tr = await makeTrainer(cnn);
+    const tr = await makeTrainer(cnn, 'tfjs');
     try {
       assert.equal(tr.kind, 'tfjs');
       const r = await tr.train(w0, data, cfg({ name: 'sgd', lr: 0.05 }));
@@ -265,11 +265,8 @@ describe('models tfjs trains', () => {
     }
   });
 
-  it('makeTrainer picks tfjs for the cnn and the engine for mlp, 2nn and linear', async () => {
-    const cnn = await makeTrainer(builtinModel('cnn', [28, 28, 1], 10));
-    assert.equal(cnn.kind, 'tfjs');
-    cnn.dispose();
-    for (const name of ['mlp', '2nn', 'linear'] as const) {
+  it('makeTrainer picks the engine for cnn, mlp, 2nn and linear, and tfjs for layers the engine does not run', async () => {
+    for (const name of ['cnn', 'mlp', '2nn', 'linear'] as const) {
       for (const classes of [10, 0]) {
         const tr = await makeTrainer(builtinModel(name, [28, 28, 1], classes));
         assert.equal(tr.kind, 'engine', `${name} with ${classes} classes`);
@@ -279,7 +276,13 @@ describe('models tfjs trains', () => {
     const forced = await makeTrainer(mlp, 'tfjs');
     assert.equal(forced.kind, 'tfjs');
     forced.dispose();
-    await assert.rejects(makeTrainer(builtinModel('cnn', [28, 28, 1], 10), 'engine'), /dense engine cannot train model cnn/);
+    // specFromModelJson marks a layer only tfjs runs (here a BatchNormalization) as a dropout of rate NaN
+    const bn: ModelSpec = { ...mlp, name: 'with-bn', layers: [mlp.layers[0], mlp.layers[1], { type: 'dropout', name: 'bn:BatchNormalization', rate: NaN }, mlp.layers[2]] };
+    await assert.rejects(makeTrainer(bn, 'engine'), /dense engine cannot train model with-bn \(dropout layer 'bn:BatchNormalization' has rate NaN/);
+    assert.notEqual(engineUnsupportedReason(bn), null); // so 'auto' builds it on tfjs (from its topology, for a real file)
+    const cnnTfjs = await makeTrainer(builtinModel('cnn', [28, 28, 1], 10), 'tfjs');
+    assert.equal(cnnTfjs.kind, 'tfjs');
+    cnnTfjs.dispose();
   });
 
   it('linear regression (mse) trains alike on engine and tfjs', async (t) => {
@@ -330,5 +333,79 @@ describe('maxSteps', () => {
         await assert.rejects(trainer.gradient(w0, train, 0), /batch size must be a whole number >= 1, got 0/);
       }
     });
+  });
+});
+
+describe('conv nets on the engine (SeqNet) against tfjs', () => {
+  const cnn = builtinModel('cnn', [28, 28, 1], 10);
+
+  it('the McMahan cnn: 64 MNIST examples, batch 32, SGD lr 0.05, engine and tfjs train to the same weights and predict alike', async (t) => {
+    const data = subset(train, Array.from({ length: 64 }, (_, i) => i));
+    const few = subset(test, Array.from({ length: 50 }, (_, i) => i));
+    const w0 = start(cnn, 19);
+    const c = cfg({ name: 'sgd', lr: 0.05 });
+    const eng = await makeTrainer(cnn);
+    assert.equal(eng.kind, 'engine');
+    const e0 = performance.now();
+    const e = await eng.train(w0, data, c);
+    const engineMs = performance.now() - e0;
+    const t0 = performance.now();
+    const [f, pf] = await withTfjs(cnn, async (tr) => {
+      const r = await tr.train(w0, data, c);
+      return [r, await tr.predict(r.weights, few.x, few.n)] as const;
+    });
+    const tfjsMs = performance.now() - t0;
+    assert.equal(e.steps, 2);
+    assert.equal(f.steps, 2);
+    const diff = maxAbsDiff(e.weights, f.weights);
+    const moved = maxAbsDiff(e.weights, w0);
+    t.diagnostic(`max |engine - tfjs| = ${diff.toExponential(2)}; max |w - w0| = ${moved.toExponential(2)}; loss ${e.metrics.loss.toFixed(6)} / ${f.metrics.loss.toFixed(6)}`);
+    assert.ok(moved > 100 * WEIGHT_TOL, `training moved the weights by only ${moved}`);
+    assert.ok(diff <= WEIGHT_TOL, `engine and tfjs weights differ by ${diff}`);
+    assert.ok(Math.abs(e.metrics.loss - f.metrics.loss) <= 1e-5 * e.metrics.loss);
+    assert.equal(e.metrics.accuracy, f.metrics.accuracy);
+    // tfjs with the trained weights (predict loads them with setModelWeights) predicts as the engine does,
+    // and the engine's test loss is the cross-entropy of those predictions
+    const pe = await eng.predict(f.weights, few.x, few.n);
+    const pdiff = maxAbsDiff(pe, pf);
+    const ee = await eng.evaluate(f.weights, few);
+    let tfjsLoss = 0;
+    for (let i = 0; i < few.n; i++) tfjsLoss -= Math.log(Math.max(pf[i * 10 + few.y[i]], 1e-7)) / few.n;
+    t.diagnostic(`predictions on ${few.n} test images: max |engine - tfjs| = ${pdiff.toExponential(2)}; test loss ${ee.loss.toFixed(6)} / ${tfjsLoss.toFixed(6)}; ` +
+      `train 2 steps: engine ${engineMs.toFixed(0)} ms, tfjs (with its predict) ${tfjsMs.toFixed(0)} ms`);
+    assert.ok(pdiff <= 1e-5);
+    assert.ok(Math.abs(ee.loss - tfjsLoss) <= 1e-5 * tfjsLoss);
+    eng.dispose();
+  });
+
+  it('a conv net with dropout trains on the engine: deterministic per seed, and the full-data gradient is tfjs\'s (dropout off)', async (t) => {
+    const spec: ModelSpec = {
+      name: 'conv-dropout', inputShape: [28, 28, 1], loss: 'sparse_categorical_crossentropy', optimizer: { name: 'sgd', lr: 0.1 },
+      layers: [
+        { type: 'conv2d', name: 'conv1', filters: 4, kernelSize: 5, activation: 'relu', padding: 'same' },
+        { type: 'maxpool2d', name: 'pool1', poolSize: 2 },
+        { type: 'dropout', name: 'drop1', rate: 0.25 },
+        { type: 'flatten', name: 'flatten' },
+        { type: 'dense', name: 'dense1', units: 32, activation: 'relu' },
+        { type: 'dropout', name: 'drop2', rate: 0.5 },
+        { type: 'dense', name: 'output', units: 10, activation: 'softmax' },
+      ],
+    };
+    const data = subset(train, Array.from({ length: 128 }, (_, i) => i));
+    const w0 = start(spec, 20);
+    const eng = await makeTrainer(spec);
+    assert.equal(eng.kind, 'engine');
+    const a = await eng.train(w0, data, cfg({ name: 'sgd', lr: 0.1 }));
+    const b = await eng.train(w0, data, cfg({ name: 'sgd', lr: 0.1 }));
+    const c = await eng.train(w0, data, cfg({ name: 'sgd', lr: 0.1 }, { seed: 43 }));
+    assert.deepEqual(a.weights, b.weights);
+    assert.ok(maxAbsDiff(a.weights, c.weights) > 100 * WEIGHT_TOL);
+    const ge = await eng.gradient(w0, data, 64);
+    const gf = await withTfjs(spec, (tr) => tr.gradient(w0, data, 64));
+    const scale = maxAbsDiff(ge.gradient, new Float32Array(ge.gradient.length));
+    const diff = maxAbsDiff(ge.gradient, gf.gradient);
+    t.diagnostic(`gradient: max |g| ${scale.toExponential(2)}, max |engine - tfjs| ${diff.toExponential(2)}`);
+    assert.ok(diff <= 1e-5 + 1e-4 * scale);
+    eng.dispose();
   });
 });

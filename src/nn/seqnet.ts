@@ -1,0 +1,606 @@
+/**
+ * The training engine for sequential Keras-style networks on flat buffers: Dense, Conv2D (NHWC, stride
+ * 1, padding 'same' or 'valid'), MaxPool2D (pool = stride, floor), Flatten and Dropout, with
+ * relu / linear / sigmoid / tanh activations, a softmax output with sparse cross-entropy or a linear
+ * output with MSE. Same surface as DenseNet (dense.ts); weights are one Float32Array in the order and
+ * shapes tfjs lists the Keras model's trainable weights (per layer with weights: kernel, then bias; a
+ * conv kernel is [kh, kw, cin, cout]), so a ParameterSet moves between this engine, tfjs and the wire
+ * as it is.
+ *
+ * Convolutions run as im2col + gemm (conv-ops.ts): the column matrix (one row per output pixel,
+ * kh * kw * cin columns) times the kernel read as a (kh * kw * cin) x cout matrix gives the output in
+ * NHWC; backward, the kernel gradient is cols^T x dOut and the input gradient dOut x kernel^T folded
+ * back by col2im. Column matrices are built for at most COLS_BUDGET floats at a time (examples are
+ * processed in chunks beyond that), so a large evaluation batch does not take gigabytes.
+ *
+ * Dropout is Keras' inverted dropout: in training each unit is kept with probability 1 - rate and
+ * scaled by 1 / (1 - rate); in evaluation it is the identity. Training mode is selected by passing a
+ * random source to forward() / gradient(); the mask is drawn from it, so a seeded generator gives
+ * deterministic runs. Without one, gradient() differentiates the inference-mode network (as tfjs does
+ * for model.apply(x) without training: true).
+ *
+ * Buffers (activations, column matrices, gradients) are allocated for the largest batch seen and
+ * reused, so the training loop does not allocate. With the WebAssembly kernels (which have `alloc`),
+ * they are allocated inside wasm memory and the weights, gradient and inputs are staged there, so every
+ * kernel call is zero-copy; views are re-taken when the memory grows (`generation`). Buffers of a
+ * smaller capacity are not returned to the wasm bump allocator (it frees only all at once). Callers may
+ * pass weights / gradient already in wasm memory (used in place); as with any wasm allocation, a call
+ * with a larger batch than before may grow the memory, after which the caller re-takes its own views.
+ *
+ * BROWSER-SAFE: imports nothing from Node.
+ */
+import type { Kernels } from './kernels.js';
+import type { WasmKernels } from './kernels-wasm.js';
+import type { Activation, BatchResult, Loss } from './dense.js';
+import type { TensorSpec } from '../core/params.js';
+import { col2im, convGeom, im2col, maxPoolBackward, maxPoolForward, poolGeom, type ConvGeom, type PoolGeom } from './conv-ops.js';
+
+/** The layers the engine runs; structurally the same as LayerSpec in model/spec.ts. */
+export type SeqLayer =
+  | { type: 'flatten'; name: string }
+  | { type: 'dense'; name: string; units: number; activation: Activation }
+  | { type: 'conv2d'; name: string; filters: number; kernelSize: number; activation: Activation; padding: 'same' | 'valid' }
+  | { type: 'maxpool2d'; name: string; poolSize: number }
+  | { type: 'dropout'; name: string; rate: number };
+
+/** A network description; a ModelSpec (model/spec.ts) is one. */
+export interface SeqNetSpec {
+  /** Shape of one example: [h, w, c] for images (NHWC), [features] for vectors. */
+  inputShape: readonly number[];
+  layers: readonly SeqLayer[];
+  loss: Loss;
+  /** When present (a user's model), the tensor shapes the weights must have; checked against the layers. */
+  tensors?: readonly TensorSpec[];
+}
+
+/** Where dropout masks come from in training (e.g. core/rng.ts's Rng): uniform 32-bit integers. */
+export interface DropoutRng {
+  nextU32(): number;
+}
+
+/** Floats of column matrix built at once per conv layer (32 MiB); larger batches go in chunks of examples. */
+export const COLS_BUDGET = 1 << 23;
+
+const ACTIVATIONS: readonly string[] = ['relu', 'linear', 'softmax', 'sigmoid', 'tanh'] satisfies Activation[];
+
+interface DenseOp {
+  kind: 'dense';
+  name: string;
+  act: Activation;
+  fanIn: number;
+  units: number;
+  kOff: number;
+  bOff: number;
+  inSize: number;
+  outSize: number;
+}
+
+interface ConvOp {
+  kind: 'conv';
+  name: string;
+  act: Activation;
+  g: ConvGeom;
+  filters: number;
+  /** Output pixels per example (rows of the column matrix per example). */
+  rows: number;
+  /** kh * kw * cin: columns of the column matrix, rows of the kernel matrix. */
+  colLen: number;
+  /** Examples per im2col chunk. */
+  chunk: number;
+  kOff: number;
+  bOff: number;
+  inSize: number;
+  outSize: number;
+}
+
+interface PoolOp {
+  kind: 'pool';
+  g: PoolGeom;
+  inSize: number;
+  outSize: number;
+}
+
+interface DropOp {
+  kind: 'dropout';
+  rate: number;
+  inSize: number;
+  outSize: number;
+}
+
+type Op = DenseOp | ConvOp | PoolOp | DropOp;
+
+interface Plan {
+  ops: Op[];
+  tensors: TensorSpec[];
+  numParams: number;
+  inputSize: number;
+  outputSize: number;
+}
+
+const positiveInt = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v > 0;
+const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+
+export interface SeqNetOptions {
+  /** Floats of column matrix per conv layer at once (default COLS_BUDGET); smaller means more chunks. */
+  colsBudget?: number;
+}
+
+/** Compiles a spec into ops and the weight layout, or returns why the engine cannot run it. */
+function plan(spec: SeqNetSpec, colsBudget = COLS_BUDGET): Plan | string {
+  if (spec.loss !== 'sparse_categorical_crossentropy' && spec.loss !== 'mse') return `loss '${String(spec.loss)}' is not supported`;
+  if (!Array.isArray(spec.inputShape) || spec.inputShape.length === 0 || !spec.inputShape.every(positiveInt)) {
+    return `input shape [${String(spec.inputShape)}] is not a list of positive integers`;
+  }
+  const ops: Op[] = [];
+  const tensors: TensorSpec[] = [];
+  let shape = [...spec.inputShape];
+  let offset = 0;
+  const size = () => shape.reduce((a, b) => a * b, 1);
+  const layers = spec.layers;
+  let lastWeighted = -1;
+  for (let li = 0; li < layers.length; li++) {
+    const l = layers[li];
+    const at = `layer '${l.name}'`;
+    switch (l.type) {
+      case 'flatten':
+        shape = [size()];
+        break;
+      case 'dense': {
+        if (shape.length !== 1) return `dense ${at} gets a rank-${shape.length} input (flatten first)`;
+        if (!positiveInt(l.units)) return `dense ${at} has ${String(l.units)} units`;
+        if (!ACTIVATIONS.includes(l.activation)) return `activation '${String(l.activation)}' on ${at} is not supported`;
+        const fanIn = shape[0];
+        ops.push({ kind: 'dense', name: l.name, act: l.activation, fanIn, units: l.units, kOff: offset, bOff: offset + fanIn * l.units, inSize: fanIn, outSize: l.units });
+        tensors.push({ name: `${l.name}/kernel`, shape: [fanIn, l.units] }, { name: `${l.name}/bias`, shape: [l.units] });
+        offset += fanIn * l.units + l.units;
+        shape = [l.units];
+        lastWeighted = li;
+        break;
+      }
+      case 'conv2d': {
+        if (shape.length !== 3) return `conv2d ${at} needs an [h, w, c] input, gets rank ${shape.length}`;
+        if (!positiveInt(l.filters) || !positiveInt(l.kernelSize)) return `conv2d ${at} needs positive integer filters and kernel size`;
+        if (l.padding !== 'same' && l.padding !== 'valid') return `padding '${String(l.padding)}' on ${at} is not supported`;
+        if (!ACTIVATIONS.includes(l.activation)) return `activation '${String(l.activation)}' on ${at} is not supported`;
+        const [h, w, c] = shape;
+        const g = convGeom(h, w, c, l.kernelSize, l.padding);
+        if (g.outH < 1 || g.outW < 1) return `conv2d ${at}: kernel ${l.kernelSize} is larger than its ${h}x${w} input`;
+        const colLen = g.kh * g.kw * c;
+        const rows = g.outH * g.outW;
+        const kSize = colLen * l.filters;
+        ops.push({
+          kind: 'conv', name: l.name, act: l.activation, g, filters: l.filters, rows, colLen,
+          chunk: Math.max(1, Math.floor(colsBudget / (rows * colLen))), kOff: offset, bOff: offset + kSize,
+          inSize: h * w * c, outSize: rows * l.filters,
+        });
+        tensors.push({ name: `${l.name}/kernel`, shape: [l.kernelSize, l.kernelSize, c, l.filters] }, { name: `${l.name}/bias`, shape: [l.filters] });
+        offset += kSize + l.filters;
+        shape = [g.outH, g.outW, l.filters];
+        lastWeighted = li;
+        break;
+      }
+      case 'maxpool2d': {
+        if (shape.length !== 3) return `maxpool2d ${at} needs an [h, w, c] input, gets rank ${shape.length}`;
+        if (!positiveInt(l.poolSize)) return `maxpool2d ${at} needs a positive integer pool size`;
+        const g = poolGeom(shape[0], shape[1], shape[2], l.poolSize);
+        if (g.outH < 1 || g.outW < 1) return `maxpool2d ${at}: pool ${l.poolSize} is larger than its ${shape[0]}x${shape[1]} input`;
+        const inSize = size();
+        shape = [g.outH, g.outW, g.c];
+        ops.push({ kind: 'pool', g, inSize, outSize: size() });
+        break;
+      }
+      case 'dropout':
+        if (!(typeof l.rate === 'number' && l.rate >= 0 && l.rate < 1)) return `dropout ${at} has rate ${String(l.rate)} (needs 0 <= rate < 1)`;
+        if (l.rate > 0) ops.push({ kind: 'dropout', rate: l.rate, inSize: size(), outSize: size() });
+        break;
+      default:
+        return `layer type '${String((l as { type?: unknown }).type)}' ('${String((l as { name?: unknown }).name)}') is not supported`;
+    }
+  }
+  if (lastWeighted < 0) return 'no dense or conv layers';
+  if (lastWeighted !== layers.length - 1 || layers[lastWeighted].type !== 'dense') return 'the last layer must be dense';
+  for (const op of ops) {
+    if ((op.kind === 'dense' || op.kind === 'conv') && op.act === 'softmax' && op !== ops[ops.length - 1]) return `softmax on hidden layer '${op.name}'`;
+  }
+  const out = ops[ops.length - 1] as DenseOp;
+  if (spec.loss === 'sparse_categorical_crossentropy' && out.act !== 'softmax') return 'sparse categorical cross-entropy needs a softmax output';
+  if (spec.loss === 'mse' && out.act !== 'linear') return 'mse needs a linear output';
+  if (spec.tensors) {
+    const t = spec.tensors;
+    if (t.length !== tensors.length || !t.every((s, i) => sameShape(s.shape, tensors[i].shape))) {
+      return `the model's weights [${t.map((s) => `[${s.shape.join(',')}]`).join(', ')}] are not the layers' kernels and biases`;
+    }
+  }
+  return { ops, tensors, numParams: offset, inputSize: spec.inputShape.reduce((a, b) => a * b, 1), outputSize: out.units };
+}
+
+/** Why the engine cannot run this network, or null when it can. */
+export function seqUnsupportedReason(spec: SeqNetSpec): string | null {
+  const p = plan(spec);
+  return typeof p === 'string' ? p : null;
+}
+
+/** Tensor names and shapes of the weights, in tfjs order (as tensorSpecs in model/spec.ts). */
+export function seqTensorSpecs(spec: SeqNetSpec): TensorSpec[] {
+  const p = plan(spec);
+  if (typeof p === 'string') throw new Error(`engine cannot run this model: ${p}`);
+  return p.tensors;
+}
+
+function wasmOf(k: Kernels): WasmKernels | null {
+  const c = k as Partial<WasmKernels>;
+  return typeof c.alloc === 'function' && typeof c.allocInt === 'function' && typeof WebAssembly !== 'undefined'
+    && c.memory instanceof WebAssembly.Memory ? (k as WasmKernels) : null;
+}
+
+/** A buffer the net owns; `a` is re-taken when wasm memory grows. */
+interface Buf<T extends Float32Array | Int32Array> {
+  a: T;
+  off: number;
+  len: number;
+}
+
+/** Plain arrays, or (wasm kernels) arrays inside wasm memory whose views follow memory growth. */
+class Memory {
+  private gen: number;
+  private f: Buf<Float32Array>[] = [];
+  private i: Buf<Int32Array>[] = [];
+
+  constructor(readonly wasm: WasmKernels | null) {
+    this.gen = wasm ? wasm.generation : 0;
+  }
+
+  f32(len: number): Buf<Float32Array> {
+    if (!this.wasm) return { a: new Float32Array(len), off: 0, len };
+    const a = this.wasm.alloc(len);
+    const b = { a, off: a.byteOffset, len };
+    this.f.push(b);
+    return b;
+  }
+
+  i32(len: number): Buf<Int32Array> {
+    if (!this.wasm) return { a: new Int32Array(len), off: 0, len };
+    const a = this.wasm.allocInt(len);
+    const b = { a, off: a.byteOffset, len };
+    this.i.push(b);
+    return b;
+  }
+
+  /** Stops tracking buffers being replaced (their wasm memory stays allocated). */
+  drop(bufs: (Buf<Float32Array> | Buf<Int32Array> | null)[]): void {
+    if (!this.wasm) return;
+    const gone = new Set<unknown>(bufs);
+    this.f = this.f.filter((b) => !gone.has(b));
+    this.i = this.i.filter((b) => !gone.has(b));
+  }
+
+  /** Re-takes every view after wasm memory grew (which detaches them). */
+  refresh(): void {
+    if (!this.wasm) return;
+    const g = this.wasm.generation;
+    if (g === this.gen) return;
+    const buffer = this.wasm.memory.buffer;
+    for (const b of this.f) b.a = new Float32Array(buffer, b.off, b.len);
+    for (const b of this.i) b.a = new Int32Array(buffer, b.off, b.len);
+    this.gen = g;
+  }
+
+  inside(x: Float32Array | Int32Array): boolean {
+    return this.wasm !== null && x.buffer === this.wasm.memory.buffer;
+  }
+}
+
+export class SeqNet {
+  readonly numParams: number;
+  readonly inputSize: number;
+  readonly outputSize: number;
+  /** Activation floats one example takes in a forward pass (to size evaluation batches). */
+  readonly floatsPerExample: number;
+  private readonly ops: Op[];
+  /** needInput[i]: some op before i has weights, so op i must pass the gradient to its input. */
+  private readonly needInput: boolean[];
+  private readonly mem: Memory;
+
+  // forward buffers, for fwdCap examples
+  private fwdCap = 0;
+  private outs: (Buf<Float32Array> | null)[] = [];
+  private argmax: (Int32Array | null)[] = [];
+  private cols: (Buf<Float32Array> | null)[] = [];
+  private scratch: Buf<Float32Array> | null = null;
+  private xStage: Buf<Float32Array> | null = null;
+  private yStage: Buf<Int32Array> | null = null;
+  // training buffers, for bwdCap examples
+  private bwdCap = 0;
+  private deltas: (Buf<Float32Array> | null)[] = [];
+  private masks: (Buf<Float32Array> | null)[] = [];
+  private dropOuts: (Buf<Float32Array> | null)[] = [];
+  private dcols: Buf<Float32Array> | null = null;
+  // wasm staging of weights and gradient
+  private wStage: Buf<Float32Array> | null = null;
+  private gStage: Buf<Float32Array> | null = null;
+  /** The input of each op in the last forward pass (views; dropout in evaluation passes its input on). */
+  private readonly ins: Float32Array[];
+  private readonly outViews: Float32Array[];
+
+  constructor(readonly spec: SeqNetSpec, private readonly k: Kernels, options: SeqNetOptions = {}) {
+    const p = plan(spec, options.colsBudget);
+    if (typeof p === 'string') throw new Error(`engine cannot run this model: ${p}`);
+    this.ops = p.ops;
+    this.numParams = p.numParams;
+    this.inputSize = p.inputSize;
+    this.outputSize = p.outputSize;
+    this.floatsPerExample = p.ops.reduce((a, o) => a + o.outSize, 0);
+    let weighted = false;
+    this.needInput = p.ops.map((o) => {
+      const need = weighted;
+      if (o.kind === 'dense' || o.kind === 'conv') weighted = true;
+      return need;
+    });
+    this.mem = new Memory(wasmOf(k));
+    this.ins = p.ops.map(() => new Float32Array(0));
+    this.outViews = p.ops.map(() => new Float32Array(0));
+  }
+
+  /** The weights' tensor names and shapes in tfjs order. */
+  tensorSpecs(): TensorSpec[] {
+    return seqTensorSpecs(this.spec);
+  }
+
+  private ensureForward(m: number): void {
+    if (m <= this.fwdCap) return;
+    const mem = this.mem;
+    mem.drop([...this.outs, ...this.cols, this.scratch, this.xStage, this.yStage]);
+    this.outs = this.ops.map((o) => (o.kind === 'dropout' ? null : mem.f32(m * o.outSize)));
+    this.argmax = this.ops.map((o) => (o.kind === 'pool' ? new Int32Array(m * o.outSize) : null));
+    this.cols = this.ops.map((o) => (o.kind === 'conv' ? mem.f32(Math.min(m, o.chunk) * o.rows * o.colLen) : null));
+    this.scratch = mem.f32(m * this.outputSize);
+    if (mem.wasm) {
+      this.xStage = this.ops[0].kind === 'dense' ? mem.f32(m * this.inputSize) : null;
+      this.yStage = this.spec.loss === 'mse' ? null : mem.i32(m); // labels for softmaxXent; mse targets are read in JS
+    }
+    this.fwdCap = m;
+  }
+
+  private ensureBackward(m: number): void {
+    if (m <= this.bwdCap) return;
+    const mem = this.mem;
+    mem.drop([...this.deltas, ...this.masks, ...this.dropOuts, this.dcols]);
+    this.deltas = this.ops.map((o) => mem.f32(m * o.outSize));
+    this.masks = this.ops.map((o) => (o.kind === 'dropout' ? mem.f32(m * o.outSize) : null));
+    this.dropOuts = this.ops.map((o) => (o.kind === 'dropout' ? mem.f32(m * o.outSize) : null));
+    let dcols = 0;
+    this.ops.forEach((o, i) => {
+      if (o.kind === 'conv' && this.needInput[i]) dcols = Math.max(dcols, Math.min(m, o.chunk) * o.rows * o.colLen);
+    });
+    this.dcols = dcols > 0 ? mem.f32(dcols) : null;
+    this.bwdCap = m;
+  }
+
+  /**
+   * Buffers for m examples (and training), then views re-taken: after this nothing allocates until the
+   * call returns, so views stay valid. Returns the weights and input the kernels should read (staged
+   * into wasm memory when they live outside it).
+   */
+  private prepare(w: Float32Array, x: Float32Array, m: number, train: boolean): [Float32Array, Float32Array] {
+    this.checkInputs(w, x, m);
+    this.ensureForward(m);
+    if (train) this.ensureBackward(m);
+    const mem = this.mem;
+    if (mem.wasm) {
+      this.wStage ??= mem.f32(this.numParams);
+      if (train) this.gStage ??= mem.f32(this.numParams);
+    }
+    mem.refresh();
+    let ws = w;
+    if (this.wStage && !mem.inside(w)) {
+      ws = this.wStage.a;
+      ws.set(w.subarray(0, this.numParams));
+    }
+    let xs = x;
+    if (this.xStage && !mem.inside(x)) {
+      xs = this.xStage.a.subarray(0, m * this.inputSize);
+      xs.set(x.subarray(0, m * this.inputSize));
+    }
+    return [ws, xs];
+  }
+
+  private checkInputs(w: Float32Array, x: Float32Array, m: number): void {
+    if (!Number.isInteger(m) || m < 1) throw new RangeError(`batch size must be a whole number >= 1, got ${m}`);
+    if (w.length < this.numParams) throw new RangeError(`weights have ${w.length} values, the model needs ${this.numParams}`);
+    if (x.length < m * this.inputSize) throw new RangeError(`input has ${x.length} values, ${m} examples need ${m * this.inputSize}`);
+  }
+
+  /**
+   * Forward pass for m examples; returns the output layer's pre-softmax logits (or linear outputs), a
+   * view of an internal buffer. With `rng`, dropout layers drop (training mode).
+   */
+  forward(w: Float32Array, x: Float32Array, m: number, rng?: DropoutRng): Float32Array {
+    const [ws, xs] = this.prepare(w, x, m, rng !== undefined);
+    return this.run(ws, xs, m, rng);
+  }
+
+  private run(w: Float32Array, x: Float32Array, m: number, rng: DropoutRng | undefined): Float32Array {
+    const k = this.k;
+    let input = x.subarray(0, m * this.inputSize);
+    for (let i = 0; i < this.ops.length; i++) {
+      const op = this.ops[i];
+      this.ins[i] = input;
+      let out: Float32Array;
+      switch (op.kind) {
+        case 'dense': {
+          out = this.outs[i]!.a.subarray(0, m * op.outSize);
+          k.gemm(false, false, m, op.units, op.fanIn, 1, input, w.subarray(op.kOff, op.bOff), 0, out);
+          k.biasAct(out, w.subarray(op.bOff, op.bOff + op.units), m, op.units, op.act === 'relu');
+          activate(out, op.act);
+          break;
+        }
+        case 'conv': {
+          out = this.outs[i]!.a.subarray(0, m * op.outSize);
+          const cols = this.cols[i]!.a;
+          const kernel = w.subarray(op.kOff, op.bOff);
+          for (let b0 = 0; b0 < m; b0 += op.chunk) {
+            const mc = Math.min(op.chunk, m - b0);
+            im2col(op.g, input.subarray(b0 * op.inSize, (b0 + mc) * op.inSize), mc, cols);
+            k.gemm(false, false, mc * op.rows, op.filters, op.colLen, 1, cols, kernel, 0, out.subarray(b0 * op.outSize, (b0 + mc) * op.outSize));
+          }
+          k.biasAct(out, w.subarray(op.bOff, op.bOff + op.filters), m * op.rows, op.filters, op.act === 'relu');
+          activate(out, op.act);
+          break;
+        }
+        case 'pool':
+          out = this.outs[i]!.a.subarray(0, m * op.outSize);
+          maxPoolForward(op.g, input, m, out, this.argmax[i]!);
+          break;
+        case 'dropout': {
+          if (!rng) {
+            out = input;
+            break;
+          }
+          out = this.dropOuts[i]!.a.subarray(0, m * op.outSize);
+          const mask = this.masks[i]!.a;
+          const threshold = op.rate * 4294967296;
+          const scale = 1 / (1 - op.rate);
+          for (let j = 0; j < out.length; j++) {
+            const keep = rng.nextU32() >= threshold;
+            mask[j] = keep ? scale : 0;
+            out[j] = input[j] * mask[j];
+          }
+          break;
+        }
+      }
+      this.outViews[i] = out;
+      input = out;
+    }
+    return input;
+  }
+
+  /**
+   * Forward and backward over one batch: writes the gradient of the MEAN loss into g (overwriting it)
+   * and returns the summed loss and correct count. With `rng`, in training mode (dropout drops).
+   */
+  gradient(w: Float32Array, x: Float32Array, y: Int32Array | Float32Array, m: number, g: Float32Array, rng?: DropoutRng): BatchResult {
+    if (g.length < this.numParams) throw new RangeError(`gradient has ${g.length} values, the model needs ${this.numParams}`);
+    const [ws, xs] = this.prepare(w, x, m, true);
+    const gs = this.gStage && !this.mem.inside(g) ? this.gStage.a : g;
+    const out = this.run(ws, xs, m, rng);
+    const L = this.ops.length;
+    const n = this.outputSize;
+    const delta = this.deltas[L - 1]!.a.subarray(0, m * n);
+    const result = this.lossDelta(out, y, m, 1 / m, delta);
+    this.backward(ws, m, gs);
+    if (gs !== g) g.set(gs.subarray(0, this.numParams));
+    return result;
+  }
+
+  /** Summed loss and correct count over the batch; writes dLoss/dlogits * scale * m into delta. */
+  private lossDelta(out: Float32Array, y: Int32Array | Float32Array, m: number, scale: number, delta: Float32Array): BatchResult {
+    const n = this.outputSize;
+    if (this.spec.loss === 'sparse_categorical_crossentropy') {
+      if (!(y instanceof Int32Array)) throw new Error('classification labels must be an Int32Array');
+      if (y.length < m) throw new RangeError(`labels have ${y.length} values, ${m} examples need ${m}`);
+      let labels = y;
+      if (this.yStage && !this.mem.inside(y)) {
+        labels = this.yStage.a.subarray(0, m);
+        labels.set(y.subarray(0, m));
+      }
+      return this.k.softmaxXent(out, labels, m, n, scale, delta);
+    }
+    if (y.length < m * n) throw new RangeError(`targets have ${y.length} values, ${m} examples need ${m * n}`);
+    // Keras MSE: mean over outputs, then over the batch.
+    let loss = 0;
+    const s = (2 * scale) / n;
+    for (let i = 0; i < m * n; i++) {
+      const e = out[i] - y[i];
+      loss += (e * e) / n;
+      delta[i] = e * s;
+    }
+    return { loss, correct: 0 };
+  }
+
+  private backward(w: Float32Array, m: number, g: Float32Array): void {
+    const k = this.k;
+    const L = this.ops.length;
+    for (let i = L - 1; i >= 0; i--) {
+      const op = this.ops[i];
+      const d = this.deltas[i]!.a.subarray(0, m * op.outSize);
+      const input = this.ins[i];
+      const prev = this.needInput[i] ? this.deltas[i - 1]!.a.subarray(0, m * op.inSize) : null;
+      switch (op.kind) {
+        case 'dense': {
+          if (i < L - 1) activateBackward(k, d, this.outViews[i], op.act);
+          const kernel = w.subarray(op.kOff, op.bOff);
+          k.gemm(true, false, op.fanIn, op.units, m, 1, input, d, 0, g.subarray(op.kOff, op.bOff));
+          k.colSum(d, m, op.units, g.subarray(op.bOff, op.bOff + op.units));
+          if (prev) k.gemm(false, true, m, op.fanIn, op.units, 1, d, kernel, 0, prev);
+          break;
+        }
+        case 'conv': {
+          activateBackward(k, d, this.outViews[i], op.act);
+          const kernel = w.subarray(op.kOff, op.bOff);
+          const gk = g.subarray(op.kOff, op.bOff);
+          k.colSum(d, m * op.rows, op.filters, g.subarray(op.bOff, op.bOff + op.filters));
+          const cols = this.cols[i]!.a;
+          const single = m <= op.chunk; // the forward pass left this batch's columns in place
+          for (let b0 = 0; b0 < m; b0 += op.chunk) {
+            const mc = Math.min(op.chunk, m - b0);
+            const rows = mc * op.rows;
+            const dc = d.subarray(b0 * op.outSize, (b0 + mc) * op.outSize);
+            if (!single) im2col(op.g, input.subarray(b0 * op.inSize, (b0 + mc) * op.inSize), mc, cols);
+            k.gemm(true, false, op.colLen, op.filters, rows, 1, cols, dc, b0 === 0 ? 0 : 1, gk);
+            if (prev) {
+              const dcols = this.dcols!.a;
+              k.gemm(false, true, rows, op.colLen, op.filters, 1, dc, kernel, 0, dcols);
+              col2im(op.g, dcols, mc, prev.subarray(b0 * op.inSize, (b0 + mc) * op.inSize));
+            }
+          }
+          break;
+        }
+        case 'pool':
+          if (prev) maxPoolBackward(op.g, d, this.argmax[i]!, m, prev);
+          break;
+        case 'dropout':
+          if (prev) {
+            const mask = this.masks[i]!.a;
+            if (this.outViews[i] === input) prev.set(d); // evaluation mode: identity
+            else for (let j = 0; j < prev.length; j++) prev[j] = d[j] * mask[j];
+          }
+          break;
+      }
+      if (!this.needInput[i]) break;
+    }
+  }
+
+  /** Summed loss and correct count over m examples without computing gradients (no dropout). */
+  evaluate(w: Float32Array, x: Float32Array, y: Int32Array | Float32Array, m: number): BatchResult {
+    const out = this.forward(w, x, m);
+    return this.lossDelta(out, y, m, 1, this.scratch!.a.subarray(0, m * this.outputSize));
+  }
+
+  /** Class probabilities (softmax) or regression outputs for m examples, as a new array (no dropout). */
+  predict(w: Float32Array, x: Float32Array, m: number): Float32Array {
+    const out = new Float32Array(this.forward(w, x, m));
+    if (this.spec.loss !== 'sparse_categorical_crossentropy') return out;
+    const n = this.outputSize;
+    for (let i = 0; i < m; i++) {
+      let max = -Infinity;
+      for (let j = 0; j < n; j++) max = Math.max(max, out[i * n + j]);
+      let sum = 0;
+      for (let j = 0; j < n; j++) sum += out[i * n + j] = Math.exp(out[i * n + j] - max);
+      for (let j = 0; j < n; j++) out[i * n + j] /= sum;
+    }
+    return out;
+  }
+}
+
+/** The activations biasAct does not apply (relu it does; softmax is the loss's; linear is nothing). */
+function activate(out: Float32Array, act: Activation): void {
+  if (act === 'sigmoid') for (let j = 0; j < out.length; j++) out[j] = 1 / (1 + Math.exp(-out[j]));
+  else if (act === 'tanh') for (let j = 0; j < out.length; j++) out[j] = Math.tanh(out[j]);
+}
+
+/** d (gradient w.r.t. a layer's activated output) becomes the gradient w.r.t. its pre-activation. */
+function activateBackward(k: Kernels, d: Float32Array, out: Float32Array, act: Activation): void {
+  if (act === 'relu') k.reluBackward(d, out);
+  else if (act === 'sigmoid') for (let j = 0; j < d.length; j++) d[j] *= out[j] * (1 - out[j]);
+  else if (act === 'tanh') for (let j = 0; j < d.length; j++) d[j] *= 1 - out[j] * out[j];
+}
