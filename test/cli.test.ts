@@ -69,6 +69,13 @@ test('bad flags and bad files: one-line error, exit code 2, no output written', 
     [['simulate', '--dataset', `csv:${badCsv}`], /bad\.csv line 3: column 'b' value 'x' is not a number/],
     [['simulate', '--dataset', `csv:${join(dir, 'missing.csv')}`], /missing\.csv/],
     [['simulate', '--no-such-flag'], /unknown option/],
+    [['simulate', '--strategy', 'krum'], /krum needs f/],
+    [['simulate', '--strategy', 'bulyan:f=3'], /--strategy bulyan:f=3: needs at least 15 updates per round, but a round samples 10 of 10 nodes/],
+    [['simulate', '--attack', 'sign-flip'], /--malicious: needed with --attack sign-flip/],
+    [['simulate', '--malicious', '0.2'], /--attack: needed with --malicious/],
+    [['simulate', '--attack', 'gaussian', '--malicious', '0.05'], /--malicious: 0\.05 of 10 nodes is less than one node/],
+    [['simulate', '--attack', 'label-flip', '--malicious', '0.2', '--attack-scale', '3'], /--attack-scale: applies to --attack sign-flip, gaussian and scale only/],
+    [['simulate', '--attack', 'flood', '--malicious', '0.2'], /--attack/],
     [['predict', '--model', join(dir, 'nope'), '--input', 'mnist'], /does not exist/],
   ];
   const results = await Promise.all(cases.map(([args]) => runCli([...args, '--out', join(dir, 'out')].filter((a, i, all) => !(args[0] === 'predict' && (a === '--out' || all[i - 1] === '--out'))))));
@@ -82,6 +89,25 @@ test('bad flags and bad files: one-line error, exit code 2, no output written', 
     assert.equal(r.stdout, '');
   });
   assert.equal(existsSync(join(dir, 'out')), false, 'no partial output');
+});
+
+test('--attack: Byzantine nodes are picked from the seed, recorded in the summary, and the robust strategy holds', async () => {
+  const attack = ['--attack', 'sign-flip', '--malicious', '0.4', '--json', '--quiet'];
+  const [avg, med] = await Promise.all([
+    runCli(['simulate', ...small, ...attack]),
+    runCli(['simulate', ...small, ...attack, '--strategy', 'fedmedian']),
+  ]);
+  for (const r of [avg, med]) assert.equal(r.code, 0, r.stderr);
+  const a = JSON.parse(avg.stdout);
+  const m = JSON.parse(med.stdout);
+  assert.equal(a.attack.kind, 'sign-flip');
+  assert.equal(a.attack.scale, 4);
+  assert.equal(a.attack.malicious_fraction, 0.4);
+  assert.equal(a.attack.malicious_nodes.length, 2);
+  assert.deepEqual(m.attack.malicious_nodes, a.attack.malicious_nodes, 'the same seed picks the same attackers');
+  assert.equal(a.config.attack, 'sign-flip');
+  // 2 of 5 nodes sending -4x their update cancel FedAvg's progress; the median ignores them
+  assert.ok(m.final_accuracy > 0.5 && m.final_accuracy > a.final_accuracy + 0.2, `fedmedian ${m.final_accuracy} vs fedavg ${a.final_accuracy}`);
 });
 
 test('--out refuses to overwrite a non-empty folder before doing any work', async () => {

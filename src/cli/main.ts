@@ -13,6 +13,7 @@ import { checkOutDir, summarize, writeRunOutputs } from './report.js';
 import { runPredict } from './predict-cmd.js';
 import type { RoundRecord } from '../engine/round-engine.js';
 import { addDeployCommands } from './deploy-cmds.js';
+import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 
 const program = new Command('edgefed')
   .description('Federated deep learning at the edge: partition, train, fuse and predict.')
@@ -48,6 +49,7 @@ interface SimulateFlags {
   batchSize: number; optimizer?: 'sgd' | 'adam' | 'momentum'; lr?: number; partition: string; strategy: string; seed: number;
   targetAccuracy?: number; validation: number; evalFraction: number; workers?: number; trainer: 'auto' | 'engine' | 'tfjs';
   limitTrain?: number; limitTest?: number; out?: string; json?: boolean; quiet?: boolean;
+  attack?: 'none' | AttackKind; malicious?: number; attackScale?: number;
 }
 
 async function simulate(flags: SimulateFlags): Promise<void> {
@@ -58,6 +60,9 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     partition: flags.partition, strategy: flags.strategy, seed: flags.seed, targetAccuracy: flags.targetAccuracy,
     validationFraction: flags.validation, evalFraction: flags.evalFraction, workers: flags.workers, trainer: flags.trainer,
     limitTrain: flags.limitTrain, limitTest: flags.limitTest,
+    ...(flags.attack !== undefined ? { attack: flags.attack } : {}),
+    ...(flags.malicious !== undefined ? { malicious: flags.malicious } : {}),
+    ...(flags.attackScale !== undefined ? { attackScale: flags.attackScale } : {}),
   };
   const progress = progressReporter(flags.rounds, !!flags.quiet);
   let started = false;
@@ -71,13 +76,17 @@ async function simulate(flags: SimulateFlags): Promise<void> {
   }
   progress.stop();
   const out = flags.out ? resolve(flags.out) : undefined;
-  const summary = summarize(result, out);
+  // The attack (kind, strength, Byzantine node ids) goes into the summary only when there was one.
+  const summary = result.attack
+    ? { ...summarize(result, out), attack: { kind: result.attack.kind, scale: result.attack.scale, malicious_fraction: result.attack.fraction, malicious_nodes: result.attack.nodes } }
+    : summarize(result, out);
   if (out) await writeRunOutputs(result, summary, out);
   if (flags.json) {
     process.stdout.write(JSON.stringify(summary) + '\n');
   } else {
     process.stderr.write(`final test accuracy ${summary.final_accuracy.toFixed(4)} after ${summary.rounds} rounds in ${summary.seconds}s` +
       ` (${result.trainer} trainer, ${(summary.bytes_sent / 1e6).toFixed(1)} MB sent, ${(summary.bytes_received / 1e6).toFixed(1)} MB received)\n` +
+      (result.attack ? `attack ${result.attack.kind} by nodes ${result.attack.nodes.join(', ')}\n` : '') +
       `model sha256 ${summary.model_sha256}\n${out ? `saved to ${out} (model/, metrics.json, metrics.csv, partition.json, plot.svg)\n` : ''}`);
   }
 }
@@ -95,13 +104,19 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
     .addOption(new Option('--optimizer <name>', 'local optimizer (default: the model\'s own)').choices(['sgd', 'adam', 'momentum']))
     .option('--lr <rate>', 'local learning rate', floatArg(0, 100, true))
     .option('--partition <spec>', 'iid | shards:K | dirichlet:ALPHA[:MIN] | quantity:ALPHA[:MIN] | feature:NAME[:ranges|kmeans] | natural:COLUMN', 'iid')
-    .option('--strategy <spec>', 'fedavg | fedprox:MU | fedavgm | fedadam | fedyogi | fedadagrad | fednova | fedsgd[:adam][,lr=X] (key=value parameters after a colon)', 'fedavg')
+    .option('--strategy <spec>', 'fedavg | fedprox:MU | fedavgm | fedadam | fedyogi | fedadagrad | fednova | fedsgd[:adam][,lr=X] (key=value parameters after a colon); ' +
+      'Byzantine-robust: fedmedian | fedtrimmedavg[:beta=0.2] | krum:f=K | multikrum:f=K[,m=M] | bulyan:f=K; clip=NORM clips each update (e.g. fedavg:clip=5)', 'fedavg')
     .option('--seed <n>', 'seed for every random choice', intArg(0, 2 ** 32 - 1), 1)
     .option('--target-accuracy <a>', 'stop when central test accuracy reaches this', floatArg(0, 1, true), defaults.target)
     .option('--validation <f>', 'fraction of each node\'s data held out for federated evaluation', floatArg(0, 0.99), 0.2)
     .option('--eval-fraction <f>', 'fraction of nodes asked to evaluate each round (0 = none)', floatArg(0, 1), 0)
     .option('--workers <n>', 'worker threads (default: cores)', intArg(1, 64))
     .addOption(new Option('--trainer <kind>', 'local trainer').choices(['auto', 'engine', 'tfjs']).default('auto'))
+    .addOption(new Option('--attack <kind>', 'simulate Byzantine nodes: sign-flip (send g - s*delta), gaussian (g + N(0, s^2)), ' +
+      'scale (g + s*delta), label-flip (train on y -> C-1-y)').choices(['none', ...ATTACK_KINDS]))
+    .option('--malicious <f>', 'fraction of nodes that attack (floor(f * nodes), chosen from the seed)', floatArg(0, 1, true))
+    .option('--attack-scale <s>', `attack strength s (default: sign-flip ${DEFAULT_ATTACK_SCALE['sign-flip']}, gaussian sigma ${DEFAULT_ATTACK_SCALE.gaussian}, ` +
+      `scale ${DEFAULT_ATTACK_SCALE.scale})`, floatArg(0, 1e6, true))
     .option('--limit-train <n>', 'use only the first N training examples', intArg(1))
     .option('--limit-test <n>', 'use only the first N test examples', intArg(1))
     .option('--out <dir>', 'write metrics, model, partition report and plot here')
@@ -115,7 +130,8 @@ addSimulateOptions(program.command('simulate'), { rounds: 20 })
 Examples:
   edgefed simulate --nodes 10 --rounds 20 --target-accuracy 0.97 --seed 1 --json
   edgefed simulate --model 2nn --nodes 100 --fraction 0.1 --partition shards:2 --batch-size 10 --optimizer sgd
-  edgefed simulate --dataset csv:sensors.csv?label=fault --model mlp --partition dirichlet:0.5 --out runs/faults`)
+  edgefed simulate --dataset csv:sensors.csv?label=fault --model mlp --partition dirichlet:0.5 --out runs/faults
+  edgefed simulate --nodes 20 --rounds 10 --attack sign-flip --malicious 0.2 --strategy multikrum:f=4 --json`)
   .action(simulate);
 
 addSimulateOptions(program.command('demo'), { rounds: 20, target: 0.97 })

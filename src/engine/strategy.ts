@@ -1,16 +1,33 @@
 /**
  * Strategies: how a round picks nodes and fuses their updates. The hooks follow Flower's names
  * (configureTrain, aggregateTrain, configureEvaluate, aggregateEvaluate) and the algorithms Flower's names.
- * The fusion math itself lives in core (aggregate.ts, server-opt.ts); a strategy only routes to it.
+ * The fusion math itself lives in core (aggregate.ts, robust.ts, server-opt.ts); a strategy only routes to it.
+ *
+ * Byzantine-robust strategies (issue "Trust"): fedmedian, fedtrimmedavg[:beta=0.2], krum:f=K,
+ * multikrum:f=K[,m=M], bulyan:f=K. They fuse the nodes' deltas (local - global), unweighted, with the
+ * core rule of the same name and apply the result to the global model with the 'fedavg' server step
+ * (eta 1 unless eta=... is given). `clip=NORM` clips every delta to that L2 norm before fusion; it works
+ * with the robust strategies and with every FedAvg-family one (fedavg, fedprox, fedavgm, fedadam,
+ * fedyogi, fedadagrad), not with fednova or fedsgd.
  */
-import { averageDelta, fedNova, weightedAverage } from '../core/aggregate.js';
+import { averageDelta, deltas, fedNova, weightedAverage } from '../core/aggregate.js';
+import { bulyan, clipUpdates, coordinateMedian, krum, multiKrum, trimmedMean } from '../core/robust.js';
 import { makeServerOptimizer, type ServerOptHyper, type ServerOptimizer, type ServerOptName, type ServerOptState } from '../core/server-opt.js';
 import { sampleNodes } from '../core/sampling.js';
 import type { Rng } from '../core/rng.js';
 import type { Metrics } from '../model/trainer.js';
 
-export const STRATEGY_NAMES = ['fedavg', 'fedprox', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'fednova', 'fedsgd'] as const;
+export const ROBUST_STRATEGY_NAMES = ['fedmedian', 'fedtrimmedavg', 'krum', 'multikrum', 'bulyan'] as const;
+export const STRATEGY_NAMES = ['fedavg', 'fedprox', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'fednova', 'fedsgd', ...ROBUST_STRATEGY_NAMES] as const;
 export type StrategyName = (typeof STRATEGY_NAMES)[number];
+export type RobustStrategyName = (typeof ROBUST_STRATEGY_NAMES)[number];
+
+/** FedTrimmedAvg's default fraction trimmed from each side (Flower's default). */
+export const DEFAULT_TRIM_BETA = 0.2;
+
+export function isRobust(name: StrategyName): name is RobustStrategyName {
+  return (ROBUST_STRATEGY_NAMES as readonly string[]).includes(name);
+}
 
 export interface StrategyConfig {
   name: StrategyName;
@@ -19,6 +36,14 @@ export interface StrategyConfig {
   /** Server optimizer and its hyper-parameters. */
   serverOpt: ServerOptName;
   hyper: ServerOptHyper;
+  /** L2 bound each delta is clipped to before fusion (`clip=NORM`); absent = no clipping. */
+  clip?: number;
+  /** Byzantine updates to tolerate (krum, multikrum, bulyan: required). */
+  f?: number;
+  /** Multi-Krum: how many of the best-scored updates to average; absent = n - f. */
+  m?: number;
+  /** FedTrimmedAvg: fraction trimmed from each side, in [0, 0.5) (default 0.2). */
+  beta?: number;
 }
 
 export interface TrainResult {
@@ -38,11 +63,14 @@ export interface EvalResult extends Metrics {
 const SERVER_OPT_OF: Record<StrategyName, ServerOptName> = {
   fedavg: 'fedavg', fedprox: 'fedavg', fedavgm: 'fedavgm', fedadam: 'fedadam', fedyogi: 'fedyogi',
   fedadagrad: 'fedadagrad', fednova: 'fedavg', fedsgd: 'sgd',
+  fedmedian: 'fedavg', fedtrimmedavg: 'fedavg', krum: 'fedavg', multikrum: 'fedavg', bulyan: 'fedavg',
 };
 
 /**
  * Parses `name[:args]`, args a comma list of key=value; a bare number is fedprox's mu
  * (`fedprox:0.01`), and fedsgd takes a bare `adam` for an Adam server step (`fedsgd:adam,lr=0.001`).
+ * Robust ones: `fedmedian`, `fedtrimmedavg:beta=0.2`, `krum:f=2`, `multikrum:f=2,m=5`, `bulyan:f=1`;
+ * `clip=NORM` with those and the FedAvg family (`fedavg:clip=5`).
  */
 export function parseStrategy(text: string): StrategyConfig {
   const [rawName, rest] = splitOnce(text.trim(), ':');
@@ -63,9 +91,24 @@ export function parseStrategy(text: string): StrategyConfig {
       continue;
     }
     if (name === 'fedprox' && key === 'mu') cfg.proxMu = toNumber(text, 'mu', value, 0);
-    else cfg.hyper[key as keyof ServerOptHyper] = toNumber(text, key, value, -Infinity);
+    else if (key === 'clip') {
+      if (name === 'fednova' || name === 'fedsgd') throw new Error(`strategy '${text}': clip works with fedavg, fedprox, fedavgm, fedadam, fedyogi, fedadagrad and ${ROBUST_STRATEGY_NAMES.join(', ')}, not ${name}`);
+      cfg.clip = toNumber(text, 'clip', value, 0);
+      if (!(cfg.clip > 0)) throw new Error(`strategy '${text}': clip must be a number > 0, got '${value}'`);
+    } else if (key === 'f' && (name === 'krum' || name === 'multikrum' || name === 'bulyan')) cfg.f = toWhole(text, 'f', value, 0);
+    else if (key === 'm' && name === 'multikrum') cfg.m = toWhole(text, 'm', value, 1);
+    else if (key === 'beta' && name === 'fedtrimmedavg') {
+      cfg.beta = toNumber(text, 'beta', value, 0);
+      if (!(cfg.beta < 0.5)) throw new Error(`strategy '${text}': beta (fraction trimmed from each side) must be in [0, 0.5), got '${value}'`);
+    } else if (key === 'f' || key === 'm') {
+      throw new Error(`strategy '${text}': parameter '${key}' applies to ${key === 'f' ? 'krum, multikrum and bulyan' : 'multikrum'} only`);
+    } else cfg.hyper[key as keyof ServerOptHyper] = toNumber(text, key, value, -Infinity);
   }
   if (name === 'fedprox' && !(cfg.proxMu > 0)) throw new Error(`strategy '${text}': fedprox needs mu > 0, e.g. fedprox:0.01`);
+  if (name === 'fedtrimmedavg') cfg.beta ??= DEFAULT_TRIM_BETA;
+  if ((name === 'krum' || name === 'multikrum' || name === 'bulyan') && cfg.f === undefined) {
+    throw new Error(`strategy '${text}': ${name} needs f, the number of Byzantine nodes to tolerate, e.g. ${name}:f=2`);
+  }
   // Let the server optimizer reject hyper-parameters it does not know, now rather than after round 1.
   makeServerOptimizer(cfg.serverOpt, cfg.hyper);
   return cfg;
@@ -74,6 +117,24 @@ export function parseStrategy(text: string): StrategyConfig {
 function splitOnce(s: string, sep: string): [string, string | undefined] {
   const i = s.indexOf(sep);
   return i < 0 ? [s, undefined] : [s.slice(0, i), s.slice(i + 1)];
+}
+
+function toWhole(spec: string, key: string, value: string, min: number): number {
+  const n = Number(value);
+  if (value === '' || !Number.isInteger(n) || n < min) throw new Error(`strategy '${spec}': ${key} must be a whole number >= ${min}, got '${value}'`);
+  return n;
+}
+
+/**
+ * The fewest updates a round must fuse for this strategy: 2f + 3 for krum and multikrum (and m),
+ * 4f + 3 for bulyan, 1 otherwise. A round with fewer results would make aggregateTrain throw.
+ */
+export function minUpdates(config: StrategyConfig): number {
+  const f = config.f ?? 0;
+  if (config.name === 'krum') return 2 * f + 3;
+  if (config.name === 'multikrum') return Math.max(2 * f + 3, config.m ?? 1);
+  if (config.name === 'bulyan') return 4 * f + 3;
+  return 1;
 }
 
 function toNumber(spec: string, key: string, value: string, min: number): number {
@@ -107,7 +168,25 @@ export class Strategy {
     const weights = sorted.map((r) => r.numExamples);
     if (this.mode === 'gradient') return this.opt.step(global, weightedAverage(vectors, weights));
     if (this.config.name === 'fednova') return fedNova(global, vectors, weights, sorted.map((r) => r.steps));
-    return this.opt.step(global, averageDelta(global, vectors, weights));
+    const { name, clip } = this.config;
+    if (!isRobust(name) && clip === undefined) return this.opt.step(global, averageDelta(global, vectors, weights));
+    const ds = clip === undefined ? deltas(global, vectors) : clipUpdates(deltas(global, vectors), clip);
+    return this.opt.step(global, this.fuseDeltas(ds, weights));
+  }
+
+  /** The fused delta of the robust rules (unweighted), or the example-weighted mean for the FedAvg family. */
+  private fuseDeltas(ds: Float32Array[], weights: number[]): Float32Array {
+    const { name, f = 0, m, beta = DEFAULT_TRIM_BETA } = this.config;
+    const need = minUpdates(this.config);
+    if (ds.length < need) throw new Error(`${name}${f ? ` with f = ${f}` : ''} needs at least ${need} updates in a round, got ${ds.length}`);
+    switch (name) {
+      case 'fedmedian': return coordinateMedian(ds);
+      case 'fedtrimmedavg': return trimmedMean(ds, beta);
+      case 'krum': return krum(ds, f);
+      case 'multikrum': return multiKrum(ds, f, m);
+      case 'bulyan': return bulyan(ds, f);
+      default: return weightedAverage(ds, weights);
+    }
   }
 
   configureEvaluate(nodeIds: readonly number[], fraction: number, minNodes: number, rng: Rng): number[] {

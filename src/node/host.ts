@@ -1,9 +1,17 @@
 /**
  * The node side of a round: decodes a request frame, trains or evaluates on the node's own data, and
  * answers with a frame. One host may serve several virtual nodes (a simulation worker) or one (an agent).
+ *
+ * Attack simulation (issue "Trust"): a host may be told that some of its nodes are Byzantine. Those
+ * train as usual and then send what the attack says instead of their honest update (robust.ts defines
+ * each attack), so the coordinator only ever sees what a real attacker would send. label-flip trains
+ * on labels y -> C - 1 - y; gaussian noise is seeded from the round's node seed, so runs are
+ * reproducible whatever worker serves the node. Byzantine nodes still evaluate honestly.
  */
 import type { Dataset } from '../data/types.js';
 import type { TensorSlot } from '../core/params.js';
+import { Rng } from '../core/rng.js';
+import { attackUpdate, flipLabels, type AttackKind } from '../core/robust.js';
 import type { LocalTrainer } from '../model/trainer.js';
 import { decodeMessage, encodeError, encodeEvalReply, encodeTrainReply } from '../engine/messages.js';
 import { validateTrainConfig } from '../model/trainer.js';
@@ -13,12 +21,27 @@ export interface LocalData {
   validation: Dataset;
 }
 
+/** Which nodes attack and how (plain data, so it can cross into worker threads). */
+export interface NodeAttack {
+  kind: AttackKind;
+  /** Strength s of sign-flip, gaussian (sigma) and scale; ignored by label-flip. */
+  scale: number;
+  /** Ids of the Byzantine nodes. */
+  nodes: readonly number[];
+}
+
 export class NodeHost {
+  private readonly byzantine: ReadonlySet<number>;
+  private readonly flipped = new Map<number, Dataset>();
+
   constructor(
     private readonly layout: readonly TensorSlot[],
     private readonly trainer: LocalTrainer,
     private readonly data: ReadonlyMap<number, LocalData>,
-  ) {}
+    private readonly attack?: NodeAttack,
+  ) {
+    this.byzantine = new Set(attack?.nodes ?? []);
+  }
 
   async handle(frame: Uint8Array): Promise<Uint8Array> {
     let round = -1;
@@ -34,15 +57,35 @@ export class NodeHost {
         return encodeEvalReply({ round, nodeId, ...r });
       }
       const { config, mode, weights } = msg.req;
+      const attack = this.attack && this.byzantine.has(nodeId) ? this.attack : undefined;
+      const train = attack?.kind === 'label-flip' ? this.flippedTrain(nodeId, local.train) : local.train;
       if (mode === 'gradient') {
-        const g = await this.trainer.gradient(weights, local.train, Math.max(config.batchSize, 256));
-        return encodeTrainReply(this.layout, { round, nodeId, numExamples: g.numExamples, steps: 1, metrics: g.metrics, vector: g.gradient });
+        const g = await this.trainer.gradient(weights, train, Math.max(config.batchSize, 256));
+        const vector = attack ? this.poison(attack, g.gradient, new Float32Array(g.gradient.length), config.seed) : g.gradient;
+        return encodeTrainReply(this.layout, { round, nodeId, numExamples: g.numExamples, steps: 1, metrics: g.metrics, vector });
       }
       validateTrainConfig(config);
-      const r = await this.trainer.train(weights, local.train, config);
-      return encodeTrainReply(this.layout, { round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector: r.weights });
+      const r = await this.trainer.train(weights, train, config);
+      const vector = attack ? this.poison(attack, r.weights, weights, config.seed) : r.weights;
+      return encodeTrainReply(this.layout, { round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector });
     } catch (e) {
       return encodeError(round, nodeId, (e as Error).message);
     }
+  }
+
+  /** The vector a Byzantine node sends in place of `honest` (label-flip already poisoned the data). */
+  private poison(attack: NodeAttack, honest: Float32Array, reference: Float32Array, seed: number): Float32Array {
+    if (attack.kind === 'label-flip') return honest;
+    return attackUpdate(attack.kind, honest, reference, attack.scale, new Rng(seed).fork('attack'));
+  }
+
+  private flippedTrain(nodeId: number, train: Dataset): Dataset {
+    let d = this.flipped.get(nodeId);
+    if (!d) {
+      if (!(train.y instanceof Int32Array)) throw new Error(`label-flip attack: ${train.source} has regression targets, not class labels`);
+      d = { ...train, y: flipLabels(train.y, train.numClasses) };
+      this.flipped.set(nodeId, d);
+    }
+    return d;
   }
 }

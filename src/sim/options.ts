@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
+import { ATTACK_KINDS } from '../core/robust.js';
 
 const fraction01 = z.number().gt(0).lte(1);
 
@@ -27,7 +28,30 @@ export const SimulationOptionsSchema = z.object({
   /** Limit training examples (first N of the train split) for quick runs and tests. */
   limitTrain: z.number().int().min(1).optional(),
   limitTest: z.number().int().min(1).optional(),
-}).strict();
+  /** Attack simulation: what the Byzantine nodes do (robust.ts defines each; 'none' = no attack). */
+  attack: z.enum(['none', ...ATTACK_KINDS]).optional(),
+  /** Fraction of the nodes that are Byzantine: floor(malicious * nodes), picked with the seed's 'malicious' stream. */
+  malicious: z.number().gt(0).lt(1).optional(),
+  /** Attack strength s (sign-flip, scale) or sigma (gaussian); default DEFAULT_ATTACK_SCALE. */
+  attackScale: z.number().gt(0).lte(1e6).optional(),
+}).strict().superRefine((o, ctx) => {
+  const attacking = o.attack !== undefined && o.attack !== 'none';
+  if (attacking && o.malicious === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['malicious'], message: `needed with --attack ${o.attack}: the fraction of nodes that attack, e.g. --malicious 0.2` });
+  } else if (!attacking && o.malicious !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['attack'], message: `needed with --malicious: one of ${ATTACK_KINDS.join(', ')}` });
+  } else if (attacking && o.malicious !== undefined && maliciousCount(o.malicious, o.nodes ?? 10) < 1) {
+    ctx.addIssue({ code: 'custom', path: ['malicious'], message: `${o.malicious} of ${o.nodes ?? 10} nodes is less than one node` });
+  }
+  if (o.attackScale !== undefined && (!attacking || o.attack === 'label-flip')) {
+    ctx.addIssue({ code: 'custom', path: ['attackScale'], message: 'applies to --attack sign-flip, gaussian and scale only' });
+  }
+});
+
+/** How many of `nodes` nodes a --malicious fraction makes Byzantine: floor(fraction * nodes) (at most that fraction). */
+export function maliciousCount(fraction: number, nodes: number): number {
+  return Math.floor(fraction * nodes + 1e-9);
+}
 
 export type SimulationOptions = z.input<typeof SimulationOptionsSchema>;
 export type ResolvedOptions = z.output<typeof SimulationOptionsSchema>;

@@ -13,11 +13,14 @@ import { builtinModel, BUILTIN_MODELS, initialWeights, tensorSpecs, type Builtin
 import { ensureTfjs, specFromModelJson } from '../model/tfjs.js';
 import { makeTrainer } from '../model/make-trainer.js';
 import { DEFAULT_LR } from '../nn/optimizer.js';
-import { parseStrategy, Strategy } from '../engine/strategy.js';
+import { minUpdates, parseStrategy, Strategy } from '../engine/strategy.js';
+import { sampleCount } from '../core/sampling.js';
+import { DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
+import type { NodeAttack } from '../node/host.js';
 import { RoundEngine, type RoundRecord } from '../engine/round-engine.js';
 import { WorkerPoolTransport } from './pool.js';
 import { shareDataset } from './shared-data.js';
-import { resolveOptions, type ResolvedOptions, type SimulationOptions } from './options.js';
+import { maliciousCount, resolveOptions, type ResolvedOptions, type SimulationOptions } from './options.js';
 
 export interface SimulationResult {
   options: ResolvedOptions;
@@ -33,6 +36,38 @@ export interface SimulationResult {
   modelSha256: string;
   trainer: string;
   data: LoadedData;
+  /** The simulated attack, when there was one: its kind, strength and the Byzantine node ids. */
+  attack?: AttackSummary;
+}
+
+export interface AttackSummary {
+  kind: AttackKind;
+  /** The strength used (sign-flip / scale factor, gaussian sigma); null for label-flip. */
+  scale: number | null;
+  /** The --malicious fraction asked for. */
+  fraction: number;
+  /** Byzantine node ids, ascending: floor(fraction * nodes) drawn with Rng(seed).fork('malicious'). */
+  nodes: number[];
+}
+
+/** The Byzantine nodes of a run, fixed by the run seed alone (an independent 'malicious' stream). */
+export function pickMalicious(seed: number, nodes: number, fraction: number): number[] {
+  return new Rng(seed).fork('malicious').sample(nodes, maliciousCount(fraction, nodes)).sort((a, b) => a - b);
+}
+
+/**
+ * Checks before any work that every round will have enough updates for the strategy (Krum needs
+ * n >= 2f + 3, Bulyan n >= 4f + 3) and returns the engine's minNodes: a round that loses nodes below
+ * that many is then skipped rather than failing the run. The sample size itself is not changed.
+ */
+function checkRoundSize(o: ResolvedOptions, strategy: ReturnType<typeof parseStrategy>): number {
+  const need = minUpdates(strategy);
+  const perRound = sampleCount(o.nodes, o.fraction, o.minNodes ?? 1);
+  if (perRound < need) {
+    throw new Error(`--strategy ${o.strategy}: needs at least ${need} updates per round, but a round samples ${perRound} of ${o.nodes} nodes` +
+      ' (raise --nodes, --fraction or --min-nodes, or lower f)');
+  }
+  return Math.max(o.minNodes ?? 1, need);
 }
 
 
@@ -72,6 +107,7 @@ function partitionInput(data: Dataset, spec: ReturnType<typeof parsePartitionSpe
 export async function runSimulation(input: SimulationOptions, onRound?: (r: RoundRecord) => void): Promise<SimulationResult> {
   const o = resolveOptions(input);
   const strategyConfig = parseStrategy(o.strategy);
+  const minNodes = checkRoundSize(o, strategyConfig);
   const partitionSpec = parsePartitionSpec(o.partition);
   const data = loadDatasetSpec(o.dataset);
   const train = o.limitTrain && o.limitTrain < data.train.n ? subset(data.train, Array.from({ length: o.limitTrain }, (_, i) => i)) : data.train;
@@ -89,11 +125,25 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
   const parts = partition(partitionSpec, partitionInput(train, partitionSpec), o.nodes, rng.fork('partition'));
   const report = partitionReport(parts, train.y, train.numClasses);
   const initial = model.weights ?? initialWeights(tensorSpecs(spec), rng.fork('init'));
-  const minNodes = o.minNodes ?? 1;
+  const attackKind = o.attack !== undefined && o.attack !== 'none' ? o.attack : undefined;
+  let attack: AttackSummary | undefined;
+  if (attackKind) {
+    if (attackKind === 'label-flip' && (train.numClasses < 2 || !(train.y instanceof Int32Array))) {
+      throw new Error(`--attack label-flip: needs a classification dataset; ${o.dataset} has regression targets`);
+    }
+    attack = {
+      kind: attackKind,
+      scale: attackKind === 'label-flip' ? null : o.attackScale ?? DEFAULT_ATTACK_SCALE[attackKind],
+      fraction: o.malicious!,
+      nodes: pickMalicious(o.seed, o.nodes, o.malicious!),
+    };
+  }
+  const nodeAttack: NodeAttack | undefined = attack ? { kind: attack.kind, scale: attack.scale ?? 0, nodes: attack.nodes } : undefined;
   const workers = o.workers ?? Math.max(1, Math.min(availableParallelism(), o.nodes));
   const started = performance.now();
   const transport = await WorkerPoolTransport.start({
     data: shareDataset(train), parts, validationFraction: o.validationFraction, seed: o.seed, spec, trainer: o.trainer,
+    ...(nodeAttack ? { attack: nodeAttack } : {}),
   }, workers);
   const evaluator = await makeTrainer(spec, o.trainer);
   try {
@@ -111,6 +161,7 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
       options: o, spec, layout, weights: run.weights, rounds: run.rounds, reachedTarget: run.reachedTarget,
       partition: report, seconds: (performance.now() - started) / 1000, bytesSent: traffic.sent, bytesReceived: traffic.received,
       modelSha256: weightsSha256(run.weights), trainer: transport.trainerKind, data: { ...data, train, test },
+      ...(attack ? { attack } : {}),
     };
   } finally {
     evaluator.dispose();

@@ -10,7 +10,7 @@ import { Rng } from '../core/rng.js';
 import { makeLayout } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { makeTrainer, type TrainerChoice } from '../model/make-trainer.js';
-import { NodeHost, type LocalData } from '../node/host.js';
+import { NodeHost, type LocalData, type NodeAttack } from '../node/host.js';
 
 export interface SimWorkerData {
   entry: string;
@@ -20,6 +20,8 @@ export interface SimWorkerData {
   seed: number;
   spec: ModelSpec;
   trainer: TrainerChoice;
+  /** Byzantine nodes and their attack, applied node-side (absent = every node honest). */
+  attack?: NodeAttack;
 }
 
 /** A node's local split, fixed by run seed and node id, so every worker builds the same one. */
@@ -42,7 +44,7 @@ if (parentPort && workerData?.entry) {
       return cache.get(nodeId);
     },
   } as ReadonlyMap<number, LocalData>;
-  const host = new NodeHost(layout, trainer, lazy);
+  const host = new NodeHost(layout, trainer, lazy, w.attack);
   const port = parentPort;
   port.on('message', async (msg: { id: number; frame: Uint8Array }) => {
     const reply = await host.handle(msg.frame);
