@@ -18,6 +18,9 @@ export interface RunSummary {
   bytes_sent: number;
   bytes_received: number;
   model_sha256: string;
+  /** DP-FedAvg runs: privacy spent (RDP accountant). */
+  epsilon?: number;
+  delta?: number;
   trainer: string;
   config: Record<string, unknown>;
   out?: string;
@@ -37,6 +40,7 @@ export function summarize(r: SimulationResult, out?: string): RunSummary {
     bytes_sent: r.bytesSent,
     bytes_received: r.bytesReceived,
     model_sha256: r.modelSha256,
+    ...(last.epsilon !== undefined ? { epsilon: last.epsilon, delta: last.delta } : {}),
     trainer: r.trainer,
     config: { ...r.options },
     ...(out ? { out } : {}),

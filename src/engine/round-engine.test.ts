@@ -121,3 +121,11 @@ test('target accuracy stops the run early', async () => {
   assert.ok(r.rounds.length < 50);
   assert.ok(r.rounds[r.rounds.length - 1].testAccuracy >= 0.8);
 });
+
+test('DP-FedAvg trains the toy problem and reports the privacy spent each round', async () => {
+  const r = await setup(healthyNodes(4), [0, 1, 2, 3], 'dpfedavg:clip=1,noise=0.5', { rounds: 6, evalFraction: 0, fraction: 0.5, minNodes: 1 }).run();
+  const eps = r.rounds.map((x) => x.epsilon!);
+  assert.ok(eps.every((e, i) => Number.isFinite(e) && (i === 0 || e > eps[i - 1])), `epsilon grows: ${eps.join(', ')}`);
+  assert.ok(r.rounds.every((x) => x.delta === 1e-5));
+  assert.ok(r.rounds[5].testAccuracy > 0.75, `accuracy ${r.rounds[5].testAccuracy}`);
+});

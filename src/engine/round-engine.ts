@@ -62,6 +62,9 @@ export interface RoundRecord {
   bytesSent: number;
   bytesReceived: number;
   seconds: number;
+  /** DP-FedAvg: (epsilon, delta) spent so far, by the RDP accountant. */
+  epsilon?: number;
+  delta?: number;
 }
 
 export interface RunResult {
@@ -77,10 +80,13 @@ function finite(v: Float32Array): boolean {
 
 export class RoundEngine {
   private global: Float32Array;
+  /** Noised rounds so far (resumed runs count the committed ones as spent). */
+  private privacyRounds: number;
 
   constructor(private readonly o: EngineOptions) {
     if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new Error(`rounds must be a whole number >= 1, got ${o.rounds}`);
     this.global = new Float32Array(o.initial);
+    this.privacyRounds = (o.startRound ?? 1) - 1;
   }
 
   /** The seed a node uses for its shuffling in a round: fixed by run seed, round and node alone. */
@@ -165,7 +171,9 @@ export class RoundEngine {
       const selected = [...wanted, ...spare].sort((a, b) => a - b);
       const { results, failures } = await this.trainRound(round, selected, extra > 0 ? wanted.length : selected.length);
       const fused = results.length >= o.minNodes && results.length > 0;
-      if (fused) this.global = o.strategy.aggregateTrain(this.global, results);
+      if (fused) this.global = o.strategy.aggregateTrain(this.global, results, { round, seed: o.seed, sampled: wanted.length, population: ids.length });
+      if (fused && ids.length > 0) this.privacyRounds++;
+      const privacy = o.strategy.privacy(this.privacyRounds, wanted.length / Math.max(1, ids.length));
       const fed = o.evalFraction > 0 && ids.length > 0
         ? o.strategy.aggregateEvaluate(await this.evaluateRound(round, o.strategy.configureEvaluate(ids, o.evalFraction, 1, rng.fork(`eval:${round}`))))
         : { loss: NaN, accuracy: NaN };
@@ -180,6 +188,7 @@ export class RoundEngine {
         testLoss: central.loss, testAccuracy: central.accuracy,
         bytesSent: after.sent - before.sent, bytesReceived: after.received - before.received,
         seconds: (performance.now() - started) / 1000,
+        ...(privacy ? { epsilon: privacy.epsilon, delta: privacy.delta } : {}),
       };
       records.push(record);
       await o.onRound?.(record, this.global, o.strategy);

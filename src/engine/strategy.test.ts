@@ -130,3 +130,32 @@ test('a round with too few updates for the robust rule fails with a clear error'
   assert.throws(() => new Strategy(parseStrategy('multikrum:f=0,m=8')).aggregateTrain(g2, attacked), /multikrum needs at least 8 updates in a round, got 7/);
   assert.deepEqual(new Strategy(parseStrategy('fedmedian')).aggregateTrain(g2, attacked.slice(0, 1)), attacked[0].vector);
 });
+
+test('dpfedavg: parses clip/noise/delta, clips and noises with a seeded stream, and accounts privacy', async () => {
+  const { clipUpdates } = await import('../core/robust.js');
+  const { computeRdp, getPrivacySpent, DEFAULT_ORDERS } = await import('../core/rdp.js');
+  assert.throws(() => parseStrategy('dpfedavg'), /needs clip and noise/);
+  assert.throws(() => parseStrategy('dpfedavg:clip=1,noise=1,delta=2'), /delta must be in/);
+  const cfg = parseStrategy('dpfedavg:clip=0.5,noise=0');
+  assert.equal(cfg.delta, 1e-5);
+  const g0 = new Float32Array([0, 0, 0]);
+  const rs = [
+    { nodeId: 0, numExamples: 10, steps: 1, vector: new Float32Array([3, 4, 0]), metrics: { loss: 0, accuracy: 0 } },
+    { nodeId: 1, numExamples: 90, steps: 1, vector: new Float32Array([0.1, 0, 0]), metrics: { loss: 0, accuracy: 0 } },
+  ];
+  const ctx = { round: 1, seed: 1, sampled: 2, population: 10 };
+  // noise 0: the unweighted mean of clipped updates (the [3,4,0] update is clipped to norm 0.5)
+  const clipped = clipUpdates(rs.map((r) => r.vector), 0.5);
+  const expected = Float32Array.from(clipped[0], (x, i) => (x + clipped[1][i]) / 2);
+  const got = new Strategy(cfg).aggregateTrain(g0, rs, ctx);
+  got.forEach((x, i) => assert.ok(Math.abs(x - expected[i]) < 1e-6));
+  const noisy = new Strategy(parseStrategy('dpfedavg:clip=0.5,noise=1'));
+  const a = noisy.aggregateTrain(g0, rs, ctx);
+  assert.deepEqual(a, new Strategy(parseStrategy('dpfedavg:clip=0.5,noise=1')).aggregateTrain(g0, rs, ctx), 'seeded noise');
+  assert.notDeepEqual(a, new Strategy(parseStrategy('dpfedavg:clip=0.5,noise=1')).aggregateTrain(g0, rs, { ...ctx, round: 2 }));
+  assert.throws(() => noisy.aggregateTrain(g0, rs), /round context/);
+  const p = noisy.privacy(5, 0.2)!;
+  assert.equal(p.epsilon, getPrivacySpent(DEFAULT_ORDERS, computeRdp(0.2, 1, 5, DEFAULT_ORDERS), 1e-5).epsilon);
+  assert.ok(noisy.privacy(10, 0.2)!.epsilon > p.epsilon);
+  assert.equal(new Strategy(parseStrategy('fedavg')).privacy(5, 0.2), null);
+});

@@ -14,11 +14,13 @@ import { averageDelta, deltas, fedNova, weightedAverage } from '../core/aggregat
 import { bulyan, clipUpdates, coordinateMedian, krum, multiKrum, trimmedMean } from '../core/robust.js';
 import { makeServerOptimizer, type ServerOptHyper, type ServerOptimizer, type ServerOptName, type ServerOptState } from '../core/server-opt.js';
 import { sampleNodes } from '../core/sampling.js';
-import type { Rng } from '../core/rng.js';
+import { Rng } from '../core/rng.js';
+import { dpAggregate } from '../core/dp.js';
+import { computeRdp, DEFAULT_ORDERS, getPrivacySpent } from '../core/rdp.js';
 import type { Metrics } from '../model/trainer.js';
 
 export const ROBUST_STRATEGY_NAMES = ['fedmedian', 'fedtrimmedavg', 'krum', 'multikrum', 'bulyan'] as const;
-export const STRATEGY_NAMES = ['fedavg', 'fedprox', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'fednova', 'fedsgd', ...ROBUST_STRATEGY_NAMES] as const;
+export const STRATEGY_NAMES = ['fedavg', 'fedprox', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'fednova', 'fedsgd', 'dpfedavg', ...ROBUST_STRATEGY_NAMES] as const;
 export type StrategyName = (typeof STRATEGY_NAMES)[number];
 export type RobustStrategyName = (typeof ROBUST_STRATEGY_NAMES)[number];
 
@@ -44,6 +46,18 @@ export interface StrategyConfig {
   m?: number;
   /** FedTrimmedAvg: fraction trimmed from each side, in [0, 0.5) (default 0.2). */
   beta?: number;
+  /** DP-FedAvg: Gaussian noise multiplier z (noise std z * clip on the sum of clipped updates) and delta. */
+  noise?: number;
+  delta?: number;
+}
+
+/** What a round tells the strategy beyond the results: for seeded noise and privacy accounting. */
+export interface RoundContext {
+  round: number;
+  seed: number;
+  /** Nodes asked this round and nodes that could have been asked (the sampling rate is their ratio). */
+  sampled: number;
+  population: number;
 }
 
 export interface TrainResult {
@@ -62,7 +76,7 @@ export interface EvalResult extends Metrics {
 
 const SERVER_OPT_OF: Record<StrategyName, ServerOptName> = {
   fedavg: 'fedavg', fedprox: 'fedavg', fedavgm: 'fedavgm', fedadam: 'fedadam', fedyogi: 'fedyogi',
-  fedadagrad: 'fedadagrad', fednova: 'fedavg', fedsgd: 'sgd',
+  fedadagrad: 'fedadagrad', fednova: 'fedavg', fedsgd: 'sgd', dpfedavg: 'fedavg',
   fedmedian: 'fedavg', fedtrimmedavg: 'fedavg', krum: 'fedavg', multikrum: 'fedavg', bulyan: 'fedavg',
 };
 
@@ -95,6 +109,10 @@ export function parseStrategy(text: string): StrategyConfig {
       if (name === 'fednova' || name === 'fedsgd') throw new Error(`strategy '${text}': clip works with fedavg, fedprox, fedavgm, fedadam, fedyogi, fedadagrad and ${ROBUST_STRATEGY_NAMES.join(', ')}, not ${name}`);
       cfg.clip = toNumber(text, 'clip', value, 0);
       if (!(cfg.clip > 0)) throw new Error(`strategy '${text}': clip must be a number > 0, got '${value}'`);
+    } else if (key === 'noise' && name === 'dpfedavg') cfg.noise = toNumber(text, 'noise', value, 0);
+    else if (key === 'delta' && name === 'dpfedavg') {
+      cfg.delta = toNumber(text, 'delta', value, 0);
+      if (!(cfg.delta > 0 && cfg.delta < 1)) throw new Error(`strategy '${text}': delta must be in (0, 1), got '${value}'`);
     } else if (key === 'f' && (name === 'krum' || name === 'multikrum' || name === 'bulyan')) cfg.f = toWhole(text, 'f', value, 0);
     else if (key === 'm' && name === 'multikrum') cfg.m = toWhole(text, 'm', value, 1);
     else if (key === 'beta' && name === 'fedtrimmedavg') {
@@ -108,6 +126,10 @@ export function parseStrategy(text: string): StrategyConfig {
   if (name === 'fedtrimmedavg') cfg.beta ??= DEFAULT_TRIM_BETA;
   if ((name === 'krum' || name === 'multikrum' || name === 'bulyan') && cfg.f === undefined) {
     throw new Error(`strategy '${text}': ${name} needs f, the number of Byzantine nodes to tolerate, e.g. ${name}:f=2`);
+  }
+  if (name === 'dpfedavg') {
+    if (cfg.clip === undefined || cfg.noise === undefined) throw new Error(`strategy '${text}': dpfedavg needs clip and noise, e.g. dpfedavg:clip=1,noise=1.0`);
+    cfg.delta ??= 1e-5;
   }
   // Let the server optimizer reject hyper-parameters it does not know, now rather than after round 1.
   makeServerOptimizer(cfg.serverOpt, cfg.hyper);
@@ -161,11 +183,17 @@ export class Strategy {
   }
 
   /** Fuses results (any order in, node-id order used) into the next global model. */
-  aggregateTrain(global: Float32Array, results: readonly TrainResult[]): Float32Array {
+  aggregateTrain(global: Float32Array, results: readonly TrainResult[], context?: RoundContext): Float32Array {
     if (results.length === 0) throw new Error('aggregateTrain needs at least one result');
     const sorted = [...results].sort((a, b) => a.nodeId - b.nodeId);
     const vectors = sorted.map((r) => r.vector);
     const weights = sorted.map((r) => r.numExamples);
+    if (this.config.name === 'dpfedavg') {
+      // DP-FedAvg (McMahan et al. 2018): clip each update, sum, add N(0, (z C)^2), divide by the number asked.
+      if (!context) throw new Error('dpfedavg needs the round context for its seeded noise');
+      const rng = new Rng(context.seed).fork(`dp-noise:${context.round}`);
+      return this.opt.step(global, dpAggregate(deltas(global, vectors), this.config.clip!, this.config.noise!, rng, Math.max(context.sampled, vectors.length)));
+    }
     if (this.mode === 'gradient') return this.opt.step(global, weightedAverage(vectors, weights));
     if (this.config.name === 'fednova') return fedNova(global, vectors, weights, sorted.map((r) => r.steps));
     const { name, clip } = this.config;
@@ -187,6 +215,17 @@ export class Strategy {
       case 'bulyan': return bulyan(ds, f);
       default: return weightedAverage(ds, weights);
     }
+  }
+
+  /**
+   * Privacy spent after `rounds` rounds of DP-FedAvg at sampling rate q (RDP accountant, Opacus' conversion);
+   * null for strategies without a privacy guarantee.
+   */
+  privacy(rounds: number, q: number): { epsilon: number; delta: number } | null {
+    if (this.config.name !== 'dpfedavg') return null;
+    const delta = this.config.delta!;
+    const rdp = computeRdp(Math.min(1, q), this.config.noise!, rounds, DEFAULT_ORDERS);
+    return { epsilon: getPrivacySpent(DEFAULT_ORDERS, rdp, delta).epsilon, delta };
   }
 
   configureEvaluate(nodeIds: readonly number[], fraction: number, minNodes: number, rng: Rng): number[] {
