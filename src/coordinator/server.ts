@@ -264,7 +264,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
       }
       try {
         ControlSchema.parse(JSON.parse(bytes.toString('utf8')));
-        store.touchNode(node.id, node.lastSeen);
+        // lastSeen lives in the registry; the store gets it in one batched write per heartbeat interval.
       } catch (e) {
         reject('bad_message', (e as Error).message.slice(0, 300));
       }
@@ -281,6 +281,10 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
 
   // Nodes that stop heartbeating are dropped. A node working on a request is exempt: a device busy training
   // may not get to its heartbeat, and the round's deadline (or the socket closing) bounds that wait anyway.
+  const persistLastSeen = setInterval(() => {
+    const live = registry.all();
+    if (live.length > 0) store.touchNodes(live.map((n) => ({ id: n.id, atMs: n.lastSeen })));
+  }, heartbeatMs);
   const sweeper = setInterval(() => {
     for (const n of registry.all()) if (!n.waiter && Date.now() - n.lastSeen > 3 * heartbeatMs) n.socket.terminate();
   }, heartbeatMs);
@@ -292,6 +296,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     app, store, registry, runs, url, adminToken, auth, createJoinToken,
     async close() {
       clearInterval(sweeper);
+      clearInterval(persistLastSeen);
       for (const r of runs.activeRuns()) runs.setControl(r.id, 'stop');
       for (const n of registry.all()) n.socket.terminate();
       wss.close();

@@ -529,3 +529,15 @@ test('crash safety (SIGKILL)', { concurrency: 2 }, async (t) => {
   });
   await Promise.all([killedAfterCommit, killedWhileCommitting]);
 });
+
+test('touchNodes updates lastSeen for many nodes in one call, never backwards', () => {
+  const s = new Store(':memory:');
+  const a = s.upsertNode('a', { resources: {}, tags: {} });
+  const b = s.upsertNode('b', { resources: {}, tags: {} });
+  const before = s.getNode(a)!.lastSeen;
+  s.touchNodes([{ id: a, atMs: before + 5000 }, { id: b, atMs: 1 }]);
+  assert.equal(s.getNode(a)!.lastSeen, before + 5000);
+  assert.ok(s.getNode(b)!.lastSeen >= before, 'not moved backwards');
+  assert.throws(() => s.touchNodes([{ id: -1, atMs: 1 }]));
+  s.close();
+});

@@ -584,6 +584,18 @@ export class Store {
     return this.sql('SELECT public_key FROM node_keys WHERE name = ?').pluck().get(name) as string | undefined;
   }
 
+  /** touchNode for many nodes in one transaction (the coordinator's periodic liveness write). */
+  touchNodes(entries: readonly { id: number; atMs: number }[]): void {
+    for (const e of entries) {
+      checkId(e.id, 'node id');
+      checkCount(e.atMs, 'atMs');
+    }
+    this.db.transaction(() => {
+      const stmt = this.sql('UPDATE nodes SET last_seen = max(last_seen, ?) WHERE id = ?');
+      for (const e of entries) stmt.run(e.atMs, e.id);
+    }).immediate();
+  }
+
   /** Records that node `id` was heard from at `atMs`; lastSeen never moves backwards. */
   touchNode(id: number, atMs: number): void {
     checkId(id, 'node id');

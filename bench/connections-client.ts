@@ -1,0 +1,393 @@
+/**
+ * One client process of the connections benchmark (bench/connections.ts): it holds N real WebSocket
+ * connections to a coordinator's /v1/ws, each behaving like an edge node (hello, heartbeats at the
+ * welcome's interval, request frames answered with a reply frame), while sharing one NodeHost and one
+ * trainer per run across all of its connections. Requests are answered one at a time, in arrival order,
+ * for the whole process: training is CPU-bound, so concurrency inside one process would buy nothing.
+ *
+ * It speaks the agent's wire protocol (src/node/agent.ts): frames through a FrameLink (chunked when large),
+ * requests bound to { run, round, node, nonce } and, with --auth, an Ed25519 key per connection enrolled with a
+ * join token (created with the admin token in EDGEFED_BENCH_ADMIN_TOKEN), a signed hello and signed replies.
+ *
+ * Run (normally started by bench/connections.ts):
+ *   node --import tsx bench/connections-client.ts --url http://127.0.0.1:PORT --proc 0 --conns 250
+ *        [--first 0] [--examples 32] [--data mnist|synthetic] [--auth]
+ * Connection i of process P is named `c<P>-<i>` and holds `--examples` rows: rows (first + i) * examples
+ * onwards of the MNIST training set, or seeded random pixels and labels with --data synthetic.
+ *
+ * Protocol with the parent, one JSON object per line on stdout:
+ *   {"type":"connecting", proc, rssBytes}   data built, connections about to open
+ *   {"type":"progress", proc, welcomed, open, disconnects}   every 5 s until every connection has its welcome
+ *   {"type":"ready", ...stats}   once every connection has its welcome
+ *   {"type":"stats", ...stats}   whenever the parent writes "stats" on stdin
+ *   {"type":"final", ...stats}   after the parent writes "stop" on stdin (or on SIGTERM); then exit 0
+ * Anything unexpected (a closed connection, an error message from the coordinator) goes to stderr and is
+ * counted in the stats.
+ */
+import { parseArgs } from 'node:util';
+import { WebSocket, type RawData } from 'ws';
+import { createInterface } from 'node:readline';
+import { makeLayout } from '../src/core/params.js';
+import { tensorSpecs, type ModelSpec } from '../src/model/spec.js';
+import { makeTrainer } from '../src/model/make-trainer.js';
+import type { LocalTrainer } from '../src/model/trainer.js';
+import { NodeHost, type LocalData } from '../src/node/host.js';
+import { loadMnist } from '../src/data/mnist.js';
+import { subset, type Dataset } from '../src/data/types.js';
+import { Rng } from '../src/core/rng.js';
+import { peekHeader } from '../src/core/wire.js';
+import { selectKernels } from '../src/nn/kernels-select.js';
+import { FrameLink } from '../src/net/frame-link.js';
+import { isBound, newIdentity, randomNonce, signFrame, signHello, toHex, unbindFrame, type Binding } from '../src/core/identity.js';
+import { randomBytes } from 'node:crypto';
+
+export interface ClientStats {
+  proc: number;
+  pid: number;
+  connections: number;
+  welcomed: number;
+  open: number;
+  /** Connections that closed while the benchmark was running (each one reconnects). */
+  disconnects: number;
+  reconnects: number;
+  heartbeatsSent: number;
+  configures: number;
+  trainRequests: number;
+  evalRequests: number;
+  /** Replies the NodeHost produced as error frames. */
+  errorReplies: number;
+  /** With --auth: seconds to create join tokens and enrol every connection's key (before connecting). */
+  enrolSeconds: number;
+  /** With --auth: total time spent signing replies, seconds. */
+  signSeconds: number;
+  /** {type:'error'} messages the coordinator sent us. */
+  coordinatorErrors: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Total time spent inside NodeHost.handle, seconds. */
+  handleSeconds: number;
+  /** Longest time a request frame waited in this process's queue before it was handled, ms. */
+  maxQueueWaitMs: number;
+  /** RSS once the local data is built, before any connection is opened. */
+  rssBeforeConnectBytes: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+  externalBytes: number;
+  /** The trainer and kernels the last configure built ('engine' / 'native-openblas', ...). */
+  trainer: string | null;
+  kernels: string | null;
+}
+
+interface Args {
+  url: string;
+  proc: number;
+  conns: number;
+  first: number;
+  examples: number;
+  data: 'mnist' | 'synthetic';
+  /** Enrol an Ed25519 key per connection (admin token from EDGEFED_BENCH_ADMIN_TOKEN), sign hellos and replies. */
+  auth: boolean;
+}
+
+function parseCli(argv: string[]): Args {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      url: { type: 'string' },
+      proc: { type: 'string', default: '0' },
+      conns: { type: 'string', default: '250' },
+      first: { type: 'string', default: '0' },
+      examples: { type: 'string', default: '32' },
+      data: { type: 'string', default: 'mnist' },
+      auth: { type: 'boolean', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const int = (name: string, s: string, min: number): number => {
+    const v = Number(s);
+    if (!Number.isInteger(v) || v < min) throw new Error(`--${name}: expected a whole number >= ${min}, got '${s}'`);
+    return v;
+  };
+  if (!values.url) throw new Error('--url is required');
+  if (values.data !== 'mnist' && values.data !== 'synthetic') throw new Error(`--data: expected mnist or synthetic, got '${values.data}'`);
+  return {
+    url: values.url, proc: int('proc', values.proc!, 0), conns: int('conns', values.conns!, 1), first: int('first', values.first!, 0),
+    examples: int('examples', values.examples!, 1), data: values.data, auth: values.auth!,
+  };
+}
+
+/** Each connection's local data: `examples` rows, no validation split (evaluation then uses train). */
+function makeLocalData(a: Args): LocalData[] {
+  const out: LocalData[] = [];
+  if (a.data === 'mnist') {
+    const all = loadMnist().train;
+    if ((a.first + a.conns) * a.examples > all.n) throw new Error(`MNIST has ${all.n} training rows, too few for ${a.first + a.conns} x ${a.examples}`);
+    for (let i = 0; i < a.conns; i++) {
+      const start = (a.first + i) * a.examples;
+      const train = subset(all, Array.from({ length: a.examples }, (_, k) => start + k), `mnist:train[${start}..${start + a.examples})`);
+      out.push({ train, validation: subset(train, []) });
+    }
+    return out; // `all` (188 MB of floats) is garbage once this returns
+  }
+  const f = 28 * 28;
+  for (let i = 0; i < a.conns; i++) {
+    const rng = new Rng(1).fork(`connections:${a.first + i}`);
+    const x = new Float32Array(a.examples * f);
+    for (let k = 0; k < x.length; k++) x[k] = rng.next();
+    const y = new Int32Array(a.examples);
+    for (let k = 0; k < y.length; k++) y[k] = rng.int(10);
+    const train: Dataset = { source: `synthetic#${a.first + i}`, n: a.examples, featureShape: [28, 28, 1], x, y, numClasses: 10 };
+    out.push({ train, validation: subset(train, []) });
+  }
+  return out;
+}
+
+function wsUrl(base: string): string {
+  const u = new URL(base);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  u.pathname = '/v1/ws';
+  return u.toString();
+}
+
+function toBuffer(data: RawData): Buffer {
+  return Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+}
+
+interface Conn {
+  index: number;
+  name: string;
+  data: LocalData;
+  socket: WebSocket | null;
+  nodeId: number;
+  heartbeat: NodeJS.Timeout | null;
+  welcomed: boolean;
+  /** With --auth: the connection's Ed25519 secret key, enrolled under its name. */
+  secretKey: Uint8Array | null;
+}
+
+/** Creates a join token with the admin token and enrols `name` with a fresh key, as an operator and an agent would. */
+async function enrol(base: string, adminToken: string, name: string): Promise<Uint8Array> {
+  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
+    const r = await fetch(new URL(path, base), { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    const json = (await r.json().catch(() => ({}))) as { token?: string; error?: { message?: string } };
+    if (r.status !== 201) throw new Error(`POST ${path} for ${name}: ${r.status} ${json.error?.message ?? ''}`);
+    return json;
+  };
+  const { token } = await post('/v1/admin/join-tokens', { ttlSeconds: 3600 }, { authorization: `Bearer ${adminToken}` });
+  const { secretKey, publicKey } = newIdentity();
+  await post('/v1/enroll', { name, publicKey: toHex(publicKey), token });
+  return secretKey;
+}
+
+async function main(): Promise<void> {
+  const a = parseCli(process.argv.slice(2));
+  const url = wsUrl(a.url);
+  const datasets = makeLocalData(a);
+  const stats: ClientStats = {
+    proc: a.proc, pid: process.pid, connections: a.conns, welcomed: 0, open: 0, disconnects: 0, reconnects: 0, heartbeatsSent: 0,
+    configures: 0, trainRequests: 0, evalRequests: 0, errorReplies: 0, enrolSeconds: 0, signSeconds: 0, coordinatorErrors: 0, bytesIn: 0, bytesOut: 0, handleSeconds: 0,
+    maxQueueWaitMs: 0, rssBeforeConnectBytes: 0, rssBytes: 0, heapUsedBytes: 0, externalBytes: 0, trainer: null, kernels: null,
+  };
+  const snapshot = (type: 'ready' | 'stats' | 'final'): string => {
+    const m = process.memoryUsage();
+    Object.assign(stats, { rssBytes: m.rss, heapUsedBytes: m.heapUsed, externalBytes: m.external });
+    return `${JSON.stringify({ type, ...stats })}\n`;
+  };
+
+  /** Every connection's data by the node id the coordinator gave it: what the shared NodeHost serves. */
+  const byNodeId = new Map<number, LocalData>();
+  let current: { runId: number; host: NodeHost; trainer: LocalTrainer } | null = null;
+  let queue: Promise<void> = Promise.resolve();
+  let stopping = false;
+  let readySent = false;
+
+  const configure = (spec: ModelSpec, runId: number): void => {
+    stats.configures++;
+    queue = queue.then(async () => {
+      if (current?.runId === runId) return;
+      current?.trainer.dispose();
+      const trainer = await makeTrainer(spec);
+      current = { runId, trainer, host: new NodeHost(makeLayout(tensorSpecs(spec)), trainer, byNodeId) };
+      stats.trainer = trainer.kind;
+      stats.kernels = trainer.kind === 'engine' ? (await selectKernels()).name : null;
+      process.stderr.write(`client ${a.proc}: configured for run ${runId} (model ${spec.name}, trainer ${trainer.kind})\n`);
+    }).catch((e: Error) => {
+      process.stderr.write(`client ${a.proc}: configure failed: ${e.message}\n`);
+    });
+  };
+
+  const serve = (c: Conn, ws: WebSocket, link: FrameLink, received: Uint8Array): void => {
+    const queued = performance.now();
+    queue = queue.then(async () => {
+      stats.maxQueueWaitMs = Math.max(stats.maxQueueWaitMs, performance.now() - queued);
+      if (!current) {
+        process.stderr.write(`client ${a.proc}: request frame before any configure; dropped\n`);
+        return;
+      }
+      // Requests come bound to { run, round, node, nonce }; with auth the reply is signed together with that binding.
+      let binding: Binding | null = null;
+      let frame = received;
+      if (isBound(received)) ({ binding, frame } = unbindFrame(received));
+      const type = String(peekHeader(frame).type);
+      if (type === 'train') stats.trainRequests++;
+      else if (type === 'evaluate') stats.evalRequests++;
+      const started = performance.now();
+      const reply = await current.host.handle(frame);
+      stats.handleSeconds += (performance.now() - started) / 1000;
+      if (peekHeader(reply).type === 'error') {
+        stats.errorReplies++;
+        process.stderr.write(`client ${a.proc}: NodeHost error reply: ${JSON.stringify(peekHeader(reply)).slice(0, 300)}\n`);
+      }
+      let out = reply;
+      if (binding && c.secretKey) {
+        const t = performance.now();
+        out = signFrame(binding, reply, c.secretKey);
+        stats.signSeconds += (performance.now() - t) / 1000;
+      }
+      if (ws.readyState === WebSocket.OPEN) {
+        stats.bytesOut += out.length;
+        link.send(out);
+      }
+    }).catch((e: Error) => {
+      process.stderr.write(`client ${a.proc}: serving a frame failed: ${e.message}\n`);
+    });
+  };
+
+  const connect = (c: Conn): void => {
+    const ws = new WebSocket(url, { maxPayload: 256 * 1024 * 1024 });
+    const link = new FrameLink(ws, 256 * 1024 * 1024);
+    c.socket = ws;
+    ws.on('open', () => {
+      stats.open++;
+      const hello: Record<string, unknown> = { type: 'hello', protocol: 1, name: c.name, resources: { cores: 1, samplesPerSecond: 1000 }, tags: {} };
+      if (c.secretKey) {
+        const timestamp = Date.now();
+        const nonce = randomNonce((n) => new Uint8Array(randomBytes(n)));
+        hello.auth = { timestamp, nonce, signature: signHello(c.name, timestamp, nonce, c.secretKey) };
+      }
+      ws.send(JSON.stringify(hello));
+    });
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      const bytes = toBuffer(data);
+      stats.bytesIn += bytes.length;
+      if (isBinary) {
+        let frame: Uint8Array | null;
+        try {
+          frame = link.receive(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength).slice());
+        } catch (e) {
+          process.stderr.write(`client ${a.proc}: ${c.name}: dropped a malformed chunk: ${(e as Error).message}\n`);
+          return;
+        }
+        if (frame) serve(c, ws, link, frame);
+        return;
+      }
+      let msg: { type?: string; nodeId?: number; heartbeatMs?: number; runId?: number; spec?: ModelSpec; code?: string; message?: string };
+      try {
+        msg = JSON.parse(bytes.toString('utf8'));
+      } catch {
+        process.stderr.write(`client ${a.proc}: ${c.name}: unreadable text message\n`);
+        return;
+      }
+      if (msg.type === 'welcome' && Number.isInteger(msg.nodeId)) {
+        c.nodeId = msg.nodeId!;
+        byNodeId.set(c.nodeId, c.data);
+        if (!c.welcomed) {
+          c.welcomed = true;
+          stats.welcomed++;
+        }
+        const every = msg.heartbeatMs ?? 5000;
+        if (c.heartbeat) clearInterval(c.heartbeat);
+        // Spread the connections' heartbeats over the interval instead of sending them in bursts.
+        const first = setTimeout(() => {
+          const beat = () => {
+            if (ws.readyState === WebSocket.OPEN) {
+              ws.send('{"type":"heartbeat"}');
+              stats.heartbeatsSent++;
+            }
+          };
+          beat();
+          c.heartbeat = setInterval(beat, every);
+        }, Math.floor(Math.random() * every));
+        c.heartbeat = first;
+        if (!readySent && stats.welcomed === a.conns) {
+          readySent = true;
+          process.stdout.write(snapshot('ready'));
+        }
+      } else if (msg.type === 'configure' && Number.isInteger(msg.runId) && msg.spec) {
+        configure(msg.spec, msg.runId!);
+      } else if (msg.type === 'error') {
+        stats.coordinatorErrors++;
+        process.stderr.write(`client ${a.proc}: ${c.name}: coordinator error ${msg.code}: ${msg.message}\n`);
+      }
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      stats.open--;
+      if (c.heartbeat) {
+        clearInterval(c.heartbeat);
+        clearTimeout(c.heartbeat);
+      }
+      c.heartbeat = null;
+      if (stopping) return;
+      stats.disconnects++;
+      process.stderr.write(`client ${a.proc}: ${c.name} (node ${c.nodeId}) closed: ${code} ${reason.toString('utf8')}; reconnecting in 1 s\n`);
+      setTimeout(() => {
+        stats.reconnects++;
+        connect(c);
+      }, 1000);
+    });
+    ws.on('error', (e: Error) => process.stderr.write(`client ${a.proc}: ${c.name}: ${e.message}\n`));
+  };
+
+  const conns: Conn[] = datasets.map((data, i) => ({ index: i, name: `c${a.proc}-${i}`, data, socket: null, nodeId: -1, heartbeat: null, welcomed: false, secretKey: null }));
+  if (a.auth) {
+    const adminToken = process.env.EDGEFED_BENCH_ADMIN_TOKEN;
+    if (!adminToken) throw new Error('--auth needs the coordinator\'s admin token in EDGEFED_BENCH_ADMIN_TOKEN');
+    const started = performance.now();
+    let next = 0;
+    // A few enrolments at a time, as a fleet being provisioned would arrive.
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (next < conns.length) {
+        const c = conns[next++];
+        c.secretKey = await enrol(a.url, adminToken, c.name);
+      }
+    }));
+    stats.enrolSeconds = (performance.now() - started) / 1000;
+  }
+  global.gc?.();
+  stats.rssBeforeConnectBytes = process.memoryUsage().rss;
+  process.stdout.write(`${JSON.stringify({ type: 'connecting', proc: a.proc, rssBytes: stats.rssBeforeConnectBytes })}\n`);
+  for (const c of conns) connect(c);
+
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    for (const c of conns) {
+      if (c.heartbeat) {
+        clearInterval(c.heartbeat);
+        clearTimeout(c.heartbeat);
+      }
+    }
+    // Report before closing, so the figures describe the process while it held every connection.
+    process.stdout.write(snapshot('final'), () => {
+      for (const c of conns) c.socket?.terminate();
+      current?.trainer.dispose();
+      process.exit(0);
+    });
+  };
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    if (line.trim() === 'stop') stop();
+    else if (line.trim() === 'stats') process.stdout.write(snapshot('stats'));
+  });
+  process.on('SIGTERM', stop);
+  // Until every connection is welcomed, say how far it got (the parent prints it while it waits).
+  const progress = setInterval(() => {
+    if (readySent || stopping) return clearInterval(progress);
+    process.stdout.write(`${JSON.stringify({ type: 'progress', proc: a.proc, welcomed: stats.welcomed, open: stats.open, disconnects: stats.disconnects })}\n`);
+  }, 5000);
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`connections-client: ${e.stack ?? e.message}\n`);
+  process.exit(1);
+});
