@@ -22,7 +22,7 @@ async function coordinator(config?: object): Promise<{ url: string; port: number
 
 const done = (v: { status: string }) => ['completed', 'stopped', 'failed'].includes(v.status);
 
-test('API validates run configs and reports unknown runs', async () => {
+test('API validates run configs, reports unknown runs, and pauses, resumes and stops runs', async () => {
   const c = await coordinator();
   try {
     const bad = await api<{ error: { code: string; message: string } }>(c.url, '/v1/runs', { rounds: 0 });
@@ -33,6 +33,22 @@ test('API validates run configs and reports unknown runs', async () => {
     assert.equal(unknown.status, 400);
     assert.equal((await api(c.url, '/v1/runs/99')).status, 404);
     assert.deepEqual((await api<{ runs: unknown[] }>(c.url, '/v1/runs')).json.runs, []);
+
+    // pause, resume and stop a run (no nodes: each round waits 200 ms for nodes, then closes unfused)
+    const { json } = await api<{ id: number }>(c.url, '/v1/runs', { ...base, rounds: 10000, minNodes: 1, waitForNodesMs: 200 });
+    await waitFor('rounds moving', async () => ((await runView(c.url, json.id)).roundsCompleted >= 2 ? true : undefined));
+    assert.equal((await api(c.url, `/v1/runs/${json.id}/pause`, {})).status, 200);
+    await new Promise((r) => setTimeout(r, 800));
+    const paused = await runView(c.url, json.id);
+    assert.equal(paused.status, 'paused');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await runView(c.url, json.id)).roundsCompleted, paused.roundsCompleted, 'no round while paused');
+    await api(c.url, `/v1/runs/${json.id}/resume`, {});
+    await waitFor('rounds moving again', async () => ((await runView(c.url, json.id)).roundsCompleted > paused.roundsCompleted ? true : undefined));
+    await api(c.url, `/v1/runs/${json.id}/stop`, {});
+    const stopped = await waitFor('stopped', async () => { const r = await runView(c.url, json.id); return r.status === 'stopped' ? r : undefined; });
+    assert.ok(stopped.rounds.every((r) => !r.fused));
+    assert.equal((await api(c.url, `/v1/runs/${json.id}/stop`, {})).status, 409, 'a finished run cannot be controlled');
   } finally {
     killAll([c.proc]);
   }
