@@ -28,6 +28,7 @@
  * in the JS kernels; other partial overlaps between arguments are not supported (gemm rejects them).
  */
 import type { Kernels } from './kernels.js';
+import { bool, describe, dim, f32, i32, need, num, overlaps } from './kernel-checks.js';
 
 export interface WasmKernels extends Kernels {
   readonly name: 'wasm-simd';
@@ -74,50 +75,7 @@ const MAX_PAGES = 65536; // wasm32: 4 GiB
 const MIN_GROW_PAGES = 256; // 16 MiB
 const DEFAULT_SCRATCH = 4 << 20;
 
-// ---------- validation: the same checks and messages as kernels-js.ts ----------
-
-const MAX_DIM = 2147483647;
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (ArrayBuffer.isView(v)) return Object.prototype.toString.call(v).slice(8, -1);
-  if (Array.isArray(v)) return 'Array';
-  return typeof v;
-}
-
-function f32(fn: string, name: string, v: unknown): void {
-  if (!(v instanceof Float32Array)) throw new TypeError(`${fn}: ${name} must be a Float32Array, got ${describe(v)}`);
-}
-
-function i32(fn: string, name: string, v: unknown): void {
-  if (!(v instanceof Int32Array)) throw new TypeError(`${fn}: ${name} must be an Int32Array, got ${describe(v)}`);
-}
-
-function num(fn: string, name: string, v: unknown): void {
-  if (typeof v !== 'number') throw new TypeError(`${fn}: ${name} must be a number, got ${describe(v)}`);
-}
-
-function bool(fn: string, name: string, v: unknown): void {
-  if (typeof v !== 'boolean') throw new TypeError(`${fn}: ${name} must be a boolean, got ${describe(v)}`);
-}
-
-function dim(fn: string, name: string, v: unknown): void {
-  num(fn, name, v);
-  const d = v as number;
-  if (!(Number.isInteger(d) && d >= 0 && d <= MAX_DIM)) {
-    throw new RangeError(`${fn}: ${name} must be a non-negative integer, got ${d}`);
-  }
-}
-
-function need(fn: string, name: string, arr: ArrayLike<number>, n: number, what: string): void {
-  if (arr.length < n) throw new RangeError(`${fn}: ${name} has ${arr.length} elements, needs at least ${n} (${what})`);
-}
-
-function overlaps(x: Float32Array, xn: number, y: Float32Array, yn: number): boolean {
-  if (xn === 0 || yn === 0 || x.buffer !== y.buffer) return false;
-  const x0 = x.byteOffset, y0 = y.byteOffset;
-  return x0 < y0 + yn * 4 && y0 < x0 + xn * 4;
-}
+// Validation: the same checks and messages as kernels-js.ts (kernel-checks.ts).
 
 // ---------- staging of arrays that live outside wasm memory ----------
 
