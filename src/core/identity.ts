@@ -100,8 +100,19 @@ export function unbindFrame(bytes: Uint8Array): { binding: Binding; frame: Uint8
   return { binding, frame: bytes.subarray(end) };
 }
 
-function signedMessage(json: Uint8Array, frame: Uint8Array): Uint8Array {
-  return concat(DOMAIN, json, sha256(frame));
+/** Hash and signature checks can be swapped for faster platform ones (node:crypto on the coordinator). */
+export interface CryptoImpl {
+  sha256(bytes: Uint8Array): Uint8Array;
+  verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
+}
+
+export const nobleCrypto: CryptoImpl = {
+  sha256: (b) => sha256(b),
+  verify: (sig, msg, pk) => ed25519.verify(sig, msg, pk),
+};
+
+function signedMessage(json: Uint8Array, frame: Uint8Array, hash: (b: Uint8Array) => Uint8Array = sha256): Uint8Array {
+  return concat(DOMAIN, json, hash(frame));
 }
 
 export function signFrame(binding: Binding, frame: Uint8Array, secretKey: Uint8Array): Uint8Array {
@@ -115,7 +126,7 @@ export function isSigned(bytes: Uint8Array): boolean {
 }
 
 /** Verifies a signed frame; FrameError 'unsigned' or 'bad_signature' when it is not from the key's holder. */
-export function openSignedFrame(bytes: Uint8Array, publicKey: Uint8Array): { binding: Binding; frame: Uint8Array } {
+export function openSignedFrame(bytes: Uint8Array, publicKey: Uint8Array, crypto: CryptoImpl = nobleCrypto): { binding: Binding; frame: Uint8Array } {
   if (!magicIs(bytes, 'EFS1')) throw new FrameError('unsigned', 'frame is not signed');
   const { binding, json, end } = readBinding(bytes);
   if (bytes.length < end + 64) throw new FrameError('truncated', 'signed frame has no room for its signature');
@@ -123,7 +134,7 @@ export function openSignedFrame(bytes: Uint8Array, publicKey: Uint8Array): { bin
   const frame = bytes.subarray(end + 64);
   let ok = false;
   try {
-    ok = ed25519.verify(sig, signedMessage(json, frame), publicKey);
+    ok = crypto.verify(sig, signedMessage(json, frame, crypto.sha256), publicKey);
   } catch {
     ok = false;
   }
