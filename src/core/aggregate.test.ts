@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { applyDelta, averageDelta, deltas, fedNova, weightedAverage } from './aggregate.ts';
+import { ABS, REL, assertClose, bitsEqual, coordScale } from '../../test/support/numeric.js';
 
 // ---------- naive references: plain float64 scalar loops over number[], one element at a time ----------
 
@@ -34,33 +35,6 @@ function naiveFedNova(global: number[], locals: number[][], n: number[], tau: nu
 }
 
 // ---------- helpers ----------
-
-const ABS = 1e-6;
-const REL = 1e-5;
-
-/** |a - b| <= abs + rel * max(|b|, scale) per element; scale covers results that cancel toward 0. */
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, abs = ABS, rel = REL, scale: ArrayLike<number> = []) {
-  assert.equal(actual.length, expected.length, 'length');
-  for (let j = 0; j < expected.length; j++) {
-    const tol = abs + rel * Math.max(Math.abs(expected[j]), scale[j] ?? 0);
-    const diff = Math.abs(actual[j] - expected[j]);
-    assert.ok(diff <= tol, `element ${j}: got ${actual[j]}, expected ${expected[j]} (diff ${diff} > tol ${tol})`);
-  }
-}
-
-function bitsEqual(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let j = 0; j < ua.length; j++) if (ua[j] !== ub[j]) return false;
-  return true;
-}
-
-/** Largest |x| per coordinate over several vectors: the natural scale of rounding errors there. */
-function coordScale(vectors: ArrayLike<number>[]): number[] {
-  const n = vectors[0].length;
-  return Array.from({ length: n }, (_, j) => Math.max(...vectors.map((v) => Math.abs(v[j]))));
-}
 
 const f32 = (xs: number[]) => new Float32Array(xs);
 const arr = (v: Float32Array) => Array.from(v);

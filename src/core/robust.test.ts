@@ -7,6 +7,7 @@ import {
 } from './robust.ts';
 import { weightedAverage } from './aggregate.ts';
 import { Rng } from './rng.ts';
+import { ABS, REL, assertClose, bitsEqual, coordScale } from '../../test/support/numeric.js';
 
 // ---------- naive references: plain float64 scalar code over number[], sharing nothing with robust.ts ----------
 
@@ -71,31 +72,6 @@ function naiveBulyan(vs: number[][], f: number): number[] {
 }
 
 // ---------- helpers ----------
-
-const ABS = 1e-6;
-const REL = 1e-5;
-
-/** |a - b| <= abs + rel * max(|b|, scale) per element. */
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, abs = ABS, rel = REL, scale: ArrayLike<number> = []) {
-  assert.equal(actual.length, expected.length, 'length');
-  for (let j = 0; j < expected.length; j++) {
-    const tol = abs + rel * Math.max(Math.abs(expected[j]), scale[j] ?? 0);
-    const diff = Math.abs(actual[j] - expected[j]);
-    assert.ok(diff <= tol, `element ${j}: got ${actual[j]}, expected ${expected[j]} (diff ${diff} > tol ${tol})`);
-  }
-}
-
-function bitsEqual(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let j = 0; j < ua.length; j++) if (ua[j] !== ub[j]) return false;
-  return true;
-}
-
-function coordScale(vectors: ArrayLike<number>[]): number[] {
-  return Array.from({ length: vectors[0].length }, (_, j) => Math.max(...vectors.map((v) => Math.abs(v[j]))));
-}
 
 /** Every coordinate of `got` lies within the min/max of that coordinate over `within`. */
 function assertWithinRange(got: Float32Array, within: Float32Array[], what: string) {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { averageDelta, weightedAverage } from './aggregate.ts';
+import { ABS, REL, assertClose, bitsEqual } from '../../test/support/numeric.js';
 import {
   makeServerOptimizer,
   SERVER_OPT_DEFAULTS,
@@ -65,26 +66,6 @@ function naiveRun(name: ServerOptName, hyper: Hyper, global0: number[], inputs: 
 }
 
 // ---------- helpers ----------
-
-const ABS = 1e-6;
-const REL = 1e-5;
-
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, abs = ABS, rel = REL, scale: ArrayLike<number> = []) {
-  assert.equal(actual.length, expected.length, 'length');
-  for (let j = 0; j < expected.length; j++) {
-    const tol = abs + rel * Math.max(Math.abs(expected[j]), scale[j] ?? 0);
-    const diff = Math.abs(actual[j] - expected[j]);
-    assert.ok(diff <= tol, `element ${j}: got ${actual[j]}, expected ${expected[j]} (diff ${diff} > tol ${tol})`);
-  }
-}
-
-function bitsEqual(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let j = 0; j < ua.length; j++) if (ua[j] !== ub[j]) return false;
-  return true;
-}
 
 const f32 = (xs: number[]) => new Float32Array(xs);
 const arr = (v: Float32Array) => Array.from(v);
