@@ -10,7 +10,7 @@
  *   is written.
  */
 import type { Kernels } from './kernels.js';
-import { bool, describe, dim, f32, i32, need, num, overlaps } from './kernel-checks.js';
+import { checkAdam, checkBiasAct, checkColSum, checkGemm, checkReluBackward, checkSgd, checkSoftmaxXent } from './kernel-checks.js';
 
 
 /** Scratch reused across calls so the hot loops never allocate; grows to the largest row seen. */
@@ -34,13 +34,7 @@ function storeRow(c: Float32Array, cOff: number, acc: Float64Array, n: number, a
 
 function gemm(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
   a: Float32Array, b: Float32Array, beta: number, c: Float32Array): void {
-  const fn = 'gemm';
-  bool(fn, 'transA', transA); bool(fn, 'transB', transB);
-  dim(fn, 'm', m); dim(fn, 'n', n); dim(fn, 'k', k);
-  num(fn, 'alpha', alpha); num(fn, 'beta', beta);
-  f32(fn, 'a', a); f32(fn, 'b', b); f32(fn, 'c', c);
-  need(fn, 'a', a, m * k, 'm*k'); need(fn, 'b', b, k * n, 'k*n'); need(fn, 'c', c, m * n, 'm*n');
-  if (overlaps(c, m * n, a, m * k) || overlaps(c, m * n, b, k * n)) throw new RangeError('gemm: c must not overlap a or b');
+  checkGemm(transA, transB, m, n, k, alpha, a, b, beta, c);
   if (m === 0 || n === 0) return;
   if (alpha === 0 || k === 0) { scaleC(c, m * n, beta); return; }
 
@@ -101,9 +95,7 @@ function gemm(transA: boolean, transB: boolean, m: number, n: number, k: number,
 }
 
 function biasAct(c: Float32Array, bias: Float32Array, m: number, n: number, relu: boolean): void {
-  const fn = 'biasAct';
-  f32(fn, 'c', c); f32(fn, 'bias', bias); dim(fn, 'm', m); dim(fn, 'n', n); bool(fn, 'relu', relu);
-  need(fn, 'c', c, m * n, 'm*n'); need(fn, 'bias', bias, n, 'n');
+  checkBiasAct(c, bias, m, n, relu);
   for (let i = 0; i < m; i++) {
     const off = i * n;
     if (relu) {
@@ -118,17 +110,13 @@ function biasAct(c: Float32Array, bias: Float32Array, m: number, n: number, relu
 }
 
 function reluBackward(delta: Float32Array, act: Float32Array): void {
-  const fn = 'reluBackward';
-  f32(fn, 'delta', delta); f32(fn, 'act', act);
+  checkReluBackward(delta, act);
   const len = delta.length;
-  need(fn, 'act', act, len, 'delta.length');
   for (let i = 0; i < len; i++) if (act[i] <= 0) delta[i] = 0;
 }
 
 function colSum(a: Float32Array, m: number, n: number, out: Float32Array): void {
-  const fn = 'colSum';
-  f32(fn, 'a', a); dim(fn, 'm', m); dim(fn, 'n', n); f32(fn, 'out', out);
-  need(fn, 'a', a, m * n, 'm*n'); need(fn, 'out', out, n, 'n');
+  checkColSum(a, m, n, out);
   // Row-wise float32 accumulation: cache-friendly, and identical to the native loop bit for bit.
   out.fill(0, 0, n);
   for (let i = 0; i < m; i++) {
@@ -139,14 +127,7 @@ function colSum(a: Float32Array, m: number, n: number, out: Float32Array): void 
 
 function softmaxXent(logits: Float32Array, labels: Int32Array, m: number, n: number, scale: number,
   delta: Float32Array): { loss: number; correct: number } {
-  const fn = 'softmaxXent';
-  f32(fn, 'logits', logits); i32(fn, 'labels', labels); dim(fn, 'm', m); dim(fn, 'n', n);
-  num(fn, 'scale', scale); f32(fn, 'delta', delta);
-  need(fn, 'logits', logits, m * n, 'm*n'); need(fn, 'labels', labels, m, 'm'); need(fn, 'delta', delta, m * n, 'm*n');
-  for (let i = 0; i < m; i++) {
-    const l = labels[i];
-    if (l < 0 || l >= n) throw new RangeError(`${fn}: labels[${i}] = ${l} is out of range [0, ${n})`);
-  }
+  checkSoftmaxXent(logits, labels, m, n, scale, delta);
   let loss = 0;
   let correct = 0;
   for (let i = 0; i < m; i++) {
@@ -177,12 +158,8 @@ function softmaxXent(logits: Float32Array, labels: Int32Array, m: number, n: num
 
 function adam(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number,
   beta1: number, beta2: number, eps: number, step: number): void {
-  const fn = 'adam';
-  f32(fn, 'w', w); f32(fn, 'g', g); f32(fn, 'm', m); f32(fn, 'v', v);
-  num(fn, 'lr', lr); num(fn, 'beta1', beta1); num(fn, 'beta2', beta2); num(fn, 'eps', eps); num(fn, 'step', step);
-  if (!(Number.isInteger(step) && step >= 1)) throw new RangeError(`${fn}: step must be a positive integer, got ${step}`);
+  checkAdam(w, g, m, v, lr, beta1, beta2, eps, step);
   const len = w.length;
-  need(fn, 'g', g, len, 'w.length'); need(fn, 'm', m, len, 'w.length'); need(fn, 'v', v, len, 'w.length');
   const bc1 = 1 - Math.pow(beta1, step);
   const bc2 = 1 - Math.pow(beta2, step);
   const ob1 = 1 - beta1, ob2 = 1 - beta2;
@@ -198,17 +175,13 @@ function adam(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array
 }
 
 function sgd(w: Float32Array, g: Float32Array, lr: number, momentum: number, vel: Float32Array | null): void {
-  const fn = 'sgd';
-  f32(fn, 'w', w); f32(fn, 'g', g); num(fn, 'lr', lr); num(fn, 'momentum', momentum);
-  if (!(momentum >= 0)) throw new RangeError(`${fn}: momentum must be >= 0, got ${momentum}`);
+  checkSgd(w, g, lr, momentum, vel);
   const len = w.length;
-  need(fn, 'g', g, len, 'w.length');
   if (momentum > 0) {
-    if (!(vel instanceof Float32Array)) throw new TypeError(`${fn}: vel must be a Float32Array when momentum > 0, got ${describe(vel)}`);
-    need(fn, 'vel', vel, len, 'w.length');
+    const v = vel!; // checkSgd ensured a Float32Array of w.length when momentum > 0
     for (let i = 0; i < len; i++) {
-      const vi = Math.fround(momentum * vel[i] + g[i]);
-      vel[i] = vi;
+      const vi = Math.fround(momentum * v[i] + g[i]);
+      v[i] = vi;
       w[i] -= lr * vi;
     }
   } else {
