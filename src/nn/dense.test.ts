@@ -4,33 +4,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Kernels } from './kernels.js';
 import { jsKernels } from './kernels-js.js';
-import { loadNativeKernels, nativeKernelsError } from './kernels-native.js';
-import { DenseNet, denseTensorSpecs, denseUnsupportedReason, type Activation, type DenseNetSpec } from './dense.js';
 
-const native = loadNativeKernels();
-const nativeSkip = native ? false
-  : process.env.EDGEFED_KERNELS === 'js' ? 'native kernels disabled by EDGEFED_KERNELS=js'
-    : `native kernels not available (${nativeKernelsError()}); build them with \`node scripts/build-native.mjs\` to run these tests`;
+import { DenseNet, denseTensorSpecs, denseUnsupportedReason, type Activation, type DenseNetSpec } from './dense.js';
+import { prng, rand, native, nativeSkip } from '../../test/support/kernels.js';
 
 // ---------- helpers ----------
-
-/** mulberry32: small seeded PRNG so every case is reproducible. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function rand(n: number, r: () => number, lo = -1, hi = 1): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * r();
-  return out;
-}
 
 /** Float64 forward pass written out here: the pre-activations of every layer (for the ReLU kink check). */
 function preActivations(spec: DenseNetSpec, w: Float32Array, x: Float32Array, m: number): Float64Array[] {

@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { jsKernels } from './kernels-js.js';
 import { createWasmKernels, wasmSimdSupported, type WasmKernels } from './kernels-wasm.js';
 import { loadWasmKernelsNode, wasmKernelsNodeError, WASM_KERNELS_PATH } from './kernels-wasm-node.js';
+import { prng } from '../../test/support/kernels.js';
 
 const wasmBytes = existsSync(WASM_KERNELS_PATH) ? readFileSync(WASM_KERNELS_PATH) : null;
 const skip = wasmBytes ? false : `wasm kernels not built (${WASM_KERNELS_PATH} is missing); run \`node scripts/build-wasm.mjs\``;
@@ -29,18 +30,6 @@ function inside(k: WasmKernels): Place {
 
 function outside(k: WasmKernels, label = 'outside wasm memory (copied)'): Place {
   return { label, k, f32: (n) => new Float32Array(n), i32: (n) => new Int32Array(n) };
-}
-
-/** mulberry32: small seeded PRNG so every case is reproducible. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function rand(p: Place | null, n: number, r: () => number, lo = -1, hi = 1): Float32Array {

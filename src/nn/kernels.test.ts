@@ -6,33 +6,14 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import type { Kernels } from './kernels.js';
 import { jsKernels } from './kernels-js.js';
-import { loadNativeKernels, nativeKernelsError, nativeKernelsInfo } from './kernels-native.js';
+import { loadNativeKernels, nativeKernelsInfo } from './kernels-native.js';
 import { getKernels } from './kernels-select.js';
+import { prng, rand, native as loadedNative, nativeSkip } from '../../test/support/kernels.js';
 
-const native = loadNativeKernels();
-const nativeSkip = native ? false
-  : process.env.EDGEFED_KERNELS === 'js' ? 'native kernels disabled by EDGEFED_KERNELS=js'
-    : `native kernels not available (${nativeKernelsError()}); build them with \`node scripts/build-native.mjs\` to run these tests`;
+// A local const, so TypeScript keeps its narrowing inside the suites' closures.
+const native = loadedNative;
 
 // ---------- helpers ----------
-
-/** mulberry32: small seeded PRNG so every case is reproducible. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function rand(n: number, r: () => number, lo = -1, hi = 1): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * r();
-  return out;
-}
 
 const GUARD = 12345.5;
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { Kernels } from './kernels.js';
 import type { Activation } from './dense.js';
 import { jsKernels } from './kernels-js.js';
-import { loadNativeKernels } from './kernels-native.js';
+
 import { loadWasmKernelsNode } from './kernels-wasm-node.js';
 import type { WasmKernels } from './kernels-wasm.js';
 import { col2im, convGeom, im2col, maxPoolBackward, maxPoolForward, poolGeom, type ConvGeom } from './conv-ops.js';
@@ -19,32 +19,14 @@ import { buildTfjsModel, ensureTfjs, setModelWeights, tf } from '../model/tfjs.j
 import { TfjsTrainer } from '../model/tfjs-trainer.js';
 import { loadMnist } from '../data/mnist.js';
 import { subset } from '../data/types.js';
+import { prng, rand, native } from '../../test/support/kernels.js';
 
-const native = loadNativeKernels();
 const wasm = await loadWasmKernelsNode();
 const KERNELS: [string, Kernels][] = [['js', jsKernels]];
 if (native) KERNELS.push(['native', native]);
 if (wasm) KERNELS.push(['wasm', wasm]);
 
 // ---------- helpers ----------
-
-/** mulberry32: small seeded PRNG so every case is reproducible. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function rand(n: number, r: () => number, lo = -1, hi = 1): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * r();
-  return out;
-}
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
