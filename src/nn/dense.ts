@@ -168,14 +168,18 @@ export class DenseNet {
   predict(w: Float32Array, x: Float32Array, m: number): Float32Array {
     const out = new Float32Array(this.forward(w, x, m));
     if (this.spec.loss !== 'sparse_categorical_crossentropy') return out;
-    const n = this.outputSize;
-    for (let i = 0; i < m; i++) {
-      let max = -Infinity;
-      for (let j = 0; j < n; j++) max = Math.max(max, out[i * n + j]);
-      let sum = 0;
-      for (let j = 0; j < n; j++) sum += out[i * n + j] = Math.exp(out[i * n + j] - max);
-      for (let j = 0; j < n; j++) out[i * n + j] /= sum;
-    }
+    softmaxRows(out, m, this.outputSize);
     return out;
+  }
+}
+
+/** Row-wise softmax in place over m rows of n logits (max-subtracted, so large logits do not overflow). */
+export function softmaxRows(out: Float32Array, m: number, n: number): void {
+  for (let i = 0; i < m; i++) {
+    let max = -Infinity;
+    for (let j = 0; j < n; j++) max = Math.max(max, out[i * n + j]);
+    let sum = 0;
+    for (let j = 0; j < n; j++) sum += out[i * n + j] = Math.exp(out[i * n + j] - max);
+    for (let j = 0; j < n; j++) out[i * n + j] /= sum;
   }
 }

@@ -34,6 +34,7 @@ import type { WasmKernels } from './kernels-wasm.js';
 import type { Activation, BatchResult, Loss } from './dense.js';
 import type { TensorSpec } from '../core/params.js';
 import { col2im, convGeom, im2col, maxPoolBackward, maxPoolForward, poolGeom, type ConvGeom, type PoolGeom } from './conv-ops.js';
+import { softmaxRows } from './dense.js';
 
 /** The layers the engine runs; structurally the same as LayerSpec in model/spec.ts. */
 export type SeqLayer =
@@ -580,14 +581,7 @@ export class SeqNet {
   predict(w: Float32Array, x: Float32Array, m: number): Float32Array {
     const out = new Float32Array(this.forward(w, x, m));
     if (this.spec.loss !== 'sparse_categorical_crossentropy') return out;
-    const n = this.outputSize;
-    for (let i = 0; i < m; i++) {
-      let max = -Infinity;
-      for (let j = 0; j < n; j++) max = Math.max(max, out[i * n + j]);
-      let sum = 0;
-      for (let j = 0; j < n; j++) sum += out[i * n + j] = Math.exp(out[i * n + j] - max);
-      for (let j = 0; j < n; j++) out[i * n + j] /= sum;
-    }
+    softmaxRows(out, m, this.outputSize);
     return out;
   }
 }
