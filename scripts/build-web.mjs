@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Bundles the browser engine check (web/engine-check/main.ts) with esbuild into web/engine-check/dist/
-// (main.js + source map, index.html, kernels.wasm copied from wasm/build/). Fails loudly (exit 1) when
+// Bundles the browser pages with esbuild, each web/<page>/main.ts into web/<page>/dist/ (main.js + source
+// map, index.html, kernels.wasm copied from wasm/build/): the engine check (web/engine-check/) and the
+// browser edge node (web/node/, served by the coordinator at /node/). Fails loudly (exit 1) when
 // the bundle would pull in a Node module (node:*, or a bare builtin such as 'fs'), tfjs, or one of the
 // Node-only EdgeFed files: browser code constructs EngineTrainer with the kernels itself.
 // Builds wasm/build/kernels.wasm first (scripts/build-wasm.mjs) when it is missing.
@@ -12,12 +13,13 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const pageDir = join(root, 'web', 'engine-check');
-const outdir = join(pageDir, 'dist');
+/** The pages, each a directory under web/ with main.ts and index.html. */
+const PAGES = ['engine-check', 'node'];
 const wasmPath = join(root, 'wasm', 'build', 'kernels.wasm');
 
 /** Files that reach Node or tfjs; the bundle must contain none of them (checked on the metafile too). */
 const FORBIDDEN_INPUTS = [
+  'src/node/agent.ts', 'src/node/platform-node.ts', 'src/node/data.ts', 'src/net/node-crypto.ts',
   'src/model/make-trainer.ts', 'src/model/tfjs.ts', 'src/model/tfjs-trainer.ts', 'src/model/hash.ts',
   'src/nn/kernels-select.ts', 'src/nn/kernels-native.ts', 'src/nn/kernels-wasm-node.ts',
 ];
@@ -49,47 +51,53 @@ if (!existsSync(wasmPath)) {
   if (!existsSync(wasmPath)) die(`${relative(root, wasmPath)} could not be built (see the warning above); the page needs it`);
 }
 
-rmSync(outdir, { recursive: true, force: true });
-mkdirSync(outdir, { recursive: true });
+async function buildPage(page) {
+  const pageDir = join(root, 'web', page);
+  const outdir = join(pageDir, 'dist');
+  rmSync(outdir, { recursive: true, force: true });
+  mkdirSync(outdir, { recursive: true });
 
-const started = Date.now();
-let result;
-try {
-  result = await build({
-    absWorkingDir: root,
-    entryPoints: [join(pageDir, 'main.ts')],
-    outdir,
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    sourcemap: 'linked',
-    metafile: true,
-    logLevel: 'silent',
-    plugins: [browserOnly],
-  });
-} catch (e) {
-  // esbuild's BuildFailure carries structured errors; print each with its location.
-  const errors = e && Array.isArray(e.errors) ? e.errors : [];
-  for (const err of errors) {
-    const where = err.location ? `${err.location.file}:${err.location.line}:${err.location.column}: ` : '';
-    console.error(`build-web: ${where}${err.text}`);
+  const started = Date.now();
+  let result;
+  try {
+    result = await build({
+      absWorkingDir: root,
+      entryPoints: [join(pageDir, 'main.ts')],
+      outdir,
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2022',
+      sourcemap: 'linked',
+      metafile: true,
+      logLevel: 'silent',
+      plugins: [browserOnly],
+    });
+  } catch (e) {
+    // esbuild's BuildFailure carries structured errors; print each with its location.
+    const errors = e && Array.isArray(e.errors) ? e.errors : [];
+    for (const err of errors) {
+      const where = err.location ? `${err.location.file}:${err.location.line}:${err.location.column}: ` : '';
+      console.error(`build-web: ${where}${err.text}`);
+    }
+    rmSync(outdir, { recursive: true, force: true });
+    die(errors.length ? `bundling failed with ${errors.length} error(s)` : `bundling failed: ${e instanceof Error ? e.message : String(e)}`);
   }
-  rmSync(outdir, { recursive: true, force: true });
-  die(errors.length ? `bundling failed with ${errors.length} error(s)` : `bundling failed: ${e instanceof Error ? e.message : String(e)}`);
+
+  for (const w of result.warnings) console.warn(`build-web: warning: ${w.text}`);
+  const inputs = Object.keys(result.metafile.inputs);
+  const bad = inputs.filter((p) => p.startsWith('node:') || p.includes('@tensorflow/') || FORBIDDEN_INPUTS.includes(p.replaceAll('\\', '/')));
+  if (bad.length > 0) {
+    rmSync(outdir, { recursive: true, force: true });
+    die(`the bundle pulled in Node-only or tfjs code: ${bad.join(', ')}`);
+  }
+
+  copyFileSync(join(pageDir, 'index.html'), join(outdir, 'index.html'));
+  copyFileSync(wasmPath, join(outdir, 'kernels.wasm'));
+
+  const kb = (p) => (statSync(p).size / 1024).toFixed(1);
+  console.log(`build-web: ${relative(root, outdir)}/main.js ${kb(join(outdir, 'main.js'))} KiB from ${inputs.length} modules, ` +
+    `kernels.wasm ${kb(join(outdir, 'kernels.wasm'))} KiB, in ${Date.now() - started} ms`);
 }
 
-for (const w of result.warnings) console.warn(`build-web: warning: ${w.text}`);
-const inputs = Object.keys(result.metafile.inputs);
-const bad = inputs.filter((p) => p.startsWith('node:') || p.includes('@tensorflow/') || FORBIDDEN_INPUTS.includes(p.replaceAll('\\', '/')));
-if (bad.length > 0) {
-  rmSync(outdir, { recursive: true, force: true });
-  die(`the bundle pulled in Node-only or tfjs code: ${bad.join(', ')}`);
-}
-
-copyFileSync(join(pageDir, 'index.html'), join(outdir, 'index.html'));
-copyFileSync(wasmPath, join(outdir, 'kernels.wasm'));
-
-const kb = (p) => (statSync(p).size / 1024).toFixed(1);
-console.log(`build-web: ${relative(root, outdir)}/main.js ${kb(join(outdir, 'main.js'))} KiB from ${inputs.length} modules, ` +
-  `kernels.wasm ${kb(join(outdir, 'kernels.wasm'))} KiB, in ${Date.now() - started} ms`);
+for (const page of PAGES) await buildPage(page);

@@ -5,16 +5,9 @@
 import type { WebSocket } from 'ws';
 import type { FrameLink } from '../net/frame-link.js';
 import type { Binding } from '../core/identity.js';
+import type { NodeResources } from '../node/resources.js';
 
-export interface NodeResources {
-  cores?: number;
-  memoryMb?: number;
-  samplesPerSecond?: number;
-  bandwidthMbps?: number;
-  powerClass?: string;
-  examples?: number;
-  platform?: string;
-}
+export type { NodeResources };
 
 export interface LiveNode {
   id: number;

@@ -18,6 +18,7 @@ import { fromHex, isSigned, openSignedFrame, verifyHello, type Binding } from '.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { weightsSha256 } from '../model/hash.js';
+import { registerNodePage } from './routes-node-page.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
@@ -178,6 +179,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   app.get('/v1/nodes', async () => ({
     nodes: store.listNodes().map((n) => ({ ...n, online: registry.get(n.id) !== undefined })),
   }));
+
+  registerNodePage(app);
 
   await app.listen({ port: o.port, host: o.host ?? '127.0.0.1' });
   const address = app.server.address();

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadCsv, parseCsv, splitCsvRecords } from './csv.js';
+import { parseCsv, splitCsvRecords } from './csv.js';
+import { loadCsv } from './load.js';
 
 function throwsMsg(fn: () => unknown, re: RegExp): void {
   assert.throws(fn, (e: unknown) => {

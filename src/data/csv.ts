@@ -5,7 +5,6 @@
  * Parsing follows RFC 4180 (quoted fields with commas, newlines and doubled quotes; CRLF or LF),
  * skips blank lines and a UTF-8 BOM. Errors name the file and the 1-based physical line number.
  */
-import { readFileSync } from 'node:fs';
 import type { Dataset } from './types.js';
 
 export type CsvTask = 'classification' | 'regression';
@@ -247,15 +246,4 @@ function parseLabels(
     for (let i = 0; i < n; i++) y[i] = index.get(raw[i])!;
   }
   return { y, numClasses: classNames.length, classNames, task };
-}
-
-/** Read a UTF-8 CSV file and parse it (see parseCsv); errors name the path. */
-export function loadCsv(path: string, opts: CsvOptions = {}): CsvDataset {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`${path}: cannot read CSV file: ${(e as Error).message}`);
-  }
-  return parseCsv(text, path, opts);
 }

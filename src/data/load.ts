@@ -1,7 +1,7 @@
 /** Dataset specs as typed on the command line: `mnist`, `idx:DIR`, `csv:FILE?label=COL&test=0.2&keep=a,b`. */
 import { readFileSync } from 'node:fs';
 import { Rng, hashString } from '../core/rng.js';
-import { parseCsv, type CsvOptions, type CsvTask } from './csv.js';
+import { parseCsv, type CsvDataset, type CsvOptions, type CsvTask } from './csv.js';
 import { loadIdxDataset } from './idx.js';
 import { loadMnist } from './mnist.js';
 import { standardize, trainValidationSplit, type StandardizeStats } from './split.js';
@@ -86,12 +86,7 @@ function loadCsvSpec(spec: string, rest: string): LoadedData {
         throw new Error(`dataset spec '${spec}': unknown option '${key}' (accepted: label, test, keep, task)`);
     }
   }
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new Error(`${file}: cannot read CSV file: ${(e as Error).message}`);
-  }
+  const text = readCsvText(file);
   const all = parseCsv(text, file, opts);
   const { train: tr, validation: te } = trainValidationSplit(all, testFraction, new Rng(hashString(text)));
   if (te.n === 0) {
@@ -106,4 +101,17 @@ function loadCsvSpec(spec: string, rest: string): LoadedData {
   const out: LoadedData = { train, test, description, standardization: stats };
   if (all.classNames) out.classNames = all.classNames;
   return out;
+}
+
+function readCsvText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`${path}: cannot read CSV file: ${(e as Error).message}`);
+  }
+}
+
+/** Read a UTF-8 CSV file and parse it (see parseCsv in csv.ts, which stays browser-safe); errors name the path. */
+export function loadCsv(path: string, opts: CsvOptions = {}): CsvDataset {
+  return parseCsv(readCsvText(path), path, opts);
 }

@@ -1,13 +1,26 @@
-/** Frames over one WebSocket: large frames are sent in chunks and reassembled on arrival, within limits. */
-import type { WebSocket } from 'ws';
+/**
+ * Frames over one WebSocket: large frames are sent in chunks and reassembled on arrival, within limits.
+ * BROWSER-SAFE: the browser node uses it too (through a small adapter over the browser's WebSocket).
+ */
 import { DEFAULT_CHUNK_BYTES, Reassembler, splitFrame } from '../core/chunks.js';
+
+/** What FrameLink needs of a socket: the `ws` package's WebSocket has it as is. */
+export interface ChunkSocket {
+  send(data: Uint8Array, options: { binary: true }, cb: (err?: Error) => void): void;
+}
+
+/** EDGEFED_CHUNK_BYTES, where there is a process environment (not in a browser). */
+function chunkBytesFromEnv(): number {
+  const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
+  return Number(env?.EDGEFED_CHUNK_BYTES) || DEFAULT_CHUNK_BYTES;
+}
 
 export class FrameLink {
   private nextId = 1;
   private readonly reassembler: Reassembler;
 
   /** EDGEFED_CHUNK_BYTES overrides the chunk size (tests use it to chunk even small models). */
-  constructor(private readonly ws: WebSocket, maxFrameBytes: number, private readonly chunkBytes = Number(process.env.EDGEFED_CHUNK_BYTES) || DEFAULT_CHUNK_BYTES) {
+  constructor(private readonly ws: ChunkSocket, maxFrameBytes: number, private readonly chunkBytes = chunkBytesFromEnv()) {
     this.reassembler = new Reassembler(maxFrameBytes);
   }
 

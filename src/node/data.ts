@@ -5,11 +5,18 @@
  */
 import { loadDatasetSpec } from '../data/load.js';
 import { loadMnist } from '../data/mnist.js';
-import { subset } from '../data/types.js';
-import { trainValidationSplit } from '../data/split.js';
+import { subset, type Dataset } from '../data/types.js';
 import { parsePartitionSpec, partition } from '../core/partition.js';
 import { Rng } from '../core/rng.js';
 import type { LocalData } from './host.js';
+import { holdOutValidation, type ShardSpec } from './local-data.js';
+
+/** Shard I of MNIST's training set split N ways (what `mnist-partition:I/N` trains on, and the browser node fetches). */
+export function mnistShard(shard: ShardSpec, partitionSeed = 0): Dataset {
+  const all = loadMnist().train;
+  const parts = partition(parsePartitionSpec(shard.partition), { labels: all.y, numClasses: all.numClasses }, shard.count, new Rng(partitionSeed).fork('partition'));
+  return subset(all, parts[shard.index], `mnist:train#${shard.index}/${shard.count}`);
+}
 
 export function loadNodeData(spec: string, name: string, validationFraction = 0.2, partitionSeed = 0): LocalData {
   const m = /^mnist-partition:(\d+)\/(\d+)(?::(.+))?$/.exec(spec);
@@ -17,14 +24,11 @@ export function loadNodeData(spec: string, name: string, validationFraction = 0.
   if (m) {
     const [i, n] = [Number(m[1]), Number(m[2])];
     if (!(n >= 1 && i < n)) throw new Error(`--data ${spec}: need 0 <= I < N`);
-    const all = loadMnist().train;
-    const parts = partition(parsePartitionSpec(m[3] ?? 'iid'), { labels: all.y, numClasses: all.numClasses }, n, new Rng(partitionSeed).fork('partition'));
-    train = subset(all, parts[i], `mnist:train#${i}/${n}`);
+    train = mnistShard({ index: i, count: n, partition: m[3] ?? 'iid' }, partitionSeed);
   } else if (spec.startsWith('idx:') || spec.startsWith('csv:') || spec === 'mnist') {
     train = loadDatasetSpec(spec).train;
   } else {
     throw new Error(`--data: expected mnist-partition:I/N, idx:DIR or csv:FILE, got '${spec}'`);
   }
-  if (validationFraction <= 0) return { train, validation: subset(train, []) };
-  return trainValidationSplit(train, validationFraction, new Rng(partitionSeed).fork(`split:${name}`));
+  return holdOutValidation(train, name, validationFraction, partitionSeed);
 }

@@ -9,9 +9,7 @@
  *
  * Bundled by scripts/build-web.mjs; must not import anything that reaches Node or tfjs.
  */
-import { createWasmKernels, wasmSimdSupported } from '../../src/nn/kernels-wasm.js';
-import { jsKernels } from '../../src/nn/kernels-js.js';
-import type { Kernels } from '../../src/nn/kernels.js';
+import { chooseKernels, el, fetchBytes } from '../shared/page.js';
 import { decodeSlice, runEngineCheck, type EngineCheckResult } from './check.js';
 
 /** What the page publishes: the check's result plus how the kernels were chosen, or the error that stopped it. */
@@ -27,12 +25,6 @@ declare global {
 
 const params = new URLSearchParams(location.search);
 
-function el(id: string): HTMLElement {
-  const e = document.getElementById(id);
-  if (!e) throw new Error(`the page has no #${id}`);
-  return e;
-}
-
 function log(line: string): void {
   const stamp = (performance.now() / 1000).toFixed(2).padStart(7);
   el('log').textContent += `${stamp}s  ${line}\n`;
@@ -45,24 +37,6 @@ function intParam(name: string, fallback: number): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new Error(`query parameter ${name} must be a whole number >= 0, got '${v}'`);
   return n;
-}
-
-async function fetchBytes(url: string): Promise<ArrayBuffer> {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status} ${res.statusText}`);
-  return res.arrayBuffer();
-}
-
-/** The wasm SIMD kernels, or the TypeScript kernels when this browser lacks WebAssembly SIMD (or kernels=js). */
-async function chooseKernels(): Promise<{ kernels: Kernels; note: string }> {
-  if (params.get('kernels') === 'js') return { kernels: jsKernels, note: 'js requested by the page URL' };
-  if (typeof WebAssembly !== 'object' || !wasmSimdSupported()) {
-    return { kernels: jsKernels, note: 'WebAssembly SIMD is not supported by this browser: TypeScript kernels' };
-  }
-  const url = new URL(params.get('wasm') ?? 'kernels.wasm', location.href).href;
-  const bytes = await fetchBytes(url);
-  const kernels = await createWasmKernels(bytes);
-  return { kernels, note: `WebAssembly SIMD kernels from ${url} (${bytes.byteLength} bytes)` };
 }
 
 function show(result: PageResult): void {
@@ -108,7 +82,7 @@ async function main(): Promise<void> {
   try {
     const cnnSamples = intParam('cnn', 256);
     const batchSize = intParam('batch', 32);
-    const { kernels, note } = await chooseKernels();
+    const { kernels, note } = await chooseKernels(params);
     log(`kernels: ${kernels.name} (${note})`);
     const dataUrl = new URL(params.get('data') ?? 'data/mnist-slice.bin', location.href).href;
     const t0 = performance.now();

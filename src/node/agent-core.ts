@@ -1,0 +1,298 @@
+/**
+ * The edge-node agent: enrols with the coordinator over a WebSocket, reports its resources, heartbeats,
+ * trains and evaluates on its own data (the same NodeHost as simulation) and reconnects with backoff.
+ * BROWSER-SAFE: everything that differs between Node.js and a browser tab comes in an AgentPlatform
+ * (platform.ts); agent.ts is the Node.js agent, web/node/ the browser one.
+ */
+import { makeLayout } from '../core/params.js';
+import { tensorSpecs, type ModelSpec } from '../model/spec.js';
+import type { LocalTrainer } from '../model/trainer.js';
+import { NodeHost, type LocalData } from './host.js';
+import type { NodeResources } from './resources.js';
+import { FrameLink } from '../net/frame-link.js';
+import { peekHeader } from '../core/wire.js';
+import { isBound, publicKeyOf, randomNonce, signFrame, signHello, toHex, unbindFrame, type Binding } from '../core/identity.js';
+import type { AgentPlatform, AgentSocket } from './platform.js';
+
+/** The part of a logger the agent uses (pino's Logger has it; the browser page logs to its own panel). */
+export interface AgentLog {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
+
+export interface AgentOptions {
+  coordinator: string;
+  name: string;
+  data: LocalData;
+  tags: Record<string, string>;
+  powerClass?: string;
+  log: AgentLog;
+  /** Seconds between reconnect attempts: starts at min, doubles to max. */
+  backoff?: { minMs: number; maxMs: number };
+  /** Extra delay before answering a train request (to emulate a slow device in tests). */
+  delayMs?: number;
+  /** The node's Ed25519 secret key; with joinToken, the agent enrols it before connecting. */
+  secretKey?: Uint8Array;
+  joinToken?: string;
+  /** Told of each step (for a UI); AgentCore.stats holds the running totals. */
+  onEvent?: (e: AgentEvent) => void;
+}
+
+export type AgentEvent =
+  | { type: 'measured'; resources: NodeResources }
+  | { type: 'enrolled' }
+  | { type: 'connected'; nodeId: number }
+  | { type: 'configured'; runId: number; model: string; trainer: string }
+  | { type: 'trained'; runId: number; round: number; numExamples: number; loss: number; accuracy: number }
+  | { type: 'evaluated'; runId: number; round: number; numExamples: number; loss: number; accuracy: number }
+  | { type: 'failed'; runId: number; round: number; message: string }
+  | { type: 'rejected'; code: string; message: string }
+  | { type: 'disconnected'; retryMs: number };
+
+export interface AgentStats {
+  /** Train requests answered with an update. */
+  updatesSent: number;
+  evaluations: number;
+  lastTrain: { round: number; loss: number; accuracy: number } | null;
+  lastEval: { round: number; loss: number; accuracy: number } | null;
+  /** WebSocket payload bytes received and sent (binary chunks and control messages). */
+  bytesIn: number;
+  bytesOut: number;
+}
+
+const MAX_FRAME_BYTES = 256 * 1024 * 1024;
+
+function wsUrl(base: string): string {
+  const u = new URL(base);
+  u.protocol = u.protocol === 'https:' || u.protocol === 'wss:' ? 'wss:' : 'ws:';
+  u.pathname = '/v1/ws';
+  return u.toString();
+}
+
+const randomBytes = (n: number): Uint8Array => crypto.getRandomValues(new Uint8Array(n));
+
+/** Training speed measured on this node's own data with a small dense model, in samples per second. */
+async function measureSpeed(data: LocalData, platform: AgentPlatform): Promise<number> {
+  const spec: ModelSpec = {
+    name: 'probe', inputShape: data.train.featureShape, loss: 'sparse_categorical_crossentropy',
+    layers: [{ type: 'flatten', name: 'f' }, { type: 'dense', name: 'd1', units: 128, activation: 'relu' }, { type: 'dense', name: 'out', units: Math.max(2, data.train.numClasses), activation: 'softmax' }],
+    optimizer: { name: 'sgd', lr: 0.01 },
+  };
+  if (data.train.numClasses === 0) return 0;
+  const t = await platform.makeTrainer(spec);
+  try {
+    const n = Math.min(512, data.train.n);
+    const probe = { ...data.train, n, x: data.train.x.subarray(0, n * (data.train.x.length / data.train.n)), y: data.train.y.subarray(0, n) };
+    const w = new Float32Array(tensorSpecs(spec).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0));
+    const started = performance.now();
+    await t.train(w, probe, { epochs: 1, batchSize: 32, optimizer: spec.optimizer, proxMu: 0, seed: 0 });
+    return Math.round(n / ((performance.now() - started) / 1000));
+  } finally {
+    t.dispose();
+  }
+}
+
+async function measureBandwidth(base: string): Promise<number | undefined> {
+  try {
+    const started = performance.now();
+    const r = await fetch(new URL('/v1/bandwidth-probe', base));
+    const bytes = (await r.arrayBuffer()).byteLength;
+    return Math.round(((bytes * 8) / 1e6 / ((performance.now() - started) / 1000)) * 10) / 10;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A train or evaluation reply's outcome, read from its header (the update itself is not decoded again). */
+function replyOutcome(reply: Uint8Array): { type: string; round: number; numExamples: number; loss: number; accuracy: number; message: string } {
+  const h = peekHeader(reply) as Record<string, unknown> & { type: string };
+  const m = (h.type === 'train_result' ? h.metrics : h) as { loss?: unknown; accuracy?: unknown };
+  const num = (v: unknown) => (typeof v === 'number' ? v : NaN);
+  return { type: h.type, round: num(h.round), numExamples: num(h.numExamples), loss: num(m?.loss), accuracy: num(m?.accuracy), message: String(h.message ?? '') };
+}
+
+export class AgentCore {
+  private socket: AgentSocket | null = null;
+  private stopped = false;
+  private attempt = 0;
+  private nodeId = -1;
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private host: { runId: number; host: NodeHost; trainer: LocalTrainer } | null = null;
+  private queue: Promise<void> = Promise.resolve();
+  private resources: NodeResources = {};
+  connected = false;
+  readonly stats: AgentStats = { updatesSent: 0, evaluations: 0, lastTrain: null, lastEval: null, bytesIn: 0, bytesOut: 0 };
+
+  constructor(private readonly o: AgentOptions, private readonly platform: AgentPlatform) {}
+
+  private emit(e: AgentEvent): void {
+    this.o.onEvent?.(e);
+  }
+
+  async start(): Promise<void> {
+    const base = this.o.coordinator.replace(/^ws/, 'http');
+    this.resources = {
+      ...this.platform.device(), samplesPerSecond: await measureSpeed(this.o.data, this.platform),
+      bandwidthMbps: await measureBandwidth(base), powerClass: this.o.powerClass ?? 'mains', examples: this.o.data.train.n,
+    };
+    this.o.log.info({ resources: this.resources }, 'resources measured');
+    this.emit({ type: 'measured', resources: this.resources });
+    if (this.o.joinToken) await this.enroll(base);
+    this.connect();
+  }
+
+  /** Binds this node's name to its public key with a one-time join token. */
+  private async enroll(base: string): Promise<void> {
+    if (!this.o.secretKey) throw new Error('enrolment needs a key');
+    const r = await fetch(new URL('/v1/enroll', base), {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: this.o.name, publicKey: toHex(publicKeyOf(this.o.secretKey)), token: this.o.joinToken }),
+    });
+    if (r.status !== 201) {
+      const body = (await r.json().catch(() => ({}))) as { error?: { message?: string } };
+      throw new Error(`enrolment refused (${r.status}): ${body.error?.message ?? 'no reason given'}`);
+    }
+    this.o.log.info({ name: this.o.name }, 'enrolled identity');
+    this.emit({ type: 'enrolled' });
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    let link: FrameLink | null = null;
+    const ws = this.platform.connect(wsUrl(this.o.coordinator), MAX_FRAME_BYTES, {
+      open: () => {
+        const hello: Record<string, unknown> = { type: 'hello', protocol: 1, name: this.o.name, resources: this.resources, tags: this.o.tags };
+        if (this.o.secretKey) {
+          const timestamp = Date.now();
+          const nonce = randomNonce(randomBytes);
+          hello.auth = { timestamp, nonce, signature: signHello(this.o.name, timestamp, nonce, this.o.secretKey) };
+        }
+        this.sendText(ws, JSON.stringify(hello));
+      },
+      message: (data) => {
+        if (typeof data === 'string') {
+          this.stats.bytesIn += data.length;
+          this.control(ws, data);
+          return;
+        }
+        this.stats.bytesIn += data.byteLength;
+        let frame: Uint8Array | null;
+        try {
+          frame = link!.receive(data);
+        } catch (e) {
+          this.o.log.warn({ err: (e as Error).message }, 'dropped a malformed chunk');
+          return;
+        }
+        if (!frame) return;
+        const whole = frame;
+        // One request at a time, in order: a node is one device.
+        this.queue = this.queue.then(() => this.serve(ws, link!, whole)).catch((e: Error) => this.o.log.warn({ err: e.message }, 'could not serve a request'));
+      },
+      close: () => this.disconnected(),
+      error: (message) => this.o.log.warn({ err: message }, 'connection error'),
+    });
+    // Counts what goes out; the link sends chunks through it.
+    const counted: AgentSocket = {
+      get isOpen() {
+        return ws.isOpen;
+      },
+      send: (data, options, cb) => {
+        this.stats.bytesOut += data.byteLength;
+        ws.send(data, options, cb);
+      },
+      sendText: (text) => this.sendText(ws, text),
+      close: () => ws.close(),
+    };
+    link = new FrameLink(counted, MAX_FRAME_BYTES);
+    this.socket = ws;
+  }
+
+  private sendText(ws: AgentSocket, text: string): void {
+    this.stats.bytesOut += text.length;
+    ws.sendText(text);
+  }
+
+  private control(ws: AgentSocket, text: string): void {
+    let msg: { type?: string; nodeId?: number; heartbeatMs?: number; runId?: number; spec?: ModelSpec; code?: string; message?: string };
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (msg.type === 'welcome' && Number.isInteger(msg.nodeId)) {
+      this.nodeId = msg.nodeId!;
+      this.attempt = 0;
+      this.connected = true;
+      this.o.log.info({ nodeId: this.nodeId }, 'enrolled');
+      this.emit({ type: 'connected', nodeId: this.nodeId });
+      if (this.heartbeat) clearInterval(this.heartbeat);
+      this.heartbeat = setInterval(() => ws.isOpen && this.sendText(ws, '{"type":"heartbeat"}'), msg.heartbeatMs ?? 5000);
+    } else if (msg.type === 'configure' && Number.isInteger(msg.runId) && msg.spec) {
+      const spec = msg.spec;
+      const runId = msg.runId!;
+      this.queue = this.queue.then(async () => {
+        if (this.host?.runId === runId) return;
+        this.host?.trainer.dispose();
+        this.host = null;
+        const trainer = await this.platform.makeTrainer(spec);
+        const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]));
+        this.host = { runId, host, trainer };
+        this.o.log.info({ runId, model: spec.name, trainer: trainer.kind }, 'configured for run');
+        this.emit({ type: 'configured', runId, model: spec.name, trainer: trainer.kind });
+      }).catch((e: Error) => this.o.log.warn({ runId, err: e.message }, 'could not configure for run'));
+    } else if (msg.type === 'error') {
+      this.o.log.warn({ code: msg.code, message: msg.message }, 'coordinator rejected a message');
+      this.emit({ type: 'rejected', code: String(msg.code), message: String(msg.message) });
+    }
+  }
+
+  private async serve(ws: AgentSocket, link: FrameLink, received: Uint8Array): Promise<void> {
+    if (!this.host) return;
+    let binding: Binding | null = null;
+    let frame = received;
+    if (isBound(received)) ({ binding, frame } = unbindFrame(received));
+    if (this.o.delayMs) await new Promise((r) => setTimeout(r, this.o.delayMs));
+    const { runId } = this.host;
+    const reply = await this.host.host.handle(frame);
+    // The reply is signed together with the request's binding: valid for that request only.
+    const out = binding && this.o.secretKey ? signFrame(binding, reply, this.o.secretKey) : reply;
+    if (!ws.isOpen) return;
+    link.send(out);
+    this.account(runId, reply);
+  }
+
+  private account(runId: number, reply: Uint8Array): void {
+    const r = replyOutcome(reply);
+    const outcome = { round: r.round, loss: r.loss, accuracy: r.accuracy };
+    if (r.type === 'train_result') {
+      this.stats.updatesSent++;
+      this.stats.lastTrain = outcome;
+      this.emit({ type: 'trained', runId, numExamples: r.numExamples, ...outcome });
+    } else if (r.type === 'eval_result') {
+      this.stats.evaluations++;
+      this.stats.lastEval = outcome;
+      this.emit({ type: 'evaluated', runId, numExamples: r.numExamples, ...outcome });
+    } else {
+      this.emit({ type: 'failed', runId, round: r.round, message: r.message });
+    }
+  }
+
+  private disconnected(): void {
+    this.connected = false;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    if (this.stopped) return;
+    const { minMs, maxMs } = this.o.backoff ?? { minMs: 500, maxMs: 10_000 };
+    const delay = Math.min(maxMs, minMs * 2 ** this.attempt++);
+    this.o.log.info({ delayMs: delay }, 'disconnected; reconnecting');
+    this.emit({ type: 'disconnected', retryMs: delay });
+    setTimeout(() => this.connect(), delay);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.socket?.close();
+    this.host?.trainer.dispose();
+  }
+}

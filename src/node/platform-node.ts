@@ -1,0 +1,29 @@
+/** The agent's Node.js platform: the `ws` WebSocket, node:os resources and the usual trainer picker. */
+import { WebSocket } from 'ws';
+import { availableParallelism, totalmem } from 'node:os';
+import { makeTrainer } from '../model/make-trainer.js';
+import type { AgentPlatform, AgentSocket } from './platform.js';
+
+export const nodePlatform: AgentPlatform = {
+  connect(url, maxPayload, on): AgentSocket {
+    const ws = new WebSocket(url, { maxPayload });
+    ws.on('open', () => on.open());
+    ws.on('message', (data, isBinary) => {
+      const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      // A copy: the agent may keep chunks while a frame is reassembled, and ws reuses nothing it hands out.
+      on.message(isBinary ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength).slice() : bytes.toString('utf8'));
+    });
+    ws.on('close', () => on.close());
+    ws.on('error', (e) => on.error(e.message));
+    return {
+      get isOpen() {
+        return ws.readyState === WebSocket.OPEN;
+      },
+      send: (data, options, cb) => ws.send(data, options, cb),
+      sendText: (text) => ws.send(text),
+      close: () => ws.close(),
+    };
+  },
+  makeTrainer: (spec) => makeTrainer(spec),
+  device: () => ({ cores: availableParallelism(), memoryMb: Math.round(totalmem() / 2 ** 20), platform: `node-${process.version}` }),
+};

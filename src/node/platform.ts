@@ -1,0 +1,34 @@
+/**
+ * What the edge-node agent needs from its runtime, so that one agent (agent-core.ts) runs in Node.js
+ * (platform-node.ts: the `ws` package, node:os, the native/WASM/tfjs trainer picker) and in a browser tab
+ * (web/node/platform-browser.ts: the browser's WebSocket, navigator, the engine on WASM kernels).
+ * fetch, timers and crypto.getRandomValues are globals in both and need no abstraction. BROWSER-SAFE.
+ */
+import type { ModelSpec } from '../model/spec.js';
+import type { LocalTrainer } from '../model/trainer.js';
+import type { ChunkSocket } from '../net/frame-link.js';
+import type { NodeResources } from './resources.js';
+
+/** An open (or opening) WebSocket to the coordinator, as the agent uses it. */
+export interface AgentSocket extends ChunkSocket {
+  readonly isOpen: boolean;
+  sendText(text: string): void;
+  close(): void;
+}
+
+/** Socket events; a binary message arrives as bytes the agent may keep, a text message as a string. */
+export interface AgentSocketEvents {
+  open(): void;
+  message(data: Uint8Array | string): void;
+  close(): void;
+  error(message: string): void;
+}
+
+export interface AgentPlatform {
+  /** Opens a WebSocket to `url` that accepts messages up to maxPayload bytes. */
+  connect(url: string, maxPayload: number, on: AgentSocketEvents): AgentSocket;
+  /** A trainer for the run's model on this device. */
+  makeTrainer(spec: ModelSpec): Promise<LocalTrainer>;
+  /** The device part of the resources report: cores, memory (MB, when known) and a platform label. */
+  device(): Pick<NodeResources, 'cores' | 'memoryMb' | 'platform'>;
+}
