@@ -6,8 +6,7 @@
 // Needs /usr/bin/chromium (apt-get install chromium); skipped with a message when it is absent.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
@@ -15,10 +14,9 @@ import { loadMnist } from '../../src/data/mnist.js';
 import { createWasmKernels } from '../../src/nn/kernels-wasm.js';
 import { decodeSlice, encodeSlice, headRows, runEngineCheck, type EngineCheckResult } from '../../web/engine-check/check.js';
 import type { PageResult } from '../../web/engine-check/main.js';
-import { serveStatic, type StaticServer } from './serve.js';
+import { buildWebPages, CHROMIUM, CHROMIUM_ARGS, chromiumMissing, serveStatic, type StaticServer } from './serve.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
 const DIST = join(ROOT, 'web', 'engine-check', 'dist');
 const WASM = join(ROOT, 'wasm', 'build', 'kernels.wasm');
 const ARTIFACTS = join(ROOT, 'test-artifacts');
@@ -26,19 +24,14 @@ const TRAIN_ROWS = 6000;
 const TEST_ROWS = 1000;
 const CNN_SAMPLES = 256;
 const RESULT_TIMEOUT_MS = 180_000;
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run'];
-
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found: install Debian's chromium (apt-get install chromium) to run the browser suite`;
+const skip = chromiumMissing;
 
 function fmt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }
 
 test('the engine trains the seed MLP in headless Chromium on wasm SIMD kernels, as it does in Node', { skip, timeout: 600_000 }, async () => {
-  const build = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-web.mjs')], { cwd: ROOT, encoding: 'utf8' });
-  assert.equal(build.status, 0, `build-web failed:\n${build.stdout}${build.stderr}`);
-  console.log(build.stdout.trim());
+  console.log(buildWebPages());
 
   const mnist = loadMnist();
   const slice = encodeSlice({ train: headRows(mnist.train, TRAIN_ROWS), test: headRows(mnist.test, TEST_ROWS) });

@@ -3,7 +3,29 @@ import { createServer, type Server } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { mimeType } from '../../src/net/mime.js';
+
+/** Debian's Chromium, driven through playwright-core, and how the browser suite launches it. */
+export const CHROMIUM = '/usr/bin/chromium';
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run'];
+/**
+ * Builds every browser page (scripts/build-web.mjs, which also builds the WASM kernels when missing), so
+ * the browser suite works from a fresh clone. Returns the build's report; throws with its output on failure.
+ */
+export function buildWebPages(): string {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const build = spawnSync(process.execPath, [join(root, 'scripts', 'build-web.mjs')], { cwd: root, encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`build-web failed:\n${build.stdout}${build.stderr}`);
+  return build.stdout.trim();
+}
+
+/** node:test's skip option: false, or why the browser suite cannot run here. */
+export const chromiumMissing: false | string = existsSync(CHROMIUM) ? false
+  : `${CHROMIUM} not found: install Debian's chromium (apt-get install chromium) to run the browser suite`;
 
 export interface StaticServer {
   /** Base URL ending in '/', e.g. http://127.0.0.1:41234/ */
