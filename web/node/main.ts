@@ -92,9 +92,10 @@ function render(): void {
 function onEvent(e: AgentEvent): void {
   if (e.type === 'connected') Object.assign(state, { state: 'connected', nodeId: e.nodeId });
   else if (e.type === 'disconnected') state.state = 'disconnected';
-  else if (e.type === 'trained' && !state.roundsContributed.includes(e.round)) state.roundsContributed.push(e.round);
-  else if (e.type === 'configured') log(`configured for run ${e.runId}: model ${e.model} on the ${e.trainer} trainer`);
-  else if (e.type === 'failed') log(`round ${e.round} failed here: ${e.message}`);
+  else if (e.type === 'trained') {
+    if (!state.roundsContributed.includes(e.round)) state.roundsContributed.push(e.round);
+    log(`round ${e.round}: sent an update from ${e.numExamples} examples (loss ${e.loss.toFixed(4)}, accuracy ${(100 * e.accuracy).toFixed(2)}%)`);
+  } else if (e.type === 'failed') log(`round ${e.round} failed here: ${e.message}`);
   render();
 }
 
