@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Bundles the browser pages with esbuild, each web/<page>/main.ts into web/<page>/dist/ (main.js + source
-// map, index.html, kernels.wasm copied from wasm/build/): the engine check (web/engine-check/) and the
-// browser edge node (web/node/, served by the coordinator at /node/). Fails loudly (exit 1) when
-// the bundle would pull in a Node module (node:*, or a bare builtin such as 'fs'), tfjs, or one of the
-// Node-only EdgeFed files: browser code constructs EngineTrainer with the kernels itself.
+// map, index.html, web/shared/page.css, kernels.wasm copied from wasm/build/): the engine check
+// (web/engine-check/) and the browser edge node (web/node/, served by the coordinator at /node/).
+// Fails loudly (exit 1) when a bundle would pull in a Node module (node:*, or a bare builtin such as
+// 'fs'), tfjs, or one of the Node-only EdgeFed files: browser code constructs EngineTrainer with the
+// kernels itself, and the browser node runs AgentCore on its own platform (web/node/platform-browser.ts).
 // Builds wasm/build/kernels.wasm first (scripts/build-wasm.mjs) when it is missing.
 import { builtinModules } from 'node:module';
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
@@ -93,6 +94,7 @@ async function buildPage(page) {
   }
 
   copyFileSync(join(pageDir, 'index.html'), join(outdir, 'index.html'));
+  copyFileSync(join(root, 'web', 'shared', 'page.css'), join(outdir, 'page.css'));
   copyFileSync(wasmPath, join(outdir, 'kernels.wasm'));
 
   const kb = (p) => (statSync(p).size / 1024).toFixed(1);
