@@ -6,6 +6,7 @@
 // 'fs'), tfjs, or one of the Node-only EdgeFed files: browser code constructs EngineTrainer with the
 // kernels itself, and the browser node runs AgentCore on its own platform (web/node/platform-browser.ts).
 // Builds wasm/build/kernels.wasm first (scripts/build-wasm.mjs) when it is missing.
+// `node scripts/build-web.mjs [PAGE...]` builds the named pages only (engine-check, node); default all.
 import { builtinModules } from 'node:module';
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -14,8 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-/** The pages, each a directory under web/ with main.ts and index.html. */
-const PAGES = ['engine-check', 'node'];
+/** The pages, each a directory under web/ with main.ts and index.html; arguments pick some (default all). */
+const ALL_PAGES = ['engine-check', 'node'];
+const PAGES = process.argv.length > 2 ? process.argv.slice(2) : ALL_PAGES;
 const wasmPath = join(root, 'wasm', 'build', 'kernels.wasm');
 
 /** Files that reach Node or tfjs; the bundle must contain none of them (checked on the metafile too). */
@@ -45,6 +47,9 @@ const browserOnly = {
     b.onResolve({ filter: /^@tensorflow\// }, reject('tfjs package'));
   },
 };
+
+const unknown = PAGES.filter((p) => !ALL_PAGES.includes(p));
+if (unknown.length > 0) die(`unknown page(s) ${unknown.join(', ')}; the pages are ${ALL_PAGES.join(', ')}`);
 
 if (!existsSync(wasmPath)) {
   console.log('build-web: wasm/build/kernels.wasm is missing; building it');

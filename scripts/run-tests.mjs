@@ -27,5 +27,10 @@ const suites = {
 const files = which === 'default' ? [...suites.unit(), ...suites.integration()] : suites[which]?.();
 if (!files) { console.error(`unknown suite '${which}' (unit, integration, slow, browser)`); process.exit(2); }
 if (files.length === 0) { console.error(`suite '${which}' has no test files`); process.exit(1); }
+// The browser tests build their own page; the WASM kernels they share are built once here, before they run side by side.
+if (which === 'browser') {
+  const built = spawnSync(process.execPath, ['scripts/build-web.mjs'], { stdio: 'inherit' });
+  if (built.status !== 0) process.exit(built.status ?? 1);
+}
 const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

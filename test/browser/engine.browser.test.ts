@@ -14,7 +14,7 @@ import { loadMnist } from '../../src/data/mnist.js';
 import { createWasmKernels } from '../../src/nn/kernels-wasm.js';
 import { decodeSlice, encodeSlice, headRows, runEngineCheck, type EngineCheckResult } from '../../web/engine-check/check.js';
 import type { PageResult } from '../../web/engine-check/main.js';
-import { buildWebPages, CHROMIUM, CHROMIUM_ARGS, chromiumMissing, serveStatic, type StaticServer } from './serve.js';
+import { buildWebPage, CHROMIUM, CHROMIUM_ARGS, chromiumMissing, serveStatic, type StaticServer } from './serve.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DIST = join(ROOT, 'web', 'engine-check', 'dist');
@@ -31,7 +31,7 @@ function fmt(n: number): string {
 }
 
 test('the engine trains the seed MLP in headless Chromium on wasm SIMD kernels, as it does in Node', { skip, timeout: 600_000 }, async () => {
-  console.log(buildWebPages());
+  console.log(buildWebPage('engine-check'));
 
   const mnist = loadMnist();
   const slice = encodeSlice({ train: headRows(mnist.train, TRAIN_ROWS), test: headRows(mnist.test, TEST_ROWS) });

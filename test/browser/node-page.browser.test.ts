@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { api, freePort, joinToken, killAll, runView, startCoordinator, startNodeEnrolled, waitFor, waitHealthy, type Proc } from '../deploy-harness.js';
 import type { NodePageState } from '../../web/node/main.js';
-import { buildWebPages, CHROMIUM, CHROMIUM_ARGS, chromiumMissing } from './serve.js';
+import { buildWebPage, CHROMIUM, CHROMIUM_ARGS, chromiumMissing } from './serve.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const BROWSER_NODE = 'browser-tab-1';
@@ -29,7 +29,7 @@ async function nodes(url: string): Promise<NodeView[]> {
 }
 
 test('the browser node page enrols, trains in the tab and its update is fused into the rounds', { skip: chromiumMissing, timeout: 300_000 }, async () => {
-  console.log(buildWebPages());
+  console.log(buildWebPage('node'));
   const dir = mkdtempSync(join(tmpdir(), 'edgefed-bnode-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;

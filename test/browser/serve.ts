@@ -13,12 +13,13 @@ export const CHROMIUM = '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--no-first-run'];
 /**
- * Builds every browser page (scripts/build-web.mjs, which also builds the WASM kernels when missing), so
- * the browser suite works from a fresh clone. Returns the build's report; throws with its output on failure.
+ * Builds one browser page (scripts/build-web.mjs, which also builds the WASM kernels when missing), so
+ * the browser suite works from a fresh clone; one page only, so that tests running side by side do not
+ * rebuild each other's page while it is served. Returns the build's report; throws with its output on failure.
  */
-export function buildWebPages(): string {
+export function buildWebPage(page: 'engine-check' | 'node'): string {
   const root = fileURLToPath(new URL('../../', import.meta.url));
-  const build = spawnSync(process.execPath, [join(root, 'scripts', 'build-web.mjs')], { cwd: root, encoding: 'utf8' });
+  const build = spawnSync(process.execPath, [join(root, 'scripts', 'build-web.mjs'), page], { cwd: root, encoding: 'utf8' });
   if (build.status !== 0) throw new Error(`build-web failed:\n${build.stdout}${build.stderr}`);
   return build.stdout.trim();
 }
