@@ -138,17 +138,28 @@ async function start(): Promise<void> {
       joinToken: identity.enrolled ? undefined : token,
       onEvent: (e) => {
         if (e.type === 'enrolled') saveIdentity(localStorage, coordinator, name, { ...identity, enrolled: true });
+        if (e.type === 'rejected' && e.code === 'unauthenticated' && /not enrolled/.test(e.message)) {
+          // The coordinator forgot this key (a new database, say): retrying cannot help, a new token can.
+          saveIdentity(localStorage, coordinator, name, { ...identity, enrolled: false });
+          stopWithError(`the coordinator does not know this tab's key for '${name}': enter a new join token and start again`);
+          return;
+        }
         onEvent(e);
       },
     }, browserPlatform(kernels));
     await agent.start();
   } catch (e) {
-    agent?.stop();
-    agent = null;
-    Object.assign(state, { state: 'error', error: e instanceof Error ? e.message : String(e) });
-    log(`error: ${state.error}`);
-    el<HTMLButtonElement>('start').disabled = false;
+    stopWithError(e instanceof Error ? e.message : String(e));
   }
+  render();
+}
+
+function stopWithError(message: string): void {
+  agent?.stop();
+  agent = null;
+  Object.assign(state, { state: 'error', error: message });
+  log(`error: ${message}`);
+  el<HTMLButtonElement>('start').disabled = false;
   render();
 }
 
