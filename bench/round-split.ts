@@ -12,7 +12,7 @@ import { partition, parsePartitionSpec } from '../src/core/partition.js';
 import { Rng } from '../src/core/rng.js';
 import { builtinModel, initialWeights, tensorSpecs } from '../src/model/spec.js';
 import { makeTrainer } from '../src/model/make-trainer.js';
-import { localData } from '../src/sim/worker.js';
+import { localData } from '../src/sim/sim-host.js';
 import { RoundEngine } from '../src/engine/round-engine.js';
 
 const rounds = Number(process.argv[process.argv.indexOf('--rounds') + 1]) || 3;

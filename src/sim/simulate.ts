@@ -34,6 +34,8 @@ export interface SimulationResult {
   data: LoadedData;
   /** The simulated attack, when there was one: its kind, strength and the Byzantine node ids. */
   attack?: AttackSummary;
+  /** With --queue: the worker processes (hostname:pid) that served the run's nodes. */
+  queueWorkers?: string[];
 }
 
 export async function runSimulation(input: SimulationOptions, onRound?: (r: RoundRecord) => void): Promise<SimulationResult> {
@@ -41,10 +43,13 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
   const { strategyConfig, minNodes, data, train, test, spec, layout, parts, report, initial, attack, nodeAttack } = await prepareRun(o);
   const workers = o.workers ?? Math.max(1, Math.min(availableParallelism(), o.nodes));
   const started = performance.now();
-  const transport = await WorkerPoolTransport.start({
-    data: shareDataset(train), parts, validationFraction: o.validationFraction, seed: o.seed, spec, trainer: o.trainer,
-    ...(nodeAttack ? { attack: nodeAttack } : {}),
-  }, workers);
+  // BullMQ (and its Redis client) load only for runs that use a queue.
+  const queued = o.queue ? await (await import('./queue.js')).QueueTransport.start(o) : undefined;
+  const transport = queued
+    ?? await WorkerPoolTransport.start({
+      data: shareDataset(train), parts, validationFraction: o.validationFraction, seed: o.seed, spec, trainer: o.trainer,
+      ...(nodeAttack ? { attack: nodeAttack } : {}),
+    }, workers);
   const evaluator = await makeTrainer(spec, o.trainer);
   try {
     const engine = new RoundEngine({
@@ -61,6 +66,7 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
       options: o, spec, layout, weights: run.weights, rounds: run.rounds, reachedTarget: run.reachedTarget,
       partition: report, seconds: (performance.now() - started) / 1000, bytesSent: traffic.sent, bytesReceived: traffic.received,
       modelSha256: weightsSha256(run.weights), trainer: transport.trainerKind, data: { ...data, train, test },
+      ...(queued ? { queueWorkers: [...queued.servedBy].sort() } : {}),
       ...(attack ? { attack } : {}),
     };
   } finally {
