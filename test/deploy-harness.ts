@@ -55,6 +55,20 @@ export function startNode(url: string, data: string, name: string, extra: string
   return start(['node', '--coordinator', url, '--data', data, '--name', name, '--key', join(keyDir, `${name}.key`), ...extra]);
 }
 
+/** A gateway process: enrolled at the coordinator `upstream` as `name`, serving local nodes on `port` (same admin token). */
+export async function startGateway(upstream: string, port: number, name: string, extra: string[] = []): Promise<Proc> {
+  return start(['gateway', '--coordinator', upstream, '--port', String(port), '--name', name, '--key', join(keyDir, `${name}.key`),
+    '--admin-token', ADMIN_TOKEN, '--join-token', await joinToken(upstream), ...extra]);
+}
+
+/** Waits until the server at `url` lists `name` as an online node. */
+export async function waitOnline(url: string, name: string): Promise<void> {
+  await waitFor(`node ${name} online`, async () => {
+    const { json } = await api<{ nodes: { name: string; online: boolean }[] }>(url, '/v1/nodes');
+    return json.nodes.some((n) => n.name === name && n.online) ? true : undefined;
+  });
+}
+
 export async function api<T = unknown>(url: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
   const r = await fetch(url + path, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return { status: r.status, json: (await r.json()) as T };
@@ -96,10 +110,7 @@ export async function startNodesInOrder(url: string, specs: { data: string; name
   const procs: Proc[] = [];
   for (const s of specs) {
     procs.push(await startNodeEnrolled(url, s.data, s.name, s.extra));
-    await waitFor(`node ${s.name} enrolled`, async () => {
-      const { json } = await api<{ nodes: { name: string; online: boolean }[] }>(url, '/v1/nodes');
-      return json.nodes.some((n) => n.name === s.name && n.online) ? true : undefined;
-    });
+    await waitOnline(url, s.name);
   }
   return procs;
 }

@@ -17,7 +17,7 @@ import { Agent } from '../node/agent.js';
 import { loadNodeData } from '../node/data.js';
 import { saveTfjsModel } from '../model/tfjs.js';
 
-function parseTags(s: string | undefined): Record<string, string> {
+export function parseTags(s: string | undefined): Record<string, string> {
   if (!s) return {};
   const out: Record<string, string> = {};
   for (const kv of s.split(',')) {
@@ -29,7 +29,7 @@ function parseTags(s: string | undefined): Record<string, string> {
 }
 
 /** The node's identity key: read from the file, or created there (owner-only permissions). */
-function loadOrCreateKey(file: string): Uint8Array {
+export function loadOrCreateKey(file: string): Uint8Array {
   if (existsSync(file)) {
     try {
       return fromHex(readFileSync(file, 'utf8').trim(), 32, 'key');

@@ -13,6 +13,7 @@ import { checkOutDir, summarize, writeRunOutputs } from './report.js';
 import { runPredict } from './predict-cmd.js';
 import type { RoundRecord } from '../engine/round-engine.js';
 import { addDeployCommands } from './deploy-cmds.js';
+import { addGatewayCommand } from './gateway-cmd.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 
 const program = new Command('edgefed')
@@ -168,6 +169,7 @@ Examples:
   });
 
 addDeployCommands(program);
+addGatewayCommand(program);
 
 try {
   await program.parseAsync(process.argv);

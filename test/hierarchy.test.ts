@@ -1,0 +1,85 @@
+// Hierarchical fusion wiring: a coordinator, 2 gateway processes and their local node processes on loopback,
+// a tiny linear model, a local node killed mid-round, and a gateway left with no nodes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { api, freePort, killAll, runView, startCoordinator, startGateway, startNodesInOrder, waitFor, waitHealthy, waitOnline, type Proc } from './deploy-harness.js';
+
+interface NodeRow { name: string; online: boolean; resources: { examples?: number } }
+type Round = Awaited<ReturnType<typeof runView>>['rounds'][number] & { examples: number[]; federatedAccuracy: number };
+
+const done = (v: { status: string }) => ['completed', 'stopped', 'failed'].includes(v.status);
+
+async function examplesOf(url: string, names: string[]): Promise<number> {
+  const { json } = await api<{ nodes: NodeRow[] }>(url, '/v1/nodes');
+  return names.reduce((sum, name) => sum + (json.nodes.find((n) => n.name === name)?.resources.examples ?? NaN), 0);
+}
+
+/** The gateway's 'edge round' log lines (pino JSON). */
+function edgeRounds(p: Proc): { cloudRound: number; edgeRound: number; contributed: number[]; failures: { nodeId: number; error: string }[] }[] {
+  return p.output().split('\n').filter((l) => l.includes('"edge round"')).map((l) => JSON.parse(l));
+}
+
+test('coordinator + 2 gateways: edge rounds per cloud round, sites weighted by their data, a local node killed mid-round, a gateway with no nodes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefed-hier-'));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const procs: Proc[] = [startCoordinator(port, join(dir, 'cloud.db'))];
+  try {
+    await waitHealthy(url);
+    const gateways: { url: string; proc: Proc }[] = [];
+    for (const name of ['gwA', 'gwB']) {
+      const gport = await freePort();
+      const proc = await startGateway(url, gport, name, ['--edge-rounds', '2', '--wait-for-nodes-ms', '3000', '--round-timeout-ms', '60000']);
+      procs.push(proc);
+      gateways.push({ url: `http://127.0.0.1:${gport}`, proc });
+      await waitHealthy(gateways.at(-1)!.url);
+      await waitOnline(url, name); // enrolled in order: gwA is cloud node 0, gwB node 1
+    }
+    const [a, b] = gateways;
+    // a1 holds each answer for 2 s, so it is mid-round when it is killed
+    const aNodes = await startNodesInOrder(a.url, [{ data: 'mnist-partition:0/12', name: 'a0' }, { data: 'mnist-partition:1/12', name: 'a1', extra: ['--delay-ms', '2000'] }]);
+    const bNodes = await startNodesInOrder(b.url, [{ data: 'mnist-partition:2/12', name: 'b0' }, { data: 'mnist-partition:3/12', name: 'b1' }]);
+    procs.push(...aNodes, ...bNodes);
+
+    const refused = await api<{ error: { code: string } }>(a.url, '/v1/runs', { model: 'linear' });
+    assert.equal(refused.status, 409, 'a gateway takes its runs from its coordinator');
+
+    const run = await api<{ id: number }>(url, '/v1/runs', { model: 'linear', rounds: 2, minNodes: 2, evalFraction: 1, limitTest: 2000, seed: 1, roundTimeoutMs: 60000 });
+    await waitFor('a1 given work', async () => (aNodes[1].output().includes('configured for run') ? true : undefined));
+    aNodes[1].child.kill('SIGKILL');
+    const v = await waitFor('run done', async () => { const r = await runView(url, run.json.id); return done(r) ? r : undefined; });
+    const rounds = v.rounds as Round[];
+    assert.equal(v.status, 'completed');
+    assert.equal(rounds.length, 2);
+    const a0 = await examplesOf(a.url, ['a0']);
+    const bSum = await examplesOf(b.url, ['b0', 'b1']);
+    assert.ok(a0 > 0 && bSum > a0, `examples a0 ${a0}, b0+b1 ${bSum}`);
+    for (const r of rounds) {
+      assert.ok(r.fused);
+      assert.deepEqual(r.contributed, [0, 1], 'both gateways contribute');
+      // gateway A lost a1 in its first edge round, so it speaks for a0's data alone; B for both its nodes
+      assert.deepEqual(r.examples, [a0, bSum]);
+      assert.ok(r.federatedAccuracy > 0.5 && r.testAccuracy > 0.5, `federated ${r.federatedAccuracy}, test ${r.testAccuracy}`);
+    }
+    console.log(`hierarchy wiring: test accuracy ${rounds.map((r) => r.testAccuracy.toFixed(4)).join(', ')}; site examples ${JSON.stringify(rounds.map((r) => r.examples))}`);
+    const aEdge = edgeRounds(a.proc);
+    assert.deepEqual(aEdge.map((e) => [e.cloudRound, e.edgeRound]), [[1, 1], [1, 2], [2, 3], [2, 4]], 'K = 2 edge rounds per cloud round, numbered on');
+    assert.match(aEdge[0].failures.find((f) => f.nodeId === 1)?.error ?? '', /connection lost/, 'a1 died in the first edge round');
+    assert.ok(aEdge.every((e) => e.contributed.length === 1 && e.contributed[0] === 0));
+    assert.ok(edgeRounds(b.proc).every((e) => e.contributed.length === 2));
+
+    // gateway B loses its nodes: it answers the next cloud round with an error, gateway A carries on
+    killAll(bNodes);
+    await waitFor('gateway B without nodes', async () => ((await api<{ nodes: NodeRow[] }>(b.url, '/v1/nodes')).json.nodes.some((n) => n.online) ? undefined : true));
+    const alone = await api<{ id: number }>(url, '/v1/runs', { model: 'linear', rounds: 1, minNodes: 1, limitTest: 2000, seed: 2, roundTimeoutMs: 60000 });
+    const w = await waitFor('second run done', async () => { const r = await runView(url, alone.json.id); return done(r) ? r : undefined; });
+    assert.equal(w.status, 'completed');
+    assert.deepEqual(w.rounds[0].contributed, [0]);
+    assert.match(w.rounds[0].failures.find((f) => f.nodeId === 1)?.error ?? '', /gateway could fuse no edge round: 0 live nodes/);
+  } finally {
+    killAll(procs);
+  }
+});
