@@ -2,10 +2,11 @@
 // a tiny linear model, a local node killed mid-round, and a gateway left with no nodes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { api, freePort, killAll, runView, startCoordinator, startGateway, startNodesInOrder, waitFor, waitHealthy, waitOnline, type Proc } from './deploy-harness.js';
+import { runCli } from './helpers.js';
 
 interface NodeRow { name: string; online: boolean; resources: { examples?: number } }
 type Round = Awaited<ReturnType<typeof runView>>['rounds'][number] & { examples: number[]; federatedAccuracy: number };
@@ -29,6 +30,7 @@ test('coordinator + 2 gateways: edge rounds per cloud round, sites weighted by t
   const procs: Proc[] = [startCoordinator(port, join(dir, 'cloud.db'))];
   try {
     await waitHealthy(url);
+    const bogus = runCli(['gateway', '--coordinator', url, '--port', '0', '--name', 'gwX', '--key', join(dir, 'gwX.key'), '--join-token', 'not-a-token-from-this-coordinator']);
     const gateways: { url: string; proc: Proc }[] = [];
     for (const name of ['gwA', 'gwB']) {
       const gport = await freePort();
@@ -71,6 +73,10 @@ test('coordinator + 2 gateways: edge rounds per cloud round, sites weighted by t
     assert.ok(aEdge.every((e) => e.contributed.length === 1 && e.contributed[0] === 0));
     assert.ok(edgeRounds(b.proc).every((e) => e.contributed.length === 2));
 
+    const refusedJoin = await bogus;
+    assert.equal(refusedJoin.code, 1);
+    assert.match(refusedJoin.stderr, /enrolment refused \(401\)/);
+
     // gateway B loses its nodes: it answers the next cloud round with an error, gateway A carries on
     killAll(bNodes);
     await waitFor('gateway B without nodes', async () => ((await api<{ nodes: NodeRow[] }>(b.url, '/v1/nodes')).json.nodes.some((n) => n.online) ? undefined : true));
@@ -82,4 +88,30 @@ test('coordinator + 2 gateways: edge rounds per cloud round, sites weighted by t
   } finally {
     killAll(procs);
   }
+});
+
+test('gateway flags: --help has an example; bad values get a one-line error, exit code 2, and no key file', async () => {
+  const help = await runCli(['gateway', '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /Examples:\n {2}edgefed gateway --coordinator/);
+  assert.match(help.stdout, /--edge-rounds <k>/);
+  const dir = mkdtempSync(join(tmpdir(), 'edgefed-gw-bad-'));
+  const key = join(dir, 'gw.key');
+  const ok = ['--coordinator', 'http://127.0.0.1:9', '--key', key];
+  const cases: [string[], RegExp][] = [
+    [['--edge-rounds', '0'], /--edge-rounds/],
+    [['--fraction', '1.1'], /--fraction/],
+    [['--auth', 'maybe'], /--auth: expected on or off/],
+    [['--tags', 'site'], /--tags: expected k=v/],
+  ];
+  for (const coordinator of ['not a url', 'ftp://x']) cases.push([['--coordinator', coordinator], /--coordinator/]);
+  const runs = await Promise.all([...cases.map(([extra]) => runCli(['gateway', ...ok, ...extra])), runCli(['gateway', '--key', key])]);
+  cases.forEach(([extra, message], i) => {
+    assert.equal(runs[i].code, 2, `${extra.join(' ')}: ${runs[i].stderr}`);
+    assert.match(runs[i].stderr, message);
+    assert.equal(runs[i].stderr.trim().split('\n').length, 1, runs[i].stderr);
+  });
+  assert.equal(runs.at(-1)!.code, 2, '--coordinator is required');
+  assert.match(runs.at(-1)!.stderr, /--coordinator/);
+  assert.ok(!existsSync(key), 'refused flags create no identity');
 });
