@@ -5,18 +5,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { api, freePort, killAll, runView, startCoordinator, startGateway, startNodesInOrder, waitFor, waitHealthy, waitOnline, type Proc } from './deploy-harness.js';
+import { api, examplesOf, killAll, runView, startCloud, startSite, waitFor, type Proc } from './deploy-harness.js';
 import { runCli } from './helpers.js';
 
-interface NodeRow { name: string; online: boolean; resources: { examples?: number } }
 type Round = Awaited<ReturnType<typeof runView>>['rounds'][number] & { examples: number[]; federatedAccuracy: number };
 
 const done = (v: { status: string }) => ['completed', 'stopped', 'failed'].includes(v.status);
-
-async function examplesOf(url: string, names: string[]): Promise<number> {
-  const { json } = await api<{ nodes: NodeRow[] }>(url, '/v1/nodes');
-  return names.reduce((sum, name) => sum + (json.nodes.find((n) => n.name === name)?.resources.examples ?? NaN), 0);
-}
 
 /** The gateway's 'edge round' log lines (pino JSON). */
 function edgeRounds(p: Proc): { cloudRound: number; edgeRound: number; contributed: number[]; failures: { nodeId: number; error: string }[] }[] {
@@ -24,27 +18,17 @@ function edgeRounds(p: Proc): { cloudRound: number; edgeRound: number; contribut
 }
 
 test('coordinator + 2 gateways: edge rounds per cloud round, sites weighted by their data, a local node killed mid-round, a gateway with no nodes', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'edgefed-hier-'));
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const procs: Proc[] = [startCoordinator(port, join(dir, 'cloud.db'))];
+  const { url, dir, proc } = await startCloud('edgefed-hier-');
+  const procs: Proc[] = [proc];
   try {
-    await waitHealthy(url);
     const bogus = runCli(['gateway', '--coordinator', url, '--port', '0', '--name', 'gwX', '--key', join(dir, 'gwX.key'), '--join-token', 'not-a-token-from-this-coordinator']);
-    const gateways: { url: string; proc: Proc }[] = [];
-    for (const name of ['gwA', 'gwB']) {
-      const gport = await freePort();
-      const proc = await startGateway(url, gport, name, ['--edge-rounds', '2', '--wait-for-nodes-ms', '3000', '--round-timeout-ms', '60000']);
-      procs.push(proc);
-      gateways.push({ url: `http://127.0.0.1:${gport}`, proc });
-      await waitHealthy(gateways.at(-1)!.url);
-      await waitOnline(url, name); // enrolled in order: gwA is cloud node 0, gwB node 1
-    }
-    const [a, b] = gateways;
-    // a1 holds each answer for 2 s, so it is mid-round when it is killed
-    const aNodes = await startNodesInOrder(a.url, [{ data: 'mnist-partition:0/12', name: 'a0' }, { data: 'mnist-partition:1/12', name: 'a1', extra: ['--delay-ms', '2000'] }]);
-    const bNodes = await startNodesInOrder(b.url, [{ data: 'mnist-partition:2/12', name: 'b0' }, { data: 'mnist-partition:3/12', name: 'b1' }]);
-    procs.push(...aNodes, ...bNodes);
+    const gatewayArgs = ['--edge-rounds', '2', '--wait-for-nodes-ms', '3000', '--round-timeout-ms', '60000'];
+    // a1 holds each answer for 2 s, so it is mid-round when it is killed; gwA enrols first: it is cloud node 0
+    const a = await startSite(url, 'gwA', gatewayArgs, [{ data: 'mnist-partition:0/12', name: 'a0' }, { data: 'mnist-partition:1/12', name: 'a1', extra: ['--delay-ms', '2000'] }]);
+    procs.push(a.gateway, ...a.nodes);
+    const b = await startSite(url, 'gwB', gatewayArgs, [{ data: 'mnist-partition:2/12', name: 'b0' }, { data: 'mnist-partition:3/12', name: 'b1' }]);
+    procs.push(b.gateway, ...b.nodes);
+    const [aNodes, bNodes] = [a.nodes, b.nodes];
 
     const refused = await api<{ error: { code: string } }>(a.url, '/v1/runs', { model: 'linear' });
     assert.equal(refused.status, 409, 'a gateway takes its runs from its coordinator');
@@ -67,11 +51,11 @@ test('coordinator + 2 gateways: edge rounds per cloud round, sites weighted by t
       assert.ok(r.federatedAccuracy > 0.5 && r.testAccuracy > 0.5, `federated ${r.federatedAccuracy}, test ${r.testAccuracy}`);
     }
     console.log(`hierarchy wiring: test accuracy ${rounds.map((r) => r.testAccuracy.toFixed(4)).join(', ')}; site examples ${JSON.stringify(rounds.map((r) => r.examples))}`);
-    const aEdge = edgeRounds(a.proc);
+    const aEdge = edgeRounds(a.gateway);
     assert.deepEqual(aEdge.map((e) => [e.cloudRound, e.edgeRound]), [[1, 1], [1, 2], [2, 3], [2, 4]], 'K = 2 edge rounds per cloud round, numbered on');
     assert.match(aEdge[0].failures.find((f) => f.nodeId === 1)?.error ?? '', /connection lost/, 'a1 died in the first edge round');
     assert.ok(aEdge.every((e) => e.contributed.length === 1 && e.contributed[0] === 0));
-    assert.ok(edgeRounds(b.proc).every((e) => e.contributed.length === 2));
+    assert.ok(edgeRounds(b.gateway).every((e) => e.contributed.length === 2));
 
     const refusedJoin = await bogus;
     assert.equal(refusedJoin.code, 1);
@@ -79,7 +63,7 @@ test('coordinator + 2 gateways: edge rounds per cloud round, sites weighted by t
 
     // gateway B loses its nodes: it answers the next cloud round with an error, gateway A carries on
     killAll(bNodes);
-    await waitFor('gateway B without nodes', async () => ((await api<{ nodes: NodeRow[] }>(b.url, '/v1/nodes')).json.nodes.some((n) => n.online) ? undefined : true));
+    await waitFor('gateway B without nodes', async () => ((await api<{ nodes: { online: boolean }[] }>(b.url, '/v1/nodes')).json.nodes.some((n) => n.online) ? undefined : true));
     const alone = await api<{ id: number }>(url, '/v1/runs', { model: 'linear', rounds: 1, minNodes: 1, limitTest: 2000, seed: 2, roundTimeoutMs: 60000 });
     const w = await waitFor('second run done', async () => { const r = await runView(url, alone.json.id); return done(r) ? r : undefined; });
     assert.equal(w.status, 'completed');
