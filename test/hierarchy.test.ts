@@ -74,7 +74,7 @@ test('coordinator + 2 gateways: edge rounds per cloud round, sites weighted by t
   }
 });
 
-test('gateway flags: --help has an example; bad values get a one-line error, exit code 2, and no key file', async () => {
+test('gateway flags (and up --gateways): --help has an example; bad values get a one-line error, exit code 2, and no key file', async () => {
   const help = await runCli(['gateway', '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /Examples:\n {2}edgefed gateway --coordinator/);
@@ -89,12 +89,14 @@ test('gateway flags: --help has an example; bad values get a one-line error, exi
     [['--tags', 'site'], /--tags: expected k=v/],
   ];
   for (const coordinator of ['not a url', 'ftp://x']) cases.push([['--coordinator', coordinator], /--coordinator/]);
-  const runs = await Promise.all([...cases.map(([extra]) => runCli(['gateway', ...ok, ...extra])), runCli(['gateway', '--key', key])]);
+  const runs = await Promise.all([...cases.map(([extra]) => runCli(['gateway', ...ok, ...extra])), runCli(['up', '--gateways', '5', '--nodes', '4']), runCli(['gateway', '--key', key])]);
   cases.forEach(([extra, message], i) => {
     assert.equal(runs[i].code, 2, `${extra.join(' ')}: ${runs[i].stderr}`);
     assert.match(runs[i].stderr, message);
     assert.equal(runs[i].stderr.trim().split('\n').length, 1, runs[i].stderr);
   });
+  assert.equal(runs.at(-2)!.code, 2);
+  assert.match(runs.at(-2)!.stderr, /--gateways 5: each gateway needs a node, and there are --nodes 4/);
   assert.equal(runs.at(-1)!.code, 2, '--coordinator is required');
   assert.match(runs.at(-1)!.stderr, /--coordinator/);
   assert.ok(!existsSync(key), 'refused flags create no identity');
