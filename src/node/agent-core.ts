@@ -6,7 +6,6 @@
  */
 import { makeLayout } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
-import type { LocalTrainer } from '../model/trainer.js';
 import { NodeHost, type LocalData } from './host.js';
 import type { NodeResources } from './resources.js';
 import { FrameLink } from '../net/frame-link.js';
@@ -20,10 +19,20 @@ export interface AgentLog {
   warn(fields: object, message: string): void;
 }
 
+/** What answers a run's request frames: a NodeHost on the node's own data, or a custom handler (a gateway). */
+export interface RequestHandler {
+  kind: string;
+  handle(frame: Uint8Array): Promise<Uint8Array>;
+  dispose(): void;
+}
+
 export interface AgentOptions {
   coordinator: string;
   name: string;
-  data: LocalData;
+  /** The node's own data; a node with a custom `handler` (a gateway) has none. */
+  data?: LocalData;
+  /** In place of a NodeHost on `data`: builds what answers a run's requests. */
+  handler?: (runId: number, spec: ModelSpec) => Promise<RequestHandler>;
   tags: Record<string, string>;
   powerClass?: string;
   log: AgentLog;
@@ -117,7 +126,7 @@ export class AgentCore {
   private attempt = 0;
   private nodeId = -1;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
-  private host: { runId: number; host: NodeHost; trainer: LocalTrainer } | null = null;
+  private host: (RequestHandler & { runId: number }) | null = null;
   private queue: Promise<void> = Promise.resolve();
   private resources: NodeResources = {};
   connected = false;
@@ -131,9 +140,10 @@ export class AgentCore {
 
   async start(): Promise<void> {
     const base = this.o.coordinator.replace(/^ws/, 'http');
+    const data = this.o.data;
     this.resources = {
-      ...this.platform.device(), samplesPerSecond: await measureSpeed(this.o.data, this.platform),
-      bandwidthMbps: await measureBandwidth(base), powerClass: this.o.powerClass ?? 'mains', examples: this.o.data.train.n,
+      ...this.platform.device(), samplesPerSecond: data ? await measureSpeed(data, this.platform) : undefined,
+      bandwidthMbps: await measureBandwidth(base), powerClass: this.o.powerClass ?? 'mains', examples: data?.train.n,
     };
     this.o.log.info({ resources: this.resources }, 'resources measured');
     this.emit({ type: 'measured', resources: this.resources });
@@ -232,19 +242,24 @@ export class AgentCore {
       const runId = msg.runId!;
       this.queue = this.queue.then(async () => {
         if (this.host?.runId === runId) return;
-        this.host?.trainer.dispose();
+        this.host?.dispose();
         this.host = null;
-        const trainer = await this.platform.makeTrainer(spec);
-        const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]));
-        this.host = { runId, host, trainer };
-        this.o.log.info({ runId, model: spec.name, trainer: trainer.kind }, 'configured for run');
-        this.emit({ type: 'configured', runId, model: spec.name, trainer: trainer.kind });
+        this.host = { runId, ...(await (this.o.handler ?? this.nodeHost)(runId, spec)) };
+        this.o.log.info({ runId, model: spec.name, trainer: this.host.kind }, 'configured for run');
+        this.emit({ type: 'configured', runId, model: spec.name, trainer: this.host.kind });
       }).catch((e: Error) => this.o.log.warn({ runId, err: e.message }, 'could not configure for run'));
     } else if (msg.type === 'error') {
       this.o.log.warn({ code: msg.code, message: msg.message }, 'coordinator rejected a message');
       this.emit({ type: 'rejected', code: String(msg.code), message: String(msg.message) });
     }
   }
+
+  private readonly nodeHost = async (_runId: number, spec: ModelSpec): Promise<RequestHandler> => {
+    if (!this.o.data) throw new Error('a node without data needs a request handler');
+    const trainer = await this.platform.makeTrainer(spec);
+    const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]));
+    return { kind: trainer.kind, handle: (frame) => host.handle(frame), dispose: () => trainer.dispose() };
+  };
 
   private async serve(ws: AgentSocket, link: FrameLink, received: Uint8Array): Promise<void> {
     if (!this.host) return;
@@ -253,7 +268,7 @@ export class AgentCore {
     if (isBound(received)) ({ binding, frame } = unbindFrame(received));
     if (this.o.delayMs) await new Promise((r) => setTimeout(r, this.o.delayMs));
     const { runId } = this.host;
-    const reply = await this.host.host.handle(frame);
+    const reply = await this.host.handle(frame);
     // The reply is signed together with the request's binding: valid for that request only.
     const out = binding && this.o.secretKey ? signFrame(binding, reply, this.o.secretKey) : reply;
     if (!ws.isOpen) return;
@@ -293,6 +308,6 @@ export class AgentCore {
     this.stopped = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.socket?.close();
-    this.host?.trainer.dispose();
+    this.host?.dispose();
   }
 }

@@ -5,7 +5,7 @@
 import { AgentCore, type AgentOptions } from './agent-core.js';
 import { nodePlatform } from './platform-node.js';
 
-export type { AgentEvent, AgentLog, AgentOptions, AgentStats } from './agent-core.js';
+export type { AgentEvent, AgentLog, AgentOptions, AgentStats, RequestHandler } from './agent-core.js';
 
 export class Agent extends AgentCore {
   constructor(o: AgentOptions) {
