@@ -25,6 +25,12 @@ export interface Buf<T extends Float32Array | Int32Array> {
   len: number;
 }
 
+function track<T extends Float32Array | Int32Array>(list: Buf<T>[], a: T): Buf<T> {
+  const b = { a, off: a.byteOffset, len: a.length };
+  list.push(b);
+  return b;
+}
+
 /** Plain arrays, or (wasm kernels) arrays inside wasm memory whose views follow memory growth. */
 export class KernelMemory {
   private gen: number;
@@ -39,18 +45,12 @@ export class KernelMemory {
 
   f32(len: number): Buf<Float32Array> {
     if (!this.wasm) return { a: new Float32Array(len), off: 0, len };
-    const a = this.wasm.alloc(len);
-    const b = { a, off: a.byteOffset, len };
-    this.f.push(b);
-    return b;
+    return track(this.f, this.wasm.alloc(len));
   }
 
   i32(len: number): Buf<Int32Array> {
     if (!this.wasm) return { a: new Int32Array(len), off: 0, len };
-    const a = this.wasm.allocInt(len);
-    const b = { a, off: a.byteOffset, len };
-    this.i.push(b);
-    return b;
+    return track(this.i, this.wasm.allocInt(len));
   }
 
   /** Stops tracking buffers being replaced (their wasm memory stays allocated). */
