@@ -15,10 +15,12 @@
 //   where a float32 result is exact anyway (a + b of two floats, comparisons).
 
 // ---------------------------------------------------------------------------------------------
-// gemm: GotoBLAS/BLIS structure. op(B) is packed in KC x NC blocks of NR-wide column panels, op(A)
-// in MC x KC blocks of MR-tall row panels (both zero-padded to whole panels), and an MR x NR
-// register-blocked micro-kernel (8 f32x4 accumulators) runs over them. Packing turns all four
-// transpose cases into the same micro-kernel.
+// gemm: GotoBLAS/BLIS structure. op(B) is split in KC x NC blocks of NR-wide column panels, op(A)
+// in MC x KC blocks of MR-tall row panels, and an MR x NR register-blocked micro-kernel (8 f32x4
+// accumulators) runs over them. A panel whose MR (or NR) values per depth are contiguous in the
+// matrix (op(A) transposed, op(B) not) is read in place; the others, and edge panels, are packed
+// (zero-padded to whole panels), so all four transpose cases run the same micro-kernel. Reading in
+// place spares the dense layers' products a copy of the weight matrix per call.
 
 const MR: i32 = 4;
 const NR: i32 = 8;
