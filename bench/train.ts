@@ -480,8 +480,8 @@ function nodeShareText(n: NodeShareReport): string {
     `${training !== null && training <= n.target_mb ? 'met' : training !== null ? 'NOT met' : 'see RSS at end'} for the training phase` +
     `${m.rss_end_mb <= n.target_mb ? ', met at the end' : ', NOT met at the end'}; the whole-process maxRSS (${m.max_rss_with_full_load_mb} MB) ` +
     `${m.max_rss_with_full_load_mb <= n.target_mb ? 'meets it too' : 'does not, because of the full-MNIST load used to cut the share'}. ` +
-    `Importing makeTrainer alone added ${Math.round(m.rss_after_imports_mb - m.rss_start_mb)} MB (make-trainer.ts imports the tfjs trainer, ` +
-    'hence all of @tensorflow/tfjs, even when the dense engine trains).';
+    `Importing makeTrainer alone added ${Math.round(m.rss_after_imports_mb - m.rss_start_mb)} MB (make-trainer.ts loads tfjs only for ` +
+    'models the engine cannot run).';
 }
 
 function markdown(report: Report, rows: string[][]): string {
