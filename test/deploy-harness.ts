@@ -24,7 +24,8 @@ export interface Proc {
   output: () => string;
 }
 
-function start(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+/** Starts the edgefed CLI as a child process, collecting its output. */
+export function start(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, EDGEFED_LOG: 'info', EDGEFED_CHUNK_BYTES: '100000', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
