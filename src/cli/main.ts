@@ -13,6 +13,7 @@ import { checkOutDir, summarize, writeRunOutputs } from './report.js';
 import { runPredict } from './predict-cmd.js';
 import type { RoundRecord } from '../engine/round-engine.js';
 import { addDeployCommands } from './deploy-cmds.js';
+import { addGatewayCommand } from './gateway-cmd.js';
 import { addQueueCommands } from './queue-cmds.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 
@@ -173,6 +174,7 @@ Examples:
   });
 
 addDeployCommands(program);
+addGatewayCommand(program);
 addQueueCommands(program);
 
 try {
