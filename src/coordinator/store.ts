@@ -121,6 +121,12 @@ export interface StoreEvent {
   data: Record<string, unknown>;
 }
 
+/** What a committed write changed (see Store.onChange): what the live feed and /metrics follow. */
+export type StoreChange =
+  | { kind: 'run'; run: RunInfo }
+  | { kind: 'round'; runId: number; round: number; record: Record<string, unknown> }
+  | { kind: 'event'; event: StoreEvent };
+
 export interface StoreOptions {
   /** How long a write waits for another connection's lock, in ms (default 5000). */
   busyTimeoutMs?: number;
@@ -452,6 +458,33 @@ export class Store {
   }
 
   private readonly statements = new Map<string, Database.Statement<unknown[]>>();
+  private readonly changeListeners = new Set<(c: StoreChange) => void>();
+
+  /**
+   * Calls `listener` after each committed change to a run, round or event (never for a write that threw).
+   * A listener that throws is ignored: observers must not break persistence. Returns the unsubscribe.
+   */
+  onChange(listener: (c: StoreChange) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  private changed(make: () => StoreChange): void {
+    if (this.changeListeners.size === 0) return;
+    let change: StoreChange;
+    try {
+      change = make();
+    } catch {
+      return; // the write is committed; a change that cannot be read back is not announced
+    }
+    for (const l of [...this.changeListeners]) {
+      try {
+        l(change);
+      } catch {
+        // an observer's failure is its own
+      }
+    }
+  }
 
   /** A prepared statement, prepared once per connection. */
   private sql(source: string): Database.Statement<unknown[]> {
@@ -496,11 +529,13 @@ export class Store {
   createRun(config: unknown, seed: number): number {
     const text = toJson(config, 'config');
     if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) invalid(`seed must be a whole number, got ${describe(seed)}`);
-    return this.db.transaction(() => {
+    const id = this.db.transaction(() => {
       const t = this.timestamp();
       const r = this.sql("INSERT INTO runs (config, seed, status, created_at, updated_at) VALUES (?, ?, 'created', ?, ?)").run(text, seed, t, t);
       return Number(r.lastInsertRowid);
     }).immediate();
+    this.changed(() => ({ kind: 'run', run: runFromRow(this.mustRun(id)) }));
+    return id;
   }
 
   getRun(id: number): RunInfo | undefined {
@@ -526,6 +561,7 @@ export class Store {
       this.mustRun(id);
       this.sql('UPDATE runs SET status = ?, error = ?, updated_at = ? WHERE id = ?').run(status, message, this.timestamp(), id);
     }).immediate();
+    this.changed(() => ({ kind: 'run', run: runFromRow(this.mustRun(id)) }));
   }
 
   // ---------- nodes ----------
@@ -696,6 +732,7 @@ export class Store {
         bump.run(r.sent, r.received, r.contributed, r.nodeId);
       }
     }).immediate();
+    this.changed(() => ({ kind: 'round', runId, round, record: parseJson<Record<string, unknown>>(recordText) }));
   }
 
   /** The checkpoint of the run's last committed round, or null before its first round. */
@@ -778,10 +815,14 @@ export class Store {
     const text = toJsonObject(data, `${kind} event data`, 1024 * 1024);
     const fields = EVENT_SHAPES[kind];
     if (fields) for (const f of fields) checkCount((data as Record<string, unknown>)[f], `${kind} event data.${f}`);
-    return this.db.transaction(() => {
+    const event = this.db.transaction(() => {
       if (runId !== null) this.mustRun(runId);
-      return Number(this.sql('INSERT INTO events (run_id, at, kind, data) VALUES (?, ?, ?, ?)').run(runId, this.timestamp(), kind, text).lastInsertRowid);
+      const at = this.timestamp();
+      const id = Number(this.sql('INSERT INTO events (run_id, at, kind, data) VALUES (?, ?, ?, ?)').run(runId, at, kind, text).lastInsertRowid);
+      return { id, runId, at, kind };
     }).immediate();
+    this.changed(() => ({ kind: 'event', event: { ...event, data: parseJson<Record<string, unknown>>(text) } }));
+    return event.id;
   }
 
   /**

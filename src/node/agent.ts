@@ -14,6 +14,7 @@ import type { NodeResources } from '../coordinator/registry.js';
 import { FrameLink } from '../net/frame-link.js';
 import { isBound, publicKeyOf, randomNonce, signFrame, signHello, toHex, unbindFrame, type Binding } from '../core/identity.js';
 import { randomBytes } from 'node:crypto';
+import { labelCounts } from './data.js';
 
 export interface AgentOptions {
   coordinator: string;
@@ -29,6 +30,8 @@ export interface AgentOptions {
   /** The node's Ed25519 secret key; with joinToken, the agent enrols it before connecting. */
   secretKey?: Uint8Array;
   joinToken?: string;
+  /** Tell the coordinator how many training examples of each class this node holds (its label histogram). */
+  shareLabels?: boolean;
 }
 
 function wsUrl(base: string): string {
@@ -88,6 +91,7 @@ export class Agent {
     this.resources = {
       cores: availableParallelism(), memoryMb: Math.round(totalmem() / 2 ** 20), samplesPerSecond: await measureSpeed(this.o.data),
       bandwidthMbps: await measureBandwidth(base), powerClass: this.o.powerClass ?? 'mains', examples: this.o.data.train.n, platform: `node-${process.version}`,
+      ...(this.o.shareLabels ? { labelCounts: labelCounts(this.o.data.train) } : {}),
     };
     this.o.log.info({ resources: this.resources }, 'resources measured');
     if (this.o.joinToken) await this.enroll(base);
