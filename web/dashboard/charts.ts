@@ -20,6 +20,9 @@ const LOSS: SeriesDef[] = [
   { label: 'train loss', stroke: '#aa8822', value: (r) => r.trainLoss },
 ];
 
+/** Rounds are whole numbers: axis ticks step by these. */
+const ROUND_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000];
+
 /** Null (a gap) for anything that is not a finite number: metrics that were not measured. */
 const finiteOrNull = (v: number | null | undefined): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
@@ -36,7 +39,7 @@ export class RoundChart {
       const opts: uPlot.Options = {
         width: Math.max(300, this.el.clientWidth), height: 220,
         scales: { x: { time: false }, ...(this.yRange ? { y: { range: this.yRange } } : {}) },
-        axes: [{ label: 'round' }, {}],
+        axes: [{ label: 'round', incrs: ROUND_STEPS }, {}],
         series: [{ label: 'round' }, ...this.defs.map((d) => ({ label: d.label, stroke: d.stroke, width: 2, spanGaps: false, points: { show: true, size: 5 } }))],
       };
       this.plot = new uPlot(opts, data, this.el);

@@ -115,6 +115,11 @@ function onMessage(m: LiveMessage): void {
       if (state.selected === null || (m.run.status === 'running' && state.runs.get(state.selected)?.status !== 'running')) void select(m.run.id);
       break;
     case 'round': {
+      const run = state.runs.get(m.runId);
+      if (run && m.record.round > run.roundsCompleted) {
+        run.roundsCompleted = m.record.round;
+        renderRunPanels();
+      }
       if (m.runId !== state.selected) break;
       const last = state.rounds.at(-1)?.round ?? 0;
       if (m.record.round === last + 1) {
