@@ -13,25 +13,32 @@ export interface RunView {
   config: unknown;
   seed: number;
   status: string;
+  /** Milliseconds since the epoch. */
   createdAt: number;
   updatedAt: number;
   roundsCompleted: number;
+  /** Present only when the last status change gave one. */
   error?: string;
 }
 
-export interface NodeView {
+/** A node as the store keeps it; R is what the dashboard knows of the resources a node reports. */
+export interface NodeRecord<R = Record<string, unknown>> {
+  /** Stable id: 0, 1, 2, ... in enrolment order, kept across restarts. */
   id: number;
   name: string;
-  resources: {
-    cores?: number; memoryMb?: number; samplesPerSecond?: number; bandwidthMbps?: number;
-    powerClass?: string; examples?: number; platform?: string; labelCounts?: number[];
-  };
+  resources: R;
   tags: Record<string, string>;
   firstSeen: number;
   lastSeen: number;
   roundsContributed: number;
   bytesSent: number;
   bytesReceived: number;
+}
+
+export interface NodeView extends NodeRecord<{
+  cores?: number; memoryMb?: number; samplesPerSecond?: number; bandwidthMbps?: number;
+  powerClass?: string; examples?: number; platform?: string; labelCounts?: number[];
+}> {
   /** Connected now. */
   online: boolean;
 }
@@ -56,7 +63,9 @@ export interface RoundView {
 
 export interface EventView {
   id: number;
+  /** null: not tied to a run. */
   runId: number | null;
+  /** Milliseconds since the epoch. */
   at: number;
   kind: string;
   data: Record<string, unknown>;

@@ -28,6 +28,7 @@ import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { ServerOptState } from '../core/server-opt.js';
 import { decodeFrame, encodeFrame, type WireTensor } from '../core/wire.js';
+import type { EventView, NodeRecord, RunView } from './live-protocol.js';
 
 export const SCHEMA_VERSION = 1;
 export const RUN_STATUSES = ['created', 'running', 'paused', 'stopped', 'completed', 'failed'] as const;
@@ -53,31 +54,12 @@ export class StoreError extends Error {
   }
 }
 
-export interface RunInfo {
-  id: number;
-  config: unknown;
-  seed: number;
+/** A run as stored (the live feed's RunView, with its status narrowed). */
+export interface RunInfo extends RunView {
   status: RunStatus;
-  /** Milliseconds since the epoch. */
-  createdAt: number;
-  updatedAt: number;
-  roundsCompleted: number;
-  /** Present only when the last setRunStatus gave one. */
-  error?: string;
 }
 
-export interface NodeInfo {
-  /** Stable id: 0, 1, 2, ... in enrolment order, kept across restarts. */
-  id: number;
-  name: string;
-  resources: Record<string, unknown>;
-  tags: Record<string, string>;
-  firstSeen: number;
-  lastSeen: number;
-  roundsContributed: number;
-  bytesSent: number;
-  bytesReceived: number;
-}
+export type NodeInfo = NodeRecord;
 
 export interface NodeEnrolment {
   resources: Record<string, unknown>;
@@ -112,14 +94,8 @@ export interface TrafficRow extends TrafficEntry {
   round: number;
 }
 
-export interface StoreEvent {
-  id: number;
-  runId: number | null;
-  /** Milliseconds since the epoch. */
-  at: number;
-  kind: string;
-  data: Record<string, unknown>;
-}
+/** An event as stored: the live feed's EventView (defined there, browser-safe). */
+export type StoreEvent = EventView;
 
 /** What a committed write changed (see Store.onChange): what the live feed and /metrics follow. */
 export type StoreChange =
