@@ -76,6 +76,12 @@ export class Registry {
     return this.all().filter((n) => qualifies(n, s)).map((n) => n.id);
   }
 
+  /** Calls `listener` whenever a node connects or disconnects; returns the unsubscribe. */
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
   /** Resolves when `count` nodes qualify, or after timeoutMs. */
   async waitFor(s: Selection, count: number, timeoutMs: number): Promise<boolean> {
     if (this.eligible(s).length >= count) return true;

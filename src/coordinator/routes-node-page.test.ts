@@ -37,7 +37,7 @@ test('/node/ serves the built page and nothing outside its directory', async () 
       assert.equal(js.statusCode, 200);
       assert.match(js.headers['content-type'] as string, /^text\/javascript/);
       const bare = await app.inject('/node');
-      assert.equal(bare.statusCode, 302);
+      assert.equal(bare.statusCode, 301);
       assert.equal(bare.headers.location, '/node/');
       for (const path of ['/node/../secret.txt', '/node/%2e%2e/secret.txt', '/node/..%2fsecret.txt', '/node/%2e%2e%2fsecret.txt', '/node/x%00.html', '/node/missing.js']) {
         const r = await app.inject(path);
@@ -47,7 +47,7 @@ test('/node/ serves the built page and nothing outside its directory', async () 
     });
     await withApp(join(root, 'not-built'), async (app) => {
       const r = await app.inject('/node/');
-      assert.equal(r.statusCode, 404);
+      assert.equal(r.statusCode, 503);
       assert.match(r.json().error.message, /npm run build:web/);
     });
   } finally {

@@ -1,14 +1,12 @@
 /**
- * The browser edge node's routes on the coordinator: the page itself at /node/ (static files from the
- * web/node build, read-only, confined to that directory) and the MNIST shard a browser node trains on
+ * The browser edge node's routes on the coordinator: the page itself at /node/ (the web/node build, served
+ * by static-files.ts like the dashboard) and the MNIST shard a browser node trains on
  * (GET /v1/node-data/mnist-shard?shard=I/N[:PARTITION]), the same rows `edgefed node --data
  * mnist-partition:I/N` trains on, as an EdgeFed data slice (src/data/slice.ts) with an empty test split.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { stat, readFile } from 'node:fs/promises';
-import { join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { mimeType } from '../net/mime.js';
+import { registerStaticDir } from './static-files.js';
 import { encodeSlice } from '../data/slice.js';
 import { subset } from '../data/types.js';
 import { parsePartitionSpec } from '../core/partition.js';
@@ -18,24 +16,10 @@ import { mnistShard } from '../node/data.js';
 /** Where scripts/build-web.mjs puts the browser node page. */
 export const NODE_PAGE_DIST = fileURLToPath(new URL('../../web/node/dist/', import.meta.url));
 
-const notFound = (reply: FastifyReply, message: string) => reply.code(404).send({ error: { code: 'not_found', message } });
 const badRequest = (reply: FastifyReply, message: string) => reply.code(400).send({ error: { code: 'bad_request', message } });
 
 export function registerNodePage(app: FastifyInstance, distDir = NODE_PAGE_DIST): void {
-  const base = resolve(distDir);
-  app.get('/node', async (_req, reply) => reply.redirect('/node/'));
-  app.get('/node/*', async (req, reply) => {
-    const rel = (req.params as { '*': string })['*'] || 'index.html';
-    const file = resolve(join(base, rel));
-    // Only files inside the build directory: '..', absolute paths and NUL bytes end here.
-    if (rel.includes('\0') || !file.startsWith(base + sep)) return notFound(reply, 'no such file');
-    const info = await stat(file).catch(() => null);
-    if (!info?.isFile()) {
-      const built = await stat(join(base, 'index.html')).catch(() => null);
-      return notFound(reply, built ? `no such file: ${rel}` : 'the browser node page is not built: run npm run build:web');
-    }
-    return reply.type(mimeType(file)).header('cache-control', 'no-cache').send(await readFile(file));
-  });
+  registerStaticDir(app, { prefix: '/node', dir: distDir, notBuilt: 'the browser node page is not built: run `npm run build:web`' });
 
   // The last shard served: browser nodes of one federation usually ask for shards of the same split.
   let cached: { key: string; bytes: Uint8Array } | null = null;

@@ -1,7 +1,7 @@
-/** Content types of the static files EdgeFed serves (the browser pages and their assets). */
+/** Content types of the static files EdgeFed serves (built pages, their assets, wasm, models). */
 import { extname } from 'node:path';
 
-const MIME: Record<string, string> = {
+export const MIME: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
   '.mjs': 'text/javascript; charset=utf-8',
@@ -10,6 +10,8 @@ const MIME: Record<string, string> = {
   '.map': 'application/json',
   '.wasm': 'application/wasm',
   '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.ico': 'image/x-icon',
   '.bin': 'application/octet-stream',
 };
 

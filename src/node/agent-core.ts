@@ -7,6 +7,7 @@
 import { makeLayout } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { NodeHost, type LocalData } from './host.js';
+import { labelCounts } from './local-data.js';
 import type { NodeResources } from './resources.js';
 import { FrameLink } from '../net/frame-link.js';
 import { peekHeader } from '../core/wire.js';
@@ -43,6 +44,8 @@ export interface AgentOptions {
   /** The node's Ed25519 secret key; with joinToken, the agent enrols it before connecting. */
   secretKey?: Uint8Array;
   joinToken?: string;
+  /** Tell the coordinator how many training examples of each class this node holds (its label histogram). */
+  shareLabels?: boolean;
   /** Told of each step (for a UI); AgentCore.stats holds the running totals. */
   onEvent?: (e: AgentEvent) => void;
 }
@@ -144,6 +147,7 @@ export class AgentCore {
     this.resources = {
       ...this.platform.device(), samplesPerSecond: data ? await measureSpeed(data, this.platform) : undefined,
       bandwidthMbps: await measureBandwidth(base), powerClass: this.o.powerClass ?? 'mains', examples: data?.train.n,
+      ...(this.o.shareLabels && data ? { labelCounts: labelCounts(data.train) } : {}),
     };
     this.o.log.info({ resources: this.resources }, 'resources measured');
     this.emit({ type: 'measured', resources: this.resources });

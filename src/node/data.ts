@@ -11,6 +11,8 @@ import { Rng } from '../core/rng.js';
 import type { LocalData } from './host.js';
 import { holdOutValidation, type ShardSpec } from './local-data.js';
 
+export { labelCounts } from './local-data.js';
+
 /** Shard I of MNIST's training set split N ways (what `mnist-partition:I/N` trains on, and the browser node fetches). */
 export function mnistShard(shard: ShardSpec, partitionSeed = 0): Dataset {
   const all = loadMnist().train;
@@ -32,3 +34,4 @@ export function loadNodeData(spec: string, name: string, validationFraction = 0.
   }
   return holdOutValidation(train, name, validationFraction, partitionSeed);
 }
+

@@ -6,6 +6,7 @@ import { Rng } from '../core/rng.js';
 import { parseCsv, type CsvOptions } from '../data/csv.js';
 import { standardize, trainValidationSplit } from '../data/split.js';
 import { subset, type Dataset } from '../data/types.js';
+import { partitionReport } from '../core/partition.js';
 import type { LocalData } from './host.js';
 
 export const DEFAULT_VALIDATION_FRACTION = 0.2;
@@ -36,4 +37,9 @@ export function parseShardSpec(text: string, what: string): ShardSpec {
 export function csvLocalData(text: string, fileName: string, name: string, opts: CsvOptions = {}): LocalData {
   const all = parseCsv(text, fileName, opts);
   return holdOutValidation(standardize(all).train, name);
+}
+
+/** Examples per class in a dataset (what a node shares with --share-labels, for the dashboard). */
+export function labelCounts(d: Dataset): number[] {
+  return partitionReport([Int32Array.from({ length: d.n }, (_, i) => i)], d.y, d.numClasses).nodes[0].labelHistogram;
 }

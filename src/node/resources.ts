@@ -7,4 +7,6 @@ export interface NodeResources {
   powerClass?: string;
   examples?: number;
   platform?: string;
+  /** Training examples per class, shared only when the node opts in (`edgefed node --share-labels`). */
+  labelCounts?: number[];
 }
