@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
-import { intArg } from './args.js';
+import { floatArg, intArg } from './args.js';
+import { startServingFromFlags, type ServeFlags } from './serve-flags.js';
 import { UsageError } from './args.js';
 import { startCoordinator } from '../coordinator/server.js';
 import { parseRunConfig } from '../coordinator/config.js';
@@ -56,14 +57,16 @@ export function addDeployCommands(program: Command): void {
     .option('--admin-token <token>', 'bearer token for /v1/admin/* (default: generated and printed)')
     .option('--tls-cert <pem>', 'serve https/wss with this certificate (with --tls-key)')
     .option('--tls-key <pem>', 'private key for --tls-cert')
+    .option('--escalation-model <path>', 'a tfjs model.json (or its folder) served to nodes for escalated low-confidence samples')
     .addHelpText('after', `
 Examples:
   edgefed coordinator --port 8080 --db edgefed.db --config run.json
   curl -X POST localhost:8080/v1/runs -H 'content-type: application/json' -d '{"model":"mlp","rounds":10}'`)
-    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string }) => {
+    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; escalationModel?: string }) => {
       if (f.auth !== 'on' && f.auth !== 'off') throw new UsageError(`--auth: expected on or off, got '${f.auth}'`);
       if (!!f.tlsCert !== !!f.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
       for (const file of [f.tlsCert, f.tlsKey]) if (file && !existsSync(file)) throw new UsageError(`TLS file ${file} does not exist`);
+      if (f.escalationModel && !existsSync(f.escalationModel)) throw new UsageError(`--escalation-model ${f.escalationModel} does not exist`);
       let config: unknown;
       if (f.config) {
         try {
@@ -73,7 +76,7 @@ Examples:
         }
       }
       const c = await startCoordinator({
-        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken,
+        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken, escalationModel: f.escalationModel,
         tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined,
       });
       if (config && c.store.listRuns().length === 0) {
@@ -104,10 +107,15 @@ Examples:
     .option('--delay-ms <n>', 'extra delay before each answer (emulates a slow device)', intArg(0, 3_600_000))
     .option('--key <file>', 'Ed25519 identity key (created on first use; default ~/.edgefed/<name>.key)')
     .option('--join-token <token>', 'one-time token from the coordinator admin: enrols this node\'s key')
+    .option('--serve-port <n>', 'serve predictions on this port (POST /v1/predict, GET /v1/model, GET /metrics)', intArg(0, 65535))
+    .option('--serve-run <id>', 'serve this run\'s models (default: the newest run with a model)', intArg(1))
+    .option('--model-poll-ms <n>', 'how often to check for a newer global model version', intArg(50, 3_600_000), 5000)
+    .option('--threshold <p>', 'abstain (or escalate) when the top class probability is below this', floatArg(0, 1), 0)
+    .option('--escalate', 'send below-threshold samples to the coordinator\'s escalation model')
     .addHelpText('after', `
 Examples:
   edgefed node --coordinator http://127.0.0.1:8080 --data mnist-partition:0/5 --name n0 --tags site=a`)
-    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string }) => {
+    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string } & ServeFlags) => {
       const name = f.name ?? `node-${process.pid}`;
       const secretKey = loadOrCreateKey(f.key ?? join(homedir(), '.edgefed', `${name}.key`));
       const tags = parseTags(f.tags);
@@ -123,9 +131,11 @@ Examples:
         throw new UsageError((e as Error).message);
       }
       const log = pino({ level: process.env.EDGEFED_LOG ?? 'info', base: { node: name } }, pino.destination(2));
-      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken });
+      const serving = await startServingFromFlags(f, { coordinator: f.coordinator, creds: { name, secretKey }, log });
+      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken, onFrame: serving?.metrics.onFrame });
       await agent.start();
       const stop = () => {
+        void serving?.close();
         agent.stop();
         process.exit(0);
       };

@@ -18,6 +18,7 @@ import { fromHex, isSigned, openSignedFrame, verifyHello, type Binding } from '.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { weightsSha256 } from '../model/hash.js';
+import { loadEscalationModel, registerModelRoutes } from './routes-models.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
@@ -69,6 +70,8 @@ export interface CoordinatorOptions {
   heartbeatMs?: number;
   logger?: Logger;
   onRound?: (runId: number, r: RoundRecord) => void;
+  /** A tfjs model.json (or its folder) served for escalated low-confidence samples (POST /v1/predict, model 'escalation'). */
+  escalationModel?: string;
 }
 
 export interface Coordinator {
@@ -88,7 +91,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   const log = o.logger ?? pino({ level: process.env.EDGEFED_LOG ?? 'info' }, pino.destination(2));
   const store = new Store(o.db);
   const registry = new Registry();
-  const runs = new RunManager(store, registry, log, o.onRound, o.auth ?? true);
+  let recordVersion: (runId: number, r: RoundRecord) => void = () => undefined;
+  const runs = new RunManager(store, registry, log, (id, r) => { recordVersion(id, r); o.onRound?.(id, r); }, o.auth ?? true);
   const heartbeatMs = o.heartbeatMs ?? 5000;
   const auth = o.auth ?? true;
   const adminToken = o.adminToken ?? randomBytes(24).toString('hex');
@@ -178,6 +182,9 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   app.get('/v1/nodes', async () => ({
     nodes: store.listNodes().map((n) => ({ ...n, online: registry.get(n.id) !== undefined })),
   }));
+
+  const models = registerModelRoutes(app, { store, runs, auth, adminToken, escalation: o.escalationModel ? await loadEscalationModel(o.escalationModel) : null });
+  recordVersion = models.committed;
 
   await app.listen({ port: o.port, host: o.host ?? '127.0.0.1' });
   const address = app.server.address();
@@ -303,6 +310,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
       wss.close();
       await app.close();
       await Promise.all(runs.activeRuns().map((r) => r.done));
+      models.close();
       store.close();
     },
   };

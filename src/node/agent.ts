@@ -29,6 +29,8 @@ export interface AgentOptions {
   /** The node's Ed25519 secret key; with joinToken, the agent enrols it before connecting. */
   secretKey?: Uint8Array;
   joinToken?: string;
+  /** Called with each request frame and its reply (serving's metrics count rounds and bytes). */
+  onFrame?: (request: Uint8Array, reply: Uint8Array) => void;
 }
 
 function wsUrl(base: string): string {
@@ -181,6 +183,7 @@ export class Agent {
     if (isBound(received)) ({ binding, frame } = unbindFrame(received));
     if (this.o.delayMs) await new Promise((r) => setTimeout(r, this.o.delayMs));
     const reply = await this.host.host.handle(frame);
+    this.o.onFrame?.(frame, reply);
     // The reply is signed together with the request's binding: valid for that request only.
     const out = binding && this.o.secretKey ? signFrame(binding, reply, this.o.secretKey) : reply;
     if (ws.readyState === WebSocket.OPEN) link.send(out);
