@@ -2,7 +2,10 @@
 // federated run on each learns (beats the trivial baseline: the majority class, or predicting the mean).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, killAll, startCoordinator, startNodesInOrder, waitFor, waitHealthy, runView, type Proc } from './deploy-harness.js';
 import { runCli } from './helpers.js';
 import { generateFaultCsv } from '../examples/industrial-fault/generate.js';
 import { generateTrafficCsv } from '../examples/traffic-flow/generate.js';
@@ -40,4 +43,44 @@ test('traffic flow (regression, linear/MSE, one node per site): MSE well below p
   const baseline = Array.from(t.y).reduce((a, y) => a + (y - mean) ** 2, 0) / t.n;
   const r = await simulate(['--dataset', TRAFFIC_SPEC, '--model', 'linear', '--nodes', '6', '--partition', 'natural:site_id', '--rounds', '5']);
   assert.ok(r.final_loss < 0.5 * baseline, `test MSE ${r.final_loss} vs ${baseline} for the train mean`);
+});
+
+test('industrial fault deployed: pump nodes train on their own CSV, one serves raw sensor rows with the global model', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefed-example-'));
+  const { perMachine } = generateFaultCsv();
+  perMachine.slice(0, 2).forEach((text, m) => writeFileSync(join(dir, `m${m}.csv`), text));
+  const config = { ...JSON.parse(readFileSync('examples/industrial-fault/run.json', 'utf8')), rounds: 6, minNodes: 2 };
+  writeFileSync(join(dir, 'run.json'), JSON.stringify(config));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const procs: Proc[] = [startCoordinator(port, join(dir, 'state.db'), join(dir, 'run.json'))];
+  try {
+    await waitHealthy(url);
+    const servePort = await freePort();
+    procs.push(...(await startNodesInOrder(url, [0, 1].map((m) => ({
+      data: `csv:${join(dir, `m${m}.csv`)}?label=fault&keep=machine_id`, name: `pump${m}`,
+      extra: m === 0 ? ['--serve-port', String(servePort), '--model-poll-ms', '200'] : [],
+    })))));
+    await waitFor('the run to finish', async () => ((await runView(url, 1)).status === 'completed' ? true : undefined));
+    const serve = `http://127.0.0.1:${servePort}`;
+    const model = await waitFor('the last version on the node', async () => {
+      const m = (await (await fetch(`${serve}/v1/model`)).json()) as { version: number; inputs: { columns?: string[] } };
+      return m.version === 6 ? m : undefined;
+    });
+    const [header, ...lines] = perMachine[0].trim().split('\n');
+    const cols = header.split(',');
+    assert.deepEqual(model.inputs.columns, cols.filter((c) => c !== 'machine_id' && c !== 'fault'));
+    const rows = lines.slice(0, 200).map((l) => l.split(','));
+    const inputs = rows.map((r) => model.inputs.columns!.map((c) => Number(r[cols.indexOf(c)])));
+    const labels = rows.map((r) => Number(r[cols.indexOf('fault')]));
+    const r = await fetch(`${serve}/v1/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs }) });
+    assert.equal(r.status, 200);
+    const { predictions } = (await r.json()) as { predictions: { class: number; modelVersion: number }[] };
+    const accuracy = predictions.filter((p, i) => p.class === labels[i]).length / labels.length;
+    const majority = labels.filter((y) => y === 0).length / labels.length;
+    assert.ok(predictions.every((p) => p.modelVersion === 6));
+    assert.ok(accuracy > majority + 0.1, `raw-row accuracy ${accuracy} vs majority ${majority}`);
+  } finally {
+    killAll(procs);
+  }
 });

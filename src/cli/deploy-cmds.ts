@@ -131,7 +131,7 @@ Examples:
         throw new UsageError((e as Error).message);
       }
       const log = pino({ level: process.env.EDGEFED_LOG ?? 'info', base: { node: name } }, pino.destination(2));
-      const serving = await startServingFromFlags(f, { coordinator: f.coordinator, creds: { name, secretKey }, log });
+      const serving = await startServingFromFlags(f, { coordinator: f.coordinator, data: f.data, creds: { name, secretKey }, log });
       const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken, onFrame: serving?.metrics.onFrame });
       await agent.start();
       const stop = () => {

@@ -12,11 +12,19 @@ import { ModelFollower } from './model-follower.js';
 import { NodeMetrics } from './node-metrics.js';
 import { signedFetch, type NodeCredentials } from './signed-fetch.js';
 import { parsePredictBody, PredictError } from '../predict/request.js';
+import { applyStandardize, type StandardizeStats } from '../data/split.js';
 import { applyPolicy, mergeEscalated, type PolicyOptions, type ServedAnswer } from '../predict/policy.js';
 
 export const NODE_PREDICT_BODY_LIMIT = 16 * 1024 * 1024;
 
+/** Raw CSV feature columns in, scaled as the node's trainer saw them (its training split's statistics). */
+export interface InputScaling {
+  columns: string[];
+  stats: StandardizeStats;
+}
+
 export interface NodeServeOptions extends PolicyOptions {
+  inputScaling?: InputScaling;
   port: number;
   host?: string;
   coordinator: string;
@@ -81,6 +89,9 @@ export async function startNodeServer(o: NodeServeOptions): Promise<NodeServer> 
       if (e instanceof PredictError) return reject(reply, 400, e.code, e.message);
       throw e;
     }
+    const scaling = o.inputScaling;
+    if (scaling && scaling.columns.length !== model.featureSize) return reject(reply, 409, 'scaling_mismatch', `the node's data has ${scaling.columns.length} feature columns, the model takes ${model.featureSize}`);
+    if (scaling) rows = { n: rows.n, x: applyStandardize({ source: 'request', n: rows.n, featureShape: [model.featureSize], x: rows.x, y: new Float32Array(0), numClasses: 0 }, scaling.stats).x };
     const outputs = await model.predict(rows.x, rows.n);
     const { answers, escalate: low } = applyPolicy(outputs, model.version, o);
     let final: ServedAnswer[] = answers;
@@ -94,6 +105,7 @@ export async function startNodeServer(o: NodeServeOptions): Promise<NodeServer> 
     return {
       runId: follower.runId, version: m?.version ?? null, sha256: m?.sha256 ?? null, pid: process.pid,
       policy: { threshold: o.threshold, escalate: o.escalate },
+      inputs: o.inputScaling ? { columns: o.inputScaling.columns, scaling: 'raw values, standardized with the node\'s training statistics' } : { scaling: 'none: features as the model takes them' },
       counts: { accepted: await count('accept'), abstained: await count('abstain'), escalated: await count('escalated'), escalationFailures: (await metrics.escalationFailures.get()).values[0]?.value ?? 0 },
     };
   });
