@@ -47,7 +47,7 @@ test('traffic flow (regression, linear/MSE, one node per site): MSE well below p
 
 test('industrial fault deployed: pump nodes train on their own CSV, one serves raw sensor rows with the global model', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgefed-example-'));
-  const { perMachine } = generateFaultCsv();
+  const { parts: perMachine } = generateFaultCsv();
   perMachine.slice(0, 2).forEach((text, m) => writeFileSync(join(dir, `m${m}.csv`), text));
   const config = { ...JSON.parse(readFileSync('examples/industrial-fault/run.json', 'utf8')), rounds: 6, minNodes: 2 };
   writeFileSync(join(dir, 'run.json'), JSON.stringify(config));

@@ -2,7 +2,7 @@
  * SYNTHETIC data for the industrial fault example: sensor readings from 8 centrifugal pumps, one row per
  * minute, labelled with the pump's condition. Nothing here was measured; the numbers follow a simple
  * physical story (below) with seeded noise, so the file is reproducible bit for bit:
- *   node --import tsx examples/industrial-fault/generate.ts [OUT.csv] [--per-machine DIR]
+ *   node --import tsx examples/industrial-fault/generate.ts [OUT.csv] [--per-site DIR]
  *
  * Story. Each pump has its own duty point (load), ambient temperature and sensor offsets, so machines
  * differ (non-IID across sites). Conditions (fault column):
@@ -12,10 +12,10 @@
  *   3 cavitation    suction pressure too low: discharge pressure -1..2 bar, current -2..4 A, vibration +0.5..1.5
  * Faults are rarer than normal running (about 70/10/10/10) and each machine sees every condition.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../../src/core/rng.js';
+import { siteCsv, writeExampleFiles, type SiteCsv } from '../write-example.js';
 
 export const MACHINES = 8;
 export const ROWS_PER_MACHINE = 500;
@@ -23,10 +23,9 @@ export const FAULT_NAMES = ['normal', 'bearing_wear', 'overheating', 'cavitation
 const HEADER = 'machine_id,bearing_temp_c,vibration_rms_mm_s,crest_factor,discharge_pressure_bar,motor_current_a,speed_rpm,fault';
 
 /** The CSV text for the given seed (default: the one the committed file uses). */
-export function generateFaultCsv(seed = 20261201): { all: string; perMachine: string[] } {
+export function generateFaultCsv(seed = 20261201): SiteCsv {
   const rng = new Rng(seed);
-  const perMachine: string[] = [];
-  const lines = [HEADER];
+  const rowsBySite: string[][] = [];
   for (let m = 0; m < MACHINES; m++) {
     const r = rng.fork(`machine:${m}`);
     const load = r.uniform(0.6, 1.0); // fraction of rated flow
@@ -58,25 +57,11 @@ export function generateFaultCsv(seed = 20261201): { all: string; perMachine: st
       const f = (v: number, d: number) => v.toFixed(d);
       rows.push([`m${m}`, f(temp, 2), f(vib, 3), f(crest, 3), f(pressure, 3), f(current, 2), f(rpm, 1), fault].join(','));
     }
-    lines.push(...rows);
-    perMachine.push([HEADER, ...rows].join('\n') + '\n');
+    rowsBySite.push(rows);
   }
-  return { all: lines.join('\n') + '\n', perMachine };
+  return siteCsv(HEADER, rowsBySite);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const args = process.argv.slice(2);
-  const dirFlag = args.indexOf('--per-machine');
-  const out = args.find((a, i) => !a.startsWith('--') && i !== dirFlag + 1) ?? join(here, 'synthetic-pump-sensors.csv');
-  const { all, perMachine } = generateFaultCsv();
-  writeFileSync(out, all);
-  process.stderr.write(`wrote ${out} (SYNTHETIC, ${MACHINES * ROWS_PER_MACHINE} rows)\n`);
-  if (dirFlag >= 0) {
-    const dir = args[dirFlag + 1];
-    if (!dir) throw new Error('--per-machine needs a folder');
-    mkdirSync(dir, { recursive: true });
-    perMachine.forEach((text, m) => writeFileSync(join(dir, `m${m}.csv`), text));
-    process.stderr.write(`wrote ${MACHINES} per-machine files to ${dir}\n`);
-  }
+  writeExampleFiles(process.argv.slice(2), join(dirname(fileURLToPath(import.meta.url)), 'synthetic-pump-sensors.csv'), { ...generateFaultCsv(), partName: (i) => `m${i}.csv` });
 }

@@ -11,10 +11,10 @@
  * next 15 minutes) from what a roadside unit knows now: the time of day (as sine/cosine), weekend, rain,
  * its own last count, the upstream site's last count and its own count at this time yesterday.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../../src/core/rng.js';
+import { siteCsv, writeExampleFiles, type SiteCsv } from '../write-example.js';
 
 export const SITES = 6;
 export const DAYS = 10;
@@ -28,7 +28,7 @@ function profile(h: number, weekend: boolean): number {
   return weekend ? 0.15 + 0.7 * bump(h, 13, 3.5) : 0.12 + 0.9 * bump(h, 8, 1.3) + 0.8 * bump(h, 17.5, 1.6) + 0.35 * bump(h, 12.5, 2.5);
 }
 
-export function generateTrafficCsv(seed = 20261201): { all: string; perSite: string[] } {
+export function generateTrafficCsv(seed = 20261201): SiteCsv {
   const rng = new Rng(seed);
   const T = DAYS * SLOTS;
   // Rain: spells that start with 2% chance per slot and last 1-4 hours.
@@ -58,8 +58,7 @@ export function generateTrafficCsv(seed = 20261201): { all: string; perSite: str
     }
     flows.push(f);
   }
-  const perSite: string[] = [];
-  const lines = [HEADER];
+  const rowsBySite: string[][] = [];
   for (let s = 0; s < SITES; s++) {
     const rows: string[] = [];
     for (let t = SLOTS; t < T; t++) { // from day 2, so every row has yesterday's count
@@ -69,25 +68,11 @@ export function generateTrafficCsv(seed = 20261201): { all: string; perSite: str
       const up = s > 0 ? flows[s - 1][t - 1] : 0; // the first site has no detector upstream
       rows.push([`s${s}`, Math.sin(angle).toFixed(4), Math.cos(angle).toFixed(4), weekend, rain[t].toFixed(1), flows[s][t - 1].toFixed(2), up.toFixed(2), flows[s][t - SLOTS].toFixed(2), flows[s][t].toFixed(2)].join(','));
     }
-    lines.push(...rows);
-    perSite.push([HEADER, ...rows].join('\n') + '\n');
+    rowsBySite.push(rows);
   }
-  return { all: lines.join('\n') + '\n', perSite };
+  return siteCsv(HEADER, rowsBySite);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const args = process.argv.slice(2);
-  const dirFlag = args.indexOf('--per-site');
-  const out = args.find((a, i) => !a.startsWith('--') && i !== dirFlag + 1) ?? join(here, 'synthetic-traffic-flow.csv');
-  const { all, perSite } = generateTrafficCsv();
-  writeFileSync(out, all);
-  process.stderr.write(`wrote ${out} (SYNTHETIC, ${SITES * (DAYS - 1) * SLOTS} rows)\n`);
-  if (dirFlag >= 0) {
-    const dir = args[dirFlag + 1];
-    if (!dir) throw new Error('--per-site needs a folder');
-    mkdirSync(dir, { recursive: true });
-    perSite.forEach((text, s) => writeFileSync(join(dir, `s${s}.csv`), text));
-    process.stderr.write(`wrote ${SITES} per-site files to ${dir}\n`);
-  }
+  writeExampleFiles(process.argv.slice(2), join(dirname(fileURLToPath(import.meta.url)), 'synthetic-traffic-flow.csv'), { ...generateTrafficCsv(), partName: (i) => `s${i}.csv` });
 }
