@@ -200,3 +200,13 @@ describe('node serving', () => {
     assert.equal(ok.json.predictions.length, 3);
   });
 });
+
+test('serving flags without --serve-port, or a threshold outside [0, 1], are usage errors', async () => {
+  const base = ['node', '--coordinator', 'http://127.0.0.1:9', '--data', 'mnist-partition:0/10', '--name', 'flags', '--key', join(mkdtempSync(join(tmpdir(), 'edgefed-flags-')), 'k.key')];
+  const noPort = await runCli([...base, '--escalate']);
+  assert.equal(noPort.code, 2);
+  assert.match(noPort.stderr, /need --serve-port/);
+  const badThreshold = await runCli([...base, '--serve-port', '0', '--threshold', '1.5']);
+  assert.equal(badThreshold.code, 2);
+  assert.match(badThreshold.stderr, /threshold/);
+});

@@ -108,6 +108,7 @@ Examples:
     .option('--key <file>', 'Ed25519 identity key (created on first use; default ~/.edgefed/<name>.key)')
     .option('--join-token <token>', 'one-time token from the coordinator admin: enrols this node\'s key')
     .option('--serve-port <n>', 'serve predictions on this port (POST /v1/predict, GET /v1/model, GET /metrics)', intArg(0, 65535))
+    .option('--serve-host <addr>', 'address the serving port binds (its API has no auth: keep it on loopback or a trusted LAN)', '127.0.0.1')
     .option('--serve-run <id>', 'serve this run\'s models (default: the newest run with a model)', intArg(1))
     .option('--model-poll-ms <n>', 'how often to check for a newer global model version', intArg(50, 3_600_000), 5000)
     .option('--threshold <p>', 'abstain (or escalate) when the top class probability is below this', floatArg(0, 1), 0)

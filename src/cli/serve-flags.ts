@@ -7,6 +7,7 @@ import { UsageError } from './args.js';
 
 export interface ServeFlags {
   servePort?: number;
+  serveHost: string;
   serveRun?: number;
   modelPollMs: number;
   threshold: number;
@@ -25,7 +26,7 @@ export async function startServingFromFlags(f: ServeFlags, c: { coordinator: str
     if (f.escalate || f.serveRun !== undefined || f.threshold > 0) throw new UsageError('--threshold, --escalate and --serve-run need --serve-port');
     return null;
   }
-  const server = await startNodeServer({ port: f.servePort, coordinator: c.coordinator, creds: c.creds, runId: f.serveRun, pollMs: f.modelPollMs, threshold: f.threshold, escalate: !!f.escalate, log: c.log, inputScaling: csvScaling(c.data) });
+  const server = await startNodeServer({ port: f.servePort, host: f.serveHost, coordinator: c.coordinator, creds: c.creds, runId: f.serveRun, pollMs: f.modelPollMs, threshold: f.threshold, escalate: !!f.escalate, log: c.log, inputScaling: csvScaling(c.data) });
   // The serving address on stdout (one JSON line), as the coordinator prints its own.
   process.stdout.write(`${JSON.stringify({ serve: server.url })}\n`);
   return server;

@@ -51,7 +51,7 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
   const versions = new ModelVersions(o.store);
   const guard = makeReadGuard(o);
   const artifacts = new Map<string, ReturnType<typeof tfjsArtifacts>>();
-  const served = new Map<number, Promise<ServedModel>>();
+  const loading = new Map<number, Promise<ServedModel>>();
 
   const find = async (params: unknown, reply: FastifyReply): Promise<{ runId: number; model: ModelVersion } | null> => {
     const p = params as { id: string; version: string };
@@ -95,15 +95,25 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
     return reply.type('application/octet-stream').header('x-edgefed-model-version', String(found.model.version)).send(Buffer.from(weightData));
   });
 
-  /** The run's newest version, loaded once per version; the previous one retires when a newer one loads. */
-  const latestServed = async (runId: number, model: ModelVersion): Promise<ServedModel> => {
-    const current = served.get(runId);
-    const have = current && (await current.catch(() => null));
+  /**
+   * The run's newest version, loaded once per version. Returned without an await when already loaded, so
+   * the caller starts predicting before any later swap can retire it; the previous one retires on a swap.
+   */
+  const loaded = new Map<number, ServedModel>();
+  const latestServed = (runId: number, model: ModelVersion): ServedModel | Promise<ServedModel> => {
+    const have = loaded.get(runId);
     if (have && have.version === model.version) return have;
-    const next = ServedModel.load(model.version, model.spec, model.weights, model.sha256);
-    served.set(runId, next);
-    if (have) next.then(() => have.retire(), () => undefined);
-    return next;
+    const pending = loading.get(runId);
+    if (pending) return pending.then((m) => (m.version === model.version ? m : latestServed(runId, model)));
+    const load = ServedModel.load(model.version, model.spec, model.weights, model.sha256).then((m) => {
+      loaded.set(runId, m);
+      loading.delete(runId);
+      have?.retire();
+      return m;
+    });
+    loading.set(runId, load);
+    load.catch(() => loading.delete(runId));
+    return load;
   };
 
   app.post('/v1/predict', { bodyLimit: PREDICT_BODY_LIMIT }, async (req, reply) => {
@@ -122,7 +132,8 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
       if (!o.store.getRun(body.runId)) return error(reply, 404, 'not_found', 'no such run');
       const v = versions.get(body.runId, which, o.runs.get(body.runId)?.spec);
       if (!v) return error(reply, 404, 'no_model', `run ${body.runId} has no model version ${which} yet`);
-      model = which === 'latest' ? await latestServed(body.runId, v) : await ServedModel.load(v.version, v.spec, v.weights, v.sha256);
+      const m = which === 'latest' ? latestServed(body.runId, v) : ServedModel.load(v.version, v.spec, v.weights, v.sha256);
+      model = m instanceof ServedModel ? m : await m;
     }
     const oneOff = typeof body.model === 'number'; // an older version, loaded for this request only
     try {
@@ -146,7 +157,7 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
       if (spec && ckpt && ckpt.round === record.round) versions.record(runId, ckpt.round, spec, ckpt.weights, record.testAccuracy ?? null);
     },
     close() {
-      for (const m of served.values()) void m.then((s) => s.retire(), () => undefined);
+      for (const m of loaded.values()) m.retire();
       versions.close();
     },
   };
