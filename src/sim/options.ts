@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
+import { QUEUE_NAME_PATTERN, redisConnection } from './queue-url.js';
 
 const fraction01 = z.number().gt(0).lte(1);
 
@@ -34,6 +35,10 @@ export const SimulationOptionsSchema = z.object({
   malicious: z.number().gt(0).lt(1).optional(),
   /** Attack strength s (sign-flip, scale) or sigma (gaussian); default DEFAULT_ATTACK_SCALE. */
   attackScale: z.number().gt(0).lte(1e6).optional(),
+  /** Run the virtual nodes on `edgefed sim-worker` processes through a BullMQ queue at this redis:// URL. */
+  queue: z.string().refine((s) => { redisConnection(s); return true; }).optional(),
+  /** The BullMQ queue name (default edgefed-sim). */
+  queueName: z.string().regex(QUEUE_NAME_PATTERN, 'letters, digits, _ . - (at most 64)').optional(),
 }).strict().superRefine((o, ctx) => {
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {
