@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
+import { parseProfileSpec } from './profiles.js';
+import { heterogeneityIssues } from './heterogeneity-options.js';
 
 const fraction01 = z.number().gt(0).lte(1);
 
@@ -34,7 +36,18 @@ export const SimulationOptionsSchema = z.object({
   malicious: z.number().gt(0).lt(1).optional(),
   /** Attack strength s (sign-flip, scale) or sigma (gaussian); default DEFAULT_ATTACK_SCALE. */
   attackScale: z.number().gt(0).lte(1e6).optional(),
+  /** Device profiles (uniform | slow20 | heavytail | PATH.json): turns on the virtual clock. */
+  profile: z.string().refine((s) => { parseProfileSpec(s); return true; }).optional(),
+  /** Synchronous rounds: a deadline in simulated seconds, and over-selection (ask k(1+x), keep the first k). */
+  deadline: z.number().gt(0).optional(),
+  overSelect: z.number().min(0).max(10).optional(),
+  /** 'async': FedBuff with bufferSize (K) updates per fusion, concurrency nodes training, serverLr. */
+  mode: z.enum(['sync', 'async']).default('sync'),
+  bufferSize: z.number().int().min(1).optional(),
+  concurrency: z.number().int().min(1).optional(),
+  serverLr: z.number().gt(0).lte(100).optional(),
 }).strict().superRefine((o, ctx) => {
+  for (const issue of heterogeneityIssues(o)) ctx.addIssue({ code: 'custom', ...issue });
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {
     ctx.addIssue({ code: 'custom', path: ['malicious'], message: `needed with --attack ${o.attack}: the fraction of nodes that attack, e.g. --malicious 0.2` });

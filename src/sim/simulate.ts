@@ -20,6 +20,9 @@ import type { NodeAttack } from '../node/host.js';
 import { RoundEngine, type RoundRecord } from '../engine/round-engine.js';
 import { WorkerPoolTransport } from './pool.js';
 import { shareDataset } from './shared-data.js';
+import { AsyncEngine } from '../engine/async-engine.js';
+import { makeClock } from './heterogeneity.js';
+import { fedBuffDefaults } from './heterogeneity-options.js';
 import { maliciousCount, resolveOptions, type ResolvedOptions, type SimulationOptions } from './options.js';
 
 export interface SimulationResult {
@@ -125,6 +128,7 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
   const parts = partition(partitionSpec, partitionInput(train, partitionSpec), o.nodes, rng.fork('partition'));
   const report = partitionReport(parts, train.y, train.numClasses);
   const initial = model.weights ?? initialWeights(tensorSpecs(spec), rng.fork('init'));
+  const clock = makeClock(o);
   const attackKind = o.attack !== undefined && o.attack !== 'none' ? o.attack : undefined;
   let attack: AttackSummary | undefined;
   if (attackKind) {
@@ -147,14 +151,17 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
   }, workers);
   const evaluator = await makeTrainer(spec, o.trainer);
   try {
-    const engine = new RoundEngine({
+    const common = {
       layout, strategy: new Strategy(strategyConfig), transport, initial, seed: o.seed, rounds: o.rounds,
-      fraction: o.fraction, minNodes, evalFraction: o.evalFraction,
       local: { epochs: o.localEpochs, batchSize: o.batchSize, optimizer: spec.optimizer },
       targetAccuracy: o.targetAccuracy,
-      centralEval: (w) => evaluator.evaluate(w, test),
-      onRound: (r) => onRound?.(r),
-    });
+      centralEval: (w: Float32Array) => evaluator.evaluate(w, test),
+      onRound: (r: RoundRecord) => onRound?.(r),
+      ...(clock ? { clock } : {}),
+    };
+    const engine = o.mode === 'async'
+      ? new AsyncEngine({ ...common, ...fedBuffDefaults(o), serverLr: o.serverLr ?? 1 })
+      : new RoundEngine({ ...common, fraction: o.fraction, minNodes, evalFraction: o.evalFraction, overSelect: o.overSelect, deadlineSeconds: o.deadline });
     const run = await engine.run();
     const traffic = transport.traffic();
     return {
