@@ -136,6 +136,7 @@ export class AsyncEngine {
     let started = performance.now();
     let before = o.transport.traffic();
     let reachedTarget = false;
+    await o.waitForNodes?.(o.concurrency);
     while (version < o.rounds) {
       let state = o.control?.() ?? 'run';
       while (state === 'pause') {

@@ -37,7 +37,13 @@ export const SimulationOptionsSchema = z.object({
   /** Attack strength s (sign-flip, scale) or sigma (gaussian); default DEFAULT_ATTACK_SCALE. */
   attackScale: z.number().gt(0).lte(1e6).optional(),
   /** Device profiles (uniform | slow20 | heavytail | PATH.json): turns on the virtual clock. */
-  profile: z.string().refine((s) => { parseProfileSpec(s); return true; }).optional(),
+  profile: z.string().superRefine((s, ctx) => {
+    try {
+      parseProfileSpec(s);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    }
+  }).optional(),
   /** Synchronous rounds: a deadline in simulated seconds, and over-selection (ask k(1+x), keep the first k). */
   deadline: z.number().gt(0).optional(),
   overSelect: z.number().min(0).max(10).optional(),
