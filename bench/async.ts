@@ -18,12 +18,12 @@
  */
 import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runSimulation } from '../src/sim/simulate.js';
 import type { SimulationOptions } from '../src/sim/options.js';
 import { simTimeToTarget } from '../src/engine/virtual-time.js';
-import { gitCommit, machine, REPO, writeAtomic } from './support/results-io.js';
+import { numberFlag, provenance, REPO, resultFiles, writeAtomic, type Provenance } from './support/results-io.js';
 
 const BENCH = 'async';
 const NODES = 30;
@@ -62,35 +62,27 @@ interface RunRecord {
   max_staleness?: number;
 }
 
-interface ResultsFile {
+interface ResultsFile extends Provenance {
   benchmark: string;
   target: number;
   seeds: number[];
   setting: Record<string, unknown>;
   runs: RunRecord[];
-  machine: ReturnType<typeof machine>;
-  git_commit: string | null;
-  finished_at: string;
-  total_seconds: number;
 }
 
 function parseCli(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
     options: {
-      target: { type: 'string', default: '0.95' },
       seeds: { type: 'string', default: '1,2,3' },
+      target: { type: 'string', default: '0.95' },
       workers: { type: 'string' },
       'results-dir': { type: 'string', default: join(REPO, 'bench', 'results') },
       'report-only': { type: 'boolean', default: false },
     },
     strict: true,
   });
-  const num = (name: string, s: string, ok: (v: number) => boolean, what: string): number => {
-    const v = Number(s);
-    if (s.trim() === '' || !Number.isFinite(v) || !ok(v)) throw new Error(`--${name}: expected ${what}, got '${s}'`);
-    return v;
-  };
+  const num = numberFlag;
   return {
     target: num('target', values.target!, (v) => v > 0 && v <= 1, 'a number in (0, 1]'),
     seeds: values.seeds!.split(',').map((x) => num('seeds', x, (v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32, 'whole numbers >= 0, comma-separated')),
@@ -104,12 +96,8 @@ const round3 = (v: number) => Math.round(v * 1e3) / 1e3;
 
 async function main(): Promise<void> {
   const args = parseCli(process.argv.slice(2));
-  const jsonPath = join(args.resultsDir, `${BENCH}.json`);
-  const mdPath = join(args.resultsDir, `${BENCH}.md`);
-  if (args.reportOnly) {
-    writeAtomic(mdPath, markdown(JSON.parse(readFileSync(jsonPath, 'utf8')) as ResultsFile));
-    return;
-  }
+  const files = resultFiles(args.resultsDir, BENCH, args.reportOnly, markdown);
+  if (!files) return;
   const started = performance.now();
   const runs: RunRecord[] = [];
   for (const seed of args.seeds) for (const c of CASES) {
@@ -142,12 +130,11 @@ async function main(): Promise<void> {
       profiles: 'slow20: 2000 samples/s, 2.5 MB/s down, 1.25 MB/s up; 6 nodes (by seed) 5-10x slower in all three; uniform: all nodes the fast profile',
       clock: 'request = download bytes / down + samples / speed + upload bytes / up (real frame sizes, samples = min(steps * B, E * n))',
     },
-    runs, machine: machine(args.workers), git_commit: gitCommit(), finished_at: new Date().toISOString(),
-    total_seconds: round3((performance.now() - started) / 1000),
+    runs, ...provenance(args.workers, started),
   };
   mkdirSync(args.resultsDir, { recursive: true });
-  writeAtomic(jsonPath, JSON.stringify(out, null, 2) + '\n');
-  writeAtomic(mdPath, markdown(out));
+  writeAtomic(files.json, JSON.stringify(out, null, 2) + '\n');
+  writeAtomic(files.md, markdown(out));
   process.stdout.write(markdown(out));
 }
 

@@ -1,5 +1,6 @@
 /** A run's definition as the coordinator accepts it (REST body or --config file), validated with zod. */
 import { z } from 'zod';
+import { fedBuffFields } from '../engine/async-options.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { asyncRunIssues } from './async-config.js';
 
@@ -33,11 +34,8 @@ export const RunConfigSchema = z.object({
   workSeconds: z.number().gt(0).optional(),
   /** How long a round waits for minNodes eligible nodes before starting anyway (then it is skipped). */
   waitForNodesMs: z.number().int().min(0).default(60_000),
-  /** 'async': FedBuff (rounds = fusions of bufferSize updates, concurrency nodes training, serverLr); see async-config.ts. */
-  mode: z.enum(['sync', 'async']).default('sync'),
-  bufferSize: z.number().int().min(1).optional(),
-  concurrency: z.number().int().min(1).optional(),
-  serverLr: z.number().gt(0).lte(100).optional(),
+  /** mode 'async': FedBuff (rounds = fusions); rules in async-config.ts. */
+  ...fedBuffFields,
 }).strict().superRefine((c, ctx) => {
   for (const issue of asyncRunIssues(c)) ctx.addIssue({ code: 'custom', ...issue });
 });

@@ -1,5 +1,6 @@
 /** The options of a simulated run, validated with zod so the CLI, configs and tests share one set of rules. */
 import { z } from 'zod';
+import { fedBuffFields } from '../engine/async-options.js';
 import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
@@ -47,11 +48,8 @@ export const SimulationOptionsSchema = z.object({
   /** Synchronous rounds: a deadline in simulated seconds, and over-selection (ask k(1+x), keep the first k). */
   deadline: z.number().gt(0).optional(),
   overSelect: z.number().min(0).max(10).optional(),
-  /** 'async': FedBuff with bufferSize (K) updates per fusion, concurrency nodes training, serverLr. */
-  mode: z.enum(['sync', 'async']).default('sync'),
-  bufferSize: z.number().int().min(1).optional(),
-  concurrency: z.number().int().min(1).optional(),
-  serverLr: z.number().gt(0).lte(100).optional(),
+  /** mode 'async': FedBuff (rounds = fusions); rules in heterogeneity-options.ts. */
+  ...fedBuffFields,
 }).strict().superRefine((o, ctx) => {
   for (const issue of heterogeneityIssues(o)) ctx.addIssue({ code: 'custom', ...issue });
   const attacking = o.attack !== undefined && o.attack !== 'none';
