@@ -14,6 +14,7 @@ test('run config mode "async": defaults from minNodes, and bad settings refused 
     [{ mode: 'async', serverLr: 0 }, /run config: serverLr/],
     [{ mode: 'async', strategy: 'fedadam' }, /run config: strategy: mode "async" fuses with FedBuff/],
     [{ mode: 'async', overSelect: 0.5 }, /run config: overSelect: applies to mode "sync" only/],
+    [{ mode: 'async', evalFraction: 0.2 }, /run config: evalFraction: applies to mode "sync" only/],
     [{ bufferSize: 2 }, /run config: bufferSize: applies to mode "async" only/],
     [{ mode: 'fast' }, /run config: mode/],
   ];

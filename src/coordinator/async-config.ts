@@ -6,6 +6,7 @@ interface AsyncFields {
   minNodes?: number;
   strategy?: string;
   overSelect?: number;
+  evalFraction?: number;
   bufferSize?: number;
   concurrency?: number;
   serverLr?: number;
@@ -29,5 +30,6 @@ export function asyncRunIssues(c: AsyncFields): { path: string[]; message: strin
   }
   if ((c.strategy ?? 'fedavg').trim().toLowerCase() !== 'fedavg') issues.push({ path: ['strategy'], message: `mode "async" fuses with FedBuff; the strategy must be fedavg, got '${c.strategy}'` });
   if (c.overSelect) issues.push({ path: ['overSelect'], message: 'applies to mode "sync" only' });
+  if (c.evalFraction) issues.push({ path: ['evalFraction'], message: 'applies to mode "sync" only (FedBuff evaluates centrally after each fusion)' });
   return issues;
 }

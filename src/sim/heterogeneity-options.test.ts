@@ -27,6 +27,7 @@ test('bad combinations are refused naming the option', () => {
     [{ mode: 'async', strategy: 'fedprox:0.1' }, /Error: --strategy: --mode async fuses with FedBuff; use --strategy fedavg/],
     [{ mode: 'async', deadline: 10 }, /Error: --deadline: applies to --mode sync only/],
     [{ mode: 'async', overSelect: 0.3 }, /Error: --over-select: applies to --mode sync only/],
+    [{ mode: 'async', evalFraction: 0.5 }, /Error: --eval-fraction: applies to --mode sync only/],
     [{ bufferSize: 3 }, /Error: --buffer-size: applies to --mode async only/],
     [{ concurrency: 3 }, /Error: --concurrency: applies to --mode async only/],
     [{ profile: 'fast' }, /Error: --profile: unknown device profile 'fast'/],

@@ -12,6 +12,7 @@ interface HeterogeneityFields {
   profile?: string;
   deadline?: number;
   overSelect?: number;
+  evalFraction?: number;
   mode?: 'sync' | 'async';
   bufferSize?: number;
   concurrency?: number;
@@ -33,6 +34,7 @@ export function heterogeneityIssues(o: HeterogeneityFields): { path: string[]; m
     if ((o.strategy ?? 'fedavg').trim().toLowerCase() !== 'fedavg') issues.push({ path: ['strategy'], message: `--mode async fuses with FedBuff; use --strategy fedavg (got '${o.strategy}')` });
     if (o.deadline !== undefined) issues.push({ path: ['deadline'], message: 'applies to --mode sync only (async runs have no rounds to close)' });
     if (o.overSelect !== undefined) issues.push({ path: ['overSelect'], message: 'applies to --mode sync only' });
+    if (o.evalFraction) issues.push({ path: ['evalFraction'], message: 'applies to --mode sync only (FedBuff evaluates centrally after each fusion)' });
   } else {
     for (const key of ['bufferSize', 'concurrency'] as const) {
       if (o[key] !== undefined) issues.push({ path: [key], message: 'applies to --mode async only' });
