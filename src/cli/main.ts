@@ -13,6 +13,8 @@ import { checkOutDir, summarize, writeRunOutputs } from './report.js';
 import { runPredict } from './predict-cmd.js';
 import type { RoundRecord } from '../engine/round-engine.js';
 import { addDeployCommands } from './deploy-cmds.js';
+import { addGatewayCommand } from './gateway-cmd.js';
+import { addQueueCommands } from './queue-cmds.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 
 const program = new Command('edgefed')
@@ -49,7 +51,7 @@ interface SimulateFlags {
   batchSize: number; optimizer?: 'sgd' | 'adam' | 'momentum'; lr?: number; partition: string; strategy: string; seed: number;
   targetAccuracy?: number; validation: number; evalFraction: number; workers?: number; trainer: 'auto' | 'engine' | 'tfjs';
   limitTrain?: number; limitTest?: number; out?: string; json?: boolean; quiet?: boolean;
-  attack?: 'none' | AttackKind; malicious?: number; attackScale?: number;
+  attack?: 'none' | AttackKind; malicious?: number; attackScale?: number; queue?: string; queueName?: string;
   profile?: string; deadline?: number; overSelect?: number; mode: 'sync' | 'async'; bufferSize?: number; concurrency?: number; serverLr?: number;
 }
 
@@ -65,6 +67,8 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     ...(flags.malicious !== undefined ? { malicious: flags.malicious } : {}),
     ...(flags.attackScale !== undefined ? { attackScale: flags.attackScale } : {}),
     ...heterogeneityOptions(flags),
+    ...(flags.queue !== undefined ? { queue: flags.queue } : {}),
+    ...(flags.queueName !== undefined ? { queueName: flags.queueName } : {}),
   };
   const progress = progressReporter(flags.rounds, !!flags.quiet);
   let started = false;
@@ -132,6 +136,8 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
     .option('--buffer-size <k>', 'async: updates fused at a time (K; default min(10, concurrency))', intArg(1))
     .option('--concurrency <n>', 'async: nodes training at once (default: a round\'s sample size)', intArg(1))
     .option('--server-lr <eta>', 'async: server learning rate (default 1)', floatArg(0, 100, true))
+    .option('--queue <redis-url>', 'run the nodes on `edgefed sim-worker` processes through a BullMQ queue on this Redis (default: worker threads here)')
+    .option('--queue-name <name>', 'BullMQ queue name (with --queue)')
     .option('--limit-train <n>', 'use only the first N training examples', intArg(1))
     .option('--limit-test <n>', 'use only the first N test examples', intArg(1))
     .option('--out <dir>', 'write metrics, model, partition report and plot here')
@@ -184,6 +190,8 @@ Examples:
   });
 
 addDeployCommands(program);
+addGatewayCommand(program);
+addQueueCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -26,6 +26,8 @@ export interface RunSummary {
   /** With device profiles: simulated seconds of the whole run, and until the target accuracy (null: not reached). */
   simulated_seconds?: number;
   simulated_seconds_to_target?: number | null;
+  /** With --queue: the sim-worker processes that served the nodes. */
+  queue_workers?: string[];
   config: Record<string, unknown>;
   out?: string;
 }
@@ -47,6 +49,7 @@ export function summarize(r: SimulationResult, out?: string): RunSummary {
     ...(last.epsilon !== undefined ? { epsilon: last.epsilon, delta: last.delta } : {}),
     trainer: r.trainer,
     ...(last.simTime !== undefined ? { simulated_seconds: last.simTime, simulated_seconds_to_target: simTimeToTarget(r.rounds, r.options.targetAccuracy) } : {}),
+    ...(r.queueWorkers ? { queue_workers: r.queueWorkers } : {}),
     config: { ...r.options },
     ...(out ? { out } : {}),
   };

@@ -178,7 +178,7 @@ export class AsyncEngine {
       const record: RoundRecord = {
         round: version,
         selected: [...new Set([...asked, ...results.map((r) => r.nodeId), ...failures.map((x) => x.nodeId)])].sort((a, b) => a - b),
-        contributed: results.map((r) => r.nodeId), staleness: buffer.map((a) => a.staleness), failures, fused: true,
+        contributed: results.map((r) => r.nodeId), examples: results.map((r) => r.numExamples), staleness: buffer.map((a) => a.staleness), failures, fused: true,
         trainLoss: results.reduce((a, r) => a + r.metrics.loss * r.numExamples, 0) / trainN,
         trainAccuracy: results.reduce((a, r) => a + r.metrics.accuracy * r.numExamples, 0) / trainN,
         federatedLoss: NaN, federatedAccuracy: NaN, testLoss: central.loss, testAccuracy: central.accuracy,

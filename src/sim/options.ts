@@ -6,6 +6,7 @@ import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
 import { parseProfileSpec } from './profiles.js';
 import { heterogeneityIssues } from './heterogeneity-options.js';
+import { QUEUE_NAME_PATTERN, redisConnection } from './queue-url.js';
 
 const fraction01 = z.number().gt(0).lte(1);
 
@@ -50,6 +51,10 @@ export const SimulationOptionsSchema = z.object({
   overSelect: z.number().min(0).max(10).optional(),
   /** mode 'async': FedBuff (rounds = fusions); rules in heterogeneity-options.ts. */
   ...fedBuffFields,
+  /** Run the virtual nodes on `edgefed sim-worker` processes through a BullMQ queue at this redis:// URL. */
+  queue: z.string().refine((s) => { redisConnection(s); return true; }).optional(),
+  /** The BullMQ queue name (default edgefed-sim). */
+  queueName: z.string().regex(QUEUE_NAME_PATTERN, 'letters, digits, _ . - (at most 64)').optional(),
 }).strict().superRefine((o, ctx) => {
   for (const issue of heterogeneityIssues(o)) ctx.addIssue({ code: 'custom', ...issue });
   const attacking = o.attack !== undefined && o.attack !== 'none';
