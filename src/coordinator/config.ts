@@ -1,6 +1,8 @@
 /** A run's definition as the coordinator accepts it (REST body or --config file), validated with zod. */
 import { z } from 'zod';
+import { fedBuffFields } from '../engine/async-options.js';
 import { parseStrategy } from '../engine/strategy.js';
+import { asyncRunIssues } from './async-config.js';
 
 export const RunConfigSchema = z.object({
   name: z.string().min(1).max(128).default('run'),
@@ -32,7 +34,11 @@ export const RunConfigSchema = z.object({
   workSeconds: z.number().gt(0).optional(),
   /** How long a round waits for minNodes eligible nodes before starting anyway (then it is skipped). */
   waitForNodesMs: z.number().int().min(0).default(60_000),
-}).strict();
+  /** mode 'async': FedBuff (rounds = fusions); rules in async-config.ts. */
+  ...fedBuffFields,
+}).strict().superRefine((c, ctx) => {
+  for (const issue of asyncRunIssues(c)) ctx.addIssue({ code: 'custom', ...issue });
+});
 
 export type RunConfig = z.output<typeof RunConfigSchema>;
 

@@ -1,8 +1,11 @@
 /** The options of a simulated run, validated with zod so the CLI, configs and tests share one set of rules. */
 import { z } from 'zod';
+import { fedBuffFields } from '../engine/async-options.js';
 import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
+import { parseProfileSpec } from './profiles.js';
+import { heterogeneityIssues } from './heterogeneity-options.js';
 import { QUEUE_NAME_PATTERN, redisConnection } from './queue-url.js';
 
 const fraction01 = z.number().gt(0).lte(1);
@@ -35,11 +38,25 @@ export const SimulationOptionsSchema = z.object({
   malicious: z.number().gt(0).lt(1).optional(),
   /** Attack strength s (sign-flip, scale) or sigma (gaussian); default DEFAULT_ATTACK_SCALE. */
   attackScale: z.number().gt(0).lte(1e6).optional(),
+  /** Device profiles (uniform | slow20 | heavytail | PATH.json): turns on the virtual clock. */
+  profile: z.string().superRefine((s, ctx) => {
+    try {
+      parseProfileSpec(s);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    }
+  }).optional(),
+  /** Synchronous rounds: a deadline in simulated seconds, and over-selection (ask k(1+x), keep the first k). */
+  deadline: z.number().gt(0).optional(),
+  overSelect: z.number().min(0).max(10).optional(),
+  /** mode 'async': FedBuff (rounds = fusions); rules in heterogeneity-options.ts. */
+  ...fedBuffFields,
   /** Run the virtual nodes on `edgefed sim-worker` processes through a BullMQ queue at this redis:// URL. */
   queue: z.string().refine((s) => { redisConnection(s); return true; }).optional(),
   /** The BullMQ queue name (default edgefed-sim). */
   queueName: z.string().regex(QUEUE_NAME_PATTERN, 'letters, digits, _ . - (at most 64)').optional(),
 }).strict().superRefine((o, ctx) => {
+  for (const issue of heterogeneityIssues(o)) ctx.addIssue({ code: 'custom', ...issue });
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {
     ctx.addIssue({ code: 'custom', path: ['malicious'], message: `needed with --attack ${o.attack}: the fraction of nodes that attack, e.g. --malicious 0.2` });
