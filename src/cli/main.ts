@@ -14,6 +14,7 @@ import { runPredict } from './predict-cmd.js';
 import type { RoundRecord } from '../engine/round-engine.js';
 import { addDeployCommands } from './deploy-cmds.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
+import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 
 const program = new Command('edgefed')
   .description('Federated deep learning at the edge: partition, train, fuse and predict.')
@@ -50,6 +51,17 @@ interface SimulateFlags {
   targetAccuracy?: number; validation: number; evalFraction: number; workers?: number; trainer: 'auto' | 'engine' | 'tfjs';
   limitTrain?: number; limitTest?: number; out?: string; json?: boolean; quiet?: boolean;
   attack?: 'none' | AttackKind; malicious?: number; attackScale?: number;
+  secagg?: boolean; secaggDropout?: number; secaggClip?: number; secaggMaxWeight?: number;
+}
+
+/** The --secagg* flags as simulation options (only those given, so zod names a stray one). */
+function secAggOptions(flags: SimulateFlags): Partial<SimulationOptions> {
+  return {
+    ...(flags.secagg ? { secagg: true } : {}),
+    ...(flags.secaggDropout !== undefined ? { secaggDropout: flags.secaggDropout } : {}),
+    ...(flags.secaggClip !== undefined ? { secaggClip: flags.secaggClip } : {}),
+    ...(flags.secaggMaxWeight !== undefined ? { secaggMaxWeight: flags.secaggMaxWeight } : {}),
+  };
 }
 
 async function simulate(flags: SimulateFlags): Promise<void> {
@@ -63,6 +75,7 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     ...(flags.attack !== undefined ? { attack: flags.attack } : {}),
     ...(flags.malicious !== undefined ? { malicious: flags.malicious } : {}),
     ...(flags.attackScale !== undefined ? { attackScale: flags.attackScale } : {}),
+    ...secAggOptions(flags),
   };
   const progress = progressReporter(flags.rounds, !!flags.quiet);
   let started = false;
@@ -117,6 +130,10 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
     .option('--malicious <f>', 'fraction of nodes that attack (floor(f * nodes), chosen from the seed)', floatArg(0, 1, true))
     .option('--attack-scale <s>', `attack strength s (default: sign-flip ${DEFAULT_ATTACK_SCALE['sign-flip']}, gaussian sigma ${DEFAULT_ATTACK_SCALE.gaussian}, ` +
       `scale ${DEFAULT_ATTACK_SCALE.scale})`, floatArg(0, 1e6, true))
+    .option('--secagg', 'secure aggregation (Bonawitz et al. 2017): the coordinator only ever sees the sum of masked updates')
+    .option('--secagg-dropout <f>', 'with --secagg: fraction of each round\'s nodes that drop after sharing keys (seeded fault injection)', floatArg(0, 1))
+    .option('--secagg-clip <c>', `with --secagg: clip each coordinate of a node's update to [-c, c] (default ${DEFAULT_SECAGG.clip})`, floatArg(0, 1e6, true))
+    .option('--secagg-max-weight <n>', `with --secagg: most examples a node may weight its update by (default ${DEFAULT_SECAGG.maxWeight})`, intArg(1, 2 ** 24))
     .option('--limit-train <n>', 'use only the first N training examples', intArg(1))
     .option('--limit-test <n>', 'use only the first N test examples', intArg(1))
     .option('--out <dir>', 'write metrics, model, partition report and plot here')

@@ -12,6 +12,8 @@ export interface TrainRequest {
   mode: 'weights' | 'gradient';
   config: TrainConfig;
   weights: Float32Array;
+  /** Secure aggregation: the session settings (validated node-side by secure-messages.ts); absent = plaintext. */
+  secagg?: unknown;
 }
 
 export interface EvalRequest {
@@ -60,7 +62,8 @@ export function fromTensors(layout: readonly TensorSlot[], tensors: readonly Wir
 }
 
 export function encodeTrainRequest(layout: readonly TensorSlot[], r: TrainRequest): Uint8Array {
-  return encodeFrame('train', { round: r.round, node: r.nodeId, mode: r.mode, config: r.config }, toTensors(layout, r.weights));
+  const secagg = r.secagg === undefined ? {} : { secagg: r.secagg };
+  return encodeFrame('train', { round: r.round, node: r.nodeId, mode: r.mode, config: r.config, ...secagg }, toTensors(layout, r.weights));
 }
 
 export function encodeEvalRequest(layout: readonly TensorSlot[], r: EvalRequest): Uint8Array {
@@ -111,7 +114,8 @@ export function decodeMessage(layout: readonly TensorSlot[], bytes: Uint8Array):
     case 'train': {
       if (h.mode !== 'weights' && h.mode !== 'gradient') throw new FrameError('bad_field', `mode must be weights or gradient`);
       if (typeof h.config !== 'object' || h.config === null || Array.isArray(h.config)) throw new FrameError('bad_field', 'train request has no config');
-      return { type: 'train', req: { round, nodeId, mode: h.mode, config: h.config as TrainConfig, weights: fromTensors(layout, tensors) } };
+      const secagg = h.secagg === undefined ? {} : { secagg: h.secagg };
+      return { type: 'train', req: { round, nodeId, mode: h.mode, config: h.config as TrainConfig, weights: fromTensors(layout, tensors), ...secagg } };
     }
     case 'evaluate':
       return { type: 'evaluate', req: { round, nodeId, weights: fromTensors(layout, tensors) } };

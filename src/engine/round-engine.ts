@@ -9,6 +9,7 @@ import type { EvalOutcome, TrainConfig } from '../model/trainer.js';
 import { decodeMessage, encodeEvalRequest, encodeTrainRequest } from './messages.js';
 import type { EvalResult, Strategy, TrainResult } from './strategy.js';
 import type { Transport } from './transport.js';
+import { secureTrainRound, type SecureAggregationOptions } from './secure-round.js';
 
 export interface EngineOptions {
   layout: readonly TensorSlot[];
@@ -40,6 +41,8 @@ export interface EngineOptions {
   control?: () => 'run' | 'pause' | 'stop';
   /** Waits for nodes before a round (deployment: until minNodes are connected); default: no wait. */
   waitForNodes?: (minNodes: number) => Promise<void>;
+  /** Secure aggregation (secure-round.ts): the coordinator sees only the sum of masked updates. */
+  secure?: SecureAggregationOptions;
 }
 
 export interface NodeFailure {
@@ -98,6 +101,14 @@ export class RoundEngine {
    * Sends the round to every selected node and resolves once `needed` valid results are in or every node
    * has answered or failed; nodes still working then are stragglers, recorded as such.
    */
+  private trainConfig(round: number, nodeId: number): TrainConfig {
+    const maxSteps = this.o.maxStepsFor?.(nodeId);
+    return {
+      ...this.o.local, proxMu: this.o.strategy.config.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
+      ...(maxSteps !== undefined ? { maxSteps } : {}),
+    };
+  }
+
   private async trainRound(round: number, selected: number[], needed: number): Promise<{ results: TrainResult[]; failures: NodeFailure[] }> {
     const { layout, strategy, transport } = this.o;
     const results: TrainResult[] = [];
@@ -106,11 +117,7 @@ export class RoundEngine {
     let settle: () => void = () => {};
     const enough = new Promise<void>((resolve) => (settle = resolve));
     const all = Promise.all(selected.map(async (nodeId) => {
-      const maxSteps = this.o.maxStepsFor?.(nodeId);
-      const config: TrainConfig = {
-        ...this.o.local, proxMu: strategy.config.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
-        ...(maxSteps !== undefined ? { maxSteps } : {}),
-      };
+      const config = this.trainConfig(round, nodeId);
       try {
         const frame = encodeTrainRequest(layout, { round, nodeId, mode: strategy.mode, config, weights: this.global });
         const msg = decodeMessage(layout, await transport.request(nodeId, frame));
@@ -169,9 +176,14 @@ export class RoundEngine {
       const extra = Math.ceil(wanted.length * (o.overSelect ?? 0));
       const spare = extra > 0 ? rng.fork(`over:${round}`).shuffle(ids.filter((id) => !wanted.includes(id))).slice(0, extra) : [];
       const selected = [...wanted, ...spare].sort((a, b) => a - b);
-      const { results, failures } = await this.trainRound(round, selected, extra > 0 ? wanted.length : selected.length);
-      const fused = results.length >= o.minNodes && results.length > 0;
-      if (fused) this.global = o.strategy.aggregateTrain(this.global, results, { round, seed: o.seed, sampled: wanted.length, population: ids.length });
+      const secure = o.secure && selected.length > 0 ? await secureTrainRound({
+        round, selected, layout: o.layout, transport: o.transport, global: this.global, options: o.secure,
+        configFor: (nodeId) => this.trainConfig(round, nodeId), session: `round-${round}-${globalThis.crypto.randomUUID()}`,
+      }) : undefined;
+      const { results, failures } = secure ?? await this.trainRound(round, selected, extra > 0 ? wanted.length : selected.length);
+      const fused = results.length >= o.minNodes && results.length > 0 && (!secure || secure.meanDelta !== null);
+      if (fused && secure) this.global = o.strategy.applyMeanDelta(this.global, secure.meanDelta!);
+      else if (fused) this.global = o.strategy.aggregateTrain(this.global, results, { round, seed: o.seed, sampled: wanted.length, population: ids.length });
       if (fused && ids.length > 0) this.privacyRounds++;
       const privacy = o.strategy.privacy(this.privacyRounds, wanted.length / Math.max(1, ids.length));
       const fed = o.evalFraction > 0 && ids.length > 0

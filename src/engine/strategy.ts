@@ -202,6 +202,11 @@ export class Strategy {
     return this.opt.step(global, this.fuseDeltas(ds, weights));
   }
 
+  /** The server step on an already fused mean delta (secure aggregation computes it without single updates). */
+  applyMeanDelta(global: Float32Array, meanDelta: Float32Array): Float32Array {
+    return this.opt.step(global, meanDelta);
+  }
+
   /** The fused delta of the robust rules (unweighted), or the example-weighted mean for the FedAvg family. */
   private fuseDeltas(ds: Float32Array[], weights: number[]): Float32Array {
     const { name, f = 0, m, beta = DEFAULT_TRIM_BETA } = this.config;

@@ -15,6 +15,9 @@ import { attackUpdate, flipLabels, type AttackKind } from '../core/robust.js';
 import type { LocalTrainer } from '../model/trainer.js';
 import { decodeMessage, encodeError, encodeEvalReply, encodeTrainReply } from '../engine/messages.js';
 import { validateTrainConfig } from '../model/trainer.js';
+import { peekHeader } from '../core/wire.js';
+import { isSecAggFrameType } from '../core/secagg/codec.js';
+import { SecureNodeSessions, type SecureNodeOptions } from './secure-session.js';
 
 export interface LocalData {
   train: Dataset;
@@ -33,20 +36,25 @@ export interface NodeAttack {
 export class NodeHost {
   private readonly byzantine: ReadonlySet<number>;
   private readonly flipped = new Map<number, Dataset>();
+  private readonly secure: SecureNodeSessions;
 
   constructor(
     private readonly layout: readonly TensorSlot[],
     private readonly trainer: LocalTrainer,
     private readonly data: ReadonlyMap<number, LocalData>,
     private readonly attack?: NodeAttack,
+    secure?: SecureNodeOptions,
   ) {
     this.byzantine = new Set(attack?.nodes ?? []);
+    this.secure = new SecureNodeSessions(secure);
   }
 
   async handle(frame: Uint8Array): Promise<Uint8Array> {
     let round = -1;
     let nodeId = -1;
     try {
+      const type = peekHeader(frame).type;
+      if (typeof type === 'string' && isSecAggFrameType(type)) return this.secureStep(frame);
       const msg = decodeMessage(this.layout, frame);
       if (msg.type !== 'train' && msg.type !== 'evaluate') throw new Error(`a node does not accept '${msg.type}' messages`);
       ({ round, nodeId } = msg.req);
@@ -67,7 +75,21 @@ export class NodeHost {
       validateTrainConfig(config);
       const r = await this.trainer.train(weights, train, config);
       const vector = attack ? this.poison(attack, r.weights, weights, config.seed) : r.weights;
+      // Secure aggregation: the update stays on the node; the reply carries public keys only.
+      if (msg.req.secagg !== undefined) return this.secure.start(round, nodeId, msg.req.secagg, weights, vector, r.numExamples, r.metrics);
       return encodeTrainReply(this.layout, { round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector });
+    } catch (e) {
+      return encodeError(round, nodeId, (e as Error).message);
+    }
+  }
+
+  private secureStep(frame: Uint8Array): Uint8Array {
+    let round = -1;
+    let nodeId = -1;
+    try {
+      const h = peekHeader(frame);
+      if (Number.isInteger(h.round) && Number.isInteger(h.node)) [round, nodeId] = [h.round as number, h.node as number];
+      return this.secure.handle(frame);
     } catch (e) {
       return encodeError(round, nodeId, (e as Error).message);
     }

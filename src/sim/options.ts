@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
+import { checkSecAggStrategy } from '../engine/secure-round.js';
 
 const fraction01 = z.number().gt(0).lte(1);
 
@@ -34,6 +35,14 @@ export const SimulationOptionsSchema = z.object({
   malicious: z.number().gt(0).lt(1).optional(),
   /** Attack strength s (sign-flip, scale) or sigma (gaussian); default DEFAULT_ATTACK_SCALE. */
   attackScale: z.number().gt(0).lte(1e6).optional(),
+  /** Secure aggregation (secure-round.ts): the coordinator sees only the masked sum. */
+  secagg: z.boolean().default(false),
+  /** Fault injection: fraction of each round's nodes that drop after sharing keys (seeded choice). */
+  secaggDropout: z.number().min(0).lt(1).optional(),
+  /** Per-coordinate clip of a node's update before fixed-point encoding. */
+  secaggClip: z.number().gt(0).lte(1e6).optional(),
+  /** Largest numExamples one node may weight its update by. */
+  secaggMaxWeight: z.number().int().min(1).max(2 ** 24).optional(),
 }).strict().superRefine((o, ctx) => {
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {
@@ -42,6 +51,17 @@ export const SimulationOptionsSchema = z.object({
     ctx.addIssue({ code: 'custom', path: ['attack'], message: `needed with --malicious: one of ${ATTACK_KINDS.join(', ')}` });
   } else if (attacking && o.malicious !== undefined && maliciousCount(o.malicious, o.nodes ?? 10) < 1) {
     ctx.addIssue({ code: 'custom', path: ['malicious'], message: `${o.malicious} of ${o.nodes ?? 10} nodes is less than one node` });
+  }
+  for (const key of ['secaggDropout', 'secaggClip', 'secaggMaxWeight'] as const) {
+    if (o[key] !== undefined && !o.secagg) ctx.addIssue({ code: 'custom', path: [key], message: 'applies with --secagg only' });
+  }
+  if (o.secagg) {
+    try {
+      const s = parseStrategy(o.strategy ?? 'fedavg');
+      checkSecAggStrategy(s.name, s.clip);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', path: ['strategy'], message: (e as Error).message });
+    }
   }
   if (o.attackScale !== undefined && (!attacking || o.attack === 'label-flip')) {
     ctx.addIssue({ code: 'custom', path: ['attackScale'], message: 'applies to --attack sign-flip, gaussian and scale only' });

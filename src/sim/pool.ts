@@ -24,6 +24,8 @@ export class WorkerPoolTransport implements Transport {
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
   private readonly meter = new TrafficMeter();
+  /** Pinned nodes and the worker holding their state (null until their next request is placed). */
+  private readonly pins = new Map<number, Slot | null>();
   private nextId = 0;
   private closed = false;
   trainerKind = '';
@@ -63,10 +65,32 @@ export class WorkerPoolTransport implements Transport {
     });
   }
 
+  pin(nodeId: number): void {
+    if (!this.pins.has(nodeId)) this.pins.set(nodeId, null);
+  }
+
+  unpin(nodeId: number): void {
+    this.pins.delete(nodeId);
+    this.dispatch();
+  }
+
+  /** The first queued job this idle worker may take: any unpinned job, or one pinned to it (or not yet placed). */
+  private takeFor(slot: Slot): Job | undefined {
+    const i = this.queue.findIndex((j) => {
+      const pinned = this.pins.get(j.nodeId);
+      return pinned === undefined || pinned === null || pinned === slot;
+    });
+    if (i < 0) return undefined;
+    const job = this.queue.splice(i, 1)[0];
+    if (this.pins.has(job.nodeId)) this.pins.set(job.nodeId, slot);
+    return job;
+  }
+
   private dispatch(): void {
     for (const slot of this.slots) {
       if (slot.job || this.queue.length === 0) continue;
-      const job = this.queue.shift()!;
+      const job = this.takeFor(slot);
+      if (!job) continue;
       slot.job = job;
       this.meter.count(job.nodeId, job.frame.length, 0);
       slot.worker.postMessage({ id: this.nextId++, frame: job.frame }, [job.frame.buffer as ArrayBuffer]);
@@ -86,6 +110,15 @@ export class WorkerPoolTransport implements Transport {
   private fail(slot: Slot, e: Error): void {
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);
+    // Nodes pinned to a dead worker lost their state: their queued requests fail rather than wait forever.
+    for (const [nodeId, pinned] of this.pins) {
+      if (pinned !== slot) continue;
+      this.pins.delete(nodeId);
+      for (const j of this.queue.filter((q) => q.nodeId === nodeId)) {
+        this.queue.splice(this.queue.indexOf(j), 1);
+        j.reject(new Error(`the worker holding node ${nodeId}'s session exited`));
+      }
+    }
     slot.job?.reject(e);
     slot.job = null;
     if (this.slots.length === 0 && !this.closed) for (const j of this.queue.splice(0)) j.reject(e);

@@ -19,6 +19,7 @@ import { DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import type { NodeAttack } from '../node/host.js';
 import { RoundEngine, type RoundRecord } from '../engine/round-engine.js';
 import { WorkerPoolTransport } from './pool.js';
+import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 import { shareDataset } from './shared-data.js';
 import { maliciousCount, resolveOptions, type ResolvedOptions, type SimulationOptions } from './options.js';
 
@@ -144,6 +145,7 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
   const transport = await WorkerPoolTransport.start({
     data: shareDataset(train), parts, validationFraction: o.validationFraction, seed: o.seed, spec, trainer: o.trainer,
     ...(nodeAttack ? { attack: nodeAttack } : {}),
+    ...(o.secagg && o.secaggDropout ? { secaggDropout: o.secaggDropout } : {}),
   }, workers);
   const evaluator = await makeTrainer(spec, o.trainer);
   try {
@@ -154,6 +156,7 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
       targetAccuracy: o.targetAccuracy,
       centralEval: (w) => evaluator.evaluate(w, test),
       onRound: (r) => onRound?.(r),
+      ...(o.secagg ? { secure: { clip: o.secaggClip ?? DEFAULT_SECAGG.clip, maxWeight: o.secaggMaxWeight ?? DEFAULT_SECAGG.maxWeight } } : {}),
     });
     const run = await engine.run();
     const traffic = transport.traffic();

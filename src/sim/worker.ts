@@ -11,6 +11,7 @@ import { makeLayout } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { makeTrainer, type TrainerChoice } from '../model/make-trainer.js';
 import { NodeHost, type LocalData, type NodeAttack } from '../node/host.js';
+import { secAggDropouts } from '../engine/secure-messages.js';
 
 export interface SimWorkerData {
   entry: string;
@@ -22,6 +23,8 @@ export interface SimWorkerData {
   trainer: TrainerChoice;
   /** Byzantine nodes and their attack, applied node-side (absent = every node honest). */
   attack?: NodeAttack;
+  /** Secure aggregation fault injection: fraction of each round's nodes that drop after sharing keys. */
+  secaggDropout?: number;
 }
 
 /** A node's local split, fixed by run seed and node id, so every worker builds the same one. */
@@ -44,7 +47,10 @@ if (parentPort && workerData?.entry) {
       return cache.get(nodeId);
     },
   } as ReadonlyMap<number, LocalData>;
-  const host = new NodeHost(layout, trainer, lazy, w.attack);
+  const dropout = w.secaggDropout;
+  const host = new NodeHost(layout, trainer, lazy, w.attack, dropout ? {
+    dropAfterShareKeys: (round, nodeId, roster) => secAggDropouts(w.seed, round, roster, dropout).has(nodeId),
+  } : {});
   const port = parentPort;
   port.on('message', async (msg: { id: number; frame: Uint8Array }) => {
     const reply = await host.handle(msg.frame);
