@@ -1,6 +1,7 @@
 /** A run's definition as the coordinator accepts it (REST body or --config file), validated with zod. */
 import { z } from 'zod';
 import { parseStrategy } from '../engine/strategy.js';
+import { checkSecAggStrategy, DEFAULT_SECAGG } from '../engine/secure-round.js';
 
 export const RunConfigSchema = z.object({
   name: z.string().min(1).max(128).default('run'),
@@ -32,7 +33,20 @@ export const RunConfigSchema = z.object({
   workSeconds: z.number().gt(0).optional(),
   /** How long a round waits for minNodes eligible nodes before starting anyway (then it is skipped). */
   waitForNodesMs: z.number().int().min(0).default(60_000),
-}).strict();
+  /** Secure aggregation (secure-round.ts): the coordinator sees only the sum of masked updates. */
+  secagg: z.object({
+    clip: z.number().gt(0).lte(1e6).default(DEFAULT_SECAGG.clip),
+    maxWeight: z.number().int().min(1).max(2 ** 24).default(DEFAULT_SECAGG.maxWeight),
+  }).strict().optional(),
+}).strict().superRefine((c, ctx) => {
+  if (!c.secagg) return;
+  try {
+    const s = parseStrategy(c.strategy);
+    checkSecAggStrategy(s.name, s.clip);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', path: ['secagg'], message: (e as Error).message });
+  }
+});
 
 export type RunConfig = z.output<typeof RunConfigSchema>;
 

@@ -29,6 +29,8 @@ export interface AgentOptions {
   /** The node's Ed25519 secret key; with joinToken, the agent enrols it before connecting. */
   secretKey?: Uint8Array;
   joinToken?: string;
+  /** Fault injection for tests: in every secure-aggregation round, disconnect right after sharing keys. */
+  secaggDropAfterShare?: boolean;
 }
 
 function wsUrl(base: string): string {
@@ -165,13 +167,25 @@ export class Agent {
         if (this.host?.runId === runId) return;
         this.host?.trainer.dispose();
         const trainer = await makeTrainer(spec);
-        const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]));
+        const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]), undefined, this.secureFaults());
         this.host = { runId, host, trainer };
         this.o.log.info({ runId, model: spec.name, trainer: trainer.kind }, 'configured for run');
       });
     } else if (msg.type === 'error') {
       this.o.log.warn({ code: msg.code, message: msg.message }, 'coordinator rejected a message');
     }
+  }
+
+  /** With --secagg-drop-after-share: vanish (close the connection, then reconnect) once keys are shared. */
+  private secureFaults() {
+    if (!this.o.secaggDropAfterShare) return {};
+    return {
+      dropAfterShareKeys: () => true,
+      onDrop: (round: number) => {
+        this.o.log.warn({ round }, 'secure aggregation: dropping out after sharing keys (fault injection)');
+        this.socket?.close();
+      },
+    };
   }
 
   private async serve(ws: WebSocket, link: FrameLink, received: Uint8Array): Promise<void> {
