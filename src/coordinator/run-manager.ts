@@ -133,7 +133,7 @@ export class RunManager {
     const layout = makeLayout(tensorSpecs(spec));
     const checkpoint = this.store.lastCheckpoint(runId);
     const initial = checkpoint?.weights ?? initialWeights(tensorSpecs(spec), new Rng(config.seed).fork('init'));
-    const strategy = new Strategy(parseStrategy(config.strategy), checkpoint?.strategyState);
+    const strategy = new Strategy(parseStrategy(config.strategy), checkpoint?.strategyState, checkpoint?.extra);
     const evaluator = await makeTrainer(spec);
     const startRound = (checkpoint?.round ?? 0) + 1;
     if (this.control.get(runId) !== 'pause') this.store.setRunStatus(runId, 'running');
@@ -166,7 +166,7 @@ export class RunManager {
           });
           lastTraffic = now;
           // Committed before the next round starts: a crash loses at most the round in progress.
-          this.store.commitRound(runId, record.round, record, { weights: global, strategyState: strat.state() }, traffic);
+          this.store.commitRound(runId, record.round, record, { weights: global, strategyState: strat.state(), extra: strat.extraState() }, traffic);
           for (const f of record.failures) this.store.recordEvent(runId, 'node_failure', { round: record.round, ...f });
           this.log.info({ runId, round: record.round, acc: record.testAccuracy, contributed: record.contributed.length, failures: record.failures.length }, 'round committed');
           this.onRoundCommitted?.(runId, record);

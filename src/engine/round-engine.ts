@@ -68,6 +68,8 @@ export interface RoundRecord {
   /** DP-FedAvg: (epsilon, delta) spent so far, by the RDP accountant. */
   epsilon?: number;
   delta?: number;
+  /** DP-FedAvg: the clip norm the next round uses (moves each round with clip=adaptive). */
+  clipNorm?: number;
 }
 
 export interface RunResult {
@@ -201,6 +203,7 @@ export class RoundEngine {
         bytesSent: after.sent - before.sent, bytesReceived: after.received - before.received,
         seconds: (performance.now() - started) / 1000,
         ...(privacy ? { epsilon: privacy.epsilon, delta: privacy.delta } : {}),
+        ...(o.strategy.dpClipNorm !== undefined ? { clipNorm: o.strategy.dpClipNorm } : {}),
       };
       records.push(record);
       await o.onRound?.(record, this.global, o.strategy);
