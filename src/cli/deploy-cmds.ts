@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname } from 'node:path';
 import { newIdentity, toHex, fromHex } from '../core/identity.js';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,8 +16,9 @@ import { parseRunConfig } from '../coordinator/config.js';
 import { Agent } from '../node/agent.js';
 import { loadNodeData } from '../node/data.js';
 import { saveTfjsModel } from '../model/tfjs.js';
+import { spawnGatewayTree, spawnNode } from './up-gateways.js';
 
-function parseTags(s: string | undefined): Record<string, string> {
+export function parseTags(s: string | undefined): Record<string, string> {
   if (!s) return {};
   const out: Record<string, string> = {};
   for (const kv of s.split(',')) {
@@ -29,7 +30,7 @@ function parseTags(s: string | undefined): Record<string, string> {
 }
 
 /** The node's identity key: read from the file, or created there (owner-only permissions). */
-function loadOrCreateKey(file: string): Uint8Array {
+export function loadOrCreateKey(file: string): Uint8Array {
   if (existsSync(file)) {
     try {
       return fromHex(readFileSync(file, 'utf8').trim(), 32, 'key');
@@ -141,7 +142,9 @@ Examples:
     .option('--port <n>', 'coordinator port (0 = any free port)', intArg(0, 65535), 0)
     .option('--db <file>', 'SQLite file', '')
     .option('--target-accuracy <a>', 'stop at this test accuracy', Number, 0.97)
-    .action(async (f: { nodes: number; rounds: number; port: number; db: string; targetAccuracy: number }) => {
+    .option('--gateways <g>', 'hierarchical fusion: G gateway processes between the coordinator and the nodes (node i joins gateway i mod G)', intArg(0, 64), 0)
+    .action(async (f: { nodes: number; rounds: number; port: number; db: string; targetAccuracy: number; gateways: number }) => {
+      if (f.gateways > f.nodes) throw new UsageError(`--gateways ${f.gateways}: each gateway needs a node, and there are --nodes ${f.nodes}`);
       const dir = join('runs', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`);
       mkdirSync(dir, { recursive: true });
       const logger = pino({ level: 'warn' }, pino.destination(2));
@@ -149,13 +152,12 @@ Examples:
         port: f.port, db: f.db || join(dir, 'edgefed.db'), logger,
         onRound: (runId, r) => process.stderr.write(`run ${runId} round ${r.round}/${f.rounds}: test acc ${r.testAccuracy.toFixed(4)} loss ${r.testLoss.toFixed(4)}, ${r.contributed.length} nodes, ${(r.bytesReceived / 1e6).toFixed(1)} MB in, ${r.seconds.toFixed(2)}s\n`),
       });
-      process.stderr.write(`coordinator API ${c.url} (try ${c.url}/v1/runs and ${c.url}/v1/nodes); starting ${f.nodes} node processes\n`);
+      process.stderr.write(`coordinator API ${c.url} (try ${c.url}/v1/runs and ${c.url}/v1/nodes); starting ${f.nodes} node processes${f.gateways ? ` behind ${f.gateways} gateways` : ''}\n`);
       const cli = fileURLToPath(new URL('../../bin/edgefed.mjs', import.meta.url));
-      const children: ChildProcess[] = Array.from({ length: f.nodes }, (_, i) => spawn(process.execPath,
-        [cli, 'node', '--coordinator', c.url, '--data', `mnist-partition:${i}/${f.nodes}`, '--name', `node${i}`, '--tags', `slot=${i % 2}`,
-          '--key', join(dir, 'keys', `node${i}.key`), '--join-token', c.createJoinToken(3600)],
-        { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, EDGEFED_LOG: 'warn' } }));
-      const config = parseRunConfig({ name: 'demo', model: 'mlp', rounds: f.rounds, minNodes: f.nodes, targetAccuracy: f.targetAccuracy, seed: 1 });
+      const children: ChildProcess[] = f.gateways > 0
+        ? await spawnGatewayTree(cli, dir, c.url, () => c.createJoinToken(3600), f.gateways, f.nodes)
+        : Array.from({ length: f.nodes }, (_, i) => spawnNode(cli, dir, c.url, i, f.nodes, c.createJoinToken(3600)));
+      const config = parseRunConfig({ name: 'demo', model: 'mlp', rounds: f.rounds, minNodes: f.gateways || f.nodes, targetAccuracy: f.targetAccuracy, seed: 1 });
       const id = c.store.createRun(config, config.seed);
       const run = c.runs.start(id);
       await run.done;

@@ -13,6 +13,8 @@ import { checkOutDir, summarize, writeRunOutputs } from './report.js';
 import { runPredict } from './predict-cmd.js';
 import type { RoundRecord } from '../engine/round-engine.js';
 import { addDeployCommands } from './deploy-cmds.js';
+import { addGatewayCommand } from './gateway-cmd.js';
+import { addQueueCommands } from './queue-cmds.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 
@@ -50,7 +52,7 @@ interface SimulateFlags {
   batchSize: number; optimizer?: 'sgd' | 'adam' | 'momentum'; lr?: number; partition: string; strategy: string; seed: number;
   targetAccuracy?: number; validation: number; evalFraction: number; workers?: number; trainer: 'auto' | 'engine' | 'tfjs';
   limitTrain?: number; limitTest?: number; out?: string; json?: boolean; quiet?: boolean;
-  attack?: 'none' | AttackKind; malicious?: number; attackScale?: number;
+  attack?: 'none' | AttackKind; malicious?: number; attackScale?: number; queue?: string; queueName?: string;
   secagg?: boolean; secaggDropout?: number; secaggClip?: number; secaggMaxWeight?: number;
 }
 
@@ -76,6 +78,8 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     ...(flags.malicious !== undefined ? { malicious: flags.malicious } : {}),
     ...(flags.attackScale !== undefined ? { attackScale: flags.attackScale } : {}),
     ...secAggOptions(flags),
+    ...(flags.queue !== undefined ? { queue: flags.queue } : {}),
+    ...(flags.queueName !== undefined ? { queueName: flags.queueName } : {}),
   };
   const progress = progressReporter(flags.rounds, !!flags.quiet);
   let started = false;
@@ -134,6 +138,8 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
     .option('--secagg-dropout <f>', 'with --secagg: fraction of each round\'s nodes that drop after sharing keys (seeded fault injection)', floatArg(0, 1))
     .option('--secagg-clip <c>', `with --secagg: clip each coordinate of a node's update to [-c, c] (default ${DEFAULT_SECAGG.clip})`, floatArg(0, 1e6, true))
     .option('--secagg-max-weight <n>', `with --secagg: most examples a node may weight its update by (default ${DEFAULT_SECAGG.maxWeight})`, intArg(1, 2 ** 24))
+    .option('--queue <redis-url>', 'run the nodes on `edgefed sim-worker` processes through a BullMQ queue on this Redis (default: worker threads here)')
+    .option('--queue-name <name>', 'BullMQ queue name (with --queue)')
     .option('--limit-train <n>', 'use only the first N training examples', intArg(1))
     .option('--limit-test <n>', 'use only the first N test examples', intArg(1))
     .option('--out <dir>', 'write metrics, model, partition report and plot here')
@@ -185,6 +191,8 @@ Examples:
   });
 
 addDeployCommands(program);
+addGatewayCommand(program);
+addQueueCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -67,6 +67,8 @@ export interface CoordinatorOptions {
   /** TLS: serve https and wss with these PEM files. */
   tls?: { cert: string; key: string };
   heartbeatMs?: number;
+  /** A gateway's local side: its rounds come from its coordinator, so it refuses POST /v1/runs. */
+  gateway?: boolean;
   logger?: Logger;
   onRound?: (runId: number, r: RoundRecord) => void;
 }
@@ -113,6 +115,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   // A fixed-size download the node agent times to estimate its bandwidth at enrolment.
   app.get('/v1/bandwidth-probe', async (_req, reply) => reply.type('application/octet-stream').send(Buffer.alloc(1 << 20)));
   app.post('/v1/runs', async (req, reply) => {
+    if (o.gateway) return reply.code(409).send({ error: { code: 'gateway', message: 'a gateway takes its rounds from its coordinator: create runs there' } });
     let config;
     try {
       config = parseRunConfig(req.body);

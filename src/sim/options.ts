@@ -4,6 +4,7 @@ import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
 import { checkSecAggStrategy } from '../engine/secure-round.js';
+import { QUEUE_NAME_PATTERN, redisConnection } from './queue-url.js';
 
 const fraction01 = z.number().gt(0).lte(1);
 
@@ -43,6 +44,10 @@ export const SimulationOptionsSchema = z.object({
   secaggClip: z.number().gt(0).lte(1e6).optional(),
   /** Largest numExamples one node may weight its update by. */
   secaggMaxWeight: z.number().int().min(1).max(2 ** 24).optional(),
+  /** Run the virtual nodes on `edgefed sim-worker` processes through a BullMQ queue at this redis:// URL. */
+  queue: z.string().refine((s) => { redisConnection(s); return true; }).optional(),
+  /** The BullMQ queue name (default edgefed-sim). */
+  queueName: z.string().regex(QUEUE_NAME_PATTERN, 'letters, digits, _ . - (at most 64)').optional(),
 }).strict().superRefine((o, ctx) => {
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {
@@ -55,6 +60,8 @@ export const SimulationOptionsSchema = z.object({
   for (const key of ['secaggDropout', 'secaggClip', 'secaggMaxWeight'] as const) {
     if (o[key] !== undefined && !o.secagg) ctx.addIssue({ code: 'custom', path: [key], message: 'applies with --secagg only' });
   }
+  // Queue workers take any job, so a node's secure session would not survive between its requests.
+  if (o.secagg && o.queue !== undefined) ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'runs on worker threads only, not with --queue' });
   if (o.secagg) {
     try {
       const s = parseStrategy(o.strategy ?? 'fedavg');
