@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
-import { intArg } from './args.js';
+import { choiceArg, floatArg, intArg } from './args.js';
+import { startServingFromFlags, type ServeFlags } from './serve-flags.js';
 import { UsageError } from './args.js';
 import { startCoordinator } from '../coordinator/server.js';
 import { parseRunConfig } from '../coordinator/config.js';
@@ -45,6 +46,15 @@ export function loadOrCreateKey(file: string): Uint8Array {
   return secretKey;
 }
 
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** The coordinator's pino logger: JSON lines on stderr at --log-level, else $EDGEFED_LOG, else info. */
+function coordinatorLogger(level?: string) {
+  const chosen = level ?? process.env.EDGEFED_LOG ?? 'info';
+  if (!LOG_LEVELS.includes(chosen)) throw new UsageError(`EDGEFED_LOG: expected one of ${LOG_LEVELS.join(', ')}, got '${chosen}'`);
+  return pino({ level: chosen, base: { service: 'coordinator', pid: process.pid } }, pino.destination(2));
+}
+
 export function addDeployCommands(program: Command): void {
   program.command('coordinator')
     .description('the service that runs federations: REST API + WebSocket for nodes, state in SQLite')
@@ -57,14 +67,17 @@ export function addDeployCommands(program: Command): void {
     .option('--admin-token <token>', 'bearer token for /v1/admin/* (default: generated and printed)')
     .option('--tls-cert <pem>', 'serve https/wss with this certificate (with --tls-key)')
     .option('--tls-key <pem>', 'private key for --tls-cert')
+    .option('--log-level <level>', 'JSON log lines on stderr at this level and above (default: $EDGEFED_LOG or info)', choiceArg(LOG_LEVELS))
+    .option('--escalation-model <path>', 'a tfjs model.json (or its folder) served to nodes for escalated low-confidence samples')
     .addHelpText('after', `
 Examples:
   edgefed coordinator --port 8080 --db edgefed.db --config run.json
   curl -X POST localhost:8080/v1/runs -H 'content-type: application/json' -d '{"model":"mlp","rounds":10}'`)
-    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string }) => {
+    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; escalationModel?: string }) => {
       if (f.auth !== 'on' && f.auth !== 'off') throw new UsageError(`--auth: expected on or off, got '${f.auth}'`);
       if (!!f.tlsCert !== !!f.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
       for (const file of [f.tlsCert, f.tlsKey]) if (file && !existsSync(file)) throw new UsageError(`TLS file ${file} does not exist`);
+      if (f.escalationModel && !existsSync(f.escalationModel)) throw new UsageError(`--escalation-model ${f.escalationModel} does not exist`);
       let config: unknown;
       if (f.config) {
         try {
@@ -74,14 +87,14 @@ Examples:
         }
       }
       const c = await startCoordinator({
-        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken,
+        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken, logger: coordinatorLogger(f.logLevel), escalationModel: f.escalationModel,
         tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined,
       });
       if (config && c.store.listRuns().length === 0) {
         const id = c.store.createRun(config, (config as { seed: number }).seed);
         c.runs.start(id);
       }
-      process.stdout.write(`${JSON.stringify({ api: c.url, ws: c.url.replace('http', 'ws') + '/v1/ws', auth: c.auth, ...(f.adminToken ? {} : { adminToken: c.adminToken }) })}\n`);
+      process.stdout.write(`${JSON.stringify({ api: c.url, ws: c.url.replace('http', 'ws') + '/v1/ws', dashboard: c.dashboardUrl, metrics: `${c.url}/metrics`, auth: c.auth, ...(f.adminToken ? {} : { adminToken: c.adminToken }) })}\n`);
       const shutdown = () => void c.close().then(() => process.exit(0));
       process.on('SIGTERM', shutdown);
       process.on('SIGINT', shutdown);
@@ -106,10 +119,17 @@ Examples:
     .option('--key <file>', 'Ed25519 identity key (created on first use; default ~/.edgefed/<name>.key)')
     .option('--join-token <token>', 'one-time token from the coordinator admin: enrols this node\'s key')
     .option('--secagg-drop-after-share', 'fault injection for tests: in secure-aggregation rounds, disconnect right after sharing keys')
+    .option('--share-labels', 'report how many examples of each class this node holds (shown on the dashboard)')
+    .option('--serve-port <n>', 'serve predictions on this port (POST /v1/predict, GET /v1/model, GET /metrics)', intArg(0, 65535))
+    .option('--serve-host <addr>', 'address the serving port binds (its API has no auth: keep it on loopback or a trusted LAN)', '127.0.0.1')
+    .option('--serve-run <id>', 'serve this run\'s models (default: the newest run with a model)', intArg(1))
+    .option('--model-poll-ms <n>', 'how often to check for a newer global model version', intArg(50, 3_600_000), 5000)
+    .option('--threshold <p>', 'abstain (or escalate) when the top class probability is below this', floatArg(0, 1), 0)
+    .option('--escalate', 'send below-threshold samples to the coordinator\'s escalation model')
     .addHelpText('after', `
 Examples:
   edgefed node --coordinator http://127.0.0.1:8080 --data mnist-partition:0/5 --name n0 --tags site=a`)
-    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; secaggDropAfterShare?: boolean }) => {
+    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean } & ServeFlags) => {
       const name = f.name ?? `node-${process.pid}`;
       const secretKey = loadOrCreateKey(f.key ?? join(homedir(), '.edgefed', `${name}.key`));
       const tags = parseTags(f.tags);
@@ -125,9 +145,11 @@ Examples:
         throw new UsageError((e as Error).message);
       }
       const log = pino({ level: process.env.EDGEFED_LOG ?? 'info', base: { node: name } }, pino.destination(2));
-      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken, secaggDropAfterShare: !!f.secaggDropAfterShare });
+      const serving = await startServingFromFlags(f, { coordinator: f.coordinator, data: f.data, creds: { name, secretKey }, log });
+      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare });
       await agent.start();
       const stop = () => {
+        void serving?.close();
         agent.stop();
         process.exit(0);
       };
@@ -152,7 +174,7 @@ Examples:
         port: f.port, db: f.db || join(dir, 'edgefed.db'), logger,
         onRound: (runId, r) => process.stderr.write(`run ${runId} round ${r.round}/${f.rounds}: test acc ${r.testAccuracy.toFixed(4)} loss ${r.testLoss.toFixed(4)}, ${r.contributed.length} nodes, ${(r.bytesReceived / 1e6).toFixed(1)} MB in, ${r.seconds.toFixed(2)}s\n`),
       });
-      process.stderr.write(`coordinator API ${c.url} (try ${c.url}/v1/runs and ${c.url}/v1/nodes); starting ${f.nodes} node processes${f.gateways ? ` behind ${f.gateways} gateways` : ''}\n`);
+      process.stderr.write(`dashboard ${c.dashboardUrl}\ncoordinator API ${c.url} (try ${c.url}/v1/runs, ${c.url}/v1/nodes, ${c.url}/metrics); starting ${f.nodes} node processes${f.gateways ? ` behind ${f.gateways} gateways` : ''}\n`);
       const cli = fileURLToPath(new URL('../../bin/edgefed.mjs', import.meta.url));
       const children: ChildProcess[] = f.gateways > 0
         ? await spawnGatewayTree(cli, dir, c.url, () => c.createJoinToken(3600), f.gateways, f.nodes)

@@ -53,6 +53,7 @@ interface SimulateFlags {
   targetAccuracy?: number; validation: number; evalFraction: number; workers?: number; trainer: 'auto' | 'engine' | 'tfjs';
   limitTrain?: number; limitTest?: number; out?: string; json?: boolean; quiet?: boolean;
   attack?: 'none' | AttackKind; malicious?: number; attackScale?: number; queue?: string; queueName?: string;
+  profile?: string; deadline?: number; overSelect?: number; mode: 'sync' | 'async'; bufferSize?: number; concurrency?: number; serverLr?: number;
   secagg?: boolean; secaggDropout?: number; secaggClip?: number; secaggMaxWeight?: number;
 }
 
@@ -78,6 +79,7 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     ...(flags.malicious !== undefined ? { malicious: flags.malicious } : {}),
     ...(flags.attackScale !== undefined ? { attackScale: flags.attackScale } : {}),
     ...secAggOptions(flags),
+    ...heterogeneityOptions(flags),
     ...(flags.queue !== undefined ? { queue: flags.queue } : {}),
     ...(flags.queueName !== undefined ? { queueName: flags.queueName } : {}),
   };
@@ -106,6 +108,12 @@ async function simulate(flags: SimulateFlags): Promise<void> {
       (result.attack ? `attack ${result.attack.kind} by nodes ${result.attack.nodes.join(', ')}\n` : '') +
       `model sha256 ${summary.model_sha256}\n${out ? `saved to ${out} (model/, metrics.json, metrics.csv, partition.json, plot.svg)\n` : ''}`);
   }
+}
+
+/** The heterogeneity flags that were given (absent ones stay absent so the schema's rules see them unset). */
+function heterogeneityOptions(f: SimulateFlags): Partial<SimulationOptions> {
+  const picked = { profile: f.profile, deadline: f.deadline, overSelect: f.overSelect, mode: f.mode, bufferSize: f.bufferSize, concurrency: f.concurrency, serverLr: f.serverLr };
+  return Object.fromEntries(Object.entries(picked).filter(([, v]) => v !== undefined));
 }
 
 function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: number }): Command {
@@ -138,6 +146,13 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
     .option('--secagg-dropout <f>', 'with --secagg: fraction of each round\'s nodes that drop after sharing keys (seeded fault injection)', floatArg(0, 1))
     .option('--secagg-clip <c>', `with --secagg: clip each coordinate of a node's update to [-c, c] (default ${DEFAULT_SECAGG.clip})`, floatArg(0, 1e6, true))
     .option('--secagg-max-weight <n>', `with --secagg: most examples a node may weight its update by (default ${DEFAULT_SECAGG.maxWeight})`, intArg(1, 2 ** 24))
+    .option('--profile <set>', 'device profiles for a virtual clock: uniform | slow20 (20% of nodes 5-10x slower) | heavytail | PATH.json')
+    .option('--deadline <s>', 'synchronous rounds close after this many simulated seconds', floatArg(0, 1e9, true))
+    .option('--over-select <x>', 'ask k(1+x) nodes and fuse the first k to finish in simulated time', floatArg(0, 10))
+    .addOption(new Option('--mode <mode>', 'sync: rounds; async: FedBuff (buffered asynchronous fusion)').choices(['sync', 'async']).default('sync'))
+    .option('--buffer-size <k>', 'async: updates fused at a time (K; default min(10, concurrency))', intArg(1))
+    .option('--concurrency <n>', 'async: nodes training at once (default: a round\'s sample size)', intArg(1))
+    .option('--server-lr <eta>', 'async: server learning rate (default 1)', floatArg(0, 100, true))
     .option('--queue <redis-url>', 'run the nodes on `edgefed sim-worker` processes through a BullMQ queue on this Redis (default: worker threads here)')
     .option('--queue-name <name>', 'BullMQ queue name (with --queue)')
     .option('--limit-train <n>', 'use only the first N training examples', intArg(1))
@@ -154,7 +169,8 @@ Examples:
   edgefed simulate --nodes 10 --rounds 20 --target-accuracy 0.97 --seed 1 --json
   edgefed simulate --model 2nn --nodes 100 --fraction 0.1 --partition shards:2 --batch-size 10 --optimizer sgd
   edgefed simulate --dataset csv:sensors.csv?label=fault --model mlp --partition dirichlet:0.5 --out runs/faults
-  edgefed simulate --nodes 20 --rounds 10 --attack sign-flip --malicious 0.2 --strategy multikrum:f=4 --json`)
+  edgefed simulate --nodes 20 --rounds 10 --attack sign-flip --malicious 0.2 --strategy multikrum:f=4 --json
+  edgefed simulate --nodes 30 --fraction 0.3 --profile slow20 --mode async --buffer-size 3 --target-accuracy 0.95 --json`)
   .action(simulate);
 
 addSimulateOptions(program.command('demo'), { rounds: 20, target: 0.97 })

@@ -10,7 +10,7 @@ const quiet = { env: { ...process.env, EDGEFED_LOG: 'warn' } };
 export function spawnNode(cli: string, dir: string, url: string, i: number, n: number, joinToken: string): ChildProcess {
   return spawn(process.execPath,
     [cli, 'node', '--coordinator', url, '--data', `mnist-partition:${i}/${n}`, '--name', `node${i}`, '--tags', `slot=${i % 2}`,
-      '--key', join(dir, 'keys', `node${i}.key`), '--join-token', joinToken],
+      '--key', join(dir, 'keys', `node${i}.key`), '--join-token', joinToken, '--share-labels'],
     { stdio: ['ignore', 'ignore', 'ignore'], ...quiet });
 }
 

@@ -1,7 +1,9 @@
 /** A run's definition as the coordinator accepts it (REST body or --config file), validated with zod. */
 import { z } from 'zod';
+import { fedBuffFields } from '../engine/async-options.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { checkSecAggStrategy, DEFAULT_SECAGG } from '../engine/secure-round.js';
+import { asyncRunIssues } from './async-config.js';
 
 export const RunConfigSchema = z.object({
   name: z.string().min(1).max(128).default('run'),
@@ -38,8 +40,12 @@ export const RunConfigSchema = z.object({
     clip: z.number().gt(0).lte(1e6).default(DEFAULT_SECAGG.clip),
     maxWeight: z.number().int().min(1).max(2 ** 24).default(DEFAULT_SECAGG.maxWeight),
   }).strict().optional(),
+  /** mode 'async': FedBuff (rounds = fusions); rules in async-config.ts. */
+  ...fedBuffFields,
 }).strict().superRefine((c, ctx) => {
+  for (const issue of asyncRunIssues(c)) ctx.addIssue({ code: 'custom', ...issue });
   if (!c.secagg) return;
+  if (c.mode === 'async') ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'works with synchronous rounds only, not mode "async"' });
   try {
     const s = parseStrategy(c.strategy);
     checkSecAggStrategy(s.name, s.clip);

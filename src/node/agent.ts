@@ -13,6 +13,7 @@ import type { NodeResources } from '../coordinator/registry.js';
 import { FrameLink } from '../net/frame-link.js';
 import { isBound, publicKeyOf, randomNonce, signFrame, signHello, toHex, unbindFrame, type Binding } from '../core/identity.js';
 import { randomBytes } from 'node:crypto';
+import { labelCounts } from './data.js';
 
 /** What answers a run's request frames: a NodeHost on the node's own data, or a custom handler (a gateway). */
 export interface RequestHandler {
@@ -40,6 +41,10 @@ export interface AgentOptions {
   joinToken?: string;
   /** Fault injection for tests: in every secure-aggregation round, disconnect right after sharing keys. */
   secaggDropAfterShare?: boolean;
+  /** Tell the coordinator how many training examples of each class this node holds (its label histogram). */
+  shareLabels?: boolean;
+  /** Called with each request frame and its reply (serving's metrics count rounds and bytes). */
+  onFrame?: (request: Uint8Array, reply: Uint8Array) => void;
 }
 
 function wsUrl(base: string): string {
@@ -100,6 +105,7 @@ export class Agent {
     this.resources = {
       cores: availableParallelism(), memoryMb: Math.round(totalmem() / 2 ** 20), samplesPerSecond: data ? await measureSpeed(data) : undefined,
       bandwidthMbps: await measureBandwidth(base), powerClass: this.o.powerClass ?? 'mains', examples: data?.train.n, platform: `node-${process.version}`,
+      ...(this.o.shareLabels && data ? { labelCounts: labelCounts(data.train) } : {}),
     };
     this.o.log.info({ resources: this.resources }, 'resources measured');
     if (this.o.joinToken) await this.enroll(base);
@@ -210,6 +216,7 @@ export class Agent {
     if (isBound(received)) ({ binding, frame } = unbindFrame(received));
     if (this.o.delayMs) await new Promise((r) => setTimeout(r, this.o.delayMs));
     const reply = await this.host.handle(frame);
+    this.o.onFrame?.(frame, reply);
     // The reply is signed together with the request's binding: valid for that request only.
     const out = binding && this.o.secretKey ? signFrame(binding, reply, this.o.secretKey) : reply;
     if (ws.readyState === WebSocket.OPEN) link.send(out);

@@ -1,9 +1,12 @@
 /** The options of a simulated run, validated with zod so the CLI, configs and tests share one set of rules. */
 import { z } from 'zod';
+import { fedBuffFields } from '../engine/async-options.js';
 import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
 import { checkSecAggStrategy } from '../engine/secure-round.js';
+import { parseProfileSpec } from './profiles.js';
+import { heterogeneityIssues } from './heterogeneity-options.js';
 import { QUEUE_NAME_PATTERN, redisConnection } from './queue-url.js';
 
 const fraction01 = z.number().gt(0).lte(1);
@@ -44,11 +47,25 @@ export const SimulationOptionsSchema = z.object({
   secaggClip: z.number().gt(0).lte(1e6).optional(),
   /** Largest numExamples one node may weight its update by. */
   secaggMaxWeight: z.number().int().min(1).max(2 ** 24).optional(),
+  /** Device profiles (uniform | slow20 | heavytail | PATH.json): turns on the virtual clock. */
+  profile: z.string().superRefine((s, ctx) => {
+    try {
+      parseProfileSpec(s);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    }
+  }).optional(),
+  /** Synchronous rounds: a deadline in simulated seconds, and over-selection (ask k(1+x), keep the first k). */
+  deadline: z.number().gt(0).optional(),
+  overSelect: z.number().min(0).max(10).optional(),
+  /** mode 'async': FedBuff (rounds = fusions); rules in heterogeneity-options.ts. */
+  ...fedBuffFields,
   /** Run the virtual nodes on `edgefed sim-worker` processes through a BullMQ queue at this redis:// URL. */
   queue: z.string().refine((s) => { redisConnection(s); return true; }).optional(),
   /** The BullMQ queue name (default edgefed-sim). */
   queueName: z.string().regex(QUEUE_NAME_PATTERN, 'letters, digits, _ . - (at most 64)').optional(),
 }).strict().superRefine((o, ctx) => {
+  for (const issue of heterogeneityIssues(o)) ctx.addIssue({ code: 'custom', ...issue });
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {
     ctx.addIssue({ code: 'custom', path: ['malicious'], message: `needed with --attack ${o.attack}: the fraction of nodes that attack, e.g. --malicious 0.2` });
@@ -62,6 +79,8 @@ export const SimulationOptionsSchema = z.object({
   }
   // Queue workers take any job, so a node's secure session would not survive between its requests.
   if (o.secagg && o.queue !== undefined) ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'runs on worker threads only, not with --queue' });
+  // The secure round is one synchronous protocol over real replies: no FedBuff, no virtual-clock round closing.
+  if (o.secagg && (o.mode === 'async' || o.profile !== undefined)) ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'works with synchronous rounds without --profile only' });
   if (o.secagg) {
     try {
       const s = parseStrategy(o.strategy ?? 'fedavg');
