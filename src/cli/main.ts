@@ -49,7 +49,7 @@ interface SimulateFlags {
   batchSize: number; optimizer?: 'sgd' | 'adam' | 'momentum'; lr?: number; partition: string; strategy: string; seed: number;
   targetAccuracy?: number; validation: number; evalFraction: number; workers?: number; trainer: 'auto' | 'engine' | 'tfjs';
   limitTrain?: number; limitTest?: number; out?: string; json?: boolean; quiet?: boolean;
-  attack?: 'none' | AttackKind; malicious?: number; attackScale?: number;
+  attack?: 'none' | AttackKind; malicious?: number; attackScale?: number; compression: string;
 }
 
 async function simulate(flags: SimulateFlags): Promise<void> {
@@ -59,7 +59,7 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     rounds: flags.rounds, localEpochs: flags.localEpochs, batchSize: flags.batchSize, optimizer: flags.optimizer, lr: flags.lr,
     partition: flags.partition, strategy: flags.strategy, seed: flags.seed, targetAccuracy: flags.targetAccuracy,
     validationFraction: flags.validation, evalFraction: flags.evalFraction, workers: flags.workers, trainer: flags.trainer,
-    limitTrain: flags.limitTrain, limitTest: flags.limitTest,
+    limitTrain: flags.limitTrain, limitTest: flags.limitTest, compression: flags.compression,
     ...(flags.attack !== undefined ? { attack: flags.attack } : {}),
     ...(flags.malicious !== undefined ? { malicious: flags.malicious } : {}),
     ...(flags.attackScale !== undefined ? { attackScale: flags.attackScale } : {}),
@@ -117,6 +117,8 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
     .option('--malicious <f>', 'fraction of nodes that attack (floor(f * nodes), chosen from the seed)', floatArg(0, 1, true))
     .option('--attack-scale <s>', `attack strength s (default: sign-flip ${DEFAULT_ATTACK_SCALE['sign-flip']}, gaussian sigma ${DEFAULT_ATTACK_SCALE.gaussian}, ` +
       `scale ${DEFAULT_ATTACK_SCALE.scale})`, floatArg(0, 1e6, true))
+    .option('--compression <spec>', 'how nodes compress updates: none | fp16 | int8 | int8-block:N | topk:F, then optional ,ef=on|off ' +
+      '(error feedback; default on for topk) ,delta=on|off (send local - global; default on) ,rounding=nearest|stochastic (int8)', 'none')
     .option('--limit-train <n>', 'use only the first N training examples', intArg(1))
     .option('--limit-test <n>', 'use only the first N test examples', intArg(1))
     .option('--out <dir>', 'write metrics, model, partition report and plot here')

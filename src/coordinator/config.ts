@@ -1,6 +1,7 @@
 /** A run's definition as the coordinator accepts it (REST body or --config file), validated with zod. */
 import { z } from 'zod';
 import { parseStrategy } from '../engine/strategy.js';
+import { parseCompression } from '../core/compress-update.js';
 
 export const RunConfigSchema = z.object({
   name: z.string().min(1).max(128).default('run'),
@@ -32,6 +33,8 @@ export const RunConfigSchema = z.object({
   workSeconds: z.number().gt(0).optional(),
   /** How long a round waits for minNodes eligible nodes before starting anyway (then it is skipped). */
   waitForNodesMs: z.number().int().min(0).default(60_000),
+  /** How nodes compress their updates (same spec as `edgefed simulate --compression`). */
+  compression: z.string().default('none').refine((s) => { parseCompression(s); return true; }),
 }).strict();
 
 export type RunConfig = z.output<typeof RunConfigSchema>;

@@ -12,6 +12,7 @@ import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../mo
 import { makeTrainer } from '../model/make-trainer.js';
 import { DEFAULT_LR } from '../nn/optimizer.js';
 import { parseStrategy, Strategy } from '../engine/strategy.js';
+import { parseCompression } from '../core/compress-update.js';
 import { RoundEngine, type RoundRecord } from '../engine/round-engine.js';
 import { NetworkTransport } from './network-transport.js';
 import { peekHeader } from '../core/wire.js';
@@ -145,7 +146,7 @@ export class RunManager {
         layout, strategy, transport, initial, seed: config.seed, rounds: config.rounds, fraction: config.fraction,
         minNodes: config.minNodes, evalFraction: config.evalFraction, targetAccuracy: config.targetAccuracy,
         local: { epochs: config.localEpochs, batchSize: config.batchSize, optimizer: spec.optimizer },
-        startRound, overSelect: config.overSelect,
+        startRound, overSelect: config.overSelect, compression: parseCompression(config.compression),
         maxStepsFor: sizedWork ? (nodeId) => {
           const speed = this.registry.get(nodeId)?.resources.samplesPerSecond;
           return speed ? Math.max(1, Math.floor((speed * config.workSeconds!) / config.batchSize)) : undefined;

@@ -9,6 +9,7 @@ import type { EvalOutcome, TrainConfig } from '../model/trainer.js';
 import { decodeMessage, encodeEvalRequest, encodeTrainRequest } from './messages.js';
 import type { EvalResult, Strategy, TrainResult } from './strategy.js';
 import type { Transport } from './transport.js';
+import { compressionLabel, reconstructUpdate, type CompressionSpec } from '../core/compress-update.js';
 
 export interface EngineOptions {
   layout: readonly TensorSlot[];
@@ -40,6 +41,8 @@ export interface EngineOptions {
   control?: () => 'run' | 'pause' | 'stop';
   /** Waits for nodes before a round (deployment: until minNodes are connected); default: no wait. */
   waitForNodes?: (minNodes: number) => Promise<void>;
+  /** How nodes compress their updates (compress-update.ts); absent or kind none = plain float32. */
+  compression?: CompressionSpec;
 }
 
 export interface NodeFailure {
@@ -110,6 +113,7 @@ export class RoundEngine {
       const config: TrainConfig = {
         ...this.o.local, proxMu: strategy.config.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
         ...(maxSteps !== undefined ? { maxSteps } : {}),
+        ...(this.compressing() ? { compression: this.o.compression } : {}),
       };
       try {
         const frame = encodeTrainRequest(layout, { round, nodeId, mode: strategy.mode, config, weights: this.global });
@@ -118,10 +122,11 @@ export class RoundEngine {
         if (msg.type !== 'train_result') throw new Error(`expected a train result, got '${msg.type}'`);
         const r = msg.reply;
         if (r.round !== round || r.nodeId !== nodeId) throw new Error(`reply is for node ${r.nodeId} round ${r.round}`);
-        if (!finite(r.vector)) throw new Error('update has non-finite values');
-        if (r.vector.length !== this.global.length) throw new Error(`update has ${r.vector.length} values, the model ${this.global.length}`);
+        const vector = this.updateOf(r.vector, r.compression, this.global);
+        if (!finite(vector)) throw new Error('update has non-finite values');
+        if (vector.length !== this.global.length) throw new Error(`update has ${vector.length} values, the model ${this.global.length}`);
         if (closed) throw new Error('straggler: answered after the round closed');
-        results.push({ nodeId, numExamples: r.numExamples, steps: r.steps, vector: r.vector, metrics: r.metrics });
+        results.push({ nodeId, numExamples: r.numExamples, steps: r.steps, vector, metrics: r.metrics });
         if (results.length >= needed) settle();
       } catch (e) {
         if (!closed) failures.push({ nodeId, error: (e as Error).message });
@@ -134,6 +139,18 @@ export class RoundEngine {
     results.sort((a, b) => a.nodeId - b.nodeId);
     failures.sort((a, b) => a.nodeId - b.nodeId);
     return { results, failures };
+  }
+
+  private compressing(): boolean {
+    return this.o.compression !== undefined && this.o.compression.kind !== 'none';
+  }
+
+  /** A reply's vector as the strategy takes it: compressed exactly as asked (or not at all), deltas made whole. */
+  private updateOf(vector: Float32Array, used: CompressionSpec | undefined, global: Float32Array): Float32Array {
+    const asked = this.compressing() ? compressionLabel(this.o.compression!) : 'none';
+    const got = used ? compressionLabel(used) : 'none';
+    if (got !== asked) throw new Error(`update is compressed as '${got}', the run asked for '${asked}'`);
+    return used ? reconstructUpdate(used, vector, global, this.o.strategy.mode === 'gradient') : vector;
   }
 
   private async evaluateRound(round: number, nodes: number[]): Promise<EvalResult[]> {

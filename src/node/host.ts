@@ -13,7 +13,9 @@ import type { TensorSlot } from '../core/params.js';
 import { Rng } from '../core/rng.js';
 import { attackUpdate, flipLabels, type AttackKind } from '../core/robust.js';
 import type { LocalTrainer } from '../model/trainer.js';
-import { decodeMessage, encodeError, encodeEvalReply, encodeTrainReply } from '../engine/messages.js';
+import { decodeMessage, encodeCompressedTrainReply, encodeError, encodeEvalReply, encodeTrainReply, type TrainReply } from '../engine/messages.js';
+import { checkCompressionSpec, UpdateCompressor } from '../core/compress-update.js';
+import type { TrainConfig } from '../model/trainer.js';
 import { validateTrainConfig } from '../model/trainer.js';
 
 export interface LocalData {
@@ -33,6 +35,8 @@ export interface NodeAttack {
 export class NodeHost {
   private readonly byzantine: ReadonlySet<number>;
   private readonly flipped = new Map<number, Dataset>();
+  /** Keeps each node's error-feedback residual between rounds (the pool pins a node to one worker for this). */
+  private readonly compressor: UpdateCompressor;
 
   constructor(
     private readonly layout: readonly TensorSlot[],
@@ -41,6 +45,7 @@ export class NodeHost {
     private readonly attack?: NodeAttack,
   ) {
     this.byzantine = new Set(attack?.nodes ?? []);
+    this.compressor = new UpdateCompressor(layout);
   }
 
   async handle(frame: Uint8Array): Promise<Uint8Array> {
@@ -62,15 +67,23 @@ export class NodeHost {
       if (mode === 'gradient') {
         const g = await this.trainer.gradient(weights, train, Math.max(config.batchSize, 256));
         const vector = attack ? this.poison(attack, g.gradient, new Float32Array(g.gradient.length), config.seed) : g.gradient;
-        return encodeTrainReply(this.layout, { round, nodeId, numExamples: g.numExamples, steps: 1, metrics: g.metrics, vector });
+        return this.reply({ round, nodeId, numExamples: g.numExamples, steps: 1, metrics: g.metrics, vector }, config, weights, true);
       }
       validateTrainConfig(config);
       const r = await this.trainer.train(weights, train, config);
       const vector = attack ? this.poison(attack, r.weights, weights, config.seed) : r.weights;
-      return encodeTrainReply(this.layout, { round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector });
+      return this.reply({ round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector }, config, weights, false);
     } catch (e) {
       return encodeError(round, nodeId, (e as Error).message);
     }
+  }
+
+  /** The train reply frame, its update compressed as the request's config asks (seeded by the round's node seed). */
+  private reply(r: TrainReply, config: TrainConfig, global: Float32Array, gradient: boolean): Uint8Array {
+    const spec = config.compression === undefined ? undefined : checkCompressionSpec(config.compression);
+    if (!spec || spec.kind === 'none') return encodeTrainReply(this.layout, r);
+    const parts = this.compressor.compress(r.nodeId, spec, r.vector, global, gradient, new Rng(config.seed).fork('compress'));
+    return encodeCompressedTrainReply(this.layout, r, spec, parts);
   }
 
   /** The vector a Byzantine node sends in place of `honest` (label-flip already poisoned the data). */

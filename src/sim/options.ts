@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
+import { parseCompression } from '../core/compress-update.js';
 
 const fraction01 = z.number().gt(0).lte(1);
 
@@ -34,6 +35,8 @@ export const SimulationOptionsSchema = z.object({
   malicious: z.number().gt(0).lt(1).optional(),
   /** Attack strength s (sign-flip, scale) or sigma (gaussian); default DEFAULT_ATTACK_SCALE. */
   attackScale: z.number().gt(0).lte(1e6).optional(),
+  /** How nodes compress their updates: none | fp16 | int8 | int8-block:N | topk:F [,ef=on|off,delta=on|off,rounding=...]. */
+  compression: z.string().default('none').refine((s) => { parseCompression(s); return true; }),
 }).strict().superRefine((o, ctx) => {
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {

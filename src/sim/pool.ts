@@ -2,6 +2,8 @@
  * The in-process transport: virtual nodes served by a pool of worker threads. Any idle worker takes the
  * next request (every worker can host every node), so the cores stay busy however the sample falls.
  * Frames cross threads as transferred buffers; their lengths are the bytes counted.
+ * With `pinNodes` (nodes that keep state between rounds, e.g. compression error feedback) node i is always
+ * served by worker i mod workers, so its state lives in one place and the run stays deterministic.
  */
 import { Worker } from 'node:worker_threads';
 import type { Transport } from '../engine/transport.js';
@@ -28,10 +30,10 @@ export class WorkerPoolTransport implements Transport {
   private closed = false;
   trainerKind = '';
 
-  private constructor(private readonly numNodes: number) {}
+  private constructor(private readonly numNodes: number, private readonly pinNodes: boolean) {}
 
-  static async start(data: Omit<SimWorkerData, 'entry'>, workers: number): Promise<WorkerPoolTransport> {
-    const pool = new WorkerPoolTransport(data.parts.length);
+  static async start(data: Omit<SimWorkerData, 'entry'>, workers: number, pinNodes = false): Promise<WorkerPoolTransport> {
+    const pool = new WorkerPoolTransport(data.parts.length, pinNodes);
     const entry = new URL('./worker.ts', import.meta.url).href;
     await Promise.all(Array.from({ length: workers }, () => new Promise<void>((resolve, reject) => {
       const worker = new Worker(new URL('./boot.mjs', import.meta.url), { workerData: { ...data, entry } });
@@ -64,13 +66,15 @@ export class WorkerPoolTransport implements Transport {
   }
 
   private dispatch(): void {
-    for (const slot of this.slots) {
-      if (slot.job || this.queue.length === 0) continue;
-      const job = this.queue.shift()!;
+    this.slots.forEach((slot, i) => {
+      if (slot.job || this.queue.length === 0) return;
+      const at = this.pinNodes ? this.queue.findIndex((j) => j.nodeId % this.slots.length === i) : 0;
+      if (at < 0) return;
+      const job = this.queue.splice(at, 1)[0];
       slot.job = job;
       this.meter.count(job.nodeId, job.frame.length, 0);
       slot.worker.postMessage({ id: this.nextId++, frame: job.frame }, [job.frame.buffer as ArrayBuffer]);
-    }
+    });
   }
 
   private finish(slot: Slot, frame: Uint8Array): void {

@@ -19,6 +19,7 @@ import { DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import type { NodeAttack } from '../node/host.js';
 import { RoundEngine, type RoundRecord } from '../engine/round-engine.js';
 import { WorkerPoolTransport } from './pool.js';
+import { parseCompression } from '../core/compress-update.js';
 import { shareDataset } from './shared-data.js';
 import { maliciousCount, resolveOptions, type ResolvedOptions, type SimulationOptions } from './options.js';
 
@@ -107,6 +108,7 @@ function partitionInput(data: Dataset, spec: ReturnType<typeof parsePartitionSpe
 export async function runSimulation(input: SimulationOptions, onRound?: (r: RoundRecord) => void): Promise<SimulationResult> {
   const o = resolveOptions(input);
   const strategyConfig = parseStrategy(o.strategy);
+  const compression = parseCompression(o.compression);
   const minNodes = checkRoundSize(o, strategyConfig);
   const partitionSpec = parsePartitionSpec(o.partition);
   const data = loadDatasetSpec(o.dataset);
@@ -144,7 +146,7 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
   const transport = await WorkerPoolTransport.start({
     data: shareDataset(train), parts, validationFraction: o.validationFraction, seed: o.seed, spec, trainer: o.trainer,
     ...(nodeAttack ? { attack: nodeAttack } : {}),
-  }, workers);
+  }, workers, compression.ef);
   const evaluator = await makeTrainer(spec, o.trainer);
   try {
     const engine = new RoundEngine({
@@ -153,7 +155,7 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
       local: { epochs: o.localEpochs, batchSize: o.batchSize, optimizer: spec.optimizer },
       targetAccuracy: o.targetAccuracy,
       centralEval: (w) => evaluator.evaluate(w, test),
-      onRound: (r) => onRound?.(r),
+      onRound: (r) => onRound?.(r), compression,
     });
     const run = await engine.run();
     const traffic = transport.traffic();
