@@ -10,8 +10,9 @@
  * own, while the machine's noise is shared by running everything in one go. A last child holds one node's
  * share of MNIST (6000 rows, as in the 10-node simulation) and reports its memory.
  *
- * Run:  node --import tsx bench/train.ts [--configs mlp-sgd-b32,2nn-sgd-b128,...] [--numpy-runs 3]
- *       [--budget-scale 1] [--results-dir bench/results] [--no-write]
+ * Run:  node --import tsx bench/train.ts [--configs mlp-sgd-b32,2nn-sgd-b128,...] [--engines edgefed-wasm,...]
+ *       [--numpy-runs 3] [--budget-scale 1] [--results-dir bench/results] [--no-write]
+ * --engines keeps only those engine rows (NumPy always runs; the node-share child runs with edgefed-native).
  * --budget-scale multiplies every run's time budget and child time limit (e.g. 8 lets the engine train the
  * CNN for a whole epoch and report its test accuracy, on a quiet machine).
  * Prints the table on stdout (progress on stderr) and writes RESULTS_DIR/train.json and train.md.
@@ -23,7 +24,7 @@ import { arch, availableParallelism, cpus, loadavg, platform, release, totalmem 
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mnistDir } from '../src/data/mnist.js';
-import { RESULT_PREFIX, TIMED_START_PREFIX, type BenchModel, type EngineId, type WorkerConfig, type WorkerResult } from './train-worker.js';
+import { ENGINES, RESULT_PREFIX, TIMED_START_PREFIX, type BenchModel, type EngineId, type WorkerConfig, type WorkerResult } from './train-worker.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const WORKER = 'bench/train-worker.ts';
@@ -161,6 +162,7 @@ interface ConfigResult {
 
 interface Cli {
   configs: BenchConfig[];
+  engines: readonly EngineId[];
   numpyRuns: number;
   budgetScale: number;
   resultsDir: string;
@@ -172,6 +174,7 @@ function parseCli(argv: string[]): Cli {
     args: argv,
     options: {
       configs: { type: 'string' },
+      engines: { type: 'string' },
       'numpy-runs': { type: 'string', default: '3' },
       'budget-scale': { type: 'string', default: '1' },
       'results-dir': { type: 'string', default: join(REPO, 'bench', 'results') },
@@ -180,18 +183,21 @@ function parseCli(argv: string[]): Cli {
     },
   });
   if (values.help) {
-    process.stdout.write('usage: node --import tsx bench/train.ts [--configs ID,...] [--numpy-runs 3] [--budget-scale 1] [--results-dir DIR] [--no-write]\n' +
-      `configs: ${CONFIGS.map((c) => c.id).join(', ')}\n`);
+    process.stdout.write('usage: node --import tsx bench/train.ts [--configs ID,...] [--engines ID,...] [--numpy-runs 3] [--budget-scale 1] [--results-dir DIR] [--no-write]\n' +
+      `configs: ${CONFIGS.map((c) => c.id).join(', ')}\nengines: ${ENGINES.join(', ')}\n`);
     process.exit(0);
   }
   const ids = values.configs ? values.configs.split(',').map((s) => s.trim()).filter((s) => s !== '') : CONFIGS.map((c) => c.id);
   const unknown = ids.filter((id) => !CONFIGS.some((c) => c.id === id));
   if (unknown.length > 0) throw new Error(`--configs: unknown ${unknown.join(', ')} (known: ${CONFIGS.map((c) => c.id).join(', ')})`);
+  const engineIds = values.engines ? values.engines.split(',').map((s) => s.trim()).filter((s) => s !== '') : [...ENGINES];
+  const unknownEngines = engineIds.filter((id) => !(ENGINES as readonly string[]).includes(id));
+  if (unknownEngines.length > 0) throw new Error(`--engines: unknown ${unknownEngines.join(', ')} (known: ${ENGINES.join(', ')})`);
   const numpyRuns = Number(values['numpy-runs']);
   if (!Number.isInteger(numpyRuns) || numpyRuns < 1) throw new Error(`--numpy-runs: expected a whole number >= 1, got '${values['numpy-runs']}'`);
   const budgetScale = Number(values['budget-scale']);
   if (!(budgetScale > 0) || !Number.isFinite(budgetScale)) throw new Error(`--budget-scale: expected a number > 0, got '${values['budget-scale']}'`);
-  return { configs: CONFIGS.filter((c) => ids.includes(c.id)), numpyRuns, budgetScale, resultsDir: resolve(values['results-dir']), write: !values['no-write'] };
+  return { configs: CONFIGS.filter((c) => ids.includes(c.id)), engines: engineIds as EngineId[], numpyRuns, budgetScale, resultsDir: resolve(values['results-dir']), write: !values['no-write'] };
 }
 
 const log = (s: string): void => {
@@ -336,7 +342,7 @@ function rowFrom(o: ChildOutcome): Row {
 }
 
 async function benchConfig(c: BenchConfig, cli: Cli, idxDir: string): Promise<ConfigResult> {
-  const plans = c.model === 'cnn' ? CNN_PLANS : DENSE_PLANS;
+  const plans = (c.model === 'cnn' ? CNN_PLANS : DENSE_PLANS).filter((p) => cli.engines.includes(p.engine));
   const rows: Row[] = [];
   const numpy: NumpyRun[] = [];
   let numpyError: string | null = c.numpy ? null : 'no NumPy reference for this model';
@@ -474,8 +480,8 @@ function nodeShareText(n: NodeShareReport): string {
     `${training !== null && training <= n.target_mb ? 'met' : training !== null ? 'NOT met' : 'see RSS at end'} for the training phase` +
     `${m.rss_end_mb <= n.target_mb ? ', met at the end' : ', NOT met at the end'}; the whole-process maxRSS (${m.max_rss_with_full_load_mb} MB) ` +
     `${m.max_rss_with_full_load_mb <= n.target_mb ? 'meets it too' : 'does not, because of the full-MNIST load used to cut the share'}. ` +
-    `Importing makeTrainer alone added ${Math.round(m.rss_after_imports_mb - m.rss_start_mb)} MB (make-trainer.ts imports the tfjs trainer, ` +
-    'hence all of @tensorflow/tfjs, even when the dense engine trains).';
+    `Importing makeTrainer alone added ${Math.round(m.rss_after_imports_mb - m.rss_start_mb)} MB (make-trainer.ts loads tfjs only for ` +
+    'models the engine cannot run).';
 }
 
 function markdown(report: Report, rows: string[][]): string {

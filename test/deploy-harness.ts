@@ -24,7 +24,8 @@ export interface Proc {
   output: () => string;
 }
 
-function start(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+/** Starts the edgefed CLI as a child process, collecting its output. */
+export function start(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, EDGEFED_LOG: 'info', EDGEFED_CHUNK_BYTES: '100000', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -53,6 +54,51 @@ export async function startNodeEnrolled(url: string, data: string, name: string,
 
 export function startNode(url: string, data: string, name: string, extra: string[] = []): Proc {
   return start(['node', '--coordinator', url, '--data', data, '--name', name, '--key', join(keyDir, `${name}.key`), ...extra]);
+}
+
+/** A gateway process: enrolled at the coordinator `upstream` as `name`, serving local nodes on `port` (same admin token). */
+export async function startGateway(upstream: string, port: number, name: string, extra: string[] = []): Promise<Proc> {
+  return start(['gateway', '--coordinator', upstream, '--port', String(port), '--name', name, '--key', join(keyDir, `${name}.key`),
+    '--admin-token', ADMIN_TOKEN, '--join-token', await joinToken(upstream), ...extra]);
+}
+
+/** A coordinator process on a free port, its database in a fresh temp dir, once it answers /healthz. */
+export async function startCloud(prefix: string): Promise<{ url: string; dir: string; proc: Proc }> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const proc = startCoordinator(port, join(dir, 'cloud.db'));
+  await waitHealthy(url);
+  return { url, dir, proc };
+}
+
+/** A site: a gateway enrolled at `upstream` (online there before this returns), then its nodes in order. */
+export async function startSite(upstream: string, name: string, gatewayArgs: string[], nodes: { data: string; name: string; extra?: string[] }[]): Promise<{ url: string; gateway: Proc; nodes: Proc[] }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const gateway = await startGateway(upstream, port, name, gatewayArgs);
+  try {
+    await waitHealthy(url);
+    await waitOnline(upstream, name);
+    return { url, gateway, nodes: await startNodesInOrder(url, nodes) };
+  } catch (e) {
+    killAll([gateway]);
+    throw e;
+  }
+}
+
+/** Waits until the server at `url` lists `name` as an online node. */
+export async function waitOnline(url: string, name: string): Promise<void> {
+  await waitFor(`node ${name} online`, async () => {
+    const { json } = await api<{ nodes: { name: string; online: boolean }[] }>(url, '/v1/nodes');
+    return json.nodes.some((n) => n.name === name && n.online) ? true : undefined;
+  });
+}
+
+/** The examples the named nodes reported at enrolment (resources.examples), summed: what a site trains on. */
+export async function examplesOf(url: string, names: string[]): Promise<number> {
+  const { json } = await api<{ nodes: { name: string; resources: { examples?: number } }[] }>(url, '/v1/nodes');
+  return names.reduce((sum, name) => sum + (json.nodes.find((n) => n.name === name)?.resources.examples ?? NaN), 0);
 }
 
 export async function api<T = unknown>(url: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
@@ -96,10 +142,7 @@ export async function startNodesInOrder(url: string, specs: { data: string; name
   const procs: Proc[] = [];
   for (const s of specs) {
     procs.push(await startNodeEnrolled(url, s.data, s.name, s.extra));
-    await waitFor(`node ${s.name} enrolled`, async () => {
-      const { json } = await api<{ nodes: { name: string; online: boolean }[] }>(url, '/v1/nodes');
-      return json.nodes.some((n) => n.name === s.name && n.online) ? true : undefined;
-    });
+    await waitOnline(url, s.name);
   }
   return procs;
 }

@@ -15,10 +15,12 @@
 //   where a float32 result is exact anyway (a + b of two floats, comparisons).
 
 // ---------------------------------------------------------------------------------------------
-// gemm: GotoBLAS/BLIS structure. op(B) is packed in KC x NC blocks of NR-wide column panels, op(A)
-// in MC x KC blocks of MR-tall row panels (both zero-padded to whole panels), and an MR x NR
-// register-blocked micro-kernel (8 f32x4 accumulators) runs over them. Packing turns all four
-// transpose cases into the same micro-kernel.
+// gemm: GotoBLAS/BLIS structure. op(B) is split in KC x NC blocks of NR-wide column panels, op(A)
+// in MC x KC blocks of MR-tall row panels, and an MR x NR register-blocked micro-kernel (8 f32x4
+// accumulators) runs over them. A panel whose MR (or NR) values per depth are contiguous in the
+// matrix (op(A) transposed, op(B) not) is read in place; the others, and edge panels, are packed
+// (zero-padded to whole panels), so all four transpose cases run the same micro-kernel. Reading in
+// place spares the dense layers' products a copy of the weight matrix per call.
 
 const MR: i32 = 4;
 const NR: i32 = 8;
@@ -193,19 +195,22 @@ function storeRow(c: usize, x0: v128, x1: v128, mode: i32, alpha: f64, beta: f64
 }
 
 /**
- * The MR x NR micro-kernel: acc = (packed A panel) * (packed B panel) over kc depths, then
+ * The MR x NR micro-kernel: acc = (A panel) * (B panel) over kc depths, then
  * C[0..mr, 0..nr] = alpha * acc + beta * C. Edge tiles (mr < MR or nr < NR) go through `tile`.
+ * Depth p of the A panel is the MR floats at ap + p * aStep, of the B panel the NR floats at bp + p * bStep:
+ * packed panels (aStep 16, bStep 32) or the matrices in place (a row of B, a row of a transposed A).
  * Per depth: 2 B loads, 4 A broadcasts, 8 mul + 8 add into 8 accumulators: 14 live v128 values, which
  * fits the 15 SIMD registers V8 allocates on x64. Deliberately not unrolled: V8 then hoists the loads of
  * both steps and spills accumulators (measured: ~25% slower).
  */
-function microKernel(kc: i32, ap: usize, bp: usize, c: usize, ldcBytes: usize, mr: i32, nr: i32,
+function microKernel(kc: i32, ap: usize, aStep: usize, bp: usize, bStep: usize, c: usize, ldcBytes: usize, mr: i32, nr: i32,
   alpha: f64, beta: f64, tile: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
   let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-  for (let p = 0; p < kc; p++) {
+  const bEnd = bp + <usize>kc * bStep;
+  while (bp < bEnd) {
     const b0 = v128.load(bp);
     const b1 = v128.load(bp, 16);
     let a = v128.load32_splat(ap);
@@ -220,8 +225,8 @@ function microKernel(kc: i32, ap: usize, bp: usize, c: usize, ldcBytes: usize, m
     a = v128.load32_splat(ap, 12);
     c30 = f32x4.add(c30, f32x4.mul(a, b0));
     c31 = f32x4.add(c31, f32x4.mul(a, b1));
-    ap += 16;
-    bp += 32;
+    ap += aStep;
+    bp += bStep;
   }
   if (mr == MR && nr == NR) {
     const mode = alpha == 1 && beta == 0 ? 0 : alpha == 1 && beta == 1 ? 1 : 2;
@@ -285,21 +290,35 @@ export function gemm(transA: i32, transB: i32, m: i32, n: i32, k: i32, alpha: f6
   // Equal depth blocks (784 -> 4 x 196 rather than 256 + 256 + 256 + 16).
   const kBlocks = (k + KC - 1) / KC;
   const kcMax = (k + kBlocks - 1) / kBlocks;
+  // A row of op(B) is contiguous when B is not transposed, and so is a depth of op(A) when A is: the
+  // micro-kernel then reads them in place and only the edge panel (fewer than NR columns / MR rows) is
+  // packed, which saves packing all of B (a whole weight matrix per call in the dense layers' products).
+  const bInPlace = transB == 0;
+  const aInPlace = transA != 0;
+  const ldbBytes = <usize>ldb << 2;
+  const ldaBytes = <usize>lda << 2;
   for (let jc = 0; jc < n; jc += NC) {
     const nc = min(NC, n - jc);
+    const ncFull = bInPlace ? nc - nc % NR : 0; // columns read in place
     for (let pc = 0; pc < k; pc += kcMax) {
       const kc = min(kcMax, k - pc);
-      packB(transB != 0, b, ldb, pc, kc, jc, nc, bp);
+      if (ncFull < nc) packB(transB != 0, b, ldb, pc, kc, jc + ncFull, nc - ncFull, bp + (<usize>(ncFull * kc) << 2));
       const betaBlock = pc == 0 ? beta : 1.0; // later depth blocks accumulate into C
       for (let ic = 0; ic < m; ic += MC) {
         const mc = min(MC, m - ic);
-        packA(transA != 0, a, lda, ic, mc, pc, kc, ap);
+        const mcFull = aInPlace ? mc - mc % MR : 0; // rows read in place
+        if (mcFull < mc) packA(transA != 0, a, lda, ic + mcFull, mc - mcFull, pc, kc, ap + (<usize>(mcFull * kc) << 2));
         for (let jr = 0; jr < nc; jr += NR) {
           const nr = min(NR, nc - jr);
-          const bPanel = bp + (<usize>(jr * kc) << 2);
+          const bDirect = jr < ncFull;
+          const bPanel = bDirect ? at(b, pc, ldb, jc + jr) : bp + (<usize>(jr * kc) << 2);
+          const bStep: usize = bDirect ? ldbBytes : 32;
           for (let ir = 0; ir < mc; ir += MR) {
             const mr = min(MR, mc - ir);
-            microKernel(kc, ap + (<usize>(ir * kc) << 2), bPanel, at(c, ic + ir, ldc, jc + jr), ldcBytes, mr, nr,
+            const aDirect = ir < mcFull;
+            const aPanel = aDirect ? at(a, pc, lda, ic + ir) : ap + (<usize>(ir * kc) << 2);
+            const aStep: usize = aDirect ? ldaBytes : 16;
+            microKernel(kc, aPanel, aStep, bPanel, bStep, at(c, ic + ir, ldc, jc + jr), ldcBytes, mr, nr,
               alpha, betaBlock, tile);
           }
         }

@@ -19,4 +19,12 @@ export function floatArg(min: number, max: number, minExclusive = false) {
 }
 
 /** An error from bad input (flags, files): reported on one line with exit code 2. */
+/** A commander option parser that accepts only one of `values`. */
+export function choiceArg(values: readonly string[]): (v: string) => string {
+  return (v) => {
+    if (!values.includes(v)) throw new InvalidArgumentError(`expected one of ${values.join(', ')}, got '${v}'`);
+    return v;
+  };
+}
+
 export class UsageError extends Error {}

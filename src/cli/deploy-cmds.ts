@@ -4,20 +4,21 @@ import { readFileSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname } from 'node:path';
 import { newIdentity, toHex, fromHex } from '../core/identity.js';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
-import { intArg } from './args.js';
+import { choiceArg, intArg } from './args.js';
 import { UsageError } from './args.js';
 import { startCoordinator } from '../coordinator/server.js';
 import { parseRunConfig } from '../coordinator/config.js';
 import { Agent } from '../node/agent.js';
 import { loadNodeData } from '../node/data.js';
 import { saveTfjsModel } from '../model/tfjs.js';
+import { spawnGatewayTree, spawnNode } from './up-gateways.js';
 
-function parseTags(s: string | undefined): Record<string, string> {
+export function parseTags(s: string | undefined): Record<string, string> {
   if (!s) return {};
   const out: Record<string, string> = {};
   for (const kv of s.split(',')) {
@@ -29,7 +30,7 @@ function parseTags(s: string | undefined): Record<string, string> {
 }
 
 /** The node's identity key: read from the file, or created there (owner-only permissions). */
-function loadOrCreateKey(file: string): Uint8Array {
+export function loadOrCreateKey(file: string): Uint8Array {
   if (existsSync(file)) {
     try {
       return fromHex(readFileSync(file, 'utf8').trim(), 32, 'key');
@@ -44,6 +45,15 @@ function loadOrCreateKey(file: string): Uint8Array {
   return secretKey;
 }
 
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** The coordinator's pino logger: JSON lines on stderr at --log-level, else $EDGEFED_LOG, else info. */
+function coordinatorLogger(level?: string) {
+  const chosen = level ?? process.env.EDGEFED_LOG ?? 'info';
+  if (!LOG_LEVELS.includes(chosen)) throw new UsageError(`EDGEFED_LOG: expected one of ${LOG_LEVELS.join(', ')}, got '${chosen}'`);
+  return pino({ level: chosen, base: { service: 'coordinator', pid: process.pid } }, pino.destination(2));
+}
+
 export function addDeployCommands(program: Command): void {
   program.command('coordinator')
     .description('the service that runs federations: REST API + WebSocket for nodes, state in SQLite')
@@ -56,11 +66,12 @@ export function addDeployCommands(program: Command): void {
     .option('--admin-token <token>', 'bearer token for /v1/admin/* (default: generated and printed)')
     .option('--tls-cert <pem>', 'serve https/wss with this certificate (with --tls-key)')
     .option('--tls-key <pem>', 'private key for --tls-cert')
+    .option('--log-level <level>', 'JSON log lines on stderr at this level and above (default: $EDGEFED_LOG or info)', choiceArg(LOG_LEVELS))
     .addHelpText('after', `
 Examples:
   edgefed coordinator --port 8080 --db edgefed.db --config run.json
   curl -X POST localhost:8080/v1/runs -H 'content-type: application/json' -d '{"model":"mlp","rounds":10}'`)
-    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string }) => {
+    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string }) => {
       if (f.auth !== 'on' && f.auth !== 'off') throw new UsageError(`--auth: expected on or off, got '${f.auth}'`);
       if (!!f.tlsCert !== !!f.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
       for (const file of [f.tlsCert, f.tlsKey]) if (file && !existsSync(file)) throw new UsageError(`TLS file ${file} does not exist`);
@@ -73,14 +84,14 @@ Examples:
         }
       }
       const c = await startCoordinator({
-        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken,
+        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken, logger: coordinatorLogger(f.logLevel),
         tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined,
       });
       if (config && c.store.listRuns().length === 0) {
         const id = c.store.createRun(config, (config as { seed: number }).seed);
         c.runs.start(id);
       }
-      process.stdout.write(`${JSON.stringify({ api: c.url, ws: c.url.replace('http', 'ws') + '/v1/ws', auth: c.auth, ...(f.adminToken ? {} : { adminToken: c.adminToken }) })}\n`);
+      process.stdout.write(`${JSON.stringify({ api: c.url, ws: c.url.replace('http', 'ws') + '/v1/ws', dashboard: c.dashboardUrl, metrics: `${c.url}/metrics`, auth: c.auth, ...(f.adminToken ? {} : { adminToken: c.adminToken }) })}\n`);
       const shutdown = () => void c.close().then(() => process.exit(0));
       process.on('SIGTERM', shutdown);
       process.on('SIGINT', shutdown);
@@ -104,10 +115,11 @@ Examples:
     .option('--delay-ms <n>', 'extra delay before each answer (emulates a slow device)', intArg(0, 3_600_000))
     .option('--key <file>', 'Ed25519 identity key (created on first use; default ~/.edgefed/<name>.key)')
     .option('--join-token <token>', 'one-time token from the coordinator admin: enrols this node\'s key')
+    .option('--share-labels', 'report how many examples of each class this node holds (shown on the dashboard)')
     .addHelpText('after', `
 Examples:
   edgefed node --coordinator http://127.0.0.1:8080 --data mnist-partition:0/5 --name n0 --tags site=a`)
-    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string }) => {
+    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; shareLabels?: boolean }) => {
       const name = f.name ?? `node-${process.pid}`;
       const secretKey = loadOrCreateKey(f.key ?? join(homedir(), '.edgefed', `${name}.key`));
       const tags = parseTags(f.tags);
@@ -123,7 +135,7 @@ Examples:
         throw new UsageError((e as Error).message);
       }
       const log = pino({ level: process.env.EDGEFED_LOG ?? 'info', base: { node: name } }, pino.destination(2));
-      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken });
+      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken, shareLabels: f.shareLabels });
       await agent.start();
       const stop = () => {
         agent.stop();
@@ -140,7 +152,9 @@ Examples:
     .option('--port <n>', 'coordinator port (0 = any free port)', intArg(0, 65535), 0)
     .option('--db <file>', 'SQLite file', '')
     .option('--target-accuracy <a>', 'stop at this test accuracy', Number, 0.97)
-    .action(async (f: { nodes: number; rounds: number; port: number; db: string; targetAccuracy: number }) => {
+    .option('--gateways <g>', 'hierarchical fusion: G gateway processes between the coordinator and the nodes (node i joins gateway i mod G)', intArg(0, 64), 0)
+    .action(async (f: { nodes: number; rounds: number; port: number; db: string; targetAccuracy: number; gateways: number }) => {
+      if (f.gateways > f.nodes) throw new UsageError(`--gateways ${f.gateways}: each gateway needs a node, and there are --nodes ${f.nodes}`);
       const dir = join('runs', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`);
       mkdirSync(dir, { recursive: true });
       const logger = pino({ level: 'warn' }, pino.destination(2));
@@ -148,13 +162,12 @@ Examples:
         port: f.port, db: f.db || join(dir, 'edgefed.db'), logger,
         onRound: (runId, r) => process.stderr.write(`run ${runId} round ${r.round}/${f.rounds}: test acc ${r.testAccuracy.toFixed(4)} loss ${r.testLoss.toFixed(4)}, ${r.contributed.length} nodes, ${(r.bytesReceived / 1e6).toFixed(1)} MB in, ${r.seconds.toFixed(2)}s\n`),
       });
-      process.stderr.write(`coordinator API ${c.url} (try ${c.url}/v1/runs and ${c.url}/v1/nodes); starting ${f.nodes} node processes\n`);
+      process.stderr.write(`dashboard ${c.dashboardUrl}\ncoordinator API ${c.url} (try ${c.url}/v1/runs, ${c.url}/v1/nodes, ${c.url}/metrics); starting ${f.nodes} node processes${f.gateways ? ` behind ${f.gateways} gateways` : ''}\n`);
       const cli = fileURLToPath(new URL('../../bin/edgefed.mjs', import.meta.url));
-      const children: ChildProcess[] = Array.from({ length: f.nodes }, (_, i) => spawn(process.execPath,
-        [cli, 'node', '--coordinator', c.url, '--data', `mnist-partition:${i}/${f.nodes}`, '--name', `node${i}`, '--tags', `slot=${i % 2}`,
-          '--key', join(dir, 'keys', `node${i}.key`), '--join-token', c.createJoinToken(3600)],
-        { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, EDGEFED_LOG: 'warn' } }));
-      const config = parseRunConfig({ name: 'demo', model: 'mlp', rounds: f.rounds, minNodes: f.nodes, targetAccuracy: f.targetAccuracy, seed: 1 });
+      const children: ChildProcess[] = f.gateways > 0
+        ? await spawnGatewayTree(cli, dir, c.url, () => c.createJoinToken(3600), f.gateways, f.nodes)
+        : Array.from({ length: f.nodes }, (_, i) => spawnNode(cli, dir, c.url, i, f.nodes, c.createJoinToken(3600)));
+      const config = parseRunConfig({ name: 'demo', model: 'mlp', rounds: f.rounds, minNodes: f.gateways || f.nodes, targetAccuracy: f.targetAccuracy, seed: 1 });
       const id = c.store.createRun(config, config.seed);
       const run = c.runs.start(id);
       await run.done;

@@ -13,6 +13,8 @@ import { checkOutDir, summarize, writeRunOutputs } from './report.js';
 import { runPredict } from './predict-cmd.js';
 import type { RoundRecord } from '../engine/round-engine.js';
 import { addDeployCommands } from './deploy-cmds.js';
+import { addGatewayCommand } from './gateway-cmd.js';
+import { addQueueCommands } from './queue-cmds.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 
 const program = new Command('edgefed')
@@ -49,7 +51,7 @@ interface SimulateFlags {
   batchSize: number; optimizer?: 'sgd' | 'adam' | 'momentum'; lr?: number; partition: string; strategy: string; seed: number;
   targetAccuracy?: number; validation: number; evalFraction: number; workers?: number; trainer: 'auto' | 'engine' | 'tfjs';
   limitTrain?: number; limitTest?: number; out?: string; json?: boolean; quiet?: boolean;
-  attack?: 'none' | AttackKind; malicious?: number; attackScale?: number; compression: string;
+  attack?: 'none' | AttackKind; malicious?: number; attackScale?: number; queue?: string; queueName?: string; compression: string;
 }
 
 async function simulate(flags: SimulateFlags): Promise<void> {
@@ -63,6 +65,8 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     ...(flags.attack !== undefined ? { attack: flags.attack } : {}),
     ...(flags.malicious !== undefined ? { malicious: flags.malicious } : {}),
     ...(flags.attackScale !== undefined ? { attackScale: flags.attackScale } : {}),
+    ...(flags.queue !== undefined ? { queue: flags.queue } : {}),
+    ...(flags.queueName !== undefined ? { queueName: flags.queueName } : {}),
   };
   const progress = progressReporter(flags.rounds, !!flags.quiet);
   let started = false;
@@ -119,6 +123,8 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
       `scale ${DEFAULT_ATTACK_SCALE.scale})`, floatArg(0, 1e6, true))
     .option('--compression <spec>', 'how nodes compress updates: none | fp16 | int8 | int8-block:N | topk:F, then optional ,ef=on|off ' +
       '(error feedback; default on for topk) ,delta=on|off (send local - global; default on) ,rounding=nearest|stochastic (int8)', 'none')
+    .option('--queue <redis-url>', 'run the nodes on `edgefed sim-worker` processes through a BullMQ queue on this Redis (default: worker threads here)')
+    .option('--queue-name <name>', 'BullMQ queue name (with --queue)')
     .option('--limit-train <n>', 'use only the first N training examples', intArg(1))
     .option('--limit-test <n>', 'use only the first N test examples', intArg(1))
     .option('--out <dir>', 'write metrics, model, partition report and plot here')
@@ -170,6 +176,8 @@ Examples:
   });
 
 addDeployCommands(program);
+addGatewayCommand(program);
+addQueueCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -22,6 +22,8 @@ export interface RunSummary {
   epsilon?: number;
   delta?: number;
   trainer: string;
+  /** With --queue: the sim-worker processes that served the nodes. */
+  queue_workers?: string[];
   config: Record<string, unknown>;
   out?: string;
 }
@@ -42,6 +44,7 @@ export function summarize(r: SimulationResult, out?: string): RunSummary {
     model_sha256: r.modelSha256,
     ...(last.epsilon !== undefined ? { epsilon: last.epsilon, delta: last.delta } : {}),
     trainer: r.trainer,
+    ...(r.queueWorkers ? { queue_workers: r.queueWorkers } : {}),
     config: { ...r.options },
     ...(out ? { out } : {}),
   };

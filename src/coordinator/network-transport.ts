@@ -9,6 +9,16 @@ import { peekHeader } from '../core/wire.js';
 import { bindFrame, randomNonce, type Binding } from '../core/identity.js';
 import { randomBytes } from 'node:crypto';
 import type { LiveNode, Registry, Selection } from './registry.js';
+import type { ModelSpec } from '../model/spec.js';
+
+/** Tells a node a run's model spec once, before its first request in that run. */
+export function configureForRun(runId: number, spec: ModelSpec): (node: LiveNode) => Promise<void> {
+  return async (node) => {
+    if (node.configuredRun === runId) return;
+    node.socket.send(JSON.stringify({ type: 'configure', runId, spec }));
+    node.configuredRun = runId;
+  };
+}
 
 export interface NetworkTransportOptions {
   registry: Registry;

@@ -14,6 +14,8 @@ export interface NodeResources {
   powerClass?: string;
   examples?: number;
   platform?: string;
+  /** Training examples per class, shared only when the node opts in (`edgefed node --share-labels`). */
+  labelCounts?: number[];
 }
 
 export interface LiveNode {
@@ -81,6 +83,12 @@ export class Registry {
 
   eligible(s: Selection): number[] {
     return this.all().filter((n) => qualifies(n, s)).map((n) => n.id);
+  }
+
+  /** Calls `listener` whenever a node connects or disconnects; returns the unsubscribe. */
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Resolves when `count` nodes qualify, or after timeoutMs. */

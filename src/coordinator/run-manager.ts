@@ -14,7 +14,7 @@ import { DEFAULT_LR } from '../nn/optimizer.js';
 import { parseStrategy, Strategy } from '../engine/strategy.js';
 import { parseCompression } from '../core/compress-update.js';
 import { RoundEngine, type RoundRecord } from '../engine/round-engine.js';
-import { NetworkTransport } from './network-transport.js';
+import { configureForRun, NetworkTransport } from './network-transport.js';
 import { peekHeader } from '../core/wire.js';
 import type { Registry } from './registry.js';
 import type { Store } from './store.js';
@@ -112,11 +112,7 @@ export class RunManager {
     const spec = runModelSpec(config, test);
     const transport = new NetworkTransport({
       registry: this.registry, selection: config.selection, timeoutMs: config.roundTimeoutMs, runId, allowUnbound: !this.auth,
-      configure: async (node) => {
-        if (node.configuredRun === runId) return;
-        node.socket.send(JSON.stringify({ type: 'configure', runId, spec }));
-        node.configuredRun = runId;
-      },
+      configure: configureForRun(runId, spec),
       onLate: (nodeId, header) => this.recordLate(runId, nodeId, header),
     });
     if (!this.control.has(runId)) this.control.set(runId, row.status === 'paused' ? 'pause' : 'run');

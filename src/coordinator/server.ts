@@ -18,6 +18,9 @@ import { fromHex, isSigned, openSignedFrame, verifyHello, type Binding } from '.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { weightsSha256 } from '../model/hash.js';
+import { CoordinatorMetrics } from './metrics.js';
+import { LiveFeed, nodeViews } from './live.js';
+import { registerDashboard } from './routes-dashboard.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
@@ -37,6 +40,8 @@ const HelloSchema = z.object({
     powerClass: z.string().max(32).optional(),
     examples: z.number().int().min(0).optional(),
     platform: z.string().max(64).optional(),
+    /** Examples per class (opt-in, `edgefed node --share-labels`): the dashboard's label histogram. */
+    labelCounts: z.array(z.number().int().min(0).max(1e12)).max(1000).optional(),
   }).strict(),
   tags: z.record(z.string().max(64), z.string().max(256)).refine((t) => Object.keys(t).length <= 32, 'at most 32 tags'),
   /** Proof of key possession: Ed25519 signature over (name, timestamp, nonce). Required when auth is on. */
@@ -67,6 +72,8 @@ export interface CoordinatorOptions {
   /** TLS: serve https and wss with these PEM files. */
   tls?: { cert: string; key: string };
   heartbeatMs?: number;
+  /** A gateway's local side: its rounds come from its coordinator, so it refuses POST /v1/runs. */
+  gateway?: boolean;
   logger?: Logger;
   onRound?: (runId: number, r: RoundRecord) => void;
 }
@@ -77,6 +84,9 @@ export interface Coordinator {
   registry: Registry;
   runs: RunManager;
   url: string;
+  /** The dashboard page: `${url}/dashboard/`. */
+  dashboardUrl: string;
+  metrics: CoordinatorMetrics;
   adminToken: string;
   auth: boolean;
   /** Creates a one-time join token (what POST /v1/admin/join-tokens does). */
@@ -90,6 +100,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   const registry = new Registry();
   const runs = new RunManager(store, registry, log, o.onRound, o.auth ?? true);
   const heartbeatMs = o.heartbeatMs ?? 5000;
+  const live = new LiveFeed(store, registry, log, heartbeatMs);
+  const metrics = new CoordinatorMetrics(store, registry, () => live.size);
   const auth = o.auth ?? true;
   const adminToken = o.adminToken ?? randomBytes(24).toString('hex');
   const app = Fastify({
@@ -113,6 +125,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   // A fixed-size download the node agent times to estimate its bandwidth at enrolment.
   app.get('/v1/bandwidth-probe', async (_req, reply) => reply.type('application/octet-stream').send(Buffer.alloc(1 << 20)));
   app.post('/v1/runs', async (req, reply) => {
+    if (o.gateway) return reply.code(409).send({ error: { code: 'gateway', message: 'a gateway takes its rounds from its coordinator: create runs there' } });
     let config;
     try {
       config = parseRunConfig(req.body);
@@ -138,6 +151,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     } catch (e) {
       const code = (e as { code?: string }).code === 'conflict' ? 409 : 401;
       store.recordEvent(null, 'rejected', { name: r.data.name, code: 'enroll_refused', message: (e as Error).message });
+      metrics.rejected('enroll_refused');
+      log.warn({ name: r.data.name, code: 'enroll_refused', message: (e as Error).message }, 'enrolment refused');
       return reply.code(code).send({ error: { code: 'enroll_refused', message: (e as Error).message } });
     }
     log.info({ name: r.data.name }, 'node identity enrolled');
@@ -175,9 +190,12 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     if (!run || !ckpt) return reply.code(404).send({ error: { code: 'not_found', message: 'no checkpoint for this run' } });
     return { runId: run.id, round: ckpt.round, sha256: weightsSha256(ckpt.weights), numParams: ckpt.weights.length };
   });
-  app.get('/v1/nodes', async () => ({
-    nodes: store.listNodes().map((n) => ({ ...n, online: registry.get(n.id) !== undefined })),
-  }));
+  app.get('/v1/nodes', async () => ({ nodes: nodeViews(store, registry) }));
+  app.get('/metrics', async (_req, reply) => {
+    const m = await metrics.text();
+    return reply.type(m.contentType).send(m.body);
+  });
+  registerDashboard(app);
 
   await app.listen({ port: o.port, host: o.host ?? '127.0.0.1' });
   const address = app.server.address();
@@ -185,7 +203,9 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   app.server.on('upgrade', (req, socket, head) => {
-    if (new URL(req.url ?? '/', 'http://x').pathname !== '/v1/ws') {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path === '/v1/live') return live.handleUpgrade(req, socket, head);
+    if (path !== '/v1/ws') {
       socket.destroy();
       return;
     }
@@ -196,8 +216,9 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     let node: LiveNode | null = null;
     const helloTimer = setTimeout(() => ws.close(4000, 'no hello'), HELLO_TIMEOUT_MS);
     const reject = (code: string, message: string) => {
-      log.warn({ nodeId: node?.id, code, message }, 'rejected node message');
       const runId = node?.configuredRun ?? null;
+      log.warn({ nodeId: node?.id, node: node?.name, runId, code, message }, 'rejected node message');
+      metrics.rejected(code);
       if (node) store.recordEvent(runId !== null && store.getRun(runId) ? runId : null, 'rejected', { nodeId: node.id, code, message });
       ws.send(JSON.stringify({ type: 'error', code, message }));
     };
@@ -292,11 +313,13 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
 
   runs.resumeAll();
   const url = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
-  log.info({ url }, 'coordinator listening');
+  log.info({ url, dashboard: `${url}/dashboard/` }, 'coordinator listening');
   return {
-    app, store, registry, runs, url, adminToken, auth, createJoinToken,
+    app, store, registry, runs, url, dashboardUrl: `${url}/dashboard/`, metrics, adminToken, auth, createJoinToken,
     async close() {
       clearInterval(sweeper);
+      live.close();
+      metrics.close();
       clearInterval(persistLastSeen);
       for (const r of runs.activeRuns()) runs.setControl(r.id, 'stop');
       for (const n of registry.all()) n.socket.terminate();

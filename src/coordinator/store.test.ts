@@ -541,3 +541,29 @@ test('touchNodes updates lastSeen for many nodes in one call, never backwards', 
   assert.throws(() => s.touchNodes([{ id: -1, atMs: 1 }]));
   s.close();
 });
+
+test('onChange announces committed runs, rounds and events, never a write that threw; a throwing listener is ignored', () => {
+  const store = new Store(':memory:', { now: clock() });
+  try {
+    const seen: string[] = [];
+    store.onChange(() => {
+      throw new Error('a broken observer');
+    });
+    const stop = store.onChange((c) => seen.push(c.kind === 'run' ? `run ${c.run.id} ${c.run.status}` : c.kind === 'round' ? `round ${c.runId}/${c.round} ${String(c.record.round)}` : `event ${c.event.kind} ${JSON.stringify(c.event.data)}`));
+    const run = store.createRun({ name: 'x' }, 1);
+    store.upsertNode('n0', { resources: {}, tags: {} });
+    store.setRunStatus(run, 'running');
+    store.commitRound(run, 1, recordFor(1), checkpointFor(1), [{ nodeId: 0, sent: 5, received: 6, contributed: true }]);
+    assert.throws(() => store.commitRound(run, 3, recordFor(3), checkpointFor(3), []), /next round is 2/);
+    assert.throws(() => store.setRunStatus(run + 1, 'running'), /does not exist/);
+    assert.throws(() => store.recordEvent(run, 'late_update', { nodeId: 0 }), /forRound/);
+    store.recordEvent(run, 'late_update', { nodeId: 0, forRound: 1, atRound: 2 });
+    assert.deepEqual(seen, ['run 1 created', 'run 1 running', 'round 1/1 1', 'event late_update {"nodeId":0,"forRound":1,"atRound":2}']);
+    stop();
+    store.setRunStatus(run, 'completed');
+    assert.equal(seen.length, 4, 'an unsubscribed listener hears nothing');
+    assert.equal(store.getRun(run)?.status, 'completed');
+  } finally {
+    store.close();
+  }
+});

@@ -28,6 +28,7 @@ import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { ServerOptState } from '../core/server-opt.js';
 import { decodeFrame, encodeFrame, type WireTensor } from '../core/wire.js';
+import type { EventView, NodeRecord, RunView } from './live-protocol.js';
 
 export const SCHEMA_VERSION = 1;
 export const RUN_STATUSES = ['created', 'running', 'paused', 'stopped', 'completed', 'failed'] as const;
@@ -53,31 +54,12 @@ export class StoreError extends Error {
   }
 }
 
-export interface RunInfo {
-  id: number;
-  config: unknown;
-  seed: number;
+/** A run as stored (the live feed's RunView, with its status narrowed). */
+export interface RunInfo extends RunView {
   status: RunStatus;
-  /** Milliseconds since the epoch. */
-  createdAt: number;
-  updatedAt: number;
-  roundsCompleted: number;
-  /** Present only when the last setRunStatus gave one. */
-  error?: string;
 }
 
-export interface NodeInfo {
-  /** Stable id: 0, 1, 2, ... in enrolment order, kept across restarts. */
-  id: number;
-  name: string;
-  resources: Record<string, unknown>;
-  tags: Record<string, string>;
-  firstSeen: number;
-  lastSeen: number;
-  roundsContributed: number;
-  bytesSent: number;
-  bytesReceived: number;
-}
+export type NodeInfo = NodeRecord;
 
 export interface NodeEnrolment {
   resources: Record<string, unknown>;
@@ -112,14 +94,14 @@ export interface TrafficRow extends TrafficEntry {
   round: number;
 }
 
-export interface StoreEvent {
-  id: number;
-  runId: number | null;
-  /** Milliseconds since the epoch. */
-  at: number;
-  kind: string;
-  data: Record<string, unknown>;
-}
+/** An event as stored: the live feed's EventView (defined there, browser-safe). */
+export type StoreEvent = EventView;
+
+/** What a committed write changed (see Store.onChange): what the live feed and /metrics follow. */
+export type StoreChange =
+  | { kind: 'run'; run: RunInfo }
+  | { kind: 'round'; runId: number; round: number; record: Record<string, unknown> }
+  | { kind: 'event'; event: StoreEvent };
 
 export interface StoreOptions {
   /** How long a write waits for another connection's lock, in ms (default 5000). */
@@ -452,6 +434,33 @@ export class Store {
   }
 
   private readonly statements = new Map<string, Database.Statement<unknown[]>>();
+  private readonly changeListeners = new Set<(c: StoreChange) => void>();
+
+  /**
+   * Calls `listener` after each committed change to a run, round or event (never for a write that threw).
+   * A listener that throws is ignored: observers must not break persistence. Returns the unsubscribe.
+   */
+  onChange(listener: (c: StoreChange) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  private changed(make: () => StoreChange): void {
+    if (this.changeListeners.size === 0) return;
+    let change: StoreChange;
+    try {
+      change = make();
+    } catch {
+      return; // the write is committed; a change that cannot be read back is not announced
+    }
+    for (const l of [...this.changeListeners]) {
+      try {
+        l(change);
+      } catch {
+        // an observer's failure is its own
+      }
+    }
+  }
 
   /** A prepared statement, prepared once per connection. */
   private sql(source: string): Database.Statement<unknown[]> {
@@ -496,11 +505,13 @@ export class Store {
   createRun(config: unknown, seed: number): number {
     const text = toJson(config, 'config');
     if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) invalid(`seed must be a whole number, got ${describe(seed)}`);
-    return this.db.transaction(() => {
+    const id = this.db.transaction(() => {
       const t = this.timestamp();
       const r = this.sql("INSERT INTO runs (config, seed, status, created_at, updated_at) VALUES (?, ?, 'created', ?, ?)").run(text, seed, t, t);
       return Number(r.lastInsertRowid);
     }).immediate();
+    this.changed(() => ({ kind: 'run', run: runFromRow(this.mustRun(id)) }));
+    return id;
   }
 
   getRun(id: number): RunInfo | undefined {
@@ -526,6 +537,7 @@ export class Store {
       this.mustRun(id);
       this.sql('UPDATE runs SET status = ?, error = ?, updated_at = ? WHERE id = ?').run(status, message, this.timestamp(), id);
     }).immediate();
+    this.changed(() => ({ kind: 'run', run: runFromRow(this.mustRun(id)) }));
   }
 
   // ---------- nodes ----------
@@ -696,6 +708,7 @@ export class Store {
         bump.run(r.sent, r.received, r.contributed, r.nodeId);
       }
     }).immediate();
+    this.changed(() => ({ kind: 'round', runId, round, record: parseJson<Record<string, unknown>>(recordText) }));
   }
 
   /** The checkpoint of the run's last committed round, or null before its first round. */
@@ -778,10 +791,14 @@ export class Store {
     const text = toJsonObject(data, `${kind} event data`, 1024 * 1024);
     const fields = EVENT_SHAPES[kind];
     if (fields) for (const f of fields) checkCount((data as Record<string, unknown>)[f], `${kind} event data.${f}`);
-    return this.db.transaction(() => {
+    const event = this.db.transaction(() => {
       if (runId !== null) this.mustRun(runId);
-      return Number(this.sql('INSERT INTO events (run_id, at, kind, data) VALUES (?, ?, ?, ?)').run(runId, this.timestamp(), kind, text).lastInsertRowid);
+      const at = this.timestamp();
+      const id = Number(this.sql('INSERT INTO events (run_id, at, kind, data) VALUES (?, ?, ?, ?)').run(runId, at, kind, text).lastInsertRowid);
+      return { id, runId, at, kind };
     }).immediate();
+    this.changed(() => ({ kind: 'event', event: { ...event, data: parseJson<Record<string, unknown>>(text) } }));
+    return event.id;
   }
 
   /**

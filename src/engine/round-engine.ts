@@ -6,7 +6,8 @@
 import { Rng } from '../core/rng.js';
 import type { TensorSlot } from '../core/params.js';
 import type { EvalOutcome, TrainConfig } from '../model/trainer.js';
-import { decodeMessage, encodeEvalRequest, encodeTrainRequest } from './messages.js';
+import { decodeMessage, encodeTrainRequest } from './messages.js';
+import { evaluateNodes } from './evaluate-nodes.js';
 import type { EvalResult, Strategy, TrainResult } from './strategy.js';
 import type { Transport } from './transport.js';
 import { compressionLabel, reconstructUpdate, type CompressionSpec } from '../core/compress-update.js';
@@ -54,6 +55,8 @@ export interface RoundRecord {
   round: number;
   selected: number[];
   contributed: number[];
+  /** numExamples of each contributor, in the order of `contributed` (what FedAvg weighted them by). */
+  examples: number[];
   failures: NodeFailure[];
   fused: boolean;
   trainLoss: number;
@@ -153,17 +156,8 @@ export class RoundEngine {
     return used ? reconstructUpdate(used, vector, global, this.o.strategy.mode === 'gradient') : vector;
   }
 
-  private async evaluateRound(round: number, nodes: number[]): Promise<EvalResult[]> {
-    const out: EvalResult[] = [];
-    await Promise.all(nodes.map(async (nodeId) => {
-      try {
-        const msg = decodeMessage(this.o.layout, await this.o.transport.request(nodeId, encodeEvalRequest(this.o.layout, { round, nodeId, weights: this.global })));
-        if (msg.type === 'eval_result') out.push({ nodeId, numExamples: msg.reply.numExamples, loss: msg.reply.loss, accuracy: msg.reply.accuracy });
-      } catch {
-        // a node that cannot evaluate is left out of the federated metric, as Flower does
-      }
-    }));
-    return out.sort((a, b) => a.nodeId - b.nodeId);
+  private evaluateRound(round: number, nodes: number[]): Promise<EvalResult[]> {
+    return evaluateNodes(this.o.layout, this.o.transport, round, nodes, this.global);
   }
 
   async run(): Promise<RunResult> {
@@ -198,7 +192,7 @@ export class RoundEngine {
       const trainN = results.reduce((a, r) => a + r.numExamples, 0);
       const after = o.transport.traffic();
       const record: RoundRecord = {
-        round, selected, contributed: results.map((r) => r.nodeId), failures, fused,
+        round, selected, contributed: results.map((r) => r.nodeId), examples: results.map((r) => r.numExamples), failures, fused,
         trainLoss: results.reduce((a, r) => a + r.metrics.loss * r.numExamples, 0) / trainN,
         trainAccuracy: results.reduce((a, r) => a + r.metrics.accuracy * r.numExamples, 0) / trainN,
         federatedLoss: fed.loss, federatedAccuracy: fed.accuracy,

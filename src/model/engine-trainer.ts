@@ -8,7 +8,8 @@ import { featureSize } from '../data/types.js';
 import { DenseNet, denseUnsupportedReason, type BatchResult, type DenseNetSpec } from '../nn/dense.js';
 import { SeqNet, type DropoutRng, type SeqNetSpec } from '../nn/seqnet.js';
 import type { Kernels } from '../nn/kernels.js';
-import { FlatOptimizer } from '../nn/optimizer.js';
+import { FlatOptimizer, optimizerStateSlots } from '../nn/optimizer.js';
+import { KernelMemory, type Buf } from '../nn/kernel-memory.js';
 import { Rng } from '../core/rng.js';
 import { asDenseNet } from './spec.js';
 import type { EvalOutcome, GradientOutcome, LocalTrainer, TrainConfig, TrainOutcome } from './trainer.js';
@@ -25,6 +26,8 @@ interface EngineNet {
   gradient(w: Float32Array, x: Float32Array, y: Int32Array | Float32Array, m: number, g: Float32Array, rng?: DropoutRng): BatchResult;
   evaluate(w: Float32Array, x: Float32Array, y: Int32Array | Float32Array, m: number): BatchResult;
   predict(w: Float32Array, x: Float32Array, m: number): Float32Array;
+  /** Allocates the net's buffers for batches of up to m examples now, so the training loop does not. */
+  reserve(m: number, train: boolean): void;
 }
 
 export class EngineTrainer implements LocalTrainer {
@@ -34,15 +37,25 @@ export class EngineTrainer implements LocalTrainer {
   private readonly evalBatch: number;
   /** Whether training passes a dropout mask source (the net has dropout with rate > 0). */
   private readonly dropout: boolean;
-  private xBuf = new Float32Array(0);
-  private yInt = new Int32Array(0);
-  private yFloat = new Float32Array(0);
+  /**
+   * train() works in buffers from here: with the WASM kernels they live inside wasm memory, so weights,
+   * gradient, optimizer state and the batch reach every kernel without copies. Allocated once for the
+   * largest batch and reused by later calls (wasm memory is never freed piecemeal).
+   */
+  private readonly mem: KernelMemory;
+  private wBuf: Buf<Float32Array> | null = null;
+  private gBuf: Buf<Float32Array> | null = null;
+  private stateBufs: Buf<Float32Array>[] = [];
+  private xBuf: Buf<Float32Array> | null = null;
+  private yInt: Buf<Int32Array> | null = null;
+  private yFloat: Buf<Float32Array> | null = null;
 
   /**
    * A DenseNetSpec runs on DenseNet. A model spec (ModelSpec or SeqNetSpec) runs on DenseNet when it is
    * dense-only (Flatten + Dense), else on SeqNet; throws when the engine cannot run it.
    */
   constructor(spec: DenseNetSpec | SeqNetSpec, private readonly kernels: Kernels) {
+    this.mem = new KernelMemory(kernels);
     let dense: DenseNetSpec | null = null;
     if (!('inputShape' in spec)) dense = spec;
     else {
@@ -71,30 +84,63 @@ export class EngineTrainer implements LocalTrainer {
     if (data.n === 0) throw new Error(`data ${data.source} is empty`);
   }
 
-  /** Copies the rows order[start..start+m) into the batch buffers. */
-  private gather(data: Dataset, order: Int32Array | null, start: number, m: number): [Float32Array, Int32Array | Float32Array] {
+  /** The rows start..start+m of the data, as views (no copy). */
+  private rows(data: Dataset, start: number, m: number): [Float32Array, Int32Array | Float32Array] {
     const f = featureSize(data);
-    if (this.xBuf.length < m * f) this.xBuf = new Float32Array(m * f);
-    if (order === null) {
-      const y = data.y.subarray(start, start + m);
-      return [data.x.subarray(start * f, (start + m) * f), y];
-    }
-    const yBuf = data.y instanceof Int32Array ? (this.yInt.length >= m ? this.yInt : (this.yInt = new Int32Array(m)))
-      : (this.yFloat.length >= m ? this.yFloat : (this.yFloat = new Float32Array(m)));
+    return [data.x.subarray(start * f, (start + m) * f), data.y.subarray(start, start + m)];
+  }
+
+  /** Copies the rows order[start..start+m) into the batch buffers (prepared by prepareTrain). */
+  private gather(data: Dataset, order: Int32Array, start: number, m: number): [Float32Array, Int32Array | Float32Array] {
+    const f = featureSize(data);
+    const x = this.xBuf!.a;
+    const y = data.y instanceof Int32Array ? this.yInt!.a : this.yFloat!.a;
     for (let i = 0; i < m; i++) {
       const r = order[start + i];
-      this.xBuf.set(data.x.subarray(r * f, (r + 1) * f), i * f);
-      yBuf[i] = data.y[r];
+      x.set(data.x.subarray(r * f, (r + 1) * f), i * f);
+      y[i] = data.y[r];
     }
-    return [this.xBuf.subarray(0, m * f), yBuf.subarray(0, m)];
+    return [x.subarray(0, m * f), y.subarray(0, m)];
+  }
+
+  /**
+   * Allocates (first time, or for a larger batch) the weights, gradient, optimizer state and batch
+   * buffers, the net's buffers first, then re-takes every view: the training loop allocates nothing, so
+   * its views stay valid. Returns the weights buffer holding a copy of `global` and zeroed optimizer state.
+   */
+  private prepareTrain(global: Float32Array, data: Dataset, cfg: TrainConfig): { w: Buf<Float32Array>; g: Buf<Float32Array>; state: Buf<Float32Array>[] } {
+    const batch = Math.min(cfg.batchSize, data.n);
+    const f = featureSize(data);
+    const n = global.length;
+    const mem = this.mem;
+    this.net.reserve(batch, true);
+    this.wBuf ??= mem.f32(n);
+    this.gBuf ??= mem.f32(n);
+    while (this.stateBufs.length < optimizerStateSlots(cfg.optimizer.name)) this.stateBufs.push(mem.f32(n));
+    if (!this.xBuf || this.xBuf.len < batch * f) {
+      mem.drop([this.xBuf]);
+      this.xBuf = mem.f32(batch * f);
+    }
+    if (data.y instanceof Int32Array && (!this.yInt || this.yInt.len < batch)) {
+      mem.drop([this.yInt]);
+      this.yInt = mem.i32(batch);
+    } else if (data.y instanceof Float32Array && (!this.yFloat || this.yFloat.len < batch)) {
+      mem.drop([this.yFloat]);
+      this.yFloat = mem.f32(batch);
+    }
+    this.net.reserve(batch, true); // re-takes the net's views if the allocations above grew wasm memory
+    mem.refresh();
+    this.wBuf.a.set(global);
+    const state = this.stateBufs.slice(0, optimizerStateSlots(cfg.optimizer.name));
+    for (const s of state) s.a.fill(0);
+    return { w: this.wBuf, g: this.gBuf, state };
   }
 
   async train(global: Float32Array, data: Dataset, cfg: TrainConfig): Promise<TrainOutcome> {
     validateTrainConfig(cfg);
     this.checkData(data, global);
-    const w = new Float32Array(global);
-    const g = new Float32Array(w.length);
-    const opt = new FlatOptimizer(cfg.optimizer, this.kernels, w.length);
+    const bufs = this.prepareTrain(global, data, cfg);
+    const opt = new FlatOptimizer(cfg.optimizer, this.kernels, global.length, bufs.state);
     const rng = new Rng(cfg.seed);
     // Dropout masks come from their own stream (fork does not advance rng), so the shuffle is the same
     // with or without dropout.
@@ -109,6 +155,9 @@ export class EngineTrainer implements LocalTrainer {
       loss = correct = seen = 0; // metrics report the last epoch, as Keras' history does
       for (let s = 0; s < data.n && steps < maxSteps; s += cfg.batchSize) {
         const m = Math.min(cfg.batchSize, data.n - s);
+        this.mem.refresh(); // nothing should have grown wasm memory since prepareTrain, but views stay right if it did
+        const w = bufs.w.a;
+        const g = bufs.g.a;
         const [xb, yb] = this.gather(data, order, s, m);
         const r = this.net.gradient(w, xb, yb, m, g, dropRng);
         if (cfg.proxMu > 0) {
@@ -122,7 +171,8 @@ export class EngineTrainer implements LocalTrainer {
         seen += m;
       }
     }
-    return { weights: w, numExamples: data.n, steps, metrics: { loss: loss / seen, accuracy: correct / seen } };
+    this.mem.refresh();
+    return { weights: bufs.w.a.slice(), numExamples: data.n, steps, metrics: { loss: loss / seen, accuracy: correct / seen } };
   }
 
   async gradient(global: Float32Array, data: Dataset, batchSize: number): Promise<GradientOutcome> {
@@ -134,7 +184,7 @@ export class EngineTrainer implements LocalTrainer {
     let correct = 0;
     for (let s = 0; s < data.n; s += batchSize) {
       const m = Math.min(batchSize, data.n - s);
-      const [xb, yb] = this.gather(data, null, s, m);
+      const [xb, yb] = this.rows(data, s, m);
       const r = this.net.gradient(global, xb, yb, m, g);
       for (let i = 0; i < g.length; i++) sum[i] += g[i] * m; // batch-mean gradient back to a sum
       loss += r.loss;
@@ -151,7 +201,7 @@ export class EngineTrainer implements LocalTrainer {
     let correct = 0;
     for (let s = 0; s < data.n; s += this.evalBatch) {
       const m = Math.min(this.evalBatch, data.n - s);
-      const [xb, yb] = this.gather(data, null, s, m);
+      const [xb, yb] = this.rows(data, s, m);
       const r = this.net.evaluate(weights, xb, yb, m);
       loss += r.loss;
       correct += r.correct;

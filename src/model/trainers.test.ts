@@ -7,6 +7,7 @@ import { loadMnist } from '../data/mnist.js';
 import { subset, type Dataset } from '../data/types.js';
 import { Rng } from '../core/rng.js';
 import { getKernels } from '../nn/kernels-select.js';
+import { loadWasmKernelsNode } from '../nn/kernels-wasm-node.js';
 import type { OptimizerConfig } from '../nn/optimizer.js';
 import { asDenseNet, builtinModel, engineUnsupportedReason, initialWeights, tensorSpecs, type ModelSpec } from './spec.js';
 import { ensureTfjs, tf } from './tfjs.js';
@@ -333,6 +334,50 @@ describe('maxSteps', () => {
         await assert.rejects(trainer.gradient(w0, train, 0), /batch size must be a whole number >= 1, got 0/);
       }
     });
+  });
+});
+
+const wasm = await loadWasmKernelsNode();
+
+describe('engine on the wasm kernels (training in wasm memory)', { skip: wasm ? false : 'wasm kernels not built: node scripts/build-wasm.mjs' }, () => {
+  const wk = wasm!;
+  for (const optimizer of [{ name: 'sgd', lr: 0.1 }, { name: 'adam', lr: 0.001 }, { name: 'momentum', lr: 0.05, momentum: 0.9 }] as OptimizerConfig[]) {
+    it(`mlp, 512 MNIST examples, batch 32, ${optimizer.name}: same weights as tfjs; a second train() gives the same bits and allocates nothing`, async (t) => {
+      const dense = asDenseNet(mlp)!;
+      const eng = new EngineTrainer(dense, wk);
+      const w0 = start(mlp);
+      const c = cfg(optimizer);
+      const e = await eng.train(w0, train, c);
+      const f = await withTfjs(mlp, (tr) => tr.train(w0, train, c));
+      const diff = maxAbsDiff(e.weights, f.weights);
+      t.diagnostic(`max |engine(wasm) - tfjs| = ${diff.toExponential(2)}`);
+      assert.ok(maxAbsDiff(e.weights, w0) > 100 * tolFor(optimizer));
+      assert.ok(diff <= tolFor(optimizer), `engine (wasm) and tfjs weights differ by ${diff}`);
+      assert.ok(Math.abs(e.metrics.loss - f.metrics.loss) <= 1e-5 * e.metrics.loss);
+      assert.notEqual(e.weights.buffer, wk.memory.buffer, 'the returned weights are a copy outside wasm memory');
+      // Buffers and optimizer state are reused and reset: the same call again gives the same bits, without
+      // growing wasm memory (nothing is allocated per call).
+      const bytes = wk.memory.buffer.byteLength;
+      const again = await eng.train(w0, train, c);
+      assert.deepEqual(again.weights, e.weights);
+      assert.equal(wk.memory.buffer.byteLength, bytes);
+    });
+  }
+
+  it('survives wasm memory growth between calls, a larger batch later, and a rejected call in between', async () => {
+    const eng = new EngineTrainer(asDenseNet(mlp)!, wk);
+    const w0 = start(mlp, 14);
+    const first = await eng.train(w0, small, cfg({ name: 'adam', lr: 0.001 }, { batchSize: 16 }));
+    const gen = wk.generation;
+    wk.alloc(64 << 20); // grows the memory: every view the trainer and its net hold is detached
+    assert.ok(wk.generation > gen);
+    const again = await eng.train(w0, small, cfg({ name: 'adam', lr: 0.001 }, { batchSize: 16 }));
+    assert.deepEqual(again.weights, first.weights);
+    await assert.rejects(eng.train(w0.subarray(1), small, cfg({ name: 'adam', lr: 0.001 })), /weights have/);
+    const bigger = await eng.train(w0, small, cfg({ name: 'adam', lr: 0.001 }, { batchSize: 128 }));
+    const js = await new EngineTrainer(asDenseNet(mlp)!, getKernels('js')).train(w0, small, cfg({ name: 'adam', lr: 0.001 }, { batchSize: 128 }));
+    assert.ok(maxAbsDiff(bigger.weights, js.weights) <= ADAM_TOL);
+    assert.deepEqual((await eng.train(w0, small, cfg({ name: 'adam', lr: 0.001 }, { batchSize: 16 }))).weights, first.weights);
   });
 });
 

@@ -2,9 +2,12 @@
  * The training engine for dense networks (Flatten + Dense layers, softmax cross-entropy or MSE), on flat
  * buffers: weights, gradients and optimizer state are single Float32Arrays laid out as tfjs lays out the
  * same Keras model (per layer: kernel [in, out], then bias [out]), so a ParameterSet moves between this
- * engine, tfjs and the wire without copies or renames. Hot loops go through `Kernels` (native or JS).
+ * engine, tfjs and the wire without copies or renames. Hot loops go through `Kernels` (native, WASM or JS).
+ * With the WASM kernels, activations and deltas live inside wasm memory (kernel-memory.ts); callers that
+ * pass weights, inputs and gradient from there too (EngineTrainer does) make every kernel call zero-copy.
  */
 import type { Kernels } from './kernels.js';
+import { KernelMemory, type Buf } from './kernel-memory.js';
 import type { TensorSpec } from '../core/params.js';
 
 export type Activation = 'relu' | 'linear' | 'softmax' | 'sigmoid' | 'tanh';
@@ -63,11 +66,13 @@ export interface BatchResult {
 export class DenseNet {
   readonly numParams: number;
   private readonly offsets: { kernel: number; bias: number; fanIn: number; units: number }[] = [];
-  private acts: Float32Array[] = [];
-  private deltas: Float32Array[] = [];
+  private acts: Buf<Float32Array>[] = [];
+  private deltas: Buf<Float32Array>[] = [];
   private capacity = 0;
+  private readonly mem: KernelMemory;
 
   constructor(readonly spec: DenseNetSpec, private readonly k: Kernels) {
+    this.mem = new KernelMemory(k);
     const reason = denseUnsupportedReason(spec);
     if (reason) throw new Error(`dense engine cannot run this model: ${reason}`);
     let offset = 0;
@@ -84,20 +89,24 @@ export class DenseNet {
     return this.spec.layers[this.spec.layers.length - 1].units;
   }
 
-  private ensure(m: number): void {
-    if (m <= this.capacity) return;
-    this.acts = this.offsets.map((o) => new Float32Array(m * o.units));
-    this.deltas = this.offsets.map((o) => new Float32Array(m * o.units));
-    this.capacity = m;
+  /** Allocates the buffers for batches of up to m examples now, so later calls with m or fewer do not. */
+  reserve(m: number): void {
+    if (m > this.capacity) {
+      this.mem.drop([...this.acts, ...this.deltas]);
+      this.acts = this.offsets.map((o) => this.mem.f32(m * o.units));
+      this.deltas = this.offsets.map((o) => this.mem.f32(m * o.units));
+      this.capacity = m;
+    }
+    this.mem.refresh();
   }
 
   /** Forward pass for m examples; returns the output layer's pre-softmax logits (or linear outputs). */
   forward(w: Float32Array, x: Float32Array, m: number): Float32Array {
-    this.ensure(m);
+    this.reserve(m);
     let input = x;
     for (let i = 0; i < this.offsets.length; i++) {
       const o = this.offsets[i];
-      const out = this.acts[i].subarray(0, m * o.units);
+      const out = this.acts[i].a.subarray(0, m * o.units);
       this.k.gemm(false, false, m, o.units, o.fanIn, 1, input, w.subarray(o.kernel, o.kernel + o.fanIn * o.units), 0, out);
       const act = this.spec.layers[i].activation;
       this.k.biasAct(out, w.subarray(o.bias, o.bias + o.units), m, o.units, act === 'relu');
@@ -116,7 +125,7 @@ export class DenseNet {
     const out = this.forward(w, x, m);
     const L = this.offsets.length;
     const top = this.offsets[L - 1];
-    const delta = this.deltas[L - 1].subarray(0, m * top.units);
+    const delta = this.deltas[L - 1].a.subarray(0, m * top.units);
     let result: BatchResult;
     if (this.spec.loss === 'sparse_categorical_crossentropy') {
       if (!(y instanceof Int32Array)) throw new Error('classification labels must be an Int32Array');
@@ -136,12 +145,12 @@ export class DenseNet {
     }
     for (let i = L - 1; i >= 0; i--) {
       const o = this.offsets[i];
-      const d = this.deltas[i].subarray(0, m * o.units);
-      const input = i === 0 ? x : this.acts[i - 1].subarray(0, m * o.fanIn);
+      const d = this.deltas[i].a.subarray(0, m * o.units);
+      const input = i === 0 ? x : this.acts[i - 1].a.subarray(0, m * o.fanIn);
       this.k.gemm(true, false, o.fanIn, o.units, m, 1, input, d, 0, g.subarray(o.kernel, o.kernel + o.fanIn * o.units));
       this.k.colSum(d, m, o.units, g.subarray(o.bias, o.bias + o.units));
       if (i === 0) break;
-      const prev = this.deltas[i - 1].subarray(0, m * o.fanIn);
+      const prev = this.deltas[i - 1].a.subarray(0, m * o.fanIn);
       this.k.gemm(false, true, m, o.fanIn, o.units, 1, d, w.subarray(o.kernel, o.kernel + o.fanIn * o.units), 0, prev);
       const act = this.spec.layers[i - 1].activation;
       if (act === 'relu') this.k.reluBackward(prev, input);
@@ -156,7 +165,7 @@ export class DenseNet {
     const out = this.forward(w, x, m);
     const n = this.outputSize;
     if (this.spec.loss === 'sparse_categorical_crossentropy') {
-      const scratch = this.deltas[this.offsets.length - 1].subarray(0, m * n);
+      const scratch = this.deltas[this.offsets.length - 1].a.subarray(0, m * n);
       return this.k.softmaxXent(out, y as Int32Array, m, n, 1, scratch);
     }
     let loss = 0;

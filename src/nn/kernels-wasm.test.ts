@@ -702,6 +702,30 @@ if (!wasmBytes) {
       assert.equal(zi.byteOffset % 16, 0);
     });
 
+    it('gemm reads no byte past its operands: a and b at the very end of wasm memory, all transposes, edge panels', async () => {
+      // op(B) rows and transposed op(A) depths are read in place (not packed): a read past the last full
+      // panel would run off the end of memory here and trap.
+      const k = await make();
+      let seed = 900;
+      for (const [m, n, kk] of [[5, 13, 7], [32, 128, 33], [33, 130, 9], [4, 8, 3], [1, 1, 1], [9, 7, 300]]) {
+        for (const ta of [false, true]) {
+          for (const tb of [false, true]) {
+            const r = prng(seed++);
+            const end = k.memory.buffer.byteLength;
+            const b = new Float32Array(k.memory.buffer, end - kk * n * 4, kk * n);
+            const a = new Float32Array(k.memory.buffer, end - (kk * n + m * kk) * 4, m * kk);
+            for (let i = 0; i < b.length; i++) b[i] = r() * 2 - 1;
+            for (let i = 0; i < a.length; i++) a[i] = r() * 2 - 1;
+            const c = k.alloc(m * n);
+            const ref = refGemm(ta, tb, m, n, kk, 1, a, b, 0, c);
+            k.gemm(ta, tb, m, n, kk, 1, a, b, 0, c);
+            assertClose(c, ref.out, gemmTol(ref.mag), `gemm(${ta}, ${tb}, ${m}, ${n}, ${kk}) at the end of memory`);
+            k.reset();
+          }
+        }
+      }
+    });
+
     it('generation also notices growth from outside (memory.grow)', async () => {
       const k = await make();
       const g = k.generation;

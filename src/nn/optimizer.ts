@@ -16,28 +16,40 @@ export interface OptimizerConfig {
 /** Keras defaults, so a model trained here and one trained by tfjs from the same config match. */
 export const DEFAULT_LR: Record<OptimizerName, number> = { sgd: 0.01, momentum: 0.01, adam: 0.001 };
 
+/** One optimizer state array; `a` is read at every step, so its owner may re-take it (a wasm view after growth). */
+export interface StateSlot {
+  a: Float32Array;
+}
+
+/** How many state arrays of the weights' size an optimizer keeps (Adam: m and v; momentum: velocity). */
+export function optimizerStateSlots(name: OptimizerName): number {
+  return name === 'adam' ? 2 : name === 'momentum' ? 1 : 0;
+}
+
 export class FlatOptimizer {
-  private m: Float32Array | null = null;
-  private v: Float32Array | null = null;
+  private readonly state: StateSlot[];
   private steps = 0;
 
-  constructor(readonly config: OptimizerConfig, private readonly k: Kernels, size: number) {
+  /**
+   * `state`, when given, holds optimizerStateSlots(config.name) zero-filled arrays of `size` (e.g. inside
+   * wasm memory, so the update kernel runs without copies); otherwise the optimizer allocates its own.
+   */
+  constructor(readonly config: OptimizerConfig, private readonly k: Kernels, size: number, state?: StateSlot[]) {
     if (!(config.lr > 0) || !Number.isFinite(config.lr)) throw new Error(`learning rate must be a positive number, got ${config.lr}`);
-    if (config.name === 'adam') {
-      this.m = new Float32Array(size);
-      this.v = new Float32Array(size);
-    } else if (config.name === 'momentum') {
-      this.m = new Float32Array(size);
+    const slots = optimizerStateSlots(config.name);
+    if (state && (state.length !== slots || state.some((s) => s.a.length !== size))) {
+      throw new Error(`optimizer ${config.name} needs ${slots} state arrays of ${size} values`);
     }
+    this.state = state ?? Array.from({ length: slots }, () => ({ a: new Float32Array(size) }));
   }
 
   step(w: Float32Array, g: Float32Array): void {
     this.steps++;
     const c = this.config;
     if (c.name === 'adam') {
-      this.k.adam(w, g, this.m!, this.v!, c.lr, c.beta1 ?? 0.9, c.beta2 ?? 0.999, c.epsilon ?? 1e-7, this.steps);
+      this.k.adam(w, g, this.state[0].a, this.state[1].a, c.lr, c.beta1 ?? 0.9, c.beta2 ?? 0.999, c.epsilon ?? 1e-7, this.steps);
     } else {
-      this.k.sgd(w, g, c.lr, c.name === 'momentum' ? (c.momentum ?? 0.9) : 0, this.m);
+      this.k.sgd(w, g, c.lr, c.name === 'momentum' ? (c.momentum ?? 0.9) : 0, c.name === 'momentum' ? this.state[0].a : null);
     }
   }
 }

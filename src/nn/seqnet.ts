@@ -30,7 +30,7 @@
  * BROWSER-SAFE: imports nothing from Node.
  */
 import type { Kernels } from './kernels.js';
-import type { WasmKernels } from './kernels-wasm.js';
+import { KernelMemory, type Buf } from './kernel-memory.js';
 import type { Activation, BatchResult, Loss } from './dense.js';
 import type { TensorSpec } from '../core/params.js';
 import { col2im, convGeom, im2col, maxPoolBackward, maxPoolForward, poolGeom, type ConvGeom, type PoolGeom } from './conv-ops.js';
@@ -228,69 +228,6 @@ export function seqTensorSpecs(spec: SeqNetSpec): TensorSpec[] {
   return p.tensors;
 }
 
-function wasmOf(k: Kernels): WasmKernels | null {
-  const c = k as Partial<WasmKernels>;
-  return typeof c.alloc === 'function' && typeof c.allocInt === 'function' && typeof WebAssembly !== 'undefined'
-    && c.memory instanceof WebAssembly.Memory ? (k as WasmKernels) : null;
-}
-
-/** A buffer the net owns; `a` is re-taken when wasm memory grows. */
-interface Buf<T extends Float32Array | Int32Array> {
-  a: T;
-  off: number;
-  len: number;
-}
-
-/** Plain arrays, or (wasm kernels) arrays inside wasm memory whose views follow memory growth. */
-class Memory {
-  private gen: number;
-  private f: Buf<Float32Array>[] = [];
-  private i: Buf<Int32Array>[] = [];
-
-  constructor(readonly wasm: WasmKernels | null) {
-    this.gen = wasm ? wasm.generation : 0;
-  }
-
-  f32(len: number): Buf<Float32Array> {
-    if (!this.wasm) return { a: new Float32Array(len), off: 0, len };
-    const a = this.wasm.alloc(len);
-    const b = { a, off: a.byteOffset, len };
-    this.f.push(b);
-    return b;
-  }
-
-  i32(len: number): Buf<Int32Array> {
-    if (!this.wasm) return { a: new Int32Array(len), off: 0, len };
-    const a = this.wasm.allocInt(len);
-    const b = { a, off: a.byteOffset, len };
-    this.i.push(b);
-    return b;
-  }
-
-  /** Stops tracking buffers being replaced (their wasm memory stays allocated). */
-  drop(bufs: (Buf<Float32Array> | Buf<Int32Array> | null)[]): void {
-    if (!this.wasm) return;
-    const gone = new Set<unknown>(bufs);
-    this.f = this.f.filter((b) => !gone.has(b));
-    this.i = this.i.filter((b) => !gone.has(b));
-  }
-
-  /** Re-takes every view after wasm memory grew (which detaches them). */
-  refresh(): void {
-    if (!this.wasm) return;
-    const g = this.wasm.generation;
-    if (g === this.gen) return;
-    const buffer = this.wasm.memory.buffer;
-    for (const b of this.f) b.a = new Float32Array(buffer, b.off, b.len);
-    for (const b of this.i) b.a = new Int32Array(buffer, b.off, b.len);
-    this.gen = g;
-  }
-
-  inside(x: Float32Array | Int32Array): boolean {
-    return this.wasm !== null && x.buffer === this.wasm.memory.buffer;
-  }
-}
-
 export class SeqNet {
   readonly numParams: number;
   readonly inputSize: number;
@@ -300,7 +237,7 @@ export class SeqNet {
   private readonly ops: Op[];
   /** needInput[i]: some op before i has weights, so op i must pass the gradient to its input. */
   private readonly needInput: boolean[];
-  private readonly mem: Memory;
+  private readonly mem: KernelMemory;
 
   // forward buffers, for fwdCap examples
   private fwdCap = 0;
@@ -337,7 +274,7 @@ export class SeqNet {
       if (o.kind === 'dense' || o.kind === 'conv') weighted = true;
       return need;
     });
-    this.mem = new Memory(wasmOf(k));
+    this.mem = new KernelMemory(k);
     this.ins = p.ops.map(() => new Float32Array(0));
     this.outViews = p.ops.map(() => new Float32Array(0));
   }
@@ -345,6 +282,12 @@ export class SeqNet {
   /** The weights' tensor names and shapes in tfjs order. */
   tensorSpecs(): TensorSpec[] {
     return seqTensorSpecs(this.spec);
+  }
+
+  /** Allocates the buffers for batches of up to m examples now (training too when `train`), so later calls do not. */
+  reserve(m: number, train: boolean): void {
+    this.ensureForward(m);
+    if (train) this.ensureBackward(m);
   }
 
   private ensureForward(m: number): void {
@@ -382,15 +325,13 @@ export class SeqNet {
    * call returns, so views stay valid. Returns the weights and input the kernels should read (staged
    * into wasm memory when they live outside it).
    */
-  private prepare(w: Float32Array, x: Float32Array, m: number, train: boolean): [Float32Array, Float32Array] {
+  private prepare(w: Float32Array, x: Float32Array, m: number, train: boolean, g?: Float32Array): [Float32Array, Float32Array] {
     this.checkInputs(w, x, m);
     this.ensureForward(m);
     if (train) this.ensureBackward(m);
     const mem = this.mem;
-    if (mem.wasm) {
-      this.wStage ??= mem.f32(this.numParams);
-      if (train) this.gStage ??= mem.f32(this.numParams);
-    }
+    if (mem.wasm && !mem.inside(w)) this.wStage ??= mem.f32(this.numParams);
+    if (mem.wasm && g && !mem.inside(g)) this.gStage ??= mem.f32(this.numParams);
     mem.refresh();
     let ws = w;
     if (this.wStage && !mem.inside(w)) {
@@ -481,7 +422,7 @@ export class SeqNet {
    */
   gradient(w: Float32Array, x: Float32Array, y: Int32Array | Float32Array, m: number, g: Float32Array, rng?: DropoutRng): BatchResult {
     if (g.length < this.numParams) throw new RangeError(`gradient has ${g.length} values, the model needs ${this.numParams}`);
-    const [ws, xs] = this.prepare(w, x, m, true);
+    const [ws, xs] = this.prepare(w, x, m, true, g);
     const gs = this.gStage && !this.mem.inside(g) ? this.gStage.a : g;
     const out = this.run(ws, xs, m, rng);
     const L = this.ops.length;

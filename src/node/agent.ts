@@ -8,17 +8,27 @@ import type { Logger } from 'pino';
 import { makeLayout } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { makeTrainer } from '../model/make-trainer.js';
-import type { LocalTrainer } from '../model/trainer.js';
 import { NodeHost, type LocalData } from './host.js';
 import type { NodeResources } from '../coordinator/registry.js';
 import { FrameLink } from '../net/frame-link.js';
 import { isBound, publicKeyOf, randomNonce, signFrame, signHello, toHex, unbindFrame, type Binding } from '../core/identity.js';
 import { randomBytes } from 'node:crypto';
+import { labelCounts } from './data.js';
+
+/** What answers a run's request frames: a NodeHost on the node's own data, or a custom handler (a gateway). */
+export interface RequestHandler {
+  kind: string;
+  handle(frame: Uint8Array): Promise<Uint8Array>;
+  dispose(): void;
+}
 
 export interface AgentOptions {
   coordinator: string;
   name: string;
-  data: LocalData;
+  /** The node's own data; a node with a custom `handler` (a gateway) has none. */
+  data?: LocalData;
+  /** In place of a NodeHost on `data`: builds what answers a run's requests. */
+  handler?: (runId: number, spec: ModelSpec) => Promise<RequestHandler>;
   tags: Record<string, string>;
   powerClass?: string;
   log: Logger;
@@ -29,6 +39,8 @@ export interface AgentOptions {
   /** The node's Ed25519 secret key; with joinToken, the agent enrols it before connecting. */
   secretKey?: Uint8Array;
   joinToken?: string;
+  /** Tell the coordinator how many training examples of each class this node holds (its label histogram). */
+  shareLabels?: boolean;
 }
 
 function wsUrl(base: string): string {
@@ -76,7 +88,7 @@ export class Agent {
   private attempt = 0;
   private nodeId = -1;
   private heartbeat: NodeJS.Timeout | null = null;
-  private host: { runId: number; host: NodeHost; trainer: LocalTrainer } | null = null;
+  private host: (RequestHandler & { runId: number }) | null = null;
   private queue: Promise<void> = Promise.resolve();
   private resources: NodeResources = {};
   connected = false;
@@ -85,9 +97,11 @@ export class Agent {
 
   async start(): Promise<void> {
     const base = this.o.coordinator.replace(/^ws/, 'http');
+    const data = this.o.data;
     this.resources = {
-      cores: availableParallelism(), memoryMb: Math.round(totalmem() / 2 ** 20), samplesPerSecond: await measureSpeed(this.o.data),
-      bandwidthMbps: await measureBandwidth(base), powerClass: this.o.powerClass ?? 'mains', examples: this.o.data.train.n, platform: `node-${process.version}`,
+      cores: availableParallelism(), memoryMb: Math.round(totalmem() / 2 ** 20), samplesPerSecond: data ? await measureSpeed(data) : undefined,
+      bandwidthMbps: await measureBandwidth(base), powerClass: this.o.powerClass ?? 'mains', examples: data?.train.n, platform: `node-${process.version}`,
+      ...(this.o.shareLabels && data ? { labelCounts: labelCounts(data.train) } : {}),
     };
     this.o.log.info({ resources: this.resources }, 'resources measured');
     if (this.o.joinToken) await this.enroll(base);
@@ -163,16 +177,21 @@ export class Agent {
       const runId = msg.runId!;
       this.queue = this.queue.then(async () => {
         if (this.host?.runId === runId) return;
-        this.host?.trainer.dispose();
-        const trainer = await makeTrainer(spec);
-        const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]));
-        this.host = { runId, host, trainer };
-        this.o.log.info({ runId, model: spec.name, trainer: trainer.kind }, 'configured for run');
+        this.host?.dispose();
+        this.host = { runId, ...(await (this.o.handler ?? this.nodeHost)(runId, spec)) };
+        this.o.log.info({ runId, model: spec.name, trainer: this.host.kind }, 'configured for run');
       });
     } else if (msg.type === 'error') {
       this.o.log.warn({ code: msg.code, message: msg.message }, 'coordinator rejected a message');
     }
   }
+
+  private readonly nodeHost = async (_runId: number, spec: ModelSpec): Promise<RequestHandler> => {
+    if (!this.o.data) throw new Error('a node without data needs a request handler');
+    const trainer = await makeTrainer(spec);
+    const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]));
+    return { kind: trainer.kind, handle: (frame) => host.handle(frame), dispose: () => trainer.dispose() };
+  };
 
   private async serve(ws: WebSocket, link: FrameLink, received: Uint8Array): Promise<void> {
     if (!this.host) return;
@@ -180,7 +199,7 @@ export class Agent {
     let frame = received;
     if (isBound(received)) ({ binding, frame } = unbindFrame(received));
     if (this.o.delayMs) await new Promise((r) => setTimeout(r, this.o.delayMs));
-    const reply = await this.host.host.handle(frame);
+    const reply = await this.host.handle(frame);
     // The reply is signed together with the request's binding: valid for that request only.
     const out = binding && this.o.secretKey ? signFrame(binding, reply, this.o.secretKey) : reply;
     if (ws.readyState === WebSocket.OPEN) link.send(out);
@@ -201,6 +220,6 @@ export class Agent {
     this.stopped = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.socket?.close();
-    this.host?.trainer.dispose();
+    this.host?.dispose();
   }
 }

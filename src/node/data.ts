@@ -7,7 +7,8 @@ import { loadDatasetSpec } from '../data/load.js';
 import { loadMnist } from '../data/mnist.js';
 import { subset } from '../data/types.js';
 import { trainValidationSplit } from '../data/split.js';
-import { parsePartitionSpec, partition } from '../core/partition.js';
+import { parsePartitionSpec, partition, partitionReport } from '../core/partition.js';
+import type { Dataset } from '../data/types.js';
 import { Rng } from '../core/rng.js';
 import type { LocalData } from './host.js';
 
@@ -27,4 +28,9 @@ export function loadNodeData(spec: string, name: string, validationFraction = 0.
   }
   if (validationFraction <= 0) return { train, validation: subset(train, []) };
   return trainValidationSplit(train, validationFraction, new Rng(partitionSeed).fork(`split:${name}`));
+}
+
+/** Examples per class in a dataset (what a node shares with --share-labels, for the dashboard). */
+export function labelCounts(d: Dataset): number[] {
+  return partitionReport([Int32Array.from({ length: d.n }, (_, i) => i)], d.y, d.numClasses).nodes[0].labelHistogram;
 }

@@ -4,6 +4,7 @@ import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
 import { parseCompression } from '../core/compress-update.js';
+import { QUEUE_NAME_PATTERN, redisConnection } from './queue-url.js';
 
 const fraction01 = z.number().gt(0).lte(1);
 
@@ -37,6 +38,10 @@ export const SimulationOptionsSchema = z.object({
   attackScale: z.number().gt(0).lte(1e6).optional(),
   /** How nodes compress their updates: none | fp16 | int8 | int8-block:N | topk:F [,ef=on|off,delta=on|off,rounding=...]. */
   compression: z.string().default('none').refine((s) => { parseCompression(s); return true; }),
+  /** Run the virtual nodes on `edgefed sim-worker` processes through a BullMQ queue at this redis:// URL. */
+  queue: z.string().refine((s) => { redisConnection(s); return true; }).optional(),
+  /** The BullMQ queue name (default edgefed-sim). */
+  queueName: z.string().regex(QUEUE_NAME_PATTERN, 'letters, digits, _ . - (at most 64)').optional(),
 }).strict().superRefine((o, ctx) => {
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {

@@ -1,24 +1,9 @@
 /** A tiny static file server for browser tests: a directory plus in-memory files, on 127.0.0.1 only. */
 import { createServer, type Server } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
-import { extname, join, resolve, sep } from 'node:path';
+import { join, resolve, sep } from 'node:path';
+import { mimeType } from '../../src/net/mime.js';
 import type { AddressInfo } from 'node:net';
-
-const MIME: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.map': 'application/json',
-  '.wasm': 'application/wasm',
-  '.png': 'image/png',
-  '.bin': 'application/octet-stream',
-};
-
-export function mimeType(path: string): string {
-  return MIME[extname(path).toLowerCase()] ?? 'application/octet-stream';
-}
 
 export interface StaticServer {
   /** Base URL ending in '/', e.g. http://127.0.0.1:41234/ */

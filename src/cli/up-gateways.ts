@@ -1,0 +1,59 @@
+/** The process tree `edgefed up` starts: node processes, or with --gateways G, G gateways each serving its share. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+
+const quiet = { env: { ...process.env, EDGEFED_LOG: 'warn' } };
+
+/** Node process i of n, holding MNIST shard i/n, enrolled at `url` with a join token from it. */
+export function spawnNode(cli: string, dir: string, url: string, i: number, n: number, joinToken: string): ChildProcess {
+  return spawn(process.execPath,
+    [cli, 'node', '--coordinator', url, '--data', `mnist-partition:${i}/${n}`, '--name', `node${i}`, '--tags', `slot=${i % 2}`,
+      '--key', join(dir, 'keys', `node${i}.key`), '--join-token', joinToken, '--share-labels'],
+    { stdio: ['ignore', 'ignore', 'ignore'], ...quiet });
+}
+
+/** The API address a gateway process prints on its first stdout line once it listens. */
+function gatewayUrl(child: ChildProcess, name: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.once('line', (line) => {
+      try {
+        resolve(String((JSON.parse(line) as { api: unknown }).api));
+      } catch {
+        reject(new Error(`${name} printed '${line.slice(0, 200)}' instead of its address`));
+      }
+      lines.close();
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited with code ${code} before listening`)));
+  });
+}
+
+/**
+ * G gateway processes enrolled at the coordinator `url` (join tokens from `joinToken`), each on a free port
+ * with its own admin token; node i joins gateway i mod G. Returns every child, gateways first.
+ */
+export async function spawnGatewayTree(cli: string, dir: string, url: string, joinToken: () => string, gateways: number, nodes: number): Promise<ChildProcess[]> {
+  const children: ChildProcess[] = [];
+  try {
+    for (let g = 0; g < gateways; g++) {
+      const name = `gateway${g}`;
+      const admin = randomBytes(24).toString('hex');
+      const child = spawn(process.execPath,
+        [cli, 'gateway', '--coordinator', url, '--port', '0', '--name', name, '--key', join(dir, 'keys', `${name}.key`), '--join-token', joinToken(), '--admin-token', admin],
+        { stdio: ['ignore', 'pipe', 'ignore'], ...quiet });
+      children.push(child);
+      const api = await gatewayUrl(child, name);
+      for (let i = g; i < nodes; i += gateways) {
+        const r = await fetch(`${api}/v1/admin/join-tokens`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: '{}' });
+        if (r.status !== 201) throw new Error(`${name} refused a join token (HTTP ${r.status})`);
+        children.push(spawnNode(cli, dir, api, i, nodes, ((await r.json()) as { token: string }).token));
+      }
+    }
+    return children;
+  } catch (e) {
+    for (const ch of children) ch.kill('SIGTERM');
+    throw e;
+  }
+}

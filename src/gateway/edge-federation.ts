@@ -1,0 +1,116 @@
+/**
+ * A gateway's edge federation (HierFAVG, Liu et al. 2020). A train request from the cloud runs K edge rounds
+ * of FedAvg among the gateway's own nodes, starting from the cloud's global weights, with the same RoundEngine
+ * and NetworkTransport as the coordinator; the answer is the edge model with numExamples = the examples its
+ * nodes trained on, so the cloud's FedAvg weights each site by its data. An evaluate request fans out to the
+ * nodes and comes back as their example-weighted mean. With no live node the cloud gets an error frame.
+ */
+import type { Logger } from 'pino';
+import { makeLayout, type TensorSlot } from '../core/params.js';
+import { tensorSpecs, type ModelSpec } from '../model/spec.js';
+import { validateTrainConfig } from '../model/trainer.js';
+import { decodeMessage, encodeError, encodeEvalReply, encodeTrainReply, type EvalRequest, type TrainRequest } from '../engine/messages.js';
+import { RoundEngine, type RoundRecord } from '../engine/round-engine.js';
+import { evaluateNodes } from '../engine/evaluate-nodes.js';
+import { parseStrategy, Strategy } from '../engine/strategy.js';
+import { configureForRun, NetworkTransport } from '../coordinator/network-transport.js';
+import type { Registry, Selection } from '../coordinator/registry.js';
+import type { RequestHandler } from '../node/agent.js';
+
+export interface EdgeOptions {
+  /** Edge rounds per cloud round (K in HierFAVG). */
+  edgeRounds: number;
+  /** Fewest local nodes an edge round needs to be fused. */
+  minNodes: number;
+  /** Fraction of the local nodes asked in each edge round. */
+  fraction: number;
+  /** An edge round's deadline for each node's answer. */
+  roundTimeoutMs: number;
+  /** How long a cloud request waits for minNodes local nodes before its first edge round. */
+  waitForNodesMs: number;
+  /** Require signed replies from the local nodes (the gateway's --auth). */
+  auth: boolean;
+  log: Logger;
+}
+
+const ALL_NODES: Selection = { tags: {} };
+const MAX_SEED = 2 ** 32 - 1;
+
+/** The edge round numbers cloud round r owns: K per cloud round, never reused, so late replies stay late. */
+export function edgeRoundsOf(cloudRound: number, k: number): { first: number; last: number } {
+  return { first: (cloudRound - 1) * k + 1, last: cloudRound * k };
+}
+
+export function edgeHandler(registry: Registry, o: EdgeOptions, runId: number, spec: ModelSpec): RequestHandler {
+  const layout = makeLayout(tensorSpecs(spec));
+  const transport = new NetworkTransport({
+    registry, selection: ALL_NODES, timeoutMs: o.roundTimeoutMs, runId, allowUnbound: !o.auth, configure: configureForRun(runId, spec),
+  });
+  return {
+    kind: 'gateway',
+    async handle(frame) {
+      let round = -1;
+      let nodeId = -1;
+      try {
+        const msg = decodeMessage(layout, frame);
+        if (msg.type !== 'train' && msg.type !== 'evaluate') throw new Error(`a gateway does not accept '${msg.type}' messages`);
+        ({ round, nodeId } = msg.req);
+        if (round < 1) throw new Error(`round must be >= 1, got ${round}`);
+        return msg.type === 'train' ? await train(layout, transport, registry, o, msg.req) : await evaluate(layout, transport, o, msg.req);
+      } catch (e) {
+        o.log.warn({ runId, round, err: (e as Error).message }, 'gateway answers the cloud with an error');
+        return encodeError(round, nodeId, (e as Error).message);
+      }
+    },
+    dispose() {},
+  };
+}
+
+async function train(layout: readonly TensorSlot[], transport: NetworkTransport, registry: Registry, o: EdgeOptions, req: TrainRequest): Promise<Uint8Array> {
+  const { round, nodeId, config, mode, weights } = req;
+  if (mode !== 'weights') throw new Error('a gateway answers weights-mode rounds (the FedAvg family), not gradient mode');
+  validateTrainConfig(config);
+  if (!Number.isInteger(config.seed) || config.seed < 0 || config.seed > MAX_SEED) throw new Error(`train config seed must be a whole number from 0 to ${MAX_SEED}`);
+  const { first, last } = edgeRoundsOf(round, o.edgeRounds);
+  const records: RoundRecord[] = [];
+  let waited = false;
+  const engine = new RoundEngine({
+    layout, transport, initial: weights, seed: config.seed, startRound: first, rounds: last,
+    strategy: new Strategy(parseStrategy(config.proxMu > 0 ? `fedprox:${config.proxMu}` : 'fedavg')),
+    fraction: o.fraction, minNodes: o.minNodes, evalFraction: 0,
+    local: { epochs: config.epochs, batchSize: config.batchSize, optimizer: config.optimizer },
+    maxStepsFor: config.maxSteps === undefined ? undefined : () => config.maxSteps,
+    // Wait for nodes once per cloud round: a later edge round with too few nodes is skipped, not waited for.
+    waitForNodes: async (min) => {
+      await registry.waitFor(ALL_NODES, min, waited ? 0 : o.waitForNodesMs);
+      waited = true;
+    },
+    onRound: (r) => {
+      records.push(r);
+      o.log.info({ cloudRound: round, edgeRound: r.round, contributed: r.contributed, examples: r.examples, failures: r.failures, fused: r.fused }, 'edge round');
+    },
+  });
+  const result = await engine.run();
+  const fused = records.filter((r) => r.fused);
+  const final = fused.at(-1);
+  if (!final) {
+    const failures = records.flatMap((r) => r.failures.map((f) => `node ${f.nodeId}: ${f.error}`));
+    throw new Error(`gateway could fuse no edge round: ${transport.nodeIds().length} live nodes, ${o.minNodes} needed${failures.length ? ` (${failures.slice(0, 3).join('; ')})` : ''}`);
+  }
+  return encodeTrainReply(layout, {
+    round, nodeId, vector: result.weights,
+    numExamples: final.examples.reduce((a, n) => a + n, 0),
+    // One step per fused edge round: what the cloud's FedNova would normalise a site's update by.
+    steps: fused.length,
+    metrics: { loss: final.trainLoss, accuracy: final.trainAccuracy },
+  });
+}
+
+async function evaluate(layout: readonly TensorSlot[], transport: NetworkTransport, o: EdgeOptions, req: EvalRequest): Promise<Uint8Array> {
+  const nodes = transport.nodeIds();
+  if (nodes.length === 0) throw new Error('gateway has no live nodes to evaluate on');
+  const results = await evaluateNodes(layout, transport, edgeRoundsOf(req.round, o.edgeRounds).last, nodes, req.weights);
+  if (results.length === 0) throw new Error(`none of the gateway's ${nodes.length} nodes could evaluate`);
+  const m = new Strategy(parseStrategy('fedavg')).aggregateEvaluate(results);
+  return encodeEvalReply({ round: req.round, nodeId: req.nodeId, numExamples: m.numExamples, loss: m.loss, accuracy: m.accuracy });
+}

@@ -1,0 +1,54 @@
+/**
+ * `edgefed gateway`: upward, a node of the coordinator (an Agent with its own key and join token); downward,
+ * a coordinator for its local nodes (the coordinator's own server: enrolment, auth, registry, heartbeats),
+ * whose train and evaluate requests from the cloud are answered by the edge federation.
+ */
+import type { Logger } from 'pino';
+import { startCoordinator, type Coordinator } from '../coordinator/server.js';
+import { Agent } from '../node/agent.js';
+import { edgeHandler, type EdgeOptions } from './edge-federation.js';
+
+export interface GatewayOptions {
+  /** Upward: the coordinator's address, this gateway's name, tags, key and (first time) join token. */
+  coordinator: string;
+  name: string;
+  tags: Record<string, string>;
+  secretKey: Uint8Array;
+  joinToken?: string;
+  /** Downward: where local nodes connect, the node registry's SQLite file, auth and admin token. */
+  port: number;
+  host?: string;
+  db: string;
+  auth: boolean;
+  adminToken?: string;
+  edge: Omit<EdgeOptions, 'auth' | 'log'>;
+  log: Logger;
+}
+
+export interface Gateway {
+  local: Coordinator;
+  agent: Agent;
+  close(): Promise<void>;
+}
+
+export async function startGateway(o: GatewayOptions): Promise<Gateway> {
+  const local = await startCoordinator({ port: o.port, host: o.host, db: o.db, auth: o.auth, adminToken: o.adminToken, gateway: true, logger: o.log });
+  const edge: EdgeOptions = { ...o.edge, auth: o.auth, log: o.log };
+  const agent = new Agent({
+    coordinator: o.coordinator, name: o.name, tags: o.tags, log: o.log, secretKey: o.secretKey, joinToken: o.joinToken, powerClass: 'mains',
+    handler: async (runId, spec) => edgeHandler(local.registry, edge, runId, spec),
+  });
+  try {
+    await agent.start();
+  } catch (e) {
+    await local.close();
+    throw e;
+  }
+  return {
+    local, agent,
+    async close() {
+      agent.stop();
+      await local.close();
+    },
+  };
+}

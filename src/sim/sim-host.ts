@@ -1,0 +1,46 @@
+/**
+ * The node side of a simulation: one NodeHost serving every virtual node, each node's local data built
+ * lazily from the dataset and the node's shard. Worker threads and queue workers (other processes or
+ * machines) both host nodes through this.
+ */
+import type { Dataset } from '../data/types.js';
+import { subset } from '../data/types.js';
+import { trainValidationSplit } from '../data/split.js';
+import { Rng } from '../core/rng.js';
+import { makeLayout } from '../core/params.js';
+import { tensorSpecs, type ModelSpec } from '../model/spec.js';
+import { makeTrainer, type TrainerChoice } from '../model/make-trainer.js';
+import { NodeHost, type LocalData, type NodeAttack } from '../node/host.js';
+
+export interface SimHostData {
+  data: Dataset;
+  parts: Int32Array[];
+  validationFraction: number;
+  seed: number;
+  spec: ModelSpec;
+  trainer: TrainerChoice;
+  /** Byzantine nodes and their attack, applied node-side (absent = every node honest). */
+  attack?: NodeAttack;
+}
+
+/** A node's local split, fixed by run seed and node id, so every host builds the same one. */
+export function localData(data: Dataset, rows: Int32Array, nodeId: number, validationFraction: number, seed: number): LocalData {
+  const mine = subset(data, rows, `${data.source}#node${nodeId}`);
+  if (validationFraction <= 0) return { train: mine, validation: subset(mine, []) };
+  return trainValidationSplit(mine, validationFraction, new Rng(seed).fork(`split:${nodeId}`));
+}
+
+export async function simNodeHost(w: SimHostData): Promise<{ host: NodeHost; trainerKind: string }> {
+  const layout = makeLayout(tensorSpecs(w.spec));
+  const trainer = await makeTrainer(w.spec, w.trainer);
+  const cache = new Map<number, LocalData>();
+  const lazy = {
+    get(nodeId: number): LocalData | undefined {
+      if (!cache.has(nodeId) && nodeId >= 0 && nodeId < w.parts.length) {
+        cache.set(nodeId, localData(w.data, w.parts[nodeId], nodeId, w.validationFraction, w.seed));
+      }
+      return cache.get(nodeId);
+    },
+  } as ReadonlyMap<number, LocalData>;
+  return { host: new NodeHost(layout, trainer, lazy, w.attack), trainerKind: trainer.kind };
+}
