@@ -490,7 +490,8 @@ interface Editable {
 function applyEdit(target: Editable, e: HeaderEdit): void {
   const entries = Array.isArray(target.header.tensors) ? (target.header.tensors as Record<string, unknown>[]) : [];
   const picked = entries.length > 0 ? entries[((e as { index?: number }).index ?? 0) % entries.length] : undefined;
-  const entry = typeof picked === 'object' && picked !== null ? picked : undefined; // entries may already be edited into non-objects
+  // entries may already be edited into non-objects; arrays are left alone (setting an array's length to {} throws in the test itself)
+  const entry = typeof picked === 'object' && picked !== null && !Array.isArray(picked) ? picked : undefined;
   switch (e.kind) {
     case 'entryField':
       if (entry) entry[e.field] = e.value;

@@ -43,6 +43,9 @@ export const SimulationOptionsSchema = z.object({
   /** The BullMQ queue name (default edgefed-sim). */
   queueName: z.string().regex(QUEUE_NAME_PATTERN, 'letters, digits, _ . - (at most 64)').optional(),
 }).strict().superRefine((o, ctx) => {
+  if (o.queue !== undefined && compressionKeepsState(o.compression)) {
+    ctx.addIssue({ code: 'custom', path: ['compression'], message: 'error feedback keeps each node\'s residual in the process that serves it, and with --queue any worker may take a node: add ,ef=off' });
+  }
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {
     ctx.addIssue({ code: 'custom', path: ['malicious'], message: `needed with --attack ${o.attack}: the fraction of nodes that attack, e.g. --malicious 0.2` });
@@ -55,6 +58,14 @@ export const SimulationOptionsSchema = z.object({
     ctx.addIssue({ code: 'custom', path: ['attackScale'], message: 'applies to --attack sign-flip, gaussian and scale only' });
   }
 });
+
+function compressionKeepsState(text: string | undefined): boolean {
+  try {
+    return parseCompression(text ?? 'none').ef;
+  } catch {
+    return false; // reported by the field's own check
+  }
+}
 
 /** How many of `nodes` nodes a --malicious fraction makes Byzantine: floor(fraction * nodes) (at most that fraction). */
 export function maliciousCount(fraction: number, nodes: number): number {
