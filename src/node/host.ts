@@ -13,8 +13,9 @@ import type { TensorSlot } from '../core/params.js';
 import { Rng } from '../core/rng.js';
 import { attackUpdate, flipLabels, type AttackKind } from '../core/robust.js';
 import type { LocalTrainer } from '../model/trainer.js';
-import { decodeMessage, encodeCompressedTrainReply, encodeError, encodeEvalReply, encodeTrainReply, type TrainReply } from '../engine/messages.js';
-import { checkCompressionSpec, UpdateCompressor } from '../core/compress-update.js';
+import { decodeMessage, encodeError, encodeEvalReply, type TrainReply } from '../engine/messages.js';
+import { UpdateCompressor } from '../core/compress-update.js';
+import { encodeUpdateReply } from './update-reply.js';
 import type { TrainConfig } from '../model/trainer.js';
 import { validateTrainConfig } from '../model/trainer.js';
 
@@ -78,12 +79,8 @@ export class NodeHost {
     }
   }
 
-  /** The train reply frame, its update compressed as the request's config asks (seeded by the round's node seed). */
   private reply(r: TrainReply, config: TrainConfig, global: Float32Array, gradient: boolean): Uint8Array {
-    const spec = config.compression === undefined ? undefined : checkCompressionSpec(config.compression);
-    if (!spec || spec.kind === 'none') return encodeTrainReply(this.layout, r);
-    const parts = this.compressor.compress(r.nodeId, spec, r.vector, global, gradient, new Rng(config.seed).fork('compress'));
-    return encodeCompressedTrainReply(this.layout, r, spec, parts);
+    return encodeUpdateReply(this.layout, this.compressor, r, config, global, gradient);
   }
 
   /** The vector a Byzantine node sends in place of `honest` (label-flip already poisoned the data). */
