@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI } from './helpers.js';
@@ -149,4 +149,17 @@ export async function startNodesInOrder(url: string, specs: { data: string; name
 
 export function killAll(procs: Proc[]): void {
   for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+}
+
+/** A coordinator on a free port with a fresh SQLite file (and the run config as --config, when given), healthy. */
+export async function startTestCoordinator(config?: object): Promise<{ url: string; port: number; db: string; dir: string; proc: Proc }> {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefed-deploy-'));
+  const port = await freePort();
+  const db = join(dir, 'state.db');
+  let file: string | undefined;
+  if (config) writeFileSync((file = join(dir, 'run.json')), JSON.stringify(config));
+  const proc = startCoordinator(port, db, file);
+  const url = `http://127.0.0.1:${port}`;
+  await waitHealthy(url);
+  return { url, port, db, dir, proc };
 }

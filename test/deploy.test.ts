@@ -1,24 +1,11 @@
 // Coordinator and edge nodes as real processes on loopback sockets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { api, freePort, killAll, runView, startCoordinator, startNodeEnrolled, startNodesInOrder, waitFor, waitHealthy, type Proc, type RunView } from './deploy-harness.js';
+import { api, killAll, runView, startNodeEnrolled, startNodesInOrder, startTestCoordinator, waitFor, type RunView } from './deploy-harness.js';
 
 const base = { model: 'mlp', limitTest: 2000, seed: 1, waitForNodesMs: 120000 };
 
-async function coordinator(config?: object): Promise<{ url: string; port: number; db: string; proc: Proc; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'edgefed-deploy-'));
-  const port = await freePort();
-  const db = join(dir, 'state.db');
-  let file: string | undefined;
-  if (config) writeFileSync((file = join(dir, 'run.json')), JSON.stringify(config));
-  const proc = startCoordinator(port, db, file);
-  const url = `http://127.0.0.1:${port}`;
-  await waitHealthy(url);
-  return { url, port, db, proc, dir };
-}
+const coordinator = startTestCoordinator;
 
 const done = (v: { status: string }) => ['completed', 'stopped', 'failed'].includes(v.status);
 

@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
-import { choiceArg, intArg } from './args.js';
+import { choiceArg, floatArg, intArg } from './args.js';
+import { startServingFromFlags, type ServeFlags } from './serve-flags.js';
 import { UsageError } from './args.js';
 import { startCoordinator } from '../coordinator/server.js';
 import { parseRunConfig } from '../coordinator/config.js';
@@ -67,14 +68,16 @@ export function addDeployCommands(program: Command): void {
     .option('--tls-cert <pem>', 'serve https/wss with this certificate (with --tls-key)')
     .option('--tls-key <pem>', 'private key for --tls-cert')
     .option('--log-level <level>', 'JSON log lines on stderr at this level and above (default: $EDGEFED_LOG or info)', choiceArg(LOG_LEVELS))
+    .option('--escalation-model <path>', 'a tfjs model.json (or its folder) served to nodes for escalated low-confidence samples')
     .addHelpText('after', `
 Examples:
   edgefed coordinator --port 8080 --db edgefed.db --config run.json
   curl -X POST localhost:8080/v1/runs -H 'content-type: application/json' -d '{"model":"mlp","rounds":10}'`)
-    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string }) => {
+    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; escalationModel?: string }) => {
       if (f.auth !== 'on' && f.auth !== 'off') throw new UsageError(`--auth: expected on or off, got '${f.auth}'`);
       if (!!f.tlsCert !== !!f.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
       for (const file of [f.tlsCert, f.tlsKey]) if (file && !existsSync(file)) throw new UsageError(`TLS file ${file} does not exist`);
+      if (f.escalationModel && !existsSync(f.escalationModel)) throw new UsageError(`--escalation-model ${f.escalationModel} does not exist`);
       let config: unknown;
       if (f.config) {
         try {
@@ -84,7 +87,7 @@ Examples:
         }
       }
       const c = await startCoordinator({
-        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken, logger: coordinatorLogger(f.logLevel),
+        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken, logger: coordinatorLogger(f.logLevel), escalationModel: f.escalationModel,
         tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined,
       });
       if (config && c.store.listRuns().length === 0) {
@@ -116,10 +119,16 @@ Examples:
     .option('--key <file>', 'Ed25519 identity key (created on first use; default ~/.edgefed/<name>.key)')
     .option('--join-token <token>', 'one-time token from the coordinator admin: enrols this node\'s key')
     .option('--share-labels', 'report how many examples of each class this node holds (shown on the dashboard)')
+    .option('--serve-port <n>', 'serve predictions on this port (POST /v1/predict, GET /v1/model, GET /metrics)', intArg(0, 65535))
+    .option('--serve-host <addr>', 'address the serving port binds (its API has no auth: keep it on loopback or a trusted LAN)', '127.0.0.1')
+    .option('--serve-run <id>', 'serve this run\'s models (default: the newest run with a model)', intArg(1))
+    .option('--model-poll-ms <n>', 'how often to check for a newer global model version', intArg(50, 3_600_000), 5000)
+    .option('--threshold <p>', 'abstain (or escalate) when the top class probability is below this', floatArg(0, 1), 0)
+    .option('--escalate', 'send below-threshold samples to the coordinator\'s escalation model')
     .addHelpText('after', `
 Examples:
   edgefed node --coordinator http://127.0.0.1:8080 --data mnist-partition:0/5 --name n0 --tags site=a`)
-    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; shareLabels?: boolean }) => {
+    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; shareLabels?: boolean } & ServeFlags) => {
       const name = f.name ?? `node-${process.pid}`;
       const secretKey = loadOrCreateKey(f.key ?? join(homedir(), '.edgefed', `${name}.key`));
       const tags = parseTags(f.tags);
@@ -135,9 +144,11 @@ Examples:
         throw new UsageError((e as Error).message);
       }
       const log = pino({ level: process.env.EDGEFED_LOG ?? 'info', base: { node: name } }, pino.destination(2));
-      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken, shareLabels: f.shareLabels });
+      const serving = await startServingFromFlags(f, { coordinator: f.coordinator, data: f.data, creds: { name, secretKey }, log });
+      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame });
       await agent.start();
       const stop = () => {
+        void serving?.close();
         agent.stop();
         process.exit(0);
       };

@@ -51,7 +51,8 @@ interface SimulateFlags {
   batchSize: number; optimizer?: 'sgd' | 'adam' | 'momentum'; lr?: number; partition: string; strategy: string; seed: number;
   targetAccuracy?: number; validation: number; evalFraction: number; workers?: number; trainer: 'auto' | 'engine' | 'tfjs';
   limitTrain?: number; limitTest?: number; out?: string; json?: boolean; quiet?: boolean;
-  attack?: 'none' | AttackKind; malicious?: number; attackScale?: number; queue?: string; queueName?: string; compression: string;
+  attack?: 'none' | AttackKind; malicious?: number; attackScale?: number; queue?: string; queueName?: string;
+  profile?: string; deadline?: number; overSelect?: number; mode: 'sync' | 'async'; bufferSize?: number; concurrency?: number; serverLr?: number; compression: string;
 }
 
 async function simulate(flags: SimulateFlags): Promise<void> {
@@ -65,6 +66,7 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     ...(flags.attack !== undefined ? { attack: flags.attack } : {}),
     ...(flags.malicious !== undefined ? { malicious: flags.malicious } : {}),
     ...(flags.attackScale !== undefined ? { attackScale: flags.attackScale } : {}),
+    ...heterogeneityOptions(flags),
     ...(flags.queue !== undefined ? { queue: flags.queue } : {}),
     ...(flags.queueName !== undefined ? { queueName: flags.queueName } : {}),
   };
@@ -95,6 +97,12 @@ async function simulate(flags: SimulateFlags): Promise<void> {
   }
 }
 
+/** The heterogeneity flags that were given (absent ones stay absent so the schema's rules see them unset). */
+function heterogeneityOptions(f: SimulateFlags): Partial<SimulationOptions> {
+  const picked = { profile: f.profile, deadline: f.deadline, overSelect: f.overSelect, mode: f.mode, bufferSize: f.bufferSize, concurrency: f.concurrency, serverLr: f.serverLr };
+  return Object.fromEntries(Object.entries(picked).filter(([, v]) => v !== undefined));
+}
+
 function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: number }): Command {
   return cmd
     .option('--dataset <spec>', 'mnist | idx:DIR | csv:FILE[?label=COL&test=0.2&keep=a,b]', 'mnist')
@@ -123,6 +131,13 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
       `scale ${DEFAULT_ATTACK_SCALE.scale})`, floatArg(0, 1e6, true))
     .option('--compression <spec>', 'how nodes compress updates: none | fp16 | int8 | int8-block:N | topk:F, then optional ,ef=on|off ' +
       '(error feedback; default on for topk) ,delta=on|off (send local - global; default on) ,rounding=nearest|stochastic (int8)', 'none')
+    .option('--profile <set>', 'device profiles for a virtual clock: uniform | slow20 (20% of nodes 5-10x slower) | heavytail | PATH.json')
+    .option('--deadline <s>', 'synchronous rounds close after this many simulated seconds', floatArg(0, 1e9, true))
+    .option('--over-select <x>', 'ask k(1+x) nodes and fuse the first k to finish in simulated time', floatArg(0, 10))
+    .addOption(new Option('--mode <mode>', 'sync: rounds; async: FedBuff (buffered asynchronous fusion)').choices(['sync', 'async']).default('sync'))
+    .option('--buffer-size <k>', 'async: updates fused at a time (K; default min(10, concurrency))', intArg(1))
+    .option('--concurrency <n>', 'async: nodes training at once (default: a round\'s sample size)', intArg(1))
+    .option('--server-lr <eta>', 'async: server learning rate (default 1)', floatArg(0, 100, true))
     .option('--queue <redis-url>', 'run the nodes on `edgefed sim-worker` processes through a BullMQ queue on this Redis (default: worker threads here)')
     .option('--queue-name <name>', 'BullMQ queue name (with --queue)')
     .option('--limit-train <n>', 'use only the first N training examples', intArg(1))
@@ -139,7 +154,8 @@ Examples:
   edgefed simulate --nodes 10 --rounds 20 --target-accuracy 0.97 --seed 1 --json
   edgefed simulate --model 2nn --nodes 100 --fraction 0.1 --partition shards:2 --batch-size 10 --optimizer sgd
   edgefed simulate --dataset csv:sensors.csv?label=fault --model mlp --partition dirichlet:0.5 --out runs/faults
-  edgefed simulate --nodes 20 --rounds 10 --attack sign-flip --malicious 0.2 --strategy multikrum:f=4 --json`)
+  edgefed simulate --nodes 20 --rounds 10 --attack sign-flip --malicious 0.2 --strategy multikrum:f=4 --json
+  edgefed simulate --nodes 30 --fraction 0.3 --profile slow20 --mode async --buffer-size 3 --target-accuracy 0.95 --json`)
   .action(simulate);
 
 addSimulateOptions(program.command('demo'), { rounds: 20, target: 0.97 })

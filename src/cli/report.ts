@@ -5,6 +5,7 @@ import type { SimulationResult } from '../sim/simulate.js';
 import { saveTfjsModel } from '../model/tfjs.js';
 import { accuracyLossSvg } from './plot.js';
 import { UsageError } from './args.js';
+import { simTimeToTarget } from '../engine/virtual-time.js';
 
 export interface RunSummary {
   rounds: number;
@@ -22,6 +23,9 @@ export interface RunSummary {
   epsilon?: number;
   delta?: number;
   trainer: string;
+  /** With device profiles: simulated seconds of the whole run, and until the target accuracy (null: not reached). */
+  simulated_seconds?: number;
+  simulated_seconds_to_target?: number | null;
   /** With --queue: the sim-worker processes that served the nodes. */
   queue_workers?: string[];
   config: Record<string, unknown>;
@@ -44,6 +48,7 @@ export function summarize(r: SimulationResult, out?: string): RunSummary {
     model_sha256: r.modelSha256,
     ...(last.epsilon !== undefined ? { epsilon: last.epsilon, delta: last.delta } : {}),
     trainer: r.trainer,
+    ...(last.simTime !== undefined ? { simulated_seconds: last.simTime, simulated_seconds_to_target: simTimeToTarget(r.rounds, r.options.targetAccuracy) } : {}),
     ...(r.queueWorkers ? { queue_workers: r.queueWorkers } : {}),
     config: { ...r.options },
     ...(out ? { out } : {}),

@@ -1,7 +1,9 @@
 /** A run's definition as the coordinator accepts it (REST body or --config file), validated with zod. */
 import { z } from 'zod';
+import { fedBuffFields } from '../engine/async-options.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { parseCompression } from '../core/compress-update.js';
+import { asyncRunIssues } from './async-config.js';
 
 export const RunConfigSchema = z.object({
   name: z.string().min(1).max(128).default('run'),
@@ -35,7 +37,12 @@ export const RunConfigSchema = z.object({
   waitForNodesMs: z.number().int().min(0).default(60_000),
   /** How nodes compress their updates (same spec as `edgefed simulate --compression`). */
   compression: z.string().default('none').refine((s) => { parseCompression(s); return true; }),
-}).strict();
+  /** mode 'async': FedBuff (rounds = fusions); rules in async-config.ts. */
+  ...fedBuffFields,
+}).strict().superRefine((c, ctx) => {
+  for (const issue of asyncRunIssues(c)) ctx.addIssue({ code: 'custom', ...issue });
+  if (c.mode === 'async' && c.compression !== 'none') ctx.addIssue({ code: 'custom', path: ['compression'], message: 'compressed updates work with synchronous rounds, not mode async yet' });
+});
 
 export type RunConfig = z.output<typeof RunConfigSchema>;
 

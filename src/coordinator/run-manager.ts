@@ -13,7 +13,9 @@ import { makeTrainer } from '../model/make-trainer.js';
 import { DEFAULT_LR } from '../nn/optimizer.js';
 import { parseStrategy, Strategy } from '../engine/strategy.js';
 import { parseCompression } from '../core/compress-update.js';
-import { RoundEngine, type RoundRecord } from '../engine/round-engine.js';
+import { RoundEngine, type EngineOptions, type RoundRecord } from '../engine/round-engine.js';
+import { AsyncEngine } from '../engine/async-engine.js';
+import { asyncSettings } from './async-config.js';
 import { configureForRun, NetworkTransport } from './network-transport.js';
 import { peekHeader } from '../core/wire.js';
 import type { Registry } from './registry.js';
@@ -138,7 +140,7 @@ export class RunManager {
     let lastTraffic = transport.traffic();
     const sizedWork = config.workSeconds !== undefined && (strategy.name === 'fednova' || strategy.name === 'fedprox');
     try {
-      const engine = new RoundEngine({
+      const options: EngineOptions = {
         layout, strategy, transport, initial, seed: config.seed, rounds: config.rounds, fraction: config.fraction,
         minNodes: config.minNodes, evalFraction: config.evalFraction, targetAccuracy: config.targetAccuracy,
         local: { epochs: config.localEpochs, batchSize: config.batchSize, optimizer: spec.optimizer },
@@ -167,7 +169,8 @@ export class RunManager {
           this.log.info({ runId, round: record.round, acc: record.testAccuracy, contributed: record.contributed.length, failures: record.failures.length }, 'round committed');
           this.onRoundCommitted?.(runId, record);
         },
-      });
+      };
+      const engine = config.mode === 'async' ? new AsyncEngine({ ...options, ...asyncSettings(config) }) : new RoundEngine(options);
       const result = await engine.run();
       const stopped = this.control.get(runId) === 'stop';
       this.store.setRunStatus(runId, stopped ? 'stopped' : 'completed');

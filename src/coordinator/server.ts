@@ -21,6 +21,7 @@ import { weightsSha256 } from '../model/hash.js';
 import { CoordinatorMetrics } from './metrics.js';
 import { LiveFeed, nodeViews } from './live.js';
 import { registerDashboard } from './routes-dashboard.js';
+import { loadEscalationModel, registerModelRoutes } from './routes-models.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
@@ -76,6 +77,8 @@ export interface CoordinatorOptions {
   gateway?: boolean;
   logger?: Logger;
   onRound?: (runId: number, r: RoundRecord) => void;
+  /** A tfjs model.json (or its folder) served for escalated low-confidence samples (POST /v1/predict, model 'escalation'). */
+  escalationModel?: string;
 }
 
 export interface Coordinator {
@@ -98,7 +101,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   const log = o.logger ?? pino({ level: process.env.EDGEFED_LOG ?? 'info' }, pino.destination(2));
   const store = new Store(o.db);
   const registry = new Registry();
-  const runs = new RunManager(store, registry, log, o.onRound, o.auth ?? true);
+  let recordVersion: (runId: number, r: RoundRecord) => void = () => undefined;
+  const runs = new RunManager(store, registry, log, (id, r) => { recordVersion(id, r); o.onRound?.(id, r); }, o.auth ?? true);
   const heartbeatMs = o.heartbeatMs ?? 5000;
   const live = new LiveFeed(store, registry, log, heartbeatMs);
   const metrics = new CoordinatorMetrics(store, registry, () => live.size);
@@ -196,6 +200,9 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     return reply.type(m.contentType).send(m.body);
   });
   registerDashboard(app);
+
+  const models = registerModelRoutes(app, { store, runs, auth, adminToken, escalation: o.escalationModel ? await loadEscalationModel(o.escalationModel) : null });
+  recordVersion = models.committed;
 
   await app.listen({ port: o.port, host: o.host ?? '127.0.0.1' });
   const address = app.server.address();
@@ -326,6 +333,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
       wss.close();
       await app.close();
       await Promise.all(runs.activeRuns().map((r) => r.done));
+      models.close();
       store.close();
     },
   };

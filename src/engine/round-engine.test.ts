@@ -2,47 +2,22 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RoundEngine } from './round-engine.js';
 import { Strategy, parseStrategy } from './strategy.js';
-import { NodeHost, type LocalData } from '../node/host.js';
-import { DirectTransport } from '../sim/direct.js';
-import { makeLayout } from '../core/params.js';
+import type { LocalData } from '../node/host.js';
 import { Rng } from '../core/rng.js';
-import { builtinModel, initialWeights, tensorSpecs } from '../model/spec.js';
+import { initialWeights, tensorSpecs, asDenseNet } from '../model/spec.js';
 import { EngineTrainer } from '../model/engine-trainer.js';
-import { asDenseNet } from '../model/spec.js';
 import { jsKernels } from '../nn/kernels-js.js';
-import type { Dataset } from '../data/types.js';
 import { weightedAverage } from '../core/aggregate.js';
-
-// A small separable 2-class problem: class = x0 + x1 > 0.
-function blobs(n: number, seed: number): Dataset {
-  const rng = new Rng(seed);
-  const x = new Float32Array(n * 4);
-  const y = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < 4; j++) x[i * 4 + j] = rng.normal();
-    y[i] = x[i * 4] + x[i * 4 + 1] > 0 ? 1 : 0;
-  }
-  return { source: `blobs${seed}`, n, featureShape: [4], x, y, numClasses: 2 };
-}
-
-const spec = builtinModel('mlp', [4], 2);
-const layout = makeLayout(tensorSpecs(spec));
-const empty = (d: Dataset): Dataset => ({ ...d, n: 0, x: new Float32Array(0), y: new Int32Array(0) });
+import { blobs, emptyData as empty, healthyNodes, toyFederation, toyLayout, toySpec as spec } from '../../test/support/toy-federation.js';
 
 function setup(nodes: Map<number, LocalData>, ids: number[], strategy = 'fedavg', extra: Partial<ConstructorParameters<typeof RoundEngine>[0]> = {}) {
-  const trainer = new EngineTrainer(asDenseNet(spec)!, jsKernels);
-  const transport = new DirectTransport(new NodeHost(layout, trainer, nodes), ids);
-  const test = blobs(400, 99);
+  const { transport, initial, centralEval } = toyFederation(nodes, ids);
   return new RoundEngine({
-    layout, strategy: new Strategy(parseStrategy(strategy)), transport, initial: initialWeights(tensorSpecs(spec), new Rng(7)),
+    layout: toyLayout, strategy: new Strategy(parseStrategy(strategy)), transport, initial,
     seed: 3, rounds: 3, fraction: 1, minNodes: 1, evalFraction: 1,
     local: { epochs: 1, batchSize: 16, optimizer: { name: 'adam', lr: 0.01 } },
-    centralEval: (w) => trainer.evaluate(w, test), ...extra,
+    centralEval, ...extra,
   });
-}
-
-function healthyNodes(k: number): Map<number, LocalData> {
-  return new Map(Array.from({ length: k }, (_, i) => [i, { train: blobs(200, i), validation: blobs(50, 100 + i) }]));
 }
 
 test('federated training improves accuracy and records every round', async () => {
@@ -51,7 +26,7 @@ test('federated training improves accuracy and records every round', async () =>
   assert.ok(r.rounds[2].testAccuracy > 0.9, `accuracy ${r.rounds[2].testAccuracy}`);
   for (const rec of r.rounds) {
     assert.deepEqual(rec.contributed, [0, 1, 2, 3]);
-    assert.ok(rec.bytesSent > layout.length && rec.bytesReceived > 0);
+    assert.ok(rec.bytesSent > toyLayout.length && rec.bytesReceived > 0);
     assert.ok(Number.isFinite(rec.federatedAccuracy));
   }
 });
@@ -150,13 +125,13 @@ test('a reply not compressed as the run asked is a failure, never fused', async 
   const { parseCompression } = await import('../core/compress-update.js');
   const { decodeMessage, encodeTrainReply } = await import('./messages.js');
   // Node 1's replies are rewritten as plain float32 on the way back (a node ignoring the run's compression).
-  const direct = new DirectTransport(new NodeHost(layout, new EngineTrainer(asDenseNet(spec)!, jsKernels), healthyNodes(2)), [0, 1]);
+  const direct = toyFederation(healthyNodes(2), [0, 1]).transport;
   const transport = {
     nodeIds: () => direct.nodeIds(), traffic: () => direct.traffic(), close: () => direct.close(),
     request: async (nodeId: number, frame: Uint8Array) => {
       const reply = await direct.request(nodeId, frame);
-      const msg = decodeMessage(layout, reply);
-      return nodeId === 1 && msg.type === 'train_result' ? encodeTrainReply(layout, { ...msg.reply, compression: undefined }) : reply;
+      const msg = decodeMessage(toyLayout, reply);
+      return nodeId === 1 && msg.type === 'train_result' ? encodeTrainReply(toyLayout, { ...msg.reply, compression: undefined }) : reply;
     },
   };
   const engine = setup(healthyNodes(2), [0, 1], 'fedavg', { compression: parseCompression('topk:0.1'), rounds: 1, transport });

@@ -6,11 +6,13 @@
 import { Rng } from '../core/rng.js';
 import type { TensorSlot } from '../core/params.js';
 import type { EvalOutcome, TrainConfig } from '../model/trainer.js';
-import { decodeMessage, encodeTrainRequest } from './messages.js';
+import { encodeTrainRequest } from './messages.js';
 import { evaluateNodes } from './evaluate-nodes.js';
 import type { EvalResult, Strategy, TrainResult } from './strategy.js';
 import type { Transport } from './transport.js';
 import { compressionLabel, reconstructUpdate, type CompressionSpec } from '../core/compress-update.js';
+import { parseTrainReply } from './train-reply.js';
+import { closeRoundInVirtualTime, samplesProcessed, waitUntilOnline, type RequestCost, type SimulatedClock } from './virtual-time.js';
 
 export interface EngineOptions {
   layout: readonly TensorSlot[];
@@ -44,6 +46,13 @@ export interface EngineOptions {
   waitForNodes?: (minNodes: number) => Promise<void>;
   /** How nodes compress their updates (compress-update.ts); absent or kind none = plain float32. */
   compression?: CompressionSpec;
+  /**
+   * Simulation with device profiles: only online nodes are selected, and a round keeps the first results
+   * by simulated finish time (deadlineSeconds, overSelect) rather than by real arrival order.
+   */
+  clock?: SimulatedClock;
+  /** Simulated seconds a round waits before closing (with clock). */
+  deadlineSeconds?: number;
 }
 
 export interface NodeFailure {
@@ -71,6 +80,10 @@ export interface RoundRecord {
   /** DP-FedAvg: (epsilon, delta) spent so far, by the RDP accountant. */
   epsilon?: number;
   delta?: number;
+  /** With a virtual clock: simulated seconds since the run began, at the end of this round. */
+  simTime?: number;
+  /** Asynchronous (FedBuff) fusions: each fused update's staleness, in the order of contributed. */
+  staleness?: number[];
 }
 
 export interface RunResult {
@@ -79,9 +92,10 @@ export interface RunResult {
   reachedTarget: boolean;
 }
 
-function finite(v: Float32Array): boolean {
-  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return false;
-  return true;
+/** The nodes online at the clock's time, after waiting (in simulated time) for at least minNodes of them. */
+function online(clock: SimulatedClock, ids: number[], minNodes: number): number[] {
+  waitUntilOnline(clock, ids, Math.min(minNodes, ids.length));
+  return clock.online(ids);
 }
 
 export class RoundEngine {
@@ -111,6 +125,8 @@ export class RoundEngine {
     let closed = false;
     let settle: () => void = () => {};
     const enough = new Promise<void>((resolve) => (settle = resolve));
+    const clock = this.o.clock;
+    const costs = new Map<number, RequestCost>();
     const all = Promise.all(selected.map(async (nodeId) => {
       const maxSteps = this.o.maxStepsFor?.(nodeId);
       const config: TrainConfig = {
@@ -120,17 +136,13 @@ export class RoundEngine {
       };
       try {
         const frame = encodeTrainRequest(layout, { round, nodeId, mode: strategy.mode, config, weights: this.global });
-        const msg = decodeMessage(layout, await transport.request(nodeId, frame));
-        if (msg.type === 'error') throw new Error(msg.message);
-        if (msg.type !== 'train_result') throw new Error(`expected a train result, got '${msg.type}'`);
-        const r = msg.reply;
-        if (r.round !== round || r.nodeId !== nodeId) throw new Error(`reply is for node ${r.nodeId} round ${r.round}`);
-        const vector = this.updateOf(r.vector, r.compression, this.global);
-        if (!finite(vector)) throw new Error('update has non-finite values');
-        if (vector.length !== this.global.length) throw new Error(`update has ${vector.length} values, the model ${this.global.length}`);
+        const reply = await transport.request(nodeId, frame);
+        const r = parseTrainReply(layout, reply, round, nodeId, this.global.length);
         if (closed) throw new Error('straggler: answered after the round closed');
-        results.push({ nodeId, numExamples: r.numExamples, steps: r.steps, vector, metrics: r.metrics });
-        if (results.length >= needed) settle();
+        results.push({ nodeId, numExamples: r.numExamples, steps: r.steps, vector: this.updateOf(r.vector, r.compression, this.global), metrics: r.metrics });
+        costs.set(nodeId, { nodeId, downBytes: frame.length, upBytes: reply.length, samples: samplesProcessed(r.steps, config.batchSize, config.epochs, r.numExamples) });
+        // Under a clock every result is computed; who made it is decided by simulated time below.
+        if (!clock && results.length >= needed) settle();
       } catch (e) {
         if (!closed) failures.push({ nodeId, error: (e as Error).message });
       }
@@ -141,7 +153,7 @@ export class RoundEngine {
     for (const nodeId of selected) if (!answered.has(nodeId)) failures.push({ nodeId, error: 'straggler: still working when the round closed' });
     results.sort((a, b) => a.nodeId - b.nodeId);
     failures.sort((a, b) => a.nodeId - b.nodeId);
-    return { results, failures };
+    return clock ? closeRoundInVirtualTime(clock, results, failures, costs, needed, this.o.deadlineSeconds) : { results, failures };
   }
 
   private compressing(): boolean {
@@ -175,7 +187,7 @@ export class RoundEngine {
       await o.waitForNodes?.(o.minNodes);
       const started = performance.now();
       const before = o.transport.traffic();
-      const ids = o.transport.nodeIds();
+      const ids = o.clock ? online(o.clock, o.transport.nodeIds(), o.minNodes) : o.transport.nodeIds();
       const wanted = ids.length >= o.minNodes ? o.strategy.configureTrain(ids, o.fraction, o.minNodes, rng.fork(`sample:${round}`)) : [];
       const extra = Math.ceil(wanted.length * (o.overSelect ?? 0));
       const spare = extra > 0 ? rng.fork(`over:${round}`).shuffle(ids.filter((id) => !wanted.includes(id))).slice(0, extra) : [];
@@ -200,6 +212,7 @@ export class RoundEngine {
         bytesSent: after.sent - before.sent, bytesReceived: after.received - before.received,
         seconds: (performance.now() - started) / 1000,
         ...(privacy ? { epsilon: privacy.epsilon, delta: privacy.delta } : {}),
+        ...(o.clock ? { simTime: o.clock.now() } : {}),
       };
       records.push(record);
       await o.onRound?.(record, this.global, o.strategy);

@@ -164,12 +164,25 @@ const LOSSES: Record<string, Loss> = {
  * failing that, from the output activation (softmax: sparse categorical cross-entropy, else MSE).
  */
 export async function specFromModelJson(path: string): Promise<{ spec: ModelSpec; weights: Float32Array | null }> {
-  let json: { modelTopology?: unknown; trainingConfig?: { loss?: unknown }; weightsManifest?: { paths: string[]; weights: { name: string; shape: number[]; dtype: string }[] }[] };
+  let json: ModelJson;
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     throw new Error(`${path}: not a readable tfjs model.json (${(e as Error).message.split('\n')[0]})`);
   }
+  const dir = join(path, '..');
+  return specFromModelArtifacts(json, path, (p) => {
+    const file = join(dir, p);
+    if (!existsSync(file)) throw new Error(`${path}: weights file ${p} is missing`);
+    return readFileSync(file);
+  });
+}
+
+type WeightsManifest = { paths: string[]; weights: { name: string; shape: number[]; dtype: string }[] }[];
+export interface ModelJson { modelTopology?: unknown; trainingConfig?: { loss?: unknown }; weightsManifest?: WeightsManifest }
+
+/** As specFromModelJson, for a parsed model.json whose weight files come from `weightFile` (e.g. fetched over HTTP). */
+export async function specFromModelArtifacts(json: ModelJson, path: string, weightFile: (p: string) => Uint8Array): Promise<{ spec: ModelSpec; weights: Float32Array | null }> {
   const topology = json.modelTopology as { model_config?: unknown; training_config?: { loss?: unknown } } | undefined;
   if (!topology || typeof topology !== 'object') throw new Error(`${path}: no modelTopology (is this a tfjs layers model.json?)`);
   let model: tf.LayersModel;
@@ -201,20 +214,15 @@ export async function specFromModelJson(path: string): Promise<{ spec: ModelSpec
       : last?.type === 'dense' && last.activation === 'softmax' ? 'sparse_categorical_crossentropy' : 'mse';
     const tensors = model.trainableWeights.map((w) => ({ name: w.originalName, shape: w.shape as number[] }));
     const spec: ModelSpec = { name: path, inputShape, layers, loss, optimizer: { name: 'adam', lr: 0.001 }, topology, tensors };
-    return { spec, weights: readManifestWeights(path, json.weightsManifest, spec) };
+    return { spec, weights: readManifestWeights(path, json.weightsManifest, spec, weightFile) };
   } finally {
     model.dispose();
   }
 }
 
-function readManifestWeights(path: string, manifest: { paths: string[]; weights: { name: string; shape: number[]; dtype: string }[] }[] | undefined, spec: ModelSpec): Float32Array | null {
+function readManifestWeights(path: string, manifest: WeightsManifest | undefined, spec: ModelSpec, weightFile: (p: string) => Uint8Array): Float32Array | null {
   if (!manifest || manifest.length === 0) return null;
-  const dir = join(path, '..');
-  const chunks = manifest.flatMap((g) => g.paths.map((p) => {
-    const file = join(dir, p);
-    if (!existsSync(file)) throw new Error(`${path}: weights file ${p} is missing`);
-    return readFileSync(file);
-  }));
+  const chunks = manifest.flatMap((g) => g.paths.map((p) => weightFile(p)));
   const bytes = Buffer.concat(chunks);
   const specs = manifest.flatMap((g) => g.weights);
   const byName = new Map<string, Float32Array>();
@@ -252,14 +260,14 @@ function optimizerConfig(o: OptimizerConfig): { class_name: string; config: Reco
   }
 }
 
-/** Saves the model with the given weights as model.json + weights.bin, the layout tfjs's loadLayersModel reads. */
-export async function saveTfjsModel(spec: ModelSpec, weights: Float32Array, dir: string): Promise<void> {
+/** model.json (as an object) and the weights.bin bytes for the model with the given weights, the layout tfjs's loadLayersModel reads. */
+export async function tfjsArtifacts(spec: ModelSpec, weights: Float32Array): Promise<{ modelJson: object; weightData: Uint8Array }> {
   await ensureTfjs();
   const model = await buildTfjsModel(spec);
   try {
     setModelWeights(model, weights);
+    let out: { modelJson: object; weightData: Uint8Array } | undefined;
     await model.save(tf.io.withSaveHandler(async (artifacts) => {
-      mkdirSync(dir, { recursive: true });
       const trainingConfig = { loss: spec.loss, metrics: spec.loss === 'mse' ? [] : ['accuracy'], optimizer_config: optimizerConfig(spec.optimizer) };
       const modelJson = {
         modelTopology: artifacts.modelTopology,
@@ -269,11 +277,19 @@ export async function saveTfjsModel(spec: ModelSpec, weights: Float32Array, dir:
         trainingConfig,
         weightsManifest: [{ paths: ['./weights.bin'], weights: artifacts.weightSpecs }],
       };
-      writeFileSync(join(dir, 'weights.bin'), Buffer.from(artifacts.weightData as ArrayBuffer));
-      writeFileSync(join(dir, 'model.json'), JSON.stringify(modelJson));
+      out = { modelJson, weightData: new Uint8Array(artifacts.weightData as ArrayBuffer) };
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
     }));
+    return out!;
   } finally {
     model.dispose();
   }
+}
+
+/** Saves the model with the given weights as model.json + weights.bin, the layout tfjs's loadLayersModel reads. */
+export async function saveTfjsModel(spec: ModelSpec, weights: Float32Array, dir: string): Promise<void> {
+  const { modelJson, weightData } = await tfjsArtifacts(spec, weights);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'weights.bin'), weightData);
+  writeFileSync(join(dir, 'model.json'), JSON.stringify(modelJson));
 }

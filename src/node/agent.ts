@@ -41,6 +41,8 @@ export interface AgentOptions {
   joinToken?: string;
   /** Tell the coordinator how many training examples of each class this node holds (its label histogram). */
   shareLabels?: boolean;
+  /** Called with each request frame and its reply (serving's metrics count rounds and bytes). */
+  onFrame?: (request: Uint8Array, reply: Uint8Array) => void;
 }
 
 function wsUrl(base: string): string {
@@ -200,6 +202,7 @@ export class Agent {
     if (isBound(received)) ({ binding, frame } = unbindFrame(received));
     if (this.o.delayMs) await new Promise((r) => setTimeout(r, this.o.delayMs));
     const reply = await this.host.handle(frame);
+    this.o.onFrame?.(frame, reply);
     // The reply is signed together with the request's binding: valid for that request only.
     const out = binding && this.o.secretKey ? signFrame(binding, reply, this.o.secretKey) : reply;
     if (ws.readyState === WebSocket.OPEN) link.send(out);

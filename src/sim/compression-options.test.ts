@@ -11,4 +11,5 @@ test('--compression: parsed specs pass, bad ones and stateful error feedback ove
   assert.throws(() => resolveOptions({ queue: 'redis://127.0.0.1:6379', compression: 'topk:0.01' }), /--compression: error feedback .* add ,ef=off/);
   assert.equal(resolveOptions({ queue: 'redis://127.0.0.1:6379', compression: 'topk:0.01,ef=off' }).compression, 'topk:0.01,ef=off');
   assert.equal(resolveOptions({ queue: 'redis://127.0.0.1:6379', compression: 'int8' }).compression, 'int8');
+  assert.throws(() => resolveOptions({ mode: 'async', compression: 'int8' }), /--compression: compressed updates work with synchronous rounds/);
 });

@@ -1,9 +1,12 @@
 /** The options of a simulated run, validated with zod so the CLI, configs and tests share one set of rules. */
 import { z } from 'zod';
+import { fedBuffFields } from '../engine/async-options.js';
 import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
 import { parseCompression } from '../core/compress-update.js';
+import { parseProfileSpec } from './profiles.js';
+import { heterogeneityIssues } from './heterogeneity-options.js';
 import { QUEUE_NAME_PATTERN, redisConnection } from './queue-url.js';
 
 const fraction01 = z.number().gt(0).lte(1);
@@ -38,14 +41,31 @@ export const SimulationOptionsSchema = z.object({
   attackScale: z.number().gt(0).lte(1e6).optional(),
   /** How nodes compress their updates: none | fp16 | int8 | int8-block:N | topk:F [,ef=on|off,delta=on|off,rounding=...]. */
   compression: z.string().default('none').refine((s) => { parseCompression(s); return true; }),
+  /** Device profiles (uniform | slow20 | heavytail | PATH.json): turns on the virtual clock. */
+  profile: z.string().superRefine((s, ctx) => {
+    try {
+      parseProfileSpec(s);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    }
+  }).optional(),
+  /** Synchronous rounds: a deadline in simulated seconds, and over-selection (ask k(1+x), keep the first k). */
+  deadline: z.number().gt(0).optional(),
+  overSelect: z.number().min(0).max(10).optional(),
+  /** mode 'async': FedBuff (rounds = fusions); rules in heterogeneity-options.ts. */
+  ...fedBuffFields,
   /** Run the virtual nodes on `edgefed sim-worker` processes through a BullMQ queue at this redis:// URL. */
   queue: z.string().refine((s) => { redisConnection(s); return true; }).optional(),
   /** The BullMQ queue name (default edgefed-sim). */
   queueName: z.string().regex(QUEUE_NAME_PATTERN, 'letters, digits, _ . - (at most 64)').optional(),
 }).strict().superRefine((o, ctx) => {
+  if (o.mode === 'async' && o.compression !== undefined && o.compression !== 'none') {
+    ctx.addIssue({ code: 'custom', path: ['compression'], message: 'compressed updates work with synchronous rounds (--mode sync), not FedBuff yet' });
+  }
   if (o.queue !== undefined && compressionKeepsState(o.compression)) {
     ctx.addIssue({ code: 'custom', path: ['compression'], message: 'error feedback keeps each node\'s residual in the process that serves it, and with --queue any worker may take a node: add ,ef=off' });
   }
+  for (const issue of heterogeneityIssues(o)) ctx.addIssue({ code: 'custom', ...issue });
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {
     ctx.addIssue({ code: 'custom', path: ['malicious'], message: `needed with --attack ${o.attack}: the fraction of nodes that attack, e.g. --malicious 0.2` });

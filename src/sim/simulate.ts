@@ -14,6 +14,9 @@ import { RoundEngine, type RoundRecord } from '../engine/round-engine.js';
 import { WorkerPoolTransport } from './pool.js';
 import { parseCompression } from '../core/compress-update.js';
 import { shareDataset } from './shared-data.js';
+import { AsyncEngine } from '../engine/async-engine.js';
+import { makeClock } from './heterogeneity.js';
+import { fedBuffDefaults } from './heterogeneity-options.js';
 import { resolveOptions, type ResolvedOptions, type SimulationOptions } from './options.js';
 import { prepareRun, type AttackSummary } from './setup.js';
 
@@ -42,6 +45,7 @@ export interface SimulationResult {
 export async function runSimulation(input: SimulationOptions, onRound?: (r: RoundRecord) => void): Promise<SimulationResult> {
   const o = resolveOptions(input);
   const compression = parseCompression(o.compression);
+  const clock = makeClock(o); // device profiles first: a bad --profile file fails before the data loads
   const { strategyConfig, minNodes, data, train, test, spec, layout, parts, report, initial, attack, nodeAttack } = await prepareRun(o);
   const workers = o.workers ?? Math.max(1, Math.min(availableParallelism(), o.nodes));
   const started = performance.now();
@@ -54,14 +58,17 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
     }, workers, compression.ef);
   const evaluator = await makeTrainer(spec, o.trainer);
   try {
-    const engine = new RoundEngine({
+    const common = {
       layout, strategy: new Strategy(strategyConfig), transport, initial, seed: o.seed, rounds: o.rounds,
-      fraction: o.fraction, minNodes, evalFraction: o.evalFraction,
       local: { epochs: o.localEpochs, batchSize: o.batchSize, optimizer: spec.optimizer },
       targetAccuracy: o.targetAccuracy,
-      centralEval: (w) => evaluator.evaluate(w, test),
-      onRound: (r) => onRound?.(r), compression,
-    });
+      centralEval: (w: Float32Array) => evaluator.evaluate(w, test),
+      onRound: (r: RoundRecord) => onRound?.(r),
+      ...(clock ? { clock } : {}),
+    };
+    const engine = o.mode === 'async'
+      ? new AsyncEngine({ ...common, ...fedBuffDefaults(o), serverLr: o.serverLr ?? 1 })
+      : new RoundEngine({ ...common, fraction: o.fraction, minNodes, evalFraction: o.evalFraction, overSelect: o.overSelect, deadlineSeconds: o.deadline, compression });
     const run = await engine.run();
     const traffic = transport.traffic();
     return {

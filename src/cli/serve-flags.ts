@@ -1,0 +1,33 @@
+/** `edgefed node --serve-port N ...`: starts the node's serving beside its agent (src/node/serve.ts). */
+import type { Logger } from 'pino';
+import { startNodeServer, type InputScaling, type NodeServer } from '../node/serve.js';
+import { loadDatasetSpec } from '../data/load.js';
+import type { NodeCredentials } from '../node/signed-fetch.js';
+import { UsageError } from './args.js';
+
+export interface ServeFlags {
+  servePort?: number;
+  serveHost: string;
+  serveRun?: number;
+  modelPollMs: number;
+  threshold: number;
+  escalate?: boolean;
+}
+
+/** A CSV node takes raw column values and scales them as its trainer's data was (same file, same split, same statistics). */
+function csvScaling(data: string): InputScaling | undefined {
+  if (!data.startsWith('csv:')) return undefined;
+  const d = loadDatasetSpec(data);
+  return d.standardization && d.train.columns ? { columns: d.train.columns, stats: d.standardization } : undefined;
+}
+
+export async function startServingFromFlags(f: ServeFlags, c: { coordinator: string; data: string; creds: NodeCredentials; log: Logger }): Promise<NodeServer | null> {
+  if (f.servePort === undefined) {
+    if (f.escalate || f.serveRun !== undefined || f.threshold > 0) throw new UsageError('--threshold, --escalate and --serve-run need --serve-port');
+    return null;
+  }
+  const server = await startNodeServer({ port: f.servePort, host: f.serveHost, coordinator: c.coordinator, creds: c.creds, runId: f.serveRun, pollMs: f.modelPollMs, threshold: f.threshold, escalate: !!f.escalate, log: c.log, inputScaling: csvScaling(c.data) });
+  // The serving address on stdout (one JSON line), as the coordinator prints its own.
+  process.stdout.write(`${JSON.stringify({ serve: server.url })}\n`);
+  return server;
+}

@@ -1,0 +1,88 @@
+/**
+ * Keeps the node serving the newest global model: polls the coordinator's model registry, downloads a
+ * newer version in the tfjs format (model.json + weights.bin), checks its sha256 against the listing,
+ * loads it, then swaps it in with one assignment, so a request sees either the old or the new version,
+ * never a mix. The old version is retired once the requests using it finish.
+ */
+import type { Logger } from 'pino';
+import { ensureTfjs, specFromModelArtifacts, type ModelJson } from '../model/tfjs.js';
+import { weightsSha256 } from '../model/hash.js';
+import type { ModelVersionInfo } from '../coordinator/model-versions.js';
+import { ServedModel } from '../predict/served-model.js';
+import { signedFetch, type NodeCredentials } from './signed-fetch.js';
+import type { NodeMetrics } from './node-metrics.js';
+
+export interface FollowerOptions {
+  coordinator: string;
+  creds: NodeCredentials;
+  /** The run whose models to serve; default: the newest run that has a model version. */
+  runId?: number;
+  pollMs: number;
+  log: Logger;
+  metrics: NodeMetrics;
+}
+
+export class ModelFollower {
+  current: ServedModel | null = null;
+  runId: number | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(private readonly o: FollowerOptions) {}
+
+  start(): void {
+    const tick = async () => {
+      try {
+        await this.poll();
+      } catch (e) {
+        this.o.log.debug({ err: (e as Error).message }, 'model poll failed; retrying');
+      }
+      if (!this.stopped) this.timer = setTimeout(() => void tick(), this.o.pollMs);
+    };
+    void tick();
+  }
+
+  private async pickRun(): Promise<number | null> {
+    if (this.o.runId !== undefined) return this.o.runId;
+    const r = await fetch(new URL('/v1/runs', this.o.coordinator), { signal: AbortSignal.timeout(10_000) });
+    const { runs } = (await r.json()) as { runs: { id: number; roundsCompleted: number }[] };
+    const withModels = runs.filter((x) => x.roundsCompleted > 0).map((x) => x.id);
+    return withModels.length ? Math.max(...withModels) : null;
+  }
+
+  /** One check: loads and swaps in a newer version if the coordinator has one. */
+  async poll(): Promise<void> {
+    const runId = await this.pickRun();
+    if (runId === null) return;
+    const base = `/v1/runs/${runId}/models`;
+    const { models } = (await (await signedFetch(this.o.coordinator, base, this.o.creds)).json()) as { models: ModelVersionInfo[] };
+    const newest = models.at(-1);
+    const cur = this.current;
+    if (!newest || (cur && this.runId === runId && Number(cur.version) >= newest.version)) return;
+    const jsonRes = await signedFetch(this.o.coordinator, `${base}/${newest.version}/model.json`, this.o.creds);
+    const jsonText = await jsonRes.text();
+    const weightBytes = new Uint8Array(await (await signedFetch(this.o.coordinator, `${base}/${newest.version}/weights.bin`, this.o.creds)).arrayBuffer());
+    this.o.metrics.modelBytes.inc(jsonText.length + weightBytes.byteLength);
+    await ensureTfjs();
+    const { spec, weights } = await specFromModelArtifacts(JSON.parse(jsonText) as ModelJson, `${base}/${newest.version}/model.json`, (p) => {
+      if (p !== './weights.bin' && p !== 'weights.bin') throw new Error(`model.json names weights file ${p}; expected ./weights.bin`);
+      return weightBytes;
+    });
+    if (!weights || weightsSha256(weights) !== newest.sha256) throw new Error(`model version ${newest.version}: weights do not match the listed sha256`);
+    const next = await ServedModel.load(newest.version, spec, weights, newest.sha256);
+    if (this.stopped) return next.retire();
+    const old = this.current;
+    this.current = next; // the swap: later requests use `next`, requests in flight finish on `old`
+    this.runId = runId;
+    old?.retire();
+    this.o.metrics.modelVersion.set(newest.version);
+    this.o.metrics.modelSwitches.inc();
+    this.o.log.info({ runId, version: newest.version, sha256: newest.sha256 }, 'serving model version');
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.current?.retire();
+  }
+}

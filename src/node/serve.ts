@@ -1,0 +1,125 @@
+/**
+ * Serving on an edge node (`edgefed node --serve-port N`): an HTTP server beside the agent.
+ *   POST /v1/predict  { inputs: number[][] } | { input: number[] }  ->  per sample { class, confidence,
+ *                     decision, modelVersion } with decision accept | abstain | escalated
+ *   GET  /v1/model    the version in use and the decision counts
+ *   GET  /metrics     Prometheus text (node-metrics.ts)
+ * Samples below --threshold are abstained, or with --escalate sent to the coordinator's escalation model.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+import { ModelFollower } from './model-follower.js';
+import { NodeMetrics } from './node-metrics.js';
+import { signedFetch, type NodeCredentials } from './signed-fetch.js';
+import { parsePredictBody, PredictError } from '../predict/request.js';
+import { applyStandardize, type StandardizeStats } from '../data/split.js';
+import { applyPolicy, mergeEscalated, type PolicyOptions, type ServedAnswer } from '../predict/policy.js';
+
+export const NODE_PREDICT_BODY_LIMIT = 16 * 1024 * 1024;
+
+/** Raw CSV feature columns in, scaled as the node's trainer saw them (its training split's statistics). */
+export interface InputScaling {
+  columns: string[];
+  stats: StandardizeStats;
+}
+
+export interface NodeServeOptions extends PolicyOptions {
+  inputScaling?: InputScaling;
+  port: number;
+  host?: string;
+  coordinator: string;
+  creds: NodeCredentials;
+  runId?: number;
+  pollMs: number;
+  log: Logger;
+}
+
+export interface NodeServer {
+  url: string;
+  metrics: NodeMetrics;
+  follower: ModelFollower;
+  close(): Promise<void>;
+}
+
+/** Fastify's own body errors (bad JSON, too large, wrong content type) as codes a client can act on. */
+function bodyErrorCode(err: { code?: string; statusCode?: number }): { status: number; code: string } {
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 413, code: 'too_large' };
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status: 415, code: 'unsupported_media_type' };
+  if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (err.statusCode === 400 && /JSON/i.test(String(err.code)))) return { status: 400, code: 'bad_json' };
+  return err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? { status: err.statusCode, code: 'bad_request' } : { status: 500, code: 'internal' };
+}
+
+export async function startNodeServer(o: NodeServeOptions): Promise<NodeServer> {
+  if (!(o.threshold >= 0 && o.threshold <= 1)) throw new Error(`threshold must be in [0, 1], got ${o.threshold}`);
+  const metrics = new NodeMetrics();
+  const follower = new ModelFollower({ coordinator: o.coordinator, creds: o.creds, runId: o.runId, pollMs: o.pollMs, log: o.log, metrics });
+  const app: FastifyInstance = Fastify({ logger: false, bodyLimit: NODE_PREDICT_BODY_LIMIT });
+  const reject = (reply: FastifyReply, status: number, code: string, message: string) => {
+    metrics.rejected.inc({ code });
+    return reply.code(status).send({ error: { code, message } });
+  };
+  app.setErrorHandler((err: { code?: string; statusCode?: number; message: string }, _req, reply) => {
+    const { status, code } = bodyErrorCode(err);
+    if (status === 500) o.log.error({ err: err.message }, 'predict failed');
+    return reject(reply, status, code, status === 500 ? 'internal error' : err.message);
+  });
+
+  const escalate = async (x: Float32Array, featureSize: number, indexes: number[]) => {
+    const inputs = indexes.map((i) => Array.from(x.subarray(i * featureSize, (i + 1) * featureSize)));
+    metrics.escalations.inc(indexes.length);
+    try {
+      const r = await signedFetch(o.coordinator, '/v1/predict', o.creds, { model: 'escalation', inputs });
+      const body = (await r.json()) as { predictions: { class: number; confidence: number; modelVersion: string }[] };
+      if (!Array.isArray(body.predictions) || body.predictions.length !== indexes.length) throw new Error('the coordinator answered a different number of samples');
+      return body.predictions;
+    } catch (e) {
+      metrics.escalationFailures.inc(indexes.length);
+      o.log.warn({ err: (e as Error).message, samples: indexes.length }, 'escalation failed; those samples abstain');
+      return e as Error;
+    }
+  };
+
+  app.post('/v1/predict', async (req, reply) => {
+    const model = follower.current; // one version for the whole request, whatever swaps meanwhile
+    if (!model) return reject(reply, 503, 'no_model', 'no global model version yet; the node is still waiting for the first');
+    let rows;
+    try {
+      rows = parsePredictBody(req.body, model.featureSize);
+    } catch (e) {
+      if (e instanceof PredictError) return reject(reply, 400, e.code, e.message);
+      throw e;
+    }
+    const scaling = o.inputScaling;
+    if (scaling && scaling.columns.length !== model.featureSize) return reject(reply, 409, 'scaling_mismatch', `the node's data has ${scaling.columns.length} feature columns, the model takes ${model.featureSize}`);
+    if (scaling) rows = { n: rows.n, x: applyStandardize({ source: 'request', n: rows.n, featureShape: [model.featureSize], x: rows.x, y: new Float32Array(0), numClasses: 0 }, scaling.stats).x };
+    const outputs = await model.predict(rows.x, rows.n);
+    const { answers, escalate: low } = applyPolicy(outputs, model.version, o);
+    let final: ServedAnswer[] = answers;
+    if (low.length > 0) final = mergeEscalated(answers, low, await escalate(rows.x, model.featureSize, low));
+    metrics.counted(final.map((a) => a.decision));
+    return { modelVersion: model.version, predictions: final };
+  });
+  app.get('/v1/model', async () => {
+    const m = follower.current;
+    const count = async (d: string) => (await metrics.predictions.get()).values.find((v) => v.labels.decision === d)?.value ?? 0;
+    return {
+      runId: follower.runId, version: m?.version ?? null, sha256: m?.sha256 ?? null, pid: process.pid,
+      policy: { threshold: o.threshold, escalate: o.escalate },
+      inputs: o.inputScaling ? { columns: o.inputScaling.columns, scaling: 'raw values, standardized with the node\'s training statistics' } : { scaling: 'none: features as the model takes them' },
+      counts: { accepted: await count('accept'), abstained: await count('abstain'), escalated: await count('escalated'), escalationFailures: (await metrics.escalationFailures.get()).values[0]?.value ?? 0 },
+    };
+  });
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+
+  await app.listen({ port: o.port, host: o.host ?? '127.0.0.1' });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : o.port;
+  follower.start();
+  return {
+    url: `http://${o.host ?? '127.0.0.1'}:${port}`, metrics, follower,
+    async close() {
+      follower.stop();
+      await app.close();
+    },
+  };
+}

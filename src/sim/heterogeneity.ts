@@ -1,0 +1,29 @@
+/** Builds a simulation's virtual clock from its options: device profiles by name or file, drawn by seed. */
+import { readFileSync } from 'node:fs';
+import { Rng } from '../core/rng.js';
+import { VirtualClock } from './clock.js';
+import { builtinProfiles, parseProfileSpec, profilesFromJson, type DeviceProfile } from './profiles.js';
+import type { ResolvedOptions } from './options.js';
+
+/** The profile spec in effect: --profile, else `uniform` when async, a deadline or over-selection needs a clock. */
+export function profileSpecOf(o: ResolvedOptions): string | undefined {
+  return o.profile ?? (o.mode === 'async' || o.deadline !== undefined || o.overSelect !== undefined ? 'uniform' : undefined);
+}
+
+export function loadProfiles(spec: string, nodes: number, seed: number): DeviceProfile[] {
+  const s = parseProfileSpec(spec);
+  if (s.kind === 'builtin') return builtinProfiles(s.name, nodes, new Rng(seed).fork('profiles'));
+  let text: string;
+  try {
+    text = readFileSync(s.path, 'utf8');
+  } catch (e) {
+    throw new Error(`--profile: cannot read ${s.path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return profilesFromJson(text, nodes, `--profile ${s.path}`);
+}
+
+/** The run's clock, or undefined for a run in real time only. */
+export function makeClock(o: ResolvedOptions): VirtualClock | undefined {
+  const spec = profileSpecOf(o);
+  return spec === undefined ? undefined : new VirtualClock(loadProfiles(spec, o.nodes, o.seed));
+}

@@ -1,0 +1,118 @@
+/**
+ * Device profiles for heterogeneous simulation (issue #7): per node compute speed, link bandwidth and
+ * availability over time. Pure and seeded: the same spec, node count and Rng give the same profiles.
+ *
+ * Built-in sets (synthetic, in the spirit of FedScale's device traces, not those traces):
+ * - `uniform`: every node 2000 samples/s, 2.5 MB/s down, 1.25 MB/s up, always online.
+ * - `slow20`: as uniform, but floor(0.2 N) nodes (drawn by seed) are a factor 5-10 (uniform) slower in
+ *   compute and in both directions of their link: a slow device overall. Always online.
+ * - `heavytail`: log-normal speed (median 2000 samples/s, sigma 0.8) and bandwidth (median 2.5 MB/s down,
+ *   1 MB/s up, sigma 1), and periodic availability: online for a fraction in [0.5, 1] of a period of
+ *   60-600 s, with a random phase.
+ * A JSON file gives profiles explicitly (`[{...}, ...]` or `{ "profiles": [...] }`); node i takes entry
+ * i mod length, so one entry describes every node.
+ */
+import { z } from 'zod';
+import { Rng } from '../core/rng.js';
+
+/** Online while ((t + phaseSeconds) mod periodSeconds) < onFraction * periodSeconds. */
+export interface Availability {
+  periodSeconds: number;
+  onFraction: number;
+  phaseSeconds: number;
+}
+
+export interface DeviceProfile {
+  samplesPerSecond: number;
+  downloadBytesPerSecond: number;
+  uploadBytesPerSecond: number;
+  /** Absent: always online. */
+  availability?: Availability;
+}
+
+export const PROFILE_SETS = ['uniform', 'slow20', 'heavytail'] as const;
+export type ProfileSet = (typeof PROFILE_SETS)[number];
+
+const BASE: DeviceProfile = { samplesPerSecond: 2000, downloadBytesPerSecond: 2.5e6, uploadBytesPerSecond: 1.25e6 };
+/** Share of nodes made slow in `slow20`, and the range of their slow-down factor. */
+export const SLOW_SHARE = 0.2;
+export const SLOW_FACTOR: readonly [number, number] = [5, 10];
+
+const positive = z.number().finite().gt(0);
+const AvailabilitySchema = z.object({
+  periodSeconds: positive,
+  onFraction: z.number().gt(0).lte(1),
+  phaseSeconds: z.number().finite().min(0).default(0),
+}).strict();
+const ProfileSchema = z.object({
+  samplesPerSecond: positive,
+  downloadBytesPerSecond: positive,
+  uploadBytesPerSecond: positive,
+  availability: AvailabilitySchema.optional(),
+}).strict();
+const ProfileFileSchema = z.union([z.array(ProfileSchema).min(1), z.object({ profiles: z.array(ProfileSchema).min(1) }).strict()]);
+
+/** `--profile` values: a built-in set name, or a path to a JSON file (anything ending in .json). */
+export function parseProfileSpec(spec: string): { kind: 'builtin'; name: ProfileSet } | { kind: 'file'; path: string } {
+  const s = spec.trim();
+  if ((PROFILE_SETS as readonly string[]).includes(s)) return { kind: 'builtin', name: s as ProfileSet };
+  if (s.toLowerCase().endsWith('.json')) return { kind: 'file', path: s };
+  throw new Error(`unknown device profile '${spec}' (one of ${PROFILE_SETS.join(', ')}, or a path to a .json file)`);
+}
+
+/** The profiles of a built-in set for `nodes` nodes, drawn from rng. */
+export function builtinProfiles(name: ProfileSet, nodes: number, rng: Rng): DeviceProfile[] {
+  if (!Number.isInteger(nodes) || nodes < 1) throw new Error(`device profiles: nodes must be a whole number >= 1, got ${nodes}`);
+  if (name === 'uniform') return Array.from({ length: nodes }, () => ({ ...BASE }));
+  if (name === 'slow20') {
+    const out = Array.from({ length: nodes }, (): DeviceProfile => ({ ...BASE }));
+    for (const i of rng.sample(nodes, Math.floor(SLOW_SHARE * nodes + 1e-9))) {
+      const f = rng.uniform(SLOW_FACTOR[0], SLOW_FACTOR[1]);
+      out[i] = { samplesPerSecond: BASE.samplesPerSecond / f, downloadBytesPerSecond: BASE.downloadBytesPerSecond / f, uploadBytesPerSecond: BASE.uploadBytesPerSecond / f };
+    }
+    return out;
+  }
+  return Array.from({ length: nodes }, () => {
+    const period = rng.uniform(60, 600);
+    return {
+      samplesPerSecond: 2000 * Math.exp(0.8 * rng.normal()),
+      downloadBytesPerSecond: 2.5e6 * Math.exp(rng.normal()),
+      uploadBytesPerSecond: 1e6 * Math.exp(rng.normal()),
+      availability: { periodSeconds: period, onFraction: rng.uniform(0.5, 1), phaseSeconds: rng.uniform(0, period) },
+    };
+  });
+}
+
+/** Profiles from a JSON document; node i takes entry i mod length. Throws with the offending field. */
+export function profilesFromJson(text: string, nodes: number, source = 'profile file'): DeviceProfile[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${source}: not valid JSON (${(e as Error).message})`);
+  }
+  const r = ProfileFileSchema.safeParse(doc);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new Error(`${source}: ${issue.path.join('.') || 'document'}: ${issue.message} (expected [{samplesPerSecond, downloadBytesPerSecond, uploadBytesPerSecond, availability?}, ...])`);
+  }
+  const list = Array.isArray(r.data) ? r.data : r.data.profiles;
+  return Array.from({ length: nodes }, (_, i) => list[i % list.length]);
+}
+
+/** Whether a device is online at virtual time t (seconds). */
+export function isOnline(p: DeviceProfile, t: number): boolean {
+  const a = p.availability;
+  if (!a || a.onFraction >= 1) return true;
+  const phase = (((t + a.phaseSeconds) % a.periodSeconds) + a.periodSeconds) % a.periodSeconds;
+  return phase < a.onFraction * a.periodSeconds;
+}
+
+/** The earliest time >= t at which the device is online. */
+export function nextOnline(p: DeviceProfile, t: number): number {
+  if (isOnline(p, t)) return t;
+  const a = p.availability!;
+  const phase = (((t + a.phaseSeconds) % a.periodSeconds) + a.periodSeconds) % a.periodSeconds;
+  // A nanosecond past the boundary, so rounding cannot land the answer just before it (still offline).
+  return t + (a.periodSeconds - phase) + 1e-9;
+}
