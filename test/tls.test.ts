@@ -1,5 +1,5 @@
 /**
- * TLS: a coordinator serving https and wss with certificate files (a self-signed certificate made here
+ * Transport security modes. TLS: a coordinator serving https and wss with certificate files (a self-signed certificate made here
  * with openssl), two node processes that trust it through NODE_EXTRA_CA_CERTS, and a run that completes
  * over the encrypted connections. Plain http and clients that do not trust the certificate are refused.
  */
@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ADMIN_TOKEN, freePort, killAll, start, startCoordinator, waitFor, type Proc } from './deploy-harness.js';
+import { ADMIN_TOKEN, freePort, killAll, runView, start, startCoordinator, startNode, waitFor, type Proc } from './deploy-harness.js';
 
 /** A JSON request over https that trusts only `ca` (undefined: the system roots). */
 function httpsJson<T>(url: string, path: string, ca: Buffer | undefined, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: T }> {
@@ -57,6 +57,25 @@ test('coordinator and nodes run a round over https/wss with certificate files', 
     });
     assert.equal(run.rounds.length, 2);
     assert.ok(run.rounds.every((r) => r.fused && r.contributed.length === 2), JSON.stringify(run.rounds));
+  } finally {
+    killAll(procs);
+  }
+});
+
+test('with --auth off (development on a trusted network) unenrolled nodes take part without join tokens', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefed-noauth-'));
+  const config = join(dir, 'run.json');
+  writeFileSync(config, JSON.stringify({ model: 'linear', rounds: 1, minNodes: 2, limitTest: 1000, seed: 1, waitForNodesMs: 120000 }));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const procs: Proc[] = [startCoordinator(port, join(dir, 'state.db'), config, ['--auth', 'off'])];
+  try {
+    for (const name of ['o0', 'o1']) procs.push(startNode(url, `mnist-partition:${name === 'o0' ? 0 : 1}/20`, name));
+    const run = await waitFor('run without auth completed', async () => {
+      const r = await runView(url, 1).catch(() => undefined);
+      return r?.status === 'completed' ? r : undefined;
+    });
+    assert.ok(run.rounds[0].fused && run.rounds[0].contributed.length === 2, JSON.stringify(run.rounds));
   } finally {
     killAll(procs);
   }

@@ -14,7 +14,7 @@ import type { RoundRecord } from '../engine/round-engine.js';
 import { FrameLink } from '../net/frame-link.js';
 import { nodeCrypto } from '../net/node-crypto.js';
 import { FrameError } from '../core/wire.js';
-import { fromHex, isSigned, openSignedFrame, verifyHello, type Binding } from '../core/identity.js';
+import { fromHex, isSigned, openSignedFrame, readSignedFrameUnverified, verifyHello, type Binding } from '../core/identity.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { weightsSha256 } from '../model/hash.js';
@@ -274,6 +274,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
         let binding: Binding | null = null;
         try {
           if (isSigned(frame) && node.publicKey) ({ binding, frame } = openSignedFrame(frame, node.publicKey, nodeCrypto));
+          else if (isSigned(frame) && !auth) ({ binding, frame } = readSignedFrameUnverified(frame));
           else if (auth) throw new FrameError(isSigned(frame) ? 'unauthenticated' : 'unsigned', 'frames must be signed with the node\'s enrolled key');
           if (binding && (binding.node !== node.id || binding.run !== node.configuredRun)) throw new FrameError('bad_binding', `frame is bound to node ${binding.node} run ${binding.run}`);
           if (binding && (node.seenNonces.has(binding.nonce) || (node.waiter && binding.round === node.waiter.binding.round && binding.nonce !== node.waiter.binding.nonce))) {

@@ -125,13 +125,17 @@ export function isSigned(bytes: Uint8Array): boolean {
   return magicIs(bytes, 'EFS1');
 }
 
-/** Verifies a signed frame; FrameError 'unsigned' or 'bad_signature' when it is not from the key's holder. */
-export function openSignedFrame(bytes: Uint8Array, publicKey: Uint8Array, crypto: CryptoImpl = nobleCrypto): { binding: Binding; frame: Uint8Array } {
+/** A signed frame's parts, unverified: binding, signature and the inner frame (bounds-checked). */
+function splitSignedFrame(bytes: Uint8Array): { binding: Binding; json: Uint8Array; sig: Uint8Array; frame: Uint8Array } {
   if (!magicIs(bytes, 'EFS1')) throw new FrameError('unsigned', 'frame is not signed');
   const { binding, json, end } = readBinding(bytes);
   if (bytes.length < end + 64) throw new FrameError('truncated', 'signed frame has no room for its signature');
-  const sig = bytes.subarray(end, end + 64);
-  const frame = bytes.subarray(end + 64);
+  return { binding, json, sig: bytes.subarray(end, end + 64), frame: bytes.subarray(end + 64) };
+}
+
+/** Verifies a signed frame; FrameError 'unsigned' or 'bad_signature' when it is not from the key's holder. */
+export function openSignedFrame(bytes: Uint8Array, publicKey: Uint8Array, crypto: CryptoImpl = nobleCrypto): { binding: Binding; frame: Uint8Array } {
+  const { binding, json, sig, frame } = splitSignedFrame(bytes);
   let ok = false;
   try {
     ok = crypto.verify(sig, signedMessage(json, frame, crypto.sha256), publicKey);
@@ -139,6 +143,15 @@ export function openSignedFrame(bytes: Uint8Array, publicKey: Uint8Array, crypto
     ok = false;
   }
   if (!ok) throw new FrameError('bad_signature', 'signature does not verify with the node\'s key');
+  return { binding, frame };
+}
+
+/**
+ * A signed frame's binding and inner frame WITHOUT checking the signature: only for a coordinator run with
+ * authentication off (it trusts the network and holds no node keys), where nodes still sign by habit.
+ */
+export function readSignedFrameUnverified(bytes: Uint8Array): { binding: Binding; frame: Uint8Array } {
+  const { binding, frame } = splitSignedFrame(bytes);
   return { binding, frame };
 }
 
