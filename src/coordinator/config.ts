@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { fedBuffFields } from '../engine/async-options.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { checkSecAggStrategy, DEFAULT_SECAGG } from '../engine/secure-round.js';
+import { parseCompression } from '../core/compress-update.js';
 import { asyncRunIssues } from './async-config.js';
 
 export const RunConfigSchema = z.object({
@@ -40,10 +41,14 @@ export const RunConfigSchema = z.object({
     clip: z.number().gt(0).lte(1e6).default(DEFAULT_SECAGG.clip),
     maxWeight: z.number().int().min(1).max(2 ** 24).default(DEFAULT_SECAGG.maxWeight),
   }).strict().optional(),
+  /** How nodes compress their updates (same spec as `edgefed simulate --compression`). */
+  compression: z.string().default('none').refine((s) => { parseCompression(s); return true; }),
   /** mode 'async': FedBuff (rounds = fusions); rules in async-config.ts. */
   ...fedBuffFields,
 }).strict().superRefine((c, ctx) => {
   for (const issue of asyncRunIssues(c)) ctx.addIssue({ code: 'custom', ...issue });
+  if (c.secagg && c.compression !== 'none') ctx.addIssue({ code: 'custom', path: ['compression'], message: 'secure aggregation sends fixed-point masked updates: compression does not apply' });
+  if (c.mode === 'async' && c.compression !== 'none') ctx.addIssue({ code: 'custom', path: ['compression'], message: 'compressed updates work with synchronous rounds, not mode async yet' });
   if (!c.secagg) return;
   if (c.mode === 'async') ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'works with synchronous rounds only, not mode "async"' });
   try {

@@ -12,6 +12,7 @@ import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../mo
 import { makeTrainer } from '../model/make-trainer.js';
 import { DEFAULT_LR } from '../nn/optimizer.js';
 import { parseStrategy, Strategy } from '../engine/strategy.js';
+import { parseCompression } from '../core/compress-update.js';
 import { RoundEngine, type EngineOptions, type RoundRecord } from '../engine/round-engine.js';
 import { AsyncEngine } from '../engine/async-engine.js';
 import { asyncSettings } from './async-config.js';
@@ -143,7 +144,7 @@ export class RunManager {
         layout, strategy, transport, initial, seed: config.seed, rounds: config.rounds, fraction: config.fraction,
         minNodes: config.minNodes, evalFraction: config.evalFraction, targetAccuracy: config.targetAccuracy,
         local: { epochs: config.localEpochs, batchSize: config.batchSize, optimizer: spec.optimizer },
-        startRound, overSelect: config.overSelect,
+        startRound, overSelect: config.overSelect, compression: parseCompression(config.compression),
         ...(config.secagg ? { secure: config.secagg } : {}),
         maxStepsFor: sizedWork ? (nodeId) => {
           const speed = this.registry.get(nodeId)?.resources.samplesPerSecond;

@@ -11,6 +11,7 @@ import { evaluateNodes } from './evaluate-nodes.js';
 import type { EvalResult, Strategy, TrainResult } from './strategy.js';
 import type { Transport } from './transport.js';
 import { secureTrainRound, type SecureAggregationOptions } from './secure-round.js';
+import { compressionLabel, reconstructUpdate, type CompressionSpec } from '../core/compress-update.js';
 import { parseTrainReply } from './train-reply.js';
 import { closeRoundInVirtualTime, samplesProcessed, waitUntilOnline, type RequestCost, type SimulatedClock } from './virtual-time.js';
 
@@ -46,6 +47,8 @@ export interface EngineOptions {
   waitForNodes?: (minNodes: number) => Promise<void>;
   /** Secure aggregation (secure-round.ts): the coordinator sees only the sum of masked updates. */
   secure?: SecureAggregationOptions;
+  /** How nodes compress their updates (compress-update.ts); absent or kind none = plain float32. */
+  compression?: CompressionSpec;
   /**
    * Simulation with device profiles: only online nodes are selected, and a round keeps the first results
    * by simulated finish time (deadlineSeconds, overSelect) rather than by real arrival order.
@@ -125,6 +128,7 @@ export class RoundEngine {
     return {
       ...this.o.local, proxMu: this.o.strategy.config.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
       ...(maxSteps !== undefined ? { maxSteps } : {}),
+      ...(this.compressing() ? { compression: this.o.compression } : {}),
     };
   }
 
@@ -144,7 +148,7 @@ export class RoundEngine {
         const reply = await transport.request(nodeId, frame);
         const r = parseTrainReply(layout, reply, round, nodeId, this.global.length);
         if (closed) throw new Error('straggler: answered after the round closed');
-        results.push({ nodeId, numExamples: r.numExamples, steps: r.steps, vector: r.vector, metrics: r.metrics });
+        results.push({ nodeId, numExamples: r.numExamples, steps: r.steps, vector: this.updateOf(r.vector, r.compression, this.global), metrics: r.metrics });
         costs.set(nodeId, { nodeId, downBytes: frame.length, upBytes: reply.length, samples: samplesProcessed(r.steps, config.batchSize, config.epochs, r.numExamples) });
         // Under a clock every result is computed; who made it is decided by simulated time below.
         if (!clock && results.length >= needed) settle();
@@ -159,6 +163,18 @@ export class RoundEngine {
     results.sort((a, b) => a.nodeId - b.nodeId);
     failures.sort((a, b) => a.nodeId - b.nodeId);
     return clock ? closeRoundInVirtualTime(clock, results, failures, costs, needed, this.o.deadlineSeconds) : { results, failures };
+  }
+
+  private compressing(): boolean {
+    return this.o.compression !== undefined && this.o.compression.kind !== 'none';
+  }
+
+  /** A reply's vector as the strategy takes it: compressed exactly as asked (or not at all), deltas made whole. */
+  private updateOf(vector: Float32Array, used: CompressionSpec | undefined, global: Float32Array): Float32Array {
+    const asked = this.compressing() ? compressionLabel(this.o.compression!) : 'none';
+    const got = used ? compressionLabel(used) : 'none';
+    if (got !== asked) throw new Error(`update is compressed as '${got}', the run asked for '${asked}'`);
+    return used ? reconstructUpdate(used, vector, global, this.o.strategy.mode === 'gradient') : vector;
   }
 
   private evaluateRound(round: number, nodes: number[]): Promise<EvalResult[]> {

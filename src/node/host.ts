@@ -13,7 +13,10 @@ import type { TensorSlot } from '../core/params.js';
 import { Rng } from '../core/rng.js';
 import { attackUpdate, flipLabels, type AttackKind } from '../core/robust.js';
 import type { LocalTrainer } from '../model/trainer.js';
-import { decodeMessage, encodeError, encodeEvalReply, encodeTrainReply } from '../engine/messages.js';
+import { decodeMessage, encodeError, encodeEvalReply, type TrainReply } from '../engine/messages.js';
+import { UpdateCompressor } from '../core/compress-update.js';
+import { encodeUpdateReply } from './update-reply.js';
+import type { TrainConfig } from '../model/trainer.js';
 import { validateTrainConfig } from '../model/trainer.js';
 import { peekHeader } from '../core/wire.js';
 import { isSecAggFrameType } from '../core/secagg/codec.js';
@@ -37,6 +40,8 @@ export class NodeHost {
   private readonly byzantine: ReadonlySet<number>;
   private readonly flipped = new Map<number, Dataset>();
   private readonly secure: SecureNodeSessions;
+  /** Keeps each node's error-feedback residual between rounds (the pool pins a node to one worker for this). */
+  private readonly compressor: UpdateCompressor;
 
   constructor(
     private readonly layout: readonly TensorSlot[],
@@ -47,6 +52,7 @@ export class NodeHost {
   ) {
     this.byzantine = new Set(attack?.nodes ?? []);
     this.secure = new SecureNodeSessions(secure);
+    this.compressor = new UpdateCompressor(layout);
   }
 
   async handle(frame: Uint8Array): Promise<Uint8Array> {
@@ -70,14 +76,14 @@ export class NodeHost {
       if (mode === 'gradient') {
         const g = await this.trainer.gradient(weights, train, Math.max(config.batchSize, 256));
         const vector = attack ? this.poison(attack, g.gradient, new Float32Array(g.gradient.length), config.seed) : g.gradient;
-        return encodeTrainReply(this.layout, { round, nodeId, numExamples: g.numExamples, steps: 1, metrics: g.metrics, vector });
+        return this.reply({ round, nodeId, numExamples: g.numExamples, steps: 1, metrics: g.metrics, vector }, config, weights, true);
       }
       validateTrainConfig(config);
       const r = await this.trainer.train(weights, train, config);
       const vector = attack ? this.poison(attack, r.weights, weights, config.seed) : r.weights;
       // Secure aggregation: the update stays on the node; the reply carries public keys only.
       if (msg.req.secagg !== undefined) return this.secure.start(round, nodeId, msg.req.secagg, weights, vector, r.numExamples, r.metrics);
-      return encodeTrainReply(this.layout, { round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector });
+      return this.reply({ round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector }, config, weights, false);
     } catch (e) {
       return encodeError(round, nodeId, (e as Error).message);
     }
@@ -93,6 +99,10 @@ export class NodeHost {
     } catch (e) {
       return encodeError(round, nodeId, (e as Error).message);
     }
+  }
+
+  private reply(r: TrainReply, config: TrainConfig, global: Float32Array, gradient: boolean): Uint8Array {
+    return encodeUpdateReply(this.layout, this.compressor, r, config, global, gradient);
   }
 
   /** The vector a Byzantine node sends in place of `honest` (label-flip already poisoned the data). */

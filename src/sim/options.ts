@@ -5,6 +5,7 @@ import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
 import { checkSecAggStrategy } from '../engine/secure-round.js';
+import { parseCompression } from '../core/compress-update.js';
 import { parseProfileSpec } from './profiles.js';
 import { heterogeneityIssues } from './heterogeneity-options.js';
 import { QUEUE_NAME_PATTERN, redisConnection } from './queue-url.js';
@@ -47,6 +48,8 @@ export const SimulationOptionsSchema = z.object({
   secaggClip: z.number().gt(0).lte(1e6).optional(),
   /** Largest numExamples one node may weight its update by. */
   secaggMaxWeight: z.number().int().min(1).max(2 ** 24).optional(),
+  /** How nodes compress their updates: none | fp16 | int8 | int8-block:N | topk:F [,ef=on|off,delta=on|off,rounding=...]. */
+  compression: z.string().default('none').refine((s) => { parseCompression(s); return true; }),
   /** Device profiles (uniform | slow20 | heavytail | PATH.json): turns on the virtual clock. */
   profile: z.string().superRefine((s, ctx) => {
     try {
@@ -65,6 +68,12 @@ export const SimulationOptionsSchema = z.object({
   /** The BullMQ queue name (default edgefed-sim). */
   queueName: z.string().regex(QUEUE_NAME_PATTERN, 'letters, digits, _ . - (at most 64)').optional(),
 }).strict().superRefine((o, ctx) => {
+  if (o.mode === 'async' && o.compression !== undefined && o.compression !== 'none') {
+    ctx.addIssue({ code: 'custom', path: ['compression'], message: 'compressed updates work with synchronous rounds (--mode sync), not FedBuff yet' });
+  }
+  if (o.queue !== undefined && compressionKeepsState(o.compression)) {
+    ctx.addIssue({ code: 'custom', path: ['compression'], message: 'error feedback keeps each node\'s residual in the process that serves it, and with --queue any worker may take a node: add ,ef=off' });
+  }
   for (const issue of heterogeneityIssues(o)) ctx.addIssue({ code: 'custom', ...issue });
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {
@@ -78,6 +87,7 @@ export const SimulationOptionsSchema = z.object({
     if (o[key] !== undefined && !o.secagg) ctx.addIssue({ code: 'custom', path: [key], message: 'applies with --secagg only' });
   }
   // Queue workers take any job, so a node's secure session would not survive between its requests.
+  if (o.secagg && o.compression !== 'none') ctx.addIssue({ code: 'custom', path: ['compression'], message: 'secure aggregation sends fixed-point masked updates: compression does not apply' });
   if (o.secagg && o.queue !== undefined) ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'runs on worker threads only, not with --queue' });
   // The secure round is one synchronous protocol over real replies: no FedBuff, no virtual-clock round closing.
   if (o.secagg && (o.mode === 'async' || o.profile !== undefined)) ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'works with synchronous rounds without --profile only' });
@@ -93,6 +103,14 @@ export const SimulationOptionsSchema = z.object({
     ctx.addIssue({ code: 'custom', path: ['attackScale'], message: 'applies to --attack sign-flip, gaussian and scale only' });
   }
 });
+
+function compressionKeepsState(text: string | undefined): boolean {
+  try {
+    return parseCompression(text ?? 'none').ef;
+  } catch {
+    return false; // reported by the field's own check
+  }
+}
 
 /** How many of `nodes` nodes a --malicious fraction makes Byzantine: floor(fraction * nodes) (at most that fraction). */
 export function maliciousCount(fraction: number, nodes: number): number {
