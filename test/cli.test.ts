@@ -47,6 +47,18 @@ test('the same seed gives the same model_sha256 across runs (and another seed do
   assert.notEqual(JSON.parse(a.stdout).model_sha256, JSON.parse(c.stdout).model_sha256);
 });
 
+test('compressed updates (top-k with error feedback): same model_sha256 with 1 and 2 workers, far fewer bytes received', async () => {
+  const args = ['simulate', ...small, '--json', '--quiet', '--compression', 'topk:0.01'];
+  const [one, two] = await Promise.all([runCli([...args, '--workers', '1']), runCli([...args, '--workers', '2'])]);
+  for (const r of [one, two]) assert.equal(r.code, 0, r.stderr);
+  const [a, b] = [one, two].map((r) => JSON.parse(r.stdout));
+  assert.equal(a.model_sha256, b.model_sha256);
+  assert.equal(a.config.compression, 'topk:0.01');
+  const floatReplies = 5 * 2 * 101770 * 4; // 5 nodes, 2 rounds, the MLP's weights as float32
+  assert.ok(floatReplies / a.bytes_received > 30, `ratio ${floatReplies / a.bytes_received}`);
+  assert.ok(a.bytes_sent > floatReplies, 'the global model still goes down as float32');
+});
+
 test('bad flags and bad files: one-line error, exit code 2, no output written', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgefed-bad-'));
   const badIdx = join(dir, 'idx');
@@ -76,6 +88,8 @@ test('bad flags and bad files: one-line error, exit code 2, no output written', 
     [['simulate', '--attack', 'gaussian', '--malicious', '0.05'], /--malicious: 0\.05 of 10 nodes is less than one node/],
     [['simulate', '--attack', 'label-flip', '--malicious', '0.2', '--attack-scale', '3'], /--attack-scale: applies to --attack sign-flip, gaussian and scale only/],
     [['simulate', '--attack', 'flood', '--malicious', '0.2'], /--attack/],
+    [['simulate', '--compression', 'zip'], /unknown compression 'zip'/],
+    [['simulate', '--compression', 'topk:2'], /compression 'topk:2': top-k fraction must be in \(0, 1\]/],
     [['predict', '--model', join(dir, 'nope'), '--input', 'mnist'], /does not exist/],
   ];
   const results = await Promise.all(cases.map(([args]) => runCli([...args, '--out', join(dir, 'out')].filter((a, i, all) => !(args[0] === 'predict' && (a === '--out' || all[i - 1] === '--out'))))));

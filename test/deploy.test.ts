@@ -1,7 +1,7 @@
 // Coordinator and edge nodes as real processes on loopback sockets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, killAll, runView, startNodeEnrolled, startNodesInOrder, startTestCoordinator, waitFor } from './deploy-harness.js';
+import { api, killAll, runView, startNodeEnrolled, startNodesInOrder, startTestCoordinator, waitFor, type RunView } from './deploy-harness.js';
 
 const base = { model: 'mlp', limitTest: 2000, seed: 1, waitForNodesMs: 120000 };
 
@@ -93,6 +93,27 @@ test('scheduling: tag selection, a deadline with a deliberately slow node, and t
     nodes.push(await startNodeEnrolled(c.url, 'mnist-partition:3/12', 's3'));
     const w = await waitFor('waiting run done', async () => { const r = await runView(c.url, waiting.json.id); return done(r) ? r : undefined; });
     assert.equal(w.rounds[0].contributed.length + w.rounds[0].failures.length, 4);
+  } finally {
+    killAll([...nodes, c.proc]);
+  }
+});
+
+test('compressed updates over real sockets: top-k with error feedback fuses every round at a fraction of the bytes', async () => {
+  const c = await coordinator();
+  const nodes = await startNodesInOrder(c.url, [0, 1].map((i) => ({ data: `mnist-partition:${i}/12`, name: `z${i}` })));
+  try {
+    const bad = await api<{ error: { message: string } }>(c.url, '/v1/runs', { ...base, compression: 'topk:0' });
+    assert.equal(bad.status, 400);
+    assert.match(bad.json.error.message, /top-k fraction must be in \(0, 1\]/);
+    const { json } = await api<{ id: number }>(c.url, '/v1/runs', { ...base, rounds: 2, minNodes: 2, compression: 'topk:0.01' });
+    const v = await waitFor('compressed run done', async () => { const r = await runView(c.url, json.id); return done(r) ? r : undefined; });
+    assert.equal(v.status, 'completed');
+    const floatReplies = 2 * 101770 * 4; // two nodes' MLP weights as float32
+    for (const r of v.rounds as (RunView['rounds'][number] & { bytesReceived: number })[]) {
+      assert.ok(r.fused && r.contributed.length === 2, `round ${r.round}: ${JSON.stringify(r.failures)}`);
+      assert.ok(r.bytesReceived > 0 && floatReplies / r.bytesReceived > 30, `round ${r.round}: ${r.bytesReceived} bytes received`);
+    }
+    assert.ok(v.rounds[1].testAccuracy > 0.5, `accuracy ${v.rounds[1].testAccuracy}`);
   } finally {
     killAll([...nodes, c.proc]);
   }

@@ -16,6 +16,7 @@ import { addDeployCommands } from './deploy-cmds.js';
 import { addGatewayCommand } from './gateway-cmd.js';
 import { addQueueCommands } from './queue-cmds.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
+import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 
 const program = new Command('edgefed')
   .description('Federated deep learning at the edge: partition, train, fuse and predict.')
@@ -52,7 +53,18 @@ interface SimulateFlags {
   targetAccuracy?: number; validation: number; evalFraction: number; workers?: number; trainer: 'auto' | 'engine' | 'tfjs';
   limitTrain?: number; limitTest?: number; out?: string; json?: boolean; quiet?: boolean;
   attack?: 'none' | AttackKind; malicious?: number; attackScale?: number; queue?: string; queueName?: string;
-  profile?: string; deadline?: number; overSelect?: number; mode: 'sync' | 'async'; bufferSize?: number; concurrency?: number; serverLr?: number;
+  profile?: string; deadline?: number; overSelect?: number; mode: 'sync' | 'async'; bufferSize?: number; concurrency?: number; serverLr?: number; compression: string;
+  secagg?: boolean; secaggDropout?: number; secaggClip?: number; secaggMaxWeight?: number;
+}
+
+/** The --secagg* flags as simulation options (only those given, so zod names a stray one). */
+function secAggOptions(flags: SimulateFlags): Partial<SimulationOptions> {
+  return {
+    ...(flags.secagg ? { secagg: true } : {}),
+    ...(flags.secaggDropout !== undefined ? { secaggDropout: flags.secaggDropout } : {}),
+    ...(flags.secaggClip !== undefined ? { secaggClip: flags.secaggClip } : {}),
+    ...(flags.secaggMaxWeight !== undefined ? { secaggMaxWeight: flags.secaggMaxWeight } : {}),
+  };
 }
 
 async function simulate(flags: SimulateFlags): Promise<void> {
@@ -62,10 +74,11 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     rounds: flags.rounds, localEpochs: flags.localEpochs, batchSize: flags.batchSize, optimizer: flags.optimizer, lr: flags.lr,
     partition: flags.partition, strategy: flags.strategy, seed: flags.seed, targetAccuracy: flags.targetAccuracy,
     validationFraction: flags.validation, evalFraction: flags.evalFraction, workers: flags.workers, trainer: flags.trainer,
-    limitTrain: flags.limitTrain, limitTest: flags.limitTest,
+    limitTrain: flags.limitTrain, limitTest: flags.limitTest, compression: flags.compression,
     ...(flags.attack !== undefined ? { attack: flags.attack } : {}),
     ...(flags.malicious !== undefined ? { malicious: flags.malicious } : {}),
     ...(flags.attackScale !== undefined ? { attackScale: flags.attackScale } : {}),
+    ...secAggOptions(flags),
     ...heterogeneityOptions(flags),
     ...(flags.queue !== undefined ? { queue: flags.queue } : {}),
     ...(flags.queueName !== undefined ? { queueName: flags.queueName } : {}),
@@ -129,6 +142,12 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
     .option('--malicious <f>', 'fraction of nodes that attack (floor(f * nodes), chosen from the seed)', floatArg(0, 1, true))
     .option('--attack-scale <s>', `attack strength s (default: sign-flip ${DEFAULT_ATTACK_SCALE['sign-flip']}, gaussian sigma ${DEFAULT_ATTACK_SCALE.gaussian}, ` +
       `scale ${DEFAULT_ATTACK_SCALE.scale})`, floatArg(0, 1e6, true))
+    .option('--secagg', 'secure aggregation (Bonawitz et al. 2017): the coordinator only ever sees the sum of masked updates')
+    .option('--secagg-dropout <f>', 'with --secagg: fraction of each round\'s nodes that drop after sharing keys (seeded fault injection)', floatArg(0, 1))
+    .option('--secagg-clip <c>', `with --secagg: clip each coordinate of a node's update to [-c, c] (default ${DEFAULT_SECAGG.clip})`, floatArg(0, 1e6, true))
+    .option('--secagg-max-weight <n>', `with --secagg: most examples a node may weight its update by (default ${DEFAULT_SECAGG.maxWeight})`, intArg(1, 2 ** 24))
+    .option('--compression <spec>', 'how nodes compress updates: none | fp16 | int8 | int8-block:N | topk:F, then optional ,ef=on|off ' +
+      '(error feedback; default on for topk) ,delta=on|off (send local - global; default on) ,rounding=nearest|stochastic (int8)', 'none')
     .option('--profile <set>', 'device profiles for a virtual clock: uniform | slow20 (20% of nodes 5-10x slower) | heavytail | PATH.json')
     .option('--deadline <s>', 'synchronous rounds close after this many simulated seconds', floatArg(0, 1e9, true))
     .option('--over-select <x>', 'ask k(1+x) nodes and fuse the first k to finish in simulated time', floatArg(0, 10))

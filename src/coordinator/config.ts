@@ -2,6 +2,8 @@
 import { z } from 'zod';
 import { fedBuffFields } from '../engine/async-options.js';
 import { parseStrategy } from '../engine/strategy.js';
+import { checkSecAggStrategy, DEFAULT_SECAGG } from '../engine/secure-round.js';
+import { parseCompression } from '../core/compress-update.js';
 import { asyncRunIssues } from './async-config.js';
 
 export const RunConfigSchema = z.object({
@@ -34,10 +36,27 @@ export const RunConfigSchema = z.object({
   workSeconds: z.number().gt(0).optional(),
   /** How long a round waits for minNodes eligible nodes before starting anyway (then it is skipped). */
   waitForNodesMs: z.number().int().min(0).default(60_000),
+  /** Secure aggregation (secure-round.ts): the coordinator sees only the sum of masked updates. */
+  secagg: z.object({
+    clip: z.number().gt(0).lte(1e6).default(DEFAULT_SECAGG.clip),
+    maxWeight: z.number().int().min(1).max(2 ** 24).default(DEFAULT_SECAGG.maxWeight),
+  }).strict().optional(),
+  /** How nodes compress their updates (same spec as `edgefed simulate --compression`). */
+  compression: z.string().default('none').refine((s) => { parseCompression(s); return true; }),
   /** mode 'async': FedBuff (rounds = fusions); rules in async-config.ts. */
   ...fedBuffFields,
 }).strict().superRefine((c, ctx) => {
   for (const issue of asyncRunIssues(c)) ctx.addIssue({ code: 'custom', ...issue });
+  if (c.secagg && c.compression !== 'none') ctx.addIssue({ code: 'custom', path: ['compression'], message: 'secure aggregation sends fixed-point masked updates: compression does not apply' });
+  if (c.mode === 'async' && c.compression !== 'none') ctx.addIssue({ code: 'custom', path: ['compression'], message: 'compressed updates work with synchronous rounds, not mode async yet' });
+  if (!c.secagg) return;
+  if (c.mode === 'async') ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'works with synchronous rounds only, not mode "async"' });
+  try {
+    const s = parseStrategy(c.strategy);
+    checkSecAggStrategy(s.name, s.clip);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', path: ['secagg'], message: (e as Error).message });
+  }
 });
 
 export type RunConfig = z.output<typeof RunConfigSchema>;

@@ -9,6 +9,7 @@ import { peekHeader } from '../core/wire.js';
 import { bindFrame, randomNonce, type Binding } from '../core/identity.js';
 import { randomBytes } from 'node:crypto';
 import type { LiveNode, Registry, Selection } from './registry.js';
+import { secAggReplyType } from '../engine/secure-messages.js';
 import type { ModelSpec } from '../model/spec.js';
 
 /** Tells a node a run's model spec once, before its first request in that run. */
@@ -47,7 +48,7 @@ export class NetworkTransport implements Transport {
     if (node.waiter) throw new Error('node is busy with another request');
     await this.o.configure(node);
     const sent = peekHeader(frame);
-    const replyType = sent.type === 'train' ? 'train_result' : 'eval_result';
+    const replyType = secAggReplyType(sent) ?? (sent.type === 'train' ? 'train_result' : 'eval_result');
     const binding: Binding = { run: this.o.runId, round: Number(sent.round), node: nodeId, nonce: randomNonce((n) => new Uint8Array(randomBytes(n))) };
     return new Promise<Uint8Array>((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -12,6 +12,7 @@ import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../mo
 import { makeTrainer } from '../model/make-trainer.js';
 import { DEFAULT_LR } from '../nn/optimizer.js';
 import { parseStrategy, Strategy } from '../engine/strategy.js';
+import { parseCompression } from '../core/compress-update.js';
 import { RoundEngine, type EngineOptions, type RoundRecord } from '../engine/round-engine.js';
 import { AsyncEngine } from '../engine/async-engine.js';
 import { asyncSettings } from './async-config.js';
@@ -131,7 +132,7 @@ export class RunManager {
     const layout = makeLayout(tensorSpecs(spec));
     const checkpoint = this.store.lastCheckpoint(runId);
     const initial = checkpoint?.weights ?? initialWeights(tensorSpecs(spec), new Rng(config.seed).fork('init'));
-    const strategy = new Strategy(parseStrategy(config.strategy), checkpoint?.strategyState);
+    const strategy = new Strategy(parseStrategy(config.strategy), checkpoint?.strategyState, checkpoint?.extra);
     const evaluator = await makeTrainer(spec);
     const startRound = (checkpoint?.round ?? 0) + 1;
     if (this.control.get(runId) !== 'pause') this.store.setRunStatus(runId, 'running');
@@ -143,7 +144,8 @@ export class RunManager {
         layout, strategy, transport, initial, seed: config.seed, rounds: config.rounds, fraction: config.fraction,
         minNodes: config.minNodes, evalFraction: config.evalFraction, targetAccuracy: config.targetAccuracy,
         local: { epochs: config.localEpochs, batchSize: config.batchSize, optimizer: spec.optimizer },
-        startRound, overSelect: config.overSelect,
+        startRound, overSelect: config.overSelect, compression: parseCompression(config.compression),
+        ...(config.secagg ? { secure: config.secagg } : {}),
         maxStepsFor: sizedWork ? (nodeId) => {
           const speed = this.registry.get(nodeId)?.resources.samplesPerSecond;
           return speed ? Math.max(1, Math.floor((speed * config.workSeconds!) / config.batchSize)) : undefined;
@@ -163,7 +165,7 @@ export class RunManager {
           });
           lastTraffic = now;
           // Committed before the next round starts: a crash loses at most the round in progress.
-          this.store.commitRound(runId, record.round, record, { weights: global, strategyState: strat.state() }, traffic);
+          this.store.commitRound(runId, record.round, record, { weights: global, strategyState: strat.state(), extra: strat.extraState() }, traffic);
           for (const f of record.failures) this.store.recordEvent(runId, 'node_failure', { round: record.round, ...f });
           this.log.info({ runId, round: record.round, acc: record.testAccuracy, contributed: record.contributed.length, failures: record.failures.length }, 'round committed');
           this.onRoundCommitted?.(runId, record);

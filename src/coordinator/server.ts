@@ -166,7 +166,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   app.get('/v1/runs', async () => ({ runs: store.listRuns() }));
   const runId = (req: { params: unknown }) => {
     const id = Number((req.params as { id: string }).id);
-    return Number.isInteger(id) && id > 0 ? id : -1;
+    return Number.isSafeInteger(id) && id > 0 ? id : 0; // 0 names no run (ids start at 1): a 404, not a store error
   };
   app.get('/v1/runs/:id', async (req, reply) => {
     const run = store.getRun(runId(req));

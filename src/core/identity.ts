@@ -42,8 +42,9 @@ export function fromHex(s: string, bytes: number, what: string): Uint8Array {
   return Uint8Array.from(s.match(/../g)!, (h) => parseInt(h, 16));
 }
 
+/** Compares bytes, not decoded text: a strict UTF-8 decoder would throw on arbitrary leading bytes. */
 function magicIs(bytes: Uint8Array, magic: string): boolean {
-  return bytes.length >= 4 && dec.decode(bytes.subarray(0, 4)) === magic;
+  return bytes.length >= 4 && [0, 1, 2, 3].every((i) => bytes[i] === magic.charCodeAt(i));
 }
 
 function concat(...parts: Uint8Array[]): Uint8Array {

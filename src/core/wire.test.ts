@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decodeFrame, encodeFrame, FrameError, MAX_HEADER_BYTES, WIRE_VERSION, type Frame, type WireTensor } from './wire.ts';
+import { decodeFrame, encodeFrame, FrameError, MAX_HEADER_BYTES, peekHeader, WIRE_VERSION, type Frame, type WireTensor } from './wire.ts';
 
 // ---------- helpers ----------
 
@@ -51,8 +51,9 @@ function assertConsistent(frame: Frame, input: Uint8Array): void {
     assert.ok(t.name.length > 0 && t.name.length <= 256);
     assert.ok(!names.has(t.name), 'names are unique');
     names.add(t.name);
-    assert.ok(t.dtype === 'float32' || t.dtype === 'int32');
-    assert.ok(t.dtype === 'float32' ? t.data instanceof Float32Array : t.data instanceof Int32Array, 'data type matches dtype');
+    const arrays = { float32: Float32Array, int32: Int32Array, float16: Uint16Array, int8: Int8Array };
+    assert.ok(t.dtype in arrays);
+    assert.ok(t.data instanceof arrays[t.dtype], 'data type matches dtype');
     assert.ok(Array.isArray(t.shape) && t.shape.length <= 8 && t.shape.every((d) => Number.isInteger(d) && d >= 0));
     assert.equal(t.data.length, product(t.shape));
     assert.notEqual(t.data.buffer, input.buffer, 'tensor data is a copy');
@@ -190,6 +191,27 @@ test('tensor views at any byte offset are encoded from their own bytes only', ()
   assert.deepEqual(Array.from(d.tensors[0].data), [1, 2, 3]);
 });
 
+test('float16 and int8 tensors: odd lengths are zero-padded so every tensor starts 4-byte aligned, and decode exactly', () => {
+  const tensors: WireTensor[] = [
+    { name: 'q', dtype: 'int8', shape: [5], data: new Int8Array([-127, -1, 0, 1, 127]) },
+    { name: 'h', dtype: 'float16', shape: [3], data: new Uint16Array([0x3c00, 0x7c00, 0x8001]) },
+    { name: 'f', dtype: 'float32', shape: [1], data: new Float32Array([2.5]) },
+    { name: 'e', dtype: 'int8', shape: [0], data: new Int8Array(0) },
+  ];
+  const frame = encodeFrame('t', {}, tensors);
+  const d = decodeFrame(frame);
+  d.tensors.forEach((t, i) => {
+    assert.equal(t.dtype, tensors[i].dtype);
+    assert.equal(Object.prototype.toString.call(t.data), Object.prototype.toString.call(tensors[i].data));
+    assert.deepEqual(Array.from(t.data), Array.from(tensors[i].data));
+  });
+  const header = peekHeader(frame) as unknown as { tensors: { offset: number; length: number }[] };
+  assert.deepEqual(header.tensors.map((t) => [t.offset, t.length]), [[0, 5], [8, 6], [16, 4], [20, 0]]);
+  // The length must be count * the dtype's size: an int8 tensor claiming float32-sized bytes is refused.
+  assert.throws(() => encodeFrame('t', {}, [{ name: 'q', dtype: 'int8', shape: [2], data: new Uint16Array(2) }]), /dtype/);
+  assert.throws(() => encodeFrame('t', {}, [{ name: 'q', dtype: 'float16', shape: [2], data: new Int8Array(2) }]), /dtype/);
+});
+
 test('decoded tensors are copies: changing the input, the source or another tensor afterwards changes nothing', () => {
   const src = new Float32Array([1, 2, 3, 4]);
   const ints = new Int32Array([7, 8]);
@@ -303,6 +325,8 @@ test('malicious frames are rejected with the right FrameError code', () => {
     { offset: null },
     { offset: 2 ** 53 },
     { length: 4 }, // does not match the shape
+    { dtype: 'int8' }, // 8 bytes are not 2 int8 values
+    { dtype: 'float16' }, // nor 2 float16 values
     { length: 12 },
     { length: -8 },
     { length: '8' },
@@ -466,7 +490,8 @@ interface Editable {
 function applyEdit(target: Editable, e: HeaderEdit): void {
   const entries = Array.isArray(target.header.tensors) ? (target.header.tensors as Record<string, unknown>[]) : [];
   const picked = entries.length > 0 ? entries[((e as { index?: number }).index ?? 0) % entries.length] : undefined;
-  const entry = typeof picked === 'object' && picked !== null ? picked : undefined; // entries may already be edited into non-objects
+  // entries may already be edited into non-objects; arrays are left alone (setting an array's length to {} throws in the test itself)
+  const entry = typeof picked === 'object' && picked !== null && !Array.isArray(picked) ? picked : undefined;
   switch (e.kind) {
     case 'entryField':
       if (entry) entry[e.field] = e.value;

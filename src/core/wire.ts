@@ -8,13 +8,27 @@ export const WIRE_MAGIC = 'EFW1';
 export const WIRE_VERSION = 1;
 export const MAX_HEADER_BYTES = 1 << 20;
 
-export type WireDtype = 'float32' | 'int32';
+/** float16 travels as raw IEEE half bits (Uint16Array) and int8 as Int8Array: the compressed update formats. */
+export type WireDtype = 'float32' | 'int32' | 'float16' | 'int8';
+export type WireData = Float32Array | Int32Array | Uint16Array | Int8Array;
 
 export interface WireTensor {
   name: string;
   dtype: WireDtype;
   shape: number[];
-  data: Float32Array | Int32Array;
+  data: WireData;
+}
+
+/** Per dtype: bytes per value, the typed array that holds it (by realm-independent tag) and a constructor. */
+const DTYPES: Record<WireDtype, { bytes: number; tag: string; make: (b: ArrayBuffer) => WireData }> = {
+  float32: { bytes: 4, tag: '[object Float32Array]', make: (b) => new Float32Array(b) },
+  int32: { bytes: 4, tag: '[object Int32Array]', make: (b) => new Int32Array(b) },
+  float16: { bytes: 2, tag: '[object Uint16Array]', make: (b) => new Uint16Array(b) },
+  int8: { bytes: 1, tag: '[object Int8Array]', make: (b) => new Int8Array(b) },
+};
+
+function isDtype(d: unknown): d is WireDtype {
+  return typeof d === 'string' && Object.prototype.hasOwnProperty.call(DTYPES, d);
 }
 
 interface TensorEntry {
@@ -46,14 +60,14 @@ export function encodeFrame(type: string, fields: Record<string, unknown>, tenso
     if (names.has(t.name)) throw new Error(`tensor ${t.name} appears twice`);
     names.add(t.name);
     const kind = Object.prototype.toString.call(t.data); // realm-independent, unlike instanceof
-    if (!((t.dtype === 'float32' && kind === '[object Float32Array]') || (t.dtype === 'int32' && kind === '[object Int32Array]'))) {
+    if (!isDtype(t.dtype) || kind !== DTYPES[t.dtype].tag) {
       throw new Error(`tensor ${t.name}: dtype ${String(t.dtype)} does not match its data`);
     }
     if (t.shape.length > 8 || !t.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`tensor ${t.name}: shape [${t.shape.join(',')}] is not up to 8 whole numbers`);
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) throw new Error(`tensor ${t.name}: shape [${t.shape.join(',')}] holds ${count} values, data has ${t.data.length}`);
     const e = { name: t.name, dtype: t.dtype, shape: t.shape, offset, length: t.data.byteLength };
-    offset += t.data.byteLength;
+    offset += align4(t.data.byteLength); // every tensor starts 4-byte aligned; short ones are zero-padded
     return e;
   });
   const header = new TextEncoder().encode(JSON.stringify({ ...fields, v: WIRE_VERSION, type, tensors: entries }));
@@ -101,19 +115,18 @@ export function decodeFrame(bytes: Uint8Array, maxBytes = 512 * 1024 * 1024): Fr
     }
     if (names.has(e.name)) throw new FrameError('bad_tensor', `tensor ${e.name} appears twice`);
     names.add(e.name);
-    if (e.dtype !== 'float32' && e.dtype !== 'int32') throw new FrameError('bad_tensor', `tensor ${e.name}: dtype ${String(e.dtype)} is not float32 or int32`);
+    if (!isDtype(e.dtype)) throw new FrameError('bad_tensor', `tensor ${e.name}: dtype ${String(e.dtype)} is not one of ${Object.keys(DTYPES).join(', ')}`);
     if (!Array.isArray(e.shape) || e.shape.length > 8 || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
       throw new FrameError('bad_tensor', `tensor ${e.name}: shape is not a list of up to 8 whole numbers`);
     }
     const count = e.shape.reduce((a: number, b: number) => a * b, 1);
-    if (!Number.isInteger(e.offset) || !Number.isInteger(e.length) || e.offset! < 0 || e.offset! % 4 !== 0 || e.length !== count * 4 || e.offset! + e.length! > dataLength) {
+    if (!Number.isInteger(e.offset) || !Number.isInteger(e.length) || e.offset! < 0 || e.offset! % 4 !== 0 || e.length !== count * DTYPES[e.dtype].bytes || e.offset! + e.length! > dataLength) {
       throw new FrameError('bad_tensor', `tensor ${e.name}: byte range does not match its shape or the frame`);
     }
     // An explicit copy into a fresh buffer: `bytes.slice` on a Node Buffer returns a view into shared (pooled) memory.
     const slice = new Uint8Array(e.length!);
     slice.set(bytes.subarray(dataStart + e.offset!, dataStart + e.offset! + e.length!));
-    const data = e.dtype === 'float32' ? new Float32Array(slice.buffer) : new Int32Array(slice.buffer);
-    return { name: e.name, dtype: e.dtype, shape: e.shape, data };
+    return { name: e.name, dtype: e.dtype, shape: e.shape, data: DTYPES[e.dtype].make(slice.buffer) };
   });
   delete header.tensors;
   return { header: header as Frame['header'], tensors };

@@ -5,6 +5,8 @@
 import { decodeFrame, encodeFrame, FrameError, type WireTensor } from '../core/wire.js';
 import type { TensorSlot } from '../core/params.js';
 import type { Metrics, TrainConfig } from '../model/trainer.js';
+import { checkCompressionSpec, decompressVector, type CompressedTensor, type CompressionSpec } from '../core/compress-update.js';
+import { compressedToTensors, tensorsToCompressed } from './compressed-tensors.js';
 
 export interface TrainRequest {
   round: number;
@@ -12,6 +14,8 @@ export interface TrainRequest {
   mode: 'weights' | 'gradient';
   config: TrainConfig;
   weights: Float32Array;
+  /** Secure aggregation: the session settings (validated node-side by secure-messages.ts); absent = plaintext. */
+  secagg?: unknown;
 }
 
 export interface EvalRequest {
@@ -27,6 +31,8 @@ export interface TrainReply {
   steps: number;
   metrics: Metrics;
   vector: Float32Array;
+  /** Set when the update arrived compressed: the spec it was decoded with (vector is then local - global when spec.delta). */
+  compression?: CompressionSpec;
 }
 
 export interface EvalReply extends Metrics {
@@ -60,7 +66,8 @@ export function fromTensors(layout: readonly TensorSlot[], tensors: readonly Wir
 }
 
 export function encodeTrainRequest(layout: readonly TensorSlot[], r: TrainRequest): Uint8Array {
-  return encodeFrame('train', { round: r.round, node: r.nodeId, mode: r.mode, config: r.config }, toTensors(layout, r.weights));
+  const secagg = r.secagg === undefined ? {} : { secagg: r.secagg };
+  return encodeFrame('train', { round: r.round, node: r.nodeId, mode: r.mode, config: r.config, ...secagg }, toTensors(layout, r.weights));
 }
 
 export function encodeEvalRequest(layout: readonly TensorSlot[], r: EvalRequest): Uint8Array {
@@ -69,6 +76,28 @@ export function encodeEvalRequest(layout: readonly TensorSlot[], r: EvalRequest)
 
 export function encodeTrainReply(layout: readonly TensorSlot[], r: TrainReply): Uint8Array {
   return encodeFrame('train_result', { round: r.round, node: r.nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics }, toTensors(layout, r.vector));
+}
+
+/** A train reply whose update travels compressed (the header names the spec; compressed-tensors.ts the layout). */
+export function encodeCompressedTrainReply(layout: readonly TensorSlot[], r: Omit<TrainReply, 'vector' | 'compression'>, spec: CompressionSpec, parts: readonly CompressedTensor[]): Uint8Array {
+  return encodeFrame('train_result', { round: r.round, node: r.nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, compression: spec }, compressedToTensors(layout, parts));
+}
+
+/** The dense update of a train result: plain float32 tensors, or compressed ones checked and decoded. */
+function trainVector(layout: readonly TensorSlot[], h: Record<string, unknown>, tensors: Parameters<typeof fromTensors>[1]): { vector: Float32Array; compression?: CompressionSpec } {
+  if (h.compression === undefined) return { vector: fromTensors(layout, tensors) };
+  let spec: CompressionSpec;
+  try {
+    spec = checkCompressionSpec(h.compression);
+  } catch (e) {
+    throw new FrameError('bad_field', (e as Error).message);
+  }
+  const parts = tensorsToCompressed(layout, spec, tensors);
+  try {
+    return { vector: decompressVector(spec, layout, parts), compression: spec };
+  } catch (e) {
+    throw new FrameError('bad_tensors', (e as Error).message);
+  }
 }
 
 export function encodeEvalReply(r: EvalReply): Uint8Array {
@@ -111,7 +140,8 @@ export function decodeMessage(layout: readonly TensorSlot[], bytes: Uint8Array):
     case 'train': {
       if (h.mode !== 'weights' && h.mode !== 'gradient') throw new FrameError('bad_field', `mode must be weights or gradient`);
       if (typeof h.config !== 'object' || h.config === null || Array.isArray(h.config)) throw new FrameError('bad_field', 'train request has no config');
-      return { type: 'train', req: { round, nodeId, mode: h.mode, config: h.config as TrainConfig, weights: fromTensors(layout, tensors) } };
+      const secagg = h.secagg === undefined ? {} : { secagg: h.secagg };
+      return { type: 'train', req: { round, nodeId, mode: h.mode, config: h.config as TrainConfig, weights: fromTensors(layout, tensors), ...secagg } };
     }
     case 'evaluate':
       return { type: 'evaluate', req: { round, nodeId, weights: fromTensors(layout, tensors) } };
@@ -122,7 +152,7 @@ export function decodeMessage(layout: readonly TensorSlot[], bytes: Uint8Array):
       if (numExamples < 1) throw new FrameError('bad_field', 'numExamples must be >= 1');
       return {
         type: 'train_result',
-        reply: { round, nodeId, numExamples, steps: num(h, 'steps', true), metrics: { loss: metric(m.loss, 'metrics.loss'), accuracy: metric(m.accuracy, 'metrics.accuracy') }, vector: fromTensors(layout, tensors) },
+        reply: { round, nodeId, numExamples, steps: num(h, 'steps', true), metrics: { loss: metric(m.loss, 'metrics.loss'), accuracy: metric(m.accuracy, 'metrics.accuracy') }, ...trainVector(layout, h, tensors) },
       };
     }
     case 'eval_result':

@@ -104,3 +104,38 @@ test('DP-FedAvg trains the toy problem and reports the privacy spent each round'
   assert.ok(r.rounds.every((x) => x.delta === 1e-5));
   assert.ok(r.rounds[5].testAccuracy > 0.75, `accuracy ${r.rounds[5].testAccuracy}`);
 });
+
+test('compressed updates: every kind trains the toy problem with fewer bytes received, deterministically', async () => {
+  const { parseCompression } = await import('../core/compress-update.js');
+  const plain = await setup(healthyNodes(3), [0, 1, 2]).run();
+  for (const text of ['fp16', 'int8-block:8,rounding=stochastic', 'topk:0.2']) {
+    const a = await setup(healthyNodes(3), [0, 1, 2], 'fedavg', { compression: parseCompression(text) }).run();
+    const b = await setup(healthyNodes(3), [0, 1, 2], 'fedavg', { compression: parseCompression(text) }).run();
+    assert.deepEqual(Buffer.from(a.weights.buffer), Buffer.from(b.weights.buffer), `${text} is deterministic`);
+    assert.ok(a.rounds.every((r) => r.contributed.length === 3 && r.failures.length === 0), text);
+    assert.ok(a.rounds[2].testAccuracy > 0.85, `${text}: accuracy ${a.rounds[2].testAccuracy}`);
+    assert.ok(a.rounds[0].bytesReceived < plain.rounds[0].bytesReceived, `${text}: ${a.rounds[0].bytesReceived} >= ${plain.rounds[0].bytesReceived}`);
+  }
+  // FedSGD: gradients are compressed as they are, never as deltas.
+  const sgd = await setup(healthyNodes(3), [0, 1, 2], 'fedsgd', { compression: parseCompression('int8') }).run();
+  assert.ok(sgd.rounds.every((r) => r.contributed.length === 3), 'fedsgd with int8');
+});
+
+test('a reply not compressed as the run asked is a failure, never fused', async () => {
+  const { parseCompression } = await import('../core/compress-update.js');
+  const { decodeMessage, encodeTrainReply } = await import('./messages.js');
+  // Node 1's replies are rewritten as plain float32 on the way back (a node ignoring the run's compression).
+  const direct = toyFederation(healthyNodes(2), [0, 1]).transport;
+  const transport = {
+    nodeIds: () => direct.nodeIds(), traffic: () => direct.traffic(), close: () => direct.close(),
+    request: async (nodeId: number, frame: Uint8Array) => {
+      const reply = await direct.request(nodeId, frame);
+      const msg = decodeMessage(toyLayout, reply);
+      return nodeId === 1 && msg.type === 'train_result' ? encodeTrainReply(toyLayout, { ...msg.reply, compression: undefined }) : reply;
+    },
+  };
+  const engine = setup(healthyNodes(2), [0, 1], 'fedavg', { compression: parseCompression('topk:0.1'), rounds: 1, transport });
+  const r = await engine.run();
+  assert.deepEqual(r.rounds[0].contributed, [0]);
+  assert.match(r.rounds[0].failures[0].error, /compressed as 'none', the run asked for 'topk:0.1,ef=on,delta=on'/);
+});

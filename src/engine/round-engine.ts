@@ -10,6 +10,8 @@ import { encodeTrainRequest } from './messages.js';
 import { evaluateNodes } from './evaluate-nodes.js';
 import type { EvalResult, Strategy, TrainResult } from './strategy.js';
 import type { Transport } from './transport.js';
+import { secureTrainRound, type SecureAggregationOptions } from './secure-round.js';
+import { compressionLabel, reconstructUpdate, type CompressionSpec } from '../core/compress-update.js';
 import { parseTrainReply } from './train-reply.js';
 import { closeRoundInVirtualTime, samplesProcessed, waitUntilOnline, type RequestCost, type SimulatedClock } from './virtual-time.js';
 
@@ -43,6 +45,10 @@ export interface EngineOptions {
   control?: () => 'run' | 'pause' | 'stop';
   /** Waits for nodes before a round (deployment: until minNodes are connected); default: no wait. */
   waitForNodes?: (minNodes: number) => Promise<void>;
+  /** Secure aggregation (secure-round.ts): the coordinator sees only the sum of masked updates. */
+  secure?: SecureAggregationOptions;
+  /** How nodes compress their updates (compress-update.ts); absent or kind none = plain float32. */
+  compression?: CompressionSpec;
   /**
    * Simulation with device profiles: only online nodes are selected, and a round keeps the first results
    * by simulated finish time (deadlineSeconds, overSelect) rather than by real arrival order.
@@ -77,6 +83,8 @@ export interface RoundRecord {
   /** DP-FedAvg: (epsilon, delta) spent so far, by the RDP accountant. */
   epsilon?: number;
   delta?: number;
+  /** DP-FedAvg: the clip norm the next round uses (moves each round with clip=adaptive). */
+  clipNorm?: number;
   /** With a virtual clock: simulated seconds since the run began, at the end of this round. */
   simTime?: number;
   /** Asynchronous (FedBuff) fusions: each fused update's staleness, in the order of contributed. */
@@ -115,6 +123,15 @@ export class RoundEngine {
    * Sends the round to every selected node and resolves once `needed` valid results are in or every node
    * has answered or failed; nodes still working then are stragglers, recorded as such.
    */
+  private trainConfig(round: number, nodeId: number): TrainConfig {
+    const maxSteps = this.o.maxStepsFor?.(nodeId);
+    return {
+      ...this.o.local, proxMu: this.o.strategy.config.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
+      ...(maxSteps !== undefined ? { maxSteps } : {}),
+      ...(this.compressing() ? { compression: this.o.compression } : {}),
+    };
+  }
+
   private async trainRound(round: number, selected: number[], needed: number): Promise<{ results: TrainResult[]; failures: NodeFailure[] }> {
     const { layout, strategy, transport } = this.o;
     const results: TrainResult[] = [];
@@ -125,17 +142,13 @@ export class RoundEngine {
     const clock = this.o.clock;
     const costs = new Map<number, RequestCost>();
     const all = Promise.all(selected.map(async (nodeId) => {
-      const maxSteps = this.o.maxStepsFor?.(nodeId);
-      const config: TrainConfig = {
-        ...this.o.local, proxMu: strategy.config.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
-        ...(maxSteps !== undefined ? { maxSteps } : {}),
-      };
+      const config = this.trainConfig(round, nodeId);
       try {
         const frame = encodeTrainRequest(layout, { round, nodeId, mode: strategy.mode, config, weights: this.global });
         const reply = await transport.request(nodeId, frame);
         const r = parseTrainReply(layout, reply, round, nodeId, this.global.length);
         if (closed) throw new Error('straggler: answered after the round closed');
-        results.push({ nodeId, numExamples: r.numExamples, steps: r.steps, vector: r.vector, metrics: r.metrics });
+        results.push({ nodeId, numExamples: r.numExamples, steps: r.steps, vector: this.updateOf(r.vector, r.compression, this.global), metrics: r.metrics });
         costs.set(nodeId, { nodeId, downBytes: frame.length, upBytes: reply.length, samples: samplesProcessed(r.steps, config.batchSize, config.epochs, r.numExamples) });
         // Under a clock every result is computed; who made it is decided by simulated time below.
         if (!clock && results.length >= needed) settle();
@@ -150,6 +163,18 @@ export class RoundEngine {
     results.sort((a, b) => a.nodeId - b.nodeId);
     failures.sort((a, b) => a.nodeId - b.nodeId);
     return clock ? closeRoundInVirtualTime(clock, results, failures, costs, needed, this.o.deadlineSeconds) : { results, failures };
+  }
+
+  private compressing(): boolean {
+    return this.o.compression !== undefined && this.o.compression.kind !== 'none';
+  }
+
+  /** A reply's vector as the strategy takes it: compressed exactly as asked (or not at all), deltas made whole. */
+  private updateOf(vector: Float32Array, used: CompressionSpec | undefined, global: Float32Array): Float32Array {
+    const asked = this.compressing() ? compressionLabel(this.o.compression!) : 'none';
+    const got = used ? compressionLabel(used) : 'none';
+    if (got !== asked) throw new Error(`update is compressed as '${got}', the run asked for '${asked}'`);
+    return used ? reconstructUpdate(used, vector, global, this.o.strategy.mode === 'gradient') : vector;
   }
 
   private evaluateRound(round: number, nodes: number[]): Promise<EvalResult[]> {
@@ -176,9 +201,14 @@ export class RoundEngine {
       const extra = Math.ceil(wanted.length * (o.overSelect ?? 0));
       const spare = extra > 0 ? rng.fork(`over:${round}`).shuffle(ids.filter((id) => !wanted.includes(id))).slice(0, extra) : [];
       const selected = [...wanted, ...spare].sort((a, b) => a - b);
-      const { results, failures } = await this.trainRound(round, selected, extra > 0 ? wanted.length : selected.length);
-      const fused = results.length >= o.minNodes && results.length > 0;
-      if (fused) this.global = o.strategy.aggregateTrain(this.global, results, { round, seed: o.seed, sampled: wanted.length, population: ids.length });
+      const secure = o.secure && selected.length > 0 ? await secureTrainRound({
+        round, selected, layout: o.layout, transport: o.transport, global: this.global, options: o.secure,
+        configFor: (nodeId) => this.trainConfig(round, nodeId), session: `round-${round}-${globalThis.crypto.randomUUID()}`,
+      }) : undefined;
+      const { results, failures } = secure ?? await this.trainRound(round, selected, extra > 0 ? wanted.length : selected.length);
+      const fused = results.length >= o.minNodes && results.length > 0 && (!secure || secure.meanDelta !== null);
+      if (fused && secure) this.global = o.strategy.applyMeanDelta(this.global, secure.meanDelta!);
+      else if (fused) this.global = o.strategy.aggregateTrain(this.global, results, { round, seed: o.seed, sampled: wanted.length, population: ids.length });
       if (fused && ids.length > 0) this.privacyRounds++;
       const privacy = o.strategy.privacy(this.privacyRounds, wanted.length / Math.max(1, ids.length));
       const fed = o.evalFraction > 0 && ids.length > 0
@@ -196,6 +226,7 @@ export class RoundEngine {
         bytesSent: after.sent - before.sent, bytesReceived: after.received - before.received,
         seconds: (performance.now() - started) / 1000,
         ...(privacy ? { epsilon: privacy.epsilon, delta: privacy.delta } : {}),
+        ...(o.strategy.dpClipNorm !== undefined ? { clipNorm: o.strategy.dpClipNorm } : {}),
         ...(o.clock ? { simTime: o.clock.now() } : {}),
       };
       records.push(record);

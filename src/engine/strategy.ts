@@ -16,6 +16,7 @@ import { makeServerOptimizer, type ServerOptHyper, type ServerOptimizer, type Se
 import { sampleNodes } from '../core/sampling.js';
 import { Rng } from '../core/rng.js';
 import { dpAggregate } from '../core/dp.js';
+import { ADAPTIVE_DEFAULTS, AdaptiveDpAggregator, adaptiveStateFrom, type AdaptiveClipConfig } from './dp-adaptive.js';
 import { computeRdp, DEFAULT_ORDERS, getPrivacySpent } from '../core/rdp.js';
 import type { Metrics } from '../model/trainer.js';
 
@@ -49,6 +50,8 @@ export interface StrategyConfig {
   /** DP-FedAvg: Gaussian noise multiplier z (noise std z * clip on the sum of clipped updates) and delta. */
   noise?: number;
   delta?: number;
+  /** DP-FedAvg with `clip=adaptive`: the clip norm follows a quantile of the update norms (dp-adaptive.ts). */
+  adaptive?: AdaptiveClipConfig;
 }
 
 /** What a round tells the strategy beyond the results: for seeded noise and privacy accounting. */
@@ -94,6 +97,7 @@ export function parseStrategy(text: string): StrategyConfig {
   const args = rest === undefined ? [] : rest.split(',').map((s) => s.trim());
   if (rest !== undefined && args.some((a) => a === '')) throw new Error(`strategy '${text}': empty parameter`);
   let bare = 0;
+  const adaptiveArgs: Partial<AdaptiveClipConfig> = {};
   for (const arg of args) {
     const [key, value] = splitOnce(arg, '=');
     if (value === undefined) {
@@ -105,7 +109,13 @@ export function parseStrategy(text: string): StrategyConfig {
       continue;
     }
     if (name === 'fedprox' && key === 'mu') cfg.proxMu = toNumber(text, 'mu', value, 0);
-    else if (key === 'clip') {
+    else if (key === 'clip' && name === 'dpfedavg' && value === 'adaptive') cfg.adaptive = { ...ADAPTIVE_DEFAULTS, ...cfg.adaptive };
+    else if (ADAPTIVE_KEYS[key] && name === 'dpfedavg') {
+      const [field, min, max] = ADAPTIVE_KEYS[key];
+      const v = toNumber(text, key, value, min);
+      if (!(v <= max) || ((field === 'initialClip' || field === 'lr') && !(v > 0))) throw new Error(`strategy '${text}': ${key} must be in ${field === 'quantile' ? '[0, 1]' : '(0, ' + max + ']'}, got '${value}'`);
+      adaptiveArgs[field] = v;
+    } else if (key === 'clip') {
       if (name === 'fednova' || name === 'fedsgd') throw new Error(`strategy '${text}': clip works with fedavg, fedprox, fedavgm, fedadam, fedyogi, fedadagrad and ${ROBUST_STRATEGY_NAMES.join(', ')}, not ${name}`);
       cfg.clip = toNumber(text, 'clip', value, 0);
       if (!(cfg.clip > 0)) throw new Error(`strategy '${text}': clip must be a number > 0, got '${value}'`);
@@ -127,14 +137,25 @@ export function parseStrategy(text: string): StrategyConfig {
   if ((name === 'krum' || name === 'multikrum' || name === 'bulyan') && cfg.f === undefined) {
     throw new Error(`strategy '${text}': ${name} needs f, the number of Byzantine nodes to tolerate, e.g. ${name}:f=2`);
   }
+  if (Object.keys(adaptiveArgs).length > 0) {
+    if (!cfg.adaptive) throw new Error(`strategy '${text}': ${Object.keys(adaptiveArgs).join(', ')} apply with clip=adaptive only`);
+    Object.assign(cfg.adaptive, adaptiveArgs);
+  }
   if (name === 'dpfedavg') {
-    if (cfg.clip === undefined || cfg.noise === undefined) throw new Error(`strategy '${text}': dpfedavg needs clip and noise, e.g. dpfedavg:clip=1,noise=1.0`);
+    if ((cfg.clip === undefined && !cfg.adaptive) || cfg.noise === undefined) throw new Error(`strategy '${text}': dpfedavg needs clip and noise (clip a norm or 'adaptive'), e.g. dpfedavg:clip=1,noise=1.0`);
+    const sigmaB = cfg.adaptive?.countNoise;
+    if (sigmaB !== undefined && cfg.noise > 0 && !(2 * sigmaB > cfg.noise)) throw new Error(`strategy '${text}': countnoise must exceed noise / 2 (${cfg.noise / 2}), or the count alone would spend the whole privacy budget`);
     cfg.delta ??= 1e-5;
   }
   // Let the server optimizer reject hyper-parameters it does not know, now rather than after round 1.
   makeServerOptimizer(cfg.serverOpt, cfg.hyper);
   return cfg;
 }
+
+/** dpfedavg:clip=adaptive parameters: key -> [field, min, max]. */
+const ADAPTIVE_KEYS: Record<string, [keyof AdaptiveClipConfig, number, number]> = {
+  clip0: ['initialClip', 0, 1e6], quantile: ['quantile', 0, 1], cliplr: ['lr', 0, 10], countnoise: ['countNoise', 0, 1e6],
+};
 
 function splitOnce(s: string, sep: string): [string, string | undefined] {
   const i = s.indexOf(sep);
@@ -168,10 +189,24 @@ function toNumber(spec: string, key: string, value: string, min: number): number
 export class Strategy {
   readonly mode: 'weights' | 'gradient';
   private opt: ServerOptimizer;
+  private readonly adaptive: AdaptiveDpAggregator | null;
 
-  constructor(readonly config: StrategyConfig, restore?: ServerOptState) {
+  /** `extra` is the checkpoint's extra state (extraState()): adaptive clipping resumes from it. */
+  constructor(readonly config: StrategyConfig, restore?: ServerOptState, extra?: Record<string, unknown>) {
     this.mode = config.name === 'fedsgd' ? 'gradient' : 'weights';
     this.opt = makeServerOptimizer(config.serverOpt, config.hyper, restore);
+    this.adaptive = config.adaptive ? new AdaptiveDpAggregator(config.adaptive, config.noise!, adaptiveStateFrom(extra)) : null;
+  }
+
+  /** State beyond the server optimizer's, for the checkpoint's extra (JSON-safe). */
+  extraState(): Record<string, unknown> {
+    const a = this.adaptive?.state();
+    return a ? { adaptiveClip: a } : {};
+  }
+
+  /** The clip norm DP-FedAvg uses next round (adaptive or fixed); undefined for other strategies. */
+  get dpClipNorm(): number | undefined {
+    return this.adaptive ? this.adaptive.clipNorm : this.config.name === 'dpfedavg' ? this.config.clip : undefined;
   }
 
   get name(): StrategyName {
@@ -191,6 +226,8 @@ export class Strategy {
     if (this.config.name === 'dpfedavg') {
       // DP-FedAvg (McMahan et al. 2018): clip each update, sum, add N(0, (z C)^2), divide by the number asked.
       if (!context) throw new Error('dpfedavg needs the round context for its seeded noise');
+      const m = Math.max(context.sampled, vectors.length);
+      if (this.adaptive) return this.opt.step(global, this.adaptive.aggregate(deltas(global, vectors), m, context.seed, context.round));
       const rng = new Rng(context.seed).fork(`dp-noise:${context.round}`);
       return this.opt.step(global, dpAggregate(deltas(global, vectors), this.config.clip!, this.config.noise!, rng, Math.max(context.sampled, vectors.length)));
     }
@@ -200,6 +237,11 @@ export class Strategy {
     if (!isRobust(name) && clip === undefined) return this.opt.step(global, averageDelta(global, vectors, weights));
     const ds = clip === undefined ? deltas(global, vectors) : clipUpdates(deltas(global, vectors), clip);
     return this.opt.step(global, this.fuseDeltas(ds, weights));
+  }
+
+  /** The server step on an already fused mean delta (secure aggregation computes it without single updates). */
+  applyMeanDelta(global: Float32Array, meanDelta: Float32Array): Float32Array {
+    return this.opt.step(global, meanDelta);
   }
 
   /** The fused delta of the robust rules (unweighted), or the example-weighted mean for the FedAvg family. */

@@ -7,6 +7,9 @@ export interface Transport {
   /** Bytes sent to and received from nodes so far, by node id. */
   traffic(): { sent: number; received: number; byNode: Map<number, { sent: number; received: number }> };
   close(): Promise<void>;
+  /** Keeps a node's requests on one host while it holds session state (secure aggregation); optional. */
+  pin?(nodeId: number): void;
+  unpin?(nodeId: number): void;
 }
 
 /** Byte counting shared by transports. */

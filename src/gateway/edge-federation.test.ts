@@ -1,6 +1,7 @@
 // The gateway's request handler: bad requests get error frames; with real agents on loopback, K edge rounds
 // match a naive HierFAVG reference (each node trained by hand, example-weighted means in Float64).
 import { test } from 'node:test';
+import { parseCompression } from '../core/compress-update.js';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import pino from 'pino';
@@ -108,6 +109,15 @@ test('K edge rounds over real agents equal HierFAVG done by hand; evaluation is 
     assert.equal(ev.reply.numExamples, 300);
     assert.ok(Math.abs(ev.reply.accuracy - evals.reduce((a, e) => a + e.accuracy * 100, 0) / 300) < 1e-9);
     assert.ok(Math.abs(ev.reply.loss - evals.reduce((a, e) => a + e.loss * 100, 0) / 300) < 1e-6);
+
+    // A cloud run with compression: the site answers compressed as asked, a delta against the weights it was sent.
+    const int8 = parseCompression('int8');
+    const next = decodeMessage(layout, await h.handle(encodeTrainRequest(layout, { round: cloudRound + 1, nodeId: 5, mode: 'weights', config: { ...config, compression: int8 }, weights: global })));
+    assert.equal(next.type, 'train_result', JSON.stringify(next));
+    if (next.type !== 'train_result') return;
+    assert.deepEqual(next.reply.compression, int8);
+    const moved = Math.max(...next.reply.vector.map(Math.abs));
+    assert.ok(moved > 0 && moved < 1, `the delta's largest entry is ${moved}`);
   } finally {
     reference.dispose();
     for (const a of agents) a.stop();

@@ -9,13 +9,15 @@ import type { Logger } from 'pino';
 import { makeLayout, type TensorSlot } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { validateTrainConfig } from '../model/trainer.js';
-import { decodeMessage, encodeError, encodeEvalReply, encodeTrainReply, type EvalRequest, type TrainRequest } from '../engine/messages.js';
+import { decodeMessage, encodeError, encodeEvalReply, type EvalRequest, type TrainRequest } from '../engine/messages.js';
 import { RoundEngine, type RoundRecord } from '../engine/round-engine.js';
 import { evaluateNodes } from '../engine/evaluate-nodes.js';
 import { parseStrategy, Strategy } from '../engine/strategy.js';
 import { configureForRun, NetworkTransport } from '../coordinator/network-transport.js';
 import type { Registry, Selection } from '../coordinator/registry.js';
 import type { RequestHandler } from '../node/agent.js';
+import { UpdateCompressor } from '../core/compress-update.js';
+import { encodeUpdateReply } from '../node/update-reply.js';
 
 export interface EdgeOptions {
   /** Edge rounds per cloud round (K in HierFAVG). */
@@ -46,6 +48,8 @@ export function edgeHandler(registry: Registry, o: EdgeOptions, runId: number, s
   const transport = new NetworkTransport({
     registry, selection: ALL_NODES, timeoutMs: o.roundTimeoutMs, runId, allowUnbound: !o.auth, configure: configureForRun(runId, spec),
   });
+  // The site's answer to the cloud is compressed as the cloud's run asks (error-feedback residual kept here).
+  const compressor = new UpdateCompressor(layout);
   return {
     kind: 'gateway',
     async handle(frame) {
@@ -56,7 +60,7 @@ export function edgeHandler(registry: Registry, o: EdgeOptions, runId: number, s
         if (msg.type !== 'train' && msg.type !== 'evaluate') throw new Error(`a gateway does not accept '${msg.type}' messages`);
         ({ round, nodeId } = msg.req);
         if (round < 1) throw new Error(`round must be >= 1, got ${round}`);
-        return msg.type === 'train' ? await train(layout, transport, registry, o, msg.req) : await evaluate(layout, transport, o, msg.req);
+        return msg.type === 'train' ? await train(layout, transport, registry, o, msg.req, compressor) : await evaluate(layout, transport, o, msg.req);
       } catch (e) {
         o.log.warn({ runId, round, err: (e as Error).message }, 'gateway answers the cloud with an error');
         return encodeError(round, nodeId, (e as Error).message);
@@ -66,7 +70,7 @@ export function edgeHandler(registry: Registry, o: EdgeOptions, runId: number, s
   };
 }
 
-async function train(layout: readonly TensorSlot[], transport: NetworkTransport, registry: Registry, o: EdgeOptions, req: TrainRequest): Promise<Uint8Array> {
+async function train(layout: readonly TensorSlot[], transport: NetworkTransport, registry: Registry, o: EdgeOptions, req: TrainRequest, compressor: UpdateCompressor): Promise<Uint8Array> {
   const { round, nodeId, config, mode, weights } = req;
   if (mode !== 'weights') throw new Error('a gateway answers weights-mode rounds (the FedAvg family), not gradient mode');
   validateTrainConfig(config);
@@ -97,13 +101,13 @@ async function train(layout: readonly TensorSlot[], transport: NetworkTransport,
     const failures = records.flatMap((r) => r.failures.map((f) => `node ${f.nodeId}: ${f.error}`));
     throw new Error(`gateway could fuse no edge round: ${transport.nodeIds().length} live nodes, ${o.minNodes} needed${failures.length ? ` (${failures.slice(0, 3).join('; ')})` : ''}`);
   }
-  return encodeTrainReply(layout, {
+  return encodeUpdateReply(layout, compressor, {
     round, nodeId, vector: result.weights,
     numExamples: final.examples.reduce((a, n) => a + n, 0),
     // One step per fused edge round: what the cloud's FedNova would normalise a site's update by.
     steps: fused.length,
     metrics: { loss: final.trainLoss, accuracy: final.trainAccuracy },
-  });
+  }, config, weights, false);
 }
 
 async function evaluate(layout: readonly TensorSlot[], transport: NetworkTransport, o: EdgeOptions, req: EvalRequest): Promise<Uint8Array> {

@@ -5,6 +5,7 @@
  */
 import type { Dataset } from '../data/types.js';
 import type { OptimizerConfig } from '../nn/optimizer.js';
+import type { CompressionSpec } from '../core/compress-update.js';
 
 export interface TrainConfig {
   epochs: number;
@@ -16,6 +17,8 @@ export interface TrainConfig {
   seed: number;
   /** Stop after this many steps (work sized to a device's capability); unlimited when absent. */
   maxSteps?: number;
+  /** How the node compresses its update (compress-update.ts); absent = plain float32. */
+  compression?: CompressionSpec;
 }
 
 export interface Metrics {

@@ -44,6 +44,8 @@ export interface AgentOptions {
   /** The node's Ed25519 secret key; with joinToken, the agent enrols it before connecting. */
   secretKey?: Uint8Array;
   joinToken?: string;
+  /** Fault injection for tests: in every secure-aggregation round, disconnect right after sharing keys. */
+  secaggDropAfterShare?: boolean;
   /** Tell the coordinator how many training examples of each class this node holds (its label histogram). */
   shareLabels?: boolean;
   /** Called with each request frame and its reply (serving's metrics count rounds and bytes). */
@@ -260,10 +262,22 @@ export class AgentCore {
     }
   }
 
+  /** With --secagg-drop-after-share: vanish (close the connection, then reconnect) once keys are shared. */
+  private secureFaults() {
+    if (!this.o.secaggDropAfterShare) return {};
+    return {
+      dropAfterShareKeys: () => true,
+      onDrop: (round: number) => {
+        this.o.log.warn({ round }, 'secure aggregation: dropping out after sharing keys (fault injection)');
+        this.socket?.close();
+      },
+    };
+  }
+
   private readonly nodeHost = async (_runId: number, spec: ModelSpec): Promise<RequestHandler> => {
     if (!this.o.data) throw new Error('a node without data needs a request handler');
     const trainer = await this.platform.makeTrainer(spec);
-    const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]));
+    const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]), undefined, this.secureFaults());
     return { kind: trainer.kind, handle: (frame) => host.handle(frame), dispose: () => trainer.dispose() };
   };
 

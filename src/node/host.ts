@@ -13,8 +13,14 @@ import type { TensorSlot } from '../core/params.js';
 import { Rng } from '../core/rng.js';
 import { attackUpdate, flipLabels, type AttackKind } from '../core/robust.js';
 import type { LocalTrainer } from '../model/trainer.js';
-import { decodeMessage, encodeError, encodeEvalReply, encodeTrainReply } from '../engine/messages.js';
+import { decodeMessage, encodeError, encodeEvalReply, type TrainReply } from '../engine/messages.js';
+import { UpdateCompressor } from '../core/compress-update.js';
+import { encodeUpdateReply } from './update-reply.js';
+import type { TrainConfig } from '../model/trainer.js';
 import { validateTrainConfig } from '../model/trainer.js';
+import { peekHeader } from '../core/wire.js';
+import { isSecAggFrameType } from '../core/secagg/codec.js';
+import { SecureNodeSessions, type SecureNodeOptions } from './secure-session.js';
 
 export interface LocalData {
   train: Dataset;
@@ -33,20 +39,28 @@ export interface NodeAttack {
 export class NodeHost {
   private readonly byzantine: ReadonlySet<number>;
   private readonly flipped = new Map<number, Dataset>();
+  private readonly secure: SecureNodeSessions;
+  /** Keeps each node's error-feedback residual between rounds (the pool pins a node to one worker for this). */
+  private readonly compressor: UpdateCompressor;
 
   constructor(
     private readonly layout: readonly TensorSlot[],
     private readonly trainer: LocalTrainer,
     private readonly data: ReadonlyMap<number, LocalData>,
     private readonly attack?: NodeAttack,
+    secure?: SecureNodeOptions,
   ) {
     this.byzantine = new Set(attack?.nodes ?? []);
+    this.secure = new SecureNodeSessions(secure);
+    this.compressor = new UpdateCompressor(layout);
   }
 
   async handle(frame: Uint8Array): Promise<Uint8Array> {
     let round = -1;
     let nodeId = -1;
     try {
+      const type = peekHeader(frame).type;
+      if (typeof type === 'string' && isSecAggFrameType(type)) return this.secureStep(frame);
       const msg = decodeMessage(this.layout, frame);
       if (msg.type !== 'train' && msg.type !== 'evaluate') throw new Error(`a node does not accept '${msg.type}' messages`);
       ({ round, nodeId } = msg.req);
@@ -62,15 +76,33 @@ export class NodeHost {
       if (mode === 'gradient') {
         const g = await this.trainer.gradient(weights, train, Math.max(config.batchSize, 256));
         const vector = attack ? this.poison(attack, g.gradient, new Float32Array(g.gradient.length), config.seed) : g.gradient;
-        return encodeTrainReply(this.layout, { round, nodeId, numExamples: g.numExamples, steps: 1, metrics: g.metrics, vector });
+        return this.reply({ round, nodeId, numExamples: g.numExamples, steps: 1, metrics: g.metrics, vector }, config, weights, true);
       }
       validateTrainConfig(config);
       const r = await this.trainer.train(weights, train, config);
       const vector = attack ? this.poison(attack, r.weights, weights, config.seed) : r.weights;
-      return encodeTrainReply(this.layout, { round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector });
+      // Secure aggregation: the update stays on the node; the reply carries public keys only.
+      if (msg.req.secagg !== undefined) return this.secure.start(round, nodeId, msg.req.secagg, weights, vector, r.numExamples, r.metrics);
+      return this.reply({ round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector }, config, weights, false);
     } catch (e) {
       return encodeError(round, nodeId, (e as Error).message);
     }
+  }
+
+  private secureStep(frame: Uint8Array): Uint8Array {
+    let round = -1;
+    let nodeId = -1;
+    try {
+      const h = peekHeader(frame);
+      if (Number.isInteger(h.round) && Number.isInteger(h.node)) [round, nodeId] = [h.round as number, h.node as number];
+      return this.secure.handle(frame);
+    } catch (e) {
+      return encodeError(round, nodeId, (e as Error).message);
+    }
+  }
+
+  private reply(r: TrainReply, config: TrainConfig, global: Float32Array, gradient: boolean): Uint8Array {
+    return encodeUpdateReply(this.layout, this.compressor, r, config, global, gradient);
   }
 
   /** The vector a Byzantine node sends in place of `honest` (label-flip already poisoned the data). */

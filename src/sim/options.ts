@@ -4,6 +4,8 @@ import { fedBuffFields } from '../engine/async-options.js';
 import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
+import { checkSecAggStrategy } from '../engine/secure-round.js';
+import { parseCompression } from '../core/compress-update.js';
 import { parseProfileSpec } from './profiles.js';
 import { heterogeneityIssues } from './heterogeneity-options.js';
 import { QUEUE_NAME_PATTERN, redisConnection } from './queue-url.js';
@@ -38,6 +40,16 @@ export const SimulationOptionsSchema = z.object({
   malicious: z.number().gt(0).lt(1).optional(),
   /** Attack strength s (sign-flip, scale) or sigma (gaussian); default DEFAULT_ATTACK_SCALE. */
   attackScale: z.number().gt(0).lte(1e6).optional(),
+  /** Secure aggregation (secure-round.ts): the coordinator sees only the masked sum. */
+  secagg: z.boolean().default(false),
+  /** Fault injection: fraction of each round's nodes that drop after sharing keys (seeded choice). */
+  secaggDropout: z.number().min(0).lt(1).optional(),
+  /** Per-coordinate clip of a node's update before fixed-point encoding. */
+  secaggClip: z.number().gt(0).lte(1e6).optional(),
+  /** Largest numExamples one node may weight its update by. */
+  secaggMaxWeight: z.number().int().min(1).max(2 ** 24).optional(),
+  /** How nodes compress their updates: none | fp16 | int8 | int8-block:N | topk:F [,ef=on|off,delta=on|off,rounding=...]. */
+  compression: z.string().default('none').refine((s) => { parseCompression(s); return true; }),
   /** Device profiles (uniform | slow20 | heavytail | PATH.json): turns on the virtual clock. */
   profile: z.string().superRefine((s, ctx) => {
     try {
@@ -56,6 +68,12 @@ export const SimulationOptionsSchema = z.object({
   /** The BullMQ queue name (default edgefed-sim). */
   queueName: z.string().regex(QUEUE_NAME_PATTERN, 'letters, digits, _ . - (at most 64)').optional(),
 }).strict().superRefine((o, ctx) => {
+  if (o.mode === 'async' && o.compression !== undefined && o.compression !== 'none') {
+    ctx.addIssue({ code: 'custom', path: ['compression'], message: 'compressed updates work with synchronous rounds (--mode sync), not FedBuff yet' });
+  }
+  if (o.queue !== undefined && compressionKeepsState(o.compression)) {
+    ctx.addIssue({ code: 'custom', path: ['compression'], message: 'error feedback keeps each node\'s residual in the process that serves it, and with --queue any worker may take a node: add ,ef=off' });
+  }
   for (const issue of heterogeneityIssues(o)) ctx.addIssue({ code: 'custom', ...issue });
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {
@@ -65,10 +83,34 @@ export const SimulationOptionsSchema = z.object({
   } else if (attacking && o.malicious !== undefined && maliciousCount(o.malicious, o.nodes ?? 10) < 1) {
     ctx.addIssue({ code: 'custom', path: ['malicious'], message: `${o.malicious} of ${o.nodes ?? 10} nodes is less than one node` });
   }
+  for (const key of ['secaggDropout', 'secaggClip', 'secaggMaxWeight'] as const) {
+    if (o[key] !== undefined && !o.secagg) ctx.addIssue({ code: 'custom', path: [key], message: 'applies with --secagg only' });
+  }
+  // Queue workers take any job, so a node's secure session would not survive between its requests.
+  if (o.secagg && o.compression !== 'none') ctx.addIssue({ code: 'custom', path: ['compression'], message: 'secure aggregation sends fixed-point masked updates: compression does not apply' });
+  if (o.secagg && o.queue !== undefined) ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'runs on worker threads only, not with --queue' });
+  // The secure round is one synchronous protocol over real replies: no FedBuff, no virtual-clock round closing.
+  if (o.secagg && (o.mode === 'async' || o.profile !== undefined)) ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'works with synchronous rounds without --profile only' });
+  if (o.secagg) {
+    try {
+      const s = parseStrategy(o.strategy ?? 'fedavg');
+      checkSecAggStrategy(s.name, s.clip);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', path: ['strategy'], message: (e as Error).message });
+    }
+  }
   if (o.attackScale !== undefined && (!attacking || o.attack === 'label-flip')) {
     ctx.addIssue({ code: 'custom', path: ['attackScale'], message: 'applies to --attack sign-flip, gaussian and scale only' });
   }
 });
+
+function compressionKeepsState(text: string | undefined): boolean {
+  try {
+    return parseCompression(text ?? 'none').ef;
+  } catch {
+    return false; // reported by the field's own check
+  }
+}
 
 /** How many of `nodes` nodes a --malicious fraction makes Byzantine: floor(fraction * nodes) (at most that fraction). */
 export function maliciousCount(fraction: number, nodes: number): number {

@@ -2,6 +2,8 @@
  * The in-process transport: virtual nodes served by a pool of worker threads. Any idle worker takes the
  * next request (every worker can host every node), so the cores stay busy however the sample falls.
  * Frames cross threads as transferred buffers; their lengths are the bytes counted.
+ * With `pinNodes` (nodes that keep state between rounds, e.g. compression error feedback) node i is always
+ * served by worker i mod workers, so its state lives in one place and the run stays deterministic.
  */
 import { Worker } from 'node:worker_threads';
 import type { Transport } from '../engine/transport.js';
@@ -24,14 +26,16 @@ export class WorkerPoolTransport implements Transport {
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
   private readonly meter = new TrafficMeter();
+  /** Pinned nodes and the worker holding their state (null until their next request is placed). */
+  private readonly pins = new Map<number, Slot | null>();
   private nextId = 0;
   private closed = false;
   trainerKind = '';
 
-  private constructor(private readonly numNodes: number) {}
+  private constructor(private readonly numNodes: number, private readonly pinNodes: boolean) {}
 
-  static async start(data: Omit<SimWorkerData, 'entry'>, workers: number): Promise<WorkerPoolTransport> {
-    const pool = new WorkerPoolTransport(data.parts.length);
+  static async start(data: Omit<SimWorkerData, 'entry'>, workers: number, pinNodes = false): Promise<WorkerPoolTransport> {
+    const pool = new WorkerPoolTransport(data.parts.length, pinNodes);
     const entry = new URL('./worker.ts', import.meta.url).href;
     await Promise.all(Array.from({ length: workers }, () => new Promise<void>((resolve, reject) => {
       const worker = new Worker(new URL('./boot.mjs', import.meta.url), { workerData: { ...data, entry } });
@@ -63,14 +67,40 @@ export class WorkerPoolTransport implements Transport {
     });
   }
 
+  pin(nodeId: number): void {
+    if (!this.pins.has(nodeId)) this.pins.set(nodeId, null);
+  }
+
+  unpin(nodeId: number): void {
+    this.pins.delete(nodeId);
+    this.dispatch();
+  }
+
+  /**
+   * The first queued job this idle worker may take. With pinNodes, node i belongs to worker i mod workers;
+   * otherwise any job not pinned (Transport.pin) to another worker.
+   */
+  private takeFor(slot: Slot, index: number): Job | undefined {
+    const i = this.queue.findIndex((j) => {
+      if (this.pinNodes) return j.nodeId % this.slots.length === index;
+      const pinned = this.pins.get(j.nodeId);
+      return pinned === undefined || pinned === null || pinned === slot;
+    });
+    if (i < 0) return undefined;
+    const job = this.queue.splice(i, 1)[0];
+    if (this.pins.has(job.nodeId)) this.pins.set(job.nodeId, slot);
+    return job;
+  }
+
   private dispatch(): void {
-    for (const slot of this.slots) {
-      if (slot.job || this.queue.length === 0) continue;
-      const job = this.queue.shift()!;
+    this.slots.forEach((slot, index) => {
+      if (slot.job || this.queue.length === 0) return;
+      const job = this.takeFor(slot, index);
+      if (!job) return;
       slot.job = job;
       this.meter.count(job.nodeId, job.frame.length, 0);
       slot.worker.postMessage({ id: this.nextId++, frame: job.frame }, [job.frame.buffer as ArrayBuffer]);
-    }
+    });
   }
 
   private finish(slot: Slot, frame: Uint8Array): void {
@@ -86,6 +116,15 @@ export class WorkerPoolTransport implements Transport {
   private fail(slot: Slot, e: Error): void {
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);
+    // Nodes pinned to a dead worker lost their state: their queued requests fail rather than wait forever.
+    for (const [nodeId, pinned] of this.pins) {
+      if (pinned !== slot) continue;
+      this.pins.delete(nodeId);
+      for (const j of this.queue.filter((q) => q.nodeId === nodeId)) {
+        this.queue.splice(this.queue.indexOf(j), 1);
+        j.reject(new Error(`the worker holding node ${nodeId}'s session exited`));
+      }
+    }
     slot.job?.reject(e);
     slot.job = null;
     if (this.slots.length === 0 && !this.closed) for (const j of this.queue.splice(0)) j.reject(e);

@@ -11,6 +11,7 @@ import { makeLayout } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { makeTrainer, type TrainerChoice } from '../model/make-trainer.js';
 import { NodeHost, type LocalData, type NodeAttack } from '../node/host.js';
+import { secAggDropouts } from '../engine/secure-messages.js';
 
 export interface SimHostData {
   data: Dataset;
@@ -21,6 +22,8 @@ export interface SimHostData {
   trainer: TrainerChoice;
   /** Byzantine nodes and their attack, applied node-side (absent = every node honest). */
   attack?: NodeAttack;
+  /** Secure aggregation fault injection: fraction of each round's nodes that drop after sharing keys. */
+  secaggDropout?: number;
 }
 
 /** A node's local split, fixed by run seed and node id, so every host builds the same one. */
@@ -42,5 +45,7 @@ export async function simNodeHost(w: SimHostData): Promise<{ host: NodeHost; tra
       return cache.get(nodeId);
     },
   } as ReadonlyMap<number, LocalData>;
-  return { host: new NodeHost(layout, trainer, lazy, w.attack), trainerKind: trainer.kind };
+  const dropout = w.secaggDropout;
+  const secure = dropout ? { dropAfterShareKeys: (round: number, nodeId: number, roster: readonly number[]) => secAggDropouts(w.seed, round, roster, dropout).has(nodeId) } : {};
+  return { host: new NodeHost(layout, trainer, lazy, w.attack, secure), trainerKind: trainer.kind };
 }

@@ -12,6 +12,8 @@ import { makeTrainer } from '../model/make-trainer.js';
 import { Strategy } from '../engine/strategy.js';
 import { RoundEngine, type RoundRecord } from '../engine/round-engine.js';
 import { WorkerPoolTransport } from './pool.js';
+import { DEFAULT_SECAGG } from '../engine/secure-round.js';
+import { parseCompression } from '../core/compress-update.js';
 import { shareDataset } from './shared-data.js';
 import { AsyncEngine } from '../engine/async-engine.js';
 import { makeClock } from './heterogeneity.js';
@@ -43,6 +45,7 @@ export interface SimulationResult {
 
 export async function runSimulation(input: SimulationOptions, onRound?: (r: RoundRecord) => void): Promise<SimulationResult> {
   const o = resolveOptions(input);
+  const compression = parseCompression(o.compression);
   const clock = makeClock(o); // device profiles first: a bad --profile file fails before the data loads
   const { strategyConfig, minNodes, data, train, test, spec, layout, parts, report, initial, attack, nodeAttack } = await prepareRun(o);
   const workers = o.workers ?? Math.max(1, Math.min(availableParallelism(), o.nodes));
@@ -53,7 +56,8 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
     ?? await WorkerPoolTransport.start({
       data: shareDataset(train), parts, validationFraction: o.validationFraction, seed: o.seed, spec, trainer: o.trainer,
       ...(nodeAttack ? { attack: nodeAttack } : {}),
-    }, workers);
+      ...(o.secagg && o.secaggDropout ? { secaggDropout: o.secaggDropout } : {}),
+    }, workers, compression.ef);
   const evaluator = await makeTrainer(spec, o.trainer);
   try {
     const common = {
@@ -63,10 +67,11 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
       centralEval: (w: Float32Array) => evaluator.evaluate(w, test),
       onRound: (r: RoundRecord) => onRound?.(r),
       ...(clock ? { clock } : {}),
+      ...(o.secagg ? { secure: { clip: o.secaggClip ?? DEFAULT_SECAGG.clip, maxWeight: o.secaggMaxWeight ?? DEFAULT_SECAGG.maxWeight } } : {}),
     };
     const engine = o.mode === 'async'
       ? new AsyncEngine({ ...common, ...fedBuffDefaults(o), serverLr: o.serverLr ?? 1 })
-      : new RoundEngine({ ...common, fraction: o.fraction, minNodes, evalFraction: o.evalFraction, overSelect: o.overSelect, deadlineSeconds: o.deadline });
+      : new RoundEngine({ ...common, fraction: o.fraction, minNodes, evalFraction: o.evalFraction, overSelect: o.overSelect, deadlineSeconds: o.deadline, compression });
     const run = await engine.run();
     const traffic = transport.traffic();
     return {

@@ -1,0 +1,167 @@
+/**
+ * A secure-aggregation round (Bonawitz et al. 2017) driven over the ordinary Transport: each phase is one
+ * request/reply per live node, so it runs unchanged on the worker pool and over the network.
+ *
+ *   train request + session settings -> node trains, keeps its update, answers AdvertiseKeys
+ *   KeyRoster -> ShareKeys;  ForwardedShares -> MaskedInput;  UnmaskRequest -> UnmaskShares
+ *
+ * Nodes send [n_i * delta_i, n_i] in fixed point (delta_i = trained - global), so the unmasked sum gives
+ * exactly the FedAvg mean delta sum n_i delta_i / sum n_i up to fixed-point rounding; the coordinator
+ * never holds any single update. A node that fails in a phase drops out of the protocol; nodes that
+ * drop after sharing keys are handled by the protocol (their masks are rebuilt from Shamir shares).
+ */
+import type { TensorSlot } from '../core/params.js';
+import { decodeWeightedAverage, fixedPointErrorBound, type FixedPointConfig, fixedPointConfig } from '../core/secagg/fixed-point.js';
+import { SecAggServer, type ServerInbound, type ServerOutbound } from '../core/secagg/protocol.js';
+import type { TrainConfig } from '../model/trainer.js';
+import { decodeMessage, encodeTrainRequest } from './messages.js';
+import { clientIdOf, decodeSecAggFrame, encodeSecAggFrame, largestScaleBits, nodeIdOf, type SecAggSessionConfig } from './secure-messages.js';
+import type { TrainResult } from './strategy.js';
+import type { NodeFailure } from './round-engine.js';
+import type { Transport } from './transport.js';
+
+/** The user's settings of secure aggregation (CLI --secagg*, RunConfig.secagg). */
+export interface SecureAggregationOptions {
+  /** Every coordinate of a node's update (trained - global) is clipped to [-clip, clip] before encoding. */
+  clip: number;
+  /** Largest numExamples a node may weight its update by (bounds the fixed-point range). */
+  maxWeight: number;
+}
+
+export const DEFAULT_SECAGG: SecureAggregationOptions = { clip: 4, maxWeight: 65536 };
+
+/** Strategies whose server step needs only the weighted mean of the updates (no individual update). */
+export const SECAGG_STRATEGIES = ['fedavg', 'fedprox', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad'] as const;
+
+/** Throws a config error unless the strategy can run on the securely aggregated mean alone. */
+export function checkSecAggStrategy(name: string, clip: number | undefined): void {
+  if (!(SECAGG_STRATEGIES as readonly string[]).includes(name)) {
+    throw new Error(`secure aggregation: strategy '${name}' needs the individual updates, which secure aggregation hides; use one of ${SECAGG_STRATEGIES.join(', ')}`);
+  }
+  if (clip !== undefined) throw new Error(`secure aggregation: the strategy's clip=${clip} clips individual updates, which the coordinator never sees; leave it out`);
+}
+
+export interface SecureRoundInput {
+  round: number;
+  selected: readonly number[];
+  layout: readonly TensorSlot[];
+  transport: Transport;
+  global: Float32Array;
+  configFor: (nodeId: number) => TrainConfig;
+  options: SecureAggregationOptions;
+  /** A fresh, unguessable session id (bound into every key and mask). */
+  session: string;
+}
+
+export interface SecureRoundOutcome {
+  /** One per node whose update is in the sum: metrics only (numExamples 1, empty vector: the update stays private). */
+  results: TrainResult[];
+  failures: NodeFailure[];
+  /** sum n_i delta_i / sum n_i, or null when the protocol could not finish. */
+  meanDelta: Float32Array | null;
+  totalWeight: number;
+  fixedPoint: FixedPointConfig | null;
+  /** Worst-case absolute error of meanDelta per coordinate from fixed-point rounding (before Float32 rounding). */
+  errorBound: number;
+}
+
+type Failures = Map<number, string>;
+
+/** Sends one request per node, in parallel; returns the decoded replies of the expected type, recording failures. */
+async function exchange(
+  i: SecureRoundInput, nodes: readonly number[], failures: Failures, expected: ServerInbound['type'],
+  frameFor: (nodeId: number) => Uint8Array,
+): Promise<Map<number, { msg: ServerInbound; header: Record<string, unknown> }>> {
+  const out = new Map<number, { msg: ServerInbound; header: Record<string, unknown> }>();
+  await Promise.all(nodes.map(async (nodeId) => {
+    try {
+      const reply = await i.transport.request(nodeId, frameFor(nodeId));
+      const peek = decodeTypeOrError(i.layout, reply);
+      if (peek) throw new Error(peek);
+      const r = decodeSecAggFrame(reply);
+      if (r.round !== i.round || r.nodeId !== nodeId) throw new Error(`reply is for node ${r.nodeId} round ${r.round}`);
+      if (r.msg.type !== expected) throw new Error(`expected ${expected}, got ${r.msg.type}`);
+      out.set(nodeId, { msg: r.msg as ServerInbound, header: r.header });
+    } catch (e) {
+      failures.set(nodeId, (e as Error).message);
+    }
+  }));
+  return out;
+}
+
+/** The message of an error reply, or null for any other frame. */
+function decodeTypeOrError(layout: readonly TensorSlot[], reply: Uint8Array): string | null {
+  try {
+    const m = decodeMessage(layout, reply);
+    return m.type === 'error' ? m.message : `unexpected '${m.type}' reply`;
+  } catch {
+    return null;
+  }
+}
+
+/** Feeds replies to the server; a reply the protocol rejects fails its node. Returns the nodes accepted. */
+function feed(replies: Map<number, { msg: ServerInbound }>, failures: Failures, receive: (m: ServerInbound) => void): number[] {
+  const ok: number[] = [];
+  for (const [nodeId, { msg }] of [...replies].sort((a, b) => a[0] - b[0])) {
+    try {
+      receive(msg);
+      ok.push(nodeId);
+    } catch (e) {
+      failures.set(nodeId, `secure aggregation: ${(e as Error).message}`);
+    }
+  }
+  return ok;
+}
+
+export async function secureTrainRound(i: SecureRoundInput): Promise<SecureRoundOutcome> {
+  const failures: Failures = new Map();
+  const k = i.selected.length;
+  const dim = i.global.length;
+  const outcome = (meanDelta: Float32Array | null, totalWeight: number, fp: FixedPointConfig | null, included: number[], metrics: Map<number, TrainResult['metrics']>): SecureRoundOutcome => ({
+    results: included.map((nodeId) => ({ nodeId, numExamples: 1, steps: 0, vector: new Float32Array(0), metrics: metrics.get(nodeId)! })),
+    failures: [...failures].map(([nodeId, error]) => ({ nodeId, error })).sort((a, b) => a.nodeId - b.nodeId),
+    meanDelta, totalWeight, fixedPoint: fp,
+    errorBound: fp && totalWeight > 0 ? fixedPointErrorBound(fp, included.length) / totalWeight : 0,
+  });
+  if (k < 2) {
+    for (const nodeId of i.selected) failures.set(nodeId, 'secure aggregation needs at least 2 nodes in a round');
+    return outcome(null, 0, null, [], new Map());
+  }
+  const { clip, maxWeight } = i.options;
+  const threshold = Math.max(2, Math.floor(k / 2) + 1);
+  const fp = fixedPointConfig({ scaleBits: largestScaleBits(k, clip, maxWeight), clip, maxWeight, maxClients: k });
+  const server = new SecAggServer({ session: i.session, threshold, vectorLength: dim + 1 });
+  const send = (msg: ServerOutbound, nodeId: number) => encodeSecAggFrame(msg, i.round, nodeId);
+  const metrics = new Map<number, TrainResult['metrics']>();
+  // Each node's session state lives in the host that trained it: keep its requests there until the end.
+  for (const nodeId of i.selected) i.transport.pin?.(nodeId);
+  try {
+    const settings = (nodeId: number): SecAggSessionConfig => ({ session: i.session, clientId: clientIdOf(nodeId), threshold, scaleBits: fp.scaleBits, clip, maxWeight, maxClients: k });
+    const advertised = await exchange(i, i.selected, failures, 'secagg.advertise-keys', (nodeId) =>
+      encodeTrainRequest(i.layout, { round: i.round, nodeId, mode: 'weights', config: i.configFor(nodeId), weights: i.global, secagg: settings(nodeId) }));
+    for (const [nodeId, { header }] of advertised) {
+      const m = header.metrics as Record<string, unknown> | undefined;
+      metrics.set(nodeId, { loss: typeof m?.loss === 'number' ? m.loss : NaN, accuracy: typeof m?.accuracy === 'number' ? m.accuracy : NaN });
+    }
+    let live = feed(advertised, failures, (m) => server.receiveAdvertiseKeys(m as never));
+    const roster = server.finishAdvertiseKeys();
+    live = feed(await exchange(i, live, failures, 'secagg.share-keys', (n) => send(roster, n)), failures, (m) => server.receiveShareKeys(m as never));
+    const forwarded = new Map(server.finishShareKeys().map((f) => [nodeIdOf(f.to), f]));
+    live = feed(await exchange(i, live.filter((n) => forwarded.has(n)), failures, 'secagg.masked-input', (n) => send(forwarded.get(n)!, n)), failures, (m) => server.receiveMaskedInput(m as never));
+    const request = server.finishMaskedInput();
+    feed(await exchange(i, live, failures, 'secagg.unmask-shares', (n) => send(request, n)), failures, (m) => server.receiveUnmaskShares(m as never));
+    const result = server.finishUnmask();
+    const { average, totalWeight } = decodeWeightedAverage(result.sum, fp);
+    const included = result.included.map(nodeIdOf);
+    // A node whose masked input is in the sum but which missed unmasking still contributed.
+    for (const n of included) failures.delete(n);
+    return outcome(average, totalWeight, fp, included, metrics);
+  } catch (e) {
+    // The protocol aborted (too few nodes at some phase): no node's update is in any model.
+    const reason = `secure aggregation aborted: ${(e as Error).message}`;
+    for (const nodeId of i.selected) if (!failures.has(nodeId)) failures.set(nodeId, reason);
+    return outcome(null, 0, fp, [], metrics);
+  } finally {
+    for (const nodeId of i.selected) i.transport.unpin?.(nodeId);
+  }
+}

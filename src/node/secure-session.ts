@@ -1,0 +1,92 @@
+/**
+ * The node side of a secure-aggregation round (Bonawitz et al. 2017). After local training the node keeps
+ * its update here, never in a reply: it answers the train request with its public keys only, then
+ * shares keys, sends its update masked (fixed point, weighted by numExamples, plus the weight itself)
+ * and finally the shares that unmask the sum. One host may hold sessions for several virtual nodes.
+ */
+import { SecAggClient } from '../core/secagg/protocol.js';
+import { encodeWeightedUpdate } from '../core/secagg/fixed-point.js';
+import type { RandomBytes } from '../core/secagg/random.js';
+import type { Metrics } from '../model/trainer.js';
+import { decodeSecAggFrame, encodeSecAggFrame, nodeIdOf, parseSessionConfig } from '../engine/secure-messages.js';
+
+export interface SecureNodeOptions {
+  /** Fault injection: true if this node should vanish after sharing its keys this round (roster = node ids). */
+  dropAfterShareKeys?: (round: number, nodeId: number, roster: readonly number[]) => boolean;
+  /** Called when a node drops by fault injection (a deployed agent disconnects here). */
+  onDrop?: (round: number, nodeId: number) => void;
+}
+
+interface OpenSession {
+  round: number;
+  client: SecAggClient;
+  /** The private, encoded update: [n * clip(delta), n]. */
+  input: Uint32Array;
+}
+
+/** A CSPRNG (Web Crypto, in Node and browsers): masks and keys must be unpredictable. */
+const cryptoRandomBytes: RandomBytes = (n) => globalThis.crypto.getRandomValues(new Uint8Array(n));
+
+export class SecureNodeSessions {
+  private readonly open = new Map<number, OpenSession>();
+
+  constructor(private readonly o: SecureNodeOptions = {}) {}
+
+  /**
+   * Round 0 after training: encodes the node's update (trained - global) privately and answers with its
+   * public keys (and its training metrics, which are not protected).
+   */
+  start(round: number, nodeId: number, rawConfig: unknown, global: Float32Array, trained: Float32Array, numExamples: number, metrics: Metrics): Uint8Array {
+    this.open.delete(nodeId);
+    const { config, fixedPoint } = parseSessionConfig(rawConfig);
+    if (nodeIdOf(config.clientId) !== nodeId) throw new Error(`secagg client id ${config.clientId} is not node ${nodeId}'s`);
+    if (numExamples > config.maxWeight) throw new Error(`secure aggregation: this node has ${numExamples} examples, more than the session's maxWeight ${config.maxWeight}`);
+    const delta = new Float64Array(trained.length);
+    for (let i = 0; i < delta.length; i++) delta[i] = trained[i] - global[i];
+    const input = encodeWeightedUpdate(delta, numExamples, fixedPoint);
+    const client = new SecAggClient({ id: config.clientId, session: config.session, threshold: config.threshold, vectorLength: input.length, randomBytes: cryptoRandomBytes });
+    const advertise = client.advertiseKeys();
+    this.open.set(nodeId, { round, client, input });
+    return encodeSecAggFrame(advertise, round, nodeId, { metrics });
+  }
+
+  /** Rounds 1-3: the coordinator's roster, forwarded shares or unmask request in, this node's answer out. */
+  handle(frame: Uint8Array): Uint8Array {
+    const { round, nodeId, msg } = decodeSecAggFrame(frame);
+    const s = this.open.get(nodeId);
+    if (!s || s.round !== round) throw new Error(`node ${nodeId} has no open secure-aggregation session for round ${round}`);
+    try {
+      switch (msg.type) {
+        case 'secagg.key-roster':
+          return encodeSecAggFrame(s.client.shareKeys(msg), round, nodeId);
+        case 'secagg.forwarded-shares': {
+          const roster = msg.shares.map((e) => nodeIdOf(e.from)).concat(nodeId);
+          if (this.o.dropAfterShareKeys?.(round, nodeId, roster)) {
+            this.close(nodeId);
+            this.o.onDrop?.(round, nodeId);
+            throw new Error('dropped out after sharing keys (fault injection)');
+          }
+          const masked = s.client.maskInput(msg, s.input);
+          s.input.fill(0);
+          return encodeSecAggFrame(masked, round, nodeId);
+        }
+        case 'secagg.unmask-request': {
+          const reply = encodeSecAggFrame(s.client.unmask(msg), round, nodeId);
+          this.close(nodeId);
+          return reply;
+        }
+        default:
+          throw new Error(`a node does not accept '${msg.type}' messages`);
+      }
+    } catch (e) {
+      // The client aborted (it reveals nothing more); the session is over for this node.
+      this.close(nodeId);
+      throw e;
+    }
+  }
+
+  private close(nodeId: number): void {
+    this.open.get(nodeId)?.client.abort();
+    this.open.delete(nodeId);
+  }
+}
