@@ -51,6 +51,8 @@ export const RunConfigSchema = z.object({
   if (c.mode === 'async' && c.compression !== 'none') ctx.addIssue({ code: 'custom', path: ['compression'], message: 'compressed updates work with synchronous rounds, not mode async yet' });
   if (!c.secagg) return;
   if (c.mode === 'async') ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'works with synchronous rounds only, not mode "async"' });
+  // A secure round includes every selected node; "fuse the first k" cannot apply to a masked sum.
+  if ((c.overSelect ?? 0) > 0) ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'does not combine with overSelect: every selected node is part of the masked sum' });
   try {
     const s = parseStrategy(c.strategy);
     checkSecAggStrategy(s.name, s.clip);

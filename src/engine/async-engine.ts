@@ -77,6 +77,8 @@ export class AsyncEngine {
     const length = this.global.length;
     flight.done = transport.request(nodeId, frame).then((reply) => {
       const r = parseTrainReply(layout, reply, version, nodeId, length);
+      // FedBuff runs never ask for compression (refused at configuration): a compressed reply is a delta, not weights.
+      if (r.compression) throw new Error('update is compressed, the run asked for none');
       flight.outcome = { ok: true, upBytes: reply.length, result: { nodeId, numExamples: r.numExamples, steps: r.steps, vector: r.vector, metrics: r.metrics } };
     }).catch((e: Error) => {
       flight.outcome = { ok: false, error: e.message };

@@ -51,6 +51,8 @@ test('bad requests and a gateway with no live nodes get error frames for the clo
   assert.match(none.message, /gateway could fuse no edge round: 0 live nodes, 1 needed/);
   assert.match(errorOf(await h.handle(encodeEvalRequest(layout, { round: 3, nodeId: 4, weights: initial }))).message, /no live nodes/);
   assert.match(errorOf(await train(3, config, 'gradient')).message, /not gradient mode/);
+  const secure = await h.handle(encodeTrainRequest(layout, { round: 3, nodeId: 4, mode: 'weights', config: config as TrainConfig, weights: initial, secagg: { session: 's' } }));
+  assert.match(errorOf(secure).message, /cannot take part in secure aggregation/, 'a site model must never reach the cloud unmasked');
   assert.match(errorOf(await train(0, config)).message, /round must be >= 1/);
   assert.match(errorOf(await train(3, { ...config, epochs: 0 })).message, /local epochs/);
   assert.match(errorOf(await train(3, { ...config, seed: -1 })).message, /seed/);

@@ -73,6 +73,8 @@ export function edgeHandler(registry: Registry, o: EdgeOptions, runId: number, s
 async function train(layout: readonly TensorSlot[], transport: NetworkTransport, registry: Registry, o: EdgeOptions, req: TrainRequest, compressor: UpdateCompressor): Promise<Uint8Array> {
   const { round, nodeId, config, mode, weights } = req;
   if (mode !== 'weights') throw new Error('a gateway answers weights-mode rounds (the FedAvg family), not gradient mode');
+  // The site model would reach the cloud unmasked: refuse rather than break the run's privacy promise.
+  if (req.secagg !== undefined) throw new Error('a gateway cannot take part in secure aggregation');
   validateTrainConfig(config);
   if (!Number.isInteger(config.seed) || config.seed < 0 || config.seed > MAX_SEED) throw new Error(`train config seed must be a whole number from 0 to ${MAX_SEED}`);
   const { first, last } = edgeRoundsOf(round, o.edgeRounds);

@@ -308,9 +308,10 @@ export class AgentCore {
       this.stats.evaluations++;
       this.stats.lastEval = outcome;
       this.emit({ type: 'evaluated', runId, numExamples: r.numExamples, ...outcome });
-    } else {
+    } else if (r.type === 'error') {
       this.emit({ type: 'failed', runId, round: r.round, message: r.message });
     }
+    // secagg.* phase replies are steps of one secure round, neither results nor failures
   }
 
   private disconnected(): void {

@@ -74,6 +74,8 @@ export class NodeHost {
       const attack = this.attack && this.byzantine.has(nodeId) ? this.attack : undefined;
       const train = attack?.kind === 'label-flip' ? this.flippedTrain(nodeId, local.train) : local.train;
       if (mode === 'gradient') {
+        // A secure round must never be answered with a plain update.
+        if (msg.req.secagg !== undefined) throw new Error('secure aggregation takes weights-mode rounds, not gradient mode');
         const g = await this.trainer.gradient(weights, train, Math.max(config.batchSize, 256));
         const vector = attack ? this.poison(attack, g.gradient, new Float32Array(g.gradient.length), config.seed) : g.gradient;
         return this.reply({ round, nodeId, numExamples: g.numExamples, steps: 1, metrics: g.metrics, vector }, config, weights, true);
