@@ -1,9 +1,10 @@
 /**
  * The in-process transport: virtual nodes served by a pool of worker threads. Any idle worker takes the
- * next request (every worker can host every node), so the cores stay busy however the sample falls.
+ * next request of an unpinned node (every worker can host every node), so the cores stay busy however the
+ * sample falls. A pinned node (Transport.pin) is served by the worker that first took it, so state it keeps
+ * between requests lives in one place: secure-aggregation sessions pin for a round; with `pinNodes` (compression
+ * error feedback) every node is pinned for the whole run. Models do not depend on which worker holds a node.
  * Frames cross threads as transferred buffers; their lengths are the bytes counted.
- * With `pinNodes` (nodes that keep state between rounds, e.g. compression error feedback) node i is always
- * served by worker i mod workers, so its state lives in one place and the run stays deterministic.
  */
 import { Worker } from 'node:worker_threads';
 import type { Transport } from '../engine/transport.js';
@@ -32,10 +33,11 @@ export class WorkerPoolTransport implements Transport {
   private closed = false;
   trainerKind = '';
 
-  private constructor(private readonly numNodes: number, private readonly pinNodes: boolean) {}
+  private constructor(private readonly numNodes: number) {}
 
   static async start(data: Omit<SimWorkerData, 'entry'>, workers: number, pinNodes = false): Promise<WorkerPoolTransport> {
-    const pool = new WorkerPoolTransport(data.parts.length, pinNodes);
+    const pool = new WorkerPoolTransport(data.parts.length);
+    if (pinNodes) for (let nodeId = 0; nodeId < data.parts.length; nodeId++) pool.pin(nodeId);
     const entry = new URL('./worker.ts', import.meta.url).href;
     await Promise.all(Array.from({ length: workers }, () => new Promise<void>((resolve, reject) => {
       const worker = new Worker(new URL('./boot.mjs', import.meta.url), { workerData: { ...data, entry } });
@@ -76,13 +78,9 @@ export class WorkerPoolTransport implements Transport {
     this.dispatch();
   }
 
-  /**
-   * The first queued job this idle worker may take. With pinNodes, node i belongs to worker i mod workers;
-   * otherwise any job not pinned (Transport.pin) to another worker.
-   */
-  private takeFor(slot: Slot, index: number): Job | undefined {
+  /** The first queued job this idle worker may take: any unpinned job, or one pinned to it (or not yet placed). */
+  private takeFor(slot: Slot): Job | undefined {
     const i = this.queue.findIndex((j) => {
-      if (this.pinNodes) return j.nodeId % this.slots.length === index;
       const pinned = this.pins.get(j.nodeId);
       return pinned === undefined || pinned === null || pinned === slot;
     });
@@ -93,14 +91,14 @@ export class WorkerPoolTransport implements Transport {
   }
 
   private dispatch(): void {
-    this.slots.forEach((slot, index) => {
-      if (slot.job || this.queue.length === 0) return;
-      const job = this.takeFor(slot, index);
-      if (!job) return;
+    for (const slot of this.slots) {
+      if (slot.job || this.queue.length === 0) continue;
+      const job = this.takeFor(slot);
+      if (!job) continue;
       slot.job = job;
       this.meter.count(job.nodeId, job.frame.length, 0);
       slot.worker.postMessage({ id: this.nextId++, frame: job.frame }, [job.frame.buffer as ArrayBuffer]);
-    });
+    }
   }
 
   private finish(slot: Slot, frame: Uint8Array): void {
