@@ -119,10 +119,7 @@ export class RoundEngine {
     return new Rng(seed).fork(`train:${round}:${nodeId}`).nextU32();
   }
 
-  /**
-   * Sends the round to every selected node and resolves once `needed` valid results are in or every node
-   * has answered or failed; nodes still working then are stragglers, recorded as such.
-   */
+  /** A node's train config for a round: local settings, its seed, its step cap, the run's compression. */
   private trainConfig(round: number, nodeId: number): TrainConfig {
     const maxSteps = this.o.maxStepsFor?.(nodeId);
     return {
@@ -132,6 +129,10 @@ export class RoundEngine {
     };
   }
 
+  /**
+   * Sends the round to every selected node and resolves once `needed` valid results are in or every node
+   * has answered or failed; nodes still working then are stragglers, recorded as such.
+   */
   private async trainRound(round: number, selected: number[], needed: number): Promise<{ results: TrainResult[]; failures: NodeFailure[] }> {
     const { layout, strategy, transport } = this.o;
     const results: TrainResult[] = [];
