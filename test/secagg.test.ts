@@ -171,7 +171,7 @@ test('secure aggregation rejects strategies and flags that need individual updat
   }
   await assert.rejects(runSimulation({ secaggDropout: 0.3, nodes: 4, rounds: 1 }), /--secagg-dropout: applies with --secagg only/);
   await assert.rejects(runSimulation({ secagg: true, secaggDropout: 1, nodes: 4, rounds: 1 }), /--secagg-dropout/);
-  await assert.rejects(runSimulation({ secagg: true, mode: 'async', nodes: 4, rounds: 1 }), /--secagg: works with synchronous rounds without --profile only/);
-  await assert.rejects(runSimulation({ secagg: true, profile: 'slow20', nodes: 4, rounds: 1 }), /--secagg: works with synchronous rounds without --profile only/);
+  await assert.rejects(runSimulation({ secagg: true, mode: 'async', nodes: 4, rounds: 1 }), /--secagg: works with synchronous rounds only, not mode async/);
+  await assert.rejects(runSimulation({ secagg: true, profile: 'slow20', nodes: 4, rounds: 1 }), /--secagg: works with synchronous rounds only, not with --profile/);
   await assert.rejects(runSimulation({ secagg: true, queue: 'redis://127.0.0.1:6379', nodes: 4, rounds: 1 }), /--secagg: runs on worker threads only/);
 });

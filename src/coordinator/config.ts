@@ -2,7 +2,8 @@
 import { z } from 'zod';
 import { fedBuffFields } from '../engine/async-options.js';
 import { parseStrategy } from '../engine/strategy.js';
-import { checkSecAggStrategy, DEFAULT_SECAGG } from '../engine/secure-round.js';
+import { DEFAULT_SECAGG } from '../engine/secure-round.js';
+import { featureIssues } from '../engine/feature-rules.js';
 import { parseCompression } from '../core/compress-update.js';
 import { asyncRunIssues } from './async-config.js';
 
@@ -47,18 +48,7 @@ export const RunConfigSchema = z.object({
   ...fedBuffFields,
 }).strict().superRefine((c, ctx) => {
   for (const issue of asyncRunIssues(c)) ctx.addIssue({ code: 'custom', ...issue });
-  if (c.secagg && c.compression !== 'none') ctx.addIssue({ code: 'custom', path: ['compression'], message: 'secure aggregation sends fixed-point masked updates: compression does not apply' });
-  if (c.mode === 'async' && c.compression !== 'none') ctx.addIssue({ code: 'custom', path: ['compression'], message: 'compressed updates work with synchronous rounds, not mode async yet' });
-  if (!c.secagg) return;
-  if (c.mode === 'async') ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'works with synchronous rounds only, not mode "async"' });
-  // A secure round includes every selected node; "fuse the first k" cannot apply to a masked sum.
-  if ((c.overSelect ?? 0) > 0) ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'does not combine with overSelect: every selected node is part of the masked sum' });
-  try {
-    const s = parseStrategy(c.strategy);
-    checkSecAggStrategy(s.name, s.clip);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', path: ['secagg'], message: (e as Error).message });
-  }
+  for (const issue of featureIssues({ ...c, secagg: c.secagg !== undefined })) ctx.addIssue({ code: 'custom', ...issue });
 });
 
 export type RunConfig = z.output<typeof RunConfigSchema>;

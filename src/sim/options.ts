@@ -4,7 +4,7 @@ import { fedBuffFields } from '../engine/async-options.js';
 import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
-import { checkSecAggStrategy } from '../engine/secure-round.js';
+import { featureIssues } from '../engine/feature-rules.js';
 import { parseCompression } from '../core/compress-update.js';
 import { parseProfileSpec } from './profiles.js';
 import { heterogeneityIssues } from './heterogeneity-options.js';
@@ -68,9 +68,7 @@ export const SimulationOptionsSchema = z.object({
   /** The BullMQ queue name (default edgefed-sim). */
   queueName: z.string().regex(QUEUE_NAME_PATTERN, 'letters, digits, _ . - (at most 64)').optional(),
 }).strict().superRefine((o, ctx) => {
-  if (o.mode === 'async' && o.compression !== undefined && o.compression !== 'none') {
-    ctx.addIssue({ code: 'custom', path: ['compression'], message: 'compressed updates work with synchronous rounds (--mode sync), not FedBuff yet' });
-  }
+  for (const issue of featureIssues({ ...o, strategy: o.strategy ?? 'fedavg' })) ctx.addIssue({ code: 'custom', ...issue });
   if (o.queue !== undefined && compressionKeepsState(o.compression)) {
     ctx.addIssue({ code: 'custom', path: ['compression'], message: 'error feedback keeps each node\'s residual in the process that serves it, and with --queue any worker may take a node: add ,ef=off' });
   }
@@ -87,18 +85,9 @@ export const SimulationOptionsSchema = z.object({
     if (o[key] !== undefined && !o.secagg) ctx.addIssue({ code: 'custom', path: [key], message: 'applies with --secagg only' });
   }
   // Queue workers take any job, so a node's secure session would not survive between its requests.
-  if (o.secagg && o.compression !== 'none') ctx.addIssue({ code: 'custom', path: ['compression'], message: 'secure aggregation sends fixed-point masked updates: compression does not apply' });
   if (o.secagg && o.queue !== undefined) ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'runs on worker threads only, not with --queue' });
-  // The secure round is one synchronous protocol over real replies: no FedBuff, no virtual-clock round closing.
-  if (o.secagg && (o.mode === 'async' || o.profile !== undefined)) ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'works with synchronous rounds without --profile only' });
-  if (o.secagg) {
-    try {
-      const s = parseStrategy(o.strategy ?? 'fedavg');
-      checkSecAggStrategy(s.name, s.clip);
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', path: ['strategy'], message: (e as Error).message });
-    }
-  }
+  // The secure round closes on real replies, not by simulated finish time.
+  if (o.secagg && o.profile !== undefined) ctx.addIssue({ code: 'custom', path: ['secagg'], message: 'works with synchronous rounds only, not with --profile (virtual clock)' });
   if (o.attackScale !== undefined && (!attacking || o.attack === 'label-flip')) {
     ctx.addIssue({ code: 'custom', path: ['attackScale'], message: 'applies to --attack sign-flip, gaussian and scale only' });
   }
