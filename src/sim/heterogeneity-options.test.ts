@@ -30,6 +30,7 @@ test('bad combinations are refused naming the option', () => {
     [{ mode: 'async', evalFraction: 0.5 }, /Error: --eval-fraction: applies to --mode sync only/],
     [{ bufferSize: 3 }, /Error: --buffer-size: applies to --mode async only/],
     [{ concurrency: 3 }, /Error: --concurrency: applies to --mode async only/],
+    [{ serverLr: 0.5 }, /Error: --server-lr: applies to --mode async only/],
     [{ profile: 'fast' }, /Error: --profile: unknown device profile 'fast'/],
     [{ mode: 'async', bufferSize: 0 }, /Error: --buffer-size/],
     [{ deadline: -1 }, /Error: --deadline/],

@@ -16,6 +16,7 @@ interface HeterogeneityFields {
   mode?: 'sync' | 'async';
   bufferSize?: number;
   concurrency?: number;
+  serverLr?: number;
 }
 
 /** FedBuff's defaults: as many nodes training as a synchronous round samples, and K = min(10, that). */
@@ -36,7 +37,7 @@ export function heterogeneityIssues(o: HeterogeneityFields): { path: string[]; m
     if (o.overSelect !== undefined) issues.push({ path: ['overSelect'], message: 'applies to --mode sync only' });
     if (o.evalFraction) issues.push({ path: ['evalFraction'], message: 'applies to --mode sync only (FedBuff evaluates centrally after each fusion)' });
   } else {
-    for (const key of ['bufferSize', 'concurrency'] as const) {
+    for (const key of ['bufferSize', 'concurrency', 'serverLr'] as const) {
       if (o[key] !== undefined) issues.push({ path: [key], message: 'applies to --mode async only' });
     }
   }
