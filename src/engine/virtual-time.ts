@@ -60,7 +60,8 @@ export function closeByVirtualTime(arrivals: readonly TimedArrival[], needed: nu
   const sorted = [...arrivals].sort((a, b) => a.seconds - b.seconds || a.nodeId - b.nodeId);
   const inTime = sorted.filter((a) => deadline === undefined || a.seconds <= deadline);
   const kept = inTime.slice(0, needed);
-  const late = sorted.filter((a) => !kept.includes(a));
+  const keptSet = new Set(kept);
+  const late = sorted.filter((a) => !keptSet.has(a));
   const short = kept.length < needed && late.length > 0;
   const seconds = short && deadline !== undefined ? deadline : kept.length > 0 ? kept[kept.length - 1].seconds : 0;
   return { kept: kept.map((a) => a.nodeId), late, seconds };
@@ -79,8 +80,9 @@ export function closeRoundInVirtualTime(
   const { kept, late, seconds } = closeByVirtualTime(arrivals, needed, deadline);
   const stragglers = late.map((a) => ({ nodeId: a.nodeId, error: `straggler: finished at ${a.seconds.toFixed(2)} simulated s, after the round closed at ${seconds.toFixed(2)} s` }));
   clock.advanceTo(clock.now() + seconds);
+  const keptIds = new Set(kept);
   return {
-    results: results.filter((r) => kept.includes(r.nodeId)),
+    results: results.filter((r) => keptIds.has(r.nodeId)),
     failures: [...failures, ...stragglers].sort((a, b) => a.nodeId - b.nodeId),
   };
 }
