@@ -144,7 +144,8 @@ export class RunManager {
         layout, strategy, transport, initial, seed: config.seed, rounds: config.rounds, fraction: config.fraction,
         minNodes: config.minNodes, evalFraction: config.evalFraction, targetAccuracy: config.targetAccuracy,
         local: { epochs: config.localEpochs, batchSize: config.batchSize, optimizer: spec.optimizer },
-        startRound, overSelect: config.overSelect, compression: parseCompression(config.compression),
+        // Deployed DP noise and sampling come from the CSPRNG: the run seed (shown to readers) cannot regenerate them.
+        startRound, overSelect: config.overSelect, dpNoise: 'csprng', compression: parseCompression(config.compression),
         ...(config.secagg ? { secure: config.secagg } : {}),
         maxStepsFor: sizedWork ? (nodeId) => {
           const speed = this.registry.get(nodeId)?.resources.samplesPerSecond;

@@ -29,6 +29,11 @@ export function featureIssues(c: FeatureChoice): FeatureIssue[] {
   }
   if (compressing && c.secagg) issues.push({ path: ['compression'], message: 'secure aggregation sends fixed-point masked updates: compression does not apply' });
   if (compressing && c.mode === 'async') issues.push({ path: ['compression'], message: 'compressed updates work with synchronous rounds, not FedBuff (mode async) yet' });
+  if ((c.overSelect ?? 0) > 0 && dpStrategy(c.strategy)) {
+    // Keeping the first k answers of an over-selected sample makes who is fused depend on the other nodes:
+    // not the Poisson sampling the accountant bounds, so refused rather than accounted with a guess.
+    issues.push({ path: ['overSelect'], message: 'dpfedavg samples nodes by Poisson sampling and fuses every answer; over-selection does not apply: leave overSelect out' });
+  }
   if (!c.secagg) return issues;
   // The secure round is one synchronous protocol over every selected node's replies.
   if (c.mode === 'async') issues.push({ path: ['secagg'], message: 'works with synchronous rounds only, not mode async' });
@@ -40,4 +45,12 @@ export function featureIssues(c: FeatureChoice): FeatureIssue[] {
     issues.push({ path: ['strategy'], message: (e as Error).message });
   }
   return issues;
+}
+
+function dpStrategy(text: string): boolean {
+  try {
+    return parseStrategy(text).name === 'dpfedavg';
+  } catch {
+    return false; // the strategy field's own check reports a bad spec
+  }
 }

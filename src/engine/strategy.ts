@@ -13,11 +13,13 @@
 import { averageDelta, deltas, fedNova, weightedAverage } from '../core/aggregate.js';
 import { bulyan, clipUpdates, coordinateMedian, krum, multiKrum, trimmedMean } from '../core/robust.js';
 import { makeServerOptimizer, type ServerOptHyper, type ServerOptimizer, type ServerOptName, type ServerOptState } from '../core/server-opt.js';
-import { sampleNodes } from '../core/sampling.js';
-import { Rng } from '../core/rng.js';
-import { dpAggregate } from '../core/dp.js';
+import { poissonSample, sampleNodes } from '../core/sampling.js';
+import type { Rng } from '../core/rng.js';
+import type { RandomWords } from '../core/discrete-gaussian.js';
 import { ADAPTIVE_DEFAULTS, AdaptiveDpAggregator, adaptiveStateFrom, type AdaptiveClipConfig } from './dp-adaptive.js';
-import { computeRdp, DEFAULT_ORDERS, getPrivacySpent } from '../core/rdp.js';
+import { dpGridMean } from '../core/dp-grid.js';
+import { dpWords, type DpNoiseSource } from './dp-noise.js';
+import { ledgerStateFrom, PrivacyLedger, type PrivacySpentSoFar } from './privacy-ledger.js';
 import type { Metrics } from '../model/trainer.js';
 
 export const ROBUST_STRATEGY_NAMES = ['fedmedian', 'fedtrimmedavg', 'krum', 'multikrum', 'bulyan'] as const;
@@ -54,13 +56,17 @@ export interface StrategyConfig {
   adaptive?: AdaptiveClipConfig;
 }
 
-/** What a round tells the strategy beyond the results: for seeded noise and privacy accounting. */
+/** What a round tells the strategy beyond the results: for DP noise and its fixed denominator. */
 export interface RoundContext {
   round: number;
   seed: number;
-  /** Nodes asked this round and nodes that could have been asked (the sampling rate is their ratio). */
+  /** Nodes asked this round and nodes that could have been asked. */
   sampled: number;
   population: number;
+  /** DP-FedAvg: the fixed denominator q N (Poisson sampling); absent = max(sampled, results). */
+  expectedClients?: number;
+  /** DP-FedAvg: where its noise comes from; absent = 'csprng' (noise nobody can regenerate). */
+  noise?: DpNoiseSource;
 }
 
 export interface TrainResult {
@@ -190,18 +196,20 @@ export class Strategy {
   readonly mode: 'weights' | 'gradient';
   private opt: ServerOptimizer;
   private readonly adaptive: AdaptiveDpAggregator | null;
+  private readonly ledger: PrivacyLedger | null;
 
   /** `extra` is the checkpoint's extra state (extraState()): adaptive clipping resumes from it. */
   constructor(readonly config: StrategyConfig, restore?: ServerOptState, extra?: Record<string, unknown>) {
     this.mode = config.name === 'fedsgd' ? 'gradient' : 'weights';
     this.opt = makeServerOptimizer(config.serverOpt, config.hyper, restore);
     this.adaptive = config.adaptive ? new AdaptiveDpAggregator(config.adaptive, config.noise!, adaptiveStateFrom(extra)) : null;
+    this.ledger = config.name === 'dpfedavg' ? new PrivacyLedger(config.noise!, config.delta!, ledgerStateFrom(extra)) : null;
   }
 
   /** State beyond the server optimizer's, for the checkpoint's extra (JSON-safe). */
   extraState(): Record<string, unknown> {
     const a = this.adaptive?.state();
-    return a ? { adaptiveClip: a } : {};
+    return { ...(a ? { adaptiveClip: a } : {}), ...(this.ledger ? { privacyLedger: this.ledger.state() } : {}) };
   }
 
   /** The clip norm DP-FedAvg uses next round (adaptive or fixed); undefined for other strategies. */
@@ -213,7 +221,12 @@ export class Strategy {
     return this.config.name;
   }
 
-  configureTrain(nodeIds: readonly number[], fraction: number, minNodes: number, rng: Rng): number[] {
+  /**
+   * The nodes asked to train. DP-FedAvg samples each node independently with probability `fraction` (Poisson,
+   * the sampling its accountant assumes), from `dpSampling` words when given (the CSPRNG in deployment).
+   */
+  configureTrain(nodeIds: readonly number[], fraction: number, minNodes: number, rng: Rng, dpSampling?: RandomWords): number[] {
+    if (this.config.name === 'dpfedavg') return poissonSample(nodeIds, fraction, dpSampling ?? rng);
     return sampleNodes(nodeIds, fraction, minNodes, rng);
   }
 
@@ -224,12 +237,13 @@ export class Strategy {
     const vectors = sorted.map((r) => r.vector);
     const weights = sorted.map((r) => r.numExamples);
     if (this.config.name === 'dpfedavg') {
-      // DP-FedAvg (McMahan et al. 2018): clip each update, sum, add N(0, (z C)^2), divide by the number asked.
-      if (!context) throw new Error('dpfedavg needs the round context for its seeded noise');
-      const m = Math.max(context.sampled, vectors.length);
-      if (this.adaptive) return this.opt.step(global, this.adaptive.aggregate(deltas(global, vectors), m, context.seed, context.round));
-      const rng = new Rng(context.seed).fork(`dp-noise:${context.round}`);
-      return this.opt.step(global, dpAggregate(deltas(global, vectors), this.config.clip!, this.config.noise!, rng, Math.max(context.sampled, vectors.length)));
+      // DP-FedAvg (McMahan et al. 2018): clip each update, sum, add noise, divide by the expected count.
+      if (!context) throw new Error('dpfedavg needs the round context for its noise and denominator');
+      const m = context.expectedClients ?? Math.max(context.sampled, vectors.length);
+      const words = (use: string) => dpWords(context.noise ?? 'csprng', context.seed, `${use}:${context.round}`);
+      const ds = deltas(global, vectors);
+      if (this.adaptive) return this.opt.step(global, this.adaptive.aggregate(ds, m, words('dp-noise'), words('dp-count')));
+      return this.opt.step(global, dpGridMean(ds, this.config.clip!, this.config.noise!, words('dp-noise'), m));
     }
     if (this.mode === 'gradient') return this.opt.step(global, weightedAverage(vectors, weights));
     if (this.config.name === 'fednova') return fedNova(global, vectors, weights, sorted.map((r) => r.steps));
@@ -259,15 +273,14 @@ export class Strategy {
     }
   }
 
-  /**
-   * Privacy spent after `rounds` rounds of DP-FedAvg at sampling rate q (RDP accountant, Opacus' conversion);
-   * null for strategies without a privacy guarantee.
-   */
-  privacy(rounds: number, q: number): { epsilon: number; delta: number } | null {
-    if (this.config.name !== 'dpfedavg') return null;
-    const delta = this.config.delta!;
-    const rdp = computeRdp(Math.min(1, q), this.config.noise!, rounds, DEFAULT_ORDERS);
-    return { epsilon: getPrivacySpent(DEFAULT_ORDERS, rdp, delta).epsilon, delta };
+  /** DP-FedAvg: charges one round at sampling rate q (0 = nothing released) to the privacy ledger. */
+  recordPrivacyRound(q: number): void {
+    this.ledger?.recordRound(q);
+  }
+
+  /** Privacy spent so far (RDP accountant over the actual rounds, Opacus' conversion); null without DP. */
+  privacySpent(): PrivacySpentSoFar | null {
+    return this.ledger?.spent() ?? null;
   }
 
   configureEvaluate(nodeIds: readonly number[], fraction: number, minNodes: number, rng: Rng): number[] {

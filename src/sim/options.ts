@@ -5,6 +5,7 @@ import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
 import { featureIssues } from '../engine/feature-rules.js';
+import { DP_NOISE_SOURCES } from '../engine/dp-noise.js';
 import { parseCompression } from '../core/compress-update.js';
 import { parseProfileSpec } from './profiles.js';
 import { heterogeneityIssues } from './heterogeneity-options.js';
@@ -40,6 +41,11 @@ export const SimulationOptionsSchema = z.object({
   malicious: z.number().gt(0).lt(1).optional(),
   /** Attack strength s (sign-flip, scale) or sigma (gaussian); default DEFAULT_ATTACK_SCALE. */
   attackScale: z.number().gt(0).lte(1e6).optional(),
+  /**
+   * dpfedavg's noise and node sampling: 'seeded' (default here: the run repeats bit for bit, and anyone with the
+   * seed can regenerate the noise) or 'csprng' (as in deployment: nobody can). Recorded in every DP round.
+   */
+  dpNoise: z.enum(DP_NOISE_SOURCES).default('seeded'),
   /** Secure aggregation (secure-round.ts): the coordinator sees only the masked sum. */
   secagg: z.boolean().default(false),
   /** Fault injection: fraction of each round's nodes that drop after sharing keys (seeded choice). */

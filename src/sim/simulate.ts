@@ -71,7 +71,7 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
     };
     const engine = o.mode === 'async'
       ? new AsyncEngine({ ...common, ...fedBuffDefaults(o), serverLr: o.serverLr ?? 1 })
-      : new RoundEngine({ ...common, fraction: o.fraction, minNodes, evalFraction: o.evalFraction, overSelect: o.overSelect, deadlineSeconds: o.deadline, compression });
+      : new RoundEngine({ ...common, fraction: o.fraction, minNodes, evalFraction: o.evalFraction, overSelect: o.overSelect, deadlineSeconds: o.deadline, compression, dpNoise: o.dpNoise });
     const run = await engine.run();
     const traffic = transport.traffic();
     return {
