@@ -3,7 +3,8 @@
  * to dashboards as they are committed (messages in live-protocol.ts).
  *
  * Access: it carries exactly what the unauthenticated GET routes (/v1/runs, /v1/runs/:id/events,
- * /v1/nodes) already serve, so it asks for no token, like them. Because browsers let any page open a
+ * /v1/nodes) serve to readers without the admin token, so it asks for no token, like them: records of
+ * differentially private runs arrive redacted (run-visibility.ts). Because browsers let any page open a
  * WebSocket to any origin, a browser connection must come from the coordinator's own origin (its Origin
  * header must name the Host it connects to); clients without an Origin (curl, scripts) are let in.
  * Clients may not send: a message closes the connection (1008). At most MAX_LIVE_CLIENTS at once, and a
@@ -16,6 +17,7 @@ import type { Logger } from 'pino';
 import type { Store, StoreChange } from './store.js';
 import type { Registry } from './registry.js';
 import { LIVE_PROTOCOL, type LiveMessage, type NodeView } from './live-protocol.js';
+import { anyDpRun, isDpConfig, visibleEvents, visibleNodes, visibleRound } from './run-visibility.js';
 
 export const MAX_LIVE_CLIENTS = 64;
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
@@ -79,14 +81,15 @@ export class LiveFeed {
     ws.on('message', () => ws.close(1008, 'the live feed is read-only'));
     ws.on('close', () => this.clients.delete(ws));
     ws.on('error', () => ws.terminate());
-    this.send(ws, { type: 'snapshot', protocol: LIVE_PROTOCOL, runs: this.store.listRuns(), nodes: nodeViews(this.store, this.registry) });
+    this.send(ws, { type: 'snapshot', protocol: LIVE_PROTOCOL, runs: this.store.listRuns(), nodes: this.publicNodes() });
   }
 
   private onStoreChange(c: StoreChange): void {
     if (c.kind === 'run') this.broadcast({ type: 'run', run: c.run });
-    else if (c.kind === 'event') this.broadcast({ type: 'event', event: c.event });
+    else if (c.kind === 'event') for (const event of visibleEvents([c.event], (id) => this.isDpRun(id), 'public')) this.broadcast({ type: 'event', event });
     else {
-      this.broadcast({ type: 'round', runId: c.runId, record: c.record as unknown as Extract<LiveMessage, { type: 'round' }>['record'] });
+      const record = visibleRound(c.record as unknown as Record<string, unknown>, this.isDpRun(c.runId), 'public');
+      this.broadcast({ type: 'round', runId: c.runId, record: record as unknown as Extract<LiveMessage, { type: 'round' }>['record'] });
       this.nodesChanged(); // rounds contributed and bytes moved
     }
   }
@@ -95,8 +98,17 @@ export class LiveFeed {
     if (this.nodesTimer || this.clients.size === 0) return;
     this.nodesTimer = setTimeout(() => {
       this.nodesTimer = null;
-      if (this.clients.size > 0) this.broadcast({ type: 'nodes', nodes: nodeViews(this.store, this.registry) });
+      if (this.clients.size > 0) this.broadcast({ type: 'nodes', nodes: this.publicNodes() });
     }, NODES_COALESCE_MS);
+  }
+
+  private isDpRun(runId: number): boolean {
+    return isDpConfig(this.store.getRun(runId)?.config);
+  }
+
+  /** The feed is for readers without the admin token (run-visibility.ts). */
+  private publicNodes(): NodeView[] {
+    return visibleNodes(nodeViews(this.store, this.registry), anyDpRun(this.store), 'public') as NodeView[];
   }
 
   private broadcast(m: LiveMessage): void {

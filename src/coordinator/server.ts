@@ -23,6 +23,7 @@ import { LiveFeed, nodeViews } from './live.js';
 import { registerDashboard } from './routes-dashboard.js';
 import { loadEscalationModel, registerModelRoutes } from './routes-models.js';
 import { registerNodePage } from './routes-node-page.js';
+import { anyDpRun, isDpConfig, readerOf, visibleEvents, visibleNodes, visibleRun } from './run-visibility.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
@@ -171,7 +172,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   app.get('/v1/runs/:id', async (req, reply) => {
     const run = store.getRun(runId(req));
     if (!run) return reply.code(404).send({ error: { code: 'not_found', message: 'no such run' } });
-    return { ...run, rounds: store.roundRecords(run.id) };
+    return visibleRun({ ...run, rounds: store.roundRecords(run.id) }, readerOf(req.headers.authorization, adminToken));
   });
   for (const action of ['pause', 'resume', 'stop'] as const) {
     app.post(`/v1/runs/:id/${action}`, async (req, reply) => {
@@ -187,7 +188,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   app.get('/v1/runs/:id/events', async (req, reply) => {
     const run = store.getRun(runId(req));
     if (!run) return reply.code(404).send({ error: { code: 'not_found', message: 'no such run' } });
-    return { events: store.events(run.id, 500) };
+    return { events: visibleEvents(store.events(run.id, 500), () => isDpConfig(run.config), readerOf(req.headers.authorization, adminToken)) };
   });
   app.get('/v1/runs/:id/checkpoint', async (req, reply) => {
     const run = store.getRun(runId(req));
@@ -195,7 +196,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     if (!run || !ckpt) return reply.code(404).send({ error: { code: 'not_found', message: 'no checkpoint for this run' } });
     return { runId: run.id, round: ckpt.round, sha256: weightsSha256(ckpt.weights), numParams: ckpt.weights.length };
   });
-  app.get('/v1/nodes', async () => ({ nodes: nodeViews(store, registry) }));
+  app.get('/v1/nodes', async (req) => ({ nodes: visibleNodes(nodeViews(store, registry), anyDpRun(store), readerOf(req.headers.authorization, adminToken)) }));
   app.get('/metrics', async (_req, reply) => {
     const m = await metrics.text();
     return reply.type(m.contentType).send(m.body);
