@@ -142,7 +142,7 @@ test('the ledger rides in the checkpoint: a resumed strategy continues the same 
 test('over-selection with dpfedavg is refused, in configs and by the engine', () => {
   const issues = featureIssues({ secagg: false, compression: 'none', mode: 'sync', overSelect: 0.3, strategy: 'dpfedavg:clip=1,noise=1' });
   assert.deepEqual(issues.map((i) => i.path), [['overSelect']]);
-  assert.match(issues[0].message, /Poisson sampling .* leave overSelect out/);
+  assert.match(issues[0].message, /Poisson sampling .* leave it out/);
   assert.deepEqual(featureIssues({ secagg: false, compression: 'none', mode: 'sync', overSelect: 0.3, strategy: 'fedavg' }), []);
   assert.throws(() => dpEngine(new Strategy(parseStrategy('dpfedavg:clip=1,noise=1')), [0, 1], { overSelect: 0.5 }), /does not combine with over-selection/);
 });

@@ -32,7 +32,7 @@ export function featureIssues(c: FeatureChoice): FeatureIssue[] {
   if ((c.overSelect ?? 0) > 0 && dpStrategy(c.strategy)) {
     // Keeping the first k answers of an over-selected sample makes who is fused depend on the other nodes:
     // not the Poisson sampling the accountant bounds, so refused rather than accounted with a guess.
-    issues.push({ path: ['overSelect'], message: 'dpfedavg samples nodes by Poisson sampling and fuses every answer; over-selection does not apply: leave overSelect out' });
+    issues.push({ path: ['overSelect'], message: 'dpfedavg samples nodes by Poisson sampling and fuses every answer; over-selection does not apply: leave it out' });
   }
   if (!c.secagg) return issues;
   // The secure round is one synchronous protocol over every selected node's replies.
