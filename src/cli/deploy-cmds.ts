@@ -18,6 +18,7 @@ import { Agent } from '../node/agent.js';
 import { loadNodeData } from '../node/data.js';
 import { saveTfjsModel } from '../model/tfjs.js';
 import { spawnGatewayTree, spawnNode } from './up-gateways.js';
+import { parseLocalDp } from '../core/local-dp.js';
 
 export function parseTags(s: string | undefined): Record<string, string> {
   if (!s) return {};
@@ -119,6 +120,7 @@ Examples:
     .option('--key <file>', 'Ed25519 identity key (created on first use; default ~/.edgefed/<name>.key)')
     .option('--join-token <token>', 'one-time token from the coordinator admin: enrols this node\'s key')
     .option('--secagg-drop-after-share', 'fault injection for tests: in secure-aggregation rounds, disconnect right after sharing keys')
+    .option('--local-dp <spec>', 'local DP: clip each update to C and add noise z C (CSPRNG) before sending, clip=C,noise=Z[,delta=D]')
     .option('--share-labels', 'report how many examples of each class this node holds (shown on the dashboard)')
     .option('--serve-port <n>', 'serve predictions on this port (POST /v1/predict, GET /v1/model, GET /metrics)', intArg(0, 65535))
     .option('--serve-host <addr>', 'address the serving port binds (its API has no auth: keep it on loopback or a trusted LAN)', '127.0.0.1')
@@ -129,7 +131,7 @@ Examples:
     .addHelpText('after', `
 Examples:
   edgefed node --coordinator http://127.0.0.1:8080 --data mnist-partition:0/5 --name n0 --tags site=a`)
-    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean } & ServeFlags) => {
+    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean; localDp?: string } & ServeFlags) => {
       const name = f.name ?? `node-${process.pid}`;
       const secretKey = loadOrCreateKey(f.key ?? join(homedir(), '.edgefed', `${name}.key`));
       const tags = parseTags(f.tags);
@@ -139,14 +141,16 @@ Examples:
         throw new UsageError(`--coordinator: not a URL: '${f.coordinator}'`);
       }
       let data;
+      let localDp;
       try {
+        localDp = f.localDp === undefined ? undefined : parseLocalDp(f.localDp);
         data = loadNodeData(f.data, name);
       } catch (e) {
         throw new UsageError((e as Error).message);
       }
       const log = pino({ level: process.env.EDGEFED_LOG ?? 'info', base: { node: name } }, pino.destination(2));
       const serving = await startServingFromFlags(f, { coordinator: f.coordinator, data: f.data, creds: { name, secretKey }, log });
-      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare });
+      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare, localDp, onLocalEpsilon: serving ? (e) => serving.metrics.localEpsilon.set(e) : undefined });
       await agent.start();
       const stop = () => {
         void serving?.close();

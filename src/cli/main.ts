@@ -54,7 +54,7 @@ interface SimulateFlags {
   limitTrain?: number; limitTest?: number; out?: string; json?: boolean; quiet?: boolean;
   attack?: 'none' | AttackKind; malicious?: number; attackScale?: number; queue?: string; queueName?: string;
   profile?: string; deadline?: number; overSelect?: number; mode: 'sync' | 'async'; bufferSize?: number; concurrency?: number; serverLr?: number; compression: string;
-  secagg?: boolean; secaggDropout?: number; secaggClip?: number; secaggMaxWeight?: number; dpNoise?: 'seeded' | 'csprng';
+  secagg?: boolean; secaggDropout?: number; secaggClip?: number; secaggMaxWeight?: number; dpNoise?: 'seeded' | 'csprng'; localDp?: string;
 }
 
 /** The --secagg* flags as simulation options (only those given, so zod names a stray one). */
@@ -83,6 +83,7 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     ...(flags.queue !== undefined ? { queue: flags.queue } : {}),
     ...(flags.queueName !== undefined ? { queueName: flags.queueName } : {}),
     ...(flags.dpNoise !== undefined ? { dpNoise: flags.dpNoise } : {}),
+    ...(flags.localDp !== undefined ? { localDp: flags.localDp } : {}),
   };
   const progress = progressReporter(flags.rounds, !!flags.quiet);
   let started = false;
@@ -149,6 +150,7 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
     .option('--secagg-max-weight <n>', `with --secagg: most examples a node may weight its update by (default ${DEFAULT_SECAGG.maxWeight})`, intArg(1, 2 ** 24))
     .addOption(new Option('--dp-noise <source>', 'dpfedavg noise and sampling: seeded (repeatable; the seed regenerates the noise) or csprng (as deployed)')
       .choices(['seeded', 'csprng']))
+    .option('--local-dp <spec>', 'local DP: every node clips its update to C and adds noise z C before sending, clip=C,noise=Z[,delta=D]')
     .option('--compression <spec>', 'how nodes compress updates: none | fp16 | int8 | int8-block:N | topk:F, then optional ,ef=on|off ' +
       '(error feedback; default on for topk) ,delta=on|off (send local - global; default on) ,rounding=nearest|stochastic (int8)', 'none')
     .option('--profile <set>', 'device profiles for a virtual clock: uniform | slow20 (20% of nodes 5-10x slower) | heavytail | PATH.json')

@@ -13,6 +13,8 @@ import { FrameLink } from '../net/frame-link.js';
 import { peekHeader } from '../core/wire.js';
 import { isBound, publicKeyOf, randomNonce, signFrame, signHello, toHex, unbindFrame, type Binding } from '../core/identity.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
+import { LocalPrivacy } from './local-privacy.js';
+import type { LocalDpSpec } from '../core/local-dp.js';
 
 /** The part of a logger the agent uses (pino's Logger has it; the browser page logs to its own panel). */
 export interface AgentLog {
@@ -46,6 +48,10 @@ export interface AgentOptions {
   joinToken?: string;
   /** Fault injection for tests: in every secure-aggregation round, disconnect right after sharing keys. */
   secaggDropAfterShare?: boolean;
+  /** Local DP: clip and noise every update here (CSPRNG noise), whatever the coordinator asks. */
+  localDp?: LocalDpSpec;
+  /** Told the node's local-DP epsilon after each update (the serving port's metrics export it). */
+  onLocalEpsilon?: (epsilon: number) => void;
   /** Tell the coordinator how many training examples of each class this node holds (its label histogram). */
   shareLabels?: boolean;
   /** Called with each request frame and its reply (serving's metrics count rounds and bytes). */
@@ -139,7 +145,15 @@ export class AgentCore {
   connected = false;
   readonly stats: AgentStats = { updatesSent: 0, evaluations: 0, lastTrain: null, lastEval: null, bytesIn: 0, bytesOut: 0 };
 
-  constructor(private readonly o: AgentOptions, private readonly platform: AgentPlatform) {}
+  /** One ledger for the node's whole life: local DP composes across runs. */
+  private readonly privacy: LocalPrivacy | undefined;
+
+  constructor(private readonly o: AgentOptions, private readonly platform: AgentPlatform) {
+    this.privacy = o.localDp ? new LocalPrivacy(o.localDp, 'csprng', (_id, epsilon) => {
+      o.log.info({ epsilon, delta: o.localDp!.delta }, 'local DP: epsilon spent so far');
+      o.onLocalEpsilon?.(epsilon);
+    }) : undefined;
+  }
 
   private emit(e: AgentEvent): void {
     this.o.onEvent?.(e);
@@ -277,7 +291,7 @@ export class AgentCore {
   private readonly nodeHost = async (_runId: number, spec: ModelSpec): Promise<RequestHandler> => {
     if (!this.o.data) throw new Error('a node without data needs a request handler');
     const trainer = await this.platform.makeTrainer(spec);
-    const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]), undefined, this.secureFaults());
+    const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]), undefined, this.secureFaults(), this.privacy);
     return { kind: trainer.kind, handle: (frame) => host.handle(frame), dispose: () => trainer.dispose() };
   };
 

@@ -16,3 +16,15 @@ test('dpfedavg with over-selection is refused in simulation options and in deplo
   assert.throws(() => parseRunConfig({ model: 'mlp', strategy: dp, overSelect: 0.2 }), /overSelect.*Poisson sampling/);
   assert.doesNotThrow(() => parseRunConfig({ model: 'mlp', strategy: dp }));
 });
+
+test('--local-dp: bad specs and gradient strategies are refused; a simulation applies it on the nodes, repeatably', async () => {
+  assert.throws(() => resolveOptions({ localDp: 'clip=1' }), /local DP 'clip=1': noise must be a number > 0/);
+  assert.throws(() => resolveOptions({ localDp: 'clip=1,noise=1', strategy: 'fedsgd' }), /--local-dp: local DP noises model updates/);
+  const { runSimulation } = await import('./simulate.ts');
+  const base = { nodes: 2, rounds: 1, limitTrain: 400, limitTest: 200, workers: 1, trainer: 'engine' as const };
+  const plain = await runSimulation(base);
+  const noised = await runSimulation({ ...base, localDp: 'clip=0.5,noise=1' });
+  const again = await runSimulation({ ...base, localDp: 'clip=0.5,noise=1' });
+  assert.notEqual(noised.modelSha256, plain.modelSha256, 'the nodes noised their updates');
+  assert.equal(again.modelSha256, noised.modelSha256, 'seeded local noise repeats');
+});

@@ -6,6 +6,7 @@ import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
 import { featureIssues } from '../engine/feature-rules.js';
 import { DP_NOISE_SOURCES } from '../engine/dp-noise.js';
+import { parseLocalDp } from '../core/local-dp.js';
 import { parseCompression } from '../core/compress-update.js';
 import { parseProfileSpec } from './profiles.js';
 import { heterogeneityIssues } from './heterogeneity-options.js';
@@ -46,6 +47,8 @@ export const SimulationOptionsSchema = z.object({
    * seed can regenerate the noise) or 'csprng' (as in deployment: nobody can). Recorded in every DP round.
    */
   dpNoise: z.enum(DP_NOISE_SOURCES).default('seeded'),
+  /** Local DP: every node clips and noises its own update before it leaves (core/local-dp.ts), noise from dpNoise. */
+  localDp: z.string().refine((s) => { parseLocalDp(s); return true; }).optional(),
   /** Secure aggregation (secure-round.ts): the coordinator sees only the masked sum. */
   secagg: z.boolean().default(false),
   /** Fault injection: fraction of each round's nodes that drop after sharing keys (seeded choice). */
@@ -79,6 +82,9 @@ export const SimulationOptionsSchema = z.object({
     ctx.addIssue({ code: 'custom', path: ['compression'], message: 'error feedback keeps each node\'s residual in the process that serves it, and with --queue any worker may take a node: add ,ef=off' });
   }
   for (const issue of heterogeneityIssues(o)) ctx.addIssue({ code: 'custom', ...issue });
+  if (o.localDp !== undefined && /^fedsgd\b/.test(o.strategy.trim().toLowerCase())) {
+    ctx.addIssue({ code: 'custom', path: ['localDp'], message: 'local DP noises model updates; fedsgd sends gradients: use a FedAvg-family strategy' });
+  }
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {
     ctx.addIssue({ code: 'custom', path: ['malicious'], message: `needed with --attack ${o.attack}: the fraction of nodes that attack, e.g. --malicious 0.2` });

@@ -20,6 +20,7 @@ import { makeClock } from './heterogeneity.js';
 import { fedBuffDefaults } from './heterogeneity-options.js';
 import { resolveOptions, type ResolvedOptions, type SimulationOptions } from './options.js';
 import { prepareRun, type AttackSummary } from './setup.js';
+import { localDpHost } from './sim-host.js';
 
 export type { AttackSummary } from './setup.js';
 
@@ -57,6 +58,7 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
       data: shareDataset(train), parts, validationFraction: o.validationFraction, seed: o.seed, spec, trainer: o.trainer,
       ...(nodeAttack ? { attack: nodeAttack } : {}),
       ...(o.secagg && o.secaggDropout ? { secaggDropout: o.secaggDropout } : {}),
+      ...localDpHost(o),
     }, workers, compression.ef);
   const evaluator = await makeTrainer(spec, o.trainer);
   try {
