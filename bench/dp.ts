@@ -152,6 +152,10 @@ function markdown(f: ResultsFile): string {
     '|---:|---:|---|---|---:|---:|---|',
     ...rows,
     '',
+    'Spread: the larger max - min of the final accuracies within one source. Seeds change the initial model, the data ' +
+      'split, the sampling and (seeded) the noise, so with few seeds the spread understates the run-to-run variation: ' +
+      'a gap "outside the spread" at 2 seeds calls for more seeds (--repeats) before it says anything about the sources.',
+    '',
     `Machine: ${m.cpu_model}, ${m.cpu_cores} cores shared with other jobs (1-minute load ${f.load_average_1m.before.toFixed(1)} before, ` +
       `${f.load_average_1m.after.toFixed(1)} after), ${m.platform}, Node ${m.node}, kernels ${m.kernels}, ${m.workers} worker threads; ` +
       `${f.total_seconds.toFixed(0)} s for all ${f.runs.length} runs; commit ${f.git_commit ?? 'unknown'}.`,
