@@ -10,7 +10,7 @@ import { floatArg, intArg, UsageError } from './args.js';
 import { runSimulation } from '../sim/simulate.js';
 import type { SimulationOptions } from '../sim/options.js';
 import { checkOutDir, summarize, writeRunOutputs } from './report.js';
-import { runPredict } from './predict-cmd.js';
+import { addPredictCommand } from './predict-cmd.js';
 import type { RoundRecord } from '../engine/round-engine.js';
 import { addDeployCommands } from './deploy-cmds.js';
 import { addGatewayCommand } from './gateway-cmd.js';
@@ -183,31 +183,7 @@ addSimulateOptions(program.command('demo'), { rounds: 20, target: 0.97 })
     await simulate(flags);
   });
 
-program.command('predict')
-  .description('apply a saved global model to new data, with a decision per example')
-  .requiredOption('--model <dir>', 'a model folder written by --out (model/) or a model.json')
-  .requiredOption('--input <spec>', 'mnist (its test set) | idx:DIR | csv:FILE')
-  .option('--threshold <p>', 'abstain when the top class probability is below this', floatArg(0, 1), 0)
-  .option('--limit <n>', 'predict only the first N examples', intArg(1))
-  .option('--json', 'print the result as JSON (with every prediction)')
-  .addHelpText('after', `
-Examples:
-  edgefed predict --model runs/demo/model --input mnist --threshold 0.9
-  edgefed predict --model runs/faults/model --input csv:new-readings.csv --json`)
-  .action(async (flags: { model: string; input: string; threshold: number; limit?: number; json?: boolean }) => {
-    let r: Record<string, unknown>;
-    try {
-      r = await runPredict(flags);
-    } catch (e) {
-      throw e instanceof UsageError ? e : new UsageError((e as Error).message);
-    }
-    if (flags.json) process.stdout.write(JSON.stringify(r) + '\n');
-    else {
-      const { predictions, ...rest } = r as { predictions: unknown[] };
-      process.stdout.write(`${JSON.stringify(rest)}\nfirst predictions: ${JSON.stringify(predictions.slice(0, 5))}\n`);
-    }
-  });
-
+addPredictCommand(program);
 addDeployCommands(program);
 addGatewayCommand(program);
 addQueueCommands(program);
