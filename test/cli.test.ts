@@ -150,3 +150,9 @@ test('--help lists examples', async () => {
   assert.match(r.stdout, /Examples:/);
   assert.match(r.stdout, /--target-accuracy/);
 });
+
+test('--version prints the package version', async () => {
+  const r = await runCli(['--version']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version);
+});
