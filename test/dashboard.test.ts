@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
@@ -112,6 +112,11 @@ describe('coordinator operations: /metrics, live feed, dashboard route', () => {
     const last = c.store.roundRecords<{ testAccuracy: number; testLoss: number }>(id).at(-1)!;
     assert.equal(sample(afterRun, 'edgefed_run_test_accuracy', run), last.testAccuracy);
     assert.equal(sample(afterRun, 'edgefed_run_test_loss', run), last.testLoss);
+    // Every metric the example Grafana dashboard queries is one this coordinator serves.
+    const grafana = readFileSync(new URL('../deploy/grafana-dashboard.json', import.meta.url), 'utf8');
+    const queried = new Set([...grafana.matchAll(/\b(edgefed_[a-z_]+|process_[a-z_]+)/g)].map((m) => m[1].replace(/_bucket$/, '')));
+    assert.ok(queried.size >= 10, `metrics named in the Grafana dashboard: ${[...queried]}`);
+    for (const name of queried) assert.match(afterRun, new RegExp(`^# TYPE ${name} `, 'm'), `${name} (deploy/grafana-dashboard.json) is served`);
     assert.equal(sample(afterRun, 'edgefed_nodes_connected'), 2);
     assert.equal(sample(afterRun, 'edgefed_nodes_enrolled'), 2);
     assert.equal(sample(afterRun, 'edgefed_runs', '{status="completed"}'), 1);
