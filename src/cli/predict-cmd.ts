@@ -18,6 +18,25 @@ export interface PredictOptions {
   limit?: number;
 }
 
+/**
+ * The file of a csv: input. The training spec's options are accepted as written (so the dataset spec of a
+ * run works unchanged): columns are matched by the names saved with the model, so only a label that
+ * contradicts the model is an error.
+ */
+function csvInputFile(spec: string, meta: ModelMeta): string {
+  const rest = spec.slice(4);
+  const q = rest.indexOf('?');
+  if (q < 0) return rest;
+  for (const part of rest.slice(q + 1).split('&').filter((p) => p !== '')) {
+    const [key, value = ''] = part.split('=', 2);
+    if (!['label', 'keep', 'task', 'test'].includes(key)) throw new UsageError(`--input ${spec}: unknown option '${key}' (accepted: label, keep, task, test)`);
+    if (key === 'label' && meta.labelColumn !== undefined && value !== meta.labelColumn) {
+      throw new UsageError(`--input ${spec}: label '${value}', but the model was trained to predict '${meta.labelColumn}'`);
+    }
+  }
+  return rest.slice(0, q);
+}
+
 export async function runPredict(o: PredictOptions): Promise<Record<string, unknown>> {
   const modelJson = o.model.endsWith('.json') ? o.model : join(o.model, 'model.json');
   if (!existsSync(modelJson)) throw new UsageError(`--model: ${modelJson} does not exist`);
@@ -32,7 +51,7 @@ export async function runPredict(o: PredictOptions): Promise<Record<string, unkn
     const t = loadMnist().test;
     input = { n: t.n, x: t.x, labels: t.y as Int32Array };
   } else if (o.input.startsWith('idx:')) input = loadIdxInput(o.input.slice(4), meta);
-  else if (o.input.startsWith('csv:')) input = loadCsvInput(o.input.slice(4), meta);
+  else if (o.input.startsWith('csv:')) input = loadCsvInput(csvInputFile(o.input, meta), meta);
   else throw new UsageError(`--input: expected mnist, idx:DIR or csv:FILE, got '${o.input}'`);
   if (o.limit !== undefined && o.limit < input.n) {
     const f = input.x.length / input.n;
