@@ -139,12 +139,13 @@ test('the ledger rides in the checkpoint: a resumed strategy continues the same 
   assert.throws(() => new Strategy(spec, undefined, { privacyLedger: { kind: 'other' } }), /not an RDP accountant state/);
 });
 
-test('over-selection with dpfedavg is refused, in configs and by the engine', () => {
+test('over-selection (and secure aggregation) with dpfedavg is refused, in configs and by the engine', () => {
   const issues = featureIssues({ secagg: false, compression: 'none', mode: 'sync', overSelect: 0.3, strategy: 'dpfedavg:clip=1,noise=1' });
   assert.deepEqual(issues.map((i) => i.path), [['overSelect']]);
   assert.match(issues[0].message, /Poisson sampling .* leave it out/);
   assert.deepEqual(featureIssues({ secagg: false, compression: 'none', mode: 'sync', overSelect: 0.3, strategy: 'fedavg' }), []);
   assert.throws(() => dpEngine(new Strategy(parseStrategy('dpfedavg:clip=1,noise=1')), [0, 1], { overSelect: 0.5 }), /does not combine with over-selection/);
+  assert.throws(() => dpEngine(new Strategy(parseStrategy('dpfedavg:clip=1,noise=1')), [0, 1], { secure: { clip: 4, maxWeight: 100 } }), /does not combine with secure aggregation/);
 });
 
 test('Poisson sampling: each node in with probability q, independently; the sample size varies', () => {

@@ -122,6 +122,8 @@ export class RoundEngine {
     if (o.strategy.privacySpent() !== null && (o.overSelect ?? 0) > 0) {
       throw new Error('dpfedavg does not combine with over-selection: dropping the late nodes of a Poisson sample is not the sampling its accountant bounds; leave overSelect out');
     }
+    // A secure round fuses with applyMeanDelta, which adds no noise: epsilon would be reported for nothing.
+    if (o.strategy.privacySpent() !== null && o.secure) throw new Error('dpfedavg does not combine with secure aggregation: its noise goes on updates the coordinator clips itself');
     // A checkpoint from before the ledger was kept: charge its rounds at q = 1, the most they can have cost.
     const missing = (o.startRound ?? 1) - 1 - (o.strategy.privacySpent()?.accounted ?? Infinity);
     for (let k = 0; k < missing; k++) o.strategy.recordPrivacyRound(1);
