@@ -9,6 +9,7 @@ import type { EventView, LiveMessage, NodeView, RoundView, RunView } from '../..
 import { accuracyChart, lossChart } from './charts.js';
 import { byId } from './dom.js';
 import { connectLive, type LiveState } from './live-client.js';
+import { authHeaders } from '../shared/read-token.js';
 import { renderEvents, renderHistograms, renderModels, renderNodes, renderRuns, renderTimeline, runTitle, type ModelVersion } from './views.js';
 
 const state = {
@@ -25,7 +26,7 @@ const loss = lossChart(byId('loss-chart'));
 const nodesBody = byId('nodes').querySelector('tbody')!;
 
 async function getJson<T>(path: string): Promise<T | null> {
-  const r = await fetch(path, { headers: { accept: 'application/json' } });
+  const r = await fetch(path, { headers: { accept: 'application/json', ...authHeaders() } });
   return r.ok ? ((await r.json()) as T) : null;
 }
 
@@ -154,6 +155,18 @@ renderRunPanels();
 renderRounds();
 renderNodePanels();
 renderModels(byId('models'), null, null);
+// A plain link cannot carry the read token: downloads go through fetch with it.
+byId('models').addEventListener('click', (ev) => {
+  const link = (ev.target as HTMLElement).closest('a[download]');
+  if (!link) return;
+  ev.preventDefault();
+  void fetch(link.getAttribute('href')!, { headers: authHeaders() }).then(async (r) => {
+    if (!r.ok) return;
+    const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(await r.blob()), download: 'model.json' });
+    a.click();
+    URL.revokeObjectURL(a.href);
+  });
+});
 renderEvents(byId('events'), []);
 connectLive(onMessage, onState);
 setInterval(() => renderNodes(nodesBody, state.nodes, Date.now()), 1000); // "last seen" keeps counting
