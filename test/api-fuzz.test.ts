@@ -146,7 +146,7 @@ async function enrolledSocket(c: Coordinator, name: string): Promise<FuzzNode> {
 }
 
 test('a real coordinator under random and mutated HTTP requests and WebSocket frames: 4xx or a coded rejection, no crash, no state change', async (t) => {
-  const c = await startCoordinator({ port: 0, db: join(mkdtempSync(join(tmpdir(), 'edgefed-fuzz-')), 'state.db'), logger: pino({ level: 'silent' }), adminToken: ADMIN_TOKEN });
+  const c = await startCoordinator({ port: 0, db: join(mkdtempSync(join(tmpdir(), 'edgefed-fuzz-')), 'state.db'), logger: pino({ level: 'silent' }), adminToken: ADMIN_TOKEN, heartbeatMs: 60_000 }); // the node stays through both HTTP passes
   try {
     // State to protect: one finished run with a committed checkpoint, and one enrolled node.
     const created = await fetch(`${c.url}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json', ...admin }, body: JSON.stringify(VALID_RUN) });
