@@ -19,6 +19,7 @@ import { installRoutePolicy, type RoutePolicy } from '../src/coordinator/route-p
 import { ApiTokens, READ_SCOPES, sameSecret } from '../src/coordinator/api-tokens.js';
 import { MAX_ENTRIES, AuditLog } from '../src/coordinator/audit.js';
 import { ByteLru } from '../src/coordinator/byte-lru.js';
+import { parseDatasetFlag } from '../src/coordinator/datasets.js';
 import { MAX_LIVE_CLIENTS, MAX_LIVE_PER_SOURCE, MAX_LIVE_PER_TOKEN } from '../src/coordinator/live.js';
 import { newIdentity, randomNonce, toHex } from '../src/core/identity.js';
 import { canonicalBody, signRequestHeaders } from '../src/core/request-auth.js';
@@ -181,6 +182,8 @@ describe('control plane with auth on (the default)', () => {
     assert.equal(message(existing).replace('/etc/passwd', 'P'), message(missing).replace('/no/such/file', 'P'), 'an existing and a missing file look alike');
     assert.match(message(existing), /not a registered dataset; registered: mnist, digits/);
     assert.equal(c.store.listRuns().length, runs);
+    assert.deepEqual(parseDatasetFlag('pumps=csv:data/p.csv?label=fault'), { name: 'pumps', spec: 'csv:data/p.csv?label=fault' });
+    for (const bad of ['pumps', '=mnist', 'pumps=', '../x=mnist']) assert.throws(() => parseDatasetFlag(bad), /--dataset .*expected NAME=SPEC/);
     const named = await call(c, 'POST', '/v1/runs', { headers: w, body: { ...VALID_RUN, evalDataset: 'digits' } });
     assert.equal(named.status, 201);
     await waitFor('registered-dataset run done', async () => (c.store.getRun(named.json.id as number)?.status === 'completed' ? true : undefined), 60_000);
