@@ -30,8 +30,8 @@
  * Threshold: clients and server refuse t <= |U1| / 2 (and t < 2): with a smaller t a server could split
  * the clients into two groups that each reach t, and learn b_u from one and s_u^SK from the other. In the
  * honest-but-curious model the server together with fewer than t clients learns nothing beyond the sum;
- * the paper's proof against an active server colluding with clients takes t > 2n/3 and fewer than n/3
- * corrupted clients.
+ * against an active server that also controls clients, corrupted clients can sign both views of a split, and
+ * the paper's analysis uses a larger t (as we read section 6, t > 2n/3 with fewer than n/3 corrupted clients).
  */
 import {
   addMask,
