@@ -524,8 +524,9 @@ export class SecAggClient {
     const inU3 = new Set(u3);
     const valid = new Set<ClientId>();
     for (const e of signatures) {
-      const key = this.roster.get(e?.from)?.identityKey;
-      if (inU3.has(e.from) && key && e.signature instanceof Uint8Array && verifySignature(e.signature, message, key)) valid.add(e.from);
+      if (typeof e !== 'object' || e === null || !inU3.has(e.from)) continue;
+      const key = this.roster.get(e.from)?.identityKey;
+      if (key && e.signature instanceof Uint8Array && verifySignature(e.signature, message, key)) valid.add(e.from);
     }
     if (valid.size < this.params.threshold) {
       throw new SecAggError('split_view', `${who}: only ${valid.size} of ${signatures.length} consistency signatures are valid over the `
