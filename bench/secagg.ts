@@ -11,12 +11,13 @@
  * Every message is encoded as the frame the round engine sends (secure-messages.ts) and decoded on the other
  * side, so bytes are real frame bytes (headers included). Seconds are CPU seconds (process.cpuUsage, which
  * also counts the garbage collector's helper threads), not wall time, so other jobs on a loaded machine inflate
- * them less; measured per party: the coordinator's total, and each node's per phase; "round critical path" = coordinator time +
- * the sum over phases of the slowest node in that phase (nodes run in parallel on their own devices). Local
+ * them less; measured per party: the coordinator's total, and each node's per phase; "round critical path" =
+ * coordinator time + the sum over phases of the slowest node in that phase (nodes run in parallel). Local
  * training, identical in every variant, is left out; so is network latency (each secure phase adds a round
  * trip: 1 for plaintext, 4 for secagg, 5 for secagg-signed). Keys and masks come from the CSPRNG, as deployed.
  *
- * Run:  node --import tsx bench/secagg.ts [--nodes 10,50] [--dropout 0,0.1] [--repeats 3] [--results-dir bench/results] [--report-only]
+ * Run:  node --import tsx bench/secagg.ts [--nodes 10,50] [--dropout 0,0.1] [--repeats 3]
+ *          [--results-dir bench/results] [--report-only]
  * Writes RESULTS_DIR/secagg.json and RESULTS_DIR/secagg.md (--report-only: the table again from the JSON).
  */
 import { parseArgs } from 'node:util';
@@ -37,7 +38,9 @@ import type { SecAggMessage } from '../src/core/secagg/codec.js';
 import { numberFlag, provenance, REPO, resultFiles, writeAtomic } from './support/results-io.js';
 
 type Variant = 'plaintext' | 'secagg' | 'secagg-signed';
-type Report = { measurements: Measurement[]; command: string } & ReturnType<typeof provenance> & { load_average: number[][] };
+type Report = { measurements: Measurement[]; command: string } & ReturnType<typeof provenance> & {
+    load_average: number[][];
+  };
 const VARIANTS: readonly Variant[] = ['plaintext', 'secagg', 'secagg-signed'];
 
 interface Measurement {
@@ -94,8 +97,16 @@ class Ledger {
     const slowest = this.phases.reduce((a, p) => a + Math.max(0, ...p.values()), 0);
     const mean = [...this.perNode.values()].reduce((a, b) => a + b, 0) / Math.max(1, this.perNode.size);
     return {
-      variant, nodes, dropout, included, bytesToNodes: this.down, bytesFromNodes: this.up, coordinatorSeconds: this.coordinator,
-      meanNodeSeconds: mean, criticalPathSeconds: this.coordinator + slowest, phases: this.phases.length,
+      variant,
+      nodes,
+      dropout,
+      included,
+      bytesToNodes: this.down,
+      bytesFromNodes: this.up,
+      coordinatorSeconds: this.coordinator,
+      meanNodeSeconds: mean,
+      criticalPathSeconds: this.coordinator + slowest,
+      phases: this.phases.length,
     };
   }
 }
@@ -103,7 +114,10 @@ class Ledger {
 const layout = makeLayout(tensorSpecs(builtinModel('mlp', [28, 28], 10)));
 const dim = layout[layout.length - 1].offset + layout[layout.length - 1].size;
 
-function updates(nodes: number, seed: number): { trained: Float32Array[]; numExamples: number[]; global: Float32Array } {
+function updates(
+  nodes: number,
+  seed: number,
+): { trained: Float32Array[]; numExamples: number[]; global: Float32Array } {
   const rng = new Rng(seed);
   const global = Float32Array.from({ length: dim }, () => 0.05 * rng.normal());
   const trained = Array.from({ length: nodes }, () => global.map((g) => g + 0.01 * rng.normal()));
@@ -113,11 +127,24 @@ function updates(nodes: number, seed: number): { trained: Float32Array[]; numExa
 function plaintextRound(nodes: number, seed: number): Measurement {
   const { trained, numExamples, global } = updates(nodes, seed);
   const ledger = new Ledger();
-  const requests = ledger.server(() => trained.map((_, nodeId) => encodeTrainRequest(layout, { round: 1, nodeId, mode: 'weights', config, weights: global })));
-  const replies = trained.map((vector, nodeId) => ledger.node(0, nodeId, () => {
-    decodeMessage(layout, requests[nodeId]);
-    return encodeTrainReply(layout, { round: 1, nodeId, numExamples: numExamples[nodeId], steps: 1, metrics, vector });
-  }));
+  const requests = ledger.server(() =>
+    trained.map((_, nodeId) =>
+      encodeTrainRequest(layout, { round: 1, nodeId, mode: 'weights', config, weights: global }),
+    ),
+  );
+  const replies = trained.map((vector, nodeId) =>
+    ledger.node(0, nodeId, () => {
+      decodeMessage(layout, requests[nodeId]);
+      return encodeTrainReply(layout, {
+        round: 1,
+        nodeId,
+        numExamples: numExamples[nodeId],
+        steps: 1,
+        metrics,
+        vector,
+      });
+    }),
+  );
   ledger.down = requests.reduce((a, f) => a + f.length, 0);
   ledger.up = replies.reduce((a, f) => a + f.length, 0);
   ledger.server(() => {
@@ -136,9 +163,22 @@ function secureRound(variant: Variant, nodes: number, dropout: number, seed: num
   const { trained, numExamples, global } = updates(nodes, seed);
   const { clip, maxWeight } = DEFAULT_SECAGG;
   const threshold = Math.floor(nodes / 2) + 1;
-  const fp = fixedPointConfig({ scaleBits: largestScaleBits(nodes, clip, maxWeight), clip, maxWeight, maxClients: nodes });
+  const fp = fixedPointConfig({
+    scaleBits: largestScaleBits(nodes, clip, maxWeight),
+    clip,
+    maxWeight,
+    maxClients: nodes,
+  });
   const session = `bench-${variant}-${nodes}-${seed}`;
-  const settings = (nodeId: number) => ({ session, clientId: nodeId + 1, threshold, scaleBits: fp.scaleBits, clip, maxWeight, maxClients: nodes });
+  const settings = (nodeId: number) => ({
+    session,
+    clientId: nodeId + 1,
+    threshold,
+    scaleBits: fp.scaleBits,
+    clip,
+    maxWeight,
+    maxClients: nodes,
+  });
   const publicKeys = Array.from({ length: nodes }, (_, i) => identityPublicKey(simulationIdentityKey(seed, i)));
   const trust = pinnedPeerTrust((id) => publicKeys[id - 1]);
   // Nodes that vanish after sharing keys: the expensive path (their pairwise masks are rebuilt).
@@ -157,11 +197,18 @@ function secureRound(variant: Variant, nodes: number, dropout: number, seed: num
     ledger.up += frame.length;
     return ledger.server(() => decodeSecAggFrame(frame).msg as ServerInbound);
   };
-  const phase = <M extends SecAggMessage>(p: number, live: number[], outbound: (nodeId: number) => ServerOutbound,
-    step: (nodeId: number, msg: M) => SecAggMessage, receive: (m: ServerInbound) => void) => {
+  const phase = <M extends SecAggMessage>(
+    p: number,
+    live: number[],
+    outbound: (nodeId: number) => ServerOutbound,
+    step: (nodeId: number, msg: M) => SecAggMessage,
+    receive: (m: ServerInbound) => void,
+  ) => {
     for (const nodeId of live) {
       const frame = toNode(outbound(nodeId), nodeId);
-      const reply = ledger.node(p, nodeId, () => encodeSecAggFrame(step(nodeId, decodeSecAggFrame(frame).msg as M), 1, nodeId));
+      const reply = ledger.node(p, nodeId, () =>
+        encodeSecAggFrame(step(nodeId, decodeSecAggFrame(frame).msg as M), 1, nodeId),
+      );
       ledger.server(() => receive(toServer(reply)));
     }
   };
@@ -169,14 +216,27 @@ function secureRound(variant: Variant, nodes: number, dropout: number, seed: num
   const all = [...Array(nodes).keys()];
   // Phase 0: the train request (global model + settings); the node encodes its update and advertises keys.
   for (const nodeId of all) {
-    const request = ledger.server(() => encodeTrainRequest(layout, { round: 1, nodeId, mode: 'weights', config, weights: global, secagg: settings(nodeId) }));
+    const request = ledger.server(() =>
+      encodeTrainRequest(layout, {
+        round: 1,
+        nodeId,
+        mode: 'weights',
+        config,
+        weights: global,
+        secagg: settings(nodeId),
+      }),
+    );
     ledger.down += request.length;
     const reply = ledger.node(0, nodeId, () => {
       decodeMessage(layout, request);
       const delta = trained[nodeId].map((v, j) => v - global[j]);
       inputs[nodeId] = encodeWeightedUpdate(delta, numExamples[nodeId], fp);
       clients[nodeId] = new SecAggClient({
-        id: nodeId + 1, session, threshold, vectorLength: dim + 1, randomBytes: cryptoRandomBytes,
+        id: nodeId + 1,
+        session,
+        threshold,
+        vectorLength: dim + 1,
+        randomBytes: cryptoRandomBytes,
         ...(signed ? { identity: { secretKey: simulationIdentityKey(seed, nodeId), trust } } : {}),
       });
       return encodeSecAggFrame(clients[nodeId].advertiseKeys(), 1, nodeId, { metrics });
@@ -184,20 +244,44 @@ function secureRound(variant: Variant, nodes: number, dropout: number, seed: num
     ledger.server(() => server.receiveAdvertiseKeys(toServer(reply) as never));
   }
   const roster = ledger.server(() => server.finishAdvertiseKeys());
-  phase(1, all, () => roster, (n, m) => clients[n].shareKeys(m as never), (m) => server.receiveShareKeys(m as never));
+  phase(
+    1,
+    all,
+    () => roster,
+    (n, m) => clients[n].shareKeys(m as never),
+    (m) => server.receiveShareKeys(m as never),
+  );
   const forwarded = ledger.server(() => server.finishShareKeys());
   const live = all.filter((n) => !dropped.has(n));
-  phase(2, live, (n) => forwarded[n], (n, m) => clients[n].maskInput(m as never, inputs[n]), (m) => server.receiveMaskedInput(m as never));
+  phase(
+    2,
+    live,
+    (n) => forwarded[n],
+    (n, m) => clients[n].maskInput(m as never, inputs[n]),
+    (m) => server.receiveMaskedInput(m as never),
+  );
   let request: ServerOutbound;
   let p = 3;
   if (signed) {
     const check = ledger.server(() => server.finishMaskedInputForConsistency());
-    phase(p++, live, () => check, (n, m) => clients[n].consistencyCheck(m as never), (m) => server.receiveConsistencySignature(m as never));
+    phase(
+      p++,
+      live,
+      () => check,
+      (n, m) => clients[n].consistencyCheck(m as never),
+      (m) => server.receiveConsistencySignature(m as never),
+    );
     request = ledger.server(() => server.finishConsistency());
   } else {
     request = ledger.server(() => server.finishMaskedInput());
   }
-  phase(p, live, () => request, (n, m) => clients[n].unmask(m as never), (m) => server.receiveUnmaskShares(m as never));
+  phase(
+    p,
+    live,
+    () => request,
+    (n, m) => clients[n].unmask(m as never),
+    (m) => server.receiveUnmaskShares(m as never),
+  );
   const result = ledger.server(() => {
     const r = server.finishUnmask();
     decodeWeightedAverage(r.sum, fp);
@@ -214,7 +298,8 @@ function median(values: number[]): number {
 function markdown(report: Report): string {
   const m = report.measurements;
   const ref = (x: Measurement) => m.find((r) => r.variant === 'plaintext' && r.nodes === x.nodes)!;
-  const unsigned = (x: Measurement) => m.find((r) => r.variant === 'secagg' && r.nodes === x.nodes && r.dropout === x.dropout);
+  const unsigned = (x: Measurement) =>
+    m.find((r) => r.variant === 'secagg' && r.nodes === x.nodes && r.dropout === x.dropout);
   const overhead = (x: Measurement) => {
     const u = x.variant === 'secagg-signed' ? unsigned(x) : undefined;
     if (!u) return '';
@@ -225,30 +310,32 @@ function markdown(report: Report): string {
     const base = ref(x);
     const bytes = x.bytesToNodes + x.bytesFromNodes;
     const baseBytes = base.bytesToNodes + base.bytesFromNodes;
-    return `| ${x.nodes} | ${x.variant} | ${(x.dropout * 100).toFixed(0)}% | ${x.included} | ${x.phases} | ${(x.bytesFromNodes / x.nodes / 1024).toFixed(1)} | `
-      + `${(x.bytesToNodes / x.nodes / 1024).toFixed(1)} | ${(bytes / baseBytes).toFixed(2)}x | ${x.coordinatorSeconds.toFixed(3)} | ${x.meanNodeSeconds.toFixed(3)} | `
-      + `${x.criticalPathSeconds.toFixed(3)} | ${(x.criticalPathSeconds / base.criticalPathSeconds).toFixed(1)}x | ${overhead(x)} |`;
+    return (
+      `| ${x.nodes} | ${x.variant} | ${(x.dropout * 100).toFixed(0)}% | ${x.included} | ${x.phases} | ${(x.bytesFromNodes / x.nodes / 1024).toFixed(1)} | ` +
+      `${(x.bytesToNodes / x.nodes / 1024).toFixed(1)} | ${(bytes / baseBytes).toFixed(2)}x | ${x.coordinatorSeconds.toFixed(3)} | ${x.meanNodeSeconds.toFixed(3)} | ` +
+      `${x.criticalPathSeconds.toFixed(3)} | ${(x.criticalPathSeconds / base.criticalPathSeconds).toFixed(1)}x | ${overhead(x)} |`
+    );
   };
   const env = report.machine;
   return [
     '# Secure aggregation: cost per round',
     '',
-    `Seed MLP update (784-128-10, ${dim} parameters; secure aggregation adds one weight coordinate), FedAvg weighting, clip ${DEFAULT_SECAGG.clip}, `
-      + `maxWeight ${DEFAULT_SECAGG.maxWeight}, threshold t = floor(n/2) + 1 (the round engine's choice). Dropouts leave after sharing keys (their pairwise masks are rebuilt).`,
-    'Bytes are the frames the round engine sends, headers included, per node; seconds are CPU seconds (user + system, process.cpuUsage) per party, '
-      + 'median of the repeats. Critical path = coordinator + the slowest node of each phase (nodes run in parallel); local training '
-      + '(the same for all three) and network latency (one round trip per phase) are not included.',
+    `Seed MLP update (784-128-10, ${dim} parameters; secure aggregation adds one weight coordinate), FedAvg weighting, clip ${DEFAULT_SECAGG.clip}, ` +
+      `maxWeight ${DEFAULT_SECAGG.maxWeight}, threshold t = floor(n/2) + 1 (the round engine's choice). Dropouts leave after sharing keys (their pairwise masks are rebuilt).`,
+    'Bytes are the frames the round engine sends, headers included, per node; seconds are CPU seconds (user + system, process.cpuUsage) per party, ' +
+      'median of the repeats. Critical path = coordinator + the slowest node of each phase (nodes run in parallel); local training ' +
+      '(the same for all three) and network latency (one round trip per phase) are not included.',
     `Generated by \`${report.command}\`${report.command.includes('--repeats 1') ? ' (one repeat, to spare a loaded machine; the full run is `npm run bench:secagg`: 3 repeats, median)' : ''}.`,
     '',
-    '| nodes | variant | dropout | in sum | phases | KiB up / node | KiB down / node | bytes vs plaintext | coordinator s | mean node s '
-      + '| critical path s | vs plaintext | signatures + consistency round vs secagg |',
+    '| nodes | variant | dropout | in sum | phases | KiB up / node | KiB down / node | bytes vs plaintext | coordinator s | mean node s ' +
+      '| critical path s | vs plaintext | signatures + consistency round vs secagg |',
     '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
     ...m.map(row),
     '',
-    `Environment: ${env.cpu_model}, ${env.cpu_cores} cores (${env.available_parallelism} available), ${env.platform}, Node ${env.node}; `
-      + `no training kernels involved (ChaCha20, X25519, Ed25519 from @noble in pure JavaScript). Load average (1, 5, 15 min) at start `
-      + `${report.load_average[0].join(', ')}, at end ${report.load_average[1].join(', ')}: a shared machine (CPU time, not wall time, is reported, but cache and frequency effects remain). `
-      + `Git ${report.git_commit?.slice(0, 12) ?? '?'}; finished ${report.finished_at}; ${Math.round(report.total_seconds)} s in all.`,
+    `Environment: ${env.cpu_model}, ${env.cpu_cores} cores (${env.available_parallelism} available), ${env.platform}, Node ${env.node}; ` +
+      `no training kernels involved (ChaCha20, X25519, Ed25519 from @noble in pure JavaScript). Load average (1, 5, 15 min) at start ` +
+      `${report.load_average[0].join(', ')}, at end ${report.load_average[1].join(', ')}: a shared machine (CPU time, not wall time, is reported, but cache and frequency effects remain). ` +
+      `Git ${report.git_commit?.slice(0, 12) ?? '?'}; finished ${report.finished_at}; ${Math.round(report.total_seconds)} s in all.`,
     '',
   ].join('\n');
 }
@@ -266,8 +353,14 @@ async function main(): Promise<void> {
   const dir = resolve(values['results-dir']!);
   const files = resultFiles<Report>(dir, 'secagg', values['report-only']!, markdown);
   if (!files) return;
-  const list = (name: string, text: string, ok: (v: number) => boolean, what: string) => text.split(',').map((t) => numberFlag(name, t, ok, what));
-  const nodeCounts = list('nodes', values.nodes!, (v) => Number.isInteger(v) && v >= 3 && v <= 1000, 'whole numbers in [3, 1000], comma-separated');
+  const list = (name: string, text: string, ok: (v: number) => boolean, what: string) =>
+    text.split(',').map((t) => numberFlag(name, t, ok, what));
+  const nodeCounts = list(
+    'nodes',
+    values.nodes!,
+    (v) => Number.isInteger(v) && v >= 3 && v <= 1000,
+    'whole numbers in [3, 1000], comma-separated',
+  );
   const dropouts = list('dropout', values.dropout!, (v) => v >= 0 && v < 0.5, 'fractions in [0, 0.5), comma-separated');
   const repeats = numberFlag('repeats', values.repeats!, (v) => Number.isInteger(v) && v >= 1, 'a whole number >= 1');
   mkdirSync(dir, { recursive: true });
@@ -281,17 +374,32 @@ async function main(): Promise<void> {
   for (const nodes of nodeCounts) {
     for (const variant of VARIANTS) {
       for (const dropout of variant === 'plaintext' ? [0] : dropouts) {
-        const runs = Array.from({ length: repeats }, (_, r) => (variant === 'plaintext' ? plaintextRound(nodes, r + 1) : secureRound(variant, nodes, dropout, r + 1)));
-        const pick = (k: 'coordinatorSeconds' | 'meanNodeSeconds' | 'criticalPathSeconds') => median(runs.map((x) => x[k]));
-        const m = { ...runs[0], coordinatorSeconds: pick('coordinatorSeconds'), meanNodeSeconds: pick('meanNodeSeconds'), criticalPathSeconds: pick('criticalPathSeconds') };
+        const runs = Array.from({ length: repeats }, (_, r) =>
+          variant === 'plaintext' ? plaintextRound(nodes, r + 1) : secureRound(variant, nodes, dropout, r + 1),
+        );
+        const pick = (k: 'coordinatorSeconds' | 'meanNodeSeconds' | 'criticalPathSeconds') =>
+          median(runs.map((x) => x[k]));
+        const m = {
+          ...runs[0],
+          coordinatorSeconds: pick('coordinatorSeconds'),
+          meanNodeSeconds: pick('meanNodeSeconds'),
+          criticalPathSeconds: pick('criticalPathSeconds'),
+        };
         measurements.push(m);
-        process.stderr.write(`secagg bench: ${nodes} nodes, ${variant}, dropout ${dropout}: ${((m.bytesFromNodes + m.bytesToNodes) / 1e6).toFixed(2)} MB, `
-          + `critical path ${m.criticalPathSeconds.toFixed(2)} s (coordinator ${m.coordinatorSeconds.toFixed(2)} s)\n`);
+        process.stderr.write(
+          `secagg bench: ${nodes} nodes, ${variant}, dropout ${dropout}: ${((m.bytesFromNodes + m.bytesToNodes) / 1e6).toFixed(2)} MB, ` +
+            `critical path ${m.criticalPathSeconds.toFixed(2)} s (coordinator ${m.coordinatorSeconds.toFixed(2)} s)\n`,
+        );
       }
     }
   }
   const command = `npm run bench:secagg -- --nodes ${nodeCounts.join(',')} --dropout ${dropouts.join(',')} --repeats ${repeats}`;
-  const report = { command, measurements, ...provenance(1, started), load_average: [loadStart, loadavg().map((v) => Math.round(v * 100) / 100)] };
+  const report = {
+    command,
+    measurements,
+    ...provenance(1, started),
+    load_average: [loadStart, loadavg().map((v) => Math.round(v * 100) / 100)],
+  };
   writeAtomic(files.json, JSON.stringify(report, null, 2) + '\n');
   writeAtomic(files.md, markdown(report));
   process.stderr.write(`secagg bench: wrote ${files.json} and ${files.md}\n`);

@@ -29,10 +29,18 @@ const SEED = 11;
 const NODES = 6;
 const local = { epochs: 1, batchSize: 32, optimizer: { name: 'sgd' as const, lr: 0.1 } };
 const data = loadDatasetSpec('mnist');
-const train = subset(data.train, Array.from({ length: 600 }, (_, i) => i));
+const train = subset(
+  data.train,
+  Array.from({ length: 600 }, (_, i) => i),
+);
 const spec = { ...builtinModel('linear', train.featureShape, train.numClasses), optimizer: local.optimizer };
 const layout = makeLayout(tensorSpecs(spec));
-const parts = partition(parsePartitionSpec('iid'), { labels: train.y, numClasses: train.numClasses }, NODES, new Rng(SEED).fork('partition'));
+const parts = partition(
+  parsePartitionSpec('iid'),
+  { labels: train.y, numClasses: train.numClasses },
+  NODES,
+  new Rng(SEED).fork('partition'),
+);
 const initial = initialWeights(tensorSpecs(spec), new Rng(SEED).fork('init'));
 
 type Rewrite = (nodeId: number, frame: Uint8Array) => Uint8Array;
@@ -50,7 +58,10 @@ function tampering(inner: Transport, rewrite: Rewrite): Transport {
 }
 
 /** Rewrites the secure-aggregation messages of one type (decoded, changed, re-encoded); others pass. */
-function rewriteMessages<T extends SecAggMessage['type']>(type: T, change: (nodeId: number, msg: Extract<SecAggMessage, { type: T }>) => SecAggMessage): Rewrite {
+function rewriteMessages<T extends SecAggMessage['type']>(
+  type: T,
+  change: (nodeId: number, msg: Extract<SecAggMessage, { type: T }>) => SecAggMessage,
+): Rewrite {
   return (nodeId, frame) => {
     if (peekHeader(frame).type !== type) return frame;
     const { round, msg } = decodeSecAggFrame(frame);
@@ -61,7 +72,11 @@ function rewriteMessages<T extends SecAggMessage['type']>(type: T, change: (node
 // Pinned nodes: each virtual node lives on one worker for the run, with its memory of rounds (as simulate does).
 let pool: WorkerPoolTransport;
 before(async () => {
-  pool = await WorkerPoolTransport.start({ data: shareDataset(train), parts, validationFraction: 0, seed: SEED, spec, trainer: 'engine' }, 2, true);
+  pool = await WorkerPoolTransport.start(
+    { data: shareDataset(train), parts, validationFraction: 0, seed: SEED, spec, trainer: 'engine' },
+    2,
+    true,
+  );
 });
 after(async () => {
   await pool.close();
@@ -71,8 +86,18 @@ after(async () => {
 async function secureRound(round: number, rewrite: Rewrite): Promise<RoundRecord> {
   const records: RoundRecord[] = [];
   const engine = new RoundEngine({
-    layout, strategy: new Strategy(parseStrategy('fedavg')), transport: tampering(pool, rewrite), initial, seed: SEED,
-    startRound: round, rounds: round, fraction: 1, minNodes: 2, evalFraction: 0, local, secure: DEFAULT_SECAGG,
+    layout,
+    strategy: new Strategy(parseStrategy('fedavg')),
+    transport: tampering(pool, rewrite),
+    initial,
+    seed: SEED,
+    startRound: round,
+    rounds: round,
+    fraction: 1,
+    minNodes: 2,
+    evalFraction: 0,
+    local,
+    secure: DEFAULT_SECAGG,
     onRound: (r) => {
       records.push(r);
     },
@@ -85,7 +110,11 @@ async function secureRound(round: number, rewrite: Rewrite): Promise<RoundRecord
 function assertAborted(rec: RoundRecord, reason: RegExp): void {
   assert.equal(rec.fused, false, 'no model is fused');
   assert.deepEqual(rec.contributed, []);
-  assert.deepEqual(rec.failures.map((f) => f.nodeId), [...Array(NODES).keys()], 'every node is recorded as failed');
+  assert.deepEqual(
+    rec.failures.map((f) => f.nodeId),
+    [...Array(NODES).keys()],
+    'every node is recorded as failed',
+  );
   for (const f of rec.failures) assert.match(f.error, reason, `node ${f.nodeId}`);
 }
 
@@ -102,17 +131,26 @@ test('control: a shim that decodes and re-encodes every message unchanged leaves
   assert.deepEqual(rec.failures, []);
 });
 
-test('a substituted key advertisement: every node refuses the roster (untrusted_key) and the round aborts', async (t) => {
+test('a substituted key advertisement: every node refuses the roster (untrusted_key); the round aborts', async (t) => {
   // The coordinator replaces node 0's keys with its own, signed with an identity key it holds.
   const attacker = simulationIdentityKey(SEED, 9999);
   const keys = generateKeyPair(rngRandomBytes(new Rng(1)));
-  const rec = await secureRound(2, rewriteMessages('secagg.key-roster', (_nodeId, roster) => ({
-    ...roster,
-    clients: roster.clients.map((k) => k.id !== 1 ? k : {
-      ...k, sPublicKey: keys.publicKey, identityKey: identityPublicKey(attacker),
-      signature: sign(advertMessage(roster.session, 1, k.cPublicKey, keys.publicKey), attacker),
-    }),
-  })));
+  const rec = await secureRound(
+    2,
+    rewriteMessages('secagg.key-roster', (_nodeId, roster) => ({
+      ...roster,
+      clients: roster.clients.map((k) =>
+        k.id !== 1
+          ? k
+          : {
+              ...k,
+              sPublicKey: keys.publicKey,
+              identityKey: identityPublicKey(attacker),
+              signature: sign(advertMessage(roster.session, 1, k.cPublicKey, keys.publicKey), attacker),
+            },
+      ),
+    })),
+  );
   assertAborted(rec, /secure aggregation refused \(untrusted_key\): .*client 1 is not the one pinned for it/);
   t.diagnostic(rec.failures[1].error);
 });
@@ -129,13 +167,17 @@ test('a t = 2 roster: every node refuses the weak threshold and the round aborts
   t.diagnostic(rec.failures[0].error);
 });
 
-test('a split view: half the nodes are told node 0 dropped; no node unmasks (split_view) and the round aborts', async (t) => {
+test('a split view: half the nodes are told node 0 dropped; no node unmasks (split_view)', async (t) => {
   // Nodes 3-5 see U3 without client 1 (node 0) in the consistency round and in the unmask request; nodes 0-2
   // see the true U3. Neither view gathers t = 4 signatures.
   const groupB = (nodeId: number) => nodeId >= 3;
   const withoutNode0 = (survivors: number[]) => survivors.filter((id) => id !== 1);
-  const check = rewriteMessages('secagg.consistency-request', (nodeId, m) => (groupB(nodeId) ? { ...m, survivors: withoutNode0(m.survivors) } : m));
-  const unmask = rewriteMessages('secagg.unmask-request', (nodeId, m) => (groupB(nodeId) ? { ...m, survivors: withoutNode0(m.survivors) } : m));
+  const check = rewriteMessages('secagg.consistency-request', (nodeId, m) =>
+    groupB(nodeId) ? { ...m, survivors: withoutNode0(m.survivors) } : m,
+  );
+  const unmask = rewriteMessages('secagg.unmask-request', (nodeId, m) =>
+    groupB(nodeId) ? { ...m, survivors: withoutNode0(m.survivors) } : m,
+  );
   const rec = await secureRound(4, (nodeId, frame) => unmask(nodeId, check(nodeId, frame)));
   assertAborted(rec, /secure aggregation refused \(split_view\): .*only 3 of 6 consistency signatures are valid/);
   t.diagnostic(rec.failures[0].error);

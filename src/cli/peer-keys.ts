@@ -18,10 +18,12 @@ export function readPeerKeys(file: string): Uint8Array[] {
   text.split('\n').forEach((raw, i) => {
     const line = raw.replace(/#.*/, '').trim();
     if (line === '') return;
-    if (!/^[0-9a-fA-F]{64}$/.test(line)) problems.push(`line ${i + 1}: expected 64 hex digits (an Ed25519 public key), got '${line.slice(0, 80)}'`);
+    if (!/^[0-9a-fA-F]{64}$/.test(line))
+      problems.push(`line ${i + 1}: expected 64 hex digits (an Ed25519 public key), got '${line.slice(0, 80)}'`);
     else keys.push(Uint8Array.from(line.match(/../g)!, (h) => parseInt(h, 16)));
   });
   if (problems.length > 0) throw new UsageError(`--secagg-peers ${file}:\n  ${problems.join('\n  ')}`);
-  if (keys.length === 0) throw new UsageError(`--secagg-peers ${file}: lists no keys; list the peers' public keys, one per line`);
+  if (keys.length === 0)
+    throw new UsageError(`--secagg-peers ${file}: lists no keys; list the peers' public keys, one per line`);
   return keys;
 }

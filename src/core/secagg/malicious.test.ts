@@ -38,15 +38,30 @@ const identityFor = (id: ClientId, trust: PeerTrust = pinned): ClientIdentity =>
 const randomBytesFor = (id: ClientId) => rngRandomBytes(new Rng(9000 + id));
 const attackerIdentity = simulationIdentityKey(SEED, 666);
 
-const code = (c: SecAggErrorCode, re?: RegExp) => (e: unknown) => e instanceof SecAggError && e.code === c && (!re || re.test(e.message));
+const code = (c: SecAggErrorCode, re?: RegExp) => (e: unknown) =>
+  e instanceof SecAggError && e.code === c && (!re || re.test(e.message));
 
 /** A consistency-checking server and n signing clients, driven by hand. */
-function signedSession(n: number, threshold: number, trustOf: (id: ClientId) => PeerTrust = () => pinned, session = 'signed') {
+function signedSession(
+  n: number,
+  threshold: number,
+  trustOf: (id: ClientId) => PeerTrust = () => pinned,
+  session = 'signed',
+) {
   const d = 8;
   const server = new SecAggServer({ session, threshold, vectorLength: d, consistencyCheck: true });
-  const clients = Array.from({ length: n }, (_, i) => new SecAggClient({
-    id: i + 1, session, threshold, vectorLength: d, randomBytes: randomBytesFor(i + 1), identity: identityFor(i + 1, trustOf(i + 1)),
-  }));
+  const clients = Array.from(
+    { length: n },
+    (_, i) =>
+      new SecAggClient({
+        id: i + 1,
+        session,
+        threshold,
+        vectorLength: d,
+        randomBytes: randomBytesFor(i + 1),
+        identity: identityFor(i + 1, trustOf(i + 1)),
+      }),
+  );
   const inputs = clients.map((c) => new Uint32Array(d).fill(c.id));
   const roster = (): KeyRoster => {
     for (const c of clients) server.receiveAdvertiseKeys(c.advertiseKeys());
@@ -66,7 +81,10 @@ function signedSession(n: number, threshold: number, trustOf: (id: ClientId) => 
 test('signed variant, honest server: the exact sum, with dropouts at every stage', () => {
   const inputs = Array.from({ length: 8 }, (_, i) => Uint32Array.from({ length: 64 }, (_, j) => (i * 1000 + j) >>> 0));
   const result = simulateSecAgg({
-    threshold: 5, inputs, randomBytesFor, identityFor: (id) => identityFor(id),
+    threshold: 5,
+    inputs,
+    randomBytesFor,
+    identityFor: (id) => identityFor(id),
     drops: { 1: 'before-share-keys', 4: 'before-masked-input', 7: 'before-unmask' },
   });
   const want = new Uint32Array(64);
@@ -81,26 +99,44 @@ test('a substituted key advertisement: every client refuses the roster and revea
   const a = signedSession(4, 3);
   const roster = a.roster();
   const mine = generateKeyPair(randomBytesFor(666));
-  const swapped = { ...roster, clients: roster.clients.map((k) => (k.id === 2 ? { ...k, sPublicKey: mine.publicKey } : k)) };
+  const swapped = {
+    ...roster,
+    clients: roster.clients.map((k) => (k.id === 2 ? { ...k, sPublicKey: mine.publicKey } : k)),
+  };
   for (const c of a.clients) {
-    assert.throws(() => c.shareKeys(swapped), code('bad_signature', /signature on client 2's key advertisement does not verify/));
+    assert.throws(
+      () => c.shareKeys(swapped),
+      code('bad_signature', /signature on client 2's key advertisement does not verify/),
+    );
     assert.equal(c.phase, 'aborted');
   }
 
   // (b) It re-signs the swapped keys with an identity key of its own: signed, but not the key pinned for 2.
   const b = signedSession(4, 3);
   const r2 = b.roster();
-  const forged = r2.clients.map((k) => k.id !== 2 ? k : {
-    ...k, sPublicKey: mine.publicKey, identityKey: identityPublicKey(attackerIdentity),
-    signature: sign(advertMessage('signed', 2, k.cPublicKey, mine.publicKey), attackerIdentity),
-  });
-  assert.throws(() => b.clients[0].shareKeys({ ...r2, clients: forged }), code('untrusted_key', /not the one pinned for it/));
+  const forged = r2.clients.map((k) =>
+    k.id !== 2
+      ? k
+      : {
+          ...k,
+          sPublicKey: mine.publicKey,
+          identityKey: identityPublicKey(attackerIdentity),
+          signature: sign(advertMessage('signed', 2, k.cPublicKey, mine.publicKey), attackerIdentity),
+        },
+  );
+  assert.throws(
+    () => b.clients[0].shareKeys({ ...r2, clients: forged }),
+    code('untrusted_key', /not the one pinned for it/),
+  );
 
   // (c) It strips the signatures (a downgrade to the unsigned protocol).
   const c = signedSession(4, 3);
   const r3 = c.roster();
   const unsigned = r3.clients.map(({ identityKey: _i, signature: _s, ...k }) => k);
-  assert.throws(() => c.clients[0].shareKeys({ ...r3, clients: unsigned }), code('bad_signature', /not signed with an identity key/));
+  assert.throws(
+    () => c.clients[0].shareKeys({ ...r3, clients: unsigned }),
+    code('bad_signature', /not signed with an identity key/),
+  );
 
   // The honest roster passes (the checks can pass).
   const ok = signedSession(4, 3);
@@ -117,10 +153,19 @@ test('trust on first use catches a key changed after the first session; a pinned
   // Next session: the server presents its own identity for client 3 (validly self-signed).
   const next = signedSession(3, 2, (id) => (id === 1 ? tofu : pinned), 'next');
   const r = next.roster();
-  const forged = r.clients.map((k) => k.id !== 3 ? k : {
-    ...k, identityKey: identityPublicKey(attackerIdentity), signature: sign(advertMessage('next', 3, k.cPublicKey, k.sPublicKey), attackerIdentity),
-  });
-  assert.throws(() => next.clients[0].shareKeys({ ...r, clients: forged }), code('untrusted_key', /client 3 advertised identity key .* first seen for it/));
+  const forged = r.clients.map((k) =>
+    k.id !== 3
+      ? k
+      : {
+          ...k,
+          identityKey: identityPublicKey(attackerIdentity),
+          signature: sign(advertMessage('next', 3, k.cPublicKey, k.sPublicKey), attackerIdentity),
+        },
+  );
+  assert.throws(
+    () => next.clients[0].shareKeys({ ...r, clients: forged }),
+    code('untrusted_key', /client 3 advertised identity key .* first seen for it/),
+  );
 
   const set = keySetPeerTrust([publicOf(1), publicOf(2), publicOf(3)]);
   assert.equal(set.check(2, publicOf(2)), null);
@@ -130,16 +175,30 @@ test('trust on first use catches a key changed after the first session; a pinned
 test('threshold t <= |U1| / 2 is refused by clients and by the server; t just above half is accepted', () => {
   // The client is told t = 2 while 4 clients are in the roster (an honest server would not build it).
   const lax = new SecAggServer({ session: 's', threshold: 3, vectorLength: 4, consistencyCheck: true });
-  const clients = [1, 2, 3, 4].map((id) => new SecAggClient({ id, session: 's', threshold: 2, vectorLength: 4, randomBytes: randomBytesFor(id), identity: identityFor(id) }));
+  const clients = [1, 2, 3, 4].map(
+    (id) =>
+      new SecAggClient({
+        id,
+        session: 's',
+        threshold: 2,
+        vectorLength: 4,
+        randomBytes: randomBytesFor(id),
+        identity: identityFor(id),
+      }),
+  );
   for (const c of clients) lax.receiveAdvertiseKeys(c.advertiseKeys());
   const roster = lax.finishAdvertiseKeys();
-  for (const c of clients) assert.throws(() => c.shareKeys(roster), code('weak_threshold', /threshold 2 is at most half of the 4 clients/));
+  for (const c of clients)
+    assert.throws(() => c.shareKeys(roster), code('weak_threshold', /threshold 2 is at most half of the 4 clients/));
   // t = 3 of 6 is exactly half: refused; the server refuses to build such a roster as well.
   const half = signedSession(6, 3);
   assert.throws(() => half.roster(), code('weak_threshold', /threshold 3 is at most half of the 6 clients/));
   assert.equal(half.server.phase, 'failed');
   // Unsigned (honest-but-curious) clients refuse it too.
-  assert.throws(() => simulateSecAgg({ threshold: 2, inputs: [1, 2, 3, 4].map(() => new Uint32Array(2)), randomBytesFor }), code('weak_threshold'));
+  assert.throws(
+    () => simulateSecAgg({ threshold: 2, inputs: [1, 2, 3, 4].map(() => new Uint32Array(2)), randomBytesFor }),
+    code('weak_threshold'),
+  );
   const four = signedSession(6, 4);
   const r = four.roster();
   for (const c of four.clients) c.shareKeys(r);
@@ -159,14 +218,28 @@ test('a split view (different U3 to two groups) is detected: no client unmasks',
   const request = s.server.finishConsistency();
   assert.equal(request.signatures?.length, 8);
   for (const c of groupA) {
-    assert.throws(() => c.unmask(request), code('split_view', /only 4 of 8 consistency signatures are valid over the 8 survivors/));
+    assert.throws(
+      () => c.unmask(request),
+      code('split_view', /only 4 of 8 consistency signatures are valid over the 8 survivors/),
+    );
   }
-  for (const c of groupB) assert.throws(() => c.unmask({ ...request, survivors: viewB.survivors }), code('split_view', /only 4 of 8/));
+  for (const c of groupB)
+    assert.throws(() => c.unmask({ ...request, survivors: viewB.survivors }), code('split_view', /only 4 of 8/));
   for (const c of s.clients) assert.equal(c.phase, 'aborted');
 
   // The same split view against the unsigned protocol: both groups answer, one with b_1, the other with s_1^SK.
   const plain = new SecAggServer({ session: 'plain', threshold: 5, vectorLength: 4 });
-  const clients = Array.from({ length: 8 }, (_, i) => new SecAggClient({ id: i + 1, session: 'plain', threshold: 5, vectorLength: 4, randomBytes: randomBytesFor(i + 1) }));
+  const clients = Array.from(
+    { length: 8 },
+    (_, i) =>
+      new SecAggClient({
+        id: i + 1,
+        session: 'plain',
+        threshold: 5,
+        vectorLength: 4,
+        randomBytes: randomBytesFor(i + 1),
+      }),
+  );
   for (const c of clients) plain.receiveAdvertiseKeys(c.advertiseKeys());
   const roster = plain.finishAdvertiseKeys();
   for (const c of clients) plain.receiveShareKeys(c.shareKeys(roster));
@@ -186,8 +259,14 @@ test('the unmask request must repeat the signed U3 and carry t valid signatures 
   for (const sig of sigs) s.server.receiveConsistencySignature(sig);
   const request: UnmaskRequest = s.server.finishConsistency();
   const [c1, c2, c3, c4, c5] = s.clients;
-  assert.throws(() => c1.unmask({ ...request, survivors: [1, 2, 3, 4] }), code('split_view', /after signing \[1, 2, 3, 4, 5\]/));
-  assert.throws(() => c2.unmask({ ...request, signatures: undefined }), code('split_view', /carries no consistency signatures/));
+  assert.throws(
+    () => c1.unmask({ ...request, survivors: [1, 2, 3, 4] }),
+    code('split_view', /after signing \[1, 2, 3, 4, 5\]/),
+  );
+  assert.throws(
+    () => c2.unmask({ ...request, signatures: undefined }),
+    code('split_view', /carries no consistency signatures/),
+  );
   // One valid signature repeated, and signatures moved to other names, count once or not at all.
   const repeated = [1, 2, 3, 4, 5].map((from) => ({ from, signature: sigs[0].signature }));
   assert.throws(() => c3.unmask({ ...request, signatures: repeated }), code('split_view', /only 1 of 5/));
@@ -195,11 +274,17 @@ test('the unmask request must repeat the signed U3 and carry t valid signatures 
   assert.throws(() => c4.unmask({ ...request, signatures: twice }), code('split_view', /only 2 of 3/));
   // Exactly t valid ones suffice.
   const three = request.signatures!.slice(0, 3);
-  assert.deepEqual(c5.unmask({ ...request, signatures: three }).selfMaskShares.map((e) => e.of), [1, 2, 3, 4, 5]);
+  assert.deepEqual(
+    c5.unmask({ ...request, signatures: three }).selfMaskShares.map((e) => e.of),
+    [1, 2, 3, 4, 5],
+  );
   // The server only forwards signatures from survivors, once each.
   const s2 = signedSession(4, 3);
   s2.masked();
-  assert.throws(() => s2.server.receiveConsistencySignature({ ...sigs[0], session: 'signed', from: 9 }), code('unknown_client'));
+  assert.throws(
+    () => s2.server.receiveConsistencySignature({ ...sigs[0], session: 'signed', from: 9 }),
+    code('unknown_client'),
+  );
   assert.throws(() => s2.server.finishMaskedInput(), code('wrong_phase'));
 });
 
@@ -207,7 +292,13 @@ test('the server drops a key advertisement that is unsigned or does not verify',
   const s = signedSession(3, 2);
   const [c1, c2] = s.clients;
   const a1 = c1.advertiseKeys();
-  assert.throws(() => s.server.receiveAdvertiseKeys({ ...a1, signature: undefined }), /advertisement signature of 1 must be 64 bytes/);
-  assert.throws(() => s.server.receiveAdvertiseKeys({ ...a1, cPublicKey: c2.advertiseKeys().cPublicKey }), code('bad_signature'));
+  assert.throws(
+    () => s.server.receiveAdvertiseKeys({ ...a1, signature: undefined }),
+    /advertisement signature of 1 must be 64 bytes/,
+  );
+  assert.throws(
+    () => s.server.receiveAdvertiseKeys({ ...a1, cPublicKey: c2.advertiseKeys().cPublicKey }),
+    code('bad_signature'),
+  );
   s.server.receiveAdvertiseKeys(a1);
 });

@@ -84,7 +84,9 @@ export function pinnedPeerTrust(keyOf: (id: number) => Uint8Array | undefined): 
     check(id, identityKey) {
       const pinned = keyOf(id);
       if (!pinned) return `client ${id} has no pinned identity key`;
-      return hex(pinned) === hex(identityKey) ? null : `the identity key advertised for client ${id} is not the one pinned for it`;
+      return hex(pinned) === hex(identityKey)
+        ? null
+        : `the identity key advertised for client ${id} is not the one pinned for it`;
     },
   };
 }
@@ -98,7 +100,9 @@ export function keySetPeerTrust(keys: readonly Uint8Array[]): PeerTrust {
   return {
     kind: `pinned set of ${set.size} keys`,
     check(id, identityKey) {
-      return set.has(hex(identityKey)) ? null : `the identity key advertised for client ${id} is not in this node's pinned peer keys`;
+      return set.has(hex(identityKey))
+        ? null
+        : `the identity key advertised for client ${id} is not in this node's pinned peer keys`;
     },
   };
 }
@@ -118,7 +122,8 @@ export function tofuPeerTrust(remembered: Map<number, string> = new Map()): Peer
         remembered.set(id, key);
         return null;
       }
-      return known === key ? null : `client ${id} advertised identity key ${key.slice(0, 16)}..., not the ${known.slice(0, 16)}... first seen for it`;
+      if (known === key) return null;
+      return `client ${id} advertised identity key ${key.slice(0, 16)}..., not the ${known.slice(0, 16)}... first seen for it`;
     },
   };
 }
