@@ -13,7 +13,7 @@ import { seqTensorSpecs, seqUnsupportedReason, type SeqLayer } from '../nn/seqne
 export type LayerSpec = SeqLayer;
 
 export interface ModelSpec {
-  /** 'mlp', '2nn', 'cnn', 'linear' or the path of a user's model.json. */
+  /** 'mlp', '2nn', 'cnn', 'linear', 'gru', 'lstm' or the path of a user's model.json. */
   name: string;
   inputShape: number[];
   layers: LayerSpec[];
@@ -25,7 +25,7 @@ export interface ModelSpec {
   tensors?: TensorSpec[];
 }
 
-export const BUILTIN_MODELS = ['mlp', '2nn', 'cnn', 'linear'] as const;
+export const BUILTIN_MODELS = ['mlp', '2nn', 'cnn', 'linear', 'gru', 'lstm'] as const;
 export type BuiltinModel = (typeof BUILTIN_MODELS)[number];
 
 /** The built-in models for inputs of the given shape and a task with numClasses classes (0 = regression). */
@@ -55,6 +55,14 @@ export function builtinModel(name: BuiltinModel, inputShape: number[], numClasse
     }
     case 'linear': // the seed's f(x) = sum w x + b; with classes, its softmax (multinomial logistic) form
       return { name, inputShape, layers: [flatten, out], loss, optimizer: { name: 'sgd', lr: 0.01 } };
+    case 'gru':
+    case 'lstm': {
+      // A small forecaster for windows of time series ([steps, features]): one recurrent layer of 32 units
+      // (sigmoid gates, as Keras 2.3+ defaults; tfjs's own default is hardSigmoid), its last state to the output.
+      if (inputShape.length !== 2) throw new Error(`the ${name} model needs sequence inputs [steps, features], got [${inputShape.join(',')}]`);
+      const rnn: LayerSpec = { type: name, name, units: 32, activation: 'tanh', recurrentActivation: 'sigmoid', returnSequences: false };
+      return { name, inputShape, layers: [rnn, out], loss, optimizer: { name: 'adam', lr: 0.003 } };
+    }
   }
 }
 
