@@ -46,14 +46,17 @@ describe('windowSeries', () => {
     assert.deepEqual(w.train.featureShape, [3, 2]);
     assert.deepEqual(w.train.columns, ['flow', 'row']);
     // naive: per series (file order), first n - round(n/4) rows train, the rest test; windows inside each part
-    const expected = { train: [] as number[][], test: [] as number[][] };
+    // listed time-major: by step within the series, then by series
+    const found = { train: [] as number[][], test: [] as number[][] };
     for (const [s, n] of [30, 21, 25].entries()) {
       const rows = Array.from({ length: t.n }, (_, r) => r).filter((r) => t.extra!.sensor[r] === `s${s}`);
       const nTest = Math.round(n * 0.25);
       for (const [part, p] of [['train', rows.slice(0, n - nTest)], ['test', rows.slice(n - nTest)]] as const) {
-        for (let i = 0; i + 5 <= p.length; i++) expected[part].push([...p.slice(i, i + 3), p[i + 4]]);
+        for (let i = 0; i + 5 <= p.length; i++) found[part].push([i, s, ...p.slice(i, i + 3), p[i + 4]]);
       }
     }
+    const timeMajor = (a: number[], b: number[]) => a[0] - b[0] || a[1] - b[1];
+    const expected = { train: found.train.sort(timeMajor).map((e) => e.slice(2)), test: found.test.sort(timeMajor).map((e) => e.slice(2)) };
     for (const part of ['train', 'test'] as const) {
       const d = w[part];
       assert.equal(d.n, expected[part].length, part);

@@ -3,7 +3,7 @@
  * example is `window` consecutive rows of one series ([window, 1 + F]: the target's past values, then
  * the F feature columns) and its label the target `horizon` rows after the window's last row. Rows are
  * grouped by a key column (a sensor id) and taken in file order within a series, so no window mixes two
- * sensors.
+ * sensors. Windows are listed time-major: every series' first window, then every series' second, ...
  *
  * The held-out test set is the last `testFraction` of each series' rows (a chronological split: a
  * random split would put overlapping windows on both sides); windows are cut within each part, so a
@@ -100,7 +100,12 @@ function cut(table: Dataset, target: string, parts: number[][], stats: Standardi
   const cols = 1 + F;
   const inv = stats.std.map((s) => (s > 0 ? 1 / s : 1));
   const starts: [number[], number][] = [];
-  for (const p of parts) for (let t = 0; t + window + horizon <= p.length; t++) starts.push([p, t]);
+  // Time-major (step 0 of every series, then step 1, ...): the first N windows cover every series, as a
+  // time-ordered table would, so a cut like --limit-train keeps all sensors.
+  const longest = Math.max(0, ...parts.map((p) => p.length));
+  for (let t = 0; t + window + horizon <= longest; t++) {
+    for (const p of parts) if (t + window + horizon <= p.length) starts.push([p, t]);
+  }
   const n = starts.length;
   const x = new Float32Array(n * window * cols);
   const y = new Float32Array(n);
