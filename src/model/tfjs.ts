@@ -103,8 +103,10 @@ function tfjsLayer(l: LayerSpec, inputShape?: number[]): tf.layers.Layer {
       return tf.layers.conv1d({ name: l.name, filters: l.filters, kernelSize: l.kernelSize, activation: l.activation, padding: l.padding, ...first });
     case 'gru':
     case 'lstm': {
+      // The weights are always set from the engine's (Glorot, as initialWeights draws them); tfjs's default
+      // orthogonal initializer would only warn about its own speed on every build of the model.
       const args = { name: l.name, units: l.units, activation: l.activation, recurrentActivation: l.recurrentActivation,
-        returnSequences: l.returnSequences, ...first };
+        returnSequences: l.returnSequences, recurrentInitializer: 'glorotUniform' as const, ...first };
       return l.type === 'gru' ? tf.layers.gru(args) : tf.layers.lstm(args);
     }
     case 'globalavgpool1d':
