@@ -37,6 +37,13 @@ test('edgefed export --format onnx: a saved GRU forecaster runs in onnxruntime-n
   } finally {
     await session.release();
   }
+  const int8 = join(dir, 'gru-int8.onnx');
+  const q = await runCli(['export', '--model', join(dir, 'model'), '--int8', '--out', int8]);
+  assert.equal(q.code, 0, q.stderr);
+  assert.match(q.stdout, /int8 weights \(QDQ\)/);
+  assert.ok(readFileSync(int8).length < 0.5 * readFileSync(out).length, 'int8 weights shrink the file');
+  const qs = await ort.InferenceSession.create(readFileSync(int8));
+  await qs.release();
 });
 
 test('edgefed export refuses an unknown format and a missing model, writing nothing', async () => {

@@ -16,10 +16,12 @@ export interface ExportOptions {
   model: string;
   format: string;
   out: string;
+  /** Weights as int8 per output channel behind DequantizeLinear (QDQ, weight-only). */
+  int8?: boolean;
 }
 
 /** Writes the export; returns what was written (for the command's summary line). */
-export async function runExport(o: ExportOptions): Promise<{ out: string; bytes: number; inputShape: number[] }> {
+export async function runExport(o: ExportOptions): Promise<{ out: string; bytes: number; inputShape: number[]; int8: boolean }> {
   if (!(EXPORT_FORMATS as readonly string[]).includes(o.format)) {
     throw new UsageError(`--format: '${o.format}' is not one of ${EXPORT_FORMATS.join(', ')}`);
   }
@@ -29,7 +31,7 @@ export async function runExport(o: ExportOptions): Promise<{ out: string; bytes:
   if (!weights) throw new UsageError(`${modelJson}: has no weights manifest, so there is nothing to export`);
   let bytes: Uint8Array;
   try {
-    bytes = exportOnnx(spec, weights);
+    bytes = exportOnnx(spec, weights, { int8: o.int8 === true });
   } catch (e) {
     throw new UsageError(`${modelJson}: ${(e as Error).message}`);
   }
@@ -38,7 +40,7 @@ export async function runExport(o: ExportOptions): Promise<{ out: string; bytes:
   } catch (e) {
     throw new UsageError(`--out ${o.out}: cannot write (${(e as Error).message})`);
   }
-  return { out: o.out, bytes: bytes.length, inputShape: spec.inputShape };
+  return { out: o.out, bytes: bytes.length, inputShape: spec.inputShape, int8: o.int8 === true };
 }
 
 export function addExportCommand(program: Command): void {
@@ -47,11 +49,14 @@ export function addExportCommand(program: Command): void {
     .requiredOption('--model <dir>', 'a model folder written by --out (model/) or a model.json')
     .requiredOption('--out <file>', 'the file to write, e.g. model.onnx')
     .option('--format <name>', `output format: ${EXPORT_FORMATS.join(' | ')}`, 'onnx')
+    .option('--int8', 'weights as int8 with one scale per output channel (QDQ: DequantizeLinear before each weight use), ~1/4 the size')
     .addHelpText('after', `
 Example:
-  edgefed export --model runs/demo/model --format onnx --out mnist.onnx`)
+  edgefed export --model runs/demo/model --format onnx --out mnist.onnx
+  edgefed export --model runs/demo/model --format onnx --int8 --out mnist-int8.onnx`)
     .action(async (flags: ExportOptions) => {
       const r = await runExport(flags);
-      process.stdout.write(`wrote ${r.out} (${r.bytes} bytes, ONNX opset 17; input 'input' [batch, ${r.inputShape.join(', ')}], output 'output')\n`);
+      process.stdout.write(`wrote ${r.out} (${r.bytes} bytes, ONNX opset 17${r.int8 ? ', int8 weights (QDQ)' : ''}; `
+        + `input 'input' [batch, ${r.inputShape.join(', ')}], output 'output')\n`);
     });
 }

@@ -18,14 +18,18 @@ export interface QuantizedTensor {
   values?: Float32Array;
 }
 
-/** Symmetric per-channel int8 of a [..., channels] tensor (row-major, channels the fastest axis). */
-export function quantizePerChannel(values: Float32Array, channels: number): { q: Int8Array; scales: Float32Array } {
+/**
+ * Symmetric per-channel int8 of a row-major tensor whose channel axis has `channels` entries and `inner`
+ * elements after it (1: the last axis, as Keras kernels; prod of the later dims for an earlier axis).
+ */
+export function quantizePerChannel(values: Float32Array, channels: number, inner = 1): { q: Int8Array; scales: Float32Array } {
   if (!(Number.isInteger(channels) && channels >= 1) || values.length % channels !== 0) {
     throw new Error(`cannot quantise ${values.length} values in ${channels} channels`);
   }
   const scales = new Float32Array(channels);
+  const channelOf = (i: number) => Math.floor(i / inner) % channels;
   for (let i = 0; i < values.length; i++) {
-    const c = i % channels;
+    const c = channelOf(i);
     scales[c] = Math.max(scales[c], Math.abs(values[i]));
   }
   // A channel of zeros (or of weights so small that max / 127 underflows float32) gets scale 1: all its q are 0.
@@ -33,7 +37,7 @@ export function quantizePerChannel(values: Float32Array, channels: number): { q:
   const q = new Int8Array(values.length);
   for (let i = 0; i < values.length; i++) {
     if (!Number.isFinite(values[i])) throw new Error(`cannot quantise a non-finite weight (${values[i]} at ${i})`);
-    q[i] = Math.max(-127, Math.min(127, Math.round(values[i] / scales[i % channels])));
+    q[i] = Math.max(-127, Math.min(127, Math.round(values[i] / scales[channelOf(i)])));
   }
   return { q, scales };
 }

@@ -10,11 +10,16 @@
  * with the gates reordered from Keras's i, f, c, o to ONNX's i, o, f, c; GlobalAveragePooling1D ->
  * ReduceMean; LayerNormalization -> LayerNormalization; Embedding -> Cast + Gather; Dropout -> nothing.
  *
+ * With `int8`, every weight matrix is stored as int8 with one scale per output channel (core/quantize.ts)
+ * and a DequantizeLinear node (QDQ form, weight-only: activations stay float), so the file is about a
+ * quarter of the float one and runtimes that fuse QDQ can run integer kernels; biases stay float.
+ *
  * BROWSER-SAFE: imports nothing from Node.
  */
 import { DataType, encodeModel, type Attr, type OnnxGraph, type OnnxNode, type OnnxTensor } from './proto.js';
 import type { ModelSpec } from '../spec.js';
 import { seqTensorSpecs, seqUnsupportedReason } from '../../nn/seqnet.js';
+import { quantizePerChannel } from '../../core/quantize.js';
 
 export const ONNX_OPSET = 17;
 
@@ -28,6 +33,8 @@ class GraphBuilder {
   readonly nodes: OnnxNode[] = [];
   readonly initializers: OnnxTensor[] = [];
   private count = 0;
+
+  constructor(private readonly int8: boolean) {}
 
   fresh(base: string): string {
     return `${base}_${this.count++}`;
@@ -45,6 +52,18 @@ class GraphBuilder {
 
   floats(name: string, dims: number[], values: Float32Array): string {
     this.initializers.push({ name, dims, type: DataType.FLOAT, raw: f32Bytes(values) });
+    return name;
+  }
+
+  /** A weight matrix in ONNX layout: float, or int8 per channel along `axis` behind a DequantizeLinear. */
+  weight(name: string, dims: number[], values: Float32Array, axis: number): string {
+    if (!this.int8) return this.floats(name, dims, values);
+    const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+    const { q, scales } = quantizePerChannel(values, dims[axis], inner);
+    this.initializers.push({ name: `${name}/q`, dims, type: DataType.INT8, raw: new Uint8Array(q.buffer) });
+    this.floats(`${name}/scale`, [dims[axis]], scales);
+    this.initializers.push({ name: `${name}/zero_point`, dims: [dims[axis]], type: DataType.INT8, raw: new Uint8Array(dims[axis]) });
+    this.nodes.push({ op: 'DequantizeLinear', inputs: [`${name}/q`, `${name}/scale`, `${name}/zero_point`], outputs: [name], attrs: { axis } });
     return name;
   }
 
@@ -89,7 +108,7 @@ function gateColumns(a: Float32Array, rows: number, units: number, order: number
 }
 
 /** The ONNX graph of a model the engine runs, with these weights (flat, tfjs order). */
-export function onnxGraph(spec: ModelSpec, weights: Float32Array): OnnxGraph {
+export function onnxGraph(spec: ModelSpec, weights: Float32Array, options: { int8?: boolean } = {}): OnnxGraph {
   const reason = seqUnsupportedReason(spec);
   if (reason) throw new Error(`ONNX export covers the models the engine trains; ${spec.name} is not one: ${reason}`);
   const tensors = seqTensorSpecs(spec);
@@ -103,7 +122,7 @@ export function onnxGraph(spec: ModelSpec, weights: Float32Array): OnnxGraph {
     offset += size;
     return v;
   };
-  const b = new GraphBuilder();
+  const b = new GraphBuilder(options.int8 === true);
   let x = 'input';
   let shape = [...spec.inputShape];
   const nchw = (rank: number) => (rank === 3 ? [0, 3, 1, 2] : [0, 2, 1]);
@@ -117,7 +136,7 @@ export function onnxGraph(spec: ModelSpec, weights: Float32Array): OnnxGraph {
       case 'dropout':
         break;
       case 'dense': {
-        const k = b.floats(`${l.name}/kernel`, [shape[0], l.units], take());
+        const k = b.weight(`${l.name}/kernel`, [shape[0], l.units], take(), 1);
         const bias = b.floats(`${l.name}/bias`, [l.units], take());
         x = b.activation(b.one('Add', [b.one('MatMul', [x, k]), bias]), l.activation);
         shape = [l.units];
@@ -129,7 +148,7 @@ export function onnxGraph(spec: ModelSpec, weights: Float32Array): OnnxGraph {
         const cin = shape[rank - 1];
         const k = l.kernelSize;
         const spatial = rank === 3 ? k * k : k;
-        const w = b.floats(`${l.name}/kernel`, [l.filters, cin, ...(rank === 3 ? [k, k] : [k])], convWeight(take(), spatial, cin, l.filters));
+        const w = b.weight(`${l.name}/kernel`, [l.filters, cin, ...(rank === 3 ? [k, k] : [k])], convWeight(take(), spatial, cin, l.filters), 0);
         const bias = b.floats(`${l.name}/bias`, [l.filters], take());
         const before = l.padding === 'same' ? (k - 1) >> 1 : 0;
         const after = l.padding === 'same' ? k - 1 - before : 0;
@@ -157,8 +176,8 @@ export function onnxGraph(spec: ModelSpec, weights: Float32Array): OnnxGraph {
         const order = l.type === 'gru' ? [0, 1, 2] : [0, 3, 1, 2];
         const act = RNN_ACT[l.activation];
         if (l.activation === 'linear' || !act) throw new Error(`ONNX export: ${l.type} '${l.name}' has activation '${l.activation}' (tanh, relu or sigmoid export)`);
-        const W = b.floats(`${l.name}/W`, [1, gates * U, features], transpose2(gateColumns(take(), features, U, order), features, gates * U));
-        const R = b.floats(`${l.name}/R`, [1, gates * U, U], transpose2(gateColumns(take(), U, U, order), U, gates * U));
+        const W = b.weight(`${l.name}/W`, [1, gates * U, features], transpose2(gateColumns(take(), features, U, order), features, gates * U), 1);
+        const R = b.weight(`${l.name}/R`, [1, gates * U, U], transpose2(gateColumns(take(), U, U, order), U, gates * U), 1);
         const bias = new Float32Array(2 * gates * U);
         bias.set(gateColumns(take(), 1, U, order));
         const B = b.floats(`${l.name}/B`, [1, 2 * gates * U], bias);
@@ -188,7 +207,7 @@ export function onnxGraph(spec: ModelSpec, weights: Float32Array): OnnxGraph {
         break;
       }
       case 'embedding': {
-        const table = b.floats(`${l.name}/embeddings`, [l.inputDim, l.outputDim], take());
+        const table = b.weight(`${l.name}/embeddings`, [l.inputDim, l.outputDim], take(), 1);
         x = b.one('Gather', [table, b.one('Cast', [x], { to: DataType.INT64 })], { axis: 0 });
         shape = [shape[0], l.outputDim];
         break;
@@ -207,6 +226,6 @@ export function onnxGraph(spec: ModelSpec, weights: Float32Array): OnnxGraph {
 }
 
 /** The serialized ONNX model (a .onnx file's bytes). */
-export function exportOnnx(spec: ModelSpec, weights: Float32Array): Uint8Array {
-  return encodeModel(onnxGraph(spec, weights), ONNX_OPSET, 'EdgeFed');
+export function exportOnnx(spec: ModelSpec, weights: Float32Array, options: { int8?: boolean } = {}): Uint8Array {
+  return encodeModel(onnxGraph(spec, weights, options), ONNX_OPSET, 'EdgeFed');
 }
