@@ -67,9 +67,7 @@ test('while a DP run exists the public node table hides rounds contributed, byte
   assert.deepEqual(visibleNodes([node], false, 'public'), [node]);
 });
 
-test('readerOf: only the admin bearer token makes the admin', () => {
-  assert.equal(readerOf('Bearer s3cret', 's3cret'), 'admin');
-  assert.equal(readerOf('Bearer wrong', 's3cret'), 'public');
-  assert.equal(readerOf(undefined, 's3cret'), 'public');
-  assert.equal(readerOf('s3cret', 's3cret'), 'public');
+test('readerOf: only the admin token makes the admin (scoped tokens and nodes are public readers)', () => {
+  assert.equal(readerOf({ kind: 'admin' }), 'admin');
+  for (const kind of ['token', 'node', 'anonymous']) assert.equal(readerOf({ kind }), 'public');
 });

@@ -84,9 +84,9 @@ export function visibleNodes(nodes: NodeView[], anyDpRun: boolean, reader: Reade
   });
 }
 
-/** The reader behind an Authorization header: the admin's bearer token, or anyone. */
-export function readerOf(authorization: string | undefined, adminToken: string): Reader {
-  return authorization === `Bearer ${adminToken}` ? 'admin' : 'public';
+/** The reader behind a request's actor (route-policy.ts actorOf): the admin token, or anyone else. */
+export function readerOf(actor: { kind: string }): Reader {
+  return actor.kind === 'admin' ? 'admin' : 'public';
 }
 
 /** Whether any run the store holds is differentially private (node tables then hide participation). */

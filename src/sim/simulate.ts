@@ -59,7 +59,8 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
       ...(nodeAttack ? { attack: nodeAttack } : {}),
       ...(o.secagg && o.secaggDropout ? { secaggDropout: o.secaggDropout } : {}),
       ...localDpHost(o),
-    }, workers, compression.ef);
+      // Secure aggregation: a virtual node remembers the rounds it shared keys for, so it stays on one worker.
+    }, workers, compression.ef || o.secagg === true);
   const evaluator = await makeTrainer(spec, o.trainer);
   try {
     const common = {
