@@ -11,15 +11,24 @@ interface DpRound {
 }
 interface DpRun { status: string; rounds: DpRound[] }
 
-const asAdmin = async <T>(url: string, path: string): Promise<T> =>
-  (await (await fetch(url + path, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as T;
+const as = async <T>(token: string, url: string, path: string): Promise<T> =>
+  (await (await fetch(url + path, { headers: { authorization: `Bearer ${token}` } })).json()) as T;
+const asAdmin = <T>(url: string, path: string) => as<T>(ADMIN_TOKEN, url, path);
+
+/** A scoped read token (what a dashboard or an analyst holds): a reader other than the admin. */
+async function readToken(url: string): Promise<string> {
+  const r = await api<{ token: string }>(url, '/v1/admin/tokens', { name: 'analyst', scopes: ['runs:read', 'nodes:read'], expiresInSeconds: 3600 });
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  return r.json.token;
+}
 
 test('a deployed dpfedavg run draws CSPRNG noise, and only the admin sees who took part', async () => {
   const c = await startTestCoordinator();
   const nodes = await startNodesInOrder(c.url, [0, 1, 2].map((i) => ({ data: `mnist-partition:${i}/12`, name: `dp${i}` })));
   try {
     const config = { model: 'mlp', limitTest: 1000, seed: 1, rounds: 2, minNodes: 1, fraction: 1, strategy: 'dpfedavg:clip=1,noise=0.5', waitForNodesMs: 60000 };
-    const live = new WebSocket(`${c.url.replace('http', 'ws')}/v1/live`);
+    const reader = await readToken(c.url);
+    const live = new WebSocket(`${c.url.replace('http', 'ws')}/v1/live`, ['edgefed-live', `edgefed-token.${reader}`]);
     const messages: { type: string; record?: DpRound; nodes?: Record<string, unknown>[] }[] = [];
     live.on('message', (m) => messages.push(JSON.parse(String(m))));
     await new Promise((resolve) => live.once('open', resolve));
@@ -32,15 +41,15 @@ test('a deployed dpfedavg run draws CSPRNG noise, and only the admin sees who to
     assert.deepEqual(admin.rounds[0].contributed, [0, 1, 2]);
     assert.ok(admin.rounds[1].epsilon > admin.rounds[0].epsilon);
 
-    const shown = (await api<DpRun>(c.url, `/v1/runs/${json.id}`)).json;
+    const shown = await as<DpRun>(reader, c.url, `/v1/runs/${json.id}`);
     for (const [k, r] of shown.rounds.entries()) {
       assert.deepEqual([r.selected, r.contributed, r.examples, r.trainLoss], [[], [], [], null]);
       assert.equal(r.epsilon, admin.rounds[k].epsilon, 'epsilon is public');
       assert.match(r.redacted ?? '', /admin only/);
     }
-    const events = (await api<{ events: { data: Record<string, unknown> }[] }>(c.url, `/v1/runs/${json.id}/events`)).json.events;
+    const events = (await as<{ events: { data: Record<string, unknown> }[] }>(reader, c.url, `/v1/runs/${json.id}/events`)).events;
     assert.ok(events.every((e) => e.data.nodeId === undefined));
-    const publicNodes = (await api<{ nodes: Record<string, unknown>[] }>(c.url, '/v1/nodes')).json.nodes;
+    const publicNodes = (await as<{ nodes: Record<string, unknown>[] }>(reader, c.url, '/v1/nodes')).nodes;
     assert.ok(publicNodes.length === 3 && publicNodes.every((n) => n.roundsContributed === undefined && n.bytesSent === undefined));
     const adminNodes = (await asAdmin<{ nodes: { roundsContributed: number }[] }>(c.url, '/v1/nodes')).nodes;
     assert.deepEqual(adminNodes.map((n) => n.roundsContributed), [2, 2, 2]);

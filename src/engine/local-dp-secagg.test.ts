@@ -14,6 +14,7 @@ import { NodeHost } from '../node/host.js';
 import { LocalPrivacy } from '../node/local-privacy.js';
 import { PrivacyLedger } from './privacy-ledger.js';
 import { DirectTransport } from '../sim/direct.js';
+import { simulationIdentities } from '../sim/sim-host.js';
 import { EngineTrainer } from '../model/engine-trainer.js';
 import { asDenseNet } from '../model/spec.js';
 import { jsKernels } from '../nn/kernels-js.js';
@@ -24,7 +25,8 @@ const local = { epochs: 1, batchSize: 16, optimizer: { name: 'sgd' as const, lr:
 const IDS = [0, 1, 2, 3];
 
 function host(privacy?: LocalPrivacy): NodeHost {
-  return new NodeHost(toyLayout, new EngineTrainer(asDenseNet(toySpec)!, jsKernels), healthyNodes(4), undefined, {}, privacy);
+  const secure = { identity: simulationIdentities(3, IDS.length) };
+  return new NodeHost(toyLayout, new EngineTrainer(asDenseNet(toySpec)!, jsKernels), healthyNodes(4), undefined, secure, privacy);
 }
 
 /** What each node sends in plaintext for round 1 (same node seed as the engine's, so the same training and noise). */
