@@ -15,6 +15,7 @@ import type { RoundRecord } from '../engine/round-engine.js';
 import { addDeployCommands } from './deploy-cmds.js';
 import { addGatewayCommand } from './gateway-cmd.js';
 import { addQueueCommands } from './queue-cmds.js';
+import { addDoctorCommand } from './doctor-cmd.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 
@@ -211,6 +212,7 @@ Examples:
 addDeployCommands(program);
 addGatewayCommand(program);
 addQueueCommands(program);
+addDoctorCommand(program);
 
 try {
   await program.parseAsync(process.argv);

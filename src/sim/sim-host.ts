@@ -10,6 +10,7 @@ import { Rng } from '../core/rng.js';
 import { makeLayout } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { makeTrainer, type TrainerChoice } from '../model/make-trainer.js';
+import { trainerLabel } from '../model/trainer-label.js';
 import { NodeHost, type LocalData, type NodeAttack } from '../node/host.js';
 import { secAggDropouts } from '../engine/secure-messages.js';
 
@@ -47,5 +48,5 @@ export async function simNodeHost(w: SimHostData): Promise<{ host: NodeHost; tra
   } as ReadonlyMap<number, LocalData>;
   const dropout = w.secaggDropout;
   const secure = dropout ? { dropAfterShareKeys: (round: number, nodeId: number, roster: readonly number[]) => secAggDropouts(w.seed, round, roster, dropout).has(nodeId) } : {};
-  return { host: new NodeHost(layout, trainer, lazy, w.attack, secure), trainerKind: trainer.kind };
+  return { host: new NodeHost(layout, trainer, lazy, w.attack, secure), trainerKind: trainerLabel(trainer) };
 }
