@@ -7,6 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AUTH_HEADERS, canonicalBody, verifyRequest } from '../core/request-auth.js';
 import { fromHex } from '../core/identity.js';
 import type { Store } from './store.js';
+import { nodeCrypto } from '../net/node-crypto.js';
 
 const SKEW_MS = 5 * 60 * 1000;
 const MAX_NONCES = 100_000;
@@ -32,7 +33,7 @@ export function makeReadGuard(o: { store: Store; auth: boolean; adminToken: stri
     if (!Number.isSafeInteger(timestamp) || Math.abs(Date.now() - timestamp) > SKEW_MS || !/^[0-9a-f]{32}$/.test(nonce) || seen.has(nonce)) {
       return deny(reply, 'request signature is stale, replayed or malformed');
     }
-    const ok = verifyRequest({ name, timestamp, nonce, method: req.method, path: req.url, body: canonicalBody(req.body) }, signature, fromHex(keyHex, 32, 'public key'));
+    const ok = verifyRequest({ name, timestamp, nonce, method: req.method, path: req.url, body: canonicalBody(req.body) }, signature, fromHex(keyHex, 32, 'public key'), nodeCrypto);
     if (!ok) return deny(reply, 'request signature does not verify with the node\'s enrolled key');
     for (const [k, t] of seen) { // oldest first: stop at the first nonce still inside the window
       if (Date.now() - t <= SKEW_MS && seen.size < MAX_NONCES) break;

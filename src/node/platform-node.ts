@@ -3,6 +3,7 @@ import { WebSocket } from 'ws';
 import { availableParallelism, totalmem } from 'node:os';
 import { makeTrainer } from '../model/make-trainer.js';
 import { loadNativeKernels, nativeKernelsInfo } from '../nn/kernels-native.js';
+import { nodeCrypto } from '../net/node-crypto.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
 
 export const nodePlatform: AgentPlatform = {
@@ -26,6 +27,7 @@ export const nodePlatform: AgentPlatform = {
     };
   },
   makeTrainer: (spec) => makeTrainer(spec),
+  crypto: nodeCrypto,
   device: () => ({ cores: availableParallelism(), memoryMb: Math.round(totalmem() / 2 ** 20), platform: nodePlatformLabel() }),
 };
 
