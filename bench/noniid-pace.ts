@@ -8,20 +8,16 @@
  * threads). Used by `bench/noniid-2nn.ts --pace ROUNDS`.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
-import { join } from 'node:path';
 import { runSimulation } from '../src/sim/simulate.js';
 import type { SimulationOptions } from '../src/sim/options.js';
 import { mnistDir } from '../src/data/mnist.js';
 import { nativeKernelsInfo } from '../src/nn/kernels-native.js';
 import { cpuFeatures } from '../src/nn/cpu-features.js';
 import { REPO } from './support/results-io.js';
+import { sharedBenchFile } from './shared-reference.js';
 
-/** ../shared/bench beside the repo (the main checkout), or two levels up from a worktree in wt/<branch>. */
-export const NUMPY_REFERENCE = [join(REPO, '..', 'shared'), join(REPO, '..', '..', 'shared')]
-  .map((dir) => join(dir, 'bench', 'np_fedavg_2nn.py')).find((p) => existsSync(p))
-  ?? join(REPO, '..', 'shared', 'bench', 'np_fedavg_2nn.py');
+export const NUMPY_REFERENCE = sharedBenchFile('np_fedavg_2nn.py');
 
 export interface PaceRow {
   side: string;

@@ -26,12 +26,13 @@ import { fileURLToPath } from 'node:url';
 import { mnistDir } from '../src/data/mnist.js';
 import { nativeKernelsInfo } from '../src/nn/kernels-native.js';
 import { cpuFeatures } from '../src/nn/cpu-features.js';
+import { sharedBenchFile } from './shared-reference.js';
 import { ENGINES, RESULT_PREFIX, TIMED_START_PREFIX, type BenchModel, type EngineId, type WorkerConfig, type WorkerResult } from './train-worker.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const WORKER = 'bench/train-worker.ts';
 /** The NumPy reference lives beside the repo, in the shared directory: ../shared/bench from the repo root. */
-const NUMPY_REF = join(REPO, '..', 'shared', 'bench', 'np_mlp_ref.py');
+const NUMPY_REF = sharedBenchFile('np_mlp_ref.py');
 const CHILD_TIMEOUT_S = 300;
 const SEED = 1;
 
