@@ -52,6 +52,15 @@ describe('edgefed doctor (CLI)', { skip: existsSync(NATIVE_ADDON_PATH) && avx512
     assert.ok(r.cpu.flags.includes('avx512f'));
   });
 
+  it('with EDGEFED_KERNELS=js it says the native kernels load but are not used', async () => {
+    const forced = await runCli(['doctor', '--json'], { EDGEFED_KERNELS: 'js' });
+    assert.equal(forced.code, 0, forced.stderr);
+    const r = JSON.parse(forced.stdout) as DoctorReport;
+    assert.equal(r.kernels.selected, 'js');
+    assert.equal(r.kernels.native.available, true);
+    assert.match(r.missing.join('\n'), /EDGEFED_KERNELS=js makes training use js although the native kernels load/);
+  });
+
   it('prints the upgraded core in text form', async () => {
     const up = await runCli(['doctor'], { OPENBLAS_CORETYPE: '', EDGEFED_TEST_OPENBLAS_DETECTED: 'Prescott' });
     assert.equal(up.code, 0, up.stderr);

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { cpuFeatures, AVX512_FLAGS } from '../nn/cpu-features.js';
-import { loadNativeKernels, nativeKernelsError, nativeKernelsInfo, type NativeKernelsInfo } from '../nn/kernels-native.js';
+import { nativeKernelsError, nativeKernelsInfo, type NativeKernelsInfo } from '../nn/kernels-native.js';
 import { loadWasmKernelsNode, wasmKernelsNodeError } from '../nn/kernels-wasm-node.js';
 import { selectKernels } from '../nn/kernels-select.js';
 import { coreTier, describeCore } from '../nn/openblas-core.js';
@@ -38,8 +38,8 @@ function packageVersion(url: URL): string | null {
 
 export async function doctorReport(): Promise<DoctorReport> {
   const cpu = cpuFeatures();
-  const native = loadNativeKernels();
-  const info = native ? nativeKernelsInfo() : null;
+  // Whether the addon loads, even when EDGEFED_KERNELS picks other kernels (the report says so separately).
+  const info = nativeKernelsInfo();
   const wasm = await loadWasmKernelsNode();
   const forced = process.env.EDGEFED_KERNELS?.trim() || null;
   let selected: string;
@@ -64,7 +64,7 @@ export async function doctorReport(): Promise<DoctorReport> {
       selected,
       forcedBy: forced ? `EDGEFED_KERNELS=${forced}` : null,
       native: {
-        available: native !== null, error: native ? null : nativeKernelsError(), core: info ? describeCore(info.selection) : null,
+        available: info !== null, error: info ? null : nativeKernelsError(), core: info ? describeCore(info.selection) : null,
         threads: info?.threads ?? null, selection: info?.selection ?? null,
       },
       wasm: { available: wasm !== null, error: wasm ? null : wasmKernelsNodeError() },
