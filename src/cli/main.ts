@@ -16,6 +16,7 @@ import { addDeployCommands } from './deploy-cmds.js';
 import { addGatewayCommand } from './gateway-cmd.js';
 import { addQueueCommands } from './queue-cmds.js';
 import { addExportCommand } from './export-cmd.js';
+import { addDoctorCommand } from './doctor-cmd.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 
@@ -172,6 +173,7 @@ addDeployCommands(program);
 addGatewayCommand(program);
 addQueueCommands(program);
 addExportCommand(program);
+addDoctorCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -10,6 +10,7 @@ import { Rng } from '../core/rng.js';
 import { makeLayout } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { makeTrainer, type TrainerChoice } from '../model/make-trainer.js';
+import { trainerLabel } from '../model/trainer-label.js';
 import { NodeHost, type LocalData, type NodeAttack } from '../node/host.js';
 import { parseLocalDp, type LocalDpSpec } from '../core/local-dp.js';
 import type { DpNoiseSource } from '../engine/dp-noise.js';
@@ -61,7 +62,7 @@ export async function simNodeHost(w: SimHostData): Promise<{ host: NodeHost; tra
   const faults = dropout ? { dropAfterShareKeys: (round: number, nodeId: number, roster: readonly number[]) => secAggDropouts(w.seed, round, roster, dropout).has(nodeId) } : {};
   const secure = { ...faults, identity: simulationIdentities(w.seed, w.parts.length) };
   const privacy = w.localDp ? new LocalPrivacy(w.localDp.spec, w.localDp.source) : undefined;
-  return { host: new NodeHost(layout, trainer, lazy, w.attack, secure, privacy), trainerKind: trainer.kind };
+  return { host: new NodeHost(layout, trainer, lazy, w.attack, secure, privacy), trainerKind: trainerLabel(trainer) };
 }
 
 /**
