@@ -17,7 +17,7 @@ import type { TrainConfig } from '../model/trainer.js';
 import { decodeMessage, encodeTrainRequest } from './messages.js';
 import { clientIdOf, decodeSecAggFrame, encodeSecAggFrame, largestScaleBits, nodeIdOf, type SecAggSessionConfig } from './secure-messages.js';
 import type { TrainResult } from './strategy.js';
-import type { NodeFailure } from './round-engine.js';
+import type { NodeFailure } from './round-records.js';
 import type { Transport } from './transport.js';
 
 /** The user's settings of secure aggregation (CLI --secagg*, RunConfig.secagg). */

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { ensureTfjs, specFromModelArtifacts, type ModelJson } from '../model/tfjs.js';
 import { weightsSha256 } from '../model/hash.js';
-import type { ModelVersionInfo } from '../coordinator/model-versions.js';
+import type { ModelVersionInfo } from '../model/version-info.js';
 import { ServedModel } from '../predict/served-model.js';
 import { signedFetch, type NodeCredentials } from './signed-fetch.js';
 import type { NodeMetrics } from './node-metrics.js';
