@@ -1,0 +1,36 @@
+/**
+ * The `edgefed` package entry (Node.js): simulate a federation, start a coordinator or an edge node, and
+ * the partitioners, datasets, models and strategies they take. Browser code imports `edgefed/browser`;
+ * the pure math is `edgefed/core`.
+ */
+export { runSimulation, runSimulation as simulate } from './sim/simulate.js';
+export type { SimulationResult, AttackSummary } from './sim/simulate.js';
+export { SimulationOptionsSchema } from './sim/options.js';
+export type { SimulationOptions, ResolvedOptions as ResolvedSimulationOptions } from './sim/options.js';
+export type { RoundRecord, RunResult, NodeFailure } from './engine/round-engine.js';
+
+export { startCoordinator } from './coordinator/server.js';
+export type { Coordinator, CoordinatorOptions } from './coordinator/server.js';
+export { parseRunConfig } from './coordinator/config.js';
+export type { RunConfig } from './coordinator/config.js';
+
+export { startNode } from './node/start-node.js';
+export { Agent } from './node/agent.js';
+export type { AgentEvent, AgentLog, AgentOptions, AgentStats, RequestHandler } from './node/agent.js';
+export type { LocalData } from './node/host.js';
+
+export { partition, parsePartitionSpec, formatPartitionSpec, partitionReport } from './core/partition.js';
+export type { PartitionSpec, PartitionKind, PartitionInput, PartitionReport } from './core/partition.js';
+
+export { loadDatasetSpec, loadCsv, DATASET_SPEC_FORMS } from './data/load.js';
+export type { LoadedData } from './data/load.js';
+export { loadMnist } from './data/mnist.js';
+export type { Dataset, TrainTestData } from './data/types.js';
+
+export { Strategy, parseStrategy, minUpdates, STRATEGY_NAMES, ROBUST_STRATEGY_NAMES } from './engine/strategy.js';
+export type { StrategyConfig, StrategyName, RoundContext, TrainResult, EvalResult } from './engine/strategy.js';
+
+export { builtinModel, BUILTIN_MODELS, tensorSpecs, initialWeights } from './model/spec.js';
+export type { ModelSpec, LayerSpec, BuiltinModel } from './model/spec.js';
+export { weightsSha256 } from './model/hash.js';
+export { Rng } from './core/rng.js';
