@@ -11,7 +11,7 @@ export type { RoundRecord, RunResult, NodeFailure } from './engine/round-engine.
 
 export { startCoordinator } from './coordinator/server.js';
 export type { Coordinator, CoordinatorOptions } from './coordinator/server.js';
-export { parseRunConfig } from './coordinator/config.js';
+export { parseRunConfig, RunConfigSchema } from './coordinator/config.js';
 export type { RunConfig } from './coordinator/config.js';
 
 export { startNode } from './node/start-node.js';
@@ -24,13 +24,18 @@ export type { PartitionSpec, PartitionKind, PartitionInput, PartitionReport } fr
 
 export { loadDatasetSpec, loadCsv, DATASET_SPEC_FORMS } from './data/load.js';
 export type { LoadedData } from './data/load.js';
+export type { CsvDataset, CsvOptions, CsvTask } from './data/csv.js';
+export type { StandardizeStats } from './data/split.js';
 export { loadMnist } from './data/mnist.js';
 export type { Dataset, TrainTestData } from './data/types.js';
 
 export { Strategy, parseStrategy, minUpdates, STRATEGY_NAMES, ROBUST_STRATEGY_NAMES } from './engine/strategy.js';
 export type { StrategyConfig, StrategyName, RoundContext, TrainResult, EvalResult } from './engine/strategy.js';
+export type { AdaptiveClipConfig } from './engine/dp-adaptive.js';
 
 export { builtinModel, BUILTIN_MODELS, tensorSpecs, initialWeights } from './model/spec.js';
 export type { ModelSpec, LayerSpec, BuiltinModel } from './model/spec.js';
+export type { Activation, Loss } from './nn/dense.js';
+export type { OptimizerConfig, OptimizerName } from './nn/optimizer.js';
 export { weightsSha256 } from './model/hash.js';
 export { Rng } from './core/rng.js';
