@@ -23,7 +23,7 @@ import { join, resolve } from 'node:path';
 import { runSimulation } from '../src/sim/simulate.js';
 import type { SimulationOptions } from '../src/sim/options.js';
 import { simTimeToTarget } from '../src/engine/virtual-time.js';
-import { numberFlag, provenance, REPO, resultFiles, writeAtomic, type Provenance } from './support/results-io.js';
+import { numberFlag, provenance, REPO, resultFiles, writeAtomic, type Provenance, printEnvironment } from './support/results-io.js';
 
 const BENCH = 'async';
 const NODES = 30;
@@ -98,6 +98,7 @@ async function main(): Promise<void> {
   const args = parseCli(process.argv.slice(2));
   const files = resultFiles(args.resultsDir, BENCH, args.reportOnly, markdown);
   if (!files) return;
+  printEnvironment(BENCH);
   const started = performance.now();
   const runs: RunRecord[] = [];
   for (const seed of args.seeds) for (const c of CASES) {

@@ -29,17 +29,16 @@
  */
 import { parseArgs } from 'node:util';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { availableParallelism, cpus, platform, arch, release, totalmem, tmpdir, loadavg } from 'node:os';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { tmpdir, loadavg } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { WebSocket } from 'ws';
 import type { RoundRecord } from '../src/engine/round-engine.js';
 import type { ClientStats } from './connections-client.js';
+import { gitCommit, gitSrcDirty, machine as machineInfo, writeAtomic, printEnvironment, REPO } from './support/results-io.js';
 
 const BENCH = 'connections';
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(REPO, 'bin', 'edgefed.mjs');
 const CLIENT = join(REPO, 'bench', 'connections-client.ts');
 const SAMPLE_MS = 200;
@@ -417,27 +416,6 @@ function latency(ms: number[]): LatencySummary {
   return { samples: s.length, median: quantile(s, 0.5), p99: quantile(s, 0.99), max: s[s.length - 1] ?? NaN };
 }
 
-function git(args: string[]): string | null {
-  try {
-    return execFileSync('git', args, { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null;
-  }
-}
-
-function machineInfo() {
-  const cpu = cpus();
-  return {
-    cpu_model: cpu[0]?.model ?? 'unknown',
-    cpu_cores: cpu.length,
-    available_parallelism: availableParallelism(),
-    memory_gb: Math.round((totalmem() / 2 ** 30) * 10) / 10,
-    platform: `${platform()} ${release()} ${arch()}`,
-    node: process.version,
-    note: 'shared machine: other jobs may run on the same cores, so times are upper bounds',
-  };
-}
-
 interface RoundRow {
   round: number;
   seconds: number;
@@ -552,12 +530,6 @@ function loadResults(path: string): ResultsFile {
     description: 'One coordinator process holding N simulated edge-node WebSocket connections through R rounds of the linear model; memory, round latency, bytes.',
     runs: [],
   };
-}
-
-function writeAtomic(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
 }
 
 const pct = (f: number) => `${r1(f * 100)}%`;
@@ -706,6 +678,7 @@ async function bench(a: Args): Promise<RunRecord> {
   const needClient = Math.max(...perProc) + 256;
   const need = Math.max(needCoord, needClient);
   let raisedTo: number | null = null;
+  printEnvironment(BENCH);
   process.stderr.write(`${BENCH}: ${a.nodes} nodes over ${a.procs} client processes (${perProc.join('+')}), ${a.rounds} rounds; ` +
     `open files soft ${limits.soft} / hard ${limits.hard} (need about ${need})\n`);
   if (limits.soft < need) {
@@ -987,8 +960,8 @@ async function bench(a: Args): Promise<RunRecord> {
       events: eventCounts,
       machine,
       load_average: { run_start: Math.round(run0.load * 100) / 100, run_end: Math.round(run1.load * 100) / 100 },
-      git_commit: git(['rev-parse', 'HEAD']),
-      git_src_dirty: ((s) => (s === null ? null : s.length > 0))(git(['status', '--porcelain', '--', 'src'])),
+      git_commit: gitCommit(),
+      git_src_dirty: gitSrcDirty(),
     };
     for (const c of clients) {
       const tail = c.stderr().split('\n').filter((l) => l.trim() !== '' && !l.includes('configured for run'));

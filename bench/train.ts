@@ -19,14 +19,13 @@
  */
 import { parseArgs } from 'node:util';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { arch, availableParallelism, cpus, loadavg, platform, release, totalmem } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, mkdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join, relative, resolve } from 'node:path';
 import { mnistDir } from '../src/data/mnist.js';
 import { ENGINES, RESULT_PREFIX, TIMED_START_PREFIX, type BenchModel, type EngineId, type WorkerConfig, type WorkerResult } from './train-worker.js';
+import { gitCommit, gitSrcDirty, machine, printEnvironment, REPO, writeAtomic } from './support/results-io.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const WORKER = 'bench/train-worker.ts';
 /** The NumPy reference lives beside the repo, in the shared directory: ../shared/bench from the repo root. */
 const NUMPY_REF = join(REPO, '..', 'shared', 'bench', 'np_mlp_ref.py');
@@ -294,41 +293,19 @@ function runNumpy(c: BenchConfig, idxDir: string): NumpyRun | { error: string } 
   };
 }
 
-// ---------------------------------------------------------------------------------------------------
-
+/** The shared machine record, plus the NumPy this benchmark compares with and the load when it began. */
 function machineInfo() {
-  let cpuModel = cpus()[0]?.model ?? 'unknown';
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) cpuModel = m[1].trim();
-  } catch {
-    // not Linux: os.cpus() it is
-  }
   let numpy: string | null = null;
   try {
     numpy = execFileSync('python3', ['-c', 'import numpy, sys; print(numpy.__version__, sys.version.split()[0])'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   } catch {
     numpy = null;
   }
-  return {
-    cpu_model: cpuModel,
-    cpu_cores: cpus().length,
-    available_parallelism: availableParallelism(),
-    memory_gb: Math.round((totalmem() / 2 ** 30) * 10) / 10,
-    platform: `${platform()} ${release()} ${arch()}`,
-    node: process.version,
-    numpy_python: numpy,
-    load_average_start: loadavg().map((v) => Math.round(v * 100) / 100),
-  };
+  const shared = machine();
+  return { ...shared, numpy_python: numpy, load_average_start: shared.load_average };
 }
 
-function git(args: string[]): string | null {
-  try {
-    return execFileSync('git', args, { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null;
-  }
-}
+// ---------------------------------------------------------------------------------------------------
 
 function rowFrom(o: ChildOutcome): Row {
   const r = o.result;
@@ -561,7 +538,8 @@ async function main(): Promise<void> {
   const start = performance.now();
   const machine = machineInfo();
   const idxDir = mnistDir();
-  log(`${machine.cpu_model} x${machine.cpu_cores}, node ${machine.node}, load ${machine.load_average_start.join(' ')}; configs ${args.configs.map((c) => c.id).join(', ')}`);
+  printEnvironment('bench:train', machine);
+  log(`configs ${args.configs.map((c) => c.id).join(', ')}`);
 
   const results: ConfigResult[] = [];
   for (const c of args.configs) results.push(await benchConfig(c, args, idxDir));
@@ -581,8 +559,8 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine,
     load_average_end: loadavg().map((v) => Math.round(v * 100) / 100),
-    git_commit: git(['rev-parse', 'HEAD']),
-    git_src_dirty: ((s) => (s === null ? null : s.length > 0))(git(['status', '--porcelain', '--', 'src'])),
+    git_commit: gitCommit(),
+    git_src_dirty: gitSrcDirty(),
     total_seconds: Math.round((performance.now() - start) / 100) / 10,
     numpy_runs_per_config: args.numpyRuns,
     budget_scale: args.budgetScale,
@@ -597,9 +575,7 @@ async function main(): Promise<void> {
   if (args.write) {
     mkdirSync(args.resultsDir, { recursive: true });
     const put = (name: string, text: string): void => {
-      const path = join(args.resultsDir, name);
-      writeFileSync(`${path}.tmp`, text);
-      renameSync(`${path}.tmp`, path);
+      writeAtomic(join(args.resultsDir, name), text);
     };
     put('train.json', `${JSON.stringify(report, null, 2)}\n`);
     put('train.md', markdown(report, rows));
