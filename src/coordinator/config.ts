@@ -3,9 +3,8 @@ import { z } from 'zod';
 import { fedBuffFields } from '../engine/async-options.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
-import { featureIssues } from '../engine/feature-rules.js';
+import { CONFIG_WORDING, runIssues } from '../engine/run-rules.js';
 import { parseCompression } from '../core/compress-update.js';
-import { asyncRunIssues } from './async-config.js';
 
 export const RunConfigSchema = z.object({
   name: z.string().min(1).max(128).default('run'),
@@ -33,7 +32,7 @@ export const RunConfigSchema = z.object({
     minMemoryMb: z.number().min(0).optional(),
     minSamplesPerSecond: z.number().min(0).optional(),
   }).strict().default({ tags: {} }),
-  /** With fednova or fedprox: cap each node's local steps so it finishes within this many seconds. */
+  /** With a strategy that allows sized work (fednova, fedprox): cap each node's local steps to this many seconds. */
   workSeconds: z.number().gt(0).optional(),
   /** How long a round waits for minNodes eligible nodes before starting anyway (then it is skipped). */
   waitForNodesMs: z.number().int().min(0).default(60_000),
@@ -47,8 +46,9 @@ export const RunConfigSchema = z.object({
   /** mode 'async': FedBuff (rounds = fusions); rules in async-config.ts. */
   ...fedBuffFields,
 }).strict().superRefine((c, ctx) => {
-  for (const issue of asyncRunIssues(c)) ctx.addIssue({ code: 'custom', ...issue });
-  for (const issue of featureIssues({ ...c, secagg: c.secagg !== undefined })) ctx.addIssue({ code: 'custom', ...issue });
+  for (const issue of runIssues({ ...c, secagg: c.secagg !== undefined }, CONFIG_WORDING, c.minNodes)) {
+    ctx.addIssue({ code: 'custom', ...issue });
+  }
 });
 
 export type RunConfig = z.output<typeof RunConfigSchema>;

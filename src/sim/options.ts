@@ -4,10 +4,10 @@ import { fedBuffFields } from '../engine/async-options.js';
 import { parsePartitionSpec } from '../core/partition.js';
 import { parseStrategy } from '../engine/strategy.js';
 import { ATTACK_KINDS } from '../core/robust.js';
-import { featureIssues } from '../engine/feature-rules.js';
+import { FLAG_WORDING, runIssues } from '../engine/run-rules.js';
 import { parseCompression } from '../core/compress-update.js';
 import { parseProfileSpec } from './profiles.js';
-import { heterogeneityIssues } from './heterogeneity-options.js';
+import { simRoundSize } from './heterogeneity-options.js';
 import { QUEUE_NAME_PATTERN, redisConnection } from './queue-url.js';
 
 const fraction01 = z.number().gt(0).lte(1);
@@ -68,11 +68,10 @@ export const SimulationOptionsSchema = z.object({
   /** The BullMQ queue name (default edgefed-sim). */
   queueName: z.string().regex(QUEUE_NAME_PATTERN, 'letters, digits, _ . - (at most 64)').optional(),
 }).strict().superRefine((o, ctx) => {
-  for (const issue of featureIssues({ ...o, strategy: o.strategy ?? 'fedavg' })) ctx.addIssue({ code: 'custom', ...issue });
+  for (const issue of runIssues(o, FLAG_WORDING, simRoundSize(o), o.nodes)) ctx.addIssue({ code: 'custom', ...issue });
   if (o.queue !== undefined && compressionKeepsState(o.compression)) {
     ctx.addIssue({ code: 'custom', path: ['compression'], message: 'error feedback keeps each node\'s residual in the process that serves it, and with --queue any worker may take a node: add ,ef=off' });
   }
-  for (const issue of heterogeneityIssues(o)) ctx.addIssue({ code: 'custom', ...issue });
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {
     ctx.addIssue({ code: 'custom', path: ['malicious'], message: `needed with --attack ${o.attack}: the fraction of nodes that attack, e.g. --malicious 0.2` });
