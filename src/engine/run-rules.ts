@@ -5,6 +5,7 @@
  * fields the way the user wrote them (`--mode async` on the command line, `mode "async"` in a run config).
  */
 import { parseCompression } from '../core/compress-update.js';
+import { flagName } from './run-spec.js';
 import { capabilitiesOf, parseStrategy, strategiesWith } from './strategies/registry.js';
 import type { StrategyConfig } from './strategies/define.js';
 
@@ -32,7 +33,7 @@ export interface Wording {
   field(name: string): string;
 }
 
-export const FLAG_WORDING: Wording = { mode: (m) => `--mode ${m}`, field: (f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` };
+export const FLAG_WORDING: Wording = { mode: (m) => `--mode ${m}`, field: (f) => flagName([f]) };
 export const CONFIG_WORDING: Wording = { mode: (m) => `mode "${m}"`, field: (f) => f };
 
 export interface FedBuffSettings {
