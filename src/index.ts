@@ -29,8 +29,7 @@ export type { StandardizeStats } from './data/split.js';
 export { loadMnist } from './data/mnist.js';
 export type { Dataset, TrainTestData } from './data/types.js';
 
-export { Strategy, parseStrategy, minUpdates, STRATEGY_NAMES, ROBUST_STRATEGY_NAMES } from './engine/strategy.js';
-export type { StrategyConfig, StrategyName, RoundContext, TrainResult, EvalResult } from './engine/strategy.js';
+export * from './engine/strategies/index.js';
 export type { AdaptiveClipConfig } from './engine/dp-adaptive.js';
 
 export { builtinModel, BUILTIN_MODELS, tensorSpecs, initialWeights } from './model/spec.js';

@@ -13,10 +13,10 @@ import type { Transport } from './transport.js';
 import { secureTrainRound, type SecureAggregationOptions } from './secure-round.js';
 import { compressionLabel, reconstructUpdate, type CompressionSpec } from '../core/compress-update.js';
 import { parseTrainReply } from './train-reply.js';
+import type { NodeFailure, RoundRecord, RunResult } from './round-record.js';
 import { closeRoundInVirtualTime, samplesProcessed, waitUntilOnline, type RequestCost, type SimulatedClock } from './virtual-time.js';
-import type { NodeFailure, RoundRecord, RunResult } from './round-records.js';
 
-export type { NodeFailure, RoundRecord, RunResult } from './round-records.js';
+export type { NodeFailure, RoundRecord, RunResult } from './round-record.js';
 
 export interface EngineOptions {
   layout: readonly TensorSlot[];
@@ -87,7 +87,7 @@ export class RoundEngine {
   private trainConfig(round: number, nodeId: number): TrainConfig {
     const maxSteps = this.o.maxStepsFor?.(nodeId);
     return {
-      ...this.o.local, proxMu: this.o.strategy.config.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
+      ...this.o.local, proxMu: this.o.strategy.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
       ...(maxSteps !== undefined ? { maxSteps } : {}),
       ...(this.compressing() ? { compression: this.o.compression } : {}),
     };

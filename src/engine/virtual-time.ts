@@ -3,7 +3,7 @@
  * turns each request into a simulated duration; the engines then order work by simulated finish time
  * instead of real arrival order, so heterogeneous runs stay deterministic by seed. Pure: no I/O.
  */
-import type { NodeFailure, RoundRecord } from './round-records.js';
+import type { NodeFailure, RoundRecord } from './round-record.js';
 import type { TrainResult } from './strategy.js';
 
 /** What one request cost a node: the real frame sizes and the samples its reply says it processed. */

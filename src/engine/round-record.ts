@@ -1,8 +1,5 @@
-/**
- * What a run records, round by round: shared by the engines (round-engine.ts, async-engine.ts), the secure
- * and virtual-time round helpers they call, and everything that reports a run. A module of its own so the
- * helpers need not import the engine that imports them.
- */
+/** What a run records per round, shared by the engines and the secure and virtual-time round helpers. */
+
 export interface NodeFailure {
   nodeId: number;
   error: string;
