@@ -1,5 +1,5 @@
 /**
- * Benchmark (issue #7, "Scale"): simulated time to a target accuracy with heterogeneous devices,
+ * Benchmark: simulated time to a target accuracy with heterogeneous devices,
  * synchronous FedAvg against buffered asynchronous FedBuff.
  * MNIST IID over 30 nodes (2,000 training images each, --validation 0), the seed MLP (784-128-10, Adam
  * lr 0.001, E=1, B=32), device profile `slow20` (6 of the 30 nodes 5-10x slower in compute and link), and

@@ -1,7 +1,7 @@
 /**
  * Benchmark: central training of McMahan's CNN (conv5x5x32, pool, conv5x5x64, pool, dense 512, dense 10) on
  * all of MNIST (60,000 train / 10,000 test) for a few epochs with EdgeFed's engine, reporting the test
- * accuracy after each epoch (issue target: >= 0.98 after 2 epochs) and the training throughput.
+ * accuracy after each epoch (the bar: >= 0.98 after 2 epochs) and the training throughput.
  *
  * Run:  node --import tsx bench/cnn.ts [--epochs 2] [--batch 32] [--lr 0.05] [--seed 1] [--results-dir bench/results] [--no-write]
  * Kernels: EDGEFED_KERNELS=native|wasm|js (default: native, else wasm, else js). Weights start from the seeded

@@ -1,5 +1,5 @@
 /**
- * Benchmark (issue "Scale", part 1): compressed updates on the seed MLP.
+ * Benchmark: compressed updates on the seed MLP.
  * MNIST, IID, 10 nodes (all every round), the seed MLP (784-128-10, its Adam, E=1, B=32), FedAvg, seed 1,
  * a fixed number of rounds, once per compression: none (float32), fp16, int8 (one scale per tensor),
  * int8-block:256, topk:0.01 with error feedback, and topk:0.01 without it (to show what feedback buys).

@@ -1,5 +1,5 @@
 /**
- * Benchmark (issue "Trust"): Byzantine-robust fusion under a sign-flip attack.
+ * Benchmark: Byzantine-robust fusion under a sign-flip attack.
  * MNIST, IID, 20 nodes (all of them every round), the seed MLP (784-128-10, Adam, E=1, B=32),
  * 20% of the nodes (4) Byzantine, sending g - s * (local - g) with s = 4 (--attack-scale), for
  * FedAvg without attack (the reference), FedAvg attacked, and each robust strategy attacked:
@@ -211,7 +211,7 @@ function markdown(f: ResultsFile): string {
     '|---|---|---|---:|---:|---:|---|---:|',
     ...rows,
     '',
-    `Bar (issue "Trust"): ${f.bar}.`,
+    `Bar: ${f.bar}.`,
     '',
     `Machine: ${m.cpu_model}, ${m.cpu_cores} cores shared with other jobs, ${m.platform}, Node ${m.node}, kernels ${m.kernels}, ${m.workers} worker threads; ` +
       `${f.total_seconds.toFixed(0)} s for all ${f.runs.length} runs. Runs are deterministic for a seed; wall times depend on the load.`,
