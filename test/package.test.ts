@@ -2,7 +2,8 @@
  * The published package, as a user gets it: `npm pack` (its prepack builds dist/, the WASM kernels and the
  * pages), the tarball installed into a fresh project outside the repository, the package's own install script
  * run there, and a TypeScript program (test/package-consumer/) type-checked with tsc against the shipped .d.ts
- * files, compiled, and run with plain node. Its 2-round simulation must give the model the sources give.
+ * files, compiled, and run with plain node. It defines a strategy through the public API; its 2-round
+ * simulations (FedAvg, and that strategy) must give the models the sources give.
  *
  * Offline: the project's node_modules starts as symlinks to this repository's installed packages, so
  * `npm install --offline --ignore-scripts` resolves every dependency without the network (and without running
@@ -16,6 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runSimulation } from '../src/sim/simulate.ts';
+import { registerStrategy } from '../src/engine/strategies/index.ts';
+import { scaledMean } from './support/scaled-mean-strategy.ts';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const fixture = fileURLToPath(new URL('./package-consumer/', import.meta.url));
@@ -44,7 +47,7 @@ function linkInstalledPackages(from: string, to: string): void {
 // Both runs on the WASM kernels: the tarball ships them built; the native addon is skipped in the consumer.
 const kernels = { EDGEFED_KERNELS: 'wasm' };
 
-test('the packed tarball installs offline, type-checks and simulates 2 rounds like the sources', { timeout: 15 * 60_000 }, async () => {
+test('the packed tarball installs offline, type-checks, defines a strategy and simulates 2 rounds like the sources', { timeout: 15 * 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgefed-package-'));
   try {
     const packed = run(npm, ['pack', '--json', '--pack-destination', dir], repo);
@@ -64,7 +67,7 @@ test('the packed tarball installs offline, type-checks and simulates 2 rounds li
     cpSync(fixture, project, { recursive: true });
     writeFileSync(join(project, 'package.json'), JSON.stringify({
       name: 'edgefed-consumer', private: true, type: 'module',
-      dependencies: { edgefed: `file:../${filename}` },
+      dependencies: { edgefed: `file:../${filename}`, zod: '4.6.7' },
       devDependencies: { typescript: '5.9.3', '@types/node': '20.19.43' },
     }, null, 2));
     linkInstalledPackages(realpathSync(join(repo, 'node_modules')), join(project, 'node_modules'));
@@ -80,10 +83,15 @@ test('the packed tarball installs offline, type-checks and simulates 2 rounds li
     const ran = run(process.execPath, [join(project, 'out', 'consumer.js')], project, kernels);
     const printed = JSON.parse(ran.stdout.trim().split('\n').at(-1)!) as {
       rounds: number[]; modelSha256: string; trainer: string; partition: string; average: number[]; random: number;
+      registered: boolean; ownStrategy: { rounds: number[]; fusions: number; modelSha256: string };
     };
     assert.deepEqual(printed.rounds, [1, 2]);
     assert.deepEqual(printed.average, [2, 4]);
     assert.equal(printed.partition, 'dirichlet');
+    assert.ok(printed.registered);
+    assert.deepEqual(printed.ownStrategy.rounds, [1, 2]);
+    assert.equal(printed.ownStrategy.fusions, 2, 'the consumer-defined strategy fused both rounds');
+    assert.notEqual(printed.ownStrategy.modelSha256, printed.modelSha256);
 
     process.env.EDGEFED_KERNELS = kernels.EDGEFED_KERNELS;
     const fromSources = await runSimulation({
@@ -91,6 +99,12 @@ test('the packed tarball installs offline, type-checks and simulates 2 rounds li
     });
     assert.equal(printed.trainer, fromSources.trainer);
     assert.equal(printed.modelSha256, fromSources.modelSha256, 'the built library trains the same model as the sources');
+    // The same rule defined inside the repository (test/support) gives the same model.
+    registerStrategy(scaledMean);
+    const ownFromSources = await runSimulation({
+      nodes: 2, rounds: 2, limitTrain: 400, limitTest: 200, workers: 1, seed: 1, partition: 'iid', strategy: 'scaledmean:eta=0.5',
+    });
+    assert.equal(printed.ownStrategy.modelSha256, ownFromSources.modelSha256);
 
     const help = run(process.execPath, [join(project, 'node_modules', 'edgefed', 'bin', 'edgefed.mjs'), '--help'], project);
     assert.match(help.stdout, /Usage: edgefed/);
