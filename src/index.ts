@@ -38,3 +38,4 @@ export type { Activation, Loss } from './nn/dense.js';
 export type { OptimizerConfig, OptimizerName } from './nn/optimizer.js';
 export { weightsSha256 } from './model/hash.js';
 export { Rng } from './core/rng.js';
+export type { BuiltinParams } from './engine/strategies/define.js';

@@ -20,3 +20,6 @@ export * from './params.js';
 export * from './wire.js';
 export * from './chunks.js';
 export * as secagg from './secagg/index.js';
+export { CODECS, CODEC_KINDS, codecOf } from './codecs/registry.js';
+export type { CodecKind } from './codecs/registry.js';
+export type * from './codecs/codec.js';
