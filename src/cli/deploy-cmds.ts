@@ -85,7 +85,7 @@ Examples:
       let config: unknown;
       if (f.config) {
         try {
-          config = parseRunConfig(JSON.parse(readFileSync(f.config, 'utf8')));
+          config = parseRunConfig(JSON.parse(readFileSync(f.config, 'utf8')), f.config);
         } catch (e) {
           throw new UsageError(`--config ${f.config}: ${(e as Error).message}`);
         }

@@ -19,6 +19,7 @@ import { addExportCommand } from './export-cmd.js';
 import { addDoctorCommand } from './doctor-cmd.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
+import { strategyHelp } from '../engine/strategies/registry.js';
 
 const program = new Command('edgefed')
   .description('Federated deep learning at the edge: partition, train, fuse and predict.')
@@ -109,8 +110,7 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
     .addOption(new Option('--optimizer <name>', 'local optimizer (default: the model\'s own)').choices(['sgd', 'adam', 'momentum']))
     .option('--lr <rate>', 'local learning rate', floatArg(0, 100, true))
     .option('--partition <spec>', 'iid | shards:K | dirichlet:ALPHA[:MIN] | quantity:ALPHA[:MIN] | feature:NAME[:ranges|kmeans] | natural:COLUMN', 'iid')
-    .option('--strategy <spec>', 'fedavg | fedprox:MU | fedavgm | fedadam | fedyogi | fedadagrad | fednova | fedsgd[:adam][,lr=X] (key=value parameters after a colon); ' +
-      'Byzantine-robust: fedmedian | fedtrimmedavg[:beta=0.2] | krum:f=K | multikrum:f=K[,m=M] | bulyan:f=K; clip=NORM clips each update (e.g. fedavg:clip=5)', 'fedavg')
+    .option('--strategy <spec>', strategyHelp(), 'fedavg')
     .option('--seed <n>', 'seed for every random choice', intArg(0, 2 ** 32 - 1), 1)
     .option('--target-accuracy <a>', 'stop when central test accuracy reaches this', floatArg(0, 1, true), defaults.target)
     .option('--validation <f>', 'fraction of each node\'s data held out for federated evaluation', floatArg(0, 0.99), 0.2)

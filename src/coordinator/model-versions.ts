@@ -12,16 +12,11 @@ import Database from 'better-sqlite3';
 import type { ModelSpec } from '../model/spec.js';
 import { weightsSha256 } from '../model/hash.js';
 import type { Store } from './store.js';
+import type { ModelVersionInfo } from '../model/version-info.js';
 
 export const DEFAULT_VERSIONS_KEPT = 10;
 
-export interface ModelVersionInfo {
-  version: number;
-  round: number;
-  sha256: string;
-  testAccuracy: number | null;
-  createdAt: number;
-}
+export type { ModelVersionInfo } from '../model/version-info.js';
 
 export interface ModelVersion extends ModelVersionInfo {
   spec: ModelSpec;

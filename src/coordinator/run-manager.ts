@@ -141,7 +141,7 @@ export class RunManager {
     if (this.control.get(runId) !== 'pause') this.store.setRunStatus(runId, 'running');
     this.log.info({ runId, startRound, rounds: config.rounds }, checkpoint ? 'resuming run' : 'starting run');
     let lastTraffic = transport.traffic();
-    const sizedWork = config.workSeconds !== undefined && (strategy.name === 'fednova' || strategy.name === 'fedprox');
+    const sizedWork = config.workSeconds !== undefined && strategy.capabilities.sizedWork;
     try {
       const options: EngineOptions = {
         layout, strategy, transport, initial, seed: config.seed, rounds: config.rounds, fraction: config.fraction,

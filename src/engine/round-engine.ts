@@ -13,7 +13,10 @@ import type { Transport } from './transport.js';
 import { secureTrainRound, type SecureAggregationOptions } from './secure-round.js';
 import { compressionLabel, reconstructUpdate, type CompressionSpec } from '../core/compress-update.js';
 import { parseTrainReply } from './train-reply.js';
+import type { NodeFailure, RoundRecord, RunResult } from './round-record.js';
 import { closeRoundInVirtualTime, samplesProcessed, waitUntilOnline, type RequestCost, type SimulatedClock } from './virtual-time.js';
+
+export type { NodeFailure, RoundRecord, RunResult } from './round-record.js';
 
 export interface EngineOptions {
   layout: readonly TensorSlot[];
@@ -58,45 +61,6 @@ export interface EngineOptions {
   deadlineSeconds?: number;
 }
 
-export interface NodeFailure {
-  nodeId: number;
-  error: string;
-}
-
-export interface RoundRecord {
-  round: number;
-  selected: number[];
-  contributed: number[];
-  /** numExamples of each contributor, in the order of `contributed` (what FedAvg weighted them by). */
-  examples: number[];
-  failures: NodeFailure[];
-  fused: boolean;
-  trainLoss: number;
-  trainAccuracy: number;
-  federatedLoss: number;
-  federatedAccuracy: number;
-  testLoss: number;
-  testAccuracy: number;
-  bytesSent: number;
-  bytesReceived: number;
-  seconds: number;
-  /** DP-FedAvg: (epsilon, delta) spent so far, by the RDP accountant. */
-  epsilon?: number;
-  delta?: number;
-  /** DP-FedAvg: the clip norm the next round uses (moves each round with clip=adaptive). */
-  clipNorm?: number;
-  /** With a virtual clock: simulated seconds since the run began, at the end of this round. */
-  simTime?: number;
-  /** Asynchronous (FedBuff) fusions: each fused update's staleness, in the order of contributed. */
-  staleness?: number[];
-}
-
-export interface RunResult {
-  rounds: RoundRecord[];
-  weights: Float32Array;
-  reachedTarget: boolean;
-}
-
 /** The nodes online at the clock's time, after waiting (in simulated time) for at least minNodes of them. */
 function online(clock: SimulatedClock, ids: number[], minNodes: number): number[] {
   waitUntilOnline(clock, ids, Math.min(minNodes, ids.length));
@@ -123,7 +87,7 @@ export class RoundEngine {
   private trainConfig(round: number, nodeId: number): TrainConfig {
     const maxSteps = this.o.maxStepsFor?.(nodeId);
     return {
-      ...this.o.local, proxMu: this.o.strategy.config.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
+      ...this.o.local, proxMu: this.o.strategy.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
       ...(maxSteps !== undefined ? { maxSteps } : {}),
       ...(this.compressing() ? { compression: this.o.compression } : {}),
     };

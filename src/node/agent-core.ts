@@ -306,7 +306,12 @@ export class AgentCore {
     let binding: Binding | null = null;
     let frame = received;
     if (isBound(received)) ({ binding, frame } = unbindFrame(received));
-    if (this.o.delayMs) await new Promise((r) => setTimeout(r, this.o.delayMs));
+    if (this.o.delayMs) {
+      // Logged so tests can wait for the request to be in hand instead of sleeping.
+      const { type, round } = peekHeader(frame);
+      this.o.log.info({ type, round, delayMs: this.o.delayMs }, 'holding the answer (emulated slow device)');
+      await new Promise((r) => setTimeout(r, this.o.delayMs));
+    }
     const { runId } = this.host;
     const reply = await this.host.handle(frame);
     this.o.onFrame?.(frame, reply);

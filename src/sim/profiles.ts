@@ -1,5 +1,5 @@
 /**
- * Device profiles for heterogeneous simulation (issue #7): per node compute speed, link bandwidth and
+ * Device profiles for heterogeneous simulation: per node compute speed, link bandwidth and
  * availability over time. Pure and seeded: the same spec, node count and Rng give the same profiles.
  *
  * Built-in sets (synthetic, in the spirit of FedScale's device traces, not those traces):

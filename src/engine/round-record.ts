@@ -1,0 +1,40 @@
+/** What a run records per round, shared by the engines and the secure and virtual-time round helpers. */
+
+export interface NodeFailure {
+  nodeId: number;
+  error: string;
+}
+
+export interface RoundRecord {
+  round: number;
+  selected: number[];
+  contributed: number[];
+  /** numExamples of each contributor, in the order of `contributed` (what FedAvg weighted them by). */
+  examples: number[];
+  failures: NodeFailure[];
+  fused: boolean;
+  trainLoss: number;
+  trainAccuracy: number;
+  federatedLoss: number;
+  federatedAccuracy: number;
+  testLoss: number;
+  testAccuracy: number;
+  bytesSent: number;
+  bytesReceived: number;
+  seconds: number;
+  /** DP-FedAvg: (epsilon, delta) spent so far, by the RDP accountant. */
+  epsilon?: number;
+  delta?: number;
+  /** DP-FedAvg: the clip norm the next round uses (moves each round with clip=adaptive). */
+  clipNorm?: number;
+  /** With a virtual clock: simulated seconds since the run began, at the end of this round. */
+  simTime?: number;
+  /** Asynchronous (FedBuff) fusions: each fused update's staleness, in the order of contributed. */
+  staleness?: number[];
+}
+
+export interface RunResult {
+  rounds: RoundRecord[];
+  weights: Float32Array;
+  reachedTarget: boolean;
+}
