@@ -18,6 +18,10 @@ import { Agent } from '../node/agent.js';
 import { loadNodeData } from '../node/data.js';
 import { saveTfjsModel } from '../model/tfjs.js';
 import { spawnGatewayTree, spawnNode } from './up-gateways.js';
+import { JOIN_TOKEN_ENV, secretFrom } from './secret-flags.js';
+import { DatabaseLockedError } from '../coordinator/db-lock.js';
+import { StoreError } from '../coordinator/store.js';
+import { DEFAULT_SHUTDOWN_GRACE_MS, MAX_SHUTDOWN_GRACE_MS } from '../coordinator/server.js';
 
 export function parseTags(s: string | undefined): Record<string, string> {
   if (!s) return {};
@@ -69,11 +73,16 @@ export function addDeployCommands(program: Command): void {
     .option('--tls-key <pem>', 'private key for --tls-cert')
     .option('--log-level <level>', 'JSON log lines on stderr at this level and above (default: $EDGEFED_LOG or info)', choiceArg(LOG_LEVELS))
     .option('--escalation-model <path>', 'a tfjs model.json (or its folder) served to nodes for escalated low-confidence samples')
+    .option('--shutdown-grace-ms <n>', `on SIGTERM/SIGINT: how long the round in progress may take to finish before it is abandoned uncommitted (at most ${MAX_SHUTDOWN_GRACE_MS})`, intArg(0, MAX_SHUTDOWN_GRACE_MS), DEFAULT_SHUTDOWN_GRACE_MS)
     .addHelpText('after', `
+SIGTERM or SIGINT: stop taking work, let the round in progress finish (or abandon it uncommitted after
+--shutdown-grace-ms) and exit; runs stay 'running' in the database and resume when a coordinator starts on it
+again. Only POST /v1/runs/:id/stop stops a run. One coordinator per database: a second one exits with code 2.
+
 Examples:
   edgefed coordinator --port 8080 --db edgefed.db --config run.json
   curl -X POST localhost:8080/v1/runs -H 'content-type: application/json' -d '{"model":"mlp","rounds":10}'`)
-    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; escalationModel?: string }) => {
+    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; escalationModel?: string; shutdownGraceMs: number }) => {
       if (f.auth !== 'on' && f.auth !== 'off') throw new UsageError(`--auth: expected on or off, got '${f.auth}'`);
       if (!!f.tlsCert !== !!f.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
       for (const file of [f.tlsCert, f.tlsKey]) if (file && !existsSync(file)) throw new UsageError(`TLS file ${file} does not exist`);
@@ -88,14 +97,25 @@ Examples:
       }
       const c = await startCoordinator({
         port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken, logger: coordinatorLogger(f.logLevel), escalationModel: f.escalationModel,
-        tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined,
+        tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined, shutdownGraceMs: f.shutdownGraceMs,
+      }).catch((e: Error) => {
+        // A database held by another coordinator, or one that is not an EdgeFed store: one line, exit code 2.
+        throw e instanceof DatabaseLockedError || e instanceof StoreError ? new UsageError(e.message) : e;
       });
       if (config && c.store.listRuns().length === 0) {
         const id = c.store.createRun(config, (config as { seed: number }).seed);
         c.runs.start(id);
       }
       process.stdout.write(`${JSON.stringify({ api: c.url, ws: c.url.replace('http', 'ws') + '/v1/ws', dashboard: c.dashboardUrl, metrics: `${c.url}/metrics`, auth: c.auth, ...(f.adminToken ? {} : { adminToken: c.adminToken }) })}\n`);
-      const shutdown = () => void c.close().then(() => process.exit(0));
+      let closing = false;
+      const shutdown = () => {
+        if (closing) return; // a second signal does not cut the grace period short of a clean close
+        closing = true;
+        void c.close().then(() => process.exit(0), (e: Error) => {
+          process.stderr.write(`edgefed: shutdown: ${e.message}\n`);
+          process.exit(1);
+        });
+      };
       process.on('SIGTERM', shutdown);
       process.on('SIGINT', shutdown);
       if (f.exitWhenDone) {
@@ -117,7 +137,8 @@ Examples:
     .option('--power <class>', 'power class: mains | battery', 'mains')
     .option('--delay-ms <n>', 'extra delay before each answer (emulates a slow device)', intArg(0, 3_600_000))
     .option('--key <file>', 'Ed25519 identity key (created on first use; default ~/.edgefed/<name>.key)')
-    .option('--join-token <token>', 'one-time token from the coordinator admin: enrols this node\'s key')
+    .option('--join-token <token>', 'one-time token from the coordinator admin: enrols this node\'s key (visible in ps: prefer --join-token-file or $EDGEFED_JOIN_TOKEN)')
+    .option('--join-token-file <file>', 'read the join token from this file')
     .option('--secagg-drop-after-share', 'fault injection for tests: in secure-aggregation rounds, disconnect right after sharing keys')
     .option('--share-labels', 'report how many examples of each class this node holds (shown on the dashboard)')
     .option('--serve-port <n>', 'serve predictions on this port (POST /v1/predict, GET /v1/model, GET /metrics)', intArg(0, 65535))
@@ -129,7 +150,8 @@ Examples:
     .addHelpText('after', `
 Examples:
   edgefed node --coordinator http://127.0.0.1:8080 --data mnist-partition:0/5 --name n0 --tags site=a`)
-    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean } & ServeFlags) => {
+    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; joinTokenFile?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean } & ServeFlags) => {
+      const joinToken = secretFrom(f.joinToken, f.joinTokenFile, JOIN_TOKEN_ENV, 'join-token');
       const name = f.name ?? `node-${process.pid}`;
       const secretKey = loadOrCreateKey(f.key ?? join(homedir(), '.edgefed', `${name}.key`));
       const tags = parseTags(f.tags);
@@ -146,7 +168,7 @@ Examples:
       }
       const log = pino({ level: process.env.EDGEFED_LOG ?? 'info', base: { node: name } }, pino.destination(2));
       const serving = await startServingFromFlags(f, { coordinator: f.coordinator, data: f.data, creds: { name, secretKey }, log });
-      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare });
+      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare });
       await agent.start();
       const stop = () => {
         void serving?.close();
