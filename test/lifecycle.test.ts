@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import {
-  ADMIN_TOKEN, api, freePort, killAll, runView, startCoordinator, startNodesInOrder, waitFor, waitHealthy, type Proc,
+  ADMIN_TOKEN, api, freePort, killAll, runView, startCoordinator, startNodesInOrder, waitFor, waitHealthy, type Proc, type RunView,
 } from './deploy-harness.js';
 
 const config = { model: 'mlp', rounds: 4, minNodes: 3, limitTest: 1000, seed: 11, waitForNodesMs: 120000 };
@@ -42,23 +42,22 @@ function storedRun(db: string, id = 1): { status: string; rounds_completed: numb
 const exited = (p: Proc, what: string, timeoutMs = 60_000) =>
   waitFor<number | string>(what, async () => p.child.exitCode ?? p.child.signalCode ?? undefined, timeoutMs);
 
-const finished = async (url: string) => {
-  const r = await runView(url, 1);
-  return ['completed', 'stopped', 'failed'].includes(r.status) ? r : undefined;
-};
+/** Run 1 once it has ended, which must be as completed, with its rounds and its final checkpoint. */
+async function completedCheckpoint(url: string, proc?: Proc): Promise<RunView & { sha256: string; round: number }> {
+  const run = await waitFor('run 1 ended', async () => {
+    const r = await runView(url, 1);
+    return ['completed', 'stopped', 'failed'].includes(r.status) ? r : undefined;
+  }, 300_000);
+  assert.equal(run.status, 'completed', proc?.output().slice(-2000));
+  const { json } = await api<{ sha256: string; round: number }>(url, '/v1/runs/1/checkpoint');
+  return { ...run, ...json };
+}
 
 test('SIGTERM mid-round: the round is abandoned uncommitted, the run stays running, a restart finishes it with every round once and the same model', async () => {
   const a = await setup(config);
   const aNodes = await startNodesInOrder(a.url, nodeSpecs);
-  let reference: { sha256: string; round: number };
-  try {
-    const done = await waitFor('reference run done', () => finished(a.url), 300_000);
-    assert.equal(done.status, 'completed');
-    reference = (await api<{ sha256: string; round: number }>(a.url, '/v1/runs/1/checkpoint')).json;
-    assert.equal(reference.round, config.rounds);
-  } finally {
-    killAll([...aNodes, a.coordinator]);
-  }
+  const reference = await completedCheckpoint(a.url).finally(() => killAll([...aNodes, a.coordinator]));
+  assert.equal(reference.round, config.rounds);
 
   // A grace period far shorter than the nodes' 3 s answers: the round in progress must be abandoned.
   const b = await setup(config, ['--shutdown-grace-ms', '200']);
@@ -75,12 +74,10 @@ test('SIGTERM mid-round: the round is abandoned uncommitted, the run stays runni
 
     restarted = startCoordinator(b.port, b.db); // no --config: it resumes what the file holds
     await waitHealthy(b.url);
-    const done = await waitFor('resumed run done', () => finished(b.url), 300_000);
-    assert.equal(done.status, 'completed', restarted.output().slice(-2000));
-    assert.deepEqual(done.rounds.map((r) => r.round), [1, 2, 3, 4], 'every round exactly once');
-    for (const r of done.rounds) assert.equal(r.contributed.length, 3, `round ${r.round} fused all three updates`);
+    const resumed = await completedCheckpoint(b.url, restarted);
+    assert.deepEqual(resumed.rounds.map((r) => r.round), [1, 2, 3, 4], 'every round exactly once');
+    for (const r of resumed.rounds) assert.equal(r.contributed.length, 3, `round ${r.round} fused all three updates`);
     assert.match(restarted.output(), /resuming run/);
-    const resumed = (await api<{ sha256: string; round: number }>(b.url, '/v1/runs/1/checkpoint')).json;
     assert.equal(resumed.sha256, reference.sha256, 'same final model as the uninterrupted run');
   } finally {
     killAll([...bNodes, b.coordinator, ...(restarted ? [restarted] : [])]);
