@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs the test suites with node's own test runner (tsx loads TypeScript).
-// `unit`: tests beside the code (src/**/*.test.ts); `integration`: test/*.test.ts;
+// `unit`: tests beside the code (src/**/*.test.ts, web/**/*.test.ts); `integration`: test/*.test.ts;
 // `slow`: test/slow/*.test.ts (long accuracy runs); `browser`: test/browser/*.test.ts (headless Chromium).
 // No argument: unit + integration.
 import { readdirSync, statSync } from 'node:fs';
@@ -11,7 +11,7 @@ function find(dir, recurse) {
   const out = [];
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
-    if (statSync(p).isDirectory()) { if (recurse) out.push(...find(p, recurse)); }
+    if (statSync(p).isDirectory()) { if (recurse && name !== 'dist' && name !== 'node_modules') out.push(...find(p, recurse)); }
     else if (name.endsWith('.test.ts')) out.push(p);
   }
   return out.sort();
@@ -19,7 +19,7 @@ function find(dir, recurse) {
 
 const which = process.argv[2] ?? 'default';
 const suites = {
-  unit: () => find('src', true),
+  unit: () => [...find('src', true), ...find('web', true)],
   integration: () => find('test', false),
   slow: () => find('test/slow', false),
   browser: () => find('test/browser', false),

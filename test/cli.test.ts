@@ -34,6 +34,17 @@ test('simulate --json prints the summary and --out holds metrics, model, partiti
   assert.ok(Math.abs(pr.accuracy - s.final_accuracy) < 1e-9, `predict accuracy ${pr.accuracy} vs run ${s.final_accuracy}`);
   assert.equal(pr.accepted + pr.abstained, 1000);
   assert.ok(pr.predictions.every((x: { confidence: number; decision: string }) => (x.confidence >= 0.9) === (x.decision === 'accept')));
+  // `predicted` names the model's answer; `label` stays one release as its old name.
+  assert.ok(pr.predictions.every((x: { class: number; predicted: number; label: number }) => x.predicted === x.class && x.label === x.predicted));
+
+  // Without --json: a table a person reads, with the same counts.
+  const t = await runCli(['predict', '--model', join(out, 'model'), '--input', 'mnist', '--limit', '1000', '--threshold', '0.9', '--rows', '3']);
+  assert.equal(t.code, 0, t.stderr);
+  const lines = t.stdout.split('\n');
+  assert.deepEqual(lines[0].trim().split(/\s+/), ['row', 'predicted', 'confidence', 'decision', 'actual']);
+  assert.equal(lines.filter((l) => /^ *\d+ +\d+ +[01]\.\d{4} +(accept|abstain) +\d+$/.test(l)).length, 3);
+  assert.ok(t.stdout.includes(`1000 examples: ${pr.accepted} accepted`), t.stdout);
+  assert.ok(!t.stdout.includes('{'), 'no JSON in the table output');
 });
 
 test('the same seed gives the same model_sha256 across runs (and another seed does not)', async () => {
@@ -138,4 +149,10 @@ test('--help lists examples', async () => {
   assert.equal(r.code, 0);
   assert.match(r.stdout, /Examples:/);
   assert.match(r.stdout, /--target-accuracy/);
+});
+
+test('--version prints the package version', async () => {
+  const r = await runCli(['--version']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version);
 });

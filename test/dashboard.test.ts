@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
@@ -73,10 +73,11 @@ describe('coordinator operations: /metrics, live feed, dashboard route', () => {
 
   test('/metrics counts committed rounds, bytes and nodes; the live feed pushes them as they commit', { timeout: 120_000 }, async () => {
     const before = await metrics(c);
-    assert.equal(sample(before, 'edgefed_rounds_completed_total'), 0);
-    assert.equal(sample(before, 'edgefed_bytes_sent_total'), 0);
+    // Per-run series exist only once a run does.
+    assert.equal(sample(before, 'edgefed_rounds_completed_total'), undefined);
+    assert.equal(sample(before, 'edgefed_sent_bytes_total'), undefined);
     assert.equal(sample(before, 'edgefed_nodes_connected'), 0);
-    assert.equal(sample(before, 'edgefed_round_duration_seconds_count'), 0);
+    assert.equal(sample(before, 'edgefed_round_duration_seconds_count'), undefined);
     assert.ok(sample(before, 'process_cpu_user_seconds_total') !== undefined, 'process metrics are registered');
 
     const live = openLive(c);
@@ -99,12 +100,23 @@ describe('coordinator operations: /metrics, live feed, dashboard route', () => {
     const afterRun = await metrics(c);
     const rounds = c.store.roundRecords<{ bytesSent: number; bytesReceived: number; contributed: number[] }>(id);
     assert.equal(rounds.length, 2);
-    assert.equal(sample(afterRun, 'edgefed_rounds_completed_total'), 2);
-    assert.equal(sample(afterRun, 'edgefed_round_duration_seconds_count'), 2);
-    assert.equal(sample(afterRun, 'edgefed_node_updates_fused_total'), rounds.reduce((a, r) => a + r.contributed.length, 0));
-    assert.equal(sample(afterRun, 'edgefed_bytes_sent_total'), rounds.reduce((a, r) => a + r.bytesSent, 0));
-    assert.equal(sample(afterRun, 'edgefed_bytes_received_total'), rounds.reduce((a, r) => a + r.bytesReceived, 0));
-    assert.ok(sample(afterRun, 'edgefed_bytes_sent_total')! > 0);
+    const run = `{run="${id}"}`;
+    assert.equal(sample(afterRun, 'edgefed_rounds_completed_total', run), 2);
+    assert.equal(sample(afterRun, 'edgefed_rounds_unfused_total', run), 0);
+    assert.equal(sample(afterRun, 'edgefed_round_duration_seconds_count', run), 2);
+    assert.equal(sample(afterRun, 'edgefed_node_updates_fused_total', run), rounds.reduce((a, r) => a + r.contributed.length, 0));
+    assert.equal(sample(afterRun, 'edgefed_sent_bytes_total', run), rounds.reduce((a, r) => a + r.bytesSent, 0));
+    assert.equal(sample(afterRun, 'edgefed_received_bytes_total', run), rounds.reduce((a, r) => a + r.bytesReceived, 0));
+    assert.ok(sample(afterRun, 'edgefed_sent_bytes_total', run)! > 0);
+    // The latest round's central evaluation, as gauges per run.
+    const last = c.store.roundRecords<{ testAccuracy: number; testLoss: number }>(id).at(-1)!;
+    assert.equal(sample(afterRun, 'edgefed_run_test_accuracy', run), last.testAccuracy);
+    assert.equal(sample(afterRun, 'edgefed_run_test_loss', run), last.testLoss);
+    // Every metric the example Grafana dashboard queries is one this coordinator serves.
+    const grafana = readFileSync(new URL('../deploy/grafana-dashboard.json', import.meta.url), 'utf8');
+    const queried = new Set([...grafana.matchAll(/\b(edgefed_[a-z_]+|process_[a-z_]+)/g)].map((m) => m[1].replace(/_bucket$/, '')));
+    assert.ok(queried.size >= 10, `metrics named in the Grafana dashboard: ${[...queried]}`);
+    for (const name of queried) assert.match(afterRun, new RegExp(`^# TYPE ${name} `, 'm'), `${name} (deploy/grafana-dashboard.json) is served`);
     assert.equal(sample(afterRun, 'edgefed_nodes_connected'), 2);
     assert.equal(sample(afterRun, 'edgefed_nodes_enrolled'), 2);
     assert.equal(sample(afterRun, 'edgefed_runs', '{status="completed"}'), 1);

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
+import { addLogFormatOption, LOG_LEVELS, makeLogger } from './logger.js';
 import { choiceArg, floatArg, intArg } from './args.js';
 import { startServingFromFlags, type ServeFlags } from './serve-flags.js';
 import { UsageError } from './args.js';
@@ -50,17 +51,13 @@ export function loadOrCreateKey(file: string): Uint8Array {
   return secretKey;
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-/** The coordinator's pino logger: JSON lines on stderr at --log-level, else $EDGEFED_LOG, else info. */
-function coordinatorLogger(level?: string) {
-  const chosen = level ?? process.env.EDGEFED_LOG ?? 'info';
-  if (!LOG_LEVELS.includes(chosen)) throw new UsageError(`EDGEFED_LOG: expected one of ${LOG_LEVELS.join(', ')}, got '${chosen}'`);
-  return pino({ level: chosen, base: { service: 'coordinator', pid: process.pid } }, pino.destination(2));
+/** The coordinator's logger: --log-level, else $EDGEFED_LOG, else info; --log-format (see logger.ts). */
+function coordinatorLogger(level?: string, format?: string) {
+  return makeLogger({ level, format, base: { service: 'coordinator', pid: process.pid } });
 }
 
 export function addDeployCommands(program: Command): void {
-  program.command('coordinator')
+  addLogFormatOption(program.command('coordinator'))
     .description('the service that runs federations: REST API + WebSocket for nodes, state in SQLite')
     .option('--port <n>', 'port to listen on', intArg(0, 65535), 8080)
     .option('--host <addr>', 'address to bind', '127.0.0.1')
@@ -71,7 +68,7 @@ export function addDeployCommands(program: Command): void {
     .option('--admin-token <token>', 'bearer token for /v1/admin/* (default: generated and printed)')
     .option('--tls-cert <pem>', 'serve https/wss with this certificate (with --tls-key)')
     .option('--tls-key <pem>', 'private key for --tls-cert')
-    .option('--log-level <level>', 'JSON log lines on stderr at this level and above (default: $EDGEFED_LOG or info)', choiceArg(LOG_LEVELS))
+    .option('--log-level <level>', 'log lines on stderr at this level and above (default: $EDGEFED_LOG or info)', choiceArg(LOG_LEVELS))
     .option('--escalation-model <path>', 'a tfjs model.json (or its folder) served to nodes for escalated low-confidence samples')
     .option('--shutdown-grace-ms <n>', `on SIGTERM/SIGINT: how long the round in progress may take to finish before it is abandoned uncommitted (at most ${MAX_SHUTDOWN_GRACE_MS})`, intArg(0, MAX_SHUTDOWN_GRACE_MS), DEFAULT_SHUTDOWN_GRACE_MS)
     .addHelpText('after', `
@@ -82,7 +79,7 @@ again. Only POST /v1/runs/:id/stop stops a run. One coordinator per database: a 
 Examples:
   edgefed coordinator --port 8080 --db edgefed.db --config run.json
   curl -X POST localhost:8080/v1/runs -H 'content-type: application/json' -d '{"model":"mlp","rounds":10}'`)
-    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; escalationModel?: string; shutdownGraceMs: number }) => {
+    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; logFormat?: string; escalationModel?: string; shutdownGraceMs: number }) => {
       if (f.auth !== 'on' && f.auth !== 'off') throw new UsageError(`--auth: expected on or off, got '${f.auth}'`);
       if (!!f.tlsCert !== !!f.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
       for (const file of [f.tlsCert, f.tlsKey]) if (file && !existsSync(file)) throw new UsageError(`TLS file ${file} does not exist`);
@@ -96,7 +93,7 @@ Examples:
         }
       }
       const c = await startCoordinator({
-        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken, logger: coordinatorLogger(f.logLevel), escalationModel: f.escalationModel,
+        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken, logger: coordinatorLogger(f.logLevel, f.logFormat), escalationModel: f.escalationModel,
         tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined, shutdownGraceMs: f.shutdownGraceMs,
       }).catch((e: Error) => {
         // A database held by another coordinator, or one that is not an EdgeFed store: one line, exit code 2.
@@ -128,7 +125,7 @@ Examples:
       }
     });
 
-  program.command('node')
+  addLogFormatOption(program.command('node'))
     .description('an edge-node agent: enrols, trains on its local data, returns updates, reconnects')
     .requiredOption('--coordinator <url>', 'coordinator address, e.g. http://127.0.0.1:8080')
     .requiredOption('--data <spec>', 'mnist-partition:I/N[:PARTITION] | idx:DIR | csv:FILE')
@@ -150,7 +147,7 @@ Examples:
     .addHelpText('after', `
 Examples:
   edgefed node --coordinator http://127.0.0.1:8080 --data mnist-partition:0/5 --name n0 --tags site=a`)
-    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; joinTokenFile?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean } & ServeFlags) => {
+    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; joinTokenFile?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean; logFormat?: string } & ServeFlags) => {
       const joinToken = secretFrom(f.joinToken, f.joinTokenFile, JOIN_TOKEN_ENV, 'join-token');
       const name = f.name ?? `node-${process.pid}`;
       const secretKey = loadOrCreateKey(f.key ?? join(homedir(), '.edgefed', `${name}.key`));
@@ -166,7 +163,7 @@ Examples:
       } catch (e) {
         throw new UsageError((e as Error).message);
       }
-      const log = pino({ level: process.env.EDGEFED_LOG ?? 'info', base: { node: name } }, pino.destination(2));
+      const log = makeLogger({ format: f.logFormat, base: { node: name } });
       const serving = await startServingFromFlags(f, { coordinator: f.coordinator, data: f.data, creds: { name, secretKey }, log });
       const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare });
       await agent.start();

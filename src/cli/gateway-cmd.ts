@@ -2,13 +2,14 @@
 import type { Command } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
+import { addLogFormatOption, makeLogger } from './logger.js';
 import { floatArg, intArg, UsageError } from './args.js';
 import { loadOrCreateKey, parseTags } from './deploy-cmds.js';
 import { startGateway } from '../gateway/gateway.js';
 import { ADMIN_TOKEN_ENV, JOIN_TOKEN_ENV, secretFrom } from './secret-flags.js';
 
 interface GatewayFlags {
+  logFormat?: string;
   coordinator: string;
   name?: string;
   tags?: string;
@@ -28,7 +29,7 @@ interface GatewayFlags {
 }
 
 export function addGatewayCommand(program: Command): void {
-  program.command('gateway')
+  addLogFormatOption(program.command('gateway'))
     .description('hierarchical fusion: a node of the coordinator that runs --edge-rounds of FedAvg among its own local nodes per cloud round')
     .requiredOption('--coordinator <url>', 'the coordinator this gateway reports to, e.g. http://10.0.0.1:8080')
     .option('--name <name>', 'stable gateway name (its identity at the coordinator)')
@@ -63,7 +64,7 @@ Examples:
       const name = f.name ?? `gateway-${process.pid}`;
       const tags = parseTags(f.tags);
       const secretKey = loadOrCreateKey(f.key ?? join(homedir(), '.edgefed', `${name}.key`));
-      const log = pino({ level: process.env.EDGEFED_LOG ?? 'info', base: { gateway: name } }, pino.destination(2));
+      const log = makeLogger({ format: f.logFormat, base: { gateway: name } });
       const joinToken = secretFrom(f.joinToken, f.joinTokenFile, JOIN_TOKEN_ENV, 'join-token');
       const adminToken = f.adminToken ?? secretFrom(undefined, undefined, ADMIN_TOKEN_ENV, 'admin-token');
       const g = await startGateway({

@@ -4,14 +4,14 @@
  * before anything is written; --json prints one JSON object on stdout at the end; progress goes to stderr.
  */
 import { Command, CommanderError, Option } from 'commander';
-import cliProgress from 'cli-progress';
 import { resolve } from 'node:path';
 import { floatArg, intArg, UsageError } from './args.js';
 import { runSimulation } from '../sim/simulate.js';
 import type { SimulationOptions } from '../sim/options.js';
 import { checkOutDir, summarize, writeRunOutputs } from './report.js';
-import { runPredict } from './predict-cmd.js';
-import type { RoundRecord } from '../engine/round-engine.js';
+import { addPredictCommand } from './predict-cmd.js';
+import { progressReporter } from './progress.js';
+import { packageVersion } from './version.js';
 import { addDeployCommands } from './deploy-cmds.js';
 import { addGatewayCommand } from './gateway-cmd.js';
 import { addQueueCommands } from './queue-cmds.js';
@@ -20,32 +20,9 @@ import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 
 const program = new Command('edgefed')
   .description('Federated deep learning at the edge: partition, train, fuse and predict.')
+  .version(packageVersion(), '-V, --version', 'print the version of edgefed')
   .exitOverride()
   .configureOutput({ outputError: (s, write) => write(`edgefed: ${s.replace(/^error: /, '').trim()}\n`) });
-
-function progressReporter(rounds: number, quiet: boolean): { onRound: (r: RoundRecord) => void; stop: () => void } {
-  if (quiet) return { onRound: () => {}, stop: () => {} };
-  if (!process.stderr.isTTY) {
-    // Logs and CI: one plain line per round instead of a redrawn bar.
-    return {
-      onRound: (r) => process.stderr.write(`round ${r.round}/${rounds} test acc ${r.testAccuracy.toFixed(4)} loss ${r.testLoss.toFixed(4)} | ${r.seconds.toFixed(2)}s\n`),
-      stop: () => {},
-    };
-  }
-  const bar = new cliProgress.SingleBar({
-    format: 'round {value}/{total} [{bar}] test acc {acc} loss {loss} | {secs}s/round',
-    stream: process.stderr, hideCursor: false,
-  }, cliProgress.Presets.shades_classic);
-  let started = false; // the bar starts with the first round, so input errors print alone
-  return {
-    onRound: (r) => {
-      if (!started) bar.start(rounds, 0);
-      started = true;
-      bar.update(r.round, { acc: r.testAccuracy.toFixed(4), loss: r.testLoss.toFixed(4), secs: r.seconds.toFixed(2) });
-    },
-    stop: () => started && bar.stop(),
-  };
-}
 
 interface SimulateFlags {
   dataset: string; model: string; nodes: number; fraction: number; minNodes?: number; rounds: number; localEpochs: number;
@@ -84,6 +61,7 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     ...(flags.queueName !== undefined ? { queueName: flags.queueName } : {}),
   };
   const progress = progressReporter(flags.rounds, !!flags.quiet);
+  progress.phase(`loading ${flags.dataset}, partitioning it over ${flags.nodes} nodes and starting workers`);
   let started = false;
   let result;
   try {
@@ -183,31 +161,7 @@ addSimulateOptions(program.command('demo'), { rounds: 20, target: 0.97 })
     await simulate(flags);
   });
 
-program.command('predict')
-  .description('apply a saved global model to new data, with a decision per example')
-  .requiredOption('--model <dir>', 'a model folder written by --out (model/) or a model.json')
-  .requiredOption('--input <spec>', 'mnist (its test set) | idx:DIR | csv:FILE')
-  .option('--threshold <p>', 'abstain when the top class probability is below this', floatArg(0, 1), 0)
-  .option('--limit <n>', 'predict only the first N examples', intArg(1))
-  .option('--json', 'print the result as JSON (with every prediction)')
-  .addHelpText('after', `
-Examples:
-  edgefed predict --model runs/demo/model --input mnist --threshold 0.9
-  edgefed predict --model runs/faults/model --input csv:new-readings.csv --json`)
-  .action(async (flags: { model: string; input: string; threshold: number; limit?: number; json?: boolean }) => {
-    let r: Record<string, unknown>;
-    try {
-      r = await runPredict(flags);
-    } catch (e) {
-      throw e instanceof UsageError ? e : new UsageError((e as Error).message);
-    }
-    if (flags.json) process.stdout.write(JSON.stringify(r) + '\n');
-    else {
-      const { predictions, ...rest } = r as { predictions: unknown[] };
-      process.stdout.write(`${JSON.stringify(rest)}\nfirst predictions: ${JSON.stringify(predictions.slice(0, 5))}\n`);
-    }
-  });
-
+addPredictCommand(program);
 addDeployCommands(program);
 addGatewayCommand(program);
 addQueueCommands(program);

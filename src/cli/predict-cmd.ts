@@ -1,4 +1,5 @@
 /** `edgefed predict`: a saved global model applied to new data, with a decision per example. */
+import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureTfjs, specFromModelJson } from '../model/tfjs.js';
@@ -6,7 +7,8 @@ import { makeTrainer } from '../model/make-trainer.js';
 import { decide, summarizeDecisions } from '../predict/decide.js';
 import { loadCsvInput, loadIdxInput, type ModelMeta, type PredictInput } from '../predict/input.js';
 import { loadMnist } from '../data/mnist.js';
-import { UsageError } from './args.js';
+import { floatArg, intArg, UsageError } from './args.js';
+import { formatPredictReport, type PredictReport } from './predict-table.js';
 
 export interface PredictOptions {
   model: string;
@@ -14,6 +16,25 @@ export interface PredictOptions {
   threshold: number;
   json?: boolean;
   limit?: number;
+}
+
+/**
+ * The file of a csv: input. The training spec's options are accepted as written (so the dataset spec of a
+ * run works unchanged): columns are matched by the names saved with the model, so only a label that
+ * contradicts the model is an error.
+ */
+function csvInputFile(spec: string, meta: ModelMeta): string {
+  const rest = spec.slice(4);
+  const q = rest.indexOf('?');
+  if (q < 0) return rest;
+  for (const part of rest.slice(q + 1).split('&').filter((p) => p !== '')) {
+    const [key, value = ''] = part.split('=', 2);
+    if (!['label', 'keep', 'task', 'test'].includes(key)) throw new UsageError(`--input ${spec}: unknown option '${key}' (accepted: label, keep, task, test)`);
+    if (key === 'label' && meta.labelColumn !== undefined && value !== meta.labelColumn) {
+      throw new UsageError(`--input ${spec}: label '${value}', but the model was trained to predict '${meta.labelColumn}'`);
+    }
+  }
+  return rest.slice(0, q);
 }
 
 export async function runPredict(o: PredictOptions): Promise<Record<string, unknown>> {
@@ -30,7 +51,7 @@ export async function runPredict(o: PredictOptions): Promise<Record<string, unkn
     const t = loadMnist().test;
     input = { n: t.n, x: t.x, labels: t.y as Int32Array };
   } else if (o.input.startsWith('idx:')) input = loadIdxInput(o.input.slice(4), meta);
-  else if (o.input.startsWith('csv:')) input = loadCsvInput(o.input.slice(4), meta);
+  else if (o.input.startsWith('csv:')) input = loadCsvInput(csvInputFile(o.input, meta), meta);
   else throw new UsageError(`--input: expected mnist, idx:DIR or csv:FILE, got '${o.input}'`);
   if (o.limit !== undefined && o.limit < input.n) {
     const f = input.x.length / input.n;
@@ -42,15 +63,53 @@ export async function runPredict(o: PredictOptions): Promise<Record<string, unkn
     if (meta.numClasses === 0) {
       const values = Array.from(out);
       const mse = input.labels ? values.reduce((a, v, i) => a + (v - input.labels![i]) ** 2, 0) / values.length : undefined;
-      return { n: input.n, predictions: values.map((value) => ({ value, decision: 'accept' })), mse };
+      return { n: input.n, predictions: values.map((value) => ({ value, predicted: value, decision: 'accept' })), mse };
     }
     const preds = decide(out, meta.numClasses, o.threshold);
     const s = summarizeDecisions(preds, input.labels);
     return {
       model: modelJson, input: o.input, threshold: o.threshold, ...s, trainer: trainer.kind,
-      predictions: preds.map((p) => ({ ...p, label: meta.classNames?.[p.class] ?? p.class })),
+      // `predicted` is the model's answer (a class name when the model has them); `label` is its old name,
+      // kept for one release because it read like the ground truth.
+      predictions: preds.map((p) => {
+        const predicted = meta.classNames?.[p.class] ?? p.class;
+        return { ...p, predicted, label: predicted };
+      }),
+      ...(input.labels ? { actual: input.labels, classNames: meta.classNames } : {}),
     };
   } finally {
     trainer.dispose();
   }
+}
+
+interface PredictFlags extends PredictOptions {
+  rows: number;
+}
+
+export function addPredictCommand(program: Command): void {
+  program.command('predict')
+    .description('apply a saved global model to new data, with a decision per example')
+    .requiredOption('--model <dir>', 'a model folder written by --out (model/) or a model.json')
+    .requiredOption('--input <spec>', 'mnist (its test set) | idx:DIR | csv:FILE (columns as in training)')
+    .option('--threshold <p>', 'abstain when the top class probability is below this', floatArg(0, 1), 0)
+    .option('--limit <n>', 'predict only the first N examples', intArg(1))
+    .option('--rows <n>', 'rows of the table to print (without --json)', intArg(0), 20)
+    .option('--json', 'print the result as JSON (with every prediction)')
+    .addHelpText('after', `
+Examples:
+  edgefed demo --out runs/demo && edgefed predict --model runs/demo/model --input mnist --threshold 0.9
+  edgefed simulate --dataset 'csv:examples/industrial-fault/synthetic-pump-sensors.csv?label=fault' \\
+    --partition natural:machine_id --nodes 8 --out runs/faults
+  edgefed predict --model runs/faults/model --input 'csv:examples/industrial-fault/synthetic-pump-sensors.csv?label=fault' --json`)
+    .action(async (flags: PredictFlags) => {
+      let r: Record<string, unknown>;
+      try {
+        r = await runPredict(flags);
+      } catch (e) {
+        throw e instanceof UsageError ? e : new UsageError((e as Error).message);
+      }
+      const { actual, classNames, ...data } = r as Record<string, unknown> & Pick<PredictReport, 'actual' | 'classNames'>;
+      if (flags.json) process.stdout.write(`${JSON.stringify(data)}\n`);
+      else process.stdout.write(formatPredictReport({ ...(data as unknown as PredictReport), actual, classNames }, flags.rows));
+    });
 }

@@ -6,10 +6,16 @@
  */
 import './style.css';
 import type { EventView, LiveMessage, NodeView, RoundView, RunView } from '../../src/coordinator/live-protocol.js';
+import { download, getJson } from './api.js';
 import { accuracyChart, lossChart } from './charts.js';
+import { ComparePanel, type ComparedRun } from './compare.js';
 import { byId } from './dom.js';
 import { connectLive, type LiveState } from './live-client.js';
-import { renderEvents, renderHistograms, renderModels, renderNodes, renderRuns, renderTimeline, runTitle, type ModelVersion } from './views.js';
+import { roundsCsv, roundsJson } from './records.js';
+import {
+  renderEmptyState, renderEvents, renderHistograms, renderModels, renderNodes, renderRuns, renderTimeline, runTitle,
+  TIMELINE_PAGE, type ModelVersion,
+} from './views.js';
 
 const state = {
   runs: new Map<number, RunView>(),
@@ -18,31 +24,73 @@ const state = {
   events: [] as EventView[],
   nodes: [] as NodeView[],
   models: null as ModelVersion[] | null,
+  /** Runs ticked for comparison, in the order they were ticked, with their records once loaded. */
+  compared: new Map<number, RoundView[] | null>(),
+  timelineLimit: TIMELINE_PAGE,
+  feedOpen: false,
 };
 
 const accuracy = accuracyChart(byId('acc-chart'));
 const loss = lossChart(byId('loss-chart'));
 const nodesBody = byId('nodes').querySelector('tbody')!;
-
-async function getJson<T>(path: string): Promise<T | null> {
-  const r = await fetch(path, { headers: { accept: 'application/json' } });
-  return r.ok ? ((await r.json()) as T) : null;
-}
+const compare = new ComparePanel(byId('compare-section'), byId('compare-chart'), byId('compare-table'));
 
 function renderRunPanels(): void {
-  renderRuns(byId('runs'), [...state.runs.values()], state.selected, (id) => void select(id));
+  renderRuns(byId('runs'), [...state.runs.values()], state.selected, new Set(state.compared.keys()), {
+    select: (id) => void select(id),
+    compare: (id, on) => void toggleCompare(id, on),
+  });
   byId('run-title').textContent = runTitle(state.selected === null ? undefined : state.runs.get(state.selected));
+  renderEmptyState(byId('empty-state'), state.runs.size, state.nodes.length);
+  byId('downloads').hidden = state.selected === null;
 }
 
 function renderRounds(): void {
   accuracy.update(state.rounds);
   loss.update(state.rounds);
-  renderTimeline(byId('timeline'), state.rounds);
+  renderTimeline(byId('timeline'), state.rounds, state.timelineLimit);
 }
 
 function renderNodePanels(): void {
-  renderNodes(nodesBody, state.nodes, Date.now());
+  renderNodes(nodesBody, state.nodes, Date.now(), state.feedOpen);
   renderHistograms(byId('histograms'), state.nodes);
+  renderEmptyState(byId('empty-state'), state.runs.size, state.nodes.length);
+}
+
+function renderCompare(): void {
+  const runs: ComparedRun[] = [];
+  for (const [id, rounds] of state.compared) {
+    const run = state.runs.get(id);
+    if (run && rounds) runs.push({ run, rounds });
+  }
+  compare.render(runs);
+}
+
+async function toggleCompare(id: number, on: boolean): Promise<void> {
+  if (!on) {
+    state.compared.delete(id);
+    renderCompare();
+    return;
+  }
+  state.compared.set(id, null);
+  const run = await getJson<RunView & { rounds: RoundView[] }>(`/v1/runs/${id}`);
+  if (!state.compared.has(id)) return;
+  if (run) {
+    const { rounds, ...info } = run;
+    state.runs.set(id, info);
+    state.compared.set(id, rounds);
+  } else {
+    state.compared.delete(id);
+  }
+  renderRunPanels();
+  renderCompare();
+}
+
+function downloadRecords(format: 'csv' | 'json'): void {
+  const run = state.selected === null ? undefined : state.runs.get(state.selected);
+  if (!run) return;
+  if (format === 'csv') download(`edgefed-run-${run.id}-rounds.csv`, 'text/csv', roundsCsv(state.rounds));
+  else download(`edgefed-run-${run.id}.json`, 'application/json', roundsJson(run, state.rounds));
 }
 
 let modelsPending = false;
@@ -78,6 +126,7 @@ async function loadRun(id: number): Promise<void> {
 
 async function select(id: number): Promise<void> {
   state.selected = id;
+  state.timelineLimit = TIMELINE_PAGE;
   state.rounds = [];
   state.events = [];
   state.models = null;
@@ -125,6 +174,10 @@ function onMessage(m: LiveMessage): void {
       if (m.record.round === last + 1) {
         state.rounds.push(m.record);
         renderRounds();
+        if (state.compared.has(m.runId)) {
+          state.compared.set(m.runId, state.rounds);
+          renderCompare();
+        }
         void loadModels();
       } else if (m.record.round > last + 1) {
         void loadRun(m.runId);
@@ -148,6 +201,10 @@ function onState(s: LiveState): void {
   const el = byId('live-status');
   el.dataset.state = s;
   el.textContent = s === 'open' ? 'live' : s === 'closed' ? 'disconnected, retrying' : 'connecting';
+  if (state.feedOpen !== (s === 'open')) {
+    state.feedOpen = s === 'open';
+    renderNodePanels();
+  }
 }
 
 renderRunPanels();
@@ -156,8 +213,17 @@ renderNodePanels();
 renderModels(byId('models'), null, null);
 renderEvents(byId('events'), []);
 connectLive(onMessage, onState);
-setInterval(() => renderNodes(nodesBody, state.nodes, Date.now()), 1000); // "last seen" keeps counting
+setInterval(() => renderNodes(nodesBody, state.nodes, Date.now(), state.feedOpen), 1000); // "last seen" keeps counting
+byId('download-csv').addEventListener('click', () => downloadRecords('csv'));
+byId('download-json').addEventListener('click', () => downloadRecords('json'));
+byId('timeline').addEventListener('scroll', (e) => {
+  const el = e.currentTarget as HTMLElement;
+  if (el.scrollTop + el.clientHeight < el.scrollHeight - 40 || state.timelineLimit >= state.rounds.length) return;
+  state.timelineLimit += TIMELINE_PAGE;
+  renderTimeline(el, state.rounds, state.timelineLimit);
+});
 window.addEventListener('resize', () => {
   accuracy.resize();
   loss.resize();
+  compare.resize();
 });

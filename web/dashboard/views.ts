@@ -16,34 +16,66 @@ const runName = (r: RunView): string => {
   return `#${r.id} ${typeof c?.name === 'string' ? c.name : 'run'}${typeof c?.model === 'string' ? ` (${c.model})` : ''}`;
 };
 
-export function renderRuns(el: HTMLElement, runs: RunView[], selected: number | null, select: (id: number) => void): void {
+export interface RunListHandlers {
+  select: (id: number) => void;
+  /** The run's compare box was ticked (true) or cleared. */
+  compare: (id: number, on: boolean) => void;
+}
+
+export function renderRuns(el: HTMLElement, runs: RunView[], selected: number | null, compared: ReadonlySet<number>, on: RunListHandlers): void {
   if (runs.length === 0) {
     el.replaceChildren(h('li', { class: 'empty' }, 'no runs yet'));
     return;
   }
   el.replaceChildren(...[...runs].reverse().map((r) => {
     const total = (r.config as { rounds?: unknown } | null)?.rounds;
+    const box = h('input', { type: 'checkbox', class: 'compare', title: 'compare this run', 'aria-label': `compare run ${r.id}` });
+    box.checked = compared.has(r.id);
+    box.addEventListener('click', (e) => e.stopPropagation());
+    box.addEventListener('change', () => on.compare(r.id, box.checked));
     const li = h('li', { 'data-run-id': String(r.id), 'aria-selected': String(r.id === selected) },
-      runName(r), h('span', { class: 'status' }, `${r.status}, ${r.roundsCompleted}${typeof total === 'number' ? `/${total}` : ''} rounds`));
+      box, runName(r), h('span', { class: 'status' }, `${r.status}, ${r.roundsCompleted}${typeof total === 'number' ? `/${total}` : ''} rounds`));
     if (r.error) li.title = r.error;
-    li.addEventListener('click', () => select(r.id));
+    li.addEventListener('click', () => on.select(r.id));
     return li;
   }));
+}
+
+/** What a new operator sees before anything has happened: what to run next. */
+export function renderEmptyState(el: HTMLElement, runs: number, nodes: number): void {
+  el.hidden = runs > 0;
+  if (runs > 0) return;
+  el.replaceChildren(
+    h('h2', {}, 'Nothing to show yet'),
+    h('p', {}, nodes === 0
+      ? 'No node has joined this coordinator and no run exists. Start nodes on your devices, then create a run:'
+      : `${nodes} node${nodes === 1 ? '' : 's'} enrolled, no run yet. Create one:`),
+    h('pre', {}, [
+      '# a join token for each device (admin token from the coordinator\'s start-up output)',
+      'curl -X POST -H "authorization: Bearer $ADMIN" $URL/v1/admin/join-tokens',
+      'edgefed node --coordinator $URL --join-token-file token.txt --data mnist-partition:0/10',
+      '# a run over the nodes that are connected',
+      'curl -X POST -H "authorization: Bearer $ADMIN" -H "content-type: application/json" \\',
+      '  -d \'{"model":"mlp","rounds":20,"minNodes":2}\' $URL/v1/runs',
+      '# or everything on this machine at once:  npm start   (edgefed up)',
+    ].join('\n')));
 }
 
 export function runTitle(r: RunView | undefined): string {
   return r ? `${runName(r)}: ${r.status}` : '';
 }
 
-export function renderNodes(body: HTMLElement, nodes: NodeView[], now: number): void {
+/** With the live feed down the page cannot know who is online: it says so instead of showing stale dots. */
+export function renderNodes(body: HTMLElement, nodes: NodeView[], now: number, feedOpen = true): void {
   if (nodes.length === 0) {
     body.replaceChildren(h('tr', {}, h('td', { colspan: '11', class: 'empty' }, 'no node has enrolled yet')));
     return;
   }
   body.replaceChildren(...nodes.map((n) => {
     const r = n.resources;
-    return h('tr', { 'data-node-id': String(n.id), 'data-online': String(n.online) },
-      h('td', {}, h('span', { class: `dot${n.online ? ' online' : ''}` }), n.online ? 'online' : 'offline'),
+    const status = !feedOpen ? 'unknown' : n.online ? 'online' : 'offline';
+    return h('tr', { 'data-node-id': String(n.id), 'data-online': String(feedOpen && n.online), 'data-status': status },
+      h('td', { title: feedOpen ? '' : 'the live feed is disconnected' }, h('span', { class: `dot ${status}` }), status),
       h('td', { title: r.platform ?? '' }, `${n.name} (${n.id})`),
       h('td', { class: 'num' }, num(r.cores)),
       h('td', { class: 'num' }, r.memoryMb !== undefined ? bytes(r.memoryMb * 2 ** 20) : '–'),
@@ -83,13 +115,22 @@ export function renderHistograms(el: HTMLElement, nodes: NodeView[]): void {
   }));
 }
 
-/** Rounds newest first: duration bar, then each selected node as contributed, straggler or failed. */
-export function renderTimeline(el: HTMLElement, rounds: RoundView[]): void {
+/** Rows the timeline shows at first; scrolling to its end shows this many more. */
+export const TIMELINE_PAGE = 50;
+
+/**
+ * Rounds newest first: duration bar, then each selected node as contributed, straggler or failed. Only the
+ * newest `limit` rounds are in the page, so a 5,000-round run does not build 5,000 rows.
+ */
+export function renderTimeline(el: HTMLElement, rounds: RoundView[], limit = TIMELINE_PAGE): void {
+  el.dataset.total = String(rounds.length);
   if (rounds.length === 0) {
+    el.dataset.shown = '0';
     el.replaceChildren(h('p', { class: 'empty' }, 'no round committed yet'));
     return;
   }
-  const shown = rounds.slice(-60).reverse();
+  const shown = rounds.slice(-limit).reverse();
+  el.dataset.shown = String(shown.length);
   const longest = Math.max(1e-9, ...shown.map((r) => r.seconds));
   el.replaceChildren(...shown.map((r) => {
     const failed = new Map(r.failures.map((f) => [f.nodeId, f.error]));
@@ -107,7 +148,7 @@ export function renderTimeline(el: HTMLElement, rounds: RoundView[]): void {
       h('span', { class: 'bar', style: `width:${Math.max(2, (r.seconds / longest) * 160).toFixed(0)}px`, title: r.fused ? 'fused' : 'not fused: too few valid updates' }),
       ...chips,
       r.fused ? null : h('span', { class: 'empty' }, 'not fused'));
-  }));
+  }), ...(shown.length < rounds.length ? [h('p', { class: 'more' }, `${rounds.length - shown.length} older rounds: scroll for more`)] : []));
 }
 
 export function renderModels(el: HTMLElement, runId: number | null, models: ModelVersion[] | null): void {
@@ -124,7 +165,7 @@ export function renderModels(el: HTMLElement, runId: number | null, models: Mode
 
 export function renderEvents(el: HTMLElement, events: EventView[]): void {
   if (events.length === 0) {
-    el.replaceChildren(h('li', { class: 'empty' }, 'no events'));
+    el.replaceChildren(h('li', { class: 'empty' }, 'no events for this run yet'));
     return;
   }
   el.replaceChildren(...events.slice(-50).reverse().map((e) =>
