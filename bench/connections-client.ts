@@ -39,7 +39,7 @@ import { peekHeader } from '../src/core/wire.js';
 import { selectKernels } from '../src/nn/kernels-select.js';
 import { FrameLink } from '../src/net/frame-link.js';
 import { isBound, newIdentity, signFrame, toHex, unbindFrame, type Binding } from '../src/core/identity.js';
-import { makeHello } from '../src/net/node-protocol.js';
+import { makeHello, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES } from '../src/net/node-protocol.js';
 
 export interface ClientStats {
   proc: number;
@@ -255,8 +255,8 @@ async function main(): Promise<void> {
   };
 
   const connect = (c: Conn): void => {
-    const ws = new WebSocket(url, { maxPayload: 256 * 1024 * 1024 });
-    const link = new FrameLink(ws, 256 * 1024 * 1024);
+    const ws = new WebSocket(url, { maxPayload: MAX_MESSAGE_BYTES });
+    const link = new FrameLink(ws, MAX_FRAME_BYTES);
     c.socket = ws;
     ws.on('open', () => {
       stats.open++;

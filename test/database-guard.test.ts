@@ -20,7 +20,10 @@ async function coordinatorOn(db: string): Promise<{ url: string; port: number; p
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const proc = startProcess(port, db);
-  await waitHealthy(url);
+  await waitHealthy(url).catch((e: Error) => {
+    killAll([proc]);
+    throw new Error(`${e.message}\n${proc.output().slice(-1000)}`);
+  });
   return { url, port, proc };
 }
 

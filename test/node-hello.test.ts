@@ -21,7 +21,10 @@ async function coordinator(env: NodeJS.ProcessEnv = {}, db = join(mkdtempSync(jo
   port ??= await freePort();
   const url = `http://127.0.0.1:${port}`;
   const proc = startCoordinator(port, db, undefined, [], env);
-  await waitHealthy(url);
+  await waitHealthy(url).catch((e: Error) => {
+    killAll([proc]);
+    throw new Error(`${e.message}\n${proc.output().slice(-1000)}`);
+  });
   return { url, port, db, proc };
 }
 

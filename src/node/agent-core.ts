@@ -12,7 +12,7 @@ import type { NodeResources } from './resources.js';
 import { FrameLink } from '../net/frame-link.js';
 import { peekHeader } from '../core/wire.js';
 import { isBound, publicKeyOf, signFrame, toHex, unbindFrame, type Binding } from '../core/identity.js';
-import { HEARTBEAT, MAX_FRAME_BYTES, makeHello, type CoordinatorMessage } from '../net/node-protocol.js';
+import { HEARTBEAT, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, makeHello, type CoordinatorMessage } from '../net/node-protocol.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
 import type { SecureNodeOptions } from './secure-session.js';
 import { keySetPeerTrust, tofuPeerTrust, type PeerTrust } from '../core/secagg/signing.js';
@@ -181,7 +181,8 @@ export class AgentCore {
   private connect(): void {
     if (this.stopped) return;
     let link: FrameLink | null = null;
-    const ws = this.platform.connect(wsUrl(this.o.coordinator), MAX_FRAME_BYTES, {
+    // One message is at most one chunk (frames above it are chunked): a node buffers no more than that at once.
+    const ws = this.platform.connect(wsUrl(this.o.coordinator), MAX_MESSAGE_BYTES, {
       // The hello waits for the coordinator's challenge, which it signs (node-protocol.ts).
       open: () => undefined,
       message: (data) => {
