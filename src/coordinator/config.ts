@@ -6,12 +6,13 @@ import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 import { featureIssues } from '../engine/feature-rules.js';
 import { parseCompression } from '../core/compress-update.js';
 import { asyncRunIssues } from './async-config.js';
+import { BUILTIN_MODELS } from '../model/spec.js';
 
 export const RunConfigSchema = z.object({
   name: z.string().min(1).max(128).default('run'),
   /** Central evaluation data held by the coordinator (its test split is used). */
   evalDataset: z.string().min(1).default('mnist'),
-  model: z.enum(['mlp', '2nn', 'cnn', 'linear']).default('mlp'),
+  model: z.enum(BUILTIN_MODELS).default('mlp'),
   strategy: z.string().default('fedavg').refine((s) => { parseStrategy(s); return true; }),
   rounds: z.number().int().min(1).max(100000).default(10),
   fraction: z.number().gt(0).lte(1).default(1),

@@ -9,8 +9,7 @@
  * run, and that stop is in the store before setControl returns.
  */
 import type { Logger } from 'pino';
-import { loadDatasetSpec } from '../data/load.js';
-import { subset, type Dataset } from '../data/types.js';
+import type { Dataset } from '../data/types.js';
 import { Rng } from '../core/rng.js';
 import { makeLayout } from '../core/params.js';
 import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../model/spec.js';
@@ -26,6 +25,7 @@ import { peekHeader } from '../core/wire.js';
 import type { Registry } from './registry.js';
 import type { Store } from './store.js';
 import { parseRunConfig, type RunConfig } from './config.js';
+import { DatasetCatalog } from './datasets.js';
 
 type Control = 'run' | 'pause' | 'stop';
 
@@ -55,7 +55,6 @@ export function runModelSpec(config: RunConfig, test: Dataset): ModelSpec {
 export class RunManager {
   private readonly control = new Map<number, Control>();
   private readonly active = new Map<number, ActiveRun>();
-  private readonly testSets = new Map<string, Dataset>();
   /** Aborted when shutdown begins: ends waits for nodes and pauses at once. */
   private readonly halt = new AbortController();
   /** Set when the grace period ran out: no further round is committed. */
@@ -67,6 +66,7 @@ export class RunManager {
     private readonly log: Logger,
     private readonly onRoundCommitted?: (runId: number, record: RoundRecord) => void,
     private readonly auth = true,
+    readonly datasets = new DatasetCatalog(),
   ) {}
 
   get(runId: number): ActiveRun | undefined {
@@ -105,17 +105,6 @@ export class RunManager {
     return inTime;
   }
 
-  private testSet(spec: string, limit?: number): Dataset {
-    const key = `${spec}#${limit ?? ''}`;
-    let d = this.testSets.get(key);
-    if (!d) {
-      const t = loadDatasetSpec(spec).test;
-      d = limit && limit < t.n ? subset(t, Array.from({ length: limit }, (_, i) => i)) : t;
-      this.testSets.set(key, d);
-    }
-    return d;
-  }
-
   /** A frame no request waits for: a straggler's answer after its deadline (even after its run ended). */
   late(runId: number, nodeId: number, frame: Uint8Array): void {
     const active = this.active.get(runId);
@@ -139,7 +128,12 @@ export class RunManager {
   /** Resumes every run that was running or paused when the coordinator stopped. */
   resumeAll(): void {
     for (const r of this.store.listRuns()) {
-      if (r.status === 'running' || r.status === 'paused' || r.status === 'created') this.start(r.id);
+      if (r.status !== 'running' && r.status !== 'paused' && r.status !== 'created') continue;
+      try {
+        this.start(r.id);
+      } catch {
+        // marked failed with its reason by start(); the other runs go on
+      }
     }
   }
 
@@ -149,9 +143,18 @@ export class RunManager {
     if (this.shuttingDown) throw new ShutdownAbort(`run ${runId} not started: the coordinator is shutting down (a restart starts it)`);
     const row = this.store.getRun(runId);
     if (!row) throw new Error(`run ${runId} does not exist`);
-    const config = parseRunConfig(row.config);
-    const test = this.testSet(config.evalDataset, config.limitTest);
-    const spec = runModelSpec(config, test);
+    let config: RunConfig, test: Dataset, spec: ModelSpec;
+    try {
+      config = parseRunConfig(row.config);
+      test = this.datasets.testSet(config.evalDataset, config.limitTest);
+      spec = runModelSpec(config, test);
+    } catch (e) {
+      // One run that cannot be set up (its dataset gone or unregistered, say) must not stop the others.
+      const reason = `run setup failed: ${(e as Error).message}`;
+      this.log.error({ runId, err: reason }, 'run failed');
+      this.store.setRunStatus(runId, 'failed', reason);
+      throw new Error(reason);
+    }
     const transport = new NetworkTransport({
       registry: this.registry, selection: config.selection, timeoutMs: config.roundTimeoutMs, runId, allowUnbound: !this.auth,
       configure: configureForRun(runId, spec),
