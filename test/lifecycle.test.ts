@@ -24,7 +24,10 @@ async function setup(runConfig: object, extra: string[] = []): Promise<Setup> {
   const db = join(dir, 'state.db');
   const coordinator = startCoordinator(port, db, file, extra);
   const url = `http://127.0.0.1:${port}`;
-  await waitHealthy(url);
+  await waitHealthy(url).catch((e: Error) => {
+    killAll([coordinator]);
+    throw e;
+  });
   return { url, port, db, file, coordinator };
 }
 
