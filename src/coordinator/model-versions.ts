@@ -7,6 +7,9 @@
  * deleted when a newer one is recorded. The Store itself keeps only the last checkpoint; this table is
  * what makes earlier versions downloadable. A version is recorded right after its round commits; the
  * newest checkpoint is also back-filled on first use, so a crash between the two loses no version.
+ *
+ * Integrity: each version's weights are hashed again on every read and compared with the sha256 stored
+ * beside them; a damaged version throws (ModelVersionCorruptError) instead of being served or used.
  */
 import Database from 'better-sqlite3';
 import type { ModelSpec } from '../model/spec.js';
@@ -17,6 +20,13 @@ import type { ModelVersionInfo } from '../model/version-info.js';
 export const DEFAULT_VERSIONS_KEPT = 10;
 
 export type { ModelVersionInfo } from '../model/version-info.js';
+export class ModelVersionCorruptError extends Error {
+  constructor(runId: number, version: number, stored: string, actual: string) {
+    super(`model version ${version} of run ${runId} is corrupt: its weights hash to ${actual.slice(0, 16)}..., `
+      + `the sha256 stored with them is ${stored.slice(0, 16)}...; it is not served (restore the database from a backup)`);
+    this.name = 'ModelVersionCorruptError';
+  }
+}
 
 export interface ModelVersion extends ModelVersionInfo {
   spec: ModelSpec;
@@ -94,6 +104,8 @@ export class ModelVersions {
       : this.db.prepare('SELECT * FROM model_versions WHERE run_id = ? AND version = ?').get(runId, version)) as Row | undefined;
     if (!row) return undefined;
     const weights = new Float32Array(row.weights.buffer.slice(row.weights.byteOffset, row.weights.byteOffset + row.weights.byteLength));
+    const actual = weightsSha256(weights);
+    if (actual !== row.sha256) throw new ModelVersionCorruptError(runId, row.version, row.sha256, actual);
     return { ...info(row), spec: JSON.parse(row.spec) as ModelSpec, weights };
   }
 

@@ -11,7 +11,8 @@ import { labelCounts } from './local-data.js';
 import type { NodeResources } from './resources.js';
 import { FrameLink } from '../net/frame-link.js';
 import { peekHeader } from '../core/wire.js';
-import { isBound, publicKeyOf, randomNonce, signFrame, signHello, toHex, unbindFrame, type Binding } from '../core/identity.js';
+import { isBound, publicKeyOf, signFrame, toHex, unbindFrame, type Binding } from '../core/identity.js';
+import { HEARTBEAT, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, makeHello, type CoordinatorMessage } from '../net/node-protocol.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
 import type { SecureNodeOptions } from './secure-session.js';
 import { keySetPeerTrust, tofuPeerTrust, type PeerTrust } from '../core/secagg/signing.js';
@@ -83,16 +84,12 @@ export interface AgentStats {
   bytesOut: number;
 }
 
-const MAX_FRAME_BYTES = 256 * 1024 * 1024;
-
 function wsUrl(base: string): string {
   const u = new URL(base);
   u.protocol = u.protocol === 'https:' || u.protocol === 'wss:' ? 'wss:' : 'ws:';
   u.pathname = '/v1/ws';
   return u.toString();
 }
-
-const randomBytes = (n: number): Uint8Array => crypto.getRandomValues(new Uint8Array(n));
 
 /** Training speed measured on this node's own data with a small dense model, in samples per second. */
 async function measureSpeed(data: LocalData, platform: AgentPlatform): Promise<number> {
@@ -184,16 +181,10 @@ export class AgentCore {
   private connect(): void {
     if (this.stopped) return;
     let link: FrameLink | null = null;
-    const ws = this.platform.connect(wsUrl(this.o.coordinator), MAX_FRAME_BYTES, {
-      open: () => {
-        const hello: Record<string, unknown> = { type: 'hello', protocol: 1, name: this.o.name, resources: this.resources, tags: this.o.tags };
-        if (this.o.secretKey) {
-          const timestamp = Date.now();
-          const nonce = randomNonce(randomBytes);
-          hello.auth = { timestamp, nonce, signature: signHello(this.o.name, timestamp, nonce, this.o.secretKey, this.platform.crypto) };
-        }
-        this.sendText(ws, JSON.stringify(hello));
-      },
+    // One message is at most one chunk (frames above it are chunked): a node buffers no more than that at once.
+    const ws = this.platform.connect(wsUrl(this.o.coordinator), MAX_MESSAGE_BYTES, {
+      // The hello waits for the coordinator's challenge, which it signs (node-protocol.ts).
+      open: () => undefined,
       message: (data) => {
         if (typeof data === 'string') {
           this.stats.bytesIn += data.length;
@@ -238,20 +229,23 @@ export class AgentCore {
   }
 
   private control(ws: AgentSocket, text: string): void {
-    let msg: { type?: string; nodeId?: number; heartbeatMs?: number; runId?: number; spec?: ModelSpec; code?: string; message?: string };
+    let msg: Partial<Record<string, unknown>> & Partial<CoordinatorMessage>;
     try {
       msg = JSON.parse(text);
     } catch {
       return;
     }
-    if (msg.type === 'welcome' && Number.isInteger(msg.nodeId)) {
+    if (msg.type === 'challenge' && typeof msg.challenge === 'string') {
+      const declared = { name: this.o.name, resources: this.resources, tags: this.o.tags };
+      this.sendText(ws, JSON.stringify(makeHello(msg.challenge, declared, this.o.secretKey, this.platform.crypto)));
+    } else if (msg.type === 'welcome' && Number.isInteger(msg.nodeId)) {
       this.nodeId = msg.nodeId!;
       this.attempt = 0;
       this.connected = true;
       this.o.log.info({ nodeId: this.nodeId }, 'enrolled');
       this.emit({ type: 'connected', nodeId: this.nodeId });
       if (this.heartbeat) clearInterval(this.heartbeat);
-      this.heartbeat = setInterval(() => ws.isOpen && this.sendText(ws, '{"type":"heartbeat"}'), msg.heartbeatMs ?? 5000);
+      this.heartbeat = setInterval(() => ws.isOpen && this.sendText(ws, HEARTBEAT), msg.heartbeatMs ?? 5000);
     } else if (msg.type === 'configure' && Number.isInteger(msg.runId) && msg.spec) {
       const spec = msg.spec;
       const runId = msg.runId!;
