@@ -3,9 +3,12 @@ import { WebSocket } from 'ws';
 import { availableParallelism, totalmem } from 'node:os';
 import { makeTrainer } from '../model/make-trainer.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
+import { mqttAgentSocket } from './mqtt-agent-socket.js';
+import { isMqttUrl } from '../net/mqtt-envelope.js';
 
 export const nodePlatform: AgentPlatform = {
   connect(url, maxPayload, on): AgentSocket {
+    if (isMqttUrl(url)) return mqttAgentSocket(url, maxPayload, on);
     const ws = new WebSocket(url, { maxPayload });
     ws.on('open', () => on.open());
     ws.on('message', (data, isBinary) => {
