@@ -24,6 +24,7 @@ import { loadNodeData } from '../node/data.js';
 import { saveTfjsModel } from '../model/tfjs.js';
 import { spawnGatewayTree, spawnNode } from './up-gateways.js';
 import { JOIN_TOKEN_ENV, secretFrom } from './secret-flags.js';
+import { addCoordinatorMqttOptions, addNodeMqttOptions, coordinatorMqttFromFlags, nodeMqttFromFlags, type CoordinatorMqttFlags } from './mqtt-flags.js';
 import { DatabaseLockedError } from '../coordinator/db-lock.js';
 import { StoreError } from '../coordinator/store.js';
 import { DEFAULT_SHUTDOWN_GRACE_MS, MAX_SHUTDOWN_GRACE_MS } from '../coordinator/server.js';
@@ -61,7 +62,7 @@ function coordinatorLogger(level?: string, format?: string) {
 }
 
 export function addDeployCommands(program: Command): void {
-  addLogFormatOption(program.command('coordinator'))
+  addCoordinatorMqttOptions(addLogFormatOption(program.command('coordinator')))
     .description('the service that runs federations: REST API + WebSocket for nodes, state in SQLite')
     .option('--port <n>', 'port to listen on', intArg(0, 65535), 8080)
     .option('--host <addr>', 'address to bind', '127.0.0.1')
@@ -86,11 +87,12 @@ again. Only POST /v1/runs/:id/stop stops a run. One coordinator per database: a 
 Examples:
   edgefed coordinator --port 8080 --db edgefed.db --config run.json
   curl -X POST localhost:8080/v1/runs -H 'content-type: application/json' -H "authorization: Bearer $ADMIN" -d '{"model":"mlp","rounds":10}'`)
-    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; logFormat?: string; escalationModel?: string; publicRead?: boolean; dataset: string[]; shutdownGraceMs: number }) => {
+    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; logFormat?: string; escalationModel?: string; publicRead?: boolean; dataset: string[]; shutdownGraceMs: number } & CoordinatorMqttFlags) => {
       if (f.auth !== 'on' && f.auth !== 'off') throw new UsageError(`--auth: expected on or off, got '${f.auth}'`);
       if (!!f.tlsCert !== !!f.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
       for (const file of [f.tlsCert, f.tlsKey]) if (file && !existsSync(file)) throw new UsageError(`TLS file ${file} does not exist`);
       if (f.escalationModel && !existsSync(f.escalationModel)) throw new UsageError(`--escalation-model ${f.escalationModel} does not exist`);
+      const mqtt = coordinatorMqttFromFlags(f);
       let config: unknown;
       if (f.config) {
         try {
@@ -114,7 +116,7 @@ Examples:
       const c = await startCoordinator({
         port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken, logger: coordinatorLogger(f.logLevel, f.logFormat), escalationModel: f.escalationModel,
         publicRead: !!f.publicRead, datasets,
-        tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined, shutdownGraceMs: f.shutdownGraceMs,
+        tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined, shutdownGraceMs: f.shutdownGraceMs, mqtt,
       }).catch((e: Error) => {
         // A database held by another coordinator, or one that is not an EdgeFed store: one line, exit code 2.
         throw e instanceof DatabaseLockedError || e instanceof StoreError ? new UsageError(e.message) : e;
@@ -149,7 +151,7 @@ Examples:
       }
     });
 
-  addLogFormatOption(program.command('node'))
+  addNodeMqttOptions(addLogFormatOption(program.command('node')))
     .description('an edge-node agent: enrols, trains on its local data, returns updates, reconnects')
     .requiredOption('--coordinator <url>', 'coordinator address, e.g. http://127.0.0.1:8080')
     .requiredOption('--data <spec>', 'mnist-partition:I/N[:PARTITION] | idx:DIR | csv:FILE')
@@ -173,7 +175,7 @@ Examples:
     .addHelpText('after', `
 Examples:
   edgefed node --coordinator http://127.0.0.1:8080 --data mnist-partition:0/5 --name n0 --tags site=a`)
-    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; joinTokenFile?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean; secaggPeers?: string; logFormat?: string; threads: number } & ServeFlags) => {
+    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; joinTokenFile?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean; secaggPeers?: string; logFormat?: string; threads: number; fleet?: string; api?: string } & ServeFlags) => {
       const joinToken = secretFrom(f.joinToken, f.joinTokenFile, JOIN_TOKEN_ENV, 'join-token');
       const name = f.name ?? `node-${process.pid}`;
       useBlasThreads(f.threads);
@@ -185,6 +187,9 @@ Examples:
       } catch {
         throw new UsageError(`--coordinator: not a URL: '${f.coordinator}'`);
       }
+      const link = nodeMqttFromFlags(f);
+      if (joinToken && link.fleet && !link.api) throw new UsageError('--join-token with an MQTT coordinator: give --api URL (enrolment is one HTTP call)');
+      const api = link.api ?? link.coordinator;
       let data;
       try {
         data = loadNodeData(f.data, name);
@@ -192,8 +197,8 @@ Examples:
         throw new UsageError((e as Error).message);
       }
       const log = makeLogger({ format: f.logFormat, base: { node: name } });
-      const serving = await startServingFromFlags(f, { coordinator: f.coordinator, data: f.data, creds: { name, secretKey }, log });
-      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare, ...(secaggPeerKeys ? { secaggPeerKeys } : {}) });
+      const serving = await startServingFromFlags(f, { coordinator: api, data: f.data, creds: { name, secretKey }, log });
+      const agent = new Agent({ ...link, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare, ...(secaggPeerKeys ? { secaggPeerKeys } : {}) });
       await agent.start();
       const stop = () => {
         void serving?.close();

@@ -11,6 +11,8 @@ import type { RoundRecord } from '../engine/round-engine.js';
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../net/node-protocol.js';
 import { openNodeSession } from './node-session.js';
 import { WebSocketNodeEndpoint } from './ws-node-connection.js';
+import { MqttNodeEndpoint, mqttChunkBytes, type MqttEndpointOptions } from './mqtt-node-connection.js';
+import type { NodeConnection } from './node-connection.js';
 import { lockDatabase } from './db-lock.js';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -60,6 +62,8 @@ export interface CoordinatorOptions {
   escalationModel?: string;
   /** On close: how long the round in progress may take to finish before it is abandoned uncommitted (ms). */
   shutdownGraceMs?: number;
+  /** Also serve nodes through an MQTT broker (mqtt-node-connection.ts), beside the WebSocket endpoint. */
+  mqtt?: Omit<MqttEndpointOptions, 'maxFrameBytes' | 'log' | 'chunkBytes'> & { chunkBytes?: number };
 }
 
 export interface Coordinator {
@@ -139,9 +143,21 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   const port = typeof address === 'object' && address ? address.port : o.port;
 
   let accepting = true;
-  const nodeEndpoint = new WebSocketNodeEndpoint(frameLimit(), (conn) => openNodeSession(conn, {
+  const openSession = (conn: NodeConnection) => openNodeSession(conn, {
     store, registry, runs, metrics, log, auth, heartbeatMs, accepting: () => accepting,
-  }));
+  });
+  const nodeEndpoint = new WebSocketNodeEndpoint(frameLimit(), openSession);
+  let mqttEndpoint: MqttNodeEndpoint | null = null;
+  if (o.mqtt) {
+    try {
+      mqttEndpoint = await MqttNodeEndpoint.start({ ...o.mqtt, chunkBytes: mqttChunkBytes(o.mqtt.chunkBytes), maxFrameBytes: frameLimit(), log }, openSession);
+    } catch (e) {
+      await app.close();
+      store.close();
+      lock?.release();
+      throw e;
+    }
+  }
   app.server.on('upgrade', (req, socket, head) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path === '/v1/live') return live.handleUpgrade(req, socket, head);
@@ -179,6 +195,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
       // Past the grace period the rounds in progress are abandoned: closing the nodes fails their requests.
       for (const n of registry.all()) n.connection.terminate();
       nodeEndpoint.close();
+      await mqttEndpoint?.close();
       await app.close();
       await Promise.race([Promise.all(runs.activeRuns().map((r) => r.done)), new Promise((r) => setTimeout(r, 2000).unref())]);
       models.close();

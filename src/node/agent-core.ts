@@ -13,6 +13,7 @@ import { FrameLink } from '../net/frame-link.js';
 import { peekHeader } from '../core/wire.js';
 import { isBound, publicKeyOf, signFrame, toHex, unbindFrame, type Binding } from '../core/identity.js';
 import { HEARTBEAT, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, makeHello, type CoordinatorMessage } from '../net/node-protocol.js';
+import { isMqttUrl, mqttLinkUrl } from '../net/mqtt-envelope.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
 import type { SecureNodeOptions } from './secure-session.js';
 import { keySetPeerTrust, tofuPeerTrust, type PeerTrust } from '../core/secagg/signing.js';
@@ -31,8 +32,13 @@ export interface RequestHandler {
 }
 
 export interface AgentOptions {
+  /** http(s)://... (WebSocket link) or mqtt(s)://broker:port (with `fleet`). */
   coordinator: string;
   name: string;
+  /** With an MQTT coordinator: the fleet (topic prefix) its coordinator serves. */
+  fleet?: string;
+  /** The coordinator's HTTP API, for enrolment and downloads when `coordinator` is a broker. */
+  api?: string;
   /** The node's own data; a node with a custom `handler` (a gateway) has none. */
   data?: LocalData;
   /** In place of a NodeHost on `data`: builds what answers a run's requests. */
@@ -82,6 +88,11 @@ export interface AgentStats {
   /** WebSocket payload bytes received and sent (binary chunks and control messages). */
   bytesIn: number;
   bytesOut: number;
+}
+
+/** Where the agent's link goes: the coordinator's WebSocket, or its fleet's topics at a broker. */
+function linkUrl(o: { coordinator: string; fleet?: string; name: string }): string {
+  return isMqttUrl(o.coordinator) ? mqttLinkUrl(o.coordinator, o.fleet, o.name) : wsUrl(o.coordinator);
 }
 
 function wsUrl(base: string): string {
@@ -150,7 +161,7 @@ export class AgentCore {
   }
 
   async start(): Promise<void> {
-    const base = this.o.coordinator.replace(/^ws/, 'http');
+    const base = this.o.api ?? this.o.coordinator.replace(/^ws/, 'http');
     const data = this.o.data;
     this.resources = {
       ...this.platform.device(), samplesPerSecond: data ? await measureSpeed(data, this.platform) : undefined,
@@ -182,7 +193,7 @@ export class AgentCore {
     if (this.stopped) return;
     let link: FrameLink | null = null;
     // One message is at most one chunk (frames above it are chunked): a node buffers no more than that at once.
-    const ws = this.platform.connect(wsUrl(this.o.coordinator), MAX_MESSAGE_BYTES, {
+    const ws = this.platform.connect(linkUrl(this.o), MAX_MESSAGE_BYTES, {
       // The hello waits for the coordinator's challenge, which it signs (node-protocol.ts).
       open: () => undefined,
       message: (data) => {
