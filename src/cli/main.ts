@@ -15,6 +15,7 @@ import { packageVersion } from './version.js';
 import { addDeployCommands } from './deploy-cmds.js';
 import { addGatewayCommand } from './gateway-cmd.js';
 import { addQueueCommands } from './queue-cmds.js';
+import { addSchemaCommand } from './schema-cmd.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 import { strategyHelp } from '../engine/strategies/registry.js';
@@ -165,6 +166,7 @@ addPredictCommand(program);
 addDeployCommands(program);
 addGatewayCommand(program);
 addQueueCommands(program);
+addSchemaCommand(program);
 
 try {
   await program.parseAsync(process.argv);
