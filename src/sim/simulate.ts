@@ -57,7 +57,8 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
       data: shareDataset(train), parts, validationFraction: o.validationFraction, seed: o.seed, spec, trainer: o.trainer,
       ...(nodeAttack ? { attack: nodeAttack } : {}),
       ...(o.secagg && o.secaggDropout ? { secaggDropout: o.secaggDropout } : {}),
-    }, workers, compression.ef);
+      // Secure aggregation: a virtual node remembers the rounds it shared keys for, so it stays on one worker.
+    }, workers, compression.ef || o.secagg === true);
   const evaluator = await makeTrainer(spec, o.trainer);
   try {
     const engine = engineFor({
