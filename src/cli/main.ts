@@ -7,7 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { floatArg, intArg, UsageError } from './args.js';
 import { runSimulation } from '../sim/simulate.js';
-import type { SimulationOptions } from '../sim/options.js';
+import { resolveOptions, type SimulationOptions } from '../sim/options.js';
 import { checkOutDir, summarize, writeRunOutputs } from './report.js';
 import { addPredictCommand } from './predict-cmd.js';
 import { progressReporter } from './progress.js';
@@ -15,10 +15,13 @@ import { packageVersion } from './version.js';
 import { addDeployCommands } from './deploy-cmds.js';
 import { addGatewayCommand } from './gateway-cmd.js';
 import { addQueueCommands } from './queue-cmds.js';
+import { addSchemaCommand } from './schema-cmd.js';
 import { addExportCommand } from './export-cmd.js';
 import { addDoctorCommand } from './doctor-cmd.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
+import { strategyHelp } from '../engine/strategies/registry.js';
+import { compressionForms } from '../core/compress-update.js';
 
 const program = new Command('edgefed')
   .description('Federated deep learning at the edge: partition, train, fuse and predict.')
@@ -64,6 +67,12 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     ...(flags.dpNoise !== undefined ? { dpNoise: flags.dpNoise } : {}),
     ...(flags.localDp !== undefined ? { localDp: flags.localDp } : {}),
   };
+  // Bad options fail before anything is printed (the checks are cheap; runSimulation repeats them).
+  try {
+    resolveOptions(options);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const progress = progressReporter(flags.rounds, !!flags.quiet);
   progress.phase(`loading ${flags.dataset}, partitioning it over ${flags.nodes} nodes and starting workers`);
   let started = false;
@@ -111,8 +120,7 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
     .addOption(new Option('--optimizer <name>', 'local optimizer (default: the model\'s own)').choices(['sgd', 'adam', 'momentum']))
     .option('--lr <rate>', 'local learning rate', floatArg(0, 100, true))
     .option('--partition <spec>', 'iid | shards:K | dirichlet:ALPHA[:MIN] | quantity:ALPHA[:MIN] | feature:NAME[:ranges|kmeans] | natural:COLUMN', 'iid')
-    .option('--strategy <spec>', 'fedavg | fedprox:MU | fedavgm | fedadam | fedyogi | fedadagrad | fednova | fedsgd[:adam][,lr=X] (key=value parameters after a colon); ' +
-      'Byzantine-robust: fedmedian | fedtrimmedavg[:beta=0.2] | krum:f=K | multikrum:f=K[,m=M] | bulyan:f=K; clip=NORM clips each update (e.g. fedavg:clip=5)', 'fedavg')
+    .option('--strategy <spec>', strategyHelp(), 'fedavg')
     .option('--seed <n>', 'seed for every random choice', intArg(0, 2 ** 32 - 1), 1)
     .option('--target-accuracy <a>', 'stop when central test accuracy reaches this', floatArg(0, 1, true), defaults.target)
     .option('--validation <f>', 'fraction of each node\'s data held out for federated evaluation', floatArg(0, 0.99), 0.2)
@@ -131,7 +139,7 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
     .addOption(new Option('--dp-noise <source>', 'dpfedavg noise and sampling: seeded (repeatable; the seed regenerates the noise) or csprng (as deployed)')
       .choices(['seeded', 'csprng']))
     .option('--local-dp <spec>', 'local DP: every node clips its update to C and adds noise z C before sending, clip=C,noise=Z[,delta=D]')
-    .option('--compression <spec>', 'how nodes compress updates: none | fp16 | int8 | int8-block:N | topk:F, then optional ,ef=on|off ' +
+    .option('--compression <spec>', `how nodes compress updates: ${compressionForms().replaceAll(', ', ' | ')}, then optional ,ef=on|off ` +
       '(error feedback; default on for topk) ,delta=on|off (send local - global; default on) ,rounding=nearest|stochastic (int8)', 'none')
     .option('--profile <set>', 'device profiles for a virtual clock: uniform | slow20 (20% of nodes 5-10x slower) | heavytail | PATH.json')
     .option('--deadline <s>', 'synchronous rounds close after this many simulated seconds', floatArg(0, 1e9, true))
@@ -172,6 +180,7 @@ addPredictCommand(program);
 addDeployCommands(program);
 addGatewayCommand(program);
 addQueueCommands(program);
+addSchemaCommand(program);
 addExportCommand(program);
 addDoctorCommand(program);
 

@@ -9,7 +9,7 @@ test('run config mode "async": defaults from minNodes, and bad settings refused 
   assert.deepEqual(asyncSettings(parseRunConfig({ mode: 'async', concurrency: 30, bufferSize: 5, serverLr: 0.5 })), { concurrency: 30, bufferSize: 5, serverLr: 0.5 });
   assert.equal(parseRunConfig({}).mode, 'sync');
   const cases: [object, RegExp][] = [
-    [{ mode: 'async', bufferSize: 3, concurrency: 2 }, /run config: concurrency: concurrency must be a whole number >= the buffer size K = 3/],
+    [{ mode: 'async', bufferSize: 3, concurrency: 2 }, /run config: concurrency: must be >= the buffer size K = 3 \(nodes training at once\), got 2/],
     [{ mode: 'async', bufferSize: 0 }, /run config: bufferSize/],
     [{ mode: 'async', serverLr: 0 }, /run config: serverLr/],
     [{ mode: 'async', strategy: 'fedadam' }, /run config: strategy: mode "async" fuses with FedBuff/],

@@ -17,6 +17,7 @@ import type { TrainConfig } from '../model/trainer.js';
 import { encodeTrainRequest } from './messages.js';
 import { RoundEngine, type EngineOptions, type NodeFailure, type RoundRecord, type RunResult } from './round-engine.js';
 import type { TrainResult } from './strategy.js';
+import { strategiesWith } from './strategies/registry.js';
 import { parseTrainReply } from './train-reply.js';
 import { samplesProcessed } from './virtual-time.js';
 
@@ -59,8 +60,9 @@ export class AsyncEngine {
   constructor(private readonly o: AsyncEngineOptions) {
     if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new Error(`rounds must be a whole number >= 1, got ${o.rounds}`);
     checkFedBuffOptions(o);
-    if (o.strategy.name !== 'fedavg' || o.strategy.config.clip !== undefined) {
-      throw new Error(`asynchronous mode fuses with FedBuff; the strategy must be plain fedavg, got '${o.strategy.name}${o.strategy.config.clip !== undefined ? ':clip' : ''}'`);
+    if (!o.strategy.capabilities.async) {
+      const got = `${o.strategy.name}${o.strategy.config.clip !== undefined ? ':clip' : ''}`;
+      throw new Error(`asynchronous mode fuses with FedBuff; the strategy must be plain ${strategiesWith('async').join(' or ')}, got '${got}'`);
     }
     this.global = new Float32Array(o.initial);
   }
@@ -68,7 +70,7 @@ export class AsyncEngine {
   /** Sends the current model to a node; the flight settles (never rejects) with its outcome. */
   private dispatch(nodeId: number, version: number, seq: number): Flight {
     const { layout, strategy, transport, local, seed, clock } = this.o;
-    const config: TrainConfig = { ...local, proxMu: strategy.config.proxMu, seed: RoundEngine.nodeSeed(seed, seq, nodeId) };
+    const config: TrainConfig = { ...local, proxMu: strategy.proxMu, seed: RoundEngine.nodeSeed(seed, seq, nodeId) };
     const frame = encodeTrainRequest(layout, { round: version, nodeId, mode: strategy.mode, config, weights: this.global });
     const flight: Flight = {
       seq, nodeId, version, base: this.global, sentAt: clock?.now() ?? 0, downBytes: frame.length,

@@ -6,21 +6,11 @@
  */
 import { FrameError, type WireDtype, type WireTensor } from '../core/wire.js';
 import type { CompressedTensor, CompressionSpec } from '../core/compress-update.js';
+import { codecOf } from '../core/codecs/registry.js';
 import type { TensorSlot } from '../core/params.js';
 
 export function compressedToTensors(layout: readonly TensorSlot[], parts: readonly CompressedTensor[]): WireTensor[] {
-  return layout.flatMap((slot, i): WireTensor[] => {
-    const c = parts[i];
-    if (c.kind === 'fp16') return [{ name: slot.name, dtype: 'float16', shape: slot.shape, data: c.half }];
-    if (c.kind === 'int8') {
-      return [{ name: slot.name, dtype: 'int8', shape: slot.shape, data: c.q }, { name: `${slot.name}#scales`, dtype: 'float32', shape: [c.scales.length], data: c.scales }];
-    }
-    const k = c.sparse.indices.length;
-    return [
-      { name: `${slot.name}#indices`, dtype: 'int32', shape: [k], data: c.sparse.indices },
-      { name: `${slot.name}#values`, dtype: 'float32', shape: [k], data: c.sparse.values },
-    ];
-  });
+  return layout.flatMap((slot, i) => codecOf(parts[i].kind).toWire(parts[i], slot));
 }
 
 export function tensorsToCompressed(layout: readonly TensorSlot[], spec: CompressionSpec, tensors: readonly WireTensor[]): CompressedTensor[] {
@@ -36,18 +26,9 @@ export function tensorsToCompressed(layout: readonly TensorSlot[], spec: Compres
     }
     return t;
   };
-  const parts = layout.map((slot): CompressedTensor => {
-    if (spec.kind === 'fp16') return { kind: 'fp16', half: take(slot.name, 'float16', slot.shape).data as Uint16Array };
-    if (spec.kind === 'int8') {
-      const q = take(slot.name, 'int8', slot.shape).data as Int8Array;
-      return { kind: 'int8', q, scales: take(`${slot.name}#scales`, 'float32').data as Float32Array };
-    }
-    if (spec.kind === 'topk') {
-      const indices = take(`${slot.name}#indices`, 'int32').data as Int32Array;
-      return { kind: 'topk', sparse: { indices, values: take(`${slot.name}#values`, 'float32').data as Float32Array } };
-    }
-    throw new FrameError('bad_field', 'compression none has no compressed tensors');
-  });
+  if (spec.kind === 'none') throw new FrameError('bad_field', 'compression none has no compressed tensors');
+  const codec = codecOf(spec.kind);
+  const parts = layout.map((slot) => codec.fromWire(slot, take));
   if (next !== tensors.length) throw new FrameError('bad_tensors', `expected ${next} compressed tensors, got ${tensors.length}`);
   return parts;
 }

@@ -112,7 +112,7 @@ test('dpfedavg clip=adaptive: bad parameters are refused with a reason', () => {
     ['dpfedavg:clip=adaptive,noise=1,clip0=-1', /clip0 must be a number >= 0/],
     ['dpfedavg:clip=adaptive,noise=1,countnoise=0.4', /countnoise must exceed noise \/ 2/],
     ['fedavg:clip=adaptive', /clip must be a number/],
-    ['fedavg:quantile=0.5', /unknown hyper-parameter 'quantile'/],
+    ['fedavg:quantile=0.5', /parameter 'quantile' applies to dpfedavg only/],
   ] as const) {
     assert.throws(() => parseStrategy(text), re, text);
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { RoundEngine, type EngineOptions } from './round-engine.js';
 import { Strategy, parseStrategy } from './strategy.js';
 import { PrivacyLedger } from './privacy-ledger.js';
-import { featureIssues } from './feature-rules.js';
+import { CONFIG_WORDING, runIssues } from './run-rules.js';
 import { Rng } from '../core/rng.js';
 import { computeRdp, DEFAULT_ORDERS, getPrivacySpent } from '../core/rdp.js';
 import { discreteGaussianVector } from '../core/discrete-gaussian.js';
@@ -140,10 +140,10 @@ test('the ledger rides in the checkpoint: a resumed strategy continues the same 
 });
 
 test('over-selection (and secure aggregation) with dpfedavg is refused, in configs and by the engine', () => {
-  const issues = featureIssues({ secagg: false, compression: 'none', mode: 'sync', overSelect: 0.3, strategy: 'dpfedavg:clip=1,noise=1' });
+  const issues = runIssues({ secagg: false, compression: 'none', mode: 'sync', overSelect: 0.3, strategy: 'dpfedavg:clip=1,noise=1' }, CONFIG_WORDING, 2);
   assert.deepEqual(issues.map((i) => i.path), [['overSelect']]);
   assert.match(issues[0].message, /Poisson sampling .* leave it out/);
-  assert.deepEqual(featureIssues({ secagg: false, compression: 'none', mode: 'sync', overSelect: 0.3, strategy: 'fedavg' }), []);
+  assert.deepEqual(runIssues({ secagg: false, compression: 'none', mode: 'sync', overSelect: 0.3, strategy: 'fedavg' }, CONFIG_WORDING, 2), []);
   assert.throws(() => dpEngine(new Strategy(parseStrategy('dpfedavg:clip=1,noise=1')), [0, 1], { overSelect: 0.5 }), /does not combine with over-selection/);
   assert.throws(() => dpEngine(new Strategy(parseStrategy('dpfedavg:clip=1,noise=1')), [0, 1], { secure: { clip: 4, maxWeight: 100 } }), /does not combine with secure aggregation/);
 });

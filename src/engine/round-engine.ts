@@ -14,7 +14,10 @@ import { secureTrainRound, type SecureAggregationOptions } from './secure-round.
 import { compressionLabel, reconstructUpdate, type CompressionSpec } from '../core/compress-update.js';
 import { parseTrainReply } from './train-reply.js';
 import { dpWords, type DpNoiseSource } from './dp-noise.js';
+import type { NodeFailure, RoundRecord, RunResult } from './round-record.js';
 import { closeRoundInVirtualTime, samplesProcessed, waitUntilOnline, type RequestCost, type SimulatedClock } from './virtual-time.js';
+
+export type { NodeFailure, RoundRecord, RunResult } from './round-record.js';
 
 export interface EngineOptions {
   layout: readonly TensorSlot[];
@@ -64,49 +67,6 @@ export interface EngineOptions {
   dpNoise?: DpNoiseSource;
 }
 
-export interface NodeFailure {
-  nodeId: number;
-  error: string;
-}
-
-export interface RoundRecord {
-  round: number;
-  selected: number[];
-  contributed: number[];
-  /** numExamples of each contributor, in the order of `contributed` (what FedAvg weighted them by). */
-  examples: number[];
-  failures: NodeFailure[];
-  fused: boolean;
-  trainLoss: number;
-  trainAccuracy: number;
-  federatedLoss: number;
-  federatedAccuracy: number;
-  testLoss: number;
-  testAccuracy: number;
-  bytesSent: number;
-  bytesReceived: number;
-  seconds: number;
-  /** DP-FedAvg: (epsilon, delta) spent so far, by the RDP accountant over every round's own sampling rate. */
-  epsilon?: number;
-  delta?: number;
-  /** DP-FedAvg: this round's sampling rate as accounted (0 when the round released nothing). */
-  samplingRate?: number;
-  /** DP-FedAvg: where the noise came from ('csprng': nobody can regenerate it; 'seeded': the run seed can). */
-  noiseSource?: DpNoiseSource;
-  /** DP-FedAvg: the clip norm the next round uses (moves each round with clip=adaptive). */
-  clipNorm?: number;
-  /** With a virtual clock: simulated seconds since the run began, at the end of this round. */
-  simTime?: number;
-  /** Asynchronous (FedBuff) fusions: each fused update's staleness, in the order of contributed. */
-  staleness?: number[];
-}
-
-export interface RunResult {
-  rounds: RoundRecord[];
-  weights: Float32Array;
-  reachedTarget: boolean;
-}
-
 /** The nodes online at the clock's time, after waiting (in simulated time) for at least minNodes of them. */
 function online(clock: SimulatedClock, ids: number[], minNodes: number): number[] {
   waitUntilOnline(clock, ids, Math.min(minNodes, ids.length));
@@ -138,7 +98,7 @@ export class RoundEngine {
   private trainConfig(round: number, nodeId: number): TrainConfig {
     const maxSteps = this.o.maxStepsFor?.(nodeId);
     return {
-      ...this.o.local, proxMu: this.o.strategy.config.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
+      ...this.o.local, proxMu: this.o.strategy.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
       ...(maxSteps !== undefined ? { maxSteps } : {}),
       ...(this.compressing() ? { compression: this.o.compression } : {}),
     };

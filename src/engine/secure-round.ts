@@ -23,7 +23,7 @@ import type { TrainConfig } from '../model/trainer.js';
 import { decodeMessage, encodeTrainRequest } from './messages.js';
 import { clientIdOf, decodeSecAggFrame, encodeSecAggFrame, largestScaleBits, nodeIdOf, type SecAggSessionConfig } from './secure-messages.js';
 import type { TrainResult } from './strategy.js';
-import type { NodeFailure } from './round-engine.js';
+import type { NodeFailure } from './round-record.js';
 import type { Transport } from './transport.js';
 
 /** The user's settings of secure aggregation (CLI --secagg*, RunConfig.secagg). */
@@ -35,17 +35,6 @@ export interface SecureAggregationOptions {
 }
 
 export const DEFAULT_SECAGG: SecureAggregationOptions = { clip: 4, maxWeight: 65536 };
-
-/** Strategies whose server step needs only the weighted mean of the updates (no individual update). */
-export const SECAGG_STRATEGIES = ['fedavg', 'fedprox', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad'] as const;
-
-/** Throws a config error unless the strategy can run on the securely aggregated mean alone. */
-export function checkSecAggStrategy(name: string, clip: number | undefined): void {
-  if (!(SECAGG_STRATEGIES as readonly string[]).includes(name)) {
-    throw new Error(`secure aggregation: strategy '${name}' needs the individual updates, which secure aggregation hides; use one of ${SECAGG_STRATEGIES.join(', ')}`);
-  }
-  if (clip !== undefined) throw new Error(`secure aggregation: the strategy's clip=${clip} clips individual updates, which the coordinator never sees; leave it out`);
-}
 
 export interface SecureRoundInput {
   round: number;

@@ -1,9 +1,9 @@
 /**
- * Simulated time for the engines (issue #7). A clock (src/sim/clock.ts implements it from device profiles)
+ * Simulated time for the engines. A clock (src/sim/clock.ts implements it from device profiles)
  * turns each request into a simulated duration; the engines then order work by simulated finish time
  * instead of real arrival order, so heterogeneous runs stay deterministic by seed. Pure: no I/O.
  */
-import type { NodeFailure, RoundRecord } from './round-engine.js';
+import type { NodeFailure, RoundRecord } from './round-record.js';
 import type { TrainResult } from './strategy.js';
 
 /** What one request cost a node: the real frame sizes and the samples its reply says it processed. */

@@ -2,14 +2,15 @@
 import { z } from 'zod';
 import { fedBuffFields } from '../engine/async-options.js';
 import { parsePartitionSpec } from '../core/partition.js';
-import { parseStrategy } from '../engine/strategy.js';
+import { describeIssues, flagName, runSpecFields, specText } from '../engine/run-spec.js';
 import { ATTACK_KINDS } from '../core/robust.js';
-import { featureIssues } from '../engine/feature-rules.js';
+import { FLAG_WORDING, runIssues } from '../engine/run-rules.js';
+import { capabilitiesOf, parseStrategy } from '../engine/strategies/registry.js';
 import { DP_NOISE_SOURCES } from '../engine/dp-noise.js';
 import { parseLocalDp } from '../core/local-dp.js';
 import { parseCompression } from '../core/compress-update.js';
 import { parseProfileSpec } from './profiles.js';
-import { heterogeneityIssues } from './heterogeneity-options.js';
+import { simRoundSize } from './heterogeneity-options.js';
 import { QUEUE_NAME_PATTERN, redisConnection } from './queue-url.js';
 
 const fraction01 = z.number().gt(0).lte(1);
@@ -21,21 +22,14 @@ export const SimulationOptionsSchema = z.object({
   fraction: fraction01.default(1),
   minNodes: z.number().int().min(1).optional(),
   rounds: z.number().int().min(1).max(100000).default(20),
-  localEpochs: z.number().int().min(1).max(1000).default(1),
-  batchSize: z.number().int().min(1).max(65536).default(32),
-  optimizer: z.enum(['sgd', 'adam', 'momentum']).optional(),
-  lr: z.number().gt(0).lt(100).optional(),
-  partition: z.string().default('iid').refine((s) => { parsePartitionSpec(s); return true; }),
-  strategy: z.string().default('fedavg').refine((s) => { parseStrategy(s); return true; }),
-  seed: z.number().int().min(0).max(2 ** 32 - 1).default(1),
-  targetAccuracy: z.number().gt(0).lte(1).optional(),
+  partition: specText(parsePartitionSpec, 'iid', 'iid | shards:K | dirichlet:ALPHA[:MIN] | quantity:ALPHA[:MIN] | feature:NAME | natural:COLUMN'),
+  /** Strategy, local training, seed, target, evaluation, compression: the fields every run has. */
+  ...runSpecFields,
   validationFraction: z.number().min(0).lt(1).default(0.2),
-  evalFraction: z.number().min(0).lte(1).default(0),
   workers: z.number().int().min(1).max(64).optional(),
   trainer: z.enum(['auto', 'engine', 'tfjs']).default('auto'),
   /** Limit training examples (first N of the train split) for quick runs and tests. */
   limitTrain: z.number().int().min(1).optional(),
-  limitTest: z.number().int().min(1).optional(),
   /** Attack simulation: what the Byzantine nodes do (robust.ts defines each; 'none' = no attack). */
   attack: z.enum(['none', ...ATTACK_KINDS]).optional(),
   /** Fraction of the nodes that are Byzantine: floor(malicious * nodes), picked with the seed's 'malicious' stream. */
@@ -57,8 +51,6 @@ export const SimulationOptionsSchema = z.object({
   secaggClip: z.number().gt(0).lte(1e6).optional(),
   /** Largest numExamples one node may weight its update by. */
   secaggMaxWeight: z.number().int().min(1).max(2 ** 24).optional(),
-  /** How nodes compress their updates: none | fp16 | int8 | int8-block:N | topk:F [,ef=on|off,delta=on|off,rounding=...]. */
-  compression: z.string().default('none').refine((s) => { parseCompression(s); return true; }),
   /** Device profiles (uniform | slow20 | heavytail | PATH.json): turns on the virtual clock. */
   profile: z.string().superRefine((s, ctx) => {
     try {
@@ -77,12 +69,11 @@ export const SimulationOptionsSchema = z.object({
   /** The BullMQ queue name (default edgefed-sim). */
   queueName: z.string().regex(QUEUE_NAME_PATTERN, 'letters, digits, _ . - (at most 64)').optional(),
 }).strict().superRefine((o, ctx) => {
-  for (const issue of featureIssues({ ...o, strategy: o.strategy ?? 'fedavg' })) ctx.addIssue({ code: 'custom', ...issue });
+  for (const issue of runIssues(o, FLAG_WORDING, simRoundSize(o), o.nodes)) ctx.addIssue({ code: 'custom', ...issue });
   if (o.queue !== undefined && compressionKeepsState(o.compression)) {
     ctx.addIssue({ code: 'custom', path: ['compression'], message: 'error feedback keeps each node\'s residual in the process that serves it, and with --queue any worker may take a node: add ,ef=off' });
   }
-  for (const issue of heterogeneityIssues(o)) ctx.addIssue({ code: 'custom', ...issue });
-  if (o.localDp !== undefined && /^fedsgd\b/.test(o.strategy.trim().toLowerCase())) {
+  if (o.localDp !== undefined && sendsGradients(o.strategy)) {
     ctx.addIssue({ code: 'custom', path: ['localDp'], message: 'local DP noises model updates; fedsgd sends gradients: use a FedAvg-family strategy' });
   }
   const attacking = o.attack !== undefined && o.attack !== 'none';
@@ -105,6 +96,14 @@ export const SimulationOptionsSchema = z.object({
   }
 });
 
+function sendsGradients(strategy: string): boolean {
+  try {
+    return capabilitiesOf(parseStrategy(strategy)).updateMode === 'gradient';
+  } catch {
+    return false; // reported by the field's own check
+  }
+}
+
 function compressionKeepsState(text: string | undefined): boolean {
   try {
     return parseCompression(text ?? 'none').ef;
@@ -121,16 +120,9 @@ export function maliciousCount(fraction: number, nodes: number): number {
 export type SimulationOptions = z.input<typeof SimulationOptionsSchema>;
 export type ResolvedOptions = z.output<typeof SimulationOptionsSchema>;
 
-/** Validates options; a bad one throws an Error with one line naming the option and the problem. */
+/** Validates options; bad ones throw an Error with one line naming each option and its problem. */
 export function resolveOptions(input: SimulationOptions): ResolvedOptions {
   const r = SimulationOptionsSchema.safeParse(input);
   if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const path = issue.path.join('.') || 'options';
-  // refine() rejections carry the parser's own message in the thrown error; zod wraps it
-  throw new Error(`--${kebab(path)}: ${issue.message}`);
-}
-
-function kebab(s: string): string {
-  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  throw new Error(describeIssues(r.error, flagName, 'options'));
 }

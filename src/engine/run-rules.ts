@@ -1,0 +1,122 @@
+/**
+ * Which run features combine, in one place for simulation options (sim/options.ts) and deployed run configs
+ * (coordinator/config.ts). What a strategy works with is read from its declared capabilities
+ * (strategies/define.ts), never from a list of names. Each issue names the field to change; messages name
+ * fields the way the user wrote them (`--mode async` on the command line, `mode "async"` in a run config).
+ */
+import { parseCompression } from '../core/compress-update.js';
+import { flagName } from './run-spec.js';
+import { capabilitiesOf, parseStrategy, strategiesWith } from './strategies/registry.js';
+import type { StrategyConfig } from './strategies/define.js';
+
+export interface RunChoice {
+  strategy: string;
+  compression: string;
+  secagg: boolean;
+  mode: 'sync' | 'async';
+  overSelect?: number;
+  deadline?: number;
+  evalFraction?: number;
+  bufferSize?: number;
+  concurrency?: number;
+  serverLr?: number;
+}
+
+export interface RunIssue {
+  path: string[];
+  message: string;
+}
+
+/** How messages name a mode and a field: the command line's flags or a run config's keys. */
+export interface Wording {
+  mode(mode: 'sync' | 'async'): string;
+  field(name: string): string;
+}
+
+export const FLAG_WORDING: Wording = { mode: (m) => `--mode ${m}`, field: (f) => flagName([f]) };
+export const CONFIG_WORDING: Wording = { mode: (m) => `mode "${m}"`, field: (f) => f };
+
+export interface FedBuffSettings {
+  concurrency: number;
+  bufferSize: number;
+  serverLr: number;
+}
+
+/**
+ * FedBuff's settings, the same rule in simulation and deployment: concurrency defaults to the number of nodes a
+ * synchronous round would ask (`roundSize`), K to min(10, concurrency), the server learning rate to 1.
+ */
+export function fedBuffSettings(c: Pick<RunChoice, 'bufferSize' | 'concurrency' | 'serverLr'>, roundSize: number): FedBuffSettings {
+  const concurrency = c.concurrency ?? roundSize;
+  return { concurrency, bufferSize: c.bufferSize ?? Math.min(10, concurrency), serverLr: c.serverLr ?? 1 };
+}
+
+/** Throws a config error unless the strategy can run on the securely aggregated mean alone. */
+export function checkSecAggStrategy(config: StrategyConfig): void {
+  if (capabilitiesOf(config).secureAggregation) return;
+  const able = strategiesWith('secureAggregation');
+  if (config.clip !== undefined && able.includes(config.name)) {
+    throw new Error(`secure aggregation: the strategy's clip=${config.clip} clips individual updates, which the coordinator never sees; leave it out`);
+  }
+  throw new Error(`secure aggregation: strategy '${config.name}' needs the individual updates, which secure aggregation hides; use one of ${able.join(', ')}`);
+}
+
+/**
+ * Problems with the combination; empty when the features agree. `roundSize` is the nodes a synchronous round asks
+ * (FedBuff's default concurrency) and `population` the nodes there are, when known (simulation).
+ */
+export function runIssues(c: RunChoice, say: Wording, roundSize: number, population?: number): RunIssue[] {
+  const issues: RunIssue[] = [];
+  const add = (field: string, message: string) => issues.push({ path: [field], message });
+  const strategy = tryParse(() => parseStrategy(c.strategy)); // a bad text is the strategy field's own error
+  const can = strategy && capabilitiesOf(strategy);
+  const compressing = tryParse(() => parseCompression(c.compression).kind !== 'none') ?? false;
+  if (compressing && c.secagg) add('compression', 'secure aggregation sends fixed-point masked updates: compression does not apply');
+  if (compressing && c.mode === 'async') {
+    add('compression', `compressed updates work with synchronous rounds, not FedBuff (${say.mode('async')}) yet`);
+  }
+  if (compressing && can && !can.compression) add('compression', `strategy '${strategy.name}' does not take compressed updates`);
+  if (can?.poissonSampling && (c.overSelect ?? 0) > 0) {
+    // Keeping the first k answers of an over-selected sample makes who is fused depend on the other nodes:
+    // not the Poisson sampling the accountant bounds, so refused rather than accounted with a guess.
+    add('overSelect', `${strategy.name} samples nodes by Poisson sampling and fuses every answer; over-selection does not apply: leave it out`);
+  }
+  if (c.secagg) {
+    // The secure round is one synchronous protocol over every selected node's replies.
+    if (c.mode === 'async') add('secagg', `works with synchronous rounds only, not ${say.mode('async')}`);
+    if ((c.overSelect ?? 0) > 0) add('secagg', 'does not combine with over-selection: every selected node is part of the masked sum');
+    if (strategy) {
+      try {
+        checkSecAggStrategy(strategy);
+      } catch (e) {
+        add('strategy', (e as Error).message);
+      }
+    }
+  }
+  if (c.mode !== 'async') {
+    for (const key of ['bufferSize', 'concurrency', 'serverLr'] as const) {
+      if (c[key] !== undefined) add(key, `applies to ${say.mode('async')} only`);
+    }
+    return issues;
+  }
+  const { concurrency, bufferSize } = fedBuffSettings(c, roundSize);
+  if (concurrency < bufferSize) add('concurrency', `must be >= the buffer size K = ${bufferSize} (nodes training at once), got ${concurrency}`);
+  if (population !== undefined && concurrency > population) {
+    add('concurrency', `${concurrency} nodes training at once, but there are only ${population} nodes`);
+  }
+  if (strategy && !can!.async) {
+    add('strategy', `${say.mode('async')} fuses with FedBuff; use ${say.field('strategy')} ${strategiesWith('async').join(' or ')} (got '${c.strategy}')`);
+  }
+  if (c.deadline !== undefined) add('deadline', `applies to ${say.mode('sync')} only (async runs have no rounds to close)`);
+  if (c.overSelect) add('overSelect', `applies to ${say.mode('sync')} only`);
+  if (c.evalFraction) add('evalFraction', `applies to ${say.mode('sync')} only (FedBuff evaluates centrally after each fusion)`);
+  return issues;
+}
+
+function tryParse<T>(f: () => T): T | undefined {
+  try {
+    return f();
+  } catch {
+    return undefined;
+  }
+}
