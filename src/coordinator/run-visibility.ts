@@ -6,7 +6,7 @@
  * removed (and `redacted` saying so). Runs without DP are shown in full. Pure functions over plain records,
  * applied wherever run records leave the coordinator (REST routes and the live feed).
  */
-import { parseStrategy } from '../engine/strategy.js';
+import { capabilitiesOf, parseStrategy } from '../engine/strategies/registry.js';
 import type { EventView, NodeView } from './live-protocol.js';
 
 /** Whoever reads: the admin sees everything. */
@@ -19,7 +19,8 @@ export function isDpConfig(config: unknown): boolean {
   const strategy = (config as { strategy?: unknown } | null)?.strategy;
   if (strategy === undefined) return false;
   try {
-    return parseStrategy(String(strategy)).name === 'dpfedavg';
+    // Any DP-wrapped strategy (strategies/dp.ts), not only dpfedavg: they all sample by Poisson sampling.
+    return capabilitiesOf(parseStrategy(String(strategy))).poissonSampling === true;
   } catch {
     return true;
   }
