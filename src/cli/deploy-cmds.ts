@@ -5,11 +5,8 @@ import { readFileSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname } from 'node:path';
 import { newIdentity, toHex, fromHex } from '../core/identity.js';
-import type { ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import pino from 'pino';
 import { addLogFormatOption, LOG_LEVELS, makeLogger } from './logger.js';
 import { choiceArg, floatArg, intArg } from './args.js';
 import { startServingFromFlags, type ServeFlags } from './serve-flags.js';
@@ -18,11 +15,8 @@ import { readPeerKeys } from './peer-keys.js';
 import { startCoordinator } from '../coordinator/server.js';
 import { parseRunConfig } from '../coordinator/config.js';
 import { DatasetError, parseDatasetFlag } from '../coordinator/datasets.js';
-import { READ_SCOPES } from '../coordinator/api-tokens.js';
 import { Agent } from '../node/agent.js';
 import { loadNodeData } from '../node/data.js';
-import { saveTfjsModel } from '../model/tfjs.js';
-import { spawnGatewayTree, spawnNode } from './up-gateways.js';
 import { JOIN_TOKEN_ENV, secretFrom } from './secret-flags.js';
 import { addCoordinatorMqttOptions, addNodeMqttOptions, coordinatorMqttFromFlags, nodeMqttFromFlags, type CoordinatorMqttFlags } from './mqtt-flags.js';
 import { DatabaseLockedError } from '../coordinator/db-lock.js';
@@ -207,42 +201,5 @@ Examples:
       };
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
-    });
-
-  program.command('up')
-    .description('a coordinator plus local edge-node processes on loopback training the reference MNIST model')
-    .option('--nodes <n>', 'node processes to start', intArg(1, 64), 4)
-    .option('--rounds <n>', 'rounds', intArg(1, 10000), 10)
-    .option('--port <n>', 'coordinator port (0 = any free port)', intArg(0, 65535), 0)
-    .option('--db <file>', 'SQLite file', '')
-    .option('--target-accuracy <a>', 'stop at this test accuracy', Number, 0.97)
-    .option('--gateways <g>', 'hierarchical fusion: G gateway processes between the coordinator and the nodes (node i joins gateway i mod G)', intArg(0, 64), 0)
-    .action(async (f: { nodes: number; rounds: number; port: number; db: string; targetAccuracy: number; gateways: number }) => {
-      if (f.gateways > f.nodes) throw new UsageError(`--gateways ${f.gateways}: each gateway needs a node, and there are --nodes ${f.nodes}`);
-      const dir = join('runs', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-      mkdirSync(dir, { recursive: true });
-      const logger = pino({ level: 'warn' }, pino.destination(2));
-      const c = await startCoordinator({
-        port: f.port, db: f.db || join(dir, 'edgefed.db'), logger,
-        onRound: (runId, r) => process.stderr.write(`run ${runId} round ${r.round}/${f.rounds}: test acc ${r.testAccuracy.toFixed(4)} loss ${r.testLoss.toFixed(4)}, ${r.contributed.length} nodes, ${(r.bytesReceived / 1e6).toFixed(1)} MB in, ${r.seconds.toFixed(2)}s\n`),
-      });
-      // A read token for this session's dashboard, in the URL fragment (never sent to a server or logged).
-      const { token: readToken } = c.tokens.create({ name: 'edgefed up dashboard', scopes: READ_SCOPES, expiresInSeconds: 7 * 24 * 3600 });
-      process.stderr.write(`dashboard ${c.dashboardUrl}#token=${readToken}\ncoordinator API ${c.url} (reads need \`Authorization: Bearer <the dashboard token>\`: ${c.url}/v1/runs, ${c.url}/v1/nodes, ${c.url}/metrics); starting ${f.nodes} node processes${f.gateways ? ` behind ${f.gateways} gateways` : ''}\n`);
-      const cli = fileURLToPath(new URL('../../bin/edgefed.mjs', import.meta.url));
-      const children: ChildProcess[] = f.gateways > 0
-        ? await spawnGatewayTree(cli, dir, c.url, () => c.createJoinToken(3600), f.gateways, f.nodes)
-        : Array.from({ length: f.nodes }, (_, i) => spawnNode(cli, dir, c.url, i, f.nodes, c.createJoinToken(3600)));
-      const config = parseRunConfig({ name: 'demo', model: 'mlp', rounds: f.rounds, minNodes: f.gateways || f.nodes, targetAccuracy: f.targetAccuracy, seed: 1 });
-      const id = c.store.createRun(config, config.seed);
-      const run = c.runs.start(id);
-      await run.done;
-      const ckpt = c.store.lastCheckpoint(id);
-      const status = c.store.getRun(id);
-      if (ckpt) await saveTfjsModel(run.spec, ckpt.weights, join(dir, 'model'));
-      const last = c.store.roundRecords(id).at(-1) as { testAccuracy?: number } | undefined;
-      process.stderr.write(`run ${id} ${status?.status} after ${ckpt?.round ?? 0} rounds: test accuracy ${last?.testAccuracy?.toFixed(4)}; model saved to ${join(dir, 'model')}, state in ${join(dir, 'edgefed.db')}\n`);
-      for (const ch of children) ch.kill('SIGTERM');
-      await c.close();
     });
 }
