@@ -192,8 +192,20 @@ Examples:
       }
       const log = makeLogger({ format: f.logFormat, base: { node: name } });
       const serving = await startServingFromFlags(f, { coordinator: api, data: f.data, creds: { name, secretKey }, log });
-      const agent = new Agent({ ...link, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare, ...(secaggPeerKeys ? { secaggPeerKeys } : {}) });
-      await agent.start();
+      const agent = new Agent({ ...link, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare, ...(secaggPeerKeys ? { secaggPeerKeys } : {}),
+        onEvent: (e) => {
+          if (e.type !== 'fatal') return;
+          process.stderr.write(`edgefed: ${e.message}\n`);
+          void serving?.close();
+          process.exit(2);
+        },
+      });
+      try {
+        await agent.start();
+      } catch (e) {
+        // A refused join token is permanent too: one line, exit 2.
+        throw /enrolment refused/.test((e as Error).message) ? new UsageError(`${(e as Error).message}: ask the coordinator's admin for a fresh join token`) : e;
+      }
       const stop = () => {
         void serving?.close();
         agent.stop();
