@@ -17,7 +17,7 @@ import { parseRunConfig } from '../coordinator/config.js';
 import { DatasetError, parseDatasetFlag } from '../coordinator/datasets.js';
 import { Agent } from '../node/agent.js';
 import { loadNodeData } from '../node/data.js';
-import { JOIN_TOKEN_ENV, secretFrom } from './secret-flags.js';
+import { ADMIN_TOKEN_ENV, JOIN_TOKEN_ENV, secretFrom } from './secret-flags.js';
 import { addCoordinatorMqttOptions, addNodeMqttOptions, coordinatorMqttFromFlags, nodeMqttFromFlags, type CoordinatorMqttFlags } from './mqtt-flags.js';
 import { DatabaseLockedError } from '../coordinator/db-lock.js';
 import { StoreError } from '../coordinator/store.js';
@@ -64,7 +64,8 @@ export function addDeployCommands(program: Command): void {
     .option('--config <file>', 'a run config (JSON) to create when the database has no runs yet')
     .option('--exit-when-done', 'exit once every run has finished')
     .option('--auth <mode>', 'on: nodes enrol with a join token and sign every frame; off: trust the network (development only)', 'on')
-    .option('--admin-token <token>', 'the root credential: admin routes and creating scoped API tokens (default: generated and printed)')
+    .option('--admin-token <token>', 'the root credential: admin routes and creating scoped API tokens (default: generated and printed; visible in ps: prefer --admin-token-file or $EDGEFED_ADMIN_TOKEN)')
+    .option('--admin-token-file <file>', 'read the admin token from this file')
     .option('--public-read', 'serve reads (runs, nodes, live feed, metrics) without a token; control stays locked')
     .option('--dataset <name=spec>', 'a dataset run configs may name as evalDataset (repeatable), e.g. pumps=csv:data/pumps.csv?label=fault',
       (v: string, acc: string[]) => [...acc, v], [] as string[])
@@ -81,12 +82,13 @@ again. Only POST /v1/runs/:id/stop stops a run. One coordinator per database: a 
 Examples:
   edgefed coordinator --port 8080 --db edgefed.db --config run.json
   curl -X POST localhost:8080/v1/runs -H 'content-type: application/json' -H "authorization: Bearer $ADMIN" -d '{"model":"mlp","rounds":10}'`)
-    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; logFormat?: string; escalationModel?: string; publicRead?: boolean; dataset: string[]; shutdownGraceMs: number } & CoordinatorMqttFlags) => {
+    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; adminTokenFile?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; logFormat?: string; escalationModel?: string; publicRead?: boolean; dataset: string[]; shutdownGraceMs: number } & CoordinatorMqttFlags) => {
       if (f.auth !== 'on' && f.auth !== 'off') throw new UsageError(`--auth: expected on or off, got '${f.auth}'`);
       if (!!f.tlsCert !== !!f.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
       for (const file of [f.tlsCert, f.tlsKey]) if (file && !existsSync(file)) throw new UsageError(`TLS file ${file} does not exist`);
       if (f.escalationModel && !existsSync(f.escalationModel)) throw new UsageError(`--escalation-model ${f.escalationModel} does not exist`);
       const mqtt = coordinatorMqttFromFlags(f);
+      const adminToken = secretFrom(f.adminToken, f.adminTokenFile, ADMIN_TOKEN_ENV, 'admin-token');
       let config: unknown;
       if (f.config) {
         try {
@@ -108,7 +110,7 @@ Examples:
       const configData = (config as { evalDataset?: string } | undefined)?.evalDataset;
       if (configData && !(configData in datasets) && configData !== 'mnist') datasets[configData] = configData;
       const c = await startCoordinator({
-        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken, logger: coordinatorLogger(f.logLevel, f.logFormat), escalationModel: f.escalationModel,
+        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken, logger: coordinatorLogger(f.logLevel, f.logFormat), escalationModel: f.escalationModel,
         publicRead: !!f.publicRead, datasets,
         tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined, shutdownGraceMs: f.shutdownGraceMs, mqtt,
       }).catch((e: Error) => {
@@ -123,7 +125,7 @@ Examples:
           // marked failed with its reason; the coordinator serves on
         }
       }
-      process.stdout.write(`${JSON.stringify({ api: c.url, ws: c.url.replace('http', 'ws') + '/v1/ws', dashboard: c.dashboardUrl, metrics: `${c.url}/metrics`, auth: c.auth, ...(f.adminToken ? {} : { adminToken: c.adminToken }) })}\n`);
+      process.stdout.write(`${JSON.stringify({ api: c.url, ws: c.url.replace('http', 'ws') + '/v1/ws', dashboard: c.dashboardUrl, metrics: `${c.url}/metrics`, auth: c.auth, ...(adminToken ? {} : { adminToken: c.adminToken }) })}\n`);
       let closing = false;
       const shutdown = () => {
         if (closing) return; // a second signal does not cut the grace period short of a clean close
