@@ -17,6 +17,7 @@ import { parseRunConfig } from '../coordinator/config.js';
 import { DatasetError, parseDatasetFlag } from '../coordinator/datasets.js';
 import { Agent } from '../node/agent.js';
 import { loadNodeData } from '../node/data.js';
+import { parseLocalDp } from '../core/local-dp.js';
 import { ADMIN_TOKEN_ENV, JOIN_TOKEN_ENV, secretFrom } from './secret-flags.js';
 import { addCoordinatorMqttOptions, addNodeMqttOptions, coordinatorMqttFromFlags, nodeMqttFromFlags, type CoordinatorMqttFlags } from './mqtt-flags.js';
 import { DatabaseLockedError } from '../coordinator/db-lock.js';
@@ -160,6 +161,7 @@ Examples:
     .option('--join-token-file <file>', 'read the join token from this file')
     .option('--secagg-peers <file>', 'secure aggregation: the peers\' identity public keys, one hex key per line (default: trust on first use)')
     .option('--secagg-drop-after-share', 'fault injection for tests: in secure-aggregation rounds, disconnect right after sharing keys')
+    .option('--local-dp <spec>', 'local DP: clip each update to C and add noise z C (CSPRNG) before sending, clip=C,noise=Z[,delta=D]')
     .option('--share-labels', 'report how many examples of each class this node holds (shown on the dashboard)')
     .option('--threads <n>', 'OpenBLAS threads for local training (native kernels): a number, or all (every core)', blasThreadsArg, 1)
     .option('--serve-port <n>', 'serve predictions on this port (POST /v1/predict, GET /v1/model, GET /metrics)', intArg(0, 65535))
@@ -171,7 +173,7 @@ Examples:
     .addHelpText('after', `
 Examples:
   edgefed node --coordinator http://127.0.0.1:8080 --data mnist-partition:0/5 --name n0 --tags site=a`)
-    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; joinTokenFile?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean; secaggPeers?: string; logFormat?: string; threads: number; fleet?: string; api?: string } & ServeFlags) => {
+    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; joinTokenFile?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean; secaggPeers?: string; localDp?: string; logFormat?: string; threads: number; fleet?: string; api?: string } & ServeFlags) => {
       const joinToken = secretFrom(f.joinToken, f.joinTokenFile, JOIN_TOKEN_ENV, 'join-token');
       const name = f.name ?? `node-${process.pid}`;
       useBlasThreads(f.threads);
@@ -187,7 +189,9 @@ Examples:
       if (joinToken && link.fleet && !link.api) throw new UsageError('--join-token with an MQTT coordinator: give --api URL (enrolment is one HTTP call)');
       const api = link.api ?? link.coordinator;
       let data;
+      let localDp;
       try {
+        localDp = f.localDp === undefined ? undefined : parseLocalDp(f.localDp);
         data = loadNodeData(f.data, name);
       } catch (e) {
         throw new UsageError((e as Error).message);
@@ -195,6 +199,7 @@ Examples:
       const log = makeLogger({ format: f.logFormat, base: { node: name } });
       const serving = await startServingFromFlags(f, { coordinator: api, data: f.data, creds: { name, secretKey }, log });
       const agent = new Agent({ ...link, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare, ...(secaggPeerKeys ? { secaggPeerKeys } : {}),
+        localDp, onLocalEpsilon: serving ? (e) => serving.metrics.localEpsilon.set(e) : undefined,
         onEvent: (e) => {
           if (e.type !== 'fatal') return;
           process.stderr.write(`edgefed: ${e.message}\n`);

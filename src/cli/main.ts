@@ -38,7 +38,7 @@ interface SimulateFlags {
   limitTrain?: number; limitTest?: number; out?: string; json?: boolean; quiet?: boolean;
   attack?: 'none' | AttackKind; malicious?: number; attackScale?: number; queue?: string; queueName?: string;
   profile?: string; deadline?: number; overSelect?: number; mode: 'sync' | 'async'; bufferSize?: number; concurrency?: number; serverLr?: number; compression: string;
-  secagg?: boolean; secaggDropout?: number; secaggClip?: number; secaggMaxWeight?: number;
+  secagg?: boolean; secaggDropout?: number; secaggClip?: number; secaggMaxWeight?: number; dpNoise?: 'seeded' | 'csprng'; localDp?: string;
 }
 
 /** The --secagg* flags as simulation options (only those given, so zod names a stray one). */
@@ -66,6 +66,8 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     ...heterogeneityOptions(flags),
     ...(flags.queue !== undefined ? { queue: flags.queue } : {}),
     ...(flags.queueName !== undefined ? { queueName: flags.queueName } : {}),
+    ...(flags.dpNoise !== undefined ? { dpNoise: flags.dpNoise } : {}),
+    ...(flags.localDp !== undefined ? { localDp: flags.localDp } : {}),
   };
   // Bad options fail before anything is printed (the checks are cheap; runSimulation repeats them).
   try {
@@ -136,6 +138,9 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
     .option('--secagg-dropout <f>', 'with --secagg: fraction of each round\'s nodes that drop after sharing keys (seeded fault injection)', floatArg(0, 1))
     .option('--secagg-clip <c>', `with --secagg: clip each coordinate of a node's update to [-c, c] (default ${DEFAULT_SECAGG.clip})`, floatArg(0, 1e6, true))
     .option('--secagg-max-weight <n>', `with --secagg: most examples a node may weight its update by (default ${DEFAULT_SECAGG.maxWeight})`, intArg(1, 2 ** 24))
+    .addOption(new Option('--dp-noise <source>', 'dpfedavg noise and sampling: seeded (repeatable; the seed regenerates the noise) or csprng (as deployed)')
+      .choices(['seeded', 'csprng']))
+    .option('--local-dp <spec>', 'local DP: every node clips its update to C and adds noise z C before sending, clip=C,noise=Z[,delta=D]')
     .option('--compression <spec>', `how nodes compress updates: ${compressionForms().replaceAll(', ', ' | ')}, then optional ,ef=on|off ` +
       '(error feedback; default on for topk) ,delta=on|off (send local - global; default on) ,rounding=nearest|stochastic (int8)', 'none')
     .option('--profile <set>', 'device profiles for a virtual clock: uniform | slow20 (20% of nodes 5-10x slower) | heavytail | PATH.json')

@@ -6,7 +6,8 @@
  * they ask (LIVE_POLICY): a token with runs:read and nodes:read (or the admin token), or nothing when the
  * coordinator runs with --public-read. Browsers cannot set headers on a WebSocket, so the token may come as
  * a subprotocol `edgefed-token.<token>` beside `edgefed-live` (never in the URL, which logs and proxies
- * keep); other clients may send `Authorization: Bearer <token>`. Because browsers let any page open a
+ * keep); other clients may send `Authorization: Bearer <token>`. Records of differentially private runs arrive
+ * redacted for every reader but the admin (run-visibility.ts). Because browsers let any page open a
  * WebSocket to any origin, a browser connection must come from the coordinator's own origin (its Origin
  * header must name the Host it connects to); clients without an Origin (curl, scripts) are let in.
  * Clients may not send: a message closes the connection (1008). A client that stops reading (over
@@ -23,6 +24,7 @@ import type { Logger } from 'pino';
 import type { Store, StoreChange } from './store.js';
 import type { Registry } from './registry.js';
 import { LIVE_PROTOCOL, type LiveMessage, type NodeView } from './live-protocol.js';
+import { anyDpRun, isDpConfig, visibleEvents, visibleNodes, visibleRound } from './run-visibility.js';
 import type { ApiTokens } from './api-tokens.js';
 import { bearerOf } from './route-policy.js';
 
@@ -187,14 +189,15 @@ export class LiveFeed {
       if (!token) this.anonymous--;
     });
     ws.on('error', () => ws.terminate());
-    this.send(ws, { type: 'snapshot', protocol: LIVE_PROTOCOL, runs: this.store.listRuns(), nodes: nodeViews(this.store, this.registry) });
+    this.send(ws, { type: 'snapshot', protocol: LIVE_PROTOCOL, runs: this.store.listRuns(), nodes: this.publicNodes() });
   }
 
   private onStoreChange(c: StoreChange): void {
     if (c.kind === 'run') this.broadcast({ type: 'run', run: c.run });
-    else if (c.kind === 'event') this.broadcast({ type: 'event', event: c.event });
+    else if (c.kind === 'event') for (const event of visibleEvents([c.event], (id) => this.isDpRun(id), 'public')) this.broadcast({ type: 'event', event });
     else {
-      this.broadcast({ type: 'round', runId: c.runId, record: c.record as unknown as Extract<LiveMessage, { type: 'round' }>['record'] });
+      const record = visibleRound(c.record as unknown as Record<string, unknown>, this.isDpRun(c.runId), 'public');
+      this.broadcast({ type: 'round', runId: c.runId, record: record as unknown as Extract<LiveMessage, { type: 'round' }>['record'] });
       this.nodesChanged(); // rounds contributed and bytes moved
     }
   }
@@ -203,8 +206,17 @@ export class LiveFeed {
     if (this.nodesTimer || this.clients.size === 0) return;
     this.nodesTimer = setTimeout(() => {
       this.nodesTimer = null;
-      if (this.clients.size > 0) this.broadcast({ type: 'nodes', nodes: nodeViews(this.store, this.registry) });
+      if (this.clients.size > 0) this.broadcast({ type: 'nodes', nodes: this.publicNodes() });
     }, NODES_COALESCE_MS);
+  }
+
+  private isDpRun(runId: number): boolean {
+    return isDpConfig(this.store.getRun(runId)?.config);
+  }
+
+  /** The feed is for readers without the admin token (run-visibility.ts). */
+  private publicNodes(): NodeView[] {
+    return visibleNodes(nodeViews(this.store, this.registry), anyDpRun(this.store), 'public') as NodeView[];
   }
 
   private broadcast(m: LiveMessage): void {

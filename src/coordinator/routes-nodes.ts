@@ -2,7 +2,8 @@
  * Node-facing and monitoring routes: /healthz and the bandwidth probe (public), the node table
  * (GET /v1/nodes, nodes:read) and Prometheus metrics (GET /metrics, metrics:read).
  */
-import { PUBLIC, read } from './route-policy.js';
+import { actorOf, PUBLIC, read } from './route-policy.js';
+import { anyDpRun, readerOf, visibleNodes } from './run-visibility.js';
 import { nodeViews } from './live.js';
 import type { RouteContext } from './route-context.js';
 
@@ -10,7 +11,7 @@ export function registerNodeRoutes(c: RouteContext, protocol: number): void {
   c.app.get('/healthz', PUBLIC, async () => ({ ok: true, protocol }));
   // A fixed-size download the node agent times to estimate its bandwidth at enrolment.
   c.app.get('/v1/bandwidth-probe', PUBLIC, async (_req, reply) => reply.type('application/octet-stream').send(Buffer.alloc(1 << 20)));
-  c.app.get('/v1/nodes', read('nodes:read'), async () => ({ nodes: nodeViews(c.store, c.registry) }));
+  c.app.get('/v1/nodes', read('nodes:read'), async (req) => ({ nodes: visibleNodes(nodeViews(c.store, c.registry), anyDpRun(c.store), readerOf(actorOf(req))) }));
   c.app.get('/metrics', read('metrics:read'), async (_req, reply) => {
     const m = await c.metrics.text();
     return reply.type(m.contentType).send(m.body);

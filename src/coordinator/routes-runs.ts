@@ -8,6 +8,7 @@ import { parseRunConfig } from './config.js';
 import { weightsSha256 } from '../model/hash.js';
 import { operator, read, actorName, actorOf } from './route-policy.js';
 import { sendError, type RouteContext } from './route-context.js';
+import { isDpConfig, readerOf, visibleEvents, visibleRun } from './run-visibility.js';
 import type { AuditAction } from './audit.js';
 
 const ACTIONS = { pause: 'run.paused', resume: 'run.resumed', stop: 'run.stopped' } as const satisfies Record<string, AuditAction>;
@@ -47,7 +48,7 @@ export function registerRunRoutes(c: RouteContext): void {
   app.get('/v1/runs/:id', read('runs:read'), async (req, reply) => {
     const run = store.getRun(runId(req));
     if (!run) return sendError(reply, 404, 'not_found', 'no such run');
-    return { ...run, rounds: store.roundRecords(run.id) };
+    return visibleRun({ ...run, rounds: store.roundRecords(run.id) }, readerOf(actorOf(req)));
   });
 
   for (const action of ['pause', 'resume', 'stop'] as const) {
@@ -66,7 +67,7 @@ export function registerRunRoutes(c: RouteContext): void {
   app.get('/v1/runs/:id/events', read('runs:read'), async (req, reply) => {
     const run = store.getRun(runId(req));
     if (!run) return sendError(reply, 404, 'not_found', 'no such run');
-    return { events: store.events(run.id, 500) };
+    return { events: visibleEvents(store.events(run.id, 500), () => isDpConfig(run.config), readerOf(actorOf(req))) };
   });
 
   app.get('/v1/runs/:id/checkpoint', read('runs:read'), async (req, reply) => {

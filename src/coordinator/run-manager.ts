@@ -191,7 +191,8 @@ export class RunManager {
         strategy, rounds: config.rounds, seed: config.seed, fraction: config.fraction, minNodes: config.minNodes,
         evalFraction: config.evalFraction, targetAccuracy: config.targetAccuracy,
         local: { epochs: config.localEpochs, batchSize: config.batchSize, optimizer: spec.optimizer },
-        overSelect: config.overSelect, compression: parseCompression(config.compression),
+        // Deployed DP noise and sampling come from the CSPRNG: the run seed (shown to readers) cannot regenerate them.
+        overSelect: config.overSelect, dpNoise: 'csprng', compression: parseCompression(config.compression),
         ...(config.secagg ? { secure: config.secagg } : {}),
         ...(config.mode === 'async' ? { fedBuff: asyncSettings(config) } : {}),
       }, {

@@ -251,7 +251,7 @@ export class AdaptiveClip {
    * Updates C from this round's update norms (each compared with the current C). m = expectedClients,
    * default norms.length. Randomness: exactly one rng.normal() when countStddev > 0, none otherwise.
    */
-  update(norms: readonly number[], rng: Rng, expectedClients?: number): AdaptiveClipUpdate {
+  update(norms: readonly number[], rng: Pick<Rng, 'normal'>, expectedClients?: number): AdaptiveClipUpdate {
     const fn = 'AdaptiveClip.update';
     if (!Array.isArray(norms)) throw new Error(`${fn}: norms must be an array`);
     norms.forEach((x, i) => {

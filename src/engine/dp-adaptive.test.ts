@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { parseStrategy, Strategy, type TrainResult } from './strategy.js';
 import { Rng } from '../core/rng.js';
 import { assertClose } from '../../test/support/numeric.js';
+import { discreteGaussianVector } from '../core/discrete-gaussian.js';
+import { GRID_BITS, gridNormal } from '../core/dp-grid.js';
 
 const result = (nodeId: number, vector: Float32Array): TrainResult => ({ nodeId, numExamples: 1 + nodeId, steps: 1, vector, metrics: { loss: 0, accuracy: 0 } });
 
@@ -17,13 +19,17 @@ function updatesFor(global: Float32Array, round: number, nodes: number, base: nu
 }
 
 /**
- * The naive reference, straight from Andrew et al. 2021 (Algorithm 1, geometric update) and DP-FedAvg:
- * clip each delta to C, add N(0, (z_Delta C)^2) to the sum, divide by m; then
- * b_bar = (sum_i (1[||d_i|| <= C] - 1/2) + N(0, sigma_b^2)) / m + 1/2 and C <- C exp(-eta (b_bar - gamma)).
+ * The naive reference, straight from Andrew et al. 2021 (Algorithm 1, geometric update) and DP-FedAvg on the
+ * fixed-point grid (core/dp-grid.ts): clip each delta to C' (C less the rounding margin), round to steps of
+ * C / 2^16, add N_Z(0, s^2) with s = ceil(z_Delta 2^16), scale back and divide by m; then
+ * b_bar = (sum_i (1[||d_i|| <= C] - 1/2) + sigma_b g) / m + 1/2 (g the grid count noise of unit variance)
+ * and C <- C exp(-eta (b_bar - gamma)). Noise words: the seed's forks 'dp-noise:r' and 'dp-count:r'.
  */
 function naiveRound(global: Float32Array, rs: TrainResult[], s: { C: number; z: number; sigmaB: number; gamma: number; eta: number }, seed: number, round: number, m: number) {
   const zDelta = 1 / Math.sqrt(1 / s.z ** 2 - 1 / (2 * s.sigmaB) ** 2);
-  const noise = new Rng(seed).fork(`dp-noise:${round}`);
+  const step = s.C / 2 ** GRID_BITS;
+  const clip = s.C - step * (Math.sqrt(global.length) / 2 + 1);
+  const noise = discreteGaussianVector(new Rng(seed).fork(`dp-noise:${round}`), Math.ceil(zDelta * 2 ** GRID_BITS), global.length);
   const sum = new Float64Array(global.length);
   let unclipped = 0;
   for (const r of rs) {
@@ -32,11 +38,10 @@ function naiveRound(global: Float32Array, rs: TrainResult[], s: { C: number; z: 
     for (const x of d) sq += x * x;
     const norm = Math.sqrt(sq);
     if (norm <= s.C) unclipped++;
-    for (let j = 0; j < d.length; j++) sum[j] += d[j] * Math.min(1, s.C / norm);
+    for (let j = 0; j < d.length; j++) sum[j] += Math.round((d[j] * Math.min(1, clip / norm)) / step);
   }
-  for (let j = 0; j < sum.length; j++) sum[j] += zDelta * s.C * noise.normal();
-  const next = Float32Array.from(global, (g, j) => g + sum[j] / m);
-  const bBar = (unclipped - rs.length / 2 + s.sigmaB * new Rng(seed).fork(`dp-count:${round}`).normal()) / m + 0.5;
+  const next = Float32Array.from(global, (g, j) => g + ((sum[j] + noise[j]) * step) / m);
+  const bBar = (unclipped - rs.length / 2 + s.sigmaB * gridNormal(new Rng(seed).fork(`dp-count:${round}`), s.sigmaB)) / m + 0.5;
   return { next, C: s.C * Math.exp(-s.eta * (bBar - s.gamma)) };
 }
 
@@ -49,7 +54,7 @@ test('dpfedavg clip=adaptive matches a naive reference of the update rule and th
   const clips: number[] = [];
   for (let round = 1; round <= 5; round++) {
     const rs = updatesFor(gS, round, 8, 0.2);
-    gS = strategy.aggregateTrain(gS, rs, { round, seed: 3, sampled: 10, population: 40 });
+    gS = strategy.aggregateTrain(gS, rs, { round, seed: 3, sampled: 10, population: 40, noise: 'seeded' });
     const n = naiveRound(gN, updatesFor(gN, round, 8, 0.2), ref, 3, round, 10);
     gN = n.next;
     ref.C = n.C;
@@ -59,7 +64,12 @@ test('dpfedavg clip=adaptive matches a naive reference of the update rule and th
   }
   assert.ok(new Set(clips).size === clips.length, 'the clip norm moves every round');
   // The accountant charges the user's z (the update noise is raised to pay for the count).
-  assert.deepEqual(strategy.privacy(5, 0.25), new Strategy(parseStrategy('dpfedavg:clip=1,noise=0.8')).privacy(5, 0.25));
+  const fixed = new Strategy(parseStrategy('dpfedavg:clip=1,noise=0.8'));
+  for (let k = 0; k < 5; k++) {
+    strategy.recordPrivacyRound(0.25);
+    fixed.recordPrivacyRound(0.25);
+  }
+  assert.deepEqual(strategy.privacySpent(), fixed.privacySpent());
 });
 
 test('adaptive clipping tracks the target quantile of the update norms (no noise)', () => {
@@ -73,7 +83,7 @@ test('adaptive clipping tracks the target quantile of the update norms (no noise
 
 test('adaptive clip state rides in the checkpoint: a resumed strategy continues bit for bit', () => {
   const spec = parseStrategy('dpfedavg:clip=adaptive,noise=1,clip0=0.3');
-  const ctx = (round: number) => ({ round, seed: 5, sampled: 6, population: 6 });
+  const ctx = (round: number) => ({ round, seed: 5, sampled: 6, population: 6, noise: 'seeded' as const });
   const whole = new Strategy(spec);
   let gw: Float32Array = new Float32Array(10).fill(1);
   for (let round = 1; round <= 4; round++) gw = whole.aggregateTrain(gw, updatesFor(gw, round, 6, 0.2), ctx(round));

@@ -4,6 +4,7 @@
  * the coordinator and a gateway's edge rounds all call this.
  */
 import type { CompressionSpec } from '../core/compress-update.js';
+import type { DpNoiseSource } from './dp-noise.js';
 import { AsyncEngine } from './async-engine.js';
 import { RoundEngine, type EngineOptions } from './round-engine.js';
 import type { FedBuffSettings } from './run-rules.js';
@@ -24,6 +25,8 @@ export interface EngineSpec {
   deadlineSeconds?: number;
   compression?: CompressionSpec;
   secure?: SecureAggregationOptions;
+  /** DP noise and sampling: 'csprng' (the default; deployment always) or 'seeded' (repeatable simulations). */
+  dpNoise?: DpNoiseSource;
   /** Present for mode 'async': FedBuff's settings (run-rules.ts fedBuffSettings). */
   fedBuff?: FedBuffSettings;
 }

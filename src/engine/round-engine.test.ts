@@ -98,9 +98,10 @@ test('target accuracy stops the run early', async () => {
 });
 
 test('DP-FedAvg trains the toy problem and reports the privacy spent each round', async () => {
-  const r = await setup(healthyNodes(4), [0, 1, 2, 3], 'dpfedavg:clip=1,noise=0.5', { rounds: 6, evalFraction: 0, fraction: 0.5, minNodes: 1 }).run();
+  const r = await setup(healthyNodes(4), [0, 1, 2, 3], 'dpfedavg:clip=1,noise=0.5', { rounds: 6, evalFraction: 0, fraction: 0.5, minNodes: 1, dpNoise: 'seeded' }).run();
   const eps = r.rounds.map((x) => x.epsilon!);
-  assert.ok(eps.every((e, i) => Number.isFinite(e) && (i === 0 || e > eps[i - 1])), `epsilon grows: ${eps.join(', ')}`);
+  // Poisson sampling can pick nobody: such a round fuses nothing and costs nothing.
+  assert.ok(eps.every((e, i) => Number.isFinite(e) && (i === 0 || (r.rounds[i].fused ? e > eps[i - 1] : e === eps[i - 1]))), `epsilon grows: ${eps.join(', ')}`);
   assert.ok(r.rounds.every((x) => x.delta === 1e-5));
   assert.ok(r.rounds[5].testAccuracy > 0.75, `accuracy ${r.rounds[5].testAccuracy}`);
 });

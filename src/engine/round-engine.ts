@@ -13,6 +13,7 @@ import type { Transport } from './transport.js';
 import { secureTrainRound, type SecureAggregationOptions } from './secure-round.js';
 import { compressionLabel, reconstructUpdate, type CompressionSpec } from '../core/compress-update.js';
 import { parseTrainReply } from './train-reply.js';
+import { dpWords, type DpNoiseSource } from './dp-noise.js';
 import type { NodeFailure, RoundRecord, RunResult } from './round-record.js';
 import { closeRoundInVirtualTime, samplesProcessed, waitUntilOnline, type RequestCost, type SimulatedClock } from './virtual-time.js';
 
@@ -59,6 +60,11 @@ export interface EngineOptions {
   clock?: SimulatedClock;
   /** Simulated seconds a round waits before closing (with clock). */
   deadlineSeconds?: number;
+  /**
+   * DP-FedAvg: where its noise and its node sampling come from (dp-noise.ts). Default 'csprng', the only choice
+   * whose noise nobody can regenerate; 'seeded' is for simulations that must repeat bit for bit.
+   */
+  dpNoise?: DpNoiseSource;
 }
 
 /** The nodes online at the clock's time, after waiting (in simulated time) for at least minNodes of them. */
@@ -69,13 +75,18 @@ function online(clock: SimulatedClock, ids: number[], minNodes: number): number[
 
 export class RoundEngine {
   private global: Float32Array;
-  /** Noised rounds so far (resumed runs count the committed ones as spent). */
-  private privacyRounds: number;
 
   constructor(private readonly o: EngineOptions) {
     if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new Error(`rounds must be a whole number >= 1, got ${o.rounds}`);
     this.global = new Float32Array(o.initial);
-    this.privacyRounds = (o.startRound ?? 1) - 1;
+    if (o.strategy.privacySpent() !== null && (o.overSelect ?? 0) > 0) {
+      throw new Error('dpfedavg does not combine with over-selection: dropping the late nodes of a Poisson sample is not the sampling its accountant bounds; leave overSelect out');
+    }
+    // A secure round fuses with applyMeanDelta, which adds no noise: epsilon would be reported for nothing.
+    if (o.strategy.privacySpent() !== null && o.secure) throw new Error('dpfedavg does not combine with secure aggregation: its noise goes on updates the coordinator clips itself');
+    // A checkpoint from before the ledger was kept: charge its rounds at q = 1, the most they can have cost.
+    const missing = (o.startRound ?? 1) - 1 - (o.strategy.privacySpent()?.accounted ?? Infinity);
+    for (let k = 0; k < missing; k++) o.strategy.recordPrivacyRound(1);
   }
 
   /** The seed a node uses for its shuffling in a round: fixed by run seed, round and node alone. */
@@ -162,7 +173,10 @@ export class RoundEngine {
       const started = performance.now();
       const before = o.transport.traffic();
       const ids = o.clock ? online(o.clock, o.transport.nodeIds(), o.minNodes) : o.transport.nodeIds();
-      const wanted = ids.length >= o.minNodes ? o.strategy.configureTrain(ids, o.fraction, o.minNodes, rng.fork(`sample:${round}`)) : [];
+      const dpNoise = o.dpNoise ?? 'csprng';
+      const wanted = ids.length >= o.minNodes
+        ? o.strategy.configureTrain(ids, o.fraction, o.minNodes, rng.fork(`sample:${round}`), dpWords(dpNoise, o.seed, `dp-sample:${round}`))
+        : [];
       const extra = Math.ceil(wanted.length * (o.overSelect ?? 0));
       const spare = extra > 0 ? rng.fork(`over:${round}`).shuffle(ids.filter((id) => !wanted.includes(id))).slice(0, extra) : [];
       const selected = [...wanted, ...spare].sort((a, b) => a - b);
@@ -173,9 +187,14 @@ export class RoundEngine {
       const { results, failures } = secure ?? await this.trainRound(round, selected, extra > 0 ? wanted.length : selected.length);
       const fused = results.length >= o.minNodes && results.length > 0 && (!secure || secure.meanDelta !== null);
       if (fused && secure) this.global = o.strategy.applyMeanDelta(this.global, secure.meanDelta!);
-      else if (fused) this.global = o.strategy.aggregateTrain(this.global, results, { round, seed: o.seed, sampled: wanted.length, population: ids.length });
-      if (fused && ids.length > 0) this.privacyRounds++;
-      const privacy = o.strategy.privacy(this.privacyRounds, wanted.length / Math.max(1, ids.length));
+      else if (fused) {
+        const context = { round, seed: o.seed, sampled: wanted.length, population: ids.length, expectedClients: o.fraction * ids.length, noise: dpNoise };
+        this.global = o.strategy.aggregateTrain(this.global, results, context);
+      }
+      // Poisson sampling includes each eligible node with probability fraction; a round that fused nothing released nothing.
+      const samplingRate = fused ? o.fraction : 0;
+      o.strategy.recordPrivacyRound(samplingRate);
+      const privacy = o.strategy.privacySpent();
       const fed = o.evalFraction > 0 && ids.length > 0
         ? o.strategy.aggregateEvaluate(await this.evaluateRound(round, o.strategy.configureEvaluate(ids, o.evalFraction, 1, rng.fork(`eval:${round}`))))
         : { loss: NaN, accuracy: NaN };
@@ -190,7 +209,7 @@ export class RoundEngine {
         testLoss: central.loss, testAccuracy: central.accuracy,
         bytesSent: after.sent - before.sent, bytesReceived: after.received - before.received,
         seconds: (performance.now() - started) / 1000,
-        ...(privacy ? { epsilon: privacy.epsilon, delta: privacy.delta } : {}),
+        ...(privacy ? { epsilon: privacy.epsilon, delta: privacy.delta, samplingRate, noiseSource: dpNoise } : {}),
         ...(o.strategy.dpClipNorm !== undefined ? { clipNorm: o.strategy.dpClipNorm } : {}),
         ...(o.clock ? { simTime: o.clock.now() } : {}),
       };

@@ -1,4 +1,5 @@
 /** What a run records per round, shared by the engines and the secure and virtual-time round helpers. */
+import type { DpNoiseSource } from './dp-noise.js';
 
 export interface NodeFailure {
   nodeId: number;
@@ -22,9 +23,13 @@ export interface RoundRecord {
   bytesSent: number;
   bytesReceived: number;
   seconds: number;
-  /** DP-FedAvg: (epsilon, delta) spent so far, by the RDP accountant. */
+  /** DP-FedAvg: (epsilon, delta) spent so far, by the RDP accountant over every round's own sampling rate. */
   epsilon?: number;
   delta?: number;
+  /** DP-FedAvg: this round's sampling rate as accounted (0 when the round released nothing). */
+  samplingRate?: number;
+  /** DP-FedAvg: where the noise came from ('csprng': nobody can regenerate it; 'seeded': the run seed can). */
+  noiseSource?: DpNoiseSource;
   /** DP-FedAvg: the clip norm the next round uses (moves each round with clip=adaptive). */
   clipNorm?: number;
   /** With a virtual clock: simulated seconds since the run began, at the end of this round. */

@@ -76,6 +76,11 @@ export function runIssues(c: RunChoice, say: Wording, roundSize: number, populat
     add('compression', `compressed updates work with synchronous rounds, not FedBuff (${say.mode('async')}) yet`);
   }
   if (compressing && can && !can.compression) add('compression', `strategy '${strategy.name}' does not take compressed updates`);
+  if (strategy && can?.poissonSampling && (c.overSelect ?? 0) > 0) {
+    // Keeping the first k answers of an over-selected sample makes who is fused depend on the other nodes:
+    // not the Poisson sampling the accountant bounds, so refused rather than accounted with a guess.
+    add('overSelect', `${strategy.name} samples nodes by Poisson sampling and fuses every answer; over-selection does not apply: leave it out`);
+  }
   if (c.secagg) {
     // The secure round is one synchronous protocol over every selected node's replies.
     if (c.mode === 'async') add('secagg', `works with synchronous rounds only, not ${say.mode('async')}`);

@@ -143,19 +143,22 @@ test('dpfedavg: parses clip/noise/delta, clips and noises with a seeded stream, 
     { nodeId: 0, numExamples: 10, steps: 1, vector: new Float32Array([3, 4, 0]), metrics: { loss: 0, accuracy: 0 } },
     { nodeId: 1, numExamples: 90, steps: 1, vector: new Float32Array([0.1, 0, 0]), metrics: { loss: 0, accuracy: 0 } },
   ];
-  const ctx = { round: 1, seed: 1, sampled: 2, population: 10 };
-  // noise 0: the unweighted mean of clipped updates (the [3,4,0] update is clipped to norm 0.5)
+  const ctx = { round: 1, seed: 1, sampled: 2, population: 10, noise: 'seeded' as const };
+  // noise 0: the unweighted mean of the clipped updates, rounded to the grid (clip norm / 2^16 steps)
   const clipped = clipUpdates(rs.map((r) => r.vector), 0.5);
   const expected = Float32Array.from(clipped[0], (x, i) => (x + clipped[1][i]) / 2);
   const got = new Strategy(cfg).aggregateTrain(g0, rs, ctx);
-  got.forEach((x, i) => assert.ok(Math.abs(x - expected[i]) < 1e-6));
+  got.forEach((x, i) => assert.ok(Math.abs(x - expected[i]) < 2e-5, `${x} vs ${expected[i]}`));
   const noisy = new Strategy(parseStrategy('dpfedavg:clip=0.5,noise=1'));
   const a = noisy.aggregateTrain(g0, rs, ctx);
   assert.deepEqual(a, new Strategy(parseStrategy('dpfedavg:clip=0.5,noise=1')).aggregateTrain(g0, rs, ctx), 'seeded noise');
   assert.notDeepEqual(a, new Strategy(parseStrategy('dpfedavg:clip=0.5,noise=1')).aggregateTrain(g0, rs, { ...ctx, round: 2 }));
+  assert.notDeepEqual(noisy.aggregateTrain(g0, rs, { ...ctx, noise: 'csprng' }), noisy.aggregateTrain(g0, rs, { ...ctx, noise: 'csprng' }), 'CSPRNG noise');
   assert.throws(() => noisy.aggregateTrain(g0, rs), /round context/);
-  const p = noisy.privacy(5, 0.2)!;
+  for (let k = 0; k < 5; k++) noisy.recordPrivacyRound(0.2);
+  const p = noisy.privacySpent()!;
   assert.equal(p.epsilon, getPrivacySpent(DEFAULT_ORDERS, computeRdp(0.2, 1, 5, DEFAULT_ORDERS), 1e-5).epsilon);
-  assert.ok(noisy.privacy(10, 0.2)!.epsilon > p.epsilon);
-  assert.equal(new Strategy(parseStrategy('fedavg')).privacy(5, 0.2), null);
+  noisy.recordPrivacyRound(0.2);
+  assert.ok(noisy.privacySpent()!.epsilon > p.epsilon);
+  assert.equal(new Strategy(parseStrategy('fedavg')).privacySpent(), null);
 });

@@ -4,9 +4,11 @@
  * registry (strategies/registry.ts): one module per family under strategies/, each declaring its
  * capabilities; the fusion math itself lives in core (aggregate.ts, robust.ts, server-opt.ts, dp.ts).
  */
-import { sampleNodes } from '../core/sampling.js';
+import { poissonSample, sampleNodes } from '../core/sampling.js';
 import { makeServerOptimizer, type ServerOptState } from '../core/server-opt.js';
 import type { Rng } from '../core/rng.js';
+import type { RandomWords } from '../core/discrete-gaussian.js';
+import type { PrivacySpentSoFar } from './privacy-ledger.js';
 import type { Metrics } from '../model/trainer.js';
 import type { EvalResult, Fusion, RoundContext, StrategyCapabilities, StrategyConfig, TrainResult } from './strategies/define.js';
 import { BUILTIN_STRATEGY_NAMES, strategyDefinition } from './strategies/registry.js';
@@ -53,7 +55,12 @@ export class Strategy {
     return this.fusion.dpClipNorm;
   }
 
-  configureTrain(nodeIds: readonly number[], fraction: number, minNodes: number, rng: Rng): number[] {
+  /**
+   * The nodes asked to train. Poisson-sampling strategies (DP) take each node independently with probability
+   * `fraction` (the sampling their accountant assumes), from `dpSampling` words when given (the CSPRNG in deployment).
+   */
+  configureTrain(nodeIds: readonly number[], fraction: number, minNodes: number, rng: Rng, dpSampling?: RandomWords): number[] {
+    if (this.capabilities.poissonSampling) return poissonSample(nodeIds, fraction, dpSampling ?? rng);
     return sampleNodes(nodeIds, fraction, minNodes, rng);
   }
 
@@ -69,9 +76,14 @@ export class Strategy {
     return this.fusion.applyMeanDelta(global, meanDelta);
   }
 
-  /** Privacy spent after `rounds` rounds at sampling rate q; null for strategies without a privacy guarantee. */
-  privacy(rounds: number, q: number): { epsilon: number; delta: number } | null {
-    return this.fusion.privacy?.(rounds, q) ?? null;
+  /** Charges one round at sampling rate q (0 = nothing released) to the privacy ledger, if the strategy keeps one. */
+  recordPrivacyRound(q: number): void {
+    this.fusion.recordPrivacyRound?.(q);
+  }
+
+  /** Privacy spent so far (RDP accountant over the actual rounds, Opacus' conversion); null without DP. */
+  privacySpent(): PrivacySpentSoFar | null {
+    return this.fusion.privacySpent?.() ?? null;
   }
 
   configureEvaluate(nodeIds: readonly number[], fraction: number, minNodes: number, rng: Rng): number[] {

@@ -15,6 +15,8 @@ import { isBound, publicKeyOf, signFrame, toHex, unbindFrame, type Binding } fro
 import { HEARTBEAT, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, makeHello, PROTOCOL_VERSION, type CoordinatorMessage } from '../net/node-protocol.js';
 import { isMqttUrl, mqttLinkUrl } from '../net/mqtt-envelope.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
+import { LocalPrivacy } from './local-privacy.js';
+import type { LocalDpSpec } from '../core/local-dp.js';
 import type { SecureNodeOptions } from './secure-session.js';
 import { keySetPeerTrust, tofuPeerTrust, type PeerTrust } from '../core/secagg/signing.js';
 
@@ -55,6 +57,10 @@ export interface AgentOptions {
   joinToken?: string;
   /** Fault injection for tests: in every secure-aggregation round, disconnect right after sharing keys. */
   secaggDropAfterShare?: boolean;
+  /** Local DP: clip and noise every update here (CSPRNG noise), whatever the coordinator asks. */
+  localDp?: LocalDpSpec;
+  /** Told the node's local-DP epsilon after each update (the serving port's metrics export it). */
+  onLocalEpsilon?: (epsilon: number) => void;
   /**
    * Secure aggregation: the identity keys of the peers this node will aggregate with (from the fleet operator,
    * not the coordinator). Absent: trust on first use, per peer id, for the life of the agent process.
@@ -156,7 +162,15 @@ export class AgentCore {
   connected = false;
   readonly stats: AgentStats = { updatesSent: 0, evaluations: 0, lastTrain: null, lastEval: null, bytesIn: 0, bytesOut: 0 };
 
-  constructor(private readonly o: AgentOptions, private readonly platform: AgentPlatform) {}
+  /** One ledger for the node's whole life: local DP composes across runs. */
+  private readonly privacy: LocalPrivacy | undefined;
+
+  constructor(private readonly o: AgentOptions, private readonly platform: AgentPlatform) {
+    this.privacy = o.localDp ? new LocalPrivacy(o.localDp, 'csprng', (_id, epsilon) => {
+      o.log.info({ epsilon, delta: o.localDp!.delta }, 'local DP: epsilon spent so far');
+      o.onLocalEpsilon?.(epsilon);
+    }) : undefined;
+  }
 
   private emit(e: AgentEvent): void {
     this.o.onEvent?.(e);
@@ -317,7 +331,7 @@ export class AgentCore {
   private readonly nodeHost = async (_runId: number, spec: ModelSpec): Promise<RequestHandler> => {
     if (!this.o.data) throw new Error('a node without data needs a request handler');
     const trainer = await this.platform.makeTrainer(spec);
-    const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]), undefined, this.secureOptions());
+    const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]), undefined, this.secureOptions(), this.privacy);
     return { kind: trainer.kind, handle: (frame) => host.handle(frame), dispose: () => trainer.dispose() };
   };
 

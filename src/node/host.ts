@@ -21,6 +21,7 @@ import { validateTrainConfig } from '../model/trainer.js';
 import { peekHeader } from '../core/wire.js';
 import { isSecAggFrameType } from '../core/secagg/codec.js';
 import { SecureNodeSessions, type SecureNodeOptions } from './secure-session.js';
+import type { LocalPrivacy } from './local-privacy.js';
 
 export interface LocalData {
   train: Dataset;
@@ -49,6 +50,8 @@ export class NodeHost {
     private readonly data: ReadonlyMap<number, LocalData>,
     private readonly attack?: NodeAttack,
     secure?: SecureNodeOptions,
+    /** Local DP: every update is clipped and noised here, before it leaves (masked or not). */
+    private readonly privacy?: LocalPrivacy,
   ) {
     this.byzantine = new Set(attack?.nodes ?? []);
     this.secure = new SecureNodeSessions(secure);
@@ -76,13 +79,15 @@ export class NodeHost {
       if (mode === 'gradient') {
         // A secure round must never be answered with a plain update.
         if (msg.req.secagg !== undefined) throw new Error('secure aggregation takes weights-mode rounds, not gradient mode');
+        if (this.privacy) throw new Error('local DP noises model updates: gradient-mode strategies (fedsgd) are refused by this node');
         const g = await this.trainer.gradient(weights, train, Math.max(config.batchSize, 256));
         const vector = attack ? this.poison(attack, g.gradient, new Float32Array(g.gradient.length), config.seed) : g.gradient;
         return this.reply({ round, nodeId, numExamples: g.numExamples, steps: 1, metrics: g.metrics, vector }, config, weights, true);
       }
       validateTrainConfig(config);
       const r = await this.trainer.train(weights, train, config);
-      const vector = attack ? this.poison(attack, r.weights, weights, config.seed) : r.weights;
+      const honest = this.privacy ? this.privacy.apply(nodeId, config.seed, weights, r.weights) : r.weights;
+      const vector = attack ? this.poison(attack, honest, weights, config.seed) : honest;
       // Secure aggregation: the update stays on the node; the reply carries public keys only.
       if (msg.req.secagg !== undefined) return this.secure.start(round, nodeId, msg.req.secagg, weights, vector, r.numExamples, r.metrics);
       return this.reply({ round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector }, config, weights, false);

@@ -13,6 +13,7 @@ export class NodeMetrics {
   readonly modelSwitches = new Counter({ name: 'edgefed_node_model_switches_total', help: 'Times a newer model version was swapped in', registers: [this.registry] });
   readonly modelBytes = new Counter({ name: 'edgefed_node_model_download_bytes_total', help: 'Bytes of model versions downloaded', registers: [this.registry] });
   readonly roundsTrained = new Counter({ name: 'edgefed_node_rounds_trained_total', help: 'Training requests answered (one per round the node took part in)', registers: [this.registry] });
+  readonly localEpsilon = new Gauge({ name: 'edgefed_node_local_dp_epsilon', help: 'Local DP: epsilon this node has spent (at its delta), over every run', registers: [this.registry] });
   readonly frameBytes = new Counter({ name: 'edgefed_node_frame_bytes_total', help: 'Round frame bytes exchanged with the coordinator', labelNames: ['direction'] as const, registers: [this.registry] });
 
   constructor() {

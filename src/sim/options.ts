@@ -5,6 +5,9 @@ import { parsePartitionSpec } from '../core/partition.js';
 import { describeIssues, flagName, runSpecFields, specText } from '../engine/run-spec.js';
 import { ATTACK_KINDS } from '../core/robust.js';
 import { FLAG_WORDING, runIssues } from '../engine/run-rules.js';
+import { capabilitiesOf, parseStrategy } from '../engine/strategies/registry.js';
+import { DP_NOISE_SOURCES } from '../engine/dp-noise.js';
+import { parseLocalDp } from '../core/local-dp.js';
 import { parseCompression } from '../core/compress-update.js';
 import { parseProfileSpec } from './profiles.js';
 import { simRoundSize } from './heterogeneity-options.js';
@@ -33,6 +36,13 @@ export const SimulationOptionsSchema = z.object({
   malicious: z.number().gt(0).lt(1).optional(),
   /** Attack strength s (sign-flip, scale) or sigma (gaussian); default DEFAULT_ATTACK_SCALE. */
   attackScale: z.number().gt(0).lte(1e6).optional(),
+  /**
+   * dpfedavg's noise and node sampling: 'seeded' (default here: the run repeats bit for bit, and anyone with the
+   * seed can regenerate the noise) or 'csprng' (as in deployment: nobody can). Recorded in every DP round.
+   */
+  dpNoise: z.enum(DP_NOISE_SOURCES).default('seeded'),
+  /** Local DP: every node clips and noises its own update before it leaves (core/local-dp.ts), noise from dpNoise. */
+  localDp: z.string().refine((s) => { parseLocalDp(s); return true; }).optional(),
   /** Secure aggregation (secure-round.ts): the coordinator sees only the masked sum. */
   secagg: z.boolean().default(false),
   /** Fault injection: fraction of each round's nodes that drop after sharing keys (seeded choice). */
@@ -63,6 +73,9 @@ export const SimulationOptionsSchema = z.object({
   if (o.queue !== undefined && compressionKeepsState(o.compression)) {
     ctx.addIssue({ code: 'custom', path: ['compression'], message: 'error feedback keeps each node\'s residual in the process that serves it, and with --queue any worker may take a node: add ,ef=off' });
   }
+  if (o.localDp !== undefined && sendsGradients(o.strategy)) {
+    ctx.addIssue({ code: 'custom', path: ['localDp'], message: 'local DP noises model updates; fedsgd sends gradients: use a FedAvg-family strategy' });
+  }
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {
     ctx.addIssue({ code: 'custom', path: ['malicious'], message: `needed with --attack ${o.attack}: the fraction of nodes that attack, e.g. --malicious 0.2` });
@@ -82,6 +95,14 @@ export const SimulationOptionsSchema = z.object({
     ctx.addIssue({ code: 'custom', path: ['attackScale'], message: 'applies to --attack sign-flip, gaussian and scale only' });
   }
 });
+
+function sendsGradients(strategy: string): boolean {
+  try {
+    return capabilitiesOf(parseStrategy(strategy)).updateMode === 'gradient';
+  } catch {
+    return false; // reported by the field's own check
+  }
+}
 
 function compressionKeepsState(text: string | undefined): boolean {
   try {

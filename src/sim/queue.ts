@@ -13,7 +13,7 @@ import type { Transport } from '../engine/transport.js';
 import { TrafficMeter } from '../engine/transport.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
 import { prepareRun } from './setup.js';
-import { simNodeHost } from './sim-host.js';
+import { localDpHost, simNodeHost } from './sim-host.js';
 import type { NodeHost } from '../node/host.js';
 
 
@@ -130,7 +130,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close: 
     if (!h) {
       h = prepareRun(job.setup).then((s) => simNodeHost({
         data: s.train, parts: s.parts, validationFraction: job.setup.validationFraction, seed: job.setup.seed, spec: s.spec,
-        trainer: job.setup.trainer, ...(s.nodeAttack ? { attack: s.nodeAttack } : {}),
+        trainer: job.setup.trainer, ...(s.nodeAttack ? { attack: s.nodeAttack } : {}), ...localDpHost(job.setup),
       }));
       h.catch(() => hosts.delete(job.setupId));
       hosts.set(job.setupId, h);

@@ -12,6 +12,9 @@ import { tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { makeTrainer, type TrainerChoice } from '../model/make-trainer.js';
 import { trainerLabel } from '../model/trainer-label.js';
 import { NodeHost, type LocalData, type NodeAttack } from '../node/host.js';
+import { parseLocalDp, type LocalDpSpec } from '../core/local-dp.js';
+import type { DpNoiseSource } from '../engine/dp-noise.js';
+import { LocalPrivacy } from '../node/local-privacy.js';
 import { nodeIdOf, secAggDropouts } from '../engine/secure-messages.js';
 import { identityPublicKey, pinnedPeerTrust, simulationIdentityKey } from '../core/secagg/signing.js';
 import type { ClientIdentity } from '../core/secagg/protocol.js';
@@ -27,6 +30,13 @@ export interface SimHostData {
   attack?: NodeAttack;
   /** Secure aggregation fault injection: fraction of each round's nodes that drop after sharing keys. */
   secaggDropout?: number;
+  /** Local DP applied by every node to its own update, with noise from this source. */
+  localDp?: { spec: LocalDpSpec; source: DpNoiseSource };
+}
+
+/** The host field for a run's --local-dp (absent without it). */
+export function localDpHost(o: { localDp?: string; dpNoise: DpNoiseSource }): Pick<SimHostData, 'localDp'> {
+  return o.localDp ? { localDp: { spec: parseLocalDp(o.localDp), source: o.dpNoise } } : {};
 }
 
 /** A node's local split, fixed by run seed and node id, so every host builds the same one. */
@@ -51,7 +61,8 @@ export async function simNodeHost(w: SimHostData): Promise<{ host: NodeHost; tra
   const dropout = w.secaggDropout;
   const faults = dropout ? { dropAfterShareKeys: (round: number, nodeId: number, roster: readonly number[]) => secAggDropouts(w.seed, round, roster, dropout).has(nodeId) } : {};
   const secure = { ...faults, identity: simulationIdentities(w.seed, w.parts.length) };
-  return { host: new NodeHost(layout, trainer, lazy, w.attack, secure), trainerKind: trainerLabel(trainer) };
+  const privacy = w.localDp ? new LocalPrivacy(w.localDp.spec, w.localDp.source) : undefined;
+  return { host: new NodeHost(layout, trainer, lazy, w.attack, secure, privacy), trainerKind: trainerLabel(trainer) };
 }
 
 /**

@@ -20,6 +20,7 @@ import { makeClock } from './heterogeneity.js';
 import { fedBuffDefaults } from './heterogeneity-options.js';
 import { resolveOptions, type ResolvedOptions, type SimulationOptions } from './options.js';
 import { prepareRun, type AttackSummary } from './setup.js';
+import { localDpHost } from './sim-host.js';
 
 export type { AttackSummary } from './setup.js';
 
@@ -57,6 +58,7 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
       data: shareDataset(train), parts, validationFraction: o.validationFraction, seed: o.seed, spec, trainer: o.trainer,
       ...(nodeAttack ? { attack: nodeAttack } : {}),
       ...(o.secagg && o.secaggDropout ? { secaggDropout: o.secaggDropout } : {}),
+      ...localDpHost(o),
       // Secure aggregation: a virtual node remembers the rounds it shared keys for, so it stays on one worker.
     }, workers, compression.ef || o.secagg === true);
   const evaluator = await makeTrainer(spec, o.trainer);
@@ -65,7 +67,7 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
       strategy: new Strategy(strategyConfig), rounds: o.rounds, seed: o.seed,
       local: { epochs: o.localEpochs, batchSize: o.batchSize, optimizer: spec.optimizer },
       fraction: o.fraction, minNodes, evalFraction: o.evalFraction, targetAccuracy: o.targetAccuracy,
-      overSelect: o.overSelect, deadlineSeconds: o.deadline, compression,
+      overSelect: o.overSelect, deadlineSeconds: o.deadline, compression, dpNoise: o.dpNoise,
       ...(o.secagg ? { secure: { clip: o.secaggClip ?? DEFAULT_SECAGG.clip, maxWeight: o.secaggMaxWeight ?? DEFAULT_SECAGG.maxWeight } } : {}),
       ...(o.mode === 'async' ? { fedBuff: { ...fedBuffDefaults(o), serverLr: o.serverLr ?? 1 } } : {}),
     }, {

@@ -7,6 +7,8 @@ import type { z } from 'zod';
 import type { ServerOptHyper, ServerOptName, ServerOptState } from '../../core/server-opt.js';
 import type { Metrics } from '../../model/trainer.js';
 import type { AdaptiveClipConfig } from '../dp-adaptive.js';
+import type { DpNoiseSource } from '../dp-noise.js';
+import type { PrivacySpentSoFar } from '../privacy-ledger.js';
 import type { StrategyArgs } from './args.js';
 
 /** Parameters every strategy text carries (the server step's optimiser and hyper-parameters, FedProx's mu). */
@@ -35,15 +37,24 @@ export interface StrategyCapabilities {
   sizedWork: boolean;
   /** The fewest updates a round must fuse; a round with fewer is skipped. */
   minUpdates: number;
+  /**
+   * Nodes are picked by Poisson sampling (each with probability fraction, what a DP accountant assumes) and
+   * every answer is fused: over-selection does not apply. Absent = a fixed-size sample.
+   */
+  poissonSampling?: boolean;
 }
 
-/** What a round tells the strategy beyond the results: for seeded noise and privacy accounting. */
+/** What a round tells the strategy beyond the results: for DP noise and its fixed denominator. */
 export interface RoundContext {
   round: number;
   seed: number;
-  /** Nodes asked this round and nodes that could have been asked (the sampling rate is their ratio). */
+  /** Nodes asked this round and nodes that could have been asked. */
   sampled: number;
   population: number;
+  /** DP: the fixed denominator q N (Poisson sampling); absent = max(sampled, results). */
+  expectedClients?: number;
+  /** DP: where its noise comes from; absent = 'csprng' (noise nobody can regenerate). */
+  noise?: DpNoiseSource;
 }
 
 export interface TrainResult {
@@ -70,8 +81,10 @@ export interface Fusion {
   state?(): ServerOptState;
   /** Other state for the checkpoint's extra (JSON-safe). */
   extraState?(): Record<string, unknown>;
-  /** (epsilon, delta) spent after `rounds` rounds at sampling rate q; absent or null = no privacy guarantee. */
-  privacy?(rounds: number, q: number): { epsilon: number; delta: number } | null;
+  /** Charges one round at sampling rate q (0 = nothing released) to the privacy ledger; absent = no ledger. */
+  recordPrivacyRound?(q: number): void;
+  /** Privacy spent so far over the rounds recorded; absent = no privacy guarantee. */
+  privacySpent?(): PrivacySpentSoFar;
   /** The clip norm a differentially private fusion uses next round. */
   readonly dpClipNorm?: number;
 }

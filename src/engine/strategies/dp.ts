@@ -1,14 +1,16 @@
 /**
  * Differential privacy as a wrapper around any strategy that can apply a mean delta (McMahan et al. 2018):
- * clip each update to C, sum, add N(0, (z C)^2) from the seeded 'dp-noise' stream, divide by the number of
- * nodes asked, and hand that mean to the wrapped strategy's server step. `clip=adaptive` lets C follow a
- * quantile of the update norms (dp-adaptive.ts). Privacy spent is tracked by the RDP accountant.
+ * nodes are picked by Poisson sampling at rate q, each update is clipped to C, the sum gets exact discrete
+ * Gaussian noise of scale z C on a fixed-point grid (from the CSPRNG, or the run seed in repeatable
+ * simulations: dp-noise.ts), is divided by the fixed q N, and that mean goes to the wrapped strategy's server
+ * step. `clip=adaptive` lets C follow a quantile of the update norms (dp-adaptive.ts). Privacy spent is kept
+ * round by round in a ledger (privacy-ledger.ts) that rides in the checkpoint.
  */
 import { deltas } from '../../core/aggregate.js';
-import { dpAggregate } from '../../core/dp.js';
-import { computeRdp, DEFAULT_ORDERS, getPrivacySpent } from '../../core/rdp.js';
-import { Rng } from '../../core/rng.js';
+import { dpGridMean } from '../../core/dp-grid.js';
 import { ADAPTIVE_DEFAULTS, AdaptiveDpAggregator, adaptiveStateFrom, type AdaptiveClipConfig } from '../dp-adaptive.js';
+import { dpWords } from '../dp-noise.js';
+import { ledgerStateFrom, PrivacyLedger } from '../privacy-ledger.js';
 import type { StrategyArgs } from './args.js';
 import { defineStrategy, type CommonParams, type StrategyDefinition } from './define.js';
 
@@ -70,7 +72,7 @@ export function differentialPrivacy(inner: StrategyDefinition, name: string): St
   const keys = ['clip', 'noise', 'delta', ...Object.keys(ADAPTIVE_KEYS)];
   return defineStrategy<DpParams>({
     name, syntax: `${name}:clip=C|adaptive,noise=Z[,delta=D]`, example: `${name}:clip=1,noise=1`, serverOpt: inner.serverOpt, keys,
-    summary: `${inner.name} with differential privacy: clipped updates, Gaussian noise, RDP accounting`,
+    summary: `${inner.name} with differential privacy: Poisson sampling, clipped updates, discrete Gaussian noise, RDP accounting`,
     parse(args, common) {
       const dp = readDp(args, common);
       const { noise, delta, adaptive, clip } = dp;
@@ -79,31 +81,35 @@ export function differentialPrivacy(inner: StrategyDefinition, name: string): St
     },
     capabilities(p) {
       const c = inner.capabilities(withoutClip(p));
-      return { ...c, needsIndividualUpdates: true, secureAggregation: false, async: false, sizedWork: false };
+      return { ...c, needsIndividualUpdates: true, secureAggregation: false, async: false, sizedWork: false, poissonSampling: true };
     },
     create(p, restore) {
       const step = inner.create(withoutClip(p), restore);
       const applyMeanDelta = step.applyMeanDelta?.bind(step);
       if (!applyMeanDelta) throw new Error(`${name}: ${inner.name} cannot apply a mean delta, so it cannot be wrapped with DP`);
       const adaptive = p.adaptive ? new AdaptiveDpAggregator(p.adaptive, p.noise, adaptiveStateFrom(restore?.extra)) : null;
+      const ledger = new PrivacyLedger(p.noise, p.delta, ledgerStateFrom(restore?.extra));
       return {
         aggregate(global, results, context) {
-          if (!context) throw new Error(`${name} needs the round context for its seeded noise`);
+          // Clip each update, sum, add noise, divide by the expected count.
+          if (!context) throw new Error(`${name} needs the round context for its noise and denominator`);
           const ds = deltas(global, results.map((r) => r.vector));
-          const m = Math.max(context.sampled, ds.length);
-          if (adaptive) return applyMeanDelta(global, adaptive.aggregate(ds, m, context.seed, context.round));
-          const rng = new Rng(context.seed).fork(`dp-noise:${context.round}`);
-          return applyMeanDelta(global, dpAggregate(ds, p.clip!, p.noise, rng, m));
+          const m = context.expectedClients ?? Math.max(context.sampled, ds.length);
+          const words = (use: string) => dpWords(context.noise ?? 'csprng', context.seed, `${use}:${context.round}`);
+          if (adaptive) return applyMeanDelta(global, adaptive.aggregate(ds, m, words('dp-noise'), words('dp-count')));
+          return applyMeanDelta(global, dpGridMean(ds, p.clip!, p.noise, words('dp-noise'), m));
         },
         // No applyMeanDelta of its own: a mean fused elsewhere would skip the clipping and the noise.
         ...(step.state ? { state: () => step.state!() } : {}),
         extraState() {
           const a = adaptive?.state();
-          return a ? { adaptiveClip: a } : {};
+          return { ...(a ? { adaptiveClip: a } : {}), privacyLedger: ledger.state() };
         },
-        privacy(rounds, q) {
-          const rdp = computeRdp(Math.min(1, q), p.noise, rounds, DEFAULT_ORDERS);
-          return { epsilon: getPrivacySpent(DEFAULT_ORDERS, rdp, p.delta).epsilon, delta: p.delta };
+        recordPrivacyRound(q) {
+          ledger.recordRound(q);
+        },
+        privacySpent() {
+          return ledger.spent();
         },
         get dpClipNorm() {
           return adaptive ? adaptive.clipNorm : p.clip;
