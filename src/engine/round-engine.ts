@@ -88,6 +88,7 @@ export class RoundEngine {
     const maxSteps = this.o.maxStepsFor?.(nodeId);
     return {
       ...this.o.local, proxMu: this.o.strategy.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
+      ...(this.o.strategy.localState ? { localState: this.o.strategy.localState } : {}),
       ...(maxSteps !== undefined ? { maxSteps } : {}),
       ...(this.compressing() ? { compression: this.o.compression } : {}),
     };
@@ -106,14 +107,18 @@ export class RoundEngine {
     const enough = new Promise<void>((resolve) => (settle = resolve));
     const clock = this.o.clock;
     const costs = new Map<number, RequestCost>();
+    const control = strategy.control(this.global.length);
     const all = Promise.all(selected.map(async (nodeId) => {
       const config = this.trainConfig(round, nodeId);
       try {
-        const frame = encodeTrainRequest(layout, { round, nodeId, mode: strategy.mode, config, weights: this.global });
+        const frame = encodeTrainRequest(layout, { round, nodeId, mode: strategy.mode, config, weights: this.global, ...(control ? { control } : {}) });
         const reply = await transport.request(nodeId, frame);
         const r = parseTrainReply(layout, reply, round, nodeId, this.global.length);
         if (closed) throw new Error('straggler: answered after the round closed');
-        results.push({ nodeId, numExamples: r.numExamples, steps: r.steps, vector: this.updateOf(r.vector, r.compression, this.global), metrics: r.metrics });
+        results.push({
+          nodeId, numExamples: r.numExamples, steps: r.steps, vector: this.updateOf(r.vector, r.compression, this.global), metrics: r.metrics,
+          ...(r.controlDelta ? { controlDelta: r.controlDelta } : {}),
+        });
         costs.set(nodeId, { nodeId, downBytes: frame.length, upBytes: reply.length, samples: samplesProcessed(r.steps, config.batchSize, config.epochs, r.numExamples) });
         // Under a clock every result is computed; who made it is decided by simulated time below.
         if (!clock && results.length >= needed) settle();

@@ -43,6 +43,16 @@ export class Strategy {
     return this.config.proxMu;
   }
 
+  /** State the nodes keep between rounds for this strategy (SCAFFOLD, FedDyn); undefined for most. */
+  get localState(): StrategyConfig['localState'] {
+    return this.config.localState;
+  }
+
+  /** The server control variate nodes need with their train requests (SCAFFOLD); undefined for other strategies. */
+  control(size: number): Float32Array | undefined {
+    return this.fusion.control?.(size);
+  }
+
   /** State beyond the server optimizer's, for the checkpoint's extra (JSON-safe). */
   extraState(): Record<string, unknown> {
     return this.fusion.extraState?.() ?? {};

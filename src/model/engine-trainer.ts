@@ -136,9 +136,10 @@ export class EngineTrainer implements LocalTrainer {
     return { w: this.wBuf, g: this.gBuf, state };
   }
 
-  async train(global: Float32Array, data: Dataset, cfg: TrainConfig): Promise<TrainOutcome> {
+  async train(global: Float32Array, data: Dataset, cfg: TrainConfig, shift?: Float32Array): Promise<TrainOutcome> {
     validateTrainConfig(cfg);
     this.checkData(data, global);
+    if (shift && shift.length !== global.length) throw new Error(`gradient shift has ${shift.length} values, the model ${global.length}`);
     const bufs = this.prepareTrain(global, data, cfg);
     const opt = new FlatOptimizer(cfg.optimizer, this.kernels, global.length, bufs.state);
     const rng = new Rng(cfg.seed);
@@ -164,6 +165,7 @@ export class EngineTrainer implements LocalTrainer {
           // FedProx: gradient of (mu/2)||w - w_global||^2
           for (let i = 0; i < w.length; i++) g[i] += cfg.proxMu * (w[i] - global[i]);
         }
+        if (shift) for (let i = 0; i < w.length; i++) g[i] += shift[i];
         opt.step(w, g);
         steps++;
         loss += r.loss;

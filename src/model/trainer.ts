@@ -19,7 +19,14 @@ export interface TrainConfig {
   maxSteps?: number;
   /** How the node compresses its update (compress-update.ts); absent = plain float32. */
   compression?: CompressionSpec;
+  /**
+   * Node state kept across rounds by the strategy (control-variates.ts): 'scaffold' (control variates, the
+   * server's control travels with the request) or 'feddyn' (linear term; alpha is proxMu). Absent = none.
+   */
+  localState?: LocalStateKind;
 }
+
+export type LocalStateKind = 'scaffold' | 'feddyn';
 
 export interface Metrics {
   loss: number;
@@ -46,7 +53,8 @@ export interface EvalOutcome extends Metrics {
 
 export interface LocalTrainer {
   readonly kind: 'engine' | 'tfjs';
-  train(global: Float32Array, data: Dataset, cfg: TrainConfig): Promise<TrainOutcome>;
+  /** `shift`, when given, is added to every local gradient (SCAFFOLD's c - c_i, FedDyn's -g_i). */
+  train(global: Float32Array, data: Dataset, cfg: TrainConfig, shift?: Float32Array): Promise<TrainOutcome>;
   gradient(global: Float32Array, data: Dataset, batchSize: number): Promise<GradientOutcome>;
   evaluate(weights: Float32Array, data: Dataset): Promise<EvalOutcome>;
   /** Class probabilities (n x classes) or regression outputs (n x outputs). */
@@ -62,5 +70,8 @@ export function validateTrainConfig(cfg: TrainConfig): void {
   if (!Number.isInteger(cfg.epochs) || cfg.epochs < 1) throw new Error(`local epochs must be a whole number >= 1, got ${cfg.epochs}`);
   validateBatchSize(cfg.batchSize);
   if (!(cfg.proxMu >= 0) || !Number.isFinite(cfg.proxMu)) throw new Error(`FedProx mu must be >= 0, got ${cfg.proxMu}`);
+  if (cfg.localState !== undefined && cfg.localState !== 'scaffold' && cfg.localState !== 'feddyn') {
+    throw new Error(`local state must be 'scaffold' or 'feddyn', got '${String(cfg.localState)}'`);
+  }
   if (cfg.maxSteps !== undefined && (!Number.isInteger(cfg.maxSteps) || cfg.maxSteps < 1)) throw new Error(`max steps must be a whole number >= 1, got ${cfg.maxSteps}`);
 }

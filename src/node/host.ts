@@ -21,6 +21,7 @@ import { validateTrainConfig } from '../model/trainer.js';
 import { peekHeader } from '../core/wire.js';
 import { isSecAggFrameType } from '../core/secagg/codec.js';
 import { SecureNodeSessions, type SecureNodeOptions } from './secure-session.js';
+import { NodeLocalState } from './local-state.js';
 
 export interface LocalData {
   train: Dataset;
@@ -42,6 +43,8 @@ export class NodeHost {
   private readonly secure: SecureNodeSessions;
   /** Keeps each node's error-feedback residual between rounds (the pool pins a node to one worker for this). */
   private readonly compressor: UpdateCompressor;
+  /** SCAFFOLD's and FedDyn's per-node state between rounds. */
+  private readonly localState = new NodeLocalState();
 
   constructor(
     private readonly layout: readonly TensorSlot[],
@@ -76,16 +79,24 @@ export class NodeHost {
       if (mode === 'gradient') {
         // A secure round must never be answered with a plain update.
         if (msg.req.secagg !== undefined) throw new Error('secure aggregation takes weights-mode rounds, not gradient mode');
+        if (config.localState !== undefined) throw new Error(`local state '${config.localState}' takes weights-mode rounds, not gradient mode`);
         const g = await this.trainer.gradient(weights, train, Math.max(config.batchSize, 256));
         const vector = attack ? this.poison(attack, g.gradient, new Float32Array(g.gradient.length), config.seed) : g.gradient;
         return this.reply({ round, nodeId, numExamples: g.numExamples, steps: 1, metrics: g.metrics, vector }, config, weights, true);
       }
       validateTrainConfig(config);
-      const r = await this.trainer.train(weights, train, config);
+      if (msg.req.secagg !== undefined && config.localState !== undefined) {
+        throw new Error(`local state '${config.localState}' does not combine with secure aggregation`);
+      }
+      const { control } = msg.req;
+      const shift = this.localState.shift(nodeId, config, control, weights.length);
+      const r = await this.trainer.train(weights, train, config, shift);
+      const controlDelta = this.localState.after(nodeId, config, control, weights, r.weights, r.steps);
       const vector = attack ? this.poison(attack, r.weights, weights, config.seed) : r.weights;
       // Secure aggregation: the update stays on the node; the reply carries public keys only.
       if (msg.req.secagg !== undefined) return this.secure.start(round, nodeId, msg.req.secagg, weights, vector, r.numExamples, r.metrics);
-      return this.reply({ round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector }, config, weights, false);
+      const extra = controlDelta ? { controlDelta } : {};
+      return this.reply({ round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector, ...extra }, config, weights, false);
     } catch (e) {
       return encodeError(round, nodeId, (e as Error).message);
     }

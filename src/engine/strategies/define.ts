@@ -5,7 +5,7 @@
  */
 import type { z } from 'zod';
 import type { ServerOptHyper, ServerOptName, ServerOptState } from '../../core/server-opt.js';
-import type { Metrics } from '../../model/trainer.js';
+import type { LocalStateKind, Metrics } from '../../model/trainer.js';
 import type { AdaptiveClipConfig } from '../dp-adaptive.js';
 import type { StrategyArgs } from './args.js';
 
@@ -18,6 +18,8 @@ export interface CommonParams {
   hyper: ServerOptHyper;
   /** L2 bound each delta is clipped to before fusion (`clip=NORM`), for strategies that accept it. */
   clip?: number;
+  /** State the nodes keep between rounds (SCAFFOLD, FedDyn), sent with every train request; absent = none. */
+  localState?: LocalStateKind;
 }
 
 export interface StrategyCapabilities {
@@ -53,6 +55,8 @@ export interface TrainResult {
   /** Local weights after training ('weights' mode) or the mean gradient ('gradient' mode). */
   vector: Float32Array;
   metrics: Metrics;
+  /** SCAFFOLD: the node's control delta (the extra upload). */
+  controlDelta?: Float32Array;
 }
 
 export interface EvalResult extends Metrics {
@@ -72,6 +76,8 @@ export interface Fusion {
   extraState?(): Record<string, unknown>;
   /** (epsilon, delta) spent after `rounds` rounds at sampling rate q; absent or null = no privacy guarantee. */
   privacy?(rounds: number, q: number): { epsilon: number; delta: number } | null;
+  /** SCAFFOLD: the server control variate sent with every train request (zero, `size` long, at first). */
+  control?(size: number): Float32Array;
   /** The clip norm a differentially private fusion uses next round. */
   readonly dpClipNorm?: number;
 }
