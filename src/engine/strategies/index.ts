@@ -18,4 +18,5 @@ export { fedtrimmedavg } from './trimmed-mean.js';
 export { krum, multikrum } from './krum.js';
 export { bulyan } from './bulyan.js';
 export { scaffold } from './scaffold.js';
+export { feddyn } from './feddyn.js';
 export { Strategy, weightedMetrics } from '../strategy.js';

@@ -15,10 +15,11 @@ import { fedtrimmedavg } from './trimmed-mean.js';
 import { krum, multikrum } from './krum.js';
 import { bulyan } from './bulyan.js';
 import { scaffold } from './scaffold.js';
+import { feddyn } from './feddyn.js';
 
 const BUILTIN: readonly StrategyDefinition[] = [
   fedavg, fedprox, fedavgm, fedadam, fedyogi, fedadagrad, fednova, fedsgd, differentialPrivacy(fedavg, 'dpfedavg'),
-  fedmedian, fedtrimmedavg, krum, multikrum, bulyan, scaffold,
+  fedmedian, fedtrimmedavg, krum, multikrum, bulyan, scaffold, feddyn,
 ];
 
 const definitions = new Map<string, StrategyDefinition>(BUILTIN.map((d) => [d.name, d]));

@@ -1,39 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { RoundEngine } from '../round-engine.js';
 import { Strategy, parseStrategy } from '../strategy.js';
 import { runIssues, FLAG_WORDING } from '../run-rules.js';
 import type { LocalData } from '../../node/host.js';
-import type { Dataset } from '../../data/types.js';
-import { blobs, toyFederation, toyLayout } from '../../../test/support/toy-federation.js';
+import { toyFederation, toyLayout } from '../../../test/support/toy-federation.js';
+import { engine, LR, sgd, sha, skewedNodes } from '../../../test/support/skewed-nodes.js';
 import { decodeMessage, encodeTrainReply, encodeTrainRequest } from '../messages.js';
 import { FrameError, decodeFrame, encodeFrame } from '../../core/wire.js';
-
-const LR = 0.1;
-const sgd = { name: 'sgd' as const, lr: LR };
-
-/** Nodes whose data differ in size and label balance (drift for the control variates to correct). */
-function skewedNodes(sizes: readonly number[]): Map<number, LocalData> {
-  return new Map(sizes.map((n, i) => {
-    const d = blobs(n * 3, 10 + i);
-    const keep: number[] = [];
-    for (let r = 0; r < d.n && keep.length < n; r++) if (d.y[r] === i % 2 || r % 4 === 0) keep.push(r);
-    const x = new Float32Array(keep.length * 4);
-    const y = new Int32Array(keep.length);
-    keep.forEach((r, k) => { x.set(d.x.subarray(r * 4, r * 4 + 4), k * 4); y[k] = d.y[r]; });
-    const train: Dataset = { ...d, n: keep.length, x, y };
-    return [i, { train, validation: blobs(20, 200 + i) }];
-  }));
-}
-
-function engine(nodes: Map<number, LocalData>, strategy: string, o: { rounds: number; batchSize: number; epochs: number; seed?: number }) {
-  const { transport, initial } = toyFederation(nodes, [...nodes.keys()]);
-  return new RoundEngine({
-    layout: toyLayout, strategy: new Strategy(parseStrategy(strategy)), transport, initial, seed: o.seed ?? 5,
-    rounds: o.rounds, fraction: 1, minNodes: 1, evalFraction: 0, local: { epochs: o.epochs, batchSize: o.batchSize, optimizer: sgd },
-  });
-}
 
 /**
  * SCAFFOLD option II in plain loops (Karimireddy et al. 2020, Algorithm 1), full-batch local gradient descent:
@@ -71,8 +44,6 @@ async function naiveScaffold(nodes: Map<number, LocalData>, rounds: number, epoc
   }
   return Float32Array.from(x);
 }
-
-const sha = (w: Float32Array) => createHash('sha256').update(Buffer.from(w.buffer, w.byteOffset, w.byteLength)).digest('hex');
 
 test('SCAFFOLD matches a naive float64 reference over 4 rounds of full-batch GD on 3 skewed nodes (|diff| <= 2e-5)', async () => {
   const nodes = skewedNodes([40, 70, 100]);

@@ -34,7 +34,7 @@ export const scaffold = defineStrategy({
         return opt.step(global, averageDelta(global, results.map((r) => r.vector), results.map((r) => r.numExamples)));
       },
       state: () => opt.state(),
-      extraState: () => (control ? { scaffoldControl: vectorToBase64(control) } : {}),
+      extraState: () => (control ? { scaffoldControl: vectorToBase64(control) } : saved === undefined ? {} : { scaffoldControl: saved }),
     };
   },
 });
