@@ -13,6 +13,7 @@ import { addLogFormatOption, LOG_LEVELS, makeLogger } from './logger.js';
 import { choiceArg, floatArg, intArg } from './args.js';
 import { startServingFromFlags, type ServeFlags } from './serve-flags.js';
 import { UsageError } from './args.js';
+import { readPeerKeys } from './peer-keys.js';
 import { startCoordinator } from '../coordinator/server.js';
 import { parseRunConfig } from '../coordinator/config.js';
 import { Agent } from '../node/agent.js';
@@ -115,6 +116,7 @@ Examples:
     .option('--delay-ms <n>', 'extra delay before each answer (emulates a slow device)', intArg(0, 3_600_000))
     .option('--key <file>', 'Ed25519 identity key (created on first use; default ~/.edgefed/<name>.key)')
     .option('--join-token <token>', 'one-time token from the coordinator admin: enrols this node\'s key')
+    .option('--secagg-peers <file>', 'secure aggregation: the peers\' identity public keys, one hex key per line (default: trust on first use)')
     .option('--secagg-drop-after-share', 'fault injection for tests: in secure-aggregation rounds, disconnect right after sharing keys')
     .option('--share-labels', 'report how many examples of each class this node holds (shown on the dashboard)')
     .option('--serve-port <n>', 'serve predictions on this port (POST /v1/predict, GET /v1/model, GET /metrics)', intArg(0, 65535))
@@ -126,10 +128,11 @@ Examples:
     .addHelpText('after', `
 Examples:
   edgefed node --coordinator http://127.0.0.1:8080 --data mnist-partition:0/5 --name n0 --tags site=a`)
-    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean; logFormat?: string } & ServeFlags) => {
+    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean; secaggPeers?: string; logFormat?: string } & ServeFlags) => {
       const name = f.name ?? `node-${process.pid}`;
       const secretKey = loadOrCreateKey(f.key ?? join(homedir(), '.edgefed', `${name}.key`));
       const tags = parseTags(f.tags);
+      const secaggPeerKeys = f.secaggPeers !== undefined ? readPeerKeys(f.secaggPeers) : undefined;
       try {
         new URL(f.coordinator);
       } catch {
@@ -143,7 +146,7 @@ Examples:
       }
       const log = makeLogger({ format: f.logFormat, base: { node: name } });
       const serving = await startServingFromFlags(f, { coordinator: f.coordinator, data: f.data, creds: { name, secretKey }, log });
-      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare });
+      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare, ...(secaggPeerKeys ? { secaggPeerKeys } : {}) });
       await agent.start();
       const stop = () => {
         void serving?.close();

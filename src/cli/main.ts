@@ -19,6 +19,7 @@ import { addSchemaCommand } from './schema-cmd.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 import { strategyHelp } from '../engine/strategies/registry.js';
+import { compressionForms } from '../core/compress-update.js';
 
 const program = new Command('edgefed')
   .description('Federated deep learning at the edge: partition, train, fuse and predict.')
@@ -125,7 +126,7 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
     .option('--secagg-dropout <f>', 'with --secagg: fraction of each round\'s nodes that drop after sharing keys (seeded fault injection)', floatArg(0, 1))
     .option('--secagg-clip <c>', `with --secagg: clip each coordinate of a node's update to [-c, c] (default ${DEFAULT_SECAGG.clip})`, floatArg(0, 1e6, true))
     .option('--secagg-max-weight <n>', `with --secagg: most examples a node may weight its update by (default ${DEFAULT_SECAGG.maxWeight})`, intArg(1, 2 ** 24))
-    .option('--compression <spec>', 'how nodes compress updates: none | fp16 | int8 | int8-block:N | topk:F, then optional ,ef=on|off ' +
+    .option('--compression <spec>', `how nodes compress updates: ${compressionForms().replaceAll(', ', ' | ')}, then optional ,ef=on|off ` +
       '(error feedback; default on for topk) ,delta=on|off (send local - global; default on) ,rounding=nearest|stochastic (int8)', 'none')
     .option('--profile <set>', 'device profiles for a virtual clock: uniform | slow20 (20% of nodes 5-10x slower) | heavytail | PATH.json')
     .option('--deadline <s>', 'synchronous rounds close after this many simulated seconds', floatArg(0, 1e9, true))

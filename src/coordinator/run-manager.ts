@@ -13,8 +13,8 @@ import { makeTrainer } from '../model/make-trainer.js';
 import { DEFAULT_LR } from '../nn/optimizer.js';
 import { parseStrategy, Strategy } from '../engine/strategy.js';
 import { parseCompression } from '../core/compress-update.js';
-import { RoundEngine, type EngineOptions, type RoundRecord } from '../engine/round-engine.js';
-import { AsyncEngine } from '../engine/async-engine.js';
+import type { RoundRecord } from '../engine/round-engine.js';
+import { engineFor } from '../engine/engine-for.js';
 import { asyncSettings } from './async-config.js';
 import { configureForRun, NetworkTransport } from './network-transport.js';
 import { peekHeader } from '../core/wire.js';
@@ -140,12 +140,15 @@ export class RunManager {
     let lastTraffic = transport.traffic();
     const sizedWork = config.workSeconds !== undefined && strategy.capabilities.sizedWork;
     try {
-      const options: EngineOptions = {
-        layout, strategy, transport, initial, seed: config.seed, rounds: config.rounds, fraction: config.fraction,
-        minNodes: config.minNodes, evalFraction: config.evalFraction, targetAccuracy: config.targetAccuracy,
+      const engine = engineFor({
+        strategy, rounds: config.rounds, seed: config.seed, fraction: config.fraction, minNodes: config.minNodes,
+        evalFraction: config.evalFraction, targetAccuracy: config.targetAccuracy,
         local: { epochs: config.localEpochs, batchSize: config.batchSize, optimizer: spec.optimizer },
-        startRound, overSelect: config.overSelect, compression: parseCompression(config.compression),
+        overSelect: config.overSelect, compression: parseCompression(config.compression),
         ...(config.secagg ? { secure: config.secagg } : {}),
+        ...(config.mode === 'async' ? { fedBuff: asyncSettings(config) } : {}),
+      }, {
+        layout, transport, initial, startRound,
         maxStepsFor: sizedWork ? (nodeId) => {
           const speed = this.registry.get(nodeId)?.resources.samplesPerSecond;
           return speed ? Math.max(1, Math.floor((speed * config.workSeconds!) / config.batchSize)) : undefined;
@@ -170,8 +173,7 @@ export class RunManager {
           this.log.info({ runId, round: record.round, acc: record.testAccuracy, contributed: record.contributed.length, failures: record.failures.length }, 'round committed');
           this.onRoundCommitted?.(runId, record);
         },
-      };
-      const engine = config.mode === 'async' ? new AsyncEngine({ ...options, ...asyncSettings(config) }) : new RoundEngine(options);
+      });
       const result = await engine.run();
       const stopped = this.control.get(runId) === 'stop';
       this.store.setRunStatus(runId, stopped ? 'stopped' : 'completed');

@@ -86,6 +86,7 @@ export function secAggReplyType(request: Record<string, unknown>): string | unde
   if (request.type === 'train' && request.secagg !== undefined) return 'secagg.advertise-keys';
   if (request.type === 'secagg.key-roster') return 'secagg.share-keys';
   if (request.type === 'secagg.forwarded-shares') return 'secagg.masked-input';
+  if (request.type === 'secagg.consistency-request') return 'secagg.consistency-signature';
   if (request.type === 'secagg.unmask-request') return 'secagg.unmask-shares';
   return undefined;
 }

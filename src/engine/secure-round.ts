@@ -3,7 +3,13 @@
  * request/reply per live node, so it runs unchanged on the worker pool and over the network.
  *
  *   train request + session settings -> node trains, keeps its update, answers AdvertiseKeys
- *   KeyRoster -> ShareKeys;  ForwardedShares -> MaskedInput;  UnmaskRequest -> UnmaskShares
+ *   KeyRoster -> ShareKeys;  ForwardedShares -> MaskedInput;  ConsistencyRequest -> ConsistencySignature;
+ *   UnmaskRequest (with the signatures) -> UnmaskShares
+ *
+ * Always the malicious-server variant: nodes sign their key advertisements with their identity keys, check
+ * each other's, and unmask only for a survivor set that at least t nodes signed; a node that refuses
+ * (substituted key, weak threshold, split view, a second session for one round) answers with an error that
+ * names the reason, and the round's failures carry it.
  *
  * Nodes send [n_i * delta_i, n_i] in fixed point (delta_i = trained - global), so the unmasked sum gives
  * exactly the FedAvg mean delta sum n_i delta_i / sum n_i up to fixed-point rounding; the coordinator
@@ -102,6 +108,16 @@ function feed(replies: Map<number, { msg: ServerInbound }>, failures: Failures, 
   return ok;
 }
 
+/** "; nodes refused: 3 split_view, 1 bad_signature" from the nodes' refusal reasons, or "". */
+function refusalSummary(failures: Failures): string {
+  const counts = new Map<string, number>();
+  for (const error of failures.values()) {
+    const code = /secure aggregation refused \((\w+)\)/.exec(error)?.[1];
+    if (code) counts.set(code, (counts.get(code) ?? 0) + 1);
+  }
+  return counts.size === 0 ? '' : `; nodes refused: ${[...counts].map(([c, k]) => `${k} ${c}`).join(', ')}`;
+}
+
 export async function secureTrainRound(i: SecureRoundInput): Promise<SecureRoundOutcome> {
   const failures: Failures = new Map();
   const k = i.selected.length;
@@ -119,7 +135,7 @@ export async function secureTrainRound(i: SecureRoundInput): Promise<SecureRound
   const { clip, maxWeight } = i.options;
   const threshold = Math.max(2, Math.floor(k / 2) + 1);
   const fp = fixedPointConfig({ scaleBits: largestScaleBits(k, clip, maxWeight), clip, maxWeight, maxClients: k });
-  const server = new SecAggServer({ session: i.session, threshold, vectorLength: dim + 1 });
+  const server = new SecAggServer({ session: i.session, threshold, vectorLength: dim + 1, consistencyCheck: true });
   const send = (msg: ServerOutbound, nodeId: number) => encodeSecAggFrame(msg, i.round, nodeId);
   const metrics = new Map<number, TrainResult['metrics']>();
   // Each node's session state lives in the host that trained it: keep its requests there until the end.
@@ -137,7 +153,9 @@ export async function secureTrainRound(i: SecureRoundInput): Promise<SecureRound
     live = feed(await exchange(i, live, failures, 'secagg.share-keys', (n) => send(roster, n)), failures, (m) => server.receiveShareKeys(m as never));
     const forwarded = new Map(server.finishShareKeys().map((f) => [nodeIdOf(f.to), f]));
     live = feed(await exchange(i, live.filter((n) => forwarded.has(n)), failures, 'secagg.masked-input', (n) => send(forwarded.get(n)!, n)), failures, (m) => server.receiveMaskedInput(m as never));
-    const request = server.finishMaskedInput();
+    const check = server.finishMaskedInputForConsistency();
+    live = feed(await exchange(i, live, failures, 'secagg.consistency-signature', (n) => send(check, n)), failures, (m) => server.receiveConsistencySignature(m as never));
+    const request = server.finishConsistency();
     feed(await exchange(i, live, failures, 'secagg.unmask-shares', (n) => send(request, n)), failures, (m) => server.receiveUnmaskShares(m as never));
     const result = server.finishUnmask();
     const { average, totalWeight } = decodeWeightedAverage(result.sum, fp);
@@ -147,7 +165,7 @@ export async function secureTrainRound(i: SecureRoundInput): Promise<SecureRound
     return outcome(average, totalWeight, fp, included, metrics);
   } catch (e) {
     // The protocol aborted (too few nodes at some phase): no node's update is in any model.
-    const reason = `secure aggregation aborted: ${(e as Error).message}`;
+    const reason = `secure aggregation aborted: ${(e as Error).message}${refusalSummary(failures)}`;
     for (const nodeId of i.selected) if (!failures.has(nodeId)) failures.set(nodeId, reason);
     return outcome(null, 0, fp, [], metrics);
   } finally {

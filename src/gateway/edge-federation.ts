@@ -10,7 +10,8 @@ import { makeLayout, type TensorSlot } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { validateTrainConfig } from '../model/trainer.js';
 import { decodeMessage, encodeError, encodeEvalReply, type EvalRequest, type TrainRequest } from '../engine/messages.js';
-import { RoundEngine, type RoundRecord } from '../engine/round-engine.js';
+import type { RoundRecord } from '../engine/round-engine.js';
+import { engineFor } from '../engine/engine-for.js';
 import { evaluateNodes } from '../engine/evaluate-nodes.js';
 import { Strategy, weightedMetrics } from '../engine/strategy.js';
 import { configureForRun, NetworkTransport } from '../coordinator/network-transport.js';
@@ -82,12 +83,14 @@ async function train(layout: readonly TensorSlot[], transport: NetworkTransport,
   const { first, last } = edgeRoundsOf(round, o.edgeRounds);
   const records: RoundRecord[] = [];
   let waited = false;
-  const engine = new RoundEngine({
-    layout, transport, initial: weights, seed: config.seed, startRound: first, rounds: last,
+  const engine = engineFor({
+    seed: config.seed, rounds: last,
     // The cloud's proximal term carries down to the site's own rounds.
     strategy: new Strategy({ name: config.proxMu > 0 ? 'fedprox' : 'fedavg', proxMu: config.proxMu, serverOpt: 'fedavg', hyper: {} }),
     fraction: o.fraction, minNodes: o.minNodes, evalFraction: 0,
     local: { epochs: config.epochs, batchSize: config.batchSize, optimizer: config.optimizer },
+  }, {
+    layout, transport, initial: weights, startRound: first,
     maxStepsFor: config.maxSteps === undefined ? undefined : () => config.maxSteps,
     // Wait for nodes once per cloud round: a later edge round with too few nodes is skipped, not waited for.
     waitForNodes: async (min) => {

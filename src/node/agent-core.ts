@@ -13,6 +13,8 @@ import { FrameLink } from '../net/frame-link.js';
 import { peekHeader } from '../core/wire.js';
 import { isBound, publicKeyOf, randomNonce, signFrame, signHello, toHex, unbindFrame, type Binding } from '../core/identity.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
+import type { SecureNodeOptions } from './secure-session.js';
+import { keySetPeerTrust, tofuPeerTrust, type PeerTrust } from '../core/secagg/signing.js';
 
 /** The part of a logger the agent uses (pino's Logger has it; the browser page logs to its own panel). */
 export interface AgentLog {
@@ -46,6 +48,11 @@ export interface AgentOptions {
   joinToken?: string;
   /** Fault injection for tests: in every secure-aggregation round, disconnect right after sharing keys. */
   secaggDropAfterShare?: boolean;
+  /**
+   * Secure aggregation: the identity keys of the peers this node will aggregate with (from the fleet operator,
+   * not the coordinator). Absent: trust on first use, per peer id, for the life of the agent process.
+   */
+  secaggPeerKeys?: readonly Uint8Array[];
   /** Tell the coordinator how many training examples of each class this node holds (its label histogram). */
   shareLabels?: boolean;
   /** Called with each request frame and its reply (serving's metrics count rounds and bytes). */
@@ -262,6 +269,19 @@ export class AgentCore {
     }
   }
 
+  /** How this node trusts its peers' identity keys in secure aggregation, across runs. */
+  private peerTrustValue: PeerTrust | null = null;
+  private get peerTrust(): PeerTrust {
+    this.peerTrustValue ??= this.o.secaggPeerKeys ? keySetPeerTrust(this.o.secaggPeerKeys) : tofuPeerTrust();
+    return this.peerTrustValue;
+  }
+
+  /** The node signs its key advertisements with its enrolled key; without one it cannot take part. */
+  private secureOptions(): SecureNodeOptions {
+    const secretKey = this.o.secretKey;
+    return { ...this.secureFaults(), identity: () => (secretKey ? { secretKey, trust: this.peerTrust } : undefined) };
+  }
+
   /** With --secagg-drop-after-share: vanish (close the connection, then reconnect) once keys are shared. */
   private secureFaults() {
     if (!this.o.secaggDropAfterShare) return {};
@@ -277,7 +297,7 @@ export class AgentCore {
   private readonly nodeHost = async (_runId: number, spec: ModelSpec): Promise<RequestHandler> => {
     if (!this.o.data) throw new Error('a node without data needs a request handler');
     const trainer = await this.platform.makeTrainer(spec);
-    const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]), undefined, this.secureFaults());
+    const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]), undefined, this.secureOptions());
     return { kind: trainer.kind, handle: (frame) => host.handle(frame), dispose: () => trainer.dispose() };
   };
 

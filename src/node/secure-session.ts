@@ -3,8 +3,14 @@
  * its update here, never in a reply: it answers the train request with its public keys only, then
  * shares keys, sends its update masked (fixed point, weighted by numExamples, plus the weight itself)
  * and finally the shares that unmask the sum. One host may hold sessions for several virtual nodes.
+ *
+ * Against a malicious coordinator the node signs its advertisement with its identity key, checks its peers'
+ * against the PeerTrust it was given, signs the survivor set in the consistency round, and takes part in at
+ * most one session per round: two sessions over the same update with different survivors would let the
+ * coordinator subtract one sum from the other. The rounds it shared keys for are remembered in memory for
+ * the life of this object (one run on an agent), not across a process restart.
  */
-import { SecAggClient } from '../core/secagg/protocol.js';
+import { SecAggClient, SecAggError, type ClientIdentity } from '../core/secagg/protocol.js';
 import { encodeWeightedUpdate } from '../core/secagg/fixed-point.js';
 import type { RandomBytes } from '../core/secagg/random.js';
 import type { Metrics } from '../model/trainer.js';
@@ -15,6 +21,8 @@ export interface SecureNodeOptions {
   dropAfterShareKeys?: (round: number, nodeId: number, roster: readonly number[]) => boolean;
   /** Called when a node drops by fault injection (a deployed agent disconnects here). */
   onDrop?: (round: number, nodeId: number) => void;
+  /** The node's identity key and how it trusts its peers' (undefined: the node cannot take part). */
+  identity?: (nodeId: number) => ClientIdentity | undefined;
 }
 
 interface OpenSession {
@@ -29,6 +37,8 @@ const cryptoRandomBytes: RandomBytes = (n) => globalThis.crypto.getRandomValues(
 
 export class SecureNodeSessions {
   private readonly open = new Map<number, OpenSession>();
+  /** The rounds each node has shared its keys in (the point after which a second session leaks). */
+  private readonly sharedRounds = new Map<number, Set<number>>();
 
   constructor(private readonly o: SecureNodeOptions = {}) {}
 
@@ -37,14 +47,20 @@ export class SecureNodeSessions {
    * public keys (and its training metrics, which are not protected).
    */
   start(round: number, nodeId: number, rawConfig: unknown, global: Float32Array, trained: Float32Array, numExamples: number, metrics: Metrics): Uint8Array {
-    this.open.delete(nodeId);
+    this.close(nodeId);
     const { config, fixedPoint } = parseSessionConfig(rawConfig);
     if (nodeIdOf(config.clientId) !== nodeId) throw new Error(`secagg client id ${config.clientId} is not node ${nodeId}'s`);
+    if (this.sharedRounds.get(nodeId)?.has(round)) {
+      throw new Error(`secure aggregation refused (second_session): node ${nodeId} already shared its keys for round ${round} `
+        + 'in another session; a second session over the same update could reveal it by differencing the two sums');
+    }
+    const identity = this.o.identity?.(nodeId);
+    if (!identity) throw new Error(`secure aggregation refused (no_identity): node ${nodeId} has no identity key to sign its key advertisement`);
     if (numExamples > config.maxWeight) throw new Error(`secure aggregation: this node has ${numExamples} examples, more than the session's maxWeight ${config.maxWeight}`);
     const delta = new Float64Array(trained.length);
     for (let i = 0; i < delta.length; i++) delta[i] = trained[i] - global[i];
     const input = encodeWeightedUpdate(delta, numExamples, fixedPoint);
-    const client = new SecAggClient({ id: config.clientId, session: config.session, threshold: config.threshold, vectorLength: input.length, randomBytes: cryptoRandomBytes });
+    const client = new SecAggClient({ id: config.clientId, session: config.session, threshold: config.threshold, vectorLength: input.length, randomBytes: cryptoRandomBytes, identity });
     const advertise = client.advertiseKeys();
     this.open.set(nodeId, { round, client, input });
     return encodeSecAggFrame(advertise, round, nodeId, { metrics });
@@ -57,8 +73,13 @@ export class SecureNodeSessions {
     if (!s || s.round !== round) throw new Error(`node ${nodeId} has no open secure-aggregation session for round ${round}`);
     try {
       switch (msg.type) {
-        case 'secagg.key-roster':
-          return encodeSecAggFrame(s.client.shareKeys(msg), round, nodeId);
+        case 'secagg.key-roster': {
+          const shared = encodeSecAggFrame(s.client.shareKeys(msg), round, nodeId);
+          this.sharedRounds.set(nodeId, (this.sharedRounds.get(nodeId) ?? new Set()).add(round));
+          return shared;
+        }
+        case 'secagg.consistency-request':
+          return encodeSecAggFrame(s.client.consistencyCheck(msg), round, nodeId);
         case 'secagg.forwarded-shares': {
           const roster = msg.shares.map((e) => nodeIdOf(e.from)).concat(nodeId);
           if (this.o.dropAfterShareKeys?.(round, nodeId, roster)) {
@@ -81,6 +102,7 @@ export class SecureNodeSessions {
     } catch (e) {
       // The client aborted (it reveals nothing more); the session is over for this node.
       this.close(nodeId);
+      if (e instanceof SecAggError) throw new Error(`secure aggregation refused (${e.code}): ${e.message}`);
       throw e;
     }
   }

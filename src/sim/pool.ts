@@ -31,6 +31,8 @@ export class WorkerPoolTransport implements Transport {
   private readonly pins = new Map<number, Slot | null>();
   private nextId = 0;
   private closed = false;
+  /** Every node pinned for the whole run: a round's unpin (secure aggregation) must not undo it. */
+  private pinnedForRun = false;
   trainerKind = '';
 
   private constructor(private readonly numNodes: number) {}
@@ -38,6 +40,7 @@ export class WorkerPoolTransport implements Transport {
   static async start(data: Omit<SimWorkerData, 'entry'>, workers: number, pinNodes = false): Promise<WorkerPoolTransport> {
     const pool = new WorkerPoolTransport(data.parts.length);
     if (pinNodes) for (let nodeId = 0; nodeId < data.parts.length; nodeId++) pool.pin(nodeId);
+    pool.pinnedForRun = pinNodes;
     const entry = new URL('./worker.ts', import.meta.url).href;
     await Promise.all(Array.from({ length: workers }, () => new Promise<void>((resolve, reject) => {
       const worker = new Worker(new URL('./boot.mjs', import.meta.url), { workerData: { ...data, entry } });
@@ -74,6 +77,7 @@ export class WorkerPoolTransport implements Transport {
   }
 
   unpin(nodeId: number): void {
+    if (this.pinnedForRun) return;
     this.pins.delete(nodeId);
     this.dispatch();
   }

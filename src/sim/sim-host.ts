@@ -11,7 +11,9 @@ import { makeLayout } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { makeTrainer, type TrainerChoice } from '../model/make-trainer.js';
 import { NodeHost, type LocalData, type NodeAttack } from '../node/host.js';
-import { secAggDropouts } from '../engine/secure-messages.js';
+import { nodeIdOf, secAggDropouts } from '../engine/secure-messages.js';
+import { identityPublicKey, pinnedPeerTrust, simulationIdentityKey } from '../core/secagg/signing.js';
+import type { ClientIdentity } from '../core/secagg/protocol.js';
 
 export interface SimHostData {
   data: Dataset;
@@ -46,6 +48,23 @@ export async function simNodeHost(w: SimHostData): Promise<{ host: NodeHost; tra
     },
   } as ReadonlyMap<number, LocalData>;
   const dropout = w.secaggDropout;
-  const secure = dropout ? { dropAfterShareKeys: (round: number, nodeId: number, roster: readonly number[]) => secAggDropouts(w.seed, round, roster, dropout).has(nodeId) } : {};
+  const faults = dropout ? { dropAfterShareKeys: (round: number, nodeId: number, roster: readonly number[]) => secAggDropouts(w.seed, round, roster, dropout).has(nodeId) } : {};
+  const secure = { ...faults, identity: simulationIdentities(w.seed, w.parts.length) };
   return { host: new NodeHost(layout, trainer, lazy, w.attack, secure), trainerKind: trainer.kind };
+}
+
+/**
+ * Virtual nodes' identities for signed secure aggregation: keys derived from the seed (reproducible runs), and
+ * every node pins every other node's key as "enrolled" (the simulation stands in for the PKI the protocol assumes).
+ */
+export function simulationIdentities(seed: number, nodes: number): (nodeId: number) => ClientIdentity | undefined {
+  const publicKeys = new Map<number, Uint8Array>();
+  const publicKeyOf = (nodeId: number): Uint8Array | undefined => {
+    if (!Number.isInteger(nodeId) || nodeId < 0 || nodeId >= nodes) return undefined;
+    let key = publicKeys.get(nodeId);
+    if (!key) publicKeys.set(nodeId, (key = identityPublicKey(simulationIdentityKey(seed, nodeId))));
+    return key;
+  };
+  const trust = pinnedPeerTrust((clientId) => publicKeyOf(nodeIdOf(clientId)));
+  return (nodeId) => (publicKeyOf(nodeId) ? { secretKey: simulationIdentityKey(seed, nodeId), trust } : undefined);
 }

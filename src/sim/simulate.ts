@@ -10,12 +10,12 @@ import type { TensorSlot } from '../core/params.js';
 import type { ModelSpec } from '../model/spec.js';
 import { makeTrainer } from '../model/make-trainer.js';
 import { Strategy } from '../engine/strategy.js';
-import { RoundEngine, type RoundRecord } from '../engine/round-engine.js';
+import type { RoundRecord } from '../engine/round-engine.js';
+import { engineFor } from '../engine/engine-for.js';
 import { WorkerPoolTransport } from './pool.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 import { parseCompression } from '../core/compress-update.js';
 import { shareDataset } from './shared-data.js';
-import { AsyncEngine } from '../engine/async-engine.js';
 import { makeClock } from './heterogeneity.js';
 import { fedBuffDefaults } from './heterogeneity-options.js';
 import { resolveOptions, type ResolvedOptions, type SimulationOptions } from './options.js';
@@ -57,21 +57,23 @@ export async function runSimulation(input: SimulationOptions, onRound?: (r: Roun
       data: shareDataset(train), parts, validationFraction: o.validationFraction, seed: o.seed, spec, trainer: o.trainer,
       ...(nodeAttack ? { attack: nodeAttack } : {}),
       ...(o.secagg && o.secaggDropout ? { secaggDropout: o.secaggDropout } : {}),
-    }, workers, compression.ef);
+      // Secure aggregation: a virtual node remembers the rounds it shared keys for, so it stays on one worker.
+    }, workers, compression.ef || o.secagg === true);
   const evaluator = await makeTrainer(spec, o.trainer);
   try {
-    const common = {
-      layout, strategy: new Strategy(strategyConfig), transport, initial, seed: o.seed, rounds: o.rounds,
+    const engine = engineFor({
+      strategy: new Strategy(strategyConfig), rounds: o.rounds, seed: o.seed,
       local: { epochs: o.localEpochs, batchSize: o.batchSize, optimizer: spec.optimizer },
-      targetAccuracy: o.targetAccuracy,
+      fraction: o.fraction, minNodes, evalFraction: o.evalFraction, targetAccuracy: o.targetAccuracy,
+      overSelect: o.overSelect, deadlineSeconds: o.deadline, compression,
+      ...(o.secagg ? { secure: { clip: o.secaggClip ?? DEFAULT_SECAGG.clip, maxWeight: o.secaggMaxWeight ?? DEFAULT_SECAGG.maxWeight } } : {}),
+      ...(o.mode === 'async' ? { fedBuff: { ...fedBuffDefaults(o), serverLr: o.serverLr ?? 1 } } : {}),
+    }, {
+      layout, transport, initial,
       centralEval: (w: Float32Array) => evaluator.evaluate(w, test),
       onRound: (r: RoundRecord) => onRound?.(r),
       ...(clock ? { clock } : {}),
-      ...(o.secagg ? { secure: { clip: o.secaggClip ?? DEFAULT_SECAGG.clip, maxWeight: o.secaggMaxWeight ?? DEFAULT_SECAGG.maxWeight } } : {}),
-    };
-    const engine = o.mode === 'async'
-      ? new AsyncEngine({ ...common, ...fedBuffDefaults(o), serverLr: o.serverLr ?? 1 })
-      : new RoundEngine({ ...common, fraction: o.fraction, minNodes, evalFraction: o.evalFraction, overSelect: o.overSelect, deadlineSeconds: o.deadline, compression });
+    });
     const run = await engine.run();
     const traffic = transport.traffic();
     return {

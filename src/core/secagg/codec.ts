@@ -10,7 +10,8 @@
  */
 import { decodeFrame, encodeFrame, FrameError, type Frame } from '../wire.js';
 import { KEY_BYTES } from './masks.js';
-import { CIPHERTEXT_BYTES, SHARE_BYTES, type ClientId, type ServerInbound, type ServerOutbound } from './protocol.js';
+import { CIPHERTEXT_BYTES, SHARE_BYTES, type ClientId, type ClientKeys, type ServerInbound, type ServerOutbound } from './protocol.js';
+import { IDENTITY_KEY_BYTES, SIGNATURE_BYTES } from './signing.js';
 
 export type SecAggMessage = ServerInbound | ServerOutbound;
 
@@ -49,12 +50,24 @@ function obj(v: unknown, what: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
+/** A client's advertised keys as header fields; the identity key and signature only when signed. */
+function keysFields(k: ClientKeys): Record<string, unknown> {
+  const signed = k.identityKey && k.signature ? { identity: hex(k.identityKey), sig: hex(k.signature) } : {};
+  return { id: k.id, c: hex(k.cPublicKey), s: hex(k.sPublicKey), ...signed };
+}
+
+function readKeys(k: Record<string, unknown>, what: string): ClientKeys {
+  const keys: ClientKeys = { id: id(k.id, `${what}id`), cPublicKey: unhex(k.c, KEY_BYTES, `${what}c`), sPublicKey: unhex(k.s, KEY_BYTES, `${what}s`) };
+  if (k.identity === undefined && k.sig === undefined) return keys;
+  return { ...keys, identityKey: unhex(k.identity, IDENTITY_KEY_BYTES, `${what}identity`), signature: unhex(k.sig, SIGNATURE_BYTES, `${what}sig`) };
+}
+
 export function encodeSecAggMessage(msg: SecAggMessage): Uint8Array {
   switch (msg.type) {
     case 'secagg.advertise-keys':
-      return encodeFrame(msg.type, { session: msg.session, id: msg.id, c: hex(msg.cPublicKey), s: hex(msg.sPublicKey) });
+      return encodeFrame(msg.type, { session: msg.session, ...keysFields(msg) });
     case 'secagg.key-roster':
-      return encodeFrame(msg.type, { session: msg.session, clients: msg.clients.map((k) => ({ id: k.id, c: hex(k.cPublicKey), s: hex(k.sPublicKey) })) });
+      return encodeFrame(msg.type, { session: msg.session, clients: msg.clients.map(keysFields) });
     case 'secagg.share-keys':
       return encodeFrame(msg.type, { session: msg.session, from: msg.from, shares: msg.shares.map((e) => ({ to: e.to, ct: hex(e.ciphertext) })) });
     case 'secagg.forwarded-shares':
@@ -64,8 +77,14 @@ export function encodeSecAggMessage(msg: SecAggMessage): Uint8Array {
       const data = new Int32Array(m.buffer, m.byteOffset, m.length);
       return encodeFrame(msg.type, { session: msg.session, from: msg.from }, [{ name: 'masked', dtype: 'int32', shape: [m.length], data }]);
     }
-    case 'secagg.unmask-request':
+    case 'secagg.consistency-request':
       return encodeFrame(msg.type, { session: msg.session, survivors: msg.survivors });
+    case 'secagg.consistency-signature':
+      return encodeFrame(msg.type, { session: msg.session, from: msg.from, sig: hex(msg.signature) });
+    case 'secagg.unmask-request': {
+      const signatures = msg.signatures ? { signatures: msg.signatures.map((e) => ({ from: e.from, sig: hex(e.signature) })) } : {};
+      return encodeFrame(msg.type, { session: msg.session, survivors: msg.survivors, ...signatures });
+    }
     case 'secagg.unmask-shares': {
       const shares = (l: { of: ClientId; share: Uint8Array }[]) => l.map((e) => ({ of: e.of, share: hex(e.share) }));
       return encodeFrame(msg.type, { session: msg.session, from: msg.from, selfMaskShares: shares(msg.selfMaskShares), keyShares: shares(msg.keyShares) });
@@ -94,17 +113,10 @@ export function fromFrame(frame: Frame): SecAggMessage {
   switch (h.type) {
     case 'secagg.advertise-keys':
       noTensors();
-      return { type: h.type, session, id: id(h.id, 'id'), cPublicKey: unhex(h.c, KEY_BYTES, 'c'), sPublicKey: unhex(h.s, KEY_BYTES, 's') };
+      return { type: h.type, session, ...readKeys(h, '') };
     case 'secagg.key-roster':
       noTensors();
-      return {
-        type: h.type,
-        session,
-        clients: list(h.clients, 'clients').map((raw, i) => {
-          const k = obj(raw, `clients[${i}]`);
-          return { id: id(k.id, `clients[${i}].id`), cPublicKey: unhex(k.c, KEY_BYTES, `clients[${i}].c`), sPublicKey: unhex(k.s, KEY_BYTES, `clients[${i}].s`) };
-        }),
-      };
+      return { type: h.type, session, clients: list(h.clients, 'clients').map((raw, i) => readKeys(obj(raw, `clients[${i}]`), `clients[${i}].`)) };
     case 'secagg.share-keys':
       noTensors();
       return {
@@ -133,9 +145,20 @@ export function fromFrame(frame: Frame): SecAggMessage {
       const d = t[0].data;
       return { type: h.type, session, from: id(h.from, 'from'), masked: new Uint32Array(d.buffer, d.byteOffset, d.length) };
     }
-    case 'secagg.unmask-request':
+    case 'secagg.consistency-request':
+    case 'secagg.unmask-request': {
       noTensors();
-      return { type: h.type, session, survivors: list(h.survivors, 'survivors').map((v, i) => id(v, `survivors[${i}]`)) };
+      const survivors = list(h.survivors, 'survivors').map((v, i) => id(v, `survivors[${i}]`));
+      if (h.type === 'secagg.consistency-request' || h.signatures === undefined) return { type: h.type, session, survivors };
+      const signatures = list(h.signatures, 'signatures').map((raw, i) => {
+        const e = obj(raw, `signatures[${i}]`);
+        return { from: id(e.from, `signatures[${i}].from`), signature: unhex(e.sig, SIGNATURE_BYTES, `signatures[${i}].sig`) };
+      });
+      return { type: h.type, session, survivors, signatures };
+    }
+    case 'secagg.consistency-signature':
+      noTensors();
+      return { type: h.type, session, from: id(h.from, 'from'), signature: unhex(h.sig, SIGNATURE_BYTES, 'sig') };
     case 'secagg.unmask-shares': {
       noTensors();
       const shares = (v: unknown, what: string) =>

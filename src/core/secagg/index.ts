@@ -6,3 +6,4 @@ export * from './protocol.js';
 export * from './random.js';
 export * from './simulate.js';
 export * from './codec.js';
+export * from './signing.js';

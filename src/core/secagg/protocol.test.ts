@@ -334,7 +334,7 @@ test('server: rejects duplicate, foreign, malformed and late messages without ch
 });
 
 test('server: unmask responses must cover exactly the survivors and the dropped clients', () => {
-  const m = manual(4, 2);
+  const m = manual(4, 3);
   const roster = m.advertise();
   for (const c of m.clients) m.server.receiveShareKeys(c.shareKeys(roster));
   const fwd = m.server.finishShareKeys();
@@ -348,10 +348,11 @@ test('server: unmask responses must cover exactly the survivors and the dropped 
   assert.throws(() => m.server.receiveUnmaskShares({ ...r1, selfMaskShares: r1.selfMaskShares.slice(1) }), /self-mask share for exactly the survivors/);
   assert.throws(() => m.server.receiveUnmaskShares({ ...r1, from: 4 }), code('unknown_client'));
   m.server.receiveUnmaskShares(r1);
+  m.server.receiveUnmaskShares(m.clients[1].unmask(req));
   m.server.receiveUnmaskShares(m.clients[2].unmask(req));
   const result = m.server.finishUnmask();
   assert.deepEqual(result.sum, new Uint32Array(16).fill(1 + 2 + 3));
-  assert.deepEqual(result.responders, [1, 3]);
+  assert.deepEqual(result.responders, [1, 2, 3]);
   assert.equal(m.server.phase, 'done');
 });
 

@@ -1,7 +1,8 @@
 /**
  * Secure aggregation (Bonawitz et al. 2017, "Practical Secure Aggregation for Privacy-Preserving Machine
- * Learning"), the honest-but-curious-server variant (no ConsistencyCheck round, no signatures), as two
- * transport-agnostic state machines. Every message is a plain object with Uint8Array/Uint32Array fields;
+ * Learning"), as two transport-agnostic state machines, in two variants: honest-but-curious server (the
+ * rounds below) and malicious server (section 4: signed key advertisements and a ConsistencyCheck round,
+ * switched on by giving each client an identity and the server `consistencyCheck`). Every message is a plain object with Uint8Array/Uint32Array fields;
  * a simulation hands them over directly, a network transport serializes them (see codec.ts).
  *
  *   Round 0 AdvertiseKeys      client -> server  AdvertiseKeys {c^PK, s^PK}
@@ -11,6 +12,12 @@
  *   Round 2 MaskedInput        client -> server  MaskedInput y_u = x_u + PRG(b_u) + sum_{v in U2, v>u} PRG(s_{u,v})
  *                                                                   - sum_{v in U2, v<u} PRG(s_{u,v})   (mod 2^32)
  *                              server -> all     UnmaskRequest (U3 = clients whose y_u arrived)
+ *   (malicious variant: AdvertiseKeys also carries the client's Ed25519 identity key and its signature over
+ *   (session, id, c^PK, s^PK), checked by every client against the key it trusts for that id (PeerTrust);
+ *   before UnmaskRequest, a ConsistencyCheck round: server -> U3 ConsistencyRequest(U3), client -> server
+ *   sig_u(session, U3); the UnmaskRequest then carries the signatures, and a client reveals its shares only
+ *   if at least t of them are valid over the very U3 it signed: a server showing different U3 to different
+ *   clients cannot collect t signatures for both views, because t > |U1| / 2.)
  *   Round 3 Unmasking          client -> server  UnmaskShares: [b_u]_v for u in U3, [s_u^SK]_v for u in U2 \ U3
  *                              server            z = sum_{u in U3} y_u - sum_{u in U3} PRG(b_u) + pairwise masks of U2 \ U3
  *
@@ -20,11 +27,11 @@
  * revealed alone. Clients that drop after sending y_u (U3 \ U4) are still summed: their b_u comes from others.
  * Every round needs at least `threshold` clients; below that the state machine throws SecAggError('too_few_clients').
  *
- * Threshold: t >= 2 is enforced. In the honest-but-curious model the server together with fewer than t
- * clients learns nothing beyond the sum, so choose t above any coalition you want to tolerate; t > n/2 is
- * the usual choice (two disjoint groups of clients can then never both reach t). A server that lies about
- * who dropped is outside this model: the paper's active variant adds a ConsistencyCheck round, signatures
- * and t > 2n/3, none of which is implemented here.
+ * Threshold: clients and server refuse t <= |U1| / 2 (and t < 2): with a smaller t a server could split
+ * the clients into two groups that each reach t, and learn b_u from one and s_u^SK from the other. In the
+ * honest-but-curious model the server together with fewer than t clients learns nothing beyond the sum;
+ * against an active server that also controls clients, corrupted clients can sign both views of a split, and
+ * the paper's analysis uses a larger t (as we read section 6, t > 2n/3 with fewer than n/3 corrupted clients).
  */
 import {
   addMask,
@@ -41,6 +48,16 @@ import {
 } from './masks.js';
 import { drawBytes, type RandomBytes } from './random.js';
 import { reconstructBytes, shareByteLength, shareBytes, type ByteShare } from './shamir.js';
+import {
+  advertMessage,
+  consistencyMessage,
+  identityPublicKey,
+  IDENTITY_KEY_BYTES,
+  sign,
+  SIGNATURE_BYTES,
+  verifySignature,
+  type PeerTrust,
+} from './signing.js';
 
 /** A client's id in one aggregation: an integer in [1, 2^32 - 1], also its Shamir x-coordinate. */
 export type ClientId = number;
@@ -60,6 +77,10 @@ export interface ClientKeys {
   cPublicKey: Uint8Array;
   /** Public key for pairwise mask agreement. */
   sPublicKey: Uint8Array;
+  /** Malicious-server variant: the client's Ed25519 identity key... */
+  identityKey?: Uint8Array;
+  /** ...and its signature over (session, id, cPublicKey, sPublicKey). */
+  signature?: Uint8Array;
 }
 
 /** Round 0, client -> server. */
@@ -99,11 +120,27 @@ export interface MaskedInput {
   masked: Uint32Array;
 }
 
-/** Round 2, server -> every client in U3: who sent a masked input. */
+/** Malicious-server variant, round 3, server -> every client in U3: who sent a masked input. */
+export interface ConsistencyRequest {
+  type: 'secagg.consistency-request';
+  session: string;
+  survivors: ClientId[];
+}
+
+/** Malicious-server variant, round 3, client -> server: its signature over (session, U3). */
+export interface ConsistencySignature {
+  type: 'secagg.consistency-signature';
+  session: string;
+  from: ClientId;
+  signature: Uint8Array;
+}
+
+/** Server -> every client in U3: who sent a masked input (malicious variant: with the U3 signatures). */
 export interface UnmaskRequest {
   type: 'secagg.unmask-request';
   session: string;
   survivors: ClientId[];
+  signatures?: { from: ClientId; signature: Uint8Array }[];
 }
 
 /** Round 3, client -> server: shares of b_u for u in U3 and of s_u^SK for u in U2 \ U3. */
@@ -115,8 +152,8 @@ export interface UnmaskShares {
   keyShares: { of: ClientId; share: Uint8Array }[];
 }
 
-export type ServerInbound = AdvertiseKeys | ShareKeys | MaskedInput | UnmaskShares;
-export type ServerOutbound = KeyRoster | ForwardedShares | UnmaskRequest;
+export type ServerInbound = AdvertiseKeys | ShareKeys | MaskedInput | ConsistencySignature | UnmaskShares;
+export type ServerOutbound = KeyRoster | ForwardedShares | ConsistencyRequest | UnmaskRequest;
 
 export interface SecAggResult {
   /** sum_{u in included} x_u mod 2^32: decode with decodeFixedSum / decodeWeightedAverage. */
@@ -129,7 +166,16 @@ export interface SecAggResult {
   responders: ClientId[];
 }
 
-export type SecAggErrorCode = 'too_few_clients' | 'wrong_phase' | 'wrong_session' | 'unknown_client' | 'duplicate' | 'bad_message' | 'inconsistent';
+export type SecAggErrorCode =
+  | 'too_few_clients' | 'wrong_phase' | 'wrong_session' | 'unknown_client' | 'duplicate' | 'bad_message' | 'inconsistent'
+  /** t <= |U1| / 2: two disjoint groups could each reach t. */
+  | 'weak_threshold'
+  /** A key advertisement lacks a signature or its signature does not verify under the advertised identity key. */
+  | 'bad_signature'
+  /** A signed advertisement under an identity key the client does not trust for that peer (a substituted key). */
+  | 'untrusted_key'
+  /** Fewer than t valid signatures over the U3 this client signed: the server may be splitting the clients' views. */
+  | 'split_view';
 
 export class SecAggError extends Error {
   constructor(
@@ -188,6 +234,13 @@ function distinctIds(who: string, ids: readonly unknown[], what: string): Client
   return out.sort((a, b) => a - b);
 }
 
+function needMajorityThreshold(who: string, threshold: number, rosterSize: number): void {
+  if (2 * threshold <= rosterSize) {
+    throw new SecAggError('weak_threshold', `${who}: threshold ${threshold} is at most half of the ${rosterSize} clients in the roster; `
+      + 'two disjoint groups could each reach it and together unmask one client\'s input. Use a threshold above half the roster');
+  }
+}
+
 function needThreshold(who: string, count: number, threshold: number, stage: string): void {
   if (count < threshold) {
     throw new SecAggError('too_few_clients', `${who}: only ${count} clients ${stage}, fewer than the threshold ${threshold}; the aggregation is aborted`);
@@ -206,12 +259,21 @@ function encodeBundle(from: ClientId, to: ClientId, sShare: Uint8Array, bShare: 
 
 // ---------------------------------------------------------------- client
 
-export type ClientPhase = 'new' | 'advertised' | 'shared' | 'masked' | 'done' | 'aborted';
+export type ClientPhase = 'new' | 'advertised' | 'shared' | 'masked' | 'checked' | 'done' | 'aborted';
+
+/** What makes a client run the malicious-server variant: its identity key and how it trusts its peers'. */
+export interface ClientIdentity {
+  /** The client's Ed25519 identity secret key (the one it enrolled with). */
+  secretKey: Uint8Array;
+  trust: PeerTrust;
+}
 
 export interface SecAggClientOptions extends SecAggParams {
   id: ClientId;
   /** Source of the client's keys, self-mask seed and Shamir coefficients: a CSPRNG in production. */
   randomBytes: RandomBytes;
+  /** Present: the malicious-server variant (signed advertisements, ConsistencyCheck before unmasking). */
+  identity?: ClientIdentity;
 }
 
 interface HeldShares {
@@ -239,6 +301,9 @@ export class SecAggClient {
   private held = new Map<ClientId, HeldShares>();
   /** U2, ascending. */
   private u2: ClientId[] = [];
+  private readonly identity: (ClientIdentity & { publicKey: Uint8Array }) | null;
+  /** Malicious variant: the U3 this client signed, the only one it will unmask for. */
+  private signedSurvivors: ClientId[] | null = null;
 
   constructor(opts: SecAggClientOptions) {
     checkParams('SecAggClient', opts);
@@ -247,6 +312,11 @@ export class SecAggClient {
     this.id = opts.id;
     this.params = { session: opts.session, threshold: opts.threshold, vectorLength: opts.vectorLength };
     this.randomBytes = opts.randomBytes;
+    const identity = opts.identity;
+    if (identity !== undefined && (!(identity.secretKey instanceof Uint8Array) || identity.secretKey.length !== 32 || typeof identity.trust?.check !== 'function')) {
+      throw new Error('SecAggClient: identity needs a 32-byte Ed25519 secretKey and a PeerTrust');
+    }
+    this.identity = identity ? { ...identity, publicKey: identityPublicKey(identity.secretKey) } : null;
   }
 
   get phase(): ClientPhase {
@@ -281,7 +351,11 @@ export class SecAggClient {
     return this.step('new', 'advertised', 'advertiseKeys', () => {
       this.c = generateKeyPair(this.randomBytes);
       this.s = generateKeyPair(this.randomBytes);
-      return { type: 'secagg.advertise-keys', session: this.params.session, id: this.id, cPublicKey: this.c.publicKey, sPublicKey: this.s.publicKey };
+      const { session } = this.params;
+      const msg: AdvertiseKeys = { type: 'secagg.advertise-keys', session, id: this.id, cPublicKey: this.c.publicKey, sPublicKey: this.s.publicKey };
+      if (!this.identity) return msg;
+      const signature = sign(advertMessage(session, this.id, msg.cPublicKey, msg.sPublicKey), this.identity.secretKey);
+      return { ...msg, identityKey: this.identity.publicKey, signature };
     });
   }
 
@@ -294,11 +368,13 @@ export class SecAggClient {
       if (!Array.isArray(roster.clients)) throw new SecAggError('bad_message', `${who}: roster.clients is not a list`);
       const ids = distinctIds(who, roster.clients.map((k) => k?.id), 'the roster');
       needThreshold(who, ids.length, threshold, 'are in the key roster');
+      needMajorityThreshold(who, threshold, ids.length);
       const keys: Uint8Array[] = [];
       for (const k of roster.clients) {
         keys.push(checkBytes(who, k.cPublicKey, KEY_BYTES, `c public key of ${k.id}`), checkBytes(who, k.sPublicKey, KEY_BYTES, `s public key of ${k.id}`));
         this.roster.set(k.id, { id: k.id, cPublicKey: k.cPublicKey, sPublicKey: k.sPublicKey });
       }
+      if (this.identity) this.checkSignedRoster(roster.clients);
       // The paper's check that all advertised keys differ (a replayed key would make two clients share seeds).
       for (let i = 0; i < keys.length; i++) {
         for (let j = i + 1; j < keys.length; j++) {
@@ -306,7 +382,8 @@ export class SecAggClient {
         }
       }
       const mine = this.roster.get(this.id);
-      if (!mine || !bytesEqual(mine.cPublicKey, this.c!.publicKey) || !bytesEqual(mine.sPublicKey, this.s!.publicKey)) {
+      const ownIdentity = !this.identity || (mine?.identityKey !== undefined && bytesEqual(mine.identityKey, this.identity.publicKey));
+      if (!mine || !bytesEqual(mine.cPublicKey, this.c!.publicKey) || !bytesEqual(mine.sPublicKey, this.s!.publicKey) || !ownIdentity) {
         throw new SecAggError('inconsistent', `${who}: the roster does not carry this client's own keys`);
       }
       this.selfMaskSeed = drawBytes(this.randomBytes, SEED_BYTES, 'shareKeys');
@@ -325,6 +402,30 @@ export class SecAggClient {
       }
       return { type: 'secagg.share-keys', session, from: this.id, shares };
     });
+  }
+
+  /**
+   * Malicious variant: every advertisement must be signed by an identity key this client trusts for that id
+   * (else the server could swap in keys it holds and read the shares), and no identity key may appear twice.
+   */
+  private checkSignedRoster(clients: readonly ClientKeys[]): void {
+    const who = `SecAggClient ${this.id}`;
+    const seen = new Map<string, ClientId>();
+    for (const k of clients) {
+      if (!(k.identityKey instanceof Uint8Array) || k.identityKey.length !== IDENTITY_KEY_BYTES
+        || !(k.signature instanceof Uint8Array) || k.signature.length !== SIGNATURE_BYTES) {
+        throw new SecAggError('bad_signature', `${who}: the key advertisement of client ${k.id} is not signed with an identity key`);
+      }
+      if (!verifySignature(k.signature, advertMessage(this.params.session, k.id, k.cPublicKey, k.sPublicKey), k.identityKey)) {
+        throw new SecAggError('bad_signature', `${who}: the signature on client ${k.id}'s key advertisement does not verify: its keys were altered`);
+      }
+      const distrust = this.identity!.trust.check(k.id, k.identityKey);
+      if (distrust !== null) throw new SecAggError('untrusted_key', `${who}: ${distrust} (a substituted key advertisement)`);
+      const keyHex = Array.from(k.identityKey, (x) => x.toString(16).padStart(2, '0')).join('');
+      if (seen.has(keyHex)) throw new SecAggError('untrusted_key', `${who}: clients ${seen.get(keyHex)} and ${k.id} advertise the same identity key`);
+      seen.set(keyHex, k.id);
+      this.roster.get(k.id)!.identityKey = k.identityKey;
+    }
   }
 
   /**
@@ -364,22 +465,43 @@ export class SecAggClient {
     });
   }
 
+  /** U3 from the server, checked: a subset of U2 (as this client saw it) containing this client, at least t long. */
+  private checkSurvivors(who: string, survivors: unknown, what: string): ClientId[] {
+    if (!Array.isArray(survivors)) throw new SecAggError('bad_message', `${who}: survivors is not a list`);
+    const u3 = distinctIds(who, survivors, 'survivors');
+    const inU2 = new Set(this.u2);
+    for (const u of u3) if (!inU2.has(u)) throw new SecAggError('inconsistent', `${who}: survivor ${u} never shared keys with this client`);
+    if (!u3.includes(this.id)) throw new SecAggError('inconsistent', `${who}: this client is missing from the survivors it was asked to ${what}`);
+    needThreshold(who, u3.length, this.params.threshold, 'sent masked inputs');
+    return u3;
+  }
+
+  /** Malicious variant, round 3: signs (session, U3) after checking U3; this client will unmask for that U3 only. */
+  consistencyCheck(request: ConsistencyRequest): ConsistencySignature {
+    return this.step('masked', 'checked', 'consistencyCheck', () => {
+      const who = `SecAggClient ${this.id}`;
+      if (!this.identity) throw new SecAggError('wrong_phase', `${who}: runs the honest-but-curious variant, which has no consistency check`);
+      const { session } = this.params;
+      checkSession(who, session, request, 'secagg.consistency-request');
+      const u3 = this.checkSurvivors(who, request.survivors, 'sign');
+      this.signedSurvivors = u3;
+      return { type: 'secagg.consistency-signature', session, from: this.id, signature: sign(consistencyMessage(session, u3), this.identity.secretKey) };
+    });
+  }
+
   /**
-   * Round 3: given U3, reveals its shares of b_u for every u in U3 and of s_u^SK for every u in U2 \ U3
-   * (U2 as this client saw it, not as the server claims). Refuses if U3 is not a subset of U2 containing
-   * this client, or smaller than the threshold.
+   * Round 3 (malicious variant: 4): given U3, reveals its shares of b_u for every u in U3 and of s_u^SK for
+   * every u in U2 \ U3 (U2 as this client saw it, not as the server claims). Refuses if U3 is not a subset of
+   * U2 containing this client, or smaller than the threshold; in the malicious variant also unless U3 is the
+   * set it signed and at least t members of U3 signed that same set.
    */
   unmask(request: UnmaskRequest): UnmaskShares {
-    return this.step('masked', 'done', 'unmask', () => {
+    return this.step(this.identity ? 'checked' : 'masked', 'done', 'unmask', () => {
       const who = `SecAggClient ${this.id}`;
-      const { session, threshold } = this.params;
+      const { session } = this.params;
       checkSession(who, session, request, 'secagg.unmask-request');
-      if (!Array.isArray(request.survivors)) throw new SecAggError('bad_message', `${who}: survivors is not a list`);
-      const u3 = distinctIds(who, request.survivors, 'survivors');
-      const inU2 = new Set(this.u2);
-      for (const u of u3) if (!inU2.has(u)) throw new SecAggError('inconsistent', `${who}: survivor ${u} never shared keys with this client`);
-      if (!u3.includes(this.id)) throw new SecAggError('inconsistent', `${who}: this client is missing from the survivors it was asked to unmask`);
-      needThreshold(who, u3.length, threshold, 'sent masked inputs');
+      const u3 = this.checkSurvivors(who, request.survivors, 'unmask');
+      if (this.identity) this.checkConsistency(who, u3, request.signatures);
       const inU3 = new Set(u3);
       const selfMaskShares = u3.map((u) => ({ of: u, share: this.held.get(u)!.bShare }));
       const keyShares = this.u2.filter((u) => !inU3.has(u)).map((u) => ({ of: u, share: this.held.get(u)!.sShare }));
@@ -390,11 +512,41 @@ export class SecAggClient {
       return out;
     });
   }
+
+  /** At least t distinct members of U3 must have signed exactly the U3 this client signed. */
+  private checkConsistency(who: string, u3: ClientId[], signatures: UnmaskRequest['signatures']): void {
+    const signed = this.signedSurvivors!;
+    if (u3.length !== signed.length || u3.some((u, i) => u !== signed[i])) {
+      throw new SecAggError('split_view', `${who}: asked to unmask for survivors [${u3.join(', ')}] after signing [${signed.join(', ')}]`);
+    }
+    if (!Array.isArray(signatures)) throw new SecAggError('split_view', `${who}: the unmask request carries no consistency signatures`);
+    const message = consistencyMessage(this.params.session, u3);
+    const inU3 = new Set(u3);
+    const valid = new Set<ClientId>();
+    for (const e of signatures) {
+      if (typeof e !== 'object' || e === null || !inU3.has(e.from)) continue;
+      const key = this.roster.get(e.from)?.identityKey;
+      if (key && e.signature instanceof Uint8Array && verifySignature(e.signature, message, key)) valid.add(e.from);
+    }
+    if (valid.size < this.params.threshold) {
+      throw new SecAggError('split_view', `${who}: only ${valid.size} of ${signatures.length} consistency signatures are valid over the `
+        + `${u3.length} survivors this client signed, fewer than the threshold ${this.params.threshold}: the server may be showing `
+        + 'different survivor sets to different clients; nothing is revealed');
+    }
+  }
 }
 
 // ---------------------------------------------------------------- server
 
-export type ServerPhase = 'advertise' | 'share-keys' | 'masked-input' | 'unmask' | 'done' | 'failed';
+export type ServerPhase = 'advertise' | 'share-keys' | 'masked-input' | 'consistency' | 'unmask' | 'done' | 'failed';
+
+export interface SecAggServerParams extends SecAggParams {
+  /**
+   * The malicious-server variant: advertisements must be signed, and a ConsistencyCheck round runs between
+   * masked inputs and unmasking. An honest server runs it so that its clients can check it is honest.
+   */
+  consistencyCheck?: boolean;
+}
 
 /**
  * The aggregator of one session. For each round: feed it the clients' messages (receive*), then close the
@@ -405,6 +557,8 @@ export type ServerPhase = 'advertise' | 'share-keys' | 'masked-input' | 'unmask'
  */
 export class SecAggServer {
   private readonly params: SecAggParams;
+  private readonly consistencyCheck: boolean;
+  private readonly signatures = new Map<ClientId, Uint8Array>();
   private phaseValue: ServerPhase = 'advertise';
   private readonly keys = new Map<ClientId, ClientKeys>();
   private u1: ClientId[] = [];
@@ -415,9 +569,10 @@ export class SecAggServer {
   private u3: ClientId[] = [];
   private readonly unmaskFrom = new Map<ClientId, UnmaskShares>();
 
-  constructor(params: SecAggParams) {
+  constructor(params: SecAggServerParams) {
     checkParams('SecAggServer', params);
     this.params = { session: params.session, threshold: params.threshold, vectorLength: params.vectorLength };
+    this.consistencyCheck = params.consistencyCheck === true;
     this.sum = new Uint32Array(params.vectorLength);
   }
 
@@ -449,7 +604,17 @@ export class SecAggServer {
     if (this.keys.has(id)) throw new SecAggError('duplicate', `${who}: client ${id} advertised keys twice`);
     checkBytes(who, msg.cPublicKey, KEY_BYTES, `c public key of ${id}`);
     checkBytes(who, msg.sPublicKey, KEY_BYTES, `s public key of ${id}`);
-    this.keys.set(id, { id, cPublicKey: msg.cPublicKey, sPublicKey: msg.sPublicKey });
+    const keys: ClientKeys = { id, cPublicKey: msg.cPublicKey, sPublicKey: msg.sPublicKey };
+    if (this.consistencyCheck) {
+      // Which identity key to trust is each client's call; the server only drops what cannot verify at all.
+      const identityKey = checkBytes(who, msg.identityKey, IDENTITY_KEY_BYTES, `identity key of ${id}`);
+      const signature = checkBytes(who, msg.signature, SIGNATURE_BYTES, `advertisement signature of ${id}`);
+      if (!verifySignature(signature, advertMessage(this.params.session, id, msg.cPublicKey, msg.sPublicKey), identityKey)) {
+        throw new SecAggError('bad_signature', `${who}: the key advertisement of client ${id} does not verify under its identity key`);
+      }
+      Object.assign(keys, { identityKey, signature });
+    }
+    this.keys.set(id, keys);
   }
 
   /** Closes round 0: U1 = the clients that advertised; returns the roster to broadcast to them. */
@@ -457,6 +622,7 @@ export class SecAggServer {
     return this.finish('advertise', 'share-keys', 'finishAdvertiseKeys', () => {
       this.u1 = [...this.keys.keys()].sort((a, b) => a - b);
       needThreshold('SecAggServer', this.u1.length, this.params.threshold, 'advertised keys');
+      needMajorityThreshold('SecAggServer', this.params.threshold, this.u1.length);
       return { type: 'secagg.key-roster', session: this.params.session, clients: this.u1.map((id) => this.keys.get(id)!) };
     });
   }
@@ -509,12 +675,41 @@ export class SecAggServer {
     for (let j = 0; j < sum.length; j++) sum[j] += y[j];
   }
 
-  /** Closes round 2: U3 = the clients whose masked input arrived; returns the request to broadcast to them. */
+  /** Closes round 2 (honest-but-curious variant): U3 = the clients whose masked input arrived; returns the UnmaskRequest. */
   finishMaskedInput(): UnmaskRequest {
-    return this.finish('masked-input', 'unmask', 'finishMaskedInput', () => {
-      this.u3 = [...this.maskedFrom].sort((a, b) => a - b);
-      needThreshold('SecAggServer', this.u3.length, this.params.threshold, 'sent masked inputs');
-      return { type: 'secagg.unmask-request', session: this.params.session, survivors: this.u3.slice() };
+    if (this.consistencyCheck) throw new SecAggError('wrong_phase', 'SecAggServer: the malicious-server variant closes round 2 with finishMaskedInputForConsistency');
+    return this.finish('masked-input', 'unmask', 'finishMaskedInput', () => ({ type: 'secagg.unmask-request', session: this.params.session, survivors: this.closeU3() }));
+  }
+
+  /** Closes round 2 (malicious-server variant): U3 as in finishMaskedInput, sent to be signed. */
+  finishMaskedInputForConsistency(): ConsistencyRequest {
+    if (!this.consistencyCheck) throw new SecAggError('wrong_phase', 'SecAggServer: the honest-but-curious variant has no consistency round');
+    return this.finish('masked-input', 'consistency', 'finishMaskedInputForConsistency', () => ({ type: 'secagg.consistency-request', session: this.params.session, survivors: this.closeU3() }));
+  }
+
+  private closeU3(): ClientId[] {
+    this.u3 = [...this.maskedFrom].sort((a, b) => a - b);
+    needThreshold('SecAggServer', this.u3.length, this.params.threshold, 'sent masked inputs');
+    return this.u3.slice();
+  }
+
+  /** Collects a signature over (session, U3); the clients, not the server, judge whether it is valid. */
+  receiveConsistencySignature(msg: ConsistencySignature): void {
+    const who = 'SecAggServer';
+    this.expect('consistency', 'ConsistencySignature');
+    checkSession(who, this.params.session, msg, 'secagg.consistency-signature');
+    const from = checkId(who, msg.from, 'from');
+    if (!this.maskedFrom.has(from)) throw new SecAggError('unknown_client', `${who}: ConsistencySignature from ${from}, who is not a survivor`);
+    if (this.signatures.has(from)) throw new SecAggError('duplicate', `${who}: client ${from} signed twice`);
+    this.signatures.set(from, checkBytes(who, msg.signature, SIGNATURE_BYTES, `consistency signature of ${from}`));
+  }
+
+  /** Closes the ConsistencyCheck round: the UnmaskRequest carries every signature received. */
+  finishConsistency(): UnmaskRequest {
+    return this.finish('consistency', 'unmask', 'finishConsistency', () => {
+      needThreshold('SecAggServer', this.signatures.size, this.params.threshold, 'signed the survivor set');
+      const signatures = [...this.signatures].sort((a, b) => a[0] - b[0]).map(([from, signature]) => ({ from, signature }));
+      return { type: 'secagg.unmask-request', session: this.params.session, survivors: this.u3.slice(), signatures };
     });
   }
 

@@ -2,7 +2,7 @@
  * An in-memory run of the whole protocol, for simulations and tests: clients 1..n, messages handed over
  * directly, with scripted dropouts at each stage. A network transport drives the same two classes.
  */
-import { SecAggClient, SecAggServer, type ClientId, type SecAggResult, type ServerInbound, type ServerOutbound } from './protocol.js';
+import { SecAggClient, SecAggServer, type ClientId, type ClientIdentity, type SecAggResult, type ServerInbound, type ServerOutbound } from './protocol.js';
 import type { RandomBytes } from './random.js';
 
 export type DropStage =
@@ -22,6 +22,8 @@ export interface SimulateOptions {
   inputs: readonly Uint32Array[];
   /** Randomness for client `id` (a seeded source in simulation, a CSPRNG otherwise). */
   randomBytesFor: (id: ClientId) => RandomBytes;
+  /** Present: the malicious-server variant, each client with this identity (signing key and peer trust). */
+  identityFor?: (id: ClientId) => ClientIdentity;
   /** Clients that drop out, and when. */
   drops?: ReadonlyMap<ClientId, DropStage> | Readonly<Record<number, DropStage>>;
   /** Sees every message the server receives, in order (for audits of what the server learns). */
@@ -60,8 +62,12 @@ export function simulateSecAgg(opts: SimulateOptions): SecAggResult {
     return carry(m);
   };
 
-  const server = new SecAggServer({ session, threshold: opts.threshold, vectorLength });
-  const clients = opts.inputs.map((_, i) => new SecAggClient({ id: i + 1, session, threshold: opts.threshold, vectorLength, randomBytes: opts.randomBytesFor(i + 1) }));
+  const identityFor = opts.identityFor;
+  const server = new SecAggServer({ session, threshold: opts.threshold, vectorLength, consistencyCheck: identityFor !== undefined });
+  const clients = opts.inputs.map((_, i) => new SecAggClient({
+    id: i + 1, session, threshold: opts.threshold, vectorLength, randomBytes: opts.randomBytesFor(i + 1),
+    ...(identityFor ? { identity: identityFor(i + 1) } : {}),
+  }));
 
   let alive = clients.filter((c) => !drop(c.id, 'before-advertise'));
   for (const c of alive) {
@@ -79,7 +85,14 @@ export function simulateSecAgg(opts: SimulateOptions): SecAggResult {
   for (const c of alive) {
     server.receiveMaskedInput(seen(c.maskInput(forwarded.get(c.id)!, opts.inputs[c.id - 1])));
   }
-  const request = sent(server.finishMaskedInput());
+  let request;
+  if (identityFor) {
+    const check = sent(server.finishMaskedInputForConsistency());
+    for (const c of alive) server.receiveConsistencySignature(seen(c.consistencyCheck(check)));
+    request = sent(server.finishConsistency());
+  } else {
+    request = sent(server.finishMaskedInput());
+  }
 
   alive = alive.filter((c) => !drop(c.id, 'before-unmask'));
   for (const c of alive) {
