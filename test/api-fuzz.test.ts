@@ -1,8 +1,9 @@
 /**
  * Fuzzing with fast-check (fixed seeds, bounded runs): the frame decoders on random and mutated bytes, and
  * a REAL coordinator (server.ts, in this process, on a loopback port) under random and mutated HTTP
- * requests and WebSocket messages from an enrolled node. Nothing crashes (/healthz keeps answering),
- * every bad request gets a 4xx, every bad frame a rejection with a code, and no state changes.
+ * requests, sent once with the admin token and once with none, and WebSocket messages from an enrolled
+ * node. Nothing crashes (/healthz keeps answering), every bad request gets a 4xx (without a token: a
+ * 401 or, for paths that name no route, a 404), every bad frame a rejection with a code, and no state changes.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -70,8 +71,11 @@ interface Snapshot {
   checkpoint: unknown;
 }
 
+const ADMIN_TOKEN = 'fuzz-admin-token-0123456789';
+const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
 async function snapshot(url: string): Promise<Snapshot> {
-  const get = async (p: string) => (await fetch(url + p)).json() as Promise<Record<string, unknown>>;
+  const get = async (p: string) => (await fetch(url + p, { headers: admin })).json() as Promise<Record<string, unknown>>;
   const nodes = ((await get('/v1/nodes')).nodes as Record<string, unknown>[]).map((n) => ({ id: n.id, name: n.name, tags: n.tags, resources: n.resources, roundsContributed: n.roundsContributed }));
   const runs = ((await get('/v1/runs')).runs as Record<string, unknown>[]).map(({ updatedAt: _u, ...r }) => r);
   return { runs, nodes, checkpoint: await get('/v1/runs/1/checkpoint') };
@@ -142,24 +146,35 @@ async function enrolledSocket(c: Coordinator, name: string): Promise<FuzzNode> {
 }
 
 test('a real coordinator under random and mutated HTTP requests and WebSocket frames: 4xx or a coded rejection, no crash, no state change', async (t) => {
-  const c = await startCoordinator({ port: 0, db: join(mkdtempSync(join(tmpdir(), 'edgefed-fuzz-')), 'state.db'), logger: pino({ level: 'silent' }), adminToken: 'fuzz-admin-token-0123456789' });
+  const c = await startCoordinator({ port: 0, db: join(mkdtempSync(join(tmpdir(), 'edgefed-fuzz-')), 'state.db'), logger: pino({ level: 'silent' }), adminToken: ADMIN_TOKEN, heartbeatMs: 60_000 }); // the node stays through both HTTP passes
   try {
     // State to protect: one finished run with a committed checkpoint, and one enrolled node.
-    const created = await fetch(`${c.url}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(VALID_RUN) });
+    const created = await fetch(`${c.url}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json', ...admin }, body: JSON.stringify(VALID_RUN) });
     assert.equal(created.status, 201);
-    await waitFor('run 1 finished', async () => ((await (await fetch(`${c.url}/v1/runs/1`)).json()) as { status: string }).status === 'completed' || undefined, 60_000);
+    await waitFor('run 1 finished', async () => ((await (await fetch(`${c.url}/v1/runs/1`, { headers: admin })).json()) as { status: string }).status === 'completed' || undefined, 60_000);
     const node = await enrolledSocket(c, 'fuzz-node');
     const before = await snapshot(c.url);
     assert.equal((before.checkpoint as { round: number }).round, 1);
 
-    const statuses = new Map<number, number>();
-    await fc.assert(fc.asyncProperty(badRequests, async (req) => {
-      const r = await fetch(c.url + req.path, { method: req.method, headers: req.headers, ...(req.body !== undefined ? { body: req.body } : {}) });
-      await r.arrayBuffer();
-      statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
-      assert.ok(r.status >= 400 && r.status < 500, `${req.method} ${req.path} ${req.body?.slice(0, 80) ?? ''} answered ${r.status}`);
-    }), { seed: 5, numRuns: 250 });
+    // The same requests as the operator (the admin token, unless the request brings its own header) and with no token.
+    const fuzzHttp = async (auth: Record<string, string>) => {
+      const statuses = new Map<number, number>();
+      await fc.assert(fc.asyncProperty(badRequests, async (req) => {
+        const ownsAuth = req.path === '/v1/admin/join-tokens'; // fuzzes the admin header itself
+        const headers = ownsAuth ? req.headers : { ...req.headers, ...auth };
+        const r = await fetch(c.url + req.path, { method: req.method, headers, ...(req.body !== undefined ? { body: req.body } : {}) });
+        await r.arrayBuffer();
+        statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+        assert.ok(r.status >= 400 && r.status < 500, `${req.method} ${req.path} ${req.body?.slice(0, 80) ?? ''} answered ${r.status}`);
+        const open = req.path === '/v1/enroll' || req.path.startsWith('/v1/zz');
+        if (!auth.authorization && !open) assert.equal(r.status, 401, `${req.method} ${req.path} without a token`);
+      }), { seed: 5, numRuns: 250 });
+      return statuses;
+    };
+    const statuses = await fuzzHttp(admin);
     assert.ok(statuses.has(400) && statuses.has(401) && statuses.has(404) && statuses.has(409) && statuses.has(413) && statuses.has(415), `status mix ${[...statuses]}`);
+    const anonymous = await fuzzHttp({});
+    assert.ok(anonymous.has(401) && anonymous.has(404), `status mix without a token ${[...anonymous]}`);
 
     // WebSocket: random and mutated binary frames (unsigned and signed) and text messages from the enrolled node.
     const wsMessage = fc.oneof(
@@ -177,7 +192,7 @@ test('a real coordinator under random and mutated HTTP requests and WebSocket fr
     }), { seed: 6, numRuns: 150 });
     assert.equal(node.ws.readyState, WebSocket.OPEN, 'the node is still connected');
     assert.ok(codes.size >= 3, `rejection codes ${[...codes]}`);
-    t.diagnostic(`HTTP statuses ${JSON.stringify(Object.fromEntries(statuses))}; WebSocket rejection codes ${[...codes].join(', ')}`);
+    t.diagnostic(`HTTP statuses ${JSON.stringify(Object.fromEntries(statuses))}, without a token ${JSON.stringify(Object.fromEntries(anonymous))}; WebSocket rejection codes ${[...codes].join(', ')}`);
 
     assert.ok((await fetch(`${c.url}/healthz`)).ok);
     assert.deepEqual(await snapshot(c.url), before, 'runs, nodes and the committed model are unchanged');

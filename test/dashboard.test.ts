@@ -64,7 +64,7 @@ describe('coordinator operations: /metrics, live feed, dashboard route', () => {
 
   before(async () => {
     buildDashboard(true);
-    c = await startCoordinator({ port: 0, db, logger: quiet, heartbeatMs: 1000 });
+    c = await startCoordinator({ port: 0, db, logger: quiet, heartbeatMs: 1000, publicRead: true });
   });
   after(async () => {
     for (const a of agents) a.stop();

@@ -101,8 +101,10 @@ export async function examplesOf(url: string, names: string[]): Promise<number> 
   return names.reduce((sum, name) => sum + (json.nodes.find((n) => n.name === name)?.resources.examples ?? NaN), 0);
 }
 
+/** A JSON API call as the operator (the admin token): GET, or POST with a body. */
 export async function api<T = unknown>(url: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const r = await fetch(url + path, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const authorization = `Bearer ${ADMIN_TOKEN}`;
+  const r = await fetch(url + path, body === undefined ? { headers: { authorization } } : { method: 'POST', headers: { 'content-type': 'application/json', authorization }, body: JSON.stringify(body) });
   return { status: r.status, json: (await r.json()) as T };
 }
 

@@ -9,6 +9,7 @@ import { freePort, killAll, startCoordinator, startNodesInOrder, waitFor, waitHe
 import { runCli } from './helpers.js';
 import { generateFaultCsv } from '../examples/industrial-fault/generate.js';
 import { generateTrafficCsv } from '../examples/traffic-flow/generate.js';
+import { generateLoopCsv } from '../examples/traffic-flow/generate-loops.js';
 import { loadDatasetSpec } from '../src/data/load.js';
 
 const FAULT = 'examples/industrial-fault/synthetic-pump-sensors.csv';
@@ -25,6 +26,7 @@ async function simulate(args: string[]): Promise<{ final_accuracy: number; final
 test('the committed example CSVs are exactly what the seeded generators write', () => {
   assert.equal(readFileSync(FAULT, 'utf8'), generateFaultCsv().all);
   assert.equal(readFileSync(TRAFFIC, 'utf8'), generateTrafficCsv().all);
+  assert.equal(readFileSync('examples/traffic-flow/synthetic-loop-detectors.csv', 'utf8'), generateLoopCsv().all);
   assert.notEqual(generateFaultCsv(7).all, generateFaultCsv().all, 'the seed matters');
 });
 

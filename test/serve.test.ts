@@ -102,7 +102,7 @@ describe('node serving', () => {
     const edgeConf = (r: PredictReply) => r.predictions.map((p) => p.edge?.confidence ?? p.confidence);
     assert.notDeepEqual(edgeConf(second), edgeConf(first), 'the new version answers differently');
     // Enough versions seen: stop the run (the versions stay in the registry) so the other tests run on a quiet machine.
-    assert.equal((await fetch(`${url}/v1/runs/1/stop`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status, 200);
+    assert.equal((await fetch(`${url}/v1/runs/1/stop`, { method: 'POST', headers: { 'content-type': 'application/json', ...admin }, body: '{}' })).status, 200);
     const model = await getJson<{ pid: number; version: number }>(`${serve}/v1/model`);
     assert.equal(model.json.pid, nodePid, 'same process: no restart');
     assert.equal(procs[1].child.exitCode, null);

@@ -16,6 +16,8 @@ import { UsageError } from './args.js';
 import { readPeerKeys } from './peer-keys.js';
 import { startCoordinator } from '../coordinator/server.js';
 import { parseRunConfig } from '../coordinator/config.js';
+import { DatasetError, parseDatasetFlag } from '../coordinator/datasets.js';
+import { READ_SCOPES } from '../coordinator/api-tokens.js';
 import { Agent } from '../node/agent.js';
 import { loadNodeData } from '../node/data.js';
 import { saveTfjsModel } from '../model/tfjs.js';
@@ -62,7 +64,10 @@ export function addDeployCommands(program: Command): void {
     .option('--config <file>', 'a run config (JSON) to create when the database has no runs yet')
     .option('--exit-when-done', 'exit once every run has finished')
     .option('--auth <mode>', 'on: nodes enrol with a join token and sign every frame; off: trust the network (development only)', 'on')
-    .option('--admin-token <token>', 'bearer token for /v1/admin/* (default: generated and printed)')
+    .option('--admin-token <token>', 'the root credential: admin routes and creating scoped API tokens (default: generated and printed)')
+    .option('--public-read', 'serve reads (runs, nodes, live feed, metrics) without a token; control stays locked')
+    .option('--dataset <name=spec>', 'a dataset run configs may name as evalDataset (repeatable), e.g. pumps=csv:data/pumps.csv?label=fault',
+      (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--tls-cert <pem>', 'serve https/wss with this certificate (with --tls-key)')
     .option('--tls-key <pem>', 'private key for --tls-cert')
     .option('--log-level <level>', 'log lines on stderr at this level and above (default: $EDGEFED_LOG or info)', choiceArg(LOG_LEVELS))
@@ -70,8 +75,8 @@ export function addDeployCommands(program: Command): void {
     .addHelpText('after', `
 Examples:
   edgefed coordinator --port 8080 --db edgefed.db --config run.json
-  curl -X POST localhost:8080/v1/runs -H 'content-type: application/json' -d '{"model":"mlp","rounds":10}'`)
-    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; logFormat?: string; escalationModel?: string }) => {
+  curl -X POST localhost:8080/v1/runs -H 'content-type: application/json' -H "authorization: Bearer $ADMIN" -d '{"model":"mlp","rounds":10}'`)
+    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; logFormat?: string; escalationModel?: string; publicRead?: boolean; dataset: string[] }) => {
       if (f.auth !== 'on' && f.auth !== 'off') throw new UsageError(`--auth: expected on or off, got '${f.auth}'`);
       if (!!f.tlsCert !== !!f.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
       for (const file of [f.tlsCert, f.tlsKey]) if (file && !existsSync(file)) throw new UsageError(`TLS file ${file} does not exist`);
@@ -84,13 +89,30 @@ Examples:
           throw new UsageError(`--config ${f.config}: ${(e as Error).message}`);
         }
       }
+      const datasets: Record<string, string> = {};
+      for (const text of f.dataset) {
+        try {
+          const { name, spec } = parseDatasetFlag(text);
+          datasets[name] = spec;
+        } catch (e) {
+          throw new UsageError((e as DatasetError).message);
+        }
+      }
+      // The operator's own --config may name a dataset spec directly: it is registered under that spec.
+      const configData = (config as { evalDataset?: string } | undefined)?.evalDataset;
+      if (configData && !(configData in datasets) && configData !== 'mnist') datasets[configData] = configData;
       const c = await startCoordinator({
         port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken, logger: coordinatorLogger(f.logLevel, f.logFormat), escalationModel: f.escalationModel,
+        publicRead: !!f.publicRead, datasets,
         tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined,
       });
       if (config && c.store.listRuns().length === 0) {
         const id = c.store.createRun(config, (config as { seed: number }).seed);
-        c.runs.start(id);
+        try {
+          c.runs.start(id);
+        } catch {
+          // marked failed with its reason; the coordinator serves on
+        }
       }
       process.stdout.write(`${JSON.stringify({ api: c.url, ws: c.url.replace('http', 'ws') + '/v1/ws', dashboard: c.dashboardUrl, metrics: `${c.url}/metrics`, auth: c.auth, ...(f.adminToken ? {} : { adminToken: c.adminToken }) })}\n`);
       const shutdown = () => void c.close().then(() => process.exit(0));
@@ -174,7 +196,9 @@ Examples:
         port: f.port, db: f.db || join(dir, 'edgefed.db'), logger,
         onRound: (runId, r) => process.stderr.write(`run ${runId} round ${r.round}/${f.rounds}: test acc ${r.testAccuracy.toFixed(4)} loss ${r.testLoss.toFixed(4)}, ${r.contributed.length} nodes, ${(r.bytesReceived / 1e6).toFixed(1)} MB in, ${r.seconds.toFixed(2)}s\n`),
       });
-      process.stderr.write(`dashboard ${c.dashboardUrl}\ncoordinator API ${c.url} (try ${c.url}/v1/runs, ${c.url}/v1/nodes, ${c.url}/metrics); starting ${f.nodes} node processes${f.gateways ? ` behind ${f.gateways} gateways` : ''}\n`);
+      // A read token for this session's dashboard, in the URL fragment (never sent to a server or logged).
+      const { token: readToken } = c.tokens.create({ name: 'edgefed up dashboard', scopes: READ_SCOPES, expiresInSeconds: 7 * 24 * 3600 });
+      process.stderr.write(`dashboard ${c.dashboardUrl}#token=${readToken}\ncoordinator API ${c.url} (reads need \`Authorization: Bearer <the dashboard token>\`: ${c.url}/v1/runs, ${c.url}/v1/nodes, ${c.url}/metrics); starting ${f.nodes} node processes${f.gateways ? ` behind ${f.gateways} gateways` : ''}\n`);
       const cli = fileURLToPath(new URL('../../bin/edgefed.mjs', import.meta.url));
       const children: ChildProcess[] = f.gateways > 0
         ? await spawnGatewayTree(cli, dir, c.url, () => c.createJoinToken(3600), f.gateways, f.nodes)

@@ -16,6 +16,7 @@ import { addDeployCommands } from './deploy-cmds.js';
 import { addGatewayCommand } from './gateway-cmd.js';
 import { addQueueCommands } from './queue-cmds.js';
 import { addSchemaCommand } from './schema-cmd.js';
+import { addExportCommand } from './export-cmd.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 import { strategyHelp } from '../engine/strategies/registry.js';
@@ -168,6 +169,7 @@ addDeployCommands(program);
 addGatewayCommand(program);
 addQueueCommands(program);
 addSchemaCommand(program);
+addExportCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -4,12 +4,13 @@ import { fedBuffFields } from '../engine/async-options.js';
 import { configName, describeIssues, runSpecFields } from '../engine/run-spec.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 import { CONFIG_WORDING, runIssues } from '../engine/run-rules.js';
+import { BUILTIN_MODELS } from '../model/spec.js';
 
 export const RunConfigSchema = z.object({
   name: z.string().min(1).max(128).default('run'),
   /** Central evaluation data held by the coordinator (its test split is used). */
   evalDataset: z.string().min(1).default('mnist'),
-  model: z.enum(['mlp', '2nn', 'cnn', 'linear']).default('mlp'),
+  model: z.enum(BUILTIN_MODELS).default('mlp'),
   rounds: z.number().int().min(1).max(100000).default(10),
   /** Strategy, local training, seed, target, evaluation, compression: the fields every run has. */
   ...runSpecFields,

@@ -4,13 +4,13 @@
  *   GET  /v1/runs/:id/models/:version/model.json           tfjs layers format (:version a number or 'latest')
  *   GET  /v1/runs/:id/models/:version/weights.bin          its weights (model.json names ./weights.bin)
  *   POST /v1/predict  { runId, model?: 'latest' | N | 'escalation', threshold?, inputs | input }
- * Reads need an enrolled node's signature or the admin token (read-auth.ts).
+ * Each needs an enrolled node's signed request or a token with models:read (route-policy.ts).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Store } from './store.js';
 import type { RunManager } from './run-manager.js';
 import { ModelVersions, type ModelVersion } from './model-versions.js';
-import { makeReadGuard } from './read-auth.js';
+import { nodeOr } from './route-policy.js';
 import { ensureTfjs, specFromModelJson, tfjsArtifacts } from '../model/tfjs.js';
 import { weightsSha256 } from '../model/hash.js';
 import { join } from 'node:path';
@@ -24,8 +24,6 @@ const ARTIFACTS_CACHED = 8;
 export interface ModelRoutesOptions {
   store: Store;
   runs: RunManager;
-  auth: boolean;
-  adminToken: string;
   /** The larger model low-confidence samples are escalated to (loaded from a tfjs model.json). */
   escalation?: ServedModel | null;
 }
@@ -49,7 +47,6 @@ export async function loadEscalationModel(path: string): Promise<ServedModel> {
 
 export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions) {
   const versions = new ModelVersions(o.store);
-  const guard = makeReadGuard(o);
   const artifacts = new Map<string, ReturnType<typeof tfjsArtifacts>>();
   const loading = new Map<number, Promise<ServedModel>>();
 
@@ -74,21 +71,18 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
     return a;
   };
 
-  app.get('/v1/runs/:id/models', async (req, reply) => {
-    if (!(await guard(req, reply))) return reply;
+  app.get('/v1/runs/:id/models', nodeOr('models:read'), async (req, reply) => {
     const id = Number((req.params as { id: string }).id);
     if (!Number.isInteger(id) || id < 1 || !o.store.getRun(id)) return error(reply, 404, 'not_found', 'no such run');
     return { runId: id, models: versions.list(id, o.runs.get(id)?.spec) };
   });
-  app.get('/v1/runs/:id/models/:version/model.json', async (req, reply) => {
-    if (!(await guard(req, reply))) return reply;
+  app.get('/v1/runs/:id/models/:version/model.json', nodeOr('models:read'), async (req, reply) => {
     const found = await find(req.params, reply);
     if (!found) return reply;
     const { modelJson } = await artifactsOf(found.runId, found.model);
     return reply.header('x-edgefed-model-version', String(found.model.version)).header('x-edgefed-sha256', found.model.sha256).send(modelJson);
   });
-  app.get('/v1/runs/:id/models/:version/weights.bin', async (req, reply) => {
-    if (!(await guard(req, reply))) return reply;
+  app.get('/v1/runs/:id/models/:version/weights.bin', nodeOr('models:read'), async (req, reply) => {
     const found = await find(req.params, reply);
     if (!found) return reply;
     const { weightData } = await artifactsOf(found.runId, found.model);
@@ -116,8 +110,7 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
     return load;
   };
 
-  app.post('/v1/predict', { bodyLimit: PREDICT_BODY_LIMIT }, async (req, reply) => {
-    if (!(await guard(req, reply))) return reply;
+  app.post('/v1/predict', { ...nodeOr('models:read'), bodyLimit: PREDICT_BODY_LIMIT }, async (req, reply) => {
     const body = (typeof req.body === 'object' && req.body !== null ? req.body : {}) as { runId?: unknown; model?: unknown; threshold?: unknown };
     const threshold = body.threshold ?? 0;
     if (typeof threshold !== 'number' || !(threshold >= 0 && threshold <= 1)) return error(reply, 400, 'bad_request', 'threshold must be a number in [0, 1]');

@@ -4,8 +4,7 @@
  * A restarted coordinator resumes each unfinished run from its last committed round.
  */
 import type { Logger } from 'pino';
-import { loadDatasetSpec } from '../data/load.js';
-import { subset, type Dataset } from '../data/types.js';
+import type { Dataset } from '../data/types.js';
 import { Rng } from '../core/rng.js';
 import { makeLayout } from '../core/params.js';
 import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../model/spec.js';
@@ -21,6 +20,7 @@ import { peekHeader } from '../core/wire.js';
 import type { Registry } from './registry.js';
 import type { Store } from './store.js';
 import { parseRunConfig, type RunConfig } from './config.js';
+import { DatasetCatalog } from './datasets.js';
 
 type Control = 'run' | 'pause' | 'stop';
 
@@ -43,7 +43,6 @@ export function runModelSpec(config: RunConfig, test: Dataset): ModelSpec {
 export class RunManager {
   private readonly control = new Map<number, Control>();
   private readonly active = new Map<number, ActiveRun>();
-  private readonly testSets = new Map<string, Dataset>();
 
   constructor(
     private readonly store: Store,
@@ -51,6 +50,7 @@ export class RunManager {
     private readonly log: Logger,
     private readonly onRoundCommitted?: (runId: number, record: RoundRecord) => void,
     private readonly auth = true,
+    readonly datasets = new DatasetCatalog(),
   ) {}
 
   get(runId: number): ActiveRun | undefined {
@@ -64,17 +64,6 @@ export class RunManager {
   setControl(runId: number, c: Control): void {
     this.control.set(runId, c);
     if (c !== 'stop') this.store.setRunStatus(runId, c === 'pause' ? 'paused' : 'running');
-  }
-
-  private testSet(spec: string, limit?: number): Dataset {
-    const key = `${spec}#${limit ?? ''}`;
-    let d = this.testSets.get(key);
-    if (!d) {
-      const t = loadDatasetSpec(spec).test;
-      d = limit && limit < t.n ? subset(t, Array.from({ length: limit }, (_, i) => i)) : t;
-      this.testSets.set(key, d);
-    }
-    return d;
   }
 
   /** A frame no request waits for: a straggler's answer after its deadline (even after its run ended). */
@@ -100,7 +89,12 @@ export class RunManager {
   /** Resumes every run that was running or paused when the coordinator stopped. */
   resumeAll(): void {
     for (const r of this.store.listRuns()) {
-      if (r.status === 'running' || r.status === 'paused' || r.status === 'created') this.start(r.id);
+      if (r.status !== 'running' && r.status !== 'paused' && r.status !== 'created') continue;
+      try {
+        this.start(r.id);
+      } catch {
+        // marked failed with its reason by start(); the other runs go on
+      }
     }
   }
 
@@ -109,9 +103,18 @@ export class RunManager {
     if (existing) return existing;
     const row = this.store.getRun(runId);
     if (!row) throw new Error(`run ${runId} does not exist`);
-    const config = parseRunConfig(row.config);
-    const test = this.testSet(config.evalDataset, config.limitTest);
-    const spec = runModelSpec(config, test);
+    let config: RunConfig, test: Dataset, spec: ModelSpec;
+    try {
+      config = parseRunConfig(row.config);
+      test = this.datasets.testSet(config.evalDataset, config.limitTest);
+      spec = runModelSpec(config, test);
+    } catch (e) {
+      // One run that cannot be set up (its dataset gone or unregistered, say) must not stop the others.
+      const reason = `run setup failed: ${(e as Error).message}`;
+      this.log.error({ runId, err: reason }, 'run failed');
+      this.store.setRunStatus(runId, 'failed', reason);
+      throw new Error(reason);
+    }
     const transport = new NetworkTransport({
       registry: this.registry, selection: config.selection, timeoutMs: config.roundTimeoutMs, runId, allowUnbound: !this.auth,
       configure: configureForRun(runId, spec),

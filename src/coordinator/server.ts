@@ -9,20 +9,28 @@ import pino, { type Logger } from 'pino';
 import { Store } from './store.js';
 import { Registry, type LiveNode } from './registry.js';
 import { RunManager } from './run-manager.js';
-import { parseRunConfig } from './config.js';
 import type { RoundRecord } from '../engine/round-engine.js';
 import { FrameLink } from '../net/frame-link.js';
 import { nodeCrypto } from '../net/node-crypto.js';
 import { FrameError } from '../core/wire.js';
 import { fromHex, isSigned, openSignedFrame, readSignedFrameUnverified, verifyHello, type Binding } from '../core/identity.js';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { weightsSha256 } from '../model/hash.js';
 import { CoordinatorMetrics } from './metrics.js';
-import { LiveFeed, nodeViews } from './live.js';
+import { LiveFeed } from './live.js';
 import { registerDashboard } from './routes-dashboard.js';
 import { loadEscalationModel, registerModelRoutes } from './routes-models.js';
 import { registerNodePage } from './routes-node-page.js';
+import { ApiTokens } from './api-tokens.js';
+import { AuditLog } from './audit.js';
+import { DatasetCatalog } from './datasets.js';
+import { installRoutePolicy, type RouteEntry } from './route-policy.js';
+import type { RouteContext } from './route-context.js';
+import { registerNodeRoutes } from './routes-nodes.js';
+import { hashJoinToken, registerEnrolRoutes } from './routes-enrol.js';
+import { registerAdminRoutes } from './routes-admin.js';
+import { registerRunRoutes } from './routes-runs.js';
+import type { ByteLru } from './byte-lru.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
@@ -50,14 +58,7 @@ const HelloSchema = z.object({
   auth: z.object({ timestamp: z.number().int(), nonce: z.string().regex(/^[0-9a-f]{32}$/), signature: z.string().regex(/^[0-9a-f]{128}$/) }).strict().optional(),
 }).strict();
 
-const EnrollSchema = z.object({
-  name: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/),
-  publicKey: z.string().regex(/^[0-9a-f]{64}$/),
-  token: z.string().min(16).max(256),
-}).strict();
-
 const HELLO_SKEW_MS = 5 * 60 * 1000;
-const hashToken = (t: string) => createHash('sha256').update(t).digest('hex');
 
 const ControlSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('heartbeat') }).strict(),
@@ -69,8 +70,12 @@ export interface CoordinatorOptions {
   db: string;
   /** Require enrolled Ed25519 identities and signed frames (default true). */
   auth?: boolean;
-  /** Bearer token for /v1/admin/*; generated when absent (see Coordinator.adminToken). */
+  /** The root credential (admin routes, creating scoped tokens); generated when absent (see Coordinator.adminToken). */
   adminToken?: string;
+  /** Reads (runs, nodes, live feed, metrics) without a token. Control, models and admin stay locked. */
+  publicRead?: boolean;
+  /** Datasets a run config may name as evalDataset (NAME -> spec), besides the built-ins (datasets.ts). */
+  datasets?: Record<string, string>;
   /** TLS: serve https and wss with these PEM files. */
   tls?: { cert: string; key: string };
   heartbeatMs?: number;
@@ -93,6 +98,12 @@ export interface Coordinator {
   metrics: CoordinatorMetrics;
   adminToken: string;
   auth: boolean;
+  tokens: ApiTokens;
+  audit: AuditLog;
+  /** Every HTTP route registered, with its declared access policy. */
+  routes: RouteEntry[];
+  /** Encoded MNIST shards served to browser nodes (bounded by bytes). */
+  shardCache: ByteLru<Uint8Array>;
   /** Creates a one-time join token (what POST /v1/admin/join-tokens does). */
   createJoinToken(ttlSeconds?: number): string;
   close(): Promise<void>;
@@ -103,12 +114,14 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   const store = new Store(o.db);
   const registry = new Registry();
   let recordVersion: (runId: number, r: RoundRecord) => void = () => undefined;
-  const runs = new RunManager(store, registry, log, (id, r) => { recordVersion(id, r); o.onRound?.(id, r); }, o.auth ?? true);
+  const runs = new RunManager(store, registry, log, (id, r) => { recordVersion(id, r); o.onRound?.(id, r); }, o.auth ?? true, new DatasetCatalog(o.datasets));
   const heartbeatMs = o.heartbeatMs ?? 5000;
-  const live = new LiveFeed(store, registry, log, heartbeatMs);
-  const metrics = new CoordinatorMetrics(store, registry, () => live.size);
   const auth = o.auth ?? true;
   const adminToken = o.adminToken ?? randomBytes(24).toString('hex');
+  const tokens = new ApiTokens(store.database, adminToken);
+  const audit = new AuditLog(store.database);
+  const live = new LiveFeed(store, registry, log, heartbeatMs, { auth, publicRead: o.publicRead ?? false, tokens });
+  const metrics = new CoordinatorMetrics(store, registry, () => live.size);
   const app = Fastify({
     logger: false, bodyLimit: 1024 * 1024,
     ...(o.tls ? { https: { cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) } } : {}),
@@ -116,95 +129,26 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   const recentHelloNonces = new Map<string, number>();
   const createJoinToken = (ttlSeconds = 24 * 3600): string => {
     const token = randomBytes(24).toString('hex');
-    store.createJoinToken(hashToken(token), Date.now() + ttlSeconds * 1000);
+    store.createJoinToken(hashJoinToken(token), Date.now() + ttlSeconds * 1000);
     return token;
   };
 
-  const fail = (code: number, error: string, message: string) => ({ statusCode: code, body: { error: { code: error, message } } });
   app.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     void reply.code(status).send({ error: { code: status === 500 ? 'internal' : 'bad_request', message: err.message } });
   });
 
-  app.get('/healthz', async () => ({ ok: true, protocol: PROTOCOL_VERSION }));
-  // A fixed-size download the node agent times to estimate its bandwidth at enrolment.
-  app.get('/v1/bandwidth-probe', async (_req, reply) => reply.type('application/octet-stream').send(Buffer.alloc(1 << 20)));
-  app.post('/v1/runs', async (req, reply) => {
-    if (o.gateway) return reply.code(409).send({ error: { code: 'gateway', message: 'a gateway takes its rounds from its coordinator: create runs there' } });
-    let config;
-    try {
-      config = parseRunConfig(req.body);
-    } catch (e) {
-      const f = fail(400, 'invalid_config', (e as Error).message);
-      return reply.code(f.statusCode).send(f.body);
-    }
-    const id = store.createRun(config, config.seed);
-    runs.start(id);
-    return reply.code(201).send({ id });
-  });
-  app.post('/v1/admin/join-tokens', async (req, reply) => {
-    if (req.headers.authorization !== `Bearer ${adminToken}`) return reply.code(401).send({ error: { code: 'unauthorized', message: 'admin token required' } });
-    const ttl = Number((req.body as { ttlSeconds?: unknown } | undefined)?.ttlSeconds ?? 24 * 3600);
-    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 365 * 24 * 3600) return reply.code(400).send({ error: { code: 'bad_request', message: 'ttlSeconds must be a whole number of seconds up to a year' } });
-    return reply.code(201).send({ token: createJoinToken(ttl) });
-  });
-  app.post('/v1/enroll', async (req, reply) => {
-    const r = EnrollSchema.safeParse(req.body);
-    if (!r.success) return reply.code(400).send({ error: { code: 'bad_request', message: r.error.issues[0].message } });
-    try {
-      store.redeemJoinToken(hashToken(r.data.token), r.data.name, r.data.publicKey);
-    } catch (e) {
-      const code = (e as { code?: string }).code === 'conflict' ? 409 : 401;
-      store.recordEvent(null, 'rejected', { name: r.data.name, code: 'enroll_refused', message: (e as Error).message });
-      metrics.rejected('enroll_refused');
-      log.warn({ name: r.data.name, code: 'enroll_refused', message: (e as Error).message }, 'enrolment refused');
-      return reply.code(code).send({ error: { code: 'enroll_refused', message: (e as Error).message } });
-    }
-    log.info({ name: r.data.name }, 'node identity enrolled');
-    return reply.code(201).send({ name: r.data.name });
-  });
-  app.get('/v1/runs', async () => ({ runs: store.listRuns() }));
-  const runId = (req: { params: unknown }) => {
-    const id = Number((req.params as { id: string }).id);
-    return Number.isSafeInteger(id) && id > 0 ? id : 0; // 0 names no run (ids start at 1): a 404, not a store error
-  };
-  app.get('/v1/runs/:id', async (req, reply) => {
-    const run = store.getRun(runId(req));
-    if (!run) return reply.code(404).send({ error: { code: 'not_found', message: 'no such run' } });
-    return { ...run, rounds: store.roundRecords(run.id) };
-  });
-  for (const action of ['pause', 'resume', 'stop'] as const) {
-    app.post(`/v1/runs/:id/${action}`, async (req, reply) => {
-      const run = store.getRun(runId(req));
-      if (!run) return reply.code(404).send({ error: { code: 'not_found', message: 'no such run' } });
-      if (run.status === 'completed' || run.status === 'stopped' || run.status === 'failed') {
-        return reply.code(409).send({ error: { code: 'finished', message: `run is ${run.status}` } });
-      }
-      runs.setControl(run.id, action === 'pause' ? 'pause' : action === 'stop' ? 'stop' : 'run');
-      return { id: run.id, action };
-    });
-  }
-  app.get('/v1/runs/:id/events', async (req, reply) => {
-    const run = store.getRun(runId(req));
-    if (!run) return reply.code(404).send({ error: { code: 'not_found', message: 'no such run' } });
-    return { events: store.events(run.id, 500) };
-  });
-  app.get('/v1/runs/:id/checkpoint', async (req, reply) => {
-    const run = store.getRun(runId(req));
-    const ckpt = run ? store.lastCheckpoint(run.id) : null;
-    if (!run || !ckpt) return reply.code(404).send({ error: { code: 'not_found', message: 'no checkpoint for this run' } });
-    return { runId: run.id, round: ckpt.round, sha256: weightsSha256(ckpt.weights), numParams: ckpt.weights.length };
-  });
-  app.get('/v1/nodes', async () => ({ nodes: nodeViews(store, registry) }));
-  app.get('/metrics', async (_req, reply) => {
-    const m = await metrics.text();
-    return reply.type(m.contentType).send(m.body);
-  });
+  // Every HTTP route lives in a routes-*.ts module with its access policy beside it (route-policy.ts).
+  const routes = installRoutePolicy(app, { auth, publicRead: o.publicRead ?? false, tokens, store, audit });
+  const ctx: RouteContext = { app, store, registry, runs, metrics, tokens, audit, log, gateway: !!o.gateway, createJoinToken };
+  registerNodeRoutes(ctx, PROTOCOL_VERSION);
+  registerEnrolRoutes(ctx);
+  registerAdminRoutes(ctx);
+  registerRunRoutes(ctx);
   registerDashboard(app);
-
-  const models = registerModelRoutes(app, { store, runs, auth, adminToken, escalation: o.escalationModel ? await loadEscalationModel(o.escalationModel) : null });
+  const models = registerModelRoutes(app, { store, runs, escalation: o.escalationModel ? await loadEscalationModel(o.escalationModel) : null });
   recordVersion = models.committed;
-  registerNodePage(app);
+  const shardCache = registerNodePage(app);
 
   await app.listen({ port: o.port, host: o.host ?? '127.0.0.1' });
   const address = app.server.address();
@@ -325,7 +269,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   const url = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
   log.info({ url, dashboard: `${url}/dashboard/` }, 'coordinator listening');
   return {
-    app, store, registry, runs, url, dashboardUrl: `${url}/dashboard/`, metrics, adminToken, auth, createJoinToken,
+    app, store, registry, runs, url, dashboardUrl: `${url}/dashboard/`, metrics, adminToken, auth, tokens, audit, routes, shardCache, createJoinToken,
     async close() {
       clearInterval(sweeper);
       live.close();

@@ -3,13 +3,14 @@
  * fastify app: GET and HEAD only, files only, known content types only. The path is decoded once and
  * refused (404) when it holds '..' or '.' segments, backslashes or NUL, or resolves outside the directory,
  * so no request reaches a file outside it. A directory that was never built answers 503 with the
- * command that builds it.
+ * command that builds it. The pages are public; the data they show is behind the API's policies.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { readFile, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { extname, resolve, sep } from 'node:path';
 import { MIME } from '../net/mime.js';
+import { PUBLIC } from './route-policy.js';
 
 export interface StaticDirOptions {
   /** URL prefix without a trailing slash, e.g. '/dashboard'. */
@@ -57,6 +58,6 @@ export function registerStaticDir(app: FastifyInstance, o: StaticDirOptions): vo
       .header('x-content-type-options', 'nosniff')
       .send(await readFile(file));
   };
-  app.get(o.prefix, async (_req, reply) => reply.redirect(`${o.prefix}/`, 301));
-  app.get(`${o.prefix}/*`, serve);
+  app.get(o.prefix, PUBLIC, async (_req, reply) => reply.redirect(`${o.prefix}/`, 301));
+  app.get(`${o.prefix}/*`, PUBLIC, serve);
 }

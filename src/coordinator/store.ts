@@ -816,6 +816,11 @@ export class Store {
   }
 
   /** Closes the database; safe to call twice. Other methods throw afterwards. */
+  /** The open SQLite handle, for modules that keep their own tables (api-tokens.ts, audit.ts). */
+  get database(): Database.Database {
+    return this.db;
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }

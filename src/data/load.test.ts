@@ -71,7 +71,7 @@ test('csv spec options: label, test fraction, task', () => {
     assert.throws(() => loadDatasetSpec(`csv:${p}?test=1`), /test must be a fraction in \(0, 1\), got '1'/);
     assert.throws(() => loadDatasetSpec(`csv:${p}?test=`), /test must be a fraction/);
     assert.throws(() => loadDatasetSpec(`csv:${p}?task=maybe`), /task must be classification or regression, got 'maybe'/);
-    assert.throws(() => loadDatasetSpec(`csv:${p}?lable=x`), /unknown option 'lable' \(accepted: label, test, keep, task\)/);
+    assert.throws(() => loadDatasetSpec(`csv:${p}?lable=x`), /unknown option 'lable' \(accepted: label, test, keep, task, window, horizon, target, key\)/);
     assert.throws(() => loadDatasetSpec(`csv:${p}?label=nope`), /r\.csv: label column 'nope' not found/);
     writeFileSync(p, 'a,b\n1,0\n');
     assert.throws(() => loadDatasetSpec(`csv:${p}`), /r\.csv: 1 data rows are too few to hold out a test fraction of 0.2/);

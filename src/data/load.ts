@@ -6,6 +6,7 @@ import { loadIdxDataset } from './idx.js';
 import { loadMnist } from './mnist.js';
 import { standardize, trainValidationSplit, type StandardizeStats } from './split.js';
 import type { Dataset, TrainTestData } from './types.js';
+import { windowSeries, type WindowOptions } from './window.js';
 
 export type LoadedData = TrainTestData & {
   /** One line for logs and reports. */
@@ -14,12 +15,15 @@ export type LoadedData = TrainTestData & {
   classNames?: string[];
   /** CSV feature scaling fitted on the train split; apply it to any new data before inference. */
   standardization?: StandardizeStats;
+  /** Windowed time series: labels are (target - mean) / std; errors times std are in the target's unit. */
+  targetScale?: { mean: number; std: number };
 };
 
 export const DATASET_SPEC_FORMS = [
   'mnist',
   'idx:DIR',
   'csv:FILE[?label=COL&test=0.2&keep=a,b&task=classification|regression]',
+  'csv:FILE?window=24&horizon=1&target=COL[&key=SERIES_COL&keep=a,b&test=0.2]',
 ] as const;
 
 /** Default fraction of CSV rows held out as the test set. */
@@ -58,6 +62,12 @@ function loadCsvSpec(spec: string, rest: string): LoadedData {
   const file = q < 0 ? rest : rest.slice(0, q);
   const opts: CsvOptions = {};
   let testFraction = DEFAULT_CSV_TEST_FRACTION;
+  const windowed: Partial<WindowOptions> & { target?: string } = {};
+  const whole = (key: string, value: string): number => {
+    const v = value.trim() === '' ? NaN : Number(value);
+    if (!(Number.isInteger(v) && v >= 1)) throw new Error(`dataset spec '${spec}': ${key} must be a whole number >= 1, got '${value}'`);
+    return v;
+  };
   for (const part of q < 0 ? [] : rest.slice(q + 1).split('&')) {
     if (part === '') continue;
     const eq = part.indexOf('=');
@@ -82,10 +92,20 @@ function loadCsvSpec(spec: string, rest: string): LoadedData {
           throw new Error(`dataset spec '${spec}': test must be a fraction in (0, 1), got '${value}'`);
         }
         break;
+      case 'window':
+      case 'horizon':
+        windowed[key] = whole(key, value);
+        break;
+      case 'target':
+      case 'key':
+        if (value.trim() === '') throw new Error(`dataset spec '${spec}': ${key} needs a column name`);
+        windowed[key] = value.trim();
+        break;
       default:
-        throw new Error(`dataset spec '${spec}': unknown option '${key}' (accepted: label, test, keep, task)`);
+        throw new Error(`dataset spec '${spec}': unknown option '${key}' (accepted: label, test, keep, task, window, horizon, target, key)`);
     }
   }
+  if (Object.keys(windowed).length > 0) return loadWindowedCsv(spec, file, opts, windowed, testFraction);
   const text = readCsvText(file);
   const all = parseCsv(text, file, opts);
   const { train: tr, validation: te } = trainValidationSplit(all, testFraction, new Rng(hashString(text)));
@@ -101,6 +121,25 @@ function loadCsvSpec(spec: string, rest: string): LoadedData {
   const out: LoadedData = { train, test, description, standardization: stats };
   if (all.classNames) out.classNames = all.classNames;
   return out;
+}
+
+/** A CSV of time series cut into sliding windows per series (window.ts): regression on the target column. */
+function loadWindowedCsv(spec: string, file: string, opts: CsvOptions, w: Partial<WindowOptions> & { target?: string },
+  testFraction: number): LoadedData {
+  const problems: string[] = [];
+  if (w.window === undefined) problems.push('window=N is missing');
+  if (w.target === undefined) problems.push('target=COL is missing');
+  if (opts.label !== undefined) problems.push('label is not used with window (the target column is the label)');
+  if (opts.task === 'classification') problems.push('windows forecast a numeric target: task must be regression');
+  if (problems.length > 0) throw new Error(`dataset spec '${spec}': ${problems.join('; ')}`);
+  const keep = [...(opts.keep ?? [])];
+  if (w.key !== undefined && !keep.includes(w.key)) keep.push(w.key);
+  const table = parseCsv(readCsvText(file), file, { label: w.target, task: 'regression', keep });
+  const d = windowSeries(table, w.target!, { window: w.window!, horizon: w.horizon ?? 1, key: w.key, testFraction });
+  const description = `CSV ${file} in windows of ${w.window} rows over ${d.series} series${w.key ? ` (by '${w.key}')` : ''}: `
+    + `${summary(d.train, d.test)}; forecast '${w.target}' ${w.horizon ?? 1} row(s) ahead; last ${testFraction} of each series `
+    + 'held out; features and target standardized with train-period statistics';
+  return { train: d.train, test: d.test, description, standardization: d.featureStats, targetScale: d.targetStats };
 }
 
 function readCsvText(path: string): string {

@@ -2,22 +2,18 @@
  * Model specifications: the built-in Keras-style models and how a user's tfjs model.json enters.
  * A spec is plain data (it crosses worker and network boundaries); tfjs models are built from it on demand.
  */
-import type { Activation, DenseNetSpec, Loss } from '../nn/dense.js';
+import type { DenseNetSpec, Loss } from '../nn/dense.js';
 import type { TensorSpec } from '../core/params.js';
 import type { OptimizerConfig } from '../nn/optimizer.js';
 import { Rng } from '../core/rng.js';
 import { denseUnsupportedReason } from '../nn/dense.js';
-import { seqUnsupportedReason } from '../nn/seqnet.js';
+import { seqTensorSpecs, seqUnsupportedReason, type SeqLayer } from '../nn/seqnet.js';
 
-export type LayerSpec =
-  | { type: 'flatten'; name: string }
-  | { type: 'dense'; name: string; units: number; activation: Activation }
-  | { type: 'conv2d'; name: string; filters: number; kernelSize: number; activation: Activation; padding: 'same' | 'valid' }
-  | { type: 'maxpool2d'; name: string; poolSize: number }
-  | { type: 'dropout'; name: string; rate: number };
+/** A layer of a model: the layers the engine runs (SeqLayer, nn/seqnet.ts). */
+export type LayerSpec = SeqLayer;
 
 export interface ModelSpec {
-  /** 'mlp', '2nn', 'cnn', 'linear' or the path of a user's model.json. */
+  /** 'mlp', '2nn', 'cnn', 'linear', 'gru', 'lstm' or the path of a user's model.json. */
   name: string;
   inputShape: number[];
   layers: LayerSpec[];
@@ -29,7 +25,7 @@ export interface ModelSpec {
   tensors?: TensorSpec[];
 }
 
-export const BUILTIN_MODELS = ['mlp', '2nn', 'cnn', 'linear'] as const;
+export const BUILTIN_MODELS = ['mlp', '2nn', 'cnn', 'linear', 'gru', 'lstm'] as const;
 export type BuiltinModel = (typeof BUILTIN_MODELS)[number];
 
 /** The built-in models for inputs of the given shape and a task with numClasses classes (0 = regression). */
@@ -59,12 +55,21 @@ export function builtinModel(name: BuiltinModel, inputShape: number[], numClasse
     }
     case 'linear': // the seed's f(x) = sum w x + b; with classes, its softmax (multinomial logistic) form
       return { name, inputShape, layers: [flatten, out], loss, optimizer: { name: 'sgd', lr: 0.01 } };
+    case 'gru':
+    case 'lstm': {
+      // A small forecaster for windows of time series ([steps, features]): one recurrent layer of 32 units
+      // (sigmoid gates, as Keras 2.3+ defaults; tfjs's own default is hardSigmoid), its last state to the output.
+      if (inputShape.length !== 2) throw new Error(`the ${name} model needs sequence inputs [steps, features], got [${inputShape.join(',')}]`);
+      const rnn: LayerSpec = { type: name, name, units: 32, activation: 'tanh', recurrentActivation: 'sigmoid', returnSequences: false };
+      return { name, inputShape, layers: [rnn, out], loss, optimizer: { name: 'adam', lr: 0.003 } };
+    }
   }
 }
 
 /** Tensor names and shapes in the order tfjs lists the model's trainable weights. */
 export function tensorSpecs(spec: ModelSpec): TensorSpec[] {
   if (spec.tensors) return spec.tensors;
+  if (seqUnsupportedReason(spec) === null) return seqTensorSpecs(spec);
   const out: TensorSpec[] = [];
   let shape = [...spec.inputShape];
   for (const l of spec.layers) {
@@ -123,8 +128,9 @@ export function engineUnsupportedReason(spec: ModelSpec): string | null {
 }
 
 /**
- * Seeded initial weights as Keras initialises them by default: Glorot-uniform kernels, zero biases.
- * Fan-in/out of a conv kernel [kh, kw, cin, cout] count the receptive field, as Keras does.
+ * Seeded initial weights as Keras initialises them by default: Glorot-uniform kernels, zero biases,
+ * LayerNormalization's gamma at one. Fan-in/out of a conv kernel [kh, kw, cin, cout] count the receptive
+ * field, as Keras does. (Recurrent kernels are Glorot-uniform too, where Keras uses orthogonal.)
  */
 export function initialWeights(tensors: TensorSpec[], rng: Rng): Float32Array {
   const total = tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
@@ -138,6 +144,8 @@ export function initialWeights(tensors: TensorSpec[], rng: Rng): Float32Array {
       const fanOut = t.shape[t.shape.length - 1] * receptive;
       const limit = Math.sqrt(6 / (fanIn + fanOut));
       for (let i = 0; i < size; i++) w[offset + i] = rng.uniform(-limit, limit);
+    } else if (t.name.endsWith('/gamma')) {
+      w.fill(1, offset, offset + size);
     }
     offset += size;
   }

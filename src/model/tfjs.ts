@@ -7,7 +7,8 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LayerSpec, ModelSpec } from './spec.js';
 import { tensorSpecs } from './spec.js';
-import type { Activation, Loss } from '../nn/dense.js';
+import { layerSpecOf } from './tfjs-layer-spec.js';
+import type { Loss } from '../nn/dense.js';
 import type { OptimizerConfig } from '../nn/optimizer.js';
 import { layoutSize, makeLayout } from '../core/params.js';
 
@@ -98,6 +99,22 @@ function tfjsLayer(l: LayerSpec, inputShape?: number[]): tf.layers.Layer {
       return tf.layers.maxPooling2d({ name: l.name, poolSize: l.poolSize, ...first });
     case 'dropout':
       return tf.layers.dropout({ name: l.name, rate: l.rate, ...first });
+    case 'conv1d':
+      return tf.layers.conv1d({ name: l.name, filters: l.filters, kernelSize: l.kernelSize, activation: l.activation, padding: l.padding, ...first });
+    case 'gru':
+    case 'lstm': {
+      // The weights are always set from the engine's (Glorot, as initialWeights draws them); tfjs's default
+      // orthogonal initializer would only warn about its own speed on every build of the model.
+      const args = { name: l.name, units: l.units, activation: l.activation, recurrentActivation: l.recurrentActivation,
+        returnSequences: l.returnSequences, recurrentInitializer: 'glorotUniform' as const, ...first };
+      return l.type === 'gru' ? tf.layers.gru(args) : tf.layers.lstm(args);
+    }
+    case 'globalavgpool1d':
+      return tf.layers.globalAveragePooling1d({ name: l.name, ...first });
+    case 'layernorm':
+      return tf.layers.layerNormalization({ name: l.name, epsilon: l.epsilon, ...first });
+    case 'embedding':
+      return tf.layers.embedding({ name: l.name, inputDim: l.inputDim, outputDim: l.outputDim, ...first });
   }
 }
 
@@ -196,18 +213,7 @@ export async function specFromModelArtifacts(json: ModelJson, path: string, weig
       if (d === null) throw new Error(`${path}: input shape has an unknown dimension`);
       return d;
     });
-    const layers = model.layers.map((l): LayerSpec => {
-      const c = l.getConfig() as Record<string, unknown>;
-      const cls = l.getClassName();
-      if (cls === 'Flatten') return { type: 'flatten', name: l.name };
-      // The engine's dense layers have a trainable kernel and bias; a Dense without a bias or frozen is
-      // left to tfjs (the engine would expect tensors the model does not have).
-      if (cls === 'Dense' && c.useBias !== false && c.trainable !== false) {
-        return { type: 'dense', name: l.name, units: c.units as number, activation: (c.activation as Activation) ?? 'linear' };
-      }
-      if (cls === 'Dropout') return { type: 'dropout', name: l.name, rate: c.rate as number };
-      return { type: 'dropout', name: `${l.name}:${cls}`, rate: NaN }; // marks a layer only tfjs can train
-    });
+    const layers = model.layers.map(layerSpecOf);
     const lossName = json.trainingConfig?.loss ?? topology.training_config?.loss;
     const last = layers[layers.length - 1];
     const loss: Loss = typeof lossName === 'string' && LOSSES[lossName] ? LOSSES[lossName]

@@ -1,6 +1,8 @@
 /**
  * The training engine for sequential Keras-style networks on flat buffers: Dense, Conv2D (NHWC, stride
- * 1, padding 'same' or 'valid'), MaxPool2D (pool = stride, floor), Flatten and Dropout, with
+ * 1, padding 'same' or 'valid'), MaxPool2D (pool = stride, floor), Flatten and Dropout, the sequence
+ * layers Conv1D (a Conv2D over a 1 x T image), GRU, LSTM (recurrent.ts), GlobalAveragePooling1D,
+ * LayerNormalization and Embedding (sequence-ops.ts, behind the LayerOp contract of layer-op.ts), with
  * relu / linear / sigmoid / tanh activations, a softmax output with sparse cross-entropy or a linear
  * output with MSE. Same surface as DenseNet (dense.ts); weights are one Float32Array in the order and
  * shapes tfjs lists the Keras model's trainable weights (per layer with weights: kernel, then bias; a
@@ -35,6 +37,9 @@ import type { Activation, BatchResult, Loss } from './dense.js';
 import type { TensorSpec } from '../core/params.js';
 import { col2im, convGeom, im2col, maxPoolBackward, maxPoolForward, poolGeom, type ConvGeom, type PoolGeom } from './conv-ops.js';
 import { softmaxRows } from './dense.js';
+import type { LayerOp } from './layer-op.js';
+import { CELL_ACTIVATIONS, GruOp, LstmOp, RECURRENT_ACTIVATIONS, type CellActivation, type RecurrentActivation } from './recurrent.js';
+import { EmbeddingOp, GlobalAveragePool1DOp, LayerNormOp } from './sequence-ops.js';
 
 /** The layers the engine runs; structurally the same as LayerSpec in model/spec.ts. */
 export type SeqLayer =
@@ -42,7 +47,13 @@ export type SeqLayer =
   | { type: 'dense'; name: string; units: number; activation: Activation }
   | { type: 'conv2d'; name: string; filters: number; kernelSize: number; activation: Activation; padding: 'same' | 'valid' }
   | { type: 'maxpool2d'; name: string; poolSize: number }
-  | { type: 'dropout'; name: string; rate: number };
+  | { type: 'dropout'; name: string; rate: number }
+  | { type: 'conv1d'; name: string; filters: number; kernelSize: number; activation: Activation; padding: 'same' | 'valid' }
+  | { type: 'gru' | 'lstm'; name: string; units: number; activation: CellActivation; recurrentActivation: RecurrentActivation;
+    returnSequences: boolean }
+  | { type: 'globalavgpool1d'; name: string }
+  | { type: 'layernorm'; name: string; epsilon: number }
+  | { type: 'embedding'; name: string; inputDim: number; outputDim: number };
 
 /** A network description; a ModelSpec (model/spec.ts) is one. */
 export interface SeqNetSpec {
@@ -108,7 +119,9 @@ interface DropOp {
   outSize: number;
 }
 
-type Op = DenseOp | ConvOp | PoolOp | DropOp;
+type Op = DenseOp | ConvOp | PoolOp | DropOp | LayerOp;
+
+const hasWeights = (op: Op): boolean => op.kind === 'dense' || op.kind === 'conv' || (op.kind === 'layer' && op.tensors.length > 0);
 
 interface Plan {
   ops: Op[];
@@ -180,6 +193,43 @@ function plan(spec: SeqNetSpec, colsBudget = COLS_BUDGET): Plan | string {
         lastWeighted = li;
         break;
       }
+      case 'conv1d': {
+        if (shape.length !== 2) return `conv1d ${at} needs a [steps, features] input, gets rank ${shape.length}`;
+        if (!positiveInt(l.filters) || !positiveInt(l.kernelSize)) return `conv1d ${at} needs positive integer filters and kernel size`;
+        if (l.padding !== 'same' && l.padding !== 'valid') return `padding '${String(l.padding)}' on ${at} is not supported`;
+        if (!ACTIVATIONS.includes(l.activation)) return `activation '${String(l.activation)}' on ${at} is not supported`;
+        const [steps, c] = shape;
+        const k = l.kernelSize;
+        const outW = l.padding === 'same' ? steps : steps - k + 1;
+        if (outW < 1) return `conv1d ${at}: kernel ${k} is longer than its ${steps} steps`;
+        // A 1 x steps image with a 1 x k kernel: im2col's columns are (j, ci), the rows of the tfjs kernel [k, cin, cout].
+        const g: ConvGeom = { h: 1, w: steps, c, kh: 1, kw: k, outH: 1, outW, padTop: 0, padLeft: l.padding === 'same' ? (k - 1) >> 1 : 0 };
+        const colLen = k * c;
+        ops.push({
+          kind: 'conv', name: l.name, act: l.activation, g, filters: l.filters, rows: outW, colLen,
+          chunk: Math.max(1, Math.floor(colsBudget / (outW * colLen))), kOff: offset, bOff: offset + colLen * l.filters,
+          inSize: steps * c, outSize: outW * l.filters,
+        });
+        tensors.push({ name: `${l.name}/kernel`, shape: [k, c, l.filters] }, { name: `${l.name}/bias`, shape: [l.filters] });
+        offset += colLen * l.filters + l.filters;
+        shape = [outW, l.filters];
+        lastWeighted = li;
+        break;
+      }
+      case 'gru':
+      case 'lstm':
+      case 'globalavgpool1d':
+      case 'layernorm':
+      case 'embedding': {
+        const op = sequenceOp(l, shape, offset, li);
+        if (typeof op === 'string') return op;
+        ops.push(op);
+        tensors.push(...op.tensors);
+        offset += op.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+        shape = op.outShape;
+        if (op.tensors.length > 0) lastWeighted = li;
+        break;
+      }
       case 'maxpool2d': {
         if (shape.length !== 3) return `maxpool2d ${at} needs an [h, w, c] input, gets rank ${shape.length}`;
         if (!positiveInt(l.poolSize)) return `maxpool2d ${at} needs a positive integer pool size`;
@@ -213,6 +263,38 @@ function plan(spec: SeqNetSpec, colsBudget = COLS_BUDGET): Plan | string {
     }
   }
   return { ops, tensors, numParams: offset, inputSize: spec.inputShape.reduce((a, b) => a * b, 1), outputSize: out.units };
+}
+
+/** The LayerOp of a sequence layer at weight offset wOff over inputs of the given shape, or why it cannot run. */
+function sequenceOp(l: SeqLayer, shape: readonly number[], wOff: number, index: number): LayerOp | string {
+  const at = `${l.type} layer '${l.name}'`;
+  switch (l.type) {
+    case 'gru':
+    case 'lstm': {
+      if (shape.length !== 2) return `${at} needs a [steps, features] input, gets rank ${shape.length}`;
+      if (!positiveInt(l.units)) return `${at} has ${String(l.units)} units`;
+      if (!CELL_ACTIVATIONS.includes(l.activation)) return `activation '${String(l.activation)}' on ${at} is not supported`;
+      if (!RECURRENT_ACTIVATIONS.includes(l.recurrentActivation)) {
+        return `recurrent activation '${String(l.recurrentActivation)}' on ${at} is not supported (hardSigmoid or sigmoid)`;
+      }
+      const cfg = { name: l.name, units: l.units, activation: l.activation, recurrentActivation: l.recurrentActivation,
+        returnSequences: l.returnSequences === true };
+      return l.type === 'gru' ? new GruOp(cfg, shape[0], shape[1], wOff) : new LstmOp(cfg, shape[0], shape[1], wOff);
+    }
+    case 'globalavgpool1d':
+      if (shape.length !== 2) return `${at} needs a [steps, features] input, gets rank ${shape.length}`;
+      return new GlobalAveragePool1DOp(l.name, shape[0], shape[1], wOff);
+    case 'layernorm':
+      if (!(typeof l.epsilon === 'number' && l.epsilon > 0)) return `${at} needs epsilon > 0, has ${String(l.epsilon)}`;
+      return new LayerNormOp(l.name, shape, l.epsilon, wOff);
+    case 'embedding':
+      if (index !== 0) return `${at} must be the first layer (its integer inputs have no gradient)`;
+      if (shape.length !== 1) return `${at} needs a [steps] input of indices, gets rank ${shape.length}`;
+      if (!positiveInt(l.inputDim) || !positiveInt(l.outputDim)) return `${at} needs positive integer inputDim and outputDim`;
+      return new EmbeddingOp(l.name, shape[0], l.inputDim, l.outputDim, wOff);
+    default:
+      return `${at} is not a sequence layer`;
+  }
 }
 
 /** Why the engine cannot run this network, or null when it can. */
@@ -271,7 +353,7 @@ export class SeqNet {
     let weighted = false;
     this.needInput = p.ops.map((o) => {
       const need = weighted;
-      if (o.kind === 'dense' || o.kind === 'conv') weighted = true;
+      if (hasWeights(o)) weighted = true;
       return need;
     });
     this.mem = new KernelMemory(k);
@@ -298,8 +380,10 @@ export class SeqNet {
     this.argmax = this.ops.map((o) => (o.kind === 'pool' ? new Int32Array(m * o.outSize) : null));
     this.cols = this.ops.map((o) => (o.kind === 'conv' ? mem.f32(Math.min(m, o.chunk) * o.rows * o.colLen) : null));
     this.scratch = mem.f32(m * this.outputSize);
+    for (const o of this.ops) if (o.kind === 'layer') o.reserve(mem, m, false);
     if (mem.wasm) {
-      this.xStage = this.ops[0].kind === 'dense' ? mem.f32(m * this.inputSize) : null;
+      // Ops whose first kernel call reads the input directly: staged so that call does not copy.
+      this.xStage = this.ops[0].kind === 'dense' || this.ops[0].kind === 'layer' ? mem.f32(m * this.inputSize) : null;
       this.yStage = this.spec.loss === 'mse' ? null : mem.i32(m); // labels for softmaxXent; mse targets are read in JS
     }
     this.fwdCap = m;
@@ -317,6 +401,7 @@ export class SeqNet {
       if (o.kind === 'conv' && this.needInput[i]) dcols = Math.max(dcols, Math.min(m, o.chunk) * o.rows * o.colLen);
     });
     this.dcols = dcols > 0 ? mem.f32(dcols) : null;
+    for (const o of this.ops) if (o.kind === 'layer') o.reserve(mem, m, true);
     this.bwdCap = m;
   }
 
@@ -392,6 +477,10 @@ export class SeqNet {
         case 'pool':
           out = this.outs[i]!.a.subarray(0, m * op.outSize);
           maxPoolForward(op.g, input, m, out, this.argmax[i]!);
+          break;
+        case 'layer':
+          out = this.outs[i]!.a.subarray(0, m * op.outSize);
+          op.forward(k, w, input, out, m);
           break;
         case 'dropout': {
           if (!rng) {
@@ -499,6 +588,9 @@ export class SeqNet {
         }
         case 'pool':
           if (prev) maxPoolBackward(op.g, d, this.argmax[i]!, m, prev);
+          break;
+        case 'layer':
+          op.backward(k, w, input, d, m, g, prev);
           break;
         case 'dropout':
           if (prev) {

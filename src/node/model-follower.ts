@@ -44,7 +44,7 @@ export class ModelFollower {
 
   private async pickRun(): Promise<number | null> {
     if (this.o.runId !== undefined) return this.o.runId;
-    const r = await fetch(new URL('/v1/runs', this.o.coordinator), { signal: AbortSignal.timeout(10_000) });
+    const r = await signedFetch(this.o.coordinator, '/v1/runs', this.o.creds, undefined, 10_000);
     const { runs } = (await r.json()) as { runs: { id: number; roundsCompleted: number }[] };
     const withModels = runs.filter((x) => x.roundsCompleted > 0).map((x) => x.id);
     return withModels.length ? Math.max(...withModels) : null;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
-import { api, freePort, killAll, startCoordinator, startNodesInOrder, waitHealthy, type Proc } from '../deploy-harness.js';
+import { ADMIN_TOKEN, api, freePort, killAll, startCoordinator, startNodesInOrder, waitHealthy, type Proc } from '../deploy-harness.js';
 import { buildDashboard } from '../support/dashboard.js';
 import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing } from './serve.js';
 
@@ -34,7 +34,7 @@ test('the dashboard shows a live run: the node table fills and the accuracy char
     const tab = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
     tab.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
     tab.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
-    await tab.goto(`${url}/dashboard/`);
+    await tab.goto(`${url}/dashboard/#token=${ADMIN_TOKEN}`);
     await tab.waitForSelector('#live-status[data-state="open"]', { timeout: 30_000 });
     // Nothing yet: whatever appears from here on arrived over the live feed.
     assert.equal(await tab.locator('#nodes tbody tr[data-node-id]').count(), 0);

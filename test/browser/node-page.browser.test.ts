@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { api, freePort, joinToken, killAll, runView, startCoordinator, startNodeEnrolled, waitFor, waitHealthy, type Proc } from '../deploy-harness.js';
+import { ADMIN_TOKEN, api, freePort, joinToken, killAll, runView, startCoordinator, startNodeEnrolled, waitFor, waitHealthy, type Proc } from '../deploy-harness.js';
 import type { NodePageState } from '../../web/node/main.js';
 import { buildWebPage, CHROMIUM, CHROMIUM_ARGS, chromiumMissing } from './serve.js';
 
@@ -45,7 +45,7 @@ test('the browser node page enrols, trains in the tab and its update is fused in
 
     // A wrong join token: the page says why, and no node of that name appears.
     const bad = await context.newPage();
-    await bad.goto(`${url}/node/?name=intruder&token=${'0'.repeat(48)}&shard=2/10&autostart=1`);
+    await bad.goto(`${url}/node/?name=intruder&token=${'0'.repeat(48)}&shard=2/10&autostart=1#token=${ADMIN_TOKEN}`);
     await bad.waitForFunction(() => window.__edgefedNode?.state === 'error', undefined, { timeout: 60_000 });
     const refused = await pageState(bad);
     assert.match(refused.error ?? '', /enrolment refused \(401\)/);
@@ -57,7 +57,7 @@ test('the browser node page enrols, trains in the tab and its update is fused in
     tab.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
     const token = await joinToken(url);
     const pageUrl = `${url}/node/?name=${BROWSER_NODE}&shard=1/10&autostart=1`;
-    await tab.goto(`${pageUrl}&token=${token}`);
+    await tab.goto(`${pageUrl}&token=${token}#token=${ADMIN_TOKEN}`); // the join token, then a read token for the shard
     await tab.waitForFunction(() => window.__edgefedNode?.state === 'connected', undefined, { timeout: 60_000 });
     const connected = await pageState(tab);
     assert.match(connected.kernels, /^wasm-simd/, `the page trains on ${connected.kernels}`);

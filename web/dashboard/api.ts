@@ -1,6 +1,8 @@
-/** The dashboard's REST reads (same origin). */
+import { authHeaders } from '../shared/read-token.js';
+
+/** The dashboard's REST reads (same origin), with the page's read token. */
 export async function getJson<T>(path: string): Promise<T | null> {
-  const r = await fetch(path, { headers: { accept: 'application/json' } });
+  const r = await fetch(path, { headers: { accept: 'application/json', ...authHeaders() } });
   return r.ok ? ((await r.json()) as T) : null;
 }
 

@@ -1,5 +1,6 @@
 /** The dashboard's end of the live feed: one WebSocket to /v1/live, reconnecting with backoff. */
 import type { LiveMessage } from '../../src/coordinator/live-protocol.js';
+import { liveProtocols } from '../shared/read-token.js';
 
 export type LiveState = 'connecting' | 'open' | 'closed';
 
@@ -9,7 +10,7 @@ export function connectLive(onMessage: (m: LiveMessage) => void, onState: (s: Li
   let attempt = 0;
   const open = () => {
     onState('connecting');
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, liveProtocols());
     ws.onopen = () => {
       attempt = 0;
       onState('open');

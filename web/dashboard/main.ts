@@ -11,6 +11,7 @@ import { accuracyChart, lossChart } from './charts.js';
 import { ComparePanel, type ComparedRun } from './compare.js';
 import { byId } from './dom.js';
 import { connectLive, type LiveState } from './live-client.js';
+import { authHeaders } from '../shared/read-token.js';
 import { roundsCsv, roundsJson } from './records.js';
 import {
   renderEmptyState, renderEvents, renderHistograms, renderModels, renderNodes, renderRuns, renderTimeline, runTitle,
@@ -211,6 +212,18 @@ renderRunPanels();
 renderRounds();
 renderNodePanels();
 renderModels(byId('models'), null, null);
+// A plain link cannot carry the read token: downloads go through fetch with it.
+byId('models').addEventListener('click', (ev) => {
+  const link = (ev.target as HTMLElement).closest('a[download]');
+  if (!link) return;
+  ev.preventDefault();
+  void fetch(link.getAttribute('href')!, { headers: authHeaders() }).then(async (r) => {
+    if (!r.ok) return;
+    const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(await r.blob()), download: 'model.json' });
+    a.click();
+    URL.revokeObjectURL(a.href);
+  });
+});
 renderEvents(byId('events'), []);
 connectLive(onMessage, onState);
 setInterval(() => renderNodes(nodesBody, state.nodes, Date.now(), state.feedOpen), 1000); // "last seen" keeps counting

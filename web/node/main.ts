@@ -8,12 +8,15 @@
  * Query parameters prefill the form: coordinator (default: this page's origin), token, name, source
  * (mnist | csv), shard (I/N[:PARTITION], default 0/10), label (CSV label column); autostart=1 starts
  * right away (MNIST only: a file must be picked by hand). kernels=js forces the TypeScript kernels.
+ * The MNIST shard needs a read token: the one in the URL fragment (#token=...) or the one this tab's
+ * dashboard kept (shared/read-token.ts).
  */
 import { AgentCore, type AgentEvent, type AgentLog } from '../../src/node/agent-core.js';
 import { csvLocalData, holdOutValidation, parseShardSpec } from '../../src/node/local-data.js';
 import type { LocalData } from '../../src/node/host.js';
 import { decodeSlice } from '../../src/data/slice.js';
 import { chooseKernels, el, fetchBytes } from '../shared/page.js';
+import { authHeaders } from '../shared/read-token.js';
 import { browserPlatform } from './platform-browser.js';
 import { loadIdentity, saveIdentity } from './identity-store.js';
 
@@ -110,7 +113,7 @@ async function loadData(coordinator: string, name: string): Promise<LocalData> {
   const shard = input('shard').value.trim();
   parseShardSpec(shard, 'MNIST shard');
   const url = new URL(`/v1/node-data/mnist-shard?shard=${encodeURIComponent(shard)}`, coordinator).href;
-  return holdOutValidation(decodeSlice(await fetchBytes(url), `mnist-shard ${shard}`).train, name);
+  return holdOutValidation(decodeSlice(await fetchBytes(url, authHeaders()), `mnist-shard ${shard}`).train, name);
 }
 
 async function start(): Promise<void> {

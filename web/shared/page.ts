@@ -9,8 +9,8 @@ export function el<T extends HTMLElement = HTMLElement>(id: string): T {
   return e as T;
 }
 
-export async function fetchBytes(url: string): Promise<ArrayBuffer> {
-  const res = await fetch(url);
+export async function fetchBytes(url: string, headers: Record<string, string> = {}): Promise<ArrayBuffer> {
+  const res = await fetch(url, { headers });
   if (!res.ok) {
     const body = await res.text().catch(() => '');
     throw new Error(`GET ${url}: HTTP ${res.status} ${res.statusText}${body ? `: ${body.slice(0, 300)}` : ''}`);

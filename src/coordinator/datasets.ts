@@ -1,0 +1,85 @@
+/**
+ * The data a run may name. A run config's evalDataset is a NAME, resolved only against the datasets the
+ * operator registered when starting the coordinator (`--dataset NAME=SPEC`, repeatable) and the built-ins;
+ * nothing a client sends is ever opened as a path. Errors name the dataset and the registered names, never
+ * a file or its contents.
+ *
+ * Test sets are cached per registered name (an operator-bounded set, and a byte budget besides); a run's
+ * `limitTest` takes a zero-copy prefix view of the cached set, so different limits cost no memory.
+ */
+import { loadDatasetSpec, DATASET_SPEC_FORMS } from '../data/load.js';
+import { featureSize, type Dataset } from '../data/types.js';
+import { ByteLru } from './byte-lru.js';
+
+export const BUILTIN_DATASETS: Readonly<Record<string, string>> = { mnist: 'mnist' };
+const NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+/** Test sets kept in memory at once (MNIST's test split is 31 MB). */
+export const TEST_CACHE_BYTES = 256 * 1024 * 1024;
+
+export class DatasetError extends Error {}
+
+/** `--dataset NAME=SPEC`: a name for a dataset spec (mnist, idx:DIR, csv:FILE?...). */
+export function parseDatasetFlag(text: string): { name: string; spec: string } {
+  const eq = text.indexOf('=');
+  const name = eq < 0 ? '' : text.slice(0, eq);
+  const spec = eq < 0 ? '' : text.slice(eq + 1);
+  if (!NAME.test(name) || spec === '') {
+    throw new DatasetError(`--dataset '${text}': expected NAME=SPEC, NAME a letter then up to 63 letters, digits or _.- ; SPEC one of ${DATASET_SPEC_FORMS.join(' | ')}`);
+  }
+  return { name, spec };
+}
+
+export class DatasetCatalog {
+  private readonly specs: Map<string, string>;
+  private readonly tests = new ByteLru<Dataset>(TEST_CACHE_BYTES);
+
+  constructor(registered: Record<string, string> = {}) {
+    this.specs = new Map(Object.entries({ ...BUILTIN_DATASETS, ...registered }));
+  }
+
+  names(): string[] {
+    return [...this.specs.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.specs.has(name);
+  }
+
+  /** Registers a dataset the operator named (the CLI's --dataset, or a --config file's evalDataset). */
+  register(name: string, spec: string): void {
+    this.specs.set(name, spec);
+  }
+
+  /** Why `name` cannot be a run's evalDataset, or null when it can. */
+  problem(name: string): string | null {
+    if (this.specs.has(name)) return null;
+    return `evalDataset '${name.slice(0, 64)}' is not a registered dataset; registered: ${this.names().join(', ')} `
+      + '(the operator registers datasets with `edgefed coordinator --dataset NAME=SPEC`)';
+  }
+
+  /** Bytes of test data held in the cache. */
+  get cachedBytes(): number {
+    return this.tests.bytes;
+  }
+
+  /** The test split of the named dataset, its first `limit` examples when given (a view, not a copy). */
+  testSet(name: string, limit?: number): Dataset {
+    const problem = this.problem(name);
+    if (problem) throw new DatasetError(problem);
+    let full = this.tests.get(name);
+    if (!full) {
+      try {
+        full = loadDatasetSpec(this.specs.get(name)!).test;
+      } catch (e) {
+        throw new DatasetError(`dataset '${name}' could not be loaded: ${(e as Error).message}`);
+      }
+      this.tests.set(name, full, full.x.byteLength + full.y.byteLength);
+    }
+    return limit && limit < full.n ? prefix(full, limit) : full;
+  }
+}
+
+function prefix(d: Dataset, n: number): Dataset {
+  const extra = d.extra ? Object.fromEntries(Object.entries(d.extra).map(([k, v]) => [k, v.slice(0, n)])) : undefined;
+  return { ...d, n, x: d.x.subarray(0, n * featureSize(d)), y: d.y.subarray(0, n), extra };
+}

@@ -1,0 +1,51 @@
+/**
+ * A tfjs layer of a user's (or our saved) model.json as the engine's LayerSpec, when the engine computes
+ * exactly what tfjs does with that configuration; any other layer (or option) becomes a marker that
+ * SeqNet refuses, so the model trains on tfjs instead of training wrongly on the engine.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { Activation } from '../nn/dense.js';
+import type { LayerSpec } from './spec.js';
+import type { CellActivation, RecurrentActivation } from '../nn/recurrent.js';
+
+const one = (v: unknown): number | undefined => (Array.isArray(v) ? (v.length === 1 ? v[0] : undefined) : (v as number | undefined));
+
+export function layerSpecOf(l: tf.layers.Layer): LayerSpec {
+  const c = l.getConfig() as Record<string, unknown>;
+  const cls = l.getClassName();
+  const frozen = c.trainable === false;
+  const activation = (c.activation as Activation | undefined) ?? 'linear';
+  if (cls === 'Flatten') return { type: 'flatten', name: l.name };
+  if (cls === 'Dropout') return { type: 'dropout', name: l.name, rate: c.rate as number };
+  // Weighted layers: the engine expects a trainable kernel and bias; a layer without a bias or frozen is
+  // left to tfjs (the engine would expect tensors the model does not have).
+  if (!frozen && c.useBias !== false) {
+    if (cls === 'Dense') return { type: 'dense', name: l.name, units: c.units as number, activation };
+    if (cls === 'Conv1D' && one(c.strides) === 1 && one(c.dilationRate) === 1 && (c.padding === 'same' || c.padding === 'valid')) {
+      return { type: 'conv1d', name: l.name, filters: c.filters as number, kernelSize: one(c.kernelSize) as number, activation, padding: c.padding };
+    }
+    const plainRnn = !c.dropout && !c.recurrentDropout && !c.goBackwards && !c.stateful && !c.returnState && !c.resetAfter;
+    if ((cls === 'GRU' || cls === 'LSTM') && plainRnn) {
+      return {
+        type: cls === 'GRU' ? 'gru' : 'lstm', name: l.name, units: c.units as number, activation: activation as CellActivation,
+        recurrentActivation: ((c.recurrentActivation as string | undefined) ?? 'hardSigmoid') as RecurrentActivation,
+        returnSequences: c.returnSequences === true,
+      };
+    }
+  }
+  if (cls === 'GlobalAveragePooling1D' && (c.dataFormat ?? 'channelsLast') === 'channelsLast') {
+    return { type: 'globalavgpool1d', name: l.name };
+  }
+  if (cls === 'LayerNormalization' && !frozen && c.center !== false && c.scale !== false) {
+    // The engine normalises over the last axis only; tfjs writes it as its index in the batched input.
+    const axis = one(c.axis);
+    const inputRank = (l.input as tf.SymbolicTensor).shape.length;
+    if (axis === -1 || axis === inputRank - 1) {
+      return { type: 'layernorm', name: l.name, epsilon: (c.epsilon as number | undefined) ?? 1e-3 };
+    }
+  }
+  if (cls === 'Embedding' && !frozen && !c.maskZero) {
+    return { type: 'embedding', name: l.name, inputDim: c.inputDim as number, outputDim: c.outputDim as number };
+  }
+  return { type: 'dropout', name: `${l.name}:${cls}`, rate: NaN }; // marks a layer only tfjs can train
+}
