@@ -43,6 +43,8 @@ export interface EvalReply extends Metrics {
   round: number;
   nodeId: number;
   numExamples: number;
+  /** FedPer: the node's personalised model (its own head) on the same held-out split. */
+  personal?: Metrics;
 }
 
 /** The flat vector as named tensors (views, no copy). */
@@ -133,7 +135,8 @@ function trainVector(layout: readonly TensorSlot[], h: Record<string, unknown>, 
 }
 
 export function encodeEvalReply(r: EvalReply): Uint8Array {
-  return encodeFrame('eval_result', { round: r.round, node: r.nodeId, numExamples: r.numExamples, loss: r.loss, accuracy: r.accuracy });
+  const personal = r.personal ? { personal: { loss: r.personal.loss, accuracy: r.personal.accuracy } } : {};
+  return encodeFrame('eval_result', { round: r.round, node: r.nodeId, numExamples: r.numExamples, loss: r.loss, accuracy: r.accuracy, ...personal });
 }
 
 export function encodeError(round: number, nodeId: number, message: string): Uint8Array {
@@ -196,8 +199,12 @@ export function decodeMessage(layout: readonly TensorSlot[], bytes: Uint8Array):
         },
       };
     }
-    case 'eval_result':
-      return { type: 'eval_result', reply: { round, nodeId, numExamples: num(h, 'numExamples', true), loss: metric(h.loss, 'loss'), accuracy: metric(h.accuracy, 'accuracy') } };
+    case 'eval_result': {
+      const p = h.personal as Record<string, unknown> | undefined;
+      if (p !== undefined && (typeof p !== 'object' || p === null || Array.isArray(p))) throw new FrameError('bad_field', 'field \'personal\' must be an object');
+      const personal = p ? { personal: { loss: metric(p.loss, 'personal.loss'), accuracy: metric(p.accuracy, 'personal.accuracy') } } : {};
+      return { type: 'eval_result', reply: { round, nodeId, numExamples: num(h, 'numExamples', true), loss: metric(h.loss, 'loss'), accuracy: metric(h.accuracy, 'accuracy'), ...personal } };
+    }
     case 'error':
       // Only primitives are turned into text: String() of a JSON object with a non-callable toString throws a TypeError.
       return { type: 'error', round, nodeId, message: (['string', 'number', 'boolean'].includes(typeof h.message) ? String(h.message) : 'unknown error').slice(0, 500) };

@@ -7,7 +7,7 @@ import { Rng } from '../core/rng.js';
 import type { TensorSlot } from '../core/params.js';
 import type { EvalOutcome, TrainConfig } from '../model/trainer.js';
 import { encodeTrainRequest } from './messages.js';
-import { evaluateNodes } from './evaluate-nodes.js';
+import { evaluateNodes, personalizedAccuracy } from './evaluate-nodes.js';
 import type { EvalResult, Strategy, TrainResult } from './strategy.js';
 import type { Transport } from './transport.js';
 import { secureTrainRound, type SecureAggregationOptions } from './secure-round.js';
@@ -88,7 +88,7 @@ export class RoundEngine {
     const maxSteps = this.o.maxStepsFor?.(nodeId);
     return {
       ...this.o.local, proxMu: this.o.strategy.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
-      ...(this.o.strategy.localState ? { localState: this.o.strategy.localState } : {}),
+      ...this.o.strategy.nodeConfig(),
       ...(maxSteps !== undefined ? { maxSteps } : {}),
       ...(this.compressing() ? { compression: this.o.compression } : {}),
     };
@@ -181,9 +181,9 @@ export class RoundEngine {
       else if (fused) this.global = o.strategy.aggregateTrain(this.global, results, { round, seed: o.seed, sampled: wanted.length, population: ids.length });
       if (fused && ids.length > 0) this.privacyRounds++;
       const privacy = o.strategy.privacy(this.privacyRounds, wanted.length / Math.max(1, ids.length));
-      const fed = o.evalFraction > 0 && ids.length > 0
-        ? o.strategy.aggregateEvaluate(await this.evaluateRound(round, o.strategy.configureEvaluate(ids, o.evalFraction, 1, rng.fork(`eval:${round}`))))
-        : { loss: NaN, accuracy: NaN };
+      const evaluating = o.evalFraction > 0 && ids.length > 0;
+      const evals = evaluating ? await this.evaluateRound(round, o.strategy.configureEvaluate(ids, o.evalFraction, 1, rng.fork(`eval:${round}`))) : [];
+      const fed = evaluating ? o.strategy.aggregateEvaluate(evals) : { loss: NaN, accuracy: NaN };
       const central = o.centralEval ? await o.centralEval(this.global) : { loss: NaN, accuracy: NaN };
       const trainN = results.reduce((a, r) => a + r.numExamples, 0);
       const after = o.transport.traffic();
@@ -198,6 +198,7 @@ export class RoundEngine {
         ...(privacy ? { epsilon: privacy.epsilon, delta: privacy.delta } : {}),
         ...(o.strategy.dpClipNorm !== undefined ? { clipNorm: o.strategy.dpClipNorm } : {}),
         ...(o.clock ? { simTime: o.clock.now() } : {}),
+        ...personalizedAccuracy(evals),
       };
       records.push(record);
       await o.onRound?.(record, this.global, o.strategy);

@@ -7,7 +7,7 @@
 import { sampleNodes } from '../core/sampling.js';
 import { makeServerOptimizer, type ServerOptState } from '../core/server-opt.js';
 import type { Rng } from '../core/rng.js';
-import type { Metrics } from '../model/trainer.js';
+import type { Metrics, TrainConfig } from '../model/trainer.js';
 import type { EvalResult, Fusion, RoundContext, StrategyCapabilities, StrategyConfig, TrainResult } from './strategies/define.js';
 import { BUILTIN_STRATEGY_NAMES, strategyDefinition } from './strategies/registry.js';
 
@@ -46,6 +46,12 @@ export class Strategy {
   /** State the nodes keep between rounds for this strategy (SCAFFOLD, FedDyn); undefined for most. */
   get localState(): StrategyConfig['localState'] {
     return this.config.localState;
+  }
+
+  /** What every train request carries for the nodes' own state: its kind and FedPer's head size. */
+  nodeConfig(): Pick<TrainConfig, 'localState' | 'headLayers'> {
+    const { localState, headLayers } = this.config;
+    return { ...(localState ? { localState } : {}), ...(headLayers !== undefined ? { headLayers } : {}) };
   }
 
   /** The server control variate nodes need with their train requests (SCAFFOLD); undefined for other strategies. */

@@ -24,9 +24,11 @@ export interface TrainConfig {
    * server's control travels with the request) or 'feddyn' (linear term; alpha is proxMu). Absent = none.
    */
   localState?: LocalStateKind;
+  /** FedPer: how many trailing layers are the node's own head (default 1, the last Dense). */
+  headLayers?: number;
 }
 
-export type LocalStateKind = 'scaffold' | 'feddyn';
+export type LocalStateKind = 'scaffold' | 'feddyn' | 'fedper';
 
 export interface Metrics {
   loss: number;
@@ -70,8 +72,11 @@ export function validateTrainConfig(cfg: TrainConfig): void {
   if (!Number.isInteger(cfg.epochs) || cfg.epochs < 1) throw new Error(`local epochs must be a whole number >= 1, got ${cfg.epochs}`);
   validateBatchSize(cfg.batchSize);
   if (!(cfg.proxMu >= 0) || !Number.isFinite(cfg.proxMu)) throw new Error(`FedProx mu must be >= 0, got ${cfg.proxMu}`);
-  if (cfg.localState !== undefined && cfg.localState !== 'scaffold' && cfg.localState !== 'feddyn') {
-    throw new Error(`local state must be 'scaffold' or 'feddyn', got '${String(cfg.localState)}'`);
+  if (cfg.localState !== undefined && !['scaffold', 'feddyn', 'fedper'].includes(cfg.localState)) {
+    throw new Error(`local state must be 'scaffold', 'feddyn' or 'fedper', got '${String(cfg.localState)}'`);
+  }
+  if (cfg.headLayers !== undefined && (!Number.isInteger(cfg.headLayers) || cfg.headLayers < 1)) {
+    throw new Error(`head layers must be a whole number >= 1, got ${cfg.headLayers}`);
   }
   if (cfg.maxSteps !== undefined && (!Number.isInteger(cfg.maxSteps) || cfg.maxSteps < 1)) throw new Error(`max steps must be a whole number >= 1, got ${cfg.maxSteps}`);
 }

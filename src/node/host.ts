@@ -44,7 +44,7 @@ export class NodeHost {
   /** Keeps each node's error-feedback residual between rounds (the pool pins a node to one worker for this). */
   private readonly compressor: UpdateCompressor;
   /** SCAFFOLD's and FedDyn's per-node state between rounds. */
-  private readonly localState = new NodeLocalState();
+  private readonly localState: NodeLocalState;
 
   constructor(
     private readonly layout: readonly TensorSlot[],
@@ -56,6 +56,7 @@ export class NodeHost {
     this.byzantine = new Set(attack?.nodes ?? []);
     this.secure = new SecureNodeSessions(secure);
     this.compressor = new UpdateCompressor(layout);
+    this.localState = new NodeLocalState(layout);
   }
 
   async handle(frame: Uint8Array): Promise<Uint8Array> {
@@ -70,8 +71,12 @@ export class NodeHost {
       const local = this.data.get(nodeId);
       if (!local) throw new Error(`node ${nodeId} is not hosted here`);
       if (msg.type === 'evaluate') {
-        const r = await this.trainer.evaluate(msg.req.weights, local.validation.n > 0 ? local.validation : local.train);
-        return encodeEvalReply({ round, nodeId, ...r });
+        const held = local.validation.n > 0 ? local.validation : local.train;
+        const r = await this.trainer.evaluate(msg.req.weights, held);
+        // A node with a personal head (FedPer) also reports its own model's metrics on the same split.
+        const own = this.localState.personal(nodeId, msg.req.weights);
+        const personal = own && await this.trainer.evaluate(own, held);
+        return encodeEvalReply({ round, nodeId, ...r, ...(personal ? { personal: { loss: personal.loss, accuracy: personal.accuracy } } : {}) });
       }
       const { config, mode, weights } = msg.req;
       const attack = this.attack && this.byzantine.has(nodeId) ? this.attack : undefined;
@@ -90,9 +95,11 @@ export class NodeHost {
       }
       const { control } = msg.req;
       const shift = this.localState.shift(nodeId, config, control, weights.length);
-      const r = await this.trainer.train(weights, train, config, shift);
+      const start = this.localState.startWeights(nodeId, config, weights);
+      const r = await this.trainer.train(start, train, config, shift);
       const controlDelta = this.localState.after(nodeId, config, control, weights, r.weights, r.steps);
-      const vector = attack ? this.poison(attack, r.weights, weights, config.seed) : r.weights;
+      const trained = this.localState.outgoing(config, r.weights, weights);
+      const vector = attack ? this.poison(attack, trained, weights, config.seed) : trained;
       // Secure aggregation: the update stays on the node; the reply carries public keys only.
       if (msg.req.secagg !== undefined) return this.secure.start(round, nodeId, msg.req.secagg, weights, vector, r.numExamples, r.metrics);
       const extra = controlDelta ? { controlDelta } : {};

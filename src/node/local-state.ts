@@ -1,15 +1,43 @@
 /**
  * What a node keeps between rounds for strategies with node-side state (core/control-variates.ts): SCAFFOLD's
- * control variate c_i and FedDyn's linear term g_i, one per virtual node this host serves (the worker pool
+ * control variate c_i, FedDyn's linear term g_i and FedPer's personal head, one per virtual node this host serves (the worker pool
  * pins a node to one worker, so its state stays in one place). Both start at zero, as in the papers. Kept in
  * memory: a restarted process starts its nodes from zero again.
  */
 import { feddynNodeUpdate, feddynShift, scaffoldNodeUpdate, scaffoldShift } from '../core/control-variates.js';
+import { headSlots, takeHead, withHead } from '../core/personal-head.js';
+import type { TensorSlot } from '../core/params.js';
 import type { TrainConfig } from '../model/trainer.js';
 
 export class NodeLocalState {
   private readonly controls = new Map<number, Float32Array>();
   private readonly linear = new Map<number, Float32Array>();
+  /** FedPer: each node's head and the slots it fills (the head's size is fixed by the first round). */
+  private readonly heads = new Map<number, { head: Float32Array; slots: TensorSlot[] }>();
+
+  constructor(private readonly layout: readonly TensorSlot[]) {}
+
+  /** The weights a node trains from: the global model, with its own head once it has one (FedPer). */
+  startWeights(nodeId: number, config: TrainConfig, global: Float32Array): Float32Array {
+    if (config.localState !== 'fedper') return global;
+    const own = this.heads.get(nodeId);
+    const slots = headSlots(this.layout, config.headLayers ?? 1);
+    if (own && own.slots.length !== slots.length) throw new Error(`node ${nodeId} keeps a head of ${own.slots.length} tensors, the run asks for ${slots.length}`);
+    return own ? withHead(global, own.head, own.slots) : global;
+  }
+
+  /** What leaves the node: the trained model, with the head's slots set back to the global's (FedPer keeps it). */
+  outgoing(config: TrainConfig, local: Float32Array, global: Float32Array): Float32Array {
+    if (config.localState !== 'fedper') return local;
+    const slots = headSlots(this.layout, config.headLayers ?? 1);
+    return withHead(local, takeHead(global, slots), slots);
+  }
+
+  /** The node's personalised model for `global` (its own head), or undefined when it has none. */
+  personal(nodeId: number, global: Float32Array): Float32Array | undefined {
+    const own = this.heads.get(nodeId);
+    return own && withHead(global, own.head, own.slots);
+  }
 
   /** Checks the request's state fields agree, and returns the gradient shift for this round (none without state). */
   shift(nodeId: number, config: TrainConfig, control: Float32Array | undefined, size: number): Float32Array | undefined {
@@ -34,6 +62,10 @@ export class NodeLocalState {
       const { delta, next } = scaffoldNodeUpdate(this.stateOf(this.controls, nodeId, global.length), control!, global, local, steps, config.optimizer.lr);
       this.controls.set(nodeId, next);
       return delta;
+    }
+    if (config.localState === 'fedper') {
+      const slots = headSlots(this.layout, config.headLayers ?? 1);
+      this.heads.set(nodeId, { head: takeHead(local, slots), slots });
     }
     if (config.localState === 'feddyn') {
       this.linear.set(nodeId, feddynNodeUpdate(this.stateOf(this.linear, nodeId, global.length), config.proxMu, global, local));

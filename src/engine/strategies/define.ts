@@ -20,6 +20,8 @@ export interface CommonParams {
   clip?: number;
   /** State the nodes keep between rounds (SCAFFOLD, FedDyn), sent with every train request; absent = none. */
   localState?: LocalStateKind;
+  /** FedPer: trailing layers each node keeps as its own head. */
+  headLayers?: number;
 }
 
 export interface StrategyCapabilities {
@@ -62,6 +64,8 @@ export interface TrainResult {
 export interface EvalResult extends Metrics {
   nodeId: number;
   numExamples: number;
+  /** FedPer: the node's personalised model on the same split. */
+  personal?: Metrics;
 }
 
 /** One run's fusion, built by a definition from its parameters (and a checkpoint's state when resuming). */
