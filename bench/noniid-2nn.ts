@@ -13,6 +13,9 @@
  * Run:  node --import tsx bench/noniid-2nn.ts [--lr 0.1] [--max-rounds 1500] [--seed 1]
  *       [--workers N] [--results-dir bench/results]
  *       node --import tsx bench/noniid-2nn.ts --report-only    (rewrite the .md from the .json)
+ *       node --import tsx bench/noniid-2nn.ts --pace 20 [--seed 1] [--lr 0.1]
+ *         (seconds and CPU-seconds per round against ../shared/bench/np_fedavg_2nn.py, 1 worker and every core,
+ *          in one run: bench/noniid-pace.ts; writes RESULTS_DIR/noniid-pace.md)
  * Each run is merged into RESULTS_DIR/noniid-2nn.json (replacing an earlier run with the same lr, seed and
  * max-rounds) and RESULTS_DIR/noniid-2nn.md is regenerated from every run in that file. Stdout gets this
  * run's record as one JSON line.
@@ -28,6 +31,7 @@ import type { SimulationOptions } from '../src/sim/options.js';
 import type { RoundRecord } from '../src/engine/round-engine.js';
 import { getKernels } from '../src/nn/kernels-select.js';
 import { nativeKernelsInfo } from '../src/nn/kernels-native.js';
+import { runPace } from './noniid-pace.js';
 
 const BENCH = 'noniid-2nn';
 const TARGET = 0.97;
@@ -48,6 +52,7 @@ interface Args {
   workers?: number;
   resultsDir: string;
   reportOnly: boolean;
+  pace?: number;
 }
 
 function parseCli(argv: string[]): Args {
@@ -60,6 +65,7 @@ function parseCli(argv: string[]): Args {
       workers: { type: 'string' },
       'results-dir': { type: 'string', default: join(REPO, 'bench', 'results') },
       'report-only': { type: 'boolean', default: false },
+      pace: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -82,6 +88,7 @@ function parseCli(argv: string[]): Args {
     workers: values.workers === undefined ? undefined : num('workers', values.workers, (v) => Number.isInteger(v) && v >= 1 && v <= 64, 'a whole number in [1, 64]'),
     resultsDir: resolve(values['results-dir']!),
     reportOnly: values['report-only']!,
+    pace: values.pace === undefined ? undefined : num('pace', values.pace, (v) => Number.isInteger(v) && v >= 2, 'a whole number >= 2'),
   };
 }
 
@@ -168,6 +175,12 @@ interface ResultsFile {
 
 async function main(): Promise<void> {
   const args = parseCli(process.argv.slice(2));
+  if (args.pace !== undefined) {
+    const md = await runPace(args.pace, args.seed, args.lr);
+    process.stdout.write(md);
+    writeAtomic(join(args.resultsDir, 'noniid-pace.md'), md);
+    return;
+  }
   if (args.reportOnly) {
     const jsonPath = join(args.resultsDir, `${BENCH}.json`);
     const mdPath = join(args.resultsDir, `${BENCH}.md`);

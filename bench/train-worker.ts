@@ -222,6 +222,10 @@ async function edgefedRunner(c: WorkerConfig, spec: ModelSpec): Promise<Runner> 
       trainer = new EngineTrainer(dense, kernels);
     }
     backend = direct ? `${kernels.name} (EngineTrainer built directly: kernels-select does not take 'wasm')` : kernels.name;
+    if (kernels.name.startsWith('native')) {
+      const { nativeKernelsInfo } = await import('../src/nn/kernels-native.js');
+      backend += `, OpenBLAS core ${nativeKernelsInfo()?.core ?? 'unknown'}`;
+    }
   }
   const w0 = initialWeights(tensorSpecs(spec), new Rng(c.seed));
   const cfg: TrainConfig = { epochs: 1, batchSize: c.batchSize, optimizer: spec.optimizer, proxMu: 0, seed: c.seed };

@@ -24,12 +24,15 @@ import { arch, availableParallelism, cpus, loadavg, platform, release, totalmem 
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mnistDir } from '../src/data/mnist.js';
+import { nativeKernelsInfo } from '../src/nn/kernels-native.js';
+import { cpuFeatures } from '../src/nn/cpu-features.js';
+import { sharedBenchFile } from './shared-reference.js';
 import { ENGINES, RESULT_PREFIX, TIMED_START_PREFIX, type BenchModel, type EngineId, type WorkerConfig, type WorkerResult } from './train-worker.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const WORKER = 'bench/train-worker.ts';
 /** The NumPy reference lives beside the repo, in the shared directory: ../shared/bench from the repo root. */
-const NUMPY_REF = join(REPO, '..', 'shared', 'bench', 'np_mlp_ref.py');
+const NUMPY_REF = sharedBenchFile('np_mlp_ref.py');
 const CHILD_TIMEOUT_S = 300;
 const SEED = 1;
 
@@ -318,6 +321,11 @@ function machineInfo() {
     platform: `${platform()} ${release()} ${arch()}`,
     node: process.version,
     numpy_python: numpy,
+    // The children choose their OpenBLAS core by the same rule in the same environment; NumPy's OpenBLAS reads
+    // OPENBLAS_CORETYPE too, so it is printed beside the core.
+    openblas_core: nativeKernelsInfo()?.core ?? 'native kernels unavailable',
+    openblas_coretype_env: process.env.OPENBLAS_CORETYPE ?? null,
+    cpu_vector: cpuFeatures().vector,
     load_average_start: loadavg().map((v) => Math.round(v * 100) / 100),
   };
 }
@@ -432,7 +440,8 @@ function tableRows(results: ConfigResult[]): string[][] {
     const bestIsBound = res.best_stock_tfjs?.bound ?? false;
     const vsTfjs = r.vs_best_tfjs === null ? '-' : `${bestIsBound ? '> ' : ''}${fmtRatio(r.vs_best_tfjs)}`;
     return [
-      res.config.id, r.label, samplesText(r), r.samples_per_s_below !== null ? `< ${fmtRate(r.samples_per_s_below)}` : fmtRate(r.samples_per_s),
+      res.config.id, r.backend?.includes('OpenBLAS core ') ? `${r.label} [${r.backend.split('OpenBLAS core ')[1]}]` : r.label,
+      samplesText(r), r.samples_per_s_below !== null ? `< ${fmtRate(r.samples_per_s_below)}` : fmtRate(r.samples_per_s),
       fmtRatio(r.vs_numpy), fmtRate(r.samples_per_cpu_s), fmtRatio(r.vs_numpy_cpu), vsTfjs,
       r.status !== 'ok' ? '-' : r.test_accuracy === null ? 'n/a' : r.test_accuracy.toFixed(4), fmtMb(r.max_rss_mb), fmtMb(r.rss_end_mb),
       r.cpu_per_wall === null ? '-' : r.cpu_per_wall.toFixed(2), statusText(r),
@@ -492,6 +501,8 @@ function markdown(report: Report, rows: string[][]): string {
     '',
     `Run ${report.date} on ${m.cpu_model} (${m.cpu_cores} cores, shared with other jobs; load average ${m.load_average_start.join(' / ')} at the start, ` +
       `${report.load_average_end.join(' / ')} at the end), ${m.platform}, Node ${m.node}, NumPy/Python ${m.numpy_python ?? 'n/a'}. ` +
+      `CPU vector level ${m.cpu_vector}; EdgeFed's OpenBLAS core ${m.openblas_core}; OPENBLAS_CORETYPE ` +
+      `${m.openblas_coretype_env === null ? 'unset' : `= ${m.openblas_coretype_env} (NumPy's OpenBLAS reads it too)`}. ` +
       `Git ${report.git_commit?.slice(0, 12) ?? '?'}${report.git_src_dirty ? ' (src/ had uncommitted changes)' : ''}. Total bench time ${Math.round(report.total_seconds)} s.`,
     '',
     'Reproduce: `npm run bench:train` (= `node --import tsx bench/train.ts`); all numbers are in `train.json`.',
@@ -561,7 +572,8 @@ async function main(): Promise<void> {
   const start = performance.now();
   const machine = machineInfo();
   const idxDir = mnistDir();
-  log(`${machine.cpu_model} x${machine.cpu_cores}, node ${machine.node}, load ${machine.load_average_start.join(' ')}; configs ${args.configs.map((c) => c.id).join(', ')}`);
+  log(`${machine.cpu_model} x${machine.cpu_cores} (${machine.cpu_vector}), OpenBLAS core ${machine.openblas_core}, ` +
+    `node ${machine.node}, load ${machine.load_average_start.join(' ')}; configs ${args.configs.map((c) => c.id).join(', ')}`);
 
   const results: ConfigResult[] = [];
   for (const c of args.configs) results.push(await benchConfig(c, args, idxDir));

@@ -12,12 +12,20 @@
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
 
 // Declared here too in case the cblas.h found is not OpenBLAS's own (these are OpenBLAS extensions).
 extern "C" void openblas_set_num_threads(int num_threads);
 extern "C" int openblas_get_num_threads(void);
 extern "C" char* openblas_get_config(void);
 extern "C" char* openblas_get_corename(void);
+// Exported only by DYNAMIC_ARCH builds (Debian's is one): re-running the core selection with
+// OPENBLAS_CORETYPE set is how the library itself applies the variable at load. Weak, so a single-target
+// OpenBLAS still links and the addon just reports that the core cannot be changed.
+extern "C" void gotoblas_dynamic_init(void) __attribute__((weak));
+extern "C" void gotoblas_dynamic_quit(void) __attribute__((weak));
 
 namespace {
 
@@ -421,12 +429,93 @@ napi_value Info(napi_env env, napi_callback_info) {
   return result;
 }
 
+// The OpenBLAS core is process-wide state shared by every worker thread, so one thread chooses it
+// while the others wait: beginCoreSelection() takes the lock and returns null when the caller must choose
+// (it then calls useCore as needed and endCoreSelection(summary)), or returns the summary already stored.
+std::mutex selection_lock;
+bool selection_done = false;
+std::string selection_summary;
+
+napi_value BeginCoreSelection(napi_env env, napi_callback_info) {
+  selection_lock.lock();
+  napi_value out;
+  if (!selection_done) {
+    napi_get_null(env, &out);
+    return out;  // the lock stays held until endCoreSelection
+  }
+  napi_create_string_utf8(env, selection_summary.c_str(), selection_summary.size(), &out);
+  selection_lock.unlock();
+  return out;
+}
+
+napi_value EndCoreSelection(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!args(env, info, argv)) return nullptr;
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, argv[0], nullptr, 0, &len) != napi_ok) {
+    throw_msg(env, true, "endCoreSelection: summary must be a string, got %s", describe(env, argv[0]));
+    return nullptr;
+  }
+  std::string summary(len, '\0');
+  napi_get_value_string_utf8(env, argv[0], summary.data(), len + 1, &len);
+  selection_summary = summary;
+  selection_done = true;
+  selection_lock.unlock();
+  return nullptr;
+}
+
+// Re-runs OpenBLAS's own core selection with OPENBLAS_CORETYPE = name, then restores the variable so child
+// processes choose for themselves. Only called under the selection lock, before any kernel runs.
+napi_value UseCore(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!args(env, info, argv)) return nullptr;
+  char name[32];
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) {
+    throw_msg(env, true, "useCore: name must be a string, got %s", describe(env, argv[0]));
+    return nullptr;
+  }
+  if (gotoblas_dynamic_init == nullptr || gotoblas_dynamic_quit == nullptr) {
+    throw_msg(env, false, "useCore: this OpenBLAS was built without DYNAMIC_ARCH, its core cannot be changed");
+    return nullptr;
+  }
+  const char* before = std::getenv("OPENBLAS_CORETYPE");
+  const std::string saved = before ? before : "";
+  const bool had = before != nullptr;
+  const int threads = openblas_get_num_threads();
+  setenv("OPENBLAS_CORETYPE", name, 1);
+  gotoblas_dynamic_quit();
+  gotoblas_dynamic_init();
+  if (had) setenv("OPENBLAS_CORETYPE", saved.c_str(), 1);
+  else unsetenv("OPENBLAS_CORETYPE");
+  openblas_set_num_threads(threads);
+  napi_value out;
+  napi_create_string_utf8(env, openblas_get_corename(), NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
+// BLAS threads for this process (every thread's gemm shares them).
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!args(env, info, argv)) return nullptr;
+  int64_t n;
+  if (!get_dim(env, argv[0], "setThreads", "threads", &n)) return nullptr;
+  if (n < 1 || n > 1024) {
+    throw_msg(env, false, "setThreads: threads must be in [1, 1024], got %lld", static_cast<long long>(n));
+    return nullptr;
+  }
+  openblas_set_num_threads(static_cast<int>(n));
+  return nullptr;
+}
+
 }  // namespace
 
 NAPI_MODULE_INIT() {
-  // One BLAS thread: results do not depend on the core count, and federated simulation already runs
-  // one training per core, where BLAS threads would only contend.
-  openblas_set_num_threads(1);
+  // One BLAS thread by default: results do not depend on the core count, and federated simulation already
+  // runs one training per core, where BLAS threads would only contend. Once per process: a worker thread
+  // loading the addon later must not undo a setThreads() call.
+  static std::once_flag one_thread;
+  std::call_once(one_thread, [] { openblas_set_num_threads(1); });
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"biasAct", nullptr, BiasAct, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
@@ -436,6 +525,10 @@ NAPI_MODULE_INIT() {
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sgd", nullptr, Sgd, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"beginCoreSelection", nullptr, BeginCoreSelection, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"endCoreSelection", nullptr, EndCoreSelection, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"useCore", nullptr, UseCore, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return nullptr;
   return exports;

@@ -1,4 +1,5 @@
 /** `edgefed coordinator`, `edgefed node` and `edgefed up` (a coordinator and local node processes). */
+import { blasThreadsArg, useBlasThreads } from './threads-flag.js';
 import type { Command } from 'commander';
 import { readFileSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -141,6 +142,7 @@ Examples:
     .option('--secagg-peers <file>', 'secure aggregation: the peers\' identity public keys, one hex key per line (default: trust on first use)')
     .option('--secagg-drop-after-share', 'fault injection for tests: in secure-aggregation rounds, disconnect right after sharing keys')
     .option('--share-labels', 'report how many examples of each class this node holds (shown on the dashboard)')
+    .option('--threads <n>', 'OpenBLAS threads for local training (native kernels): a number, or all (every core)', blasThreadsArg, 1)
     .option('--serve-port <n>', 'serve predictions on this port (POST /v1/predict, GET /v1/model, GET /metrics)', intArg(0, 65535))
     .option('--serve-host <addr>', 'address the serving port binds (its API has no auth: keep it on loopback or a trusted LAN)', '127.0.0.1')
     .option('--serve-run <id>', 'serve this run\'s models (default: the newest run with a model)', intArg(1))
@@ -150,8 +152,9 @@ Examples:
     .addHelpText('after', `
 Examples:
   edgefed node --coordinator http://127.0.0.1:8080 --data mnist-partition:0/5 --name n0 --tags site=a`)
-    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean; secaggPeers?: string; logFormat?: string } & ServeFlags) => {
+    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean; secaggPeers?: string; logFormat?: string; threads: number } & ServeFlags) => {
       const name = f.name ?? `node-${process.pid}`;
+      useBlasThreads(f.threads);
       const secretKey = loadOrCreateKey(f.key ?? join(homedir(), '.edgefed', `${name}.key`));
       const tags = parseTags(f.tags);
       const secaggPeerKeys = f.secaggPeers !== undefined ? readPeerKeys(f.secaggPeers) : undefined;

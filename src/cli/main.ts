@@ -17,6 +17,7 @@ import { addGatewayCommand } from './gateway-cmd.js';
 import { addQueueCommands } from './queue-cmds.js';
 import { addSchemaCommand } from './schema-cmd.js';
 import { addExportCommand } from './export-cmd.js';
+import { addDoctorCommand } from './doctor-cmd.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 import { strategyHelp } from '../engine/strategies/registry.js';
@@ -170,6 +171,7 @@ addGatewayCommand(program);
 addQueueCommands(program);
 addSchemaCommand(program);
 addExportCommand(program);
+addDoctorCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -17,6 +17,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AUTH_HEADERS, canonicalBody, verifyRequest } from '../core/request-auth.js';
 import { fromHex } from '../core/identity.js';
+import { nodeCrypto } from '../net/node-crypto.js';
 import type { ApiTokens, Credential, Scope } from './api-tokens.js';
 import type { AuditLog } from './audit.js';
 import type { Store } from './store.js';
@@ -111,7 +112,7 @@ export function installRoutePolicy(app: FastifyInstance, o: PolicyOptions): Rout
 
   const verifyNode = async (req: FastifyRequest, reply: FastifyReply, s: NonNullable<ReturnType<typeof pendingSignature.get>>, body: unknown) => {
     const fields = { name: s.name, timestamp: s.timestamp, nonce: s.nonce, method: req.method, path: req.url, body: canonicalBody(body) };
-    if (!verifyRequest(fields, s.signature, s.key)) return refuse(req, reply, 401, 'request signature does not verify with the node\'s enrolled key');
+    if (!verifyRequest(fields, s.signature, s.key, nodeCrypto)) return refuse(req, reply, 401, 'request signature does not verify with the node\'s enrolled key');
     for (const [k, t] of seenNonces) { // oldest first: stop at the first nonce still inside the window
       if (Date.now() - t <= SKEW_MS && seenNonces.size < MAX_NONCES) break;
       seenNonces.delete(k);

@@ -242,3 +242,17 @@ test('deltas, averageDelta and applyDelta agree with the plain formulas', () => 
   assert.throws(() => deltas(f32([1]), [f32([1, 2])]), /global has length 1/);
   assert.throws(() => averageDelta(f32([1]), [f32([1])], [0]), /all weights are zero/);
 });
+
+test('averageDelta over several accumulator blocks equals one pass per local, to the bit', () => {
+  const n = 5000 + 17; // spans three blocks, the last one partial
+  const rng = (seed: number) => () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) - 0.5;
+  const r = rng(7);
+  const global = Float32Array.from({ length: n }, r);
+  const locals = Array.from({ length: 7 }, () => Float32Array.from({ length: n }, r));
+  const weights = [600, 0, 13, 600, 1, 250, 600];
+  const acc = new Float64Array(n);
+  locals.forEach((l, i) => { for (let j = 0; j < n; j++) acc[j] += weights[i] * (l[j] - global[j]); });
+  const total = weights.reduce((a, w) => a + w, 0);
+  const onePass = Float32Array.from(acc, (v) => v / total);
+  assert.deepEqual(averageDelta(global, locals, weights), onePass);
+});

@@ -101,24 +101,30 @@ export function unbindFrame(bytes: Uint8Array): { binding: Binding; frame: Uint8
   return { binding, frame: bytes.subarray(end) };
 }
 
-/** Hash and signature checks can be swapped for faster platform ones (node:crypto on the coordinator). */
+/**
+ * Hashing, signing and signature checks can be swapped for faster platform ones (node:crypto in Node processes:
+ * the coordinator and Node agents); noble is the browser-safe default. Keys are raw 32-byte Ed25519 keys in both.
+ */
 export interface CryptoImpl {
   sha256(bytes: Uint8Array): Uint8Array;
   verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
+  /** The 64-byte Ed25519 signature of message with a raw 32-byte secret key. */
+  sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array;
 }
 
 export const nobleCrypto: CryptoImpl = {
   sha256: (b) => sha256(b),
   verify: (sig, msg, pk) => ed25519.verify(sig, msg, pk),
+  sign: (msg, sk) => ed25519.sign(msg, sk),
 };
 
 function signedMessage(json: Uint8Array, frame: Uint8Array, hash: (b: Uint8Array) => Uint8Array = sha256): Uint8Array {
   return concat(DOMAIN, json, hash(frame));
 }
 
-export function signFrame(binding: Binding, frame: Uint8Array, secretKey: Uint8Array): Uint8Array {
+export function signFrame(binding: Binding, frame: Uint8Array, secretKey: Uint8Array, crypto: CryptoImpl = nobleCrypto): Uint8Array {
   const json = enc.encode(JSON.stringify(checkBinding(binding)));
-  const sig = ed25519.sign(signedMessage(json, frame), secretKey);
+  const sig = crypto.sign(signedMessage(json, frame, crypto.sha256), secretKey);
   return concat(enc.encode('EFS1'), u32(json.length), json, sig, frame);
 }
 
@@ -161,13 +167,14 @@ export function helloMessage(name: string, timestamp: number, nonce: string): Ui
   return enc.encode(`${HELLO_DOMAIN}|${name}|${timestamp}|${nonce}`);
 }
 
-export function signHello(name: string, timestamp: number, nonce: string, secretKey: Uint8Array): string {
-  return toHex(ed25519.sign(helloMessage(name, timestamp, nonce), secretKey));
+export function signHello(name: string, timestamp: number, nonce: string, secretKey: Uint8Array, crypto: CryptoImpl = nobleCrypto): string {
+  return toHex(crypto.sign(helloMessage(name, timestamp, nonce), secretKey));
 }
 
-export function verifyHello(name: string, timestamp: number, nonce: string, signatureHex: string, publicKey: Uint8Array): boolean {
+export function verifyHello(name: string, timestamp: number, nonce: string, signatureHex: string, publicKey: Uint8Array,
+  crypto: CryptoImpl = nobleCrypto): boolean {
   try {
-    return ed25519.verify(fromHex(signatureHex, 64, 'signature'), helloMessage(name, timestamp, nonce), publicKey);
+    return crypto.verify(fromHex(signatureHex, 64, 'signature'), helloMessage(name, timestamp, nonce), publicKey);
   } catch {
     return false;
   }

@@ -4,9 +4,7 @@
  * hello and frame domains (so one can never be replayed as another), the node name, a timestamp, a random
  * nonce, the method, the path and sha256 of the body.
  */
-import { ed25519 } from '@noble/curves/ed25519.js';
-import { sha256 } from '@noble/hashes/sha2.js';
-import { fromHex, toHex } from './identity.js';
+import { fromHex, nobleCrypto, toHex, type CryptoImpl } from './identity.js';
 
 const REQUEST_DOMAIN = 'edgefed-request-v1';
 const enc = new TextEncoder();
@@ -25,23 +23,25 @@ export interface SignedRequestFields {
 /** The signed form of a JSON body: its JSON text as JSON.stringify writes it (the server re-serialises the parsed body). */
 export const canonicalBody = (body: unknown): Uint8Array => enc.encode(body === undefined || body === null ? '' : JSON.stringify(body));
 
-function requestMessage(r: SignedRequestFields): Uint8Array {
-  return enc.encode(`${REQUEST_DOMAIN}|${r.name}|${r.timestamp}|${r.nonce}|${r.method.toUpperCase()}|${r.path}|${toHex(sha256(r.body))}`);
+function requestMessage(r: SignedRequestFields, crypto: CryptoImpl): Uint8Array {
+  const bodyHash = toHex(crypto.sha256(r.body));
+  return enc.encode(`${REQUEST_DOMAIN}|${r.name}|${r.timestamp}|${r.nonce}|${r.method.toUpperCase()}|${r.path}|${bodyHash}`);
 }
 
 /** The headers that authenticate this request as coming from the node holding secretKey. */
-export function signRequestHeaders(r: SignedRequestFields, secretKey: Uint8Array): Record<string, string> {
+export function signRequestHeaders(r: SignedRequestFields, secretKey: Uint8Array, crypto: CryptoImpl = nobleCrypto): Record<string, string> {
   return {
     [AUTH_HEADERS.node]: r.name,
     [AUTH_HEADERS.timestamp]: String(r.timestamp),
     [AUTH_HEADERS.nonce]: r.nonce,
-    [AUTH_HEADERS.signature]: toHex(ed25519.sign(requestMessage(r), secretKey)),
+    [AUTH_HEADERS.signature]: toHex(crypto.sign(requestMessage(r, crypto), secretKey)),
   };
 }
 
-export function verifyRequest(r: SignedRequestFields, signatureHex: string, publicKey: Uint8Array): boolean {
+export function verifyRequest(r: SignedRequestFields, signatureHex: string, publicKey: Uint8Array,
+  crypto: CryptoImpl = nobleCrypto): boolean {
   try {
-    return ed25519.verify(fromHex(signatureHex, 64, 'signature'), requestMessage(r), publicKey);
+    return crypto.verify(fromHex(signatureHex, 64, 'signature'), requestMessage(r, crypto), publicKey);
   } catch {
     return false;
   }

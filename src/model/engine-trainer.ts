@@ -32,6 +32,10 @@ interface EngineNet {
 
 export class EngineTrainer implements LocalTrainer {
   readonly kind = 'engine' as const;
+  /** The kernel set this trainer runs on (native-openblas, wasm-simd, js). */
+  get kernelsName(): string {
+    return this.kernels.name;
+  }
   private readonly net: EngineNet;
   private readonly inputSize: number;
   private readonly evalBatch: number;

@@ -6,13 +6,16 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Kernels } from './kernels.js';
+import { cpuFeatures } from './cpu-features.js';
+import { describeCore, selectCore, type CoreControl, type CoreSelection } from './openblas-core.js';
 
 /** Where scripts/build-native.mjs puts the addon, relative to this module (src/nn/). */
 export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../native/build/Release/edgefed_kernels.node', import.meta.url));
 
 /** The addon's exports: the kernels (validating their arguments in C) plus OpenBLAS diagnostics. */
-interface NativeAddon extends Omit<Kernels, 'name'> {
-  info(): NativeKernelsInfo;
+interface NativeAddon extends Omit<Kernels, 'name'>, CoreControl {
+  info(): Omit<NativeKernelsInfo, 'selection' | 'core'>;
+  setThreads(threads: number): void;
 }
 
 export interface NativeKernelsInfo {
@@ -21,10 +24,15 @@ export interface NativeKernelsInfo {
   corename: string;
   /** BLAS threads; the addon sets 1 at load. */
   threads: number;
+  /** How the core was chosen and checked (src/nn/openblas-core.ts). */
+  selection: CoreSelection;
+  /** One line for tables, e.g. 'SkylakeX (OpenBLAS detected Prescott)'. */
+  core: string;
 }
 
 let loaded: { addon: NativeAddon; kernels: Kernels } | null = null;
 let loadError: string | null = null;
+let selection: CoreSelection | null = null;
 let tried = false;
 
 function load(): void {
@@ -36,6 +44,13 @@ function load(): void {
   }
   try {
     const addon = createRequire(import.meta.url)(NATIVE_ADDON_PATH) as NativeAddon;
+    const { selection: chosen, warning } = selectCore(addon, cpuFeatures(), process.env);
+    if (warning) console.warn(warning);
+    selection = chosen;
+    if (!chosen.core) {
+      loadError = `OpenBLAS gemm gave wrong results on every core tried (${chosen.rejected.map((r) => r.core).join(', ')})`;
+      return;
+    }
     // The addon's functions ignore `this`, so they go in as they are: no wrapper call per kernel.
     const kernels: Kernels = Object.freeze({
       name: 'native-openblas',
@@ -69,5 +84,15 @@ export function nativeKernelsError(): string | null {
 /** OpenBLAS build, core type and thread count of the loaded addon, or null without one. */
 export function nativeKernelsInfo(): NativeKernelsInfo | null {
   load();
-  return loaded ? loaded.addon.info() : null;
+  return loaded && selection ? { ...loaded.addon.info(), selection, core: describeCore(selection) } : null;
+}
+
+/**
+ * Sets the BLAS threads of this process (shared by every thread's gemm). One thread keeps results
+ * independent of the core count; more speed up one large training on an otherwise idle device.
+ */
+export function setNativeBlasThreads(threads: number): void {
+  load();
+  if (!loaded) throw new Error(`native kernels unavailable: ${loadError ?? 'unknown reason'}`);
+  loaded.addon.setThreads(threads);
 }

@@ -190,7 +190,7 @@ export class AgentCore {
         if (this.o.secretKey) {
           const timestamp = Date.now();
           const nonce = randomNonce(randomBytes);
-          hello.auth = { timestamp, nonce, signature: signHello(this.o.name, timestamp, nonce, this.o.secretKey) };
+          hello.auth = { timestamp, nonce, signature: signHello(this.o.name, timestamp, nonce, this.o.secretKey, this.platform.crypto) };
         }
         this.sendText(ws, JSON.stringify(hello));
       },
@@ -311,7 +311,7 @@ export class AgentCore {
     const reply = await this.host.handle(frame);
     this.o.onFrame?.(frame, reply);
     // The reply is signed together with the request's binding: valid for that request only.
-    const out = binding && this.o.secretKey ? signFrame(binding, reply, this.o.secretKey) : reply;
+    const out = binding && this.o.secretKey ? signFrame(binding, reply, this.o.secretKey, this.platform.crypto) : reply;
     if (!ws.isOpen) return;
     link.send(out);
     this.account(runId, reply);

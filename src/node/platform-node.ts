@@ -2,6 +2,8 @@
 import { WebSocket } from 'ws';
 import { availableParallelism, totalmem } from 'node:os';
 import { makeTrainer } from '../model/make-trainer.js';
+import { loadNativeKernels, nativeKernelsInfo } from '../nn/kernels-native.js';
+import { nodeCrypto } from '../net/node-crypto.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
 
 export const nodePlatform: AgentPlatform = {
@@ -25,5 +27,15 @@ export const nodePlatform: AgentPlatform = {
     };
   },
   makeTrainer: (spec) => makeTrainer(spec),
-  device: () => ({ cores: availableParallelism(), memoryMb: Math.round(totalmem() / 2 ** 20), platform: `node-${process.version}` }),
+  crypto: nodeCrypto,
+  device: () => ({ cores: availableParallelism(), memoryMb: Math.round(totalmem() / 2 ** 20), platform: nodePlatformLabel() }),
 };
+
+/**
+ * e.g. 'node-v20.19.5 native-openblas/SkylakeX': the registry shows which kernels and OpenBLAS core a node
+ * trains with (the hello schema's `platform` field, so coordinators that do not know a newer field accept it).
+ */
+export function nodePlatformLabel(): string {
+  const core = loadNativeKernels() ? nativeKernelsInfo()?.selection.core : null;
+  return `node-${process.version}${core ? ` native-openblas/${core}` : ''}`.slice(0, 64);
+}

@@ -8,6 +8,7 @@ import type { ModelSpec } from '../model/spec.js';
 import type { LocalTrainer } from '../model/trainer.js';
 import type { ChunkSocket } from '../net/frame-link.js';
 import type { NodeResources } from './resources.js';
+import type { CryptoImpl } from '../core/identity.js';
 
 /** An open (or opening) WebSocket to the coordinator, as the agent uses it. */
 export interface AgentSocket extends ChunkSocket {
@@ -31,4 +32,6 @@ export interface AgentPlatform {
   makeTrainer(spec: ModelSpec): Promise<LocalTrainer>;
   /** The device part of the resources report: cores, memory (MB, when known) and a platform label. */
   device(): Pick<NodeResources, 'cores' | 'memoryMb' | 'platform'>;
+  /** Ed25519 and sha256 for the hello and signed replies: node:crypto in Node, noble in browsers. */
+  crypto?: CryptoImpl;
 }

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { canonicalBody, signRequestHeaders } from '../core/request-auth.js';
 import { randomNonce } from '../core/identity.js';
+import { nodeCrypto } from '../net/node-crypto.js';
 
 export interface NodeCredentials {
   name: string;
@@ -19,7 +20,7 @@ export async function signedFetch(base: string, path: string, creds: NodeCredent
   const method = body === undefined ? 'GET' : 'POST';
   const text = body === undefined ? undefined : JSON.stringify(body);
   const headers: Record<string, string> = {
-    ...signRequestHeaders({ name: creds.name, timestamp: Date.now(), nonce: randomNonce((n) => new Uint8Array(randomBytes(n))), method, path, body: canonicalBody(body) }, creds.secretKey),
+    ...signRequestHeaders({ name: creds.name, timestamp: Date.now(), nonce: randomNonce((n) => new Uint8Array(randomBytes(n))), method, path, body: canonicalBody(body) }, creds.secretKey, nodeCrypto),
     ...(text !== undefined ? { 'content-type': 'application/json' } : {}),
   };
   const r = await fetch(new URL(path, base), { method, headers, body: text, signal: AbortSignal.timeout(timeoutMs) });

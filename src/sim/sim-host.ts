@@ -10,6 +10,7 @@ import { Rng } from '../core/rng.js';
 import { makeLayout } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { makeTrainer, type TrainerChoice } from '../model/make-trainer.js';
+import { trainerLabel } from '../model/trainer-label.js';
 import { NodeHost, type LocalData, type NodeAttack } from '../node/host.js';
 import { nodeIdOf, secAggDropouts } from '../engine/secure-messages.js';
 import { identityPublicKey, pinnedPeerTrust, simulationIdentityKey } from '../core/secagg/signing.js';
@@ -50,7 +51,7 @@ export async function simNodeHost(w: SimHostData): Promise<{ host: NodeHost; tra
   const dropout = w.secaggDropout;
   const faults = dropout ? { dropAfterShareKeys: (round: number, nodeId: number, roster: readonly number[]) => secAggDropouts(w.seed, round, roster, dropout).has(nodeId) } : {};
   const secure = { ...faults, identity: simulationIdentities(w.seed, w.parts.length) };
-  return { host: new NodeHost(layout, trainer, lazy, w.attack, secure), trainerKind: trainer.kind };
+  return { host: new NodeHost(layout, trainer, lazy, w.attack, secure), trainerKind: trainerLabel(trainer) };
 }
 
 /**
