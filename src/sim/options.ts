@@ -5,6 +5,7 @@ import { parsePartitionSpec } from '../core/partition.js';
 import { describeIssues, flagName, runSpecFields, specText } from '../engine/run-spec.js';
 import { ATTACK_KINDS } from '../core/robust.js';
 import { FLAG_WORDING, runIssues } from '../engine/run-rules.js';
+import { parseStrategy } from '../engine/strategies/registry.js';
 import { parseCompression } from '../core/compress-update.js';
 import { parseProfileSpec } from './profiles.js';
 import { simRoundSize } from './heterogeneity-options.js';
@@ -63,6 +64,8 @@ export const SimulationOptionsSchema = z.object({
   if (o.queue !== undefined && compressionKeepsState(o.compression)) {
     ctx.addIssue({ code: 'custom', path: ['compression'], message: 'error feedback keeps each node\'s residual in the process that serves it, and with --queue any worker may take a node: add ,ef=off' });
   }
+  const kept = o.queue !== undefined ? nodeStateOf(o.strategy) : undefined;
+  if (kept) ctx.addIssue({ code: 'custom', path: ['queue'], message: `strategy '${o.strategy}' keeps state on each node ('${kept}') in the process that serves it, and with --queue any worker may take a node: use worker threads` });
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {
     ctx.addIssue({ code: 'custom', path: ['malicious'], message: `needed with --attack ${o.attack}: the fraction of nodes that attack, e.g. --malicious 0.2` });
@@ -82,6 +85,14 @@ export const SimulationOptionsSchema = z.object({
     ctx.addIssue({ code: 'custom', path: ['attackScale'], message: 'applies to --attack sign-flip, gaussian and scale only' });
   }
 });
+
+function nodeStateOf(text: string | undefined): string | undefined {
+  try {
+    return parseStrategy(text ?? 'fedavg').localState;
+  } catch {
+    return undefined; // reported by the field's own check
+  }
+}
 
 function compressionKeepsState(text: string | undefined): boolean {
   try {

@@ -117,3 +117,12 @@ test('FedPer refuses a head with no body left, a bad head parameter, secure aggr
   assert.match(runIssues({ ...base, secagg: true }, FLAG_WORDING, 4).map((i) => i.message).join(), /'fedper'/);
   assert.match(runIssues({ ...base, compression: 'int8' }, FLAG_WORDING, 4).map((i) => i.message).join(), /'fedper' does not take compressed/);
 });
+
+test('strategies with node state refuse --queue (any worker may take a node) and run on worker threads', async () => {
+  const { resolveOptions } = await import('../../sim/options.js');
+  for (const s of ['scaffold', 'feddyn', 'fedper']) {
+    assert.throws(() => resolveOptions({ queue: 'redis://127.0.0.1:6379', strategy: s }), new RegExp(`--queue: strategy '${s}' keeps state on each node`));
+    assert.equal(resolveOptions({ strategy: s }).strategy, s);
+  }
+  assert.equal(resolveOptions({ queue: 'redis://127.0.0.1:6379', strategy: 'fedavg' }).strategy, 'fedavg');
+});
