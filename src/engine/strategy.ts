@@ -49,9 +49,12 @@ export class Strategy {
   }
 
   /** What every train request carries for the nodes' own state: its kind and FedPer's head size. */
-  nodeConfig(): Pick<TrainConfig, 'localState' | 'headLayers'> {
-    const { localState, headLayers } = this.config;
-    return { ...(localState ? { localState } : {}), ...(headLayers !== undefined ? { headLayers } : {}) };
+  nodeConfig(): Pick<TrainConfig, 'localState' | 'headLayers' | 'headEpochs'> {
+    const { localState, headLayers, headEpochs } = this.config;
+    return {
+      ...(localState ? { localState } : {}), ...(headLayers !== undefined ? { headLayers } : {}),
+      ...(headEpochs !== undefined ? { headEpochs } : {}),
+    };
   }
 
   /** The server control variate nodes need with their train requests (SCAFFOLD); undefined for other strategies. */

@@ -24,11 +24,19 @@ export interface TrainConfig {
    * server's control travels with the request) or 'feddyn' (linear term; alpha is proxMu). Absent = none.
    */
   localState?: LocalStateKind;
-  /** FedPer: how many trailing layers are the node's own head (default 1, the last Dense). */
+  /** FedPer, FedRep: how many trailing layers are the node's own head (default 1, the last Dense). */
   headLayers?: number;
+  /** FedRep: epochs training the head alone (body frozen) before `epochs` training the body (head frozen). */
+  headEpochs?: number;
 }
 
-export type LocalStateKind = 'scaffold' | 'feddyn' | 'fedper';
+/** A run of the flat weights: a tensor's slot. */
+export interface WeightRange {
+  offset: number;
+  size: number;
+}
+
+export type LocalStateKind = 'scaffold' | 'feddyn' | 'fedper' | 'fedrep';
 
 export interface Metrics {
   loss: number;
@@ -55,8 +63,11 @@ export interface EvalOutcome extends Metrics {
 
 export interface LocalTrainer {
   readonly kind: 'engine' | 'tfjs';
-  /** `shift`, when given, is added to every local gradient (SCAFFOLD's c - c_i, FedDyn's -g_i). */
-  train(global: Float32Array, data: Dataset, cfg: TrainConfig, shift?: Float32Array): Promise<TrainOutcome>;
+  /**
+   * `shift`, when given, is added to every local gradient (SCAFFOLD's c - c_i, FedDyn's -g_i); the `frozen`
+   * ranges of the weights keep their values (FedRep's two phases).
+   */
+  train(global: Float32Array, data: Dataset, cfg: TrainConfig, shift?: Float32Array, frozen?: readonly WeightRange[]): Promise<TrainOutcome>;
   gradient(global: Float32Array, data: Dataset, batchSize: number): Promise<GradientOutcome>;
   evaluate(weights: Float32Array, data: Dataset): Promise<EvalOutcome>;
   /** Class probabilities (n x classes) or regression outputs (n x outputs). */
@@ -72,8 +83,11 @@ export function validateTrainConfig(cfg: TrainConfig): void {
   if (!Number.isInteger(cfg.epochs) || cfg.epochs < 1) throw new Error(`local epochs must be a whole number >= 1, got ${cfg.epochs}`);
   validateBatchSize(cfg.batchSize);
   if (!(cfg.proxMu >= 0) || !Number.isFinite(cfg.proxMu)) throw new Error(`FedProx mu must be >= 0, got ${cfg.proxMu}`);
-  if (cfg.localState !== undefined && !['scaffold', 'feddyn', 'fedper'].includes(cfg.localState)) {
-    throw new Error(`local state must be 'scaffold', 'feddyn' or 'fedper', got '${String(cfg.localState)}'`);
+  if (cfg.localState !== undefined && !['scaffold', 'feddyn', 'fedper', 'fedrep'].includes(cfg.localState)) {
+    throw new Error(`local state must be 'scaffold', 'feddyn', 'fedper' or 'fedrep', got '${String(cfg.localState)}'`);
+  }
+  if (cfg.headEpochs !== undefined && (!Number.isInteger(cfg.headEpochs) || cfg.headEpochs < 1)) {
+    throw new Error(`head epochs must be a whole number >= 1, got ${cfg.headEpochs}`);
   }
   if (cfg.headLayers !== undefined && (!Number.isInteger(cfg.headLayers) || cfg.headLayers < 1)) {
     throw new Error(`head layers must be a whole number >= 1, got ${cfg.headLayers}`);

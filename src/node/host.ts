@@ -96,7 +96,7 @@ export class NodeHost {
       const { control } = msg.req;
       const shift = this.localState.shift(nodeId, config, control, weights.length);
       const start = this.localState.startWeights(nodeId, config, weights);
-      const r = await this.trainer.train(start, train, config, shift);
+      const r = config.localState === 'fedrep' ? await this.fedRep(start, train, config) : await this.trainer.train(start, train, config, shift);
       const controlDelta = this.localState.after(nodeId, config, control, weights, r.weights, r.steps);
       const trained = this.localState.outgoing(config, r.weights, weights);
       const vector = attack ? this.poison(attack, trained, weights, config.seed) : trained;
@@ -107,6 +107,15 @@ export class NodeHost {
     } catch (e) {
       return encodeError(round, nodeId, (e as Error).message);
     }
+  }
+
+  /** FedRep (Collins et al. 2021): the head alone for headEpochs (body frozen), then the body (head frozen). */
+  private async fedRep(start: Float32Array, train: Dataset, config: TrainConfig) {
+    const head = this.localState.headOf(config);
+    const headSet = new Set(head.map((s) => s.name));
+    const body = this.layout.filter((s) => !headSet.has(s.name));
+    const first = await this.trainer.train(start, train, { ...config, epochs: config.headEpochs ?? 1, seed: new Rng(config.seed).fork('head').nextU32() }, undefined, body);
+    return this.trainer.train(first.weights, train, config, undefined, head);
   }
 
   private secureStep(frame: Uint8Array): Uint8Array {

@@ -19,7 +19,7 @@ export class NodeLocalState {
 
   /** The weights a node trains from: the global model, with its own head once it has one (FedPer). */
   startWeights(nodeId: number, config: TrainConfig, global: Float32Array): Float32Array {
-    if (config.localState !== 'fedper') return global;
+    if (!personalHead(config)) return global;
     const own = this.heads.get(nodeId);
     const slots = headSlots(this.layout, config.headLayers ?? 1);
     if (own && own.slots.length !== slots.length) throw new Error(`node ${nodeId} keeps a head of ${own.slots.length} tensors, the run asks for ${slots.length}`);
@@ -28,9 +28,14 @@ export class NodeLocalState {
 
   /** What leaves the node: the trained model, with the head's slots set back to the global's (FedPer keeps it). */
   outgoing(config: TrainConfig, local: Float32Array, global: Float32Array): Float32Array {
-    if (config.localState !== 'fedper') return local;
+    if (!personalHead(config)) return local;
     const slots = headSlots(this.layout, config.headLayers ?? 1);
     return withHead(local, takeHead(global, slots), slots);
+  }
+
+  /** FedRep: the slots of the head, which the first phase trains alone and the second freezes. */
+  headOf(config: TrainConfig): TensorSlot[] {
+    return headSlots(this.layout, config.headLayers ?? 1);
   }
 
   /** The node's personalised model for `global` (its own head), or undefined when it has none. */
@@ -63,7 +68,7 @@ export class NodeLocalState {
       this.controls.set(nodeId, next);
       return delta;
     }
-    if (config.localState === 'fedper') {
+    if (personalHead(config)) {
       const slots = headSlots(this.layout, config.headLayers ?? 1);
       this.heads.set(nodeId, { head: takeHead(local, slots), slots });
     }
@@ -78,4 +83,9 @@ export class NodeLocalState {
     if (s && s.length !== size) throw new Error(`node ${nodeId} kept state for a model of ${s.length} values, this one has ${size}`);
     return s ?? new Float32Array(size);
   }
+}
+
+/** FedPer and FedRep both keep a personal head. */
+export function personalHead(config: TrainConfig): boolean {
+  return config.localState === 'fedper' || config.localState === 'fedrep';
 }

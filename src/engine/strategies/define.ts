@@ -20,8 +20,10 @@ export interface CommonParams {
   clip?: number;
   /** State the nodes keep between rounds (SCAFFOLD, FedDyn), sent with every train request; absent = none. */
   localState?: LocalStateKind;
-  /** FedPer: trailing layers each node keeps as its own head. */
+  /** FedPer, FedRep: trailing layers each node keeps as its own head. */
   headLayers?: number;
+  /** FedRep: local epochs on the head alone before the body's. */
+  headEpochs?: number;
 }
 
 export interface StrategyCapabilities {

@@ -10,6 +10,11 @@ import type { LocalData } from '../../node/host.js';
 import { headSlots, takeHead, withHead } from '../../core/personal-head.js';
 import { blobs, toyFederation, toyLayout } from '../../../test/support/toy-federation.js';
 import { sgd } from '../../../test/support/skewed-nodes.js';
+import { Rng } from '../../core/rng.js';
+import { EngineTrainer } from '../../model/engine-trainer.js';
+import { asDenseNet } from '../../model/spec.js';
+import { jsKernels } from '../../nn/kernels-js.js';
+import { toySpec } from '../../../test/support/toy-federation.js';
 
 /** Two tasks that share features but not labels: odd nodes see y flipped, so no single head fits both. */
 function conflictingNodes(k: number): Map<number, LocalData> {
@@ -41,10 +46,10 @@ function run(nodes: Map<number, LocalData>, strategy: string, rounds: number, wr
   });
 }
 
-test('FedPer: the head (output layer) never leaves a node; personalised accuracy beats the global model on conflicting tasks', async () => {
+for (const strategy of ['fedper', 'fedrep:head-epochs=2']) test(`${strategy}: the head (output layer) never leaves a node; personalised accuracy beats the global model on conflicting tasks`, async () => {
   const nodes = conflictingNodes(4);
   let replies: Uint8Array[] = [];
-  const r = await run(nodes, 'fedper', 6, (t) => {
+  const r = await run(nodes, strategy, 6, (t) => {
     const rec = recording(t);
     replies = rec.replies;
     return rec.transport;
@@ -68,8 +73,9 @@ test('FedPer: the head (output layer) never leaves a node; personalised accuracy
   assert.equal(fedavg.personalizedAccuracyMean, undefined, 'only nodes with a personal head report one');
 });
 
-test('FedPer matches a naive reference: nodes train from the global body and their own head, the server averages bodies', async () => {
+for (const strategy of ['fedper', 'fedrep:head-epochs=2']) test(`${strategy} matches a naive reference: nodes train from the global body and their own head, the server averages bodies`, async () => {
   const nodes = conflictingNodes(3);
+  const rep = strategy.startsWith('fedrep');
   const { trainer, initial } = toyFederation(nodes, []);
   const slots = headSlots(toyLayout, 1);
   let x = new Float32Array(initial);
@@ -80,7 +86,15 @@ test('FedPer matches a naive reference: nodes train from the global body and the
     for (const [id, { train }] of nodes) {
       const start = heads.has(id) ? withHead(x, heads.get(id)!, slots) : x;
       const cfg = { epochs: 2, batchSize: 16, optimizer: sgd, proxMu: 0, seed: RoundEngine.nodeSeed(9, round, id) };
-      const local = (await trainer.train(start, train, cfg)).weights;
+      let local: Float32Array;
+      if (rep) {
+        // FedRep: two epochs of the head alone (body frozen, its own seed stream), then the body (head frozen)
+        const body = toyLayout.filter((s) => !slots.includes(s));
+        const first = await trainer.train(start, train, { ...cfg, epochs: 2, seed: new Rng(cfg.seed).fork('head').nextU32() }, undefined, body);
+        local = (await trainer.train(first.weights, train, cfg, undefined, slots)).weights;
+      } else {
+        local = (await trainer.train(start, train, cfg)).weights;
+      }
       heads.set(id, takeHead(local, slots));
       const sent = withHead(local, takeHead(x, slots), slots);
       for (let j = 0; j < x.length; j++) acc[j] += train.n * (sent[j] - x[j]);
@@ -88,7 +102,7 @@ test('FedPer matches a naive reference: nodes train from the global body and the
     }
     x = x.map((v, j) => v + acc[j] / total);
   }
-  const r = await run(nodes, 'fedper', 3).run();
+  const r = await run(nodes, strategy, 3).run();
   let max = 0;
   for (let j = 0; j < x.length; j++) max = Math.max(max, Math.abs(x[j] - r.weights[j]));
   assert.ok(max <= 1e-6, `max |diff| ${max}`); // the same float32 training; the mean's rounding differs at most by an ulp
@@ -120,9 +134,22 @@ test('FedPer refuses a head with no body left, a bad head parameter, secure aggr
 
 test('strategies with node state refuse --queue (any worker may take a node) and run on worker threads', async () => {
   const { resolveOptions } = await import('../../sim/options.js');
-  for (const s of ['scaffold', 'feddyn', 'fedper']) {
+  for (const s of ['scaffold', 'feddyn', 'fedper', 'fedrep']) {
     assert.throws(() => resolveOptions({ queue: 'redis://127.0.0.1:6379', strategy: s }), new RegExp(`--queue: strategy '${s}' keeps state on each node`));
     assert.equal(resolveOptions({ strategy: s }).strategy, s);
   }
   assert.equal(resolveOptions({ queue: 'redis://127.0.0.1:6379', strategy: 'fedavg' }).strategy, 'fedavg');
+});
+
+test('frozen weight ranges keep their values bit for bit under SGD, momentum and Adam; the rest train', async () => {
+  const trainer = new EngineTrainer(asDenseNet(toySpec)!, jsKernels);
+  const { initial } = toyFederation(new Map(), []);
+  const [frozen, free] = [toyLayout.slice(0, 2), toyLayout.slice(2)];
+  for (const optimizer of [sgd, { name: 'momentum' as const, lr: 0.1 }, { name: 'adam' as const, lr: 0.01 }]) {
+    const r = await trainer.train(initial, blobs(64, 1), { epochs: 2, batchSize: 8, optimizer, proxMu: 0.1, seed: 3 }, undefined, frozen);
+    for (const s of frozen) assert.deepEqual(r.weights.subarray(s.offset, s.offset + s.size), initial.subarray(s.offset, s.offset + s.size), `${optimizer.name} ${s.name}`);
+    for (const s of free) assert.notDeepEqual(r.weights.subarray(s.offset, s.offset + s.size), initial.subarray(s.offset, s.offset + s.size), `${optimizer.name} ${s.name}`);
+  }
+  assert.equal(parseStrategy('fedrep').headEpochs, 5);
+  assert.throws(() => parseStrategy('fedrep:head-epochs=0'), /head-epochs must be a whole number >= 1/);
 });
