@@ -49,11 +49,11 @@ export class Strategy {
   }
 
   /** What every train request carries for the nodes' own state: its kind and FedPer's head size. */
-  nodeConfig(): Pick<TrainConfig, 'localState' | 'headLayers' | 'headEpochs'> {
-    const { localState, headLayers, headEpochs } = this.config;
+  nodeConfig(): Pick<TrainConfig, 'localState' | 'headLayers' | 'headEpochs' | 'personalMu'> {
+    const { localState, headLayers, headEpochs, personalMu } = this.config;
     return {
       ...(localState ? { localState } : {}), ...(headLayers !== undefined ? { headLayers } : {}),
-      ...(headEpochs !== undefined ? { headEpochs } : {}),
+      ...(headEpochs !== undefined ? { headEpochs } : {}), ...(personalMu !== undefined ? { personalMu } : {}),
     };
   }
 

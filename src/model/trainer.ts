@@ -26,6 +26,8 @@ export interface TrainConfig {
   localState?: LocalStateKind;
   /** FedPer, FedRep: how many trailing layers are the node's own head (default 1, the last Dense). */
   headLayers?: number;
+  /** Ditto: lambda, the pull of a node's personal model toward the global one. */
+  personalMu?: number;
   /** FedRep: epochs training the head alone (body frozen) before `epochs` training the body (head frozen). */
   headEpochs?: number;
 }
@@ -36,7 +38,7 @@ export interface WeightRange {
   size: number;
 }
 
-export type LocalStateKind = 'scaffold' | 'feddyn' | 'fedper' | 'fedrep';
+export type LocalStateKind = 'scaffold' | 'feddyn' | 'fedper' | 'fedrep' | 'ditto';
 
 export interface Metrics {
   loss: number;
@@ -83,8 +85,11 @@ export function validateTrainConfig(cfg: TrainConfig): void {
   if (!Number.isInteger(cfg.epochs) || cfg.epochs < 1) throw new Error(`local epochs must be a whole number >= 1, got ${cfg.epochs}`);
   validateBatchSize(cfg.batchSize);
   if (!(cfg.proxMu >= 0) || !Number.isFinite(cfg.proxMu)) throw new Error(`FedProx mu must be >= 0, got ${cfg.proxMu}`);
-  if (cfg.localState !== undefined && !['scaffold', 'feddyn', 'fedper', 'fedrep'].includes(cfg.localState)) {
-    throw new Error(`local state must be 'scaffold', 'feddyn', 'fedper' or 'fedrep', got '${String(cfg.localState)}'`);
+  if (cfg.localState !== undefined && !['scaffold', 'feddyn', 'fedper', 'fedrep', 'ditto'].includes(cfg.localState)) {
+    throw new Error(`local state must be 'scaffold', 'feddyn', 'fedper', 'fedrep' or 'ditto', got '${String(cfg.localState)}'`);
+  }
+  if (cfg.personalMu !== undefined && !(cfg.personalMu >= 0 && Number.isFinite(cfg.personalMu))) {
+    throw new Error(`Ditto's lambda must be a number >= 0, got ${cfg.personalMu}`);
   }
   if (cfg.headEpochs !== undefined && (!Number.isInteger(cfg.headEpochs) || cfg.headEpochs < 1)) {
     throw new Error(`head epochs must be a whole number >= 1, got ${cfg.headEpochs}`);

@@ -98,6 +98,7 @@ export class NodeHost {
       const start = this.localState.startWeights(nodeId, config, weights);
       const r = config.localState === 'fedrep' ? await this.fedRep(start, train, config) : await this.trainer.train(start, train, config, shift);
       const controlDelta = this.localState.after(nodeId, config, control, weights, r.weights, r.steps);
+      if (config.localState === 'ditto') await this.dittoPersonal(nodeId, weights, train, config);
       const trained = this.localState.outgoing(config, r.weights, weights);
       const vector = attack ? this.poison(attack, trained, weights, config.seed) : trained;
       // Secure aggregation: the update stays on the node; the reply carries public keys only.
@@ -107,6 +108,13 @@ export class NodeHost {
     } catch (e) {
       return encodeError(round, nodeId, (e as Error).message);
     }
+  }
+
+  /** Ditto (Li et al. 2021): the node's personal model, trained on its data with a pull of lambda toward the global. */
+  private async dittoPersonal(nodeId: number, global: Float32Array, train: Dataset, config: TrainConfig): Promise<void> {
+    const { start, shift } = this.localState.dittoStart(nodeId, config, global);
+    const personalConfig = { ...config, proxMu: config.personalMu ?? 0, seed: new Rng(config.seed).fork('ditto').nextU32() };
+    this.localState.keepPersonalModel(nodeId, (await this.trainer.train(start, train, personalConfig, shift)).weights);
   }
 
   /** FedRep (Collins et al. 2021): the head alone for headEpochs (body frozen), then the body (head frozen). */

@@ -1,6 +1,6 @@
 /**
  * What a node keeps between rounds for strategies with node-side state (core/control-variates.ts): SCAFFOLD's
- * control variate c_i, FedDyn's linear term g_i and FedPer's personal head, one per virtual node this host serves (the worker pool
+ * control variate c_i, FedDyn's linear term g_i, FedPer's and FedRep's personal head and Ditto's personal model, one per virtual node this host serves (the worker pool
  * pins a node to one worker, so its state stays in one place). Both start at zero, as in the papers. Kept in
  * memory: a restarted process starts its nodes from zero again.
  */
@@ -14,6 +14,8 @@ export class NodeLocalState {
   private readonly linear = new Map<number, Float32Array>();
   /** FedPer: each node's head and the slots it fills (the head's size is fixed by the first round). */
   private readonly heads = new Map<number, { head: Float32Array; slots: TensorSlot[] }>();
+  /** Ditto: each node's personal model. */
+  private readonly models = new Map<number, Float32Array>();
 
   constructor(private readonly layout: readonly TensorSlot[]) {}
 
@@ -38,8 +40,25 @@ export class NodeLocalState {
     return headSlots(this.layout, config.headLayers ?? 1);
   }
 
-  /** The node's personalised model for `global` (its own head), or undefined when it has none. */
+  /**
+   * Ditto: where the node's personal model starts this round (the global model the first time) and the gradient
+   * shift that makes the trainer's proximal term, anchored at that start, pull toward the global model instead:
+   * mu (w - x) = mu (w - v) + mu (v - x).
+   */
+  dittoStart(nodeId: number, config: TrainConfig, global: Float32Array): { start: Float32Array; shift: Float32Array } {
+    const v = this.models.get(nodeId) ?? global;
+    const mu = config.personalMu ?? 0;
+    return { start: v, shift: v.map((value, j) => mu * (value - global[j])) };
+  }
+
+  keepPersonalModel(nodeId: number, model: Float32Array): void {
+    this.models.set(nodeId, model);
+  }
+
+  /** The node's personalised model for `global` (its own head, or Ditto's model), or undefined when it has none. */
   personal(nodeId: number, global: Float32Array): Float32Array | undefined {
+    const model = this.models.get(nodeId);
+    if (model) return model;
     const own = this.heads.get(nodeId);
     return own && withHead(global, own.head, own.slots);
   }

@@ -24,6 +24,8 @@ export interface CommonParams {
   headLayers?: number;
   /** FedRep: local epochs on the head alone before the body's. */
   headEpochs?: number;
+  /** Ditto: lambda, sent to the nodes as their personal model's proximal mu. */
+  personalMu?: number;
 }
 
 export interface StrategyCapabilities {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { RoundEngine } from '../round-engine.js';
 import { Strategy, parseStrategy } from '../strategy.js';
 import { runIssues, FLAG_WORDING } from '../run-rules.js';
-import { decodeMessage } from '../messages.js';
+import { decodeMessage, encodeEvalRequest, encodeTrainRequest } from '../messages.js';
 import { personalizedAccuracy } from '../evaluate-nodes.js';
 import type { Transport } from '../transport.js';
 import type { LocalData } from '../../node/host.js';
@@ -134,7 +134,7 @@ test('FedPer refuses a head with no body left, a bad head parameter, secure aggr
 
 test('strategies with node state refuse --queue (any worker may take a node) and run on worker threads', async () => {
   const { resolveOptions } = await import('../../sim/options.js');
-  for (const s of ['scaffold', 'feddyn', 'fedper', 'fedrep']) {
+  for (const s of ['scaffold', 'feddyn', 'fedper', 'fedrep', 'ditto']) {
     assert.throws(() => resolveOptions({ queue: 'redis://127.0.0.1:6379', strategy: s }), new RegExp(`--queue: strategy '${s}' keeps state on each node`));
     assert.equal(resolveOptions({ strategy: s }).strategy, s);
   }
@@ -152,4 +152,32 @@ test('frozen weight ranges keep their values bit for bit under SGD, momentum and
   }
   assert.equal(parseStrategy('fedrep').headEpochs, 5);
   assert.throws(() => parseStrategy('fedrep:head-epochs=0'), /head-epochs must be a whole number >= 1/);
+});
+
+test('Ditto: the node uploads plain local training and keeps a personal model that matches a naive reference (|loss diff| <= 1e-5)', async () => {
+  const nodes = conflictingNodes(2);
+  const { trainer, transport, initial } = toyFederation(nodes, [0, 1]);
+  const { train, validation } = nodes.get(1)!;
+  const lambda = 0.5;
+  const globals = [initial, initial.map((v) => 0.9 * v), initial.map((v) => v + 0.01)];
+  let v = Float64Array.from(initial);
+  for (const [t, x] of globals.entries()) {
+    const config = { epochs: 3, batchSize: 1000, optimizer: sgd, proxMu: 0, seed: 40 + t, localState: 'ditto' as const, personalMu: lambda };
+    const reply = decodeMessage(toyLayout, await transport.request(1, encodeTrainRequest(toyLayout, { round: t + 1, nodeId: 1, mode: 'weights', config, weights: x })));
+    assert.ok(reply.type === 'train_result');
+    assert.deepEqual(reply.reply.vector, (await trainer.train(x, train, { ...config, localState: undefined })).weights, 'the upload is plain local training');
+    for (let k = 0; k < 3; k++) {
+      const g = (await trainer.gradient(Float32Array.from(v), train, train.n)).gradient;
+      v = v.map((w, j) => w - sgd.lr * (g[j] + lambda * (w - x[j])));
+    }
+  }
+  const expected = await trainer.evaluate(Float32Array.from(v), validation);
+  const evaluated = decodeMessage(toyLayout, await transport.request(1, encodeEvalRequest(toyLayout, { round: 4, nodeId: 1, weights: globals[2] })));
+  assert.ok(evaluated.type === 'eval_result' && evaluated.reply.personal);
+  assert.ok(Math.abs(evaluated.reply.personal.loss - expected.loss) <= 1e-5, `${evaluated.reply.personal.loss} vs ${expected.loss}`);
+  assert.equal(evaluated.reply.personal.accuracy, expected.accuracy);
+  // on conflicting tasks the personal models fit each node's labels while the global model cannot
+  const last = (await run(conflictingNodes(4), 'ditto:lambda=0.01', 6).run()).rounds.at(-1)!;
+  assert.ok(last.personalizedAccuracyMean! > 0.85 && last.federatedAccuracy < 0.7, `${last.personalizedAccuracyMean} / ${last.federatedAccuracy}`);
+  assert.throws(() => parseStrategy('ditto:lambda=-1'), /lambda must be a number >= 0/);
 });

@@ -19,5 +19,5 @@ export { krum, multikrum } from './krum.js';
 export { bulyan } from './bulyan.js';
 export { scaffold } from './scaffold.js';
 export { feddyn } from './feddyn.js';
-export { fedper, fedrep } from './fedper.js';
+export { ditto, fedper, fedrep } from './fedper.js';
 export { Strategy, weightedMetrics } from '../strategy.js';

@@ -16,11 +16,11 @@ import { krum, multikrum } from './krum.js';
 import { bulyan } from './bulyan.js';
 import { scaffold } from './scaffold.js';
 import { feddyn } from './feddyn.js';
-import { fedper, fedrep } from './fedper.js';
+import { ditto, fedper, fedrep } from './fedper.js';
 
 const BUILTIN: readonly StrategyDefinition[] = [
   fedavg, fedprox, fedavgm, fedadam, fedyogi, fedadagrad, fednova, fedsgd, differentialPrivacy(fedavg, 'dpfedavg'),
-  fedmedian, fedtrimmedavg, krum, multikrum, bulyan, scaffold, feddyn, fedper, fedrep,
+  fedmedian, fedtrimmedavg, krum, multikrum, bulyan, scaffold, feddyn, fedper, fedrep, ditto,
 ];
 
 const definitions = new Map<string, StrategyDefinition>(BUILTIN.map((d) => [d.name, d]));

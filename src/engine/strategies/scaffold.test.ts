@@ -131,5 +131,5 @@ test('a node refuses a SCAFFOLD request without the server control, and a contro
   const stray = await ask({}, new Float32Array(initial.length));
   assert.ok(stray.type === 'error' && /local state is 'none', not 'scaffold'/.test(stray.message));
   const bad = await ask({ localState: 'fedsomething' });
-  assert.ok(bad.type === 'error' && /local state must be 'scaffold', 'feddyn', 'fedper' or 'fedrep'/.test(bad.message));
+  assert.ok(bad.type === 'error' && /local state must be 'scaffold', 'feddyn', 'fedper', 'fedrep' or 'ditto'/.test(bad.message));
 });
