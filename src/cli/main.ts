@@ -7,7 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { floatArg, intArg, UsageError } from './args.js';
 import { runSimulation } from '../sim/simulate.js';
-import type { SimulationOptions } from '../sim/options.js';
+import { resolveOptions, type SimulationOptions } from '../sim/options.js';
 import { checkOutDir, summarize, writeRunOutputs } from './report.js';
 import { addPredictCommand } from './predict-cmd.js';
 import { progressReporter } from './progress.js';
@@ -65,6 +65,12 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     ...(flags.queue !== undefined ? { queue: flags.queue } : {}),
     ...(flags.queueName !== undefined ? { queueName: flags.queueName } : {}),
   };
+  // Bad options fail before anything is printed (the checks are cheap; runSimulation repeats them).
+  try {
+    resolveOptions(options);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const progress = progressReporter(flags.rounds, !!flags.quiet);
   progress.phase(`loading ${flags.dataset}, partitioning it over ${flags.nodes} nodes and starting workers`);
   let started = false;
