@@ -1,5 +1,5 @@
 /**
- * Benchmark (issue #7, "Scale"): simulated time to a target accuracy with heterogeneous devices,
+ * Benchmark: simulated time to a target accuracy with heterogeneous devices,
  * synchronous FedAvg against buffered asynchronous FedBuff.
  * MNIST IID over 30 nodes (2,000 training images each, --validation 0), the seed MLP (784-128-10, Adam
  * lr 0.001, E=1, B=32), device profile `slow20` (6 of the 30 nodes 5-10x slower in compute and link), and
@@ -23,7 +23,7 @@ import { join, resolve } from 'node:path';
 import { runSimulation } from '../src/sim/simulate.js';
 import type { SimulationOptions } from '../src/sim/options.js';
 import { simTimeToTarget } from '../src/engine/virtual-time.js';
-import { numberFlag, provenance, REPO, resultFiles, writeAtomic, type Provenance } from './support/results-io.js';
+import { numberFlag, provenance, REPO, resultFiles, writeAtomic, type Provenance, printEnvironment } from './support/results-io.js';
 
 const BENCH = 'async';
 const NODES = 30;
@@ -98,6 +98,7 @@ async function main(): Promise<void> {
   const args = parseCli(process.argv.slice(2));
   const files = resultFiles(args.resultsDir, BENCH, args.reportOnly, markdown);
   if (!files) return;
+  printEnvironment(BENCH);
   const started = performance.now();
   const runs: RunRecord[] = [];
   for (const seed of args.seeds) for (const c of CASES) {

@@ -1,24 +1,23 @@
 /**
  * Benchmark: central training of McMahan's CNN (conv5x5x32, pool, conv5x5x64, pool, dense 512, dense 10) on
  * all of MNIST (60,000 train / 10,000 test) for a few epochs with EdgeFed's engine, reporting the test
- * accuracy after each epoch (issue target: >= 0.98 after 2 epochs) and the training throughput.
+ * accuracy after each epoch (the bar: >= 0.98 after 2 epochs) and the training throughput.
  *
  * Run:  node --import tsx bench/cnn.ts [--epochs 2] [--batch 32] [--lr 0.05] [--seed 1] [--results-dir bench/results] [--no-write]
  * Kernels: EDGEFED_KERNELS=native|wasm|js (default: native, else wasm, else js). Weights start from the seeded
  * Glorot initialisation; epoch e shuffles with seed + e. Writes RESULTS_DIR/cnn.json and cnn.md.
  */
 import { parseArgs } from 'node:util';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative, resolve } from 'node:path';
 import { loadMnist } from '../src/data/mnist.js';
 import { builtinModel, initialWeights, tensorSpecs } from '../src/model/spec.js';
 import { EngineTrainer } from '../src/model/engine-trainer.js';
 import { selectKernels } from '../src/nn/kernels-select.js';
 import { Rng } from '../src/core/rng.js';
+import { printEnvironment, REPO, writeAtomic } from './support/results-io.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TARGET_ACCURACY = 0.98;
 const TARGET_EPOCHS = 2;
 
@@ -52,6 +51,7 @@ const kernelSet = await selectKernels();
 const kernels = kernelSet.name;
 const trainer = new EngineTrainer(spec, kernelSet);
 const loadStart = loadavg().map((v) => Math.round(v * 100) / 100);
+printEnvironment('cnn-bench');
 process.stderr.write(`cnn-bench: ${spec.name} on ${kernels}, ${epochs} epochs, batch ${batchSize}, ${spec.optimizer.name} lr ${spec.optimizer.lr}, seed ${seed}\n`);
 
 interface EpochResult {
@@ -109,8 +109,7 @@ if (!values['no-write']) {
   const dir = resolve(values['results-dir']);
   mkdirSync(dir, { recursive: true });
   const put = (name: string, text: string): void => {
-    writeFileSync(join(dir, `${name}.tmp`), text);
-    renameSync(join(dir, `${name}.tmp`), join(dir, name));
+    writeAtomic(join(dir, name), text);
   };
   put('cnn.json', `${JSON.stringify(report, null, 2)}\n`);
   put('cnn.md', [

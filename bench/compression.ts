@@ -1,5 +1,5 @@
 /**
- * Benchmark (issue "Scale", part 1): compressed updates on the seed MLP.
+ * Benchmark: compressed updates on the seed MLP.
  * MNIST, IID, 10 nodes (all every round), the seed MLP (784-128-10, its Adam, E=1, B=32), FedAvg, seed 1,
  * a fixed number of rounds, once per compression: none (float32), fp16, int8 (one scale per tensor),
  * int8-block:256, topk:0.01 with error feedback, and topk:0.01 without it (to show what feedback buys).
@@ -18,12 +18,11 @@
  */
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { runSimulation } from '../src/sim/simulate.js';
 import type { SimulationOptions } from '../src/sim/options.js';
+import { printEnvironment, REPO } from './support/results-io.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 interface Case {
   spec: string;
@@ -148,6 +147,7 @@ async function main(): Promise<void> {
     },
   });
   const longRounds = Number(values['catch-up-rounds']);
+  printEnvironment('bench:compression');
   if (!Number.isInteger(longRounds) || longRounds < 0) throw new Error(`--catch-up-rounds must be a whole number >= 0, got ${values['catch-up-rounds']}`);
   const rounds = Number(values.rounds);
   const seed = Number(values.seed);

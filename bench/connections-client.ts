@@ -38,8 +38,8 @@ import { Rng } from '../src/core/rng.js';
 import { peekHeader } from '../src/core/wire.js';
 import { selectKernels } from '../src/nn/kernels-select.js';
 import { FrameLink } from '../src/net/frame-link.js';
-import { isBound, newIdentity, randomNonce, signFrame, signHello, toHex, unbindFrame, type Binding } from '../src/core/identity.js';
-import { randomBytes } from 'node:crypto';
+import { isBound, newIdentity, signFrame, toHex, unbindFrame, type Binding } from '../src/core/identity.js';
+import { makeHello, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES } from '../src/net/node-protocol.js';
 
 export interface ClientStats {
   proc: number;
@@ -255,18 +255,11 @@ async function main(): Promise<void> {
   };
 
   const connect = (c: Conn): void => {
-    const ws = new WebSocket(url, { maxPayload: 256 * 1024 * 1024 });
-    const link = new FrameLink(ws, 256 * 1024 * 1024);
+    const ws = new WebSocket(url, { maxPayload: MAX_MESSAGE_BYTES });
+    const link = new FrameLink(ws, MAX_FRAME_BYTES);
     c.socket = ws;
     ws.on('open', () => {
       stats.open++;
-      const hello: Record<string, unknown> = { type: 'hello', protocol: 1, name: c.name, resources: { cores: 1, samplesPerSecond: 1000 }, tags: {} };
-      if (c.secretKey) {
-        const timestamp = Date.now();
-        const nonce = randomNonce((n) => new Uint8Array(randomBytes(n)));
-        hello.auth = { timestamp, nonce, signature: signHello(c.name, timestamp, nonce, c.secretKey) };
-      }
-      ws.send(JSON.stringify(hello));
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
       const bytes = toBuffer(data);
@@ -282,14 +275,16 @@ async function main(): Promise<void> {
         if (frame) serve(c, ws, link, frame);
         return;
       }
-      let msg: { type?: string; nodeId?: number; heartbeatMs?: number; runId?: number; spec?: ModelSpec; code?: string; message?: string };
+      let msg: { type?: string; nodeId?: number; heartbeatMs?: number; runId?: number; spec?: ModelSpec; code?: string; message?: string; challenge?: string };
       try {
         msg = JSON.parse(bytes.toString('utf8'));
       } catch {
         process.stderr.write(`client ${a.proc}: ${c.name}: unreadable text message\n`);
         return;
       }
-      if (msg.type === 'welcome' && Number.isInteger(msg.nodeId)) {
+      if (msg.type === 'challenge' && typeof msg.challenge === 'string') {
+        ws.send(JSON.stringify(makeHello(msg.challenge, { name: c.name, resources: { cores: 1, samplesPerSecond: 1000 }, tags: {} }, c.secretKey ?? undefined)));
+      } else if (msg.type === 'welcome' && Number.isInteger(msg.nodeId)) {
         c.nodeId = msg.nodeId!;
         byNodeId.set(c.nodeId, c.data);
         if (!c.welcomed) {

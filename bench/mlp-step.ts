@@ -12,6 +12,7 @@ import type { WasmKernels } from '../src/nn/kernels-wasm.js';
 import { loadWasmKernelsNode } from '../src/nn/kernels-wasm-node.js';
 import { loadNativeKernels } from '../src/nn/kernels-native.js';
 import { Rng } from '../src/core/rng.js';
+import { printEnvironment } from './support/results-io.js';
 
 const { values } = parseArgs({ options: { steps: { type: 'string', default: '2000' } } });
 const steps = Number(values.steps);
@@ -81,6 +82,7 @@ function profile(label: string, k: Kernels, alloc: Alloc, allocInt: (n: number) 
     ` with Adam ${total('sgd').toFixed(1)} us = ${(M / total('sgd') * 1e6).toFixed(0)} samples/CPU-s; gemm ${(gemmFlops / gemmUs / 1e3).toFixed(1)} GFLOP/s`);
 }
 
+printEnvironment('mlp-step');
 const native = loadNativeKernels();
 if (native) profile('native (OpenBLAS)', native, (n) => new Float32Array(n), (n) => new Int32Array(n));
 const wasm: WasmKernels | null = await loadWasmKernelsNode();

@@ -21,22 +21,18 @@
  * run's record as one JSON line.
  */
 import { parseArgs } from 'node:util';
-import { availableParallelism, cpus, platform, arch, release, totalmem } from 'node:os';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { availableParallelism } from 'node:os';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { runSimulation } from '../src/sim/simulate.js';
 import type { SimulationOptions } from '../src/sim/options.js';
 import type { RoundRecord } from '../src/engine/round-engine.js';
-import { getKernels } from '../src/nn/kernels-select.js';
-import { nativeKernelsInfo } from '../src/nn/kernels-native.js';
 import { runPace } from './noniid-pace.js';
+import { gitCommit, gitSrcDirty, machine as machineInfo, writeAtomic, printEnvironment, REPO } from './support/results-io.js';
 
 const BENCH = 'noniid-2nn';
 const TARGET = 0.97;
 const PROGRESS_EVERY = 25;
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** What the paper reports for this setting (Tables 1 and 2 agree on it). */
 const PAPER = {
@@ -89,33 +85,6 @@ function parseCli(argv: string[]): Args {
     resultsDir: resolve(values['results-dir']!),
     reportOnly: values['report-only']!,
     pace: values.pace === undefined ? undefined : num('pace', values.pace, (v) => Number.isInteger(v) && v >= 2, 'a whole number >= 2'),
-  };
-}
-
-function git(args: string[]): string | null {
-  try {
-    return execFileSync('git', args, { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null;
-  }
-}
-
-function machineInfo(workers: number) {
-  const cpu = cpus();
-  const kernels = getKernels();
-  const native = kernels.name.startsWith('native') ? nativeKernelsInfo() : null;
-  return {
-    cpu_model: cpu[0]?.model ?? 'unknown',
-    cpu_cores: cpu.length,
-    available_parallelism: availableParallelism(),
-    memory_gb: Math.round((totalmem() / 2 ** 30) * 10) / 10,
-    platform: `${platform()} ${release()} ${arch()}`,
-    node: process.version,
-    kernels: kernels.name,
-    kernels_env: process.env.EDGEFED_KERNELS ?? null,
-    openblas: native ? { config: native.config, core: native.corename, threads: native.threads } : null,
-    workers,
-    note: 'shared machine: other jobs may run on the same cores, so wall time is an upper bound',
   };
 }
 
@@ -198,8 +167,8 @@ async function main(): Promise<void> {
     `--local-epochs 1 --batch-size 10 --optimizer sgd --lr ${args.lr} --rounds ${args.maxRounds} --target-accuracy ${TARGET} ` +
     `--seed ${args.seed} --validation 0 --workers ${workers} --json`;
   const machine = machineInfo(workers);
-  process.stderr.write(`${BENCH}: lr ${args.lr}, seed ${args.seed}, up to ${args.maxRounds} rounds, target ${TARGET}\n` +
-    `${BENCH}: ${machine.cpu_model} x${machine.cpu_cores}, node ${machine.node}, kernels ${machine.kernels}, ${workers} workers\n`);
+  process.stderr.write(`${BENCH}: lr ${args.lr}, seed ${args.seed}, up to ${args.maxRounds} rounds, target ${TARGET}, ${workers} workers\n`);
+  printEnvironment(BENCH, machine);
 
   const wallStart = performance.now();
   let best = 0;
@@ -254,8 +223,8 @@ async function main(): Promise<void> {
     command,
     config: { ...result.options },
     machine,
-    git_commit: git(['rev-parse', 'HEAD']),
-    git_src_dirty: ((s) => (s === null ? null : s.length > 0))(git(['status', '--porcelain', '--', 'src'])),
+    git_commit: gitCommit(),
+    git_src_dirty: gitSrcDirty(),
     finished_at: new Date().toISOString(),
     accuracy_by_round: acc,
     loss_by_round: result.rounds.map((r) => round6(r.testLoss)),
@@ -295,12 +264,6 @@ function saveResults(dir: string, record: RunRecord): { json: string; md: string
   writeAtomic(jsonPath, JSON.stringify(out, null, 2) + '\n');
   writeAtomic(mdPath, markdown(out));
   return { json: jsonPath, md: mdPath };
-}
-
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }
 
 function medianRange(runs: RunRecord[]): string {

@@ -1,5 +1,5 @@
 /**
- * Benchmark (issue "Trust"): Byzantine-robust fusion under a sign-flip attack.
+ * Benchmark: Byzantine-robust fusion under a sign-flip attack.
  * MNIST, IID, 20 nodes (all of them every round), the seed MLP (784-128-10, Adam, E=1, B=32),
  * 20% of the nodes (4) Byzantine, sending g - s * (local - g) with s = 4 (--attack-scale), for
  * FedAvg without attack (the reference), FedAvg attacked, and each robust strategy attacked:
@@ -15,16 +15,14 @@
  */
 import { parseArgs } from 'node:util';
 import { availableParallelism, cpus, platform, arch, release } from 'node:os';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { runSimulation } from '../src/sim/simulate.js';
 import type { SimulationOptions } from '../src/sim/options.js';
 import { getKernels } from '../src/nn/kernels-select.js';
+import { gitCommit, writeAtomic, printEnvironment, REPO } from './support/results-io.js';
 
 const BENCH = 'robust';
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const NODES = 20;
 const MALICIOUS = 0.2;
 const F = 4;
@@ -119,14 +117,6 @@ function parseCli(argv: string[]) {
   };
 }
 
-function git(args: string[]): string | null {
-  try {
-    return execFileSync('git', args, { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null;
-  }
-}
-
 const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
 
 async function main(): Promise<void> {
@@ -139,6 +129,7 @@ async function main(): Promise<void> {
     return;
   }
   const workers = args.workers ?? Math.max(1, Math.min(availableParallelism(), NODES));
+  printEnvironment(BENCH);
   const started = performance.now();
   const runs: RunRecord[] = [];
   let reference = NaN;
@@ -183,7 +174,7 @@ async function main(): Promise<void> {
       cpu_model: cpu[0]?.model ?? 'unknown', cpu_cores: cpu.length, platform: `${platform()} ${release()} ${arch()}`, node: process.version,
       kernels: getKernels().name, workers, note: 'shared machine: other jobs may run on the same cores, so times are upper bounds',
     },
-    git_commit: git(['rev-parse', 'HEAD']),
+    git_commit: gitCommit(),
     finished_at: new Date().toISOString(),
     total_seconds: round4((performance.now() - started) / 1000),
   };
@@ -192,12 +183,6 @@ async function main(): Promise<void> {
   writeAtomic(mdPath, markdown(out));
   process.stderr.write(`${BENCH}: wrote ${jsonPath} and ${mdPath} (${out.total_seconds.toFixed(0)} s)\n`);
   process.stdout.write(markdown(out));
-}
-
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }
 
 function markdown(f: ResultsFile): string {
@@ -226,7 +211,7 @@ function markdown(f: ResultsFile): string {
     '|---|---|---|---:|---:|---:|---|---:|',
     ...rows,
     '',
-    `Bar (issue "Trust"): ${f.bar}.`,
+    `Bar: ${f.bar}.`,
     '',
     `Machine: ${m.cpu_model}, ${m.cpu_cores} cores shared with other jobs, ${m.platform}, Node ${m.node}, kernels ${m.kernels}, ${m.workers} worker threads; ` +
       `${f.total_seconds.toFixed(0)} s for all ${f.runs.length} runs. Runs are deterministic for a seed; wall times depend on the load.`,

@@ -16,6 +16,7 @@ import { builtinModel, initialWeights, tensorSpecs } from '../src/model/spec.js'
 import { makeTrainer } from '../src/model/make-trainer.js';
 import { localData } from '../src/sim/sim-host.js';
 import { RoundEngine } from '../src/engine/round-engine.js';
+import { printEnvironment } from './support/results-io.js';
 
 const rounds = Number(process.argv[process.argv.indexOf('--rounds') + 1]) || 8;
 const nodes = 10;
@@ -65,6 +66,7 @@ const result = {
   date: new Date().toISOString(), node: process.version,
 };
 console.log(JSON.stringify(result));
+printEnvironment('round-split');
 console.log(`a round of ${nodes} nodes (median of ${steady.length}): ${roundSeconds.toFixed(3)} s wall, local training ${trainingPerRound.toFixed(3)} s (${(share * 100).toFixed(0)}%); ` +
   `${roundCpu.toFixed(3)} CPU-s, local training ${trainCpu.toFixed(3)} CPU-s (${(cpuShare * 100).toFixed(0)}%)`);
 mkdirSync('bench/results', { recursive: true });

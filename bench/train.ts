@@ -19,17 +19,14 @@
  */
 import { parseArgs } from 'node:util';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { arch, availableParallelism, cpus, loadavg, platform, release, totalmem } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, mkdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join, relative, resolve } from 'node:path';
 import { mnistDir } from '../src/data/mnist.js';
-import { nativeKernelsInfo } from '../src/nn/kernels-native.js';
-import { cpuFeatures } from '../src/nn/cpu-features.js';
 import { sharedBenchFile } from './shared-reference.js';
 import { ENGINES, RESULT_PREFIX, TIMED_START_PREFIX, type BenchModel, type EngineId, type WorkerConfig, type WorkerResult } from './train-worker.js';
+import { gitCommit, gitSrcDirty, machine, printEnvironment, REPO, writeAtomic } from './support/results-io.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const WORKER = 'bench/train-worker.ts';
 /** The NumPy reference lives beside the repo, in the shared directory: ../shared/bench from the repo root. */
 const NUMPY_REF = sharedBenchFile('np_mlp_ref.py');
@@ -297,46 +294,19 @@ function runNumpy(c: BenchConfig, idxDir: string): NumpyRun | { error: string } 
   };
 }
 
-// ---------------------------------------------------------------------------------------------------
-
+/** The shared machine record, plus the NumPy this benchmark compares with and the load when it began. */
 function machineInfo() {
-  let cpuModel = cpus()[0]?.model ?? 'unknown';
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) cpuModel = m[1].trim();
-  } catch {
-    // not Linux: os.cpus() it is
-  }
   let numpy: string | null = null;
   try {
     numpy = execFileSync('python3', ['-c', 'import numpy, sys; print(numpy.__version__, sys.version.split()[0])'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   } catch {
     numpy = null;
   }
-  return {
-    cpu_model: cpuModel,
-    cpu_cores: cpus().length,
-    available_parallelism: availableParallelism(),
-    memory_gb: Math.round((totalmem() / 2 ** 30) * 10) / 10,
-    platform: `${platform()} ${release()} ${arch()}`,
-    node: process.version,
-    numpy_python: numpy,
-    // The children choose their OpenBLAS core by the same rule in the same environment; NumPy's OpenBLAS reads
-    // OPENBLAS_CORETYPE too, so it is printed beside the core.
-    openblas_core: nativeKernelsInfo()?.core ?? 'native kernels unavailable',
-    openblas_coretype_env: process.env.OPENBLAS_CORETYPE ?? null,
-    cpu_vector: cpuFeatures().vector,
-    load_average_start: loadavg().map((v) => Math.round(v * 100) / 100),
-  };
+  const shared = machine();
+  return { ...shared, numpy_python: numpy, load_average_start: shared.load_average };
 }
 
-function git(args: string[]): string | null {
-  try {
-    return execFileSync('git', args, { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null;
-  }
-}
+// ---------------------------------------------------------------------------------------------------
 
 function rowFrom(o: ChildOutcome): Row {
   const r = o.result;
@@ -501,7 +471,7 @@ function markdown(report: Report, rows: string[][]): string {
     '',
     `Run ${report.date} on ${m.cpu_model} (${m.cpu_cores} cores, shared with other jobs; load average ${m.load_average_start.join(' / ')} at the start, ` +
       `${report.load_average_end.join(' / ')} at the end), ${m.platform}, Node ${m.node}, NumPy/Python ${m.numpy_python ?? 'n/a'}. ` +
-      `CPU vector level ${m.cpu_vector}; EdgeFed's OpenBLAS core ${m.openblas_core}; OPENBLAS_CORETYPE ` +
+      `CPU vector level ${m.cpu_vector}; EdgeFed's OpenBLAS core ${m.openblas?.core ?? 'native kernels unavailable'}; OPENBLAS_CORETYPE ` +
       `${m.openblas_coretype_env === null ? 'unset' : `= ${m.openblas_coretype_env} (NumPy's OpenBLAS reads it too)`}. ` +
       `Git ${report.git_commit?.slice(0, 12) ?? '?'}${report.git_src_dirty ? ' (src/ had uncommitted changes)' : ''}. Total bench time ${Math.round(report.total_seconds)} s.`,
     '',
@@ -572,8 +542,8 @@ async function main(): Promise<void> {
   const start = performance.now();
   const machine = machineInfo();
   const idxDir = mnistDir();
-  log(`${machine.cpu_model} x${machine.cpu_cores} (${machine.cpu_vector}), OpenBLAS core ${machine.openblas_core}, ` +
-    `node ${machine.node}, load ${machine.load_average_start.join(' ')}; configs ${args.configs.map((c) => c.id).join(', ')}`);
+  printEnvironment('bench:train', machine);
+  log(`configs ${args.configs.map((c) => c.id).join(', ')}`);
 
   const results: ConfigResult[] = [];
   for (const c of args.configs) results.push(await benchConfig(c, args, idxDir));
@@ -593,8 +563,8 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine,
     load_average_end: loadavg().map((v) => Math.round(v * 100) / 100),
-    git_commit: git(['rev-parse', 'HEAD']),
-    git_src_dirty: ((s) => (s === null ? null : s.length > 0))(git(['status', '--porcelain', '--', 'src'])),
+    git_commit: gitCommit(),
+    git_src_dirty: gitSrcDirty(),
     total_seconds: Math.round((performance.now() - start) / 100) / 10,
     numpy_runs_per_config: args.numpyRuns,
     budget_scale: args.budgetScale,
@@ -609,9 +579,7 @@ async function main(): Promise<void> {
   if (args.write) {
     mkdirSync(args.resultsDir, { recursive: true });
     const put = (name: string, text: string): void => {
-      const path = join(args.resultsDir, name);
-      writeFileSync(`${path}.tmp`, text);
-      renameSync(`${path}.tmp`, path);
+      writeAtomic(join(args.resultsDir, name), text);
     };
     put('train.json', `${JSON.stringify(report, null, 2)}\n`);
     put('train.md', markdown(report, rows));

@@ -1,5 +1,14 @@
 #!/usr/bin/env node
-// Entry point for the installed `edgefed` command: registers the TypeScript loader, then runs the CLI.
-import { register } from 'tsx/esm/api';
-register();
-await import('../src/cli/main.ts');
+// Entry point for the `edgefed` command. An installed package has no src/: it runs the built JavaScript in
+// dist/ (no TypeScript loader, faster start). A checkout always runs its sources through tsx, so an edit
+// is never shadowed by a stale dist/.
+import { existsSync } from 'node:fs';
+
+const sources = new URL('../src/cli/main.ts', import.meta.url);
+if (existsSync(sources)) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import(sources.href);
+} else {
+  await import('../dist/cli/main.js');
+}

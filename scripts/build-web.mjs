@@ -4,7 +4,7 @@
 // (web/engine-check/) and the browser edge node (web/node/, served by the coordinator at /node/).
 // Fails loudly (exit 1) when a bundle would pull in a Node module (node:*, or a bare builtin such as
 // 'fs'), tfjs, or one of the Node-only EdgeFed files: browser code constructs EngineTrainer with the
-// kernels itself, and the browser node runs AgentCore on its own platform (web/node/platform-browser.ts).
+// kernels itself, and the browser node runs AgentCore on its own platform (src/node/platform-browser.ts).
 // Builds wasm/build/kernels.wasm first (scripts/build-wasm.mjs) when it is missing.
 // `node scripts/build-web.mjs [PAGE...]` builds the named pages only (engine-check, node); default all.
 import { builtinModules } from 'node:module';

@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import pino from 'pino';
 import { WebSocket } from 'ws';
@@ -20,7 +19,8 @@ import { decodeMessage, encodeEvalReply, encodeTrainReply } from '../src/engine/
 import { decodeSecAggFrame, encodeSecAggFrame } from '../src/engine/secure-messages.js';
 import { makeLayout } from '../src/core/params.js';
 import { builtinModel, tensorSpecs } from '../src/model/spec.js';
-import { newIdentity, openSignedFrame, randomNonce, signFrame, signHello, toHex } from '../src/core/identity.js';
+import { helloOnChallenge } from './support/node-socket.js';
+import { newIdentity, openSignedFrame, signFrame, toHex } from '../src/core/identity.js';
 import { Reassembler } from '../src/core/chunks.js';
 import { waitFor } from './deploy-harness.js';
 
@@ -121,6 +121,7 @@ async function enrolledSocket(c: Coordinator, name: string): Promise<FuzzNode> {
   const enrol = await fetch(`${c.url}/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, publicKey: toHex(identity.publicKey), token: c.createJoinToken() }) });
   assert.equal(enrol.status, 201);
   const ws = new WebSocket(c.url.replace('http', 'ws') + '/v1/ws');
+  helloOnChallenge(ws, { name, resources: {}, tags: {} }, identity.secretKey);
   await new Promise((r) => ws.once('open', r));
   let waiting: ((code: string) => void) | null = null;
   let nodeId = -1;
@@ -130,9 +131,6 @@ async function enrolledSocket(c: Coordinator, name: string): Promise<FuzzNode> {
     if (msg.type === 'welcome') nodeId = msg.nodeId!;
     if (msg.type === 'error') waiting?.(String(msg.code));
   });
-  const timestamp = Date.now();
-  const nonce = randomNonce((n) => new Uint8Array(randomBytes(n)));
-  ws.send(JSON.stringify({ type: 'hello', protocol: 1, name, resources: {}, tags: {}, auth: { timestamp, nonce, signature: signHello(name, timestamp, nonce, identity.secretKey) } }));
   await waitFor('welcome', async () => (nodeId >= 0 ? true : undefined), 10_000);
   const nextError = () => new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no rejection within 5 s')), 5000);

@@ -20,6 +20,7 @@ import { parseRunConfig } from '../src/coordinator/config.js';
 import type { LiveMessage } from '../src/coordinator/live-protocol.js';
 import { waitFor } from './deploy-harness.js';
 import { buildDashboard } from './support/dashboard.js';
+import { PROTOCOL_VERSION } from '../src/net/node-protocol.js';
 
 const quiet = pino({ level: 'silent' });
 
@@ -147,7 +148,7 @@ describe('coordinator operations: /metrics, live feed, dashboard route', () => {
     const ws = new WebSocket(`${c.url.replace('http', 'ws')}/v1/ws`);
     await new Promise((r) => ws.once('open', r));
     const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
-    ws.send(JSON.stringify({ type: 'hello', protocol: 1, name: 'bad name with spaces', resources: {}, tags: {} }));
+    ws.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, name: 'bad name with spaces', resources: {}, tags: {} }));
     assert.equal(await closed, 4002);
     const m = await metrics(c);
     assert.equal(sample(m, 'edgefed_rejected_total', '{code="bad_hello"}'), 1);

@@ -124,6 +124,38 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   }
 }
 
+/**
+ * Polls read() until it has returned the same value for quietMs: a state that has stopped changing (rounds
+ * no longer committing while paused). Throws after timeoutMs if it keeps changing, with the last value.
+ */
+export async function waitForSteady<T>(what: string, read: () => Promise<T>, quietMs: number, timeoutMs = 60_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let value = await read();
+  let since = Date.now();
+  while (Date.now() - since < quietMs) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}: still changing, last ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 100));
+    const next = await read();
+    if (JSON.stringify(next) !== JSON.stringify(value)) {
+      value = next;
+      since = Date.now();
+    }
+  }
+  return value;
+}
+
+/** Waits for a JSON log line of a process (pino output) whose fields match `fields`, and returns it. */
+export async function waitForLog(proc: Proc, msg: string, fields: Record<string, unknown> = {}, timeoutMs = 120_000): Promise<Record<string, unknown>> {
+  return waitFor(`log line '${msg}' ${JSON.stringify(fields)}`, async () => {
+    for (const line of proc.output().split('\n')) {
+      if (!line.startsWith('{')) continue;
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      if (entry.msg === msg && Object.entries(fields).every(([k, v]) => entry[k] === v)) return entry;
+    }
+    return undefined;
+  }, timeoutMs);
+}
+
 export async function waitHealthy(url: string): Promise<void> {
   await waitFor('coordinator health', async () => ((await fetch(`${url}/healthz`)).ok ? true : undefined), 60_000);
 }
@@ -132,7 +164,7 @@ export interface RunView {
   id: number;
   status: string;
   roundsCompleted: number;
-  rounds: { round: number; contributed: number[]; failures: { nodeId: number; error: string }[]; testAccuracy: number; fused: boolean }[];
+  rounds: { round: number; selected: number[]; contributed: number[]; failures: { nodeId: number; error: string }[]; testAccuracy: number; fused: boolean }[];
 }
 
 export async function runView(url: string, id: number): Promise<RunView> {

@@ -1,7 +1,9 @@
 // Coordinator and edge nodes as real processes on loopback sockets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, killAll, runView, startNodeEnrolled, startNodesInOrder, startTestCoordinator, waitFor, type RunView } from './deploy-harness.js';
+import {
+  api, killAll, runView, startNodeEnrolled, startNodesInOrder, startTestCoordinator, waitFor, waitForLog, waitForSteady, type RunView,
+} from './deploy-harness.js';
 
 const base = { model: 'mlp', limitTest: 2000, seed: 1, waitForNodesMs: 120000 };
 
@@ -25,11 +27,13 @@ test('API validates run configs, reports unknown runs, and pauses, resumes and s
     const { json } = await api<{ id: number }>(c.url, '/v1/runs', { ...base, rounds: 10000, minNodes: 1, waitForNodesMs: 200 });
     await waitFor('rounds moving', async () => ((await runView(c.url, json.id)).roundsCompleted >= 2 ? true : undefined));
     assert.equal((await api(c.url, `/v1/runs/${json.id}/pause`, {})).status, 200);
-    await new Promise((r) => setTimeout(r, 800));
+    await waitFor('paused', async () => ((await runView(c.url, json.id)).status === 'paused' ? true : undefined));
+    // The round in flight may still commit; after it, no round while paused (a round closes every ~200 ms
+    // when running, so a count steady for 1.5 s means the engine is parked).
+    const roundsWhilePaused = await waitForSteady('no round while paused', async () => (await runView(c.url, json.id)).roundsCompleted, 1500);
     const paused = await runView(c.url, json.id);
     assert.equal(paused.status, 'paused');
-    await new Promise((r) => setTimeout(r, 1000));
-    assert.equal((await runView(c.url, json.id)).roundsCompleted, paused.roundsCompleted, 'no round while paused');
+    assert.equal(paused.roundsCompleted, roundsWhilePaused, 'no round while paused');
     await api(c.url, `/v1/runs/${json.id}/resume`, {});
     await waitFor('rounds moving again', async () => ((await runView(c.url, json.id)).roundsCompleted > paused.roundsCompleted ? true : undefined));
     await api(c.url, `/v1/runs/${json.id}/stop`, {});
@@ -48,7 +52,7 @@ test('a node killed with SIGKILL mid-round does not stall the run', async () => 
     const { json } = await api<{ id: number }>(c.url, '/v1/runs', { ...base, rounds: 4, minNodes: 2, roundTimeoutMs: 60000 });
     // kill node 2 as soon as round 1 is under way (it has been sent work)
     await waitFor('round 1 committed', async () => ((await runView(c.url, json.id)).roundsCompleted >= 1 ? true : undefined));
-    await new Promise((r) => setTimeout(r, 300)); // round 2 is out; node 2 holds its answer for 1.5 s
+    await waitForLog(nodes[2], 'holding the answer (emulated slow device)', { type: 'train', round: 2 }); // for 1.5 s
     nodes[2].child.kill('SIGKILL');
     const v = await waitFor('run done', async () => { const r = await runView(c.url, json.id); return done(r) ? r : undefined; });
     assert.equal(v.status, 'completed');
@@ -88,10 +92,12 @@ test('scheduling: tag selection, a deadline with a deliberately slow node, and t
 
     // minimum-nodes wait: 4 nodes needed, 3 online: no round starts until a 4th enrols
     const waiting = await api<{ id: number }>(c.url, '/v1/runs', { ...base, rounds: 1, minNodes: 4, roundTimeoutMs: 20000 });
-    await new Promise((r) => setTimeout(r, 3000));
+    await waitForLog(c.proc, 'starting run', { runId: waiting.json.id });
     assert.equal((await runView(c.url, waiting.json.id)).roundsCompleted, 0);
     nodes.push(await startNodeEnrolled(c.url, 'mnist-partition:3/12', 's3'));
     const w = await waitFor('waiting run done', async () => { const r = await runView(c.url, waiting.json.id); return done(r) ? r : undefined; });
+    // Round 1 started only once the 4th node was there: all four were selected.
+    assert.equal(w.rounds[0].selected.length, 4);
     assert.equal(w.rounds[0].contributed.length + w.rounds[0].failures.length, 4);
   } finally {
     killAll([...nodes, c.proc]);

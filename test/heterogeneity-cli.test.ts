@@ -45,3 +45,24 @@ test('bad heterogeneity flags: one-line error, exit code 2, nothing written', as
     assert.ok(!existsSync(out));
   }
 });
+
+test('links that drop mid-round: with a deadline late replies are left out, without one the rounds take longer; same seed, same model', async () => {
+  const base = ['simulate', '--limit-train', '3000', '--limit-test', '1000', '--nodes', '10', '--seed', '4', '--json', '--quiet', '--rounds', '4'];
+  const [steady, dropA, dropB, waiting, steadyWaiting] = await Promise.all([
+    runCli([...base, '--profile', 'uniform', '--deadline', '30']),
+    runCli([...base, '--profile', 'uniform:drop=0.3,offline=60', '--deadline', '30']),
+    runCli([...base, '--profile', 'uniform:drop=0.3,offline=60', '--deadline', '30', '--workers', '1']),
+    runCli([...base, '--profile', 'uniform:drop=0.3,offline=60']),
+    runCli([...base, '--profile', 'uniform']),
+  ]);
+  for (const r of [steady, dropA, dropB, waiting, steadyWaiting]) assert.equal(r.code, 0, r.stderr);
+  const [s, a, b, w, sw] = [steady, dropA, dropB, waiting, steadyWaiting].map((r) => JSON.parse(r.stdout));
+  assert.equal(a.model_sha256, b.model_sha256, 'drops are drawn by seed, not by thread timing');
+  assert.deepEqual(s.contributors_by_round, [10, 10, 10, 10], 'no drops: every node in time');
+  const left = a.contributors_by_round.reduce((x: number, y: number) => x + (10 - y), 0);
+  assert.ok(left >= 4 && left <= 24, `about 30% of 40 replies arrive after the 30 s deadline: ${left} left out`);
+  assert.notEqual(a.model_sha256, s.model_sha256);
+  assert.deepEqual(w.contributors_by_round, [10, 10, 10, 10], 'without a deadline the round waits for the dropped nodes');
+  assert.ok(w.simulated_seconds > sw.simulated_seconds + 30, `waiting for links costs simulated time: ${w.simulated_seconds} vs ${sw.simulated_seconds}`);
+  console.log(`link drops p=0.3: contributors ${a.contributors_by_round.join(',')}, accuracy ${a.final_accuracy} vs ${s.final_accuracy} without drops; without a deadline ${w.simulated_seconds.toFixed(1)} vs ${sw.simulated_seconds.toFixed(1)} simulated s`);
+});

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { api, freePort, joinToken, killAll, startCoordinator, startNodesInOrder, waitFor, waitHealthy, type Proc } from './deploy-harness.js';
-import { newIdentity, signFrame, signHello, toHex, unbindFrame, randomNonce, type Binding } from '../src/core/identity.js';
+import { helloOnChallenge } from './support/node-socket.js';
+import { newIdentity, signFrame, toHex, unbindFrame, randomNonce, type Binding } from '../src/core/identity.js';
 import { encodeTrainReply } from '../src/engine/messages.js';
 import { makeLayout, type TensorSlot } from '../src/core/params.js';
 import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../src/model/spec.js';
@@ -32,6 +33,7 @@ class Attacker {
     const enrol = await fetch(`${url}/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, publicKey: toHex(this.id.publicKey), token: await joinToken(url) }) });
     assert.equal(enrol.status, 201);
     this.ws = new WebSocket(url.replace('http', 'ws') + '/v1/ws');
+    helloOnChallenge(this.ws, { name, resources: {}, tags: {} }, this.id.secretKey);
     await new Promise((r) => this.ws.once('open', r));
     this.ws.on('message', (data, binary) => {
       const bytes = new Uint8Array(data as Buffer);
@@ -46,9 +48,6 @@ class Attacker {
       if (msg.type === 'welcome') this.nodeId = msg.nodeId;
       if (msg.type === 'configure') this.layout = makeLayout(tensorSpecs(msg.spec as ModelSpec));
     });
-    const timestamp = Date.now();
-    const nonce = randomNonce((n) => new Uint8Array(randomBytes(n)));
-    this.ws.send(JSON.stringify({ type: 'hello', protocol: 1, name, resources: {}, tags: {}, auth: { timestamp, nonce, signature: signHello(name, timestamp, nonce, this.id.secretKey) } }));
     await waitFor('welcome', async () => (this.nodeId >= 0 ? true : undefined), 10_000);
   }
 
@@ -75,8 +74,7 @@ test('unsigned, wrongly signed, replayed, oversized, NaN, wrong-shape and wrong-
     assert.equal(badEnrol.status, 401);
     // a hello without a valid signature is refused
     const anon = new WebSocket(url.replace('http', 'ws') + '/v1/ws');
-    await new Promise((r) => anon.once('open', r));
-    anon.send(JSON.stringify({ type: 'hello', protocol: 1, name: 'mallory', resources: {}, tags: {} }));
+    helloOnChallenge(anon, { name: 'mallory', resources: {}, tags: {} });
     const closeCode = await new Promise<number>((r) => anon.once('close', (c) => r(c)));
     assert.equal(closeCode, 4003);
 

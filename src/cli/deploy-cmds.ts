@@ -23,6 +23,11 @@ import { Agent } from '../node/agent.js';
 import { loadNodeData } from '../node/data.js';
 import { saveTfjsModel } from '../model/tfjs.js';
 import { spawnGatewayTree, spawnNode } from './up-gateways.js';
+import { JOIN_TOKEN_ENV, secretFrom } from './secret-flags.js';
+import { addCoordinatorMqttOptions, addNodeMqttOptions, coordinatorMqttFromFlags, nodeMqttFromFlags, type CoordinatorMqttFlags } from './mqtt-flags.js';
+import { DatabaseLockedError } from '../coordinator/db-lock.js';
+import { StoreError } from '../coordinator/store.js';
+import { DEFAULT_SHUTDOWN_GRACE_MS, MAX_SHUTDOWN_GRACE_MS } from '../coordinator/server.js';
 
 export function parseTags(s: string | undefined): Record<string, string> {
   if (!s) return {};
@@ -57,7 +62,7 @@ function coordinatorLogger(level?: string, format?: string) {
 }
 
 export function addDeployCommands(program: Command): void {
-  addLogFormatOption(program.command('coordinator'))
+  addCoordinatorMqttOptions(addLogFormatOption(program.command('coordinator')))
     .description('the service that runs federations: REST API + WebSocket for nodes, state in SQLite')
     .option('--port <n>', 'port to listen on', intArg(0, 65535), 8080)
     .option('--host <addr>', 'address to bind', '127.0.0.1')
@@ -73,15 +78,21 @@ export function addDeployCommands(program: Command): void {
     .option('--tls-key <pem>', 'private key for --tls-cert')
     .option('--log-level <level>', 'log lines on stderr at this level and above (default: $EDGEFED_LOG or info)', choiceArg(LOG_LEVELS))
     .option('--escalation-model <path>', 'a tfjs model.json (or its folder) served to nodes for escalated low-confidence samples')
+    .option('--shutdown-grace-ms <n>', `on SIGTERM/SIGINT: how long the round in progress may take to finish before it is abandoned uncommitted (at most ${MAX_SHUTDOWN_GRACE_MS})`, intArg(0, MAX_SHUTDOWN_GRACE_MS), DEFAULT_SHUTDOWN_GRACE_MS)
     .addHelpText('after', `
+SIGTERM or SIGINT: stop taking work, let the round in progress finish (or abandon it uncommitted after
+--shutdown-grace-ms) and exit; runs stay 'running' in the database and resume when a coordinator starts on it
+again. Only POST /v1/runs/:id/stop stops a run. One coordinator per database: a second one exits with code 2.
+
 Examples:
   edgefed coordinator --port 8080 --db edgefed.db --config run.json
   curl -X POST localhost:8080/v1/runs -H 'content-type: application/json' -H "authorization: Bearer $ADMIN" -d '{"model":"mlp","rounds":10}'`)
-    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; logFormat?: string; escalationModel?: string; publicRead?: boolean; dataset: string[] }) => {
+    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; logFormat?: string; escalationModel?: string; publicRead?: boolean; dataset: string[]; shutdownGraceMs: number } & CoordinatorMqttFlags) => {
       if (f.auth !== 'on' && f.auth !== 'off') throw new UsageError(`--auth: expected on or off, got '${f.auth}'`);
       if (!!f.tlsCert !== !!f.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
       for (const file of [f.tlsCert, f.tlsKey]) if (file && !existsSync(file)) throw new UsageError(`TLS file ${file} does not exist`);
       if (f.escalationModel && !existsSync(f.escalationModel)) throw new UsageError(`--escalation-model ${f.escalationModel} does not exist`);
+      const mqtt = coordinatorMqttFromFlags(f);
       let config: unknown;
       if (f.config) {
         try {
@@ -105,7 +116,10 @@ Examples:
       const c = await startCoordinator({
         port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken, logger: coordinatorLogger(f.logLevel, f.logFormat), escalationModel: f.escalationModel,
         publicRead: !!f.publicRead, datasets,
-        tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined,
+        tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined, shutdownGraceMs: f.shutdownGraceMs, mqtt,
+      }).catch((e: Error) => {
+        // A database held by another coordinator, or one that is not an EdgeFed store: one line, exit code 2.
+        throw e instanceof DatabaseLockedError || e instanceof StoreError ? new UsageError(e.message) : e;
       });
       if (config && c.store.listRuns().length === 0) {
         const id = c.store.createRun(config, (config as { seed: number }).seed);
@@ -116,7 +130,15 @@ Examples:
         }
       }
       process.stdout.write(`${JSON.stringify({ api: c.url, ws: c.url.replace('http', 'ws') + '/v1/ws', dashboard: c.dashboardUrl, metrics: `${c.url}/metrics`, auth: c.auth, ...(f.adminToken ? {} : { adminToken: c.adminToken }) })}\n`);
-      const shutdown = () => void c.close().then(() => process.exit(0));
+      let closing = false;
+      const shutdown = () => {
+        if (closing) return; // a second signal does not cut the grace period short of a clean close
+        closing = true;
+        void c.close().then(() => process.exit(0), (e: Error) => {
+          process.stderr.write(`edgefed: shutdown: ${e.message}\n`);
+          process.exit(1);
+        });
+      };
       process.on('SIGTERM', shutdown);
       process.on('SIGINT', shutdown);
       if (f.exitWhenDone) {
@@ -129,7 +151,7 @@ Examples:
       }
     });
 
-  addLogFormatOption(program.command('node'))
+  addNodeMqttOptions(addLogFormatOption(program.command('node')))
     .description('an edge-node agent: enrols, trains on its local data, returns updates, reconnects')
     .requiredOption('--coordinator <url>', 'coordinator address, e.g. http://127.0.0.1:8080')
     .requiredOption('--data <spec>', 'mnist-partition:I/N[:PARTITION] | idx:DIR | csv:FILE')
@@ -138,7 +160,8 @@ Examples:
     .option('--power <class>', 'power class: mains | battery', 'mains')
     .option('--delay-ms <n>', 'extra delay before each answer (emulates a slow device)', intArg(0, 3_600_000))
     .option('--key <file>', 'Ed25519 identity key (created on first use; default ~/.edgefed/<name>.key)')
-    .option('--join-token <token>', 'one-time token from the coordinator admin: enrols this node\'s key')
+    .option('--join-token <token>', 'one-time token from the coordinator admin: enrols this node\'s key (visible in ps: prefer --join-token-file or $EDGEFED_JOIN_TOKEN)')
+    .option('--join-token-file <file>', 'read the join token from this file')
     .option('--secagg-peers <file>', 'secure aggregation: the peers\' identity public keys, one hex key per line (default: trust on first use)')
     .option('--secagg-drop-after-share', 'fault injection for tests: in secure-aggregation rounds, disconnect right after sharing keys')
     .option('--share-labels', 'report how many examples of each class this node holds (shown on the dashboard)')
@@ -152,7 +175,8 @@ Examples:
     .addHelpText('after', `
 Examples:
   edgefed node --coordinator http://127.0.0.1:8080 --data mnist-partition:0/5 --name n0 --tags site=a`)
-    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean; secaggPeers?: string; logFormat?: string; threads: number } & ServeFlags) => {
+    .action(async (f: { coordinator: string; data: string; name?: string; tags?: string; power: string; delayMs?: number; key?: string; joinToken?: string; joinTokenFile?: string; shareLabels?: boolean; secaggDropAfterShare?: boolean; secaggPeers?: string; logFormat?: string; threads: number; fleet?: string; api?: string } & ServeFlags) => {
+      const joinToken = secretFrom(f.joinToken, f.joinTokenFile, JOIN_TOKEN_ENV, 'join-token');
       const name = f.name ?? `node-${process.pid}`;
       useBlasThreads(f.threads);
       const secretKey = loadOrCreateKey(f.key ?? join(homedir(), '.edgefed', `${name}.key`));
@@ -163,6 +187,9 @@ Examples:
       } catch {
         throw new UsageError(`--coordinator: not a URL: '${f.coordinator}'`);
       }
+      const link = nodeMqttFromFlags(f);
+      if (joinToken && link.fleet && !link.api) throw new UsageError('--join-token with an MQTT coordinator: give --api URL (enrolment is one HTTP call)');
+      const api = link.api ?? link.coordinator;
       let data;
       try {
         data = loadNodeData(f.data, name);
@@ -170,8 +197,8 @@ Examples:
         throw new UsageError((e as Error).message);
       }
       const log = makeLogger({ format: f.logFormat, base: { node: name } });
-      const serving = await startServingFromFlags(f, { coordinator: f.coordinator, data: f.data, creds: { name, secretKey }, log });
-      const agent = new Agent({ coordinator: f.coordinator, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken: f.joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare, ...(secaggPeerKeys ? { secaggPeerKeys } : {}) });
+      const serving = await startServingFromFlags(f, { coordinator: api, data: f.data, creds: { name, secretKey }, log });
+      const agent = new Agent({ ...link, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare, ...(secaggPeerKeys ? { secaggPeerKeys } : {}) });
       await agent.start();
       const stop = () => {
         void serving?.close();

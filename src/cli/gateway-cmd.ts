@@ -6,6 +6,7 @@ import { addLogFormatOption, makeLogger } from './logger.js';
 import { floatArg, intArg, UsageError } from './args.js';
 import { loadOrCreateKey, parseTags } from './deploy-cmds.js';
 import { startGateway } from '../gateway/gateway.js';
+import { ADMIN_TOKEN_ENV, JOIN_TOKEN_ENV, secretFrom } from './secret-flags.js';
 
 interface GatewayFlags {
   logFormat?: string;
@@ -14,6 +15,7 @@ interface GatewayFlags {
   tags?: string;
   key?: string;
   joinToken?: string;
+  joinTokenFile?: string;
   port: number;
   host: string;
   db: string;
@@ -33,12 +35,13 @@ export function addGatewayCommand(program: Command): void {
     .option('--name <name>', 'stable gateway name (its identity at the coordinator)')
     .option('--tags <k=v,...>', 'tags the coordinator schedules by, e.g. site=plant1')
     .option('--key <file>', 'Ed25519 identity key (created on first use; default ~/.edgefed/<name>.key)')
-    .option('--join-token <token>', 'one-time token from the coordinator admin: enrols this gateway\'s key')
+    .option('--join-token <token>', 'one-time token from the coordinator admin: enrols this gateway\'s key (visible in ps: prefer --join-token-file or $EDGEFED_JOIN_TOKEN)')
+    .option('--join-token-file <file>', 'read the join token from this file')
     .option('--port <n>', 'port local nodes connect to', intArg(0, 65535), 8090)
     .option('--host <addr>', 'address to bind', '127.0.0.1')
     .option('--db <file>', 'SQLite file for the local node registry and join tokens (default: in memory)', ':memory:')
     .option('--auth <mode>', 'on: local nodes enrol with a join token and sign every frame; off: development only', 'on')
-    .option('--admin-token <token>', 'bearer token for this gateway\'s /v1/admin/* (default: generated and printed)')
+    .option('--admin-token <token>', 'bearer token for this gateway\'s /v1/admin/* (default: $EDGEFED_ADMIN_TOKEN, else generated and printed)')
     .option('--edge-rounds <k>', 'edge rounds of FedAvg among the local nodes per cloud round', intArg(1, 1000), 2)
     .option('--min-nodes <n>', 'fewest local nodes an edge round needs', intArg(1, 1_000_000), 1)
     .option('--fraction <f>', 'fraction of the local nodes asked in each edge round', floatArg(0, 1, true), 1)
@@ -62,13 +65,15 @@ Examples:
       const tags = parseTags(f.tags);
       const secretKey = loadOrCreateKey(f.key ?? join(homedir(), '.edgefed', `${name}.key`));
       const log = makeLogger({ format: f.logFormat, base: { gateway: name } });
+      const joinToken = secretFrom(f.joinToken, f.joinTokenFile, JOIN_TOKEN_ENV, 'join-token');
+      const adminToken = f.adminToken ?? secretFrom(undefined, undefined, ADMIN_TOKEN_ENV, 'admin-token');
       const g = await startGateway({
-        coordinator: f.coordinator, name, tags, secretKey, joinToken: f.joinToken,
-        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken, log,
+        coordinator: f.coordinator, name, tags, secretKey, joinToken,
+        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken, log,
         edge: { edgeRounds: f.edgeRounds, minNodes: f.minNodes, fraction: f.fraction, roundTimeoutMs: f.roundTimeoutMs, waitForNodesMs: f.waitForNodesMs },
       });
-      const { url, adminToken } = g.local;
-      process.stdout.write(`${JSON.stringify({ api: url, ws: url.replace('http', 'ws') + '/v1/ws', upstream: f.coordinator, auth: g.local.auth, ...(f.adminToken ? {} : { adminToken }) })}\n`);
+      const { url } = g.local;
+      process.stdout.write(`${JSON.stringify({ api: url, ws: url.replace('http', 'ws') + '/v1/ws', upstream: f.coordinator, auth: g.local.auth, ...(adminToken ? {} : { adminToken: g.local.adminToken }) })}\n`);
       const shutdown = () => void g.close().then(() => process.exit(0));
       process.on('SIGTERM', shutdown);
       process.on('SIGINT', shutdown);

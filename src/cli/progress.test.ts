@@ -28,13 +28,13 @@ test('on a terminal: a spinner names the phase, the bar never shows its raw temp
   assert.match(tty.text, /round 2\/3 .*test acc 0\.9500 loss 0\.2000 \| 1\.40s\/round \| ETA /);
 });
 
-test('off a terminal: one plain line per phase and per round; quiet prints nothing', () => {
+test('off a terminal: one plain line per round (no phase lines); quiet prints nothing', () => {
   const log = new Capture(false);
   const p = progressReporter(2, false, log);
   p.phase('starting workers');
   p.onRound({ round: 1, testAccuracy: 0.5, testLoss: NaN, seconds: 0.25 });
   p.stop();
-  assert.equal(log.text, 'starting workers...\nround 1/2 test acc 0.5000 loss – | 0.25s\n');
+  assert.equal(log.text, 'round 1/2 test acc 0.5000 loss – | 0.25s\n');
   const silent = new Capture(true);
   const q = progressReporter(2, true, silent);
   q.phase('x');

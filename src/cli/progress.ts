@@ -1,7 +1,8 @@
 /**
  * Progress on stderr for long commands. On a terminal: a spinner naming what is happening (data loading,
  * start-up) until the first round, then a bar with ETA whose spinner keeps turning during a long round. Off a
- * terminal (logs, CI): one plain line per phase and per round. `quiet` prints nothing.
+ * terminal (logs, CI): one plain line per round only, so a bad input still fails with one line. `quiet` prints
+ * nothing.
  */
 import cliProgress from 'cli-progress';
 import type { Writable } from 'node:stream';
@@ -27,7 +28,7 @@ export function progressReporter(rounds: number, quiet: boolean, stream: Writabl
   if (quiet) return { phase: () => {}, onRound: () => {}, stop: () => {} };
   if (!stream.isTTY) {
     return {
-      phase: (text) => stream.write(`${text}...\n`),
+      phase: () => {},
       onRound: (r) => stream.write(`round ${r.round}/${rounds} test acc ${fmt(r.testAccuracy)} loss ${fmt(r.testLoss)} | ${r.seconds.toFixed(2)}s\n`),
       stop: () => {},
     };

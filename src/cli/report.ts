@@ -23,6 +23,8 @@ export interface RunSummary {
   epsilon?: number;
   delta?: number;
   trainer: string;
+  /** Updates fused in each round (over-selection, deadlines and link drops leave some out). */
+  contributors_by_round: number[];
   /** With device profiles: simulated seconds of the whole run, and until the target accuracy (null: not reached). */
   simulated_seconds?: number;
   simulated_seconds_to_target?: number | null;
@@ -46,6 +48,7 @@ export function summarize(r: SimulationResult, out?: string): RunSummary {
     accuracy_by_round: r.rounds.map((x) => x.testAccuracy),
     loss_by_round: r.rounds.map((x) => x.testLoss),
     train_loss_by_round: r.rounds.map((x) => x.trainLoss),
+    contributors_by_round: r.rounds.map((x) => x.contributed.length),
     seconds: Math.round(r.seconds * 1000) / 1000,
     bytes_sent: r.bytesSent,
     bytes_received: r.bytesReceived,

@@ -3,15 +3,17 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
+import { ADMIN_TOKEN_ENV, JOIN_TOKEN_ENV } from './secret-flags.js';
 
-const quiet = { env: { ...process.env, EDGEFED_LOG: 'warn' } };
+/** Child environment: quiet logs, and the secrets it needs (never on its command line, which `ps` shows). */
+const childEnv = (secrets: Record<string, string>) => ({ env: { ...process.env, EDGEFED_LOG: 'warn', ...secrets } });
 
 /** Node process i of n, holding MNIST shard i/n, enrolled at `url` with a join token from it. */
 export function spawnNode(cli: string, dir: string, url: string, i: number, n: number, joinToken: string): ChildProcess {
   return spawn(process.execPath,
     [cli, 'node', '--coordinator', url, '--data', `mnist-partition:${i}/${n}`, '--name', `node${i}`, '--tags', `slot=${i % 2}`,
-      '--key', join(dir, 'keys', `node${i}.key`), '--join-token', joinToken, '--share-labels'],
-    { stdio: ['ignore', 'ignore', 'ignore'], ...quiet });
+      '--key', join(dir, 'keys', `node${i}.key`), '--share-labels'],
+    { stdio: ['ignore', 'ignore', 'ignore'], ...childEnv({ [JOIN_TOKEN_ENV]: joinToken }) });
 }
 
 /** The API address a gateway process prints on its first stdout line once it listens. */
@@ -41,8 +43,8 @@ export async function spawnGatewayTree(cli: string, dir: string, url: string, jo
       const name = `gateway${g}`;
       const admin = randomBytes(24).toString('hex');
       const child = spawn(process.execPath,
-        [cli, 'gateway', '--coordinator', url, '--port', '0', '--name', name, '--key', join(dir, 'keys', `${name}.key`), '--join-token', joinToken(), '--admin-token', admin],
-        { stdio: ['ignore', 'pipe', 'ignore'], ...quiet });
+        [cli, 'gateway', '--coordinator', url, '--port', '0', '--name', name, '--key', join(dir, 'keys', `${name}.key`)],
+        { stdio: ['ignore', 'pipe', 'ignore'], ...childEnv({ [JOIN_TOKEN_ENV]: joinToken(), [ADMIN_TOKEN_ENV]: admin }) });
       children.push(child);
       const api = await gatewayUrl(child, name);
       for (let i = g; i < nodes; i += gateways) {

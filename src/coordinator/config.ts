@@ -26,9 +26,10 @@ export const RunConfigSchema = z.object({
     minSamplesPerSecond: z.number().min(0).optional(),
   }).strict().default({ tags: {} }),
   /** With a strategy that allows sized work (fednova, fedprox): cap each node's local steps to this many seconds. */
-  workSeconds: z.number().gt(0).optional(),
-  /** How long a round waits for minNodes eligible nodes before starting anyway (then it is skipped). */
-  waitForNodesMs: z.number().int().min(0).default(60_000),
+  workSeconds: z.number().gt(0).max(24 * 3600).optional(),
+  /** How long a round waits for minNodes eligible nodes before starting anyway (then it is skipped); a
+   * coordinator shutting down ends the wait at once. Every duration here is bounded by 24 hours. */
+  waitForNodesMs: z.number().int().min(0).max(24 * 3600 * 1000).default(60_000),
   /** Secure aggregation (secure-round.ts): the coordinator sees only the sum of masked updates. */
   secagg: z.object({
     clip: z.number().gt(0).lte(1e6).default(DEFAULT_SECAGG.clip),

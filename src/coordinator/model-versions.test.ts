@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from './store.js';
-import { ModelVersions } from './model-versions.js';
+import { ModelVersionCorruptError, ModelVersions } from './model-versions.js';
+import Database from 'better-sqlite3';
 import { builtinModel } from '../model/spec.js';
 import { weightsSha256 } from '../model/hash.js';
 
@@ -44,6 +45,29 @@ test('versions are committed rounds, kept newest-N, with exact weights; the newe
     assert.deepEqual(again.list(runId).map((v) => v.version), [4, 5, 6]);
     assert.throws(() => new ModelVersions(store, 0), /whole number >= 1/);
     again.close();
+    store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a version whose stored weights changed is refused, never returned', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefed-versions-'));
+  try {
+    const store = new Store(join(dir, 's.db'));
+    const runId = store.createRun({ model: 'linear' }, 1);
+    const versions = new ModelVersions(store);
+    commit(store, runId, 1);
+    versions.record(runId, 1, spec, weights(1), 0.1);
+    const raw = new Database(join(dir, 's.db'));
+    const blob = Buffer.from(raw.prepare('SELECT weights FROM model_versions WHERE run_id = ? AND version = 1').pluck().get(runId) as Buffer);
+    blob[5] ^= 1;
+    raw.prepare('UPDATE model_versions SET weights = ? WHERE run_id = ? AND version = 1').run(blob, runId);
+    raw.close();
+    for (const which of [1, 'latest'] as const) {
+      assert.throws(() => versions.get(runId, which), (e: unknown) => e instanceof ModelVersionCorruptError && /model version 1 of run 1 is corrupt/.test((e as Error).message));
+    }
+    versions.close();
     store.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

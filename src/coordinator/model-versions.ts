@@ -7,20 +7,25 @@
  * deleted when a newer one is recorded. The Store itself keeps only the last checkpoint; this table is
  * what makes earlier versions downloadable. A version is recorded right after its round commits; the
  * newest checkpoint is also back-filled on first use, so a crash between the two loses no version.
+ *
+ * Integrity: each version's weights are hashed again on every read and compared with the sha256 stored
+ * beside them; a damaged version throws (ModelVersionCorruptError) instead of being served or used.
  */
 import Database from 'better-sqlite3';
 import type { ModelSpec } from '../model/spec.js';
 import { weightsSha256 } from '../model/hash.js';
 import type { Store } from './store.js';
+import type { ModelVersionInfo } from '../model/version-info.js';
 
 export const DEFAULT_VERSIONS_KEPT = 10;
 
-export interface ModelVersionInfo {
-  version: number;
-  round: number;
-  sha256: string;
-  testAccuracy: number | null;
-  createdAt: number;
+export type { ModelVersionInfo } from '../model/version-info.js';
+export class ModelVersionCorruptError extends Error {
+  constructor(runId: number, version: number, stored: string, actual: string) {
+    super(`model version ${version} of run ${runId} is corrupt: its weights hash to ${actual.slice(0, 16)}..., `
+      + `the sha256 stored with them is ${stored.slice(0, 16)}...; it is not served (restore the database from a backup)`);
+    this.name = 'ModelVersionCorruptError';
+  }
 }
 
 export interface ModelVersion extends ModelVersionInfo {
@@ -99,6 +104,8 @@ export class ModelVersions {
       : this.db.prepare('SELECT * FROM model_versions WHERE run_id = ? AND version = ?').get(runId, version)) as Row | undefined;
     if (!row) return undefined;
     const weights = new Float32Array(row.weights.buffer.slice(row.weights.byteOffset, row.weights.byteOffset + row.weights.byteLength));
+    const actual = weightsSha256(weights);
+    if (actual !== row.sha256) throw new ModelVersionCorruptError(runId, row.version, row.sha256, actual);
     return { ...info(row), spec: JSON.parse(row.spec) as ModelSpec, weights };
   }
 

@@ -1,5 +1,5 @@
 /**
- * The network transport for one run: request frames go to nodes over their WebSocket, replies come back
+ * The network transport for one run: request frames go to nodes over their connection, replies come back
  * through the registry. A reply that misses its deadline fails the request (the node is a straggler);
  * when it arrives later it is handed to onLate, recorded, and never fused into another round.
  */
@@ -16,7 +16,7 @@ import type { ModelSpec } from '../model/spec.js';
 export function configureForRun(runId: number, spec: ModelSpec): (node: LiveNode) => Promise<void> {
   return async (node) => {
     if (node.configuredRun === runId) return;
-    node.socket.send(JSON.stringify({ type: 'configure', runId, spec }));
+    node.connection.sendControl({ type: 'configure', runId, spec });
     node.configuredRun = runId;
   };
 }
@@ -91,7 +91,7 @@ export class NetworkTransport implements Transport {
       node.waiter = waiter;
       const bound = bindFrame(binding, frame);
       this.meter.count(nodeId, bound.length, 0);
-      node.link.send(bound, (err) => waiter.fail(new Error(`send failed: ${err.message}`)));
+      node.connection.sendFrame(bound, (err) => waiter.fail(new Error(`send failed: ${err.message}`)));
     });
   }
 

@@ -1,9 +1,8 @@
 /**
- * Connected nodes: their socket, enrolment data (resources, tags) and liveness. The registry answers
+ * Connected nodes: their connection, enrolment data (resources, tags) and liveness. The registry answers
  * "which nodes can take work for this run now", and routes reply frames to whoever awaits them.
  */
-import type { WebSocket } from 'ws';
-import type { FrameLink } from '../net/frame-link.js';
+import type { NodeConnection } from './node-connection.js';
 import type { Binding } from '../core/identity.js';
 import type { NodeResources } from '../node/resources.js';
 
@@ -12,9 +11,8 @@ export type { NodeResources };
 export interface LiveNode {
   id: number;
   name: string;
-  socket: WebSocket;
-  /** Sends frames to the node (chunked when large) and reassembles what it sends. */
-  link: FrameLink;
+  /** Sends frames and control messages to the node, whatever transport carries them. */
+  connection: NodeConnection;
   resources: NodeResources;
   tags: Record<string, string>;
   lastSeen: number;
@@ -49,14 +47,14 @@ export class Registry {
 
   add(n: LiveNode): void {
     const old = this.nodes.get(n.id);
-    if (old && old.socket !== n.socket) old.socket.terminate(); // a node that reconnects replaces its old link
+    if (old && old.connection !== n.connection) old.connection.terminate(); // a reconnecting node replaces its old link
     this.nodes.set(n.id, n);
     this.changed();
   }
 
-  remove(id: number, socket: WebSocket): void {
+  remove(id: number, connection: NodeConnection): void {
     const n = this.nodes.get(id);
-    if (n?.socket === socket) {
+    if (n?.connection === connection) {
       this.nodes.delete(id);
       n.waiter?.fail(new Error('connection lost'));
       n.waiter = null;
@@ -82,20 +80,24 @@ export class Registry {
     return () => this.listeners.delete(listener);
   }
 
-  /** Resolves when `count` nodes qualify, or after timeoutMs. */
-  async waitFor(s: Selection, count: number, timeoutMs: number): Promise<boolean> {
+  /** Resolves when `count` nodes qualify (true), or after timeoutMs or once `signal` aborts (false). */
+  async waitFor(s: Selection, count: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     if (this.eligible(s).length >= count) return true;
+    if (signal?.aborted) return false;
     return new Promise((resolve) => {
       const check = () => {
         if (this.eligible(s).length >= count) done(true);
       };
+      const abort = () => done(false);
       const done = (ok: boolean) => {
         clearTimeout(timer);
         this.listeners.delete(check);
+        signal?.removeEventListener('abort', abort);
         resolve(ok);
       };
       const timer = setTimeout(() => done(false), timeoutMs);
       this.listeners.add(check);
+      signal?.addEventListener('abort', abort, { once: true });
     });
   }
 

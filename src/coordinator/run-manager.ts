@@ -2,6 +2,11 @@
  * Runs federations on the coordinator: each run is a RoundEngine over the network transport, with every
  * round committed to the store (weights, strategy state, metrics, traffic) before the next one starts.
  * A restarted coordinator resumes each unfinished run from its last committed round.
+ *
+ * Shutdown (SIGTERM, SIGINT) is not a stop: runs stay 'running' (or 'paused') in the store so a restart
+ * resumes them. The round in progress may finish and commit within a grace period; past it, the round is
+ * abandoned uncommitted (never fused from the partial set a shutdown leaves). Only an explicit stop ends a
+ * run, and that stop is in the store before setControl returns.
  */
 import type { Logger } from 'pino';
 import type { Dataset } from '../data/types.js';
@@ -24,6 +29,13 @@ import { DatasetCatalog } from './datasets.js';
 
 type Control = 'run' | 'pause' | 'stop';
 
+/** Ends a run's execution without changing its status: the coordinator is shutting down. */
+export class ShutdownAbort extends Error {
+  constructor(message = 'the coordinator is shutting down') {
+    super(message);
+    this.name = 'ShutdownAbort';
+  }
+}
 
 export interface ActiveRun {
   id: number;
@@ -43,6 +55,10 @@ export function runModelSpec(config: RunConfig, test: Dataset): ModelSpec {
 export class RunManager {
   private readonly control = new Map<number, Control>();
   private readonly active = new Map<number, ActiveRun>();
+  /** Aborted when shutdown begins: ends waits for nodes and pauses at once. */
+  private readonly halt = new AbortController();
+  /** Set when the grace period ran out: no further round is committed. */
+  private abandoned = false;
 
   constructor(
     private readonly store: Store,
@@ -61,9 +77,32 @@ export class RunManager {
     return [...this.active.values()];
   }
 
+  get shuttingDown(): boolean {
+    return this.halt.signal.aborted;
+  }
+
+  /** Pause, resume or stop a run; the new status is committed before this returns (a stop survives a crash). */
   setControl(runId: number, c: Control): void {
+    this.store.setRunStatus(runId, c === 'pause' ? 'paused' : c === 'stop' ? 'stopped' : 'running');
     this.control.set(runId, c);
-    if (c !== 'stop') this.store.setRunStatus(runId, c === 'pause' ? 'paused' : 'running');
+  }
+
+  /**
+   * Stops taking work: waits end now, each run ends after its current round. Resolves true when every run
+   * ended within graceMs; otherwise the rounds still in progress are abandoned uncommitted and it resolves
+   * false (the caller then closes the node connections, which ends those rounds' requests).
+   */
+  async shutdown(graceMs: number): Promise<boolean> {
+    this.halt.abort();
+    const all = Promise.all(this.activeRuns().map((r) => r.done));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const inTime = await Promise.race([all.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs)))]);
+    clearTimeout(timer);
+    if (!inTime) {
+      this.abandoned = true;
+      this.log.warn({ runs: this.activeRuns().map((r) => r.id), graceMs }, 'shutdown: abandoning the round in progress uncommitted');
+    }
+    return inTime;
   }
 
   /** A frame no request waits for: a straggler's answer after its deadline (even after its run ended). */
@@ -101,6 +140,7 @@ export class RunManager {
   start(runId: number): ActiveRun {
     const existing = this.active.get(runId);
     if (existing) return existing;
+    if (this.shuttingDown) throw new ShutdownAbort(`run ${runId} not started: the coordinator is shutting down (a restart starts it)`);
     const row = this.store.getRun(runId);
     if (!row) throw new Error(`run ${runId} does not exist`);
     let config: RunConfig, test: Dataset, spec: ModelSpec;
@@ -123,6 +163,10 @@ export class RunManager {
     if (!this.control.has(runId)) this.control.set(runId, row.status === 'paused' ? 'pause' : 'run');
     const run: ActiveRun = { id: runId, config, spec, transport, done: Promise.resolve() };
     run.done = this.execute(run, test).catch((e: Error) => {
+      if (e instanceof ShutdownAbort || this.abandoned) {
+        this.log.info({ runId, reason: e.message }, 'run left for a restart to resume');
+        return;
+      }
       this.log.error({ runId, err: e.message }, 'run failed');
       this.store.setRunStatus(runId, 'failed', e.message);
     }).finally(() => this.active.delete(runId));
@@ -156,12 +200,14 @@ export class RunManager {
           const speed = this.registry.get(nodeId)?.resources.samplesPerSecond;
           return speed ? Math.max(1, Math.floor((speed * config.workSeconds!) / config.batchSize)) : undefined;
         } : undefined,
-        control: () => this.control.get(runId) ?? 'run',
+        control: () => (this.shuttingDown ? 'stop' : this.control.get(runId) ?? 'run'),
         waitForNodes: async (min) => {
-          await this.registry.waitFor(config.selection, min, config.waitForNodesMs);
+          await this.registry.waitFor(config.selection, min, config.waitForNodesMs, this.halt.signal);
+          if (this.shuttingDown) throw new ShutdownAbort('shutdown while waiting for nodes');
         },
         centralEval: (w) => evaluator.evaluate(w, test),
         onRound: (record, global, strat) => {
+          if (this.abandoned) throw new ShutdownAbort(`round ${record.round} abandoned uncommitted: the coordinator is shutting down`);
           const now = transport.traffic();
           const nodes = new Set([...record.selected]);
           const traffic = [...nodes].map((nodeId) => {
@@ -179,6 +225,11 @@ export class RunManager {
       });
       const result = await engine.run();
       const stopped = this.control.get(runId) === 'stop';
+      const allRounds = (this.store.getRun(runId)?.roundsCompleted ?? 0) >= config.rounds;
+      if (this.shuttingDown && !stopped && !allRounds && !result.reachedTarget) {
+        this.log.info({ runId, rounds: result.rounds.length }, 'shutdown: run left running for a restart to resume');
+        return;
+      }
       this.store.setRunStatus(runId, stopped ? 'stopped' : 'completed');
       this.log.info({ runId, rounds: result.rounds.length, reachedTarget: result.reachedTarget }, stopped ? 'run stopped' : 'run completed');
     } finally {

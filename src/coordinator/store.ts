@@ -21,10 +21,14 @@
  * JSON documents (config, round records, resources, event data, checkpoint extra) must be plain data;
  * NaN, +-Infinity and -0 are kept exactly (see jsonReplacer), as round records carry NaN metrics.
  *
- * Schema: versioned through `meta.schema_version`. Opening an empty file creates the tables; opening a
- * file with a newer version, or a database that is not an EdgeFed store, throws a StoreError.
+ * Schema: versioned through `meta.schema_version`. A new store is created only where no file exists; an
+ * existing file that is empty (0 bytes), not SQLite, SQLite without EdgeFed's tables, or of a newer schema
+ * version throws a StoreError: a damaged or foreign file is never silently treated as a new, empty store.
+ *
+ * Files: the database and its -wal/-shm files are owner-only (0600): they hold run configs and key hashes.
  */
 import { createHash } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, openSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { ServerOptState } from '../core/server-opt.js';
 import { decodeFrame, encodeFrame, type WireTensor } from '../core/wire.js';
@@ -382,6 +386,25 @@ function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/**
+ * Creates the store's file, owner-only, when none exists (true: a new store); refuses an empty existing file,
+ * which is what a truncated database looks like (SQLite would take it for a new one).
+ */
+function createOwnerOnly(path: string): boolean {
+  if (existsSync(path)) {
+    if (statSync(path).size === 0) {
+      throw new StoreError('open', `${path} is empty (0 bytes): not an EdgeFed store (a truncated database?); restore it from a backup, or delete it to start a new store`);
+    }
+    return false;
+  }
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (e) {
+    throw new StoreError('open', `cannot create store at ${path}: ${(e as Error).message}`);
+  }
+  return true;
+}
+
 export class Store {
   private readonly db: Database.Database;
   private readonly now: () => number;
@@ -393,6 +416,8 @@ export class Store {
     this.busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     if (!Number.isSafeInteger(this.busyTimeoutMs) || this.busyTimeoutMs < 0) invalid(`busyTimeoutMs must be a whole number >= 0, got ${describe(options.busyTimeoutMs)}`);
     this.now = options.now ?? Date.now;
+    const onDisk = path !== ':memory:' && !path.startsWith('file:');
+    const created = onDisk && createOwnerOnly(path);
     try {
       this.db = new Database(path, { timeout: this.busyTimeoutMs });
     } catch (e) {
@@ -400,11 +425,14 @@ export class Store {
     }
     try {
       this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+      // Before any pragma that writes (journal_mode rewrites the header): a foreign file stays as it was.
+      if (onDisk && !created) this.refuseForeign();
       const mode = String(this.db.pragma('journal_mode = WAL', { simple: true }));
       if (mode !== 'wal' && !this.db.memory) throw new StoreError('open', `store at ${path} cannot use WAL journaling (journal_mode is '${mode}')`);
       this.db.pragma('synchronous = FULL');
       this.db.pragma('foreign_keys = ON');
       this.migrate();
+      if (onDisk) for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
     } catch (e) {
       this.db.close();
       if (e instanceof StoreError) throw e;
@@ -412,9 +440,22 @@ export class Store {
     }
   }
 
+  private tables(): string[] {
+    return this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").pluck().all() as string[];
+  }
+
+  /** An existing file must already be an EdgeFed store: it is never initialised as a new one. */
+  private refuseForeign(): void {
+    const tables = this.tables();
+    if (tables.length === 0) {
+      throw new StoreError('schema', `${this.path} is a SQLite database without EdgeFed's tables, not an EdgeFed store: move it away or choose another file`);
+    }
+    if (!tables.includes('meta')) throw new StoreError('schema', `${this.path} is not an EdgeFed store (it has tables but no meta table)`);
+  }
+
   private migrate(): void {
     this.db.transaction(() => {
-      const tables = this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").pluck().all() as string[];
+      const tables = this.tables();
       if (tables.length === 0) {
         this.db.exec(SCHEMA_V1);
         this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?), (?, ?)').run('schema_version', String(SCHEMA_VERSION), 'app', 'edgefed');

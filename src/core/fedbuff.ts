@@ -35,10 +35,10 @@ export function bufferedDelta(buffer: readonly BufferedUpdate[]): Float32Array {
 }
 
 /** Checks FedBuff's settings: K >= 1 updates per fusion, concurrency >= K, server learning rate > 0. */
-export function checkFedBuffOptions(o: { bufferSize: number; concurrency: number; serverLr: number }): void {
-  if (!Number.isInteger(o.bufferSize) || o.bufferSize < 1) throw new Error(`buffer size K must be a whole number >= 1, got ${o.bufferSize}`);
-  if (!Number.isInteger(o.concurrency) || o.concurrency < o.bufferSize) {
-    throw new Error(`concurrency must be a whole number >= the buffer size K = ${o.bufferSize} (nodes training at once), got ${o.concurrency}`);
+export function checkFedBuffOptions(options: { bufferSize: number; concurrency: number; serverLr: number }): void {
+  if (!Number.isInteger(options.bufferSize) || options.bufferSize < 1) throw new Error(`buffer size K must be a whole number >= 1, got ${options.bufferSize}`);
+  if (!Number.isInteger(options.concurrency) || options.concurrency < options.bufferSize) {
+    throw new Error(`concurrency must be a whole number >= the buffer size K = ${options.bufferSize} (nodes training at once), got ${options.concurrency}`);
   }
-  if (!(Number.isFinite(o.serverLr) && o.serverLr > 0)) throw new Error(`server learning rate must be a number > 0, got ${o.serverLr}`);
+  if (!(Number.isFinite(options.serverLr) && options.serverLr > 0)) throw new Error(`server learning rate must be a number > 0, got ${options.serverLr}`);
 }

@@ -7,7 +7,8 @@
  * one request. A replayed or re-targeted frame fails the nonce or binding check.
  *   bound (coordinator -> node):  "EFB1" | u32 LE binding length | binding JSON | frame
  *   signed (node -> coordinator): "EFS1" | u32 LE binding length | binding JSON | 64-byte signature | frame
- * The signature covers "edgefed-frame-v1" | binding JSON | sha256(frame).
+ * The signature covers "edgefed-frame-v1" | binding JSON | sha256(frame). (The hello's signature is defined with the
+ * rest of the node protocol in net/node-protocol.ts.)
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -21,7 +22,6 @@ export interface Binding {
 }
 
 const DOMAIN = new TextEncoder().encode('edgefed-frame-v1');
-const HELLO_DOMAIN = 'edgefed-hello-v1';
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
 const MAX_BINDING = 1024;
@@ -160,24 +160,6 @@ export function openSignedFrame(bytes: Uint8Array, publicKey: Uint8Array, crypto
 export function readSignedFrameUnverified(bytes: Uint8Array): { binding: Binding; frame: Uint8Array } {
   const { binding, frame } = splitSignedFrame(bytes);
   return { binding, frame };
-}
-
-/** The signed part of a node's hello: proves the node holds its key at connection time. */
-export function helloMessage(name: string, timestamp: number, nonce: string): Uint8Array {
-  return enc.encode(`${HELLO_DOMAIN}|${name}|${timestamp}|${nonce}`);
-}
-
-export function signHello(name: string, timestamp: number, nonce: string, secretKey: Uint8Array, crypto: CryptoImpl = nobleCrypto): string {
-  return toHex(crypto.sign(helloMessage(name, timestamp, nonce), secretKey));
-}
-
-export function verifyHello(name: string, timestamp: number, nonce: string, signatureHex: string, publicKey: Uint8Array,
-  crypto: CryptoImpl = nobleCrypto): boolean {
-  try {
-    return crypto.verify(fromHex(signatureHex, 64, 'signature'), helloMessage(name, timestamp, nonce), publicKey);
-  } catch {
-    return false;
-  }
 }
 
 export function randomNonce(randomBytes: (n: number) => Uint8Array): string {

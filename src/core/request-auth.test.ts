@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newIdentity, signHello } from './identity.js';
+import { newIdentity } from './identity.js';
+import { makeHello } from '../net/node-protocol.js';
 import { AUTH_HEADERS, canonicalBody, signRequestHeaders, verifyRequest, type SignedRequestFields } from './request-auth.js';
 
 test('a signed request verifies only unchanged, with the right key, and never as another domain', () => {
@@ -14,6 +15,6 @@ test('a signed request verifies only unchanged, with the right key, and never as
   }
   assert.equal(verifyRequest(r, sig, newIdentity().publicKey), false);
   assert.equal(verifyRequest(r, 'zz', publicKey), false);
-  assert.equal(verifyRequest(r, signHello(r.name, r.timestamp, r.nonce, secretKey), publicKey), false, 'a hello signature is not a request signature');
+  assert.equal(verifyRequest(r, makeHello(r.nonce, { name: r.name, resources: {}, tags: {} }, secretKey).signature!, publicKey), false, 'a hello signature is not a request signature');
   assert.deepEqual(canonicalBody(undefined), new Uint8Array(0));
 });

@@ -1,5 +1,5 @@
 /**
- * Byzantine-robust fusion over flat Float32Array vectors (issue "Trust"), and the attacks used to test it.
+ * Byzantine-robust fusion over flat Float32Array vectors, and the attacks used to test it.
  *
  * Inputs are UPDATE vectors: the strategy passes each node's delta (local - global) and applies the
  * fused delta to the global model (server step eta 1), so "the honest range" below is a range of deltas.

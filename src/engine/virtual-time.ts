@@ -1,5 +1,5 @@
 /**
- * Simulated time for the engines (issue #7). A clock (src/sim/clock.ts implements it from device profiles)
+ * Simulated time for the engines. A clock (src/sim/clock.ts implements it from device profiles)
  * turns each request into a simulated duration; the engines then order work by simulated finish time
  * instead of real arrival order, so heterogeneous runs stay deterministic by seed. Pure: no I/O.
  */

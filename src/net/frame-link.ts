@@ -3,16 +3,17 @@
  * BROWSER-SAFE: the browser node uses it too (through a small adapter over the browser's WebSocket).
  */
 import { DEFAULT_CHUNK_BYTES, Reassembler, splitFrame } from '../core/chunks.js';
+import { MAX_CHUNK_BYTES } from './node-protocol.js';
 
 /** What FrameLink needs of a socket: the `ws` package's WebSocket has it as is. */
 export interface ChunkSocket {
   send(data: Uint8Array, options: { binary: true }, cb: (err?: Error) => void): void;
 }
 
-/** EDGEFED_CHUNK_BYTES, where there is a process environment (not in a browser). */
+/** EDGEFED_CHUNK_BYTES, where there is a process environment (not in a browser), at most MAX_CHUNK_BYTES. */
 function chunkBytesFromEnv(): number {
   const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
-  return Number(env?.EDGEFED_CHUNK_BYTES) || DEFAULT_CHUNK_BYTES;
+  return Math.min(MAX_CHUNK_BYTES, Number(env?.EDGEFED_CHUNK_BYTES) || DEFAULT_CHUNK_BYTES);
 }
 
 export class FrameLink {

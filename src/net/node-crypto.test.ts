@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newIdentity, nobleCrypto, openSignedFrame, signFrame, signHello, verifyHello, type Binding } from '../core/identity.js';
+import { newIdentity, nobleCrypto, openSignedFrame, signFrame, type Binding } from '../core/identity.js';
+import { makeHello, verifyHelloSignature } from './node-protocol.js';
 import { signRequestHeaders, verifyRequest, AUTH_HEADERS } from '../core/request-auth.js';
 import fc from 'fast-check';
 import { FrameError } from '../core/wire.js';
@@ -32,9 +33,9 @@ test('keys are interchangeable: what one implementation signs the other verifies
     const id = newIdentity();
     const signed = signFrame(binding, frame, id.secretKey, signer);
     assert.deepEqual(openSignedFrame(signed, id.publicKey, verifier).frame, frame);
-    const hello = signHello('node-1', 1700000000000, binding.nonce, id.secretKey, signer);
-    assert.equal(verifyHello('node-1', 1700000000000, binding.nonce, hello, id.publicKey, verifier), true);
-    assert.equal(verifyHello('node-2', 1700000000000, binding.nonce, hello, id.publicKey, verifier), false, 'other name');
+    const hello = makeHello(binding.nonce, { name: 'node-1', resources: { cores: 2 }, tags: { site: 'a' } }, id.secretKey, signer);
+    assert.equal(verifyHelloSignature(binding.nonce, hello, id.publicKey, verifier), true);
+    assert.equal(verifyHelloSignature(binding.nonce, { ...hello, name: 'node-2' }, id.publicKey, verifier), false, 'other name');
     const request = { name: 'node-1', timestamp: 1, nonce: binding.nonce, method: 'GET', path: '/v1/models', body: new Uint8Array() };
     const sig = signRequestHeaders(request, id.secretKey, signer)[AUTH_HEADERS.signature];
     assert.equal(verifyRequest(request, sig, id.publicKey, verifier), true);

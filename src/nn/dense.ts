@@ -1,7 +1,7 @@
 /**
  * The training engine for dense networks (Flatten + Dense layers, softmax cross-entropy or MSE), on flat
  * buffers: weights, gradients and optimizer state are single Float32Arrays laid out as tfjs lays out the
- * same Keras model (per layer: kernel [in, out], then bias [out]), so a ParameterSet moves between this
+ * same Keras model (per layer: kernel [in, out], then bias [out]), so a flat parameter vector moves between this
  * engine, tfjs and the wire without copies or renames. Hot loops go through `Kernels` (native, WASM or JS).
  * With the WASM kernels, activations and deltas live inside wasm memory (kernel-memory.ts); callers that
  * pass weights, inputs and gradient from there too (EngineTrainer does) make every kernel call zero-copy.

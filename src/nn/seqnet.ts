@@ -6,7 +6,7 @@
  * relu / linear / sigmoid / tanh activations, a softmax output with sparse cross-entropy or a linear
  * output with MSE. Same surface as DenseNet (dense.ts); weights are one Float32Array in the order and
  * shapes tfjs lists the Keras model's trainable weights (per layer with weights: kernel, then bias; a
- * conv kernel is [kh, kw, cin, cout]), so a ParameterSet moves between this engine, tfjs and the wire
+ * conv kernel is [kh, kw, cin, cout]), so a flat parameter vector moves between this engine, tfjs and the wire
  * as it is.
  *
  * Convolutions run as im2col + gemm (conv-ops.ts): the column matrix (one row per output pixel,

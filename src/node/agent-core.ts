@@ -11,7 +11,9 @@ import { labelCounts } from './local-data.js';
 import type { NodeResources } from './resources.js';
 import { FrameLink } from '../net/frame-link.js';
 import { peekHeader } from '../core/wire.js';
-import { isBound, publicKeyOf, randomNonce, signFrame, signHello, toHex, unbindFrame, type Binding } from '../core/identity.js';
+import { isBound, publicKeyOf, signFrame, toHex, unbindFrame, type Binding } from '../core/identity.js';
+import { HEARTBEAT, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, makeHello, type CoordinatorMessage } from '../net/node-protocol.js';
+import { isMqttUrl, mqttLinkUrl } from '../net/mqtt-envelope.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
 import type { SecureNodeOptions } from './secure-session.js';
 import { keySetPeerTrust, tofuPeerTrust, type PeerTrust } from '../core/secagg/signing.js';
@@ -30,8 +32,13 @@ export interface RequestHandler {
 }
 
 export interface AgentOptions {
+  /** http(s)://... (WebSocket link) or mqtt(s)://broker:port (with `fleet`). */
   coordinator: string;
   name: string;
+  /** With an MQTT coordinator: the fleet (topic prefix) its coordinator serves. */
+  fleet?: string;
+  /** The coordinator's HTTP API, for enrolment and downloads when `coordinator` is a broker. */
+  api?: string;
   /** The node's own data; a node with a custom `handler` (a gateway) has none. */
   data?: LocalData;
   /** In place of a NodeHost on `data`: builds what answers a run's requests. */
@@ -83,7 +90,10 @@ export interface AgentStats {
   bytesOut: number;
 }
 
-const MAX_FRAME_BYTES = 256 * 1024 * 1024;
+/** Where the agent's link goes: the coordinator's WebSocket, or its fleet's topics at a broker. */
+function linkUrl(o: { coordinator: string; fleet?: string; name: string }): string {
+  return isMqttUrl(o.coordinator) ? mqttLinkUrl(o.coordinator, o.fleet, o.name) : wsUrl(o.coordinator);
+}
 
 function wsUrl(base: string): string {
   const u = new URL(base);
@@ -91,8 +101,6 @@ function wsUrl(base: string): string {
   u.pathname = '/v1/ws';
   return u.toString();
 }
-
-const randomBytes = (n: number): Uint8Array => crypto.getRandomValues(new Uint8Array(n));
 
 /** Training speed measured on this node's own data with a small dense model, in samples per second. */
 async function measureSpeed(data: LocalData, platform: AgentPlatform): Promise<number> {
@@ -153,7 +161,7 @@ export class AgentCore {
   }
 
   async start(): Promise<void> {
-    const base = this.o.coordinator.replace(/^ws/, 'http');
+    const base = this.o.api ?? this.o.coordinator.replace(/^ws/, 'http');
     const data = this.o.data;
     this.resources = {
       ...this.platform.device(), samplesPerSecond: data ? await measureSpeed(data, this.platform) : undefined,
@@ -184,16 +192,10 @@ export class AgentCore {
   private connect(): void {
     if (this.stopped) return;
     let link: FrameLink | null = null;
-    const ws = this.platform.connect(wsUrl(this.o.coordinator), MAX_FRAME_BYTES, {
-      open: () => {
-        const hello: Record<string, unknown> = { type: 'hello', protocol: 1, name: this.o.name, resources: this.resources, tags: this.o.tags };
-        if (this.o.secretKey) {
-          const timestamp = Date.now();
-          const nonce = randomNonce(randomBytes);
-          hello.auth = { timestamp, nonce, signature: signHello(this.o.name, timestamp, nonce, this.o.secretKey, this.platform.crypto) };
-        }
-        this.sendText(ws, JSON.stringify(hello));
-      },
+    // One message is at most one chunk (frames above it are chunked): a node buffers no more than that at once.
+    const ws = this.platform.connect(linkUrl(this.o), MAX_MESSAGE_BYTES, {
+      // The hello waits for the coordinator's challenge, which it signs (node-protocol.ts).
+      open: () => undefined,
       message: (data) => {
         if (typeof data === 'string') {
           this.stats.bytesIn += data.length;
@@ -238,20 +240,23 @@ export class AgentCore {
   }
 
   private control(ws: AgentSocket, text: string): void {
-    let msg: { type?: string; nodeId?: number; heartbeatMs?: number; runId?: number; spec?: ModelSpec; code?: string; message?: string };
+    let msg: Partial<Record<string, unknown>> & Partial<CoordinatorMessage>;
     try {
       msg = JSON.parse(text);
     } catch {
       return;
     }
-    if (msg.type === 'welcome' && Number.isInteger(msg.nodeId)) {
+    if (msg.type === 'challenge' && typeof msg.challenge === 'string') {
+      const declared = { name: this.o.name, resources: this.resources, tags: this.o.tags };
+      this.sendText(ws, JSON.stringify(makeHello(msg.challenge, declared, this.o.secretKey, this.platform.crypto)));
+    } else if (msg.type === 'welcome' && Number.isInteger(msg.nodeId)) {
       this.nodeId = msg.nodeId!;
       this.attempt = 0;
       this.connected = true;
       this.o.log.info({ nodeId: this.nodeId }, 'enrolled');
       this.emit({ type: 'connected', nodeId: this.nodeId });
       if (this.heartbeat) clearInterval(this.heartbeat);
-      this.heartbeat = setInterval(() => ws.isOpen && this.sendText(ws, '{"type":"heartbeat"}'), msg.heartbeatMs ?? 5000);
+      this.heartbeat = setInterval(() => ws.isOpen && this.sendText(ws, HEARTBEAT), msg.heartbeatMs ?? 5000);
     } else if (msg.type === 'configure' && Number.isInteger(msg.runId) && msg.spec) {
       const spec = msg.spec;
       const runId = msg.runId!;
@@ -306,7 +311,12 @@ export class AgentCore {
     let binding: Binding | null = null;
     let frame = received;
     if (isBound(received)) ({ binding, frame } = unbindFrame(received));
-    if (this.o.delayMs) await new Promise((r) => setTimeout(r, this.o.delayMs));
+    if (this.o.delayMs) {
+      // Logged so tests can wait for the request to be in hand instead of sleeping.
+      const { type, round } = peekHeader(frame);
+      this.o.log.info({ type, round, delayMs: this.o.delayMs }, 'holding the answer (emulated slow device)');
+      await new Promise((r) => setTimeout(r, this.o.delayMs));
+    }
     const { runId } = this.host;
     const reply = await this.host.handle(frame);
     this.o.onFrame?.(frame, reply);

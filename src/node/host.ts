@@ -2,7 +2,7 @@
  * The node side of a round: decodes a request frame, trains or evaluates on the node's own data, and
  * answers with a frame. One host may serve several virtual nodes (a simulation worker) or one (an agent).
  *
- * Attack simulation (issue "Trust"): a host may be told that some of its nodes are Byzantine. Those
+ * Attack simulation: a host may be told that some of its nodes are Byzantine. Those
  * train as usual and then send what the attack says instead of their honest update (robust.ts defines
  * each attack), so the coordinator only ever sees what a real attacker would send. label-flip trains
  * on labels y -> C - 1 - y; gaussian noise is seeded from the round's node seed, so runs are

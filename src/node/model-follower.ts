@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { ensureTfjs, specFromModelArtifacts, type ModelJson } from '../model/tfjs.js';
 import { weightsSha256 } from '../model/hash.js';
-import type { ModelVersionInfo } from '../coordinator/model-versions.js';
+import type { ModelVersionInfo } from '../model/version-info.js';
 import { ServedModel } from '../predict/served-model.js';
 import { signedFetch, type NodeCredentials } from './signed-fetch.js';
 import type { NodeMetrics } from './node-metrics.js';
@@ -28,23 +28,23 @@ export class ModelFollower {
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
 
-  constructor(private readonly o: FollowerOptions) {}
+  constructor(private readonly options: FollowerOptions) {}
 
   start(): void {
     const tick = async () => {
       try {
         await this.poll();
       } catch (e) {
-        this.o.log.debug({ err: (e as Error).message }, 'model poll failed; retrying');
+        this.options.log.debug({ err: (e as Error).message }, 'model poll failed; retrying');
       }
-      if (!this.stopped) this.timer = setTimeout(() => void tick(), this.o.pollMs);
+      if (!this.stopped) this.timer = setTimeout(() => void tick(), this.options.pollMs);
     };
     void tick();
   }
 
   private async pickRun(): Promise<number | null> {
-    if (this.o.runId !== undefined) return this.o.runId;
-    const r = await signedFetch(this.o.coordinator, '/v1/runs', this.o.creds, undefined, 10_000);
+    if (this.options.runId !== undefined) return this.options.runId;
+    const r = await signedFetch(this.options.coordinator, '/v1/runs', this.options.creds, undefined, 10_000);
     const { runs } = (await r.json()) as { runs: { id: number; roundsCompleted: number }[] };
     const withModels = runs.filter((x) => x.roundsCompleted > 0).map((x) => x.id);
     return withModels.length ? Math.max(...withModels) : null;
@@ -55,14 +55,14 @@ export class ModelFollower {
     const runId = await this.pickRun();
     if (runId === null) return;
     const base = `/v1/runs/${runId}/models`;
-    const { models } = (await (await signedFetch(this.o.coordinator, base, this.o.creds)).json()) as { models: ModelVersionInfo[] };
+    const { models } = (await (await signedFetch(this.options.coordinator, base, this.options.creds)).json()) as { models: ModelVersionInfo[] };
     const newest = models.at(-1);
     const cur = this.current;
     if (!newest || (cur && this.runId === runId && Number(cur.version) >= newest.version)) return;
-    const jsonRes = await signedFetch(this.o.coordinator, `${base}/${newest.version}/model.json`, this.o.creds);
+    const jsonRes = await signedFetch(this.options.coordinator, `${base}/${newest.version}/model.json`, this.options.creds);
     const jsonText = await jsonRes.text();
-    const weightBytes = new Uint8Array(await (await signedFetch(this.o.coordinator, `${base}/${newest.version}/weights.bin`, this.o.creds)).arrayBuffer());
-    this.o.metrics.modelBytes.inc(jsonText.length + weightBytes.byteLength);
+    const weightBytes = new Uint8Array(await (await signedFetch(this.options.coordinator, `${base}/${newest.version}/weights.bin`, this.options.creds)).arrayBuffer());
+    this.options.metrics.modelBytes.inc(jsonText.length + weightBytes.byteLength);
     await ensureTfjs();
     const { spec, weights } = await specFromModelArtifacts(JSON.parse(jsonText) as ModelJson, `${base}/${newest.version}/model.json`, (p) => {
       if (p !== './weights.bin' && p !== 'weights.bin') throw new Error(`model.json names weights file ${p}; expected ./weights.bin`);
@@ -75,9 +75,9 @@ export class ModelFollower {
     this.current = next; // the swap: later requests use `next`, requests in flight finish on `old`
     this.runId = runId;
     old?.retire();
-    this.o.metrics.modelVersion.set(newest.version);
-    this.o.metrics.modelSwitches.inc();
-    this.o.log.info({ runId, version: newest.version, sha256: newest.sha256 }, 'serving model version');
+    this.options.metrics.modelVersion.set(newest.version);
+    this.options.metrics.modelSwitches.inc();
+    this.options.log.info({ runId, version: newest.version, sha256: newest.sha256 }, 'serving model version');
   }
 
   stop(): void {

@@ -5,9 +5,12 @@ import { makeTrainer } from '../model/make-trainer.js';
 import { loadNativeKernels, nativeKernelsInfo } from '../nn/kernels-native.js';
 import { nodeCrypto } from '../net/node-crypto.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
+import { mqttAgentSocket } from './mqtt-agent-socket.js';
+import { isMqttUrl } from '../net/mqtt-envelope.js';
 
 export const nodePlatform: AgentPlatform = {
   connect(url, maxPayload, on): AgentSocket {
+    if (isMqttUrl(url)) return mqttAgentSocket(url, maxPayload, on);
     const ws = new WebSocket(url, { maxPayload });
     ws.on('open', () => on.open());
     ws.on('message', (data, isBinary) => {

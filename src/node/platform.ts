@@ -1,7 +1,7 @@
 /**
  * What the edge-node agent needs from its runtime, so that one agent (agent-core.ts) runs in Node.js
  * (platform-node.ts: the `ws` package, node:os, the native/WASM/tfjs trainer picker) and in a browser tab
- * (web/node/platform-browser.ts: the browser's WebSocket, navigator, the engine on WASM kernels).
+ * (platform-browser.ts: the browser's WebSocket, navigator, the engine on WASM kernels).
  * fetch, timers and crypto.getRandomValues are globals in both and need no abstraction. BROWSER-SAFE.
  */
 import type { ModelSpec } from '../model/spec.js';

@@ -49,10 +49,10 @@ function bodyErrorCode(err: { code?: string; statusCode?: number }): { status: n
   return err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? { status: err.statusCode, code: 'bad_request' } : { status: 500, code: 'internal' };
 }
 
-export async function startNodeServer(o: NodeServeOptions): Promise<NodeServer> {
-  if (!(o.threshold >= 0 && o.threshold <= 1)) throw new Error(`threshold must be in [0, 1], got ${o.threshold}`);
+export async function startNodeServer(options: NodeServeOptions): Promise<NodeServer> {
+  if (!(options.threshold >= 0 && options.threshold <= 1)) throw new Error(`threshold must be in [0, 1], got ${options.threshold}`);
   const metrics = new NodeMetrics();
-  const follower = new ModelFollower({ coordinator: o.coordinator, creds: o.creds, runId: o.runId, pollMs: o.pollMs, log: o.log, metrics });
+  const follower = new ModelFollower({ coordinator: options.coordinator, creds: options.creds, runId: options.runId, pollMs: options.pollMs, log: options.log, metrics });
   const app: FastifyInstance = Fastify({ logger: false, bodyLimit: NODE_PREDICT_BODY_LIMIT });
   const reject = (reply: FastifyReply, status: number, code: string, message: string) => {
     metrics.rejected.inc({ code });
@@ -60,7 +60,7 @@ export async function startNodeServer(o: NodeServeOptions): Promise<NodeServer> 
   };
   app.setErrorHandler((err: { code?: string; statusCode?: number; message: string }, _req, reply) => {
     const { status, code } = bodyErrorCode(err);
-    if (status === 500) o.log.error({ err: err.message }, 'predict failed');
+    if (status === 500) options.log.error({ err: err.message }, 'predict failed');
     return reject(reply, status, code, status === 500 ? 'internal error' : err.message);
   });
 
@@ -68,13 +68,13 @@ export async function startNodeServer(o: NodeServeOptions): Promise<NodeServer> 
     const inputs = indexes.map((i) => Array.from(x.subarray(i * featureSize, (i + 1) * featureSize)));
     metrics.escalations.inc(indexes.length);
     try {
-      const r = await signedFetch(o.coordinator, '/v1/predict', o.creds, { model: 'escalation', inputs });
+      const r = await signedFetch(options.coordinator, '/v1/predict', options.creds, { model: 'escalation', inputs });
       const body = (await r.json()) as { predictions: { class: number; confidence: number; modelVersion: string }[] };
       if (!Array.isArray(body.predictions) || body.predictions.length !== indexes.length) throw new Error('the coordinator answered a different number of samples');
       return body.predictions;
     } catch (e) {
       metrics.escalationFailures.inc(indexes.length);
-      o.log.warn({ err: (e as Error).message, samples: indexes.length }, 'escalation failed; those samples abstain');
+      options.log.warn({ err: (e as Error).message, samples: indexes.length }, 'escalation failed; those samples abstain');
       return e as Error;
     }
   };
@@ -89,11 +89,11 @@ export async function startNodeServer(o: NodeServeOptions): Promise<NodeServer> 
       if (e instanceof PredictError) return reject(reply, 400, e.code, e.message);
       throw e;
     }
-    const scaling = o.inputScaling;
+    const scaling = options.inputScaling;
     if (scaling && scaling.columns.length !== model.featureSize) return reject(reply, 409, 'scaling_mismatch', `the node's data has ${scaling.columns.length} feature columns, the model takes ${model.featureSize}`);
     if (scaling) rows = { n: rows.n, x: applyStandardize({ source: 'request', n: rows.n, featureShape: [model.featureSize], x: rows.x, y: new Float32Array(0), numClasses: 0 }, scaling.stats).x };
     const outputs = await model.predict(rows.x, rows.n);
-    const { answers, escalate: low } = applyPolicy(outputs, model.version, o);
+    const { answers, escalate: low } = applyPolicy(outputs, model.version, options);
     let final: ServedAnswer[] = answers;
     if (low.length > 0) final = mergeEscalated(answers, low, await escalate(rows.x, model.featureSize, low));
     metrics.counted(final.map((a) => a.decision));
@@ -104,19 +104,19 @@ export async function startNodeServer(o: NodeServeOptions): Promise<NodeServer> 
     const count = async (d: string) => (await metrics.predictions.get()).values.find((v) => v.labels.decision === d)?.value ?? 0;
     return {
       runId: follower.runId, version: m?.version ?? null, sha256: m?.sha256 ?? null, pid: process.pid,
-      policy: { threshold: o.threshold, escalate: o.escalate },
-      inputs: o.inputScaling ? { columns: o.inputScaling.columns, scaling: 'raw values, standardized with the node\'s training statistics' } : { scaling: 'none: features as the model takes them' },
+      policy: { threshold: options.threshold, escalate: options.escalate },
+      inputs: options.inputScaling ? { columns: options.inputScaling.columns, scaling: 'raw values, standardized with the node\'s training statistics' } : { scaling: 'none: features as the model takes them' },
       counts: { accepted: await count('accept'), abstained: await count('abstain'), escalated: await count('escalated'), escalationFailures: (await metrics.escalationFailures.get()).values[0]?.value ?? 0 },
     };
   });
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
-  await app.listen({ port: o.port, host: o.host ?? '127.0.0.1' });
+  await app.listen({ port: options.port, host: options.host ?? '127.0.0.1' });
   const addr = app.server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : o.port;
+  const port = typeof addr === 'object' && addr ? addr.port : options.port;
   follower.start();
   return {
-    url: `http://${o.host ?? '127.0.0.1'}:${port}`, metrics, follower,
+    url: `http://${options.host ?? '127.0.0.1'}:${port}`, metrics, follower,
     async close() {
       follower.stop();
       await app.close();

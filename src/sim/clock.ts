@@ -1,16 +1,22 @@
 /**
  * The virtual clock of a heterogeneous simulation: a request to node i takes
  *   downBytes / download bandwidth + samples / speed + upBytes / upload bandwidth
- * simulated seconds (real frame sizes, real step counts from the reply), and a node is selectable only
- * while its profile says it is online. Pure: time moves only when an engine advances it.
+ * simulated seconds (real frame sizes, real step counts from the reply), plus, when the node's link drops
+ * mid-round (its profile's dropout, drawn by seed per node and request), the time until it is back; and a node
+ * is selectable only while its profile says it is online. Pure: time moves only when an engine advances it.
  */
 import type { RequestCost, SimulatedClock } from '../engine/virtual-time.js';
-import { isOnline, nextOnline, type DeviceProfile } from './profiles.js';
+import { Rng } from '../core/rng.js';
+import { dropDelay, isOnline, nextOnline, type DeviceProfile } from './profiles.js';
 
 export class VirtualClock implements SimulatedClock {
   private t = 0;
+  /** Requests priced per node so far: with the seed, what names each request's drop draw. */
+  private readonly requests = new Map<number, number>();
+  /** Link drops so far, for the run's report. */
+  drops = 0;
 
-  constructor(private readonly profiles: readonly DeviceProfile[]) {}
+  constructor(private readonly profiles: readonly DeviceProfile[], private readonly seed = 0) {}
 
   now(): number {
     return this.t;
@@ -42,6 +48,13 @@ export class VirtualClock implements SimulatedClock {
 
   duration(c: RequestCost): number {
     const p = this.profile(c.nodeId);
-    return c.downBytes / p.downloadBytesPerSecond + c.samples / p.samplesPerSecond + c.upBytes / p.uploadBytesPerSecond;
+    const work = c.downBytes / p.downloadBytesPerSecond + c.samples / p.samplesPerSecond + c.upBytes / p.uploadBytesPerSecond;
+    if (!p.dropout) return work;
+    const n = this.requests.get(c.nodeId) ?? 0;
+    this.requests.set(c.nodeId, n + 1);
+    const rng = new Rng(this.seed).fork(`drop:${c.nodeId}:${n}`);
+    const away = dropDelay(p, rng.next(), rng.next());
+    if (away > 0) this.drops++;
+    return work + away;
   }
 }

@@ -12,18 +12,19 @@ export function profileSpecOf(o: ResolvedOptions): string | undefined {
 
 export function loadProfiles(spec: string, nodes: number, seed: number): DeviceProfile[] {
   const s = parseProfileSpec(spec);
-  if (s.kind === 'builtin') return builtinProfiles(s.name, nodes, new Rng(seed).fork('profiles'));
+  const withDrops = (profiles: DeviceProfile[]) => (s.dropout ? profiles.map((p) => ({ ...p, dropout: s.dropout })) : profiles);
+  if (s.kind === 'builtin') return withDrops(builtinProfiles(s.name, nodes, new Rng(seed).fork('profiles')));
   let text: string;
   try {
     text = readFileSync(s.path, 'utf8');
   } catch (e) {
     throw new Error(`--profile: cannot read ${s.path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  return profilesFromJson(text, nodes, `--profile ${s.path}`);
+  return withDrops(profilesFromJson(text, nodes, `--profile ${s.path}`));
 }
 
 /** The run's clock, or undefined for a run in real time only. */
 export function makeClock(o: ResolvedOptions): VirtualClock | undefined {
   const spec = profileSpecOf(o);
-  return spec === undefined ? undefined : new VirtualClock(loadProfiles(spec, o.nodes, o.seed));
+  return spec === undefined ? undefined : new VirtualClock(loadProfiles(spec, o.nodes, o.seed), o.seed);
 }

@@ -41,7 +41,8 @@ export class WorkerPoolTransport implements Transport {
     const pool = new WorkerPoolTransport(data.parts.length);
     if (pinNodes) for (let nodeId = 0; nodeId < data.parts.length; nodeId++) pool.pin(nodeId);
     pool.pinnedForRun = pinNodes;
-    const entry = new URL('./worker.ts', import.meta.url).href;
+    // The built library (dist/) runs worker.js; a checkout runs worker.ts through tsx (see boot.mjs).
+    const entry = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url).href;
     await Promise.all(Array.from({ length: workers }, () => new Promise<void>((resolve, reject) => {
       const worker = new Worker(new URL('./boot.mjs', import.meta.url), { workerData: { ...data, entry } });
       const slot: Slot = { worker, job: null };

@@ -92,3 +92,29 @@ test('availability matches a naive reference, and nextOnline is the first online
     },
   ), { numRuns: 300 });
 });
+
+test('link drops: parsed from the profile suffix, drawn by seed per node and request, delaying the reply', async () => {
+  const { parseProfileSpec, dropDelay } = await import('./profiles.js');
+  const { VirtualClock } = await import('./clock.js');
+  assert.deepEqual(parseProfileSpec('uniform:drop=0.25,offline=30'), { kind: 'builtin', name: 'uniform', dropout: { probability: 0.25, meanOfflineSeconds: 30 } });
+  assert.deepEqual(parseProfileSpec('p.json:drop=0.1').dropout, { probability: 0.1, meanOfflineSeconds: 60 });
+  assert.throws(() => parseProfileSpec('uniform:drop=2'), /drop=P \(0\.\.1\)/);
+  assert.throws(() => parseProfileSpec('uniform:drop=0.1,offline=-1'), /offline=SECONDS/);
+  assert.throws(() => parseProfileSpec('uniform:offline=5'), /:drop=P\[,offline=S\] adds mid-round drops/);
+  const profile = { samplesPerSecond: 1000, downloadBytesPerSecond: 1e6, uploadBytesPerSecond: 1e6, dropout: { probability: 0.3, meanOfflineSeconds: 60 } };
+  assert.equal(dropDelay(profile, 0.5, 0.9), 0, 'u above the probability: no drop');
+  assert.ok(Math.abs(dropDelay(profile, 0.1, 1 - Math.exp(-1)) - 60) < 1e-9, 'the inverse CDF at 1 - 1/e is the mean');
+  // The clock: a share of requests near the probability is delayed, by about the mean, the same for the same seed.
+  const cost = { nodeId: 0, downBytes: 1e6, upBytes: 1e6, samples: 1000 };
+  const draw = (seed: number) => {
+    const clock = new VirtualClock(Array.from({ length: 4 }, () => profile), seed);
+    return Array.from({ length: 4000 }, (_, i) => clock.duration({ ...cost, nodeId: i % 4 }) - 3);
+  };
+  const a = draw(5);
+  assert.deepEqual(draw(5), a);
+  assert.notDeepEqual(draw(6), a);
+  const delayed = a.filter((d) => d > 1e-9);
+  assert.ok(Math.abs(delayed.length / a.length - 0.3) < 0.03, `drop share ${delayed.length / a.length}`);
+  const mean = delayed.reduce((x, y) => x + y, 0) / delayed.length;
+  assert.ok(Math.abs(mean - 60) < 6, `mean time away ${mean}`);
+});

@@ -1,5 +1,5 @@
 /**
- * Device profiles for heterogeneous simulation (issue #7): per node compute speed, link bandwidth and
+ * Device profiles for heterogeneous simulation: per node compute speed, link bandwidth and
  * availability over time. Pure and seeded: the same spec, node count and Rng give the same profiles.
  *
  * Built-in sets (synthetic, in the spirit of FedScale's device traces, not those traces):
@@ -9,6 +9,10 @@
  * - `heavytail`: log-normal speed (median 2000 samples/s, sigma 0.8) and bandwidth (median 2.5 MB/s down,
  *   1 MB/s up, sigma 1), and periodic availability: online for a fraction in [0.5, 1] of a period of
  *   60-600 s, with a random phase.
+ * Any set takes mid-round link drops as a suffix, `SET:drop=P[,offline=S]` (or `dropout` in a JSON profile): a
+ * request is cut by a dropped link with probability P, the node finishes its local work and its reply arrives
+ * after the link is back, an exponential S seconds (mean, default 60) later: FedScale's availability traces show
+ * devices leaving mid-round; this is their simplest model, drawn by seed.
  * A JSON file gives profiles explicitly (`[{...}, ...]` or `{ "profiles": [...] }`); node i takes entry
  * i mod length, so one entry describes every node.
  */
@@ -22,13 +26,23 @@ export interface Availability {
   phaseSeconds: number;
 }
 
+/** Links that drop mid-round: per request, with this probability, for an exponential time of this mean. */
+export interface Dropout {
+  probability: number;
+  meanOfflineSeconds: number;
+}
+
 export interface DeviceProfile {
   samplesPerSecond: number;
   downloadBytesPerSecond: number;
   uploadBytesPerSecond: number;
   /** Absent: always online. */
   availability?: Availability;
+  /** Absent: the link never drops mid-round. */
+  dropout?: Dropout;
 }
+
+export const DEFAULT_OFFLINE_SECONDS = 60;
 
 export const PROFILE_SETS = ['uniform', 'slow20', 'heavytail'] as const;
 export type ProfileSet = (typeof PROFILE_SETS)[number];
@@ -44,20 +58,44 @@ const AvailabilitySchema = z.object({
   onFraction: z.number().gt(0).lte(1),
   phaseSeconds: z.number().finite().min(0).default(0),
 }).strict();
+const DropoutSchema = z.object({
+  probability: z.number().min(0).lte(1),
+  meanOfflineSeconds: positive.default(DEFAULT_OFFLINE_SECONDS),
+}).strict();
 const ProfileSchema = z.object({
   samplesPerSecond: positive,
   downloadBytesPerSecond: positive,
   uploadBytesPerSecond: positive,
   availability: AvailabilitySchema.optional(),
+  dropout: DropoutSchema.optional(),
 }).strict();
 const ProfileFileSchema = z.union([z.array(ProfileSchema).min(1), z.object({ profiles: z.array(ProfileSchema).min(1) }).strict()]);
 
-/** `--profile` values: a built-in set name, or a path to a JSON file (anything ending in .json). */
-export function parseProfileSpec(spec: string): { kind: 'builtin'; name: ProfileSet } | { kind: 'file'; path: string } {
+export type ProfileSpec = ({ kind: 'builtin'; name: ProfileSet } | { kind: 'file'; path: string }) & { dropout?: Dropout };
+
+/** `drop=P[,offline=S]`, the suffix that adds mid-round drops to every profile of a set or file. */
+function parseDropout(spec: string, text: string): Dropout {
+  const out: Dropout = { probability: NaN, meanOfflineSeconds: DEFAULT_OFFLINE_SECONDS };
+  for (const part of text.split(',')) {
+    const [key, value] = part.split('=');
+    const v = Number(value);
+    if (key === 'drop' && value !== undefined && v >= 0 && v <= 1) out.probability = v;
+    else if (key === 'offline' && value !== undefined && v > 0 && Number.isFinite(v)) out.meanOfflineSeconds = v;
+    else throw new Error(`device profile '${spec}': expected drop=P (0..1) and optionally offline=SECONDS (> 0), got '${part}'`);
+  }
+  if (Number.isNaN(out.probability)) throw new Error(`device profile '${spec}': give drop=P with the suffix`);
+  return out;
+}
+
+/** `--profile` values: a built-in set name or a path to a JSON file (ending in .json), each with an optional drop suffix. */
+export function parseProfileSpec(spec: string): ProfileSpec {
   const s = spec.trim();
-  if ((PROFILE_SETS as readonly string[]).includes(s)) return { kind: 'builtin', name: s as ProfileSet };
-  if (s.toLowerCase().endsWith('.json')) return { kind: 'file', path: s };
-  throw new Error(`unknown device profile '${spec}' (one of ${PROFILE_SETS.join(', ')}, or a path to a .json file)`);
+  const colon = s.search(/:drop=/);
+  const base = colon < 0 ? s : s.slice(0, colon);
+  const dropout = colon < 0 ? undefined : parseDropout(spec, s.slice(colon + 1));
+  if ((PROFILE_SETS as readonly string[]).includes(base)) return { kind: 'builtin', name: base as ProfileSet, ...(dropout ? { dropout } : {}) };
+  if (base.toLowerCase().endsWith('.json')) return { kind: 'file', path: base, ...(dropout ? { dropout } : {}) };
+  throw new Error(`unknown device profile '${spec}' (one of ${PROFILE_SETS.join(', ')}, or a path to a .json file; :drop=P[,offline=S] adds mid-round drops)`);
 }
 
 /** The profiles of a built-in set for `nodes` nodes, drawn from rng. */
@@ -115,4 +153,14 @@ export function nextOnline(p: DeviceProfile, t: number): number {
   const phase = (((t + a.phaseSeconds) % a.periodSeconds) + a.periodSeconds) % a.periodSeconds;
   // A nanosecond past the boundary, so rounding cannot land the answer just before it (still offline).
   return t + (a.periodSeconds - phase) + 1e-9;
+}
+
+/**
+ * Extra simulated seconds before a request's reply arrives because the node's link dropped mid-round (0 when it
+ * did not): u decides whether it drops (u < probability), v how long it stays away (exponential, inverse CDF).
+ */
+export function dropDelay(p: DeviceProfile, u: number, v: number): number {
+  const d = p.dropout;
+  if (!d || !(u < d.probability)) return 0;
+  return -d.meanOfflineSeconds * Math.log(1 - v);
 }

@@ -17,7 +17,7 @@ import type { LocalData } from '../../src/node/host.js';
 import { decodeSlice } from '../../src/data/slice.js';
 import { chooseKernels, el, fetchBytes } from '../shared/page.js';
 import { authHeaders } from '../shared/read-token.js';
-import { browserPlatform } from './platform-browser.js';
+import { browserPlatform } from '../../src/node/platform-browser.js';
 import { loadIdentity, saveIdentity } from './identity-store.js';
 
 export interface NodePageState {

@@ -3,10 +3,10 @@
  * engine on the kernels the page chose (WASM SIMD, else TypeScript). tfjs is not bundled, so a model the
  * engine cannot run is refused with a clear message.
  */
-import type { AgentPlatform, AgentSocket } from '../../src/node/platform.js';
-import { EngineTrainer } from '../../src/model/engine-trainer.js';
-import { engineUnsupportedReason } from '../../src/model/spec.js';
-import type { Kernels } from '../../src/nn/kernels.js';
+import type { AgentPlatform, AgentSocket } from './platform.js';
+import { EngineTrainer } from '../model/engine-trainer.js';
+import { engineUnsupportedReason } from '../model/spec.js';
+import type { Kernels } from '../nn/kernels.js';
 
 /** 'browser-chrome-131' and the like: short enough for the hello's 64-character platform field. */
 function platformLabel(): string {

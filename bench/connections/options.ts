@@ -1,0 +1,73 @@
+/** The load lab's command line: its flags, checked, and the paths it starts. */
+import { parseArgs } from 'node:util';
+import { join, resolve } from 'node:path';
+import { REPO } from '../support/results-io.js';
+
+export const BENCH = 'connections';
+export const CLI = join(REPO, 'bin', 'edgefed.mjs');
+export const CLIENT = join(REPO, 'bench', 'connections-client.ts');
+export const SAMPLE_MS = 200;
+
+export interface Args {
+  nodes: number;
+  procs: number;
+  rounds: number;
+  examples: number;
+  data: 'mnist' | 'synthetic';
+  limitTest: number;
+  idleS: number;
+  profile: boolean;
+  /** on: nodes enrol keys and sign (the CLI's default); off: `--auth off`. Ignored by coordinators without auth. */
+  auth: 'on' | 'off';
+  coordinatorEntry: string | null;
+  timeoutS: number;
+  resultsDir: string;
+  reportOnly: boolean;
+}
+
+export function parseCli(argv: string[]): Args {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      nodes: { type: 'string', default: '1000' },
+      procs: { type: 'string', default: '4' },
+      rounds: { type: 'string', default: '5' },
+      examples: { type: 'string', default: '32' },
+      data: { type: 'string', default: 'mnist' },
+      'limit-test': { type: 'string', default: '1000' },
+      'idle-s': { type: 'string', default: '10' },
+      profile: { type: 'boolean', default: false },
+      auth: { type: 'string', default: 'on' },
+      'coordinator-entry': { type: 'string' },
+      'timeout-s': { type: 'string', default: '3600' },
+      'results-dir': { type: 'string', default: join(REPO, 'bench', 'results') },
+      'report-only': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write('usage: node --import tsx bench/connections.ts [--nodes 1000] [--procs 4] [--rounds 5] [--examples 32] [--data mnist|synthetic]\n' +
+      '         [--limit-test 1000] [--idle-s 10] [--profile] [--auth on|off] [--timeout-s 3600] [--results-dir DIR]\n' +
+      '         [--coordinator-entry FILE]   (A/B experiments: a script taking `coordinator --port P --db F` like bin/edgefed.mjs; .ts runs with tsx)\n' +
+      '       node --import tsx bench/connections.ts --report-only [--results-dir DIR]\n');
+    process.exit(0);
+  }
+  const int = (name: string, s: string, min: number): number => {
+    const v = Number(s);
+    if (s.trim() === '' || !Number.isInteger(v) || v < min) throw new Error(`--${name}: expected a whole number >= ${min}, got '${s}'`);
+    return v;
+  };
+  if (values.data !== 'mnist' && values.data !== 'synthetic') throw new Error(`--data: expected mnist or synthetic, got '${values.data}'`);
+  if (values.auth !== 'on' && values.auth !== 'off') throw new Error(`--auth: expected on or off, got '${values.auth}'`);
+  const a: Args = {
+    nodes: int('nodes', values.nodes!, 1), procs: int('procs', values.procs!, 1), rounds: int('rounds', values.rounds!, 1),
+    examples: int('examples', values.examples!, 1), data: values.data, limitTest: int('limit-test', values['limit-test']!, 1),
+    idleS: int('idle-s', values['idle-s']!, 0), profile: values.profile!, auth: values.auth, coordinatorEntry: values['coordinator-entry'] ? resolve(values['coordinator-entry']) : null, timeoutS: int('timeout-s', values['timeout-s']!, 1),
+    resultsDir: resolve(values['results-dir']!), reportOnly: values['report-only']!,
+  };
+  if (a.procs > a.nodes) throw new Error(`--procs ${a.procs} is more than --nodes ${a.nodes}`);
+  if (a.data === 'mnist' && a.nodes * a.examples > 60000) throw new Error(`--data mnist: ${a.nodes} x ${a.examples} rows is more than MNIST's 60000; use --data synthetic or fewer --examples`);
+  return a;
+}

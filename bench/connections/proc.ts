@@ -1,0 +1,51 @@
+/** Readers of /proc/PID for the coordinator and client processes: memory, CPU time, disk writes, file limits. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+/** VmRSS and VmHWM of a live process, bytes; null once it is gone. */
+export function procMemory(pid: number): { rss: number; hwm: number } | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN) * 1024;
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  } catch {
+    return null;
+  }
+}
+
+export let clockTicks = 100;
+try {
+  clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+} catch {
+  // 100 is the Linux default
+}
+
+/** User + system CPU seconds a live process has used so far (all threads); NaN once it is gone. */
+export function procCpuSeconds(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = s.slice(s.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks; // utime (14), stime (15)
+  } catch {
+    return NaN;
+  }
+}
+
+/** Bytes a process caused to be written to storage, and its write syscalls (/proc/PID/io). */
+export function procIo(pid: number): { writeBytes: number; syscw: number } {
+  try {
+    const s = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const v = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? NaN);
+    return { writeBytes: v('write_bytes'), syscw: v('syscw') };
+  } catch {
+    return { writeBytes: NaN, syscw: NaN };
+  }
+}
+
+/** The soft and hard limits on open files of a process (from /proc/PID/limits). */
+export function openFileLimits(pid: number | 'self'): { soft: number; hard: number } {
+  const line = readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').find((l) => l.startsWith('Max open files')) ?? '';
+  const [soft, hard] = line.replace('Max open files', '').trim().split(/\s+/);
+  const n = (s: string | undefined) => (s === 'unlimited' ? Infinity : Number(s));
+  return { soft: n(soft), hard: n(hard) };
+}

@@ -1,0 +1,143 @@
+/**
+ * One node's session on the coordinator, over any NodeConnection: challenge, hello (validated, signature
+ * checked against the enrolled key), registration, then verified frames routed to the request that awaits
+ * them. Transport-neutral: the WebSocket adapter feeds it today, an MQTT adapter can tomorrow.
+ */
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { Logger } from 'pino';
+import { fromHex, toHex } from '../core/identity.js';
+import { FrameError } from '../core/wire.js';
+import { nodeCrypto } from '../net/node-crypto.js';
+import { CLOSE, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, verifyHelloSignature } from '../net/node-protocol.js';
+import { verifyNodeFrame } from './frame-verifier.js';
+import type { NodeConnection, NodeConnectionEvents } from './node-connection.js';
+import type { LiveNode, Registry } from './registry.js';
+import type { RunManager } from './run-manager.js';
+import type { Store } from './store.js';
+import type { CoordinatorMetrics } from './metrics.js';
+
+const HelloSchema = z.object({
+  type: z.literal('hello'),
+  protocol: z.literal(PROTOCOL_VERSION),
+  name: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/),
+  resources: z.object({
+    cores: z.number().int().min(0).max(4096).optional(),
+    memoryMb: z.number().min(0).max(1e9).optional(),
+    samplesPerSecond: z.number().min(0).max(1e12).optional(),
+    bandwidthMbps: z.number().min(0).max(1e6).optional(),
+    powerClass: z.string().max(32).optional(),
+    examples: z.number().int().min(0).optional(),
+    platform: z.string().max(64).optional(),
+    /** Examples per class (opt-in, `edgefed node --share-labels`): the dashboard's label histogram. */
+    labelCounts: z.array(z.number().int().min(0).max(1e12)).max(1000).optional(),
+  }).strict(),
+  tags: z.record(z.string().max(64), z.string().max(256)).refine((t) => Object.keys(t).length <= 32, 'at most 32 tags'),
+  /** Ed25519 over the connection's challenge and everything above (node-protocol.ts); required with auth on. */
+  signature: z.string().regex(/^[0-9a-f]{128}$/).optional(),
+}).strict();
+
+const ControlSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('heartbeat') }).strict(),
+]);
+
+export interface NodeSessionDeps {
+  store: Store;
+  registry: Registry;
+  runs: RunManager;
+  metrics: CoordinatorMetrics;
+  log: Logger;
+  auth: boolean;
+  heartbeatMs: number;
+  /** False once the coordinator is shutting down: new sessions are sent away. */
+  accepting: () => boolean;
+}
+
+/** Starts a session on a new connection (sends the challenge) and returns what the adapter calls. */
+export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeConnectionEvents {
+  let node: LiveNode | null = null;
+  const challenge = toHex(new Uint8Array(randomBytes(16)));
+  const helloTimer = setTimeout(() => conn.close(CLOSE.noHello, 'no hello'), HELLO_TIMEOUT_MS);
+  const reject = (code: string, message: string) => {
+    const runId = node?.configuredRun ?? null;
+    d.log.warn({ nodeId: node?.id, node: node?.name, runId, code, message }, 'rejected node message');
+    d.metrics.rejected(code);
+    if (node) d.store.recordEvent(runId !== null && d.store.getRun(runId) ? runId : null, 'rejected', { nodeId: node.id, code, message });
+    conn.sendControl({ type: 'error', code, message });
+  };
+  if (!d.accepting()) {
+    clearTimeout(helloTimer);
+    conn.close(CLOSE.shuttingDown, 'coordinator shutting down');
+  } else {
+    conn.sendControl({ type: 'challenge', protocol: PROTOCOL_VERSION, challenge });
+  }
+
+  const hello = (text: string): void => {
+    let h: z.output<typeof HelloSchema>;
+    try {
+      h = HelloSchema.parse(JSON.parse(text));
+    } catch (e) {
+      reject('bad_hello', (e as Error).message.slice(0, 300));
+      return conn.close(CLOSE.badHello, 'bad hello');
+    }
+    const keyHex = d.store.nodeKey(h.name);
+    const publicKey = keyHex ? fromHex(keyHex, 32, 'public key') : null;
+    if (d.auth && (!publicKey || !verifyHelloSignature(challenge, h, publicKey, nodeCrypto))) {
+      const message = publicKey
+        ? 'hello signature does not verify over this connection\'s challenge and what the hello declares'
+        : 'node is not enrolled: POST /v1/enroll with a join token first';
+      d.store.recordEvent(null, 'rejected', { name: h.name, code: 'unauthenticated', message });
+      reject('unauthenticated', message);
+      return conn.close(CLOSE.unauthenticated, 'unauthenticated');
+    }
+    clearTimeout(helloTimer);
+    const id = d.store.upsertNode(h.name, { resources: h.resources, tags: h.tags });
+    node = { id, name: h.name, connection: conn, publicKey, resources: h.resources, tags: h.tags, lastSeen: Date.now(), configuredRun: null, waiter: null, seenNonces: new Set() };
+    conn.identity = { nodeId: id, name: h.name, publicKey };
+    conn.authenticated();
+    d.registry.add(node);
+    conn.sendControl({ type: 'welcome', nodeId: id, heartbeatMs: d.heartbeatMs, protocol: PROTOCOL_VERSION });
+    d.log.info({ nodeId: id, name: h.name, tags: h.tags }, 'node enrolled');
+  };
+
+  return {
+    control(text) {
+      if (!node) return hello(text);
+      node.lastSeen = Date.now();
+      try {
+        ControlSchema.parse(JSON.parse(text));
+        // lastSeen lives in the registry; the store gets it in one batched write per heartbeat interval.
+      } catch (e) {
+        reject('bad_message', (e as Error).message.slice(0, 300));
+      }
+    },
+    frame(bytes) {
+      if (!node) return conn.close(CLOSE.helloFirst, 'hello first');
+      node.lastSeen = Date.now();
+      let verified;
+      try {
+        verified = verifyNodeFrame(bytes, {
+          nodeId: node.id, publicKey: node.publicKey, auth: d.auth, configuredRun: node.configuredRun,
+          pending: node.waiter?.binding ?? null, seenNonces: node.seenNonces, crypto: nodeCrypto,
+        });
+      } catch (e) {
+        return reject(e instanceof FrameError ? e.code : 'bad_frame', (e as Error).message);
+      }
+      if (node.waiter?.accept(verified.frame, verified.binding)) return;
+      if (node.configuredRun !== null) d.runs.late(node.configuredRun, node.id, verified.frame);
+      else reject('unexpected_frame', 'no request is waiting for this frame');
+    },
+    invalid(code, message) {
+      if (!node) return conn.close(CLOSE.helloFirst, 'hello first');
+      node.lastSeen = Date.now();
+      reject(code, message);
+    },
+    closed() {
+      clearTimeout(helloTimer);
+      if (node) {
+        d.registry.remove(node.id, conn);
+        d.log.info({ nodeId: node.id }, 'node disconnected');
+      }
+    },
+  };
+}

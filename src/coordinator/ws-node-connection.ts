@@ -1,0 +1,89 @@
+/**
+ * The WebSocket adapter of NodeConnection. Memory stays bounded against peers that never authenticate:
+ * `ws` fixes maxPayload for the whole server, so the server's limit is one chunk (MAX_MESSAGE_BYTES, bigger
+ * frames travel in chunks) and, until the hello is accepted, the raw socket's bytes are counted and the
+ * connection is cut past MAX_HELLO_BYTES: a 200 MB message before hello is never buffered.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { FrameLink } from '../net/frame-link.js';
+import { FrameError } from '../core/wire.js';
+import { CHUNK_HEADER_BYTES } from '../core/chunks.js';
+import { MAX_HELLO_BYTES, MAX_MESSAGE_BYTES, type CoordinatorMessage } from '../net/node-protocol.js';
+import type { NodeConnection, NodeConnectionEvents, NodeIdentity } from './node-connection.js';
+
+/** Accepts node WebSocket upgrades; `open` starts a session for each connection and returns its handlers. */
+export class WebSocketNodeEndpoint {
+  private readonly wss: WebSocketServer;
+
+  constructor(private readonly maxFrameBytes: number, private readonly open: (c: NodeConnection) => NodeConnectionEvents) {
+    // One chunk, or one whole frame when the frame limit is smaller: no single message is larger.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: Math.min(MAX_MESSAGE_BYTES, maxFrameBytes + CHUNK_HEADER_BYTES) });
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    let unauthenticatedBytes = head.length;
+    const count = (chunk: Buffer) => {
+      unauthenticatedBytes += chunk.length;
+      if (unauthenticatedBytes > MAX_HELLO_BYTES) socket.destroy();
+    };
+    // Registered before ws's own listener, so the budget is checked before ws buffers the bytes.
+    socket.on('data', count);
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+      new WebSocketNodeConnection(ws, remote, this.maxFrameBytes, () => socket.off('data', count), this.open);
+    });
+  }
+
+  close(): void {
+    this.wss.close();
+  }
+}
+
+class WebSocketNodeConnection implements NodeConnection {
+  identity: NodeIdentity | null = null;
+  private readonly link: FrameLink;
+
+  constructor(private readonly ws: WebSocket, readonly remote: string, maxFrameBytes: number, private readonly lift: () => void,
+    open: (c: NodeConnection) => NodeConnectionEvents) {
+    this.link = new FrameLink(ws, maxFrameBytes);
+    const events = open(this);
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      if (!isBinary) return events.control(bytes.toString('utf8'));
+      let frame: Uint8Array | null;
+      try {
+        frame = this.link.receive(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+        if (frame && frame.length > maxFrameBytes) {
+          throw new FrameError('too_large', `frame of ${frame.length} bytes exceeds the limit of ${maxFrameBytes}`);
+        }
+      } catch (e) {
+        return events.invalid(e instanceof FrameError ? e.code : 'bad_frame', (e as Error).message);
+      }
+      if (frame) events.frame(frame);
+    });
+    ws.on('close', () => events.closed());
+    ws.on('error', () => ws.terminate());
+  }
+
+  sendFrame(frame: Uint8Array, onError?: (e: Error) => void): void {
+    this.link.send(frame, onError);
+  }
+
+  sendControl(message: CoordinatorMessage): void {
+    this.ws.send(JSON.stringify(message));
+  }
+
+  authenticated(): void {
+    this.lift();
+  }
+
+  close(code: number, reason: string): void {
+    this.ws.close(code, reason);
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
+}
