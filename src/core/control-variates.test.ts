@@ -9,8 +9,8 @@ test('SCAFFOLD invariant: after any rounds of partial participation the server c
   fc.assert(fc.property(
     fc.integer({ min: 1, max: 5 }), fc.array(fc.tuple(fc.array(fc.boolean(), { minLength: 5, maxLength: 5 }), vec(3), vec(3)), { minLength: 1, maxLength: 6 }),
     (nodes, rounds) => {
-      let c = new Float32Array(3);
-      const ci = Array.from({ length: nodes }, () => new Float32Array(3));
+      let c: Float32Array = new Float32Array(3);
+      const ci: Float32Array[] = Array.from({ length: nodes }, () => new Float32Array(3));
       const x = new Float32Array([0.5, -1, 2]);
       for (const [takes, drift, noise] of rounds) {
         const deltas: Float32Array[] = [];
