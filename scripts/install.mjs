@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // npm's install lifecycle, for a checkout and for an installed package alike.
 // A checkout (src/ and tsconfig.build.json present, devDependencies installed by `npm ci`) builds everything:
-// the native addon, the WASM kernels, the dashboard and the library (dist/).
+// the native addon, the WASM kernels, the dashboard, the browser-node page and the library (dist/): nothing is
+// built when a command runs.
 // An installed package ships dist/, the built WASM kernels and pages, and the addon's C++ sources: it builds
 // only the addon (with npm's own node-gyp and OpenBLAS when present; otherwise one warning, TypeScript/WASM
 // kernels), since its consumer has none of the devDependencies the other builds need.
@@ -22,5 +23,6 @@ run([process.execPath, join(root, 'scripts', 'build-native.mjs')]);
 if (checkout) {
   run([process.execPath, join(root, 'scripts', 'build-wasm.mjs')]);
   run([process.execPath, join(root, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', 'web/dashboard']);
+  run([process.execPath, join(root, 'scripts', 'build-web.mjs'), 'node']);
   run([process.execPath, join(root, 'scripts', 'build-lib.mjs')]);
 }

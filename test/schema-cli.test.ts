@@ -28,3 +28,16 @@ test('every simulation option has a simulate flag and every flag an option (chec
   const expected = Object.keys(SimulationOptionsSchema.shape).map((k) => renamed[k] ?? k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`));
   assert.deepEqual([...flags].sort(), expected.sort());
 });
+
+test('deploy/run-config.example.jsonc is what `edgefed schema run --example` prints, and it is a valid run config', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { parseRunConfig } = await import('../src/coordinator/config.js');
+  const { stripLineComments } = await import('../src/cli/example-config.js');
+  const r = await runCli(['schema', 'run', '--example']);
+  assert.equal(r.code, 0, r.stderr);
+  const committed = readFileSync(new URL('../deploy/run-config.example.jsonc', import.meta.url), 'utf8');
+  assert.equal(committed, r.stdout, 'regenerate with: edgefed schema run --example > deploy/run-config.example.jsonc');
+  const config = parseRunConfig(JSON.parse(stripLineComments(committed)));
+  assert.equal(config.model, 'mlp');
+  for (const key of ['strategy', 'rounds', 'minNodes', 'roundTimeoutMs', 'compression']) assert.match(committed, new RegExp(`"${key}"`));
+});

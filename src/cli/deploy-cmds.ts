@@ -5,11 +5,8 @@ import { readFileSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname } from 'node:path';
 import { newIdentity, toHex, fromHex } from '../core/identity.js';
-import type { ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import pino from 'pino';
 import { addLogFormatOption, LOG_LEVELS, makeLogger } from './logger.js';
 import { choiceArg, floatArg, intArg } from './args.js';
 import { startServingFromFlags, type ServeFlags } from './serve-flags.js';
@@ -18,12 +15,9 @@ import { readPeerKeys } from './peer-keys.js';
 import { startCoordinator } from '../coordinator/server.js';
 import { parseRunConfig } from '../coordinator/config.js';
 import { DatasetError, parseDatasetFlag } from '../coordinator/datasets.js';
-import { READ_SCOPES } from '../coordinator/api-tokens.js';
 import { Agent } from '../node/agent.js';
 import { loadNodeData } from '../node/data.js';
-import { saveTfjsModel } from '../model/tfjs.js';
-import { spawnGatewayTree, spawnNode } from './up-gateways.js';
-import { JOIN_TOKEN_ENV, secretFrom } from './secret-flags.js';
+import { ADMIN_TOKEN_ENV, JOIN_TOKEN_ENV, secretFrom } from './secret-flags.js';
 import { addCoordinatorMqttOptions, addNodeMqttOptions, coordinatorMqttFromFlags, nodeMqttFromFlags, type CoordinatorMqttFlags } from './mqtt-flags.js';
 import { DatabaseLockedError } from '../coordinator/db-lock.js';
 import { StoreError } from '../coordinator/store.js';
@@ -70,7 +64,8 @@ export function addDeployCommands(program: Command): void {
     .option('--config <file>', 'a run config (JSON) to create when the database has no runs yet')
     .option('--exit-when-done', 'exit once every run has finished')
     .option('--auth <mode>', 'on: nodes enrol with a join token and sign every frame; off: trust the network (development only)', 'on')
-    .option('--admin-token <token>', 'the root credential: admin routes and creating scoped API tokens (default: generated and printed)')
+    .option('--admin-token <token>', 'the root credential: admin routes and creating scoped API tokens (default: generated and printed; visible in ps: prefer --admin-token-file or $EDGEFED_ADMIN_TOKEN)')
+    .option('--admin-token-file <file>', 'read the admin token from this file')
     .option('--public-read', 'serve reads (runs, nodes, live feed, metrics) without a token; control stays locked')
     .option('--dataset <name=spec>', 'a dataset run configs may name as evalDataset (repeatable), e.g. pumps=csv:data/pumps.csv?label=fault',
       (v: string, acc: string[]) => [...acc, v], [] as string[])
@@ -87,12 +82,13 @@ again. Only POST /v1/runs/:id/stop stops a run. One coordinator per database: a 
 Examples:
   edgefed coordinator --port 8080 --db edgefed.db --config run.json
   curl -X POST localhost:8080/v1/runs -H 'content-type: application/json' -H "authorization: Bearer $ADMIN" -d '{"model":"mlp","rounds":10}'`)
-    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; logFormat?: string; escalationModel?: string; publicRead?: boolean; dataset: string[]; shutdownGraceMs: number } & CoordinatorMqttFlags) => {
+    .action(async (f: { port: number; host: string; db: string; config?: string; exitWhenDone?: boolean; auth: string; adminToken?: string; adminTokenFile?: string; tlsCert?: string; tlsKey?: string; logLevel?: string; logFormat?: string; escalationModel?: string; publicRead?: boolean; dataset: string[]; shutdownGraceMs: number } & CoordinatorMqttFlags) => {
       if (f.auth !== 'on' && f.auth !== 'off') throw new UsageError(`--auth: expected on or off, got '${f.auth}'`);
       if (!!f.tlsCert !== !!f.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
       for (const file of [f.tlsCert, f.tlsKey]) if (file && !existsSync(file)) throw new UsageError(`TLS file ${file} does not exist`);
       if (f.escalationModel && !existsSync(f.escalationModel)) throw new UsageError(`--escalation-model ${f.escalationModel} does not exist`);
       const mqtt = coordinatorMqttFromFlags(f);
+      const adminToken = secretFrom(f.adminToken, f.adminTokenFile, ADMIN_TOKEN_ENV, 'admin-token');
       let config: unknown;
       if (f.config) {
         try {
@@ -114,7 +110,7 @@ Examples:
       const configData = (config as { evalDataset?: string } | undefined)?.evalDataset;
       if (configData && !(configData in datasets) && configData !== 'mnist') datasets[configData] = configData;
       const c = await startCoordinator({
-        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken: f.adminToken, logger: coordinatorLogger(f.logLevel, f.logFormat), escalationModel: f.escalationModel,
+        port: f.port, host: f.host, db: f.db, auth: f.auth === 'on', adminToken, logger: coordinatorLogger(f.logLevel, f.logFormat), escalationModel: f.escalationModel,
         publicRead: !!f.publicRead, datasets,
         tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined, shutdownGraceMs: f.shutdownGraceMs, mqtt,
       }).catch((e: Error) => {
@@ -129,7 +125,7 @@ Examples:
           // marked failed with its reason; the coordinator serves on
         }
       }
-      process.stdout.write(`${JSON.stringify({ api: c.url, ws: c.url.replace('http', 'ws') + '/v1/ws', dashboard: c.dashboardUrl, metrics: `${c.url}/metrics`, auth: c.auth, ...(f.adminToken ? {} : { adminToken: c.adminToken }) })}\n`);
+      process.stdout.write(`${JSON.stringify({ api: c.url, ws: c.url.replace('http', 'ws') + '/v1/ws', dashboard: c.dashboardUrl, metrics: `${c.url}/metrics`, auth: c.auth, ...(adminToken ? {} : { adminToken: c.adminToken }) })}\n`);
       let closing = false;
       const shutdown = () => {
         if (closing) return; // a second signal does not cut the grace period short of a clean close
@@ -198,8 +194,20 @@ Examples:
       }
       const log = makeLogger({ format: f.logFormat, base: { node: name } });
       const serving = await startServingFromFlags(f, { coordinator: api, data: f.data, creds: { name, secretKey }, log });
-      const agent = new Agent({ ...link, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare, ...(secaggPeerKeys ? { secaggPeerKeys } : {}) });
-      await agent.start();
+      const agent = new Agent({ ...link, name, data, tags, powerClass: f.power, log, delayMs: f.delayMs, secretKey, joinToken, shareLabels: f.shareLabels, onFrame: serving?.metrics.onFrame, secaggDropAfterShare: !!f.secaggDropAfterShare, ...(secaggPeerKeys ? { secaggPeerKeys } : {}),
+        onEvent: (e) => {
+          if (e.type !== 'fatal') return;
+          process.stderr.write(`edgefed: ${e.message}\n`);
+          void serving?.close();
+          process.exit(2);
+        },
+      });
+      try {
+        await agent.start();
+      } catch (e) {
+        // A refused join token is permanent too: one line, exit 2.
+        throw /enrolment refused/.test((e as Error).message) ? new UsageError(`${(e as Error).message}: ask the coordinator's admin for a fresh join token`) : e;
+      }
       const stop = () => {
         void serving?.close();
         agent.stop();
@@ -207,42 +215,5 @@ Examples:
       };
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
-    });
-
-  program.command('up')
-    .description('a coordinator plus local edge-node processes on loopback training the reference MNIST model')
-    .option('--nodes <n>', 'node processes to start', intArg(1, 64), 4)
-    .option('--rounds <n>', 'rounds', intArg(1, 10000), 10)
-    .option('--port <n>', 'coordinator port (0 = any free port)', intArg(0, 65535), 0)
-    .option('--db <file>', 'SQLite file', '')
-    .option('--target-accuracy <a>', 'stop at this test accuracy', Number, 0.97)
-    .option('--gateways <g>', 'hierarchical fusion: G gateway processes between the coordinator and the nodes (node i joins gateway i mod G)', intArg(0, 64), 0)
-    .action(async (f: { nodes: number; rounds: number; port: number; db: string; targetAccuracy: number; gateways: number }) => {
-      if (f.gateways > f.nodes) throw new UsageError(`--gateways ${f.gateways}: each gateway needs a node, and there are --nodes ${f.nodes}`);
-      const dir = join('runs', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-      mkdirSync(dir, { recursive: true });
-      const logger = pino({ level: 'warn' }, pino.destination(2));
-      const c = await startCoordinator({
-        port: f.port, db: f.db || join(dir, 'edgefed.db'), logger,
-        onRound: (runId, r) => process.stderr.write(`run ${runId} round ${r.round}/${f.rounds}: test acc ${r.testAccuracy.toFixed(4)} loss ${r.testLoss.toFixed(4)}, ${r.contributed.length} nodes, ${(r.bytesReceived / 1e6).toFixed(1)} MB in, ${r.seconds.toFixed(2)}s\n`),
-      });
-      // A read token for this session's dashboard, in the URL fragment (never sent to a server or logged).
-      const { token: readToken } = c.tokens.create({ name: 'edgefed up dashboard', scopes: READ_SCOPES, expiresInSeconds: 7 * 24 * 3600 });
-      process.stderr.write(`dashboard ${c.dashboardUrl}#token=${readToken}\ncoordinator API ${c.url} (reads need \`Authorization: Bearer <the dashboard token>\`: ${c.url}/v1/runs, ${c.url}/v1/nodes, ${c.url}/metrics); starting ${f.nodes} node processes${f.gateways ? ` behind ${f.gateways} gateways` : ''}\n`);
-      const cli = fileURLToPath(new URL('../../bin/edgefed.mjs', import.meta.url));
-      const children: ChildProcess[] = f.gateways > 0
-        ? await spawnGatewayTree(cli, dir, c.url, () => c.createJoinToken(3600), f.gateways, f.nodes)
-        : Array.from({ length: f.nodes }, (_, i) => spawnNode(cli, dir, c.url, i, f.nodes, c.createJoinToken(3600)));
-      const config = parseRunConfig({ name: 'demo', model: 'mlp', rounds: f.rounds, minNodes: f.gateways || f.nodes, targetAccuracy: f.targetAccuracy, seed: 1 });
-      const id = c.store.createRun(config, config.seed);
-      const run = c.runs.start(id);
-      await run.done;
-      const ckpt = c.store.lastCheckpoint(id);
-      const status = c.store.getRun(id);
-      if (ckpt) await saveTfjsModel(run.spec, ckpt.weights, join(dir, 'model'));
-      const last = c.store.roundRecords(id).at(-1) as { testAccuracy?: number } | undefined;
-      process.stderr.write(`run ${id} ${status?.status} after ${ckpt?.round ?? 0} rounds: test accuracy ${last?.testAccuracy?.toFixed(4)}; model saved to ${join(dir, 'model')}, state in ${join(dir, 'edgefed.db')}\n`);
-      for (const ch of children) ch.kill('SIGTERM');
-      await c.close();
     });
 }

@@ -13,6 +13,8 @@ import { addPredictCommand } from './predict-cmd.js';
 import { progressReporter } from './progress.js';
 import { packageVersion } from './version.js';
 import { addDeployCommands } from './deploy-cmds.js';
+import { addUpCommand } from './up-cmd.js';
+import { addOpenCommand } from './open-cmd.js';
 import { addGatewayCommand } from './gateway-cmd.js';
 import { addQueueCommands } from './queue-cmds.js';
 import { addSchemaCommand } from './schema-cmd.js';
@@ -173,6 +175,8 @@ addSimulateOptions(program.command('demo'), { rounds: 20, target: 0.97 })
 
 addPredictCommand(program);
 addDeployCommands(program);
+addUpCommand(program);
+addOpenCommand(program);
 addGatewayCommand(program);
 addQueueCommands(program);
 addSchemaCommand(program);

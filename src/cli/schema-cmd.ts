@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { RunConfigSchema } from '../coordinator/config.js';
 import { SimulationOptionsSchema } from '../sim/options.js';
 import { UsageError } from './args.js';
+import { exampleRunConfig } from './example-config.js';
 
 const SCHEMAS: Record<string, z.ZodType> = { run: RunConfigSchema, simulate: SimulationOptionsSchema };
 
@@ -18,7 +19,10 @@ export function addSchemaCommand(program: Command): void {
   program.command('schema')
     .description('print the JSON Schema of a run config (run) or of simulation options (simulate)')
     .argument('<kind>', 'run | simulate')
-    .action((kind: string) => {
-      process.stdout.write(`${JSON.stringify(jsonSchemaOf(kind), null, 2)}\n`);
+    .option('--example', 'print an example with every field commented (JSON with // comments) instead')
+    .action((kind: string, f: { example?: boolean }) => {
+      const schema = jsonSchemaOf(kind);
+      process.stdout.write(f.example ? exampleRunConfig(schema, `EdgeFed ${kind === 'run' ? 'run config (POST /v1/runs or --config FILE)' : 'simulation options'}`)
+        : `${JSON.stringify(schema, null, 2)}\n`);
     });
 }

@@ -52,6 +52,8 @@ export const actorName = (a: Actor): string => (a.kind === 'token' ? `token:${a.
 export interface PolicyOptions {
   auth: boolean;
   publicRead: boolean;
+  /** A coordinator opened for viewing: only public and read routes answer. */
+  readOnly?: boolean;
   tokens: ApiTokens;
   store: Store;
   audit: AuditLog;
@@ -83,6 +85,7 @@ export function installRoutePolicy(app: FastifyInstance, o: PolicyOptions): Rout
     const policy = (req.routeOptions.config as { policy?: RoutePolicy }).policy;
     if (!policy) return refuse(req, reply, 403, 'this route declares no access policy, so it is closed');
     if (policy.access === 'public') return;
+    if (o.readOnly && policy.access !== 'read') return refuse(req, reply, 403, 'this coordinator was opened read-only (edgefed open): it only shows saved runs');
     if (!o.auth && policy.access !== 'admin') return;
     if (policy.access === 'read' && o.publicRead) return;
     const need = policy.access === 'admin' ? 'the admin token' : `a token with scope ${policy.scope}`;

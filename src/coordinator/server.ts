@@ -49,6 +49,8 @@ export interface CoordinatorOptions {
   adminToken?: string;
   /** Reads (runs, nodes, live feed, metrics) without a token. Control, models and admin stay locked. */
   publicRead?: boolean;
+  /** Viewing only (`edgefed open`): no run resumes, no node is accepted, every route that writes answers 403. */
+  readOnly?: boolean;
   /** Datasets a run config may name as evalDataset (NAME -> spec), besides the built-ins (datasets.ts). */
   datasets?: Record<string, string>;
   /** TLS: serve https and wss with these PEM files. */
@@ -127,7 +129,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   });
 
   // Every HTTP route lives in a routes-*.ts module with its access policy beside it (route-policy.ts).
-  const routes = installRoutePolicy(app, { auth, publicRead: o.publicRead ?? false, tokens, store, audit });
+  const routes = installRoutePolicy(app, { auth, publicRead: o.publicRead ?? false, readOnly: o.readOnly ?? false, tokens, store, audit });
   const ctx: RouteContext = { app, store, registry, runs, metrics, tokens, audit, log, gateway: !!o.gateway, createJoinToken };
   registerNodeRoutes(ctx, PROTOCOL_VERSION);
   registerEnrolRoutes(ctx);
@@ -142,7 +144,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : o.port;
 
-  let accepting = true;
+  let accepting = !o.readOnly;
   const openSession = (conn: NodeConnection) => openNodeSession(conn, {
     store, registry, runs, metrics, log, auth, heartbeatMs, accepting: () => accepting,
   });
@@ -178,7 +180,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     for (const n of registry.all()) if (!n.waiter && Date.now() - n.lastSeen > 3 * heartbeatMs) n.connection.terminate();
   }, heartbeatMs);
 
-  runs.resumeAll();
+  if (!o.readOnly) runs.resumeAll();
   const url = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
   log.info({ url, dashboard: `${url}/dashboard/` }, 'coordinator listening');
   return {

@@ -12,7 +12,7 @@ import type { NodeResources } from './resources.js';
 import { FrameLink } from '../net/frame-link.js';
 import { peekHeader } from '../core/wire.js';
 import { isBound, publicKeyOf, signFrame, toHex, unbindFrame, type Binding } from '../core/identity.js';
-import { HEARTBEAT, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, makeHello, type CoordinatorMessage } from '../net/node-protocol.js';
+import { HEARTBEAT, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, makeHello, PROTOCOL_VERSION, type CoordinatorMessage } from '../net/node-protocol.js';
 import { isMqttUrl, mqttLinkUrl } from '../net/mqtt-envelope.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
 import type { SecureNodeOptions } from './secure-session.js';
@@ -77,7 +77,9 @@ export type AgentEvent =
   | { type: 'evaluated'; runId: number; round: number; numExamples: number; loss: number; accuracy: number }
   | { type: 'failed'; runId: number; round: number; message: string }
   | { type: 'rejected'; code: string; message: string }
-  | { type: 'disconnected'; retryMs: number };
+  | { type: 'disconnected'; retryMs: number }
+  /** A refusal retrying cannot fix (not enrolled, wrong key, incompatible protocol): the agent has stopped. */
+  | { type: 'fatal'; code: string; message: string };
 
 export interface AgentStats {
   /** Train requests answered with an update. */
@@ -269,9 +271,22 @@ export class AgentCore {
         this.emit({ type: 'configured', runId, model: spec.name, trainer: this.host.kind });
       }).catch((e: Error) => this.o.log.warn({ runId, err: e.message }, 'could not configure for run'));
     } else if (msg.type === 'error') {
+      // Refused before welcome: the same hello would be refused again, so retrying forever helps nobody.
+      if (!this.connected && (msg.code === 'unauthenticated' || msg.code === 'bad_hello')) return this.fatal(String(msg.code), String(msg.message));
       this.o.log.warn({ code: msg.code, message: msg.message }, 'coordinator rejected a message');
       this.emit({ type: 'rejected', code: String(msg.code), message: String(msg.message) });
     }
+  }
+
+  /** Stops for good with what to do about it. */
+  private fatal(code: string, reason: string): void {
+    const advice = code === 'unauthenticated'
+      ? (this.o.joinToken
+        ? 'the coordinator does not accept this node\'s key although it enrolled: is --key the key it enrolled with?'
+        : 'this node is not enrolled there (or holds another key): start it once with --join-token-file FILE (a token from POST /v1/admin/join-tokens) or the --key it enrolled with')
+      : `the coordinator refused this node's hello (${reason}); this node speaks protocol ${PROTOCOL_VERSION}: upgrade the older side`;
+    this.stop();
+    this.emit({ type: 'fatal', code, message: `node ${this.o.name} refused by ${this.o.coordinator}: ${advice}` });
   }
 
   /** How this node trusts its peers' identity keys in secure aggregation, across runs. */
@@ -351,7 +366,9 @@ export class AgentCore {
     if (this.stopped) return;
     const { minMs, maxMs } = this.o.backoff ?? { minMs: 500, maxMs: 10_000 };
     const delay = Math.min(maxMs, minMs * 2 ** this.attempt++);
-    this.o.log.info({ delayMs: delay }, 'disconnected; reconnecting');
+    // Said once per outage, at warn; the retries after it are info.
+    if (this.attempt === 1) this.o.log.warn({ delayMs: delay }, 'lost the coordinator; retrying with backoff until it is back');
+    else this.o.log.info({ delayMs: delay }, 'still no coordinator; retrying');
     this.emit({ type: 'disconnected', retryMs: delay });
     setTimeout(() => this.connect(), delay);
   }

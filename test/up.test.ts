@@ -1,0 +1,99 @@
+// `edgefed up` and `edgefed open` as an operator uses them, with real processes: after the run the dashboard keeps
+// serving until Ctrl-C and the command says how to reopen the run; Ctrl-C during a run stops without committing a
+// round (a second Ctrl-C exits at once); `edgefed open` serves the saved run read-only.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLI } from './helpers.js';
+import { waitFor } from './deploy-harness.js';
+
+interface Running {
+  child: ChildProcess;
+  err: () => string;
+  exit: Promise<number | null>;
+}
+
+function run(args: string[], cwd: string): Running {
+  const env = { ...process.env };
+  delete env.CI; // `up` exits on finish under CI=true; these tests choose explicitly
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  child.stdout!.resume();
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, err: () => err, exit };
+}
+
+const dashboardOf = (text: string) => /dashboard (http:\/\/\S+)#token=(\S+)/.exec(text);
+
+test('edgefed up keeps serving after the run, says how to reopen it; Ctrl-C closes; edgefed open shows it read-only', { timeout: 300_000 }, async () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'edgefed-up-'));
+  const upRun = run(['up', '--nodes', '2', '--rounds', '1', '--target-accuracy', '0.99'], cwd);
+  try {
+    const finished = await waitFor('the run to end', async () => (upRun.err().includes('the dashboard stays at') ? upRun.err() : undefined), 240_000);
+    const [, dashboard, token] = dashboardOf(finished)!;
+    assert.match(finished, /reopen this run later with: edgefed open runs\/up-/);
+    // Still serving: the page and, with the printed read token, the run.
+    assert.equal((await fetch(dashboard)).status, 200);
+    const base = new URL(dashboard).origin;
+    const runs = await (await fetch(`${base}/v1/runs`, { headers: { authorization: `Bearer ${token}` } })).json() as { runs: { status: string }[] };
+    assert.equal(runs.runs[0].status, 'completed');
+    upRun.child.kill('SIGINT');
+    assert.equal(await upRun.exit, 0);
+  } finally {
+    upRun.child.kill('SIGKILL');
+  }
+
+  const saved = join('runs', readdirSync(join(cwd, 'runs'))[0]);
+  const view = run(['open', saved], cwd);
+  try {
+    const text = await waitFor('open to listen', async () => (/dashboard http/.test(view.err()) ? view.err() : undefined), 60_000);
+    assert.match(text, /1 run \(#1 completed\), read-only/);
+    const base = new URL(/dashboard (http:\/\/\S+)/.exec(text)![1]).origin;
+    const listed = await (await fetch(`${base}/v1/runs/1`)).json() as { status: string; rounds: unknown[] };
+    assert.equal(listed.status, 'completed');
+    assert.equal(listed.rounds.length, 1);
+    const write = await fetch(`${base}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"mlp"}' });
+    assert.equal(write.status, 403);
+    assert.match(await write.text(), /read-only/);
+    view.child.kill('SIGINT');
+    assert.equal(await view.exit, 0);
+  } finally {
+    view.child.kill('SIGKILL');
+  }
+});
+
+test('Ctrl-C while up waits or trains: a clean stop with a message and no partial round; a second Ctrl-C exits at once', { timeout: 300_000 }, async () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'edgefed-up-int-'));
+  const first = run(['up', '--nodes', '2', '--rounds', '50', '--target-accuracy', '0.999'], cwd);
+  await waitFor('up to print its dashboard', async () => (dashboardOf(first.err()) ? true : undefined), 120_000);
+  first.child.kill('SIGINT');
+  assert.equal(await first.exit, 0);
+  assert.match(first.err(), /stopping: a round in progress has 1\.5 s to finish/);
+  const saved = join('runs', readdirSync(join(cwd, 'runs'))[0]);
+  const view = run(['open', saved], cwd);
+  try {
+    const text = await waitFor('open to listen', async () => (/dashboard http/.test(view.err()) ? view.err() : undefined), 60_000);
+    const base = new URL(/dashboard (http:\/\/\S+)/.exec(text)![1]).origin;
+    const r = await (await fetch(`${base}/v1/runs/1`)).json() as { rounds: { contributed: number[] }[] };
+    assert.ok(r.rounds.every((round) => round.contributed.length > 0), 'no round was committed empty by the stop');
+  } finally {
+    view.child.kill('SIGKILL');
+  }
+
+  const second = run(['up', '--nodes', '2', '--rounds', '50', '--target-accuracy', '0.999'], mkdtempSync(join(tmpdir(), 'edgefed-up-int2-')));
+  // Pressed while a round trains, so the first press has a round to wait for when the second comes.
+  await waitFor('a round committed', async () => (/round 1\/50/.test(second.err()) ? true : undefined), 240_000);
+  // The second press the moment the first is acknowledged, while the coordinator is still closing (two signals
+  // sent back to back could merge into one).
+  second.child.stderr!.on('data', (d) => {
+    if (String(d).includes('stopping:')) second.child.kill('SIGINT');
+  });
+  second.child.kill('SIGINT');
+  assert.equal(await second.exit, 130);
+  assert.match(second.err(), /stopping:/);
+  assert.match(second.err(), /exiting at once/);
+});
