@@ -28,6 +28,10 @@ export interface RunSummary {
   /** With device profiles: simulated seconds of the whole run, and until the target accuracy (null: not reached). */
   simulated_seconds?: number;
   simulated_seconds_to_target?: number | null;
+  /** FedPer: the last round's personalised accuracy across the evaluated nodes (needs --eval-fraction > 0). */
+  personalized_accuracy_mean?: number;
+  personalized_accuracy_p10?: number;
+  personalized_accuracy_min?: number;
   /** With --queue: the sim-worker processes that served the nodes. */
   queue_workers?: string[];
   config: Record<string, unknown>;
@@ -52,6 +56,10 @@ export function summarize(r: SimulationResult, out?: string): RunSummary {
     ...(last.epsilon !== undefined ? { epsilon: last.epsilon, delta: last.delta } : {}),
     trainer: r.trainer,
     ...(last.simTime !== undefined ? { simulated_seconds: last.simTime, simulated_seconds_to_target: simTimeToTarget(r.rounds, r.options.targetAccuracy) } : {}),
+    ...(last.personalizedAccuracyMean !== undefined ? {
+      personalized_accuracy_mean: last.personalizedAccuracyMean, personalized_accuracy_p10: last.personalizedAccuracyP10,
+      personalized_accuracy_min: last.personalizedAccuracyMin,
+    } : {}),
     ...(r.queueWorkers ? { queue_workers: r.queueWorkers } : {}),
     config: { ...r.options },
     ...(out ? { out } : {}),

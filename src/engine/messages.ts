@@ -16,6 +16,8 @@ export interface TrainRequest {
   weights: Float32Array;
   /** Secure aggregation: the session settings (validated node-side by secure-messages.ts); absent = plaintext. */
   secagg?: unknown;
+  /** SCAFFOLD: the server control variate c, one more set of tensors after the weights. */
+  control?: Float32Array;
 }
 
 export interface EvalRequest {
@@ -33,12 +35,16 @@ export interface TrainReply {
   vector: Float32Array;
   /** Set when the update arrived compressed: the spec it was decoded with (vector is then local - global when spec.delta). */
   compression?: CompressionSpec;
+  /** SCAFFOLD: the node's control delta c_i+ - c_i, the extra upload (plain float32 tensors after the update). */
+  controlDelta?: Float32Array;
 }
 
 export interface EvalReply extends Metrics {
   round: number;
   nodeId: number;
   numExamples: number;
+  /** FedPer: the node's personalised model (its own head) on the same held-out split. */
+  personal?: Metrics;
 }
 
 /** The flat vector as named tensors (views, no copy). */
@@ -65,9 +71,35 @@ export function fromTensors(layout: readonly TensorSlot[], tensors: readonly Wir
   return out;
 }
 
+/** Prefix of the names of a control variate's tensors (SCAFFOLD), which follow the model's tensors in a frame. */
+const CONTROL = 'control/';
+
+function controlTensors(layout: readonly TensorSlot[], control: Float32Array | undefined): WireTensor[] {
+  return control ? toTensors(layout, control).map((t) => ({ ...t, name: CONTROL + t.name })) : [];
+}
+
+/** Splits a frame's tensors into the model's and, when the header says `control: true`, the control variate's. */
+function splitControl(layout: readonly TensorSlot[], h: Record<string, unknown>, tensors: readonly WireTensor[]): [WireTensor[], Float32Array | undefined] {
+  if (h.control === undefined) return [[...tensors], undefined];
+  if (h.control !== true) throw new FrameError('bad_field', 'field \'control\' must be true when present');
+  if (tensors.length !== 2 * layout.length) {
+    throw new FrameError('bad_tensors', `a frame with a control variate holds ${2 * layout.length} tensors, got ${tensors.length}`);
+  }
+  const own = tensors.slice(tensors.length - layout.length);
+  const renamed = own.map((t) => {
+    if (typeof t !== 'object' || t === null || !String(t.name).startsWith(CONTROL)) {
+      throw new FrameError('bad_tensors', `the control variate's tensors must be named '${CONTROL}<tensor>'`);
+    }
+    return { ...t, name: t.name.slice(CONTROL.length) };
+  });
+  return [tensors.slice(0, tensors.length - layout.length), fromTensors(layout, renamed)];
+}
+
 export function encodeTrainRequest(layout: readonly TensorSlot[], r: TrainRequest): Uint8Array {
   const secagg = r.secagg === undefined ? {} : { secagg: r.secagg };
-  return encodeFrame('train', { round: r.round, node: r.nodeId, mode: r.mode, config: r.config, ...secagg }, toTensors(layout, r.weights));
+  const control = r.control ? { control: true } : {};
+  return encodeFrame('train', { round: r.round, node: r.nodeId, mode: r.mode, config: r.config, ...secagg, ...control },
+    [...toTensors(layout, r.weights), ...controlTensors(layout, r.control)]);
 }
 
 export function encodeEvalRequest(layout: readonly TensorSlot[], r: EvalRequest): Uint8Array {
@@ -75,7 +107,9 @@ export function encodeEvalRequest(layout: readonly TensorSlot[], r: EvalRequest)
 }
 
 export function encodeTrainReply(layout: readonly TensorSlot[], r: TrainReply): Uint8Array {
-  return encodeFrame('train_result', { round: r.round, node: r.nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics }, toTensors(layout, r.vector));
+  const control = r.controlDelta ? { control: true } : {};
+  return encodeFrame('train_result', { round: r.round, node: r.nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, ...control },
+    [...toTensors(layout, r.vector), ...controlTensors(layout, r.controlDelta)]);
 }
 
 /** A train reply whose update travels compressed (the header names the spec; compressed-tensors.ts the layout). */
@@ -101,7 +135,8 @@ function trainVector(layout: readonly TensorSlot[], h: Record<string, unknown>, 
 }
 
 export function encodeEvalReply(r: EvalReply): Uint8Array {
-  return encodeFrame('eval_result', { round: r.round, node: r.nodeId, numExamples: r.numExamples, loss: r.loss, accuracy: r.accuracy });
+  const personal = r.personal ? { personal: { loss: r.personal.loss, accuracy: r.personal.accuracy } } : {};
+  return encodeFrame('eval_result', { round: r.round, node: r.nodeId, numExamples: r.numExamples, loss: r.loss, accuracy: r.accuracy, ...personal });
 }
 
 export function encodeError(round: number, nodeId: number, message: string): Uint8Array {
@@ -141,7 +176,11 @@ export function decodeMessage(layout: readonly TensorSlot[], bytes: Uint8Array):
       if (h.mode !== 'weights' && h.mode !== 'gradient') throw new FrameError('bad_field', `mode must be weights or gradient`);
       if (typeof h.config !== 'object' || h.config === null || Array.isArray(h.config)) throw new FrameError('bad_field', 'train request has no config');
       const secagg = h.secagg === undefined ? {} : { secagg: h.secagg };
-      return { type: 'train', req: { round, nodeId, mode: h.mode, config: h.config as TrainConfig, weights: fromTensors(layout, tensors), ...secagg } };
+      const [model, control] = splitControl(layout, h, tensors);
+      return {
+        type: 'train',
+        req: { round, nodeId, mode: h.mode, config: h.config as TrainConfig, weights: fromTensors(layout, model), ...secagg, ...(control ? { control } : {}) },
+      };
     }
     case 'evaluate':
       return { type: 'evaluate', req: { round, nodeId, weights: fromTensors(layout, tensors) } };
@@ -150,13 +189,22 @@ export function decodeMessage(layout: readonly TensorSlot[], bytes: Uint8Array):
       if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new FrameError('bad_field', 'train result has no metrics');
       const numExamples = num(h, 'numExamples', true);
       if (numExamples < 1) throw new FrameError('bad_field', 'numExamples must be >= 1');
+      if (h.control !== undefined && h.compression !== undefined) throw new FrameError('bad_field', 'a control delta travels with uncompressed updates only');
+      const [update, controlDelta] = splitControl(layout, h, tensors);
       return {
         type: 'train_result',
-        reply: { round, nodeId, numExamples, steps: num(h, 'steps', true), metrics: { loss: metric(m.loss, 'metrics.loss'), accuracy: metric(m.accuracy, 'metrics.accuracy') }, ...trainVector(layout, h, tensors) },
+        reply: {
+          round, nodeId, numExamples, steps: num(h, 'steps', true), metrics: { loss: metric(m.loss, 'metrics.loss'), accuracy: metric(m.accuracy, 'metrics.accuracy') },
+          ...trainVector(layout, h, update), ...(controlDelta ? { controlDelta } : {}),
+        },
       };
     }
-    case 'eval_result':
-      return { type: 'eval_result', reply: { round, nodeId, numExamples: num(h, 'numExamples', true), loss: metric(h.loss, 'loss'), accuracy: metric(h.accuracy, 'accuracy') } };
+    case 'eval_result': {
+      const p = h.personal as Record<string, unknown> | undefined;
+      if (p !== undefined && (typeof p !== 'object' || p === null || Array.isArray(p))) throw new FrameError('bad_field', 'field \'personal\' must be an object');
+      const personal = p ? { personal: { loss: metric(p.loss, 'personal.loss'), accuracy: metric(p.accuracy, 'personal.accuracy') } } : {};
+      return { type: 'eval_result', reply: { round, nodeId, numExamples: num(h, 'numExamples', true), loss: metric(h.loss, 'loss'), accuracy: metric(h.accuracy, 'accuracy'), ...personal } };
+    }
     case 'error':
       // Only primitives are turned into text: String() of a JSON object with a non-callable toString throws a TypeError.
       return { type: 'error', round, nodeId, message: (['string', 'number', 'boolean'].includes(typeof h.message) ? String(h.message) : 'unknown error').slice(0, 500) };

@@ -7,7 +7,7 @@ import { Rng } from '../core/rng.js';
 import type { TensorSlot } from '../core/params.js';
 import type { EvalOutcome, TrainConfig } from '../model/trainer.js';
 import { encodeTrainRequest } from './messages.js';
-import { evaluateNodes } from './evaluate-nodes.js';
+import { evaluateNodes, personalizedAccuracy } from './evaluate-nodes.js';
 import type { EvalResult, Strategy, TrainResult } from './strategy.js';
 import type { Transport } from './transport.js';
 import { secureTrainRound, type SecureAggregationOptions } from './secure-round.js';
@@ -99,6 +99,7 @@ export class RoundEngine {
     const maxSteps = this.o.maxStepsFor?.(nodeId);
     return {
       ...this.o.local, proxMu: this.o.strategy.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
+      ...this.o.strategy.nodeConfig(),
       ...(maxSteps !== undefined ? { maxSteps } : {}),
       ...(this.compressing() ? { compression: this.o.compression } : {}),
     };
@@ -117,14 +118,18 @@ export class RoundEngine {
     const enough = new Promise<void>((resolve) => (settle = resolve));
     const clock = this.o.clock;
     const costs = new Map<number, RequestCost>();
+    const control = strategy.control(this.global.length);
     const all = Promise.all(selected.map(async (nodeId) => {
       const config = this.trainConfig(round, nodeId);
       try {
-        const frame = encodeTrainRequest(layout, { round, nodeId, mode: strategy.mode, config, weights: this.global });
+        const frame = encodeTrainRequest(layout, { round, nodeId, mode: strategy.mode, config, weights: this.global, ...(control ? { control } : {}) });
         const reply = await transport.request(nodeId, frame);
         const r = parseTrainReply(layout, reply, round, nodeId, this.global.length);
         if (closed) throw new Error('straggler: answered after the round closed');
-        results.push({ nodeId, numExamples: r.numExamples, steps: r.steps, vector: this.updateOf(r.vector, r.compression, this.global), metrics: r.metrics });
+        results.push({
+          nodeId, numExamples: r.numExamples, steps: r.steps, vector: this.updateOf(r.vector, r.compression, this.global), metrics: r.metrics,
+          ...(r.controlDelta ? { controlDelta: r.controlDelta } : {}),
+        });
         costs.set(nodeId, { nodeId, downBytes: frame.length, upBytes: reply.length, samples: samplesProcessed(r.steps, config.batchSize, config.epochs, r.numExamples) });
         // Under a clock every result is computed; who made it is decided by simulated time below.
         if (!clock && results.length >= needed) settle();
@@ -195,9 +200,9 @@ export class RoundEngine {
       const samplingRate = fused ? o.fraction : 0;
       o.strategy.recordPrivacyRound(samplingRate);
       const privacy = o.strategy.privacySpent();
-      const fed = o.evalFraction > 0 && ids.length > 0
-        ? o.strategy.aggregateEvaluate(await this.evaluateRound(round, o.strategy.configureEvaluate(ids, o.evalFraction, 1, rng.fork(`eval:${round}`))))
-        : { loss: NaN, accuracy: NaN };
+      const evaluating = o.evalFraction > 0 && ids.length > 0;
+      const evals = evaluating ? await this.evaluateRound(round, o.strategy.configureEvaluate(ids, o.evalFraction, 1, rng.fork(`eval:${round}`))) : [];
+      const fed = evaluating ? o.strategy.aggregateEvaluate(evals) : { loss: NaN, accuracy: NaN };
       const central = o.centralEval ? await o.centralEval(this.global) : { loss: NaN, accuracy: NaN };
       const trainN = results.reduce((a, r) => a + r.numExamples, 0);
       const after = o.transport.traffic();
@@ -212,6 +217,7 @@ export class RoundEngine {
         ...(privacy ? { epsilon: privacy.epsilon, delta: privacy.delta, samplingRate, noiseSource: dpNoise } : {}),
         ...(o.strategy.dpClipNorm !== undefined ? { clipNorm: o.strategy.dpClipNorm } : {}),
         ...(o.clock ? { simTime: o.clock.now() } : {}),
+        ...personalizedAccuracy(evals),
       };
       records.push(record);
       await o.onRound?.(record, this.global, o.strategy);

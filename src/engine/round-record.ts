@@ -34,6 +34,13 @@ export interface RoundRecord {
   clipNorm?: number;
   /** With a virtual clock: simulated seconds since the run began, at the end of this round. */
   simTime?: number;
+  /**
+   * FedPer: over the evaluated nodes, the accuracy of each node's personalised model (global body, its own head)
+   * on its held-out split: unweighted mean, 10th percentile (nearest rank) and minimum.
+   */
+  personalizedAccuracyMean?: number;
+  personalizedAccuracyP10?: number;
+  personalizedAccuracyMin?: number;
   /** Asynchronous (FedBuff) fusions: each fused update's staleness, in the order of contributed. */
   staleness?: number[];
 }

@@ -9,7 +9,7 @@ import { makeServerOptimizer, type ServerOptState } from '../core/server-opt.js'
 import type { Rng } from '../core/rng.js';
 import type { RandomWords } from '../core/discrete-gaussian.js';
 import type { PrivacySpentSoFar } from './privacy-ledger.js';
-import type { Metrics } from '../model/trainer.js';
+import type { Metrics, TrainConfig } from '../model/trainer.js';
 import type { EvalResult, Fusion, RoundContext, StrategyCapabilities, StrategyConfig, TrainResult } from './strategies/define.js';
 import { BUILTIN_STRATEGY_NAMES, strategyDefinition } from './strategies/registry.js';
 
@@ -43,6 +43,25 @@ export class Strategy {
   /** FedProx's mu, sent to the nodes with every train request (0 for other strategies). */
   get proxMu(): number {
     return this.config.proxMu;
+  }
+
+  /** State the nodes keep between rounds for this strategy (SCAFFOLD, FedDyn); undefined for most. */
+  get localState(): StrategyConfig['localState'] {
+    return this.config.localState;
+  }
+
+  /** What every train request carries for the nodes' own state: its kind and FedPer's head size. */
+  nodeConfig(): Pick<TrainConfig, 'localState' | 'headLayers' | 'headEpochs' | 'personalMu'> {
+    const { localState, headLayers, headEpochs, personalMu } = this.config;
+    return {
+      ...(localState ? { localState } : {}), ...(headLayers !== undefined ? { headLayers } : {}),
+      ...(headEpochs !== undefined ? { headEpochs } : {}), ...(personalMu !== undefined ? { personalMu } : {}),
+    };
+  }
+
+  /** The server control variate nodes need with their train requests (SCAFFOLD); undefined for other strategies. */
+  control(size: number): Float32Array | undefined {
+    return this.fusion.control?.(size);
   }
 
   /** State beyond the server optimizer's, for the checkpoint's extra (JSON-safe). */

@@ -16,5 +16,6 @@ export function parseTrainReply(layout: readonly TensorSlot[], bytes: Uint8Array
   if (r.round !== round || r.nodeId !== nodeId) throw new Error(`reply is for node ${r.nodeId} round ${r.round}`);
   if (!finite(r.vector)) throw new Error('update has non-finite values');
   if (r.vector.length !== modelLength) throw new Error(`update has ${r.vector.length} values, the model ${modelLength}`);
+  if (r.controlDelta && !finite(r.controlDelta)) throw new Error('control delta has non-finite values');
   return r;
 }

@@ -76,6 +76,8 @@ async function train(layout: readonly TensorSlot[], transport: NetworkTransport,
   if (mode !== 'weights') throw new Error('a gateway answers weights-mode rounds (the FedAvg family), not gradient mode');
   // The site model would reach the cloud unmasked: refuse rather than break the run's privacy promise.
   if (req.secagg !== undefined) throw new Error('a gateway cannot take part in secure aggregation');
+  // A site of several nodes has no single control variate or linear term to keep.
+  if (config.localState !== undefined) throw new Error(`a gateway cannot answer for a strategy with node state ('${config.localState}')`);
   validateTrainConfig(config);
   if (!Number.isInteger(config.seed) || config.seed < 0 || config.seed > MAX_SEED) throw new Error(`train config seed must be a whole number from 0 to ${MAX_SEED}`);
   const { first, last } = edgeRoundsOf(round, o.edgeRounds);

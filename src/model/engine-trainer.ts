@@ -12,7 +12,7 @@ import { FlatOptimizer, optimizerStateSlots } from '../nn/optimizer.js';
 import { KernelMemory, type Buf } from '../nn/kernel-memory.js';
 import { Rng } from '../core/rng.js';
 import { asDenseNet } from './spec.js';
-import type { EvalOutcome, GradientOutcome, LocalTrainer, TrainConfig, TrainOutcome } from './trainer.js';
+import type { EvalOutcome, GradientOutcome, LocalTrainer, TrainConfig, TrainOutcome, WeightRange } from './trainer.js';
 import { validateBatchSize, validateTrainConfig } from './trainer.js';
 
 const EVAL_BATCH = 512;
@@ -140,9 +140,10 @@ export class EngineTrainer implements LocalTrainer {
     return { w: this.wBuf, g: this.gBuf, state };
   }
 
-  async train(global: Float32Array, data: Dataset, cfg: TrainConfig): Promise<TrainOutcome> {
+  async train(global: Float32Array, data: Dataset, cfg: TrainConfig, shift?: Float32Array, frozen?: readonly WeightRange[]): Promise<TrainOutcome> {
     validateTrainConfig(cfg);
     this.checkData(data, global);
+    if (shift && shift.length !== global.length) throw new Error(`gradient shift has ${shift.length} values, the model ${global.length}`);
     const bufs = this.prepareTrain(global, data, cfg);
     const opt = new FlatOptimizer(cfg.optimizer, this.kernels, global.length, bufs.state);
     const rng = new Rng(cfg.seed);
@@ -168,6 +169,9 @@ export class EngineTrainer implements LocalTrainer {
           // FedProx: gradient of (mu/2)||w - w_global||^2
           for (let i = 0; i < w.length; i++) g[i] += cfg.proxMu * (w[i] - global[i]);
         }
+        if (shift) for (let i = 0; i < w.length; i++) g[i] += shift[i];
+        // A zero gradient leaves a frozen weight as it is under SGD, momentum and Adam (their state starts at zero).
+        for (const r of frozen ?? []) g.fill(0, r.offset, r.offset + r.size);
         opt.step(w, g);
         steps++;
         loss += r.loss;

@@ -54,8 +54,10 @@ export class TfjsTrainer implements LocalTrainer {
     return tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(pred, -1), y), 'int32')).dataSync()[0]);
   }
 
-  async train(global: Float32Array, data: Dataset, cfg: TrainConfig): Promise<TrainOutcome> {
+  async train(global: Float32Array, data: Dataset, cfg: TrainConfig, shift?: Float32Array, frozen?: readonly unknown[]): Promise<TrainOutcome> {
     validateTrainConfig(cfg);
+    if (frozen && frozen.length > 0) throw new Error('FedRep freezes layers on the engine trainer only; this model trains on tfjs');
+    if (shift) throw new Error('SCAFFOLD and FedDyn correct the local gradient on the engine trainer only; this model trains on tfjs');
     setModelWeights(this.model, global);
     const vars = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
     const anchors = cfg.proxMu > 0 ? vars.map((v) => tf.clone(v)) : [];

@@ -19,7 +19,26 @@ export interface TrainConfig {
   maxSteps?: number;
   /** How the node compresses its update (compress-update.ts); absent = plain float32. */
   compression?: CompressionSpec;
+  /**
+   * Node state kept across rounds by the strategy (control-variates.ts): 'scaffold' (control variates, the
+   * server's control travels with the request) or 'feddyn' (linear term; alpha is proxMu). Absent = none.
+   */
+  localState?: LocalStateKind;
+  /** FedPer, FedRep: how many trailing layers are the node's own head (default 1, the last Dense). */
+  headLayers?: number;
+  /** Ditto: lambda, the pull of a node's personal model toward the global one. */
+  personalMu?: number;
+  /** FedRep: epochs training the head alone (body frozen) before `epochs` training the body (head frozen). */
+  headEpochs?: number;
 }
+
+/** A run of the flat weights: a tensor's slot. */
+export interface WeightRange {
+  offset: number;
+  size: number;
+}
+
+export type LocalStateKind = 'scaffold' | 'feddyn' | 'fedper' | 'fedrep' | 'ditto';
 
 export interface Metrics {
   loss: number;
@@ -46,7 +65,11 @@ export interface EvalOutcome extends Metrics {
 
 export interface LocalTrainer {
   readonly kind: 'engine' | 'tfjs';
-  train(global: Float32Array, data: Dataset, cfg: TrainConfig): Promise<TrainOutcome>;
+  /**
+   * `shift`, when given, is added to every local gradient (SCAFFOLD's c - c_i, FedDyn's -g_i); the `frozen`
+   * ranges of the weights keep their values (FedRep's two phases).
+   */
+  train(global: Float32Array, data: Dataset, cfg: TrainConfig, shift?: Float32Array, frozen?: readonly WeightRange[]): Promise<TrainOutcome>;
   gradient(global: Float32Array, data: Dataset, batchSize: number): Promise<GradientOutcome>;
   evaluate(weights: Float32Array, data: Dataset): Promise<EvalOutcome>;
   /** Class probabilities (n x classes) or regression outputs (n x outputs). */
@@ -62,5 +85,17 @@ export function validateTrainConfig(cfg: TrainConfig): void {
   if (!Number.isInteger(cfg.epochs) || cfg.epochs < 1) throw new Error(`local epochs must be a whole number >= 1, got ${cfg.epochs}`);
   validateBatchSize(cfg.batchSize);
   if (!(cfg.proxMu >= 0) || !Number.isFinite(cfg.proxMu)) throw new Error(`FedProx mu must be >= 0, got ${cfg.proxMu}`);
+  if (cfg.localState !== undefined && !['scaffold', 'feddyn', 'fedper', 'fedrep', 'ditto'].includes(cfg.localState)) {
+    throw new Error(`local state must be 'scaffold', 'feddyn', 'fedper', 'fedrep' or 'ditto', got '${String(cfg.localState)}'`);
+  }
+  if (cfg.personalMu !== undefined && !(cfg.personalMu >= 0 && Number.isFinite(cfg.personalMu))) {
+    throw new Error(`Ditto's lambda must be a number >= 0, got ${cfg.personalMu}`);
+  }
+  if (cfg.headEpochs !== undefined && (!Number.isInteger(cfg.headEpochs) || cfg.headEpochs < 1)) {
+    throw new Error(`head epochs must be a whole number >= 1, got ${cfg.headEpochs}`);
+  }
+  if (cfg.headLayers !== undefined && (!Number.isInteger(cfg.headLayers) || cfg.headLayers < 1)) {
+    throw new Error(`head layers must be a whole number >= 1, got ${cfg.headLayers}`);
+  }
   if (cfg.maxSteps !== undefined && (!Number.isInteger(cfg.maxSteps) || cfg.maxSteps < 1)) throw new Error(`max steps must be a whole number >= 1, got ${cfg.maxSteps}`);
 }

@@ -22,6 +22,7 @@ import { peekHeader } from '../core/wire.js';
 import { isSecAggFrameType } from '../core/secagg/codec.js';
 import { SecureNodeSessions, type SecureNodeOptions } from './secure-session.js';
 import type { LocalPrivacy } from './local-privacy.js';
+import { NodeLocalState } from './local-state.js';
 
 export interface LocalData {
   train: Dataset;
@@ -43,6 +44,8 @@ export class NodeHost {
   private readonly secure: SecureNodeSessions;
   /** Keeps each node's error-feedback residual between rounds (the pool pins a node to one worker for this). */
   private readonly compressor: UpdateCompressor;
+  /** SCAFFOLD's and FedDyn's per-node state between rounds. */
+  private readonly localState: NodeLocalState;
 
   constructor(
     private readonly layout: readonly TensorSlot[],
@@ -56,6 +59,7 @@ export class NodeHost {
     this.byzantine = new Set(attack?.nodes ?? []);
     this.secure = new SecureNodeSessions(secure);
     this.compressor = new UpdateCompressor(layout);
+    this.localState = new NodeLocalState(layout);
   }
 
   async handle(frame: Uint8Array): Promise<Uint8Array> {
@@ -70,8 +74,12 @@ export class NodeHost {
       const local = this.data.get(nodeId);
       if (!local) throw new Error(`node ${nodeId} is not hosted here`);
       if (msg.type === 'evaluate') {
-        const r = await this.trainer.evaluate(msg.req.weights, local.validation.n > 0 ? local.validation : local.train);
-        return encodeEvalReply({ round, nodeId, ...r });
+        const held = local.validation.n > 0 ? local.validation : local.train;
+        const r = await this.trainer.evaluate(msg.req.weights, held);
+        // A node with a personal head (FedPer) also reports its own model's metrics on the same split.
+        const own = this.localState.personal(nodeId, msg.req.weights);
+        const personal = own && await this.trainer.evaluate(own, held);
+        return encodeEvalReply({ round, nodeId, ...r, ...(personal ? { personal: { loss: personal.loss, accuracy: personal.accuracy } } : {}) });
       }
       const { config, mode, weights } = msg.req;
       const attack = this.attack && this.byzantine.has(nodeId) ? this.attack : undefined;
@@ -80,20 +88,47 @@ export class NodeHost {
         // A secure round must never be answered with a plain update.
         if (msg.req.secagg !== undefined) throw new Error('secure aggregation takes weights-mode rounds, not gradient mode');
         if (this.privacy) throw new Error('local DP noises model updates: gradient-mode strategies (fedsgd) are refused by this node');
+        if (config.localState !== undefined) throw new Error(`local state '${config.localState}' takes weights-mode rounds, not gradient mode`);
         const g = await this.trainer.gradient(weights, train, Math.max(config.batchSize, 256));
         const vector = attack ? this.poison(attack, g.gradient, new Float32Array(g.gradient.length), config.seed) : g.gradient;
         return this.reply({ round, nodeId, numExamples: g.numExamples, steps: 1, metrics: g.metrics, vector }, config, weights, true);
       }
       validateTrainConfig(config);
-      const r = await this.trainer.train(weights, train, config);
-      const honest = this.privacy ? this.privacy.apply(nodeId, config.seed, weights, r.weights) : r.weights;
+      if (msg.req.secagg !== undefined && config.localState !== undefined) {
+        throw new Error(`local state '${config.localState}' does not combine with secure aggregation`);
+      }
+      const { control } = msg.req;
+      const shift = this.localState.shift(nodeId, config, control, weights.length);
+      const start = this.localState.startWeights(nodeId, config, weights);
+      const r = config.localState === 'fedrep' ? await this.fedRep(start, train, config) : await this.trainer.train(start, train, config, shift);
+      const controlDelta = this.localState.after(nodeId, config, control, weights, r.weights, r.steps);
+      if (config.localState === 'ditto') await this.dittoPersonal(nodeId, weights, train, config);
+      const trained = this.localState.outgoing(config, r.weights, weights);
+      const honest = this.privacy ? this.privacy.apply(nodeId, config.seed, weights, trained) : trained;
       const vector = attack ? this.poison(attack, honest, weights, config.seed) : honest;
       // Secure aggregation: the update stays on the node; the reply carries public keys only.
       if (msg.req.secagg !== undefined) return this.secure.start(round, nodeId, msg.req.secagg, weights, vector, r.numExamples, r.metrics);
-      return this.reply({ round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector }, config, weights, false);
+      const extra = controlDelta ? { controlDelta } : {};
+      return this.reply({ round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector, ...extra }, config, weights, false);
     } catch (e) {
       return encodeError(round, nodeId, (e as Error).message);
     }
+  }
+
+  /** Ditto (Li et al. 2021): the node's personal model, trained on its data with a pull of lambda toward the global. */
+  private async dittoPersonal(nodeId: number, global: Float32Array, train: Dataset, config: TrainConfig): Promise<void> {
+    const { start, shift } = this.localState.dittoStart(nodeId, config, global);
+    const personalConfig = { ...config, proxMu: config.personalMu ?? 0, seed: new Rng(config.seed).fork('ditto').nextU32() };
+    this.localState.keepPersonalModel(nodeId, (await this.trainer.train(start, train, personalConfig, shift)).weights);
+  }
+
+  /** FedRep (Collins et al. 2021): the head alone for headEpochs (body frozen), then the body (head frozen). */
+  private async fedRep(start: Float32Array, train: Dataset, config: TrainConfig) {
+    const head = this.localState.headOf(config);
+    const headSet = new Set(head.map((s) => s.name));
+    const body = this.layout.filter((s) => !headSet.has(s.name));
+    const first = await this.trainer.train(start, train, { ...config, epochs: config.headEpochs ?? 1, seed: new Rng(config.seed).fork('head').nextU32() }, undefined, body);
+    return this.trainer.train(first.weights, train, config, undefined, head);
   }
 
   private secureStep(frame: Uint8Array): Uint8Array {

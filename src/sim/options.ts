@@ -76,6 +76,8 @@ export const SimulationOptionsSchema = z.object({
   if (o.localDp !== undefined && sendsGradients(o.strategy)) {
     ctx.addIssue({ code: 'custom', path: ['localDp'], message: 'local DP noises model updates; fedsgd sends gradients: use a FedAvg-family strategy' });
   }
+  const kept = o.queue !== undefined ? nodeStateOf(o.strategy) : undefined;
+  if (kept) ctx.addIssue({ code: 'custom', path: ['queue'], message: `strategy '${o.strategy}' keeps state on each node ('${kept}') in the process that serves it, and with --queue any worker may take a node: use worker threads` });
   const attacking = o.attack !== undefined && o.attack !== 'none';
   if (attacking && o.malicious === undefined) {
     ctx.addIssue({ code: 'custom', path: ['malicious'], message: `needed with --attack ${o.attack}: the fraction of nodes that attack, e.g. --malicious 0.2` });
@@ -101,6 +103,14 @@ function sendsGradients(strategy: string): boolean {
     return capabilitiesOf(parseStrategy(strategy)).updateMode === 'gradient';
   } catch {
     return false; // reported by the field's own check
+  }
+}
+
+function nodeStateOf(text: string | undefined): string | undefined {
+  try {
+    return parseStrategy(text ?? 'fedavg').localState;
+  } catch {
+    return undefined; // reported by the field's own check
   }
 }
 

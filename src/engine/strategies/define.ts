@@ -5,7 +5,7 @@
  */
 import type { z } from 'zod';
 import type { ServerOptHyper, ServerOptName, ServerOptState } from '../../core/server-opt.js';
-import type { Metrics } from '../../model/trainer.js';
+import type { LocalStateKind, Metrics } from '../../model/trainer.js';
 import type { AdaptiveClipConfig } from '../dp-adaptive.js';
 import type { DpNoiseSource } from '../dp-noise.js';
 import type { PrivacySpentSoFar } from '../privacy-ledger.js';
@@ -20,6 +20,14 @@ export interface CommonParams {
   hyper: ServerOptHyper;
   /** L2 bound each delta is clipped to before fusion (`clip=NORM`), for strategies that accept it. */
   clip?: number;
+  /** State the nodes keep between rounds (SCAFFOLD, FedDyn), sent with every train request; absent = none. */
+  localState?: LocalStateKind;
+  /** FedPer, FedRep: trailing layers each node keeps as its own head. */
+  headLayers?: number;
+  /** FedRep: local epochs on the head alone before the body's. */
+  headEpochs?: number;
+  /** Ditto: lambda, sent to the nodes as their personal model's proximal mu. */
+  personalMu?: number;
 }
 
 export interface StrategyCapabilities {
@@ -64,11 +72,15 @@ export interface TrainResult {
   /** Local weights after training ('weights' mode) or the mean gradient ('gradient' mode). */
   vector: Float32Array;
   metrics: Metrics;
+  /** SCAFFOLD: the node's control delta (the extra upload). */
+  controlDelta?: Float32Array;
 }
 
 export interface EvalResult extends Metrics {
   nodeId: number;
   numExamples: number;
+  /** FedPer: the node's personalised model on the same split. */
+  personal?: Metrics;
 }
 
 /** One run's fusion, built by a definition from its parameters (and a checkpoint's state when resuming). */
@@ -85,6 +97,8 @@ export interface Fusion {
   recordPrivacyRound?(q: number): void;
   /** Privacy spent so far over the rounds recorded; absent = no privacy guarantee. */
   privacySpent?(): PrivacySpentSoFar;
+  /** SCAFFOLD: the server control variate sent with every train request (zero, `size` long, at first). */
+  control?(size: number): Float32Array;
   /** The clip norm a differentially private fusion uses next round. */
   readonly dpClipNorm?: number;
 }

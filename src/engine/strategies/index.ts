@@ -17,4 +17,7 @@ export { fedmedian } from './median.js';
 export { fedtrimmedavg } from './trimmed-mean.js';
 export { krum, multikrum } from './krum.js';
 export { bulyan } from './bulyan.js';
+export { scaffold } from './scaffold.js';
+export { feddyn } from './feddyn.js';
+export { ditto, fedper, fedrep } from './fedper.js';
 export { Strategy, weightedMetrics } from '../strategy.js';

@@ -14,10 +14,13 @@ import { fedmedian } from './median.js';
 import { fedtrimmedavg } from './trimmed-mean.js';
 import { krum, multikrum } from './krum.js';
 import { bulyan } from './bulyan.js';
+import { scaffold } from './scaffold.js';
+import { feddyn } from './feddyn.js';
+import { ditto, fedper, fedrep } from './fedper.js';
 
 const BUILTIN: readonly StrategyDefinition[] = [
   fedavg, fedprox, fedavgm, fedadam, fedyogi, fedadagrad, fednova, fedsgd, differentialPrivacy(fedavg, 'dpfedavg'),
-  fedmedian, fedtrimmedavg, krum, multikrum, bulyan,
+  fedmedian, fedtrimmedavg, krum, multikrum, bulyan, scaffold, feddyn, fedper, fedrep, ditto,
 ];
 
 const definitions = new Map<string, StrategyDefinition>(BUILTIN.map((d) => [d.name, d]));
