@@ -12,7 +12,7 @@ test('mode async: K = 2 of 3 nodes per fusion, a slow node fused late with its s
   try {
     const bad = await api<{ error: { message: string } }>(c.url, '/v1/runs', { mode: 'async', bufferSize: 4, concurrency: 3 });
     assert.equal(bad.status, 400);
-    assert.match(bad.json.error.message, /concurrency must be a whole number >= the buffer size K = 4/);
+    assert.match(bad.json.error.message, /concurrency: must be >= the buffer size K = 4/);
 
     const { json } = await api<{ id: number }>(c.url, '/v1/runs', {
       model: 'mlp', limitTest: 2000, seed: 1, waitForNodesMs: 120000, minNodes: 3, rounds: 20, mode: 'async', bufferSize: 2, concurrency: 3,
