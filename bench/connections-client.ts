@@ -11,7 +11,7 @@
  *
  * Run (normally started by bench/connections.ts):
  *   node --import tsx bench/connections-client.ts --url http://127.0.0.1:PORT --proc 0 --conns 250
- *        [--first 0] [--examples 32] [--data mnist|synthetic] [--auth]
+ *        [--first 0] [--examples 32] [--data mnist|synthetic] [--auth] [--transport ws|mqtt --mqtt mqtt://HOST:PORT --fleet NAME]
  * Connection i of process P is named `c<P>-<i>` and holds `--examples` rows: rows (first + i) * examples
  * onwards of the MNIST training set, or seeded random pixels and labels with --data synthetic.
  *

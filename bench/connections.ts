@@ -13,6 +13,9 @@
  * late update, no error reply and no dropped connection; otherwise the run is recorded as failed and the
  * bench exits 1.
  *
+ * With --transport mqtt the bench starts its own mosquitto (bench/connections/broker.ts) on a free loopback port, the
+ * coordinator serves it with --mqtt URL --fleet bench, and every node links through it with mqttAgentSocket.
+ *
  * Measured: the coordinator's VmRSS and VmHWM (/proc/PID/status, sampled every 200 ms) and, after a
  * full GC forced through the inspector (the coordinator runs with --inspect=127.0.0.1:0), its RSS and JS
  * heap idle, with every node connected, and after the run; its CPU time and disk writes (/proc/PID/io);
@@ -21,7 +24,7 @@
  * coordinator's main thread over the idle window and over the run is summarised by source function.
  *
  * Run:  node --import tsx bench/connections.ts [--nodes 1000] [--procs 4] [--rounds 5] [--examples 32]
- *       [--data mnist|synthetic] [--limit-test 1000] [--idle-s 10] [--profile] [--auth on|off] [--timeout-s 3600]
+ *       [--data mnist|synthetic] [--limit-test 1000] [--idle-s 10] [--profile] [--auth on|off] [--transport ws|mqtt] [--timeout-s 3600]
  *       [--results-dir bench/results] [--coordinator-entry FILE]
  *       node --import tsx bench/connections.ts --report-only    (rewrite the .md from the .json)
  * Each run is merged into RESULTS_DIR/connections.json (replacing an earlier run with the same nodes,
