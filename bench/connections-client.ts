@@ -11,7 +11,7 @@
  *
  * Run (normally started by bench/connections.ts):
  *   node --import tsx bench/connections-client.ts --url http://127.0.0.1:PORT --proc 0 --conns 250
- *        [--first 0] [--examples 32] [--data mnist|synthetic] [--auth]
+ *        [--first 0] [--examples 32] [--data mnist|synthetic] [--auth] [--transport ws|mqtt --mqtt mqtt://HOST:PORT --fleet NAME]
  * Connection i of process P is named `c<P>-<i>` and holds `--examples` rows: rows (first + i) * examples
  * onwards of the MNIST training set, or seeded random pixels and labels with --data synthetic.
  *
@@ -25,7 +25,6 @@
  * counted in the stats.
  */
 import { parseArgs } from 'node:util';
-import { WebSocket, type RawData } from 'ws';
 import { createInterface } from 'node:readline';
 import { makeLayout } from '../src/core/params.js';
 import { tensorSpecs, type ModelSpec } from '../src/model/spec.js';
@@ -40,6 +39,8 @@ import { selectKernels } from '../src/nn/kernels-select.js';
 import { FrameLink } from '../src/net/frame-link.js';
 import { isBound, newIdentity, signFrame, toHex, unbindFrame, type Binding } from '../src/core/identity.js';
 import { makeHello, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES } from '../src/net/node-protocol.js';
+import { mqttLinkUrl } from '../src/net/mqtt-envelope.js';
+import { mqttNodeLink, wsNodeLink, type NodeLink, type NodeLinkEvents, type Transport } from './connections/node-link.js';
 
 export interface ClientStats {
   proc: number;
@@ -87,6 +88,10 @@ interface Args {
   data: 'mnist' | 'synthetic';
   /** Enrol an Ed25519 key per connection (admin token from EDGEFED_BENCH_ADMIN_TOKEN), sign hellos and replies. */
   auth: boolean;
+  /** ws: a WebSocket to --url's /v1/ws per node; mqtt: an MQTT link per node through --mqtt to fleet --fleet. */
+  transport: Transport;
+  mqtt: string | null;
+  fleet: string | null;
 }
 
 function parseCli(argv: string[]): Args {
@@ -100,6 +105,9 @@ function parseCli(argv: string[]): Args {
       examples: { type: 'string', default: '32' },
       data: { type: 'string', default: 'mnist' },
       auth: { type: 'boolean', default: false },
+      transport: { type: 'string', default: 'ws' },
+      mqtt: { type: 'string' },
+      fleet: { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -111,7 +119,10 @@ function parseCli(argv: string[]): Args {
   };
   if (!values.url) throw new Error('--url is required');
   if (values.data !== 'mnist' && values.data !== 'synthetic') throw new Error(`--data: expected mnist or synthetic, got '${values.data}'`);
+  if (values.transport !== 'ws' && values.transport !== 'mqtt') throw new Error(`--transport: expected ws or mqtt, got '${values.transport}'`);
+  if (values.transport === 'mqtt' && (!values.mqtt || !values.fleet)) throw new Error('--transport mqtt needs --mqtt mqtt://host:port and --fleet NAME');
   return {
+    transport: values.transport, mqtt: values.mqtt ?? null, fleet: values.fleet ?? null,
     url: values.url, proc: int('proc', values.proc!, 0), conns: int('conns', values.conns!, 1), first: int('first', values.first!, 0),
     examples: int('examples', values.examples!, 1), data: values.data, auth: values.auth!,
   };
@@ -150,15 +161,11 @@ function wsUrl(base: string): string {
   return u.toString();
 }
 
-function toBuffer(data: RawData): Buffer {
-  return Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
-}
-
 interface Conn {
   index: number;
   name: string;
   data: LocalData;
-  socket: WebSocket | null;
+  socket: NodeLink | null;
   nodeId: number;
   heartbeat: NodeJS.Timeout | null;
   welcomed: boolean;
@@ -217,7 +224,7 @@ async function main(): Promise<void> {
     });
   };
 
-  const serve = (c: Conn, ws: WebSocket, link: FrameLink, received: Uint8Array): void => {
+  const serve = (c: Conn, ws: NodeLink, link: FrameLink, received: Uint8Array): void => {
     const queued = performance.now();
     queue = queue.then(async () => {
       stats.maxQueueWaitMs = Math.max(stats.maxQueueWaitMs, performance.now() - queued);
@@ -245,7 +252,7 @@ async function main(): Promise<void> {
         out = signFrame(binding, reply, c.secretKey);
         stats.signSeconds += (performance.now() - t) / 1000;
       }
-      if (ws.readyState === WebSocket.OPEN) {
+      if (ws.isOpen) {
         stats.bytesOut += out.length;
         link.send(out);
       }
@@ -254,84 +261,96 @@ async function main(): Promise<void> {
     });
   };
 
+  const open = (c: Conn, on: NodeLinkEvents): NodeLink => (a.transport === 'mqtt'
+    ? mqttNodeLink(mqttLinkUrl(a.mqtt!, a.fleet!, c.name), MAX_MESSAGE_BYTES, on)
+    : wsNodeLink(url, MAX_MESSAGE_BYTES, on));
+
   const connect = (c: Conn): void => {
-    const ws = new WebSocket(url, { maxPayload: MAX_MESSAGE_BYTES });
-    const link = new FrameLink(ws, MAX_FRAME_BYTES);
-    c.socket = ws;
-    ws.on('open', () => {
-      stats.open++;
-    });
-    ws.on('message', (data: RawData, isBinary: boolean) => {
-      const bytes = toBuffer(data);
-      stats.bytesIn += bytes.length;
-      if (isBinary) {
+    let link: FrameLink | null = null;
+    const ws = open(c, {
+      open: () => {
+        stats.open++;
+      },
+      binary: (bytes) => {
+        stats.bytesIn += bytes.length;
         let frame: Uint8Array | null;
         try {
-          frame = link.receive(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength).slice());
+          frame = link!.receive(bytes);
         } catch (e) {
           process.stderr.write(`client ${a.proc}: ${c.name}: dropped a malformed chunk: ${(e as Error).message}\n`);
           return;
         }
-        if (frame) serve(c, ws, link, frame);
-        return;
-      }
-      let msg: { type?: string; nodeId?: number; heartbeatMs?: number; runId?: number; spec?: ModelSpec; code?: string; message?: string; challenge?: string };
-      try {
-        msg = JSON.parse(bytes.toString('utf8'));
-      } catch {
-        process.stderr.write(`client ${a.proc}: ${c.name}: unreadable text message\n`);
-        return;
-      }
-      if (msg.type === 'challenge' && typeof msg.challenge === 'string') {
-        ws.send(JSON.stringify(makeHello(msg.challenge, { name: c.name, resources: { cores: 1, samplesPerSecond: 1000 }, tags: {} }, c.secretKey ?? undefined)));
-      } else if (msg.type === 'welcome' && Number.isInteger(msg.nodeId)) {
-        c.nodeId = msg.nodeId!;
-        byNodeId.set(c.nodeId, c.data);
-        if (!c.welcomed) {
-          c.welcomed = true;
-          stats.welcomed++;
+        if (frame) serve(c, ws, link!, frame);
+      },
+      text: (text, size) => {
+        stats.bytesIn += size;
+        onText(c, ws, text);
+      },
+      close: (why) => {
+        stats.open--;
+        if (c.heartbeat) {
+          clearInterval(c.heartbeat);
+          clearTimeout(c.heartbeat);
         }
-        const every = msg.heartbeatMs ?? 5000;
-        if (c.heartbeat) clearInterval(c.heartbeat);
-        // Spread the connections' heartbeats over the interval instead of sending them in bursts.
-        const first = setTimeout(() => {
-          const beat = () => {
-            if (ws.readyState === WebSocket.OPEN) {
-              ws.send('{"type":"heartbeat"}');
-              stats.heartbeatsSent++;
-            }
-          };
-          beat();
-          c.heartbeat = setInterval(beat, every);
-        }, Math.floor(Math.random() * every));
-        c.heartbeat = first;
-        if (!readySent && stats.welcomed === a.conns) {
-          readySent = true;
-          process.stdout.write(snapshot('ready'));
-        }
-      } else if (msg.type === 'configure' && Number.isInteger(msg.runId) && msg.spec) {
-        configure(msg.spec, msg.runId!);
-      } else if (msg.type === 'error') {
-        stats.coordinatorErrors++;
-        process.stderr.write(`client ${a.proc}: ${c.name}: coordinator error ${msg.code}: ${msg.message}\n`);
-      }
+        c.heartbeat = null;
+        if (stopping) return;
+        stats.disconnects++;
+        process.stderr.write(`client ${a.proc}: ${c.name} (node ${c.nodeId}) closed: ${why}; reconnecting in 1 s\n`);
+        setTimeout(() => {
+          stats.reconnects++;
+          connect(c);
+        }, 1000);
+      },
+      error: (message) => process.stderr.write(`client ${a.proc}: ${c.name}: ${message}\n`),
     });
-    ws.on('close', (code: number, reason: Buffer) => {
-      stats.open--;
+    link = new FrameLink(ws, MAX_FRAME_BYTES);
+    c.socket = ws;
+  };
+
+  const onText = (c: Conn, ws: NodeLink, text: string): void => {
+    let msg: { type?: string; nodeId?: number; heartbeatMs?: number; runId?: number; spec?: ModelSpec; code?: string; message?: string; challenge?: string };
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      process.stderr.write(`client ${a.proc}: ${c.name}: unreadable text message\n`);
+      return;
+    }
+    if (msg.type === 'challenge' && typeof msg.challenge === 'string') {
+      ws.sendText(JSON.stringify(makeHello(msg.challenge, { name: c.name, resources: { cores: 1, samplesPerSecond: 1000 }, tags: {} }, c.secretKey ?? undefined)));
+    } else if (msg.type === 'welcome' && Number.isInteger(msg.nodeId)) {
+      c.nodeId = msg.nodeId!;
+      byNodeId.set(c.nodeId, c.data);
+      if (!c.welcomed) {
+        c.welcomed = true;
+        stats.welcomed++;
+      }
+      const every = msg.heartbeatMs ?? 5000;
       if (c.heartbeat) {
         clearInterval(c.heartbeat);
         clearTimeout(c.heartbeat);
       }
-      c.heartbeat = null;
-      if (stopping) return;
-      stats.disconnects++;
-      process.stderr.write(`client ${a.proc}: ${c.name} (node ${c.nodeId}) closed: ${code} ${reason.toString('utf8')}; reconnecting in 1 s\n`);
-      setTimeout(() => {
-        stats.reconnects++;
-        connect(c);
-      }, 1000);
-    });
-    ws.on('error', (e: Error) => process.stderr.write(`client ${a.proc}: ${c.name}: ${e.message}\n`));
+      // Spread the connections' heartbeats over the interval instead of sending them in bursts.
+      const first = setTimeout(() => {
+        const beat = () => {
+          if (ws.isOpen) {
+            ws.sendText('{"type":"heartbeat"}');
+            stats.heartbeatsSent++;
+          }
+        };
+        beat();
+        c.heartbeat = setInterval(beat, every);
+      }, Math.floor(Math.random() * every));
+      c.heartbeat = first;
+      if (!readySent && stats.welcomed === a.conns) {
+        readySent = true;
+        process.stdout.write(snapshot('ready'));
+      }
+    } else if (msg.type === 'configure' && Number.isInteger(msg.runId) && msg.spec) {
+      configure(msg.spec, msg.runId!);
+    } else if (msg.type === 'error') {
+      stats.coordinatorErrors++;
+      process.stderr.write(`client ${a.proc}: ${c.name}: coordinator error ${msg.code}: ${msg.message}\n`);
+    }
   };
 
   const conns: Conn[] = datasets.map((data, i) => ({ index: i, name: `c${a.proc}-${i}`, data, socket: null, nodeId: -1, heartbeat: null, welcomed: false, secretKey: null }));

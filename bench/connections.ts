@@ -13,6 +13,9 @@
  * late update, no error reply and no dropped connection; otherwise the run is recorded as failed and the
  * bench exits 1.
  *
+ * With --transport mqtt the bench starts its own mosquitto (bench/connections/broker.ts) on a free loopback port, the
+ * coordinator serves it with --mqtt URL --fleet bench, and every node links through it with mqttAgentSocket.
+ *
  * Measured: the coordinator's VmRSS and VmHWM (/proc/PID/status, sampled every 200 ms) and, after a
  * full GC forced through the inspector (the coordinator runs with --inspect=127.0.0.1:0), its RSS and JS
  * heap idle, with every node connected, and after the run; its CPU time and disk writes (/proc/PID/io);
@@ -21,7 +24,7 @@
  * coordinator's main thread over the idle window and over the run is summarised by source function.
  *
  * Run:  node --import tsx bench/connections.ts [--nodes 1000] [--procs 4] [--rounds 5] [--examples 32]
- *       [--data mnist|synthetic] [--limit-test 1000] [--idle-s 10] [--profile] [--auth on|off] [--timeout-s 3600]
+ *       [--data mnist|synthetic] [--limit-test 1000] [--idle-s 10] [--profile] [--auth on|off] [--transport ws|mqtt] [--timeout-s 3600]
  *       [--results-dir bench/results] [--coordinator-entry FILE]
  *       node --import tsx bench/connections.ts --report-only    (rewrite the .md from the .json)
  * Each run is merged into RESULTS_DIR/connections.json (replacing an earlier run with the same nodes,
@@ -33,10 +36,11 @@ import { join } from 'node:path';
 import type { RoundRecord } from '../src/engine/round-engine.js';
 import type { ClientStats } from './connections-client.js';
 import { gitCommit, gitSrcDirty, machine as machineInfo, writeAtomic, printEnvironment } from './support/results-io.js';
-import { BENCH, CLI, CLIENT, SAMPLE_MS, type Args, parseCli } from './connections/options.js';
+import { BENCH, CLI, CLIENT, FLEET, SAMPLE_MS, type Args, parseCli } from './connections/options.js';
 import { procMemory, procCpuSeconds, procIo, openFileLimits } from './connections/proc.js';
 import { type MemPoint, gcMemory, profileUntil } from './connections/inspector.js';
-import { coordinatorHelp, type Child, startChild, lines, stopChild, sleep, getJson, until, healthProbe } from './connections/children.js';
+import { startBroker, BROKER_LIMITS } from './connections/broker.js';
+import { coordinatorHelp, type Child, startChild, useBearer, lines, stopChild, sleep, getJson, until, healthProbe } from './connections/children.js';
 import { r1, r3, mb, quantile, latency, type WindowStats, type RunRecord, loadResults, kb, mbOr, profileLine, markdown } from './connections/results.js';
 
 interface RunView {
@@ -69,15 +73,26 @@ async function bench(a: Args): Promise<RunRecord> {
   const dir = mkdtempSync(join(tmpdir(), 'edgefed-connections-'));
   const children: Child[] = [];
   const violations: string[] = [];
+  let broker: Child | null = null;
   try {
+    // 0. With --transport mqtt, a mosquitto of our own: every node and the coordinator are its clients.
+    let mqttUrl = '';
+    if (a.transport === 'mqtt') {
+      const started = await startBroker(dir, a.nodes + 256, limits);
+      broker = started.broker;
+      mqttUrl = started.url;
+      process.stderr.write(`${BENCH}: mosquitto ${mqttUrl} pid ${broker.child.pid}, config: ${BROKER_LIMITS.join(', ')}\n`);
+    }
+    const mqttArgs = a.transport === 'mqtt' ? ['--mqtt', mqttUrl, '--fleet', FLEET] : [];
     // 1. The coordinator, through the CLI.
     // Coordinators that authenticate nodes (enrolled Ed25519 keys, signed hellos and replies) do so by default; with
     // --auth on every simulated node enrols a key and signs like the agent, with --auth off the coordinator trusts them.
     const hasAuth = coordinatorHelp(a.coordinatorEntry).includes('--auth <mode>');
     const authOff = hasAuth && a.auth === 'off';
     const authOn = hasAuth && a.auth === 'on';
+    if (a.transport === 'mqtt' && !coordinatorHelp(a.coordinatorEntry).includes('--mqtt <url>')) throw new Error('--transport mqtt: this coordinator has no --mqtt option');
     const entry = a.coordinatorEntry ? [...(/\.[cm]?ts$/.test(a.coordinatorEntry) ? ['--import', 'tsx'] : []), a.coordinatorEntry] : [CLI];
-    const coord = startChild('coordinator', ['--inspect=127.0.0.1:0', ...entry, 'coordinator', '--port', '0', '--db', join(dir, 'bench.db'), ...(authOff ? ['--auth', 'off'] : [])],
+    const coord = startChild('coordinator', ['--inspect=127.0.0.1:0', ...entry, 'coordinator', '--port', '0', '--db', join(dir, 'bench.db'), ...(authOff ? ['--auth', 'off'] : []), ...mqttArgs],
       { ...process.env, EDGEFED_LOG: 'warn' }, needCoord, limits);
     children.push(coord);
     const coordPid = coord.child.pid!;
@@ -87,13 +102,16 @@ async function bench(a: Args): Promise<RunRecord> {
       try {
         const j = JSON.parse(l) as { api?: string; adminToken?: string };
         if (j.api) api = j.api;
-        if (j.adminToken) adminToken = j.adminToken;
+        if (j.adminToken) {
+          adminToken = j.adminToken;
+          useBearer(adminToken);
+        }
       } catch {
         // other stdout output is ignored
       }
     });
     const alive = () => {
-      for (const c of children) {
+      for (const c of broker ? [...children, broker] : children) {
         if (c.child.exitCode !== null || c.child.signalCode !== null) {
           throw new Error(`${c.name} exited (code ${c.child.exitCode}, signal ${c.child.signalCode}); stderr tail:\n${c.stderr().slice(-3000)}`);
         }
@@ -113,6 +131,8 @@ async function bench(a: Args): Promise<RunRecord> {
     let coordPeakConnected = 0;
     let coordPeakRun = 0;
     let coordHwm = 0;
+    let brokerPeak = 0;
+    let brokerHwm = 0;
     const clientPeak = new Map<number, number>();
     const clientHwm = new Map<number, number>();
     const ready = new Map<number, ClientStats>();
@@ -122,6 +142,11 @@ async function bench(a: Args): Promise<RunRecord> {
         coordHwm = Math.max(coordHwm, c.hwm);
         if (phase === 'connecting') coordPeakConnected = Math.max(coordPeakConnected, c.rss);
         if (phase === 'run') coordPeakRun = Math.max(coordPeakRun, c.rss);
+      }
+      const b = broker?.child.pid ? procMemory(broker.child.pid) : null;
+      if (b) {
+        brokerPeak = Math.max(brokerPeak, b.rss);
+        brokerHwm = Math.max(brokerHwm, b.hwm);
       }
       children.slice(1).forEach((ch, p) => {
         const m = procMemory(ch.child.pid!);
@@ -141,7 +166,8 @@ async function bench(a: Args): Promise<RunRecord> {
     let first = 0;
     for (let p = 0; p < a.procs; p++) {
       const c = startChild(`client ${p}`, ['--expose-gc', '--import', 'tsx', CLIENT, '--url', api, '--proc', String(p), '--conns', String(perProc[p]),
-        '--first', String(first), '--examples', String(a.examples), '--data', a.data, ...(authOn ? ['--auth'] : [])],
+        '--first', String(first), '--examples', String(a.examples), '--data', a.data, ...(authOn ? ['--auth'] : []),
+        '--transport', a.transport, ...mqttArgs],
       { ...process.env, ...(authOn ? { EDGEFED_BENCH_ADMIN_TOKEN: adminToken } : {}) }, needClient, limits);
       first += perProc[p];
       children.push(c);
@@ -282,7 +308,10 @@ async function bench(a: Args): Promise<RunRecord> {
     const perConn = (k: keyof MemPoint) => (gcIdle && gcConnected ? (gcConnected[k] - gcIdle[k]) / a.nodes : null);
     const released = (k: keyof MemPoint) => (gcAfterRun && gcDisconnected ? (gcAfterRun[k] - gcDisconnected[k]) / a.nodes : null);
     const record: RunRecord = {
-      key: `${a.nodes}x${a.procs}:${a.rounds}:${a.data}:auth-${hasAuth ? a.auth : 'none'}${a.coordinatorEntry ? `:${a.coordinatorEntry}` : ''}`,
+      key: `${a.nodes}x${a.procs}:${a.rounds}:${a.data}:auth-${hasAuth ? a.auth : 'none'}${a.transport === 'mqtt' ? ':mqtt' : ''}` +
+        `${a.coordinatorEntry ? `:${a.coordinatorEntry}` : ''}`,
+      transport: a.transport,
+      broker: broker ? { config: BROKER_LIMITS, rss_peak_sampled_bytes: brokerPeak, vm_hwm_bytes: brokerHwm } : null,
       date: new Date().toISOString(),
       ok: violations.length === 0,
       violations,
@@ -357,8 +386,9 @@ async function bench(a: Args): Promise<RunRecord> {
     }
     throw e;
   } finally {
-    for (const c of children) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
-    await Promise.all(children.map((c) => c.exited));
+    const all = broker ? [...children, broker] : children;
+    for (const c of all) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
+    await Promise.all(all.map((c) => c.exited));
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -366,7 +396,9 @@ async function bench(a: Args): Promise<RunRecord> {
 function printTable(r: RunRecord): void {
   const c = r.coordinator;
   const rows: [string, string][] = [
+    ['transport', r.transport === 'mqtt' ? 'MQTT (one mosquitto)' : 'WebSocket'],
     ['connections held', String(r.connections_held)],
+    ...(r.broker ? [['broker peak RSS sampled / VmHWM', `${mb(r.broker.rss_peak_sampled_bytes)} / ${mb(r.broker.vm_hwm_bytes)} MB`] as [string, string]] : []),
     ['lost updates / problems', r.ok ? 'none' : r.violations.join('; ')],
     ['connect (all enrolled)', `${r1(r.connect_seconds)} s (+ ${r1(r.clients_start_seconds)} s client start-up)`],
     ...r.rounds_detail.map((d): [string, string] => [`round ${d.round}`, `${r3(d.seconds)} s, ${d.contributed}/${d.selected} fused, ${d.failures} failures, ` +

@@ -56,8 +56,15 @@ export async function stopChild(c: Child, how: () => void, graceMs: number): Pro
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The coordinator's admin token: with auth on, reading nodes and runs and creating runs need a bearer token. */
+let bearer = '';
+export const useBearer = (token: string) => {
+  bearer = token;
+};
+
 export async function getJson<T>(url: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const r = await fetch(url, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const auth: Record<string, string> = bearer ? { authorization: `Bearer ${bearer}` } : {};
+  const r = await fetch(url, body === undefined ? { headers: auth } : { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(body) });
   return { status: r.status, json: (await r.json()) as T };
 }
 

@@ -7,6 +7,8 @@ export const BENCH = 'connections';
 export const CLI = join(REPO, 'bin', 'edgefed.mjs');
 export const CLIENT = join(REPO, 'bench', 'connections-client.ts');
 export const SAMPLE_MS = 200;
+/** The fleet (MQTT topic prefix) the coordinator serves with --transport mqtt. */
+export const FLEET = 'bench';
 
 export interface Args {
   nodes: number;
@@ -19,6 +21,8 @@ export interface Args {
   profile: boolean;
   /** on: nodes enrol keys and sign (the CLI's default); off: `--auth off`. Ignored by coordinators without auth. */
   auth: 'on' | 'off';
+  /** ws: every node opens a WebSocket to the coordinator; mqtt: every node links through a mosquitto the bench starts. */
+  transport: 'ws' | 'mqtt';
   coordinatorEntry: string | null;
   timeoutS: number;
   resultsDir: string;
@@ -38,6 +42,7 @@ export function parseCli(argv: string[]): Args {
       'idle-s': { type: 'string', default: '10' },
       profile: { type: 'boolean', default: false },
       auth: { type: 'string', default: 'on' },
+      transport: { type: 'string', default: 'ws' },
       'coordinator-entry': { type: 'string' },
       'timeout-s': { type: 'string', default: '3600' },
       'results-dir': { type: 'string', default: join(REPO, 'bench', 'results') },
@@ -49,7 +54,7 @@ export function parseCli(argv: string[]): Args {
   });
   if (values.help) {
     process.stdout.write('usage: node --import tsx bench/connections.ts [--nodes 1000] [--procs 4] [--rounds 5] [--examples 32] [--data mnist|synthetic]\n' +
-      '         [--limit-test 1000] [--idle-s 10] [--profile] [--auth on|off] [--timeout-s 3600] [--results-dir DIR]\n' +
+      '         [--limit-test 1000] [--idle-s 10] [--profile] [--auth on|off] [--transport ws|mqtt] [--timeout-s 3600] [--results-dir DIR]\n' +
       '         [--coordinator-entry FILE]   (A/B experiments: a script taking `coordinator --port P --db F` like bin/edgefed.mjs; .ts runs with tsx)\n' +
       '       node --import tsx bench/connections.ts --report-only [--results-dir DIR]\n');
     process.exit(0);
@@ -61,10 +66,11 @@ export function parseCli(argv: string[]): Args {
   };
   if (values.data !== 'mnist' && values.data !== 'synthetic') throw new Error(`--data: expected mnist or synthetic, got '${values.data}'`);
   if (values.auth !== 'on' && values.auth !== 'off') throw new Error(`--auth: expected on or off, got '${values.auth}'`);
+  if (values.transport !== 'ws' && values.transport !== 'mqtt') throw new Error(`--transport: expected ws or mqtt, got '${values.transport}'`);
   const a: Args = {
     nodes: int('nodes', values.nodes!, 1), procs: int('procs', values.procs!, 1), rounds: int('rounds', values.rounds!, 1),
     examples: int('examples', values.examples!, 1), data: values.data, limitTest: int('limit-test', values['limit-test']!, 1),
-    idleS: int('idle-s', values['idle-s']!, 0), profile: values.profile!, auth: values.auth, coordinatorEntry: values['coordinator-entry'] ? resolve(values['coordinator-entry']) : null, timeoutS: int('timeout-s', values['timeout-s']!, 1),
+    idleS: int('idle-s', values['idle-s']!, 0), profile: values.profile!, auth: values.auth, transport: values.transport, coordinatorEntry: values['coordinator-entry'] ? resolve(values['coordinator-entry']) : null, timeoutS: int('timeout-s', values['timeout-s']!, 1),
     resultsDir: resolve(values['results-dir']!), reportOnly: values['report-only']!,
   };
   if (a.procs > a.nodes) throw new Error(`--procs ${a.procs} is more than --nodes ${a.nodes}`);

@@ -54,6 +54,10 @@ export interface WindowStats {
 
 export interface RunRecord {
   key: string;
+  /** How the nodes reached the coordinator; runs recorded before the option existed were all 'ws'. */
+  transport?: 'ws' | 'mqtt';
+  /** With mqtt: the mosquitto limits set and its memory (/proc/PID/status, sampled every 200 ms). */
+  broker?: { config: string[]; rss_peak_sampled_bytes: number; vm_hwm_bytes: number } | null;
   date: string;
   ok: boolean;
   violations: string[];
@@ -142,6 +146,9 @@ export function loadResults(path: string): ResultsFile {
   };
 }
 
+/** 'WebSocket' or 'MQTT'; records from before the transport option are WebSocket runs. */
+export const transportOf = (r: RunRecord) => (r.transport === 'mqtt' ? 'MQTT' : 'WebSocket');
+
 export const pct = (f: number) => `${r1(f * 100)}%`;
 export const kb = (b: number | null) => (b === null ? '?' : `${r1(b / 1024)} KB`);
 export const mbOr = (p: MemPoint | null, k: keyof MemPoint) => (p ? `${mb(p[k])} MB` : '?');
@@ -152,7 +159,8 @@ export function profileLine(p: ProfileSummary | null): string {
 }
 
 export function markdown(f: ResultsFile): string {
-  const runs = [...f.runs].sort((a, b) => a.nodes - b.nodes || a.procs - b.procs || a.rounds - b.rounds || String(a.auth).localeCompare(String(b.auth)));
+  const runs = [...f.runs].sort((a, b) => a.nodes - b.nodes || a.procs - b.procs || a.rounds - b.rounds || String(a.auth).localeCompare(String(b.auth)) ||
+    transportOf(a).localeCompare(transportOf(b)));
   const m = runs[runs.length - 1]?.machine;
   const out: string[] = [
     '# Connections: one coordinator, many simulated edge nodes',
@@ -164,21 +172,25 @@ export function markdown(f: ResultsFile): string {
     'is created through the REST API once all N nodes are online. **Lost update** = a round whose contributed count is not N, or any',
     'failure, late update, error reply or dropped connection; the bench exits 1 if there is one.',
     '',
-    '| nodes | client procs | rounds | auth | lost updates | round s (mean / median / max) | run wall s | coord RSS idle / connected / after run (after GC) | JS heap per connection (connect / release) | coord peak RSS sampled / VmHWM | /healthz p99 ms idle / run | coord main thread idle, connected / run | clients RSS (sum) | MB sent / recv per round |',
-    '|---:|---:|---:|:--|:--|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    'With `--transport mqtt` every node links through one mosquitto started by the bench (`mqttAgentSocket`, one MQTT client per node;',
+    'the coordinator runs with `--mqtt URL --fleet bench`); enrolment stays HTTP. Broker RSS is its sampled peak from /proc/PID/status.',
+    '',
+    '| nodes | client procs | rounds | auth | transport | lost updates | round s (mean / median / max) | run wall s | coord RSS idle / connected / after run (after GC) | JS heap per connection (connect / release) | coord peak RSS sampled / VmHWM | /healthz p99 ms idle / run | coord main thread idle, connected / run | clients RSS (sum) | broker peak RSS | dropped connections | MB sent / recv per round |',
+    '|---:|---:|---:|:--|:--|:--|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of runs) {
     const c = r.coordinator;
     const idleFrac = (w: WindowStats) => (w.profile ? pct(w.profile.idle_fraction) : '?');
-    out.push(`| ${r.nodes} | ${r.procs} | ${r.rounds} | ${r.auth ?? 'n/a'} | ${r.ok ? 'none' : `**${r.violations.length} problem(s)**`} | ` +
+    out.push(`| ${r.nodes} | ${r.procs} | ${r.rounds} | ${r.auth ?? 'n/a'} | ${transportOf(r)} | ${r.ok ? 'none' : `**${r.violations.length} problem(s)**`} | ` +
       `${r3(r.round_seconds.mean)} / ${r3(r.round_seconds.median)} / ${r3(r.round_seconds.max)} | ${r1(r.run_wall_seconds)} | ` +
       `${mbOr(c.gc_idle, 'rss')} / ${mbOr(c.gc_connected, 'rss')} / ${mbOr(c.gc_after_run, 'rss')} | ${kb(c.heap_per_connection_bytes)} / ${kb(c.heap_released_per_connection_bytes)} | ` +
       `${mb(c.rss_peak_sampled_run_bytes)} / ${mb(c.vm_hwm_bytes)} MB | ${r1(c.idle_connected.healthz_ms.p99)} / ${r1(c.run.healthz_ms.p99)} | ` +
-      `${idleFrac(c.idle_connected)} / ${idleFrac(c.run)} | ${mb(r.clients.rss_peak_sampled_total_bytes)} MB | ${mb(r.bytes_per_round.sent_mean)} / ${mb(r.bytes_per_round.received_mean)} |`);
+      `${idleFrac(c.idle_connected)} / ${idleFrac(c.run)} | ${mb(r.clients.rss_peak_sampled_total_bytes)} MB | ` +
+      `${r.broker ? `${mb(r.broker.rss_peak_sampled_bytes)} MB` : '-'} | ${r.disconnects.while_connecting + r.disconnects.idle_window + r.disconnects.run} | ${mb(r.bytes_per_round.sent_mean)} / ${mb(r.bytes_per_round.received_mean)} |`);
   }
   for (const r of runs) {
     const c = r.coordinator;
-    out.push('', `## ${r.nodes} nodes, ${r.procs} client processes, ${r.rounds} rounds, auth ${r.auth ?? 'n/a'}, ${r.data} data (${r.date.slice(0, 10)})`, '');
+    out.push('', `## ${r.nodes} nodes, ${r.procs} client processes, ${r.rounds} rounds, auth ${r.auth ?? 'n/a'}, ${transportOf(r)}, ${r.data} data (${r.date.slice(0, 10)})`, '');
     out.push(r.ok
       ? `All ${r.rounds} rounds fused all ${r.nodes} updates: no failure, no late update, no error reply, no dropped connection.`
       : `**Problems:** ${r.violations.join('; ')}`);
@@ -196,6 +208,7 @@ export function markdown(f: ResultsFile): string {
       `- Coordinator: ${r.coordinator_entry ?? 'the CLI'}; ${r.auth === 'on'
         ? `auth on (the default): every node enrolled an Ed25519 key with a join token (${r1(r.enrol_seconds ?? NaN)} s per client process, 8 at a time, before connecting), signed its hello and signs every reply (${r1(r.client_sign_seconds ?? NaN)} s of client time); the coordinator verifies each`
         : r.auth === 'off' ? 'auth off (`--auth off`: nodes are trusted, no keys, no signatures)' : 'a version without node authentication'}.`,
+      ...(r.broker ? [`- Broker: mosquitto (${r.broker.config.join(', ')}); peak RSS ${mb(r.broker.rss_peak_sampled_bytes)} MB sampled, VmHWM ${mb(r.broker.vm_hwm_bytes)} MB.`] : []),
       `- Run start: ${r1((r.rounds_detail[0]?.seen_committed_at_s ?? NaN) - (r.rounds_detail[0]?.seconds ?? NaN))} s from POST /v1/runs to round 1's first request ` +
       '(loading the evaluation set, building the evaluator; includes up to 0.25 s of polling).',
       `- Connections held: ${r.connections_held}, all enrolled ${r1(r.connect_seconds)} s after the first client began connecting (client start-up, building the local data, ` +
