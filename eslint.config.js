@@ -1,7 +1,19 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'docs/api/**', 'native/build/**', 'runs/**', 'out/**', 'web/**/dist/**', 'test-artifacts/**', 'wasm/build/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'dist/**',
+      'docs/api/**',
+      'native/build/**',
+      'runs/**',
+      'out/**',
+      'web/**/dist/**',
+      'test-artifacts/**',
+      'wasm/build/**',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -23,7 +23,6 @@ import { runSimulation } from '../src/sim/simulate.js';
 import type { SimulationOptions } from '../src/sim/options.js';
 import { printEnvironment, REPO } from './support/results-io.js';
 
-
 interface Case {
   spec: string;
   label: string;
@@ -56,13 +55,29 @@ interface RunRecord {
 
 async function runCase(c: Case, rounds: number, seed: number, workers?: number): Promise<RunRecord> {
   const options: SimulationOptions = {
-    dataset: 'mnist', model: 'mlp', nodes: 10, fraction: 1, partition: 'iid', strategy: 'fedavg',
-    localEpochs: 1, batchSize: 32, rounds, seed, compression: c.spec, ...(workers ? { workers } : {}),
+    dataset: 'mnist',
+    model: 'mlp',
+    nodes: 10,
+    fraction: 1,
+    partition: 'iid',
+    strategy: 'fedavg',
+    localEpochs: 1,
+    batchSize: 32,
+    rounds,
+    seed,
+    compression: c.spec,
+    ...(workers ? { workers } : {}),
   };
-  const r = await runSimulation(options, (rec) => process.stderr.write(`${c.spec} round ${rec.round}/${rounds} acc ${rec.testAccuracy.toFixed(4)} received ${rec.bytesReceived} B\n`));
+  const r = await runSimulation(options, (rec) =>
+    process.stderr.write(
+      `${c.spec} round ${rec.round}/${rounds} acc ${rec.testAccuracy.toFixed(4)} received ${rec.bytesReceived} B\n`,
+    ),
+  );
   const received = r.rounds.map((x) => x.bytesReceived);
   return {
-    spec: c.spec, label: c.label, rounds: r.rounds.length,
+    spec: c.spec,
+    label: c.label,
+    rounds: r.rounds.length,
     command: `edgefed simulate --model mlp --nodes 10 --partition iid --strategy fedavg --local-epochs 1 --batch-size 32 --rounds ${rounds} --seed ${seed} --compression ${c.spec} --json`,
     finalAccuracy: r.rounds[r.rounds.length - 1].testAccuracy,
     accuracyByRound: r.rounds.map((x) => x.testAccuracy),
@@ -86,7 +101,12 @@ function rows(runs: RunRecord[]): Row[] {
     const ratio = float.meanBytesReceivedPerRound / r.meanBytesReceivedPerRound;
     const pointsVsFloat = 100 * (r.finalAccuracy - float.finalAccuracy);
     const t = CASES.find((c) => c.spec === r.spec)?.target;
-    return { ...r, ratio, pointsVsFloat, ...(t ? { target: { ...t, met: pointsVsFloat >= -t.points && ratio >= t.ratio } } : {}) };
+    return {
+      ...r,
+      ratio,
+      pointsVsFloat,
+      ...(t ? { target: { ...t, met: pointsVsFloat >= -t.points && ratio >= t.ratio } } : {}),
+    };
   });
 }
 
@@ -107,7 +127,11 @@ function catchUp(run: RunRecord, float: RunRecord): CatchUp {
   const bar = float.finalAccuracy - 0.01;
   const i = run.accuracyByRound.findIndex((a) => a >= bar);
   return {
-    spec: run.spec, rounds: run.rounds, bar, round: i < 0 ? null : i + 1, accuracyByRound: run.accuracyByRound,
+    spec: run.spec,
+    rounds: run.rounds,
+    bar,
+    round: i < 0 ? null : i + 1,
+    accuracyByRound: run.accuracyByRound,
     bytesToRound: i < 0 ? null : run.bytesReceivedByRound.slice(0, i + 1).reduce((a, b) => a + b, 0),
     floatBytes: float.bytesReceivedByRound.reduce((a, b) => a + b, 0),
   };
@@ -115,9 +139,18 @@ function catchUp(run: RunRecord, float: RunRecord): CatchUp {
 
 function catchUpMarkdown(c: CatchUp, floatRounds: number): string[] {
   const head = `Catch-up: \`${c.spec}\` run for ${c.rounds} rounds against float's ${floatRounds}-round accuracy minus 1 point (${(100 * c.bar).toFixed(2)}%):`;
-  if (c.round === null) return [head, `not reached within ${c.rounds} rounds (final ${(100 * c.accuracyByRound[c.accuracyByRound.length - 1]).toFixed(2)}%).`, ''];
-  return [head, `reached at round ${c.round} (${(100 * c.accuracyByRound[c.round - 1]).toFixed(2)}%), having received ${c.bytesToRound} bytes against float's ${c.floatBytes} over ${floatRounds} rounds ` +
-    `(${(c.floatBytes / c.bytesToRound!).toFixed(1)}x fewer in total).`, ''];
+  if (c.round === null)
+    return [
+      head,
+      `not reached within ${c.rounds} rounds (final ${(100 * c.accuracyByRound[c.accuracyByRound.length - 1]).toFixed(2)}%).`,
+      '',
+    ];
+  return [
+    head,
+    `reached at round ${c.round} (${(100 * c.accuracyByRound[c.round - 1]).toFixed(2)}%), having received ${c.bytesToRound} bytes against float's ${c.floatBytes} over ${floatRounds} rounds ` +
+      `(${(c.floatBytes / c.bytesToRound!).toFixed(1)}x fewer in total).`,
+    '',
+  ];
 }
 
 function markdown(table: Row[], rounds: number, seed: number, long?: CatchUp): string {
@@ -130,8 +163,11 @@ function markdown(table: Row[], rounds: number, seed: number, long?: CatchUp): s
     '',
     '| compression | spec | bytes received / round | ratio to float | final test accuracy | vs float (points) | target | met |',
     '| --- | --- | ---: | ---: | ---: | ---: | --- | --- |',
-    ...table.map((r) => `| ${r.label} | \`${r.spec}\` | ${Math.round(r.meanBytesReceivedPerRound)} | ${r.ratio.toFixed(2)}x | ${(100 * r.finalAccuracy).toFixed(2)}% | ` +
-      `${r.pointsVsFloat >= 0 ? '+' : ''}${r.pointsVsFloat.toFixed(2)} | ${r.target ? `within ${r.target.points} pt at >= ${r.target.ratio}x` : ''} | ${r.target ? (r.target.met ? 'yes' : 'NO') : ''} |`),
+    ...table.map(
+      (r) =>
+        `| ${r.label} | \`${r.spec}\` | ${Math.round(r.meanBytesReceivedPerRound)} | ${r.ratio.toFixed(2)}x | ${(100 * r.finalAccuracy).toFixed(2)}% | ` +
+        `${r.pointsVsFloat >= 0 ? '+' : ''}${r.pointsVsFloat.toFixed(2)} | ${r.target ? `within ${r.target.points} pt at >= ${r.target.ratio}x` : ''} | ${r.target ? (r.target.met ? 'yes' : 'NO') : ''} |`,
+    ),
     '',
     ...(long ? catchUpMarkdown(long, rounds) : []),
   ];
@@ -141,30 +177,53 @@ function markdown(table: Row[], rounds: number, seed: number, long?: CatchUp): s
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      rounds: { type: 'string', default: '20' }, seed: { type: 'string', default: '1' }, workers: { type: 'string' },
-      'catch-up-rounds': { type: 'string', default: '0' }, reuse: { type: 'boolean', default: false },
+      rounds: { type: 'string', default: '20' },
+      seed: { type: 'string', default: '1' },
+      workers: { type: 'string' },
+      'catch-up-rounds': { type: 'string', default: '0' },
+      reuse: { type: 'boolean', default: false },
       'results-dir': { type: 'string', default: join(REPO, 'bench/results') },
     },
   });
   const longRounds = Number(values['catch-up-rounds']);
   printEnvironment('bench:compression');
-  if (!Number.isInteger(longRounds) || longRounds < 0) throw new Error(`--catch-up-rounds must be a whole number >= 0, got ${values['catch-up-rounds']}`);
+  if (!Number.isInteger(longRounds) || longRounds < 0)
+    throw new Error(`--catch-up-rounds must be a whole number >= 0, got ${values['catch-up-rounds']}`);
   const rounds = Number(values.rounds);
   const seed = Number(values.seed);
   const workers = values.workers === undefined ? undefined : Number(values.workers);
-  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a whole number >= 1, got ${values.rounds}`);
+  if (!Number.isInteger(rounds) || rounds < 1)
+    throw new Error(`--rounds must be a whole number >= 1, got ${values.rounds}`);
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a whole number >= 0, got ${values.seed}`);
-  if (workers !== undefined && !(Number.isInteger(workers) && workers >= 1)) throw new Error(`--workers must be a whole number >= 1, got ${values.workers}`);
+  if (workers !== undefined && !(Number.isInteger(workers) && workers >= 1))
+    throw new Error(`--workers must be a whole number >= 1, got ${values.workers}`);
   const dir = resolve(values['results-dir']!);
   const file = join(dir, 'compression.json');
-  const previous = values.reuse && existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) as { rounds: number; seed: number; runs: RunRecord[] } : undefined;
+  const previous =
+    values.reuse && existsSync(file)
+      ? (JSON.parse(readFileSync(file, 'utf8')) as { rounds: number; seed: number; runs: RunRecord[] })
+      : undefined;
   const kept = previous && previous.rounds === rounds && previous.seed === seed ? previous.runs : [];
   const runs: RunRecord[] = [];
-  for (const c of CASES) runs.push(kept.find((r) => r.spec === c.spec) ?? await runCase(c, rounds, seed, workers));
+  for (const c of CASES) runs.push(kept.find((r) => r.spec === c.spec) ?? (await runCase(c, rounds, seed, workers)));
   const table = rows(runs);
   const long = longRounds > 0 ? catchUp(await runCase(CASES[4], longRounds, seed, workers), runs[0]) : undefined;
   mkdirSync(dir, { recursive: true });
-  writeFileSync(file, JSON.stringify({ bench: 'compression', date: new Date().toISOString(), rounds, seed, runs: table, ...(long ? { catchUp: long } : {}) }, null, 2) + '\n');
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        bench: 'compression',
+        date: new Date().toISOString(),
+        rounds,
+        seed,
+        runs: table,
+        ...(long ? { catchUp: long } : {}),
+      },
+      null,
+      2,
+    ) + '\n',
+  );
   const md = markdown(table, rounds, seed, long);
   writeFileSync(join(dir, 'compression.md'), md);
   process.stdout.write(md);

@@ -40,7 +40,13 @@ import { FrameLink } from '../src/net/frame-link.js';
 import { isBound, newIdentity, signFrame, toHex, unbindFrame, type Binding } from '../src/core/identity.js';
 import { makeHello, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES } from '../src/net/node-protocol.js';
 import { mqttLinkUrl } from '../src/net/mqtt-envelope.js';
-import { mqttNodeLink, wsNodeLink, type NodeLink, type NodeLinkEvents, type Transport } from './connections/node-link.js';
+import {
+  mqttNodeLink,
+  wsNodeLink,
+  type NodeLink,
+  type NodeLinkEvents,
+  type Transport,
+} from './connections/node-link.js';
 
 export interface ClientStats {
   proc: number;
@@ -118,13 +124,23 @@ function parseCli(argv: string[]): Args {
     return v;
   };
   if (!values.url) throw new Error('--url is required');
-  if (values.data !== 'mnist' && values.data !== 'synthetic') throw new Error(`--data: expected mnist or synthetic, got '${values.data}'`);
-  if (values.transport !== 'ws' && values.transport !== 'mqtt') throw new Error(`--transport: expected ws or mqtt, got '${values.transport}'`);
-  if (values.transport === 'mqtt' && (!values.mqtt || !values.fleet)) throw new Error('--transport mqtt needs --mqtt mqtt://host:port and --fleet NAME');
+  if (values.data !== 'mnist' && values.data !== 'synthetic')
+    throw new Error(`--data: expected mnist or synthetic, got '${values.data}'`);
+  if (values.transport !== 'ws' && values.transport !== 'mqtt')
+    throw new Error(`--transport: expected ws or mqtt, got '${values.transport}'`);
+  if (values.transport === 'mqtt' && (!values.mqtt || !values.fleet))
+    throw new Error('--transport mqtt needs --mqtt mqtt://host:port and --fleet NAME');
   return {
-    transport: values.transport, mqtt: values.mqtt ?? null, fleet: values.fleet ?? null,
-    url: values.url, proc: int('proc', values.proc!, 0), conns: int('conns', values.conns!, 1), first: int('first', values.first!, 0),
-    examples: int('examples', values.examples!, 1), data: values.data, auth: values.auth!,
+    transport: values.transport,
+    mqtt: values.mqtt ?? null,
+    fleet: values.fleet ?? null,
+    url: values.url,
+    proc: int('proc', values.proc!, 0),
+    conns: int('conns', values.conns!, 1),
+    first: int('first', values.first!, 0),
+    examples: int('examples', values.examples!, 1),
+    data: values.data,
+    auth: values.auth!,
   };
 }
 
@@ -133,10 +149,15 @@ function makeLocalData(a: Args): LocalData[] {
   const out: LocalData[] = [];
   if (a.data === 'mnist') {
     const all = loadMnist().train;
-    if ((a.first + a.conns) * a.examples > all.n) throw new Error(`MNIST has ${all.n} training rows, too few for ${a.first + a.conns} x ${a.examples}`);
+    if ((a.first + a.conns) * a.examples > all.n)
+      throw new Error(`MNIST has ${all.n} training rows, too few for ${a.first + a.conns} x ${a.examples}`);
     for (let i = 0; i < a.conns; i++) {
       const start = (a.first + i) * a.examples;
-      const train = subset(all, Array.from({ length: a.examples }, (_, k) => start + k), `mnist:train[${start}..${start + a.examples})`);
+      const train = subset(
+        all,
+        Array.from({ length: a.examples }, (_, k) => start + k),
+        `mnist:train[${start}..${start + a.examples})`,
+      );
       out.push({ train, validation: subset(train, []) });
     }
     return out; // `all` (188 MB of floats) is garbage once this returns
@@ -148,7 +169,14 @@ function makeLocalData(a: Args): LocalData[] {
     for (let k = 0; k < x.length; k++) x[k] = rng.next();
     const y = new Int32Array(a.examples);
     for (let k = 0; k < y.length; k++) y[k] = rng.int(10);
-    const train: Dataset = { source: `synthetic#${a.first + i}`, n: a.examples, featureShape: [28, 28, 1], x, y, numClasses: 10 };
+    const train: Dataset = {
+      source: `synthetic#${a.first + i}`,
+      n: a.examples,
+      featureShape: [28, 28, 1],
+      x,
+      y,
+      numClasses: 10,
+    };
     out.push({ train, validation: subset(train, []) });
   }
   return out;
@@ -176,12 +204,20 @@ interface Conn {
 /** Creates a join token with the admin token and enrols `name` with a fresh key, as an operator and an agent would. */
 async function enrol(base: string, adminToken: string, name: string): Promise<Uint8Array> {
   const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
-    const r = await fetch(new URL(path, base), { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    const r = await fetch(new URL(path, base), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
     const json = (await r.json().catch(() => ({}))) as { token?: string; error?: { message?: string } };
     if (r.status !== 201) throw new Error(`POST ${path} for ${name}: ${r.status} ${json.error?.message ?? ''}`);
     return json;
   };
-  const { token } = await post('/v1/admin/join-tokens', { ttlSeconds: 3600 }, { authorization: `Bearer ${adminToken}` });
+  const { token } = await post(
+    '/v1/admin/join-tokens',
+    { ttlSeconds: 3600 },
+    { authorization: `Bearer ${adminToken}` },
+  );
   const { secretKey, publicKey } = newIdentity();
   await post('/v1/enroll', { name, publicKey: toHex(publicKey), token });
   return secretKey;
@@ -192,9 +228,31 @@ async function main(): Promise<void> {
   const url = wsUrl(a.url);
   const datasets = makeLocalData(a);
   const stats: ClientStats = {
-    proc: a.proc, pid: process.pid, connections: a.conns, welcomed: 0, open: 0, disconnects: 0, reconnects: 0, heartbeatsSent: 0,
-    configures: 0, trainRequests: 0, evalRequests: 0, errorReplies: 0, enrolSeconds: 0, signSeconds: 0, coordinatorErrors: 0, bytesIn: 0, bytesOut: 0, handleSeconds: 0,
-    maxQueueWaitMs: 0, rssBeforeConnectBytes: 0, rssBytes: 0, heapUsedBytes: 0, externalBytes: 0, trainer: null, kernels: null,
+    proc: a.proc,
+    pid: process.pid,
+    connections: a.conns,
+    welcomed: 0,
+    open: 0,
+    disconnects: 0,
+    reconnects: 0,
+    heartbeatsSent: 0,
+    configures: 0,
+    trainRequests: 0,
+    evalRequests: 0,
+    errorReplies: 0,
+    enrolSeconds: 0,
+    signSeconds: 0,
+    coordinatorErrors: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    handleSeconds: 0,
+    maxQueueWaitMs: 0,
+    rssBeforeConnectBytes: 0,
+    rssBytes: 0,
+    heapUsedBytes: 0,
+    externalBytes: 0,
+    trainer: null,
+    kernels: null,
   };
   const snapshot = (type: 'ready' | 'stats' | 'final'): string => {
     const m = process.memoryUsage();
@@ -211,59 +269,68 @@ async function main(): Promise<void> {
 
   const configure = (spec: ModelSpec, runId: number): void => {
     stats.configures++;
-    queue = queue.then(async () => {
-      if (current?.runId === runId) return;
-      current?.trainer.dispose();
-      const trainer = await makeTrainer(spec);
-      current = { runId, trainer, host: new NodeHost(makeLayout(tensorSpecs(spec)), trainer, byNodeId) };
-      stats.trainer = trainer.kind;
-      stats.kernels = trainer.kind === 'engine' ? (await selectKernels()).name : null;
-      process.stderr.write(`client ${a.proc}: configured for run ${runId} (model ${spec.name}, trainer ${trainer.kind})\n`);
-    }).catch((e: Error) => {
-      process.stderr.write(`client ${a.proc}: configure failed: ${e.message}\n`);
-    });
+    queue = queue
+      .then(async () => {
+        if (current?.runId === runId) return;
+        current?.trainer.dispose();
+        const trainer = await makeTrainer(spec);
+        current = { runId, trainer, host: new NodeHost(makeLayout(tensorSpecs(spec)), trainer, byNodeId) };
+        stats.trainer = trainer.kind;
+        stats.kernels = trainer.kind === 'engine' ? (await selectKernels()).name : null;
+        process.stderr.write(
+          `client ${a.proc}: configured for run ${runId} (model ${spec.name}, trainer ${trainer.kind})\n`,
+        );
+      })
+      .catch((e: Error) => {
+        process.stderr.write(`client ${a.proc}: configure failed: ${e.message}\n`);
+      });
   };
 
   const serve = (c: Conn, ws: NodeLink, link: FrameLink, received: Uint8Array): void => {
     const queued = performance.now();
-    queue = queue.then(async () => {
-      stats.maxQueueWaitMs = Math.max(stats.maxQueueWaitMs, performance.now() - queued);
-      if (!current) {
-        process.stderr.write(`client ${a.proc}: request frame before any configure; dropped\n`);
-        return;
-      }
-      // Requests come bound to { run, round, node, nonce }; with auth the reply is signed together with that binding.
-      let binding: Binding | null = null;
-      let frame = received;
-      if (isBound(received)) ({ binding, frame } = unbindFrame(received));
-      const type = String(peekHeader(frame).type);
-      if (type === 'train') stats.trainRequests++;
-      else if (type === 'evaluate') stats.evalRequests++;
-      const started = performance.now();
-      const reply = await current.host.handle(frame);
-      stats.handleSeconds += (performance.now() - started) / 1000;
-      if (peekHeader(reply).type === 'error') {
-        stats.errorReplies++;
-        process.stderr.write(`client ${a.proc}: NodeHost error reply: ${JSON.stringify(peekHeader(reply)).slice(0, 300)}\n`);
-      }
-      let out = reply;
-      if (binding && c.secretKey) {
-        const t = performance.now();
-        out = signFrame(binding, reply, c.secretKey);
-        stats.signSeconds += (performance.now() - t) / 1000;
-      }
-      if (ws.isOpen) {
-        stats.bytesOut += out.length;
-        link.send(out);
-      }
-    }).catch((e: Error) => {
-      process.stderr.write(`client ${a.proc}: serving a frame failed: ${e.message}\n`);
-    });
+    queue = queue
+      .then(async () => {
+        stats.maxQueueWaitMs = Math.max(stats.maxQueueWaitMs, performance.now() - queued);
+        if (!current) {
+          process.stderr.write(`client ${a.proc}: request frame before any configure; dropped\n`);
+          return;
+        }
+        // Requests come bound to { run, round, node, nonce }; with auth the reply is signed together with that binding.
+        let binding: Binding | null = null;
+        let frame = received;
+        if (isBound(received)) ({ binding, frame } = unbindFrame(received));
+        const type = String(peekHeader(frame).type);
+        if (type === 'train') stats.trainRequests++;
+        else if (type === 'evaluate') stats.evalRequests++;
+        const started = performance.now();
+        const reply = await current.host.handle(frame);
+        stats.handleSeconds += (performance.now() - started) / 1000;
+        if (peekHeader(reply).type === 'error') {
+          stats.errorReplies++;
+          process.stderr.write(
+            `client ${a.proc}: NodeHost error reply: ${JSON.stringify(peekHeader(reply)).slice(0, 300)}\n`,
+          );
+        }
+        let out = reply;
+        if (binding && c.secretKey) {
+          const t = performance.now();
+          out = signFrame(binding, reply, c.secretKey);
+          stats.signSeconds += (performance.now() - t) / 1000;
+        }
+        if (ws.isOpen) {
+          stats.bytesOut += out.length;
+          link.send(out);
+        }
+      })
+      .catch((e: Error) => {
+        process.stderr.write(`client ${a.proc}: serving a frame failed: ${e.message}\n`);
+      });
   };
 
-  const open = (c: Conn, on: NodeLinkEvents): NodeLink => (a.transport === 'mqtt'
-    ? mqttNodeLink(mqttLinkUrl(a.mqtt!, a.fleet!, c.name), MAX_MESSAGE_BYTES, on)
-    : wsNodeLink(url, MAX_MESSAGE_BYTES, on));
+  const open = (c: Conn, on: NodeLinkEvents): NodeLink =>
+    a.transport === 'mqtt'
+      ? mqttNodeLink(mqttLinkUrl(a.mqtt!, a.fleet!, c.name), MAX_MESSAGE_BYTES, on)
+      : wsNodeLink(url, MAX_MESSAGE_BYTES, on);
 
   const connect = (c: Conn): void => {
     let link: FrameLink | null = null;
@@ -308,7 +375,16 @@ async function main(): Promise<void> {
   };
 
   const onText = (c: Conn, ws: NodeLink, text: string): void => {
-    let msg: { type?: string; nodeId?: number; heartbeatMs?: number; runId?: number; spec?: ModelSpec; code?: string; message?: string; challenge?: string };
+    let msg: {
+      type?: string;
+      nodeId?: number;
+      heartbeatMs?: number;
+      runId?: number;
+      spec?: ModelSpec;
+      code?: string;
+      message?: string;
+      challenge?: string;
+    };
     try {
       msg = JSON.parse(text);
     } catch {
@@ -316,7 +392,15 @@ async function main(): Promise<void> {
       return;
     }
     if (msg.type === 'challenge' && typeof msg.challenge === 'string') {
-      ws.sendText(JSON.stringify(makeHello(msg.challenge, { name: c.name, resources: { cores: 1, samplesPerSecond: 1000 }, tags: {} }, c.secretKey ?? undefined)));
+      ws.sendText(
+        JSON.stringify(
+          makeHello(
+            msg.challenge,
+            { name: c.name, resources: { cores: 1, samplesPerSecond: 1000 }, tags: {} },
+            c.secretKey ?? undefined,
+          ),
+        ),
+      );
     } else if (msg.type === 'welcome' && Number.isInteger(msg.nodeId)) {
       c.nodeId = msg.nodeId!;
       byNodeId.set(c.nodeId, c.data);
@@ -330,16 +414,19 @@ async function main(): Promise<void> {
         clearTimeout(c.heartbeat);
       }
       // Spread the connections' heartbeats over the interval instead of sending them in bursts.
-      const first = setTimeout(() => {
-        const beat = () => {
-          if (ws.isOpen) {
-            ws.sendText('{"type":"heartbeat"}');
-            stats.heartbeatsSent++;
-          }
-        };
-        beat();
-        c.heartbeat = setInterval(beat, every);
-      }, Math.floor(Math.random() * every));
+      const first = setTimeout(
+        () => {
+          const beat = () => {
+            if (ws.isOpen) {
+              ws.sendText('{"type":"heartbeat"}');
+              stats.heartbeatsSent++;
+            }
+          };
+          beat();
+          c.heartbeat = setInterval(beat, every);
+        },
+        Math.floor(Math.random() * every),
+      );
       c.heartbeat = first;
       if (!readySent && stats.welcomed === a.conns) {
         readySent = true;
@@ -353,24 +440,37 @@ async function main(): Promise<void> {
     }
   };
 
-  const conns: Conn[] = datasets.map((data, i) => ({ index: i, name: `c${a.proc}-${i}`, data, socket: null, nodeId: -1, heartbeat: null, welcomed: false, secretKey: null }));
+  const conns: Conn[] = datasets.map((data, i) => ({
+    index: i,
+    name: `c${a.proc}-${i}`,
+    data,
+    socket: null,
+    nodeId: -1,
+    heartbeat: null,
+    welcomed: false,
+    secretKey: null,
+  }));
   if (a.auth) {
     const adminToken = process.env.EDGEFED_BENCH_ADMIN_TOKEN;
-    if (!adminToken) throw new Error('--auth needs the coordinator\'s admin token in EDGEFED_BENCH_ADMIN_TOKEN');
+    if (!adminToken) throw new Error("--auth needs the coordinator's admin token in EDGEFED_BENCH_ADMIN_TOKEN");
     const started = performance.now();
     let next = 0;
     // A few enrolments at a time, as a fleet being provisioned would arrive.
-    await Promise.all(Array.from({ length: 8 }, async () => {
-      while (next < conns.length) {
-        const c = conns[next++];
-        c.secretKey = await enrol(a.url, adminToken, c.name);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < conns.length) {
+          const c = conns[next++];
+          c.secretKey = await enrol(a.url, adminToken, c.name);
+        }
+      }),
+    );
     stats.enrolSeconds = (performance.now() - started) / 1000;
   }
   global.gc?.();
   stats.rssBeforeConnectBytes = process.memoryUsage().rss;
-  process.stdout.write(`${JSON.stringify({ type: 'connecting', proc: a.proc, rssBytes: stats.rssBeforeConnectBytes })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ type: 'connecting', proc: a.proc, rssBytes: stats.rssBeforeConnectBytes })}\n`,
+  );
   for (const c of conns) connect(c);
 
   const stop = (): void => {
@@ -397,7 +497,9 @@ async function main(): Promise<void> {
   // Until every connection is welcomed, say how far it got (the parent prints it while it waits).
   const progress = setInterval(() => {
     if (readySent || stopping) return clearInterval(progress);
-    process.stdout.write(`${JSON.stringify({ type: 'progress', proc: a.proc, welcomed: stats.welcomed, open: stats.open, disconnects: stats.disconnects })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ type: 'progress', proc: a.proc, welcomed: stats.welcomed, open: stats.open, disconnects: stats.disconnects })}\n`,
+    );
   }, 5000);
 }
 

@@ -39,7 +39,15 @@ interface RunRecord {
 
 interface ResultsFile extends Provenance {
   benchmark: string;
-  setting: { nodes: number; fraction: number; clip: number; delta: number; rounds: number; repeats: number; noise: number[] };
+  setting: {
+    nodes: number;
+    fraction: number;
+    clip: number;
+    delta: number;
+    rounds: number;
+    repeats: number;
+    noise: number[];
+  };
   load_average_1m: { before: number; after: number };
   runs: RunRecord[];
 }
@@ -66,7 +74,10 @@ function parseCli(argv: string[]) {
     fraction: numberFlag('fraction', values.fraction!, (v) => v > 0 && v <= 1, 'a number in (0, 1]'),
     clip: numberFlag('clip', values.clip!, (v) => v > 0, 'a number > 0'),
     noise: values.noise!.split(',').map((s) => numberFlag('noise', s, (v) => v > 0, 'a comma list of numbers > 0')),
-    workers: values.workers === undefined ? undefined : numberFlag('workers', values.workers, (v) => whole(v) && v <= 64, 'a whole number in [1, 64]'),
+    workers:
+      values.workers === undefined
+        ? undefined
+        : numberFlag('workers', values.workers, (v) => whole(v) && v <= 64, 'a whole number in [1, 64]'),
     resultsDir: values['results-dir']!,
     reportOnly: values['report-only']!,
   };
@@ -74,20 +85,48 @@ function parseCli(argv: string[]) {
 
 type Args = ReturnType<typeof parseCli>;
 
-async function oneRun(args: Args, workers: number, noise: number, source: DpNoiseSource, seed: number): Promise<RunRecord> {
+async function oneRun(
+  args: Args,
+  workers: number,
+  noise: number,
+  source: DpNoiseSource,
+  seed: number,
+): Promise<RunRecord> {
   const strategy = `dpfedavg:clip=${args.clip},noise=${noise},delta=${DELTA}`;
   const options: SimulationOptions = {
-    dataset: 'mnist', model: 'mlp', nodes: NODES, fraction: args.fraction, minNodes: 1, partition: 'iid', strategy,
-    rounds: args.rounds, seed, validationFraction: 0, workers, dpNoise: source,
+    dataset: 'mnist',
+    model: 'mlp',
+    nodes: NODES,
+    fraction: args.fraction,
+    minNodes: 1,
+    partition: 'iid',
+    strategy,
+    rounds: args.rounds,
+    seed,
+    validationFraction: 0,
+    workers,
+    dpNoise: source,
   };
-  const command = `edgefed simulate --dataset mnist --model mlp --nodes ${NODES} --fraction ${args.fraction} --min-nodes 1 --partition iid ` +
+  const command =
+    `edgefed simulate --dataset mnist --model mlp --nodes ${NODES} --fraction ${args.fraction} --min-nodes 1 --partition iid ` +
     `--rounds ${args.rounds} --seed ${seed} --validation 0 --strategy ${strategy} --dp-noise ${source} --json`;
   process.stderr.write(`${BENCH}: noise ${noise}, ${source}, seed ${seed}\n`);
-  const r = await runSimulation(options, (rec) => process.stderr.write(`  round ${rec.round}/${args.rounds} test acc ${rec.testAccuracy.toFixed(4)} eps ${rec.epsilon?.toFixed(3)}\n`));
+  const r = await runSimulation(options, (rec) =>
+    process.stderr.write(
+      `  round ${rec.round}/${args.rounds} test acc ${rec.testAccuracy.toFixed(4)} eps ${rec.epsilon?.toFixed(3)}\n`,
+    ),
+  );
   const acc = r.rounds.map((x) => x.testAccuracy);
   return {
-    noise, source, seed, final_accuracy: acc[acc.length - 1], accuracy_by_round: acc, epsilon: r.rounds[r.rounds.length - 1].epsilon ?? NaN,
-    fused_rounds: r.rounds.filter((x) => x.fused).length, seconds: Math.round(r.seconds * 10) / 10, command,
+    noise,
+    source,
+    seed,
+    final_accuracy: acc[acc.length - 1],
+    accuracy_by_round: acc,
+    epsilon: r.rounds[r.rounds.length - 1].epsilon ?? NaN,
+    fused_rounds: r.rounds.filter((x) => x.fused).length,
+    seconds: Math.round(r.seconds * 10) / 10,
+    command,
   };
 }
 
@@ -108,7 +147,15 @@ async function main(): Promise<void> {
   }
   const out: ResultsFile = {
     benchmark: BENCH,
-    setting: { nodes: NODES, fraction: args.fraction, clip: args.clip, delta: DELTA, rounds: args.rounds, repeats: args.repeats, noise: args.noise },
+    setting: {
+      nodes: NODES,
+      fraction: args.fraction,
+      clip: args.clip,
+      delta: DELTA,
+      rounds: args.rounds,
+      repeats: args.repeats,
+      noise: args.noise,
+    },
     load_average_1m: { before: loadBefore, after: loadavg()[0] },
     runs,
     ...provenance(workers, started),
@@ -132,9 +179,12 @@ function markdown(f: ResultsFile): string {
     const csprng = group(z, 'csprng').map((r) => r.final_accuracy);
     const gap = Math.abs(mean(seeded) - mean(csprng));
     const within = Math.max(spread(seeded), spread(csprng));
-    const verdict = seeded.length < 2 ? 'one run each: no spread' : gap <= within ? 'within the spread' : '**outside the spread**';
-    return `| ${z} | ${group(z, 'seeded')[0]?.epsilon.toFixed(3)} | ${seeded.map(pct).join(', ')} | ${csprng.map(pct).join(', ')} | ` +
-      `${(gap * 100).toFixed(2)} | ${(within * 100).toFixed(2)} | ${verdict} |`;
+    const verdict =
+      seeded.length < 2 ? 'one run each: no spread' : gap <= within ? 'within the spread' : '**outside the spread**';
+    return (
+      `| ${z} | ${group(z, 'seeded')[0]?.epsilon.toFixed(3)} | ${seeded.map(pct).join(', ')} | ${csprng.map(pct).join(', ')} | ` +
+      `${(gap * 100).toFixed(2)} | ${(within * 100).toFixed(2)} | ${verdict} |`
+    );
   });
   const m = f.machine;
   const command = `node --import tsx bench/dp.ts --rounds ${s.rounds} --repeats ${s.repeats} --fraction ${s.fraction} --clip ${s.clip} --noise ${s.noise.join(',')}`;

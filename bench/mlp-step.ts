@@ -16,9 +16,13 @@ import { printEnvironment } from './support/results-io.js';
 
 const { values } = parseArgs({ options: { steps: { type: 'string', default: '2000' } } });
 const steps = Number(values.steps);
-if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps: expected a whole number >= 1, got '${values.steps}'`);
+if (!Number.isInteger(steps) || steps < 1)
+  throw new Error(`--steps: expected a whole number >= 1, got '${values.steps}'`);
 
-const M = 32, IN = 784, H = 128, OUT = 10;
+const M = 32,
+  IN = 784,
+  H = 128,
+  OUT = 10;
 const P = IN * H + H + H * OUT + OUT;
 
 type Alloc = (n: number) => Float32Array;
@@ -32,17 +36,29 @@ function buffers(alloc: Alloc, allocInt: (n: number) => Int32Array) {
   const y = allocInt(M);
   for (let i = 0; i < M; i++) y[i] = i % OUT;
   return {
-    x: fill(alloc(M * IN), 1), y, w: fill(alloc(P), 0.05), g: alloc(P), m: alloc(P), v: alloc(P),
-    a1: alloc(M * H), a2: alloc(M * OUT), d1: alloc(M * H), d2: alloc(M * OUT),
+    x: fill(alloc(M * IN), 1),
+    y,
+    w: fill(alloc(P), 0.05),
+    g: alloc(P),
+    m: alloc(P),
+    v: alloc(P),
+    a1: alloc(M * H),
+    a2: alloc(M * OUT),
+    d1: alloc(M * H),
+    d2: alloc(M * OUT),
   };
 }
 
 function profile(label: string, k: Kernels, alloc: Alloc, allocInt: (n: number) => Int32Array): void {
   const b = buffers(alloc, allocInt);
-  const w0 = b.w.subarray(0, IN * H), b0 = b.w.subarray(IN * H, IN * H + H);
-  const w1 = b.w.subarray(IN * H + H, IN * H + H + H * OUT), b1 = b.w.subarray(IN * H + H + H * OUT);
-  const g0 = b.g.subarray(0, IN * H), gb0 = b.g.subarray(IN * H, IN * H + H);
-  const g1 = b.g.subarray(IN * H + H, IN * H + H + H * OUT), gb1 = b.g.subarray(IN * H + H + H * OUT);
+  const w0 = b.w.subarray(0, IN * H),
+    b0 = b.w.subarray(IN * H, IN * H + H);
+  const w1 = b.w.subarray(IN * H + H, IN * H + H + H * OUT),
+    b1 = b.w.subarray(IN * H + H + H * OUT);
+  const g0 = b.g.subarray(0, IN * H),
+    gb0 = b.g.subarray(IN * H, IN * H + H);
+  const g1 = b.g.subarray(IN * H + H, IN * H + H + H * OUT),
+    gb1 = b.g.subarray(IN * H + H + H * OUT);
   let step = 0;
   const parts: [string, () => void][] = [
     ['gemm NN 32x784 @ 784x128', () => k.gemm(false, false, M, H, IN, 1, b.x, w0, 0, b.a1)],
@@ -78,14 +94,32 @@ function profile(label: string, k: Kernels, alloc: Alloc, allocInt: (n: number) 
   parts.forEach(([name], i) => console.log(`  ${name.padEnd(28)} ${med[i].toFixed(2).padStart(8)}`));
   const gemmFlops = 2 * M * IN * H * 2 + 2 * M * H * OUT * 3;
   const gemmUs = med.filter((_, i) => parts[i][0].startsWith('gemm')).reduce((s, t) => s + t, 0);
-  console.log(`  step with SGD  ${total('adam').toFixed(1)} us = ${(M / total('adam') * 1e6).toFixed(0)} samples/CPU-s;` +
-    ` with Adam ${total('sgd').toFixed(1)} us = ${(M / total('sgd') * 1e6).toFixed(0)} samples/CPU-s; gemm ${(gemmFlops / gemmUs / 1e3).toFixed(1)} GFLOP/s`);
+  console.log(
+    `  step with SGD  ${total('adam').toFixed(1)} us = ${((M / total('adam')) * 1e6).toFixed(0)} samples/CPU-s;` +
+      ` with Adam ${total('sgd').toFixed(1)} us = ${((M / total('sgd')) * 1e6).toFixed(0)} samples/CPU-s; gemm ${(gemmFlops / gemmUs / 1e3).toFixed(1)} GFLOP/s`,
+  );
 }
 
 printEnvironment('mlp-step');
 const native = loadNativeKernels();
-if (native) profile('native (OpenBLAS)', native, (n) => new Float32Array(n), (n) => new Int32Array(n));
+if (native)
+  profile(
+    'native (OpenBLAS)',
+    native,
+    (n) => new Float32Array(n),
+    (n) => new Int32Array(n),
+  );
 const wasm: WasmKernels | null = await loadWasmKernelsNode();
 if (!wasm) throw new Error('wasm kernels not built: npm run build:wasm');
-profile('wasm, buffers in wasm memory (zero copy)', wasm, (n) => wasm.alloc(n), (n) => wasm.allocInt(n));
-profile('wasm, plain arrays (copied through scratch)', wasm, (n) => new Float32Array(n), (n) => new Int32Array(n));
+profile(
+  'wasm, buffers in wasm memory (zero copy)',
+  wasm,
+  (n) => wasm.alloc(n),
+  (n) => wasm.allocInt(n),
+);
+profile(
+  'wasm, plain arrays (copied through scratch)',
+  wasm,
+  (n) => new Float32Array(n),
+  (n) => new Int32Array(n),
+);

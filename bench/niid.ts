@@ -17,15 +17,23 @@ import { machine, gitCommit, numberFlag } from './support/results-io.js';
 
 const { values: v } = parseArgs({
   options: {
-    partition: { type: 'string', default: 'dirichlet:0.1' }, seeds: { type: 'string', default: '1' },
-    rounds: { type: 'string', default: '50' }, nodes: { type: 'string', default: '10' }, model: { type: 'string', default: 'mlp' },
+    partition: { type: 'string', default: 'dirichlet:0.1' },
+    seeds: { type: 'string', default: '1' },
+    rounds: { type: 'string', default: '50' },
+    nodes: { type: 'string', default: '10' },
+    model: { type: 'string', default: 'mlp' },
     strategies: { type: 'string', default: 'fedavg,fedprox:0.01,fednova,scaffold,feddyn' },
-    'limit-train': { type: 'string' }, 'limit-test': { type: 'string' }, lr: { type: 'string', default: '0.05' },
+    'limit-train': { type: 'string' },
+    'limit-test': { type: 'string' },
+    lr: { type: 'string', default: '0.05' },
     workers: { type: 'string' },
   },
 });
-const whole = (name: string, text: string) => numberFlag(name, text, (x) => Number.isInteger(x) && x >= 1, 'a whole number >= 1');
-const seeds = v.seeds!.split(',').map((s) => numberFlag('seeds', s, (x) => Number.isInteger(x) && x >= 0, 'whole numbers >= 0, comma separated'));
+const whole = (name: string, text: string) =>
+  numberFlag(name, text, (x) => Number.isInteger(x) && x >= 1, 'a whole number >= 1');
+const seeds = v
+  .seeds!.split(',')
+  .map((s) => numberFlag('seeds', s, (x) => Number.isInteger(x) && x >= 0, 'whole numbers >= 0, comma separated'));
 // Strategy texts may contain commas of their own (`fedprox:mu=0.01,eta=1`): split on ',' before a known name only.
 const strategies = v.strategies!.split(/,(?=[a-z]+(?::|,|$))/);
 const rounds = whole('rounds', v.rounds!);
@@ -35,7 +43,16 @@ const limits = {
   ...(v.workers ? { workers: whole('workers', v.workers) } : {}),
 };
 
-interface Row { strategy: string; final: number[]; best: number[]; to90: (number | null)[]; to95: (number | null)[]; down: number; up: number; seconds: number }
+interface Row {
+  strategy: string;
+  final: number[];
+  best: number[];
+  to90: (number | null)[];
+  to95: (number | null)[];
+  down: number;
+  up: number;
+  seconds: number;
+}
 
 const firstRound = (acc: number[], target: number) => {
   const i = acc.findIndex((a) => a >= target);
@@ -49,9 +66,20 @@ for (const strategy of strategies) {
   const row: Row = { strategy, final: [], best: [], to90: [], to95: [], down: 0, up: 0, seconds: 0 };
   for (const seed of seeds) {
     const r = await runSimulation({
-      dataset: 'mnist', model: v.model, nodes: whole('nodes', v.nodes!), fraction: 1, partition: v.partition, strategy,
-      localEpochs: 1, batchSize: 32, optimizer: 'sgd', lr: numberFlag('lr', v.lr!, (x) => x > 0, 'a number > 0'), rounds, seed,
-      validationFraction: 0, ...limits,
+      dataset: 'mnist',
+      model: v.model,
+      nodes: whole('nodes', v.nodes!),
+      fraction: 1,
+      partition: v.partition,
+      strategy,
+      localEpochs: 1,
+      batchSize: 32,
+      optimizer: 'sgd',
+      lr: numberFlag('lr', v.lr!, (x) => x > 0, 'a number > 0'),
+      rounds,
+      seed,
+      validationFraction: 0,
+      ...limits,
     });
     const acc = r.rounds.map((x) => x.testAccuracy);
     row.final.push(acc.at(-1)!);
@@ -77,8 +105,11 @@ const out = [
   '',
   '| strategy | final acc % (mean) | best acc % (mean) | rounds to 90% | rounds to 95% | MB down / run | MB up / run | seconds (all seeds) |',
   '|---|---|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.strategy} | ${pct(mean(r.final))} | ${pct(mean(r.best))} | ${r.to90.map((x) => x ?? '-').join(', ')} | ` +
-    `${r.to95.map((x) => x ?? '-').join(', ')} | ${(r.down / 1e6).toFixed(1)} | ${(r.up / 1e6).toFixed(1)} | ${r.seconds.toFixed(1)} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.strategy} | ${pct(mean(r.final))} | ${pct(mean(r.best))} | ${r.to90.map((x) => x ?? '-').join(', ')} | ` +
+      `${r.to95.map((x) => x ?? '-').join(', ')} | ${(r.down / 1e6).toFixed(1)} | ${(r.up / 1e6).toFixed(1)} | ${r.seconds.toFixed(1)} |`,
+  ),
   '',
   `Environment: ${env.cpu_model}, ${env.cpu_cores} cores (available ${env.available_parallelism}), ${env.platform}, Node ${env.node}, ` +
     `kernels ${env.kernels}, load average ${load.toFixed(2)} at start, commit ${gitCommit()?.slice(0, 10) ?? 'unknown'}. ${env.note}.`,

@@ -33,29 +33,51 @@ const { values } = parseArgs({
     'no-write': { type: 'boolean', default: false },
   },
 });
-const threads = numberFlag('threads', values.threads, (v) => Number.isInteger(v) && v >= 1 && v <= 256, 'a whole number in [1, 256]');
+const threads = numberFlag(
+  'threads',
+  values.threads,
+  (v) => Number.isInteger(v) && v >= 1 && v <= 256,
+  'a whole number in [1, 256]',
+);
 const samples = numberFlag('samples', values.samples, (v) => Number.isInteger(v) && v >= 100, 'a whole number >= 100');
-const cnnSamples = numberFlag('cnn-samples', values['cnn-samples'], (v) => Number.isInteger(v) && v >= 32, 'a whole number >= 32');
+const cnnSamples = numberFlag(
+  'cnn-samples',
+  values['cnn-samples'],
+  (v) => Number.isInteger(v) && v >= 32,
+  'a whole number >= 32',
+);
 const repeats = numberFlag('repeats', values.repeats, (v) => Number.isInteger(v) && v >= 1, 'a whole number >= 1');
 const SETTINGS: Record<'mlp' | '2nn' | 'cnn', { batch: number; samples: number }> = {
-  mlp: { batch: 32, samples }, '2nn': { batch: 10, samples }, cnn: { batch: 32, samples: cnnSamples },
+  mlp: { batch: 32, samples },
+  '2nn': { batch: 10, samples },
+  cnn: { batch: 32, samples: cnnSamples },
 };
 const models = values.models.split(',').map((m) => m.trim()) as (keyof typeof SETTINGS)[];
-for (const m of models) if (!(m in SETTINGS)) throw new Error(`--models: unknown model '${m}' (expected mlp, 2nn, cnn)`);
+for (const m of models)
+  if (!(m in SETTINGS)) throw new Error(`--models: unknown model '${m}' (expected mlp, 2nn, cnn)`);
 
 const kernels = loadNativeKernels();
 if (!kernels) throw new Error('bench/node-cores needs the native kernels (node scripts/build-native.mjs)');
 const started = performance.now();
 const cpu = cpuFeatures();
 const env = {
-  cpu: `${cpu.model} (${cpu.vector})`, cores: availableParallelism(), openblas_core: nativeKernelsInfo()?.core,
+  cpu: `${cpu.model} (${cpu.vector})`,
+  cores: availableParallelism(),
+  openblas_core: nativeKernelsInfo()?.core,
   load_average_start: loadavg().map((v) => Math.round(v * 100) / 100),
 };
-process.stderr.write(`node-cores: ${env.cpu}, ${env.cores} cores, OpenBLAS core ${env.openblas_core}, load ${env.load_average_start.join(' ')}\n`);
+process.stderr.write(
+  `node-cores: ${env.cpu}, ${env.cores} cores, OpenBLAS core ${env.openblas_core}, load ${env.load_average_start.join(' ')}\n`,
+);
 
 const data = loadMnist();
 
-interface Timing { wall_s: number; cpu_s: number; accuracy: number; loss: number }
+interface Timing {
+  wall_s: number;
+  cpu_s: number;
+  accuracy: number;
+  loss: number;
+}
 
 async function epoch(spec: ModelSpec, train: Dataset, batch: number, blasThreads: number): Promise<Timing> {
   setNativeBlasThreads(blasThreads);
@@ -63,7 +85,13 @@ async function epoch(spec: ModelSpec, train: Dataset, batch: number, blasThreads
   const w0 = initialWeights(tensorSpecs(spec), new Rng(1));
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const r = await trainer.train(w0, train, { epochs: 1, batchSize: batch, optimizer: spec.optimizer, proxMu: 0, seed: 1 });
+  const r = await trainer.train(w0, train, {
+    epochs: 1,
+    batchSize: batch,
+    optimizer: spec.optimizer,
+    proxMu: 0,
+    seed: 1,
+  });
   const wall = (performance.now() - t0) / 1000;
   const used = process.cpuUsage(cpu0);
   const ev = await trainer.evaluate(r.weights, data.test);
@@ -76,8 +104,20 @@ const rows = [];
 for (const name of models) {
   const { batch, samples: n } = SETTINGS[name];
   const spec = builtinModel(name, [28, 28, 1], 10);
-  const train = subset(data.train, Int32Array.from({ length: n }, (_, i) => i), `mnist[0:${n}]`);
-  await epoch(spec, subset(train, Int32Array.from({ length: batch * 4 }, (_, i) => i)), batch, 1); // warm-up
+  const train = subset(
+    data.train,
+    Int32Array.from({ length: n }, (_, i) => i),
+    `mnist[0:${n}]`,
+  );
+  await epoch(
+    spec,
+    subset(
+      train,
+      Int32Array.from({ length: batch * 4 }, (_, i) => i),
+    ),
+    batch,
+    1,
+  ); // warm-up
   const one: Timing[] = [];
   const many: Timing[] = [];
   for (let i = 0; i < repeats; i++) {
@@ -87,21 +127,34 @@ for (const name of models) {
   const w1 = median(one.map((t) => t.wall_s));
   const wk = median(many.map((t) => t.wall_s));
   const row = {
-    model: name, batch, samples: n, threads,
-    wall_s_1: w1, wall_s_k: wk, speedup: w1 / wk,
-    cpu_s_1: median(one.map((t) => t.cpu_s)), cpu_s_k: median(many.map((t) => t.cpu_s)),
-    accuracy_1: one[0].accuracy, accuracy_k: many[0].accuracy,
+    model: name,
+    batch,
+    samples: n,
+    threads,
+    wall_s_1: w1,
+    wall_s_k: wk,
+    speedup: w1 / wk,
+    cpu_s_1: median(one.map((t) => t.cpu_s)),
+    cpu_s_k: median(many.map((t) => t.cpu_s)),
+    accuracy_1: one[0].accuracy,
+    accuracy_k: many[0].accuracy,
     deterministic_k: many.every((t) => t.accuracy === many[0].accuracy && t.loss === many[0].loss),
   };
   rows.push(row);
-  process.stderr.write(`  ${name} B=${batch} n=${n}: 1 thread ${w1.toFixed(3)} s (${row.cpu_s_1.toFixed(3)} CPU-s), ` +
-    `${threads} threads ${wk.toFixed(3)} s (${row.cpu_s_k.toFixed(3)} CPU-s): ${row.speedup.toFixed(2)}x, ` +
-    `accuracy ${row.accuracy_1.toFixed(4)} / ${row.accuracy_k.toFixed(4)}, load ${loadavg()[0].toFixed(2)}\n`);
+  process.stderr.write(
+    `  ${name} B=${batch} n=${n}: 1 thread ${w1.toFixed(3)} s (${row.cpu_s_1.toFixed(3)} CPU-s), ` +
+      `${threads} threads ${wk.toFixed(3)} s (${row.cpu_s_k.toFixed(3)} CPU-s): ${row.speedup.toFixed(2)}x, ` +
+      `accuracy ${row.accuracy_1.toFixed(4)} / ${row.accuracy_k.toFixed(4)}, load ${loadavg()[0].toFixed(2)}\n`,
+  );
 }
 setNativeBlasThreads(1);
 
-const report = { bench: 'node-cores', env: { ...env, load_average_end: loadavg().map((v) => Math.round(v * 100) / 100) },
-  rows, ...provenance(1, started) };
+const report = {
+  bench: 'node-cores',
+  env: { ...env, load_average_end: loadavg().map((v) => Math.round(v * 100) / 100) },
+  rows,
+  ...provenance(1, started),
+};
 const md = [
   '# One node, one epoch: 1 core versus every core (OpenBLAS threads)',
   '',
@@ -113,9 +166,12 @@ const md = [
   '',
   '| model | B | samples | 1 thread s | CPU-s | k threads s | CPU-s | speedup | test acc 1 / k | k deterministic |',
   '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
-  ...rows.map((r) => `| ${r.model} | ${r.batch} | ${r.samples} | ${r.wall_s_1.toFixed(3)} | ${r.cpu_s_1.toFixed(3)} | ` +
-    `${r.wall_s_k.toFixed(3)} (k=${r.threads}) | ${r.cpu_s_k.toFixed(3)} | ${r.speedup.toFixed(2)}x | ` +
-    `${r.accuracy_1.toFixed(4)} / ${r.accuracy_k.toFixed(4)} | ${r.deterministic_k ? 'yes' : 'NO'} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.model} | ${r.batch} | ${r.samples} | ${r.wall_s_1.toFixed(3)} | ${r.cpu_s_1.toFixed(3)} | ` +
+      `${r.wall_s_k.toFixed(3)} (k=${r.threads}) | ${r.cpu_s_k.toFixed(3)} | ${r.speedup.toFixed(2)}x | ` +
+      `${r.accuracy_1.toFixed(4)} / ${r.accuracy_k.toFixed(4)} | ${r.deterministic_k ? 'yes' : 'NO'} |`,
+  ),
   '',
 ].join('\n');
 process.stdout.write(`${md}\n`);

@@ -28,7 +28,14 @@ import { runSimulation } from '../src/sim/simulate.js';
 import type { SimulationOptions } from '../src/sim/options.js';
 import type { RoundRecord } from '../src/engine/round-engine.js';
 import { runPace } from './noniid-pace.js';
-import { gitCommit, gitSrcDirty, machine as machineInfo, writeAtomic, printEnvironment, REPO } from './support/results-io.js';
+import {
+  gitCommit,
+  gitSrcDirty,
+  machine as machineInfo,
+  writeAtomic,
+  printEnvironment,
+  REPO,
+} from './support/results-io.js';
 
 const BENCH = 'noniid-2nn';
 const TARGET = 0.97;
@@ -36,8 +43,10 @@ const PROGRESS_EVERY = 25;
 
 /** What the paper reports for this setting (Tables 1 and 2 agree on it). */
 const PAPER = {
-  citation: 'McMahan, Moore, Ramage, Hampson, Aguera y Arcas. Communication-Efficient Learning of Deep Networks from Decentralized Data. AISTATS 2017 (arXiv:1602.05629)',
-  setting: 'MNIST 2NN (784-200-200-10, ReLU, 199,210 params), pathological non-IID (200 shards of 300, 2 per client), K=100 clients, C=0.1, E=1, B=10, SGD, target 97% test accuracy',
+  citation:
+    'McMahan, Moore, Ramage, Hampson, Aguera y Arcas. Communication-Efficient Learning of Deep Networks from Decentralized Data. AISTATS 2017 (arXiv:1602.05629)',
+  setting:
+    'MNIST 2NN (784-200-200-10, ReLU, 199,210 params), pathological non-IID (200 shards of 300, 2 per client), K=100 clients, C=0.1, E=1, B=10, SGD, target 97% test accuracy',
   fedavg_rounds: 664,
 } as const;
 
@@ -68,8 +77,10 @@ function parseCli(argv: string[]): Args {
     allowPositionals: false,
   });
   if (values.help) {
-    process.stdout.write('usage: node --import tsx bench/noniid-2nn.ts [--lr 0.1] [--max-rounds 1500] [--seed 1] [--workers N] [--results-dir DIR]\n' +
-      '       node --import tsx bench/noniid-2nn.ts --report-only [--results-dir DIR]   (rewrite the .md from the .json, no run)\n');
+    process.stdout.write(
+      'usage: node --import tsx bench/noniid-2nn.ts [--lr 0.1] [--max-rounds 1500] [--seed 1] [--workers N] [--results-dir DIR]\n' +
+        '       node --import tsx bench/noniid-2nn.ts --report-only [--results-dir DIR]   (rewrite the .md from the .json, no run)\n',
+    );
     process.exit(0);
   }
   const num = (name: string, s: string, ok: (v: number) => boolean, what: string): number => {
@@ -81,10 +92,16 @@ function parseCli(argv: string[]): Args {
     lr: num('lr', values.lr!, (v) => v > 0 && v < 100, 'a number in (0, 100)'),
     maxRounds: num('max-rounds', values['max-rounds']!, (v) => Number.isInteger(v) && v >= 1, 'a whole number >= 1'),
     seed: num('seed', values.seed!, (v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32, 'a whole number >= 0'),
-    workers: values.workers === undefined ? undefined : num('workers', values.workers, (v) => Number.isInteger(v) && v >= 1 && v <= 64, 'a whole number in [1, 64]'),
+    workers:
+      values.workers === undefined
+        ? undefined
+        : num('workers', values.workers, (v) => Number.isInteger(v) && v >= 1 && v <= 64, 'a whole number in [1, 64]'),
     resultsDir: resolve(values['results-dir']!),
     reportOnly: values['report-only']!,
-    pace: values.pace === undefined ? undefined : num('pace', values.pace, (v) => Number.isInteger(v) && v >= 2, 'a whole number >= 2'),
+    pace:
+      values.pace === undefined
+        ? undefined
+        : num('pace', values.pace, (v) => Number.isInteger(v) && v >= 2, 'a whole number >= 2'),
   };
 }
 
@@ -159,15 +176,30 @@ async function main(): Promise<void> {
   }
   const workers = args.workers ?? Math.max(1, Math.min(availableParallelism(), 100));
   const options: SimulationOptions = {
-    dataset: 'mnist', model: '2nn', nodes: 100, fraction: 0.1, partition: 'shards:2', strategy: 'fedavg',
-    localEpochs: 1, batchSize: 10, optimizer: 'sgd', lr: args.lr, rounds: args.maxRounds,
-    targetAccuracy: TARGET, seed: args.seed, validationFraction: 0, workers,
+    dataset: 'mnist',
+    model: '2nn',
+    nodes: 100,
+    fraction: 0.1,
+    partition: 'shards:2',
+    strategy: 'fedavg',
+    localEpochs: 1,
+    batchSize: 10,
+    optimizer: 'sgd',
+    lr: args.lr,
+    rounds: args.maxRounds,
+    targetAccuracy: TARGET,
+    seed: args.seed,
+    validationFraction: 0,
+    workers,
   };
-  const command = 'edgefed simulate --dataset mnist --model 2nn --nodes 100 --fraction 0.1 --partition shards:2 --strategy fedavg ' +
+  const command =
+    'edgefed simulate --dataset mnist --model 2nn --nodes 100 --fraction 0.1 --partition shards:2 --strategy fedavg ' +
     `--local-epochs 1 --batch-size 10 --optimizer sgd --lr ${args.lr} --rounds ${args.maxRounds} --target-accuracy ${TARGET} ` +
     `--seed ${args.seed} --validation 0 --workers ${workers} --json`;
   const machine = machineInfo(workers);
-  process.stderr.write(`${BENCH}: lr ${args.lr}, seed ${args.seed}, up to ${args.maxRounds} rounds, target ${TARGET}, ${workers} workers\n`);
+  process.stderr.write(
+    `${BENCH}: lr ${args.lr}, seed ${args.seed}, up to ${args.maxRounds} rounds, target ${TARGET}, ${workers} workers\n`,
+  );
   printEnvironment(BENCH, machine);
 
   const wallStart = performance.now();
@@ -185,9 +217,11 @@ async function main(): Promise<void> {
     if (hit) announced = true;
     if (r.round % PROGRESS_EVERY === 0 || r.round === 1 || hit || r.round === args.maxRounds) {
       const elapsed = (performance.now() - wallStart) / 1000;
-      process.stderr.write(`round ${String(r.round).padStart(5)}/${args.maxRounds} test acc ${r.testAccuracy.toFixed(4)} ` +
-        `loss ${r.testLoss.toFixed(4)} best ${best.toFixed(4)}@${bestRound} | ${(roundSeconds / r.round).toFixed(3)} s/round, ` +
-        `${elapsed.toFixed(0)} s elapsed${hit ? `  <-- reached ${TARGET}` : ''}\n`);
+      process.stderr.write(
+        `round ${String(r.round).padStart(5)}/${args.maxRounds} test acc ${r.testAccuracy.toFixed(4)} ` +
+          `loss ${r.testLoss.toFixed(4)} best ${best.toFixed(4)}@${bestRound} | ${(roundSeconds / r.round).toFixed(3)} s/round, ` +
+          `${elapsed.toFixed(0)} s elapsed${hit ? `  <-- reached ${TARGET}` : ''}\n`,
+      );
     }
   });
 
@@ -232,10 +266,12 @@ async function main(): Promise<void> {
   };
 
   const file = saveResults(args.resultsDir, record);
-  process.stderr.write(`${BENCH}: ${record.reached_target ? `reached ${TARGET} at round ${record.rounds_to_target}` : `did not reach ${TARGET} in ${n} rounds (best ${best.toFixed(4)} at round ${bestRound})`}` +
-    ` (paper: ${PAPER.fedavg_rounds}); ${record.seconds}s, ${record.seconds_per_round} s/round, ` +
-    `${((record.bytes_sent + record.bytes_received) / 1e9).toFixed(2)} GB moved\n` +
-    `${BENCH}: wrote ${file.json} and ${file.md}\n`);
+  process.stderr.write(
+    `${BENCH}: ${record.reached_target ? `reached ${TARGET} at round ${record.rounds_to_target}` : `did not reach ${TARGET} in ${n} rounds (best ${best.toFixed(4)} at round ${bestRound})`}` +
+      ` (paper: ${PAPER.fedavg_rounds}); ${record.seconds}s, ${record.seconds_per_round} s/round, ` +
+      `${((record.bytes_sent + record.bytes_received) / 1e9).toFixed(2)} GB moved\n` +
+      `${BENCH}: wrote ${file.json} and ${file.md}\n`,
+  );
   process.stdout.write(JSON.stringify(record) + '\n');
 }
 
@@ -256,8 +292,12 @@ function saveResults(dir: string, record: RunRecord): { json: string; md: string
   runs.sort((a, b) => a.lr - b.lr || a.seed - b.seed || a.max_rounds - b.max_rounds);
   const out: ResultsFile = {
     benchmark: BENCH,
-    description: 'Rounds of FedAvg until the global MNIST 2NN first reaches 97% test accuracy (10,000 test images, evaluated after every round), pathological non-IID, as in McMahan et al. 2017 Table 2.',
-    paper: { ...PAPER, note: 'The paper reports the best learning rate of a grid per setting; our runs use the single lr given.' },
+    description:
+      'Rounds of FedAvg until the global MNIST 2NN first reaches 97% test accuracy (10,000 test images, evaluated after every round), pathological non-IID, as in McMahan et al. 2017 Table 2.',
+    paper: {
+      ...PAPER,
+      note: 'The paper reports the best learning rate of a grid per setting; our runs use the single lr given.',
+    },
     target_accuracy: TARGET,
     runs,
   };
@@ -281,18 +321,29 @@ function summary(runs: RunRecord[]): string {
   const missed = runs.filter((r) => r.rounds_to_target === null);
   const parts: string[] = [];
   for (const lr of [...new Set(runs.map((r) => r.lr))]) {
-    const rs = hit.filter((r) => r.lr === lr).map((r) => r.rounds_to_target!).sort((a, b) => a - b);
+    const rs = hit
+      .filter((r) => r.lr === lr)
+      .map((r) => r.rounds_to_target!)
+      .sort((a, b) => a - b);
     const miss = missed.filter((r) => r.lr === lr).length;
     const seeds = runs.filter((r) => r.lr === lr).length;
-    const range = rs.length === 0 ? '' : rs.length === 1 ? `${rs[0]} rounds` : `${rs[0]}-${rs[rs.length - 1]} rounds (median ${rs[Math.floor((rs.length - 1) / 2)]})`;
-    parts.push(`lr ${lr}: ${rs.length}/${seeds} seed(s) reached 97%${range ? ` in ${range}` : ''}${miss ? `, ${miss} did not` : ''}`);
+    const range =
+      rs.length === 0
+        ? ''
+        : rs.length === 1
+          ? `${rs[0]} rounds`
+          : `${rs[0]}-${rs[rs.length - 1]} rounds (median ${rs[Math.floor((rs.length - 1) / 2)]})`;
+    parts.push(
+      `lr ${lr}: ${rs.length}/${seeds} seed(s) reached 97%${range ? ` in ${range}` : ''}${miss ? `, ${miss} did not` : ''}`,
+    );
   }
   const all = hit.map((r) => r.rounds_to_target!);
   let direction = '';
   if (all.length > 0 && all.every((x) => x < PAPER.fedavg_rounds)) {
-    direction = ` Every run that reached the target did so in fewer rounds than the paper's ${PAPER.fedavg_rounds} ` +
+    direction =
+      ` Every run that reached the target did so in fewer rounds than the paper's ${PAPER.fedavg_rounds} ` +
       `(${(PAPER.fedavg_rounds / Math.max(...all)).toFixed(1)}x-${(PAPER.fedavg_rounds / Math.min(...all)).toFixed(1)}x fewer). ` +
-      'We have no single verified cause; the differences listed below (initialisation, the paper\'s lr grid, its shard draw) are candidates. ' +
+      "We have no single verified cause; the differences listed below (initialisation, the paper's lr grid, its shard draw) are candidates. " +
       'Sanity checks done: each client holds exactly 600 images (84 clients 2 digits, 8 clients 1, 8 clients 3 for seed 1), ' +
       '60 local SGD steps per client per round, example-weighted averaging, 10 of 100 clients per round, and the 10,000 test images ' +
       'share no image with the training set.';
@@ -308,8 +359,10 @@ function markdown(f: ResultsFile): string {
     const ours = r.rounds_to_target === null ? `not reached in ${r.rounds_run}` : String(r.rounds_to_target);
     const ratio = r.rounds_to_target === null ? '-' : `${(r.rounds_to_target / PAPER.fedavg_rounds).toFixed(2)}x`;
     const r95 = r.first_round_at['0.95'] ?? '-';
-    return `| ${r.lr} | ${r.seed} | **${ours}** | ${PAPER.fedavg_rounds} | ${ratio} | ${r95} | ${pct(r.best_accuracy)} (round ${r.best_round}) | ` +
-      `${r.seconds.toFixed(0)} | ${r.seconds_per_round.toFixed(3)} | ${((r.bytes_sent + r.bytes_received) / 1e9).toFixed(2)} |`;
+    return (
+      `| ${r.lr} | ${r.seed} | **${ours}** | ${PAPER.fedavg_rounds} | ${ratio} | ${r95} | ${pct(r.best_accuracy)} (round ${r.best_round}) | ` +
+      `${r.seconds.toFixed(0)} | ${r.seconds_per_round.toFixed(3)} | ${((r.bytes_sent + r.bytes_received) / 1e9).toFixed(2)} |`
+    );
   });
   const m = f.runs[f.runs.length - 1]?.machine;
   return [
@@ -317,7 +370,7 @@ function markdown(f: ResultsFile): string {
     '',
     `Setting: ${PAPER.setting}. FedAvg, constant learning rate, Glorot-uniform init, seed as listed. ` +
       'Test accuracy on the 10,000 MNIST test images after every round; "rounds to 97%" is the first round at or above 0.97 ' +
-      '(the same as the crossing of the paper\'s best-accuracy-so-far curve). ' +
+      "(the same as the crossing of the paper's best-accuracy-so-far curve). " +
       '"wall s" is runSimulation\'s time (worker start-up and all rounds, data loading excluded); s/round = wall s / rounds run.',
     '',
     '| lr | seed | EdgeFed rounds to 97% | McMahan FedAvg | ratio | rounds to 95% | best acc | wall s | s/round | GB moved |',
@@ -326,8 +379,10 @@ function markdown(f: ResultsFile): string {
     '',
     summary(f.runs),
     '',
-    m ? `Machine: ${m.cpu_model}, ${m.cpu_cores} cores (shared with other jobs), ${m.platform}, Node ${m.node}, kernels ${m.kernels}` +
-      `${m.openblas ? ` (${m.openblas.config.trim()}, core ${m.openblas.core}, ${m.openblas.threads} BLAS thread)` : ''}, ${m.workers} worker threads.` : '',
+    m
+      ? `Machine: ${m.cpu_model}, ${m.cpu_cores} cores (shared with other jobs), ${m.platform}, Node ${m.node}, kernels ${m.kernels}` +
+        `${m.openblas ? ` (${m.openblas.config.trim()}, core ${m.openblas.core}, ${m.openblas.threads} BLAS thread)` : ''}, ${m.workers} worker threads.`
+      : '',
     '',
     `Wall time depends on what else runs on the shared cores: the median round took ${medianRange(f.runs)} s across these runs ` +
       '(`median_round_seconds` in the JSON). Rounds-to-97% does not depend on load: a run is deterministic for a given seed and lr.',
@@ -340,7 +395,7 @@ function markdown(f: ResultsFile): string {
     '- From memory (the paper text could not be retrieved in this environment; check before quoting): Table 2 FedSGD (E=1, B=inf) ' +
       'needs 1468 rounds IID / 1817 non-IID, so 664 is the "2.7x" speed-up; FedAvg E=1 B=10 IID needs 350 rounds (4.2x). ' +
       'Table 1 (E=1, varying C) lists C=0.1 B=inf at 1474 IID / 1796 non-IID and C=0 B=10 non-IID at 3275 (664 = 4.9x); ' +
-      '1455 is, as we recall, Table 1\'s C=0, B=inf, IID cell rather than a FedSGD non-IID figure.',
+      "1455 is, as we recall, Table 1's C=0, B=inf, IID cell rather than a FedSGD non-IID figure.",
     '',
     '## Why our count can differ from 664',
     '',
@@ -353,7 +408,7 @@ function markdown(f: ResultsFile): string {
     '- **No learning-rate decay, no momentum, no weight decay.** Plain constant-lr SGD on every client.',
     '- **Preprocessing.** Pixels scaled to [0, 1], no mean/std normalisation, no augmentation; the paper does not detail its preprocessing.',
     '- **Shards.** 60,000 training images sorted by label (stable after a seeded shuffle), cut into 200 shards of 300, 2 random shards per client, ' +
-      'as the paper describes; which images and which shard pairs land together differs from the paper\'s draw.',
+      "as the paper describes; which images and which shard pairs land together differs from the paper's draw.",
     '- **Numerics.** float32 OpenBLAS kernels; summation order differs from TensorFlow, which changes individual trajectories but not the expected behaviour.',
     '',
   ].join('\n');

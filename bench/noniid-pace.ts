@@ -29,7 +29,11 @@ export interface PaceRow {
   trainer: string;
 }
 
-interface Mark { wall: number; cpu: number; accuracy: number }
+interface Mark {
+  wall: number;
+  cpu: number;
+  accuracy: number;
+}
 
 function perRound(marks: Mark[]): { seconds: number; cpu: number } {
   const first = marks[0];
@@ -57,22 +61,42 @@ with contextlib.redirect_stdout(io.StringIO()):
 print('PACE ' + json.dumps(marks))
 `;
   const r = spawnSync('python3', ['-c', wrapper], {
-    cwd: REPO, encoding: 'utf8', env: { ...process.env, MNIST_DIR: mnistDir() }, maxBuffer: 64 << 20,
+    cwd: REPO,
+    encoding: 'utf8',
+    env: { ...process.env, MNIST_DIR: mnistDir() },
+    maxBuffer: 64 << 20,
   });
   const line = r.stdout?.split('\n').find((l) => l.startsWith('PACE '));
   if (r.status !== 0 || !line) throw new Error(`NumPy reference failed (exit ${r.status}): ${r.stderr?.slice(-500)}`);
   const marks = JSON.parse(line.slice(5)) as Mark[];
   const { seconds, cpu } = perRound(marks);
   return {
-    side: 'NumPy (np_fedavg_2nn.py, 10 clients batched)', workers: 1, rounds: marks.length, seconds_per_round: seconds,
-    cpu_seconds_per_round: cpu, final_accuracy: marks[marks.length - 1].accuracy, trainer: 'numpy',
+    side: 'NumPy (np_fedavg_2nn.py, 10 clients batched)',
+    workers: 1,
+    rounds: marks.length,
+    seconds_per_round: seconds,
+    cpu_seconds_per_round: cpu,
+    final_accuracy: marks[marks.length - 1].accuracy,
+    trainer: 'numpy',
   };
 }
 
 export async function edgefedPace(rounds: number, seed: number, lr: number, workers: number): Promise<PaceRow> {
   const options: SimulationOptions = {
-    dataset: 'mnist', model: '2nn', nodes: 100, fraction: 0.1, partition: 'shards:2', strategy: 'fedavg',
-    localEpochs: 1, batchSize: 10, optimizer: 'sgd', lr, rounds, seed, validationFraction: 0, workers,
+    dataset: 'mnist',
+    model: '2nn',
+    nodes: 100,
+    fraction: 0.1,
+    partition: 'shards:2',
+    strategy: 'fedavg',
+    localEpochs: 1,
+    batchSize: 10,
+    optimizer: 'sgd',
+    lr,
+    rounds,
+    seed,
+    validationFraction: 0,
+    workers,
   };
   const marks: Mark[] = [];
   const result = await runSimulation(options, (r) => {
@@ -81,17 +105,25 @@ export async function edgefedPace(rounds: number, seed: number, lr: number, work
   });
   const { seconds, cpu } = perRound(marks);
   return {
-    side: `EdgeFed, ${workers} worker${workers === 1 ? '' : 's'}`, workers, rounds: marks.length, seconds_per_round: seconds,
-    cpu_seconds_per_round: cpu, final_accuracy: marks[marks.length - 1].accuracy, trainer: result.trainer,
+    side: `EdgeFed, ${workers} worker${workers === 1 ? '' : 's'}`,
+    workers,
+    rounds: marks.length,
+    seconds_per_round: seconds,
+    cpu_seconds_per_round: cpu,
+    final_accuracy: marks[marks.length - 1].accuracy,
+    trainer: result.trainer,
   };
 }
 
 export async function runPace(rounds: number, seed: number, lr: number): Promise<string> {
   if (rounds < 2) throw new Error('--pace: needs at least 2 rounds (time is measured from the end of round 1)');
   const cpu = cpuFeatures();
-  const env = `${cpu.model} (${cpu.vector}), ${availableParallelism()} cores, OpenBLAS core ${nativeKernelsInfo()?.core ?? 'n/a'}, ` +
+  const env =
+    `${cpu.model} (${cpu.vector}), ${availableParallelism()} cores, OpenBLAS core ${nativeKernelsInfo()?.core ?? 'n/a'}, ` +
     `OPENBLAS_CORETYPE ${process.env.OPENBLAS_CORETYPE ?? 'unset'} (NumPy's OpenBLAS reads it too)`;
-  const loadStart = loadavg().map((v) => v.toFixed(2)).join(' / ');
+  const loadStart = loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' / ');
   process.stderr.write(`noniid pace: ${rounds} rounds, seed ${seed}, lr ${lr}; ${env}; load ${loadStart}\n`);
   const all = availableParallelism();
   // NumPy before and after EdgeFed, so drifting load hits both; its median of the two is the base.
@@ -101,7 +133,9 @@ export async function runPace(rounds: number, seed: number, lr: number): Promise
   const numpy = rows.filter((r) => r.trainer === 'numpy');
   const base = numpy.reduce((a, r) => a + r.seconds_per_round, 0) / numpy.length;
   const baseCpu = numpy.reduce((a, r) => a + r.cpu_seconds_per_round, 0) / numpy.length;
-  const loadEnd = loadavg().map((v) => v.toFixed(2)).join(' / ');
+  const loadEnd = loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' / ');
   return [
     `## Seconds per round against NumPy (${rounds} rounds, seed ${seed}, lr ${lr})`,
     '',
@@ -112,8 +146,11 @@ export async function runPace(rounds: number, seed: number, lr: number): Promise
     '',
     '| side | s/round | vs NumPy | CPU-s/round | vs NumPy (CPU) | test acc after last round | trainer |',
     '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
-    ...rows.map((r) => `| ${r.side} | ${r.seconds_per_round.toFixed(4)} | ${(r.seconds_per_round / base).toFixed(2)}x | ` +
-      `${r.cpu_seconds_per_round.toFixed(4)} | ${(r.cpu_seconds_per_round / baseCpu).toFixed(2)}x | ${r.final_accuracy.toFixed(4)} | ${r.trainer} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.side} | ${r.seconds_per_round.toFixed(4)} | ${(r.seconds_per_round / base).toFixed(2)}x | ` +
+        `${r.cpu_seconds_per_round.toFixed(4)} | ${(r.cpu_seconds_per_round / baseCpu).toFixed(2)}x | ${r.final_accuracy.toFixed(4)} | ${r.trainer} |`,
+    ),
     '',
   ].join('\n');
 }

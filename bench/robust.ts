@@ -98,8 +98,10 @@ function parseCli(argv: string[]) {
     strict: true,
   });
   if (values.help) {
-    process.stdout.write('usage: node --import tsx bench/robust.ts [--rounds 10] [--seed 1] [--attack-scale 4] [--workers N] [--results-dir DIR]\n' +
-      '       node --import tsx bench/robust.ts --report-only [--results-dir DIR]\n');
+    process.stdout.write(
+      'usage: node --import tsx bench/robust.ts [--rounds 10] [--seed 1] [--attack-scale 4] [--workers N] [--results-dir DIR]\n' +
+        '       node --import tsx bench/robust.ts --report-only [--results-dir DIR]\n',
+    );
     process.exit(0);
   }
   const num = (name: string, s: string, ok: (v: number) => boolean, what: string): number => {
@@ -111,7 +113,10 @@ function parseCli(argv: string[]) {
     rounds: num('rounds', values.rounds!, (v) => Number.isInteger(v) && v >= 1, 'a whole number >= 1'),
     seed: num('seed', values.seed!, (v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32, 'a whole number >= 0'),
     attackScale: num('attack-scale', values['attack-scale']!, (v) => v > 0, 'a number > 0'),
-    workers: values.workers === undefined ? undefined : num('workers', values.workers, (v) => Number.isInteger(v) && v >= 1 && v <= 64, 'a whole number in [1, 64]'),
+    workers:
+      values.workers === undefined
+        ? undefined
+        : num('workers', values.workers, (v) => Number.isInteger(v) && v >= 1 && v <= 64, 'a whole number in [1, 64]'),
     resultsDir: resolve(values['results-dir']!),
     reportOnly: values['report-only']!,
   };
@@ -136,43 +141,78 @@ async function main(): Promise<void> {
   for (const c of CASES) {
     const scale = c.scale ?? args.attackScale;
     const options: SimulationOptions = {
-      dataset: 'mnist', model: 'mlp', nodes: NODES, fraction: 1, partition: 'iid', strategy: c.strategy,
-      rounds: args.rounds, seed: args.seed, validationFraction: 0, workers,
+      dataset: 'mnist',
+      model: 'mlp',
+      nodes: NODES,
+      fraction: 1,
+      partition: 'iid',
+      strategy: c.strategy,
+      rounds: args.rounds,
+      seed: args.seed,
+      validationFraction: 0,
+      workers,
       ...(c.attacked ? { attack: 'sign-flip', malicious: MALICIOUS, attackScale: scale } : {}),
     };
-    const command = `edgefed simulate --dataset mnist --model mlp --nodes ${NODES} --partition iid --rounds ${args.rounds} --seed ${args.seed} ` +
+    const command =
+      `edgefed simulate --dataset mnist --model mlp --nodes ${NODES} --partition iid --rounds ${args.rounds} --seed ${args.seed} ` +
       `--validation 0 --strategy ${c.strategy}${c.attacked ? ` --attack sign-flip --malicious ${MALICIOUS} --attack-scale ${scale}` : ''} --json`;
     process.stderr.write(`${BENCH}: ${c.label}${c.attacked ? `, attacked (s = ${scale})` : ''}\n`);
     const r = await runSimulation(options, (rec) => {
-      process.stderr.write(`  round ${rec.round}/${args.rounds} test acc ${rec.testAccuracy.toFixed(4)} | ${rec.seconds.toFixed(2)}s\n`);
+      process.stderr.write(
+        `  round ${rec.round}/${args.rounds} test acc ${rec.testAccuracy.toFixed(4)} | ${rec.seconds.toFixed(2)}s\n`,
+      );
     });
     const acc = r.rounds.map((x) => x.testAccuracy);
     const final = acc[acc.length - 1];
     if (!c.attacked) reference = final;
     runs.push({
-      label: c.label, strategy: c.strategy, attacked: c.attacked, attack_scale: c.attacked ? scale : null,
-      final_accuracy: final, best_accuracy: Math.max(...acc), gap_points: round4((final - reference) * 100),
-      accuracy_by_round: acc, loss_by_round: r.rounds.map((x) => round4(x.testLoss)),
-      malicious_nodes: r.attack?.nodes ?? [], seconds: round4(r.seconds), model_sha256: r.modelSha256, command,
+      label: c.label,
+      strategy: c.strategy,
+      attacked: c.attacked,
+      attack_scale: c.attacked ? scale : null,
+      final_accuracy: final,
+      best_accuracy: Math.max(...acc),
+      gap_points: round4((final - reference) * 100),
+      accuracy_by_round: acc,
+      loss_by_round: r.rounds.map((x) => round4(x.testLoss)),
+      malicious_nodes: r.attack?.nodes ?? [],
+      seconds: round4(r.seconds),
+      model_sha256: r.modelSha256,
+      command,
     });
   }
   const cpu = cpus();
   const out: ResultsFile = {
     benchmark: BENCH,
-    description: 'Final test accuracy (10,000 MNIST test images) after each run, attacked by 20% sign-flipping nodes, against FedAvg without attack.',
+    description:
+      'Final test accuracy (10,000 MNIST test images) after each run, attacked by 20% sign-flipping nodes, against FedAvg without attack.',
     setting: {
-      dataset: 'mnist (60,000 train, all used for training: --validation 0)', model: 'mlp (784-128-10, Adam lr 0.001)', partition: 'iid',
-      nodes: NODES, fraction: 1, local_epochs: 1, batch_size: 32, rounds: args.rounds, seed: args.seed,
+      dataset: 'mnist (60,000 train, all used for training: --validation 0)',
+      model: 'mlp (784-128-10, Adam lr 0.001)',
+      partition: 'iid',
+      nodes: NODES,
+      fraction: 1,
+      local_epochs: 1,
+      batch_size: 32,
+      rounds: args.rounds,
+      seed: args.seed,
     },
     attack: {
-      kind: 'sign-flip', scale: args.attackScale, fraction: MALICIOUS,
+      kind: 'sign-flip',
+      scale: args.attackScale,
+      fraction: MALICIOUS,
       definition: `each Byzantine node trains honestly, then sends g - s * (local - g) with s = ${args.attackScale} (g: the global model it received)`,
     },
     bar: `FedAvg degrades badly; Multi-Krum, FedMedian and FedTrimmedAvg stay within ${BAR_POINTS} points of the clean FedAvg run`,
     runs,
     machine: {
-      cpu_model: cpu[0]?.model ?? 'unknown', cpu_cores: cpu.length, platform: `${platform()} ${release()} ${arch()}`, node: process.version,
-      kernels: getKernels().name, workers, note: 'shared machine: other jobs may run on the same cores, so times are upper bounds',
+      cpu_model: cpu[0]?.model ?? 'unknown',
+      cpu_cores: cpu.length,
+      platform: `${platform()} ${release()} ${arch()}`,
+      node: process.version,
+      kernels: getKernels().name,
+      workers,
+      note: 'shared machine: other jobs may run on the same cores, so times are upper bounds',
     },
     git_commit: gitCommit(),
     finished_at: new Date().toISOString(),
@@ -190,13 +230,27 @@ function markdown(f: ResultsFile): string {
   const ref = f.runs.find((r) => !r.attacked);
   const verdict = (r: RunRecord) => {
     if (!r.attacked) return 'reference';
-    if (HELD_TO_BAR.has(r.strategy)) return r.gap_points >= -BAR_POINTS ? `within ${BAR_POINTS} points` : `**misses the ${BAR_POINTS}-point bar**`;
-    if (r.strategy === 'fedavg') return r.gap_points <= -DEGRADED_POINTS ? `degrades badly (> ${DEGRADED_POINTS} points)` : `degrades by < ${DEGRADED_POINTS} points`;
+    if (HELD_TO_BAR.has(r.strategy))
+      return r.gap_points >= -BAR_POINTS ? `within ${BAR_POINTS} points` : `**misses the ${BAR_POINTS}-point bar**`;
+    if (r.strategy === 'fedavg')
+      return r.gap_points <= -DEGRADED_POINTS
+        ? `degrades badly (> ${DEGRADED_POINTS} points)`
+        : `degrades by < ${DEGRADED_POINTS} points`;
     return r.gap_points >= -BAR_POINTS ? `(not held to the bar) within ${BAR_POINTS} points` : '(not held to the bar)';
   };
-  const rows = f.runs.map((r) => `| ${r.label} | ${r.attacked ? `s = ${r.attack_scale}` : 'no'} | \`${r.strategy}\` | **${pct(r.final_accuracy)}** | ${pct(r.best_accuracy)} | ` +
-    `${r.attacked ? `${r.gap_points >= 0 ? '+' : ''}${r.gap_points.toFixed(2)}` : '-'} | ${verdict(r)} | ${r.seconds.toFixed(0)} |`);
-  const m = f.machine as { cpu_model: string; cpu_cores: number; platform: string; node: string; kernels: string; workers: number };
+  const rows = f.runs.map(
+    (r) =>
+      `| ${r.label} | ${r.attacked ? `s = ${r.attack_scale}` : 'no'} | \`${r.strategy}\` | **${pct(r.final_accuracy)}** | ${pct(r.best_accuracy)} | ` +
+      `${r.attacked ? `${r.gap_points >= 0 ? '+' : ''}${r.gap_points.toFixed(2)}` : '-'} | ${verdict(r)} | ${r.seconds.toFixed(0)} |`,
+  );
+  const m = f.machine as {
+    cpu_model: string;
+    cpu_cores: number;
+    platform: string;
+    node: string;
+    kernels: string;
+    workers: number;
+  };
   const byzantine = f.runs.find((r) => r.attacked)?.malicious_nodes ?? [];
   const s = f.setting as { rounds: number; seed: number };
   return [

@@ -24,10 +24,15 @@ const seed = 1;
 const workers = Math.min(availableParallelism(), nodes);
 
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
-const cpuSeconds = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1e6; };
+const cpuSeconds = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1e6;
+};
 // CPU of the whole process (coordinator thread and worker threads) at the end of each round.
 const cpuAtRound: number[] = [];
-const sim = await runSimulation({ nodes, rounds, seed, evalFraction: 0, workers }, () => { cpuAtRound.push(cpuSeconds()); });
+const sim = await runSimulation({ nodes, rounds, seed, evalFraction: 0, workers }, () => {
+  cpuAtRound.push(cpuSeconds());
+});
 // Round 1 includes worker start-up and lazy data set-up; the steady state is what a long run sees.
 const steady = sim.rounds.slice(1);
 const roundSeconds = median(steady.map((r) => r.seconds));
@@ -35,7 +40,12 @@ const roundCpu = median(cpuAtRound.slice(1).map((c, i) => c - cpuAtRound[i]));
 
 // The same local training, timed directly: every node's round-2 job, one after another.
 const train = loadMnist().train;
-const parts = partition(parsePartitionSpec('iid'), { labels: train.y, numClasses: 10 }, nodes, new Rng(seed).fork('partition'));
+const parts = partition(
+  parsePartitionSpec('iid'),
+  { labels: train.y, numClasses: 10 },
+  nodes,
+  new Rng(seed).fork('partition'),
+);
 const spec = builtinModel('mlp', [28, 28, 1], 10);
 const trainer = await makeTrainer(spec);
 const w = initialWeights(tensorSpecs(spec), new Rng(seed).fork('init'));
@@ -45,7 +55,13 @@ for (let node = 0; node < nodes; node++) {
   const local = localData(train, parts[node], node, 0.2, seed);
   const t = performance.now();
   const c = cpuSeconds();
-  await trainer.train(w, local.train, { epochs: 1, batchSize: 32, optimizer: spec.optimizer, proxMu: 0, seed: RoundEngine.nodeSeed(seed, 2, node) });
+  await trainer.train(w, local.train, {
+    epochs: 1,
+    batchSize: 32,
+    optimizer: spec.optimizer,
+    proxMu: 0,
+    seed: RoundEngine.nodeSeed(seed, 2, node),
+  });
   trainCpu += cpuSeconds() - c;
   trainSum += (performance.now() - t) / 1000;
 }
@@ -53,7 +69,10 @@ const trainingPerRound = trainSum / workers; // nodes spread over the workers
 const share = Math.min(1, trainingPerRound / roundSeconds);
 const cpuShare = Math.min(1, trainCpu / roundCpu);
 const result = {
-  nodes, workers, rounds, trainer: sim.trainer,
+  nodes,
+  workers,
+  rounds,
+  trainer: sim.trainer,
   round_seconds_median: +roundSeconds.toFixed(3),
   training_seconds_per_round: +trainingPerRound.toFixed(3),
   training_share_wall: +share.toFixed(3),
@@ -63,11 +82,14 @@ const result = {
   training_share_cpu: +cpuShare.toFixed(3),
   bytes_per_round: steady[0]?.bytesSent + steady[0]?.bytesReceived,
   round_seconds: sim.rounds.map((r) => +r.seconds.toFixed(3)),
-  date: new Date().toISOString(), node: process.version,
+  date: new Date().toISOString(),
+  node: process.version,
 };
 console.log(JSON.stringify(result));
 printEnvironment('round-split');
-console.log(`a round of ${nodes} nodes (median of ${steady.length}): ${roundSeconds.toFixed(3)} s wall, local training ${trainingPerRound.toFixed(3)} s (${(share * 100).toFixed(0)}%); ` +
-  `${roundCpu.toFixed(3)} CPU-s, local training ${trainCpu.toFixed(3)} CPU-s (${(cpuShare * 100).toFixed(0)}%)`);
+console.log(
+  `a round of ${nodes} nodes (median of ${steady.length}): ${roundSeconds.toFixed(3)} s wall, local training ${trainingPerRound.toFixed(3)} s (${(share * 100).toFixed(0)}%); ` +
+    `${roundCpu.toFixed(3)} CPU-s, local training ${trainCpu.toFixed(3)} CPU-s (${(cpuShare * 100).toFixed(0)}%)`,
+);
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/round-split.json', JSON.stringify(result, null, 2) + '\n');

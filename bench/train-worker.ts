@@ -29,7 +29,14 @@ export const RESULT_PREFIX = 'TRAIN_BENCH_RESULT ';
 export const TIMED_START_PREFIX = 'TRAIN_BENCH_TIMED_START ';
 
 /** Engines a worker can run. 'edgefed-tfjs' is EdgeFed's own TfjsTrainer (what it uses for convolutions today). */
-export const ENGINES = ['edgefed-native', 'edgefed-wasm', 'edgefed-js', 'edgefed-tfjs', 'tfjs-wasm', 'tfjs-cpu'] as const;
+export const ENGINES = [
+  'edgefed-native',
+  'edgefed-wasm',
+  'edgefed-js',
+  'edgefed-tfjs',
+  'tfjs-wasm',
+  'tfjs-cpu',
+] as const;
 export type EngineId = (typeof ENGINES)[number];
 export type BenchModel = 'mlp' | '2nn' | 'cnn';
 
@@ -163,7 +170,8 @@ async function loadWasmKernels(): Promise<Kernels> {
     throw new Unavailable(`src/nn/kernels-wasm-node.ts failed to import: ${message(e)}`);
   }
   const load = mod.loadWasmKernelsNode;
-  if (typeof load !== 'function') throw new Unavailable('src/nn/kernels-wasm-node.ts does not export loadWasmKernelsNode');
+  if (typeof load !== 'function')
+    throw new Unavailable('src/nn/kernels-wasm-node.ts does not export loadWasmKernelsNode');
   let kernels: Kernels | null;
   try {
     kernels = await (load as () => Promise<Kernels | null> | Kernels | null)();
@@ -171,7 +179,8 @@ async function loadWasmKernels(): Promise<Kernels> {
     throw new Unavailable(`loadWasmKernelsNode() failed: ${message(e)}`);
   }
   if (!kernels) {
-    const why = typeof mod.wasmKernelsNodeError === 'function' ? (mod.wasmKernelsNodeError as () => string | null)() : null;
+    const why =
+      typeof mod.wasmKernelsNodeError === 'function' ? (mod.wasmKernelsNodeError as () => string | null)() : null;
     throw new Unavailable(`loadWasmKernelsNode() gave no kernels: ${why ?? 'unknown reason'}`);
   }
   return kernels;
@@ -179,7 +188,10 @@ async function loadWasmKernels(): Promise<Kernels> {
 
 /** The kernels the engine gets for this process's EDGEFED_KERNELS (selectKernels where it exists, else getKernels). */
 async function kernelsFromEnv(): Promise<Kernels> {
-  const select = (await import('../src/nn/kernels-select.js')) as { selectKernels?: () => Promise<Kernels>; getKernels: () => Kernels };
+  const select = (await import('../src/nn/kernels-select.js')) as {
+    selectKernels?: () => Promise<Kernels>;
+    getKernels: () => Kernels;
+  };
   return select.selectKernels ? select.selectKernels() : select.getKernels();
 }
 
@@ -217,11 +229,14 @@ async function edgefedRunner(c: WorkerConfig, spec: ModelSpec): Promise<Runner> 
       }
     } else {
       const dense = asDenseNet(spec);
-      if (dense === null) throw new Unsupported(`the dense engine cannot train model ${spec.name} (wasm kernels passed directly)`);
+      if (dense === null)
+        throw new Unsupported(`the dense engine cannot train model ${spec.name} (wasm kernels passed directly)`);
       const { EngineTrainer } = await import('../src/model/engine-trainer.js');
       trainer = new EngineTrainer(dense, kernels);
     }
-    backend = direct ? `${kernels.name} (EngineTrainer built directly: kernels-select does not take 'wasm')` : kernels.name;
+    backend = direct
+      ? `${kernels.name} (EngineTrainer built directly: kernels-select does not take 'wasm')`
+      : kernels.name;
     if (kernels.name.startsWith('native')) {
       const { nativeKernelsInfo } = await import('../src/nn/kernels-native.js');
       backend += `, OpenBLAS core ${nativeKernelsInfo()?.core ?? 'unknown'}`;
@@ -235,11 +250,12 @@ async function edgefedRunner(c: WorkerConfig, spec: ModelSpec): Promise<Runner> 
     async steps(data, batches) {
       await trainer.train(w0, data, { ...cfg, maxSteps: batches });
     },
-    epoch: (data) => timed(async () => {
-      const out = await trainer.train(w0, data, cfg);
-      trained = out.weights;
-      return out.metrics.loss;
-    }),
+    epoch: (data) =>
+      timed(async () => {
+        const out = await trainer.train(w0, data, cfg);
+        trained = out.weights;
+        return out.metrics.loss;
+      }),
     async accuracy(test) {
       return (await trainer.evaluate(trained, test)).accuracy;
     },
@@ -259,7 +275,7 @@ async function tfjsRunner(c: WorkerConfig, spec: ModelSpec): Promise<Runner> {
     // setWasmPaths wants a directory prefix ending in '/'; one core: the non-threaded SIMD binary.
     wasm.setWasmPaths(`${dirname(require.resolve('@tensorflow/tfjs-backend-wasm'))}/`);
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
-    if (!(await tf.setBackend('wasm'))) throw new Unavailable('tf.setBackend(\'wasm\') failed');
+    if (!(await tf.setBackend('wasm'))) throw new Unavailable("tf.setBackend('wasm') failed");
   } else {
     await tf.setBackend('cpu');
   }
@@ -268,7 +284,8 @@ async function tfjsRunner(c: WorkerConfig, spec: ModelSpec): Promise<Runner> {
   const model = await buildTfjsModel(spec);
   const w0 = initialWeights(tensorSpecs(spec), new Rng(c.seed));
   const compile = (): void => {
-    const optimizer = c.optimizer.name === 'adam' ? tf.train.adam(c.optimizer.lr, 0.9, 0.999, 1e-7) : tf.train.sgd(c.optimizer.lr);
+    const optimizer =
+      c.optimizer.name === 'adam' ? tf.train.adam(c.optimizer.lr, 0.9, 0.999, 1e-7) : tf.train.sgd(c.optimizer.lr);
     model.compile({ optimizer, loss: 'sparseCategoricalCrossentropy' });
   };
   const tensors = (d: Dataset, n: number): [TfNs.Tensor, TfNs.Tensor] => [
@@ -329,15 +346,35 @@ async function tfjsRunner(c: WorkerConfig, spec: ModelSpec): Promise<Runner> {
 
 function emptyResult(c: WorkerConfig, status: WorkerStatus, msg: string | null): WorkerResult {
   return {
-    status, engine: c.engine, backend: null, message: msg, samples: null, subset: false, shrunk: null, seconds: null,
-    samples_per_s: null, samples_per_s_runs: [], cpu_per_wall: null, samples_per_cpu_s: null, test_accuracy: null, train_loss: null, max_rss_mb: maxRssMb(), rss_end_mb: mb(process.memoryUsage().rss),
+    status,
+    engine: c.engine,
+    backend: null,
+    message: msg,
+    samples: null,
+    subset: false,
+    shrunk: null,
+    seconds: null,
+    samples_per_s: null,
+    samples_per_s_runs: [],
+    cpu_per_wall: null,
+    samples_per_cpu_s: null,
+    test_accuracy: null,
+    train_loss: null,
+    max_rss_mb: maxRssMb(),
+    rss_end_mb: mb(process.memoryUsage().rss),
   };
 }
 
 const round = (v: number, digits: number): number => Math.round(v * 10 ** digits) / 10 ** digits;
 
 /** The median repeat (by time) stands for the run; every repeat's samples/s is listed too. */
-function timing(n: number, runs: Timed[]): Pick<WorkerResult, 'seconds' | 'samples_per_s' | 'samples_per_s_runs' | 'cpu_per_wall' | 'samples_per_cpu_s' | 'train_loss'> {
+function timing(
+  n: number,
+  runs: Timed[],
+): Pick<
+  WorkerResult,
+  'seconds' | 'samples_per_s' | 'samples_per_s_runs' | 'cpu_per_wall' | 'samples_per_cpu_s' | 'train_loss'
+> {
   const t = [...runs].sort((a, b) => a.seconds - b.seconds)[Math.floor((runs.length - 1) / 2)];
   return {
     seconds: round(t.seconds, 3),
@@ -358,7 +395,14 @@ async function throughput(c: WorkerConfig): Promise<WorkerResult> {
   const runner = await makeRunner(c, spec); // before the data: an engine that cannot run the model fails fast
   try {
     const data = loadMnist();
-    if (c.warmupSamples) await runner.steps(subset(data.train, Int32Array.from({ length: c.warmupSamples }, (_, i) => i)), 1);
+    if (c.warmupSamples)
+      await runner.steps(
+        subset(
+          data.train,
+          Int32Array.from({ length: c.warmupSamples }, (_, i) => i),
+        ),
+        1,
+      );
     else await runner.steps(data.train, c.warmupBatches);
     // Estimate the speed on a few more batches, and shrink the run to the time budget if needed
     // (probeBatches 0: no probe, the requested samples are run as they are).
@@ -372,19 +416,38 @@ async function throughput(c: WorkerConfig): Promise<WorkerResult> {
     let n = wanted;
     let shrunk: string | null = null;
     if ((wanted * c.repeats) / estimate > c.budgetSeconds) {
-      n = Math.min(wanted, Math.max(c.batchSize, Math.floor((estimate * c.budgetSeconds) / c.repeats / c.batchSize) * c.batchSize));
-      shrunk = `shrunk from ${wanted} to ${n} samples: at ~${Math.round(estimate)} samples/s, ${c.repeats} x ${wanted} would take ` +
+      n = Math.min(
+        wanted,
+        Math.max(c.batchSize, Math.floor((estimate * c.budgetSeconds) / c.repeats / c.batchSize) * c.batchSize),
+      );
+      shrunk =
+        `shrunk from ${wanted} to ${n} samples: at ~${Math.round(estimate)} samples/s, ${c.repeats} x ${wanted} would take ` +
         `~${Math.round((wanted * c.repeats) / estimate)} s, over the ${c.budgetSeconds} s budget`;
     }
     const full = n >= TRAIN_SIZE;
-    const epochData = full ? data.train : subset(data.train, Int32Array.from({ length: n }, (_, i) => i), `mnist:train[0:${n}]`);
+    const epochData = full
+      ? data.train
+      : subset(
+          data.train,
+          Int32Array.from({ length: n }, (_, i) => i),
+          `mnist:train[0:${n}]`,
+        );
     process.stdout.write(`${TIMED_START_PREFIX}${JSON.stringify({ samples: n })}\n`);
     const runs: Timed[] = [];
     for (let r = 0; r < c.repeats; r++) runs.push(await runner.epoch(epochData));
     const accuracy = full ? await runner.accuracy(data.test) : null; // the weights of the last repeat
     return {
-      status: 'ok', engine: c.engine, backend: runner.backend, message: null, samples: n, subset: !full, shrunk,
-      ...timing(n, runs), test_accuracy: accuracy === null ? null : round(accuracy, 4), max_rss_mb: maxRssMb(), rss_end_mb: mb(process.memoryUsage().rss),
+      status: 'ok',
+      engine: c.engine,
+      backend: runner.backend,
+      message: null,
+      samples: n,
+      subset: !full,
+      shrunk,
+      ...timing(n, runs),
+      test_accuracy: accuracy === null ? null : round(accuracy, 4),
+      max_rss_mb: maxRssMb(),
+      rss_end_mb: mb(process.memoryUsage().rss),
     };
   } finally {
     runner.dispose();
@@ -448,8 +511,18 @@ async function nodeShare(c: WorkerConfig): Promise<WorkerResult> {
       array_buffers_end_mb: mb(mem.arrayBuffers),
     };
     return {
-      status: 'ok', engine: c.engine, backend: runner.backend, message: null, samples: n, subset: true, shrunk: null,
-      ...timing(n, [t]), test_accuracy: null, max_rss_mb: maxRssMb(), rss_end_mb: memory.rss_end_mb, node_share: memory,
+      status: 'ok',
+      engine: c.engine,
+      backend: runner.backend,
+      message: null,
+      samples: n,
+      subset: true,
+      shrunk: null,
+      ...timing(n, [t]),
+      test_accuracy: null,
+      max_rss_mb: maxRssMb(),
+      rss_end_mb: memory.rss_end_mb,
+      node_share: memory,
     };
   } finally {
     runner.dispose();
@@ -458,7 +531,7 @@ async function nodeShare(c: WorkerConfig): Promise<WorkerResult> {
 
 async function main(): Promise<void> {
   const arg = process.argv[2];
-  if (!arg) throw new Error('usage: node --import tsx bench/train-worker.ts \'<WorkerConfig JSON>\'');
+  if (!arg) throw new Error("usage: node --import tsx bench/train-worker.ts '<WorkerConfig JSON>'");
   const c = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as WorkerConfig;
   if (!ENGINES.includes(c.engine)) throw new Error(`unknown engine '${c.engine}'`);
   let result: WorkerResult;
@@ -466,8 +539,12 @@ async function main(): Promise<void> {
     result = c.mode === 'node-share' ? await nodeShare(c) : await throughput(c);
   } catch (e) {
     // A backend without a kernel the model needs (tfjs-wasm has no Conv2DBackpropFilter) is 'unsupported'.
-    const status: WorkerStatus = e instanceof Unsupported || /not registered for backend/i.test(message(e)) ? 'unsupported'
-      : e instanceof Unavailable ? 'unavailable' : 'error';
+    const status: WorkerStatus =
+      e instanceof Unsupported || /not registered for backend/i.test(message(e))
+        ? 'unsupported'
+        : e instanceof Unavailable
+          ? 'unavailable'
+          : 'error';
     result = emptyResult(c, status, message(e));
   }
   process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(result)}\n`);

@@ -24,7 +24,15 @@ import { loadavg } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { mnistDir } from '../src/data/mnist.js';
 import { sharedBenchFile } from './shared-reference.js';
-import { ENGINES, RESULT_PREFIX, TIMED_START_PREFIX, type BenchModel, type EngineId, type WorkerConfig, type WorkerResult } from './train-worker.js';
+import {
+  ENGINES,
+  RESULT_PREFIX,
+  TIMED_START_PREFIX,
+  type BenchModel,
+  type EngineId,
+  type WorkerConfig,
+  type WorkerResult,
+} from './train-worker.js';
 import { gitCommit, gitSrcDirty, machine, printEnvironment, REPO, writeAtomic } from './support/results-io.js';
 
 const WORKER = 'bench/train-worker.ts';
@@ -44,11 +52,46 @@ interface BenchConfig {
 }
 
 const CONFIGS: BenchConfig[] = [
-  { id: 'mlp-sgd-b32', label: 'seed MLP 784-128-10, SGD lr 0.1, B=32', model: 'mlp', optimizer: { name: 'sgd', lr: 0.1 }, batchSize: 32, numpy: { hidden: '128', optimizer: 'sgd' } },
-  { id: 'mlp-adam-b32', label: 'seed MLP 784-128-10, Adam lr 0.001, B=32', model: 'mlp', optimizer: { name: 'adam', lr: 0.001 }, batchSize: 32, numpy: { hidden: '128', optimizer: 'adam' } },
-  { id: '2nn-sgd-b32', label: '2NN 784-200-200-10, SGD lr 0.1, B=32', model: '2nn', optimizer: { name: 'sgd', lr: 0.1 }, batchSize: 32, numpy: { hidden: '200,200', optimizer: 'sgd' } },
-  { id: '2nn-sgd-b128', label: '2NN 784-200-200-10, SGD lr 0.1, B=128', model: '2nn', optimizer: { name: 'sgd', lr: 0.1 }, batchSize: 128, numpy: { hidden: '200,200', optimizer: 'sgd' } },
-  { id: 'cnn-sgd-b32', label: 'CNN (McMahan) conv5x5x32-pool-conv5x5x64-pool-512-10, SGD lr 0.05, B=32', model: 'cnn', optimizer: { name: 'sgd', lr: 0.05 }, batchSize: 32, numpy: null },
+  {
+    id: 'mlp-sgd-b32',
+    label: 'seed MLP 784-128-10, SGD lr 0.1, B=32',
+    model: 'mlp',
+    optimizer: { name: 'sgd', lr: 0.1 },
+    batchSize: 32,
+    numpy: { hidden: '128', optimizer: 'sgd' },
+  },
+  {
+    id: 'mlp-adam-b32',
+    label: 'seed MLP 784-128-10, Adam lr 0.001, B=32',
+    model: 'mlp',
+    optimizer: { name: 'adam', lr: 0.001 },
+    batchSize: 32,
+    numpy: { hidden: '128', optimizer: 'adam' },
+  },
+  {
+    id: '2nn-sgd-b32',
+    label: '2NN 784-200-200-10, SGD lr 0.1, B=32',
+    model: '2nn',
+    optimizer: { name: 'sgd', lr: 0.1 },
+    batchSize: 32,
+    numpy: { hidden: '200,200', optimizer: 'sgd' },
+  },
+  {
+    id: '2nn-sgd-b128',
+    label: '2NN 784-200-200-10, SGD lr 0.1, B=128',
+    model: '2nn',
+    optimizer: { name: 'sgd', lr: 0.1 },
+    batchSize: 128,
+    numpy: { hidden: '200,200', optimizer: 'sgd' },
+  },
+  {
+    id: 'cnn-sgd-b32',
+    label: 'CNN (McMahan) conv5x5x32-pool-conv5x5x64-pool-512-10, SGD lr 0.05, B=32',
+    model: 'cnn',
+    optimizer: { name: 'sgd', lr: 0.05 },
+    batchSize: 32,
+    numpy: null,
+  },
 ];
 
 /** How much each engine measures: samples null = the full epoch (and test accuracy); the budget shrinks slow runs. */
@@ -67,9 +110,33 @@ interface EnginePlan {
 }
 
 const DENSE_PLANS: EnginePlan[] = [
-  { engine: 'edgefed-native', kernels: 'native', samples: null, warmupBatches: 10, probeBatches: 10, budgetSeconds: 90, repeats: 3 },
-  { engine: 'edgefed-wasm', kernels: 'wasm', samples: null, warmupBatches: 10, probeBatches: 10, budgetSeconds: 40, repeats: 1 },
-  { engine: 'edgefed-js', kernels: 'js', samples: 6000, warmupBatches: 5, probeBatches: 5, budgetSeconds: 30, repeats: 1 },
+  {
+    engine: 'edgefed-native',
+    kernels: 'native',
+    samples: null,
+    warmupBatches: 10,
+    probeBatches: 10,
+    budgetSeconds: 90,
+    repeats: 3,
+  },
+  {
+    engine: 'edgefed-wasm',
+    kernels: 'wasm',
+    samples: null,
+    warmupBatches: 10,
+    probeBatches: 10,
+    budgetSeconds: 40,
+    repeats: 1,
+  },
+  {
+    engine: 'edgefed-js',
+    kernels: 'js',
+    samples: 6000,
+    warmupBatches: 5,
+    probeBatches: 5,
+    budgetSeconds: 30,
+    repeats: 1,
+  },
   { engine: 'tfjs-wasm', samples: 6000, warmupBatches: 5, probeBatches: 5, budgetSeconds: 30, repeats: 1 },
   { engine: 'tfjs-cpu', samples: 1024, warmupBatches: 3, probeBatches: 3, budgetSeconds: 25, repeats: 1 },
 ];
@@ -81,12 +148,53 @@ const DENSE_PLANS: EnginePlan[] = [
  * if that batch does not finish within the child's time limit, the row reports an upper bound.
  */
 const CNN_PLANS: EnginePlan[] = [
-  { engine: 'edgefed-native', kernels: 'native', samples: null, warmupBatches: 2, probeBatches: 3, budgetSeconds: 30, repeats: 1 },
-  { engine: 'edgefed-wasm', kernels: 'wasm', samples: 6000, warmupBatches: 2, probeBatches: 2, budgetSeconds: 20, repeats: 1 },
-  { engine: 'edgefed-js', kernels: 'js', samples: 6000, warmupBatches: 1, probeBatches: 1, budgetSeconds: 15, repeats: 1 },
-  { engine: 'edgefed-tfjs', samples: 512, warmupBatches: 1, warmupSamples: 8, probeBatches: 1, budgetSeconds: 20, repeats: 1 },
+  {
+    engine: 'edgefed-native',
+    kernels: 'native',
+    samples: null,
+    warmupBatches: 2,
+    probeBatches: 3,
+    budgetSeconds: 30,
+    repeats: 1,
+  },
+  {
+    engine: 'edgefed-wasm',
+    kernels: 'wasm',
+    samples: 6000,
+    warmupBatches: 2,
+    probeBatches: 2,
+    budgetSeconds: 20,
+    repeats: 1,
+  },
+  {
+    engine: 'edgefed-js',
+    kernels: 'js',
+    samples: 6000,
+    warmupBatches: 1,
+    probeBatches: 1,
+    budgetSeconds: 15,
+    repeats: 1,
+  },
+  {
+    engine: 'edgefed-tfjs',
+    samples: 512,
+    warmupBatches: 1,
+    warmupSamples: 8,
+    probeBatches: 1,
+    budgetSeconds: 20,
+    repeats: 1,
+  },
   { engine: 'tfjs-wasm', samples: 512, warmupBatches: 1, probeBatches: 1, budgetSeconds: 20, repeats: 1 },
-  { engine: 'tfjs-cpu', samples: 32, warmupBatches: 1, warmupSamples: 4, probeBatches: 0, budgetSeconds: 150, repeats: 1, timeoutSeconds: 150 },
+  {
+    engine: 'tfjs-cpu',
+    samples: 32,
+    warmupBatches: 1,
+    warmupSamples: 4,
+    probeBatches: 0,
+    budgetSeconds: 150,
+    repeats: 1,
+    timeoutSeconds: 150,
+  },
 ];
 
 const ENGINE_LABEL: Record<EngineId | 'numpy', string> = {
@@ -183,21 +291,44 @@ function parseCli(argv: string[]): Cli {
     },
   });
   if (values.help) {
-    process.stdout.write('usage: node --import tsx bench/train.ts [--configs ID,...] [--engines ID,...] [--numpy-runs 3] [--budget-scale 1] [--results-dir DIR] [--no-write]\n' +
-      `configs: ${CONFIGS.map((c) => c.id).join(', ')}\nengines: ${ENGINES.join(', ')}\n`);
+    process.stdout.write(
+      'usage: node --import tsx bench/train.ts [--configs ID,...] [--engines ID,...] [--numpy-runs 3] [--budget-scale 1] [--results-dir DIR] [--no-write]\n' +
+        `configs: ${CONFIGS.map((c) => c.id).join(', ')}\nengines: ${ENGINES.join(', ')}\n`,
+    );
     process.exit(0);
   }
-  const ids = values.configs ? values.configs.split(',').map((s) => s.trim()).filter((s) => s !== '') : CONFIGS.map((c) => c.id);
+  const ids = values.configs
+    ? values.configs
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '')
+    : CONFIGS.map((c) => c.id);
   const unknown = ids.filter((id) => !CONFIGS.some((c) => c.id === id));
-  if (unknown.length > 0) throw new Error(`--configs: unknown ${unknown.join(', ')} (known: ${CONFIGS.map((c) => c.id).join(', ')})`);
-  const engineIds = values.engines ? values.engines.split(',').map((s) => s.trim()).filter((s) => s !== '') : [...ENGINES];
+  if (unknown.length > 0)
+    throw new Error(`--configs: unknown ${unknown.join(', ')} (known: ${CONFIGS.map((c) => c.id).join(', ')})`);
+  const engineIds = values.engines
+    ? values.engines
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '')
+    : [...ENGINES];
   const unknownEngines = engineIds.filter((id) => !(ENGINES as readonly string[]).includes(id));
-  if (unknownEngines.length > 0) throw new Error(`--engines: unknown ${unknownEngines.join(', ')} (known: ${ENGINES.join(', ')})`);
+  if (unknownEngines.length > 0)
+    throw new Error(`--engines: unknown ${unknownEngines.join(', ')} (known: ${ENGINES.join(', ')})`);
   const numpyRuns = Number(values['numpy-runs']);
-  if (!Number.isInteger(numpyRuns) || numpyRuns < 1) throw new Error(`--numpy-runs: expected a whole number >= 1, got '${values['numpy-runs']}'`);
+  if (!Number.isInteger(numpyRuns) || numpyRuns < 1)
+    throw new Error(`--numpy-runs: expected a whole number >= 1, got '${values['numpy-runs']}'`);
   const budgetScale = Number(values['budget-scale']);
-  if (!(budgetScale > 0) || !Number.isFinite(budgetScale)) throw new Error(`--budget-scale: expected a number > 0, got '${values['budget-scale']}'`);
-  return { configs: CONFIGS.filter((c) => ids.includes(c.id)), engines: engineIds as EngineId[], numpyRuns, budgetScale, resultsDir: resolve(values['results-dir']), write: !values['no-write'] };
+  if (!(budgetScale > 0) || !Number.isFinite(budgetScale))
+    throw new Error(`--budget-scale: expected a number > 0, got '${values['budget-scale']}'`);
+  return {
+    configs: CONFIGS.filter((c) => ids.includes(c.id)),
+    engines: engineIds as EngineId[],
+    numpyRuns,
+    budgetScale,
+    resultsDir: resolve(values['results-dir']),
+    write: !values['no-write'],
+  };
 }
 
 const log = (s: string): void => {
@@ -207,7 +338,8 @@ const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-const ratio = (a: number | null, b: number | null): number | null => (a === null || b === null || b === 0 ? null : Math.round((a / b) * 1000) / 1000);
+const ratio = (a: number | null, b: number | null): number | null =>
+  a === null || b === null || b === 0 ? null : Math.round((a / b) * 1000) / 1000;
 
 // ---------------------------------------------------------------------------------------------------
 // Children
@@ -221,13 +353,32 @@ interface ChildOutcome {
 
 function failed(engine: EngineId, status: WorkerResult['status'], message: string): WorkerResult {
   return {
-    status, engine, backend: null, message, samples: null, subset: false, shrunk: null, seconds: null, samples_per_s: null,
-    samples_per_s_runs: [], cpu_per_wall: null, samples_per_cpu_s: null, test_accuracy: null, train_loss: null, max_rss_mb: 0, rss_end_mb: 0,
+    status,
+    engine,
+    backend: null,
+    message,
+    samples: null,
+    subset: false,
+    shrunk: null,
+    seconds: null,
+    samples_per_s: null,
+    samples_per_s_runs: [],
+    cpu_per_wall: null,
+    samples_per_cpu_s: null,
+    test_accuracy: null,
+    train_loss: null,
+    max_rss_mb: 0,
+    rss_end_mb: 0,
   };
 }
 
 /** Runs one worker child; resolves with its result (a failed or killed child becomes an 'error' or 'timeout' result). */
-function runWorker(cfg: WorkerConfig, kernels: string | undefined, timeoutSeconds: number, extraNodeArgs: string[] = []): Promise<ChildOutcome> {
+function runWorker(
+  cfg: WorkerConfig,
+  kernels: string | undefined,
+  timeoutSeconds: number,
+  extraNodeArgs: string[] = [],
+): Promise<ChildOutcome> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (kernels) env.EDGEFED_KERNELS = kernels;
   else delete env.EDGEFED_KERNELS;
@@ -235,21 +386,33 @@ function runWorker(cfg: WorkerConfig, kernels: string | undefined, timeoutSecond
   let timedStart: { at: number; samples: number } | null = null;
   return new Promise((done) => {
     const child = spawn(process.execPath, [...extraNodeArgs, '--import', 'tsx', WORKER, JSON.stringify(cfg)], {
-      cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutSeconds * 1000,
+      cwd: REPO,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: timeoutSeconds * 1000,
     });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
       out += d;
       const m = timedStart === null ? out.split('\n').find((l) => l.startsWith(TIMED_START_PREFIX)) : undefined;
-      if (m) timedStart = { at: performance.now(), samples: (JSON.parse(m.slice(TIMED_START_PREFIX.length)) as { samples: number }).samples };
+      if (m)
+        timedStart = {
+          at: performance.now(),
+          samples: (JSON.parse(m.slice(TIMED_START_PREFIX.length)) as { samples: number }).samples,
+        };
     });
     child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.on('error', (e) => done({ result: failed(cfg.engine, 'error', `spawn failed: ${e.message}`), seconds: 0, below: null }));
+    child.on('error', (e) =>
+      done({ result: failed(cfg.engine, 'error', `spawn failed: ${e.message}`), seconds: 0, below: null }),
+    );
     child.on('close', (code, signal) => {
       const now = performance.now();
       const seconds = (now - t0) / 1000;
-      const line = out.split('\n').reverse().find((l) => l.startsWith(RESULT_PREFIX));
+      const line = out
+        .split('\n')
+        .reverse()
+        .find((l) => l.startsWith(RESULT_PREFIX));
       if (line) {
         done({ result: JSON.parse(line.slice(RESULT_PREFIX.length)) as WorkerResult, seconds, below: null });
         return;
@@ -258,11 +421,17 @@ function runWorker(cfg: WorkerConfig, kernels: string | undefined, timeoutSecond
       if (signal && started) {
         const timed = (now - started.at) / 1000;
         const msg = `one timed pass over ${started.samples} samples had not finished after ${timed.toFixed(0)} s (child stopped at its ${timeoutSeconds} s limit)`;
-        done({ result: failed(cfg.engine, 'timeout', msg), seconds, below: Math.round((started.samples / timed) * 100) / 100 });
+        done({
+          result: failed(cfg.engine, 'timeout', msg),
+          seconds,
+          below: Math.round((started.samples / timed) * 100) / 100,
+        });
         return;
       }
       const tail = err.trim().split('\n').slice(-3).join(' | ');
-      const why = signal ? `killed by ${signal} at the ${timeoutSeconds} s limit, before its timed part` : `exit code ${code}, no result line`;
+      const why = signal
+        ? `killed by ${signal} at the ${timeoutSeconds} s limit, before its timed part`
+        : `exit code ${code}, no result line`;
       done({ result: failed(cfg.engine, 'error', `${why}${tail ? `: ${tail}` : ''}`), seconds, below: null });
     });
   });
@@ -272,9 +441,27 @@ function runWorker(cfg: WorkerConfig, kernels: string | undefined, timeoutSecond
 function runNumpy(c: BenchConfig, idxDir: string): NumpyRun | { error: string } {
   if (!c.numpy) return { error: 'no NumPy reference for this model' };
   if (!existsSync(NUMPY_REF)) return { error: `${NUMPY_REF} is missing` };
-  const args = ['-c', NUMPY_WRAPPER, NUMPY_REF, idxDir, '--hidden', c.numpy.hidden, '--batch', String(c.batchSize),
-    '--optimizer', c.numpy.optimizer, '--lr', String(c.optimizer.lr), '--seed', String(SEED)];
-  const r = spawnSync('python3', args, { encoding: 'utf8', env: { ...process.env, OPENBLAS_NUM_THREADS: '1' }, timeout: CHILD_TIMEOUT_S * 1000 });
+  const args = [
+    '-c',
+    NUMPY_WRAPPER,
+    NUMPY_REF,
+    idxDir,
+    '--hidden',
+    c.numpy.hidden,
+    '--batch',
+    String(c.batchSize),
+    '--optimizer',
+    c.numpy.optimizer,
+    '--lr',
+    String(c.optimizer.lr),
+    '--seed',
+    String(SEED),
+  ];
+  const r = spawnSync('python3', args, {
+    encoding: 'utf8',
+    env: { ...process.env, OPENBLAS_NUM_THREADS: '1' },
+    timeout: CHILD_TIMEOUT_S * 1000,
+  });
   if (r.error) return { error: `python3: ${r.error.message}` };
   const parsed = r.stdout.split('\n').flatMap((l) => {
     try {
@@ -284,11 +471,14 @@ function runNumpy(c: BenchConfig, idxDir: string): NumpyRun | { error: string } 
     }
   });
   const ref = parsed.find((j) => typeof j.samples_per_s === 'number');
-  if (!ref) return { error: `python3 exit ${r.status}: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? ''}` };
+  if (!ref)
+    return { error: `python3 exit ${r.status}: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? ''}` };
   const clock = parsed.find((j) => typeof j.cpu_s === 'number') as { wall_s: number; cpu_s: number } | undefined;
   const n = 60000 * (typeof ref.epochs === 'number' ? ref.epochs : 1);
   return {
-    samples_per_s: ref.samples_per_s as number, seconds: ref.seconds as number, test_accuracy: ref.test_accuracy as number,
+    samples_per_s: ref.samples_per_s as number,
+    seconds: ref.seconds as number,
+    test_accuracy: ref.test_accuracy as number,
     cpu_seconds: clock ? Math.round(clock.cpu_s * 1000) / 1000 : null,
     samples_per_cpu_s: clock && clock.cpu_s > 0 ? Math.round((n / clock.cpu_s) * 10) / 10 : null,
   };
@@ -298,7 +488,10 @@ function runNumpy(c: BenchConfig, idxDir: string): NumpyRun | { error: string } 
 function machineInfo() {
   let numpy: string | null = null;
   try {
-    numpy = execFileSync('python3', ['-c', 'import numpy, sys; print(numpy.__version__, sys.version.split()[0])'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    numpy = execFileSync('python3', ['-c', 'import numpy, sys; print(numpy.__version__, sys.version.split()[0])'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     numpy = null;
   }
@@ -311,11 +504,27 @@ function machineInfo() {
 function rowFrom(o: ChildOutcome): Row {
   const r = o.result;
   return {
-    engine: r.engine, label: ENGINE_LABEL[r.engine], status: r.status, message: r.message, backend: r.backend, samples: r.samples,
-    subset: r.subset, shrunk: r.shrunk, samples_per_s: r.samples_per_s, samples_per_s_below: o.below, samples_per_s_runs: r.samples_per_s_runs,
-    vs_numpy: null, samples_per_cpu_s: r.samples_per_cpu_s, vs_numpy_cpu: null, vs_best_tfjs: null, test_accuracy: r.test_accuracy,
-    train_loss: r.train_loss, max_rss_mb: r.max_rss_mb > 0 ? r.max_rss_mb : null, rss_end_mb: r.rss_end_mb > 0 ? r.rss_end_mb : null,
-    cpu_per_wall: r.cpu_per_wall, child_seconds: Math.round(o.seconds * 10) / 10,
+    engine: r.engine,
+    label: ENGINE_LABEL[r.engine],
+    status: r.status,
+    message: r.message,
+    backend: r.backend,
+    samples: r.samples,
+    subset: r.subset,
+    shrunk: r.shrunk,
+    samples_per_s: r.samples_per_s,
+    samples_per_s_below: o.below,
+    samples_per_s_runs: r.samples_per_s_runs,
+    vs_numpy: null,
+    samples_per_cpu_s: r.samples_per_cpu_s,
+    vs_numpy_cpu: null,
+    vs_best_tfjs: null,
+    test_accuracy: r.test_accuracy,
+    train_loss: r.train_loss,
+    max_rss_mb: r.max_rss_mb > 0 ? r.max_rss_mb : null,
+    rss_end_mb: r.rss_end_mb > 0 ? r.rss_end_mb : null,
+    cpu_per_wall: r.cpu_per_wall,
+    child_seconds: Math.round(o.seconds * 10) / 10,
   };
 }
 
@@ -332,7 +541,9 @@ async function benchConfig(c: BenchConfig, cli: Cli, idxDir: string): Promise<Co
       log(`${c.id} numpy: ${r.error}`);
     } else {
       numpy.push(r);
-      log(`${c.id} numpy run ${numpy.length}: ${r.samples_per_s} samples/s (${r.samples_per_cpu_s ?? '?'} per CPU-s), test acc ${r.test_accuracy}`);
+      log(
+        `${c.id} numpy run ${numpy.length}: ${r.samples_per_s} samples/s (${r.samples_per_cpu_s ?? '?'} per CPU-s), test acc ${r.test_accuracy}`,
+      );
     }
   };
   // NumPy runs are spread over the config's measurements (first, after the native engine, last) so that
@@ -340,16 +551,27 @@ async function benchConfig(c: BenchConfig, cli: Cli, idxDir: string): Promise<Co
   numpyOnce();
   for (const [i, plan] of plans.entries()) {
     const cfg: WorkerConfig = {
-      mode: 'throughput', engine: plan.engine, model: c.model, optimizer: c.optimizer, batchSize: c.batchSize, samples: plan.samples,
-      warmupBatches: plan.warmupBatches, warmupSamples: plan.warmupSamples, probeBatches: plan.probeBatches,
-      budgetSeconds: plan.budgetSeconds * cli.budgetScale, repeats: plan.repeats, seed: SEED,
+      mode: 'throughput',
+      engine: plan.engine,
+      model: c.model,
+      optimizer: c.optimizer,
+      batchSize: c.batchSize,
+      samples: plan.samples,
+      warmupBatches: plan.warmupBatches,
+      warmupSamples: plan.warmupSamples,
+      probeBatches: plan.probeBatches,
+      budgetSeconds: plan.budgetSeconds * cli.budgetScale,
+      repeats: plan.repeats,
+      seed: SEED,
     };
     const outcome = await runWorker(cfg, plan.kernels, (plan.timeoutSeconds ?? CHILD_TIMEOUT_S) * cli.budgetScale);
     const r = outcome.result;
     rows.push(rowFrom(outcome));
-    log(`${c.id} ${plan.engine}: ${r.status}${r.samples_per_s !== null ? `, ${r.samples_per_s} samples/s on ${r.samples}` : ''}` +
-      `${outcome.below !== null ? `, < ${outcome.below} samples/s` : ''}${r.test_accuracy !== null ? `, test acc ${r.test_accuracy}` : ''}` +
-      `${r.message ? ` (${r.message})` : ''}, child ${outcome.seconds.toFixed(1)} s`);
+    log(
+      `${c.id} ${plan.engine}: ${r.status}${r.samples_per_s !== null ? `, ${r.samples_per_s} samples/s on ${r.samples}` : ''}` +
+        `${outcome.below !== null ? `, < ${outcome.below} samples/s` : ''}${r.test_accuracy !== null ? `, test acc ${r.test_accuracy}` : ''}` +
+        `${r.message ? ` (${r.message})` : ''}, child ${outcome.seconds.toFixed(1)} s`,
+    );
     if (i === 0) numpyOnce();
   }
   while (numpy.length < cli.numpyRuns && numpyError === null) numpyOnce();
@@ -363,11 +585,26 @@ async function benchConfig(c: BenchConfig, cli: Cli, idxDir: string): Promise<Co
   if (c.numpy) {
     const medianRun = numpy.find((r) => r.samples_per_s === numpyMedian) ?? numpy[0];
     rows.push({
-      engine: 'numpy', label: ENGINE_LABEL.numpy, status: numpy.length > 0 ? 'ok' : 'unavailable', message: numpy.length > 0 ? null : numpyError,
-      backend: numpy.length > 0 ? `numpy, OpenBLAS 1 thread, median of ${numpy.length}` : null, samples: numpy.length > 0 ? 60000 : null, subset: false,
-      shrunk: null, samples_per_s: numpyMedian, samples_per_s_below: null, samples_per_s_runs: numpy.map((r) => r.samples_per_s), vs_numpy: null,
-      samples_per_cpu_s: numpyCpuMedian, vs_numpy_cpu: null, vs_best_tfjs: null, test_accuracy: medianRun?.test_accuracy ?? null, train_loss: null,
-      max_rss_mb: null, rss_end_mb: null, cpu_per_wall: medianRun?.cpu_seconds ? Math.round((medianRun.cpu_seconds / medianRun.seconds) * 100) / 100 : null,
+      engine: 'numpy',
+      label: ENGINE_LABEL.numpy,
+      status: numpy.length > 0 ? 'ok' : 'unavailable',
+      message: numpy.length > 0 ? null : numpyError,
+      backend: numpy.length > 0 ? `numpy, OpenBLAS 1 thread, median of ${numpy.length}` : null,
+      samples: numpy.length > 0 ? 60000 : null,
+      subset: false,
+      shrunk: null,
+      samples_per_s: numpyMedian,
+      samples_per_s_below: null,
+      samples_per_s_runs: numpy.map((r) => r.samples_per_s),
+      vs_numpy: null,
+      samples_per_cpu_s: numpyCpuMedian,
+      vs_numpy_cpu: null,
+      vs_best_tfjs: null,
+      test_accuracy: medianRun?.test_accuracy ?? null,
+      train_loss: null,
+      max_rss_mb: null,
+      rss_end_mb: null,
+      cpu_per_wall: medianRun?.cpu_seconds ? Math.round((medianRun.cpu_seconds / medianRun.seconds) * 100) / 100 : null,
       child_seconds: null,
     });
   }
@@ -377,16 +614,22 @@ async function benchConfig(c: BenchConfig, cli: Cli, idxDir: string): Promise<Co
     r.vs_best_tfjs = ratio(r.samples_per_s, best ? stockRate(best) : null);
   }
   return {
-    config: c, numpy_runs: numpy,
-    best_stock_tfjs: best ? { engine: best.engine, samples_per_s: stockRate(best)!, bound: best.samples_per_s === null } : null, rows,
+    config: c,
+    numpy_runs: numpy,
+    best_stock_tfjs: best
+      ? { engine: best.engine, samples_per_s: stockRate(best)!, bound: best.samples_per_s === null }
+      : null,
+    rows,
   };
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Output
 
-const fmtRate = (v: number | null): string => (v === null ? '-' : v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(v >= 10 ? 1 : 2));
-const fmtRatio = (v: number | null): string => (v === null ? '-' : v >= 10 ? `${v.toFixed(1)}x` : v >= 0.1 ? `${v.toFixed(2)}x` : `${v.toFixed(3)}x`);
+const fmtRate = (v: number | null): string =>
+  v === null ? '-' : v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(v >= 10 ? 1 : 2);
+const fmtRatio = (v: number | null): string =>
+  v === null ? '-' : v >= 10 ? `${v.toFixed(1)}x` : v >= 0.1 ? `${v.toFixed(2)}x` : `${v.toFixed(3)}x`;
 const fmtMb = (v: number | null): string => (v === null ? '-' : Math.round(v).toString());
 
 function samplesText(r: Row): string {
@@ -396,33 +639,62 @@ function samplesText(r: Row): string {
 
 function statusText(r: Row): string {
   if (r.status === 'ok') return r.shrunk ? 'shrunk to time budget' : '';
-  const what = { unsupported: 'not supported', unavailable: 'unavailable', timeout: 'timed out', error: 'error' }[r.status];
+  const what = { unsupported: 'not supported', unavailable: 'unavailable', timeout: 'timed out', error: 'error' }[
+    r.status
+  ];
   return `${what}: ${r.message ?? ''}`;
 }
 
-const HEADER = ['Config', 'Engine', 'Samples timed', 'samples/s', 'vs NumPy', 'samples/CPU-s', 'vs NumPy (CPU)', 'vs best stock tfjs',
-  'Test acc', 'Peak RSS MB', 'RSS end MB', 'CPU/wall', 'Note'];
+const HEADER = [
+  'Config',
+  'Engine',
+  'Samples timed',
+  'samples/s',
+  'vs NumPy',
+  'samples/CPU-s',
+  'vs NumPy (CPU)',
+  'vs best stock tfjs',
+  'Test acc',
+  'Peak RSS MB',
+  'RSS end MB',
+  'CPU/wall',
+  'Note',
+];
 /** Right-aligned (numeric) columns. */
 const NUMERIC = new Set([3, 4, 5, 6, 7, 8, 9, 10, 11]);
 
 function tableRows(results: ConfigResult[]): string[][] {
-  return results.flatMap((res) => res.rows.map((r) => {
-    const bestIsBound = res.best_stock_tfjs?.bound ?? false;
-    const vsTfjs = r.vs_best_tfjs === null ? '-' : `${bestIsBound ? '> ' : ''}${fmtRatio(r.vs_best_tfjs)}`;
-    return [
-      res.config.id, r.backend?.includes('OpenBLAS core ') ? `${r.label} [${r.backend.split('OpenBLAS core ')[1]}]` : r.label,
-      samplesText(r), r.samples_per_s_below !== null ? `< ${fmtRate(r.samples_per_s_below)}` : fmtRate(r.samples_per_s),
-      fmtRatio(r.vs_numpy), fmtRate(r.samples_per_cpu_s), fmtRatio(r.vs_numpy_cpu), vsTfjs,
-      r.status !== 'ok' ? '-' : r.test_accuracy === null ? 'n/a' : r.test_accuracy.toFixed(4), fmtMb(r.max_rss_mb), fmtMb(r.rss_end_mb),
-      r.cpu_per_wall === null ? '-' : r.cpu_per_wall.toFixed(2), statusText(r),
-    ];
-  }));
+  return results.flatMap((res) =>
+    res.rows.map((r) => {
+      const bestIsBound = res.best_stock_tfjs?.bound ?? false;
+      const vsTfjs = r.vs_best_tfjs === null ? '-' : `${bestIsBound ? '> ' : ''}${fmtRatio(r.vs_best_tfjs)}`;
+      return [
+        res.config.id,
+        r.backend?.includes('OpenBLAS core ') ? `${r.label} [${r.backend.split('OpenBLAS core ')[1]}]` : r.label,
+        samplesText(r),
+        r.samples_per_s_below !== null ? `< ${fmtRate(r.samples_per_s_below)}` : fmtRate(r.samples_per_s),
+        fmtRatio(r.vs_numpy),
+        fmtRate(r.samples_per_cpu_s),
+        fmtRatio(r.vs_numpy_cpu),
+        vsTfjs,
+        r.status !== 'ok' ? '-' : r.test_accuracy === null ? 'n/a' : r.test_accuracy.toFixed(4),
+        fmtMb(r.max_rss_mb),
+        fmtMb(r.rss_end_mb),
+        r.cpu_per_wall === null ? '-' : r.cpu_per_wall.toFixed(2),
+        statusText(r),
+      ];
+    }),
+  );
 }
 
 function textTable(rows: string[][]): string {
   const all = [HEADER, ...rows];
   const widths = HEADER.map((_, i) => Math.max(...all.map((r) => (i === HEADER.length - 1 ? 0 : r[i].length))));
-  const line = (r: string[]): string => r.map((v, i) => (i === r.length - 1 ? v : NUMERIC.has(i) ? v.padStart(widths[i]) : v.padEnd(widths[i]))).join('  ').trimEnd();
+  const line = (r: string[]): string =>
+    r
+      .map((v, i) => (i === r.length - 1 ? v : NUMERIC.has(i) ? v.padStart(widths[i]) : v.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   return [line(HEADER), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
@@ -447,10 +719,12 @@ interface NodeShareReport {
 }
 
 function nodeShareText(n: NodeShareReport): string {
-  if (n.status !== 'ok' || !n.memory) return `Node share (seed MLP, 6000 rows, native kernels): ${n.status}: ${n.message ?? ''}`;
+  if (n.status !== 'ok' || !n.memory)
+    return `Node share (seed MLP, 6000 rows, native kernels): ${n.status}: ${n.message ?? ''}`;
   const m = n.memory;
   const training = m.max_rss_training_mb;
-  return `Node share (seed MLP, Adam, ${n.samples} rows = 1/10 of MNIST, native kernels, one epoch at ${fmtRate(n.samples_per_s)} samples/s): ` +
+  return (
+    `Node share (seed MLP, Adam, ${n.samples} rows = 1/10 of MNIST, native kernels, one epoch at ${fmtRate(n.samples_per_s)} samples/s): ` +
     `RSS at start (node + tsx) ${m.rss_start_mb} MB, after importing makeTrainer (engine + tfjs) ${m.rss_after_imports_mb} MB; ` +
     `maxRSS incl. loading all of MNIST ${m.max_rss_with_full_load_mb} MB; ` +
     `RSS after subset + gc ${m.rss_after_share_and_gc_mb} MB (gc ${m.gc_available ? 'run' : 'NOT available'}); ` +
@@ -460,7 +734,8 @@ function nodeShareText(n: NodeShareReport): string {
     `${m.rss_end_mb <= n.target_mb ? ', met at the end' : ', NOT met at the end'}; the whole-process maxRSS (${m.max_rss_with_full_load_mb} MB) ` +
     `${m.max_rss_with_full_load_mb <= n.target_mb ? 'meets it too' : 'does not, because of the full-MNIST load used to cut the share'}. ` +
     `Importing makeTrainer alone added ${Math.round(m.rss_after_imports_mb - m.rss_start_mb)} MB (make-trainer.ts loads tfjs only for ` +
-    'models the engine cannot run).';
+    'models the engine cannot run).'
+  );
 }
 
 function markdown(report: Report, rows: string[][]): string {
@@ -493,10 +768,10 @@ function markdown(report: Report, rows: string[][]): string {
       'epochs: 1, shuffle: true})` on tensors built before the clock starts, compiled with `sparseCategoricalCrossentropy` and no metrics. ' +
       'EdgeFed engine rows on dense models train the full epoch (native kernels: three timed epochs in the same child, median shown) and report ' +
       'accuracy on the 10,000 test images; rows marked "subset" train only the first N training images, so their accuracy is n/a (the cost per ' +
-      'sample does not depend on N). EdgeFed engines go through `makeTrainer(spec, \'engine\')` with `EDGEFED_KERNELS` = native / wasm / js, so ' +
+      "sample does not depend on N). EdgeFed engines go through `makeTrainer(spec, 'engine')` with `EDGEFED_KERNELS` = native / wasm / js, so " +
       'whatever the engine can train is measured (the CNN runs on the engine since it learnt convolutions; a "not supported" row quotes the error ' +
       'otherwise); with the default budgets the CNN rows are subsets (`--budget-scale 8` lets the native engine try a full CNN epoch). Stock ' +
-      'tfjs 4.22 runs with `PROD` set, on the wasm backend (non-threaded SIMD binary, `setWasmPaths` to the package\'s dist directory; it has no ' +
+      "tfjs 4.22 runs with `PROD` set, on the wasm backend (non-threaded SIMD binary, `setWasmPaths` to the package's dist directory; it has no " +
       'Conv2DBackpropFilter, so the CNN fails there) and on the cpu backend, whose stock Conv2DBackpropFilter is so slow on the CNN that it ' +
       'times one batch of 32; if the child has to be stopped at its time limit, the row gives an upper bound (samples / seconds elapsed in the ' +
       'timed part) and ratios against it are lower bounds (">"). EdgeFed\'s TfjsTrainer (CNN only) is tfjs cpu with EdgeFed\'s replacement for ' +
@@ -514,7 +789,7 @@ function markdown(report: Report, rows: string[][]): string {
     'The node-share child loads MNIST, keeps a seeded random 6000 rows with `subset()`, drops the full arrays and calls `global.gc` (it runs ' +
       'with `--expose-gc`); only then does it build the trainer and train one epoch of the seed MLP (Adam lr 0.001, B=32) with native kernels. ' +
       'maxRSS is a high-water mark, so the child reads it before training (it includes the transient full-MNIST load, which a real node that ' +
-      'receives only its share never pays), then resets the kernel\'s high-water mark (`/proc/self/clear_refs` = 5, Linux) and reads maxRSS again ' +
+      "receives only its share never pays), then resets the kernel's high-water mark (`/proc/self/clear_refs` = 5, Linux) and reads maxRSS again " +
       'after training (peak of the training phase); RSS at the end is reported as well. That is the figure to hold against the <= 150 MB target.',
     '',
   ].join('\n');
@@ -549,13 +824,33 @@ async function main(): Promise<void> {
   for (const c of args.configs) results.push(await benchConfig(c, args, idxDir));
 
   log('node share: seed MLP on 6000 rows with native kernels, --expose-gc');
-  const share = await runWorker({
-    mode: 'node-share', engine: 'edgefed-native', model: 'mlp', optimizer: { name: 'adam', lr: 0.001 }, batchSize: 32, samples: 6000,
-    warmupBatches: 5, probeBatches: 0, budgetSeconds: 60, repeats: 1, seed: SEED,
-  }, 'native', CHILD_TIMEOUT_S, ['--expose-gc']);
+  const share = await runWorker(
+    {
+      mode: 'node-share',
+      engine: 'edgefed-native',
+      model: 'mlp',
+      optimizer: { name: 'adam', lr: 0.001 },
+      batchSize: 32,
+      samples: 6000,
+      warmupBatches: 5,
+      probeBatches: 0,
+      budgetSeconds: 60,
+      repeats: 1,
+      seed: SEED,
+    },
+    'native',
+    CHILD_TIMEOUT_S,
+    ['--expose-gc'],
+  );
   const nodeShare: NodeShareReport = {
-    status: share.result.status, message: share.result.message, samples: share.result.samples, samples_per_s: share.result.samples_per_s,
-    max_rss_mb: share.result.max_rss_mb, rss_end_mb: share.result.rss_end_mb, memory: share.result.node_share ?? null, target_mb: 150,
+    status: share.result.status,
+    message: share.result.message,
+    samples: share.result.samples,
+    samples_per_s: share.result.samples_per_s,
+    max_rss_mb: share.result.max_rss_mb,
+    rss_end_mb: share.result.rss_end_mb,
+    memory: share.result.node_share ?? null,
+    target_mb: 150,
   };
 
   const report: Report = {

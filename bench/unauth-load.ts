@@ -16,8 +16,19 @@ import { join } from 'node:path';
 import { freePort, waitHealthy } from '../test/deploy-harness.js';
 import { machine, numberFlag, REPO } from './support/results-io.js';
 
-const { values } = parseArgs({ options: { bodies: { type: 'string', default: '20' }, mb: { type: 'string', default: '12' }, 'flood-s': { type: 'string', default: '8' } } });
-const bodies = numberFlag('bodies', values.bodies!, (v) => Number.isInteger(v) && v >= 1 && v <= 200, 'a whole number 1-200');
+const { values } = parseArgs({
+  options: {
+    bodies: { type: 'string', default: '20' },
+    mb: { type: 'string', default: '12' },
+    'flood-s': { type: 'string', default: '8' },
+  },
+});
+const bodies = numberFlag(
+  'bodies',
+  values.bodies!,
+  (v) => Number.isInteger(v) && v >= 1 && v <= 200,
+  'a whole number 1-200',
+);
 const mb = numberFlag('mb', values.mb!, (v) => v > 0 && v <= 64, 'MB per body, up to 64');
 const floodS = numberFlag('flood-s', values['flood-s']!, (v) => v > 0 && v <= 120, 'seconds, up to 120');
 
@@ -25,8 +36,20 @@ const dir = mkdtempSync(join(tmpdir(), 'edgefed-unauth-'));
 const db = join(dir, 'state.db');
 const port = await freePort();
 const url = `http://127.0.0.1:${port}`;
-const child = spawn(process.execPath, [join(REPO, 'bin/edgefed.mjs'), 'coordinator', '--port', String(port), '--db', db, '--admin-token', 'bench-admin-token-0123456789'],
-  { env: { ...process.env, EDGEFED_LOG: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
+const child = spawn(
+  process.execPath,
+  [
+    join(REPO, 'bin/edgefed.mjs'),
+    'coordinator',
+    '--port',
+    String(port),
+    '--db',
+    db,
+    '--admin-token',
+    'bench-admin-token-0123456789',
+  ],
+  { env: { ...process.env, EDGEFED_LOG: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] },
+);
 const mbOf = (kb: number) => Math.round(kb / 102.4) / 10;
 const status = () => {
   const text = readFileSync(`/proc/${child.pid}/status`, 'utf8');
@@ -44,30 +67,46 @@ try {
   const body = Buffer.alloc(Math.round(mb * 1024 * 1024), ' ');
   body.write('{"runId":1,"inputs":[[');
   const predictStatuses = new Map<number, number>();
-  await Promise.all(Array.from({ length: bodies }, async () => {
-    try {
-      const r = await fetch(`${url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-      count(predictStatuses, r.status);
-      await r.arrayBuffer();
-    } catch {
-      count(predictStatuses, 0); // the server may close the connection before the whole body is sent
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: bodies }, async () => {
+      try {
+        const r = await fetch(`${url}/v1/predict`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
+        count(predictStatuses, r.status);
+        await r.arrayBuffer();
+      } catch {
+        count(predictStatuses, 0); // the server may close the connection before the whole body is sent
+      }
+    }),
+  );
   const afterBodies = status();
 
   const dbBefore = dbBytes();
   const floodStatuses = new Map<number, number>();
   const bad = JSON.stringify({ name: 'mallory', publicKey: 'ab'.repeat(32), token: 'x'.repeat(32) });
   const until = Date.now() + floodS * 1000;
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    while (Date.now() < until) {
-      const r = await fetch(`${url}/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bad });
-      count(floodStatuses, r.status);
-      await r.arrayBuffer();
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (Date.now() < until) {
+        const r = await fetch(`${url}/v1/enroll`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: bad,
+        });
+        count(floodStatuses, r.status);
+        await r.arrayBuffer();
+      }
+    }),
+  );
   for (let i = 0; i < 2; i++) {
-    const r = await fetch(`${url}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ limitTest: 100 + i }) });
+    const r = await fetch(`${url}/v1/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ limitTest: 100 + i }),
+    });
     count(floodStatuses, r.status);
   }
   await new Promise((r) => setTimeout(r, 500));
@@ -76,11 +115,19 @@ try {
   const kB = (n: number) => `${(n / 1e3).toFixed(0)} kB`;
 
   console.log(JSON.stringify({ environment: { ...machine(1), loadavg_1m: loadavg()[0] } }));
-  console.log(`unauthenticated predict: ${bodies} x ${mb} MB, answers ${JSON.stringify(Object.fromEntries(predictStatuses))}`);
-  console.log(`  coordinator RSS idle ${idle.rssMb} MB (reference), after ${afterBodies.rssMb} MB (x${(afterBodies.rssMb / idle.rssMb).toFixed(2)}), peak ${afterBodies.hwmMb} MB (x${(afterBodies.hwmMb / idle.rssMb).toFixed(2)})`);
-  console.log(`bad enrolments: ${sent} requests in ${floodS} s, answers ${JSON.stringify(Object.fromEntries(floodStatuses))}`);
-  console.log(`  database ${kB(dbBefore.db)} before (reference), ${kB(dbAfter.db)} after; WAL ${kB(dbBefore.wal)} -> ${kB(dbAfter.wal)} `
-    + '(the WAL is reused after each automatic checkpoint, about 4 MB, so it does not grow with the flood)');
+  console.log(
+    `unauthenticated predict: ${bodies} x ${mb} MB, answers ${JSON.stringify(Object.fromEntries(predictStatuses))}`,
+  );
+  console.log(
+    `  coordinator RSS idle ${idle.rssMb} MB (reference), after ${afterBodies.rssMb} MB (x${(afterBodies.rssMb / idle.rssMb).toFixed(2)}), peak ${afterBodies.hwmMb} MB (x${(afterBodies.hwmMb / idle.rssMb).toFixed(2)})`,
+  );
+  console.log(
+    `bad enrolments: ${sent} requests in ${floodS} s, answers ${JSON.stringify(Object.fromEntries(floodStatuses))}`,
+  );
+  console.log(
+    `  database ${kB(dbBefore.db)} before (reference), ${kB(dbAfter.db)} after; WAL ${kB(dbBefore.wal)} -> ${kB(dbAfter.wal)} ` +
+      '(the WAL is reused after each automatic checkpoint, about 4 MB, so it does not grow with the flood)',
+  );
 } finally {
   child.kill('SIGKILL');
 }

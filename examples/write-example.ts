@@ -10,11 +10,18 @@ export interface SiteCsv {
 }
 
 export function siteCsv(header: string, rowsBySite: string[][]): SiteCsv {
-  return { all: [header, ...rowsBySite.flat()].join('\n') + '\n', parts: rowsBySite.map((rows) => [header, ...rows].join('\n') + '\n') };
+  return {
+    all: [header, ...rowsBySite.flat()].join('\n') + '\n',
+    parts: rowsBySite.map((rows) => [header, ...rows].join('\n') + '\n'),
+  };
 }
 
 /** Writes the CSV (and with --per-site DIR, one file per site named partName(i)). */
-export function writeExampleFiles(argv: string[], defaultOut: string, data: SiteCsv & { partName: (i: number) => string }): void {
+export function writeExampleFiles(
+  argv: string[],
+  defaultOut: string,
+  data: SiteCsv & { partName: (i: number) => string },
+): void {
   const dirFlag = argv.indexOf('--per-site');
   const out = argv.find((a, i) => !a.startsWith('--') && i !== dirFlag + 1) ?? defaultOut;
   writeFileSync(out, data.all);

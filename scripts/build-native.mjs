@@ -23,12 +23,24 @@ function warn(reason) {
 function findNodeGyp() {
   const candidates = [
     process.env.npm_config_node_gyp,
-    join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    join(
+      dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
     join(dirname(process.execPath), 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
   ];
   try {
     candidates.push(createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js'));
-  } catch { /* not a dependency; fine */ }
+  } catch {
+    /* not a dependency; fine */
+  }
   return candidates.find((p) => p && existsSync(p)) ?? null;
 }
 
@@ -38,14 +50,21 @@ function findNodeGyp() {
  */
 function findNodeDir() {
   const prefixes = [process.config?.variables?.node_prefix, join(dirname(process.execPath), '..'), '/usr', '/usr/local']
-    .filter(Boolean).map((p) => resolve(p));
-  const usable = [...new Set(prefixes)].filter((p) =>
-    existsSync(join(p, 'include', 'node', 'node_api.h')) && existsSync(join(p, 'include', 'node', 'common.gypi')));
+    .filter(Boolean)
+    .map((p) => resolve(p));
+  const usable = [...new Set(prefixes)].filter(
+    (p) =>
+      existsSync(join(p, 'include', 'node', 'node_api.h')) && existsSync(join(p, 'include', 'node', 'common.gypi')),
+  );
   const major = process.versions.node.split('.')[0];
   const sameMajor = usable.find((p) => {
     try {
-      return new RegExp(`#define NODE_MAJOR_VERSION ${major}\\b`).test(readFileSync(join(p, 'include', 'node', 'node_version.h'), 'utf8'));
-    } catch { return false; }
+      return new RegExp(`#define NODE_MAJOR_VERSION ${major}\\b`).test(
+        readFileSync(join(p, 'include', 'node', 'node_version.h'), 'utf8'),
+      );
+    } catch {
+      return false;
+    }
   });
   return sameMajor ?? usable[0] ?? null;
 }
@@ -59,10 +78,21 @@ function upToDate() {
 /** The first line of the build log that says what went wrong, for the one-line warning. */
 function firstError(log) {
   const lines = log.split('\n');
-  const compiler = lines.find((l) => !/ERR!/.test(l) && /fatal error|cannot find -l|No such file|not found|error:/i.test(l));
-  if (compiler) return compiler.replace(/^.*?(fatal error|error:)/i, '$1').trim().slice(0, 160);
+  const compiler = lines.find(
+    (l) => !/ERR!/.test(l) && /fatal error|cannot find -l|No such file|not found|error:/i.test(l),
+  );
+  if (compiler)
+    return compiler
+      .replace(/^.*?(fatal error|error:)/i, '$1')
+      .trim()
+      .slice(0, 160);
   const gyp = lines.find((l) => /ERR! stack Error:/.test(l)) ?? lines.find((l) => /ERR!/.test(l));
-  return gyp ? `node-gyp: ${gyp.replace(/^.*ERR!\s*(stack\s+)?(Error:\s*)?/, '').trim().slice(0, 160)}` : 'see log';
+  return gyp
+    ? `node-gyp: ${gyp
+        .replace(/^.*ERR!\s*(stack\s+)?(Error:\s*)?/, '')
+        .trim()
+        .slice(0, 160)}`
+    : 'see log';
 }
 
 /** Loads the fresh addon in a child process and runs a 2x2 gemm, so a broken link shows up now. */
@@ -88,7 +118,11 @@ function main() {
   if (nodeDir) args.push(`--nodedir=${nodeDir}`);
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 10 * 60_000, maxBuffer: 64 << 20 });
   const log = `$ node ${args.join(' ')}\n${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}`;
-  try { writeFileSync(logFile, log); } catch { /* read-only checkout: the warning still says why */ }
+  try {
+    writeFileSync(logFile, log);
+  } catch {
+    /* read-only checkout: the warning still says why */
+  }
   if (r.status !== 0 || !existsSync(output)) {
     const hint = /cblas\.h|lopenblas/.test(log) ? '; install libopenblas-dev' : '';
     warn(`${firstError(log)}${hint}; log: ${logFile}`);

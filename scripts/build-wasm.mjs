@@ -22,7 +22,11 @@ function warn(reason) {
 
 /** A failed rebuild removes the old module too: it was built from other sources than the loader expects. */
 function fail(reason) {
-  try { rmSync(output, { force: true }); } catch { /* read-only checkout: the warning still says why */ }
+  try {
+    rmSync(output, { force: true });
+  } catch {
+    /* read-only checkout: the warning still says why */
+  }
   warn(reason);
 }
 
@@ -42,7 +46,8 @@ async function smokeTest(bytes) {
   const f = new Float32Array(k.memory.buffer, data, 16);
   f.set([1, 2, 3, 4, 5, 6, 7, 8]);
   k.gemm(0, 0, 2, 2, 2, 1, data, 2, data + 16, 2, 0, data + 32, 2, base);
-  if (Array.from(f.subarray(8, 12)).join() !== '19,22,43,50') return `gemm gave ${Array.from(f.subarray(8, 12)).join()}`;
+  if (Array.from(f.subarray(8, 12)).join() !== '19,22,43,50')
+    return `gemm gave ${Array.from(f.subarray(8, 12)).join()}`;
   return null;
 }
 
@@ -62,7 +67,12 @@ async function main() {
   // The compiler writes into memory; the file is replaced only once the module passes the smoke test.
   let binary = null;
   const log = [];
-  const sink = { write: (s) => { log.push(String(s)); return true; } };
+  const sink = {
+    write: (s) => {
+      log.push(String(s));
+      return true;
+    },
+  };
   const result = await asc.main(['--config', config], {
     stdout: sink,
     stderr: sink,
@@ -71,8 +81,17 @@ async function main() {
     },
   });
   if (result.error || !binary) {
-    const text = log.join('').split('\n').find((l) => /ERROR|error/.test(l)) ?? (result.error ? result.error.message : 'no output');
-    fail(`asc failed: ${text.replace(/\u001b\[[0-9;]*m/g, '').trim().slice(0, 200)}`);
+    const text =
+      log
+        .join('')
+        .split('\n')
+        .find((l) => /ERROR|error/.test(l)) ?? (result.error ? result.error.message : 'no output');
+    fail(
+      `asc failed: ${text
+        .replace(/\u001b\[[0-9;]*m/g, '')
+        .trim()
+        .slice(0, 200)}`,
+    );
   }
   const broken = await smokeTest(binary).catch((e) => (e instanceof Error ? e.message : String(e)));
   if (broken) fail(`the compiled module does not work: ${broken}`);

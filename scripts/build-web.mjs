@@ -22,9 +22,17 @@ const wasmPath = join(root, 'wasm', 'build', 'kernels.wasm');
 
 /** Files that reach Node or tfjs; the bundle must contain none of them (checked on the metafile too). */
 const FORBIDDEN_INPUTS = [
-  'src/node/agent.ts', 'src/node/platform-node.ts', 'src/node/data.ts', 'src/net/node-crypto.ts',
-  'src/model/make-trainer.ts', 'src/model/tfjs.ts', 'src/model/tfjs-trainer.ts', 'src/model/hash.ts',
-  'src/nn/kernels-select.ts', 'src/nn/kernels-native.ts', 'src/nn/kernels-wasm-node.ts',
+  'src/node/agent.ts',
+  'src/node/platform-node.ts',
+  'src/node/data.ts',
+  'src/net/node-crypto.ts',
+  'src/model/make-trainer.ts',
+  'src/model/tfjs.ts',
+  'src/model/tfjs-trainer.ts',
+  'src/model/hash.ts',
+  'src/nn/kernels-select.ts',
+  'src/nn/kernels-native.ts',
+  'src/nn/kernels-wasm-node.ts',
 ];
 
 function die(message) {
@@ -40,7 +48,11 @@ const browserOnly = {
   name: 'edgefed-browser-only',
   setup(b) {
     const reject = (what) => (args) => ({
-      errors: [{ text: `${what} '${args.path}' imported by ${relative(root, args.importer) || args.importer}: the browser bundle must not reach Node or tfjs` }],
+      errors: [
+        {
+          text: `${what} '${args.path}' imported by ${relative(root, args.importer) || args.importer}: the browser bundle must not reach Node or tfjs`,
+        },
+      ],
     });
     b.onResolve({ filter: /^node:/ }, reject('Node module'));
     b.onResolve({ filter: new RegExp(`^(${bareBuiltins.map(escape).join('|')})(/.*)?$`) }, reject('Node builtin'));
@@ -54,7 +66,8 @@ if (unknown.length > 0) die(`unknown page(s) ${unknown.join(', ')}; the pages ar
 if (!existsSync(wasmPath)) {
   console.log('build-web: wasm/build/kernels.wasm is missing; building it');
   spawnSync(process.execPath, [join(root, 'scripts', 'build-wasm.mjs')], { stdio: 'inherit' });
-  if (!existsSync(wasmPath)) die(`${relative(root, wasmPath)} could not be built (see the warning above); the page needs it`);
+  if (!existsSync(wasmPath))
+    die(`${relative(root, wasmPath)} could not be built (see the warning above); the page needs it`);
 }
 
 async function buildPage(page) {
@@ -87,12 +100,18 @@ async function buildPage(page) {
       console.error(`build-web: ${where}${err.text}`);
     }
     rmSync(outdir, { recursive: true, force: true });
-    die(errors.length ? `bundling failed with ${errors.length} error(s)` : `bundling failed: ${e instanceof Error ? e.message : String(e)}`);
+    die(
+      errors.length
+        ? `bundling failed with ${errors.length} error(s)`
+        : `bundling failed: ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
 
   for (const w of result.warnings) console.warn(`build-web: warning: ${w.text}`);
   const inputs = Object.keys(result.metafile.inputs);
-  const bad = inputs.filter((p) => p.startsWith('node:') || p.includes('@tensorflow/') || FORBIDDEN_INPUTS.includes(p.replaceAll('\\', '/')));
+  const bad = inputs.filter(
+    (p) => p.startsWith('node:') || p.includes('@tensorflow/') || FORBIDDEN_INPUTS.includes(p.replaceAll('\\', '/')),
+  );
   if (bad.length > 0) {
     rmSync(outdir, { recursive: true, force: true });
     die(`the bundle pulled in Node-only or tfjs code: ${bad.join(', ')}`);
@@ -103,8 +122,10 @@ async function buildPage(page) {
   copyFileSync(wasmPath, join(outdir, 'kernels.wasm'));
 
   const kb = (p) => (statSync(p).size / 1024).toFixed(1);
-  console.log(`build-web: ${relative(root, outdir)}/main.js ${kb(join(outdir, 'main.js'))} KiB from ${inputs.length} modules, ` +
-    `kernels.wasm ${kb(join(outdir, 'kernels.wasm'))} KiB, in ${Date.now() - started} ms`);
+  console.log(
+    `build-web: ${relative(root, outdir)}/main.js ${kb(join(outdir, 'main.js'))} KiB from ${inputs.length} modules, ` +
+      `kernels.wasm ${kb(join(outdir, 'kernels.wasm'))} KiB, in ${Date.now() - started} ms`,
+  );
 }
 
 for (const page of PAGES) await buildPage(page);

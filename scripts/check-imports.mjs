@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
 const rootFlag = process.argv.indexOf('--root');
-const root = rootFlag > 0 ? resolve(process.argv[rootFlag + 1]) : resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const root =
+  rootFlag > 0 ? resolve(process.argv[rootFlag + 1]) : resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const rel = (file) => relative(root, file).split('\\').join('/');
 
 /** Where the browser runs code: the pages and the library's browser entry. */
@@ -23,9 +24,17 @@ const BROWSER_ENTRIES = ['web/node/main.ts', 'web/engine-check/main.ts', 'web/da
 const NODE_SIDE_ENTRIES = ['web/node/main.ts', 'web/engine-check/main.ts', 'src/browser.ts'];
 /** Files that load a .node addon, the file system or tfjs: reachable from Node.js code only. */
 const NODE_ONLY_FILES = [
-  'src/node/agent.ts', 'src/node/platform-node.ts', 'src/node/data.ts', 'src/net/node-crypto.ts',
-  'src/model/make-trainer.ts', 'src/model/tfjs.ts', 'src/model/tfjs-trainer.ts', 'src/model/hash.ts',
-  'src/nn/kernels-select.ts', 'src/nn/kernels-native.ts', 'src/nn/kernels-wasm-node.ts',
+  'src/node/agent.ts',
+  'src/node/platform-node.ts',
+  'src/node/data.ts',
+  'src/net/node-crypto.ts',
+  'src/model/make-trainer.ts',
+  'src/model/tfjs.ts',
+  'src/model/tfjs-trainer.ts',
+  'src/model/hash.ts',
+  'src/nn/kernels-select.ts',
+  'src/nn/kernels-native.ts',
+  'src/nn/kernels-wasm-node.ts',
 ];
 const nodeBuiltins = new Set(builtinModules.filter((m) => !m.startsWith('_')));
 
@@ -48,23 +57,37 @@ function importsOf(file) {
     let target = null;
     if (text.startsWith('.')) {
       const base = resolve(dirname(file), text);
-      target = [base, base.replace(/\.js$/, '.ts'), base.replace(/\.mjs$/, '.mts'), `${base}.ts`]
-        .find((candidate) => existsSync(candidate) && statSync(candidate).isFile()) ?? null;
+      target =
+        [base, base.replace(/\.js$/, '.ts'), base.replace(/\.mjs$/, '.mts'), `${base}.ts`].find(
+          (candidate) => existsSync(candidate) && statSync(candidate).isFile(),
+        ) ?? null;
     }
     found.push({ text, dynamic, line, target });
   };
   const visit = (node) => {
-    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier
-      && ts.isStringLiteral(node.moduleSpecifier)) add(node.moduleSpecifier, false);
-    else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword
-      && node.arguments.length === 1 && ts.isStringLiteralLike(node.arguments[0])) add(node.arguments[0], true);
+    if (
+      (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) &&
+      node.moduleSpecifier &&
+      ts.isStringLiteral(node.moduleSpecifier)
+    )
+      add(node.moduleSpecifier, false);
+    else if (
+      ts.isCallExpression(node) &&
+      node.expression.kind === ts.SyntaxKind.ImportKeyword &&
+      node.arguments.length === 1 &&
+      ts.isStringLiteralLike(node.arguments[0])
+    )
+      add(node.arguments[0], true);
     ts.forEachChild(node, visit);
   };
   visit(source);
   return found;
 }
 
-const files = ['src', 'web'].filter((dir) => existsSync(join(root, dir))).flatMap((dir) => sourceFiles(join(root, dir))).filter((f) => !f.endsWith('.test.ts'));
+const files = ['src', 'web']
+  .filter((dir) => existsSync(join(root, dir)))
+  .flatMap((dir) => sourceFiles(join(root, dir)))
+  .filter((f) => !f.endsWith('.test.ts'));
 const graph = new Map(files.map((file) => [file, importsOf(file)]));
 const problems = [];
 
@@ -114,13 +137,22 @@ function findCycles() {
       const file = queue.shift();
       for (const { target } of edges(file)) {
         if (!component.has(target)) continue;
-        if (target === start) { closing = file; break; }
-        if (!previous.has(target)) { previous.set(target, file); queue.push(target); }
+        if (target === start) {
+          closing = file;
+          break;
+        }
+        if (!previous.has(target)) {
+          previous.set(target, file);
+          queue.push(target);
+        }
       }
     }
     const path = [start];
     for (let file = closing; file !== start; file = previous.get(file)) path.splice(1, 0, file);
-    const others = [...component].filter((file) => !path.includes(file)).map(rel).sort();
+    const others = [...component]
+      .filter((file) => !path.includes(file))
+      .map(rel)
+      .sort();
     const rest = others.length > 0 ? ` (also tangled in it: ${others.join(', ')})` : '';
     problems.push(`import cycle: ${[...path, start].map(rel).join(' -> ')}${rest}`);
   }
@@ -133,7 +165,10 @@ function reach(entry) {
   while (queue.length > 0) {
     const file = queue.shift();
     for (const { target } of graph.get(file) ?? []) {
-      if (target && graph.has(target) && !via.has(target)) { via.set(target, file); queue.push(target); }
+      if (target && graph.has(target) && !via.has(target)) {
+        via.set(target, file);
+        queue.push(target);
+      }
     }
   }
   const chain = (file) => {
@@ -158,14 +193,16 @@ for (const entry of NODE_SIDE_ENTRIES) {
   if (!graph.has(join(root, entry))) continue;
   const { files: reached, chain } = reach(join(root, entry));
   for (const file of reached) {
-    if (rel(file).startsWith('src/coordinator/')) problems.push(`browser-side code reaches coordinator-side code: ${chain(file)}`);
+    if (rel(file).startsWith('src/coordinator/'))
+      problems.push(`browser-side code reaches coordinator-side code: ${chain(file)}`);
   }
 }
 for (const entry of BROWSER_ENTRIES) {
   if (!graph.has(join(root, entry))) continue;
   const { files: reached, chain } = reach(join(root, entry));
   for (const file of reached) {
-    if (NODE_ONLY_FILES.includes(rel(file))) problems.push(`browser-side code reaches a Node-only file: ${chain(file)}`);
+    if (NODE_ONLY_FILES.includes(rel(file)))
+      problems.push(`browser-side code reaches a Node-only file: ${chain(file)}`);
     for (const i of graph.get(file)) {
       const bare = i.text.replace(/^node:/, '').split('/')[0];
       if (i.text.startsWith('node:') || nodeBuiltins.has(bare) || i.text.startsWith('@tensorflow/')) {

@@ -20,7 +20,14 @@ export type { Dataset } from './data/types.js';
 export { EngineTrainer } from './model/engine-trainer.js';
 export { builtinModel, engineUnsupportedReason, BUILTIN_MODELS } from './model/spec.js';
 export type { ModelSpec, LayerSpec } from './model/spec.js';
-export type { LocalTrainer, TrainConfig, Metrics, TrainOutcome, GradientOutcome, EvalOutcome } from './model/trainer.js';
+export type {
+  LocalTrainer,
+  TrainConfig,
+  Metrics,
+  TrainOutcome,
+  GradientOutcome,
+  EvalOutcome,
+} from './model/trainer.js';
 export type { Activation, DenseLayer, DenseNetSpec, Loss } from './nn/dense.js';
 export type { SeqLayer, SeqNetSpec } from './nn/seqnet.js';
 export type { OptimizerConfig, OptimizerName } from './nn/optimizer.js';

@@ -42,7 +42,10 @@ test('a cycle fails with its path, type-only imports included, dynamic imports n
     'src/lazy/y.ts': "import { x } from './x.js';\nexport const y = x;\n",
   });
   assert.equal(r.code, 1);
-  assert.match(r.output, /import cycle: src\/engine\/a\.ts -> src\/engine\/b\.ts -> src\/engine\/c\.ts -> src\/engine\/a\.ts/);
+  assert.match(
+    r.output,
+    /import cycle: src\/engine\/a\.ts -> src\/engine\/b\.ts -> src\/engine\/c\.ts -> src\/engine\/a\.ts/,
+  );
   assert.doesNotMatch(r.output, /src\/lazy/);
 });
 
@@ -56,7 +59,13 @@ test('node-side and browser-side code importing coordinator code, Node builtins 
   });
   assert.equal(r.code, 1);
   assert.match(r.output, /node-side src\/node\/follower\.ts:1 imports coordinator-side src\/coordinator\/registry\.ts/);
-  assert.match(r.output, /browser-side code reaches coordinator-side code: src\/browser\.ts -> src\/node\/follower\.ts -> src\/coordinator\/registry\.ts/);
-  assert.match(r.output, /browser-side code imports 'node:fs' \(src\/node\/agent-core\.ts:1\), reached by src\/browser\.ts -> src\/node\/agent-core\.ts/);
+  assert.match(
+    r.output,
+    /browser-side code reaches coordinator-side code: src\/browser\.ts -> src\/node\/follower\.ts -> src\/coordinator\/registry\.ts/,
+  );
+  assert.match(
+    r.output,
+    /browser-side code imports 'node:fs' \(src\/node\/agent-core\.ts:1\), reached by src\/browser\.ts -> src\/node\/agent-core\.ts/,
+  );
   assert.match(r.output, /browser-side code imports '@tensorflow\/tfjs' \(web\/node\/main\.ts:1\)/);
 });

@@ -5,14 +5,37 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from './helpers.js';
 
-const small = ['--dataset', 'mnist', '--limit-train', '3000', '--limit-test', '1000', '--nodes', '5', '--rounds', '2', '--seed', '4'];
+const small = [
+  '--dataset',
+  'mnist',
+  '--limit-train',
+  '3000',
+  '--limit-test',
+  '1000',
+  '--nodes',
+  '5',
+  '--rounds',
+  '2',
+  '--seed',
+  '4',
+];
 
 test('simulate --json prints the summary and --out holds metrics, model, partition report and plot', async () => {
   const out = join(mkdtempSync(join(tmpdir(), 'edgefed-cli-')), 'run');
   const r = await runCli(['simulate', ...small, '--partition', 'dirichlet:0.5', '--out', out, '--json']);
   assert.equal(r.code, 0, r.stderr);
   const s = JSON.parse(r.stdout);
-  for (const k of ['rounds', 'final_accuracy', 'accuracy_by_round', 'loss_by_round', 'seconds', 'bytes_sent', 'bytes_received', 'model_sha256']) assert.ok(k in s, k);
+  for (const k of [
+    'rounds',
+    'final_accuracy',
+    'accuracy_by_round',
+    'loss_by_round',
+    'seconds',
+    'bytes_sent',
+    'bytes_received',
+    'model_sha256',
+  ])
+    assert.ok(k in s, k);
   assert.equal(s.rounds, 2);
   assert.equal(s.accuracy_by_round.length, 2);
   assert.ok(s.final_accuracy > 0.5, `accuracy ${s.final_accuracy}`);
@@ -22,23 +45,60 @@ test('simulate --json prints the summary and --out holds metrics, model, partiti
   assert.deepEqual(readdirSync(join(out, 'model')).sort(), ['edgefed.json', 'model.json', 'weights.bin']);
   const part = JSON.parse(readFileSync(join(out, 'partition.json'), 'utf8'));
   assert.equal(part.nodes.length, 5);
-  assert.equal(part.nodes.reduce((a: number, n: { size: number }) => a + n.size, 0), 3000);
+  assert.equal(
+    part.nodes.reduce((a: number, n: { size: number }) => a + n.size, 0),
+    3000,
+  );
   assert.match(readFileSync(join(out, 'plot.svg'), 'utf8'), /^<svg/);
   assert.equal(readFileSync(join(out, 'metrics.csv'), 'utf8').trim().split('\n').length, 3);
 
   // predict with the saved model: accuracy is reported and abstentions follow the threshold
-  const p = await runCli(['predict', '--model', join(out, 'model'), '--input', 'mnist', '--limit', '1000', '--threshold', '0.9', '--json']);
+  const p = await runCli([
+    'predict',
+    '--model',
+    join(out, 'model'),
+    '--input',
+    'mnist',
+    '--limit',
+    '1000',
+    '--threshold',
+    '0.9',
+    '--json',
+  ]);
   assert.equal(p.code, 0, p.stderr);
   const pr = JSON.parse(p.stdout);
   assert.equal(pr.n, 1000);
-  assert.ok(Math.abs(pr.accuracy - s.final_accuracy) < 1e-9, `predict accuracy ${pr.accuracy} vs run ${s.final_accuracy}`);
+  assert.ok(
+    Math.abs(pr.accuracy - s.final_accuracy) < 1e-9,
+    `predict accuracy ${pr.accuracy} vs run ${s.final_accuracy}`,
+  );
   assert.equal(pr.accepted + pr.abstained, 1000);
-  assert.ok(pr.predictions.every((x: { confidence: number; decision: string }) => (x.confidence >= 0.9) === (x.decision === 'accept')));
+  assert.ok(
+    pr.predictions.every(
+      (x: { confidence: number; decision: string }) => x.confidence >= 0.9 === (x.decision === 'accept'),
+    ),
+  );
   // `predicted` names the model's answer; `label` stays one release as its old name.
-  assert.ok(pr.predictions.every((x: { class: number; predicted: number; label: number }) => x.predicted === x.class && x.label === x.predicted));
+  assert.ok(
+    pr.predictions.every(
+      (x: { class: number; predicted: number; label: number }) => x.predicted === x.class && x.label === x.predicted,
+    ),
+  );
 
   // Without --json: a table a person reads, with the same counts.
-  const t = await runCli(['predict', '--model', join(out, 'model'), '--input', 'mnist', '--limit', '1000', '--threshold', '0.9', '--rows', '3']);
+  const t = await runCli([
+    'predict',
+    '--model',
+    join(out, 'model'),
+    '--input',
+    'mnist',
+    '--limit',
+    '1000',
+    '--threshold',
+    '0.9',
+    '--rows',
+    '3',
+  ]);
   assert.equal(t.code, 0, t.stderr);
   const lines = t.stdout.split('\n');
   assert.deepEqual(lines[0].trim().split(/\s+/), ['row', 'predicted', 'confidence', 'decision', 'actual']);
@@ -93,17 +153,34 @@ test('bad flags and bad files: one-line error, exit code 2, no output written', 
     [['simulate', '--dataset', `csv:${join(dir, 'missing.csv')}`], /missing\.csv/],
     [['simulate', '--no-such-flag'], /unknown option/],
     [['simulate', '--strategy', 'krum'], /krum needs f/],
-    [['simulate', '--strategy', 'bulyan:f=3'], /--strategy bulyan:f=3: needs at least 15 updates per round, but a round samples 10 of 10 nodes/],
+    [
+      ['simulate', '--strategy', 'bulyan:f=3'],
+      /--strategy bulyan:f=3: needs at least 15 updates per round, but a round samples 10 of 10 nodes/,
+    ],
     [['simulate', '--attack', 'sign-flip'], /--malicious: needed with --attack sign-flip/],
     [['simulate', '--malicious', '0.2'], /--attack: needed with --malicious/],
-    [['simulate', '--attack', 'gaussian', '--malicious', '0.05'], /--malicious: 0\.05 of 10 nodes is less than one node/],
-    [['simulate', '--attack', 'label-flip', '--malicious', '0.2', '--attack-scale', '3'], /--attack-scale: applies to --attack sign-flip, gaussian and scale only/],
+    [
+      ['simulate', '--attack', 'gaussian', '--malicious', '0.05'],
+      /--malicious: 0\.05 of 10 nodes is less than one node/,
+    ],
+    [
+      ['simulate', '--attack', 'label-flip', '--malicious', '0.2', '--attack-scale', '3'],
+      /--attack-scale: applies to --attack sign-flip, gaussian and scale only/,
+    ],
     [['simulate', '--attack', 'flood', '--malicious', '0.2'], /--attack/],
     [['simulate', '--compression', 'zip'], /unknown compression 'zip'/],
     [['simulate', '--compression', 'topk:2'], /compression 'topk:2': top-k fraction must be in \(0, 1\]/],
     [['predict', '--model', join(dir, 'nope'), '--input', 'mnist'], /does not exist/],
   ];
-  const results = await Promise.all(cases.map(([args]) => runCli([...args, '--out', join(dir, 'out')].filter((a, i, all) => !(args[0] === 'predict' && (a === '--out' || all[i - 1] === '--out'))))));
+  const results = await Promise.all(
+    cases.map(([args]) =>
+      runCli(
+        [...args, '--out', join(dir, 'out')].filter(
+          (a, i, all) => !(args[0] === 'predict' && (a === '--out' || all[i - 1] === '--out')),
+        ),
+      ),
+    ),
+  );
   results.forEach((r, i) => {
     const [args, re] = cases[i];
     assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}, stderr ${r.stderr}`);
@@ -132,7 +209,10 @@ test('--attack: Byzantine nodes are picked from the seed, recorded in the summar
   assert.deepEqual(m.attack.malicious_nodes, a.attack.malicious_nodes, 'the same seed picks the same attackers');
   assert.equal(a.config.attack, 'sign-flip');
   // 2 of 5 nodes sending -4x their update cancel FedAvg's progress; the median ignores them
-  assert.ok(m.final_accuracy > 0.5 && m.final_accuracy > a.final_accuracy + 0.2, `fedmedian ${m.final_accuracy} vs fedavg ${a.final_accuracy}`);
+  assert.ok(
+    m.final_accuracy > 0.5 && m.final_accuracy > a.final_accuracy + 0.2,
+    `fedmedian ${m.final_accuracy} vs fedavg ${a.final_accuracy}`,
+  );
 });
 
 test('--out refuses to overwrite a non-empty folder before doing any work', async () => {

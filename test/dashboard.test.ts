@@ -72,7 +72,9 @@ describe('coordinator operations: /metrics, live feed, dashboard route', () => {
     await c.close();
   });
 
-  test('/metrics counts committed rounds, bytes and nodes; the live feed pushes them as they commit', { timeout: 120_000 }, async () => {
+  test('/metrics counts committed rounds, bytes and nodes; the live feed pushes them as they commit', {
+    timeout: 120_000,
+  }, async () => {
     const before = await metrics(c);
     // Per-run series exist only once a run does.
     assert.equal(sample(before, 'edgefed_rounds_completed_total'), undefined);
@@ -82,13 +84,26 @@ describe('coordinator operations: /metrics, live feed, dashboard route', () => {
     assert.ok(sample(before, 'process_cpu_user_seconds_total') !== undefined, 'process metrics are registered');
 
     const live = openLive(c);
-    await waitFor('live snapshot', async () => (live.messages.some((m) => m.type === 'snapshot') ? true : undefined), 10_000);
+    await waitFor(
+      'live snapshot',
+      async () => (live.messages.some((m) => m.type === 'snapshot') ? true : undefined),
+      10_000,
+    );
 
     const names = ['dash-a', 'dash-b'];
     const shards = names.map((name, i) => loadNodeData(`mnist-partition:${i}/30`, name));
     for (const [i, name] of names.entries()) {
       const data = shards[i];
-      const agent = new Agent({ coordinator: c.url, name, data, tags: { site: `s${i}` }, log: quiet, secretKey: newIdentity().secretKey, joinToken: c.createJoinToken(), shareLabels: i === 0 });
+      const agent = new Agent({
+        coordinator: c.url,
+        name,
+        data,
+        tags: { site: `s${i}` },
+        log: quiet,
+        secretKey: newIdentity().secretKey,
+        joinToken: c.createJoinToken(),
+        shareLabels: i === 0,
+      });
       agents.push(agent);
       await agent.start();
       await waitFor(`${name} connected`, async () => (agent.connected ? true : undefined), 30_000);
@@ -105,9 +120,18 @@ describe('coordinator operations: /metrics, live feed, dashboard route', () => {
     assert.equal(sample(afterRun, 'edgefed_rounds_completed_total', run), 2);
     assert.equal(sample(afterRun, 'edgefed_rounds_unfused_total', run), 0);
     assert.equal(sample(afterRun, 'edgefed_round_duration_seconds_count', run), 2);
-    assert.equal(sample(afterRun, 'edgefed_node_updates_fused_total', run), rounds.reduce((a, r) => a + r.contributed.length, 0));
-    assert.equal(sample(afterRun, 'edgefed_sent_bytes_total', run), rounds.reduce((a, r) => a + r.bytesSent, 0));
-    assert.equal(sample(afterRun, 'edgefed_received_bytes_total', run), rounds.reduce((a, r) => a + r.bytesReceived, 0));
+    assert.equal(
+      sample(afterRun, 'edgefed_node_updates_fused_total', run),
+      rounds.reduce((a, r) => a + r.contributed.length, 0),
+    );
+    assert.equal(
+      sample(afterRun, 'edgefed_sent_bytes_total', run),
+      rounds.reduce((a, r) => a + r.bytesSent, 0),
+    );
+    assert.equal(
+      sample(afterRun, 'edgefed_received_bytes_total', run),
+      rounds.reduce((a, r) => a + r.bytesReceived, 0),
+    );
     assert.ok(sample(afterRun, 'edgefed_sent_bytes_total', run)! > 0);
     // The latest round's central evaluation, as gauges per run.
     const last = c.store.roundRecords<{ testAccuracy: number; testLoss: number }>(id).at(-1)!;
@@ -115,20 +139,29 @@ describe('coordinator operations: /metrics, live feed, dashboard route', () => {
     assert.equal(sample(afterRun, 'edgefed_run_test_loss', run), last.testLoss);
     // Every metric the example Grafana dashboard queries is one this coordinator serves.
     const grafana = readFileSync(new URL('../deploy/grafana-dashboard.json', import.meta.url), 'utf8');
-    const queried = new Set([...grafana.matchAll(/\b(edgefed_[a-z_]+|process_[a-z_]+)/g)].map((m) => m[1].replace(/_bucket$/, '')));
+    const queried = new Set(
+      [...grafana.matchAll(/\b(edgefed_[a-z_]+|process_[a-z_]+)/g)].map((m) => m[1].replace(/_bucket$/, '')),
+    );
     assert.ok(queried.size >= 10, `metrics named in the Grafana dashboard: ${[...queried]}`);
-    for (const name of queried) assert.match(afterRun, new RegExp(`^# TYPE ${name} `, 'm'), `${name} (deploy/grafana-dashboard.json) is served`);
+    for (const name of queried)
+      assert.match(afterRun, new RegExp(`^# TYPE ${name} `, 'm'), `${name} (deploy/grafana-dashboard.json) is served`);
     assert.equal(sample(afterRun, 'edgefed_nodes_connected'), 2);
     assert.equal(sample(afterRun, 'edgefed_nodes_enrolled'), 2);
     assert.equal(sample(afterRun, 'edgefed_runs', '{status="completed"}'), 1);
     assert.equal(sample(afterRun, 'edgefed_live_clients'), 1);
 
     // The feed carried the run's creation and status changes, both rounds in order and a node table.
-    await waitFor('rounds and nodes on the live feed', async () => {
-      const pushed = live.messages.filter((m) => m.type === 'round' && m.runId === id).length;
-      const table = live.messages.filter((m) => m.type === 'nodes').at(-1);
-      return pushed === 2 && table?.type === 'nodes' && table.nodes.every((n) => n.roundsContributed === 2) ? true : undefined;
-    }, 10_000);
+    await waitFor(
+      'rounds and nodes on the live feed',
+      async () => {
+        const pushed = live.messages.filter((m) => m.type === 'round' && m.runId === id).length;
+        const table = live.messages.filter((m) => m.type === 'nodes').at(-1);
+        return pushed === 2 && table?.type === 'nodes' && table.nodes.every((n) => n.roundsContributed === 2)
+          ? true
+          : undefined;
+      },
+      10_000,
+    );
     const pushedRounds = live.messages.flatMap((m) => (m.type === 'round' ? [m.record.round] : []));
     assert.deepEqual(pushedRounds, [1, 2]);
     const statuses = live.messages.flatMap((m) => (m.type === 'run' && m.run.id === id ? [m.run.status] : []));
@@ -137,7 +170,11 @@ describe('coordinator operations: /metrics, live feed, dashboard route', () => {
     assert.ok(table?.type === 'nodes');
     const [a, b] = names.map((n) => table.nodes.find((x) => x.name === n)!);
     assert.ok(a.online && b.online);
-    assert.deepEqual(a.resources.labelCounts, labelCounts(shards[0].train), 'the sharing node reports its label histogram');
+    assert.deepEqual(
+      a.resources.labelCounts,
+      labelCounts(shards[0].train),
+      'the sharing node reports its label histogram',
+    );
     assert.equal(b.resources.labelCounts, undefined, 'a node that does not opt in shares no label counts');
     assert.ok(a.bytesSent > 0 && a.bytesReceived > 0);
     live.ws.close();
@@ -148,13 +185,25 @@ describe('coordinator operations: /metrics, live feed, dashboard route', () => {
     const ws = new WebSocket(`${c.url.replace('http', 'ws')}/v1/ws`);
     await new Promise((r) => ws.once('open', r));
     const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
-    ws.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, name: 'bad name with spaces', resources: {}, tags: {} }));
+    ws.send(
+      JSON.stringify({
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        name: 'bad name with spaces',
+        resources: {},
+        tags: {},
+      }),
+    );
     assert.equal(await closed, 4002);
     const m = await metrics(c);
     assert.equal(sample(m, 'edgefed_rejected_total', '{code="bad_hello"}'), 1);
     assert.equal(c.store.listNodes().length, enrolled);
 
-    const refused = await fetch(`${c.url}/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', publicKey: '0'.repeat(64), token: 'not-a-real-token-000' }) });
+    const refused = await fetch(`${c.url}/v1/enroll`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'x', publicKey: '0'.repeat(64), token: 'not-a-real-token-000' }),
+    });
     assert.equal(refused.status, 401);
     assert.equal(sample(await metrics(c), 'edgefed_rejected_total', '{code="enroll_refused"}'), 1);
   });
@@ -193,9 +242,16 @@ describe('coordinator operations: /metrics, live feed, dashboard route', () => {
     assert.match(js.headers.get('cache-control') ?? '', /immutable/);
 
     for (const path of [
-      '/dashboard/../package.json', '/dashboard/../../package.json', '/dashboard/assets/../../../package.json',
-      '/dashboard/%2e%2e/%2e%2e/%2e%2e/package.json', '/dashboard/..%2f..%2f..%2fpackage.json', '/dashboard/..%5c..%5c..%5cpackage.json',
-      '/dashboard/%2fetc%2fpasswd', '/dashboard//etc/passwd', '/dashboard/index.html%00.js', '/dashboard/assets',
+      '/dashboard/../package.json',
+      '/dashboard/../../package.json',
+      '/dashboard/assets/../../../package.json',
+      '/dashboard/%2e%2e/%2e%2e/%2e%2e/package.json',
+      '/dashboard/..%2f..%2f..%2fpackage.json',
+      '/dashboard/..%5c..%5c..%5cpackage.json',
+      '/dashboard/%2fetc%2fpasswd',
+      '/dashboard//etc/passwd',
+      '/dashboard/index.html%00.js',
+      '/dashboard/assets',
       '/dashboard/no-such-file.js',
     ]) {
       const r = await rawGet(c.url, path);

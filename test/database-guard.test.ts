@@ -7,7 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pino from 'pino';
-import { ADMIN_TOKEN, freePort, killAll, startCoordinator as startProcess, waitFor, waitHealthy, type Proc } from './deploy-harness.js';
+import {
+  ADMIN_TOKEN,
+  freePort,
+  killAll,
+  startCoordinator as startProcess,
+  waitFor,
+  waitHealthy,
+  type Proc,
+} from './deploy-harness.js';
 import { runCli } from './helpers.js';
 import { startCoordinator } from '../src/coordinator/server.js';
 import { Store } from '../src/coordinator/store.js';
@@ -27,18 +35,28 @@ async function coordinatorOn(db: string): Promise<{ url: string; port: number; p
   return { url, port, proc };
 }
 
-test('a second coordinator on the same --db exits 2 naming the holder\'s pid; a lock left by kill -9 is taken over', async () => {
+test("a second coordinator on the same --db exits 2 naming the holder's pid; a lock left by kill -9 is taken over", async () => {
   const db = join(tempDir(), 'state.db');
   const first = await coordinatorOn(db);
   let third: Proc | undefined;
   try {
-    const second = await runCli(['coordinator', '--port', String(await freePort()), '--db', db, '--admin-token', ADMIN_TOKEN]);
+    const second = await runCli([
+      'coordinator',
+      '--port',
+      String(await freePort()),
+      '--db',
+      db,
+      '--admin-token',
+      ADMIN_TOKEN,
+    ]);
     assert.equal(second.code, 2, second.stderr);
     const lines = second.stderr.trim().split('\n');
     assert.equal(lines.length, 1, second.stderr);
     assert.match(lines[0], new RegExp(`in use by another coordinator \\(pid ${first.proc.child.pid}\\)`));
     first.proc.child.kill('SIGKILL');
-    await waitFor('first coordinator gone', async () => (first.proc.child.exitCode !== null || first.proc.child.signalCode ? true : undefined));
+    await waitFor('first coordinator gone', async () =>
+      first.proc.child.exitCode !== null || first.proc.child.signalCode ? true : undefined,
+    );
     assert.ok(existsSync(`${db}.lock`), 'kill -9 leaves the lock file behind');
     third = (await coordinatorOn(db)).proc; // stale: its holder is gone
     assert.equal(readFileSync(`${db}.lock`, 'utf8').trim(), String(third.child.pid));
@@ -57,10 +75,22 @@ test('an empty or foreign database file is refused with exit 2 and left as it wa
   const raw = new Database(foreign);
   raw.exec('CREATE TABLE t (x); DROP TABLE t;'); // a valid SQLite file without EdgeFed's tables
   raw.close();
-  const cases: [string, RegExp][] = [[empty, /is empty \(0 bytes\): not an EdgeFed store/], [notSqlite, /not a database/], [foreign, /without EdgeFed's tables/]];
+  const cases: [string, RegExp][] = [
+    [empty, /is empty \(0 bytes\): not an EdgeFed store/],
+    [notSqlite, /not a database/],
+    [foreign, /without EdgeFed's tables/],
+  ];
   for (const [file, message] of cases) {
     const before = readFileSync(file);
-    const r = await runCli(['coordinator', '--port', String(await freePort()), '--db', file, '--admin-token', ADMIN_TOKEN]);
+    const r = await runCli([
+      'coordinator',
+      '--port',
+      String(await freePort()),
+      '--db',
+      file,
+      '--admin-token',
+      ADMIN_TOKEN,
+    ]);
     assert.equal(r.code, 2, `${file}: ${r.stderr}`);
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split('\n').length, 1);
@@ -74,7 +104,8 @@ test('the database and its WAL and SHM files are owner-only (0600)', async () =>
   const c = await coordinatorOn(db);
   try {
     const created = await fetch(`${c.url}/v1/runs`, {
-      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` },
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` },
       body: JSON.stringify({ model: 'linear', evalDataset: 'mnist', rounds: 1, minNodes: 5, waitForNodesMs: 1000 }),
     });
     assert.equal(created.status, 201);
@@ -93,7 +124,13 @@ test('a model version whose stored weights changed is neither served nor used fo
   const weights = Float32Array.from({ length: 8 }, (_, i) => i / 10);
   const store = new Store(db);
   const runId = store.createRun({ model: 'linear' }, 1);
-  store.commitRound(runId, 1, { round: 1, testAccuracy: 0.5 }, { weights, strategyState: { name: 'fedavg', round: 1, slots: {}, hyper: {} } }, []);
+  store.commitRound(
+    runId,
+    1,
+    { round: 1, testAccuracy: 0.5 },
+    { weights, strategyState: { name: 'fedavg', round: 1, slots: {}, hyper: {} } },
+    [],
+  );
   store.setRunStatus(runId, 'completed');
   const versions = new ModelVersions(store);
   versions.record(runId, 1, spec, weights, 0.5);
@@ -102,21 +139,28 @@ test('a model version whose stored weights changed is neither served nor used fo
 
   const c = await startCoordinator({ port: 0, db, logger: pino({ level: 'silent' }), adminToken: ADMIN_TOKEN });
   const get = (path: string) => fetch(c.url + path, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-  const predict = () => fetch(`${c.url}/v1/predict`, {
-    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` },
-    body: JSON.stringify({ runId, model: 1, inputs: [[1, 2, 3]] }),
-  });
+  const predict = () =>
+    fetch(`${c.url}/v1/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` },
+      body: JSON.stringify({ runId, model: 1, inputs: [[1, 2, 3]] }),
+    });
   try {
     assert.equal((await get(`/v1/runs/${runId}/models/1/weights.bin`)).status, 200, 'intact: served');
     const raw = new Database(db);
-    const blob = Buffer.from(raw.prepare('SELECT weights FROM model_versions WHERE run_id = ?').pluck().get(runId) as Buffer);
+    const blob = Buffer.from(
+      raw.prepare('SELECT weights FROM model_versions WHERE run_id = ?').pluck().get(runId) as Buffer,
+    );
     blob[9] ^= 1;
     raw.prepare('UPDATE model_versions SET weights = ? WHERE run_id = ?').run(blob, runId);
     raw.close();
     for (const path of [`/v1/runs/${runId}/models/1/weights.bin`, `/v1/runs/${runId}/models/latest/model.json`]) {
       const r = await get(path);
       assert.equal(r.status, 500, path);
-      assert.match(((await r.json()) as { error: { message: string } }).error.message, /model version 1 of run 1 is corrupt/);
+      assert.match(
+        ((await r.json()) as { error: { message: string } }).error.message,
+        /model version 1 of run 1 is corrupt/,
+      );
     }
     const p = await predict();
     assert.equal(p.status, 500);

@@ -26,7 +26,10 @@ export interface Proc {
 
 /** Starts the edgefed CLI as a child process, collecting its output. */
 export function start(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, EDGEFED_LOG: 'info', EDGEFED_CHUNK_BYTES: '100000', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, EDGEFED_LOG: 'info', EDGEFED_CHUNK_BYTES: '100000', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -37,12 +40,35 @@ export function start(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 const keyDir = mkdtempSync(join(tmpdir(), 'edgefed-keys-'));
 
-export function startCoordinator(port: number, db: string, configFile?: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Proc {
-  return start(['coordinator', '--port', String(port), '--db', db, '--admin-token', ADMIN_TOKEN, ...(configFile ? ['--config', configFile] : []), ...extra], env);
+export function startCoordinator(
+  port: number,
+  db: string,
+  configFile?: string,
+  extra: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Proc {
+  return start(
+    [
+      'coordinator',
+      '--port',
+      String(port),
+      '--db',
+      db,
+      '--admin-token',
+      ADMIN_TOKEN,
+      ...(configFile ? ['--config', configFile] : []),
+      ...extra,
+    ],
+    env,
+  );
 }
 
 export async function joinToken(url: string): Promise<string> {
-  const r = await fetch(`${url}/v1/admin/join-tokens`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: '{}' });
+  const r = await fetch(`${url}/v1/admin/join-tokens`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
   if (r.status !== 201) throw new Error(`join token: HTTP ${r.status}`);
   return ((await r.json()) as { token: string }).token;
 }
@@ -53,13 +79,38 @@ export async function startNodeEnrolled(url: string, data: string, name: string,
 }
 
 export function startNode(url: string, data: string, name: string, extra: string[] = []): Proc {
-  return start(['node', '--coordinator', url, '--data', data, '--name', name, '--key', join(keyDir, `${name}.key`), ...extra]);
+  return start([
+    'node',
+    '--coordinator',
+    url,
+    '--data',
+    data,
+    '--name',
+    name,
+    '--key',
+    join(keyDir, `${name}.key`),
+    ...extra,
+  ]);
 }
 
 /** A gateway process: enrolled at the coordinator `upstream` as `name`, serving local nodes on `port` (same admin token). */
 export async function startGateway(upstream: string, port: number, name: string, extra: string[] = []): Promise<Proc> {
-  return start(['gateway', '--coordinator', upstream, '--port', String(port), '--name', name, '--key', join(keyDir, `${name}.key`),
-    '--admin-token', ADMIN_TOKEN, '--join-token', await joinToken(upstream), ...extra]);
+  return start([
+    'gateway',
+    '--coordinator',
+    upstream,
+    '--port',
+    String(port),
+    '--name',
+    name,
+    '--key',
+    join(keyDir, `${name}.key`),
+    '--admin-token',
+    ADMIN_TOKEN,
+    '--join-token',
+    await joinToken(upstream),
+    ...extra,
+  ]);
 }
 
 /** A coordinator process on a free port, its database in a fresh temp dir, once it answers /healthz. */
@@ -73,7 +124,12 @@ export async function startCloud(prefix: string): Promise<{ url: string; dir: st
 }
 
 /** A site: a gateway enrolled at `upstream` (online there before this returns), then its nodes in order. */
-export async function startSite(upstream: string, name: string, gatewayArgs: string[], nodes: { data: string; name: string; extra?: string[] }[]): Promise<{ url: string; gateway: Proc; nodes: Proc[] }> {
+export async function startSite(
+  upstream: string,
+  name: string,
+  gatewayArgs: string[],
+  nodes: { data: string; name: string; extra?: string[] }[],
+): Promise<{ url: string; gateway: Proc; nodes: Proc[] }> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const gateway = await startGateway(upstream, port, name, gatewayArgs);
@@ -102,9 +158,18 @@ export async function examplesOf(url: string, names: string[]): Promise<number> 
 }
 
 /** A JSON API call as the operator (the admin token): GET, or POST with a body. */
-export async function api<T = unknown>(url: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+export async function api<T = unknown>(
+  url: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: T }> {
   const authorization = `Bearer ${ADMIN_TOKEN}`;
-  const r = await fetch(url + path, body === undefined ? { headers: { authorization } } : { method: 'POST', headers: { 'content-type': 'application/json', authorization }, body: JSON.stringify(body) });
+  const r = await fetch(
+    url + path,
+    body === undefined
+      ? { headers: { authorization } }
+      : { method: 'POST', headers: { 'content-type': 'application/json', authorization }, body: JSON.stringify(body) },
+  );
   return { status: r.status, json: (await r.json()) as T };
 }
 
@@ -128,12 +193,18 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
  * Polls read() until it has returned the same value for quietMs: a state that has stopped changing (rounds
  * no longer committing while paused). Throws after timeoutMs if it keeps changing, with the last value.
  */
-export async function waitForSteady<T>(what: string, read: () => Promise<T>, quietMs: number, timeoutMs = 60_000): Promise<T> {
+export async function waitForSteady<T>(
+  what: string,
+  read: () => Promise<T>,
+  quietMs: number,
+  timeoutMs = 60_000,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   let value = await read();
   let since = Date.now();
   while (Date.now() - since < quietMs) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}: still changing, last ${JSON.stringify(value)}`);
+    if (Date.now() > until)
+      throw new Error(`timed out waiting for ${what}: still changing, last ${JSON.stringify(value)}`);
     await new Promise((r) => setTimeout(r, 100));
     const next = await read();
     if (JSON.stringify(next) !== JSON.stringify(value)) {
@@ -145,15 +216,24 @@ export async function waitForSteady<T>(what: string, read: () => Promise<T>, qui
 }
 
 /** Waits for a JSON log line of a process (pino output) whose fields match `fields`, and returns it. */
-export async function waitForLog(proc: Proc, msg: string, fields: Record<string, unknown> = {}, timeoutMs = 120_000): Promise<Record<string, unknown>> {
-  return waitFor(`log line '${msg}' ${JSON.stringify(fields)}`, async () => {
-    for (const line of proc.output().split('\n')) {
-      if (!line.startsWith('{')) continue;
-      const entry = JSON.parse(line) as Record<string, unknown>;
-      if (entry.msg === msg && Object.entries(fields).every(([k, v]) => entry[k] === v)) return entry;
-    }
-    return undefined;
-  }, timeoutMs);
+export async function waitForLog(
+  proc: Proc,
+  msg: string,
+  fields: Record<string, unknown> = {},
+  timeoutMs = 120_000,
+): Promise<Record<string, unknown>> {
+  return waitFor(
+    `log line '${msg}' ${JSON.stringify(fields)}`,
+    async () => {
+      for (const line of proc.output().split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        if (entry.msg === msg && Object.entries(fields).every(([k, v]) => entry[k] === v)) return entry;
+      }
+      return undefined;
+    },
+    timeoutMs,
+  );
 }
 
 export async function waitHealthy(url: string): Promise<void> {
@@ -164,7 +244,14 @@ export interface RunView {
   id: number;
   status: string;
   roundsCompleted: number;
-  rounds: { round: number; selected: number[]; contributed: number[]; failures: { nodeId: number; error: string }[]; testAccuracy: number; fused: boolean }[];
+  rounds: {
+    round: number;
+    selected: number[];
+    contributed: number[];
+    failures: { nodeId: number; error: string }[];
+    testAccuracy: number;
+    fused: boolean;
+  }[];
 }
 
 export async function runView(url: string, id: number): Promise<RunView> {
@@ -172,7 +259,10 @@ export async function runView(url: string, id: number): Promise<RunView> {
 }
 
 /** Starts nodes one after another, each enrolled before the next, so node ids follow names. */
-export async function startNodesInOrder(url: string, specs: { data: string; name: string; extra?: string[] }[]): Promise<Proc[]> {
+export async function startNodesInOrder(
+  url: string,
+  specs: { data: string; name: string; extra?: string[] }[],
+): Promise<Proc[]> {
   const procs: Proc[] = [];
   for (const s of specs) {
     procs.push(await startNodeEnrolled(url, s.data, s.name, s.extra));
@@ -186,7 +276,9 @@ export function killAll(procs: Proc[]): void {
 }
 
 /** A coordinator on a free port with a fresh SQLite file (and the run config as --config, when given), healthy. */
-export async function startTestCoordinator(config?: object): Promise<{ url: string; port: number; db: string; dir: string; proc: Proc }> {
+export async function startTestCoordinator(
+  config?: object,
+): Promise<{ url: string; port: number; db: string; dir: string; proc: Proc }> {
   const dir = mkdtempSync(join(tmpdir(), 'edgefed-deploy-'));
   const port = await freePort();
   const db = join(dir, 'state.db');

@@ -4,7 +4,17 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { api, freePort, killAll, runView, startCoordinator, startNodesInOrder, waitFor, waitHealthy, type Proc } from './deploy-harness.js';
+import {
+  api,
+  freePort,
+  killAll,
+  runView,
+  startCoordinator,
+  startNodesInOrder,
+  waitFor,
+  waitHealthy,
+  type Proc,
+} from './deploy-harness.js';
 
 const config = { model: 'mlp', rounds: 5, minNodes: 3, limitTest: 2000, seed: 7, waitForNodesMs: 120000 };
 const nodeSpecs = [0, 1, 2].map((i) => ({ data: `mnist-partition:${i}/12`, name: `r${i}` }));
@@ -45,14 +55,22 @@ test('coordinator SIGKILL mid-run: restart resumes, no round lost or repeated, s
   const bNodes = await startNodesInOrder(b.url, nodeSpecs);
   let restarted: Proc | undefined;
   try {
-    await waitFor('round 2 committed', async () => ((await runView(b.url, 1)).roundsCompleted >= 2 ? true : undefined), 300_000);
+    await waitFor(
+      'round 2 committed',
+      async () => ((await runView(b.url, 1)).roundsCompleted >= 2 ? true : undefined),
+      300_000,
+    );
     b.coordinator.child.kill('SIGKILL');
     await new Promise((r) => b.coordinator.child.once('exit', r));
     restarted = startCoordinator(b.port, b.db); // no --config: it resumes what the file holds
     await waitHealthy(b.url);
     const done = await waitFor('resumed run done', () => finished(b.url), 300_000);
     assert.equal(done.status, 'completed', restarted.output().slice(-2000));
-    assert.deepEqual(done.rounds.map((r) => r.round), [1, 2, 3, 4, 5], 'every round exactly once');
+    assert.deepEqual(
+      done.rounds.map((r) => r.round),
+      [1, 2, 3, 4, 5],
+      'every round exactly once',
+    );
     assert.match(restarted.output(), /resuming run/);
     const resumed = (await api<{ sha256: string; round: number }>(b.url, '/v1/runs/1/checkpoint')).json;
     assert.equal(resumed.round, 5);

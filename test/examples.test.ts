@@ -5,7 +5,16 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, killAll, startCoordinator, startNodesInOrder, waitFor, waitHealthy, runView, type Proc } from './deploy-harness.js';
+import {
+  freePort,
+  killAll,
+  startCoordinator,
+  startNodesInOrder,
+  waitFor,
+  waitHealthy,
+  runView,
+  type Proc,
+} from './deploy-harness.js';
 import { runCli } from './helpers.js';
 import { generateFaultCsv } from '../examples/industrial-fault/generate.js';
 import { generateTrafficCsv } from '../examples/traffic-flow/generate.js';
@@ -35,7 +44,18 @@ test('industrial fault (classification, one node per pump): beats the majority c
   const counts = new Map<number, number>();
   for (const y of t.y) counts.set(y, (counts.get(y) ?? 0) + 1);
   const majority = Math.max(...counts.values()) / t.n;
-  const r = await simulate(['--dataset', FAULT_SPEC, '--model', 'mlp', '--nodes', '8', '--partition', 'natural:machine_id', '--rounds', '4']);
+  const r = await simulate([
+    '--dataset',
+    FAULT_SPEC,
+    '--model',
+    'mlp',
+    '--nodes',
+    '8',
+    '--partition',
+    'natural:machine_id',
+    '--rounds',
+    '4',
+  ]);
   assert.ok(r.final_accuracy > majority + 0.1, `accuracy ${r.final_accuracy} vs majority class ${majority}`);
 });
 
@@ -43,7 +63,18 @@ test('traffic flow (regression, linear/MSE, one node per site): MSE well below p
   const { train, test: t } = loadDatasetSpec(TRAFFIC_SPEC);
   const mean = Array.from(train.y).reduce((a, b) => a + b, 0) / train.n;
   const baseline = Array.from(t.y).reduce((a, y) => a + (y - mean) ** 2, 0) / t.n;
-  const r = await simulate(['--dataset', TRAFFIC_SPEC, '--model', 'linear', '--nodes', '6', '--partition', 'natural:site_id', '--rounds', '5']);
+  const r = await simulate([
+    '--dataset',
+    TRAFFIC_SPEC,
+    '--model',
+    'linear',
+    '--nodes',
+    '6',
+    '--partition',
+    'natural:site_id',
+    '--rounds',
+    '5',
+  ]);
   assert.ok(r.final_loss < 0.5 * baseline, `test MSE ${r.final_loss} vs ${baseline} for the train mean`);
 });
 
@@ -59,23 +90,39 @@ test('industrial fault deployed: pump nodes train on their own CSV, one serves r
   try {
     await waitHealthy(url);
     const servePort = await freePort();
-    procs.push(...(await startNodesInOrder(url, [0, 1].map((m) => ({
-      data: `csv:${join(dir, `m${m}.csv`)}?label=fault&keep=machine_id`, name: `pump${m}`,
-      extra: m === 0 ? ['--serve-port', String(servePort), '--model-poll-ms', '200'] : [],
-    })))));
+    procs.push(
+      ...(await startNodesInOrder(
+        url,
+        [0, 1].map((m) => ({
+          data: `csv:${join(dir, `m${m}.csv`)}?label=fault&keep=machine_id`,
+          name: `pump${m}`,
+          extra: m === 0 ? ['--serve-port', String(servePort), '--model-poll-ms', '200'] : [],
+        })),
+      )),
+    );
     await waitFor('the run to finish', async () => ((await runView(url, 1)).status === 'completed' ? true : undefined));
     const serve = `http://127.0.0.1:${servePort}`;
     const model = await waitFor('the last version on the node', async () => {
-      const m = (await (await fetch(`${serve}/v1/model`)).json()) as { version: number; inputs: { columns?: string[] } };
+      const m = (await (await fetch(`${serve}/v1/model`)).json()) as {
+        version: number;
+        inputs: { columns?: string[] };
+      };
       return m.version === 6 ? m : undefined;
     });
     const [header, ...lines] = perMachine[0].trim().split('\n');
     const cols = header.split(',');
-    assert.deepEqual(model.inputs.columns, cols.filter((c) => c !== 'machine_id' && c !== 'fault'));
+    assert.deepEqual(
+      model.inputs.columns,
+      cols.filter((c) => c !== 'machine_id' && c !== 'fault'),
+    );
     const rows = lines.slice(0, 200).map((l) => l.split(','));
     const inputs = rows.map((r) => model.inputs.columns!.map((c) => Number(r[cols.indexOf(c)])));
     const labels = rows.map((r) => Number(r[cols.indexOf('fault')]));
-    const r = await fetch(`${serve}/v1/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs }) });
+    const r = await fetch(`${serve}/v1/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs }),
+    });
     assert.equal(r.status, 200);
     const { predictions } = (await r.json()) as { predictions: { class: number; modelVersion: number }[] };
     const accuracy = predictions.filter((p, i) => p.class === labels[i]).length / labels.length;

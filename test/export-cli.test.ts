@@ -17,7 +17,7 @@ const ort = createRequire(import.meta.url)('onnxruntime-node') as typeof import(
 const dir = mkdtempSync(join(tmpdir(), 'edgefed-export-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('edgefed export --format onnx: a saved GRU forecaster runs in onnxruntime-node with the engine\'s outputs', async () => {
+test("edgefed export --format onnx: a saved GRU forecaster runs in onnxruntime-node with the engine's outputs", async () => {
   const spec = builtinModel('gru', [24, 4], 0);
   const rng = new Rng(3);
   const w = initialWeights(tensorSpecs(spec), rng);
@@ -25,7 +25,10 @@ test('edgefed export --format onnx: a saved GRU forecaster runs in onnxruntime-n
   const out = join(dir, 'gru.onnx');
   const r = await runCli(['export', '--model', join(dir, 'model'), '--format', 'onnx', '--out', out]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /wrote .*gru\.onnx \(\d+ bytes, ONNX opset 17; input 'input' \[batch, 24, 4\], output 'output'\)/);
+  assert.match(
+    r.stdout,
+    /wrote .*gru\.onnx \(\d+ bytes, ONNX opset 17; input 'input' \[batch, 24, 4\], output 'output'\)/,
+  );
   const x = Float32Array.from({ length: 50 * 96 }, () => rng.uniform(-2, 2));
   const session = await ort.InferenceSession.create(readFileSync(out));
   try {
@@ -33,7 +36,8 @@ test('edgefed export --format onnx: a saved GRU forecaster runs in onnxruntime-n
     const ours = new SeqNet(spec, jsKernels).predict(w, x, 50);
     const theirs = res.output.data as Float32Array;
     assert.equal(theirs.length, 50);
-    for (let i = 0; i < 50; i++) assert.ok(Math.abs(ours[i] - theirs[i]) <= 1e-5, `sample ${i}: ${ours[i]} vs ${theirs[i]}`);
+    for (let i = 0; i < 50; i++)
+      assert.ok(Math.abs(ours[i] - theirs[i]) <= 1e-5, `sample ${i}: ${ours[i]} vs ${theirs[i]}`);
   } finally {
     await session.release();
   }

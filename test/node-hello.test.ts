@@ -11,13 +11,25 @@ import { newIdentity, toHex } from '../src/core/identity.js';
 import { makeHello, type HelloMessage } from '../src/net/node-protocol.js';
 import { spawnNode } from '../src/cli/up-gateways.js';
 import {
-  freePort, joinToken, killAll, startCoordinator, startNode, waitFor, waitHealthy, waitOnline, type Proc,
+  freePort,
+  joinToken,
+  killAll,
+  startCoordinator,
+  startNode,
+  waitFor,
+  waitHealthy,
+  waitOnline,
+  type Proc,
 } from './deploy-harness.js';
 import { CLI } from './helpers.js';
 import { helloOnChallenge } from './support/node-socket.js';
 import { rawWebSocket, rssMb, streamHugeMessage } from './support/raw-ws.js';
 
-async function coordinator(env: NodeJS.ProcessEnv = {}, db = join(mkdtempSync(join(tmpdir(), 'edgefed-hello-')), 'state.db'), port?: number) {
+async function coordinator(
+  env: NodeJS.ProcessEnv = {},
+  db = join(mkdtempSync(join(tmpdir(), 'edgefed-hello-')), 'state.db'),
+  port?: number,
+) {
   port ??= await freePort();
   const url = `http://127.0.0.1:${port}`;
   const proc = startCoordinator(port, db, undefined, [], env);
@@ -29,7 +41,11 @@ async function coordinator(env: NodeJS.ProcessEnv = {}, db = join(mkdtempSync(jo
 }
 
 async function enrol(url: string, name: string, publicKey: Uint8Array): Promise<void> {
-  const r = await fetch(`${url}/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, publicKey: toHex(publicKey), token: await joinToken(url) }) });
+  const r = await fetch(`${url}/v1/enroll`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name, publicKey: toHex(publicKey), token: await joinToken(url) }),
+  });
   assert.equal(r.status, 201);
 }
 
@@ -73,8 +89,13 @@ test('a captured hello is refused on a new connection and after a coordinator re
       (h: HelloMessage) => ({ ...h, resources: { ...h.resources, cores: 64 } }),
       (h: HelloMessage) => ({ ...h, name: 'n2' }),
     ];
-    for (const change of tampered) assert.equal(await helloAttempt(c.url, (ch) => change(makeHello(ch, declared, id.secretKey))), 4003);
-    assert.equal(await helloAttempt(c.url, (ch) => makeHello(ch, declared, id.secretKey)), 'welcome', 'the honest node still gets in');
+    for (const change of tampered)
+      assert.equal(await helloAttempt(c.url, (ch) => change(makeHello(ch, declared, id.secretKey))), 4003);
+    assert.equal(
+      await helloAttempt(c.url, (ch) => makeHello(ch, declared, id.secretKey)),
+      'welcome',
+      'the honest node still gets in',
+    );
   } finally {
     killAll([c.proc, ...(restarted ? [restarted] : [])]);
   }
@@ -88,7 +109,8 @@ test('200 MB messages before hello are cut off unbuffered; after hello EDGEFED_M
     const message = 200 * 1024 * 1024;
     const sockets = await Promise.all([0, 1, 2, 3].map(() => rawWebSocket(c.url.replace('http', 'ws') + '/v1/ws')));
     const written = await Promise.all(sockets.map((s) => streamHugeMessage(s, message)));
-    for (const w of written) assert.ok(w < message, `the coordinator cut the connection (it read ${w} of ${message} bytes)`);
+    for (const w of written)
+      assert.ok(w < message, `the coordinator cut the connection (it read ${w} of ${message} bytes)`);
     const growth = (await rssMb(pid)) - before;
     assert.ok(growth < 100, `coordinator RSS grew ${growth.toFixed(1)} MB under 4 x 200 MB pre-hello messages`);
 
@@ -97,7 +119,9 @@ test('200 MB messages before hello are cut off unbuffered; after hello EDGEFED_M
     await enrol(c.url, 'big', id.publicKey);
     const ws = new WebSocket(c.url.replace('http', 'ws') + '/v1/ws');
     helloOnChallenge(ws, { name: 'big', resources: {}, tags: {} }, id.secretKey);
-    await new Promise<void>((resolve) => ws.on('message', (d, binary) => !binary && String(d).includes('welcome') && resolve()));
+    await new Promise<void>((resolve) =>
+      ws.on('message', (d, binary) => !binary && String(d).includes('welcome') && resolve()),
+    );
     ws.send(new Uint8Array(1024 * 1024), { binary: true });
     assert.equal(await new Promise((r) => ws.once('close', (code) => r(code))), 1009);
   } finally {

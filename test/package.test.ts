@@ -47,16 +47,31 @@ function linkInstalledPackages(from: string, to: string): void {
 // Both runs on the WASM kernels: the tarball ships them built; the native addon is skipped in the consumer.
 const kernels = { EDGEFED_KERNELS: 'wasm' };
 
-test('the packed tarball installs offline, type-checks, defines a strategy and simulates 2 rounds like the sources', { timeout: 15 * 60_000 }, async () => {
+test('the packed tarball installs offline, type-checks, defines a strategy and simulates 2 rounds like the sources', {
+  timeout: 15 * 60_000,
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgefed-package-'));
   try {
     const packed = run(npm, ['pack', '--json', '--pack-destination', dir], repo);
-    const [{ filename, files }] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as
-      [{ filename: string; files: { path: string }[] }];
+    const [{ filename, files }] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as [
+      { filename: string; files: { path: string }[] },
+    ];
     const paths = files.map((f) => f.path);
-    for (const shipped of ['dist/index.js', 'dist/index.d.ts', 'dist/browser.js', 'dist/browser.d.ts',
-      'dist/core/index.js', 'dist/core/index.d.ts', 'dist/sim/boot.mjs', 'bin/edgefed.mjs', 'scripts/install.mjs',
-      'native/kernels.cc', 'wasm/build/kernels.wasm', 'web/dashboard/dist/index.html', 'web/node/dist/main.js']) {
+    for (const shipped of [
+      'dist/index.js',
+      'dist/index.d.ts',
+      'dist/browser.js',
+      'dist/browser.d.ts',
+      'dist/core/index.js',
+      'dist/core/index.d.ts',
+      'dist/sim/boot.mjs',
+      'bin/edgefed.mjs',
+      'scripts/install.mjs',
+      'native/kernels.cc',
+      'wasm/build/kernels.wasm',
+      'web/dashboard/dist/index.html',
+      'web/node/dist/main.js',
+    ]) {
       assert.ok(paths.includes(shipped), `the tarball lacks ${shipped}`);
     }
     const strays = paths.filter((p) => p.startsWith('src/') || p.startsWith('test/') || p.endsWith('.test.js'));
@@ -65,16 +80,26 @@ test('the packed tarball installs offline, type-checks, defines a strategy and s
     const project = join(dir, 'consumer');
     mkdirSync(project);
     cpSync(fixture, project, { recursive: true });
-    writeFileSync(join(project, 'package.json'), JSON.stringify({
-      name: 'edgefed-consumer', private: true, type: 'module',
-      dependencies: { edgefed: `file:../${filename}`, zod: '4.6.7' },
-      devDependencies: { typescript: '5.9.3', '@types/node': '20.19.43' },
-    }, null, 2));
+    writeFileSync(
+      join(project, 'package.json'),
+      JSON.stringify(
+        {
+          name: 'edgefed-consumer',
+          private: true,
+          type: 'module',
+          dependencies: { edgefed: `file:../${filename}`, zod: '4.6.7' },
+          devDependencies: { typescript: '5.9.3', '@types/node': '20.19.43' },
+        },
+        null,
+        2,
+      ),
+    );
     linkInstalledPackages(realpathSync(join(repo, 'node_modules')), join(project, 'node_modules'));
     run(npm, ['install', '--offline', '--ignore-scripts', '--no-audit', '--no-fund'], project);
 
-    const installed = run(npm, ['rebuild', 'edgefed', '--offline', '--foreground-scripts'], project,
-      { EDGEFED_SKIP_NATIVE: '1' });
+    const installed = run(npm, ['rebuild', 'edgefed', '--offline', '--foreground-scripts'], project, {
+      EDGEFED_SKIP_NATIVE: '1',
+    });
     const installLog = installed.stdout + installed.stderr;
     assert.match(installLog, /native kernels not built \(EDGEFED_SKIP_NATIVE=1\)/, 'the install script ran');
     assert.doesNotMatch(installLog, /wasm kernels|vite|build-lib/, 'an installed package builds only the addon');
@@ -82,8 +107,14 @@ test('the packed tarball installs offline, type-checks, defines a strategy and s
     run(process.execPath, [join(project, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.'], project);
     const ran = run(process.execPath, [join(project, 'out', 'consumer.js')], project, kernels);
     const printed = JSON.parse(ran.stdout.trim().split('\n').at(-1)!) as {
-      rounds: number[]; modelSha256: string; trainer: string; partition: string; average: number[]; random: number;
-      registered: boolean; ownStrategy: { rounds: number[]; fusions: number; modelSha256: string };
+      rounds: number[];
+      modelSha256: string;
+      trainer: string;
+      partition: string;
+      average: number[];
+      random: number;
+      registered: boolean;
+      ownStrategy: { rounds: number[]; fusions: number; modelSha256: string };
     };
     assert.deepEqual(printed.rounds, [1, 2]);
     assert.deepEqual(printed.average, [2, 4]);
@@ -95,18 +126,40 @@ test('the packed tarball installs offline, type-checks, defines a strategy and s
 
     process.env.EDGEFED_KERNELS = kernels.EDGEFED_KERNELS;
     const fromSources = await runSimulation({
-      nodes: 2, rounds: 2, limitTrain: 400, limitTest: 200, workers: 1, seed: 1, partition: 'iid', strategy: 'fedavg',
+      nodes: 2,
+      rounds: 2,
+      limitTrain: 400,
+      limitTest: 200,
+      workers: 1,
+      seed: 1,
+      partition: 'iid',
+      strategy: 'fedavg',
     });
     assert.equal(printed.trainer, fromSources.trainer);
-    assert.equal(printed.modelSha256, fromSources.modelSha256, 'the built library trains the same model as the sources');
+    assert.equal(
+      printed.modelSha256,
+      fromSources.modelSha256,
+      'the built library trains the same model as the sources',
+    );
     // The same rule defined inside the repository (test/support) gives the same model.
     registerStrategy(scaledMean);
     const ownFromSources = await runSimulation({
-      nodes: 2, rounds: 2, limitTrain: 400, limitTest: 200, workers: 1, seed: 1, partition: 'iid', strategy: 'scaledmean:eta=0.5',
+      nodes: 2,
+      rounds: 2,
+      limitTrain: 400,
+      limitTest: 200,
+      workers: 1,
+      seed: 1,
+      partition: 'iid',
+      strategy: 'scaledmean:eta=0.5',
     });
     assert.equal(printed.ownStrategy.modelSha256, ownFromSources.modelSha256);
 
-    const help = run(process.execPath, [join(project, 'node_modules', 'edgefed', 'bin', 'edgefed.mjs'), '--help'], project);
+    const help = run(
+      process.execPath,
+      [join(project, 'node_modules', 'edgefed', 'bin', 'edgefed.mjs'), '--help'],
+      project,
+    );
     assert.match(help.stdout, /Usage: edgefed/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -10,20 +10,47 @@ import { createConnection } from 'node:net';
 import { runCli } from './helpers.js';
 import { freePort, killAll, start, waitFor, type Proc } from './deploy-harness.js';
 
-const RUN = ['simulate', '--model', 'mlp', '--nodes', '6', '--rounds', '2', '--limit-train', '3000', '--limit-test', '1000', '--seed', '7', '--json', '--quiet'];
+const RUN = [
+  'simulate',
+  '--model',
+  'mlp',
+  '--nodes',
+  '6',
+  '--rounds',
+  '2',
+  '--limit-train',
+  '3000',
+  '--limit-test',
+  '1000',
+  '--seed',
+  '7',
+  '--json',
+  '--quiet',
+];
 
 function redisAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createConnection({ port, host: '127.0.0.1' }, () => s.write('PING\r\n'));
-    s.on('data', (d) => { resolve(String(d).startsWith('+PONG')); s.destroy(); });
+    s.on('data', (d) => {
+      resolve(String(d).startsWith('+PONG'));
+      s.destroy();
+    });
     s.on('error', () => resolve(false));
   });
 }
 
 test('a simulation run by two BullMQ worker processes on redis-server gives the in-process model', async (t) => {
-  assert.equal(spawnSync('redis-server', ['--version']).status, 0, 'redis-server is not installed (.ci/run installs it with apt-get)');
+  assert.equal(
+    spawnSync('redis-server', ['--version']).status,
+    0,
+    'redis-server is not installed (.ci/run installs it with apt-get)',
+  );
   const port = await freePort();
-  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const redis = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  );
   const workers: Proc[] = [];
   t.after(() => {
     killAll(workers);
@@ -33,12 +60,21 @@ test('a simulation run by two BullMQ worker processes on redis-server gives the 
   const url = `redis://127.0.0.1:${port}`;
   const queueName = `t${process.pid}`;
   for (let i = 0; i < 2; i++) workers.push(start(['sim-worker', '--redis', url, '--queue-name', queueName]));
-  for (const w of workers) await waitFor('sim-worker ready', async () => (w.output().includes('"worker"') ? true : undefined), 60_000);
+  for (const w of workers)
+    await waitFor('sim-worker ready', async () => (w.output().includes('"worker"') ? true : undefined), 60_000);
 
-  const [queued, local] = await Promise.all([runCli([...RUN, '--queue', url, '--queue-name', queueName]), runCli([...RUN, '--workers', '2'])]);
+  const [queued, local] = await Promise.all([
+    runCli([...RUN, '--queue', url, '--queue-name', queueName]),
+    runCli([...RUN, '--workers', '2']),
+  ]);
   assert.equal(queued.code, 0, queued.stderr);
   assert.equal(local.code, 0, local.stderr);
-  const q = JSON.parse(queued.stdout) as { model_sha256: string; queue_workers: string[]; final_accuracy: number; bytes_received: number };
+  const q = JSON.parse(queued.stdout) as {
+    model_sha256: string;
+    queue_workers: string[];
+    final_accuracy: number;
+    bytes_received: number;
+  };
   const l = JSON.parse(local.stdout) as { model_sha256: string; final_accuracy: number; bytes_received: number };
   assert.equal(q.model_sha256, l.model_sha256, 'queue and worker-thread simulations differ');
   assert.equal(q.bytes_received, l.bytes_received, 'the same frames should cross either transport');

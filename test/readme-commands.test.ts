@@ -79,14 +79,20 @@ function namedFiles(args: string[], written: Set<string>): string[] {
   const files: string[] = [];
   for (let i = 0; i < args.length - 1; i++) {
     const [flag, value] = [args[i], args[i + 1]];
-    if ((flag === '--dataset' || flag === '--input') && /^(csv|idx):/.test(value)) files.push(value.slice(4).split('?')[0]);
+    if ((flag === '--dataset' || flag === '--input') && /^(csv|idx):/.test(value))
+      files.push(value.slice(4).split('?')[0]);
     if (flag === '--config') files.push(value);
     if (flag === '--model' && /[/.]/.test(value) && ![...written].some((w) => value.startsWith(w))) files.push(value);
   }
   return files;
 }
 
-const READMES = ['README.md', ...readdirSync(join(ROOT, 'examples')).map((d) => join('examples', d, 'README.md')).filter((f) => existsSync(join(ROOT, f)))];
+const READMES = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'examples'))
+    .map((d) => join('examples', d, 'README.md'))
+    .filter((f) => existsSync(join(ROOT, f))),
+];
 
 test('shellWords splits quotes and escapes as a shell would', () => {
   assert.deepEqual(shellWords(`a 'b c' "d \\"e\\"" f\\ g # note`), ['a', 'b c', 'd "e"', 'f g']);
@@ -94,7 +100,9 @@ test('shellWords splits quotes and escapes as a shell would', () => {
 });
 
 for (const readme of READMES) {
-  test(`${readme}: every edgefed command names files that exist and runs as written`, { timeout: 600_000 }, async () => {
+  test(`${readme}: every edgefed command names files that exist and runs as written`, {
+    timeout: 600_000,
+  }, async () => {
     const commands = readmeCommands(join(ROOT, readme));
     const written = new Set<string>();
     // --out folders go to a scratch directory; later commands that read them are pointed there too.
@@ -103,7 +111,11 @@ for (const readme of READMES) {
     let ran = 0;
     for (const readmeArgs of commands) {
       const args = readmeArgs.map((a, i) => (readmeArgs[i - 1] === '--out' ? join(scratch, a) : relocate(a)));
-      for (const file of namedFiles(readmeArgs, written)) assert.ok(existsSync(join(ROOT, file)), `${readme}: \`edgefed ${args.join(' ')}\` names ${file}, which is not in the repo`);
+      for (const file of namedFiles(readmeArgs, written))
+        assert.ok(
+          existsSync(join(ROOT, file)),
+          `${readme}: \`edgefed ${args.join(' ')}\` names ${file}, which is not in the repo`,
+        );
       const out = args.indexOf('--out');
       const name = args[0];
       let run: string[];
@@ -119,7 +131,9 @@ for (const readme of READMES) {
       if (out >= 0) written.add(readmeArgs[out + 1]);
       ran++;
     }
-    console.log(`${readme}: ${ran} edgefed commands checked (${commands.filter((c) => !SERVICES.has(c[0])).length} run)`);
+    console.log(
+      `${readme}: ${ran} edgefed commands checked (${commands.filter((c) => !SERVICES.has(c[0])).length} run)`,
+    );
     assert.ok(ran > 0 || readme !== 'README.md', `${readme} has edgefed commands`);
   });
 }

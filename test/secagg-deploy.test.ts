@@ -5,7 +5,16 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { api, freePort, killAll, runView, startCoordinator, startNodesInOrder, waitFor, waitHealthy } from './deploy-harness.js';
+import {
+  api,
+  freePort,
+  killAll,
+  runView,
+  startCoordinator,
+  startNodesInOrder,
+  waitFor,
+  waitHealthy,
+} from './deploy-harness.js';
 
 test('secure aggregation runs over the network and survives a node dropping after sharing keys', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgefed-secagg-'));
@@ -13,17 +22,33 @@ test('secure aggregation runs over the network and survives a node dropping afte
   const url = `http://127.0.0.1:${port}`;
   const coordinator = startCoordinator(port, join(dir, 'state.db'));
   await waitHealthy(url);
-  const nodes = await startNodesInOrder(url, [0, 1, 2, 3].map((i) => ({
-    data: `mnist-partition:${i}/12`, name: `sa${i}`, extra: i === 3 ? ['--secagg-drop-after-share'] : [],
-  })));
+  const nodes = await startNodesInOrder(
+    url,
+    [0, 1, 2, 3].map((i) => ({
+      data: `mnist-partition:${i}/12`,
+      name: `sa${i}`,
+      extra: i === 3 ? ['--secagg-drop-after-share'] : [],
+    })),
+  );
   try {
-    const bad = await api<{ error: { message: string } }>(url, '/v1/runs', { model: 'mlp', strategy: 'krum:f=1', secagg: {} });
+    const bad = await api<{ error: { message: string } }>(url, '/v1/runs', {
+      model: 'mlp',
+      strategy: 'krum:f=1',
+      secagg: {},
+    });
     assert.equal(bad.status, 400);
     assert.match(bad.json.error.message, /secure aggregation: strategy 'krum' needs the individual updates/);
     assert.equal((await api(url, '/v1/runs', { model: 'mlp', secagg: { clip: -1 } })).status, 400);
 
     const { status, json } = await api<{ id: number }>(url, '/v1/runs', {
-      model: 'mlp', limitTest: 1000, seed: 1, rounds: 1, minNodes: 3, waitForNodesMs: 60000, roundTimeoutMs: 60000, secagg: {},
+      model: 'mlp',
+      limitTest: 1000,
+      seed: 1,
+      rounds: 1,
+      minNodes: 3,
+      waitForNodesMs: 60000,
+      roundTimeoutMs: 60000,
+      secagg: {},
     });
     assert.equal(status, 201);
     const v = await waitFor('secure run done', async () => {
@@ -38,7 +63,10 @@ test('secure aggregation runs over the network and survives a node dropping afte
     }
     // All four nodes advertised keys; node 3 vanished after sharing them and the protocol unmasked without it.
     assert.match(v.rounds[0].failures.find((f) => f.nodeId === 3)?.error ?? '', /connection lost|not connected/);
-    assert.ok(v.rounds[0].testAccuracy > 0.5, `the securely aggregated model learns (accuracy ${v.rounds[0].testAccuracy})`);
+    assert.ok(
+      v.rounds[0].testAccuracy > 0.5,
+      `the securely aggregated model learns (accuracy ${v.rounds[0].testAccuracy})`,
+    );
     assert.match(nodes[3].output(), /dropping out after sharing keys/);
   } finally {
     killAll([...nodes, coordinator]);

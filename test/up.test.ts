@@ -29,17 +29,25 @@ function run(args: string[], cwd: string): Running {
 
 const dashboardOf = (text: string) => /dashboard (http:\/\/\S+)#token=(\S+)/.exec(text);
 
-test('edgefed up keeps serving after the run, says how to reopen it; Ctrl-C closes; edgefed open shows it read-only', { timeout: 300_000 }, async () => {
+test('edgefed up keeps serving after the run, says how to reopen it; Ctrl-C closes; edgefed open shows it read-only', {
+  timeout: 300_000,
+}, async () => {
   const cwd = mkdtempSync(join(tmpdir(), 'edgefed-up-'));
   const upRun = run(['up', '--nodes', '2', '--rounds', '1', '--target-accuracy', '0.99'], cwd);
   try {
-    const finished = await waitFor('the run to end', async () => (upRun.err().includes('the dashboard stays at') ? upRun.err() : undefined), 240_000);
+    const finished = await waitFor(
+      'the run to end',
+      async () => (upRun.err().includes('the dashboard stays at') ? upRun.err() : undefined),
+      240_000,
+    );
     const [, dashboard, token] = dashboardOf(finished)!;
     assert.match(finished, /reopen this run later with: edgefed open runs\/up-/);
     // Still serving: the page and, with the printed read token, the run.
     assert.equal((await fetch(dashboard)).status, 200);
     const base = new URL(dashboard).origin;
-    const runs = await (await fetch(`${base}/v1/runs`, { headers: { authorization: `Bearer ${token}` } })).json() as { runs: { status: string }[] };
+    const runs = (await (await fetch(`${base}/v1/runs`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
+      runs: { status: string }[];
+    };
     assert.equal(runs.runs[0].status, 'completed');
     upRun.child.kill('SIGINT');
     assert.equal(await upRun.exit, 0);
@@ -50,13 +58,21 @@ test('edgefed up keeps serving after the run, says how to reopen it; Ctrl-C clos
   const saved = join('runs', readdirSync(join(cwd, 'runs'))[0]);
   const view = run(['open', saved], cwd);
   try {
-    const text = await waitFor('open to listen', async () => (/dashboard http/.test(view.err()) ? view.err() : undefined), 60_000);
+    const text = await waitFor(
+      'open to listen',
+      async () => (/dashboard http/.test(view.err()) ? view.err() : undefined),
+      60_000,
+    );
     assert.match(text, /1 run \(#1 completed\), read-only/);
     const base = new URL(/dashboard (http:\/\/\S+)/.exec(text)![1]).origin;
-    const listed = await (await fetch(`${base}/v1/runs/1`)).json() as { status: string; rounds: unknown[] };
+    const listed = (await (await fetch(`${base}/v1/runs/1`)).json()) as { status: string; rounds: unknown[] };
     assert.equal(listed.status, 'completed');
     assert.equal(listed.rounds.length, 1);
-    const write = await fetch(`${base}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"mlp"}' });
+    const write = await fetch(`${base}/v1/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"model":"mlp"}',
+    });
     assert.equal(write.status, 403);
     assert.match(await write.text(), /read-only/);
     view.child.kill('SIGINT');
@@ -66,7 +82,9 @@ test('edgefed up keeps serving after the run, says how to reopen it; Ctrl-C clos
   }
 });
 
-test('Ctrl-C while up waits or trains: a clean stop with a message and no partial round; a second Ctrl-C exits at once', { timeout: 300_000 }, async () => {
+test('Ctrl-C while up waits or trains: a clean stop with a message and no partial round; a second Ctrl-C exits at once', {
+  timeout: 300_000,
+}, async () => {
   const cwd = mkdtempSync(join(tmpdir(), 'edgefed-up-int-'));
   const first = run(['up', '--nodes', '2', '--rounds', '50', '--target-accuracy', '0.999'], cwd);
   await waitFor('up to print its dashboard', async () => (dashboardOf(first.err()) ? true : undefined), 120_000);
@@ -76,15 +94,25 @@ test('Ctrl-C while up waits or trains: a clean stop with a message and no partia
   const saved = join('runs', readdirSync(join(cwd, 'runs'))[0]);
   const view = run(['open', saved], cwd);
   try {
-    const text = await waitFor('open to listen', async () => (/dashboard http/.test(view.err()) ? view.err() : undefined), 60_000);
+    const text = await waitFor(
+      'open to listen',
+      async () => (/dashboard http/.test(view.err()) ? view.err() : undefined),
+      60_000,
+    );
     const base = new URL(/dashboard (http:\/\/\S+)/.exec(text)![1]).origin;
-    const r = await (await fetch(`${base}/v1/runs/1`)).json() as { rounds: { contributed: number[] }[] };
-    assert.ok(r.rounds.every((round) => round.contributed.length > 0), 'no round was committed empty by the stop');
+    const r = (await (await fetch(`${base}/v1/runs/1`)).json()) as { rounds: { contributed: number[] }[] };
+    assert.ok(
+      r.rounds.every((round) => round.contributed.length > 0),
+      'no round was committed empty by the stop',
+    );
   } finally {
     view.child.kill('SIGKILL');
   }
 
-  const second = run(['up', '--nodes', '2', '--rounds', '50', '--target-accuracy', '0.999'], mkdtempSync(join(tmpdir(), 'edgefed-up-int2-')));
+  const second = run(
+    ['up', '--nodes', '2', '--rounds', '50', '--target-accuracy', '0.999'],
+    mkdtempSync(join(tmpdir(), 'edgefed-up-int2-')),
+  );
   // Pressed while a round trains, so the first press has a round to wait for when the second comes.
   await waitFor('a round committed', async () => (/round 1\/50/.test(second.err()) ? true : undefined), 240_000);
   // The second press the moment the first is acknowledged, while the coordinator is still closing (two signals

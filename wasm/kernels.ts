@@ -28,9 +28,9 @@ const KC: i32 = 256; // max depth of one packed block; k is split into equal blo
 const MC: i32 = 128; // rows of op(A) per packed block (multiple of MR)
 const NC: i32 = 1024; // columns of op(B) per packed block (multiple of NR)
 
-const AP_BYTES: usize = <usize>(MC * KC) << 2;
-const BP_BYTES: usize = <usize>(KC * NC) << 2;
-const TILE_BYTES: usize = <usize>(MR * NR) << 2;
+const AP_BYTES: usize = (<usize>(MC * KC)) << 2;
+const BP_BYTES: usize = (<usize>(KC * NC)) << 2;
+const TILE_BYTES: usize = (<usize>(MR * NR)) << 2;
 
 /** Bytes of scratch gemm needs at its `work` pointer (packed A, packed B, an edge tile, alignment). */
 export function gemmWorkBytes(): i32 {
@@ -68,7 +68,7 @@ function packA(transA: bool, a: usize, lda: i32, ic: i32, mc: i32, pc: i32, kc: 
   for (let ir = 0; ir < mc; ir += MR) {
     const mr = min(MR, mc - ir);
     const i0 = ic + ir;
-    let d = ap + (<usize>(ir * kc) << 2);
+    let d = ap + ((<usize>(ir * kc)) << 2);
     if (mr == MR) {
       if (!transA) {
         const s0 = at(a, i0, lda, pc);
@@ -77,12 +77,12 @@ function packA(transA: bool, a: usize, lda: i32, ic: i32, mc: i32, pc: i32, kc: 
         const s3 = at(a, i0 + 3, lda, pc);
         let p = 0;
         for (; p + 4 <= kc; p += 4) {
-          const o = <usize>p << 2;
+          const o = (<usize>p) << 2;
           transposeStore(d, 16, v128.load(s0 + o), v128.load(s1 + o), v128.load(s2 + o), v128.load(s3 + o));
           d += 64;
         }
         for (; p < kc; p++) {
-          const o = <usize>p << 2;
+          const o = (<usize>p) << 2;
           f32.store(d, f32.load(s0 + o));
           f32.store(d, f32.load(s1 + o), 4);
           f32.store(d, f32.load(s2 + o), 8);
@@ -91,7 +91,7 @@ function packA(transA: bool, a: usize, lda: i32, ic: i32, mc: i32, pc: i32, kc: 
         }
       } else {
         let s = at(a, pc, lda, i0);
-        const step = <usize>lda << 2;
+        const step = (<usize>lda) << 2;
         for (let p = 0; p < kc; p++) {
           v128.store(d, v128.load(s));
           s += step;
@@ -103,9 +103,9 @@ function packA(transA: bool, a: usize, lda: i32, ic: i32, mc: i32, pc: i32, kc: 
         for (let r = 0; r < MR; r++) {
           let x: f32 = 0;
           if (r < mr) x = transA ? f32.load(at(a, pc + p, lda, i0 + r)) : f32.load(at(a, i0 + r, lda, pc + p));
-          f32.store(d + (<usize>r << 2), x);
+          f32.store(d + ((<usize>r) << 2), x);
         }
-        d += <usize>MR << 2;
+        d += (<usize>MR) << 2;
       }
     }
   }
@@ -120,11 +120,11 @@ function packB(transB: bool, b: usize, ldb: i32, pc: i32, kc: i32, jc: i32, nc: 
   for (let jr = 0; jr < nc; jr += NR) {
     const nr = min(NR, nc - jr);
     const j0 = jc + jr;
-    let d = bp + (<usize>(jr * kc) << 2);
+    let d = bp + ((<usize>(jr * kc)) << 2);
     if (nr == NR) {
       if (!transB) {
         let s = at(b, pc, ldb, j0);
-        const step = <usize>ldb << 2;
+        const step = (<usize>ldb) << 2;
         for (let p = 0; p < kc; p++) {
           v128.store(d, v128.load(s));
           v128.store(d, v128.load(s, 16), 16);
@@ -133,20 +133,34 @@ function packB(transB: bool, b: usize, ldb: i32, pc: i32, kc: i32, jc: i32, nc: 
         }
       } else {
         const s0 = at(b, j0, ldb, pc);
-        const step = <usize>ldb << 2;
+        const step = (<usize>ldb) << 2;
         let p = 0;
         for (; p + 4 <= kc; p += 4) {
-          const o = <usize>p << 2;
+          const o = (<usize>p) << 2;
           const r0 = s0 + o;
-          transposeStore(d, 32, v128.load(r0), v128.load(r0 + step), v128.load(r0 + step * 2), v128.load(r0 + step * 3));
+          transposeStore(
+            d,
+            32,
+            v128.load(r0),
+            v128.load(r0 + step),
+            v128.load(r0 + step * 2),
+            v128.load(r0 + step * 3),
+          );
           const r4 = r0 + step * 4;
-          transposeStore(d + 16, 32, v128.load(r4), v128.load(r4 + step), v128.load(r4 + step * 2), v128.load(r4 + step * 3));
+          transposeStore(
+            d + 16,
+            32,
+            v128.load(r4),
+            v128.load(r4 + step),
+            v128.load(r4 + step * 2),
+            v128.load(r4 + step * 3),
+          );
           d += 128;
         }
         for (; p < kc; p++) {
-          let s = s0 + (<usize>p << 2);
+          let s = s0 + ((<usize>p) << 2);
           for (let c = 0; c < NR; c++) {
-            f32.store(d + (<usize>c << 2), f32.load(s));
+            f32.store(d + ((<usize>c) << 2), f32.load(s));
             s += step;
           }
           d += 32;
@@ -157,9 +171,9 @@ function packB(transB: bool, b: usize, ldb: i32, pc: i32, kc: i32, jc: i32, nc: 
         for (let c = 0; c < NR; c++) {
           let x: f32 = 0;
           if (c < nr) x = transB ? f32.load(at(b, j0 + c, ldb, pc + p)) : f32.load(at(b, pc + p, ldb, j0 + c));
-          f32.store(d + (<usize>c << 2), x);
+          f32.store(d + ((<usize>c) << 2), x);
         }
-        d += <usize>NR << 2;
+        d += (<usize>NR) << 2;
       }
     }
   }
@@ -203,12 +217,28 @@ function storeRow(c: usize, x0: v128, x1: v128, mode: i32, alpha: f64, beta: f64
  * fits the 15 SIMD registers V8 allocates on x64. Deliberately not unrolled: V8 then hoists the loads of
  * both steps and spills accumulators (measured: ~25% slower).
  */
-function microKernel(kc: i32, ap: usize, aStep: usize, bp: usize, bStep: usize, c: usize, ldcBytes: usize, mr: i32, nr: i32,
-  alpha: f64, beta: f64, tile: usize): void {
-  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
-  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
-  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
-  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+function microKernel(
+  kc: i32,
+  ap: usize,
+  aStep: usize,
+  bp: usize,
+  bStep: usize,
+  c: usize,
+  ldcBytes: usize,
+  mr: i32,
+  nr: i32,
+  alpha: f64,
+  beta: f64,
+  tile: usize,
+): void {
+  let c00 = f32x4.splat(0),
+    c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0),
+    c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0),
+    c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0),
+    c31 = f32x4.splat(0);
   const bEnd = bp + <usize>kc * bStep;
   while (bp < bEnd) {
     const b0 = v128.load(bp);
@@ -246,10 +276,10 @@ function microKernel(kc: i32, ap: usize, aStep: usize, bp: usize, bStep: usize, 
   v128.store(tile, c31, 112);
   for (let r = 0; r < mr; r++) {
     const row = c + ldcBytes * <usize>r;
-    const t = tile + (<usize>(r * NR) << 2);
+    const t = tile + ((<usize>(r * NR)) << 2);
     for (let j = 0; j < nr; j++) {
-      const cp = row + (<usize>j << 2);
-      let v = alpha * <f64>f32.load(t + (<usize>j << 2));
+      const cp = row + ((<usize>j) << 2);
+      let v = alpha * <f64>f32.load(t + ((<usize>j) << 2));
       if (beta != 0) v = v + beta * <f64>f32.load(cp);
       f32.store(cp, <f32>v);
     }
@@ -262,10 +292,10 @@ function scaleC(m: i32, n: i32, beta: f64, c: usize, ldc: i32): void {
   for (let i = 0; i < m; i++) {
     const row = at(c, i, ldc, 0);
     if (beta == 0) {
-      memory.fill(row, 0, <usize>n << 2);
+      memory.fill(row, 0, (<usize>n) << 2);
     } else {
       for (let j = 0; j < n; j++) {
-        const cp = row + (<usize>j << 2);
+        const cp = row + ((<usize>j) << 2);
         f32.store(cp, <f32>(<f64>f32.load(cp) * beta));
       }
     }
@@ -276,8 +306,22 @@ function scaleC(m: i32, n: i32, beta: f64, c: usize, ldc: i32): void {
  * C = alpha * op(A) * op(B) + beta * C. op(A) is m x k, op(B) k x n, C m x n, all row-major with
  * leading dimensions lda, ldb, ldc (elements). `work` points at gemmWorkBytes() bytes of scratch.
  */
-export function gemm(transA: i32, transB: i32, m: i32, n: i32, k: i32, alpha: f64, a: usize, lda: i32,
-  b: usize, ldb: i32, beta: f64, c: usize, ldc: i32, work: usize): void {
+export function gemm(
+  transA: i32,
+  transB: i32,
+  m: i32,
+  n: i32,
+  k: i32,
+  alpha: f64,
+  a: usize,
+  lda: i32,
+  b: usize,
+  ldb: i32,
+  beta: f64,
+  c: usize,
+  ldc: i32,
+  work: usize,
+): void {
   if (m <= 0 || n <= 0) return;
   if (alpha == 0 || k <= 0) {
     scaleC(m, n, beta, c, ldc);
@@ -286,7 +330,7 @@ export function gemm(transA: i32, transB: i32, m: i32, n: i32, k: i32, alpha: f6
   const ap = (work + 63) & ~(<usize>63);
   const bp = ap + AP_BYTES;
   const tile = bp + BP_BYTES;
-  const ldcBytes = <usize>ldc << 2;
+  const ldcBytes = (<usize>ldc) << 2;
   // Equal depth blocks (784 -> 4 x 196 rather than 256 + 256 + 256 + 16).
   const kBlocks = (k + KC - 1) / KC;
   const kcMax = (k + kBlocks - 1) / kBlocks;
@@ -295,31 +339,44 @@ export function gemm(transA: i32, transB: i32, m: i32, n: i32, k: i32, alpha: f6
   // packed, which saves packing all of B (a whole weight matrix per call in the dense layers' products).
   const bInPlace = transB == 0;
   const aInPlace = transA != 0;
-  const ldbBytes = <usize>ldb << 2;
-  const ldaBytes = <usize>lda << 2;
+  const ldbBytes = (<usize>ldb) << 2;
+  const ldaBytes = (<usize>lda) << 2;
   for (let jc = 0; jc < n; jc += NC) {
     const nc = min(NC, n - jc);
-    const ncFull = bInPlace ? nc - nc % NR : 0; // columns read in place
+    const ncFull = bInPlace ? nc - (nc % NR) : 0; // columns read in place
     for (let pc = 0; pc < k; pc += kcMax) {
       const kc = min(kcMax, k - pc);
-      if (ncFull < nc) packB(transB != 0, b, ldb, pc, kc, jc + ncFull, nc - ncFull, bp + (<usize>(ncFull * kc) << 2));
+      if (ncFull < nc) packB(transB != 0, b, ldb, pc, kc, jc + ncFull, nc - ncFull, bp + ((<usize>(ncFull * kc)) << 2));
       const betaBlock = pc == 0 ? beta : 1.0; // later depth blocks accumulate into C
       for (let ic = 0; ic < m; ic += MC) {
         const mc = min(MC, m - ic);
-        const mcFull = aInPlace ? mc - mc % MR : 0; // rows read in place
-        if (mcFull < mc) packA(transA != 0, a, lda, ic + mcFull, mc - mcFull, pc, kc, ap + (<usize>(mcFull * kc) << 2));
+        const mcFull = aInPlace ? mc - (mc % MR) : 0; // rows read in place
+        if (mcFull < mc)
+          packA(transA != 0, a, lda, ic + mcFull, mc - mcFull, pc, kc, ap + ((<usize>(mcFull * kc)) << 2));
         for (let jr = 0; jr < nc; jr += NR) {
           const nr = min(NR, nc - jr);
           const bDirect = jr < ncFull;
-          const bPanel = bDirect ? at(b, pc, ldb, jc + jr) : bp + (<usize>(jr * kc) << 2);
+          const bPanel = bDirect ? at(b, pc, ldb, jc + jr) : bp + ((<usize>(jr * kc)) << 2);
           const bStep: usize = bDirect ? ldbBytes : 32;
           for (let ir = 0; ir < mc; ir += MR) {
             const mr = min(MR, mc - ir);
             const aDirect = ir < mcFull;
-            const aPanel = aDirect ? at(a, pc, lda, ic + ir) : ap + (<usize>(ir * kc) << 2);
+            const aPanel = aDirect ? at(a, pc, lda, ic + ir) : ap + ((<usize>(ir * kc)) << 2);
             const aStep: usize = aDirect ? ldaBytes : 16;
-            microKernel(kc, aPanel, aStep, bPanel, bStep, at(c, ic + ir, ldc, jc + jr), ldcBytes, mr, nr,
-              alpha, betaBlock, tile);
+            microKernel(
+              kc,
+              aPanel,
+              aStep,
+              bPanel,
+              bStep,
+              at(c, ic + ir, ldc, jc + jr),
+              ldcBytes,
+              mr,
+              nr,
+              alpha,
+              betaBlock,
+              tile,
+            );
           }
         }
       }
@@ -338,22 +395,22 @@ export function biasAct(c: usize, bias: usize, m: i32, n: i32, relu: i32): void 
     let j = 0;
     if (relu != 0) {
       for (; j + 4 <= n; j += 4) {
-        const o = <usize>j << 2;
+        const o = (<usize>j) << 2;
         const x = f32x4.add(v128.load(row + o), v128.load(bias + o));
         v128.store(row + o, v128.andnot(x, f32x4.lt(x, zero)));
       }
       for (; j < n; j++) {
-        const o = <usize>j << 2;
+        const o = (<usize>j) << 2;
         const x = f32.load(row + o) + f32.load(bias + o);
         f32.store(row + o, x < 0 ? <f32>0 : x);
       }
     } else {
       for (; j + 4 <= n; j += 4) {
-        const o = <usize>j << 2;
+        const o = (<usize>j) << 2;
         v128.store(row + o, f32x4.add(v128.load(row + o), v128.load(bias + o)));
       }
       for (; j < n; j++) {
-        const o = <usize>j << 2;
+        const o = (<usize>j) << 2;
         f32.store(row + o, f32.load(row + o) + f32.load(bias + o));
       }
     }
@@ -365,11 +422,11 @@ export function reluBackward(delta: usize, act: usize, len: i32): void {
   const zero = f32x4.splat(0);
   let i = 0;
   for (; i + 4 <= len; i += 4) {
-    const o = <usize>i << 2;
+    const o = (<usize>i) << 2;
     v128.store(delta + o, v128.andnot(v128.load(delta + o), f32x4.le(v128.load(act + o), zero)));
   }
   for (; i < len; i++) {
-    const o = <usize>i << 2;
+    const o = (<usize>i) << 2;
     if (f32.load(act + o) <= 0) f32.store(delta + o, 0);
   }
 }
@@ -379,16 +436,16 @@ export function reluBackward(delta: usize, act: usize, len: i32): void {
  * starts from zero; init = 0 adds to out (the JS side uses that to sum a long matrix in row blocks).
  */
 export function colSum(a: usize, m: i32, n: i32, out: usize, init: i32): void {
-  if (init != 0) memory.fill(out, 0, <usize>n << 2);
+  if (init != 0) memory.fill(out, 0, (<usize>n) << 2);
   for (let i = 0; i < m; i++) {
     const row = at(a, i, n, 0);
     let j = 0;
     for (; j + 4 <= n; j += 4) {
-      const o = <usize>j << 2;
+      const o = (<usize>j) << 2;
       v128.store(out + o, f32x4.add(v128.load(out + o), v128.load(row + o)));
     }
     for (; j < n; j++) {
-      const o = <usize>j << 2;
+      const o = (<usize>j) << 2;
       f32.store(out + o, f32.load(out + o) + f32.load(row + o));
     }
   }
@@ -407,29 +464,38 @@ export function softmaxCorrect(): i32 {
  * lossIn + the row losses (added in row order, like the JS loop) and leaves correctIn + the
  * correct rows in softmaxCorrect(). Float64 exp/log as in the JS kernel.
  */
-export function softmaxXent(logits: usize, labels: usize, m: i32, n: i32, scale: f64, delta: usize,
-  lossIn: f64, correctIn: i32): f64 {
+export function softmaxXent(
+  logits: usize,
+  labels: usize,
+  m: i32,
+  n: i32,
+  scale: f64,
+  delta: usize,
+  lossIn: f64,
+  correctIn: i32,
+): f64 {
   let loss = lossIn;
   let correct = correctIn;
   for (let i = 0; i < m; i++) {
     const x = at(logits, i, n, 0);
     const d = at(delta, i, n, 0);
-    const label = i32.load(labels + (<usize>i << 2));
+    const label = i32.load(labels + ((<usize>i) << 2));
     let max = f32.load(x);
     let arg = 0;
     for (let j = 1; j < n; j++) {
-      const v = f32.load(x + (<usize>j << 2));
-      if (v > max) { // strict: the first maximum wins ties
+      const v = f32.load(x + ((<usize>j) << 2));
+      if (v > max) {
+        // strict: the first maximum wins ties
         max = v;
         arg = j;
       }
     }
     if (arg == label) correct++;
-    const xLabel = <f64>f32.load(x + (<usize>label << 2)); // read before delta (may alias logits) is written
+    const xLabel = <f64>f32.load(x + ((<usize>label) << 2)); // read before delta (may alias logits) is written
     const maxD = <f64>max;
     let sum: f64 = 0;
     for (let j = 0; j < n; j++) {
-      const o = <usize>j << 2;
+      const o = (<usize>j) << 2;
       const e = Math.exp(<f64>f32.load(x + o) - maxD);
       f32.store(d + o, <f32>e);
       sum += e;
@@ -437,10 +503,10 @@ export function softmaxXent(logits: usize, labels: usize, m: i32, n: i32, scale:
     loss += Math.log(sum) + (maxD - xLabel);
     const inv = scale / sum;
     for (let j = 0; j < n; j++) {
-      const o = <usize>j << 2;
+      const o = (<usize>j) << 2;
       f32.store(d + o, <f32>(<f64>f32.load(d + o) * inv));
     }
-    const dl = d + (<usize>label << 2);
+    const dl = d + ((<usize>label) << 2);
     f32.store(dl, <f32>(<f64>f32.load(dl) - scale));
   }
   correctOut = correct;
@@ -462,41 +528,68 @@ function demote2(lo: v128, hi: v128): v128 {
  * from the JS side so that Math.pow is the caller's. Same operation order as the JS loop, including
  * reading w only after m and v are stored.
  */
-export function adam(w: usize, g: usize, m: usize, v: usize, len: i32, lr: f64, beta1: f64, beta2: f64,
-  eps: f64, bc1: f64, bc2: f64): void {
-  const ob1 = 1 - beta1, ob2 = 1 - beta2;
-  const vlr = f64x2.splat(lr), vb1 = f64x2.splat(beta1), vb2 = f64x2.splat(beta2), veps = f64x2.splat(eps);
-  const vbc1 = f64x2.splat(bc1), vbc2 = f64x2.splat(bc2), vob1 = f64x2.splat(ob1), vob2 = f64x2.splat(ob2);
+export function adam(
+  w: usize,
+  g: usize,
+  m: usize,
+  v: usize,
+  len: i32,
+  lr: f64,
+  beta1: f64,
+  beta2: f64,
+  eps: f64,
+  bc1: f64,
+  bc2: f64,
+): void {
+  const ob1 = 1 - beta1,
+    ob2 = 1 - beta2;
+  const vlr = f64x2.splat(lr),
+    vb1 = f64x2.splat(beta1),
+    vb2 = f64x2.splat(beta2),
+    veps = f64x2.splat(eps);
+  const vbc1 = f64x2.splat(bc1),
+    vbc2 = f64x2.splat(bc2),
+    vob1 = f64x2.splat(ob1),
+    vob2 = f64x2.splat(ob2);
   let i = 0;
   for (; i + 4 <= len; i += 4) {
-    const o = <usize>i << 2;
-    const g4 = v128.load(g + o), m4 = v128.load(m + o), v4 = v128.load(v + o);
-    const gLo = f64x2.promote_low_f32x4(g4), gHi = promoteHigh(g4);
+    const o = (<usize>i) << 2;
+    const g4 = v128.load(g + o),
+      m4 = v128.load(m + o),
+      v4 = v128.load(v + o);
+    const gLo = f64x2.promote_low_f32x4(g4),
+      gHi = promoteHigh(g4);
     // mi = fround(b1 m + ob1 g); vi = fround(b2 v + ob2 g g)
     const m32 = demote2(
       f64x2.add(f64x2.mul(vb1, f64x2.promote_low_f32x4(m4)), f64x2.mul(vob1, gLo)),
-      f64x2.add(f64x2.mul(vb1, promoteHigh(m4)), f64x2.mul(vob1, gHi)));
+      f64x2.add(f64x2.mul(vb1, promoteHigh(m4)), f64x2.mul(vob1, gHi)),
+    );
     const v32 = demote2(
       f64x2.add(f64x2.mul(vb2, f64x2.promote_low_f32x4(v4)), f64x2.mul(f64x2.mul(vob2, gLo), gLo)),
-      f64x2.add(f64x2.mul(vb2, promoteHigh(v4)), f64x2.mul(f64x2.mul(vob2, gHi), gHi)));
+      f64x2.add(f64x2.mul(vb2, promoteHigh(v4)), f64x2.mul(f64x2.mul(vob2, gHi), gHi)),
+    );
     v128.store(m + o, m32);
     v128.store(v + o, v32);
     // w - lr * (mi / bc1) / (sqrt(vi / bc2) + eps)
-    const uLo = f64x2.div(f64x2.mul(vlr, f64x2.div(f64x2.promote_low_f32x4(m32), vbc1)),
-      f64x2.add(f64x2.sqrt(f64x2.div(f64x2.promote_low_f32x4(v32), vbc2)), veps));
-    const uHi = f64x2.div(f64x2.mul(vlr, f64x2.div(promoteHigh(m32), vbc1)),
-      f64x2.add(f64x2.sqrt(f64x2.div(promoteHigh(v32), vbc2)), veps));
+    const uLo = f64x2.div(
+      f64x2.mul(vlr, f64x2.div(f64x2.promote_low_f32x4(m32), vbc1)),
+      f64x2.add(f64x2.sqrt(f64x2.div(f64x2.promote_low_f32x4(v32), vbc2)), veps),
+    );
+    const uHi = f64x2.div(
+      f64x2.mul(vlr, f64x2.div(promoteHigh(m32), vbc1)),
+      f64x2.add(f64x2.sqrt(f64x2.div(promoteHigh(v32), vbc2)), veps),
+    );
     const w4 = v128.load(w + o);
     v128.store(w + o, demote2(f64x2.sub(f64x2.promote_low_f32x4(w4), uLo), f64x2.sub(promoteHigh(w4), uHi)));
   }
   for (; i < len; i++) {
-    const o = <usize>i << 2;
+    const o = (<usize>i) << 2;
     const gi = <f64>f32.load(g + o);
     const mi = <f32>(beta1 * <f64>f32.load(m + o) + ob1 * gi);
     const vi = <f32>(beta2 * <f64>f32.load(v + o) + ob2 * gi * gi);
     f32.store(m + o, mi);
     f32.store(v + o, vi);
-    f32.store(w + o, <f32>(<f64>f32.load(w + o) - lr * (<f64>mi / bc1) / (Math.sqrt(<f64>vi / bc2) + eps)));
+    f32.store(w + o, <f32>(<f64>f32.load(w + o) - (lr * (<f64>mi / bc1)) / (Math.sqrt(<f64>vi / bc2) + eps)));
   }
 }
 
@@ -507,33 +600,44 @@ export function sgd(w: usize, g: usize, len: i32, lr: f64, mu: f64, vel: usize):
   if (mu > 0) {
     const vmu = f64x2.splat(mu);
     for (; i + 4 <= len; i += 4) {
-      const o = <usize>i << 2;
-      const g4 = v128.load(g + o), v4 = v128.load(vel + o);
+      const o = (<usize>i) << 2;
+      const g4 = v128.load(g + o),
+        v4 = v128.load(vel + o);
       const v32 = demote2(
         f64x2.add(f64x2.mul(vmu, f64x2.promote_low_f32x4(v4)), f64x2.promote_low_f32x4(g4)),
-        f64x2.add(f64x2.mul(vmu, promoteHigh(v4)), promoteHigh(g4)));
+        f64x2.add(f64x2.mul(vmu, promoteHigh(v4)), promoteHigh(g4)),
+      );
       v128.store(vel + o, v32);
       const w4 = v128.load(w + o); // after vel is stored, as in the JS loop
-      v128.store(w + o, demote2(
-        f64x2.sub(f64x2.promote_low_f32x4(w4), f64x2.mul(vlr, f64x2.promote_low_f32x4(v32))),
-        f64x2.sub(promoteHigh(w4), f64x2.mul(vlr, promoteHigh(v32)))));
+      v128.store(
+        w + o,
+        demote2(
+          f64x2.sub(f64x2.promote_low_f32x4(w4), f64x2.mul(vlr, f64x2.promote_low_f32x4(v32))),
+          f64x2.sub(promoteHigh(w4), f64x2.mul(vlr, promoteHigh(v32))),
+        ),
+      );
     }
     for (; i < len; i++) {
-      const o = <usize>i << 2;
+      const o = (<usize>i) << 2;
       const vi = <f32>(mu * <f64>f32.load(vel + o) + <f64>f32.load(g + o));
       f32.store(vel + o, vi);
       f32.store(w + o, <f32>(<f64>f32.load(w + o) - lr * <f64>vi));
     }
   } else {
     for (; i + 4 <= len; i += 4) {
-      const o = <usize>i << 2;
-      const w4 = v128.load(w + o), g4 = v128.load(g + o);
-      v128.store(w + o, demote2(
-        f64x2.sub(f64x2.promote_low_f32x4(w4), f64x2.mul(vlr, f64x2.promote_low_f32x4(g4))),
-        f64x2.sub(promoteHigh(w4), f64x2.mul(vlr, promoteHigh(g4)))));
+      const o = (<usize>i) << 2;
+      const w4 = v128.load(w + o),
+        g4 = v128.load(g + o);
+      v128.store(
+        w + o,
+        demote2(
+          f64x2.sub(f64x2.promote_low_f32x4(w4), f64x2.mul(vlr, f64x2.promote_low_f32x4(g4))),
+          f64x2.sub(promoteHigh(w4), f64x2.mul(vlr, promoteHigh(g4))),
+        ),
+      );
     }
     for (; i < len; i++) {
-      const o = <usize>i << 2;
+      const o = (<usize>i) << 2;
       f32.store(w + o, <f32>(<f64>f32.load(w + o) - lr * <f64>f32.load(g + o)));
     }
   }

@@ -12,7 +12,10 @@ export const MOSQUITTO = '/usr/sbin/mosquitto';
  * the default 20 in flight and 1000 queued per client would drop QoS 1 replies in a round's burst.
  */
 export const BROKER_LIMITS = [
-  'max_connections -1', 'max_inflight_messages 1000', 'max_queued_messages 1000000', 'max_queued_bytes 0',
+  'max_connections -1',
+  'max_inflight_messages 1000',
+  'max_queued_messages 1000000',
+  'max_queued_bytes 0',
   'set_tcp_nodelay true',
 ];
 
@@ -47,16 +50,27 @@ async function listening(port: number, timeoutMs: number, child: Child): Promise
 
 /** Starts mosquitto with its config in `dir`; the caller kills it (it is one of the bench's children). */
 export async function startBroker(
-  dir: string, needFiles: number, limits: { soft: number },
+  dir: string,
+  needFiles: number,
+  limits: { soft: number },
 ): Promise<{ url: string; broker: Child }> {
   const port = await freePort();
   const conf = join(dir, 'mosquitto.conf');
-  const lines = [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false',
-    'log_dest stderr', 'log_type error', 'log_type warning', ...BROKER_LIMITS, ''];
+  const lines = [
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous true',
+    'persistence false',
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    ...BROKER_LIMITS,
+    '',
+  ];
   writeFileSync(conf, lines.join('\n'));
-  const cmd = limits.soft >= needFiles
-    ? [MOSQUITTO, '-c', conf]
-    : ['/bin/sh', '-c', `ulimit -Sn ${needFiles} && exec ${MOSQUITTO} -c '${conf}'`];
+  const cmd =
+    limits.soft >= needFiles
+      ? [MOSQUITTO, '-c', conf]
+      : ['/bin/sh', '-c', `ulimit -Sn ${needFiles} && exec ${MOSQUITTO} -c '${conf}'`];
   const child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   const keep = (d: Buffer) => {

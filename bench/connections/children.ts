@@ -8,7 +8,12 @@ import { CLI, SAMPLE_MS } from './options.js';
 export function coordinatorHelp(entry: string | null): string {
   const args = entry ? [...(/\.[cm]?ts$/.test(entry) ? ['--import', 'tsx'] : []), entry] : [CLI];
   try {
-    return execFileSync(process.execPath, [...args, 'coordinator', '--help'], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60_000 });
+    return execFileSync(process.execPath, [...args, 'coordinator', '--help'], {
+      cwd: REPO,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 60_000,
+    });
   } catch {
     return '';
   }
@@ -22,7 +27,13 @@ export interface Child {
 }
 
 /** Starts node with `nodeArgs`; when the open-files soft limit is below `needFiles`, raises it for this child only. */
-export function startChild(name: string, nodeArgs: string[], env: NodeJS.ProcessEnv, needFiles: number, limits: { soft: number; hard: number }): Child {
+export function startChild(
+  name: string,
+  nodeArgs: string[],
+  env: NodeJS.ProcessEnv,
+  needFiles: number,
+  limits: { soft: number; hard: number },
+): Child {
   let child: ChildProcess;
   const stdio: ['pipe', 'pipe', 'pipe'] = ['pipe', 'pipe', 'pipe'];
   if (limits.soft >= needFiles) {
@@ -64,11 +75,22 @@ export const useBearer = (token: string) => {
 
 export async function getJson<T>(url: string, body?: unknown): Promise<{ status: number; json: T }> {
   const auth: Record<string, string> = bearer ? { authorization: `Bearer ${bearer}` } : {};
-  const r = await fetch(url, body === undefined ? { headers: auth } : { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(body) });
+  const r = await fetch(
+    url,
+    body === undefined
+      ? { headers: auth }
+      : { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(body) },
+  );
   return { status: r.status, json: (await r.json()) as T };
 }
 
-export async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, everyMs = 250, alive?: () => void): Promise<T> {
+export async function until<T>(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | undefined>,
+  everyMs = 250,
+  alive?: () => void,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -79,7 +101,8 @@ export async function until<T>(what: string, timeoutMs: number, check: () => Pro
     } catch (e) {
       last = e;
     }
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > end)
+      throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await sleep(everyMs);
   }
 }

@@ -63,11 +63,28 @@ export async function gcMemory(inspectorUrl: string): Promise<MemPoint | null> {
     ins = await Inspector.open(inspectorUrl);
     await ins.call('HeapProfiler.collectGarbage');
     await ins.call('HeapProfiler.collectGarbage');
-    const r = await ins.call<{ result: { value: string } }>('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true });
-    const m = JSON.parse(r.result.value) as { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
-    return { rss: m.rss, heap_used: m.heapUsed, heap_total: m.heapTotal, external: m.external, array_buffers: m.arrayBuffers };
+    const r = await ins.call<{ result: { value: string } }>('Runtime.evaluate', {
+      expression: 'JSON.stringify(process.memoryUsage())',
+      returnByValue: true,
+    });
+    const m = JSON.parse(r.result.value) as {
+      rss: number;
+      heapUsed: number;
+      heapTotal: number;
+      external: number;
+      arrayBuffers: number;
+    };
+    return {
+      rss: m.rss,
+      heap_used: m.heapUsed,
+      heap_total: m.heapTotal,
+      external: m.external,
+      array_buffers: m.arrayBuffers,
+    };
   } catch (e) {
-    process.stderr.write(`${BENCH}: could not read the coordinator's memory through the inspector: ${(e as Error).message}\n`);
+    process.stderr.write(
+      `${BENCH}: could not read the coordinator's memory through the inspector: ${(e as Error).message}\n`,
+    );
     return null;
   } finally {
     ins?.close();
@@ -95,7 +112,8 @@ export function summariseProfile(p: CpuProfile): ProfileSummary {
     let w: string;
     if (f.functionName === '(idle)') w = '(idle)';
     else if (f.functionName === '(garbage collector)') w = '(garbage collector)';
-    else if (f.url.includes('/src/')) w = `${f.functionName || '(anonymous)'} ${f.url.slice(f.url.indexOf('/src/') + 1)}`;
+    else if (f.url.includes('/src/'))
+      w = `${f.functionName || '(anonymous)'} ${f.url.slice(f.url.indexOf('/src/') + 1)}`;
     else w = parent.has(id) ? locate(parent.get(id)!) : '(outside src)';
     where.set(id, w);
     return w;
@@ -112,7 +130,11 @@ export function summariseProfile(p: CpuProfile): ProfileSummary {
   return {
     seconds: total / 1e6,
     idle_fraction: frac(time.get('(idle)') ?? 0),
-    by_src_function: [...time].filter(([k]) => k !== '(idle)').sort((x, y) => y[1] - x[1]).slice(0, 8).map(([k, v]) => ({ where: k, fraction: frac(v) })),
+    by_src_function: [...time]
+      .filter(([k]) => k !== '(idle)')
+      .sort((x, y) => y[1] - x[1])
+      .slice(0, 8)
+      .map(([k, v]) => ({ where: k, fraction: frac(v) })),
   };
 }
 

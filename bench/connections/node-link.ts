@@ -57,7 +57,12 @@ export function mqttNodeLink(linkUrl: string, maxPayload: number, on: NodeLinkEv
     close: () => on.close('mqtt link closed'),
     error: (message) => on.error(message),
   });
-  return { get isOpen() {
-    return socket.isOpen;
-  }, send: socket.send, sendText: socket.sendText, terminate: () => socket.close() };
+  return {
+    get isOpen() {
+      return socket.isOpen;
+    },
+    send: socket.send,
+    sendText: socket.sendText,
+    terminate: () => socket.close(),
+  };
 }

@@ -53,27 +53,46 @@ export function parseCli(argv: string[]): Args {
     allowPositionals: false,
   });
   if (values.help) {
-    process.stdout.write('usage: node --import tsx bench/connections.ts [--nodes 1000] [--procs 4] [--rounds 5] [--examples 32] [--data mnist|synthetic]\n' +
-      '         [--limit-test 1000] [--idle-s 10] [--profile] [--auth on|off] [--transport ws|mqtt] [--timeout-s 3600] [--results-dir DIR]\n' +
-      '         [--coordinator-entry FILE]   (A/B experiments: a script taking `coordinator --port P --db F` like bin/edgefed.mjs; .ts runs with tsx)\n' +
-      '       node --import tsx bench/connections.ts --report-only [--results-dir DIR]\n');
+    process.stdout.write(
+      'usage: node --import tsx bench/connections.ts [--nodes 1000] [--procs 4] [--rounds 5] [--examples 32] [--data mnist|synthetic]\n' +
+        '         [--limit-test 1000] [--idle-s 10] [--profile] [--auth on|off] [--transport ws|mqtt] [--timeout-s 3600] [--results-dir DIR]\n' +
+        '         [--coordinator-entry FILE]   (A/B experiments: a script taking `coordinator --port P --db F` like bin/edgefed.mjs; .ts runs with tsx)\n' +
+        '       node --import tsx bench/connections.ts --report-only [--results-dir DIR]\n',
+    );
     process.exit(0);
   }
   const int = (name: string, s: string, min: number): number => {
     const v = Number(s);
-    if (s.trim() === '' || !Number.isInteger(v) || v < min) throw new Error(`--${name}: expected a whole number >= ${min}, got '${s}'`);
+    if (s.trim() === '' || !Number.isInteger(v) || v < min)
+      throw new Error(`--${name}: expected a whole number >= ${min}, got '${s}'`);
     return v;
   };
-  if (values.data !== 'mnist' && values.data !== 'synthetic') throw new Error(`--data: expected mnist or synthetic, got '${values.data}'`);
-  if (values.auth !== 'on' && values.auth !== 'off') throw new Error(`--auth: expected on or off, got '${values.auth}'`);
-  if (values.transport !== 'ws' && values.transport !== 'mqtt') throw new Error(`--transport: expected ws or mqtt, got '${values.transport}'`);
+  if (values.data !== 'mnist' && values.data !== 'synthetic')
+    throw new Error(`--data: expected mnist or synthetic, got '${values.data}'`);
+  if (values.auth !== 'on' && values.auth !== 'off')
+    throw new Error(`--auth: expected on or off, got '${values.auth}'`);
+  if (values.transport !== 'ws' && values.transport !== 'mqtt')
+    throw new Error(`--transport: expected ws or mqtt, got '${values.transport}'`);
   const a: Args = {
-    nodes: int('nodes', values.nodes!, 1), procs: int('procs', values.procs!, 1), rounds: int('rounds', values.rounds!, 1),
-    examples: int('examples', values.examples!, 1), data: values.data, limitTest: int('limit-test', values['limit-test']!, 1),
-    idleS: int('idle-s', values['idle-s']!, 0), profile: values.profile!, auth: values.auth, transport: values.transport, coordinatorEntry: values['coordinator-entry'] ? resolve(values['coordinator-entry']) : null, timeoutS: int('timeout-s', values['timeout-s']!, 1),
-    resultsDir: resolve(values['results-dir']!), reportOnly: values['report-only']!,
+    nodes: int('nodes', values.nodes!, 1),
+    procs: int('procs', values.procs!, 1),
+    rounds: int('rounds', values.rounds!, 1),
+    examples: int('examples', values.examples!, 1),
+    data: values.data,
+    limitTest: int('limit-test', values['limit-test']!, 1),
+    idleS: int('idle-s', values['idle-s']!, 0),
+    profile: values.profile!,
+    auth: values.auth,
+    transport: values.transport,
+    coordinatorEntry: values['coordinator-entry'] ? resolve(values['coordinator-entry']) : null,
+    timeoutS: int('timeout-s', values['timeout-s']!, 1),
+    resultsDir: resolve(values['results-dir']!),
+    reportOnly: values['report-only']!,
   };
   if (a.procs > a.nodes) throw new Error(`--procs ${a.procs} is more than --nodes ${a.nodes}`);
-  if (a.data === 'mnist' && a.nodes * a.examples > 60000) throw new Error(`--data mnist: ${a.nodes} x ${a.examples} rows is more than MNIST's 60000; use --data synthetic or fewer --examples`);
+  if (a.data === 'mnist' && a.nodes * a.examples > 60000)
+    throw new Error(
+      `--data mnist: ${a.nodes} x ${a.examples} rows is more than MNIST's 60000; use --data synthetic or fewer --examples`,
+    );
   return a;
 }

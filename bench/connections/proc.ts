@@ -44,7 +44,10 @@ export function procIo(pid: number): { writeBytes: number; syscw: number } {
 
 /** The soft and hard limits on open files of a process (from /proc/PID/limits). */
 export function openFileLimits(pid: number | 'self'): { soft: number; hard: number } {
-  const line = readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').find((l) => l.startsWith('Max open files')) ?? '';
+  const line =
+    readFileSync(`/proc/${pid}/limits`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files')) ?? '';
   const [soft, hard] = line.replace('Max open files', '').trim().split(/\s+/);
   const n = (s: string | undefined) => (s === 'unlimited' ? Infinity : Number(s));
   return { soft: n(soft), hard: n(hard) };

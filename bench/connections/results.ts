@@ -141,7 +141,8 @@ export function loadResults(path: string): ResultsFile {
   if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8')) as ResultsFile;
   return {
     benchmark: BENCH,
-    description: 'One coordinator process holding N simulated edge-node WebSocket connections through R rounds of the linear model; memory, round latency, bytes.',
+    description:
+      'One coordinator process holding N simulated edge-node WebSocket connections through R rounds of the linear model; memory, round latency, bytes.',
     runs: [],
   };
 }
@@ -155,19 +156,28 @@ export const mbOr = (p: MemPoint | null, k: keyof MemPoint) => (p ? `${mb(p[k])}
 
 export function profileLine(p: ProfileSummary | null): string {
   if (!p) return 'not profiled (run with --profile)';
-  return `main thread idle ${pct(p.idle_fraction)}; busy in ${p.by_src_function.slice(0, 4).map((x) => `${x.where} ${pct(x.fraction)}`).join(', ')}`;
+  return `main thread idle ${pct(p.idle_fraction)}; busy in ${p.by_src_function
+    .slice(0, 4)
+    .map((x) => `${x.where} ${pct(x.fraction)}`)
+    .join(', ')}`;
 }
 
 export function markdown(f: ResultsFile): string {
-  const runs = [...f.runs].sort((a, b) => a.nodes - b.nodes || a.procs - b.procs || a.rounds - b.rounds || String(a.auth).localeCompare(String(b.auth)) ||
-    transportOf(a).localeCompare(transportOf(b)));
+  const runs = [...f.runs].sort(
+    (a, b) =>
+      a.nodes - b.nodes ||
+      a.procs - b.procs ||
+      a.rounds - b.rounds ||
+      String(a.auth).localeCompare(String(b.auth)) ||
+      transportOf(a).localeCompare(transportOf(b)),
+  );
   const m = runs[runs.length - 1]?.machine;
   const out: string[] = [
     '# Connections: one coordinator, many simulated edge nodes',
     '',
     'One coordinator process (the real CLI, `edgefed coordinator`, SQLite store in a temp dir, `EDGEFED_LOG=warn`) holds N WebSocket',
     'connections from simulated nodes spread over K client processes (`bench/connections-client.ts`). Every connection enrols as its own',
-    'node (hello, a heartbeat every 5 s, the welcome\'s interval) and answers train requests with the real `NodeHost` and trainer over 32',
+    "node (hello, a heartbeat every 5 s, the welcome's interval) and answers train requests with the real `NodeHost` and trainer over 32",
     'local MNIST rows. A run `{model: linear, rounds: R, minNodes: N, fraction: 1, limitTest: 1000, localEpochs: 1, batchSize: 32, seed: 1}`',
     'is created through the REST API once all N nodes are online. **Lost update** = a round whose contributed count is not N, or any',
     'failure, late update, error reply or dropped connection; the bench exits 1 if there is one.',
@@ -181,102 +191,160 @@ export function markdown(f: ResultsFile): string {
   for (const r of runs) {
     const c = r.coordinator;
     const idleFrac = (w: WindowStats) => (w.profile ? pct(w.profile.idle_fraction) : '?');
-    out.push(`| ${r.nodes} | ${r.procs} | ${r.rounds} | ${r.auth ?? 'n/a'} | ${transportOf(r)} | ${r.ok ? 'none' : `**${r.violations.length} problem(s)**`} | ` +
-      `${r3(r.round_seconds.mean)} / ${r3(r.round_seconds.median)} / ${r3(r.round_seconds.max)} | ${r1(r.run_wall_seconds)} | ` +
-      `${mbOr(c.gc_idle, 'rss')} / ${mbOr(c.gc_connected, 'rss')} / ${mbOr(c.gc_after_run, 'rss')} | ${kb(c.heap_per_connection_bytes)} / ${kb(c.heap_released_per_connection_bytes)} | ` +
-      `${mb(c.rss_peak_sampled_run_bytes)} / ${mb(c.vm_hwm_bytes)} MB | ${r1(c.idle_connected.healthz_ms.p99)} / ${r1(c.run.healthz_ms.p99)} | ` +
-      `${idleFrac(c.idle_connected)} / ${idleFrac(c.run)} | ${mb(r.clients.rss_peak_sampled_total_bytes)} MB | ` +
-      `${r.broker ? `${mb(r.broker.rss_peak_sampled_bytes)} MB` : '-'} | ${r.disconnects.while_connecting + r.disconnects.idle_window + r.disconnects.run} | ${mb(r.bytes_per_round.sent_mean)} / ${mb(r.bytes_per_round.received_mean)} |`);
+    out.push(
+      `| ${r.nodes} | ${r.procs} | ${r.rounds} | ${r.auth ?? 'n/a'} | ${transportOf(r)} | ${r.ok ? 'none' : `**${r.violations.length} problem(s)**`} | ` +
+        `${r3(r.round_seconds.mean)} / ${r3(r.round_seconds.median)} / ${r3(r.round_seconds.max)} | ${r1(r.run_wall_seconds)} | ` +
+        `${mbOr(c.gc_idle, 'rss')} / ${mbOr(c.gc_connected, 'rss')} / ${mbOr(c.gc_after_run, 'rss')} | ${kb(c.heap_per_connection_bytes)} / ${kb(c.heap_released_per_connection_bytes)} | ` +
+        `${mb(c.rss_peak_sampled_run_bytes)} / ${mb(c.vm_hwm_bytes)} MB | ${r1(c.idle_connected.healthz_ms.p99)} / ${r1(c.run.healthz_ms.p99)} | ` +
+        `${idleFrac(c.idle_connected)} / ${idleFrac(c.run)} | ${mb(r.clients.rss_peak_sampled_total_bytes)} MB | ` +
+        `${r.broker ? `${mb(r.broker.rss_peak_sampled_bytes)} MB` : '-'} | ${r.disconnects.while_connecting + r.disconnects.idle_window + r.disconnects.run} | ${mb(r.bytes_per_round.sent_mean)} / ${mb(r.bytes_per_round.received_mean)} |`,
+    );
   }
   for (const r of runs) {
     const c = r.coordinator;
-    out.push('', `## ${r.nodes} nodes, ${r.procs} client processes, ${r.rounds} rounds, auth ${r.auth ?? 'n/a'}, ${transportOf(r)}, ${r.data} data (${r.date.slice(0, 10)})`, '');
-    out.push(r.ok
-      ? `All ${r.rounds} rounds fused all ${r.nodes} updates: no failure, no late update, no error reply, no dropped connection.`
-      : `**Problems:** ${r.violations.join('; ')}`);
-    out.push('', '| round | seconds | contributed | failures | test acc | MB sent | MB received | committed at (s after run start) |', '|---:|---:|---:|---:|---:|---:|---:|---:|');
+    out.push(
+      '',
+      `## ${r.nodes} nodes, ${r.procs} client processes, ${r.rounds} rounds, auth ${r.auth ?? 'n/a'}, ${transportOf(r)}, ${r.data} data (${r.date.slice(0, 10)})`,
+      '',
+    );
+    out.push(
+      r.ok
+        ? `All ${r.rounds} rounds fused all ${r.nodes} updates: no failure, no late update, no error reply, no dropped connection.`
+        : `**Problems:** ${r.violations.join('; ')}`,
+    );
+    out.push(
+      '',
+      '| round | seconds | contributed | failures | test acc | MB sent | MB received | committed at (s after run start) |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
     for (const d of r.rounds_detail) {
-      out.push(`| ${d.round} | ${r3(d.seconds)} | ${d.contributed}/${d.selected} | ${d.failures} | ${(d.test_accuracy * 100).toFixed(1)}% | ${mb(d.bytes_sent)} | ${mb(d.bytes_received)} | ${r1(d.seen_committed_at_s)} |`);
+      out.push(
+        `| ${d.round} | ${r3(d.seconds)} | ${d.contributed}/${d.selected} | ${d.failures} | ${(d.test_accuracy * 100).toFixed(1)}% | ${mb(d.bytes_sent)} | ${mb(d.bytes_received)} | ${r1(d.seen_committed_at_s)} |`,
+      );
     }
     const cl = r.clients;
     const win = (name: string, w: WindowStats) =>
       `- ${name} (${r1(w.seconds)} s): coordinator CPU ${r1(w.cpu_seconds)} s, ${mb(w.disk_write_bytes)} MB written to disk in ${w.write_syscalls} write calls, ` +
       `/healthz median ${r1(w.healthz_ms.median)} / p99 ${r1(w.healthz_ms.p99)} / max ${r1(w.healthz_ms.max)} ms (${w.healthz_ms.samples} probes); ${profileLine(w.profile)}.`;
-    out.push('',
+    out.push(
+      '',
       `- Model: ${r.run_config.model} (${r.model_params ?? '?'} parameters), trainer ${r.trainer ?? '?'}${r.kernels ? ` (${r.kernels} kernels)` : ''}; ` +
-      `${r.examples_per_node} ${r.data} examples per node; per node per round ${r1(r.bytes_per_round.sent_per_node / 1024)} KB down, ${r1(r.bytes_per_round.received_per_node / 1024)} KB up.`,
-      `- Coordinator: ${r.coordinator_entry ?? 'the CLI'}; ${r.auth === 'on'
-        ? `auth on (the default): every node enrolled an Ed25519 key with a join token (${r1(r.enrol_seconds ?? NaN)} s per client process, 8 at a time, before connecting), signed its hello and signs every reply (${r1(r.client_sign_seconds ?? NaN)} s of client time); the coordinator verifies each`
-        : r.auth === 'off' ? 'auth off (`--auth off`: nodes are trusted, no keys, no signatures)' : 'a version without node authentication'}.`,
-      ...(r.broker ? [`- Broker: mosquitto (${r.broker.config.join(', ')}); peak RSS ${mb(r.broker.rss_peak_sampled_bytes)} MB sampled, VmHWM ${mb(r.broker.vm_hwm_bytes)} MB.`] : []),
+        `${r.examples_per_node} ${r.data} examples per node; per node per round ${r1(r.bytes_per_round.sent_per_node / 1024)} KB down, ${r1(r.bytes_per_round.received_per_node / 1024)} KB up.`,
+      `- Coordinator: ${r.coordinator_entry ?? 'the CLI'}; ${
+        r.auth === 'on'
+          ? `auth on (the default): every node enrolled an Ed25519 key with a join token (${r1(r.enrol_seconds ?? NaN)} s per client process, 8 at a time, before connecting), signed its hello and signs every reply (${r1(r.client_sign_seconds ?? NaN)} s of client time); the coordinator verifies each`
+          : r.auth === 'off'
+            ? 'auth off (`--auth off`: nodes are trusted, no keys, no signatures)'
+            : 'a version without node authentication'
+      }.`,
+      ...(r.broker
+        ? [
+            `- Broker: mosquitto (${r.broker.config.join(', ')}); peak RSS ${mb(r.broker.rss_peak_sampled_bytes)} MB sampled, VmHWM ${mb(r.broker.vm_hwm_bytes)} MB.`,
+          ]
+        : []),
       `- Run start: ${r1((r.rounds_detail[0]?.seen_committed_at_s ?? NaN) - (r.rounds_detail[0]?.seconds ?? NaN))} s from POST /v1/runs to round 1's first request ` +
-      '(loading the evaluation set, building the evaluator; includes up to 0.25 s of polling).',
+        '(loading the evaluation set, building the evaluator; includes up to 0.25 s of polling).',
       `- Connections held: ${r.connections_held}, all enrolled ${r1(r.connect_seconds)} s after the first client began connecting (client start-up, building the local data, ` +
-      `${r1(r.clients_start_seconds)} s before that); ${r1(r.heartbeats_per_second)} heartbeats/s reach the coordinator; total wall time ${r1(r.total_wall_seconds)} s.`,
+        `${r1(r.clients_start_seconds)} s before that); ${r1(r.heartbeats_per_second)} heartbeats/s reach the coordinator; total wall time ${r1(r.total_wall_seconds)} s.`,
       `- Coordinator memory after a forced GC: idle RSS ${mbOr(c.gc_idle, 'rss')} (JS heap ${mbOr(c.gc_idle, 'heap_used')}), ` +
-      `connected ${mbOr(c.gc_connected, 'rss')} (heap ${mbOr(c.gc_connected, 'heap_used')}), after the run ${mbOr(c.gc_after_run, 'rss')} (heap ${mbOr(c.gc_after_run, 'heap_used')}, ` +
-      `external ${mbOr(c.gc_after_run, 'external')}), every client gone ${mbOr(c.gc_disconnected, 'rss')} (heap ${mbOr(c.gc_disconnected, 'heap_used')}). ` +
-      `Per connection: JS heap ${kb(c.heap_per_connection_bytes)} when connecting, ${kb(c.heap_released_per_connection_bytes)} released at disconnection; external ${kb(c.external_per_connection_bytes)}; ` +
-      `RSS ${kb(c.rss_per_connection_bytes)} / ${kb(c.rss_released_per_connection_bytes)} (RSS moves by GC page release more than by connections, so it does not resolve them). ` +
-      `Sampled peak RSS ${mb(c.rss_peak_sampled_connected_bytes)} MB while connecting and idle, ${mb(c.rss_peak_sampled_run_bytes)} MB during the run; VmHWM ${mb(c.vm_hwm_bytes)} MB.`,
+        `connected ${mbOr(c.gc_connected, 'rss')} (heap ${mbOr(c.gc_connected, 'heap_used')}), after the run ${mbOr(c.gc_after_run, 'rss')} (heap ${mbOr(c.gc_after_run, 'heap_used')}, ` +
+        `external ${mbOr(c.gc_after_run, 'external')}), every client gone ${mbOr(c.gc_disconnected, 'rss')} (heap ${mbOr(c.gc_disconnected, 'heap_used')}). ` +
+        `Per connection: JS heap ${kb(c.heap_per_connection_bytes)} when connecting, ${kb(c.heap_released_per_connection_bytes)} released at disconnection; external ${kb(c.external_per_connection_bytes)}; ` +
+        `RSS ${kb(c.rss_per_connection_bytes)} / ${kb(c.rss_released_per_connection_bytes)} (RSS moves by GC page release more than by connections, so it does not resolve them). ` +
+        `Sampled peak RSS ${mb(c.rss_peak_sampled_connected_bytes)} MB while connecting and idle, ${mb(c.rss_peak_sampled_run_bytes)} MB during the run; VmHWM ${mb(c.vm_hwm_bytes)} MB.`,
       win('Idle with every node connected', c.idle_connected),
       win('During the run', c.run),
       `- Client processes: peak RSS ${cl.rss_peak_sampled_bytes.map(mb).join(' / ')} MB while holding their connections (VmHWM ${cl.vm_hwm_bytes.map(mb).join(' / ')} MB` +
-      `${r.data === 'mnist' ? ', which includes loading MNIST before slicing it' : ''}); ${cl.final.reduce((x, s) => x + s.trainRequests, 0)} train requests answered in ` +
-      `${r1(cl.final.reduce((x, s) => x + s.handleSeconds, 0))} s of NodeHost time, ${cl.final.reduce((x, s) => x + s.disconnects, 0)} disconnects, ` +
-      `${cl.final.reduce((x, s) => x + s.errorReplies, 0)} error replies, longest queue wait ${r1(Math.max(...cl.final.map((s) => s.maxQueueWaitMs)))} ms.`,
+        `${r.data === 'mnist' ? ', which includes loading MNIST before slicing it' : ''}); ${cl.final.reduce((x, s) => x + s.trainRequests, 0)} train requests answered in ` +
+        `${r1(cl.final.reduce((x, s) => x + s.handleSeconds, 0))} s of NodeHost time, ${cl.final.reduce((x, s) => x + s.disconnects, 0)} disconnects, ` +
+        `${cl.final.reduce((x, s) => x + s.errorReplies, 0)} error replies, longest queue wait ${r1(Math.max(...cl.final.map((s) => s.maxQueueWaitMs)))} ms.`,
       `- Connections the coordinator dropped (the client reconnects each): ${r.disconnects.while_connecting} while connecting, ${r.disconnects.idle_window} in the idle window, ${r.disconnects.run} during the run.` +
-      (r.coordinator_entry ? ` **Coordinator entry: ${r.coordinator_entry}** (an A/B experiment, not the stock CLI).` : ''),
+        (r.coordinator_entry
+          ? ` **Coordinator entry: ${r.coordinator_entry}** (an A/B experiment, not the stock CLI).`
+          : ''),
       `- Machine load (1-min average, ${r.machine.cpu_cores} cores): ${r.load_average?.run_start ?? '?'} when the run started, ${r.load_average?.run_end ?? '?'} when it ended.`,
-      `- Events recorded by the coordinator: ${Object.keys(r.events).length ? Object.entries(r.events).map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}; ${c.warn_lines} warn/error log lines.`);
+      `- Events recorded by the coordinator: ${
+        Object.keys(r.events).length
+          ? Object.entries(r.events)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')
+          : 'none'
+      }; ${c.warn_lines} warn/error log lines.`,
+    );
   }
   // Where the coordinator's main thread goes, from the --profile runs: per-heartbeat commits and per-reply signature checks.
-  const share = (w: WindowStats, ...fns: string[]) => (w.profile?.by_src_function ?? []).filter((x) => fns.some((f) => x.where.startsWith(`${f} `))).reduce((t, x) => t + x.fraction, 0);
+  const share = (w: WindowStats, ...fns: string[]) =>
+    (w.profile?.by_src_function ?? [])
+      .filter((x) => fns.some((f) => x.where.startsWith(`${f} `)))
+      .reduce((t, x) => t + x.fraction, 0);
   const profiled = runs.filter((r) => r.coordinator.idle_connected.profile && r.coordinator.run.profile);
   if (profiled.length) {
-    out.push('', '## Where the coordinator\'s main thread goes', '',
+    out.push(
+      '',
+      "## Where the coordinator's main thread goes",
+      '',
       '**Heartbeats.** Every heartbeat makes the coordinator call `Store.touchNode` (`src/coordinator/server.ts`): an immediate SQLite transaction',
       'on a database opened with `synchronous = FULL`, so one WAL append and one fsync per heartbeat, synchronously on the event loop. Measured',
       '(idle window; ms per heartbeat = share of the main thread x window / heartbeats; "ceiling" = nodes at which heartbeat commits alone',
-      'would fill the main thread at that commit time, heartbeat interval / ms per heartbeat):', '',
-      '| run | heartbeats/s | main thread in touchNode, idle / run | ms per heartbeat | disk KB per heartbeat | ceiling (nodes) |', '|:--|---:|---:|---:|---:|---:|');
+      'would fill the main thread at that commit time, heartbeat interval / ms per heartbeat):',
+      '',
+      '| run | heartbeats/s | main thread in touchNode, idle / run | ms per heartbeat | disk KB per heartbeat | ceiling (nodes) |',
+      '|:--|---:|---:|---:|---:|---:|',
+    );
     for (const r of profiled) {
       const w = r.coordinator.idle_connected;
       const msPer = (share(w, 'touchNode') * w.seconds * 1000) / Math.max(1, r.heartbeats_per_second * w.seconds);
       const interval = r.nodes / Math.max(1e-9, r.heartbeats_per_second);
-      out.push(`| ${r.nodes} nodes, auth ${r.auth ?? 'n/a'} | ${r1(r.heartbeats_per_second)} | ${pct(share(w, 'touchNode'))} / ${pct(share(r.coordinator.run, 'touchNode'))} | ` +
-        `${r3(msPer)} | ${r1(w.disk_write_bytes / Math.max(1, r.heartbeats_per_second * w.seconds) / 1024)} | ${msPer > 0 ? Math.round((interval * 1000) / msPer) : '?'} |`);
+      out.push(
+        `| ${r.nodes} nodes, auth ${r.auth ?? 'n/a'} | ${r1(r.heartbeats_per_second)} | ${pct(share(w, 'touchNode'))} / ${pct(share(r.coordinator.run, 'touchNode'))} | ` +
+          `${r3(msPer)} | ${r1(w.disk_write_bytes / Math.max(1, r.heartbeats_per_second * w.seconds) / 1024)} | ${msPer > 0 ? Math.round((interval * 1000) / msPer) : '?'} |`,
+      );
     }
-    out.push('', 'The commit time is the fsync latency of the disk, so the ceiling moves with whatever else writes to it: once heartbeats/s x',
+    out.push(
+      '',
+      'The commit time is the fsync latency of the disk, so the ceiling moves with whatever else writes to it: once heartbeats/s x',
       'ms per heartbeat passes 1000 ms per second the backlog grows without bound, /healthz and rounds stall, and the sweeper (3 missed',
-      'heartbeat intervals, for nodes with no request pending) drops nodes.');
+      'heartbeat intervals, for nodes with no request pending) drops nodes.',
+    );
     const authOn = profiled.filter((r) => r.auth === 'on');
     if (authOn.length) {
-      out.push('', '**Signed replies.** With auth on, the coordinator verifies every reply\'s Ed25519 signature (`openSignedFrame` in `src/core/identity.ts`,',
+      out.push(
+        '',
+        "**Signed replies.** With auth on, the coordinator verifies every reply's Ed25519 signature (`openSignedFrame` in `src/core/identity.ts`,",
         'pure-JS `@noble/curves`, plus the SHA-256 of the frame in `signedMessage`) on the main thread, one after another:',
-        authOn.map((r) => {
-          const f = share(r.coordinator.run, 'openSignedFrame', 'signedMessage');
-          const per = (f * r.coordinator.run.seconds * 1000) / (r.nodes * r.rounds);
-          return `${r.nodes} nodes: ${pct(f)} of the run's main thread, about ${r3(per)} ms per reply, ${r1((per * r.nodes) / 1000)} s of every round`;
-        }).join('; ') + '.');
+        authOn
+          .map((r) => {
+            const f = share(r.coordinator.run, 'openSignedFrame', 'signedMessage');
+            const per = (f * r.coordinator.run.seconds * 1000) / (r.nodes * r.rounds);
+            return `${r.nodes} nodes: ${pct(f)} of the run's main thread, about ${r3(per)} ms per reply, ${r1((per * r.nodes) / 1000)} s of every round`;
+          })
+          .join('; ') + '.',
+      );
     }
   }
-  out.push('', '## Method', '',
+  out.push(
+    '',
+    '## Method',
+    '',
     '- `node --import tsx bench/connections.ts --nodes N --procs K --rounds R [--profile]`. The coordinator is `node --inspect=127.0.0.1:0 bin/edgefed.mjs',
     '  coordinator --port 0 --db TMP/bench.db` (its stdout line gives the URL; the inspector is only used between phases, and for the profile with',
     '  `--profile`); the clients are `node --import tsx bench/connections-client.ts --conns N/K ...`.',
-    '- Each client process shares one trainer (`makeTrainer(spec)` on the run\'s configure message) and one `NodeHost` (node id -> local data)',
+    "- Each client process shares one trainer (`makeTrainer(spec)` on the run's configure message) and one `NodeHost` (node id -> local data)",
     '  across its connections and answers request frames one at a time, in arrival order. Heartbeats are spread uniformly over the interval.',
     '- Memory: VmRSS and VmHWM from `/proc/PID/status` every 200 ms; and `process.memoryUsage()` of the coordinator right after two forced',
     '  full GCs (through the inspector) idle, after every node is connected and the idle window, and after the run. Per connection =',
     '  (connected - idle) / N. The sampled peak during the run includes loading the evaluation set (MNIST) when the run starts.',
-    '- Round latency: the round record\'s `seconds` (from sending the first train request to the end of central evaluation on 1000 test images).',
-    '- Bytes: the round record\'s `bytesSent` / `bytesReceived` (binary frames only; heartbeats and control messages are not counted).',
-    '- Responsiveness: a `GET /healthz` every 200 ms; its latency shows how long the coordinator\'s event loop is blocked. With `--profile`,',
-    '  a V8 CPU profile of the coordinator\'s main thread (1 ms sampling) is attributed to the innermost `src/` function on the stack; time',
+    "- Round latency: the round record's `seconds` (from sending the first train request to the end of central evaluation on 1000 test images).",
+    "- Bytes: the round record's `bytesSent` / `bytesReceived` (binary frames only; heartbeats and control messages are not counted).",
+    "- Responsiveness: a `GET /healthz` every 200 ms; its latency shows how long the coordinator's event loop is blocked. With `--profile`,",
+    "  a V8 CPU profile of the coordinator's main thread (1 ms sampling) is attributed to the innermost `src/` function on the stack; time",
     '  inside synchronous native calls (SQLite, including its fsync) counts for the function that made the call.',
-    '- Client processes and the coordinator share the same cores, so round times include the clients\' training.',
+    "- Client processes and the coordinator share the same cores, so round times include the clients' training.",
   );
-  if (m) out.push('', `Machine: ${m.cpu_model}, ${m.cpu_cores} cores (${m.note}), ${m.memory_gb} GB, ${m.platform}, Node ${m.node}.`);
+  if (m)
+    out.push(
+      '',
+      `Machine: ${m.cpu_model}, ${m.cpu_cores} cores (${m.note}), ${m.memory_gb} GB, ${m.platform}, Node ${m.node}.`,
+    );
   return `${out.join('\n')}\n`;
 }

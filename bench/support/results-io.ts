@@ -50,10 +50,14 @@ export function machine(workers?: number) {
   const kernels = getKernels();
   const native = kernels.name.startsWith('native') ? nativeKernelsInfo() : null;
   return {
-    cpu_model: cpuModel(), cpu_cores: cpus().length, available_parallelism: availableParallelism(),
+    cpu_model: cpuModel(),
+    cpu_cores: cpus().length,
+    available_parallelism: availableParallelism(),
     memory_gb: Math.round((totalmem() / 2 ** 30) * 10) / 10,
-    platform: `${platform()} ${release()} ${arch()}`, node: process.version,
-    kernels: kernels.name, kernels_env: process.env.EDGEFED_KERNELS ?? null,
+    platform: `${platform()} ${release()} ${arch()}`,
+    node: process.version,
+    kernels: kernels.name,
+    kernels_env: process.env.EDGEFED_KERNELS ?? null,
     // The core EdgeFed chose (and why), and OPENBLAS_CORETYPE, which NumPy's OpenBLAS reads too.
     openblas: native ? { config: native.config, core: native.core, threads: native.threads } : null,
     openblas_coretype_env: process.env.OPENBLAS_CORETYPE ?? null,
@@ -68,7 +72,9 @@ export type Machine = ReturnType<typeof machine>;
 
 /** The environment as lines to print beside a figure: CPU, kernels, OpenBLAS core, load, commit. */
 export function environmentLines(m: Machine = machine(), commit: string | null = gitCommit()): string[] {
-  const blas = m.openblas ? `OpenBLAS core ${m.openblas.core ?? '?'}, ${m.openblas.threads ?? '?'} thread(s)` : 'OpenBLAS: not in use';
+  const blas = m.openblas
+    ? `OpenBLAS core ${m.openblas.core ?? '?'}, ${m.openblas.threads ?? '?'} thread(s)`
+    : 'OpenBLAS: not in use';
   return [
     `cpu: ${m.cpu_model} x${m.cpu_cores} (${m.available_parallelism} available, ${m.cpu_vector}), ${m.memory_gb} GB, ${m.platform}, node ${m.node}`,
     `kernels: ${m.kernels}${m.kernels_env ? ` (EDGEFED_KERNELS=${m.kernels_env})` : ''}; ${blas}`,
@@ -91,7 +97,8 @@ export function writeAtomic(path: string, text: string): void {
 /** A numeric flag value, or an Error naming the flag and what it expects. */
 export function numberFlag(name: string, text: string, ok: (v: number) => boolean, what: string): number {
   const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || !ok(v)) throw new Error(`--${name}: expected ${what}, got '${text}'`);
+  if (text.trim() === '' || !Number.isFinite(v) || !ok(v))
+    throw new Error(`--${name}: expected ${what}, got '${text}'`);
   return v;
 }
 
@@ -104,14 +111,24 @@ export interface Provenance {
 }
 
 export function provenance(workers: number, startedMs: number): Provenance {
-  return { machine: machine(workers), git_commit: gitCommit(), finished_at: new Date().toISOString(), total_seconds: Math.round(performance.now() - startedMs) / 1000 };
+  return {
+    machine: machine(workers),
+    git_commit: gitCommit(),
+    finished_at: new Date().toISOString(),
+    total_seconds: Math.round(performance.now() - startedMs) / 1000,
+  };
 }
 
 /**
  * A benchmark's result files DIR/NAME.json and DIR/NAME.md. With reportOnly the table is rewritten from the
  * JSON and null comes back (nothing to run).
  */
-export function resultFiles<T>(dir: string, bench: string, reportOnly: boolean, markdown: (results: T) => string): { json: string; md: string } | null {
+export function resultFiles<T>(
+  dir: string,
+  bench: string,
+  reportOnly: boolean,
+  markdown: (results: T) => string,
+): { json: string; md: string } | null {
   const json = join(dir, `${bench}.json`);
   const md = join(dir, `${bench}.md`);
   if (!reportOnly) return { json, md };

@@ -20,7 +20,8 @@ import { siteCsv, writeExampleFiles, type SiteCsv } from '../write-example.js';
 export const MACHINES = 8;
 export const ROWS_PER_MACHINE = 500;
 export const FAULT_NAMES = ['normal', 'bearing_wear', 'overheating', 'cavitation'] as const;
-const HEADER = 'machine_id,bearing_temp_c,vibration_rms_mm_s,crest_factor,discharge_pressure_bar,motor_current_a,speed_rpm,fault';
+const HEADER =
+  'machine_id,bearing_temp_c,vibration_rms_mm_s,crest_factor,discharge_pressure_bar,motor_current_a,speed_rpm,fault';
 
 /** The CSV text for the given seed (default: the one the committed file uses). */
 export function generateFaultCsv(seed = 20261201): SiteCsv {
@@ -55,7 +56,9 @@ export function generateFaultCsv(seed = 20261201): SiteCsv {
         vib += r.uniform(0.5, 1.5);
       }
       const f = (v: number, d: number) => v.toFixed(d);
-      rows.push([`m${m}`, f(temp, 2), f(vib, 3), f(crest, 3), f(pressure, 3), f(current, 2), f(rpm, 1), fault].join(','));
+      rows.push(
+        [`m${m}`, f(temp, 2), f(vib, 3), f(crest, 3), f(pressure, 3), f(current, 2), f(rpm, 1), fault].join(','),
+      );
     }
     rowsBySite.push(rows);
   }
@@ -63,5 +66,9 @@ export function generateFaultCsv(seed = 20261201): SiteCsv {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  writeExampleFiles(process.argv.slice(2), join(dirname(fileURLToPath(import.meta.url)), 'synthetic-pump-sensors.csv'), { ...generateFaultCsv(), partName: (i) => `m${i}.csv` });
+  writeExampleFiles(
+    process.argv.slice(2),
+    join(dirname(fileURLToPath(import.meta.url)), 'synthetic-pump-sensors.csv'),
+    { ...generateFaultCsv(), partName: (i) => `m${i}.csv` },
+  );
 }

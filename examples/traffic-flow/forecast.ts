@@ -19,11 +19,15 @@ import type { Dataset } from '../../src/data/types.js';
 const here = dirname(fileURLToPath(import.meta.url));
 export const FORECAST_SPEC = `csv:${join(here, 'synthetic-loop-detectors.csv')}?window=24&horizon=1&target=flow&key=sensor&keep=slot&test=0.25`;
 
-export interface Errors { mae: number; rmse: number }
+export interface Errors {
+  mae: number;
+  rmse: number;
+}
 
 /** MAE and RMSE in the target's unit of predictions against scaled labels. */
 export function errors(pred: ArrayLike<number>, test: Dataset, scale: { std: number }): Errors {
-  let abs = 0, sq = 0;
+  let abs = 0,
+    sq = 0;
   for (let i = 0; i < test.n; i++) {
     const e = (pred[i] - test.y[i]) * scale.std;
     abs += Math.abs(e);
@@ -38,11 +42,25 @@ export function persistence(test: Dataset): Float32Array {
   return Float32Array.from({ length: test.n }, (_, i) => test.x[(i * steps + steps - 1) * cols]);
 }
 
-export async function compare(rounds: number, nodes: number, seed = 1): Promise<Record<string, Errors & { seconds?: number }>> {
+export async function compare(
+  rounds: number,
+  nodes: number,
+  seed = 1,
+): Promise<Record<string, Errors & { seconds?: number }>> {
   const out: Record<string, Errors & { seconds?: number }> = {};
   for (const model of ['linear', 'gru'] as const) {
-    const r = await runSimulation({ dataset: FORECAST_SPEC, model, nodes, partition: 'natural:sensor', rounds, seed,
-      localEpochs: 1, batchSize: 32, workers: 1, trainer: 'engine' });
+    const r = await runSimulation({
+      dataset: FORECAST_SPEC,
+      model,
+      nodes,
+      partition: 'natural:sensor',
+      rounds,
+      seed,
+      localEpochs: 1,
+      batchSize: 32,
+      workers: 1,
+      trainer: 'engine',
+    });
     const test = r.data.test;
     const net = new SeqNet(r.spec, await selectKernels());
     out[model] = { ...errors(net.predict(r.weights, test.x, test.n), test, r.data.targetScale!), seconds: r.seconds };
@@ -63,8 +81,12 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   console.log(`| --- | --- | --- | --- |`);
   for (const name of ['persistence', 'linear', 'gru']) {
     const e = res[name];
-    console.log(`| ${name} | ${e.mae.toFixed(1)} | ${e.rmse.toFixed(1)} | ${e.seconds === undefined ? '-' : `${e.seconds.toFixed(0)} s`} |`);
+    console.log(
+      `| ${name} | ${e.mae.toFixed(1)} | ${e.rmse.toFixed(1)} | ${e.seconds === undefined ? '-' : `${e.seconds.toFixed(0)} s`} |`,
+    );
   }
-  console.log(`\n${rounds} rounds, ${nodes} nodes (natural:sensor), 1 local epoch, batch 32, seed 1; ${cpus()[0]?.model ?? 'unknown CPU'}, `
-    + `${cpus().length} cores, kernels ${(await selectKernels()).name}`);
+  console.log(
+    `\n${rounds} rounds, ${nodes} nodes (natural:sensor), 1 local epoch, batch 32, seed 1; ${cpus()[0]?.model ?? 'unknown CPU'}, ` +
+      `${cpus().length} cores, kernels ${(await selectKernels()).name}`,
+  );
 }

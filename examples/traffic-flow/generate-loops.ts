@@ -30,7 +30,13 @@ function demand(h: number, dow: number, morning: number, evening: number): numbe
   if (dow >= 5) return 0.08 + 0.55 * bump(h, 13.5, 3.2) + 0.1 * bump(h, 19, 2);
   const monday = dow === 0 ? 0.85 : 1;
   const friday = dow === 4 ? 1.2 : 1;
-  return 0.06 + morning * monday * bump(h, 8, 1.1) + evening * friday * bump(h, 17.5, 1.5) + 0.45 * bump(h, 12.5, 3) + 0.05 * bump(h, 21, 1.5);
+  return (
+    0.06 +
+    morning * monday * bump(h, 8, 1.1) +
+    evening * friday * bump(h, 17.5, 1.5) +
+    0.45 * bump(h, 12.5, 3) +
+    0.05 * bump(h, 21, 1.5)
+  );
 }
 
 export function generateLoopCsv(seed = 20261207): SiteCsv {
@@ -49,7 +55,8 @@ export function generateLoopCsv(seed = 20261207): SiteCsv {
       const len = 2 + r.int(7);
       const cut = r.uniform(0.2, 0.6);
       for (let k = 0; k < len && t + k < T; k++) capacity[t + k] = Math.min(capacity[t + k], cut);
-      for (let k = 0; k < 2 && t + len + k < T; k++) capacity[t + len + k] = Math.min(capacity[t + len + k], cut + ((1 - cut) * (k + 1)) / 3);
+      for (let k = 0; k < 2 && t + len + k < T; k++)
+        capacity[t + len + k] = Math.min(capacity[t + len + k], cut + ((1 - cut) * (k + 1)) / 3);
     }
     let ar = 0;
     const rows: string[] = [];
@@ -69,6 +76,9 @@ export function generateLoopCsv(seed = 20261207): SiteCsv {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  writeExampleFiles(process.argv.slice(2), join(dirname(fileURLToPath(import.meta.url)), 'synthetic-loop-detectors.csv'),
-    { ...generateLoopCsv(), partName: (i) => `d${i}.csv` });
+  writeExampleFiles(
+    process.argv.slice(2),
+    join(dirname(fileURLToPath(import.meta.url)), 'synthetic-loop-detectors.csv'),
+    { ...generateLoopCsv(), partName: (i) => `d${i}.csv` },
+  );
 }

@@ -25,7 +25,9 @@ const bump = (h: number, centre: number, width: number) => Math.exp(-0.5 * ((h -
 
 /** Relative demand at hour h (0..24): weekday peaks at 8:00 and 17:30, weekend hump around 13:00. */
 function profile(h: number, weekend: boolean): number {
-  return weekend ? 0.15 + 0.7 * bump(h, 13, 3.5) : 0.12 + 0.9 * bump(h, 8, 1.3) + 0.8 * bump(h, 17.5, 1.6) + 0.35 * bump(h, 12.5, 2.5);
+  return weekend
+    ? 0.15 + 0.7 * bump(h, 13, 3.5)
+    : 0.12 + 0.9 * bump(h, 8, 1.3) + 0.8 * bump(h, 17.5, 1.6) + 0.35 * bump(h, 12.5, 2.5);
 }
 
 export function generateTrafficCsv(seed = 20261201): SiteCsv {
@@ -61,12 +63,25 @@ export function generateTrafficCsv(seed = 20261201): SiteCsv {
   const rowsBySite: string[][] = [];
   for (let s = 0; s < SITES; s++) {
     const rows: string[] = [];
-    for (let t = SLOTS; t < T; t++) { // from day 2, so every row has yesterday's count
+    for (let t = SLOTS; t < T; t++) {
+      // from day 2, so every row has yesterday's count
       const h = ((t % SLOTS) * 24) / SLOTS;
       const angle = (2 * Math.PI * h) / 24;
       const weekend = Math.floor(t / SLOTS) % 7 >= 5 ? 1 : 0;
       const up = s > 0 ? flows[s - 1][t - 1] : 0; // the first site has no detector upstream
-      rows.push([`s${s}`, Math.sin(angle).toFixed(4), Math.cos(angle).toFixed(4), weekend, rain[t].toFixed(1), flows[s][t - 1].toFixed(2), up.toFixed(2), flows[s][t - SLOTS].toFixed(2), flows[s][t].toFixed(2)].join(','));
+      rows.push(
+        [
+          `s${s}`,
+          Math.sin(angle).toFixed(4),
+          Math.cos(angle).toFixed(4),
+          weekend,
+          rain[t].toFixed(1),
+          flows[s][t - 1].toFixed(2),
+          up.toFixed(2),
+          flows[s][t - SLOTS].toFixed(2),
+          flows[s][t].toFixed(2),
+        ].join(','),
+      );
     }
     rowsBySite.push(rows);
   }
@@ -74,5 +89,9 @@ export function generateTrafficCsv(seed = 20261201): SiteCsv {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  writeExampleFiles(process.argv.slice(2), join(dirname(fileURLToPath(import.meta.url)), 'synthetic-traffic-flow.csv'), { ...generateTrafficCsv(), partName: (i) => `s${i}.csv` });
+  writeExampleFiles(
+    process.argv.slice(2),
+    join(dirname(fileURLToPath(import.meta.url)), 'synthetic-traffic-flow.csv'),
+    { ...generateTrafficCsv(), partName: (i) => `s${i}.csv` },
+  );
 }

@@ -4,7 +4,8 @@ import { InvalidArgumentError } from 'commander';
 export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
     const n = Number(v);
-    if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}, got '${v}'`);
+    if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}, got '${v}'`);
     return n;
   };
 }
@@ -13,7 +14,8 @@ export function floatArg(min: number, max: number, minExclusive = false) {
   return (v: string): number => {
     const n = Number(v);
     const low = minExclusive ? n <= min : n < min;
-    if (v.trim() === '' || !Number.isFinite(n) || low || n > max) throw new InvalidArgumentError(`expected a number ${minExclusive ? '>' : '>='} ${min} and <= ${max}, got '${v}'`);
+    if (v.trim() === '' || !Number.isFinite(n) || low || n > max)
+      throw new InvalidArgumentError(`expected a number ${minExclusive ? '>' : '>='} ${min} and <= ${max}, got '${v}'`);
     return n;
   };
 }

@@ -6,12 +6,18 @@ import { missingForFullSpeed, type DoctorReport } from './doctor-cmd.js';
 import { NATIVE_ADDON_PATH } from '../nn/kernels-native.js';
 import { cpuFeatures } from '../nn/cpu-features.js';
 
-function report(over: { native?: Partial<DoctorReport['kernels']['native']>; wasm?: boolean; forcedBy?: string; selected?: string }): DoctorReport {
+function report(over: {
+  native?: Partial<DoctorReport['kernels']['native']>;
+  wasm?: boolean;
+  forcedBy?: string;
+  selected?: string;
+}): DoctorReport {
   return {
     versions: { edgefed: '0', node: 'v20', v8: '11', tfjs: null, openblas: null },
     cpu: { model: 'Xeon', cores: 2, vector: 'avx512', flags: [], loadAverage: [0, 0, 0] },
     kernels: {
-      selected: over.selected ?? 'native-openblas', forcedBy: over.forcedBy ?? null,
+      selected: over.selected ?? 'native-openblas',
+      forcedBy: over.forcedBy ?? null,
       native: { available: true, error: null, core: 'SkylakeX', threads: 1, selection: null, ...over.native },
       wasm: { available: over.wasm ?? true, error: over.wasm === false ? 'not built' : null },
     },
@@ -19,11 +25,17 @@ function report(over: { native?: Partial<DoctorReport['kernels']['native']>; was
   };
 }
 
-const selection = (core: string, chosenBy: 'openblas' | 'environment' | 'edgefed') =>
-  ({ detected: core, core, cpuBest: 'SkylakeX', chosenBy, environment: chosenBy === 'environment' ? core : null, rejected: [] });
+const selection = (core: string, chosenBy: 'openblas' | 'environment' | 'edgefed') => ({
+  detected: core,
+  core,
+  cpuBest: 'SkylakeX',
+  chosenBy,
+  environment: chosenBy === 'environment' ? core : null,
+  rejected: [],
+});
 
 describe('edgefed doctor: what is missing for full speed', () => {
-  it('nothing when the native kernels run the CPU\'s best core and wasm is built', () => {
+  it("nothing when the native kernels run the CPU's best core and wasm is built", () => {
     assert.deepEqual(missingForFullSpeed(report({ native: { selection: selection('SkylakeX', 'edgefed') } })), []);
   });
 
@@ -41,7 +53,9 @@ describe('edgefed doctor: what is missing for full speed', () => {
 });
 
 const avx512 = cpuFeatures().vector === 'avx512';
-describe('edgefed doctor (CLI)', { skip: existsSync(NATIVE_ADDON_PATH) && avx512 ? false : 'needs the native addon and AVX-512' }, () => {
+describe('edgefed doctor (CLI)', {
+  skip: existsSync(NATIVE_ADDON_PATH) && avx512 ? false : 'needs the native addon and AVX-512',
+}, () => {
   it('--json reports the core it chose and the OPENBLAS_CORETYPE that holds it back', async () => {
     const held = await runCli(['doctor', '--json'], { OPENBLAS_CORETYPE: 'Sandybridge' });
     assert.equal(held.code, 0, held.stderr);

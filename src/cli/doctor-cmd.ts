@@ -17,8 +17,13 @@ export interface DoctorReport {
   kernels: {
     selected: string;
     forcedBy: string | null;
-    native: { available: boolean; error: string | null; core: string | null; threads: number | null;
-      selection: NativeKernelsInfo['selection'] | null };
+    native: {
+      available: boolean;
+      error: string | null;
+      core: string | null;
+      threads: number | null;
+      selection: NativeKernelsInfo['selection'] | null;
+    };
     wasm: { available: boolean; error: string | null };
   };
   /** What stands between this machine and its full training speed; empty when nothing does. */
@@ -57,15 +62,21 @@ export async function doctorReport(): Promise<DoctorReport> {
       openblas: info?.config ?? null,
     },
     cpu: {
-      model: cpu.model, cores: availableParallelism(), vector: cpu.vector,
-      flags: SPEED_FLAGS.filter((f) => cpu.flags.has(f)), loadAverage: loadavg().map((v) => Math.round(v * 100) / 100),
+      model: cpu.model,
+      cores: availableParallelism(),
+      vector: cpu.vector,
+      flags: SPEED_FLAGS.filter((f) => cpu.flags.has(f)),
+      loadAverage: loadavg().map((v) => Math.round(v * 100) / 100),
     },
     kernels: {
       selected,
       forcedBy: forced ? `EDGEFED_KERNELS=${forced}` : null,
       native: {
-        available: info !== null, error: info ? null : nativeKernelsError(), core: info ? describeCore(info.selection) : null,
-        threads: info?.threads ?? null, selection: info?.selection ?? null,
+        available: info !== null,
+        error: info ? null : nativeKernelsError(),
+        core: info ? describeCore(info.selection) : null,
+        threads: info?.threads ?? null,
+        selection: info?.selection ?? null,
       },
       wasm: { available: wasm !== null, error: wasm ? null : wasmKernelsNodeError() },
     },
@@ -79,23 +90,31 @@ export function missingForFullSpeed(r: DoctorReport): string[] {
   const missing: string[] = [];
   const { native, wasm } = r.kernels;
   if (!native.available) {
-    missing.push(`native kernels unavailable (${native.error ?? 'unknown'}): install g++ and libopenblas-dev, then ` +
-      '`node scripts/build-native.mjs --force` (about 3x faster training than WASM)');
+    missing.push(
+      `native kernels unavailable (${native.error ?? 'unknown'}): install g++ and libopenblas-dev, then ` +
+        '`node scripts/build-native.mjs --force` (about 3x faster training than WASM)',
+    );
   }
   if (r.kernels.forcedBy && r.kernels.selected !== 'native-openblas' && native.available) {
-    missing.push(`${r.kernels.forcedBy} makes training use ${r.kernels.selected} although the native kernels load: unset it`);
+    missing.push(
+      `${r.kernels.forcedBy} makes training use ${r.kernels.selected} although the native kernels load: unset it`,
+    );
   }
   const s = native.selection;
   if (s?.core && s.cpuBest && coreTier(s.core) < coreTier(s.cpuBest)) {
-    missing.push(s.chosenBy === 'environment'
-      ? `OPENBLAS_CORETYPE=${s.environment} keeps OpenBLAS on ${s.core}, but this CPU (${r.cpu.vector}) runs ${s.cpuBest}: ` +
-        `unset OPENBLAS_CORETYPE (EdgeFed then picks and checks the core) or set OPENBLAS_CORETYPE=${s.cpuBest}`
-      : `OpenBLAS runs ${s.core} although this CPU (${r.cpu.vector}) supports ${s.cpuBest}` +
-        (s.rejected.length > 0 ? ` (refused: ${s.rejected.map((x) => `${x.core}: ${x.reason}`).join('; ')})` : '') +
-        ': a newer OpenBLAS (0.3.22 or later) may fix it');
+    missing.push(
+      s.chosenBy === 'environment'
+        ? `OPENBLAS_CORETYPE=${s.environment} keeps OpenBLAS on ${s.core}, but this CPU (${r.cpu.vector}) runs ${s.cpuBest}: ` +
+            `unset OPENBLAS_CORETYPE (EdgeFed then picks and checks the core) or set OPENBLAS_CORETYPE=${s.cpuBest}`
+        : `OpenBLAS runs ${s.core} although this CPU (${r.cpu.vector}) supports ${s.cpuBest}` +
+            (s.rejected.length > 0 ? ` (refused: ${s.rejected.map((x) => `${x.core}: ${x.reason}`).join('; ')})` : '') +
+            ': a newer OpenBLAS (0.3.22 or later) may fix it',
+    );
   }
   if (!wasm.available) {
-    missing.push(`WASM kernels unavailable (${wasm.error ?? 'unknown'}): \`node scripts/build-wasm.mjs\` (browser nodes need them)`);
+    missing.push(
+      `WASM kernels unavailable (${wasm.error ?? 'unknown'}): \`node scripts/build-wasm.mjs\` (browser nodes need them)`,
+    );
   }
   return missing;
 }
@@ -111,8 +130,10 @@ export function formatDoctor(r: DoctorReport): string {
   ];
   if (n.selection) {
     const s = n.selection;
-    lines.push(`           detected ${s.detected}, CPU best ${s.cpuBest ?? 'unknown'}, chosen by ${s.chosenBy}, ` +
-      `OPENBLAS_CORETYPE ${s.environment ?? 'unset'}${s.rejected.length > 0 ? `, refused ${s.rejected.map((x) => x.core).join(', ')}` : ''}`);
+    lines.push(
+      `           detected ${s.detected}, CPU best ${s.cpuBest ?? 'unknown'}, chosen by ${s.chosenBy}, ` +
+        `OPENBLAS_CORETYPE ${s.environment ?? 'unset'}${s.rejected.length > 0 ? `, refused ${s.rejected.map((x) => x.core).join(', ')}` : ''}`,
+    );
   }
   if (r.versions.openblas) lines.push(`           ${r.versions.openblas}`);
   lines.push(`wasm       ${r.kernels.wasm.available ? 'SIMD kernels built' : `unavailable: ${r.kernels.wasm.error}`}`);
@@ -122,9 +143,12 @@ export function formatDoctor(r: DoctorReport): string {
 }
 
 export function addDoctorCommand(program: Command): void {
-  program.command('doctor')
-    .description('print the kernels, OpenBLAS core, threads, versions and CPU flags this machine trains with, ' +
-      'and what is missing for full speed')
+  program
+    .command('doctor')
+    .description(
+      'print the kernels, OpenBLAS core, threads, versions and CPU flags this machine trains with, ' +
+        'and what is missing for full speed',
+    )
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExamples:\n  edgefed doctor\n  edgefed doctor --json | jq .missing\n')
     .action(async (flags: { json?: boolean }) => {

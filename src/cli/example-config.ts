@@ -18,9 +18,13 @@ type JsonSchema = {
 
 function allowed(s: JsonSchema): string {
   if (s.enum) return `one of ${s.enum.map((v) => JSON.stringify(v)).join(', ')}`;
-  const type = Array.isArray(s.type) ? s.type.join(' | ') : s.type ?? (s.anyOf ? s.anyOf.map(allowed).join(' | ') : 'any');
-  const lo = s.minimum !== undefined ? `>= ${s.minimum}` : s.exclusiveMinimum !== undefined ? `> ${s.exclusiveMinimum}` : '';
-  const hi = s.maximum !== undefined ? `<= ${s.maximum}` : s.exclusiveMaximum !== undefined ? `< ${s.exclusiveMaximum}` : '';
+  const type = Array.isArray(s.type)
+    ? s.type.join(' | ')
+    : (s.type ?? (s.anyOf ? s.anyOf.map(allowed).join(' | ') : 'any'));
+  const lo =
+    s.minimum !== undefined ? `>= ${s.minimum}` : s.exclusiveMinimum !== undefined ? `> ${s.exclusiveMinimum}` : '';
+  const hi =
+    s.maximum !== undefined ? `<= ${s.maximum}` : s.exclusiveMaximum !== undefined ? `< ${s.exclusiveMaximum}` : '';
   return [type, [lo, hi].filter(Boolean).join(' and ')].filter(Boolean).join(', ');
 }
 
@@ -28,20 +32,27 @@ function allowed(s: JsonSchema): string {
 function placeholder(s: JsonSchema): unknown {
   if (s.enum) return s.enum[0];
   const type = Array.isArray(s.type) ? s.type[0] : s.type;
-  if (type === 'integer' || type === 'number') return s.minimum ?? (s.exclusiveMinimum !== undefined ? s.exclusiveMinimum + 1 : 1);
+  if (type === 'integer' || type === 'number')
+    return s.minimum ?? (s.exclusiveMinimum !== undefined ? s.exclusiveMinimum + 1 : 1);
   if (type === 'boolean') return false;
   if (type === 'object') return {};
   return '';
 }
 
 export function exampleRunConfig(schema: JsonSchema, title: string): string {
-  const lines = [`// ${title}`, '// Generated from the run config schema (edgefed schema run --example): every field, its default, what it accepts.', '{'];
+  const lines = [
+    `// ${title}`,
+    '// Generated from the run config schema (edgefed schema run --example): every field, its default, what it accepts.',
+    '{',
+  ];
   const entries = Object.entries(schema.properties ?? {});
   entries.forEach(([key, field], i) => {
     const comma = i < entries.length - 1 ? ',' : '';
-    for (const text of [field.description, `accepts: ${allowed(field)}`].filter((t): t is string => !!t)) lines.push(`  // ${text}`);
+    for (const text of [field.description, `accepts: ${allowed(field)}`].filter((t): t is string => !!t))
+      lines.push(`  // ${text}`);
     if (field.default !== undefined) lines.push(`  ${JSON.stringify(key)}: ${JSON.stringify(field.default)}${comma}`);
-    else lines.push(`  // ${JSON.stringify(key)}: ${JSON.stringify(placeholder(field))}${comma}   (optional, no default)`);
+    else
+      lines.push(`  // ${JSON.stringify(key)}: ${JSON.stringify(placeholder(field))}${comma}   (optional, no default)`);
   });
   lines.push('}');
   return `${lines.join('\n')}\n`;
@@ -49,5 +60,9 @@ export function exampleRunConfig(schema: JsonSchema, title: string): string {
 
 /** The JSON of a JSONC text: line comments removed (strings in this example never contain //). */
 export function stripLineComments(text: string): string {
-  return text.split('\n').map((l) => l.replace(/^\s*\/\/.*$/, '')).join('\n').replace(/,(\s*})/g, '$1');
+  return text
+    .split('\n')
+    .map((l) => l.replace(/^\s*\/\/.*$/, ''))
+    .join('\n')
+    .replace(/,(\s*})/g, '$1');
 }

@@ -21,7 +21,9 @@ export interface ExportOptions {
 }
 
 /** Writes the export; returns what was written (for the command's summary line). */
-export async function runExport(o: ExportOptions): Promise<{ out: string; bytes: number; inputShape: number[]; int8: boolean }> {
+export async function runExport(
+  o: ExportOptions,
+): Promise<{ out: string; bytes: number; inputShape: number[]; int8: boolean }> {
   if (!(EXPORT_FORMATS as readonly string[]).includes(o.format)) {
     throw new UsageError(`--format: '${o.format}' is not one of ${EXPORT_FORMATS.join(', ')}`);
   }
@@ -44,19 +46,30 @@ export async function runExport(o: ExportOptions): Promise<{ out: string; bytes:
 }
 
 export function addExportCommand(program: Command): void {
-  program.command('export')
-    .description('write a saved model in another runtime\'s format (ONNX for ONNX Runtime on gateways, Jetsons, browsers)')
+  program
+    .command('export')
+    .description(
+      "write a saved model in another runtime's format (ONNX for ONNX Runtime on gateways, Jetsons, browsers)",
+    )
     .requiredOption('--model <dir>', 'a model folder written by --out (model/) or a model.json')
     .requiredOption('--out <file>', 'the file to write, e.g. model.onnx')
     .option('--format <name>', `output format: ${EXPORT_FORMATS.join(' | ')}`, 'onnx')
-    .option('--int8', 'weights as int8 with one scale per output channel (QDQ: DequantizeLinear before each weight use), ~1/4 the size')
-    .addHelpText('after', `
+    .option(
+      '--int8',
+      'weights as int8 with one scale per output channel (QDQ: DequantizeLinear before each weight use), ~1/4 the size',
+    )
+    .addHelpText(
+      'after',
+      `
 Example:
   edgefed export --model runs/demo/model --format onnx --out mnist.onnx
-  edgefed export --model runs/demo/model --format onnx --int8 --out mnist-int8.onnx`)
+  edgefed export --model runs/demo/model --format onnx --int8 --out mnist-int8.onnx`,
+    )
     .action(async (flags: ExportOptions) => {
       const r = await runExport(flags);
-      process.stdout.write(`wrote ${r.out} (${r.bytes} bytes, ONNX opset 17${r.int8 ? ', int8 weights (QDQ)' : ''}; `
-        + `input 'input' [batch, ${r.inputShape.join(', ')}], output 'output')\n`);
+      process.stdout.write(
+        `wrote ${r.out} (${r.bytes} bytes, ONNX opset 17${r.int8 ? ', int8 weights (QDQ)' : ''}; ` +
+          `input 'input' [batch, ${r.inputShape.join(', ')}], output 'output')\n`,
+      );
     });
 }

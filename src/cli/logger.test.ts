@@ -17,7 +17,10 @@ test('chooseLogFormat: pretty on a terminal, json elsewhere, a flag wins, a bad 
 /** A real logger in a child process: what lands on its stderr in each format. */
 function logLine(format: string): string {
   const code = `import { makeLogger } from './src/cli/logger.ts'; makeLogger({ format: '${format}', base: { node: 'n1' } }).info({ round: 3 }, 'joined');`;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: ROOT, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   return r.stderr.trim();
 }

@@ -28,14 +28,28 @@ export function chooseLogFormat(flag: string | undefined, isTTY: boolean): LogFo
 
 export function makeLogger(o: LoggerOptions): Logger {
   const level = o.level ?? process.env.EDGEFED_LOG ?? 'info';
-  if (!LOG_LEVELS.includes(level)) throw new UsageError(`${o.level ? '--log-level' : 'EDGEFED_LOG'}: expected one of ${LOG_LEVELS.join(', ')}, got '${level}'`);
+  if (!LOG_LEVELS.includes(level))
+    throw new UsageError(
+      `${o.level ? '--log-level' : 'EDGEFED_LOG'}: expected one of ${LOG_LEVELS.join(', ')}, got '${level}'`,
+    );
   const format = chooseLogFormat(o.format, !!process.stderr.isTTY);
   if (format === 'json') return pino({ level, base: o.base }, pino.destination(2));
   // Synchronous, in this thread: a crash's last lines are not lost in a transport worker.
-  const stream = pretty({ destination: 2, sync: true, colorize: !!process.stderr.isTTY, ignore: 'hostname', translateTime: 'SYS:HH:MM:ss.l' });
+  const stream = pretty({
+    destination: 2,
+    sync: true,
+    colorize: !!process.stderr.isTTY,
+    ignore: 'hostname',
+    translateTime: 'SYS:HH:MM:ss.l',
+  });
   return pino({ level, base: o.base }, stream);
 }
 
 export function addLogFormatOption(command: Command): Command {
-  return command.addOption(new Option('--log-format <format>', 'log lines as json or pretty (default: pretty on a terminal, else json)').choices([...LOG_FORMATS]));
+  return command.addOption(
+    new Option(
+      '--log-format <format>',
+      'log lines as json or pretty (default: pretty on a terminal, else json)',
+    ).choices([...LOG_FORMATS]),
+  );
 }

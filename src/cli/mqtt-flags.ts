@@ -28,7 +28,11 @@ export function addCoordinatorMqttOptions(command: Command): Command {
     .option('--mqtt-username <user>', 'broker user name (password: --mqtt-password-file or $EDGEFED_MQTT_PASSWORD)')
     .option('--mqtt-password-file <file>', 'read the broker password from this file')
     .option('--mqtt-ca <pem>', 'trust this CA certificate for mqtts')
-    .option('--mqtt-chunk-bytes <n>', 'largest MQTT message sent to nodes (frames above it are chunked; default 262144)', intArg(1024, 4 * 1024 * 1024));
+    .option(
+      '--mqtt-chunk-bytes <n>',
+      'largest MQTT message sent to nodes (frames above it are chunked; default 262144)',
+      intArg(1024, 4 * 1024 * 1024),
+    );
 }
 
 function brokerUrl(url: string): string {
@@ -43,7 +47,8 @@ function brokerUrl(url: string): string {
 
 export function coordinatorMqttFromFlags(f: CoordinatorMqttFlags): CoordinatorOptions['mqtt'] {
   if (!f.mqtt) {
-    if (f.fleet || f.mqttUsername || f.mqttPasswordFile || f.mqttCa || f.mqttChunkBytes) throw new UsageError('--fleet and the --mqtt-* flags go with --mqtt URL');
+    if (f.fleet || f.mqttUsername || f.mqttPasswordFile || f.mqttCa || f.mqttChunkBytes)
+      throw new UsageError('--fleet and the --mqtt-* flags go with --mqtt URL');
     return undefined;
   }
   if (!f.fleet) throw new UsageError('--mqtt needs --fleet NAME (the topic prefix its nodes use)');
@@ -62,7 +67,10 @@ export function coordinatorMqttFromFlags(f: CoordinatorMqttFlags): CoordinatorOp
   }
   const password = secretFrom(undefined, f.mqttPasswordFile, MQTT_PASSWORD_ENV, 'mqtt-password');
   return {
-    url: brokerUrl(f.mqtt), fleet: f.fleet, ca, chunkBytes: f.mqttChunkBytes,
+    url: brokerUrl(f.mqtt),
+    fleet: f.fleet,
+    ca,
+    chunkBytes: f.mqttChunkBytes,
     ...(f.mqttUsername !== undefined ? { username: f.mqttUsername } : {}),
     ...(password !== undefined ? { password } : {}),
   };
@@ -86,7 +94,8 @@ export function nodeMqttFromFlags(f: NodeMqttFlags): { coordinator: string; flee
     if (f.fleet || f.api) throw new UsageError('--fleet and --api go with --coordinator mqtt://broker:port');
     return { coordinator: f.coordinator };
   }
-  if (!f.fleet) throw new UsageError('--coordinator mqtt://...: give --fleet NAME (the topic prefix the coordinator serves)');
+  if (!f.fleet)
+    throw new UsageError('--coordinator mqtt://...: give --fleet NAME (the topic prefix the coordinator serves)');
   try {
     checkTopicLevel('--fleet', f.fleet);
     if (f.api) new URL(f.api);

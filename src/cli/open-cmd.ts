@@ -14,7 +14,8 @@ import { StoreError } from '../coordinator/store.js';
 
 /** A run folder (with edgefed.db in it) or a database file. */
 export function databaseOf(path: string): string {
-  if (!existsSync(path)) throw new UsageError(`${path}: no such file or folder (a runs/up-<time> folder or a coordinator's .db file)`);
+  if (!existsSync(path))
+    throw new UsageError(`${path}: no such file or folder (a runs/up-<time> folder or a coordinator's .db file)`);
   if (!statSync(path).isDirectory()) return path;
   const db = join(path, 'edgefed.db');
   if (!existsSync(db)) throw new UsageError(`${path}: no edgefed.db in this folder`);
@@ -22,24 +23,35 @@ export function databaseOf(path: string): string {
 }
 
 export function addOpenCommand(program: Command): void {
-  program.command('open')
+  program
+    .command('open')
     .description('serve a saved coordinator database read-only for viewing (dashboard, runs, models)')
     .argument('<path>', 'a run folder written by edgefed up (runs/up-<time>) or a coordinator database file')
     .option('--port <n>', 'port on 127.0.0.1 (0 = any free port)', intArg(0, 65535), 0)
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   edgefed open runs/up-2026-12-07T02-30-00-000Z
-  edgefed open edgefed.db --port 8090`)
+  edgefed open edgefed.db --port 8090`,
+    )
     .action(async (path: string, f: { port: number }) => {
       const db = databaseOf(path);
       const c = await startCoordinator({
-        port: f.port, host: '127.0.0.1', db, readOnly: true, publicRead: true, logger: pino({ level: 'warn' }, pino.destination(2)),
+        port: f.port,
+        host: '127.0.0.1',
+        db,
+        readOnly: true,
+        publicRead: true,
+        logger: pino({ level: 'warn' }, pino.destination(2)),
       }).catch((e: Error) => {
         throw e instanceof DatabaseLockedError || e instanceof StoreError ? new UsageError(e.message) : e;
       });
       const runs = c.store.listRuns();
-      process.stderr.write(`${db}: ${runs.length} run${runs.length === 1 ? '' : 's'} (${runs.map((r) => `#${r.id} ${r.status}`).join(', ') || 'none'}), read-only\n`
-        + `dashboard ${c.dashboardUrl}  (Ctrl-C to close)\n`);
+      process.stderr.write(
+        `${db}: ${runs.length} run${runs.length === 1 ? '' : 's'} (${runs.map((r) => `#${r.id} ${r.status}`).join(', ') || 'none'}), read-only\n` +
+          `dashboard ${c.dashboardUrl}  (Ctrl-C to close)\n`,
+      );
       const close = () => void c.close().then(() => process.exit(0));
       process.on('SIGINT', close);
       process.on('SIGTERM', close);

@@ -27,11 +27,17 @@ function csvInputFile(spec: string, meta: ModelMeta): string {
   const rest = spec.slice(4);
   const q = rest.indexOf('?');
   if (q < 0) return rest;
-  for (const part of rest.slice(q + 1).split('&').filter((p) => p !== '')) {
+  for (const part of rest
+    .slice(q + 1)
+    .split('&')
+    .filter((p) => p !== '')) {
     const [key, value = ''] = part.split('=', 2);
-    if (!['label', 'keep', 'task', 'test'].includes(key)) throw new UsageError(`--input ${spec}: unknown option '${key}' (accepted: label, keep, task, test)`);
+    if (!['label', 'keep', 'task', 'test'].includes(key))
+      throw new UsageError(`--input ${spec}: unknown option '${key}' (accepted: label, keep, task, test)`);
     if (key === 'label' && meta.labelColumn !== undefined && value !== meta.labelColumn) {
-      throw new UsageError(`--input ${spec}: label '${value}', but the model was trained to predict '${meta.labelColumn}'`);
+      throw new UsageError(
+        `--input ${spec}: label '${value}', but the model was trained to predict '${meta.labelColumn}'`,
+      );
     }
   }
   return rest.slice(0, q);
@@ -44,8 +50,12 @@ export async function runPredict(o: PredictOptions): Promise<Record<string, unkn
   const { spec, weights } = await specFromModelJson(modelJson);
   if (!weights) throw new UsageError(`--model: ${modelJson} has no weights manifest`);
   const metaPath = join(modelJson, '..', 'edgefed.json');
-  const meta: ModelMeta = existsSync(metaPath) ? JSON.parse(readFileSync(metaPath, 'utf8'))
-    : { featureShape: spec.inputShape, numClasses: spec.loss === 'mse' ? 0 : spec.tensors![spec.tensors!.length - 1].shape[0] };
+  const meta: ModelMeta = existsSync(metaPath)
+    ? JSON.parse(readFileSync(metaPath, 'utf8'))
+    : {
+        featureShape: spec.inputShape,
+        numClasses: spec.loss === 'mse' ? 0 : spec.tensors![spec.tensors!.length - 1].shape[0],
+      };
   let input: PredictInput;
   if (o.input === 'mnist') {
     const t = loadMnist().test;
@@ -62,13 +72,19 @@ export async function runPredict(o: PredictOptions): Promise<Record<string, unkn
     const out = await trainer.predict(weights, input.x, input.n);
     if (meta.numClasses === 0) {
       const values = Array.from(out);
-      const mse = input.labels ? values.reduce((a, v, i) => a + (v - input.labels![i]) ** 2, 0) / values.length : undefined;
+      const mse = input.labels
+        ? values.reduce((a, v, i) => a + (v - input.labels![i]) ** 2, 0) / values.length
+        : undefined;
       return { n: input.n, predictions: values.map((value) => ({ value, predicted: value, decision: 'accept' })), mse };
     }
     const preds = decide(out, meta.numClasses, o.threshold);
     const s = summarizeDecisions(preds, input.labels);
     return {
-      model: modelJson, input: o.input, threshold: o.threshold, ...s, trainer: trainer.kind,
+      model: modelJson,
+      input: o.input,
+      threshold: o.threshold,
+      ...s,
+      trainer: trainer.kind,
       // `predicted` is the model's answer (a class name when the model has them); `label` is its old name,
       // kept for one release because it read like the ground truth.
       predictions: preds.map((p) => {
@@ -87,7 +103,8 @@ interface PredictFlags extends PredictOptions {
 }
 
 export function addPredictCommand(program: Command): void {
-  program.command('predict')
+  program
+    .command('predict')
     .description('apply a saved global model to new data, with a decision per example')
     .requiredOption('--model <dir>', 'a model folder written by --out (model/) or a model.json')
     .requiredOption('--input <spec>', 'mnist (its test set) | idx:DIR | csv:FILE (columns as in training)')
@@ -95,12 +112,15 @@ export function addPredictCommand(program: Command): void {
     .option('--limit <n>', 'predict only the first N examples', intArg(1))
     .option('--rows <n>', 'rows of the table to print (without --json)', intArg(0), 20)
     .option('--json', 'print the result as JSON (with every prediction)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   edgefed demo --out runs/demo && edgefed predict --model runs/demo/model --input mnist --threshold 0.9
   edgefed simulate --dataset 'csv:examples/industrial-fault/synthetic-pump-sensors.csv?label=fault' \\
     --partition natural:machine_id --nodes 8 --out runs/faults
-  edgefed predict --model runs/faults/model --input 'csv:examples/industrial-fault/synthetic-pump-sensors.csv?label=fault' --json`)
+  edgefed predict --model runs/faults/model --input 'csv:examples/industrial-fault/synthetic-pump-sensors.csv?label=fault' --json`,
+    )
     .action(async (flags: PredictFlags) => {
       let r: Record<string, unknown>;
       try {
@@ -108,8 +128,12 @@ Examples:
       } catch (e) {
         throw e instanceof UsageError ? e : new UsageError((e as Error).message);
       }
-      const { actual, classNames, ...data } = r as Record<string, unknown> & Pick<PredictReport, 'actual' | 'classNames'>;
+      const { actual, classNames, ...data } = r as Record<string, unknown> &
+        Pick<PredictReport, 'actual' | 'classNames'>;
       if (flags.json) process.stdout.write(`${JSON.stringify(data)}\n`);
-      else process.stdout.write(formatPredictReport({ ...(data as unknown as PredictReport), actual, classNames }, flags.rows));
+      else
+        process.stdout.write(
+          formatPredictReport({ ...(data as unknown as PredictReport), actual, classNames }, flags.rows),
+        );
     });
 }

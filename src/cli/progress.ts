@@ -24,12 +24,19 @@ export interface ProgressReporter {
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : '–');
 
-export function progressReporter(rounds: number, quiet: boolean, stream: Writable & { isTTY?: boolean } = process.stderr): ProgressReporter {
+export function progressReporter(
+  rounds: number,
+  quiet: boolean,
+  stream: Writable & { isTTY?: boolean } = process.stderr,
+): ProgressReporter {
   if (quiet) return { phase: () => {}, onRound: () => {}, stop: () => {} };
   if (!stream.isTTY) {
     return {
       phase: () => {},
-      onRound: (r) => stream.write(`round ${r.round}/${rounds} test acc ${fmt(r.testAccuracy)} loss ${fmt(r.testLoss)} | ${r.seconds.toFixed(2)}s\n`),
+      onRound: (r) =>
+        stream.write(
+          `round ${r.round}/${rounds} test acc ${fmt(r.testAccuracy)} loss ${fmt(r.testLoss)} | ${r.seconds.toFixed(2)}s\n`,
+        ),
       stop: () => {},
     };
   }
@@ -53,10 +60,16 @@ export function progressReporter(rounds: number, quiet: boolean, stream: Writabl
     onRound(r) {
       if (!bar) {
         stream.write('\r\x1b[K');
-        bar = new cliProgress.SingleBar({
-          format: 'round {value}/{total} [{bar}] test acc {acc} loss {loss} | {secs}s/round | ETA {eta_formatted} | {spin} round in progress {busy}',
-          stream, hideCursor: false, etaBuffer: 5,
-        }, cliProgress.Presets.shades_classic);
+        bar = new cliProgress.SingleBar(
+          {
+            format:
+              'round {value}/{total} [{bar}] test acc {acc} loss {loss} | {secs}s/round | ETA {eta_formatted} | {spin} round in progress {busy}',
+            stream,
+            hideCursor: false,
+            etaBuffer: 5,
+          },
+          cliProgress.Presets.shades_classic,
+        );
         bar.start(rounds, 0, { acc: '–', loss: '–', secs: '–', spin: SPINNER[frame], busy: '0s' });
       }
       phaseStart = Date.now();

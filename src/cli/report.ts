@@ -55,11 +55,19 @@ export function summarize(r: SimulationResult, out?: string): RunSummary {
     model_sha256: r.modelSha256,
     ...(last.epsilon !== undefined ? { epsilon: last.epsilon, delta: last.delta } : {}),
     trainer: r.trainer,
-    ...(last.simTime !== undefined ? { simulated_seconds: last.simTime, simulated_seconds_to_target: simTimeToTarget(r.rounds, r.options.targetAccuracy) } : {}),
-    ...(last.personalizedAccuracyMean !== undefined ? {
-      personalized_accuracy_mean: last.personalizedAccuracyMean, personalized_accuracy_p10: last.personalizedAccuracyP10,
-      personalized_accuracy_min: last.personalizedAccuracyMin,
-    } : {}),
+    ...(last.simTime !== undefined
+      ? {
+          simulated_seconds: last.simTime,
+          simulated_seconds_to_target: simTimeToTarget(r.rounds, r.options.targetAccuracy),
+        }
+      : {}),
+    ...(last.personalizedAccuracyMean !== undefined
+      ? {
+          personalized_accuracy_mean: last.personalizedAccuracyMean,
+          personalized_accuracy_p10: last.personalizedAccuracyP10,
+          personalized_accuracy_min: last.personalizedAccuracyMin,
+        }
+      : {}),
     ...(r.queueWorkers ? { queue_workers: r.queueWorkers } : {}),
     config: { ...r.options },
     ...(out ? { out } : {}),
@@ -71,7 +79,8 @@ export function checkOutDir(out: string): void {
   if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out: ${out} exists and is not empty`);
 }
 
-const csvCell = (v: unknown) => (typeof v === 'number' ? (Number.isFinite(v) ? String(v) : '') : `"${String(v).replace(/"/g, '""')}"`);
+const csvCell = (v: unknown) =>
+  typeof v === 'number' ? (Number.isFinite(v) ? String(v) : '') : `"${String(v).replace(/"/g, '""')}"`;
 
 /**
  * Writes metrics (JSON, CSV), the tfjs model, the partition report and a plot. Everything goes to a
@@ -85,18 +94,69 @@ export async function writeRunOutputs(r: SimulationResult, summary: RunSummary, 
   mkdirSync(tmp);
   try {
     writeFileSync(join(tmp, 'metrics.json'), JSON.stringify({ summary, rounds: r.rounds }, null, 2));
-    const cols = ['round', 'testAccuracy', 'testLoss', 'trainLoss', 'trainAccuracy', 'federatedAccuracy', 'federatedLoss', 'contributed', 'failures', 'bytesSent', 'bytesReceived', 'seconds'] as const;
-    const rows = r.rounds.map((x) => [x.round, x.testAccuracy, x.testLoss, x.trainLoss, x.trainAccuracy, x.federatedAccuracy, x.federatedLoss, x.contributed.length, x.failures.length, x.bytesSent, x.bytesReceived, x.seconds].map(csvCell).join(','));
+    const cols = [
+      'round',
+      'testAccuracy',
+      'testLoss',
+      'trainLoss',
+      'trainAccuracy',
+      'federatedAccuracy',
+      'federatedLoss',
+      'contributed',
+      'failures',
+      'bytesSent',
+      'bytesReceived',
+      'seconds',
+    ] as const;
+    const rows = r.rounds.map((x) =>
+      [
+        x.round,
+        x.testAccuracy,
+        x.testLoss,
+        x.trainLoss,
+        x.trainAccuracy,
+        x.federatedAccuracy,
+        x.federatedLoss,
+        x.contributed.length,
+        x.failures.length,
+        x.bytesSent,
+        x.bytesReceived,
+        x.seconds,
+      ]
+        .map(csvCell)
+        .join(','),
+    );
     writeFileSync(join(tmp, 'metrics.csv'), [cols.join(','), ...rows].join('\n') + '\n');
     writeFileSync(join(tmp, 'partition.json'), JSON.stringify(r.partition, null, 2));
-    writeFileSync(join(tmp, 'plot.svg'), accuracyLossSvg(r.rounds.map((x) => x.round), summary.accuracy_by_round, summary.loss_by_round, `${r.options.model} on ${r.options.dataset}, ${r.options.strategy}, ${r.options.nodes} nodes`));
+    writeFileSync(
+      join(tmp, 'plot.svg'),
+      accuracyLossSvg(
+        r.rounds.map((x) => x.round),
+        summary.accuracy_by_round,
+        summary.loss_by_round,
+        `${r.options.model} on ${r.options.dataset}, ${r.options.strategy}, ${r.options.nodes} nodes`,
+      ),
+    );
     await saveTfjsModel(r.spec, r.weights, join(tmp, 'model'));
     const d = r.data;
-    writeFileSync(join(tmp, 'model', 'edgefed.json'), JSON.stringify({
-      dataset: r.options.dataset, featureShape: d.train.featureShape, numClasses: d.train.numClasses,
-      columns: d.train.columns, classNames: d.classNames, labelColumn: (d.train as { labelColumn?: string }).labelColumn,
-      standardization: d.standardization, final_accuracy: summary.final_accuracy, model_sha256: summary.model_sha256,
-    }, null, 2));
+    writeFileSync(
+      join(tmp, 'model', 'edgefed.json'),
+      JSON.stringify(
+        {
+          dataset: r.options.dataset,
+          featureShape: d.train.featureShape,
+          numClasses: d.train.numClasses,
+          columns: d.train.columns,
+          classNames: d.classNames,
+          labelColumn: (d.train as { labelColumn?: string }).labelColumn,
+          standardization: d.standardization,
+          final_accuracy: summary.final_accuracy,
+          model_sha256: summary.model_sha256,
+        },
+        null,
+        2,
+      ),
+    );
     renameSync(tmp, out);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });

@@ -16,13 +16,20 @@ export function jsonSchemaOf(kind: string): Record<string, unknown> {
 }
 
 export function addSchemaCommand(program: Command): void {
-  program.command('schema')
+  program
+    .command('schema')
     .description('print the JSON Schema of a run config (run) or of simulation options (simulate)')
     .argument('<kind>', 'run | simulate')
     .option('--example', 'print an example with every field commented (JSON with // comments) instead')
     .action((kind: string, f: { example?: boolean }) => {
       const schema = jsonSchemaOf(kind);
-      process.stdout.write(f.example ? exampleRunConfig(schema, `EdgeFed ${kind === 'run' ? 'run config (POST /v1/runs or --config FILE)' : 'simulation options'}`)
-        : `${JSON.stringify(schema, null, 2)}\n`);
+      process.stdout.write(
+        f.example
+          ? exampleRunConfig(
+              schema,
+              `EdgeFed ${kind === 'run' ? 'run config (POST /v1/runs or --config FILE)' : 'simulation options'}`,
+            )
+          : `${JSON.stringify(schema, null, 2)}\n`,
+      );
     });
 }

@@ -21,12 +21,27 @@ function csvScaling(data: string): InputScaling | undefined {
   return d.standardization && d.train.columns ? { columns: d.train.columns, stats: d.standardization } : undefined;
 }
 
-export async function startServingFromFlags(f: ServeFlags, c: { coordinator: string; data: string; creds: NodeCredentials; log: Logger }): Promise<NodeServer | null> {
+export async function startServingFromFlags(
+  f: ServeFlags,
+  c: { coordinator: string; data: string; creds: NodeCredentials; log: Logger },
+): Promise<NodeServer | null> {
   if (f.servePort === undefined) {
-    if (f.escalate || f.serveRun !== undefined || f.threshold > 0) throw new UsageError('--threshold, --escalate and --serve-run need --serve-port');
+    if (f.escalate || f.serveRun !== undefined || f.threshold > 0)
+      throw new UsageError('--threshold, --escalate and --serve-run need --serve-port');
     return null;
   }
-  const server = await startNodeServer({ port: f.servePort, host: f.serveHost, coordinator: c.coordinator, creds: c.creds, runId: f.serveRun, pollMs: f.modelPollMs, threshold: f.threshold, escalate: !!f.escalate, log: c.log, inputScaling: csvScaling(c.data) });
+  const server = await startNodeServer({
+    port: f.servePort,
+    host: f.serveHost,
+    coordinator: c.coordinator,
+    creds: c.creds,
+    runId: f.serveRun,
+    pollMs: f.modelPollMs,
+    threshold: f.threshold,
+    escalate: !!f.escalate,
+    log: c.log,
+    inputScaling: csvScaling(c.data),
+  });
   // The serving address on stdout (one JSON line), as the coordinator prints its own.
   process.stdout.write(`${JSON.stringify({ serve: server.url })}\n`);
   return server;

@@ -16,22 +16,37 @@ describe('--threads', () => {
     assert.equal(blasThreadsArg('3'), 3);
     assert.equal(blasThreadsArg('all'), availableParallelism());
     for (const bad of ['0', '-1', '1.5', 'two', '', '2000']) {
-      assert.throws(() => blasThreadsArg(bad), (e: unknown) => e instanceof InvalidArgumentError && /from 1 to 1024 or 'all'/.test(e.message), bad);
+      assert.throws(
+        () => blasThreadsArg(bad),
+        (e: unknown) => e instanceof InvalidArgumentError && /from 1 to 1024 or 'all'/.test(e.message),
+        bad,
+      );
     }
   });
 
   const native = loadNativeKernels();
-  it('training with 2 BLAS threads is deterministic and close to 1 thread', { skip: native ? false : 'native addon not built' }, async () => {
+  it('training with 2 BLAS threads is deterministic and close to 1 thread', {
+    skip: native ? false : 'native addon not built',
+  }, async () => {
     const spec = builtinModel('mlp', [28, 28, 1], 10);
     const data = loadMnist();
-    const train = subset(data.train, Int32Array.from({ length: 320 }, (_, i) => i), 'first 320');
+    const train = subset(
+      data.train,
+      Int32Array.from({ length: 320 }, (_, i) => i),
+      'first 320',
+    );
     const sha = (w: Float32Array) => createHash('sha256').update(w).digest('hex');
     const run = async (threads: number) => {
       setNativeBlasThreads(threads);
       assert.equal(nativeKernelsInfo()?.threads, threads);
       const trainer = new EngineTrainer(spec, native!);
-      const r = await trainer.train(initialWeights(tensorSpecs(spec), new Rng(1)), train,
-        { epochs: 1, batchSize: 32, optimizer: spec.optimizer, proxMu: 0, seed: 1 });
+      const r = await trainer.train(initialWeights(tensorSpecs(spec), new Rng(1)), train, {
+        epochs: 1,
+        batchSize: 32,
+        optimizer: spec.optimizer,
+        proxMu: 0,
+        seed: 1,
+      });
       trainer.dispose();
       return r.weights;
     };

@@ -10,7 +10,8 @@ import { loadNativeKernels, setNativeBlasThreads } from '../nn/kernels-native.js
 export function blasThreadsArg(text: string): number {
   if (text === 'all') return availableParallelism();
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new InvalidArgumentError(`expected a whole number from 1 to 1024 or 'all', got '${text}'`);
+  if (!Number.isInteger(n) || n < 1 || n > 1024)
+    throw new InvalidArgumentError(`expected a whole number from 1 to 1024 or 'all', got '${text}'`);
   return n;
 }
 

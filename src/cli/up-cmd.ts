@@ -32,30 +32,46 @@ interface UpFlags {
 }
 
 export function addUpCommand(program: Command): void {
-  program.command('up')
+  program
+    .command('up')
     .description('a coordinator plus local edge-node processes on loopback training the reference MNIST model')
     .option('--nodes <n>', 'node processes to start', intArg(1, 64), 4)
     .option('--rounds <n>', 'rounds', intArg(1, 10000), 10)
     .option('--port <n>', 'coordinator port (0 = any free port)', intArg(0, 65535), 0)
     .option('--db <file>', 'SQLite file', '')
     .option('--target-accuracy <a>', 'stop at this test accuracy', Number, 0.97)
-    .option('--gateways <g>', 'hierarchical fusion: G gateway processes between the coordinator and the nodes (node i joins gateway i mod G)', intArg(0, 64), 0)
-    .option('--exit-on-finish', 'exit when the run ends (default: keep serving the dashboard until Ctrl-C; CI=true implies this)')
-    .addHelpText('after', `
+    .option(
+      '--gateways <g>',
+      'hierarchical fusion: G gateway processes between the coordinator and the nodes (node i joins gateway i mod G)',
+      intArg(0, 64),
+      0,
+    )
+    .option(
+      '--exit-on-finish',
+      'exit when the run ends (default: keep serving the dashboard until Ctrl-C; CI=true implies this)',
+    )
+    .addHelpText(
+      'after',
+      `
 Ctrl-C stops within about 2 s (a round in progress is abandoned, never committed half-fused); a second Ctrl-C
-exits at once. The state stays in runs/up-<time>/: reopen it for viewing with \`edgefed open runs/up-<time>\`.`)
+exits at once. The state stays in runs/up-<time>/: reopen it for viewing with \`edgefed open runs/up-<time>\`.`,
+    )
     .action(async (f: UpFlags) => up(f));
 }
 
 async function up(f: UpFlags): Promise<void> {
-  if (f.gateways > f.nodes) throw new UsageError(`--gateways ${f.gateways}: each gateway needs a node, and there are --nodes ${f.nodes}`);
+  if (f.gateways > f.nodes)
+    throw new UsageError(`--gateways ${f.gateways}: each gateway needs a node, and there are --nodes ${f.nodes}`);
   const exitOnFinish = f.exitOnFinish || process.env.CI === 'true';
   const dir = join('runs', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   mkdirSync(dir, { recursive: true });
   const progress = progressReporter(f.rounds, false);
   const c = await startCoordinator({
-    port: f.port, db: f.db || join(dir, 'edgefed.db'), logger: pino({ level: 'warn' }, pino.destination(2)),
-    shutdownGraceMs: UP_STOP_GRACE_MS, onRound: (_runId, r) => progress.onRound(r),
+    port: f.port,
+    db: f.db || join(dir, 'edgefed.db'),
+    logger: pino({ level: 'warn' }, pino.destination(2)),
+    shutdownGraceMs: UP_STOP_GRACE_MS,
+    onRound: (_runId, r) => progress.onRound(r),
   });
   let children: ChildProcess[] = [];
   let stopping = false;
@@ -73,24 +89,42 @@ async function up(f: UpFlags): Promise<void> {
       process.exit(130);
     }
     stopping = true;
-    process.stderr.write(`\nstopping: a round in progress has ${UP_STOP_GRACE_MS / 1000} s to finish, else it is abandoned uncommitted `
-      + `(Ctrl-C again to exit at once). Reopen later: edgefed open ${dir}\n`);
+    process.stderr.write(
+      `\nstopping: a round in progress has ${UP_STOP_GRACE_MS / 1000} s to finish, else it is abandoned uncommitted ` +
+        `(Ctrl-C again to exit at once). Reopen later: edgefed open ${dir}\n`,
+    );
     void stopAll(0);
   };
   process.on('SIGINT', onInterrupt);
   process.on('SIGTERM', onInterrupt);
   // A read token for this session's dashboard, in the URL fragment (never sent to a server or logged).
-  const { token: readToken } = c.tokens.create({ name: 'edgefed up dashboard', scopes: READ_SCOPES, expiresInSeconds: 7 * 24 * 3600 });
+  const { token: readToken } = c.tokens.create({
+    name: 'edgefed up dashboard',
+    scopes: READ_SCOPES,
+    expiresInSeconds: 7 * 24 * 3600,
+  });
   const dashboard = `${c.dashboardUrl}#token=${readToken}`;
-  process.stderr.write(`dashboard ${dashboard}\ncoordinator API ${c.url} (reads need \`Authorization: Bearer <the dashboard token>\`: `
-    + `${c.url}/v1/runs, ${c.url}/v1/nodes, ${c.url}/metrics); browser nodes join at ${c.url}/node/\n`);
+  process.stderr.write(
+    `dashboard ${dashboard}\ncoordinator API ${c.url} (reads need \`Authorization: Bearer <the dashboard token>\`: ` +
+      `${c.url}/v1/runs, ${c.url}/v1/nodes, ${c.url}/metrics); browser nodes join at ${c.url}/node/\n`,
+  );
   const cli = fileURLToPath(new URL('../../bin/edgefed.mjs', import.meta.url));
-  progress.phase(`starting ${f.nodes} node processes${f.gateways ? ` behind ${f.gateways} gateways` : ''} and waiting for them to join`);
-  children = f.gateways > 0
-    ? await spawnGatewayTree(cli, dir, c.url, () => c.createJoinToken(3600), f.gateways, f.nodes)
-    : Array.from({ length: f.nodes }, (_, i) => spawnNode(cli, dir, c.url, i, f.nodes, c.createJoinToken(3600)));
+  progress.phase(
+    `starting ${f.nodes} node processes${f.gateways ? ` behind ${f.gateways} gateways` : ''} and waiting for them to join`,
+  );
+  children =
+    f.gateways > 0
+      ? await spawnGatewayTree(cli, dir, c.url, () => c.createJoinToken(3600), f.gateways, f.nodes)
+      : Array.from({ length: f.nodes }, (_, i) => spawnNode(cli, dir, c.url, i, f.nodes, c.createJoinToken(3600)));
   if (stopping) return;
-  const config = parseRunConfig({ name: 'demo', model: 'mlp', rounds: f.rounds, minNodes: f.gateways || f.nodes, targetAccuracy: f.targetAccuracy, seed: 1 });
+  const config = parseRunConfig({
+    name: 'demo',
+    model: 'mlp',
+    rounds: f.rounds,
+    minNodes: f.gateways || f.nodes,
+    targetAccuracy: f.targetAccuracy,
+    seed: 1,
+  });
   const id = c.store.createRun(config, config.seed);
   const run = c.runs.start(id);
   await run.done;
@@ -100,13 +134,17 @@ async function up(f: UpFlags): Promise<void> {
   const status = c.store.getRun(id);
   if (ckpt) await saveTfjsModel(run.spec, ckpt.weights, join(dir, 'model'));
   const last = c.store.roundRecords(id).at(-1) as { testAccuracy?: number } | undefined;
-  process.stderr.write(`run ${id} ${status?.status} after ${ckpt?.round ?? 0} rounds: test accuracy ${last?.testAccuracy?.toFixed(4)}; `
-    + `model saved to ${join(dir, 'model')}, state in ${join(dir, 'edgefed.db')}\n`);
+  process.stderr.write(
+    `run ${id} ${status?.status} after ${ckpt?.round ?? 0} rounds: test accuracy ${last?.testAccuracy?.toFixed(4)}; ` +
+      `model saved to ${join(dir, 'model')}, state in ${join(dir, 'edgefed.db')}\n`,
+  );
   for (const ch of children) ch.kill('SIGTERM');
   children = [];
   if (exitOnFinish) {
     await c.close();
     return;
   }
-  process.stderr.write(`the dashboard stays at ${dashboard} until Ctrl-C; reopen this run later with: edgefed open ${dir}\n`);
+  process.stderr.write(
+    `the dashboard stays at ${dashboard} until Ctrl-C; reopen this run later with: edgefed open ${dir}\n`,
+  );
 }

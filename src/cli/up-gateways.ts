@@ -9,11 +9,33 @@ import { ADMIN_TOKEN_ENV, JOIN_TOKEN_ENV } from './secret-flags.js';
 const childEnv = (secrets: Record<string, string>) => ({ env: { ...process.env, EDGEFED_LOG: 'warn', ...secrets } });
 
 /** Node process i of n, holding MNIST shard i/n, enrolled at `url` with a join token from it. */
-export function spawnNode(cli: string, dir: string, url: string, i: number, n: number, joinToken: string): ChildProcess {
-  return spawn(process.execPath,
-    [cli, 'node', '--coordinator', url, '--data', `mnist-partition:${i}/${n}`, '--name', `node${i}`, '--tags', `slot=${i % 2}`,
-      '--key', join(dir, 'keys', `node${i}.key`), '--share-labels'],
-    { stdio: ['ignore', 'ignore', 'ignore'], ...childEnv({ [JOIN_TOKEN_ENV]: joinToken }) });
+export function spawnNode(
+  cli: string,
+  dir: string,
+  url: string,
+  i: number,
+  n: number,
+  joinToken: string,
+): ChildProcess {
+  return spawn(
+    process.execPath,
+    [
+      cli,
+      'node',
+      '--coordinator',
+      url,
+      '--data',
+      `mnist-partition:${i}/${n}`,
+      '--name',
+      `node${i}`,
+      '--tags',
+      `slot=${i % 2}`,
+      '--key',
+      join(dir, 'keys', `node${i}.key`),
+      '--share-labels',
+    ],
+    { stdio: ['ignore', 'ignore', 'ignore'], ...childEnv({ [JOIN_TOKEN_ENV]: joinToken }) },
+  );
 }
 
 /** The API address a gateway process prints on its first stdout line once it listens. */
@@ -36,19 +58,46 @@ function gatewayUrl(child: ChildProcess, name: string): Promise<string> {
  * G gateway processes enrolled at the coordinator `url` (join tokens from `joinToken`), each on a free port
  * with its own admin token; node i joins gateway i mod G. Returns every child, gateways first.
  */
-export async function spawnGatewayTree(cli: string, dir: string, url: string, joinToken: () => string, gateways: number, nodes: number): Promise<ChildProcess[]> {
+export async function spawnGatewayTree(
+  cli: string,
+  dir: string,
+  url: string,
+  joinToken: () => string,
+  gateways: number,
+  nodes: number,
+): Promise<ChildProcess[]> {
   const children: ChildProcess[] = [];
   try {
     for (let g = 0; g < gateways; g++) {
       const name = `gateway${g}`;
       const admin = randomBytes(24).toString('hex');
-      const child = spawn(process.execPath,
-        [cli, 'gateway', '--coordinator', url, '--port', '0', '--name', name, '--key', join(dir, 'keys', `${name}.key`)],
-        { stdio: ['ignore', 'pipe', 'ignore'], ...childEnv({ [JOIN_TOKEN_ENV]: joinToken(), [ADMIN_TOKEN_ENV]: admin }) });
+      const child = spawn(
+        process.execPath,
+        [
+          cli,
+          'gateway',
+          '--coordinator',
+          url,
+          '--port',
+          '0',
+          '--name',
+          name,
+          '--key',
+          join(dir, 'keys', `${name}.key`),
+        ],
+        {
+          stdio: ['ignore', 'pipe', 'ignore'],
+          ...childEnv({ [JOIN_TOKEN_ENV]: joinToken(), [ADMIN_TOKEN_ENV]: admin }),
+        },
+      );
       children.push(child);
       const api = await gatewayUrl(child, name);
       for (let i = g; i < nodes; i += gateways) {
-        const r = await fetch(`${api}/v1/admin/join-tokens`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: '{}' });
+        const r = await fetch(`${api}/v1/admin/join-tokens`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+          body: '{}',
+        });
         if (r.status !== 201) throw new Error(`${name} refused a join token (HTTP ${r.status})`);
         children.push(spawnNode(cli, dir, api, i, nodes, ((await r.json()) as { token: string }).token));
       }

@@ -47,7 +47,11 @@ export class TokenError extends Error {
 export class ApiTokens {
   private readonly lastWritten = new Map<number, number>();
 
-  constructor(private readonly db: Database.Database, private readonly adminToken: string, private readonly now = Date.now) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly adminToken: string,
+    private readonly now = Date.now,
+  ) {
     db.exec(`CREATE TABLE IF NOT EXISTS api_tokens (
       id INTEGER PRIMARY KEY,
       name TEXT NOT NULL,
@@ -65,8 +69,11 @@ export class ApiTokens {
     const { name, scopes, expiresInSeconds } = parseTokenRequest(request);
     const token = TOKEN_PREFIX + randomBytes(24).toString('hex');
     const at = this.now();
-    const id = Number(this.db.prepare('INSERT INTO api_tokens (name, hash, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
-      .run(name, hashSecret(token), scopes.join(' '), at, at + expiresInSeconds * 1000).lastInsertRowid);
+    const id = Number(
+      this.db
+        .prepare('INSERT INTO api_tokens (name, hash, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
+        .run(name, hashSecret(token), scopes.join(' '), at, at + expiresInSeconds * 1000).lastInsertRowid,
+    );
     return { token, info: this.get(id)! };
   }
 
@@ -88,7 +95,9 @@ export class ApiTokens {
   identify(secret: string): Credential | null {
     if (sameSecret(secret, this.adminToken)) return { kind: 'admin', id: 'admin' };
     // Looked up by hash: the index compares hashes, never the secret itself.
-    const row = this.db.prepare('SELECT * FROM api_tokens WHERE hash = ?').get(hashSecret(secret)) as TokenRow | undefined;
+    const row = this.db.prepare('SELECT * FROM api_tokens WHERE hash = ?').get(hashSecret(secret)) as
+      | TokenRow
+      | undefined;
     const at = this.now();
     if (!row || row.revoked_at !== null || row.expires_at <= at) return null;
     if (at - (this.lastWritten.get(row.id) ?? 0) >= LAST_USED_EVERY_MS) {
@@ -110,8 +119,13 @@ interface TokenRow {
 }
 
 const toInfo = (r: TokenRow): TokenInfo => ({
-  id: r.id, name: r.name, scopes: r.scopes.split(' ') as Scope[], createdAt: r.created_at, expiresAt: r.expires_at,
-  lastUsedAt: r.last_used_at, revokedAt: r.revoked_at,
+  id: r.id,
+  name: r.name,
+  scopes: r.scopes.split(' ') as Scope[],
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  lastUsedAt: r.last_used_at,
+  revokedAt: r.revoked_at,
 });
 
 /** The body of POST /v1/admin/tokens: { name?, scopes: Scope[], expiresInSeconds }. Every problem at once. */
@@ -121,7 +135,8 @@ export function parseTokenRequest(body: unknown): { name: string; scopes: Scope[
   const unknownKeys = Object.keys(b).filter((k) => !['name', 'scopes', 'expiresInSeconds'].includes(k));
   if (unknownKeys.length) problems.push(`unknown fields ${unknownKeys.slice(0, 5).join(', ')}`);
   const name = b.name ?? 'token';
-  if (typeof name !== 'string' || !/^[A-Za-z0-9_.:@ -]{1,64}$/.test(name)) problems.push('name must be 1-64 letters, digits or _.:@- and spaces');
+  if (typeof name !== 'string' || !/^[A-Za-z0-9_.:@ -]{1,64}$/.test(name))
+    problems.push('name must be 1-64 letters, digits or _.:@- and spaces');
   const scopes = b.scopes;
   if (!Array.isArray(scopes) || scopes.length === 0 || scopes.some((s) => !SCOPES.includes(s as Scope))) {
     problems.push(`scopes must be a non-empty list of ${SCOPES.join(', ')}`);

@@ -6,10 +6,17 @@ import { asyncSettings } from './async-config.js';
 test('run config mode "async": defaults from minNodes, and bad settings refused with the field', () => {
   const c = parseRunConfig({ mode: 'async', minNodes: 4 });
   assert.deepEqual(asyncSettings(c), { concurrency: 4, bufferSize: 4, serverLr: 1 });
-  assert.deepEqual(asyncSettings(parseRunConfig({ mode: 'async', concurrency: 30, bufferSize: 5, serverLr: 0.5 })), { concurrency: 30, bufferSize: 5, serverLr: 0.5 });
+  assert.deepEqual(asyncSettings(parseRunConfig({ mode: 'async', concurrency: 30, bufferSize: 5, serverLr: 0.5 })), {
+    concurrency: 30,
+    bufferSize: 5,
+    serverLr: 0.5,
+  });
   assert.equal(parseRunConfig({}).mode, 'sync');
   const cases: [object, RegExp][] = [
-    [{ mode: 'async', bufferSize: 3, concurrency: 2 }, /run config: concurrency: must be >= the buffer size K = 3 \(nodes training at once\), got 2/],
+    [
+      { mode: 'async', bufferSize: 3, concurrency: 2 },
+      /run config: concurrency: must be >= the buffer size K = 3 \(nodes training at once\), got 2/,
+    ],
     [{ mode: 'async', bufferSize: 0 }, /run config: bufferSize/],
     [{ mode: 'async', serverLr: 0 }, /run config: serverLr/],
     [{ mode: 'async', strategy: 'fedadam' }, /run config: strategy: mode "async" fuses with FedBuff/],

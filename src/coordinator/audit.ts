@@ -13,8 +13,15 @@ export const REFUSAL_WINDOW_MS = 60_000;
 /** Rotation runs every this many writes (a DELETE per write would double the write cost). */
 const ROTATE_EVERY = 100;
 
-export type AuditAction = 'run.created' | 'run.paused' | 'run.resumed' | 'run.stopped' | 'token.created' | 'token.revoked'
-  | 'node.enrolled' | 'node.refused';
+export type AuditAction =
+  | 'run.created'
+  | 'run.paused'
+  | 'run.resumed'
+  | 'run.stopped'
+  | 'token.created'
+  | 'token.revoked'
+  | 'node.enrolled'
+  | 'node.refused';
 
 export interface AuditEntry {
   id: number;
@@ -38,7 +45,10 @@ export interface RefusalCount {
 export class AuditLog {
   private writes = 0;
 
-  constructor(private readonly db: Database.Database, private readonly now = Date.now) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly now = Date.now,
+  ) {
     db.exec(`CREATE TABLE IF NOT EXISTS audit_log (
       id INTEGER PRIMARY KEY, at INTEGER NOT NULL, action TEXT NOT NULL, actor TEXT NOT NULL, source TEXT NOT NULL, detail TEXT NOT NULL
     ) STRICT;
@@ -49,7 +59,8 @@ export class AuditLog {
   }
 
   record(action: AuditAction, actor: string, source: string, detail: Record<string, unknown> = {}): void {
-    this.db.prepare('INSERT INTO audit_log (at, action, actor, source, detail) VALUES (?, ?, ?, ?, ?)')
+    this.db
+      .prepare('INSERT INTO audit_log (at, action, actor, source, detail) VALUES (?, ?, ?, ?, ?)')
       .run(this.now(), action, actor, source.slice(0, 64), JSON.stringify(detail).slice(0, 2000));
     this.rotateNow();
   }
@@ -58,27 +69,37 @@ export class AuditLog {
   refused(action: string, source: string, reason: string): void {
     const at = this.now();
     const windowStart = at - (at % REFUSAL_WINDOW_MS);
-    this.db.prepare(`INSERT INTO audit_refusals (source, action, window_start, count, last_at, last_reason) VALUES (?, ?, ?, 1, ?, ?)
+    this.db
+      .prepare(`INSERT INTO audit_refusals (source, action, window_start, count, last_at, last_reason) VALUES (?, ?, ?, 1, ?, ?)
       ON CONFLICT (source, action, window_start) DO UPDATE SET count = count + 1, last_at = excluded.last_at, last_reason = excluded.last_reason`)
       .run(source.slice(0, 64), action.slice(0, 64), windowStart, at, reason.slice(0, 200));
     this.rotateNow();
   }
 
   entries(limit = 500): AuditEntry[] {
-    const rows = this.db.prepare('SELECT * FROM audit_log ORDER BY id DESC LIMIT ?').all(limit) as (Omit<AuditEntry, 'detail'> & { detail: string })[];
+    const rows = this.db.prepare('SELECT * FROM audit_log ORDER BY id DESC LIMIT ?').all(limit) as (Omit<
+      AuditEntry,
+      'detail'
+    > & { detail: string })[];
     return rows.map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, unknown> }));
   }
 
   refusals(limit = 500): RefusalCount[] {
-    return this.db.prepare(`SELECT source, action, window_start AS windowStart, count, last_at AS lastAt, last_reason AS lastReason
-      FROM audit_refusals ORDER BY last_at DESC LIMIT ?`).all(limit) as RefusalCount[];
+    return this.db
+      .prepare(`SELECT source, action, window_start AS windowStart, count, last_at AS lastAt, last_reason AS lastReason
+      FROM audit_refusals ORDER BY last_at DESC LIMIT ?`)
+      .all(limit) as RefusalCount[];
   }
 
   /** Drops all but the newest rows of both tables. */
   rotate(): void {
-    this.db.prepare('DELETE FROM audit_log WHERE id <= (SELECT id FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET ?)').run(MAX_ENTRIES);
-    this.db.prepare(`DELETE FROM audit_refusals WHERE rowid IN
-      (SELECT rowid FROM audit_refusals ORDER BY last_at DESC LIMIT -1 OFFSET ?)`).run(MAX_REFUSAL_ROWS);
+    this.db
+      .prepare('DELETE FROM audit_log WHERE id <= (SELECT id FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET ?)')
+      .run(MAX_ENTRIES);
+    this.db
+      .prepare(`DELETE FROM audit_refusals WHERE rowid IN
+      (SELECT rowid FROM audit_refusals ORDER BY last_at DESC LIMIT -1 OFFSET ?)`)
+      .run(MAX_REFUSAL_ROWS);
   }
 
   private rotateNow(): void {

@@ -24,7 +24,9 @@ export function parseDatasetFlag(text: string): { name: string; spec: string } {
   const name = eq < 0 ? '' : text.slice(0, eq);
   const spec = eq < 0 ? '' : text.slice(eq + 1);
   if (!NAME.test(name) || spec === '') {
-    throw new DatasetError(`--dataset '${text}': expected NAME=SPEC, NAME a letter then up to 63 letters, digits or _.- ; SPEC one of ${DATASET_SPEC_FORMS.join(' | ')}`);
+    throw new DatasetError(
+      `--dataset '${text}': expected NAME=SPEC, NAME a letter then up to 63 letters, digits or _.- ; SPEC one of ${DATASET_SPEC_FORMS.join(' | ')}`,
+    );
   }
   return { name, spec };
 }
@@ -53,8 +55,10 @@ export class DatasetCatalog {
   /** Why `name` cannot be a run's evalDataset, or null when it can. */
   problem(name: string): string | null {
     if (this.specs.has(name)) return null;
-    return `evalDataset '${name.slice(0, 64)}' is not a registered dataset; registered: ${this.names().join(', ')} `
-      + '(the operator registers datasets with `edgefed coordinator --dataset NAME=SPEC`)';
+    return (
+      `evalDataset '${name.slice(0, 64)}' is not a registered dataset; registered: ${this.names().join(', ')} ` +
+      '(the operator registers datasets with `edgefed coordinator --dataset NAME=SPEC`)'
+    );
   }
 
   /** Bytes of test data held in the cache. */

@@ -10,8 +10,13 @@
 import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 
 export class DatabaseLockedError extends Error {
-  constructor(readonly db: string, readonly holderPid: number) {
-    super(`database ${db} is in use by another coordinator (pid ${holderPid}); stop that one first, or use another --db`);
+  constructor(
+    readonly db: string,
+    readonly holderPid: number,
+  ) {
+    super(
+      `database ${db} is in use by another coordinator (pid ${holderPid}); stop that one first, or use another --db`,
+    );
     this.name = 'DatabaseLockedError';
   }
 }

@@ -8,17 +8,29 @@ const node = newIdentity();
 const pending: Binding = { run: 3, round: 5, node: 7, nonce: 'a'.repeat(32) };
 const inner = new TextEncoder().encode('EFW1 an update');
 const ctx = (over: Partial<FrameCheckContext> = {}): FrameCheckContext => ({
-  nodeId: 7, publicKey: node.publicKey, auth: true, configuredRun: 3, pending, seenNonces: new Set(), ...over,
+  nodeId: 7,
+  publicKey: node.publicKey,
+  auth: true,
+  configuredRun: 3,
+  pending,
+  seenNonces: new Set(),
+  ...over,
 });
 const refused = (bytes: Uint8Array, c: FrameCheckContext, code: string) =>
-  assert.throws(() => verifyNodeFrame(bytes, c), (e: unknown) => e instanceof FrameError && e.code === code, code);
+  assert.throws(
+    () => verifyNodeFrame(bytes, c),
+    (e: unknown) => e instanceof FrameError && e.code === code,
+    code,
+  );
 
 test('a frame signed by the node for the pending request passes, with its binding and inner frame', () => {
   const out = verifyNodeFrame(signFrame(pending, inner, node.secretKey), ctx());
   assert.deepEqual(out.binding, pending);
   assert.deepEqual(out.frame, inner);
   // an earlier round's answer passes the verifier (it is late, and the transport records it as such)
-  assert.ok(verifyNodeFrame(signFrame({ ...pending, round: 4, nonce: 'b'.repeat(32) }, inner, node.secretKey), ctx()).binding);
+  assert.ok(
+    verifyNodeFrame(signFrame({ ...pending, round: 4, nonce: 'b'.repeat(32) }, inner, node.secretKey), ctx()).binding,
+  );
 });
 
 test('unsigned, wrongly signed, re-bound, replayed and future-round frames are refused with their code', () => {
@@ -37,7 +49,14 @@ test('unsigned, wrongly signed, re-bound, replayed and future-round frames are r
 
 test('with auth off, unsigned frames pass and signed ones are read without a key', () => {
   assert.deepEqual(verifyNodeFrame(inner, ctx({ auth: false, publicKey: null })), { binding: null, frame: inner });
-  const out = verifyNodeFrame(signFrame(pending, inner, newIdentity().secretKey), ctx({ auth: false, publicKey: null }));
+  const out = verifyNodeFrame(
+    signFrame(pending, inner, newIdentity().secretKey),
+    ctx({ auth: false, publicKey: null }),
+  );
   assert.deepEqual(out.binding, pending);
-  refused(signFrame({ ...pending, node: 1 }, inner, node.secretKey), ctx({ auth: false, publicKey: null }), 'bad_binding');
+  refused(
+    signFrame({ ...pending, node: 1 }, inner, node.secretKey),
+    ctx({ auth: false, publicKey: null }),
+    'bad_binding',
+  );
 });

@@ -4,7 +4,14 @@
  * future round. Pure: no sockets, no clock, no store, so every refusal is tested on bytes alone.
  */
 import { FrameError } from '../core/wire.js';
-import { isSigned, nobleCrypto, openSignedFrame, readSignedFrameUnverified, type Binding, type CryptoImpl } from '../core/identity.js';
+import {
+  isSigned,
+  nobleCrypto,
+  openSignedFrame,
+  readSignedFrameUnverified,
+  type Binding,
+  type CryptoImpl,
+} from '../core/identity.js';
 
 export interface FrameCheckContext {
   nodeId: number;
@@ -32,21 +39,31 @@ export interface VerifiedFrame {
 export function verifyNodeFrame(bytes: Uint8Array, ctx: FrameCheckContext): VerifiedFrame {
   let binding: Binding | null = null;
   let frame = bytes;
-  if (isSigned(bytes) && ctx.publicKey) ({ binding, frame } = openSignedFrame(bytes, ctx.publicKey, ctx.crypto ?? nobleCrypto));
+  if (isSigned(bytes) && ctx.publicKey)
+    ({ binding, frame } = openSignedFrame(bytes, ctx.publicKey, ctx.crypto ?? nobleCrypto));
   else if (isSigned(bytes) && !ctx.auth) ({ binding, frame } = readSignedFrameUnverified(bytes));
   else if (ctx.auth) {
-    throw new FrameError(isSigned(bytes) ? 'unauthenticated' : 'unsigned', 'frames must be signed with the node\'s enrolled key');
+    throw new FrameError(
+      isSigned(bytes) ? 'unauthenticated' : 'unsigned',
+      "frames must be signed with the node's enrolled key",
+    );
   }
   if (!binding) return { binding, frame };
   if (binding.node !== ctx.nodeId || binding.run !== ctx.configuredRun) {
     throw new FrameError('bad_binding', `frame is bound to node ${binding.node} run ${binding.run}`);
   }
   const pending = ctx.pending;
-  if (ctx.seenNonces.has(binding.nonce) || (pending && binding.round === pending.round && binding.nonce !== pending.nonce)) {
+  if (
+    ctx.seenNonces.has(binding.nonce) ||
+    (pending && binding.round === pending.round && binding.nonce !== pending.nonce)
+  ) {
     throw new FrameError('replayed', `frame answers a request that is not the one pending (round ${binding.round})`);
   }
   if (pending && binding.round > pending.round) {
-    throw new FrameError('wrong_round', `frame is bound to round ${binding.round}, the pending request is round ${pending.round}`);
+    throw new FrameError(
+      'wrong_round',
+      `frame is bound to round ${binding.round}, the pending request is round ${pending.round}`,
+    );
   }
   return { binding, frame };
 }

@@ -35,10 +35,17 @@ export interface NodeRecord<R = Record<string, unknown>> {
   bytesReceived: number;
 }
 
-export interface NodeView extends NodeRecord<{
-  cores?: number; memoryMb?: number; samplesPerSecond?: number; bandwidthMbps?: number;
-  powerClass?: string; examples?: number; platform?: string; labelCounts?: number[];
-}> {
+export interface NodeView
+  extends NodeRecord<{
+    cores?: number;
+    memoryMb?: number;
+    samplesPerSecond?: number;
+    bandwidthMbps?: number;
+    powerClass?: string;
+    examples?: number;
+    platform?: string;
+    labelCounts?: number[];
+  }> {
   /** Connected now. */
   online: boolean;
 }

@@ -49,20 +49,29 @@ const NODES_COALESCE_MS = 250;
 export function nodeViews(store: Store, registry: Registry): NodeView[] {
   return store.listNodes().map((n) => {
     const live = registry.get(n.id);
-    return { ...n, resources: n.resources as NodeView['resources'], online: live !== undefined, lastSeen: Math.max(n.lastSeen, live?.lastSeen ?? 0) };
+    return {
+      ...n,
+      resources: n.resources as NodeView['resources'],
+      online: live !== undefined,
+      lastSeen: Math.max(n.lastSeen, live?.lastSeen ?? 0),
+    };
   });
 }
 
 /** The token a live-feed upgrade carries (subprotocol or Authorization header), '' for a malformed one. */
 export function liveToken(req: Pick<IncomingMessage, 'headers'>): string | null {
-  const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+  const offered = String(req.headers['sec-websocket-protocol'] ?? '')
+    .split(',')
+    .map((p) => p.trim());
   const viaProtocol = offered.find((p) => p.startsWith(TOKEN_PROTOCOL_PREFIX));
   return viaProtocol !== undefined ? viaProtocol.slice(TOKEN_PROTOCOL_PREFIX.length) : bearerOf(req);
 }
 
 /** Which slot pool a live-feed upgrade belongs to, or why it may not join. */
-export function liveCredential(req: Pick<IncomingMessage, 'headers' | 'socket'>, access: LiveAccess):
-  { key: string; token: boolean } | { status: number; reason: string } {
+export function liveCredential(
+  req: Pick<IncomingMessage, 'headers' | 'socket'>,
+  access: LiveAccess,
+): { key: string; token: boolean } | { status: number; reason: string } {
   const token = liveToken(req);
   if (token !== null) {
     const cred = access.tokens.identify(token);
@@ -73,7 +82,10 @@ export function liveCredential(req: Pick<IncomingMessage, 'headers' | 'socket'>,
     return { key: cred.kind === 'admin' ? 'admin' : `token:${cred.id}`, token: true };
   }
   if (access.auth && !access.publicRead) {
-    return { status: 401, reason: `the live feed needs a token with ${LIVE_POLICY.scopes.join(' and ')} (subprotocol ${TOKEN_PROTOCOL_PREFIX}<token>)` };
+    return {
+      status: 401,
+      reason: `the live feed needs a token with ${LIVE_POLICY.scopes.join(' and ')} (subprotocol ${TOKEN_PROTOCOL_PREFIX}<token>)`,
+    };
   }
   return { key: `source:${req.socket.remoteAddress ?? '?'}`, token: false };
 }
@@ -88,14 +100,16 @@ export function liveRefusal(req: Pick<IncomingMessage, 'headers'>): { status: nu
     } catch {
       // an unparseable Origin is refused below
     }
-    if (host === null || host !== req.headers.host) return { status: 403, reason: 'cross-origin connections to the live feed are refused' };
+    if (host === null || host !== req.headers.host)
+      return { status: 403, reason: 'cross-origin connections to the live feed are refused' };
   }
   return null;
 }
 
 export class LiveFeed {
   private readonly wss = new WebSocketServer({
-    noServer: true, maxPayload: 1024,
+    noServer: true,
+    maxPayload: 1024,
     handleProtocols: (offered) => (offered.has(LIVE_SUBPROTOCOL) ? LIVE_SUBPROTOCOL : false),
   });
   private readonly clients = new Set<WebSocket>();
@@ -111,7 +125,10 @@ export class LiveFeed {
   private readonly unsubscribe: (() => void)[];
 
   constructor(
-    private readonly store: Store, private readonly registry: Registry, private readonly log: Logger, refreshMs: number,
+    private readonly store: Store,
+    private readonly registry: Registry,
+    private readonly log: Logger,
+    refreshMs: number,
     private readonly access: LiveAccess,
   ) {
     this.unsubscribe = [store.onChange((c) => this.onStoreChange(c)), registry.subscribe(() => this.nodesChanged())];
@@ -130,7 +147,9 @@ export class LiveFeed {
     const refusal = liveRefusal(req) ?? ('key' in slot ? this.slotRefusal(slot, held) : slot);
     if (refusal) {
       const text = { 401: 'Unauthorized', 403: 'Forbidden' }[refusal.status] ?? 'Service Unavailable';
-      socket.end(`HTTP/1.1 ${refusal.status} ${text}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${refusal.reason}\n`);
+      socket.end(
+        `HTTP/1.1 ${refusal.status} ${text}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${refusal.reason}\n`,
+      );
       // The reason only: the upgrade's headers may carry a token.
       this.log.info({ origin: req.headers.origin, reason: refusal.reason }, 'live feed connection refused');
       return;
@@ -168,10 +187,17 @@ export class LiveFeed {
     if (slot.token) {
       // Room is made by closing this token's oldest open connection; upgrades still in flight cannot be closed.
       const open = this.byKey.get(slot.key)?.length ?? 0;
-      return held >= MAX_LIVE_PER_TOKEN && open === 0 ? { status: 503, reason: 'too many connections with this token at once' } : null;
+      return held >= MAX_LIVE_PER_TOKEN && open === 0
+        ? { status: 503, reason: 'too many connections with this token at once' }
+        : null;
     }
-    if (this.anonymous >= MAX_LIVE_CLIENTS) return { status: 503, reason: `the live feed has its maximum of ${MAX_LIVE_CLIENTS} anonymous clients; a read token always gets a slot` };
-    if (held >= MAX_LIVE_PER_SOURCE) return { status: 503, reason: `at most ${MAX_LIVE_PER_SOURCE} anonymous live-feed clients per address` };
+    if (this.anonymous >= MAX_LIVE_CLIENTS)
+      return {
+        status: 503,
+        reason: `the live feed has its maximum of ${MAX_LIVE_CLIENTS} anonymous clients; a read token always gets a slot`,
+      };
+    if (held >= MAX_LIVE_PER_SOURCE)
+      return { status: 503, reason: `at most ${MAX_LIVE_PER_SOURCE} anonymous live-feed clients per address` };
     return null;
   }
 
@@ -189,15 +215,26 @@ export class LiveFeed {
       if (!token) this.anonymous--;
     });
     ws.on('error', () => ws.terminate());
-    this.send(ws, { type: 'snapshot', protocol: LIVE_PROTOCOL, runs: this.store.listRuns(), nodes: this.publicNodes() });
+    this.send(ws, {
+      type: 'snapshot',
+      protocol: LIVE_PROTOCOL,
+      runs: this.store.listRuns(),
+      nodes: this.publicNodes(),
+    });
   }
 
   private onStoreChange(c: StoreChange): void {
     if (c.kind === 'run') this.broadcast({ type: 'run', run: c.run });
-    else if (c.kind === 'event') for (const event of visibleEvents([c.event], (id) => this.isDpRun(id), 'public')) this.broadcast({ type: 'event', event });
+    else if (c.kind === 'event')
+      for (const event of visibleEvents([c.event], (id) => this.isDpRun(id), 'public'))
+        this.broadcast({ type: 'event', event });
     else {
       const record = visibleRound(c.record as unknown as Record<string, unknown>, this.isDpRun(c.runId), 'public');
-      this.broadcast({ type: 'round', runId: c.runId, record: record as unknown as Extract<LiveMessage, { type: 'round' }>['record'] });
+      this.broadcast({
+        type: 'round',
+        runId: c.runId,
+        record: record as unknown as Extract<LiveMessage, { type: 'round' }>['record'],
+      });
       this.nodesChanged(); // rounds contributed and bytes moved
     }
   }

@@ -28,30 +28,102 @@ export class CoordinatorMetrics {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     const run = ['run'] as const;
-    this.roundsCompleted = new Counter({ name: 'edgefed_rounds_completed_total', help: 'Rounds committed, by run', labelNames: run, registers });
-    this.roundsUnfused = new Counter({ name: 'edgefed_rounds_unfused_total', help: 'Committed rounds that fused no update (too few valid replies), by run', labelNames: run, registers });
-    this.roundDuration = new Histogram({
-      name: 'edgefed_round_duration_seconds', help: 'Wall time of a committed round, from sampling to evaluation, by run',
-      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600], labelNames: run, registers,
+    this.roundsCompleted = new Counter({
+      name: 'edgefed_rounds_completed_total',
+      help: 'Rounds committed, by run',
+      labelNames: run,
+      registers,
     });
-    this.contributions = new Counter({ name: 'edgefed_node_updates_fused_total', help: 'Node updates fused into a global model, by run', labelNames: run, registers });
-    this.nodeFailures = new Counter({ name: 'edgefed_node_failures_total', help: 'Selected nodes whose update did not count, by run and kind (straggler, error)', labelNames: ['run', 'kind'], registers });
-    this.sentBytes = new Counter({ name: 'edgefed_sent_bytes_total', help: 'Bytes of round frames sent to nodes (committed rounds), by run', labelNames: run, registers });
-    this.receivedBytes = new Counter({ name: 'edgefed_received_bytes_total', help: 'Bytes of round frames received from nodes (committed rounds), by run', labelNames: run, registers });
-    this.testAccuracy = new Gauge({ name: 'edgefed_run_test_accuracy', help: 'Test accuracy of the latest committed round, by run (central evaluation)', labelNames: run, registers });
-    this.testLoss = new Gauge({ name: 'edgefed_run_test_loss', help: 'Test loss of the latest committed round, by run (central evaluation)', labelNames: run, registers });
-    this.rejections = new Counter({ name: 'edgefed_rejected_total', help: 'Node messages and enrolments refused, by code', labelNames: ['code'], registers });
-    new Gauge({ name: 'edgefed_nodes_connected', help: 'Nodes connected now', registers, collect() { this.set(nodes.all().length); } });
-    new Gauge({ name: 'edgefed_nodes_enrolled', help: 'Nodes ever enrolled (rows in the node registry)', registers, collect() { this.set(store.listNodes().length); } });
+    this.roundsUnfused = new Counter({
+      name: 'edgefed_rounds_unfused_total',
+      help: 'Committed rounds that fused no update (too few valid replies), by run',
+      labelNames: run,
+      registers,
+    });
+    this.roundDuration = new Histogram({
+      name: 'edgefed_round_duration_seconds',
+      help: 'Wall time of a committed round, from sampling to evaluation, by run',
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+      labelNames: run,
+      registers,
+    });
+    this.contributions = new Counter({
+      name: 'edgefed_node_updates_fused_total',
+      help: 'Node updates fused into a global model, by run',
+      labelNames: run,
+      registers,
+    });
+    this.nodeFailures = new Counter({
+      name: 'edgefed_node_failures_total',
+      help: 'Selected nodes whose update did not count, by run and kind (straggler, error)',
+      labelNames: ['run', 'kind'],
+      registers,
+    });
+    this.sentBytes = new Counter({
+      name: 'edgefed_sent_bytes_total',
+      help: 'Bytes of round frames sent to nodes (committed rounds), by run',
+      labelNames: run,
+      registers,
+    });
+    this.receivedBytes = new Counter({
+      name: 'edgefed_received_bytes_total',
+      help: 'Bytes of round frames received from nodes (committed rounds), by run',
+      labelNames: run,
+      registers,
+    });
+    this.testAccuracy = new Gauge({
+      name: 'edgefed_run_test_accuracy',
+      help: 'Test accuracy of the latest committed round, by run (central evaluation)',
+      labelNames: run,
+      registers,
+    });
+    this.testLoss = new Gauge({
+      name: 'edgefed_run_test_loss',
+      help: 'Test loss of the latest committed round, by run (central evaluation)',
+      labelNames: run,
+      registers,
+    });
+    this.rejections = new Counter({
+      name: 'edgefed_rejected_total',
+      help: 'Node messages and enrolments refused, by code',
+      labelNames: ['code'],
+      registers,
+    });
     new Gauge({
-      name: 'edgefed_runs', help: 'Runs by status', labelNames: ['status'], registers,
+      name: 'edgefed_nodes_connected',
+      help: 'Nodes connected now',
+      registers,
+      collect() {
+        this.set(nodes.all().length);
+      },
+    });
+    new Gauge({
+      name: 'edgefed_nodes_enrolled',
+      help: 'Nodes ever enrolled (rows in the node registry)',
+      registers,
+      collect() {
+        this.set(store.listNodes().length);
+      },
+    });
+    new Gauge({
+      name: 'edgefed_runs',
+      help: 'Runs by status',
+      labelNames: ['status'],
+      registers,
       collect() {
         const counts = new Map<string, number>(RUN_STATUSES.map((s) => [s, 0]));
         for (const r of store.listRuns()) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
         for (const [status, n] of counts) this.set({ status }, n);
       },
     });
-    new Gauge({ name: 'edgefed_live_clients', help: 'Dashboards connected to the live feed', registers, collect() { this.set(liveClients()); } });
+    new Gauge({
+      name: 'edgefed_live_clients',
+      help: 'Dashboards connected to the live feed',
+      registers,
+      collect() {
+        this.set(liveClients());
+      },
+    });
     // After a restart the gauges start from what the store already holds; counters count from this start.
     for (const info of store.listRuns()) {
       const last = store.roundRecords(info.id).at(-1);
@@ -61,7 +133,8 @@ export class CoordinatorMetrics {
   }
 
   private setLatest(run: string, r: Record<string, unknown>): void {
-    if (typeof r.testAccuracy === 'number' && Number.isFinite(r.testAccuracy)) this.testAccuracy.set({ run }, r.testAccuracy);
+    if (typeof r.testAccuracy === 'number' && Number.isFinite(r.testAccuracy))
+      this.testAccuracy.set({ run }, r.testAccuracy);
     if (typeof r.testLoss === 'number' && Number.isFinite(r.testLoss)) this.testLoss.set({ run }, r.testLoss);
   }
 
@@ -69,7 +142,14 @@ export class CoordinatorMetrics {
     if (c.kind === 'run') {
       // A new run shows zeros at once instead of no series (rate() and alerts need the series to exist).
       const run = String(c.run.id);
-      for (const counter of [this.roundsCompleted, this.roundsUnfused, this.contributions, this.sentBytes, this.receivedBytes]) counter.inc({ run }, 0);
+      for (const counter of [
+        this.roundsCompleted,
+        this.roundsUnfused,
+        this.contributions,
+        this.sentBytes,
+        this.receivedBytes,
+      ])
+        counter.inc({ run }, 0);
       for (const kind of ['straggler', 'error']) this.nodeFailures.inc({ run, kind }, 0);
       return;
     }
@@ -78,9 +158,12 @@ export class CoordinatorMetrics {
     const run = String(c.runId);
     this.roundsCompleted.inc({ run });
     if (r.fused === false) this.roundsUnfused.inc({ run });
-    if (typeof r.seconds === 'number' && Number.isFinite(r.seconds) && r.seconds >= 0) this.roundDuration.observe({ run }, r.seconds);
+    if (typeof r.seconds === 'number' && Number.isFinite(r.seconds) && r.seconds >= 0)
+      this.roundDuration.observe({ run }, r.seconds);
     if (Array.isArray(r.contributed)) this.contributions.inc({ run }, r.contributed.length);
-    if (Array.isArray(r.failures)) for (const f of r.failures as { error?: unknown }[]) this.nodeFailures.inc({ run, kind: failureKind(String(f.error)) });
+    if (Array.isArray(r.failures))
+      for (const f of r.failures as { error?: unknown }[])
+        this.nodeFailures.inc({ run, kind: failureKind(String(f.error)) });
     if (typeof r.bytesSent === 'number' && r.bytesSent > 0) this.sentBytes.inc({ run }, r.bytesSent);
     if (typeof r.bytesReceived === 'number' && r.bytesReceived > 0) this.receivedBytes.inc({ run }, r.bytesReceived);
     this.setLatest(run, r);

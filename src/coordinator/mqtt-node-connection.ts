@@ -19,8 +19,17 @@ import { FrameError } from '../core/wire.js';
 import { CHUNK_HEADER_BYTES } from '../core/chunks.js';
 import { MAX_HELLO_BYTES, MAX_MESSAGE_BYTES, type CoordinatorMessage } from '../net/node-protocol.js';
 import {
-  bytesText, checkTopicLevel, coordinatorSubscriptions, decodeEnvelope, encodeEnvelope, ENVELOPE_HEADER_BYTES, mqttTopics,
-  parseNodeTopic, SequenceGate, textBytes, type Envelope,
+  bytesText,
+  checkTopicLevel,
+  coordinatorSubscriptions,
+  decodeEnvelope,
+  encodeEnvelope,
+  ENVELOPE_HEADER_BYTES,
+  mqttTopics,
+  parseNodeTopic,
+  SequenceGate,
+  textBytes,
+  type Envelope,
 } from '../net/mqtt-envelope.js';
 import type { NodeConnection, NodeConnectionEvents, NodeIdentity } from './node-connection.js';
 
@@ -45,21 +54,33 @@ export class MqttNodeEndpoint {
   private readonly client: MqttClient;
   private readonly sessions = new Map<string, MqttNodeConnection>();
 
-  private constructor(private readonly o: MqttEndpointOptions, private readonly open: (c: NodeConnection) => NodeConnectionEvents, client: MqttClient) {
+  private constructor(
+    private readonly o: MqttEndpointOptions,
+    private readonly open: (c: NodeConnection) => NodeConnectionEvents,
+    client: MqttClient,
+  ) {
     this.client = client;
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    client.on('offline', () => o.log.warn({ broker: o.url }, 'MQTT broker unreachable: node sessions kept, messages queued'));
+    client.on('offline', () =>
+      o.log.warn({ broker: o.url }, 'MQTT broker unreachable: node sessions kept, messages queued'),
+    );
     client.on('reconnect', () => o.log.info({ broker: o.url }, 'reconnecting to the MQTT broker'));
     client.on('error', (e) => o.log.warn({ broker: o.url, err: e.message }, 'MQTT client error'));
   }
 
   /** Connects to the broker and subscribes to the fleet's node topics; fails with the broker's reason. */
-  static async start(o: MqttEndpointOptions, open: (c: NodeConnection) => NodeConnectionEvents): Promise<MqttNodeEndpoint> {
+  static async start(
+    o: MqttEndpointOptions,
+    open: (c: NodeConnection) => NodeConnectionEvents,
+  ): Promise<MqttNodeEndpoint> {
     checkTopicLevel('--fleet', o.fleet);
     const options: IClientOptions = {
       protocolVersion: 5,
       clientId: `edgefed-coordinator-${o.fleet}-${Math.random().toString(16).slice(2, 10)}`,
-      clean: true, reconnectPeriod: 500, connectTimeout: 10_000, resubscribe: true,
+      clean: true,
+      reconnectPeriod: 500,
+      connectTimeout: 10_000,
+      resubscribe: true,
       // Nothing larger than one chunk (and its envelope) is ever delivered to the coordinator.
       properties: { maximumPacketSize: MAX_MESSAGE_BYTES + ENVELOPE_HEADER_BYTES + 1024 },
       ...(o.username !== undefined ? { username: o.username } : {}),
@@ -141,8 +162,18 @@ class MqttNodeConnection implements NodeConnection {
   private closed = false;
   private readonly link: FrameLink;
 
-  constructor(private readonly endpoint: MqttNodeEndpoint, readonly name: string, readonly session: string, private readonly maxFrameBytes: number, chunkBytes: number) {
-    this.link = new FrameLink({ send: (data, _options, cb) => this.send('chunk', data, cb) }, maxFrameBytes, chunkBytes);
+  constructor(
+    private readonly endpoint: MqttNodeEndpoint,
+    readonly name: string,
+    readonly session: string,
+    private readonly maxFrameBytes: number,
+    chunkBytes: number,
+  ) {
+    this.link = new FrameLink(
+      { send: (data, _options, cb) => this.send('chunk', data, cb) },
+      maxFrameBytes,
+      chunkBytes,
+    );
   }
 
   get remote(): string {
@@ -162,7 +193,10 @@ class MqttNodeConnection implements NodeConnection {
     if (e.kind === 'control') {
       const text = bytesText(e.payload);
       if (!this.identity && !this.namesThisTopic(text)) {
-        this.endpoint.log.warn({ topic: this.name, remote: this.remote }, 'refused a hello published on another node\'s topic');
+        this.endpoint.log.warn(
+          { topic: this.name, remote: this.remote },
+          "refused a hello published on another node's topic",
+        );
         this.events.invalid('wrong_topic', `a hello on ${this.name}'s topic must name ${this.name}`);
         return this.close(4002, 'hello names another node');
       }
@@ -172,7 +206,8 @@ class MqttNodeConnection implements NodeConnection {
     let frame: Uint8Array | null;
     try {
       frame = this.link.receive(e.payload);
-      if (frame && frame.length > this.maxFrameBytes) throw new FrameError('too_large', `frame of ${frame.length} bytes exceeds the limit of ${this.maxFrameBytes}`);
+      if (frame && frame.length > this.maxFrameBytes)
+        throw new FrameError('too_large', `frame of ${frame.length} bytes exceeds the limit of ${this.maxFrameBytes}`);
     } catch (err) {
       return this.events.invalid(err instanceof FrameError ? err.code : 'bad_frame', (err as Error).message);
     }
@@ -239,4 +274,5 @@ export function redact(url: string): string {
 }
 
 export const MQTT_DEFAULT_CHUNK_BYTES = 256 * 1024;
-export const mqttChunkBytes = (limit?: number) => Math.max(1024, Math.min(limit ?? MQTT_DEFAULT_CHUNK_BYTES, MAX_MESSAGE_BYTES - CHUNK_HEADER_BYTES));
+export const mqttChunkBytes = (limit?: number) =>
+  Math.max(1024, Math.min(limit ?? MQTT_DEFAULT_CHUNK_BYTES, MAX_MESSAGE_BYTES - CHUNK_HEADER_BYTES));

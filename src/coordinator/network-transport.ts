@@ -49,7 +49,12 @@ export class NetworkTransport implements Transport {
     await this.o.configure(node);
     const sent = peekHeader(frame);
     const replyType = secAggReplyType(sent) ?? (sent.type === 'train' ? 'train_result' : 'eval_result');
-    const binding: Binding = { run: this.o.runId, round: Number(sent.round), node: nodeId, nonce: randomNonce((n) => new Uint8Array(randomBytes(n))) };
+    const binding: Binding = {
+      run: this.o.runId,
+      round: Number(sent.round),
+      node: nodeId,
+      nonce: randomNonce((n) => new Uint8Array(randomBytes(n))),
+    };
     return new Promise<Uint8Array>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (node.waiter === waiter) node.waiter = null;
@@ -59,7 +64,12 @@ export class NetworkTransport implements Transport {
         binding,
         accept: (reply: Uint8Array, replyBinding: Binding | null): boolean => {
           // A signed reply must answer this very request: same run, round, node and nonce.
-          if (replyBinding ? replyBinding.nonce !== binding.nonce || replyBinding.round !== binding.round : !this.o.allowUnbound) return false;
+          if (
+            replyBinding
+              ? replyBinding.nonce !== binding.nonce || replyBinding.round !== binding.round
+              : !this.o.allowUnbound
+          )
+            return false;
           let h: Record<string, unknown>;
           try {
             h = peekHeader(reply);

@@ -17,29 +17,40 @@ import type { RunManager } from './run-manager.js';
 import type { Store } from './store.js';
 import type { CoordinatorMetrics } from './metrics.js';
 
-const HelloSchema = z.object({
-  type: z.literal('hello'),
-  protocol: z.literal(PROTOCOL_VERSION),
-  name: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/),
-  resources: z.object({
-    cores: z.number().int().min(0).max(4096).optional(),
-    memoryMb: z.number().min(0).max(1e9).optional(),
-    samplesPerSecond: z.number().min(0).max(1e12).optional(),
-    bandwidthMbps: z.number().min(0).max(1e6).optional(),
-    powerClass: z.string().max(32).optional(),
-    examples: z.number().int().min(0).optional(),
-    platform: z.string().max(64).optional(),
-    /** Examples per class (opt-in, `edgefed node --share-labels`): the dashboard's label histogram. */
-    labelCounts: z.array(z.number().int().min(0).max(1e12)).max(1000).optional(),
-  }).strict(),
-  tags: z.record(z.string().max(64), z.string().max(256)).refine((t) => Object.keys(t).length <= 32, 'at most 32 tags'),
-  /** Ed25519 over the connection's challenge and everything above (node-protocol.ts); required with auth on. */
-  signature: z.string().regex(/^[0-9a-f]{128}$/).optional(),
-}).strict();
+const HelloSchema = z
+  .object({
+    type: z.literal('hello'),
+    protocol: z.literal(PROTOCOL_VERSION),
+    name: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[A-Za-z0-9_.:-]+$/),
+    resources: z
+      .object({
+        cores: z.number().int().min(0).max(4096).optional(),
+        memoryMb: z.number().min(0).max(1e9).optional(),
+        samplesPerSecond: z.number().min(0).max(1e12).optional(),
+        bandwidthMbps: z.number().min(0).max(1e6).optional(),
+        powerClass: z.string().max(32).optional(),
+        examples: z.number().int().min(0).optional(),
+        platform: z.string().max(64).optional(),
+        /** Examples per class (opt-in, `edgefed node --share-labels`): the dashboard's label histogram. */
+        labelCounts: z.array(z.number().int().min(0).max(1e12)).max(1000).optional(),
+      })
+      .strict(),
+    tags: z
+      .record(z.string().max(64), z.string().max(256))
+      .refine((t) => Object.keys(t).length <= 32, 'at most 32 tags'),
+    /** Ed25519 over the connection's challenge and everything above (node-protocol.ts); required with auth on. */
+    signature: z
+      .string()
+      .regex(/^[0-9a-f]{128}$/)
+      .optional(),
+  })
+  .strict();
 
-const ControlSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('heartbeat') }).strict(),
-]);
+const ControlSchema = z.discriminatedUnion('type', [z.object({ type: z.literal('heartbeat') }).strict()]);
 
 export interface NodeSessionDeps {
   store: Store;
@@ -62,7 +73,12 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
     const runId = node?.configuredRun ?? null;
     d.log.warn({ nodeId: node?.id, node: node?.name, runId, code, message }, 'rejected node message');
     d.metrics.rejected(code);
-    if (node) d.store.recordEvent(runId !== null && d.store.getRun(runId) ? runId : null, 'rejected', { nodeId: node.id, code, message });
+    if (node)
+      d.store.recordEvent(runId !== null && d.store.getRun(runId) ? runId : null, 'rejected', {
+        nodeId: node.id,
+        code,
+        message,
+      });
     conn.sendControl({ type: 'error', code, message });
   };
   if (!d.accepting()) {
@@ -84,7 +100,7 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
     const publicKey = keyHex ? fromHex(keyHex, 32, 'public key') : null;
     if (d.auth && (!publicKey || !verifyHelloSignature(challenge, h, publicKey, nodeCrypto))) {
       const message = publicKey
-        ? 'hello signature does not verify over this connection\'s challenge and what the hello declares'
+        ? "hello signature does not verify over this connection's challenge and what the hello declares"
         : 'node is not enrolled: POST /v1/enroll with a join token first';
       d.store.recordEvent(null, 'rejected', { name: h.name, code: 'unauthenticated', message });
       reject('unauthenticated', message);
@@ -92,7 +108,18 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
     }
     clearTimeout(helloTimer);
     const id = d.store.upsertNode(h.name, { resources: h.resources, tags: h.tags });
-    node = { id, name: h.name, connection: conn, publicKey, resources: h.resources, tags: h.tags, lastSeen: Date.now(), configuredRun: null, waiter: null, seenNonces: new Set() };
+    node = {
+      id,
+      name: h.name,
+      connection: conn,
+      publicKey,
+      resources: h.resources,
+      tags: h.tags,
+      lastSeen: Date.now(),
+      configuredRun: null,
+      waiter: null,
+      seenNonces: new Set(),
+    };
     conn.identity = { nodeId: id, name: h.name, publicKey };
     conn.authenticated();
     d.registry.add(node);
@@ -117,8 +144,13 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
       let verified;
       try {
         verified = verifyNodeFrame(bytes, {
-          nodeId: node.id, publicKey: node.publicKey, auth: d.auth, configuredRun: node.configuredRun,
-          pending: node.waiter?.binding ?? null, seenNonces: node.seenNonces, crypto: nodeCrypto,
+          nodeId: node.id,
+          publicKey: node.publicKey,
+          auth: d.auth,
+          configuredRun: node.configuredRun,
+          pending: node.waiter?.binding ?? null,
+          seenNonces: node.seenNonces,
+          crypto: nodeCrypto,
         });
       } catch (e) {
         return reject(e instanceof FrameError ? e.code : 'bad_frame', (e as Error).message);

@@ -21,7 +21,11 @@ export interface LiveNode {
   /** The node's enrolled Ed25519 public key (null when it has none and auth is off). */
   publicKey: Uint8Array | null;
   /** Whoever waits for this node's reply: accept() returns false for a frame that is not that reply. */
-  waiter: { binding: Binding; accept(frame: Uint8Array, binding: Binding | null): boolean; fail(e: Error): void } | null;
+  waiter: {
+    binding: Binding;
+    accept(frame: Uint8Array, binding: Binding | null): boolean;
+    fail(e: Error): void;
+  } | null;
   /** Nonces of replies already accepted from this node (recent), to name replays as such. */
   seenNonces: Set<string>;
 }
@@ -71,7 +75,9 @@ export class Registry {
   }
 
   eligible(s: Selection): number[] {
-    return this.all().filter((n) => qualifies(n, s)).map((n) => n.id);
+    return this.all()
+      .filter((n) => qualifies(n, s))
+      .map((n) => n.id);
   }
 
   /** Calls `listener` whenever a node connects or disconnects; returns the unsubscribe. */

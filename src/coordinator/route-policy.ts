@@ -34,7 +34,9 @@ export interface RoutePolicy {
 /** Route options carrying a policy (fastify's per-route `config`). */
 export const PUBLIC = { config: { policy: { access: 'public' } as RoutePolicy } };
 export const ADMIN = { config: { policy: { access: 'admin' } as RoutePolicy } };
-export const read = (scope: Scope, o: { nodes?: boolean } = {}) => ({ config: { policy: { access: 'read', scope, nodes: o.nodes } as RoutePolicy } });
+export const read = (scope: Scope, o: { nodes?: boolean } = {}) => ({
+  config: { policy: { access: 'read', scope, nodes: o.nodes } as RoutePolicy },
+});
 export const nodeOr = (scope: Scope) => ({ config: { policy: { access: 'node', scope } as RoutePolicy } });
 export const operator = (scope: Scope) => ({ config: { policy: { access: 'operator', scope } as RoutePolicy } });
 
@@ -44,10 +46,14 @@ export type Actor = Credential | { kind: 'node'; id: string } | { kind: 'anonymo
 const SKEW_MS = 5 * 60 * 1000;
 const MAX_NONCES = 100_000;
 const actors = new WeakMap<FastifyRequest, Actor>();
-const pendingSignature = new WeakMap<FastifyRequest, { name: string; key: Uint8Array; timestamp: number; nonce: string; signature: string }>();
+const pendingSignature = new WeakMap<
+  FastifyRequest,
+  { name: string; key: Uint8Array; timestamp: number; nonce: string; signature: string }
+>();
 
 export const actorOf = (req: FastifyRequest): Actor => actors.get(req) ?? { kind: 'anonymous', id: 'public' };
-export const actorName = (a: Actor): string => (a.kind === 'token' ? `token:${a.id}` : a.kind === 'node' ? `node:${a.id}` : a.id);
+export const actorName = (a: Actor): string =>
+  a.kind === 'token' ? `token:${a.id}` : a.kind === 'node' ? `node:${a.id}` : a.id;
 
 export interface PolicyOptions {
   auth: boolean;
@@ -85,7 +91,8 @@ export function installRoutePolicy(app: FastifyInstance, o: PolicyOptions): Rout
     const policy = (req.routeOptions.config as { policy?: RoutePolicy }).policy;
     if (!policy) return refuse(req, reply, 403, 'this route declares no access policy, so it is closed');
     if (policy.access === 'public') return;
-    if (o.readOnly && policy.access !== 'read') return refuse(req, reply, 403, 'this coordinator was opened read-only (edgefed open): it only shows saved runs');
+    if (o.readOnly && policy.access !== 'read')
+      return refuse(req, reply, 403, 'this coordinator was opened read-only (edgefed open): it only shows saved runs');
     if (!o.auth && policy.access !== 'admin') return;
     if (policy.access === 'read' && o.publicRead) return;
     const need = policy.access === 'admin' ? 'the admin token' : `a token with scope ${policy.scope}`;
@@ -96,7 +103,8 @@ export function installRoutePolicy(app: FastifyInstance, o: PolicyOptions): Rout
       if (!cred) return refuse(req, reply, 401, 'the bearer token is unknown, revoked or expired');
       actors.set(req, cred);
       if (cred.kind === 'admin') return;
-      if (policy.access === 'admin' || !cred.scopes.includes(policy.scope!)) return refuse(req, reply, 403, `this route needs ${need}`);
+      if (policy.access === 'admin' || !cred.scopes.includes(policy.scope!))
+        return refuse(req, reply, 403, `this route needs ${need}`);
       return;
     }
     if (typeof req.headers[AUTH_HEADERS.node] === 'string') {
@@ -113,10 +121,24 @@ export function installRoutePolicy(app: FastifyInstance, o: PolicyOptions): Rout
     return refuse(req, reply, 401, `this route needs ${how} (header Authorization: Bearer <token>)`);
   });
 
-  const verifyNode = async (req: FastifyRequest, reply: FastifyReply, s: NonNullable<ReturnType<typeof pendingSignature.get>>, body: unknown) => {
-    const fields = { name: s.name, timestamp: s.timestamp, nonce: s.nonce, method: req.method, path: req.url, body: canonicalBody(body) };
-    if (!verifyRequest(fields, s.signature, s.key, nodeCrypto)) return refuse(req, reply, 401, 'request signature does not verify with the node\'s enrolled key');
-    for (const [k, t] of seenNonces) { // oldest first: stop at the first nonce still inside the window
+  const verifyNode = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    s: NonNullable<ReturnType<typeof pendingSignature.get>>,
+    body: unknown,
+  ) => {
+    const fields = {
+      name: s.name,
+      timestamp: s.timestamp,
+      nonce: s.nonce,
+      method: req.method,
+      path: req.url,
+      body: canonicalBody(body),
+    };
+    if (!verifyRequest(fields, s.signature, s.key, nodeCrypto))
+      return refuse(req, reply, 401, "request signature does not verify with the node's enrolled key");
+    for (const [k, t] of seenNonces) {
+      // oldest first: stop at the first nonce still inside the window
       if (Date.now() - t <= SKEW_MS && seenNonces.size < MAX_NONCES) break;
       seenNonces.delete(k);
     }
@@ -143,10 +165,16 @@ function checkNodeHeaders(req: FastifyRequest, store: Store, seen: Map<string, n
   const timestamp = Number(h(AUTH_HEADERS.timestamp));
   const nonce = h(AUTH_HEADERS.nonce);
   const signature = h(AUTH_HEADERS.signature);
-  if (!nonce || !signature || !/^[0-9a-f]{128}$/.test(signature)) return 'a signed request needs all x-edgefed-* headers';
+  if (!nonce || !signature || !/^[0-9a-f]{128}$/.test(signature))
+    return 'a signed request needs all x-edgefed-* headers';
   const keyHex = name.length <= 128 ? store.nodeKey(name) : null;
   if (!keyHex) return `node ${name.slice(0, 128)} is not enrolled`;
-  if (!Number.isSafeInteger(timestamp) || Math.abs(Date.now() - timestamp) > SKEW_MS || !/^[0-9a-f]{32}$/.test(nonce) || seen.has(nonce)) {
+  if (
+    !Number.isSafeInteger(timestamp) ||
+    Math.abs(Date.now() - timestamp) > SKEW_MS ||
+    !/^[0-9a-f]{32}$/.test(nonce) ||
+    seen.has(nonce)
+  ) {
     return 'request signature is stale, replayed or malformed';
   }
   return { name, key: fromHex(keyHex, 32, 'public key'), timestamp, nonce, signature };

@@ -16,14 +16,20 @@ export function registerAdminRoutes(c: RouteContext): void {
 
   app.post('/v1/admin/join-tokens', ADMIN, async (req, reply) => {
     const ttl = Number((req.body as { ttlSeconds?: unknown } | undefined)?.ttlSeconds ?? 24 * 3600);
-    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 365 * 24 * 3600) return sendError(reply, 400, 'bad_request', 'ttlSeconds must be a whole number of seconds up to a year');
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 365 * 24 * 3600)
+      return sendError(reply, 400, 'bad_request', 'ttlSeconds must be a whole number of seconds up to a year');
     return reply.code(201).send({ token: c.createJoinToken(ttl) });
   });
 
   app.post('/v1/admin/tokens', ADMIN, async (req, reply) => {
     try {
       const { token, info } = tokens.create(req.body);
-      audit.record('token.created', actorName(actorOf(req)), req.ip, { tokenId: info.id, name: info.name, scopes: info.scopes, expiresAt: info.expiresAt });
+      audit.record('token.created', actorName(actorOf(req)), req.ip, {
+        tokenId: info.id,
+        name: info.name,
+        scopes: info.scopes,
+        expiresAt: info.expiresAt,
+      });
       return reply.code(201).send({ token, ...info });
     } catch (e) {
       if (e instanceof TokenError) return sendError(reply, 400, 'bad_request', e.message);
@@ -43,7 +49,8 @@ export function registerAdminRoutes(c: RouteContext): void {
 
   app.get('/v1/audit', ADMIN, async (req, reply) => {
     const limit = Number((req.query as { limit?: string }).limit ?? 500);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) return sendError(reply, 400, 'bad_request', 'limit must be a whole number from 1 to 10000');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
+      return sendError(reply, 400, 'bad_request', 'limit must be a whole number from 1 to 10000');
     return { entries: audit.entries(limit), refusals: audit.refusals(limit) };
   });
 }

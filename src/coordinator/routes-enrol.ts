@@ -11,11 +11,17 @@ import { sendError, type RouteContext } from './route-context.js';
 /** An enrolment body is three short strings. */
 const ENROLL_BODY_LIMIT = 4096;
 
-const EnrollSchema = z.object({
-  name: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/),
-  publicKey: z.string().regex(/^[0-9a-f]{64}$/),
-  token: z.string().min(16).max(256),
-}).strict();
+const EnrollSchema = z
+  .object({
+    name: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[A-Za-z0-9_.:-]+$/),
+    publicKey: z.string().regex(/^[0-9a-f]{64}$/),
+    token: z.string().min(16).max(256),
+  })
+  .strict();
 
 export const hashJoinToken = (t: string) => createHash('sha256').update(t).digest('hex');
 

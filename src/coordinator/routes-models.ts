@@ -28,7 +28,8 @@ export interface ModelRoutesOptions {
   escalation?: ServedModel | null;
 }
 
-const error = (reply: FastifyReply, status: number, code: string, message: string) => reply.code(status).send({ error: { code, message } });
+const error = (reply: FastifyReply, status: number, code: string, message: string) =>
+  reply.code(status).send({ error: { code, message } });
 
 function parseVersion(v: string): number | 'latest' | null {
   if (v === 'latest') return 'latest';
@@ -55,9 +56,22 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
     const runId = /^[1-9]\d{0,9}$/.test(p.id) ? Number(p.id) : -1;
     const version = parseVersion(p.version);
     if (runId < 0 || !o.store.getRun(runId)) return (await error(reply, 404, 'not_found', 'no such run'), null);
-    if (version === null) return (await error(reply, 400, 'bad_version', `version must be a whole number >= 1 or 'latest', got '${p.version}'`), null);
+    if (version === null)
+      return (
+        await error(reply, 400, 'bad_version', `version must be a whole number >= 1 or 'latest', got '${p.version}'`),
+        null
+      );
     const model = versions.get(runId, version, o.runs.get(runId)?.spec);
-    if (!model) return (await error(reply, 404, 'not_found', `run ${runId} has no model version ${p.version} (versions kept: GET /v1/runs/${runId}/models)`), null);
+    if (!model)
+      return (
+        await error(
+          reply,
+          404,
+          'not_found',
+          `run ${runId} has no model version ${p.version} (versions kept: GET /v1/runs/${runId}/models)`,
+        ),
+        null
+      );
     return { runId, model };
   };
   const artifactsOf = (runId: number, m: ModelVersion) => {
@@ -80,13 +94,19 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
     const found = await find(req.params, reply);
     if (!found) return reply;
     const { modelJson } = await artifactsOf(found.runId, found.model);
-    return reply.header('x-edgefed-model-version', String(found.model.version)).header('x-edgefed-sha256', found.model.sha256).send(modelJson);
+    return reply
+      .header('x-edgefed-model-version', String(found.model.version))
+      .header('x-edgefed-sha256', found.model.sha256)
+      .send(modelJson);
   });
   app.get('/v1/runs/:id/models/:version/weights.bin', nodeOr('models:read'), async (req, reply) => {
     const found = await find(req.params, reply);
     if (!found) return reply;
     const { weightData } = await artifactsOf(found.runId, found.model);
-    return reply.type('application/octet-stream').header('x-edgefed-model-version', String(found.model.version)).send(Buffer.from(weightData));
+    return reply
+      .type('application/octet-stream')
+      .header('x-edgefed-model-version', String(found.model.version))
+      .send(Buffer.from(weightData));
   });
 
   /**
@@ -111,28 +131,52 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
   };
 
   app.post('/v1/predict', { ...nodeOr('models:read'), bodyLimit: PREDICT_BODY_LIMIT }, async (req, reply) => {
-    const body = (typeof req.body === 'object' && req.body !== null ? req.body : {}) as { runId?: unknown; model?: unknown; threshold?: unknown };
+    const body = (typeof req.body === 'object' && req.body !== null ? req.body : {}) as {
+      runId?: unknown;
+      model?: unknown;
+      threshold?: unknown;
+    };
     const threshold = body.threshold ?? 0;
-    if (typeof threshold !== 'number' || !(threshold >= 0 && threshold <= 1)) return error(reply, 400, 'bad_request', 'threshold must be a number in [0, 1]');
+    if (typeof threshold !== 'number' || !(threshold >= 0 && threshold <= 1))
+      return error(reply, 400, 'bad_request', 'threshold must be a number in [0, 1]');
     let model: ServedModel;
     if (body.model === 'escalation') {
-      if (!o.escalation) return error(reply, 404, 'no_escalation_model', 'this coordinator has no escalation model (start it with --escalation-model)');
+      if (!o.escalation)
+        return error(
+          reply,
+          404,
+          'no_escalation_model',
+          'this coordinator has no escalation model (start it with --escalation-model)',
+        );
       model = o.escalation;
     } else {
-      if (typeof body.runId !== 'number' || !Number.isInteger(body.runId) || body.runId < 1) return error(reply, 400, 'bad_request', 'runId (a run id) is required unless model is \'escalation\'');
-      const which = body.model === undefined ? 'latest' : typeof body.model === 'number' ? parseVersion(String(body.model)) : body.model === 'latest' ? 'latest' : null;
-      if (which === null) return error(reply, 400, 'bad_version', 'model must be \'latest\', a version number or \'escalation\'');
+      if (typeof body.runId !== 'number' || !Number.isInteger(body.runId) || body.runId < 1)
+        return error(reply, 400, 'bad_request', "runId (a run id) is required unless model is 'escalation'");
+      const which =
+        body.model === undefined
+          ? 'latest'
+          : typeof body.model === 'number'
+            ? parseVersion(String(body.model))
+            : body.model === 'latest'
+              ? 'latest'
+              : null;
+      if (which === null)
+        return error(reply, 400, 'bad_version', "model must be 'latest', a version number or 'escalation'");
       if (!o.store.getRun(body.runId)) return error(reply, 404, 'not_found', 'no such run');
       const v = versions.get(body.runId, which, o.runs.get(body.runId)?.spec);
       if (!v) return error(reply, 404, 'no_model', `run ${body.runId} has no model version ${which} yet`);
-      const m = which === 'latest' ? latestServed(body.runId, v) : ServedModel.load(v.version, v.spec, v.weights, v.sha256);
+      const m =
+        which === 'latest' ? latestServed(body.runId, v) : ServedModel.load(v.version, v.spec, v.weights, v.sha256);
       model = m instanceof ServedModel ? m : await m;
     }
     const oneOff = typeof body.model === 'number'; // an older version, loaded for this request only
     try {
       const rows = parsePredictBody(req.body, model.featureSize);
       const outputs = await model.predict(rows.x, rows.n);
-      return { modelVersion: model.version, predictions: applyPolicy(outputs, model.version, { threshold, escalate: false }).answers };
+      return {
+        modelVersion: model.version,
+        predictions: applyPolicy(outputs, model.version, { threshold, escalate: false }).answers,
+      };
     } catch (e) {
       if (e instanceof PredictError) return error(reply, 400, e.code, e.message);
       throw e;
@@ -147,7 +191,8 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
     committed(runId: number, record: { round: number; testAccuracy?: number }) {
       const spec = o.runs.get(runId)?.spec;
       const ckpt = spec ? o.store.lastCheckpoint(runId) : null;
-      if (spec && ckpt && ckpt.round === record.round) versions.record(runId, ckpt.round, spec, ckpt.weights, record.testAccuracy ?? null);
+      if (spec && ckpt && ckpt.round === record.round)
+        versions.record(runId, ckpt.round, spec, ckpt.weights, record.testAccuracy ?? null);
     },
     close() {
       for (const m of loaded.values()) m.retire();

@@ -39,7 +39,14 @@ test('/node/ serves the built page and nothing outside its directory', async () 
       const bare = await app.inject('/node');
       assert.equal(bare.statusCode, 301);
       assert.equal(bare.headers.location, '/node/');
-      for (const path of ['/node/../secret.txt', '/node/%2e%2e/secret.txt', '/node/..%2fsecret.txt', '/node/%2e%2e%2fsecret.txt', '/node/x%00.html', '/node/missing.js']) {
+      for (const path of [
+        '/node/../secret.txt',
+        '/node/%2e%2e/secret.txt',
+        '/node/..%2fsecret.txt',
+        '/node/%2e%2e%2fsecret.txt',
+        '/node/x%00.html',
+        '/node/missing.js',
+      ]) {
         const r = await app.inject(path);
         assert.ok(r.statusCode === 404 || r.statusCode === 400, `${path}: HTTP ${r.statusCode}`);
         assert.doesNotMatch(r.body, /outside the build/, path);
@@ -83,7 +90,10 @@ test('/v1/node-data/mnist-shard serves the rows `edgefed node --data mnist-parti
     assert.equal(r.statusCode, 200);
     assert.equal(r.headers['content-type'], 'application/octet-stream');
     const bytes = r.rawPayload;
-    const slice = decodeSlice(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, 'shard');
+    const slice = decodeSlice(
+      bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+      'shard',
+    );
     assert.equal(slice.test.n, 0);
     assert.deepEqual(slice.train.featureShape, [28, 28, 1]);
     assert.equal(slice.train.numClasses, 10);

@@ -23,10 +23,15 @@ export const NODE_PAGE_DIST = fileURLToPath(new URL('../../web/node/dist/', impo
 /** Bytes of encoded shards kept (one whole-MNIST shard, N=1, is 188 MB). */
 export const SHARD_CACHE_BYTES = 200 * 1024 * 1024;
 
-const badRequest = (reply: FastifyReply, message: string) => reply.code(400).send({ error: { code: 'bad_request', message } });
+const badRequest = (reply: FastifyReply, message: string) =>
+  reply.code(400).send({ error: { code: 'bad_request', message } });
 
 export function registerNodePage(app: FastifyInstance, distDir = NODE_PAGE_DIST): ByteLru<Uint8Array> {
-  registerStaticDir(app, { prefix: '/node', dir: distDir, notBuilt: 'the browser node page is not built: run `npm run build:web`' });
+  registerStaticDir(app, {
+    prefix: '/node',
+    dir: distDir,
+    notBuilt: 'the browser node page is not built: run `npm run build:web`',
+  });
 
   // Browser nodes of one federation usually ask for shards of the same split.
   const cache = new ByteLru<Uint8Array>(SHARD_CACHE_BYTES);
@@ -41,7 +46,8 @@ export function registerNodePage(app: FastifyInstance, distDir = NODE_PAGE_DIST)
     } catch (e) {
       return badRequest(reply, (e as Error).message);
     }
-    if (shard.count > 60_000) return badRequest(reply, `shard: N=${shard.count} is more shards than MNIST has training images`);
+    if (shard.count > 60_000)
+      return badRequest(reply, `shard: N=${shard.count} is more shards than MNIST has training images`);
     const key = `${shard.index}/${shard.count}:${shard.partition}`;
     const build = () => {
       const have = cache.get(key);

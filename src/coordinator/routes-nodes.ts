@@ -10,8 +10,12 @@ import type { RouteContext } from './route-context.js';
 export function registerNodeRoutes(c: RouteContext, protocol: number): void {
   c.app.get('/healthz', PUBLIC, async () => ({ ok: true, protocol }));
   // A fixed-size download the node agent times to estimate its bandwidth at enrolment.
-  c.app.get('/v1/bandwidth-probe', PUBLIC, async (_req, reply) => reply.type('application/octet-stream').send(Buffer.alloc(1 << 20)));
-  c.app.get('/v1/nodes', read('nodes:read'), async (req) => ({ nodes: visibleNodes(nodeViews(c.store, c.registry), anyDpRun(c.store), readerOf(actorOf(req))) }));
+  c.app.get('/v1/bandwidth-probe', PUBLIC, async (_req, reply) =>
+    reply.type('application/octet-stream').send(Buffer.alloc(1 << 20)),
+  );
+  c.app.get('/v1/nodes', read('nodes:read'), async (req) => ({
+    nodes: visibleNodes(nodeViews(c.store, c.registry), anyDpRun(c.store), readerOf(actorOf(req))),
+  }));
   c.app.get('/metrics', read('metrics:read'), async (_req, reply) => {
     const m = await c.metrics.text();
     return reply.type(m.contentType).send(m.body);

@@ -11,7 +11,10 @@ import { sendError, type RouteContext } from './route-context.js';
 import { isDpConfig, readerOf, visibleEvents, visibleRun } from './run-visibility.js';
 import type { AuditAction } from './audit.js';
 
-const ACTIONS = { pause: 'run.paused', resume: 'run.resumed', stop: 'run.stopped' } as const satisfies Record<string, AuditAction>;
+const ACTIONS = { pause: 'run.paused', resume: 'run.resumed', stop: 'run.stopped' } as const satisfies Record<
+  string,
+  AuditAction
+>;
 
 /** The run id in the path, or 0 (ids start at 1) so a bad id is a 404, not a store error. */
 const runId = (req: { params: unknown }) => {
@@ -24,7 +27,8 @@ export function registerRunRoutes(c: RouteContext): void {
   const { app, store, runs, audit } = c;
 
   app.post('/v1/runs', operator('runs:write'), async (req, reply) => {
-    if (c.gateway) return sendError(reply, 409, 'gateway', 'a gateway takes its rounds from its coordinator: create runs there');
+    if (c.gateway)
+      return sendError(reply, 409, 'gateway', 'a gateway takes its rounds from its coordinator: create runs there');
     let config;
     try {
       config = parseRunConfig(req.body);

@@ -48,7 +48,9 @@ export interface ActiveRun {
 export function runModelSpec(config: RunConfig, test: Dataset): ModelSpec {
   const base = builtinModel(config.model, test.featureShape, test.numClasses);
   const name = config.optimizer ?? base.optimizer.name;
-  const lr = config.lr ?? (config.optimizer && config.optimizer !== base.optimizer.name ? DEFAULT_LR[config.optimizer] : base.optimizer.lr);
+  const lr =
+    config.lr ??
+    (config.optimizer && config.optimizer !== base.optimizer.name ? DEFAULT_LR[config.optimizer] : base.optimizer.lr);
   return { ...base, optimizer: { name, lr } };
 }
 
@@ -96,11 +98,17 @@ export class RunManager {
     this.halt.abort();
     const all = Promise.all(this.activeRuns().map((r) => r.done));
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const inTime = await Promise.race([all.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs)))]);
+    const inTime = await Promise.race([
+      all.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs))),
+    ]);
     clearTimeout(timer);
     if (!inTime) {
       this.abandoned = true;
-      this.log.warn({ runs: this.activeRuns().map((r) => r.id), graceMs }, 'shutdown: abandoning the round in progress uncommitted');
+      this.log.warn(
+        { runs: this.activeRuns().map((r) => r.id), graceMs },
+        'shutdown: abandoning the round in progress uncommitted',
+      );
     }
     return inTime;
   }
@@ -120,8 +128,19 @@ export class RunManager {
 
   private recordLate(runId: number, nodeId: number, header: Record<string, unknown>): void {
     const atRound = (this.store.getRun(runId)?.roundsCompleted ?? 0) + 1;
-    if (Number.isInteger(header.round)) this.store.recordEvent(runId, 'late_update', { nodeId, forRound: header.round, atRound, type: String(header.type) });
-    else this.store.recordEvent(runId, 'rejected', { nodeId, atRound, message: 'unreadable frame with no request waiting' });
+    if (Number.isInteger(header.round))
+      this.store.recordEvent(runId, 'late_update', {
+        nodeId,
+        forRound: header.round,
+        atRound,
+        type: String(header.type),
+      });
+    else
+      this.store.recordEvent(runId, 'rejected', {
+        nodeId,
+        atRound,
+        message: 'unreadable frame with no request waiting',
+      });
     this.log.info({ runId, nodeId, forRound: header.round }, 'late update recorded, not fused');
   }
 
@@ -140,7 +159,8 @@ export class RunManager {
   start(runId: number): ActiveRun {
     const existing = this.active.get(runId);
     if (existing) return existing;
-    if (this.shuttingDown) throw new ShutdownAbort(`run ${runId} not started: the coordinator is shutting down (a restart starts it)`);
+    if (this.shuttingDown)
+      throw new ShutdownAbort(`run ${runId} not started: the coordinator is shutting down (a restart starts it)`);
     const row = this.store.getRun(runId);
     if (!row) throw new Error(`run ${runId} does not exist`);
     let config: RunConfig, test: Dataset, spec: ModelSpec;
@@ -156,20 +176,26 @@ export class RunManager {
       throw new Error(reason);
     }
     const transport = new NetworkTransport({
-      registry: this.registry, selection: config.selection, timeoutMs: config.roundTimeoutMs, runId, allowUnbound: !this.auth,
+      registry: this.registry,
+      selection: config.selection,
+      timeoutMs: config.roundTimeoutMs,
+      runId,
+      allowUnbound: !this.auth,
       configure: configureForRun(runId, spec),
       onLate: (nodeId, header) => this.recordLate(runId, nodeId, header),
     });
     if (!this.control.has(runId)) this.control.set(runId, row.status === 'paused' ? 'pause' : 'run');
     const run: ActiveRun = { id: runId, config, spec, transport, done: Promise.resolve() };
-    run.done = this.execute(run, test).catch((e: Error) => {
-      if (e instanceof ShutdownAbort || this.abandoned) {
-        this.log.info({ runId, reason: e.message }, 'run left for a restart to resume');
-        return;
-      }
-      this.log.error({ runId, err: e.message }, 'run failed');
-      this.store.setRunStatus(runId, 'failed', e.message);
-    }).finally(() => this.active.delete(runId));
+    run.done = this.execute(run, test)
+      .catch((e: Error) => {
+        if (e instanceof ShutdownAbort || this.abandoned) {
+          this.log.info({ runId, reason: e.message }, 'run left for a restart to resume');
+          return;
+        }
+        this.log.error({ runId, err: e.message }, 'run failed');
+        this.store.setRunStatus(runId, 'failed', e.message);
+      })
+      .finally(() => this.active.delete(runId));
     this.active.set(runId, run);
     return run;
   }
@@ -187,43 +213,80 @@ export class RunManager {
     let lastTraffic = transport.traffic();
     const sizedWork = config.workSeconds !== undefined && strategy.capabilities.sizedWork;
     try {
-      const engine = engineFor({
-        strategy, rounds: config.rounds, seed: config.seed, fraction: config.fraction, minNodes: config.minNodes,
-        evalFraction: config.evalFraction, targetAccuracy: config.targetAccuracy,
-        local: { epochs: config.localEpochs, batchSize: config.batchSize, optimizer: spec.optimizer },
-        // Deployed DP noise and sampling come from the CSPRNG: the run seed (shown to readers) cannot regenerate them.
-        overSelect: config.overSelect, dpNoise: 'csprng', compression: parseCompression(config.compression),
-        ...(config.secagg ? { secure: config.secagg } : {}),
-        ...(config.mode === 'async' ? { fedBuff: asyncSettings(config) } : {}),
-      }, {
-        layout, transport, initial, startRound,
-        maxStepsFor: sizedWork ? (nodeId) => {
-          const speed = this.registry.get(nodeId)?.resources.samplesPerSecond;
-          return speed ? Math.max(1, Math.floor((speed * config.workSeconds!) / config.batchSize)) : undefined;
-        } : undefined,
-        control: () => (this.shuttingDown ? 'stop' : this.control.get(runId) ?? 'run'),
-        waitForNodes: async (min) => {
-          await this.registry.waitFor(config.selection, min, config.waitForNodesMs, this.halt.signal);
-          if (this.shuttingDown) throw new ShutdownAbort('shutdown while waiting for nodes');
+      const engine = engineFor(
+        {
+          strategy,
+          rounds: config.rounds,
+          seed: config.seed,
+          fraction: config.fraction,
+          minNodes: config.minNodes,
+          evalFraction: config.evalFraction,
+          targetAccuracy: config.targetAccuracy,
+          local: { epochs: config.localEpochs, batchSize: config.batchSize, optimizer: spec.optimizer },
+          // Deployed DP noise and sampling come from the CSPRNG: the run seed (shown to readers) cannot regenerate them.
+          overSelect: config.overSelect,
+          dpNoise: 'csprng',
+          compression: parseCompression(config.compression),
+          ...(config.secagg ? { secure: config.secagg } : {}),
+          ...(config.mode === 'async' ? { fedBuff: asyncSettings(config) } : {}),
         },
-        centralEval: (w) => evaluator.evaluate(w, test),
-        onRound: (record, global, strat) => {
-          if (this.abandoned) throw new ShutdownAbort(`round ${record.round} abandoned uncommitted: the coordinator is shutting down`);
-          const now = transport.traffic();
-          const nodes = new Set([...record.selected]);
-          const traffic = [...nodes].map((nodeId) => {
-            const a = now.byNode.get(nodeId) ?? { sent: 0, received: 0 };
-            const b = lastTraffic.byNode.get(nodeId) ?? { sent: 0, received: 0 };
-            return { nodeId, sent: a.sent - b.sent, received: a.received - b.received, contributed: record.contributed.includes(nodeId) };
-          });
-          lastTraffic = now;
-          // Committed before the next round starts: a crash loses at most the round in progress.
-          this.store.commitRound(runId, record.round, record, { weights: global, strategyState: strat.state(), extra: strat.extraState() }, traffic);
-          for (const f of record.failures) this.store.recordEvent(runId, 'node_failure', { round: record.round, ...f });
-          this.log.info({ runId, round: record.round, acc: record.testAccuracy, contributed: record.contributed.length, failures: record.failures.length }, 'round committed');
-          this.onRoundCommitted?.(runId, record);
+        {
+          layout,
+          transport,
+          initial,
+          startRound,
+          maxStepsFor: sizedWork
+            ? (nodeId) => {
+                const speed = this.registry.get(nodeId)?.resources.samplesPerSecond;
+                return speed ? Math.max(1, Math.floor((speed * config.workSeconds!) / config.batchSize)) : undefined;
+              }
+            : undefined,
+          control: () => (this.shuttingDown ? 'stop' : (this.control.get(runId) ?? 'run')),
+          waitForNodes: async (min) => {
+            await this.registry.waitFor(config.selection, min, config.waitForNodesMs, this.halt.signal);
+            if (this.shuttingDown) throw new ShutdownAbort('shutdown while waiting for nodes');
+          },
+          centralEval: (w) => evaluator.evaluate(w, test),
+          onRound: (record, global, strat) => {
+            if (this.abandoned)
+              throw new ShutdownAbort(`round ${record.round} abandoned uncommitted: the coordinator is shutting down`);
+            const now = transport.traffic();
+            const nodes = new Set([...record.selected]);
+            const traffic = [...nodes].map((nodeId) => {
+              const a = now.byNode.get(nodeId) ?? { sent: 0, received: 0 };
+              const b = lastTraffic.byNode.get(nodeId) ?? { sent: 0, received: 0 };
+              return {
+                nodeId,
+                sent: a.sent - b.sent,
+                received: a.received - b.received,
+                contributed: record.contributed.includes(nodeId),
+              };
+            });
+            lastTraffic = now;
+            // Committed before the next round starts: a crash loses at most the round in progress.
+            this.store.commitRound(
+              runId,
+              record.round,
+              record,
+              { weights: global, strategyState: strat.state(), extra: strat.extraState() },
+              traffic,
+            );
+            for (const f of record.failures)
+              this.store.recordEvent(runId, 'node_failure', { round: record.round, ...f });
+            this.log.info(
+              {
+                runId,
+                round: record.round,
+                acc: record.testAccuracy,
+                contributed: record.contributed.length,
+                failures: record.failures.length,
+              },
+              'round committed',
+            );
+            this.onRoundCommitted?.(runId, record);
+          },
         },
-      });
+      );
       const result = await engine.run();
       const stopped = this.control.get(runId) === 'stop';
       const allRounds = (this.store.getRun(runId)?.roundsCompleted ?? 0) >= config.rounds;
@@ -232,7 +295,10 @@ export class RunManager {
         return;
       }
       this.store.setRunStatus(runId, stopped ? 'stopped' : 'completed');
-      this.log.info({ runId, rounds: result.rounds.length, reachedTarget: result.reachedTarget }, stopped ? 'run stopped' : 'run completed');
+      this.log.info(
+        { runId, rounds: result.rounds.length, reachedTarget: result.reachedTarget },
+        stopped ? 'run stopped' : 'run completed',
+      );
     } finally {
       evaluator.dispose();
     }

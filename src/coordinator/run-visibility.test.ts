@@ -1,20 +1,51 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { anyDpRun, isDpConfig, readerOf, visibleEvents, visibleNodes, visibleRound, visibleRun } from './run-visibility.ts';
+import {
+  anyDpRun,
+  isDpConfig,
+  readerOf,
+  visibleEvents,
+  visibleNodes,
+  visibleRound,
+  visibleRun,
+} from './run-visibility.ts';
 import type { NodeView } from './live-protocol.ts';
 
 const record = {
-  round: 3, selected: [1, 4, 7], contributed: [1, 7], examples: [120, 80], failures: [{ nodeId: 4, error: 'straggler' }], fused: true,
-  trainLoss: 0.4, trainAccuracy: 0.9, federatedLoss: 0.5, federatedAccuracy: 0.88, testLoss: 0.3, testAccuracy: 0.91,
-  bytesSent: 1000, bytesReceived: 900, seconds: 2, epsilon: 1.2, delta: 1e-5, samplingRate: 0.1, noiseSource: 'csprng', clipNorm: 1,
+  round: 3,
+  selected: [1, 4, 7],
+  contributed: [1, 7],
+  examples: [120, 80],
+  failures: [{ nodeId: 4, error: 'straggler' }],
+  fused: true,
+  trainLoss: 0.4,
+  trainAccuracy: 0.9,
+  federatedLoss: 0.5,
+  federatedAccuracy: 0.88,
+  testLoss: 0.3,
+  testAccuracy: 0.91,
+  bytesSent: 1000,
+  bytesReceived: 900,
+  seconds: 2,
+  epsilon: 1.2,
+  delta: 1e-5,
+  samplingRate: 0.1,
+  noiseSource: 'csprng',
+  clipNorm: 1,
 };
 const dpConfig = { strategy: 'dpfedavg:clip=1,noise=1', rounds: 5 };
 
 test('a DP round record shows public readers no participation, counts or unnoised metrics; the admin sees all', () => {
   const shown = visibleRound(record, true, 'public');
   assert.deepEqual([shown.selected, shown.contributed, shown.examples, shown.failures], [[], [], [], []]);
-  assert.deepEqual([shown.trainLoss, shown.trainAccuracy, shown.federatedLoss, shown.federatedAccuracy], [null, null, null, null]);
-  assert.deepEqual([shown.testAccuracy, shown.epsilon, shown.delta, shown.samplingRate, shown.noiseSource], [0.91, 1.2, 1e-5, 0.1, 'csprng']);
+  assert.deepEqual(
+    [shown.trainLoss, shown.trainAccuracy, shown.federatedLoss, shown.federatedAccuracy],
+    [null, null, null, null],
+  );
+  assert.deepEqual(
+    [shown.testAccuracy, shown.epsilon, shown.delta, shown.samplingRate, shown.noiseSource],
+    [0.91, 1.2, 1e-5, 0.1, 'csprng'],
+  );
   assert.match(String((shown as Record<string, unknown>).redacted), /admin only/);
   assert.ok(!JSON.stringify(shown).includes('"nodeId"'));
   assert.equal(visibleRound(record, true, 'admin'), record);
@@ -49,7 +80,10 @@ test('events of DP runs lose participation events and node names for public read
   ];
   const isDp = (id: number) => id === 1;
   const shown = visibleEvents(events, isDp, 'public');
-  assert.deepEqual(shown.map((e) => e.id), [3, 4, 5]);
+  assert.deepEqual(
+    shown.map((e) => e.id),
+    [3, 4, 5],
+  );
   assert.deepEqual(Object.keys(shown[0].data).sort(), ['code', 'message', 'redacted']);
   assert.deepEqual(shown[1], events[3]);
   assert.deepEqual(visibleEvents(events, isDp, 'admin'), events);
@@ -57,7 +91,15 @@ test('events of DP runs lose participation events and node names for public read
 
 test('while a DP run exists the public node table hides rounds contributed, bytes and data counts', () => {
   const node: NodeView = {
-    id: 0, name: 'a', tags: {}, firstSeen: 0, lastSeen: 0, roundsContributed: 7, bytesSent: 10, bytesReceived: 20, online: true,
+    id: 0,
+    name: 'a',
+    tags: {},
+    firstSeen: 0,
+    lastSeen: 0,
+    roundsContributed: 7,
+    bytesSent: 10,
+    bytesReceived: 20,
+    online: true,
     resources: { cores: 4, examples: 5000, labelCounts: [500, 500] },
   };
   const [shown] = visibleNodes([node], true, 'public');

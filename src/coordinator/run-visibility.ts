@@ -12,7 +12,8 @@ import type { EventView, NodeView } from './live-protocol.js';
 /** Whoever reads: the admin sees everything. */
 export type Reader = 'admin' | 'public';
 
-export const REDACTED_NOTE = 'differentially private run: participation, per-node counts and unnoised metrics are shown to the admin only';
+export const REDACTED_NOTE =
+  'differentially private run: participation, per-node counts and unnoised metrics are shown to the admin only';
 
 /** A run's config names a DP strategy (a config that does not parse is treated as DP: hide rather than leak). */
 export function isDpConfig(config: unknown): boolean {
@@ -37,8 +38,15 @@ type RoundLike = Record<string, unknown>;
 export function visibleRound<T extends RoundLike>(record: T, dp: boolean, reader: Reader): T {
   if (!dp || reader === 'admin') return record;
   return {
-    ...record, selected: [], contributed: [], examples: [], failures: [],
-    trainLoss: null, trainAccuracy: null, federatedLoss: null, federatedAccuracy: null,
+    ...record,
+    selected: [],
+    contributed: [],
+    examples: [],
+    failures: [],
+    trainLoss: null,
+    trainAccuracy: null,
+    federatedLoss: null,
+    federatedAccuracy: null,
     ...('staleness' in record ? { staleness: [] } : {}),
     redacted: REDACTED_NOTE,
   };
@@ -57,7 +65,11 @@ const PARTICIPATION_EVENTS = new Set(['node_failure', 'late_update']);
  * Events as `reader` may see them: for DP runs, participation events are dropped and node ids and names are
  * taken out of the rest. `isDpRun(runId)` says which runs are DP.
  */
-export function visibleEvents<E extends Pick<EventView, 'runId' | 'kind' | 'data'>>(events: E[], isDpRun: (runId: number) => boolean, reader: Reader): E[] {
+export function visibleEvents<E extends Pick<EventView, 'runId' | 'kind' | 'data'>>(
+  events: E[],
+  isDpRun: (runId: number) => boolean,
+  reader: Reader,
+): E[] {
   if (reader === 'admin') return events;
   const out: E[] = [];
   for (const e of events) {

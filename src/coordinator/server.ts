@@ -38,7 +38,6 @@ const frameLimit = () => Math.min(MAX_FRAME_BYTES, Number(process.env.EDGEFED_MA
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 export const MAX_SHUTDOWN_GRACE_MS = 10 * 60 * 1000;
 
-
 export interface CoordinatorOptions {
   port: number;
   host?: string;
@@ -105,7 +104,17 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   }
   const registry = new Registry();
   let recordVersion: (runId: number, r: RoundRecord) => void = () => undefined;
-  const runs = new RunManager(store, registry, log, (id, r) => { recordVersion(id, r); o.onRound?.(id, r); }, o.auth ?? true, new DatasetCatalog(o.datasets));
+  const runs = new RunManager(
+    store,
+    registry,
+    log,
+    (id, r) => {
+      recordVersion(id, r);
+      o.onRound?.(id, r);
+    },
+    o.auth ?? true,
+    new DatasetCatalog(o.datasets),
+  );
   const heartbeatMs = o.heartbeatMs ?? 5000;
   const auth = o.auth ?? true;
   const adminToken = o.adminToken ?? randomBytes(24).toString('hex');
@@ -114,7 +123,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   const live = new LiveFeed(store, registry, log, heartbeatMs, { auth, publicRead: o.publicRead ?? false, tokens });
   const metrics = new CoordinatorMetrics(store, registry, () => live.size);
   const app = Fastify({
-    logger: false, bodyLimit: 1024 * 1024,
+    logger: false,
+    bodyLimit: 1024 * 1024,
     ...(o.tls ? { https: { cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) } } : {}),
   } as object) as unknown as FastifyInstance;
   const createJoinToken = (ttlSeconds = 24 * 3600): string => {
@@ -125,18 +135,42 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
 
   app.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    void reply.code(status).send({ error: { code: status === 500 ? 'internal' : 'bad_request', message: err.message } });
+    void reply
+      .code(status)
+      .send({ error: { code: status === 500 ? 'internal' : 'bad_request', message: err.message } });
   });
 
   // Every HTTP route lives in a routes-*.ts module with its access policy beside it (route-policy.ts).
-  const routes = installRoutePolicy(app, { auth, publicRead: o.publicRead ?? false, readOnly: o.readOnly ?? false, tokens, store, audit });
-  const ctx: RouteContext = { app, store, registry, runs, metrics, tokens, audit, log, gateway: !!o.gateway, createJoinToken };
+  const routes = installRoutePolicy(app, {
+    auth,
+    publicRead: o.publicRead ?? false,
+    readOnly: o.readOnly ?? false,
+    tokens,
+    store,
+    audit,
+  });
+  const ctx: RouteContext = {
+    app,
+    store,
+    registry,
+    runs,
+    metrics,
+    tokens,
+    audit,
+    log,
+    gateway: !!o.gateway,
+    createJoinToken,
+  };
   registerNodeRoutes(ctx, PROTOCOL_VERSION);
   registerEnrolRoutes(ctx);
   registerAdminRoutes(ctx);
   registerRunRoutes(ctx);
   registerDashboard(app);
-  const models = registerModelRoutes(app, { store, runs, escalation: o.escalationModel ? await loadEscalationModel(o.escalationModel) : null });
+  const models = registerModelRoutes(app, {
+    store,
+    runs,
+    escalation: o.escalationModel ? await loadEscalationModel(o.escalationModel) : null,
+  });
   recordVersion = models.committed;
   const shardCache = registerNodePage(app);
 
@@ -145,14 +179,25 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   const port = typeof address === 'object' && address ? address.port : o.port;
 
   let accepting = !o.readOnly;
-  const openSession = (conn: NodeConnection) => openNodeSession(conn, {
-    store, registry, runs, metrics, log, auth, heartbeatMs, accepting: () => accepting,
-  });
+  const openSession = (conn: NodeConnection) =>
+    openNodeSession(conn, {
+      store,
+      registry,
+      runs,
+      metrics,
+      log,
+      auth,
+      heartbeatMs,
+      accepting: () => accepting,
+    });
   const nodeEndpoint = new WebSocketNodeEndpoint(frameLimit(), openSession);
   let mqttEndpoint: MqttNodeEndpoint | null = null;
   if (o.mqtt) {
     try {
-      mqttEndpoint = await MqttNodeEndpoint.start({ ...o.mqtt, chunkBytes: mqttChunkBytes(o.mqtt.chunkBytes), maxFrameBytes: frameLimit(), log }, openSession);
+      mqttEndpoint = await MqttNodeEndpoint.start(
+        { ...o.mqtt, chunkBytes: mqttChunkBytes(o.mqtt.chunkBytes), maxFrameBytes: frameLimit(), log },
+        openSession,
+      );
     } catch (e) {
       await app.close();
       store.close();
@@ -177,14 +222,28 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     if (live.length > 0) store.touchNodes(live.map((n) => ({ id: n.id, atMs: n.lastSeen })));
   }, heartbeatMs);
   const sweeper = setInterval(() => {
-    for (const n of registry.all()) if (!n.waiter && Date.now() - n.lastSeen > 3 * heartbeatMs) n.connection.terminate();
+    for (const n of registry.all())
+      if (!n.waiter && Date.now() - n.lastSeen > 3 * heartbeatMs) n.connection.terminate();
   }, heartbeatMs);
 
   if (!o.readOnly) runs.resumeAll();
   const url = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
   log.info({ url, dashboard: `${url}/dashboard/` }, 'coordinator listening');
   return {
-    app, store, registry, runs, url, dashboardUrl: `${url}/dashboard/`, metrics, adminToken, auth, tokens, audit, routes, shardCache, createJoinToken,
+    app,
+    store,
+    registry,
+    runs,
+    url,
+    dashboardUrl: `${url}/dashboard/`,
+    metrics,
+    adminToken,
+    auth,
+    tokens,
+    audit,
+    routes,
+    shardCache,
+    createJoinToken,
     async close() {
       accepting = false;
       clearInterval(sweeper);
@@ -199,7 +258,10 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
       nodeEndpoint.close();
       await mqttEndpoint?.close();
       await app.close();
-      await Promise.race([Promise.all(runs.activeRuns().map((r) => r.done)), new Promise((r) => setTimeout(r, 2000).unref())]);
+      await Promise.race([
+        Promise.all(runs.activeRuns().map((r) => r.done)),
+        new Promise((r) => setTimeout(r, 2000).unref()),
+      ]);
       models.close();
       store.close();
       lock?.release();

@@ -41,7 +41,8 @@ export function resolveStaticPath(root: string, rest: string): string | null {
 }
 
 export function registerStaticDir(app: FastifyInstance, o: StaticDirOptions): void {
-  const notFound = (reply: FastifyReply) => reply.code(404).send({ error: { code: 'not_found', message: 'no such file' } });
+  const notFound = (reply: FastifyReply) =>
+    reply.code(404).send({ error: { code: 'not_found', message: 'no such file' } });
   const serve = async (req: FastifyRequest, reply: FastifyReply) => {
     if (!existsSync(o.dir)) return reply.code(503).send({ error: { code: 'not_built', message: o.notBuilt } });
     const url = req.raw.url ?? '';

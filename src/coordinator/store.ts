@@ -52,7 +52,10 @@ export const MAX_EVENT_LIMIT = 10_000;
 export type StoreErrorCode = 'invalid' | 'not_found' | 'conflict' | 'corrupt' | 'schema' | 'open';
 
 export class StoreError extends Error {
-  constructor(readonly code: StoreErrorCode, message: string) {
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+  ) {
     super(message);
     this.name = 'StoreError';
   }
@@ -136,17 +139,20 @@ function invalid(message: string): never {
 }
 
 function checkId(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) invalid(`${what} must be a whole number >= 0, got ${describe(v)}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    invalid(`${what} must be a whole number >= 0, got ${describe(v)}`);
   return v;
 }
 
 function checkCount(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) invalid(`${what} must be a whole number >= 0, got ${describe(v)}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    invalid(`${what} must be a whole number >= 0, got ${describe(v)}`);
   return v;
 }
 
 function checkName(v: unknown, what: string, max = MAX_NAME_LENGTH): string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > max) invalid(`${what} must be a string of 1 to ${max} characters, got ${describe(v)}`);
+  if (typeof v !== 'string' || v.length === 0 || v.length > max)
+    invalid(`${what} must be a string of 1 to ${max} characters, got ${describe(v)}`);
   return v;
 }
 
@@ -164,10 +170,16 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  * number and string therefore comes back exactly as it was given.
  */
 const NUL = '\u0000';
-const SPECIAL_NUMBERS: ReadonlyMap<string, number> = new Map([['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity], ['-0', -0]]);
+const SPECIAL_NUMBERS: ReadonlyMap<string, number> = new Map([
+  ['NaN', NaN],
+  ['Infinity', Infinity],
+  ['-Infinity', -Infinity],
+  ['-0', -0],
+]);
 
 function jsonReplacer(_key: string, v: unknown): unknown {
-  if (typeof v === 'number' && (!Number.isFinite(v) || Object.is(v, -0))) return NUL + (Object.is(v, -0) ? '-0' : String(v));
+  if (typeof v === 'number' && (!Number.isFinite(v) || Object.is(v, -0)))
+    return NUL + (Object.is(v, -0) ? '-0' : String(v));
   if (typeof v === 'string' && v.startsWith(NUL)) return NUL + v;
   return v;
 }
@@ -201,7 +213,10 @@ function toJson(value: unknown, what: string, maxBytes = MAX_JSON_BYTES): string
         walk(x, `${path}[${i}]`);
       });
     } else {
-      if (!isPlainObject(v)) invalid(`${path} is ${describe(v)}; only plain objects, arrays, strings, numbers, booleans and null are stored`);
+      if (!isPlainObject(v))
+        invalid(
+          `${path} is ${describe(v)}; only plain objects, arrays, strings, numbers, booleans and null are stored`,
+        );
       for (const [k, x] of Object.entries(v)) if (x !== undefined) walk(x, `${path}.${k}`);
     }
     stack.delete(v);
@@ -233,7 +248,8 @@ function checkTags(tags: unknown): string {
 }
 
 function checkStatus(v: unknown): RunStatus {
-  if (typeof v !== 'string' || !(RUN_STATUSES as readonly string[]).includes(v)) invalid(`run status must be one of ${RUN_STATUSES.join(', ')}; got ${describe(v)}`);
+  if (typeof v !== 'string' || !(RUN_STATUSES as readonly string[]).includes(v))
+    invalid(`run status must be one of ${RUN_STATUSES.join(', ')}; got ${describe(v)}`);
   return v as RunStatus;
 }
 
@@ -393,7 +409,10 @@ function sha256(bytes: Uint8Array): string {
 function createOwnerOnly(path: string): boolean {
   if (existsSync(path)) {
     if (statSync(path).size === 0) {
-      throw new StoreError('open', `${path} is empty (0 bytes): not an EdgeFed store (a truncated database?); restore it from a backup, or delete it to start a new store`);
+      throw new StoreError(
+        'open',
+        `${path} is empty (0 bytes): not an EdgeFed store (a truncated database?); restore it from a backup, or delete it to start a new store`,
+      );
     }
     return false;
   }
@@ -411,10 +430,15 @@ export class Store {
   private readonly busyTimeoutMs: number;
 
   /** Opens (creating if needed) the store at `path`; ':memory:' gives a private in-memory store. */
-  constructor(readonly path: string, options: StoreOptions = {}) {
-    if (typeof path !== 'string' || path.length === 0) invalid(`store path must be a non-empty string, got ${describe(path)}`);
+  constructor(
+    readonly path: string,
+    options: StoreOptions = {},
+  ) {
+    if (typeof path !== 'string' || path.length === 0)
+      invalid(`store path must be a non-empty string, got ${describe(path)}`);
     this.busyTimeoutMs = options.busyTimeoutMs ?? 5000;
-    if (!Number.isSafeInteger(this.busyTimeoutMs) || this.busyTimeoutMs < 0) invalid(`busyTimeoutMs must be a whole number >= 0, got ${describe(options.busyTimeoutMs)}`);
+    if (!Number.isSafeInteger(this.busyTimeoutMs) || this.busyTimeoutMs < 0)
+      invalid(`busyTimeoutMs must be a whole number >= 0, got ${describe(options.busyTimeoutMs)}`);
     this.now = options.now ?? Date.now;
     const onDisk = path !== ':memory:' && !path.startsWith('file:');
     const created = onDisk && createOwnerOnly(path);
@@ -428,7 +452,8 @@ export class Store {
       // Before any pragma that writes (journal_mode rewrites the header): a foreign file stays as it was.
       if (onDisk && !created) this.refuseForeign();
       const mode = String(this.db.pragma('journal_mode = WAL', { simple: true }));
-      if (mode !== 'wal' && !this.db.memory) throw new StoreError('open', `store at ${path} cannot use WAL journaling (journal_mode is '${mode}')`);
+      if (mode !== 'wal' && !this.db.memory)
+        throw new StoreError('open', `store at ${path} cannot use WAL journaling (journal_mode is '${mode}')`);
       this.db.pragma('synchronous = FULL');
       this.db.pragma('foreign_keys = ON');
       this.migrate();
@@ -441,37 +466,57 @@ export class Store {
   }
 
   private tables(): string[] {
-    return this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").pluck().all() as string[];
+    return this.db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+      .pluck()
+      .all() as string[];
   }
 
   /** An existing file must already be an EdgeFed store: it is never initialised as a new one. */
   private refuseForeign(): void {
     const tables = this.tables();
     if (tables.length === 0) {
-      throw new StoreError('schema', `${this.path} is a SQLite database without EdgeFed's tables, not an EdgeFed store: move it away or choose another file`);
+      throw new StoreError(
+        'schema',
+        `${this.path} is a SQLite database without EdgeFed's tables, not an EdgeFed store: move it away or choose another file`,
+      );
     }
-    if (!tables.includes('meta')) throw new StoreError('schema', `${this.path} is not an EdgeFed store (it has tables but no meta table)`);
+    if (!tables.includes('meta'))
+      throw new StoreError('schema', `${this.path} is not an EdgeFed store (it has tables but no meta table)`);
   }
 
   private migrate(): void {
-    this.db.transaction(() => {
-      const tables = this.tables();
-      if (tables.length === 0) {
-        this.db.exec(SCHEMA_V1);
-        this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?), (?, ?)').run('schema_version', String(SCHEMA_VERSION), 'app', 'edgefed');
-        return;
-      }
-      if (!tables.includes('meta')) throw new StoreError('schema', `${this.path} is not an EdgeFed store (it has tables but no meta table)`);
-      const text = this.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get() as string | undefined;
-      const version = Number(text);
-      if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(version) || version < 1) {
-        throw new StoreError('schema', `${this.path} has no valid schema_version in its meta table (got ${describe(text)})`);
-      }
-      if (version > SCHEMA_VERSION) {
-        throw new StoreError('schema', `${this.path} has schema version ${version}, newer than this EdgeFed supports (${SCHEMA_VERSION}); upgrade EdgeFed to open it`);
-      }
-      // version === SCHEMA_VERSION: nothing to do. Later versions add their migrations here, in order.
-    }).immediate();
+    this.db
+      .transaction(() => {
+        const tables = this.tables();
+        if (tables.length === 0) {
+          this.db.exec(SCHEMA_V1);
+          this.db
+            .prepare('INSERT INTO meta (key, value) VALUES (?, ?), (?, ?)')
+            .run('schema_version', String(SCHEMA_VERSION), 'app', 'edgefed');
+          return;
+        }
+        if (!tables.includes('meta'))
+          throw new StoreError('schema', `${this.path} is not an EdgeFed store (it has tables but no meta table)`);
+        const text = this.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get() as
+          | string
+          | undefined;
+        const version = Number(text);
+        if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(version) || version < 1) {
+          throw new StoreError(
+            'schema',
+            `${this.path} has no valid schema_version in its meta table (got ${describe(text)})`,
+          );
+        }
+        if (version > SCHEMA_VERSION) {
+          throw new StoreError(
+            'schema',
+            `${this.path} has schema version ${version}, newer than this EdgeFed supports (${SCHEMA_VERSION}); upgrade EdgeFed to open it`,
+          );
+        }
+        // version === SCHEMA_VERSION: nothing to do. Later versions add their migrations here, in order.
+      })
+      .immediate();
   }
 
   private readonly statements = new Map<string, Database.Statement<unknown[]>>();
@@ -515,7 +560,8 @@ export class Store {
 
   private timestamp(): number {
     const t = this.now();
-    if (!Number.isSafeInteger(t) || t < 0) throw new StoreError('invalid', `the store's clock returned ${describe(t)}, not whole milliseconds`);
+    if (!Number.isSafeInteger(t) || t < 0)
+      throw new StoreError('invalid', `the store's clock returned ${describe(t)}, not whole milliseconds`);
     return t;
   }
 
@@ -545,12 +591,17 @@ export class Store {
   /** Creates a run in status 'created' and returns its id (1, 2, ...; never reused). */
   createRun(config: unknown, seed: number): number {
     const text = toJson(config, 'config');
-    if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) invalid(`seed must be a whole number, got ${describe(seed)}`);
-    const id = this.db.transaction(() => {
-      const t = this.timestamp();
-      const r = this.sql("INSERT INTO runs (config, seed, status, created_at, updated_at) VALUES (?, ?, 'created', ?, ?)").run(text, seed, t, t);
-      return Number(r.lastInsertRowid);
-    }).immediate();
+    if (typeof seed !== 'number' || !Number.isSafeInteger(seed))
+      invalid(`seed must be a whole number, got ${describe(seed)}`);
+    const id = this.db
+      .transaction(() => {
+        const t = this.timestamp();
+        const r = this.sql(
+          "INSERT INTO runs (config, seed, status, created_at, updated_at) VALUES (?, ?, 'created', ?, ?)",
+        ).run(text, seed, t, t);
+        return Number(r.lastInsertRowid);
+      })
+      .immediate();
     this.changed(() => ({ kind: 'run', run: runFromRow(this.mustRun(id)) }));
     return id;
   }
@@ -573,11 +624,23 @@ export class Store {
     checkId(id, 'run id');
     checkStatus(status);
     if (error !== undefined && typeof error !== 'string') invalid(`error must be a string, got ${describe(error)}`);
-    const message = error === undefined ? null : error.length > MAX_ERROR_LENGTH ? `${error.slice(0, MAX_ERROR_LENGTH - 3)}...` : error;
-    this.db.transaction(() => {
-      this.mustRun(id);
-      this.sql('UPDATE runs SET status = ?, error = ?, updated_at = ? WHERE id = ?').run(status, message, this.timestamp(), id);
-    }).immediate();
+    const message =
+      error === undefined
+        ? null
+        : error.length > MAX_ERROR_LENGTH
+          ? `${error.slice(0, MAX_ERROR_LENGTH - 3)}...`
+          : error;
+    this.db
+      .transaction(() => {
+        this.mustRun(id);
+        this.sql('UPDATE runs SET status = ?, error = ?, updated_at = ? WHERE id = ?').run(
+          status,
+          message,
+          this.timestamp(),
+          id,
+        );
+      })
+      .immediate();
     this.changed(() => ({ kind: 'run', run: runFromRow(this.mustRun(id)) }));
   }
 
@@ -592,24 +655,42 @@ export class Store {
     if (!isPlainObject(info)) invalid(`node info must be { resources, tags }, got ${describe(info)}`);
     const resources = toJsonObject(info.resources, 'resources');
     const tags = checkTags(info.tags);
-    return this.db.transaction(() => {
-      const t = this.timestamp();
-      const existing = this.sql('SELECT id FROM nodes WHERE name = ?').pluck().get(name) as number | undefined;
-      if (existing !== undefined) {
-        this.sql('UPDATE nodes SET resources = ?, tags = ?, last_seen = max(last_seen, ?) WHERE id = ?').run(resources, tags, t, existing);
-        return existing;
-      }
-      const id = this.sql('SELECT coalesce(max(id) + 1, 0) FROM nodes').pluck().get() as number;
-      this.sql('INSERT INTO nodes (id, name, resources, tags, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)').run(id, name, resources, tags, t, t);
-      return id;
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const t = this.timestamp();
+        const existing = this.sql('SELECT id FROM nodes WHERE name = ?').pluck().get(name) as number | undefined;
+        if (existing !== undefined) {
+          this.sql('UPDATE nodes SET resources = ?, tags = ?, last_seen = max(last_seen, ?) WHERE id = ?').run(
+            resources,
+            tags,
+            t,
+            existing,
+          );
+          return existing;
+        }
+        const id = this.sql('SELECT coalesce(max(id) + 1, 0) FROM nodes').pluck().get() as number;
+        this.sql('INSERT INTO nodes (id, name, resources, tags, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)').run(
+          id,
+          name,
+          resources,
+          tags,
+          t,
+          t,
+        );
+        return id;
+      })
+      .immediate();
   }
 
   /** Stores a one-time join token (by its hash) valid until expiresAt (ms). */
   createJoinToken(tokenHash: string, expiresAt: number): void {
     if (!/^[0-9a-f]{64}$/.test(tokenHash)) invalid('token hash must be 64 hex digits');
     checkCount(expiresAt, 'expiresAt');
-    this.sql('INSERT INTO join_tokens (token_hash, created_at, expires_at) VALUES (?, ?, ?)').run(tokenHash, this.timestamp(), expiresAt);
+    this.sql('INSERT INTO join_tokens (token_hash, created_at, expires_at) VALUES (?, ?, ?)').run(
+      tokenHash,
+      this.timestamp(),
+      expiresAt,
+    );
   }
 
   /**
@@ -619,17 +700,28 @@ export class Store {
   redeemJoinToken(tokenHash: string, name: string, publicKey: string): void {
     checkName(name, 'node name');
     if (!/^[0-9a-f]{64}$/.test(publicKey)) invalid('public key must be 64 hex digits');
-    this.db.transaction(() => {
-      const t = this.timestamp();
-      const row = this.sql('SELECT expires_at, used_by FROM join_tokens WHERE token_hash = ?').get(tokenHash) as { expires_at: number; used_by: string | null } | undefined;
-      if (!row) throw new StoreError('not_found', 'unknown join token');
-      if (row.used_by !== null) throw new StoreError('conflict', 'join token already used');
-      if (row.expires_at < t) throw new StoreError('conflict', 'join token expired');
-      const bound = this.sql('SELECT public_key FROM node_keys WHERE name = ?').pluck().get(name) as string | undefined;
-      if (bound !== undefined && bound !== publicKey) throw new StoreError('conflict', `node name '${name}' is enrolled with another key`);
-      this.sql('UPDATE join_tokens SET used_by = ?, used_at = ? WHERE token_hash = ?').run(name, t, tokenHash);
-      this.sql('INSERT OR REPLACE INTO node_keys (name, public_key, enrolled_at) VALUES (?, ?, ?)').run(name, publicKey, t);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        const t = this.timestamp();
+        const row = this.sql('SELECT expires_at, used_by FROM join_tokens WHERE token_hash = ?').get(tokenHash) as
+          | { expires_at: number; used_by: string | null }
+          | undefined;
+        if (!row) throw new StoreError('not_found', 'unknown join token');
+        if (row.used_by !== null) throw new StoreError('conflict', 'join token already used');
+        if (row.expires_at < t) throw new StoreError('conflict', 'join token expired');
+        const bound = this.sql('SELECT public_key FROM node_keys WHERE name = ?').pluck().get(name) as
+          | string
+          | undefined;
+        if (bound !== undefined && bound !== publicKey)
+          throw new StoreError('conflict', `node name '${name}' is enrolled with another key`);
+        this.sql('UPDATE join_tokens SET used_by = ?, used_at = ? WHERE token_hash = ?').run(name, t, tokenHash);
+        this.sql('INSERT OR REPLACE INTO node_keys (name, public_key, enrolled_at) VALUES (?, ?, ?)').run(
+          name,
+          publicKey,
+          t,
+        );
+      })
+      .immediate();
   }
 
   /** The public key (hex) a node name enrolled with, if any. */
@@ -643,20 +735,24 @@ export class Store {
       checkId(e.id, 'node id');
       checkCount(e.atMs, 'atMs');
     }
-    this.db.transaction(() => {
-      const stmt = this.sql('UPDATE nodes SET last_seen = max(last_seen, ?) WHERE id = ?');
-      for (const e of entries) stmt.run(e.atMs, e.id);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        const stmt = this.sql('UPDATE nodes SET last_seen = max(last_seen, ?) WHERE id = ?');
+        for (const e of entries) stmt.run(e.atMs, e.id);
+      })
+      .immediate();
   }
 
   /** Records that node `id` was heard from at `atMs`; lastSeen never moves backwards. */
   touchNode(id: number, atMs: number): void {
     checkId(id, 'node id');
     checkCount(atMs, 'atMs');
-    this.db.transaction(() => {
-      const r = this.sql('UPDATE nodes SET last_seen = max(last_seen, ?) WHERE id = ?').run(atMs, id);
-      if (r.changes === 0) throw new StoreError('not_found', `node ${id} is not enrolled`);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        const r = this.sql('UPDATE nodes SET last_seen = max(last_seen, ?) WHERE id = ?').run(atMs, id);
+        if (r.changes === 0) throw new StoreError('not_found', `node ${id} is not enrolled`);
+      })
+      .immediate();
   }
 
   getNode(id: number): NodeInfo | undefined {
@@ -681,9 +777,11 @@ export class Store {
     if (!isPlainObject(s.hyper)) invalid(`strategyState.hyper must be a plain object, got ${describe(s.hyper)}`);
     for (const [k, v] of Object.entries(s.hyper)) {
       checkName(k, 'a hyper-parameter name');
-      if (typeof v !== 'number' || !Number.isFinite(v)) invalid(`strategyState.hyper.${k} must be a finite number, got ${describe(v)}`);
+      if (typeof v !== 'number' || !Number.isFinite(v))
+        invalid(`strategyState.hyper.${k} must be a finite number, got ${describe(v)}`);
     }
-    if (!isPlainObject(s.slots)) invalid(`strategyState.slots must be a plain object of Float32Arrays, got ${describe(s.slots)}`);
+    if (!isPlainObject(s.slots))
+      invalid(`strategyState.slots must be a plain object of Float32Arrays, got ${describe(s.slots)}`);
     const tensors: WireTensor[] = [{ name: 'weights', dtype: 'float32', shape: [cp.weights.length], data: cp.weights }];
     for (const [k, v] of Object.entries(s.slots)) {
       checkName(k, 'a slot name');
@@ -691,7 +789,10 @@ export class Store {
       tensors.push({ name: `slot:${k}`, dtype: 'float32', shape: [v.length], data: v });
     }
     // extra travels in the frame header in the store's JSON encoding (so NaN and -0 survive).
-    const extra = JSON.parse(toJsonObject(cp.extra ?? {}, 'checkpoint.extra', 1024 * 1024 - 4096)) as Record<string, unknown>;
+    const extra = JSON.parse(toJsonObject(cp.extra ?? {}, 'checkpoint.extra', 1024 * 1024 - 4096)) as Record<
+      string,
+      unknown
+    >;
     const header = { round, runId, state: { name: s.name, round: s.round, hyper: { ...s.hyper } }, extra };
     try {
       return encodeFrame('checkpoint', header, tensors);
@@ -707,58 +808,94 @@ export class Store {
    */
   commitRound(runId: number, round: number, record: object, checkpoint: Checkpoint, traffic: TrafficEntry[]): void {
     checkId(runId, 'run id');
-    if (typeof round !== 'number' || !Number.isSafeInteger(round) || round < 1) invalid(`round must be a whole number >= 1, got ${describe(round)}`);
+    if (typeof round !== 'number' || !Number.isSafeInteger(round) || round < 1)
+      invalid(`round must be a whole number >= 1, got ${describe(round)}`);
     const recordText = toJsonObject(record, 'round record');
     const rec = record as Record<string, unknown>;
-    if (rec.round !== undefined && rec.round !== round) invalid(`round record says round ${describe(rec.round)} but is committed as round ${round}`);
+    if (rec.round !== undefined && rec.round !== round)
+      invalid(`round record says round ${describe(rec.round)} but is committed as round ${round}`);
     const frame = this.encodeCheckpoint(runId, round, checkpoint);
     const blob = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
     const digest = sha256(blob);
     if (!Array.isArray(traffic)) invalid(`traffic must be an array, got ${describe(traffic)}`);
     const seen = new Set<number>();
     const rows = traffic.map((e, i) => {
-      if (!isPlainObject(e)) invalid(`traffic[${i}] must be { nodeId, sent, received, contributed }, got ${describe(e)}`);
+      if (!isPlainObject(e))
+        invalid(`traffic[${i}] must be { nodeId, sent, received, contributed }, got ${describe(e)}`);
       const nodeId = checkId(e.nodeId, `traffic[${i}].nodeId`);
       if (seen.has(nodeId)) invalid(`traffic lists node ${nodeId} twice`);
       seen.add(nodeId);
       const sent = checkCount(e.sent, `traffic[${i}].sent`);
       const received = checkCount(e.received, `traffic[${i}].received`);
-      if (typeof e.contributed !== 'boolean') invalid(`traffic[${i}].contributed must be true or false, got ${describe(e.contributed)}`);
+      if (typeof e.contributed !== 'boolean')
+        invalid(`traffic[${i}].contributed must be true or false, got ${describe(e.contributed)}`);
       return { nodeId, sent, received, contributed: e.contributed ? 1 : 0 };
     });
-    this.db.transaction(() => {
-      const run = this.mustRun(runId);
-      if (round <= run.rounds_completed) throw new StoreError('conflict', `round ${round} of run ${runId} is already committed (rounds completed: ${run.rounds_completed})`);
-      if (round !== run.rounds_completed + 1) throw new StoreError('conflict', `run ${runId} has ${run.rounds_completed} rounds committed, so the next round is ${run.rounds_completed + 1}, not ${round}`);
-      const hasNode = this.sql('SELECT 1 FROM nodes WHERE id = ?').pluck();
-      for (const r of rows) if (hasNode.get(r.nodeId) === undefined) throw new StoreError('not_found', `traffic names node ${r.nodeId}, which is not enrolled`);
-      const t = this.timestamp();
-      try {
-        this.sql('INSERT INTO rounds (run_id, round, record, committed_at) VALUES (?, ?, ?, ?)').run(runId, round, recordText, t);
-      } catch (e) {
-        if ((e as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) throw new StoreError('conflict', `round ${round} of run ${runId} is already committed`);
-        throw e;
-      }
-      this.sql(`INSERT INTO checkpoints (run_id, round, frame, sha256, saved_at) VALUES (?, ?, ?, ?, ?)
-        ON CONFLICT (run_id) DO UPDATE SET round = excluded.round, frame = excluded.frame, sha256 = excluded.sha256, saved_at = excluded.saved_at`).run(runId, round, blob, digest, t);
-      this.sql('UPDATE runs SET rounds_completed = ?, updated_at = ? WHERE id = ?').run(round, t, runId);
-      const addTraffic = this.sql('INSERT INTO node_traffic (run_id, round, node_id, sent, received, contributed) VALUES (?, ?, ?, ?, ?, ?)');
-      const bump = this.sql('UPDATE nodes SET bytes_sent = bytes_sent + ?, bytes_received = bytes_received + ?, rounds_contributed = rounds_contributed + ? WHERE id = ?');
-      for (const r of rows) {
-        addTraffic.run(runId, round, r.nodeId, r.sent, r.received, r.contributed);
-        bump.run(r.sent, r.received, r.contributed, r.nodeId);
-      }
-    }).immediate();
+    this.db
+      .transaction(() => {
+        const run = this.mustRun(runId);
+        if (round <= run.rounds_completed)
+          throw new StoreError(
+            'conflict',
+            `round ${round} of run ${runId} is already committed (rounds completed: ${run.rounds_completed})`,
+          );
+        if (round !== run.rounds_completed + 1)
+          throw new StoreError(
+            'conflict',
+            `run ${runId} has ${run.rounds_completed} rounds committed, so the next round is ${run.rounds_completed + 1}, not ${round}`,
+          );
+        const hasNode = this.sql('SELECT 1 FROM nodes WHERE id = ?').pluck();
+        for (const r of rows)
+          if (hasNode.get(r.nodeId) === undefined)
+            throw new StoreError('not_found', `traffic names node ${r.nodeId}, which is not enrolled`);
+        const t = this.timestamp();
+        try {
+          this.sql('INSERT INTO rounds (run_id, round, record, committed_at) VALUES (?, ?, ?, ?)').run(
+            runId,
+            round,
+            recordText,
+            t,
+          );
+        } catch (e) {
+          if ((e as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT'))
+            throw new StoreError('conflict', `round ${round} of run ${runId} is already committed`);
+          throw e;
+        }
+        this.sql(`INSERT INTO checkpoints (run_id, round, frame, sha256, saved_at) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (run_id) DO UPDATE SET round = excluded.round, frame = excluded.frame, sha256 = excluded.sha256, saved_at = excluded.saved_at`).run(
+          runId,
+          round,
+          blob,
+          digest,
+          t,
+        );
+        this.sql('UPDATE runs SET rounds_completed = ?, updated_at = ? WHERE id = ?').run(round, t, runId);
+        const addTraffic = this.sql(
+          'INSERT INTO node_traffic (run_id, round, node_id, sent, received, contributed) VALUES (?, ?, ?, ?, ?, ?)',
+        );
+        const bump = this.sql(
+          'UPDATE nodes SET bytes_sent = bytes_sent + ?, bytes_received = bytes_received + ?, rounds_contributed = rounds_contributed + ? WHERE id = ?',
+        );
+        for (const r of rows) {
+          addTraffic.run(runId, round, r.nodeId, r.sent, r.received, r.contributed);
+          bump.run(r.sent, r.received, r.contributed, r.nodeId);
+        }
+      })
+      .immediate();
     this.changed(() => ({ kind: 'round', runId, round, record: parseJson<Record<string, unknown>>(recordText) }));
   }
 
   /** The checkpoint of the run's last committed round, or null before its first round. */
   lastCheckpoint(runId: number): StoredCheckpoint | null {
     checkId(runId, 'run id');
-    const row = this.db.transaction(() => {
-      this.mustRun(runId);
-      return this.sql('SELECT round, frame, sha256 FROM checkpoints WHERE run_id = ?').get(runId) as { round: number; frame: Buffer; sha256: string } | undefined;
-    }).deferred();
+    const row = this.db
+      .transaction(() => {
+        this.mustRun(runId);
+        return this.sql('SELECT round, frame, sha256 FROM checkpoints WHERE run_id = ?').get(runId) as
+          | { round: number; frame: Buffer; sha256: string }
+          | undefined;
+      })
+      .deferred();
     if (!row) return null;
     const corrupt = (why: string): never => {
       throw new StoreError('corrupt', `checkpoint of run ${runId} (round ${row.round}) is corrupt: ${why}`);
@@ -773,9 +910,16 @@ export class Store {
     }
     const h = frame.header as Record<string, unknown>;
     if (h.type !== 'checkpoint') corrupt(`frame type is ${describe(h.type)}, not 'checkpoint'`);
-    if (h.round !== row.round || h.runId !== runId) corrupt(`frame says run ${describe(h.runId)} round ${describe(h.round)}`);
+    if (h.round !== row.round || h.runId !== runId)
+      corrupt(`frame says run ${describe(h.runId)} round ${describe(h.round)}`);
     const state = h.state as Record<string, unknown> | undefined;
-    if (!isPlainObject(state) || typeof state.name !== 'string' || !Number.isSafeInteger(state.round) || !isPlainObject(state.hyper)) corrupt('strategy state header is malformed');
+    if (
+      !isPlainObject(state) ||
+      typeof state.name !== 'string' ||
+      !Number.isSafeInteger(state.round) ||
+      !isPlainObject(state.hyper)
+    )
+      corrupt('strategy state header is malformed');
     const hyper: Record<string, number> = {};
     for (const [k, v] of Object.entries(state!.hyper as Record<string, unknown>)) {
       if (typeof v !== 'number' || !Number.isFinite(v)) corrupt(`hyper-parameter ${k} is ${describe(v)}`);
@@ -803,21 +947,34 @@ export class Store {
   /** The run's round records, in round order, as committed. The type parameter is the caller's assertion. */
   roundRecords<T = Record<string, unknown>>(runId: number): T[] {
     checkId(runId, 'run id');
-    return this.db.transaction(() => {
-      this.mustRun(runId);
-      return (this.sql('SELECT record FROM rounds WHERE run_id = ? ORDER BY round').pluck().all(runId) as string[]).map((s) => parseJson<T>(s));
-    }).deferred();
+    return this.db
+      .transaction(() => {
+        this.mustRun(runId);
+        return (
+          this.sql('SELECT record FROM rounds WHERE run_id = ? ORDER BY round').pluck().all(runId) as string[]
+        ).map((s) => parseJson<T>(s));
+      })
+      .deferred();
   }
 
   /** Bytes per node per round of the run, ordered by round then node id. */
   nodeTraffic(runId: number): TrafficRow[] {
     checkId(runId, 'run id');
-    return this.db.transaction(() => {
-      this.mustRun(runId);
-      const rows = this.sql('SELECT round, node_id, sent, received, contributed FROM node_traffic WHERE run_id = ? ORDER BY round, node_id').all(runId) as
-        { round: number; node_id: number; sent: number; received: number; contributed: number }[];
-      return rows.map((r) => ({ round: r.round, nodeId: r.node_id, sent: r.sent, received: r.received, contributed: r.contributed === 1 }));
-    }).deferred();
+    return this.db
+      .transaction(() => {
+        this.mustRun(runId);
+        const rows = this.sql(
+          'SELECT round, node_id, sent, received, contributed FROM node_traffic WHERE run_id = ? ORDER BY round, node_id',
+        ).all(runId) as { round: number; node_id: number; sent: number; received: number; contributed: number }[];
+        return rows.map((r) => ({
+          round: r.round,
+          nodeId: r.node_id,
+          sent: r.sent,
+          received: r.received,
+          contributed: r.contributed === 1,
+        }));
+      })
+      .deferred();
   }
 
   // ---------- events ----------
@@ -832,12 +989,17 @@ export class Store {
     const text = toJsonObject(data, `${kind} event data`, 1024 * 1024);
     const fields = EVENT_SHAPES[kind];
     if (fields) for (const f of fields) checkCount((data as Record<string, unknown>)[f], `${kind} event data.${f}`);
-    const event = this.db.transaction(() => {
-      if (runId !== null) this.mustRun(runId);
-      const at = this.timestamp();
-      const id = Number(this.sql('INSERT INTO events (run_id, at, kind, data) VALUES (?, ?, ?, ?)').run(runId, at, kind, text).lastInsertRowid);
-      return { id, runId, at, kind };
-    }).immediate();
+    const event = this.db
+      .transaction(() => {
+        if (runId !== null) this.mustRun(runId);
+        const at = this.timestamp();
+        const id = Number(
+          this.sql('INSERT INTO events (run_id, at, kind, data) VALUES (?, ?, ?, ?)').run(runId, at, kind, text)
+            .lastInsertRowid,
+        );
+        return { id, runId, at, kind };
+      })
+      .immediate();
     this.changed(() => ({ kind: 'event', event: { ...event, data: parseJson<Record<string, unknown>>(text) } }));
     return event.id;
   }
@@ -847,13 +1009,28 @@ export class Store {
    */
   events(runId: number | null, limit = 100): StoreEvent[] {
     if (runId !== null) checkId(runId, 'run id');
-    if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > MAX_EVENT_LIMIT) invalid(`limit must be a whole number from 1 to ${MAX_EVENT_LIMIT}, got ${describe(limit)}`);
-    const rows = this.db.transaction(() => {
-      if (runId === null) return this.sql('SELECT * FROM events WHERE run_id IS NULL ORDER BY id DESC LIMIT ?').all(limit) as EventRow[];
-      this.mustRun(runId);
-      return this.sql('SELECT * FROM events WHERE run_id = ? ORDER BY id DESC LIMIT ?').all(runId, limit) as EventRow[];
-    }).deferred();
-    return rows.reverse().map((r) => ({ id: r.id, runId: r.run_id, at: r.at, kind: r.kind, data: parseJson<Record<string, unknown>>(r.data) }));
+    if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > MAX_EVENT_LIMIT)
+      invalid(`limit must be a whole number from 1 to ${MAX_EVENT_LIMIT}, got ${describe(limit)}`);
+    const rows = this.db
+      .transaction(() => {
+        if (runId === null)
+          return this.sql('SELECT * FROM events WHERE run_id IS NULL ORDER BY id DESC LIMIT ?').all(
+            limit,
+          ) as EventRow[];
+        this.mustRun(runId);
+        return this.sql('SELECT * FROM events WHERE run_id = ? ORDER BY id DESC LIMIT ?').all(
+          runId,
+          limit,
+        ) as EventRow[];
+      })
+      .deferred();
+    return rows.reverse().map((r) => ({
+      id: r.id,
+      runId: r.run_id,
+      at: r.at,
+      kind: r.kind,
+      data: parseJson<Record<string, unknown>>(r.data),
+    }));
   }
 
   /** Closes the database; safe to call twice. Other methods throw afterwards. */

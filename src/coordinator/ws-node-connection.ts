@@ -17,9 +17,15 @@ import type { NodeConnection, NodeConnectionEvents, NodeIdentity } from './node-
 export class WebSocketNodeEndpoint {
   private readonly wss: WebSocketServer;
 
-  constructor(private readonly maxFrameBytes: number, private readonly open: (c: NodeConnection) => NodeConnectionEvents) {
+  constructor(
+    private readonly maxFrameBytes: number,
+    private readonly open: (c: NodeConnection) => NodeConnectionEvents,
+  ) {
     // One chunk, or one whole frame when the frame limit is smaller: no single message is larger.
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: Math.min(MAX_MESSAGE_BYTES, maxFrameBytes + CHUNK_HEADER_BYTES) });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: Math.min(MAX_MESSAGE_BYTES, maxFrameBytes + CHUNK_HEADER_BYTES),
+    });
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -45,8 +51,13 @@ class WebSocketNodeConnection implements NodeConnection {
   identity: NodeIdentity | null = null;
   private readonly link: FrameLink;
 
-  constructor(private readonly ws: WebSocket, readonly remote: string, maxFrameBytes: number, private readonly lift: () => void,
-    open: (c: NodeConnection) => NodeConnectionEvents) {
+  constructor(
+    private readonly ws: WebSocket,
+    readonly remote: string,
+    maxFrameBytes: number,
+    private readonly lift: () => void,
+    open: (c: NodeConnection) => NodeConnectionEvents,
+  ) {
     this.link = new FrameLink(ws, maxFrameBytes);
     const events = open(this);
     ws.on('message', (data: RawData, isBinary: boolean) => {

@@ -42,32 +42,33 @@ const arr = (v: Float32Array) => Array.from(v);
 // ---------- generators ----------
 
 const MAG = Math.fround(1000);
-const vec = (n: number) => fc.float32Array({ minLength: n, maxLength: n, min: -MAG, max: MAG, noNaN: true, noDefaultInfinity: true });
-const weight = fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 100_000 }), fc.double({ min: 1e-3, max: 1e3, noNaN: true }));
+const vec = (n: number) =>
+  fc.float32Array({ minLength: n, maxLength: n, min: -MAG, max: MAG, noNaN: true, noDefaultInfinity: true });
+const weight = fc.oneof(
+  fc.constant(0),
+  fc.integer({ min: 1, max: 100_000 }),
+  fc.double({ min: 1e-3, max: 1e3, noNaN: true }),
+);
 
 /** k clients with vectors of a common length n and weights with at least one > 0. */
-const clients = fc
-  .tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 12 }))
-  .chain(([k, n]) =>
-    fc.record({
-      vectors: fc.array(vec(n), { minLength: k, maxLength: k }),
-      weights: fc.array(weight, { minLength: k, maxLength: k }).filter((w) => w.some((x) => x > 0)),
-    }),
-  );
+const clients = fc.tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 12 })).chain(([k, n]) =>
+  fc.record({
+    vectors: fc.array(vec(n), { minLength: k, maxLength: k }),
+    weights: fc.array(weight, { minLength: k, maxLength: k }).filter((w) => w.some((x) => x > 0)),
+  }),
+);
 
-const novaCase = fc
-  .tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 12 }))
-  .chain(([k, n]) =>
-    fc.record({
-      global: vec(n),
-      locals: fc.array(vec(n), { minLength: k, maxLength: k }),
-      weights: fc.array(weight, { minLength: k, maxLength: k }).filter((w) => w.some((x) => x > 0)),
-      steps: fc.array(fc.oneof(fc.integer({ min: 1, max: 500 }), fc.double({ min: 0.1, max: 100, noNaN: true })), {
-        minLength: k,
-        maxLength: k,
-      }),
+const novaCase = fc.tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 12 })).chain(([k, n]) =>
+  fc.record({
+    global: vec(n),
+    locals: fc.array(vec(n), { minLength: k, maxLength: k }),
+    weights: fc.array(weight, { minLength: k, maxLength: k }).filter((w) => w.some((x) => x > 0)),
+    steps: fc.array(fc.oneof(fc.integer({ min: 1, max: 500 }), fc.double({ min: 0.1, max: 100, noNaN: true })), {
+      minLength: k,
+      maxLength: k,
     }),
-  );
+  }),
+);
 
 // ---------- weightedAverage ----------
 
@@ -93,7 +94,12 @@ test('weightedAverage: identical vectors give that vector exactly', () => {
     fc.property(clients, ({ vectors, weights }) => {
       const copies = vectors.map(() => new Float32Array(vectors[0]));
       // x + 0 maps -0 to +0: the float64 accumulator starts at +0, and -0 == 0 anyway.
-      assert.ok(bitsEqual(weightedAverage(copies, weights), vectors[0].map((x) => x + 0)));
+      assert.ok(
+        bitsEqual(
+          weightedAverage(copies, weights),
+          vectors[0].map((x) => x + 0),
+        ),
+      );
     }),
   );
 });
@@ -105,7 +111,10 @@ test('weightedAverage: each coordinate lies within the min/max of the clients wi
       const used = vectors.filter((_, i) => weights[i] > 0);
       for (let j = 0; j < got.length; j++) {
         const col = used.map((v) => v[j]);
-        assert.ok(got[j] >= Math.min(...col) && got[j] <= Math.max(...col), `coordinate ${j}: ${got[j]} outside [${col}]`);
+        assert.ok(
+          got[j] >= Math.min(...col) && got[j] <= Math.max(...col),
+          `coordinate ${j}: ${got[j]} outside [${col}]`,
+        );
       }
     }),
   );
@@ -118,7 +127,15 @@ const ROUNDING_REL = 2 ** -22;
 test('weightedAverage: permuting clients with their weights changes at most float rounding', () => {
   fc.assert(
     fc.property(
-      clients.chain((c) => fc.record({ c: fc.constant(c), perm: fc.shuffledSubarray(c.vectors.map((_, i) => i), { minLength: c.vectors.length }) })),
+      clients.chain((c) =>
+        fc.record({
+          c: fc.constant(c),
+          perm: fc.shuffledSubarray(
+            c.vectors.map((_, i) => i),
+            { minLength: c.vectors.length },
+          ),
+        }),
+      ),
       ({ c, perm }) => {
         const a = weightedAverage(c.vectors, c.weights);
         const b = weightedAverage(
@@ -135,10 +152,21 @@ test('weightedAverage: scaling every weight by the same factor leaves the result
   fc.assert(
     fc.property(clients, fc.double({ min: 1e-3, max: 1e3, noNaN: true }), ({ vectors, weights }, s) => {
       const a = weightedAverage(vectors, weights);
-      const b = weightedAverage(vectors, weights.map((w) => w * s));
+      const b = weightedAverage(
+        vectors,
+        weights.map((w) => w * s),
+      );
       assertClose(b, a, ROUNDING_ABS, ROUNDING_REL);
       // Powers of two scale exactly, so there the result is bit-identical.
-      assert.ok(bitsEqual(weightedAverage(vectors, weights.map((w) => w * 1024)), a));
+      assert.ok(
+        bitsEqual(
+          weightedAverage(
+            vectors,
+            weights.map((w) => w * 1024),
+          ),
+          a,
+        ),
+      );
     }),
   );
 });
@@ -161,7 +189,10 @@ test('weightedAverage: rejects bad input with a clear error', () => {
   const a = f32([1, 2]);
   const b = f32([3, 4]);
   assert.throws(() => weightedAverage([], []), /no vectors/);
-  assert.throws(() => weightedAverage([a, f32([1, 2, 3])], [1, 1]), /vectors\[1\] has length 3 but vectors\[0\] has length 2/);
+  assert.throws(
+    () => weightedAverage([a, f32([1, 2, 3])], [1, 1]),
+    /vectors\[1\] has length 3 but vectors\[0\] has length 2/,
+  );
   assert.throws(() => weightedAverage([a, b], [1]), /got 1 weights for 2 vectors/);
   assert.throws(() => weightedAverage([a, b], [1, -1]), /weights\[1\] must be a finite number >= 0, got -1/);
   assert.throws(() => weightedAverage([a, b], [1, NaN]), /weights\[1\] must be a finite number >= 0, got NaN/);
@@ -194,7 +225,12 @@ test('fedNova: matches the naive float64 reference', () => {
 test('fedNova: equals weightedAverage when every client ran the same number of steps', () => {
   fc.assert(
     fc.property(novaCase, fc.integer({ min: 1, max: 1000 }), ({ global, locals, weights }, tau) => {
-      const got = fedNova(global, locals, weights, locals.map(() => tau));
+      const got = fedNova(
+        global,
+        locals,
+        weights,
+        locals.map(() => tau),
+      );
       assertClose(got, weightedAverage(locals, weights), ABS, REL, coordScale([global, ...locals]));
     }),
   );
@@ -245,13 +281,15 @@ test('deltas, averageDelta and applyDelta agree with the plain formulas', () => 
 
 test('averageDelta over several accumulator blocks equals one pass per local, to the bit', () => {
   const n = 5000 + 17; // spans three blocks, the last one partial
-  const rng = (seed: number) => () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) - 0.5;
+  const rng = (seed: number) => () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32 - 0.5;
   const r = rng(7);
   const global = Float32Array.from({ length: n }, r);
   const locals = Array.from({ length: 7 }, () => Float32Array.from({ length: n }, r));
   const weights = [600, 0, 13, 600, 1, 250, 600];
   const acc = new Float64Array(n);
-  locals.forEach((l, i) => { for (let j = 0; j < n; j++) acc[j] += weights[i] * (l[j] - global[j]); });
+  locals.forEach((l, i) => {
+    for (let j = 0; j < n; j++) acc[j] += weights[i] * (l[j] - global[j]);
+  });
   const total = weights.reduce((a, w) => a + w, 0);
   const onePass = Float32Array.from(acc, (v) => v / total);
   assert.deepEqual(averageDelta(global, locals, weights), onePass);

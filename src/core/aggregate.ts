@@ -121,7 +121,11 @@ export function deltas(global: Float32Array, locals: readonly Float32Array[]): F
  * Weighted mean of (local_i - global): the pseudo-gradient "Delta" that server optimizers take.
  * Equal to weightedAverage(deltas(global, locals), weights) but without rounding each delta to Float32.
  */
-export function averageDelta(global: Float32Array, locals: readonly Float32Array[], weights: readonly number[]): Float32Array {
+export function averageDelta(
+  global: Float32Array,
+  locals: readonly Float32Array[],
+  weights: readonly number[],
+): Float32Array {
   const n = checkGlobalAndLocals(global, locals, 'averageDelta');
   const total = checkWeights(weights, locals.length, 'averageDelta', 'weights');
   // Block by block, so the Float64 accumulator block stays in cache while every local adds to it (about 1.3x

@@ -12,12 +12,19 @@ export const DEFAULT_CHUNK_BYTES = 1 << 20;
 const MAGIC = new TextEncoder().encode(CHUNK_MAGIC);
 
 function isChunk(bytes: Uint8Array): boolean {
-  return bytes.length >= 4 && bytes[0] === MAGIC[0] && bytes[1] === MAGIC[1] && bytes[2] === MAGIC[2] && bytes[3] === MAGIC[3];
+  return (
+    bytes.length >= 4 &&
+    bytes[0] === MAGIC[0] &&
+    bytes[1] === MAGIC[1] &&
+    bytes[2] === MAGIC[2] &&
+    bytes[3] === MAGIC[3]
+  );
 }
 
 /** The frame itself when it fits in one chunk, else its chunks. */
 export function splitFrame(frame: Uint8Array, messageId: number, chunkBytes = DEFAULT_CHUNK_BYTES): Uint8Array[] {
-  if (!Number.isInteger(chunkBytes) || chunkBytes < 1) throw new Error(`chunk size must be a whole number >= 1, got ${chunkBytes}`);
+  if (!Number.isInteger(chunkBytes) || chunkBytes < 1)
+    throw new Error(`chunk size must be a whole number >= 1, got ${chunkBytes}`);
   if (frame.length <= chunkBytes) return [frame];
   const count = Math.ceil(frame.length / chunkBytes);
   const out: Uint8Array[] = [];
@@ -50,7 +57,10 @@ export class Reassembler {
   /** Messages already refused: their remaining chunks are dropped quietly (one rejection per message). */
   private readonly refused = new Set<number>();
 
-  constructor(private readonly maxFrameBytes: number, private readonly maxPending = 4) {}
+  constructor(
+    private readonly maxFrameBytes: number,
+    private readonly maxPending = 4,
+  ) {}
 
   /** A whole frame when one is complete (or the message was not chunked), else null. */
   push(bytes: Uint8Array): Uint8Array | null {
@@ -64,17 +74,29 @@ export class Reassembler {
     const size = v.getUint32(20, true);
     const payload = bytes.subarray(CHUNK_HEADER_BYTES);
     if (this.refused.has(id)) return null;
-    if (total > this.maxFrameBytes) this.refuse(id, new FrameError('too_large', `chunked frame of ${total} bytes exceeds the limit of ${this.maxFrameBytes}`));
-    if (count < 2 || index >= count || size < 1 || size * (count - 1) >= total || size * count < total) throw new FrameError('bad_chunk', `chunk ${index} of ${count} for ${total} bytes is inconsistent`);
+    if (total > this.maxFrameBytes)
+      this.refuse(
+        id,
+        new FrameError('too_large', `chunked frame of ${total} bytes exceeds the limit of ${this.maxFrameBytes}`),
+      );
+    if (count < 2 || index >= count || size < 1 || size * (count - 1) >= total || size * count < total)
+      throw new FrameError('bad_chunk', `chunk ${index} of ${count} for ${total} bytes is inconsistent`);
     let p = this.pending.get(id);
     if (!p) {
-      if (this.pending.size >= this.maxPending) throw new FrameError('too_many_chunked', `more than ${this.maxPending} chunked frames in progress`);
+      if (this.pending.size >= this.maxPending)
+        throw new FrameError('too_many_chunked', `more than ${this.maxPending} chunked frames in progress`);
       const chunkBytes = size;
       p = { buffer: new Uint8Array(total), count, received: new Set(), chunkBytes };
       this.pending.set(id, p);
     }
     const expected = index === count - 1 ? total - p.chunkBytes * (count - 1) : p.chunkBytes;
-    if (p.count !== count || p.buffer.length !== total || p.chunkBytes !== size || payload.length !== expected || p.received.has(index)) {
+    if (
+      p.count !== count ||
+      p.buffer.length !== total ||
+      p.chunkBytes !== size ||
+      payload.length !== expected ||
+      p.received.has(index)
+    ) {
       this.pending.delete(id);
       throw new FrameError('bad_chunk', `chunk ${index} of message ${id} does not fit the chunks before it`);
     }

@@ -24,7 +24,14 @@ export interface CompressionSpec extends CodecSettings {
   delta: boolean;
 }
 
-export const NO_COMPRESSION: CompressionSpec = { kind: 'none', block: 0, rounding: 'nearest', fraction: 1, ef: false, delta: false };
+export const NO_COMPRESSION: CompressionSpec = {
+  kind: 'none',
+  block: 0,
+  rounding: 'nearest',
+  fraction: 1,
+  ef: false,
+  delta: false,
+};
 
 const MAX_BLOCK = 1 << 24;
 
@@ -45,7 +52,10 @@ export function compressionForms(): string {
  * compressed kind, error feedback where the codec says (topk).
  */
 export function parseCompression(text: string): CompressionSpec {
-  const [head, ...opts] = text.trim().split(',').map((s) => s.trim());
+  const [head, ...opts] = text
+    .trim()
+    .split(',')
+    .map((s) => s.trim());
   const [name, arg] = head.split(':', 2) as [string, string | undefined];
   const fail = (why: string): never => {
     throw new Error(`compression '${text}': ${why}`);
@@ -57,7 +67,9 @@ export function parseCompression(text: string): CompressionSpec {
     if (settings) spec = { ...NO_COMPRESSION, ...settings, kind: codec.kind, ef: codec.errorFeedback, delta: true };
   }
   if (!spec) {
-    throw new Error(`unknown compression '${text}' (${compressionForms()}, then optional ,ef=on|off ,delta=on|off ,rounding=nearest|stochastic)`);
+    throw new Error(
+      `unknown compression '${text}' (${compressionForms()}, then optional ,ef=on|off ,delta=on|off ,rounding=nearest|stochastic)`,
+    );
   }
   for (const opt of opts) {
     const [key, value] = opt.split('=', 2);
@@ -79,13 +91,17 @@ export function compressionLabel(s: CompressionSpec): string {
 
 /** A spec as it arrives in a frame header: every field checked, nothing else allowed. */
 export function checkCompressionSpec(u: unknown): CompressionSpec {
-  const bad = (why: string): never => { throw new Error(`compression spec: ${why}`); };
+  const bad = (why: string): never => {
+    throw new Error(`compression spec: ${why}`);
+  };
   if (typeof u !== 'object' || u === null || Array.isArray(u)) return bad('not an object');
   const o = u as Record<string, unknown>;
   const keys = Object.keys(NO_COMPRESSION);
   for (const k of Object.keys(o)) if (!keys.includes(k)) bad(`unknown field '${k}'`);
-  if (!(COMPRESSION_KINDS as readonly unknown[]).includes(o.kind)) bad(`kind must be one of ${COMPRESSION_KINDS.join(', ')}`);
-  if (!Number.isInteger(o.block) || (o.block as number) < 0 || (o.block as number) > MAX_BLOCK) bad(`block must be a whole number in [0, ${MAX_BLOCK}]`);
+  if (!(COMPRESSION_KINDS as readonly unknown[]).includes(o.kind))
+    bad(`kind must be one of ${COMPRESSION_KINDS.join(', ')}`);
+  if (!Number.isInteger(o.block) || (o.block as number) < 0 || (o.block as number) > MAX_BLOCK)
+    bad(`block must be a whole number in [0, ${MAX_BLOCK}]`);
   if (o.rounding !== 'nearest' && o.rounding !== 'stochastic') bad('rounding must be nearest or stochastic');
   if (typeof o.fraction !== 'number' || !(o.fraction > 0 && o.fraction <= 1)) bad('fraction must be in (0, 1]');
   if (typeof o.ef !== 'boolean' || typeof o.delta !== 'boolean') bad('ef and delta must be booleans');
@@ -93,7 +109,12 @@ export function checkCompressionSpec(u: unknown): CompressionSpec {
 }
 
 /** Compresses a flat update tensor by tensor (spec.kind must not be none). */
-export function compressVector(spec: CompressionSpec, layout: readonly TensorSlot[], x: Float32Array, rng: Rng): CompressedTensor[] {
+export function compressVector(
+  spec: CompressionSpec,
+  layout: readonly TensorSlot[],
+  x: Float32Array,
+  rng: Rng,
+): CompressedTensor[] {
   const codec = codecOf(spec.kind);
   return layout.map((slot) => codec.encode(x.subarray(slot.offset, slot.offset + slot.size), spec, slot, rng));
 }
@@ -103,14 +124,21 @@ export function compressVector(spec: CompressionSpec, layout: readonly TensorSlo
  * finite values, index order).
  */
 export function checkCompressed(spec: CompressionSpec, slot: TensorSlot, c: CompressedTensor): void {
-  const bad = (why: string): never => { throw new Error(`tensor ${slot.name}: ${why}`); };
+  const bad = (why: string): never => {
+    throw new Error(`tensor ${slot.name}: ${why}`);
+  };
   if (c.kind !== spec.kind) bad(`is ${c.kind}, the run compresses with ${spec.kind}`);
   codecOf(c.kind).check(c, spec, slot, bad);
 }
 
 /** The dense update the compressed tensors stand for (checked first). */
-export function decompressVector(spec: CompressionSpec, layout: readonly TensorSlot[], parts: readonly CompressedTensor[]): Float32Array {
-  if (parts.length !== layout.length) throw new Error(`expected ${layout.length} compressed tensors, got ${parts.length}`);
+export function decompressVector(
+  spec: CompressionSpec,
+  layout: readonly TensorSlot[],
+  parts: readonly CompressedTensor[],
+): Float32Array {
+  if (parts.length !== layout.length)
+    throw new Error(`expected ${layout.length} compressed tensors, got ${parts.length}`);
   const size = layout.length === 0 ? 0 : layout[layout.length - 1].offset + layout[layout.length - 1].size;
   const out = new Float32Array(size);
   layout.forEach((slot, i) => {
@@ -131,7 +159,14 @@ export class UpdateCompressor {
   constructor(private readonly layout: readonly TensorSlot[]) {}
 
   /** `vector` is the local weights (delta taken against `global`) or a gradient (`global` unused). */
-  compress(nodeId: number, spec: CompressionSpec, vector: Float32Array, global: Float32Array, gradient: boolean, rng: Rng): CompressedTensor[] {
+  compress(
+    nodeId: number,
+    spec: CompressionSpec,
+    vector: Float32Array,
+    global: Float32Array,
+    gradient: boolean,
+    rng: Rng,
+  ): CompressedTensor[] {
     const update = spec.delta && !gradient ? deltas(global, [vector])[0] : vector;
     const corrected = withResidual(update, spec.ef ? this.residuals.get(nodeId) : undefined);
     const parts = compressVector(spec, this.layout, corrected, rng);
@@ -145,6 +180,11 @@ export class UpdateCompressor {
 }
 
 /** The coordinator side: the update as the strategy expects it (local weights or gradient). */
-export function reconstructUpdate(spec: CompressionSpec, decoded: Float32Array, global: Float32Array, gradient: boolean): Float32Array {
+export function reconstructUpdate(
+  spec: CompressionSpec,
+  decoded: Float32Array,
+  global: Float32Array,
+  gradient: boolean,
+): Float32Array {
   return spec.delta && !gradient ? applyDelta(global, decoded) : decoded;
 }

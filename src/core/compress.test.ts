@@ -1,7 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { blockCount, decodeFp16, densify, dequantizeInt8, encodeFp16, fromHalf, quantizeInt8, residualOf, toHalf, topK, topkCount, withResidual } from './compress.ts';
+import {
+  blockCount,
+  decodeFp16,
+  densify,
+  dequantizeInt8,
+  encodeFp16,
+  fromHalf,
+  quantizeInt8,
+  residualOf,
+  toHalf,
+  topK,
+  topkCount,
+  withResidual,
+} from './compress.ts';
 import { Rng } from './rng.ts';
 
 /** Every finite half value, ascending, with its bits: the naive reference for rounding to fp16. */
@@ -26,7 +39,8 @@ function referenceHalf(x: number): number {
   let hi = HALVES.length - 1;
   while (hi - lo > 1) {
     const mid = (lo + hi) >> 1;
-    if (HALVES[mid].v <= x) lo = mid; else hi = mid;
+    if (HALVES[mid].v <= x) lo = mid;
+    else hi = mid;
   }
   const a = HALVES[lo];
   const b = HALVES[hi];
@@ -37,8 +51,32 @@ function referenceHalf(x: number): number {
 }
 
 test('fp16: rounding matches a search over every half value (random floats of every magnitude and the edge cases)', () => {
-  const specials = [0, -0, 1, -1, 65504, 65519.99, 65520, -65520, 1e9, -1e9, 2 ** -14, 2 ** -24, 2 ** -25, 2 ** -25 * 1.0001, 3 * 2 ** -26, 2 ** -26,
-    1 + 2 ** -11, 1 + 3 * 2 ** -11, 1e-30, -1e-30, 2 ** -14 - 2 ** -25, 0.1, 1 / 3, Math.fround(1.0009765625)];
+  const specials = [
+    0,
+    -0,
+    1,
+    -1,
+    65504,
+    65519.99,
+    65520,
+    -65520,
+    1e9,
+    -1e9,
+    2 ** -14,
+    2 ** -24,
+    2 ** -25,
+    2 ** -25 * 1.0001,
+    3 * 2 ** -26,
+    2 ** -26,
+    1 + 2 ** -11,
+    1 + 3 * 2 ** -11,
+    1e-30,
+    -1e-30,
+    2 ** -14 - 2 ** -25,
+    0.1,
+    1 / 3,
+    Math.fround(1.0009765625),
+  ];
   const rng = new Rng(7);
   const randoms = Array.from({ length: 20000 }, () => Math.fround((rng.next() - 0.5) * 2 ** (rng.int(64) - 32)));
   for (const x of [...specials.map(Math.fround), ...randoms]) {
@@ -66,10 +104,13 @@ test('fp16: inf, NaN, signed zero and every half decode exactly and re-encode to
 });
 
 test('fp16 property: relative error <= 2^-11 in the normal range, absolute <= 2^-25 below it', () => {
-  fc.assert(fc.property(fc.float({ min: -65000, max: 65000, noNaN: true }), (x) => {
-    const y = fromHalf(toHalf(x));
-    return Math.abs(x) >= 2 ** -14 ? Math.abs(y - x) <= Math.abs(x) * 2 ** -11 : Math.abs(y - x) <= 2 ** -25;
-  }), { numRuns: 2000 });
+  fc.assert(
+    fc.property(fc.float({ min: -65000, max: 65000, noNaN: true }), (x) => {
+      const y = fromHalf(toHalf(x));
+      return Math.abs(x) >= 2 ** -14 ? Math.abs(y - x) <= Math.abs(x) * 2 ** -11 : Math.abs(y - x) <= 2 ** -25;
+    }),
+    { numRuns: 2000 },
+  );
 });
 
 test('int8: nearest errs by at most scale/2, stochastic by less than scale, per block; scale = block max / 127', () => {
@@ -88,7 +129,10 @@ test('int8: nearest errs by at most scale/2, stochastic by less than scale, per 
       for (let i = 0; i < x.length; i++) {
         const s = q.scales[Math.floor(i / size)];
         const bound = (rounding === 'nearest' ? s / 2 : s) * (1 + 1e-6) + 1e-12;
-        assert.ok(Math.abs(y[i] - x[i]) <= bound, `block ${block} ${rounding} value ${i}: |${y[i]} - ${x[i]}| > ${bound}`);
+        assert.ok(
+          Math.abs(y[i] - x[i]) <= bound,
+          `block ${block} ${rounding} value ${i}: |${y[i]} - ${x[i]}| > ${bound}`,
+        );
         assert.ok(q.q[i] >= -127 && q.q[i] <= 127);
       }
     }
@@ -113,17 +157,29 @@ test('int8: all-zero blocks, seeded stochastic rounding is reproducible and unbi
 });
 
 test('int8 property: every decoded value within scale/2 (nearest) of its input', () => {
-  fc.assert(fc.property(fc.float32Array({ noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6, maxLength: 300 }), fc.integer({ min: 0, max: 64 }), (arr, block) => {
-    const q = quantizeInt8(arr, block, 'nearest');
-    const y = dequantizeInt8(q, block);
-    const size = block === 0 ? arr.length : block;
-    return Array.from(arr).every((v, i) => Math.abs(y[i] - v) <= (q.scales[Math.floor(i / size)] / 2) * (1 + 1e-6) + 1e-30);
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(
+      fc.float32Array({ noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6, maxLength: 300 }),
+      fc.integer({ min: 0, max: 64 }),
+      (arr, block) => {
+        const q = quantizeInt8(arr, block, 'nearest');
+        const y = dequantizeInt8(q, block);
+        const size = block === 0 ? arr.length : block;
+        return Array.from(arr).every(
+          (v, i) => Math.abs(y[i] - v) <= (q.scales[Math.floor(i / size)] / 2) * (1 + 1e-6) + 1e-30,
+        );
+      },
+    ),
+    { numRuns: 300 },
+  );
 });
 
 /** Reference top-k: sort all positions by |x| descending, index ascending; keep k; back to index order. */
 function referenceTopK(x: Float32Array, k: number): number[] {
-  return Array.from(x.keys()).sort((a, b) => Math.abs(x[b]) - Math.abs(x[a]) || a - b).slice(0, k).sort((a, b) => a - b);
+  return Array.from(x.keys())
+    .sort((a, b) => Math.abs(x[b]) - Math.abs(x[a]) || a - b)
+    .slice(0, k)
+    .sort((a, b) => a - b);
 }
 
 test('top-k: the k largest |x| by a full sort, ties to the lower index, values carried exactly', () => {
@@ -144,31 +200,48 @@ test('top-k: the k largest |x| by a full sort, ties to the lower index, values c
 });
 
 test('top-k property: keeps exactly k values, the same positions as the reference sort', () => {
-  fc.assert(fc.property(fc.float32Array({ noNaN: true, noDefaultInfinity: true, maxLength: 200 }).chain((x) => fc.tuple(fc.constant(x), fc.integer({ min: 0, max: x.length }))), ([x, k]) => {
-    const s = topK(x, k);
-    assert.equal(s.indices.length, k);
-    assert.deepEqual(Array.from(s.indices), referenceTopK(x, k));
-    s.indices.forEach((i, j) => assert.ok(Object.is(s.values[j], x[i])));
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(
+      fc
+        .float32Array({ noNaN: true, noDefaultInfinity: true, maxLength: 200 })
+        .chain((x) => fc.tuple(fc.constant(x), fc.integer({ min: 0, max: x.length }))),
+      ([x, k]) => {
+        const s = topK(x, k);
+        assert.equal(s.indices.length, k);
+        assert.deepEqual(Array.from(s.indices), referenceTopK(x, k));
+        s.indices.forEach((i, j) => assert.ok(Object.is(s.values[j], x[i])));
+      },
+    ),
+    { numRuns: 300 },
+  );
 });
 
 test('error feedback property: what was sent plus the final residual equals the sum of the inputs', () => {
-  fc.assert(fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 2 ** 31 }), (n, rounds, seed) => {
-    const rng = new Rng(seed);
-    const k = Math.max(1, Math.floor(n / 4));
-    const inputs = new Float64Array(n);
-    const sent = new Float64Array(n);
-    let residual: Float32Array | undefined;
-    for (let r = 0; r < rounds; r++) {
-      const input = Float32Array.from({ length: n }, () => rng.normal());
-      input.forEach((v, i) => (inputs[i] += v));
-      const corrected = withResidual(input, residual);
-      const decoded = densify(topK(corrected, k), n);
-      decoded.forEach((v, i) => (sent[i] += v));
-      residual = residualOf(corrected, decoded);
-    }
-    // Float32 rounding of each addition is the only difference: a few ulps of the running magnitude.
-    for (let i = 0; i < n; i++) assert.ok(Math.abs(sent[i] + residual![i] - inputs[i]) <= 1e-5 * rounds * 8, `coordinate ${i}`);
-  }), { numRuns: 200 });
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 40 }),
+      fc.integer({ min: 1, max: 6 }),
+      fc.integer({ min: 0, max: 2 ** 31 }),
+      (n, rounds, seed) => {
+        const rng = new Rng(seed);
+        const k = Math.max(1, Math.floor(n / 4));
+        const inputs = new Float64Array(n);
+        const sent = new Float64Array(n);
+        let residual: Float32Array | undefined;
+        for (let r = 0; r < rounds; r++) {
+          const input = Float32Array.from({ length: n }, () => rng.normal());
+          input.forEach((v, i) => (inputs[i] += v));
+          const corrected = withResidual(input, residual);
+          const decoded = densify(topK(corrected, k), n);
+          decoded.forEach((v, i) => (sent[i] += v));
+          residual = residualOf(corrected, decoded);
+        }
+        // Float32 rounding of each addition is the only difference: a few ulps of the running magnitude.
+        for (let i = 0; i < n; i++)
+          assert.ok(Math.abs(sent[i] + residual![i] - inputs[i]) <= 1e-5 * rounds * 8, `coordinate ${i}`);
+      },
+    ),
+    { numRuns: 200 },
+  );
   assert.throws(() => withResidual(new Float32Array(2), new Float32Array(3)), /residual has 3 values/);
 });

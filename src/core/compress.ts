@@ -74,7 +74,8 @@ export function blockCount(size: number, block: number): number {
 }
 
 function checkFinite(x: Float32Array, what: string): void {
-  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) throw new Error(`${what}: value ${i} is ${x[i]}, not finite`);
+  for (let i = 0; i < x.length; i++)
+    if (!Number.isFinite(x[i])) throw new Error(`${what}: value ${i} is ${x[i]}, not finite`);
 }
 
 /**
@@ -82,7 +83,8 @@ function checkFinite(x: Float32Array, what: string): void {
  * stochastic rounding (unbiased, drawn from `rng`) by less than scale.
  */
 export function quantizeInt8(x: Float32Array, block: number, rounding: Rounding, rng?: Rng): Int8Blocks {
-  if (!Number.isInteger(block) || block < 0) throw new Error(`int8 block size must be a whole number >= 0, got ${block}`);
+  if (!Number.isInteger(block) || block < 0)
+    throw new Error(`int8 block size must be a whole number >= 0, got ${block}`);
   if (rounding === 'stochastic' && !rng) throw new Error('stochastic rounding needs a seeded Rng');
   checkFinite(x, 'int8');
   const size = block === 0 ? x.length : block;
@@ -127,7 +129,8 @@ export function topkCount(size: number, fraction: number): number {
 
 /** The k values of largest |x| (ties: the lower index wins), returned in index order. */
 export function topK(x: Float32Array, k: number): Sparse {
-  if (!Number.isInteger(k) || k < 0 || k > x.length) throw new Error(`top-k: k must be a whole number in [0, ${x.length}], got ${k}`);
+  if (!Number.isInteger(k) || k < 0 || k > x.length)
+    throw new Error(`top-k: k must be a whole number in [0, ${x.length}], got ${k}`);
   checkFinite(x, 'top-k');
   const order = new Int32Array(x.length);
   for (let i = 0; i < order.length; i++) order[i] = i;
@@ -147,7 +150,8 @@ export function densify(s: Sparse, size: number): Float32Array {
 /** Error feedback, before compressing: the input plus what earlier rounds failed to send. */
 export function withResidual(input: Float32Array, residual: Float32Array | undefined): Float32Array {
   if (!residual) return new Float32Array(input);
-  if (residual.length !== input.length) throw new Error(`error feedback: residual has ${residual.length} values, the update ${input.length}`);
+  if (residual.length !== input.length)
+    throw new Error(`error feedback: residual has ${residual.length} values, the update ${input.length}`);
   const out = new Float32Array(input.length);
   for (let i = 0; i < input.length; i++) out[i] = input[i] + residual[i];
   return out;

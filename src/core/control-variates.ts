@@ -17,7 +17,8 @@
 
 function sameLength(what: string, ...vs: Float32Array[]): number {
   const n = vs[0].length;
-  for (const v of vs) if (v.length !== n) throw new Error(`${what}: vectors of lengths ${vs.map((u) => u.length).join(', ')} differ`);
+  for (const v of vs)
+    if (v.length !== n) throw new Error(`${what}: vectors of lengths ${vs.map((u) => u.length).join(', ')} differ`);
   return n;
 }
 
@@ -34,10 +35,16 @@ export function scaffoldShift(server: Float32Array, node: Float32Array): Float32
  * delta it uploads and the control it keeps (node + delta, rounded as the server rounds its sum).
  */
 export function scaffoldNodeUpdate(
-  node: Float32Array, server: Float32Array, global: Float32Array, local: Float32Array, steps: number, lr: number,
+  node: Float32Array,
+  server: Float32Array,
+  global: Float32Array,
+  local: Float32Array,
+  steps: number,
+  lr: number,
 ): { delta: Float32Array; next: Float32Array } {
   const n = sameLength('scaffoldNodeUpdate', node, server, global, local);
-  if (!Number.isInteger(steps) || steps < 1) throw new Error(`SCAFFOLD: local steps must be a whole number >= 1, got ${steps}`);
+  if (!Number.isInteger(steps) || steps < 1)
+    throw new Error(`SCAFFOLD: local steps must be a whole number >= 1, got ${steps}`);
   if (!(lr > 0)) throw new Error(`SCAFFOLD: local learning rate must be > 0, got ${lr}`);
   const delta = new Float32Array(n);
   const next = new Float32Array(n);
@@ -51,10 +58,16 @@ export function scaffoldNodeUpdate(
 }
 
 /** SCAFFOLD's server control after a round: c + sum(deltas) / population. */
-export function scaffoldServerControl(server: Float32Array, deltas: readonly Float32Array[], population: number): Float32Array {
+export function scaffoldServerControl(
+  server: Float32Array,
+  deltas: readonly Float32Array[],
+  population: number,
+): Float32Array {
   if (deltas.length === 0) throw new Error('scaffoldServerControl: no control deltas');
   if (!Number.isInteger(population) || population < deltas.length) {
-    throw new Error(`scaffoldServerControl: population ${population} is smaller than the ${deltas.length} nodes that answered`);
+    throw new Error(
+      `scaffoldServerControl: population ${population} is smaller than the ${deltas.length} nodes that answered`,
+    );
   }
   const n = sameLength('scaffoldServerControl', server, ...deltas);
   const acc = new Float64Array(n);
@@ -65,7 +78,12 @@ export function scaffoldServerControl(server: Float32Array, deltas: readonly Flo
 }
 
 /** FedDyn's node state after training from `global` to `local`: g_i - alpha (local - global). */
-export function feddynNodeUpdate(node: Float32Array, alpha: number, global: Float32Array, local: Float32Array): Float32Array {
+export function feddynNodeUpdate(
+  node: Float32Array,
+  alpha: number,
+  global: Float32Array,
+  local: Float32Array,
+): Float32Array {
   const n = sameLength('feddynNodeUpdate', node, global, local);
   const out = new Float32Array(n);
   for (let j = 0; j < n; j++) out[j] = node[j] - alpha * (local[j] - global[j]);
@@ -81,12 +99,18 @@ export function feddynShift(node: Float32Array): Float32Array {
 
 /** FedDyn's server step: the new h and the next global model (uniform mean of the locals minus h / alpha). */
 export function feddynServerStep(
-  global: Float32Array, h: Float32Array, locals: readonly Float32Array[], alpha: number, population: number,
+  global: Float32Array,
+  h: Float32Array,
+  locals: readonly Float32Array[],
+  alpha: number,
+  population: number,
 ): { h: Float32Array; model: Float32Array } {
   if (locals.length === 0) throw new Error('feddynServerStep: no local models');
   if (!(alpha > 0)) throw new Error(`feddynServerStep: alpha must be > 0, got ${alpha}`);
   if (!Number.isInteger(population) || population < locals.length) {
-    throw new Error(`feddynServerStep: population ${population} is smaller than the ${locals.length} nodes that answered`);
+    throw new Error(
+      `feddynServerStep: population ${population} is smaller than the ${locals.length} nodes that answered`,
+    );
   }
   const n = sameLength('feddynServerStep', global, h, ...locals);
   const sumDelta = new Float64Array(n);

@@ -2,7 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  bernoulliExp, discreteGaussianVector, isqrt, sampleDiscreteGaussian, sampleDiscreteLaplace, uniformBelow, type RandomWords,
+  bernoulliExp,
+  discreteGaussianVector,
+  isqrt,
+  sampleDiscreteGaussian,
+  sampleDiscreteLaplace,
+  uniformBelow,
+  type RandomWords,
 } from './discrete-gaussian.ts';
 import { cryptoWords } from './random-words.ts';
 import { Rng } from './rng.ts';
@@ -17,7 +23,8 @@ function exactPmf(weight: (x: number) => number, reach: number): Map<number, num
   return pmf;
 }
 
-const gaussianPmf = (sigma2: number) => exactPmf((x) => Math.exp(-(x * x) / (2 * sigma2)), Math.ceil(40 * Math.sqrt(sigma2)) + 40);
+const gaussianPmf = (sigma2: number) =>
+  exactPmf((x) => Math.exp(-(x * x) / (2 * sigma2)), Math.ceil(40 * Math.sqrt(sigma2)) + 40);
 const laplacePmf = (t: number) => exactPmf((x) => Math.exp(-Math.abs(x) / t), 60 * t + 60);
 
 /** Wilson-Hilferty: the chi-square quantile for df degrees of freedom at standard-normal quantile z. */
@@ -52,7 +59,14 @@ function chiSquare(samples: number[], pmf: Map<number, number>): { stat: number;
 const draw = (count: number, sample: () => bigint) => Array.from({ length: count }, () => Number(sample()));
 
 test('discrete Gaussian matches the exact pmf (chi-square at p = 1e-6) for integer and fractional sigma^2', () => {
-  const cases: [bigint, bigint][] = [[1n, 2n], [1n, 1n], [4n, 1n], [25n, 4n], [10n, 1n], [400n, 1n]];
+  const cases: [bigint, bigint][] = [
+    [1n, 2n],
+    [1n, 1n],
+    [4n, 1n],
+    [25n, 4n],
+    [10n, 1n],
+    [400n, 1n],
+  ];
   for (const [num, den] of cases) {
     const rng = new Rng(Number(num * 1000n + den));
     const samples = draw(40_000, () => sampleDiscreteGaussian(rng, num, den));
@@ -104,34 +118,46 @@ test('discrete Laplace matches its exact pmf (chi-square at p = 1e-6)', () => {
 });
 
 test('bernoulliExp(gamma) has mean exp(-gamma) within 5 standard errors (property)', () => {
-  fc.assert(fc.property(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1, max: 10 }), fc.integer({ min: 0, max: 2 ** 31 }), (num, den, seed) => {
-    const rng = new Rng(seed);
-    const n = 3000;
-    let hits = 0;
-    for (let k = 0; k < n; k++) if (bernoulliExp(rng, BigInt(num), BigInt(den))) hits++;
-    const p = Math.exp(-num / den);
-    return Math.abs(hits / n - p) <= 5 * Math.sqrt((p * (1 - p)) / n) + 1e-9;
-  }), { numRuns: 40 });
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 40 }),
+      fc.integer({ min: 1, max: 10 }),
+      fc.integer({ min: 0, max: 2 ** 31 }),
+      (num, den, seed) => {
+        const rng = new Rng(seed);
+        const n = 3000;
+        let hits = 0;
+        for (let k = 0; k < n; k++) if (bernoulliExp(rng, BigInt(num), BigInt(den))) hits++;
+        const p = Math.exp(-num / den);
+        return Math.abs(hits / n - p) <= 5 * Math.sqrt((p * (1 - p)) / n) + 1e-9;
+      },
+    ),
+    { numRuns: 40 },
+  );
 });
 
 test('uniformBelow stays in [0, n) for bigint n beyond 2^32 and covers both halves (property)', () => {
-  fc.assert(fc.property(fc.bigInt({ min: 1n, max: 1n << 100n }), fc.integer({ min: 0, max: 2 ** 31 }), (n, seed) => {
-    const rng = new Rng(seed);
-    let low = 0;
-    for (let k = 0; k < 200; k++) {
-      const x = uniformBelow(rng, n);
-      if (x < 0n || x >= n) return false;
-      if (2n * x < n) low++;
-    }
-    return n < 4n || (low > 40 && low < 160);
-  }));
+  fc.assert(
+    fc.property(fc.bigInt({ min: 1n, max: 1n << 100n }), fc.integer({ min: 0, max: 2 ** 31 }), (n, seed) => {
+      const rng = new Rng(seed);
+      let low = 0;
+      for (let k = 0; k < 200; k++) {
+        const x = uniformBelow(rng, n);
+        if (x < 0n || x >= n) return false;
+        if (2n * x < n) low++;
+      }
+      return n < 4n || (low > 40 && low < 160);
+    }),
+  );
 });
 
 test('isqrt is the integer square root (property)', () => {
-  fc.assert(fc.property(fc.bigInt({ min: 0n, max: 1n << 200n }), (n) => {
-    const r = isqrt(n);
-    return r * r <= n && (r + 1n) * (r + 1n) > n;
-  }));
+  fc.assert(
+    fc.property(fc.bigInt({ min: 0n, max: 1n << 200n }), (n) => {
+      const r = isqrt(n);
+      return r * r <= n && (r + 1n) * (r + 1n) > n;
+    }),
+  );
 });
 
 test('bad parameters are refused with what was wrong', () => {

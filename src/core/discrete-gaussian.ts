@@ -93,7 +93,8 @@ export function isqrt(n: bigint): bigint {
  * The acceptance exponent is (|Y| d t - n)^2 / (2 n d t^2) with sigma^2 = n / d, all integers.
  */
 export function sampleDiscreteGaussian(words: RandomWords, sigma2Num: bigint, sigma2Den = 1n): bigint {
-  if (sigma2Num < 1n || sigma2Den < 1n) throw new Error(`sampleDiscreteGaussian: sigma^2 must be a positive fraction, got ${sigma2Num}/${sigma2Den}`);
+  if (sigma2Num < 1n || sigma2Den < 1n)
+    throw new Error(`sampleDiscreteGaussian: sigma^2 must be a positive fraction, got ${sigma2Num}/${sigma2Den}`);
   const n = sigma2Num;
   const d = sigma2Den;
   const t = isqrt(n * d) / d + 1n; // floor(sqrt(n / d)) + 1

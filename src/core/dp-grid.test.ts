@@ -16,28 +16,43 @@ function naiveClippedMean(deltas: number[][], clip: number, m: number): number[]
   return out.map((x) => x / m);
 }
 
-const vec = fc.array(fc.float({ min: -50, max: 50, noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 64 });
-
-test('without noise the grid mean is the clipped mean within half a grid step per update (property)', () => {
-  fc.assert(fc.property(fc.array(vec, { minLength: 1, maxLength: 6 }), fc.double({ min: 0.01, max: 10, noNaN: true }), (raw, clip) => {
-    const n = raw[0].length;
-    const deltas = raw.map((d) => Float32Array.from({ length: n }, (_, j) => d[j % d.length]));
-    const m = deltas.length + 1;
-    const got = dpGridMean(deltas, clip, 0, new Rng(1), m);
-    const want = naiveClippedMean(deltas.map((d) => Array.from(d)), preRoundingClip(clip, n), m);
-    const tolerance = (deltas.length * clip) / 2 ** GRID_BITS / 2 / m + 1e-6 * clip;
-    return want.every((w, j) => Math.abs(got[j] - w) <= tolerance);
-  }));
+const vec = fc.array(fc.float({ min: -50, max: 50, noNaN: true, noDefaultInfinity: true }), {
+  minLength: 1,
+  maxLength: 64,
 });
 
-test('every rounded update has L2 norm <= C, so the sum\'s sensitivity is one clip norm (property)', () => {
-  fc.assert(fc.property(vec, fc.double({ min: 0.01, max: 10, noNaN: true }), (raw, clip) => {
-    const delta = Float32Array.from(raw.map((x) => x * 1000));
-    const steps = dpGridMean([delta], clip, 0, new Rng(1), 1);
-    const step = clip / 2 ** GRID_BITS;
-    const norm = Math.sqrt(steps.reduce((s, x) => s + Math.round(x / step) ** 2, 0));
-    return norm <= 2 ** GRID_BITS;
-  }));
+test('without noise the grid mean is the clipped mean within half a grid step per update (property)', () => {
+  fc.assert(
+    fc.property(
+      fc.array(vec, { minLength: 1, maxLength: 6 }),
+      fc.double({ min: 0.01, max: 10, noNaN: true }),
+      (raw, clip) => {
+        const n = raw[0].length;
+        const deltas = raw.map((d) => Float32Array.from({ length: n }, (_, j) => d[j % d.length]));
+        const m = deltas.length + 1;
+        const got = dpGridMean(deltas, clip, 0, new Rng(1), m);
+        const want = naiveClippedMean(
+          deltas.map((d) => Array.from(d)),
+          preRoundingClip(clip, n),
+          m,
+        );
+        const tolerance = (deltas.length * clip) / 2 ** GRID_BITS / 2 / m + 1e-6 * clip;
+        return want.every((w, j) => Math.abs(got[j] - w) <= tolerance);
+      },
+    ),
+  );
+});
+
+test("every rounded update has L2 norm <= C, so the sum's sensitivity is one clip norm (property)", () => {
+  fc.assert(
+    fc.property(vec, fc.double({ min: 0.01, max: 10, noNaN: true }), (raw, clip) => {
+      const delta = Float32Array.from(raw.map((x) => x * 1000));
+      const steps = dpGridMean([delta], clip, 0, new Rng(1), 1);
+      const step = clip / 2 ** GRID_BITS;
+      const norm = Math.sqrt(steps.reduce((s, x) => s + Math.round(x / step) ** 2, 0));
+      return norm <= 2 ** GRID_BITS;
+    }),
+  );
 });
 
 test('the noise on the mean has stddev z C / m (5 standard errors), from seeded and CSPRNG words alike', () => {

@@ -24,7 +24,8 @@ export function gridNoiseSteps(noiseMultiplier: number): number {
 export function preRoundingClip(clipNorm: number, dimension: number): number {
   const step = clipNorm / GRID_STEPS;
   const shrunk = clipNorm - step * (Math.sqrt(dimension) / 2 + 1);
-  if (!(shrunk > 0)) throw new Error(`dp grid: ${dimension} coordinates are too many for a grid of 2^${GRID_BITS} steps per clip norm`);
+  if (!(shrunk > 0))
+    throw new Error(`dp grid: ${dimension} coordinates are too many for a grid of 2^${GRID_BITS} steps per clip norm`);
   return shrunk;
 }
 
@@ -41,13 +42,20 @@ function addRounded(sum: Float64Array, delta: Float32Array, clip: number, step: 
  * values, clipNorm or expectedClients not > 0, noiseMultiplier < 0.
  */
 export function dpGridMean(
-  deltas: readonly Float32Array[], clipNorm: number, noiseMultiplier: number, words: RandomWords, expectedClients: number,
+  deltas: readonly Float32Array[],
+  clipNorm: number,
+  noiseMultiplier: number,
+  words: RandomWords,
+  expectedClients: number,
 ): Float32Array {
   const fn = 'dpGridMean';
   if (deltas.length === 0) throw new Error(`${fn}: no deltas given (need at least one)`);
-  if (!(clipNorm > 0 && Number.isFinite(clipNorm))) throw new Error(`${fn}: clipNorm must be a finite number > 0, got ${clipNorm}`);
-  if (!(noiseMultiplier >= 0 && Number.isFinite(noiseMultiplier))) throw new Error(`${fn}: noiseMultiplier must be a finite number >= 0, got ${noiseMultiplier}`);
-  if (!(expectedClients > 0 && Number.isFinite(expectedClients))) throw new Error(`${fn}: expectedClients must be a finite number > 0, got ${expectedClients}`);
+  if (!(clipNorm > 0 && Number.isFinite(clipNorm)))
+    throw new Error(`${fn}: clipNorm must be a finite number > 0, got ${clipNorm}`);
+  if (!(noiseMultiplier >= 0 && Number.isFinite(noiseMultiplier)))
+    throw new Error(`${fn}: noiseMultiplier must be a finite number >= 0, got ${noiseMultiplier}`);
+  if (!(expectedClients > 0 && Number.isFinite(expectedClients)))
+    throw new Error(`${fn}: expectedClients must be a finite number > 0, got ${expectedClients}`);
   const n = deltas[0].length;
   deltas.forEach((d, i) => {
     if (d.length !== n) throw new Error(`${fn}: deltas[${i}] has length ${d.length} but deltas[0] has length ${n}`);

@@ -70,7 +70,8 @@ function stats(xs: ArrayLike<number>): { mean: number; std: number } {
 // ---------- generators ----------
 
 const MAG = Math.fround(1000);
-const vec = (n: number) => fc.float32Array({ minLength: n, maxLength: n, min: -MAG, max: MAG, noNaN: true, noDefaultInfinity: true });
+const vec = (n: number) =>
+  fc.float32Array({ minLength: n, maxLength: n, min: -MAG, max: MAG, noNaN: true, noDefaultInfinity: true });
 const anyVec = fc.integer({ min: 0, max: 32 }).chain(vec);
 const clipNormArb = fc.double({ min: 1e-3, max: 1e4, noNaN: true });
 
@@ -106,7 +107,8 @@ test('clipUpdate: never increases any coordinate or the norm; identity below the
       const { clipped, norm, scale } = clipUpdate(delta, clipNorm);
       assert.ok(bitsEqual(delta, before), 'input mutated');
       assert.equal(norm, naiveNorm(arr(delta)));
-      for (let j = 0; j < delta.length; j++) assert.ok(Math.abs(clipped[j]) <= Math.abs(delta[j]), `coordinate ${j} grew`);
+      for (let j = 0; j < delta.length; j++)
+        assert.ok(Math.abs(clipped[j]) <= Math.abs(delta[j]), `coordinate ${j} grew`);
       const after = l2Norm(clipped);
       assert.ok(after <= norm, `norm grew: ${norm} -> ${after}`);
       if (norm <= clipNorm) {
@@ -156,7 +158,10 @@ test('dpAggregate: with noise 0 equals the (fixed-denominator) mean of the clipp
         const viaClip = naiveClippedMean(clipped, Infinity, m);
         for (let j = 0; j < got.length; j++) {
           const scale = clipped.reduce((s, c) => s + Math.abs(c[j]), 0) / m;
-          assert.ok(Math.abs(got[j] - viaClip[j]) <= 2 ** -23 * (scale + Math.abs(viaClip[j])) + 1e-30, `coordinate ${j}`);
+          assert.ok(
+            Math.abs(got[j] - viaClip[j]) <= 2 ** -23 * (scale + Math.abs(viaClip[j])) + 1e-30,
+            `coordinate ${j}`,
+          );
         }
       },
     ),
@@ -206,9 +211,20 @@ test('dpAggregate: deterministic by seed; noise independent of the data; one nor
   assert.ok(!bitsEqual(a, c), 'different seeds, same result');
 
   // The noise drawn does not depend on the data: same seed with all-zero deltas gives the pure noise.
-  const noise = dpAggregate(deltas.map((d) => new Float32Array(d.length)), 1.5, 1.2, new Rng(99), 10);
+  const noise = dpAggregate(
+    deltas.map((d) => new Float32Array(d.length)),
+    1.5,
+    1.2,
+    new Rng(99),
+    10,
+  );
   const mean = naiveClippedMean(deltas.map(arr), 1.5, 10);
-  assertClose(arr(a).map((x, j) => x - noise[j]), mean, 1e-6, 1e-5);
+  assertClose(
+    arr(a).map((x, j) => x - noise[j]),
+    mean,
+    1e-6,
+    1e-5,
+  );
 
   // Exactly deltas[0].length normals, in coordinate order.
   const rng = new Rng(5);
@@ -216,7 +232,10 @@ test('dpAggregate: deterministic by seed; noise independent of the data; one nor
   const ref = new Rng(5);
   const draws = Array.from({ length: 4 }, () => ref.normal());
   assert.deepEqual(rng.state(), ref.state());
-  assert.deepEqual(arr(out), draws.map((g) => Math.fround(0.5 * 2 * g)));
+  assert.deepEqual(
+    arr(out),
+    draws.map((g) => Math.fround(0.5 * 2 * g)),
+  );
 });
 
 test('dpAggregate: rejects bad input', () => {
@@ -240,13 +259,17 @@ test('adaptiveUpdateNoiseMultiplier / combinedNoiseMultiplier: Andrew et al. for
   // sigma_b = m / 20 with m = 100 clients, z = 1: barely more update noise than z.
   assert.ok(Math.abs(adaptiveUpdateNoiseMultiplier(1, 5) - 1 / Math.sqrt(1 - 1 / 100)) < 1e-15);
   fc.assert(
-    fc.property(fc.double({ min: 0.05, max: 20, noNaN: true }), fc.double({ min: 0.1, max: 1e3, noNaN: true }), (z, sigmaB) => {
-      fc.pre(2 * sigmaB > z * 1.001);
-      const zDelta = adaptiveUpdateNoiseMultiplier(z, sigmaB);
-      assert.ok(zDelta > z, 'the count noise must cost some update noise');
-      assert.ok(Math.abs(combinedNoiseMultiplier(zDelta, sigmaB) - z) <= 1e-9 * z);
-      assert.ok(combinedNoiseMultiplier(z, sigmaB) < z);
-    }),
+    fc.property(
+      fc.double({ min: 0.05, max: 20, noNaN: true }),
+      fc.double({ min: 0.1, max: 1e3, noNaN: true }),
+      (z, sigmaB) => {
+        fc.pre(2 * sigmaB > z * 1.001);
+        const zDelta = adaptiveUpdateNoiseMultiplier(z, sigmaB);
+        assert.ok(zDelta > z, 'the count noise must cost some update noise');
+        assert.ok(Math.abs(combinedNoiseMultiplier(zDelta, sigmaB) - z) <= 1e-9 * z);
+        assert.ok(combinedNoiseMultiplier(z, sigmaB) < z);
+      },
+    ),
     { numRuns: 200 },
   );
   assert.throws(() => adaptiveUpdateNoiseMultiplier(1, 0.5), /too small/);
@@ -306,7 +329,10 @@ test('AdaptiveClip: C moves toward the target quantile of the update norms', () 
         if (prevDist > 1) assert.ok(dist < prevDist, `round ${round}: moved away from ${target} (C = ${ac.clipNorm})`);
         prevDist = dist;
       }
-      assert.ok(Math.abs(ac.clipNorm / target - 1) < 0.15, `gamma ${gamma}, start ${start}: C = ${ac.clipNorm}, quantile ${target}`);
+      assert.ok(
+        Math.abs(ac.clipNorm / target - 1) < 0.15,
+        `gamma ${gamma}, start ${start}: C = ${ac.clipNorm}, quantile ${target}`,
+      );
       assert.equal(ac.round, 200);
     }
   }
@@ -333,7 +359,10 @@ test('AdaptiveClip: state survives JSON and resumes exactly; options are validat
   assert.throws(() => new AdaptiveClip({ initialClipNorm: 1, countStddev: -1 }), /countStddev/);
   assert.throws(() => new AdaptiveClip({ initialClipNorm: 1, countStddev: 1, targetQuantile: 1.5 }), /targetQuantile/);
   assert.throws(() => new AdaptiveClip({ initialClipNorm: 1, countStddev: 1, learningRate: 0 }), /learningRate/);
-  assert.throws(() => AdaptiveClip.restore({ ...saved, kind: 'x' } as unknown as AdaptiveClipState), /not an adaptive clip state/);
+  assert.throws(
+    () => AdaptiveClip.restore({ ...saved, kind: 'x' } as unknown as AdaptiveClipState),
+    /not an adaptive clip state/,
+  );
   assert.throws(() => AdaptiveClip.restore({ ...saved, round: -1 }), /round/);
   assert.throws(() => a.update([1, NaN], rng), /norms\[1\]/);
   assert.throws(() => a.update([1, -1], rng), /norms\[1\]/);

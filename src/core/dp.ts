@@ -29,11 +29,13 @@ function checkFiniteVector(v: Float32Array, fn: string, what: string): void {
 }
 
 function checkPositive(x: number, fn: string, what: string): void {
-  if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) throw new Error(`${fn}: ${what} must be a finite number > 0, got ${x}`);
+  if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0)
+    throw new Error(`${fn}: ${what} must be a finite number > 0, got ${x}`);
 }
 
 function checkNonNegative(x: number, fn: string, what: string): void {
-  if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) throw new Error(`${fn}: ${what} must be a finite number >= 0, got ${x}`);
+  if (typeof x !== 'number' || !Number.isFinite(x) || x < 0)
+    throw new Error(`${fn}: ${what} must be a finite number >= 0, got ${x}`);
 }
 
 /** L2 norm, accumulated in float64 (no overflow: a Float32 squared is at most ~1.2e77). */
@@ -134,7 +136,9 @@ export function adaptiveUpdateNoiseMultiplier(noiseMultiplier: number, countStdd
   checkPositive(countStddev, fn, 'countStddev');
   const rest = noiseMultiplier ** -2 - (2 * countStddev) ** -2;
   if (!(rest > 0)) {
-    throw new Error(`${fn}: countStddev ${countStddev} is too small for noise multiplier ${noiseMultiplier} (need 2 * countStddev > noiseMultiplier)`);
+    throw new Error(
+      `${fn}: countStddev ${countStddev} is too small for noise multiplier ${noiseMultiplier} (need 2 * countStddev > noiseMultiplier)`,
+    );
   }
   return rest ** -0.5;
 }
@@ -152,7 +156,12 @@ export function combinedNoiseMultiplier(updateNoiseMultiplier: number, countStdd
 }
 
 /** One geometric step of the clip norm: C * exp(-eta_C * (bBar - gamma)). */
-export function nextClipNorm(clipNorm: number, unclippedFraction: number, targetQuantile: number, learningRate: number): number {
+export function nextClipNorm(
+  clipNorm: number,
+  unclippedFraction: number,
+  targetQuantile: number,
+  learningRate: number,
+): number {
   return clipNorm * Math.exp(-learningRate * (unclippedFraction - targetQuantile));
 }
 

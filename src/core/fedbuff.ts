@@ -10,7 +10,8 @@
 
 /** The staleness weight 1/sqrt(1 + s): 1 for a fresh update, 1/2 at staleness 3. */
 export function stalenessWeight(staleness: number): number {
-  if (!Number.isInteger(staleness) || staleness < 0) throw new Error(`staleness must be a whole number >= 0, got ${staleness}`);
+  if (!Number.isInteger(staleness) || staleness < 0)
+    throw new Error(`staleness must be a whole number >= 0, got ${staleness}`);
   return 1 / Math.sqrt(1 + staleness);
 }
 
@@ -36,9 +37,13 @@ export function bufferedDelta(buffer: readonly BufferedUpdate[]): Float32Array {
 
 /** Checks FedBuff's settings: K >= 1 updates per fusion, concurrency >= K, server learning rate > 0. */
 export function checkFedBuffOptions(options: { bufferSize: number; concurrency: number; serverLr: number }): void {
-  if (!Number.isInteger(options.bufferSize) || options.bufferSize < 1) throw new Error(`buffer size K must be a whole number >= 1, got ${options.bufferSize}`);
+  if (!Number.isInteger(options.bufferSize) || options.bufferSize < 1)
+    throw new Error(`buffer size K must be a whole number >= 1, got ${options.bufferSize}`);
   if (!Number.isInteger(options.concurrency) || options.concurrency < options.bufferSize) {
-    throw new Error(`concurrency must be a whole number >= the buffer size K = ${options.bufferSize} (nodes training at once), got ${options.concurrency}`);
+    throw new Error(
+      `concurrency must be a whole number >= the buffer size K = ${options.bufferSize} (nodes training at once), got ${options.concurrency}`,
+    );
   }
-  if (!(Number.isFinite(options.serverLr) && options.serverLr > 0)) throw new Error(`server learning rate must be a number > 0, got ${options.serverLr}`);
+  if (!(Number.isFinite(options.serverLr) && options.serverLr > 0))
+    throw new Error(`server learning rate must be a number > 0, got ${options.serverLr}`);
 }

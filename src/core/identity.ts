@@ -38,7 +38,8 @@ export function publicKeyOf(secretKey: Uint8Array): Uint8Array {
 export const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 
 export function fromHex(s: string, bytes: number, what: string): Uint8Array {
-  if (typeof s !== 'string' || s.length !== bytes * 2 || !/^[0-9a-f]+$/i.test(s)) throw new FrameError('bad_key', `${what} must be ${bytes * 2} hex digits`);
+  if (typeof s !== 'string' || s.length !== bytes * 2 || !/^[0-9a-f]+$/i.test(s))
+    throw new FrameError('bad_key', `${what} must be ${bytes * 2} hex digits`);
   return Uint8Array.from(s.match(/../g)!, (h) => parseInt(h, 16));
 }
 
@@ -65,8 +66,15 @@ function u32(n: number): Uint8Array {
 
 function checkBinding(raw: unknown): Binding {
   const b = raw as Partial<Binding>;
-  if (typeof b !== 'object' || b === null || !Number.isInteger(b.run) || !Number.isInteger(b.round) || !Number.isInteger(b.node)
-    || typeof b.nonce !== 'string' || !/^[0-9a-f]{32}$/.test(b.nonce)) {
+  if (
+    typeof b !== 'object' ||
+    b === null ||
+    !Number.isInteger(b.run) ||
+    !Number.isInteger(b.round) ||
+    !Number.isInteger(b.node) ||
+    typeof b.nonce !== 'string' ||
+    !/^[0-9a-f]{32}$/.test(b.nonce)
+  ) {
     throw new FrameError('bad_binding', 'binding must be { run, round, node: integers, nonce: 32 hex digits }');
   }
   return { run: b.run!, round: b.round!, node: b.node!, nonce: b.nonce };
@@ -75,7 +83,8 @@ function checkBinding(raw: unknown): Binding {
 function readBinding(bytes: Uint8Array): { binding: Binding; json: Uint8Array; end: number } {
   if (bytes.length < 8) throw new FrameError('truncated', 'bound frame is shorter than its prefix');
   const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
-  if (len > MAX_BINDING || 8 + len > bytes.length) throw new FrameError('bad_binding', `binding length ${len} does not fit`);
+  if (len > MAX_BINDING || 8 + len > bytes.length)
+    throw new FrameError('bad_binding', `binding length ${len} does not fit`);
   const json = bytes.subarray(8, 8 + len);
   let parsed: unknown;
   try {
@@ -122,7 +131,12 @@ function signedMessage(json: Uint8Array, frame: Uint8Array, hash: (b: Uint8Array
   return concat(DOMAIN, json, hash(frame));
 }
 
-export function signFrame(binding: Binding, frame: Uint8Array, secretKey: Uint8Array, crypto: CryptoImpl = nobleCrypto): Uint8Array {
+export function signFrame(
+  binding: Binding,
+  frame: Uint8Array,
+  secretKey: Uint8Array,
+  crypto: CryptoImpl = nobleCrypto,
+): Uint8Array {
   const json = enc.encode(JSON.stringify(checkBinding(binding)));
   const sig = crypto.sign(signedMessage(json, frame, crypto.sha256), secretKey);
   return concat(enc.encode('EFS1'), u32(json.length), json, sig, frame);
@@ -133,7 +147,12 @@ export function isSigned(bytes: Uint8Array): boolean {
 }
 
 /** A signed frame's parts, unverified: binding, signature and the inner frame (bounds-checked). */
-function splitSignedFrame(bytes: Uint8Array): { binding: Binding; json: Uint8Array; sig: Uint8Array; frame: Uint8Array } {
+function splitSignedFrame(bytes: Uint8Array): {
+  binding: Binding;
+  json: Uint8Array;
+  sig: Uint8Array;
+  frame: Uint8Array;
+} {
   if (!magicIs(bytes, 'EFS1')) throw new FrameError('unsigned', 'frame is not signed');
   const { binding, json, end } = readBinding(bytes);
   if (bytes.length < end + 64) throw new FrameError('truncated', 'signed frame has no room for its signature');
@@ -141,7 +160,11 @@ function splitSignedFrame(bytes: Uint8Array): { binding: Binding; json: Uint8Arr
 }
 
 /** Verifies a signed frame; FrameError 'unsigned' or 'bad_signature' when it is not from the key's holder. */
-export function openSignedFrame(bytes: Uint8Array, publicKey: Uint8Array, crypto: CryptoImpl = nobleCrypto): { binding: Binding; frame: Uint8Array } {
+export function openSignedFrame(
+  bytes: Uint8Array,
+  publicKey: Uint8Array,
+  crypto: CryptoImpl = nobleCrypto,
+): { binding: Binding; frame: Uint8Array } {
   const { binding, json, sig, frame } = splitSignedFrame(bytes);
   let ok = false;
   try {
@@ -149,7 +172,7 @@ export function openSignedFrame(bytes: Uint8Array, publicKey: Uint8Array, crypto
   } catch {
     ok = false;
   }
-  if (!ok) throw new FrameError('bad_signature', 'signature does not verify with the node\'s key');
+  if (!ok) throw new FrameError('bad_signature', "signature does not verify with the node's key");
   return { binding, frame };
 }
 

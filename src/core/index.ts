@@ -5,8 +5,14 @@
  */
 export * from './aggregate.js';
 export * from './robust.js';
-export { clipUpdate, dpAggregate, AdaptiveClip, adaptiveUpdateNoiseMultiplier, combinedNoiseMultiplier, nextClipNorm }
-  from './dp.js';
+export {
+  clipUpdate,
+  dpAggregate,
+  AdaptiveClip,
+  adaptiveUpdateNoiseMultiplier,
+  combinedNoiseMultiplier,
+  nextClipNorm,
+} from './dp.js';
 export type { ClipResult, AdaptiveClipOptions, AdaptiveClipState, AdaptiveClipUpdate } from './dp.js';
 export * from './rdp.js';
 export * from './server-opt.js';

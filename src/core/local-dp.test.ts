@@ -16,17 +16,26 @@ test('parseLocalDp reads clip, noise and delta and names what is wrong', () => {
 });
 
 test('the noise-free part of a local DP update has norm <= C whatever the update (property)', () => {
-  fc.assert(fc.property(fc.array(fc.float({ min: -100, max: 100, noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 50 }),
-    fc.double({ min: 0.01, max: 5, noNaN: true }), fc.integer({ min: 0, max: 2 ** 31 }), (raw, clip, seed) => {
-      const global = new Float32Array(raw.length).fill(0.5);
-      const local = Float32Array.from(raw, (x) => 0.5 + x);
-      const sent = localDpWeights(global, local, { clip, noise: 1, delta: 1e-5 }, new Rng(seed));
-      // Seeded words: subtract the same noise again, leaving the clipped, rounded update.
-      const noise = discreteGaussianVector(new Rng(seed), gridNoiseSteps(1), raw.length);
-      const step = clip / 2 ** GRID_BITS;
-      const norm = Math.hypot(...Array.from(sent, (x, j) => Math.round((x - 0.5) / step - noise[j])));
-      return norm <= 2 ** GRID_BITS;
-    }));
+  fc.assert(
+    fc.property(
+      fc.array(fc.float({ min: -100, max: 100, noNaN: true, noDefaultInfinity: true }), {
+        minLength: 1,
+        maxLength: 50,
+      }),
+      fc.double({ min: 0.01, max: 5, noNaN: true }),
+      fc.integer({ min: 0, max: 2 ** 31 }),
+      (raw, clip, seed) => {
+        const global = new Float32Array(raw.length).fill(0.5);
+        const local = Float32Array.from(raw, (x) => 0.5 + x);
+        const sent = localDpWeights(global, local, { clip, noise: 1, delta: 1e-5 }, new Rng(seed));
+        // Seeded words: subtract the same noise again, leaving the clipped, rounded update.
+        const noise = discreteGaussianVector(new Rng(seed), gridNoiseSteps(1), raw.length);
+        const step = clip / 2 ** GRID_BITS;
+        const norm = Math.hypot(...Array.from(sent, (x, j) => Math.round((x - 0.5) / step - noise[j])));
+        return norm <= 2 ** GRID_BITS;
+      },
+    ),
+  );
 });
 
 test('a local DP update carries noise of stddev z C per coordinate (5 standard errors)', () => {
@@ -35,5 +44,8 @@ test('a local DP update carries noise of stddev z C per coordinate (5 standard e
   const sent = localDpWeights(global, global, { clip: 0.5, noise: 2, delta: 1e-5 }, new Rng(9));
   const sd = Math.sqrt(sent.reduce((s, x) => s + x * x, 0) / n);
   assert.ok(Math.abs(sd / 1 - 1) < 5 * Math.sqrt(1 / (2 * n)), `sd ${sd}`);
-  assert.throws(() => localDpWeights(global, new Float32Array(3), { clip: 1, noise: 1, delta: 1e-5 }, new Rng(1)), /local model has 3 values/);
+  assert.throws(
+    () => localDpWeights(global, new Float32Array(3), { clip: 1, noise: 1, delta: 1e-5 }, new Rng(1)),
+    /local model has 3 values/,
+  );
 });

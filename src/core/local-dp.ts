@@ -29,7 +29,8 @@ export function parseLocalDp(text: string): LocalDpSpec {
     const raw = fields.get(key);
     if (raw === undefined && fallback !== undefined) return fallback;
     const v = Number(raw);
-    if (raw === undefined || raw === '' || !Number.isFinite(v) || !ok(v)) throw new Error(`local DP '${text}': ${key} must be ${what}, got '${raw ?? ''}'`);
+    if (raw === undefined || raw === '' || !Number.isFinite(v) || !ok(v))
+      throw new Error(`local DP '${text}': ${key} must be ${what}, got '${raw ?? ''}'`);
     return v;
   };
   return {
@@ -40,8 +41,14 @@ export function parseLocalDp(text: string): LocalDpSpec {
 }
 
 /** The weights a node sends: global + clip(local - global) rounded to the grid, plus N_Z(0, (z C)^2) per coordinate. */
-export function localDpWeights(global: Float32Array, local: Float32Array, spec: LocalDpSpec, words: RandomWords): Float32Array {
-  if (global.length !== local.length) throw new Error(`local DP: the local model has ${local.length} values, the global ${global.length}`);
+export function localDpWeights(
+  global: Float32Array,
+  local: Float32Array,
+  spec: LocalDpSpec,
+  words: RandomWords,
+): Float32Array {
+  if (global.length !== local.length)
+    throw new Error(`local DP: the local model has ${local.length} values, the global ${global.length}`);
   const delta = Float32Array.from(local, (x, j) => x - global[j]);
   const noised = dpGridMean([delta], spec.clip, spec.noise, words, 1);
   return Float32Array.from(global, (g, j) => g + noised[j]);

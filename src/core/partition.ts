@@ -44,7 +44,8 @@ export const MAX_DIRICHLET_ATTEMPTS = 1000;
 /** Lloyd iterations for feature k-means; 1-D Lloyd converges quickly, this only bounds the worst case. */
 export const MAX_KMEANS_ITERATIONS = 100;
 
-const SPEC_SYNTAX = 'iid, shards:K, dirichlet:ALPHA[:MIN], quantity:ALPHA[:MIN], feature:NAME[:ranges|kmeans], natural:COLUMN';
+const SPEC_SYNTAX =
+  'iid, shards:K, dirichlet:ALPHA[:MIN], quantity:ALPHA[:MIN], feature:NAME[:ranges|kmeans], natural:COLUMN';
 
 // ---------------------------------------------------------------------------------------------
 // Spec parsing
@@ -121,7 +122,9 @@ export function formatPartitionSpec(spec: PartitionSpec): string {
       return `shards:${spec.shardsPerNode}`;
     case 'dirichlet':
     case 'quantity':
-      return spec.minSize === DEFAULT_MIN_SIZE ? `${spec.kind}:${spec.alpha}` : `${spec.kind}:${spec.alpha}:${spec.minSize}`;
+      return spec.minSize === DEFAULT_MIN_SIZE
+        ? `${spec.kind}:${spec.alpha}`
+        : `${spec.kind}:${spec.alpha}:${spec.minSize}`;
     case 'feature':
       return spec.method === 'ranges' ? `feature:${spec.name}` : `feature:${spec.name}:${spec.method}`;
     case 'natural':
@@ -159,16 +162,25 @@ export function partition(spec: PartitionSpec, input: PartitionInput, numNodes: 
       nodeOf = splitShards(spec.shardsPerNode, checkedLabels(input, fail), input.numClasses, numNodes, rng, fail);
       break;
     case 'dirichlet':
-      nodeOf = splitLabelDirichlet(spec.alpha, spec.minSize, checkedLabels(input, fail), input.numClasses, numNodes, rng, fail);
+      nodeOf = splitLabelDirichlet(
+        spec.alpha,
+        spec.minSize,
+        checkedLabels(input, fail),
+        input.numClasses,
+        numNodes,
+        rng,
+        fail,
+      );
       break;
     case 'quantity':
       nodeOf = splitQuantity(spec.alpha, spec.minSize, n, numNodes, rng, fail);
       break;
     case 'feature': {
       const values = checkedFeature(input, spec.name, n, fail);
-      nodeOf = spec.method === 'kmeans'
-        ? splitFeatureKmeans(values, spec.name, numNodes, rng, fail)
-        : splitFeatureRanges(values, numNodes, rng);
+      nodeOf =
+        spec.method === 'kmeans'
+          ? splitFeatureKmeans(values, spec.name, numNodes, rng, fail)
+          : splitFeatureRanges(values, numNodes, rng);
       break;
     }
     case 'natural':
@@ -205,7 +217,9 @@ function assignEvenRuns(order: ArrayLike<number>, numNodes: number, nodeOf: Int3
 function checkedLabels(input: PartitionInput, fail: Fail): ArrayLike<number> {
   const { labels, numClasses } = input;
   if (!Number.isInteger(numClasses) || numClasses < 1) {
-    fail(`needs class labels, but numClasses is ${numClasses} (regression targets: use iid, quantity, feature or natural)`);
+    fail(
+      `needs class labels, but numClasses is ${numClasses} (regression targets: use iid, quantity, feature or natural)`,
+    );
   }
   for (let i = 0; i < labels.length; i++) {
     const label = labels[i];
@@ -221,7 +235,8 @@ function checkedFeature(input: PartitionInput, name: string, n: number, fail: Fa
   if (!values) return fail(`needs input.feature (the value of feature '${name}' per example), but none was given`);
   if (values.length !== n) fail(`input.feature has ${values.length} values but there are ${n} examples`);
   for (let i = 0; i < n; i++) {
-    if (!Number.isFinite(values[i])) fail(`feature '${name}' of example ${i} is ${values[i]}, expected a finite number`);
+    if (!Number.isFinite(values[i]))
+      fail(`feature '${name}' of example ${i} is ${values[i]}, expected a finite number`);
   }
   return values;
 }
@@ -259,11 +274,19 @@ function groupByClass(order: ArrayLike<number>, labels: ArrayLike<number>, numCl
 }
 
 function splitShards(
-  shardsPerNode: number, labels: ArrayLike<number>, numClasses: number, numNodes: number, rng: Rng, fail: Fail,
+  shardsPerNode: number,
+  labels: ArrayLike<number>,
+  numClasses: number,
+  numNodes: number,
+  rng: Rng,
+  fail: Fail,
 ): Int32Array {
   const n = labels.length;
   const numShards = numNodes * shardsPerNode;
-  if (n < numShards) fail(`too few examples: ${n} examples for ${numNodes} nodes x ${shardsPerNode} shards (need at least ${numShards})`);
+  if (n < numShards)
+    fail(
+      `too few examples: ${n} examples for ${numNodes} nodes x ${shardsPerNode} shards (need at least ${numShards})`,
+    );
   // Shuffling before the (stable) sort by label makes which examples of a class share a shard random too.
   const sortedByLabel = concat(groupByClass(rng.permutation(n), labels, numClasses), n);
   const shardOrder = rng.permutation(numShards);
@@ -294,13 +317,23 @@ function concat(groups: Int32Array[], total: number): Int32Array {
  * every node has at least minSize examples.
  */
 function splitLabelDirichlet(
-  alpha: number, minSize: number, labels: ArrayLike<number>, numClasses: number, numNodes: number, rng: Rng, fail: Fail,
+  alpha: number,
+  minSize: number,
+  labels: ArrayLike<number>,
+  numClasses: number,
+  numNodes: number,
+  rng: Rng,
+  fail: Fail,
 ): Int32Array {
   const n = labels.length;
   if (n < numNodes * minSize) {
     fail(`too few examples: ${n} examples cannot give each of ${numNodes} nodes at least MIN=${minSize}`);
   }
-  const byClass = groupByClass(Array.from({ length: n }, (_, i) => i), labels, numClasses);
+  const byClass = groupByClass(
+    Array.from({ length: n }, (_, i) => i),
+    labels,
+    numClasses,
+  );
   const evenShare = n / numNodes;
   const nodeOf = new Int32Array(n);
   const sizes = new Int32Array(numNodes);
@@ -352,7 +385,8 @@ function splitLabelDirichlet(
  */
 function splitQuantity(alpha: number, minSize: number, n: number, numNodes: number, rng: Rng, fail: Fail): Int32Array {
   const reserved = numNodes * minSize;
-  if (n < reserved) fail(`too few examples: ${n} examples cannot give each of ${numNodes} nodes at least MIN=${minSize}`);
+  if (n < reserved)
+    fail(`too few examples: ${n} examples cannot give each of ${numNodes} nodes at least MIN=${minSize}`);
   const spare = n - reserved;
   const proportions = rng.dirichlet(alpha, numNodes);
   const order = rng.permutation(n);
@@ -362,7 +396,8 @@ function splitQuantity(alpha: number, minSize: number, n: number, numNodes: numb
   let pos = 0;
   for (let node = 0; node < numNodes; node++) {
     cumulative += proportions[node];
-    const spareEnd = node === numNodes - 1 ? spare : Math.max(spareStart, Math.min(spare, Math.floor(cumulative * spare)));
+    const spareEnd =
+      node === numNodes - 1 ? spare : Math.max(spareStart, Math.min(spare, Math.floor(cumulative * spare)));
     const size = minSize + spareEnd - spareStart;
     spareStart = spareEnd;
     for (let k = 0; k < size; k++) nodeOf[order[pos++]] = node;
@@ -374,7 +409,9 @@ function splitQuantity(alpha: number, minSize: number, n: number, numNodes: numb
 function splitFeatureRanges(values: ArrayLike<number>, numNodes: number, rng: Rng): Int32Array {
   const n = values.length;
   const tieBreak = rng.permutation(n);
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => values[a] - values[b] || tieBreak[a] - tieBreak[b]);
+  const order = Array.from({ length: n }, (_, i) => i).sort(
+    (a, b) => values[a] - values[b] || tieBreak[a] - tieBreak[b],
+  );
   const nodeOf = new Int32Array(n);
   assignEvenRuns(order, numNodes, nodeOf);
   return nodeOf;
@@ -385,13 +422,20 @@ function splitFeatureRanges(values: ArrayLike<number>, numNodes: number, rng: Rn
  * dimension every cluster is a contiguous run of the sorted values, so each Lloyd step is a
  * binary search per boundary plus prefix-sum means rather than an n x N distance scan.
  */
-function splitFeatureKmeans(values: ArrayLike<number>, name: string, numNodes: number, rng: Rng, fail: Fail): Int32Array {
+function splitFeatureKmeans(
+  values: ArrayLike<number>,
+  name: string,
+  numNodes: number,
+  rng: Rng,
+  fail: Fail,
+): Int32Array {
   const n = values.length;
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => values[a] - values[b] || a - b);
   const sorted = Float64Array.from(order, (i) => values[i]);
   let distinct = n > 0 ? 1 : 0;
   for (let k = 1; k < n; k++) if (sorted[k] !== sorted[k - 1]) distinct++;
-  if (distinct < numNodes) fail(`feature '${name}' has only ${distinct} distinct values, too few for ${numNodes} k-means clusters`);
+  if (distinct < numNodes)
+    fail(`feature '${name}' has only ${distinct} distinct values, too few for ${numNodes} k-means clusters`);
 
   const centres = kmeansPlusPlusInit(sorted, numNodes, rng);
   const prefixSum = new Float64Array(n + 1);
@@ -415,7 +459,9 @@ function splitFeatureKmeans(values: ArrayLike<number>, name: string, numNodes: n
   let start = 0;
   for (let c = 0; c < numNodes; c++) {
     if (ends[c] === start) {
-      fail(`k-means on feature '${name}' left cluster ${c} of ${numNodes} empty; use feature:${name}:ranges or fewer nodes`);
+      fail(
+        `k-means on feature '${name}' left cluster ${c} of ${numNodes} empty; use feature:${name}:ranges or fewer nodes`,
+      );
     }
     for (let k = start; k < ends[c]; k++) nodeOf[order[k]] = c;
     start = ends[c];
@@ -509,7 +555,8 @@ function splitNatural(ids: ArrayLike<string | number>, numNodes: number, fail: F
     }
     groupOf[i] = group;
   }
-  if (groupIds.length < numNodes) fail(`only ${groupIds.length} distinct ids for ${numNodes} nodes (need at least one group per node)`);
+  if (groupIds.length < numNodes)
+    fail(`only ${groupIds.length} distinct ids for ${numNodes} nodes (need at least one group per node)`);
   const ranked = groupIds.map((_, g) => g).sort((a, b) => compareIds(groupIds[a], groupIds[b]));
   const nodeOfGroup = new Int32Array(groupIds.length);
   ranked.forEach((group, rank) => {
@@ -551,16 +598,20 @@ export interface PartitionReport {
 }
 
 export function partitionReport(parts: Int32Array[], labels: ArrayLike<number>, numClasses: number): PartitionReport {
-  if (!Number.isInteger(numClasses) || numClasses < 0) throw new Error(`partitionReport: numClasses must be a whole number >= 0, got ${numClasses}`);
+  if (!Number.isInteger(numClasses) || numClasses < 0)
+    throw new Error(`partitionReport: numClasses must be a whole number >= 0, got ${numClasses}`);
   const globalHistogram: number[] = new Array(numClasses).fill(0);
   const nodes = parts.map((indices, node): NodePartitionReport => {
     const labelHistogram: number[] = new Array(numClasses).fill(0);
     for (const index of indices) {
-      if (!(index >= 0 && index < labels.length)) throw new Error(`partitionReport: node ${node} holds index ${index}, outside 0..${labels.length - 1}`);
+      if (!(index >= 0 && index < labels.length))
+        throw new Error(`partitionReport: node ${node} holds index ${index}, outside 0..${labels.length - 1}`);
       if (numClasses === 0) continue;
       const label = labels[index];
       if (!Number.isInteger(label) || label < 0 || label >= numClasses) {
-        throw new Error(`partitionReport: label of example ${index} is ${label}, expected a class index in [0, ${numClasses})`);
+        throw new Error(
+          `partitionReport: label of example ${index} is ${label}, expected a class index in [0, ${numClasses})`,
+        );
       }
       labelHistogram[label]++;
       globalHistogram[label]++;
@@ -587,14 +638,19 @@ export function partitionReport(parts: Int32Array[], labels: ArrayLike<number>, 
     for (const r of nodes) {
       if (r.size === 0) continue;
       let tv = 0;
-      for (let c = 0; c < numClasses; c++) tv += Math.abs(r.labelHistogram[c] / r.size - globalHistogram[c] / numExamples);
+      for (let c = 0; c < numClasses; c++)
+        tv += Math.abs(r.labelHistogram[c] / r.size - globalHistogram[c] / numExamples);
       tv /= 2;
       sumTv += tv;
       maxTv = Math.max(maxTv, tv);
       sumClasses += r.labelHistogram.filter((count) => count > 0).length;
       nonEmpty++;
     }
-    heterogeneity = { meanTotalVariation: sumTv / nonEmpty, maxTotalVariation: maxTv, meanClassesPerNode: sumClasses / nonEmpty };
+    heterogeneity = {
+      meanTotalVariation: sumTv / nonEmpty,
+      maxTotalVariation: maxTv,
+      meanClassesPerNode: sumClasses / nonEmpty,
+    };
   }
   return { numNodes: parts.length, numExamples, numClasses, globalHistogram, nodes, sizes, heterogeneity };
 }
@@ -611,8 +667,10 @@ export const DERIVED_IMAGE_FEATURES = ['ink', 'rowcenter'] as const;
  * ink; an all-dark image gets the middle row.
  */
 export function derivedImageFeature(x: Float32Array, featureSize: number, name: string): Float64Array {
-  if (!Number.isInteger(featureSize) || featureSize < 1) throw new Error(`derivedImageFeature: featureSize must be a whole number >= 1, got ${featureSize}`);
-  if (x.length % featureSize !== 0) throw new Error(`derivedImageFeature: ${x.length} values is not a whole number of examples of size ${featureSize}`);
+  if (!Number.isInteger(featureSize) || featureSize < 1)
+    throw new Error(`derivedImageFeature: featureSize must be a whole number >= 1, got ${featureSize}`);
+  if (x.length % featureSize !== 0)
+    throw new Error(`derivedImageFeature: ${x.length} values is not a whole number of examples of size ${featureSize}`);
   const n = x.length / featureSize;
   const out = new Float64Array(n);
   switch (name) {
@@ -626,7 +684,9 @@ export function derivedImageFeature(x: Float32Array, featureSize: number, name: 
     case 'rowcenter': {
       const side = Math.round(Math.sqrt(featureSize));
       if (side * side !== featureSize) {
-        throw new Error(`derivedImageFeature: 'rowcenter' needs square single-channel images, but ${featureSize} values per example is not a square`);
+        throw new Error(
+          `derivedImageFeature: 'rowcenter' needs square single-channel images, but ${featureSize} values per example is not a square`,
+        );
       }
       for (let e = 0; e < n; e++) {
         let weight = 0;
@@ -643,6 +703,8 @@ export function derivedImageFeature(x: Float32Array, featureSize: number, name: 
       return out;
     }
     default:
-      throw new Error(`derivedImageFeature: unknown feature ${JSON.stringify(name)} (expected one of ${DERIVED_IMAGE_FEATURES.join(', ')})`);
+      throw new Error(
+        `derivedImageFeature: unknown feature ${JSON.stringify(name)} (expected one of ${DERIVED_IMAGE_FEATURES.join(', ')})`,
+      );
   }
 }

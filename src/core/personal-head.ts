@@ -11,7 +11,9 @@ const layerOf = (name: string) => (name.includes('/') ? name.slice(0, name.lastI
 export function headSlots(layout: readonly TensorSlot[], layers: number): TensorSlot[] {
   const names = [...new Set(layout.map((s) => layerOf(s.name)))];
   if (!Number.isInteger(layers) || layers < 1 || layers >= names.length) {
-    throw new Error(`the personal head must be a whole number of layers from 1 to ${names.length - 1} (the model has ${names.length}), got ${layers}`);
+    throw new Error(
+      `the personal head must be a whole number of layers from 1 to ${names.length - 1} (the model has ${names.length}), got ${layers}`,
+    );
   }
   const head = new Set(names.slice(names.length - layers));
   return layout.filter((s) => head.has(layerOf(s.name)));

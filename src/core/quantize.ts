@@ -22,7 +22,11 @@ export interface QuantizedTensor {
  * Symmetric per-channel int8 of a row-major tensor whose channel axis has `channels` entries and `inner`
  * elements after it (1: the last axis, as Keras kernels; prod of the later dims for an earlier axis).
  */
-export function quantizePerChannel(values: Float32Array, channels: number, inner = 1): { q: Int8Array; scales: Float32Array } {
+export function quantizePerChannel(
+  values: Float32Array,
+  channels: number,
+  inner = 1,
+): { q: Int8Array; scales: Float32Array } {
   if (!(Number.isInteger(channels) && channels >= 1) || values.length % channels !== 0) {
     throw new Error(`cannot quantise ${values.length} values in ${channels} channels`);
   }
@@ -74,8 +78,15 @@ export function dequantizeWeights(tensors: readonly QuantizedTensor[]): Float32A
 }
 
 /** Bytes the quantised tensors take (int8 values, float32 scales, float32 rank-1 tensors). */
-export function quantizedBytes(tensors: readonly QuantizedTensor[]): { int8: number; scales: number; float: number; total: number } {
-  let int8 = 0, scales = 0, float = 0;
+export function quantizedBytes(tensors: readonly QuantizedTensor[]): {
+  int8: number;
+  scales: number;
+  float: number;
+  total: number;
+} {
+  let int8 = 0,
+    scales = 0,
+    float = 0;
   for (const t of tensors) {
     if (t.kind === 'int8') {
       int8 += t.q!.length;

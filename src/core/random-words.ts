@@ -9,7 +9,8 @@ const BLOCK_WORDS = 4096;
 
 export function cryptoWords(): RandomWords {
   const crypto = globalThis.crypto;
-  if (!crypto?.getRandomValues) throw new Error('no WebCrypto getRandomValues on this platform: DP noise needs a CSPRNG');
+  if (!crypto?.getRandomValues)
+    throw new Error('no WebCrypto getRandomValues on this platform: DP noise needs a CSPRNG');
   const block = new Uint32Array(BLOCK_WORDS);
   let next = BLOCK_WORDS;
   return {

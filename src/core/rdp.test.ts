@@ -18,7 +18,10 @@ import {
 
 function assertRel(actual: number, expected: number, rel: number, what = '') {
   const diff = Math.abs(actual - expected);
-  assert.ok(diff <= rel * Math.abs(expected), `${what}: got ${actual}, expected ${expected} (rel diff ${diff / Math.abs(expected)} > ${rel})`);
+  assert.ok(
+    diff <= rel * Math.abs(expected),
+    `${what}: got ${actual}, expected ${expected} (rel diff ${diff / Math.abs(expected)} > ${rel})`,
+  );
 }
 
 /**
@@ -79,7 +82,7 @@ const LOG_ERFC: [number, number, number][] = [
   [1e8, -10000000000000018.993, 5.6418958354775625874e-9],
 ];
 
-test('erfc: matches extended-precision values in all three of Cody\'s intervals, both signs', () => {
+test("erfc: matches extended-precision values in all three of Cody's intervals, both signs", () => {
   for (const [x, want] of ERFC_TAIL) {
     assertRel(erfc(x), want, 4e-15, `erfc(${x})`);
     assertRel(erfc(-x), 2 - want, 1e-16, `erfc(${-x})`);
@@ -122,7 +125,8 @@ test('logErfc: equals log(erfc) wherever erfc does not underflow, and the asympt
   fc.assert(
     fc.property(fc.double({ min: 30, max: 1e150, noNaN: true }), (x) => {
       const u = 1 / (2 * x * x);
-      const series = -x * x - Math.log(x * Math.sqrt(Math.PI)) + Math.log1p(u * (-1 + u * (3 + u * (-15 + u * (105 - 945 * u)))));
+      const series =
+        -x * x - Math.log(x * Math.sqrt(Math.PI)) + Math.log1p(u * (-1 + u * (3 + u * (-15 + u * (105 - 945 * u)))));
       assertRel(logErfc(x), series, 1e-15, `logErfc(${x})`);
     }),
     { numRuns: 200 },
@@ -173,11 +177,14 @@ test('logAdd / logSub: match the direct formula where it does not overflow, hand
 
 // ---------- RDP of the sampled Gaussian mechanism ----------
 
-test('DEFAULT_ORDERS: Opacus\' default alphas', () => {
+test("DEFAULT_ORDERS: Opacus' default alphas", () => {
   assert.equal(DEFAULT_ORDERS.length, 151);
   assert.deepEqual(DEFAULT_ORDERS.slice(0, 3), [1.1, 1.2, 1.3]);
   assert.equal(DEFAULT_ORDERS[98], 10.9);
-  assert.deepEqual(DEFAULT_ORDERS.slice(99), Array.from({ length: 52 }, (_, k) => 12 + k));
+  assert.deepEqual(
+    DEFAULT_ORDERS.slice(99),
+    Array.from({ length: 52 }, (_, k) => 12 + k),
+  );
   // Same floats as Python's 1 + x / 10.0.
   for (let x = 1; x < 100; x++) assert.equal(DEFAULT_ORDERS[x - 1], 1 + x / 10.0);
   assert.ok(Object.isFrozen(DEFAULT_ORDERS));
@@ -203,12 +210,47 @@ test('Opacus reference: sigma 1.5, q 0.04, 2250 steps, delta 1e-5 gives epsilon 
 // Computed with a transcription of opacus/accountants/analysis/rdp.py (SciPy 1.17.1: special.binom,
 // special.log_ndtr), which reproduces Opacus' 7.32911117143 above. Integer and fractional orders both.
 const OPACUS_RDP = [
-  { q: 0.04, sigma: 1.5, orders: [1.5, 2, 3.9, 8, 32, 63], rdp: [0.0006631116940563884, 0.000894996966873696, 0.0018332021995636277, 0.004271584526737403, 3.788426314311532, 10.729206823144093] },
-  { q: 0.01, sigma: 1.1, orders: [1.25, 2, 5.5, 10, 20], rdp: [7.928005502768349e-5, 0.00012851008160514807, 0.00037813174368723455, 0.0008075821730220518, 3.4169310395609327] },
-  { q: 0.3, sigma: 0.8, orders: [1.1, 2, 2.5, 7, 40], rdp: [0.10712429888495124, 0.29219635749993056, 0.48110303233109225, 4.064346454037379, 30.015156098127243] },
-  { q: 0.0001, sigma: 4.0, orders: [1.5, 3, 12.5, 63], rdp: [4.837090727960458e-10, 9.674232729397615e-10, 4.031182525691809e-9, 2.0323922517947653e-8] },
-  { q: 0.5, sigma: 0.5, orders: [1.1, 1.9, 4, 9.9], rdp: [0.7926317795729952, 2.4239735386299937, 7.075811955620999, 19.02897111375916] },
-  { q: 0.9, sigma: 2.0, orders: [1.3, 6, 6.5, 50], rdp: [0.13265733322741885, 0.662014983949814, 0.7214423492835356, 6.142489812269092] },
+  {
+    q: 0.04,
+    sigma: 1.5,
+    orders: [1.5, 2, 3.9, 8, 32, 63],
+    rdp: [
+      0.0006631116940563884, 0.000894996966873696, 0.0018332021995636277, 0.004271584526737403, 3.788426314311532,
+      10.729206823144093,
+    ],
+  },
+  {
+    q: 0.01,
+    sigma: 1.1,
+    orders: [1.25, 2, 5.5, 10, 20],
+    rdp: [
+      7.928005502768349e-5, 0.00012851008160514807, 0.00037813174368723455, 0.0008075821730220518, 3.4169310395609327,
+    ],
+  },
+  {
+    q: 0.3,
+    sigma: 0.8,
+    orders: [1.1, 2, 2.5, 7, 40],
+    rdp: [0.10712429888495124, 0.29219635749993056, 0.48110303233109225, 4.064346454037379, 30.015156098127243],
+  },
+  {
+    q: 0.0001,
+    sigma: 4.0,
+    orders: [1.5, 3, 12.5, 63],
+    rdp: [4.837090727960458e-10, 9.674232729397615e-10, 4.031182525691809e-9, 2.0323922517947653e-8],
+  },
+  {
+    q: 0.5,
+    sigma: 0.5,
+    orders: [1.1, 1.9, 4, 9.9],
+    rdp: [0.7926317795729952, 2.4239735386299937, 7.075811955620999, 19.02897111375916],
+  },
+  {
+    q: 0.9,
+    sigma: 2.0,
+    orders: [1.3, 6, 6.5, 50],
+    rdp: [0.13265733322741885, 0.662014983949814, 0.7214423492835356, 6.142489812269092],
+  },
 ];
 const OPACUS_EPS = [
   { q: 0.01, sigma: 1.1, steps: 10000, delta: 1e-5, epsilon: 5.63199236854841, bestAlpha: 4.7 },
@@ -294,7 +336,12 @@ test('computeRdp: integer orders equal the plain binomial sum; fractional orders
     }
     return Math.log(a) / (alpha - 1);
   };
-  for (const [q, sigma] of [[0.01, 1], [0.2, 0.7], [0.6, 2], [0.05, 4]]) {
+  for (const [q, sigma] of [
+    [0.01, 1],
+    [0.2, 0.7],
+    [0.6, 2],
+    [0.05, 4],
+  ]) {
     for (const alpha of [2, 3, 5, 8, 13]) {
       const [got] = computeRdp(q, sigma, 1, [alpha]);
       assertRdpClose(got, naive(q, sigma, alpha), alpha, `q=${q} sigma=${sigma}`, 1e-13, 1e-12);
@@ -309,17 +356,36 @@ test('computeRdp: integer orders equal the plain binomial sum; fractional orders
 
 test('computeRdp: special cases (q = 0, q = 1 is the Gaussian mechanism, sigma = 0, steps = 0, alpha = Infinity)', () => {
   const orders = [1.5, 2, 3.7, 10, 63, 256];
-  assert.deepEqual(computeRdp(0, 1, 100, orders), orders.map(() => 0));
-  assert.deepEqual(computeRdp(0, 0, 100, orders), orders.map(() => 0)); // nobody sampled: nothing released
-  assert.deepEqual(computeRdp(0.3, 0, 1, orders), orders.map(() => Infinity));
-  assert.deepEqual(computeRdp(0.3, 0, 0, orders), orders.map(() => 0));
-  assert.deepEqual(computeRdp(0.3, 1.2, 0, orders), orders.map(() => 0));
+  assert.deepEqual(
+    computeRdp(0, 1, 100, orders),
+    orders.map(() => 0),
+  );
+  assert.deepEqual(
+    computeRdp(0, 0, 100, orders),
+    orders.map(() => 0),
+  ); // nobody sampled: nothing released
+  assert.deepEqual(
+    computeRdp(0.3, 0, 1, orders),
+    orders.map(() => Infinity),
+  );
+  assert.deepEqual(
+    computeRdp(0.3, 0, 0, orders),
+    orders.map(() => 0),
+  );
+  assert.deepEqual(
+    computeRdp(0.3, 1.2, 0, orders),
+    orders.map(() => 0),
+  );
   assert.deepEqual(computeRdp(0.3, 1.2, 5, [Infinity]), [Infinity]);
   fc.assert(
-    fc.property(fc.double({ min: 0.1, max: 100, noNaN: true }), fc.integer({ min: 1, max: 1_000_000 }), (sigma, steps) => {
-      const got = computeRdp(1, sigma, steps, orders);
-      orders.forEach((a, k) => assertRel(got[k], (a * steps) / (2 * sigma * sigma), 4e-16, `alpha ${a}`));
-    }),
+    fc.property(
+      fc.double({ min: 0.1, max: 100, noNaN: true }),
+      fc.integer({ min: 1, max: 1_000_000 }),
+      (sigma, steps) => {
+        const got = computeRdp(1, sigma, steps, orders);
+        orders.forEach((a, k) => assertRel(got[k], (a * steps) / (2 * sigma * sigma), 4e-16, `alpha ${a}`));
+      },
+    ),
     { numRuns: 100 },
   );
 });
@@ -347,10 +413,17 @@ test('computeRdp: monotone in steps, q, 1/sigma and alpha; additive over steps',
         orders.forEach((a, k) => {
           assert.ok(base[k] >= 0, `negative rdp at alpha ${a}`);
           assert.ok(base[k] <= moreQ[k] + slack(moreQ[k], a), `q ${q1} -> ${q2} decreased rdp at alpha ${a}`);
-          assert.ok(base[k] <= lessNoise[k] + slack(lessNoise[k], a), `sigma ${s2} -> ${s1} decreased rdp at alpha ${a}`);
+          assert.ok(
+            base[k] <= lessNoise[k] + slack(lessNoise[k], a),
+            `sigma ${s2} -> ${s1} decreased rdp at alpha ${a}`,
+          );
           assert.ok(base[k] <= both[k], `more steps decreased rdp at alpha ${a}`);
           assertRel(both[k], base[k] + other[k], 1e-12, `rdp(${ta}+${tb}) vs rdp(${ta}) + rdp(${tb}) at alpha ${a}`);
-          if (k > 0) assert.ok(base[k - 1] <= base[k] + slack(base[k], orders[k - 1]), `rdp decreased from alpha ${orders[k - 1]} to ${a}`);
+          if (k > 0)
+            assert.ok(
+              base[k - 1] <= base[k] + slack(base[k], orders[k - 1]),
+              `rdp decreased from alpha ${orders[k - 1]} to ${a}`,
+            );
         });
         const eps = (rdp: number[]) => getPrivacySpent(orders, rdp, 1e-5).epsilon;
         assert.ok(eps(base) <= eps(moreQ) + 1e-9 && eps(base) <= eps(lessNoise) + 1e-9 && eps(base) <= eps(both));
@@ -429,7 +502,11 @@ test('RdpAccountant: merges repeated steps, composes varying (q, sigma) additive
 
   // Custom orders (bypassing the cache of the default ones) agree with a direct computation too.
   const orders = [2, 4.5, 16];
-  const direct = getPrivacySpent(orders, orders.map((_, k) => computeRdp(0.01, 1.0, 110, orders)[k] + computeRdp(0.02, 1.3, 50, orders)[k]), 1e-5);
+  const direct = getPrivacySpent(
+    orders,
+    orders.map((_, k) => computeRdp(0.01, 1.0, 110, orders)[k] + computeRdp(0.02, 1.3, 50, orders)[k]),
+    1e-5,
+  );
   assertRel(acc.getEpsilon(1e-5, orders), direct.epsilon, 1e-12, 'custom orders');
 
   // More privacy spent with every step; a smaller delta costs more epsilon.
@@ -454,10 +531,19 @@ test('RdpAccountant: state survives JSON and resumes exactly; bad states and ste
   s.history[0].steps = 1;
   assert.equal(a.history[0].steps, 30);
 
-  assert.throws(() => new RdpAccountant({ kind: 'gaussian', history: [] } as unknown as RdpAccountantState), /not an RDP/);
-  assert.throws(() => new RdpAccountant({ kind: 'rdp', history: [{ q: 2, noiseMultiplier: 1, steps: 1 }] }), /sampling rate/);
+  assert.throws(
+    () => new RdpAccountant({ kind: 'gaussian', history: [] } as unknown as RdpAccountantState),
+    /not an RDP/,
+  );
+  assert.throws(
+    () => new RdpAccountant({ kind: 'rdp', history: [{ q: 2, noiseMultiplier: 1, steps: 1 }] }),
+    /sampling rate/,
+  );
   assert.throws(() => new RdpAccountant({ kind: 'rdp', history: [{ q: 0.1, noiseMultiplier: 1, steps: 0 }] }), /steps/);
-  assert.throws(() => new RdpAccountant({ kind: 'rdp', history: [{ q: 0.1, noiseMultiplier: 1, steps: 1.5 }] }), /steps/);
+  assert.throws(
+    () => new RdpAccountant({ kind: 'rdp', history: [{ q: 0.1, noiseMultiplier: 1, steps: 1.5 }] }),
+    /steps/,
+  );
   assert.throws(() => a.step(0.1, 1, 0), /steps/);
   assert.throws(() => a.step(0.1, -1), /noise multiplier/);
   assert.throws(() => a.getEpsilon(0), /delta/);

@@ -40,7 +40,9 @@ const XHUGE = 6.71e7; // beyond this erfcx(x) = 1 / (x sqrt(pi)) to double preci
 const XMAX = 2.53e307;
 const XNEG = -26.628; // erfcx(x) overflows below this
 
-const A = [3.1611237438705656, 1.13864154151050156e2, 3.77485237685302021e2, 3.20937758913846947e3, 1.85777706184603153e-1];
+const A = [
+  3.1611237438705656, 1.13864154151050156e2, 3.77485237685302021e2, 3.20937758913846947e3, 1.85777706184603153e-1,
+];
 const B = [2.36012909523441209e1, 2.44024637934444173e2, 1.28261652607737228e3, 2.84423683343917062e3];
 const C = [
   5.64188496988670089e-1, 8.88314979438837594, 6.61191906371416295e1, 2.98635138197400131e2, 8.8195222124176909e2,
@@ -50,8 +52,13 @@ const D = [
   1.57449261107098347e1, 1.17693950891312499e2, 5.37181101862009858e2, 1.62138957456669019e3, 3.29079923573345963e3,
   4.36261909014324716e3, 3.43936767414372164e3, 1.23033935480374942e3,
 ];
-const P = [3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1, 1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2];
-const Q = [2.56852019228982242, 1.87295284992346047, 5.27905102951428412e-1, 6.05183413124413191e-2, 2.33520497626869185e-3];
+const P = [
+  3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1, 1.60837851487422766e-2,
+  6.58749161529837803e-4, 1.63153871373020978e-2,
+];
+const Q = [
+  2.56852019228982242, 1.87295284992346047, 5.27905102951428412e-1, 6.05183413124413191e-2, 2.33520497626869185e-3,
+];
 
 /** exp(-y^2) computed as exp(-ysq^2) exp(-del) with ysq = y rounded down to 1/16 (Cody's accuracy trick). */
 function expMinusSquare(y: number): number {
@@ -157,7 +164,8 @@ export function logAdd(logx: number, logy: number): number {
 
 /** log(exp(logx) - exp(logy)); throws if the result would be negative (logx < logy). */
 export function logSub(logx: number, logy: number): number {
-  if (!(logx >= logy)) throw new Error(`logSub: the result of the subtraction must be non-negative (log x = ${logx} < log y = ${logy})`);
+  if (!(logx >= logy))
+    throw new Error(`logSub: the result of the subtraction must be non-negative (log x = ${logx} < log y = ${logy})`);
   if (logy === -Infinity) return logx; // subtracting 0
   if (logx === logy) return -Infinity; // 0
   const m = Math.expm1(logx - logy);
@@ -255,7 +263,8 @@ function checkOrders(orders: readonly number[], fn: string): void {
 }
 
 function checkSampling(q: number, noiseMultiplier: number, fn: string): void {
-  if (typeof q !== 'number' || !(q >= 0 && q <= 1)) throw new Error(`${fn}: sampling rate q must be in [0, 1], got ${q}`);
+  if (typeof q !== 'number' || !(q >= 0 && q <= 1))
+    throw new Error(`${fn}: sampling rate q must be in [0, 1], got ${q}`);
   if (typeof noiseMultiplier !== 'number' || !Number.isFinite(noiseMultiplier) || noiseMultiplier < 0) {
     throw new Error(`${fn}: noise multiplier must be a finite number >= 0, got ${noiseMultiplier}`);
   }
@@ -292,9 +301,12 @@ export interface PrivacySpent {
 export function getPrivacySpent(orders: readonly number[], rdp: readonly number[], delta: number): PrivacySpent {
   checkOrders(orders, 'getPrivacySpent');
   if (!Array.isArray(rdp) || rdp.length !== orders.length) {
-    throw new Error(`getPrivacySpent: got ${Array.isArray(rdp) ? rdp.length : String(rdp)} RDP values for ${orders.length} orders`);
+    throw new Error(
+      `getPrivacySpent: got ${Array.isArray(rdp) ? rdp.length : String(rdp)} RDP values for ${orders.length} orders`,
+    );
   }
-  if (typeof delta !== 'number' || !(delta > 0 && delta < 1)) throw new Error(`getPrivacySpent: delta must be in (0, 1), got ${delta}`);
+  if (typeof delta !== 'number' || !(delta > 0 && delta < 1))
+    throw new Error(`getPrivacySpent: delta must be in (0, 1), got ${delta}`);
   const logDelta = Math.log(delta);
   let best = NaN;
   let bestAlpha = NaN;
@@ -351,7 +363,8 @@ export class RdpAccountant {
     restore.history.forEach((e, k) => {
       if (e === null || typeof e !== 'object') throw new Error(`RdpAccountant: history[${k}] is not an object`);
       checkSampling(e.q, e.noiseMultiplier, `RdpAccountant: history[${k}]`);
-      if (!Number.isSafeInteger(e.steps) || e.steps < 1) throw new Error(`RdpAccountant: history[${k}].steps must be an integer >= 1, got ${e.steps}`);
+      if (!Number.isSafeInteger(e.steps) || e.steps < 1)
+        throw new Error(`RdpAccountant: history[${k}].steps must be an integer >= 1, got ${e.steps}`);
       this.entries.push({ q: e.q, noiseMultiplier: e.noiseMultiplier, steps: e.steps });
     });
   }
@@ -359,7 +372,8 @@ export class RdpAccountant {
   /** Records `steps` (default 1) steps with sampling rate q and the given noise multiplier. */
   step(q: number, noiseMultiplier: number, steps = 1): void {
     checkSampling(q, noiseMultiplier, 'RdpAccountant.step');
-    if (!Number.isSafeInteger(steps) || steps < 1) throw new Error(`RdpAccountant.step: steps must be an integer >= 1, got ${steps}`);
+    if (!Number.isSafeInteger(steps) || steps < 1)
+      throw new Error(`RdpAccountant.step: steps must be an integer >= 1, got ${steps}`);
     const last = this.entries[this.entries.length - 1];
     if (last && last.q === q && last.noiseMultiplier === noiseMultiplier) last.steps += steps;
     else this.entries.push({ q, noiseMultiplier, steps });

@@ -212,12 +212,17 @@ test('gamma(shape) is positive with mean ~ shape and variance ~ shape, for shape
 
 test('dirichlet sums to 1 with non-negative parts, and its mean part is 1/k', () => {
   fc.assert(
-    fc.property(fc.double({ min: 0.05, max: 20, noNaN: true }), fc.integer({ min: 1, max: 20 }), fc.nat(1000), (alpha, k, seed) => {
-      const p = new Rng(seed).dirichlet(alpha, k);
-      assert.equal(p.length, k);
-      assert.ok(p.every((x) => x >= 0 && x <= 1 && Number.isFinite(x)));
-      assert.ok(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-9);
-    }),
+    fc.property(
+      fc.double({ min: 0.05, max: 20, noNaN: true }),
+      fc.integer({ min: 1, max: 20 }),
+      fc.nat(1000),
+      (alpha, k, seed) => {
+        const p = new Rng(seed).dirichlet(alpha, k);
+        assert.equal(p.length, k);
+        assert.ok(p.every((x) => x >= 0 && x <= 1 && Number.isFinite(x)));
+        assert.ok(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-9);
+      },
+    ),
     { numRuns: 200 },
   );
   const rng = new Rng(4);
@@ -234,13 +239,19 @@ test('permutation(n) is a permutation of 0..n-1, deterministic for a seed', () =
     fc.property(fc.nat(300), fc.nat(10_000), (n, seed) => {
       const p = new Rng(seed).permutation(n);
       assert.equal(p.length, n);
-      assert.deepEqual(Array.from(p).sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
+      assert.deepEqual(
+        Array.from(p).sort((a, b) => a - b),
+        Array.from({ length: n }, (_, i) => i),
+      );
       assert.deepEqual(new Rng(seed).permutation(n), p);
     }),
     { numRuns: 300 },
   );
   // it actually shuffles
-  assert.notDeepEqual(Array.from(new Rng(1).permutation(50)), Array.from({ length: 50 }, (_, i) => i));
+  assert.notDeepEqual(
+    Array.from(new Rng(1).permutation(50)),
+    Array.from({ length: 50 }, (_, i) => i),
+  );
 });
 
 test('shuffle keeps the multiset and puts each element in each place about equally often', () => {
@@ -253,7 +264,8 @@ test('shuffle keeps the multiset and puts each element in each place about equal
     assert.deepEqual([...a].sort(), [0, 1, 2, 3]);
     a.forEach((v, pos) => counts[v][pos]++);
   }
-  for (const row of counts) for (const c of row) assert.ok(Math.abs(c / trials - 1 / n) < 0.02, `position frequency ${c / trials}`);
+  for (const row of counts)
+    for (const c of row) assert.ok(Math.abs(c / trials - 1 / n) < 0.02, `position frequency ${c / trials}`);
 });
 
 test('sample(n, k) gives k distinct integers in [0, n)', () => {

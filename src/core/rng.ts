@@ -44,7 +44,9 @@ export class Rng {
 
   /** A new independent generator for a named purpose, derived from this one's current state. */
   fork(label: string): Rng {
-    const mix = splitmix32(hashString(label) ^ this.s[0] ^ Math.imul(this.s[1], 31) ^ Math.imul(this.s[2], 17) ^ this.s[3]);
+    const mix = splitmix32(
+      hashString(label) ^ this.s[0] ^ Math.imul(this.s[1], 31) ^ Math.imul(this.s[2], 17) ^ this.s[3],
+    );
     return new Rng([mix(), mix(), mix(), mix()]);
   }
 

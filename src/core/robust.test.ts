@@ -2,8 +2,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  attackUpdate, bulyan, bulyanSelect, clipByNorm, clipUpdates, coordinateMedian, DEFAULT_ATTACK_SCALE, flipLabels, krum,
-  krumScores, krumSelect, l2Norm, multiKrum, trimCount, trimmedMean,
+  attackUpdate,
+  bulyan,
+  bulyanSelect,
+  clipByNorm,
+  clipUpdates,
+  coordinateMedian,
+  DEFAULT_ATTACK_SCALE,
+  flipLabels,
+  krum,
+  krumScores,
+  krumSelect,
+  l2Norm,
+  multiKrum,
+  trimCount,
+  trimmedMean,
 } from './robust.ts';
 import { weightedAverage } from './aggregate.ts';
 import { Rng } from './rng.ts';
@@ -36,7 +49,11 @@ function sqDist(a: number[], b: number[]): number {
 
 /** Krum score of every vector among `vs`, with `k` nearest neighbours. */
 function naiveScores(vs: number[][], k: number): number[] {
-  return vs.map((v, i) => asc(vs.filter((_, o) => o !== i).map((w) => sqDist(v, w))).slice(0, k).reduce((a, b) => a + b, 0));
+  return vs.map((v, i) =>
+    asc(vs.filter((_, o) => o !== i).map((w) => sqDist(v, w)))
+      .slice(0, k)
+      .reduce((a, b) => a + b, 0),
+  );
 }
 
 function lexLess(a: number[], b: number[]): boolean {
@@ -47,7 +64,8 @@ function lexLess(a: number[], b: number[]): boolean {
 /** Index of the lowest score; equal scores (e.g. two mutual nearest neighbours when k = 1) go to the lexicographically smaller vector. */
 function argmin(xs: number[], vs: number[][]): number {
   let best = 0;
-  for (let i = 1; i < xs.length; i++) if (xs[i] < xs[best] || (xs[i] === xs[best] && lexLess(vs[i], vs[best]))) best = i;
+  for (let i = 1; i < xs.length; i++)
+    if (xs[i] < xs[best] || (xs[i] === xs[best] && lexLess(vs[i], vs[best]))) best = i;
   return best;
 }
 
@@ -58,7 +76,16 @@ function naiveBulyan(vs: number[][], f: number): number[] {
   while (sel.length < vs.length - 2 * f) {
     const r = rest.length;
     const k = Math.min(r - 1, Math.max(1, r - f - 2));
-    const best = rest[argmin(naiveScores(rest.map((i) => vs[i]), k), rest.map((i) => vs[i]))];
+    const best =
+      rest[
+        argmin(
+          naiveScores(
+            rest.map((i) => vs[i]),
+            k,
+          ),
+          rest.map((i) => vs[i]),
+        )
+      ];
     sel.push(vs[best]);
     rest = rest.filter((i) => i !== best);
   }
@@ -77,7 +104,10 @@ function naiveBulyan(vs: number[][], f: number): number[] {
 function assertWithinRange(got: Float32Array, within: Float32Array[], what: string) {
   for (let j = 0; j < got.length; j++) {
     const col = within.map((v) => v[j]);
-    assert.ok(got[j] >= Math.min(...col) && got[j] <= Math.max(...col), `${what}: coordinate ${j} = ${got[j]} outside [${Math.min(...col)}, ${Math.max(...col)}]`);
+    assert.ok(
+      got[j] >= Math.min(...col) && got[j] <= Math.max(...col),
+      `${what}: coordinate ${j} = ${got[j]} outside [${Math.min(...col)}, ${Math.max(...col)}]`,
+    );
   }
 }
 
@@ -88,16 +118,33 @@ const copies = (vs: Float32Array[]) => vs.map((v) => new Float32Array(v));
 // ---------- generators ----------
 
 const MAG = Math.fround(1000);
-const vec = (d: number) => fc.float32Array({ minLength: d, maxLength: d, min: -MAG, max: MAG, noNaN: true, noDefaultInfinity: true });
+const vec = (d: number) =>
+  fc.float32Array({ minLength: d, maxLength: d, min: -MAG, max: MAG, noNaN: true, noDefaultInfinity: true });
 /** n vectors of a common length d (fast-check's float32 generator favours 0, -0, extremes and repeats). */
 const updates = (minN: number, maxN: number) =>
-  fc.tuple(fc.integer({ min: minN, max: maxN }), fc.integer({ min: 0, max: 8 })).chain(([n, d]) => fc.array(vec(d), { minLength: n, maxLength: n }));
+  fc
+    .tuple(fc.integer({ min: minN, max: maxN }), fc.integer({ min: 0, max: 8 }))
+    .chain(([n, d]) => fc.array(vec(d), { minLength: n, maxLength: n }));
 /** A permutation of 0..n-1 to go with a case. */
 const withPerm = (g: fc.Arbitrary<Float32Array[]>) =>
-  g.chain((vs) => fc.record({ vs: fc.constant(vs), perm: fc.shuffledSubarray(vs.map((_, i) => i), { minLength: vs.length }) }));
+  g.chain((vs) =>
+    fc.record({
+      vs: fc.constant(vs),
+      perm: fc.shuffledSubarray(
+        vs.map((_, i) => i),
+        { minLength: vs.length },
+      ),
+    }),
+  );
 /** f, n vectors (n from an (f, n) generator) and a permutation of them. */
 const fCase = (nf: fc.Arbitrary<{ f: number; n: number }>) =>
-  nf.chain(({ f, n }) => fc.record({ f: fc.constant(f), c: withPerm(fc.integer({ min: 0, max: 8 }).chain((d) => fc.array(vec(d), { minLength: n, maxLength: n }))) }))
+  nf
+    .chain(({ f, n }) =>
+      fc.record({
+        f: fc.constant(f),
+        c: withPerm(fc.integer({ min: 0, max: 8 }).chain((d) => fc.array(vec(d), { minLength: n, maxLength: n }))),
+      }),
+    )
     .map(({ f, c }) => ({ f, vs: c.vs, perm: c.perm }));
 
 /** Vectors in general position (uniform in [-10, 10), no ties), for comparisons with references that assume no ties. */
@@ -107,9 +154,13 @@ function generic(n: number, d: number, seed: number): Float32Array[] {
 }
 
 /** f and n with n >= 2f + 3 (Krum). */
-const krumNF = fc.integer({ min: 0, max: 4 }).chain((f) => fc.record({ f: fc.constant(f), n: fc.integer({ min: 2 * f + 3, max: 2 * f + 8 }) }));
+const krumNF = fc
+  .integer({ min: 0, max: 4 })
+  .chain((f) => fc.record({ f: fc.constant(f), n: fc.integer({ min: 2 * f + 3, max: 2 * f + 8 }) }));
 /** f and n with n >= 4f + 3 (Bulyan). */
-const bulyanNF = fc.integer({ min: 0, max: 3 }).chain((f) => fc.record({ f: fc.constant(f), n: fc.integer({ min: 4 * f + 3, max: 4 * f + 7 }) }));
+const bulyanNF = fc
+  .integer({ min: 0, max: 3 })
+  .chain((f) => fc.record({ f: fc.constant(f), n: fc.integer({ min: 4 * f + 3, max: 4 * f + 7 }) }));
 
 // ---------- coordinateMedian ----------
 
@@ -121,10 +172,12 @@ test('coordinateMedian: hand-computed odd and even counts', () => {
 });
 
 test('coordinateMedian: matches the naive reference (bit-exact up to the final Float32 rounding)', () => {
-  fc.assert(fc.property(updates(1, 9), (vs) => {
-    // abs: half the smallest subnormal step, the rounding of (a + b) / 2 for subnormal a, b
-    assertClose(coordinateMedian(vs), naiveMedian(vs.map(arr)), 2 ** -150, 2 ** -24);
-  }));
+  fc.assert(
+    fc.property(updates(1, 9), (vs) => {
+      // abs: half the smallest subnormal step, the rounding of (a + b) / 2 for subnormal a, b
+      assertClose(coordinateMedian(vs), naiveMedian(vs.map(arr)), 2 ** -150, 2 ** -24);
+    }),
+  );
   // n > 32 takes the built-in sort
   const big = generic(41, 5, 3);
   assertClose(coordinateMedian(big), naiveMedian(big.map(arr)), 0, 0);
@@ -136,29 +189,45 @@ test('trimmedMean: hand-computed, and trimCount = floor(beta n)', () => {
   // column 0: 1 2 3 4 100 -> drop 1 each side -> mean(2, 3, 4) = 3; column 1: -50 0 0 1 2 -> mean(0, 0, 1)
   const vs = [f32([1, 0]), f32([100, -50]), f32([3, 2]), f32([2, 1]), f32([4, 0])];
   assert.deepEqual(arr(trimmedMean(vs, 0.2)), [3, Math.fround(1 / 3)]);
-  assert.deepEqual([trimCount(20, 0.2), trimCount(10, 0.25), trimCount(100, 0.29), trimCount(3, 0.49), trimCount(7, 0)], [4, 2, 29, 1, 0]);
+  assert.deepEqual(
+    [trimCount(20, 0.2), trimCount(10, 0.25), trimCount(100, 0.29), trimCount(3, 0.49), trimCount(7, 0)],
+    [4, 2, 29, 1, 0],
+  );
 });
 
 test('trimmedMean: matches the naive reference', () => {
   // beta = p/20 so the reference's k = floor(p n / 20) is exact integer arithmetic
-  fc.assert(fc.property(updates(1, 12), fc.integer({ min: 0, max: 9 }), (vs, p) => {
-    const n = vs.length;
-    const k = Math.floor((p * n) / 20);
-    assert.equal(trimCount(n, p / 20), k);
-    assertClose(trimmedMean(vs, p / 20), naiveTrimmed(vs.map(arr), k), ABS, REL, coordScale(vs));
-  }));
+  fc.assert(
+    fc.property(updates(1, 12), fc.integer({ min: 0, max: 9 }), (vs, p) => {
+      const n = vs.length;
+      const k = Math.floor((p * n) / 20);
+      assert.equal(trimCount(n, p / 20), k);
+      assertClose(trimmedMean(vs, p / 20), naiveTrimmed(vs.map(arr), k), ABS, REL, coordScale(vs));
+    }),
+  );
 });
 
 test('trimmedMean: beta 0 is the plain mean; trimming all but the middle of an odd count is the median', () => {
-  fc.assert(fc.property(updates(1, 9), (vs) => {
-    assertClose(trimmedMean(vs, 0), weightedAverage(vs, vs.map(() => 1)), ABS, REL, coordScale(vs));
-    if (vs.length % 2 === 1 && vs.length > 1) {
-      const n = vs.length;
-      // beta just under 0.5 trims (n - 1) / 2 from each side
-      assert.ok(bitsEqual(trimmedMean(vs, 0.4999), coordinateMedian(vs)));
-      assert.equal(trimCount(n, 0.4999), (n - 1) / 2);
-    }
-  }));
+  fc.assert(
+    fc.property(updates(1, 9), (vs) => {
+      assertClose(
+        trimmedMean(vs, 0),
+        weightedAverage(
+          vs,
+          vs.map(() => 1),
+        ),
+        ABS,
+        REL,
+        coordScale(vs),
+      );
+      if (vs.length % 2 === 1 && vs.length > 1) {
+        const n = vs.length;
+        // beta just under 0.5 trims (n - 1) / 2 from each side
+        assert.ok(bitsEqual(trimmedMean(vs, 0.4999), coordinateMedian(vs)));
+        assert.equal(trimCount(n, 0.4999), (n - 1) / 2);
+      }
+    }),
+  );
 });
 
 // ---------- Krum / Multi-Krum ----------
@@ -177,39 +246,79 @@ test('krum: hand-computed, the outlier is never picked', () => {
 });
 
 test('krumScores: match the naive reference', () => {
-  fc.assert(fc.property(krumNF.chain(({ f, n }) => fc.record({ f: fc.constant(f), vs: fc.integer({ min: 0, max: 8 }).chain((d) => fc.array(vec(d), { minLength: n, maxLength: n })) })), ({ f, vs }) => {
-    const got = krumScores(vs, f);
-    const want = naiveScores(vs.map(arr), vs.length - f - 2);
-    assertClose(got, want, 1e-9, 1e-12);
-  }));
+  fc.assert(
+    fc.property(
+      krumNF.chain(({ f, n }) =>
+        fc.record({
+          f: fc.constant(f),
+          vs: fc.integer({ min: 0, max: 8 }).chain((d) => fc.array(vec(d), { minLength: n, maxLength: n })),
+        }),
+      ),
+      ({ f, vs }) => {
+        const got = krumScores(vs, f);
+        const want = naiveScores(vs.map(arr), vs.length - f - 2);
+        assertClose(got, want, 1e-9, 1e-12);
+      },
+    ),
+  );
 });
 
 test('krum and multiKrum: match the naive reference on vectors in general position', () => {
-  fc.assert(fc.property(krumNF, fc.integer({ min: 1, max: 6 }), fc.nat(), fc.integer({ min: 1, max: 20 }), ({ f, n }, d, seed, mRaw) => {
-    const vs = generic(n, d, seed);
-    const naive = naiveScores(vs.map(arr), n - f - 2);
-    const va = vs.map(arr);
-    assert.deepEqual(arr(krum(vs, f)), va[argmin(naive, va)]);
-    const m = 1 + (mRaw % n);
-    const order = naive.map((s, i) => [s, i]).sort((a, b) => a[0] - b[0] || (lexLess(va[a[1]], va[b[1]]) ? -1 : 1)).map((x) => x[1]);
-    const best = order.slice(0, m).map((i) => arr(vs[i]));
-    assertClose(multiKrum(vs, f, m), Array.from(vs[0], (_, j) => mean(column(best, j))), ABS, REL);
-    assert.deepEqual(krumSelect(vs, f, m), order.slice(0, m));
-  }));
+  fc.assert(
+    fc.property(
+      krumNF,
+      fc.integer({ min: 1, max: 6 }),
+      fc.nat(),
+      fc.integer({ min: 1, max: 20 }),
+      ({ f, n }, d, seed, mRaw) => {
+        const vs = generic(n, d, seed);
+        const naive = naiveScores(vs.map(arr), n - f - 2);
+        const va = vs.map(arr);
+        assert.deepEqual(arr(krum(vs, f)), va[argmin(naive, va)]);
+        const m = 1 + (mRaw % n);
+        const order = naive
+          .map((s, i) => [s, i])
+          .sort((a, b) => a[0] - b[0] || (lexLess(va[a[1]], va[b[1]]) ? -1 : 1))
+          .map((x) => x[1]);
+        const best = order.slice(0, m).map((i) => arr(vs[i]));
+        assertClose(
+          multiKrum(vs, f, m),
+          Array.from(vs[0], (_, j) => mean(column(best, j))),
+          ABS,
+          REL,
+        );
+        assert.deepEqual(krumSelect(vs, f, m), order.slice(0, m));
+      },
+    ),
+  );
 });
 
 test('krum picks one of its inputs; multiKrum stays within the coordinate min/max; both ignore input order', () => {
-  fc.assert(fc.property(fCase(krumNF), ({ f, vs, perm }) => {
-    const k = krum(vs, f);
-    assert.ok(vs.some((v) => arr(v).every((x, j) => x === k[j])), 'krum output is one of the inputs');
-    const mk = multiKrum(vs, f);
-    assertWithinRange(mk, vs, 'multiKrum');
-    const pv = perm.map((i) => vs[i]);
-    assert.ok(bitsEqual(krum(pv, f), k), 'krum is permutation invariant');
-    assert.ok(bitsEqual(multiKrum(pv, f), mk), 'multiKrum is permutation invariant');
-    // Multi-Krum with f = 0 and m = n averages everything
-    assertClose(multiKrum(vs, 0, vs.length), weightedAverage(vs, vs.map(() => 1)), ABS, REL, coordScale(vs));
-  }));
+  fc.assert(
+    fc.property(fCase(krumNF), ({ f, vs, perm }) => {
+      const k = krum(vs, f);
+      assert.ok(
+        vs.some((v) => arr(v).every((x, j) => x === k[j])),
+        'krum output is one of the inputs',
+      );
+      const mk = multiKrum(vs, f);
+      assertWithinRange(mk, vs, 'multiKrum');
+      const pv = perm.map((i) => vs[i]);
+      assert.ok(bitsEqual(krum(pv, f), k), 'krum is permutation invariant');
+      assert.ok(bitsEqual(multiKrum(pv, f), mk), 'multiKrum is permutation invariant');
+      // Multi-Krum with f = 0 and m = n averages everything
+      assertClose(
+        multiKrum(vs, 0, vs.length),
+        weightedAverage(
+          vs,
+          vs.map(() => 1),
+        ),
+        ABS,
+        REL,
+        coordScale(vs),
+      );
+    }),
+  );
 });
 
 // ---------- Bulyan ----------
@@ -217,59 +326,93 @@ test('krum picks one of its inputs; multiKrum stays within the coordinate min/ma
 test('bulyan: hand-computed n = 7, f = 1', () => {
   // theta = 5 selected by repeated Krum, beta = 3 closest to the median of the selected.
   const vs = [f32([0]), f32([1]), f32([2]), f32([3]), f32([4]), f32([50]), f32([-60])];
-  assert.deepEqual(bulyanSelect(vs, 1).sort((a, b) => a - b), [0, 1, 2, 3, 4]);
+  assert.deepEqual(
+    bulyanSelect(vs, 1).sort((a, b) => a - b),
+    [0, 1, 2, 3, 4],
+  );
   assert.deepEqual(arr(bulyan(vs, 1)), [2]); // median 2, closest three: 1, 2, 3
 });
 
 test('bulyan: matches the naive reference on vectors in general position', () => {
-  fc.assert(fc.property(bulyanNF, fc.integer({ min: 1, max: 6 }), fc.nat(), ({ f, n }, d, seed) => {
-    const vs = generic(n, d, seed);
-    assertClose(bulyan(vs, f), naiveBulyan(vs.map(arr), f), ABS, REL);
-  }));
+  fc.assert(
+    fc.property(bulyanNF, fc.integer({ min: 1, max: 6 }), fc.nat(), ({ f, n }, d, seed) => {
+      const vs = generic(n, d, seed);
+      assertClose(bulyan(vs, f), naiveBulyan(vs.map(arr), f), ABS, REL);
+    }),
+  );
 });
 
 test('bulyan: within the coordinate min/max, permutation invariant, f = 0 is the mean', () => {
-  fc.assert(fc.property(fCase(bulyanNF), ({ f, vs, perm }) => {
-    const b = bulyan(vs, f);
-    assertWithinRange(b, vs, 'bulyan');
-    assert.ok(bitsEqual(bulyan(perm.map((i) => vs[i]), f), b), 'bulyan is permutation invariant');
-    assertClose(bulyan(vs, 0), weightedAverage(vs, vs.map(() => 1)), ABS, REL, coordScale(vs));
-  }));
+  fc.assert(
+    fc.property(fCase(bulyanNF), ({ f, vs, perm }) => {
+      const b = bulyan(vs, f);
+      assertWithinRange(b, vs, 'bulyan');
+      assert.ok(
+        bitsEqual(
+          bulyan(
+            perm.map((i) => vs[i]),
+            f,
+          ),
+          b,
+        ),
+        'bulyan is permutation invariant',
+      );
+      assertClose(
+        bulyan(vs, 0),
+        weightedAverage(
+          vs,
+          vs.map(() => 1),
+        ),
+        ABS,
+        REL,
+        coordScale(vs),
+      );
+    }),
+  );
 });
 
 // ---------- shared properties of the coordinate-wise rules ----------
 
 test('median and trimmed mean: within the coordinate min/max, permutation invariant, deterministic, inputs untouched', () => {
-  fc.assert(fc.property(withPerm(updates(1, 10)), fc.integer({ min: 0, max: 9 }), ({ vs, perm }, p) => {
-    const before = copies(vs);
-    const med = coordinateMedian(vs);
-    const tm = trimmedMean(vs, p / 20);
-    assertWithinRange(med, vs, 'median');
-    assertWithinRange(tm, vs, 'trimmed mean');
-    const pv = perm.map((i) => vs[i]);
-    assert.ok(bitsEqual(coordinateMedian(pv), med));
-    assert.ok(bitsEqual(trimmedMean(pv, p / 20), tm));
-    assert.ok(bitsEqual(coordinateMedian(vs), med));
-    vs.forEach((v, i) => assert.ok(bitsEqual(v, before[i]), 'input mutated'));
-  }));
+  fc.assert(
+    fc.property(withPerm(updates(1, 10)), fc.integer({ min: 0, max: 9 }), ({ vs, perm }, p) => {
+      const before = copies(vs);
+      const med = coordinateMedian(vs);
+      const tm = trimmedMean(vs, p / 20);
+      assertWithinRange(med, vs, 'median');
+      assertWithinRange(tm, vs, 'trimmed mean');
+      const pv = perm.map((i) => vs[i]);
+      assert.ok(bitsEqual(coordinateMedian(pv), med));
+      assert.ok(bitsEqual(trimmedMean(pv, p / 20), tm));
+      assert.ok(bitsEqual(coordinateMedian(vs), med));
+      vs.forEach((v, i) => assert.ok(bitsEqual(v, before[i]), 'input mutated'));
+    }),
+  );
 });
 
 // ---------- robustness: f Byzantine updates placed anywhere far away ----------
 
 /** Honest updates in [-1000, 1000] and f Byzantine ones; `far` puts each Byzantine value at 1e8..2e8 in magnitude. */
 const attackCase = (nOf: (f: number) => fc.Arbitrary<number>, maxF: number) =>
-  fc.integer({ min: 1, max: maxF }).chain((f) => fc.record({
-    f: fc.constant(f),
-    d: fc.integer({ min: 1, max: 6 }),
-    n: nOf(f),
-    seed: fc.nat(),
-    collude: fc.boolean(),
-  })).chain(({ f, d, n, seed, collude }) => fc.record({
-    f: fc.constant(f),
-    honest: fc.array(vec(d), { minLength: n - f, maxLength: n - f }),
-    seed: fc.constant(seed),
-    collude: fc.constant(collude),
-  }));
+  fc
+    .integer({ min: 1, max: maxF })
+    .chain((f) =>
+      fc.record({
+        f: fc.constant(f),
+        d: fc.integer({ min: 1, max: 6 }),
+        n: nOf(f),
+        seed: fc.nat(),
+        collude: fc.boolean(),
+      }),
+    )
+    .chain(({ f, d, n, seed, collude }) =>
+      fc.record({
+        f: fc.constant(f),
+        honest: fc.array(vec(d), { minLength: n - f, maxLength: n - f }),
+        seed: fc.constant(seed),
+        collude: fc.constant(collude),
+      }),
+    );
 
 function byzantine(f: number, d: number, seed: number, collude: boolean, scale = 1): Float32Array[] {
   const rng = new Rng(seed);
@@ -279,42 +422,66 @@ function byzantine(f: number, d: number, seed: number, collude: boolean, scale =
 }
 
 test('robustness: median and trimmed mean (k >= f) stay in the honest range whatever the Byzantine values', () => {
-  fc.assert(fc.property(attackCase((f) => fc.integer({ min: 2 * f + 1, max: 2 * f + 8 }), 4), fc.boolean(), ({ f, honest, seed, collude }, huge) => {
-    const d = honest[0].length;
-    // any Byzantine values at all, including +-3.4e38
-    const bad = huge ? byzantine(f, d, seed, collude).map((v) => v.map((x) => Math.sign(x) * 3.4e38)) : byzantine(f, d, seed, collude);
-    const all = [...honest, ...bad];
-    const n = all.length;
-    assertWithinRange(coordinateMedian(all), honest, 'median');
-    const beta = f / n; // trims exactly f from each side
-    assert.equal(trimCount(n, beta), f);
-    assertWithinRange(trimmedMean(all, beta), honest, 'trimmed mean');
-    // moving the Byzantine updates 10x further changes nothing
-    const further = [...honest, ...byzantine(f, d, seed, collude, 10)];
-    if (!huge) {
-      assert.ok(bitsEqual(coordinateMedian(further), coordinateMedian(all)));
-      assert.ok(bitsEqual(trimmedMean(further, beta), trimmedMean(all, beta)));
-    }
-  }));
+  fc.assert(
+    fc.property(
+      attackCase((f) => fc.integer({ min: 2 * f + 1, max: 2 * f + 8 }), 4),
+      fc.boolean(),
+      ({ f, honest, seed, collude }, huge) => {
+        const d = honest[0].length;
+        // any Byzantine values at all, including +-3.4e38
+        const bad = huge
+          ? byzantine(f, d, seed, collude).map((v) => v.map((x) => Math.sign(x) * 3.4e38))
+          : byzantine(f, d, seed, collude);
+        const all = [...honest, ...bad];
+        const n = all.length;
+        assertWithinRange(coordinateMedian(all), honest, 'median');
+        const beta = f / n; // trims exactly f from each side
+        assert.equal(trimCount(n, beta), f);
+        assertWithinRange(trimmedMean(all, beta), honest, 'trimmed mean');
+        // moving the Byzantine updates 10x further changes nothing
+        const further = [...honest, ...byzantine(f, d, seed, collude, 10)];
+        if (!huge) {
+          assert.ok(bitsEqual(coordinateMedian(further), coordinateMedian(all)));
+          assert.ok(bitsEqual(trimmedMean(further, beta), trimmedMean(all, beta)));
+        }
+      },
+    ),
+  );
 });
 
 test('robustness: Krum, Multi-Krum and Bulyan ignore far-away Byzantine updates', () => {
-  fc.assert(fc.property(attackCase((f) => fc.integer({ min: 4 * f + 3, max: 4 * f + 6 }), 3), ({ f, honest, seed, collude }) => {
-    const d = honest[0].length;
-    const all = [...honest, ...byzantine(f, d, seed, collude)];
-    const further = [...honest, ...byzantine(f, d, seed, collude, 10)];
-    const k = krum(all, f);
-    assert.ok(honest.some((v) => bitsEqual(v.map((x) => x + 0), k)), 'krum picks an honest update');
-    assert.ok(bitsEqual(krum(further, f), k));
-    const mk = multiKrum(all, f);
-    assertWithinRange(mk, honest, 'multiKrum');
-    assert.ok(bitsEqual(multiKrum(further, f), mk));
-    // Multi-Krum with m = n - f keeps exactly the honest updates
-    assert.deepEqual(krumSelect(all, f, all.length - f).sort((a, b) => a - b), honest.map((_, i) => i));
-    const b = bulyan(all, f);
-    assertWithinRange(b, honest, 'bulyan');
-    if (!collude) assert.ok(bitsEqual(bulyan(further, f), b));
-  }));
+  fc.assert(
+    fc.property(
+      attackCase((f) => fc.integer({ min: 4 * f + 3, max: 4 * f + 6 }), 3),
+      ({ f, honest, seed, collude }) => {
+        const d = honest[0].length;
+        const all = [...honest, ...byzantine(f, d, seed, collude)];
+        const further = [...honest, ...byzantine(f, d, seed, collude, 10)];
+        const k = krum(all, f);
+        assert.ok(
+          honest.some((v) =>
+            bitsEqual(
+              v.map((x) => x + 0),
+              k,
+            ),
+          ),
+          'krum picks an honest update',
+        );
+        assert.ok(bitsEqual(krum(further, f), k));
+        const mk = multiKrum(all, f);
+        assertWithinRange(mk, honest, 'multiKrum');
+        assert.ok(bitsEqual(multiKrum(further, f), mk));
+        // Multi-Krum with m = n - f keeps exactly the honest updates
+        assert.deepEqual(
+          krumSelect(all, f, all.length - f).sort((a, b) => a - b),
+          honest.map((_, i) => i),
+        );
+        const b = bulyan(all, f);
+        assertWithinRange(b, honest, 'bulyan');
+        if (!collude) assert.ok(bitsEqual(bulyan(further, f), b));
+      },
+    ),
+  );
 });
 
 // ---------- norm clipping ----------
@@ -323,17 +490,19 @@ test('clipByNorm: matches v * min(1, c / |v|), bounds the norm, keeps short vect
   assert.deepEqual(arr(clipByNorm(f32([3, 4]), 1)), [Math.fround(0.6), Math.fround(0.8)]);
   assert.deepEqual(arr(clipByNorm(f32([3, 4]), 5)), [3, 4]);
   assert.equal(l2Norm(f32([3, 4])), 5);
-  fc.assert(fc.property(updates(1, 4), fc.double({ min: 1e-3, max: 1e4, noNaN: true }), (vs, c) => {
-    const clipped = clipUpdates(vs, c);
-    vs.forEach((v, i) => {
-      const x = arr(v);
-      const norm = Math.sqrt(x.reduce((a, b) => a + b * b, 0));
-      const want = x.map((t) => t * Math.min(1, c / norm || 1));
-      assertClose(clipped[i], want, 1e-30, 2 ** -23);
-      assert.ok(l2Norm(clipped[i]) <= c * (1 + 1e-6), `norm ${l2Norm(clipped[i])} > ${c}`);
-      if (norm <= c) assert.ok(bitsEqual(clipped[i], v));
-    });
-  }));
+  fc.assert(
+    fc.property(updates(1, 4), fc.double({ min: 1e-3, max: 1e4, noNaN: true }), (vs, c) => {
+      const clipped = clipUpdates(vs, c);
+      vs.forEach((v, i) => {
+        const x = arr(v);
+        const norm = Math.sqrt(x.reduce((a, b) => a + b * b, 0));
+        const want = x.map((t) => t * Math.min(1, c / norm || 1));
+        assertClose(clipped[i], want, 1e-30, 2 ** -23);
+        assert.ok(l2Norm(clipped[i]) <= c * (1 + 1e-6), `norm ${l2Norm(clipped[i])} > ${c}`);
+        if (norm <= c) assert.ok(bitsEqual(clipped[i], v));
+      });
+    }),
+  );
 });
 
 // ---------- attacks ----------
@@ -347,7 +516,11 @@ test('attacks: sign-flip, scale and gaussian follow their definitions; label fli
   assert.deepEqual(arr(attackUpdate('scale', honest, g, 10, rng)), [11, 2, -17]);
   const a = attackUpdate('gaussian', honest, g, 2, new Rng(5));
   const r = new Rng(5);
-  assert.deepEqual(arr(a), arr(g).map((x) => Math.fround(x + 2 * r.normal())), 'g + sigma * N(0, 1), seeded');
+  assert.deepEqual(
+    arr(a),
+    arr(g).map((x) => Math.fround(x + 2 * r.normal())),
+    'g + sigma * N(0, 1), seeded',
+  );
   assert.ok(bitsEqual(attackUpdate('gaussian', honest, g, 2, new Rng(5)), a), 'same seed, same noise');
   // sample variance of a long gaussian attack is about sigma^2
   const z = attackUpdate('gaussian', new Float32Array(20000), new Float32Array(20000), 3, new Rng(9));
@@ -357,7 +530,10 @@ test('attacks: sign-flip, scale and gaussian follow their definitions; label fli
   assert.throws(() => flipLabels(new Int32Array([10]), 10), /label 10 at 0 is outside \[0, 10\)/);
   assert.throws(() => flipLabels(new Int32Array([0]), 0), /classification/);
   assert.throws(() => attackUpdate('scale', honest, g, 0, rng), /scale must be a finite number > 0/);
-  assert.throws(() => attackUpdate('scale', honest, f32([1]), 1, rng), /honest has length 3 but reference has length 1/);
+  assert.throws(
+    () => attackUpdate('scale', honest, f32([1]), 1, rng),
+    /honest has length 3 but reference has length 1/,
+  );
 });
 
 // ---------- input validation ----------

@@ -48,7 +48,8 @@ function checkUpdates(updates: readonly Float32Array[], fn: string): number {
 }
 
 function checkF(f: number, fn: string): void {
-  if (!Number.isInteger(f) || f < 0) throw new Error(`${fn}: f (Byzantine updates to tolerate) must be a whole number >= 0, got ${f}`);
+  if (!Number.isInteger(f) || f < 0)
+    throw new Error(`${fn}: f (Byzantine updates to tolerate) must be a whole number >= 0, got ${f}`);
 }
 
 /** In-place ascending sort of col[0..n); insertion sort for the small n of a round, the built-in above. */
@@ -98,7 +99,8 @@ export function coordinateMedian(updates: readonly Float32Array[]): Float32Array
  * FedTrimmedAvg uses), with a 1e-9 allowance so that e.g. beta 0.29 of 100 trims 29, not 28.
  */
 export function trimCount(n: number, beta: number): number {
-  if (typeof beta !== 'number' || !(beta >= 0 && beta < 0.5)) throw new Error(`trimmedMean: beta (fraction trimmed from each side) must be in [0, 0.5), got ${beta}`);
+  if (typeof beta !== 'number' || !(beta >= 0 && beta < 0.5))
+    throw new Error(`trimmedMean: beta (fraction trimmed from each side) must be in [0, 0.5), got ${beta}`);
   return Math.floor(beta * n + 1e-9);
 }
 
@@ -174,7 +176,8 @@ function rankByScore(updates: readonly Float32Array[], set: readonly number[], s
 
 function checkKrum(n: number, f: number, fn: string): void {
   checkF(f, fn);
-  if (n < 2 * f + 3) throw new Error(`${fn}: needs n >= 2f + 3 updates (Blanchard et al. 2017), got n = ${n} for f = ${f}`);
+  if (n < 2 * f + 3)
+    throw new Error(`${fn}: needs n >= 2f + 3 updates (Blanchard et al. 2017), got n = ${n} for f = ${f}`);
 }
 
 /**
@@ -197,7 +200,8 @@ function selectByKrum(updates: readonly Float32Array[], d: number, f: number, m:
 }
 
 function checkM(n: number, m: number, fn: string): void {
-  if (!Number.isInteger(m) || m < 1 || m > n) throw new Error(`${fn}: m must be a whole number from 1 to n = ${n}, got ${m}`);
+  if (!Number.isInteger(m) || m < 1 || m > n)
+    throw new Error(`${fn}: m must be a whole number from 1 to n = ${n}, got ${m}`);
 }
 
 /** Indices of the m updates with the lowest Krum scores, best first (ties: lexicographic by vector). */
@@ -260,7 +264,8 @@ export function bulyanSelect(updates: readonly Float32Array[], f: number): numbe
 
 function checkBulyan(n: number, f: number, fn: string): void {
   checkF(f, fn);
-  if (n < 4 * f + 3) throw new Error(`${fn}: needs n >= 4f + 3 updates (El Mhamdi et al. 2018), got n = ${n} for f = ${f}`);
+  if (n < 4 * f + 3)
+    throw new Error(`${fn}: needs n >= 4f + 3 updates (El Mhamdi et al. 2018), got n = ${n} for f = ${f}`);
 }
 
 /**
@@ -310,7 +315,8 @@ export function l2Norm(v: Float32Array): number {
  * to Float32, so its norm may exceed maxNorm by a relative ~1e-7.
  */
 export function clipByNorm(v: Float32Array, maxNorm: number): Float32Array {
-  if (typeof maxNorm !== 'number' || !(maxNorm > 0) || !Number.isFinite(maxNorm)) throw new Error(`clipByNorm: maxNorm must be a finite number > 0, got ${maxNorm}`);
+  if (typeof maxNorm !== 'number' || !(maxNorm > 0) || !Number.isFinite(maxNorm))
+    throw new Error(`clipByNorm: maxNorm must be a finite number > 0, got ${maxNorm}`);
   const norm = l2Norm(v);
   if (!Number.isFinite(norm)) throw new Error(`clipByNorm: the vector has a non-finite norm (${norm})`);
   if (norm <= maxNorm) return new Float32Array(v);
@@ -357,8 +363,10 @@ export function attackUpdate(
   scale: number,
   rng: Rng,
 ): Float32Array {
-  if (honest.length !== reference.length) throw new Error(`attackUpdate: honest has length ${honest.length} but reference has length ${reference.length}`);
-  if (!(scale > 0) || !Number.isFinite(scale)) throw new Error(`attackUpdate: scale must be a finite number > 0, got ${scale}`);
+  if (honest.length !== reference.length)
+    throw new Error(`attackUpdate: honest has length ${honest.length} but reference has length ${reference.length}`);
+  if (!(scale > 0) || !Number.isFinite(scale))
+    throw new Error(`attackUpdate: scale must be a finite number > 0, got ${scale}`);
   const n = honest.length;
   const out = new Float32Array(n);
   switch (kind) {
@@ -378,7 +386,8 @@ export function attackUpdate(
 
 /** Label flipping: y -> numClasses - 1 - y, a new array. Throws on a label outside [0, numClasses). */
 export function flipLabels(y: Int32Array, numClasses: number): Int32Array {
-  if (!Number.isInteger(numClasses) || numClasses < 2) throw new Error(`flipLabels: needs a classification task with >= 2 classes, got ${numClasses}`);
+  if (!Number.isInteger(numClasses) || numClasses < 2)
+    throw new Error(`flipLabels: needs a classification task with >= 2 classes, got ${numClasses}`);
   const out = new Int32Array(y.length);
   for (let i = 0; i < y.length; i++) {
     const c = y[i];

@@ -22,12 +22,21 @@ test('sampleCount edge cases', () => {
 
 test('sampleCount is ceil(fraction * N) for exact decimal fractions, within [min(minNodes, N), N]', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 100_000 }), fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: 50 }), (n, permille, minNodes) => {
-      const k = sampleCount(n, permille / 1000, minNodes);
-      // exact integer arithmetic: ceil(permille * n / 1000)
-      const exact = Math.floor((permille * n + 999) / 1000);
-      assert.equal(k, Math.min(n, Math.max(minNodes, exact)), `n=${n} fraction=${permille / 1000} minNodes=${minNodes}`);
-    }),
+    fc.property(
+      fc.integer({ min: 0, max: 100_000 }),
+      fc.integer({ min: 1, max: 1000 }),
+      fc.integer({ min: 1, max: 50 }),
+      (n, permille, minNodes) => {
+        const k = sampleCount(n, permille / 1000, minNodes);
+        // exact integer arithmetic: ceil(permille * n / 1000)
+        const exact = Math.floor((permille * n + 999) / 1000);
+        assert.equal(
+          k,
+          Math.min(n, Math.max(minNodes, exact)),
+          `n=${n} fraction=${permille / 1000} minNodes=${minNodes}`,
+        );
+      },
+    ),
     { numRuns: 1000 },
   );
 });
@@ -37,7 +46,8 @@ test('sampleCount is exactly ceil(p% of N) for every whole percentage and N up t
     for (let pct = 1; pct <= 100; pct++) {
       const exact = Math.floor((pct * n + 99) / 100);
       const k = sampleCount(n, pct / 100, 1);
-      if (k !== Math.min(n, Math.max(1, exact))) assert.fail(`sampleCount(${n}, ${pct / 100}, 1) = ${k}, expected ${Math.min(n, Math.max(1, exact))}`);
+      if (k !== Math.min(n, Math.max(1, exact)))
+        assert.fail(`sampleCount(${n}, ${pct / 100}, 1) = ${k}, expected ${Math.min(n, Math.max(1, exact))}`);
     }
   }
 });
@@ -86,7 +96,8 @@ test('sampleNodes: different seeds pick different subsets, and every node gets p
 });
 
 test('bad fraction or minNodes throw', () => {
-  for (const f of [0, -0.1, 1.0001, 2, NaN, Infinity]) assert.throws(() => sampleCount(10, f, 1), /fraction/, `fraction ${f}`);
+  for (const f of [0, -0.1, 1.0001, 2, NaN, Infinity])
+    assert.throws(() => sampleCount(10, f, 1), /fraction/, `fraction ${f}`);
   for (const m of [0, -1, 1.5, NaN]) assert.throws(() => sampleCount(10, 0.5, m), /minimum/, `minNodes ${m}`);
   assert.throws(() => sampleNodes([1, 2, 3], 0, 1, new Rng(1)));
   assert.throws(() => sampleNodes([1, 2, 3], 0.5, 0, new Rng(1)));

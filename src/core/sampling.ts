@@ -5,7 +5,8 @@ import { uniform53 } from './random-words.js';
 
 export function sampleCount(available: number, fraction: number, minNodes: number): number {
   if (!(fraction > 0 && fraction <= 1)) throw new Error(`fraction must be in (0, 1], got ${fraction}`);
-  if (!Number.isInteger(minNodes) || minNodes < 1) throw new Error(`minimum nodes must be a whole number >= 1, got ${minNodes}`);
+  if (!Number.isInteger(minNodes) || minNodes < 1)
+    throw new Error(`minimum nodes must be a whole number >= 1, got ${minNodes}`);
   return Math.min(available, Math.max(minNodes, Math.ceil(fraction * available - 1e-9)));
 }
 

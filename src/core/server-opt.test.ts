@@ -71,7 +71,11 @@ const f32 = (xs: number[]) => new Float32Array(xs);
 const arr = (v: Float32Array) => Array.from(v);
 
 /** Runs an optimizer over a sequence of inputs, feeding each output back as the next global. */
-function run(opt: ReturnType<typeof makeServerOptimizer>, global: Float32Array, inputs: Float32Array[]): Float32Array[] {
+function run(
+  opt: ReturnType<typeof makeServerOptimizer>,
+  global: Float32Array,
+  inputs: Float32Array[],
+): Float32Array[] {
   const out: Float32Array[] = [];
   let g = global;
   for (const x of inputs) {
@@ -100,9 +104,12 @@ const CONFIGS: [ServerOptName, ServerOptHyper][] = [
 ];
 
 const MAG = Math.fround(10);
-const vec = (n: number) => fc.float32Array({ minLength: n, maxLength: n, min: -MAG, max: MAG, noNaN: true, noDefaultInfinity: true });
+const vec = (n: number) =>
+  fc.float32Array({ minLength: n, maxLength: n, min: -MAG, max: MAG, noNaN: true, noDefaultInfinity: true });
 /** A starting model and 5 rounds of inputs of a common length. */
-const sequence = fc.integer({ min: 0, max: 10 }).chain((n) => fc.record({ global: vec(n), inputs: fc.array(vec(n), { minLength: 5, maxLength: 5 }) }));
+const sequence = fc
+  .integer({ min: 0, max: 10 })
+  .chain((n) => fc.record({ global: vec(n), inputs: fc.array(vec(n), { minLength: 5, maxLength: 5 }) }));
 
 // ---------- hand-computed examples ----------
 
@@ -155,7 +162,12 @@ test('sgd / adam (gradient input): hand-computed steps', () => {
   // Bias-corrected Adam: first step is lr * g / (|g| + eps), i.e. about lr against the gradient's sign.
   const adam = makeServerOptimizer('adam', {});
   assert.equal(adam.kind, 'gradient');
-  assertClose(adam.step(f32([0, 0, 5]), f32([2, -1, 0])), [(-0.001 * 2) / (2 + 1e-7), 0.001 / (1 + 1e-7), 5], 1e-10, 1e-6);
+  assertClose(
+    adam.step(f32([0, 0, 5]), f32([2, -1, 0])),
+    [(-0.001 * 2) / (2 + 1e-7), 0.001 / (1 + 1e-7), 5],
+    1e-10,
+    1e-6,
+  );
 });
 
 test('defaults are the documented ones and are reported in state().hyper', () => {
@@ -193,12 +205,15 @@ test('5-round sequences match the naive reference for every optimizer', () => {
 
 test('fedavg with eta = 1 applied to the mean delta equals weightedAverage of the locals', () => {
   const MAGL = Math.fround(100);
-  const v = (n: number) => fc.float32Array({ minLength: n, maxLength: n, min: -MAGL, max: MAGL, noNaN: true, noDefaultInfinity: true });
+  const v = (n: number) =>
+    fc.float32Array({ minLength: n, maxLength: n, min: -MAGL, max: MAGL, noNaN: true, noDefaultInfinity: true });
   const c = fc.tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 10 })).chain(([k, n]) =>
     fc.record({
       global: v(n),
       locals: fc.array(v(n), { minLength: k, maxLength: k }),
-      weights: fc.array(fc.integer({ min: 0, max: 10_000 }), { minLength: k, maxLength: k }).filter((w) => w.some((x) => x > 0)),
+      weights: fc
+        .array(fc.integer({ min: 0, max: 10_000 }), { minLength: k, maxLength: k })
+        .filter((w) => w.some((x) => x > 0)),
     }),
   );
   fc.assert(
@@ -273,7 +288,10 @@ test('restore: explicit hyper overrides the checkpoint (e.g. a new learning rate
 
 test('rejects bad names, hyper-parameters, lengths and checkpoints with clear errors', () => {
   assert.throws(() => makeServerOptimizer('fedprox' as ServerOptName, {}), /unknown server optimizer 'fedprox'/);
-  assert.throws(() => makeServerOptimizer('fedadam', { beta: 0.9 }), /'fedadam': unknown hyper-parameter 'beta' \(accepted: eta, beta1, beta2, tau\)/);
+  assert.throws(
+    () => makeServerOptimizer('fedadam', { beta: 0.9 }),
+    /'fedadam': unknown hyper-parameter 'beta' \(accepted: eta, beta1, beta2, tau\)/,
+  );
   assert.throws(() => makeServerOptimizer('fedavg', { lr: 0.1 }), /unknown hyper-parameter 'lr'/);
   assert.throws(() => makeServerOptimizer('sgd', { foo: 1 } as ServerOptHyper), /unknown hyper-parameter 'foo'/);
   assert.throws(() => makeServerOptimizer('fedadam', { eta: NaN }), /'eta' must be a finite number, got NaN/);
@@ -295,12 +313,27 @@ test('rejects bad names, hyper-parameters, lengths and checkpoints with clear er
   assert.throws(() => makeServerOptimizer('fedadam', {}, { ...s, round: -1 }), /round must be an integer >= 0/);
   assert.throws(() => makeServerOptimizer('fedadam', {}, { ...s, slots: { m: s.slots.m } }), /lacks state slot\(s\) v/);
   assert.throws(() => makeServerOptimizer('fedadam', {}, { ...s, slots: {} }), /lacks state slot\(s\) m, v/);
-  assert.throws(() => makeServerOptimizer('fedadam', {}, { ...s, slots: { ...s.slots, extra: f32([1, 2, 3]) } }), /unexpected state slot 'extra'/);
-  assert.throws(() => makeServerOptimizer('fedadam', {}, { ...s, slots: { m: s.slots.m, v: f32([1]) } }), /different lengths/);
-  assert.throws(() => makeServerOptimizer('fedadam', {}, { ...s, hyper: { ...s.hyper, tau: NaN } }), /'tau' must be a finite number/);
-  assert.throws(() => makeServerOptimizer('fedadam', {}, { ...s, hyper: { gamma: 1 } }), /unknown hyper-parameter 'gamma'/);
+  assert.throws(
+    () => makeServerOptimizer('fedadam', {}, { ...s, slots: { ...s.slots, extra: f32([1, 2, 3]) } }),
+    /unexpected state slot 'extra'/,
+  );
+  assert.throws(
+    () => makeServerOptimizer('fedadam', {}, { ...s, slots: { m: s.slots.m, v: f32([1]) } }),
+    /different lengths/,
+  );
+  assert.throws(
+    () => makeServerOptimizer('fedadam', {}, { ...s, hyper: { ...s.hyper, tau: NaN } }),
+    /'tau' must be a finite number/,
+  );
+  assert.throws(
+    () => makeServerOptimizer('fedadam', {}, { ...s, hyper: { gamma: 1 } }),
+    /unknown hyper-parameter 'gamma'/,
+  );
   const restored = makeServerOptimizer('fedadam', {}, s);
   assert.throws(() => restored.step(f32([1]), f32([0])), /state slot 'm' has length 3/);
   // A round-0 checkpoint has no buffers yet; they are created on the first step.
-  assert.equal(makeServerOptimizer('fedadam', {}, makeServerOptimizer('fedadam', {}).state()).step(f32([1]), f32([0]))[0], 1);
+  assert.equal(
+    makeServerOptimizer('fedadam', {}, makeServerOptimizer('fedadam', {}).state()).step(f32([1]), f32([0]))[0],
+    1,
+  );
 });

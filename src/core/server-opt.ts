@@ -86,16 +86,30 @@ const SPECS: Readonly<Record<ServerOptName, OptSpec>> = {
     defaults: { eta: 0.01, beta1: 0.9, beta2: 0.99, tau: 1e-3 },
     slots: (h) => ({ m: 0, v: h.tau * h.tau }),
   },
-  fedadagrad: { kind: 'delta', defaults: { eta: 0.1, beta1: 0, tau: 1e-9 }, slots: (h) => ({ m: 0, v: h.tau * h.tau }) },
+  fedadagrad: {
+    kind: 'delta',
+    defaults: { eta: 0.1, beta1: 0, tau: 1e-9 },
+    slots: (h) => ({ m: 0, v: h.tau * h.tau }),
+  },
   // Plain SGD keeps no buffer, so a momentum-free checkpoint is not the size of the model.
-  sgd: { kind: 'gradient', defaults: { lr: 0.1, momentum: 0 }, slots: (h): Record<string, number> => (h.momentum > 0 ? { momentum: 0 } : {}) },
-  adam: { kind: 'gradient', defaults: { lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-7 }, slots: () => ({ m: 0, v: 0 }) },
+  sgd: {
+    kind: 'gradient',
+    defaults: { lr: 0.1, momentum: 0 },
+    slots: (h): Record<string, number> => (h.momentum > 0 ? { momentum: 0 } : {}),
+  },
+  adam: {
+    kind: 'gradient',
+    defaults: { lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-7 },
+    slots: () => ({ m: 0, v: 0 }),
+  },
 };
 
 /** The defaults of each optimizer (documented in the table at the top of this file). */
-export const SERVER_OPT_DEFAULTS: Readonly<Record<ServerOptName, Readonly<Record<string, number>>>> = Object.fromEntries(
-  Object.entries(SPECS).map(([k, s]) => [k, s.defaults]),
-) as Record<ServerOptName, Readonly<Record<string, number>>>;
+export const SERVER_OPT_DEFAULTS: Readonly<Record<ServerOptName, Readonly<Record<string, number>>>> =
+  Object.fromEntries(Object.entries(SPECS).map(([k, s]) => [k, s.defaults])) as Record<
+    ServerOptName,
+    Readonly<Record<string, number>>
+  >;
 
 export const SERVER_OPT_NAMES = Object.keys(SPECS) as ServerOptName[];
 
@@ -144,10 +158,13 @@ function resolveHyper(
         );
       }
       if (typeof value !== 'number' || !Number.isFinite(value)) {
-        throw new Error(`server optimizer '${name}': hyper-parameter '${key}' must be a finite number, got ${String(value)}`);
+        throw new Error(
+          `server optimizer '${name}': hyper-parameter '${key}' must be a finite number, got ${String(value)}`,
+        );
       }
       const range = RANGES[key as HyperKey];
-      if (!range.ok(value)) throw new Error(`server optimizer '${name}': hyper-parameter '${key}' must be ${range.text}, got ${value}`);
+      if (!range.ok(value))
+        throw new Error(`server optimizer '${name}': hyper-parameter '${key}' must be ${range.text}, got ${value}`);
       out[key] = value;
     }
   }
@@ -186,7 +203,9 @@ class ServerOpt implements ServerOptimizer {
     }
     for (const [k, s] of Object.entries(this.slots)) {
       if (s.length !== n) {
-        throw new Error(`server optimizer '${this.name}': global has length ${n} but state slot '${k}' has length ${s.length}`);
+        throw new Error(
+          `server optimizer '${this.name}': global has length ${n} but state slot '${k}' has length ${s.length}`,
+        );
       }
     }
     // Check everything before touching state, so a rejected step leaves the optimizer unchanged.
@@ -197,7 +216,8 @@ class ServerOpt implements ServerOptimizer {
     }
     if (Object.keys(this.slots).length === 0) {
       // First step: create the buffers at the model's size (the restore check guarantees round 0 here).
-      for (const [k, init] of Object.entries(SPECS[this.name].slots(this.hyper))) this.slots[k] = new Float32Array(n).fill(init);
+      for (const [k, init] of Object.entries(SPECS[this.name].slots(this.hyper)))
+        this.slots[k] = new Float32Array(n).fill(init);
     }
     const out = new Float32Array(n);
     const h = this.hyper;
@@ -289,7 +309,11 @@ class ServerOpt implements ServerOptimizer {
  * that one stopped; hyper-parameters come from the checkpoint, then `hyper` overrides them
  * (e.g. to change the learning rate on resume).
  */
-export function makeServerOptimizer(name: ServerOptName, hyper: ServerOptHyper = {}, restore?: ServerOptState): ServerOptimizer {
+export function makeServerOptimizer(
+  name: ServerOptName,
+  hyper: ServerOptHyper = {},
+  restore?: ServerOptState,
+): ServerOptimizer {
   if (typeof name !== 'string' || !isServerOptName(name)) {
     throw new Error(`unknown server optimizer '${String(name)}' (known: ${SERVER_OPT_NAMES.join(', ')})`);
   }
@@ -309,11 +333,16 @@ export function makeServerOptimizer(name: ServerOptName, hyper: ServerOptHyper =
   let len = -1;
   for (const [k, s] of given) {
     if (!expected.includes(k)) {
-      throw new Error(`server optimizer '${name}': unexpected state slot '${k}' (expected: ${expected.join(', ') || 'none'})`);
+      throw new Error(
+        `server optimizer '${name}': unexpected state slot '${k}' (expected: ${expected.join(', ') || 'none'})`,
+      );
     }
-    if (!(s instanceof Float32Array)) throw new Error(`server optimizer '${name}': state slot '${k}' must be a Float32Array`);
+    if (!(s instanceof Float32Array))
+      throw new Error(`server optimizer '${name}': state slot '${k}' must be a Float32Array`);
     if (len >= 0 && s.length !== len) {
-      throw new Error(`server optimizer '${name}': state slots have different lengths (${len} and ${s.length} for '${k}')`);
+      throw new Error(
+        `server optimizer '${name}': state slots have different lengths (${len} and ${s.length} for '${k}')`,
+      );
     }
     len = s.length;
     slots[k] = new Float32Array(s); // copy, so the caller's checkpoint is never mutated by later steps
@@ -321,7 +350,9 @@ export function makeServerOptimizer(name: ServerOptName, hyper: ServerOptHyper =
   // Slots are created on the first step; after that a checkpoint missing one cannot be resumed exactly.
   if (given.length === 0 ? round > 0 && expected.length > 0 : given.length !== expected.length) {
     const missing = expected.filter((k) => !(k in slots));
-    throw new Error(`server optimizer '${name}': checkpoint at round ${round} lacks state slot(s) ${missing.join(', ')}`);
+    throw new Error(
+      `server optimizer '${name}': checkpoint at round ${round} lacks state slot(s) ${missing.join(', ')}`,
+    );
   }
   return new ServerOpt(name, resolved, round, slots);
 }

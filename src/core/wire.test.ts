@@ -1,7 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decodeFrame, encodeFrame, FrameError, MAX_HEADER_BYTES, peekHeader, WIRE_VERSION, type Frame, type WireTensor } from './wire.ts';
+import {
+  decodeFrame,
+  encodeFrame,
+  FrameError,
+  MAX_HEADER_BYTES,
+  peekHeader,
+  WIRE_VERSION,
+  type Frame,
+  type WireTensor,
+} from './wire.ts';
 
 // ---------- helpers ----------
 
@@ -73,7 +82,10 @@ function decodeSafely(bytes: Uint8Array, maxBytes?: number): Outcome {
     outcome = { ok: true, frame };
   } catch (e) {
     if (e instanceof assert.AssertionError) throw e;
-    assert.ok(e instanceof FrameError, `expected a FrameError, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+    assert.ok(
+      e instanceof FrameError,
+      `expected a FrameError, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`,
+    );
     assert.equal(typeof e.code, 'string');
     assert.ok(e.code.length > 0, 'FrameError has a code');
     assert.ok(e.message.length > 0, 'FrameError has a message');
@@ -114,7 +126,9 @@ const fieldsArb = fc.dictionary(
 
 const typeArb = fc.string({ maxLength: 16 });
 
-const validFrameArb = fc.tuple(typeArb, fieldsArb, tensorsArb).map(([type, fields, tensors]) => ({ type, fields, tensors, bytes: encodeFrame(type, fields, tensors) }));
+const validFrameArb = fc
+  .tuple(typeArb, fieldsArb, tensorsArb)
+  .map(([type, fields, tensors]) => ({ type, fields, tensors, bytes: encodeFrame(type, fields, tensors) }));
 
 // ---------- round trips ----------
 
@@ -164,8 +178,14 @@ test('round trip property: header fields and tensor bytes preserved; data sectio
       const hl = headerLengthOf(bytes);
       const dataStart = (8 + hl + 3) & ~3;
       assert.equal(dataStart % 4, 0);
-      assert.ok(bytes.subarray(8 + hl, dataStart).every((b) => b === 0), 'padding is zero');
-      assert.equal(bytes.length - dataStart, tensors.reduce((a, t) => a + t.data.byteLength, 0));
+      assert.ok(
+        bytes.subarray(8 + hl, dataStart).every((b) => b === 0),
+        'padding is zero',
+      );
+      assert.equal(
+        bytes.length - dataStart,
+        tensors.reduce((a, t) => a + t.data.byteLength, 0),
+      );
       const entries = headerOf(bytes).tensors as { offset: number; length: number }[];
       for (const e of entries) assert.equal(e.offset % 4, 0, 'tensor offsets are 4-aligned');
 
@@ -206,10 +226,24 @@ test('float16 and int8 tensors: odd lengths are zero-padded so every tensor star
     assert.deepEqual(Array.from(t.data), Array.from(tensors[i].data));
   });
   const header = peekHeader(frame) as unknown as { tensors: { offset: number; length: number }[] };
-  assert.deepEqual(header.tensors.map((t) => [t.offset, t.length]), [[0, 5], [8, 6], [16, 4], [20, 0]]);
+  assert.deepEqual(
+    header.tensors.map((t) => [t.offset, t.length]),
+    [
+      [0, 5],
+      [8, 6],
+      [16, 4],
+      [20, 0],
+    ],
+  );
   // The length must be count * the dtype's size: an int8 tensor claiming float32-sized bytes is refused.
-  assert.throws(() => encodeFrame('t', {}, [{ name: 'q', dtype: 'int8', shape: [2], data: new Uint16Array(2) }]), /dtype/);
-  assert.throws(() => encodeFrame('t', {}, [{ name: 'q', dtype: 'float16', shape: [2], data: new Int8Array(2) }]), /dtype/);
+  assert.throws(
+    () => encodeFrame('t', {}, [{ name: 'q', dtype: 'int8', shape: [2], data: new Uint16Array(2) }]),
+    /dtype/,
+  );
+  assert.throws(
+    () => encodeFrame('t', {}, [{ name: 'q', dtype: 'float16', shape: [2], data: new Int8Array(2) }]),
+    /dtype/,
+  );
 });
 
 test('decoded tensors are copies: changing the input, the source or another tensor afterwards changes nothing', () => {
@@ -231,7 +265,9 @@ test('decoded tensors are copies: changing the input, the source or another tens
 });
 
 test('decodes from a Node Buffer and from an unaligned view into a bigger buffer', () => {
-  const frame = encodeFrame('t', { k: 1 }, [{ name: 'w', dtype: 'float32', shape: [3], data: new Float32Array([1.5, -2, 3]) }]);
+  const frame = encodeFrame('t', { k: 1 }, [
+    { name: 'w', dtype: 'float32', shape: [3], data: new Float32Array([1.5, -2, 3]) },
+  ]);
   // Small Buffers come from a shared pool: their .buffer is the pool, their byteOffset arbitrary.
   const pooled = Buffer.concat([Buffer.from([1, 2, 3]), Buffer.from(frame)]).subarray(3);
   const fromBuffer = decodeFrame(pooled);
@@ -248,7 +284,13 @@ test('decodes from a Node Buffer and from an unaligned view into a bigger buffer
 });
 
 test('encodeFrame rejects tensors its own decoder would reject', () => {
-  const f = (t: Partial<WireTensor>): WireTensor => ({ name: 'w', dtype: 'float32', shape: [2], data: new Float32Array(2), ...t });
+  const f = (t: Partial<WireTensor>): WireTensor => ({
+    name: 'w',
+    dtype: 'float32',
+    shape: [2],
+    data: new Float32Array(2),
+    ...t,
+  });
   assert.throws(() => encodeFrame('t', {}, [f({ shape: [3] })]), /holds 3 values/);
   assert.throws(() => encodeFrame('t', {}, [f({ shape: [-1, -2] })]));
   assert.throws(() => encodeFrame('t', {}, [f({ shape: [1, 1, 1, 1, 1, 1, 1, 1, 1, 2] })]));
@@ -267,7 +309,12 @@ test('encodeFrame rejects tensors its own decoder would reject', () => {
 test('malicious frames are rejected with the right FrameError code', () => {
   const data = new Uint8Array(16);
   const entry = { name: 'w', dtype: 'float32', shape: [2], offset: 0, length: 8 };
-  const hdr = (e: Record<string, unknown>[], extra: Record<string, unknown> = {}) => ({ v: 1, type: 't', tensors: e, ...extra });
+  const hdr = (e: Record<string, unknown>[], extra: Record<string, unknown> = {}) => ({
+    v: 1,
+    type: 't',
+    tensors: e,
+    ...extra,
+  });
   const withEntry = (patch: Record<string, unknown>) => rawFrame(hdr([{ ...entry, ...patch }]), data);
 
   // the unpatched frame is fine, so every rejection below is due to its patch
@@ -382,7 +429,11 @@ const mutationArb = fc.oneof(
   fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
   fc.record({ kind: fc.constant('extend' as const), extra: fc.uint8Array({ minLength: 1, maxLength: 16 }) }),
   fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), count: fc.integer({ min: 1, max: 8 }) }),
-  fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), extra: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
+  fc.record({
+    kind: fc.constant('insert' as const),
+    at: fc.nat(),
+    extra: fc.uint8Array({ minLength: 1, maxLength: 8 }),
+  }),
 );
 
 type Mutation = typeof mutationArb extends fc.Arbitrary<infer M> ? M : never;
@@ -464,20 +515,34 @@ const headerEditArb = fc.oneof(
       fc.jsonValue({ maxDepth: 2 }),
       fc.integer({ min: -64, max: 64 }),
       fc.constantFrom(-1, -4, 1, 2, 3, 2 ** 31, 2 ** 32, 2 ** 53, 1e308, -0, 0.5, 4.5),
-      fc.array(fc.oneof(fc.integer({ min: -2, max: 8 }), fc.constantFrom(2 ** 30, 2 ** 40, 1e300, 0.5)), { maxLength: 10 }),
+      fc.array(fc.oneof(fc.integer({ min: -2, max: 8 }), fc.constantFrom(2 ** 30, 2 ** 40, 1e300, 0.5)), {
+        maxLength: 10,
+      }),
     ),
   }),
   // shift an entry's offset or length by a few bytes
-  fc.record({ kind: fc.constant('nudge' as const), index: fc.nat(), field: fc.constantFrom('offset', 'length'), by: fc.integer({ min: -9, max: 9 }) }),
+  fc.record({
+    kind: fc.constant('nudge' as const),
+    index: fc.nat(),
+    field: fc.constantFrom('offset', 'length'),
+    by: fc.integer({ min: -9, max: 9 }),
+  }),
   // make a name collide with another entry's
   fc.record({ kind: fc.constant('duplicate' as const), index: fc.nat() }),
   // copy an entry (same name) or drop it
   fc.record({ kind: fc.constant('clone' as const), index: fc.nat() }),
   fc.record({ kind: fc.constant('drop' as const), index: fc.nat() }),
   // top-level fields
-  fc.record({ kind: fc.constant('top' as const), field: fc.constantFrom('v', 'type', 'tensors'), value: fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(undefined, 0, 2, '1')) }),
+  fc.record({
+    kind: fc.constant('top' as const),
+    field: fc.constantFrom('v', 'type', 'tensors'),
+    value: fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(undefined, 0, 2, '1')),
+  }),
   // a wrong header length field
-  fc.record({ kind: fc.constant('lengthField' as const), value: fc.oneof(fc.nat(400), fc.constantFrom(MAX_HEADER_BYTES, MAX_HEADER_BYTES + 1, 0xffffffff)) }),
+  fc.record({
+    kind: fc.constant('lengthField' as const),
+    value: fc.oneof(fc.nat(400), fc.constantFrom(MAX_HEADER_BYTES, MAX_HEADER_BYTES + 1, 0xffffffff)),
+  }),
 );
 
 type HeaderEdit = typeof headerEditArb extends fc.Arbitrary<infer E> ? E : never;

@@ -56,52 +56,69 @@ export function encodeFrame(type: string, fields: Record<string, unknown>, tenso
   const names = new Set<string>();
   const entries: TensorEntry[] = tensors.map((t) => {
     // The same rules decodeFrame enforces, so the encoder never produces a frame its decoder rejects.
-    if (typeof t.name !== 'string' || t.name.length === 0 || t.name.length > 256) throw new Error(`tensor name '${String(t.name)}' must be 1 to 256 characters`);
+    if (typeof t.name !== 'string' || t.name.length === 0 || t.name.length > 256)
+      throw new Error(`tensor name '${String(t.name)}' must be 1 to 256 characters`);
     if (names.has(t.name)) throw new Error(`tensor ${t.name} appears twice`);
     names.add(t.name);
     const kind = Object.prototype.toString.call(t.data); // realm-independent, unlike instanceof
     if (!isDtype(t.dtype) || kind !== DTYPES[t.dtype].tag) {
       throw new Error(`tensor ${t.name}: dtype ${String(t.dtype)} does not match its data`);
     }
-    if (t.shape.length > 8 || !t.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`tensor ${t.name}: shape [${t.shape.join(',')}] is not up to 8 whole numbers`);
+    if (t.shape.length > 8 || !t.shape.every((d) => Number.isInteger(d) && d >= 0))
+      throw new Error(`tensor ${t.name}: shape [${t.shape.join(',')}] is not up to 8 whole numbers`);
     const count = t.shape.reduce((a, b) => a * b, 1);
-    if (count !== t.data.length) throw new Error(`tensor ${t.name}: shape [${t.shape.join(',')}] holds ${count} values, data has ${t.data.length}`);
+    if (count !== t.data.length)
+      throw new Error(
+        `tensor ${t.name}: shape [${t.shape.join(',')}] holds ${count} values, data has ${t.data.length}`,
+      );
     const e = { name: t.name, dtype: t.dtype, shape: t.shape, offset, length: t.data.byteLength };
     offset += align4(t.data.byteLength); // every tensor starts 4-byte aligned; short ones are zero-padded
     return e;
   });
   const header = new TextEncoder().encode(JSON.stringify({ ...fields, v: WIRE_VERSION, type, tensors: entries }));
-  if (header.length > MAX_HEADER_BYTES) throw new Error(`frame header of ${header.length} bytes exceeds the limit of ${MAX_HEADER_BYTES}`);
+  if (header.length > MAX_HEADER_BYTES)
+    throw new Error(`frame header of ${header.length} bytes exceeds the limit of ${MAX_HEADER_BYTES}`);
   const dataStart = align4(8 + header.length);
   const out = new Uint8Array(dataStart + offset);
   out.set(new TextEncoder().encode(WIRE_MAGIC), 0);
   new DataView(out.buffer).setUint32(4, header.length, true);
   out.set(header, 8);
-  tensors.forEach((t, i) => out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), dataStart + entries[i].offset));
+  tensors.forEach((t, i) =>
+    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), dataStart + entries[i].offset),
+  );
   return out;
 }
 
 export class FrameError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
 
 /** Decodes and validates a frame; tensor data are copies, aligned and independent of the input buffer. */
 export function decodeFrame(bytes: Uint8Array, maxBytes = 512 * 1024 * 1024): Frame {
-  if (bytes.length > maxBytes) throw new FrameError('too_large', `frame of ${bytes.length} bytes exceeds the limit of ${maxBytes}`);
-  if (bytes.length < 8) throw new FrameError('truncated', `frame of ${bytes.length} bytes is shorter than its 8-byte prefix`);
-  if (new TextDecoder().decode(bytes.subarray(0, 4)) !== WIRE_MAGIC) throw new FrameError('bad_magic', 'frame does not start with EFW1');
+  if (bytes.length > maxBytes)
+    throw new FrameError('too_large', `frame of ${bytes.length} bytes exceeds the limit of ${maxBytes}`);
+  if (bytes.length < 8)
+    throw new FrameError('truncated', `frame of ${bytes.length} bytes is shorter than its 8-byte prefix`);
+  if (new TextDecoder().decode(bytes.subarray(0, 4)) !== WIRE_MAGIC)
+    throw new FrameError('bad_magic', 'frame does not start with EFW1');
   const headerLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
-  if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > bytes.length) throw new FrameError('bad_header', `header length ${headerLength} does not fit the frame`);
+  if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > bytes.length)
+    throw new FrameError('bad_header', `header length ${headerLength} does not fit the frame`);
   let header: Record<string, unknown>;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
   } catch {
     throw new FrameError('bad_header', 'header is not valid UTF-8 JSON');
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new FrameError('bad_header', 'header is not a JSON object');
-  if (header.v !== WIRE_VERSION) throw new FrameError('bad_version', `protocol version ${String(header.v)} is not ${WIRE_VERSION}`);
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw new FrameError('bad_header', 'header is not a JSON object');
+  if (header.v !== WIRE_VERSION)
+    throw new FrameError('bad_version', `protocol version ${String(header.v)} is not ${WIRE_VERSION}`);
   if (typeof header.type !== 'string') throw new FrameError('bad_header', 'header has no message type');
   const entries = header.tensors ?? [];
   if (!Array.isArray(entries)) throw new FrameError('bad_header', 'header.tensors is not a list');
@@ -110,17 +127,34 @@ export function decodeFrame(bytes: Uint8Array, maxBytes = 512 * 1024 * 1024): Fr
   const names = new Set<string>();
   const tensors: WireTensor[] = entries.map((raw: unknown, i: number) => {
     const e = raw as Partial<TensorEntry>;
-    if (typeof e !== 'object' || e === null || typeof e.name !== 'string' || e.name.length === 0 || e.name.length > 256) {
+    if (
+      typeof e !== 'object' ||
+      e === null ||
+      typeof e.name !== 'string' ||
+      e.name.length === 0 ||
+      e.name.length > 256
+    ) {
       throw new FrameError('bad_tensor', `tensor ${i} has no valid name`);
     }
     if (names.has(e.name)) throw new FrameError('bad_tensor', `tensor ${e.name} appears twice`);
     names.add(e.name);
-    if (!isDtype(e.dtype)) throw new FrameError('bad_tensor', `tensor ${e.name}: dtype ${String(e.dtype)} is not one of ${Object.keys(DTYPES).join(', ')}`);
+    if (!isDtype(e.dtype))
+      throw new FrameError(
+        'bad_tensor',
+        `tensor ${e.name}: dtype ${String(e.dtype)} is not one of ${Object.keys(DTYPES).join(', ')}`,
+      );
     if (!Array.isArray(e.shape) || e.shape.length > 8 || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
       throw new FrameError('bad_tensor', `tensor ${e.name}: shape is not a list of up to 8 whole numbers`);
     }
     const count = e.shape.reduce((a: number, b: number) => a * b, 1);
-    if (!Number.isInteger(e.offset) || !Number.isInteger(e.length) || e.offset! < 0 || e.offset! % 4 !== 0 || e.length !== count * DTYPES[e.dtype].bytes || e.offset! + e.length! > dataLength) {
+    if (
+      !Number.isInteger(e.offset) ||
+      !Number.isInteger(e.length) ||
+      e.offset! < 0 ||
+      e.offset! % 4 !== 0 ||
+      e.length !== count * DTYPES[e.dtype].bytes ||
+      e.offset! + e.length! > dataLength
+    ) {
       throw new FrameError('bad_tensor', `tensor ${e.name}: byte range does not match its shape or the frame`);
     }
     // An explicit copy into a fresh buffer: `bytes.slice` on a Node Buffer returns a view into shared (pooled) memory.
@@ -134,16 +168,20 @@ export function decodeFrame(bytes: Uint8Array, maxBytes = 512 * 1024 * 1024): Fr
 
 /** The header of a frame without reading its tensors (for routing); the frame is fully validated later. */
 export function peekHeader(bytes: Uint8Array): Frame['header'] {
-  if (bytes.length < 8) throw new FrameError('truncated', `frame of ${bytes.length} bytes is shorter than its 8-byte prefix`);
-  if (new TextDecoder().decode(bytes.subarray(0, 4)) !== WIRE_MAGIC) throw new FrameError('bad_magic', 'frame does not start with EFW1');
+  if (bytes.length < 8)
+    throw new FrameError('truncated', `frame of ${bytes.length} bytes is shorter than its 8-byte prefix`);
+  if (new TextDecoder().decode(bytes.subarray(0, 4)) !== WIRE_MAGIC)
+    throw new FrameError('bad_magic', 'frame does not start with EFW1');
   const headerLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
-  if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > bytes.length) throw new FrameError('bad_header', `header length ${headerLength} does not fit the frame`);
+  if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > bytes.length)
+    throw new FrameError('bad_header', `header length ${headerLength} does not fit the frame`);
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
   } catch {
     throw new FrameError('bad_header', 'header is not valid UTF-8 JSON');
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new FrameError('bad_header', 'header is not a JSON object');
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw new FrameError('bad_header', 'header is not a JSON object');
   return header as Frame['header'];
 }

@@ -51,7 +51,10 @@ test('quoted fields: commas, doubled quotes, newlines inside quotes, quoted numb
   assert.deepEqual(Array.from(d.x), [1.5, 2]);
   assert.deepEqual(d.classNames, ['a,b', 'c"d']);
   // Line numbers after a multi-line quoted field stay physical.
-  throwsMsg(() => parseCsv('name,v\n"a\nb",1\nc,zz\n', 'q.csv', { label: 'name' }), /^q\.csv line 4: column 'v' value 'zz' is not a number$/);
+  throwsMsg(
+    () => parseCsv('name,v\n"a\nb",1\nc,zz\n', 'q.csv', { label: 'name' }),
+    /^q\.csv line 4: column 'v' value 'zz' is not a number$/,
+  );
 });
 
 test('string labels map to class indices in sorted order with classNames', () => {
@@ -88,8 +91,14 @@ test('explicit task overrides detection', () => {
   const s = parseCsv('a,y\n1,40000\n2,7\n', 's.csv', { task: 'classification' });
   assert.equal(s.numClasses, 2);
   assert.deepEqual(s.classNames, ['7', '40000']);
-  throwsMsg(() => parseCsv('a,y\n1,ok\n', 'r.csv', { task: 'regression' }), /^r\.csv line 2: label column 'y' value 'ok' is not a number \(task is regression\)$/);
-  throwsMsg(() => parseCsv('a,y\n1,2\n', 'r.csv', { task: 'bogus' as 'regression' }), /r\.csv: task must be 'classification' or 'regression'/);
+  throwsMsg(
+    () => parseCsv('a,y\n1,ok\n', 'r.csv', { task: 'regression' }),
+    /^r\.csv line 2: label column 'y' value 'ok' is not a number \(task is regression\)$/,
+  );
+  throwsMsg(
+    () => parseCsv('a,y\n1,2\n', 'r.csv', { task: 'bogus' as 'regression' }),
+    /r\.csv: task must be 'classification' or 'regression'/,
+  );
 });
 
 test('feature errors name the file, line and column', () => {
@@ -101,11 +110,17 @@ test('feature errors name the file, line and column', () => {
   throwsMsg(() => parseCsv('a,b\nInfinity,1\n', 'e.csv'), /line 2: column 'a' value 'Infinity' is not a number/);
   throwsMsg(() => parseCsv('a,b\n1e999,1\n', 'e.csv'), /line 2: column 'a' value '1e999' is out of float32 range/);
   throwsMsg(() => parseCsv('a,b\n0x1f,1\n', 'e.csv'), /line 2: column 'a' value '0x1f' is not a number/);
-  throwsMsg(() => parseCsv('a,b,c\n1,2,0\n1,"x y",0\n', 'e.csv'), /^e\.csv line 3: column 'b' value 'x y' is not a number$/);
+  throwsMsg(
+    () => parseCsv('a,b,c\n1,2,0\n1,"x y",0\n', 'e.csv'),
+    /^e\.csv line 3: column 'b' value 'x y' is not a number$/,
+  );
 });
 
 test('structural errors: field counts, quotes, header problems, empty files', () => {
-  throwsMsg(() => parseCsv('a,b,c\n1,2,3\n\n1,2\n', 'f.csv'), /^f\.csv line 4: expected 3 fields as in the header, found 2$/);
+  throwsMsg(
+    () => parseCsv('a,b,c\n1,2,3\n\n1,2\n', 'f.csv'),
+    /^f\.csv line 4: expected 3 fields as in the header, found 2$/,
+  );
   throwsMsg(() => parseCsv('a,b\n1,2,3\n', 'f.csv'), /^f\.csv line 2: expected 2 fields as in the header, found 3$/);
   throwsMsg(() => parseCsv('a,b\n1,"2\n', 'f.csv'), /^f\.csv line 2: quoted field is never closed$/);
   throwsMsg(() => parseCsv('a,b\n1,"2"x\n', 'f.csv'), /^f\.csv line 2: unexpected character 'x' after a closing quote/);
@@ -114,8 +129,14 @@ test('structural errors: field counts, quotes, header problems, empty files', ()
   throwsMsg(() => parseCsv('a,b\n', 'f.csv'), /^f\.csv: no data rows after the header on line 1$/);
   throwsMsg(() => parseCsv('a,a\n1,2\n', 'f.csv'), /^f\.csv line 1: column name 'a' appears twice/);
   throwsMsg(() => parseCsv('a,,b\n1,2,3\n', 'f.csv'), /^f\.csv line 1: header column 2 has no name/);
-  throwsMsg(() => parseCsv('a,b\n1,2\n', 'f.csv', { label: 'y' }), /^f\.csv: label column 'y' not found; columns are 'a', 'b'$/);
-  throwsMsg(() => parseCsv('a,b\n1,2\n', 'f.csv', { keep: ['z'] }), /^f\.csv: keep column 'z' not found; columns are 'a', 'b'$/);
+  throwsMsg(
+    () => parseCsv('a,b\n1,2\n', 'f.csv', { label: 'y' }),
+    /^f\.csv: label column 'y' not found; columns are 'a', 'b'$/,
+  );
+  throwsMsg(
+    () => parseCsv('a,b\n1,2\n', 'f.csv', { keep: ['z'] }),
+    /^f\.csv: keep column 'z' not found; columns are 'a', 'b'$/,
+  );
   throwsMsg(() => parseCsv('a,b\n1,2\n', 'f.csv', { keep: ['b'] }), /cannot be both the label and a kept column/);
   throwsMsg(() => parseCsv('a,b\n1,2\n', 'f.csv', { keep: ['a'] }), /no feature columns left/);
   throwsMsg(() => parseCsv('a,b\n1,ok\n2,\n', 'f.csv'), /^f\.csv line 3: label column 'b' is empty$/);

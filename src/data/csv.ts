@@ -84,7 +84,9 @@ export function splitCsvRecords(text: string, nameForErrors: string): CsvRecord[
         if (i < n) {
           const c = text.charCodeAt(i);
           if (c !== COMMA && c !== LF && c !== CR) {
-            throw new Error(`${nameForErrors} line ${line}: unexpected character '${text[i]}' after a closing quote (a quote inside a field must be doubled)`);
+            throw new Error(
+              `${nameForErrors} line ${line}: unexpected character '${text[i]}' after a closing quote (a quote inside a field must be doubled)`,
+            );
           }
         }
       } else {
@@ -151,7 +153,8 @@ export function parseCsv(text: string, nameForErrors: string, opts: CsvOptions =
 
   const labelName = opts.label ?? header[header.length - 1];
   const labelCol = seen.get(labelName);
-  if (labelCol === undefined) throw new Error(`${name}: label column '${labelName}' not found; columns are ${quoteList(header)}`);
+  if (labelCol === undefined)
+    throw new Error(`${name}: label column '${labelName}' not found; columns are ${quoteList(header)}`);
   const keep = [...new Set(opts.keep ?? [])];
   for (const k of keep) {
     if (!seen.has(k)) throw new Error(`${name}: keep column '${k}' not found; columns are ${quoteList(header)}`);
@@ -167,18 +170,24 @@ export function parseCsv(text: string, nameForErrors: string, opts: CsvOptions =
   for (let r = 0; r < n; r++) {
     const { line, fields } = rows[r];
     if (fields.length !== header.length) {
-      throw new Error(`${name} line ${line}: expected ${header.length} fields as in the header, found ${fields.length}`);
+      throw new Error(
+        `${name} line ${line}: expected ${header.length} fields as in the header, found ${fields.length}`,
+      );
     }
     for (let j = 0; j < F; j++) {
       const raw = fields[featureCols[j]];
       const v = parseNumber(raw);
-      if (typeof v === 'string') throw new Error(`${name} line ${line}: column '${header[featureCols[j]]}' value '${raw}' ${v}`);
+      if (typeof v === 'string')
+        throw new Error(`${name} line ${line}: column '${header[featureCols[j]]}' value '${raw}' ${v}`);
       x[r * F + j] = v;
     }
   }
 
   const { y, numClasses, classNames, task } = parseLabels(rows, labelCol, labelName, name, opts.task);
-  const extra = keep.length > 0 ? Object.fromEntries(keep.map((k) => [k, rows.map((r) => r.fields[seen.get(k)!].trim())])) : undefined;
+  const extra =
+    keep.length > 0
+      ? Object.fromEntries(keep.map((k) => [k, rows.map((r) => r.fields[seen.get(k)!].trim())]))
+      : undefined;
   const ds: CsvDataset = {
     source: name,
     n,
@@ -217,7 +226,9 @@ function parseLabels(
   if (task === 'regression') {
     const bad = nums.findIndex((v) => typeof v === 'string');
     if (bad >= 0) {
-      throw new Error(`${name} line ${rows[bad].line}: label column '${labelName}' value '${raw[bad]}' ${nums[bad] as string} (task is regression)`);
+      throw new Error(
+        `${name} line ${rows[bad].line}: label column '${labelName}' value '${raw[bad]}' ${nums[bad] as string} (task is regression)`,
+      );
     }
     return { y: Float32Array.from(values), numClasses: 0, task };
   }

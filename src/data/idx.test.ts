@@ -54,27 +54,62 @@ test('parseIdx works on a subarray with an unaligned byteOffset', () => {
 const malformed: [string, Uint8Array, RegExp][] = [
   ['empty', new Uint8Array(0), /^bad\.idx: too short for an IDX header \(0 bytes, need at least 4\)$/],
   ['3 bytes', bytes([0, 0, 8]), /^bad\.idx: too short for an IDX header \(3 bytes/],
-  ['bad magic byte 0', bytes([0x1f, 0x8b, 8, 1], [0, 0, 0, 1], [0]), /^bad\.idx: bad IDX magic: first two bytes are 0x1f 0x8b, expected 0x00 0x00/],
-  ['bad magic byte 1', bytes([0, 1, 8, 1], [0, 0, 0, 1], [0]), /^bad\.idx: bad IDX magic: first two bytes are 0x00 0x01/],
+  [
+    'bad magic byte 0',
+    bytes([0x1f, 0x8b, 8, 1], [0, 0, 0, 1], [0]),
+    /^bad\.idx: bad IDX magic: first two bytes are 0x1f 0x8b, expected 0x00 0x00/,
+  ],
+  [
+    'bad magic byte 1',
+    bytes([0, 1, 8, 1], [0, 0, 0, 1], [0]),
+    /^bad\.idx: bad IDX magic: first two bytes are 0x00 0x01/,
+  ],
   ['unknown type', bytes([0, 0, 0x0a, 1], [0, 0, 0, 1], [0]), /^bad\.idx: unknown IDX type code 0x0a/],
   ['ndim 0', bytes([0, 0, 8, 0]), /^bad\.idx: IDX header gives 0 dimensions, expected 1 to 8$/],
-  ['ndim 9', bytes(header(0x08, [1, 1, 1, 1, 1, 1, 1, 1, 1]), [0]), /^bad\.idx: IDX header gives 9 dimensions, expected 1 to 8$/],
-  ['header cut short', bytes([0, 0, 8, 3], [0, 0, 0, 1]), /^bad\.idx: too short: header with 3 dimensions needs 16 bytes, file has 8$/],
+  [
+    'ndim 9',
+    bytes(header(0x08, [1, 1, 1, 1, 1, 1, 1, 1, 1]), [0]),
+    /^bad\.idx: IDX header gives 9 dimensions, expected 1 to 8$/,
+  ],
+  [
+    'header cut short',
+    bytes([0, 0, 8, 3], [0, 0, 0, 1]),
+    /^bad\.idx: too short: header with 3 dimensions needs 16 bytes, file has 8$/,
+  ],
   ['zero dim', bytes(header(0x08, [2, 0, 3])), /^bad\.idx: dimension 1 is 0 in dims \[2, 0, 3\]$/],
-  ['absurd dims', bytes(header(0x0e, [0xffffffff, 0xffffffff]), [1, 2, 3]), /^bad\.idx: absurd dims \[4294967295, 4294967295\] of float64/],
-  ['truncated', bytes(header(0x08, [2, 3]), [1, 2, 3, 4, 5]), /^bad\.idx: truncated: dims \[2, 3\] of uint8 need 18 bytes, file has 17$/],
-  ['truncated int32', bytes(header(0x0c, [2]), [0, 0, 0, 1, 0, 0]), /^bad\.idx: truncated: dims \[2\] of int32 need 16 bytes, file has 14$/],
-  ['trailing', bytes(header(0x08, [2]), [1, 2, 3, 4]), /^bad\.idx: 2 trailing bytes: dims \[2\] of uint8 need 10 bytes, file has 12$/],
+  [
+    'absurd dims',
+    bytes(header(0x0e, [0xffffffff, 0xffffffff]), [1, 2, 3]),
+    /^bad\.idx: absurd dims \[4294967295, 4294967295\] of float64/,
+  ],
+  [
+    'truncated',
+    bytes(header(0x08, [2, 3]), [1, 2, 3, 4, 5]),
+    /^bad\.idx: truncated: dims \[2, 3\] of uint8 need 18 bytes, file has 17$/,
+  ],
+  [
+    'truncated int32',
+    bytes(header(0x0c, [2]), [0, 0, 0, 1, 0, 0]),
+    /^bad\.idx: truncated: dims \[2\] of int32 need 16 bytes, file has 14$/,
+  ],
+  [
+    'trailing',
+    bytes(header(0x08, [2]), [1, 2, 3, 4]),
+    /^bad\.idx: 2 trailing bytes: dims \[2\] of uint8 need 10 bytes, file has 12$/,
+  ],
 ];
 
 for (const [what, b, re] of malformed) {
   test(`parseIdx rejects a malformed file: ${what}`, () => {
-    assert.throws(() => parseIdx(b, 'bad.idx'), (e: unknown) => {
-      assert.ok(e instanceof Error);
-      assert.match(e.message, re);
-      assert.ok(!e.message.includes('\n'), 'message is one line');
-      return true;
-    });
+    assert.throws(
+      () => parseIdx(b, 'bad.idx'),
+      (e: unknown) => {
+        assert.ok(e instanceof Error);
+        assert.match(e.message, re);
+        assert.ok(!e.message.includes('\n'), 'message is one line');
+        return true;
+      },
+    );
   });
 }
 
@@ -83,7 +118,10 @@ test('readIdx names the path in errors, including a missing file', () => {
   try {
     const p = join(dir, 'broken-idx1-ubyte');
     writeFileSync(p, bytes(header(0x08, [5]), [1, 2]));
-    assert.throws(() => readIdx(p), (e: Error) => e.message.startsWith(`${p}: truncated: dims [5] of uint8 need 13 bytes, file has 10`));
+    assert.throws(
+      () => readIdx(p),
+      (e: Error) => e.message.startsWith(`${p}: truncated: dims [5] of uint8 need 13 bytes, file has 10`),
+    );
     assert.throws(() => readIdx(join(dir, 'nope')), /nope: cannot read IDX file/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -101,7 +139,13 @@ test('property: writeIdx then parseIdx returns the same dims, dtype and data for
     fc.assert(
       fc.property(
         fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 4 }).chain((dims) =>
-          fc.tuple(fc.constant(dims), fc.array(valueArb(dtype), { minLength: dims.reduce((a, b) => a * b, 1), maxLength: dims.reduce((a, b) => a * b, 1) })),
+          fc.tuple(
+            fc.constant(dims),
+            fc.array(valueArb(dtype), {
+              minLength: dims.reduce((a, b) => a * b, 1),
+              maxLength: dims.reduce((a, b) => a * b, 1),
+            }),
+          ),
         ),
         ([dims, values]) => {
           const r = parseIdx(writeIdx(dims, dtype, values), 'rt');
@@ -214,12 +258,18 @@ test('loadIdxDataset: missing files error lists what was looked for', () => {
       'train-images-idx3-ubyte': writeIdx([1, 1, 1], 'uint8', [0]),
       'train-labels-idx1-ubyte': writeIdx([1], 'uint8', [0]),
     });
-    assert.throws(() => loadIdxDataset(dir), (e: Error) => {
-      assert.match(e.message, /missing test images \(looked for t10k-images-idx3-ubyte, t10k-images\.idx3-ubyte, .*test-images-idx3-ubyte/);
-      assert.match(e.message, /test labels \(looked for t10k-labels-idx1-ubyte/);
-      assert.doesNotMatch(e.message, /train images/);
-      return true;
-    });
+    assert.throws(
+      () => loadIdxDataset(dir),
+      (e: Error) => {
+        assert.match(
+          e.message,
+          /missing test images \(looked for t10k-images-idx3-ubyte, t10k-images\.idx3-ubyte, .*test-images-idx3-ubyte/,
+        );
+        assert.match(e.message, /test labels \(looked for t10k-labels-idx1-ubyte/);
+        assert.doesNotMatch(e.message, /train images/);
+        return true;
+      },
+    );
   });
   assert.throws(() => loadIdxDataset(join(tmpdir(), 'edgefed-no-such-dir-xyz')), /does not exist/);
   assert.ok(idxCandidateNames('train images').includes('train-images.idx3-ubyte'));
@@ -239,18 +289,36 @@ function badSet(files: Record<string, Uint8Array>, re: RegExp): void {
 }
 
 test('loadIdxDataset: label count mismatch', () => {
-  badSet({ 'train-labels-idx1-ubyte': writeIdx([3], 'uint8', [0, 1, 2]) }, /train-labels-idx1-ubyte: 3 labels but .*train-images-idx3-ubyte has 2 images/);
+  badSet(
+    { 'train-labels-idx1-ubyte': writeIdx([3], 'uint8', [0, 1, 2]) },
+    /train-labels-idx1-ubyte: 3 labels but .*train-images-idx3-ubyte has 2 images/,
+  );
 });
 
 test('loadIdxDataset: negative, non-integer and multi-dimensional labels', () => {
-  badSet({ 'train-labels-idx1-ubyte': writeIdx([2], 'int8', [0, -1]) }, /train-labels-idx1-ubyte: label 1 is -1; class indices must be >= 0/);
-  badSet({ 't10k-labels-idx1-ubyte': writeIdx([1], 'float32', [0.5]) }, /t10k-labels-idx1-ubyte: label 0 is 0.5, not an integer/);
-  badSet({ 'train-labels-idx1-ubyte': writeIdx([2, 1], 'uint8', [0, 1]) }, /train-labels-idx1-ubyte: labels must be 1-D \[n\], got dims \[2, 1\]/);
+  badSet(
+    { 'train-labels-idx1-ubyte': writeIdx([2], 'int8', [0, -1]) },
+    /train-labels-idx1-ubyte: label 1 is -1; class indices must be >= 0/,
+  );
+  badSet(
+    { 't10k-labels-idx1-ubyte': writeIdx([1], 'float32', [0.5]) },
+    /t10k-labels-idx1-ubyte: label 0 is 0.5, not an integer/,
+  );
+  badSet(
+    { 'train-labels-idx1-ubyte': writeIdx([2, 1], 'uint8', [0, 1]) },
+    /train-labels-idx1-ubyte: labels must be 1-D \[n\], got dims \[2, 1\]/,
+  );
 });
 
 test('loadIdxDataset: images of the wrong rank or mismatched shapes', () => {
-  badSet({ 'train-images-idx3-ubyte': writeIdx([2, 1], 'uint8', [0, 1]) }, /train-images-idx3-ubyte: images must have dims \[n, h, w\] or \[n, h, w, c\], got \[2, 1\]/);
-  badSet({ 't10k-images-idx3-ubyte': writeIdx([1, 1, 2], 'uint8', [0, 0]) }, /train images are \[1, 1, 1\] but test images are \[1, 2, 1\]/);
+  badSet(
+    { 'train-images-idx3-ubyte': writeIdx([2, 1], 'uint8', [0, 1]) },
+    /train-images-idx3-ubyte: images must have dims \[n, h, w\] or \[n, h, w, c\], got \[2, 1\]/,
+  );
+  badSet(
+    { 't10k-images-idx3-ubyte': writeIdx([1, 1, 2], 'uint8', [0, 0]) },
+    /train images are \[1, 1, 1\] but test images are \[1, 2, 1\]/,
+  );
 });
 
 test('loadIdxDataset: a corrupt file is reported with its path', () => {

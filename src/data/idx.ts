@@ -65,11 +65,15 @@ function decodeIdx(bytes: Uint8Array, nameForErrors: string, copy: boolean): Idx
   };
   if (bytes.length < 4) fail(`too short for an IDX header (${bytes.length} bytes, need at least 4)`);
   if (bytes[0] !== 0 || bytes[1] !== 0) {
-    fail(`bad IDX magic: first two bytes are ${hex(bytes[0])} ${hex(bytes[1])}, expected 0x00 0x00 (not an IDX file, or still gzip-compressed?)`);
+    fail(
+      `bad IDX magic: first two bytes are ${hex(bytes[0])} ${hex(bytes[1])}, expected 0x00 0x00 (not an IDX file, or still gzip-compressed?)`,
+    );
   }
   const dtype = DTYPE_BY_CODE.get(bytes[2]);
   if (dtype === undefined) {
-    fail(`unknown IDX type code ${hex(bytes[2])} (known: 0x08 uint8, 0x09 int8, 0x0b int16, 0x0c int32, 0x0d float32, 0x0e float64)`);
+    fail(
+      `unknown IDX type code ${hex(bytes[2])} (known: 0x08 uint8, 0x09 int8, 0x0b int16, 0x0c int32, 0x0d float32, 0x0e float64)`,
+    );
   }
   const dt = dtype as IdxDtype;
   const ndim = bytes[3];
@@ -87,18 +91,29 @@ function decodeIdx(bytes: Uint8Array, nameForErrors: string, copy: boolean): Idx
   const elemBytes = IDX_DTYPES[dt].bytes;
   const expected = headerBytes + count * elemBytes;
   if (expected > IDX_MAX_BYTES) {
-    fail(`absurd dims ${shapeText(dims)} of ${dt}: they describe ${expected} bytes, more than the ${IDX_MAX_BYTES}-byte limit`);
+    fail(
+      `absurd dims ${shapeText(dims)} of ${dt}: they describe ${expected} bytes, more than the ${IDX_MAX_BYTES}-byte limit`,
+    );
   }
   if (bytes.length < expected) {
     fail(`truncated: dims ${shapeText(dims)} of ${dt} need ${expected} bytes, file has ${bytes.length}`);
   }
   if (bytes.length > expected) {
-    fail(`${bytes.length - expected} trailing bytes: dims ${shapeText(dims)} of ${dt} need ${expected} bytes, file has ${bytes.length}`);
+    fail(
+      `${bytes.length - expected} trailing bytes: dims ${shapeText(dims)} of ${dt} need ${expected} bytes, file has ${bytes.length}`,
+    );
   }
   return { dims, dtype: dt, data: decode(bytes, view, headerBytes, count, dt, copy) };
 }
 
-function decode(bytes: Uint8Array, view: DataView, off: number, count: number, dtype: IdxDtype, copy: boolean): IdxTypedArray {
+function decode(
+  bytes: Uint8Array,
+  view: DataView,
+  off: number,
+  count: number,
+  dtype: IdxDtype,
+  copy: boolean,
+): IdxTypedArray {
   switch (dtype) {
     case 'uint8':
       return copy ? bytes.slice(off, off + count) : bytes.subarray(off, off + count);
@@ -153,7 +168,8 @@ export function writeIdx(dims: readonly number[], dtype: IdxDtype, data: ArrayLi
     throw new Error(`writeIdx: need 1 to ${IDX_MAX_DIMS} dimensions, got ${dims.length}`);
   }
   for (const d of dims) {
-    if (!Number.isInteger(d) || d < 1 || d > 0xffffffff) throw new Error(`writeIdx: bad dimension ${d} in dims ${shapeText(dims)}`);
+    if (!Number.isInteger(d) || d < 1 || d > 0xffffffff)
+      throw new Error(`writeIdx: bad dimension ${d} in dims ${shapeText(dims)}`);
   }
   const count = dims.reduce((a, b) => a * b, 1);
   if (count !== data.length) {
@@ -169,7 +185,8 @@ export function writeIdx(dims: readonly number[], dtype: IdxDtype, data: ArrayLi
     const [lo, hi] = info.range;
     for (let i = 0; i < count; i++) {
       const v = data[i];
-      if (!Number.isInteger(v) || v < lo || v > hi) throw new Error(`writeIdx: value ${v} at index ${i} does not fit ${dtype}`);
+      if (!Number.isInteger(v) || v < lo || v > hi)
+        throw new Error(`writeIdx: value ${v} at index ${i} does not fit ${dtype}`);
     }
   }
   switch (dtype) {
@@ -207,7 +224,8 @@ export function idxCandidateNames(role: IdxRole): string[] {
   // Images may be 3-D [n,h,w] (idx3) or 4-D [n,h,w,c] (idx4); labels are 1-D (idx1).
   const ranks = kind === 'images' ? [3, 4] : [1];
   const names: string[] = [];
-  for (const p of prefixes) for (const r of ranks) for (const sep of ['-', '.']) names.push(`${p}-${kind}${sep}idx${r}-ubyte`);
+  for (const p of prefixes)
+    for (const r of ranks) for (const sep of ['-', '.']) names.push(`${p}-${kind}${sep}idx${r}-ubyte`);
   return names;
 }
 
@@ -222,7 +240,13 @@ function findIdxFile(dir: string, role: IdxRole): string | undefined {
 /** 256-entry table so uint8 -> [0,1] is one lookup per pixel (MNIST train is 47M pixels). */
 const U8_TO_UNIT = Float32Array.from({ length: 256 }, (_, i) => i / 255);
 
-function imagesToDataset(images: IdxArray, labels: IdxArray, imagePath: string, labelPath: string, source: string): Dataset {
+function imagesToDataset(
+  images: IdxArray,
+  labels: IdxArray,
+  imagePath: string,
+  labelPath: string,
+  source: string,
+): Dataset {
   const { dims } = images;
   if (dims.length !== 3 && dims.length !== 4) {
     throw new Error(`${imagePath}: images must have dims [n, h, w] or [n, h, w, c], got ${shapeText(dims)}`);
@@ -272,7 +296,8 @@ export interface IdxDatasetOptions {
  * numClasses is max label + 1 over train and test together, so both sets agree on the output size.
  */
 export function loadIdxDataset(dir: string, opts: IdxDatasetOptions = {}): TrainTestData {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`IDX directory '${dir}' does not exist or is not a directory`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new Error(`IDX directory '${dir}' does not exist or is not a directory`);
   const roles: IdxRole[] = ['train images', 'train labels', 'test images', 'test labels'];
   const found = roles.map((r) => findIdxFile(dir, r));
   const missing = roles.filter((_, i) => found[i] === undefined);
@@ -284,7 +309,9 @@ export function loadIdxDataset(dir: string, opts: IdxDatasetOptions = {}): Train
   const train = imagesToDataset(readIdx(trImg), readIdx(trLab), trImg, trLab, opts.trainSource ?? trImg);
   const test = imagesToDataset(readIdx(teImg), readIdx(teLab), teImg, teLab, opts.testSource ?? teImg);
   if (shapeText(train.featureShape) !== shapeText(test.featureShape)) {
-    throw new Error(`IDX directory '${dir}': train images are ${shapeText(train.featureShape)} but test images are ${shapeText(test.featureShape)}`);
+    throw new Error(
+      `IDX directory '${dir}': train images are ${shapeText(train.featureShape)} but test images are ${shapeText(test.featureShape)}`,
+    );
   }
   const numClasses = Math.max(maxLabel(train.y), maxLabel(test.y)) + 1;
   train.numClasses = numClasses;

@@ -18,7 +18,8 @@ function withDir(fn: (dir: string) => void): void {
 /** 50 rows: id, two features, a string label; a constant feature checks std-0 handling. */
 function sensorCsv(): string {
   const lines = ['device,temp,vib,const,status'];
-  for (let i = 0; i < 50; i++) lines.push(`d${i % 5},${20 + (i % 7)},${(i * 37) % 11},3,${i % 3 === 0 ? 'fault' : 'ok'}`);
+  for (let i = 0; i < 50; i++)
+    lines.push(`d${i % 5},${20 + (i % 7)},${(i * 37) % 11},3,${i % 3 === 0 ? 'fault' : 'ok'}`);
   return lines.join('\n') + '\n';
 }
 
@@ -70,11 +71,20 @@ test('csv spec options: label, test fraction, task', () => {
     assert.match(d.description, /regression; regression target 'temp'/);
     assert.throws(() => loadDatasetSpec(`csv:${p}?test=1`), /test must be a fraction in \(0, 1\), got '1'/);
     assert.throws(() => loadDatasetSpec(`csv:${p}?test=`), /test must be a fraction/);
-    assert.throws(() => loadDatasetSpec(`csv:${p}?task=maybe`), /task must be classification or regression, got 'maybe'/);
-    assert.throws(() => loadDatasetSpec(`csv:${p}?lable=x`), /unknown option 'lable' \(accepted: label, test, keep, task, window, horizon, target, key\)/);
+    assert.throws(
+      () => loadDatasetSpec(`csv:${p}?task=maybe`),
+      /task must be classification or regression, got 'maybe'/,
+    );
+    assert.throws(
+      () => loadDatasetSpec(`csv:${p}?lable=x`),
+      /unknown option 'lable' \(accepted: label, test, keep, task, window, horizon, target, key\)/,
+    );
     assert.throws(() => loadDatasetSpec(`csv:${p}?label=nope`), /r\.csv: label column 'nope' not found/);
     writeFileSync(p, 'a,b\n1,0\n');
-    assert.throws(() => loadDatasetSpec(`csv:${p}`), /r\.csv: 1 data rows are too few to hold out a test fraction of 0.2/);
+    assert.throws(
+      () => loadDatasetSpec(`csv:${p}`),
+      /r\.csv: 1 data rows are too few to hold out a test fraction of 0.2/,
+    );
     assert.throws(() => loadDatasetSpec(`csv:${join(dir, 'none.csv')}`), /none\.csv: cannot read CSV file/);
   });
 });
@@ -94,7 +104,10 @@ test('idx spec loads a directory', () => {
 
 test('unknown or incomplete specs list the accepted forms', () => {
   for (const spec of ['', 'cifar', 'idx:', 'csv:', 'http://x', 'MNIST']) {
-    assert.throws(() => loadDatasetSpec(spec), /unknown dataset spec '.*'; accepted forms: mnist \| idx:DIR \| csv:FILE\[\?label=COL&test=0\.2&keep=a,b&task=classification\|regression\]/);
+    assert.throws(
+      () => loadDatasetSpec(spec),
+      /unknown dataset spec '.*'; accepted forms: mnist \| idx:DIR \| csv:FILE\[\?label=COL&test=0\.2&keep=a,b&task=classification\|regression\]/,
+    );
   }
 });
 

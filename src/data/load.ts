@@ -65,7 +65,8 @@ function loadCsvSpec(spec: string, rest: string): LoadedData {
   const windowed: Partial<WindowOptions> & { target?: string } = {};
   const whole = (key: string, value: string): number => {
     const v = value.trim() === '' ? NaN : Number(value);
-    if (!(Number.isInteger(v) && v >= 1)) throw new Error(`dataset spec '${spec}': ${key} must be a whole number >= 1, got '${value}'`);
+    if (!(Number.isInteger(v) && v >= 1))
+      throw new Error(`dataset spec '${spec}': ${key} must be a whole number >= 1, got '${value}'`);
     return v;
   };
   for (const part of q < 0 ? [] : rest.slice(q + 1).split('&')) {
@@ -78,7 +79,10 @@ function loadCsvSpec(spec: string, rest: string): LoadedData {
         opts.label = value;
         break;
       case 'keep':
-        opts.keep = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+        opts.keep = value
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '');
         break;
       case 'task':
         if (value !== 'classification' && value !== 'regression') {
@@ -102,7 +106,9 @@ function loadCsvSpec(spec: string, rest: string): LoadedData {
         windowed[key] = value.trim();
         break;
       default:
-        throw new Error(`dataset spec '${spec}': unknown option '${key}' (accepted: label, test, keep, task, window, horizon, target, key)`);
+        throw new Error(
+          `dataset spec '${spec}': unknown option '${key}' (accepted: label, test, keep, task, window, horizon, target, key)`,
+        );
     }
   }
   if (Object.keys(windowed).length > 0) return loadWindowedCsv(spec, file, opts, windowed, testFraction);
@@ -114,7 +120,8 @@ function loadCsvSpec(spec: string, rest: string): LoadedData {
   }
   const { train, others, stats } = standardize({ ...tr, source: `${file}#train` }, { ...te, source: `${file}#test` });
   const test = others[0];
-  const target = all.task === 'classification' ? `class label '${all.labelColumn}'` : `regression target '${all.labelColumn}'`;
+  const target =
+    all.task === 'classification' ? `class label '${all.labelColumn}'` : `regression target '${all.labelColumn}'`;
   const description =
     `CSV ${file}: ${summary(train, test)}; ${target}; features ${all.columns!.join(', ')}; ` +
     `test fraction ${testFraction} held out by file-content hash; features standardized with train statistics`;
@@ -124,8 +131,13 @@ function loadCsvSpec(spec: string, rest: string): LoadedData {
 }
 
 /** A CSV of time series cut into sliding windows per series (window.ts): regression on the target column. */
-function loadWindowedCsv(spec: string, file: string, opts: CsvOptions, w: Partial<WindowOptions> & { target?: string },
-  testFraction: number): LoadedData {
+function loadWindowedCsv(
+  spec: string,
+  file: string,
+  opts: CsvOptions,
+  w: Partial<WindowOptions> & { target?: string },
+  testFraction: number,
+): LoadedData {
   const problems: string[] = [];
   if (w.window === undefined) problems.push('window=N is missing');
   if (w.target === undefined) problems.push('target=COL is missing');
@@ -136,9 +148,10 @@ function loadWindowedCsv(spec: string, file: string, opts: CsvOptions, w: Partia
   if (w.key !== undefined && !keep.includes(w.key)) keep.push(w.key);
   const table = parseCsv(readCsvText(file), file, { label: w.target, task: 'regression', keep });
   const d = windowSeries(table, w.target!, { window: w.window!, horizon: w.horizon ?? 1, key: w.key, testFraction });
-  const description = `CSV ${file} in windows of ${w.window} rows over ${d.series} series${w.key ? ` (by '${w.key}')` : ''}: `
-    + `${summary(d.train, d.test)}; forecast '${w.target}' ${w.horizon ?? 1} row(s) ahead; last ${testFraction} of each series `
-    + 'held out; features and target standardized with train-period statistics';
+  const description =
+    `CSV ${file} in windows of ${w.window} rows over ${d.series} series${w.key ? ` (by '${w.key}')` : ''}: ` +
+    `${summary(d.train, d.test)}; forecast '${w.target}' ${w.horizon ?? 1} row(s) ahead; last ${testFraction} of each series ` +
+    'held out; features and target standardized with train-period statistics';
   return { train: d.train, test: d.test, description, standardization: d.featureStats, targetScale: d.targetStats };
 }
 

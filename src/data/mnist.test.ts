@@ -5,7 +5,12 @@ import { join } from 'node:path';
 import { loadMnist, mnistDir } from './mnist.js';
 
 test('mnistDir holds the four IDX files', () => {
-  for (const f of ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']) {
+  for (const f of [
+    'train-images-idx3-ubyte',
+    'train-labels-idx1-ubyte',
+    't10k-images-idx3-ubyte',
+    't10k-labels-idx1-ubyte',
+  ]) {
     assert.ok(existsSync(join(mnistDir(), f)), f);
   }
 });
@@ -25,7 +30,10 @@ test('loadMnist: 60000/10000 examples, [28,28,1], labels 0..9, values in [0,1]',
     assert.equal(d.numClasses, 10);
     const counts = new Array(10).fill(0);
     for (let i = 0; i < d.n; i++) counts[d.y[i]]++;
-    assert.ok(counts.every((c) => c > 0), 'every digit occurs');
+    assert.ok(
+      counts.every((c) => c > 0),
+      'every digit occurs',
+    );
     let lo = Infinity;
     let hi = -Infinity;
     const x = d.x;

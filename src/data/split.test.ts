@@ -11,7 +11,15 @@ function toy(n: number): Dataset {
     x[2 * i] = i;
     x[2 * i + 1] = 10 * i;
   }
-  return { source: 'toy', n, featureShape: [2], x, y: Int32Array.from({ length: n }, (_, i) => i), numClasses: n, extra: { id: Array.from({ length: n }, (_, i) => `r${i}`) } };
+  return {
+    source: 'toy',
+    n,
+    featureShape: [2],
+    x,
+    y: Int32Array.from({ length: n }, (_, i) => i),
+    numClasses: n,
+    extra: { id: Array.from({ length: n }, (_, i) => `r${i}`) },
+  };
 }
 
 test('trainValidationSplit: sizes, disjoint, covering, rows intact', () => {
@@ -20,9 +28,15 @@ test('trainValidationSplit: sizes, disjoint, covering, rows intact', () => {
   assert.equal(train.n, 75);
   assert.equal(validation.n, 25);
   const all = [...train.y, ...validation.y].sort((a, b) => a - b);
-  assert.deepEqual(all, Array.from({ length: 100 }, (_, i) => i));
+  assert.deepEqual(
+    all,
+    Array.from({ length: 100 }, (_, i) => i),
+  );
   const valSet = new Set(validation.y);
-  assert.ok(train.y.every((v) => !valSet.has(v)), 'disjoint');
+  assert.ok(
+    train.y.every((v) => !valSet.has(v)),
+    'disjoint',
+  );
   for (const s of [train, validation]) {
     for (let i = 0; i < s.n; i++) {
       assert.equal(s.x[2 * i], s.y[i]);
@@ -33,7 +47,10 @@ test('trainValidationSplit: sizes, disjoint, covering, rows intact', () => {
   assert.equal(train.source, 'toy#train');
   assert.equal(validation.source, 'toy#validation');
   // Shuffled, not just cut.
-  assert.notDeepEqual(Array.from(validation.y), Array.from({ length: 25 }, (_, i) => i));
+  assert.notDeepEqual(
+    Array.from(validation.y),
+    Array.from({ length: 25 }, (_, i) => i),
+  );
 });
 
 test('trainValidationSplit: same seed gives the same split, another seed a different one', () => {
@@ -62,7 +79,14 @@ test('trainValidationSplit: fraction 0, rounding, tiny sets, bad fractions', () 
 });
 
 test('standardize: statistics from train only, applied to others; constant columns centred', () => {
-  const train: Dataset = { source: 'tr', n: 4, featureShape: [2], x: Float32Array.from([1, 5, 2, 5, 3, 5, 4, 5]), y: new Int32Array(4), numClasses: 1 };
+  const train: Dataset = {
+    source: 'tr',
+    n: 4,
+    featureShape: [2],
+    x: Float32Array.from([1, 5, 2, 5, 3, 5, 4, 5]),
+    y: new Int32Array(4),
+    numClasses: 1,
+  };
   const other: Dataset = { ...train, source: 'te', n: 2, x: Float32Array.from([2.5, 7, 100, 5]), y: new Int32Array(2) };
   const { train: t, others, stats } = standardize(train, other);
   assert.deepEqual(stats.mean, [2.5, 5]);
@@ -72,7 +96,10 @@ test('standardize: statistics from train only, applied to others; constant colum
   const col0 = [0, 2, 4, 6].map((i) => t.x[i]);
   assert.ok(Math.abs(col0.reduce((a, b) => a + b, 0)) < 1e-6);
   assert.ok(Math.abs(col0.reduce((a, b) => a + b * b, 0) / 4 - 1) < 1e-6);
-  assert.deepEqual([1, 3, 5, 7].map((i) => t.x[i]), [0, 0, 0, 0]);
+  assert.deepEqual(
+    [1, 3, 5, 7].map((i) => t.x[i]),
+    [0, 0, 0, 0],
+  );
   // The other set uses train's stats: its own mean would have made 2.5 nonzero.
   const o = others[0];
   assert.equal(o.x[0], 0);
@@ -85,10 +112,27 @@ test('standardize: statistics from train only, applied to others; constant colum
 });
 
 test('standardize and minMaxScale reject empty train and mismatched features', () => {
-  const empty: Dataset = { source: 'e', n: 0, featureShape: [2], x: new Float32Array(0), y: new Int32Array(0), numClasses: 0 };
+  const empty: Dataset = {
+    source: 'e',
+    n: 0,
+    featureShape: [2],
+    x: new Float32Array(0),
+    y: new Int32Array(0),
+    numClasses: 0,
+  };
   assert.throws(() => standardize(empty), /e: cannot compute standardization statistics of an empty dataset/);
-  const three: Dataset = { source: 'three', n: 1, featureShape: [3], x: new Float32Array(3), y: new Int32Array(1), numClasses: 1 };
-  assert.throws(() => standardize(toy(3), three), /three: has 3 features per example but the scaling statistics cover 2/);
+  const three: Dataset = {
+    source: 'three',
+    n: 1,
+    featureShape: [3],
+    x: new Float32Array(3),
+    y: new Int32Array(1),
+    numClasses: 1,
+  };
+  assert.throws(
+    () => standardize(toy(3), three),
+    /three: has 3 features per example but the scaling statistics cover 2/,
+  );
   assert.throws(() => minMaxScale(toy(3), three), /three: has 3 features/);
 });
 

@@ -7,7 +7,11 @@ import { featureSize, subset, type Dataset } from './types.js';
  * train (both in shuffled order). Validation never takes every row: a non-empty d keeps at least
  * one training row.
  */
-export function trainValidationSplit<T extends Dataset>(d: T, validationFraction: number, rng: Rng): { train: T; validation: T } {
+export function trainValidationSplit<T extends Dataset>(
+  d: T,
+  validationFraction: number,
+  rng: Rng,
+): { train: T; validation: T } {
   if (!(validationFraction >= 0 && validationFraction < 1)) {
     throw new Error(`validation fraction must be in [0, 1), got ${validationFraction}`);
   }
@@ -69,7 +73,10 @@ export function applyStandardize<T extends Dataset>(d: T, stats: StandardizeStat
 }
 
 /** Fit z-score scaling on train only and apply it to train and every other dataset. */
-export function standardize<T extends Dataset>(train: T, ...others: T[]): { train: T; others: T[]; stats: StandardizeStats } {
+export function standardize<T extends Dataset>(
+  train: T,
+  ...others: T[]
+): { train: T; others: T[]; stats: StandardizeStats } {
   others.forEach((o) => requireFeatures(o, featureSize(train)));
   const stats = standardizeStats(train);
   return { train: applyStandardize(train, stats), others: others.map((o) => applyStandardize(o, stats)), stats };
@@ -105,7 +112,10 @@ export function applyMinMax<T extends Dataset>(d: T, stats: MinMaxStats): T {
 }
 
 /** Fit min/max scaling on train only and apply it to train and every other dataset. */
-export function minMaxScale<T extends Dataset>(train: T, ...others: T[]): { train: T; others: T[]; stats: MinMaxStats } {
+export function minMaxScale<T extends Dataset>(
+  train: T,
+  ...others: T[]
+): { train: T; others: T[]; stats: MinMaxStats } {
   others.forEach((o) => requireFeatures(o, featureSize(train)));
   const stats = minMaxStats(train);
   return { train: applyMinMax(train, stats), others: others.map((o) => applyMinMax(o, stats)), stats };

@@ -27,8 +27,14 @@ function table(lengths: number[]): Dataset {
     s = (s + 1) % lengths.length;
   }
   return {
-    source: 't.csv', n: rows.length, featureShape: [1], x: Float32Array.from(rows, (r) => r.row),
-    y: Float32Array.from(rows, (r) => r.flow), numClasses: 0, columns: ['row'], extra: { sensor: rows.map((r) => r.key) },
+    source: 't.csv',
+    n: rows.length,
+    featureShape: [1],
+    x: Float32Array.from(rows, (r) => r.row),
+    y: Float32Array.from(rows, (r) => r.flow),
+    numClasses: 0,
+    columns: ['row'],
+    extra: { sensor: rows.map((r) => r.key) },
   };
 }
 
@@ -51,12 +57,18 @@ describe('windowSeries', () => {
     for (const [s, n] of [30, 21, 25].entries()) {
       const rows = Array.from({ length: t.n }, (_, r) => r).filter((r) => t.extra!.sensor[r] === `s${s}`);
       const nTest = Math.round(n * 0.25);
-      for (const [part, p] of [['train', rows.slice(0, n - nTest)], ['test', rows.slice(n - nTest)]] as const) {
+      for (const [part, p] of [
+        ['train', rows.slice(0, n - nTest)],
+        ['test', rows.slice(n - nTest)],
+      ] as const) {
         for (let i = 0; i + 5 <= p.length; i++) found[part].push([i, s, ...p.slice(i, i + 3), p[i + 4]]);
       }
     }
     const timeMajor = (a: number[], b: number[]) => a[0] - b[0] || a[1] - b[1];
-    const expected = { train: found.train.sort(timeMajor).map((e) => e.slice(2)), test: found.test.sort(timeMajor).map((e) => e.slice(2)) };
+    const expected = {
+      train: found.train.sort(timeMajor).map((e) => e.slice(2)),
+      test: found.test.sort(timeMajor).map((e) => e.slice(2)),
+    };
     for (const part of ['train', 'test'] as const) {
       const d = w[part];
       assert.equal(d.n, expected[part].length, part);
@@ -64,7 +76,7 @@ describe('windowSeries', () => {
         const [r0, r1, r2, target] = expected[part][i];
         const got = [0, 1, 2].map((s) => Math.round(raw(d, w.featureStats, i, s, 1)));
         assert.deepEqual(got, [r0, r1, r2], `${part} window ${i}`);
-        assert.ok(Math.abs(raw(d, w.featureStats, i, 2, 0) - t.y[r2]) < 1e-4, 'column 0 is the target\'s past value');
+        assert.ok(Math.abs(raw(d, w.featureStats, i, 2, 0) - t.y[r2]) < 1e-4, "column 0 is the target's past value");
         assert.ok(Math.abs(d.y[i] * w.targetStats.std + w.targetStats.mean - t.y[target]) < 1e-4);
         assert.equal(d.extra!.sensor[i], t.extra!.sensor[target]);
       }
@@ -82,37 +94,53 @@ describe('windowSeries', () => {
   });
 
   it('property: no window mixes two series or skips a row, and every test window is later than every train window', () => {
-    fc.assert(fc.property(fc.array(fc.integer({ min: 12, max: 30 }), { minLength: 1, maxLength: 5 }), fc.integer({ min: 1, max: 3 }),
-      fc.integer({ min: 1, max: 2 }), (lengths, window, horizon) => {
-        const t = table(lengths);
-        const w = windowSeries(t, 'flow', { window, horizon, key: 'sensor', testFraction: 0.4 });
-        const lastTrainRow = new Map<string, number>();
-        for (const part of ['train', 'test'] as const) {
-          const d = w[part];
-          for (let i = 0; i < d.n; i++) {
-            const rows = Array.from({ length: window }, (_, s) => Math.round(raw(d, w.featureStats, i, s, 1)));
-            const keys = new Set(rows.map((r) => t.extra!.sensor[r]));
-            if (keys.size !== 1) return false;
-            const key = [...keys][0] as string;
-            // consecutive steps of that series: flow rises by exactly 1 per step
-            for (let s = 1; s < window; s++) if (t.y[rows[s]] - t.y[rows[s - 1]] !== 1) return false;
-            const targetStep = Math.round(d.y[i] * w.targetStats.std + w.targetStats.mean);
-            if (targetStep - t.y[rows[window - 1]] !== horizon) return false;
-            if (part === 'train') lastTrainRow.set(key, Math.max(lastTrainRow.get(key) ?? -1, targetStep));
-            else if (targetStep - (window + horizon) < (lastTrainRow.get(key) ?? -1)) return false;
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 12, max: 30 }), { minLength: 1, maxLength: 5 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 2 }),
+        (lengths, window, horizon) => {
+          const t = table(lengths);
+          const w = windowSeries(t, 'flow', { window, horizon, key: 'sensor', testFraction: 0.4 });
+          const lastTrainRow = new Map<string, number>();
+          for (const part of ['train', 'test'] as const) {
+            const d = w[part];
+            for (let i = 0; i < d.n; i++) {
+              const rows = Array.from({ length: window }, (_, s) => Math.round(raw(d, w.featureStats, i, s, 1)));
+              const keys = new Set(rows.map((r) => t.extra!.sensor[r]));
+              if (keys.size !== 1) return false;
+              const key = [...keys][0] as string;
+              // consecutive steps of that series: flow rises by exactly 1 per step
+              for (let s = 1; s < window; s++) if (t.y[rows[s]] - t.y[rows[s - 1]] !== 1) return false;
+              const targetStep = Math.round(d.y[i] * w.targetStats.std + w.targetStats.mean);
+              if (targetStep - t.y[rows[window - 1]] !== horizon) return false;
+              if (part === 'train') lastTrainRow.set(key, Math.max(lastTrainRow.get(key) ?? -1, targetStep));
+              else if (targetStep - (window + horizon) < (lastTrainRow.get(key) ?? -1)) return false;
+            }
           }
-        }
-        return true;
-      }), { seed: 7, numRuns: 60 });
+          return true;
+        },
+      ),
+      { seed: 7, numRuns: 60 },
+    );
   });
 
   it('refuses bad options and too-short series, naming the table', () => {
     const t = table([10, 10]);
     const base = { window: 3, horizon: 1, key: 'sensor', testFraction: 0.2 };
-    assert.throws(() => windowSeries(t, 'flow', { ...base, window: 0 }), /t\.csv: window must be a whole number >= 1, got 0/);
+    assert.throws(
+      () => windowSeries(t, 'flow', { ...base, window: 0 }),
+      /t\.csv: window must be a whole number >= 1, got 0/,
+    );
     assert.throws(() => windowSeries(t, 'flow', { ...base, horizon: 1.5 }), /horizon must be a whole number >= 1/);
-    assert.throws(() => windowSeries(t, 'flow', { ...base, key: 'site' }), /key column 'site' is not among the kept columns/);
-    assert.throws(() => windowSeries(t, 'flow', { ...base, window: 2 }), /no test window: every series' test period is shorter than window \+ horizon = 3 rows/);
+    assert.throws(
+      () => windowSeries(t, 'flow', { ...base, key: 'site' }),
+      /key column 'site' is not among the kept columns/,
+    );
+    assert.throws(
+      () => windowSeries(t, 'flow', { ...base, window: 2 }),
+      /no test window: every series' test period is shorter than window \+ horizon = 3 rows/,
+    );
     assert.throws(() => windowSeries({ ...t, numClasses: 3 }, 'flow', base), /needs a numeric target/);
   });
 });
@@ -121,7 +149,8 @@ describe('csv window spec', () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgefed-window-'));
   const file = join(dir, 'loops.csv');
   const lines = ['time,sensor,hour,flow'];
-  for (let t = 0; t < 40; t++) for (const s of ['a', 'b', 'c', 'd']) lines.push(`${t},${s},${t % 24},${100 * (s.charCodeAt(0) - 96) + t}`);
+  for (let t = 0; t < 40; t++)
+    for (const s of ['a', 'b', 'c', 'd']) lines.push(`${t},${s},${t % 24},${100 * (s.charCodeAt(0) - 96) + t}`);
   writeFileSync(file, lines.join('\n') + '\n');
 
   it('loads windows per sensor that natural:sensor partitions by series', () => {
@@ -132,19 +161,38 @@ describe('csv window spec', () => {
       assert.equal(d.test.n, 4 * (10 - 6));
       assert.ok(d.targetScale && d.targetScale.std > 0);
       assert.match(d.description, /windows of 6 rows over 4 series \(by 'sensor'\)/);
-      const parts = partition(parsePartitionSpec('natural:sensor'), { labels: d.train.y, numClasses: 0, ids: d.train.extra!.sensor },
-        2, new Rng(1));
+      const parts = partition(
+        parsePartitionSpec('natural:sensor'),
+        { labels: d.train.y, numClasses: 0, ids: d.train.extra!.sensor },
+        2,
+        new Rng(1),
+      );
       const sensorsOf = parts.map((p) => new Set(Array.from(p, (i) => d.train.extra!.sensor[i])));
-      assert.deepEqual(sensorsOf.map((s) => [...s].sort()), [['a', 'c'], ['b', 'd']]);
+      assert.deepEqual(
+        sensorsOf.map((s) => [...s].sort()),
+        [
+          ['a', 'c'],
+          ['b', 'd'],
+        ],
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
   it('refuses a window spec without a target, with a label, or with a bad window, listing every problem', () => {
-    assert.throws(() => loadDatasetSpec(`csv:${file}?window=6&label=flow`), /window=.*target=COL is missing; label is not used with window/);
+    assert.throws(
+      () => loadDatasetSpec(`csv:${file}?window=6&label=flow`),
+      /window=.*target=COL is missing; label is not used with window/,
+    );
     assert.throws(() => loadDatasetSpec(`csv:${file}?target=flow`), /window=N is missing/);
-    assert.throws(() => loadDatasetSpec(`csv:${file}?window=x&target=flow`), /window must be a whole number >= 1, got 'x'/);
-    assert.throws(() => loadDatasetSpec(`csv:${file}?window=6&target=flow&horizon=0`), /horizon must be a whole number >= 1, got '0'/);
+    assert.throws(
+      () => loadDatasetSpec(`csv:${file}?window=x&target=flow`),
+      /window must be a whole number >= 1, got 'x'/,
+    );
+    assert.throws(
+      () => loadDatasetSpec(`csv:${file}?window=6&target=flow&horizon=0`),
+      /horizon must be a whole number >= 1, got '0'/,
+    );
   });
 });

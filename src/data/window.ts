@@ -44,10 +44,16 @@ export interface WindowedData {
 export function windowSeries(table: Dataset, target: string, opts: WindowOptions): WindowedData {
   const name = table.source;
   const { window, horizon, key, testFraction } = opts;
-  if (!(Number.isInteger(window) && window >= 1)) throw new Error(`${name}: window must be a whole number >= 1, got ${window}`);
-  if (!(Number.isInteger(horizon) && horizon >= 1)) throw new Error(`${name}: horizon must be a whole number >= 1, got ${horizon}`);
-  if (!(testFraction > 0 && testFraction < 1)) throw new Error(`${name}: test fraction must be in (0, 1), got ${testFraction}`);
-  if (table.numClasses > 0) throw new Error(`${name}: window needs a numeric target; '${target}' was read as class labels (add task=regression)`);
+  if (!(Number.isInteger(window) && window >= 1))
+    throw new Error(`${name}: window must be a whole number >= 1, got ${window}`);
+  if (!(Number.isInteger(horizon) && horizon >= 1))
+    throw new Error(`${name}: horizon must be a whole number >= 1, got ${horizon}`);
+  if (!(testFraction > 0 && testFraction < 1))
+    throw new Error(`${name}: test fraction must be in (0, 1), got ${testFraction}`);
+  if (table.numClasses > 0)
+    throw new Error(
+      `${name}: window needs a numeric target; '${target}' was read as class labels (add task=regression)`,
+    );
   const keys = key === undefined ? null : table.extra?.[key];
   if (key !== undefined && !keys) throw new Error(`${name}: key column '${key}' is not among the kept columns`);
   const groups = new Map<string, number[]>();
@@ -69,14 +75,26 @@ export function windowSeries(table: Dataset, target: string, opts: WindowOptions
   const span = window + horizon;
   const count = (parts: number[][]) => parts.reduce((a, p) => a + Math.max(0, p.length - span + 1), 0);
   const shortest = Math.min(...testParts.map((p) => p.length));
-  for (const [what, parts] of [['training', trainParts], ['test', testParts]] as const) {
+  for (const [what, parts] of [
+    ['training', trainParts],
+    ['test', testParts],
+  ] as const) {
     if (count(parts) === 0) {
-      throw new Error(`${name}: no ${what} window: every series' ${what} period is shorter than window + horizon = ${span} rows `
-        + `(shortest test period ${shortest} rows); use a smaller window or more rows per series`);
+      throw new Error(
+        `${name}: no ${what} window: every series' ${what} period is shorter than window + horizon = ${span} rows ` +
+          `(shortest test period ${shortest} rows); use a smaller window or more rows per series`,
+      );
     }
   }
-  const make = (parts: number[][], part: string) => cut(table, target, parts, stats, targetStats, opts, `${name}#${part}`);
-  return { train: make(trainParts, 'train'), test: make(testParts, 'test'), featureStats: stats, targetStats, series: groups.size };
+  const make = (parts: number[][], part: string) =>
+    cut(table, target, parts, stats, targetStats, opts, `${name}#${part}`);
+  return {
+    train: make(trainParts, 'train'),
+    test: make(testParts, 'test'),
+    featureStats: stats,
+    targetStats,
+    series: groups.size,
+  };
 }
 
 /** Mean and population std of [target, ...features] over the given rows (float64, two passes). */
@@ -93,8 +111,15 @@ function columnStats(table: Dataset, rows: number[]): StandardizeStats {
   return { mean, std };
 }
 
-function cut(table: Dataset, target: string, parts: number[][], stats: StandardizeStats,
-  targetStats: { mean: number; std: number }, opts: WindowOptions, source: string): Dataset {
+function cut(
+  table: Dataset,
+  target: string,
+  parts: number[][],
+  stats: StandardizeStats,
+  targetStats: { mean: number; std: number },
+  opts: WindowOptions,
+  source: string,
+): Dataset {
   const { window, horizon } = opts;
   const F = featureSize(table);
   const cols = 1 + F;
@@ -124,7 +149,13 @@ function cut(table: Dataset, target: string, parts: number[][], stats: Standardi
     for (const c of extraCols) extra[c][i] = table.extra![c][predicted];
   });
   const out: Dataset = {
-    source, n, featureShape: [window, cols], x, y, numClasses: 0, columns: [target, ...(table.columns ?? [])],
+    source,
+    n,
+    featureShape: [window, cols],
+    x,
+    y,
+    numClasses: 0,
+    columns: [target, ...(table.columns ?? [])],
   };
   if (extraCols.length > 0) out.extra = extra;
   return out;

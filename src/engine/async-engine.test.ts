@@ -15,39 +15,72 @@ import { blobs, healthyNodes, toyFederation, toyLayout } from '../../test/suppor
 const fast: DeviceProfile = { samplesPerSecond: 1000, downloadBytesPerSecond: 1e5, uploadBytesPerSecond: 5e4 };
 const slow: DeviceProfile = { ...fast, samplesPerSecond: 150 }; // about 4x a fast node's request time
 
-interface Exchange { nodeId: number; version: number; sent: Float32Array; reply: Float32Array }
+interface Exchange {
+  nodeId: number;
+  version: number;
+  sent: Float32Array;
+  reply: Float32Array;
+}
 
 /** Passes frames through and keeps every train request's weights and its reply's weights. */
 class RecordingTransport implements Transport {
   readonly exchanges: Exchange[] = [];
   constructor(private readonly inner: Transport) {}
-  nodeIds() { return this.inner.nodeIds(); }
-  traffic() { return this.inner.traffic(); }
-  close() { return this.inner.close(); }
+  nodeIds() {
+    return this.inner.nodeIds();
+  }
+  traffic() {
+    return this.inner.traffic();
+  }
+  close() {
+    return this.inner.close();
+  }
   async request(nodeId: number, frame: Uint8Array): Promise<Uint8Array> {
     const req = decodeMessage(toyLayout, frame);
     const reply = await this.inner.request(nodeId, frame);
     const rep = decodeMessage(toyLayout, reply);
-    if (req.type === 'train' && rep.type === 'train_result') this.exchanges.push({ nodeId, version: req.req.round, sent: req.req.weights, reply: rep.reply.vector });
+    if (req.type === 'train' && rep.type === 'train_result')
+      this.exchanges.push({ nodeId, version: req.req.round, sent: req.req.weights, reply: rep.reply.vector });
     return reply;
   }
 }
 
-function setup(profiles: DeviceProfile[], extra: Partial<AsyncEngineOptions> = {}, nodes = healthyNodes(profiles.length)) {
-  const fed = toyFederation(nodes, profiles.map((_, i) => i));
+function setup(
+  profiles: DeviceProfile[],
+  extra: Partial<AsyncEngineOptions> = {},
+  nodes = healthyNodes(profiles.length),
+) {
+  const fed = toyFederation(
+    nodes,
+    profiles.map((_, i) => i),
+  );
   const transport = new RecordingTransport(fed.transport);
   const fusions: { record: RoundRecord; global: Float32Array }[] = [];
   const options: AsyncEngineOptions = {
-    layout: toyLayout, strategy: new Strategy(parseStrategy('fedavg')), transport, initial: fed.initial, seed: 3, rounds: 8,
-    local: { epochs: 1, batchSize: 16, optimizer: { name: 'sgd', lr: 0.1 } }, centralEval: fed.centralEval,
-    clock: new VirtualClock(profiles), bufferSize: 2, concurrency: 3, serverLr: 0.8,
-    onRound: (record, global) => { fusions.push({ record, global: new Float32Array(global) }); },
+    layout: toyLayout,
+    strategy: new Strategy(parseStrategy('fedavg')),
+    transport,
+    initial: fed.initial,
+    seed: 3,
+    rounds: 8,
+    local: { epochs: 1, batchSize: 16, optimizer: { name: 'sgd', lr: 0.1 } },
+    centralEval: fed.centralEval,
+    clock: new VirtualClock(profiles),
+    bufferSize: 2,
+    concurrency: 3,
+    serverLr: 0.8,
+    onRound: (record, global) => {
+      fusions.push({ record, global: new Float32Array(global) });
+    },
     ...extra,
   };
   return { engine: new AsyncEngine(options), transport, fusions, initial: fed.initial };
 }
 
-const sha = (w: Float32Array) => createHash('sha256').update(Buffer.from(w.buffer, w.byteOffset, w.byteLength)).digest('hex');
+const sha = (w: Float32Array) =>
+  createHash('sha256')
+    .update(Buffer.from(w.buffer, w.byteOffset, w.byteLength))
+    .digest('hex');
 
 test('FedBuff fuses every K updates with staleness weights, matching a replay by the naive formula', async () => {
   const { engine, transport, fusions, initial } = setup([fast, fast, slow, fast]);
@@ -58,11 +91,17 @@ test('FedBuff fuses every K updates with staleness weights, matching a replay by
     assert.equal(rec.round, i + 1);
     assert.equal(rec.contributed.length, 2, 'the buffer is flushed every K = 2 updates');
     assert.equal(rec.staleness!.length, 2);
-    assert.ok(rec.simTime! > 0 && (i === 0 || rec.simTime! >= r.rounds[i - 1].simTime!), 'simulated time never goes back');
+    assert.ok(
+      rec.simTime! > 0 && (i === 0 || rec.simTime! >= r.rounds[i - 1].simTime!),
+      'simulated time never goes back',
+    );
   });
   // the slow node 2 arrives late: its update is stale; fast ones are mostly fresh
   const stale = r.rounds.flatMap((rec) => rec.contributed.map((n, j) => ({ n, s: rec.staleness![j] })));
-  assert.ok(stale.some((x) => x.n === 2 && x.s >= 2), `slow node's staleness: ${JSON.stringify(stale)}`);
+  assert.ok(
+    stale.some((x) => x.n === 2 && x.s >= 2),
+    `slow node's staleness: ${JSON.stringify(stale)}`,
+  );
 
   // Replay: global_v = global_{v-1} + eta * (1/K) sum_i (1/sqrt(1+s_i)) (reply_i - sent_i), with requests and replies as sent.
   const queue = [...transport.exchanges];
@@ -76,7 +115,11 @@ test('FedBuff fuses every K updates with staleness weights, matching a replay by
       const [x] = queue.splice(k, 1);
       for (let q = 0; q < acc.length; q++) acc[q] += (x.reply[q] - x.sent[q]) / Math.sqrt(1 + s);
     });
-    const expected = applyDelta(global, Float32Array.from(acc, (v) => v / record.contributed.length), 0.8);
+    const expected = applyDelta(
+      global,
+      Float32Array.from(acc, (v) => v / record.contributed.length),
+      0.8,
+    );
     assertClose(got, expected);
     global = got;
   }
@@ -87,7 +130,10 @@ test('deterministic by seed in simulated time: same seed, same model; another se
   const a = await setup(profiles).engine.run();
   const b = await setup(profiles).engine.run();
   assert.equal(sha(a.weights), sha(b.weights));
-  assert.deepEqual(a.rounds.map((x) => [x.contributed, x.staleness, x.simTime]), b.rounds.map((x) => [x.contributed, x.staleness, x.simTime]));
+  assert.deepEqual(
+    a.rounds.map((x) => [x.contributed, x.staleness, x.simTime]),
+    b.rounds.map((x) => [x.contributed, x.staleness, x.simTime]),
+  );
   const c = await setup(profiles, { seed: 4 }).engine.run();
   assert.notEqual(sha(a.weights), sha(c.weights));
 });
@@ -107,8 +153,14 @@ test('failed updates are recorded, never fused; offline nodes are not sent work;
 
 test('bad FedBuff settings are refused before any work', () => {
   assert.throws(() => setup([fast], { bufferSize: 0 }).engine, /buffer size K must be a whole number >= 1/);
-  assert.throws(() => setup([fast, fast], { bufferSize: 3, concurrency: 2 }).engine, /concurrency must be a whole number >= the buffer size K = 3/);
+  assert.throws(
+    () => setup([fast, fast], { bufferSize: 3, concurrency: 2 }).engine,
+    /concurrency must be a whole number >= the buffer size K = 3/,
+  );
   assert.throws(() => setup([fast], { serverLr: -1 }).engine, /server learning rate must be a number > 0/);
   assert.throws(() => setup([fast], { rounds: 0 }).engine, /rounds must be a whole number >= 1/);
-  assert.throws(() => setup([fast], { strategy: new Strategy(parseStrategy('fedprox:0.1')) }).engine, /strategy must be plain fedavg, got 'fedprox'/);
+  assert.throws(
+    () => setup([fast], { strategy: new Strategy(parseStrategy('fedprox:0.1')) }).engine,
+    /strategy must be plain fedavg, got 'fedprox'/,
+  );
 });

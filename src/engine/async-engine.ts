@@ -21,9 +21,23 @@ import { strategiesWith } from './strategies/registry.js';
 import { parseTrainReply } from './train-reply.js';
 import { samplesProcessed } from './virtual-time.js';
 
-export interface AsyncEngineOptions extends Pick<EngineOptions,
-  'layout' | 'strategy' | 'transport' | 'initial' | 'seed' | 'local' | 'targetAccuracy' | 'centralEval' | 'onRound' |
-  'startRound' | 'control' | 'waitForNodes' | 'clock'> {
+export interface AsyncEngineOptions
+  extends Pick<
+    EngineOptions,
+    | 'layout'
+    | 'strategy'
+    | 'transport'
+    | 'initial'
+    | 'seed'
+    | 'local'
+    | 'targetAccuracy'
+    | 'centralEval'
+    | 'onRound'
+    | 'startRound'
+    | 'control'
+    | 'waitForNodes'
+    | 'clock'
+  > {
   /** Fusions (server model versions) to run. */
   rounds: number;
   /** K: updates fused at a time. */
@@ -58,11 +72,14 @@ export class AsyncEngine {
   private global: Float32Array;
 
   constructor(private readonly o: AsyncEngineOptions) {
-    if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new Error(`rounds must be a whole number >= 1, got ${o.rounds}`);
+    if (!Number.isInteger(o.rounds) || o.rounds < 1)
+      throw new Error(`rounds must be a whole number >= 1, got ${o.rounds}`);
     checkFedBuffOptions(o);
     if (!o.strategy.capabilities.async) {
       const got = `${o.strategy.name}${o.strategy.config.clip !== undefined ? ':clip' : ''}`;
-      throw new Error(`asynchronous mode fuses with FedBuff; the strategy must be plain ${strategiesWith('async').join(' or ')}, got '${got}'`);
+      throw new Error(
+        `asynchronous mode fuses with FedBuff; the strategy must be plain ${strategiesWith('async').join(' or ')}, got '${got}'`,
+      );
     }
     this.global = new Float32Array(o.initial);
   }
@@ -71,20 +88,40 @@ export class AsyncEngine {
   private dispatch(nodeId: number, version: number, seq: number): Flight {
     const { layout, strategy, transport, local, seed, clock } = this.o;
     const config: TrainConfig = { ...local, proxMu: strategy.proxMu, seed: RoundEngine.nodeSeed(seed, seq, nodeId) };
-    const frame = encodeTrainRequest(layout, { round: version, nodeId, mode: strategy.mode, config, weights: this.global });
+    const frame = encodeTrainRequest(layout, {
+      round: version,
+      nodeId,
+      mode: strategy.mode,
+      config,
+      weights: this.global,
+    });
     const flight: Flight = {
-      seq, nodeId, version, base: this.global, sentAt: clock?.now() ?? 0, downBytes: frame.length,
-      samplesCap: (steps, n) => samplesProcessed(steps, config.batchSize, config.epochs, n), done: Promise.resolve(null as unknown as Flight),
+      seq,
+      nodeId,
+      version,
+      base: this.global,
+      sentAt: clock?.now() ?? 0,
+      downBytes: frame.length,
+      samplesCap: (steps, n) => samplesProcessed(steps, config.batchSize, config.epochs, n),
+      done: Promise.resolve(null as unknown as Flight),
     };
     const length = this.global.length;
-    flight.done = transport.request(nodeId, frame).then((reply) => {
-      const r = parseTrainReply(layout, reply, version, nodeId, length);
-      // FedBuff runs never ask for compression (refused at configuration): a compressed reply is a delta, not weights.
-      if (r.compression) throw new Error('update is compressed, the run asked for none');
-      flight.outcome = { ok: true, upBytes: reply.length, result: { nodeId, numExamples: r.numExamples, steps: r.steps, vector: r.vector, metrics: r.metrics } };
-    }).catch((e: Error) => {
-      flight.outcome = { ok: false, error: e.message };
-    }).then(() => flight);
+    flight.done = transport
+      .request(nodeId, frame)
+      .then((reply) => {
+        const r = parseTrainReply(layout, reply, version, nodeId, length);
+        // FedBuff runs never ask for compression (refused at configuration): a compressed reply is a delta, not weights.
+        if (r.compression) throw new Error('update is compressed, the run asked for none');
+        flight.outcome = {
+          ok: true,
+          upBytes: reply.length,
+          result: { nodeId, numExamples: r.numExamples, steps: r.steps, vector: r.vector, metrics: r.metrics },
+        };
+      })
+      .catch((e: Error) => {
+        flight.outcome = { ok: false, error: e.message };
+      })
+      .then(() => flight);
     return flight;
   }
 
@@ -93,7 +130,9 @@ export class AsyncEngine {
     const out = f.outcome!;
     if (!out.ok || !this.o.clock) return f.sentAt;
     const samples = f.samplesCap(out.result.steps, out.result.numExamples);
-    return f.sentAt + this.o.clock.duration({ nodeId: f.nodeId, downBytes: f.downBytes, upBytes: out.upBytes, samples });
+    return (
+      f.sentAt + this.o.clock.duration({ nodeId: f.nodeId, downBytes: f.downBytes, upBytes: out.upBytes, samples })
+    );
   }
 
   /** The next flight to handle: earliest simulated finish (all in flight computed first), or first to arrive. */
@@ -101,7 +140,9 @@ export class AsyncEngine {
     const clock = this.o.clock;
     if (!clock) return Promise.race([...flights.values()].map((f) => f.done));
     const done = await Promise.all([...flights.values()].map((f) => f.done));
-    const first = done.reduce((a, b) => (this.finishAt(b) < this.finishAt(a) || (this.finishAt(b) === this.finishAt(a) && b.seq < a.seq) ? b : a));
+    const first = done.reduce((a, b) =>
+      this.finishAt(b) < this.finishAt(a) || (this.finishAt(b) === this.finishAt(a) && b.seq < a.seq) ? b : a,
+    );
     clock.advanceTo(this.finishAt(first));
     return first;
   }
@@ -164,7 +205,10 @@ export class AsyncEngine {
       const out = f.outcome!;
       if (!out.ok) {
         failures.push({ nodeId: f.nodeId, error: out.error });
-        if (++failedInARow >= maxFailuresInARow) throw new Error(`asynchronous run: ${failedInARow} updates in a row failed, the last: node ${f.nodeId}: ${out.error}`);
+        if (++failedInARow >= maxFailuresInARow)
+          throw new Error(
+            `asynchronous run: ${failedInARow} updates in a row failed, the last: node ${f.nodeId}: ${out.error}`,
+          );
         continue;
       }
       failedInARow = 0;
@@ -181,12 +225,22 @@ export class AsyncEngine {
       const after = o.transport.traffic();
       const record: RoundRecord = {
         round: version,
-        selected: [...new Set([...asked, ...results.map((r) => r.nodeId), ...failures.map((x) => x.nodeId)])].sort((a, b) => a - b),
-        contributed: results.map((r) => r.nodeId), examples: results.map((r) => r.numExamples), staleness: buffer.map((a) => a.staleness), failures, fused: true,
+        selected: [...new Set([...asked, ...results.map((r) => r.nodeId), ...failures.map((x) => x.nodeId)])].sort(
+          (a, b) => a - b,
+        ),
+        contributed: results.map((r) => r.nodeId),
+        examples: results.map((r) => r.numExamples),
+        staleness: buffer.map((a) => a.staleness),
+        failures,
+        fused: true,
         trainLoss: results.reduce((a, r) => a + r.metrics.loss * r.numExamples, 0) / trainN,
         trainAccuracy: results.reduce((a, r) => a + r.metrics.accuracy * r.numExamples, 0) / trainN,
-        federatedLoss: NaN, federatedAccuracy: NaN, testLoss: central.loss, testAccuracy: central.accuracy,
-        bytesSent: after.sent - before.sent, bytesReceived: after.received - before.received,
+        federatedLoss: NaN,
+        federatedAccuracy: NaN,
+        testLoss: central.loss,
+        testAccuracy: central.accuracy,
+        bytesSent: after.sent - before.sent,
+        bytesReceived: after.received - before.received,
         seconds: (performance.now() - started) / 1000,
         ...(o.clock ? { simTime: o.clock.now() } : {}),
       };

@@ -7,17 +7,28 @@ import { compressVector, decompressVector, parseCompression, type CompressionSpe
 import { compressedToTensors } from './compressed-tensors.ts';
 import { decodeMessage, encodeCompressedTrainReply, encodeTrainReply } from './messages.ts';
 
-const layout = makeLayout([{ name: 'dense/kernel', shape: [40, 5] }, { name: 'dense/bias', shape: [5] }]);
+const layout = makeLayout([
+  { name: 'dense/kernel', shape: [40, 5] },
+  { name: 'dense/bias', shape: [5] },
+]);
 const rng = new Rng(11);
 const x = Float32Array.from({ length: 205 }, () => rng.normal());
 const head = { round: 3, nodeId: 2, numExamples: 50, steps: 4, metrics: { loss: 0.5, accuracy: 0.8 } };
 
 function frameWith(spec: unknown, tensors: WireTensor[]): Uint8Array {
-  return encodeFrame('train_result', { round: 3, node: 2, numExamples: 50, steps: 4, metrics: { loss: 0.5, accuracy: 0.8 }, compression: spec }, tensors);
+  return encodeFrame(
+    'train_result',
+    { round: 3, node: 2, numExamples: 50, steps: 4, metrics: { loss: 0.5, accuracy: 0.8 }, compression: spec },
+    tensors,
+  );
 }
 
 function expectCode(frame: Uint8Array, code: string, re: RegExp): void {
-  assert.throws(() => decodeMessage(layout, frame), (e: unknown) => e instanceof FrameError && e.code === code && re.test(e.message), `${code} ${re}`);
+  assert.throws(
+    () => decodeMessage(layout, frame),
+    (e: unknown) => e instanceof FrameError && e.code === code && re.test(e.message),
+    `${code} ${re}`,
+  );
 }
 
 test('compressed train replies round-trip through the frame for every kind, and are smaller than float32', () => {
@@ -47,10 +58,21 @@ test('compressed frames that do not match the layout or the spec are refused wit
   expectCode(frameWith('int8', tensorsOf(int8)), 'bad_field', /not an object/);
   expectCode(frameWith(parseCompression('none'), tensorsOf(int8)), 'bad_field', /none has no compressed tensors/);
   expectCode(frameWith(int8, tensorsOf(int8).slice(0, 3)), 'bad_tensors', /dense\/bias#scales is missing/);
-  expectCode(frameWith(int8, [...tensorsOf(int8), { name: 'extra', dtype: 'float32', shape: [1], data: new Float32Array(1) }]), 'bad_tensors', /expected 4 compressed tensors, got 5/);
+  expectCode(
+    frameWith(int8, [...tensorsOf(int8), { name: 'extra', dtype: 'float32', shape: [1], data: new Float32Array(1) }]),
+    'bad_tensors',
+    /expected 4 compressed tensors, got 5/,
+  );
   expectCode(frameWith(int8, tensorsOf(int8).reverse()), 'bad_tensors', /expected 'dense\/kernel'/);
   expectCode(frameWith(fp16, tensorsOf(int8)), 'bad_tensors', /is int8, expected float16/);
-  expectCode(frameWith(int8, tensorsOf(int8).map((t, i) => (i === 0 ? { ...t, shape: [200] } : t))), 'bad_tensors', /shape \[200\], expected \[40,5\]/);
+  expectCode(
+    frameWith(
+      int8,
+      tensorsOf(int8).map((t, i) => (i === 0 ? { ...t, shape: [200] } : t)),
+    ),
+    'bad_tensors',
+    /shape \[200\], expected \[40,5\]/,
+  );
   expectCode(frameWith(parseCompression('int8-block:8'), tensorsOf(int8)), 'bad_tensors', /scales, expected 25/);
   const ts = tensorsOf(topk);
   (ts[0].data as Int32Array)[9] = 200;
@@ -62,6 +84,12 @@ test('compressed frames that do not match the layout or the spec are refused wit
   (scales[1].data as Float32Array)[0] = Infinity;
   expectCode(frameWith(int8, scales), 'bad_tensors', /scales must be finite/);
   // A plain float32 layout under a compression header is refused too.
-  expectCode(frameWith(fp16, [{ name: 'dense/kernel', dtype: 'float32', shape: [40, 5], data: x.slice(0, 200) }, { name: 'dense/bias', dtype: 'float32', shape: [5], data: x.slice(200) }]),
-    'bad_tensors', /is float32, expected float16/);
+  expectCode(
+    frameWith(fp16, [
+      { name: 'dense/kernel', dtype: 'float32', shape: [40, 5], data: x.slice(0, 200) },
+      { name: 'dense/bias', dtype: 'float32', shape: [5], data: x.slice(200) },
+    ]),
+    'bad_tensors',
+    /is float32, expected float16/,
+  );
 });

@@ -13,7 +13,11 @@ export function compressedToTensors(layout: readonly TensorSlot[], parts: readon
   return layout.flatMap((slot, i) => codecOf(parts[i].kind).toWire(parts[i], slot));
 }
 
-export function tensorsToCompressed(layout: readonly TensorSlot[], spec: CompressionSpec, tensors: readonly WireTensor[]): CompressedTensor[] {
+export function tensorsToCompressed(
+  layout: readonly TensorSlot[],
+  spec: CompressionSpec,
+  tensors: readonly WireTensor[],
+): CompressedTensor[] {
   let next = 0;
   const take = (name: string, dtype: WireDtype, shape?: readonly number[]): WireTensor => {
     const t = tensors[next++];
@@ -22,13 +26,17 @@ export function tensorsToCompressed(layout: readonly TensorSlot[], spec: Compres
     if (t.dtype !== dtype) throw new FrameError('bad_tensors', `tensor ${name} is ${t.dtype}, expected ${dtype}`);
     const want = shape ?? [t.data.length];
     if (t.shape.length !== want.length || t.shape.some((d, j) => d !== want[j])) {
-      throw new FrameError('bad_tensors', `tensor ${name} has shape [${t.shape.join(',')}], expected [${want.join(',')}]`);
+      throw new FrameError(
+        'bad_tensors',
+        `tensor ${name} has shape [${t.shape.join(',')}], expected [${want.join(',')}]`,
+      );
     }
     return t;
   };
   if (spec.kind === 'none') throw new FrameError('bad_field', 'compression none has no compressed tensors');
   const codec = codecOf(spec.kind);
   const parts = layout.map((slot) => codec.fromWire(slot, take));
-  if (next !== tensors.length) throw new FrameError('bad_tensors', `expected ${next} compressed tensors, got ${tensors.length}`);
+  if (next !== tensors.length)
+    throw new FrameError('bad_tensors', `expected ${next} compressed tensors, got ${tensors.length}`);
   return parts;
 }

@@ -6,7 +6,13 @@ import { assertClose } from '../../test/support/numeric.js';
 import { discreteGaussianVector } from '../core/discrete-gaussian.js';
 import { GRID_BITS, gridNormal } from '../core/dp-grid.js';
 
-const result = (nodeId: number, vector: Float32Array): TrainResult => ({ nodeId, numExamples: 1 + nodeId, steps: 1, vector, metrics: { loss: 0, accuracy: 0 } });
+const result = (nodeId: number, vector: Float32Array): TrainResult => ({
+  nodeId,
+  numExamples: 1 + nodeId,
+  steps: 1,
+  vector,
+  metrics: { loss: 0, accuracy: 0 },
+});
 
 /** Rounds of node updates around a moving global: node i moves by a random direction of norm (i + 1) * base. */
 function updatesFor(global: Float32Array, round: number, nodes: number, base: number): TrainResult[] {
@@ -14,7 +20,10 @@ function updatesFor(global: Float32Array, round: number, nodes: number, base: nu
   return Array.from({ length: nodes }, (_, i) => {
     const dir = Float64Array.from(global, () => rng.normal());
     const norm = Math.hypot(...dir);
-    return result(i, Float32Array.from(global, (g, j) => g + (dir[j] / norm) * (i + 1) * base));
+    return result(
+      i,
+      Float32Array.from(global, (g, j) => g + (dir[j] / norm) * (i + 1) * base),
+    );
   });
 }
 
@@ -25,11 +34,22 @@ function updatesFor(global: Float32Array, round: number, nodes: number, base: nu
  * b_bar = (sum_i (1[||d_i|| <= C] - 1/2) + sigma_b g) / m + 1/2 (g the grid count noise of unit variance)
  * and C <- C exp(-eta (b_bar - gamma)). Noise words: the seed's forks 'dp-noise:r' and 'dp-count:r'.
  */
-function naiveRound(global: Float32Array, rs: TrainResult[], s: { C: number; z: number; sigmaB: number; gamma: number; eta: number }, seed: number, round: number, m: number) {
+function naiveRound(
+  global: Float32Array,
+  rs: TrainResult[],
+  s: { C: number; z: number; sigmaB: number; gamma: number; eta: number },
+  seed: number,
+  round: number,
+  m: number,
+) {
   const zDelta = 1 / Math.sqrt(1 / s.z ** 2 - 1 / (2 * s.sigmaB) ** 2);
   const step = s.C / 2 ** GRID_BITS;
   const clip = s.C - step * (Math.sqrt(global.length) / 2 + 1);
-  const noise = discreteGaussianVector(new Rng(seed).fork(`dp-noise:${round}`), Math.ceil(zDelta * 2 ** GRID_BITS), global.length);
+  const noise = discreteGaussianVector(
+    new Rng(seed).fork(`dp-noise:${round}`),
+    Math.ceil(zDelta * 2 ** GRID_BITS),
+    global.length,
+  );
   const sum = new Float64Array(global.length);
   let unclipped = 0;
   for (const r of rs) {
@@ -41,7 +61,8 @@ function naiveRound(global: Float32Array, rs: TrainResult[], s: { C: number; z: 
     for (let j = 0; j < d.length; j++) sum[j] += Math.round((d[j] * Math.min(1, clip / norm)) / step);
   }
   const next = Float32Array.from(global, (g, j) => g + ((sum[j] + noise[j]) * step) / m);
-  const bBar = (unclipped - rs.length / 2 + s.sigmaB * gridNormal(new Rng(seed).fork(`dp-count:${round}`), s.sigmaB)) / m + 0.5;
+  const bBar =
+    (unclipped - rs.length / 2 + s.sigmaB * gridNormal(new Rng(seed).fork(`dp-count:${round}`), s.sigmaB)) / m + 0.5;
   return { next, C: s.C * Math.exp(-s.eta * (bBar - s.gamma)) };
 }
 
@@ -59,7 +80,10 @@ test('dpfedavg clip=adaptive matches a naive reference of the update rule and th
     gN = n.next;
     ref.C = n.C;
     assertClose(gS, gN, 1e-6, 1e-5);
-    assert.ok(Math.abs(strategy.dpClipNorm! - ref.C) <= 1e-12 * ref.C, `round ${round}: clip ${strategy.dpClipNorm} vs reference ${ref.C}`);
+    assert.ok(
+      Math.abs(strategy.dpClipNorm! - ref.C) <= 1e-12 * ref.C,
+      `round ${round}: clip ${strategy.dpClipNorm} vs reference ${ref.C}`,
+    );
     clips.push(ref.C);
   }
   assert.ok(new Set(clips).size === clips.length, 'the clip norm moves every round');
@@ -76,7 +100,8 @@ test('adaptive clipping tracks the target quantile of the update norms (no noise
   // Norms 0.1, 0.2, ..., 1.0: the median lies between 0.5 and 0.6.
   const strategy = new Strategy(parseStrategy('dpfedavg:clip=adaptive,noise=0,clip0=0.01,quantile=0.5,cliplr=0.2'));
   let g: Float32Array = new Float32Array(8);
-  for (let round = 1; round <= 80; round++) g = strategy.aggregateTrain(g, updatesFor(g, round, 10, 0.1), { round, seed: 1, sampled: 10, population: 10 });
+  for (let round = 1; round <= 80; round++)
+    g = strategy.aggregateTrain(g, updatesFor(g, round, 10, 0.1), { round, seed: 1, sampled: 10, population: 10 });
   const c = strategy.dpClipNorm!;
   assert.ok(c > 0.45 && c < 0.66, `clip norm ${c} should sit near the median norm 0.55`);
 });

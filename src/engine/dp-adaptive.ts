@@ -30,7 +30,11 @@ export const ADAPTIVE_DEFAULTS = { initialClip: 0.1, quantile: 0.5, lr: 0.2 } as
 export class AdaptiveDpAggregator {
   private clip: AdaptiveClip | null;
 
-  constructor(private readonly config: AdaptiveClipConfig, private readonly noise: number, restore?: AdaptiveClipState) {
+  constructor(
+    private readonly config: AdaptiveClipConfig,
+    private readonly noise: number,
+    restore?: AdaptiveClipState,
+  ) {
     this.clip = restore ? AdaptiveClip.restore(restore) : null;
   }
 
@@ -43,10 +47,17 @@ export class AdaptiveDpAggregator {
    * The noised mean delta of one round, and the clip norm moved for the next. m = the fixed denominator
    * (expected nodes); both noises are exact discrete Gaussians drawn from the given words.
    */
-  aggregate(deltas: readonly Float32Array[], m: number, noiseWords: RandomWords, countWords: RandomWords): Float32Array {
+  aggregate(
+    deltas: readonly Float32Array[],
+    m: number,
+    noiseWords: RandomWords,
+    countWords: RandomWords,
+  ): Float32Array {
     this.clip ??= new AdaptiveClip({
-      initialClipNorm: this.config.initialClip, targetQuantile: this.config.quantile, learningRate: this.config.lr,
-      countStddev: this.noise > 0 ? this.config.countNoise ?? Math.max(m / 20, this.noise) : 0,
+      initialClipNorm: this.config.initialClip,
+      targetQuantile: this.config.quantile,
+      learningRate: this.config.lr,
+      countStddev: this.noise > 0 ? (this.config.countNoise ?? Math.max(m / 20, this.noise)) : 0,
     });
     const { countStddev } = this.clip.state();
     const zDelta = this.noise > 0 ? adaptiveUpdateNoiseMultiplier(this.noise, countStddev) : 0;

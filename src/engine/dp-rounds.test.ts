@@ -20,8 +20,18 @@ const SGD = { name: 'sgd' as const, lr: 0.1 };
 function dpEngine(strategy: Strategy, ids: number[], extra: Partial<EngineOptions> = {}) {
   const { transport, initial, centralEval } = toyFederation(healthyNodes(4), ids);
   return new RoundEngine({
-    layout: toyLayout, strategy, transport, initial, seed: 3, rounds: 1, fraction: 1, minNodes: 1, evalFraction: 0,
-    local: { epochs: 1, batchSize: 16, optimizer: SGD }, centralEval, ...extra,
+    layout: toyLayout,
+    strategy,
+    transport,
+    initial,
+    seed: 3,
+    rounds: 1,
+    fraction: 1,
+    minNodes: 1,
+    evalFraction: 0,
+    local: { epochs: 1, batchSize: 16, optimizer: SGD },
+    centralEval,
+    ...extra,
   });
 }
 
@@ -30,7 +40,14 @@ function dpEngine(strategy: Strategy, ids: number[], extra: Partial<EngineOption
  * round. It regenerates the seeded noise and subtracts it from the scaled model change, which leaves the exact
  * (grid-rounded) sum of the clipped updates when the noise came from the seed.
  */
-function recoverClippedSum(before: Float32Array, after: Float32Array, clip: number, noise: number, expected: number, seed: number): Float64Array {
+function recoverClippedSum(
+  before: Float32Array,
+  after: Float32Array,
+  clip: number,
+  noise: number,
+  expected: number,
+  seed: number,
+): Float64Array {
   const step = clip / 2 ** GRID_BITS;
   const regenerated = discreteGaussianVector(new Rng(seed).fork('dp-noise:1'), gridNoiseSteps(noise), before.length);
   return Float64Array.from(before, (b, j) => ((after[j] - b) * expected) / step - regenerated[j]);
@@ -43,7 +60,17 @@ async function trueClippedSum(initial: Float32Array, ids: number[], clip: number
   const locals = [];
   for (const id of ids) {
     const seed = RoundEngine.nodeSeed(3, 1, id);
-    locals.push((await trainer.train(initial, nodes.get(id)!.train, { epochs: 1, batchSize: 16, optimizer: SGD, proxMu: 0, seed })).weights);
+    locals.push(
+      (
+        await trainer.train(initial, nodes.get(id)!.train, {
+          epochs: 1,
+          batchSize: 16,
+          optimizer: SGD,
+          proxMu: 0,
+          seed,
+        })
+      ).weights,
+    );
   }
   const step = clip / 2 ** GRID_BITS;
   const inner = preRoundingClip(clip, initial.length);
@@ -66,7 +93,10 @@ test('the seed regenerates seeded DP noise (the attack works), but not CSPRNG no
   assert.equal(seeded.rounds[0].noiseSource, 'seeded');
   const fromSeeded = recoverClippedSum(initial, seeded.weights, 0.5, 1, 4, 3);
   // Seeded: exact to float32 rounding of the global model (far below one grid step).
-  assert.ok(maxGap(fromSeeded, truth) < 0.05, `seeded: the sum is recovered to ${maxGap(fromSeeded, truth)} grid steps`);
+  assert.ok(
+    maxGap(fromSeeded, truth) < 0.05,
+    `seeded: the sum is recovered to ${maxGap(fromSeeded, truth)} grid steps`,
+  );
 
   const deployed = await dpEngine(new Strategy(parseStrategy(spec)), ids).run();
   assert.equal(deployed.rounds[0].noiseSource, 'csprng');
@@ -109,9 +139,17 @@ test('accounting: a q = 0 round adds nothing and resets nothing', () => {
 test('every round steps the ledger with its own rate; rounds that fuse nothing are charged 0', async () => {
   // Nodes 5 and 6 are not hosted: with minNodes 3, a round fuses only if 3 hosted nodes are sampled.
   const strategy = new Strategy(parseStrategy('dpfedavg:clip=1,noise=0.8'));
-  const run = await dpEngine(strategy, [0, 1, 2, 3, 5, 6], { rounds: 8, fraction: 0.6, minNodes: 3, dpNoise: 'seeded' }).run();
+  const run = await dpEngine(strategy, [0, 1, 2, 3, 5, 6], {
+    rounds: 8,
+    fraction: 0.6,
+    minNodes: 3,
+    dpNoise: 'seeded',
+  }).run();
   const rates = run.rounds.map((r) => r.samplingRate!);
-  assert.deepEqual(rates, run.rounds.map((r) => (r.fused ? 0.6 : 0)));
+  assert.deepEqual(
+    rates,
+    run.rounds.map((r) => (r.fused ? 0.6 : 0)),
+  );
   assert.ok(rates.includes(0) && rates.includes(0.6), `want both kinds of round: ${rates.join(', ')}`);
   const check = new PrivacyLedger(0.8, 1e-5);
   run.rounds.forEach((r) => {
@@ -136,16 +174,40 @@ test('the ledger rides in the checkpoint: a resumed strategy continues the same 
   const worst = new PrivacyLedger(0.8, 1e-5);
   for (let k = 0; k < 4; k++) worst.recordRound(1);
   assert.deepEqual(legacy.privacySpent(), worst.spent());
-  assert.throws(() => new Strategy(spec, undefined, { privacyLedger: { kind: 'other' } }), /not an RDP accountant state/);
+  assert.throws(
+    () => new Strategy(spec, undefined, { privacyLedger: { kind: 'other' } }),
+    /not an RDP accountant state/,
+  );
 });
 
 test('over-selection (and secure aggregation) with dpfedavg is refused, in configs and by the engine', () => {
-  const issues = runIssues({ secagg: false, compression: 'none', mode: 'sync', overSelect: 0.3, strategy: 'dpfedavg:clip=1,noise=1' }, CONFIG_WORDING, 2);
-  assert.deepEqual(issues.map((i) => i.path), [['overSelect']]);
+  const issues = runIssues(
+    { secagg: false, compression: 'none', mode: 'sync', overSelect: 0.3, strategy: 'dpfedavg:clip=1,noise=1' },
+    CONFIG_WORDING,
+    2,
+  );
+  assert.deepEqual(
+    issues.map((i) => i.path),
+    [['overSelect']],
+  );
   assert.match(issues[0].message, /Poisson sampling .* leave it out/);
-  assert.deepEqual(runIssues({ secagg: false, compression: 'none', mode: 'sync', overSelect: 0.3, strategy: 'fedavg' }, CONFIG_WORDING, 2), []);
-  assert.throws(() => dpEngine(new Strategy(parseStrategy('dpfedavg:clip=1,noise=1')), [0, 1], { overSelect: 0.5 }), /does not combine with over-selection/);
-  assert.throws(() => dpEngine(new Strategy(parseStrategy('dpfedavg:clip=1,noise=1')), [0, 1], { secure: { clip: 4, maxWeight: 100 } }), /does not combine with secure aggregation/);
+  assert.deepEqual(
+    runIssues(
+      { secagg: false, compression: 'none', mode: 'sync', overSelect: 0.3, strategy: 'fedavg' },
+      CONFIG_WORDING,
+      2,
+    ),
+    [],
+  );
+  assert.throws(
+    () => dpEngine(new Strategy(parseStrategy('dpfedavg:clip=1,noise=1')), [0, 1], { overSelect: 0.5 }),
+    /does not combine with over-selection/,
+  );
+  assert.throws(
+    () =>
+      dpEngine(new Strategy(parseStrategy('dpfedavg:clip=1,noise=1')), [0, 1], { secure: { clip: 4, maxWeight: 100 } }),
+    /does not combine with secure aggregation/,
+  );
 });
 
 test('Poisson sampling: each node in with probability q, independently; the sample size varies', () => {
@@ -158,7 +220,10 @@ test('Poisson sampling: each node in with probability q, independently; the samp
     const s = poissonSample(ids, 0.2, rng);
     sizes.add(s.length);
     for (const id of s) hits[id]++;
-    assert.deepEqual(s, [...s].sort((a, b) => a - b));
+    assert.deepEqual(
+      s,
+      [...s].sort((a, b) => a - b),
+    );
   }
   const se = Math.sqrt((0.2 * 0.8) / rounds);
   for (const h of hits) assert.ok(Math.abs(h / rounds - 0.2) < 5 * se, `frequency ${h / rounds}`);
@@ -169,7 +234,20 @@ test('Poisson sampling: each node in with probability q, independently; the samp
 test('DP-FedAvg divides by the fixed q N, not by the nodes that answered', () => {
   const strategy = new Strategy(parseStrategy('dpfedavg:clip=10,noise=0'));
   const g = new Float32Array(2);
-  const result = { nodeId: 0, numExamples: 5, steps: 1, vector: new Float32Array([1, 0]), metrics: { loss: 0, accuracy: 0 } };
-  const out = strategy.aggregateTrain(g, [result], { round: 1, seed: 1, sampled: 1, population: 10, expectedClients: 4, noise: 'seeded' });
+  const result = {
+    nodeId: 0,
+    numExamples: 5,
+    steps: 1,
+    vector: new Float32Array([1, 0]),
+    metrics: { loss: 0, accuracy: 0 },
+  };
+  const out = strategy.aggregateTrain(g, [result], {
+    round: 1,
+    seed: 1,
+    sampled: 1,
+    population: 10,
+    expectedClients: 4,
+    noise: 'seeded',
+  });
   assert.ok(Math.abs(out[0] - 0.25) < 1e-4, `mean ${out[0]}`);
 });

@@ -32,9 +32,19 @@ export interface EngineSpec {
 }
 
 /** Where the run happens: the transport, the model layout and start, and the hooks of its host. */
-export type EngineEnvironment = Pick<EngineOptions,
-  'layout' | 'transport' | 'initial' | 'centralEval' | 'onRound' | 'startRound' | 'control' | 'waitForNodes' |
-  'maxStepsFor' | 'clock'>;
+export type EngineEnvironment = Pick<
+  EngineOptions,
+  | 'layout'
+  | 'transport'
+  | 'initial'
+  | 'centralEval'
+  | 'onRound'
+  | 'startRound'
+  | 'control'
+  | 'waitForNodes'
+  | 'maxStepsFor'
+  | 'clock'
+>;
 
 export function engineFor(spec: EngineSpec, env: EngineEnvironment): { run: RoundEngine['run'] } {
   const { fedBuff, ...sync } = spec;

@@ -6,22 +6,42 @@ import type { Transport } from './transport.js';
 import { percentile10 } from '../core/personal-head.js';
 import type { RoundRecord } from './round-record.js';
 
-export async function evaluateNodes(layout: readonly TensorSlot[], transport: Transport, round: number, nodes: readonly number[], weights: Float32Array): Promise<EvalResult[]> {
+export async function evaluateNodes(
+  layout: readonly TensorSlot[],
+  transport: Transport,
+  round: number,
+  nodes: readonly number[],
+  weights: Float32Array,
+): Promise<EvalResult[]> {
   const out: EvalResult[] = [];
-  await Promise.all(nodes.map(async (nodeId) => {
-    try {
-      const msg = decodeMessage(layout, await transport.request(nodeId, encodeEvalRequest(layout, { round, nodeId, weights })));
-      const r = msg.type === 'eval_result' ? msg.reply : undefined;
-      if (r) out.push({ nodeId, numExamples: r.numExamples, loss: r.loss, accuracy: r.accuracy, ...(r.personal ? { personal: r.personal } : {}) });
-    } catch {
-      // a node that cannot evaluate is left out of the federated metric, as Flower does
-    }
-  }));
+  await Promise.all(
+    nodes.map(async (nodeId) => {
+      try {
+        const msg = decodeMessage(
+          layout,
+          await transport.request(nodeId, encodeEvalRequest(layout, { round, nodeId, weights })),
+        );
+        const r = msg.type === 'eval_result' ? msg.reply : undefined;
+        if (r)
+          out.push({
+            nodeId,
+            numExamples: r.numExamples,
+            loss: r.loss,
+            accuracy: r.accuracy,
+            ...(r.personal ? { personal: r.personal } : {}),
+          });
+      } catch {
+        // a node that cannot evaluate is left out of the federated metric, as Flower does
+      }
+    }),
+  );
   return out.sort((a, b) => a.nodeId - b.nodeId);
 }
 
 /** Across the nodes that report a personalised model (FedPer): its accuracy's mean, 10th percentile and minimum. */
-export function personalizedAccuracy(results: readonly EvalResult[]): Pick<RoundRecord, 'personalizedAccuracyMean' | 'personalizedAccuracyP10' | 'personalizedAccuracyMin'> {
+export function personalizedAccuracy(
+  results: readonly EvalResult[],
+): Pick<RoundRecord, 'personalizedAccuracyMean' | 'personalizedAccuracyP10' | 'personalizedAccuracyMin'> {
   const acc = results.flatMap((r) => (r.personal ? [r.personal.accuracy] : []));
   if (acc.length === 0) return {};
   return {

@@ -41,7 +41,10 @@ const config: TrainConfig = {
 /** Asserts that fn throws a FrameError (and not some other error), optionally with a given code. */
 function throwsFrameError(fn: () => unknown, code?: string, message?: RegExp): void {
   assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof FrameError, `expected a FrameError, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+    assert.ok(
+      e instanceof FrameError,
+      `expected a FrameError, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`,
+    );
     assert.ok(e.code.length > 0);
     if (code !== undefined) assert.equal(e.code, code, e.message);
     if (message !== undefined) assert.match(e.message, message);
@@ -83,7 +86,14 @@ test('evaluate request round trip', () => {
 });
 
 test('train reply round trip', () => {
-  const reply = { round: 9, nodeId: 2, numExamples: 600, steps: 38, metrics: { loss: 0.4375, accuracy: 0.875 }, vector: vec(3) };
+  const reply = {
+    round: 9,
+    nodeId: 2,
+    numExamples: 600,
+    steps: 38,
+    metrics: { loss: 0.4375, accuracy: 0.875 },
+    vector: vec(3),
+  };
   assert.deepEqual(decodeMessage(layout, encodeTrainReply(layout, reply)), { type: 'train_result', reply });
 });
 
@@ -93,7 +103,12 @@ test('eval reply round trip', () => {
 });
 
 test('error round trip; long messages are cut to 500 characters', () => {
-  assert.deepEqual(decodeMessage(layout, encodeError(5, 6, 'out of memory')), { type: 'error', round: 5, nodeId: 6, message: 'out of memory' });
+  assert.deepEqual(decodeMessage(layout, encodeError(5, 6, 'out of memory')), {
+    type: 'error',
+    round: 5,
+    nodeId: 6,
+    message: 'out of memory',
+  });
   const long = decodeMessage(layout, encodeError(5, 6, 'x'.repeat(5_000_000)));
   assert.ok(long.type === 'error' && long.message === 'x'.repeat(500));
 });
@@ -101,13 +116,26 @@ test('error round trip; long messages are cut to 500 characters', () => {
 test('a NaN or infinite loss stays NaN (JSON carries it as null), it does not become 0', () => {
   const e = decodeMessage(layout, encodeEvalReply({ round: 1, nodeId: 1, numExamples: 10, loss: NaN, accuracy: 0.1 }));
   assert.ok(e.type === 'eval_result' && Number.isNaN(e.reply.loss));
-  const t = decodeMessage(layout, encodeTrainReply(layout, { round: 1, nodeId: 1, numExamples: 10, steps: 1, metrics: { loss: Infinity, accuracy: 0 }, vector: vec(0) }));
+  const t = decodeMessage(
+    layout,
+    encodeTrainReply(layout, {
+      round: 1,
+      nodeId: 1,
+      numExamples: 10,
+      steps: 1,
+      metrics: { loss: Infinity, accuracy: 0 },
+      vector: vec(0),
+    }),
+  );
   assert.ok(t.type === 'train_result' && Number.isNaN(t.reply.metrics.loss) && t.reply.metrics.accuracy === 0);
 });
 
 test('round trip property over layouts, ids and weights', () => {
   const specsArb = fc.uniqueArray(
-    fc.record({ name: fc.string({ minLength: 1, maxLength: 10 }), shape: fc.array(fc.integer({ min: 0, max: 4 }), { maxLength: 3 }) }),
+    fc.record({
+      name: fc.string({ minLength: 1, maxLength: 10 }),
+      shape: fc.array(fc.integer({ min: 0, max: 4 }), { maxLength: 3 }),
+    }),
     { maxLength: 5, selector: (s) => s.name },
   );
   fc.assert(
@@ -115,7 +143,10 @@ test('round trip property over layouts, ids and weights', () => {
       const lay = makeLayout(specs);
       const size = lay.reduce((a, s) => a + s.size, 0);
       const w = Float32Array.from({ length: size }, (_, i) => Math.fround(Math.cos(seed + i)));
-      assert.deepEqual(decodeMessage(lay, encodeEvalRequest(lay, { round, nodeId, weights: w })), { type: 'evaluate', req: { round, nodeId, weights: w } });
+      assert.deepEqual(decodeMessage(lay, encodeEvalRequest(lay, { round, nodeId, weights: w })), {
+        type: 'evaluate',
+        req: { round, nodeId, weights: w },
+      });
       assert.deepEqual(fromTensors(lay, toTensors(lay, w)), w);
     }),
     { numRuns: 200 },
@@ -140,7 +171,8 @@ test('toTensors gives views with the layout names and shapes', () => {
 });
 
 test('fromTensors rejects wrong names, order, shapes, dtype, count and sizes with FrameError', () => {
-  const good = (): WireTensor[] => toTensors(layout, vec(5)).map((t) => ({ ...t, shape: [...t.shape], data: new Float32Array(t.data) }));
+  const good = (): WireTensor[] =>
+    toTensors(layout, vec(5)).map((t) => ({ ...t, shape: [...t.shape], data: new Float32Array(t.data) }));
   assert.deepEqual(fromTensors(layout, good()), vec(5));
 
   const renamed = good();
@@ -168,7 +200,10 @@ test('fromTensors rejects wrong names, order, shapes, dtype, count and sizes wit
   throwsFrameError(() => fromTensors(layout, ints), 'bad_tensors', /int32/);
 
   throwsFrameError(() => fromTensors(layout, good().slice(0, 2)), 'bad_tensors', /expected 3/);
-  throwsFrameError(() => fromTensors(layout, [...good(), { name: 'extra', dtype: 'float32', shape: [1], data: new Float32Array(1) }]), 'bad_tensors');
+  throwsFrameError(
+    () => fromTensors(layout, [...good(), { name: 'extra', dtype: 'float32', shape: [1], data: new Float32Array(1) }]),
+    'bad_tensors',
+  );
   throwsFrameError(() => fromTensors(layout, []), 'bad_tensors');
 
   // a hand-made tensor whose data does not match its own shape
@@ -184,9 +219,23 @@ test('fromTensors rejects wrong names, order, shapes, dtype, count and sizes wit
 });
 
 test('decodeMessage passes tensor mismatches through as FrameError', () => {
-  const other = makeLayout([{ name: 'dense/kernel', shape: [2, 3] }, { name: 'dense/bias', shape: [2] }, { name: 'scale', shape: [] }]);
-  throwsFrameError(() => decodeMessage(other, encodeEvalRequest(layout, { round: 1, nodeId: 1, weights: vec(1) })), 'bad_tensors');
-  throwsFrameError(() => decodeMessage(layout, encodeFrame('train_result', { round: 1, node: 1, numExamples: 1, steps: 1, metrics: { loss: 0, accuracy: 0 } })), 'bad_tensors');
+  const other = makeLayout([
+    { name: 'dense/kernel', shape: [2, 3] },
+    { name: 'dense/bias', shape: [2] },
+    { name: 'scale', shape: [] },
+  ]);
+  throwsFrameError(
+    () => decodeMessage(other, encodeEvalRequest(layout, { round: 1, nodeId: 1, weights: vec(1) })),
+    'bad_tensors',
+  );
+  throwsFrameError(
+    () =>
+      decodeMessage(
+        layout,
+        encodeFrame('train_result', { round: 1, node: 1, numExamples: 1, steps: 1, metrics: { loss: 0, accuracy: 0 } }),
+      ),
+    'bad_tensors',
+  );
 });
 
 // ---------- decodeMessage field validation ----------
@@ -216,15 +265,30 @@ test('decodeMessage rejects train requests without a config or with a bad mode',
 });
 
 test('decodeMessage rejects train results with numExamples < 1, bad steps or bad metrics', () => {
-  const valid = encodeTrainReply(layout, { round: 1, nodeId: 2, numExamples: 5, steps: 3, metrics: { loss: 1, accuracy: 0.5 }, vector: vec(1) });
+  const valid = encodeTrainReply(layout, {
+    round: 1,
+    nodeId: 2,
+    numExamples: 5,
+    steps: 3,
+    metrics: { loss: 1, accuracy: 0.5 },
+    vector: vec(1),
+  });
   assert.equal(decodeMessage(layout, patched(valid, {})).type, 'train_result');
   for (const bad of [0, -1, 0.5, 2.5, undefined, '5', null]) {
     throwsFrameError(() => decodeMessage(layout, patched(valid, { numExamples: bad })), 'bad_field', /numExamples/);
   }
-  for (const bad of [undefined, 1.5, 'x']) throwsFrameError(() => decodeMessage(layout, patched(valid, { steps: bad })), 'bad_field', /steps/);
-  for (const bad of [undefined, null, 3, 'm', [0.1, 0.2]]) throwsFrameError(() => decodeMessage(layout, patched(valid, { metrics: bad })), 'bad_field', /metrics/);
+  for (const bad of [undefined, 1.5, 'x'])
+    throwsFrameError(() => decodeMessage(layout, patched(valid, { steps: bad })), 'bad_field', /steps/);
+  for (const bad of [undefined, null, 3, 'm', [0.1, 0.2]])
+    throwsFrameError(() => decodeMessage(layout, patched(valid, { metrics: bad })), 'bad_field', /metrics/);
   // values that Number() would silently turn into 0 or NaN, or throw a TypeError on
-  for (const bad of [{ loss: '0.5', accuracy: 1 }, { loss: [], accuracy: 1 }, { loss: 1 }, { loss: { toString: 0 }, accuracy: 1 }, { loss: 1, accuracy: { valueOf: 1, toString: 2 } }]) {
+  for (const bad of [
+    { loss: '0.5', accuracy: 1 },
+    { loss: [], accuracy: 1 },
+    { loss: 1 },
+    { loss: { toString: 0 }, accuracy: 1 },
+    { loss: 1, accuracy: { valueOf: 1, toString: 2 } },
+  ]) {
     throwsFrameError(() => decodeMessage(layout, patched(valid, { metrics: bad })), 'bad_field', /metrics/);
   }
 });
@@ -261,7 +325,14 @@ function validMessages(seed: number): Uint8Array[] {
   return [
     encodeTrainRequest(layout, { round: seed, nodeId: 1, mode: 'gradient', config, weights: w }),
     encodeEvalRequest(layout, { round: seed, nodeId: 2, weights: w }),
-    encodeTrainReply(layout, { round: seed, nodeId: 3, numExamples: 7, steps: 2, metrics: { loss: 0.5, accuracy: 0.25 }, vector: w }),
+    encodeTrainReply(layout, {
+      round: seed,
+      nodeId: 3,
+      numExamples: 7,
+      steps: 2,
+      metrics: { loss: 0.5, accuracy: 0.25 },
+      vector: w,
+    }),
     encodeEvalReply({ round: seed, nodeId: 4, numExamples: 9, loss: 0.75, accuracy: 1 }),
     encodeError(seed, 5, 'failed'),
   ];
@@ -276,7 +347,10 @@ function decodeSafely(bytes: Uint8Array): Decoded | FrameError {
     return d;
   } catch (e) {
     if (e instanceof assert.AssertionError) throw e;
-    assert.ok(e instanceof FrameError, `expected a FrameError, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+    assert.ok(
+      e instanceof FrameError,
+      `expected a FrameError, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`,
+    );
     assert.ok(e.code.length > 0);
     return e;
   }
@@ -315,14 +389,29 @@ test('fuzz: mutated valid messages decode or throw FrameError, nothing else', ()
 
 test('fuzz: valid messages with header fields replaced by arbitrary JSON', () => {
   const messages = validMessages(3);
-  const keys = ['type', 'round', 'node', 'mode', 'config', 'numExamples', 'steps', 'metrics', 'loss', 'accuracy', 'message'];
+  const keys = [
+    'type',
+    'round',
+    'node',
+    'mode',
+    'config',
+    'numExamples',
+    'steps',
+    'metrics',
+    'loss',
+    'accuracy',
+    'message',
+  ];
   fc.assert(
     fc.property(
       fc.nat(messages.length - 1),
       fc.array(
         fc.tuple(
           fc.constantFrom(...keys),
-          fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom('train', 'evaluate', 'train_result', 'eval_result', 'error', 'weights', 'gradient')),
+          fc.oneof(
+            fc.jsonValue({ maxDepth: 2 }),
+            fc.constantFrom('train', 'evaluate', 'train_result', 'eval_result', 'error', 'weights', 'gradient'),
+          ),
         ),
         { minLength: 1, maxLength: 3 },
       ),

@@ -5,7 +5,12 @@
 import { decodeFrame, encodeFrame, FrameError, type WireTensor } from '../core/wire.js';
 import type { TensorSlot } from '../core/params.js';
 import type { Metrics, TrainConfig } from '../model/trainer.js';
-import { checkCompressionSpec, decompressVector, type CompressedTensor, type CompressionSpec } from '../core/compress-update.js';
+import {
+  checkCompressionSpec,
+  decompressVector,
+  type CompressedTensor,
+  type CompressionSpec,
+} from '../core/compress-update.js';
 import { compressedToTensors, tensorsToCompressed } from './compressed-tensors.js';
 
 export interface TrainRequest {
@@ -49,12 +54,18 @@ export interface EvalReply extends Metrics {
 
 /** The flat vector as named tensors (views, no copy). */
 export function toTensors(layout: readonly TensorSlot[], flat: Float32Array): WireTensor[] {
-  return layout.map((s) => ({ name: s.name, dtype: 'float32', shape: s.shape, data: flat.subarray(s.offset, s.offset + s.size) }));
+  return layout.map((s) => ({
+    name: s.name,
+    dtype: 'float32',
+    shape: s.shape,
+    data: flat.subarray(s.offset, s.offset + s.size),
+  }));
 }
 
 /** Named tensors back to the flat vector, checking names, shapes and order against the layout. */
 export function fromTensors(layout: readonly TensorSlot[], tensors: readonly WireTensor[]): Float32Array {
-  if (tensors.length !== layout.length) throw new FrameError('bad_tensors', `expected ${layout.length} tensors, got ${tensors.length}`);
+  if (tensors.length !== layout.length)
+    throw new FrameError('bad_tensors', `expected ${layout.length} tensors, got ${tensors.length}`);
   const size = layout.length === 0 ? 0 : layout[layout.length - 1].offset + layout[layout.length - 1].size;
   const out = new Float32Array(size);
   layout.forEach((s, i) => {
@@ -63,9 +74,13 @@ export function fromTensors(layout: readonly TensorSlot[], tensors: readonly Wir
     if (t.name !== s.name) throw new FrameError('bad_tensors', `tensor ${i} is '${t.name}', expected '${s.name}'`);
     if (t.dtype !== 'float32') throw new FrameError('bad_tensors', `tensor ${t.name} is ${t.dtype}, expected float32`);
     if (t.shape.length !== s.shape.length || t.shape.some((d, j) => d !== s.shape[j])) {
-      throw new FrameError('bad_tensors', `tensor ${t.name} has shape [${t.shape.join(',')}], expected [${s.shape.join(',')}]`);
+      throw new FrameError(
+        'bad_tensors',
+        `tensor ${t.name} has shape [${t.shape.join(',')}], expected [${s.shape.join(',')}]`,
+      );
     }
-    if (t.data.length !== s.size) throw new FrameError('bad_tensors', `tensor ${t.name} holds ${t.data.length} values, expected ${s.size}`);
+    if (t.data.length !== s.size)
+      throw new FrameError('bad_tensors', `tensor ${t.name} holds ${t.data.length} values, expected ${s.size}`);
     out.set(t.data, s.offset);
   });
   return out;
@@ -79,11 +94,18 @@ function controlTensors(layout: readonly TensorSlot[], control: Float32Array | u
 }
 
 /** Splits a frame's tensors into the model's and, when the header says `control: true`, the control variate's. */
-function splitControl(layout: readonly TensorSlot[], h: Record<string, unknown>, tensors: readonly WireTensor[]): [WireTensor[], Float32Array | undefined] {
+function splitControl(
+  layout: readonly TensorSlot[],
+  h: Record<string, unknown>,
+  tensors: readonly WireTensor[],
+): [WireTensor[], Float32Array | undefined] {
   if (h.control === undefined) return [[...tensors], undefined];
-  if (h.control !== true) throw new FrameError('bad_field', 'field \'control\' must be true when present');
+  if (h.control !== true) throw new FrameError('bad_field', "field 'control' must be true when present");
   if (tensors.length !== 2 * layout.length) {
-    throw new FrameError('bad_tensors', `a frame with a control variate holds ${2 * layout.length} tensors, got ${tensors.length}`);
+    throw new FrameError(
+      'bad_tensors',
+      `a frame with a control variate holds ${2 * layout.length} tensors, got ${tensors.length}`,
+    );
   }
   const own = tensors.slice(tensors.length - layout.length);
   const renamed = own.map((t) => {
@@ -98,8 +120,11 @@ function splitControl(layout: readonly TensorSlot[], h: Record<string, unknown>,
 export function encodeTrainRequest(layout: readonly TensorSlot[], r: TrainRequest): Uint8Array {
   const secagg = r.secagg === undefined ? {} : { secagg: r.secagg };
   const control = r.control ? { control: true } : {};
-  return encodeFrame('train', { round: r.round, node: r.nodeId, mode: r.mode, config: r.config, ...secagg, ...control },
-    [...toTensors(layout, r.weights), ...controlTensors(layout, r.control)]);
+  return encodeFrame(
+    'train',
+    { round: r.round, node: r.nodeId, mode: r.mode, config: r.config, ...secagg, ...control },
+    [...toTensors(layout, r.weights), ...controlTensors(layout, r.control)],
+  );
 }
 
 export function encodeEvalRequest(layout: readonly TensorSlot[], r: EvalRequest): Uint8Array {
@@ -108,17 +133,40 @@ export function encodeEvalRequest(layout: readonly TensorSlot[], r: EvalRequest)
 
 export function encodeTrainReply(layout: readonly TensorSlot[], r: TrainReply): Uint8Array {
   const control = r.controlDelta ? { control: true } : {};
-  return encodeFrame('train_result', { round: r.round, node: r.nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, ...control },
-    [...toTensors(layout, r.vector), ...controlTensors(layout, r.controlDelta)]);
+  return encodeFrame(
+    'train_result',
+    { round: r.round, node: r.nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, ...control },
+    [...toTensors(layout, r.vector), ...controlTensors(layout, r.controlDelta)],
+  );
 }
 
 /** A train reply whose update travels compressed (the header names the spec; compressed-tensors.ts the layout). */
-export function encodeCompressedTrainReply(layout: readonly TensorSlot[], r: Omit<TrainReply, 'vector' | 'compression'>, spec: CompressionSpec, parts: readonly CompressedTensor[]): Uint8Array {
-  return encodeFrame('train_result', { round: r.round, node: r.nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, compression: spec }, compressedToTensors(layout, parts));
+export function encodeCompressedTrainReply(
+  layout: readonly TensorSlot[],
+  r: Omit<TrainReply, 'vector' | 'compression'>,
+  spec: CompressionSpec,
+  parts: readonly CompressedTensor[],
+): Uint8Array {
+  return encodeFrame(
+    'train_result',
+    {
+      round: r.round,
+      node: r.nodeId,
+      numExamples: r.numExamples,
+      steps: r.steps,
+      metrics: r.metrics,
+      compression: spec,
+    },
+    compressedToTensors(layout, parts),
+  );
 }
 
 /** The dense update of a train result: plain float32 tensors, or compressed ones checked and decoded. */
-function trainVector(layout: readonly TensorSlot[], h: Record<string, unknown>, tensors: Parameters<typeof fromTensors>[1]): { vector: Float32Array; compression?: CompressionSpec } {
+function trainVector(
+  layout: readonly TensorSlot[],
+  h: Record<string, unknown>,
+  tensors: Parameters<typeof fromTensors>[1],
+): { vector: Float32Array; compression?: CompressionSpec } {
   if (h.compression === undefined) return { vector: fromTensors(layout, tensors) };
   let spec: CompressionSpec;
   try {
@@ -136,7 +184,14 @@ function trainVector(layout: readonly TensorSlot[], h: Record<string, unknown>, 
 
 export function encodeEvalReply(r: EvalReply): Uint8Array {
   const personal = r.personal ? { personal: { loss: r.personal.loss, accuracy: r.personal.accuracy } } : {};
-  return encodeFrame('eval_result', { round: r.round, node: r.nodeId, numExamples: r.numExamples, loss: r.loss, accuracy: r.accuracy, ...personal });
+  return encodeFrame('eval_result', {
+    round: r.round,
+    node: r.nodeId,
+    numExamples: r.numExamples,
+    loss: r.loss,
+    accuracy: r.accuracy,
+    ...personal,
+  });
 }
 
 export function encodeError(round: number, nodeId: number, message: string): Uint8Array {
@@ -173,41 +228,79 @@ export function decodeMessage(layout: readonly TensorSlot[], bytes: Uint8Array):
   const nodeId = num(h, 'node', true);
   switch (h.type) {
     case 'train': {
-      if (h.mode !== 'weights' && h.mode !== 'gradient') throw new FrameError('bad_field', `mode must be weights or gradient`);
-      if (typeof h.config !== 'object' || h.config === null || Array.isArray(h.config)) throw new FrameError('bad_field', 'train request has no config');
+      if (h.mode !== 'weights' && h.mode !== 'gradient')
+        throw new FrameError('bad_field', `mode must be weights or gradient`);
+      if (typeof h.config !== 'object' || h.config === null || Array.isArray(h.config))
+        throw new FrameError('bad_field', 'train request has no config');
       const secagg = h.secagg === undefined ? {} : { secagg: h.secagg };
       const [model, control] = splitControl(layout, h, tensors);
       return {
         type: 'train',
-        req: { round, nodeId, mode: h.mode, config: h.config as TrainConfig, weights: fromTensors(layout, model), ...secagg, ...(control ? { control } : {}) },
+        req: {
+          round,
+          nodeId,
+          mode: h.mode,
+          config: h.config as TrainConfig,
+          weights: fromTensors(layout, model),
+          ...secagg,
+          ...(control ? { control } : {}),
+        },
       };
     }
     case 'evaluate':
       return { type: 'evaluate', req: { round, nodeId, weights: fromTensors(layout, tensors) } };
     case 'train_result': {
       const m = h.metrics as Record<string, unknown> | undefined;
-      if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new FrameError('bad_field', 'train result has no metrics');
+      if (typeof m !== 'object' || m === null || Array.isArray(m))
+        throw new FrameError('bad_field', 'train result has no metrics');
       const numExamples = num(h, 'numExamples', true);
       if (numExamples < 1) throw new FrameError('bad_field', 'numExamples must be >= 1');
-      if (h.control !== undefined && h.compression !== undefined) throw new FrameError('bad_field', 'a control delta travels with uncompressed updates only');
+      if (h.control !== undefined && h.compression !== undefined)
+        throw new FrameError('bad_field', 'a control delta travels with uncompressed updates only');
       const [update, controlDelta] = splitControl(layout, h, tensors);
       return {
         type: 'train_result',
         reply: {
-          round, nodeId, numExamples, steps: num(h, 'steps', true), metrics: { loss: metric(m.loss, 'metrics.loss'), accuracy: metric(m.accuracy, 'metrics.accuracy') },
-          ...trainVector(layout, h, update), ...(controlDelta ? { controlDelta } : {}),
+          round,
+          nodeId,
+          numExamples,
+          steps: num(h, 'steps', true),
+          metrics: { loss: metric(m.loss, 'metrics.loss'), accuracy: metric(m.accuracy, 'metrics.accuracy') },
+          ...trainVector(layout, h, update),
+          ...(controlDelta ? { controlDelta } : {}),
         },
       };
     }
     case 'eval_result': {
       const p = h.personal as Record<string, unknown> | undefined;
-      if (p !== undefined && (typeof p !== 'object' || p === null || Array.isArray(p))) throw new FrameError('bad_field', 'field \'personal\' must be an object');
-      const personal = p ? { personal: { loss: metric(p.loss, 'personal.loss'), accuracy: metric(p.accuracy, 'personal.accuracy') } } : {};
-      return { type: 'eval_result', reply: { round, nodeId, numExamples: num(h, 'numExamples', true), loss: metric(h.loss, 'loss'), accuracy: metric(h.accuracy, 'accuracy'), ...personal } };
+      if (p !== undefined && (typeof p !== 'object' || p === null || Array.isArray(p)))
+        throw new FrameError('bad_field', "field 'personal' must be an object");
+      const personal = p
+        ? { personal: { loss: metric(p.loss, 'personal.loss'), accuracy: metric(p.accuracy, 'personal.accuracy') } }
+        : {};
+      return {
+        type: 'eval_result',
+        reply: {
+          round,
+          nodeId,
+          numExamples: num(h, 'numExamples', true),
+          loss: metric(h.loss, 'loss'),
+          accuracy: metric(h.accuracy, 'accuracy'),
+          ...personal,
+        },
+      };
     }
     case 'error':
       // Only primitives are turned into text: String() of a JSON object with a non-callable toString throws a TypeError.
-      return { type: 'error', round, nodeId, message: (['string', 'number', 'boolean'].includes(typeof h.message) ? String(h.message) : 'unknown error').slice(0, 500) };
+      return {
+        type: 'error',
+        round,
+        nodeId,
+        message: (['string', 'number', 'boolean'].includes(typeof h.message)
+          ? String(h.message)
+          : 'unknown error'
+        ).slice(0, 500),
+      };
     default:
       throw new FrameError('bad_type', `unknown message type '${String(h.type)}'`);
   }

@@ -17,7 +17,11 @@ export interface PrivacySpentSoFar {
 export class PrivacyLedger {
   private readonly accountant: RdpAccountant;
 
-  constructor(private readonly noiseMultiplier: number, private readonly delta: number, restore?: RdpAccountantState) {
+  constructor(
+    private readonly noiseMultiplier: number,
+    private readonly delta: number,
+    restore?: RdpAccountantState,
+  ) {
     this.accountant = new RdpAccountant(restore);
   }
 
@@ -29,7 +33,12 @@ export class PrivacyLedger {
 
   spent(): PrivacySpentSoFar {
     const rounds = this.accountant.history.filter((e) => e.q > 0).reduce((s, e) => s + e.steps, 0);
-    return { epsilon: this.accountant.getEpsilon(this.delta), delta: this.delta, rounds, accounted: this.accountant.totalSteps };
+    return {
+      epsilon: this.accountant.getEpsilon(this.delta),
+      delta: this.delta,
+      rounds,
+      accounted: this.accountant.totalSteps,
+    };
   }
 
   state(): RdpAccountantState {

@@ -15,7 +15,13 @@ import { compressionLabel, reconstructUpdate, type CompressionSpec } from '../co
 import { parseTrainReply } from './train-reply.js';
 import { dpWords, type DpNoiseSource } from './dp-noise.js';
 import type { NodeFailure, RoundRecord, RunResult } from './round-record.js';
-import { closeRoundInVirtualTime, samplesProcessed, waitUntilOnline, type RequestCost, type SimulatedClock } from './virtual-time.js';
+import {
+  closeRoundInVirtualTime,
+  samplesProcessed,
+  waitUntilOnline,
+  type RequestCost,
+  type SimulatedClock,
+} from './virtual-time.js';
 
 export type { NodeFailure, RoundRecord, RunResult } from './round-record.js';
 
@@ -77,13 +83,19 @@ export class RoundEngine {
   private global: Float32Array;
 
   constructor(private readonly o: EngineOptions) {
-    if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new Error(`rounds must be a whole number >= 1, got ${o.rounds}`);
+    if (!Number.isInteger(o.rounds) || o.rounds < 1)
+      throw new Error(`rounds must be a whole number >= 1, got ${o.rounds}`);
     this.global = new Float32Array(o.initial);
     if (o.strategy.privacySpent() !== null && (o.overSelect ?? 0) > 0) {
-      throw new Error('dpfedavg does not combine with over-selection: dropping the late nodes of a Poisson sample is not the sampling its accountant bounds; leave overSelect out');
+      throw new Error(
+        'dpfedavg does not combine with over-selection: dropping the late nodes of a Poisson sample is not the sampling its accountant bounds; leave overSelect out',
+      );
     }
     // A secure round fuses with applyMeanDelta, which adds no noise: epsilon would be reported for nothing.
-    if (o.strategy.privacySpent() !== null && o.secure) throw new Error('dpfedavg does not combine with secure aggregation: its noise goes on updates the coordinator clips itself');
+    if (o.strategy.privacySpent() !== null && o.secure)
+      throw new Error(
+        'dpfedavg does not combine with secure aggregation: its noise goes on updates the coordinator clips itself',
+      );
     // A checkpoint from before the ledger was kept: charge its rounds at q = 1, the most they can have cost.
     const missing = (o.startRound ?? 1) - 1 - (o.strategy.privacySpent()?.accounted ?? Infinity);
     for (let k = 0; k < missing; k++) o.strategy.recordPrivacyRound(1);
@@ -98,7 +110,9 @@ export class RoundEngine {
   private trainConfig(round: number, nodeId: number): TrainConfig {
     const maxSteps = this.o.maxStepsFor?.(nodeId);
     return {
-      ...this.o.local, proxMu: this.o.strategy.proxMu, seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
+      ...this.o.local,
+      proxMu: this.o.strategy.proxMu,
+      seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
       ...this.o.strategy.nodeConfig(),
       ...(maxSteps !== undefined ? { maxSteps } : {}),
       ...(this.compressing() ? { compression: this.o.compression } : {}),
@@ -109,7 +123,11 @@ export class RoundEngine {
    * Sends the round to every selected node and resolves once `needed` valid results are in or every node
    * has answered or failed; nodes still working then are stragglers, recorded as such.
    */
-  private async trainRound(round: number, selected: number[], needed: number): Promise<{ results: TrainResult[]; failures: NodeFailure[] }> {
+  private async trainRound(
+    round: number,
+    selected: number[],
+    needed: number,
+  ): Promise<{ results: TrainResult[]; failures: NodeFailure[] }> {
     const { layout, strategy, transport } = this.o;
     const results: TrainResult[] = [];
     const failures: NodeFailure[] = [];
@@ -119,31 +137,52 @@ export class RoundEngine {
     const clock = this.o.clock;
     const costs = new Map<number, RequestCost>();
     const control = strategy.control(this.global.length);
-    const all = Promise.all(selected.map(async (nodeId) => {
-      const config = this.trainConfig(round, nodeId);
-      try {
-        const frame = encodeTrainRequest(layout, { round, nodeId, mode: strategy.mode, config, weights: this.global, ...(control ? { control } : {}) });
-        const reply = await transport.request(nodeId, frame);
-        const r = parseTrainReply(layout, reply, round, nodeId, this.global.length);
-        if (closed) throw new Error('straggler: answered after the round closed');
-        results.push({
-          nodeId, numExamples: r.numExamples, steps: r.steps, vector: this.updateOf(r.vector, r.compression, this.global), metrics: r.metrics,
-          ...(r.controlDelta ? { controlDelta: r.controlDelta } : {}),
-        });
-        costs.set(nodeId, { nodeId, downBytes: frame.length, upBytes: reply.length, samples: samplesProcessed(r.steps, config.batchSize, config.epochs, r.numExamples) });
-        // Under a clock every result is computed; who made it is decided by simulated time below.
-        if (!clock && results.length >= needed) settle();
-      } catch (e) {
-        if (!closed) failures.push({ nodeId, error: (e as Error).message });
-      }
-    }));
+    const all = Promise.all(
+      selected.map(async (nodeId) => {
+        const config = this.trainConfig(round, nodeId);
+        try {
+          const frame = encodeTrainRequest(layout, {
+            round,
+            nodeId,
+            mode: strategy.mode,
+            config,
+            weights: this.global,
+            ...(control ? { control } : {}),
+          });
+          const reply = await transport.request(nodeId, frame);
+          const r = parseTrainReply(layout, reply, round, nodeId, this.global.length);
+          if (closed) throw new Error('straggler: answered after the round closed');
+          results.push({
+            nodeId,
+            numExamples: r.numExamples,
+            steps: r.steps,
+            vector: this.updateOf(r.vector, r.compression, this.global),
+            metrics: r.metrics,
+            ...(r.controlDelta ? { controlDelta: r.controlDelta } : {}),
+          });
+          costs.set(nodeId, {
+            nodeId,
+            downBytes: frame.length,
+            upBytes: reply.length,
+            samples: samplesProcessed(r.steps, config.batchSize, config.epochs, r.numExamples),
+          });
+          // Under a clock every result is computed; who made it is decided by simulated time below.
+          if (!clock && results.length >= needed) settle();
+        } catch (e) {
+          if (!closed) failures.push({ nodeId, error: (e as Error).message });
+        }
+      }),
+    );
     await Promise.race([enough, all]);
     closed = true;
     const answered = new Set([...results.map((r) => r.nodeId), ...failures.map((f) => f.nodeId)]);
-    for (const nodeId of selected) if (!answered.has(nodeId)) failures.push({ nodeId, error: 'straggler: still working when the round closed' });
+    for (const nodeId of selected)
+      if (!answered.has(nodeId)) failures.push({ nodeId, error: 'straggler: still working when the round closed' });
     results.sort((a, b) => a.nodeId - b.nodeId);
     failures.sort((a, b) => a.nodeId - b.nodeId);
-    return clock ? closeRoundInVirtualTime(clock, results, failures, costs, needed, this.o.deadlineSeconds) : { results, failures };
+    return clock
+      ? closeRoundInVirtualTime(clock, results, failures, costs, needed, this.o.deadlineSeconds)
+      : { results, failures };
   }
 
   private compressing(): boolean {
@@ -179,21 +218,51 @@ export class RoundEngine {
       const before = o.transport.traffic();
       const ids = o.clock ? online(o.clock, o.transport.nodeIds(), o.minNodes) : o.transport.nodeIds();
       const dpNoise = o.dpNoise ?? 'csprng';
-      const wanted = ids.length >= o.minNodes
-        ? o.strategy.configureTrain(ids, o.fraction, o.minNodes, rng.fork(`sample:${round}`), dpWords(dpNoise, o.seed, `dp-sample:${round}`))
-        : [];
+      const wanted =
+        ids.length >= o.minNodes
+          ? o.strategy.configureTrain(
+              ids,
+              o.fraction,
+              o.minNodes,
+              rng.fork(`sample:${round}`),
+              dpWords(dpNoise, o.seed, `dp-sample:${round}`),
+            )
+          : [];
       const extra = Math.ceil(wanted.length * (o.overSelect ?? 0));
-      const spare = extra > 0 ? rng.fork(`over:${round}`).shuffle(ids.filter((id) => !wanted.includes(id))).slice(0, extra) : [];
+      const spare =
+        extra > 0
+          ? rng
+              .fork(`over:${round}`)
+              .shuffle(ids.filter((id) => !wanted.includes(id)))
+              .slice(0, extra)
+          : [];
       const selected = [...wanted, ...spare].sort((a, b) => a - b);
-      const secure = o.secure && selected.length > 0 ? await secureTrainRound({
-        round, selected, layout: o.layout, transport: o.transport, global: this.global, options: o.secure,
-        configFor: (nodeId) => this.trainConfig(round, nodeId), session: `round-${round}-${globalThis.crypto.randomUUID()}`,
-      }) : undefined;
-      const { results, failures } = secure ?? await this.trainRound(round, selected, extra > 0 ? wanted.length : selected.length);
+      const secure =
+        o.secure && selected.length > 0
+          ? await secureTrainRound({
+              round,
+              selected,
+              layout: o.layout,
+              transport: o.transport,
+              global: this.global,
+              options: o.secure,
+              configFor: (nodeId) => this.trainConfig(round, nodeId),
+              session: `round-${round}-${globalThis.crypto.randomUUID()}`,
+            })
+          : undefined;
+      const { results, failures } =
+        secure ?? (await this.trainRound(round, selected, extra > 0 ? wanted.length : selected.length));
       const fused = results.length >= o.minNodes && results.length > 0 && (!secure || secure.meanDelta !== null);
       if (fused && secure) this.global = o.strategy.applyMeanDelta(this.global, secure.meanDelta!);
       else if (fused) {
-        const context = { round, seed: o.seed, sampled: wanted.length, population: ids.length, expectedClients: o.fraction * ids.length, noise: dpNoise };
+        const context = {
+          round,
+          seed: o.seed,
+          sampled: wanted.length,
+          population: ids.length,
+          expectedClients: o.fraction * ids.length,
+          noise: dpNoise,
+        };
         this.global = o.strategy.aggregateTrain(this.global, results, context);
       }
       // Poisson sampling includes each eligible node with probability fraction; a round that fused nothing released nothing.
@@ -201,18 +270,31 @@ export class RoundEngine {
       o.strategy.recordPrivacyRound(samplingRate);
       const privacy = o.strategy.privacySpent();
       const evaluating = o.evalFraction > 0 && ids.length > 0;
-      const evals = evaluating ? await this.evaluateRound(round, o.strategy.configureEvaluate(ids, o.evalFraction, 1, rng.fork(`eval:${round}`))) : [];
+      const evals = evaluating
+        ? await this.evaluateRound(
+            round,
+            o.strategy.configureEvaluate(ids, o.evalFraction, 1, rng.fork(`eval:${round}`)),
+          )
+        : [];
       const fed = evaluating ? o.strategy.aggregateEvaluate(evals) : { loss: NaN, accuracy: NaN };
       const central = o.centralEval ? await o.centralEval(this.global) : { loss: NaN, accuracy: NaN };
       const trainN = results.reduce((a, r) => a + r.numExamples, 0);
       const after = o.transport.traffic();
       const record: RoundRecord = {
-        round, selected, contributed: results.map((r) => r.nodeId), examples: results.map((r) => r.numExamples), failures, fused,
+        round,
+        selected,
+        contributed: results.map((r) => r.nodeId),
+        examples: results.map((r) => r.numExamples),
+        failures,
+        fused,
         trainLoss: results.reduce((a, r) => a + r.metrics.loss * r.numExamples, 0) / trainN,
         trainAccuracy: results.reduce((a, r) => a + r.metrics.accuracy * r.numExamples, 0) / trainN,
-        federatedLoss: fed.loss, federatedAccuracy: fed.accuracy,
-        testLoss: central.loss, testAccuracy: central.accuracy,
-        bytesSent: after.sent - before.sent, bytesReceived: after.received - before.received,
+        federatedLoss: fed.loss,
+        federatedAccuracy: fed.accuracy,
+        testLoss: central.loss,
+        testAccuracy: central.accuracy,
+        bytesSent: after.sent - before.sent,
+        bytesReceived: after.received - before.received,
         seconds: (performance.now() - started) / 1000,
         ...(privacy ? { epsilon: privacy.epsilon, delta: privacy.delta, samplingRate, noiseSource: dpNoise } : {}),
         ...(o.strategy.dpClipNorm !== undefined ? { clipNorm: o.strategy.dpClipNorm } : {}),

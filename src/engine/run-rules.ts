@@ -46,7 +46,10 @@ export interface FedBuffSettings {
  * FedBuff's settings, the same rule in simulation and deployment: concurrency defaults to the number of nodes a
  * synchronous round would ask (`roundSize`), K to min(10, concurrency), the server learning rate to 1.
  */
-export function fedBuffSettings(c: Pick<RunChoice, 'bufferSize' | 'concurrency' | 'serverLr'>, roundSize: number): FedBuffSettings {
+export function fedBuffSettings(
+  c: Pick<RunChoice, 'bufferSize' | 'concurrency' | 'serverLr'>,
+  roundSize: number,
+): FedBuffSettings {
   const concurrency = c.concurrency ?? roundSize;
   return { concurrency, bufferSize: c.bufferSize ?? Math.min(10, concurrency), serverLr: c.serverLr ?? 1 };
 }
@@ -56,9 +59,13 @@ export function checkSecAggStrategy(config: StrategyConfig): void {
   if (capabilitiesOf(config).secureAggregation) return;
   const able = strategiesWith('secureAggregation');
   if (config.clip !== undefined && able.includes(config.name)) {
-    throw new Error(`secure aggregation: the strategy's clip=${config.clip} clips individual updates, which the coordinator never sees; leave it out`);
+    throw new Error(
+      `secure aggregation: the strategy's clip=${config.clip} clips individual updates, which the coordinator never sees; leave it out`,
+    );
   }
-  throw new Error(`secure aggregation: strategy '${config.name}' needs the individual updates, which secure aggregation hides; use one of ${able.join(', ')}`);
+  throw new Error(
+    `secure aggregation: strategy '${config.name}' needs the individual updates, which secure aggregation hides; use one of ${able.join(', ')}`,
+  );
 }
 
 /**
@@ -71,20 +78,26 @@ export function runIssues(c: RunChoice, say: Wording, roundSize: number, populat
   const strategy = tryParse(() => parseStrategy(c.strategy)); // a bad text is the strategy field's own error
   const can = strategy && capabilitiesOf(strategy);
   const compressing = tryParse(() => parseCompression(c.compression).kind !== 'none') ?? false;
-  if (compressing && c.secagg) add('compression', 'secure aggregation sends fixed-point masked updates: compression does not apply');
+  if (compressing && c.secagg)
+    add('compression', 'secure aggregation sends fixed-point masked updates: compression does not apply');
   if (compressing && c.mode === 'async') {
     add('compression', `compressed updates work with synchronous rounds, not FedBuff (${say.mode('async')}) yet`);
   }
-  if (compressing && can && !can.compression) add('compression', `strategy '${strategy.name}' does not take compressed updates`);
+  if (compressing && can && !can.compression)
+    add('compression', `strategy '${strategy.name}' does not take compressed updates`);
   if (strategy && can?.poissonSampling && (c.overSelect ?? 0) > 0) {
     // Keeping the first k answers of an over-selected sample makes who is fused depend on the other nodes:
     // not the Poisson sampling the accountant bounds, so refused rather than accounted with a guess.
-    add('overSelect', `${strategy.name} samples nodes by Poisson sampling and fuses every answer; over-selection does not apply: leave it out`);
+    add(
+      'overSelect',
+      `${strategy.name} samples nodes by Poisson sampling and fuses every answer; over-selection does not apply: leave it out`,
+    );
   }
   if (c.secagg) {
     // The secure round is one synchronous protocol over every selected node's replies.
     if (c.mode === 'async') add('secagg', `works with synchronous rounds only, not ${say.mode('async')}`);
-    if ((c.overSelect ?? 0) > 0) add('secagg', 'does not combine with over-selection: every selected node is part of the masked sum');
+    if ((c.overSelect ?? 0) > 0)
+      add('secagg', 'does not combine with over-selection: every selected node is part of the masked sum');
     if (strategy) {
       try {
         checkSecAggStrategy(strategy);
@@ -100,16 +113,22 @@ export function runIssues(c: RunChoice, say: Wording, roundSize: number, populat
     return issues;
   }
   const { concurrency, bufferSize } = fedBuffSettings(c, roundSize);
-  if (concurrency < bufferSize) add('concurrency', `must be >= the buffer size K = ${bufferSize} (nodes training at once), got ${concurrency}`);
+  if (concurrency < bufferSize)
+    add('concurrency', `must be >= the buffer size K = ${bufferSize} (nodes training at once), got ${concurrency}`);
   if (population !== undefined && concurrency > population) {
     add('concurrency', `${concurrency} nodes training at once, but there are only ${population} nodes`);
   }
   if (strategy && !can!.async) {
-    add('strategy', `${say.mode('async')} fuses with FedBuff; use ${say.field('strategy')} ${strategiesWith('async').join(' or ')} (got '${c.strategy}')`);
+    add(
+      'strategy',
+      `${say.mode('async')} fuses with FedBuff; use ${say.field('strategy')} ${strategiesWith('async').join(' or ')} (got '${c.strategy}')`,
+    );
   }
-  if (c.deadline !== undefined) add('deadline', `applies to ${say.mode('sync')} only (async runs have no rounds to close)`);
+  if (c.deadline !== undefined)
+    add('deadline', `applies to ${say.mode('sync')} only (async runs have no rounds to close)`);
   if (c.overSelect) add('overSelect', `applies to ${say.mode('sync')} only`);
-  if (c.evalFraction) add('evalFraction', `applies to ${say.mode('sync')} only (FedBuff evaluates centrally after each fusion)`);
+  if (c.evalFraction)
+    add('evalFraction', `applies to ${say.mode('sync')} only (FedBuff evaluates centrally after each fusion)`);
   return issues;
 }
 

@@ -26,18 +26,27 @@ export const nodeIdOf = (clientId: number): number => clientId - 1;
 
 /** Validates a session config from a frame header; throws FrameError('bad_secagg') on anything odd. */
 export function parseSessionConfig(raw: unknown): { config: SecAggSessionConfig; fixedPoint: FixedPointConfig } {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FrameError('bad_secagg', 'secagg settings must be an object');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new FrameError('bad_secagg', 'secagg settings must be an object');
   const r = raw as Record<string, unknown>;
   const whole = (k: string, min: number) => {
     const v = r[k];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new FrameError('bad_secagg', `secagg.${k} must be a whole number >= ${min}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min)
+      throw new FrameError('bad_secagg', `secagg.${k} must be a whole number >= ${min}`);
     return v;
   };
-  if (typeof r.session !== 'string' || r.session.length === 0 || r.session.length > 256) throw new FrameError('bad_secagg', 'secagg.session must be a string of 1 to 256 characters');
-  if (typeof r.clip !== 'number' || !(r.clip > 0) || !Number.isFinite(r.clip)) throw new FrameError('bad_secagg', 'secagg.clip must be a finite number > 0');
+  if (typeof r.session !== 'string' || r.session.length === 0 || r.session.length > 256)
+    throw new FrameError('bad_secagg', 'secagg.session must be a string of 1 to 256 characters');
+  if (typeof r.clip !== 'number' || !(r.clip > 0) || !Number.isFinite(r.clip))
+    throw new FrameError('bad_secagg', 'secagg.clip must be a finite number > 0');
   const config: SecAggSessionConfig = {
-    session: r.session, clientId: whole('clientId', 1), threshold: whole('threshold', 2), scaleBits: whole('scaleBits', 0),
-    clip: r.clip, maxWeight: whole('maxWeight', 1), maxClients: whole('maxClients', 2),
+    session: r.session,
+    clientId: whole('clientId', 1),
+    threshold: whole('threshold', 2),
+    scaleBits: whole('scaleBits', 0),
+    clip: r.clip,
+    maxWeight: whole('maxWeight', 1),
+    maxClients: whole('maxClients', 2),
   };
   try {
     return { config, fixedPoint: fixedPointConfig(config) };
@@ -51,11 +60,18 @@ export function largestScaleBits(maxClients: number, clip: number, maxWeight: nu
   for (let s = 24; s >= 0; s--) {
     if (maxClients * Math.round(maxWeight * clip * 2 ** s) <= 2 ** 31 - 1) return s;
   }
-  throw new Error(`secure aggregation: ${maxClients} nodes with up to ${maxWeight} examples and clip ${clip} overflow 32 bits; lower --secagg-max-weight or the clip`);
+  throw new Error(
+    `secure aggregation: ${maxClients} nodes with up to ${maxWeight} examples and clip ${clip} overflow 32 bits; lower --secagg-max-weight or the clip`,
+  );
 }
 
 /** A secure-aggregation message as a frame carrying its round and node (and any extra header fields). */
-export function encodeSecAggFrame(msg: SecAggMessage, round: number, nodeId: number, extra: Record<string, unknown> = {}): Uint8Array {
+export function encodeSecAggFrame(
+  msg: SecAggMessage,
+  round: number,
+  nodeId: number,
+  extra: Record<string, unknown> = {},
+): Uint8Array {
   const inner = decodeFrame(encodeSecAggMessage(msg));
   const { type, ...fields } = inner.header;
   return encodeFrame(String(type), { ...fields, ...extra, round, node: nodeId }, inner.tensors);
@@ -72,10 +88,17 @@ export interface SecAggFrame {
 export function decodeSecAggFrame(bytes: Uint8Array): SecAggFrame {
   const frame = decodeFrame(bytes);
   const h = frame.header;
-  if (typeof h.type !== 'string' || !isSecAggFrameType(h.type)) throw new FrameError('bad_type', `expected a secure-aggregation frame, got '${String(h.type)}'`);
+  if (typeof h.type !== 'string' || !isSecAggFrameType(h.type))
+    throw new FrameError('bad_type', `expected a secure-aggregation frame, got '${String(h.type)}'`);
   const round = h.round;
   const nodeId = h.node;
-  if (typeof round !== 'number' || !Number.isInteger(round) || typeof nodeId !== 'number' || !Number.isInteger(nodeId) || nodeId < 0) {
+  if (
+    typeof round !== 'number' ||
+    !Number.isInteger(round) ||
+    typeof nodeId !== 'number' ||
+    !Number.isInteger(nodeId) ||
+    nodeId < 0
+  ) {
     throw new FrameError('bad_field', 'a secure-aggregation frame needs whole-number round and node fields');
   }
   return { round, nodeId, msg: fromFrame(frame), header: h };

@@ -17,11 +17,23 @@
  * drop after sharing keys are handled by the protocol (their masks are rebuilt from Shamir shares).
  */
 import type { TensorSlot } from '../core/params.js';
-import { decodeWeightedAverage, fixedPointErrorBound, type FixedPointConfig, fixedPointConfig } from '../core/secagg/fixed-point.js';
+import {
+  decodeWeightedAverage,
+  fixedPointErrorBound,
+  type FixedPointConfig,
+  fixedPointConfig,
+} from '../core/secagg/fixed-point.js';
 import { SecAggServer, type ServerInbound, type ServerOutbound } from '../core/secagg/protocol.js';
 import type { TrainConfig } from '../model/trainer.js';
 import { decodeMessage, encodeTrainRequest } from './messages.js';
-import { clientIdOf, decodeSecAggFrame, encodeSecAggFrame, largestScaleBits, nodeIdOf, type SecAggSessionConfig } from './secure-messages.js';
+import {
+  clientIdOf,
+  decodeSecAggFrame,
+  encodeSecAggFrame,
+  largestScaleBits,
+  nodeIdOf,
+  type SecAggSessionConfig,
+} from './secure-messages.js';
 import type { TrainResult } from './strategy.js';
 import type { NodeFailure } from './round-record.js';
 import type { Transport } from './transport.js';
@@ -64,23 +76,29 @@ type Failures = Map<number, string>;
 
 /** Sends one request per node, in parallel; returns the decoded replies of the expected type, recording failures. */
 async function exchange(
-  i: SecureRoundInput, nodes: readonly number[], failures: Failures, expected: ServerInbound['type'],
+  i: SecureRoundInput,
+  nodes: readonly number[],
+  failures: Failures,
+  expected: ServerInbound['type'],
   frameFor: (nodeId: number) => Uint8Array,
 ): Promise<Map<number, { msg: ServerInbound; header: Record<string, unknown> }>> {
   const out = new Map<number, { msg: ServerInbound; header: Record<string, unknown> }>();
-  await Promise.all(nodes.map(async (nodeId) => {
-    try {
-      const reply = await i.transport.request(nodeId, frameFor(nodeId));
-      const peek = decodeTypeOrError(i.layout, reply);
-      if (peek) throw new Error(peek);
-      const r = decodeSecAggFrame(reply);
-      if (r.round !== i.round || r.nodeId !== nodeId) throw new Error(`reply is for node ${r.nodeId} round ${r.round}`);
-      if (r.msg.type !== expected) throw new Error(`expected ${expected}, got ${r.msg.type}`);
-      out.set(nodeId, { msg: r.msg as ServerInbound, header: r.header });
-    } catch (e) {
-      failures.set(nodeId, (e as Error).message);
-    }
-  }));
+  await Promise.all(
+    nodes.map(async (nodeId) => {
+      try {
+        const reply = await i.transport.request(nodeId, frameFor(nodeId));
+        const peek = decodeTypeOrError(i.layout, reply);
+        if (peek) throw new Error(peek);
+        const r = decodeSecAggFrame(reply);
+        if (r.round !== i.round || r.nodeId !== nodeId)
+          throw new Error(`reply is for node ${r.nodeId} round ${r.round}`);
+        if (r.msg.type !== expected) throw new Error(`expected ${expected}, got ${r.msg.type}`);
+        out.set(nodeId, { msg: r.msg as ServerInbound, header: r.header });
+      } catch (e) {
+        failures.set(nodeId, (e as Error).message);
+      }
+    }),
+  );
   return out;
 }
 
@@ -95,7 +113,11 @@ function decodeTypeOrError(layout: readonly TensorSlot[], reply: Uint8Array): st
 }
 
 /** Feeds replies to the server; a reply the protocol rejects fails its node. Returns the nodes accepted. */
-function feed(replies: Map<number, { msg: ServerInbound }>, failures: Failures, receive: (m: ServerInbound) => void): number[] {
+function feed(
+  replies: Map<number, { msg: ServerInbound }>,
+  failures: Failures,
+  receive: (m: ServerInbound) => void,
+): number[] {
   const ok: number[] = [];
   for (const [nodeId, { msg }] of [...replies].sort((a, b) => a[0] - b[0])) {
     try {
@@ -122,10 +144,24 @@ export async function secureTrainRound(i: SecureRoundInput): Promise<SecureRound
   const failures: Failures = new Map();
   const k = i.selected.length;
   const dim = i.global.length;
-  const outcome = (meanDelta: Float32Array | null, totalWeight: number, fp: FixedPointConfig | null, included: number[], metrics: Map<number, TrainResult['metrics']>): SecureRoundOutcome => ({
-    results: included.map((nodeId) => ({ nodeId, numExamples: 1, steps: 0, vector: new Float32Array(0), metrics: metrics.get(nodeId)! })),
+  const outcome = (
+    meanDelta: Float32Array | null,
+    totalWeight: number,
+    fp: FixedPointConfig | null,
+    included: number[],
+    metrics: Map<number, TrainResult['metrics']>,
+  ): SecureRoundOutcome => ({
+    results: included.map((nodeId) => ({
+      nodeId,
+      numExamples: 1,
+      steps: 0,
+      vector: new Float32Array(0),
+      metrics: metrics.get(nodeId)!,
+    })),
     failures: [...failures].map(([nodeId, error]) => ({ nodeId, error })).sort((a, b) => a.nodeId - b.nodeId),
-    meanDelta, totalWeight, fixedPoint: fp,
+    meanDelta,
+    totalWeight,
+    fixedPoint: fp,
     errorBound: fp && totalWeight > 0 ? fixedPointErrorBound(fp, included.length) / totalWeight : 0,
   });
   if (k < 2) {
@@ -141,22 +177,59 @@ export async function secureTrainRound(i: SecureRoundInput): Promise<SecureRound
   // Each node's session state lives in the host that trained it: keep its requests there until the end.
   for (const nodeId of i.selected) i.transport.pin?.(nodeId);
   try {
-    const settings = (nodeId: number): SecAggSessionConfig => ({ session: i.session, clientId: clientIdOf(nodeId), threshold, scaleBits: fp.scaleBits, clip, maxWeight, maxClients: k });
+    const settings = (nodeId: number): SecAggSessionConfig => ({
+      session: i.session,
+      clientId: clientIdOf(nodeId),
+      threshold,
+      scaleBits: fp.scaleBits,
+      clip,
+      maxWeight,
+      maxClients: k,
+    });
     const advertised = await exchange(i, i.selected, failures, 'secagg.advertise-keys', (nodeId) =>
-      encodeTrainRequest(i.layout, { round: i.round, nodeId, mode: 'weights', config: i.configFor(nodeId), weights: i.global, secagg: settings(nodeId) }));
+      encodeTrainRequest(i.layout, {
+        round: i.round,
+        nodeId,
+        mode: 'weights',
+        config: i.configFor(nodeId),
+        weights: i.global,
+        secagg: settings(nodeId),
+      }),
+    );
     for (const [nodeId, { header }] of advertised) {
       const m = header.metrics as Record<string, unknown> | undefined;
-      metrics.set(nodeId, { loss: typeof m?.loss === 'number' ? m.loss : NaN, accuracy: typeof m?.accuracy === 'number' ? m.accuracy : NaN });
+      metrics.set(nodeId, {
+        loss: typeof m?.loss === 'number' ? m.loss : NaN,
+        accuracy: typeof m?.accuracy === 'number' ? m.accuracy : NaN,
+      });
     }
     let live = feed(advertised, failures, (m) => server.receiveAdvertiseKeys(m as never));
     const roster = server.finishAdvertiseKeys();
-    live = feed(await exchange(i, live, failures, 'secagg.share-keys', (n) => send(roster, n)), failures, (m) => server.receiveShareKeys(m as never));
+    live = feed(await exchange(i, live, failures, 'secagg.share-keys', (n) => send(roster, n)), failures, (m) =>
+      server.receiveShareKeys(m as never),
+    );
     const forwarded = new Map(server.finishShareKeys().map((f) => [nodeIdOf(f.to), f]));
-    live = feed(await exchange(i, live.filter((n) => forwarded.has(n)), failures, 'secagg.masked-input', (n) => send(forwarded.get(n)!, n)), failures, (m) => server.receiveMaskedInput(m as never));
+    live = feed(
+      await exchange(
+        i,
+        live.filter((n) => forwarded.has(n)),
+        failures,
+        'secagg.masked-input',
+        (n) => send(forwarded.get(n)!, n),
+      ),
+      failures,
+      (m) => server.receiveMaskedInput(m as never),
+    );
     const check = server.finishMaskedInputForConsistency();
-    live = feed(await exchange(i, live, failures, 'secagg.consistency-signature', (n) => send(check, n)), failures, (m) => server.receiveConsistencySignature(m as never));
+    live = feed(
+      await exchange(i, live, failures, 'secagg.consistency-signature', (n) => send(check, n)),
+      failures,
+      (m) => server.receiveConsistencySignature(m as never),
+    );
     const request = server.finishConsistency();
-    feed(await exchange(i, live, failures, 'secagg.unmask-shares', (n) => send(request, n)), failures, (m) => server.receiveUnmaskShares(m as never));
+    feed(await exchange(i, live, failures, 'secagg.unmask-shares', (n) => send(request, n)), failures, (m) =>
+      server.receiveUnmaskShares(m as never),
+    );
     const result = server.finishUnmask();
     const { average, totalWeight } = decodeWeightedAverage(result.sum, fp);
     const included = result.included.map(nodeIdOf);

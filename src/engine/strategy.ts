@@ -10,12 +10,25 @@ import type { Rng } from '../core/rng.js';
 import type { RandomWords } from '../core/discrete-gaussian.js';
 import type { PrivacySpentSoFar } from './privacy-ledger.js';
 import type { Metrics, TrainConfig } from '../model/trainer.js';
-import type { EvalResult, Fusion, RoundContext, StrategyCapabilities, StrategyConfig, TrainResult } from './strategies/define.js';
+import type {
+  EvalResult,
+  Fusion,
+  RoundContext,
+  StrategyCapabilities,
+  StrategyConfig,
+  TrainResult,
+} from './strategies/define.js';
 import { BUILTIN_STRATEGY_NAMES, strategyDefinition } from './strategies/registry.js';
 
 export { minUpdates, parseStrategy } from './strategies/registry.js';
 export { DEFAULT_TRIM_BETA } from './strategies/trimmed-mean.js';
-export type { EvalResult, RoundContext, StrategyCapabilities, StrategyConfig, TrainResult } from './strategies/define.js';
+export type {
+  EvalResult,
+  RoundContext,
+  StrategyCapabilities,
+  StrategyConfig,
+  TrainResult,
+} from './strategies/define.js';
 
 /** A strategy's name: a built-in one (STRATEGY_NAMES) or one registered with registerStrategy. */
 export type StrategyName = string;
@@ -29,7 +42,11 @@ export class Strategy {
   private readonly stateless = makeServerOptimizer('fedavg');
 
   /** `extra` is the checkpoint's extra state (extraState()): adaptive clipping resumes from it. */
-  constructor(readonly config: StrategyConfig, restore?: ServerOptState, extra?: Record<string, unknown>) {
+  constructor(
+    readonly config: StrategyConfig,
+    restore?: ServerOptState,
+    extra?: Record<string, unknown>,
+  ) {
     const definition = strategyDefinition(config.name);
     this.capabilities = definition.capabilities(config);
     this.mode = this.capabilities.updateMode;
@@ -54,8 +71,10 @@ export class Strategy {
   nodeConfig(): Pick<TrainConfig, 'localState' | 'headLayers' | 'headEpochs' | 'personalMu'> {
     const { localState, headLayers, headEpochs, personalMu } = this.config;
     return {
-      ...(localState ? { localState } : {}), ...(headLayers !== undefined ? { headLayers } : {}),
-      ...(headEpochs !== undefined ? { headEpochs } : {}), ...(personalMu !== undefined ? { personalMu } : {}),
+      ...(localState ? { localState } : {}),
+      ...(headLayers !== undefined ? { headLayers } : {}),
+      ...(headEpochs !== undefined ? { headEpochs } : {}),
+      ...(personalMu !== undefined ? { personalMu } : {}),
     };
   }
 
@@ -78,7 +97,13 @@ export class Strategy {
    * The nodes asked to train. Poisson-sampling strategies (DP) take each node independently with probability
    * `fraction` (the sampling their accountant assumes), from `dpSampling` words when given (the CSPRNG in deployment).
    */
-  configureTrain(nodeIds: readonly number[], fraction: number, minNodes: number, rng: Rng, dpSampling?: RandomWords): number[] {
+  configureTrain(
+    nodeIds: readonly number[],
+    fraction: number,
+    minNodes: number,
+    rng: Rng,
+    dpSampling?: RandomWords,
+  ): number[] {
     if (this.capabilities.poissonSampling) return poissonSample(nodeIds, fraction, dpSampling ?? rng);
     return sampleNodes(nodeIds, fraction, minNodes, rng);
   }
@@ -86,7 +111,11 @@ export class Strategy {
   /** Fuses results (any order in, node-id order used) into the next global model. */
   aggregateTrain(global: Float32Array, results: readonly TrainResult[], context?: RoundContext): Float32Array {
     if (results.length === 0) throw new Error('aggregateTrain needs at least one result');
-    return this.fusion.aggregate(global, [...results].sort((a, b) => a.nodeId - b.nodeId), context);
+    return this.fusion.aggregate(
+      global,
+      [...results].sort((a, b) => a.nodeId - b.nodeId),
+      context,
+    );
   }
 
   /** The server step on an already fused mean delta (secure aggregation computes it without single updates). */
@@ -129,5 +158,7 @@ export function weightedMetrics(results: readonly EvalResult[]): Metrics & { num
     loss += r.loss * r.numExamples;
     accuracy += r.accuracy * r.numExamples;
   }
-  return n === 0 ? { loss: NaN, accuracy: NaN, numExamples: 0 } : { loss: loss / n, accuracy: accuracy / n, numExamples: n };
+  return n === 0
+    ? { loss: NaN, accuracy: NaN, numExamples: 0 }
+    : { loss: loss / n, accuracy: accuracy / n, numExamples: n };
 }

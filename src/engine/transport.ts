@@ -28,6 +28,10 @@ export class TrafficMeter {
   }
 
   snapshot(): { sent: number; received: number; byNode: Map<number, { sent: number; received: number }> } {
-    return { sent: this.sent, received: this.received, byNode: new Map([...this.byNode].map(([k, v]) => [k, { ...v }])) };
+    return {
+      sent: this.sent,
+      received: this.received,
+      byNode: new Map([...this.byNode].map(([k, v]) => [k, { ...v }])),
+    };
   }
 }

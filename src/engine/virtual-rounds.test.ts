@@ -15,17 +15,37 @@ function engine(profiles: DeviceProfile[], extra: Partial<EngineOptions> = {}) {
   const fed = toyFederation(healthyNodes(profiles.length), ids);
   const clock = new VirtualClock(profiles);
   const e = new RoundEngine({
-    layout: toyLayout, strategy: new Strategy(parseStrategy('fedavg')), transport: fed.transport, initial: fed.initial,
-    seed: 3, rounds: 1, fraction: 1, minNodes: 1, evalFraction: 0,
-    local: { epochs: 1, batchSize: 16, optimizer: { name: 'adam', lr: 0.01 } }, centralEval: fed.centralEval, clock, ...extra,
+    layout: toyLayout,
+    strategy: new Strategy(parseStrategy('fedavg')),
+    transport: fed.transport,
+    initial: fed.initial,
+    seed: 3,
+    rounds: 1,
+    fraction: 1,
+    minNodes: 1,
+    evalFraction: 0,
+    local: { epochs: 1, batchSize: 16, optimizer: { name: 'adam', lr: 0.01 } },
+    centralEval: fed.centralEval,
+    clock,
+    ...extra,
   });
   return { e, clock, fed };
 }
 
 /** Each node's simulated request time from the bytes it really moved and its 200 samples (one epoch). */
-function durations(fed: ReturnType<typeof toyFederation>, profiles: DeviceProfile[]): { nodeId: number; seconds: number }[] {
+function durations(
+  fed: ReturnType<typeof toyFederation>,
+  profiles: DeviceProfile[],
+): { nodeId: number; seconds: number }[] {
   const byNode = fed.transport.traffic().byNode;
-  return [...byNode].map(([nodeId, t]) => ({ nodeId, seconds: t.sent / profiles[nodeId].downloadBytesPerSecond + 200 / profiles[nodeId].samplesPerSecond + t.received / profiles[nodeId].uploadBytesPerSecond }))
+  return [...byNode]
+    .map(([nodeId, t]) => ({
+      nodeId,
+      seconds:
+        t.sent / profiles[nodeId].downloadBytesPerSecond +
+        200 / profiles[nodeId].samplesPerSecond +
+        t.received / profiles[nodeId].uploadBytesPerSecond,
+    }))
     .sort((a, b) => a.seconds - b.seconds || a.nodeId - b.nodeId);
 }
 
@@ -37,11 +57,27 @@ test('over-selection keeps the first k by simulated finish time, not arrival ord
   const rec = r.rounds[0];
   const d = durations(fed, profiles);
   assert.deepEqual(rec.selected, [0, 1, 2, 3, 4, 5]);
-  assert.deepEqual(rec.contributed, d.slice(0, 3).map((x) => x.nodeId).sort((a, b) => a - b));
+  assert.deepEqual(
+    rec.contributed,
+    d
+      .slice(0, 3)
+      .map((x) => x.nodeId)
+      .sort((a, b) => a - b),
+  );
   assert.ok(!rec.contributed.includes(0) && !rec.contributed.includes(1));
-  assert.deepEqual(rec.failures.map((f) => f.nodeId).sort(), d.slice(3).map((x) => x.nodeId).sort());
-  for (const f of rec.failures) assert.match(f.error, /straggler: finished at [\d.]+ simulated s, after the round closed/);
-  assert.ok(Math.abs(rec.simTime! - d[2].seconds) < 1e-9, `round ends at the 3rd finish: ${rec.simTime} vs ${d[2].seconds}`);
+  assert.deepEqual(
+    rec.failures.map((f) => f.nodeId).sort(),
+    d
+      .slice(3)
+      .map((x) => x.nodeId)
+      .sort(),
+  );
+  for (const f of rec.failures)
+    assert.match(f.error, /straggler: finished at [\d.]+ simulated s, after the round closed/);
+  assert.ok(
+    Math.abs(rec.simTime! - d[2].seconds) < 1e-9,
+    `round ends at the 3rd finish: ${rec.simTime} vs ${d[2].seconds}`,
+  );
   assert.equal(clock.now(), rec.simTime);
 });
 
@@ -55,7 +91,10 @@ test('a deadline in simulated seconds drops the slow nodes and closes the round 
   const r = await e.run();
   for (const rec of r.rounds) {
     assert.deepEqual(rec.contributed, [0, 2, 3]);
-    assert.deepEqual(rec.failures.map((f) => f.nodeId), [1]);
+    assert.deepEqual(
+      rec.failures.map((f) => f.nodeId),
+      [1],
+    );
     assert.ok(rec.fused);
   }
   assert.ok(Math.abs(r.rounds[0].simTime! - deadline) < 1e-9);

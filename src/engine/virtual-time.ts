@@ -56,7 +56,11 @@ export interface TimedArrival {
  * those past `deadline` are late; of the rest the first `needed` are kept (over-selection). The round ends
  * when the last kept one arrives, or at the deadline if it closed short of `needed` with nodes still out.
  */
-export function closeByVirtualTime(arrivals: readonly TimedArrival[], needed: number, deadline?: number): { kept: number[]; late: TimedArrival[]; seconds: number } {
+export function closeByVirtualTime(
+  arrivals: readonly TimedArrival[],
+  needed: number,
+  deadline?: number,
+): { kept: number[]; late: TimedArrival[]; seconds: number } {
   const sorted = [...arrivals].sort((a, b) => a.seconds - b.seconds || a.nodeId - b.nodeId);
   const inTime = sorted.filter((a) => deadline === undefined || a.seconds <= deadline);
   const kept = inTime.slice(0, needed);
@@ -73,12 +77,19 @@ export function closeByVirtualTime(arrivals: readonly TimedArrival[], needed: nu
  * and advances the clock by the round's simulated length.
  */
 export function closeRoundInVirtualTime(
-  clock: SimulatedClock, results: TrainResult[], failures: NodeFailure[], costs: ReadonlyMap<number, RequestCost>,
-  needed: number, deadline?: number,
+  clock: SimulatedClock,
+  results: TrainResult[],
+  failures: NodeFailure[],
+  costs: ReadonlyMap<number, RequestCost>,
+  needed: number,
+  deadline?: number,
 ): { results: TrainResult[]; failures: NodeFailure[] } {
   const arrivals = results.map((r) => ({ nodeId: r.nodeId, seconds: clock.duration(costs.get(r.nodeId)!) }));
   const { kept, late, seconds } = closeByVirtualTime(arrivals, needed, deadline);
-  const stragglers = late.map((a) => ({ nodeId: a.nodeId, error: `straggler: finished at ${a.seconds.toFixed(2)} simulated s, after the round closed at ${seconds.toFixed(2)} s` }));
+  const stragglers = late.map((a) => ({
+    nodeId: a.nodeId,
+    error: `straggler: finished at ${a.seconds.toFixed(2)} simulated s, after the round closed at ${seconds.toFixed(2)} s`,
+  }));
   clock.advanceTo(clock.now() + seconds);
   const keptIds = new Set(kept);
   return {
@@ -90,6 +101,9 @@ export function closeRoundInVirtualTime(
 /** Simulated seconds at the end of the first round whose accuracy reached target; null if none did. */
 export function simTimeToTarget(records: readonly RoundRecord[], target: number | undefined): number | null {
   if (target === undefined) return null;
-  const hit = records.find((r) => r.simTime !== undefined && (Number.isFinite(r.testAccuracy) ? r.testAccuracy : r.federatedAccuracy) >= target);
+  const hit = records.find(
+    (r) =>
+      r.simTime !== undefined && (Number.isFinite(r.testAccuracy) ? r.testAccuracy : r.federatedAccuracy) >= target,
+  );
   return hit?.simTime ?? null;
 }

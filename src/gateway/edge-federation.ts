@@ -9,7 +9,13 @@ import type { Logger } from 'pino';
 import { makeLayout, type TensorSlot } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { validateTrainConfig } from '../model/trainer.js';
-import { decodeMessage, encodeError, encodeEvalReply, type EvalRequest, type TrainRequest } from '../engine/messages.js';
+import {
+  decodeMessage,
+  encodeError,
+  encodeEvalReply,
+  type EvalRequest,
+  type TrainRequest,
+} from '../engine/messages.js';
 import type { RoundRecord } from '../engine/round-engine.js';
 import { engineFor } from '../engine/engine-for.js';
 import { evaluateNodes } from '../engine/evaluate-nodes.js';
@@ -47,7 +53,12 @@ export function edgeRoundsOf(cloudRound: number, k: number): { first: number; la
 export function edgeHandler(registry: Registry, o: EdgeOptions, runId: number, spec: ModelSpec): RequestHandler {
   const layout = makeLayout(tensorSpecs(spec));
   const transport = new NetworkTransport({
-    registry, selection: ALL_NODES, timeoutMs: o.roundTimeoutMs, runId, allowUnbound: !o.auth, configure: configureForRun(runId, spec),
+    registry,
+    selection: ALL_NODES,
+    timeoutMs: o.roundTimeoutMs,
+    runId,
+    allowUnbound: !o.auth,
+    configure: configureForRun(runId, spec),
   });
   // The site's answer to the cloud is compressed as the cloud's run asks (error-feedback residual kept here).
   const compressor = new UpdateCompressor(layout);
@@ -58,10 +69,13 @@ export function edgeHandler(registry: Registry, o: EdgeOptions, runId: number, s
       let nodeId = -1;
       try {
         const msg = decodeMessage(layout, frame);
-        if (msg.type !== 'train' && msg.type !== 'evaluate') throw new Error(`a gateway does not accept '${msg.type}' messages`);
+        if (msg.type !== 'train' && msg.type !== 'evaluate')
+          throw new Error(`a gateway does not accept '${msg.type}' messages`);
         ({ round, nodeId } = msg.req);
         if (round < 1) throw new Error(`round must be >= 1, got ${round}`);
-        return msg.type === 'train' ? await train(layout, transport, registry, o, msg.req, compressor) : await evaluate(layout, transport, o, msg.req);
+        return msg.type === 'train'
+          ? await train(layout, transport, registry, o, msg.req, compressor)
+          : await evaluate(layout, transport, o, msg.req);
       } catch (e) {
         o.log.warn({ runId, round, err: (e as Error).message }, 'gateway answers the cloud with an error');
         return encodeError(round, nodeId, (e as Error).message);
@@ -71,58 +85,120 @@ export function edgeHandler(registry: Registry, o: EdgeOptions, runId: number, s
   };
 }
 
-async function train(layout: readonly TensorSlot[], transport: NetworkTransport, registry: Registry, o: EdgeOptions, req: TrainRequest, compressor: UpdateCompressor): Promise<Uint8Array> {
+async function train(
+  layout: readonly TensorSlot[],
+  transport: NetworkTransport,
+  registry: Registry,
+  o: EdgeOptions,
+  req: TrainRequest,
+  compressor: UpdateCompressor,
+): Promise<Uint8Array> {
   const { round, nodeId, config, mode, weights } = req;
-  if (mode !== 'weights') throw new Error('a gateway answers weights-mode rounds (the FedAvg family), not gradient mode');
+  if (mode !== 'weights')
+    throw new Error('a gateway answers weights-mode rounds (the FedAvg family), not gradient mode');
   // The site model would reach the cloud unmasked: refuse rather than break the run's privacy promise.
   if (req.secagg !== undefined) throw new Error('a gateway cannot take part in secure aggregation');
   // A site of several nodes has no single control variate or linear term to keep.
-  if (config.localState !== undefined) throw new Error(`a gateway cannot answer for a strategy with node state ('${config.localState}')`);
+  if (config.localState !== undefined)
+    throw new Error(`a gateway cannot answer for a strategy with node state ('${config.localState}')`);
   validateTrainConfig(config);
-  if (!Number.isInteger(config.seed) || config.seed < 0 || config.seed > MAX_SEED) throw new Error(`train config seed must be a whole number from 0 to ${MAX_SEED}`);
+  if (!Number.isInteger(config.seed) || config.seed < 0 || config.seed > MAX_SEED)
+    throw new Error(`train config seed must be a whole number from 0 to ${MAX_SEED}`);
   const { first, last } = edgeRoundsOf(round, o.edgeRounds);
   const records: RoundRecord[] = [];
   let waited = false;
-  const engine = engineFor({
-    seed: config.seed, rounds: last,
-    // The cloud's proximal term carries down to the site's own rounds.
-    strategy: new Strategy({ name: config.proxMu > 0 ? 'fedprox' : 'fedavg', proxMu: config.proxMu, serverOpt: 'fedavg', hyper: {} }),
-    fraction: o.fraction, minNodes: o.minNodes, evalFraction: 0,
-    local: { epochs: config.epochs, batchSize: config.batchSize, optimizer: config.optimizer },
-  }, {
-    layout, transport, initial: weights, startRound: first,
-    maxStepsFor: config.maxSteps === undefined ? undefined : () => config.maxSteps,
-    // Wait for nodes once per cloud round: a later edge round with too few nodes is skipped, not waited for.
-    waitForNodes: async (min) => {
-      await registry.waitFor(ALL_NODES, min, waited ? 0 : o.waitForNodesMs);
-      waited = true;
+  const engine = engineFor(
+    {
+      seed: config.seed,
+      rounds: last,
+      // The cloud's proximal term carries down to the site's own rounds.
+      strategy: new Strategy({
+        name: config.proxMu > 0 ? 'fedprox' : 'fedavg',
+        proxMu: config.proxMu,
+        serverOpt: 'fedavg',
+        hyper: {},
+      }),
+      fraction: o.fraction,
+      minNodes: o.minNodes,
+      evalFraction: 0,
+      local: { epochs: config.epochs, batchSize: config.batchSize, optimizer: config.optimizer },
     },
-    onRound: (r) => {
-      records.push(r);
-      o.log.info({ cloudRound: round, edgeRound: r.round, contributed: r.contributed, examples: r.examples, failures: r.failures, fused: r.fused }, 'edge round');
+    {
+      layout,
+      transport,
+      initial: weights,
+      startRound: first,
+      maxStepsFor: config.maxSteps === undefined ? undefined : () => config.maxSteps,
+      // Wait for nodes once per cloud round: a later edge round with too few nodes is skipped, not waited for.
+      waitForNodes: async (min) => {
+        await registry.waitFor(ALL_NODES, min, waited ? 0 : o.waitForNodesMs);
+        waited = true;
+      },
+      onRound: (r) => {
+        records.push(r);
+        o.log.info(
+          {
+            cloudRound: round,
+            edgeRound: r.round,
+            contributed: r.contributed,
+            examples: r.examples,
+            failures: r.failures,
+            fused: r.fused,
+          },
+          'edge round',
+        );
+      },
     },
-  });
+  );
   const result = await engine.run();
   const fused = records.filter((r) => r.fused);
   const final = fused.at(-1);
   if (!final) {
     const failures = records.flatMap((r) => r.failures.map((f) => `node ${f.nodeId}: ${f.error}`));
-    throw new Error(`gateway could fuse no edge round: ${transport.nodeIds().length} live nodes, ${o.minNodes} needed${failures.length ? ` (${failures.slice(0, 3).join('; ')})` : ''}`);
+    throw new Error(
+      `gateway could fuse no edge round: ${transport.nodeIds().length} live nodes, ${o.minNodes} needed${failures.length ? ` (${failures.slice(0, 3).join('; ')})` : ''}`,
+    );
   }
-  return encodeUpdateReply(layout, compressor, {
-    round, nodeId, vector: result.weights,
-    numExamples: final.examples.reduce((a, n) => a + n, 0),
-    // One step per fused edge round: what the cloud's FedNova would normalise a site's update by.
-    steps: fused.length,
-    metrics: { loss: final.trainLoss, accuracy: final.trainAccuracy },
-  }, config, weights, false);
+  return encodeUpdateReply(
+    layout,
+    compressor,
+    {
+      round,
+      nodeId,
+      vector: result.weights,
+      numExamples: final.examples.reduce((a, n) => a + n, 0),
+      // One step per fused edge round: what the cloud's FedNova would normalise a site's update by.
+      steps: fused.length,
+      metrics: { loss: final.trainLoss, accuracy: final.trainAccuracy },
+    },
+    config,
+    weights,
+    false,
+  );
 }
 
-async function evaluate(layout: readonly TensorSlot[], transport: NetworkTransport, o: EdgeOptions, req: EvalRequest): Promise<Uint8Array> {
+async function evaluate(
+  layout: readonly TensorSlot[],
+  transport: NetworkTransport,
+  o: EdgeOptions,
+  req: EvalRequest,
+): Promise<Uint8Array> {
   const nodes = transport.nodeIds();
   if (nodes.length === 0) throw new Error('gateway has no live nodes to evaluate on');
-  const results = await evaluateNodes(layout, transport, edgeRoundsOf(req.round, o.edgeRounds).last, nodes, req.weights);
+  const results = await evaluateNodes(
+    layout,
+    transport,
+    edgeRoundsOf(req.round, o.edgeRounds).last,
+    nodes,
+    req.weights,
+  );
   if (results.length === 0) throw new Error(`none of the gateway's ${nodes.length} nodes could evaluate`);
   const m = weightedMetrics(results);
-  return encodeEvalReply({ round: req.round, nodeId: req.nodeId, numExamples: m.numExamples, loss: m.loss, accuracy: m.accuracy });
+  return encodeEvalReply({
+    round: req.round,
+    nodeId: req.nodeId,
+    numExamples: m.numExamples,
+    loss: m.loss,
+    accuracy: m.accuracy,
+  });
 }

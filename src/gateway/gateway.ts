@@ -32,10 +32,24 @@ export interface Gateway {
 }
 
 export async function startGateway(o: GatewayOptions): Promise<Gateway> {
-  const local = await startCoordinator({ port: o.port, host: o.host, db: o.db, auth: o.auth, adminToken: o.adminToken, gateway: true, logger: o.log });
+  const local = await startCoordinator({
+    port: o.port,
+    host: o.host,
+    db: o.db,
+    auth: o.auth,
+    adminToken: o.adminToken,
+    gateway: true,
+    logger: o.log,
+  });
   const edge: EdgeOptions = { ...o.edge, auth: o.auth, log: o.log };
   const agent = new Agent({
-    coordinator: o.coordinator, name: o.name, tags: o.tags, log: o.log, secretKey: o.secretKey, joinToken: o.joinToken, powerClass: 'mains',
+    coordinator: o.coordinator,
+    name: o.name,
+    tags: o.tags,
+    log: o.log,
+    secretKey: o.secretKey,
+    joinToken: o.joinToken,
+    powerClass: 'mains',
     handler: async (runId, spec) => edgeHandler(local.registry, edge, runId, spec),
   });
   try {
@@ -45,7 +59,8 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     throw e;
   }
   return {
-    local, agent,
+    local,
+    agent,
     async close() {
       agent.stop();
       await local.close();

@@ -23,7 +23,14 @@ const EVAL_FLOATS = 1 << 22;
 interface EngineNet {
   readonly numParams: number;
   readonly outputSize: number;
-  gradient(w: Float32Array, x: Float32Array, y: Int32Array | Float32Array, m: number, g: Float32Array, rng?: DropoutRng): BatchResult;
+  gradient(
+    w: Float32Array,
+    x: Float32Array,
+    y: Int32Array | Float32Array,
+    m: number,
+    g: Float32Array,
+    rng?: DropoutRng,
+  ): BatchResult;
   evaluate(w: Float32Array, x: Float32Array, y: Int32Array | Float32Array, m: number): BatchResult;
   predict(w: Float32Array, x: Float32Array, m: number): Float32Array;
   /** Allocates the net's buffers for batches of up to m examples now, so the training loop does not. */
@@ -58,7 +65,10 @@ export class EngineTrainer implements LocalTrainer {
    * A DenseNetSpec runs on DenseNet. A model spec (ModelSpec or SeqNetSpec) runs on DenseNet when it is
    * dense-only (Flatten + Dense), else on SeqNet; throws when the engine cannot run it.
    */
-  constructor(spec: DenseNetSpec | SeqNetSpec, private readonly kernels: Kernels) {
+  constructor(
+    spec: DenseNetSpec | SeqNetSpec,
+    private readonly kernels: Kernels,
+  ) {
     this.mem = new KernelMemory(kernels);
     let dense: DenseNetSpec | null = null;
     if (!('inputShape' in spec)) dense = spec;
@@ -82,9 +92,12 @@ export class EngineTrainer implements LocalTrainer {
 
   private checkData(data: Dataset, weights: Float32Array): void {
     if (featureSize(data) !== this.inputSize) {
-      throw new Error(`data ${data.source} has ${featureSize(data)} features per example, the model takes ${this.inputSize}`);
+      throw new Error(
+        `data ${data.source} has ${featureSize(data)} features per example, the model takes ${this.inputSize}`,
+      );
     }
-    if (weights.length !== this.net.numParams) throw new Error(`weights have ${weights.length} values, the model needs ${this.net.numParams}`);
+    if (weights.length !== this.net.numParams)
+      throw new Error(`weights have ${weights.length} values, the model needs ${this.net.numParams}`);
     if (data.n === 0) throw new Error(`data ${data.source} is empty`);
   }
 
@@ -95,7 +108,12 @@ export class EngineTrainer implements LocalTrainer {
   }
 
   /** Copies the rows order[start..start+m) into the batch buffers (prepared by prepareTrain). */
-  private gather(data: Dataset, order: Int32Array, start: number, m: number): [Float32Array, Int32Array | Float32Array] {
+  private gather(
+    data: Dataset,
+    order: Int32Array,
+    start: number,
+    m: number,
+  ): [Float32Array, Int32Array | Float32Array] {
     const f = featureSize(data);
     const x = this.xBuf!.a;
     const y = data.y instanceof Int32Array ? this.yInt!.a : this.yFloat!.a;
@@ -112,7 +130,11 @@ export class EngineTrainer implements LocalTrainer {
    * buffers, the net's buffers first, then re-takes every view: the training loop allocates nothing, so
    * its views stay valid. Returns the weights buffer holding a copy of `global` and zeroed optimizer state.
    */
-  private prepareTrain(global: Float32Array, data: Dataset, cfg: TrainConfig): { w: Buf<Float32Array>; g: Buf<Float32Array>; state: Buf<Float32Array>[] } {
+  private prepareTrain(
+    global: Float32Array,
+    data: Dataset,
+    cfg: TrainConfig,
+  ): { w: Buf<Float32Array>; g: Buf<Float32Array>; state: Buf<Float32Array>[] } {
     const batch = Math.min(cfg.batchSize, data.n);
     const f = featureSize(data);
     const n = global.length;
@@ -140,10 +162,17 @@ export class EngineTrainer implements LocalTrainer {
     return { w: this.wBuf, g: this.gBuf, state };
   }
 
-  async train(global: Float32Array, data: Dataset, cfg: TrainConfig, shift?: Float32Array, frozen?: readonly WeightRange[]): Promise<TrainOutcome> {
+  async train(
+    global: Float32Array,
+    data: Dataset,
+    cfg: TrainConfig,
+    shift?: Float32Array,
+    frozen?: readonly WeightRange[],
+  ): Promise<TrainOutcome> {
     validateTrainConfig(cfg);
     this.checkData(data, global);
-    if (shift && shift.length !== global.length) throw new Error(`gradient shift has ${shift.length} values, the model ${global.length}`);
+    if (shift && shift.length !== global.length)
+      throw new Error(`gradient shift has ${shift.length} values, the model ${global.length}`);
     const bufs = this.prepareTrain(global, data, cfg);
     const opt = new FlatOptimizer(cfg.optimizer, this.kernels, global.length, bufs.state);
     const rng = new Rng(cfg.seed);
@@ -180,7 +209,12 @@ export class EngineTrainer implements LocalTrainer {
       }
     }
     this.mem.refresh();
-    return { weights: bufs.w.a.slice(), numExamples: data.n, steps, metrics: { loss: loss / seen, accuracy: correct / seen } };
+    return {
+      weights: bufs.w.a.slice(),
+      numExamples: data.n,
+      steps,
+      metrics: { loss: loss / seen, accuracy: correct / seen },
+    };
   }
 
   async gradient(global: Float32Array, data: Dataset, batchSize: number): Promise<GradientOutcome> {

@@ -2,5 +2,7 @@
 import { createHash } from 'node:crypto';
 
 export function weightsSha256(w: Float32Array): string {
-  return createHash('sha256').update(new Uint8Array(w.buffer, w.byteOffset, w.byteLength)).digest('hex');
+  return createHash('sha256')
+    .update(new Uint8Array(w.buffer, w.byteOffset, w.byteLength))
+    .digest('hex');
 }

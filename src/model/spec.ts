@@ -36,21 +36,42 @@ export function builtinModel(name: BuiltinModel, inputShape: number[], numClasse
     : { type: 'dense', name: 'output', units: 1, activation: 'linear' };
   const loss: Loss = classify ? 'sparse_categorical_crossentropy' : 'mse';
   const flatten: LayerSpec = { type: 'flatten', name: 'flatten' };
-  const dense = (i: number, units: number): LayerSpec => ({ type: 'dense', name: `dense${i}`, units, activation: 'relu' });
+  const dense = (i: number, units: number): LayerSpec => ({
+    type: 'dense',
+    name: `dense${i}`,
+    units,
+    activation: 'relu',
+  });
   switch (name) {
     case 'mlp': // the seed's reference model: Flatten, Dense(128, relu), Dense(10, softmax), Adam
       return { name, inputShape, layers: [flatten, dense(1, 128), out], loss, optimizer: { name: 'adam', lr: 0.001 } };
     case '2nn': // McMahan et al. 2017: two hidden layers of 200 ReLU units
-      return { name, inputShape, layers: [flatten, dense(1, 200), dense(2, 200), out], loss, optimizer: { name: 'sgd', lr: 0.1 } };
+      return {
+        name,
+        inputShape,
+        layers: [flatten, dense(1, 200), dense(2, 200), out],
+        loss,
+        optimizer: { name: 'sgd', lr: 0.1 },
+      };
     case 'cnn': {
       // McMahan et al. 2017: 5x5x32, pool, 5x5x64, pool, 512, classes
-      if (inputShape.length !== 3) throw new Error(`the cnn model needs image inputs [h, w, c], got [${inputShape.join(',')}]`);
-      const conv = (i: number, filters: number): LayerSpec =>
-        ({ type: 'conv2d', name: `conv${i}`, filters, kernelSize: 5, activation: 'relu', padding: 'same' });
+      if (inputShape.length !== 3)
+        throw new Error(`the cnn model needs image inputs [h, w, c], got [${inputShape.join(',')}]`);
+      const conv = (i: number, filters: number): LayerSpec => ({
+        type: 'conv2d',
+        name: `conv${i}`,
+        filters,
+        kernelSize: 5,
+        activation: 'relu',
+        padding: 'same',
+      });
       const pool = (i: number): LayerSpec => ({ type: 'maxpool2d', name: `pool${i}`, poolSize: 2 });
       return {
-        name, inputShape, layers: [conv(1, 32), pool(1), conv(2, 64), pool(2), flatten, dense(1, 512), out],
-        loss, optimizer: { name: 'sgd', lr: 0.05 },
+        name,
+        inputShape,
+        layers: [conv(1, 32), pool(1), conv(2, 64), pool(2), flatten, dense(1, 512), out],
+        loss,
+        optimizer: { name: 'sgd', lr: 0.05 },
       };
     }
     case 'linear': // the seed's f(x) = sum w x + b; with classes, its softmax (multinomial logistic) form
@@ -59,8 +80,16 @@ export function builtinModel(name: BuiltinModel, inputShape: number[], numClasse
     case 'lstm': {
       // A small forecaster for windows of time series ([steps, features]): one recurrent layer of 32 units
       // (sigmoid gates, as Keras 2.3+ defaults; tfjs's own default is hardSigmoid), its last state to the output.
-      if (inputShape.length !== 2) throw new Error(`the ${name} model needs sequence inputs [steps, features], got [${inputShape.join(',')}]`);
-      const rnn: LayerSpec = { type: name, name, units: 32, activation: 'tanh', recurrentActivation: 'sigmoid', returnSequences: false };
+      if (inputShape.length !== 2)
+        throw new Error(`the ${name} model needs sequence inputs [steps, features], got [${inputShape.join(',')}]`);
+      const rnn: LayerSpec = {
+        type: name,
+        name,
+        units: 32,
+        activation: 'tanh',
+        recurrentActivation: 'sigmoid',
+        returnSequences: false,
+      };
       return { name, inputShape, layers: [rnn, out], loss, optimizer: { name: 'adam', lr: 0.003 } };
     }
   }
@@ -85,7 +114,10 @@ export function tensorSpecs(spec: ModelSpec): TensorSpec[] {
       }
       case 'conv2d': {
         const [h, w, c] = shape;
-        out.push({ name: `${l.name}/kernel`, shape: [l.kernelSize, l.kernelSize, c, l.filters] }, { name: `${l.name}/bias`, shape: [l.filters] });
+        out.push(
+          { name: `${l.name}/kernel`, shape: [l.kernelSize, l.kernelSize, c, l.filters] },
+          { name: `${l.name}/bias`, shape: [l.filters] },
+        );
         shape = l.padding === 'same' ? [h, w, l.filters] : [h - l.kernelSize + 1, w - l.kernelSize + 1, l.filters];
         break;
       }
@@ -103,7 +135,11 @@ export function tensorSpecs(spec: ModelSpec): TensorSpec[] {
  * The dense-engine form of a spec, or null when it has layers DenseNet does not run (conv, dropout, ...;
  * those run on SeqNet, see engineUnsupportedReason).
  */
-export function asDenseNet(spec: { inputShape: readonly number[]; layers: readonly LayerSpec[]; loss: Loss }): DenseNetSpec | null {
+export function asDenseNet(spec: {
+  inputShape: readonly number[];
+  layers: readonly LayerSpec[];
+  loss: Loss;
+}): DenseNetSpec | null {
   let i = 0;
   if (spec.layers[0]?.type === 'flatten') i = 1;
   else if (spec.inputShape.length !== 1) return null;

@@ -8,7 +8,8 @@ import type { Activation } from '../nn/dense.js';
 import type { LayerSpec } from './spec.js';
 import type { CellActivation, RecurrentActivation } from '../nn/recurrent.js';
 
-const one = (v: unknown): number | undefined => (Array.isArray(v) ? (v.length === 1 ? v[0] : undefined) : (v as number | undefined));
+const one = (v: unknown): number | undefined =>
+  Array.isArray(v) ? (v.length === 1 ? v[0] : undefined) : (v as number | undefined);
 
 export function layerSpecOf(l: tf.layers.Layer): LayerSpec {
   const c = l.getConfig() as Record<string, unknown>;
@@ -21,13 +22,29 @@ export function layerSpecOf(l: tf.layers.Layer): LayerSpec {
   // left to tfjs (the engine would expect tensors the model does not have).
   if (!frozen && c.useBias !== false) {
     if (cls === 'Dense') return { type: 'dense', name: l.name, units: c.units as number, activation };
-    if (cls === 'Conv1D' && one(c.strides) === 1 && one(c.dilationRate) === 1 && (c.padding === 'same' || c.padding === 'valid')) {
-      return { type: 'conv1d', name: l.name, filters: c.filters as number, kernelSize: one(c.kernelSize) as number, activation, padding: c.padding };
+    if (
+      cls === 'Conv1D' &&
+      one(c.strides) === 1 &&
+      one(c.dilationRate) === 1 &&
+      (c.padding === 'same' || c.padding === 'valid')
+    ) {
+      return {
+        type: 'conv1d',
+        name: l.name,
+        filters: c.filters as number,
+        kernelSize: one(c.kernelSize) as number,
+        activation,
+        padding: c.padding,
+      };
     }
-    const plainRnn = !c.dropout && !c.recurrentDropout && !c.goBackwards && !c.stateful && !c.returnState && !c.resetAfter;
+    const plainRnn =
+      !c.dropout && !c.recurrentDropout && !c.goBackwards && !c.stateful && !c.returnState && !c.resetAfter;
     if ((cls === 'GRU' || cls === 'LSTM') && plainRnn) {
       return {
-        type: cls === 'GRU' ? 'gru' : 'lstm', name: l.name, units: c.units as number, activation: activation as CellActivation,
+        type: cls === 'GRU' ? 'gru' : 'lstm',
+        name: l.name,
+        units: c.units as number,
+        activation: activation as CellActivation,
         recurrentActivation: ((c.recurrentActivation as string | undefined) ?? 'hardSigmoid') as RecurrentActivation,
         returnSequences: c.returnSequences === true,
       };

@@ -23,7 +23,10 @@ export class TfjsTrainer implements LocalTrainer {
   readonly kind = 'tfjs' as const;
   private readonly classify: boolean;
 
-  private constructor(private readonly spec: ModelSpec, private readonly model: tf.LayersModel) {
+  private constructor(
+    private readonly spec: ModelSpec,
+    private readonly model: tf.LayersModel,
+  ) {
     this.classify = spec.loss === 'sparse_categorical_crossentropy';
   }
 
@@ -39,7 +42,10 @@ export class TfjsTrainer implements LocalTrainer {
       x.set(data.x.subarray(rows[i] * f, (rows[i] + 1) * f), i * f);
       y[i] = data.y[rows[i]];
     }
-    return [tf.tensor(x, [rows.length, ...this.spec.inputShape]), this.classify ? tf.tensor1d(y as Int32Array, 'int32') : tf.tensor2d(y as Float32Array, [rows.length, 1])];
+    return [
+      tf.tensor(x, [rows.length, ...this.spec.inputShape]),
+      this.classify ? tf.tensor1d(y as Int32Array, 'int32') : tf.tensor2d(y as Float32Array, [rows.length, 1]),
+    ];
   }
 
   /** Mean loss over the batch; Keras clips probabilities to [1e-7, 1] for cross-entropy, and so do we. */
@@ -54,10 +60,20 @@ export class TfjsTrainer implements LocalTrainer {
     return tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(pred, -1), y), 'int32')).dataSync()[0]);
   }
 
-  async train(global: Float32Array, data: Dataset, cfg: TrainConfig, shift?: Float32Array, frozen?: readonly unknown[]): Promise<TrainOutcome> {
+  async train(
+    global: Float32Array,
+    data: Dataset,
+    cfg: TrainConfig,
+    shift?: Float32Array,
+    frozen?: readonly unknown[],
+  ): Promise<TrainOutcome> {
     validateTrainConfig(cfg);
-    if (frozen && frozen.length > 0) throw new Error('FedRep freezes layers on the engine trainer only; this model trains on tfjs');
-    if (shift) throw new Error('SCAFFOLD and FedDyn correct the local gradient on the engine trainer only; this model trains on tfjs');
+    if (frozen && frozen.length > 0)
+      throw new Error('FedRep freezes layers on the engine trainer only; this model trains on tfjs');
+    if (shift)
+      throw new Error(
+        'SCAFFOLD and FedDyn correct the local gradient on the engine trainer only; this model trains on tfjs',
+      );
     setModelWeights(this.model, global);
     const vars = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
     const anchors = cfg.proxMu > 0 ? vars.map((v) => tf.clone(v)) : [];
@@ -98,7 +114,12 @@ export class TfjsTrainer implements LocalTrainer {
           seen += rows.length;
         }
       }
-      return { weights: getModelWeights(this.model), numExamples: data.n, steps, metrics: { loss: loss / seen, accuracy: correct / seen } };
+      return {
+        weights: getModelWeights(this.model),
+        numExamples: data.n,
+        steps,
+        metrics: { loss: loss / seen, accuracy: correct / seen },
+      };
     } finally {
       opt.dispose();
       // tfjs 4.22's MomentumOptimizer.dispose does not call SGDOptimizer.dispose, leaking the learning
@@ -158,7 +179,11 @@ export class TfjsTrainer implements LocalTrainer {
 
   async predict(weights: Float32Array, x: Float32Array, n: number): Promise<Float32Array> {
     setModelWeights(this.model, weights);
-    return tf.tidy(() => (this.model.predict(tf.tensor(x, [n, ...this.spec.inputShape])) as tf.Tensor).dataSync() as Float32Array).slice();
+    return tf
+      .tidy(
+        () => (this.model.predict(tf.tensor(x, [n, ...this.spec.inputShape])) as tf.Tensor).dataSync() as Float32Array,
+      )
+      .slice();
   }
 
   dispose(): void {

@@ -15,7 +15,15 @@ import { Rng } from '../core/rng.js';
 import { getKernels } from '../nn/kernels-select.js';
 import { denseUnsupportedReason } from '../nn/dense.js';
 import { asDenseNet, builtinModel, initialWeights, tensorSpecs, type ModelSpec } from './spec.js';
-import { buildTfjsModel, ensureTfjs, getModelWeights, saveTfjsModel, setModelWeights, specFromModelJson, tf } from './tfjs.js';
+import {
+  buildTfjsModel,
+  ensureTfjs,
+  getModelWeights,
+  saveTfjsModel,
+  setModelWeights,
+  specFromModelJson,
+  tf,
+} from './tfjs.js';
 import { EngineTrainer } from './engine-trainer.js';
 import { makeTrainer } from './make-trainer.js';
 
@@ -32,11 +40,21 @@ let savedDir: string;
 before(async () => {
   await ensureTfjs();
   const d = loadMnist();
-  train = subset(d.train, Array.from({ length: 256 }, (_, i) => i), 'mnist:train[0:256]');
-  test = subset(d.test, Array.from({ length: 500 }, (_, i) => i), 'mnist:test[0:500]');
+  train = subset(
+    d.train,
+    Array.from({ length: 256 }, (_, i) => i),
+    'mnist:train[0:256]',
+  );
+  test = subset(
+    d.test,
+    Array.from({ length: 500 }, (_, i) => i),
+    'mnist:test[0:500]',
+  );
   const eng = new EngineTrainer(asDenseNet(mlp)!, getKernels());
   const w0 = initialWeights(tensorSpecs(mlp), new Rng(3));
-  trained = (await eng.train(w0, train, { epochs: 1, batchSize: 32, optimizer: { name: 'adam', lr: 0.001 }, proxMu: 0, seed: 5 })).weights;
+  trained = (
+    await eng.train(w0, train, { epochs: 1, batchSize: 32, optimizer: { name: 'adam', lr: 0.001 }, proxMu: 0, seed: 5 })
+  ).weights;
   savedDir = newDir();
   await saveTfjsModel(mlp, trained, savedDir);
 });
@@ -85,14 +103,22 @@ async function serve(dir: string): Promise<{ url: string; requests: string[]; cl
 
 /** Saves a tfjs model as a tfjs model.json plus one weights file, with the stock save handler's artifacts. */
 async function saveUserModel(model: tf.LayersModel, dir: string, extra: Record<string, unknown> = {}): Promise<string> {
-  await model.save(tf.io.withSaveHandler(async (a) => {
-    writeFileSync(join(dir, 'group1-shard1of1.bin'), Buffer.from(a.weightData as ArrayBuffer));
-    writeFileSync(join(dir, 'model.json'), JSON.stringify({
-      modelTopology: a.modelTopology, format: 'layers-model', generatedBy: 'test',
-      weightsManifest: [{ paths: ['./group1-shard1of1.bin'], weights: a.weightSpecs }], ...extra,
-    }));
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-  }));
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      writeFileSync(join(dir, 'group1-shard1of1.bin'), Buffer.from(a.weightData as ArrayBuffer));
+      writeFileSync(
+        join(dir, 'model.json'),
+        JSON.stringify({
+          modelTopology: a.modelTopology,
+          format: 'layers-model',
+          generatedBy: 'test',
+          weightsManifest: [{ paths: ['./group1-shard1of1.bin'], weights: a.weightSpecs }],
+          ...extra,
+        }),
+      );
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
   return join(dir, 'model.json');
 }
 
@@ -103,13 +129,17 @@ describe('saveTfjsModel', () => {
     try {
       model = await stockTf.loadLayersModel(`${server.url}/model.json`);
       assert.deepEqual(server.requests, ['/model.json', '/weights.bin']);
-      const theirs = stockTf.tidy(() => (model!.predict(stockTf.tensor(test.x, [test.n, 28, 28, 1])) as stockTf.Tensor).dataSync());
+      const theirs = stockTf.tidy(() =>
+        (model!.predict(stockTf.tensor(test.x, [test.n, 28, 28, 1])) as stockTf.Tensor).dataSync(),
+      );
       const eng = new EngineTrainer(asDenseNet(mlp)!, getKernels());
       const ours = await eng.predict(trained, test.x, test.n);
       const diff = maxAbsDiff(theirs, ours);
       const ev = await eng.evaluate(trained, test);
       const theirAccuracy = argmaxAccuracy(theirs, test.y, 10);
-      t.diagnostic(`max |tfjs - engine| probability ${diff.toExponential(2)}; accuracy ${theirAccuracy} (tfjs) vs ${ev.accuracy} (engine)`);
+      t.diagnostic(
+        `max |tfjs - engine| probability ${diff.toExponential(2)}; accuracy ${theirAccuracy} (tfjs) vs ${ev.accuracy} (engine)`,
+      );
       assert.ok(diff <= 1e-5, `predictions differ by ${diff}`);
       assert.equal(theirAccuracy, ev.accuracy);
       assert.equal(argmaxAccuracy(ours, test.y, 10), ev.accuracy);
@@ -118,7 +148,10 @@ describe('saveTfjsModel', () => {
       assert.equal(model.optimizer.getClassName(), 'Adam');
       assert.equal(model.optimizer.getConfig().learningRate, 0.001);
       // Its weights are ours, in our order.
-      const loaded = model.getWeights().map((w) => Array.from(w.dataSync())).flat();
+      const loaded = model
+        .getWeights()
+        .map((w) => Array.from(w.dataSync()))
+        .flat();
       assert.equal(maxAbsDiff(loaded, trained), 0);
     } finally {
       model?.dispose();
@@ -133,7 +166,10 @@ describe('saveTfjsModel', () => {
     assert.equal(json.weightsManifest.length, 1);
     assert.deepEqual(json.weightsManifest[0].paths, ['./weights.bin']);
     const manifest = json.weightsManifest[0].weights as { name: string; shape: number[]; dtype: string }[];
-    assert.deepEqual(manifest.map((w) => ({ name: w.name, shape: w.shape })), tensorSpecs(mlp));
+    assert.deepEqual(
+      manifest.map((w) => ({ name: w.name, shape: w.shape })),
+      tensorSpecs(mlp),
+    );
     assert.ok(manifest.every((w) => w.dtype === 'float32'));
     assert.equal(readFileSync(join(savedDir, 'weights.bin')).length, trained.length * 4);
     assert.equal(json.trainingConfig.loss, 'sparse_categorical_crossentropy');
@@ -150,7 +186,10 @@ describe('saveTfjsModel', () => {
     const tr = await makeTrainer(spec);
     try {
       assert.equal(tr.kind, 'engine');
-      assert.deepEqual(await tr.evaluate(weights, test), await new EngineTrainer(asDenseNet(mlp)!, getKernels()).evaluate(trained, test));
+      assert.deepEqual(
+        await tr.evaluate(weights, test),
+        await new EngineTrainer(asDenseNet(mlp)!, getKernels()).evaluate(trained, test),
+      );
     } finally {
       tr.dispose();
     }
@@ -167,7 +206,11 @@ describe('saveTfjsModel', () => {
   });
 
   it('stock tfjs compiles the saved training config for sgd, momentum and adam; tabular models load too', async () => {
-    for (const optimizer of [{ name: 'sgd', lr: 0.1 }, { name: 'momentum', lr: 0.02, momentum: 0.8 }, { name: 'adam', lr: 0.003, beta1: 0.8 }] as const) {
+    for (const optimizer of [
+      { name: 'sgd', lr: 0.1 },
+      { name: 'momentum', lr: 0.02, momentum: 0.8 },
+      { name: 'adam', lr: 0.003, beta1: 0.8 },
+    ] as const) {
       const spec: ModelSpec = { ...builtinModel('linear', [6], 3), optimizer };
       const dir = newDir();
       await saveTfjsModel(spec, initialWeights(tensorSpecs(spec), new Rng(2)), dir);
@@ -175,7 +218,10 @@ describe('saveTfjsModel', () => {
       try {
         const model = await stockTf.loadLayersModel(`${server.url}/model.json`);
         const c = model.optimizer.getConfig();
-        assert.equal(model.optimizer.getClassName(), { sgd: 'SGD', momentum: 'Momentum', adam: 'Adam' }[optimizer.name]);
+        assert.equal(
+          model.optimizer.getClassName(),
+          { sgd: 'SGD', momentum: 'Momentum', adam: 'Adam' }[optimizer.name],
+        );
         assert.equal(c.learningRate, optimizer.lr);
         if (optimizer.name === 'momentum') assert.equal(c.momentum, 0.8);
         if (optimizer.name === 'adam') assert.deepEqual([c.beta1, c.beta2, c.epsilon], [0.8, 0.999, 1e-7]);
@@ -210,15 +256,25 @@ describe("a user's model.json", () => {
       const { spec, weights } = await specFromModelJson(path);
       assert.deepEqual(spec.inputShape, [784]);
       assert.deepEqual(spec.tensors, [
-        { name: 'hidden/kernel', shape: [784, 16] }, { name: 'hidden/bias', shape: [16] },
-        { name: 'probs/kernel', shape: [16, 10] }, { name: 'probs/bias', shape: [10] },
+        { name: 'hidden/kernel', shape: [784, 16] },
+        { name: 'hidden/bias', shape: [16] },
+        { name: 'probs/kernel', shape: [16, 10] },
+        { name: 'probs/bias', shape: [10] },
       ]);
-      assert.equal(spec.loss, 'sparse_categorical_crossentropy', 'softmax output without a training config: sparse cross-entropy');
+      assert.equal(
+        spec.loss,
+        'sparse_categorical_crossentropy',
+        'softmax output without a training config: sparse cross-entropy',
+      );
       const dense = asDenseNet(spec);
       assert.ok(dense, 'the engine can run it');
       assert.deepEqual(dense, {
-        inputSize: 784, loss: 'sparse_categorical_crossentropy',
-        layers: [{ name: 'hidden', units: 16, activation: 'relu' }, { name: 'probs', units: 10, activation: 'softmax' }],
+        inputSize: 784,
+        loss: 'sparse_categorical_crossentropy',
+        layers: [
+          { name: 'hidden', units: 16, activation: 'relu' },
+          { name: 'probs', units: 10, activation: 'softmax' },
+        ],
       });
       assert.deepEqual(weights, theirWeights);
       // The engine with these weights predicts what the user's tfjs model predicts.
@@ -231,7 +287,13 @@ describe("a user's model.json", () => {
         assert.ok(maxAbsDiff(ours, theirs) <= 1e-5);
         // and trains on data of that shape
         const flat: Dataset = { ...train, featureShape: [784] };
-        const r = await tr.train(weights!, flat, { epochs: 1, batchSize: 64, optimizer: spec.optimizer, proxMu: 0, seed: 1 });
+        const r = await tr.train(weights!, flat, {
+          epochs: 1,
+          batchSize: 64,
+          optimizer: spec.optimizer,
+          proxMu: 0,
+          seed: 1,
+        });
         assert.equal(r.steps, 4);
         assert.ok(Number.isFinite(r.metrics.loss));
       } finally {
@@ -251,32 +313,54 @@ describe("a user's model.json", () => {
   });
 
   const tfjsOnly: [string, () => tf.Sequential][] = [
-    ['batch normalization', () => {
-      const m = stockTf.sequential();
-      m.add(stockTf.layers.dense({ name: 'hidden', units: 16, activation: 'relu', inputShape: [784] }));
-      m.add(stockTf.layers.batchNormalization({ name: 'bn' }));
-      m.add(stockTf.layers.dense({ name: 'probs', units: 10, activation: 'softmax' }));
-      return m;
-    }],
-    ['a convolution', () => {
-      const m = stockTf.sequential();
-      m.add(stockTf.layers.conv2d({ name: 'conv', filters: 2, kernelSize: 3, activation: 'relu', inputShape: [28, 28, 1] }));
-      m.add(stockTf.layers.flatten({ name: 'flat' }));
-      m.add(stockTf.layers.dense({ name: 'probs', units: 10, activation: 'softmax' }));
-      return m;
-    }],
-    ['an activation the engine does not compute (elu)', () => {
-      const m = stockTf.sequential();
-      m.add(stockTf.layers.dense({ name: 'hidden', units: 16, activation: 'elu', inputShape: [784] }));
-      m.add(stockTf.layers.dense({ name: 'probs', units: 10, activation: 'softmax' }));
-      return m;
-    }],
-    ['a dense layer without a bias', () => {
-      const m = stockTf.sequential();
-      m.add(stockTf.layers.dense({ name: 'hidden', units: 16, activation: 'relu', inputShape: [784], useBias: false }));
-      m.add(stockTf.layers.dense({ name: 'probs', units: 10, activation: 'softmax' }));
-      return m;
-    }],
+    [
+      'batch normalization',
+      () => {
+        const m = stockTf.sequential();
+        m.add(stockTf.layers.dense({ name: 'hidden', units: 16, activation: 'relu', inputShape: [784] }));
+        m.add(stockTf.layers.batchNormalization({ name: 'bn' }));
+        m.add(stockTf.layers.dense({ name: 'probs', units: 10, activation: 'softmax' }));
+        return m;
+      },
+    ],
+    [
+      'a convolution',
+      () => {
+        const m = stockTf.sequential();
+        m.add(
+          stockTf.layers.conv2d({
+            name: 'conv',
+            filters: 2,
+            kernelSize: 3,
+            activation: 'relu',
+            inputShape: [28, 28, 1],
+          }),
+        );
+        m.add(stockTf.layers.flatten({ name: 'flat' }));
+        m.add(stockTf.layers.dense({ name: 'probs', units: 10, activation: 'softmax' }));
+        return m;
+      },
+    ],
+    [
+      'an activation the engine does not compute (elu)',
+      () => {
+        const m = stockTf.sequential();
+        m.add(stockTf.layers.dense({ name: 'hidden', units: 16, activation: 'elu', inputShape: [784] }));
+        m.add(stockTf.layers.dense({ name: 'probs', units: 10, activation: 'softmax' }));
+        return m;
+      },
+    ],
+    [
+      'a dense layer without a bias',
+      () => {
+        const m = stockTf.sequential();
+        m.add(
+          stockTf.layers.dense({ name: 'hidden', units: 16, activation: 'relu', inputShape: [784], useBias: false }),
+        );
+        m.add(stockTf.layers.dense({ name: 'probs', units: 10, activation: 'softmax' }));
+        return m;
+      },
+    ],
   ];
   for (const [what, build] of tfjsOnly) {
     it(`a topology with ${what} goes to the tfjs trainer, which trains it from the file's weights`, async () => {
@@ -293,8 +377,17 @@ describe("a user's model.json", () => {
       try {
         assert.equal(tr.kind, 'tfjs');
         const data: Dataset = spec.inputShape.length === 1 ? { ...train, featureShape: [784] } : train;
-        const few = subset(data, Array.from({ length: 32 }, (_, i) => i));
-        const r = await tr.train(weights!, few, { epochs: 1, batchSize: 16, optimizer: { name: 'sgd', lr: 0.05 }, proxMu: 0, seed: 1 });
+        const few = subset(
+          data,
+          Array.from({ length: 32 }, (_, i) => i),
+        );
+        const r = await tr.train(weights!, few, {
+          epochs: 1,
+          batchSize: 16,
+          optimizer: { name: 'sgd', lr: 0.05 },
+          proxMu: 0,
+          seed: 1,
+        });
         assert.equal(r.steps, 2);
         assert.equal(r.weights.length, weights!.length);
         assert.ok(Number.isFinite(r.metrics.loss), `loss ${r.metrics.loss}`);
@@ -344,11 +437,18 @@ describe('malformed model.json', () => {
   const bin = (): Buffer => readFileSync(join(savedDir, 'weights.bin'));
 
   it('not JSON', () => expectError(write('{"modelTopology": '), /not a readable tfjs model\.json/));
-  it('a file that does not exist', () => expectError(join(root, 'nowhere', 'model.json'), /not a readable tfjs model\.json/));
-  it('no modelTopology', () => expectError(write({ weightsManifest: good().weightsManifest }, bin()), /no modelTopology/));
-  it('a topology tfjs cannot build', () => expectError(write({ modelTopology: { class_name: 'NoSuchModel', config: {} } }), /tfjs cannot build this topology/));
+  it('a file that does not exist', () =>
+    expectError(join(root, 'nowhere', 'model.json'), /not a readable tfjs model\.json/));
+  it('no modelTopology', () =>
+    expectError(write({ weightsManifest: good().weightsManifest }, bin()), /no modelTopology/));
+  it('a topology tfjs cannot build', () =>
+    expectError(
+      write({ modelTopology: { class_name: 'NoSuchModel', config: {} } }),
+      /tfjs cannot build this topology/,
+    ));
   it('a missing weights file', () => expectError(write(good()), /weights file \.\/weights\.bin is missing/));
-  it('a weights file shorter than its manifest', () => expectError(write(good(), bin().subarray(0, 4000)), /weights file is shorter than its manifest says/));
+  it('a weights file shorter than its manifest', () =>
+    expectError(write(good(), bin().subarray(0, 4000)), /weights file is shorter than its manifest says/));
   it('a manifest shape that does not match the topology', () => {
     const json = good() as { weightsManifest: { weights: { name: string; shape: number[] }[] }[] };
     json.weightsManifest[0].weights[1].shape = [64]; // dense1/bias has 128 units
@@ -368,25 +468,49 @@ describe('malformed model.json', () => {
 
 describe('the faster conv filter gradient (Conv2DBackpropFilter on the cpu backend)', () => {
   /** dW by the definition, in float64. */
-  function reference(x: Float32Array, xs: number[], dy: Float32Array, ys: number[], f: number[], stride: number, top: number, left: number): Float64Array {
+  function reference(
+    x: Float32Array,
+    xs: number[],
+    dy: Float32Array,
+    ys: number[],
+    f: number[],
+    stride: number,
+    top: number,
+    left: number,
+  ): Float64Array {
     const [b, h, w, ci] = xs;
     const [, oh, ow, co] = ys;
     const out = new Float64Array(f[0] * f[1] * ci * co);
-    for (let r = 0; r < f[0]; r++) for (let c = 0; c < f[1]; c++) for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) {
-      let s = 0;
-      for (let n = 0; n < b; n++) for (let yr = 0; yr < oh; yr++) for (let yc = 0; yc < ow; yc++) {
-        const xr = yr * stride + r - top, xc = yc * stride + c - left;
-        if (xr >= 0 && xr < h && xc >= 0 && xc < w) s += x[((n * h + xr) * w + xc) * ci + i] * dy[((n * oh + yr) * ow + yc) * co + o];
-      }
-      out[((r * f[1] + c) * ci + i) * co + o] = s;
-    }
+    for (let r = 0; r < f[0]; r++)
+      for (let c = 0; c < f[1]; c++)
+        for (let i = 0; i < ci; i++)
+          for (let o = 0; o < co; o++) {
+            let s = 0;
+            for (let n = 0; n < b; n++)
+              for (let yr = 0; yr < oh; yr++)
+                for (let yc = 0; yc < ow; yc++) {
+                  const xr = yr * stride + r - top,
+                    xc = yc * stride + c - left;
+                  if (xr >= 0 && xr < h && xc >= 0 && xc < w)
+                    s += x[((n * h + xr) * w + xc) * ci + i] * dy[((n * oh + yr) * ow + yc) * co + o];
+                }
+            out[((r * f[1] + c) * ci + i) * co + o] = s;
+          }
     return out;
   }
 
-  for (const [stride, pad] of [[1, 'same'], [1, 'valid'], [2, 'same'], [2, 'valid']] as const) {
+  for (const [stride, pad] of [
+    [1, 'same'],
+    [1, 'valid'],
+    [2, 'same'],
+    [2, 'valid'],
+  ] as const) {
     it(`matches the definition: stride ${stride}, padding ${pad}, odd and even filter sizes`, () => {
       const r = new Rng(stride * 10 + (pad === 'same' ? 1 : 0));
-      for (const f of [[3, 3, 2, 4], [2, 5, 3, 1]]) {
+      for (const f of [
+        [3, 3, 2, 4],
+        [2, 5, 3, 1],
+      ]) {
         const xs = [2, 7, 8, f[2]];
         const x = Float32Array.from({ length: xs.reduce((a, b) => a * b) }, () => r.uniform(-1, 1));
         const xt = tf.tensor4d(x, xs as [number, number, number, number]);
@@ -396,11 +520,18 @@ describe('the faster conv filter gradient (Conv2DBackpropFilter on the cpu backe
         const dyt = tf.tensor(dy, y.shape);
         // d sum(conv(x, W) * dy) / dW is the filter gradient for upstream gradient dy.
         const g = tf.grad((w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(xt, w as tf.Tensor4D, stride, pad), dyt)))(filter);
-        const info = tf.backend_util.computeConv2DInfo(xs as [number, number, number, number], f as [number, number, number, number], stride, 1, pad);
+        const info = tf.backend_util.computeConv2DInfo(
+          xs as [number, number, number, number],
+          f as [number, number, number, number],
+          stride,
+          1,
+          pad,
+        );
         const want = reference(x, xs, dy, y.shape, f, stride, info.padInfo.top, info.padInfo.left);
         assert.deepEqual(g.shape, f);
         const got = g.dataSync();
-        for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-6 * (1 + Math.abs(want[i])), `dW[${i}] ${got[i]} vs ${want[i]}`);
+        for (let i = 0; i < want.length; i++)
+          assert.ok(Math.abs(got[i] - want[i]) <= 1e-6 * (1 + Math.abs(want[i])), `dW[${i}] ${got[i]} vs ${want[i]}`);
         tf.dispose([xt, filter, y, dyt, g]);
       }
     });
@@ -408,9 +539,15 @@ describe('the faster conv filter gradient (Conv2DBackpropFilter on the cpu backe
 
   it('a tiny conv net built from a spec: conv kernel gradients match finite differences of its loss', async () => {
     const spec: ModelSpec = {
-      name: 'tinyconv', inputShape: [6, 6, 1], loss: 'sparse_categorical_crossentropy', optimizer: { name: 'sgd', lr: 0.1 },
-      layers: [{ type: 'conv2d', name: 'c', filters: 2, kernelSize: 3, activation: 'linear', padding: 'valid' },
-        { type: 'flatten', name: 'f' }, { type: 'dense', name: 'o', units: 3, activation: 'softmax' }],
+      name: 'tinyconv',
+      inputShape: [6, 6, 1],
+      loss: 'sparse_categorical_crossentropy',
+      optimizer: { name: 'sgd', lr: 0.1 },
+      layers: [
+        { type: 'conv2d', name: 'c', filters: 2, kernelSize: 3, activation: 'linear', padding: 'valid' },
+        { type: 'flatten', name: 'f' },
+        { type: 'dense', name: 'o', units: 3, activation: 'softmax' },
+      ],
     };
     const model = await buildTfjsModel(spec);
     try {
@@ -421,10 +558,15 @@ describe('the faster conv filter gradient (Conv2DBackpropFilter on the cpu backe
       const labels = Int32Array.from([0, 1, 2, 1]);
       const grads = tf.tidy(() => {
         const xt = tf.tensor4d(x, [4, 6, 6, 1]);
-        const { grads: g } = tf.variableGrads(() => {
-          const p = model.apply(xt) as tf.Tensor;
-          return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(tf.tensor1d(labels, 'int32'), 3), tf.log(p)), -1))) as tf.Scalar;
-        }, model.trainableWeights.map((v) => v.read() as tf.Variable));
+        const { grads: g } = tf.variableGrads(
+          () => {
+            const p = model.apply(xt) as tf.Tensor;
+            return tf.neg(
+              tf.mean(tf.sum(tf.mul(tf.oneHot(tf.tensor1d(labels, 'int32'), 3), tf.log(p)), -1)),
+            ) as tf.Scalar;
+          },
+          model.trainableWeights.map((v) => v.read() as tf.Variable),
+        );
         return Object.values(g).map((t) => t.dataSync().slice());
       });
       // Finite differences of the same loss for the first conv kernel entries.
@@ -432,15 +574,22 @@ describe('the faster conv filter gradient (Conv2DBackpropFilter on the cpu backe
         setModelWeights(model, wv);
         return tf.tidy(() => {
           const p = model.predict(tf.tensor4d(x, [4, 6, 6, 1])) as tf.Tensor;
-          return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(tf.tensor1d(labels, 'int32'), 3), tf.log(p)), -1))).dataSync()[0];
+          return tf
+            .neg(tf.mean(tf.sum(tf.mul(tf.oneHot(tf.tensor1d(labels, 'int32'), 3), tf.log(p)), -1)))
+            .dataSync()[0];
         });
       };
       const eps = 1e-2;
       for (let i = 0; i < 18; i++) {
-        const up = new Float32Array(w); up[i] += eps;
-        const down = new Float32Array(w); down[i] -= eps;
+        const up = new Float32Array(w);
+        up[i] += eps;
+        const down = new Float32Array(w);
+        down[i] -= eps;
         const fd = (lossAt(up) - lossAt(down)) / (2 * eps);
-        assert.ok(Math.abs(fd - grads[0][i]) <= 5e-4 + 1e-2 * Math.abs(grads[0][i]), `conv kernel[${i}]: ${grads[0][i]} vs fd ${fd}`);
+        assert.ok(
+          Math.abs(fd - grads[0][i]) <= 5e-4 + 1e-2 * Math.abs(grads[0][i]),
+          `conv kernel[${i}]: ${grads[0][i]} vs fd ${fd}`,
+        );
       }
     } finally {
       model.dispose();

@@ -28,7 +28,11 @@ export function ensureTfjs(): Promise<void> {
     const stock = tf.getKernel('Conv2DBackpropFilter', 'cpu');
     if (stock) {
       tf.unregisterKernel('Conv2DBackpropFilter', 'cpu');
-      tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'cpu', kernelFunc: conv2dBackpropFilter(stock.kernelFunc) });
+      tf.registerKernel({
+        kernelName: 'Conv2DBackpropFilter',
+        backendName: 'cpu',
+        kernelFunc: conv2dBackpropFilter(stock.kernelFunc),
+      });
     }
   })();
   return ready;
@@ -47,15 +51,41 @@ interface CpuBackend {
 export function conv2dBackpropFilter(stock: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
     const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
-    const attrs = args.attrs as unknown as { strides: number | [number, number]; pad: 'valid' | 'same' | number;
-      dataFormat: 'NHWC' | 'NCHW'; dimRoundingMode?: 'floor' | 'round' | 'ceil'; filterShape: [number, number, number, number] };
+    const attrs = args.attrs as unknown as {
+      strides: number | [number, number];
+      pad: 'valid' | 'same' | number;
+      dataFormat: 'NHWC' | 'NCHW';
+      dimRoundingMode?: 'floor' | 'round' | 'ceil';
+      filterShape: [number, number, number, number];
+    };
     const backend = args.backend as unknown as CpuBackend;
     const xVals = backend.data.get(x.dataId).values;
     const dyVals = backend.data.get(dy.dataId).values;
-    if (attrs.dataFormat === 'NCHW' || !(xVals instanceof Float32Array) || !(dyVals instanceof Float32Array)) return stock(args);
-    const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], attrs.filterShape, attrs.strides,
-      1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast');
-    const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, strideHeight, strideWidth, filterHeight, filterWidth } = info;
+    if (attrs.dataFormat === 'NCHW' || !(xVals instanceof Float32Array) || !(dyVals instanceof Float32Array))
+      return stock(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      attrs.filterShape,
+      attrs.strides,
+      1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+      false,
+      'channelsLast',
+    );
+    const {
+      batchSize,
+      inHeight,
+      inWidth,
+      inChannels,
+      outHeight,
+      outWidth,
+      outChannels,
+      strideHeight,
+      strideWidth,
+      filterHeight,
+      filterWidth,
+    } = info;
     const { top, left } = info.padInfo;
     const acc = new Float64Array(filterHeight * filterWidth * inChannels * outChannels);
     for (let b = 0; b < batchSize; b++) {
@@ -94,19 +124,40 @@ function tfjsLayer(l: LayerSpec, inputShape?: number[]): tf.layers.Layer {
     case 'dense':
       return tf.layers.dense({ name: l.name, units: l.units, activation: l.activation, ...first });
     case 'conv2d':
-      return tf.layers.conv2d({ name: l.name, filters: l.filters, kernelSize: l.kernelSize, activation: l.activation, padding: l.padding, ...first });
+      return tf.layers.conv2d({
+        name: l.name,
+        filters: l.filters,
+        kernelSize: l.kernelSize,
+        activation: l.activation,
+        padding: l.padding,
+        ...first,
+      });
     case 'maxpool2d':
       return tf.layers.maxPooling2d({ name: l.name, poolSize: l.poolSize, ...first });
     case 'dropout':
       return tf.layers.dropout({ name: l.name, rate: l.rate, ...first });
     case 'conv1d':
-      return tf.layers.conv1d({ name: l.name, filters: l.filters, kernelSize: l.kernelSize, activation: l.activation, padding: l.padding, ...first });
+      return tf.layers.conv1d({
+        name: l.name,
+        filters: l.filters,
+        kernelSize: l.kernelSize,
+        activation: l.activation,
+        padding: l.padding,
+        ...first,
+      });
     case 'gru':
     case 'lstm': {
       // The weights are always set from the engine's (Glorot, as initialWeights draws them); tfjs's default
       // orthogonal initializer would only warn about its own speed on every build of the model.
-      const args = { name: l.name, units: l.units, activation: l.activation, recurrentActivation: l.recurrentActivation,
-        returnSequences: l.returnSequences, recurrentInitializer: 'glorotUniform' as const, ...first };
+      const args = {
+        name: l.name,
+        units: l.units,
+        activation: l.activation,
+        recurrentActivation: l.recurrentActivation,
+        returnSequences: l.returnSequences,
+        recurrentInitializer: 'glorotUniform' as const,
+        ...first,
+      };
       return l.type === 'gru' ? tf.layers.gru(args) : tf.layers.lstm(args);
     }
     case 'globalavgpool1d':
@@ -171,8 +222,11 @@ export function getModelWeights(model: tf.LayersModel): Float32Array {
 }
 
 const LOSSES: Record<string, Loss> = {
-  sparse_categorical_crossentropy: 'sparse_categorical_crossentropy', sparseCategoricalCrossentropy: 'sparse_categorical_crossentropy',
-  mse: 'mse', mean_squared_error: 'mse', meanSquaredError: 'mse',
+  sparse_categorical_crossentropy: 'sparse_categorical_crossentropy',
+  sparseCategoricalCrossentropy: 'sparse_categorical_crossentropy',
+  mse: 'mse',
+  mean_squared_error: 'mse',
+  meanSquaredError: 'mse',
 };
 
 /**
@@ -196,12 +250,21 @@ export async function specFromModelJson(path: string): Promise<{ spec: ModelSpec
 }
 
 type WeightsManifest = { paths: string[]; weights: { name: string; shape: number[]; dtype: string }[] }[];
-export interface ModelJson { modelTopology?: unknown; trainingConfig?: { loss?: unknown }; weightsManifest?: WeightsManifest }
+export interface ModelJson {
+  modelTopology?: unknown;
+  trainingConfig?: { loss?: unknown };
+  weightsManifest?: WeightsManifest;
+}
 
 /** As specFromModelJson, for a parsed model.json whose weight files come from `weightFile` (e.g. fetched over HTTP). */
-export async function specFromModelArtifacts(json: ModelJson, path: string, weightFile: (p: string) => Uint8Array): Promise<{ spec: ModelSpec; weights: Float32Array | null }> {
+export async function specFromModelArtifacts(
+  json: ModelJson,
+  path: string,
+  weightFile: (p: string) => Uint8Array,
+): Promise<{ spec: ModelSpec; weights: Float32Array | null }> {
   const topology = json.modelTopology as { model_config?: unknown; training_config?: { loss?: unknown } } | undefined;
-  if (!topology || typeof topology !== 'object') throw new Error(`${path}: no modelTopology (is this a tfjs layers model.json?)`);
+  if (!topology || typeof topology !== 'object')
+    throw new Error(`${path}: no modelTopology (is this a tfjs layers model.json?)`);
   let model: tf.LayersModel;
   try {
     model = await buildTfjsModel({ topology, name: path } as ModelSpec);
@@ -216,17 +279,34 @@ export async function specFromModelArtifacts(json: ModelJson, path: string, weig
     const layers = model.layers.map(layerSpecOf);
     const lossName = json.trainingConfig?.loss ?? topology.training_config?.loss;
     const last = layers[layers.length - 1];
-    const loss: Loss = typeof lossName === 'string' && LOSSES[lossName] ? LOSSES[lossName]
-      : last?.type === 'dense' && last.activation === 'softmax' ? 'sparse_categorical_crossentropy' : 'mse';
+    const loss: Loss =
+      typeof lossName === 'string' && LOSSES[lossName]
+        ? LOSSES[lossName]
+        : last?.type === 'dense' && last.activation === 'softmax'
+          ? 'sparse_categorical_crossentropy'
+          : 'mse';
     const tensors = model.trainableWeights.map((w) => ({ name: w.originalName, shape: w.shape as number[] }));
-    const spec: ModelSpec = { name: path, inputShape, layers, loss, optimizer: { name: 'adam', lr: 0.001 }, topology, tensors };
+    const spec: ModelSpec = {
+      name: path,
+      inputShape,
+      layers,
+      loss,
+      optimizer: { name: 'adam', lr: 0.001 },
+      topology,
+      tensors,
+    };
     return { spec, weights: readManifestWeights(path, json.weightsManifest, spec, weightFile) };
   } finally {
     model.dispose();
   }
 }
 
-function readManifestWeights(path: string, manifest: WeightsManifest | undefined, spec: ModelSpec, weightFile: (p: string) => Uint8Array): Float32Array | null {
+function readManifestWeights(
+  path: string,
+  manifest: WeightsManifest | undefined,
+  spec: ModelSpec,
+  weightFile: (p: string) => Uint8Array,
+): Float32Array | null {
   if (!manifest || manifest.length === 0) return null;
   const chunks = manifest.flatMap((g) => g.paths.map((p) => weightFile(p)));
   const bytes = Buffer.concat(chunks);
@@ -234,10 +314,14 @@ function readManifestWeights(path: string, manifest: WeightsManifest | undefined
   const byName = new Map<string, Float32Array>();
   let offset = 0;
   for (const w of specs) {
-    if (w.dtype !== 'float32') throw new Error(`${path}: weight ${w.name} has dtype ${w.dtype}; only float32 is supported`);
+    if (w.dtype !== 'float32')
+      throw new Error(`${path}: weight ${w.name} has dtype ${w.dtype}; only float32 is supported`);
     const size = w.shape.reduce((a, b) => a * b, 1);
     if (offset + size * 4 > bytes.length) throw new Error(`${path}: weights file is shorter than its manifest says`);
-    byName.set(w.name, new Float32Array(bytes.buffer.slice(bytes.byteOffset + offset, bytes.byteOffset + offset + size * 4)));
+    byName.set(
+      w.name,
+      new Float32Array(bytes.buffer.slice(bytes.byteOffset + offset, bytes.byteOffset + offset + size * 4)),
+    );
     offset += size * 4;
   }
   const layout = makeLayout(tensorSpecs(spec));
@@ -245,7 +329,8 @@ function readManifestWeights(path: string, manifest: WeightsManifest | undefined
   for (const slot of layout) {
     const v = byName.get(slot.name);
     if (!v) throw new Error(`${path}: the manifest has no weight named ${slot.name}`);
-    if (v.length !== slot.size) throw new Error(`${path}: weight ${slot.name} has ${v.length} values, expected ${slot.size}`);
+    if (v.length !== slot.size)
+      throw new Error(`${path}: weight ${slot.name} has ${v.length} values, expected ${slot.size}`);
     out.set(v, slot.offset);
   }
   return out;
@@ -258,34 +343,49 @@ function readManifestWeights(path: string, manifest: WeightsManifest | undefined
 function optimizerConfig(o: OptimizerConfig): { class_name: string; config: Record<string, unknown> } {
   switch (o.name) {
     case 'adam':
-      return { class_name: 'Adam', config: { learningRate: o.lr, beta1: o.beta1 ?? 0.9, beta2: o.beta2 ?? 0.999, epsilon: o.epsilon ?? 1e-7 } };
+      return {
+        class_name: 'Adam',
+        config: { learningRate: o.lr, beta1: o.beta1 ?? 0.9, beta2: o.beta2 ?? 0.999, epsilon: o.epsilon ?? 1e-7 },
+      };
     case 'momentum':
-      return { class_name: 'Momentum', config: { learningRate: o.lr, momentum: o.momentum ?? 0.9, useNesterov: false } };
+      return {
+        class_name: 'Momentum',
+        config: { learningRate: o.lr, momentum: o.momentum ?? 0.9, useNesterov: false },
+      };
     case 'sgd':
       return { class_name: 'SGD', config: { learningRate: o.lr } };
   }
 }
 
 /** model.json (as an object) and the weights.bin bytes for the model with the given weights, the layout tfjs's loadLayersModel reads. */
-export async function tfjsArtifacts(spec: ModelSpec, weights: Float32Array): Promise<{ modelJson: object; weightData: Uint8Array }> {
+export async function tfjsArtifacts(
+  spec: ModelSpec,
+  weights: Float32Array,
+): Promise<{ modelJson: object; weightData: Uint8Array }> {
   await ensureTfjs();
   const model = await buildTfjsModel(spec);
   try {
     setModelWeights(model, weights);
     let out: { modelJson: object; weightData: Uint8Array } | undefined;
-    await model.save(tf.io.withSaveHandler(async (artifacts) => {
-      const trainingConfig = { loss: spec.loss, metrics: spec.loss === 'mse' ? [] : ['accuracy'], optimizer_config: optimizerConfig(spec.optimizer) };
-      const modelJson = {
-        modelTopology: artifacts.modelTopology,
-        format: 'layers-model',
-        generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
-        convertedBy: 'EdgeFed',
-        trainingConfig,
-        weightsManifest: [{ paths: ['./weights.bin'], weights: artifacts.weightSpecs }],
-      };
-      out = { modelJson, weightData: new Uint8Array(artifacts.weightData as ArrayBuffer) };
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }));
+    await model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        const trainingConfig = {
+          loss: spec.loss,
+          metrics: spec.loss === 'mse' ? [] : ['accuracy'],
+          optimizer_config: optimizerConfig(spec.optimizer),
+        };
+        const modelJson = {
+          modelTopology: artifacts.modelTopology,
+          format: 'layers-model',
+          generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
+          convertedBy: 'EdgeFed',
+          trainingConfig,
+          weightsManifest: [{ paths: ['./weights.bin'], weights: artifacts.weightSpecs }],
+        };
+        out = { modelJson, weightData: new Uint8Array(artifacts.weightData as ArrayBuffer) };
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
     return out!;
   } finally {
     model.dispose();

@@ -19,9 +19,10 @@ test('a trainer is labelled with its kernels and, on native kernels, the OpenBLA
   }
 });
 
-test('a Node agent reports its kernels and core in resources.platform, within the hello schema\'s 64 characters', () => {
+test("a Node agent reports its kernels and core in resources.platform, within the hello schema's 64 characters", () => {
   const label = nodePlatformLabel();
   assert.ok(label.length <= 64, label);
   assert.ok(label.startsWith(`node-${process.version}`), label);
-  if (loadNativeKernels()) assert.equal(label, `node-${process.version} native-openblas/${nativeKernelsInfo()!.selection.core}`);
+  if (loadNativeKernels())
+    assert.equal(label, `node-${process.version} native-openblas/${nativeKernelsInfo()!.selection.core}`);
 });

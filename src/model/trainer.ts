@@ -69,7 +69,13 @@ export interface LocalTrainer {
    * `shift`, when given, is added to every local gradient (SCAFFOLD's c - c_i, FedDyn's -g_i); the `frozen`
    * ranges of the weights keep their values (FedRep's two phases).
    */
-  train(global: Float32Array, data: Dataset, cfg: TrainConfig, shift?: Float32Array, frozen?: readonly WeightRange[]): Promise<TrainOutcome>;
+  train(
+    global: Float32Array,
+    data: Dataset,
+    cfg: TrainConfig,
+    shift?: Float32Array,
+    frozen?: readonly WeightRange[],
+  ): Promise<TrainOutcome>;
   gradient(global: Float32Array, data: Dataset, batchSize: number): Promise<GradientOutcome>;
   evaluate(weights: Float32Array, data: Dataset): Promise<EvalOutcome>;
   /** Class probabilities (n x classes) or regression outputs (n x outputs). */
@@ -78,15 +84,19 @@ export interface LocalTrainer {
 }
 
 export function validateBatchSize(batchSize: number): void {
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batch size must be a whole number >= 1, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new Error(`batch size must be a whole number >= 1, got ${batchSize}`);
 }
 
 export function validateTrainConfig(cfg: TrainConfig): void {
-  if (!Number.isInteger(cfg.epochs) || cfg.epochs < 1) throw new Error(`local epochs must be a whole number >= 1, got ${cfg.epochs}`);
+  if (!Number.isInteger(cfg.epochs) || cfg.epochs < 1)
+    throw new Error(`local epochs must be a whole number >= 1, got ${cfg.epochs}`);
   validateBatchSize(cfg.batchSize);
   if (!(cfg.proxMu >= 0) || !Number.isFinite(cfg.proxMu)) throw new Error(`FedProx mu must be >= 0, got ${cfg.proxMu}`);
   if (cfg.localState !== undefined && !['scaffold', 'feddyn', 'fedper', 'fedrep', 'ditto'].includes(cfg.localState)) {
-    throw new Error(`local state must be 'scaffold', 'feddyn', 'fedper', 'fedrep' or 'ditto', got '${String(cfg.localState)}'`);
+    throw new Error(
+      `local state must be 'scaffold', 'feddyn', 'fedper', 'fedrep' or 'ditto', got '${String(cfg.localState)}'`,
+    );
   }
   if (cfg.personalMu !== undefined && !(cfg.personalMu >= 0 && Number.isFinite(cfg.personalMu))) {
     throw new Error(`Ditto's lambda must be a number >= 0, got ${cfg.personalMu}`);
@@ -97,5 +107,6 @@ export function validateTrainConfig(cfg: TrainConfig): void {
   if (cfg.headLayers !== undefined && (!Number.isInteger(cfg.headLayers) || cfg.headLayers < 1)) {
     throw new Error(`head layers must be a whole number >= 1, got ${cfg.headLayers}`);
   }
-  if (cfg.maxSteps !== undefined && (!Number.isInteger(cfg.maxSteps) || cfg.maxSteps < 1)) throw new Error(`max steps must be a whole number >= 1, got ${cfg.maxSteps}`);
+  if (cfg.maxSteps !== undefined && (!Number.isInteger(cfg.maxSteps) || cfg.maxSteps < 1))
+    throw new Error(`max steps must be a whole number >= 1, got ${cfg.maxSteps}`);
 }

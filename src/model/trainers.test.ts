@@ -9,7 +9,14 @@ import { Rng } from '../core/rng.js';
 import { getKernels } from '../nn/kernels-select.js';
 import { loadWasmKernelsNode } from '../nn/kernels-wasm-node.js';
 import type { OptimizerConfig } from '../nn/optimizer.js';
-import { asDenseNet, builtinModel, engineUnsupportedReason, initialWeights, tensorSpecs, type ModelSpec } from './spec.js';
+import {
+  asDenseNet,
+  builtinModel,
+  engineUnsupportedReason,
+  initialWeights,
+  tensorSpecs,
+  type ModelSpec,
+} from './spec.js';
 import { ensureTfjs, tf } from './tfjs.js';
 import { EngineTrainer } from './engine-trainer.js';
 import { TfjsTrainer } from './tfjs-trainer.js';
@@ -37,9 +44,21 @@ let test: Dataset;
 before(async () => {
   await ensureTfjs();
   const d = loadMnist();
-  train = subset(d.train, Array.from({ length: 512 }, (_, i) => i), 'mnist:train[0:512]');
-  small = subset(train, Array.from({ length: 256 }, (_, i) => i), 'mnist:train[0:256]');
-  test = subset(d.test, Array.from({ length: 500 }, (_, i) => i), 'mnist:test[0:500]');
+  train = subset(
+    d.train,
+    Array.from({ length: 512 }, (_, i) => i),
+    'mnist:train[0:512]',
+  );
+  small = subset(
+    train,
+    Array.from({ length: 256 }, (_, i) => i),
+    'mnist:train[0:256]',
+  );
+  test = subset(
+    d.test,
+    Array.from({ length: 500 }, (_, i) => i),
+    'mnist:test[0:500]',
+  );
 });
 
 function engineFor(spec: ModelSpec): EngineTrainer {
@@ -65,8 +84,14 @@ function dist(a: Float32Array, b: Float32Array): number {
   return Math.sqrt(s);
 }
 
-const cfg = (optimizer: OptimizerConfig, extra: Partial<TrainConfig> = {}): TrainConfig =>
-  ({ epochs: 1, batchSize: 32, optimizer, proxMu: 0, seed: 42, ...extra });
+const cfg = (optimizer: OptimizerConfig, extra: Partial<TrainConfig> = {}): TrainConfig => ({
+  epochs: 1,
+  batchSize: 32,
+  optimizer,
+  proxMu: 0,
+  seed: 42,
+  ...extra,
+});
 
 async function withTfjs<T>(spec: ModelSpec, run: (t: TfjsTrainer) => Promise<T>): Promise<T> {
   const t = await TfjsTrainer.create(spec);
@@ -78,7 +103,11 @@ async function withTfjs<T>(spec: ModelSpec, run: (t: TfjsTrainer) => Promise<T>)
 }
 
 describe('engine and tfjs train alike', () => {
-  for (const optimizer of [{ name: 'sgd', lr: 0.1 }, { name: 'adam', lr: 0.001 }, { name: 'momentum', lr: 0.05, momentum: 0.9 }] as OptimizerConfig[]) {
+  for (const optimizer of [
+    { name: 'sgd', lr: 0.1 },
+    { name: 'adam', lr: 0.001 },
+    { name: 'momentum', lr: 0.05, momentum: 0.9 },
+  ] as OptimizerConfig[]) {
     it(`mlp, 512 MNIST examples, batch 32, 1 epoch, ${optimizer.name} lr ${optimizer.lr}: same weights`, async (t) => {
       const w0 = start(mlp);
       const c = cfg(optimizer);
@@ -90,11 +119,16 @@ describe('engine and tfjs train alike', () => {
       assert.equal(f.numExamples, 512);
       const diff = maxAbsDiff(e.weights, f.weights);
       const moved = maxAbsDiff(e.weights, w0);
-      t.diagnostic(`max |engine - tfjs| = ${diff.toExponential(2)}; max |w - w0| = ${moved.toExponential(2)}; ` +
-        `loss ${e.metrics.loss.toFixed(5)} / ${f.metrics.loss.toFixed(5)}, accuracy ${e.metrics.accuracy} / ${f.metrics.accuracy}`);
+      t.diagnostic(
+        `max |engine - tfjs| = ${diff.toExponential(2)}; max |w - w0| = ${moved.toExponential(2)}; ` +
+          `loss ${e.metrics.loss.toFixed(5)} / ${f.metrics.loss.toFixed(5)}, accuracy ${e.metrics.accuracy} / ${f.metrics.accuracy}`,
+      );
       assert.ok(moved > 100 * tolFor(optimizer), `training moved the weights by only ${moved}`);
       assert.ok(diff <= tolFor(optimizer), `engine and tfjs weights differ by ${diff}`);
-      assert.ok(Math.abs(e.metrics.loss - f.metrics.loss) <= 1e-5 * e.metrics.loss, `loss ${e.metrics.loss} vs ${f.metrics.loss}`);
+      assert.ok(
+        Math.abs(e.metrics.loss - f.metrics.loss) <= 1e-5 * e.metrics.loss,
+        `loss ${e.metrics.loss} vs ${f.metrics.loss}`,
+      );
       assert.equal(e.metrics.accuracy, f.metrics.accuracy);
       // The engine learns: the trained model beats the start on held-out data.
       const eng = engineFor(mlp);
@@ -113,7 +147,10 @@ describe('engine and tfjs train alike', () => {
   });
 
   it('several epochs with a short last batch (200 examples, batch 64, 2 epochs)', async (t) => {
-    const data = subset(train, Array.from({ length: 200 }, (_, i) => i));
+    const data = subset(
+      train,
+      Array.from({ length: 200 }, (_, i) => i),
+    );
     const w0 = start(mlp, 8);
     const c = cfg({ name: 'sgd', lr: 0.1 }, { batchSize: 64, epochs: 2 });
     const e = await engineFor(mlp).train(w0, data, c);
@@ -134,11 +171,21 @@ describe('FedProx', () => {
     const eng = engineFor(mlp);
     const e0 = await eng.train(w0, small, cfg(sgd));
     const e10 = await eng.train(w0, small, cfg(sgd, { proxMu: 10 }));
-    const [f0, f10] = await withTfjs(mlp, async (tr) => [await tr.train(w0, small, cfg(sgd)), await tr.train(w0, small, cfg(sgd, { proxMu: 10 }))]);
-    const d = { e0: dist(e0.weights, w0), e10: dist(e10.weights, w0), f0: dist(f0.weights, w0), f10: dist(f10.weights, w0) };
+    const [f0, f10] = await withTfjs(mlp, async (tr) => [
+      await tr.train(w0, small, cfg(sgd)),
+      await tr.train(w0, small, cfg(sgd, { proxMu: 10 })),
+    ]);
+    const d = {
+      e0: dist(e0.weights, w0),
+      e10: dist(e10.weights, w0),
+      f0: dist(f0.weights, w0),
+      f10: dist(f10.weights, w0),
+    };
     const diff = maxAbsDiff(e10.weights, f10.weights);
-    t.diagnostic(`||w - w0||: engine mu=0 ${d.e0.toFixed(4)}, mu=10 ${d.e10.toFixed(4)}; tfjs mu=0 ${d.f0.toFixed(4)}, mu=10 ${d.f10.toFixed(4)}; ` +
-      `max |engine - tfjs| at mu=10 ${diff.toExponential(2)}`);
+    t.diagnostic(
+      `||w - w0||: engine mu=0 ${d.e0.toFixed(4)}, mu=10 ${d.e10.toFixed(4)}; tfjs mu=0 ${d.f0.toFixed(4)}, mu=10 ${d.f10.toFixed(4)}; ` +
+        `max |engine - tfjs| at mu=10 ${diff.toExponential(2)}`,
+    );
     assert.ok(d.e10 < 0.8 * d.e0, `engine: mu=10 moved ${d.e10}, mu=0 ${d.e0}`);
     assert.ok(d.f10 < 0.8 * d.f0, `tfjs: mu=10 moved ${d.f10}, mu=0 ${d.f0}`);
     assert.ok(diff <= WEIGHT_TOL, `engine and tfjs differ by ${diff} with mu = 10`);
@@ -152,13 +199,19 @@ describe('FedProx', () => {
     const diff = maxAbsDiff(e.weights, f.weights);
     t.diagnostic(`max |engine - tfjs| = ${diff.toExponential(2)}`);
     assert.ok(diff <= ADAM_TOL);
-    assert.ok(Math.abs(e.metrics.loss - f.metrics.loss) <= 1e-5 * e.metrics.loss, 'both report the data loss, without the proximal term');
+    assert.ok(
+      Math.abs(e.metrics.loss - f.metrics.loss) <= 1e-5 * e.metrics.loss,
+      'both report the data loss, without the proximal term',
+    );
   });
 });
 
 describe('gradient()', () => {
   it('engine and tfjs full-data gradients agree, and equal the mean of equal-sized per-batch gradients', async (t) => {
-    const data = subset(train, Array.from({ length: 192 }, (_, i) => i));
+    const data = subset(
+      train,
+      Array.from({ length: 192 }, (_, i) => i),
+    );
     const w0 = start(mlp, 11);
     const eng = engineFor(mlp);
     const e = await eng.gradient(w0, data, 64);
@@ -174,7 +227,10 @@ describe('gradient()', () => {
 
     const mean = new Float64Array(e.gradient.length);
     for (let b = 0; b < 3; b++) {
-      const part = subset(data, Array.from({ length: 64 }, (_, i) => b * 64 + i));
+      const part = subset(
+        data,
+        Array.from({ length: 64 }, (_, i) => b * 64 + i),
+      );
       const g = (await eng.gradient(w0, part, 64)).gradient;
       for (let i = 0; i < g.length; i++) mean[i] += g[i] / 3;
     }
@@ -182,8 +238,11 @@ describe('gradient()', () => {
     assert.ok(meanDiff <= 1e-6 * Math.max(1, scale), `gradient vs mean of batch gradients: ${meanDiff}`);
   });
 
-  it('does not depend on the batch size (uneven last batch), and its loss is evaluate()\'s', async () => {
-    const data = subset(train, Array.from({ length: 150 }, (_, i) => i));
+  it("does not depend on the batch size (uneven last batch), and its loss is evaluate()'s", async () => {
+    const data = subset(
+      train,
+      Array.from({ length: 150 }, (_, i) => i),
+    );
     const w0 = start(mlp, 12);
     for (const trainer of [engineFor(mlp), await TfjsTrainer.create(mlp)] as LocalTrainer[]) {
       try {
@@ -192,7 +251,10 @@ describe('gradient()', () => {
         const d = maxAbsDiff(whole.gradient, pieces.gradient);
         assert.ok(d <= 1e-6, `${trainer.kind}: batch size changes the gradient by ${d}`);
         const ev = await trainer.evaluate(w0, data);
-        assert.ok(Math.abs(whole.metrics.loss - ev.loss) <= 1e-5 * ev.loss, `${trainer.kind}: ${whole.metrics.loss} vs ${ev.loss}`);
+        assert.ok(
+          Math.abs(whole.metrics.loss - ev.loss) <= 1e-5 * ev.loss,
+          `${trainer.kind}: ${whole.metrics.loss} vs ${ev.loss}`,
+        );
         assert.equal(whole.metrics.accuracy, ev.accuracy);
       } finally {
         trainer.dispose();
@@ -201,7 +263,10 @@ describe('gradient()', () => {
   });
 
   it('a training step with SGD is w - lr * the batch gradient', async () => {
-    const data = subset(train, Array.from({ length: 32 }, (_, i) => i));
+    const data = subset(
+      train,
+      Array.from({ length: 32 }, (_, i) => i),
+    );
     const w0 = start(mlp, 13);
     const eng = engineFor(mlp);
     const g = (await eng.gradient(w0, data, 32)).gradient;
@@ -217,7 +282,10 @@ describe('evaluate() and predict()', () => {
     const eng = engineFor(mlp);
     const w = (await eng.train(w0, train, cfg({ name: 'adam', lr: 0.001 }))).weights;
     const e = await eng.evaluate(w, test);
-    const [f, pf] = await withTfjs(mlp, async (tr) => [await tr.evaluate(w, test), await tr.predict(w, test.x, test.n)] as const);
+    const [f, pf] = await withTfjs(
+      mlp,
+      async (tr) => [await tr.evaluate(w, test), await tr.predict(w, test.x, test.n)] as const,
+    );
     const pe = await eng.predict(w, test.x, test.n);
     assert.ok(Math.abs(e.loss - f.loss) <= 1e-5 * e.loss, `loss ${e.loss} vs ${f.loss}`);
     assert.equal(e.accuracy, f.accuracy);
@@ -227,7 +295,10 @@ describe('evaluate() and predict()', () => {
 
 describe('tfjs memory', () => {
   it('a round (train with Adam and FedProx, evaluate, gradient, predict) leaks no tensors', async () => {
-    const data = subset(train, Array.from({ length: 64 }, (_, i) => i));
+    const data = subset(
+      train,
+      Array.from({ length: 64 }, (_, i) => i),
+    );
     const w0 = start(mlp, 15);
     const beforeCreate = tf.memory().numTensors;
     const tr = await TfjsTrainer.create(mlp);
@@ -249,7 +320,10 @@ describe('tfjs memory', () => {
 describe('models tfjs trains', () => {
   it('the cnn (28x28x1 MNIST) trains two steps on tfjs with a finite loss', async () => {
     const cnn = builtinModel('cnn', [28, 28, 1], 10);
-    const data = subset(train, Array.from({ length: 64 }, (_, i) => i));
+    const data = subset(
+      train,
+      Array.from({ length: 64 }, (_, i) => i),
+    );
     const w0 = start(cnn, 16);
     const tr = await makeTrainer(cnn, 'tfjs');
     try {
@@ -278,8 +352,20 @@ describe('models tfjs trains', () => {
     assert.equal(forced.kind, 'tfjs');
     forced.dispose();
     // specFromModelJson marks a layer only tfjs runs (here a BatchNormalization) as a dropout of rate NaN
-    const bn: ModelSpec = { ...mlp, name: 'with-bn', layers: [mlp.layers[0], mlp.layers[1], { type: 'dropout', name: 'bn:BatchNormalization', rate: NaN }, mlp.layers[2]] };
-    await assert.rejects(makeTrainer(bn, 'engine'), /dense engine cannot train model with-bn \(dropout layer 'bn:BatchNormalization' has rate NaN/);
+    const bn: ModelSpec = {
+      ...mlp,
+      name: 'with-bn',
+      layers: [
+        mlp.layers[0],
+        mlp.layers[1],
+        { type: 'dropout', name: 'bn:BatchNormalization', rate: NaN },
+        mlp.layers[2],
+      ],
+    };
+    await assert.rejects(
+      makeTrainer(bn, 'engine'),
+      /dense engine cannot train model with-bn \(dropout layer 'bn:BatchNormalization' has rate NaN/,
+    );
     assert.notEqual(engineUnsupportedReason(bn), null); // so 'auto' builds it on tfjs (from its topology, for a real file)
     const cnnTfjs = await makeTrainer(builtinModel('cnn', [28, 28, 1], 10), 'tfjs');
     assert.equal(cnnTfjs.kind, 'tfjs');
@@ -294,7 +380,9 @@ describe('models tfjs trains', () => {
     const e = await engineFor(reg).train(w0, data, c);
     const f = await withTfjs(reg, (tr) => tr.train(w0, data, c));
     const diff = maxAbsDiff(e.weights, f.weights);
-    t.diagnostic(`max |engine - tfjs| = ${diff.toExponential(2)}, loss ${e.metrics.loss.toFixed(5)} / ${f.metrics.loss.toFixed(5)}`);
+    t.diagnostic(
+      `max |engine - tfjs| = ${diff.toExponential(2)}, loss ${e.metrics.loss.toFixed(5)} / ${f.metrics.loss.toFixed(5)}`,
+    );
     assert.ok(diff <= WEIGHT_TOL);
     assert.ok(Math.abs(e.metrics.loss - f.metrics.loss) <= 1e-3 * e.metrics.loss);
   });
@@ -314,7 +402,10 @@ describe('maxSteps', () => {
     assert.equal(e100.steps, 24);
     const short = await eng.train(w0, small, { ...base, epochs: 1, maxSteps: 5 });
     assert.deepEqual(short.weights, e5.weights, 'the first 5 steps do not depend on the epoch count');
-    const [f5, f12] = await withTfjs(mlp, async (tr) => [await tr.train(w0, small, { ...base, maxSteps: 5 }), await tr.train(w0, small, { ...base, maxSteps: 12 })]);
+    const [f5, f12] = await withTfjs(mlp, async (tr) => [
+      await tr.train(w0, small, { ...base, maxSteps: 5 }),
+      await tr.train(w0, small, { ...base, maxSteps: 12 }),
+    ]);
     assert.equal(f5.steps, 5);
     assert.equal(f12.steps, 12);
     assert.ok(maxAbsDiff(e5.weights, f5.weights) <= WEIGHT_TOL);
@@ -328,7 +419,10 @@ describe('maxSteps', () => {
     await withTfjs(mlp, async (tr) => {
       for (const trainer of [eng, tr] as LocalTrainer[]) {
         await assert.rejects(trainer.train(w0, train, { ...cfg({ name: 'sgd', lr: 0.1 }), maxSteps: 0 }), /max steps/);
-        await assert.rejects(trainer.train(w0, train, { ...cfg({ name: 'sgd', lr: 0.1 }), batchSize: 0 }), /batch size/);
+        await assert.rejects(
+          trainer.train(w0, train, { ...cfg({ name: 'sgd', lr: 0.1 }), batchSize: 0 }),
+          /batch size/,
+        );
         await assert.rejects(trainer.train(w0, train, { ...cfg({ name: 'sgd', lr: 0.1 }), proxMu: -1 }), /FedProx mu/);
         await assert.rejects(trainer.train(w0.subarray(1), train, cfg({ name: 'sgd', lr: 0.1 })), /values/);
         await assert.rejects(trainer.gradient(w0, train, 0), /batch size must be a whole number >= 1, got 0/);
@@ -339,9 +433,15 @@ describe('maxSteps', () => {
 
 const wasm = await loadWasmKernelsNode();
 
-describe('engine on the wasm kernels (training in wasm memory)', { skip: wasm ? false : 'wasm kernels not built: node scripts/build-wasm.mjs' }, () => {
+describe('engine on the wasm kernels (training in wasm memory)', {
+  skip: wasm ? false : 'wasm kernels not built: node scripts/build-wasm.mjs',
+}, () => {
   const wk = wasm!;
-  for (const optimizer of [{ name: 'sgd', lr: 0.1 }, { name: 'adam', lr: 0.001 }, { name: 'momentum', lr: 0.05, momentum: 0.9 }] as OptimizerConfig[]) {
+  for (const optimizer of [
+    { name: 'sgd', lr: 0.1 },
+    { name: 'adam', lr: 0.001 },
+    { name: 'momentum', lr: 0.05, momentum: 0.9 },
+  ] as OptimizerConfig[]) {
     it(`mlp, 512 MNIST examples, batch 32, ${optimizer.name}: same weights as tfjs; a second train() gives the same bits and allocates nothing`, async (t) => {
       const dense = asDenseNet(mlp)!;
       const eng = new EngineTrainer(dense, wk);
@@ -375,9 +475,16 @@ describe('engine on the wasm kernels (training in wasm memory)', { skip: wasm ? 
     assert.deepEqual(again.weights, first.weights);
     await assert.rejects(eng.train(w0.subarray(1), small, cfg({ name: 'adam', lr: 0.001 })), /weights have/);
     const bigger = await eng.train(w0, small, cfg({ name: 'adam', lr: 0.001 }, { batchSize: 128 }));
-    const js = await new EngineTrainer(asDenseNet(mlp)!, getKernels('js')).train(w0, small, cfg({ name: 'adam', lr: 0.001 }, { batchSize: 128 }));
+    const js = await new EngineTrainer(asDenseNet(mlp)!, getKernels('js')).train(
+      w0,
+      small,
+      cfg({ name: 'adam', lr: 0.001 }, { batchSize: 128 }),
+    );
     assert.ok(maxAbsDiff(bigger.weights, js.weights) <= ADAM_TOL);
-    assert.deepEqual((await eng.train(w0, small, cfg({ name: 'adam', lr: 0.001 }, { batchSize: 16 }))).weights, first.weights);
+    assert.deepEqual(
+      (await eng.train(w0, small, cfg({ name: 'adam', lr: 0.001 }, { batchSize: 16 }))).weights,
+      first.weights,
+    );
   });
 });
 
@@ -385,8 +492,14 @@ describe('conv nets on the engine (SeqNet) against tfjs', () => {
   const cnn = builtinModel('cnn', [28, 28, 1], 10);
 
   it('the McMahan cnn: 64 MNIST examples, batch 32, SGD lr 0.05, engine and tfjs train to the same weights and predict alike', async (t) => {
-    const data = subset(train, Array.from({ length: 64 }, (_, i) => i));
-    const few = subset(test, Array.from({ length: 50 }, (_, i) => i));
+    const data = subset(
+      train,
+      Array.from({ length: 64 }, (_, i) => i),
+    );
+    const few = subset(
+      test,
+      Array.from({ length: 50 }, (_, i) => i),
+    );
     const w0 = start(cnn, 19);
     const c = cfg({ name: 'sgd', lr: 0.05 });
     const eng = await makeTrainer(cnn);
@@ -404,7 +517,9 @@ describe('conv nets on the engine (SeqNet) against tfjs', () => {
     assert.equal(f.steps, 2);
     const diff = maxAbsDiff(e.weights, f.weights);
     const moved = maxAbsDiff(e.weights, w0);
-    t.diagnostic(`max |engine - tfjs| = ${diff.toExponential(2)}; max |w - w0| = ${moved.toExponential(2)}; loss ${e.metrics.loss.toFixed(6)} / ${f.metrics.loss.toFixed(6)}`);
+    t.diagnostic(
+      `max |engine - tfjs| = ${diff.toExponential(2)}; max |w - w0| = ${moved.toExponential(2)}; loss ${e.metrics.loss.toFixed(6)} / ${f.metrics.loss.toFixed(6)}`,
+    );
     assert.ok(moved > 100 * WEIGHT_TOL, `training moved the weights by only ${moved}`);
     assert.ok(diff <= WEIGHT_TOL, `engine and tfjs weights differ by ${diff}`);
     assert.ok(Math.abs(e.metrics.loss - f.metrics.loss) <= 1e-5 * e.metrics.loss);
@@ -416,16 +531,21 @@ describe('conv nets on the engine (SeqNet) against tfjs', () => {
     const ee = await eng.evaluate(f.weights, few);
     let tfjsLoss = 0;
     for (let i = 0; i < few.n; i++) tfjsLoss -= Math.log(Math.max(pf[i * 10 + few.y[i]], 1e-7)) / few.n;
-    t.diagnostic(`predictions on ${few.n} test images: max |engine - tfjs| = ${pdiff.toExponential(2)}; test loss ${ee.loss.toFixed(6)} / ${tfjsLoss.toFixed(6)}; ` +
-      `train 2 steps: engine ${engineMs.toFixed(0)} ms, tfjs (with its predict) ${tfjsMs.toFixed(0)} ms`);
+    t.diagnostic(
+      `predictions on ${few.n} test images: max |engine - tfjs| = ${pdiff.toExponential(2)}; test loss ${ee.loss.toFixed(6)} / ${tfjsLoss.toFixed(6)}; ` +
+        `train 2 steps: engine ${engineMs.toFixed(0)} ms, tfjs (with its predict) ${tfjsMs.toFixed(0)} ms`,
+    );
     assert.ok(pdiff <= 1e-5);
     assert.ok(Math.abs(ee.loss - tfjsLoss) <= 1e-5 * tfjsLoss);
     eng.dispose();
   });
 
-  it('a conv net with dropout trains on the engine: deterministic per seed, and the full-data gradient is tfjs\'s (dropout off)', async (t) => {
+  it("a conv net with dropout trains on the engine: deterministic per seed, and the full-data gradient is tfjs's (dropout off)", async (t) => {
     const spec: ModelSpec = {
-      name: 'conv-dropout', inputShape: [28, 28, 1], loss: 'sparse_categorical_crossentropy', optimizer: { name: 'sgd', lr: 0.1 },
+      name: 'conv-dropout',
+      inputShape: [28, 28, 1],
+      loss: 'sparse_categorical_crossentropy',
+      optimizer: { name: 'sgd', lr: 0.1 },
       layers: [
         { type: 'conv2d', name: 'conv1', filters: 4, kernelSize: 5, activation: 'relu', padding: 'same' },
         { type: 'maxpool2d', name: 'pool1', poolSize: 2 },
@@ -436,7 +556,10 @@ describe('conv nets on the engine (SeqNet) against tfjs', () => {
         { type: 'dense', name: 'output', units: 10, activation: 'softmax' },
       ],
     };
-    const data = subset(train, Array.from({ length: 128 }, (_, i) => i));
+    const data = subset(
+      train,
+      Array.from({ length: 128 }, (_, i) => i),
+    );
     const w0 = start(spec, 20);
     const eng = await makeTrainer(spec);
     assert.equal(eng.kind, 'engine');

@@ -21,7 +21,11 @@ export class FrameLink {
   private readonly reassembler: Reassembler;
 
   /** EDGEFED_CHUNK_BYTES overrides the chunk size (tests use it to chunk even small models). */
-  constructor(private readonly ws: ChunkSocket, maxFrameBytes: number, private readonly chunkBytes = chunkBytesFromEnv()) {
+  constructor(
+    private readonly ws: ChunkSocket,
+    maxFrameBytes: number,
+    private readonly chunkBytes = chunkBytesFromEnv(),
+  ) {
     this.reassembler = new Reassembler(maxFrameBytes);
   }
 

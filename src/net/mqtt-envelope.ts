@@ -24,7 +24,8 @@ const NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 /** A fleet or node name usable as one topic level (no wildcards, no separators). */
 export function checkTopicLevel(what: string, value: string): string {
-  if (!NAME.test(value)) throw new Error(`${what} '${value}': use 1-128 letters, digits and _ . : - (it is an MQTT topic level)`);
+  if (!NAME.test(value))
+    throw new Error(`${what} '${value}': use 1-128 letters, digits and _ . : - (it is an MQTT topic level)`);
   return value;
 }
 
@@ -35,14 +36,30 @@ export const mqttTopics = (fleet: string, name: string) => ({
 });
 
 /** The subscriptions of a coordinator serving a fleet; `parseNodeTopic` reads the node name back. */
-export const coordinatorSubscriptions = (fleet: string) => [`edgefed/${fleet}/nodes/+/out`, `edgefed/${fleet}/presence/+`];
+export const coordinatorSubscriptions = (fleet: string) => [
+  `edgefed/${fleet}/nodes/+/out`,
+  `edgefed/${fleet}/presence/+`,
+];
 
 export function parseNodeTopic(fleet: string, topic: string): { name: string; kind: 'out' | 'presence' } | null {
   const parts = topic.split('/');
-  if (parts.length === 5 && parts[0] === 'edgefed' && parts[1] === fleet && parts[2] === 'nodes' && parts[4] === 'out' && NAME.test(parts[3])) {
+  if (
+    parts.length === 5 &&
+    parts[0] === 'edgefed' &&
+    parts[1] === fleet &&
+    parts[2] === 'nodes' &&
+    parts[4] === 'out' &&
+    NAME.test(parts[3])
+  ) {
     return { name: parts[3], kind: 'out' };
   }
-  if (parts.length === 4 && parts[0] === 'edgefed' && parts[1] === fleet && parts[2] === 'presence' && NAME.test(parts[3])) {
+  if (
+    parts.length === 4 &&
+    parts[0] === 'edgefed' &&
+    parts[1] === fleet &&
+    parts[2] === 'presence' &&
+    NAME.test(parts[3])
+  ) {
     return { name: parts[3], kind: 'presence' };
   }
   return null;
@@ -60,7 +77,8 @@ export function encodeEnvelope(e: Envelope): Uint8Array {
 
 /** Reads an envelope; throws on anything else (an unknown kind, too short). */
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
-  if (bytes.length < ENVELOPE_HEADER_BYTES) throw new Error(`MQTT message of ${bytes.length} bytes is shorter than an envelope header`);
+  if (bytes.length < ENVELOPE_HEADER_BYTES)
+    throw new Error(`MQTT message of ${bytes.length} bytes is shorter than an envelope header`);
   const kind = (Object.keys(ENVELOPE_KIND) as EnvelopeKind[]).find((k) => ENVELOPE_KIND[k] === bytes[0]);
   if (!kind) throw new Error(`unknown envelope kind ${bytes[0]}`);
   let session = '';

@@ -93,21 +93,43 @@ export function canonicalJson(value: unknown): string {
 
 /** The bytes a hello signature covers: the connection's challenge and everything the hello declares. */
 export function helloSignedBytes(challenge: string, protocol: number, d: HelloDeclaration): Uint8Array {
-  return enc.encode(`${HELLO_DOMAIN}|${canonicalJson({ challenge, protocol, name: d.name, resources: d.resources, tags: d.tags })}`);
+  return enc.encode(
+    `${HELLO_DOMAIN}|${canonicalJson({ challenge, protocol, name: d.name, resources: d.resources, tags: d.tags })}`,
+  );
 }
 
 /** The hello a node sends in answer to `challenge`, signed when it holds a key (node:crypto in Node, noble in browsers). */
-export function makeHello(challenge: string, d: HelloDeclaration, secretKey?: Uint8Array, crypto: CryptoImpl = nobleCrypto): HelloMessage {
-  const hello: HelloMessage = { type: 'hello', protocol: PROTOCOL_VERSION, name: d.name, resources: d.resources, tags: d.tags };
+export function makeHello(
+  challenge: string,
+  d: HelloDeclaration,
+  secretKey?: Uint8Array,
+  crypto: CryptoImpl = nobleCrypto,
+): HelloMessage {
+  const hello: HelloMessage = {
+    type: 'hello',
+    protocol: PROTOCOL_VERSION,
+    name: d.name,
+    resources: d.resources,
+    tags: d.tags,
+  };
   if (secretKey) hello.signature = toHex(crypto.sign(helloSignedBytes(challenge, PROTOCOL_VERSION, d), secretKey));
   return hello;
 }
 
 /** Whether `hello` carries a valid signature by `publicKey` over this connection's challenge. */
-export function verifyHelloSignature(challenge: string, hello: HelloMessage, publicKey: Uint8Array, crypto: CryptoImpl = nobleCrypto): boolean {
+export function verifyHelloSignature(
+  challenge: string,
+  hello: HelloMessage,
+  publicKey: Uint8Array,
+  crypto: CryptoImpl = nobleCrypto,
+): boolean {
   if (!hello.signature) return false;
   try {
-    return crypto.verify(fromHex(hello.signature, 64, 'signature'), helloSignedBytes(challenge, hello.protocol, hello), publicKey);
+    return crypto.verify(
+      fromHex(hello.signature, 64, 'signature'),
+      helloSignedBytes(challenge, hello.protocol, hello),
+      publicKey,
+    );
   } catch {
     return false;
   }

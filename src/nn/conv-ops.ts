@@ -39,7 +39,15 @@ export function convGeom(h: number, w: number, c: number, k: number, padding: 's
  * ((m * outH * outW) x (kh * kw * c), from element 0); padded positions are 0.
  */
 export function im2col(g: ConvGeom, x: Float32Array, m: number, cols: Float32Array): void {
-  const h = g.h, w = g.w, c = g.c, kh = g.kh, kw = g.kw, outH = g.outH, outW = g.outW, padTop = g.padTop, padLeft = g.padLeft;
+  const h = g.h,
+    w = g.w,
+    c = g.c,
+    kh = g.kh,
+    kw = g.kw,
+    outH = g.outH,
+    outW = g.outW,
+    padTop = g.padTop,
+    padLeft = g.padLeft;
   const seg = kw * c; // one kernel row: kw pixels of c channels, contiguous in x where inside the image
   const img = h * w * c;
   let p = 0;
@@ -73,7 +81,15 @@ export function im2col(g: ConvGeom, x: Float32Array, m: number, cols: Float32Arr
  * im2col copied from a pixel, of that entry of dcols. Padded entries are dropped.
  */
 export function col2im(g: ConvGeom, dcols: Float32Array, m: number, dx: Float32Array): void {
-  const h = g.h, w = g.w, c = g.c, kh = g.kh, kw = g.kw, outH = g.outH, outW = g.outW, padTop = g.padTop, padLeft = g.padLeft;
+  const h = g.h,
+    w = g.w,
+    c = g.c,
+    kh = g.kh,
+    kw = g.kw,
+    outH = g.outH,
+    outW = g.outW,
+    padTop = g.padTop,
+    padLeft = g.padLeft;
   const seg = kw * c;
   const img = h * w * c;
   dx.fill(0, 0, m * img);
@@ -117,7 +133,12 @@ export function poolGeom(h: number, w: number, c: number, pool: number): PoolGeo
  * row-major order (a later equal value does not replace it), as tfjs's CPU backend picks.
  */
 export function maxPoolForward(g: PoolGeom, x: Float32Array, m: number, out: Float32Array, argmax: Int32Array): void {
-  const h = g.h, w = g.w, c = g.c, pool = g.pool, outH = g.outH, outW = g.outW;
+  const h = g.h,
+    w = g.w,
+    c = g.c,
+    pool = g.pool,
+    outH = g.outH,
+    outW = g.outW;
   const img = h * w * c;
   let o = 0;
   for (let b = 0; b < m; b++) {
@@ -148,7 +169,13 @@ export function maxPoolForward(g: PoolGeom, x: Float32Array, m: number, out: Flo
 }
 
 /** dx (m x h x w x c, overwritten) gets each output gradient at its argmax; every other input gets 0. */
-export function maxPoolBackward(g: PoolGeom, dout: Float32Array, argmax: Int32Array, m: number, dx: Float32Array): void {
+export function maxPoolBackward(
+  g: PoolGeom,
+  dout: Float32Array,
+  argmax: Int32Array,
+  m: number,
+  dx: Float32Array,
+): void {
   dx.fill(0, 0, m * g.h * g.w * g.c);
   const n = m * g.outH * g.outW * g.c;
   for (let o = 0; o < n; o++) dx[argmax[o]] += dout[o];

@@ -23,7 +23,9 @@ export function cpuFeatures(): CpuFeatures {
   let text = '';
   try {
     text = readFileSync('/proc/cpuinfo', 'utf8');
-  } catch { /* not Linux: no flags, so no core upgrade */ }
+  } catch {
+    /* not Linux: no flags, so no core upgrade */
+  }
   cached = parseCpuInfo(text, cpus()[0]?.model ?? 'unknown CPU');
   return cached;
 }

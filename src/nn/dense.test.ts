@@ -24,8 +24,14 @@ function preActivations(spec: DenseNetSpec, w: Float32Array, x: Float32Array, m:
         let s = w[off + fanIn * l.units + j];
         for (let p = 0; p < fanIn; p++) s += input[i * fanIn + p] * w[off + p * l.units + j];
         z[i * l.units + j] = s;
-        a[i * l.units + j] = l.activation === 'relu' ? Math.max(0, s) : l.activation === 'sigmoid' ? 1 / (1 + Math.exp(-s))
-          : l.activation === 'tanh' ? Math.tanh(s) : s;
+        a[i * l.units + j] =
+          l.activation === 'relu'
+            ? Math.max(0, s)
+            : l.activation === 'sigmoid'
+              ? 1 / (1 + Math.exp(-s))
+              : l.activation === 'tanh'
+                ? Math.tanh(s)
+                : s;
       }
     }
     out.push(z);
@@ -65,8 +71,8 @@ function makeCase(spec: DenseNetSpec, m: number, seed0: number): Case {
     const r = prng(seed);
     const w = rand(sizes, r, -0.9, 0.9);
     const x = rand(m * spec.inputSize, r);
-    const y = spec.loss === 'mse' ? rand(m * outN, r, -1, 1)
-      : Int32Array.from({ length: m }, () => Math.floor(r() * outN));
+    const y =
+      spec.loss === 'mse' ? rand(m * outN, r, -1, 1) : Int32Array.from({ length: m }, () => Math.floor(r() * outN));
     const z = preActivations(spec, w, x, m);
     const nearKink = spec.layers.some((l, i) => l.activation === 'relu' && z[i].some((v) => Math.abs(v) < KINK_MARGIN));
     if (!nearKink) return { spec, w, x, y, m };
@@ -84,7 +90,9 @@ function checkGradient(k: Kernels, c: Case, what: string): number {
   const g = new Float32Array(net.numParams).fill(NaN); // gradient() must overwrite all of g
   const r = net.gradient(c.w, c.x, c.y, c.m, g);
   assert.ok(Number.isFinite(r.loss), `${what}: loss ${r.loss}`);
-  const names = denseTensorSpecs(c.spec).flatMap((t) => Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, (_, i) => `${t.name}[${i}]`));
+  const names = denseTensorSpecs(c.spec).flatMap((t) =>
+    Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, (_, i) => `${t.name}[${i}]`),
+  );
   assert.equal(names.length, net.numParams);
   const w = new Float32Array(c.w);
   let worst = 0;
@@ -101,7 +109,9 @@ function checkGradient(k: Kernels, c: Case, what: string): number {
     worst = Math.max(worst, diff);
     if (Math.abs(g[i]) > 10 * ABS) nonZero++;
     if (!(diff <= ABS + REL * Math.abs(g[i]))) {
-      assert.fail(`${what}: d loss / d ${names[i]} is ${g[i]}, finite difference ${fd} (|diff| ${diff.toExponential(2)} > ${(ABS + REL * Math.abs(g[i])).toExponential(2)})`);
+      assert.fail(
+        `${what}: d loss / d ${names[i]} is ${g[i]}, finite difference ${fd} (|diff| ${diff.toExponential(2)} > ${(ABS + REL * Math.abs(g[i])).toExponential(2)})`,
+      );
     }
   }
   // The check means something only if many gradients are well above the absolute tolerance (inactive
@@ -112,7 +122,10 @@ function checkGradient(k: Kernels, c: Case, what: string): number {
 
 const softmaxNet = (hidden: Activation): DenseNetSpec => ({
   inputSize: 5,
-  layers: [{ name: 'h', units: 4, activation: hidden }, { name: 'out', units: 3, activation: 'softmax' }],
+  layers: [
+    { name: 'h', units: 4, activation: hidden },
+    { name: 'out', units: 3, activation: 'softmax' },
+  ],
   loss: 'sparse_categorical_crossentropy',
 });
 
@@ -127,10 +140,17 @@ const deepNet: DenseNetSpec = {
   loss: 'sparse_categorical_crossentropy',
 };
 
-const linearMse: DenseNetSpec = { inputSize: 5, layers: [{ name: 'out', units: 2, activation: 'linear' }], loss: 'mse' };
+const linearMse: DenseNetSpec = {
+  inputSize: 5,
+  layers: [{ name: 'out', units: 2, activation: 'linear' }],
+  loss: 'mse',
+};
 const hiddenMse: DenseNetSpec = {
   inputSize: 5,
-  layers: [{ name: 'h', units: 4, activation: 'tanh' }, { name: 'out', units: 2, activation: 'linear' }],
+  layers: [
+    { name: 'h', units: 4, activation: 'tanh' },
+    { name: 'out', units: 2, activation: 'linear' },
+  ],
   loss: 'mse',
 };
 
@@ -184,7 +204,10 @@ function denseSuite(k: Kernels): void {
         }
         assert.ok(Math.abs(full.loss - loss) <= 1e-5 * Math.abs(loss), `summed loss ${full.loss} vs ${loss}`);
         for (let j = 0; j < g.length; j++) {
-          assert.ok(Math.abs(g[j] - sum[j] / c.m) <= 1e-6 + 1e-5 * Math.abs(g[j]), `parameter ${j}: ${g[j]} vs mean ${sum[j] / c.m}`);
+          assert.ok(
+            Math.abs(g[j] - sum[j] / c.m) <= 1e-6 + 1e-5 * Math.abs(g[j]),
+            `parameter ${j}: ${g[j]} vs mean ${sum[j] / c.m}`,
+          );
         }
       }
     });
@@ -221,12 +244,20 @@ function denseSuite(k: Kernels): void {
 
   describe('evaluate and predict', () => {
     it('evaluate() reports the same summed loss and correct count as gradient()', () => {
-      for (const [spec, seed] of [[softmaxNet('relu'), 1000], [deepNet, 1100], [linearMse, 1200], [hiddenMse, 1300]] as const) {
+      for (const [spec, seed] of [
+        [softmaxNet('relu'), 1000],
+        [deepNet, 1100],
+        [linearMse, 1200],
+        [hiddenMse, 1300],
+      ] as const) {
         const c = makeCase(spec, 11, seed);
         const net = new DenseNet(spec, k);
         const r = net.gradient(c.w, c.x, c.y, c.m, new Float32Array(net.numParams));
         const e = net.evaluate(c.w, c.x, c.y, c.m);
-        assert.ok(Math.abs(e.loss - r.loss) <= 1e-6 * Math.abs(r.loss), `loss: evaluate ${e.loss} vs gradient ${r.loss}`);
+        assert.ok(
+          Math.abs(e.loss - r.loss) <= 1e-6 * Math.abs(r.loss),
+          `loss: evaluate ${e.loss} vs gradient ${r.loss}`,
+        );
         assert.equal(e.correct, r.correct);
       }
     });
@@ -239,8 +270,14 @@ function denseSuite(k: Kernels): void {
       let correct = 0;
       for (let i = 0; i < c.m; i++) {
         const row = Array.from(p.subarray(i * 3, i * 3 + 3));
-        assert.ok(row.every((v) => v > 0 && v < 1), `row ${i}: ${row}`);
-        assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) <= 1e-6, `row ${i} sums to ${row.reduce((a, b) => a + b, 0)}`);
+        assert.ok(
+          row.every((v) => v > 0 && v < 1),
+          `row ${i}: ${row}`,
+        );
+        assert.ok(
+          Math.abs(row.reduce((a, b) => a + b, 0) - 1) <= 1e-6,
+          `row ${i} sums to ${row.reduce((a, b) => a + b, 0)}`,
+        );
         if (row.indexOf(Math.max(...row)) === c.y[i]) correct++;
       }
       assert.equal(correct, net.evaluate(c.w, c.x, c.y, c.m).correct);
@@ -255,7 +292,8 @@ function denseSuite(k: Kernels): void {
       const net = new DenseNet(linearMse, k);
       const p = net.predict(c.w, c.x, c.m);
       const want = preActivations(linearMse, c.w, c.x, c.m)[0];
-      for (let i = 0; i < want.length; i++) assert.ok(Math.abs(p[i] - want[i]) <= 1e-6, `output ${i}: ${p[i]} vs ${want[i]}`);
+      for (let i = 0; i < want.length; i++)
+        assert.ok(Math.abs(p[i] - want[i]) <= 1e-6, `output ${i}: ${p[i]} vs ${want[i]}`);
       const again = net.predict(c.w, c.x, c.m);
       assert.notEqual(again.buffer, p.buffer);
       assert.deepEqual(again, p);
@@ -272,24 +310,65 @@ function denseSuite(k: Kernels): void {
 
 describe('DenseNet spec checks', () => {
   const bad: [string, DenseNetSpec, RegExp][] = [
-    ['softmax on a hidden layer', { inputSize: 3, loss: 'sparse_categorical_crossentropy', layers: [{ name: 'h', units: 2, activation: 'softmax' }, { name: 'o', units: 2, activation: 'softmax' }] }, /softmax on hidden layer 'h'/],
-    ['mse with a softmax output', { inputSize: 3, loss: 'mse', layers: [{ name: 'o', units: 2, activation: 'softmax' }] }, /mse needs a linear output/],
-    ['cross-entropy without a softmax output', { inputSize: 3, loss: 'sparse_categorical_crossentropy', layers: [{ name: 'o', units: 2, activation: 'linear' }] }, /needs a softmax output/],
+    [
+      'softmax on a hidden layer',
+      {
+        inputSize: 3,
+        loss: 'sparse_categorical_crossentropy',
+        layers: [
+          { name: 'h', units: 2, activation: 'softmax' },
+          { name: 'o', units: 2, activation: 'softmax' },
+        ],
+      },
+      /softmax on hidden layer 'h'/,
+    ],
+    [
+      'mse with a softmax output',
+      { inputSize: 3, loss: 'mse', layers: [{ name: 'o', units: 2, activation: 'softmax' }] },
+      /mse needs a linear output/,
+    ],
+    [
+      'cross-entropy without a softmax output',
+      {
+        inputSize: 3,
+        loss: 'sparse_categorical_crossentropy',
+        layers: [{ name: 'o', units: 2, activation: 'linear' }],
+      },
+      /needs a softmax output/,
+    ],
     ['no layers', { inputSize: 3, loss: 'mse', layers: [] }, /no dense layers/],
-    ['an activation the engine does not compute', { inputSize: 3, loss: 'mse', layers: [{ name: 'h', units: 2, activation: 'elu' as Activation }, { name: 'o', units: 1, activation: 'linear' }] }, /activation 'elu'/],
+    [
+      'an activation the engine does not compute',
+      {
+        inputSize: 3,
+        loss: 'mse',
+        layers: [
+          { name: 'h', units: 2, activation: 'elu' as Activation },
+          { name: 'o', units: 1, activation: 'linear' },
+        ],
+      },
+      /activation 'elu'/,
+    ],
   ];
   for (const [what, spec, message] of bad) {
     it(`the constructor rejects ${what}`, () => {
       assert.notEqual(denseUnsupportedReason(spec), null);
-      assert.throws(() => new DenseNet(spec, jsKernels), (e: unknown) => e instanceof Error && /dense engine cannot run this model/.test(e.message) && message.test(e.message));
+      assert.throws(
+        () => new DenseNet(spec, jsKernels),
+        (e: unknown) =>
+          e instanceof Error && /dense engine cannot run this model/.test(e.message) && message.test(e.message),
+      );
     });
   }
 
   it('accepts the supported forms and lays parameters out per layer as kernel [in, out] then bias', () => {
-    for (const spec of [softmaxNet('relu'), deepNet, linearMse, hiddenMse]) assert.equal(denseUnsupportedReason(spec), null);
+    for (const spec of [softmaxNet('relu'), deepNet, linearMse, hiddenMse])
+      assert.equal(denseUnsupportedReason(spec), null);
     assert.deepEqual(denseTensorSpecs(softmaxNet('relu')), [
-      { name: 'h/kernel', shape: [5, 4] }, { name: 'h/bias', shape: [4] },
-      { name: 'out/kernel', shape: [4, 3] }, { name: 'out/bias', shape: [3] },
+      { name: 'h/kernel', shape: [5, 4] },
+      { name: 'h/bias', shape: [4] },
+      { name: 'out/kernel', shape: [4, 3] },
+      { name: 'out/bias', shape: [3] },
     ]);
     assert.equal(new DenseNet(softmaxNet('relu'), jsKernels).numParams, 5 * 4 + 4 + 4 * 3 + 3);
   });
@@ -309,7 +388,10 @@ if (native) {
     denseSuite(nk);
 
     it('native and JS gradients agree to float32 rounding', () => {
-      for (const [spec, seed] of [[deepNet, 1700], [hiddenMse, 1800]] as const) {
+      for (const [spec, seed] of [
+        [deepNet, 1700],
+        [hiddenMse, 1800],
+      ] as const) {
         const c = makeCase(spec, 10, seed);
         const a = new DenseNet(spec, jsKernels);
         const b = new DenseNet(spec, nk);
@@ -319,7 +401,8 @@ if (native) {
         const rb = b.gradient(c.w, c.x, c.y, c.m, gb);
         assert.ok(Math.abs(ra.loss - rb.loss) <= 1e-5 * Math.abs(ra.loss));
         assert.equal(ra.correct, rb.correct);
-        for (let i = 0; i < ga.length; i++) assert.ok(Math.abs(ga[i] - gb[i]) <= 1e-6 + 1e-5 * Math.abs(ga[i]), `parameter ${i}: ${ga[i]} vs ${gb[i]}`);
+        for (let i = 0; i < ga.length; i++)
+          assert.ok(Math.abs(ga[i] - gb[i]) <= 1e-6 + 1e-5 * Math.abs(ga[i]), `parameter ${i}: ${ga[i]} vs ${gb[i]}`);
       }
     });
   });

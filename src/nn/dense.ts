@@ -44,7 +44,8 @@ export function denseUnsupportedReason(spec: DenseNetSpec): string | null {
   // Specs come from users' model.json files too, where any Keras activation name can appear; one the
   // forward pass does not know would otherwise run as 'linear'.
   for (const l of spec.layers) {
-    if (!ACTIVATIONS.includes(l.activation)) return `activation '${String(l.activation)}' on layer '${l.name}' is not supported`;
+    if (!ACTIVATIONS.includes(l.activation))
+      return `activation '${String(l.activation)}' on layer '${l.name}' is not supported`;
   }
   for (const l of spec.layers.slice(0, -1)) {
     if (l.activation === 'softmax') return `softmax on hidden layer '${l.name}'`;
@@ -71,7 +72,10 @@ export class DenseNet {
   private capacity = 0;
   private readonly mem: KernelMemory;
 
-  constructor(readonly spec: DenseNetSpec, private readonly k: Kernels) {
+  constructor(
+    readonly spec: DenseNetSpec,
+    private readonly k: Kernels,
+  ) {
     this.mem = new KernelMemory(k);
     const reason = denseUnsupportedReason(spec);
     if (reason) throw new Error(`dense engine cannot run this model: ${reason}`);
@@ -107,7 +111,18 @@ export class DenseNet {
     for (let i = 0; i < this.offsets.length; i++) {
       const o = this.offsets[i];
       const out = this.acts[i].a.subarray(0, m * o.units);
-      this.k.gemm(false, false, m, o.units, o.fanIn, 1, input, w.subarray(o.kernel, o.kernel + o.fanIn * o.units), 0, out);
+      this.k.gemm(
+        false,
+        false,
+        m,
+        o.units,
+        o.fanIn,
+        1,
+        input,
+        w.subarray(o.kernel, o.kernel + o.fanIn * o.units),
+        0,
+        out,
+      );
       const act = this.spec.layers[i].activation;
       this.k.biasAct(out, w.subarray(o.bias, o.bias + o.units), m, o.units, act === 'relu');
       if (act === 'sigmoid') for (let j = 0; j < out.length; j++) out[j] = 1 / (1 + Math.exp(-out[j]));

@@ -14,8 +14,12 @@ import type { WasmKernels } from './kernels-wasm.js';
 /** The kernels as WasmKernels when they are the WebAssembly ones (they can allocate inside their memory). */
 export function wasmOf(k: Kernels): WasmKernels | null {
   const c = k as Partial<WasmKernels>;
-  return typeof c.alloc === 'function' && typeof c.allocInt === 'function' && typeof WebAssembly !== 'undefined'
-    && c.memory instanceof WebAssembly.Memory ? (k as WasmKernels) : null;
+  return typeof c.alloc === 'function' &&
+    typeof c.allocInt === 'function' &&
+    typeof WebAssembly !== 'undefined' &&
+    c.memory instanceof WebAssembly.Memory
+    ? (k as WasmKernels)
+    : null;
 }
 
 /** A buffer its owner keeps; `a` is re-taken when wasm memory grows. */

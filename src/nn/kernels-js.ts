@@ -10,8 +10,15 @@
  *   is written.
  */
 import type { Kernels } from './kernels.js';
-import { checkAdam, checkBiasAct, checkColSum, checkGemm, checkReluBackward, checkSgd, checkSoftmaxXent } from './kernel-checks.js';
-
+import {
+  checkAdam,
+  checkBiasAct,
+  checkColSum,
+  checkGemm,
+  checkReluBackward,
+  checkSgd,
+  checkSoftmaxXent,
+} from './kernel-checks.js';
 
 /** Scratch reused across calls so the hot loops never allocate; grows to the largest row seen. */
 let scratch = new Float64Array(1024);
@@ -32,11 +39,24 @@ function storeRow(c: Float32Array, cOff: number, acc: Float64Array, n: number, a
   else for (let j = 0; j < n; j++) c[cOff + j] = alpha * acc[j] + beta * c[cOff + j];
 }
 
-function gemm(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
-  a: Float32Array, b: Float32Array, beta: number, c: Float32Array): void {
+function gemm(
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  b: Float32Array,
+  beta: number,
+  c: Float32Array,
+): void {
   checkGemm(transA, transB, m, n, k, alpha, a, b, beta, c);
   if (m === 0 || n === 0) return;
-  if (alpha === 0 || k === 0) { scaleC(c, m * n, beta); return; }
+  if (alpha === 0 || k === 0) {
+    scaleC(c, m * n, beta);
+    return;
+  }
 
   if (!transB) {
     // op(B) rows are contiguous: i-k-j, accumulating a row of C in float64. k is unrolled by 4 so the
@@ -49,8 +69,14 @@ function gemm(transA: boolean, transB: boolean, m: number, n: number, k: number,
       const aRow = transA ? i : i * k;
       let p = 0;
       for (; p < k4; p += 4) {
-        const a0 = a[aRow + p * sa], a1 = a[aRow + (p + 1) * sa], a2 = a[aRow + (p + 2) * sa], a3 = a[aRow + (p + 3) * sa];
-        const b0 = p * n, b1 = b0 + n, b2 = b1 + n, b3 = b2 + n;
+        const a0 = a[aRow + p * sa],
+          a1 = a[aRow + (p + 1) * sa],
+          a2 = a[aRow + (p + 2) * sa],
+          a3 = a[aRow + (p + 3) * sa];
+        const b0 = p * n,
+          b1 = b0 + n,
+          b2 = b1 + n,
+          b3 = b2 + n;
         for (let j = 0; j < n; j++) acc[j] += a0 * b[b0 + j] + a1 * b[b1 + j] + a2 * b[b2 + j] + a3 * b[b3 + j];
       }
       for (; p < k; p++) {
@@ -79,7 +105,10 @@ function gemm(transA: boolean, transB: boolean, m: number, n: number, k: number,
     const cOff = i * n;
     for (let j = 0; j < n; j++) {
       const bOff = j * k;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let s0 = 0,
+        s1 = 0,
+        s2 = 0,
+        s3 = 0;
       let p = 0;
       for (; p < k4; p += 4) {
         s0 += src[aOff + p] * b[bOff + p];
@@ -88,7 +117,7 @@ function gemm(transA: boolean, transB: boolean, m: number, n: number, k: number,
         s3 += src[aOff + p + 3] * b[bOff + p + 3];
       }
       for (; p < k; p++) s0 += src[aOff + p] * b[bOff + p];
-      const s = (s0 + s1) + (s2 + s3);
+      const s = s0 + s1 + (s2 + s3);
       c[cOff + j] = beta === 0 ? alpha * s : alpha * s + beta * c[cOff + j];
     }
   }
@@ -125,8 +154,14 @@ function colSum(a: Float32Array, m: number, n: number, out: Float32Array): void 
   }
 }
 
-function softmaxXent(logits: Float32Array, labels: Int32Array, m: number, n: number, scale: number,
-  delta: Float32Array): { loss: number; correct: number } {
+function softmaxXent(
+  logits: Float32Array,
+  labels: Int32Array,
+  m: number,
+  n: number,
+  scale: number,
+  delta: Float32Array,
+): { loss: number; correct: number } {
   checkSoftmaxXent(logits, labels, m, n, scale, delta);
   let loss = 0;
   let correct = 0;
@@ -137,7 +172,10 @@ function softmaxXent(logits: Float32Array, labels: Int32Array, m: number, n: num
     let arg = 0;
     for (let j = 1; j < n; j++) {
       const x = logits[off + j];
-      if (x > max) { max = x; arg = j; } // strict: the first maximum wins ties
+      if (x > max) {
+        max = x;
+        arg = j;
+      } // strict: the first maximum wins ties
     }
     if (arg === label) correct++;
     const xLabel = logits[off + label]; // read before delta (which may alias logits) is written
@@ -156,13 +194,23 @@ function softmaxXent(logits: Float32Array, labels: Int32Array, m: number, n: num
   return { loss, correct };
 }
 
-function adam(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number,
-  beta1: number, beta2: number, eps: number, step: number): void {
+function adam(
+  w: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  lr: number,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  step: number,
+): void {
   checkAdam(w, g, m, v, lr, beta1, beta2, eps, step);
   const len = w.length;
   const bc1 = 1 - Math.pow(beta1, step);
   const bc2 = 1 - Math.pow(beta2, step);
-  const ob1 = 1 - beta1, ob2 = 1 - beta2;
+  const ob1 = 1 - beta1,
+    ob2 = 1 - beta2;
   for (let i = 0; i < len; i++) {
     const gi = g[i];
     // The moments are stored as float32, and the update uses the stored values (as tfjs does).
@@ -170,7 +218,7 @@ function adam(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array
     const vi = Math.fround(beta2 * v[i] + ob2 * gi * gi);
     m[i] = mi;
     v[i] = vi;
-    w[i] -= lr * (mi / bc1) / (Math.sqrt(vi / bc2) + eps);
+    w[i] -= (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps);
   }
 }
 

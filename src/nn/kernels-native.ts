@@ -10,7 +10,9 @@ import { cpuFeatures } from './cpu-features.js';
 import { describeCore, selectCore, type CoreControl, type CoreSelection } from './openblas-core.js';
 
 /** Where scripts/build-native.mjs puts the addon, relative to this module (src/nn/). */
-export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../native/build/Release/edgefed_kernels.node', import.meta.url));
+export const NATIVE_ADDON_PATH = fileURLToPath(
+  new URL('../../native/build/Release/edgefed_kernels.node', import.meta.url),
+);
 
 /** The addon's exports: the kernels (validating their arguments in C) plus OpenBLAS diagnostics. */
 interface NativeAddon extends Omit<Kernels, 'name'>, CoreControl {

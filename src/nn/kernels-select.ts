@@ -30,7 +30,9 @@ export async function selectKernels(prefer: AsyncKernelPreference = 'auto'): Pro
   const wasm = await wasmPromise;
   if (wasm) return wasm;
   if (choice === 'wasm') {
-    throw new Error(`wasm kernels requested but unavailable: ${wasmKernelsNodeError() ?? 'unknown reason'}. Build them with \`node scripts/build-wasm.mjs\`.`);
+    throw new Error(
+      `wasm kernels requested but unavailable: ${wasmKernelsNodeError() ?? 'unknown reason'}. Build them with \`node scripts/build-wasm.mjs\`.`,
+    );
   }
   return jsKernels;
 }
@@ -44,7 +46,8 @@ export function getKernels(prefer: KernelPreference = 'auto'): Kernels {
   let choice: string = prefer;
   let source = `getKernels('${prefer}')`;
   if (env !== undefined && env !== '') {
-    if (env === 'wasm') throw new Error('EDGEFED_KERNELS=wasm: the wasm kernels load asynchronously; use selectKernels()');
+    if (env === 'wasm')
+      throw new Error('EDGEFED_KERNELS=wasm: the wasm kernels load asynchronously; use selectKernels()');
     if (!CHOICES.includes(env)) throw new Error(`EDGEFED_KERNELS must be one of native, wasm, js, auto; got '${env}'`);
     choice = env;
     source = `EDGEFED_KERNELS=${env}`;
@@ -55,8 +58,10 @@ export function getKernels(prefer: KernelPreference = 'auto'): Kernels {
   const native = loadNativeKernels();
   if (native) return native;
   if (choice === 'native') {
-    throw new Error(`native kernels requested (${source}) but unavailable: ${nativeKernelsError() ?? 'unknown reason'}. ` +
-      'Build them with `node scripts/build-native.mjs` (needs g++ and libopenblas-dev), or use EDGEFED_KERNELS=js.');
+    throw new Error(
+      `native kernels requested (${source}) but unavailable: ${nativeKernelsError() ?? 'unknown reason'}. ` +
+        'Build them with `node scripts/build-native.mjs` (needs g++ and libopenblas-dev), or use EDGEFED_KERNELS=js.',
+    );
   }
   return jsKernels;
 }

@@ -21,9 +21,10 @@ function compile(): Promise<WebAssembly.Module | null> {
     try {
       bytes = await readFile(WASM_KERNELS_PATH);
     } catch (e) {
-      loadError = (e as NodeJS.ErrnoException).code === 'ENOENT'
-        ? `not built (${WASM_KERNELS_PATH} is missing); build with \`node scripts/build-wasm.mjs\``
-        : `cannot read ${WASM_KERNELS_PATH}: ${e instanceof Error ? e.message : String(e)}`;
+      loadError =
+        (e as NodeJS.ErrnoException).code === 'ENOENT'
+          ? `not built (${WASM_KERNELS_PATH} is missing); build with \`node scripts/build-wasm.mjs\``
+          : `cannot read ${WASM_KERNELS_PATH}: ${e instanceof Error ? e.message : String(e)}`;
       return null;
     }
     try {

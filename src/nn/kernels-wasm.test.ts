@@ -12,7 +12,9 @@ import { loadWasmKernelsNode, wasmKernelsNodeError, WASM_KERNELS_PATH } from './
 import { prng } from '../../test/support/kernels.js';
 
 const wasmBytes = existsSync(WASM_KERNELS_PATH) ? readFileSync(WASM_KERNELS_PATH) : null;
-const skip = wasmBytes ? false : `wasm kernels not built (${WASM_KERNELS_PATH} is missing); run \`node scripts/build-wasm.mjs\``;
+const skip = wasmBytes
+  ? false
+  : `wasm kernels not built (${WASM_KERNELS_PATH} is missing); run \`node scripts/build-wasm.mjs\``;
 
 // ---------- helpers (as in kernels.test.ts, with a choice of where arrays live) ----------
 
@@ -54,22 +56,39 @@ function view(p: Place, data: Float32Array, offset: number): { v: Float32Array; 
   return {
     v,
     guardsIntact: () => {
-      for (let i = 0; i < base.length; i++) if ((i < offset || i >= offset + data.length) && base[i] !== GUARD) return false;
+      for (let i = 0; i < base.length; i++)
+        if ((i < offset || i >= offset + data.length) && base[i] !== GUARD) return false;
       return true;
     },
   };
 }
 
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: (i: number) => number, what: string): void {
+function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: (i: number) => number,
+  what: string,
+): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
   for (let i = 0; i < expected.length; i++) {
     const d = Math.abs(actual[i] - expected[i]);
-    if (!(d <= tol(i))) assert.fail(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]} (|diff| ${d} > ${tol(i)})`);
+    if (!(d <= tol(i)))
+      assert.fail(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]} (|diff| ${d} > ${tol(i)})`);
   }
 }
 
-function refGemm(ta: boolean, tb: boolean, m: number, n: number, k: number, alpha: number, a: Float32Array,
-  b: Float32Array, beta: number, c: Float32Array): { out: Float64Array; mag: Float64Array } {
+function refGemm(
+  ta: boolean,
+  tb: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  b: Float32Array,
+  beta: number,
+  c: Float32Array,
+): { out: Float64Array; mag: Float64Array } {
   const out = new Float64Array(m * n);
   const mag = new Float64Array(m * n);
   for (let i = 0; i < m; i++) {
@@ -93,8 +112,20 @@ function refGemm(ta: boolean, tb: boolean, m: number, n: number, k: number, alph
 const gemmTol = (mag: Float64Array) => (i: number) => 1e-5 + 1e-5 * mag[i];
 
 /** gemm on offset views with guards; pa/pb/pc place a, b and c (mixed placements allowed). */
-function checkGemm(k: WasmKernels, pa: Place, pb: Place, pc: Place, ta: boolean, tb: boolean, m: number, n: number,
-  kk: number, alpha: number, beta: number, seed: number): void {
+function checkGemm(
+  k: WasmKernels,
+  pa: Place,
+  pb: Place,
+  pc: Place,
+  ta: boolean,
+  tb: boolean,
+  m: number,
+  n: number,
+  kk: number,
+  alpha: number,
+  beta: number,
+  seed: number,
+): void {
   const r = prng(seed);
   const a = view(pa, rand(null, m * kk, r), 3);
   const b = view(pb, rand(null, kk * n, r), 5);
@@ -125,8 +156,22 @@ function refSoftmaxXent(logits: Float32Array, labels: Int32Array, m: number, n: 
 
 function kernelSuite(p: Place): void {
   const k = p.k;
-  const shapes: [number, number, number][] = [[1, 1, 1], [1, 1, 5], [3, 5, 7], [7, 3, 5], [1, 9, 4], [6, 1, 8], [5, 4, 1], [17, 33, 65]];
-  const coefficients: [number, number][] = [[1, 0], [0.5, -2], [1, 1], [-1.5, 0.25]];
+  const shapes: [number, number, number][] = [
+    [1, 1, 1],
+    [1, 1, 5],
+    [3, 5, 7],
+    [7, 3, 5],
+    [1, 9, 4],
+    [6, 1, 8],
+    [5, 4, 1],
+    [17, 33, 65],
+  ];
+  const coefficients: [number, number][] = [
+    [1, 0],
+    [0.5, -2],
+    [1, 1],
+    [-1.5, 0.25],
+  ];
 
   describe('gemm', () => {
     for (const ta of [false, true]) {
@@ -144,7 +189,7 @@ function kernelSuite(p: Place): void {
       for (let m = 1; m <= 37; m++) {
         for (let n = 1; n <= 37; n++) {
           const s = m * 37 + n;
-          const kk = (s * 7) % 37 + 1;
+          const kk = ((s * 7) % 37) + 1;
           const [alpha, beta] = coefficients[s % 4];
           checkGemm(k, p, p, p, (s & 1) === 1, (s & 2) === 2, m, n, kk, alpha, beta, s);
         }
@@ -153,7 +198,15 @@ function kernelSuite(p: Place): void {
 
     it('blocking boundaries: k across depth blocks (255..785), m > 128 rows, n > 1024 columns', () => {
       let seed = 100;
-      for (const [m, n, kk] of [[5, 9, 255], [4, 8, 256], [6, 10, 257], [9, 17, 513], [3, 11, 785], [131, 13, 9], [3, 1031, 6]]) {
+      for (const [m, n, kk] of [
+        [5, 9, 255],
+        [4, 8, 256],
+        [6, 10, 257],
+        [9, 17, 513],
+        [3, 11, 785],
+        [131, 13, 9],
+        [3, 1031, 6],
+      ]) {
         for (const ta of [false, true]) {
           for (const tb of [false, true]) checkGemm(k, p, p, p, ta, tb, m, n, kk, 0.75, seed % 2 ? 0 : 0.5, seed++);
         }
@@ -161,19 +214,26 @@ function kernelSuite(p: Place): void {
     });
 
     it('property: random small shapes, transposes and coefficients match the float64 reference', () => {
-      fc.assert(fc.property(
-        fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 24 }),
-        fc.boolean(), fc.boolean(),
-        fc.double({ min: -2, max: 2, noNaN: true }),
-        fc.oneof(fc.constant(0), fc.constant(1), fc.double({ min: -2, max: 2, noNaN: true })),
-        fc.integer({ min: 0, max: 0x7fffffff }),
-        (m, n, kk, ta, tb, alpha, beta, seed) => checkGemm(k, p, p, p, ta, tb, m, n, kk, alpha, beta, seed),
-      ), { numRuns: 300 });
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 12 }),
+          fc.integer({ min: 1, max: 12 }),
+          fc.integer({ min: 1, max: 24 }),
+          fc.boolean(),
+          fc.boolean(),
+          fc.double({ min: -2, max: 2, noNaN: true }),
+          fc.oneof(fc.constant(0), fc.constant(1), fc.double({ min: -2, max: 2, noNaN: true })),
+          fc.integer({ min: 0, max: 0x7fffffff }),
+          (m, n, kk, ta, tb, alpha, beta, seed) => checkGemm(k, p, p, p, ta, tb, m, n, kk, alpha, beta, seed),
+        ),
+        { numRuns: 300 },
+      );
     });
 
     it('beta = 0 overwrites C without reading it (NaN in C does not leak)', () => {
       const c = p.f32(4).fill(NaN);
-      const a = p.f32(4), b = p.f32(4);
+      const a = p.f32(4),
+        b = p.f32(4);
       a.set([1, 2, 3, 4]);
       b.set([5, 6, 7, 8]);
       k.gemm(false, false, 2, 2, 2, 1, a, b, 0, c);
@@ -205,7 +265,11 @@ function kernelSuite(p: Place): void {
   describe('elementwise', () => {
     for (const relu of [false, true]) {
       it(`biasAct relu=${relu}: float32-exact, in place on an offset view`, () => {
-        for (const [m, n] of [[1, 1], [4, 7], [9, 33]]) {
+        for (const [m, n] of [
+          [1, 1],
+          [4, 7],
+          [9, 33],
+        ]) {
           const r = prng(m * 100 + n);
           const c0 = rand(null, m * n, r, -2, 2);
           const bias = view(p, rand(null, n, r), 2);
@@ -245,13 +309,21 @@ function kernelSuite(p: Place): void {
     });
 
     it('colSum sums the rows (overwriting out); m = 0 gives zeros', () => {
-      for (const [m, n] of [[1, 1], [13, 9], [64, 10]]) {
+      for (const [m, n] of [
+        [1, 1],
+        [13, 9],
+        [64, 10],
+      ]) {
         const a = rand(p, m * n, prng(m + n), -3, 3);
         const out = view(p, new Float32Array(n).fill(7), 2);
         k.colSum(a, m, n, out.v);
         const want = new Float64Array(n);
         const mag = new Float64Array(n);
-        for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) { want[j] += a[i * n + j]; mag[j] += Math.abs(a[i * n + j]); }
+        for (let i = 0; i < m; i++)
+          for (let j = 0; j < n; j++) {
+            want[j] += a[i * n + j];
+            mag[j] += Math.abs(a[i * n + j]);
+          }
         assertClose(out.v, want, (j) => 1e-6 + 1e-6 * mag[j], `colSum m=${m} n=${n}`);
         assert.ok(out.guardsIntact());
       }
@@ -263,7 +335,9 @@ function kernelSuite(p: Place): void {
 
   describe('softmaxXent', () => {
     it('loss, delta and correct match the float64 reference', () => {
-      const m = 6, n = 10, scale = 1 / 6;
+      const m = 6,
+        n = 10,
+        scale = 1 / 6;
       const r = prng(42);
       const logits = view(p, rand(null, m * n, r, -5, 5), 1);
       const labels = p.i32(m);
@@ -320,18 +394,27 @@ function kernelSuite(p: Place): void {
 
   describe('optimizers', () => {
     it('adam over 3 steps matches the float64 reference', () => {
-      const len = 37, lr = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-7;
+      const len = 37,
+        lr = 0.01,
+        b1 = 0.9,
+        b2 = 0.999,
+        eps = 1e-7;
       const r = prng(3);
-      const w = rand(p, len, r), m = p.f32(len), v = p.f32(len);
-      const rw = Float64Array.from(w), rm = new Float64Array(len), rv = new Float64Array(len);
+      const w = rand(p, len, r),
+        m = p.f32(len),
+        v = p.f32(len);
+      const rw = Float64Array.from(w),
+        rm = new Float64Array(len),
+        rv = new Float64Array(len);
       for (let step = 1; step <= 3; step++) {
         const g = rand(p, len, r, -2, 2);
         k.adam(w, g, m, v, lr, b1, b2, eps, step);
         for (let i = 0; i < len; i++) {
           rm[i] = b1 * rm[i] + (1 - b1) * g[i];
           rv[i] = b2 * rv[i] + (1 - b2) * g[i] * g[i];
-          const mhat = rm[i] / (1 - b1 ** step), vhat = rv[i] / (1 - b2 ** step);
-          rw[i] -= lr * mhat / (Math.sqrt(vhat) + eps);
+          const mhat = rm[i] / (1 - b1 ** step),
+            vhat = rv[i] / (1 - b2 ** step);
+          rw[i] -= (lr * mhat) / (Math.sqrt(vhat) + eps);
         }
       }
       assertClose(w, rw, (i) => 1e-6 * (1 + Math.abs(rw[i])), 'adam w');
@@ -341,7 +424,8 @@ function kernelSuite(p: Place): void {
 
     it('sgd without momentum: w -= lr g, float32-exact; vel may be null', () => {
       const r = prng(5);
-      const w = rand(p, 20, r), g = rand(p, 20, r);
+      const w = rand(p, 20, r),
+        g = rand(p, 20, r);
       const want = w.map((x, i) => Math.fround(x - 0.1 * g[i]));
       k.sgd(w, g, 0.1, 0, null);
       assert.deepEqual(Array.from(w), Array.from(want));
@@ -349,13 +433,20 @@ function kernelSuite(p: Place): void {
 
     it('sgd with momentum over 3 steps: v = mu v + g; w -= lr v', () => {
       const r = prng(6);
-      const len = 25, lr = 0.05, mu = 0.9;
-      const w = rand(p, len, r), vel = view(p, new Float32Array(len), 1);
-      const rw = Float64Array.from(w), rv = new Float64Array(len);
+      const len = 25,
+        lr = 0.05,
+        mu = 0.9;
+      const w = rand(p, len, r),
+        vel = view(p, new Float32Array(len), 1);
+      const rw = Float64Array.from(w),
+        rv = new Float64Array(len);
       for (let s = 0; s < 3; s++) {
         const g = rand(p, len, r);
         k.sgd(w, g, lr, mu, vel.v);
-        for (let i = 0; i < len; i++) { rv[i] = mu * rv[i] + g[i]; rw[i] -= lr * rv[i]; }
+        for (let i = 0; i < len; i++) {
+          rv[i] = mu * rv[i] + g[i];
+          rw[i] -= lr * rv[i];
+        }
       }
       assertClose(w, rw, (i) => 1e-6 * (1 + Math.abs(rw[i])), 'sgd w');
       assertClose(vel.v, rv, (i) => 1e-6 * (1 + Math.abs(rv[i])), 'sgd vel');
@@ -363,7 +454,7 @@ function kernelSuite(p: Place): void {
     });
   });
 
-  describe('bad input throws the JS kernels\' errors and writes nothing', () => {
+  describe("bad input throws the JS kernels' errors and writes nothing", () => {
     const f = (n: number) => p.f32(n);
     const bad = (v: unknown) => v as Float32Array;
 
@@ -374,49 +465,87 @@ function kernelSuite(p: Place): void {
     }
 
     it('gemm', () => {
-      same((kk) => kk.gemm(false, false, 2, 2, 2, 1, bad(new Float64Array(4)), f(4), 0, f(4)),
-        { name: 'TypeError', message: 'gemm: a must be a Float32Array, got Float64Array' });
-      same((kk) => kk.gemm(false, false, 2, 2, 2, 1, f(4), bad([1, 2, 3, 4]), 0, f(4)),
-        { name: 'TypeError', message: 'gemm: b must be a Float32Array, got Array' });
-      same((kk) => kk.gemm(false, false, 2, 2, 2, 1, f(4), f(4), 0, bad(null)),
-        { name: 'TypeError', message: 'gemm: c must be a Float32Array, got null' });
-      same((kk) => kk.gemm(false, false, 2, 3, 2, 1, f(4), f(6), 0, f(5)),
-        { name: 'RangeError', message: 'gemm: c has 5 elements, needs at least 6 (m*n)' });
-      same((kk) => kk.gemm(true, false, 3, 2, 2, 1, f(5), f(4), 0, f(6)),
-        { name: 'RangeError', message: 'gemm: a has 5 elements, needs at least 6 (m*k)' });
-      same((kk) => kk.gemm(false, true, 2, 2, 3, 1, f(6), f(5).subarray(1), 0, f(4)),
-        { name: 'RangeError', message: 'gemm: b has 4 elements, needs at least 6 (k*n)' });
-      same((kk) => kk.gemm(false, false, -1, 2, 2, 1, f(4), f(4), 0, f(4)),
-        { name: 'RangeError', message: /^gemm: m must be a non-negative integer, got -1$/ });
-      same((kk) => kk.gemm(false, false, 2, 1.5, 2, 1, f(4), f(4), 0, f(4)),
-        { name: 'RangeError', message: /^gemm: n must be a non-negative integer, got 1.5$/ });
-      same((kk) => kk.gemm(false, false, 2, 2, 2 ** 31, 1, f(4), f(4), 0, f(4)),
-        { name: 'RangeError', message: /^gemm: k must be a non-negative integer, got 2147483648$/ });
-      same((kk) => kk.gemm(bad('yes') as unknown as boolean, false, 2, 2, 2, 1, f(4), f(4), 0, f(4)),
-        { name: 'TypeError', message: 'gemm: transA must be a boolean, got string' });
-      same((kk) => kk.gemm(false, false, 2, 2, 2, bad(undefined) as unknown as number, f(4), f(4), 0, f(4)),
-        { name: 'TypeError', message: 'gemm: alpha must be a number, got undefined' });
+      same((kk) => kk.gemm(false, false, 2, 2, 2, 1, bad(new Float64Array(4)), f(4), 0, f(4)), {
+        name: 'TypeError',
+        message: 'gemm: a must be a Float32Array, got Float64Array',
+      });
+      same((kk) => kk.gemm(false, false, 2, 2, 2, 1, f(4), bad([1, 2, 3, 4]), 0, f(4)), {
+        name: 'TypeError',
+        message: 'gemm: b must be a Float32Array, got Array',
+      });
+      same((kk) => kk.gemm(false, false, 2, 2, 2, 1, f(4), f(4), 0, bad(null)), {
+        name: 'TypeError',
+        message: 'gemm: c must be a Float32Array, got null',
+      });
+      same((kk) => kk.gemm(false, false, 2, 3, 2, 1, f(4), f(6), 0, f(5)), {
+        name: 'RangeError',
+        message: 'gemm: c has 5 elements, needs at least 6 (m*n)',
+      });
+      same((kk) => kk.gemm(true, false, 3, 2, 2, 1, f(5), f(4), 0, f(6)), {
+        name: 'RangeError',
+        message: 'gemm: a has 5 elements, needs at least 6 (m*k)',
+      });
+      same((kk) => kk.gemm(false, true, 2, 2, 3, 1, f(6), f(5).subarray(1), 0, f(4)), {
+        name: 'RangeError',
+        message: 'gemm: b has 4 elements, needs at least 6 (k*n)',
+      });
+      same((kk) => kk.gemm(false, false, -1, 2, 2, 1, f(4), f(4), 0, f(4)), {
+        name: 'RangeError',
+        message: /^gemm: m must be a non-negative integer, got -1$/,
+      });
+      same((kk) => kk.gemm(false, false, 2, 1.5, 2, 1, f(4), f(4), 0, f(4)), {
+        name: 'RangeError',
+        message: /^gemm: n must be a non-negative integer, got 1.5$/,
+      });
+      same((kk) => kk.gemm(false, false, 2, 2, 2 ** 31, 1, f(4), f(4), 0, f(4)), {
+        name: 'RangeError',
+        message: /^gemm: k must be a non-negative integer, got 2147483648$/,
+      });
+      same((kk) => kk.gemm(bad('yes') as unknown as boolean, false, 2, 2, 2, 1, f(4), f(4), 0, f(4)), {
+        name: 'TypeError',
+        message: 'gemm: transA must be a boolean, got string',
+      });
+      same((kk) => kk.gemm(false, false, 2, 2, 2, bad(undefined) as unknown as number, f(4), f(4), 0, f(4)), {
+        name: 'TypeError',
+        message: 'gemm: alpha must be a number, got undefined',
+      });
       const buf = f(8);
-      same((kk) => kk.gemm(false, false, 2, 2, 2, 1, buf.subarray(0, 4), f(4), 0, buf.subarray(2, 6)),
-        { name: 'RangeError', message: 'gemm: c must not overlap a or b' });
+      same((kk) => kk.gemm(false, false, 2, 2, 2, 1, buf.subarray(0, 4), f(4), 0, buf.subarray(2, 6)), {
+        name: 'RangeError',
+        message: 'gemm: c must not overlap a or b',
+      });
       assert.deepEqual(Array.from(buf), Array.from(new Float32Array(8)));
     });
 
     it('biasAct, reluBackward, colSum', () => {
-      same((kk) => kk.biasAct(f(6), f(2), 2, 3, false),
-        { name: 'RangeError', message: 'biasAct: bias has 2 elements, needs at least 3 (n)' });
-      same((kk) => kk.biasAct(f(5), f(3), 2, 3, true),
-        { name: 'RangeError', message: 'biasAct: c has 5 elements, needs at least 6 (m*n)' });
-      same((kk) => kk.biasAct(bad(new Int32Array(6)), f(3), 2, 3, true),
-        { name: 'TypeError', message: 'biasAct: c must be a Float32Array, got Int32Array' });
-      same((kk) => kk.biasAct(f(6), f(3), 2, 3, bad(1) as unknown as boolean),
-        { name: 'TypeError', message: 'biasAct: relu must be a boolean, got number' });
-      same((kk) => kk.reluBackward(f(4), f(3)),
-        { name: 'RangeError', message: 'reluBackward: act has 3 elements, needs at least 4 (delta.length)' });
-      same((kk) => kk.colSum(f(6), 2, 3, f(2)),
-        { name: 'RangeError', message: 'colSum: out has 2 elements, needs at least 3 (n)' });
-      same((kk) => kk.colSum(f(6), 2, 3, bad(undefined)),
-        { name: 'TypeError', message: 'colSum: out must be a Float32Array, got undefined' });
+      same((kk) => kk.biasAct(f(6), f(2), 2, 3, false), {
+        name: 'RangeError',
+        message: 'biasAct: bias has 2 elements, needs at least 3 (n)',
+      });
+      same((kk) => kk.biasAct(f(5), f(3), 2, 3, true), {
+        name: 'RangeError',
+        message: 'biasAct: c has 5 elements, needs at least 6 (m*n)',
+      });
+      same((kk) => kk.biasAct(bad(new Int32Array(6)), f(3), 2, 3, true), {
+        name: 'TypeError',
+        message: 'biasAct: c must be a Float32Array, got Int32Array',
+      });
+      same((kk) => kk.biasAct(f(6), f(3), 2, 3, bad(1) as unknown as boolean), {
+        name: 'TypeError',
+        message: 'biasAct: relu must be a boolean, got number',
+      });
+      same((kk) => kk.reluBackward(f(4), f(3)), {
+        name: 'RangeError',
+        message: 'reluBackward: act has 3 elements, needs at least 4 (delta.length)',
+      });
+      same((kk) => kk.colSum(f(6), 2, 3, f(2)), {
+        name: 'RangeError',
+        message: 'colSum: out has 2 elements, needs at least 3 (n)',
+      });
+      same((kk) => kk.colSum(f(6), 2, 3, bad(undefined)), {
+        name: 'TypeError',
+        message: 'colSum: out must be a Float32Array, got undefined',
+      });
     });
 
     it('softmaxXent: label out of range, wrong label type, short arrays', () => {
@@ -424,35 +553,59 @@ function kernelSuite(p: Place): void {
       for (const l of [-1, 3]) {
         const labels = p.i32(2);
         labels.set([0, l]);
-        same((kk) => kk.softmaxXent(f(6), labels, 2, 3, 1, delta),
-          { name: 'RangeError', message: `softmaxXent: labels[1] = ${l} is out of range [0, 3)` });
+        same((kk) => kk.softmaxXent(f(6), labels, 2, 3, 1, delta), {
+          name: 'RangeError',
+          message: `softmaxXent: labels[1] = ${l} is out of range [0, 3)`,
+        });
       }
       assert.deepEqual(Array.from(delta), [9, 9, 9, 9, 9, 9]); // checked before any row is written
-      same((kk) => kk.softmaxXent(f(6), new Float32Array(2) as unknown as Int32Array, 2, 3, 1, delta),
-        { name: 'TypeError', message: 'softmaxXent: labels must be an Int32Array, got Float32Array' });
-      same((kk) => kk.softmaxXent(f(6), p.i32(1), 2, 3, 1, delta),
-        { name: 'RangeError', message: 'softmaxXent: labels has 1 elements, needs at least 2 (m)' });
-      same((kk) => kk.softmaxXent(f(6), p.i32(2), 2, 3, 1, f(5)),
-        { name: 'RangeError', message: 'softmaxXent: delta has 5 elements, needs at least 6 (m*n)' });
+      same((kk) => kk.softmaxXent(f(6), new Float32Array(2) as unknown as Int32Array, 2, 3, 1, delta), {
+        name: 'TypeError',
+        message: 'softmaxXent: labels must be an Int32Array, got Float32Array',
+      });
+      same((kk) => kk.softmaxXent(f(6), p.i32(1), 2, 3, 1, delta), {
+        name: 'RangeError',
+        message: 'softmaxXent: labels has 1 elements, needs at least 2 (m)',
+      });
+      same((kk) => kk.softmaxXent(f(6), p.i32(2), 2, 3, 1, f(5)), {
+        name: 'RangeError',
+        message: 'softmaxXent: delta has 5 elements, needs at least 6 (m*n)',
+      });
     });
 
     it('adam and sgd', () => {
-      same((kk) => kk.adam(f(4), f(3), f(4), f(4), 0.1, 0.9, 0.999, 1e-7, 1),
-        { name: 'RangeError', message: 'adam: g has 3 elements, needs at least 4 (w.length)' });
-      same((kk) => kk.adam(f(4), f(4), f(4), f(4), 0.1, 0.9, 0.999, 1e-7, 0),
-        { name: 'RangeError', message: 'adam: step must be a positive integer, got 0' });
-      same((kk) => kk.adam(f(4), f(4), f(4), f(4), 0.1, 0.9, 0.999, 1e-7, 1.5),
-        { name: 'RangeError', message: 'adam: step must be a positive integer, got 1.5' });
-      same((kk) => kk.sgd(f(4), f(4), 0.1, 0.9, null),
-        { name: 'TypeError', message: 'sgd: vel must be a Float32Array when momentum > 0, got null' });
-      same((kk) => kk.sgd(f(4), f(4), 0.1, 0.9, f(3)),
-        { name: 'RangeError', message: 'sgd: vel has 3 elements, needs at least 4 (w.length)' });
-      same((kk) => kk.sgd(f(4), f(4), bad('0.1') as unknown as number, 0, null),
-        { name: 'TypeError', message: 'sgd: lr must be a number, got string' });
-      same((kk) => kk.sgd(f(4), f(4), 0.1, -1, null),
-        { name: 'RangeError', message: /^sgd: momentum must be >= 0, got -1$/ });
-      same((kk) => kk.sgd(f(4), f(4), 0.1, NaN, null),
-        { name: 'RangeError', message: /^sgd: momentum must be >= 0, got NaN$/ });
+      same((kk) => kk.adam(f(4), f(3), f(4), f(4), 0.1, 0.9, 0.999, 1e-7, 1), {
+        name: 'RangeError',
+        message: 'adam: g has 3 elements, needs at least 4 (w.length)',
+      });
+      same((kk) => kk.adam(f(4), f(4), f(4), f(4), 0.1, 0.9, 0.999, 1e-7, 0), {
+        name: 'RangeError',
+        message: 'adam: step must be a positive integer, got 0',
+      });
+      same((kk) => kk.adam(f(4), f(4), f(4), f(4), 0.1, 0.9, 0.999, 1e-7, 1.5), {
+        name: 'RangeError',
+        message: 'adam: step must be a positive integer, got 1.5',
+      });
+      same((kk) => kk.sgd(f(4), f(4), 0.1, 0.9, null), {
+        name: 'TypeError',
+        message: 'sgd: vel must be a Float32Array when momentum > 0, got null',
+      });
+      same((kk) => kk.sgd(f(4), f(4), 0.1, 0.9, f(3)), {
+        name: 'RangeError',
+        message: 'sgd: vel has 3 elements, needs at least 4 (w.length)',
+      });
+      same((kk) => kk.sgd(f(4), f(4), bad('0.1') as unknown as number, 0, null), {
+        name: 'TypeError',
+        message: 'sgd: lr must be a number, got string',
+      });
+      same((kk) => kk.sgd(f(4), f(4), 0.1, -1, null), {
+        name: 'RangeError',
+        message: /^sgd: momentum must be >= 0, got -1$/,
+      });
+      same((kk) => kk.sgd(f(4), f(4), 0.1, NaN, null), {
+        name: 'RangeError',
+        message: /^sgd: momentum must be >= 0, got NaN$/,
+      });
     });
   });
 }
@@ -462,12 +615,17 @@ function agreementSuite(p: Place): void {
   const k = p.k;
 
   it('gemm at training size (32 x 128 x 784), all transposes', () => {
-    const m = 32, n = 128, kk = 784;
+    const m = 32,
+      n = 128,
+      kk = 784;
     const r = prng(11);
-    const a = rand(p, m * kk, r), b = rand(p, kk * n, r), c0 = rand(null, m * n, r);
+    const a = rand(p, m * kk, r),
+      b = rand(p, kk * n, r),
+      c0 = rand(null, m * n, r);
     for (const ta of [false, true]) {
       for (const tb of [false, true]) {
-        const x = clone(p, c0), y = c0.slice();
+        const x = clone(p, c0),
+          y = c0.slice();
         k.gemm(ta, tb, m, n, kk, 0.7, a, b, 0.3, x);
         jsKernels.gemm(ta, tb, m, n, kk, 0.7, a, b, 0.3, y);
         const ref = refGemm(ta, tb, m, n, kk, 0.7, a, b, 0.3, c0);
@@ -478,33 +636,50 @@ function agreementSuite(p: Place): void {
 
   it('elementwise kernels give identical bits (incl. adam)', () => {
     const r = prng(12);
-    const m = 50, n = 37;
-    const c0 = rand(null, m * n, r, -2, 2), bias = rand(p, n, r);
+    const m = 50,
+      n = 37;
+    const c0 = rand(null, m * n, r, -2, 2),
+      bias = rand(p, n, r);
     for (const relu of [false, true]) {
-      const x = clone(p, c0), y = c0.slice();
+      const x = clone(p, c0),
+        y = c0.slice();
       k.biasAct(x, bias, m, n, relu);
       jsKernels.biasAct(y, bias, m, n, relu);
       assert.deepEqual(Array.from(x), Array.from(y));
     }
-    const act = clone(p, c0.map((v) => v - 0.5));
-    const d1 = clone(p, c0), d2 = c0.slice();
+    const act = clone(
+      p,
+      c0.map((v) => v - 0.5),
+    );
+    const d1 = clone(p, c0),
+      d2 = c0.slice();
     k.reluBackward(d1, act);
     jsKernels.reluBackward(d2, act);
     assert.deepEqual(Array.from(d1), Array.from(d2));
-    const s1 = p.f32(n), s2 = new Float32Array(n);
+    const s1 = p.f32(n),
+      s2 = new Float32Array(n);
     k.colSum(clone(p, c0), m, n, s1);
     jsKernels.colSum(c0, m, n, s2);
     assert.deepEqual(Array.from(s1), Array.from(s2));
     const g = rand(p, m * n, r);
-    const w1 = clone(p, c0), v1 = p.f32(m * n), w2 = c0.slice(), v2 = new Float32Array(m * n);
+    const w1 = clone(p, c0),
+      v1 = p.f32(m * n),
+      w2 = c0.slice(),
+      v2 = new Float32Array(m * n);
     for (let s = 0; s < 3; s++) {
-      k.sgd(w1, g, 0.05, 0.9, v1); k.sgd(w1, g, 0.05, 0, null);
-      jsKernels.sgd(w2, g, 0.05, 0.9, v2); jsKernels.sgd(w2, g, 0.05, 0, null);
+      k.sgd(w1, g, 0.05, 0.9, v1);
+      k.sgd(w1, g, 0.05, 0, null);
+      jsKernels.sgd(w2, g, 0.05, 0.9, v2);
+      jsKernels.sgd(w2, g, 0.05, 0, null);
     }
     assert.deepEqual(Array.from(w1), Array.from(w2));
     assert.deepEqual(Array.from(v1), Array.from(v2));
-    const a1 = clone(p, c0), m1 = p.f32(m * n), q1 = p.f32(m * n);
-    const a2 = c0.slice(), m2 = new Float32Array(m * n), q2 = new Float32Array(m * n);
+    const a1 = clone(p, c0),
+      m1 = p.f32(m * n),
+      q1 = p.f32(m * n);
+    const a2 = c0.slice(),
+      m2 = new Float32Array(m * n),
+      q2 = new Float32Array(m * n);
     for (let s = 1; s <= 5; s++) {
       k.adam(a1, g, m1, q1, 0.001, 0.9, 0.999, 1e-7, s);
       jsKernels.adam(a2, g, m2, q2, 0.001, 0.9, 0.999, 1e-7, s);
@@ -516,10 +691,13 @@ function agreementSuite(p: Place): void {
 
   it('softmaxXent agrees to rounding', () => {
     const r = prng(13);
-    const m = 64, n = 10;
-    const logits = rand(p, m * n, r, -8, 8), labels = p.i32(m);
+    const m = 64,
+      n = 10;
+    const logits = rand(p, m * n, r, -8, 8),
+      labels = p.i32(m);
     for (let i = 0; i < m; i++) labels[i] = Math.floor(r() * n);
-    const d1 = p.f32(m * n), d2 = new Float32Array(m * n);
+    const d1 = p.f32(m * n),
+      d2 = new Float32Array(m * n);
     const x = k.softmaxXent(logits, labels, m, n, 1 / m, d1);
     const y = jsKernels.softmaxXent(logits, labels, m, n, 1 / m, d2);
     assert.equal(x.correct, y.correct);
@@ -566,7 +744,11 @@ if (!wasmBytes) {
     it('gemm larger than the scratch, all transposes, outside and mixed placements', () => {
       const pIn = inside(blocked);
       let seed = 500;
-      for (const [m, n, kk] of [[67, 301, 200], [130, 40, 700], [9, 1100, 33]]) {
+      for (const [m, n, kk] of [
+        [67, 301, 200],
+        [130, 40, 700],
+        [9, 1100, 33],
+      ]) {
         for (const ta of [false, true]) {
           for (const tb of [false, true]) {
             checkGemm(blocked, p, p, p, ta, tb, m, n, kk, 1.25, seed % 2 ? 0 : -0.5, seed++);
@@ -579,26 +761,50 @@ if (!wasmBytes) {
       }
     });
 
-    it('elementwise kernels and softmaxXent over many blocks give the JS kernels\' bits', () => {
+    it("elementwise kernels and softmaxXent over many blocks give the JS kernels' bits", () => {
       const r = prng(77);
       const len = 50_001;
-      const g = rand(null, len, r), w0 = rand(null, len, r);
-      const w1 = w0.slice(), w2 = w0.slice(), v1 = new Float32Array(len), v2 = new Float32Array(len);
-      const m1 = new Float32Array(len), m2 = new Float32Array(len), q1 = new Float32Array(len), q2 = new Float32Array(len);
-      blocked.sgd(w1, g, 0.1, 0.9, v1); jsKernels.sgd(w2, g, 0.1, 0.9, v2);
-      blocked.adam(w1, g, m1, q1, 0.01, 0.9, 0.999, 1e-7, 2); jsKernels.adam(w2, g, m2, q2, 0.01, 0.9, 0.999, 1e-7, 2);
-      blocked.reluBackward(w1, g); jsKernels.reluBackward(w2, g);
-      for (const [x, y] of [[w1, w2], [v1, v2], [m1, m2], [q1, q2]]) assert.deepEqual(Array.from(x), Array.from(y));
-      const m = 2001, n = 25;
-      const c1 = rand(null, m * n, r), c2 = c1.slice(), bias = rand(null, n, r);
-      blocked.biasAct(c1, bias, m, n, true); jsKernels.biasAct(c2, bias, m, n, true);
+      const g = rand(null, len, r),
+        w0 = rand(null, len, r);
+      const w1 = w0.slice(),
+        w2 = w0.slice(),
+        v1 = new Float32Array(len),
+        v2 = new Float32Array(len);
+      const m1 = new Float32Array(len),
+        m2 = new Float32Array(len),
+        q1 = new Float32Array(len),
+        q2 = new Float32Array(len);
+      blocked.sgd(w1, g, 0.1, 0.9, v1);
+      jsKernels.sgd(w2, g, 0.1, 0.9, v2);
+      blocked.adam(w1, g, m1, q1, 0.01, 0.9, 0.999, 1e-7, 2);
+      jsKernels.adam(w2, g, m2, q2, 0.01, 0.9, 0.999, 1e-7, 2);
+      blocked.reluBackward(w1, g);
+      jsKernels.reluBackward(w2, g);
+      for (const [x, y] of [
+        [w1, w2],
+        [v1, v2],
+        [m1, m2],
+        [q1, q2],
+      ])
+        assert.deepEqual(Array.from(x), Array.from(y));
+      const m = 2001,
+        n = 25;
+      const c1 = rand(null, m * n, r),
+        c2 = c1.slice(),
+        bias = rand(null, n, r);
+      blocked.biasAct(c1, bias, m, n, true);
+      jsKernels.biasAct(c2, bias, m, n, true);
       assert.deepEqual(Array.from(c1), Array.from(c2));
-      const s1 = new Float32Array(n), s2 = new Float32Array(n);
-      blocked.colSum(c1, m, n, s1); jsKernels.colSum(c2, m, n, s2);
+      const s1 = new Float32Array(n),
+        s2 = new Float32Array(n);
+      blocked.colSum(c1, m, n, s1);
+      jsKernels.colSum(c2, m, n, s2);
       assert.deepEqual(Array.from(s1), Array.from(s2));
       const labels = Int32Array.from({ length: m }, () => Math.floor(r() * n));
-      const d1 = new Float32Array(m * n), d2 = new Float32Array(m * n);
-      const x = blocked.softmaxXent(c1, labels, m, n, 1 / m, d1), y = jsKernels.softmaxXent(c2, labels, m, n, 1 / m, d2);
+      const d1 = new Float32Array(m * n),
+        d2 = new Float32Array(m * n);
+      const x = blocked.softmaxXent(c1, labels, m, n, 1 / m, d1),
+        y = jsKernels.softmaxXent(c2, labels, m, n, 1 / m, d2);
       assert.equal(x.correct, y.correct);
       assert.ok(Math.abs(x.loss - y.loss) <= 1e-12 * Math.abs(y.loss), `loss ${x.loss} vs ${y.loss}`);
       assertClose(d1, d2, () => 1e-9, 'softmax delta');
@@ -614,7 +820,8 @@ if (!wasmBytes) {
       k.reset();
       const before = k.generation;
       const n = (k.memory.buffer.byteLength >> 2) + 1; // one row needs more than the whole memory
-      const logits = new Float32Array(2 * n), delta = new Float32Array(2 * n);
+      const logits = new Float32Array(2 * n),
+        delta = new Float32Array(2 * n);
       logits[3] = 5;
       logits[n + 7] = 4;
       const got = k.softmaxXent(logits, new Int32Array([3, 0]), 2, n, 1, delta);
@@ -632,7 +839,8 @@ if (!wasmBytes) {
   describe('kernels: wasm-simd, mixed placements', () => {
     it('gemm with each of a, b, c inside or outside wasm memory', async () => {
       const k = await make();
-      const pi = inside(k), po = outside(k);
+      const pi = inside(k),
+        po = outside(k);
       let seed = 900;
       for (let mask = 0; mask < 8; mask++) {
         const [pa, pb, pc] = [mask & 1 ? pi : po, mask & 2 ? pi : po, mask & 4 ? pi : po];
@@ -649,14 +857,22 @@ if (!wasmBytes) {
       const k = await make();
       const r = prng(31);
       const len = 103;
-      const g = k.alloc(len), w = new Float32Array(len), vel = k.alloc(len);
-      for (let i = 0; i < len; i++) { g[i] = r() - 0.5; w[i] = r() - 0.5; }
-      const w2 = w.slice(), vel2 = new Float32Array(len);
+      const g = k.alloc(len),
+        w = new Float32Array(len),
+        vel = k.alloc(len);
+      for (let i = 0; i < len; i++) {
+        g[i] = r() - 0.5;
+        w[i] = r() - 0.5;
+      }
+      const w2 = w.slice(),
+        vel2 = new Float32Array(len);
       k.sgd(w, g, 0.1, 0.9, vel);
       jsKernels.sgd(w2, g, 0.1, 0.9, vel2);
       assert.deepEqual(Array.from(w), Array.from(w2));
       assert.deepEqual(Array.from(vel), Array.from(vel2));
-      const logits = k.alloc(30), labels = new Int32Array([1, 2, 0]), delta = new Float32Array(30);
+      const logits = k.alloc(30),
+        labels = new Int32Array([1, 2, 0]),
+        delta = new Float32Array(30);
       logits.set(rand(null, 30, r));
       const x = k.softmaxXent(logits, labels, 3, 10, 1, delta);
       const d2 = new Float32Array(30);
@@ -679,8 +895,10 @@ if (!wasmBytes) {
       const grown = k.memory.buffer.byteLength;
       assert.ok(grown >= size * 1.5 && grown - size >= 16 << 20, `grew from ${size} to ${grown} bytes`);
       assert.equal(a.length, 0, 'the old view is detached');
-      assert.throws(() => k.biasAct(a, k.alloc(100), 10, 100, false),
-        { name: 'RangeError', message: 'biasAct: c has 0 elements, needs at least 1000 (m*n)' });
+      assert.throws(() => k.biasAct(a, k.alloc(100), 10, 100, false), {
+        name: 'RangeError',
+        message: 'biasAct: c has 0 elements, needs at least 1000 (m*n)',
+      });
       const again = new Float32Array(k.memory.buffer, byteOffset, length);
       assert.ok(again.every((x) => x === 1.5));
       assert.equal(big.length, size / 4);
@@ -707,7 +925,14 @@ if (!wasmBytes) {
       // panel would run off the end of memory here and trap.
       const k = await make();
       let seed = 900;
-      for (const [m, n, kk] of [[5, 13, 7], [32, 128, 33], [33, 130, 9], [4, 8, 3], [1, 1, 1], [9, 7, 300]]) {
+      for (const [m, n, kk] of [
+        [5, 13, 7],
+        [32, 128, 33],
+        [33, 130, 9],
+        [4, 8, 3],
+        [1, 1, 1],
+        [9, 7, 300],
+      ]) {
         for (const ta of [false, true]) {
           for (const tb of [false, true]) {
             const r = prng(seed++);
@@ -735,9 +960,18 @@ if (!wasmBytes) {
 
     it('alloc validates its argument; instances are independent', async () => {
       const k = await make();
-      assert.throws(() => k.alloc(-1), { name: 'RangeError', message: 'alloc: length must be a non-negative integer, got -1' });
-      assert.throws(() => k.alloc(1.5), { name: 'RangeError', message: 'alloc: length must be a non-negative integer, got 1.5' });
-      assert.throws(() => k.allocInt('8' as unknown as number), { name: 'TypeError', message: 'allocInt: length must be a number, got string' });
+      assert.throws(() => k.alloc(-1), {
+        name: 'RangeError',
+        message: 'alloc: length must be a non-negative integer, got -1',
+      });
+      assert.throws(() => k.alloc(1.5), {
+        name: 'RangeError',
+        message: 'alloc: length must be a non-negative integer, got 1.5',
+      });
+      assert.throws(() => k.allocInt('8' as unknown as number), {
+        name: 'TypeError',
+        message: 'allocInt: length must be a number, got string',
+      });
       assert.throws(() => k.alloc(2 ** 31), { name: 'RangeError', message: /^alloc: / });
       assert.equal(k.alloc(0).length, 0);
       const other = await make();
@@ -747,8 +981,12 @@ if (!wasmBytes) {
     it('createWasmKernels rejects bad options and modules that are not the kernels', async () => {
       await assert.rejects(make(1000), { name: 'RangeError', message: /scratchBytes must be an integer/ });
       const empty = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
-      await assert.rejects(createWasmKernels(empty), { message: /not the EdgeFed kernels module \(no export 'heapBase'\)/ });
-      await assert.rejects(createWasmKernels(new Uint8Array([1, 2, 3])), { message: /^createWasmKernels: cannot instantiate/ });
+      await assert.rejects(createWasmKernels(empty), {
+        message: /not the EdgeFed kernels module \(no export 'heapBase'\)/,
+      });
+      await assert.rejects(createWasmKernels(new Uint8Array([1, 2, 3])), {
+        message: /^createWasmKernels: cannot instantiate/,
+      });
     });
   });
 
@@ -767,7 +1005,10 @@ if (!wasmBytes) {
     it('kernels-wasm.ts stays browser-safe (imports only the interface and the shared checks)', () => {
       const src = readFileSync(new URL('./kernels-wasm.ts', import.meta.url), 'utf8');
       const imports = src.match(/^\s*import\b.*$/gm) ?? [];
-      assert.deepEqual(imports, ["import type { Kernels } from './kernels.js';", "import { describe, checkAdam, checkBiasAct, checkColSum, checkGemm, checkReluBackward, checkSgd, checkSoftmaxXent } from './kernel-checks.js';"]);
+      assert.deepEqual(imports, [
+        "import type { Kernels } from './kernels.js';",
+        "import { describe, checkAdam, checkBiasAct, checkColSum, checkGemm, checkReluBackward, checkSgd, checkSoftmaxXent } from './kernel-checks.js';",
+      ]);
       assert.ok(!/\brequire\(|\bprocess\.|from 'node:/.test(src));
     });
   });

@@ -28,7 +28,16 @@
  * in the JS kernels; other partial overlaps between arguments are not supported (gemm rejects them).
  */
 import type { Kernels } from './kernels.js';
-import { describe, checkAdam, checkBiasAct, checkColSum, checkGemm, checkReluBackward, checkSgd, checkSoftmaxXent } from './kernel-checks.js';
+import {
+  describe,
+  checkAdam,
+  checkBiasAct,
+  checkColSum,
+  checkGemm,
+  checkReluBackward,
+  checkSgd,
+  checkSoftmaxXent,
+} from './kernel-checks.js';
 
 export interface WasmKernels extends Kernels {
   readonly name: 'wasm-simd';
@@ -54,21 +63,64 @@ interface KernelExports {
   memory: WebAssembly.Memory;
   heapBase(): number;
   gemmWorkBytes(): number;
-  gemm(transA: number, transB: number, m: number, n: number, k: number, alpha: number, a: number, lda: number,
-    b: number, ldb: number, beta: number, c: number, ldc: number, work: number): void;
+  gemm(
+    transA: number,
+    transB: number,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: number,
+    lda: number,
+    b: number,
+    ldb: number,
+    beta: number,
+    c: number,
+    ldc: number,
+    work: number,
+  ): void;
   biasAct(c: number, bias: number, m: number, n: number, relu: number): void;
   reluBackward(delta: number, act: number, len: number): void;
   colSum(a: number, m: number, n: number, out: number, init: number): void;
-  softmaxXent(logits: number, labels: number, m: number, n: number, scale: number, delta: number,
-    lossIn: number, correctIn: number): number;
+  softmaxXent(
+    logits: number,
+    labels: number,
+    m: number,
+    n: number,
+    scale: number,
+    delta: number,
+    lossIn: number,
+    correctIn: number,
+  ): number;
   softmaxCorrect(): number;
-  adam(w: number, g: number, m: number, v: number, len: number, lr: number, beta1: number, beta2: number,
-    eps: number, bc1: number, bc2: number): void;
+  adam(
+    w: number,
+    g: number,
+    m: number,
+    v: number,
+    len: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    bc1: number,
+    bc2: number,
+  ): void;
   sgd(w: number, g: number, len: number, lr: number, mu: number, vel: number): void;
 }
 
-const EXPORTED_FUNCTIONS = ['heapBase', 'gemmWorkBytes', 'gemm', 'biasAct', 'reluBackward', 'colSum', 'softmaxXent',
-  'softmaxCorrect', 'adam', 'sgd'] as const;
+const EXPORTED_FUNCTIONS = [
+  'heapBase',
+  'gemmWorkBytes',
+  'gemm',
+  'biasAct',
+  'reluBackward',
+  'colSum',
+  'softmaxXent',
+  'softmaxCorrect',
+  'adam',
+  'sgd',
+] as const;
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // wasm32: 4 GiB
@@ -80,7 +132,9 @@ const DEFAULT_SCRATCH = 4 << 20;
 // ---------- staging of arrays that live outside wasm memory ----------
 
 type Arr = Float32Array | Int32Array;
-const IN = 1, OUT = 2, INOUT = 3;
+const IN = 1,
+  OUT = 2,
+  INOUT = 3;
 
 /**
  * One argument of a wasm call: `rows` x `cols` elements of `arr` from element `start`, rows `ld`
@@ -127,11 +181,15 @@ function isPositiveInt(v: unknown): boolean {
  * Instantiates the kernels module (bytes of wasm/build/kernels.wasm, or an already compiled Module).
  * Rejects when the engine lacks WebAssembly SIMD or the bytes are not the kernels module.
  */
-export async function createWasmKernels(wasmBytes: BufferSource | WebAssembly.Module,
-  options: WasmKernelsOptions = {}): Promise<WasmKernels> {
+export async function createWasmKernels(
+  wasmBytes: BufferSource | WebAssembly.Module,
+  options: WasmKernelsOptions = {},
+): Promise<WasmKernels> {
   const scratchBytes = options.scratchBytes ?? DEFAULT_SCRATCH;
   if (!(isPositiveInt(scratchBytes) && scratchBytes >= 65536 && scratchBytes <= 1 << 30)) {
-    throw new RangeError(`createWasmKernels: scratchBytes must be an integer in [65536, 2^30], got ${String(scratchBytes)}`);
+    throw new RangeError(
+      `createWasmKernels: scratchBytes must be an integer in [65536, 2^30], got ${String(scratchBytes)}`,
+    );
   }
   // The module imports nothing; env.abort is only there so that a debug build (with assertions) links.
   const imports = {
@@ -143,18 +201,23 @@ export async function createWasmKernels(wasmBytes: BufferSource | WebAssembly.Mo
   };
   let instance: WebAssembly.Instance;
   try {
-    instance = wasmBytes instanceof WebAssembly.Module
-      ? await WebAssembly.instantiate(wasmBytes, imports)
-      : (await WebAssembly.instantiate(wasmBytes, imports)).instance;
+    instance =
+      wasmBytes instanceof WebAssembly.Module
+        ? await WebAssembly.instantiate(wasmBytes, imports)
+        : (await WebAssembly.instantiate(wasmBytes, imports)).instance;
   } catch (e) {
     const simd = wasmSimdSupported() ? '' : ' (this engine does not support WebAssembly SIMD)';
-    throw new Error(`createWasmKernels: cannot instantiate the kernels module${simd}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(
+      `createWasmKernels: cannot instantiate the kernels module${simd}: ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
   const ex = instance.exports as unknown as KernelExports;
   for (const f of EXPORTED_FUNCTIONS) {
-    if (typeof ex[f] !== 'function') throw new Error(`createWasmKernels: not the EdgeFed kernels module (no export '${f}')`);
+    if (typeof ex[f] !== 'function')
+      throw new Error(`createWasmKernels: not the EdgeFed kernels module (no export '${f}')`);
   }
-  if (!(ex.memory instanceof WebAssembly.Memory)) throw new Error("createWasmKernels: not the EdgeFed kernels module (no exported 'memory')");
+  if (!(ex.memory instanceof WebAssembly.Memory))
+    throw new Error("createWasmKernels: not the EdgeFed kernels module (no exported 'memory')");
   return build(ex, scratchBytes);
 }
 
@@ -197,7 +260,9 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
       try {
         memory.grow(needPages);
       } catch (e) {
-        throw new RangeError(`${fn}: wasm memory cannot grow to ${end} bytes: ${e instanceof Error ? e.message : String(e)}`);
+        throw new RangeError(
+          `${fn}: wasm memory cannot grow to ${end} bytes: ${e instanceof Error ? e.message : String(e)}`,
+        );
       }
     }
     refresh();
@@ -207,7 +272,7 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
 
   function allocBytes(fn: string, length: unknown): number {
     if (typeof length !== 'number') throw new TypeError(`${fn}: length must be a number, got ${describe(length)}`);
-    if (!(Number.isInteger(length) && length >= 0 && length <= MAX_PAGES * PAGE / 4)) {
+    if (!(Number.isInteger(length) && length >= 0 && length <= (MAX_PAGES * PAGE) / 4)) {
       throw new RangeError(`${fn}: length must be a non-negative integer, got ${length}`);
     }
     const ptr = top;
@@ -313,12 +378,23 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
 
   // ---------- the kernels ----------
 
-  function gemm(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
-    a: Float32Array, b: Float32Array, beta: number, c: Float32Array): void {
+  function gemm(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float32Array,
+    b: Float32Array,
+    beta: number,
+    c: Float32Array,
+  ): void {
     const fn = 'gemm';
     checkGemm(transA, transB, m, n, k, alpha, a, b, beta, c);
     if (m === 0 || n === 0) return;
-    const ta = transA ? 1 : 0, tb = transB ? 1 : 0;
+    const ta = transA ? 1 : 0,
+      tb = transB ? 1 : 0;
     if (alpha === 0 || k === 0) {
       // Only C is touched: scaled in place exactly as kernels-js does (A and B are not read).
       if (beta === 0) c.fill(0, 0, m * n);
@@ -327,11 +403,28 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
     }
     refresh();
     if (a.buffer === buf && b.buffer === buf && c.buffer === buf) {
-      ex.gemm(ta, tb, m, n, k, alpha, a.byteOffset, transA ? m : k, b.byteOffset, transB ? k : n, beta, c.byteOffset, n, work);
+      ex.gemm(
+        ta,
+        tb,
+        m,
+        n,
+        k,
+        alpha,
+        a.byteOffset,
+        transA ? m : k,
+        b.byteOffset,
+        transB ? k : n,
+        beta,
+        c.byteOffset,
+        n,
+        work,
+      );
       return;
     }
     const cMode = beta === 0 ? OUT : INOUT;
-    const aOut = outside(a), bOut = outside(b), cOut = outside(c);
+    const aOut = outside(a),
+      bOut = outside(b),
+      cOut = outside(c);
     // Blocks of C (mb x nb), each needing op(A) rows (mb x k), op(B) columns (k x nb) and the C block,
     // sized so that the copied ones fit the scratch together; B whole when it takes at most half.
     let nb = n;
@@ -339,7 +432,10 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
     if (nb > 8 && nb < n) nb -= nb % 8;
     let mb = rowsPerBlock((aOut ? k : 0) + (cOut ? nb : 0), bOut ? k * nb : 0);
     if (mb > 4 && mb < m) mb -= mb % 4;
-    if (nb < 1 || mb < 1) { nb = n; mb = m; } // a row does not fit: one block, past the heap top
+    if (nb < 1 || mb < 1) {
+      nb = n;
+      mb = m;
+    } // a row does not fit: one block, past the heap top
     mb = Math.min(mb, m);
     for (let j0 = 0; j0 < n; j0 += nb) {
       const nc = Math.min(nb, n - j0);
@@ -378,12 +474,21 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
   }
 
   /** Runs a flat elementwise kernel over [0, len) in blocks that fit the scratch. */
-  function flat(fn: string, arrays: Arr[], modes: number[], len: number, call: (ptrs: number[], n: number) => void): void {
+  function flat(
+    fn: string,
+    arrays: Arr[],
+    modes: number[],
+    len: number,
+    call: (ptrs: number[], n: number) => void,
+  ): void {
     refresh();
     let nOut = 0;
     for (const x of arrays) if (x.buffer !== buf) nOut++;
     if (nOut === 0) {
-      call(arrays.map((x) => x.byteOffset), len);
+      call(
+        arrays.map((x) => x.byteOffset),
+        len,
+      );
       return;
     }
     let blk = Math.floor(scratchFloats / nOut);
@@ -391,7 +496,12 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
     for (let s = 0; s < len; s += blk) {
       const cnt = Math.min(blk, len - s);
       const parts = arrays.map((x, i) => part(x, s, 1, cnt, cnt, modes[i]));
-      staged(parts, fn, () => call(parts.map((p) => p.ptr), cnt));
+      staged(parts, fn, () =>
+        call(
+          parts.map((p) => p.ptr),
+          cnt,
+        ),
+      );
     }
   }
 
@@ -425,8 +535,14 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
     } while (i0 < m);
   }
 
-  function softmaxXent(logits: Float32Array, labels: Int32Array, m: number, n: number, scale: number,
-    delta: Float32Array): { loss: number; correct: number } {
+  function softmaxXent(
+    logits: Float32Array,
+    labels: Int32Array,
+    m: number,
+    n: number,
+    scale: number,
+    delta: Float32Array,
+  ): { loss: number; correct: number } {
     const fn = 'softmaxXent';
     checkSoftmaxXent(logits, labels, m, n, scale, delta);
     if (m === 0) return { loss: 0, correct: 0 };
@@ -452,8 +568,17 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
     return { loss, correct };
   }
 
-  function adam(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number,
-    beta1: number, beta2: number, eps: number, step: number): void {
+  function adam(
+    w: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    step: number,
+  ): void {
     const fn = 'adam';
     checkAdam(w, g, m, v, lr, beta1, beta2, eps, step);
     const len = w.length;
@@ -461,8 +586,9 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
     // Bias corrections with this engine's Math.pow, as the JS kernel computes them.
     const bc1 = 1 - Math.pow(beta1, step);
     const bc2 = 1 - Math.pow(beta2, step);
-    flat(fn, [w, g, m, v], [INOUT, IN, INOUT, INOUT], len,
-      (p, n) => ex.adam(p[0], p[1], p[2], p[3], n, lr, beta1, beta2, eps, bc1, bc2));
+    flat(fn, [w, g, m, v], [INOUT, IN, INOUT, INOUT], len, (p, n) =>
+      ex.adam(p[0], p[1], p[2], p[3], n, lr, beta1, beta2, eps, bc1, bc2),
+    );
   }
 
   function sgd(w: Float32Array, g: Float32Array, lr: number, momentum: number, vel: Float32Array | null): void {
@@ -510,12 +636,38 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
 /** Whether this engine compiles WebAssembly SIMD (a module with one v128 function). */
 export function wasmSimdSupported(): boolean {
   try {
-    return WebAssembly.validate(new Uint8Array([
-      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
-      0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type: () -> v128
-      0x03, 0x02, 0x01, 0x00, // one function of type 0
-      0x0a, 0x16, 0x01, 0x14, 0x00, 0xfd, 0x0c, ...new Array<number>(16).fill(0), 0x0b, // v128.const 0
-    ]));
+    return WebAssembly.validate(
+      new Uint8Array([
+        0x00,
+        0x61,
+        0x73,
+        0x6d,
+        0x01,
+        0x00,
+        0x00,
+        0x00, // magic, version
+        0x01,
+        0x05,
+        0x01,
+        0x60,
+        0x00,
+        0x01,
+        0x7b, // type: () -> v128
+        0x03,
+        0x02,
+        0x01,
+        0x00, // one function of type 0
+        0x0a,
+        0x16,
+        0x01,
+        0x14,
+        0x00,
+        0xfd,
+        0x0c,
+        ...new Array<number>(16).fill(0),
+        0x0b, // v128.const 0
+      ]),
+    );
   } catch {
     return false;
   }

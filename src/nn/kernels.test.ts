@@ -25,24 +25,41 @@ function view(data: Float32Array, offset: number): { v: Float32Array; guardsInta
   return {
     v,
     guardsIntact: () => {
-      for (let i = 0; i < base.length; i++) if ((i < offset || i >= offset + data.length) && base[i] !== GUARD) return false;
+      for (let i = 0; i < base.length; i++)
+        if ((i < offset || i >= offset + data.length) && base[i] !== GUARD) return false;
       return true;
     },
   };
 }
 
 /** Asserts |actual[i] - expected[i]| <= tol(i) for every i, naming the first element that is not. */
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: (i: number) => number, what: string): void {
+function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: (i: number) => number,
+  what: string,
+): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
   for (let i = 0; i < expected.length; i++) {
     const d = Math.abs(actual[i] - expected[i]);
-    if (!(d <= tol(i))) assert.fail(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]} (|diff| ${d} > ${tol(i)})`);
+    if (!(d <= tol(i)))
+      assert.fail(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]} (|diff| ${d} > ${tol(i)})`);
   }
 }
 
 /** Plain float64 gemm with, per element, the sum of |terms| that bounds float32 rounding error. */
-function refGemm(ta: boolean, tb: boolean, m: number, n: number, k: number, alpha: number, a: Float32Array,
-  b: Float32Array, beta: number, c: Float32Array): { out: Float64Array; mag: Float64Array } {
+function refGemm(
+  ta: boolean,
+  tb: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  b: Float32Array,
+  beta: number,
+  c: Float32Array,
+): { out: Float64Array; mag: Float64Array } {
   const out = new Float64Array(m * n);
   const mag = new Float64Array(m * n);
   for (let i = 0; i < m; i++) {
@@ -69,8 +86,17 @@ function refGemm(ta: boolean, tb: boolean, m: number, n: number, k: number, alph
  */
 const gemmTol = (mag: Float64Array) => (i: number) => 1e-5 + 1e-5 * mag[i];
 
-function checkGemm(k: Kernels, ta: boolean, tb: boolean, m: number, n: number, kk: number, alpha: number,
-  beta: number, seed: number): void {
+function checkGemm(
+  k: Kernels,
+  ta: boolean,
+  tb: boolean,
+  m: number,
+  n: number,
+  kk: number,
+  alpha: number,
+  beta: number,
+  seed: number,
+): void {
   const r = prng(seed);
   const a = view(rand(m * kk, r), 3);
   const b = view(rand(kk * n, r), 5);
@@ -100,8 +126,22 @@ function refSoftmaxXent(logits: Float32Array, labels: Int32Array, m: number, n: 
 // ---------- the suite both implementations run ----------
 
 function kernelSuite(k: Kernels): void {
-  const shapes: [number, number, number][] = [[1, 1, 1], [1, 1, 5], [3, 5, 7], [7, 3, 5], [1, 9, 4], [6, 1, 8], [5, 4, 1], [17, 33, 65]];
-  const coefficients: [number, number][] = [[1, 0], [0.5, -2], [1, 1], [-1.5, 0.25]];
+  const shapes: [number, number, number][] = [
+    [1, 1, 1],
+    [1, 1, 5],
+    [3, 5, 7],
+    [7, 3, 5],
+    [1, 9, 4],
+    [6, 1, 8],
+    [5, 4, 1],
+    [17, 33, 65],
+  ];
+  const coefficients: [number, number][] = [
+    [1, 0],
+    [0.5, -2],
+    [1, 1],
+    [-1.5, 0.25],
+  ];
 
   describe('gemm', () => {
     for (const ta of [false, true]) {
@@ -116,14 +156,20 @@ function kernelSuite(k: Kernels): void {
     }
 
     it('property: random small shapes, transposes and coefficients match the float64 reference', () => {
-      fc.assert(fc.property(
-        fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 24 }),
-        fc.boolean(), fc.boolean(),
-        fc.double({ min: -2, max: 2, noNaN: true }),
-        fc.oneof(fc.constant(0), fc.constant(1), fc.double({ min: -2, max: 2, noNaN: true })),
-        fc.integer({ min: 0, max: 0x7fffffff }),
-        (m, n, kk, ta, tb, alpha, beta, seed) => checkGemm(k, ta, tb, m, n, kk, alpha, beta, seed),
-      ), { numRuns: 300 });
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 12 }),
+          fc.integer({ min: 1, max: 12 }),
+          fc.integer({ min: 1, max: 24 }),
+          fc.boolean(),
+          fc.boolean(),
+          fc.double({ min: -2, max: 2, noNaN: true }),
+          fc.oneof(fc.constant(0), fc.constant(1), fc.double({ min: -2, max: 2, noNaN: true })),
+          fc.integer({ min: 0, max: 0x7fffffff }),
+          (m, n, kk, ta, tb, alpha, beta, seed) => checkGemm(k, ta, tb, m, n, kk, alpha, beta, seed),
+        ),
+        { numRuns: 300 },
+      );
     });
 
     it('beta = 0 overwrites C without reading it (NaN in C does not leak)', () => {
@@ -148,7 +194,11 @@ function kernelSuite(k: Kernels): void {
   describe('elementwise', () => {
     for (const relu of [false, true]) {
       it(`biasAct relu=${relu}: float32-exact, in place on an offset view`, () => {
-        for (const [m, n] of [[1, 1], [4, 7], [9, 33]]) {
+        for (const [m, n] of [
+          [1, 1],
+          [4, 7],
+          [9, 33],
+        ]) {
           const r = prng(m * 100 + n);
           const c0 = rand(m * n, r, -2, 2);
           const bias = view(rand(n, r), 2);
@@ -177,13 +227,21 @@ function kernelSuite(k: Kernels): void {
     });
 
     it('colSum sums the rows (overwriting out); m = 0 gives zeros', () => {
-      for (const [m, n] of [[1, 1], [13, 9], [64, 10]]) {
+      for (const [m, n] of [
+        [1, 1],
+        [13, 9],
+        [64, 10],
+      ]) {
         const a = rand(m * n, prng(m + n), -3, 3);
         const out = view(new Float32Array(n).fill(7), 2);
         k.colSum(a, m, n, out.v);
         const want = new Float64Array(n);
         const mag = new Float64Array(n);
-        for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) { want[j] += a[i * n + j]; mag[j] += Math.abs(a[i * n + j]); }
+        for (let i = 0; i < m; i++)
+          for (let j = 0; j < n; j++) {
+            want[j] += a[i * n + j];
+            mag[j] += Math.abs(a[i * n + j]);
+          }
         // Float32 running sums: error grows with m and the magnitude summed.
         assertClose(out.v, want, (j) => 1e-6 + 1e-6 * mag[j], `colSum m=${m} n=${n}`);
         assert.ok(out.guardsIntact());
@@ -196,7 +254,9 @@ function kernelSuite(k: Kernels): void {
 
   describe('softmaxXent', () => {
     it('loss, delta and correct match the float64 reference', () => {
-      const m = 6, n = 10, scale = 1 / 6;
+      const m = 6,
+        n = 10,
+        scale = 1 / 6;
       const r = prng(42);
       const logits = view(rand(m * n, r, -5, 5), 1);
       const labels = Int32Array.from({ length: m }, () => Math.floor(r() * n));
@@ -248,18 +308,27 @@ function kernelSuite(k: Kernels): void {
 
   describe('optimizers', () => {
     it('adam over 3 steps matches the float64 reference', () => {
-      const len = 37, lr = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-7;
+      const len = 37,
+        lr = 0.01,
+        b1 = 0.9,
+        b2 = 0.999,
+        eps = 1e-7;
       const r = prng(3);
-      const w = rand(len, r), m = new Float32Array(len), v = new Float32Array(len);
-      const rw = Float64Array.from(w), rm = new Float64Array(len), rv = new Float64Array(len);
+      const w = rand(len, r),
+        m = new Float32Array(len),
+        v = new Float32Array(len);
+      const rw = Float64Array.from(w),
+        rm = new Float64Array(len),
+        rv = new Float64Array(len);
       for (let step = 1; step <= 3; step++) {
         const g = rand(len, r, -2, 2);
         k.adam(w, g, m, v, lr, b1, b2, eps, step);
         for (let i = 0; i < len; i++) {
           rm[i] = b1 * rm[i] + (1 - b1) * g[i];
           rv[i] = b2 * rv[i] + (1 - b2) * g[i] * g[i];
-          const mhat = rm[i] / (1 - b1 ** step), vhat = rv[i] / (1 - b2 ** step);
-          rw[i] -= lr * mhat / (Math.sqrt(vhat) + eps);
+          const mhat = rm[i] / (1 - b1 ** step),
+            vhat = rv[i] / (1 - b2 ** step);
+          rw[i] -= (lr * mhat) / (Math.sqrt(vhat) + eps);
         }
       }
       // Only float32 storage of w, m, v separates the two: relative 1e-6 is ~10 ulp.
@@ -270,7 +339,8 @@ function kernelSuite(k: Kernels): void {
 
     it('sgd without momentum: w -= lr g, float32-exact; vel may be null', () => {
       const r = prng(5);
-      const w = rand(20, r), g = rand(20, r);
+      const w = rand(20, r),
+        g = rand(20, r);
       const want = w.map((x, i) => Math.fround(x - 0.1 * g[i]));
       k.sgd(w, g, 0.1, 0, null);
       assert.deepEqual(w, want);
@@ -278,13 +348,20 @@ function kernelSuite(k: Kernels): void {
 
     it('sgd with momentum over 3 steps: v = mu v + g; w -= lr v', () => {
       const r = prng(6);
-      const len = 25, lr = 0.05, mu = 0.9;
-      const w = rand(len, r), vel = view(new Float32Array(len), 1);
-      const rw = Float64Array.from(w), rv = new Float64Array(len);
+      const len = 25,
+        lr = 0.05,
+        mu = 0.9;
+      const w = rand(len, r),
+        vel = view(new Float32Array(len), 1);
+      const rw = Float64Array.from(w),
+        rv = new Float64Array(len);
       for (let s = 0; s < 3; s++) {
         const g = rand(len, r);
         k.sgd(w, g, lr, mu, vel.v);
-        for (let i = 0; i < len; i++) { rv[i] = mu * rv[i] + g[i]; rw[i] -= lr * rv[i]; }
+        for (let i = 0; i < len; i++) {
+          rv[i] = mu * rv[i] + g[i];
+          rw[i] -= lr * rv[i];
+        }
       }
       assertClose(w, rw, (i) => 1e-6 * (1 + Math.abs(rw[i])), 'sgd w');
       assertClose(vel.v, rv, (i) => 1e-6 * (1 + Math.abs(rv[i])), 'sgd vel');
@@ -297,73 +374,125 @@ function kernelSuite(k: Kernels): void {
     const bad = (v: unknown) => v as Float32Array;
 
     it('gemm', () => {
-      assert.throws(() => k.gemm(false, false, 2, 2, 2, 1, bad(new Float64Array(4)), f(4), 0, f(4)),
-        { name: 'TypeError', message: 'gemm: a must be a Float32Array, got Float64Array' });
-      assert.throws(() => k.gemm(false, false, 2, 2, 2, 1, f(4), bad([1, 2, 3, 4]), 0, f(4)),
-        { name: 'TypeError', message: 'gemm: b must be a Float32Array, got Array' });
-      assert.throws(() => k.gemm(false, false, 2, 2, 2, 1, f(4), f(4), 0, bad(null)),
-        { name: 'TypeError', message: 'gemm: c must be a Float32Array, got null' });
-      assert.throws(() => k.gemm(false, false, 2, 3, 2, 1, f(4), f(6), 0, f(5)),
-        { name: 'RangeError', message: 'gemm: c has 5 elements, needs at least 6 (m*n)' });
-      assert.throws(() => k.gemm(true, false, 3, 2, 2, 1, f(5), f(4), 0, f(6)),
-        { name: 'RangeError', message: 'gemm: a has 5 elements, needs at least 6 (m*k)' });
-      assert.throws(() => k.gemm(false, true, 2, 2, 3, 1, f(6), f(5).subarray(1), 0, f(4)),
-        { name: 'RangeError', message: 'gemm: b has 4 elements, needs at least 6 (k*n)' });
-      assert.throws(() => k.gemm(false, false, -1, 2, 2, 1, f(4), f(4), 0, f(4)),
-        { name: 'RangeError', message: /^gemm: m must be a non-negative integer, got -1$/ });
-      assert.throws(() => k.gemm(false, false, 2, 1.5, 2, 1, f(4), f(4), 0, f(4)),
-        { name: 'RangeError', message: /^gemm: n must be a non-negative integer, got 1.5$/ });
-      assert.throws(() => k.gemm(bad('yes') as unknown as boolean, false, 2, 2, 2, 1, f(4), f(4), 0, f(4)),
-        { name: 'TypeError', message: 'gemm: transA must be a boolean, got string' });
+      assert.throws(() => k.gemm(false, false, 2, 2, 2, 1, bad(new Float64Array(4)), f(4), 0, f(4)), {
+        name: 'TypeError',
+        message: 'gemm: a must be a Float32Array, got Float64Array',
+      });
+      assert.throws(() => k.gemm(false, false, 2, 2, 2, 1, f(4), bad([1, 2, 3, 4]), 0, f(4)), {
+        name: 'TypeError',
+        message: 'gemm: b must be a Float32Array, got Array',
+      });
+      assert.throws(() => k.gemm(false, false, 2, 2, 2, 1, f(4), f(4), 0, bad(null)), {
+        name: 'TypeError',
+        message: 'gemm: c must be a Float32Array, got null',
+      });
+      assert.throws(() => k.gemm(false, false, 2, 3, 2, 1, f(4), f(6), 0, f(5)), {
+        name: 'RangeError',
+        message: 'gemm: c has 5 elements, needs at least 6 (m*n)',
+      });
+      assert.throws(() => k.gemm(true, false, 3, 2, 2, 1, f(5), f(4), 0, f(6)), {
+        name: 'RangeError',
+        message: 'gemm: a has 5 elements, needs at least 6 (m*k)',
+      });
+      assert.throws(() => k.gemm(false, true, 2, 2, 3, 1, f(6), f(5).subarray(1), 0, f(4)), {
+        name: 'RangeError',
+        message: 'gemm: b has 4 elements, needs at least 6 (k*n)',
+      });
+      assert.throws(() => k.gemm(false, false, -1, 2, 2, 1, f(4), f(4), 0, f(4)), {
+        name: 'RangeError',
+        message: /^gemm: m must be a non-negative integer, got -1$/,
+      });
+      assert.throws(() => k.gemm(false, false, 2, 1.5, 2, 1, f(4), f(4), 0, f(4)), {
+        name: 'RangeError',
+        message: /^gemm: n must be a non-negative integer, got 1.5$/,
+      });
+      assert.throws(() => k.gemm(bad('yes') as unknown as boolean, false, 2, 2, 2, 1, f(4), f(4), 0, f(4)), {
+        name: 'TypeError',
+        message: 'gemm: transA must be a boolean, got string',
+      });
       const buf = f(8);
-      assert.throws(() => k.gemm(false, false, 2, 2, 2, 1, buf.subarray(0, 4), f(4), 0, buf.subarray(2, 6)),
-        { name: 'RangeError', message: 'gemm: c must not overlap a or b' });
+      assert.throws(() => k.gemm(false, false, 2, 2, 2, 1, buf.subarray(0, 4), f(4), 0, buf.subarray(2, 6)), {
+        name: 'RangeError',
+        message: 'gemm: c must not overlap a or b',
+      });
       assert.deepEqual(buf, f(8));
     });
 
     it('biasAct, reluBackward, colSum', () => {
-      assert.throws(() => k.biasAct(f(6), f(2), 2, 3, false),
-        { name: 'RangeError', message: 'biasAct: bias has 2 elements, needs at least 3 (n)' });
-      assert.throws(() => k.biasAct(f(5), f(3), 2, 3, true),
-        { name: 'RangeError', message: 'biasAct: c has 5 elements, needs at least 6 (m*n)' });
-      assert.throws(() => k.biasAct(bad(new Int32Array(6)), f(3), 2, 3, true),
-        { name: 'TypeError', message: 'biasAct: c must be a Float32Array, got Int32Array' });
-      assert.throws(() => k.reluBackward(f(4), f(3)),
-        { name: 'RangeError', message: 'reluBackward: act has 3 elements, needs at least 4 (delta.length)' });
-      assert.throws(() => k.colSum(f(6), 2, 3, f(2)),
-        { name: 'RangeError', message: 'colSum: out has 2 elements, needs at least 3 (n)' });
-      assert.throws(() => k.colSum(f(6), 2, 3, bad(undefined)),
-        { name: 'TypeError', message: 'colSum: out must be a Float32Array, got undefined' });
+      assert.throws(() => k.biasAct(f(6), f(2), 2, 3, false), {
+        name: 'RangeError',
+        message: 'biasAct: bias has 2 elements, needs at least 3 (n)',
+      });
+      assert.throws(() => k.biasAct(f(5), f(3), 2, 3, true), {
+        name: 'RangeError',
+        message: 'biasAct: c has 5 elements, needs at least 6 (m*n)',
+      });
+      assert.throws(() => k.biasAct(bad(new Int32Array(6)), f(3), 2, 3, true), {
+        name: 'TypeError',
+        message: 'biasAct: c must be a Float32Array, got Int32Array',
+      });
+      assert.throws(() => k.reluBackward(f(4), f(3)), {
+        name: 'RangeError',
+        message: 'reluBackward: act has 3 elements, needs at least 4 (delta.length)',
+      });
+      assert.throws(() => k.colSum(f(6), 2, 3, f(2)), {
+        name: 'RangeError',
+        message: 'colSum: out has 2 elements, needs at least 3 (n)',
+      });
+      assert.throws(() => k.colSum(f(6), 2, 3, bad(undefined)), {
+        name: 'TypeError',
+        message: 'colSum: out must be a Float32Array, got undefined',
+      });
     });
 
     it('softmaxXent: label out of range, wrong label type, short arrays', () => {
       const delta = f(6).fill(9);
       for (const l of [-1, 3]) {
-        assert.throws(() => k.softmaxXent(f(6), new Int32Array([0, l]), 2, 3, 1, delta),
-          { name: 'RangeError', message: `softmaxXent: labels[1] = ${l} is out of range [0, 3)` });
+        assert.throws(() => k.softmaxXent(f(6), new Int32Array([0, l]), 2, 3, 1, delta), {
+          name: 'RangeError',
+          message: `softmaxXent: labels[1] = ${l} is out of range [0, 3)`,
+        });
       }
       assert.deepEqual(delta, f(6).fill(9)); // checked before any row is written
-      assert.throws(() => k.softmaxXent(f(6), new Float32Array(2) as unknown as Int32Array, 2, 3, 1, delta),
-        { name: 'TypeError', message: 'softmaxXent: labels must be an Int32Array, got Float32Array' });
-      assert.throws(() => k.softmaxXent(f(6), new Int32Array(1), 2, 3, 1, delta),
-        { name: 'RangeError', message: 'softmaxXent: labels has 1 elements, needs at least 2 (m)' });
-      assert.throws(() => k.softmaxXent(f(6), new Int32Array(2), 2, 3, 1, f(5)),
-        { name: 'RangeError', message: 'softmaxXent: delta has 5 elements, needs at least 6 (m*n)' });
+      assert.throws(() => k.softmaxXent(f(6), new Float32Array(2) as unknown as Int32Array, 2, 3, 1, delta), {
+        name: 'TypeError',
+        message: 'softmaxXent: labels must be an Int32Array, got Float32Array',
+      });
+      assert.throws(() => k.softmaxXent(f(6), new Int32Array(1), 2, 3, 1, delta), {
+        name: 'RangeError',
+        message: 'softmaxXent: labels has 1 elements, needs at least 2 (m)',
+      });
+      assert.throws(() => k.softmaxXent(f(6), new Int32Array(2), 2, 3, 1, f(5)), {
+        name: 'RangeError',
+        message: 'softmaxXent: delta has 5 elements, needs at least 6 (m*n)',
+      });
     });
 
     it('adam and sgd', () => {
-      assert.throws(() => k.adam(f(4), f(3), f(4), f(4), 0.1, 0.9, 0.999, 1e-7, 1),
-        { name: 'RangeError', message: 'adam: g has 3 elements, needs at least 4 (w.length)' });
-      assert.throws(() => k.adam(f(4), f(4), f(4), f(4), 0.1, 0.9, 0.999, 1e-7, 0),
-        { name: 'RangeError', message: 'adam: step must be a positive integer, got 0' });
-      assert.throws(() => k.sgd(f(4), f(4), 0.1, 0.9, null),
-        { name: 'TypeError', message: 'sgd: vel must be a Float32Array when momentum > 0, got null' });
-      assert.throws(() => k.sgd(f(4), f(4), 0.1, 0.9, f(3)),
-        { name: 'RangeError', message: 'sgd: vel has 3 elements, needs at least 4 (w.length)' });
-      assert.throws(() => k.sgd(f(4), f(4), bad('0.1') as unknown as number, 0, null),
-        { name: 'TypeError', message: 'sgd: lr must be a number, got string' });
-      assert.throws(() => k.sgd(f(4), f(4), 0.1, -1, null),
-        { name: 'RangeError', message: /^sgd: momentum must be >= 0, got -1$/ });
+      assert.throws(() => k.adam(f(4), f(3), f(4), f(4), 0.1, 0.9, 0.999, 1e-7, 1), {
+        name: 'RangeError',
+        message: 'adam: g has 3 elements, needs at least 4 (w.length)',
+      });
+      assert.throws(() => k.adam(f(4), f(4), f(4), f(4), 0.1, 0.9, 0.999, 1e-7, 0), {
+        name: 'RangeError',
+        message: 'adam: step must be a positive integer, got 0',
+      });
+      assert.throws(() => k.sgd(f(4), f(4), 0.1, 0.9, null), {
+        name: 'TypeError',
+        message: 'sgd: vel must be a Float32Array when momentum > 0, got null',
+      });
+      assert.throws(() => k.sgd(f(4), f(4), 0.1, 0.9, f(3)), {
+        name: 'RangeError',
+        message: 'sgd: vel has 3 elements, needs at least 4 (w.length)',
+      });
+      assert.throws(() => k.sgd(f(4), f(4), bad('0.1') as unknown as number, 0, null), {
+        name: 'TypeError',
+        message: 'sgd: lr must be a number, got string',
+      });
+      assert.throws(() => k.sgd(f(4), f(4), 0.1, -1, null), {
+        name: 'RangeError',
+        message: /^sgd: momentum must be >= 0, got -1$/,
+      });
     });
   });
 }
@@ -388,12 +517,20 @@ if (native) {
     const both = <T>(run: (k: Kernels) => T): [T, T] => [run(native), run(jsKernels)];
 
     it('gemm at training size (32 x 128 x 784), all transposes', () => {
-      const m = 32, n = 128, kk = 784;
+      const m = 32,
+        n = 128,
+        kk = 784;
       const r = prng(11);
-      const a = rand(m * kk, r), b = rand(kk * n, r), c0 = rand(m * n, r);
+      const a = rand(m * kk, r),
+        b = rand(kk * n, r),
+        c0 = rand(m * n, r);
       for (const ta of [false, true]) {
         for (const tb of [false, true]) {
-          const [x, y] = both((k) => { const c = c0.slice(); k.gemm(ta, tb, m, n, kk, 0.7, a, b, 0.3, c); return c; });
+          const [x, y] = both((k) => {
+            const c = c0.slice();
+            k.gemm(ta, tb, m, n, kk, 0.7, a, b, 0.3, c);
+            return c;
+          });
           const ref = refGemm(ta, tb, m, n, kk, 0.7, a, b, 0.3, c0);
           assertClose(x, y, gemmTol(ref.mag), `native vs js gemm(${ta}, ${tb})`);
         }
@@ -402,21 +539,39 @@ if (native) {
 
     it('elementwise kernels give identical bits', () => {
       const r = prng(12);
-      const m = 50, n = 37;
-      const c0 = rand(m * n, r, -2, 2), bias = rand(n, r);
+      const m = 50,
+        n = 37;
+      const c0 = rand(m * n, r, -2, 2),
+        bias = rand(n, r);
       for (const relu of [false, true]) {
-        const [x, y] = both((k) => { const c = c0.slice(); k.biasAct(c, bias, m, n, relu); return c; });
+        const [x, y] = both((k) => {
+          const c = c0.slice();
+          k.biasAct(c, bias, m, n, relu);
+          return c;
+        });
         assert.deepEqual(x, y);
       }
       const act = c0.map((v) => v - 0.5);
-      const [d1, d2] = both((k) => { const d = c0.slice(); k.reluBackward(d, act); return d; });
+      const [d1, d2] = both((k) => {
+        const d = c0.slice();
+        k.reluBackward(d, act);
+        return d;
+      });
       assert.deepEqual(d1, d2);
-      const [s1, s2] = both((k) => { const o = new Float32Array(n); k.colSum(c0, m, n, o); return o; });
+      const [s1, s2] = both((k) => {
+        const o = new Float32Array(n);
+        k.colSum(c0, m, n, o);
+        return o;
+      });
       assert.deepEqual(s1, s2);
       const g = rand(m * n, r);
       const [w1, w2] = both((k) => {
-        const w = c0.slice(), vel = new Float32Array(m * n);
-        for (let s = 0; s < 3; s++) { k.sgd(w, g, 0.05, 0.9, vel); k.sgd(w, g, 0.05, 0, null); }
+        const w = c0.slice(),
+          vel = new Float32Array(m * n);
+        for (let s = 0; s < 3; s++) {
+          k.sgd(w, g, 0.05, 0.9, vel);
+          k.sgd(w, g, 0.05, 0, null);
+        }
         return [w, vel];
       });
       assert.deepEqual(w1, w2);
@@ -424,15 +579,23 @@ if (native) {
 
     it('softmaxXent and adam agree to rounding', () => {
       const r = prng(13);
-      const m = 64, n = 10;
-      const logits = rand(m * n, r, -8, 8), labels = Int32Array.from({ length: m }, () => Math.floor(r() * n));
-      const [x, y] = both((k) => { const d = new Float32Array(m * n); return { ...k.softmaxXent(logits, labels, m, n, 1 / m, d), d }; });
+      const m = 64,
+        n = 10;
+      const logits = rand(m * n, r, -8, 8),
+        labels = Int32Array.from({ length: m }, () => Math.floor(r() * n));
+      const [x, y] = both((k) => {
+        const d = new Float32Array(m * n);
+        return { ...k.softmaxXent(logits, labels, m, n, 1 / m, d), d };
+      });
       assert.equal(x.correct, y.correct);
       assert.ok(Math.abs(x.loss - y.loss) <= 1e-12 * Math.abs(y.loss), `loss ${x.loss} vs ${y.loss}`);
       assertClose(x.d, y.d, () => 1e-9, 'softmax delta');
-      const w0 = rand(1000, r), g = rand(1000, r);
+      const w0 = rand(1000, r),
+        g = rand(1000, r);
       const [a1, a2] = both((k) => {
-        const w = w0.slice(), mm = new Float32Array(1000), v = new Float32Array(1000);
+        const w = w0.slice(),
+          mm = new Float32Array(1000),
+          v = new Float32Array(1000);
         for (let s = 1; s <= 5; s++) k.adam(w, g, mm, v, 0.001, 0.9, 0.999, 1e-7, s);
         return w;
       });
@@ -468,7 +631,11 @@ describe('getKernels', () => {
   it("'native' gives the addon, or a clear error when it is not built", () => {
     withEnv(undefined, () => {
       if (loadNativeKernels()) assert.equal(getKernels('native').name, 'native-openblas');
-      else assert.throws(() => getKernels('native'), /native kernels requested \(getKernels\('native'\)\) but unavailable: .*build-native/);
+      else
+        assert.throws(
+          () => getKernels('native'),
+          /native kernels requested \(getKernels\('native'\)\) but unavailable: .*build-native/,
+        );
     });
   });
 
@@ -481,13 +648,18 @@ describe('getKernels', () => {
       if (loadNativeKernels()) assert.equal(getKernels('js').name, 'native-openblas');
       else assert.throws(() => getKernels('js'), /native kernels requested \(EDGEFED_KERNELS=native\) but unavailable/);
     });
-    withEnv('gpu', () => assert.throws(() => getKernels(), /EDGEFED_KERNELS must be one of native, wasm, js, auto; got 'gpu'/));
+    withEnv('gpu', () =>
+      assert.throws(() => getKernels(), /EDGEFED_KERNELS must be one of native, wasm, js, auto; got 'gpu'/),
+    );
   });
 
   it('kernels-js.ts stays browser-safe (imports only the interface and the shared checks)', () => {
     const src = readFileSync(new URL('./kernels-js.ts', import.meta.url), 'utf8');
     const imports = src.match(/^\s*import\b.*$/gm) ?? [];
-    assert.deepEqual(imports, ["import type { Kernels } from './kernels.js';", "import { checkAdam, checkBiasAct, checkColSum, checkGemm, checkReluBackward, checkSgd, checkSoftmaxXent } from './kernel-checks.js';"]);
+    assert.deepEqual(imports, [
+      "import type { Kernels } from './kernels.js';",
+      "import { checkAdam, checkBiasAct, checkColSum, checkGemm, checkReluBackward, checkSgd, checkSoftmaxXent } from './kernel-checks.js';",
+    ]);
     assert.ok(!/\brequire\(|\bprocess\.|from 'node:/.test(src));
     const checks = readFileSync(new URL('./kernel-checks.ts', import.meta.url), 'utf8');
     assert.deepEqual(checks.match(/^\s*import\b.*$/gm) ?? [], [], 'kernel-checks.ts imports nothing');

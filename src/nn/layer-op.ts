@@ -36,8 +36,15 @@ export interface LayerOp {
    * gradient into g (its own slice, overwritten) and, when dIn is given, the input gradient into dIn.
    * Reads what the last forward pass cached.
    */
-  backward(k: Kernels, w: Float32Array, input: Float32Array, dOut: Float32Array, m: number, g: Float32Array,
-    dIn: Float32Array | null): void;
+  backward(
+    k: Kernels,
+    w: Float32Array,
+    input: Float32Array,
+    dOut: Float32Array,
+    m: number,
+    g: Float32Array,
+    dIn: Float32Array | null,
+  ): void;
 }
 
 export const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);

@@ -3,7 +3,15 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { bestCoreFor, candidateCores, coreTier, gemmError, describeCore, TEST_DETECTED_ENV, TEST_WRONG_ENV } from './openblas-core.js';
+import {
+  bestCoreFor,
+  candidateCores,
+  coreTier,
+  gemmError,
+  describeCore,
+  TEST_DETECTED_ENV,
+  TEST_WRONG_ENV,
+} from './openblas-core.js';
 import { parseCpuInfo } from './cpu-features.js';
 import { NATIVE_ADDON_PATH, type NativeKernelsInfo } from './kernels-native.js';
 import { jsKernels } from './kernels-js.js';
@@ -21,7 +29,8 @@ describe('openblas core policy', () => {
   });
 
   it('ranks generic cores below the vector families', () => {
-    for (const generic of ['Prescott', 'Katmai', 'Core2', 'Nehalem', 'Penryn']) assert.equal(coreTier(generic), 0, generic);
+    for (const generic of ['Prescott', 'Katmai', 'Core2', 'Nehalem', 'Penryn'])
+      assert.equal(coreTier(generic), 0, generic);
     assert.ok(coreTier('Sandybridge') < coreTier('Haswell'));
     assert.ok(coreTier('Haswell') < coreTier('SkylakeX'));
     assert.equal(coreTier('Zen'), coreTier('Haswell'));
@@ -37,7 +46,12 @@ describe('openblas core policy', () => {
     assert.deepEqual(candidateCores('Haswell', 'SkylakeX', true), ['SkylakeX', 'Haswell', 'Sandybridge', 'Prescott']);
     assert.deepEqual(candidateCores('Haswell', 'SkylakeX', false), ['Haswell', 'Sandybridge', 'Prescott']);
     assert.deepEqual(candidateCores('Nehalem', 'Haswell', true), ['Haswell', 'Sandybridge', 'Nehalem']);
-    assert.deepEqual(candidateCores('Cooperlake', 'SkylakeX', true), ['Cooperlake', 'Haswell', 'Sandybridge', 'Prescott']);
+    assert.deepEqual(candidateCores('Cooperlake', 'SkylakeX', true), [
+      'Cooperlake',
+      'Haswell',
+      'Sandybridge',
+      'Prescott',
+    ]);
     // A CPU whose flags are unknown never gets a core above the detected one.
     assert.deepEqual(candidateCores('Haswell', null, true), ['Haswell', 'Sandybridge', 'Prescott']);
   });
@@ -49,7 +63,10 @@ describe('openblas core policy', () => {
 
   it('describes the selection in one line', () => {
     const base = { detected: 'Prescott', cpuBest: 'SkylakeX', environment: null, rejected: [] };
-    assert.equal(describeCore({ ...base, core: 'SkylakeX', chosenBy: 'edgefed' }), 'SkylakeX (OpenBLAS detected Prescott)');
+    assert.equal(
+      describeCore({ ...base, core: 'SkylakeX', chosenBy: 'edgefed' }),
+      'SkylakeX (OpenBLAS detected Prescott)',
+    );
     assert.equal(describeCore({ ...base, core: 'Haswell', chosenBy: 'environment' }), 'Haswell (OPENBLAS_CORETYPE)');
     assert.match(describeCore({ ...base, core: null, chosenBy: 'openblas' }), /every core failed/);
   });
@@ -87,8 +104,10 @@ function selectionIn(env: Record<string, string | undefined>): ChildSelection {
     if (value === undefined) delete childEnv[key];
     else childEnv[key] = value;
   }
-  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script],
-    { env: childEnv, encoding: 'utf8' });
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    env: childEnv,
+    encoding: 'utf8',
+  });
   assert.equal(child.status, 0, child.stderr);
   const parsed = JSON.parse(child.stdout.trim().split('\n').pop()!);
   if (parsed.kernels) assert.deepEqual(parsed.c, [19, 22, 43, 50], 'gemm after the core switch');
@@ -97,10 +116,13 @@ function selectionIn(env: Record<string, string | undefined>): ChildSelection {
 }
 
 const built = existsSync(NATIVE_ADDON_PATH);
-const avx512 = parseCpuInfo(existsSync('/proc/cpuinfo') ? execFileSync('cat', ['/proc/cpuinfo'], { encoding: 'utf8' }) : '', 'x')
-  .vector === 'avx512';
+const avx512 =
+  parseCpuInfo(existsSync('/proc/cpuinfo') ? execFileSync('cat', ['/proc/cpuinfo'], { encoding: 'utf8' }) : '', 'x')
+    .vector === 'avx512';
 
-describe('openblas core selection in a real process', { skip: !built ? 'native addon not built' : !avx512 ? 'needs an AVX-512 CPU' : false }, () => {
+describe('openblas core selection in a real process', {
+  skip: !built ? 'native addon not built' : !avx512 ? 'needs an AVX-512 CPU' : false,
+}, () => {
   it('a generic core detected on an AVX-512 CPU is replaced by SkylakeX, and gemm still gives the right answer', () => {
     const r = selectionIn({ OPENBLAS_CORETYPE: undefined, [TEST_DETECTED_ENV]: 'Prescott' });
     assert.equal(r.kernels, 'native-openblas');
@@ -112,14 +134,21 @@ describe('openblas core selection in a real process', { skip: !built ? 'native a
   });
 
   it('a core whose gemm is wrong falls back to the next one down', () => {
-    const r = selectionIn({ OPENBLAS_CORETYPE: undefined, [TEST_DETECTED_ENV]: 'Prescott', [TEST_WRONG_ENV]: 'SkylakeX' });
+    const r = selectionIn({
+      OPENBLAS_CORETYPE: undefined,
+      [TEST_DETECTED_ENV]: 'Prescott',
+      [TEST_WRONG_ENV]: 'SkylakeX',
+    });
     assert.equal(r.info?.corename, 'Haswell');
-    assert.deepEqual(r.info?.selection.rejected.map((x) => x.core), ['SkylakeX']);
+    assert.deepEqual(
+      r.info?.selection.rejected.map((x) => x.core),
+      ['SkylakeX'],
+    );
     assert.equal(r.stderr.match(/OpenBLAS core check failed/g)?.length, 1, `one warning: ${r.stderr}`);
     assert.match(r.stderr, /SkylakeX: gemm\(.*differs from the TypeScript gemm.*using Haswell/);
   });
 
-  it('an OPENBLAS_CORETYPE set by the user is kept, even below the CPU\'s best', () => {
+  it("an OPENBLAS_CORETYPE set by the user is kept, even below the CPU's best", () => {
     const r = selectionIn({ OPENBLAS_CORETYPE: 'Sandybridge', [TEST_DETECTED_ENV]: undefined });
     assert.equal(r.info?.corename, 'Sandybridge');
     assert.equal(r.info?.selection.chosenBy, 'environment');

@@ -36,9 +36,16 @@ export interface CoreSelection {
 
 /** Core families by vector width; 0 = generic (SSE). Names as openblas_get_corename() reports them. */
 const TIERS: Record<string, number> = {
-  skylakex: 3, cooperlake: 3, sapphirerapids: 3,
-  haswell: 2, zen: 2,
-  sandybridge: 1, bulldozer: 1, piledriver: 1, steamroller: 1, excavator: 1,
+  skylakex: 3,
+  cooperlake: 3,
+  sapphirerapids: 3,
+  haswell: 2,
+  zen: 2,
+  sandybridge: 1,
+  bulldozer: 1,
+  piledriver: 1,
+  steamroller: 1,
+  excavator: 1,
 };
 
 /** The cores tried, fastest first; Prescott (SSE3) runs on every x86-64 CPU. */
@@ -50,11 +57,16 @@ export function coreTier(core: string): number {
 
 export function bestCoreFor(cpu: Pick<CpuFeatures, 'vector'>): string | null {
   switch (cpu.vector) {
-    case 'avx512': return 'SkylakeX';
-    case 'avx2': return 'Haswell';
-    case 'avx': return 'Sandybridge';
-    case 'sse': return 'Prescott';
-    default: return null;
+    case 'avx512':
+      return 'SkylakeX';
+    case 'avx2':
+      return 'Haswell';
+    case 'avx':
+      return 'Sandybridge';
+    case 'sse':
+      return 'Prescott';
+    default:
+      return null;
   }
 }
 
@@ -78,8 +90,11 @@ export const TEST_WRONG_ENV = 'EDGEFED_TEST_OPENBLAS_WRONG';
  * Runs once per process (the core is process-wide; worker threads wait for the first thread and reuse its
  * result). Returns the selection and, for the choosing thread only, the warning to print.
  */
-export function selectCore(addon: CoreControl, cpu: CpuFeatures, env: NodeJS.ProcessEnv):
-  { selection: CoreSelection; warning: string | null } {
+export function selectCore(
+  addon: CoreControl,
+  cpu: CpuFeatures,
+  env: NodeJS.ProcessEnv,
+): { selection: CoreSelection; warning: string | null } {
   const stored = addon.beginCoreSelection();
   if (stored !== null) return { selection: JSON.parse(stored) as CoreSelection, warning: null };
   let selection: CoreSelection | null = null;
@@ -95,12 +110,21 @@ export function selectCore(addon: CoreControl, cpu: CpuFeatures, env: NodeJS.Pro
 
 function failedSelection(addon: CoreControl): CoreSelection {
   const core = addon.info().corename;
-  return { detected: core, core: null, cpuBest: null, chosenBy: 'openblas', environment: null,
-    rejected: [{ core, reason: 'selection failed' }] };
+  return {
+    detected: core,
+    core: null,
+    cpuBest: null,
+    chosenBy: 'openblas',
+    environment: null,
+    rejected: [{ core, reason: 'selection failed' }],
+  };
 }
 
-function chooseCore(addon: CoreControl, cpu: CpuFeatures, env: NodeJS.ProcessEnv):
-  { selection: CoreSelection; warning: string | null } {
+function chooseCore(
+  addon: CoreControl,
+  cpu: CpuFeatures,
+  env: NodeJS.ProcessEnv,
+): { selection: CoreSelection; warning: string | null } {
   const environment = env.OPENBLAS_CORETYPE?.trim() || null;
   const simulated = env[TEST_DETECTED_ENV]?.trim() || null;
   if (simulated) addon.useCore(simulated);
@@ -143,8 +167,13 @@ function describeRejections(rejected: CoreSelection['rejected'], core: string | 
  */
 export function gemmError(gemm: Kernels['gemm'], corrupt = false): string | null {
   const shapes: [boolean, boolean, number, number, number][] = [
-    [false, false, 33, 17, 65], [true, false, 33, 17, 65], [false, true, 33, 17, 65], [true, true, 33, 17, 65],
-    [false, false, 32, 128, 784], [true, false, 784, 128, 32], [false, true, 32, 784, 128],
+    [false, false, 33, 17, 65],
+    [true, false, 33, 17, 65],
+    [false, true, 33, 17, 65],
+    [true, true, 33, 17, 65],
+    [false, false, 32, 128, 784],
+    [true, false, 784, 128, 32],
+    [false, true, 32, 784, 128],
   ];
   let seed = 12345;
   const random = () => {
@@ -164,8 +193,10 @@ export function gemmError(gemm: Kernels['gemm'], corrupt = false): string | null
     for (let i = 0; i < got.length; i++) {
       const diff = Math.abs(got[i] - want[i]);
       if (!(diff <= tolerance)) {
-        return `gemm(${transA}, ${transB}, ${m}x${n}x${k}) differs from the TypeScript gemm by ${diff.toExponential(2)} ` +
-          `at element ${i} (tolerance ${tolerance.toExponential(1)})`;
+        return (
+          `gemm(${transA}, ${transB}, ${m}x${n}x${k}) differs from the TypeScript gemm by ${diff.toExponential(2)} ` +
+          `at element ${i} (tolerance ${tolerance.toExponential(1)})`
+        );
       }
     }
   }

@@ -34,8 +34,14 @@ export class FlatOptimizer {
    * `state`, when given, holds optimizerStateSlots(config.name) zero-filled arrays of `size` (e.g. inside
    * wasm memory, so the update kernel runs without copies); otherwise the optimizer allocates its own.
    */
-  constructor(readonly config: OptimizerConfig, private readonly k: Kernels, size: number, state?: StateSlot[]) {
-    if (!(config.lr > 0) || !Number.isFinite(config.lr)) throw new Error(`learning rate must be a positive number, got ${config.lr}`);
+  constructor(
+    readonly config: OptimizerConfig,
+    private readonly k: Kernels,
+    size: number,
+    state?: StateSlot[],
+  ) {
+    if (!(config.lr > 0) || !Number.isFinite(config.lr))
+      throw new Error(`learning rate must be a positive number, got ${config.lr}`);
     const slots = optimizerStateSlots(config.name);
     if (state && (state.length !== slots || state.some((s) => s.a.length !== size))) {
       throw new Error(`optimizer ${config.name} needs ${slots} state arrays of ${size} values`);
@@ -47,9 +53,25 @@ export class FlatOptimizer {
     this.steps++;
     const c = this.config;
     if (c.name === 'adam') {
-      this.k.adam(w, g, this.state[0].a, this.state[1].a, c.lr, c.beta1 ?? 0.9, c.beta2 ?? 0.999, c.epsilon ?? 1e-7, this.steps);
+      this.k.adam(
+        w,
+        g,
+        this.state[0].a,
+        this.state[1].a,
+        c.lr,
+        c.beta1 ?? 0.9,
+        c.beta2 ?? 0.999,
+        c.epsilon ?? 1e-7,
+        this.steps,
+      );
     } else {
-      this.k.sgd(w, g, c.lr, c.name === 'momentum' ? (c.momentum ?? 0.9) : 0, c.name === 'momentum' ? this.state[0].a : null);
+      this.k.sgd(
+        w,
+        g,
+        c.lr,
+        c.name === 'momentum' ? (c.momentum ?? 0.9) : 0,
+        c.name === 'momentum' ? this.state[0].a : null,
+      );
     }
   }
 }

@@ -37,22 +37,32 @@ export interface RecurrentConfig {
 
 function activate(a: CellActivation | RecurrentActivation, v: number): number {
   switch (a) {
-    case 'tanh': return Math.tanh(v);
-    case 'sigmoid': return 1 / (1 + Math.exp(-v));
-    case 'hardSigmoid': return Math.min(1, Math.max(0, 0.2 * v + 0.5));
-    case 'relu': return v > 0 ? v : 0;
-    case 'linear': return v;
+    case 'tanh':
+      return Math.tanh(v);
+    case 'sigmoid':
+      return 1 / (1 + Math.exp(-v));
+    case 'hardSigmoid':
+      return Math.min(1, Math.max(0, 0.2 * v + 0.5));
+    case 'relu':
+      return v > 0 ? v : 0;
+    case 'linear':
+      return v;
   }
 }
 
 /** The activation's derivative, from its output y (every activation here is invertible enough for that). */
 function slope(a: CellActivation | RecurrentActivation, y: number): number {
   switch (a) {
-    case 'tanh': return 1 - y * y;
-    case 'sigmoid': return y * (1 - y);
-    case 'hardSigmoid': return y > 0 && y < 1 ? 0.2 : 0;
-    case 'relu': return y > 0 ? 1 : 0;
-    case 'linear': return 1;
+    case 'tanh':
+      return 1 - y * y;
+    case 'sigmoid':
+      return y * (1 - y);
+    case 'hardSigmoid':
+      return y > 0 && y < 1 ? 0.2 : 0;
+    case 'relu':
+      return y > 0 ? 1 : 0;
+    case 'linear':
+      return 1;
   }
 }
 
@@ -81,8 +91,13 @@ abstract class RecurrentOp implements LayerOp {
   /** Activated gates per step, step-major: T x m x G. */
   protected gates: Buf<Float32Array> | null = null;
 
-  constructor(readonly cfg: RecurrentConfig, gates: number, protected readonly T: number, protected readonly F: number,
-    readonly wOff: number) {
+  constructor(
+    readonly cfg: RecurrentConfig,
+    gates: number,
+    protected readonly T: number,
+    protected readonly F: number,
+    readonly wOff: number,
+  ) {
     this.name = cfg.name;
     this.U = cfg.units;
     this.G = gates * cfg.units;
@@ -121,8 +136,15 @@ abstract class RecurrentOp implements LayerOp {
   protected abstract allocForward(mem: KernelMemory, m: number): void;
   protected abstract allocBackward(mem: KernelMemory, m: number): void;
   abstract forward(k: Kernels, w: Float32Array, input: Float32Array, out: Float32Array, m: number): void;
-  abstract backward(k: Kernels, w: Float32Array, input: Float32Array, dOut: Float32Array, m: number,
-    g: Float32Array, dIn: Float32Array | null): void;
+  abstract backward(
+    k: Kernels,
+    w: Float32Array,
+    input: Float32Array,
+    dOut: Float32Array,
+    m: number,
+    g: Float32Array,
+    dIn: Float32Array | null,
+  ): void;
 
   /** xp = input K + b for all m * T rows. */
   protected project(k: Kernels, w: Float32Array, input: Float32Array, m: number): Float32Array {
@@ -134,8 +156,14 @@ abstract class RecurrentOp implements LayerOp {
   }
 
   /** From dxp: the kernel and bias gradients, and the input gradient when asked. */
-  protected projectBackward(k: Kernels, w: Float32Array, input: Float32Array, m: number, g: Float32Array,
-    dIn: Float32Array | null): void {
+  protected projectBackward(
+    k: Kernels,
+    w: Float32Array,
+    input: Float32Array,
+    m: number,
+    g: Float32Array,
+    dIn: Float32Array | null,
+  ): void {
     const rows = m * this.T;
     const dxp = this.dxp!.a.subarray(0, rows * this.G);
     k.gemm(true, false, this.F, this.G, rows, 1, input, dxp, 0, g.subarray(this.kOff, this.rOff));
@@ -223,12 +251,16 @@ export class GruOp extends RecurrentOp {
     const { activation, recurrentActivation: rec } = this.cfg;
     const xp = this.project(k, w, input, m);
     const R = w.subarray(this.rOff, this.bOff);
-    const rzr = this.rzr!.a, rh = this.rh!.a;
+    const rzr = this.rzr!.a,
+      rh = this.rh!.a;
     for (let i = 0; i < U; i++) {
       rzr.set(R.subarray(i * G, i * G + 2 * U), i * 2 * U);
       rh.set(R.subarray(i * G + 2 * U, (i + 1) * G), i * U);
     }
-    const hs = this.hs!.a, gates = this.gates!.a, resetH = this.resetH!.a, a = this.a!.a;
+    const hs = this.hs!.a,
+      gates = this.gates!.a,
+      resetH = this.resetH!.a,
+      a = this.a!.a;
     const mu = m * U;
     hs.fill(0, 0, mu);
     for (let t = 0; t < T; t++) {
@@ -262,17 +294,31 @@ export class GruOp extends RecurrentOp {
     }
   }
 
-  backward(k: Kernels, w: Float32Array, input: Float32Array, dOut: Float32Array, m: number, g: Float32Array,
-    dIn: Float32Array | null): void {
+  backward(
+    k: Kernels,
+    w: Float32Array,
+    input: Float32Array,
+    dOut: Float32Array,
+    m: number,
+    g: Float32Array,
+    dIn: Float32Array | null,
+  ): void {
     const { T, U, G } = this;
     const { activation, recurrentActivation: rec } = this.cfg;
     const mu = m * U;
-    const hs = this.hs!.a, gates = this.gates!.a, resetH = this.resetH!.a;
-    const rzr = this.rzr!.a, rh = this.rh!.a;
-    const dxp = this.dxp!.a, dA = this.dA!.a.subarray(0, m * 2 * U);
-    const dCand = this.dCand!.a.subarray(0, mu), dResetH = this.dResetH!.a.subarray(0, mu);
-    const gRzr = this.gRzr!.a, gRh = this.gRh!.a;
-    let dh = this.dh!.a.subarray(0, mu), dPrev = this.dPrev!.a.subarray(0, mu);
+    const hs = this.hs!.a,
+      gates = this.gates!.a,
+      resetH = this.resetH!.a;
+    const rzr = this.rzr!.a,
+      rh = this.rh!.a;
+    const dxp = this.dxp!.a,
+      dA = this.dA!.a.subarray(0, m * 2 * U);
+    const dCand = this.dCand!.a.subarray(0, mu),
+      dResetH = this.dResetH!.a.subarray(0, mu);
+    const gRzr = this.gRzr!.a,
+      gRh = this.gRh!.a;
+    let dh = this.dh!.a.subarray(0, mu),
+      dPrev = this.dPrev!.a.subarray(0, mu);
     dh.fill(0);
     gRzr.fill(0);
     gRh.fill(0);
@@ -285,7 +331,8 @@ export class GruOp extends RecurrentOp {
         const x = (b * T + t) * G;
         for (let j = 0; j < U; j++) {
           const i = b * U + j;
-          const z = gates[gt + b * G + j], hh = gates[gt + b * G + 2 * U + j];
+          const z = gates[gt + b * G + j],
+            hh = gates[gt + b * G + 2 * U + j];
           const d = dh[i];
           const dc = d * (1 - z) * slope(activation, hh);
           const dz = d * (hPrev[i] - hh) * slope(rec, z);
@@ -367,14 +414,19 @@ export class LstmOp extends RecurrentOp {
     const { activation, recurrentActivation: rec } = this.cfg;
     const xp = this.project(k, w, input, m);
     const R = w.subarray(this.rOff, this.bOff);
-    const hs = this.hs!.a, cs = this.cs!.a, gates = this.gates!.a, actC = this.actC!.a;
+    const hs = this.hs!.a,
+      cs = this.cs!.a,
+      gates = this.gates!.a,
+      actC = this.actC!.a;
     const a = this.a!.a.subarray(0, m * G);
     const mu = m * U;
     hs.fill(0, 0, mu);
     cs.fill(0, 0, mu);
     for (let t = 0; t < T; t++) {
-      const hPrev = hs.subarray(t * mu, (t + 1) * mu), cPrev = cs.subarray(t * mu, (t + 1) * mu);
-      const h = hs.subarray((t + 1) * mu, (t + 2) * mu), c = cs.subarray((t + 1) * mu, (t + 2) * mu);
+      const hPrev = hs.subarray(t * mu, (t + 1) * mu),
+        cPrev = cs.subarray(t * mu, (t + 1) * mu);
+      const h = hs.subarray((t + 1) * mu, (t + 2) * mu),
+        c = cs.subarray((t + 1) * mu, (t + 2) * mu);
       const gt = t * m * G;
       k.gemm(false, false, m, G, U, 1, hPrev, R, 0, a);
       for (let b = 0; b < m; b++) {
@@ -401,29 +453,45 @@ export class LstmOp extends RecurrentOp {
     }
   }
 
-  backward(k: Kernels, w: Float32Array, input: Float32Array, dOut: Float32Array, m: number, g: Float32Array,
-    dIn: Float32Array | null): void {
+  backward(
+    k: Kernels,
+    w: Float32Array,
+    input: Float32Array,
+    dOut: Float32Array,
+    m: number,
+    g: Float32Array,
+    dIn: Float32Array | null,
+  ): void {
     const { T, U, G } = this;
     const { activation, recurrentActivation: rec } = this.cfg;
     const mu = m * U;
     const R = w.subarray(this.rOff, this.bOff);
     const gR = g.subarray(this.rOff, this.bOff);
-    const hs = this.hs!.a, cs = this.cs!.a, gates = this.gates!.a, actC = this.actC!.a;
-    const dxp = this.dxp!.a, dA = this.dA!.a.subarray(0, m * G);
-    const dh = this.dh!.a.subarray(0, mu), dc = this.dc!.a.subarray(0, mu);
+    const hs = this.hs!.a,
+      cs = this.cs!.a,
+      gates = this.gates!.a,
+      actC = this.actC!.a;
+    const dxp = this.dxp!.a,
+      dA = this.dA!.a.subarray(0, m * G);
+    const dh = this.dh!.a.subarray(0, mu),
+      dc = this.dc!.a.subarray(0, mu);
     dh.fill(0);
     dc.fill(0);
     gR.fill(0);
     for (let t = T - 1; t >= 0; t--) {
       this.collect(dOut, t, dh, m);
-      const hPrev = hs.subarray(t * mu, (t + 1) * mu), cPrev = cs.subarray(t * mu, (t + 1) * mu);
+      const hPrev = hs.subarray(t * mu, (t + 1) * mu),
+        cPrev = cs.subarray(t * mu, (t + 1) * mu);
       const gt = t * m * G;
       for (let b = 0; b < m; b++) {
         const x = (b * T + t) * G;
         const gb = gt + b * G;
         for (let j = 0; j < U; j++) {
           const i = b * U + j;
-          const ig = gates[gb + j], fg = gates[gb + U + j], cg = gates[gb + 2 * U + j], og = gates[gb + 3 * U + j];
+          const ig = gates[gb + j],
+            fg = gates[gb + U + j],
+            cg = gates[gb + 2 * U + j],
+            og = gates[gb + 3 * U + j];
           const ac = actC[t * mu + i];
           const dcTotal = dc[i] + dh[i] * og * slope(activation, ac);
           dA[b * G + j] = dcTotal * cg * slope(rec, ig);

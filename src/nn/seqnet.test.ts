@@ -64,8 +64,13 @@ function dropoutMasks(spec: SeqNetSpec, m: number, seed: number): Float64Array[]
   for (const l of spec.layers) {
     if (l.type === 'flatten') shape = [prod(shape)];
     else if (l.type === 'dense') shape = [l.units];
-    else if (l.type === 'conv2d') shape = l.padding === 'same' ? [shape[0], shape[1], l.filters] : [shape[0] - l.kernelSize + 1, shape[1] - l.kernelSize + 1, l.filters];
-    else if (l.type === 'maxpool2d') shape = [Math.floor(shape[0] / l.poolSize), Math.floor(shape[1] / l.poolSize), shape[2]];
+    else if (l.type === 'conv2d')
+      shape =
+        l.padding === 'same'
+          ? [shape[0], shape[1], l.filters]
+          : [shape[0] - l.kernelSize + 1, shape[1] - l.kernelSize + 1, l.filters];
+    else if (l.type === 'maxpool2d')
+      shape = [Math.floor(shape[0] / l.poolSize), Math.floor(shape[1] / l.poolSize), shape[2]];
     else if (l.type === 'dropout' && l.rate > 0) {
       const mask = new Float64Array(m * prod(shape));
       const scale = Math.fround(1 / (1 - l.rate));
@@ -76,8 +81,14 @@ function dropoutMasks(spec: SeqNetSpec, m: number, seed: number): Float64Array[]
   return masks;
 }
 
-function reference(spec: SeqNetSpec, w: ArrayLike<number>, x: Float32Array, y: Int32Array | Float32Array, m: number,
-  masks: Float64Array[] | null): RefResult {
+function reference(
+  spec: SeqNetSpec,
+  w: ArrayLike<number>,
+  x: Float32Array,
+  y: Int32Array | Float32Array,
+  m: number,
+  masks: Float64Array[] | null,
+): RefResult {
   let a = Float64Array.from(x.subarray(0, m * prod(spec.inputShape)));
   let shape = [...spec.inputShape];
   let off = 0;
@@ -119,9 +130,11 @@ function reference(spec: SeqNetSpec, w: ArrayLike<number>, x: Float32Array, y: I
                 let s = w[off + k * k * c * F + f];
                 for (let i = 0; i < k; i++) {
                   for (let j = 0; j < k; j++) {
-                    const ir = r + i - pad, iq = q + j - pad;
+                    const ir = r + i - pad,
+                      iq = q + j - pad;
                     if (ir < 0 || ir >= h || iq < 0 || iq >= wd) continue;
-                    for (let ci = 0; ci < c; ci++) s += a[((b * h + ir) * wd + iq) * c + ci] * w[off + ((i * k + j) * c + ci) * F + f];
+                    for (let ci = 0; ci < c; ci++)
+                      s += a[((b * h + ir) * wd + iq) * c + ci] * w[off + ((i * k + j) * c + ci) * F + f];
                   }
                 }
                 if (l.activation === 'relu') pattern.push(s > 0 ? 1 : 0);
@@ -138,7 +151,8 @@ function reference(spec: SeqNetSpec, w: ArrayLike<number>, x: Float32Array, y: I
       case 'maxpool2d': {
         const [h, wd, c] = shape;
         const p = l.poolSize;
-        const oh = Math.floor(h / p), ow = Math.floor(wd / p);
+        const oh = Math.floor(h / p),
+          ow = Math.floor(wd / p);
         const out = new Float64Array(m * oh * ow * c);
         for (let b = 0; b < m; b++) {
           for (let r = 0; r < oh; r++) {
@@ -192,26 +206,51 @@ function reference(spec: SeqNetSpec, w: ArrayLike<number>, x: Float32Array, y: I
 // ---------- test networks ----------
 
 const L = {
-  conv: (name: string, filters: number, kernelSize: number, activation: Activation, padding: 'same' | 'valid'): SeqLayer =>
-    ({ type: 'conv2d', name, filters, kernelSize, activation, padding }),
+  conv: (
+    name: string,
+    filters: number,
+    kernelSize: number,
+    activation: Activation,
+    padding: 'same' | 'valid',
+  ): SeqLayer => ({ type: 'conv2d', name, filters, kernelSize, activation, padding }),
   pool: (name: string, poolSize: number): SeqLayer => ({ type: 'maxpool2d', name, poolSize }),
-  dense: (name: string, units: number, activation: Activation): SeqLayer =>
-    ({ type: 'dense', name, units, activation }),
+  dense: (name: string, units: number, activation: Activation): SeqLayer => ({
+    type: 'dense',
+    name,
+    units,
+    activation,
+  }),
   flatten: { type: 'flatten', name: 'flatten' } as SeqLayer,
   dropout: (name: string, rate: number): SeqLayer => ({ type: 'dropout', name, rate }),
 };
 
 /** 6x6x2, conv 3x3x3 same relu, pool 2, conv 2x2x4 valid tanh, flatten, dense 3 softmax. */
 const convNet: SeqNetSpec = {
-  inputShape: [6, 6, 2], loss: 'sparse_categorical_crossentropy',
-  layers: [L.conv('c1', 3, 3, 'relu', 'same'), L.pool('p1', 2), L.conv('c2', 4, 2, 'tanh', 'valid'), L.flatten, L.dense('out', 3, 'softmax')],
+  inputShape: [6, 6, 2],
+  loss: 'sparse_categorical_crossentropy',
+  layers: [
+    L.conv('c1', 3, 3, 'relu', 'same'),
+    L.pool('p1', 2),
+    L.conv('c2', 4, 2, 'tanh', 'valid'),
+    L.flatten,
+    L.dense('out', 3, 'softmax'),
+  ],
 };
 
 /** The same with dropout after the pool and a hidden dense layer with dropout. */
 const dropNet = (rate: number): SeqNetSpec => ({
-  inputShape: [6, 6, 2], loss: 'sparse_categorical_crossentropy',
-  layers: [L.conv('c1', 3, 3, 'relu', 'same'), L.pool('p1', 2), L.dropout('d1', rate), L.conv('c2', 4, 2, 'tanh', 'valid'), L.flatten,
-    L.dense('h', 5, 'relu'), L.dropout('d2', rate), L.dense('out', 3, 'softmax')],
+  inputShape: [6, 6, 2],
+  loss: 'sparse_categorical_crossentropy',
+  layers: [
+    L.conv('c1', 3, 3, 'relu', 'same'),
+    L.pool('p1', 2),
+    L.dropout('d1', rate),
+    L.conv('c2', 4, 2, 'tanh', 'valid'),
+    L.flatten,
+    L.dense('h', 5, 'relu'),
+    L.dropout('d2', rate),
+    L.dense('out', 3, 'softmax'),
+  ],
 });
 
 /**
@@ -219,8 +258,16 @@ const dropNet = (rate: number): SeqNetSpec => ({
  * conv 3x3x2 same linear, pool 2 (floor: 5x7 -> 2x3), flatten, dense 4 relu, dense 2 linear, mse.
  */
 const mseNet: SeqNetSpec = {
-  inputShape: [5, 7, 1], loss: 'mse',
-  layers: [L.conv('c1', 2, 4, 'sigmoid', 'same'), L.conv('c2', 2, 3, 'linear', 'same'), L.pool('p1', 2), L.flatten, L.dense('h', 4, 'relu'), L.dense('out', 2, 'linear')],
+  inputShape: [5, 7, 1],
+  loss: 'mse',
+  layers: [
+    L.conv('c1', 2, 4, 'sigmoid', 'same'),
+    L.conv('c2', 2, 3, 'linear', 'same'),
+    L.pool('p1', 2),
+    L.flatten,
+    L.dense('h', 4, 'relu'),
+    L.dense('out', 2, 'linear'),
+  ],
 };
 
 interface Case {
@@ -264,8 +311,13 @@ function checkGradient(k: Kernels, c: Case, what: string, dropSeed?: number): { 
   const masks = dropSeed === undefined ? null : dropoutMasks(c.spec, c.m, dropSeed);
   const r = net.gradient(c.w, c.x, c.y, c.m, g, dropSeed === undefined ? undefined : new Rng(dropSeed));
   const base = reference(c.spec, c.w, c.x, c.y, c.m, masks);
-  assert.ok(Math.abs(r.loss / c.m - base.loss) <= 1e-5 * Math.max(1, base.loss), `${what}: loss ${r.loss / c.m} vs reference ${base.loss}`);
-  const names = seqTensorSpecs(c.spec).flatMap((t) => Array.from({ length: prod(t.shape) }, (_, i) => `${t.name}[${i}]`));
+  assert.ok(
+    Math.abs(r.loss / c.m - base.loss) <= 1e-5 * Math.max(1, base.loss),
+    `${what}: loss ${r.loss / c.m} vs reference ${base.loss}`,
+  );
+  const names = seqTensorSpecs(c.spec).flatMap((t) =>
+    Array.from({ length: prod(t.shape) }, (_, i) => `${t.name}[${i}]`),
+  );
   assert.equal(names.length, net.numParams);
   const w = Float64Array.from(c.w);
   let worst = 0;
@@ -288,7 +340,9 @@ function checkGradient(k: Kernels, c: Case, what: string, dropSeed?: number): { 
     worst = Math.max(worst, diff);
     if (Math.abs(g[i]) > 10 * ABS) nonZero++;
     if (!(diff <= ABS + REL * Math.abs(g[i]))) {
-      assert.fail(`${what}: d loss / d ${names[i]} is ${g[i]}, finite difference ${fd} (|diff| ${diff.toExponential(2)} > ${(ABS + REL * Math.abs(g[i])).toExponential(2)})`);
+      assert.fail(
+        `${what}: d loss / d ${names[i]} is ${g[i]}, finite difference ${fd} (|diff| ${diff.toExponential(2)} > ${(ABS + REL * Math.abs(g[i])).toExponential(2)})`,
+      );
     }
   }
   assert.ok(skipped <= net.numParams / 20, `${what}: ${skipped} of ${net.numParams} parameters sit at a kink`);
@@ -327,7 +381,8 @@ describe('im2col / col2im', () => {
               for (let j = 0; j < g.kw; j++) {
                 for (let c = 0; c < g.c; c++) {
                   const col = (i * g.kw + j) * g.c + c;
-                  const ih = oh + i - g.padTop, iw = ow + j - g.padLeft;
+                  const ih = oh + i - g.padTop,
+                    iw = ow + j - g.padLeft;
                   if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) continue;
                   const xi = ((b * g.h + ih) * g.w + iw) * g.c + c;
                   want[row * colLen + col] = x[xi];
@@ -364,7 +419,10 @@ describe('max pooling', () => {
             for (let i = 0; i < 2; i++) {
               for (let j = 0; j < 2; j++) {
                 const xi = ((b * 5 + 2 * r + i) * 7 + 2 * q + j) * 3 + c;
-                if (x[xi] > best) { best = x[xi]; at = xi; }
+                if (x[xi] > best) {
+                  best = x[xi];
+                  at = xi;
+                }
               }
             }
             const o = ((b * 2 + r) * 3 + q) * 3 + c;
@@ -379,12 +437,7 @@ describe('max pooling', () => {
   it('backward routes each output gradient to its argmax (the first of equal maxima) and nothing elsewhere', () => {
     // One 4x5x1 image, pool 2: windows [[1, 3], [3, 0]], [[-1, -2], [-3, -1]], [[0, 0], [0, 0]], [[5, 4], [4, 5]]:
     // every one a tie, which the first maximum in row-major order wins
-    const x = new Float32Array([
-      1, 3, -1, -2, 9,
-      3, 0, -3, -1, 9,
-      0, 0, 5, 4, 9,
-      0, 0, 4, 5, 9,
-    ]);
+    const x = new Float32Array([1, 3, -1, -2, 9, 3, 0, -3, -1, 9, 0, 0, 5, 4, 9, 0, 0, 4, 5, 9]);
     const g = poolGeom(4, 5, 1, 2);
     const out = new Float32Array(4);
     const argmax = new Int32Array(4);
@@ -394,7 +447,10 @@ describe('max pooling', () => {
     const dx = new Float32Array(20).fill(NaN);
     maxPoolBackward(g, new Float32Array([10, 20, 30, 40]), argmax, 1, dx);
     const want = new Float32Array(20);
-    want[1] = 10; want[2] = 20; want[10] = 30; want[12] = 40; // the last column (9s) is outside every window
+    want[1] = 10;
+    want[2] = 20;
+    want[10] = 30;
+    want[12] = 40; // the last column (9s) is outside every window
     assert.deepEqual(dx, want);
   });
 });
@@ -451,7 +507,8 @@ for (const [kname, k] of KERNELS) {
           for (let j = 0; j < gi.length; j++) sum[j] += gi[j];
         }
         assert.ok(Math.abs(full.loss - loss) <= 1e-5 * Math.abs(loss));
-        for (let j = 0; j < g.length; j++) assert.ok(Math.abs(g[j] - sum[j] / c.m) <= 1e-6 + 1e-5 * Math.abs(g[j]), `parameter ${j}`);
+        for (let j = 0; j < g.length; j++)
+          assert.ok(Math.abs(g[j] - sum[j] / c.m) <= 1e-6 + 1e-5 * Math.abs(g[j]), `parameter ${j}`);
         const e = net.evaluate(c.w, c.x, c.y, c.m);
         assert.ok(Math.abs(e.loss - full.loss) <= 1e-6 * Math.abs(full.loss));
         assert.equal(e.correct, full.correct);
@@ -510,7 +567,11 @@ for (const [kname, k] of KERNELS) {
     it('inverted dropout: a fraction `rate` of units is zeroed and the rest scaled by 1 / (1 - rate)', () => {
       // dropout, then a linear dense layer with the identity kernel: the output is dropout(x)
       const n = 200;
-      const spec: SeqNetSpec = { inputShape: [n], loss: 'mse', layers: [L.dropout('d', 0.25), L.dense('out', n, 'linear')] };
+      const spec: SeqNetSpec = {
+        inputShape: [n],
+        loss: 'mse',
+        layers: [L.dropout('d', 0.25), L.dense('out', n, 'linear')],
+      };
       const net = new SeqNet(spec, k);
       const w = new Float32Array(net.numParams);
       for (let i = 0; i < n; i++) w[i * n + i] = 1;
@@ -567,27 +628,76 @@ describe('SeqNet specs', () => {
   it('lays weights out as tfjs does (tensorSpecs) for the McMahan cnn', () => {
     const cnn = builtinModel('cnn', [28, 28, 1], 10);
     assert.deepEqual(seqTensorSpecs(cnn), tensorSpecs(cnn));
-    assert.equal(new SeqNet(cnn, jsKernels).numParams, 5 * 5 * 32 + 32 + 5 * 5 * 32 * 64 + 64 + 7 * 7 * 64 * 512 + 512 + 512 * 10 + 10);
+    assert.equal(
+      new SeqNet(cnn, jsKernels).numParams,
+      5 * 5 * 32 + 32 + 5 * 5 * 32 * 64 + 64 + 7 * 7 * 64 * 512 + 512 + 512 * 10 + 10,
+    );
     for (const s of [convNet, dropNet(0.5), mseNet]) assert.deepEqual(seqTensorSpecs(s), tensorSpecs(s as ModelSpec));
   });
 
   const bad: [string, SeqNetSpec, RegExp][] = [
-    ['softmax on a hidden layer', { ...convNet, layers: [L.conv('c', 2, 3, 'softmax', 'same'), L.flatten, L.dense('o', 2, 'softmax')] }, /softmax on hidden layer 'c'/],
+    [
+      'softmax on a hidden layer',
+      { ...convNet, layers: [L.conv('c', 2, 3, 'softmax', 'same'), L.flatten, L.dense('o', 2, 'softmax')] },
+      /softmax on hidden layer 'c'/,
+    ],
     ['a dense layer on an image (no flatten)', { ...convNet, layers: [L.dense('o', 2, 'softmax')] }, /flatten first/],
-    ['a conv on vectors', { ...convNet, inputShape: [10], layers: [L.conv('c', 2, 3, 'relu', 'same'), L.flatten, L.dense('o', 2, 'softmax')] }, /needs an \[h, w, c\] input/],
-    ['a valid kernel larger than the image', { ...convNet, layers: [L.conv('c', 2, 7, 'relu', 'valid'), L.flatten, L.dense('o', 2, 'softmax')] }, /larger than its 6x6 input/],
+    [
+      'a conv on vectors',
+      {
+        ...convNet,
+        inputShape: [10],
+        layers: [L.conv('c', 2, 3, 'relu', 'same'), L.flatten, L.dense('o', 2, 'softmax')],
+      },
+      /needs an \[h, w, c\] input/,
+    ],
+    [
+      'a valid kernel larger than the image',
+      { ...convNet, layers: [L.conv('c', 2, 7, 'relu', 'valid'), L.flatten, L.dense('o', 2, 'softmax')] },
+      /larger than its 6x6 input/,
+    ],
     ['dropout rate 1', { ...convNet, layers: [L.flatten, L.dropout('d', 1), L.dense('o', 2, 'softmax')] }, /rate 1/],
-    ['dropout rate NaN (a layer only tfjs runs)', { ...convNet, layers: [L.flatten, L.dropout('bn:BatchNormalization', NaN), L.dense('o', 2, 'softmax')] }, /rate NaN/],
-    ['an unknown layer type', { ...convNet, layers: [{ type: 'batchNorm', name: 'bn' } as unknown as SeqLayer, L.flatten, L.dense('o', 2, 'softmax')] }, /layer type 'batchNorm'/],
-    ['a last layer that is not dense', { ...convNet, layers: [L.flatten, L.dense('o', 2, 'softmax'), L.dropout('d', 0.5)] }, /last layer must be dense/],
-    ['mse with a softmax output', { ...convNet, loss: 'mse', layers: [L.flatten, L.dense('o', 2, 'softmax')] }, /mse needs a linear output/],
-    ['an activation the engine does not compute', { ...convNet, layers: [L.conv('c', 2, 3, 'elu' as Activation, 'same'), L.flatten, L.dense('o', 2, 'softmax')] }, /activation 'elu'/],
-    ['weights that are not the layers\' kernels and biases', { ...convNet, tensors: [{ name: 'x', shape: [3] }] }, /not the layers' kernels and biases/],
+    [
+      'dropout rate NaN (a layer only tfjs runs)',
+      { ...convNet, layers: [L.flatten, L.dropout('bn:BatchNormalization', NaN), L.dense('o', 2, 'softmax')] },
+      /rate NaN/,
+    ],
+    [
+      'an unknown layer type',
+      {
+        ...convNet,
+        layers: [{ type: 'batchNorm', name: 'bn' } as unknown as SeqLayer, L.flatten, L.dense('o', 2, 'softmax')],
+      },
+      /layer type 'batchNorm'/,
+    ],
+    [
+      'a last layer that is not dense',
+      { ...convNet, layers: [L.flatten, L.dense('o', 2, 'softmax'), L.dropout('d', 0.5)] },
+      /last layer must be dense/,
+    ],
+    [
+      'mse with a softmax output',
+      { ...convNet, loss: 'mse', layers: [L.flatten, L.dense('o', 2, 'softmax')] },
+      /mse needs a linear output/,
+    ],
+    [
+      'an activation the engine does not compute',
+      { ...convNet, layers: [L.conv('c', 2, 3, 'elu' as Activation, 'same'), L.flatten, L.dense('o', 2, 'softmax')] },
+      /activation 'elu'/,
+    ],
+    [
+      "weights that are not the layers' kernels and biases",
+      { ...convNet, tensors: [{ name: 'x', shape: [3] }] },
+      /not the layers' kernels and biases/,
+    ],
   ];
   for (const [what, spec, message] of bad) {
     it(`rejects ${what}`, () => {
       assert.match(seqUnsupportedReason(spec) ?? '', message);
-      assert.throws(() => new SeqNet(spec, jsKernels), (e: unknown) => e instanceof Error && /engine cannot run this model/.test(e.message) && message.test(e.message));
+      assert.throws(
+        () => new SeqNet(spec, jsKernels),
+        (e: unknown) => e instanceof Error && /engine cannot run this model/.test(e.message) && message.test(e.message),
+      );
     });
   }
 });
@@ -598,7 +708,10 @@ describe('SeqNet against tfjs (tfjs-cpu)', () => {
   const k = native ?? jsKernels;
   /** MNIST: conv 3x3x4 same relu, pool 2, conv 4x4x6 valid relu (even kernel), pool 2 (floor 11 -> 5), dense 32 relu, dense 10 softmax. */
   const small: ModelSpec = {
-    name: 'small-cnn', inputShape: [28, 28, 1], loss: 'sparse_categorical_crossentropy', optimizer: { name: 'sgd', lr: 0.1 },
+    name: 'small-cnn',
+    inputShape: [28, 28, 1],
+    loss: 'sparse_categorical_crossentropy',
+    optimizer: { name: 'sgd', lr: 0.1 },
     layers: [
       { type: 'conv2d', name: 'conv1', filters: 4, kernelSize: 3, activation: 'relu', padding: 'same' },
       { type: 'maxpool2d', name: 'pool1', poolSize: 2 },
@@ -618,8 +731,14 @@ describe('SeqNet against tfjs (tfjs-cpu)', () => {
   it('trains a small conv net from the same weights on the same batches (SGD) to the same weights, and tfjs predicts alike with them', async (t) => {
     await ensureTfjs();
     const mnist = loadMnist();
-    const train = subset(mnist.train, Array.from({ length: 512 }, (_, i) => i));
-    const test = subset(mnist.test, Array.from({ length: 200 }, (_, i) => i));
+    const train = subset(
+      mnist.train,
+      Array.from({ length: 512 }, (_, i) => i),
+    );
+    const test = subset(
+      mnist.test,
+      Array.from({ length: 200 }, (_, i) => i),
+    );
     const w0 = initialWeights(tensorSpecs(small), new Rng(3));
     const cfg = { epochs: 1, batchSize: 32, optimizer: { name: 'sgd' as const, lr: 0.1 }, proxMu: 0, seed: 42 };
     const tr = await TfjsTrainer.create(small);
@@ -655,7 +774,9 @@ describe('SeqNet against tfjs (tfjs-cpu)', () => {
     const model = await buildTfjsModel(small);
     try {
       setModelWeights(model, w);
-      const pt = tf.tidy(() => (model.predict(tf.tensor(test.x, [test.n, 28, 28, 1])) as tf.Tensor).dataSync() as Float32Array);
+      const pt = tf.tidy(
+        () => (model.predict(tf.tensor(test.x, [test.n, 28, 28, 1])) as tf.Tensor).dataSync() as Float32Array,
+      );
       const ps = net.predict(w, test.x, test.n);
       const pdiff = maxAbsDiff(ps, pt);
       t.diagnostic(`predictions on ${test.n} test images: max |SeqNet - tfjs| = ${pdiff.toExponential(2)}`);

@@ -35,22 +35,58 @@ import type { Kernels } from './kernels.js';
 import { KernelMemory, type Buf } from './kernel-memory.js';
 import type { Activation, BatchResult, Loss } from './dense.js';
 import type { TensorSpec } from '../core/params.js';
-import { col2im, convGeom, im2col, maxPoolBackward, maxPoolForward, poolGeom, type ConvGeom, type PoolGeom } from './conv-ops.js';
+import {
+  col2im,
+  convGeom,
+  im2col,
+  maxPoolBackward,
+  maxPoolForward,
+  poolGeom,
+  type ConvGeom,
+  type PoolGeom,
+} from './conv-ops.js';
 import { softmaxRows } from './dense.js';
 import type { LayerOp } from './layer-op.js';
-import { CELL_ACTIVATIONS, GruOp, LstmOp, RECURRENT_ACTIVATIONS, type CellActivation, type RecurrentActivation } from './recurrent.js';
+import {
+  CELL_ACTIVATIONS,
+  GruOp,
+  LstmOp,
+  RECURRENT_ACTIVATIONS,
+  type CellActivation,
+  type RecurrentActivation,
+} from './recurrent.js';
 import { EmbeddingOp, GlobalAveragePool1DOp, LayerNormOp } from './sequence-ops.js';
 
 /** The layers the engine runs; structurally the same as LayerSpec in model/spec.ts. */
 export type SeqLayer =
   | { type: 'flatten'; name: string }
   | { type: 'dense'; name: string; units: number; activation: Activation }
-  | { type: 'conv2d'; name: string; filters: number; kernelSize: number; activation: Activation; padding: 'same' | 'valid' }
+  | {
+      type: 'conv2d';
+      name: string;
+      filters: number;
+      kernelSize: number;
+      activation: Activation;
+      padding: 'same' | 'valid';
+    }
   | { type: 'maxpool2d'; name: string; poolSize: number }
   | { type: 'dropout'; name: string; rate: number }
-  | { type: 'conv1d'; name: string; filters: number; kernelSize: number; activation: Activation; padding: 'same' | 'valid' }
-  | { type: 'gru' | 'lstm'; name: string; units: number; activation: CellActivation; recurrentActivation: RecurrentActivation;
-    returnSequences: boolean }
+  | {
+      type: 'conv1d';
+      name: string;
+      filters: number;
+      kernelSize: number;
+      activation: Activation;
+      padding: 'same' | 'valid';
+    }
+  | {
+      type: 'gru' | 'lstm';
+      name: string;
+      units: number;
+      activation: CellActivation;
+      recurrentActivation: RecurrentActivation;
+      returnSequences: boolean;
+    }
   | { type: 'globalavgpool1d'; name: string }
   | { type: 'layernorm'; name: string; epsilon: number }
   | { type: 'embedding'; name: string; inputDim: number; outputDim: number };
@@ -121,7 +157,8 @@ interface DropOp {
 
 type Op = DenseOp | ConvOp | PoolOp | DropOp | LayerOp;
 
-const hasWeights = (op: Op): boolean => op.kind === 'dense' || op.kind === 'conv' || (op.kind === 'layer' && op.tensors.length > 0);
+const hasWeights = (op: Op): boolean =>
+  op.kind === 'dense' || op.kind === 'conv' || (op.kind === 'layer' && op.tensors.length > 0);
 
 interface Plan {
   ops: Op[];
@@ -132,7 +169,8 @@ interface Plan {
 }
 
 const positiveInt = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v > 0;
-const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+const sameShape = (a: readonly number[], b: readonly number[]): boolean =>
+  a.length === b.length && a.every((d, i) => d === b[i]);
 
 export interface SeqNetOptions {
   /** Floats of column matrix per conv layer at once (default COLS_BUDGET); smaller means more chunks. */
@@ -141,7 +179,8 @@ export interface SeqNetOptions {
 
 /** Compiles a spec into ops and the weight layout, or returns why the engine cannot run it. */
 function plan(spec: SeqNetSpec, colsBudget = COLS_BUDGET): Plan | string {
-  if (spec.loss !== 'sparse_categorical_crossentropy' && spec.loss !== 'mse') return `loss '${String(spec.loss)}' is not supported`;
+  if (spec.loss !== 'sparse_categorical_crossentropy' && spec.loss !== 'mse')
+    return `loss '${String(spec.loss)}' is not supported`;
   if (!Array.isArray(spec.inputShape) || spec.inputShape.length === 0 || !spec.inputShape.every(positiveInt)) {
     return `input shape [${String(spec.inputShape)}] is not a list of positive integers`;
   }
@@ -162,10 +201,24 @@ function plan(spec: SeqNetSpec, colsBudget = COLS_BUDGET): Plan | string {
       case 'dense': {
         if (shape.length !== 1) return `dense ${at} gets a rank-${shape.length} input (flatten first)`;
         if (!positiveInt(l.units)) return `dense ${at} has ${String(l.units)} units`;
-        if (!ACTIVATIONS.includes(l.activation)) return `activation '${String(l.activation)}' on ${at} is not supported`;
+        if (!ACTIVATIONS.includes(l.activation))
+          return `activation '${String(l.activation)}' on ${at} is not supported`;
         const fanIn = shape[0];
-        ops.push({ kind: 'dense', name: l.name, act: l.activation, fanIn, units: l.units, kOff: offset, bOff: offset + fanIn * l.units, inSize: fanIn, outSize: l.units });
-        tensors.push({ name: `${l.name}/kernel`, shape: [fanIn, l.units] }, { name: `${l.name}/bias`, shape: [l.units] });
+        ops.push({
+          kind: 'dense',
+          name: l.name,
+          act: l.activation,
+          fanIn,
+          units: l.units,
+          kOff: offset,
+          bOff: offset + fanIn * l.units,
+          inSize: fanIn,
+          outSize: l.units,
+        });
+        tensors.push(
+          { name: `${l.name}/kernel`, shape: [fanIn, l.units] },
+          { name: `${l.name}/bias`, shape: [l.units] },
+        );
         offset += fanIn * l.units + l.units;
         shape = [l.units];
         lastWeighted = li;
@@ -173,9 +226,12 @@ function plan(spec: SeqNetSpec, colsBudget = COLS_BUDGET): Plan | string {
       }
       case 'conv2d': {
         if (shape.length !== 3) return `conv2d ${at} needs an [h, w, c] input, gets rank ${shape.length}`;
-        if (!positiveInt(l.filters) || !positiveInt(l.kernelSize)) return `conv2d ${at} needs positive integer filters and kernel size`;
-        if (l.padding !== 'same' && l.padding !== 'valid') return `padding '${String(l.padding)}' on ${at} is not supported`;
-        if (!ACTIVATIONS.includes(l.activation)) return `activation '${String(l.activation)}' on ${at} is not supported`;
+        if (!positiveInt(l.filters) || !positiveInt(l.kernelSize))
+          return `conv2d ${at} needs positive integer filters and kernel size`;
+        if (l.padding !== 'same' && l.padding !== 'valid')
+          return `padding '${String(l.padding)}' on ${at} is not supported`;
+        if (!ACTIVATIONS.includes(l.activation))
+          return `activation '${String(l.activation)}' on ${at} is not supported`;
         const [h, w, c] = shape;
         const g = convGeom(h, w, c, l.kernelSize, l.padding);
         if (g.outH < 1 || g.outW < 1) return `conv2d ${at}: kernel ${l.kernelSize} is larger than its ${h}x${w} input`;
@@ -183,11 +239,23 @@ function plan(spec: SeqNetSpec, colsBudget = COLS_BUDGET): Plan | string {
         const rows = g.outH * g.outW;
         const kSize = colLen * l.filters;
         ops.push({
-          kind: 'conv', name: l.name, act: l.activation, g, filters: l.filters, rows, colLen,
-          chunk: Math.max(1, Math.floor(colsBudget / (rows * colLen))), kOff: offset, bOff: offset + kSize,
-          inSize: h * w * c, outSize: rows * l.filters,
+          kind: 'conv',
+          name: l.name,
+          act: l.activation,
+          g,
+          filters: l.filters,
+          rows,
+          colLen,
+          chunk: Math.max(1, Math.floor(colsBudget / (rows * colLen))),
+          kOff: offset,
+          bOff: offset + kSize,
+          inSize: h * w * c,
+          outSize: rows * l.filters,
         });
-        tensors.push({ name: `${l.name}/kernel`, shape: [l.kernelSize, l.kernelSize, c, l.filters] }, { name: `${l.name}/bias`, shape: [l.filters] });
+        tensors.push(
+          { name: `${l.name}/kernel`, shape: [l.kernelSize, l.kernelSize, c, l.filters] },
+          { name: `${l.name}/bias`, shape: [l.filters] },
+        );
         offset += kSize + l.filters;
         shape = [g.outH, g.outW, l.filters];
         lastWeighted = li;
@@ -195,22 +263,47 @@ function plan(spec: SeqNetSpec, colsBudget = COLS_BUDGET): Plan | string {
       }
       case 'conv1d': {
         if (shape.length !== 2) return `conv1d ${at} needs a [steps, features] input, gets rank ${shape.length}`;
-        if (!positiveInt(l.filters) || !positiveInt(l.kernelSize)) return `conv1d ${at} needs positive integer filters and kernel size`;
-        if (l.padding !== 'same' && l.padding !== 'valid') return `padding '${String(l.padding)}' on ${at} is not supported`;
-        if (!ACTIVATIONS.includes(l.activation)) return `activation '${String(l.activation)}' on ${at} is not supported`;
+        if (!positiveInt(l.filters) || !positiveInt(l.kernelSize))
+          return `conv1d ${at} needs positive integer filters and kernel size`;
+        if (l.padding !== 'same' && l.padding !== 'valid')
+          return `padding '${String(l.padding)}' on ${at} is not supported`;
+        if (!ACTIVATIONS.includes(l.activation))
+          return `activation '${String(l.activation)}' on ${at} is not supported`;
         const [steps, c] = shape;
         const k = l.kernelSize;
         const outW = l.padding === 'same' ? steps : steps - k + 1;
         if (outW < 1) return `conv1d ${at}: kernel ${k} is longer than its ${steps} steps`;
         // A 1 x steps image with a 1 x k kernel: im2col's columns are (j, ci), the rows of the tfjs kernel [k, cin, cout].
-        const g: ConvGeom = { h: 1, w: steps, c, kh: 1, kw: k, outH: 1, outW, padTop: 0, padLeft: l.padding === 'same' ? (k - 1) >> 1 : 0 };
+        const g: ConvGeom = {
+          h: 1,
+          w: steps,
+          c,
+          kh: 1,
+          kw: k,
+          outH: 1,
+          outW,
+          padTop: 0,
+          padLeft: l.padding === 'same' ? (k - 1) >> 1 : 0,
+        };
         const colLen = k * c;
         ops.push({
-          kind: 'conv', name: l.name, act: l.activation, g, filters: l.filters, rows: outW, colLen,
-          chunk: Math.max(1, Math.floor(colsBudget / (outW * colLen))), kOff: offset, bOff: offset + colLen * l.filters,
-          inSize: steps * c, outSize: outW * l.filters,
+          kind: 'conv',
+          name: l.name,
+          act: l.activation,
+          g,
+          filters: l.filters,
+          rows: outW,
+          colLen,
+          chunk: Math.max(1, Math.floor(colsBudget / (outW * colLen))),
+          kOff: offset,
+          bOff: offset + colLen * l.filters,
+          inSize: steps * c,
+          outSize: outW * l.filters,
         });
-        tensors.push({ name: `${l.name}/kernel`, shape: [k, c, l.filters] }, { name: `${l.name}/bias`, shape: [l.filters] });
+        tensors.push(
+          { name: `${l.name}/kernel`, shape: [k, c, l.filters] },
+          { name: `${l.name}/bias`, shape: [l.filters] },
+        );
         offset += colLen * l.filters + l.filters;
         shape = [outW, l.filters];
         lastWeighted = li;
@@ -234,14 +327,16 @@ function plan(spec: SeqNetSpec, colsBudget = COLS_BUDGET): Plan | string {
         if (shape.length !== 3) return `maxpool2d ${at} needs an [h, w, c] input, gets rank ${shape.length}`;
         if (!positiveInt(l.poolSize)) return `maxpool2d ${at} needs a positive integer pool size`;
         const g = poolGeom(shape[0], shape[1], shape[2], l.poolSize);
-        if (g.outH < 1 || g.outW < 1) return `maxpool2d ${at}: pool ${l.poolSize} is larger than its ${shape[0]}x${shape[1]} input`;
+        if (g.outH < 1 || g.outW < 1)
+          return `maxpool2d ${at}: pool ${l.poolSize} is larger than its ${shape[0]}x${shape[1]} input`;
         const inSize = size();
         shape = [g.outH, g.outW, g.c];
         ops.push({ kind: 'pool', g, inSize, outSize: size() });
         break;
       }
       case 'dropout':
-        if (!(typeof l.rate === 'number' && l.rate >= 0 && l.rate < 1)) return `dropout ${at} has rate ${String(l.rate)} (needs 0 <= rate < 1)`;
+        if (!(typeof l.rate === 'number' && l.rate >= 0 && l.rate < 1))
+          return `dropout ${at} has rate ${String(l.rate)} (needs 0 <= rate < 1)`;
         if (l.rate > 0) ops.push({ kind: 'dropout', rate: l.rate, inSize: size(), outSize: size() });
         break;
       default:
@@ -249,12 +344,15 @@ function plan(spec: SeqNetSpec, colsBudget = COLS_BUDGET): Plan | string {
     }
   }
   if (lastWeighted < 0) return 'no dense or conv layers';
-  if (lastWeighted !== layers.length - 1 || layers[lastWeighted].type !== 'dense') return 'the last layer must be dense';
+  if (lastWeighted !== layers.length - 1 || layers[lastWeighted].type !== 'dense')
+    return 'the last layer must be dense';
   for (const op of ops) {
-    if ((op.kind === 'dense' || op.kind === 'conv') && op.act === 'softmax' && op !== ops[ops.length - 1]) return `softmax on hidden layer '${op.name}'`;
+    if ((op.kind === 'dense' || op.kind === 'conv') && op.act === 'softmax' && op !== ops[ops.length - 1])
+      return `softmax on hidden layer '${op.name}'`;
   }
   const out = ops[ops.length - 1] as DenseOp;
-  if (spec.loss === 'sparse_categorical_crossentropy' && out.act !== 'softmax') return 'sparse categorical cross-entropy needs a softmax output';
+  if (spec.loss === 'sparse_categorical_crossentropy' && out.act !== 'softmax')
+    return 'sparse categorical cross-entropy needs a softmax output';
   if (spec.loss === 'mse' && out.act !== 'linear') return 'mse needs a linear output';
   if (spec.tensors) {
     const t = spec.tensors;
@@ -262,7 +360,13 @@ function plan(spec: SeqNetSpec, colsBudget = COLS_BUDGET): Plan | string {
       return `the model's weights [${t.map((s) => `[${s.shape.join(',')}]`).join(', ')}] are not the layers' kernels and biases`;
     }
   }
-  return { ops, tensors, numParams: offset, inputSize: spec.inputShape.reduce((a, b) => a * b, 1), outputSize: out.units };
+  return {
+    ops,
+    tensors,
+    numParams: offset,
+    inputSize: spec.inputShape.reduce((a, b) => a * b, 1),
+    outputSize: out.units,
+  };
 }
 
 /** The LayerOp of a sequence layer at weight offset wOff over inputs of the given shape, or why it cannot run. */
@@ -273,12 +377,18 @@ function sequenceOp(l: SeqLayer, shape: readonly number[], wOff: number, index: 
     case 'lstm': {
       if (shape.length !== 2) return `${at} needs a [steps, features] input, gets rank ${shape.length}`;
       if (!positiveInt(l.units)) return `${at} has ${String(l.units)} units`;
-      if (!CELL_ACTIVATIONS.includes(l.activation)) return `activation '${String(l.activation)}' on ${at} is not supported`;
+      if (!CELL_ACTIVATIONS.includes(l.activation))
+        return `activation '${String(l.activation)}' on ${at} is not supported`;
       if (!RECURRENT_ACTIVATIONS.includes(l.recurrentActivation)) {
         return `recurrent activation '${String(l.recurrentActivation)}' on ${at} is not supported (hardSigmoid or sigmoid)`;
       }
-      const cfg = { name: l.name, units: l.units, activation: l.activation, recurrentActivation: l.recurrentActivation,
-        returnSequences: l.returnSequences === true };
+      const cfg = {
+        name: l.name,
+        units: l.units,
+        activation: l.activation,
+        recurrentActivation: l.recurrentActivation,
+        returnSequences: l.returnSequences === true,
+      };
       return l.type === 'gru' ? new GruOp(cfg, shape[0], shape[1], wOff) : new LstmOp(cfg, shape[0], shape[1], wOff);
     }
     case 'globalavgpool1d':
@@ -290,7 +400,8 @@ function sequenceOp(l: SeqLayer, shape: readonly number[], wOff: number, index: 
     case 'embedding':
       if (index !== 0) return `${at} must be the first layer (its integer inputs have no gradient)`;
       if (shape.length !== 1) return `${at} needs a [steps] input of indices, gets rank ${shape.length}`;
-      if (!positiveInt(l.inputDim) || !positiveInt(l.outputDim)) return `${at} needs positive integer inputDim and outputDim`;
+      if (!positiveInt(l.inputDim) || !positiveInt(l.outputDim))
+        return `${at} needs positive integer inputDim and outputDim`;
       return new EmbeddingOp(l.name, shape[0], l.inputDim, l.outputDim, wOff);
     default:
       return `${at} is not a sequence layer`;
@@ -342,7 +453,11 @@ export class SeqNet {
   private readonly ins: Float32Array[];
   private readonly outViews: Float32Array[];
 
-  constructor(readonly spec: SeqNetSpec, private readonly k: Kernels, options: SeqNetOptions = {}) {
+  constructor(
+    readonly spec: SeqNetSpec,
+    private readonly k: Kernels,
+    options: SeqNetOptions = {},
+  ) {
     const p = plan(spec, options.colsBudget);
     if (typeof p === 'string') throw new Error(`engine cannot run this model: ${p}`);
     this.ops = p.ops;
@@ -410,7 +525,13 @@ export class SeqNet {
    * call returns, so views stay valid. Returns the weights and input the kernels should read (staged
    * into wasm memory when they live outside it).
    */
-  private prepare(w: Float32Array, x: Float32Array, m: number, train: boolean, g?: Float32Array): [Float32Array, Float32Array] {
+  private prepare(
+    w: Float32Array,
+    x: Float32Array,
+    m: number,
+    train: boolean,
+    g?: Float32Array,
+  ): [Float32Array, Float32Array] {
     this.checkInputs(w, x, m);
     this.ensureForward(m);
     if (train) this.ensureBackward(m);
@@ -433,8 +554,10 @@ export class SeqNet {
 
   private checkInputs(w: Float32Array, x: Float32Array, m: number): void {
     if (!Number.isInteger(m) || m < 1) throw new RangeError(`batch size must be a whole number >= 1, got ${m}`);
-    if (w.length < this.numParams) throw new RangeError(`weights have ${w.length} values, the model needs ${this.numParams}`);
-    if (x.length < m * this.inputSize) throw new RangeError(`input has ${x.length} values, ${m} examples need ${m * this.inputSize}`);
+    if (w.length < this.numParams)
+      throw new RangeError(`weights have ${w.length} values, the model needs ${this.numParams}`);
+    if (x.length < m * this.inputSize)
+      throw new RangeError(`input has ${x.length} values, ${m} examples need ${m * this.inputSize}`);
   }
 
   /**
@@ -468,7 +591,18 @@ export class SeqNet {
           for (let b0 = 0; b0 < m; b0 += op.chunk) {
             const mc = Math.min(op.chunk, m - b0);
             im2col(op.g, input.subarray(b0 * op.inSize, (b0 + mc) * op.inSize), mc, cols);
-            k.gemm(false, false, mc * op.rows, op.filters, op.colLen, 1, cols, kernel, 0, out.subarray(b0 * op.outSize, (b0 + mc) * op.outSize));
+            k.gemm(
+              false,
+              false,
+              mc * op.rows,
+              op.filters,
+              op.colLen,
+              1,
+              cols,
+              kernel,
+              0,
+              out.subarray(b0 * op.outSize, (b0 + mc) * op.outSize),
+            );
           }
           k.biasAct(out, w.subarray(op.bOff, op.bOff + op.filters), m * op.rows, op.filters, op.act === 'relu');
           activate(out, op.act);
@@ -509,8 +643,16 @@ export class SeqNet {
    * Forward and backward over one batch: writes the gradient of the MEAN loss into g (overwriting it)
    * and returns the summed loss and correct count. With `rng`, in training mode (dropout drops).
    */
-  gradient(w: Float32Array, x: Float32Array, y: Int32Array | Float32Array, m: number, g: Float32Array, rng?: DropoutRng): BatchResult {
-    if (g.length < this.numParams) throw new RangeError(`gradient has ${g.length} values, the model needs ${this.numParams}`);
+  gradient(
+    w: Float32Array,
+    x: Float32Array,
+    y: Int32Array | Float32Array,
+    m: number,
+    g: Float32Array,
+    rng?: DropoutRng,
+  ): BatchResult {
+    if (g.length < this.numParams)
+      throw new RangeError(`gradient has ${g.length} values, the model needs ${this.numParams}`);
     const [ws, xs] = this.prepare(w, x, m, true, g);
     const gs = this.gStage && !this.mem.inside(g) ? this.gStage.a : g;
     const out = this.run(ws, xs, m, rng);
@@ -524,7 +666,13 @@ export class SeqNet {
   }
 
   /** Summed loss and correct count over the batch; writes dLoss/dlogits * scale * m into delta. */
-  private lossDelta(out: Float32Array, y: Int32Array | Float32Array, m: number, scale: number, delta: Float32Array): BatchResult {
+  private lossDelta(
+    out: Float32Array,
+    y: Int32Array | Float32Array,
+    m: number,
+    scale: number,
+    delta: Float32Array,
+  ): BatchResult {
     const n = this.outputSize;
     if (this.spec.loss === 'sparse_categorical_crossentropy') {
       if (!(y instanceof Int32Array)) throw new Error('classification labels must be an Int32Array');
@@ -595,7 +743,8 @@ export class SeqNet {
         case 'dropout':
           if (prev) {
             const mask = this.masks[i]!.a;
-            if (this.outViews[i] === input) prev.set(d); // evaluation mode: identity
+            if (this.outViews[i] === input)
+              prev.set(d); // evaluation mode: identity
             else for (let j = 0; j < prev.length; j++) prev[j] = d[j] * mask[j];
           }
           break;

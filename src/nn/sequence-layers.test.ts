@@ -51,14 +51,17 @@ function fn(name: string, v: number): number {
     case 'relu':
       pattern.push(v > 0 ? 1 : 0);
       return Math.max(0, v);
-    case 'tanh': return Math.tanh(v);
-    case 'sigmoid': return 1 / (1 + Math.exp(-v));
+    case 'tanh':
+      return Math.tanh(v);
+    case 'sigmoid':
+      return 1 / (1 + Math.exp(-v));
     case 'hardSigmoid': {
       const y = 0.2 * v + 0.5;
       pattern.push(y <= 0 ? 0 : y >= 1 ? 2 : 1);
       return Math.min(1, Math.max(0, y));
     }
-    default: return v;
+    default:
+      return v;
   }
 }
 
@@ -66,8 +69,10 @@ function fn(name: string, v: number): number {
 const at = (w: ArrayLike<number>, off: number, cols: number) => (r: number, c: number) => w[off + r * cols + c];
 
 function gruRef(l: RnnLayer, xs: Seq, w: ArrayLike<number>, off: number): { out: Seq; used: number } {
-  const F = xs[0].length, U = l.units;
-  const K = at(w, off, 3 * U), R = at(w, off + F * 3 * U, 3 * U);
+  const F = xs[0].length,
+    U = l.units;
+  const K = at(w, off, 3 * U),
+    R = at(w, off + F * 3 * U, 3 * U);
   const bias = off + F * 3 * U + U * 3 * U;
   let h: Vec = new Array(U).fill(0);
   const out: Seq = [];
@@ -89,8 +94,10 @@ function gruRef(l: RnnLayer, xs: Seq, w: ArrayLike<number>, off: number): { out:
 }
 
 function lstmRef(l: RnnLayer, xs: Seq, w: ArrayLike<number>, off: number): { out: Seq; used: number } {
-  const F = xs[0].length, U = l.units;
-  const K = at(w, off, 4 * U), R = at(w, off + F * 4 * U, 4 * U);
+  const F = xs[0].length,
+    U = l.units;
+  const K = at(w, off, 4 * U),
+    R = at(w, off + F * 4 * U, 4 * U);
   const bias = off + F * 4 * U + U * 4 * U;
   let h: Vec = new Array(U).fill(0);
   let c: Vec = new Array(U).fill(0);
@@ -118,7 +125,10 @@ function referenceExample(spec: SeqNetSpec, w: ArrayLike<number>, x: Float32Arra
   let a: Seq;
   let rank = spec.inputShape.length;
   if (rank === 1) a = [Array.from(x)];
-  else a = Array.from({ length: spec.inputShape[0] }, (_, t) => Array.from(x.subarray(t * spec.inputShape[1], (t + 1) * spec.inputShape[1])));
+  else
+    a = Array.from({ length: spec.inputShape[0] }, (_, t) =>
+      Array.from(x.subarray(t * spec.inputShape[1], (t + 1) * spec.inputShape[1])),
+    );
   let off = 0;
   for (const l of spec.layers) {
     switch (l.type) {
@@ -130,19 +140,23 @@ function referenceExample(spec: SeqNetSpec, w: ArrayLike<number>, x: Float32Arra
         break;
       }
       case 'conv1d': {
-        const T = a.length, C = a[0].length, k = l.kernelSize;
+        const T = a.length,
+          C = a[0].length,
+          k = l.kernelSize;
         const pad = l.padding === 'same' ? Math.floor((k - 1) / 2) : 0;
         const outT = l.padding === 'same' ? T : T - k + 1;
         const kernel = at(w, off, l.filters); // [k, cin, filters] as (j * C + ci) x filters
-        a = Array.from({ length: outT }, (_, t) => Array.from({ length: l.filters }, (_, f) => {
-          let s = w[off + k * C * l.filters + f];
-          for (let j = 0; j < k; j++) {
-            const src = t + j - pad;
-            if (src < 0 || src >= T) continue;
-            for (let ci = 0; ci < C; ci++) s += a[src][ci] * kernel(j * C + ci, f);
-          }
-          return fn(l.activation, s);
-        }));
+        a = Array.from({ length: outT }, (_, t) =>
+          Array.from({ length: l.filters }, (_, f) => {
+            let s = w[off + k * C * l.filters + f];
+            for (let j = 0; j < k; j++) {
+              const src = t + j - pad;
+              if (src < 0 || src >= T) continue;
+              for (let ci = 0; ci < C; ci++) s += a[src][ci] * kernel(j * C + ci, f);
+            }
+            return fn(l.activation, s);
+          }),
+        );
         off += k * C * l.filters + l.filters;
         break;
       }
@@ -163,7 +177,7 @@ function referenceExample(spec: SeqNetSpec, w: ArrayLike<number>, x: Float32Arra
         a = a.map((row) => {
           const mean = row.reduce((s, v) => s + v, 0) / F;
           const v = row.reduce((s, x) => s + (x - mean) ** 2, 0) / F;
-          return row.map((x, j) => w[off + j] * (x - mean) / Math.sqrt(v + l.epsilon) + w[off + F + j]);
+          return row.map((x, j) => (w[off + j] * (x - mean)) / Math.sqrt(v + l.epsilon) + w[off + F + j]);
         });
         off += 2 * F;
         break;
@@ -176,11 +190,13 @@ function referenceExample(spec: SeqNetSpec, w: ArrayLike<number>, x: Float32Arra
         assert.equal(rank, 1);
         const fanIn = a[0].length;
         const row = a[0];
-        a = [Array.from({ length: l.units }, (_, j) => {
-          let s = w[off + fanIn * l.units + j];
-          for (let p = 0; p < fanIn; p++) s += row[p] * w[off + p * l.units + j];
-          return l.activation === 'softmax' ? s : fn(l.activation, s);
-        })];
+        a = [
+          Array.from({ length: l.units }, (_, j) => {
+            let s = w[off + fanIn * l.units + j];
+            for (let p = 0; p < fanIn; p++) s += row[p] * w[off + p * l.units + j];
+            return l.activation === 'softmax' ? s : fn(l.activation, s);
+          }),
+        ];
         off += fanIn * l.units + l.units;
         break;
       }
@@ -191,8 +207,13 @@ function referenceExample(spec: SeqNetSpec, w: ArrayLike<number>, x: Float32Arra
   return a[0];
 }
 
-function reference(spec: SeqNetSpec, w: ArrayLike<number>, x: Float32Array, y: Int32Array | Float32Array, m: number):
-  { loss: number; pattern: number[] } {
+function reference(
+  spec: SeqNetSpec,
+  w: ArrayLike<number>,
+  x: Float32Array,
+  y: Int32Array | Float32Array,
+  m: number,
+): { loss: number; pattern: number[] } {
   pattern = [];
   const inSize = prod(spec.inputShape);
   let loss = 0;
@@ -212,42 +233,102 @@ function reference(spec: SeqNetSpec, w: ArrayLike<number>, x: Float32Array, y: I
 
 // ---------- test networks ----------
 
-const rnn = (type: 'gru' | 'lstm', name: string, units: number, returnSequences: boolean,
-  recurrentActivation: 'sigmoid' | 'hardSigmoid' = 'sigmoid', activation: 'tanh' | 'relu' = 'tanh'): SeqLayer =>
-  ({ type, name, units, activation, recurrentActivation, returnSequences });
-const dense = (name: string, units: number, activation: 'softmax' | 'linear' | 'relu'): SeqLayer => ({ type: 'dense', name, units, activation });
+const rnn = (
+  type: 'gru' | 'lstm',
+  name: string,
+  units: number,
+  returnSequences: boolean,
+  recurrentActivation: 'sigmoid' | 'hardSigmoid' = 'sigmoid',
+  activation: 'tanh' | 'relu' = 'tanh',
+): SeqLayer => ({ type, name, units, activation, recurrentActivation, returnSequences });
+const dense = (name: string, units: number, activation: 'softmax' | 'linear' | 'relu'): SeqLayer => ({
+  type: 'dense',
+  name,
+  units,
+  activation,
+});
 
 const NETS: [string, SeqNetSpec, number][] = [
-  ['[5,3] conv1d 4x3 same relu, gru 6 sequences, lstm 4, dense softmax 3', {
-    inputShape: [5, 3], loss: 'sparse_categorical_crossentropy', layers: [
-      { type: 'conv1d', name: 'c1', filters: 4, kernelSize: 3, activation: 'relu', padding: 'same' },
-      rnn('gru', 'g1', 6, true), rnn('lstm', 'l1', 4, false), dense('out', 3, 'softmax')],
-  }, 0],
-  ['[6,2] layernorm, lstm 5 sequences hardSigmoid, global average pool, dense linear (mse)', {
-    inputShape: [6, 2], loss: 'mse', layers: [
-      { type: 'layernorm', name: 'ln', epsilon: 1e-3 }, rnn('lstm', 'l1', 5, true, 'hardSigmoid'),
-      { type: 'globalavgpool1d', name: 'gap' }, dense('out', 1, 'linear')],
-  }, 0],
-  ['[7] embedding 10x4, conv1d 3x2 valid tanh, gru 5 hardSigmoid, layernorm, dense softmax 2', {
-    inputShape: [7], loss: 'sparse_categorical_crossentropy', layers: [
-      { type: 'embedding', name: 'emb', inputDim: 10, outputDim: 4 },
-      { type: 'conv1d', name: 'c1', filters: 3, kernelSize: 2, activation: 'tanh', padding: 'valid' },
-      rnn('gru', 'g1', 5, false, 'hardSigmoid'), { type: 'layernorm', name: 'ln', epsilon: 1e-3 }, dense('out', 2, 'softmax')],
-  }, 10],
-  ['[4,3] gru 3 sequences relu, flatten, dense relu 4, dense linear 2 (mse)', {
-    inputShape: [4, 3], loss: 'mse', layers: [
-      rnn('gru', 'g1', 3, true, 'sigmoid', 'relu'), { type: 'flatten', name: 'flatten' }, dense('d', 4, 'relu'), dense('out', 2, 'linear')],
-  }, 0],
+  [
+    '[5,3] conv1d 4x3 same relu, gru 6 sequences, lstm 4, dense softmax 3',
+    {
+      inputShape: [5, 3],
+      loss: 'sparse_categorical_crossentropy',
+      layers: [
+        { type: 'conv1d', name: 'c1', filters: 4, kernelSize: 3, activation: 'relu', padding: 'same' },
+        rnn('gru', 'g1', 6, true),
+        rnn('lstm', 'l1', 4, false),
+        dense('out', 3, 'softmax'),
+      ],
+    },
+    0,
+  ],
+  [
+    '[6,2] layernorm, lstm 5 sequences hardSigmoid, global average pool, dense linear (mse)',
+    {
+      inputShape: [6, 2],
+      loss: 'mse',
+      layers: [
+        { type: 'layernorm', name: 'ln', epsilon: 1e-3 },
+        rnn('lstm', 'l1', 5, true, 'hardSigmoid'),
+        { type: 'globalavgpool1d', name: 'gap' },
+        dense('out', 1, 'linear'),
+      ],
+    },
+    0,
+  ],
+  [
+    '[7] embedding 10x4, conv1d 3x2 valid tanh, gru 5 hardSigmoid, layernorm, dense softmax 2',
+    {
+      inputShape: [7],
+      loss: 'sparse_categorical_crossentropy',
+      layers: [
+        { type: 'embedding', name: 'emb', inputDim: 10, outputDim: 4 },
+        { type: 'conv1d', name: 'c1', filters: 3, kernelSize: 2, activation: 'tanh', padding: 'valid' },
+        rnn('gru', 'g1', 5, false, 'hardSigmoid'),
+        { type: 'layernorm', name: 'ln', epsilon: 1e-3 },
+        dense('out', 2, 'softmax'),
+      ],
+    },
+    10,
+  ],
+  [
+    '[4,3] gru 3 sequences relu, flatten, dense relu 4, dense linear 2 (mse)',
+    {
+      inputShape: [4, 3],
+      loss: 'mse',
+      layers: [
+        rnn('gru', 'g1', 3, true, 'sigmoid', 'relu'),
+        { type: 'flatten', name: 'flatten' },
+        dense('d', 4, 'relu'),
+        dense('out', 2, 'linear'),
+      ],
+    },
+    0,
+  ],
 ];
 
-interface Case { spec: SeqNetSpec; w: Float32Array; x: Float32Array; y: Int32Array | Float32Array; m: number }
+interface Case {
+  spec: SeqNetSpec;
+  w: Float32Array;
+  x: Float32Array;
+  y: Int32Array | Float32Array;
+  m: number;
+}
 
 /** Random weights and data; integer indices below `vocab` when the net starts with an embedding. */
 function makeCase(spec: SeqNetSpec, m: number, seed: number, vocab: number): Case {
   const r = prng(seed);
-  const w = rand(seqTensorSpecs(spec).reduce((a, t) => a + prod(t.shape), 0), r, -0.8, 0.8);
-  const x = vocab > 0 ? Float32Array.from({ length: m * prod(spec.inputShape) }, () => Math.floor(r() * vocab))
-    : rand(m * prod(spec.inputShape), r);
+  const w = rand(
+    seqTensorSpecs(spec).reduce((a, t) => a + prod(t.shape), 0),
+    r,
+    -0.8,
+    0.8,
+  );
+  const x =
+    vocab > 0
+      ? Float32Array.from({ length: m * prod(spec.inputShape) }, () => Math.floor(r() * vocab))
+      : rand(m * prod(spec.inputShape), r);
   const outN = (spec.layers[spec.layers.length - 1] as { units: number }).units;
   const y = spec.loss === 'mse' ? rand(m * outN, r) : Int32Array.from({ length: m }, () => Math.floor(r() * outN));
   return { spec, w, x, y, m };
@@ -267,10 +348,17 @@ function checkGradient(k: Kernels, c: Case, what: string): number {
   const g = new Float32Array(net.numParams).fill(NaN);
   const r = net.gradient(c.w, c.x, c.y, c.m, g);
   const base = reference(c.spec, c.w, c.x, c.y, c.m);
-  assert.ok(Math.abs(r.loss / c.m - base.loss) <= 1e-5 * Math.max(1, base.loss), `${what}: loss ${r.loss / c.m} vs reference ${base.loss}`);
-  const names = seqTensorSpecs(c.spec).flatMap((t) => Array.from({ length: prod(t.shape) }, (_, i) => `${t.name}[${i}]`));
+  assert.ok(
+    Math.abs(r.loss / c.m - base.loss) <= 1e-5 * Math.max(1, base.loss),
+    `${what}: loss ${r.loss / c.m} vs reference ${base.loss}`,
+  );
+  const names = seqTensorSpecs(c.spec).flatMap((t) =>
+    Array.from({ length: prod(t.shape) }, (_, i) => `${t.name}[${i}]`),
+  );
   const w = Float64Array.from(c.w);
-  let worst = 0, skipped = 0, nonZero = 0;
+  let worst = 0,
+    skipped = 0,
+    nonZero = 0;
   const same = (p: number[]) => p.length === base.pattern.length && p.every((v, i) => v === base.pattern[i]);
   for (let i = 0; i < net.numParams; i++) {
     const w0 = w[i];
@@ -288,7 +376,9 @@ function checkGradient(k: Kernels, c: Case, what: string): number {
     worst = Math.max(worst, diff);
     if (Math.abs(g[i]) > 10 * ABS) nonZero++;
     if (!(diff <= ABS + REL * Math.abs(g[i]))) {
-      assert.fail(`${what}: d loss / d ${names[i]} is ${g[i]}, finite difference ${fd} (|diff| ${diff.toExponential(2)})`);
+      assert.fail(
+        `${what}: d loss / d ${names[i]} is ${g[i]}, finite difference ${fd} (|diff| ${diff.toExponential(2)})`,
+      );
     }
   }
   assert.ok(skipped <= net.numParams / 20, `${what}: ${skipped} of ${net.numParams} parameters sit at a kink`);
@@ -326,7 +416,12 @@ describe('sequence layer specs', () => {
   it('lays weights out as tfjs does (names, shapes, order)', async () => {
     await ensureTfjs();
     for (const [what, spec] of NETS) {
-      const model = await buildTfjsModel({ ...spec, name: 'n', optimizer: { name: 'sgd', lr: 0.1 }, layers: [...spec.layers] } as ModelSpec);
+      const model = await buildTfjsModel({
+        ...spec,
+        name: 'n',
+        optimizer: { name: 'sgd', lr: 0.1 },
+        layers: [...spec.layers],
+      } as ModelSpec);
       try {
         const theirs = model.trainableWeights.map((w) => ({ name: w.originalName, shape: w.shape }));
         assert.deepEqual(seqTensorSpecs(spec), theirs, what);
@@ -338,22 +433,55 @@ describe('sequence layer specs', () => {
   const base = NETS[0][1];
   const bad: [string, SeqNetSpec, RegExp][] = [
     ['a gru on a rank-1 input', { ...base, inputShape: [15] }, /needs a \[steps, features\] input/],
-    ['an unknown recurrent activation', { ...base, layers: [rnn('gru', 'g', 3, false, 'relu' as never), dense('o', 2, 'softmax')] },
-      /recurrent activation 'relu'.*not supported/],
-    ['an embedding after another layer', { ...base, layers: [rnn('gru', 'g', 3, true), { type: 'embedding', name: 'e', inputDim: 3, outputDim: 2 },
-      dense('o', 2, 'softmax')] }, /must be the first layer/],
-    ['a conv1d kernel longer than the sequence', { ...base, layers: [{ type: 'conv1d', name: 'c', filters: 2, kernelSize: 9, activation: 'relu',
-      padding: 'valid' }, { type: 'flatten', name: 'f' }, dense('o', 2, 'softmax')] }, /kernel 9 is longer than its 5 steps/],
-    ['layernorm epsilon 0', { ...base, layers: [{ type: 'layernorm', name: 'ln', epsilon: 0 }, rnn('gru', 'g', 3, false), dense('o', 2, 'softmax')] },
-      /needs epsilon > 0/],
+    [
+      'an unknown recurrent activation',
+      { ...base, layers: [rnn('gru', 'g', 3, false, 'relu' as never), dense('o', 2, 'softmax')] },
+      /recurrent activation 'relu'.*not supported/,
+    ],
+    [
+      'an embedding after another layer',
+      {
+        ...base,
+        layers: [
+          rnn('gru', 'g', 3, true),
+          { type: 'embedding', name: 'e', inputDim: 3, outputDim: 2 },
+          dense('o', 2, 'softmax'),
+        ],
+      },
+      /must be the first layer/,
+    ],
+    [
+      'a conv1d kernel longer than the sequence',
+      {
+        ...base,
+        layers: [
+          { type: 'conv1d', name: 'c', filters: 2, kernelSize: 9, activation: 'relu', padding: 'valid' },
+          { type: 'flatten', name: 'f' },
+          dense('o', 2, 'softmax'),
+        ],
+      },
+      /kernel 9 is longer than its 5 steps/,
+    ],
+    [
+      'layernorm epsilon 0',
+      {
+        ...base,
+        layers: [{ type: 'layernorm', name: 'ln', epsilon: 0 }, rnn('gru', 'g', 3, false), dense('o', 2, 'softmax')],
+      },
+      /needs epsilon > 0/,
+    ],
   ];
-  for (const [what, spec, re] of bad) it(`rejects ${what}`, () => assert.match(seqUnsupportedReason(spec) ?? 'accepted', re));
+  for (const [what, spec, re] of bad)
+    it(`rejects ${what}`, () => assert.match(seqUnsupportedReason(spec) ?? 'accepted', re));
   it('an embedding index out of range is a clear error naming the example and step', () => {
     const [, spec] = NETS[2];
     const net = new SeqNet(spec, jsKernels);
     const x = new Float32Array(14).fill(1);
     x[9] = 10;
-    assert.throws(() => net.forward(new Float32Array(net.numParams), x, 2), /input 9 \(example 1, step 2\) is 10; indices must be whole numbers from 0 to 9/);
+    assert.throws(
+      () => net.forward(new Float32Array(net.numParams), x, 2),
+      /input 9 \(example 1, step 2\) is 10; indices must be whole numbers from 0 to 9/,
+    );
   });
 });
 
@@ -364,13 +492,18 @@ function tfjsGradient(model: tf.LayersModel, spec: SeqNetSpec, c: Case): Float32
   return tf.tidy(() => {
     const x = tf.tensor(c.x, [c.m, ...spec.inputShape]);
     const outN = (spec.layers[spec.layers.length - 1] as { units: number }).units;
-    const { grads } = tf.variableGrads(() => {
-      const out = model.apply(x, { training: true }) as tf.Tensor;
-      if (spec.loss === 'mse') return tf.mean(tf.square(tf.sub(out, tf.tensor(c.y, [c.m, outN])))) as tf.Scalar;
-      const picked = tf.sum(tf.mul(out, tf.oneHot(tf.tensor1d(c.y as Int32Array, 'int32'), outN)), 1);
-      return tf.neg(tf.mean(tf.log(picked))) as tf.Scalar;
-    }, model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val));
-    const parts = model.trainableWeights.map((w) => grads[(w as unknown as { val: tf.Variable }).val.name].dataSync() as Float32Array);
+    const { grads } = tf.variableGrads(
+      () => {
+        const out = model.apply(x, { training: true }) as tf.Tensor;
+        if (spec.loss === 'mse') return tf.mean(tf.square(tf.sub(out, tf.tensor(c.y, [c.m, outN])))) as tf.Scalar;
+        const picked = tf.sum(tf.mul(out, tf.oneHot(tf.tensor1d(c.y as Int32Array, 'int32'), outN)), 1);
+        return tf.neg(tf.mean(tf.log(picked))) as tf.Scalar;
+      },
+      model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val),
+    );
+    const parts = model.trainableWeights.map(
+      (w) => grads[(w as unknown as { val: tf.Variable }).val.name].dataSync() as Float32Array,
+    );
     const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
     let o = 0;
     for (const p of parts) {
@@ -385,13 +518,20 @@ describe('sequence layers against tfjs (tfjs-cpu)', () => {
   for (const [what, spec, vocab] of NETS) {
     it(`same predictions and gradients: ${what}`, async (t) => {
       await ensureTfjs();
-      const model = await buildTfjsModel({ ...spec, name: 'n', optimizer: { name: 'sgd', lr: 0.1 }, layers: [...spec.layers] } as ModelSpec);
+      const model = await buildTfjsModel({
+        ...spec,
+        name: 'n',
+        optimizer: { name: 'sgd', lr: 0.1 },
+        layers: [...spec.layers],
+      } as ModelSpec);
       try {
         const c = makeCase(spec, 8, 21, vocab);
         setModelWeights(model, c.w);
         const net = new SeqNet(spec, jsKernels);
         const ours = net.predict(c.w, c.x, c.m);
-        const theirs = tf.tidy(() => (model.predict(tf.tensor(c.x, [c.m, ...spec.inputShape])) as tf.Tensor).dataSync());
+        const theirs = tf.tidy(() =>
+          (model.predict(tf.tensor(c.x, [c.m, ...spec.inputShape])) as tf.Tensor).dataSync(),
+        );
         const pdiff = maxAbsDiff(ours, theirs);
         const g = new Float32Array(net.numParams);
         net.gradient(c.w, c.x, c.y, c.m, g);
@@ -443,10 +583,18 @@ describe('tfjs Keras format round trip with sequence layers', () => {
   it('a GRU / LSTM model trained by the engine loads in stock tfjs and predicts within 1e-5', async (t) => {
     await ensureTfjs();
     const spec: ModelSpec = {
-      name: 'seq', inputShape: [8, 2], loss: 'sparse_categorical_crossentropy', optimizer: { name: 'adam', lr: 0.01 },
-      layers: [{ type: 'conv1d', name: 'c1', filters: 4, kernelSize: 3, activation: 'relu', padding: 'same' },
-        { type: 'layernorm', name: 'ln', epsilon: 1e-3 }, rnn('gru', 'g1', 8, true, 'hardSigmoid'), rnn('lstm', 'l1', 6, true, 'hardSigmoid'),
-        { type: 'globalavgpool1d', name: 'gap' }, dense('out', 2, 'softmax')],
+      name: 'seq',
+      inputShape: [8, 2],
+      loss: 'sparse_categorical_crossentropy',
+      optimizer: { name: 'adam', lr: 0.01 },
+      layers: [
+        { type: 'conv1d', name: 'c1', filters: 4, kernelSize: 3, activation: 'relu', padding: 'same' },
+        { type: 'layernorm', name: 'ln', epsilon: 1e-3 },
+        rnn('gru', 'g1', 8, true, 'hardSigmoid'),
+        rnn('lstm', 'l1', 6, true, 'hardSigmoid'),
+        { type: 'globalavgpool1d', name: 'gap' },
+        dense('out', 2, 'softmax'),
+      ],
     };
     const data = toyData(256, 8, 2, 4);
     const w0 = initialWeights(tensorSpecs(spec), new Rng(1));
@@ -468,7 +616,9 @@ describe('tfjs Keras format round trip with sequence layers', () => {
     let model: stockTf.LayersModel | null = null;
     try {
       model = await stockTf.loadLayersModel(`${server.url}/model.json`);
-      const theirs = stockTf.tidy(() => (model!.predict(stockTf.tensor(data.x, [256, 8, 2])) as stockTf.Tensor).dataSync());
+      const theirs = stockTf.tidy(() =>
+        (model!.predict(stockTf.tensor(data.x, [256, 8, 2])) as stockTf.Tensor).dataSync(),
+      );
       const diff = maxAbsDiff(theirs, net.predict(w, data.x, 256));
       t.diagnostic(`accuracy ${ev.correct / 256}; max |stock tfjs - engine| probability ${diff.toExponential(2)}`);
       assert.ok(diff <= 1e-5, `predictions differ by ${diff}`);
@@ -490,16 +640,27 @@ describe('tfjs Keras format round trip with sequence layers', () => {
     user.add(stockTf.layers.gru({ name: 'gru', units: 4 }));
     user.add(stockTf.layers.dense({ name: 'out', units: 3, activation: 'softmax' }));
     const dir = mkdtempSync(join(root, 'user-'));
-    await user.save(stockTf.io.withSaveHandler(async (a) => {
-      writeFileSync(join(dir, 'w.bin'), Buffer.from(a.weightData as ArrayBuffer));
-      writeFileSync(join(dir, 'model.json'), JSON.stringify({ modelTopology: a.modelTopology, format: 'layers-model',
-        weightsManifest: [{ paths: ['./w.bin'], weights: a.weightSpecs }] }));
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }));
+    await user.save(
+      stockTf.io.withSaveHandler(async (a) => {
+        writeFileSync(join(dir, 'w.bin'), Buffer.from(a.weightData as ArrayBuffer));
+        writeFileSync(
+          join(dir, 'model.json'),
+          JSON.stringify({
+            modelTopology: a.modelTopology,
+            format: 'layers-model',
+            weightsManifest: [{ paths: ['./w.bin'], weights: a.weightSpecs }],
+          }),
+        );
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
     try {
       const { spec, weights } = await specFromModelJson(join(dir, 'model.json'));
       assert.equal(seqUnsupportedReason(spec), null);
-      assert.deepEqual(spec.layers.map((l) => l.type), ['embedding', 'conv1d', 'lstm', 'gru', 'dense']);
+      assert.deepEqual(
+        spec.layers.map((l) => l.type),
+        ['embedding', 'conv1d', 'lstm', 'gru', 'dense'],
+      );
       const r = prng(9);
       const n = 64;
       const x = Float32Array.from({ length: n * 6 }, () => Math.floor(r() * 12));
@@ -511,7 +672,13 @@ describe('tfjs Keras format round trip with sequence layers', () => {
         const theirs = stockTf.tidy(() => (user.predict(stockTf.tensor(x, [n, 6])) as stockTf.Tensor).dataSync());
         assert.ok(maxAbsDiff(ours, theirs) <= 1e-5, 'the engine predicts what the user model predicts');
         const data: Dataset = { source: 'user-seq', n, featureShape: [6], x, y, numClasses: 3 };
-        const out = await tr.train(weights!, data, { epochs: 2, batchSize: 16, optimizer: { name: 'adam', lr: 0.01 }, proxMu: 0, seed: 1 });
+        const out = await tr.train(weights!, data, {
+          epochs: 2,
+          batchSize: 16,
+          optimizer: { name: 'adam', lr: 0.01 },
+          proxMu: 0,
+          seed: 1,
+        });
         assert.equal(out.steps, 8);
         assert.ok(Number.isFinite(out.metrics.loss));
         assert.ok(maxAbsDiff(out.weights, weights!) > 1e-4, 'training moved the weights');

@@ -21,7 +21,12 @@ export class GlobalAveragePool1DOp implements LayerOp {
   readonly tensors: TensorSpec[] = [];
   readonly differentiableInput = true;
 
-  constructor(readonly name: string, private readonly T: number, private readonly F: number, readonly wOff: number) {
+  constructor(
+    readonly name: string,
+    private readonly T: number,
+    private readonly F: number,
+    readonly wOff: number,
+  ) {
     this.inSize = T * F;
     this.outSize = F;
     this.outShape = [F];
@@ -40,8 +45,15 @@ export class GlobalAveragePool1DOp implements LayerOp {
     }
   }
 
-  backward(_k: Kernels, _w: Float32Array, _input: Float32Array, dOut: Float32Array, m: number, _g: Float32Array,
-    dIn: Float32Array | null): void {
+  backward(
+    _k: Kernels,
+    _w: Float32Array,
+    _input: Float32Array,
+    dOut: Float32Array,
+    m: number,
+    _g: Float32Array,
+    dIn: Float32Array | null,
+  ): void {
     if (!dIn) return;
     const { T, F } = this;
     for (let b = 0; b < m; b++) {
@@ -66,11 +78,19 @@ export class LayerNormOp implements LayerOp {
   private xhat: Buf<Float32Array> | null = null;
   private invStd: Buf<Float32Array> | null = null;
 
-  constructor(readonly name: string, shape: readonly number[], private readonly epsilon: number, readonly wOff: number) {
+  constructor(
+    readonly name: string,
+    shape: readonly number[],
+    private readonly epsilon: number,
+    readonly wOff: number,
+  ) {
     this.F = shape[shape.length - 1];
     this.inSize = this.outSize = sizeOf(shape);
     this.outShape = [...shape];
-    this.tensors = [{ name: `${name}/gamma`, shape: [this.F] }, { name: `${name}/beta`, shape: [this.F] }];
+    this.tensors = [
+      { name: `${name}/gamma`, shape: [this.F] },
+      { name: `${name}/beta`, shape: [this.F] },
+    ];
   }
 
   reserve(mem: KernelMemory, m: number): void {
@@ -84,8 +104,10 @@ export class LayerNormOp implements LayerOp {
   forward(_k: Kernels, w: Float32Array, input: Float32Array, out: Float32Array, m: number): void {
     const F = this.F;
     const rows = (m * this.inSize) / F;
-    const gamma = this.wOff, beta = this.wOff + F;
-    const xhat = this.xhat!.a, invStd = this.invStd!.a;
+    const gamma = this.wOff,
+      beta = this.wOff + F;
+    const xhat = this.xhat!.a,
+      invStd = this.invStd!.a;
     for (let r = 0; r < rows; r++) {
       const o = r * F;
       let mean = 0;
@@ -103,16 +125,26 @@ export class LayerNormOp implements LayerOp {
     }
   }
 
-  backward(_k: Kernels, w: Float32Array, _input: Float32Array, dOut: Float32Array, m: number, g: Float32Array,
-    dIn: Float32Array | null): void {
+  backward(
+    _k: Kernels,
+    w: Float32Array,
+    _input: Float32Array,
+    dOut: Float32Array,
+    m: number,
+    g: Float32Array,
+    dIn: Float32Array | null,
+  ): void {
     const F = this.F;
     const rows = (m * this.inSize) / F;
-    const gamma = this.wOff, beta = this.wOff + F;
-    const xhat = this.xhat!.a, invStd = this.invStd!.a;
+    const gamma = this.wOff,
+      beta = this.wOff + F;
+    const xhat = this.xhat!.a,
+      invStd = this.invStd!.a;
     g.fill(0, gamma, beta + F);
     for (let r = 0; r < rows; r++) {
       const o = r * F;
-      let sum = 0, dot = 0;
+      let sum = 0,
+        dot = 0;
       for (let j = 0; j < F; j++) {
         const d = dOut[o + j];
         g[gamma + j] += d * xhat[o + j];
@@ -138,8 +170,13 @@ export class EmbeddingOp implements LayerOp {
   readonly tensors: TensorSpec[];
   readonly differentiableInput = false;
 
-  constructor(readonly name: string, private readonly T: number, private readonly inputDim: number,
-    private readonly D: number, readonly wOff: number) {
+  constructor(
+    readonly name: string,
+    private readonly T: number,
+    private readonly inputDim: number,
+    private readonly D: number,
+    readonly wOff: number,
+  ) {
     this.inSize = T;
     this.outSize = T * D;
     this.outShape = [T, D];
@@ -151,8 +188,10 @@ export class EmbeddingOp implements LayerOp {
   private index(input: Float32Array, p: number): number {
     const v = input[p];
     if (!Number.isInteger(v) || v < 0 || v >= this.inputDim) {
-      throw new RangeError(`embedding '${this.name}': input ${p} (example ${Math.floor(p / this.T)}, step ${p % this.T}) `
-        + `is ${v}; indices must be whole numbers from 0 to ${this.inputDim - 1}`);
+      throw new RangeError(
+        `embedding '${this.name}': input ${p} (example ${Math.floor(p / this.T)}, step ${p % this.T}) ` +
+          `is ${v}; indices must be whole numbers from 0 to ${this.inputDim - 1}`,
+      );
     }
     return v;
   }

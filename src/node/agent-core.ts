@@ -12,7 +12,14 @@ import type { NodeResources } from './resources.js';
 import { FrameLink } from '../net/frame-link.js';
 import { peekHeader } from '../core/wire.js';
 import { isBound, publicKeyOf, signFrame, toHex, unbindFrame, type Binding } from '../core/identity.js';
-import { HEARTBEAT, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, makeHello, PROTOCOL_VERSION, type CoordinatorMessage } from '../net/node-protocol.js';
+import {
+  HEARTBEAT,
+  MAX_FRAME_BYTES,
+  MAX_MESSAGE_BYTES,
+  makeHello,
+  PROTOCOL_VERSION,
+  type CoordinatorMessage,
+} from '../net/node-protocol.js';
 import { isMqttUrl, mqttLinkUrl } from '../net/mqtt-envelope.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
 import { LocalPrivacy } from './local-privacy.js';
@@ -113,15 +120,26 @@ function wsUrl(base: string): string {
 /** Training speed measured on this node's own data with a small dense model, in samples per second. */
 async function measureSpeed(data: LocalData, platform: AgentPlatform): Promise<number> {
   const spec: ModelSpec = {
-    name: 'probe', inputShape: data.train.featureShape, loss: 'sparse_categorical_crossentropy',
-    layers: [{ type: 'flatten', name: 'f' }, { type: 'dense', name: 'd1', units: 128, activation: 'relu' }, { type: 'dense', name: 'out', units: Math.max(2, data.train.numClasses), activation: 'softmax' }],
+    name: 'probe',
+    inputShape: data.train.featureShape,
+    loss: 'sparse_categorical_crossentropy',
+    layers: [
+      { type: 'flatten', name: 'f' },
+      { type: 'dense', name: 'd1', units: 128, activation: 'relu' },
+      { type: 'dense', name: 'out', units: Math.max(2, data.train.numClasses), activation: 'softmax' },
+    ],
     optimizer: { name: 'sgd', lr: 0.01 },
   };
   if (data.train.numClasses === 0) return 0;
   const t = await platform.makeTrainer(spec);
   try {
     const n = Math.min(512, data.train.n);
-    const probe = { ...data.train, n, x: data.train.x.subarray(0, n * (data.train.x.length / data.train.n)), y: data.train.y.subarray(0, n) };
+    const probe = {
+      ...data.train,
+      n,
+      x: data.train.x.subarray(0, n * (data.train.x.length / data.train.n)),
+      y: data.train.y.subarray(0, n),
+    };
     const w = new Float32Array(tensorSpecs(spec).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0));
     const started = performance.now();
     await t.train(w, probe, { epochs: 1, batchSize: 32, optimizer: spec.optimizer, proxMu: 0, seed: 0 });
@@ -143,11 +161,25 @@ async function measureBandwidth(base: string): Promise<number | undefined> {
 }
 
 /** A train or evaluation reply's outcome, read from its header (the update itself is not decoded again). */
-function replyOutcome(reply: Uint8Array): { type: string; round: number; numExamples: number; loss: number; accuracy: number; message: string } {
+function replyOutcome(reply: Uint8Array): {
+  type: string;
+  round: number;
+  numExamples: number;
+  loss: number;
+  accuracy: number;
+  message: string;
+} {
   const h = peekHeader(reply) as Record<string, unknown> & { type: string };
   const m = (h.type === 'train_result' ? h.metrics : h) as { loss?: unknown; accuracy?: unknown };
   const num = (v: unknown) => (typeof v === 'number' ? v : NaN);
-  return { type: h.type, round: num(h.round), numExamples: num(h.numExamples), loss: num(m?.loss), accuracy: num(m?.accuracy), message: String(h.message ?? '') };
+  return {
+    type: h.type,
+    round: num(h.round),
+    numExamples: num(h.numExamples),
+    loss: num(m?.loss),
+    accuracy: num(m?.accuracy),
+    message: String(h.message ?? ''),
+  };
 }
 
 export class AgentCore {
@@ -160,16 +192,28 @@ export class AgentCore {
   private queue: Promise<void> = Promise.resolve();
   private resources: NodeResources = {};
   connected = false;
-  readonly stats: AgentStats = { updatesSent: 0, evaluations: 0, lastTrain: null, lastEval: null, bytesIn: 0, bytesOut: 0 };
+  readonly stats: AgentStats = {
+    updatesSent: 0,
+    evaluations: 0,
+    lastTrain: null,
+    lastEval: null,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
 
   /** One ledger for the node's whole life: local DP composes across runs. */
   private readonly privacy: LocalPrivacy | undefined;
 
-  constructor(private readonly o: AgentOptions, private readonly platform: AgentPlatform) {
-    this.privacy = o.localDp ? new LocalPrivacy(o.localDp, 'csprng', (_id, epsilon) => {
-      o.log.info({ epsilon, delta: o.localDp!.delta }, 'local DP: epsilon spent so far');
-      o.onLocalEpsilon?.(epsilon);
-    }) : undefined;
+  constructor(
+    private readonly o: AgentOptions,
+    private readonly platform: AgentPlatform,
+  ) {
+    this.privacy = o.localDp
+      ? new LocalPrivacy(o.localDp, 'csprng', (_id, epsilon) => {
+          o.log.info({ epsilon, delta: o.localDp!.delta }, 'local DP: epsilon spent so far');
+          o.onLocalEpsilon?.(epsilon);
+        })
+      : undefined;
   }
 
   private emit(e: AgentEvent): void {
@@ -180,8 +224,11 @@ export class AgentCore {
     const base = this.o.api ?? this.o.coordinator.replace(/^ws/, 'http');
     const data = this.o.data;
     this.resources = {
-      ...this.platform.device(), samplesPerSecond: data ? await measureSpeed(data, this.platform) : undefined,
-      bandwidthMbps: await measureBandwidth(base), powerClass: this.o.powerClass ?? 'mains', examples: data?.train.n,
+      ...this.platform.device(),
+      samplesPerSecond: data ? await measureSpeed(data, this.platform) : undefined,
+      bandwidthMbps: await measureBandwidth(base),
+      powerClass: this.o.powerClass ?? 'mains',
+      examples: data?.train.n,
       ...(this.o.shareLabels && data ? { labelCounts: labelCounts(data.train) } : {}),
     };
     this.o.log.info({ resources: this.resources }, 'resources measured');
@@ -194,8 +241,13 @@ export class AgentCore {
   private async enroll(base: string): Promise<void> {
     if (!this.o.secretKey) throw new Error('enrolment needs a key');
     const r = await fetch(new URL('/v1/enroll', base), {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: this.o.name, publicKey: toHex(publicKeyOf(this.o.secretKey)), token: this.o.joinToken }),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: this.o.name,
+        publicKey: toHex(publicKeyOf(this.o.secretKey)),
+        token: this.o.joinToken,
+      }),
     });
     if (r.status !== 201) {
       const body = (await r.json().catch(() => ({}))) as { error?: { message?: string } };
@@ -229,7 +281,9 @@ export class AgentCore {
         if (!frame) return;
         const whole = frame;
         // One request at a time, in order: a node is one device.
-        this.queue = this.queue.then(() => this.serve(ws, link!, whole)).catch((e: Error) => this.o.log.warn({ err: e.message }, 'could not serve a request'));
+        this.queue = this.queue
+          .then(() => this.serve(ws, link!, whole))
+          .catch((e: Error) => this.o.log.warn({ err: e.message }, 'could not serve a request'));
       },
       close: () => this.disconnected(),
       error: (message) => this.o.log.warn({ err: message }, 'connection error'),
@@ -276,17 +330,20 @@ export class AgentCore {
     } else if (msg.type === 'configure' && Number.isInteger(msg.runId) && msg.spec) {
       const spec = msg.spec;
       const runId = msg.runId!;
-      this.queue = this.queue.then(async () => {
-        if (this.host?.runId === runId) return;
-        this.host?.dispose();
-        this.host = null;
-        this.host = { runId, ...(await (this.o.handler ?? this.nodeHost)(runId, spec)) };
-        this.o.log.info({ runId, model: spec.name, trainer: this.host.kind }, 'configured for run');
-        this.emit({ type: 'configured', runId, model: spec.name, trainer: this.host.kind });
-      }).catch((e: Error) => this.o.log.warn({ runId, err: e.message }, 'could not configure for run'));
+      this.queue = this.queue
+        .then(async () => {
+          if (this.host?.runId === runId) return;
+          this.host?.dispose();
+          this.host = null;
+          this.host = { runId, ...(await (this.o.handler ?? this.nodeHost)(runId, spec)) };
+          this.o.log.info({ runId, model: spec.name, trainer: this.host.kind }, 'configured for run');
+          this.emit({ type: 'configured', runId, model: spec.name, trainer: this.host.kind });
+        })
+        .catch((e: Error) => this.o.log.warn({ runId, err: e.message }, 'could not configure for run'));
     } else if (msg.type === 'error') {
       // Refused before welcome: the same hello would be refused again, so retrying forever helps nobody.
-      if (!this.connected && (msg.code === 'unauthenticated' || msg.code === 'bad_hello')) return this.fatal(String(msg.code), String(msg.message));
+      if (!this.connected && (msg.code === 'unauthenticated' || msg.code === 'bad_hello'))
+        return this.fatal(String(msg.code), String(msg.message));
       this.o.log.warn({ code: msg.code, message: msg.message }, 'coordinator rejected a message');
       this.emit({ type: 'rejected', code: String(msg.code), message: String(msg.message) });
     }
@@ -294,11 +351,12 @@ export class AgentCore {
 
   /** Stops for good with what to do about it. */
   private fatal(code: string, reason: string): void {
-    const advice = code === 'unauthenticated'
-      ? (this.o.joinToken
-        ? 'the coordinator does not accept this node\'s key although it enrolled: is --key the key it enrolled with?'
-        : 'this node is not enrolled there (or holds another key): start it once with --join-token-file FILE (a token from POST /v1/admin/join-tokens) or the --key it enrolled with')
-      : `the coordinator refused this node's hello (${reason}); this node speaks protocol ${PROTOCOL_VERSION}: upgrade the older side`;
+    const advice =
+      code === 'unauthenticated'
+        ? this.o.joinToken
+          ? "the coordinator does not accept this node's key although it enrolled: is --key the key it enrolled with?"
+          : 'this node is not enrolled there (or holds another key): start it once with --join-token-file FILE (a token from POST /v1/admin/join-tokens) or the --key it enrolled with'
+        : `the coordinator refused this node's hello (${reason}); this node speaks protocol ${PROTOCOL_VERSION}: upgrade the older side`;
     this.stop();
     this.emit({ type: 'fatal', code, message: `node ${this.o.name} refused by ${this.o.coordinator}: ${advice}` });
   }
@@ -331,7 +389,14 @@ export class AgentCore {
   private readonly nodeHost = async (_runId: number, spec: ModelSpec): Promise<RequestHandler> => {
     if (!this.o.data) throw new Error('a node without data needs a request handler');
     const trainer = await this.platform.makeTrainer(spec);
-    const host = new NodeHost(makeLayout(tensorSpecs(spec)), trainer, new Map([[this.nodeId, this.o.data]]), undefined, this.secureOptions(), this.privacy);
+    const host = new NodeHost(
+      makeLayout(tensorSpecs(spec)),
+      trainer,
+      new Map([[this.nodeId, this.o.data]]),
+      undefined,
+      this.secureOptions(),
+      this.privacy,
+    );
     return { kind: trainer.kind, handle: (frame) => host.handle(frame), dispose: () => trainer.dispose() };
   };
 
@@ -381,7 +446,8 @@ export class AgentCore {
     const { minMs, maxMs } = this.o.backoff ?? { minMs: 500, maxMs: 10_000 };
     const delay = Math.min(maxMs, minMs * 2 ** this.attempt++);
     // Said once per outage, at warn; the retries after it are info.
-    if (this.attempt === 1) this.o.log.warn({ delayMs: delay }, 'lost the coordinator; retrying with backoff until it is back');
+    if (this.attempt === 1)
+      this.o.log.warn({ delayMs: delay }, 'lost the coordinator; retrying with backoff until it is back');
     else this.o.log.info({ delayMs: delay }, 'still no coordinator; retrying');
     this.emit({ type: 'disconnected', retryMs: delay });
     setTimeout(() => this.connect(), delay);

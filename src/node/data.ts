@@ -16,7 +16,12 @@ export { labelCounts } from './local-data.js';
 /** Shard I of MNIST's training set split N ways (what `mnist-partition:I/N` trains on, and the browser node fetches). */
 export function mnistShard(shard: ShardSpec, partitionSeed = 0): Dataset {
   const all = loadMnist().train;
-  const parts = partition(parsePartitionSpec(shard.partition), { labels: all.y, numClasses: all.numClasses }, shard.count, new Rng(partitionSeed).fork('partition'));
+  const parts = partition(
+    parsePartitionSpec(shard.partition),
+    { labels: all.y, numClasses: all.numClasses },
+    shard.count,
+    new Rng(partitionSeed).fork('partition'),
+  );
   return subset(all, parts[shard.index], `mnist:train#${shard.index}/${shard.count}`);
 }
 
@@ -34,4 +39,3 @@ export function loadNodeData(spec: string, name: string, validationFraction = 0.
   }
   return holdOutValidation(train, name, validationFraction, partitionSeed);
 }
-

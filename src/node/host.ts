@@ -69,7 +69,8 @@ export class NodeHost {
       const type = peekHeader(frame).type;
       if (typeof type === 'string' && isSecAggFrameType(type)) return this.secureStep(frame);
       const msg = decodeMessage(this.layout, frame);
-      if (msg.type !== 'train' && msg.type !== 'evaluate') throw new Error(`a node does not accept '${msg.type}' messages`);
+      if (msg.type !== 'train' && msg.type !== 'evaluate')
+        throw new Error(`a node does not accept '${msg.type}' messages`);
       ({ round, nodeId } = msg.req);
       const local = this.data.get(nodeId);
       if (!local) throw new Error(`node ${nodeId} is not hosted here`);
@@ -78,20 +79,35 @@ export class NodeHost {
         const r = await this.trainer.evaluate(msg.req.weights, held);
         // A node with a personal head (FedPer) also reports its own model's metrics on the same split.
         const own = this.localState.personal(nodeId, msg.req.weights);
-        const personal = own && await this.trainer.evaluate(own, held);
-        return encodeEvalReply({ round, nodeId, ...r, ...(personal ? { personal: { loss: personal.loss, accuracy: personal.accuracy } } : {}) });
+        const personal = own && (await this.trainer.evaluate(own, held));
+        return encodeEvalReply({
+          round,
+          nodeId,
+          ...r,
+          ...(personal ? { personal: { loss: personal.loss, accuracy: personal.accuracy } } : {}),
+        });
       }
       const { config, mode, weights } = msg.req;
       const attack = this.attack && this.byzantine.has(nodeId) ? this.attack : undefined;
       const train = attack?.kind === 'label-flip' ? this.flippedTrain(nodeId, local.train) : local.train;
       if (mode === 'gradient') {
         // A secure round must never be answered with a plain update.
-        if (msg.req.secagg !== undefined) throw new Error('secure aggregation takes weights-mode rounds, not gradient mode');
-        if (this.privacy) throw new Error('local DP noises model updates: gradient-mode strategies (fedsgd) are refused by this node');
-        if (config.localState !== undefined) throw new Error(`local state '${config.localState}' takes weights-mode rounds, not gradient mode`);
+        if (msg.req.secagg !== undefined)
+          throw new Error('secure aggregation takes weights-mode rounds, not gradient mode');
+        if (this.privacy)
+          throw new Error('local DP noises model updates: gradient-mode strategies (fedsgd) are refused by this node');
+        if (config.localState !== undefined)
+          throw new Error(`local state '${config.localState}' takes weights-mode rounds, not gradient mode`);
         const g = await this.trainer.gradient(weights, train, Math.max(config.batchSize, 256));
-        const vector = attack ? this.poison(attack, g.gradient, new Float32Array(g.gradient.length), config.seed) : g.gradient;
-        return this.reply({ round, nodeId, numExamples: g.numExamples, steps: 1, metrics: g.metrics, vector }, config, weights, true);
+        const vector = attack
+          ? this.poison(attack, g.gradient, new Float32Array(g.gradient.length), config.seed)
+          : g.gradient;
+        return this.reply(
+          { round, nodeId, numExamples: g.numExamples, steps: 1, metrics: g.metrics, vector },
+          config,
+          weights,
+          true,
+        );
       }
       validateTrainConfig(config);
       if (msg.req.secagg !== undefined && config.localState !== undefined) {
@@ -100,25 +116,43 @@ export class NodeHost {
       const { control } = msg.req;
       const shift = this.localState.shift(nodeId, config, control, weights.length);
       const start = this.localState.startWeights(nodeId, config, weights);
-      const r = config.localState === 'fedrep' ? await this.fedRep(start, train, config) : await this.trainer.train(start, train, config, shift);
+      const r =
+        config.localState === 'fedrep'
+          ? await this.fedRep(start, train, config)
+          : await this.trainer.train(start, train, config, shift);
       const controlDelta = this.localState.after(nodeId, config, control, weights, r.weights, r.steps);
       if (config.localState === 'ditto') await this.dittoPersonal(nodeId, weights, train, config);
       const trained = this.localState.outgoing(config, r.weights, weights);
       const honest = this.privacy ? this.privacy.apply(nodeId, config.seed, weights, trained) : trained;
       const vector = attack ? this.poison(attack, honest, weights, config.seed) : honest;
       // Secure aggregation: the update stays on the node; the reply carries public keys only.
-      if (msg.req.secagg !== undefined) return this.secure.start(round, nodeId, msg.req.secagg, weights, vector, r.numExamples, r.metrics);
+      if (msg.req.secagg !== undefined)
+        return this.secure.start(round, nodeId, msg.req.secagg, weights, vector, r.numExamples, r.metrics);
       const extra = controlDelta ? { controlDelta } : {};
-      return this.reply({ round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector, ...extra }, config, weights, false);
+      return this.reply(
+        { round, nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, vector, ...extra },
+        config,
+        weights,
+        false,
+      );
     } catch (e) {
       return encodeError(round, nodeId, (e as Error).message);
     }
   }
 
   /** Ditto (Li et al. 2021): the node's personal model, trained on its data with a pull of lambda toward the global. */
-  private async dittoPersonal(nodeId: number, global: Float32Array, train: Dataset, config: TrainConfig): Promise<void> {
+  private async dittoPersonal(
+    nodeId: number,
+    global: Float32Array,
+    train: Dataset,
+    config: TrainConfig,
+  ): Promise<void> {
     const { start, shift } = this.localState.dittoStart(nodeId, config, global);
-    const personalConfig = { ...config, proxMu: config.personalMu ?? 0, seed: new Rng(config.seed).fork('ditto').nextU32() };
+    const personalConfig = {
+      ...config,
+      proxMu: config.personalMu ?? 0,
+      seed: new Rng(config.seed).fork('ditto').nextU32(),
+    };
     this.localState.keepPersonalModel(nodeId, (await this.trainer.train(start, train, personalConfig, shift)).weights);
   }
 
@@ -127,7 +161,13 @@ export class NodeHost {
     const head = this.localState.headOf(config);
     const headSet = new Set(head.map((s) => s.name));
     const body = this.layout.filter((s) => !headSet.has(s.name));
-    const first = await this.trainer.train(start, train, { ...config, epochs: config.headEpochs ?? 1, seed: new Rng(config.seed).fork('head').nextU32() }, undefined, body);
+    const first = await this.trainer.train(
+      start,
+      train,
+      { ...config, epochs: config.headEpochs ?? 1, seed: new Rng(config.seed).fork('head').nextU32() },
+      undefined,
+      body,
+    );
     return this.trainer.train(first.weights, train, config, undefined, head);
   }
 
@@ -136,7 +176,8 @@ export class NodeHost {
     let nodeId = -1;
     try {
       const h = peekHeader(frame);
-      if (Number.isInteger(h.round) && Number.isInteger(h.node)) [round, nodeId] = [h.round as number, h.node as number];
+      if (Number.isInteger(h.round) && Number.isInteger(h.node))
+        [round, nodeId] = [h.round as number, h.node as number];
       return this.secure.handle(frame);
     } catch (e) {
       return encodeError(round, nodeId, (e as Error).message);
@@ -156,7 +197,8 @@ export class NodeHost {
   private flippedTrain(nodeId: number, train: Dataset): Dataset {
     let d = this.flipped.get(nodeId);
     if (!d) {
-      if (!(train.y instanceof Int32Array)) throw new Error(`label-flip attack: ${train.source} has regression targets, not class labels`);
+      if (!(train.y instanceof Int32Array))
+        throw new Error(`label-flip attack: ${train.source} has regression targets, not class labels`);
       d = { ...train, y: flipLabels(train.y, train.numClasses) };
       this.flipped.set(nodeId, d);
     }

@@ -6,7 +6,8 @@ import { standardizeStats } from '../data/split.js';
 test('parseShardSpec reads I/N[:PARTITION] and refuses anything else', () => {
   assert.deepEqual(parseShardSpec('0/10', 'shard'), { index: 0, count: 10, partition: 'iid' });
   assert.deepEqual(parseShardSpec('3/10:dirichlet:0.5', 'shard'), { index: 3, count: 10, partition: 'dirichlet:0.5' });
-  for (const bad of ['', '1', '1/', '/2', 'a/b', '-1/3', '1.5/3', ' 1/3']) assert.throws(() => parseShardSpec(bad, 'shard'), /^Error: shard: expected I\/N/, bad);
+  for (const bad of ['', '1', '1/', '/2', 'a/b', '-1/3', '1.5/3', ' 1/3'])
+    assert.throws(() => parseShardSpec(bad, 'shard'), /^Error: shard: expected I\/N/, bad);
   for (const bad of ['3/3', '0/0', '9/2']) assert.throws(() => parseShardSpec(bad, 'shard'), /need 0 <= I < N/, bad);
 });
 
@@ -26,11 +27,17 @@ test('csvLocalData parses, standardizes and holds out 20% seeded by the node nam
   // Same name, same split; another name, another split.
   assert.deepEqual(csvLocalData(text, 'sensors.csv', 'tab-1').validation.y, d.validation.y);
   assert.notDeepEqual(csvLocalData(text, 'sensors.csv', 'tab-2').validation.x, d.validation.x);
-  assert.deepEqual(csvLocalData(text, 'sensors.csv', 'tab-1', { label: 'a', keep: ['status'] }).train.featureShape, [1]);
+  assert.deepEqual(
+    csvLocalData(text, 'sensors.csv', 'tab-1', { label: 'a', keep: ['status'] }).train.featureShape,
+    [1],
+  );
 });
 
 test('csvLocalData names the file and line of a malformed CSV', () => {
-  assert.throws(() => csvLocalData('a,b,c\n1,2,x\n3,4\n', 'mine.csv', 'n'), /^Error: mine\.csv line 3: expected 3 fields/);
+  assert.throws(
+    () => csvLocalData('a,b,c\n1,2,x\n3,4\n', 'mine.csv', 'n'),
+    /^Error: mine\.csv line 3: expected 3 fields/,
+  );
   assert.throws(() => csvLocalData('a,b\n1,2\n', 'mine.csv', 'n', { label: 'zzz' }), /mine\.csv.*zzz/);
 });
 

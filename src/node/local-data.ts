@@ -12,7 +12,12 @@ import type { LocalData } from './host.js';
 export const DEFAULT_VALIDATION_FRACTION = 0.2;
 
 /** Holds out a validation fraction of `train`, seeded by the node's name (so a node's split is stable). */
-export function holdOutValidation(train: Dataset, name: string, validationFraction = DEFAULT_VALIDATION_FRACTION, partitionSeed = 0): LocalData {
+export function holdOutValidation(
+  train: Dataset,
+  name: string,
+  validationFraction = DEFAULT_VALIDATION_FRACTION,
+  partitionSeed = 0,
+): LocalData {
   if (validationFraction <= 0) return { train, validation: subset(train, []) };
   return trainValidationSplit(train, validationFraction, new Rng(partitionSeed).fork(`split:${name}`));
 }

@@ -12,7 +12,11 @@ export class LocalPrivacy {
   private readonly ledgers = new Map<number, PrivacyLedger>();
 
   /** `onSpent` hears each node's epsilon after every update (a deployed node logs it and exports it). */
-  constructor(readonly spec: LocalDpSpec, readonly source: DpNoiseSource, private readonly onSpent?: (nodeId: number, epsilon: number) => void) {}
+  constructor(
+    readonly spec: LocalDpSpec,
+    readonly source: DpNoiseSource,
+    private readonly onSpent?: (nodeId: number, epsilon: number) => void,
+  ) {}
 
   /** The weights node `nodeId` sends for this round (its round seed keys seeded noise), charged to its ledger. */
   apply(nodeId: number, roundSeed: number, global: Float32Array, local: Float32Array): Float32Array {

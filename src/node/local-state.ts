@@ -24,7 +24,8 @@ export class NodeLocalState {
     if (!personalHead(config)) return global;
     const own = this.heads.get(nodeId);
     const slots = headSlots(this.layout, config.headLayers ?? 1);
-    if (own && own.slots.length !== slots.length) throw new Error(`node ${nodeId} keeps a head of ${own.slots.length} tensors, the run asks for ${slots.length}`);
+    if (own && own.slots.length !== slots.length)
+      throw new Error(`node ${nodeId} keeps a head of ${own.slots.length} tensors, the run asks for ${slots.length}`);
     return own ? withHead(global, own.head, own.slots) : global;
   }
 
@@ -64,7 +65,12 @@ export class NodeLocalState {
   }
 
   /** Checks the request's state fields agree, and returns the gradient shift for this round (none without state). */
-  shift(nodeId: number, config: TrainConfig, control: Float32Array | undefined, size: number): Float32Array | undefined {
+  shift(
+    nodeId: number,
+    config: TrainConfig,
+    control: Float32Array | undefined,
+    size: number,
+  ): Float32Array | undefined {
     if (config.localState === 'scaffold') {
       if (!control) throw new Error('a SCAFFOLD train request must carry the server control variate');
       if (config.compression !== undefined && config.compression.kind !== 'none') {
@@ -72,7 +78,10 @@ export class NodeLocalState {
       }
       return scaffoldShift(control, this.stateOf(this.controls, nodeId, size));
     }
-    if (control) throw new Error(`a control variate came with a train request whose local state is '${config.localState ?? 'none'}', not 'scaffold'`);
+    if (control)
+      throw new Error(
+        `a control variate came with a train request whose local state is '${config.localState ?? 'none'}', not 'scaffold'`,
+      );
     if (config.localState === 'feddyn') {
       if (!(config.proxMu > 0)) throw new Error('FedDyn needs alpha > 0 (sent as proxMu)');
       return feddynShift(this.stateOf(this.linear, nodeId, size));
@@ -81,9 +90,23 @@ export class NodeLocalState {
   }
 
   /** Updates the node's state after training from `global` to `local`; returns SCAFFOLD's control delta to upload. */
-  after(nodeId: number, config: TrainConfig, control: Float32Array | undefined, global: Float32Array, local: Float32Array, steps: number): Float32Array | undefined {
+  after(
+    nodeId: number,
+    config: TrainConfig,
+    control: Float32Array | undefined,
+    global: Float32Array,
+    local: Float32Array,
+    steps: number,
+  ): Float32Array | undefined {
     if (config.localState === 'scaffold') {
-      const { delta, next } = scaffoldNodeUpdate(this.stateOf(this.controls, nodeId, global.length), control!, global, local, steps, config.optimizer.lr);
+      const { delta, next } = scaffoldNodeUpdate(
+        this.stateOf(this.controls, nodeId, global.length),
+        control!,
+        global,
+        local,
+        steps,
+        config.optimizer.lr,
+      );
       this.controls.set(nodeId, next);
       return delta;
     }
@@ -92,14 +115,18 @@ export class NodeLocalState {
       this.heads.set(nodeId, { head: takeHead(local, slots), slots });
     }
     if (config.localState === 'feddyn') {
-      this.linear.set(nodeId, feddynNodeUpdate(this.stateOf(this.linear, nodeId, global.length), config.proxMu, global, local));
+      this.linear.set(
+        nodeId,
+        feddynNodeUpdate(this.stateOf(this.linear, nodeId, global.length), config.proxMu, global, local),
+      );
     }
     return undefined;
   }
 
   private stateOf(states: Map<number, Float32Array>, nodeId: number, size: number): Float32Array {
     const s = states.get(nodeId);
-    if (s && s.length !== size) throw new Error(`node ${nodeId} kept state for a model of ${s.length} values, this one has ${size}`);
+    if (s && s.length !== size)
+      throw new Error(`node ${nodeId} kept state for a model of ${s.length} values, this one has ${size}`);
     return s ?? new Float32Array(size);
   }
 }

@@ -55,20 +55,36 @@ export class ModelFollower {
     const runId = await this.pickRun();
     if (runId === null) return;
     const base = `/v1/runs/${runId}/models`;
-    const { models } = (await (await signedFetch(this.options.coordinator, base, this.options.creds)).json()) as { models: ModelVersionInfo[] };
+    const { models } = (await (await signedFetch(this.options.coordinator, base, this.options.creds)).json()) as {
+      models: ModelVersionInfo[];
+    };
     const newest = models.at(-1);
     const cur = this.current;
     if (!newest || (cur && this.runId === runId && Number(cur.version) >= newest.version)) return;
-    const jsonRes = await signedFetch(this.options.coordinator, `${base}/${newest.version}/model.json`, this.options.creds);
+    const jsonRes = await signedFetch(
+      this.options.coordinator,
+      `${base}/${newest.version}/model.json`,
+      this.options.creds,
+    );
     const jsonText = await jsonRes.text();
-    const weightBytes = new Uint8Array(await (await signedFetch(this.options.coordinator, `${base}/${newest.version}/weights.bin`, this.options.creds)).arrayBuffer());
+    const weightBytes = new Uint8Array(
+      await (
+        await signedFetch(this.options.coordinator, `${base}/${newest.version}/weights.bin`, this.options.creds)
+      ).arrayBuffer(),
+    );
     this.options.metrics.modelBytes.inc(jsonText.length + weightBytes.byteLength);
     await ensureTfjs();
-    const { spec, weights } = await specFromModelArtifacts(JSON.parse(jsonText) as ModelJson, `${base}/${newest.version}/model.json`, (p) => {
-      if (p !== './weights.bin' && p !== 'weights.bin') throw new Error(`model.json names weights file ${p}; expected ./weights.bin`);
-      return weightBytes;
-    });
-    if (!weights || weightsSha256(weights) !== newest.sha256) throw new Error(`model version ${newest.version}: weights do not match the listed sha256`);
+    const { spec, weights } = await specFromModelArtifacts(
+      JSON.parse(jsonText) as ModelJson,
+      `${base}/${newest.version}/model.json`,
+      (p) => {
+        if (p !== './weights.bin' && p !== 'weights.bin')
+          throw new Error(`model.json names weights file ${p}; expected ./weights.bin`);
+        return weightBytes;
+      },
+    );
+    if (!weights || weightsSha256(weights) !== newest.sha256)
+      throw new Error(`model version ${newest.version}: weights do not match the listed sha256`);
     const next = await ServedModel.load(newest.version, spec, weights, newest.sha256);
     if (this.stopped) return next.retire();
     const old = this.current;

@@ -8,7 +8,15 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
-import { bytesText, decodeEnvelope, encodeEnvelope, mqttTopics, SequenceGate, textBytes, type EnvelopeKind } from '../net/mqtt-envelope.js';
+import {
+  bytesText,
+  decodeEnvelope,
+  encodeEnvelope,
+  mqttTopics,
+  SequenceGate,
+  textBytes,
+  type EnvelopeKind,
+} from '../net/mqtt-envelope.js';
 import type { AgentSocket, AgentSocketEvents } from './platform.js';
 
 /** Sessions persist at the broker this long after a node drops (MQTT 5 session expiry), in seconds. */
@@ -25,14 +33,23 @@ export function mqttAgentSocket(url: string, maxPayload: number, on: AgentSocket
   let ended = false;
   const ca = process.env.EDGEFED_MQTT_CA;
   const client = mqtt.connect(`${u.protocol}//${u.host}`, {
-    protocolVersion: 5, clientId: `edgefed-node-${fleet}-${name}`, clean: false, reconnectPeriod: 1000, connectTimeout: 10_000,
+    protocolVersion: 5,
+    clientId: `edgefed-node-${fleet}-${name}`,
+    clean: false,
+    reconnectPeriod: 1000,
+    connectTimeout: 10_000,
     properties: { sessionExpiryInterval: SESSION_EXPIRY_S, maximumPacketSize: maxPayload + 1024 },
     will: { topic: topics.presence, payload: Buffer.from(`${session}:offline`), qos: 1, retain: false },
     ...(u.username ? { username: decodeURIComponent(u.username), password: decodeURIComponent(u.password) } : {}),
     ...(ca ? { ca: readFileSync(ca) } : {}),
   });
   const publish = (kind: EnvelopeKind, payload: Uint8Array, cb?: (err?: Error) => void) => {
-    client.publish(topics.toCoordinator, Buffer.from(encodeEnvelope({ kind, session, seq: seq++, payload })), { qos: 1 }, (err) => cb?.(err ?? undefined));
+    client.publish(
+      topics.toCoordinator,
+      Buffer.from(encodeEnvelope({ kind, session, seq: seq++, payload })),
+      { qos: 1 },
+      (err) => cb?.(err ?? undefined),
+    );
   };
   const end = () => {
     if (ended) return;

@@ -20,7 +20,8 @@ export function browserPlatform(kernels: Kernels): AgentPlatform {
       const ws = new WebSocket(url);
       ws.binaryType = 'arraybuffer';
       ws.onopen = () => on.open();
-      ws.onmessage = (ev: MessageEvent<ArrayBuffer | string>) => on.message(typeof ev.data === 'string' ? ev.data : new Uint8Array(ev.data));
+      ws.onmessage = (ev: MessageEvent<ArrayBuffer | string>) =>
+        on.message(typeof ev.data === 'string' ? ev.data : new Uint8Array(ev.data));
       ws.onclose = () => on.close();
       // The browser tells a page no more than that (the close event follows).
       ws.onerror = () => on.error(`WebSocket to ${url} failed`);
@@ -42,13 +43,18 @@ export function browserPlatform(kernels: Kernels): AgentPlatform {
     },
     makeTrainer: async (spec) => {
       const reason = engineUnsupportedReason(spec);
-      if (reason !== null) throw new Error(`the browser node trains on the engine only, which cannot run model ${spec.name}: ${reason}`);
+      if (reason !== null)
+        throw new Error(`the browser node trains on the engine only, which cannot run model ${spec.name}: ${reason}`);
       return new EngineTrainer(spec, kernels);
     },
     device: () => {
       // navigator.deviceMemory (GB, rounded by the browser) is Chromium-only.
       const gb = (navigator as Navigator & { deviceMemory?: number }).deviceMemory;
-      return { cores: navigator.hardwareConcurrency || undefined, memoryMb: gb ? Math.round(gb * 1024) : undefined, platform: platformLabel() };
+      return {
+        cores: navigator.hardwareConcurrency || undefined,
+        memoryMb: gb ? Math.round(gb * 1024) : undefined,
+        platform: platformLabel(),
+      };
     },
   };
 }

@@ -16,7 +16,9 @@ export const nodePlatform: AgentPlatform = {
     ws.on('message', (data, isBinary) => {
       const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       // A copy: the agent may keep chunks while a frame is reassembled, and ws reuses nothing it hands out.
-      on.message(isBinary ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength).slice() : bytes.toString('utf8'));
+      on.message(
+        isBinary ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength).slice() : bytes.toString('utf8'),
+      );
     });
     ws.on('close', () => on.close());
     ws.on('error', (e) => on.error(e.message));
@@ -31,7 +33,11 @@ export const nodePlatform: AgentPlatform = {
   },
   makeTrainer: (spec) => makeTrainer(spec),
   crypto: nodeCrypto,
-  device: () => ({ cores: availableParallelism(), memoryMb: Math.round(totalmem() / 2 ** 20), platform: nodePlatformLabel() }),
+  device: () => ({
+    cores: availableParallelism(),
+    memoryMb: Math.round(totalmem() / 2 ** 20),
+    platform: nodePlatformLabel(),
+  }),
 };
 
 /**

@@ -46,21 +46,45 @@ export class SecureNodeSessions {
    * Round 0 after training: encodes the node's update (trained - global) privately and answers with its
    * public keys (and its training metrics, which are not protected).
    */
-  start(round: number, nodeId: number, rawConfig: unknown, global: Float32Array, trained: Float32Array, numExamples: number, metrics: Metrics): Uint8Array {
+  start(
+    round: number,
+    nodeId: number,
+    rawConfig: unknown,
+    global: Float32Array,
+    trained: Float32Array,
+    numExamples: number,
+    metrics: Metrics,
+  ): Uint8Array {
     this.close(nodeId);
     const { config, fixedPoint } = parseSessionConfig(rawConfig);
-    if (nodeIdOf(config.clientId) !== nodeId) throw new Error(`secagg client id ${config.clientId} is not node ${nodeId}'s`);
+    if (nodeIdOf(config.clientId) !== nodeId)
+      throw new Error(`secagg client id ${config.clientId} is not node ${nodeId}'s`);
     if (this.sharedRounds.get(nodeId)?.has(round)) {
-      throw new Error(`secure aggregation refused (second_session): node ${nodeId} already shared its keys for round ${round} `
-        + 'in another session; a second session over the same update could reveal it by differencing the two sums');
+      throw new Error(
+        `secure aggregation refused (second_session): node ${nodeId} already shared its keys for round ${round} ` +
+          'in another session; a second session over the same update could reveal it by differencing the two sums',
+      );
     }
     const identity = this.o.identity?.(nodeId);
-    if (!identity) throw new Error(`secure aggregation refused (no_identity): node ${nodeId} has no identity key to sign its key advertisement`);
-    if (numExamples > config.maxWeight) throw new Error(`secure aggregation: this node has ${numExamples} examples, more than the session's maxWeight ${config.maxWeight}`);
+    if (!identity)
+      throw new Error(
+        `secure aggregation refused (no_identity): node ${nodeId} has no identity key to sign its key advertisement`,
+      );
+    if (numExamples > config.maxWeight)
+      throw new Error(
+        `secure aggregation: this node has ${numExamples} examples, more than the session's maxWeight ${config.maxWeight}`,
+      );
     const delta = new Float64Array(trained.length);
     for (let i = 0; i < delta.length; i++) delta[i] = trained[i] - global[i];
     const input = encodeWeightedUpdate(delta, numExamples, fixedPoint);
-    const client = new SecAggClient({ id: config.clientId, session: config.session, threshold: config.threshold, vectorLength: input.length, randomBytes: cryptoRandomBytes, identity });
+    const client = new SecAggClient({
+      id: config.clientId,
+      session: config.session,
+      threshold: config.threshold,
+      vectorLength: input.length,
+      randomBytes: cryptoRandomBytes,
+      identity,
+    });
     const advertise = client.advertiseKeys();
     this.open.set(nodeId, { round, client, input });
     return encodeSecAggFrame(advertise, round, nodeId, { metrics });
@@ -70,7 +94,8 @@ export class SecureNodeSessions {
   handle(frame: Uint8Array): Uint8Array {
     const { round, nodeId, msg } = decodeSecAggFrame(frame);
     const s = this.open.get(nodeId);
-    if (!s || s.round !== round) throw new Error(`node ${nodeId} has no open secure-aggregation session for round ${round}`);
+    if (!s || s.round !== round)
+      throw new Error(`node ${nodeId} has no open secure-aggregation session for round ${round}`);
     try {
       switch (msg.type) {
         case 'secagg.key-roster': {

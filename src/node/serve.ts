@@ -45,14 +45,29 @@ export interface NodeServer {
 function bodyErrorCode(err: { code?: string; statusCode?: number }): { status: number; code: string } {
   if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 413, code: 'too_large' };
   if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status: 415, code: 'unsupported_media_type' };
-  if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (err.statusCode === 400 && /JSON/i.test(String(err.code)))) return { status: 400, code: 'bad_json' };
-  return err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? { status: err.statusCode, code: 'bad_request' } : { status: 500, code: 'internal' };
+  if (
+    err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+    err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
+    (err.statusCode === 400 && /JSON/i.test(String(err.code)))
+  )
+    return { status: 400, code: 'bad_json' };
+  return err.statusCode && err.statusCode >= 400 && err.statusCode < 500
+    ? { status: err.statusCode, code: 'bad_request' }
+    : { status: 500, code: 'internal' };
 }
 
 export async function startNodeServer(options: NodeServeOptions): Promise<NodeServer> {
-  if (!(options.threshold >= 0 && options.threshold <= 1)) throw new Error(`threshold must be in [0, 1], got ${options.threshold}`);
+  if (!(options.threshold >= 0 && options.threshold <= 1))
+    throw new Error(`threshold must be in [0, 1], got ${options.threshold}`);
   const metrics = new NodeMetrics();
-  const follower = new ModelFollower({ coordinator: options.coordinator, creds: options.creds, runId: options.runId, pollMs: options.pollMs, log: options.log, metrics });
+  const follower = new ModelFollower({
+    coordinator: options.coordinator,
+    creds: options.creds,
+    runId: options.runId,
+    pollMs: options.pollMs,
+    log: options.log,
+    metrics,
+  });
   const app: FastifyInstance = Fastify({ logger: false, bodyLimit: NODE_PREDICT_BODY_LIMIT });
   const reject = (reply: FastifyReply, status: number, code: string, message: string) => {
     metrics.rejected.inc({ code });
@@ -70,18 +85,23 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
     try {
       const r = await signedFetch(options.coordinator, '/v1/predict', options.creds, { model: 'escalation', inputs });
       const body = (await r.json()) as { predictions: { class: number; confidence: number; modelVersion: string }[] };
-      if (!Array.isArray(body.predictions) || body.predictions.length !== indexes.length) throw new Error('the coordinator answered a different number of samples');
+      if (!Array.isArray(body.predictions) || body.predictions.length !== indexes.length)
+        throw new Error('the coordinator answered a different number of samples');
       return body.predictions;
     } catch (e) {
       metrics.escalationFailures.inc(indexes.length);
-      options.log.warn({ err: (e as Error).message, samples: indexes.length }, 'escalation failed; those samples abstain');
+      options.log.warn(
+        { err: (e as Error).message, samples: indexes.length },
+        'escalation failed; those samples abstain',
+      );
       return e as Error;
     }
   };
 
   app.post('/v1/predict', async (req, reply) => {
     const model = follower.current; // one version for the whole request, whatever swaps meanwhile
-    if (!model) return reject(reply, 503, 'no_model', 'no global model version yet; the node is still waiting for the first');
+    if (!model)
+      return reject(reply, 503, 'no_model', 'no global model version yet; the node is still waiting for the first');
     let rows;
     try {
       rows = parsePredictBody(req.body, model.featureSize);
@@ -90,8 +110,28 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
       throw e;
     }
     const scaling = options.inputScaling;
-    if (scaling && scaling.columns.length !== model.featureSize) return reject(reply, 409, 'scaling_mismatch', `the node's data has ${scaling.columns.length} feature columns, the model takes ${model.featureSize}`);
-    if (scaling) rows = { n: rows.n, x: applyStandardize({ source: 'request', n: rows.n, featureShape: [model.featureSize], x: rows.x, y: new Float32Array(0), numClasses: 0 }, scaling.stats).x };
+    if (scaling && scaling.columns.length !== model.featureSize)
+      return reject(
+        reply,
+        409,
+        'scaling_mismatch',
+        `the node's data has ${scaling.columns.length} feature columns, the model takes ${model.featureSize}`,
+      );
+    if (scaling)
+      rows = {
+        n: rows.n,
+        x: applyStandardize(
+          {
+            source: 'request',
+            n: rows.n,
+            featureShape: [model.featureSize],
+            x: rows.x,
+            y: new Float32Array(0),
+            numClasses: 0,
+          },
+          scaling.stats,
+        ).x,
+      };
     const outputs = await model.predict(rows.x, rows.n);
     const { answers, escalate: low } = applyPolicy(outputs, model.version, options);
     let final: ServedAnswer[] = answers;
@@ -101,22 +141,40 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
   });
   app.get('/v1/model', async () => {
     const m = follower.current;
-    const count = async (d: string) => (await metrics.predictions.get()).values.find((v) => v.labels.decision === d)?.value ?? 0;
+    const count = async (d: string) =>
+      (await metrics.predictions.get()).values.find((v) => v.labels.decision === d)?.value ?? 0;
     return {
-      runId: follower.runId, version: m?.version ?? null, sha256: m?.sha256 ?? null, pid: process.pid,
+      runId: follower.runId,
+      version: m?.version ?? null,
+      sha256: m?.sha256 ?? null,
+      pid: process.pid,
       policy: { threshold: options.threshold, escalate: options.escalate },
-      inputs: options.inputScaling ? { columns: options.inputScaling.columns, scaling: 'raw values, standardized with the node\'s training statistics' } : { scaling: 'none: features as the model takes them' },
-      counts: { accepted: await count('accept'), abstained: await count('abstain'), escalated: await count('escalated'), escalationFailures: (await metrics.escalationFailures.get()).values[0]?.value ?? 0 },
+      inputs: options.inputScaling
+        ? {
+            columns: options.inputScaling.columns,
+            scaling: "raw values, standardized with the node's training statistics",
+          }
+        : { scaling: 'none: features as the model takes them' },
+      counts: {
+        accepted: await count('accept'),
+        abstained: await count('abstain'),
+        escalated: await count('escalated'),
+        escalationFailures: (await metrics.escalationFailures.get()).values[0]?.value ?? 0,
+      },
     };
   });
-  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  app.get('/metrics', async (_req, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
 
   await app.listen({ port: options.port, host: options.host ?? '127.0.0.1' });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : options.port;
   follower.start();
   return {
-    url: `http://${options.host ?? '127.0.0.1'}:${port}`, metrics, follower,
+    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
+    metrics,
+    follower,
     async close() {
       follower.stop();
       await app.close();

@@ -9,7 +9,14 @@ import { Rng } from '../core/rng.js';
 import { encodeCompressedTrainReply, encodeTrainReply, type TrainReply } from '../engine/messages.js';
 import type { TrainConfig } from '../model/trainer.js';
 
-export function encodeUpdateReply(layout: readonly TensorSlot[], compressor: UpdateCompressor, r: TrainReply, config: TrainConfig, global: Float32Array, gradient: boolean): Uint8Array {
+export function encodeUpdateReply(
+  layout: readonly TensorSlot[],
+  compressor: UpdateCompressor,
+  r: TrainReply,
+  config: TrainConfig,
+  global: Float32Array,
+  gradient: boolean,
+): Uint8Array {
   const spec = config.compression === undefined ? undefined : checkCompressionSpec(config.compression);
   if (!spec || spec.kind === 'none') return encodeTrainReply(layout, r);
   const parts = compressor.compress(r.nodeId, spec, r.vector, global, gradient, new Rng(config.seed).fork('compress'));

@@ -9,7 +9,8 @@ export interface Prediction {
 
 export function decide(probs: Float32Array, numClasses: number, threshold: number): Prediction[] {
   if (!(threshold >= 0 && threshold <= 1)) throw new Error(`threshold must be in [0, 1], got ${threshold}`);
-  if (numClasses < 1 || probs.length % numClasses !== 0) throw new Error(`${probs.length} probabilities do not split into rows of ${numClasses}`);
+  if (numClasses < 1 || probs.length % numClasses !== 0)
+    throw new Error(`${probs.length} probabilities do not split into rows of ${numClasses}`);
   const out: Prediction[] = [];
   for (let i = 0; i < probs.length / numClasses; i++) {
     let best = 0;

@@ -33,11 +33,16 @@ export function loadIdxInput(dir: string, meta: ModelMeta): PredictInput {
   let labelsPath: string | undefined;
   try {
     imagesPath = findFirst(dir, idxCandidateNames('test images')) ?? findFirst(dir, idxCandidateNames('train images'));
-    labelsPath = imagesPath?.includes('train') ? findFirst(dir, idxCandidateNames('train labels')) : findFirst(dir, idxCandidateNames('test labels'));
+    labelsPath = imagesPath?.includes('train')
+      ? findFirst(dir, idxCandidateNames('train labels'))
+      : findFirst(dir, idxCandidateNames('test labels'));
   } catch (e) {
     throw new Error(`--input idx:${dir}: cannot read the folder (${(e as Error).message})`);
   }
-  if (!imagesPath) throw new Error(`--input idx:${dir}: no IDX images file (looked for ${idxCandidateNames('test images')[0]}, ${idxCandidateNames('train images')[0]}, ...)`);
+  if (!imagesPath)
+    throw new Error(
+      `--input idx:${dir}: no IDX images file (looked for ${idxCandidateNames('test images')[0]}, ${idxCandidateNames('train images')[0]}, ...)`,
+    );
   const images = readIdx(imagesPath);
   const per = images.dims.slice(1).reduce((a, b) => a * b, 1);
   const want = meta.featureShape.reduce((a, b) => a * b, 1);
@@ -48,7 +53,8 @@ export function loadIdxInput(dir: string, meta: ModelMeta): PredictInput {
   let labels: Int32Array | undefined;
   if (labelsPath) {
     const l = readIdx(labelsPath);
-    if (l.dims.length !== 1 || l.dims[0] !== images.dims[0]) throw new Error(`${labelsPath}: ${l.dims[0]} labels for ${images.dims[0]} images`);
+    if (l.dims.length !== 1 || l.dims[0] !== images.dims[0])
+      throw new Error(`${labelsPath}: ${l.dims[0]} labels for ${images.dims[0]} images`);
     labels = Int32Array.from(l.data as ArrayLike<number>);
   }
   return { n: images.dims[0], x, labels };
@@ -75,17 +81,20 @@ export function loadCsvInput(path: string, meta: ModelMeta): PredictInput {
   const x = new Float32Array(rows.length * f);
   const labels = labelCol !== undefined ? new Int32Array(rows.length) : undefined;
   rows.forEach((r, i) => {
-    if (r.fields.length !== header.fields.length) throw new Error(`${path} line ${r.line}: ${r.fields.length} fields, the header has ${header.fields.length}`);
+    if (r.fields.length !== header.fields.length)
+      throw new Error(`${path} line ${r.line}: ${r.fields.length} fields, the header has ${header.fields.length}`);
     cols.forEach((c, j) => {
       const v = Number(r.fields[c]);
-      if (r.fields[c].trim() === '' || !Number.isFinite(v)) throw new Error(`${path} line ${r.line}: column '${meta.columns![j]}' value '${r.fields[c]}' is not a number`);
+      if (r.fields[c].trim() === '' || !Number.isFinite(v))
+        throw new Error(`${path} line ${r.line}: column '${meta.columns![j]}' value '${r.fields[c]}' is not a number`);
       const s = meta.standardization;
       x[i * f + j] = s ? (v - s.mean[j]) * (s.std[j] > 0 ? 1 / s.std[j] : 1) : v; // as applyStandardize does
     });
     if (labels && labelCol !== undefined) {
       const raw = r.fields[labelCol].trim();
       const k = meta.classNames ? meta.classNames.indexOf(raw) : Number(raw);
-      if (!(k >= 0) || !Number.isInteger(k)) throw new Error(`${path} line ${r.line}: label '${raw}' is not a class the model knows`);
+      if (!(k >= 0) || !Number.isInteger(k))
+        throw new Error(`${path} line ${r.line}: label '${raw}' is not a class the model knows`);
       labels[i] = k;
     }
   });

@@ -25,7 +25,11 @@ export interface PolicyOptions {
 }
 
 /** The edge answers, and the indexes of the samples to escalate (below the threshold, with escalation on). */
-export function applyPolicy(outputs: readonly ModelOutput[], modelVersion: number | string, p: PolicyOptions): { answers: ServedAnswer[]; escalate: number[] } {
+export function applyPolicy(
+  outputs: readonly ModelOutput[],
+  modelVersion: number | string,
+  p: PolicyOptions,
+): { answers: ServedAnswer[]; escalate: number[] } {
   if (!(p.threshold >= 0 && p.threshold <= 1)) throw new Error(`threshold must be in [0, 1], got ${p.threshold}`);
   const escalate: number[] = [];
   const answers = outputs.map((o, i): ServedAnswer => {
@@ -38,12 +42,23 @@ export function applyPolicy(outputs: readonly ModelOutput[], modelVersion: numbe
 }
 
 /** Replaces the escalated samples' answers with the larger model's (or marks the failure, keeping abstain). */
-export function mergeEscalated(answers: ServedAnswer[], indexes: readonly number[], remote: readonly { class: number; confidence: number; modelVersion: number | string }[] | Error): ServedAnswer[] {
+export function mergeEscalated(
+  answers: ServedAnswer[],
+  indexes: readonly number[],
+  remote: readonly { class: number; confidence: number; modelVersion: number | string }[] | Error,
+): ServedAnswer[] {
   const out = answers.slice();
   indexes.forEach((i, k) => {
     const edge = out[i];
     if (remote instanceof Error) out[i] = { ...edge, escalationFailed: remote.message };
-    else out[i] = { class: remote[k].class, confidence: remote[k].confidence, decision: 'escalated', modelVersion: remote[k].modelVersion, edge: { class: edge.class!, confidence: edge.confidence!, modelVersion: edge.modelVersion } };
+    else
+      out[i] = {
+        class: remote[k].class,
+        confidence: remote[k].confidence,
+        decision: 'escalated',
+        modelVersion: remote[k].modelVersion,
+        edge: { class: edge.class!, confidence: edge.confidence!, modelVersion: edge.modelVersion },
+      };
   });
   return out;
 }

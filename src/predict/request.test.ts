@@ -14,7 +14,15 @@ const code = (body: unknown, f = 3, max?: number) => {
 };
 
 test('rows and single samples become float32 rows', () => {
-  const many = parsePredictBody({ inputs: [[1, 2, 3], [4.5, -6, 0]] }, 3);
+  const many = parsePredictBody(
+    {
+      inputs: [
+        [1, 2, 3],
+        [4.5, -6, 0],
+      ],
+    },
+    3,
+  );
   assert.equal(many.n, 2);
   assert.deepEqual(Array.from(many.x), [1, 2, 3, 4.5, -6, 0]);
   const one = parsePredictBody({ input: [0.1, 0.2, 0.3] }, 3);
@@ -34,13 +42,41 @@ test('bad bodies get their code', () => {
   assert.equal(code({ input: [1, 2, '3'] }), 'not_finite');
   assert.equal(code({ input: [1, 2, null] }), 'not_finite');
   assert.equal(code({ input: [1, 2, 1e300] }), 'not_finite');
-  assert.equal(code({ inputs: [[1, 2, 3], [1, 2, 3]] }, 3, 1), 'too_many_rows');
+  assert.equal(
+    code(
+      {
+        inputs: [
+          [1, 2, 3],
+          [1, 2, 3],
+        ],
+      },
+      3,
+      1,
+    ),
+    'too_many_rows',
+  );
 });
 
 test('property: any rows of the right width and finite float32 values parse back exactly', () => {
-  fc.assert(fc.property(fc.integer({ min: 1, max: 6 }).chain((f) => fc.tuple(fc.constant(f), fc.array(fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: f, maxLength: f }), { minLength: 1, maxLength: 8 }))), ([f, rows]) => {
-    const r = parsePredictBody({ inputs: rows }, f);
-    assert.equal(r.n, rows.length);
-    assert.deepEqual(Array.from(r.x), rows.flat().map((v) => (Object.is(v, -0) ? -0 : v)));
-  }));
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 6 }).chain((f) =>
+        fc.tuple(
+          fc.constant(f),
+          fc.array(fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: f, maxLength: f }), {
+            minLength: 1,
+            maxLength: 8,
+          }),
+        ),
+      ),
+      ([f, rows]) => {
+        const r = parsePredictBody({ inputs: rows }, f);
+        assert.equal(r.n, rows.length);
+        assert.deepEqual(
+          Array.from(r.x),
+          rows.flat().map((v) => (Object.is(v, -0) ? -0 : v)),
+        );
+      },
+    ),
+  );
 });

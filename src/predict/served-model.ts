@@ -18,14 +18,25 @@ export class ServedModel {
   readonly numClasses: number;
   readonly outputSize: number;
 
-  private constructor(readonly version: number | string, readonly spec: ModelSpec, readonly weights: Float32Array, readonly sha256: string, private readonly trainer: LocalTrainer) {
+  private constructor(
+    readonly version: number | string,
+    readonly spec: ModelSpec,
+    readonly weights: Float32Array,
+    readonly sha256: string,
+    private readonly trainer: LocalTrainer,
+  ) {
     this.featureSize = spec.inputShape.reduce((a, b) => a * b, 1);
     const tensors = spec.tensors ?? tensorSpecs(spec);
     this.outputSize = tensors[tensors.length - 1].shape[0];
     this.numClasses = spec.loss === 'mse' ? 0 : this.outputSize;
   }
 
-  static async load(version: number | string, spec: ModelSpec, weights: Float32Array, sha256: string): Promise<ServedModel> {
+  static async load(
+    version: number | string,
+    spec: ModelSpec,
+    weights: Float32Array,
+    sha256: string,
+  ): Promise<ServedModel> {
     return new ServedModel(version, spec, weights, sha256, await makeTrainer(spec));
   }
 
@@ -34,7 +45,10 @@ export class ServedModel {
     this.users++;
     try {
       const out = await this.trainer.predict(this.weights, x, n);
-      if (this.numClasses === 0) return Array.from({ length: n }, (_, i) => ({ value: Array.from(out.subarray(i * this.outputSize, (i + 1) * this.outputSize)) }));
+      if (this.numClasses === 0)
+        return Array.from({ length: n }, (_, i) => ({
+          value: Array.from(out.subarray(i * this.outputSize, (i + 1) * this.outputSize)),
+        }));
       return decide(out, this.numClasses, 0).map((p) => ({ class: p.class, confidence: p.confidence }));
     } finally {
       this.users--;

@@ -16,7 +16,10 @@ export class VirtualClock implements SimulatedClock {
   /** Link drops so far, for the run's report. */
   drops = 0;
 
-  constructor(private readonly profiles: readonly DeviceProfile[], private readonly seed = 0) {}
+  constructor(
+    private readonly profiles: readonly DeviceProfile[],
+    private readonly seed = 0,
+  ) {}
 
   now(): number {
     return this.t;
@@ -48,7 +51,8 @@ export class VirtualClock implements SimulatedClock {
 
   duration(c: RequestCost): number {
     const p = this.profile(c.nodeId);
-    const work = c.downBytes / p.downloadBytesPerSecond + c.samples / p.samplesPerSecond + c.upBytes / p.uploadBytesPerSecond;
+    const work =
+      c.downBytes / p.downloadBytesPerSecond + c.samples / p.samplesPerSecond + c.upBytes / p.uploadBytesPerSecond;
     if (!p.dropout) return work;
     const n = this.requests.get(c.nodeId) ?? 0;
     this.requests.set(c.nodeId, n + 1);

@@ -9,7 +9,10 @@ import type { NodeHost } from '../node/host.js';
 export class DirectTransport implements Transport {
   private readonly meter = new TrafficMeter();
 
-  constructor(private readonly host: NodeHost, private readonly ids: number[]) {}
+  constructor(
+    private readonly host: NodeHost,
+    private readonly ids: number[],
+  ) {}
 
   nodeIds(): number[] {
     return [...this.ids];

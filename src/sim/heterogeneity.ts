@@ -7,12 +7,15 @@ import type { ResolvedOptions } from './options.js';
 
 /** The profile spec in effect: --profile, else `uniform` when async, a deadline or over-selection needs a clock. */
 export function profileSpecOf(o: ResolvedOptions): string | undefined {
-  return o.profile ?? (o.mode === 'async' || o.deadline !== undefined || o.overSelect !== undefined ? 'uniform' : undefined);
+  return (
+    o.profile ?? (o.mode === 'async' || o.deadline !== undefined || o.overSelect !== undefined ? 'uniform' : undefined)
+  );
 }
 
 export function loadProfiles(spec: string, nodes: number, seed: number): DeviceProfile[] {
   const s = parseProfileSpec(spec);
-  const withDrops = (profiles: DeviceProfile[]) => (s.dropout ? profiles.map((p) => ({ ...p, dropout: s.dropout })) : profiles);
+  const withDrops = (profiles: DeviceProfile[]) =>
+    s.dropout ? profiles.map((p) => ({ ...p, dropout: s.dropout })) : profiles;
   if (s.kind === 'builtin') return withDrops(builtinProfiles(s.name, nodes, new Rng(seed).fork('profiles')));
   let text: string;
   try {

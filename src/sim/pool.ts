@@ -37,27 +37,37 @@ export class WorkerPoolTransport implements Transport {
 
   private constructor(private readonly numNodes: number) {}
 
-  static async start(data: Omit<SimWorkerData, 'entry'>, workers: number, pinNodes = false): Promise<WorkerPoolTransport> {
+  static async start(
+    data: Omit<SimWorkerData, 'entry'>,
+    workers: number,
+    pinNodes = false,
+  ): Promise<WorkerPoolTransport> {
     const pool = new WorkerPoolTransport(data.parts.length);
     if (pinNodes) for (let nodeId = 0; nodeId < data.parts.length; nodeId++) pool.pin(nodeId);
     pool.pinnedForRun = pinNodes;
     // The built library (dist/) runs worker.js; a checkout runs worker.ts through tsx (see boot.mjs).
     const entry = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url).href;
-    await Promise.all(Array.from({ length: workers }, () => new Promise<void>((resolve, reject) => {
-      const worker = new Worker(new URL('./boot.mjs', import.meta.url), { workerData: { ...data, entry } });
-      const slot: Slot = { worker, job: null };
-      worker.once('message', (m: { ready?: boolean; trainer?: string }) => {
-        pool.trainerKind = m.trainer ?? '';
-        worker.on('message', (reply: { frame: Uint8Array }) => pool.finish(slot, reply.frame));
-        pool.slots.push(slot);
-        resolve();
-      });
-      worker.on('error', (e) => {
-        reject(e);
-        pool.fail(slot, e);
-      });
-      worker.on('exit', (code) => pool.fail(slot, new Error(`simulation worker exited with code ${code}`)));
-    })));
+    await Promise.all(
+      Array.from(
+        { length: workers },
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const worker = new Worker(new URL('./boot.mjs', import.meta.url), { workerData: { ...data, entry } });
+            const slot: Slot = { worker, job: null };
+            worker.once('message', (m: { ready?: boolean; trainer?: string }) => {
+              pool.trainerKind = m.trainer ?? '';
+              worker.on('message', (reply: { frame: Uint8Array }) => pool.finish(slot, reply.frame));
+              pool.slots.push(slot);
+              resolve();
+            });
+            worker.on('error', (e) => {
+              reject(e);
+              pool.fail(slot, e);
+            });
+            worker.on('exit', (code) => pool.fail(slot, new Error(`simulation worker exited with code ${code}`)));
+          }),
+      ),
+    );
     return pool;
   }
 

@@ -2,7 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Rng } from '../core/rng.js';
-import { builtinProfiles, isOnline, nextOnline, parseProfileSpec, profilesFromJson, SLOW_FACTOR, type DeviceProfile } from './profiles.js';
+import {
+  builtinProfiles,
+  isOnline,
+  nextOnline,
+  parseProfileSpec,
+  profilesFromJson,
+  SLOW_FACTOR,
+  type DeviceProfile,
+} from './profiles.js';
 
 const base = { samplesPerSecond: 2000, downloadBytesPerSecond: 2.5e6, uploadBytesPerSecond: 1.25e6 };
 
@@ -41,7 +49,10 @@ test('heavytail: positive rates with a wide spread and valid periodic availabili
     assert.ok(a.periodSeconds >= 60 && a.periodSeconds <= 600 && a.onFraction >= 0.5 && a.onFraction <= 1);
     assert.ok(a.phaseSeconds >= 0 && a.phaseSeconds < a.periodSeconds);
   }
-  assert.ok(p.some((x) => !isOnline(x, 0)), 'some nodes start offline');
+  assert.ok(
+    p.some((x) => !isOnline(x, 0)),
+    'some nodes start offline',
+  );
 });
 
 test('profile specs and JSON files: good ones load, bad ones name the problem', () => {
@@ -51,7 +62,11 @@ test('profile specs and JSON files: good ones load, bad ones name the problem', 
 
   const two = [base, { ...base, samplesPerSecond: 10, availability: { periodSeconds: 100, onFraction: 0.5 } }];
   const p = profilesFromJson(JSON.stringify(two), 5);
-  assert.deepEqual(p.map((x) => x.samplesPerSecond), [2000, 10, 2000, 10, 2000], 'node i takes entry i mod length');
+  assert.deepEqual(
+    p.map((x) => x.samplesPerSecond),
+    [2000, 10, 2000, 10, 2000],
+    'node i takes entry i mod length',
+  );
   assert.equal(p[1].availability!.phaseSeconds, 0, 'phase defaults to 0');
   assert.deepEqual(profilesFromJson(JSON.stringify({ profiles: [base] }), 2), [base, base]);
 
@@ -59,7 +74,10 @@ test('profile specs and JSON files: good ones load, bad ones name the problem', 
   assert.throws(() => profilesFromJson('[]', 2), /profile file: .*(too_small|>=1|at least)/i);
   assert.throws(() => profilesFromJson(JSON.stringify([{ ...base, samplesPerSecond: -1 }]), 2), /0\.samplesPerSecond/);
   assert.throws(() => profilesFromJson(JSON.stringify([{ ...base, speed: 3 }]), 2), /speed|unrecognized/i);
-  assert.throws(() => profilesFromJson(JSON.stringify([{ ...base, availability: { periodSeconds: 10, onFraction: 0 } }]), 2), /onFraction/);
+  assert.throws(
+    () => profilesFromJson(JSON.stringify([{ ...base, availability: { periodSeconds: 10, onFraction: 0 } }]), 2),
+    /onFraction/,
+  );
   assert.throws(() => builtinProfiles('uniform', 0, new Rng(1)), /nodes must be a whole number >= 1/);
 });
 
@@ -73,41 +91,62 @@ function onlineRef(p: DeviceProfile, t: number): boolean {
 }
 
 test('availability matches a naive reference, and nextOnline is the first online moment', () => {
-  fc.assert(fc.property(
-    fc.double({ min: 1, max: 500, noNaN: true }), fc.double({ min: 0.05, max: 0.95, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true }),
-    fc.double({ min: 0, max: 5000, noNaN: true }),
-    (period, on, phase01, t) => {
-      const p: DeviceProfile = { ...base, availability: { periodSeconds: period, onFraction: on, phaseSeconds: phase01 * period } };
-      const boundary = ((t + p.availability!.phaseSeconds) % period) / period;
-      // Away from the on/off edges (float rounding) the two agree exactly.
-      if (Math.abs(boundary - on) > 1e-9 && boundary > 1e-9 && boundary < 1 - 1e-9) assert.equal(isOnline(p, t), onlineRef(p, t));
-      const next = nextOnline(p, t);
-      assert.ok(next >= t && isOnline(p, next));
-      assert.ok(next - t <= (1 - on) * period + 1e-6, 'never waits longer than the off part of a period');
-      // nothing online strictly between t and next (checked on a grid)
-      for (let k = 1; k < 8; k++) {
-        const s = t + ((next - t) * k) / 8;
-        if (s < next - 1e-6) assert.equal(isOnline(p, s), false);
-      }
-    },
-  ), { numRuns: 300 });
+  fc.assert(
+    fc.property(
+      fc.double({ min: 1, max: 500, noNaN: true }),
+      fc.double({ min: 0.05, max: 0.95, noNaN: true }),
+      fc.double({ min: 0, max: 1, noNaN: true }),
+      fc.double({ min: 0, max: 5000, noNaN: true }),
+      (period, on, phase01, t) => {
+        const p: DeviceProfile = {
+          ...base,
+          availability: { periodSeconds: period, onFraction: on, phaseSeconds: phase01 * period },
+        };
+        const boundary = ((t + p.availability!.phaseSeconds) % period) / period;
+        // Away from the on/off edges (float rounding) the two agree exactly.
+        if (Math.abs(boundary - on) > 1e-9 && boundary > 1e-9 && boundary < 1 - 1e-9)
+          assert.equal(isOnline(p, t), onlineRef(p, t));
+        const next = nextOnline(p, t);
+        assert.ok(next >= t && isOnline(p, next));
+        assert.ok(next - t <= (1 - on) * period + 1e-6, 'never waits longer than the off part of a period');
+        // nothing online strictly between t and next (checked on a grid)
+        for (let k = 1; k < 8; k++) {
+          const s = t + ((next - t) * k) / 8;
+          if (s < next - 1e-6) assert.equal(isOnline(p, s), false);
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
 });
 
 test('link drops: parsed from the profile suffix, drawn by seed per node and request, delaying the reply', async () => {
   const { parseProfileSpec, dropDelay } = await import('./profiles.js');
   const { VirtualClock } = await import('./clock.js');
-  assert.deepEqual(parseProfileSpec('uniform:drop=0.25,offline=30'), { kind: 'builtin', name: 'uniform', dropout: { probability: 0.25, meanOfflineSeconds: 30 } });
+  assert.deepEqual(parseProfileSpec('uniform:drop=0.25,offline=30'), {
+    kind: 'builtin',
+    name: 'uniform',
+    dropout: { probability: 0.25, meanOfflineSeconds: 30 },
+  });
   assert.deepEqual(parseProfileSpec('p.json:drop=0.1').dropout, { probability: 0.1, meanOfflineSeconds: 60 });
   assert.throws(() => parseProfileSpec('uniform:drop=2'), /drop=P \(0\.\.1\)/);
   assert.throws(() => parseProfileSpec('uniform:drop=0.1,offline=-1'), /offline=SECONDS/);
   assert.throws(() => parseProfileSpec('uniform:offline=5'), /:drop=P\[,offline=S\] adds mid-round drops/);
-  const profile = { samplesPerSecond: 1000, downloadBytesPerSecond: 1e6, uploadBytesPerSecond: 1e6, dropout: { probability: 0.3, meanOfflineSeconds: 60 } };
+  const profile = {
+    samplesPerSecond: 1000,
+    downloadBytesPerSecond: 1e6,
+    uploadBytesPerSecond: 1e6,
+    dropout: { probability: 0.3, meanOfflineSeconds: 60 },
+  };
   assert.equal(dropDelay(profile, 0.5, 0.9), 0, 'u above the probability: no drop');
   assert.ok(Math.abs(dropDelay(profile, 0.1, 1 - Math.exp(-1)) - 60) < 1e-9, 'the inverse CDF at 1 - 1/e is the mean');
   // The clock: a share of requests near the probability is delayed, by about the mean, the same for the same seed.
   const cost = { nodeId: 0, downBytes: 1e6, upBytes: 1e6, samples: 1000 };
   const draw = (seed: number) => {
-    const clock = new VirtualClock(Array.from({ length: 4 }, () => profile), seed);
+    const clock = new VirtualClock(
+      Array.from({ length: 4 }, () => profile),
+      seed,
+    );
     return Array.from({ length: 4000 }, (_, i) => clock.duration({ ...cost, nodeId: i % 4 }) - 3);
   };
   const a = draw(5);

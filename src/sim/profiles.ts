@@ -53,25 +53,36 @@ export const SLOW_SHARE = 0.2;
 export const SLOW_FACTOR: readonly [number, number] = [5, 10];
 
 const positive = z.number().finite().gt(0);
-const AvailabilitySchema = z.object({
-  periodSeconds: positive,
-  onFraction: z.number().gt(0).lte(1),
-  phaseSeconds: z.number().finite().min(0).default(0),
-}).strict();
-const DropoutSchema = z.object({
-  probability: z.number().min(0).lte(1),
-  meanOfflineSeconds: positive.default(DEFAULT_OFFLINE_SECONDS),
-}).strict();
-const ProfileSchema = z.object({
-  samplesPerSecond: positive,
-  downloadBytesPerSecond: positive,
-  uploadBytesPerSecond: positive,
-  availability: AvailabilitySchema.optional(),
-  dropout: DropoutSchema.optional(),
-}).strict();
-const ProfileFileSchema = z.union([z.array(ProfileSchema).min(1), z.object({ profiles: z.array(ProfileSchema).min(1) }).strict()]);
+const AvailabilitySchema = z
+  .object({
+    periodSeconds: positive,
+    onFraction: z.number().gt(0).lte(1),
+    phaseSeconds: z.number().finite().min(0).default(0),
+  })
+  .strict();
+const DropoutSchema = z
+  .object({
+    probability: z.number().min(0).lte(1),
+    meanOfflineSeconds: positive.default(DEFAULT_OFFLINE_SECONDS),
+  })
+  .strict();
+const ProfileSchema = z
+  .object({
+    samplesPerSecond: positive,
+    downloadBytesPerSecond: positive,
+    uploadBytesPerSecond: positive,
+    availability: AvailabilitySchema.optional(),
+    dropout: DropoutSchema.optional(),
+  })
+  .strict();
+const ProfileFileSchema = z.union([
+  z.array(ProfileSchema).min(1),
+  z.object({ profiles: z.array(ProfileSchema).min(1) }).strict(),
+]);
 
-export type ProfileSpec = ({ kind: 'builtin'; name: ProfileSet } | { kind: 'file'; path: string }) & { dropout?: Dropout };
+export type ProfileSpec = ({ kind: 'builtin'; name: ProfileSet } | { kind: 'file'; path: string }) & {
+  dropout?: Dropout;
+};
 
 /** `drop=P[,offline=S]`, the suffix that adds mid-round drops to every profile of a set or file. */
 function parseDropout(spec: string, text: string): Dropout {
@@ -81,7 +92,10 @@ function parseDropout(spec: string, text: string): Dropout {
     const v = Number(value);
     if (key === 'drop' && value !== undefined && v >= 0 && v <= 1) out.probability = v;
     else if (key === 'offline' && value !== undefined && v > 0 && Number.isFinite(v)) out.meanOfflineSeconds = v;
-    else throw new Error(`device profile '${spec}': expected drop=P (0..1) and optionally offline=SECONDS (> 0), got '${part}'`);
+    else
+      throw new Error(
+        `device profile '${spec}': expected drop=P (0..1) and optionally offline=SECONDS (> 0), got '${part}'`,
+      );
   }
   if (Number.isNaN(out.probability)) throw new Error(`device profile '${spec}': give drop=P with the suffix`);
   return out;
@@ -93,20 +107,28 @@ export function parseProfileSpec(spec: string): ProfileSpec {
   const colon = s.search(/:drop=/);
   const base = colon < 0 ? s : s.slice(0, colon);
   const dropout = colon < 0 ? undefined : parseDropout(spec, s.slice(colon + 1));
-  if ((PROFILE_SETS as readonly string[]).includes(base)) return { kind: 'builtin', name: base as ProfileSet, ...(dropout ? { dropout } : {}) };
+  if ((PROFILE_SETS as readonly string[]).includes(base))
+    return { kind: 'builtin', name: base as ProfileSet, ...(dropout ? { dropout } : {}) };
   if (base.toLowerCase().endsWith('.json')) return { kind: 'file', path: base, ...(dropout ? { dropout } : {}) };
-  throw new Error(`unknown device profile '${spec}' (one of ${PROFILE_SETS.join(', ')}, or a path to a .json file; :drop=P[,offline=S] adds mid-round drops)`);
+  throw new Error(
+    `unknown device profile '${spec}' (one of ${PROFILE_SETS.join(', ')}, or a path to a .json file; :drop=P[,offline=S] adds mid-round drops)`,
+  );
 }
 
 /** The profiles of a built-in set for `nodes` nodes, drawn from rng. */
 export function builtinProfiles(name: ProfileSet, nodes: number, rng: Rng): DeviceProfile[] {
-  if (!Number.isInteger(nodes) || nodes < 1) throw new Error(`device profiles: nodes must be a whole number >= 1, got ${nodes}`);
+  if (!Number.isInteger(nodes) || nodes < 1)
+    throw new Error(`device profiles: nodes must be a whole number >= 1, got ${nodes}`);
   if (name === 'uniform') return Array.from({ length: nodes }, () => ({ ...BASE }));
   if (name === 'slow20') {
     const out = Array.from({ length: nodes }, (): DeviceProfile => ({ ...BASE }));
     for (const i of rng.sample(nodes, Math.floor(SLOW_SHARE * nodes + 1e-9))) {
       const f = rng.uniform(SLOW_FACTOR[0], SLOW_FACTOR[1]);
-      out[i] = { samplesPerSecond: BASE.samplesPerSecond / f, downloadBytesPerSecond: BASE.downloadBytesPerSecond / f, uploadBytesPerSecond: BASE.uploadBytesPerSecond / f };
+      out[i] = {
+        samplesPerSecond: BASE.samplesPerSecond / f,
+        downloadBytesPerSecond: BASE.downloadBytesPerSecond / f,
+        uploadBytesPerSecond: BASE.uploadBytesPerSecond / f,
+      };
     }
     return out;
   }
@@ -132,7 +154,9 @@ export function profilesFromJson(text: string, nodes: number, source = 'profile 
   const r = ProfileFileSchema.safeParse(doc);
   if (!r.success) {
     const issue = r.error.issues[0];
-    throw new Error(`${source}: ${issue.path.join('.') || 'document'}: ${issue.message} (expected [{samplesPerSecond, downloadBytesPerSecond, uploadBytesPerSecond, availability?}, ...])`);
+    throw new Error(
+      `${source}: ${issue.path.join('.') || 'document'}: ${issue.message} (expected [{samplesPerSecond, downloadBytesPerSecond, uploadBytesPerSecond, availability?}, ...])`,
+    );
   }
   const list = Array.isArray(r.data) ? r.data : r.data.profiles;
   return Array.from({ length: nodes }, (_, i) => list[i % list.length]);

@@ -20,7 +20,10 @@ export function redisConnection(url: string): ConnectionOptions {
   const db = dbText === '' ? 0 : Number(dbText);
   if (!Number.isInteger(db) || db < 0 || db > 15) throw new Error(`'${url}': database must be 0-15, got '${dbText}'`);
   return {
-    host: u.hostname, port, db, maxRetriesPerRequest: null,
+    host: u.hostname,
+    port,
+    db,
+    maxRetriesPerRequest: null,
     ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
     ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
   };

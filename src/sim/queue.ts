@@ -16,8 +16,6 @@ import { prepareRun } from './setup.js';
 import { localDpHost, simNodeHost } from './sim-host.js';
 import type { NodeHost } from '../node/host.js';
 
-
-
 /** A node request as a queue job (JSON: the frame travels as base64). */
 export interface NodeJob {
   /** sha256 of the options: workers keep one host per setup. */
@@ -48,7 +46,11 @@ export class QueueTransport implements Transport {
   readonly servedBy = new Set<string>();
   trainerKind = '';
 
-  private constructor(private readonly queue: Queue, private readonly events: QueueEvents, options: ResolvedOptions) {
+  private constructor(
+    private readonly queue: Queue,
+    private readonly events: QueueEvents,
+    options: ResolvedOptions,
+  ) {
     ({ setup: this.setup, setupId: this.setupId } = jobSetup(options));
   }
 
@@ -63,7 +65,10 @@ export class QueueTransport implements Transport {
       await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
       const deadline = Date.now() + waitSeconds * 1000;
       while ((await queue.getWorkersCount()) === 0) {
-        if (Date.now() > deadline) throw new Error(`no worker listens on queue '${name}' at ${options.queue}; start some with: edgefed sim-worker --redis ${options.queue}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `no worker listens on queue '${name}' at ${options.queue}; start some with: edgefed sim-worker --redis ${options.queue}`,
+          );
         await new Promise((r) => setTimeout(r, 200));
       }
     } catch (e) {
@@ -78,7 +83,12 @@ export class QueueTransport implements Transport {
   }
 
   async request(nodeId: number, frame: Uint8Array): Promise<Uint8Array> {
-    const data: NodeJob = { setupId: this.setupId, setup: this.setup, nodeId, frame: Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('base64') };
+    const data: NodeJob = {
+      setupId: this.setupId,
+      setup: this.setup,
+      nodeId,
+      frame: Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('base64'),
+    };
     this.meter.count(nodeId, frame.length, 0);
     const job = await this.queue.add('node', data, { removeOnComplete: true, removeOnFail: true });
     const result = (await job.waitUntilFinished(this.events)) as NodeJobResult;
@@ -128,22 +138,38 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close: 
   const hostFor = (job: NodeJob) => {
     let h = hosts.get(job.setupId);
     if (!h) {
-      h = prepareRun(job.setup).then((s) => simNodeHost({
-        data: s.train, parts: s.parts, validationFraction: job.setup.validationFraction, seed: job.setup.seed, spec: s.spec,
-        trainer: job.setup.trainer, ...(s.nodeAttack ? { attack: s.nodeAttack } : {}), ...localDpHost(job.setup),
-      }));
+      h = prepareRun(job.setup).then((s) =>
+        simNodeHost({
+          data: s.train,
+          parts: s.parts,
+          validationFraction: job.setup.validationFraction,
+          seed: job.setup.seed,
+          spec: s.spec,
+          trainer: job.setup.trainer,
+          ...(s.nodeAttack ? { attack: s.nodeAttack } : {}),
+          ...localDpHost(job.setup),
+        }),
+      );
       h.catch(() => hosts.delete(job.setupId));
       hosts.set(job.setupId, h);
       while (hosts.size > 2) hosts.delete(hosts.keys().next().value!);
     }
     return h;
   };
-  const worker = new Worker(o.queueName ?? DEFAULT_QUEUE_NAME_TEXT, async (job: Job): Promise<NodeJobResult> => {
-    const data = readJob(job.data);
-    const { host, trainerKind } = await hostFor(data);
-    const reply = await host.handle(new Uint8Array(Buffer.from(data.frame, 'base64')));
-    return { frame: Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength).toString('base64'), worker: id, trainer: trainerKind };
-  }, { connection: redisConnection(o.redis), concurrency: o.concurrency ?? 1 });
+  const worker = new Worker(
+    o.queueName ?? DEFAULT_QUEUE_NAME_TEXT,
+    async (job: Job): Promise<NodeJobResult> => {
+      const data = readJob(job.data);
+      const { host, trainerKind } = await hostFor(data);
+      const reply = await host.handle(new Uint8Array(Buffer.from(data.frame, 'base64')));
+      return {
+        frame: Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength).toString('base64'),
+        worker: id,
+        trainer: trainerKind,
+      };
+    },
+    { connection: redisConnection(o.redis), concurrency: o.concurrency ?? 1 },
+  );
   await worker.waitUntilReady();
   return { close: () => worker.close(), worker: id };
 }

@@ -5,10 +5,23 @@
  */
 import { loadDatasetSpec, type LoadedData } from '../data/load.js';
 import { featureSize, subset, type Dataset } from '../data/types.js';
-import { derivedImageFeature, parsePartitionSpec, partition, partitionReport, type PartitionReport } from '../core/partition.js';
+import {
+  derivedImageFeature,
+  parsePartitionSpec,
+  partition,
+  partitionReport,
+  type PartitionReport,
+} from '../core/partition.js';
 import { Rng } from '../core/rng.js';
 import { makeLayout, type TensorSlot } from '../core/params.js';
-import { builtinModel, BUILTIN_MODELS, initialWeights, tensorSpecs, type BuiltinModel, type ModelSpec } from '../model/spec.js';
+import {
+  builtinModel,
+  BUILTIN_MODELS,
+  initialWeights,
+  tensorSpecs,
+  type BuiltinModel,
+  type ModelSpec,
+} from '../model/spec.js';
 import { ensureTfjs, specFromModelJson } from '../model/tfjs.js';
 import { DEFAULT_LR } from '../nn/optimizer.js';
 import { minUpdates, parseStrategy, type StrategyConfig } from '../engine/strategy.js';
@@ -44,7 +57,10 @@ export interface RunSetup {
 
 /** The Byzantine nodes of a run, fixed by the run seed alone (an independent 'malicious' stream). */
 export function pickMalicious(seed: number, nodes: number, fraction: number): number[] {
-  return new Rng(seed).fork('malicious').sample(nodes, maliciousCount(fraction, nodes)).sort((a, b) => a - b);
+  return new Rng(seed)
+    .fork('malicious')
+    .sample(nodes, maliciousCount(fraction, nodes))
+    .sort((a, b) => a - b);
 }
 
 /**
@@ -56,21 +72,29 @@ function checkRoundSize(o: ResolvedOptions, strategy: ReturnType<typeof parseStr
   const need = minUpdates(strategy);
   const perRound = sampleCount(o.nodes, o.fraction, o.minNodes ?? 1);
   if (perRound < need) {
-    throw new Error(`--strategy ${o.strategy}: needs at least ${need} updates per round, but a round samples ${perRound} of ${o.nodes} nodes` +
-      ' (raise --nodes, --fraction or --min-nodes, or lower f)');
+    throw new Error(
+      `--strategy ${o.strategy}: needs at least ${need} updates per round, but a round samples ${perRound} of ${o.nodes} nodes` +
+        ' (raise --nodes, --fraction or --min-nodes, or lower f)',
+    );
   }
   return Math.max(o.minNodes ?? 1, need);
 }
 
-
 /** The model spec a --model value names: a built-in or a path to a tfjs model.json. */
-export async function resolveModel(name: string, train: Dataset): Promise<{ spec: ModelSpec; weights: Float32Array | null }> {
-  if ((BUILTIN_MODELS as readonly string[]).includes(name)) return { spec: builtinModel(name as BuiltinModel, train.featureShape, train.numClasses), weights: null };
-  if (!name.endsWith('.json')) throw new Error(`--model: '${name}' is not one of ${BUILTIN_MODELS.join(', ')} nor a path to a tfjs model.json`);
+export async function resolveModel(
+  name: string,
+  train: Dataset,
+): Promise<{ spec: ModelSpec; weights: Float32Array | null }> {
+  if ((BUILTIN_MODELS as readonly string[]).includes(name))
+    return { spec: builtinModel(name as BuiltinModel, train.featureShape, train.numClasses), weights: null };
+  if (!name.endsWith('.json'))
+    throw new Error(`--model: '${name}' is not one of ${BUILTIN_MODELS.join(', ')} nor a path to a tfjs model.json`);
   await ensureTfjs();
   const r = await specFromModelJson(name);
   if (r.spec.inputShape.reduce((a, b) => a * b, 1) !== featureSize(train)) {
-    throw new Error(`--model: ${name} takes inputs of shape [${r.spec.inputShape.join(',')}], the data has [${train.featureShape.join(',')}]`);
+    throw new Error(
+      `--model: ${name} takes inputs of shape [${r.spec.inputShape.join(',')}], the data has [${train.featureShape.join(',')}]`,
+    );
   }
   return r;
 }
@@ -90,7 +114,10 @@ function partitionInput(data: Dataset, spec: ReturnType<typeof parsePartitionSpe
   }
   if (spec.kind === 'natural') {
     const ids = data.extra?.[spec.column];
-    if (!ids) throw new Error(`--partition natural:${spec.column}: the dataset has no kept column '${spec.column}' (for CSV add keep=${spec.column})`);
+    if (!ids)
+      throw new Error(
+        `--partition natural:${spec.column}: the dataset has no kept column '${spec.column}' (for CSV add keep=${spec.column})`,
+      );
     input.ids = ids;
   }
   return input;
@@ -102,14 +129,28 @@ export async function prepareRun(o: ResolvedOptions): Promise<RunSetup> {
   const minNodes = checkRoundSize(o, strategyConfig);
   const partitionSpec = parsePartitionSpec(o.partition);
   const data = loadDatasetSpec(o.dataset);
-  const train = o.limitTrain && o.limitTrain < data.train.n ? subset(data.train, Array.from({ length: o.limitTrain }, (_, i) => i)) : data.train;
-  const test = o.limitTest && o.limitTest < data.test.n ? subset(data.test, Array.from({ length: o.limitTest }, (_, i) => i)) : data.test;
+  const train =
+    o.limitTrain && o.limitTrain < data.train.n
+      ? subset(
+          data.train,
+          Array.from({ length: o.limitTrain }, (_, i) => i),
+        )
+      : data.train;
+  const test =
+    o.limitTest && o.limitTest < data.test.n
+      ? subset(
+          data.test,
+          Array.from({ length: o.limitTest }, (_, i) => i),
+        )
+      : data.test;
   const model = await resolveModel(o.model, train);
   const spec: ModelSpec = {
     ...model.spec,
     optimizer: {
       name: o.optimizer ?? model.spec.optimizer.name,
-      lr: o.lr ?? (o.optimizer && o.optimizer !== model.spec.optimizer.name ? DEFAULT_LR[o.optimizer] : model.spec.optimizer.lr),
+      lr:
+        o.lr ??
+        (o.optimizer && o.optimizer !== model.spec.optimizer.name ? DEFAULT_LR[o.optimizer] : model.spec.optimizer.lr),
     },
   };
   const layout = makeLayout(tensorSpecs(spec));
@@ -125,14 +166,26 @@ export async function prepareRun(o: ResolvedOptions): Promise<RunSetup> {
     }
     attack = {
       kind: attackKind,
-      scale: attackKind === 'label-flip' ? null : o.attackScale ?? DEFAULT_ATTACK_SCALE[attackKind],
+      scale: attackKind === 'label-flip' ? null : (o.attackScale ?? DEFAULT_ATTACK_SCALE[attackKind]),
       fraction: o.malicious!,
       nodes: pickMalicious(o.seed, o.nodes, o.malicious!),
     };
   }
-  const nodeAttack: NodeAttack | undefined = attack ? { kind: attack.kind, scale: attack.scale ?? 0, nodes: attack.nodes } : undefined;
+  const nodeAttack: NodeAttack | undefined = attack
+    ? { kind: attack.kind, scale: attack.scale ?? 0, nodes: attack.nodes }
+    : undefined;
   return {
-    strategyConfig, minNodes, data, train, test, spec, layout, parts, report, initial,
-    ...(attack ? { attack } : {}), ...(nodeAttack ? { nodeAttack } : {}),
+    strategyConfig,
+    minNodes,
+    data,
+    train,
+    test,
+    spec,
+    layout,
+    parts,
+    report,
+    initial,
+    ...(attack ? { attack } : {}),
+    ...(nodeAttack ? { nodeAttack } : {}),
   };
 }

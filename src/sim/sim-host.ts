@@ -40,7 +40,13 @@ export function localDpHost(o: { localDp?: string; dpNoise: DpNoiseSource }): Pi
 }
 
 /** A node's local split, fixed by run seed and node id, so every host builds the same one. */
-export function localData(data: Dataset, rows: Int32Array, nodeId: number, validationFraction: number, seed: number): LocalData {
+export function localData(
+  data: Dataset,
+  rows: Int32Array,
+  nodeId: number,
+  validationFraction: number,
+  seed: number,
+): LocalData {
   const mine = subset(data, rows, `${data.source}#node${nodeId}`);
   if (validationFraction <= 0) return { train: mine, validation: subset(mine, []) };
   return trainValidationSplit(mine, validationFraction, new Rng(seed).fork(`split:${nodeId}`));
@@ -59,7 +65,12 @@ export async function simNodeHost(w: SimHostData): Promise<{ host: NodeHost; tra
     },
   } as ReadonlyMap<number, LocalData>;
   const dropout = w.secaggDropout;
-  const faults = dropout ? { dropAfterShareKeys: (round: number, nodeId: number, roster: readonly number[]) => secAggDropouts(w.seed, round, roster, dropout).has(nodeId) } : {};
+  const faults = dropout
+    ? {
+        dropAfterShareKeys: (round: number, nodeId: number, roster: readonly number[]) =>
+          secAggDropouts(w.seed, round, roster, dropout).has(nodeId),
+      }
+    : {};
   const secure = { ...faults, identity: simulationIdentities(w.seed, w.parts.length) };
   const privacy = w.localDp ? new LocalPrivacy(w.localDp.spec, w.localDp.source) : undefined;
   return { host: new NodeHost(layout, trainer, lazy, w.attack, secure, privacy), trainerKind: trainerLabel(trainer) };

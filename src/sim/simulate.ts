@@ -44,44 +44,88 @@ export interface SimulationResult {
   queueWorkers?: string[];
 }
 
-export async function runSimulation(input: SimulationOptions, onRound?: (r: RoundRecord) => void): Promise<SimulationResult> {
+export async function runSimulation(
+  input: SimulationOptions,
+  onRound?: (r: RoundRecord) => void,
+): Promise<SimulationResult> {
   const o = resolveOptions(input);
   const compression = parseCompression(o.compression);
   const clock = makeClock(o); // device profiles first: a bad --profile file fails before the data loads
-  const { strategyConfig, minNodes, data, train, test, spec, layout, parts, report, initial, attack, nodeAttack } = await prepareRun(o);
+  const { strategyConfig, minNodes, data, train, test, spec, layout, parts, report, initial, attack, nodeAttack } =
+    await prepareRun(o);
   const workers = o.workers ?? Math.max(1, Math.min(availableParallelism(), o.nodes));
   const started = performance.now();
   // BullMQ (and its Redis client) load only for runs that use a queue.
   const queued = o.queue ? await (await import('./queue.js')).QueueTransport.start(o) : undefined;
-  const transport = queued
-    ?? await WorkerPoolTransport.start({
-      data: shareDataset(train), parts, validationFraction: o.validationFraction, seed: o.seed, spec, trainer: o.trainer,
-      ...(nodeAttack ? { attack: nodeAttack } : {}),
-      ...(o.secagg && o.secaggDropout ? { secaggDropout: o.secaggDropout } : {}),
-      ...localDpHost(o),
-      // Secure aggregation: a virtual node remembers the rounds it shared keys for, so it stays on one worker.
-    }, workers, compression.ef || o.secagg === true);
+  const transport =
+    queued ??
+    (await WorkerPoolTransport.start(
+      {
+        data: shareDataset(train),
+        parts,
+        validationFraction: o.validationFraction,
+        seed: o.seed,
+        spec,
+        trainer: o.trainer,
+        ...(nodeAttack ? { attack: nodeAttack } : {}),
+        ...(o.secagg && o.secaggDropout ? { secaggDropout: o.secaggDropout } : {}),
+        ...localDpHost(o),
+        // Secure aggregation: a virtual node remembers the rounds it shared keys for, so it stays on one worker.
+      },
+      workers,
+      compression.ef || o.secagg === true,
+    ));
   const evaluator = await makeTrainer(spec, o.trainer);
   try {
-    const engine = engineFor({
-      strategy: new Strategy(strategyConfig), rounds: o.rounds, seed: o.seed,
-      local: { epochs: o.localEpochs, batchSize: o.batchSize, optimizer: spec.optimizer },
-      fraction: o.fraction, minNodes, evalFraction: o.evalFraction, targetAccuracy: o.targetAccuracy,
-      overSelect: o.overSelect, deadlineSeconds: o.deadline, compression, dpNoise: o.dpNoise,
-      ...(o.secagg ? { secure: { clip: o.secaggClip ?? DEFAULT_SECAGG.clip, maxWeight: o.secaggMaxWeight ?? DEFAULT_SECAGG.maxWeight } } : {}),
-      ...(o.mode === 'async' ? { fedBuff: { ...fedBuffDefaults(o), serverLr: o.serverLr ?? 1 } } : {}),
-    }, {
-      layout, transport, initial,
-      centralEval: (w: Float32Array) => evaluator.evaluate(w, test),
-      onRound: (r: RoundRecord) => onRound?.(r),
-      ...(clock ? { clock } : {}),
-    });
+    const engine = engineFor(
+      {
+        strategy: new Strategy(strategyConfig),
+        rounds: o.rounds,
+        seed: o.seed,
+        local: { epochs: o.localEpochs, batchSize: o.batchSize, optimizer: spec.optimizer },
+        fraction: o.fraction,
+        minNodes,
+        evalFraction: o.evalFraction,
+        targetAccuracy: o.targetAccuracy,
+        overSelect: o.overSelect,
+        deadlineSeconds: o.deadline,
+        compression,
+        dpNoise: o.dpNoise,
+        ...(o.secagg
+          ? {
+              secure: {
+                clip: o.secaggClip ?? DEFAULT_SECAGG.clip,
+                maxWeight: o.secaggMaxWeight ?? DEFAULT_SECAGG.maxWeight,
+              },
+            }
+          : {}),
+        ...(o.mode === 'async' ? { fedBuff: { ...fedBuffDefaults(o), serverLr: o.serverLr ?? 1 } } : {}),
+      },
+      {
+        layout,
+        transport,
+        initial,
+        centralEval: (w: Float32Array) => evaluator.evaluate(w, test),
+        onRound: (r: RoundRecord) => onRound?.(r),
+        ...(clock ? { clock } : {}),
+      },
+    );
     const run = await engine.run();
     const traffic = transport.traffic();
     return {
-      options: o, spec, layout, weights: run.weights, rounds: run.rounds, reachedTarget: run.reachedTarget,
-      partition: report, seconds: (performance.now() - started) / 1000, bytesSent: traffic.sent, bytesReceived: traffic.received,
-      modelSha256: weightsSha256(run.weights), trainer: transport.trainerKind, data: { ...data, train, test },
+      options: o,
+      spec,
+      layout,
+      weights: run.weights,
+      rounds: run.rounds,
+      reachedTarget: run.reachedTarget,
+      partition: report,
+      seconds: (performance.now() - started) / 1000,
+      bytesSent: traffic.sent,
+      bytesReceived: traffic.received,
+      modelSha256: weightsSha256(run.weights),
+      trainer: transport.trainerKind,
+      data: { ...data, train, test },
       ...(queued ? { queueWorkers: [...queued.servedBy].sort() } : {}),
       ...(attack ? { attack } : {}),
     };

@@ -13,7 +13,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import {
-  ADMIN_TOKEN, freePort, killAll, startCoordinator, startNodesInOrder, waitFor, waitHealthy, type Proc,
+  ADMIN_TOKEN,
+  freePort,
+  killAll,
+  startCoordinator,
+  startNodesInOrder,
+  waitFor,
+  waitHealthy,
+  type Proc,
 } from '../deploy-harness.js';
 import { buildDashboard } from '../support/dashboard.js';
 import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing } from './serve.js';
@@ -21,29 +28,49 @@ import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing } from './serve.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 
-interface Round { round: number; testAccuracy: number | null; testLoss: number | null; federatedAccuracy: number | null; contributed: number[] }
-interface Run { id: number; status: string; rounds: Round[] }
+interface Round {
+  round: number;
+  testAccuracy: number | null;
+  testLoss: number | null;
+  federatedAccuracy: number | null;
+  contributed: number[];
+}
+interface Run {
+  id: number;
+  status: string;
+  rounds: Round[];
+}
 
 async function admin<T>(url: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { authorization: `Bearer ${ADMIN_TOKEN}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await fetch(url + path, body === undefined ? { headers } : { method: 'POST', headers, body: JSON.stringify(body) });
+  const r = await fetch(
+    url + path,
+    body === undefined ? { headers } : { method: 'POST', headers, body: JSON.stringify(body) },
+  );
   if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
   return (await r.json()) as T;
 }
 
 async function runToEnd(url: string, config: object): Promise<Run> {
   const { id } = await admin<{ id: number }>(url, '/v1/runs', config);
-  return waitFor(`run ${id} to complete`, async () => {
-    const run = await admin<Run>(url, `/v1/runs/${id}`);
-    return run.status === 'completed' ? run : undefined;
-  }, 240_000);
+  return waitFor(
+    `run ${id} to complete`,
+    async () => {
+      const run = await admin<Run>(url, `/v1/runs/${id}`);
+      return run.status === 'completed' ? run : undefined;
+    },
+    240_000,
+  );
 }
 
 const range = async (tab: Page, chart: string, key: 'x' | 'y') =>
   (await tab.getAttribute(chart, `data-${key}-range`))!.split(',').map(Number) as [number, number];
 
-test('dashboard: empty state, scaled and zoomable charts, bounded timeline, downloads, run comparison', { skip: chromiumMissing, timeout: 420_000 }, async () => {
+test('dashboard: empty state, scaled and zoomable charts, bounded timeline, downloads, run comparison', {
+  skip: chromiumMissing,
+  timeout: 420_000,
+}, async () => {
   buildDashboard(true);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -59,13 +86,34 @@ test('dashboard: empty state, scaled and zoomable charts, bounded timeline, down
 
     // Nothing exists yet: the page says what to do, and the events list has no stray "1.".
     await tab.waitForSelector('#empty-state:not([hidden])');
-    assert.match(await tab.textContent('#empty-state') ?? '', /edgefed node --coordinator/);
+    assert.match((await tab.textContent('#empty-state')) ?? '', /edgefed node --coordinator/);
     mkdirSync(ARTIFACTS, { recursive: true });
     await tab.screenshot({ path: join(ARTIFACTS, 'dashboard-empty.png'), fullPage: true });
 
-    procs.push(...await startNodesInOrder(url, [0, 1].map((i) => ({ data: `mnist-partition:${i}/40`, name: `cmp${i}` }))));
-    const long = await runToEnd(url, { name: 'long-linear', model: 'linear', rounds: 55, minNodes: 2, limitTest: 500, lr: 0.05, optimizer: 'sgd', seed: 3 });
-    const short = await runToEnd(url, { name: 'short-mlp', model: 'mlp', rounds: 4, minNodes: 2, limitTest: 500, seed: 4 });
+    procs.push(
+      ...(await startNodesInOrder(
+        url,
+        [0, 1].map((i) => ({ data: `mnist-partition:${i}/40`, name: `cmp${i}` })),
+      )),
+    );
+    const long = await runToEnd(url, {
+      name: 'long-linear',
+      model: 'linear',
+      rounds: 55,
+      minNodes: 2,
+      limitTest: 500,
+      lr: 0.05,
+      optimizer: 'sgd',
+      seed: 3,
+    });
+    const short = await runToEnd(url, {
+      name: 'short-mlp',
+      model: 'mlp',
+      rounds: 4,
+      minNodes: 2,
+      limitTest: 500,
+      seed: 4,
+    });
     assert.equal(long.rounds.length, 55);
 
     // The page follows the newest run; open the long one.
@@ -77,7 +125,10 @@ test('dashboard: empty state, scaled and zoomable charts, bounded timeline, down
     const accs = long.rounds.map((r) => r.testAccuracy!).filter((v) => v !== null);
     const [yMin, yMax] = await range(tab, '#acc-chart', 'y');
     assert.ok(yMin <= Math.min(...accs) && yMax >= Math.max(...accs), `y range ${yMin}..${yMax} holds the data`);
-    assert.ok(yMax - yMin < 0.9, `y range ${yMin}..${yMax} is scaled to the data (accuracies ${Math.min(...accs)}..${Math.max(...accs)})`);
+    assert.ok(
+      yMax - yMin < 0.9,
+      `y range ${yMin}..${yMax} is scaled to the data (accuracies ${Math.min(...accs)}..${Math.max(...accs)})`,
+    );
     assert.equal(await tab.getAttribute('#loss-chart', 'data-scale'), 'log');
     // No federated evaluation in these runs: no federated series, not even in the legend.
     assert.ok(long.rounds.every((r) => r.federatedAccuracy === null));
@@ -107,20 +158,35 @@ test('dashboard: empty state, scaled and zoomable charts, bounded timeline, down
     // After the runs, each node's contribution count is what the coordinator committed.
     const nodes = await admin<{ nodes: { id: number; name: string; roundsContributed: number }[] }>(url, '/v1/nodes');
     for (const n of nodes.nodes) {
-      const expected = [long, short].reduce((sum, run) => sum + run.rounds.filter((r) => r.contributed.includes(n.id)).length, 0);
+      const expected = [long, short].reduce(
+        (sum, run) => sum + run.rounds.filter((r) => r.contributed.includes(n.id)).length,
+        0,
+      );
       assert.equal(n.roundsContributed, expected, `${n.name}: committed contributions`);
-      await tab.waitForFunction(([id, count]) => document.querySelector(`#nodes tr[data-node-id="${id}"] td:nth-child(9)`)?.textContent === String(count), [n.id, expected] as const);
+      await tab.waitForFunction(
+        ([id, count]) =>
+          document.querySelector(`#nodes tr[data-node-id="${id}"] td:nth-child(9)`)?.textContent === String(count),
+        [n.id, expected] as const,
+      );
     }
 
     // Downloads carry exactly the committed records.
     const [csvDownload] = await Promise.all([tab.waitForEvent('download'), tab.click('#download-csv')]);
-    const csv = readFileSync((await csvDownload.path())!, 'utf8').trimEnd().split('\r\n');
+    const csv = readFileSync((await csvDownload.path())!, 'utf8')
+      .trimEnd()
+      .split('\r\n');
     assert.equal(csv.length, 56);
     assert.equal(Number(csv[55].split(',')[1]), long.rounds[54].testAccuracy);
     const [jsonDownload] = await Promise.all([tab.waitForEvent('download'), tab.click('#download-json')]);
-    const json = JSON.parse(readFileSync((await jsonDownload.path())!, 'utf8')) as { run: { id: number }; rounds: Round[] };
+    const json = JSON.parse(readFileSync((await jsonDownload.path())!, 'utf8')) as {
+      run: { id: number };
+      rounds: Round[];
+    };
     assert.equal(json.run.id, long.id);
-    assert.deepEqual(json.rounds.map((r) => r.testAccuracy), long.rounds.map((r) => r.testAccuracy));
+    assert.deepEqual(
+      json.rounds.map((r) => r.testAccuracy),
+      long.rounds.map((r) => r.testAccuracy),
+    );
 
     // Compare the two runs: both curves, configs side by side with the differing rows marked.
     await tab.check(`#runs li[data-run-id="${long.id}"] input.compare`);
@@ -129,7 +195,11 @@ test('dashboard: empty state, scaled and zoomable charts, bounded timeline, down
     const compared = (await tab.getAttribute('#compare-chart', 'data-series'))!.split('|');
     assert.deepEqual(compared, [`#${long.id} test accuracy`, `#${short.id} test accuracy`]);
     for (const key of ['model', 'rounds', 'name', 'seed']) {
-      assert.equal(await tab.getAttribute(`#compare-table tr[data-key="${key}"]`, 'class'), 'differs', `${key} differs`);
+      assert.equal(
+        await tab.getAttribute(`#compare-table tr[data-key="${key}"]`, 'class'),
+        'differs',
+        `${key} differs`,
+      );
     }
     assert.equal(await tab.getAttribute('#compare-table tr[data-key="minNodes"]', 'class'), '', 'minNodes is the same');
     await tab.screenshot({ path: join(ARTIFACTS, 'dashboard-compare.png'), fullPage: true });

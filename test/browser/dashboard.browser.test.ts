@@ -10,7 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
-import { ADMIN_TOKEN, api, freePort, killAll, startCoordinator, startNodesInOrder, waitHealthy, type Proc } from '../deploy-harness.js';
+import {
+  ADMIN_TOKEN,
+  api,
+  freePort,
+  killAll,
+  startCoordinator,
+  startNodesInOrder,
+  waitHealthy,
+  type Proc,
+} from '../deploy-harness.js';
 import { buildDashboard } from '../support/dashboard.js';
 import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing } from './serve.js';
 
@@ -21,7 +30,10 @@ const ROUNDS = 4;
 
 const skip = chromiumMissing;
 
-test('the dashboard shows a live run: the node table fills and the accuracy chart grows', { skip, timeout: 300_000 }, async () => {
+test('the dashboard shows a live run: the node table fills and the accuracy chart grows', {
+  skip,
+  timeout: 300_000,
+}, async () => {
   buildDashboard();
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -40,36 +52,77 @@ test('the dashboard shows a live run: the node table fills and the accuracy char
     assert.equal(await tab.locator('#nodes tbody tr[data-node-id]').count(), 0);
     assert.equal(await tab.getAttribute('#acc-chart', 'data-points'), '0');
 
-    procs.push(...await startNodesInOrder(url, Array.from({ length: NODES }, (_, i) => ({
-      data: `mnist-partition:${i}/12`, name: `dash${i}`, extra: ['--tags', `site=s${i}`, ...(i < 2 ? ['--share-labels'] : [])],
-    }))));
-    await tab.waitForFunction((n) => document.querySelectorAll('#nodes tbody tr[data-node-id][data-online="true"]').length === n, NODES, { timeout: 30_000 });
+    procs.push(
+      ...(await startNodesInOrder(
+        url,
+        Array.from({ length: NODES }, (_, i) => ({
+          data: `mnist-partition:${i}/12`,
+          name: `dash${i}`,
+          extra: ['--tags', `site=s${i}`, ...(i < 2 ? ['--share-labels'] : [])],
+        })),
+      )),
+    );
+    await tab.waitForFunction(
+      (n) => document.querySelectorAll('#nodes tbody tr[data-node-id][data-online="true"]').length === n,
+      NODES,
+      { timeout: 30_000 },
+    );
 
-    const created = await api<{ id: number }>(url, '/v1/runs', { name: 'dashboard', model: 'mlp', rounds: ROUNDS, minNodes: NODES, limitTest: 1000, seed: 5 });
+    const created = await api<{ id: number }>(url, '/v1/runs', {
+      name: 'dashboard',
+      model: 'mlp',
+      rounds: ROUNDS,
+      minNodes: NODES,
+      limitTest: 1000,
+      seed: 5,
+    });
     assert.equal(created.status, 201);
     const seen: number[] = [];
-    await tab.waitForFunction(() => Number(document.querySelector('#acc-chart')?.getAttribute('data-points')) >= 1, undefined, { timeout: 120_000, polling: 100 });
+    await tab.waitForFunction(
+      () => Number(document.querySelector('#acc-chart')?.getAttribute('data-points')) >= 1,
+      undefined,
+      { timeout: 120_000, polling: 100 },
+    );
     seen.push(Number(await tab.getAttribute('#acc-chart', 'data-points')));
-    await tab.waitForFunction(() => Number(document.querySelector('#acc-chart')?.getAttribute('data-points')) >= 2, undefined, { timeout: 120_000, polling: 100 });
+    await tab.waitForFunction(
+      () => Number(document.querySelector('#acc-chart')?.getAttribute('data-points')) >= 2,
+      undefined,
+      { timeout: 120_000, polling: 100 },
+    );
     seen.push(Number(await tab.getAttribute('#acc-chart', 'data-points')));
     console.log(`accuracy chart points seen: ${seen.join(' -> ')}`);
 
     mkdirSync(ARTIFACTS, { recursive: true });
     await tab.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true });
 
-    assert.ok(await tab.locator('#acc-chart canvas').count() >= 1, 'uPlot drew a canvas');
+    assert.ok((await tab.locator('#acc-chart canvas').count()) >= 1, 'uPlot drew a canvas');
     const rows = await tab.locator('#nodes tbody tr[data-node-id]').allTextContents();
     assert.equal(rows.length, NODES);
-    for (let i = 0; i < NODES; i++) assert.ok(rows.some((r) => r.includes(`dash${i}`) && r.includes(`site=s${i}`)), `node dash${i} in the table: ${rows.join(' | ')}`);
-    assert.equal(await tab.locator('#histograms figure[data-node-id]').count(), 2, 'two nodes share their label counts');
-    assert.ok(await tab.locator('#timeline .row[data-round]').count() >= 2, 'the timeline lists the committed rounds');
-    assert.ok(await tab.locator('#timeline .chip.ok').count() >= NODES, 'contributors appear in the timeline');
+    for (let i = 0; i < NODES; i++)
+      assert.ok(
+        rows.some((r) => r.includes(`dash${i}`) && r.includes(`site=s${i}`)),
+        `node dash${i} in the table: ${rows.join(' | ')}`,
+      );
+    assert.equal(
+      await tab.locator('#histograms figure[data-node-id]').count(),
+      2,
+      'two nodes share their label counts',
+    );
+    assert.ok(
+      (await tab.locator('#timeline .row[data-round]').count()) >= 2,
+      'the timeline lists the committed rounds',
+    );
+    assert.ok((await tab.locator('#timeline .chip.ok').count()) >= NODES, 'contributors appear in the timeline');
     assert.equal(await tab.locator('#runs li[data-run-id]').count(), 1);
 
     // What the page drew agrees with what the coordinator committed.
-    const run = (await api<{ rounds: { round: number; testAccuracy: number }[] }>(url, `/v1/runs/${created.json.id}`)).json;
+    const run = (await api<{ rounds: { round: number; testAccuracy: number }[] }>(url, `/v1/runs/${created.json.id}`))
+      .json;
     assert.ok(run.rounds.length >= 2);
-    assert.ok(run.rounds.at(-1)!.testAccuracy > 0.5, `test accuracy after ${run.rounds.length} rounds: ${run.rounds.at(-1)!.testAccuracy}`);
+    assert.ok(
+      run.rounds.at(-1)!.testAccuracy > 0.5,
+      `test accuracy after ${run.rounds.length} rounds: ${run.rounds.at(-1)!.testAccuracy}`,
+    );
     writeFileSync(join(ARTIFACTS, 'dashboard-rounds.json'), JSON.stringify(run.rounds, null, 2));
   } catch (e) {
     const diag = `\nbrowser console:\n${consoleLines.join('\n')}\ncoordinator output (tail):\n${procs[0].output().slice(-3000)}`;

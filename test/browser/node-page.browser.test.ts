@@ -11,14 +11,31 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { ADMIN_TOKEN, api, freePort, joinToken, killAll, runView, startCoordinator, startNodeEnrolled, waitFor, waitHealthy, type Proc } from '../deploy-harness.js';
+import {
+  ADMIN_TOKEN,
+  api,
+  freePort,
+  joinToken,
+  killAll,
+  runView,
+  startCoordinator,
+  startNodeEnrolled,
+  waitFor,
+  waitHealthy,
+  type Proc,
+} from '../deploy-harness.js';
 import type { NodePageState } from '../../web/node/main.js';
 import { buildWebPage, CHROMIUM, CHROMIUM_ARGS, chromiumMissing } from './serve.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const BROWSER_NODE = 'browser-tab-1';
 
-interface NodeView { id: number; name: string; online: boolean; resources: { platform?: string; cores?: number } }
+interface NodeView {
+  id: number;
+  name: string;
+  online: boolean;
+  resources: { platform?: string; cores?: number };
+}
 
 async function pageState(tab: Page): Promise<NodePageState> {
   return (await tab.evaluate(() => window.__edgefedNode)) as NodePageState;
@@ -28,7 +45,10 @@ async function nodes(url: string): Promise<NodeView[]> {
   return (await api<{ nodes: NodeView[] }>(url, '/v1/nodes')).json.nodes;
 }
 
-test('the browser node page enrols, trains in the tab and its update is fused into the rounds', { skip: chromiumMissing, timeout: 300_000 }, async () => {
+test('the browser node page enrols, trains in the tab and its update is fused into the rounds', {
+  skip: chromiumMissing,
+  timeout: 300_000,
+}, async () => {
   console.log(buildWebPage('node'));
   const dir = mkdtempSync(join(tmpdir(), 'edgefed-bnode-'));
   const port = await freePort();
@@ -62,10 +82,14 @@ test('the browser node page enrols, trains in the tab and its update is fused in
     const connected = await pageState(tab);
     assert.match(connected.kernels, /^wasm-simd/, `the page trains on ${connected.kernels}`);
     assert.equal(connected.examples, 4800, 'shard 1/10 of MNIST is 6000 images, 20% held out for validation');
-    const registered = await waitFor('both nodes online', async () => {
-      const all = await nodes(url);
-      return all.filter((n) => n.online).length === 2 ? all : undefined;
-    }, 60_000);
+    const registered = await waitFor(
+      'both nodes online',
+      async () => {
+        const all = await nodes(url);
+        return all.filter((n) => n.online).length === 2 ? all : undefined;
+      },
+      60_000,
+    );
     const browserNode = registered.find((n) => n.name === BROWSER_NODE);
     assert.ok(browserNode, 'the browser node is registered under its name');
     assert.equal(browserNode.id, connected.nodeId);
@@ -73,29 +97,54 @@ test('the browser node page enrols, trains in the tab and its update is fused in
     assert.ok(!registered.some((n) => n.name === 'intruder'), 'the refused page enrolled a node');
 
     const created = await api<{ id: number }>(url, '/v1/runs', {
-      name: 'browser-node', model: 'mlp', rounds: 2, minNodes: 2, fraction: 1, evalFraction: 1, limitTest: 1000, seed: 7, roundTimeoutMs: 120_000,
+      name: 'browser-node',
+      model: 'mlp',
+      rounds: 2,
+      minNodes: 2,
+      fraction: 1,
+      evalFraction: 1,
+      limitTest: 1000,
+      seed: 7,
+      roundTimeoutMs: 120_000,
     });
     assert.equal(created.status, 201);
-    const run = await waitFor('run completed', async () => {
-      const v = await runView(url, created.json.id);
-      if (v.status === 'failed' || v.status === 'stopped') throw new Error(`run ${v.status}`);
-      return v.status === 'completed' ? v : undefined;
-    }, 180_000);
-    await tab.waitForFunction(() => (window.__edgefedNode?.roundsContributed.length ?? 0) >= 2, undefined, { timeout: 30_000 });
+    const run = await waitFor(
+      'run completed',
+      async () => {
+        const v = await runView(url, created.json.id);
+        if (v.status === 'failed' || v.status === 'stopped') throw new Error(`run ${v.status}`);
+        return v.status === 'completed' ? v : undefined;
+      },
+      180_000,
+    );
+    await tab.waitForFunction(() => (window.__edgefedNode?.roundsContributed.length ?? 0) >= 2, undefined, {
+      timeout: 30_000,
+    });
     const shown = await pageState(tab);
     mkdirSync(ARTIFACTS, { recursive: true });
     await tab.screenshot({ path: join(ARTIFACTS, 'node-page.png'), fullPage: true });
 
     for (const r of run.rounds) {
-      console.log(`round ${r.round}: contributed ${r.contributed.join(',')}, fused ${r.fused}, test accuracy ${r.testAccuracy}`);
+      console.log(
+        `round ${r.round}: contributed ${r.contributed.join(',')}, fused ${r.fused}, test accuracy ${r.testAccuracy}`,
+      );
       assert.ok(r.fused, `round ${r.round} was not fused`);
-      assert.ok(r.contributed.includes(browserNode.id), `round ${r.round} lists contributors ${r.contributed}, not the browser node ${browserNode.id}`);
-      assert.ok(shown.roundsContributed.includes(r.round), `the page lists rounds ${shown.roundsContributed}, not ${r.round}`);
+      assert.ok(
+        r.contributed.includes(browserNode.id),
+        `round ${r.round} lists contributors ${r.contributed}, not the browser node ${browserNode.id}`,
+      );
+      assert.ok(
+        shown.roundsContributed.includes(r.round),
+        `the page lists rounds ${shown.roundsContributed}, not ${r.round}`,
+      );
     }
     assert.equal(run.rounds.length, 2);
     assert.ok(run.rounds[1].testAccuracy > 0.5, `2 rounds on 2 shards reached only ${run.rounds[1].testAccuracy}`);
     console.log(`page: ${JSON.stringify(shown)}`);
-    assert.ok(shown.lastTrain && Number.isFinite(shown.lastTrain.loss) && shown.lastTrain.accuracy > 0.5, `last training ${JSON.stringify(shown.lastTrain)}`);
+    assert.ok(
+      shown.lastTrain && Number.isFinite(shown.lastTrain.loss) && shown.lastTrain.accuracy > 0.5,
+      `last training ${JSON.stringify(shown.lastTrain)}`,
+    );
     assert.ok(shown.lastEval && shown.lastEval.accuracy > 0.5, `last evaluation ${JSON.stringify(shown.lastEval)}`);
     assert.ok(shown.bytesIn > 0 && shown.bytesOut > 0);
     assert.match(await tab.locator('td[data-field="rounds-contributed"]').innerText(), /^2 \(/);
@@ -106,7 +155,10 @@ test('the browser node page enrols, trains in the tab and its update is fused in
     assert.equal((await pageState(tab)).nodeId, browserNode.id);
   } catch (e) {
     const logs = procs.map((p, i) => `--- process ${i}\n${p.output().slice(-3000)}`).join('\n');
-    throw new Error(`${e instanceof Error ? e.message : String(e)}\nbrowser console:\n${consoleLines.slice(-40).join('\n')}\n${logs}`, { cause: e });
+    throw new Error(
+      `${e instanceof Error ? e.message : String(e)}\nbrowser console:\n${consoleLines.slice(-40).join('\n')}\n${logs}`,
+      { cause: e },
+    );
   } finally {
     await browser?.close();
     killAll(procs);

@@ -33,7 +33,14 @@ window.runModel = async (name, dims) => {
 window.ready = true;
 </script>`;
 
-interface Case { name: string; spec: ModelSpec; weights: Float32Array; x: Float32Array; n: number; ours: Float32Array }
+interface Case {
+  name: string;
+  spec: ModelSpec;
+  weights: Float32Array;
+  x: Float32Array;
+  n: number;
+  ours: Float32Array;
+}
 
 const cases: Case[] = [];
 let server: StaticServer | null = null;
@@ -43,30 +50,54 @@ let page: Page;
 before(async () => {
   if (skip) return;
   const d = loadMnist();
-  const train = subset(d.train, Array.from({ length: 256 }, (_, i) => i));
-  const test = subset(d.test, Array.from({ length: 1000 }, (_, i) => i));
+  const train = subset(
+    d.train,
+    Array.from({ length: 256 }, (_, i) => i),
+  );
+  const test = subset(
+    d.test,
+    Array.from({ length: 1000 }, (_, i) => i),
+  );
   for (const name of ['mlp', 'cnn'] as const) {
     const spec = builtinModel(name, [28, 28, 1], 10);
     const trainer = new EngineTrainer(spec, getKernels());
-    const { weights } = await trainer.train(initialWeights(tensorSpecs(spec), new Rng(2)), train,
-      { epochs: 1, batchSize: 32, optimizer: spec.optimizer, proxMu: 0, seed: 1 });
+    const { weights } = await trainer.train(initialWeights(tensorSpecs(spec), new Rng(2)), train, {
+      epochs: 1,
+      batchSize: 32,
+      optimizer: spec.optimizer,
+      proxMu: 0,
+      seed: 1,
+    });
     cases.push({ name, spec, weights, x: test.x, n: test.n, ours: await trainer.predict(weights, test.x, test.n) });
   }
   const gru = builtinModel('gru', [24, 4], 0);
   const rng = new Rng(7);
   const gw = initialWeights(tensorSpecs(gru), rng);
   const gx = Float32Array.from({ length: 300 * 96 }, () => rng.uniform(-2, 2));
-  cases.push({ name: 'gru', spec: gru, weights: gw, x: gx, n: 300, ours: await new EngineTrainer(gru, getKernels()).predict(gw, gx, 300) });
+  cases.push({
+    name: 'gru',
+    spec: gru,
+    weights: gw,
+    x: gx,
+    n: 300,
+    ours: await new EngineTrainer(gru, getKernels()).predict(gw, gx, 300),
+  });
   const files: Record<string, Uint8Array> = { 'index.html': new TextEncoder().encode(PAGE) };
   for (const c of cases) {
     files[`${c.name}.onnx`] = exportOnnx(c.spec, c.weights);
-    files[`${c.name}.bin`] = new Uint8Array(c.x.buffer, c.x.byteOffset, c.n * c.spec.inputShape.reduce((a, b) => a * b, 1) * 4);
+    files[`${c.name}.bin`] = new Uint8Array(
+      c.x.buffer,
+      c.x.byteOffset,
+      c.n * c.spec.inputShape.reduce((a, b) => a * b, 1) * 4,
+    );
   }
   server = await serveStatic(ORT_DIST, files);
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   page = await browser.newPage();
   await page.goto(server.url);
-  await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true, undefined, { timeout: 60_000 });
+  await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true, undefined, {
+    timeout: 60_000,
+  });
 });
 
 after(async () => {
@@ -75,15 +106,24 @@ after(async () => {
 });
 
 for (const name of ['mlp', 'cnn', 'gru']) {
-  test(`onnxruntime-web in Chromium runs the exported ${name} with the engine's predictions (within 1e-5)`, { skip, timeout: 300_000 }, async (t) => {
+  test(`onnxruntime-web in Chromium runs the exported ${name} with the engine's predictions (within 1e-5)`, {
+    skip,
+    timeout: 300_000,
+  }, async (t) => {
     const c = cases.find((k) => k.name === name)!;
-    const theirs = await page.evaluate(([n, dims]) => (window as unknown as { runModel: (n: string, d: number[]) => Promise<number[]> }).runModel(n, dims),
-      [c.name, [c.n, ...c.spec.inputShape]] as [string, number[]]);
+    const theirs = await page.evaluate(
+      ([n, dims]) =>
+        (window as unknown as { runModel: (n: string, d: number[]) => Promise<number[]> }).runModel(n, dims),
+      [c.name, [c.n, ...c.spec.inputShape]] as [string, number[]],
+    );
     assert.equal(theirs.length, c.ours.length);
     let diff = 0;
     for (let i = 0; i < theirs.length; i++) diff = Math.max(diff, Math.abs(theirs[i] - c.ours[i]));
     t.diagnostic(`${c.n} samples: max |onnxruntime-web - engine| ${diff.toExponential(2)}`);
     assert.ok(diff <= 1e-5, `predictions differ by ${diff}`);
-    assert.ok(server!.requests.some((r) => r.startsWith('200') && r.includes('.wasm')), 'the wasm came from the local server');
+    assert.ok(
+      server!.requests.some((r) => r.startsWith('200') && r.includes('.wasm')),
+      'the wasm came from the local server',
+    );
   });
 }

@@ -10,8 +10,15 @@ import { mimeType } from '../../src/net/mime.js';
 
 /** Debian's Chromium, driven through playwright-core, and how the browser suite launches it. */
 export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run'];
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 /**
  * Builds one browser page (scripts/build-web.mjs, which also builds the WASM kernels when missing), so
  * the browser suite works from a fresh clone; one page only, so that tests running side by side do not
@@ -19,13 +26,17 @@ export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--
  */
 export function buildWebPage(page: 'engine-check' | 'node'): string {
   const root = fileURLToPath(new URL('../../', import.meta.url));
-  const build = spawnSync(process.execPath, [join(root, 'scripts', 'build-web.mjs'), page], { cwd: root, encoding: 'utf8' });
+  const build = spawnSync(process.execPath, [join(root, 'scripts', 'build-web.mjs'), page], {
+    cwd: root,
+    encoding: 'utf8',
+  });
   if (build.status !== 0) throw new Error(`build-web failed:\n${build.stdout}${build.stderr}`);
   return build.stdout.trim();
 }
 
 /** node:test's skip option: false, or why the browser suite cannot run here. */
-export const chromiumMissing: false | string = existsSync(CHROMIUM) ? false
+export const chromiumMissing: false | string = existsSync(CHROMIUM)
+  ? false
   : `${CHROMIUM} not found: install Debian's chromium (apt-get install chromium) to run the browser suite`;
 
 export interface StaticServer {
@@ -48,7 +59,11 @@ export async function serveStatic(root: string, files: Record<string, Uint8Array
       const send = (status: number, type: string, body: Uint8Array | string): void => {
         requests.push(`${status} ${req.method} ${req.url}`);
         const bytes = typeof body === 'string' ? Buffer.from(body) : body;
-        res.writeHead(status, { 'Content-Type': type, 'Content-Length': bytes.byteLength, 'Cache-Control': 'no-store' });
+        res.writeHead(status, {
+          'Content-Type': type,
+          'Content-Length': bytes.byteLength,
+          'Cache-Control': 'no-store',
+        });
         res.end(req.method === 'HEAD' ? undefined : bytes);
       };
       try {
@@ -75,9 +90,10 @@ export async function serveStatic(root: string, files: Record<string, Uint8Array
   return {
     url: `http://127.0.0.1:${port}/`,
     requests,
-    close: () => new Promise<void>((ok) => {
-      server.closeAllConnections();
-      server.close(() => ok());
-    }),
+    close: () =>
+      new Promise<void>((ok) => {
+        server.closeAllConnections();
+        server.close(() => ok());
+      }),
   };
 }

@@ -4,8 +4,15 @@
 // simulates 2 rounds with FedAvg and 2 with its own strategy, and prints what it got.
 import { z } from 'zod';
 import {
-  defineStrategy, parsePartitionSpec, PER_UPDATE, registerStrategy, simulate, strategyNames,
-  type CommonParams, type RoundRecord, type SimulationOptions,
+  defineStrategy,
+  parsePartitionSpec,
+  PER_UPDATE,
+  registerStrategy,
+  simulate,
+  strategyNames,
+  type CommonParams,
+  type RoundRecord,
+  type SimulationOptions,
 } from 'edgefed';
 import { Rng, weightedAverage } from 'edgefed/core';
 import type { Kernels } from 'edgefed/browser';
@@ -34,7 +41,14 @@ const scaledMean = defineStrategy<CommonParams & { eta: number }>({
 registerStrategy(scaledMean);
 
 const options: SimulationOptions = {
-  nodes: 2, rounds: 2, limitTrain: 400, limitTest: 200, workers: 1, seed: 1, partition: 'iid', strategy: 'fedavg',
+  nodes: 2,
+  rounds: 2,
+  limitTrain: 400,
+  limitTest: 200,
+  workers: 1,
+  seed: 1,
+  partition: 'iid',
+  strategy: 'fedavg',
 };
 const rounds: RoundRecord[] = [];
 const result = await simulate(options, (record) => rounds.push(record));
@@ -43,14 +57,16 @@ const own = await simulate({ ...options, strategy: 'consumer-mean:eta=0.5' });
 // The pure entry point works on its own, and the browser entry's types resolve.
 const average = weightedAverage([new Float32Array([1, 3]), new Float32Array([3, 5])], [1, 1]);
 const kernelNames: (keyof Kernels)[] = ['gemm'];
-console.log(JSON.stringify({
-  rounds: rounds.map((r) => r.round),
-  modelSha256: result.modelSha256,
-  trainer: result.trainer,
-  ownStrategy: { rounds: own.rounds.map((r) => r.round), fusions, modelSha256: own.modelSha256 },
-  registered: strategyNames().includes('consumer-mean'),
-  partition: parsePartitionSpec('dirichlet:0.5').kind,
-  average: Array.from(average),
-  random: new Rng(1).nextU32(),
-  kernelNames,
-}));
+console.log(
+  JSON.stringify({
+    rounds: rounds.map((r) => r.round),
+    modelSha256: result.modelSha256,
+    trainer: result.trainer,
+    ownStrategy: { rounds: own.rounds.map((r) => r.round), fusions, modelSha256: own.modelSha256 },
+    registered: strategyNames().includes('consumer-mean'),
+    partition: parsePartitionSpec('dirichlet:0.5').kind,
+    average: Array.from(average),
+    random: new Rng(1).nextU32(),
+    kernelNames,
+  }),
+);

@@ -2,8 +2,10 @@
 import { loadNativeKernels, nativeKernelsError } from '../../src/nn/kernels-native.js';
 
 export const native = loadNativeKernels();
-export const nativeSkip = native ? false
-  : process.env.EDGEFED_KERNELS === 'js' ? 'native kernels disabled by EDGEFED_KERNELS=js'
+export const nativeSkip = native
+  ? false
+  : process.env.EDGEFED_KERNELS === 'js'
+    ? 'native kernels disabled by EDGEFED_KERNELS=js'
     : `native kernels not available (${nativeKernelsError()}); build them with \`node scripts/build-native.mjs\` to run these tests`;
 
 /** mulberry32: small seeded PRNG so every case is reproducible. */

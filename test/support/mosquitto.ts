@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { freePort } from '../deploy-harness.js';
 
 export const MOSQUITTO = '/usr/sbin/mosquitto';
-export const mosquittoMissing: false | string = existsSync(MOSQUITTO) ? false : `${MOSQUITTO} not found: apt-get install mosquitto to run the MQTT tests`;
+export const mosquittoMissing: false | string = existsSync(MOSQUITTO)
+  ? false
+  : `${MOSQUITTO} not found: apt-get install mosquitto to run the MQTT tests`;
 
 export interface Broker {
   url: string;
@@ -25,7 +27,10 @@ async function listening(port: number, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.on('error', () => resolve(false));
     });
     if (ok) return;
@@ -38,7 +43,17 @@ export async function startBroker(extraConfig: string[] = []): Promise<Broker> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'edgefed-mosquitto-'));
   const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_queued_messages 100000', ...extraConfig, ''].join('\n'));
+  writeFileSync(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      'max_queued_messages 100000',
+      ...extraConfig,
+      '',
+    ].join('\n'),
+  );
   let child: ChildProcess | null = null;
   let out = '';
   const broker: Broker = {

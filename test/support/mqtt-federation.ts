@@ -3,14 +3,28 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  ADMIN_TOKEN, api, freePort, killAll, runView, startCoordinator, startNodeEnrolled, waitFor, waitHealthy, waitOnline, type Proc,
+  ADMIN_TOKEN,
+  api,
+  freePort,
+  killAll,
+  runView,
+  startCoordinator,
+  startNodeEnrolled,
+  waitFor,
+  waitHealthy,
+  waitOnline,
+  type Proc,
 } from '../deploy-harness.js';
 import type { Broker } from './mosquitto.js';
 
 export const FLEET = 'plant1';
 
 export async function admin<T>(url: string, path: string, body?: unknown): Promise<T> {
-  const r = await fetch(url + path, { method: body === undefined ? 'GET' : 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const r = await fetch(url + path, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
   if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
   return (await r.json()) as T;
 }
@@ -21,7 +35,12 @@ export interface Federation {
 }
 
 /** A coordinator (serving the fleet over `broker` when given) and nodes n0..: `mqttNodes` of them over MQTT. */
-export async function federation(broker: Broker | null, nodes: number, mqttNodes: number, parts: number): Promise<Federation> {
+export async function federation(
+  broker: Broker | null,
+  nodes: number,
+  mqttNodes: number,
+  parts: number,
+): Promise<Federation> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const db = join(mkdtempSync(join(tmpdir(), 'edgefed-mqtt-')), 'c.db');
@@ -43,7 +62,14 @@ export async function federation(broker: Broker | null, nodes: number, mqttNodes
 
 export async function runToEnd(f: Federation, config: object, timeoutMs = 300_000) {
   const { id } = await admin<{ id: number }>(f.url, '/v1/runs', config);
-  await waitFor(`run ${id} completed`, async () => ((await runView(f.url, id)).status === 'completed' ? true : undefined), timeoutMs);
-  return { id, run: await runView(f.url, id), checkpoint: (await api<{ sha256: string; round: number }>(f.url, `/v1/runs/${id}/checkpoint`)).json };
+  await waitFor(
+    `run ${id} completed`,
+    async () => ((await runView(f.url, id)).status === 'completed' ? true : undefined),
+    timeoutMs,
+  );
+  return {
+    id,
+    run: await runView(f.url, id),
+    checkpoint: (await api<{ sha256: string; round: number }>(f.url, `/v1/runs/${id}/checkpoint`)).json,
+  };
 }
-

@@ -5,7 +5,13 @@ export const ABS = 1e-6;
 export const REL = 1e-5;
 
 /** |a - b| <= abs + rel * max(|b|, scale) per element; scale covers results that cancel toward 0. */
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, abs = ABS, rel = REL, scale: ArrayLike<number> = []): void {
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  abs = ABS,
+  rel = REL,
+  scale: ArrayLike<number> = [],
+): void {
   assert.equal(actual.length, expected.length, 'length');
   for (let j = 0; j < expected.length; j++) {
     const tol = abs + rel * Math.max(Math.abs(expected[j]), scale[j] ?? 0);

@@ -11,8 +11,18 @@ export async function rawWebSocket(url: string): Promise<Socket> {
   const u = new URL(url);
   const socket = connect(Number(u.port), u.hostname);
   await once(socket, 'connect');
-  socket.write([`GET ${u.pathname} HTTP/1.1`, `Host: ${u.host}`, 'Upgrade: websocket', 'Connection: Upgrade',
-    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`, 'Sec-WebSocket-Version: 13', '', ''].join('\r\n'));
+  socket.write(
+    [
+      `GET ${u.pathname} HTTP/1.1`,
+      `Host: ${u.host}`,
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+      'Sec-WebSocket-Version: 13',
+      '',
+      '',
+    ].join('\r\n'),
+  );
   let head = '';
   while (!head.includes('\r\n\r\n')) {
     const [chunk] = (await once(socket, 'data')) as [Buffer];

@@ -31,7 +31,12 @@ export const scaledMean = defineStrategy<CommonParams & { eta: number }>({
         for (const r of results) sum += r.vector[i] - global[i];
         out[i] = global[i] + (p.eta * sum) / results.length;
       }
-      scaledMeanLog.push({ round: context?.round ?? -1, nodeIds: results.map((r) => r.nodeId), eta: p.eta, result: out });
+      scaledMeanLog.push({
+        round: context?.round ?? -1,
+        nodeIds: results.map((r) => r.nodeId),
+        eta: p.eta,
+        result: out,
+      });
       return out;
     },
   }),

@@ -34,5 +34,10 @@ export function toyFederation(nodes: Map<number, LocalData>, ids: number[]) {
   const trainer = new EngineTrainer(asDenseNet(toySpec)!, jsKernels);
   const transport = new DirectTransport(new NodeHost(toyLayout, trainer, nodes), ids);
   const test = blobs(400, 99);
-  return { trainer, transport, initial: initialWeights(tensorSpecs(toySpec), new Rng(7)), centralEval: (w: Float32Array) => trainer.evaluate(w, test) };
+  return {
+    trainer,
+    transport,
+    initial: initialWeights(tensorSpecs(toySpec), new Rng(7)),
+    centralEval: (w: Float32Array) => trainer.evaluate(w, test),
+  };
 }

@@ -91,7 +91,13 @@ export class LineChart {
       axes: [{ label: this.options.xLabel ?? 'round', incrs: ROUND_STEPS }, {}],
       series: [
         { label: this.options.xLabel ?? 'round' },
-        ...shown.map((s) => ({ label: s.label, stroke: s.stroke, width: 2, spanGaps: false, points: { show: true, size: 5 } })),
+        ...shown.map((s) => ({
+          label: s.label,
+          stroke: s.stroke,
+          width: 2,
+          spanGaps: false,
+          points: { show: true, size: 5 },
+        })),
       ],
     };
   }
@@ -130,7 +136,11 @@ export class RoundChart {
     const positive = (v: number | null) => (this.defs === LOSS && v !== null && v <= 0 ? null : v);
     this.chart.update(
       rounds.map((r) => r.round),
-      this.defs.map((d) => ({ label: d.label, stroke: d.stroke, values: rounds.map((r) => positive(finiteOrNull(d.value(r)))) })),
+      this.defs.map((d) => ({
+        label: d.label,
+        stroke: d.stroke,
+        values: rounds.map((r) => positive(finiteOrNull(d.value(r)))),
+      })),
     );
   }
 

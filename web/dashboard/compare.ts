@@ -28,18 +28,57 @@ export class ComparePanel {
     this.section.dataset.runs = runs.map((c) => c.run.id).join(',');
     if (runs.length === 0) return;
     const x = [...new Set(runs.flatMap((c) => c.rounds.map((r) => r.round)))].sort((a, b) => a - b);
-    this.chart.update(x, runs.map((c, i) => {
-      const byRound = new Map(c.rounds.map((r) => [r.round, finiteOrNull(r.testAccuracy)]));
-      return { label: `#${c.run.id} test accuracy`, stroke: COMPARE_COLOURS[i % COMPARE_COLOURS.length], values: x.map((n) => byRound.get(n) ?? null) };
-    }));
+    this.chart.update(
+      x,
+      runs.map((c, i) => {
+        const byRound = new Map(c.rounds.map((r) => [r.round, finiteOrNull(r.testAccuracy)]));
+        return {
+          label: `#${c.run.id} test accuracy`,
+          stroke: COMPARE_COLOURS[i % COMPARE_COLOURS.length],
+          values: x.map((n) => byRound.get(n) ?? null),
+        };
+      }),
+    );
     const rows = compareConfigs(runs.map((c) => ({ ...(c.run.config as object), seed: c.run.seed })));
     const best = (c: ComparedRun) => Math.max(...c.rounds.map((r) => finiteOrNull(r.testAccuracy) ?? -Infinity));
     this.table.replaceChildren(
-      h('thead', {}, h('tr', {}, h('th', {}, 'config'), ...runs.map((c, i) => h('th', { style: `color:${COMPARE_COLOURS[i % COMPARE_COLOURS.length]}` }, `run #${c.run.id}`)))),
-      h('tbody', {},
-        h('tr', { class: 'summary' }, h('td', {}, 'status, rounds'), ...runs.map((c) => h('td', {}, `${c.run.status}, ${c.rounds.length}`))),
-        h('tr', { class: 'summary' }, h('td', {}, 'best test accuracy'), ...runs.map((c) => h('td', { class: 'num' }, Number.isFinite(best(c)) ? best(c).toFixed(4) : '–'))),
-        ...rows.map((r) => h('tr', { class: r.differs ? 'differs' : '', 'data-key': r.key }, h('td', {}, r.key), ...r.values.map((v) => h('td', {}, v ?? '–'))))));
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          h('th', {}, 'config'),
+          ...runs.map((c, i) =>
+            h('th', { style: `color:${COMPARE_COLOURS[i % COMPARE_COLOURS.length]}` }, `run #${c.run.id}`),
+          ),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        h(
+          'tr',
+          { class: 'summary' },
+          h('td', {}, 'status, rounds'),
+          ...runs.map((c) => h('td', {}, `${c.run.status}, ${c.rounds.length}`)),
+        ),
+        h(
+          'tr',
+          { class: 'summary' },
+          h('td', {}, 'best test accuracy'),
+          ...runs.map((c) => h('td', { class: 'num' }, Number.isFinite(best(c)) ? best(c).toFixed(4) : '–')),
+        ),
+        ...rows.map((r) =>
+          h(
+            'tr',
+            { class: r.differs ? 'differs' : '', 'data-key': r.key },
+            h('td', {}, r.key),
+            ...r.values.map((v) => h('td', {}, v ?? '–')),
+          ),
+        ),
+      ),
+    );
   }
 
   resize(): void {

@@ -14,8 +14,16 @@ import { connectLive, type LiveState } from './live-client.js';
 import { authHeaders } from '../shared/read-token.js';
 import { roundsCsv, roundsJson } from './records.js';
 import {
-  renderEmptyState, renderEvents, renderHistograms, renderModels, renderNodes, renderRuns, renderTimeline, runTitle,
-  TIMELINE_PAGE, type ModelVersion,
+  renderEmptyState,
+  renderEvents,
+  renderHistograms,
+  renderModels,
+  renderNodes,
+  renderRuns,
+  renderTimeline,
+  runTitle,
+  TIMELINE_PAGE,
+  type ModelVersion,
 } from './views.js';
 
 const state = {
@@ -162,7 +170,11 @@ function onMessage(m: LiveMessage): void {
     case 'run':
       state.runs.set(m.run.id, m.run);
       renderRunPanels();
-      if (state.selected === null || (m.run.status === 'running' && state.runs.get(state.selected)?.status !== 'running')) void select(m.run.id);
+      if (
+        state.selected === null ||
+        (m.run.status === 'running' && state.runs.get(state.selected)?.status !== 'running')
+      )
+        void select(m.run.id);
       break;
     case 'round': {
       const run = state.runs.get(m.runId);
@@ -219,7 +231,10 @@ byId('models').addEventListener('click', (ev) => {
   ev.preventDefault();
   void fetch(link.getAttribute('href')!, { headers: authHeaders() }).then(async (r) => {
     if (!r.ok) return;
-    const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(await r.blob()), download: 'model.json' });
+    const a = Object.assign(document.createElement('a'), {
+      href: URL.createObjectURL(await r.blob()),
+      download: 'model.json',
+    });
     a.click();
     URL.revokeObjectURL(a.href);
   });

@@ -4,9 +4,21 @@ import { compareConfigs, flattenConfig, roundsCsv, roundsJson } from './records.
 import type { RoundView } from '../../src/coordinator/live-protocol.js';
 
 const round = (n: number, extra: Partial<RoundView> = {}): RoundView => ({
-  round: n, selected: [0, 1], contributed: [0], failures: [{ nodeId: 1, error: 'deadline, "late"' }], fused: true,
-  trainLoss: 0.5, trainAccuracy: 0.8, federatedLoss: null, federatedAccuracy: null, testLoss: 0.4, testAccuracy: 0.9,
-  bytesSent: 10, bytesReceived: 20, seconds: 1.5, ...extra,
+  round: n,
+  selected: [0, 1],
+  contributed: [0],
+  failures: [{ nodeId: 1, error: 'deadline, "late"' }],
+  fused: true,
+  trainLoss: 0.5,
+  trainAccuracy: 0.8,
+  federatedLoss: null,
+  federatedAccuracy: null,
+  testLoss: 0.4,
+  testAccuracy: 0.9,
+  bytesSent: 10,
+  bytesReceived: 20,
+  seconds: 1.5,
+  ...extra,
 });
 
 test('roundsCsv: one header, one line per round, quoting per RFC 4180, nulls empty', () => {
@@ -14,7 +26,10 @@ test('roundsCsv: one header, one line per round, quoting per RFC 4180, nulls emp
   const lines = csv.trimEnd().split('\r\n');
   assert.equal(lines.length, 3);
   assert.equal(lines[0].split(',')[0], 'round');
-  assert.match(lines[1], /^1,0\.9,0\.4,,,0\.8,0\.5,true,0 1,0,"\[\{""nodeId"":1,""error"":""deadline, \\""late\\""""\}\]",10,20,1\.5$/);
+  assert.match(
+    lines[1],
+    /^1,0\.9,0\.4,,,0\.8,0\.5,true,0 1,0,"\[\{""nodeId"":1,""error"":""deadline, \\""late\\""""\}\]",10,20,1\.5$/,
+  );
   assert.ok(lines[2].startsWith('2,,0.4,'), lines[2]);
 });
 
@@ -27,7 +42,18 @@ test('roundsJson round-trips the records and the run config', () => {
 
 test('flattenConfig and compareConfigs: dotted keys, missing keys differ, equal keys do not', () => {
   assert.deepEqual(flattenConfig({ a: { b: 1, c: 'x' }, d: [1, 2] }), { 'a.b': '1', 'a.c': 'x', d: '[1,2]' });
-  const rows = compareConfigs([{ model: 'mlp', strategy: { name: 'fedavg' }, rounds: 5 }, { model: 'mlp', strategy: { name: 'fedprox', mu: 0.01 } }]);
-  assert.deepEqual(rows.map((r) => [r.key, r.differs]), [['model', false], ['rounds', true], ['strategy.mu', true], ['strategy.name', true]]);
+  const rows = compareConfigs([
+    { model: 'mlp', strategy: { name: 'fedavg' }, rounds: 5 },
+    { model: 'mlp', strategy: { name: 'fedprox', mu: 0.01 } },
+  ]);
+  assert.deepEqual(
+    rows.map((r) => [r.key, r.differs]),
+    [
+      ['model', false],
+      ['rounds', true],
+      ['strategy.mu', true],
+      ['strategy.name', true],
+    ],
+  );
   assert.deepEqual(rows.find((r) => r.key === 'rounds')!.values, ['5', undefined]);
 });

@@ -5,13 +5,32 @@
 import type { RoundView } from '../../src/coordinator/live-protocol.js';
 
 const CSV_COLUMNS: (keyof RoundView)[] = [
-  'round', 'testAccuracy', 'testLoss', 'federatedAccuracy', 'federatedLoss', 'trainAccuracy', 'trainLoss',
-  'fused', 'selected', 'contributed', 'failures', 'bytesSent', 'bytesReceived', 'seconds',
+  'round',
+  'testAccuracy',
+  'testLoss',
+  'federatedAccuracy',
+  'federatedLoss',
+  'trainAccuracy',
+  'trainLoss',
+  'fused',
+  'selected',
+  'contributed',
+  'failures',
+  'bytesSent',
+  'bytesReceived',
+  'seconds',
 ];
 
 /** RFC 4180 quoting: a field with a comma, quote or line break is quoted, quotes doubled. */
 function csvField(v: unknown): string {
-  const text = v === null || v === undefined ? '' : Array.isArray(v) ? (v.every((x) => typeof x === 'number') ? v.join(' ') : JSON.stringify(v)) : String(v);
+  const text =
+    v === null || v === undefined
+      ? ''
+      : Array.isArray(v)
+        ? v.every((x) => typeof x === 'number')
+          ? v.join(' ')
+          : JSON.stringify(v)
+        : String(v);
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
@@ -21,7 +40,10 @@ export function roundsCsv(rounds: RoundView[]): string {
   return `${lines.join('\r\n')}\r\n`;
 }
 
-export function roundsJson(run: { id: number; config: unknown; seed: number; status: string }, rounds: RoundView[]): string {
+export function roundsJson(
+  run: { id: number; config: unknown; seed: number; status: string },
+  rounds: RoundView[],
+): string {
   return `${JSON.stringify({ run: { id: run.id, config: run.config, seed: run.seed, status: run.status }, rounds }, null, 2)}\n`;
 }
 

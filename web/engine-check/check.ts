@@ -14,13 +14,27 @@ import { featureSize, type Dataset } from '../../src/data/types.js';
 
 import type { MnistSlice } from '../../src/data/slice.js';
 
-export { SLICE_HEADER_BYTES, SLICE_MAGIC, SLICE_VERSION, decodeSlice, encodeSlice, type MnistSlice } from '../../src/data/slice.js';
+export {
+  SLICE_HEADER_BYTES,
+  SLICE_MAGIC,
+  SLICE_VERSION,
+  decodeSlice,
+  encodeSlice,
+  type MnistSlice,
+} from '../../src/data/slice.js';
 
 /** The first n rows of d, as views (no copy). */
 export function headRows(d: Dataset, n: number): Dataset {
   const m = Math.min(n, d.n);
   const f = featureSize(d);
-  return { source: d.source, n: m, featureShape: [...d.featureShape], x: d.x.subarray(0, m * f), y: d.y.subarray(0, m), numClasses: d.numClasses };
+  return {
+    source: d.source,
+    n: m,
+    featureShape: [...d.featureShape],
+    x: d.x.subarray(0, m * f),
+    y: d.y.subarray(0, m),
+    numClasses: d.numClasses,
+  };
 }
 
 /** FNV-1a over the bytes of a Float32Array, as 8 hex digits: a cheap identity for comparing weights across runtimes. */
@@ -112,20 +126,20 @@ export type CnnResult =
   | { model: 'cnn'; status: 'skipped' }
   | { model: 'cnn'; status: 'unsupported'; reason: string }
   | {
-    model: 'cnn';
-    status: 'trained';
-    trainerForm: EngineBuild['form'];
-    samples: number;
-    batchSize: number;
-    /** Mean training loss of each batch, in order (plain SGD steps, one after another). */
-    batchLosses: number[];
-    /** Mean loss over the trained samples before and after training. */
-    lossBefore: number;
-    lossAfter: number;
-    trainSeconds: number;
-    samplesPerSecond: number;
-    weightsFnv: string;
-  };
+      model: 'cnn';
+      status: 'trained';
+      trainerForm: EngineBuild['form'];
+      samples: number;
+      batchSize: number;
+      /** Mean training loss of each batch, in order (plain SGD steps, one after another). */
+      batchLosses: number[];
+      /** Mean loss over the trained samples before and after training. */
+      lossBefore: number;
+      lossAfter: number;
+      trainSeconds: number;
+      samplesPerSecond: number;
+      weightsFnv: string;
+    };
 
 export interface EngineCheckResult {
   kernels: string;
@@ -141,7 +155,11 @@ function now(): number {
 }
 
 /** Trains the seed MLP for one epoch with its Adam optimizer, then the CNN for a few batches when the engine runs it. */
-export async function runEngineCheck(kernels: Kernels, data: MnistSlice, options: EngineCheckOptions = {}): Promise<EngineCheckResult> {
+export async function runEngineCheck(
+  kernels: Kernels,
+  data: MnistSlice,
+  options: EngineCheckOptions = {},
+): Promise<EngineCheckResult> {
   const seed = options.seed ?? 1;
   const batchSize = options.batchSize ?? 32;
   const cnnSamples = options.cnnSamples ?? 256;
@@ -154,9 +172,17 @@ export async function runEngineCheck(kernels: Kernels, data: MnistSlice, options
   const mlpSpec = builtinModel('mlp', shape, train.numClasses);
   const mlp = buildEngineTrainer(mlpSpec, kernels);
   const w0 = initialWeights(tensorSpecs(mlpSpec), new Rng(seed));
-  log(`mlp: ${w0.length} parameters, training 1 epoch on ${train.n} samples (batch ${batchSize}, ${mlpSpec.optimizer.name}) with ${kernels.name} kernels`);
+  log(
+    `mlp: ${w0.length} parameters, training 1 epoch on ${train.n} samples (batch ${batchSize}, ${mlpSpec.optimizer.name}) with ${kernels.name} kernels`,
+  );
   const t0 = now();
-  const trained = await mlp.trainer.train(w0, train, { epochs: 1, batchSize, optimizer: mlpSpec.optimizer, proxMu: 0, seed });
+  const trained = await mlp.trainer.train(w0, train, {
+    epochs: 1,
+    batchSize,
+    optimizer: mlpSpec.optimizer,
+    proxMu: 0,
+    seed,
+  });
   const trainSeconds = (now() - t0) / 1000;
   const ev = await mlp.trainer.evaluate(trained.weights, test);
   mlp.trainer.dispose();
@@ -176,14 +202,31 @@ export async function runEngineCheck(kernels: Kernels, data: MnistSlice, options
     testAccuracy: ev.accuracy,
     weightsFnv: fnv1aHex(trained.weights),
   };
-  log(`mlp: ${trainSeconds.toFixed(2)} s, ${Math.round(mlpResult.samplesPerSecond)} samples/s, test accuracy ${ev.accuracy.toFixed(4)} on ${test.n}`);
+  log(
+    `mlp: ${trainSeconds.toFixed(2)} s, ${Math.round(mlpResult.samplesPerSecond)} samples/s, test accuracy ${ev.accuracy.toFixed(4)} on ${test.n}`,
+  );
 
-  const cnn = cnnSamples > 0 ? await runCnn(kernels, train, cnnSamples, cnnBatchSize, seed, log) : { model: 'cnn' as const, status: 'skipped' as const };
-  return { kernels: kernels.name, samplesPerSecond: mlpResult.samplesPerSecond, accuracy: mlpResult.testAccuracy, mlp: mlpResult, cnn };
+  const cnn =
+    cnnSamples > 0
+      ? await runCnn(kernels, train, cnnSamples, cnnBatchSize, seed, log)
+      : { model: 'cnn' as const, status: 'skipped' as const };
+  return {
+    kernels: kernels.name,
+    samplesPerSecond: mlpResult.samplesPerSecond,
+    accuracy: mlpResult.testAccuracy,
+    mlp: mlpResult,
+    cnn,
+  };
 }
 
-async function runCnn(kernels: Kernels, train: Dataset, samples: number, batchSize: number, seed: number,
-  log: (line: string) => void): Promise<CnnResult> {
+async function runCnn(
+  kernels: Kernels,
+  train: Dataset,
+  samples: number,
+  batchSize: number,
+  seed: number,
+  log: (line: string) => void,
+): Promise<CnnResult> {
   const spec = builtinModel('cnn', train.featureShape, train.numClasses);
   let build: EngineBuild;
   try {
@@ -196,7 +239,9 @@ async function runCnn(kernels: Kernels, train: Dataset, samples: number, batchSi
   const data = headRows(train, samples);
   const { trainer } = build;
   let w = initialWeights(tensorSpecs(spec), new Rng(seed));
-  log(`cnn: ${w.length} parameters, training ${data.n} samples in batches of ${batchSize} (${spec.optimizer.name}, lr ${spec.optimizer.lr})`);
+  log(
+    `cnn: ${w.length} parameters, training ${data.n} samples in batches of ${batchSize} (${spec.optimizer.name}, lr ${spec.optimizer.lr})`,
+  );
   const before = await trainer.evaluate(w, data);
   // One train() call per batch, in order, to see each batch's loss (with the CNN's plain SGD, which keeps
   // no state between steps, this is exactly one pass over the batches).
@@ -204,17 +249,39 @@ async function runCnn(kernels: Kernels, train: Dataset, samples: number, batchSi
   const t0 = now();
   for (let s = 0; s < data.n; s += batchSize) {
     const m = Math.min(batchSize, data.n - s);
-    const batch: Dataset = { ...data, n: m, x: data.x.subarray(s * featureSize(data), (s + m) * featureSize(data)), y: data.y.subarray(s, s + m) };
-    const r = await trainer.train(w, batch, { epochs: 1, batchSize: m, optimizer: spec.optimizer, proxMu: 0, seed: seed + s });
+    const batch: Dataset = {
+      ...data,
+      n: m,
+      x: data.x.subarray(s * featureSize(data), (s + m) * featureSize(data)),
+      y: data.y.subarray(s, s + m),
+    };
+    const r = await trainer.train(w, batch, {
+      epochs: 1,
+      batchSize: m,
+      optimizer: spec.optimizer,
+      proxMu: 0,
+      seed: seed + s,
+    });
     w = r.weights;
     batchLosses.push(r.metrics.loss);
   }
   const trainSeconds = (now() - t0) / 1000;
   const after = await trainer.evaluate(w, data);
   trainer.dispose();
-  log(`cnn: loss ${before.loss.toFixed(4)} -> ${after.loss.toFixed(4)}, ${trainSeconds.toFixed(2)} s, ${Math.round(data.n / trainSeconds)} samples/s`);
+  log(
+    `cnn: loss ${before.loss.toFixed(4)} -> ${after.loss.toFixed(4)}, ${trainSeconds.toFixed(2)} s, ${Math.round(data.n / trainSeconds)} samples/s`,
+  );
   return {
-    model: 'cnn', status: 'trained', trainerForm: build.form, samples: data.n, batchSize, batchLosses,
-    lossBefore: before.loss, lossAfter: after.loss, trainSeconds, samplesPerSecond: data.n / trainSeconds, weightsFnv: fnv1aHex(w),
+    model: 'cnn',
+    status: 'trained',
+    trainerForm: build.form,
+    samples: data.n,
+    batchSize,
+    batchLosses,
+    lossBefore: before.loss,
+    lossAfter: after.loss,
+    trainSeconds,
+    samplesPerSecond: data.n / trainSeconds,
+    weightsFnv: fnv1aHex(w),
   };
 }

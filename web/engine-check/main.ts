@@ -51,7 +51,10 @@ function show(result: PageResult): void {
   status.textContent = `Done: ${result.kernels} kernels, ${Math.round(result.samplesPerSecond)} samples/s, accuracy ${(100 * result.accuracy).toFixed(2)}%`;
   const rows: [string, string][] = [
     ['kernels', `${result.kernels} (${result.kernelsNote})`],
-    ['MLP training', `1 epoch, ${mlp.trainSamples} samples, batch ${mlp.batchSize}, ${mlp.steps} Adam steps in ${mlp.trainSeconds.toFixed(2)} s`],
+    [
+      'MLP training',
+      `1 epoch, ${mlp.trainSamples} samples, batch ${mlp.batchSize}, ${mlp.steps} Adam steps in ${mlp.trainSeconds.toFixed(2)} s`,
+    ],
     ['MLP samples/s', Math.round(mlp.samplesPerSecond).toString()],
     ['MLP train loss / accuracy', `${mlp.trainLoss.toFixed(4)} / ${mlp.trainAccuracy.toFixed(4)}`],
     ['MLP test loss / accuracy', `${mlp.testLoss.toFixed(4)} / ${mlp.testAccuracy.toFixed(4)} on ${mlp.testSamples}`],
@@ -59,22 +62,30 @@ function show(result: PageResult): void {
   ];
   if (cnn.status === 'trained') {
     rows.push(
-      ['CNN', `${cnn.samples} samples, batch ${cnn.batchSize}, ${cnn.trainSeconds.toFixed(2)} s, ${Math.round(cnn.samplesPerSecond)} samples/s`],
-      ['CNN loss', `${cnn.lossBefore.toFixed(4)} -> ${cnn.lossAfter.toFixed(4)} (batches: ${cnn.batchLosses.map((l) => l.toFixed(3)).join(', ')})`],
+      [
+        'CNN',
+        `${cnn.samples} samples, batch ${cnn.batchSize}, ${cnn.trainSeconds.toFixed(2)} s, ${Math.round(cnn.samplesPerSecond)} samples/s`,
+      ],
+      [
+        'CNN loss',
+        `${cnn.lossBefore.toFixed(4)} -> ${cnn.lossAfter.toFixed(4)} (batches: ${cnn.batchLosses.map((l) => l.toFixed(3)).join(', ')})`,
+      ],
     );
   } else {
     rows.push(['CNN', cnn.status === 'unsupported' ? `not trainable on the engine: ${cnn.reason}` : 'skipped']);
   }
   const table = el('result');
-  table.replaceChildren(...rows.map(([k, v]) => {
-    const tr = document.createElement('tr');
-    const th = document.createElement('th');
-    const td = document.createElement('td');
-    th.textContent = k;
-    td.textContent = v;
-    tr.append(th, td);
-    return tr;
-  }));
+  table.replaceChildren(
+    ...rows.map(([k, v]) => {
+      const tr = document.createElement('tr');
+      const th = document.createElement('th');
+      const td = document.createElement('td');
+      th.textContent = k;
+      td.textContent = v;
+      tr.append(th, td);
+      return tr;
+    }),
+  );
 }
 
 async function main(): Promise<void> {

@@ -9,7 +9,8 @@ export interface StoredIdentity {
   enrolled: boolean;
 }
 
-const storageKey = (coordinator: string, name: string) => `edgefed-node-identity:${new URL(coordinator).origin}:${name}`;
+const storageKey = (coordinator: string, name: string) =>
+  `edgefed-node-identity:${new URL(coordinator).origin}:${name}`;
 
 /** The stored identity, or a fresh one (stored, not yet enrolled). A corrupt entry is replaced. */
 export function loadIdentity(storage: Storage, coordinator: string, name: string): StoredIdentity {
@@ -28,5 +29,8 @@ export function loadIdentity(storage: Storage, coordinator: string, name: string
 }
 
 export function saveIdentity(storage: Storage, coordinator: string, name: string, id: StoredIdentity): void {
-  storage.setItem(storageKey(coordinator, name), JSON.stringify({ secretKey: toHex(id.secretKey), enrolled: id.enrolled }));
+  storage.setItem(
+    storageKey(coordinator, name),
+    JSON.stringify({ secretKey: toHex(id.secretKey), enrolled: id.enrolled }),
+  );
 }

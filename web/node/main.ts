@@ -44,7 +44,17 @@ declare global {
 const NAME_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
 const params = new URLSearchParams(location.search);
 const state: NodePageState = {
-  state: 'idle', name: '', nodeId: null, kernels: '', examples: 0, roundsContributed: [], lastTrain: null, lastEval: null, bytesIn: 0, bytesOut: 0, error: null,
+  state: 'idle',
+  name: '',
+  nodeId: null,
+  kernels: '',
+  examples: 0,
+  roundsContributed: [],
+  lastTrain: null,
+  lastEval: null,
+  bytesIn: 0,
+  bytesOut: 0,
+  error: null,
 };
 window.__edgefedNode = state;
 let agent: AgentCore | null = null;
@@ -61,35 +71,57 @@ const pageLog: AgentLog = {
 };
 
 const input = (id: string) => el<HTMLInputElement>(id);
-const fmtBytes = (n: number) => (n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(2)} MiB`);
-const fmtMetric = (m: { round: number; loss: number; accuracy: number } | null) => (m ? `round ${m.round}: loss ${m.loss.toFixed(4)}, accuracy ${(100 * m.accuracy).toFixed(2)}%` : '-');
+const fmtBytes = (n: number) =>
+  n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(2)} MiB`;
+const fmtMetric = (m: { round: number; loss: number; accuracy: number } | null) =>
+  m ? `round ${m.round}: loss ${m.loss.toFixed(4)}, accuracy ${(100 * m.accuracy).toFixed(2)}%` : '-';
 
 function render(): void {
-  if (agent) Object.assign(state, { bytesIn: agent.stats.bytesIn, bytesOut: agent.stats.bytesOut, lastTrain: agent.stats.lastTrain, lastEval: agent.stats.lastEval });
+  if (agent)
+    Object.assign(state, {
+      bytesIn: agent.stats.bytesIn,
+      bytesOut: agent.stats.bytesOut,
+      lastTrain: agent.stats.lastTrain,
+      lastEval: agent.stats.lastEval,
+    });
   const status = el('status');
   status.dataset.state = state.state;
-  status.textContent = state.state === 'error' ? `Error: ${state.error}`
-    : state.state === 'connected' ? `Connected as node ${state.nodeId} (${state.name})`
-      : state.state === 'disconnected' ? 'Disconnected: reconnecting...' : state.state === 'starting' ? 'Starting...' : 'Not started';
+  status.textContent =
+    state.state === 'error'
+      ? `Error: ${state.error}`
+      : state.state === 'connected'
+        ? `Connected as node ${state.nodeId} (${state.name})`
+        : state.state === 'disconnected'
+          ? 'Disconnected: reconnecting...'
+          : state.state === 'starting'
+            ? 'Starting...'
+            : 'Not started';
   const rows: [string, string][] = [
     ['node', state.nodeId === null ? state.name || '-' : `${state.name} (id ${state.nodeId})`],
     ['kernels', state.kernels || '-'],
     ['local examples', state.examples ? String(state.examples) : '-'],
-    ['rounds contributed', state.roundsContributed.length ? `${state.roundsContributed.length} (${state.roundsContributed.join(', ')})` : '0'],
+    [
+      'rounds contributed',
+      state.roundsContributed.length
+        ? `${state.roundsContributed.length} (${state.roundsContributed.join(', ')})`
+        : '0',
+    ],
     ['last training', fmtMetric(state.lastTrain)],
     ['last evaluation', fmtMetric(state.lastEval)],
     ['bytes in / out', `${fmtBytes(state.bytesIn)} / ${fmtBytes(state.bytesOut)}`],
   ];
-  el('progress').replaceChildren(...rows.map(([k, v]) => {
-    const tr = document.createElement('tr');
-    const th = document.createElement('th');
-    const td = document.createElement('td');
-    th.textContent = k;
-    td.textContent = v;
-    td.dataset.field = k.replaceAll(' ', '-');
-    tr.append(th, td);
-    return tr;
-  }));
+  el('progress').replaceChildren(
+    ...rows.map(([k, v]) => {
+      const tr = document.createElement('tr');
+      const th = document.createElement('th');
+      const td = document.createElement('td');
+      th.textContent = k;
+      td.textContent = v;
+      td.dataset.field = k.replaceAll(' ', '-');
+      tr.append(th, td);
+      return tr;
+    }),
+  );
 }
 
 function onEvent(e: AgentEvent): void {
@@ -97,7 +129,9 @@ function onEvent(e: AgentEvent): void {
   else if (e.type === 'disconnected') state.state = 'disconnected';
   else if (e.type === 'trained') {
     if (!state.roundsContributed.includes(e.round)) state.roundsContributed.push(e.round);
-    log(`round ${e.round}: sent an update from ${e.numExamples} examples (loss ${e.loss.toFixed(4)}, accuracy ${(100 * e.accuracy).toFixed(2)}%)`);
+    log(
+      `round ${e.round}: sent an update from ${e.numExamples} examples (loss ${e.loss.toFixed(4)}, accuracy ${(100 * e.accuracy).toFixed(2)}%)`,
+    );
   } else if (e.type === 'failed') log(`round ${e.round} failed here: ${e.message}`);
   render();
 }
@@ -128,28 +162,42 @@ async function start(): Promise<void> {
     state.name = name;
     const identity = loadIdentity(localStorage, coordinator, name);
     const token = input('token').value.trim();
-    if (!identity.enrolled && !token) throw new Error('this browser has not enrolled this node name yet: a join token is needed');
+    if (!identity.enrolled && !token)
+      throw new Error('this browser has not enrolled this node name yet: a join token is needed');
     const { kernels, note } = await chooseKernels(params);
     state.kernels = `${kernels.name} (${note})`;
     log(`kernels: ${state.kernels}`);
     const data = await loadData(coordinator, name);
     state.examples = data.train.n;
-    log(`data: ${data.train.n} training + ${data.validation.n} validation examples, features [${data.train.featureShape.join(', ')}]`);
+    log(
+      `data: ${data.train.n} training + ${data.validation.n} validation examples, features [${data.train.featureShape.join(', ')}]`,
+    );
     render();
-    agent = new AgentCore({
-      coordinator, name, data, tags: { runtime: 'browser' }, powerClass: 'browser', log: pageLog, secretKey: identity.secretKey,
-      joinToken: identity.enrolled ? undefined : token,
-      onEvent: (e) => {
-        if (e.type === 'enrolled') saveIdentity(localStorage, coordinator, name, { ...identity, enrolled: true });
-        if (e.type === 'rejected' && e.code === 'unauthenticated' && /not enrolled/.test(e.message)) {
-          // The coordinator forgot this key (a new database, say): retrying cannot help, a new token can.
-          saveIdentity(localStorage, coordinator, name, { ...identity, enrolled: false });
-          stopWithError(`the coordinator does not know this tab's key for '${name}': enter a new join token and start again`);
-          return;
-        }
-        onEvent(e);
+    agent = new AgentCore(
+      {
+        coordinator,
+        name,
+        data,
+        tags: { runtime: 'browser' },
+        powerClass: 'browser',
+        log: pageLog,
+        secretKey: identity.secretKey,
+        joinToken: identity.enrolled ? undefined : token,
+        onEvent: (e) => {
+          if (e.type === 'enrolled') saveIdentity(localStorage, coordinator, name, { ...identity, enrolled: true });
+          if (e.type === 'rejected' && e.code === 'unauthenticated' && /not enrolled/.test(e.message)) {
+            // The coordinator forgot this key (a new database, say): retrying cannot help, a new token can.
+            saveIdentity(localStorage, coordinator, name, { ...identity, enrolled: false });
+            stopWithError(
+              `the coordinator does not know this tab's key for '${name}': enter a new join token and start again`,
+            );
+            return;
+          }
+          onEvent(e);
+        },
       },
-    }, browserPlatform(kernels));
+      browserPlatform(kernels),
+    );
     await agent.start();
   } catch (e) {
     stopWithError(e instanceof Error ? e.message : String(e));

@@ -3,7 +3,9 @@ import { decodeFp16, encodeFp16 } from '../compress.js';
 import { defineCodec } from './codec.js';
 
 export const fp16 = defineCodec<{ kind: 'fp16'; half: Uint16Array }>({
-  kind: 'fp16', forms: ['fp16'], errorFeedback: false,
+  kind: 'fp16',
+  forms: ['fp16'],
+  errorFeedback: false,
   parse: (name, arg) => (name === 'fp16' && arg === undefined ? {} : null),
   label: () => ({ head: 'fp16', options: [] }),
   encode: (part) => ({ kind: 'fp16', half: encodeFp16(part) }),

@@ -8,22 +8,29 @@ import { defineCodec } from './codec.js';
 const MAX_BLOCK = 1 << 24;
 
 export const int8 = defineCodec<{ kind: 'int8'; q: Int8Array; scales: Float32Array }>({
-  kind: 'int8', forms: ['int8', 'int8-block:N'], errorFeedback: false,
+  kind: 'int8',
+  forms: ['int8', 'int8-block:N'],
+  errorFeedback: false,
   parse(name, arg, fail) {
     if (name === 'int8' && arg === undefined) return {};
     if (name !== 'int8-block' || arg === undefined) return null;
     const block = Number(arg);
-    if (!/^\d+$/.test(arg) || !(block >= 1 && block <= MAX_BLOCK)) fail(`block size must be a whole number in [1, ${MAX_BLOCK}], got '${arg}'`);
+    if (!/^\d+$/.test(arg) || !(block >= 1 && block <= MAX_BLOCK))
+      fail(`block size must be a whole number in [1, ${MAX_BLOCK}], got '${arg}'`);
     return { block };
   },
   option(key, value, s, fail) {
     if (key !== 'rounding') return false;
-    if (value !== 'nearest' && value !== 'stochastic') return fail(`rounding must be nearest or stochastic, got '${value}'`);
+    if (value !== 'nearest' && value !== 'stochastic')
+      return fail(`rounding must be nearest or stochastic, got '${value}'`);
     s.rounding = value;
     return true;
   },
   label: (s) => ({ head: s.block === 0 ? 'int8' : `int8-block:${s.block}`, options: [`rounding=${s.rounding}`] }),
-  encode: (part, s, slot, rng) => ({ kind: 'int8', ...quantizeInt8(part, s.block, s.rounding, rng.fork(`int8:${slot.name}`)) }),
+  encode: (part, s, slot, rng) => ({
+    kind: 'int8',
+    ...quantizeInt8(part, s.block, s.rounding, rng.fork(`int8:${slot.name}`)),
+  }),
   check(c, s, slot, bad) {
     if (c.q.length !== slot.size) bad(`holds ${c.q.length} values, expected ${slot.size}`);
     if (c.q.some((v) => v === -128)) bad('int8 value -128 is outside the symmetric range [-127, 127]');

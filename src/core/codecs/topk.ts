@@ -6,7 +6,9 @@ import { densify, topK, topkCount, type Sparse } from '../compress.js';
 import { defineCodec } from './codec.js';
 
 export const topk = defineCodec<{ kind: 'topk'; sparse: Sparse }>({
-  kind: 'topk', forms: ['topk:F'], errorFeedback: true,
+  kind: 'topk',
+  forms: ['topk:F'],
+  errorFeedback: true,
   parse(name, arg, fail) {
     if (name !== 'topk' || arg === undefined) return null;
     const fraction = Number(arg);
@@ -18,7 +20,8 @@ export const topk = defineCodec<{ kind: 'topk'; sparse: Sparse }>({
   check(c, s, slot, bad) {
     const k = topkCount(slot.size, s.fraction);
     const { indices, values } = c.sparse;
-    if (indices.length !== k || values.length !== k) bad(`has ${indices.length} indices and ${values.length} values, expected ${k} of each`);
+    if (indices.length !== k || values.length !== k)
+      bad(`has ${indices.length} indices and ${values.length} values, expected ${k} of each`);
     for (let i = 0; i < k; i++) {
       if (indices[i] < 0 || indices[i] >= slot.size) bad(`index ${indices[i]} is outside [0, ${slot.size})`);
       if (i > 0 && indices[i] <= indices[i - 1]) bad('indices must be ascending and unique');

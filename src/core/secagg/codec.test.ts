@@ -34,15 +34,26 @@ test('a whole session carried through binary frames gives the exact sum, and eve
 
 test('decodeSecAggMessage rejects malformed fields with FrameError bad_secagg', () => {
   const bad = (type: string, fields: Record<string, unknown>, re: RegExp) =>
-    assert.throws(() => decodeSecAggMessage(encodeFrame(type, fields)), (e: unknown) => e instanceof FrameError && e.code === 'bad_secagg' && re.test(e.message));
+    assert.throws(
+      () => decodeSecAggMessage(encodeFrame(type, fields)),
+      (e: unknown) => e instanceof FrameError && e.code === 'bad_secagg' && re.test(e.message),
+    );
   const key = 'ab'.repeat(32);
   bad('secagg.advertise-keys', { session: 's', id: 1, c: key, s: 'ab' }, /s must be 64 hex digits/);
   bad('secagg.advertise-keys', { session: 's', id: 0, c: key, s: key }, /id must be an integer/);
   bad('secagg.advertise-keys', { session: '', id: 1, c: key, s: key }, /session/);
   bad('secagg.key-roster', { session: 's', clients: [null] }, /clients\[0\] must be an object/);
-  bad('secagg.share-keys', { session: 's', from: 1, shares: [{ to: 2, ct: 'zz'.repeat(120) }] }, /shares\[0\].ct must be 240 hex digits/);
+  bad(
+    'secagg.share-keys',
+    { session: 's', from: 1, shares: [{ to: 2, ct: 'zz'.repeat(120) }] },
+    /shares\[0\].ct must be 240 hex digits/,
+  );
   bad('secagg.unmask-request', { session: 's', survivors: 'all' }, /survivors must be a list/);
-  bad('secagg.unmask-shares', { session: 's', from: 1, selfMaskShares: [{ of: 1, share: '00' }], keyShares: [] }, /share must be 96 hex digits/);
+  bad(
+    'secagg.unmask-shares',
+    { session: 's', from: 1, selfMaskShares: [{ of: 1, share: '00' }], keyShares: [] },
+    /share must be 96 hex digits/,
+  );
   bad('secagg.masked-input', { session: 's', from: 1 }, /exactly one int32 vector/);
   bad('secagg.nonsense', { session: 's' }, /unknown secure-aggregation message type/);
   assert.throws(() => encodeSecAggMessage({ type: 'nope' } as unknown as SecAggMessage), /unknown message type nope/);
@@ -71,9 +82,16 @@ test('the signed variant (identity keys, signatures, consistency round) round-tr
   for (const input of inputs) addMod32(want, input);
   assert.deepEqual(result.sum, want);
   const bad = (type: string, fields: Record<string, unknown>, re: RegExp) =>
-    assert.throws(() => decodeSecAggMessage(encodeFrame(type, fields)), (e: unknown) => e instanceof FrameError && e.code === 'bad_secagg' && re.test(e.message));
+    assert.throws(
+      () => decodeSecAggMessage(encodeFrame(type, fields)),
+      (e: unknown) => e instanceof FrameError && e.code === 'bad_secagg' && re.test(e.message),
+    );
   const key = 'ab'.repeat(32);
   bad('secagg.advertise-keys', { session: 's', id: 1, c: key, s: key, identity: key }, /sig must be 128 hex digits/);
   bad('secagg.consistency-signature', { session: 's', from: 1, sig: 'ab' }, /sig must be 128 hex digits/);
-  bad('secagg.unmask-request', { session: 's', survivors: [1], signatures: [{ from: 1 }] }, /signatures\[0\].sig must be 128 hex digits/);
+  bad(
+    'secagg.unmask-request',
+    { session: 's', survivors: [1], signatures: [{ from: 1 }] },
+    /signatures\[0\].sig must be 128 hex digits/,
+  );
 });

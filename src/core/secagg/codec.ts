@@ -10,7 +10,14 @@
  */
 import { decodeFrame, encodeFrame, FrameError, type Frame } from '../wire.js';
 import { KEY_BYTES } from './masks.js';
-import { CIPHERTEXT_BYTES, SHARE_BYTES, type ClientId, type ClientKeys, type ServerInbound, type ServerOutbound } from './protocol.js';
+import {
+  CIPHERTEXT_BYTES,
+  SHARE_BYTES,
+  type ClientId,
+  type ClientKeys,
+  type ServerInbound,
+  type ServerOutbound,
+} from './protocol.js';
 import { IDENTITY_KEY_BYTES, SIGNATURE_BYTES } from './signing.js';
 
 export type SecAggMessage = ServerInbound | ServerOutbound;
@@ -24,14 +31,16 @@ function bad(msg: string): never {
 }
 
 function unhex(s: unknown, bytes: number, what: string): Uint8Array {
-  if (typeof s !== 'string' || s.length !== bytes * 2 || !/^[0-9a-f]*$/i.test(s)) bad(`${what} must be ${bytes * 2} hex digits`);
+  if (typeof s !== 'string' || s.length !== bytes * 2 || !/^[0-9a-f]*$/i.test(s))
+    bad(`${what} must be ${bytes * 2} hex digits`);
   const out = new Uint8Array(bytes);
   for (let i = 0; i < bytes; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
   return out;
 }
 
 function id(v: unknown, what: string): ClientId {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 0xffffffff) bad(`${what} must be an integer in [1, 2^32 - 1]`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 0xffffffff)
+    bad(`${what} must be an integer in [1, 2^32 - 1]`);
   return v;
 }
 
@@ -57,9 +66,17 @@ function keysFields(k: ClientKeys): Record<string, unknown> {
 }
 
 function readKeys(k: Record<string, unknown>, what: string): ClientKeys {
-  const keys: ClientKeys = { id: id(k.id, `${what}id`), cPublicKey: unhex(k.c, KEY_BYTES, `${what}c`), sPublicKey: unhex(k.s, KEY_BYTES, `${what}s`) };
+  const keys: ClientKeys = {
+    id: id(k.id, `${what}id`),
+    cPublicKey: unhex(k.c, KEY_BYTES, `${what}c`),
+    sPublicKey: unhex(k.s, KEY_BYTES, `${what}s`),
+  };
   if (k.identity === undefined && k.sig === undefined) return keys;
-  return { ...keys, identityKey: unhex(k.identity, IDENTITY_KEY_BYTES, `${what}identity`), signature: unhex(k.sig, SIGNATURE_BYTES, `${what}sig`) };
+  return {
+    ...keys,
+    identityKey: unhex(k.identity, IDENTITY_KEY_BYTES, `${what}identity`),
+    signature: unhex(k.sig, SIGNATURE_BYTES, `${what}sig`),
+  };
 }
 
 export function encodeSecAggMessage(msg: SecAggMessage): Uint8Array {
@@ -69,25 +86,42 @@ export function encodeSecAggMessage(msg: SecAggMessage): Uint8Array {
     case 'secagg.key-roster':
       return encodeFrame(msg.type, { session: msg.session, clients: msg.clients.map(keysFields) });
     case 'secagg.share-keys':
-      return encodeFrame(msg.type, { session: msg.session, from: msg.from, shares: msg.shares.map((e) => ({ to: e.to, ct: hex(e.ciphertext) })) });
+      return encodeFrame(msg.type, {
+        session: msg.session,
+        from: msg.from,
+        shares: msg.shares.map((e) => ({ to: e.to, ct: hex(e.ciphertext) })),
+      });
     case 'secagg.forwarded-shares':
-      return encodeFrame(msg.type, { session: msg.session, to: msg.to, shares: msg.shares.map((e) => ({ from: e.from, ct: hex(e.ciphertext) })) });
+      return encodeFrame(msg.type, {
+        session: msg.session,
+        to: msg.to,
+        shares: msg.shares.map((e) => ({ from: e.from, ct: hex(e.ciphertext) })),
+      });
     case 'secagg.masked-input': {
       const m = msg.masked;
       const data = new Int32Array(m.buffer, m.byteOffset, m.length);
-      return encodeFrame(msg.type, { session: msg.session, from: msg.from }, [{ name: 'masked', dtype: 'int32', shape: [m.length], data }]);
+      return encodeFrame(msg.type, { session: msg.session, from: msg.from }, [
+        { name: 'masked', dtype: 'int32', shape: [m.length], data },
+      ]);
     }
     case 'secagg.consistency-request':
       return encodeFrame(msg.type, { session: msg.session, survivors: msg.survivors });
     case 'secagg.consistency-signature':
       return encodeFrame(msg.type, { session: msg.session, from: msg.from, sig: hex(msg.signature) });
     case 'secagg.unmask-request': {
-      const signatures = msg.signatures ? { signatures: msg.signatures.map((e) => ({ from: e.from, sig: hex(e.signature) })) } : {};
+      const signatures = msg.signatures
+        ? { signatures: msg.signatures.map((e) => ({ from: e.from, sig: hex(e.signature) })) }
+        : {};
       return encodeFrame(msg.type, { session: msg.session, survivors: msg.survivors, ...signatures });
     }
     case 'secagg.unmask-shares': {
       const shares = (l: { of: ClientId; share: Uint8Array }[]) => l.map((e) => ({ of: e.of, share: hex(e.share) }));
-      return encodeFrame(msg.type, { session: msg.session, from: msg.from, selfMaskShares: shares(msg.selfMaskShares), keyShares: shares(msg.keyShares) });
+      return encodeFrame(msg.type, {
+        session: msg.session,
+        from: msg.from,
+        selfMaskShares: shares(msg.selfMaskShares),
+        keyShares: shares(msg.keyShares),
+      });
     }
     default:
       throw new Error(`encodeSecAggMessage: unknown message type ${String((msg as { type?: unknown }).type)}`);
@@ -116,7 +150,11 @@ export function fromFrame(frame: Frame): SecAggMessage {
       return { type: h.type, session, ...readKeys(h, '') };
     case 'secagg.key-roster':
       noTensors();
-      return { type: h.type, session, clients: list(h.clients, 'clients').map((raw, i) => readKeys(obj(raw, `clients[${i}]`), `clients[${i}].`)) };
+      return {
+        type: h.type,
+        session,
+        clients: list(h.clients, 'clients').map((raw, i) => readKeys(obj(raw, `clients[${i}]`), `clients[${i}].`)),
+      };
     case 'secagg.share-keys':
       noTensors();
       return {
@@ -136,23 +174,36 @@ export function fromFrame(frame: Frame): SecAggMessage {
         to: id(h.to, 'to'),
         shares: list(h.shares, 'shares').map((raw, i) => {
           const e = obj(raw, `shares[${i}]`);
-          return { from: id(e.from, `shares[${i}].from`), ciphertext: unhex(e.ct, CIPHERTEXT_BYTES, `shares[${i}].ct`) };
+          return {
+            from: id(e.from, `shares[${i}].from`),
+            ciphertext: unhex(e.ct, CIPHERTEXT_BYTES, `shares[${i}].ct`),
+          };
         }),
       };
     case 'secagg.masked-input': {
       const t = frame.tensors;
-      if (t.length !== 1 || t[0].name !== 'masked' || t[0].dtype !== 'int32' || t[0].shape.length !== 1) bad('secagg.masked-input needs exactly one int32 vector named masked');
+      if (t.length !== 1 || t[0].name !== 'masked' || t[0].dtype !== 'int32' || t[0].shape.length !== 1)
+        bad('secagg.masked-input needs exactly one int32 vector named masked');
       const d = t[0].data;
-      return { type: h.type, session, from: id(h.from, 'from'), masked: new Uint32Array(d.buffer, d.byteOffset, d.length) };
+      return {
+        type: h.type,
+        session,
+        from: id(h.from, 'from'),
+        masked: new Uint32Array(d.buffer, d.byteOffset, d.length),
+      };
     }
     case 'secagg.consistency-request':
     case 'secagg.unmask-request': {
       noTensors();
       const survivors = list(h.survivors, 'survivors').map((v, i) => id(v, `survivors[${i}]`));
-      if (h.type === 'secagg.consistency-request' || h.signatures === undefined) return { type: h.type, session, survivors };
+      if (h.type === 'secagg.consistency-request' || h.signatures === undefined)
+        return { type: h.type, session, survivors };
       const signatures = list(h.signatures, 'signatures').map((raw, i) => {
         const e = obj(raw, `signatures[${i}]`);
-        return { from: id(e.from, `signatures[${i}].from`), signature: unhex(e.sig, SIGNATURE_BYTES, `signatures[${i}].sig`) };
+        return {
+          from: id(e.from, `signatures[${i}].from`),
+          signature: unhex(e.sig, SIGNATURE_BYTES, `signatures[${i}].sig`),
+        };
       });
       return { type: h.type, session, survivors, signatures };
     }
@@ -166,7 +217,13 @@ export function fromFrame(frame: Frame): SecAggMessage {
           const e = obj(raw, `${what}[${i}]`);
           return { of: id(e.of, `${what}[${i}].of`), share: unhex(e.share, SHARE_BYTES, `${what}[${i}].share`) };
         });
-      return { type: h.type, session, from: id(h.from, 'from'), selfMaskShares: shares(h.selfMaskShares, 'selfMaskShares'), keyShares: shares(h.keyShares, 'keyShares') };
+      return {
+        type: h.type,
+        session,
+        from: id(h.from, 'from'),
+        selfMaskShares: shares(h.selfMaskShares, 'selfMaskShares'),
+        keyShares: shares(h.keyShares, 'keyShares'),
+      };
     }
     default:
       return bad(`unknown secure-aggregation message type ${String(h.type)}`);

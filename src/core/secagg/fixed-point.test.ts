@@ -14,7 +14,8 @@ import {
   fixedPointErrorBound,
 } from './fixed-point.js';
 
-const f32 = (lo: number, hi: number) => fc.float({ min: Math.fround(lo), max: Math.fround(hi), noNaN: true, noDefaultInfinity: true });
+const f32 = (lo: number, hi: number) =>
+  fc.float({ min: Math.fround(lo), max: Math.fround(hi), noNaN: true, noDefaultInfinity: true });
 
 test('fixedPointConfig validates its fields and rejects configs that could overflow, naming a scale that fits', () => {
   const cfg = fixedPointConfig({ maxClients: 10 });
@@ -26,7 +27,10 @@ test('fixedPointConfig validates its fields and rejects configs that could overf
   assert.throws(() => fixedPointConfig({ maxClients: 2, clip: Infinity }), /clip/);
   assert.throws(() => fixedPointConfig({ maxClients: 2, maxWeight: -1 }), /maxWeight/);
   // 1000 clients * 600 examples * clip 1 * 2^16 = 3.9e10 > 2^31 - 1: 2^11 fits (1.23e9), 2^12 does not.
-  assert.throws(() => fixedPointConfig({ maxClients: 1000, maxWeight: 600 }), /overflow: .* exceeds 2\^31 - 1; use scaleBits <= 11/);
+  assert.throws(
+    () => fixedPointConfig({ maxClients: 1000, maxWeight: 600 }),
+    /overflow: .* exceeds 2\^31 - 1; use scaleBits <= 11/,
+  );
   assert.equal(fixedPointConfig({ maxClients: 1000, maxWeight: 600, scaleBits: 11 }).scaleBits, 11);
   // Exactly at the limit: 2^15 clients at 2^16 = 2^31 > 2^31 - 1.
   assert.throws(() => fixedPointConfig({ maxClients: 2 ** 15, scaleBits: 16 }), /overflow/);
@@ -72,7 +76,10 @@ test('the mod-2^32 sum of n encodings decodes to the float sum within n * 2^-(sc
         const clip = Math.floor((2 ** 31 - 1) / n / 2 ** scaleBits);
         fc.pre(clip >= 1);
         const cfg = fixedPointConfig({ maxClients: n, clip, scaleBits });
-        const g = fc.sample(fc.array(f32(-clip * 1.5, clip * 1.5), { minLength: len, maxLength: len }), { seed, numRuns: n });
+        const g = fc.sample(fc.array(f32(-clip * 1.5, clip * 1.5), { minLength: len, maxLength: len }), {
+          seed,
+          numRuns: n,
+        });
         const acc = new Uint32Array(len);
         const exact = new Float64Array(len);
         for (const xs of g) {
@@ -80,7 +87,8 @@ test('the mod-2^32 sum of n encodings decodes to the float sum within n * 2^-(sc
           for (let j = 0; j < len; j++) exact[j] += Math.max(-clip, Math.min(clip, Math.fround(xs[j])));
         }
         const dec = decodeFixedSum(acc, cfg);
-        for (let j = 0; j < len; j++) assert.ok(Math.abs(dec[j] - exact[j]) <= fixedPointErrorBound(cfg, n), `${dec[j]} vs ${exact[j]}`);
+        for (let j = 0; j < len; j++)
+          assert.ok(Math.abs(dec[j] - exact[j]) <= fixedPointErrorBound(cfg, n), `${dec[j]} vs ${exact[j]}`);
       },
     ),
     { numRuns: 150 },
@@ -115,7 +123,10 @@ test('encode rejects non-finite values, bad weights and a too-small output with 
 test('weighted encoding: decodeWeightedAverage of summed [n_i x_i, n_i] matches weightedAverage within the bound', () => {
   fc.assert(
     fc.property(
-      fc.array(fc.tuple(fc.array(f32(-1, 1), { minLength: 8, maxLength: 8 }), fc.integer({ min: 0, max: 500 })), { minLength: 1, maxLength: 8 }),
+      fc.array(fc.tuple(fc.array(f32(-1, 1), { minLength: 8, maxLength: 8 }), fc.integer({ min: 0, max: 500 })), {
+        minLength: 1,
+        maxLength: 8,
+      }),
       (clients) => {
         const weights = clients.map(([, w]) => w);
         fc.pre(weights.some((w) => w > 0));
@@ -125,7 +136,10 @@ test('weighted encoding: decodeWeightedAverage of summed [n_i x_i, n_i] matches 
         const { average, totalWeight } = decodeWeightedAverage(acc, cfg);
         const total = weights.reduce((a, b) => a + b, 0);
         assert.equal(totalWeight, total);
-        const ref = weightedAverage(clients.map(([xs]) => new Float32Array(xs)), weights);
+        const ref = weightedAverage(
+          clients.map(([xs]) => new Float32Array(xs)),
+          weights,
+        );
         const tol = fixedPointErrorBound(cfg, clients.length) / total + 2 ** -23; // + float32 rounding of both
         for (let j = 0; j < 8; j++) assert.ok(Math.abs(average[j] - ref[j]) <= tol, `${average[j]} vs ${ref[j]}`);
       },
@@ -137,6 +151,11 @@ test('weighted encoding: decodeWeightedAverage of summed [n_i x_i, n_i] matches 
 test('decodeAverage divides the decoded sum by the count', () => {
   const cfg = fixedPointConfig({ maxClients: 3 });
   const acc = new Uint32Array(2);
-  for (const xs of [[0.25, -1], [0.5, -1], [0.75, 0.5]]) addMod32(acc, encodeFixed(xs, cfg));
+  for (const xs of [
+    [0.25, -1],
+    [0.5, -1],
+    [0.75, 0.5],
+  ])
+    addMod32(acc, encodeFixed(xs, cfg));
   assert.deepEqual([...decodeAverage(acc, 3, cfg)], [0.5, Math.fround(-1.5 / 3)]);
 });

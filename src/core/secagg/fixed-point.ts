@@ -54,10 +54,14 @@ export function fixedPointConfig(opts: Partial<FixedPointConfig> & { maxClients:
   const clip = opts.clip ?? 1;
   const maxWeight = opts.maxWeight ?? 1;
   const { maxClients } = opts;
-  if (!Number.isInteger(scaleBits) || scaleBits < 0 || scaleBits > 30) fail(fn, `scaleBits must be an integer in [0, 30], got ${scaleBits}`);
-  if (typeof clip !== 'number' || !Number.isFinite(clip) || clip <= 0) fail(fn, `clip must be a finite number > 0, got ${clip}`);
-  if (typeof maxWeight !== 'number' || !Number.isFinite(maxWeight) || maxWeight <= 0) fail(fn, `maxWeight must be a finite number > 0, got ${maxWeight}`);
-  if (!Number.isInteger(maxClients) || maxClients < 1) fail(fn, `maxClients must be an integer >= 1, got ${maxClients}`);
+  if (!Number.isInteger(scaleBits) || scaleBits < 0 || scaleBits > 30)
+    fail(fn, `scaleBits must be an integer in [0, 30], got ${scaleBits}`);
+  if (typeof clip !== 'number' || !Number.isFinite(clip) || clip <= 0)
+    fail(fn, `clip must be a finite number > 0, got ${clip}`);
+  if (typeof maxWeight !== 'number' || !Number.isFinite(maxWeight) || maxWeight <= 0)
+    fail(fn, `maxWeight must be a finite number > 0, got ${maxWeight}`);
+  if (!Number.isInteger(maxClients) || maxClients < 1)
+    fail(fn, `maxClients must be an integer >= 1, got ${maxClients}`);
   const worst = maxClients * perClientLimit(scaleBits, clip, maxWeight);
   if (worst > INT32_LIMIT) {
     let fits = -1;
@@ -74,7 +78,8 @@ export function fixedPointConfig(opts: Partial<FixedPointConfig> & { maxClients:
     );
   }
   // The weight coordinate of encodeWeightedUpdate sums integer weights, which must fit as well.
-  if (maxClients * Math.floor(maxWeight) > INT32_LIMIT) fail(fn, `overflow: maxClients * maxWeight = ${maxClients * Math.floor(maxWeight)} exceeds 2^31 - 1`);
+  if (maxClients * Math.floor(maxWeight) > INT32_LIMIT)
+    fail(fn, `overflow: maxClients * maxWeight = ${maxClients * Math.floor(maxWeight)} exceeds 2^31 - 1`);
   return Object.freeze({ scaleBits, clip, maxWeight, maxClients });
 }
 
@@ -159,9 +164,16 @@ export function decodeAverage(sum: Uint32Array, count: number, cfg: FixedPointCo
  * Client side of weighted FedAvg: [round(n * clip(x_j) * 2^scaleBits) for each j, n] with
  * n = numExamples (an integer in [0, maxWeight]). Length update.length + 1.
  */
-export function encodeWeightedUpdate(update: ArrayLike<number>, numExamples: number, cfg: FixedPointConfig): Uint32Array {
+export function encodeWeightedUpdate(
+  update: ArrayLike<number>,
+  numExamples: number,
+  cfg: FixedPointConfig,
+): Uint32Array {
   if (!Number.isInteger(numExamples) || numExamples < 0 || numExamples > cfg.maxWeight) {
-    fail('encodeWeightedUpdate', `numExamples must be an integer in [0, maxWeight = ${cfg.maxWeight}], got ${numExamples}`);
+    fail(
+      'encodeWeightedUpdate',
+      `numExamples must be an integer in [0, maxWeight = ${cfg.maxWeight}], got ${numExamples}`,
+    );
   }
   const out = new Uint32Array(update.length + 1);
   encodeFixedInto(update, cfg, numExamples, out, 0);
@@ -185,7 +197,8 @@ export function decodeWeightedAverage(sum: Uint32Array, cfg: FixedPointConfig): 
   if (sum.length < 1) fail(fn, 'the sum is empty (it must end with the weight coordinate)');
   const d = sum.length - 1;
   const totalWeight = sum[d] | 0;
-  if (totalWeight < 0) fail(fn, `the weight coordinate decodes to ${totalWeight}: the sum overflowed or is not a weighted encoding`);
+  if (totalWeight < 0)
+    fail(fn, `the weight coordinate decodes to ${totalWeight}: the sum overflowed or is not a weighted encoding`);
   if (totalWeight === 0) fail(fn, 'the total weight is 0, so the average is undefined');
   const s = decodeFixedSum(sum.subarray(0, d), cfg);
   const average = new Float32Array(d);

@@ -31,7 +31,8 @@ test('PRG is the ChaCha20 keystream read as little-endian u32, across 64 KiB chu
   const ks = chacha20(seed, new Uint8Array(12), new Uint8Array(len * 4));
   const dv = new DataView(ks.buffer);
   const m = expandSeed(seed, len);
-  for (const j of [0, 1, 16383, 16384, 16385, 32767, 32768, len - 1]) assert.equal(m[j], dv.getUint32(4 * j, true), `word ${j}`);
+  for (const j of [0, 1, 16383, 16384, 16385, 32767, 32768, len - 1])
+    assert.equal(m[j], dv.getUint32(4 * j, true), `word ${j}`);
   assert.deepEqual(expandSeed(seed, 7), m.subarray(0, 7));
   assert.equal(expandSeed(seed, 0).length, 0);
   assert.throws(() => expandSeed(new Uint8Array(16), 4), /seed must be 32 bytes/);

@@ -42,8 +42,14 @@ export function publicKeyOf(secretKey: Uint8Array): Uint8Array {
 export type KdfPurpose = 'pairwise-mask' | 'share-encryption';
 
 /** HKDF-SHA256 of X25519(secretKey, publicKey) bound to a purpose and session. Throws on a low-order public key. */
-export function agreeKey(secretKey: Uint8Array, publicKey: Uint8Array, purpose: KdfPurpose, session: string): Uint8Array {
-  if (!(publicKey instanceof Uint8Array) || publicKey.length !== KEY_BYTES) throw new Error(`agreeKey: public key must be ${KEY_BYTES} bytes`);
+export function agreeKey(
+  secretKey: Uint8Array,
+  publicKey: Uint8Array,
+  purpose: KdfPurpose,
+  session: string,
+): Uint8Array {
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== KEY_BYTES)
+    throw new Error(`agreeKey: public key must be ${KEY_BYTES} bytes`);
   let shared: Uint8Array;
   try {
     shared = x25519.getSharedSecret(secretKey, publicKey);
@@ -70,7 +76,8 @@ const PRG_ZEROS = new Uint8Array(PRG_CHUNK_WORDS * 4);
  * 64 KiB at a time). PRG(seed)[j] is the j-th little-endian uint32 of the ChaCha20 keystream.
  */
 export function addMask(acc: Uint32Array, seed: Uint8Array, sign: 1 | -1): Uint32Array {
-  if (!(seed instanceof Uint8Array) || seed.length !== SEED_BYTES) throw new Error(`addMask: seed must be ${SEED_BYTES} bytes`);
+  if (!(seed instanceof Uint8Array) || seed.length !== SEED_BYTES)
+    throw new Error(`addMask: seed must be ${SEED_BYTES} bytes`);
   if (acc.length > 2 ** 32 * 16) throw new Error('addMask: vector too long for one ChaCha20 stream');
   const buf = new Uint8Array(PRG_CHUNK_WORDS * 4);
   const words = new Uint32Array(buf.buffer);
@@ -91,7 +98,8 @@ export function addMask(acc: Uint32Array, seed: Uint8Array, sign: 1 | -1): Uint3
 
 /** PRG(seed) expanded to `length` uint32 words (a fresh array). */
 export function expandSeed(seed: Uint8Array, length: number): Uint32Array {
-  if (!Number.isInteger(length) || length < 0) throw new Error(`expandSeed: length must be a whole number, got ${length}`);
+  if (!Number.isInteger(length) || length < 0)
+    throw new Error(`expandSeed: length must be a whole number, got ${length}`);
   return addMask(new Uint32Array(length), seed, 1);
 }
 
@@ -111,16 +119,30 @@ function shareAad(session: string): Uint8Array {
  * Encrypts the payload u -> v under the key agreed from u's c^SK and v's c^PK. The key is the same in
  * both directions; the nonce (from, to) differs, and each direction carries one message per session.
  */
-export function encryptShares(key: Uint8Array, from: number, to: number, session: string, payload: Uint8Array): Uint8Array {
+export function encryptShares(
+  key: Uint8Array,
+  from: number,
+  to: number,
+  session: string,
+  payload: Uint8Array,
+): Uint8Array {
   return chacha20poly1305(key, directionNonce(from, to), shareAad(session)).encrypt(payload);
 }
 
 /** Decrypts what encryptShares produced; throws a clear error if the tag does not verify. */
-export function decryptShares(key: Uint8Array, from: number, to: number, session: string, ciphertext: Uint8Array): Uint8Array {
+export function decryptShares(
+  key: Uint8Array,
+  from: number,
+  to: number,
+  session: string,
+  ciphertext: Uint8Array,
+): Uint8Array {
   try {
     return chacha20poly1305(key, directionNonce(from, to), shareAad(session)).decrypt(ciphertext);
   } catch {
-    throw new Error(`decryptShares: the shares from client ${from} to client ${to} do not authenticate (wrong key, session or tampered ciphertext)`);
+    throw new Error(
+      `decryptShares: the shares from client ${from} to client ${to} do not authenticate (wrong key, session or tampered ciphertext)`,
+    );
   }
 }
 

@@ -33,7 +33,8 @@ function plainSum(encoded: Uint32Array[], ids: ClientId[]): Uint32Array {
 /** Mean of the clipped float inputs of ids, in float64 (the FedAvg the fixed-point result approximates). */
 function plainMean(xs: Float32Array[], ids: ClientId[], cfg: FixedPointConfig): Float64Array {
   const out = new Float64Array(xs[0].length);
-  for (const id of ids) for (let j = 0; j < out.length; j++) out[j] += Math.max(-cfg.clip, Math.min(cfg.clip, xs[id - 1][j])) / ids.length;
+  for (const id of ids)
+    for (let j = 0; j < out.length; j++) out[j] += Math.max(-cfg.clip, Math.min(cfg.clip, xs[id - 1][j])) / ids.length;
   return out;
 }
 
@@ -73,7 +74,11 @@ test('10 clients x 1000 floats, no dropouts: the unmasked sum equals the plainte
 });
 
 test('30% of clients drop after sharing keys (before their masked input): the sum of the other 7 is exact', () => {
-  const { cfg, xs, encoded, result } = runCase(10, 1000, 7, { 2: 'before-masked-input', 5: 'before-masked-input', 9: 'before-masked-input' });
+  const { cfg, xs, encoded, result } = runCase(10, 1000, 7, {
+    2: 'before-masked-input',
+    5: 'before-masked-input',
+    9: 'before-masked-input',
+  });
   const survivors = [1, 3, 4, 6, 7, 8, 10];
   assert.deepEqual(result.included, survivors);
   assert.deepEqual(result.dropped, [2, 5, 9]);
@@ -84,7 +89,11 @@ test('30% of clients drop after sharing keys (before their masked input): the su
 });
 
 test('clients dropping after their masked input (during unmasking) are still summed; b_u rebuilt from the others', () => {
-  const { encoded, result } = runCase(10, 1000, 6, { 6: 'before-masked-input', 3: 'before-unmask', 8: 'before-unmask' });
+  const { encoded, result } = runCase(10, 1000, 6, {
+    6: 'before-masked-input',
+    3: 'before-unmask',
+    8: 'before-unmask',
+  });
   const included = [1, 2, 3, 4, 5, 7, 8, 9, 10];
   assert.deepEqual(result.included, included);
   assert.deepEqual(result.dropped, [6]);
@@ -93,7 +102,12 @@ test('clients dropping after their masked input (during unmasking) are still sum
 });
 
 test('dropouts at every stage at once, with exactly threshold responders left', () => {
-  const drops: Record<number, DropStage> = { 1: 'before-advertise', 4: 'before-share-keys', 7: 'before-masked-input', 10: 'before-unmask' };
+  const drops: Record<number, DropStage> = {
+    1: 'before-advertise',
+    4: 'before-share-keys',
+    7: 'before-masked-input',
+    10: 'before-unmask',
+  };
   const { encoded, result } = runCase(10, 300, 6, drops);
   assert.deepEqual(result.included, [2, 3, 5, 6, 8, 9, 10]);
   assert.deepEqual(result.dropped, [4, 7]); // 1 never joined U1
@@ -127,9 +141,19 @@ test('weighted FedAvg, 5 clients: decodeWeightedAverage of the secure sum matche
     assert.deepEqual(result.sum, plainSum(encoded, included));
     const { average, totalWeight } = decodeWeightedAverage(result.sum, cfg);
     const w = included.map((id) => numExamples[id - 1]);
-    assert.equal(totalWeight, w.reduce((a, b) => a + b, 0));
-    const ref = weightedAverage(included.map((id) => xs[id - 1]), w);
-    assertWithin(average, ref, (j) => fixedPointErrorBound(cfg, included.length) / totalWeight + 2 ** -23 * Math.abs(ref[j]));
+    assert.equal(
+      totalWeight,
+      w.reduce((a, b) => a + b, 0),
+    );
+    const ref = weightedAverage(
+      included.map((id) => xs[id - 1]),
+      w,
+    );
+    assertWithin(
+      average,
+      ref,
+      (j) => fixedPointErrorBound(cfg, included.length) / totalWeight + 2 ** -23 * Math.abs(ref[j]),
+    );
   };
   check({}, [1, 2, 3, 4, 5]);
   check({ 2: 'before-masked-input', 4: 'before-unmask' }, [1, 3, 4, 5]);
@@ -199,12 +223,21 @@ test('the server only ever sees masked vectors: each y_u is uniform and uncorrel
       return b;
     };
   };
-  const result = simulateSecAgg({ threshold: 7, inputs: encoded, randomBytesFor: recording, drops: { 4: 'before-masked-input' }, onServerReceive: (m) => received.push(m) });
+  const result = simulateSecAgg({
+    threshold: 7,
+    inputs: encoded,
+    randomBytesFor: recording,
+    drops: { 4: 'before-masked-input' },
+    onServerReceive: (m) => received.push(m),
+  });
   assert.equal(secrets.length, 3 * n);
 
   const masked = received.filter((m) => m.type === 'secagg.masked-input');
   assert.equal(masked.length, n - 1);
-  assert.deepEqual(new Set(received.map((m) => m.type)), new Set(['secagg.advertise-keys', 'secagg.share-keys', 'secagg.masked-input', 'secagg.unmask-shares']));
+  assert.deepEqual(
+    new Set(received.map((m) => m.type)),
+    new Set(['secagg.advertise-keys', 'secagg.share-keys', 'secagg.masked-input', 'secagg.unmask-shares']),
+  );
   for (const m of masked) {
     const y = m.masked;
     const enc = encoded[m.from - 1];
@@ -214,7 +247,14 @@ test('the server only ever sees masked vectors: each y_u is uniform and uncorrel
     // Uncorrelated with the plaintext (|r| < 0.15 is ~4.7 standard errors for 1000 points)...
     assert.ok(Math.abs(pearson(yNum, x)) < 0.15, `client ${m.from}: r(y, x) = ${pearson(yNum, x)}`);
     assert.ok(Math.abs(pearson(yNum, encSigned)) < 0.15);
-    assert.ok(Math.abs(pearson(Array.from(y, (w) => w | 0), encSigned)) < 0.15);
+    assert.ok(
+      Math.abs(
+        pearson(
+          Array.from(y, (w) => w | 0),
+          encSigned,
+        ),
+      ) < 0.15,
+    );
     // ...spread uniformly over [0, 2^32) (the plaintext encoding sits near 0 and 2^32 and fails this badly)...
     assert.ok(chi2TopNibble(y) < CHI2_15_999, `client ${m.from}: chi2 ${chi2TopNibble(y)}`);
     assert.ok(chi2TopNibble(enc) > 1000);
@@ -234,7 +274,10 @@ test('the server only ever sees masked vectors: each y_u is uniform and uncorrel
 function manual(n: number, threshold: number, d = 16) {
   const session = 'manual';
   const server = new SecAggServer({ session, threshold, vectorLength: d });
-  const clients = Array.from({ length: n }, (_, i) => new SecAggClient({ id: i + 1, session, threshold, vectorLength: d, randomBytes: randomBytesFor(i + 1) }));
+  const clients = Array.from(
+    { length: n },
+    (_, i) => new SecAggClient({ id: i + 1, session, threshold, vectorLength: d, randomBytes: randomBytesFor(i + 1) }),
+  );
   const inputs = Array.from({ length: n }, (_, i) => new Uint32Array(d).fill(i + 1));
   const advertise = () => {
     for (const c of clients) server.receiveAdvertiseKeys(c.advertiseKeys());
@@ -283,7 +326,10 @@ test('client: checks the roster (threshold, own keys, distinct keys) and the for
   // Tampered ciphertext in round 2.
   const t = manual(3, 2);
   const fwd = t.share();
-  const bad = { ...fwd[0], shares: fwd[0].shares.map((e) => ({ ...e, ciphertext: e.ciphertext.map((b, i) => (i === 0 ? b ^ 1 : b)) })) };
+  const bad = {
+    ...fwd[0],
+    shares: fwd[0].shares.map((e) => ({ ...e, ciphertext: e.ciphertext.map((b, i) => (i === 0 ? b ^ 1 : b)) })),
+  };
   assert.throws(() => t.clients[0].maskInput(bad, t.inputs[0]), /do not authenticate/);
   assert.throws(() => t.clients[1].maskInput(fwd[1], new Uint32Array(3)), /input must be a Uint32Array of length 16/);
   assert.throws(() => t.clients[2].maskInput(fwd[1], t.inputs[2]), /addressed to 2/);
@@ -292,13 +338,25 @@ test('client: checks the roster (threshold, own keys, distinct keys) and the for
 test('client: rounds must come in order', () => {
   const m = manual(3, 2);
   const c = m.clients[0];
-  assert.throws(() => c.unmask({ type: 'secagg.unmask-request', session: 'manual', survivors: [1, 2] }), code('wrong_phase'));
+  assert.throws(
+    () => c.unmask({ type: 'secagg.unmask-request', session: 'manual', survivors: [1, 2] }),
+    code('wrong_phase'),
+  );
   assert.equal(c.phase, 'new'); // a wrong-phase call does not abort
   c.advertiseKeys();
   assert.throws(() => c.advertiseKeys(), /advertiseKeys needs phase 'new' but the client is 'advertised'/);
-  assert.throws(() => new SecAggClient({ id: 0, session: 's', threshold: 2, vectorLength: 1, randomBytes: randomBytesFor(1) }), /id must be an integer/);
-  assert.throws(() => new SecAggClient({ id: 1, session: 's', threshold: 1, vectorLength: 1, randomBytes: randomBytesFor(1) }), /threshold must be an integer >= 2/);
-  assert.throws(() => new SecAggServer({ session: '', threshold: 2, vectorLength: 1 }), /session must be a non-empty string/);
+  assert.throws(
+    () => new SecAggClient({ id: 0, session: 's', threshold: 2, vectorLength: 1, randomBytes: randomBytesFor(1) }),
+    /id must be an integer/,
+  );
+  assert.throws(
+    () => new SecAggClient({ id: 1, session: 's', threshold: 1, vectorLength: 1, randomBytes: randomBytesFor(1) }),
+    /threshold must be an integer >= 2/,
+  );
+  assert.throws(
+    () => new SecAggServer({ session: '', threshold: 2, vectorLength: 1 }),
+    /session must be a non-empty string/,
+  );
 });
 
 test('server: rejects duplicate, foreign, malformed and late messages without changing state', () => {
@@ -308,23 +366,56 @@ test('server: rejects duplicate, foreign, malformed and late messages without ch
   m.server.receiveAdvertiseKeys(a1);
   assert.throws(() => m.server.receiveAdvertiseKeys(a1), code('duplicate'));
   assert.throws(() => m.server.receiveAdvertiseKeys({ ...c2.advertiseKeys(), session: 'x' }), code('wrong_session'));
-  assert.throws(() => m.server.receiveAdvertiseKeys({ ...c3.advertiseKeys(), cPublicKey: new Uint8Array(5) }), /c public key of 3 must be 32 bytes/);
+  assert.throws(
+    () => m.server.receiveAdvertiseKeys({ ...c3.advertiseKeys(), cPublicKey: new Uint8Array(5) }),
+    /c public key of 3 must be 32 bytes/,
+  );
   const a4 = c4.advertiseKeys();
-  assert.throws(() => m.server.receiveShareKeys({ type: 'secagg.share-keys', session: 'manual', from: 1, shares: [] }), code('wrong_phase'));
+  assert.throws(
+    () => m.server.receiveShareKeys({ type: 'secagg.share-keys', session: 'manual', from: 1, shares: [] }),
+    code('wrong_phase'),
+  );
   m.server.receiveAdvertiseKeys(a4);
   const m2 = manual(4, 3);
   const roster = m2.advertise();
   assert.throws(() => m2.server.receiveAdvertiseKeys(a1), code('wrong_phase'));
   const s1 = m2.clients[0].shareKeys(roster);
-  assert.throws(() => m2.server.receiveShareKeys({ ...s1, shares: s1.shares.slice(1) }), /one ciphertext to each other client/);
+  assert.throws(
+    () => m2.server.receiveShareKeys({ ...s1, shares: s1.shares.slice(1) }),
+    /one ciphertext to each other client/,
+  );
   m2.server.receiveShareKeys(s1);
   assert.throws(() => m2.server.receiveShareKeys(s1), code('duplicate'));
   for (const c of m2.clients.slice(1, 3)) m2.server.receiveShareKeys(c.shareKeys(roster)); // client 4 drops
   const fwd = m2.server.finishShareKeys();
-  assert.deepEqual(fwd.map((f) => f.to), [1, 2, 3]);
-  assert.deepEqual(fwd[0].shares.map((e) => e.from), [2, 3]); // nothing from 4
-  assert.throws(() => m2.server.receiveMaskedInput({ type: 'secagg.masked-input', session: 'manual', from: 4, masked: new Uint32Array(16) }), code('unknown_client'));
-  assert.throws(() => m2.server.receiveMaskedInput({ type: 'secagg.masked-input', session: 'manual', from: 1, masked: new Uint32Array(15) }), code('bad_message'));
+  assert.deepEqual(
+    fwd.map((f) => f.to),
+    [1, 2, 3],
+  );
+  assert.deepEqual(
+    fwd[0].shares.map((e) => e.from),
+    [2, 3],
+  ); // nothing from 4
+  assert.throws(
+    () =>
+      m2.server.receiveMaskedInput({
+        type: 'secagg.masked-input',
+        session: 'manual',
+        from: 4,
+        masked: new Uint32Array(16),
+      }),
+    code('unknown_client'),
+  );
+  assert.throws(
+    () =>
+      m2.server.receiveMaskedInput({
+        type: 'secagg.masked-input',
+        session: 'manual',
+        from: 1,
+        masked: new Uint32Array(15),
+      }),
+    code('bad_message'),
+  );
   const y1 = m2.clients[0].maskInput(fwd[0], m2.inputs[0]);
   m2.server.receiveMaskedInput(y1);
   assert.throws(() => m2.server.receiveMaskedInput(y1), code('duplicate'));
@@ -342,10 +433,22 @@ test('server: unmask responses must cover exactly the survivors and the dropped 
   const req = m.server.finishMaskedInput();
   assert.deepEqual(req.survivors, [1, 2, 3]);
   const r1 = m.clients[0].unmask(req);
-  assert.deepEqual(r1.selfMaskShares.map((e) => e.of), [1, 2, 3]);
-  assert.deepEqual(r1.keyShares.map((e) => e.of), [4]);
-  assert.throws(() => m.server.receiveUnmaskShares({ ...r1, keyShares: [] }), /key share for exactly the dropped clients/);
-  assert.throws(() => m.server.receiveUnmaskShares({ ...r1, selfMaskShares: r1.selfMaskShares.slice(1) }), /self-mask share for exactly the survivors/);
+  assert.deepEqual(
+    r1.selfMaskShares.map((e) => e.of),
+    [1, 2, 3],
+  );
+  assert.deepEqual(
+    r1.keyShares.map((e) => e.of),
+    [4],
+  );
+  assert.throws(
+    () => m.server.receiveUnmaskShares({ ...r1, keyShares: [] }),
+    /key share for exactly the dropped clients/,
+  );
+  assert.throws(
+    () => m.server.receiveUnmaskShares({ ...r1, selfMaskShares: r1.selfMaskShares.slice(1) }),
+    /self-mask share for exactly the survivors/,
+  );
   assert.throws(() => m.server.receiveUnmaskShares({ ...r1, from: 4 }), code('unknown_client'));
   m.server.receiveUnmaskShares(r1);
   m.server.receiveUnmaskShares(m.clients[1].unmask(req));
@@ -362,9 +465,16 @@ test('timing: 10 clients x 100k parameters, 3 dropouts after sharing keys and 1 
   const cfg = fixedPointConfig({ maxClients: n, clip: 1, scaleBits: 16 });
   const encoded = floatInputs(n, d, 3).map((x) => encodeFixed(x, cfg));
   const t0 = performance.now();
-  const result = simulateSecAgg({ threshold: 6, inputs: encoded, randomBytesFor, drops: { 2: 'before-masked-input', 5: 'before-masked-input', 9: 'before-masked-input', 7: 'before-unmask' } });
+  const result = simulateSecAgg({
+    threshold: 6,
+    inputs: encoded,
+    randomBytesFor,
+    drops: { 2: 'before-masked-input', 5: 'before-masked-input', 9: 'before-masked-input', 7: 'before-unmask' },
+  });
   const ms = performance.now() - t0;
   assert.deepEqual(result.included, [1, 3, 4, 6, 7, 8, 10]);
   assert.deepEqual(result.sum, plainSum(encoded, result.included));
-  t.diagnostic(`10 clients x 100k params, 30% + 10% dropouts: ${ms.toFixed(0)} ms for the whole protocol (all clients + server, one thread)`);
+  t.diagnostic(
+    `10 clients x 100k params, 30% + 10% dropouts: ${ms.toFixed(0)} ms for the whole protocol (all clients + server, one thread)`,
+  );
 });

@@ -167,7 +167,13 @@ export interface SecAggResult {
 }
 
 export type SecAggErrorCode =
-  | 'too_few_clients' | 'wrong_phase' | 'wrong_session' | 'unknown_client' | 'duplicate' | 'bad_message' | 'inconsistent'
+  | 'too_few_clients'
+  | 'wrong_phase'
+  | 'wrong_session'
+  | 'unknown_client'
+  | 'duplicate'
+  | 'bad_message'
+  | 'inconsistent'
   /** t <= |U1| / 2: two disjoint groups could each reach t. */
   | 'weak_threshold'
   /** A key advertisement lacks a signature or its signature does not verify under the advertised identity key. */
@@ -202,8 +208,10 @@ function checkParams(who: string, p: SecAggParams): void {
   if (typeof p.session !== 'string' || p.session.length === 0 || p.session.length > 256) {
     throw new Error(`${who}: session must be a non-empty string of at most 256 characters`);
   }
-  if (!Number.isInteger(p.threshold) || p.threshold < 2) throw new Error(`${who}: threshold must be an integer >= 2, got ${p.threshold}`);
-  if (!Number.isInteger(p.vectorLength) || p.vectorLength < 1) throw new Error(`${who}: vectorLength must be an integer >= 1, got ${p.vectorLength}`);
+  if (!Number.isInteger(p.threshold) || p.threshold < 2)
+    throw new Error(`${who}: threshold must be an integer >= 2, got ${p.threshold}`);
+  if (!Number.isInteger(p.vectorLength) || p.vectorLength < 1)
+    throw new Error(`${who}: vectorLength must be an integer >= 1, got ${p.vectorLength}`);
 }
 
 function isClientId(id: unknown): id is ClientId {
@@ -211,20 +219,29 @@ function isClientId(id: unknown): id is ClientId {
 }
 
 function checkId(who: string, id: unknown, what: string): ClientId {
-  if (!isClientId(id)) throw new SecAggError('bad_message', `${who}: ${what} must be an integer in [1, 2^32 - 1], got ${String(id)}`);
+  if (!isClientId(id))
+    throw new SecAggError('bad_message', `${who}: ${what} must be an integer in [1, 2^32 - 1], got ${String(id)}`);
   return id;
 }
 
 function checkBytes(who: string, b: unknown, length: number, what: string): Uint8Array {
   if (!(b instanceof Uint8Array) || b.length !== length) {
-    throw new SecAggError('bad_message', `${who}: ${what} must be ${length} bytes, got ${b instanceof Uint8Array ? b.length : typeof b}`);
+    throw new SecAggError(
+      'bad_message',
+      `${who}: ${what} must be ${length} bytes, got ${b instanceof Uint8Array ? b.length : typeof b}`,
+    );
   }
   return b;
 }
 
 function checkSession(who: string, expected: string, msg: { session?: unknown; type?: unknown }, type: string): void {
-  if (typeof msg !== 'object' || msg === null || msg.type !== type) throw new SecAggError('bad_message', `${who}: expected a ${type} message, got ${String(msg?.type)}`);
-  if (msg.session !== expected) throw new SecAggError('wrong_session', `${who}: ${type} is for session '${String(msg.session)}', not '${expected}'`);
+  if (typeof msg !== 'object' || msg === null || msg.type !== type)
+    throw new SecAggError('bad_message', `${who}: expected a ${type} message, got ${String(msg?.type)}`);
+  if (msg.session !== expected)
+    throw new SecAggError(
+      'wrong_session',
+      `${who}: ${type} is for session '${String(msg.session)}', not '${expected}'`,
+    );
 }
 
 /** Ascending ids, checked to be valid and distinct. */
@@ -236,14 +253,20 @@ function distinctIds(who: string, ids: readonly unknown[], what: string): Client
 
 function needMajorityThreshold(who: string, threshold: number, rosterSize: number): void {
   if (2 * threshold <= rosterSize) {
-    throw new SecAggError('weak_threshold', `${who}: threshold ${threshold} is at most half of the ${rosterSize} clients in the roster; `
-      + 'two disjoint groups could each reach it and together unmask one client\'s input. Use a threshold above half the roster');
+    throw new SecAggError(
+      'weak_threshold',
+      `${who}: threshold ${threshold} is at most half of the ${rosterSize} clients in the roster; ` +
+        "two disjoint groups could each reach it and together unmask one client's input. Use a threshold above half the roster",
+    );
   }
 }
 
 function needThreshold(who: string, count: number, threshold: number, stage: string): void {
   if (count < threshold) {
-    throw new SecAggError('too_few_clients', `${who}: only ${count} clients ${stage}, fewer than the threshold ${threshold}; the aggregation is aborted`);
+    throw new SecAggError(
+      'too_few_clients',
+      `${who}: only ${count} clients ${stage}, fewer than the threshold ${threshold}; the aggregation is aborted`,
+    );
   }
 }
 
@@ -313,7 +336,12 @@ export class SecAggClient {
     this.params = { session: opts.session, threshold: opts.threshold, vectorLength: opts.vectorLength };
     this.randomBytes = opts.randomBytes;
     const identity = opts.identity;
-    if (identity !== undefined && (!(identity.secretKey instanceof Uint8Array) || identity.secretKey.length !== 32 || typeof identity.trust?.check !== 'function')) {
+    if (
+      identity !== undefined &&
+      (!(identity.secretKey instanceof Uint8Array) ||
+        identity.secretKey.length !== 32 ||
+        typeof identity.trust?.check !== 'function')
+    ) {
       throw new Error('SecAggClient: identity needs a 32-byte Ed25519 secretKey and a PeerTrust');
     }
     this.identity = identity ? { ...identity, publicKey: identityPublicKey(identity.secretKey) } : null;
@@ -325,7 +353,10 @@ export class SecAggClient {
 
   private step<T>(from: ClientPhase, to: ClientPhase, name: string, body: () => T): T {
     if (this.phaseValue !== from) {
-      throw new SecAggError('wrong_phase', `SecAggClient ${this.id}: ${name} needs phase '${from}' but the client is '${this.phaseValue}'`);
+      throw new SecAggError(
+        'wrong_phase',
+        `SecAggClient ${this.id}: ${name} needs phase '${from}' but the client is '${this.phaseValue}'`,
+      );
     }
     try {
       const out = body();
@@ -352,7 +383,13 @@ export class SecAggClient {
       this.c = generateKeyPair(this.randomBytes);
       this.s = generateKeyPair(this.randomBytes);
       const { session } = this.params;
-      const msg: AdvertiseKeys = { type: 'secagg.advertise-keys', session, id: this.id, cPublicKey: this.c.publicKey, sPublicKey: this.s.publicKey };
+      const msg: AdvertiseKeys = {
+        type: 'secagg.advertise-keys',
+        session,
+        id: this.id,
+        cPublicKey: this.c.publicKey,
+        sPublicKey: this.s.publicKey,
+      };
       if (!this.identity) return msg;
       const signature = sign(advertMessage(session, this.id, msg.cPublicKey, msg.sPublicKey), this.identity.secretKey);
       return { ...msg, identityKey: this.identity.publicKey, signature };
@@ -366,24 +403,38 @@ export class SecAggClient {
       const { session, threshold } = this.params;
       checkSession(who, session, roster, 'secagg.key-roster');
       if (!Array.isArray(roster.clients)) throw new SecAggError('bad_message', `${who}: roster.clients is not a list`);
-      const ids = distinctIds(who, roster.clients.map((k) => k?.id), 'the roster');
+      const ids = distinctIds(
+        who,
+        roster.clients.map((k) => k?.id),
+        'the roster',
+      );
       needThreshold(who, ids.length, threshold, 'are in the key roster');
       needMajorityThreshold(who, threshold, ids.length);
       const keys: Uint8Array[] = [];
       for (const k of roster.clients) {
-        keys.push(checkBytes(who, k.cPublicKey, KEY_BYTES, `c public key of ${k.id}`), checkBytes(who, k.sPublicKey, KEY_BYTES, `s public key of ${k.id}`));
+        keys.push(
+          checkBytes(who, k.cPublicKey, KEY_BYTES, `c public key of ${k.id}`),
+          checkBytes(who, k.sPublicKey, KEY_BYTES, `s public key of ${k.id}`),
+        );
         this.roster.set(k.id, { id: k.id, cPublicKey: k.cPublicKey, sPublicKey: k.sPublicKey });
       }
       if (this.identity) this.checkSignedRoster(roster.clients);
       // The paper's check that all advertised keys differ (a replayed key would make two clients share seeds).
       for (let i = 0; i < keys.length; i++) {
         for (let j = i + 1; j < keys.length; j++) {
-          if (bytesEqual(keys[i], keys[j])) throw new SecAggError('inconsistent', `${who}: two public keys in the roster are equal`);
+          if (bytesEqual(keys[i], keys[j]))
+            throw new SecAggError('inconsistent', `${who}: two public keys in the roster are equal`);
         }
       }
       const mine = this.roster.get(this.id);
-      const ownIdentity = !this.identity || (mine?.identityKey !== undefined && bytesEqual(mine.identityKey, this.identity.publicKey));
-      if (!mine || !bytesEqual(mine.cPublicKey, this.c!.publicKey) || !bytesEqual(mine.sPublicKey, this.s!.publicKey) || !ownIdentity) {
+      const ownIdentity =
+        !this.identity || (mine?.identityKey !== undefined && bytesEqual(mine.identityKey, this.identity.publicKey));
+      if (
+        !mine ||
+        !bytesEqual(mine.cPublicKey, this.c!.publicKey) ||
+        !bytesEqual(mine.sPublicKey, this.s!.publicKey) ||
+        !ownIdentity
+      ) {
         throw new SecAggError('inconsistent', `${who}: the roster does not carry this client's own keys`);
       }
       this.selfMaskSeed = drawBytes(this.randomBytes, SEED_BYTES, 'shareKeys');
@@ -398,7 +449,10 @@ export class SecAggClient {
         }
         const key = agreeKey(this.c!.secretKey, this.roster.get(v)!.cPublicKey, 'share-encryption', session);
         this.encKeys.set(v, key);
-        shares.push({ to: v, ciphertext: encryptShares(key, this.id, v, session, encodeBundle(this.id, v, sShares[i].y, bShares[i].y)) });
+        shares.push({
+          to: v,
+          ciphertext: encryptShares(key, this.id, v, session, encodeBundle(this.id, v, sShares[i].y, bShares[i].y)),
+        });
       }
       return { type: 'secagg.share-keys', session, from: this.id, shares };
     });
@@ -412,17 +466,38 @@ export class SecAggClient {
     const who = `SecAggClient ${this.id}`;
     const seen = new Map<string, ClientId>();
     for (const k of clients) {
-      if (!(k.identityKey instanceof Uint8Array) || k.identityKey.length !== IDENTITY_KEY_BYTES
-        || !(k.signature instanceof Uint8Array) || k.signature.length !== SIGNATURE_BYTES) {
-        throw new SecAggError('bad_signature', `${who}: the key advertisement of client ${k.id} is not signed with an identity key`);
+      if (
+        !(k.identityKey instanceof Uint8Array) ||
+        k.identityKey.length !== IDENTITY_KEY_BYTES ||
+        !(k.signature instanceof Uint8Array) ||
+        k.signature.length !== SIGNATURE_BYTES
+      ) {
+        throw new SecAggError(
+          'bad_signature',
+          `${who}: the key advertisement of client ${k.id} is not signed with an identity key`,
+        );
       }
-      if (!verifySignature(k.signature, advertMessage(this.params.session, k.id, k.cPublicKey, k.sPublicKey), k.identityKey)) {
-        throw new SecAggError('bad_signature', `${who}: the signature on client ${k.id}'s key advertisement does not verify: its keys were altered`);
+      if (
+        !verifySignature(
+          k.signature,
+          advertMessage(this.params.session, k.id, k.cPublicKey, k.sPublicKey),
+          k.identityKey,
+        )
+      ) {
+        throw new SecAggError(
+          'bad_signature',
+          `${who}: the signature on client ${k.id}'s key advertisement does not verify: its keys were altered`,
+        );
       }
       const distrust = this.identity!.trust.check(k.id, k.identityKey);
-      if (distrust !== null) throw new SecAggError('untrusted_key', `${who}: ${distrust} (a substituted key advertisement)`);
+      if (distrust !== null)
+        throw new SecAggError('untrusted_key', `${who}: ${distrust} (a substituted key advertisement)`);
       const keyHex = Array.from(k.identityKey, (x) => x.toString(16).padStart(2, '0')).join('');
-      if (seen.has(keyHex)) throw new SecAggError('untrusted_key', `${who}: clients ${seen.get(keyHex)} and ${k.id} advertise the same identity key`);
+      if (seen.has(keyHex))
+        throw new SecAggError(
+          'untrusted_key',
+          `${who}: clients ${seen.get(keyHex)} and ${k.id} advertise the same identity key`,
+        );
       seen.set(keyHex, k.id);
       this.roster.get(k.id)!.identityKey = k.identityKey;
     }
@@ -438,20 +513,44 @@ export class SecAggClient {
       const who = `SecAggClient ${this.id}`;
       const { session, threshold, vectorLength } = this.params;
       checkSession(who, session, forwarded, 'secagg.forwarded-shares');
-      if (forwarded.to !== this.id) throw new SecAggError('bad_message', `${who}: the forwarded shares are addressed to ${forwarded.to}`);
+      if (forwarded.to !== this.id)
+        throw new SecAggError('bad_message', `${who}: the forwarded shares are addressed to ${forwarded.to}`);
       if (!(input instanceof Uint32Array) || input.length !== vectorLength) {
-        throw new Error(`${who}: input must be a Uint32Array of length ${vectorLength}, got ${input instanceof Uint32Array ? `length ${input.length}` : typeof input}`);
+        throw new Error(
+          `${who}: input must be a Uint32Array of length ${vectorLength}, got ${input instanceof Uint32Array ? `length ${input.length}` : typeof input}`,
+        );
       }
-      if (!Array.isArray(forwarded.shares)) throw new SecAggError('bad_message', `${who}: forwarded.shares is not a list`);
-      const senders = distinctIds(who, forwarded.shares.map((e) => e?.from), 'the forwarded shares');
+      if (!Array.isArray(forwarded.shares))
+        throw new SecAggError('bad_message', `${who}: forwarded.shares is not a list`);
+      const senders = distinctIds(
+        who,
+        forwarded.shares.map((e) => e?.from),
+        'the forwarded shares',
+      );
       for (const e of forwarded.shares) {
-        if (e.from === this.id || !this.roster.has(e.from)) throw new SecAggError('unknown_client', `${who}: got shares from ${e.from}, who is not another client of the roster`);
-        const plain = decryptShares(this.encKeys.get(e.from)!, e.from, this.id, session, checkBytes(who, e.ciphertext, CIPHERTEXT_BYTES, `ciphertext from ${e.from}`));
+        if (e.from === this.id || !this.roster.has(e.from))
+          throw new SecAggError(
+            'unknown_client',
+            `${who}: got shares from ${e.from}, who is not another client of the roster`,
+          );
+        const plain = decryptShares(
+          this.encKeys.get(e.from)!,
+          e.from,
+          this.id,
+          session,
+          checkBytes(who, e.ciphertext, CIPHERTEXT_BYTES, `ciphertext from ${e.from}`),
+        );
         const v = new DataView(plain.buffer, plain.byteOffset, plain.byteLength);
         if (plain.length !== BUNDLE_BYTES || v.getUint32(0, true) !== e.from || v.getUint32(4, true) !== this.id) {
-          throw new SecAggError('inconsistent', `${who}: the share bundle from ${e.from} names the wrong sender or recipient`);
+          throw new SecAggError(
+            'inconsistent',
+            `${who}: the share bundle from ${e.from} names the wrong sender or recipient`,
+          );
         }
-        this.held.set(e.from, { sShare: plain.slice(8, 8 + SHARE_BYTES), bShare: plain.slice(8 + SHARE_BYTES, BUNDLE_BYTES) });
+        this.held.set(e.from, {
+          sShare: plain.slice(8, 8 + SHARE_BYTES),
+          bShare: plain.slice(8 + SHARE_BYTES, BUNDLE_BYTES),
+        });
       }
       this.u2 = [...senders, this.id].sort((a, b) => a - b);
       needThreshold(who, this.u2.length, threshold, 'shared their keys');
@@ -470,8 +569,14 @@ export class SecAggClient {
     if (!Array.isArray(survivors)) throw new SecAggError('bad_message', `${who}: survivors is not a list`);
     const u3 = distinctIds(who, survivors, 'survivors');
     const inU2 = new Set(this.u2);
-    for (const u of u3) if (!inU2.has(u)) throw new SecAggError('inconsistent', `${who}: survivor ${u} never shared keys with this client`);
-    if (!u3.includes(this.id)) throw new SecAggError('inconsistent', `${who}: this client is missing from the survivors it was asked to ${what}`);
+    for (const u of u3)
+      if (!inU2.has(u))
+        throw new SecAggError('inconsistent', `${who}: survivor ${u} never shared keys with this client`);
+    if (!u3.includes(this.id))
+      throw new SecAggError(
+        'inconsistent',
+        `${who}: this client is missing from the survivors it was asked to ${what}`,
+      );
     needThreshold(who, u3.length, this.params.threshold, 'sent masked inputs');
     return u3;
   }
@@ -480,12 +585,21 @@ export class SecAggClient {
   consistencyCheck(request: ConsistencyRequest): ConsistencySignature {
     return this.step('masked', 'checked', 'consistencyCheck', () => {
       const who = `SecAggClient ${this.id}`;
-      if (!this.identity) throw new SecAggError('wrong_phase', `${who}: runs the honest-but-curious variant, which has no consistency check`);
+      if (!this.identity)
+        throw new SecAggError(
+          'wrong_phase',
+          `${who}: runs the honest-but-curious variant, which has no consistency check`,
+        );
       const { session } = this.params;
       checkSession(who, session, request, 'secagg.consistency-request');
       const u3 = this.checkSurvivors(who, request.survivors, 'sign');
       this.signedSurvivors = u3;
-      return { type: 'secagg.consistency-signature', session, from: this.id, signature: sign(consistencyMessage(session, u3), this.identity.secretKey) };
+      return {
+        type: 'secagg.consistency-signature',
+        session,
+        from: this.id,
+        signature: sign(consistencyMessage(session, u3), this.identity.secretKey),
+      };
     });
   }
 
@@ -517,9 +631,13 @@ export class SecAggClient {
   private checkConsistency(who: string, u3: ClientId[], signatures: UnmaskRequest['signatures']): void {
     const signed = this.signedSurvivors!;
     if (u3.length !== signed.length || u3.some((u, i) => u !== signed[i])) {
-      throw new SecAggError('split_view', `${who}: asked to unmask for survivors [${u3.join(', ')}] after signing [${signed.join(', ')}]`);
+      throw new SecAggError(
+        'split_view',
+        `${who}: asked to unmask for survivors [${u3.join(', ')}] after signing [${signed.join(', ')}]`,
+      );
     }
-    if (!Array.isArray(signatures)) throw new SecAggError('split_view', `${who}: the unmask request carries no consistency signatures`);
+    if (!Array.isArray(signatures))
+      throw new SecAggError('split_view', `${who}: the unmask request carries no consistency signatures`);
     const message = consistencyMessage(this.params.session, u3);
     const inU3 = new Set(u3);
     const valid = new Set<ClientId>();
@@ -529,9 +647,12 @@ export class SecAggClient {
       if (key && e.signature instanceof Uint8Array && verifySignature(e.signature, message, key)) valid.add(e.from);
     }
     if (valid.size < this.params.threshold) {
-      throw new SecAggError('split_view', `${who}: only ${valid.size} of ${signatures.length} consistency signatures are valid over the `
-        + `${u3.length} survivors this client signed, fewer than the threshold ${this.params.threshold}: the server may be showing `
-        + 'different survivor sets to different clients; nothing is revealed');
+      throw new SecAggError(
+        'split_view',
+        `${who}: only ${valid.size} of ${signatures.length} consistency signatures are valid over the ` +
+          `${u3.length} survivors this client signed, fewer than the threshold ${this.params.threshold}: the server may be showing ` +
+          'different survivor sets to different clients; nothing is revealed',
+      );
     }
   }
 }
@@ -581,7 +702,11 @@ export class SecAggServer {
   }
 
   private expect(phase: ServerPhase, what: string): void {
-    if (this.phaseValue !== phase) throw new SecAggError('wrong_phase', `SecAggServer: ${what} arrived in phase '${this.phaseValue}', expected '${phase}'`);
+    if (this.phaseValue !== phase)
+      throw new SecAggError(
+        'wrong_phase',
+        `SecAggServer: ${what} arrived in phase '${this.phaseValue}', expected '${phase}'`,
+      );
   }
 
   private finish<T>(phase: ServerPhase, next: ServerPhase, what: string, body: () => T): T {
@@ -609,8 +734,13 @@ export class SecAggServer {
       // Which identity key to trust is each client's call; the server only drops what cannot verify at all.
       const identityKey = checkBytes(who, msg.identityKey, IDENTITY_KEY_BYTES, `identity key of ${id}`);
       const signature = checkBytes(who, msg.signature, SIGNATURE_BYTES, `advertisement signature of ${id}`);
-      if (!verifySignature(signature, advertMessage(this.params.session, id, msg.cPublicKey, msg.sPublicKey), identityKey)) {
-        throw new SecAggError('bad_signature', `${who}: the key advertisement of client ${id} does not verify under its identity key`);
+      if (
+        !verifySignature(signature, advertMessage(this.params.session, id, msg.cPublicKey, msg.sPublicKey), identityKey)
+      ) {
+        throw new SecAggError(
+          'bad_signature',
+          `${who}: the key advertisement of client ${id} does not verify under its identity key`,
+        );
       }
       Object.assign(keys, { identityKey, signature });
     }
@@ -623,7 +753,11 @@ export class SecAggServer {
       this.u1 = [...this.keys.keys()].sort((a, b) => a - b);
       needThreshold('SecAggServer', this.u1.length, this.params.threshold, 'advertised keys');
       needMajorityThreshold('SecAggServer', this.params.threshold, this.u1.length);
-      return { type: 'secagg.key-roster', session: this.params.session, clients: this.u1.map((id) => this.keys.get(id)!) };
+      return {
+        type: 'secagg.key-roster',
+        session: this.params.session,
+        clients: this.u1.map((id) => this.keys.get(id)!),
+      };
     });
   }
 
@@ -632,13 +766,22 @@ export class SecAggServer {
     this.expect('share-keys', 'ShareKeys');
     checkSession(who, this.params.session, msg, 'secagg.share-keys');
     const from = checkId(who, msg.from, 'from');
-    if (!this.keys.has(from)) throw new SecAggError('unknown_client', `${who}: ShareKeys from ${from}, who is not in the roster`);
+    if (!this.keys.has(from))
+      throw new SecAggError('unknown_client', `${who}: ShareKeys from ${from}, who is not in the roster`);
     if (this.shareKeysFrom.has(from)) throw new SecAggError('duplicate', `${who}: client ${from} shared keys twice`);
-    if (!Array.isArray(msg.shares)) throw new SecAggError('bad_message', `${who}: ShareKeys.shares from ${from} is not a list`);
-    const to = distinctIds(who, msg.shares.map((e) => e?.to), `ShareKeys recipients of ${from}`);
+    if (!Array.isArray(msg.shares))
+      throw new SecAggError('bad_message', `${who}: ShareKeys.shares from ${from} is not a list`);
+    const to = distinctIds(
+      who,
+      msg.shares.map((e) => e?.to),
+      `ShareKeys recipients of ${from}`,
+    );
     const expected = this.u1.filter((v) => v !== from);
     if (to.length !== expected.length || to.some((v, i) => v !== expected[i])) {
-      throw new SecAggError('bad_message', `${who}: client ${from} must send one ciphertext to each other client of the roster`);
+      throw new SecAggError(
+        'bad_message',
+        `${who}: client ${from} must send one ciphertext to each other client of the roster`,
+      );
     }
     for (const e of msg.shares) checkBytes(who, e.ciphertext, CIPHERTEXT_BYTES, `ciphertext ${from} -> ${e.to}`);
     this.shareKeysFrom.set(from, msg.shares);
@@ -654,7 +797,12 @@ export class SecAggServer {
         for (const e of this.shareKeysFrom.get(u)!) inbox.get(e.to)?.push({ from: u, ciphertext: e.ciphertext });
       }
       this.shareKeysFrom.clear();
-      return this.u2.map((v) => ({ type: 'secagg.forwarded-shares', session: this.params.session, to: v, shares: inbox.get(v)! }));
+      return this.u2.map((v) => ({
+        type: 'secagg.forwarded-shares',
+        session: this.params.session,
+        to: v,
+        shares: inbox.get(v)!,
+      }));
     });
   }
 
@@ -664,10 +812,14 @@ export class SecAggServer {
     this.expect('masked-input', 'MaskedInput');
     checkSession(who, this.params.session, msg, 'secagg.masked-input');
     const from = checkId(who, msg.from, 'from');
-    if (!this.u2.includes(from)) throw new SecAggError('unknown_client', `${who}: MaskedInput from ${from}, who did not share keys`);
+    if (!this.u2.includes(from))
+      throw new SecAggError('unknown_client', `${who}: MaskedInput from ${from}, who did not share keys`);
     if (this.maskedFrom.has(from)) throw new SecAggError('duplicate', `${who}: client ${from} sent two masked inputs`);
     if (!(msg.masked instanceof Uint32Array) || msg.masked.length !== this.params.vectorLength) {
-      throw new SecAggError('bad_message', `${who}: the masked input of ${from} must be a Uint32Array of length ${this.params.vectorLength}`);
+      throw new SecAggError(
+        'bad_message',
+        `${who}: the masked input of ${from} must be a Uint32Array of length ${this.params.vectorLength}`,
+      );
     }
     this.maskedFrom.add(from);
     const sum = this.sum;
@@ -677,14 +829,27 @@ export class SecAggServer {
 
   /** Closes round 2 (honest-but-curious variant): U3 = the clients whose masked input arrived; returns the UnmaskRequest. */
   finishMaskedInput(): UnmaskRequest {
-    if (this.consistencyCheck) throw new SecAggError('wrong_phase', 'SecAggServer: the malicious-server variant closes round 2 with finishMaskedInputForConsistency');
-    return this.finish('masked-input', 'unmask', 'finishMaskedInput', () => ({ type: 'secagg.unmask-request', session: this.params.session, survivors: this.closeU3() }));
+    if (this.consistencyCheck)
+      throw new SecAggError(
+        'wrong_phase',
+        'SecAggServer: the malicious-server variant closes round 2 with finishMaskedInputForConsistency',
+      );
+    return this.finish('masked-input', 'unmask', 'finishMaskedInput', () => ({
+      type: 'secagg.unmask-request',
+      session: this.params.session,
+      survivors: this.closeU3(),
+    }));
   }
 
   /** Closes round 2 (malicious-server variant): U3 as in finishMaskedInput, sent to be signed. */
   finishMaskedInputForConsistency(): ConsistencyRequest {
-    if (!this.consistencyCheck) throw new SecAggError('wrong_phase', 'SecAggServer: the honest-but-curious variant has no consistency round');
-    return this.finish('masked-input', 'consistency', 'finishMaskedInputForConsistency', () => ({ type: 'secagg.consistency-request', session: this.params.session, survivors: this.closeU3() }));
+    if (!this.consistencyCheck)
+      throw new SecAggError('wrong_phase', 'SecAggServer: the honest-but-curious variant has no consistency round');
+    return this.finish('masked-input', 'consistency', 'finishMaskedInputForConsistency', () => ({
+      type: 'secagg.consistency-request',
+      session: this.params.session,
+      survivors: this.closeU3(),
+    }));
   }
 
   private closeU3(): ClientId[] {
@@ -699,7 +864,8 @@ export class SecAggServer {
     this.expect('consistency', 'ConsistencySignature');
     checkSession(who, this.params.session, msg, 'secagg.consistency-signature');
     const from = checkId(who, msg.from, 'from');
-    if (!this.maskedFrom.has(from)) throw new SecAggError('unknown_client', `${who}: ConsistencySignature from ${from}, who is not a survivor`);
+    if (!this.maskedFrom.has(from))
+      throw new SecAggError('unknown_client', `${who}: ConsistencySignature from ${from}, who is not a survivor`);
     if (this.signatures.has(from)) throw new SecAggError('duplicate', `${who}: client ${from} signed twice`);
     this.signatures.set(from, checkBytes(who, msg.signature, SIGNATURE_BYTES, `consistency signature of ${from}`));
   }
@@ -708,7 +874,9 @@ export class SecAggServer {
   finishConsistency(): UnmaskRequest {
     return this.finish('consistency', 'unmask', 'finishConsistency', () => {
       needThreshold('SecAggServer', this.signatures.size, this.params.threshold, 'signed the survivor set');
-      const signatures = [...this.signatures].sort((a, b) => a[0] - b[0]).map(([from, signature]) => ({ from, signature }));
+      const signatures = [...this.signatures]
+        .sort((a, b) => a[0] - b[0])
+        .map(([from, signature]) => ({ from, signature }));
       return { type: 'secagg.unmask-request', session: this.params.session, survivors: this.u3.slice(), signatures };
     });
   }
@@ -718,18 +886,47 @@ export class SecAggServer {
     this.expect('unmask', 'UnmaskShares');
     checkSession(who, this.params.session, msg, 'secagg.unmask-shares');
     const from = checkId(who, msg.from, 'from');
-    if (!this.maskedFrom.has(from)) throw new SecAggError('unknown_client', `${who}: UnmaskShares from ${from}, who is not a survivor`);
-    if (this.unmaskFrom.has(from)) throw new SecAggError('duplicate', `${who}: client ${from} sent unmask shares twice`);
-    if (!Array.isArray(msg.selfMaskShares) || !Array.isArray(msg.keyShares)) throw new SecAggError('bad_message', `${who}: UnmaskShares from ${from} lacks share lists`);
+    if (!this.maskedFrom.has(from))
+      throw new SecAggError('unknown_client', `${who}: UnmaskShares from ${from}, who is not a survivor`);
+    if (this.unmaskFrom.has(from))
+      throw new SecAggError('duplicate', `${who}: client ${from} sent unmask shares twice`);
+    if (!Array.isArray(msg.selfMaskShares) || !Array.isArray(msg.keyShares))
+      throw new SecAggError('bad_message', `${who}: UnmaskShares from ${from} lacks share lists`);
     const dropped = this.u2.filter((u) => !this.maskedFrom.has(u));
-    const sameIds = (got: ClientId[], want: ClientId[]) => got.length === want.length && got.every((v, i) => v === want[i]);
-    if (!sameIds(distinctIds(who, msg.selfMaskShares.map((e) => e?.of), 'selfMaskShares'), this.u3)) {
-      throw new SecAggError('bad_message', `${who}: client ${from} must send a self-mask share for exactly the survivors`);
+    const sameIds = (got: ClientId[], want: ClientId[]) =>
+      got.length === want.length && got.every((v, i) => v === want[i]);
+    if (
+      !sameIds(
+        distinctIds(
+          who,
+          msg.selfMaskShares.map((e) => e?.of),
+          'selfMaskShares',
+        ),
+        this.u3,
+      )
+    ) {
+      throw new SecAggError(
+        'bad_message',
+        `${who}: client ${from} must send a self-mask share for exactly the survivors`,
+      );
     }
-    if (!sameIds(distinctIds(who, msg.keyShares.map((e) => e?.of), 'keyShares'), dropped)) {
-      throw new SecAggError('bad_message', `${who}: client ${from} must send a key share for exactly the dropped clients`);
+    if (
+      !sameIds(
+        distinctIds(
+          who,
+          msg.keyShares.map((e) => e?.of),
+          'keyShares',
+        ),
+        dropped,
+      )
+    ) {
+      throw new SecAggError(
+        'bad_message',
+        `${who}: client ${from} must send a key share for exactly the dropped clients`,
+      );
     }
-    for (const e of [...msg.selfMaskShares, ...msg.keyShares]) checkBytes(who, e.share, SHARE_BYTES, `share of ${e.of} from ${from}`);
+    for (const e of [...msg.selfMaskShares, ...msg.keyShares])
+      checkBytes(who, e.share, SHARE_BYTES, `share of ${e.of} from ${from}`);
     this.unmaskFrom.set(from, msg);
   }
 
@@ -754,7 +951,10 @@ export class SecAggServer {
         if (inU3.has(u)) continue;
         const sk = reconstructBytes(sharesOf(u, 'keyShares'), threshold, KEY_BYTES);
         if (!bytesEqual(publicKeyOf(sk), this.keys.get(u)!.sPublicKey)) {
-          throw new SecAggError('inconsistent', `${who}: the key rebuilt for dropped client ${u} does not match its public key`);
+          throw new SecAggError(
+            'inconsistent',
+            `${who}: the key rebuilt for dropped client ${u} does not match its public key`,
+          );
         }
         // Survivor v added +PRG(s_{v,u}) if u > v and -PRG(s_{v,u}) if u < v: take it back out.
         for (const v of this.u3) addMask(z, pairwiseSeed(sk, this.keys.get(v)!.sPublicKey, session), u > v ? -1 : 1);

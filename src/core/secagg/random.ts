@@ -33,7 +33,9 @@ export function rngRandomBytes(rng: Rng): RandomBytes {
 export function drawBytes(randomBytes: RandomBytes, n: number, what: string): Uint8Array {
   const out = randomBytes(n);
   if (!(out instanceof Uint8Array) || out.length !== n) {
-    throw new Error(`${what}: randomBytes(${n}) returned ${out instanceof Uint8Array ? `${out.length} bytes` : String(out)}`);
+    throw new Error(
+      `${what}: randomBytes(${n}) returned ${out instanceof Uint8Array ? `${out.length} bytes` : String(out)}`,
+    );
   }
   return out;
 }

@@ -23,7 +23,10 @@ const scheme = fc
       t: fc.constant(t),
       n: fc.constant(t + extra),
       seed: fc.constant(seed),
-      subset: fc.shuffledSubarray(Array.from({ length: t + extra }, (_, i) => i), { minLength: t, maxLength: t + extra }),
+      subset: fc.shuffledSubarray(
+        Array.from({ length: t + extra }, (_, i) => i),
+        { minLength: t, maxLength: t + extra },
+      ),
     }),
   );
 
@@ -41,7 +44,10 @@ test('invert: a * a^-1 = 1 in GF(2^127 - 1), and 0 has no inverse', () => {
 
 test('Lagrange coefficients at 0 sum to 1 (they interpolate the constant polynomial)', () => {
   const l = lagrangeAtZero([3n, 7n, 11n, 20n]);
-  assert.equal(l.reduce((a, b) => (a + b) % FIELD_PRIME, 0n), 1n);
+  assert.equal(
+    l.reduce((a, b) => (a + b) % FIELD_PRIME, 0n),
+    1n,
+  );
 });
 
 test('field shares: any t of n shares reconstruct the secret (fast-check)', () => {
@@ -76,7 +82,7 @@ test('t = 2: one share is consistent with every secret (it is uniform whatever t
   const s2 = 99n;
   const x = 3n;
   const a = 777n;
-  const a2 = ((a + (s1 - s2) * invert(x)) % FIELD_PRIME + FIELD_PRIME) % FIELD_PRIME;
+  const a2 = (((a + (s1 - s2) * invert(x)) % FIELD_PRIME) + FIELD_PRIME) % FIELD_PRIME;
   assert.equal((s1 + a * x) % FIELD_PRIME, (s2 + a2 * x) % FIELD_PRIME);
 });
 
@@ -121,7 +127,14 @@ test('Shamir validates its inputs with clear errors', () => {
   assert.throws(() => shareField(1n, 2, [0, 1], rb), /integers >= 1/);
   assert.throws(() => shareField(FIELD_PRIME, 2, [1, 2], rb), /secret must be in \[0, p\)/);
   assert.throws(() => reconstructField([]), /no shares/);
-  assert.throws(() => reconstructField([{ x: 1n, y: 1n }, { x: 1n, y: 2n }]), /same x-coordinate/);
+  assert.throws(
+    () =>
+      reconstructField([
+        { x: 1n, y: 1n },
+        { x: 1n, y: 2n },
+      ]),
+    /same x-coordinate/,
+  );
   const shares = shareBytes(new Uint8Array(32), 2, [1, 2, 3], rb);
   assert.throws(() => reconstructBytes(shares.slice(0, 1), 2, 32), /1 shares given but 2 are needed/);
   assert.throws(() => reconstructBytes(shares, 2, 10), /expected 16/);

@@ -75,11 +75,13 @@ function bigintToBytes(v: bigint, out: Uint8Array, offset: number, length: numbe
 }
 
 function checkThresholdAndXs(fn: string, threshold: number, xs: readonly number[]): void {
-  if (!Number.isInteger(threshold) || threshold < 1) throw new Error(`${fn}: threshold must be an integer >= 1, got ${threshold}`);
+  if (!Number.isInteger(threshold) || threshold < 1)
+    throw new Error(`${fn}: threshold must be an integer >= 1, got ${threshold}`);
   if (xs.length < threshold) throw new Error(`${fn}: ${xs.length} shares cannot meet threshold ${threshold}`);
   const seen = new Set<number>();
   for (const x of xs) {
-    if (!Number.isSafeInteger(x) || x < 1) throw new Error(`${fn}: share x-coordinates must be integers >= 1, got ${x}`);
+    if (!Number.isSafeInteger(x) || x < 1)
+      throw new Error(`${fn}: share x-coordinates must be integers >= 1, got ${x}`);
     if (seen.has(x)) throw new Error(`${fn}: x-coordinate ${x} appears twice`);
     seen.add(x);
   }
@@ -93,7 +95,12 @@ function evaluate(coeffs: readonly bigint[], x: bigint): bigint {
 }
 
 /** Shares a field element: returns f(x) for each x in xs, where f has degree threshold-1 and f(0) = secret. */
-export function shareField(secret: bigint, threshold: number, xs: readonly number[], randomBytes: RandomBytes): bigint[] {
+export function shareField(
+  secret: bigint,
+  threshold: number,
+  xs: readonly number[],
+  randomBytes: RandomBytes,
+): bigint[] {
   checkThresholdAndXs('shareField', threshold, xs);
   if (secret < 0n || secret >= FIELD_PRIME) throw new Error('shareField: the secret must be in [0, p)');
   const coeffs = [secret];
@@ -157,7 +164,12 @@ export function shareByteLength(secretByteLength: number): number {
 }
 
 /** Shares a byte string t-of-n: one ByteShare per x in xs (the secret's length is public). */
-export function shareBytes(secret: Uint8Array, threshold: number, xs: readonly number[], randomBytes: RandomBytes): ByteShare[] {
+export function shareBytes(
+  secret: Uint8Array,
+  threshold: number,
+  xs: readonly number[],
+  randomBytes: RandomBytes,
+): ByteShare[] {
   checkThresholdAndXs('shareBytes', threshold, xs);
   const k = chunkCount(secret.length);
   const shares = xs.map((x) => ({ x, y: new Uint8Array(k * ELEMENT_BYTES) }));
@@ -176,15 +188,23 @@ export function shareBytes(secret: Uint8Array, threshold: number, xs: readonly n
  */
 export function reconstructBytes(shares: readonly ByteShare[], threshold: number, byteLength: number): Uint8Array {
   const fn = 'reconstructBytes';
-  if (!Number.isInteger(byteLength) || byteLength < 0) throw new Error(`${fn}: byteLength must be a whole number, got ${byteLength}`);
-  if (!Number.isInteger(threshold) || threshold < 1) throw new Error(`${fn}: threshold must be an integer >= 1, got ${threshold}`);
+  if (!Number.isInteger(byteLength) || byteLength < 0)
+    throw new Error(`${fn}: byteLength must be a whole number, got ${byteLength}`);
+  if (!Number.isInteger(threshold) || threshold < 1)
+    throw new Error(`${fn}: threshold must be an integer >= 1, got ${threshold}`);
   if (shares.length < threshold) throw new Error(`${fn}: ${shares.length} shares given but ${threshold} are needed`);
   const use = shares.slice(0, threshold);
-  checkThresholdAndXs(fn, threshold, use.map((s) => s.x));
+  checkThresholdAndXs(
+    fn,
+    threshold,
+    use.map((s) => s.x),
+  );
   const k = chunkCount(byteLength);
   for (const s of use) {
     if (!(s.y instanceof Uint8Array) || s.y.length !== k * ELEMENT_BYTES) {
-      throw new Error(`${fn}: share for x = ${s.x} has ${s.y?.length} bytes, expected ${k * ELEMENT_BYTES} for a ${byteLength}-byte secret`);
+      throw new Error(
+        `${fn}: share for x = ${s.x} has ${s.y?.length} bytes, expected ${k * ELEMENT_BYTES} for a ${byteLength}-byte secret`,
+      );
     }
   }
   const l = lagrangeCached(use.map((s) => s.x));

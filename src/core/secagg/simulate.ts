@@ -2,7 +2,15 @@
  * An in-memory run of the whole protocol, for simulations and tests: clients 1..n, messages handed over
  * directly, with scripted dropouts at each stage. A network transport drives the same two classes.
  */
-import { SecAggClient, SecAggServer, type ClientId, type ClientIdentity, type SecAggResult, type ServerInbound, type ServerOutbound } from './protocol.js';
+import {
+  SecAggClient,
+  SecAggServer,
+  type ClientId,
+  type ClientIdentity,
+  type SecAggResult,
+  type ServerInbound,
+  type ServerOutbound,
+} from './protocol.js';
 import type { RandomBytes } from './random.js';
 
 export type DropStage =
@@ -42,7 +50,10 @@ export function simulateSecAgg(opts: SimulateOptions): SecAggResult {
   if (n === 0) throw new Error('simulateSecAgg: no inputs');
   const vectorLength = opts.inputs[0].length;
   const session = opts.session ?? 'simulated-session';
-  const drops = opts.drops instanceof Map ? opts.drops : new Map(Object.entries(opts.drops ?? {}).map(([k, v]) => [Number(k), v as DropStage]));
+  const drops =
+    opts.drops instanceof Map
+      ? opts.drops
+      : new Map(Object.entries(opts.drops ?? {}).map(([k, v]) => [Number(k), v as DropStage]));
   const drop = (id: ClientId, stage: DropStage) => drops.get(id) === stage;
   const carry = <T extends ServerInbound | ServerOutbound>(m: T): T => {
     if (!opts.carry) return m;
@@ -63,11 +74,23 @@ export function simulateSecAgg(opts: SimulateOptions): SecAggResult {
   };
 
   const identityFor = opts.identityFor;
-  const server = new SecAggServer({ session, threshold: opts.threshold, vectorLength, consistencyCheck: identityFor !== undefined });
-  const clients = opts.inputs.map((_, i) => new SecAggClient({
-    id: i + 1, session, threshold: opts.threshold, vectorLength, randomBytes: opts.randomBytesFor(i + 1),
-    ...(identityFor ? { identity: identityFor(i + 1) } : {}),
-  }));
+  const server = new SecAggServer({
+    session,
+    threshold: opts.threshold,
+    vectorLength,
+    consistencyCheck: identityFor !== undefined,
+  });
+  const clients = opts.inputs.map(
+    (_, i) =>
+      new SecAggClient({
+        id: i + 1,
+        session,
+        threshold: opts.threshold,
+        vectorLength,
+        randomBytes: opts.randomBytesFor(i + 1),
+        ...(identityFor ? { identity: identityFor(i + 1) } : {}),
+      }),
+  );
 
   let alive = clients.filter((c) => !drop(c.id, 'before-advertise'));
   for (const c of alive) {

@@ -6,7 +6,11 @@
 export class StrategyArgs {
   private readonly entries: { key: string; value: string | undefined }[];
 
-  constructor(readonly text: string, readonly name: string, rest: string | undefined) {
+  constructor(
+    readonly text: string,
+    readonly name: string,
+    rest: string | undefined,
+  ) {
     const args = rest === undefined ? [] : rest.split(',').map((s) => s.trim());
     if (rest !== undefined && args.some((a) => a === '')) this.fail('empty parameter');
     this.entries = args.map((arg) => {
@@ -70,7 +74,8 @@ export class StrategyArgs {
 
   whole(key: string, value: string, min: number): number {
     const n = Number(value);
-    if (value === '' || !Number.isInteger(n) || n < min) this.fail(`${key} must be a whole number >= ${min}, got '${value}'`);
+    if (value === '' || !Number.isInteger(n) || n < min)
+      this.fail(`${key} must be a whole number >= ${min}, got '${value}'`);
     return n;
   }
 }

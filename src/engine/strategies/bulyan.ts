@@ -4,7 +4,11 @@ import type { CommonParams } from './define.js';
 import { readF, robustStrategy } from './robust-step.js';
 
 export const bulyan = robustStrategy<CommonParams & { f: number }>({
-  name: 'bulyan', syntax: 'bulyan:f=K', example: 'bulyan:f=1', keys: ['f'], summary: 'Krum selection, then a trimmed mean (Byzantine-robust)',
+  name: 'bulyan',
+  syntax: 'bulyan:f=K',
+  example: 'bulyan:f=1',
+  keys: ['f'],
+  summary: 'Krum selection, then a trimmed mean (Byzantine-robust)',
   parse: (args, common) => ({ ...common, f: readF(args) }),
   minUpdates: (p) => 4 * p.f + 3,
   fuse: (ds, p) => bulyanRule(ds, p.f),

@@ -151,12 +151,21 @@ export interface BuiltinParams {
 
 /** The capabilities of a weights-mode strategy that fuses the example-weighted mean delta (FedAvg). */
 export const MEAN_DELTA: StrategyCapabilities = {
-  updateMode: 'weights', needsIndividualUpdates: false, secureAggregation: true, async: false, compression: true,
-  sizedWork: false, minUpdates: 1,
+  updateMode: 'weights',
+  needsIndividualUpdates: false,
+  secureAggregation: true,
+  async: false,
+  compression: true,
+  sizedWork: false,
+  minUpdates: 1,
 };
 
 /** The capabilities of a strategy that reads every node's update (robust rules, FedNova). */
-export const PER_UPDATE: StrategyCapabilities = { ...MEAN_DELTA, needsIndividualUpdates: true, secureAggregation: false };
+export const PER_UPDATE: StrategyCapabilities = {
+  ...MEAN_DELTA,
+  needsIndividualUpdates: true,
+  secureAggregation: false,
+};
 
 /**
  * The public way to define a strategy: checks the definition and returns it typed. Register it with
@@ -164,8 +173,11 @@ export const PER_UPDATE: StrategyCapabilities = { ...MEAN_DELTA, needsIndividual
  */
 export function defineStrategy<P extends CommonParams>(definition: StrategyDefinition<P>): StrategyDefinition<P> {
   if (!/^[a-z][a-z0-9-]*$/.test(definition.name)) {
-    throw new Error(`strategy name '${definition.name}' must be lower-case letters, digits and '-', starting with a letter`);
+    throw new Error(
+      `strategy name '${definition.name}' must be lower-case letters, digits and '-', starting with a letter`,
+    );
   }
-  if (definition.parse && definition.params) throw new Error(`strategy '${definition.name}': give parse or params, not both`);
+  if (definition.parse && definition.params)
+    throw new Error(`strategy '${definition.name}': give parse or params, not both`);
   return definition;
 }

@@ -22,7 +22,10 @@ export interface DpParams extends CommonParams {
 
 /** `clip=adaptive` parameters: key -> [field, min, max]. */
 const ADAPTIVE_KEYS: Record<string, [keyof AdaptiveClipConfig, number, number]> = {
-  clip0: ['initialClip', 0, 1e6], quantile: ['quantile', 0, 1], cliplr: ['lr', 0, 10], countnoise: ['countNoise', 0, 1e6],
+  clip0: ['initialClip', 0, 1e6],
+  quantile: ['quantile', 0, 1],
+  cliplr: ['lr', 0, 10],
+  countnoise: ['countNoise', 0, 1e6],
 };
 
 const DEFAULT_DELTA = 1e-5;
@@ -61,7 +64,9 @@ function readDp(args: StrategyArgs, common: CommonParams): DpParams {
   }
   const sigmaB = p.adaptive?.countNoise;
   if (sigmaB !== undefined && p.noise > 0 && !(2 * sigmaB > p.noise)) {
-    args.fail(`countnoise must exceed noise / 2 (${p.noise / 2}), or the count alone would spend the whole privacy budget`);
+    args.fail(
+      `countnoise must exceed noise / 2 (${p.noise / 2}), or the count alone would spend the whole privacy budget`,
+    );
   }
   p.delta ??= DEFAULT_DELTA;
   return p as DpParams;
@@ -71,7 +76,11 @@ function readDp(args: StrategyArgs, common: CommonParams): DpParams {
 export function differentialPrivacy(inner: StrategyDefinition, name: string): StrategyDefinition<DpParams> {
   const keys = ['clip', 'noise', 'delta', ...Object.keys(ADAPTIVE_KEYS)];
   return defineStrategy<DpParams>({
-    name, syntax: `${name}:clip=C|adaptive,noise=Z[,delta=D]`, example: `${name}:clip=1,noise=1`, serverOpt: inner.serverOpt, keys,
+    name,
+    syntax: `${name}:clip=C|adaptive,noise=Z[,delta=D]`,
+    example: `${name}:clip=1,noise=1`,
+    serverOpt: inner.serverOpt,
+    keys,
     summary: `${inner.name} with differential privacy: Poisson sampling, clipped updates, discrete Gaussian noise, RDP accounting`,
     parse(args, common) {
       const dp = readDp(args, common);
@@ -81,19 +90,32 @@ export function differentialPrivacy(inner: StrategyDefinition, name: string): St
     },
     capabilities(p) {
       const c = inner.capabilities(withoutClip(p));
-      return { ...c, needsIndividualUpdates: true, secureAggregation: false, async: false, sizedWork: false, poissonSampling: true };
+      return {
+        ...c,
+        needsIndividualUpdates: true,
+        secureAggregation: false,
+        async: false,
+        sizedWork: false,
+        poissonSampling: true,
+      };
     },
     create(p, restore) {
       const step = inner.create(withoutClip(p), restore);
       const applyMeanDelta = step.applyMeanDelta?.bind(step);
-      if (!applyMeanDelta) throw new Error(`${name}: ${inner.name} cannot apply a mean delta, so it cannot be wrapped with DP`);
-      const adaptive = p.adaptive ? new AdaptiveDpAggregator(p.adaptive, p.noise, adaptiveStateFrom(restore?.extra)) : null;
+      if (!applyMeanDelta)
+        throw new Error(`${name}: ${inner.name} cannot apply a mean delta, so it cannot be wrapped with DP`);
+      const adaptive = p.adaptive
+        ? new AdaptiveDpAggregator(p.adaptive, p.noise, adaptiveStateFrom(restore?.extra))
+        : null;
       const ledger = new PrivacyLedger(p.noise, p.delta, ledgerStateFrom(restore?.extra));
       return {
         aggregate(global, results, context) {
           // Clip each update, sum, add noise, divide by the expected count.
           if (!context) throw new Error(`${name} needs the round context for its noise and denominator`);
-          const ds = deltas(global, results.map((r) => r.vector));
+          const ds = deltas(
+            global,
+            results.map((r) => r.vector),
+          );
           const m = context.expectedClients ?? Math.max(context.sampled, ds.length);
           const words = (use: string) => dpWords(context.noise ?? 'csprng', context.seed, `${use}:${context.round}`);
           if (adaptive) return applyMeanDelta(global, adaptive.aggregate(ds, m, words('dp-noise'), words('dp-count')));

@@ -6,7 +6,14 @@
 import { averageDelta, deltas, weightedAverage } from '../../core/aggregate.js';
 import { clipUpdates } from '../../core/robust.js';
 import { makeServerOptimizer, type ServerOptName } from '../../core/server-opt.js';
-import { defineStrategy, MEAN_DELTA, type CommonParams, type Fusion, type Restore, type StrategyDefinition } from './define.js';
+import {
+  defineStrategy,
+  MEAN_DELTA,
+  type CommonParams,
+  type Fusion,
+  type Restore,
+  type StrategyDefinition,
+} from './define.js';
 
 /** The FedAvg-family fusion with the params' server optimizer (also the step other strategies wrap). */
 export function meanDeltaFusion(p: CommonParams, restore?: Restore): Fusion {
@@ -25,9 +32,15 @@ export function meanDeltaFusion(p: CommonParams, restore?: Restore): Fusion {
 
 function member(name: string, serverOpt: ServerOptName, summary: string): StrategyDefinition {
   return defineStrategy({
-    name, serverOpt, syntax: name, summary, clip: true,
+    name,
+    serverOpt,
+    syntax: name,
+    summary,
+    clip: true,
     capabilities: (p) => ({
-      ...MEAN_DELTA, needsIndividualUpdates: p.clip !== undefined, secureAggregation: p.clip === undefined,
+      ...MEAN_DELTA,
+      needsIndividualUpdates: p.clip !== undefined,
+      secureAggregation: p.clip === undefined,
       // FedBuff brings its own server step, so only plain FedAvg (no hyper-parameters, no clip) fits it.
       async: name === 'fedavg' && p.clip === undefined && Object.keys(p.hyper).length === 0,
     }),
@@ -42,8 +55,12 @@ export const fedyogi = member('fedyogi', 'fedyogi', 'FedAvg with a Yogi server s
 export const fedadagrad = member('fedadagrad', 'fedadagrad', 'FedAvg with an Adagrad server step (eta, beta1, tau)');
 
 export const fedprox = defineStrategy({
-  name: 'fedprox', syntax: 'fedprox:MU', example: 'fedprox:0.01', summary: 'FedAvg with a proximal term mu in local training (Li et al. 2020)',
-  clip: true, keys: ['mu'],
+  name: 'fedprox',
+  syntax: 'fedprox:MU',
+  example: 'fedprox:0.01',
+  summary: 'FedAvg with a proximal term mu in local training (Li et al. 2020)',
+  clip: true,
+  keys: ['mu'],
   parse(args, common) {
     // A bare number is mu (`fedprox:0.01`).
     const bare = args.takeBare();
@@ -54,7 +71,10 @@ export const fedprox = defineStrategy({
     return { ...common, proxMu };
   },
   capabilities: (p) => ({
-    ...MEAN_DELTA, needsIndividualUpdates: p.clip !== undefined, secureAggregation: p.clip === undefined, sizedWork: true,
+    ...MEAN_DELTA,
+    needsIndividualUpdates: p.clip !== undefined,
+    secureAggregation: p.clip === undefined,
+    sizedWork: true,
   }),
   create: meanDeltaFusion,
 });

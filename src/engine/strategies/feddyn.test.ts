@@ -10,7 +10,12 @@ import { engine, LR, sha, skewedNodes } from '../../../test/support/skewed-nodes
  * FedDyn in plain float64 loops (Acar et al. 2021, Algorithm 1), full-batch local gradient descent on
  * L_i(w) - <g_i, w> + alpha/2 ||w - x||^2, every node every round (so the uniform mean is over all N).
  */
-async function naiveFeddyn(nodes: Map<number, LocalData>, rounds: number, epochs: number, alpha: number): Promise<Float32Array> {
+async function naiveFeddyn(
+  nodes: Map<number, LocalData>,
+  rounds: number,
+  epochs: number,
+  alpha: number,
+): Promise<Float32Array> {
   const { trainer, initial } = toyFederation(nodes, [...nodes.keys()]);
   const N = nodes.size;
   const x = Float64Array.from(initial);
@@ -54,7 +59,8 @@ test('FedDyn matches a naive float64 reference over 4 rounds of full-batch GD on
 });
 
 test('FedDyn is deterministic by seed and trains the toy problem', async () => {
-  const run = (seed: number) => engine(skewedNodes([60, 80, 100]), 'feddyn:0.01', { rounds: 3, epochs: 1, batchSize: 16, seed }).run();
+  const run = (seed: number) =>
+    engine(skewedNodes([60, 80, 100]), 'feddyn:0.01', { rounds: 3, epochs: 1, batchSize: 16, seed }).run();
   const [a, b, c] = [await run(1), await run(1), await run(2)];
   assert.equal(sha(a.weights), sha(b.weights));
   assert.notEqual(sha(a.weights), sha(c.weights));
@@ -72,19 +78,42 @@ test('FedDyn parameters: alpha defaults to 0.01, a bad alpha is refused, h survi
   const config = parseStrategy('feddyn:alpha=0.5');
   const s = new Strategy(config);
   const global = new Float32Array([1, 2, 3]);
-  const results = [0, 1].map((nodeId) => ({ nodeId, numExamples: 5, steps: 1, metrics: { loss: 1, accuracy: 0 }, vector: global.map((v) => v + nodeId + 1) }));
+  const results = [0, 1].map((nodeId) => ({
+    nodeId,
+    numExamples: 5,
+    steps: 1,
+    metrics: { loss: 1, accuracy: 0 },
+    vector: global.map((v) => v + nodeId + 1),
+  }));
   const next = s.aggregateTrain(global, results, { round: 1, seed: 1, sampled: 2, population: 4 });
   // h = -0.5/4 * (1 + 2) = -0.375; x = mean(y) - h / 0.5 = global + 1.5 + 0.75
   assert.deepEqual([...next], [1 + 2.25, 2 + 2.25, 3 + 2.25]);
   const resumed = new Strategy(config, s.state(), JSON.parse(JSON.stringify(s.extraState())));
-  assert.deepEqual(resumed.aggregateTrain(next, results, { round: 2, seed: 1, sampled: 2, population: 4 }),
-    s.aggregateTrain(next, results, { round: 2, seed: 1, sampled: 2, population: 4 }));
+  assert.deepEqual(
+    resumed.aggregateTrain(next, results, { round: 2, seed: 1, sampled: 2, population: 4 }),
+    s.aggregateTrain(next, results, { round: 2, seed: 1, sampled: 2, population: 4 }),
+  );
 });
 
 test('combination rules refuse FedDyn with secure aggregation, compression and FedBuff', () => {
   const base = { strategy: 'feddyn', compression: 'none', secagg: false, mode: 'sync' as const };
   assert.deepEqual(runIssues(base, FLAG_WORDING, 4), []);
-  assert.match(runIssues({ ...base, secagg: true }, FLAG_WORDING, 4).map((i) => i.message).join(), /'feddyn' needs the individual updates/);
-  assert.match(runIssues({ ...base, compression: 'int8' }, FLAG_WORDING, 4).map((i) => i.message).join(), /'feddyn' does not take compressed/);
-  assert.match(runIssues({ ...base, mode: 'async' }, FLAG_WORDING, 4).map((i) => i.message).join(), /fuses with FedBuff/);
+  assert.match(
+    runIssues({ ...base, secagg: true }, FLAG_WORDING, 4)
+      .map((i) => i.message)
+      .join(),
+    /'feddyn' needs the individual updates/,
+  );
+  assert.match(
+    runIssues({ ...base, compression: 'int8' }, FLAG_WORDING, 4)
+      .map((i) => i.message)
+      .join(),
+    /'feddyn' does not take compressed/,
+  );
+  assert.match(
+    runIssues({ ...base, mode: 'async' }, FLAG_WORDING, 4)
+      .map((i) => i.message)
+      .join(),
+    /fuses with FedBuff/,
+  );
 });

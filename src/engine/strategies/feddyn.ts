@@ -14,7 +14,9 @@ import { vectorFromBase64, vectorToBase64 } from './vector-state.js';
 export const DEFAULT_FEDDYN_ALPHA = 0.01;
 
 export const feddyn = defineStrategy({
-  name: 'feddyn', syntax: 'feddyn[:alpha=A]', summary: 'dynamic regularisation with node state (Acar et al. 2021)',
+  name: 'feddyn',
+  syntax: 'feddyn[:alpha=A]',
+  summary: 'dynamic regularisation with node state (Acar et al. 2021)',
   keys: ['alpha'],
   parse(args, common) {
     const bare = args.takeBare();
@@ -32,9 +34,18 @@ export const feddyn = defineStrategy({
     let h: Float32Array | undefined;
     return {
       aggregate(global, results, context) {
-        h ??= saved === undefined ? new Float32Array(global.length) : vectorFromBase64(saved, global.length, 'FedDyn server state h');
+        h ??=
+          saved === undefined
+            ? new Float32Array(global.length)
+            : vectorFromBase64(saved, global.length, 'FedDyn server state h');
         const population = Math.max(context?.population ?? results.length, results.length);
-        const step = feddynServerStep(global, h, results.map((r) => r.vector), p.proxMu, population);
+        const step = feddynServerStep(
+          global,
+          h,
+          results.map((r) => r.vector),
+          p.proxMu,
+          population,
+        );
         h = step.h;
         return step.model;
       },

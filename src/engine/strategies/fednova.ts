@@ -7,14 +7,21 @@ import { makeServerOptimizer } from '../../core/server-opt.js';
 import { defineStrategy, PER_UPDATE } from './define.js';
 
 export const fednova = defineStrategy({
-  name: 'fednova', syntax: 'fednova', summary: 'deltas normalised by each node\'s local steps (Wang et al. 2020)',
+  name: 'fednova',
+  syntax: 'fednova',
+  summary: "deltas normalised by each node's local steps (Wang et al. 2020)",
   capabilities: () => ({ ...PER_UPDATE, sizedWork: true }),
   create(p, restore) {
     // No server step: the optimizer only carries the checkpoint's state through unchanged.
     const opt = makeServerOptimizer(p.serverOpt, p.hyper, restore?.state);
     return {
-      aggregate: (global, results) => fedNova(global, results.map((r) => r.vector), results.map((r) => r.numExamples),
-        results.map((r) => r.steps)),
+      aggregate: (global, results) =>
+        fedNova(
+          global,
+          results.map((r) => r.vector),
+          results.map((r) => r.numExamples),
+          results.map((r) => r.steps),
+        ),
       state: () => opt.state(),
     };
   },

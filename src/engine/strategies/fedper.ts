@@ -21,7 +21,9 @@ const headLayersOf = (args: StrategyArgs) => {
 const capabilities = () => ({ ...MEAN_DELTA, secureAggregation: false, compression: false });
 
 export const fedper = defineStrategy({
-  name: 'fedper', syntax: 'fedper[:head=LAYERS]', summary: 'shared body, a personal head kept on each node (Arivazhagan et al. 2019)',
+  name: 'fedper',
+  syntax: 'fedper[:head=LAYERS]',
+  summary: 'shared body, a personal head kept on each node (Arivazhagan et al. 2019)',
   keys: ['head'],
   parse: (args, common) => ({ ...common, localState: 'fedper' as const, headLayers: headLayersOf(args) }),
   capabilities,
@@ -29,7 +31,8 @@ export const fedper = defineStrategy({
 });
 
 export const fedrep = defineStrategy({
-  name: 'fedrep', syntax: 'fedrep[:head=LAYERS,head-epochs=E]',
+  name: 'fedrep',
+  syntax: 'fedrep[:head=LAYERS,head-epochs=E]',
   summary: 'personal head trained first, then the shared body (Collins et al. 2021)',
   keys: ['head', 'head-epochs'],
   parse(args, common) {
@@ -44,7 +47,9 @@ export const fedrep = defineStrategy({
 });
 
 export const ditto = defineStrategy({
-  name: 'ditto', syntax: 'ditto[:lambda=L]', summary: 'FedAvg plus a personal model per node pulled toward the global (Li et al. 2021)',
+  name: 'ditto',
+  syntax: 'ditto[:lambda=L]',
+  summary: 'FedAvg plus a personal model per node pulled toward the global (Li et al. 2021)',
   keys: ['lambda'],
   parse(args, common) {
     const text = args.take('lambda');

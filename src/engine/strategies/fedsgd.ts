@@ -7,7 +7,9 @@ import { makeServerOptimizer } from '../../core/server-opt.js';
 import { defineStrategy, PER_UPDATE } from './define.js';
 
 export const fedsgd = defineStrategy({
-  name: 'fedsgd', syntax: 'fedsgd[:adam][,lr=X]', summary: 'server SGD (or Adam) step on the mean gradient',
+  name: 'fedsgd',
+  syntax: 'fedsgd[:adam][,lr=X]',
+  summary: 'server SGD (or Adam) step on the mean gradient',
   serverOpt: 'sgd',
   parse(args, common) {
     const word = args.takeWord(['adam', 'sgd']);
@@ -17,8 +19,14 @@ export const fedsgd = defineStrategy({
   create(p, restore) {
     const opt = makeServerOptimizer(p.serverOpt, p.hyper, restore?.state);
     return {
-      aggregate: (global, results) => opt.step(global, weightedAverage(results.map((r) => r.vector),
-        results.map((r) => r.numExamples))),
+      aggregate: (global, results) =>
+        opt.step(
+          global,
+          weightedAverage(
+            results.map((r) => r.vector),
+            results.map((r) => r.numExamples),
+          ),
+        ),
       state: () => opt.state(),
     };
   },

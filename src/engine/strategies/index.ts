@@ -1,13 +1,27 @@
 /** The public strategy API: define one, register it, and the built-in definitions to wrap or reuse. */
 export { defineStrategy, MEAN_DELTA, PER_UPDATE } from './define.js';
 export type {
-  CommonParams, EvalResult, Fusion, Restore, RoundContext, StrategyCapabilities, StrategyConfig, StrategyDefinition,
+  CommonParams,
+  EvalResult,
+  Fusion,
+  Restore,
+  RoundContext,
+  StrategyCapabilities,
+  StrategyConfig,
+  StrategyDefinition,
   TrainResult,
 } from './define.js';
 export { StrategyArgs } from './args.js';
 export {
-  BUILTIN_STRATEGY_NAMES, capabilitiesOf, minUpdates, parseStrategy, registerStrategy, strategiesWith, strategyDefinition,
-  strategyHelp, strategyNames,
+  BUILTIN_STRATEGY_NAMES,
+  capabilitiesOf,
+  minUpdates,
+  parseStrategy,
+  registerStrategy,
+  strategiesWith,
+  strategyDefinition,
+  strategyHelp,
+  strategyNames,
 } from './registry.js';
 export { fedadagrad, fedadam, fedavg, fedavgm, fedprox, fedyogi, meanDeltaFusion } from './fedavg.js';
 export { fednova } from './fednova.js';

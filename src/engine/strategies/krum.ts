@@ -7,14 +7,21 @@ import type { CommonParams } from './define.js';
 import { readF, robustStrategy } from './robust-step.js';
 
 export const krum = robustStrategy<CommonParams & { f: number }>({
-  name: 'krum', syntax: 'krum:f=K', example: 'krum:f=1', keys: ['f'], summary: 'the update nearest its neighbours, tolerating f Byzantine nodes',
+  name: 'krum',
+  syntax: 'krum:f=K',
+  example: 'krum:f=1',
+  keys: ['f'],
+  summary: 'the update nearest its neighbours, tolerating f Byzantine nodes',
   parse: (args, common) => ({ ...common, f: readF(args) }),
   minUpdates: (p) => 2 * p.f + 3,
   fuse: (ds, p) => krumRule(ds, p.f),
 });
 
 export const multikrum = robustStrategy<CommonParams & { f: number; m?: number }>({
-  name: 'multikrum', syntax: 'multikrum:f=K[,m=M]', example: 'multikrum:f=1', keys: ['f', 'm'],
+  name: 'multikrum',
+  syntax: 'multikrum:f=K[,m=M]',
+  example: 'multikrum:f=1',
+  keys: ['f', 'm'],
   summary: 'mean of the m best-scored updates by Krum (default n - f)',
   parse(args, common) {
     const m = args.take('m');

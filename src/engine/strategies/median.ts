@@ -3,6 +3,8 @@ import { coordinateMedian } from '../../core/robust.js';
 import { robustStrategy } from './robust-step.js';
 
 export const fedmedian = robustStrategy({
-  name: 'fedmedian', syntax: 'fedmedian', summary: 'coordinate-wise median of the updates (Byzantine-robust)',
+  name: 'fedmedian',
+  syntax: 'fedmedian',
+  summary: 'coordinate-wise median of the updates (Byzantine-robust)',
   fuse: (ds) => coordinateMedian(ds),
 });

@@ -19,8 +19,25 @@ import { feddyn } from './feddyn.js';
 import { ditto, fedper, fedrep } from './fedper.js';
 
 const BUILTIN: readonly StrategyDefinition[] = [
-  fedavg, fedprox, fedavgm, fedadam, fedyogi, fedadagrad, fednova, fedsgd, differentialPrivacy(fedavg, 'dpfedavg'),
-  fedmedian, fedtrimmedavg, krum, multikrum, bulyan, scaffold, feddyn, fedper, fedrep, ditto,
+  fedavg,
+  fedprox,
+  fedavgm,
+  fedadam,
+  fedyogi,
+  fedadagrad,
+  fednova,
+  fedsgd,
+  differentialPrivacy(fedavg, 'dpfedavg'),
+  fedmedian,
+  fedtrimmedavg,
+  krum,
+  multikrum,
+  bulyan,
+  scaffold,
+  feddyn,
+  fedper,
+  fedrep,
+  ditto,
 ];
 
 const definitions = new Map<string, StrategyDefinition>(BUILTIN.map((d) => [d.name, d]));
@@ -31,7 +48,8 @@ export const BUILTIN_STRATEGY_NAMES: readonly string[] = BUILTIN.map((d) => d.na
 /** Adds a strategy (from defineStrategy) under its name; registering the same definition again is a no-op. */
 export function registerStrategy<P extends CommonParams>(definition: StrategyDefinition<P>): void {
   const known = definitions.get(definition.name);
-  if (known && known !== (definition as unknown)) throw new Error(`a strategy named '${definition.name}' is already registered`);
+  if (known && known !== (definition as unknown))
+    throw new Error(`a strategy named '${definition.name}' is already registered`);
   definitions.set(definition.name, definition as unknown as StrategyDefinition);
 }
 
@@ -71,8 +89,10 @@ export function strategiesWith(capability: 'secureAggregation' | 'async' | 'size
 /** The `--strategy` help: every registered strategy's text form. */
 export function strategyHelp(): string {
   const clip = [...definitions.values()].filter((d) => d.clip).map((d) => d.name);
-  return `${[...definitions.values()].map((d) => d.syntax).join(' | ')} (key=value parameters after a colon; ` +
-    `server optimiser hyper-parameters such as eta=X too); clip=NORM clips each update with ${listOf(clip)}`;
+  return (
+    `${[...definitions.values()].map((d) => d.syntax).join(' | ')} (key=value parameters after a colon; ` +
+    `server optimiser hyper-parameters such as eta=X too); clip=NORM clips each update with ${listOf(clip)}`
+  );
 }
 
 /**
@@ -83,7 +103,7 @@ export function parseStrategy(text: string): StrategyConfig {
   const args: StrategyArgs = StrategyArgs.parse(text);
   const definition = strategyDefinition(args.name);
   const common: CommonParams = { proxMu: 0, serverOpt: definition.serverOpt ?? 'fedavg', hyper: {} };
-  const own = definition.params ? readTyped(args, definition, common) : definition.parse?.(args, common) ?? common;
+  const own = definition.params ? readTyped(args, definition, common) : (definition.parse?.(args, common) ?? common);
   const config = { ...own, name: definition.name } as StrategyConfig;
   const clipText = args.take('clip');
   if (clipText !== undefined) {
@@ -115,7 +135,14 @@ function readTyped(args: StrategyArgs, definition: StrategyDefinition, common: C
   for (const key of Object.keys(definition.params!.shape)) {
     const value = args.take(key);
     if (value === undefined) continue;
-    raw[key] = value === 'true' ? true : value === 'false' ? false : value !== '' && Number.isFinite(Number(value)) ? Number(value) : value;
+    raw[key] =
+      value === 'true'
+        ? true
+        : value === 'false'
+          ? false
+          : value !== '' && Number.isFinite(Number(value))
+            ? Number(value)
+            : value;
   }
   const r = definition.params!.safeParse(raw);
   if (!r.success) args.fail(r.error.issues.map((i) => `${i.path.join('.') || 'parameters'}: ${i.message}`).join('; '));

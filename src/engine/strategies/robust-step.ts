@@ -23,18 +23,28 @@ export interface RobustRule<P extends CommonParams> {
 export function robustStrategy<P extends CommonParams>(rule: RobustRule<P>): StrategyDefinition<P> {
   const need = (p: P) => rule.minUpdates?.(p) ?? 1;
   return defineStrategy<P>({
-    name: rule.name, syntax: rule.syntax, summary: rule.summary, example: rule.example, keys: rule.keys, clip: true,
+    name: rule.name,
+    syntax: rule.syntax,
+    summary: rule.summary,
+    example: rule.example,
+    keys: rule.keys,
+    clip: true,
     ...(rule.parse ? { parse: rule.parse } : {}),
     capabilities: (p) => ({ ...PER_UPDATE, minUpdates: need(p) }),
     create(p, restore) {
       const opt = makeServerOptimizer(p.serverOpt, p.hyper, restore?.state);
       return {
         aggregate(global, results) {
-          const all = deltas(global, results.map((r) => r.vector));
+          const all = deltas(
+            global,
+            results.map((r) => r.vector),
+          );
           const ds = p.clip === undefined ? all : clipUpdates(all, p.clip);
           const f = (p as CommonParams & { f?: number }).f;
           if (ds.length < need(p)) {
-            throw new Error(`${rule.name}${f ? ` with f = ${f}` : ''} needs at least ${need(p)} updates in a round, got ${ds.length}`);
+            throw new Error(
+              `${rule.name}${f ? ` with f = ${f}` : ''} needs at least ${need(p)} updates in a round, got ${ds.length}`,
+            );
           }
           return opt.step(global, rule.fuse(ds, p));
         },

@@ -70,7 +70,8 @@ test('with one node the control variates cancel: SCAFFOLD equals FedAvg bit for 
 });
 
 test('SCAFFOLD is deterministic by seed; the control delta doubles the upload', async () => {
-  const run = (seed: number, s = 'scaffold') => engine(skewedNodes([40, 60]), s, { rounds: 2, epochs: 1, batchSize: 8, seed }).run();
+  const run = (seed: number, s = 'scaffold') =>
+    engine(skewedNodes([40, 60]), s, { rounds: 2, epochs: 1, batchSize: 8, seed }).run();
   const [a, b, c, f] = [await run(1), await run(1), await run(2), await run(1, 'fedavg')];
   assert.equal(sha(a.weights), sha(b.weights));
   assert.notEqual(sha(a.weights), sha(c.weights));
@@ -84,39 +85,86 @@ test('SCAFFOLD server control survives the checkpoint (extraState -> restore) bi
   const s = new Strategy(config);
   const global = new Float32Array([0.5, -1, 2, 0]);
   const results = [0, 1].map((nodeId) => ({
-    nodeId, numExamples: 10 + nodeId, steps: 3, metrics: { loss: 1, accuracy: 0.5 },
-    vector: global.map((v, j) => v + 0.1 * (j + nodeId)), controlDelta: new Float32Array([0.25, -nodeId, 1 / 3, 7]),
+    nodeId,
+    numExamples: 10 + nodeId,
+    steps: 3,
+    metrics: { loss: 1, accuracy: 0.5 },
+    vector: global.map((v, j) => v + 0.1 * (j + nodeId)),
+    controlDelta: new Float32Array([0.25, -nodeId, 1 / 3, 7]),
   }));
   s.aggregateTrain(global, results, { round: 1, seed: 1, sampled: 2, population: 4 });
   const c = s.control(4)!;
   assert.deepEqual([...c], [...new Float32Array([0.125, -0.25, Math.fround(1 / 3) / 2, 3.5])]);
   const resumed = new Strategy(config, s.state(), JSON.parse(JSON.stringify(s.extraState())));
   assert.deepEqual(resumed.control(4), c);
-  assert.throws(() => new Strategy(config, s.state(), { scaffoldControl: 'AAAA' }).control(4), /checkpoint holds 3 bytes, a model of 4 values needs 16/);
-  assert.throws(() => s.aggregateTrain(global, [{ ...results[0], controlDelta: undefined }]), /node\(s\) 0 sent no control delta/);
+  assert.throws(
+    () => new Strategy(config, s.state(), { scaffoldControl: 'AAAA' }).control(4),
+    /checkpoint holds 3 bytes, a model of 4 values needs 16/,
+  );
+  assert.throws(
+    () => s.aggregateTrain(global, [{ ...results[0], controlDelta: undefined }]),
+    /node\(s\) 0 sent no control delta/,
+  );
 });
 
 test('combination rules refuse SCAFFOLD with secure aggregation, compression and FedBuff', () => {
   const base = { strategy: 'scaffold', compression: 'none', secagg: false, mode: 'sync' as const };
   assert.deepEqual(runIssues(base, FLAG_WORDING, 4), []);
-  assert.match(runIssues({ ...base, secagg: true }, FLAG_WORDING, 4).map((i) => i.message).join(), /'scaffold' needs the individual updates/);
-  assert.match(runIssues({ ...base, compression: 'int8' }, FLAG_WORDING, 4).map((i) => i.message).join(), /'scaffold' does not take compressed/);
-  assert.match(runIssues({ ...base, mode: 'async' }, FLAG_WORDING, 4).map((i) => i.message).join(), /fuses with FedBuff/);
+  assert.match(
+    runIssues({ ...base, secagg: true }, FLAG_WORDING, 4)
+      .map((i) => i.message)
+      .join(),
+    /'scaffold' needs the individual updates/,
+  );
+  assert.match(
+    runIssues({ ...base, compression: 'int8' }, FLAG_WORDING, 4)
+      .map((i) => i.message)
+      .join(),
+    /'scaffold' does not take compressed/,
+  );
+  assert.match(
+    runIssues({ ...base, mode: 'async' }, FLAG_WORDING, 4)
+      .map((i) => i.message)
+      .join(),
+    /fuses with FedBuff/,
+  );
 });
 
 test('control variates travel as named tensors; a bad control frame is refused on decode', () => {
   const w = new Float32Array(toyLayout.at(-1)!.offset + toyLayout.at(-1)!.size).map((_, i) => i / 7);
   const control = w.map((v) => -v);
   const config = { epochs: 1, batchSize: 4, optimizer: sgd, proxMu: 0, seed: 1, localState: 'scaffold' as const };
-  const req = decodeMessage(toyLayout, encodeTrainRequest(toyLayout, { round: 1, nodeId: 2, mode: 'weights', config, weights: w, control }));
+  const req = decodeMessage(
+    toyLayout,
+    encodeTrainRequest(toyLayout, { round: 1, nodeId: 2, mode: 'weights', config, weights: w, control }),
+  );
   assert.ok(req.type === 'train' && req.req.control);
   assert.deepEqual(req.req.control, control);
-  const reply = decodeMessage(toyLayout, encodeTrainReply(toyLayout, { round: 1, nodeId: 2, numExamples: 3, steps: 1, metrics: { loss: 0, accuracy: 1 }, vector: w, controlDelta: control }));
+  const reply = decodeMessage(
+    toyLayout,
+    encodeTrainReply(toyLayout, {
+      round: 1,
+      nodeId: 2,
+      numExamples: 3,
+      steps: 1,
+      metrics: { loss: 0, accuracy: 1 },
+      vector: w,
+      controlDelta: control,
+    }),
+  );
   assert.ok(reply.type === 'train_result');
   assert.deepEqual(reply.reply.controlDelta, control);
-  const frame = decodeFrame(encodeTrainRequest(toyLayout, { round: 1, nodeId: 2, mode: 'weights', config, weights: w }));
-  const renamed = encodeFrame('train', { ...frame.header, control: true }, [...frame.tensors, ...frame.tensors.map((t) => ({ ...t, name: `other/${t.name}` }))]);
-  assert.throws(() => decodeMessage(toyLayout, renamed), (e) => e instanceof FrameError && /named 'control\/<tensor>'/.test(e.message));
+  const frame = decodeFrame(
+    encodeTrainRequest(toyLayout, { round: 1, nodeId: 2, mode: 'weights', config, weights: w }),
+  );
+  const renamed = encodeFrame('train', { ...frame.header, control: true }, [
+    ...frame.tensors,
+    ...frame.tensors.map((t) => ({ ...t, name: `other/${t.name}` })),
+  ]);
+  assert.throws(
+    () => decodeMessage(toyLayout, renamed),
+    (e) => e instanceof FrameError && /named 'control\/<tensor>'/.test(e.message),
+  );
   const short = encodeFrame('train', { ...frame.header, control: true }, frame.tensors);
   assert.throws(() => decodeMessage(toyLayout, short), /holds \d+ tensors, got \d+/);
 });
@@ -124,12 +172,27 @@ test('control variates travel as named tensors; a bad control frame is refused o
 test('a node refuses a SCAFFOLD request without the server control, and a control without SCAFFOLD', async () => {
   const { transport, initial } = toyFederation(skewedNodes([30]), [0]);
   const config = { epochs: 1, batchSize: 4, optimizer: sgd, proxMu: 0, seed: 1 };
-  const ask = async (c: object, control?: Float32Array) => decodeMessage(toyLayout, await transport.request(0,
-    encodeTrainRequest(toyLayout, { round: 1, nodeId: 0, mode: 'weights', config: { ...config, ...c }, weights: initial, ...(control ? { control } : {}) })));
+  const ask = async (c: object, control?: Float32Array) =>
+    decodeMessage(
+      toyLayout,
+      await transport.request(
+        0,
+        encodeTrainRequest(toyLayout, {
+          round: 1,
+          nodeId: 0,
+          mode: 'weights',
+          config: { ...config, ...c },
+          weights: initial,
+          ...(control ? { control } : {}),
+        }),
+      ),
+    );
   const missing = await ask({ localState: 'scaffold' });
   assert.ok(missing.type === 'error' && /must carry the server control variate/.test(missing.message));
   const stray = await ask({}, new Float32Array(initial.length));
   assert.ok(stray.type === 'error' && /local state is 'none', not 'scaffold'/.test(stray.message));
   const bad = await ask({ localState: 'fedsomething' });
-  assert.ok(bad.type === 'error' && /local state must be 'scaffold', 'feddyn', 'fedper', 'fedrep' or 'ditto'/.test(bad.message));
+  assert.ok(
+    bad.type === 'error' && /local state must be 'scaffold', 'feddyn', 'fedper', 'fedrep' or 'ditto'/.test(bad.message),
+  );
 });

@@ -13,7 +13,9 @@ import { defineStrategy, PER_UPDATE } from './define.js';
 import { vectorFromBase64, vectorToBase64 } from './vector-state.js';
 
 export const scaffold = defineStrategy({
-  name: 'scaffold', syntax: 'scaffold', summary: 'control variates correct each node\'s drift (Karimireddy et al. 2020)',
+  name: 'scaffold',
+  syntax: 'scaffold',
+  summary: "control variates correct each node's drift (Karimireddy et al. 2020)",
   parse: (_args, common) => ({ ...common, localState: 'scaffold' as const }),
   capabilities: () => ({ ...PER_UPDATE, compression: false }),
   create(p, restore) {
@@ -21,7 +23,8 @@ export const scaffold = defineStrategy({
     const saved = restore?.extra?.scaffoldControl;
     let control: Float32Array | undefined;
     const controlOf = (size: number): Float32Array => {
-      control ??= saved === undefined ? new Float32Array(size) : vectorFromBase64(saved, size, 'SCAFFOLD server control');
+      control ??=
+        saved === undefined ? new Float32Array(size) : vectorFromBase64(saved, size, 'SCAFFOLD server control');
       return control;
     };
     return {
@@ -30,11 +33,23 @@ export const scaffold = defineStrategy({
         const missing = results.filter((r) => !r.controlDelta).map((r) => r.nodeId);
         if (missing.length > 0) throw new Error(`SCAFFOLD: node(s) ${missing.join(', ')} sent no control delta`);
         const population = context?.population ?? results.length;
-        control = scaffoldServerControl(controlOf(global.length), results.map((r) => r.controlDelta!), Math.max(population, results.length));
-        return opt.step(global, averageDelta(global, results.map((r) => r.vector), results.map((r) => r.numExamples)));
+        control = scaffoldServerControl(
+          controlOf(global.length),
+          results.map((r) => r.controlDelta!),
+          Math.max(population, results.length),
+        );
+        return opt.step(
+          global,
+          averageDelta(
+            global,
+            results.map((r) => r.vector),
+            results.map((r) => r.numExamples),
+          ),
+        );
       },
       state: () => opt.state(),
-      extraState: () => (control ? { scaffoldControl: vectorToBase64(control) } : saved === undefined ? {} : { scaffoldControl: saved }),
+      extraState: () =>
+        control ? { scaffoldControl: vectorToBase64(control) } : saved === undefined ? {} : { scaffoldControl: saved },
     };
   },
 });

@@ -7,7 +7,9 @@ import { robustStrategy } from './robust-step.js';
 export const DEFAULT_TRIM_BETA = 0.2;
 
 export const fedtrimmedavg = robustStrategy<CommonParams & { beta: number }>({
-  name: 'fedtrimmedavg', syntax: 'fedtrimmedavg[:beta=0.2]', keys: ['beta'],
+  name: 'fedtrimmedavg',
+  syntax: 'fedtrimmedavg[:beta=0.2]',
+  keys: ['beta'],
   summary: 'coordinate-wise mean without the beta fraction at each end (Byzantine-robust)',
   parse(args, common) {
     const text = args.take('beta');

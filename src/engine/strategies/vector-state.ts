@@ -7,7 +7,9 @@ export function vectorFromBase64(text: unknown, length: number, what: string): F
   if (typeof text !== 'string') throw new Error(`${what}: the checkpoint's extra state has no base64 vector`);
   const bytes = Buffer.from(text, 'base64');
   if (bytes.length !== length * 4) {
-    throw new Error(`${what}: the checkpoint holds ${bytes.length} bytes, a model of ${length} values needs ${length * 4}`);
+    throw new Error(
+      `${what}: the checkpoint holds ${bytes.length} bytes, a model of ${length} values needs ${length * 4}`,
+    );
   }
   const out = new Float32Array(length);
   new Uint8Array(out.buffer).set(bytes);

@@ -38,23 +38,43 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 describe('protobuf writer', () => {
   it('writes varints, negative int64 as ten bytes, fixed32 floats and nested messages as protobuf does', () => {
     assert.deepEqual(Array.from(new ProtoWriter().int(1, 300).finish()), [0x08, 0xac, 0x02]);
-    assert.deepEqual(Array.from(new ProtoWriter().int(2, -1).finish()), [0x10, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1]);
+    assert.deepEqual(
+      Array.from(new ProtoWriter().int(2, -1).finish()),
+      [0x10, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1],
+    );
     assert.deepEqual(Array.from(new ProtoWriter().float(3, 1).finish()), [0x1d, 0, 0, 0x80, 0x3f]);
-    assert.deepEqual(Array.from(new ProtoWriter().message(4, new ProtoWriter().string(1, 'ab')).finish()), [0x22, 4, 0x0a, 2, 97, 98]);
+    assert.deepEqual(
+      Array.from(new ProtoWriter().message(4, new ProtoWriter().string(1, 'ab')).finish()),
+      [0x22, 4, 0x0a, 2, 97, 98],
+    );
   });
 });
 
 describe('ONNX export in onnxruntime-node', () => {
   const d = loadMnist();
-  const train = subset(d.train, Array.from({ length: 512 }, (_, i) => i));
-  const test = subset(d.test, Array.from({ length: 1000 }, (_, i) => i));
+  const train = subset(
+    d.train,
+    Array.from({ length: 512 }, (_, i) => i),
+  );
+  const test = subset(
+    d.test,
+    Array.from({ length: 1000 }, (_, i) => i),
+  );
   for (const name of ['mlp', 'cnn'] as const) {
     it(`${name} trained on MNIST: ONNX Runtime predicts the engine's probabilities within 1e-5 on 1,000 test images`, async (t) => {
       const spec = builtinModel(name, [28, 28, 1], 10);
       const trainer = new EngineTrainer(spec, getKernels());
       const w0 = initialWeights(tensorSpecs(spec), new Rng(2));
-      const { weights } = await trainer.train(w0, name === 'cnn' ? subset(train, Array.from({ length: 128 }, (_, i) => i)) : train,
-        { epochs: 1, batchSize: 32, optimizer: spec.optimizer, proxMu: 0, seed: 1 });
+      const { weights } = await trainer.train(
+        w0,
+        name === 'cnn'
+          ? subset(
+              train,
+              Array.from({ length: 128 }, (_, i) => i),
+            )
+          : train,
+        { epochs: 1, batchSize: 32, optimizer: spec.optimizer, proxMu: 0, seed: 1 },
+      );
       const ours = await trainer.predict(weights, test.x, test.n);
       const theirs = await runOnnx(exportOnnx(spec, weights), test.x, [test.n, 28, 28, 1]);
       const diff = maxAbsDiff(ours, theirs);
@@ -63,22 +83,48 @@ describe('ONNX export in onnxruntime-node', () => {
     });
   }
 
-  const rnn = (type: 'gru' | 'lstm', name: string, units: number, returnSequences: boolean, recurrentActivation: 'sigmoid' | 'hardSigmoid') =>
-    ({ type, name, units, activation: 'tanh' as const, recurrentActivation, returnSequences });
+  const rnn = (
+    type: 'gru' | 'lstm',
+    name: string,
+    units: number,
+    returnSequences: boolean,
+    recurrentActivation: 'sigmoid' | 'hardSigmoid',
+  ) => ({ type, name, units, activation: 'tanh' as const, recurrentActivation, returnSequences });
   const seqModels: [string, ModelSpec, number][] = [
-    ['conv1d, layernorm, gru (sequences), lstm, dense softmax', {
-      name: 'seq-a', inputShape: [12, 3], loss: 'sparse_categorical_crossentropy', optimizer: { name: 'adam', lr: 0.01 }, layers: [
-        { type: 'conv1d', name: 'c', filters: 5, kernelSize: 4, activation: 'relu', padding: 'same' },
-        { type: 'layernorm', name: 'ln', epsilon: 1e-3 }, rnn('gru', 'g', 8, true, 'hardSigmoid'), rnn('lstm', 'l', 6, false, 'sigmoid'),
-        { type: 'dense', name: 'out', units: 3, activation: 'softmax' }],
-    }, 0],
-    ['embedding, conv1d valid, lstm (sequences, hardSigmoid), global average pool, dense linear', {
-      name: 'seq-b', inputShape: [10], loss: 'mse', optimizer: { name: 'adam', lr: 0.01 }, layers: [
-        { type: 'embedding', name: 'e', inputDim: 20, outputDim: 4 },
-        { type: 'conv1d', name: 'c', filters: 3, kernelSize: 3, activation: 'tanh', padding: 'valid' },
-        rnn('lstm', 'l', 7, true, 'hardSigmoid'), { type: 'globalavgpool1d', name: 'gap' },
-        { type: 'dense', name: 'out', units: 2, activation: 'linear' }],
-    }, 20],
+    [
+      'conv1d, layernorm, gru (sequences), lstm, dense softmax',
+      {
+        name: 'seq-a',
+        inputShape: [12, 3],
+        loss: 'sparse_categorical_crossentropy',
+        optimizer: { name: 'adam', lr: 0.01 },
+        layers: [
+          { type: 'conv1d', name: 'c', filters: 5, kernelSize: 4, activation: 'relu', padding: 'same' },
+          { type: 'layernorm', name: 'ln', epsilon: 1e-3 },
+          rnn('gru', 'g', 8, true, 'hardSigmoid'),
+          rnn('lstm', 'l', 6, false, 'sigmoid'),
+          { type: 'dense', name: 'out', units: 3, activation: 'softmax' },
+        ],
+      },
+      0,
+    ],
+    [
+      'embedding, conv1d valid, lstm (sequences, hardSigmoid), global average pool, dense linear',
+      {
+        name: 'seq-b',
+        inputShape: [10],
+        loss: 'mse',
+        optimizer: { name: 'adam', lr: 0.01 },
+        layers: [
+          { type: 'embedding', name: 'e', inputDim: 20, outputDim: 4 },
+          { type: 'conv1d', name: 'c', filters: 3, kernelSize: 3, activation: 'tanh', padding: 'valid' },
+          rnn('lstm', 'l', 7, true, 'hardSigmoid'),
+          { type: 'globalavgpool1d', name: 'gap' },
+          { type: 'dense', name: 'out', units: 2, activation: 'linear' },
+        ],
+      },
+      20,
+    ],
     ['the built-in gru forecaster', { ...builtinModel('gru', [24, 4], 0) }, 0],
   ];
   for (const [what, spec, vocab] of seqModels) {
@@ -97,35 +143,46 @@ describe('ONNX export in onnxruntime-node', () => {
     });
   }
 
-  for (const [what, spec, vocab] of [['the MNIST cnn', builtinModel('cnn', [28, 28, 1], 10), 0] as const, ...seqModels]) {
-    it(`int8 (QDQ) export of ${what}: a quarter of the float file, and ONNX Runtime computes what the engine does with the int8 weights`,
-      async (t) => {
-        const r = new Rng(8);
-        const w = initialWeights(tensorSpecs(spec), r);
-        for (let i = 0; i < w.length; i++) w[i] += r.uniform(-0.05, 0.05);
-        const n = 100;
-        const size = spec.inputShape.reduce((a, b) => a * b, 1);
-        const x = Float32Array.from({ length: n * size }, () => (vocab > 0 ? r.int(vocab) : r.uniform(-1, 1)));
-        const int8 = exportOnnx(spec, w, { int8: true });
-        const float = exportOnnx(spec, w);
-        const ours = new SeqNet(spec, jsKernels).predict(dequantizeWeights(quantizeWeights(tensorSpecs(spec), w)), x, n);
-        // Unoptimised, ONNX Runtime runs the graph as written (DequantizeLinear, then float ops): the engine's
-        // numbers. Optimised, it fuses the QDQ pairs into integer kernels that also quantise activations
-        // dynamically, which moves outputs by ~1e-3 (printed, bounded loosely).
-        const exact = maxAbsDiff(ours, await runOnnx(int8, x, [n, ...spec.inputShape], false));
-        const fused = maxAbsDiff(ours, await runOnnx(int8, x, [n, ...spec.inputShape]));
-        t.diagnostic(`file ${int8.length} bytes vs ${float.length} float (${(int8.length / float.length).toFixed(3)}); `
-          + `max |onnxruntime - engine| ${exact.toExponential(2)} as written, ${fused.toExponential(2)} with ORT's fused integer kernels`);
-        assert.ok(exact <= 1e-5, `outputs differ by ${exact}`);
-        assert.ok(fused <= 2e-2, `ORT's integer kernels differ by ${fused}`);
-        if (spec.name === 'cnn') assert.ok(int8.length <= 0.26 * float.length, 'weights dominate the cnn file: about a quarter');
-      });
+  for (const [what, spec, vocab] of [
+    ['the MNIST cnn', builtinModel('cnn', [28, 28, 1], 10), 0] as const,
+    ...seqModels,
+  ]) {
+    it(`int8 (QDQ) export of ${what}: a quarter of the float file, and ONNX Runtime computes what the engine does with the int8 weights`, async (t) => {
+      const r = new Rng(8);
+      const w = initialWeights(tensorSpecs(spec), r);
+      for (let i = 0; i < w.length; i++) w[i] += r.uniform(-0.05, 0.05);
+      const n = 100;
+      const size = spec.inputShape.reduce((a, b) => a * b, 1);
+      const x = Float32Array.from({ length: n * size }, () => (vocab > 0 ? r.int(vocab) : r.uniform(-1, 1)));
+      const int8 = exportOnnx(spec, w, { int8: true });
+      const float = exportOnnx(spec, w);
+      const ours = new SeqNet(spec, jsKernels).predict(dequantizeWeights(quantizeWeights(tensorSpecs(spec), w)), x, n);
+      // Unoptimised, ONNX Runtime runs the graph as written (DequantizeLinear, then float ops): the engine's
+      // numbers. Optimised, it fuses the QDQ pairs into integer kernels that also quantise activations
+      // dynamically, which moves outputs by ~1e-3 (printed, bounded loosely).
+      const exact = maxAbsDiff(ours, await runOnnx(int8, x, [n, ...spec.inputShape], false));
+      const fused = maxAbsDiff(ours, await runOnnx(int8, x, [n, ...spec.inputShape]));
+      t.diagnostic(
+        `file ${int8.length} bytes vs ${float.length} float (${(int8.length / float.length).toFixed(3)}); ` +
+          `max |onnxruntime - engine| ${exact.toExponential(2)} as written, ${fused.toExponential(2)} with ORT's fused integer kernels`,
+      );
+      assert.ok(exact <= 1e-5, `outputs differ by ${exact}`);
+      assert.ok(fused <= 2e-2, `ORT's integer kernels differ by ${fused}`);
+      if (spec.name === 'cnn')
+        assert.ok(int8.length <= 0.26 * float.length, 'weights dominate the cnn file: about a quarter');
+    });
   }
 
   it('refuses a model the engine does not run, and weights of the wrong length, saying why', () => {
     const mlp = builtinModel('mlp', [28, 28, 1], 10);
     assert.throws(() => exportOnnx(mlp, new Float32Array(10)), /weights have 10 values, the model needs 101770/);
-    assert.throws(() => exportOnnx({ ...mlp, layers: [{ type: 'dropout', name: 'bn:BatchNormalization', rate: NaN }, ...mlp.layers] },
-      new Float32Array(101770)), /ONNX export covers the models the engine trains; mlp is not one: dropout .* has rate NaN/);
+    assert.throws(
+      () =>
+        exportOnnx(
+          { ...mlp, layers: [{ type: 'dropout', name: 'bn:BatchNormalization', rate: NaN }, ...mlp.layers] },
+          new Float32Array(101770),
+        ),
+      /ONNX export covers the models the engine trains; mlp is not one: dropout .* has rate NaN/,
+    );
   });
 });

@@ -23,7 +23,13 @@ import { quantizePerChannel } from '../../core/quantize.js';
 
 export const ONNX_OPSET = 17;
 
-const ACT_OP: Record<string, string | null> = { relu: 'Relu', sigmoid: 'Sigmoid', tanh: 'Tanh', linear: null, softmax: 'Softmax' };
+const ACT_OP: Record<string, string | null> = {
+  relu: 'Relu',
+  sigmoid: 'Sigmoid',
+  tanh: 'Tanh',
+  linear: null,
+  softmax: 'Softmax',
+};
 const RNN_ACT: Record<string, string> = { tanh: 'Tanh', relu: 'Relu', sigmoid: 'Sigmoid', hardSigmoid: 'HardSigmoid' };
 
 const f32Bytes = (a: Float32Array): Uint8Array => new Uint8Array(Float32Array.from(a).buffer);
@@ -62,14 +68,29 @@ class GraphBuilder {
     const { q, scales } = quantizePerChannel(values, dims[axis], inner);
     this.initializers.push({ name: `${name}/q`, dims, type: DataType.INT8, raw: new Uint8Array(q.buffer) });
     this.floats(`${name}/scale`, [dims[axis]], scales);
-    this.initializers.push({ name: `${name}/zero_point`, dims: [dims[axis]], type: DataType.INT8, raw: new Uint8Array(dims[axis]) });
-    this.nodes.push({ op: 'DequantizeLinear', inputs: [`${name}/q`, `${name}/scale`, `${name}/zero_point`], outputs: [name], attrs: { axis } });
+    this.initializers.push({
+      name: `${name}/zero_point`,
+      dims: [dims[axis]],
+      type: DataType.INT8,
+      raw: new Uint8Array(dims[axis]),
+    });
+    this.nodes.push({
+      op: 'DequantizeLinear',
+      inputs: [`${name}/q`, `${name}/scale`, `${name}/zero_point`],
+      outputs: [name],
+      attrs: { axis },
+    });
     return name;
   }
 
   int64s(values: number[]): string {
     const name = this.fresh('const');
-    this.initializers.push({ name, dims: [values.length], type: DataType.INT64, raw: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) });
+    this.initializers.push({
+      name,
+      dims: [values.length],
+      type: DataType.INT64,
+      raw: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer),
+    });
     return name;
   }
 
@@ -92,7 +113,8 @@ function transpose2(a: Float32Array, rows: number, cols: number): Float32Array {
 function convWeight(k: Float32Array, spatial: number, cin: number, cout: number): Float32Array {
   const out = new Float32Array(k.length);
   for (let s = 0; s < spatial; s++) {
-    for (let ci = 0; ci < cin; ci++) for (let co = 0; co < cout; co++) out[(co * cin + ci) * spatial + s] = k[(s * cin + ci) * cout + co];
+    for (let ci = 0; ci < cin; ci++)
+      for (let co = 0; co < cout; co++) out[(co * cin + ci) * spatial + s] = k[(s * cin + ci) * cout + co];
   }
   return out;
 }
@@ -102,7 +124,9 @@ function gateColumns(a: Float32Array, rows: number, units: number, order: number
   const G = order.length;
   const out = new Float32Array(a.length);
   for (let r = 0; r < rows; r++) {
-    order.forEach((from, to) => out.set(a.subarray(r * G * units + from * units, r * G * units + (from + 1) * units), r * G * units + to * units));
+    order.forEach((from, to) =>
+      out.set(a.subarray(r * G * units + from * units, r * G * units + (from + 1) * units), r * G * units + to * units),
+    );
   }
   return out;
 }
@@ -113,7 +137,8 @@ export function onnxGraph(spec: ModelSpec, weights: Float32Array, options: { int
   if (reason) throw new Error(`ONNX export covers the models the engine trains; ${spec.name} is not one: ${reason}`);
   const tensors = seqTensorSpecs(spec);
   const total = tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
-  if (weights.length !== total) throw new Error(`ONNX export: weights have ${weights.length} values, the model needs ${total}`);
+  if (weights.length !== total)
+    throw new Error(`ONNX export: weights have ${weights.length} values, the model needs ${total}`);
   let offset = 0;
   const take = (): Float32Array => {
     const t = tensors.shift()!;
@@ -148,13 +173,20 @@ export function onnxGraph(spec: ModelSpec, weights: Float32Array, options: { int
         const cin = shape[rank - 1];
         const k = l.kernelSize;
         const spatial = rank === 3 ? k * k : k;
-        const w = b.weight(`${l.name}/kernel`, [l.filters, cin, ...(rank === 3 ? [k, k] : [k])], convWeight(take(), spatial, cin, l.filters), 0);
+        const w = b.weight(
+          `${l.name}/kernel`,
+          [l.filters, cin, ...(rank === 3 ? [k, k] : [k])],
+          convWeight(take(), spatial, cin, l.filters),
+          0,
+        );
         const bias = b.floats(`${l.name}/bias`, [l.filters], take());
         const before = l.padding === 'same' ? (k - 1) >> 1 : 0;
         const after = l.padding === 'same' ? k - 1 - before : 0;
         const pads = rank === 3 ? [before, before, after, after] : [before, after];
-        const conv = b.one('Conv', [b.one('Transpose', [x], { perm: nchw(rank) }), w, bias],
-          { kernel_shape: rank === 3 ? [k, k] : [k], pads });
+        const conv = b.one('Conv', [b.one('Transpose', [x], { perm: nchw(rank) }), w, bias], {
+          kernel_shape: rank === 3 ? [k, k] : [k],
+          pads,
+        });
         x = b.activation(b.one('Transpose', [conv], { perm: nhwc(rank) }), l.activation);
         const out = (d: number) => (l.padding === 'same' ? d : d - k + 1);
         shape = rank === 3 ? [out(shape[0]), out(shape[1]), l.filters] : [out(shape[0]), l.filters];
@@ -162,7 +194,10 @@ export function onnxGraph(spec: ModelSpec, weights: Float32Array, options: { int
       }
       case 'maxpool2d': {
         const p = l.poolSize;
-        const pool = b.one('MaxPool', [b.one('Transpose', [x], { perm: nchw(3) })], { kernel_shape: [p, p], strides: [p, p] });
+        const pool = b.one('MaxPool', [b.one('Transpose', [x], { perm: nchw(3) })], {
+          kernel_shape: [p, p],
+          strides: [p, p],
+        });
         x = b.one('Transpose', [pool], { perm: nhwc(3) });
         shape = [Math.floor(shape[0] / p), Math.floor(shape[1] / p), shape[2]];
         break;
@@ -175,9 +210,22 @@ export function onnxGraph(spec: ModelSpec, weights: Float32Array, options: { int
         // Keras GRU z, r, h = ONNX z, r, h; Keras LSTM i, f, c, o -> ONNX i, o, f, c.
         const order = l.type === 'gru' ? [0, 1, 2] : [0, 3, 1, 2];
         const act = RNN_ACT[l.activation];
-        if (l.activation === 'linear' || !act) throw new Error(`ONNX export: ${l.type} '${l.name}' has activation '${l.activation}' (tanh, relu or sigmoid export)`);
-        const W = b.weight(`${l.name}/W`, [1, gates * U, features], transpose2(gateColumns(take(), features, U, order), features, gates * U), 1);
-        const R = b.weight(`${l.name}/R`, [1, gates * U, U], transpose2(gateColumns(take(), U, U, order), U, gates * U), 1);
+        if (l.activation === 'linear' || !act)
+          throw new Error(
+            `ONNX export: ${l.type} '${l.name}' has activation '${l.activation}' (tanh, relu or sigmoid export)`,
+          );
+        const W = b.weight(
+          `${l.name}/W`,
+          [1, gates * U, features],
+          transpose2(gateColumns(take(), features, U, order), features, gates * U),
+          1,
+        );
+        const R = b.weight(
+          `${l.name}/R`,
+          [1, gates * U, U],
+          transpose2(gateColumns(take(), U, U, order), U, gates * U),
+          1,
+        );
         const bias = new Float32Array(2 * gates * U);
         bias.set(gateColumns(take(), 1, U, order));
         const B = b.floats(`${l.name}/B`, [1, 2 * gates * U], bias);

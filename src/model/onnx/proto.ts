@@ -121,7 +121,8 @@ function attribute(name: string, v: Attr): ProtoWriter {
 
 function valueInfo(v: { name: string; type: number; dims: (number | string)[] }): ProtoWriter {
   const shape = new ProtoWriter();
-  for (const d of v.dims) shape.message(1, typeof d === 'number' ? new ProtoWriter().int(1, d) : new ProtoWriter().string(2, d));
+  for (const d of v.dims)
+    shape.message(1, typeof d === 'number' ? new ProtoWriter().int(1, d) : new ProtoWriter().string(2, d));
   const tensorType = new ProtoWriter().int(1, v.type).message(2, shape);
   return new ProtoWriter().string(1, v.name).message(2, new ProtoWriter().message(1, tensorType));
 }
