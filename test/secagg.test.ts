@@ -245,7 +245,7 @@ test('secure aggregation rejects strategies and flags that need individual updat
   await assert.rejects(runSimulation({ secagg: true, secaggDropout: 1, nodes: 4, rounds: 1 }), /--secagg-dropout/);
   await assert.rejects(
     runSimulation({ secagg: true, mode: 'async', nodes: 4, rounds: 1 }),
-    /--secagg: works with synchronous rounds only, not mode async/,
+    /--secagg: works with synchronous rounds only, not --mode async/,
   );
   await assert.rejects(
     runSimulation({ secagg: true, profile: 'slow20', nodes: 4, rounds: 1 }),

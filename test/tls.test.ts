@@ -131,6 +131,8 @@ test('coordinator and nodes run a round over https/wss with certificate files', 
         url,
         '/v1/runs/1',
         ca,
+        undefined,
+        { authorization: `Bearer ${ADMIN_TOKEN}` },
       );
       return json.status === 'completed' ? json : undefined;
     });
