@@ -4,7 +4,7 @@
  * whole or not at all. One module so each bench script carries none of this itself.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { arch, availableParallelism, cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,8 +87,9 @@ export function printEnvironment(bench: string, m: Machine = machine()): void {
   for (const line of environmentLines(m)) process.stderr.write(`${bench}: ${line}\n`);
 }
 
-/** Writes through a temporary file and a rename, so a reader never sees half a file. */
+/** Writes through a temporary file and a rename, so a reader never sees half a file (creating its folder). */
 export function writeAtomic(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, text);
   renameSync(tmp, path);
