@@ -35,3 +35,7 @@ export type { Kernels } from './nn/kernels.js';
 export { jsKernels } from './nn/kernels-js.js';
 export { createWasmKernels, wasmSimdSupported } from './nn/kernels-wasm.js';
 export type { WasmKernels, WasmKernelsOptions } from './nn/kernels-wasm.js';
+// Types the browser API names (signing, node-state training, recurrent layers).
+export type { CryptoImpl } from './core/identity.js';
+export type { LocalStateKind, WeightRange } from './model/trainer.js';
+export type { CellActivation, RecurrentActivation } from './nn/recurrent.js';

@@ -39,3 +39,12 @@ export type { OptimizerConfig, OptimizerName } from './nn/optimizer.js';
 export { weightsSha256 } from './model/hash.js';
 export { Rng } from './core/rng.js';
 export type { BuiltinParams } from './engine/strategies/define.js';
+// Types the public API names (coordinator parts, privacy, MQTT), so the API docs and consumers can refer to them.
+export type { AuditAction, AuditEntry, AuditLog, RefusalCount } from './coordinator/audit.js';
+export type { ApiTokens, Credential, Scope, TokenInfo } from './coordinator/api-tokens.js';
+export { SCOPES } from './coordinator/api-tokens.js';
+export type { ByteLru } from './coordinator/byte-lru.js';
+export type { Access, RouteEntry, RoutePolicy } from './coordinator/route-policy.js';
+export type { MqttEndpointOptions } from './coordinator/mqtt-node-connection.js';
+export type { LocalDpSpec } from './core/local-dp.js';
+export type { PrivacySpentSoFar } from './engine/privacy-ledger.js';

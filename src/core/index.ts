@@ -29,3 +29,4 @@ export * as secagg from './secagg/index.js';
 export { CODECS, CODEC_KINDS, codecOf } from './codecs/registry.js';
 export type { CodecKind } from './codecs/registry.js';
 export type * from './codecs/codec.js';
+export type { RandomWords } from './discrete-gaussian.js';
