@@ -76,12 +76,13 @@ test('an empty or foreign database file is refused with exit 2 and left as it wa
   raw.exec('CREATE TABLE t (x); DROP TABLE t;'); // a valid SQLite file without EdgeFed's tables
   raw.close();
   const cases: [string, RegExp][] = [
+    [join(dir, 'no-such-folder', 'edgefed.db'), /its folder .*no-such-folder does not exist \(create it first\)/],
     [empty, /is empty \(0 bytes\): not an EdgeFed store/],
     [notSqlite, /not a database/],
     [foreign, /without EdgeFed's tables/],
   ];
   for (const [file, message] of cases) {
-    const before = readFileSync(file);
+    const before = existsSync(file) ? readFileSync(file) : null;
     const r = await runCli([
       'coordinator',
       '--port',
@@ -94,7 +95,7 @@ test('an empty or foreign database file is refused with exit 2 and left as it wa
     assert.equal(r.code, 2, `${file}: ${r.stderr}`);
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split('\n').length, 1);
-    assert.deepEqual(readFileSync(file), before, `${file} unchanged`);
+    assert.deepEqual(existsSync(file) ? readFileSync(file) : null, before, `${file} unchanged`);
     assert.equal(existsSync(`${file}.lock`), false, 'the lock is released on a refusal');
   }
 });

@@ -133,7 +133,14 @@ test('join tokens reach nodes by environment or file, never on a command line ps
   const c = await coordinator();
   const procs: Proc[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'edgefed-token-'));
-  const child = spawnNode(CLI, dir, c.url, 0, 12, await joinToken(c.url));
+  const child = spawnNode(
+    CLI,
+    { keys: join(dir, 'keys'), logs: join(dir, 'logs') },
+    c.url,
+    0,
+    12,
+    await joinToken(c.url),
+  );
   try {
     const token = await joinToken(c.url);
     const file = join(dir, 'token');

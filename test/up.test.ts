@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI } from './helpers.js';
@@ -45,6 +45,10 @@ test('edgefed up keeps serving after the run, says how to reopen it; Ctrl-C clos
     // Still serving: the page and, with the printed read token, the run.
     assert.equal((await fetch(dashboard)).status, 200);
     const base = new URL(dashboard).origin;
+    // A browser tab can join: the printed link carries a one-time join token and the read token.
+    const link = /browser node \(one tab joins this federation; valid 1 h\) (\S+)/.exec(finished)![1];
+    assert.match(link, new RegExp(`^${base}/node/\\?token=[0-9a-f]{48}&shard=0/10#token=${token}$`));
+    assert.equal((await fetch(link)).status, 200);
     const runs = (await (await fetch(`${base}/v1/runs`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
       runs: { status: string }[];
     };
@@ -124,4 +128,32 @@ test('Ctrl-C while up waits or trains: a clean stop with a message and no partia
   assert.equal(await second.exit, 130);
   assert.match(second.err(), /stopping:/);
   assert.match(second.err(), /exiting at once/);
+});
+
+test('up --db reuses the database: nodes keep their enrolled identities and train; a node refused for good stops up with its reason', {
+  timeout: 400_000,
+}, async () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'edgefed-up-db-'));
+  const db = join(cwd, 'state', 'fleet.db');
+  const once = async () => {
+    const r = run(['up', '--nodes', '2', '--rounds', '1', '--db', db, '--exit-on-finish'], cwd);
+    return { code: await r.exit, err: r.err() };
+  };
+  const first = await once();
+  assert.equal(first.code, 0, first.err);
+  assert.match(first.err, /run 1 completed after 1 rounds/);
+  // The same names again, on the same database: their keys are beside it, so the round is fused.
+  const second = await once();
+  assert.equal(second.code, 0, second.err);
+  assert.match(second.err, /run 2 completed after 1 rounds: test accuracy 0\.[5-9]/);
+  assert.doesNotMatch(second.err, /not fused/);
+  assert.match(second.err, new RegExp(`reopen this run later with: edgefed open ${db}|state in ${db}`));
+  // Keys lost: the names are enrolled with other keys, which no join token overrides. up says so and stops.
+  rmSync(join(cwd, 'state', 'keys'), { recursive: true });
+  const third = await once();
+  assert.equal(third.code, 1, third.err);
+  assert.match(
+    third.err,
+    /node[01] stopped for good: .*enrolled with another key.*\(log: runs\/up-[^/]+\/logs\/node[01]\.log\)/,
+  );
 });

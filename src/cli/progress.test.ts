@@ -26,6 +26,7 @@ test('on a terminal: a spinner names the phase, the bar never shows its raw temp
   p.stop();
   assert.doesNotMatch(tty.text, /\{(acc|loss|secs|spin|busy)\}/, 'no raw template placeholder');
   assert.match(tty.text, /round 2\/3 .*test acc 0\.9500 loss 0\.2000 \| 1\.40s\/round \| ETA /);
+  assert.doesNotMatch(tty.text, /\{note\}|not fused/);
 });
 
 test('off a terminal: one plain line per round (no phase lines); quiet prints nothing', () => {
@@ -33,8 +34,22 @@ test('off a terminal: one plain line per round (no phase lines); quiet prints no
   const p = progressReporter(2, false, log);
   p.phase('starting workers');
   p.onRound({ round: 1, testAccuracy: 0.5, testLoss: NaN, seconds: 0.25 });
+  // A round too few nodes answered leaves the model as it was, and its line says so.
+  p.onRound({
+    round: 2,
+    testAccuracy: 0.5,
+    testLoss: 1,
+    seconds: 60,
+    fused: false,
+    selected: [1, 2, 3],
+    contributed: [],
+  });
   p.stop();
-  assert.equal(log.text, 'round 1/2 test acc 0.5000 loss – | 0.25s\n');
+  assert.equal(
+    log.text,
+    'round 1/2 test acc 0.5000 loss – | 0.25s\n' +
+      'round 2/2 test acc 0.5000 loss 1.0000 | 60.00s | not fused: 0 of 3 nodes answered in time\n',
+  );
   const silent = new Capture(true);
   const q = progressReporter(2, true, silent);
   q.phase('x');

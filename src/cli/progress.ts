@@ -12,6 +12,17 @@ export interface RoundLine {
   testAccuracy: number;
   testLoss: number;
   seconds: number;
+  /** False when the round committed no new model (too few nodes answered in time): said on its line. */
+  fused?: boolean;
+  selected?: readonly number[];
+  contributed?: readonly number[];
+}
+
+/** ` | not fused: 0 of 10 nodes answered` for a round that left the model as it was, else nothing. */
+function notFused(r: RoundLine): string {
+  if (r.fused !== false) return '';
+  const answered = r.contributed?.length ?? 0;
+  return ` | not fused: ${answered} of ${r.selected?.length ?? answered} nodes answered in time`;
 }
 
 export interface ProgressReporter {
@@ -35,7 +46,8 @@ export function progressReporter(
       phase: () => {},
       onRound: (r) =>
         stream.write(
-          `round ${r.round}/${rounds} test acc ${fmt(r.testAccuracy)} loss ${fmt(r.testLoss)} | ${r.seconds.toFixed(2)}s\n`,
+          `round ${r.round}/${rounds} test acc ${fmt(r.testAccuracy)} loss ${fmt(r.testLoss)} | ` +
+            `${r.seconds.toFixed(2)}s${notFused(r)}\n`,
         ),
       stop: () => {},
     };
@@ -63,17 +75,24 @@ export function progressReporter(
         bar = new cliProgress.SingleBar(
           {
             format:
-              'round {value}/{total} [{bar}] test acc {acc} loss {loss} | {secs}s/round | ETA {eta_formatted} | {spin} round in progress {busy}',
+              'round {value}/{total} [{bar}] test acc {acc} loss {loss} | {secs}s/round{note} | ETA {eta_formatted} | ' +
+              '{spin} round in progress {busy}',
             stream,
             hideCursor: false,
             etaBuffer: 5,
           },
           cliProgress.Presets.shades_classic,
         );
-        bar.start(rounds, 0, { acc: '–', loss: '–', secs: '–', spin: SPINNER[frame], busy: '0s' });
+        bar.start(rounds, 0, { acc: '–', loss: '–', secs: '–', note: '', spin: SPINNER[frame], busy: '0s' });
       }
       phaseStart = Date.now();
-      bar.update(r.round, { acc: fmt(r.testAccuracy), loss: fmt(r.testLoss), secs: r.seconds.toFixed(2), busy: '0s' });
+      bar.update(r.round, {
+        acc: fmt(r.testAccuracy),
+        loss: fmt(r.testLoss),
+        secs: r.seconds.toFixed(2),
+        note: notFused(r),
+        busy: '0s',
+      });
     },
     stop() {
       clearInterval(spinner);

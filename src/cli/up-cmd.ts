@@ -7,12 +7,12 @@
 import type { Command } from 'commander';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { intArg, UsageError } from './args.js';
 import { progressReporter } from './progress.js';
-import { spawnGatewayTree, spawnNode } from './up-gateways.js';
+import { childLog, childName, lastLogLine, spawnGatewayTree, spawnNode, type UpDirs } from './up-gateways.js';
 import { startCoordinator } from '../coordinator/server.js';
 import { parseRunConfig } from '../coordinator/config.js';
 import { READ_SCOPES } from '../coordinator/api-tokens.js';
@@ -65,10 +65,16 @@ async function up(f: UpFlags): Promise<void> {
   const exitOnFinish = f.exitOnFinish || process.env.CI === 'true';
   const dir = join('runs', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   mkdirSync(dir, { recursive: true });
+  const db = f.db || join(dir, 'edgefed.db');
+  // Identities live beside the database: a second `up --db same.db` reuses the names it enrolled.
+  const dirs: UpDirs = { keys: join(dirname(db), 'keys'), logs: join(dir, 'logs') };
+  mkdirSync(dirname(db), { recursive: true });
+  // What `edgefed open` takes to show this run again: the run folder, or the database given with --db.
+  const reopen = f.db ? f.db : dir;
   const progress = progressReporter(f.rounds, false);
   const c = await startCoordinator({
     port: f.port,
-    db: f.db || join(dir, 'edgefed.db'),
+    db,
     logger: pino({ level: 'warn' }, pino.destination(2)),
     shutdownGraceMs: UP_STOP_GRACE_MS,
     onRound: (_runId, r) => progress.onRound(r),
@@ -91,7 +97,7 @@ async function up(f: UpFlags): Promise<void> {
     stopping = true;
     process.stderr.write(
       `\nstopping: a round in progress has ${UP_STOP_GRACE_MS / 1000} s to finish, else it is abandoned uncommitted ` +
-        `(Ctrl-C again to exit at once). Reopen later: edgefed open ${dir}\n`,
+        `(Ctrl-C again to exit at once). Reopen later: edgefed open ${reopen}\n`,
     );
     void stopAll(0);
   };
@@ -104,9 +110,12 @@ async function up(f: UpFlags): Promise<void> {
     expiresInSeconds: 7 * 24 * 3600,
   });
   const dashboard = `${c.dashboardUrl}#token=${readToken}`;
+  // One browser tab can join with this link (a join token is single-use; it enrols the tab's own key).
+  const browserNode = `${c.url}/node/?token=${c.createJoinToken(3600)}&shard=0/10#token=${readToken}`;
   process.stderr.write(
     `dashboard ${dashboard}\ncoordinator API ${c.url} (reads need \`Authorization: Bearer <the dashboard token>\`: ` +
-      `${c.url}/v1/runs, ${c.url}/v1/nodes, ${c.url}/metrics); browser nodes join at ${c.url}/node/\n`,
+      `${c.url}/v1/runs, ${c.url}/v1/nodes, ${c.url}/metrics)\nbrowser node (one tab joins this federation; ` +
+      `valid 1 h) ${browserNode}\n`,
   );
   const cli = fileURLToPath(new URL('../../bin/edgefed.mjs', import.meta.url));
   progress.phase(
@@ -114,8 +123,20 @@ async function up(f: UpFlags): Promise<void> {
   );
   children =
     f.gateways > 0
-      ? await spawnGatewayTree(cli, dir, c.url, () => c.createJoinToken(3600), f.gateways, f.nodes)
-      : Array.from({ length: f.nodes }, (_, i) => spawnNode(cli, dir, c.url, i, f.nodes, c.createJoinToken(3600)));
+      ? await spawnGatewayTree(cli, dirs, c.url, () => c.createJoinToken(3600), f.gateways, f.nodes)
+      : Array.from({ length: f.nodes }, (_, i) => spawnNode(cli, dirs, c.url, i, f.nodes, c.createJoinToken(3600)));
+  // A child refused for good (exit 2: not enrolled, wrong key...) cannot come back: say why and stop.
+  for (const child of children) {
+    child.once('exit', (code) => {
+      if (code !== 2 || stopping) return;
+      stopping = true;
+      const name = childName(child);
+      process.stderr.write(
+        `\n${name} stopped for good: ${lastLogLine(dirs, name) || 'no message'} (log: ${childLog(dirs, name)})\n`,
+      );
+      void stopAll(1);
+    });
+  }
   if (stopping) return;
   const config = parseRunConfig({
     name: 'demo',
@@ -136,7 +157,7 @@ async function up(f: UpFlags): Promise<void> {
   const last = c.store.roundRecords(id).at(-1) as { testAccuracy?: number } | undefined;
   process.stderr.write(
     `run ${id} ${status?.status} after ${ckpt?.round ?? 0} rounds: test accuracy ${last?.testAccuracy?.toFixed(4)}; ` +
-      `model saved to ${join(dir, 'model')}, state in ${join(dir, 'edgefed.db')}\n`,
+      `model saved to ${join(dir, 'model')}, state in ${db}\n`,
   );
   for (const ch of children) ch.kill('SIGTERM');
   children = [];
@@ -145,6 +166,6 @@ async function up(f: UpFlags): Promise<void> {
     return;
   }
   process.stderr.write(
-    `the dashboard stays at ${dashboard} until Ctrl-C; reopen this run later with: edgefed open ${dir}\n`,
+    `the dashboard stays at ${dashboard} until Ctrl-C; reopen this run later with: edgefed open ${reopen}\n`,
   );
 }

@@ -2,22 +2,51 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ADMIN_TOKEN_ENV, JOIN_TOKEN_ENV } from './secret-flags.js';
 
 /** Child environment: quiet logs, and the secrets it needs (never on its command line, which `ps` shows). */
 const childEnv = (secrets: Record<string, string>) => ({ env: { ...process.env, EDGEFED_LOG: 'warn', ...secrets } });
 
+/** Where `edgefed up` keeps its children's identities (beside the database, so a rerun reuses them) and logs. */
+export interface UpDirs {
+  keys: string;
+  logs: string;
+}
+
+/** The log file of child `name` (its stderr: a node refused for good explains why on its last line). */
+export const childLog = (dirs: UpDirs, name: string) => join(dirs.logs, `${name}.log`);
+
+/** The `--name` a child of `edgefed up` was started with. */
+export const childName = (child: ChildProcess) => child.spawnargs[child.spawnargs.indexOf('--name') + 1] ?? 'child';
+
+/** The last non-empty line child `name` wrote to its log, for saying why it stopped. */
+export function lastLogLine(dirs: UpDirs, name: string): string {
+  try {
+    const lines = readFileSync(childLog(dirs, name), 'utf8').trim().split('\n');
+    return lines.at(-1)?.slice(0, 500) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+function logFd(dirs: UpDirs, name: string): number {
+  mkdirSync(dirs.logs, { recursive: true });
+  return openSync(childLog(dirs, name), 'a');
+}
+
 /** Node process i of n, holding MNIST shard i/n, enrolled at `url` with a join token from it. */
 export function spawnNode(
   cli: string,
-  dir: string,
+  dirs: UpDirs,
   url: string,
   i: number,
   n: number,
   joinToken: string,
 ): ChildProcess {
-  return spawn(
+  const log = logFd(dirs, `node${i}`);
+  const child = spawn(
     process.execPath,
     [
       cli,
@@ -31,11 +60,13 @@ export function spawnNode(
       '--tags',
       `slot=${i % 2}`,
       '--key',
-      join(dir, 'keys', `node${i}.key`),
+      join(dirs.keys, `node${i}.key`),
       '--share-labels',
     ],
-    { stdio: ['ignore', 'ignore', 'ignore'], ...childEnv({ [JOIN_TOKEN_ENV]: joinToken }) },
+    { stdio: ['ignore', 'ignore', log], ...childEnv({ [JOIN_TOKEN_ENV]: joinToken }) },
   );
+  closeSync(log); // the child holds its own copy
+  return child;
 }
 
 /** The API address a gateway process prints on its first stdout line once it listens. */
@@ -60,7 +91,7 @@ function gatewayUrl(child: ChildProcess, name: string): Promise<string> {
  */
 export async function spawnGatewayTree(
   cli: string,
-  dir: string,
+  dirs: UpDirs,
   url: string,
   joinToken: () => string,
   gateways: number,
@@ -71,25 +102,16 @@ export async function spawnGatewayTree(
     for (let g = 0; g < gateways; g++) {
       const name = `gateway${g}`;
       const admin = randomBytes(24).toString('hex');
+      const log = logFd(dirs, name);
       const child = spawn(
         process.execPath,
-        [
-          cli,
-          'gateway',
-          '--coordinator',
-          url,
-          '--port',
-          '0',
-          '--name',
-          name,
-          '--key',
-          join(dir, 'keys', `${name}.key`),
-        ],
+        [cli, 'gateway', '--coordinator', url, '--port', '0', '--name', name, '--key', join(dirs.keys, `${name}.key`)],
         {
-          stdio: ['ignore', 'pipe', 'ignore'],
+          stdio: ['ignore', 'pipe', log],
           ...childEnv({ [JOIN_TOKEN_ENV]: joinToken(), [ADMIN_TOKEN_ENV]: admin }),
         },
       );
+      closeSync(log);
       children.push(child);
       const api = await gatewayUrl(child, name);
       for (let i = g; i < nodes; i += gateways) {
@@ -99,7 +121,7 @@ export async function spawnGatewayTree(
           body: '{}',
         });
         if (r.status !== 201) throw new Error(`${name} refused a join token (HTTP ${r.status})`);
-        children.push(spawnNode(cli, dir, api, i, nodes, ((await r.json()) as { token: string }).token));
+        children.push(spawnNode(cli, dirs, api, i, nodes, ((await r.json()) as { token: string }).token));
       }
     }
     return children;

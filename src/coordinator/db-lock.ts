@@ -7,7 +7,9 @@
  * A lock left by a process that no longer exists (kill -9, a crash, a reboot) is stale and taken over. The
  * pid is written to a temporary file first and linked into place, so no reader ever sees a half-written lock.
  */
-import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { StoreError } from './store.js';
 
 export class DatabaseLockedError extends Error {
   constructor(
@@ -48,6 +50,8 @@ function holder(lockPath: string): number | null {
 export function lockDatabase(db: string): DatabaseLock {
   const path = `${db}.lock`;
   const temp = `${path}.${process.pid}`;
+  if (!existsSync(dirname(db)))
+    throw new StoreError('open', `--db ${db}: its folder ${dirname(db)} does not exist (create it first)`);
   writeFileSync(temp, `${process.pid}\n`, { mode: 0o600 });
   try {
     for (let attempt = 0; attempt < 2; attempt++) {
