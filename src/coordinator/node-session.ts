@@ -12,6 +12,7 @@ import { nodeCrypto } from '../net/node-crypto.js';
 import { CLOSE, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, verifyHelloSignature } from '../net/node-protocol.js';
 import { verifyNodeFrame } from './frame-verifier.js';
 import type { NodeConnection, NodeConnectionEvents } from './node-connection.js';
+import { disconnectLabel } from './disconnects.js';
 import type { LiveNode, Registry } from './registry.js';
 import type { RunManager } from './run-manager.js';
 import type { Store } from './store.js';
@@ -164,11 +165,15 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
       node.lastSeen = Date.now();
       reject(code, message);
     },
-    closed() {
+    closed(cause) {
       clearTimeout(helloTimer);
+      const label = disconnectLabel(cause);
+      d.metrics.disconnected(label);
       if (node) {
         d.registry.remove(node.id, conn);
-        d.log.info({ nodeId: node.id }, 'node disconnected');
+        // The coordinator cutting a node (timeouts, refusals) or a socket error is worth a warning; a node going is not.
+        const expected = ['node_closed', 'connection_lost', 'node_replaced', 'shutting_down'].includes(label);
+        d.log[expected ? 'info' : 'warn']({ nodeId: node.id, cause: label, detail: cause }, 'node disconnected');
       }
     },
   };

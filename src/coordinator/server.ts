@@ -8,7 +8,7 @@ import { Store } from './store.js';
 import { Registry } from './registry.js';
 import { RunManager } from './run-manager.js';
 import type { RoundRecord } from '../engine/round-engine.js';
-import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../net/node-protocol.js';
+import { CLOSE, MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../net/node-protocol.js';
 import { openNodeSession } from './node-session.js';
 import { WebSocketNodeEndpoint } from './ws-node-connection.js';
 import { MqttNodeEndpoint, mqttChunkBytes, type MqttEndpointOptions } from './mqtt-node-connection.js';
@@ -223,7 +223,11 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   }, heartbeatMs);
   const sweeper = setInterval(() => {
     for (const n of registry.all())
-      if (!n.waiter && Date.now() - n.lastSeen > 3 * heartbeatMs) n.connection.terminate();
+      if (!n.waiter && Date.now() - n.lastSeen > 3 * heartbeatMs) {
+        // The close code tells a live but slow node why; a dead one is cut a second later.
+        n.connection.close(CLOSE.heartbeatTimeout, `no heartbeat for ${(3 * heartbeatMs) / 1000} s`);
+        setTimeout(() => n.connection.terminate(), 1000).unref();
+      }
   }, heartbeatMs);
 
   if (!o.readOnly) runs.resumeAll();
