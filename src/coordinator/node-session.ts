@@ -6,13 +6,14 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from 'pino';
-import { fromHex, toHex } from '../core/identity.js';
+import { fromHex, isSigned, toHex } from '../core/identity.js';
 import { FrameError } from '../core/wire.js';
 import { nodeCrypto } from '../net/node-crypto.js';
 import { CLOSE, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, verifyHelloSignature } from '../net/node-protocol.js';
 import { verifyNodeFrame } from './frame-verifier.js';
 import type { NodeConnection, NodeConnectionEvents } from './node-connection.js';
 import { disconnectLabel } from './disconnects.js';
+import type { VerifyPool } from './verify-pool.js';
 import type { LiveNode, Registry } from './registry.js';
 import type { RunManager } from './run-manager.js';
 import type { Store } from './store.js';
@@ -63,6 +64,8 @@ export interface NodeSessionDeps {
   heartbeatMs: number;
   /** False once the coordinator is shutting down: new sessions are sent away. */
   accepting: () => boolean;
+  /** Worker threads that check frame signatures off the event loop; null: check them here (verify-pool.ts). */
+  verifyPool?: () => VerifyPool | null;
 }
 
 /** Starts a session on a new connection (sends the challenge) and returns what the adapter calls. */
@@ -128,6 +131,29 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
     d.log.info({ nodeId: id, name: h.name, tags: h.tags }, 'node enrolled');
   };
 
+  // Set once a frame went to the verify pool: from then on this node's frames are handled in one queue.
+  let inOrder: Promise<void> | null = null;
+  const handleFrame = (n: LiveNode, bytes: Uint8Array, signatureChecked: boolean): void => {
+    let verified;
+    try {
+      verified = verifyNodeFrame(bytes, {
+        nodeId: n.id,
+        publicKey: n.publicKey,
+        auth: d.auth,
+        configuredRun: n.configuredRun,
+        pending: n.waiter?.binding ?? null,
+        seenNonces: n.seenNonces,
+        crypto: nodeCrypto,
+        signatureChecked,
+      });
+    } catch (e) {
+      return reject(e instanceof FrameError ? e.code : 'bad_frame', (e as Error).message);
+    }
+    if (n.waiter?.accept(verified.frame, verified.binding)) return;
+    if (n.configuredRun !== null) d.runs.late(n.configuredRun, n.id, verified.frame);
+    else reject('unexpected_frame', 'no request is waiting for this frame');
+  };
+
   return {
     control(text) {
       if (!node) return hello(text);
@@ -142,23 +168,18 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
     frame(bytes) {
       if (!node) return conn.close(CLOSE.helloFirst, 'hello first');
       node.lastSeen = Date.now();
-      let verified;
-      try {
-        verified = verifyNodeFrame(bytes, {
-          nodeId: node.id,
-          publicKey: node.publicKey,
-          auth: d.auth,
-          configuredRun: node.configuredRun,
-          pending: node.waiter?.binding ?? null,
-          seenNonces: node.seenNonces,
-          crypto: nodeCrypto,
-        });
-      } catch (e) {
-        return reject(e instanceof FrameError ? e.code : 'bad_frame', (e as Error).message);
-      }
-      if (node.waiter?.accept(verified.frame, verified.binding)) return;
-      if (node.configuredRun !== null) d.runs.late(node.configuredRun, node.id, verified.frame);
-      else reject('unexpected_frame', 'no request is waiting for this frame');
+      const pool = d.verifyPool?.() ?? null;
+      if (!pool && inOrder === null) return handleFrame(node, bytes, false);
+      // Off the loop: the signature is checked in a worker, the rest here once it answers, in arrival order.
+      const key = node.publicKey;
+      const checked = pool && key && isSigned(bytes) ? pool.verify(bytes, key) : null;
+      const n = node;
+      inOrder = (inOrder ?? Promise.resolve()).then(async () => {
+        if (!checked) return handleFrame(n, bytes, false);
+        const o = await checked;
+        if (o.ok) handleFrame(n, o.bytes, true);
+        else reject(o.code, o.message);
+      });
     },
     invalid(code, message) {
       if (!node) return conn.close(CLOSE.helloFirst, 'hello first');

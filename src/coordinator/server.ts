@@ -31,6 +31,7 @@ import { hashJoinToken, registerEnrolRoutes } from './routes-enrol.js';
 import { registerAdminRoutes } from './routes-admin.js';
 import { registerRunRoutes } from './routes-runs.js';
 import type { ByteLru } from './byte-lru.js';
+import { defaultVerifyThreads, LazyVerifyPool } from './verify-pool.js';
 
 /** EDGEFED_MAX_FRAME_BYTES lowers the per-frame limit (a deployment that knows its model size should). */
 const frameLimit = () => Math.min(MAX_FRAME_BYTES, Number(process.env.EDGEFED_MAX_FRAME_BYTES) || MAX_FRAME_BYTES);
@@ -63,6 +64,12 @@ export interface CoordinatorOptions {
   escalationModel?: string;
   /** On close: how long the round in progress may take to finish before it is abandoned uncommitted (ms). */
   shutdownGraceMs?: number;
+  /**
+   * Worker threads that check node frames' signatures off the event loop (verify-pool.ts), started once
+   * `verifyOffThreadFrom` nodes are connected (default 256); 0 threads: always on the event loop.
+   */
+  verifyThreads?: number;
+  verifyOffThreadFrom?: number;
   /** Also serve nodes through an MQTT broker (mqtt-node-connection.ts), beside the WebSocket endpoint. */
   mqtt?: Omit<MqttEndpointOptions, 'maxFrameBytes' | 'log' | 'chunkBytes'> & { chunkBytes?: number };
 }
@@ -179,6 +186,12 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   const port = typeof address === 'object' && address ? address.port : o.port;
 
   let accepting = !o.readOnly;
+  // Only signed frames are worth a thread: with auth off nothing is verified.
+  const verifyPool = new LazyVerifyPool(
+    auth ? (o.verifyThreads ?? defaultVerifyThreads()) : 0,
+    o.verifyOffThreadFrom ?? 256,
+    (e) => log.error({ err: e.message }, 'verify threads did not start; frames are checked on the event loop'),
+  );
   const openSession = (conn: NodeConnection) =>
     openNodeSession(conn, {
       store,
@@ -189,6 +202,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
       auth,
       heartbeatMs,
       accepting: () => accepting,
+      verifyPool: () => verifyPool.forFleet(registry.size),
     });
   const nodeEndpoint = new WebSocketNodeEndpoint(frameLimit(), openSession);
   let mqttEndpoint: MqttNodeEndpoint | null = null;
@@ -267,6 +281,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
         new Promise((r) => setTimeout(r, 2000).unref()),
       ]);
       models.close();
+      await verifyPool.close();
       store.close();
       lock?.release();
     },
