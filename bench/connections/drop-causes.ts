@@ -29,7 +29,7 @@ const CODES: Record<number, string> = {
 export function clientCauseKey(why: string, lastError: string | null): string {
   const code = Number(/^(\d+)/.exec(why)?.[1] ?? NaN);
   const base = Number.isFinite(code) ? `${code} ${CODES[code] ?? why.slice(String(code).length).trim()}` : why;
-  const err = lastError ? /\b(E[A-Z]+|WS_ERR_[A-Z_]+)\b/.exec(lastError)?.[1] ?? lastError.slice(0, 60) : null;
+  const err = lastError ? (/\b(E[A-Z]+|WS_ERR_[A-Z_]+)\b/.exec(lastError)?.[1] ?? lastError.slice(0, 60)) : null;
   return err ? `${base} after ${err}` : base;
 }
 

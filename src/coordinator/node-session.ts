@@ -13,6 +13,7 @@ import { CLOSE, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, verifyHelloSignature } from 
 import { verifyNodeFrame } from './frame-verifier.js';
 import type { NodeConnection, NodeConnectionEvents } from './node-connection.js';
 import { disconnectLabel } from './disconnects.js';
+import { stallAwareTimeout } from './loop-stall.js';
 import type { VerifyPool } from './verify-pool.js';
 import type { LiveNode, Registry } from './registry.js';
 import type { RunManager } from './run-manager.js';
@@ -72,7 +73,8 @@ export interface NodeSessionDeps {
 export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeConnectionEvents {
   let node: LiveNode | null = null;
   const challenge = toHex(new Uint8Array(randomBytes(16)));
-  const helloTimer = setTimeout(() => conn.close(CLOSE.noHello, 'no hello'), HELLO_TIMEOUT_MS);
+  // Counted only while the loop is free to read the hello: a stalled coordinator does not time out its nodes.
+  const helloTimer = stallAwareTimeout(HELLO_TIMEOUT_MS, () => conn.close(CLOSE.noHello, 'no hello'));
   const reject = (code: string, message: string) => {
     const runId = node?.configuredRun ?? null;
     d.log.warn({ nodeId: node?.id, node: node?.name, runId, code, message }, 'rejected node message');
@@ -86,7 +88,7 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
     conn.sendControl({ type: 'error', code, message });
   };
   if (!d.accepting()) {
-    clearTimeout(helloTimer);
+    helloTimer.stop();
     conn.close(CLOSE.shuttingDown, 'coordinator shutting down');
   } else {
     conn.sendControl({ type: 'challenge', protocol: PROTOCOL_VERSION, challenge });
@@ -110,7 +112,7 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
       reject('unauthenticated', message);
       return conn.close(CLOSE.unauthenticated, 'unauthenticated');
     }
-    clearTimeout(helloTimer);
+    helloTimer.stop();
     const id = d.store.upsertNode(h.name, { resources: h.resources, tags: h.tags });
     node = {
       id,
@@ -187,7 +189,7 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
       reject(code, message);
     },
     closed(cause) {
-      clearTimeout(helloTimer);
+      helloTimer.stop();
       const label = disconnectLabel(cause);
       d.metrics.disconnected(label);
       if (node) {

@@ -32,6 +32,7 @@ import { registerAdminRoutes } from './routes-admin.js';
 import { registerRunRoutes } from './routes-runs.js';
 import type { ByteLru } from './byte-lru.js';
 import { defaultVerifyThreads, LazyVerifyPool } from './verify-pool.js';
+import { stallAwareInterval } from './loop-stall.js';
 
 /** EDGEFED_MAX_FRAME_BYTES lowers the per-frame limit (a deployment that knows its model size should). */
 const frameLimit = () => Math.min(MAX_FRAME_BYTES, Number(process.env.EDGEFED_MAX_FRAME_BYTES) || MAX_FRAME_BYTES);
@@ -235,14 +236,15 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     const live = registry.all();
     if (live.length > 0) store.touchNodes(live.map((n) => ({ id: n.id, atMs: n.lastSeen })));
   }, heartbeatMs);
-  const sweeper = setInterval(() => {
+  // The sweep skips a tick the loop was stalled through (loop-stall.ts): heartbeats may sit unread, not missing.
+  const sweeper = stallAwareInterval(heartbeatMs, () => {
     for (const n of registry.all())
       if (!n.waiter && Date.now() - n.lastSeen > 3 * heartbeatMs) {
         // The close code tells a live but slow node why; a dead one is cut a second later.
         n.connection.close(CLOSE.heartbeatTimeout, `no heartbeat for ${(3 * heartbeatMs) / 1000} s`);
         setTimeout(() => n.connection.terminate(), 1000).unref();
       }
-  }, heartbeatMs);
+  });
 
   if (!o.readOnly) runs.resumeAll();
   const url = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
@@ -264,7 +266,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     createJoinToken,
     async close() {
       accepting = false;
-      clearInterval(sweeper);
+      sweeper.stop();
       live.close();
       metrics.close();
       clearInterval(persistLastSeen);
