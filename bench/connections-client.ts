@@ -47,6 +47,7 @@ import {
   type NodeLinkEvents,
   type Transport,
 } from './connections/node-link.js';
+import { clientCauseKey, loopLagMonitor, type CauseCounts } from './connections/drop-causes.js';
 
 export interface ClientStats {
   proc: number;
@@ -83,6 +84,10 @@ export interface ClientStats {
   /** The trainer and kernels the last configure built ('engine' / 'native-openblas', ...). */
   trainer: string | null;
   kernels: string | null;
+  /** Every close this process saw, by cause (drop-causes.ts). */
+  closeCauses: CauseCounts;
+  /** The worst lag of this process's own event loop, ms. */
+  maxLoopLagMs: number;
 }
 
 interface Args {
@@ -199,6 +204,8 @@ interface Conn {
   welcomed: boolean;
   /** With --auth: the connection's Ed25519 secret key, enrolled under its name. */
   secretKey: Uint8Array | null;
+  /** Tells the current socket's close handler that this socket got its welcome. */
+  onWelcome: () => void;
 }
 
 /** Creates a join token with the admin token and enrols `name` with a fresh key, as an operator and an agent would. */
@@ -253,10 +260,14 @@ async function main(): Promise<void> {
     externalBytes: 0,
     trainer: null,
     kernels: null,
+    closeCauses: {},
+    maxLoopLagMs: 0,
   };
+  const lag = loopLagMonitor();
   const snapshot = (type: 'ready' | 'stats' | 'final'): string => {
     const m = process.memoryUsage();
     Object.assign(stats, { rssBytes: m.rss, heapUsedBytes: m.heapUsed, externalBytes: m.external });
+    stats.maxLoopLagMs = Math.max(stats.maxLoopLagMs, lag.maxSince(60_000));
     return `${JSON.stringify({ type, ...stats })}\n`;
   };
 
@@ -334,6 +345,9 @@ async function main(): Promise<void> {
 
   const connect = (c: Conn): void => {
     let link: FrameLink | null = null;
+    let lastError: string | null = null;
+    let welcomedHere = false;
+    c.onWelcome = () => (welcomedHere = true);
     const ws = open(c, {
       open: () => {
         stats.open++;
@@ -362,13 +376,24 @@ async function main(): Promise<void> {
         c.heartbeat = null;
         if (stopping) return;
         stats.disconnects++;
+        // Lagging more than a heartbeat interval means this process itself held back its heartbeats.
+        const stalled = lag.maxSince(15_000) > 5000;
+        stats.maxLoopLagMs = Math.max(stats.maxLoopLagMs, lag.maxSince(15_000));
+        const key = clientCauseKey(why, lastError);
+        const o = (stats.closeCauses[key] ??= { count: 0, before_welcome: 0, client_stalled: 0 });
+        o.count++;
+        if (!welcomedHere) o.before_welcome++;
+        if (stalled) o.client_stalled++;
         process.stderr.write(`client ${a.proc}: ${c.name} (node ${c.nodeId}) closed: ${why}; reconnecting in 1 s\n`);
         setTimeout(() => {
           stats.reconnects++;
           connect(c);
         }, 1000);
       },
-      error: (message) => process.stderr.write(`client ${a.proc}: ${c.name}: ${message}\n`),
+      error: (message) => {
+        lastError = message;
+        process.stderr.write(`client ${a.proc}: ${c.name}: ${message}\n`);
+      },
     });
     link = new FrameLink(ws, MAX_FRAME_BYTES);
     c.socket = ws;
@@ -403,6 +428,7 @@ async function main(): Promise<void> {
       );
     } else if (msg.type === 'welcome' && Number.isInteger(msg.nodeId)) {
       c.nodeId = msg.nodeId!;
+      c.onWelcome();
       byNodeId.set(c.nodeId, c.data);
       if (!c.welcomed) {
         c.welcomed = true;
@@ -449,6 +475,7 @@ async function main(): Promise<void> {
     heartbeat: null,
     welcomed: false,
     secretKey: null,
+    onWelcome: () => undefined,
   }));
   if (a.auth) {
     const adminToken = process.env.EDGEFED_BENCH_ADMIN_TOKEN;

@@ -66,6 +66,14 @@ import {
   profileLine,
   markdown,
 } from './connections/results.js';
+import {
+  coordinatorCauses,
+  dropTable,
+  listenCounters,
+  mergeCauses,
+  osLimits,
+  type DropCauses,
+} from './connections/drop-causes.js';
 
 interface RunView {
   id: number;
@@ -221,6 +229,7 @@ async function bench(a: Args): Promise<RunRecord> {
     }, SAMPLE_MS);
 
     // 3. The client processes.
+    const listen0 = listenCounters();
     const tConnect = performance.now();
     const connecting = new Map<number, number>();
     const finals = new Map<number, ClientStats>();
@@ -422,11 +431,27 @@ async function bench(a: Args): Promise<RunRecord> {
     const finalMem = procMemory(coordPid);
     if (finalMem) coordHwm = Math.max(coordHwm, finalMem.hwm);
     const cpuTotal = procCpuSeconds(coordPid) - cpuAtStart;
+    // The coordinator's count of ended connections, read before the clients leave (their exit would count too).
+    const metricsText = await fetch(`${api}/metrics`, {
+      headers: adminToken ? { authorization: `Bearer ${adminToken}` } : {},
+    })
+      .then((r) => (r.ok ? r.text() : ''))
+      .catch(() => '');
+    const listen1 = listenCounters();
 
     // 6. Stop the clients (they report first), then the coordinator.
     clearInterval(sampler);
     for (const c of clients) await stopChild(c, () => c.child.stdin!.write('stop\n'), 15_000);
     const clientFinal = [...finals.entries()].sort((x, y) => x[0] - y[0]).map(([, s]) => s);
+    const dropCauses: DropCauses = {
+      client: mergeCauses(clientFinal.map((s) => s.closeCauses)),
+      coordinator: metricsText.includes('edgefed_node_disconnects_total') ? coordinatorCauses(metricsText) : null,
+      listen_overflows: listen1.overflows - listen0.overflows,
+      listen_drops: listen1.drops - listen0.drops,
+      os: osLimits(),
+      client_max_loop_lag_ms: Math.max(0, ...clientFinal.map((s) => s.maxLoopLagMs ?? 0)),
+    };
+    process.stderr.write(`${BENCH}: drops by cause:\n  ${dropTable(dropCauses).join('\n  ')}\n`);
     const allOffline = await until(
       'every node offline',
       60_000,
@@ -542,6 +567,7 @@ async function bench(a: Args): Promise<RunRecord> {
         idle_window: win1.drops - win0.drops,
         run: sum((s) => s.disconnects) - dropsBeforeRun,
       },
+      drop_causes: dropCauses,
       coordinator_entry: a.coordinatorEntry,
       auth: hasAuth ? a.auth : null,
       enrol_seconds: authOn ? Math.max(...clientFinal.map((x) => x.enrolSeconds)) : null,
@@ -657,6 +683,7 @@ function printTable(r: RunRecord): void {
       'dropped connections connecting / idle / run',
       `${r.disconnects.while_connecting} / ${r.disconnects.idle_window} / ${r.disconnects.run}`,
     ],
+    ...(r.drop_causes ? dropTable(r.drop_causes).map((l, i): [string, string] => [i ? '' : 'drops by cause', l]) : []),
     [
       'idle window: CPU s, disk MB, /healthz p99 / max',
       `${r1(c.idle_connected.cpu_seconds)} s of ${r1(c.idle_connected.seconds)} s, ${mb(c.idle_connected.disk_write_bytes)} MB, ${r1(c.idle_connected.healthz_ms.p99)} / ${r1(c.idle_connected.healthz_ms.max)} ms`,

@@ -4,6 +4,7 @@ import type { ClientStats } from '../connections-client.js';
 import { machine as machineInfo } from '../support/results-io.js';
 import { BENCH } from './options.js';
 import { type MemPoint, type ProfileSummary } from './inspector.js';
+import { dropTable, type DropCauses } from './drop-causes.js';
 
 export const r1 = (v: number) => Math.round(v * 10) / 10;
 export const r3 = (v: number) => Math.round(v * 1000) / 1000;
@@ -84,6 +85,8 @@ export interface RunRecord {
   heartbeats_per_second: number;
   /** Client connections the coordinator closed (each reconnected), by when it happened. */
   disconnects: { while_connecting: number; idle_window: number; run: number };
+  /** Why connections closed, from the clients, the coordinator and the kernel (absent in older runs). */
+  drop_causes?: DropCauses;
   /** The coordinator started instead of `bin/edgefed.mjs` (--coordinator-entry), for A/B experiments; null = the CLI. */
   coordinator_entry: string | null;
   /** 'on': every node enrolled an Ed25519 key and signed its hello and replies; 'off': `--auth off`; null: the coordinator has no auth. */
@@ -262,6 +265,7 @@ export function markdown(f: ResultsFile): string {
         (r.coordinator_entry
           ? ` **Coordinator entry: ${r.coordinator_entry}** (an A/B experiment, not the stock CLI).`
           : ''),
+      ...(r.drop_causes ? [`- Drops by cause: ${dropTable(r.drop_causes).join('; ')}.`] : []),
       `- Machine load (1-min average, ${r.machine.cpu_cores} cores): ${r.load_average?.run_start ?? '?'} when the run started, ${r.load_average?.run_end ?? '?'} when it ended.`,
       `- Events recorded by the coordinator: ${
         Object.keys(r.events).length

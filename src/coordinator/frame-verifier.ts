@@ -26,6 +26,8 @@ export interface FrameCheckContext {
   /** Nonces of replies already accepted from this node. */
   seenNonces: ReadonlySet<string>;
   crypto?: CryptoImpl;
+  /** The signature was already checked against publicKey with the same function (the verify pool's thread). */
+  signatureChecked?: boolean;
 }
 
 export interface VerifiedFrame {
@@ -39,7 +41,8 @@ export interface VerifiedFrame {
 export function verifyNodeFrame(bytes: Uint8Array, ctx: FrameCheckContext): VerifiedFrame {
   let binding: Binding | null = null;
   let frame = bytes;
-  if (isSigned(bytes) && ctx.publicKey)
+  if (isSigned(bytes) && ctx.publicKey && ctx.signatureChecked) ({ binding, frame } = readSignedFrameUnverified(bytes));
+  else if (isSigned(bytes) && ctx.publicKey)
     ({ binding, frame } = openSignedFrame(bytes, ctx.publicKey, ctx.crypto ?? nobleCrypto));
   else if (isSigned(bytes) && !ctx.auth) ({ binding, frame } = readSignedFrameUnverified(bytes));
   else if (ctx.auth) {

@@ -22,6 +22,7 @@ export class CoordinatorMetrics {
   private readonly testAccuracy: Gauge<'run'>;
   private readonly testLoss: Gauge<'run'>;
   private readonly rejections: Counter<'code'>;
+  private readonly disconnects: Counter<'cause'>;
   private readonly unsubscribe: () => void;
 
   constructor(store: Store, nodes: Registry, liveClients: () => number) {
@@ -87,6 +88,12 @@ export class CoordinatorMetrics {
       name: 'edgefed_rejected_total',
       help: 'Node messages and enrolments refused, by code',
       labelNames: ['code'],
+      registers,
+    });
+    this.disconnects = new Counter({
+      name: 'edgefed_node_disconnects_total',
+      help: 'Node connections ended, by cause (disconnects.ts)',
+      labelNames: ['cause'],
       registers,
     });
     new Gauge({
@@ -172,6 +179,11 @@ export class CoordinatorMetrics {
   /** A node message or enrolment was refused with this code (a fixed server-side code, not node text). */
   rejected(code: string): void {
     this.rejections.inc({ code });
+  }
+
+  /** A node connection ended; `cause` is a fixed label from disconnects.ts. */
+  disconnected(cause: string): void {
+    this.disconnects.inc({ cause });
   }
 
   async text(): Promise<{ contentType: string; body: string }> {

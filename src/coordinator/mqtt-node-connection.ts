@@ -31,7 +31,7 @@ import {
   textBytes,
   type Envelope,
 } from '../net/mqtt-envelope.js';
-import type { NodeConnection, NodeConnectionEvents, NodeIdentity } from './node-connection.js';
+import type { CloseCause, NodeConnection, NodeConnectionEvents, NodeIdentity } from './node-connection.js';
 
 export interface MqttEndpointOptions {
   /** mqtt://host:port or mqtts://host:port (user:password@ in the URL, or below). */
@@ -111,7 +111,7 @@ export class MqttNodeEndpoint {
     const current = this.sessions.get(where.name);
     if (e.kind === 'open') {
       if (current?.session === e.session) return; // a QoS 1 repeat of the open that started it
-      current?.terminate();
+      current?.end({ by: 'node', code: 0, reason: 'replaced by a new session' });
       const conn = new MqttNodeConnection(this, where.name, e.session, this.o.maxFrameBytes, this.o.chunkBytes);
       this.sessions.set(where.name, conn);
       conn.start(this.open(conn));
@@ -226,7 +226,7 @@ class MqttNodeConnection implements NodeConnection {
 
   onOffline(): void {
     // A node busy on a request may be back before the round's deadline; the deadline bounds the wait.
-    if (this.identity === null) this.terminate();
+    if (this.identity === null) this.end({ by: 'node', code: 1006, reason: 'link offline' });
   }
 
   private send(kind: 'control' | 'chunk', payload: Uint8Array, cb?: (err?: Error) => void): void {
@@ -250,15 +250,20 @@ class MqttNodeConnection implements NodeConnection {
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.send('control', textBytes(CLOSED_TEXT(code, reason)));
-    this.terminate();
+    this.end({ by: 'coordinator', code, reason });
   }
 
   terminate(): void {
+    this.end({ by: 'coordinator', code: 0, reason: 'terminated' });
+  }
+
+  /** Ends the session once, telling the session why. */
+  end(cause: CloseCause): void {
     if (this.closed) return;
     this.closed = true;
     this.link.reset();
     this.endpoint.forget(this);
-    this.events?.closed();
+    this.events?.closed(cause);
   }
 }
 

@@ -38,5 +38,17 @@ export interface NodeConnectionEvents {
   frame(bytes: Uint8Array): void;
   /** A message the adapter refused on its own (a bad chunk, a frame over the limit). */
   invalid(code: string, message: string): void;
-  closed(): void;
+  /** The connection is gone; `cause` says who ended it and how (absent when the adapter cannot tell). */
+  closed(cause?: CloseCause): void;
+}
+
+/**
+ * Who ended a connection: the coordinator (with the close code it sent, or 0 for a terminate), the node (the
+ * code its close frame carried, 1006 when the socket vanished without one), or a socket error (ws's error code,
+ * e.g. a message over maxPayload).
+ */
+export interface CloseCause {
+  by: 'coordinator' | 'node' | 'socket_error';
+  code: number;
+  reason: string;
 }

@@ -6,12 +6,15 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from 'pino';
-import { fromHex, toHex } from '../core/identity.js';
+import { fromHex, isSigned, toHex } from '../core/identity.js';
 import { FrameError } from '../core/wire.js';
 import { nodeCrypto } from '../net/node-crypto.js';
 import { CLOSE, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, verifyHelloSignature } from '../net/node-protocol.js';
 import { verifyNodeFrame } from './frame-verifier.js';
 import type { NodeConnection, NodeConnectionEvents } from './node-connection.js';
+import { disconnectLabel } from './disconnects.js';
+import { stallAwareTimeout } from './loop-stall.js';
+import type { VerifyPool } from './verify-pool.js';
 import type { LiveNode, Registry } from './registry.js';
 import type { RunManager } from './run-manager.js';
 import type { Store } from './store.js';
@@ -62,13 +65,16 @@ export interface NodeSessionDeps {
   heartbeatMs: number;
   /** False once the coordinator is shutting down: new sessions are sent away. */
   accepting: () => boolean;
+  /** Worker threads that check frame signatures off the event loop; null: check them here (verify-pool.ts). */
+  verifyPool?: () => VerifyPool | null;
 }
 
 /** Starts a session on a new connection (sends the challenge) and returns what the adapter calls. */
 export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeConnectionEvents {
   let node: LiveNode | null = null;
   const challenge = toHex(new Uint8Array(randomBytes(16)));
-  const helloTimer = setTimeout(() => conn.close(CLOSE.noHello, 'no hello'), HELLO_TIMEOUT_MS);
+  // Counted only while the loop is free to read the hello: a stalled coordinator does not time out its nodes.
+  const helloTimer = stallAwareTimeout(HELLO_TIMEOUT_MS, () => conn.close(CLOSE.noHello, 'no hello'));
   const reject = (code: string, message: string) => {
     const runId = node?.configuredRun ?? null;
     d.log.warn({ nodeId: node?.id, node: node?.name, runId, code, message }, 'rejected node message');
@@ -82,7 +88,7 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
     conn.sendControl({ type: 'error', code, message });
   };
   if (!d.accepting()) {
-    clearTimeout(helloTimer);
+    helloTimer.stop();
     conn.close(CLOSE.shuttingDown, 'coordinator shutting down');
   } else {
     conn.sendControl({ type: 'challenge', protocol: PROTOCOL_VERSION, challenge });
@@ -106,7 +112,7 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
       reject('unauthenticated', message);
       return conn.close(CLOSE.unauthenticated, 'unauthenticated');
     }
-    clearTimeout(helloTimer);
+    helloTimer.stop();
     const id = d.store.upsertNode(h.name, { resources: h.resources, tags: h.tags });
     node = {
       id,
@@ -127,6 +133,29 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
     d.log.info({ nodeId: id, name: h.name, tags: h.tags }, 'node enrolled');
   };
 
+  // Set once a frame went to the verify pool: from then on this node's frames are handled in one queue.
+  let inOrder: Promise<void> | null = null;
+  const handleFrame = (n: LiveNode, bytes: Uint8Array, signatureChecked: boolean): void => {
+    let verified;
+    try {
+      verified = verifyNodeFrame(bytes, {
+        nodeId: n.id,
+        publicKey: n.publicKey,
+        auth: d.auth,
+        configuredRun: n.configuredRun,
+        pending: n.waiter?.binding ?? null,
+        seenNonces: n.seenNonces,
+        crypto: nodeCrypto,
+        signatureChecked,
+      });
+    } catch (e) {
+      return reject(e instanceof FrameError ? e.code : 'bad_frame', (e as Error).message);
+    }
+    if (n.waiter?.accept(verified.frame, verified.binding)) return;
+    if (n.configuredRun !== null) d.runs.late(n.configuredRun, n.id, verified.frame);
+    else reject('unexpected_frame', 'no request is waiting for this frame');
+  };
+
   return {
     control(text) {
       if (!node) return hello(text);
@@ -141,34 +170,33 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
     frame(bytes) {
       if (!node) return conn.close(CLOSE.helloFirst, 'hello first');
       node.lastSeen = Date.now();
-      let verified;
-      try {
-        verified = verifyNodeFrame(bytes, {
-          nodeId: node.id,
-          publicKey: node.publicKey,
-          auth: d.auth,
-          configuredRun: node.configuredRun,
-          pending: node.waiter?.binding ?? null,
-          seenNonces: node.seenNonces,
-          crypto: nodeCrypto,
-        });
-      } catch (e) {
-        return reject(e instanceof FrameError ? e.code : 'bad_frame', (e as Error).message);
-      }
-      if (node.waiter?.accept(verified.frame, verified.binding)) return;
-      if (node.configuredRun !== null) d.runs.late(node.configuredRun, node.id, verified.frame);
-      else reject('unexpected_frame', 'no request is waiting for this frame');
+      const pool = d.verifyPool?.() ?? null;
+      if (!pool && inOrder === null) return handleFrame(node, bytes, false);
+      // Off the loop: the signature is checked in a worker, the rest here once it answers, in arrival order.
+      const key = node.publicKey;
+      const checked = pool && key && isSigned(bytes) ? pool.verify(bytes, key) : null;
+      const n = node;
+      inOrder = (inOrder ?? Promise.resolve()).then(async () => {
+        if (!checked) return handleFrame(n, bytes, false);
+        const o = await checked;
+        if (o.ok) handleFrame(n, o.bytes, true);
+        else reject(o.code, o.message);
+      });
     },
     invalid(code, message) {
       if (!node) return conn.close(CLOSE.helloFirst, 'hello first');
       node.lastSeen = Date.now();
       reject(code, message);
     },
-    closed() {
-      clearTimeout(helloTimer);
+    closed(cause) {
+      helloTimer.stop();
+      const label = disconnectLabel(cause);
+      d.metrics.disconnected(label);
       if (node) {
         d.registry.remove(node.id, conn);
-        d.log.info({ nodeId: node.id }, 'node disconnected');
+        // The coordinator cutting a node (timeouts, refusals) or a socket error is worth a warning; a node going is not.
+        const expected = ['node_closed', 'connection_lost', 'node_replaced', 'shutting_down'].includes(label);
+        d.log[expected ? 'info' : 'warn']({ nodeId: node.id, cause: label, detail: cause }, 'node disconnected');
       }
     },
   };

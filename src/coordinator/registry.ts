@@ -70,6 +70,11 @@ export class Registry {
     return this.nodes.get(id);
   }
 
+  /** Nodes connected now. */
+  get size(): number {
+    return this.nodes.size;
+  }
+
   all(): LiveNode[] {
     return [...this.nodes.values()].sort((a, b) => a.id - b.id);
   }

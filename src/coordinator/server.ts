@@ -8,7 +8,7 @@ import { Store } from './store.js';
 import { Registry } from './registry.js';
 import { RunManager } from './run-manager.js';
 import type { RoundRecord } from '../engine/round-engine.js';
-import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../net/node-protocol.js';
+import { CLOSE, MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../net/node-protocol.js';
 import { openNodeSession } from './node-session.js';
 import { WebSocketNodeEndpoint } from './ws-node-connection.js';
 import { MqttNodeEndpoint, mqttChunkBytes, type MqttEndpointOptions } from './mqtt-node-connection.js';
@@ -31,6 +31,8 @@ import { hashJoinToken, registerEnrolRoutes } from './routes-enrol.js';
 import { registerAdminRoutes } from './routes-admin.js';
 import { registerRunRoutes } from './routes-runs.js';
 import type { ByteLru } from './byte-lru.js';
+import { defaultVerifyThreads, LazyVerifyPool } from './verify-pool.js';
+import { stallAwareInterval } from './loop-stall.js';
 
 /** EDGEFED_MAX_FRAME_BYTES lowers the per-frame limit (a deployment that knows its model size should). */
 const frameLimit = () => Math.min(MAX_FRAME_BYTES, Number(process.env.EDGEFED_MAX_FRAME_BYTES) || MAX_FRAME_BYTES);
@@ -63,6 +65,12 @@ export interface CoordinatorOptions {
   escalationModel?: string;
   /** On close: how long the round in progress may take to finish before it is abandoned uncommitted (ms). */
   shutdownGraceMs?: number;
+  /**
+   * Worker threads that check node frames' signatures off the event loop (verify-pool.ts), started once
+   * `verifyOffThreadFrom` nodes are connected (default 256); 0 threads: always on the event loop.
+   */
+  verifyThreads?: number;
+  verifyOffThreadFrom?: number;
   /** Also serve nodes through an MQTT broker (mqtt-node-connection.ts), beside the WebSocket endpoint. */
   mqtt?: Omit<MqttEndpointOptions, 'maxFrameBytes' | 'log' | 'chunkBytes'> & { chunkBytes?: number };
 }
@@ -179,6 +187,12 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   const port = typeof address === 'object' && address ? address.port : o.port;
 
   let accepting = !o.readOnly;
+  // Only signed frames are worth a thread: with auth off nothing is verified.
+  const verifyPool = new LazyVerifyPool(
+    auth ? (o.verifyThreads ?? defaultVerifyThreads()) : 0,
+    o.verifyOffThreadFrom ?? 256,
+    (e) => log.error({ err: e.message }, 'verify threads did not start; frames are checked on the event loop'),
+  );
   const openSession = (conn: NodeConnection) =>
     openNodeSession(conn, {
       store,
@@ -189,6 +203,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
       auth,
       heartbeatMs,
       accepting: () => accepting,
+      verifyPool: () => verifyPool.forFleet(registry.size),
     });
   const nodeEndpoint = new WebSocketNodeEndpoint(frameLimit(), openSession);
   let mqttEndpoint: MqttNodeEndpoint | null = null;
@@ -221,10 +236,15 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     const live = registry.all();
     if (live.length > 0) store.touchNodes(live.map((n) => ({ id: n.id, atMs: n.lastSeen })));
   }, heartbeatMs);
-  const sweeper = setInterval(() => {
+  // The sweep skips a tick the loop was stalled through (loop-stall.ts): heartbeats may sit unread, not missing.
+  const sweeper = stallAwareInterval(heartbeatMs, () => {
     for (const n of registry.all())
-      if (!n.waiter && Date.now() - n.lastSeen > 3 * heartbeatMs) n.connection.terminate();
-  }, heartbeatMs);
+      if (!n.waiter && Date.now() - n.lastSeen > 3 * heartbeatMs) {
+        // The close code tells a live but slow node why; a dead one is cut a second later.
+        n.connection.close(CLOSE.heartbeatTimeout, `no heartbeat for ${(3 * heartbeatMs) / 1000} s`);
+        setTimeout(() => n.connection.terminate(), 1000).unref();
+      }
+  });
 
   if (!o.readOnly) runs.resumeAll();
   const url = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
@@ -246,7 +266,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     createJoinToken,
     async close() {
       accepting = false;
-      clearInterval(sweeper);
+      sweeper.stop();
       live.close();
       metrics.close();
       clearInterval(persistLastSeen);
@@ -263,6 +283,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
         new Promise((r) => setTimeout(r, 2000).unref()),
       ]);
       models.close();
+      await verifyPool.close();
       store.close();
       lock?.release();
     },

@@ -11,7 +11,7 @@ import { FrameLink } from '../net/frame-link.js';
 import { FrameError } from '../core/wire.js';
 import { CHUNK_HEADER_BYTES } from '../core/chunks.js';
 import { MAX_HELLO_BYTES, MAX_MESSAGE_BYTES, type CoordinatorMessage } from '../net/node-protocol.js';
-import type { NodeConnection, NodeConnectionEvents, NodeIdentity } from './node-connection.js';
+import type { CloseCause, NodeConnection, NodeConnectionEvents, NodeIdentity } from './node-connection.js';
 
 /** Accepts node WebSocket upgrades; `open` starts a session for each connection and returns its handlers. */
 export class WebSocketNodeEndpoint {
@@ -50,6 +50,8 @@ export class WebSocketNodeEndpoint {
 class WebSocketNodeConnection implements NodeConnection {
   identity: NodeIdentity | null = null;
   private readonly link: FrameLink;
+  /** Set when the coordinator or a socket error ends the connection, before ws reports the close. */
+  private cause: CloseCause | null = null;
 
   constructor(
     private readonly ws: WebSocket,
@@ -74,8 +76,13 @@ class WebSocketNodeConnection implements NodeConnection {
       }
       if (frame) events.frame(frame);
     });
-    ws.on('close', () => events.closed());
-    ws.on('error', () => ws.terminate());
+    ws.on('close', (code: number, reason: Buffer) =>
+      events.closed(this.cause ?? { by: 'node', code, reason: reason.toString('utf8').slice(0, 123) }),
+    );
+    ws.on('error', (e: Error & { code?: string }) => {
+      this.cause ??= { by: 'socket_error', code: 0, reason: e.code ?? e.message.slice(0, 123) };
+      ws.terminate();
+    });
   }
 
   sendFrame(frame: Uint8Array, onError?: (e: Error) => void): void {
@@ -91,10 +98,12 @@ class WebSocketNodeConnection implements NodeConnection {
   }
 
   close(code: number, reason: string): void {
+    this.cause ??= { by: 'coordinator', code, reason };
     this.ws.close(code, reason);
   }
 
   terminate(): void {
+    this.cause ??= { by: 'coordinator', code: 0, reason: 'terminated' };
     this.ws.terminate();
   }
 }

@@ -31,6 +31,8 @@ export const CLOSE = {
   helloFirst: 4001,
   badHello: 4002,
   unauthenticated: 4003,
+  /** No heartbeat (and no request in progress) for three heartbeat intervals. */
+  heartbeatTimeout: 4004,
   shuttingDown: 1012,
 } as const;
 

@@ -1,0 +1,162 @@
+/**
+ * Signature checks of node frames off the coordinator's event loop. At 10,000 nodes a round brings 10,000
+ * signed replies; hashing and verifying each on the main thread delays heartbeats, /healthz and the round
+ * itself. The pool's worker threads run the same check (verify-worker.ts); frames travel as transferred
+ * ArrayBuffers (one copy at most, only when the frame shares its buffer with other bytes), batched per turn of
+ * the event loop so a burst of replies costs a few messages, not thousands.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+
+export interface VerifyJob {
+  id: number;
+  bytes: Uint8Array;
+  publicKey: Uint8Array;
+}
+
+export type VerifyOutcome =
+  | { id: number; bytes: Uint8Array; ok: true }
+  | { id: number; bytes: Uint8Array; ok: false; code: string; message: string };
+
+interface Slot {
+  worker: Worker;
+  outstanding: number;
+  batch: VerifyJob[];
+}
+
+/** Worker threads for a machine: leave one core to the event loop, and two are plenty for Ed25519. */
+export function defaultVerifyThreads(): number {
+  return Math.max(1, Math.min(2, availableParallelism() - 1));
+}
+
+export class VerifyPool {
+  private readonly waiting = new Map<number, (o: VerifyOutcome) => void>();
+  private nextId = 1;
+  private flushing = false;
+  private closed = false;
+
+  private constructor(private readonly slots: Slot[]) {
+    for (const slot of slots)
+      slot.worker.on('message', (outcomes: VerifyOutcome[]) => {
+        slot.outstanding -= outcomes.length;
+        // Idle threads do not keep the process alive; busy ones do until their answers are in.
+        if (slot.outstanding === 0) slot.worker.unref();
+        for (const o of outcomes) {
+          const done = this.waiting.get(o.id);
+          this.waiting.delete(o.id);
+          done?.(o);
+        }
+      });
+  }
+
+  static async start(threads = defaultVerifyThreads()): Promise<VerifyPool> {
+    // The built library (dist/) runs verify-worker.js; a checkout runs the .ts through tsx (sim/boot.mjs).
+    const entry = new URL(
+      import.meta.url.endsWith('.ts') ? './verify-worker.ts' : './verify-worker.js',
+      import.meta.url,
+    ).href;
+    const slots = await Promise.all(
+      Array.from(
+        { length: threads },
+        () =>
+          new Promise<Slot>((resolve, reject) => {
+            const worker = new Worker(new URL('../sim/boot.mjs', import.meta.url), { workerData: { entry } });
+            worker.once('message', () => resolve({ worker, outstanding: 0, batch: [] }));
+            worker.once('error', reject);
+          }),
+      ),
+    );
+    const pool = new VerifyPool(slots);
+    for (const s of slots) {
+      s.worker.unref();
+      s.worker.on('error', (e) => pool.failAll(e));
+      s.worker.on('exit', (code) => pool.failAll(new Error(`verify worker exited with code ${code}`)));
+    }
+    return pool;
+  }
+
+  get threads(): number {
+    return this.slots.length;
+  }
+
+  /**
+   * Checks a signed frame against a node's key off the main thread. Resolves with the frame's bytes (the
+   * caller's array, or its one copy when it did not own its buffer: the caller's array is unusable after).
+   */
+  verify(bytes: Uint8Array, publicKey: Uint8Array): Promise<VerifyOutcome> {
+    if (this.closed) return Promise.reject(new Error('verify pool is closed'));
+    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && !isShared(bytes);
+    const job: VerifyJob = { id: this.nextId++, bytes: own ? bytes : bytes.slice(), publicKey: publicKey.slice() };
+    const slot = this.slots.reduce((a, b) => (b.outstanding + b.batch.length < a.outstanding + a.batch.length ? b : a));
+    slot.batch.push(job);
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => this.flush());
+    }
+    return new Promise((resolve) => this.waiting.set(job.id, resolve));
+  }
+
+  private flush(): void {
+    this.flushing = false;
+    for (const slot of this.slots) {
+      if (slot.batch.length === 0) continue;
+      const batch = slot.batch;
+      slot.batch = [];
+      slot.outstanding += batch.length;
+      slot.worker.ref();
+      slot.worker.postMessage(
+        batch,
+        batch.map((j) => j.bytes.buffer as ArrayBuffer),
+      );
+    }
+  }
+
+  private failAll(e: Error): void {
+    for (const [id, done] of this.waiting)
+      done({ id, bytes: new Uint8Array(0), ok: false, code: 'internal', message: `verify pool: ${e.message}` });
+    this.waiting.clear();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.failAll(new Error('closed'));
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}
+
+function isShared(bytes: Uint8Array): boolean {
+  return typeof SharedArrayBuffer !== 'undefined' && bytes.buffer instanceof SharedArrayBuffer;
+}
+
+/**
+ * The pool a coordinator uses, started the first time its fleet reaches `fromNodes` connections: a small
+ * deployment (and every test with a few nodes) verifies on the event loop, where a frame costs a fraction of
+ * a millisecond, and never pays for the threads. Both paths run the same check on the same bytes.
+ */
+export class LazyVerifyPool {
+  private pool: VerifyPool | null = null;
+  private starting: Promise<void> | null = null;
+
+  constructor(
+    private readonly threads: number,
+    private readonly fromNodes: number,
+    private readonly onError: (e: Error) => void,
+  ) {}
+
+  /** The pool once started, or null (verify on the event loop); starts it when the fleet is big enough. */
+  forFleet(size: number): VerifyPool | null {
+    if (this.pool || this.threads <= 0 || size < this.fromNodes) return this.pool;
+    this.starting ??= VerifyPool.start(this.threads).then(
+      (p) => {
+        this.pool = p;
+      },
+      (e: Error) => this.onError(e),
+    );
+    return null;
+  }
+
+  async close(): Promise<void> {
+    await this.starting;
+    await this.pool?.close();
+  }
+}
