@@ -2,7 +2,7 @@
  * Benchmark: one deployed node's local epoch with 1 core versus every core (OpenBLAS threads, as
  * `edgefed node --threads` sets them), on the seed MLP (B=32), McMahan's 2NN (B=10) and CNN (B=32).
  * Each (model, threads) pair trains from the same seeded weights on the same node-sized share of MNIST,
- * alternating 1 and k threads per repeat so machine noise hits both alike; the median epoch is reported
+ * interleaving 1 and k threads (order flipped every repeat) so machine noise hits both alike; the median epoch is reported
  * with its CPU seconds, and the test accuracy after the epoch (equal up to float rounding: k threads sum
  * in another order). Prints the environment beside every figure.
  *
@@ -120,9 +120,15 @@ for (const name of models) {
   ); // warm-up
   const one: Timing[] = [];
   const many: Timing[] = [];
+  // Interleaved, and the order flips every repeat (1, k, k, 1, 1, k, ...), so drifting load hits both alike.
   for (let i = 0; i < repeats; i++) {
-    one.push(await epoch(spec, train, batch, 1));
-    many.push(await epoch(spec, train, batch, threads));
+    if (i % 2 === 0) {
+      one.push(await epoch(spec, train, batch, 1));
+      many.push(await epoch(spec, train, batch, threads));
+    } else {
+      many.push(await epoch(spec, train, batch, threads));
+      one.push(await epoch(spec, train, batch, 1));
+    }
   }
   const w1 = median(one.map((t) => t.wall_s));
   const wk = median(many.map((t) => t.wall_s));
@@ -139,6 +145,8 @@ for (const name of models) {
     accuracy_1: one[0].accuracy,
     accuracy_k: many[0].accuracy,
     deterministic_k: many.every((t) => t.accuracy === many[0].accuracy && t.loss === many[0].loss),
+    repeats,
+    load_1min: Math.round(loadavg()[0] * 100) / 100,
   };
   rows.push(row);
   process.stderr.write(
@@ -164,13 +172,13 @@ const md = [
   '',
   `Reproduce: \`node --import tsx bench/node-cores.ts --threads ${threads} --samples ${samples} --cnn-samples ${cnnSamples} --repeats ${repeats}\``,
   '',
-  '| model | B | samples | 1 thread s | CPU-s | k threads s | CPU-s | speedup | test acc 1 / k | k deterministic |',
-  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+  '| model | B | samples | 1 thread s | CPU-s | k threads s | CPU-s | speedup | test acc 1 / k | k deterministic | load (1 min) |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |',
   ...rows.map(
     (r) =>
       `| ${r.model} | ${r.batch} | ${r.samples} | ${r.wall_s_1.toFixed(3)} | ${r.cpu_s_1.toFixed(3)} | ` +
       `${r.wall_s_k.toFixed(3)} (k=${r.threads}) | ${r.cpu_s_k.toFixed(3)} | ${r.speedup.toFixed(2)}x | ` +
-      `${r.accuracy_1.toFixed(4)} / ${r.accuracy_k.toFixed(4)} | ${r.deterministic_k ? 'yes' : 'NO'} |`,
+      `${r.accuracy_1.toFixed(4)} / ${r.accuracy_k.toFixed(4)} | ${r.deterministic_k ? 'yes' : 'NO'} | ${r.load_1min.toFixed(2)} |`,
   ),
   '',
 ].join('\n');

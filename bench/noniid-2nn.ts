@@ -15,7 +15,7 @@
  *       node --import tsx bench/noniid-2nn.ts --report-only    (rewrite the .md from the .json)
  *       node --import tsx bench/noniid-2nn.ts --pace 20 [--seed 1] [--lr 0.1]
  *         (seconds and CPU-seconds per round against ../shared/bench/np_fedavg_2nn.py, 1 worker and every core,
- *          in one run: bench/noniid-pace.ts; writes RESULTS_DIR/noniid-pace.md)
+ *          in one run: bench/noniid-pace.ts; writes RESULTS_DIR/noniid-pace.json and .md)
  * Each run is merged into RESULTS_DIR/noniid-2nn.json (replacing an earlier run with the same lr, seed and
  * max-rounds) and RESULTS_DIR/noniid-2nn.md is regenerated from every run in that file. Stdout gets this
  * run's record as one JSON line.
@@ -27,7 +27,7 @@ import { join, resolve } from 'node:path';
 import { runSimulation } from '../src/sim/simulate.js';
 import type { SimulationOptions } from '../src/sim/options.js';
 import type { RoundRecord } from '../src/engine/round-engine.js';
-import { runPace } from './noniid-pace.js';
+import { paceMarkdown, runPace } from './noniid-pace.js';
 import {
   gitCommit,
   gitSrcDirty,
@@ -162,8 +162,10 @@ interface ResultsFile {
 async function main(): Promise<void> {
   const args = parseCli(process.argv.slice(2));
   if (args.pace !== undefined) {
-    const md = await runPace(args.pace, args.seed, args.lr);
+    const report = await runPace(args.pace, args.seed, args.lr);
+    const md = paceMarkdown(report);
     process.stdout.write(md);
+    writeAtomic(join(args.resultsDir, 'noniid-pace.json'), `${JSON.stringify(report, null, 2)}\n`);
     writeAtomic(join(args.resultsDir, 'noniid-pace.md'), md);
     return;
   }

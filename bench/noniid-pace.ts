@@ -8,13 +8,14 @@
  * threads). Used by `bench/noniid-2nn.ts --pace ROUNDS`.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { runSimulation } from '../src/sim/simulate.js';
 import type { SimulationOptions } from '../src/sim/options.js';
 import { mnistDir } from '../src/data/mnist.js';
 import { nativeKernelsInfo } from '../src/nn/kernels-native.js';
 import { cpuFeatures } from '../src/nn/cpu-features.js';
-import { REPO } from './support/results-io.js';
+import { REPO, provenance } from './support/results-io.js';
 import { sharedBenchFile } from './shared-reference.js';
 
 export const NUMPY_REFERENCE = sharedBenchFile('np_fedavg_2nn.py');
@@ -27,12 +28,29 @@ export interface PaceRow {
   cpu_seconds_per_round: number;
   final_accuracy: number;
   trainer: string;
+  /** EdgeFed only: CPU-seconds per round of the main thread (request encoding, fusion, central evaluation). */
+  main_thread_cpu_seconds_per_round?: number;
+  /** The 1-minute load average when the row finished (the machine is shared). */
+  load_1min: number;
 }
 
 interface Mark {
   wall: number;
   cpu: number;
   accuracy: number;
+  /** CPU-seconds of this process's main thread (Linux; NaN elsewhere). */
+  mainCpu?: number;
+}
+
+/** CPU-seconds of the main thread alone, from /proc (NaN where there is none). */
+function mainThreadCpu(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+  } catch {
+    return Number.NaN;
+  }
 }
 
 function perRound(marks: Mark[]): { seconds: number; cpu: number } {
@@ -78,6 +96,7 @@ print('PACE ' + json.dumps(marks))
     cpu_seconds_per_round: cpu,
     final_accuracy: marks[marks.length - 1].accuracy,
     trainer: 'numpy',
+    load_1min: loadavg()[0],
   };
 }
 
@@ -101,9 +120,15 @@ export async function edgefedPace(rounds: number, seed: number, lr: number, work
   const marks: Mark[] = [];
   const result = await runSimulation(options, (r) => {
     const cpu = process.cpuUsage();
-    marks.push({ wall: performance.now() / 1000, cpu: (cpu.user + cpu.system) / 1e6, accuracy: r.testAccuracy });
+    marks.push({
+      wall: performance.now() / 1000,
+      cpu: (cpu.user + cpu.system) / 1e6,
+      accuracy: r.testAccuracy,
+      mainCpu: mainThreadCpu(),
+    });
   });
   const { seconds, cpu } = perRound(marks);
+  const mainCpu = (marks[marks.length - 1].mainCpu! - marks[0].mainCpu!) / (marks.length - 1);
   return {
     side: `EdgeFed, ${workers} worker${workers === 1 ? '' : 's'}`,
     workers,
@@ -112,44 +137,109 @@ export async function edgefedPace(rounds: number, seed: number, lr: number, work
     cpu_seconds_per_round: cpu,
     final_accuracy: marks[marks.length - 1].accuracy,
     trainer: result.trainer,
+    main_thread_cpu_seconds_per_round: mainCpu,
+    load_1min: loadavg()[0],
   };
 }
 
-export async function runPace(rounds: number, seed: number, lr: number): Promise<string> {
+/** One --pace run as written to RESULTS_DIR/noniid-pace.json (the markdown and README's table render it). */
+export interface PaceReport {
+  bench: 'noniid-pace';
+  rounds: number;
+  seed: number;
+  lr: number;
+  env: {
+    cpu: string;
+    cores: number;
+    openblas_core: string;
+    openblas_coretype_env: string | null;
+    load_average_start: number[];
+    load_average_end: number[];
+  };
+  rows: PaceRow[];
+  /** Mean of the two NumPy rows (before and after EdgeFed). */
+  numpy_seconds_per_round: number;
+  numpy_cpu_seconds_per_round: number;
+  targets: { one_worker: number; every_core: number };
+}
+
+const loads = () => loadavg().map((v) => Math.round(v * 100) / 100);
+
+export async function runPace(
+  rounds: number,
+  seed: number,
+  lr: number,
+): Promise<PaceReport & ReturnType<typeof provenance>> {
   if (rounds < 2) throw new Error('--pace: needs at least 2 rounds (time is measured from the end of round 1)');
+  const started = performance.now();
   const cpu = cpuFeatures();
-  const env =
-    `${cpu.model} (${cpu.vector}), ${availableParallelism()} cores, OpenBLAS core ${nativeKernelsInfo()?.core ?? 'n/a'}, ` +
-    `OPENBLAS_CORETYPE ${process.env.OPENBLAS_CORETYPE ?? 'unset'} (NumPy's OpenBLAS reads it too)`;
-  const loadStart = loadavg()
-    .map((v) => v.toFixed(2))
-    .join(' / ');
-  process.stderr.write(`noniid pace: ${rounds} rounds, seed ${seed}, lr ${lr}; ${env}; load ${loadStart}\n`);
+  const env = {
+    cpu: `${cpu.model} (${cpu.vector})`,
+    cores: availableParallelism(),
+    openblas_core: nativeKernelsInfo()?.core ?? 'n/a',
+    openblas_coretype_env: process.env.OPENBLAS_CORETYPE ?? null,
+    load_average_start: loads(),
+    load_average_end: [] as number[],
+  };
+  process.stderr.write(
+    `noniid pace: ${rounds} rounds, seed ${seed}, lr ${lr}; ${env.cpu}, ${env.cores} cores, OpenBLAS core ` +
+      `${env.openblas_core}; load ${env.load_average_start.join(' / ')}\n`,
+  );
   const all = availableParallelism();
-  // NumPy before and after EdgeFed, so drifting load hits both; its median of the two is the base.
+  // NumPy before and after EdgeFed, so drifting load hits both; the mean of the two is the base.
   const rows: PaceRow[] = [numpyPace(rounds, seed, lr), await edgefedPace(rounds, seed, lr, 1)];
   if (all > 1) rows.push(await edgefedPace(rounds, seed, lr, all));
   rows.push(numpyPace(rounds, seed, lr));
   const numpy = rows.filter((r) => r.trainer === 'numpy');
-  const base = numpy.reduce((a, r) => a + r.seconds_per_round, 0) / numpy.length;
-  const baseCpu = numpy.reduce((a, r) => a + r.cpu_seconds_per_round, 0) / numpy.length;
-  const loadEnd = loadavg()
-    .map((v) => v.toFixed(2))
-    .join(' / ');
+  env.load_average_end = loads();
+  return {
+    bench: 'noniid-pace',
+    rounds,
+    seed,
+    lr,
+    env,
+    rows,
+    numpy_seconds_per_round: numpy.reduce((a, r) => a + r.seconds_per_round, 0) / numpy.length,
+    numpy_cpu_seconds_per_round: numpy.reduce((a, r) => a + r.cpu_seconds_per_round, 0) / numpy.length,
+    targets: { one_worker: 0.7, every_core: 0.45 },
+    ...provenance(1, started),
+  };
+}
+
+/** The environment of a pace run as one line (printed beside every figure). */
+export function paceEnvironment(p: PaceReport): string {
+  return (
+    `${p.env.cpu}, ${p.env.cores} cores, OpenBLAS core ${p.env.openblas_core}, OPENBLAS_CORETYPE ` +
+    `${p.env.openblas_coretype_env ?? 'unset'} (NumPy's OpenBLAS reads it too); load average ` +
+    `${p.env.load_average_start.join(' / ')} at the start, ${p.env.load_average_end.join(' / ')} at the end`
+  );
+}
+
+export function paceMarkdown(p: PaceReport): string {
+  const base = p.numpy_seconds_per_round;
+  const baseCpu = p.numpy_cpu_seconds_per_round;
+  const main = (r: PaceRow) =>
+    r.main_thread_cpu_seconds_per_round === undefined || Number.isNaN(r.main_thread_cpu_seconds_per_round)
+      ? '-'
+      : r.main_thread_cpu_seconds_per_round.toFixed(4);
   return [
-    `## Seconds per round against NumPy (${rounds} rounds, seed ${seed}, lr ${lr})`,
+    `## Seconds per round against NumPy (${p.rounds} rounds, seed ${p.seed}, lr ${p.lr})`,
     '',
-    `${env}; load average ${loadStart} at the start, ${loadEnd} at the end. Per round = (end of last round - end of round 1) / ` +
-      `(rounds - 1), both sides. Targets: EdgeFed <= 0.7x NumPy's seconds per round with one worker, <= 0.45x with every core.`,
+    `${paceEnvironment(p)}. Per round = (end of last round - end of round 1) / (rounds - 1), both sides. ` +
+      `Targets: EdgeFed <= ${p.targets.one_worker}x NumPy's seconds per round with one worker, ` +
+      `<= ${p.targets.every_core}x with every core. "main thread" is the part of EdgeFed's CPU spent on the ` +
+      'coordinator side (request encoding, fusion, evaluation on the 10,000 test images); the rest is the worker ' +
+      "threads' training and V8's helper threads (garbage collection).",
     '',
-    `Reproduce: \`node --import tsx bench/noniid-2nn.ts --pace ${rounds} --seed ${seed} --lr ${lr}\``,
+    `Reproduce: \`node --import tsx bench/noniid-2nn.ts --pace ${p.rounds} --seed ${p.seed} --lr ${p.lr}\``,
     '',
-    '| side | s/round | vs NumPy | CPU-s/round | vs NumPy (CPU) | test acc after last round | trainer |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
-    ...rows.map(
+    '| side | s/round | vs NumPy | CPU-s/round | vs NumPy (CPU) | of which main thread | test acc after last round | trainer | load (1 min) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
+    ...p.rows.map(
       (r) =>
         `| ${r.side} | ${r.seconds_per_round.toFixed(4)} | ${(r.seconds_per_round / base).toFixed(2)}x | ` +
-        `${r.cpu_seconds_per_round.toFixed(4)} | ${(r.cpu_seconds_per_round / baseCpu).toFixed(2)}x | ${r.final_accuracy.toFixed(4)} | ${r.trainer} |`,
+        `${r.cpu_seconds_per_round.toFixed(4)} | ${(r.cpu_seconds_per_round / baseCpu).toFixed(2)}x | ${main(r)} | ` +
+        `${r.final_accuracy.toFixed(4)} | ${r.trainer} | ${r.load_1min.toFixed(2)} |`,
     ),
     '',
   ].join('\n');

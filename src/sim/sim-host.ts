@@ -6,6 +6,7 @@
 import type { Dataset } from '../data/types.js';
 import { subset } from '../data/types.js';
 import { trainValidationSplit } from '../data/split.js';
+import { contiguousStart, rowsView } from './shared-data.js';
 import { Rng } from '../core/rng.js';
 import { makeLayout } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
@@ -47,7 +48,10 @@ export function localData(
   validationFraction: number,
   seed: number,
 ): LocalData {
-  const mine = subset(data, rows, `${data.source}#node${nodeId}`);
+  const source = `${data.source}#node${nodeId}`;
+  // A node's rows laid out contiguously (sharePartitioned) are taken as a view: no per-node copy in every worker.
+  const start = data.extra ? -1 : contiguousStart(rows);
+  const mine = start >= 0 ? rowsView(data, start, rows.length, source) : subset(data, rows, source);
   if (validationFraction <= 0) return { train: mine, validation: subset(mine, []) };
   return trainValidationSplit(mine, validationFraction, new Rng(seed).fork(`split:${nodeId}`));
 }

@@ -15,7 +15,7 @@ import { engineFor } from '../engine/engine-for.js';
 import { WorkerPoolTransport } from './pool.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 import { parseCompression } from '../core/compress-update.js';
-import { shareDataset } from './shared-data.js';
+import { sharePartitioned } from './shared-data.js';
 import { makeClock } from './heterogeneity.js';
 import { fedBuffDefaults } from './heterogeneity-options.js';
 import { resolveOptions, type ResolvedOptions, type SimulationOptions } from './options.js';
@@ -61,8 +61,7 @@ export async function runSimulation(
     queued ??
     (await WorkerPoolTransport.start(
       {
-        data: shareDataset(train),
-        parts,
+        ...sharePartitioned(train, parts),
         validationFraction: o.validationFraction,
         seed: o.seed,
         spec,
