@@ -105,10 +105,12 @@ export function builtinModel(name: BuiltinModel, inputShape: number[], numClasse
  * A small MobileNet-style network (about 45k parameters on 28x28x1 inputs): a 3x3 conv stem, one
  * depthwise + pointwise block and three separable blocks (stride 2 where the map shrinks), each
  * followed by BatchNormalization (after the ReLU, since the engine's convolutions carry their
- * activation), then global average pooling and the output layer.
+ * activation; momentum 0.9), then global average pooling and the output layer.
  */
 function mobileNetLayers(out: LayerSpec): LayerSpec[] {
-  const bn = (name: string): LayerSpec => ({ type: 'batchnorm', name, momentum: 0.99, epsilon: 1e-3 });
+  // Momentum 0.9, not Keras' 0.99: a node trains a few dozen steps per round, and its moving statistics (what
+  // evaluation normalises with) must catch up within them; at 0.99 they lag so far that evaluation collapses.
+  const bn = (name: string): LayerSpec => ({ type: 'batchnorm', name, momentum: 0.9, epsilon: 1e-3 });
   const sep = (i: number, filters: number, strides: number): LayerSpec[] => [
     { type: 'separableconv2d', name: `sep${i}`, filters, kernelSize: 3, strides, padding: 'same', activation: 'relu' },
     bn(`sep${i}_bn`),
