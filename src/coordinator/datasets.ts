@@ -11,7 +11,7 @@ import { loadDatasetSpec, DATASET_SPEC_FORMS } from '../data/load.js';
 import { featureSize, type Dataset } from '../data/types.js';
 import { ByteLru } from './byte-lru.js';
 
-export const BUILTIN_DATASETS: Readonly<Record<string, string>> = { mnist: 'mnist' };
+export const BUILTIN_DATASETS: Readonly<Record<string, string>> = { mnist: 'mnist', 'fashion-mnist': 'fashion-mnist' };
 const NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 /** Test sets kept in memory at once (MNIST's test split is 31 MB). */
 export const TEST_CACHE_BYTES = 256 * 1024 * 1024;

@@ -106,7 +106,7 @@ test('unknown or incomplete specs list the accepted forms', () => {
   for (const spec of ['', 'cifar', 'idx:', 'csv:', 'http://x', 'MNIST']) {
     assert.throws(
       () => loadDatasetSpec(spec),
-      /unknown dataset spec '.*'; accepted forms: mnist \| idx:DIR \| csv:FILE\[\?label=COL&test=0\.2&keep=a,b&task=classification\|regression\]/,
+      /unknown dataset spec '.*'; accepted forms: mnist \| fashion-mnist \| idx:DIR \| csv:FILE\[\?label=COL&test=0\.2&keep=a,b&task=classification\|regression\]/,
     );
   }
 });

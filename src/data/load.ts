@@ -1,9 +1,10 @@
-/** Dataset specs as typed on the command line: `mnist`, `idx:DIR`, `csv:FILE?label=COL&test=0.2&keep=a,b`. */
+/** Dataset specs as typed on the command line: `mnist`, `fashion-mnist`, `idx:DIR`, `csv:FILE?label=COL&test=0.2&keep=a,b`. */
 import { readFileSync } from 'node:fs';
 import { Rng, hashString } from '../core/rng.js';
 import { parseCsv, type CsvDataset, type CsvOptions, type CsvTask } from './csv.js';
 import { loadIdxDataset } from './idx.js';
 import { loadMnist } from './mnist.js';
+import { loadFashionMnist } from './fashion-mnist.js';
 import { standardize, trainValidationSplit, type StandardizeStats } from './split.js';
 import type { Dataset, TrainTestData } from './types.js';
 import { windowSeries, type WindowOptions } from './window.js';
@@ -21,6 +22,7 @@ export type LoadedData = TrainTestData & {
 
 export const DATASET_SPEC_FORMS = [
   'mnist',
+  'fashion-mnist',
   'idx:DIR',
   'csv:FILE[?label=COL&test=0.2&keep=a,b&task=classification|regression]',
   'csv:FILE?window=24&horizon=1&target=COL[&key=SERIES_COL&keep=a,b&test=0.2]',
@@ -47,6 +49,10 @@ export function loadDatasetSpec(spec: string): LoadedData {
   if (spec === 'mnist') {
     const d = loadMnist();
     return { ...d, description: `MNIST: ${summary(d.train, d.test)}` };
+  }
+  if (spec === 'fashion-mnist') {
+    const d = loadFashionMnist();
+    return { ...d, description: `Fashion-MNIST: ${summary(d.train, d.test)}` };
   }
   if (scheme === 'idx' && rest !== '') {
     const d = loadIdxDataset(rest);

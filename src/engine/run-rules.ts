@@ -8,6 +8,7 @@ import { parseCompression } from '../core/compress-update.js';
 import { flagName } from './run-spec.js';
 import { capabilitiesOf, parseStrategy, strategiesWith } from './strategies/registry.js';
 import type { StrategyConfig } from './strategies/define.js';
+import { BATCHNORM_MODELS, BUILTIN_MODELS } from '../model/spec.js';
 
 export interface RunChoice {
   strategy: string;
@@ -20,6 +21,8 @@ export interface RunChoice {
   bufferSize?: number;
   concurrency?: number;
   serverLr?: number;
+  /** The model: a built-in name or a model.json path (a path is checked when the model is loaded). */
+  model?: string;
 }
 
 export interface RunIssue {
@@ -78,6 +81,14 @@ export function runIssues(c: RunChoice, say: Wording, roundSize: number, populat
   const strategy = tryParse(() => parseStrategy(c.strategy)); // a bad text is the strategy field's own error
   const can = strategy && capabilitiesOf(strategy);
   const compressing = tryParse(() => parseCompression(c.compression).kind !== 'none') ?? false;
+  const builtin = (BUILTIN_MODELS as readonly string[]).includes(c.model ?? '');
+  if (strategy && can?.needsBatchNorm && builtin && !(BATCHNORM_MODELS as readonly string[]).includes(c.model!)) {
+    add(
+      'strategy',
+      `${strategy.name} keeps each node's BatchNormalization layers local, and model '${c.model}' has none: ` +
+        `use ${say.field('model')} ${BATCHNORM_MODELS.join(' or ')} or a model.json with BatchNormalization layers`,
+    );
+  }
   if (compressing && c.secagg)
     add('compression', 'secure aggregation sends fixed-point masked updates: compression does not apply');
   if (compressing && c.mode === 'async') {

@@ -46,8 +46,13 @@ export class EngineTrainer implements LocalTrainer {
   private readonly net: EngineNet;
   private readonly inputSize: number;
   private readonly evalBatch: number;
-  /** Whether training passes a dropout mask source (the net has dropout with rate > 0). */
-  private readonly dropout: boolean;
+  /**
+   * Whether training passes a random source, which puts the net in training mode: it has dropout with
+   * rate > 0 (masks drawn from it) or BatchNormalization (batch statistics, moving statistics updated).
+   */
+  private readonly trainingMode: boolean;
+  /** Where the non-trainable state starts (moving statistics; numParams when there is none). */
+  private readonly stateStart: number;
   /**
    * train() works in buffers from here: with the WASM kernels they live inside wasm memory, so weights,
    * gradient, optimizer state and the batch reach every kernel without copies. Allocated once for the
@@ -80,13 +85,17 @@ export class EngineTrainer implements LocalTrainer {
       this.net = new DenseNet(dense, kernels);
       this.inputSize = dense.inputSize;
       this.evalBatch = EVAL_BATCH;
-      this.dropout = false;
+      this.trainingMode = false;
+      this.stateStart = this.net.numParams;
     } else {
       const seq = new SeqNet(spec as SeqNetSpec, kernels);
       this.net = seq;
       this.inputSize = seq.inputSize;
       this.evalBatch = Math.max(16, Math.min(EVAL_BATCH, Math.floor(EVAL_FLOATS / seq.floatsPerExample)));
-      this.dropout = (spec as SeqNetSpec).layers.some((l) => l.type === 'dropout' && l.rate > 0);
+      this.trainingMode = (spec as SeqNetSpec).layers.some(
+        (l) => (l.type === 'dropout' && l.rate > 0) || l.type === 'batchnorm',
+      );
+      this.stateStart = seq.stateStart;
     }
   }
 
@@ -178,7 +187,7 @@ export class EngineTrainer implements LocalTrainer {
     const rng = new Rng(cfg.seed);
     // Dropout masks come from their own stream (fork does not advance rng), so the shuffle is the same
     // with or without dropout.
-    const dropRng = this.dropout ? rng.fork('dropout') : undefined;
+    const dropRng = this.trainingMode ? rng.fork('dropout') : undefined;
     const maxSteps = cfg.maxSteps ?? Infinity;
     let steps = 0;
     let loss = 0;
@@ -201,6 +210,8 @@ export class EngineTrainer implements LocalTrainer {
         if (shift) for (let i = 0; i < w.length; i++) g[i] += shift[i];
         // A zero gradient leaves a frozen weight as it is under SGD, momentum and Adam (their state starts at zero).
         for (const r of frozen ?? []) g.fill(0, r.offset, r.offset + r.size);
+        // The moving statistics move by the forward pass only (not by FedProx or a gradient shift).
+        g.fill(0, this.stateStart);
         opt.step(w, g);
         steps++;
         loss += r.loss;

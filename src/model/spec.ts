@@ -13,7 +13,7 @@ import { seqTensorSpecs, seqUnsupportedReason, type SeqLayer } from '../nn/seqne
 export type LayerSpec = SeqLayer;
 
 export interface ModelSpec {
-  /** 'mlp', '2nn', 'cnn', 'linear', 'gru', 'lstm' or the path of a user's model.json. */
+  /** 'mlp', '2nn', 'cnn', 'linear', 'gru', 'lstm', 'mobilenet' or the path of a user's model.json. */
   name: string;
   inputShape: number[];
   layers: LayerSpec[];
@@ -25,8 +25,10 @@ export interface ModelSpec {
   tensors?: TensorSpec[];
 }
 
-export const BUILTIN_MODELS = ['mlp', '2nn', 'cnn', 'linear', 'gru', 'lstm'] as const;
+export const BUILTIN_MODELS = ['mlp', '2nn', 'cnn', 'linear', 'gru', 'lstm', 'mobilenet'] as const;
 export type BuiltinModel = (typeof BUILTIN_MODELS)[number];
+/** The built-in models with BatchNormalization layers (what FedBN keeps local). */
+export const BATCHNORM_MODELS: readonly BuiltinModel[] = ['mobilenet'];
 
 /** The built-in models for inputs of the given shape and a task with numClasses classes (0 = regression). */
 export function builtinModel(name: BuiltinModel, inputShape: number[], numClasses: number): ModelSpec {
@@ -92,7 +94,49 @@ export function builtinModel(name: BuiltinModel, inputShape: number[], numClasse
       };
       return { name, inputShape, layers: [rnn, out], loss, optimizer: { name: 'adam', lr: 0.003 } };
     }
+    case 'mobilenet':
+      if (inputShape.length !== 3)
+        throw new Error(`the mobilenet model needs image inputs [h, w, c], got [${inputShape.join(',')}]`);
+      return { name, inputShape, layers: mobileNetLayers(out), loss, optimizer: { name: 'adam', lr: 0.002 } };
   }
+}
+
+/**
+ * A small MobileNet-style network (about 45k parameters on 28x28x1 inputs): a 3x3 conv stem, one
+ * depthwise + pointwise block and three separable blocks (stride 2 where the map shrinks), each
+ * followed by BatchNormalization (after the ReLU, since the engine's convolutions carry their
+ * activation; momentum 0.9), then global average pooling and the output layer.
+ */
+function mobileNetLayers(out: LayerSpec): LayerSpec[] {
+  // Momentum 0.9, not Keras' 0.99: a node trains a few dozen steps per round, and its moving statistics (what
+  // evaluation normalises with) must catch up within them; at 0.99 they lag so far that evaluation collapses.
+  const bn = (name: string): LayerSpec => ({ type: 'batchnorm', name, momentum: 0.9, epsilon: 1e-3 });
+  const sep = (i: number, filters: number, strides: number): LayerSpec[] => [
+    { type: 'separableconv2d', name: `sep${i}`, filters, kernelSize: 3, strides, padding: 'same', activation: 'relu' },
+    bn(`sep${i}_bn`),
+  ];
+  return [
+    { type: 'conv2d', name: 'stem', filters: 16, kernelSize: 3, activation: 'relu', padding: 'same' },
+    bn('stem_bn'),
+    {
+      type: 'depthwiseconv2d',
+      name: 'dw1',
+      kernelSize: 3,
+      depthMultiplier: 1,
+      strides: 2,
+      padding: 'same',
+      activation: 'relu',
+      useBias: false,
+    },
+    bn('dw1_bn'),
+    { type: 'conv2d', name: 'pw1', filters: 32, kernelSize: 1, activation: 'relu', padding: 'same' },
+    bn('pw1_bn'),
+    ...sep(2, 64, 2),
+    ...sep(3, 128, 2),
+    ...sep(4, 128, 1),
+    { type: 'globalavgpool2d', name: 'gap' },
+    out,
+  ];
 }
 
 /** Tensor names and shapes in the order tfjs lists the model's trainable weights. */
@@ -165,7 +209,7 @@ export function engineUnsupportedReason(spec: ModelSpec): string | null {
 
 /**
  * Seeded initial weights as Keras initialises them by default: Glorot-uniform kernels, zero biases,
- * LayerNormalization's gamma at one. Fan-in/out of a conv kernel [kh, kw, cin, cout] count the receptive
+ * Layer/BatchNormalization's gamma and BatchNormalization's moving variance at one (moving mean zero). Fan-in/out of a conv kernel [kh, kw, cin, cout] count the receptive
  * field, as Keras does. (Recurrent kernels are Glorot-uniform too, where Keras uses orthogonal.)
  */
 export function initialWeights(tensors: TensorSpec[], rng: Rng): Float32Array {
@@ -180,7 +224,7 @@ export function initialWeights(tensors: TensorSpec[], rng: Rng): Float32Array {
       const fanOut = t.shape[t.shape.length - 1] * receptive;
       const limit = Math.sqrt(6 / (fanIn + fanOut));
       for (let i = 0; i < size; i++) w[offset + i] = rng.uniform(-limit, limit);
-    } else if (t.name.endsWith('/gamma')) {
+    } else if (t.name.endsWith('/gamma') || t.name.endsWith('/moving_variance')) {
       w.fill(1, offset, offset + size);
     }
     offset += size;

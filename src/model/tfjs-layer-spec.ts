@@ -50,6 +50,8 @@ export function layerSpecOf(l: tf.layers.Layer): LayerSpec {
       };
     }
   }
+  const vision = visionLayerSpecOf(l, cls, c, activation, frozen);
+  if (vision) return vision;
   if (cls === 'GlobalAveragePooling1D' && (c.dataFormat ?? 'channelsLast') === 'channelsLast') {
     return { type: 'globalavgpool1d', name: l.name };
   }
@@ -65,4 +67,77 @@ export function layerSpecOf(l: tf.layers.Layer): LayerSpec {
     return { type: 'embedding', name: l.name, inputDim: c.inputDim as number, outputDim: c.outputDim as number };
   }
   return { type: 'dropout', name: `${l.name}:${cls}`, rate: NaN }; // marks a layer only tfjs can train
+}
+
+/**
+ * The image layers (Conv2D, MaxPooling2D, DepthwiseConv2D, SeparableConv2D, BatchNormalization,
+ * GlobalAveragePooling2D) when the engine computes them exactly, else null.
+ */
+function visionLayerSpecOf(
+  l: tf.layers.Layer,
+  cls: string,
+  c: Record<string, unknown>,
+  activation: Activation,
+  frozen: boolean,
+): LayerSpec | null {
+  const channelsLast = (c.dataFormat ?? 'channelsLast') === 'channelsLast';
+  if (cls === 'GlobalAveragePooling2D' && channelsLast) return { type: 'globalavgpool2d', name: l.name };
+  const square = (v: unknown) => (Array.isArray(v) ? (v[0] === v[1] ? v[0] : undefined) : v) as number | undefined;
+  const conv =
+    !frozen &&
+    channelsLast &&
+    square(c.dilationRate) === 1 &&
+    square(c.kernelSize) !== undefined &&
+    square(c.strides) !== undefined &&
+    (c.padding === 'same' || c.padding === 'valid');
+  if (conv && cls === 'Conv2D' && square(c.strides) === 1 && c.useBias !== false) {
+    return {
+      type: 'conv2d',
+      name: l.name,
+      filters: c.filters as number,
+      kernelSize: square(c.kernelSize)!,
+      activation,
+      padding: c.padding as 'same' | 'valid',
+    };
+  }
+  const pool = square(c.poolSize);
+  if (cls === 'MaxPooling2D' && channelsLast && c.padding === 'valid' && pool && square(c.strides) === pool) {
+    return { type: 'maxpool2d', name: l.name, poolSize: pool };
+  }
+  if (conv && cls === 'DepthwiseConv2D') {
+    return {
+      type: 'depthwiseconv2d',
+      name: l.name,
+      kernelSize: square(c.kernelSize)!,
+      depthMultiplier: (c.depthMultiplier as number | undefined) ?? 1,
+      strides: square(c.strides)!,
+      padding: c.padding as 'same' | 'valid',
+      activation,
+      useBias: c.useBias !== false,
+    };
+  }
+  if (conv && cls === 'SeparableConv2D' && c.useBias !== false && (c.depthMultiplier ?? 1) === 1) {
+    return {
+      type: 'separableconv2d',
+      name: l.name,
+      filters: c.filters as number,
+      kernelSize: square(c.kernelSize)!,
+      strides: square(c.strides)!,
+      padding: c.padding as 'same' | 'valid',
+      activation,
+    };
+  }
+  if (cls === 'BatchNormalization' && !frozen && c.center !== false && c.scale !== false) {
+    const axis = one(c.axis);
+    const inputRank = (l.input as tf.SymbolicTensor).shape.length;
+    if (axis === -1 || axis === inputRank - 1) {
+      return {
+        type: 'batchnorm',
+        name: l.name,
+        momentum: (c.momentum as number | undefined) ?? 0.99,
+        epsilon: (c.epsilon as number | undefined) ?? 1e-3,
+      };
+    }
+  }
+  return null;
 }

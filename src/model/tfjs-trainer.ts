@@ -152,7 +152,10 @@ export class TfjsTrainer implements LocalTrainer {
         loss += value.dataSync()[0] * rows.length;
       });
     }
-    const gradient = new Float32Array(sums.reduce((a, s) => a + s.length, 0));
+    // Non-trainable weights (moving statistics) follow the trainable ones and have a zero gradient.
+    const gradient = new Float32Array(
+      this.model.weights.reduce((a, w) => a + w.shape.reduce((x, y) => x! * y!, 1)!, 0),
+    );
     let offset = 0;
     for (const s of sums) {
       for (let j = 0; j < s.length; j++) gradient[offset + j] = s[j] / data.n;

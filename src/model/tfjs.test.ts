@@ -314,17 +314,17 @@ describe("a user's model.json", () => {
 
   const tfjsOnly: [string, () => tf.Sequential][] = [
     [
-      'batch normalization',
+      'a frozen batch normalization (trainable: false)',
       () => {
         const m = stockTf.sequential();
         m.add(stockTf.layers.dense({ name: 'hidden', units: 16, activation: 'relu', inputShape: [784] }));
-        m.add(stockTf.layers.batchNormalization({ name: 'bn' }));
+        m.add(stockTf.layers.batchNormalization({ name: 'bn', trainable: false }));
         m.add(stockTf.layers.dense({ name: 'probs', units: 10, activation: 'softmax' }));
         return m;
       },
     ],
     [
-      'a convolution',
+      'a strided convolution',
       () => {
         const m = stockTf.sequential();
         m.add(
@@ -332,6 +332,7 @@ describe("a user's model.json", () => {
             name: 'conv',
             filters: 2,
             kernelSize: 3,
+            strides: 2,
             activation: 'relu',
             inputShape: [28, 28, 1],
           }),
@@ -366,7 +367,8 @@ describe("a user's model.json", () => {
     it(`a topology with ${what} goes to the tfjs trainer, which trains it from the file's weights`, async () => {
       const user = build();
       const path = await saveUserModel(user, newDir());
-      const trainable = Float32Array.from(user.trainableWeights.flatMap((w) => Array.from(w.read().dataSync())));
+      // every weight, in model.weights order: trainable, then non-trainable (moving statistics)
+      const trainable = Float32Array.from(user.weights.flatMap((w) => Array.from(w.read().dataSync())));
       user.dispose();
       const { spec, weights } = await specFromModelJson(path);
       const dense = asDenseNet(spec);
@@ -398,19 +400,22 @@ describe("a user's model.json", () => {
     });
   }
 
-  it('setModelWeights leaves non-trainable weights alone and checks the length', async () => {
+  it('setModelWeights writes every weight, trainable then non-trainable (as the engine lays them out)', async () => {
     const m = stockTf.sequential();
     m.add(stockTf.layers.dense({ name: 'd', units: 3, inputShape: [2] }));
     m.add(stockTf.layers.batchNormalization({ name: 'bn' }));
     try {
-      const n = m.trainableWeights.reduce((a, w) => a + (w.shape as number[]).reduce((x, y) => x * y, 1), 0);
+      const n = m.weights.reduce((a, w) => a + (w.shape as number[]).reduce((x, y) => x * y, 1), 0);
+      assert.equal(n, 21);
       const values = Float32Array.from({ length: n }, (_, i) => i / 10);
       const before = tf.memory().numTensors;
       setModelWeights(m, values);
       assert.equal(tf.memory().numTensors, before);
       assert.deepEqual(getModelWeights(m), values);
-      assert.deepEqual(Array.from(m.getWeights()[4].dataSync()), [0, 0, 0], 'moving mean untouched');
-      assert.throws(() => setModelWeights(m, values.subarray(1)), /weights have 14 values but the model needs 15/);
+      const movingMean = m.weights.findIndex((w) => w.originalName === 'bn/moving_mean');
+      assert.deepEqual(movingMean, 4, 'after the four trainable tensors');
+      assert.deepEqual(Array.from(m.weights[4].read().dataSync()), Array.from(values.subarray(15, 18)));
+      assert.throws(() => setModelWeights(m, values.subarray(1)), /weights have 20 values but the model needs 21/);
     } finally {
       m.dispose();
     }

@@ -166,6 +166,31 @@ function tfjsLayer(l: LayerSpec, inputShape?: number[]): tf.layers.Layer {
       return tf.layers.layerNormalization({ name: l.name, epsilon: l.epsilon, ...first });
     case 'embedding':
       return tf.layers.embedding({ name: l.name, inputDim: l.inputDim, outputDim: l.outputDim, ...first });
+    case 'depthwiseconv2d':
+      return tf.layers.depthwiseConv2d({
+        name: l.name,
+        kernelSize: l.kernelSize,
+        depthMultiplier: l.depthMultiplier,
+        strides: l.strides,
+        padding: l.padding,
+        activation: l.activation,
+        useBias: l.useBias,
+        ...first,
+      });
+    case 'separableconv2d':
+      return tf.layers.separableConv2d({
+        name: l.name,
+        filters: l.filters,
+        kernelSize: l.kernelSize,
+        strides: l.strides,
+        padding: l.padding,
+        activation: l.activation,
+        ...first,
+      });
+    case 'batchnorm':
+      return tf.layers.batchNormalization({ name: l.name, momentum: l.momentum, epsilon: l.epsilon, ...first });
+    case 'globalavgpool2d':
+      return tf.layers.globalAveragePooling2d({ name: l.name, ...first });
   }
 }
 
@@ -189,11 +214,11 @@ export async function buildTfjsModel(spec: ModelSpec): Promise<tf.LayersModel> {
 }
 
 /**
- * Writes the flat values into the model's trainable weights (tfjs order). Non-trainable weights (e.g.
- * batch-normalization moving statistics) are left as they are: model.setWeights would demand those too.
+ * Writes the flat values into the model's weights in tfjs's model.weights order: every trainable weight,
+ * then the non-trainable ones (batch-normalization moving statistics), as the engine lays them out.
  */
 export function setModelWeights(model: tf.LayersModel, values: Float32Array): void {
-  const weights = model.trainableWeights;
+  const weights = model.weights;
   const sizes = weights.map((w) => (w.shape as number[]).reduce((a, b) => a * b, 1));
   const total = sizes.reduce((a, b) => a + b, 0);
   if (total !== values.length) throw new Error(`weights have ${values.length} values but the model needs ${total}`);
@@ -210,7 +235,7 @@ export function setModelWeights(model: tf.LayersModel, values: Float32Array): vo
 }
 
 export function getModelWeights(model: tf.LayersModel): Float32Array {
-  const vars = model.trainableWeights.map((w) => w.read());
+  const vars = model.weights.map((w) => w.read());
   const total = vars.reduce((a, t) => a + t.size, 0);
   const out = new Float32Array(total);
   let offset = 0;
@@ -285,7 +310,7 @@ export async function specFromModelArtifacts(
         : last?.type === 'dense' && last.activation === 'softmax'
           ? 'sparse_categorical_crossentropy'
           : 'mse';
-    const tensors = model.trainableWeights.map((w) => ({ name: w.originalName, shape: w.shape as number[] }));
+    const tensors = model.weights.map((w) => ({ name: w.originalName, shape: w.shape as number[] }));
     const spec: ModelSpec = {
       name: path,
       inputShape,

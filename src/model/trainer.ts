@@ -38,7 +38,7 @@ export interface WeightRange {
   size: number;
 }
 
-export type LocalStateKind = 'scaffold' | 'feddyn' | 'fedper' | 'fedrep' | 'ditto';
+export type LocalStateKind = 'scaffold' | 'feddyn' | 'fedper' | 'fedrep' | 'ditto' | 'fedbn';
 
 export interface Metrics {
   loss: number;
@@ -93,10 +93,9 @@ export function validateTrainConfig(cfg: TrainConfig): void {
     throw new Error(`local epochs must be a whole number >= 1, got ${cfg.epochs}`);
   validateBatchSize(cfg.batchSize);
   if (!(cfg.proxMu >= 0) || !Number.isFinite(cfg.proxMu)) throw new Error(`FedProx mu must be >= 0, got ${cfg.proxMu}`);
-  if (cfg.localState !== undefined && !['scaffold', 'feddyn', 'fedper', 'fedrep', 'ditto'].includes(cfg.localState)) {
-    throw new Error(
-      `local state must be 'scaffold', 'feddyn', 'fedper', 'fedrep' or 'ditto', got '${String(cfg.localState)}'`,
-    );
+  const kinds = ['scaffold', 'feddyn', 'fedper', 'fedrep', 'ditto', 'fedbn'];
+  if (cfg.localState !== undefined && !kinds.includes(cfg.localState)) {
+    throw new Error(`local state must be one of ${kinds.join(', ')}, got '${String(cfg.localState)}'`);
   }
   if (cfg.personalMu !== undefined && !(cfg.personalMu >= 0 && Number.isFinite(cfg.personalMu))) {
     throw new Error(`Ditto's lambda must be a number >= 0, got ${cfg.personalMu}`);

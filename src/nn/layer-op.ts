@@ -27,10 +27,21 @@ export interface LayerOp {
   readonly wOff: number;
   /** False when the op cannot pass a gradient to its input (Embedding's integer indices): it must come first. */
   readonly differentiableInput: boolean;
+  /**
+   * Non-trainable tensors the op updates itself in training passes (BatchNormalization's moving mean and
+   * variance), laid out after every trainable tensor of the model at `stateOff` (set by the planner), as tfjs
+   * lists model.weights: trainable weights first, then non-trainable. Their gradient is always zero.
+   */
+  readonly stateTensors?: TensorSpec[];
+  stateOff?: number;
   /** Allocates caches for m examples (and the backward pass when `train`); called again only for larger m. */
   reserve(mem: KernelMemory, m: number, train: boolean): void;
-  /** out (m x outSize) from input (m x inSize); w is the whole flat weight vector. */
-  forward(k: Kernels, w: Float32Array, input: Float32Array, out: Float32Array, m: number): void;
+  /**
+   * out (m x outSize) from input (m x inSize); w is the whole flat weight vector. `training` selects
+   * training behaviour where a layer has one (BatchNormalization: batch statistics, and the moving
+   * statistics in w updated).
+   */
+  forward(k: Kernels, w: Float32Array, input: Float32Array, out: Float32Array, m: number, training?: boolean): void;
   /**
    * From dOut (gradient of the loss w.r.t. out, which the op may overwrite): writes this layer's weight
    * gradient into g (its own slice, overwritten) and, when dIn is given, the input gradient into dIn.

@@ -2,7 +2,9 @@
  * The training engine for sequential Keras-style networks on flat buffers: Dense, Conv2D (NHWC, stride
  * 1, padding 'same' or 'valid'), MaxPool2D (pool = stride, floor), Flatten and Dropout, the sequence
  * layers Conv1D (a Conv2D over a 1 x T image), GRU, LSTM (recurrent.ts), GlobalAveragePooling1D,
- * LayerNormalization and Embedding (sequence-ops.ts, behind the LayerOp contract of layer-op.ts), with
+ * LayerNormalization and Embedding (sequence-ops.ts), the compact vision layers DepthwiseConv2D,
+ * SeparableConv2D, BatchNormalization and GlobalAveragePooling2D (vision-ops.ts; all behind the LayerOp
+ * contract of layer-op.ts), with
  * relu / linear / sigmoid / tanh activations, a softmax output with sparse cross-entropy or a linear
  * output with MSE. Same surface as DenseNet (dense.ts); weights are one Float32Array in the order and
  * shapes tfjs lists the Keras model's trainable weights (per layer with weights: kernel, then bias; a
@@ -19,7 +21,10 @@
  * scaled by 1 / (1 - rate); in evaluation it is the identity. Training mode is selected by passing a
  * random source to forward() / gradient(); the mask is drawn from it, so a seeded generator gives
  * deterministic runs. Without one, gradient() differentiates the inference-mode network (as tfjs does
- * for model.apply(x) without training: true).
+ * for model.apply(x) without training: true). Training mode also makes BatchNormalization normalise with
+ * the batch's statistics and move its moving statistics, which are non-trainable weights at the end of the
+ * flat vector (after every trainable one, as tfjs lists model.weights) and are written into the caller's
+ * weights by a training pass; their gradient is zero.
  *
  * Buffers (activations, column matrices, gradients) are allocated for the largest batch seen and
  * reused, so the training loop does not allocate. With the WebAssembly kernels (which have `alloc`),
@@ -56,6 +61,7 @@ import {
   type RecurrentActivation,
 } from './recurrent.js';
 import { EmbeddingOp, GlobalAveragePool1DOp, LayerNormOp } from './sequence-ops.js';
+import { visionOp, type VisionLayer } from './vision-ops.js';
 
 /** The layers the engine runs; structurally the same as LayerSpec in model/spec.ts. */
 export type SeqLayer =
@@ -89,7 +95,8 @@ export type SeqLayer =
     }
   | { type: 'globalavgpool1d'; name: string }
   | { type: 'layernorm'; name: string; epsilon: number }
-  | { type: 'embedding'; name: string; inputDim: number; outputDim: number };
+  | { type: 'embedding'; name: string; inputDim: number; outputDim: number }
+  | VisionLayer;
 
 /** A network description; a ModelSpec (model/spec.ts) is one. */
 export interface SeqNetSpec {
@@ -166,6 +173,8 @@ interface Plan {
   numParams: number;
   inputSize: number;
   outputSize: number;
+  /** Where the non-trainable state (BatchNormalization's moving statistics) starts: after every trainable weight. */
+  stateStart: number;
 }
 
 const positiveInt = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v > 0;
@@ -323,6 +332,19 @@ function plan(spec: SeqNetSpec, colsBudget = COLS_BUDGET): Plan | string {
         if (op.tensors.length > 0) lastWeighted = li;
         break;
       }
+      case 'depthwiseconv2d':
+      case 'separableconv2d':
+      case 'batchnorm':
+      case 'globalavgpool2d': {
+        const op = visionOp(l, shape, offset);
+        if (typeof op === 'string') return op;
+        ops.push(op);
+        tensors.push(...op.tensors);
+        offset += op.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+        shape = op.outShape;
+        if (op.tensors.length > 0) lastWeighted = li;
+        break;
+      }
       case 'maxpool2d': {
         if (shape.length !== 3) return `maxpool2d ${at} needs an [h, w, c] input, gets rank ${shape.length}`;
         if (!positiveInt(l.poolSize)) return `maxpool2d ${at} needs a positive integer pool size`;
@@ -354,6 +376,14 @@ function plan(spec: SeqNetSpec, colsBudget = COLS_BUDGET): Plan | string {
   if (spec.loss === 'sparse_categorical_crossentropy' && out.act !== 'softmax')
     return 'sparse categorical cross-entropy needs a softmax output';
   if (spec.loss === 'mse' && out.act !== 'linear') return 'mse needs a linear output';
+  // Non-trainable state after every trainable weight, as tfjs lists model.weights.
+  const stateStart = offset;
+  for (const op of ops) {
+    if (op.kind !== 'layer' || !op.stateTensors) continue;
+    op.stateOff = offset;
+    tensors.push(...op.stateTensors);
+    offset += op.stateTensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  }
   if (spec.tensors) {
     const t = spec.tensors;
     if (t.length !== tensors.length || !t.every((s, i) => sameShape(s.shape, tensors[i].shape))) {
@@ -366,6 +396,7 @@ function plan(spec: SeqNetSpec, colsBudget = COLS_BUDGET): Plan | string {
     numParams: offset,
     inputSize: spec.inputShape.reduce((a, b) => a * b, 1),
     outputSize: out.units,
+    stateStart,
   };
 }
 
@@ -427,6 +458,11 @@ export class SeqNet {
   readonly outputSize: number;
   /** Activation floats one example takes in a forward pass (to size evaluation batches). */
   readonly floatsPerExample: number;
+  /**
+   * The non-trainable state (BatchNormalization's moving statistics, [stateStart, numParams)): its
+   * gradient is always zero, and training passes (with `rng`) update it in the caller's weights.
+   */
+  readonly stateStart: number;
   private readonly ops: Op[];
   /** needInput[i]: some op before i has weights, so op i must pass the gradient to its input. */
   private readonly needInput: boolean[];
@@ -464,6 +500,7 @@ export class SeqNet {
     this.numParams = p.numParams;
     this.inputSize = p.inputSize;
     this.outputSize = p.outputSize;
+    this.stateStart = p.stateStart;
     this.floatsPerExample = p.ops.reduce((a, o) => a + o.outSize, 0);
     let weighted = false;
     this.needInput = p.ops.map((o) => {
@@ -566,7 +603,15 @@ export class SeqNet {
    */
   forward(w: Float32Array, x: Float32Array, m: number, rng?: DropoutRng): Float32Array {
     const [ws, xs] = this.prepare(w, x, m, rng !== undefined);
-    return this.run(ws, xs, m, rng);
+    const out = this.run(ws, xs, m, rng);
+    this.keepState(ws, w, rng);
+    return out;
+  }
+
+  /** A training pass over staged weights moved the moving statistics there: back into the caller's weights. */
+  private keepState(ws: Float32Array, w: Float32Array, rng: DropoutRng | undefined): void {
+    if (rng && ws !== w && this.stateStart < this.numParams)
+      w.set(ws.subarray(this.stateStart, this.numParams), this.stateStart);
   }
 
   private run(w: Float32Array, x: Float32Array, m: number, rng: DropoutRng | undefined): Float32Array {
@@ -614,7 +659,7 @@ export class SeqNet {
           break;
         case 'layer':
           out = this.outs[i]!.a.subarray(0, m * op.outSize);
-          op.forward(k, w, input, out, m);
+          op.forward(k, w, input, out, m, rng !== undefined);
           break;
         case 'dropout': {
           if (!rng) {
@@ -661,6 +706,7 @@ export class SeqNet {
     const delta = this.deltas[L - 1]!.a.subarray(0, m * n);
     const result = this.lossDelta(out, y, m, 1 / m, delta);
     this.backward(ws, m, gs);
+    this.keepState(ws, w, rng);
     if (gs !== g) g.set(gs.subarray(0, this.numParams));
     return result;
   }

@@ -32,10 +32,10 @@ export function loadNodeData(spec: string, name: string, validationFraction = 0.
     const [i, n] = [Number(m[1]), Number(m[2])];
     if (!(n >= 1 && i < n)) throw new Error(`--data ${spec}: need 0 <= I < N`);
     train = mnistShard({ index: i, count: n, partition: m[3] ?? 'iid' }, partitionSeed);
-  } else if (spec.startsWith('idx:') || spec.startsWith('csv:') || spec === 'mnist') {
+  } else if (spec.startsWith('idx:') || spec.startsWith('csv:') || spec === 'mnist' || spec === 'fashion-mnist') {
     train = loadDatasetSpec(spec).train;
   } else {
-    throw new Error(`--data: expected mnist-partition:I/N, idx:DIR or csv:FILE, got '${spec}'`);
+    throw new Error(`--data: expected mnist-partition:I/N, mnist, fashion-mnist, idx:DIR or csv:FILE, got '${spec}'`);
   }
   return holdOutValidation(train, name, validationFraction, partitionSeed);
 }

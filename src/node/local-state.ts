@@ -1,11 +1,13 @@
 /**
  * What a node keeps between rounds for strategies with node-side state (core/control-variates.ts): SCAFFOLD's
- * control variate c_i, FedDyn's linear term g_i, FedPer's and FedRep's personal head and Ditto's personal model, one per virtual node this host serves (the worker pool
+ * control variate c_i, FedDyn's linear term g_i, FedPer's and FedRep's personal head, FedBN's BatchNormalization
+ * layers (kept as a head of non-adjacent slots) and Ditto's personal model, one per virtual node this host serves (the worker pool
  * pins a node to one worker, so its state stays in one place). Both start at zero, as in the papers. Kept in
  * memory: a restarted process starts its nodes from zero again.
  */
 import { feddynNodeUpdate, feddynShift, scaffoldNodeUpdate, scaffoldShift } from '../core/control-variates.js';
 import { headSlots, takeHead, withHead } from '../core/personal-head.js';
+import { batchNormSlots } from '../core/batchnorm-slots.js';
 import type { TensorSlot } from '../core/params.js';
 import type { TrainConfig } from '../model/trainer.js';
 
@@ -23,7 +25,7 @@ export class NodeLocalState {
   startWeights(nodeId: number, config: TrainConfig, global: Float32Array): Float32Array {
     if (!personalHead(config)) return global;
     const own = this.heads.get(nodeId);
-    const slots = headSlots(this.layout, config.headLayers ?? 1);
+    const slots = this.headOf(config);
     if (own && own.slots.length !== slots.length)
       throw new Error(`node ${nodeId} keeps a head of ${own.slots.length} tensors, the run asks for ${slots.length}`);
     return own ? withHead(global, own.head, own.slots) : global;
@@ -32,12 +34,13 @@ export class NodeLocalState {
   /** What leaves the node: the trained model, with the head's slots set back to the global's (FedPer keeps it). */
   outgoing(config: TrainConfig, local: Float32Array, global: Float32Array): Float32Array {
     if (!personalHead(config)) return local;
-    const slots = headSlots(this.layout, config.headLayers ?? 1);
+    const slots = this.headOf(config);
     return withHead(local, takeHead(global, slots), slots);
   }
 
-  /** FedRep: the slots of the head, which the first phase trains alone and the second freezes. */
+  /** The slots the node keeps (FedBN: its BatchNormalization layers); FedRep trains them alone, then freezes them. */
   headOf(config: TrainConfig): TensorSlot[] {
+    if (config.localState === 'fedbn') return batchNormSlots(this.layout);
     return headSlots(this.layout, config.headLayers ?? 1);
   }
 
@@ -111,7 +114,7 @@ export class NodeLocalState {
       return delta;
     }
     if (personalHead(config)) {
-      const slots = headSlots(this.layout, config.headLayers ?? 1);
+      const slots = this.headOf(config);
       this.heads.set(nodeId, { head: takeHead(local, slots), slots });
     }
     if (config.localState === 'feddyn') {
@@ -131,7 +134,7 @@ export class NodeLocalState {
   }
 }
 
-/** FedPer and FedRep both keep a personal head. */
+/** FedPer and FedRep keep a personal head, FedBN its BatchNormalization layers: the same mechanism. */
 export function personalHead(config: TrainConfig): boolean {
-  return config.localState === 'fedper' || config.localState === 'fedrep';
+  return config.localState === 'fedper' || config.localState === 'fedrep' || config.localState === 'fedbn';
 }

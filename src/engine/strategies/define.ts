@@ -50,6 +50,8 @@ export interface StrategyCapabilities {
    * every answer is fused: over-selection does not apply. Absent = a fixed-size sample.
    */
   poissonSampling?: boolean;
+  /** The model must have BatchNormalization layers (FedBN keeps them on the nodes). Absent = any model. */
+  needsBatchNorm?: boolean;
 }
 
 /** What a round tells the strategy beyond the results: for DP noise and its fixed denominator. */

@@ -17,6 +17,7 @@ import { bulyan } from './bulyan.js';
 import { scaffold } from './scaffold.js';
 import { feddyn } from './feddyn.js';
 import { ditto, fedper, fedrep } from './fedper.js';
+import { fedbn } from './fedbn.js';
 
 const BUILTIN: readonly StrategyDefinition[] = [
   fedavg,
@@ -38,6 +39,7 @@ const BUILTIN: readonly StrategyDefinition[] = [
   fedper,
   fedrep,
   ditto,
+  fedbn,
 ];
 
 const definitions = new Map<string, StrategyDefinition>(BUILTIN.map((d) => [d.name, d]));
