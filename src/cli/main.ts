@@ -19,6 +19,7 @@ import { addGatewayCommand } from './gateway-cmd.js';
 import { addQueueCommands } from './queue-cmds.js';
 import { addSchemaCommand } from './schema-cmd.js';
 import { addExportCommand } from './export-cmd.js';
+import { addAnalyticsCommand } from './analytics-cmd.js';
 import { addDoctorCommand } from './doctor-cmd.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
@@ -335,6 +336,7 @@ addQueueCommands(program);
 addSchemaCommand(program);
 addExportCommand(program);
 addDoctorCommand(program);
+addAnalyticsCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -5,13 +5,7 @@
  */
 import { loadDatasetSpec, type LoadedData } from '../data/load.js';
 import { featureSize, subset, type Dataset } from '../data/types.js';
-import {
-  derivedImageFeature,
-  parsePartitionSpec,
-  partition,
-  partitionReport,
-  type PartitionReport,
-} from '../core/partition.js';
+import { parsePartitionSpec, partition, partitionReport, type PartitionReport } from '../core/partition.js';
 import { Rng } from '../core/rng.js';
 import { makeLayout, type TensorSlot } from '../core/params.js';
 import {
@@ -29,6 +23,7 @@ import { sampleCount } from '../core/sampling.js';
 import { DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import type { NodeAttack } from '../node/host.js';
 import { maliciousCount, type ResolvedOptions } from './options.js';
+import { partitionInput } from './partition-input.js';
 
 export interface AttackSummary {
   kind: AttackKind;
@@ -97,30 +92,6 @@ export async function resolveModel(
     );
   }
   return r;
-}
-
-function partitionInput(data: Dataset, spec: ReturnType<typeof parsePartitionSpec>) {
-  const input = { labels: data.y, numClasses: data.numClasses } as Parameters<typeof partition>[1];
-  if (spec.kind === 'feature') {
-    const col = data.columns?.indexOf(spec.name) ?? -1;
-    if (col >= 0) {
-      const f = featureSize(data);
-      input.feature = Float64Array.from({ length: data.n }, (_, i) => data.x[i * f + col]);
-    } else if (data.extra?.[spec.name]) {
-      input.feature = data.extra[spec.name].map(Number);
-    } else {
-      input.feature = derivedImageFeature(data.x, featureSize(data), spec.name);
-    }
-  }
-  if (spec.kind === 'natural') {
-    const ids = data.extra?.[spec.column];
-    if (!ids)
-      throw new Error(
-        `--partition natural:${spec.column}: the dataset has no kept column '${spec.column}' (for CSV add keep=${spec.column})`,
-      );
-    input.ids = ids;
-  }
-  return input;
 }
 
 /** Derives a run's data, shards, model and attack from its (validated) options; throws on bad input. */
