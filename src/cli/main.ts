@@ -75,6 +75,7 @@ interface SimulateFlags {
   secaggMaxWeight?: number;
   dpNoise?: 'seeded' | 'csprng';
   localDp?: string;
+  standardize?: 'central' | 'node' | 'federated';
 }
 
 /** The --secagg* flags as simulation options (only those given, so zod names a stray one). */
@@ -120,6 +121,7 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     ...(flags.queueName !== undefined ? { queueName: flags.queueName } : {}),
     ...(flags.dpNoise !== undefined ? { dpNoise: flags.dpNoise } : {}),
     ...(flags.localDp !== undefined ? { localDp: flags.localDp } : {}),
+    ...(flags.standardize !== undefined ? { standardize: flags.standardize } : {}),
   };
   // Bad options fail before anything is printed (the checks are cheap; runSimulation repeats them).
   try {
@@ -294,6 +296,12 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
       'run the nodes on `edgefed sim-worker` processes through a BullMQ queue on this Redis (default: worker threads here)',
     )
     .option('--queue-name <name>', 'BullMQ queue name (with --queue)')
+    .addOption(
+      new Option(
+        '--standardize <stats>',
+        'CSV feature scaling: central (pooled rows; the default here) | node (each its own) | federated (one analytics pass)',
+      ).choices(['central', 'node', 'federated']),
+    )
     .option('--limit-train <n>', 'use only the first N training examples', intArg(1))
     .option('--limit-test <n>', 'use only the first N test examples', intArg(1))
     .option('--out <dir>', 'write metrics, model, partition report and plot here')

@@ -15,6 +15,8 @@ export type LoadedData = TrainTestData & {
   classNames?: string[];
   /** CSV feature scaling fitted on the train split; apply it to any new data before inference. */
   standardization?: StandardizeStats;
+  /** Where the statistics came from when a run chose (simulation's --standardize): central, node or federated. */
+  standardizedWith?: string;
   /** Windowed time series: labels are (target - mean) / std; errors times std are in the target's unit. */
   targetScale?: { mean: number; std: number };
 };

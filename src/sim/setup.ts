@@ -24,6 +24,7 @@ import { DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import type { NodeAttack } from '../node/host.js';
 import { maliciousCount, type ResolvedOptions } from './options.js';
 import { partitionInput } from './partition-input.js';
+import { scaleForRun } from './standardize-shards.js';
 
 export interface AttackSummary {
   kind: AttackKind;
@@ -99,21 +100,22 @@ export async function prepareRun(o: ResolvedOptions): Promise<RunSetup> {
   const strategyConfig = parseStrategy(o.strategy);
   const minNodes = checkRoundSize(o, strategyConfig);
   const partitionSpec = parsePartitionSpec(o.partition);
-  const data = loadDatasetSpec(o.dataset);
-  const train =
-    o.limitTrain && o.limitTrain < data.train.n
+  const loaded = loadDatasetSpec(o.dataset, { standardize: o.standardize === undefined });
+  let train =
+    o.limitTrain && o.limitTrain < loaded.train.n
       ? subset(
-          data.train,
+          loaded.train,
           Array.from({ length: o.limitTrain }, (_, i) => i),
         )
-      : data.train;
-  const test =
-    o.limitTest && o.limitTest < data.test.n
+      : loaded.train;
+  let test =
+    o.limitTest && o.limitTest < loaded.test.n
       ? subset(
-          data.test,
+          loaded.test,
           Array.from({ length: o.limitTest }, (_, i) => i),
         )
-      : data.test;
+      : loaded.test;
+  let data = loaded;
   const model = await resolveModel(o.model, train);
   const spec: ModelSpec = {
     ...model.spec,
@@ -127,6 +129,15 @@ export async function prepareRun(o: ResolvedOptions): Promise<RunSetup> {
   const layout = makeLayout(tensorSpecs(spec));
   const rng = new Rng(o.seed);
   const parts = partition(partitionSpec, partitionInput(train, partitionSpec), o.nodes, rng.fork('partition'));
+  if (o.standardize) {
+    const scaled = await scaleForRun(o.standardize, loaded, train, test, parts);
+    ({ train, test } = scaled);
+    const description = loaded.description.replace(
+      'raw values (not standardized)',
+      `features standardized with ${o.standardize} statistics (--standardize)`,
+    );
+    data = { ...loaded, train, test, description, standardization: scaled.stats, standardizedWith: o.standardize };
+  }
   const report = partitionReport(parts, train.y, train.numClasses);
   const initial = model.weights ?? initialWeights(tensorSpecs(spec), rng.fork('init'));
   const attackKind = o.attack !== undefined && o.attack !== 'none' ? o.attack : undefined;
