@@ -19,6 +19,7 @@ import { addGatewayCommand } from './gateway-cmd.js';
 import { addQueueCommands } from './queue-cmds.js';
 import { addSchemaCommand } from './schema-cmd.js';
 import { addExportCommand } from './export-cmd.js';
+import { addAnalyticsCommand } from './analytics-cmd.js';
 import { addDoctorCommand } from './doctor-cmd.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
@@ -74,6 +75,7 @@ interface SimulateFlags {
   secaggMaxWeight?: number;
   dpNoise?: 'seeded' | 'csprng';
   localDp?: string;
+  standardize?: 'central' | 'node' | 'federated';
 }
 
 /** The --secagg* flags as simulation options (only those given, so zod names a stray one). */
@@ -119,6 +121,7 @@ async function simulate(flags: SimulateFlags): Promise<void> {
     ...(flags.queueName !== undefined ? { queueName: flags.queueName } : {}),
     ...(flags.dpNoise !== undefined ? { dpNoise: flags.dpNoise } : {}),
     ...(flags.localDp !== undefined ? { localDp: flags.localDp } : {}),
+    ...(flags.standardize !== undefined ? { standardize: flags.standardize } : {}),
   };
   // Bad options fail before anything is printed (the checks are cheap; runSimulation repeats them).
   try {
@@ -293,6 +296,12 @@ function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: n
       'run the nodes on `edgefed sim-worker` processes through a BullMQ queue on this Redis (default: worker threads here)',
     )
     .option('--queue-name <name>', 'BullMQ queue name (with --queue)')
+    .addOption(
+      new Option(
+        '--standardize <stats>',
+        'CSV feature scaling: central (pooled rows; the default here) | node (each its own) | federated (one analytics pass)',
+      ).choices(['central', 'node', 'federated']),
+    )
     .option('--limit-train <n>', 'use only the first N training examples', intArg(1))
     .option('--limit-test <n>', 'use only the first N test examples', intArg(1))
     .option('--out <dir>', 'write metrics, model, partition report and plot here')
@@ -335,6 +344,7 @@ addQueueCommands(program);
 addSchemaCommand(program);
 addExportCommand(program);
 addDoctorCommand(program);
+addAnalyticsCommand(program);
 
 try {
   await program.parseAsync(process.argv);

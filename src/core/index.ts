@@ -26,6 +26,7 @@ export * from './params.js';
 export * from './wire.js';
 export * from './chunks.js';
 export * as secagg from './secagg/index.js';
+export * as analytics from './analytics/index.js';
 export { CODECS, CODEC_KINDS, codecOf } from './codecs/registry.js';
 export type { CodecKind } from './codecs/registry.js';
 export type * from './codecs/codec.js';

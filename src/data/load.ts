@@ -16,6 +16,8 @@ export type LoadedData = TrainTestData & {
   classNames?: string[];
   /** CSV feature scaling fitted on the train split; apply it to any new data before inference. */
   standardization?: StandardizeStats;
+  /** Where the statistics came from when a run chose (simulation's --standardize): central, node or federated. */
+  standardizedWith?: string;
   /** Windowed time series: labels are (target - mean) / std; errors times std are in the target's unit. */
   targetScale?: { mean: number; std: number };
 };
@@ -42,7 +44,7 @@ function summary(train: Dataset, test: Dataset): string {
  * contents: the test set is the same for every run seed (so results are comparable across runs)
  * and changes only when the data changes. Features are then standardized with train statistics.
  */
-export function loadDatasetSpec(spec: string): LoadedData {
+export function loadDatasetSpec(spec: string, options: { standardize?: boolean } = {}): LoadedData {
   const colon = spec.indexOf(':');
   const scheme = colon < 0 ? spec : spec.slice(0, colon);
   const rest = colon < 0 ? '' : spec.slice(colon + 1);
@@ -58,11 +60,11 @@ export function loadDatasetSpec(spec: string): LoadedData {
     const d = loadIdxDataset(rest);
     return { ...d, description: `IDX ${rest}: ${summary(d.train, d.test)}` };
   }
-  if (scheme === 'csv' && rest !== '') return loadCsvSpec(spec, rest);
+  if (scheme === 'csv' && rest !== '') return loadCsvSpec(spec, rest, options.standardize ?? true);
   throw new Error(`unknown dataset spec '${spec}'; accepted forms: ${DATASET_SPEC_FORMS.join(' | ')}`);
 }
 
-function loadCsvSpec(spec: string, rest: string): LoadedData {
+function loadCsvSpec(spec: string, rest: string, scale: boolean): LoadedData {
   // The query starts at the first '?'; values are taken literally (no URL decoding).
   const q = rest.indexOf('?');
   const file = q < 0 ? rest : rest.slice(0, q);
@@ -124,7 +126,12 @@ function loadCsvSpec(spec: string, rest: string): LoadedData {
   if (te.n === 0) {
     throw new Error(`${file}: ${all.n} data rows are too few to hold out a test fraction of ${testFraction}`);
   }
-  const { train, others, stats } = standardize({ ...tr, source: `${file}#train` }, { ...te, source: `${file}#test` });
+  const named = { train: { ...tr, source: `${file}#train` }, test: { ...te, source: `${file}#test` } };
+  if (!scale) {
+    const raw = `CSV ${file}: ${summary(tr, te)}; features ${all.columns!.join(', ')}; raw values (not standardized)`;
+    return { ...named, description: raw, ...(all.classNames ? { classNames: all.classNames } : {}) };
+  }
+  const { train, others, stats } = standardize(named.train, named.test);
   const test = others[0];
   const target =
     all.task === 'classification' ? `class label '${all.labelColumn}'` : `regression target '${all.labelColumn}'`;

@@ -23,10 +23,14 @@ import { isSecAggFrameType } from '../core/secagg/codec.js';
 import { SecureNodeSessions, type SecureNodeOptions } from './secure-session.js';
 import type { LocalPrivacy } from './local-privacy.js';
 import { NodeLocalState } from './local-state.js';
+import { answerAnalyticsFrame } from './analytics-answer.js';
+import { ANALYTICS_REQUEST } from '../engine/analytics-messages.js';
 
 export interface LocalData {
   train: Dataset;
   validation: Dataset;
+  /** The node's rows before scaling (CSV), for analytics; absent = train and validation are raw. */
+  raw?: Dataset;
 }
 
 /** Which nodes attack and how (plain data, so it can cross into worker threads). */
@@ -36,6 +40,11 @@ export interface NodeAttack {
   scale: number;
   /** Ids of the Byzantine nodes. */
   nodes: readonly number[];
+}
+
+/** What an analytics request summarises: a node's rows before scaling (validation rows included). */
+export function analyticsRows(local: LocalData | undefined): Dataset[] | undefined {
+  return local && (local.raw ? [local.raw] : [local.train, local.validation]);
 }
 
 export class NodeHost {
@@ -68,6 +77,7 @@ export class NodeHost {
     try {
       const type = peekHeader(frame).type;
       if (typeof type === 'string' && isSecAggFrameType(type)) return this.secureStep(frame);
+      if (type === ANALYTICS_REQUEST) return answerAnalyticsFrame(frame, (id) => analyticsRows(this.data.get(id)));
       const msg = decodeMessage(this.layout, frame);
       if (msg.type !== 'train' && msg.type !== 'evaluate')
         throw new Error(`a node does not accept '${msg.type}' messages`);

@@ -41,7 +41,7 @@ export function parseShardSpec(text: string, what: string): ShardSpec {
 /** A user's CSV file as a node's data: parsed (csv.ts), features standardized, validation held out. */
 export function csvLocalData(text: string, fileName: string, name: string, opts: CsvOptions = {}): LocalData {
   const all = parseCsv(text, fileName, opts);
-  return holdOutValidation(standardize(all).train, name);
+  return { ...holdOutValidation(standardize(all).train, name), raw: all };
 }
 
 /** Examples per class in a dataset (what a node shares with --share-labels, for the dashboard). */

@@ -10,7 +10,7 @@ export class DirectTransport implements Transport {
   private readonly meter = new TrafficMeter();
 
   constructor(
-    private readonly host: NodeHost,
+    private readonly host: Pick<NodeHost, 'handle'>,
     private readonly ids: number[],
   ) {}
 

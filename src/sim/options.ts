@@ -11,6 +11,7 @@ import { parseLocalDp } from '../core/local-dp.js';
 import { parseCompression } from '../core/compress-update.js';
 import { parseProfileSpec } from './profiles.js';
 import { simRoundSize } from './heterogeneity-options.js';
+import { STANDARDIZE_MODES } from './standardize-shards.js';
 import { QUEUE_NAME_PATTERN, redisConnection } from './queue-url.js';
 
 const fraction01 = z.number().gt(0).lte(1);
@@ -31,6 +32,8 @@ export const SimulationOptionsSchema = z
     /** Strategy, local training, seed, target, evaluation, compression: the fields every run has. */
     ...runSpecFields,
     validationFraction: z.number().min(0).lt(1).default(0.2),
+    /** CSV feature scaling: pooled (central, the default here), each node its own (node), or federated statistics. */
+    standardize: z.enum(STANDARDIZE_MODES).optional(),
     workers: z.number().int().min(1).max(64).optional(),
     trainer: z.enum(['auto', 'engine', 'tfjs']).default('auto'),
     /** Limit training examples (first N of the train split) for quick runs and tests. */

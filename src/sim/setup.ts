@@ -5,13 +5,7 @@
  */
 import { loadDatasetSpec, type LoadedData } from '../data/load.js';
 import { featureSize, subset, type Dataset } from '../data/types.js';
-import {
-  derivedImageFeature,
-  parsePartitionSpec,
-  partition,
-  partitionReport,
-  type PartitionReport,
-} from '../core/partition.js';
+import { parsePartitionSpec, partition, partitionReport, type PartitionReport } from '../core/partition.js';
 import { Rng } from '../core/rng.js';
 import { makeLayout, type TensorSlot } from '../core/params.js';
 import {
@@ -29,6 +23,8 @@ import { sampleCount } from '../core/sampling.js';
 import { DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import type { NodeAttack } from '../node/host.js';
 import { maliciousCount, type ResolvedOptions } from './options.js';
+import { partitionInput } from './partition-input.js';
+import { scaleForRun } from './standardize-shards.js';
 
 export interface AttackSummary {
   kind: AttackKind;
@@ -99,50 +95,27 @@ export async function resolveModel(
   return r;
 }
 
-function partitionInput(data: Dataset, spec: ReturnType<typeof parsePartitionSpec>) {
-  const input = { labels: data.y, numClasses: data.numClasses } as Parameters<typeof partition>[1];
-  if (spec.kind === 'feature') {
-    const col = data.columns?.indexOf(spec.name) ?? -1;
-    if (col >= 0) {
-      const f = featureSize(data);
-      input.feature = Float64Array.from({ length: data.n }, (_, i) => data.x[i * f + col]);
-    } else if (data.extra?.[spec.name]) {
-      input.feature = data.extra[spec.name].map(Number);
-    } else {
-      input.feature = derivedImageFeature(data.x, featureSize(data), spec.name);
-    }
-  }
-  if (spec.kind === 'natural') {
-    const ids = data.extra?.[spec.column];
-    if (!ids)
-      throw new Error(
-        `--partition natural:${spec.column}: the dataset has no kept column '${spec.column}' (for CSV add keep=${spec.column})`,
-      );
-    input.ids = ids;
-  }
-  return input;
-}
-
 /** Derives a run's data, shards, model and attack from its (validated) options; throws on bad input. */
 export async function prepareRun(o: ResolvedOptions): Promise<RunSetup> {
   const strategyConfig = parseStrategy(o.strategy);
   const minNodes = checkRoundSize(o, strategyConfig);
   const partitionSpec = parsePartitionSpec(o.partition);
-  const data = loadDatasetSpec(o.dataset);
-  const train =
-    o.limitTrain && o.limitTrain < data.train.n
+  const loaded = loadDatasetSpec(o.dataset, { standardize: o.standardize === undefined });
+  let train =
+    o.limitTrain && o.limitTrain < loaded.train.n
       ? subset(
-          data.train,
+          loaded.train,
           Array.from({ length: o.limitTrain }, (_, i) => i),
         )
-      : data.train;
-  const test =
-    o.limitTest && o.limitTest < data.test.n
+      : loaded.train;
+  let test =
+    o.limitTest && o.limitTest < loaded.test.n
       ? subset(
-          data.test,
+          loaded.test,
           Array.from({ length: o.limitTest }, (_, i) => i),
         )
-      : data.test;
+      : loaded.test;
+  let data = loaded;
   const model = await resolveModel(o.model, train);
   const spec: ModelSpec = {
     ...model.spec,
@@ -156,6 +129,15 @@ export async function prepareRun(o: ResolvedOptions): Promise<RunSetup> {
   const layout = makeLayout(tensorSpecs(spec));
   const rng = new Rng(o.seed);
   const parts = partition(partitionSpec, partitionInput(train, partitionSpec), o.nodes, rng.fork('partition'));
+  if (o.standardize) {
+    const scaled = await scaleForRun(o.standardize, loaded, train, test, parts);
+    ({ train, test } = scaled);
+    const description = loaded.description.replace(
+      'raw values (not standardized)',
+      `features standardized with ${o.standardize} statistics (--standardize)`,
+    );
+    data = { ...loaded, train, test, description, standardization: scaled.stats, standardizedWith: o.standardize };
+  }
   const report = partitionReport(parts, train.y, train.numClasses);
   const initial = model.weights ?? initialWeights(tensorSpecs(spec), rng.fork('init'));
   const attackKind = o.attack !== undefined && o.attack !== 'none' ? o.attack : undefined;

@@ -1,0 +1,144 @@
+/**
+ * The frames of an analytics round: the coordinator asks for sketches of selected features, a node answers
+ * with them and never with rows. Moments travel as float64 numbers in the JSON header (frames have no
+ * float64 tensors, and float32 would lose the precision federated standardisation needs; JSON numbers
+ * round-trip float64 exactly); histogram and label counts travel as int32 tensors.
+ */
+import { decodeFrame, encodeFrame, FrameError, type WireTensor } from '../core/wire.js';
+import type { FeatureMoments } from '../core/analytics/moments.js';
+import type { FeatureHistogram } from '../core/analytics/histogram.js';
+
+export const ANALYTICS_REQUEST = 'analytics';
+export const ANALYTICS_REPLY = 'analytics_result';
+
+export interface AnalyticsRequest {
+  round: number;
+  nodeId: number;
+  /** Feature indices to summarise; absent = all. */
+  features?: number[];
+  moments: boolean;
+  labels: boolean;
+  histogram?: { bins: number; lo: number[]; hi: number[] };
+}
+
+export interface AnalyticsReply {
+  round: number;
+  nodeId: number;
+  /** The node's feature count (so the coordinator can check a selection and name features). */
+  featureCount: number;
+  count: number;
+  moments?: FeatureMoments;
+  histogram?: FeatureHistogram;
+  labels?: Float64Array;
+}
+
+export function encodeAnalyticsRequest(r: AnalyticsRequest): Uint8Array {
+  return encodeFrame(ANALYTICS_REQUEST, {
+    round: r.round,
+    node: r.nodeId,
+    moments: r.moments,
+    labels: r.labels,
+    ...(r.features ? { features: r.features } : {}),
+    ...(r.histogram ? { histogram: r.histogram } : {}),
+  });
+}
+
+const finiteList = (v: unknown, what: string, length?: number): number[] => {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x)))
+    throw new FrameError('bad_field', `field '${what}' must be a list of finite numbers`);
+  if (length !== undefined && v.length !== length)
+    throw new FrameError('bad_field', `field '${what}' has ${v.length} values, expected ${length}`);
+  return v as number[];
+};
+const whole = (v: unknown, what: string): number => {
+  if (!(typeof v === 'number' && Number.isInteger(v) && v >= 0))
+    throw new FrameError('bad_field', `field '${what}' must be a whole number >= 0`);
+  return v;
+};
+
+export function decodeAnalyticsRequest(bytes: Uint8Array): AnalyticsRequest {
+  const { header: h } = decodeFrame(bytes);
+  if (h.type !== ANALYTICS_REQUEST)
+    throw new FrameError('bad_type', `expected an analytics request, got '${String(h.type)}'`);
+  const req: AnalyticsRequest = {
+    round: whole(h.round, 'round'),
+    nodeId: whole(h.node, 'node'),
+    moments: h.moments === true,
+    labels: h.labels === true,
+  };
+  if (h.features !== undefined) req.features = finiteList(h.features, 'features').map((f) => whole(f, 'features'));
+  if (h.histogram !== undefined) {
+    const g = h.histogram as Record<string, unknown>;
+    if (typeof g !== 'object' || g === null) throw new FrameError('bad_field', "field 'histogram' must be an object");
+    const lo = finiteList(g.lo, 'histogram.lo');
+    req.histogram = { bins: whole(g.bins, 'histogram.bins'), lo, hi: finiteList(g.hi, 'histogram.hi', lo.length) };
+  }
+  return req;
+}
+
+const int32 = (name: string, counts: Float64Array, shape: number[]): WireTensor => ({
+  name,
+  dtype: 'int32',
+  shape,
+  data: Int32Array.from(counts),
+});
+
+export function encodeAnalyticsReply(r: AnalyticsReply): Uint8Array {
+  const m = r.moments;
+  const tensors: WireTensor[] = [];
+  if (r.histogram) tensors.push(int32('histogram', r.histogram.counts, [r.histogram.lo.length, r.histogram.bins]));
+  if (r.labels) tensors.push(int32('labels', r.labels, [r.labels.length]));
+  return encodeFrame(
+    ANALYTICS_REPLY,
+    {
+      round: r.round,
+      node: r.nodeId,
+      featureCount: r.featureCount,
+      count: r.count,
+      ...(m ? { moments: { mean: [...m.mean], m2: [...m.m2], min: [...m.min], max: [...m.max] } } : {}),
+      ...(r.histogram
+        ? { histogram: { bins: r.histogram.bins, lo: [...r.histogram.lo], hi: [...r.histogram.hi] } }
+        : {}),
+    },
+    tensors,
+  );
+}
+
+/** Decodes a node's reply, checking shapes; the values are checked against the request by the caller. */
+export function decodeAnalyticsReply(bytes: Uint8Array): AnalyticsReply {
+  const { header: h, tensors } = decodeFrame(bytes);
+  if (h.type !== ANALYTICS_REPLY)
+    throw new FrameError('bad_type', `expected an analytics result, got '${String(h.type)}'`);
+  const count = whole(h.count, 'count');
+  const reply: AnalyticsReply = {
+    round: whole(h.round, 'round'),
+    nodeId: whole(h.node, 'node'),
+    featureCount: whole(h.featureCount, 'featureCount'),
+    count,
+  };
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  if (h.moments !== undefined) {
+    const m = h.moments as Record<string, unknown>;
+    const mean = finiteList(m?.mean, 'moments.mean');
+    const field = (k: string) => Float64Array.from(finiteList(m[k], `moments.${k}`, mean.length));
+    reply.moments = { count, mean: Float64Array.from(mean), m2: field('m2'), min: field('min'), max: field('max') };
+  }
+  if (h.histogram !== undefined) {
+    const g = h.histogram as Record<string, unknown>;
+    const lo = finiteList(g?.lo, 'histogram.lo');
+    const bins = whole(g.bins, 'histogram.bins');
+    const t = byName.get('histogram');
+    if (!t || t.dtype !== 'int32' || t.data.length !== lo.length * bins)
+      throw new FrameError('bad_tensors', `histogram counts must be int32 [${lo.length}, ${bins}]`);
+    const hi = Float64Array.from(finiteList(g.hi, 'histogram.hi', lo.length));
+    reply.histogram = { bins, lo: Float64Array.from(lo), hi, counts: Float64Array.from(t.data) };
+  }
+  const labels = byName.get('labels');
+  if (labels) {
+    if (labels.dtype !== 'int32') throw new FrameError('bad_tensors', 'label counts must be int32');
+    reply.labels = Float64Array.from(labels.data);
+  }
+  const negative = [reply.histogram?.counts, reply.labels].some((c) => c?.some((v) => v < 0));
+  if (negative) throw new FrameError('bad_tensors', 'counts must be >= 0');
+  return reply;
+}

@@ -1,0 +1,251 @@
+/**
+ * Runs an analytics query over nodes through any Transport (worker threads, in-process hosts, the network):
+ * one analytics round for moments and label counts, and a second for histograms when their ranges come from
+ * the first round's min/max. Nodes that fail are reported beside the result, as in training rounds.
+ */
+import type { Transport } from './transport.js';
+import { decodeMessage } from './messages.js';
+import {
+  ANALYTICS_REPLY,
+  decodeAnalyticsReply,
+  encodeAnalyticsRequest,
+  type AnalyticsReply,
+} from './analytics-messages.js';
+import { needsHistogram, type AnalyticsQuery } from './analytics-query.js';
+import { checkMoments, mergeAllMoments, momentsStd, momentsVariance } from '../core/analytics/moments.js';
+import { addCounts, histogramQuantiles, mergeHistograms, type FeatureHistogram } from '../core/analytics/histogram.js';
+import { discreteGaussianVector, type RandomWords } from '../core/discrete-gaussian.js';
+import { computeRdp, DEFAULT_ORDERS, getPrivacySpent } from '../core/rdp.js';
+import { peekHeader } from '../core/wire.js';
+
+export interface AnalyticsResult {
+  /** Nodes asked, and those that answered every round. */
+  nodes: { asked: number[]; answered: number[]; failed: { nodeId: number; message: string }[] };
+  /** Feature indices summarised, and their names when known. */
+  features: number[];
+  columns?: string[];
+  count: number;
+  stats?: { mean: number[]; variance: number[]; std: number[]; min: number[]; max: number[] };
+  histogram?: { bins: number; lo: number[]; hi: number[]; counts: number[][] };
+  /** Estimates within `maxError` (one bin width) of the exact order statistic of the pooled rows. */
+  quantiles?: { q: number[]; values: number[][]; maxError: number[] };
+  labels?: number[];
+  /** With DP noise: the Gaussian noise stddev per released count vector and the (epsilon, delta) spent. */
+  dp?: { noise: number; delta: number; epsilon: number; sigma: Record<string, number> };
+  rounds: number;
+  bytes: { sent: number; received: number };
+}
+
+export interface AnalyticsRunOptions {
+  /** Nodes to ask (default: transport.nodeIds()). */
+  nodeIds?: number[];
+  /** Round number of the first analytics round (a deployment numbers them apart from training rounds). */
+  firstRound?: number;
+  /** Feature names, by index, when the caller knows them. */
+  columns?: readonly string[];
+  /** Noise words for DP (a CSPRNG in deployment, a seeded stream in simulation). */
+  dpWords?: () => RandomWords;
+}
+
+type Outcome = { nodeId: number; reply?: AnalyticsReply; message?: string };
+
+async function ask(transport: Transport, nodeId: number, frame: Uint8Array): Promise<Outcome> {
+  try {
+    const bytes = await transport.request(nodeId, frame);
+    if (peekHeader(bytes).type !== ANALYTICS_REPLY) {
+      const m = decodeMessage([], bytes);
+      return { nodeId, message: m.type === 'error' ? m.message : `unexpected '${m.type}' reply` };
+    }
+    return { nodeId, reply: decodeAnalyticsReply(bytes) };
+  } catch (e) {
+    return { nodeId, message: (e as Error).message };
+  }
+}
+
+/** Runs `query` over the nodes; throws when no node answered (with every node's reason). */
+export async function runAnalytics(
+  transport: Transport,
+  query: AnalyticsQuery,
+  options: AnalyticsRunOptions = {},
+): Promise<AnalyticsResult> {
+  const asked = [...(options.nodeIds ?? transport.nodeIds())].sort((a, b) => a - b);
+  if (asked.length === 0) throw new Error('analytics: no node is connected to answer the query');
+  const failed: { nodeId: number; message: string }[] = [];
+  const before = transport.traffic();
+  let round = options.firstRound ?? 0;
+  const features = query.features;
+  // Histogram bins need ranges and a width: given ranges over selected features go in the first round.
+  const histogramFirst = needsHistogram(query) && query.ranges !== undefined && features !== undefined;
+  const secondRound = needsHistogram(query) && !histogramFirst;
+  const roundTrip = async (
+    ids: number[],
+    build: (nodeId: number) => Uint8Array,
+    checkReply: (r: AnalyticsReply) => void,
+  ) => {
+    const outcomes = await Promise.all(ids.map((id) => ask(transport, id, build(id))));
+    const good: AnalyticsReply[] = [];
+    for (const o of outcomes) {
+      try {
+        if (!o.reply) throw new Error(o.message);
+        if (o.reply.nodeId !== o.nodeId || o.reply.round !== round) throw new Error('reply for another node or round');
+        checkReply(o.reply);
+        good.push(o.reply);
+      } catch (e) {
+        failed.push({ nodeId: o.nodeId, message: (e as Error).message });
+      }
+    }
+    if (good.length === 0) {
+      const reasons = failed.map((f) => `node ${f.nodeId}: ${f.message}`).join('; ');
+      throw new Error(`analytics: no node answered (${reasons})`);
+    }
+    round++;
+    return good;
+  };
+  const width = (r: AnalyticsReply) => features?.length ?? r.featureCount;
+  const givenRanges = (w: number) => {
+    const pick = (i: number) => query.ranges![query.ranges!.length === 1 ? 0 : i];
+    return { lo: Array.from({ length: w }, (_, i) => pick(i)[0]), hi: Array.from({ length: w }, (_, i) => pick(i)[1]) };
+  };
+  let featureCount = -1;
+  const first = await roundTrip(
+    asked,
+    (nodeId) =>
+      encodeAnalyticsRequest({
+        round,
+        nodeId,
+        moments: true,
+        labels: query.kinds.includes('labels'),
+        ...(features ? { features } : {}),
+        ...(histogramFirst ? { histogram: { bins: query.bins, ...givenRanges(features!.length) } } : {}),
+      }),
+    (r) => {
+      if (featureCount < 0) featureCount = r.featureCount;
+      if (r.featureCount !== featureCount)
+        throw new Error(`holds ${r.featureCount} features, other nodes ${featureCount}: not the same data layout`);
+      checkMoments(r.moments!, width(r), `node ${r.nodeId}`);
+    },
+  );
+  const moments = mergeAllMoments(first.map((r) => r.moments!));
+  const selected = features ?? Array.from({ length: featureCount }, (_, j) => j);
+  let histograms: FeatureHistogram | undefined = first.every((r) => r.histogram)
+    ? first.map((r) => r.histogram!).reduce(mergeHistograms)
+    : undefined;
+  let answered = first;
+  if (secondRound) {
+    const { lo, hi } = query.ranges ? givenRanges(selected.length) : { lo: [...moments.min], hi: [...moments.max] };
+    answered = await roundTrip(
+      first.map((r) => r.nodeId),
+      (nodeId) =>
+        encodeAnalyticsRequest({
+          round,
+          nodeId,
+          moments: false,
+          labels: false,
+          ...(features ? { features } : {}),
+          histogram: { bins: query.bins, lo, hi },
+        }),
+      (r) => {
+        if (!r.histogram || r.histogram.counts.length !== selected.length * query.bins)
+          throw new Error('reply has no histogram of the requested shape');
+      },
+    );
+    histograms = answered.map((r) => r.histogram!).reduce(mergeHistograms);
+  }
+  const answeredIds = new Set(answered.map((r) => r.nodeId));
+  // A node that answered the first round but not the second is left out of every released figure.
+  const kept = first.filter((r) => answeredIds.has(r.nodeId));
+  const pooled = kept.length === first.length ? moments : mergeAllMoments(kept.map((r) => r.moments!));
+  let count = pooled.count;
+  let labels = query.kinds.includes('labels')
+    ? kept.map((r) => r.labels ?? new Float64Array(0)).reduce((a, b) => (a.length === b.length ? addCounts(a, b) : a))
+    : undefined;
+  let dp: AnalyticsResult['dp'];
+  if (query.dp) {
+    if (!options.dpWords) throw new Error('analytics: DP noise needs a noise source');
+    ({ count, labels, histograms, dp } = addNoise(
+      query,
+      options.dpWords(),
+      count,
+      labels,
+      histograms,
+      selected.length,
+    ));
+  }
+  const after = transport.traffic();
+  const result: AnalyticsResult = {
+    nodes: { asked, answered: [...answeredIds].sort((a, b) => a - b), failed },
+    features: selected,
+    ...(options.columns ? { columns: selected.map((j) => options.columns![j] ?? `feature ${j}`) } : {}),
+    count,
+    rounds: round - (options.firstRound ?? 0),
+    bytes: { sent: after.sent - before.sent, received: after.received - before.received },
+  };
+  if (query.kinds.includes('stats')) {
+    result.stats = {
+      mean: [...pooled.mean],
+      variance: [...momentsVariance(pooled)],
+      std: [...momentsStd(pooled)],
+      min: [...pooled.min],
+      max: [...pooled.max],
+    };
+  }
+  if (histograms && query.kinds.includes('histogram')) {
+    const h = histograms;
+    result.histogram = {
+      bins: h.bins,
+      lo: [...h.lo],
+      hi: [...h.hi],
+      counts: selected.map((_, k) => [...h.counts.subarray(k * h.bins, (k + 1) * h.bins)]),
+    };
+  }
+  if (histograms && query.kinds.includes('quantiles')) {
+    result.quantiles = {
+      q: query.quantiles,
+      values: histogramQuantiles(histograms, query.quantiles),
+      maxError: [...histograms.lo].map((lo, k) => (histograms!.hi[k] - lo) / histograms!.bins),
+    };
+  }
+  if (labels) result.labels = [...labels];
+  if (dp) result.dp = dp;
+  return result;
+}
+
+/**
+ * Discrete Gaussian noise on each released count vector, stddev = ceil(noise x L2 sensitivity) (adding or
+ * removing one row changes the count by 1, one label count by 1, and one bin of each of F features: sqrt(F)).
+ * The releases compose as Gaussian mechanisms without sampling; epsilon from the RDP accountant.
+ */
+function addNoise(
+  query: AnalyticsQuery,
+  words: RandomWords,
+  count: number,
+  labels: Float64Array | undefined,
+  histograms: FeatureHistogram | undefined,
+  features: number,
+) {
+  const { noise, delta } = query.dp!;
+  const sigma: Record<string, number> = {};
+  const releases: { name: string; sensitivity: number; values: Float64Array }[] = [
+    { name: 'count', sensitivity: 1, values: new Float64Array([count]) },
+  ];
+  if (labels) releases.push({ name: 'labels', sensitivity: 1, values: labels });
+  if (histograms) releases.push({ name: 'histogram', sensitivity: Math.sqrt(features), values: histograms.counts });
+  let rdp = DEFAULT_ORDERS.map(() => 0);
+  const noisy = releases.map((r) => {
+    const steps = Math.max(1, Math.ceil(noise * r.sensitivity));
+    sigma[r.name] = steps;
+    const z = steps / r.sensitivity;
+    rdp = computeRdp(1, z, 1, DEFAULT_ORDERS).map((v, i) => v + rdp[i]);
+    const n = discreteGaussianVector(words, steps, r.values.length);
+    // Post-processing: a count below zero is reported as zero.
+    return r.values.map((v, i) => Math.max(0, v + n[i]));
+  });
+  const epsilon = getPrivacySpent(DEFAULT_ORDERS, rdp, delta).epsilon;
+  const at = (name: string) => noisy[releases.findIndex((r) => r.name === name)];
+  return {
+    count: at('count')[0],
+    labels: labels ? at('labels') : undefined,
+    histograms: histograms ? { ...histograms, counts: at('histogram') } : undefined,
+    dp: { noise, delta, epsilon, sigma },
+  };
+}
