@@ -137,3 +137,24 @@ export function resultFiles<T>(
   process.stderr.write(`${bench}: wrote ${md} from ${json}\n`);
   return null;
 }
+
+/** The parseArgs options of a bench that writes result files: --workers, --results-dir, --report-only. */
+export const RESULT_FLAGS = {
+  workers: { type: 'string' },
+  'results-dir': { type: 'string', default: 'bench/results' },
+  'report-only': { type: 'boolean', default: false },
+} as const;
+
+/** A flag that must be a whole number >= 1. */
+export function wholeFlag(name: string, text: string): number {
+  return numberFlag(name, text, (x) => Number.isInteger(x) && x >= 1, 'a whole number >= 1');
+}
+
+/** The environment, load and wall time as markdown list lines under a result table. */
+export function environmentFooter(f: Provenance): string[] {
+  return [
+    ...environmentLines(f.machine, f.git_commit).map((l) => `- ${l}`),
+    `- load average at the end ${f.machine.load_average.join(', ')}; ${f.machine.note}`,
+    `- total wall time ${f.total_seconds.toFixed(1)} s, finished ${f.finished_at}`,
+  ];
+}

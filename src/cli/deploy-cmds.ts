@@ -16,6 +16,7 @@ import { startCoordinator } from '../coordinator/server.js';
 import { parseRunConfig } from '../coordinator/config.js';
 import { DatasetError, parseDatasetFlag } from '../coordinator/datasets.js';
 import { Agent } from '../node/agent.js';
+import { NodeStateDir } from '../node/state-file.js';
 import { loadNodeData } from '../node/data.js';
 import { parseLocalDp } from '../core/local-dp.js';
 import { ADMIN_TOKEN_ENV, JOIN_TOKEN_ENV, secretFrom } from './secret-flags.js';
@@ -246,6 +247,11 @@ Examples:
     )
     .option('--share-labels', 'report how many examples of each class this node holds (shown on the dashboard)')
     .option(
+      '--state-dir <dir>',
+      "where the node keeps each run's SCAFFOLD / FedDyn / personal-model state across restarts " +
+        '(default ~/.edgefed/<name>-state)',
+    )
+    .option(
       '--threads <n>',
       'OpenBLAS threads for local training (native kernels): a number, or all (every core)',
       blasThreadsArg,
@@ -287,6 +293,7 @@ Examples:
           secaggDropAfterShare?: boolean;
           secaggPeers?: string;
           localDp?: string;
+          stateDir?: string;
           logFormat?: string;
           threads: number;
           fleet?: string;
@@ -317,11 +324,13 @@ Examples:
           throw new UsageError((e as Error).message);
         }
         const log = makeLogger({ format: f.logFormat, base: { node: name } });
+        const nodeState = new NodeStateDir(f.stateDir ?? join(homedir(), '.edgefed', `${name}-state`), log);
         const serving = await startServingFromFlags(f, {
           coordinator: api,
           data: f.data,
           creds: { name, secretKey },
           log,
+          personal: nodeState,
         });
         const agent = new Agent({
           ...link,
@@ -338,6 +347,7 @@ Examples:
           secaggDropAfterShare: !!f.secaggDropAfterShare,
           ...(secaggPeerKeys ? { secaggPeerKeys } : {}),
           localDp,
+          nodeState,
           onLocalEpsilon: serving ? (e) => serving.metrics.localEpsilon.set(e) : undefined,
           onEvent: (e) => {
             if (e.type !== 'fatal') return;

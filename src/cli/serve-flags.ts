@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { startNodeServer, type InputScaling, type NodeServer } from '../node/serve.js';
 import { loadDatasetSpec } from '../data/load.js';
 import type { NodeCredentials } from '../node/signed-fetch.js';
+import type { PersonalModelSource } from '../node/personal-serving.js';
 import { UsageError } from './args.js';
 
 export interface ServeFlags {
@@ -23,7 +24,7 @@ function csvScaling(data: string): InputScaling | undefined {
 
 export async function startServingFromFlags(
   f: ServeFlags,
-  c: { coordinator: string; data: string; creds: NodeCredentials; log: Logger },
+  c: { coordinator: string; data: string; creds: NodeCredentials; log: Logger; personal?: PersonalModelSource },
 ): Promise<NodeServer | null> {
   if (f.servePort === undefined) {
     if (f.escalate || f.serveRun !== undefined || f.threshold > 0)
@@ -41,6 +42,7 @@ export async function startServingFromFlags(
     escalate: !!f.escalate,
     log: c.log,
     inputScaling: csvScaling(c.data),
+    ...(c.personal ? { personal: c.personal } : {}),
   });
   // The serving address on stdout (one JSON line), as the coordinator prints its own.
   process.stdout.write(`${JSON.stringify({ serve: server.url })}\n`);

@@ -26,6 +26,8 @@ import { LocalPrivacy } from './local-privacy.js';
 import type { LocalDpSpec } from '../core/local-dp.js';
 import type { SecureNodeOptions } from './secure-session.js';
 import { keySetPeerTrust, tofuPeerTrust, type PeerTrust } from '../core/secagg/signing.js';
+import type { TensorSlot } from '../core/params.js';
+import type { NodeStateStore } from './local-state.js';
 
 /** The part of a logger the agent uses (pino's Logger has it; the browser page logs to its own panel). */
 export interface AgentLog {
@@ -73,6 +75,8 @@ export interface AgentOptions {
    * not the coordinator). Absent: trust on first use, per peer id, for the life of the agent process.
    */
   secaggPeerKeys?: readonly Uint8Array[];
+  /** Where the node's per-run state (SCAFFOLD, FedDyn, personal models) outlives the process (node/state-file.ts). */
+  nodeState?: { storeFor(runId: number, layout: readonly TensorSlot[]): NodeStateStore };
   /** Tell the coordinator how many training examples of each class this node holds (its label histogram). */
   shareLabels?: boolean;
   /** Called with each request frame and its reply (serving's metrics count rounds and bytes). */
@@ -386,16 +390,18 @@ export class AgentCore {
     };
   }
 
-  private readonly nodeHost = async (_runId: number, spec: ModelSpec): Promise<RequestHandler> => {
+  private readonly nodeHost = async (runId: number, spec: ModelSpec): Promise<RequestHandler> => {
     if (!this.o.data) throw new Error('a node without data needs a request handler');
     const trainer = await this.platform.makeTrainer(spec);
+    const layout = makeLayout(tensorSpecs(spec));
     const host = new NodeHost(
-      makeLayout(tensorSpecs(spec)),
+      layout,
       trainer,
       new Map([[this.nodeId, this.o.data]]),
       undefined,
       this.secureOptions(),
       this.privacy,
+      this.o.nodeState?.storeFor(runId, layout),
     );
     return { kind: trainer.kind, handle: (frame) => host.handle(frame), dispose: () => trainer.dispose() };
   };

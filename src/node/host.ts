@@ -22,7 +22,7 @@ import { peekHeader } from '../core/wire.js';
 import { isSecAggFrameType } from '../core/secagg/codec.js';
 import { SecureNodeSessions, type SecureNodeOptions } from './secure-session.js';
 import type { LocalPrivacy } from './local-privacy.js';
-import { NodeLocalState } from './local-state.js';
+import { NodeLocalState, type NodeStateStore } from './local-state.js';
 import { answerAnalyticsFrame } from './analytics-answer.js';
 import { ANALYTICS_REQUEST } from '../engine/analytics-messages.js';
 
@@ -64,11 +64,13 @@ export class NodeHost {
     secure?: SecureNodeOptions,
     /** Local DP: every update is clipped and noised here, before it leaves (masked or not). */
     private readonly privacy?: LocalPrivacy,
+    /** A deployed node: where its SCAFFOLD / FedDyn / personal state outlives the process. */
+    stateStore?: NodeStateStore,
   ) {
     this.byzantine = new Set(attack?.nodes ?? []);
     this.secure = new SecureNodeSessions(secure);
     this.compressor = new UpdateCompressor(layout);
-    this.localState = new NodeLocalState(layout);
+    this.localState = new NodeLocalState(layout, stateStore);
   }
 
   async handle(frame: Uint8Array): Promise<Uint8Array> {
@@ -87,6 +89,7 @@ export class NodeHost {
       if (msg.type === 'evaluate') {
         const held = local.validation.n > 0 ? local.validation : local.train;
         const r = await this.trainer.evaluate(msg.req.weights, held);
+        this.localState.resume(nodeId);
         // A node with a personal head (FedPer) also reports its own model's metrics on the same split.
         const own = this.localState.personal(nodeId, msg.req.weights);
         const personal = own && (await this.trainer.evaluate(own, held));
@@ -124,6 +127,7 @@ export class NodeHost {
         throw new Error(`local state '${config.localState}' does not combine with secure aggregation`);
       }
       const { control } = msg.req;
+      this.localState.resume(nodeId, config.localState, round);
       const shift = this.localState.shift(nodeId, config, control, weights.length);
       const start = this.localState.startWeights(nodeId, config, weights);
       const r =
@@ -132,6 +136,7 @@ export class NodeHost {
           : await this.trainer.train(start, train, config, shift);
       const controlDelta = this.localState.after(nodeId, config, control, weights, r.weights, r.steps);
       if (config.localState === 'ditto') await this.dittoPersonal(nodeId, weights, train, config);
+      this.localState.persist(nodeId, config, round);
       const trained = this.localState.outgoing(config, r.weights, weights);
       const honest = this.privacy ? this.privacy.apply(nodeId, config.seed, weights, trained) : trained;
       const vector = attack ? this.poison(attack, honest, weights, config.seed) : honest;

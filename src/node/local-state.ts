@@ -1,15 +1,40 @@
 /**
  * What a node keeps between rounds for strategies with node-side state (core/control-variates.ts): SCAFFOLD's
  * control variate c_i, FedDyn's linear term g_i, FedPer's and FedRep's personal head, FedBN's BatchNormalization
- * layers (kept as a head of non-adjacent slots) and Ditto's personal model, one per virtual node this host serves (the worker pool
- * pins a node to one worker, so its state stays in one place). Both start at zero, as in the papers. Kept in
- * memory: a restarted process starts its nodes from zero again.
+ * layers (kept as a head of non-adjacent slots) and Ditto's personal model, one per virtual node this host serves
+ * (the worker pool pins a node to one worker, so its state stays in one place). Both start at zero, as in the papers. Kept in
+ * memory; with a NodeStateStore (a deployed node: node/state-file.ts) it is also saved after every update and
+ * read back when the process restarts, so a node resumes a run with the state it had.
  */
 import { feddynNodeUpdate, feddynShift, scaffoldNodeUpdate, scaffoldShift } from '../core/control-variates.js';
 import { headSlots, takeHead, withHead } from '../core/personal-head.js';
 import { batchNormSlots } from '../core/batchnorm-slots.js';
 import type { TensorSlot } from '../core/params.js';
-import type { TrainConfig } from '../model/trainer.js';
+import type { LocalStateKind, TrainConfig } from '../model/trainer.js';
+
+/** What one node keeps between rounds, as a store saves it (only the fields its strategy uses are set). */
+export interface NodeStateSnapshot {
+  kind: LocalStateKind;
+  /** The round of the last update that changed it. */
+  round: number;
+  /** SCAFFOLD's control variate c_i. */
+  control?: Float32Array;
+  /** FedDyn's linear term g_i. */
+  linear?: Float32Array;
+  /** FedPer / FedRep / FedBN: the kept slots' values (takeHead order); FedPer/FedRep: how many layers the head spans. */
+  head?: Float32Array;
+  headLayers?: number;
+  /** Ditto's personal model. */
+  personal?: Float32Array;
+}
+
+/** Where a node's state survives its process: loaded once, saved after each update. */
+export interface NodeStateStore {
+  /** The kept state, or undefined (none, or unusable: the store has said why). */
+  load(): NodeStateSnapshot | undefined;
+  save(snapshot: NodeStateSnapshot): void;
+  warn(message: string): void;
+}
 
 export class NodeLocalState {
   private readonly controls = new Map<number, Float32Array>();
@@ -19,7 +44,85 @@ export class NodeLocalState {
   /** Ditto: each node's personal model. */
   private readonly models = new Map<number, Float32Array>();
 
-  constructor(private readonly layout: readonly TensorSlot[]) {}
+  /** With a store: whether it was read yet, and the kind of state it held. */
+  private loaded = false;
+  private resumedKind: LocalStateKind | undefined;
+  private resumedRound = -1;
+
+  constructor(
+    private readonly layout: readonly TensorSlot[],
+    private readonly store?: NodeStateStore,
+  ) {}
+
+  /**
+   * Reads the store's state into `nodeId` the first time (a deployed host serves one node). A train request whose
+   * strategy keeps another kind of state, or that comes before the kept state's round (a reused run id: the
+   * coordinator's database was reset), drops it with a warning instead of using it.
+   */
+  resume(nodeId: number, kind?: LocalStateKind, round?: number): void {
+    if (!this.store) return;
+    if (!this.loaded) {
+      this.loaded = true;
+      const s = this.store.load();
+      if (s) this.restore(nodeId, s);
+    }
+    if (this.resumedKind === undefined) return;
+    const why =
+      kind !== undefined && kind !== this.resumedKind
+        ? `the kept node state is '${this.resumedKind}' state, this run's strategy keeps '${kind}'`
+        : round !== undefined && round < this.resumedRound
+          ? `the kept node state is from round ${this.resumedRound}, the coordinator asks for round ${round} ` +
+            "(the run id was reused: was the coordinator's database reset?)"
+          : undefined;
+    if (!why) return;
+    this.store.warn(`${why}: starting fresh`);
+    for (const m of [this.controls, this.linear, this.heads, this.models]) m.delete(nodeId);
+    this.resumedKind = undefined;
+  }
+
+  /** Saves `nodeId`'s state after the update of `round` (a failed save warns: the update still goes out). */
+  persist(nodeId: number, config: TrainConfig, round: number): void {
+    const kind = config.localState;
+    if (!this.store || kind === undefined) return;
+    const head = this.heads.get(nodeId);
+    const snapshot: NodeStateSnapshot = {
+      kind,
+      round,
+      ...(this.controls.has(nodeId) ? { control: this.controls.get(nodeId) } : {}),
+      ...(this.linear.has(nodeId) ? { linear: this.linear.get(nodeId) } : {}),
+      ...(head ? { head: head.head, headLayers: config.headLayers ?? 1 } : {}),
+      ...(this.models.has(nodeId) ? { personal: this.models.get(nodeId) } : {}),
+    };
+    try {
+      this.store.save(snapshot);
+      this.resumedKind = kind;
+      this.resumedRound = round;
+    } catch (e) {
+      this.store.warn(`could not save the node state after round ${round}: ${(e as Error).message}`);
+    }
+  }
+
+  private restore(nodeId: number, s: NodeStateSnapshot): void {
+    const size = this.layout.reduce((a, slot) => a + slot.size, 0);
+    const fits = (v: Float32Array | undefined, n: number) => v === undefined || v.length === n;
+    let slots: TensorSlot[] | undefined;
+    try {
+      slots = s.head ? keptSlots(this.layout, s.kind, s.headLayers) : undefined;
+    } catch (e) {
+      return this.store!.warn(
+        `the kept personal head does not fit this model (${(e as Error).message}): starting fresh`,
+      );
+    }
+    const headSize = slots?.reduce((a, slot) => a + slot.size, 0) ?? 0;
+    if (!fits(s.control, size) || !fits(s.linear, size) || !fits(s.personal, size) || !fits(s.head, headSize))
+      return this.store!.warn(`the kept node state does not fit a model of ${size} values: starting fresh`);
+    if (s.control) this.controls.set(nodeId, s.control);
+    if (s.linear) this.linear.set(nodeId, s.linear);
+    if (s.head && slots) this.heads.set(nodeId, { head: s.head, slots });
+    if (s.personal) this.models.set(nodeId, s.personal);
+    this.resumedKind = s.kind;
+    this.resumedRound = s.round;
+  }
 
   /** The weights a node trains from: the global model, with its own head once it has one (FedPer). */
   startWeights(nodeId: number, config: TrainConfig, global: Float32Array): Float32Array {
@@ -40,8 +143,7 @@ export class NodeLocalState {
 
   /** The slots the node keeps (FedBN: its BatchNormalization layers); FedRep trains them alone, then freezes them. */
   headOf(config: TrainConfig): TensorSlot[] {
-    if (config.localState === 'fedbn') return batchNormSlots(this.layout);
-    return headSlots(this.layout, config.headLayers ?? 1);
+    return keptSlots(this.layout, config.localState, config.headLayers);
   }
 
   /**
@@ -132,6 +234,25 @@ export class NodeLocalState {
       throw new Error(`node ${nodeId} kept state for a model of ${s.length} values, this one has ${size}`);
     return s ?? new Float32Array(size);
   }
+}
+
+/** The slots a node keeps for itself: FedBN its BatchNormalization layers, FedPer/FedRep the last headLayers. */
+export function keptSlots(
+  layout: readonly TensorSlot[],
+  kind: LocalStateKind | undefined,
+  headLayers = 1,
+): TensorSlot[] {
+  return kind === 'fedbn' ? batchNormSlots(layout) : headSlots(layout, headLayers);
+}
+
+/** The personalised model a kept state gives on top of `global` (Ditto's own model, or the global with its head). */
+export function personalModelOf(
+  s: NodeStateSnapshot,
+  layout: readonly TensorSlot[],
+  global: Float32Array,
+): Float32Array | undefined {
+  if (s.personal) return s.personal.length === global.length ? s.personal : undefined;
+  return s.head && withHead(global, s.head, keptSlots(layout, s.kind, s.headLayers));
 }
 
 /** FedPer and FedRep keep a personal head, FedBN its BatchNormalization layers: the same mechanism. */

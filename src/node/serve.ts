@@ -5,6 +5,8 @@
  *   GET  /v1/model    the version in use and the decision counts
  *   GET  /metrics     Prometheus text (node-metrics.ts)
  * Samples below --threshold are abstained, or with --escalate sent to the coordinator's escalation model.
+ * In a personalised run the node's own model answers once it has one (personal-serving.ts); the response's
+ * `model` says which model answered.
  */
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
@@ -14,6 +16,7 @@ import { signedFetch, type NodeCredentials } from './signed-fetch.js';
 import { parsePredictBody, PredictError } from '../predict/request.js';
 import { applyStandardize, type StandardizeStats } from '../data/split.js';
 import { applyPolicy, mergeEscalated, type PolicyOptions, type ServedAnswer } from '../predict/policy.js';
+import { PersonalServing, type PersonalModelSource } from './personal-serving.js';
 
 export const NODE_PREDICT_BODY_LIMIT = 16 * 1024 * 1024;
 
@@ -32,6 +35,8 @@ export interface NodeServeOptions extends PolicyOptions {
   runId?: number;
   pollMs: number;
   log: Logger;
+  /** The node's personal models (a personalised run): they answer in place of the global model once present. */
+  personal?: PersonalModelSource;
 }
 
 export interface NodeServer {
@@ -68,6 +73,7 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
     log: options.log,
     metrics,
   });
+  const personal = options.personal && new PersonalServing(options.personal);
   const app: FastifyInstance = Fastify({ logger: false, bodyLimit: NODE_PREDICT_BODY_LIMIT });
   const reject = (reply: FastifyReply, status: number, code: string, message: string) => {
     metrics.rejected.inc({ code });
@@ -99,9 +105,13 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
   };
 
   app.post('/v1/predict', async (req, reply) => {
-    const model = follower.current; // one version for the whole request, whatever swaps meanwhile
-    if (!model)
+    const current = follower.current; // one version for the whole request, whatever swaps meanwhile
+    if (!current)
       return reject(reply, 503, 'no_model', 'no global model version yet; the node is still waiting for the first');
+    const answering = personal
+      ? await personal.pick(current, follower.runId)
+      : { model: current, info: { kind: 'global', version: current.version, sha256: current.sha256 } };
+    const model = answering.model;
     let rows;
     try {
       rows = parsePredictBody(req.body, model.featureSize);
@@ -137,7 +147,7 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
     let final: ServedAnswer[] = answers;
     if (low.length > 0) final = mergeEscalated(answers, low, await escalate(rows.x, model.featureSize, low));
     metrics.counted(final.map((a) => a.decision));
-    return { modelVersion: model.version, predictions: final };
+    return { modelVersion: model.version, model: answering.info, predictions: final };
   });
   app.get('/v1/model', async () => {
     const m = follower.current;
@@ -177,6 +187,7 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
     follower,
     async close() {
       follower.stop();
+      personal?.close();
       await app.close();
     },
   };
