@@ -20,6 +20,7 @@ import { addQueueCommands } from './queue-cmds.js';
 import { addSchemaCommand } from './schema-cmd.js';
 import { addExportCommand } from './export-cmd.js';
 import { addDoctorCommand } from './doctor-cmd.js';
+import { addQuantizeCommand } from './quantize-cmd.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 import { strategyHelp } from '../engine/strategies/registry.js';
@@ -335,6 +336,7 @@ addQueueCommands(program);
 addSchemaCommand(program);
 addExportCommand(program);
 addDoctorCommand(program);
+addQuantizeCommand(program);
 
 try {
   await program.parseAsync(process.argv);

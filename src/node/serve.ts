@@ -14,6 +14,7 @@ import { signedFetch, type NodeCredentials } from './signed-fetch.js';
 import { parsePredictBody, PredictError } from '../predict/request.js';
 import { applyStandardize, type StandardizeStats } from '../data/split.js';
 import { applyPolicy, mergeEscalated, type PolicyOptions, type ServedAnswer } from '../predict/policy.js';
+import type { ModelLoader } from '../predict/serving-model.js';
 
 export const NODE_PREDICT_BODY_LIMIT = 16 * 1024 * 1024;
 
@@ -32,6 +33,8 @@ export interface NodeServeOptions extends PolicyOptions {
   runId?: number;
   pollMs: number;
   log: Logger;
+  /** Serve each version through this loader (e.g. int8, predict/int8-served-model.ts); default float. */
+  loadModel?: ModelLoader;
 }
 
 export interface NodeServer {
@@ -67,6 +70,7 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
     pollMs: options.pollMs,
     log: options.log,
     metrics,
+    load: options.loadModel,
   });
   const app: FastifyInstance = Fastify({ logger: false, bodyLimit: NODE_PREDICT_BODY_LIMIT });
   const reject = (reply: FastifyReply, status: number, code: string, message: string) => {
@@ -137,7 +141,7 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
     let final: ServedAnswer[] = answers;
     if (low.length > 0) final = mergeEscalated(answers, low, await escalate(rows.x, model.featureSize, low));
     metrics.counted(final.map((a) => a.decision));
-    return { modelVersion: model.version, predictions: final };
+    return { modelVersion: model.version, precision: model.precision ?? 'float32', predictions: final };
   });
   app.get('/v1/model', async () => {
     const m = follower.current;
@@ -147,6 +151,7 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
       runId: follower.runId,
       version: m?.version ?? null,
       sha256: m?.sha256 ?? null,
+      precision: m ? (m.precision ?? 'float32') : null,
       pid: process.pid,
       policy: { threshold: options.threshold, escalate: options.escalate },
       inputs: options.inputScaling
