@@ -271,6 +271,7 @@ Examples:
     .option('--model-poll-ms <n>', 'how often to check for a newer global model version', intArg(50, 3_600_000), 5000)
     .option('--threshold <p>', 'abstain (or escalate) when the top class probability is below this', floatArg(0, 1), 0)
     .option('--escalate', "send below-threshold samples to the coordinator's escalation model")
+    .option('--serve-quantized', "serve int8: quantise each version, calibrated on this node's data (edgefed quantize)")
     .addHelpText(
       'after',
       `
@@ -331,6 +332,7 @@ Examples:
           creds: { name, secretKey },
           log,
           personal: nodeState,
+          train: data.train,
         });
         const agent = new Agent({
           ...link,

@@ -21,6 +21,7 @@ import { addSchemaCommand } from './schema-cmd.js';
 import { addExportCommand } from './export-cmd.js';
 import { addAnalyticsCommand } from './analytics-cmd.js';
 import { addDoctorCommand } from './doctor-cmd.js';
+import { addQuantizeCommand } from './quantize-cmd.js';
 import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 import { strategyHelp } from '../engine/strategies/registry.js';
@@ -345,6 +346,7 @@ addSchemaCommand(program);
 addExportCommand(program);
 addDoctorCommand(program);
 addAnalyticsCommand(program);
+addQuantizeCommand(program);
 
 try {
   await program.parseAsync(process.argv);

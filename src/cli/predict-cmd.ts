@@ -9,6 +9,8 @@ import { loadCsvInput, loadIdxInput, type ModelMeta, type PredictInput } from '.
 import { loadMnist } from '../data/mnist.js';
 import { floatArg, intArg, UsageError } from './args.js';
 import { formatPredictReport, type PredictReport } from './predict-table.js';
+import { isInt8ModelDir, readInt8Model } from '../model/int8-files.js';
+import { Int8Runner } from '../core/int8-net.js';
 
 export interface PredictOptions {
   model: string;
@@ -43,19 +45,53 @@ function csvInputFile(spec: string, meta: ModelMeta): string {
   return rest.slice(0, q);
 }
 
-export async function runPredict(o: PredictOptions): Promise<Record<string, unknown>> {
-  const modelJson = o.model.endsWith('.json') ? o.model : join(o.model, 'model.json');
+/** The saved model to predict with: a float model (tfjs format, on the engine) or an int8 one (edgefed quantize). */
+async function openModel(model: string): Promise<{
+  path: string;
+  meta: ModelMeta;
+  kind: string;
+  predict(x: Float32Array, n: number): Promise<Float32Array>;
+  dispose(): void;
+}> {
+  const metaOf = (dir: string, fallback: () => ModelMeta): ModelMeta =>
+    existsSync(join(dir, 'edgefed.json')) ? JSON.parse(readFileSync(join(dir, 'edgefed.json'), 'utf8')) : fallback();
+  if (isInt8ModelDir(model)) {
+    let loaded;
+    try {
+      loaded = readInt8Model(model);
+    } catch (e) {
+      throw new UsageError(`--model: ${(e as Error).message}`);
+    }
+    const { net, manifest } = loaded;
+    const runner = new Int8Runner(net);
+    const meta = metaOf(model, () => ({
+      featureShape: net.inputShape,
+      numClasses: manifest.source.loss === 'mse' ? 0 : net.outputSize,
+    }));
+    return { path: model, meta, kind: 'int8', predict: async (x, n) => runner.predict(x, n), dispose() {} };
+  }
+  const modelJson = model.endsWith('.json') ? model : join(model, 'model.json');
   if (!existsSync(modelJson)) throw new UsageError(`--model: ${modelJson} does not exist`);
   await ensureTfjs();
   const { spec, weights } = await specFromModelJson(modelJson);
   if (!weights) throw new UsageError(`--model: ${modelJson} has no weights manifest`);
-  const metaPath = join(modelJson, '..', 'edgefed.json');
-  const meta: ModelMeta = existsSync(metaPath)
-    ? JSON.parse(readFileSync(metaPath, 'utf8'))
-    : {
-        featureShape: spec.inputShape,
-        numClasses: spec.loss === 'mse' ? 0 : spec.tensors![spec.tensors!.length - 1].shape[0],
-      };
+  const meta = metaOf(join(modelJson, '..'), () => ({
+    featureShape: spec.inputShape,
+    numClasses: spec.loss === 'mse' ? 0 : spec.tensors![spec.tensors!.length - 1].shape[0],
+  }));
+  const trainer = await makeTrainer(spec);
+  return {
+    path: modelJson,
+    meta,
+    kind: trainer.kind,
+    predict: (x, n) => trainer.predict(weights, x, n),
+    dispose: () => trainer.dispose(),
+  };
+}
+
+export async function runPredict(o: PredictOptions): Promise<Record<string, unknown>> {
+  const model = await openModel(o.model);
+  const meta = model.meta;
   let input: PredictInput;
   if (o.input === 'mnist') {
     const t = loadMnist().test;
@@ -67,9 +103,8 @@ export async function runPredict(o: PredictOptions): Promise<Record<string, unkn
     const f = input.x.length / input.n;
     input = { n: o.limit, x: input.x.subarray(0, o.limit * f), labels: input.labels?.subarray(0, o.limit) };
   }
-  const trainer = await makeTrainer(spec);
   try {
-    const out = await trainer.predict(weights, input.x, input.n);
+    const out = await model.predict(input.x, input.n);
     if (meta.numClasses === 0) {
       const values = Array.from(out);
       const mse = input.labels
@@ -80,11 +115,11 @@ export async function runPredict(o: PredictOptions): Promise<Record<string, unkn
     const preds = decide(out, meta.numClasses, o.threshold);
     const s = summarizeDecisions(preds, input.labels);
     return {
-      model: modelJson,
+      model: model.path,
       input: o.input,
       threshold: o.threshold,
       ...s,
-      trainer: trainer.kind,
+      trainer: model.kind,
       // `predicted` is the model's answer (a class name when the model has them); `label` is its old name,
       // kept for one release because it read like the ground truth.
       predictions: preds.map((p) => {
@@ -94,7 +129,7 @@ export async function runPredict(o: PredictOptions): Promise<Record<string, unkn
       ...(input.labels ? { actual: input.labels, classNames: meta.classNames } : {}),
     };
   } finally {
-    trainer.dispose();
+    model.dispose();
   }
 }
 
@@ -106,7 +141,7 @@ export function addPredictCommand(program: Command): void {
   program
     .command('predict')
     .description('apply a saved global model to new data, with a decision per example')
-    .requiredOption('--model <dir>', 'a model folder written by --out (model/) or a model.json')
+    .requiredOption('--model <dir>', 'a model folder written by --out (model/), a model.json or an int8 folder')
     .requiredOption('--input <spec>', 'mnist (its test set) | idx:DIR | csv:FILE (columns as in training)')
     .option('--threshold <p>', 'abstain when the top class probability is below this', floatArg(0, 1), 0)
     .option('--limit <n>', 'predict only the first N examples', intArg(1))

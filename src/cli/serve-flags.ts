@@ -5,6 +5,8 @@ import { loadDatasetSpec } from '../data/load.js';
 import type { NodeCredentials } from '../node/signed-fetch.js';
 import type { PersonalModelSource } from '../node/personal-serving.js';
 import { UsageError } from './args.js';
+import type { Dataset } from '../data/types.js';
+import { int8Loader } from '../predict/int8-served-model.js';
 
 export interface ServeFlags {
   servePort?: number;
@@ -13,6 +15,8 @@ export interface ServeFlags {
   modelPollMs: number;
   threshold: number;
   escalate?: boolean;
+  /** Serve int8: each version quantised on arrival, calibrated on the node's own training data. */
+  serveQuantized?: boolean;
 }
 
 /** A CSV node takes raw column values and scales them as its trainer's data was (same file, same split, same statistics). */
@@ -24,11 +28,18 @@ function csvScaling(data: string): InputScaling | undefined {
 
 export async function startServingFromFlags(
   f: ServeFlags,
-  c: { coordinator: string; data: string; creds: NodeCredentials; log: Logger; personal?: PersonalModelSource },
+  c: {
+    coordinator: string;
+    data: string;
+    creds: NodeCredentials;
+    log: Logger;
+    personal?: PersonalModelSource;
+    train?: Dataset;
+  },
 ): Promise<NodeServer | null> {
   if (f.servePort === undefined) {
-    if (f.escalate || f.serveRun !== undefined || f.threshold > 0)
-      throw new UsageError('--threshold, --escalate and --serve-run need --serve-port');
+    if (f.escalate || f.serveRun !== undefined || f.threshold > 0 || f.serveQuantized)
+      throw new UsageError('--threshold, --escalate, --serve-run and --serve-quantized need --serve-port');
     return null;
   }
   const server = await startNodeServer({
@@ -43,6 +54,7 @@ export async function startServingFromFlags(
     log: c.log,
     inputScaling: csvScaling(c.data),
     ...(c.personal ? { personal: c.personal } : {}),
+    loadModel: f.serveQuantized && c.train ? int8Loader(c.train) : undefined,
   });
   // The serving address on stdout (one JSON line), as the coordinator prints its own.
   process.stdout.write(`${JSON.stringify({ serve: server.url })}\n`);

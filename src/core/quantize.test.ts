@@ -5,12 +5,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { dequantize, dequantizeWeights, quantizePerChannel, quantizeWeights, quantizedBytes } from './quantize.js';
-import { Rng } from './rng.js';
 import { loadMnist } from '../data/mnist.js';
 import { subset } from '../data/types.js';
-import { builtinModel, initialWeights, tensorSpecs } from '../model/spec.js';
-import { EngineTrainer } from '../model/engine-trainer.js';
-import { getKernels } from '../nn/kernels-select.js';
+import { tensorSpecs } from '../model/spec.js';
+import { trainedMnistModel } from '../../test/support/mnist-trained.js';
 
 describe('quantizePerChannel', () => {
   it('scales each output channel by its max |w| / 127 (a naive loop over a 2 x 3 kernel)', () => {
@@ -66,19 +64,7 @@ describe('int8 weights of MNIST models', () => {
     ['cnn', 1500],
   ] as const) {
     it(`${name}: int8 payload a quarter of the float bytes, accuracy within 0.5 points of float`, async (t) => {
-      const spec = builtinModel(name, [28, 28, 1], 10);
-      const trainer = new EngineTrainer(spec, getKernels());
-      const train = subset(
-        d.train,
-        Array.from({ length: n }, (_, i) => i),
-      );
-      const { weights } = await trainer.train(initialWeights(tensorSpecs(spec), new Rng(1)), train, {
-        epochs: 1,
-        batchSize: 32,
-        optimizer: { name: 'adam', lr: 0.001 },
-        proxMu: 0,
-        seed: 2,
-      });
+      const { spec, weights, trainer } = await trainedMnistModel(name, n);
       const q = quantizeWeights(tensorSpecs(spec), weights);
       const bytes = quantizedBytes(q);
       const floatBytes = weights.length * 4;

@@ -9,6 +9,7 @@ import { ensureTfjs, specFromModelArtifacts, type ModelJson } from '../model/tfj
 import { weightsSha256 } from '../model/hash.js';
 import type { ModelVersionInfo } from '../model/version-info.js';
 import { ServedModel } from '../predict/served-model.js';
+import type { ModelLoader, ServingModel } from '../predict/serving-model.js';
 import { signedFetch, type NodeCredentials } from './signed-fetch.js';
 import type { NodeMetrics } from './node-metrics.js';
 
@@ -20,10 +21,12 @@ export interface FollowerOptions {
   pollMs: number;
   log: Logger;
   metrics: NodeMetrics;
+  /** How a downloaded version becomes servable (default: the float model on the engine). */
+  load?: ModelLoader;
 }
 
 export class ModelFollower {
-  current: ServedModel | null = null;
+  current: ServingModel | null = null;
   runId: number | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -85,7 +88,15 @@ export class ModelFollower {
     );
     if (!weights || weightsSha256(weights) !== newest.sha256)
       throw new Error(`model version ${newest.version}: weights do not match the listed sha256`);
-    const next = await ServedModel.load(newest.version, spec, weights, newest.sha256);
+    const load: ModelLoader = this.options.load ?? ServedModel.load;
+    let next: ServingModel;
+    try {
+      next = await load(newest.version, spec, weights, newest.sha256);
+    } catch (e) {
+      // Not a network hiccup: this version cannot be served this way (e.g. int8 of a GRU); say so loudly.
+      this.options.log.warn({ version: newest.version, err: (e as Error).message }, 'cannot serve this model version');
+      throw e;
+    }
     if (this.stopped) return next.retire();
     const old = this.current;
     this.current = next; // the swap: later requests use `next`, requests in flight finish on `old`
@@ -93,7 +104,10 @@ export class ModelFollower {
     old?.retire();
     this.options.metrics.modelVersion.set(newest.version);
     this.options.metrics.modelSwitches.inc();
-    this.options.log.info({ runId, version: newest.version, sha256: newest.sha256 }, 'serving model version');
+    this.options.log.info(
+      { runId, version: newest.version, sha256: newest.sha256, precision: next.precision ?? 'float32' },
+      'serving model version',
+    );
   }
 
   stop(): void {

@@ -17,6 +17,8 @@ import { parsePredictBody, PredictError } from '../predict/request.js';
 import { applyStandardize, type StandardizeStats } from '../data/split.js';
 import { applyPolicy, mergeEscalated, type PolicyOptions, type ServedAnswer } from '../predict/policy.js';
 import { PersonalServing, type PersonalModelSource } from './personal-serving.js';
+import type { ModelLoader } from '../predict/serving-model.js';
+import { ServedModel } from '../predict/served-model.js';
 
 export const NODE_PREDICT_BODY_LIMIT = 16 * 1024 * 1024;
 
@@ -37,6 +39,8 @@ export interface NodeServeOptions extends PolicyOptions {
   log: Logger;
   /** The node's personal models (a personalised run): they answer in place of the global model once present. */
   personal?: PersonalModelSource;
+  /** Serve each version through this loader (e.g. int8, predict/int8-served-model.ts); default float. */
+  loadModel?: ModelLoader;
 }
 
 export interface NodeServer {
@@ -72,6 +76,7 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
     pollMs: options.pollMs,
     log: options.log,
     metrics,
+    load: options.loadModel,
   });
   const personal = options.personal && new PersonalServing(options.personal);
   const app: FastifyInstance = Fastify({ logger: false, bodyLimit: NODE_PREDICT_BODY_LIMIT });
@@ -108,9 +113,11 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
     const current = follower.current; // one version for the whole request, whatever swaps meanwhile
     if (!current)
       return reject(reply, 503, 'no_model', 'no global model version yet; the node is still waiting for the first');
-    const answering = personal
-      ? await personal.pick(current, follower.runId)
-      : { model: current, info: { kind: 'global', version: current.version, sha256: current.sha256 } };
+    // Personal models are float: a node serving int8 (--serve-quantized) answers with the global int8 model.
+    const answering =
+      personal && current instanceof ServedModel
+        ? await personal.pick(current, follower.runId)
+        : { model: current, info: { kind: 'global', version: current.version, sha256: current.sha256 } };
     const model = answering.model;
     let rows;
     try {
@@ -147,7 +154,12 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
     let final: ServedAnswer[] = answers;
     if (low.length > 0) final = mergeEscalated(answers, low, await escalate(rows.x, model.featureSize, low));
     metrics.counted(final.map((a) => a.decision));
-    return { modelVersion: model.version, model: answering.info, predictions: final };
+    return {
+      modelVersion: model.version,
+      model: answering.info,
+      precision: ('precision' in model && model.precision) || 'float32',
+      predictions: final,
+    };
   });
   app.get('/v1/model', async () => {
     const m = follower.current;
@@ -157,6 +169,7 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
       runId: follower.runId,
       version: m?.version ?? null,
       sha256: m?.sha256 ?? null,
+      precision: m ? (m.precision ?? 'float32') : null,
       pid: process.pid,
       policy: { threshold: options.threshold, escalate: options.escalate },
       inputs: options.inputScaling
