@@ -121,7 +121,7 @@ test('threads split gemm without changing a bit: 2 and 3 threads vs one, every t
   const one = await createWasmKernels(readFileSync(WASM_KERNELS_PATH));
   const shared = readFileSync(WASM_SHARED_KERNELS_PATH);
   for (const threads of [2, 3]) {
-    const k = await createThreadedWasmKernels(shared, threads, spawnNodeKernelThread);
+    const k = await createThreadedWasmKernels(shared, threads, spawnNodeKernelThread, { splitPolicy: 'always' });
     try {
       assert.equal(k.name, `wasm-simd-mt${threads}`);
       assert.equal(k.threads, threads);
@@ -170,6 +170,30 @@ test('threads split gemm without changing a bit: 2 and 3 threads vs one, every t
   }
 });
 
+test('adaptive splitting (the default) times both ways and never changes the result', { skip }, async () => {
+  const one = await createWasmKernels(readFileSync(WASM_KERNELS_PATH));
+  const k = await createThreadedWasmKernels(readFileSync(WASM_SHARED_KERNELS_PATH), 2, spawnNodeKernelThread);
+  try {
+    const a = fill(k, 32 * 784, 7),
+      b = fill(k, 784 * 128, 8),
+      c = k.alloc(32 * 128);
+    const a1 = fill(one, 32 * 784, 7),
+      b1 = fill(one, 784 * 128, 8),
+      c1 = one.alloc(32 * 128);
+    one.gemm(false, false, 32, 128, 784, 1, a1, b1, 0, c1);
+    for (let call = 0; call < 40; call++) {
+      c.fill(Number.NaN);
+      k.gemm(false, false, 32, 128, 784, 1, a, b, 0, c);
+      assert.ok(
+        c.every((x, i) => Object.is(x, c1[i])),
+        `call ${call}`,
+      );
+    }
+  } finally {
+    k.dispose();
+  }
+});
+
 test('threaded kernels refuse what cannot work, with the reason', { skip }, async () => {
   const shared = readFileSync(WASM_SHARED_KERNELS_PATH);
   await assert.rejects(createThreadedWasmKernels(shared, 0, spawnNodeKernelThread), {
@@ -199,6 +223,13 @@ test('threaded kernels refuse what cannot work, with the reason', { skip }, asyn
     message: /kernel worker \d: no WebAssembly here/,
   });
   assert.equal(terminated, 2);
+  await assert.rejects(
+    createThreadedWasmKernels(shared, 2, spawnNodeKernelThread, { splitPolicy: 'never' as 'always' }),
+    {
+      name: 'RangeError',
+      message: /splitPolicy must be 'adaptive' or 'always', got never/,
+    },
+  );
   // One thread: the shared build on this thread alone.
   const solo = await createThreadedWasmKernels(shared, 1, spawnNodeKernelThread);
   assert.equal(solo.name, 'wasm-simd');

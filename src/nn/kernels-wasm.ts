@@ -75,6 +75,12 @@ export interface WasmKernelsOptions {
   memory?: WebAssembly.Memory;
   /** Workers that take slices of large gemms (kernels-wasm-threads.ts); needs a shared-memory build. */
   gemmPool?: GemmPool;
+  /**
+   * With a gemm pool: 'adaptive' (default) times split and unsplit gemms now and then and keeps the faster
+   * (on a busy machine a worker may wait longer for a core than its slice takes); 'always' splits every large
+   * gemm. Either way C is the same bits (see splitGemm), so this changes speed only.
+   */
+  splitPolicy?: 'adaptive' | 'always';
 }
 
 /**
@@ -275,7 +281,10 @@ export async function createWasmKernels(
   if (!(ex.memory instanceof WebAssembly.Memory))
     throw new Error("createWasmKernels: not the EdgeFed kernels module (no exported 'memory')");
   const pool = options.gemmPool ?? null;
-  const kernels = build(ex, scratchBytes, pool);
+  const policy = options.splitPolicy ?? 'adaptive';
+  if (policy !== 'adaptive' && policy !== 'always')
+    throw new RangeError(`createWasmKernels: splitPolicy must be 'adaptive' or 'always', got ${String(policy)}`);
+  const kernels = build(ex, scratchBytes, pool, policy === 'adaptive' ? new SplitChooser() : null);
   if (pool) {
     try {
       await pool.attach(
@@ -322,12 +331,46 @@ export function splitGemm(m: number, n: number, parts: number): number[][] {
   return out;
 }
 
+/**
+ * Whether to split the next large gemm: per cycle of CYCLE eligible calls, the first PROBES alternate split
+ * and unsplit and are timed (per multiply-add, so the mix of shapes cancels out); the rest of the cycle
+ * uses the faster. Safe to vary at any time because splitting never changes the result.
+ */
+class SplitChooser {
+  static readonly CYCLE = 512;
+  static readonly PROBES = 16;
+  private calls = 0;
+  private readonly time = [0, 0]; // [unsplit, split] milliseconds in this cycle's probes
+  private readonly macs = [0, 0];
+  private split = true;
+
+  /** Whether the call of `macs` multiply-adds should split, and a `done` to call after it. */
+  next(macs: number): { split: boolean; done: () => void } {
+    const i = this.calls++ % SplitChooser.CYCLE;
+    if (i >= SplitChooser.PROBES) return { split: this.split, done: () => {} };
+    if (i === 0) {
+      this.time.fill(0);
+      this.macs.fill(0);
+    }
+    const split = i % 2 === 0;
+    const t0 = performance.now();
+    return {
+      split,
+      done: () => {
+        this.time[+split] += performance.now() - t0;
+        this.macs[+split] += macs;
+        if (i === SplitChooser.PROBES - 1) this.split = this.time[1] / this.macs[1] < this.time[0] / this.macs[0];
+      },
+    };
+  }
+}
+
 interface Built {
   api: WasmKernels;
   workerRegions: { work: number; slot: number }[];
 }
 
-function build(ex: KernelExports, scratchBytes: number, pool: GemmPool | null): Built {
+function build(ex: KernelExports, scratchBytes: number, pool: GemmPool | null, chooser: SplitChooser | null): Built {
   const memory = ex.memory;
   const workers = pool ? pool.workers : 0;
   // Layout: [static data][gemm packing work][workers' work and control slots][scratch for copied arrays]
@@ -497,6 +540,12 @@ function build(ex: KernelExports, scratchBytes: number, pool: GemmPool | null): 
       ex.gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, work);
       return;
     }
+    const choice = chooser?.next(m * n * k);
+    if (choice && !choice.split) {
+      ex.gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, work);
+      choice.done();
+      return;
+    }
     const slices = splitGemm(m, n, workers + 1);
     const args = (s: number[]): number[] => {
       const [i0, mc, j0, nc] = s;
@@ -512,6 +561,7 @@ function build(ex: KernelExports, scratchBytes: number, pool: GemmPool | null): 
     } finally {
       pool.join();
     }
+    choice?.done();
   }
 
   // ---------- the kernels ----------
