@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Bundles the browser pages with esbuild, each web/<page>/main.ts into web/<page>/dist/ (main.js + source
-// map, index.html, web/shared/page.css, kernels.wasm copied from wasm/build/): the engine check
+// map, index.html, web/shared/page.css, the kernels' four builds copied from wasm/build/): the engine check
 // (web/engine-check/) and the browser edge node (web/node/, served by the coordinator at /node/).
 // Fails loudly (exit 1) when a bundle would pull in a Node module (node:*, or a bare builtin such as
 // 'fs'), tfjs, or one of the Node-only EdgeFed files: browser code constructs EngineTrainer with the
 // kernels itself, and the browser node runs AgentCore on its own platform (src/node/platform-browser.ts).
-// Builds wasm/build/kernels.wasm first (scripts/build-wasm.mjs) when it is missing.
+// Builds wasm/build/ first (scripts/build-wasm.mjs) when a build is missing.
 // `node scripts/build-web.mjs [PAGE...]` builds the named pages only (engine-check, node); default all.
 import { builtinModules } from 'node:module';
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
@@ -18,7 +18,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** The pages, each a directory under web/ with main.ts and index.html; arguments pick some (default all). */
 const ALL_PAGES = ['engine-check', 'node'];
 const PAGES = process.argv.length > 2 ? process.argv.slice(2) : ALL_PAGES;
-const wasmPath = join(root, 'wasm', 'build', 'kernels.wasm');
+const WASM_BUILDS = ['kernels.wasm', 'kernels-relaxed.wasm', 'kernels-shared.wasm', 'kernels-relaxed-shared.wasm'];
+const wasmPaths = WASM_BUILDS.map((f) => join(root, 'wasm', 'build', f));
 
 /** Files that reach Node or tfjs; the bundle must contain none of them (checked on the metafile too). */
 const FORBIDDEN_INPUTS = [
@@ -63,11 +64,12 @@ const browserOnly = {
 const unknown = PAGES.filter((p) => !ALL_PAGES.includes(p));
 if (unknown.length > 0) die(`unknown page(s) ${unknown.join(', ')}; the pages are ${ALL_PAGES.join(', ')}`);
 
-if (!existsSync(wasmPath)) {
-  console.log('build-web: wasm/build/kernels.wasm is missing; building it');
+const wasmMissing = () => wasmPaths.find((p) => !existsSync(p));
+if (wasmMissing()) {
+  console.log(`build-web: ${relative(root, wasmMissing())} is missing; building the wasm kernels`);
   spawnSync(process.execPath, [join(root, 'scripts', 'build-wasm.mjs')], { stdio: 'inherit' });
-  if (!existsSync(wasmPath))
-    die(`${relative(root, wasmPath)} could not be built (see the warning above); the page needs it`);
+  if (wasmMissing())
+    die(`${relative(root, wasmMissing())} could not be built (see the warning above); the page needs it`);
 }
 
 async function buildPage(page) {
@@ -119,7 +121,7 @@ async function buildPage(page) {
 
   copyFileSync(join(pageDir, 'index.html'), join(outdir, 'index.html'));
   copyFileSync(join(root, 'web', 'shared', 'page.css'), join(outdir, 'page.css'));
-  copyFileSync(wasmPath, join(outdir, 'kernels.wasm'));
+  for (let i = 0; i < WASM_BUILDS.length; i++) copyFileSync(wasmPaths[i], join(outdir, WASM_BUILDS[i]));
 
   const kb = (p) => (statSync(p).size / 1024).toFixed(1);
   console.log(

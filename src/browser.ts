@@ -33,8 +33,15 @@ export type { SeqLayer, SeqNetSpec } from './nn/seqnet.js';
 export type { OptimizerConfig, OptimizerName } from './nn/optimizer.js';
 export type { Kernels } from './nn/kernels.js';
 export { jsKernels } from './nn/kernels-js.js';
-export { createWasmKernels, wasmSimdSupported } from './nn/kernels-wasm.js';
-export type { WasmKernels, WasmKernelsOptions } from './nn/kernels-wasm.js';
+export {
+  createWasmKernels,
+  wasmSimdSupported,
+  wasmRelaxedSimdSupported,
+  wasmThreadsSupported,
+} from './nn/kernels-wasm.js';
+export type { WasmKernels, WasmKernelsOptions, WasmKernelsName, GemmPool } from './nn/kernels-wasm.js';
+export { createThreadedWasmKernels, spawnWebWorker } from './nn/kernels-wasm-threads.js';
+export type { KernelThread, ThreadedWasmKernels } from './nn/kernels-wasm-threads.js';
 // Types the browser API names (signing, node-state training, recurrent layers).
 export type { CryptoImpl } from './core/identity.js';
 export type { LocalStateKind, WeightRange } from './model/trainer.js';

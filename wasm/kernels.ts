@@ -1,5 +1,8 @@
 // EdgeFed training kernels in AssemblyScript, compiled to WebAssembly with SIMD (f32x4) by
-// scripts/build-wasm.mjs into wasm/build/kernels.wasm, and driven by src/nn/kernels-wasm.ts.
+// scripts/build-wasm.mjs into wasm/build/kernels.wasm, and driven by src/nn/kernels-wasm.ts. The same
+// source is also built with relaxed SIMD (kernels-relaxed.wasm: the gemm micro-kernel's multiply-add
+// may be fused) and, for workers sharing one memory, with an imported shared memory (kernels-shared.wasm,
+// kernels-relaxed-shared.wasm); the code does not change between builds except for `madd` below.
 //
 // Every export works on raw byte pointers into linear memory. The JS side validates all arguments
 // (same checks and messages as src/nn/kernels-js.ts) and lays memory out, so nothing here checks
@@ -7,7 +10,7 @@
 //
 // Semantics follow kernels-js.ts:
 // - gemm: C = alpha * op(A) * op(B) + beta * C with BLAS semantics (beta = 0 never reads C; alpha = 0
-//   or k = 0 only scales C). Products are accumulated in float32 (f32x4, no FMA); the epilogue
+//   or k = 0 only scales C). Products are accumulated in float32 (f32x4; no FMA but in the relaxed build); the epilogue
 //   alpha * acc + beta * c is evaluated in float64 like the JS kernels. Leading dimensions (in
 //   elements) let the JS side run the kernel on blocks of a larger matrix.
 // - the elementwise kernels give the same bits as the JS kernels: float64 intermediates (f64x2)
@@ -40,6 +43,19 @@ export function gemmWorkBytes(): i32 {
 /** First free byte after the module's static data: the JS side lays out its regions from here. */
 export function heapBase(): usize {
   return __heap_base;
+}
+
+/**
+ * acc + a * b per lane. The relaxed-SIMD build (compiled with `--enable relaxed-simd`, see
+ * scripts/build-wasm.mjs) uses f32x4.relaxed_madd, which the engine may fuse (one rounding, FMA) or not,
+ * depending on the CPU: results then differ from the plain SIMD build in the last bits, and may differ
+ * between two machines. The plain build always rounds the product, then the sum.
+ */
+// @ts-ignore: decorator
+@inline
+function madd(a: v128, b: v128, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
+  return f32x4.add(acc, f32x4.mul(a, b));
 }
 
 /** Byte address of element (row, col) of a row-major matrix with leading dimension ld. */
@@ -244,17 +260,17 @@ function microKernel(
     const b0 = v128.load(bp);
     const b1 = v128.load(bp, 16);
     let a = v128.load32_splat(ap);
-    c00 = f32x4.add(c00, f32x4.mul(a, b0));
-    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
     a = v128.load32_splat(ap, 4);
-    c10 = f32x4.add(c10, f32x4.mul(a, b0));
-    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
     a = v128.load32_splat(ap, 8);
-    c20 = f32x4.add(c20, f32x4.mul(a, b0));
-    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
     a = v128.load32_splat(ap, 12);
-    c30 = f32x4.add(c30, f32x4.mul(a, b0));
-    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    c30 = madd(a, b0, c30);
+    c31 = madd(a, b1, c31);
     ap += aStep;
     bp += bStep;
   }
@@ -641,4 +657,9 @@ export function sgd(w: usize, g: usize, len: i32, lr: f64, mu: f64, vel: usize):
       f32.store(w + o, <f32>(<f64>f32.load(w + o) - lr * <f64>f32.load(g + o)));
     }
   }
+}
+
+/** 1 in the relaxed-SIMD build (the gemm's multiply-add may be fused), 0 in the plain SIMD build. */
+export function relaxedSimd(): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import { registerNodePage } from './routes-node-page.js';
+import { registerStaticDir } from './static-files.js';
 import { decodeSlice } from '../data/slice.js';
 import { loadNodeData } from '../node/data.js';
 import { holdOutValidation } from '../node/local-data.js';
@@ -57,6 +58,36 @@ test('/node/ serves the built page and nothing outside its directory', async () 
       assert.equal(r.statusCode, 503);
       assert.match(r.json().error.message, /npm run build:web/);
     });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('/node/ is served cross-origin isolated (COOP same-origin, COEP require-corp); other static directories are not', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'edgefed-nodepage-'));
+  writeFileSync(join(root, 'index.html'), '<!doctype html><title>node</title>');
+  writeFileSync(join(root, 'kernels-shared.wasm'), new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
+  try {
+    await withApp(root, async (app) => {
+      for (const path of ['/node/', '/node/index.html', '/node/kernels-shared.wasm']) {
+        const r = await app.inject(path);
+        assert.equal(r.statusCode, 200, path);
+        assert.equal(r.headers['cross-origin-opener-policy'], 'same-origin', path);
+        assert.equal(r.headers['cross-origin-embedder-policy'], 'require-corp', path);
+      }
+    });
+    // Other static directories keep their headers (the option is per directory).
+    const app = Fastify();
+    registerStaticDir(app, { prefix: '/other', dir: root, notBuilt: 'x' });
+    await app.ready();
+    try {
+      const r = await app.inject('/other/');
+      assert.equal(r.statusCode, 200);
+      assert.equal(r.headers['cross-origin-opener-policy'], undefined);
+      assert.equal(r.headers['cross-origin-embedder-policy'], undefined);
+    } finally {
+      await app.close();
+    }
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -1,6 +1,6 @@
 /**
  * The browser edge node's routes on the coordinator: the page itself at /node/ (the web/node build, served
- * by static-files.ts like the dashboard) and the MNIST shard a browser node trains on
+ * by static-files.ts like the dashboard, with the COOP/COEP headers that make it cross-origin isolated) and the MNIST shard a browser node trains on
  * (GET /v1/node-data/mnist-shard?shard=I/N[:PARTITION]), the same rows `edgefed node --data
  * mnist-partition:I/N` trains on, as an EdgeFed data slice (src/data/slice.ts) with an empty test split.
  * A shard needs an enrolled node's signed request or a token with runs:read. Shards are built one at a time
@@ -8,7 +8,7 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { fileURLToPath } from 'node:url';
-import { registerStaticDir } from './static-files.js';
+import { CROSS_ORIGIN_ISOLATION, registerStaticDir } from './static-files.js';
 import { encodeSlice } from '../data/slice.js';
 import { subset } from '../data/types.js';
 import { parsePartitionSpec } from '../core/partition.js';
@@ -27,10 +27,13 @@ const badRequest = (reply: FastifyReply, message: string) =>
   reply.code(400).send({ error: { code: 'bad_request', message } });
 
 export function registerNodePage(app: FastifyInstance, distDir = NODE_PAGE_DIST): ByteLru<Uint8Array> {
+  // Cross-origin isolated, always: the page then trains on every core (wasm threads on a shared memory),
+  // and it loads nothing but its own files and the coordinator's API, which isolation does not restrict.
   registerStaticDir(app, {
     prefix: '/node',
     dir: distDir,
     notBuilt: 'the browser node page is not built: run `npm run build:web`',
+    headers: CROSS_ORIGIN_ISOLATION,
   });
 
   // Browser nodes of one federation usually ask for shards of the same split.

@@ -19,7 +19,19 @@ export interface StaticDirOptions {
   dir: string;
   /** What to tell a visitor when dir does not exist (how to build it). */
   notBuilt: string;
+  /** Extra headers on every file served (e.g. CROSS_ORIGIN_ISOLATION). */
+  headers?: Readonly<Record<string, string>>;
 }
+
+/**
+ * The headers that make a page cross-origin isolated (COOP same-origin, COEP require-corp): only then do
+ * browsers give it SharedArrayBuffer, which multi-threaded WebAssembly needs (shared memory between workers).
+ * The page may then load only same-origin resources or ones that opt in (CORS / CORP).
+ */
+export const CROSS_ORIGIN_ISOLATION: Readonly<Record<string, string>> = Object.freeze({
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-embedder-policy': 'require-corp',
+});
 
 /** The file under `root` that URL path `rest` (after the prefix, still percent-encoded) names, or null. */
 export function resolveStaticPath(root: string, rest: string): string | null {
@@ -53,6 +65,7 @@ export function registerStaticDir(app: FastifyInstance, o: StaticDirOptions): vo
     if (!info?.isFile()) return notFound(reply);
     // Vite names assets by content hash, so they never change; pages are re-checked on each visit.
     const immutable = file.includes(`${sep}assets${sep}`);
+    if (o.headers) reply.headers(o.headers);
     return reply
       .type(MIME[extname(file).toLowerCase()])
       .header('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache')

@@ -2,19 +2,33 @@
 // JS kernels, and on bad input; each with arrays inside wasm memory (zero copy, from alloc), outside it
 // (copied through the scratch), and outside with a tiny scratch (copied in blocks). Needs the module:
 // node scripts/build-wasm.mjs (the tests are skipped, saying so, when it is missing).
+// EDGEFED_TEST_WASM_BUILD=relaxed|shared|relaxed-shared (with EDGEFED_TEST_WASM_THREADS=N for the shared
+// builds) runs the kernel and agreement suites on that build instead: kernels-wasm-builds.test.ts does, in a
+// child Node that has relaxed SIMD enabled.
 import { afterEach, beforeEach, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { jsKernels } from './kernels-js.js';
 import { createWasmKernels, wasmSimdSupported, type WasmKernels } from './kernels-wasm.js';
-import { loadWasmKernelsNode, wasmKernelsNodeError, WASM_KERNELS_PATH } from './kernels-wasm-node.js';
+import {
+  loadWasmKernelsNode,
+  spawnNodeKernelThread,
+  wasmKernelsNodeError,
+  WASM_KERNELS_PATH,
+} from './kernels-wasm-node.js';
+import { createThreadedWasmKernels } from './kernels-wasm-threads.js';
 import { prng } from '../../test/support/kernels.js';
 
-const wasmBytes = existsSync(WASM_KERNELS_PATH) ? readFileSync(WASM_KERNELS_PATH) : null;
+const BUILD = process.env.EDGEFED_TEST_WASM_BUILD ?? '';
+const SHARED = BUILD.endsWith('shared');
+const THREADS = Number(process.env.EDGEFED_TEST_WASM_THREADS ?? '1');
+const BUILD_PATH = BUILD ? WASM_KERNELS_PATH.replace(/kernels\.wasm$/, `kernels-${BUILD}.wasm`) : WASM_KERNELS_PATH;
+const EXPECTED_NAME = `wasm-simd${BUILD.startsWith('relaxed') ? '-relaxed' : ''}${THREADS > 1 ? `-mt${THREADS}` : ''}`;
+const wasmBytes = existsSync(BUILD_PATH) ? readFileSync(BUILD_PATH) : null;
 const skip = wasmBytes
   ? false
-  : `wasm kernels not built (${WASM_KERNELS_PATH} is missing); run \`node scripts/build-wasm.mjs\``;
+  : `wasm kernels not built (${BUILD_PATH} is missing); run \`node scripts/build-wasm.mjs\``;
 
 // ---------- helpers (as in kernels.test.ts, with a choice of where arrays live) ----------
 
@@ -711,7 +725,11 @@ function agreementSuite(p: Place): void {
 if (!wasmBytes) {
   test('kernels: wasm-simd', { skip }, () => {});
 } else {
-  const make = (scratchBytes?: number) => createWasmKernels(wasmBytes, scratchBytes ? { scratchBytes } : {});
+  const make = (scratchBytes?: number): Promise<WasmKernels> => {
+    const options = scratchBytes ? { scratchBytes } : {};
+    if (SHARED) return createThreadedWasmKernels(wasmBytes, THREADS, spawnNodeKernelThread, options);
+    return createWasmKernels(wasmBytes, options);
+  };
   const zeroCopy = await make();
   const copying = await make();
   const blocked = await make(65536); // 16K floats of scratch: most outside arrays below go in blocks
@@ -723,8 +741,8 @@ if (!wasmBytes) {
     const gen = zeroCopy.generation;
     beforeEach(() => zeroCopy.reset());
     afterEach(() => assert.equal(zeroCopy.generation, gen, 'wasm memory grew during the test'));
-    it('is named wasm-simd; the engine supports SIMD', () => {
-      assert.equal(zeroCopy.name, 'wasm-simd');
+    it(`is named ${EXPECTED_NAME}; the engine supports SIMD`, () => {
+      assert.equal(zeroCopy.name, EXPECTED_NAME);
       assert.equal(wasmSimdSupported(), true);
     });
     kernelSuite(inside(zeroCopy));
@@ -882,7 +900,8 @@ if (!wasmBytes) {
     });
   });
 
-  describe('kernels: wasm-simd memory', () => {
+  // Memory and loading of the default build (a shared memory never detaches views: other rules).
+  describe('kernels: wasm-simd memory', { skip: BUILD ? `build ${BUILD}: default build only` : false }, () => {
     it('alloc grows memory in large steps; generation increments; old views detach, re-taken views keep the data', async () => {
       const k = await make();
       assert.equal(k.generation, 0);
@@ -990,7 +1009,7 @@ if (!wasmBytes) {
     });
   });
 
-  describe('kernels: wasm-simd loading', () => {
+  describe('kernels: wasm-simd loading', { skip: BUILD ? `build ${BUILD}: default build only` : false }, () => {
     it('loadWasmKernelsNode gives independent instances of the built module', async () => {
       const a = await loadWasmKernelsNode();
       const b = await loadWasmKernelsNode();

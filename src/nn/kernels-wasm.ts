@@ -39,8 +39,20 @@ import {
   checkSoftmaxXent,
 } from './kernel-checks.js';
 
+/**
+ * The build that runs, and how many threads share its gemm: 'wasm-simd' (plain SIMD),
+ * 'wasm-simd-relaxed' (relaxed SIMD: the gemm's multiply-add may be fused, so results can differ in the
+ * last bits from the plain build and between CPUs), with '-mtN' when N threads split each large gemm
+ * (bit-identical to one thread: see kernels-wasm-threads.ts).
+ */
+export type WasmKernelsName = `wasm-simd${'' | '-relaxed'}${'' | `-mt${number}`}`;
+
 export interface WasmKernels extends Kernels {
-  readonly name: 'wasm-simd';
+  readonly name: WasmKernelsName;
+  /** Whether this is the relaxed-SIMD build (fused multiply-add where the CPU has it). */
+  readonly relaxed: boolean;
+  /** Threads that split a large gemm (1: this thread only). */
+  readonly threads: number;
   /** The module's linear memory; `alloc` views point into memory.buffer. */
   readonly memory: WebAssembly.Memory;
   /** Increments each time the memory grows (which detaches every view of the old buffer). */
@@ -56,7 +68,49 @@ export interface WasmKernels extends Kernels {
 export interface WasmKernelsOptions {
   /** Bytes of wasm memory reserved for copying arrays that live outside it (default 4 MiB, min 64 KiB). */
   scratchBytes?: number;
+  /**
+   * The memory of a shared-memory build (kernels-shared.wasm, kernels-relaxed-shared.wasm), which imports
+   * its memory; default a new shared memory. Ignored by the builds that own their memory.
+   */
+  memory?: WebAssembly.Memory;
+  /** Workers that take slices of large gemms (kernels-wasm-threads.ts); needs a shared-memory build. */
+  gemmPool?: GemmPool;
+  /**
+   * With a gemm pool: 'adaptive' (default) times split and unsplit gemms now and then and keeps the faster
+   * (on a busy machine a worker may wait longer for a core than its slice takes); 'always' splits every large
+   * gemm. Either way C is the same bits (see splitGemm), so this changes speed only.
+   */
+  splitPolicy?: 'adaptive' | 'always';
 }
+
+/**
+ * Threads that run slices of a gemm on the same (shared) memory: `createWasmKernels` gives each a region
+ * for gemm packing and one control slot of GEMM_SLOT_BYTES, then calls `start` for every slice but its own
+ * and `join` after running its own. Implemented by kernels-wasm-threads.ts.
+ */
+export interface GemmPool {
+  /** Threads besides the caller. */
+  readonly workers: number;
+  /**
+   * Called once, before any gemm: each worker instantiates `module` on `memory`; worker i packs at works[i]
+   * and is driven through the control slot at byte address slots[i].
+   */
+  attach(
+    module: WebAssembly.Module,
+    memory: WebAssembly.Memory,
+    works: readonly number[],
+    slots: readonly number[],
+  ): Promise<void>;
+  /** Makes worker i run gemm with these arguments (those of the export, without `work`). */
+  start(i: number, args: readonly number[]): void;
+  /** Returns when every started slice is done (throws if a worker died). */
+  join(): void;
+  /** Stops the workers. */
+  terminate(): void;
+}
+
+/** Bytes of the control slot of one gemm worker (state word and the gemm's arguments as float64). */
+export const GEMM_SLOT_BYTES = 128;
 
 /** The exports of wasm/build/kernels.wasm (pointers are byte addresses, sizes element counts). */
 interface KernelExports {
@@ -107,6 +161,8 @@ interface KernelExports {
     bc2: number,
   ): void;
   sgd(w: number, g: number, len: number, lr: number, mu: number, vel: number): void;
+  /** Absent in modules built before the relaxed-SIMD build existed. */
+  relaxedSimd?(): number;
 }
 
 const EXPORTED_FUNCTIONS = [
@@ -200,13 +256,19 @@ export async function createWasmKernels(
     },
   };
   let instance: WebAssembly.Instance;
+  let module: WebAssembly.Module;
   try {
-    instance =
-      wasmBytes instanceof WebAssembly.Module
-        ? await WebAssembly.instantiate(wasmBytes, imports)
-        : (await WebAssembly.instantiate(wasmBytes, imports)).instance;
+    module = wasmBytes instanceof WebAssembly.Module ? wasmBytes : await WebAssembly.compile(wasmBytes);
+    const importsMemory = WebAssembly.Module.imports(module).some((i) => i.kind === 'memory');
+    if (importsMemory) Object.assign(imports.env, { memory: options.memory ?? newSharedMemory() });
+    else if (options.gemmPool) throw new Error('a gemm pool needs a shared-memory build (kernels-shared.wasm)');
+    instance = await WebAssembly.instantiate(module, imports);
   } catch (e) {
-    const simd = wasmSimdSupported() ? '' : ' (this engine does not support WebAssembly SIMD)';
+    const simd = !wasmSimdSupported()
+      ? ' (this engine does not support WebAssembly SIMD)'
+      : !wasmRelaxedSimdSupported()
+        ? ' (this engine does not support relaxed SIMD, which the relaxed builds need)'
+        : '';
     throw new Error(
       `createWasmKernels: cannot instantiate the kernels module${simd}: ${e instanceof Error ? e.message : String(e)}`,
     );
@@ -218,14 +280,109 @@ export async function createWasmKernels(
   }
   if (!(ex.memory instanceof WebAssembly.Memory))
     throw new Error("createWasmKernels: not the EdgeFed kernels module (no exported 'memory')");
-  return build(ex, scratchBytes);
+  const pool = options.gemmPool ?? null;
+  const policy = options.splitPolicy ?? 'adaptive';
+  if (policy !== 'adaptive' && policy !== 'always')
+    throw new RangeError(`createWasmKernels: splitPolicy must be 'adaptive' or 'always', got ${String(policy)}`);
+  const kernels = build(ex, scratchBytes, pool, policy === 'adaptive' ? new SplitChooser() : null);
+  if (pool) {
+    try {
+      await pool.attach(
+        module,
+        ex.memory,
+        kernels.workerRegions.map((r) => r.work),
+        kernels.workerRegions.map((r) => r.slot),
+      );
+    } catch (e) {
+      pool.terminate();
+      throw e;
+    }
+  }
+  return kernels.api;
 }
 
-function build(ex: KernelExports, scratchBytes: number): WasmKernels {
+/** A shared memory for the shared-memory builds (they declare a maximum of 65536 pages). */
+function newSharedMemory(): WebAssembly.Memory {
+  return new WebAssembly.Memory({ initial: 256, maximum: MAX_PAGES, shared: true });
+}
+
+/** The gemm export's arguments but `work`: transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc. */
+type GemmArgs = Parameters<KernelExports['gemm']> extends [...infer A, number] ? A : never;
+
+/** Below this many multiply-adds a gemm runs on the calling thread (waking workers costs more). */
+const PARALLEL_MIN_MACS = 1 << 18;
+
+/**
+ * Splits an m x n product into `parts` slices along the longer side, in whole micro-kernel tiles (4 rows,
+ * 8 columns): [row0, rows, col0, cols] each. Every element of C is computed by the same instructions in
+ * the same order whatever the split (the depth blocking depends on k only), so the result is the same
+ * bits as one thread's.
+ */
+export function splitGemm(m: number, n: number, parts: number): number[][] {
+  const byRows = m >= n;
+  const len = byRows ? m : n;
+  const unit = byRows ? 4 : 8;
+  const chunk = Math.ceil(Math.ceil(len / parts) / unit) * unit;
+  const out: number[][] = [];
+  for (let s = 0; s < len; s += chunk) {
+    const e = Math.min(len, s + chunk);
+    out.push(byRows ? [s, e - s, 0, n] : [0, m, s, e - s]);
+  }
+  return out;
+}
+
+/**
+ * Whether to split the next large gemm: per cycle of CYCLE eligible calls, the first PROBES alternate split
+ * and unsplit and are timed (per multiply-add, so the mix of shapes cancels out); the rest of the cycle
+ * uses the faster. Safe to vary at any time because splitting never changes the result.
+ */
+class SplitChooser {
+  static readonly CYCLE = 512;
+  static readonly PROBES = 16;
+  private calls = 0;
+  private readonly time = [0, 0]; // [unsplit, split] milliseconds in this cycle's probes
+  private readonly macs = [0, 0];
+  private split = true;
+
+  /** Whether the call of `macs` multiply-adds should split, and a `done` to call after it. */
+  next(macs: number): { split: boolean; done: () => void } {
+    const i = this.calls++ % SplitChooser.CYCLE;
+    if (i >= SplitChooser.PROBES) return { split: this.split, done: () => {} };
+    if (i === 0) {
+      this.time.fill(0);
+      this.macs.fill(0);
+    }
+    const split = i % 2 === 0;
+    const t0 = performance.now();
+    return {
+      split,
+      done: () => {
+        this.time[+split] += performance.now() - t0;
+        this.macs[+split] += macs;
+        if (i === SplitChooser.PROBES - 1) this.split = this.time[1] / this.macs[1] < this.time[0] / this.macs[0];
+      },
+    };
+  }
+}
+
+interface Built {
+  api: WasmKernels;
+  workerRegions: { work: number; slot: number }[];
+}
+
+function build(ex: KernelExports, scratchBytes: number, pool: GemmPool | null, chooser: SplitChooser | null): Built {
   const memory = ex.memory;
-  // Layout: [static data][gemm packing work][scratch for copied arrays][alloc heap ->]
+  const workers = pool ? pool.workers : 0;
+  // Layout: [static data][gemm packing work][workers' work and control slots][scratch for copied arrays]
+  // [alloc heap ->]
   const work = align(ex.heapBase(), 64);
-  const scratch = align(work + ex.gemmWorkBytes(), 64);
+  const workerRegions: { work: number; slot: number }[] = [];
+  let end = align(work + ex.gemmWorkBytes(), 64);
+  for (let i = 0; i < workers; i++) {
+    workerRegions.push({ work: end, slot: align(end + ex.gemmWorkBytes(), 64) });
+    end = align(end + ex.gemmWorkBytes(), 64) + GEMM_SLOT_BYTES;
+  }
+  const scratch = align(end, 64);
   const heapStart = align(scratch + scratchBytes, 64);
   const scratchFloats = Math.floor(scratchBytes / 4) - 64; // room for the 16-byte alignment of a few slots
 
@@ -376,6 +533,37 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
 
   const outside = (x: Arr) => x.buffer !== buf;
 
+  /** The gemm export on wasm addresses; large products are split between this thread and the pool's. */
+  function runGemm(...g: GemmArgs): void {
+    const [ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc] = g;
+    if (!pool || m * n * k < PARALLEL_MIN_MACS) {
+      ex.gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, work);
+      return;
+    }
+    const choice = chooser?.next(m * n * k);
+    if (choice && !choice.split) {
+      ex.gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, work);
+      choice.done();
+      return;
+    }
+    const slices = splitGemm(m, n, workers + 1);
+    const args = (s: number[]): number[] => {
+      const [i0, mc, j0, nc] = s;
+      // op(A) rows i0.. start at row i0 of A, or column i0 of a transposed A; op(B) columns likewise.
+      const aAt = a + 4 * (ta ? i0 : i0 * lda);
+      const bAt = b + 4 * (tb ? j0 * ldb : j0);
+      return [ta, tb, mc, nc, k, alpha, aAt, lda, bAt, ldb, beta, c + 4 * (i0 * ldc + j0), ldc];
+    };
+    for (let i = 1; i < slices.length; i++) pool.start(i - 1, args(slices[i]));
+    const [ta0, tb0, m0, n0, k0, al0, a0, lda0, b0, ldb0, be0, c0, ldc0] = args(slices[0]);
+    try {
+      ex.gemm(ta0, tb0, m0, n0, k0, al0, a0, lda0, b0, ldb0, be0, c0, ldc0, work);
+    } finally {
+      pool.join();
+    }
+    choice?.done();
+  }
+
   // ---------- the kernels ----------
 
   function gemm(
@@ -403,7 +591,7 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
     }
     refresh();
     if (a.buffer === buf && b.buffer === buf && c.buffer === buf) {
-      ex.gemm(
+      runGemm(
         ta,
         tb,
         m,
@@ -417,7 +605,6 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
         beta,
         c.byteOffset,
         n,
-        work,
       );
       return;
     }
@@ -447,7 +634,7 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
         const ap = transA ? part(a, i0, k, mc, m, IN) : part(a, i0 * k, mc, k, k, IN);
         const cp = part(c, i0 * n + j0, mc, nc, n, cMode);
         staged([ap, bp, cp], fn, () => {
-          ex.gemm(ta, tb, mc, nc, k, alpha, ap.ptr, ap.pld, bp.ptr, bp.pld, beta, cp.ptr, cp.pld, work);
+          runGemm(ta, tb, mc, nc, k, alpha, ap.ptr, ap.pld, bp.ptr, bp.pld, beta, cp.ptr, cp.pld);
         });
       }
     }
@@ -604,8 +791,13 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
     }
   }
 
+  const relaxed = ex.relaxedSimd?.() === 1;
+  const threads = workers + 1;
+  const name = `wasm-simd${relaxed ? '-relaxed' : ''}${threads > 1 ? `-mt${threads}` : ''}` as WasmKernelsName;
   const kernels: WasmKernels = {
-    name: 'wasm-simd',
+    name,
+    relaxed,
+    threads,
     memory,
     get generation() {
       refresh();
@@ -630,7 +822,36 @@ function build(ex: KernelExports, scratchBytes: number): WasmKernels {
     adam,
     sgd,
   };
-  return Object.freeze(kernels);
+  return { api: Object.freeze(kernels), workerRegions };
+}
+
+/** Whether this engine compiles relaxed SIMD (a module with one f32x4.relaxed_madd): recent Chromium does. */
+export function wasmRelaxedSimdSupported(): boolean {
+  const v128Zero = [0xfd, 0x0c, ...new Array<number>(16).fill(0)];
+  const body = [0x00, ...v128Zero, ...v128Zero, ...v128Zero, 0xfd, 0x85, 0x02, 0x0b]; // relaxed_madd(0, 0, 0)
+  const head = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b];
+  const funcs = [0x03, 0x02, 0x01, 0x00];
+  try {
+    return WebAssembly.validate(new Uint8Array([...head, ...funcs, 0x0a, body.length + 2, 0x01, body.length, ...body]));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether wasm threads can share memory here: SharedArrayBuffer exists (in browsers only on pages that
+ * are cross-origin isolated, i.e. served with COOP same-origin and COEP require-corp) and a shared
+ * WebAssembly.Memory can be made.
+ */
+export function wasmThreadsSupported(): boolean {
+  if (typeof SharedArrayBuffer !== 'function') return false;
+  const g = globalThis as { crossOriginIsolated?: boolean };
+  if (g.crossOriginIsolated === false) return false;
+  try {
+    return new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer;
+  } catch {
+    return false;
+  }
 }
 
 /** Whether this engine compiles WebAssembly SIMD (a module with one v128 function). */

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mimeType } from '../../src/net/mime.js';
+import { CROSS_ORIGIN_ISOLATION } from '../../src/coordinator/static-files.js';
 
 /** Debian's Chromium, driven through playwright-core, and how the browser suite launches it. */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -50,8 +51,15 @@ export interface StaticServer {
 /**
  * Serves GET/HEAD for files under `root` and for the in-memory `files` (URL path without the leading '/',
  * e.g. 'data/mnist-slice.bin'), which take precedence. '/' serves index.html. Anything else is a 404.
+ * crossOriginIsolated adds the COOP/COEP headers to every response.
  */
-export async function serveStatic(root: string, files: Record<string, Uint8Array> = {}): Promise<StaticServer> {
+export async function serveStatic(
+  root: string,
+  files: Record<string, Uint8Array> = {},
+  options: { crossOriginIsolated?: boolean } = {},
+): Promise<StaticServer> {
+  // COOP/COEP as the coordinator serves the node page (src/coordinator/static-files.ts): SharedArrayBuffer.
+  const isolation = options.crossOriginIsolated ? CROSS_ORIGIN_ISOLATION : {};
   const base = resolve(root);
   const requests: string[] = [];
   const server: Server = createServer((req, res) => {
@@ -63,6 +71,7 @@ export async function serveStatic(root: string, files: Record<string, Uint8Array
           'Content-Type': type,
           'Content-Length': bytes.byteLength,
           'Cache-Control': 'no-store',
+          ...isolation,
         });
         res.end(req.method === 'HEAD' ? undefined : bytes);
       };

@@ -100,8 +100,21 @@ export interface EngineCheckOptions {
   cnnSamples?: number;
   /** CNN batch size. Default 32. */
   cnnBatchSize?: number;
+  /** Also train the MLP one epoch with SGD lr 0.1 (what bench:train compares with NumPy). Default true. */
+  sgd?: boolean;
   /** Progress lines, e.g. for the page's log. */
   log?: (line: string) => void;
+}
+
+/** The seed MLP trained one epoch with SGD lr 0.1, batch 32: the throughput bench:train compares with NumPy's. */
+export interface SgdResult {
+  trainSamples: number;
+  batchSize: number;
+  lr: number;
+  trainSeconds: number;
+  samplesPerSecond: number;
+  testAccuracy: number;
+  weightsFnv: string;
 }
 
 export interface MlpResult {
@@ -147,8 +160,13 @@ export interface EngineCheckResult {
   samplesPerSecond: number;
   accuracy: number;
   mlp: MlpResult;
+  /** null when options.sgd is false. */
+  sgd: SgdResult | null;
   cnn: CnnResult;
 }
+
+/** SGD's learning rate in bench:train's seed-MLP configuration (mlp-sgd-b32). */
+export const SGD_LR = 0.1;
 
 function now(): number {
   return performance.now();
@@ -206,6 +224,7 @@ export async function runEngineCheck(
     `mlp: ${trainSeconds.toFixed(2)} s, ${Math.round(mlpResult.samplesPerSecond)} samples/s, test accuracy ${ev.accuracy.toFixed(4)} on ${test.n}`,
   );
 
+  const sgd = options.sgd === false ? null : await runSgd(kernels, data, mlpSpec, batchSize, seed, log);
   const cnn =
     cnnSamples > 0
       ? await runCnn(kernels, train, cnnSamples, cnnBatchSize, seed, log)
@@ -215,8 +234,43 @@ export async function runEngineCheck(
     samplesPerSecond: mlpResult.samplesPerSecond,
     accuracy: mlpResult.testAccuracy,
     mlp: mlpResult,
+    sgd,
     cnn,
   };
+}
+
+async function runSgd(
+  kernels: Kernels,
+  data: MnistSlice,
+  spec: ModelSpec,
+  batchSize: number,
+  seed: number,
+  log: (line: string) => void,
+): Promise<SgdResult> {
+  const { trainer } = buildEngineTrainer(spec, kernels);
+  const w0 = initialWeights(tensorSpecs(spec), new Rng(seed));
+  const t0 = now();
+  const trained = await trainer.train(w0, data.train, {
+    epochs: 1,
+    batchSize,
+    optimizer: { name: 'sgd', lr: SGD_LR },
+    proxMu: 0,
+    seed,
+  });
+  const trainSeconds = (now() - t0) / 1000;
+  const ev = await trainer.evaluate(trained.weights, data.test);
+  trainer.dispose();
+  const r: SgdResult = {
+    trainSamples: data.train.n,
+    batchSize,
+    lr: SGD_LR,
+    trainSeconds,
+    samplesPerSecond: data.train.n / trainSeconds,
+    testAccuracy: ev.accuracy,
+    weightsFnv: fnv1aHex(trained.weights),
+  };
+  log(`mlp sgd: ${trainSeconds.toFixed(2)} s, ${Math.round(r.samplesPerSecond)} samples/s, accuracy ${ev.accuracy}`);
+  return r;
 }
 
 async function runCnn(

@@ -5,7 +5,9 @@
  *
  * Query parameters (all optional): data (default data/mnist-slice.bin), wasm (default kernels.wasm,
  * next to the bundle), cnn (samples for the CNN, default 256; 0 skips it), batch (MLP batch, default 32),
- * kernels=js (force the TypeScript kernels).
+ * kernels=js (force the TypeScript kernels), build=simd|relaxed and threads=N (see chooseKernels in
+ * web/shared/page.ts; by default the relaxed build where supported, and every core when the page is
+ * cross-origin isolated).
  *
  * Bundled by scripts/build-web.mjs; must not import anything that reaches Node or tfjs.
  */
@@ -14,7 +16,15 @@ import { decodeSlice, runEngineCheck, type EngineCheckResult } from './check.js'
 
 /** What the page publishes: the check's result plus how the kernels were chosen, or the error that stopped it. */
 export type PageResult =
-  | (EngineCheckResult & { ok: true; kernelsNote: string; userAgent: string; dataSeconds: number })
+  | (EngineCheckResult & {
+      ok: true;
+      kernelsNote: string;
+      userAgent: string;
+      dataSeconds: number;
+      /** Whether the page got COOP/COEP (SharedArrayBuffer, wasm threads) and how many cores it reports. */
+      crossOriginIsolated: boolean;
+      hardwareConcurrency: number;
+    })
   | { ok: false; error: string; userAgent: string };
 
 declare global {
@@ -59,7 +69,15 @@ function show(result: PageResult): void {
     ['MLP train loss / accuracy', `${mlp.trainLoss.toFixed(4)} / ${mlp.trainAccuracy.toFixed(4)}`],
     ['MLP test loss / accuracy', `${mlp.testLoss.toFixed(4)} / ${mlp.testAccuracy.toFixed(4)} on ${mlp.testSamples}`],
     ['MLP weights (FNV-1a)', mlp.weightsFnv],
+    ['page', `cross-origin isolated: ${result.crossOriginIsolated}, ${result.hardwareConcurrency} cores reported`],
   ];
+  if (result.sgd) {
+    const g = result.sgd;
+    rows.push([
+      'MLP SGD samples/s',
+      `${Math.round(g.samplesPerSecond)} (1 epoch, lr ${g.lr}, batch ${g.batchSize}, ${g.trainSeconds.toFixed(2)} s, accuracy ${g.testAccuracy.toFixed(4)})`,
+    ]);
+  }
   if (cnn.status === 'trained') {
     rows.push(
       [
@@ -104,7 +122,15 @@ async function main(): Promise<void> {
     // Let the browser paint the status before the (synchronous) training loops take the main thread.
     await new Promise((r) => setTimeout(r, 0));
     const result = await runEngineCheck(kernels, data, { seed: 1, batchSize, cnnSamples, log });
-    show({ ...result, ok: true, kernelsNote: note, userAgent, dataSeconds });
+    show({
+      ...result,
+      ok: true,
+      kernelsNote: note,
+      userAgent,
+      dataSeconds,
+      crossOriginIsolated: globalThis.crossOriginIsolated === true,
+      hardwareConcurrency: navigator.hardwareConcurrency,
+    });
   } catch (e) {
     const error = e instanceof Error ? `${e.message}${e.stack ? `\n${e.stack}` : ''}` : String(e);
     log(`error: ${error}`);
