@@ -51,8 +51,7 @@ export function heapBase(): usize {
  * depending on the CPU: results then differ from the plain SIMD build in the last bits, and may differ
  * between two machines. The plain build always rounds the product, then the sum.
  */
-// @ts-ignore: decorator
-@inline
+// Small enough that the optimizer (-O3) inlines it into the micro-kernel (no decorator: Biome cannot parse one).
 function madd(a: v128, b: v128, acc: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
   return f32x4.add(acc, f32x4.mul(a, b));
