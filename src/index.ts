@@ -17,6 +17,8 @@ export type { RunConfig } from './coordinator/config.js';
 export { startNode } from './node/start-node.js';
 export { Agent } from './node/agent.js';
 export type { AgentEvent, AgentLog, AgentOptions, AgentStats, RequestHandler } from './node/agent.js';
+export type { NodeStateSnapshot, NodeStateStore } from './node/local-state.js';
+export type { LocalStateKind } from './model/trainer.js';
 export type { LocalData } from './node/host.js';
 
 export { partition, parsePartitionSpec, formatPartitionSpec, partitionReport } from './core/partition.js';

@@ -66,6 +66,10 @@ export interface RoundView {
   bytesSent: number;
   bytesReceived: number;
   seconds: number;
+  /** Personalised runs (FedPer, FedRep, Ditto): the nodes' own models on their held-out data. */
+  personalizedAccuracyMean?: number | null;
+  personalizedAccuracyP10?: number | null;
+  personalizedAccuracyMin?: number | null;
 }
 
 export interface EventView {

@@ -113,6 +113,10 @@ const ACCURACY: MetricDef[] = [
   { label: 'test accuracy', stroke: '#2550b0', value: (r) => r.testAccuracy },
   { label: 'federated accuracy', stroke: '#2a8a4a', value: (r) => r.federatedAccuracy },
   { label: 'train accuracy', stroke: '#aa8822', value: (r) => r.trainAccuracy },
+  // Personalised runs only: a series without data is not drawn (LineChart keeps the series that have values).
+  { label: 'personalised mean', stroke: '#8e44ad', value: (r) => r.personalizedAccuracyMean ?? null },
+  { label: 'personalised P10', stroke: '#c0392b', value: (r) => r.personalizedAccuracyP10 ?? null },
+  { label: 'personalised min', stroke: '#16a0a0', value: (r) => r.personalizedAccuracyMin ?? null },
 ];
 const LOSS: MetricDef[] = [
   { label: 'test loss', stroke: '#2550b0', value: (r) => r.testLoss },

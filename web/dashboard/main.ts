@@ -19,6 +19,7 @@ import {
   renderHistograms,
   renderModels,
   renderNodes,
+  renderPersonal,
   renderRuns,
   renderTimeline,
   runTitle,
@@ -56,6 +57,7 @@ function renderRunPanels(): void {
 
 function renderRounds(): void {
   accuracy.update(state.rounds);
+  renderPersonal(byId('personal-summary'), state.rounds);
   loss.update(state.rounds);
   renderTimeline(byId('timeline'), state.rounds, state.timelineLimit);
 }

@@ -57,3 +57,19 @@ test('flattenConfig and compareConfigs: dotted keys, missing keys differ, equal 
   );
   assert.deepEqual(rows.find((r) => r.key === 'rounds')!.values, ['5', undefined]);
 });
+
+test('roundsCsv: personalised accuracy columns only when a round has them, empty where a round lacks them', () => {
+  const plain = roundsCsv([round(1)]).split('\r\n')[0];
+  assert.doesNotMatch(plain, /personalized/);
+  const personal = roundsCsv([
+    round(1),
+    round(2, { personalizedAccuracyMean: 0.9, personalizedAccuracyP10: 0.8, personalizedAccuracyMin: 0.75 }),
+  ]).split('\r\n');
+  assert.deepEqual(personal[0].split(',').slice(-3), [
+    'personalizedAccuracyMean',
+    'personalizedAccuracyP10',
+    'personalizedAccuracyMin',
+  ]);
+  assert.deepEqual(personal[1].split(',').slice(-3), ['', '', '']);
+  assert.deepEqual(personal[2].split(',').slice(-3), ['0.9', '0.8', '0.75']);
+});

@@ -34,9 +34,18 @@ function csvField(v: unknown): string {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
+/** Columns only some runs have: present in the CSV when a round of the run has a value for them. */
+const OPTIONAL_COLUMNS: (keyof RoundView)[] = [
+  'personalizedAccuracyMean',
+  'personalizedAccuracyP10',
+  'personalizedAccuracyMin',
+];
+
 export function roundsCsv(rounds: RoundView[]): string {
-  const lines = [CSV_COLUMNS.join(',')];
-  for (const r of rounds) lines.push(CSV_COLUMNS.map((c) => csvField(r[c])).join(','));
+  const present = OPTIONAL_COLUMNS.filter((c) => rounds.some((r) => typeof r[c] === 'number'));
+  const columns = [...CSV_COLUMNS, ...present];
+  const lines = [columns.join(',')];
+  for (const r of rounds) lines.push(columns.map((c) => csvField(r[c])).join(','));
   return `${lines.join('\r\n')}\r\n`;
 }
 

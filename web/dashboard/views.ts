@@ -216,6 +216,27 @@ export function renderTimeline(el: HTMLElement, rounds: RoundView[], limit = TIM
   );
 }
 
+/** The last round's personalised accuracy (mean, P10, min over nodes); hidden for runs without it. */
+export function renderPersonal(el: HTMLElement, rounds: RoundView[]): void {
+  const last = [...rounds].reverse().find((r) => typeof r.personalizedAccuracyMean === 'number');
+  el.hidden = !last;
+  if (!last) return el.replaceChildren();
+  el.replaceChildren(
+    `personalised accuracy (nodes' own models on their held-out data), round ${last.round}: `,
+    ...(
+      [
+        ['mean', last.personalizedAccuracyMean],
+        ['P10', last.personalizedAccuracyP10],
+        ['min', last.personalizedAccuracyMin],
+      ] as const
+    ).flatMap(([label, v], i) => [
+      i > 0 ? ', ' : '',
+      `${label} `,
+      h('b', { 'data-personal': label }, num(v ?? null, 4)),
+    ]),
+  );
+}
+
 export function renderModels(el: HTMLElement, runId: number | null, models: ModelVersion[] | null): void {
   if (runId === null || models === null || models.length === 0) {
     el.replaceChildren(
