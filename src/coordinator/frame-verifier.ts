@@ -52,7 +52,8 @@ export function verifyNodeFrame(bytes: Uint8Array, ctx: FrameCheckContext): Veri
     );
   }
   if (!binding) return { binding, frame };
-  if (binding.node !== ctx.nodeId || binding.run !== ctx.configuredRun) {
+  // A reply to a pending request names that request's run (an analytics pass may ask a node between runs).
+  if (binding.node !== ctx.nodeId || binding.run !== (ctx.pending?.run ?? ctx.configuredRun)) {
     throw new FrameError('bad_binding', `frame is bound to node ${binding.node} run ${binding.run}`);
   }
   const pending = ctx.pending;

@@ -11,6 +11,9 @@ import { randomBytes } from 'node:crypto';
 import type { LiveNode, Registry, Selection } from './registry.js';
 import { secAggReplyType } from '../engine/secure-messages.js';
 import type { ModelSpec } from '../model/spec.js';
+import { ANALYTICS_REPLY, ANALYTICS_REQUEST } from '../engine/analytics-messages.js';
+
+const REPLY_TYPES: Record<string, string> = { [ANALYTICS_REQUEST]: ANALYTICS_REPLY };
 
 /** Tells a node a run's model spec once, before its first request in that run. */
 export function configureForRun(runId: number, spec: ModelSpec): (node: LiveNode) => Promise<void> {
@@ -48,7 +51,10 @@ export class NetworkTransport implements Transport {
     if (node.waiter) throw new Error('node is busy with another request');
     await this.o.configure(node);
     const sent = peekHeader(frame);
-    const replyType = secAggReplyType(sent) ?? (sent.type === 'train' ? 'train_result' : 'eval_result');
+    const replyType =
+      secAggReplyType(sent) ??
+      REPLY_TYPES[String(sent.type)] ??
+      (sent.type === 'train' ? 'train_result' : 'eval_result');
     const binding: Binding = {
       run: this.o.runId,
       round: Number(sent.round),

@@ -30,6 +30,7 @@ import { registerNodeRoutes } from './routes-nodes.js';
 import { hashJoinToken, registerEnrolRoutes } from './routes-enrol.js';
 import { registerAdminRoutes } from './routes-admin.js';
 import { registerRunRoutes } from './routes-runs.js';
+import { registerAnalyticsRoutes } from './routes-analytics.js';
 import type { ByteLru } from './byte-lru.js';
 import { defaultVerifyThreads, LazyVerifyPool } from './verify-pool.js';
 import { stallAwareInterval } from './loop-stall.js';
@@ -173,6 +174,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   registerEnrolRoutes(ctx);
   registerAdminRoutes(ctx);
   registerRunRoutes(ctx);
+  registerAnalyticsRoutes(ctx, auth);
   registerDashboard(app);
   const models = registerModelRoutes(app, {
     store,

@@ -645,7 +645,8 @@ ${body}
     const lines: string[] = [];
     let stderr = '';
     let buffered = '';
-    const guard = setTimeout(() => child.kill('SIGKILL'), 8000);
+    // A backstop only (the child is killed on its lines): generous, since tsx start-up is slow on a busy machine.
+    const guard = setTimeout(() => child.kill('SIGKILL'), 120_000);
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.stdout.on('data', (d: Buffer) => {
       buffered += d.toString();

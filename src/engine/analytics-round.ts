@@ -77,6 +77,8 @@ export async function runAnalytics(
   // Histogram bins need ranges and a width: given ranges over selected features go in the first round.
   const histogramFirst = needsHistogram(query) && query.ranges !== undefined && features !== undefined;
   const secondRound = needsHistogram(query) && !histogramFirst;
+  // Moments only when released or when their min/max set the histogram ranges (label counts need neither).
+  const needMoments = query.kinds.includes('stats') || (secondRound && !query.ranges);
   const roundTrip = async (
     ids: number[],
     build: (nodeId: number) => Uint8Array,
@@ -113,7 +115,7 @@ export async function runAnalytics(
       encodeAnalyticsRequest({
         round,
         nodeId,
-        moments: true,
+        moments: needMoments,
         labels: query.kinds.includes('labels'),
         ...(features ? { features } : {}),
         ...(histogramFirst ? { histogram: { bins: query.bins, ...givenRanges(features!.length) } } : {}),
@@ -122,17 +124,18 @@ export async function runAnalytics(
       if (featureCount < 0) featureCount = r.featureCount;
       if (r.featureCount !== featureCount)
         throw new Error(`holds ${r.featureCount} features, other nodes ${featureCount}: not the same data layout`);
-      checkMoments(r.moments!, width(r), `node ${r.nodeId}`);
+      if (needMoments && !r.moments) throw new Error('reply has no moments');
+      if (r.moments) checkMoments(r.moments, width(r), `node ${r.nodeId}`);
     },
   );
-  const moments = mergeAllMoments(first.map((r) => r.moments!));
+  const moments = needMoments ? mergeAllMoments(first.map((r) => r.moments!)) : undefined;
   const selected = features ?? Array.from({ length: featureCount }, (_, j) => j);
   let histograms: FeatureHistogram | undefined = first.every((r) => r.histogram)
     ? first.map((r) => r.histogram!).reduce(mergeHistograms)
     : undefined;
   let answered = first;
   if (secondRound) {
-    const { lo, hi } = query.ranges ? givenRanges(selected.length) : { lo: [...moments.min], hi: [...moments.max] };
+    const { lo, hi } = query.ranges ? givenRanges(selected.length) : { lo: [...moments!.min], hi: [...moments!.max] };
     answered = await roundTrip(
       first.map((r) => r.nodeId),
       (nodeId) =>
@@ -154,8 +157,8 @@ export async function runAnalytics(
   const answeredIds = new Set(answered.map((r) => r.nodeId));
   // A node that answered the first round but not the second is left out of every released figure.
   const kept = first.filter((r) => answeredIds.has(r.nodeId));
-  const pooled = kept.length === first.length ? moments : mergeAllMoments(kept.map((r) => r.moments!));
-  let count = pooled.count;
+  const pooled = moments && (kept.length === first.length ? moments : mergeAllMoments(kept.map((r) => r.moments!)));
+  let count = kept.reduce((sum, r) => sum + r.count, 0);
   let labels = query.kinds.includes('labels')
     ? kept.map((r) => r.labels ?? new Float64Array(0)).reduce((a, b) => (a.length === b.length ? addCounts(a, b) : a))
     : undefined;
@@ -180,7 +183,7 @@ export async function runAnalytics(
     rounds: round - (options.firstRound ?? 0),
     bytes: { sent: after.sent - before.sent, received: after.received - before.received },
   };
-  if (query.kinds.includes('stats')) {
+  if (pooled && query.kinds.includes('stats')) {
     result.stats = {
       mean: [...pooled.mean],
       variance: [...momentsVariance(pooled)],

@@ -6,7 +6,9 @@
  */
 import { makeLayout } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
-import { NodeHost, type LocalData } from './host.js';
+import { analyticsRows, NodeHost, type LocalData } from './host.js';
+import { answerAnalyticsFrame } from './analytics-answer.js';
+import { ANALYTICS_REQUEST } from '../engine/analytics-messages.js';
 import { labelCounts } from './local-data.js';
 import type { NodeResources } from './resources.js';
 import { FrameLink } from '../net/frame-link.js';
@@ -33,6 +35,14 @@ import type { NodeStateStore } from './local-state.js';
 export interface AgentLog {
   info(fields: object, message: string): void;
   warn(fields: object, message: string): void;
+}
+
+function isAnalyticsRequest(frame: Uint8Array): boolean {
+  try {
+    return peekHeader(frame).type === ANALYTICS_REQUEST;
+  } catch {
+    return false; // a malformed frame goes to the run's host, which answers it with an error frame
+  }
 }
 
 /** What answers a run's request frames: a NodeHost on the node's own data, or a custom handler (a gateway). */
@@ -407,10 +417,19 @@ export class AgentCore {
   };
 
   private async serve(ws: AgentSocket, link: FrameLink, received: Uint8Array): Promise<void> {
-    if (!this.host) return;
     let binding: Binding | null = null;
     let frame = received;
     if (isBound(received)) ({ binding, frame } = unbindFrame(received));
+    // Analytics needs no model: a node answers it between runs too, over its own rows.
+    if (isAnalyticsRequest(frame) && this.o.data) {
+      const rows = analyticsRows(this.o.data);
+      const reply = answerAnalyticsFrame(frame, () => rows);
+      const out =
+        binding && this.o.secretKey ? signFrame(binding, reply, this.o.secretKey, this.platform.crypto) : reply;
+      if (ws.isOpen) link.send(out);
+      return;
+    }
+    if (!this.host) return;
     if (this.o.delayMs) {
       // Logged so tests can wait for the request to be in hand instead of sleeping.
       const { type, round } = peekHeader(frame);
