@@ -49,7 +49,6 @@ test('loadMnist: 60000/10000 examples, [28,28,1], labels 0..9, values in [0,1]',
   assert.equal(te.y[0], 7);
   // Well-known first training image: row 14 has ink in the middle.
   assert.ok(train.x[14 * 28 + 14] > 0);
+  // Reported, never asserted: tests do not time the machine.
   console.log(`# loadMnist took ${ms.toFixed(0)} ms`);
-  // Generous bound so a loaded CI machine does not flake; typical is well under 2 s.
-  assert.ok(ms < 10000, `loadMnist took ${ms} ms`);
 });
