@@ -39,3 +39,4 @@ export type { WasmKernels, WasmKernelsOptions } from './nn/kernels-wasm.js';
 export type { CryptoImpl } from './core/identity.js';
 export type { LocalStateKind, WeightRange } from './model/trainer.js';
 export type { CellActivation, RecurrentActivation } from './nn/recurrent.js';
+export type { VisionLayer } from './nn/vision-ops.js';
