@@ -194,6 +194,7 @@ if (!values['no-write']) {
         'per-node accuracy" is the fused model on each node\'s own shifted validation images (example-weighted); ' +
         '"personalised" is FedBN\'s node models (the global model with the node\'s own BatchNormalization layers). ' +
         "McMahan's CNN has no BatchNormalization, so FedBN does not apply to it (the run rules refuse it). " +
+        "FedBN's global model keeps the initial BatchNormalization layers (nodes never upload theirs), so its global accuracy is not meaningful: its figure is the personalised one. " +
         "samples/s: one local epoch of node 0's share on the engine; compare the ratio, not the absolute figure.",
       '',
       ...(full
