@@ -47,3 +47,4 @@ export type { KernelThread, ThreadedWasmKernels } from './nn/kernels-wasm-thread
 export type { CryptoImpl } from './core/identity.js';
 export type { LocalStateKind, WeightRange } from './model/trainer.js';
 export type { CellActivation, RecurrentActivation } from './nn/recurrent.js';
+export type { VisionLayer } from './nn/vision-ops.js';

@@ -95,7 +95,11 @@ export function validateTrainConfig(cfg: TrainConfig): void {
   if (!(cfg.proxMu >= 0) || !Number.isFinite(cfg.proxMu)) throw new Error(`FedProx mu must be >= 0, got ${cfg.proxMu}`);
   const kinds = ['scaffold', 'feddyn', 'fedper', 'fedrep', 'ditto', 'fedbn'];
   if (cfg.localState !== undefined && !kinds.includes(cfg.localState)) {
-    throw new Error(`local state must be one of ${kinds.join(', ')}, got '${String(cfg.localState)}'`);
+    const list = `${kinds
+      .slice(0, -1)
+      .map((k) => `'${k}'`)
+      .join(', ')} or '${kinds.at(-1)}'`;
+    throw new Error(`local state must be ${list}, got '${String(cfg.localState)}'`);
   }
   if (cfg.personalMu !== undefined && !(cfg.personalMu >= 0 && Number.isFinite(cfg.personalMu))) {
     throw new Error(`Ditto's lambda must be a number >= 0, got ${cfg.personalMu}`);

@@ -21,6 +21,7 @@ import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../mo
 import { buildTfjsModel, ensureTfjs, saveTfjsModel, setModelWeights, specFromModelJson, tf } from '../model/tfjs.js';
 import { makeTrainer } from '../model/make-trainer.js';
 import { EngineTrainer } from '../model/engine-trainer.js';
+import { exportOnnx } from '../model/onnx/export.js';
 import type { Dataset } from '../data/types.js';
 import { prng, rand, native } from '../../test/support/kernels.js';
 
@@ -444,6 +445,14 @@ describe('vision layer specs', () => {
     const n = tensorSpecs(spec).reduce((a, t) => a + prod(t.shape), 0);
     assert.ok(n > 10_000 && n < 300_000, `${n} parameters`);
     assert.throws(() => builtinModel('mobilenet', [784], 10), /mobilenet model needs image inputs \[h, w, c\]/);
+  });
+  it('ONNX export refuses the vision layers by name instead of leaving them out of the graph', () => {
+    const spec = builtinModel('mobilenet', [28, 28, 1], 10);
+    const w = initialWeights(tensorSpecs(spec), new Rng(1));
+    assert.throws(
+      () => exportOnnx(spec, w),
+      /ONNX export does not cover batchnorm layers yet \('stem_bn' in mobilenet\)/,
+    );
   });
   const base = NETS[0][1];
   const first = base.layers[0] as Extract<SeqLayer, { type: 'depthwiseconv2d' }>;

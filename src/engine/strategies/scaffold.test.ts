@@ -193,6 +193,7 @@ test('a node refuses a SCAFFOLD request without the server control, and a contro
   assert.ok(stray.type === 'error' && /local state is 'none', not 'scaffold'/.test(stray.message));
   const bad = await ask({ localState: 'fedsomething' });
   assert.ok(
-    bad.type === 'error' && /local state must be 'scaffold', 'feddyn', 'fedper', 'fedrep' or 'ditto'/.test(bad.message),
+    bad.type === 'error' &&
+      /local state must be 'scaffold', 'feddyn', 'fedper', 'fedrep', 'ditto' or 'fedbn'/.test(bad.message),
   );
 });

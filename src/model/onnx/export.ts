@@ -135,6 +135,16 @@ function gateColumns(a: Float32Array, rows: number, units: number, order: number
 export function onnxGraph(spec: ModelSpec, weights: Float32Array, options: { int8?: boolean } = {}): OnnxGraph {
   const reason = seqUnsupportedReason(spec);
   if (reason) throw new Error(`ONNX export covers the models the engine trains; ${spec.name} is not one: ${reason}`);
+  // The compact vision layers have no ONNX mapping yet: refused rather than left out of the graph.
+  const vision = spec.layers.find((l) =>
+    ['depthwiseconv2d', 'separableconv2d', 'batchnorm', 'globalavgpool2d'].includes(l.type),
+  );
+  if (vision) {
+    throw new Error(
+      `ONNX export does not cover ${vision.type} layers yet ('${vision.name}' in ${spec.name}); ` +
+        'save the model in the tfjs format instead',
+    );
+  }
   const tensors = seqTensorSpecs(spec);
   const total = tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
   if (weights.length !== total)
