@@ -249,17 +249,43 @@ export class EngineTrainer implements LocalTrainer {
   }
 
   async evaluate(weights: Float32Array, data: Dataset): Promise<EvalOutcome> {
-    this.checkData(data, weights);
+    const { losses, correct } = this.evaluateRange(weights, data, 0, data.n);
     let loss = 0;
+    for (const l of losses) loss += l;
+    return { loss: loss / data.n, accuracy: correct / data.n, numExamples: data.n };
+  }
+
+  /** Examples per evaluation batch: evaluateRange's start must be a multiple of it. */
+  get evalBatchSize(): number {
+    return this.evalBatch;
+  }
+
+  /**
+   * The summed loss of each evaluation batch of rows start..end (in order) and the correct count: evaluate() adds
+   * these up, so ranges split at multiples of evalBatchSize and evaluated anywhere (another thread) give, summed in
+   * order, the bytes evaluate() gives.
+   */
+  evaluateRange(
+    weights: Float32Array,
+    data: Dataset,
+    start: number,
+    end: number,
+  ): { losses: Float64Array; correct: number } {
+    this.checkData(data, weights);
+    if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end && end <= data.n))
+      throw new RangeError(`evaluation rows ${start}..${end} are not within 0..${data.n}`);
+    if (start % this.evalBatch !== 0)
+      throw new RangeError(`evaluation rows must start at a multiple of ${this.evalBatch}, got ${start}`);
+    const losses = new Float64Array(Math.ceil((end - start) / this.evalBatch));
     let correct = 0;
-    for (let s = 0; s < data.n; s += this.evalBatch) {
-      const m = Math.min(this.evalBatch, data.n - s);
+    for (let s = start, b = 0; s < end; s += this.evalBatch, b++) {
+      const m = Math.min(this.evalBatch, end - s);
       const [xb, yb] = this.rows(data, s, m);
       const r = this.net.evaluate(weights, xb, yb, m);
-      loss += r.loss;
+      losses[b] = r.loss;
       correct += r.correct;
     }
-    return { loss: loss / data.n, accuracy: correct / data.n, numExamples: data.n };
+    return { losses, correct };
   }
 
   async predict(weights: Float32Array, x: Float32Array, n: number): Promise<Float32Array> {

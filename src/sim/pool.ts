@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import type { Transport } from '../engine/transport.js';
 import { TrafficMeter } from '../engine/transport.js';
 import type { SimWorkerData } from './worker.js';
+import type { EvalRangeReply, EvalRangeRequest, RangeEvaluators } from './central-eval.js';
 
 interface Job {
   nodeId: number;
@@ -21,9 +22,11 @@ interface Job {
 interface Slot {
   worker: Worker;
   job: Job | null;
+  /** A central-evaluation range this worker is computing (central-eval.ts). */
+  evaluating: { resolve: (r: EvalRangeReply) => void; reject: (e: Error) => void } | null;
 }
 
-export class WorkerPoolTransport implements Transport {
+export class WorkerPoolTransport implements Transport, RangeEvaluators {
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
   private readonly meter = new TrafficMeter();
@@ -53,10 +56,12 @@ export class WorkerPoolTransport implements Transport {
         () =>
           new Promise<void>((resolve, reject) => {
             const worker = new Worker(new URL('./boot.mjs', import.meta.url), { workerData: { ...data, entry } });
-            const slot: Slot = { worker, job: null };
+            const slot: Slot = { worker, job: null, evaluating: null };
             worker.once('message', (m: { ready?: boolean; trainer?: string }) => {
               pool.trainerKind = m.trainer ?? '';
-              worker.on('message', (reply: { frame: Uint8Array }) => pool.finish(slot, reply.frame));
+              worker.on('message', (reply: { frame: Uint8Array } | { evalRange: EvalRangeReply }) =>
+                'evalRange' in reply ? pool.evaluated(slot, reply.evalRange) : pool.finish(slot, reply.frame),
+              );
               pool.slots.push(slot);
               resolve();
             });
@@ -83,6 +88,38 @@ export class WorkerPoolTransport implements Transport {
     });
   }
 
+  idle(): number {
+    return this.slots.filter((s) => !s.job && !s.evaluating).length;
+  }
+
+  /**
+   * One central-evaluation range to each of as many workers, all idle (the synchronous engine evaluates between
+   * rounds); the weights are copied to each.
+   */
+  evaluateRanges(weights: Float32Array, ranges: [number, number][]): Promise<EvalRangeReply[]> {
+    if (this.closed) return Promise.reject(new Error('transport is closed'));
+    const idle = this.slots.filter((s) => !s.job && !s.evaluating);
+    if (idle.length < ranges.length)
+      return Promise.reject(new Error(`central evaluation needs ${ranges.length} idle workers, ${idle.length} are`));
+    return Promise.all(
+      ranges.map(
+        ([start, end], i) =>
+          new Promise<EvalRangeReply>((resolve, reject) => {
+            idle[i].evaluating = { resolve, reject };
+            const request: EvalRangeRequest = { evalRange: { start, end }, weights };
+            idle[i].worker.postMessage(request);
+          }),
+      ),
+    );
+  }
+
+  private evaluated(slot: Slot, reply: EvalRangeReply): void {
+    const waiting = slot.evaluating;
+    slot.evaluating = null;
+    waiting?.resolve(reply);
+    this.dispatch();
+  }
+
   pin(nodeId: number): void {
     if (!this.pins.has(nodeId)) this.pins.set(nodeId, null);
   }
@@ -107,7 +144,7 @@ export class WorkerPoolTransport implements Transport {
 
   private dispatch(): void {
     for (const slot of this.slots) {
-      if (slot.job || this.queue.length === 0) continue;
+      if (slot.job || slot.evaluating || this.queue.length === 0) continue;
       const job = this.takeFor(slot);
       if (!job) continue;
       slot.job = job;
@@ -140,6 +177,8 @@ export class WorkerPoolTransport implements Transport {
     }
     slot.job?.reject(e);
     slot.job = null;
+    slot.evaluating?.reject(e);
+    slot.evaluating = null;
     if (this.slots.length === 0 && !this.closed) for (const j of this.queue.splice(0)) j.reject(e);
   }
 

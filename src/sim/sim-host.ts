@@ -11,6 +11,7 @@ import { Rng } from '../core/rng.js';
 import { makeLayout } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { makeTrainer, type TrainerChoice } from '../model/make-trainer.js';
+import type { LocalTrainer } from '../model/trainer.js';
 import { trainerLabel } from '../model/trainer-label.js';
 import { NodeHost, type LocalData, type NodeAttack } from '../node/host.js';
 import { parseLocalDp, type LocalDpSpec } from '../core/local-dp.js';
@@ -33,6 +34,8 @@ export interface SimHostData {
   secaggDropout?: number;
   /** Local DP applied by every node to its own update, with noise from this source. */
   localDp?: { spec: LocalDpSpec; source: DpNoiseSource };
+  /** The central test set (shared memory), when this host helps evaluate the global model (central-eval.ts). */
+  test?: Dataset;
 }
 
 /** The host field for a run's --local-dp (absent without it). */
@@ -56,7 +59,9 @@ export function localData(
   return trainValidationSplit(mine, validationFraction, new Rng(seed).fork(`split:${nodeId}`));
 }
 
-export async function simNodeHost(w: SimHostData): Promise<{ host: NodeHost; trainerKind: string }> {
+export async function simNodeHost(
+  w: SimHostData,
+): Promise<{ host: NodeHost; trainerKind: string; trainer: LocalTrainer }> {
   const layout = makeLayout(tensorSpecs(w.spec));
   const trainer = await makeTrainer(w.spec, w.trainer);
   const cache = new Map<number, LocalData>();
@@ -77,7 +82,8 @@ export async function simNodeHost(w: SimHostData): Promise<{ host: NodeHost; tra
     : {};
   const secure = { ...faults, identity: simulationIdentities(w.seed, w.parts.length) };
   const privacy = w.localDp ? new LocalPrivacy(w.localDp.spec, w.localDp.source) : undefined;
-  return { host: new NodeHost(layout, trainer, lazy, w.attack, secure, privacy), trainerKind: trainerLabel(trainer) };
+  const host = new NodeHost(layout, trainer, lazy, w.attack, secure, privacy);
+  return { host, trainerKind: trainerLabel(trainer), trainer };
 }
 
 /**

@@ -15,7 +15,8 @@ import { engineFor } from '../engine/engine-for.js';
 import { WorkerPoolTransport } from './pool.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 import { parseCompression } from '../core/compress-update.js';
-import { sharePartitioned } from './shared-data.js';
+import { shareDataset, sharePartitioned } from './shared-data.js';
+import { splitCentralEvaluation } from './central-eval.js';
 import { makeClock } from './heterogeneity.js';
 import { fedBuffDefaults } from './heterogeneity-options.js';
 import { resolveOptions, type ResolvedOptions, type SimulationOptions } from './options.js';
@@ -69,6 +70,8 @@ export async function runSimulation(
         ...(nodeAttack ? { attack: nodeAttack } : {}),
         ...(o.secagg && o.secaggDropout ? { secaggDropout: o.secaggDropout } : {}),
         ...localDpHost(o),
+        // The synchronous engine's workers are idle while it evaluates: they take part of the test set.
+        ...(o.mode === 'async' ? {} : { test: shareDataset(test) }),
         // Secure aggregation: a virtual node remembers the rounds it shared keys for, so it stays on one worker.
       },
       workers,
@@ -104,7 +107,11 @@ export async function runSimulation(
         layout,
         transport,
         initial,
-        centralEval: (w: Float32Array) => evaluator.evaluate(w, test),
+        centralEval: splitCentralEvaluation(
+          evaluator,
+          test,
+          transport instanceof WorkerPoolTransport && o.mode !== 'async' ? transport : null,
+        ),
         onRound: (r: RoundRecord) => onRound?.(r),
         ...(clock ? { clock } : {}),
       },

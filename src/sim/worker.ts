@@ -1,15 +1,21 @@
 /** A simulation worker thread: hosts every virtual node (sim-host.ts) and answers request frames. */
 import { parentPort, workerData } from 'node:worker_threads';
 import { simNodeHost, type SimHostData } from './sim-host.js';
+import { evaluateRangeReply, type EvalRangeRequest } from './central-eval.js';
 
 export interface SimWorkerData extends SimHostData {
   entry: string;
 }
 
 if (parentPort && workerData?.entry) {
-  const { host, trainerKind } = await simNodeHost(workerData as SimWorkerData);
+  const data = workerData as SimWorkerData;
+  const { host, trainerKind, trainer } = await simNodeHost(data);
   const port = parentPort;
-  port.on('message', async (msg: { id: number; frame: Uint8Array }) => {
+  port.on('message', async (msg: { id: number; frame: Uint8Array } | EvalRangeRequest) => {
+    if ('evalRange' in msg) {
+      port.postMessage({ evalRange: evaluateRangeReply(trainer, data.test, msg) });
+      return;
+    }
     const reply = await host.handle(msg.frame);
     port.postMessage({ id: msg.id, frame: reply }, [reply.buffer as ArrayBuffer]);
   });
