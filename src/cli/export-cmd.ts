@@ -7,7 +7,6 @@ import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from './args.js';
-import { ensureTfjs, specFromModelJson } from '../model/tfjs.js';
 import { exportOnnx } from '../model/onnx/export.js';
 
 export const EXPORT_FORMATS = ['onnx'] as const;
@@ -28,6 +27,7 @@ export async function runExport(
     throw new UsageError(`--format: '${o.format}' is not one of ${EXPORT_FORMATS.join(', ')}`);
   }
   const modelJson = o.model.endsWith('.json') ? o.model : join(o.model, 'model.json');
+  const { ensureTfjs, specFromModelJson } = await import('../model/tfjs.js'); // tfjs on use, not at startup
   await ensureTfjs(); // reading model.json builds the tfjs model; this also keeps tfjs's console banner off
   const { spec, weights } = await specFromModelJson(modelJson);
   if (!weights) throw new UsageError(`${modelJson}: has no weights manifest, so there is nothing to export`);

@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureTfjs, specFromModelJson } from '../model/tfjs.js';
 import { makeTrainer } from '../model/make-trainer.js';
 import { decide, summarizeDecisions } from '../predict/decide.js';
 import { loadCsvInput, loadIdxInput, type ModelMeta, type PredictInput } from '../predict/input.js';
@@ -72,6 +71,7 @@ async function openModel(model: string): Promise<{
   }
   const modelJson = model.endsWith('.json') ? model : join(model, 'model.json');
   if (!existsSync(modelJson)) throw new UsageError(`--model: ${modelJson} does not exist`);
+  const { ensureTfjs, specFromModelJson } = await import('../model/tfjs.js'); // tfjs on use, not at startup
   await ensureTfjs();
   const { spec, weights } = await specFromModelJson(modelJson);
   if (!weights) throw new UsageError(`--model: ${modelJson} has no weights manifest`);

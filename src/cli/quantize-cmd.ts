@@ -8,7 +8,6 @@ import type { Command } from 'commander';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { UsageError } from './args.js';
-import { ensureTfjs, specFromModelJson } from '../model/tfjs.js';
 import { weightsSha256 } from '../model/hash.js';
 import { DEFAULT_CALIBRATION_SAMPLES, quantizeInputProblem, quantizeModel } from '../model/quantize-model.js';
 import { int8ModelFiles, isInt8ModelDir, writeInt8Files, type Int8ByteAccount } from '../model/int8-files.js';
@@ -88,6 +87,7 @@ export async function runQuantize(o: QuantizeOptions): Promise<QuantizeResult> {
     );
   const out = resolve(o.out ?? `${dir.replace(/\/+$/, '')}-int8`);
   checkOut(out);
+  const { ensureTfjs, specFromModelJson } = await import('../model/tfjs.js'); // tfjs on use, not at startup
   await ensureTfjs();
   let loaded;
   try {

@@ -2,7 +2,6 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join, dirname, basename } from 'node:path';
 import type { SimulationResult } from '../sim/simulate.js';
-import { saveTfjsModel } from '../model/tfjs.js';
 import { accuracyLossSvg } from './plot.js';
 import { UsageError } from './args.js';
 import { simTimeToTarget } from '../engine/virtual-time.js';
@@ -137,6 +136,7 @@ export async function writeRunOutputs(r: SimulationResult, summary: RunSummary, 
         `${r.options.model} on ${r.options.dataset}, ${r.options.strategy}, ${r.options.nodes} nodes`,
       ),
     );
+    const { saveTfjsModel } = await import('../model/tfjs.js'); // not at load: every command imports this file
     await saveTfjsModel(r.spec, r.weights, join(tmp, 'model'));
     const d = r.data;
     writeFileSync(

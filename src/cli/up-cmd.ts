@@ -16,7 +16,6 @@ import { childLog, childName, lastLogLine, spawnGatewayTree, spawnNode, type UpD
 import { startCoordinator } from '../coordinator/server.js';
 import { parseRunConfig } from '../coordinator/config.js';
 import { READ_SCOPES } from '../coordinator/api-tokens.js';
-import { saveTfjsModel } from '../model/tfjs.js';
 
 /** How long the round in progress may take to finish after Ctrl-C before it is abandoned uncommitted. */
 export const UP_STOP_GRACE_MS = 1500;
@@ -153,7 +152,7 @@ async function up(f: UpFlags): Promise<void> {
   progress.stop();
   const ckpt = c.store.lastCheckpoint(id);
   const status = c.store.getRun(id);
-  if (ckpt) await saveTfjsModel(run.spec, ckpt.weights, join(dir, 'model'));
+  if (ckpt) await (await import('../model/tfjs.js')).saveTfjsModel(run.spec, ckpt.weights, join(dir, 'model'));
   const last = c.store.roundRecords(id).at(-1) as { testAccuracy?: number } | undefined;
   process.stderr.write(
     `run ${id} ${status?.status} after ${ckpt?.round ?? 0} rounds: test accuracy ${last?.testAccuracy?.toFixed(4)}; ` +

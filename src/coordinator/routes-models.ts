@@ -11,7 +11,7 @@ import type { Store } from './store.js';
 import type { RunManager } from './run-manager.js';
 import { ModelVersions, type ModelVersion } from './model-versions.js';
 import { nodeOr } from './route-policy.js';
-import { ensureTfjs, specFromModelJson, tfjsArtifacts } from '../model/tfjs.js';
+import type { tfjsArtifacts } from '../model/tfjs.js';
 import { weightsSha256 } from '../model/hash.js';
 import { join } from 'node:path';
 import { ServedModel } from '../predict/served-model.js';
@@ -39,6 +39,7 @@ function parseVersion(v: string): number | 'latest' | null {
 /** The escalation model: a tfjs model.json (and its weights) the coordinator serves for low-confidence samples. */
 export async function loadEscalationModel(path: string): Promise<ServedModel> {
   const file = path.endsWith('.json') ? path : join(path, 'model.json');
+  const { ensureTfjs, specFromModelJson } = await import('../model/tfjs.js'); // tfjs on use, not at startup
   await ensureTfjs();
   const { spec, weights } = await specFromModelJson(file);
   if (!weights) throw new Error(`${file}: the escalation model has no weights manifest`);
@@ -78,7 +79,7 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
     const key = `${runId}:${m.version}`;
     let a = artifacts.get(key);
     if (!a) {
-      a = tfjsArtifacts(m.spec, m.weights);
+      a = import('../model/tfjs.js').then((t) => t.tfjsArtifacts(m.spec, m.weights));
       artifacts.set(key, a);
       if (artifacts.size > ARTIFACTS_CACHED) artifacts.delete(artifacts.keys().next().value!);
     }

@@ -5,7 +5,7 @@
  * never a mix. The old version is retired once the requests using it finish.
  */
 import type { Logger } from 'pino';
-import { ensureTfjs, specFromModelArtifacts, type ModelJson } from '../model/tfjs.js';
+import type { ModelJson } from '../model/tfjs.js';
 import { weightsSha256 } from '../model/hash.js';
 import type { ModelVersionInfo } from '../model/version-info.js';
 import { ServedModel } from '../predict/served-model.js';
@@ -76,6 +76,8 @@ export class ModelFollower {
       ).arrayBuffer(),
     );
     this.options.metrics.modelBytes.inc(jsonText.length + weightBytes.byteLength);
+    // tfjs (~80 MB resident) is loaded on the first download, not with the node: a training node never needs it.
+    const { ensureTfjs, specFromModelArtifacts } = await import('../model/tfjs.js');
     await ensureTfjs();
     const { spec, weights } = await specFromModelArtifacts(
       JSON.parse(jsonText) as ModelJson,

@@ -16,7 +16,6 @@ import {
   type BuiltinModel,
   type ModelSpec,
 } from '../model/spec.js';
-import { ensureTfjs, specFromModelJson } from '../model/tfjs.js';
 import { DEFAULT_LR } from '../nn/optimizer.js';
 import { minUpdates, parseStrategy, type StrategyConfig } from '../engine/strategy.js';
 import { sampleCount } from '../core/sampling.js';
@@ -85,6 +84,7 @@ export async function resolveModel(
     return { spec: builtinModel(name as BuiltinModel, train.featureShape, train.numClasses), weights: null };
   if (!name.endsWith('.json'))
     throw new Error(`--model: '${name}' is not one of ${BUILTIN_MODELS.join(', ')} nor a path to a tfjs model.json`);
+  const { ensureTfjs, specFromModelJson } = await import('../model/tfjs.js'); // tfjs only for a user's model.json
   await ensureTfjs();
   const r = await specFromModelJson(name);
   if (r.spec.inputShape.reduce((a, b) => a * b, 1) !== featureSize(train)) {
