@@ -115,7 +115,8 @@ export function healthProbe(api: string): { stop: () => Promise<number[]> } {
     while (on) {
       const t = performance.now();
       try {
-        await fetch(`${api}/healthz`);
+        // The body is read so the connection goes back to the pool (an unread body holds it).
+        await (await fetch(`${api}/healthz`)).arrayBuffer();
         out.push(performance.now() - t);
       } catch {
         // a failed probe leaves a gap; a dead coordinator is reported by the caller

@@ -23,6 +23,7 @@ export class CoordinatorMetrics {
   private readonly testLoss: Gauge<'run'>;
   private readonly rejections: Counter<'code'>;
   private readonly disconnects: Counter<'cause'>;
+  private readonly offThread: Counter;
   private readonly unsubscribe: () => void;
 
   constructor(store: Store, nodes: Registry, liveClients: () => number) {
@@ -94,6 +95,11 @@ export class CoordinatorMetrics {
       name: 'edgefed_node_disconnects_total',
       help: 'Node connections ended, by cause (disconnects.ts)',
       labelNames: ['cause'],
+      registers,
+    });
+    this.offThread = new Counter({
+      name: 'edgefed_frames_verified_off_thread_total',
+      help: 'Node frames whose signature a verify-pool thread checked (verify-pool.ts)',
       registers,
     });
     new Gauge({
@@ -184,6 +190,11 @@ export class CoordinatorMetrics {
   /** A node connection ended; `cause` is a fixed label from disconnects.ts. */
   disconnected(cause: string): void {
     this.disconnects.inc({ cause });
+  }
+
+  /** A frame's signature was checked in a verify-pool thread. */
+  verifiedOffThread(): void {
+    this.offThread.inc();
   }
 
   async text(): Promise<{ contentType: string; body: string }> {

@@ -179,6 +179,7 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
       inOrder = (inOrder ?? Promise.resolve()).then(async () => {
         if (!checked) return handleFrame(n, bytes, false);
         const o = await checked;
+        d.metrics.verifiedOffThread();
         if (o.ok) handleFrame(n, o.bytes, true);
         else reject(o.code, o.message);
       });

@@ -68,7 +68,7 @@ export interface CoordinatorOptions {
   shutdownGraceMs?: number;
   /**
    * Worker threads that check node frames' signatures off the event loop (verify-pool.ts), started once
-   * `verifyOffThreadFrom` nodes are connected (default 256); 0 threads: always on the event loop.
+   * `verifyOffThreadFrom` nodes are connected (default 256; 0: at start); 0 threads: always on the event loop.
    */
   verifyThreads?: number;
   verifyOffThreadFrom?: number;
@@ -184,7 +184,9 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   recordVersion = models.committed;
   const shardCache = registerNodePage(app);
 
-  await app.listen({ port: o.port, host: o.host ?? '127.0.0.1' });
+  // A fleet connecting at once overflows Node's default accept queue (511) while the loop is busy: the bench saw the
+  // kernel's ListenOverflows climb and nodes reset before their welcome. The kernel caps this at somaxconn.
+  await app.listen({ port: o.port, host: o.host ?? '127.0.0.1', backlog: 8192 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : o.port;
 
@@ -195,6 +197,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     o.verifyOffThreadFrom ?? 256,
     (e) => log.error({ err: e.message }, 'verify threads did not start; frames are checked on the event loop'),
   );
+  if (o.verifyOffThreadFrom === 0) verifyPool.forFleet(0);
   const openSession = (conn: NodeConnection) =>
     openNodeSession(conn, {
       store,
