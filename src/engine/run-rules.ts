@@ -1,10 +1,12 @@
 /**
- * Which run features combine, in one place for simulation options (sim/options.ts) and deployed run configs
- * (coordinator/config.ts). What a strategy works with is read from its declared capabilities
- * (strategies/define.ts), never from a list of names. Each issue names the field to change; messages name
- * fields the way the user wrote them (`--mode async` on the command line, `mode "async"` in a run config).
+ * Which run features combine, in one place for both views of the run spec (engine/run-spec.ts): the simulation
+ * options and the deployed run config. What a strategy works with is read from its declared capabilities
+ * (strategies/define.ts), and what a codec keeps from its parsed spec, never from a list of names. Each issue
+ * names the field to change; messages name fields the way the user wrote them (`--mode async` on the command
+ * line, `mode "async"` in a run config). A bad combination is refused when the spec is parsed, before a run starts.
  */
 import { parseCompression } from '../core/compress-update.js';
+import { ATTACK_KINDS } from '../core/robust.js';
 import { flagName } from './run-spec.js';
 import { capabilitiesOf, parseStrategy, strategiesWith } from './strategies/registry.js';
 import type { StrategyConfig } from './strategies/define.js';
@@ -130,6 +132,68 @@ export function runIssues(c: RunChoice, say: Wording, roundSize: number, populat
   if (c.evalFraction)
     add('evalFraction', `applies to ${say.mode('sync')} only (FedBuff evaluates centrally after each fusion)`);
   return issues;
+}
+
+/** The simulation-only fields the simulation's rules read (the view's output, engine/run-spec.ts). */
+export interface SimulationChoice extends RunChoice {
+  nodes: number;
+  queue?: string;
+  localDp?: string;
+  attack?: 'none' | (typeof ATTACK_KINDS)[number];
+  malicious?: number;
+  attackScale?: number;
+  secaggDropout?: number;
+  secaggClip?: number;
+  secaggMaxWeight?: number;
+  profile?: string;
+}
+
+/**
+ * Problems only a simulation can have (worker processes, attacks, the virtual clock), worded as flags. With
+ * --queue any worker process may take a node's next request, so nothing a node keeps between rounds survives.
+ */
+export function simulationIssues(c: SimulationChoice): RunIssue[] {
+  const issues: RunIssue[] = [];
+  const add = (field: string, message: string) => issues.push({ path: [field], message });
+  const strategy = tryParse(() => parseStrategy(c.strategy));
+  if (c.queue !== undefined && tryParse(() => parseCompression(c.compression).ef)) {
+    add(
+      'compression',
+      "error feedback keeps each node's residual in the process that serves it, and with --queue any worker may take a node: add ,ef=off",
+    );
+  }
+  if (c.localDp !== undefined && strategy && capabilitiesOf(strategy).updateMode === 'gradient')
+    add('localDp', 'local DP noises model updates; fedsgd sends gradients: use a FedAvg-family strategy');
+  if (c.queue !== undefined && strategy?.localState) {
+    add(
+      'queue',
+      `strategy '${c.strategy}' keeps state on each node ('${strategy.localState}') in the process that serves it, and with --queue any worker may take a node: use worker threads`,
+    );
+  }
+  const attacking = c.attack !== undefined && c.attack !== 'none';
+  if (attacking && c.malicious === undefined) {
+    add('malicious', `needed with --attack ${c.attack}: the fraction of nodes that attack, e.g. --malicious 0.2`);
+  } else if (!attacking && c.malicious !== undefined) {
+    add('attack', `needed with --malicious: one of ${ATTACK_KINDS.join(', ')}`);
+  } else if (attacking && c.malicious !== undefined && maliciousCount(c.malicious, c.nodes) < 1) {
+    add('malicious', `${c.malicious} of ${c.nodes} nodes is less than one node`);
+  }
+  for (const key of ['secaggDropout', 'secaggClip', 'secaggMaxWeight'] as const) {
+    if (c[key] !== undefined && !c.secagg) add(key, 'applies with --secagg only');
+  }
+  // Queue workers take any job, so a node's secure session would not survive between its requests.
+  if (c.secagg && c.queue !== undefined) add('secagg', 'runs on worker threads only, not with --queue');
+  // The secure round closes on real replies, not by simulated finish time.
+  if (c.secagg && c.profile !== undefined)
+    add('secagg', 'works with synchronous rounds only, not with --profile (virtual clock)');
+  if (c.attackScale !== undefined && (!attacking || c.attack === 'label-flip'))
+    add('attackScale', 'applies to --attack sign-flip, gaussian and scale only');
+  return issues;
+}
+
+/** How many of `nodes` nodes a --malicious fraction makes Byzantine: floor(fraction * nodes) (at most that fraction). */
+export function maliciousCount(fraction: number, nodes: number): number {
+  return Math.floor(fraction * nodes + 1e-9);
 }
 
 function tryParse<T>(f: () => T): T | undefined {

@@ -17,26 +17,26 @@ import {
   type TrainRequest,
 } from '../engine/messages.js';
 import type { RoundRecord } from '../engine/round-engine.js';
-import { engineFor } from '../engine/engine-for.js';
+import { engineFor, engineSpecOf } from '../engine/engine-for.js';
 import { evaluateNodes } from '../engine/evaluate-nodes.js';
 import { Strategy, weightedMetrics } from '../engine/strategy.js';
 import { configureForRun, NetworkTransport } from '../coordinator/network-transport.js';
 import type { Registry, Selection } from '../coordinator/registry.js';
+import type { RunConfig } from '../coordinator/config.js';
 import type { RequestHandler } from '../node/agent.js';
 import { UpdateCompressor } from '../core/compress-update.js';
 import { encodeUpdateReply } from '../node/update-reply.js';
 
-export interface EdgeOptions {
+/**
+ * The site's own run settings, fields of the deployed run spec (engine/run-spec.ts): the fewest local nodes an
+ * edge round fuses, the share of them asked, an edge round's deadline, and how long a cloud request waits for
+ * minNodes local nodes before its first edge round. The rest of each edge run comes from the cloud's request.
+ */
+export type EdgeRunSpec = Pick<RunConfig, 'minNodes' | 'fraction' | 'roundTimeoutMs' | 'waitForNodesMs'>;
+
+export interface EdgeOptions extends EdgeRunSpec {
   /** Edge rounds per cloud round (K in HierFAVG). */
   edgeRounds: number;
-  /** Fewest local nodes an edge round needs to be fused. */
-  minNodes: number;
-  /** Fraction of the local nodes asked in each edge round. */
-  fraction: number;
-  /** An edge round's deadline for each node's answer. */
-  roundTimeoutMs: number;
-  /** How long a cloud request waits for minNodes local nodes before its first edge round. */
-  waitForNodesMs: number;
   /** Require signed replies from the local nodes (the gateway's --auth). */
   auth: boolean;
   log: Logger;
@@ -107,10 +107,19 @@ async function train(
   const { first, last } = edgeRoundsOf(round, o.edgeRounds);
   const records: RoundRecord[] = [];
   let waited = false;
+  // The edge run: the site's settings, the cloud's local training and seed, sync FedAvg rounds of its own.
+  const edgeRun = {
+    rounds: last,
+    seed: config.seed,
+    fraction: o.fraction,
+    evalFraction: 0,
+    localEpochs: config.epochs,
+    batchSize: config.batchSize,
+    compression: 'none',
+    mode: 'sync' as const,
+  };
   const engine = engineFor(
-    {
-      seed: config.seed,
-      rounds: last,
+    engineSpecOf(edgeRun, {
       // The cloud's proximal term carries down to the site's own rounds.
       strategy: new Strategy({
         name: config.proxMu > 0 ? 'fedprox' : 'fedavg',
@@ -118,11 +127,10 @@ async function train(
         serverOpt: 'fedavg',
         hyper: {},
       }),
-      fraction: o.fraction,
+      optimizer: config.optimizer,
       minNodes: o.minNodes,
-      evalFraction: 0,
-      local: { epochs: config.epochs, batchSize: config.batchSize, optimizer: config.optimizer },
-    },
+      roundSize: o.minNodes,
+    }),
     {
       layout,
       transport,
