@@ -17,7 +17,7 @@ import type { TrainConfig } from '../model/trainer.js';
 import { encodeTrainRequest } from './messages.js';
 import { RoundEngine, type EngineOptions, type NodeFailure, type RoundRecord, type RunResult } from './round-engine.js';
 import type { TrainResult } from './strategy.js';
-import { strategiesWith } from './strategies/registry.js';
+import { assertEngineCombination } from './run-rules.js';
 import { parseTrainReply } from './train-reply.js';
 import { samplesProcessed } from './virtual-time.js';
 
@@ -75,12 +75,7 @@ export class AsyncEngine {
     if (!Number.isInteger(o.rounds) || o.rounds < 1)
       throw new Error(`rounds must be a whole number >= 1, got ${o.rounds}`);
     checkFedBuffOptions(o);
-    if (!o.strategy.capabilities.async) {
-      const got = `${o.strategy.name}${o.strategy.config.clip !== undefined ? ':clip' : ''}`;
-      throw new Error(
-        `asynchronous mode fuses with FedBuff; the strategy must be plain ${strategiesWith('async').join(' or ')}, got '${got}'`,
-      );
-    }
+    assertEngineCombination({ strategy: o.strategy, fedBuff: o });
     this.global = new Float32Array(o.initial);
   }
 

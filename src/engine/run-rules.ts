@@ -58,7 +58,13 @@ export function fedBuffSettings(
 
 /** Throws a config error unless the strategy can run on the securely aggregated mean alone. */
 export function checkSecAggStrategy(config: StrategyConfig): void {
-  if (capabilitiesOf(config).secureAggregation) return;
+  if (capabilitiesOf(config).secureAggregation) {
+    // A node's own state (control variates, personal layers) would ride beside a masked update unmasked.
+    if (config.localState === undefined) return;
+    throw new Error(
+      `secure aggregation: strategy '${config.name}' keeps state on each node ('${config.localState}'), which the masked sum cannot carry; leave --secagg out`,
+    );
+  }
   const able = strategiesWith('secureAggregation');
   if (config.clip !== undefined && able.includes(config.name)) {
     throw new Error(
@@ -194,6 +200,39 @@ export function simulationIssues(c: SimulationChoice): RunIssue[] {
 /** How many of `nodes` nodes a --malicious fraction makes Byzantine: floor(fraction * nodes) (at most that fraction). */
 export function maliciousCount(fraction: number, nodes: number): number {
   return Math.floor(fraction * nodes + 1e-9);
+}
+
+/** What an engine is built with, as far as the combination rules go (engine-for.ts EngineSpec). */
+export interface EngineChoice {
+  strategy: { name: string; config: StrategyConfig; capabilities: ReturnType<typeof capabilitiesOf> };
+  overSelect?: number;
+  secure?: unknown;
+  fedBuff?: FedBuffSettings;
+}
+
+/**
+ * The same rules, asserted when an engine is built: a parsed run spec never fails them (runIssues refused the
+ * combination first, naming the field), so a failure here means a caller built an engine without parsing one.
+ */
+export function assertEngineCombination(c: EngineChoice): void {
+  const can = c.strategy.capabilities;
+  if (can.poissonSampling && (c.overSelect ?? 0) > 0) {
+    throw new Error(
+      `${c.strategy.name} does not combine with over-selection: dropping the late nodes of a Poisson sample is not the sampling its accountant bounds; leave overSelect out`,
+    );
+  }
+  // A secure round fuses with applyMeanDelta, which adds no noise: epsilon would be reported for nothing.
+  if (can.poissonSampling && c.secure !== undefined)
+    throw new Error(
+      `${c.strategy.name} does not combine with secure aggregation: its noise goes on updates the coordinator clips itself`,
+    );
+  if (c.fedBuff === undefined) return;
+  if (!can.async) {
+    const got = `${c.strategy.name}${c.strategy.config.clip !== undefined ? ':clip' : ''}`;
+    throw new Error(
+      `asynchronous mode fuses with FedBuff; the strategy must be plain ${strategiesWith('async').join(' or ')}, got '${got}'`,
+    );
+  }
 }
 
 function tryParse<T>(f: () => T): T | undefined {
