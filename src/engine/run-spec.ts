@@ -207,12 +207,30 @@ export const RunSpecSchema = z.object({ ...everyRun, ...simulationOnly, ...deplo
 export type RunSpecField = keyof typeof RunSpecSchema.shape;
 
 /** A view: the named fields of the run spec in this order (as users see them), with the view's own variants. */
-function viewOf<const K extends RunSpecField, const V extends Partial<Record<K, z.ZodType>>>(keys: K[], variants: V) {
+function viewOf<const K extends RunSpecField, const V extends Partial<Record<K, z.ZodType>>>(
+  keys: readonly K[],
+  variants: V,
+) {
   const shape = Object.fromEntries(
     keys.map((key) => [key, (variants as Partial<Record<K, z.ZodType>>)[key] ?? RunSpecSchema.shape[key]]),
   );
   return z.object(shape as Omit<Pick<typeof RunSpecSchema.shape, K>, keyof V> & V).strict();
 }
+
+/** Fields both views list in the same order. */
+const FUSION_AND_TRAINING = [
+  'strategy',
+  'localEpochs',
+  'batchSize',
+  'optimizer',
+  'lr',
+  'seed',
+  'targetAccuracy',
+  'evalFraction',
+  'limitTest',
+  'compression',
+] as const;
+const FEDBUFF = ['mode', 'bufferSize', 'concurrency', 'serverLr'] as const;
 
 /**
  * The simulation's view (`edgefed simulate` flags, `runSimulation`): every field but the deployment-only ones.
@@ -228,16 +246,7 @@ export const simulationView = viewOf(
     'minNodes',
     'rounds',
     'partition',
-    'strategy',
-    'localEpochs',
-    'batchSize',
-    'optimizer',
-    'lr',
-    'seed',
-    'targetAccuracy',
-    'evalFraction',
-    'limitTest',
-    'compression',
+    ...FUSION_AND_TRAINING,
     'validationFraction',
     'workers',
     'trainer',
@@ -254,10 +263,7 @@ export const simulationView = viewOf(
     'profile',
     'deadline',
     'overSelect',
-    'mode',
-    'bufferSize',
-    'concurrency',
-    'serverLr',
+    ...FEDBUFF,
     'queue',
     'queueName',
   ],
@@ -275,16 +281,7 @@ export const deploymentView = viewOf(
     'evalDataset',
     'model',
     'rounds',
-    'strategy',
-    'localEpochs',
-    'batchSize',
-    'optimizer',
-    'lr',
-    'seed',
-    'targetAccuracy',
-    'evalFraction',
-    'limitTest',
-    'compression',
+    ...FUSION_AND_TRAINING,
     'fraction',
     'minNodes',
     'roundTimeoutMs',
@@ -293,10 +290,7 @@ export const deploymentView = viewOf(
     'workSeconds',
     'waitForNodesMs',
     'secagg',
-    'mode',
-    'bufferSize',
-    'concurrency',
-    'serverLr',
+    ...FEDBUFF,
   ],
   {
     model: z.enum(BUILTIN_MODELS).default('mlp').describe('the model every node trains'),

@@ -50,14 +50,14 @@ export function edgeRoundsOf(cloudRound: number, k: number): { first: number; la
   return { first: (cloudRound - 1) * k + 1, last: cloudRound * k };
 }
 
-export function edgeHandler(registry: Registry, o: EdgeOptions, runId: number, spec: ModelSpec): RequestHandler {
+export function edgeHandler(registry: Registry, options: EdgeOptions, runId: number, spec: ModelSpec): RequestHandler {
   const layout = makeLayout(tensorSpecs(spec));
   const transport = new NetworkTransport({
     registry,
     selection: ALL_NODES,
-    timeoutMs: o.roundTimeoutMs,
+    timeoutMs: options.roundTimeoutMs,
     runId,
-    allowUnbound: !o.auth,
+    allowUnbound: !options.auth,
     configure: configureForRun(runId, spec),
   });
   // The site's answer to the cloud is compressed as the cloud's run asks (error-feedback residual kept here).
@@ -74,10 +74,10 @@ export function edgeHandler(registry: Registry, o: EdgeOptions, runId: number, s
         ({ round, nodeId } = msg.req);
         if (round < 1) throw new Error(`round must be >= 1, got ${round}`);
         return msg.type === 'train'
-          ? await train(layout, transport, registry, o, msg.req, compressor)
-          : await evaluate(layout, transport, o, msg.req);
+          ? await train(layout, transport, registry, options, msg.req, compressor)
+          : await evaluate(layout, transport, options, msg.req);
       } catch (e) {
-        o.log.warn({ runId, round, err: (e as Error).message }, 'gateway answers the cloud with an error');
+        options.log.warn({ runId, round, err: (e as Error).message }, 'gateway answers the cloud with an error');
         return encodeError(round, nodeId, (e as Error).message);
       }
     },
@@ -89,7 +89,7 @@ async function train(
   layout: readonly TensorSlot[],
   transport: NetworkTransport,
   registry: Registry,
-  o: EdgeOptions,
+  options: EdgeOptions,
   req: TrainRequest,
   compressor: UpdateCompressor,
 ): Promise<Uint8Array> {
@@ -104,14 +104,14 @@ async function train(
   validateTrainConfig(config);
   if (!Number.isInteger(config.seed) || config.seed < 0 || config.seed > MAX_SEED)
     throw new Error(`train config seed must be a whole number from 0 to ${MAX_SEED}`);
-  const { first, last } = edgeRoundsOf(round, o.edgeRounds);
+  const { first, last } = edgeRoundsOf(round, options.edgeRounds);
   const records: RoundRecord[] = [];
   let waited = false;
   // The edge run: the site's settings, the cloud's local training and seed, sync FedAvg rounds of its own.
   const edgeRun = {
     rounds: last,
     seed: config.seed,
-    fraction: o.fraction,
+    fraction: options.fraction,
     evalFraction: 0,
     localEpochs: config.epochs,
     batchSize: config.batchSize,
@@ -128,8 +128,8 @@ async function train(
         hyper: {},
       }),
       optimizer: config.optimizer,
-      minNodes: o.minNodes,
-      roundSize: o.minNodes,
+      minNodes: options.minNodes,
+      roundSize: options.minNodes,
     }),
     {
       layout,
@@ -139,12 +139,12 @@ async function train(
       maxStepsFor: config.maxSteps === undefined ? undefined : () => config.maxSteps,
       // Wait for nodes once per cloud round: a later edge round with too few nodes is skipped, not waited for.
       waitForNodes: async (min) => {
-        await registry.waitFor(ALL_NODES, min, waited ? 0 : o.waitForNodesMs);
+        await registry.waitFor(ALL_NODES, min, waited ? 0 : options.waitForNodesMs);
         waited = true;
       },
       onRound: (r) => {
         records.push(r);
-        o.log.info(
+        options.log.info(
           {
             cloudRound: round,
             edgeRound: r.round,
@@ -164,7 +164,7 @@ async function train(
   if (!final) {
     const failures = records.flatMap((r) => r.failures.map((f) => `node ${f.nodeId}: ${f.error}`));
     throw new Error(
-      `gateway could fuse no edge round: ${transport.nodeIds().length} live nodes, ${o.minNodes} needed${failures.length ? ` (${failures.slice(0, 3).join('; ')})` : ''}`,
+      `gateway could fuse no edge round: ${transport.nodeIds().length} live nodes, ${options.minNodes} needed${failures.length ? ` (${failures.slice(0, 3).join('; ')})` : ''}`,
     );
   }
   return encodeUpdateReply(
@@ -188,7 +188,7 @@ async function train(
 async function evaluate(
   layout: readonly TensorSlot[],
   transport: NetworkTransport,
-  o: EdgeOptions,
+  options: EdgeOptions,
   req: EvalRequest,
 ): Promise<Uint8Array> {
   const nodes = transport.nodeIds();
@@ -196,7 +196,7 @@ async function evaluate(
   const results = await evaluateNodes(
     layout,
     transport,
-    edgeRoundsOf(req.round, o.edgeRounds).last,
+    edgeRoundsOf(req.round, options.edgeRounds).last,
     nodes,
     req.weights,
   );
