@@ -20,9 +20,9 @@ import { addQueueCommands } from './queue-cmds.js';
 import { addSchemaCommand } from './schema-cmd.js';
 import { addExportCommand } from './export-cmd.js';
 import { addAnalyticsCommand } from './analytics-cmd.js';
-import { addDoctorCommand } from './doctor-cmd.js';
 import { addQuantizeCommand } from './quantize-cmd.js';
-import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE, type AttackKind } from '../core/robust.js';
+import { addDoctorCommand } from './doctor-cmd.js';
+import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE } from '../core/robust.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 import { strategyHelp } from '../engine/strategies/registry.js';
 import { compressionForms } from '../core/compress-update.js';
@@ -33,97 +33,30 @@ const program = new Command('edgefed')
   .exitOverride()
   .configureOutput({ outputError: (s, write) => write(`edgefed: ${s.replace(/^error: /, '').trim()}\n`) });
 
-interface SimulateFlags {
-  dataset: string;
-  model: string;
-  nodes: number;
-  fraction: number;
-  minNodes?: number;
+/**
+ * The simulate flags: the simulation options (engine/run-spec.ts) under their flag names (--local-epochs is
+ * localEpochs; test/schema-cli.test.ts checks every option has its flag), plus the output flags.
+ */
+type SimulateFlags = Omit<SimulationOptions, 'validationFraction'> & {
+  /** Commander fills these in from the flags' defaults. */
   rounds: number;
-  localEpochs: number;
-  batchSize: number;
-  optimizer?: 'sgd' | 'adam' | 'momentum';
-  lr?: number;
-  partition: string;
-  strategy: string;
-  seed: number;
-  targetAccuracy?: number;
+  dataset: string;
+  nodes: number;
   validation: number;
-  evalFraction: number;
-  workers?: number;
-  trainer: 'auto' | 'engine' | 'tfjs';
-  limitTrain?: number;
-  limitTest?: number;
   out?: string;
   json?: boolean;
   quiet?: boolean;
-  attack?: 'none' | AttackKind;
-  malicious?: number;
-  attackScale?: number;
-  queue?: string;
-  queueName?: string;
-  profile?: string;
-  deadline?: number;
-  overSelect?: number;
-  mode: 'sync' | 'async';
-  bufferSize?: number;
-  concurrency?: number;
-  serverLr?: number;
-  compression: string;
-  secagg?: boolean;
-  secaggDropout?: number;
-  secaggClip?: number;
-  secaggMaxWeight?: number;
-  dpNoise?: 'seeded' | 'csprng';
-  localDp?: string;
-  standardize?: 'central' | 'node' | 'federated';
-}
+};
 
-/** The --secagg* flags as simulation options (only those given, so zod names a stray one). */
-function secAggOptions(flags: SimulateFlags): Partial<SimulationOptions> {
-  return {
-    ...(flags.secagg ? { secagg: true } : {}),
-    ...(flags.secaggDropout !== undefined ? { secaggDropout: flags.secaggDropout } : {}),
-    ...(flags.secaggClip !== undefined ? { secaggClip: flags.secaggClip } : {}),
-    ...(flags.secaggMaxWeight !== undefined ? { secaggMaxWeight: flags.secaggMaxWeight } : {}),
-  };
+/** The options the flags give; flags left out stay absent, so the schema's defaults and rules see them unset. */
+function simulationOptionsOf(flags: SimulateFlags): SimulationOptions {
+  const { validation, out: _out, json: _json, quiet: _quiet, ...options } = flags;
+  return { ...options, validationFraction: validation };
 }
 
 async function simulate(flags: SimulateFlags): Promise<void> {
   if (flags.out) checkOutDir(resolve(flags.out));
-  const options: SimulationOptions = {
-    dataset: flags.dataset,
-    model: flags.model,
-    nodes: flags.nodes,
-    fraction: flags.fraction,
-    minNodes: flags.minNodes,
-    rounds: flags.rounds,
-    localEpochs: flags.localEpochs,
-    batchSize: flags.batchSize,
-    optimizer: flags.optimizer,
-    lr: flags.lr,
-    partition: flags.partition,
-    strategy: flags.strategy,
-    seed: flags.seed,
-    targetAccuracy: flags.targetAccuracy,
-    validationFraction: flags.validation,
-    evalFraction: flags.evalFraction,
-    workers: flags.workers,
-    trainer: flags.trainer,
-    limitTrain: flags.limitTrain,
-    limitTest: flags.limitTest,
-    compression: flags.compression,
-    ...(flags.attack !== undefined ? { attack: flags.attack } : {}),
-    ...(flags.malicious !== undefined ? { malicious: flags.malicious } : {}),
-    ...(flags.attackScale !== undefined ? { attackScale: flags.attackScale } : {}),
-    ...secAggOptions(flags),
-    ...heterogeneityOptions(flags),
-    ...(flags.queue !== undefined ? { queue: flags.queue } : {}),
-    ...(flags.queueName !== undefined ? { queueName: flags.queueName } : {}),
-    ...(flags.dpNoise !== undefined ? { dpNoise: flags.dpNoise } : {}),
-    ...(flags.localDp !== undefined ? { localDp: flags.localDp } : {}),
-    ...(flags.standardize !== undefined ? { standardize: flags.standardize } : {}),
-  };
+  const options = simulationOptionsOf(flags);
   // Bad options fail before anything is printed (the checks are cheap; runSimulation repeats them).
   try {
     resolveOptions(options);
@@ -169,20 +102,6 @@ async function simulate(flags: SimulateFlags): Promise<void> {
         `model sha256 ${summary.model_sha256}\n${out ? `saved to ${out} (model/, metrics.json, metrics.csv, partition.json, plot.svg)\n` : ''}`,
     );
   }
-}
-
-/** The heterogeneity flags that were given (absent ones stay absent so the schema's rules see them unset). */
-function heterogeneityOptions(f: SimulateFlags): Partial<SimulationOptions> {
-  const picked = {
-    profile: f.profile,
-    deadline: f.deadline,
-    overSelect: f.overSelect,
-    mode: f.mode,
-    bufferSize: f.bufferSize,
-    concurrency: f.concurrency,
-    serverLr: f.serverLr,
-  };
-  return Object.fromEntries(Object.entries(picked).filter(([, v]) => v !== undefined));
 }
 
 function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: number }): Command {

@@ -12,6 +12,10 @@ interface AsyncFields {
  * The population of a deployment is not known when a run is configured, so the round size FedBuff's default
  * concurrency follows is the fewest nodes a round asks, minNodes.
  */
-export function asyncSettings(c: AsyncFields): FedBuffSettings {
-  return fedBuffSettings(c, c.minNodes ?? 1);
+export function asyncRoundSize(config: AsyncFields): number {
+  return config.minNodes ?? 1;
+}
+
+export function asyncSettings(config: AsyncFields): FedBuffSettings {
+  return fedBuffSettings(config, asyncRoundSize(config));
 }

@@ -16,10 +16,9 @@ import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../mo
 import { makeTrainer } from '../model/make-trainer.js';
 import { DEFAULT_LR } from '../nn/optimizer.js';
 import { parseStrategy, Strategy } from '../engine/strategy.js';
-import { parseCompression } from '../core/compress-update.js';
 import type { RoundRecord } from '../engine/round-engine.js';
-import { engineFor } from '../engine/engine-for.js';
-import { asyncSettings } from './async-config.js';
+import { engineFor, engineSpecOf } from '../engine/engine-for.js';
+import { asyncRoundSize } from './async-config.js';
 import { configureForRun, NetworkTransport } from './network-transport.js';
 import { peekHeader } from '../core/wire.js';
 import type { Registry } from './registry.js';
@@ -214,22 +213,11 @@ export class RunManager {
     const sizedWork = config.workSeconds !== undefined && strategy.capabilities.sizedWork;
     try {
       const engine = engineFor(
-        {
-          strategy,
-          rounds: config.rounds,
-          seed: config.seed,
-          fraction: config.fraction,
-          minNodes: config.minNodes,
-          evalFraction: config.evalFraction,
-          targetAccuracy: config.targetAccuracy,
-          local: { epochs: config.localEpochs, batchSize: config.batchSize, optimizer: spec.optimizer },
-          // Deployed DP noise and sampling come from the CSPRNG: the run seed (shown to readers) cannot regenerate them.
-          overSelect: config.overSelect,
-          dpNoise: 'csprng',
-          compression: parseCompression(config.compression),
-          ...(config.secagg ? { secure: config.secagg } : {}),
-          ...(config.mode === 'async' ? { fedBuff: asyncSettings(config) } : {}),
-        },
+        // Deployed DP noise and sampling come from the CSPRNG: the run seed (shown to readers) cannot regenerate them.
+        engineSpecOf(
+          { ...config, dpNoise: 'csprng' },
+          { strategy, optimizer: spec.optimizer, minNodes: config.minNodes, roundSize: asyncRoundSize(config) },
+        ),
         {
           layout,
           transport,

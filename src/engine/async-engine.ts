@@ -17,7 +17,7 @@ import type { TrainConfig } from '../model/trainer.js';
 import { encodeTrainRequest } from './messages.js';
 import { RoundEngine, type EngineOptions, type NodeFailure, type RoundRecord, type RunResult } from './round-engine.js';
 import type { TrainResult } from './strategy.js';
-import { strategiesWith } from './strategies/registry.js';
+import { assertEngineCombination } from './run-rules.js';
 import { parseTrainReply } from './train-reply.js';
 import { samplesProcessed } from './virtual-time.js';
 
@@ -71,22 +71,17 @@ interface Arrival extends BufferedUpdate {
 export class AsyncEngine {
   private global: Float32Array;
 
-  constructor(private readonly o: AsyncEngineOptions) {
-    if (!Number.isInteger(o.rounds) || o.rounds < 1)
-      throw new Error(`rounds must be a whole number >= 1, got ${o.rounds}`);
-    checkFedBuffOptions(o);
-    if (!o.strategy.capabilities.async) {
-      const got = `${o.strategy.name}${o.strategy.config.clip !== undefined ? ':clip' : ''}`;
-      throw new Error(
-        `asynchronous mode fuses with FedBuff; the strategy must be plain ${strategiesWith('async').join(' or ')}, got '${got}'`,
-      );
-    }
-    this.global = new Float32Array(o.initial);
+  constructor(private readonly options: AsyncEngineOptions) {
+    if (!Number.isInteger(options.rounds) || options.rounds < 1)
+      throw new Error(`rounds must be a whole number >= 1, got ${options.rounds}`);
+    checkFedBuffOptions(options);
+    assertEngineCombination({ strategy: options.strategy, fedBuff: options });
+    this.global = new Float32Array(options.initial);
   }
 
   /** Sends the current model to a node; the flight settles (never rejects) with its outcome. */
   private dispatch(nodeId: number, version: number, seq: number): Flight {
-    const { layout, strategy, transport, local, seed, clock } = this.o;
+    const { layout, strategy, transport, local, seed, clock } = this.options;
     const config: TrainConfig = { ...local, proxMu: strategy.proxMu, seed: RoundEngine.nodeSeed(seed, seq, nodeId) };
     const frame = encodeTrainRequest(layout, {
       round: version,
@@ -128,16 +123,17 @@ export class AsyncEngine {
   /** Simulated finish time: dispatch + download, work and upload; a failure is known at once. */
   private finishAt(f: Flight): number {
     const out = f.outcome!;
-    if (!out.ok || !this.o.clock) return f.sentAt;
+    if (!out.ok || !this.options.clock) return f.sentAt;
     const samples = f.samplesCap(out.result.steps, out.result.numExamples);
     return (
-      f.sentAt + this.o.clock.duration({ nodeId: f.nodeId, downBytes: f.downBytes, upBytes: out.upBytes, samples })
+      f.sentAt +
+      this.options.clock.duration({ nodeId: f.nodeId, downBytes: f.downBytes, upBytes: out.upBytes, samples })
     );
   }
 
   /** The next flight to handle: earliest simulated finish (all in flight computed first), or first to arrive. */
   private async next(flights: Map<number, Flight>): Promise<Flight> {
-    const clock = this.o.clock;
+    const clock = this.options.clock;
     if (!clock) return Promise.race([...flights.values()].map((f) => f.done));
     const done = await Promise.all([...flights.values()].map((f) => f.done));
     const first = done.reduce((a, b) =>
@@ -149,48 +145,48 @@ export class AsyncEngine {
 
   /** Nodes that may take work now: online (with a clock), eligible, not already training. */
   private idle(flights: Map<number, Flight>): number[] {
-    const ids = this.o.transport.nodeIds();
-    return (this.o.clock ? this.o.clock.online(ids) : ids).filter((id) => !flights.has(id));
+    const ids = this.options.transport.nodeIds();
+    return (this.options.clock ? this.options.clock.online(ids) : ids).filter((id) => !flights.has(id));
   }
 
   /** Waits for a node to be free: simulated time jumps to the next node coming online; real time waits. */
   private async waitForIdle(): Promise<void> {
-    const clock = this.o.clock;
+    const clock = this.options.clock;
     if (clock) {
-      const t = clock.nextOnline(this.o.transport.nodeIds());
+      const t = clock.nextOnline(this.options.transport.nodeIds());
       if (!Number.isFinite(t)) throw new Error('asynchronous run: no node is online now or will be');
       clock.advanceTo(t);
       return;
     }
-    await this.o.waitForNodes?.(1);
+    await this.options.waitForNodes?.(1);
     await new Promise((r) => setTimeout(r, 100));
   }
 
   async run(): Promise<RunResult> {
-    const o = this.o;
-    const rng = new Rng(o.seed).fork('fedbuff');
+    const options = this.options;
+    const rng = new Rng(options.seed).fork('fedbuff');
     const records: RoundRecord[] = [];
     const flights = new Map<number, Flight>();
-    const maxFailuresInARow = 10 + 3 * o.concurrency;
-    let version = (o.startRound ?? 1) - 1;
-    let seq = version * o.concurrency * 1000; // resumed runs draw fresh node seeds
+    const maxFailuresInARow = 10 + 3 * options.concurrency;
+    let version = (options.startRound ?? 1) - 1;
+    let seq = version * options.concurrency * 1000; // resumed runs draw fresh node seeds
     let buffer: Arrival[] = [];
     let failures: NodeFailure[] = [];
     let asked: number[] = [];
     let failedInARow = 0;
     let started = performance.now();
-    let before = o.transport.traffic();
+    let before = options.transport.traffic();
     let reachedTarget = false;
-    await o.waitForNodes?.(o.concurrency);
-    while (version < o.rounds) {
-      let state = o.control?.() ?? 'run';
+    await options.waitForNodes?.(options.concurrency);
+    while (version < options.rounds) {
+      let state = options.control?.() ?? 'run';
       while (state === 'pause') {
         await new Promise((r) => setTimeout(r, 100));
-        state = o.control!();
+        state = options.control!();
       }
       if (state === 'stop') break;
       let idle = this.idle(flights);
-      while (flights.size < o.concurrency && idle.length > 0) {
+      while (flights.size < options.concurrency && idle.length > 0) {
         const nodeId = idle[rng.fork(`pick:${seq}`).int(idle.length)];
         idle = idle.filter((id) => id !== nodeId);
         flights.set(nodeId, this.dispatch(nodeId, version, seq++));
@@ -215,14 +211,14 @@ export class AsyncEngine {
       const delta = new Float32Array(f.base.length);
       for (let j = 0; j < delta.length; j++) delta[j] = out.result.vector[j] - f.base[j];
       buffer.push({ delta, staleness: version - f.version, result: out.result });
-      if (buffer.length < o.bufferSize) continue;
+      if (buffer.length < options.bufferSize) continue;
 
-      this.global = applyDelta(this.global, bufferedDelta(buffer), o.serverLr);
+      this.global = applyDelta(this.global, bufferedDelta(buffer), options.serverLr);
       version++;
-      const central = o.centralEval ? await o.centralEval(this.global) : { loss: NaN, accuracy: NaN };
+      const central = options.centralEval ? await options.centralEval(this.global) : { loss: NaN, accuracy: NaN };
       const results = buffer.map((a) => a.result);
       const trainN = results.reduce((a, r) => a + r.numExamples, 0);
-      const after = o.transport.traffic();
+      const after = options.transport.traffic();
       const record: RoundRecord = {
         round: version,
         selected: [...new Set([...asked, ...results.map((r) => r.nodeId), ...failures.map((x) => x.nodeId)])].sort(
@@ -242,16 +238,16 @@ export class AsyncEngine {
         bytesSent: after.sent - before.sent,
         bytesReceived: after.received - before.received,
         seconds: (performance.now() - started) / 1000,
-        ...(o.clock ? { simTime: o.clock.now() } : {}),
+        ...(options.clock ? { simTime: options.clock.now() } : {}),
       };
       records.push(record);
-      await o.onRound?.(record, this.global, o.strategy);
+      await options.onRound?.(record, this.global, options.strategy);
       buffer = [];
       failures = [];
       asked = [];
       started = performance.now();
       before = after;
-      if (o.targetAccuracy !== undefined && central.accuracy >= o.targetAccuracy) {
+      if (options.targetAccuracy !== undefined && central.accuracy >= options.targetAccuracy) {
         reachedTarget = true;
         break;
       }

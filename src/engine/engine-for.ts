@@ -3,11 +3,12 @@
  * the run is (its spec) and where it runs (its environment: transport, clock, checkpoint hooks). Simulation,
  * the coordinator and a gateway's edge rounds all call this.
  */
-import type { CompressionSpec } from '../core/compress-update.js';
+import { parseCompression, type CompressionSpec } from '../core/compress-update.js';
 import type { DpNoiseSource } from './dp-noise.js';
 import { AsyncEngine } from './async-engine.js';
 import { RoundEngine, type EngineOptions } from './round-engine.js';
-import type { FedBuffSettings } from './run-rules.js';
+import { fedBuffSettings, type FedBuffSettings } from './run-rules.js';
+import { secureAggregationOf, type SecureAggregationFields } from './run-spec.js';
 import type { SecureAggregationOptions } from './secure-round.js';
 import type { Strategy } from './strategy.js';
 
@@ -29,6 +30,56 @@ export interface EngineSpec {
   dpNoise?: DpNoiseSource;
   /** Present for mode 'async': FedBuff's settings (run-rules.ts fedBuffSettings). */
   fedBuff?: FedBuffSettings;
+}
+
+/** The run spec's fields the engine reads, as either view of the run spec (engine/run-spec.ts) resolves them. */
+export interface EngineFields extends SecureAggregationFields {
+  rounds: number;
+  seed: number;
+  fraction: number;
+  evalFraction: number;
+  localEpochs: number;
+  batchSize: number;
+  compression: string;
+  mode: 'sync' | 'async';
+  targetAccuracy?: number;
+  overSelect?: number;
+  deadline?: number;
+  dpNoise?: DpNoiseSource;
+  bufferSize?: number;
+  concurrency?: number;
+  serverLr?: number;
+}
+
+/** What the host resolved beside the spec: the strategy (with any resumed state) and the model's optimizer. */
+export interface EngineChoices {
+  strategy: Strategy;
+  optimizer: EngineOptions['local']['optimizer'];
+  /** The fewest updates a round fuses (the spec's minNodes, raised to what the strategy needs). */
+  minNodes: number;
+  /** The nodes a synchronous round asks: FedBuff's default concurrency (fedBuffSettings). */
+  roundSize: number;
+}
+
+/** The one option-to-engine step: a parsed run spec and the host's choices as what the engines take. */
+export function engineSpecOf(run: EngineFields, choices: EngineChoices): EngineSpec {
+  const secure = secureAggregationOf(run);
+  return {
+    strategy: choices.strategy,
+    rounds: run.rounds,
+    seed: run.seed,
+    local: { epochs: run.localEpochs, batchSize: run.batchSize, optimizer: choices.optimizer },
+    fraction: run.fraction,
+    minNodes: choices.minNodes,
+    evalFraction: run.evalFraction,
+    targetAccuracy: run.targetAccuracy,
+    overSelect: run.overSelect,
+    deadlineSeconds: run.deadline,
+    compression: parseCompression(run.compression),
+    ...(run.dpNoise ? { dpNoise: run.dpNoise } : {}),
+    ...(secure ? { secure } : {}),
+    ...(run.mode === 'async' ? { fedBuff: fedBuffSettings(run, choices.roundSize) } : {}),
+  };
 }
 
 /** Where the run happens: the transport, the model layout and start, and the hooks of its host. */

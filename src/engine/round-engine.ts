@@ -15,6 +15,7 @@ import { compressionLabel, reconstructUpdate, type CompressionSpec } from '../co
 import { parseTrainReply } from './train-reply.js';
 import { dpWords, type DpNoiseSource } from './dp-noise.js';
 import type { NodeFailure, RoundRecord, RunResult } from './round-record.js';
+import { assertEngineCombination } from './run-rules.js';
 import {
   closeRoundInVirtualTime,
   samplesProcessed,
@@ -82,23 +83,14 @@ function online(clock: SimulatedClock, ids: number[], minNodes: number): number[
 export class RoundEngine {
   private global: Float32Array;
 
-  constructor(private readonly o: EngineOptions) {
-    if (!Number.isInteger(o.rounds) || o.rounds < 1)
-      throw new Error(`rounds must be a whole number >= 1, got ${o.rounds}`);
-    this.global = new Float32Array(o.initial);
-    if (o.strategy.privacySpent() !== null && (o.overSelect ?? 0) > 0) {
-      throw new Error(
-        'dpfedavg does not combine with over-selection: dropping the late nodes of a Poisson sample is not the sampling its accountant bounds; leave overSelect out',
-      );
-    }
-    // A secure round fuses with applyMeanDelta, which adds no noise: epsilon would be reported for nothing.
-    if (o.strategy.privacySpent() !== null && o.secure)
-      throw new Error(
-        'dpfedavg does not combine with secure aggregation: its noise goes on updates the coordinator clips itself',
-      );
+  constructor(private readonly options: EngineOptions) {
+    if (!Number.isInteger(options.rounds) || options.rounds < 1)
+      throw new Error(`rounds must be a whole number >= 1, got ${options.rounds}`);
+    this.global = new Float32Array(options.initial);
+    assertEngineCombination(options);
     // A checkpoint from before the ledger was kept: charge its rounds at q = 1, the most they can have cost.
-    const missing = (o.startRound ?? 1) - 1 - (o.strategy.privacySpent()?.accounted ?? Infinity);
-    for (let k = 0; k < missing; k++) o.strategy.recordPrivacyRound(1);
+    const missing = (options.startRound ?? 1) - 1 - (options.strategy.privacySpent()?.accounted ?? Infinity);
+    for (let k = 0; k < missing; k++) options.strategy.recordPrivacyRound(1);
   }
 
   /** The seed a node uses for its shuffling in a round: fixed by run seed, round and node alone. */
@@ -108,14 +100,14 @@ export class RoundEngine {
 
   /** A node's train config for a round: local settings, its seed, its step cap, the run's compression. */
   private trainConfig(round: number, nodeId: number): TrainConfig {
-    const maxSteps = this.o.maxStepsFor?.(nodeId);
+    const maxSteps = this.options.maxStepsFor?.(nodeId);
     return {
-      ...this.o.local,
-      proxMu: this.o.strategy.proxMu,
-      seed: RoundEngine.nodeSeed(this.o.seed, round, nodeId),
-      ...this.o.strategy.nodeConfig(),
+      ...this.options.local,
+      proxMu: this.options.strategy.proxMu,
+      seed: RoundEngine.nodeSeed(this.options.seed, round, nodeId),
+      ...this.options.strategy.nodeConfig(),
       ...(maxSteps !== undefined ? { maxSteps } : {}),
-      ...(this.compressing() ? { compression: this.o.compression } : {}),
+      ...(this.compressing() ? { compression: this.options.compression } : {}),
     };
   }
 
@@ -128,13 +120,13 @@ export class RoundEngine {
     selected: number[],
     needed: number,
   ): Promise<{ results: TrainResult[]; failures: NodeFailure[] }> {
-    const { layout, strategy, transport } = this.o;
+    const { layout, strategy, transport } = this.options;
     const results: TrainResult[] = [];
     const failures: NodeFailure[] = [];
     let closed = false;
     let settle: () => void = () => {};
     const enough = new Promise<void>((resolve) => (settle = resolve));
-    const clock = this.o.clock;
+    const clock = this.options.clock;
     const costs = new Map<number, RequestCost>();
     const control = strategy.control(this.global.length);
     const all = Promise.all(
@@ -181,54 +173,56 @@ export class RoundEngine {
     results.sort((a, b) => a.nodeId - b.nodeId);
     failures.sort((a, b) => a.nodeId - b.nodeId);
     return clock
-      ? closeRoundInVirtualTime(clock, results, failures, costs, needed, this.o.deadlineSeconds)
+      ? closeRoundInVirtualTime(clock, results, failures, costs, needed, this.options.deadlineSeconds)
       : { results, failures };
   }
 
   private compressing(): boolean {
-    return this.o.compression !== undefined && this.o.compression.kind !== 'none';
+    return this.options.compression !== undefined && this.options.compression.kind !== 'none';
   }
 
   /** A reply's vector as the strategy takes it: compressed exactly as asked (or not at all), deltas made whole. */
   private updateOf(vector: Float32Array, used: CompressionSpec | undefined, global: Float32Array): Float32Array {
-    const asked = this.compressing() ? compressionLabel(this.o.compression!) : 'none';
+    const asked = this.compressing() ? compressionLabel(this.options.compression!) : 'none';
     const got = used ? compressionLabel(used) : 'none';
     if (got !== asked) throw new Error(`update is compressed as '${got}', the run asked for '${asked}'`);
-    return used ? reconstructUpdate(used, vector, global, this.o.strategy.mode === 'gradient') : vector;
+    return used ? reconstructUpdate(used, vector, global, this.options.strategy.mode === 'gradient') : vector;
   }
 
   private evaluateRound(round: number, nodes: number[]): Promise<EvalResult[]> {
-    return evaluateNodes(this.o.layout, this.o.transport, round, nodes, this.global);
+    return evaluateNodes(this.options.layout, this.options.transport, round, nodes, this.global);
   }
 
   async run(): Promise<RunResult> {
-    const o = this.o;
-    const rng = new Rng(o.seed);
+    const options = this.options;
+    const rng = new Rng(options.seed);
     const records: RoundRecord[] = [];
     let reachedTarget = false;
-    for (let round = o.startRound ?? 1; round <= o.rounds; round++) {
-      let state = o.control?.() ?? 'run';
+    for (let round = options.startRound ?? 1; round <= options.rounds; round++) {
+      let state = options.control?.() ?? 'run';
       while (state === 'pause') {
         await new Promise((r) => setTimeout(r, 100));
-        state = o.control!();
+        state = options.control!();
       }
       if (state === 'stop') break;
-      await o.waitForNodes?.(o.minNodes);
+      await options.waitForNodes?.(options.minNodes);
       const started = performance.now();
-      const before = o.transport.traffic();
-      const ids = o.clock ? online(o.clock, o.transport.nodeIds(), o.minNodes) : o.transport.nodeIds();
-      const dpNoise = o.dpNoise ?? 'csprng';
+      const before = options.transport.traffic();
+      const ids = options.clock
+        ? online(options.clock, options.transport.nodeIds(), options.minNodes)
+        : options.transport.nodeIds();
+      const dpNoise = options.dpNoise ?? 'csprng';
       const wanted =
-        ids.length >= o.minNodes
-          ? o.strategy.configureTrain(
+        ids.length >= options.minNodes
+          ? options.strategy.configureTrain(
               ids,
-              o.fraction,
-              o.minNodes,
+              options.fraction,
+              options.minNodes,
               rng.fork(`sample:${round}`),
-              dpWords(dpNoise, o.seed, `dp-sample:${round}`),
+              dpWords(dpNoise, options.seed, `dp-sample:${round}`),
             )
           : [];
-      const extra = Math.ceil(wanted.length * (o.overSelect ?? 0));
+      const extra = Math.ceil(wanted.length * (options.overSelect ?? 0));
       const spare =
         extra > 0
           ? rng
@@ -238,48 +232,48 @@ export class RoundEngine {
           : [];
       const selected = [...wanted, ...spare].sort((a, b) => a - b);
       const secure =
-        o.secure && selected.length > 0
+        options.secure && selected.length > 0
           ? await secureTrainRound({
               round,
               selected,
-              layout: o.layout,
-              transport: o.transport,
+              layout: options.layout,
+              transport: options.transport,
               global: this.global,
-              options: o.secure,
+              options: options.secure,
               configFor: (nodeId) => this.trainConfig(round, nodeId),
               session: `round-${round}-${globalThis.crypto.randomUUID()}`,
             })
           : undefined;
       const { results, failures } =
         secure ?? (await this.trainRound(round, selected, extra > 0 ? wanted.length : selected.length));
-      const fused = results.length >= o.minNodes && results.length > 0 && (!secure || secure.meanDelta !== null);
-      if (fused && secure) this.global = o.strategy.applyMeanDelta(this.global, secure.meanDelta!);
+      const fused = results.length >= options.minNodes && results.length > 0 && (!secure || secure.meanDelta !== null);
+      if (fused && secure) this.global = options.strategy.applyMeanDelta(this.global, secure.meanDelta!);
       else if (fused) {
         const context = {
           round,
-          seed: o.seed,
+          seed: options.seed,
           sampled: wanted.length,
           population: ids.length,
-          expectedClients: o.fraction * ids.length,
+          expectedClients: options.fraction * ids.length,
           noise: dpNoise,
         };
-        this.global = o.strategy.aggregateTrain(this.global, results, context);
+        this.global = options.strategy.aggregateTrain(this.global, results, context);
       }
       // Poisson sampling includes each eligible node with probability fraction; a round that fused nothing released nothing.
-      const samplingRate = fused ? o.fraction : 0;
-      o.strategy.recordPrivacyRound(samplingRate);
-      const privacy = o.strategy.privacySpent();
-      const evaluating = o.evalFraction > 0 && ids.length > 0;
+      const samplingRate = fused ? options.fraction : 0;
+      options.strategy.recordPrivacyRound(samplingRate);
+      const privacy = options.strategy.privacySpent();
+      const evaluating = options.evalFraction > 0 && ids.length > 0;
       const evals = evaluating
         ? await this.evaluateRound(
             round,
-            o.strategy.configureEvaluate(ids, o.evalFraction, 1, rng.fork(`eval:${round}`)),
+            options.strategy.configureEvaluate(ids, options.evalFraction, 1, rng.fork(`eval:${round}`)),
           )
         : [];
-      const fed = evaluating ? o.strategy.aggregateEvaluate(evals) : { loss: NaN, accuracy: NaN };
-      const central = o.centralEval ? await o.centralEval(this.global) : { loss: NaN, accuracy: NaN };
+      const fed = evaluating ? options.strategy.aggregateEvaluate(evals) : { loss: NaN, accuracy: NaN };
+      const central = options.centralEval ? await options.centralEval(this.global) : { loss: NaN, accuracy: NaN };
       const trainN = results.reduce((a, r) => a + r.numExamples, 0);
-      const after = o.transport.traffic();
+      const after = options.transport.traffic();
       const record: RoundRecord = {
         round,
         selected,
@@ -297,14 +291,14 @@ export class RoundEngine {
         bytesReceived: after.received - before.received,
         seconds: (performance.now() - started) / 1000,
         ...(privacy ? { epsilon: privacy.epsilon, delta: privacy.delta, samplingRate, noiseSource: dpNoise } : {}),
-        ...(o.strategy.dpClipNorm !== undefined ? { clipNorm: o.strategy.dpClipNorm } : {}),
-        ...(o.clock ? { simTime: o.clock.now() } : {}),
+        ...(options.strategy.dpClipNorm !== undefined ? { clipNorm: options.strategy.dpClipNorm } : {}),
+        ...(options.clock ? { simTime: options.clock.now() } : {}),
         ...personalizedAccuracy(evals),
       };
       records.push(record);
-      await o.onRound?.(record, this.global, o.strategy);
-      const accuracy = o.centralEval ? central.accuracy : fed.accuracy;
-      if (o.targetAccuracy !== undefined && accuracy >= o.targetAccuracy) {
+      await options.onRound?.(record, this.global, options.strategy);
+      const accuracy = options.centralEval ? central.accuracy : fed.accuracy;
+      if (options.targetAccuracy !== undefined && accuracy >= options.targetAccuracy) {
         reachedTarget = true;
         break;
       }

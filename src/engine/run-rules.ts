@@ -1,10 +1,12 @@
 /**
- * Which run features combine, in one place for simulation options (sim/options.ts) and deployed run configs
- * (coordinator/config.ts). What a strategy works with is read from its declared capabilities
- * (strategies/define.ts), never from a list of names. Each issue names the field to change; messages name
- * fields the way the user wrote them (`--mode async` on the command line, `mode "async"` in a run config).
+ * Which run features combine, in one place for both views of the run spec (engine/run-spec.ts): the simulation
+ * options and the deployed run config. What a strategy works with is read from its declared capabilities
+ * (strategies/define.ts), and what a codec keeps from its parsed spec, never from a list of names. Each issue
+ * names the field to change; messages name fields the way the user wrote them (`--mode async` on the command
+ * line, `mode "async"` in a run config). A bad combination is refused when the spec is parsed, before a run starts.
  */
 import { parseCompression } from '../core/compress-update.js';
+import { ATTACK_KINDS } from '../core/robust.js';
 import { flagName } from './run-spec.js';
 import { capabilitiesOf, parseStrategy, strategiesWith } from './strategies/registry.js';
 import type { StrategyConfig } from './strategies/define.js';
@@ -59,7 +61,13 @@ export function fedBuffSettings(
 
 /** Throws a config error unless the strategy can run on the securely aggregated mean alone. */
 export function checkSecAggStrategy(config: StrategyConfig): void {
-  if (capabilitiesOf(config).secureAggregation) return;
+  if (capabilitiesOf(config).secureAggregation) {
+    // A node's own state (control variates, personal layers) would ride beside a masked update unmasked.
+    if (config.localState === undefined) return;
+    throw new Error(
+      `secure aggregation: strategy '${config.name}' keeps state on each node ('${config.localState}'), which the masked sum cannot carry; leave --secagg out`,
+    );
+  }
   const able = strategiesWith('secureAggregation');
   if (config.clip !== undefined && able.includes(config.name)) {
     throw new Error(
@@ -141,6 +149,101 @@ export function runIssues(c: RunChoice, say: Wording, roundSize: number, populat
   if (c.evalFraction)
     add('evalFraction', `applies to ${say.mode('sync')} only (FedBuff evaluates centrally after each fusion)`);
   return issues;
+}
+
+/** The simulation-only fields the simulation's rules read (the view's output, engine/run-spec.ts). */
+export interface SimulationChoice extends RunChoice {
+  nodes: number;
+  queue?: string;
+  localDp?: string;
+  attack?: 'none' | (typeof ATTACK_KINDS)[number];
+  malicious?: number;
+  attackScale?: number;
+  secaggDropout?: number;
+  secaggClip?: number;
+  secaggMaxWeight?: number;
+  profile?: string;
+}
+
+/**
+ * Problems only a simulation can have (worker processes, attacks, the virtual clock), worded as flags. With
+ * --queue any worker process may take a node's next request, so nothing a node keeps between rounds survives.
+ */
+export function simulationIssues(c: SimulationChoice): RunIssue[] {
+  const issues: RunIssue[] = [];
+  const add = (field: string, message: string) => issues.push({ path: [field], message });
+  const strategy = tryParse(() => parseStrategy(c.strategy));
+  if (c.queue !== undefined && tryParse(() => parseCompression(c.compression).ef)) {
+    add(
+      'compression',
+      "error feedback keeps each node's residual in the process that serves it, and with --queue any worker may take a node: add ,ef=off",
+    );
+  }
+  if (c.localDp !== undefined && strategy && capabilitiesOf(strategy).updateMode === 'gradient')
+    add('localDp', 'local DP noises model updates; fedsgd sends gradients: use a FedAvg-family strategy');
+  if (c.queue !== undefined && strategy?.localState) {
+    add(
+      'queue',
+      `strategy '${c.strategy}' keeps state on each node ('${strategy.localState}') in the process that serves it, and with --queue any worker may take a node: use worker threads`,
+    );
+  }
+  const attacking = c.attack !== undefined && c.attack !== 'none';
+  if (attacking && c.malicious === undefined) {
+    add('malicious', `needed with --attack ${c.attack}: the fraction of nodes that attack, e.g. --malicious 0.2`);
+  } else if (!attacking && c.malicious !== undefined) {
+    add('attack', `needed with --malicious: one of ${ATTACK_KINDS.join(', ')}`);
+  } else if (attacking && c.malicious !== undefined && maliciousCount(c.malicious, c.nodes) < 1) {
+    add('malicious', `${c.malicious} of ${c.nodes} nodes is less than one node`);
+  }
+  for (const key of ['secaggDropout', 'secaggClip', 'secaggMaxWeight'] as const) {
+    if (c[key] !== undefined && !c.secagg) add(key, 'applies with --secagg only');
+  }
+  // Queue workers take any job, so a node's secure session would not survive between its requests.
+  if (c.secagg && c.queue !== undefined) add('secagg', 'runs on worker threads only, not with --queue');
+  // The secure round closes on real replies, not by simulated finish time.
+  if (c.secagg && c.profile !== undefined)
+    add('secagg', 'works with synchronous rounds only, not with --profile (virtual clock)');
+  if (c.attackScale !== undefined && (!attacking || c.attack === 'label-flip'))
+    add('attackScale', 'applies to --attack sign-flip, gaussian and scale only');
+  return issues;
+}
+
+/** How many of `nodes` nodes a --malicious fraction makes Byzantine: floor(fraction * nodes) (at most that fraction). */
+export function maliciousCount(fraction: number, nodes: number): number {
+  return Math.floor(fraction * nodes + 1e-9);
+}
+
+/** What an engine is built with, as far as the combination rules go (engine-for.ts EngineSpec). */
+export interface EngineChoice {
+  strategy: { name: string; config: StrategyConfig; capabilities: ReturnType<typeof capabilitiesOf> };
+  overSelect?: number;
+  secure?: unknown;
+  fedBuff?: FedBuffSettings;
+}
+
+/**
+ * The same rules, asserted when an engine is built: a parsed run spec never fails them (runIssues refused the
+ * combination first, naming the field), so a failure here means a caller built an engine without parsing one.
+ */
+export function assertEngineCombination(c: EngineChoice): void {
+  const can = c.strategy.capabilities;
+  if (can.poissonSampling && (c.overSelect ?? 0) > 0) {
+    throw new Error(
+      `${c.strategy.name} does not combine with over-selection: dropping the late nodes of a Poisson sample is not the sampling its accountant bounds; leave overSelect out`,
+    );
+  }
+  // A secure round fuses with applyMeanDelta, which adds no noise: epsilon would be reported for nothing.
+  if (can.poissonSampling && c.secure !== undefined)
+    throw new Error(
+      `${c.strategy.name} does not combine with secure aggregation: its noise goes on updates the coordinator clips itself`,
+    );
+  if (c.fedBuff === undefined) return;
+  if (!can.async) {
+    const got = `${c.strategy.name}${c.strategy.config.clip !== undefined ? ':clip' : ''}`;
+    throw new Error(
+      `asynchronous mode fuses with FedBuff; the strategy must be plain ${strategiesWith('async').join(' or ')}, got '${got}'`,
+    );
+  }
 }
 
 function tryParse<T>(f: () => T): T | undefined {

@@ -17,26 +17,26 @@ import {
   type TrainRequest,
 } from '../engine/messages.js';
 import type { RoundRecord } from '../engine/round-engine.js';
-import { engineFor } from '../engine/engine-for.js';
+import { engineFor, engineSpecOf } from '../engine/engine-for.js';
 import { evaluateNodes } from '../engine/evaluate-nodes.js';
 import { Strategy, weightedMetrics } from '../engine/strategy.js';
 import { configureForRun, NetworkTransport } from '../coordinator/network-transport.js';
 import type { Registry, Selection } from '../coordinator/registry.js';
+import type { RunConfig } from '../coordinator/config.js';
 import type { RequestHandler } from '../node/agent.js';
 import { UpdateCompressor } from '../core/compress-update.js';
 import { encodeUpdateReply } from '../node/update-reply.js';
 
-export interface EdgeOptions {
+/**
+ * The site's own run settings, fields of the deployed run spec (engine/run-spec.ts): the fewest local nodes an
+ * edge round fuses, the share of them asked, an edge round's deadline, and how long a cloud request waits for
+ * minNodes local nodes before its first edge round. The rest of each edge run comes from the cloud's request.
+ */
+export type EdgeRunSpec = Pick<RunConfig, 'minNodes' | 'fraction' | 'roundTimeoutMs' | 'waitForNodesMs'>;
+
+export interface EdgeOptions extends EdgeRunSpec {
   /** Edge rounds per cloud round (K in HierFAVG). */
   edgeRounds: number;
-  /** Fewest local nodes an edge round needs to be fused. */
-  minNodes: number;
-  /** Fraction of the local nodes asked in each edge round. */
-  fraction: number;
-  /** An edge round's deadline for each node's answer. */
-  roundTimeoutMs: number;
-  /** How long a cloud request waits for minNodes local nodes before its first edge round. */
-  waitForNodesMs: number;
   /** Require signed replies from the local nodes (the gateway's --auth). */
   auth: boolean;
   log: Logger;
@@ -50,14 +50,14 @@ export function edgeRoundsOf(cloudRound: number, k: number): { first: number; la
   return { first: (cloudRound - 1) * k + 1, last: cloudRound * k };
 }
 
-export function edgeHandler(registry: Registry, o: EdgeOptions, runId: number, spec: ModelSpec): RequestHandler {
+export function edgeHandler(registry: Registry, options: EdgeOptions, runId: number, spec: ModelSpec): RequestHandler {
   const layout = makeLayout(tensorSpecs(spec));
   const transport = new NetworkTransport({
     registry,
     selection: ALL_NODES,
-    timeoutMs: o.roundTimeoutMs,
+    timeoutMs: options.roundTimeoutMs,
     runId,
-    allowUnbound: !o.auth,
+    allowUnbound: !options.auth,
     configure: configureForRun(runId, spec),
   });
   // The site's answer to the cloud is compressed as the cloud's run asks (error-feedback residual kept here).
@@ -74,10 +74,10 @@ export function edgeHandler(registry: Registry, o: EdgeOptions, runId: number, s
         ({ round, nodeId } = msg.req);
         if (round < 1) throw new Error(`round must be >= 1, got ${round}`);
         return msg.type === 'train'
-          ? await train(layout, transport, registry, o, msg.req, compressor)
-          : await evaluate(layout, transport, o, msg.req);
+          ? await train(layout, transport, registry, options, msg.req, compressor)
+          : await evaluate(layout, transport, options, msg.req);
       } catch (e) {
-        o.log.warn({ runId, round, err: (e as Error).message }, 'gateway answers the cloud with an error');
+        options.log.warn({ runId, round, err: (e as Error).message }, 'gateway answers the cloud with an error');
         return encodeError(round, nodeId, (e as Error).message);
       }
     },
@@ -89,7 +89,7 @@ async function train(
   layout: readonly TensorSlot[],
   transport: NetworkTransport,
   registry: Registry,
-  o: EdgeOptions,
+  options: EdgeOptions,
   req: TrainRequest,
   compressor: UpdateCompressor,
 ): Promise<Uint8Array> {
@@ -104,13 +104,22 @@ async function train(
   validateTrainConfig(config);
   if (!Number.isInteger(config.seed) || config.seed < 0 || config.seed > MAX_SEED)
     throw new Error(`train config seed must be a whole number from 0 to ${MAX_SEED}`);
-  const { first, last } = edgeRoundsOf(round, o.edgeRounds);
+  const { first, last } = edgeRoundsOf(round, options.edgeRounds);
   const records: RoundRecord[] = [];
   let waited = false;
+  // The edge run: the site's settings, the cloud's local training and seed, sync FedAvg rounds of its own.
+  const edgeRun = {
+    rounds: last,
+    seed: config.seed,
+    fraction: options.fraction,
+    evalFraction: 0,
+    localEpochs: config.epochs,
+    batchSize: config.batchSize,
+    compression: 'none',
+    mode: 'sync' as const,
+  };
   const engine = engineFor(
-    {
-      seed: config.seed,
-      rounds: last,
+    engineSpecOf(edgeRun, {
       // The cloud's proximal term carries down to the site's own rounds.
       strategy: new Strategy({
         name: config.proxMu > 0 ? 'fedprox' : 'fedavg',
@@ -118,11 +127,10 @@ async function train(
         serverOpt: 'fedavg',
         hyper: {},
       }),
-      fraction: o.fraction,
-      minNodes: o.minNodes,
-      evalFraction: 0,
-      local: { epochs: config.epochs, batchSize: config.batchSize, optimizer: config.optimizer },
-    },
+      optimizer: config.optimizer,
+      minNodes: options.minNodes,
+      roundSize: options.minNodes,
+    }),
     {
       layout,
       transport,
@@ -131,12 +139,12 @@ async function train(
       maxStepsFor: config.maxSteps === undefined ? undefined : () => config.maxSteps,
       // Wait for nodes once per cloud round: a later edge round with too few nodes is skipped, not waited for.
       waitForNodes: async (min) => {
-        await registry.waitFor(ALL_NODES, min, waited ? 0 : o.waitForNodesMs);
+        await registry.waitFor(ALL_NODES, min, waited ? 0 : options.waitForNodesMs);
         waited = true;
       },
       onRound: (r) => {
         records.push(r);
-        o.log.info(
+        options.log.info(
           {
             cloudRound: round,
             edgeRound: r.round,
@@ -156,7 +164,7 @@ async function train(
   if (!final) {
     const failures = records.flatMap((r) => r.failures.map((f) => `node ${f.nodeId}: ${f.error}`));
     throw new Error(
-      `gateway could fuse no edge round: ${transport.nodeIds().length} live nodes, ${o.minNodes} needed${failures.length ? ` (${failures.slice(0, 3).join('; ')})` : ''}`,
+      `gateway could fuse no edge round: ${transport.nodeIds().length} live nodes, ${options.minNodes} needed${failures.length ? ` (${failures.slice(0, 3).join('; ')})` : ''}`,
     );
   }
   return encodeUpdateReply(
@@ -180,7 +188,7 @@ async function train(
 async function evaluate(
   layout: readonly TensorSlot[],
   transport: NetworkTransport,
-  o: EdgeOptions,
+  options: EdgeOptions,
   req: EvalRequest,
 ): Promise<Uint8Array> {
   const nodes = transport.nodeIds();
@@ -188,7 +196,7 @@ async function evaluate(
   const results = await evaluateNodes(
     layout,
     transport,
-    edgeRoundsOf(req.round, o.edgeRounds).last,
+    edgeRoundsOf(req.round, options.edgeRounds).last,
     nodes,
     req.weights,
   );

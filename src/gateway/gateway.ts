@@ -31,24 +31,24 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-export async function startGateway(o: GatewayOptions): Promise<Gateway> {
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const local = await startCoordinator({
-    port: o.port,
-    host: o.host,
-    db: o.db,
-    auth: o.auth,
-    adminToken: o.adminToken,
+    port: options.port,
+    host: options.host,
+    db: options.db,
+    auth: options.auth,
+    adminToken: options.adminToken,
     gateway: true,
-    logger: o.log,
+    logger: options.log,
   });
-  const edge: EdgeOptions = { ...o.edge, auth: o.auth, log: o.log };
+  const edge: EdgeOptions = { ...options.edge, auth: options.auth, log: options.log };
   const agent = new Agent({
-    coordinator: o.coordinator,
-    name: o.name,
-    tags: o.tags,
-    log: o.log,
-    secretKey: o.secretKey,
-    joinToken: o.joinToken,
+    coordinator: options.coordinator,
+    name: options.name,
+    tags: options.tags,
+    log: options.log,
+    secretKey: options.secretKey,
+    joinToken: options.joinToken,
     powerClass: 'mains',
     handler: async (runId, spec) => edgeHandler(local.registry, edge, runId, spec),
   });

@@ -5,59 +5,47 @@ import type { ServedDecision } from '../predict/policy.js';
 
 export class NodeMetrics {
   readonly registry = new Registry();
-  readonly predictions = new Counter({
-    name: 'edgefed_node_predictions_total',
-    help: 'Samples answered, by decision',
-    labelNames: ['decision'] as const,
-    registers: [this.registry],
-  });
-  readonly escalations = new Counter({
-    name: 'edgefed_node_escalations_total',
-    help: "Samples sent to the coordinator's escalation model",
-    registers: [this.registry],
-  });
-  readonly escalationFailures = new Counter({
-    name: 'edgefed_node_escalation_failures_total',
-    help: 'Samples whose escalation failed (answered abstain)',
-    registers: [this.registry],
-  });
-  readonly rejected = new Counter({
-    name: 'edgefed_node_predict_rejected_total',
-    help: 'Predict requests rejected, by error code',
-    labelNames: ['code'] as const,
-    registers: [this.registry],
-  });
-  readonly modelVersion = new Gauge({
-    name: 'edgefed_node_model_version',
-    help: 'Global model version in use (0 before the first)',
-    registers: [this.registry],
-  });
-  readonly modelSwitches = new Counter({
-    name: 'edgefed_node_model_switches_total',
-    help: 'Times a newer model version was swapped in',
-    registers: [this.registry],
-  });
-  readonly modelBytes = new Counter({
-    name: 'edgefed_node_model_download_bytes_total',
-    help: 'Bytes of model versions downloaded',
-    registers: [this.registry],
-  });
-  readonly roundsTrained = new Counter({
-    name: 'edgefed_node_rounds_trained_total',
-    help: 'Training requests answered (one per round the node took part in)',
-    registers: [this.registry],
-  });
-  readonly localEpsilon = new Gauge({
-    name: 'edgefed_node_local_dp_epsilon',
-    help: 'Local DP: epsilon this node has spent (at its delta), over every run',
-    registers: [this.registry],
-  });
-  readonly frameBytes = new Counter({
-    name: 'edgefed_node_frame_bytes_total',
-    help: 'Round frame bytes exchanged with the coordinator',
-    labelNames: ['direction'] as const,
-    registers: [this.registry],
-  });
+  readonly predictions = this.counter('edgefed_node_predictions_total', 'Samples answered, by decision', [
+    'decision',
+  ] as const);
+  readonly escalations = this.counter(
+    'edgefed_node_escalations_total',
+    "Samples sent to the coordinator's escalation model",
+  );
+  readonly escalationFailures = this.counter(
+    'edgefed_node_escalation_failures_total',
+    'Samples whose escalation failed (answered abstain)',
+  );
+  readonly rejected = this.counter('edgefed_node_predict_rejected_total', 'Predict requests rejected, by error code', [
+    'code',
+  ] as const);
+  readonly modelVersion = this.gauge('edgefed_node_model_version', 'Global model version in use (0 before the first)');
+  readonly modelSwitches = this.counter(
+    'edgefed_node_model_switches_total',
+    'Times a newer model version was swapped in',
+  );
+  readonly modelBytes = this.counter('edgefed_node_model_download_bytes_total', 'Bytes of model versions downloaded');
+  readonly roundsTrained = this.counter(
+    'edgefed_node_rounds_trained_total',
+    'Training requests answered (one per round the node took part in)',
+  );
+  readonly localEpsilon = this.gauge(
+    'edgefed_node_local_dp_epsilon',
+    'Local DP: epsilon this node has spent (at its delta), over every run',
+  );
+  readonly frameBytes = this.counter(
+    'edgefed_node_frame_bytes_total',
+    'Round frame bytes exchanged with the coordinator',
+    ['direction'] as const,
+  );
+
+  private counter<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) {
+    return new Counter<L>({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  private gauge(name: string, help: string) {
+    return new Gauge({ name, help, registers: [this.registry] });
+  }
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'edgefed_node_' });

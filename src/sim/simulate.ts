@@ -11,14 +11,13 @@ import type { ModelSpec } from '../model/spec.js';
 import { makeTrainer } from '../model/make-trainer.js';
 import { Strategy } from '../engine/strategy.js';
 import type { RoundRecord } from '../engine/round-engine.js';
-import { engineFor } from '../engine/engine-for.js';
+import { engineFor, engineSpecOf } from '../engine/engine-for.js';
 import { WorkerPoolTransport } from './pool.js';
-import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 import { parseCompression } from '../core/compress-update.js';
 import { shareDataset, sharePartitioned } from './shared-data.js';
 import { splitCentralEvaluation } from './central-eval.js';
 import { makeClock } from './heterogeneity.js';
-import { fedBuffDefaults } from './heterogeneity-options.js';
+import { simRoundSize } from './heterogeneity-options.js';
 import { resolveOptions, type ResolvedOptions, type SimulationOptions } from './options.js';
 import { prepareRun, type AttackSummary } from './setup.js';
 import { localDpHost } from './sim-host.js';
@@ -80,29 +79,12 @@ export async function runSimulation(
   const evaluator = await makeTrainer(spec, o.trainer);
   try {
     const engine = engineFor(
-      {
+      engineSpecOf(o, {
         strategy: new Strategy(strategyConfig),
-        rounds: o.rounds,
-        seed: o.seed,
-        local: { epochs: o.localEpochs, batchSize: o.batchSize, optimizer: spec.optimizer },
-        fraction: o.fraction,
+        optimizer: spec.optimizer,
         minNodes,
-        evalFraction: o.evalFraction,
-        targetAccuracy: o.targetAccuracy,
-        overSelect: o.overSelect,
-        deadlineSeconds: o.deadline,
-        compression,
-        dpNoise: o.dpNoise,
-        ...(o.secagg
-          ? {
-              secure: {
-                clip: o.secaggClip ?? DEFAULT_SECAGG.clip,
-                maxWeight: o.secaggMaxWeight ?? DEFAULT_SECAGG.maxWeight,
-              },
-            }
-          : {}),
-        ...(o.mode === 'async' ? { fedBuff: { ...fedBuffDefaults(o), serverLr: o.serverLr ?? 1 } } : {}),
-      },
+        roundSize: simRoundSize(o),
+      }),
       {
         layout,
         transport,

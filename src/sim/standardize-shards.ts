@@ -12,8 +12,8 @@ import { featureSize, subset, type Dataset } from '../data/types.js';
 import type { LoadedData } from '../data/load.js';
 import { federatedStandardization } from './analytics.js';
 
-export const STANDARDIZE_MODES = ['central', 'node', 'federated'] as const;
-export type StandardizeMode = (typeof STANDARDIZE_MODES)[number];
+export { STANDARDIZE_MODES, type StandardizeMode } from '../engine/run-spec.js';
+import type { StandardizeMode } from '../engine/run-spec.js';
 
 export interface ScaledData {
   train: Dataset;
