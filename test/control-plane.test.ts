@@ -284,7 +284,7 @@ describe('control plane with auth on (the default)', () => {
       message(missing).replace('/no/such/file', 'P'),
       'an existing and a missing file look alike',
     );
-    assert.match(message(existing), /not a registered dataset; registered: mnist, digits/);
+    assert.match(message(existing), /not a registered dataset; registered: mnist, fashion-mnist, digits/);
     assert.equal(c.store.listRuns().length, runs);
     assert.deepEqual(parseDatasetFlag('pumps=csv:data/p.csv?label=fault'), {
       name: 'pumps',

@@ -13,6 +13,8 @@ import { CHUNK_HEADER_BYTES } from '../core/chunks.js';
 import { MAX_HELLO_BYTES, MAX_MESSAGE_BYTES, type CoordinatorMessage } from '../net/node-protocol.js';
 import type { CloseCause, NodeConnection, NodeConnectionEvents, NodeIdentity } from './node-connection.js';
 
+const PROTOCOL_ERROR_GRACE_MS = 500;
+
 /** Accepts node WebSocket upgrades; `open` starts a session for each connection and returns its handlers. */
 export class WebSocketNodeEndpoint {
   private readonly wss: WebSocketServer;
@@ -81,7 +83,11 @@ class WebSocketNodeConnection implements NodeConnection {
     );
     ws.on('error', (e: Error & { code?: string }) => {
       this.cause ??= { by: 'socket_error', code: 0, reason: e.code ?? e.message.slice(0, 123) };
-      ws.terminate();
+      // A protocol error (WS_ERR_*, e.g. a message over maxPayload) has already queued ws's close frame with
+      // its status (1009): destroying the socket now can reset it before the peer reads why. ws discards the
+      // peer's further bytes meanwhile, so the short grace costs no memory.
+      if (e.code?.startsWith('WS_ERR_')) setTimeout(() => ws.terminate(), PROTOCOL_ERROR_GRACE_MS).unref();
+      else ws.terminate();
     });
   }
 
