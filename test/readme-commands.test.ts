@@ -3,7 +3,8 @@
 // the repo (or be written by an earlier command of the same file); commands that finish on their own run for
 // real, simulations capped at one round on a slice of the data by flags appended after the README's own
 // (commander keeps the last value). Long-lived services (coordinator, node, up, gateway, sim-worker) and
-// commands needing a server only have their flags checked by `--help` parsing of the command name.
+// commands needing a server are not started: every flag they use must be one their `--help` lists.
+// The examples in every command's --help are held to the same rule for the files they name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
@@ -79,7 +80,7 @@ function namedFiles(args: string[], written: Set<string>): string[] {
   const files: string[] = [];
   for (let i = 0; i < args.length - 1; i++) {
     const [flag, value] = [args[i], args[i + 1]];
-    if ((flag === '--dataset' || flag === '--input') && /^(csv|idx):/.test(value))
+    if ((flag === '--dataset' || flag === '--input' || flag === '--calibration') && /^(csv|idx):/.test(value))
       files.push(value.slice(4).split('?')[0]);
     if (flag === '--config') files.push(value);
     if (flag === '--model' && /[/.]/.test(value) && ![...written].some((w) => value.startsWith(w))) files.push(value);
@@ -99,41 +100,80 @@ test('shellWords splits quotes and escapes as a shell would', () => {
   assert.throws(() => shellWords(`a 'b`), /unbalanced/);
 });
 
+const helps = new Map<string, ReturnType<typeof runCli>>();
+/** `edgefed NAME --help`, run once per command name. */
+function helpOf(name: string) {
+  if (!helps.has(name)) helps.set(name, runCli([name, '--help']));
+  return helps.get(name)!;
+}
+
+/**
+ * Runs commands in order as `where` writes them (see the header): files they name must exist, services (and
+ * every command when `run` is false) are checked against their --help, the rest run. Returns how many ran.
+ */
+async function runAsWritten(where: string, commands: string[][], options = { run: true }): Promise<number> {
+  const written = new Set<string>();
+  // --out folders go to a scratch directory; later commands that read them are pointed there too.
+  const scratch = mkdtempSync(join(tmpdir(), 'edgefed-readme-'));
+  const relocate = (v: string) => ([...written].some((w) => v === w || v.startsWith(`${w}/`)) ? join(scratch, v) : v);
+  let ran = 0;
+  for (const writtenArgs of commands) {
+    const args = writtenArgs.map((a, i) => (writtenArgs[i - 1] === '--out' ? join(scratch, a) : relocate(a)));
+    for (const file of namedFiles(writtenArgs, written))
+      assert.ok(existsSync(join(ROOT, file)), `${where}: \`edgefed ${args.join(' ')}\` names ${file}, not in the repo`);
+    const out = args.indexOf('--out');
+    const name = args[0];
+    const service = !options.run || SERVICES.has(name) || args.includes('--queue');
+    const run = service ? [name, '--help'] : name === 'simulate' || name === 'demo' ? [...args, ...SHORT_SIM] : args;
+    const r = run[1] === '--help' ? await helpOf(name) : await runCli(run);
+    assert.equal(r.code, 0, `${where}: \`edgefed ${run.join(' ')}\` exited ${r.code}: ${r.stderr.slice(0, 500)}`);
+    if (service)
+      for (const flag of args.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0]))
+        assert.ok(
+          r.stdout.includes(`${flag} `) || r.stdout.includes(`${flag}\n`),
+          `${where}: \`edgefed ${args.join(' ')}\` uses ${flag}, which \`edgefed ${name} --help\` does not list`,
+        );
+    else ran++;
+    if (out >= 0) written.add(writtenArgs[out + 1]);
+  }
+  return ran;
+}
+
 for (const readme of READMES) {
   test(`${readme}: every edgefed command names files that exist and runs as written`, {
     timeout: 600_000,
   }, async () => {
     const commands = readmeCommands(join(ROOT, readme));
-    const written = new Set<string>();
-    // --out folders go to a scratch directory; later commands that read them are pointed there too.
-    const scratch = mkdtempSync(join(tmpdir(), 'edgefed-readme-'));
-    const relocate = (v: string) => ([...written].some((w) => v === w || v.startsWith(`${w}/`)) ? join(scratch, v) : v);
-    let ran = 0;
-    for (const readmeArgs of commands) {
-      const args = readmeArgs.map((a, i) => (readmeArgs[i - 1] === '--out' ? join(scratch, a) : relocate(a)));
-      for (const file of namedFiles(readmeArgs, written))
-        assert.ok(
-          existsSync(join(ROOT, file)),
-          `${readme}: \`edgefed ${args.join(' ')}\` names ${file}, which is not in the repo`,
-        );
-      const out = args.indexOf('--out');
-      const name = args[0];
-      let run: string[];
-      if (SERVICES.has(name) || args.includes('--queue')) {
-        run = [name, '--help']; // the command exists (its flags need a server to mean anything)
-      } else if (name === 'simulate' || name === 'demo') {
-        run = [...args, ...SHORT_SIM];
-      } else {
-        run = args;
-      }
-      const r = await runCli(run);
-      assert.equal(r.code, 0, `${readme}: \`edgefed ${run.join(' ')}\` exited ${r.code}: ${r.stderr.slice(0, 500)}`);
-      if (out >= 0) written.add(readmeArgs[out + 1]);
-      ran++;
-    }
-    console.log(
-      `${readme}: ${ran} edgefed commands checked (${commands.filter((c) => !SERVICES.has(c[0])).length} run)`,
-    );
-    assert.ok(ran > 0 || readme !== 'README.md', `${readme} has edgefed commands`);
+    const ran = await runAsWritten(readme, commands);
+    console.log(`${readme}: ${commands.length} edgefed commands checked (${ran} run)`);
+    assert.ok(commands.length > 0 || readme !== 'README.md', `${readme} has edgefed commands`);
   });
 }
+
+/** The `edgefed ...` lines under "Examples:" in a --help text, continuations joined. */
+function helpExamples(help: string): string[][] {
+  const examples = help.split(/^Examples:\n/m)[1] ?? '';
+  return examples
+    .replace(/\\\n\s*/g, ' ')
+    .split('\n')
+    .flatMap((line) =>
+      shellWords(line.trim())
+        .join(' ')
+        .split(/ (?:&&|\||;) /),
+    )
+    .map((command) => command.split(' '))
+    .filter((words) => words[0] === 'edgefed')
+    .map((words) => words.slice(1));
+}
+
+// Checked, not run: several examples write the same --out folder, and running them all would double this file's time.
+test("every command's --help examples name files that exist and flags the command lists", async () => {
+  const top = await runCli(['--help']);
+  const names = [...top.stdout.matchAll(/^ {2}([a-z][a-z-]*)\b/gm)].map((m) => m[1]).filter((n) => n !== 'help');
+  assert.ok(names.includes('simulate') && names.includes('predict'), top.stdout);
+  const examples: string[][] = [];
+  for (const name of names) examples.push(...helpExamples((await helpOf(name)).stdout));
+  await runAsWritten('--help examples', examples, { run: false });
+  assert.ok(examples.length >= 10, `only ${examples.length} help examples found`);
+  console.log(`${examples.length} --help examples of ${names.length} commands checked`);
+});

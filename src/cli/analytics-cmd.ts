@@ -8,6 +8,7 @@ import { ANALYTICS_QUERIES, parseAnalyticsQuery } from '../engine/analytics-quer
 import { simulateAnalytics } from '../sim/analytics.js';
 import type { AnalyticsResult } from '../engine/analytics-round.js';
 import { parsePartitionSpec } from '../core/partition.js';
+import { DATASET_SPEC_FORMS } from '../data/load.js';
 
 interface AnalyticsFlags {
   dataset: string;
@@ -106,7 +107,7 @@ export function addAnalyticsCommand(program: Command): void {
   program
     .command('analytics')
     .description("federated statistics over nodes' data without moving it: stats, histograms, quantiles, label counts")
-    .option('--dataset <spec>', 'mnist | idx:DIR | csv:FILE[?label=COL&keep=a,b] (as simulate)', 'mnist')
+    .option('--dataset <spec>', `${DATASET_SPEC_FORMS.join(' | ')} (as simulate)`, 'mnist')
     .option('--partition <spec>', 'how rows are split over nodes, as simulate (e.g. natural:machine_id)', 'iid')
     .option('--nodes <n>', 'number of nodes', intArg(1, 100000), 10)
     .option('--seed <n>', 'seed of the partition (and of seeded DP noise)', intArg(0, 2 ** 32 - 1), 1)

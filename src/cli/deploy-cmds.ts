@@ -114,7 +114,7 @@ SIGTERM or SIGINT: stop taking work, let the round in progress finish (or abando
 again. Only POST /v1/runs/:id/stop stops a run. One coordinator per database: a second one exits with code 2.
 
 Examples:
-  edgefed coordinator --port 8080 --db edgefed.db --config run.json
+  edgefed coordinator --port 8080 --db edgefed.db --config examples/industrial-fault/run.json
   curl -X POST localhost:8080/v1/runs -H 'content-type: application/json' -H "authorization: Bearer $ADMIN" -d '{"model":"mlp","rounds":10}'`,
     )
     .action(

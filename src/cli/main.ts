@@ -26,6 +26,8 @@ import { ATTACK_KINDS, DEFAULT_ATTACK_SCALE } from '../core/robust.js';
 import { DEFAULT_SECAGG } from '../engine/secure-round.js';
 import { strategyHelp } from '../engine/strategies/registry.js';
 import { compressionForms } from '../core/compress-update.js';
+import { DATASET_SPEC_FORMS } from '../data/load.js';
+import { BUILTIN_MODELS } from '../model/spec.js';
 
 const program = new Command('edgefed')
   .description('Federated deep learning at the edge: partition, train, fuse and predict.')
@@ -106,8 +108,8 @@ async function simulate(flags: SimulateFlags): Promise<void> {
 
 function addSimulateOptions(cmd: Command, defaults: { rounds: number; target?: number }): Command {
   return cmd
-    .option('--dataset <spec>', 'mnist | idx:DIR | csv:FILE[?label=COL&test=0.2&keep=a,b]', 'mnist')
-    .option('--model <name>', 'mlp | 2nn | cnn | linear | PATH/model.json', 'mlp')
+    .option('--dataset <spec>', DATASET_SPEC_FORMS.join(' | '), 'mnist')
+    .option('--model <name>', `${BUILTIN_MODELS.join(' | ')} | PATH/model.json`, 'mlp')
     .option('--nodes <n>', 'number of edge nodes', intArg(1, 100000), 10)
     .option('--fraction <f>', 'fraction of nodes sampled each round', floatArg(0, 1, true), 1)
     .option('--min-nodes <n>', 'fewest nodes a round needs', intArg(1))
@@ -237,7 +239,8 @@ addSimulateOptions(program.command('simulate'), { rounds: 20 })
 Examples:
   edgefed simulate --nodes 10 --rounds 20 --target-accuracy 0.97 --seed 1 --json
   edgefed simulate --model 2nn --nodes 100 --fraction 0.1 --partition shards:2 --batch-size 10 --optimizer sgd
-  edgefed simulate --dataset csv:sensors.csv?label=fault --model mlp --partition dirichlet:0.5 --out runs/faults
+  edgefed simulate --dataset 'csv:examples/industrial-fault/synthetic-pump-sensors.csv?label=fault&keep=machine_id' \\
+    --nodes 8 --partition natural:machine_id --standardize federated --out runs/faults
   edgefed simulate --nodes 20 --rounds 10 --attack sign-flip --malicious 0.2 --strategy multikrum:f=4 --json
   edgefed simulate --nodes 30 --fraction 0.3 --profile slow20 --mode async --buffer-size 3 --target-accuracy 0.95 --json`,
   )

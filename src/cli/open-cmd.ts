@@ -6,11 +6,11 @@
 import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import pino from 'pino';
 import { intArg, UsageError } from './args.js';
 import { startCoordinator } from '../coordinator/server.js';
 import { DatabaseLockedError } from '../coordinator/db-lock.js';
 import { StoreError } from '../coordinator/store.js';
+import { addLogFormatOption, makeLogger } from './logger.js';
 
 /** A run folder (with edgefed.db in it) or a database file. */
 export function databaseOf(path: string): string {
@@ -23,11 +23,12 @@ export function databaseOf(path: string): string {
 }
 
 export function addOpenCommand(program: Command): void {
-  program
+  const command = program
     .command('open')
     .description('serve a saved coordinator database read-only for viewing (dashboard, runs, models)')
     .argument('<path>', 'a run folder written by edgefed up (runs/up-<time>) or a coordinator database file')
-    .option('--port <n>', 'port on 127.0.0.1 (0 = any free port)', intArg(0, 65535), 0)
+    .option('--port <n>', 'port on 127.0.0.1 (0 = any free port)', intArg(0, 65535), 0);
+  addLogFormatOption(command)
     .addHelpText(
       'after',
       `
@@ -35,7 +36,7 @@ Examples:
   edgefed open runs/up-2026-12-07T02-30-00-000Z
   edgefed open edgefed.db --port 8090`,
     )
-    .action(async (path: string, f: { port: number }) => {
+    .action(async (path: string, f: { port: number; logFormat?: string }) => {
       const db = databaseOf(path);
       const c = await startCoordinator({
         port: f.port,
@@ -43,7 +44,7 @@ Examples:
         db,
         readOnly: true,
         publicRead: true,
-        logger: pino({ level: 'warn' }, pino.destination(2)),
+        logger: makeLogger({ level: 'warn', format: f.logFormat, base: { service: 'coordinator', pid: process.pid } }),
       }).catch((e: Error) => {
         throw e instanceof DatabaseLockedError || e instanceof StoreError ? new UsageError(e.message) : e;
       });

@@ -152,9 +152,9 @@ export function addPredictCommand(program: Command): void {
       `
 Examples:
   edgefed demo --out runs/demo && edgefed predict --model runs/demo/model --input mnist --threshold 0.9
-  edgefed simulate --dataset 'csv:examples/industrial-fault/synthetic-pump-sensors.csv?label=fault' \\
+  edgefed simulate --dataset 'csv:examples/industrial-fault/synthetic-pump-sensors.csv?label=fault&keep=machine_id' \\
     --partition natural:machine_id --nodes 8 --out runs/faults
-  edgefed predict --model runs/faults/model --input 'csv:examples/industrial-fault/synthetic-pump-sensors.csv?label=fault' --json`,
+  edgefed predict --model runs/faults/model --input 'csv:examples/industrial-fault/synthetic-pump-sensors.csv?label=fault&keep=machine_id' --json`,
     )
     .action(async (flags: PredictFlags) => {
       let r: Record<string, unknown>;

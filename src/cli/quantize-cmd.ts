@@ -138,7 +138,7 @@ export function addQuantizeCommand(program: Command): void {
       `
 Examples:
   edgefed quantize --model runs/demo/model --calibration 'mnist:train?limit=1000'
-  edgefed quantize --model runs/pumps/model --calibration 'csv:pumps.csv?label=fault&keep=machine_id'
+  edgefed quantize --model runs/faults/model --calibration 'csv:examples/industrial-fault/synthetic-pump-sensors.csv?label=fault&keep=machine_id'
 Supported layers: Dense, Conv2D, MaxPool2D, Flatten, Dropout (hidden activations relu or linear).`,
     )
     .action(async (flags: QuantizeOptions & { json?: boolean }) => {

@@ -9,16 +9,16 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
 import { intArg, UsageError } from './args.js';
 import { progressReporter } from './progress.js';
 import { childLog, childName, lastLogLine, spawnGatewayTree, spawnNode, type UpDirs } from './up-gateways.js';
 import { startCoordinator } from '../coordinator/server.js';
 import { parseRunConfig } from '../coordinator/config.js';
+import { addLogFormatOption, makeLogger } from './logger.js';
 import { READ_SCOPES } from '../coordinator/api-tokens.js';
 
 /** How long the round in progress may take to finish after Ctrl-C before it is abandoned uncommitted. */
-export const UP_STOP_GRACE_MS = 1500;
+export const UP_STOP_GRACE_MS = 1000;
 
 interface UpFlags {
   nodes: number;
@@ -28,10 +28,11 @@ interface UpFlags {
   targetAccuracy: number;
   gateways: number;
   exitOnFinish?: boolean;
+  logFormat?: string;
 }
 
 export function addUpCommand(program: Command): void {
-  program
+  const command = program
     .command('up')
     .description('a coordinator plus local edge-node processes on loopback training the reference MNIST model')
     .option('--nodes <n>', 'node processes to start', intArg(1, 64), 4)
@@ -48,7 +49,9 @@ export function addUpCommand(program: Command): void {
     .option(
       '--exit-on-finish',
       'exit when the run ends (default: keep serving the dashboard until Ctrl-C; CI=true implies this)',
-    )
+    );
+  addLogFormatOption(command);
+  command
     .addHelpText(
       'after',
       `
@@ -74,10 +77,14 @@ async function up(f: UpFlags): Promise<void> {
   const c = await startCoordinator({
     port: f.port,
     db,
-    logger: pino({ level: 'warn' }, pino.destination(2)),
+    logger: makeLogger({ level: 'warn', format: f.logFormat, base: { service: 'coordinator', pid: process.pid } }),
     shutdownGraceMs: UP_STOP_GRACE_MS,
     onRound: (_runId, r) => progress.onRound(r),
   });
+  // The evaluation set loads synchronously, when no signal handler could run: it loads before Ctrl-C is taken
+  // over (until then Ctrl-C ends the process at once, with no run started), so a later Ctrl-C is served in time.
+  progress.phase('loading the MNIST test set');
+  c.runs.datasets.testSet('mnist');
   let children: ChildProcess[] = [];
   let stopping = false;
   const stopAll = async (code: number) => {
