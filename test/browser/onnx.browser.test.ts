@@ -1,6 +1,6 @@
 // Browser suite: the ONNX files `edgefed export` writes run in onnxruntime-web (its WASM backend, one
-// thread) in headless Chromium and give the engine's predictions: the MLP and the McMahan CNN trained
-// briefly on MNIST (1,000 test images) and the GRU forecaster. onnxruntime-web's scripts and wasm files
+// thread) in headless Chromium and give the engine's predictions: the MLP, the McMahan CNN and the
+// MobileNet-style model trained briefly on MNIST (1,000 test images) and the GRU forecaster. onnxruntime-web's scripts and wasm files
 // are served from node_modules on loopback (no CDN).
 // Needs /usr/bin/chromium (apt-get install chromium); skipped with a message when it is absent.
 import { after, before, test } from 'node:test';
@@ -58,10 +58,19 @@ before(async () => {
     d.test,
     Array.from({ length: 1000 }, (_, i) => i),
   );
-  for (const name of ['mlp', 'cnn'] as const) {
+  for (const name of ['mlp', 'cnn', 'mobilenet'] as const) {
     const spec = builtinModel(name, [28, 28, 1], 10);
     const trainer = new EngineTrainer(spec, getKernels());
-    const { weights } = await trainer.train(initialWeights(tensorSpecs(spec), new Rng(2)), train, {
+    // The mobilenet takes a few steps only (its depthwise loops are plain TypeScript): enough to move its
+    // batch-norm moving statistics.
+    const data =
+      name === 'mobilenet'
+        ? subset(
+            train,
+            Array.from({ length: 96 }, (_, i) => i),
+          )
+        : train;
+    const { weights } = await trainer.train(initialWeights(tensorSpecs(spec), new Rng(2)), data, {
       epochs: 1,
       batchSize: 32,
       optimizer: spec.optimizer,
@@ -105,7 +114,7 @@ after(async () => {
   await server?.close();
 });
 
-for (const name of ['mlp', 'cnn', 'gru']) {
+for (const name of ['mlp', 'cnn', 'mobilenet', 'gru']) {
   test(`onnxruntime-web in Chromium runs the exported ${name} with the engine's predictions (within 1e-5)`, {
     skip,
     timeout: 300_000,

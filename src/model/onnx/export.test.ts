@@ -83,6 +83,91 @@ describe('ONNX export in onnxruntime-node', () => {
     });
   }
 
+  it("mobilenet (depthwise, separable, batch norm, global average pool) trained a few steps on MNIST: ONNX Runtime predicts the engine's probabilities within 1e-5 on 1,000 test images", async (t) => {
+    const spec = builtinModel('mobilenet', [28, 28, 1], 10);
+    const trainer = new EngineTrainer(spec, getKernels());
+    const w0 = initialWeights(tensorSpecs(spec), new Rng(3));
+    // A few steps move the moving statistics away from (0, 1), so inference-form batch norm is exercised.
+    const few = subset(
+      train,
+      Array.from({ length: 96 }, (_, i) => i),
+    );
+    const { weights } = await trainer.train(w0, few, {
+      epochs: 1,
+      batchSize: 32,
+      optimizer: spec.optimizer,
+      proxMu: 0,
+      seed: 1,
+    });
+    const ours = await trainer.predict(weights, test.x, test.n);
+    const theirs = await runOnnx(exportOnnx(spec, weights), test.x, [test.n, 28, 28, 1]);
+    const diff = maxAbsDiff(ours, theirs);
+    t.diagnostic(`max |onnxruntime - engine| probability ${diff.toExponential(2)}`);
+    assert.ok(diff <= 1e-5, `predictions differ by ${diff}`);
+  });
+
+  type Padding = 'same' | 'valid';
+  type Act = 'relu' | 'linear' | 'sigmoid' | 'tanh';
+  const depthwise = (name: string, k: number, dm: number, s: number, padding: Padding, act: Act, useBias: boolean) =>
+    ({
+      type: 'depthwiseconv2d',
+      name,
+      kernelSize: k,
+      depthMultiplier: dm,
+      strides: s,
+      padding,
+      activation: act,
+      useBias,
+    }) as const;
+  const separable = (name: string, filters: number, k: number, s: number, padding: Padding, act: Act) =>
+    ({ type: 'separableconv2d', name, filters, kernelSize: k, strides: s, padding, activation: act }) as const;
+  const imageModel = (name: string, inputShape: number[], loss: ModelSpec['loss'], layers: ModelSpec['layers']) =>
+    ({ name, inputShape, loss, optimizer: { name: 'adam', lr: 0.01 }, layers }) as ModelSpec;
+  const visionModels: [string, ModelSpec][] = [
+    [
+      'depthwise (multiplier 2, valid, stride 2, bias, tanh), batch norm, separable (same, stride 2, sigmoid), ' +
+        'conv2d, batch norm, global average pool, dense with batch norm, dense softmax',
+      imageModel('vision-a', [11, 9, 3], 'sparse_categorical_crossentropy', [
+        depthwise('dw', 3, 2, 2, 'valid', 'tanh', true),
+        { type: 'batchnorm', name: 'bn1', momentum: 0.9, epsilon: 1e-3 },
+        separable('sep', 5, 2, 2, 'same', 'sigmoid'),
+        { type: 'conv2d', name: 'c', filters: 4, kernelSize: 3, activation: 'relu', padding: 'same' },
+        { type: 'batchnorm', name: 'bn2', momentum: 0.99, epsilon: 1e-2 },
+        { type: 'globalavgpool2d', name: 'gap' },
+        { type: 'dense', name: 'd', units: 6, activation: 'relu' },
+        { type: 'batchnorm', name: 'bn3', momentum: 0.9, epsilon: 1e-3 },
+        { type: 'dense', name: 'out', units: 3, activation: 'softmax' },
+      ]),
+    ],
+    [
+      'depthwise (same, stride 1, no bias, relu), maxpool, separable (valid, linear), flatten, dense linear',
+      imageModel('vision-b', [10, 10, 2], 'mse', [
+        depthwise('dw', 5, 1, 1, 'same', 'relu', false),
+        { type: 'maxpool2d', name: 'p', poolSize: 2 },
+        separable('sep', 3, 3, 1, 'valid', 'linear'),
+        { type: 'flatten', name: 'f' },
+        { type: 'dense', name: 'out', units: 2, activation: 'linear' },
+      ]),
+    ],
+  ];
+  for (const [what, spec] of visionModels) {
+    it(`vision model (${what}): ONNX Runtime predicts the engine's outputs within 1e-5`, async (t) => {
+      const r = new Rng(6);
+      const w = initialWeights(tensorSpecs(spec), r);
+      // Biases, gammas, betas and moving statistics away from 0 and 1; a moving variance may go below 0,
+      // which both the engine and the export read as 0.
+      for (let i = 0; i < w.length; i++) w[i] += r.uniform(-0.3, 0.3);
+      const n = 200;
+      const size = spec.inputShape.reduce((a, b) => a * b, 1);
+      const x = Float32Array.from({ length: n * size }, () => r.uniform(-2, 2));
+      const ours = new SeqNet(spec, jsKernels).predict(w, x, n);
+      const theirs = await runOnnx(exportOnnx(spec, w), x, [n, ...spec.inputShape]);
+      const diff = maxAbsDiff(ours, theirs);
+      t.diagnostic(`max |onnxruntime - engine| ${diff.toExponential(2)}`);
+      assert.ok(diff <= 1e-5, `outputs differ by ${diff}`);
+    });
+  }
+
   const rnn = (
     type: 'gru' | 'lstm',
     name: string,
