@@ -14,6 +14,7 @@ import { jsKernels } from '../../nn/kernels-js.js';
 import { getKernels } from '../../nn/kernels-select.js';
 import { exportOnnx } from './export.js';
 import { ProtoWriter } from './proto.js';
+import { trainBriefly } from './brief-training.js';
 import { dequantizeWeights, quantizeWeights } from '../../core/quantize.js';
 
 const ort = createRequire(import.meta.url)('onnxruntime-node') as typeof import('onnxruntime-node');
@@ -86,19 +87,12 @@ describe('ONNX export in onnxruntime-node', () => {
   it("mobilenet (depthwise, separable, batch norm, global average pool) trained a few steps on MNIST: ONNX Runtime predicts the engine's probabilities within 1e-5 on 1,000 test images", async (t) => {
     const spec = builtinModel('mobilenet', [28, 28, 1], 10);
     const trainer = new EngineTrainer(spec, getKernels());
-    const w0 = initialWeights(tensorSpecs(spec), new Rng(3));
     // A few steps move the moving statistics away from (0, 1), so inference-form batch norm is exercised.
     const few = subset(
       train,
       Array.from({ length: 96 }, (_, i) => i),
     );
-    const { weights } = await trainer.train(w0, few, {
-      epochs: 1,
-      batchSize: 32,
-      optimizer: spec.optimizer,
-      proxMu: 0,
-      seed: 1,
-    });
+    const weights = await trainBriefly(spec, few, 3);
     const ours = await trainer.predict(weights, test.x, test.n);
     const theirs = await runOnnx(exportOnnx(spec, weights), test.x, [test.n, 28, 28, 1]);
     const diff = maxAbsDiff(ours, theirs);
