@@ -15,7 +15,7 @@ import { getKernels } from '../../nn/kernels-select.js';
 import { exportOnnx } from './export.js';
 import { ProtoWriter } from './proto.js';
 import { trainBriefly } from './brief-training.js';
-import { dequantizeWeights, quantizeWeights } from '../../core/quantize.js';
+import { dequantize, dequantizeWeights, quantizePerChannel, quantizeWeights } from '../../core/quantize.js';
 
 const ort = createRequire(import.meta.url)('onnxruntime-node') as typeof import('onnxruntime-node');
 
@@ -251,6 +251,40 @@ describe('ONNX export in onnxruntime-node', () => {
         assert.ok(int8.length <= 0.26 * float.length, 'weights dominate the cnn file: about a quarter');
     });
   }
+
+  it('int8 (QDQ, weight-only) export of the mobilenet: depthwise kernels get one scale per output channel, and ONNX Runtime computes what the engine does with those weights', async (t) => {
+    const spec = builtinModel('mobilenet', [28, 28, 1], 10);
+    const tensors = tensorSpecs(spec);
+    const r = new Rng(9);
+    const w = initialWeights(tensors, r);
+    for (let i = 0; i < w.length; i++) w[i] += r.uniform(-0.05, 0.05);
+    // The reference: every kernel per output channel; a depthwise kernel [k, k, c, dm] has c * dm of them
+    // (its flat index modulo c * dm), not dm as its last axis would say.
+    const reference = new Float32Array(w.length);
+    let offset = 0;
+    for (const s of tensors) {
+      const size = s.shape.reduce((a, b) => a * b, 1);
+      const v = w.subarray(offset, offset + size);
+      const channels = s.name.endsWith('/depthwise_kernel') ? s.shape[2] * s.shape[3] : s.shape.at(-1)!;
+      const q = s.shape.length < 2 ? { values: v } : quantizePerChannel(v, channels);
+      reference.set(
+        'values' in q ? q.values : dequantize({ name: s.name, shape: s.shape, kind: 'int8', ...q }),
+        offset,
+      );
+      offset += size;
+    }
+    const n = 50;
+    const x = test.x.subarray(0, n * 784);
+    const ours = new SeqNet(spec, jsKernels).predict(reference, x, n);
+    const int8 = exportOnnx(spec, w, { int8: true });
+    const exact = maxAbsDiff(ours, await runOnnx(int8, x, [n, 28, 28, 1], false));
+    const float = exportOnnx(spec, w);
+    t.diagnostic(
+      `file ${int8.length} bytes vs ${float.length} float (${(int8.length / float.length).toFixed(3)}); ` +
+        `max |onnxruntime - engine| ${exact.toExponential(2)} as written`,
+    );
+    assert.ok(exact <= 1e-5, `outputs differ by ${exact}`);
+  });
 
   it('refuses a model the engine does not run, and weights of the wrong length, saying why', () => {
     const mlp = builtinModel('mlp', [28, 28, 1], 10);
