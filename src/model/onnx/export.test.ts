@@ -14,7 +14,8 @@ import { jsKernels } from '../../nn/kernels-js.js';
 import { getKernels } from '../../nn/kernels-select.js';
 import { exportOnnx } from './export.js';
 import { ProtoWriter } from './proto.js';
-import { dequantizeWeights, quantizeWeights } from '../../core/quantize.js';
+import { trainBriefly } from './brief-training.js';
+import { dequantize, dequantizeWeights, quantizePerChannel, quantizeWeights } from '../../core/quantize.js';
 
 const ort = createRequire(import.meta.url)('onnxruntime-node') as typeof import('onnxruntime-node');
 
@@ -80,6 +81,84 @@ describe('ONNX export in onnxruntime-node', () => {
       const diff = maxAbsDiff(ours, theirs);
       t.diagnostic(`max |onnxruntime - engine| probability ${diff.toExponential(2)}`);
       assert.ok(diff <= 1e-5, `predictions differ by ${diff}`);
+    });
+  }
+
+  it("mobilenet (depthwise, separable, batch norm, global average pool) trained a few steps on MNIST: ONNX Runtime predicts the engine's probabilities within 1e-5 on 1,000 test images", async (t) => {
+    const spec = builtinModel('mobilenet', [28, 28, 1], 10);
+    const trainer = new EngineTrainer(spec, getKernels());
+    // A few steps move the moving statistics away from (0, 1), so inference-form batch norm is exercised.
+    const few = subset(
+      train,
+      Array.from({ length: 96 }, (_, i) => i),
+    );
+    const weights = await trainBriefly(spec, few, 3);
+    const ours = await trainer.predict(weights, test.x, test.n);
+    const theirs = await runOnnx(exportOnnx(spec, weights), test.x, [test.n, 28, 28, 1]);
+    const diff = maxAbsDiff(ours, theirs);
+    t.diagnostic(`max |onnxruntime - engine| probability ${diff.toExponential(2)}`);
+    assert.ok(diff <= 1e-5, `predictions differ by ${diff}`);
+  });
+
+  type Padding = 'same' | 'valid';
+  type Act = 'relu' | 'linear' | 'sigmoid' | 'tanh';
+  const depthwise = (name: string, k: number, dm: number, s: number, padding: Padding, act: Act, useBias: boolean) =>
+    ({
+      type: 'depthwiseconv2d',
+      name,
+      kernelSize: k,
+      depthMultiplier: dm,
+      strides: s,
+      padding,
+      activation: act,
+      useBias,
+    }) as const;
+  const separable = (name: string, filters: number, k: number, s: number, padding: Padding, act: Act) =>
+    ({ type: 'separableconv2d', name, filters, kernelSize: k, strides: s, padding, activation: act }) as const;
+  const imageModel = (name: string, inputShape: number[], loss: ModelSpec['loss'], layers: ModelSpec['layers']) =>
+    ({ name, inputShape, loss, optimizer: { name: 'adam', lr: 0.01 }, layers }) as ModelSpec;
+  const visionModels: [string, ModelSpec][] = [
+    [
+      'depthwise (multiplier 2, valid, stride 2, bias, tanh), batch norm, separable (same, stride 2, sigmoid), ' +
+        'conv2d, batch norm, global average pool, dense with batch norm, dense softmax',
+      imageModel('vision-a', [11, 9, 3], 'sparse_categorical_crossentropy', [
+        depthwise('dw', 3, 2, 2, 'valid', 'tanh', true),
+        { type: 'batchnorm', name: 'bn1', momentum: 0.9, epsilon: 1e-3 },
+        separable('sep', 5, 2, 2, 'same', 'sigmoid'),
+        { type: 'conv2d', name: 'c', filters: 4, kernelSize: 3, activation: 'relu', padding: 'same' },
+        { type: 'batchnorm', name: 'bn2', momentum: 0.99, epsilon: 1e-2 },
+        { type: 'globalavgpool2d', name: 'gap' },
+        { type: 'dense', name: 'd', units: 6, activation: 'relu' },
+        { type: 'batchnorm', name: 'bn3', momentum: 0.9, epsilon: 1e-3 },
+        { type: 'dense', name: 'out', units: 3, activation: 'softmax' },
+      ]),
+    ],
+    [
+      'depthwise (same, stride 1, no bias, relu), maxpool, separable (valid, linear), flatten, dense linear',
+      imageModel('vision-b', [10, 10, 2], 'mse', [
+        depthwise('dw', 5, 1, 1, 'same', 'relu', false),
+        { type: 'maxpool2d', name: 'p', poolSize: 2 },
+        separable('sep', 3, 3, 1, 'valid', 'linear'),
+        { type: 'flatten', name: 'f' },
+        { type: 'dense', name: 'out', units: 2, activation: 'linear' },
+      ]),
+    ],
+  ];
+  for (const [what, spec] of visionModels) {
+    it(`vision model (${what}): ONNX Runtime predicts the engine's outputs within 1e-5`, async (t) => {
+      const r = new Rng(6);
+      const w = initialWeights(tensorSpecs(spec), r);
+      // Biases, gammas, betas and moving statistics away from 0 and 1; a moving variance may go below 0,
+      // which both the engine and the export read as 0.
+      for (let i = 0; i < w.length; i++) w[i] += r.uniform(-0.3, 0.3);
+      const n = 200;
+      const size = spec.inputShape.reduce((a, b) => a * b, 1);
+      const x = Float32Array.from({ length: n * size }, () => r.uniform(-2, 2));
+      const ours = new SeqNet(spec, jsKernels).predict(w, x, n);
+      const theirs = await runOnnx(exportOnnx(spec, w), x, [n, ...spec.inputShape]);
+      const diff = maxAbsDiff(ours, theirs);
+      t.diagnostic(`max |onnxruntime - engine| ${diff.toExponential(2)}`);
+      assert.ok(diff <= 1e-5, `outputs differ by ${diff}`);
     });
   }
 
@@ -172,6 +251,40 @@ describe('ONNX export in onnxruntime-node', () => {
         assert.ok(int8.length <= 0.26 * float.length, 'weights dominate the cnn file: about a quarter');
     });
   }
+
+  it('int8 (QDQ, weight-only) export of the mobilenet: depthwise kernels get one scale per output channel, and ONNX Runtime computes what the engine does with those weights', async (t) => {
+    const spec = builtinModel('mobilenet', [28, 28, 1], 10);
+    const tensors = tensorSpecs(spec);
+    const r = new Rng(9);
+    const w = initialWeights(tensors, r);
+    for (let i = 0; i < w.length; i++) w[i] += r.uniform(-0.05, 0.05);
+    // The reference: every kernel per output channel; a depthwise kernel [k, k, c, dm] has c * dm of them
+    // (its flat index modulo c * dm), not dm as its last axis would say.
+    const reference = new Float32Array(w.length);
+    let offset = 0;
+    for (const s of tensors) {
+      const size = s.shape.reduce((a, b) => a * b, 1);
+      const v = w.subarray(offset, offset + size);
+      const channels = s.name.endsWith('/depthwise_kernel') ? s.shape[2] * s.shape[3] : s.shape.at(-1)!;
+      const q = s.shape.length < 2 ? { values: v } : quantizePerChannel(v, channels);
+      reference.set(
+        'values' in q ? q.values : dequantize({ name: s.name, shape: s.shape, kind: 'int8', ...q }),
+        offset,
+      );
+      offset += size;
+    }
+    const n = 50;
+    const x = test.x.subarray(0, n * 784);
+    const ours = new SeqNet(spec, jsKernels).predict(reference, x, n);
+    const int8 = exportOnnx(spec, w, { int8: true });
+    const exact = maxAbsDiff(ours, await runOnnx(int8, x, [n, 28, 28, 1], false));
+    const float = exportOnnx(spec, w);
+    t.diagnostic(
+      `file ${int8.length} bytes vs ${float.length} float (${(int8.length / float.length).toFixed(3)}); ` +
+        `max |onnxruntime - engine| ${exact.toExponential(2)} as written`,
+    );
+    assert.ok(exact <= 1e-5, `outputs differ by ${exact}`);
+  });
 
   it('refuses a model the engine does not run, and weights of the wrong length, saying why', () => {
     const mlp = builtinModel('mlp', [28, 28, 1], 10);

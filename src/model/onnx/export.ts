@@ -8,7 +8,8 @@
  * Transposes, so every tensor between layers stays channels-last and Flatten keeps Keras's order; GRU ->
  * GRU with linear_before_reset = 0 (Keras reset_after = false; both order gates z, r, h); LSTM -> LSTM
  * with the gates reordered from Keras's i, f, c, o to ONNX's i, o, f, c; GlobalAveragePooling1D ->
- * ReduceMean; LayerNormalization -> LayerNormalization; Embedding -> Cast + Gather; Dropout -> nothing.
+ * ReduceMean; LayerNormalization -> LayerNormalization; Embedding -> Cast + Gather; Dropout -> nothing;
+ * DepthwiseConv2D, SeparableConv2D, BatchNormalization and GlobalAveragePooling2D as vision.ts says.
  *
  * With `int8`, every weight matrix is stored as int8 with one scale per output channel (core/quantize.ts)
  * and a DequantizeLinear node (QDQ form, weight-only: activations stay float), so the file is about a
@@ -16,108 +17,15 @@
  *
  * BROWSER-SAFE: imports nothing from Node.
  */
-import { DataType, encodeModel, type Attr, type OnnxGraph, type OnnxNode, type OnnxTensor } from './proto.js';
+import { DataType, encodeModel, type Attr, type OnnxGraph } from './proto.js';
 import type { ModelSpec } from '../spec.js';
 import { seqTensorSpecs, seqUnsupportedReason } from '../../nn/seqnet.js';
-import { quantizePerChannel } from '../../core/quantize.js';
+import { convWeight, GraphBuilder, toChannelsFirst, toChannelsLast, transpose2 } from './graph.js';
+import { visionLayer } from './vision.js';
 
 export const ONNX_OPSET = 17;
 
-const ACT_OP: Record<string, string | null> = {
-  relu: 'Relu',
-  sigmoid: 'Sigmoid',
-  tanh: 'Tanh',
-  linear: null,
-  softmax: 'Softmax',
-};
 const RNN_ACT: Record<string, string> = { tanh: 'Tanh', relu: 'Relu', sigmoid: 'Sigmoid', hardSigmoid: 'HardSigmoid' };
-
-const f32Bytes = (a: Float32Array): Uint8Array => new Uint8Array(Float32Array.from(a).buffer);
-
-/** Builds the graph one layer at a time; names are unique by a counter. */
-class GraphBuilder {
-  readonly nodes: OnnxNode[] = [];
-  readonly initializers: OnnxTensor[] = [];
-  private count = 0;
-
-  constructor(private readonly int8: boolean) {}
-
-  fresh(base: string): string {
-    return `${base}_${this.count++}`;
-  }
-
-  op(op: string, inputs: string[], attrs?: Record<string, Attr>, outputs = 1): string[] {
-    const outs = Array.from({ length: outputs }, () => this.fresh(op.toLowerCase()));
-    this.nodes.push({ op, inputs, outputs: outs, attrs });
-    return outs;
-  }
-
-  one(op: string, inputs: string[], attrs?: Record<string, Attr>): string {
-    return this.op(op, inputs, attrs)[0];
-  }
-
-  floats(name: string, dims: number[], values: Float32Array): string {
-    this.initializers.push({ name, dims, type: DataType.FLOAT, raw: f32Bytes(values) });
-    return name;
-  }
-
-  /** A weight matrix in ONNX layout: float, or int8 per channel along `axis` behind a DequantizeLinear. */
-  weight(name: string, dims: number[], values: Float32Array, axis: number): string {
-    if (!this.int8) return this.floats(name, dims, values);
-    const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-    const { q, scales } = quantizePerChannel(values, dims[axis], inner);
-    this.initializers.push({ name: `${name}/q`, dims, type: DataType.INT8, raw: new Uint8Array(q.buffer) });
-    this.floats(`${name}/scale`, [dims[axis]], scales);
-    this.initializers.push({
-      name: `${name}/zero_point`,
-      dims: [dims[axis]],
-      type: DataType.INT8,
-      raw: new Uint8Array(dims[axis]),
-    });
-    this.nodes.push({
-      op: 'DequantizeLinear',
-      inputs: [`${name}/q`, `${name}/scale`, `${name}/zero_point`],
-      outputs: [name],
-      attrs: { axis },
-    });
-    return name;
-  }
-
-  int64s(values: number[]): string {
-    const name = this.fresh('const');
-    this.initializers.push({
-      name,
-      dims: [values.length],
-      type: DataType.INT64,
-      raw: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer),
-    });
-    return name;
-  }
-
-  activation(x: string, act: string): string {
-    const op = ACT_OP[act];
-    if (op === undefined) throw new Error(`ONNX export: activation '${act}' has no ONNX operator here`);
-    if (op === null) return x;
-    return this.one(op, [x], op === 'Softmax' ? { axis: -1 } : undefined);
-  }
-}
-
-/** rows x cols (row-major) -> cols x rows. */
-function transpose2(a: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
-  return out;
-}
-
-/** A Keras kernel [spatial..., cin, cout] as the ONNX weight [cout, cin, spatial...]. */
-function convWeight(k: Float32Array, spatial: number, cin: number, cout: number): Float32Array {
-  const out = new Float32Array(k.length);
-  for (let s = 0; s < spatial; s++) {
-    for (let ci = 0; ci < cin; ci++)
-      for (let co = 0; co < cout; co++) out[(co * cin + ci) * spatial + s] = k[(s * cin + ci) * cout + co];
-  }
-  return out;
-}
 
 /** Reorders the G blocks of U columns of a [rows, G * U] matrix by `order` (new block j = old block order[j]). */
 function gateColumns(a: Float32Array, rows: number, units: number, order: number[]): Float32Array {
@@ -135,33 +43,28 @@ function gateColumns(a: Float32Array, rows: number, units: number, order: number
 export function onnxGraph(spec: ModelSpec, weights: Float32Array, options: { int8?: boolean } = {}): OnnxGraph {
   const reason = seqUnsupportedReason(spec);
   if (reason) throw new Error(`ONNX export covers the models the engine trains; ${spec.name} is not one: ${reason}`);
-  // The compact vision layers have no ONNX mapping yet: refused rather than left out of the graph.
-  const vision = spec.layers.find((l) =>
-    ['depthwiseconv2d', 'separableconv2d', 'batchnorm', 'globalavgpool2d'].includes(l.type),
-  );
-  if (vision) {
-    throw new Error(
-      `ONNX export does not cover ${vision.type} layers yet ('${vision.name}' in ${spec.name}); ` +
-        'save the model in the tfjs format instead',
-    );
-  }
   const tensors = seqTensorSpecs(spec);
   const total = tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
   if (weights.length !== total)
     throw new Error(`ONNX export: weights have ${weights.length} values, the model needs ${total}`);
+  // Trainable tensors come in layer order; non-trainable state (moving statistics) after all of them.
+  const byName = new Map<string, Float32Array>();
   let offset = 0;
-  const take = (): Float32Array => {
-    const t = tensors.shift()!;
+  for (const t of tensors) {
     const size = t.shape.reduce((x, y) => x * y, 1);
-    const v = weights.subarray(offset, offset + size);
+    byName.set(t.name, weights.subarray(offset, offset + size));
     offset += size;
+  }
+  let next = 0;
+  const take = (): Float32Array => byName.get(tensors[next++].name)!;
+  const state = (name: string): Float32Array => {
+    const v = byName.get(name);
+    if (!v) throw new Error(`ONNX export: the model has no tensor '${name}'`);
     return v;
   };
   const b = new GraphBuilder(options.int8 === true);
   let x = 'input';
   let shape = [...spec.inputShape];
-  const nchw = (rank: number) => (rank === 3 ? [0, 3, 1, 2] : [0, 2, 1]);
-  const nhwc = (rank: number) => (rank === 3 ? [0, 2, 3, 1] : [0, 2, 1]);
   for (const l of spec.layers) {
     switch (l.type) {
       case 'flatten':
@@ -193,22 +96,22 @@ export function onnxGraph(spec: ModelSpec, weights: Float32Array, options: { int
         const before = l.padding === 'same' ? (k - 1) >> 1 : 0;
         const after = l.padding === 'same' ? k - 1 - before : 0;
         const pads = rank === 3 ? [before, before, after, after] : [before, after];
-        const conv = b.one('Conv', [b.one('Transpose', [x], { perm: nchw(rank) }), w, bias], {
+        const conv = b.one('Conv', [b.one('Transpose', [x], { perm: toChannelsFirst(rank) }), w, bias], {
           kernel_shape: rank === 3 ? [k, k] : [k],
           pads,
         });
-        x = b.activation(b.one('Transpose', [conv], { perm: nhwc(rank) }), l.activation);
+        x = b.activation(b.one('Transpose', [conv], { perm: toChannelsLast(rank) }), l.activation);
         const out = (d: number) => (l.padding === 'same' ? d : d - k + 1);
         shape = rank === 3 ? [out(shape[0]), out(shape[1]), l.filters] : [out(shape[0]), l.filters];
         break;
       }
       case 'maxpool2d': {
         const p = l.poolSize;
-        const pool = b.one('MaxPool', [b.one('Transpose', [x], { perm: nchw(3) })], {
+        const pool = b.one('MaxPool', [b.one('Transpose', [x], { perm: toChannelsFirst(3) })], {
           kernel_shape: [p, p],
           strides: [p, p],
         });
-        x = b.one('Transpose', [pool], { perm: nhwc(3) });
+        x = b.one('Transpose', [pool], { perm: toChannelsLast(3) });
         shape = [Math.floor(shape[0] / p), Math.floor(shape[1] / p), shape[2]];
         break;
       }
@@ -264,6 +167,12 @@ export function onnxGraph(spec: ModelSpec, weights: Float32Array, options: { int
         x = b.one('LayerNormalization', [x, gamma, beta], { axis: -1, epsilon: { float: l.epsilon } });
         break;
       }
+      case 'depthwiseconv2d':
+      case 'separableconv2d':
+      case 'batchnorm':
+      case 'globalavgpool2d':
+        ({ x, shape } = visionLayer(b, l, x, shape, { take, state }));
+        break;
       case 'embedding': {
         const table = b.weight(`${l.name}/embeddings`, [l.inputDim, l.outputDim], take(), 1);
         x = b.one('Gather', [table, b.one('Cast', [x], { to: DataType.INT64 })], { axis: 0 });
