@@ -145,6 +145,11 @@ describe('coordinator operations: /metrics, live feed, dashboard route', () => {
     assert.ok(queried.size >= 10, `metrics named in the Grafana dashboard: ${[...queried]}`);
     for (const name of queried)
       assert.match(afterRun, new RegExp(`^# TYPE ${name} `, 'm'), `${name} (deploy/grafana-dashboard.json) is served`);
+    // README's metrics table lists exactly the edgefed_* metrics the coordinator serves.
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const documented = [...readme.matchAll(/^\| `(edgefed_[a-z_]+)` \|/gm)].map((m) => m[1]).sort();
+    const served = [...afterRun.matchAll(/^# TYPE (edgefed_[a-z_]+) /gm)].map((m) => m[1]).sort();
+    assert.deepEqual(documented, served, "README's metrics table and GET /metrics");
     assert.equal(sample(afterRun, 'edgefed_nodes_connected'), 2);
     assert.equal(sample(afterRun, 'edgefed_nodes_enrolled'), 2);
     assert.equal(sample(afterRun, 'edgefed_runs', '{status="completed"}'), 1);

@@ -177,3 +177,16 @@ test("every command's --help examples name files that exist and flags the comman
   assert.ok(examples.length >= 10, `only ${examples.length} help examples found`);
   console.log(`${examples.length} --help examples of ${names.length} commands checked`);
 });
+
+test('the systemd units in deploy/ start edgefed commands with flags those commands list', async () => {
+  const units = readdirSync(join(ROOT, 'deploy')).filter((f) => f.endsWith('.service'));
+  assert.ok(units.length >= 2, `units: ${units}`);
+  for (const unit of units) {
+    const text = readFileSync(join(ROOT, 'deploy', unit), 'utf8').replace(/\\\n\s*/g, ' ');
+    const exec = /^ExecStart=.*edgefed\.mjs (\S+)(.*)$/m.exec(text);
+    assert.ok(exec, `${unit}: an ExecStart running bin/edgefed.mjs`);
+    await runAsWritten(`deploy/${unit}`, [[exec[1], ...exec[2].split(/\s+/).filter((w) => w.startsWith('--'))]], {
+      run: false,
+    });
+  }
+});

@@ -50,6 +50,11 @@ export function exampleRunConfig(schema: JsonSchema, title: string): string {
     const comma = i < entries.length - 1 ? ',' : '';
     for (const text of [field.description, `accepts: ${allowed(field)}`].filter((t): t is string => !!t))
       lines.push(`  // ${text}`);
+    const object = field.properties ? field : field.anyOf?.find((f) => f.properties);
+    for (const [name, sub] of Object.entries(object?.properties ?? {})) {
+      const preset = sub.default !== undefined ? `; default ${JSON.stringify(sub.default)}` : '';
+      lines.push(`  //   ${name}: ${sub.description ?? ''} (${allowed(sub)}${preset})`);
+    }
     if (field.default !== undefined) lines.push(`  ${JSON.stringify(key)}: ${JSON.stringify(field.default)}${comma}`);
     else
       lines.push(`  // ${JSON.stringify(key)}: ${JSON.stringify(placeholder(field))}${comma}   (optional, no default)`);

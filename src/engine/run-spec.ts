@@ -41,13 +41,19 @@ const dayMs = 24 * 3600 * 1000;
 /** Secure aggregation's settings as a run config writes them (`"secagg": {}` turns it on with the defaults). */
 const secureAggregationSettings = z
   .object({
-    clip: z.number().gt(0).lte(1e6).default(DEFAULT_SECAGG.clip),
+    clip: z
+      .number()
+      .gt(0)
+      .lte(1e6)
+      .default(DEFAULT_SECAGG.clip)
+      .describe('each update is clipped to this L2 norm before it is encoded to integers'),
     maxWeight: z
       .number()
       .int()
       .min(1)
       .max(2 ** 24)
-      .default(DEFAULT_SECAGG.maxWeight),
+      .default(DEFAULT_SECAGG.maxWeight)
+      .describe("the largest example count a node's weight may claim (bounds the integer field)"),
   })
   .strict();
 
@@ -81,12 +87,17 @@ const everyRun = {
   /** Synchronous rounds: ask (1 + overSelect) times the nodes a round needs and fuse the first that answer. */
   overSelect: z.number().min(0).max(10).optional(),
   /** Secure aggregation (secure-round.ts): the coordinator sees only the sum of masked updates. */
-  secagg: secureAggregationSettings.optional(),
+  secagg: secureAggregationSettings
+    .optional()
+    .describe('secure aggregation: the coordinator sees only the sum of masked updates ({} for the defaults)'),
   /** 'async': FedBuff with bufferSize (K) updates per fusion, concurrency nodes training, serverLr. */
-  mode: z.enum(['sync', 'async']).default('sync'),
-  bufferSize: z.number().int().min(1).optional(),
-  concurrency: z.number().int().min(1).optional(),
-  serverLr: z.number().gt(0).lte(100).optional(),
+  mode: z
+    .enum(['sync', 'async'])
+    .default('sync')
+    .describe('sync: rounds; async: FedBuff, a fusion every bufferSize updates, stale ones down-weighted'),
+  bufferSize: z.number().int().min(1).optional().describe('async: updates per fusion (K)'),
+  concurrency: z.number().int().min(1).optional().describe('async: nodes training at once'),
+  serverLr: z.number().gt(0).lte(100).optional().describe("async: the server's step on the buffered mean update"),
 };
 
 /** CSV feature scaling: pooled statistics (central), each node its own (node), or the federation's (federated). */
@@ -184,19 +195,21 @@ const deploymentOnly = {
     .describe("a round's deadline in ms: later replies are recorded as late, never fused"),
   selection: z
     .object({
-      tags: z.record(z.string(), z.string()).default({}),
-      minCores: z.number().int().min(0).optional(),
-      minMemoryMb: z.number().min(0).optional(),
-      minSamplesPerSecond: z.number().min(0).optional(),
+      tags: z.record(z.string(), z.string()).default({}).describe('only nodes whose tags include all of these'),
+      minCores: z.number().int().min(0).optional().describe('only nodes reporting at least this many cores'),
+      minMemoryMb: z.number().min(0).optional().describe('only nodes reporting at least this much memory (MB)'),
+      minSamplesPerSecond: z.number().min(0).optional().describe('only nodes at least this fast (measured)'),
     })
     .strict()
-    .default({ tags: {} }),
+    .default({ tags: {} })
+    .describe('which nodes may be asked: by the tags and resources they declared when they joined'),
   /** With a strategy that allows sized work (fednova, fedprox): cap each node's local steps to this many seconds. */
   workSeconds: z
     .number()
     .gt(0)
     .max(24 * 3600)
-    .optional(),
+    .optional()
+    .describe("fednova, fedprox: cap each node's local steps to this many seconds of its measured speed"),
   /** How long a round waits for minNodes eligible nodes before starting anyway (then it is skipped); a
    * coordinator shutting down ends the wait at once. Every duration here is bounded by 24 hours. */
   waitForNodesMs: z
