@@ -51,6 +51,12 @@ const secureAggregationSettings = z
   })
   .strict();
 
+/** CSV feature scaling: pooled statistics (central), each node its own (node), or the federation's (federated). */
+export const STANDARDIZE_MODES = ['central', 'node', 'federated'] as const;
+export type StandardizeMode = (typeof STANDARDIZE_MODES)[number];
+/** A deployed run cannot scale centrally: no one holds the pooled rows. */
+export const DEPLOYED_STANDARDIZE_MODES = ['node', 'federated'] as const;
+
 /** What every run has, simulated or deployed. */
 const everyRun = {
   model: z.string().min(1).default('mlp'),
@@ -87,11 +93,12 @@ const everyRun = {
   bufferSize: z.number().int().min(1).optional(),
   concurrency: z.number().int().min(1).optional(),
   serverLr: z.number().gt(0).lte(100).optional(),
+  /**
+   * CSV feature scaling. Simulation: absent = central (sim/standardize-shards.ts). Deployed: node or federated
+   * only (no one holds the pooled rows); federated runs one analytics pass before round 1.
+   */
+  standardize: z.enum(STANDARDIZE_MODES).optional(),
 };
-
-/** CSV feature scaling: pooled statistics (central), each node its own (node), or the federation's (federated). */
-export const STANDARDIZE_MODES = ['central', 'node', 'federated'] as const;
-export type StandardizeMode = (typeof STANDARDIZE_MODES)[number];
 
 /** What only a simulation has: the data and its partition, the virtual nodes, attacks and device profiles. */
 const simulationOnly = {
@@ -103,8 +110,6 @@ const simulationOnly = {
     'iid | shards:K | dirichlet:ALPHA[:MIN] | quantity:ALPHA[:MIN] | feature:NAME | natural:COLUMN',
   ),
   validationFraction: z.number().min(0).lt(1).default(0.2),
-  /** CSV feature scaling (absent: central); federated runs one analytics round first (sim/standardize-shards.ts). */
-  standardize: z.enum(STANDARDIZE_MODES).optional(),
   workers: z.number().int().min(1).max(64).optional(),
   trainer: z.enum(['auto', 'engine', 'tfjs']).default('auto'),
   /** Limit training examples (first N of the train split) for quick runs and tests. */
@@ -286,6 +291,7 @@ export const deploymentView = viewOf(
   [
     'name',
     'evalDataset',
+    'standardize',
     'model',
     'rounds',
     ...FUSION_AND_TRAINING,
@@ -301,6 +307,11 @@ export const deploymentView = viewOf(
   ],
   {
     model: z.enum(BUILTIN_MODELS).default('mlp').describe('the model every node trains'),
+    // Per-node statistics stay the default: a federated pass needs every selected node to answer before round 1.
+    standardize: z
+      .enum(DEPLOYED_STANDARDIZE_MODES)
+      .default('node')
+      .describe("CSV nodes' feature scaling: each node's own statistics (node) or the federation's (federated)"),
     minNodes: z.number().int().min(1).default(1).describe('nodes a round needs before it starts'),
     overSelect: z
       .number()

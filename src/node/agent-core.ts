@@ -21,7 +21,9 @@ import {
   makeHello,
   PROTOCOL_VERSION,
   type CoordinatorMessage,
+  type FeatureStandardization,
 } from '../net/node-protocol.js';
+import { encodeError } from '../engine/messages.js';
 import { isMqttUrl, mqttLinkUrl } from '../net/mqtt-envelope.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
 import { LocalPrivacy } from './local-privacy.js';
@@ -43,6 +45,34 @@ function isAnalyticsRequest(frame: Uint8Array): boolean {
   } catch {
     return false; // a malformed frame goes to the run's host, which answers it with an error frame
   }
+}
+
+/** A node's data scaled with a run's statistics; throws when the node's data is not CSV rows with its columns. */
+function scaledForRun(data: LocalData, runId: number, stats: FeatureStandardization): LocalData {
+  if (!data.scaledWith)
+    throw new Error(
+      `run ${runId} scales CSV feature columns with the federation's statistics, and this node's data is not ` +
+        'CSV rows (--data csv:FILE)',
+    );
+  return data.scaledWith(stats);
+}
+
+/** Answers every request of a run the node could not be configured for with the reason, as an error frame. */
+function refusingHandler(message: string): RequestHandler {
+  return {
+    kind: 'unconfigured',
+    handle: async (frame) => {
+      let header: Record<string, unknown> = {};
+      try {
+        header = peekHeader(frame);
+      } catch {
+        // answered below without a round
+      }
+      const whole = (v: unknown) => (Number.isInteger(v) ? (v as number) : -1);
+      return encodeError(whole(header.round), whole(header.node), message);
+    },
+    dispose() {},
+  };
 }
 
 /** What answers a run's request frames: a NodeHost on the node's own data, or a custom handler (a gateway). */
@@ -347,12 +377,24 @@ export class AgentCore {
     } else if (msg.type === 'configure' && Number.isInteger(msg.runId) && msg.spec) {
       const spec = msg.spec;
       const runId = msg.runId!;
+      const standardization = msg.standardization;
       this.queue = this.queue
         .then(async () => {
           if (this.host?.runId === runId) return;
           this.host?.dispose();
           this.host = null;
-          this.host = { runId, ...(await (this.options.handler ?? this.nodeHost)(runId, spec)) };
+          try {
+            this.host = {
+              runId,
+              ...(await (this.options.handler
+                ? this.options.handler(runId, spec)
+                : this.nodeHost(runId, spec, standardization))),
+            };
+          } catch (e) {
+            // The run's requests get the reason as their answer, rather than waiting out their deadline.
+            this.host = { runId, ...refusingHandler(`node ${this.options.name}: ${(e as Error).message}`) };
+            throw e;
+          }
           this.options.log.info({ runId, model: spec.name, trainer: this.host.kind }, 'configured for run');
           this.emit({ type: 'configured', runId, model: spec.name, trainer: this.host.kind });
         })
@@ -409,14 +451,19 @@ export class AgentCore {
     };
   }
 
-  private readonly nodeHost = async (runId: number, spec: ModelSpec): Promise<RequestHandler> => {
+  private readonly nodeHost = async (
+    runId: number,
+    spec: ModelSpec,
+    standardization?: FeatureStandardization,
+  ): Promise<RequestHandler> => {
     if (!this.options.data) throw new Error('a node without data needs a request handler');
+    const data = standardization ? scaledForRun(this.options.data, runId, standardization) : this.options.data;
     const trainer = await this.platform.makeTrainer(spec);
     const layout = makeLayout(tensorSpecs(spec));
     const host = new NodeHost(
       layout,
       trainer,
-      new Map([[this.nodeId, this.options.data]]),
+      new Map([[this.nodeId, data]]),
       undefined,
       this.secureOptions(),
       this.privacy,
