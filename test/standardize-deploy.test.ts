@@ -63,7 +63,7 @@ async function get(url: string, path: string): Promise<Response> {
   return fetch(url + path, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
 }
 
-test('standardize federated deployed: one committed pass, nodes train on it, serving and predict apply it', async () => {
+test('standardize federated deployed: one committed pass, nodes train on it, serving and predict apply it', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'edgefed-fedstd-'));
   const files = ['m0', 'm1', 'm2'].map((m) => machineFile(dir, m));
   const port = await freePort();
@@ -126,10 +126,17 @@ test('standardize federated deployed: one committed pass, nodes train on it, ser
   const pooled = pooledStats(parts);
   assert.equal(committed.standardizedWith, 'federated');
   assert.deepEqual(committed.columns, parts[0].columns);
+  let worst = 0;
   for (let j = 0; j < F; j++) {
     assert.ok(close(committed.standardization.mean[j], pooled.mean[j], 1e-9), `mean ${j}`);
     assert.ok(close(committed.standardization.std[j], pooled.std[j], 1e-9), `std ${j}`);
+    for (const [a, b] of [
+      [committed.standardization.mean[j], pooled.mean[j]],
+      [committed.standardization.std[j], pooled.std[j]],
+    ])
+      worst = Math.max(worst, Math.abs(a - b) / Math.abs(b));
   }
+  t.diagnostic(`federated vs pooled statistics: largest relative difference ${worst.toExponential(2)}`);
 
   // Restart with one node fewer: the committed statistics are reused, no second pass asks the two left.
   await api(url, `/v1/runs/${id}/pause`, {});
@@ -152,6 +159,7 @@ test('standardize federated deployed: one committed pass, nodes train on it, ser
   assert.doesNotMatch(coordinator.output(), /federated statistics committed/);
   // Nodes trained on scaled rows: central accuracy on the pumps test set (raw, scaled the same way).
   const accuracy = done.rounds.at(-1)!.testAccuracy;
+  t.diagnostic(`final central accuracy after ${done.roundsCompleted} rounds: ${accuracy.toFixed(4)}`);
   assert.ok(accuracy > 0.7, `final accuracy ${accuracy}`);
 
   // Raw readings in: node serving and edgefed predict scale them with the committed statistics, so both
