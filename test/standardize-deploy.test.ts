@@ -19,6 +19,7 @@ import {
   startCoordinator,
   startNodeEnrolled,
   waitFor,
+  waitForLog,
   waitForSteady,
   waitHealthy,
   waitOnline,
@@ -113,6 +114,8 @@ test('standardize federated deployed: one committed pass, nodes train on it, ser
   assert.equal(created.status, 201, JSON.stringify(created.json));
   const id = created.json.id;
   await waitFor('round 1', async () => ((await runView(url, id)).roundsCompleted >= 1 ? true : undefined));
+  // Each node built the run's trainer on its rows scaled with the federation's statistics.
+  for (const node of nodes) await waitForLog(node, 'configured for run', { runId: id, scaling: 'federated' });
   const meta = async () =>
     (await (await get(url, `/v1/runs/${id}/models/latest/edgefed.json`)).json()) as {
       columns: string[];

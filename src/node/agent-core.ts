@@ -395,7 +395,9 @@ export class AgentCore {
             this.host = { runId, ...refusingHandler(`node ${this.options.name}: ${(e as Error).message}`) };
             throw e;
           }
-          this.options.log.info({ runId, model: spec.name, trainer: this.host.kind }, 'configured for run');
+          // Which statistics scale this run's features: the federation's (sent with the run) or the node's own.
+          const scaling = standardization ? 'federated' : this.options.data?.scaledWith ? 'node' : 'none';
+          this.options.log.info({ runId, model: spec.name, trainer: this.host.kind, scaling }, 'configured for run');
           this.emit({ type: 'configured', runId, model: spec.name, trainer: this.host.kind });
         })
         .catch((e: Error) => this.options.log.warn({ runId, err: e.message }, 'could not configure for run'));
