@@ -478,8 +478,9 @@ export class AgentCore {
     let binding: Binding | null = null;
     let frame = received;
     if (isBound(received)) ({ binding, frame } = unbindFrame(received));
-    // Analytics needs no model: a node answers it between runs too, over its own rows.
-    if (isAnalyticsRequest(frame) && this.options.data) {
+    // Analytics needs no model: a node answers it between runs too, over its own rows. A node without rows
+    // (a gateway) says so at once rather than leaving the pass to wait out its deadline.
+    if (isAnalyticsRequest(frame)) {
       const rows = analyticsRows(this.options.data);
       const reply = answerAnalyticsFrame(frame, () => rows);
       const out =
