@@ -14,6 +14,7 @@ export { csvLocalData, holdOutValidation, parseShardSpec } from './node/local-da
 export type { ShardSpec } from './node/local-data.js';
 export type { CsvOptions } from './data/csv.js';
 export type { LocalData } from './node/host.js';
+export type { FeatureStandardization } from './net/node-protocol.js';
 export { decodeSlice } from './data/slice.js';
 export type { MnistSlice } from './data/slice.js';
 export type { Dataset } from './data/types.js';

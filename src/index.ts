@@ -20,6 +20,7 @@ export type { AgentEvent, AgentLog, AgentOptions, AgentStats, RequestHandler } f
 export type { NodeStateSnapshot, NodeStateStore } from './node/local-state.js';
 export type { LocalStateKind } from './model/trainer.js';
 export type { LocalData } from './node/host.js';
+export type { FeatureStandardization } from './net/node-protocol.js';
 
 export { partition, parsePartitionSpec, formatPartitionSpec, partitionReport } from './core/partition.js';
 export type { PartitionSpec, PartitionKind, PartitionInput, PartitionReport } from './core/partition.js';

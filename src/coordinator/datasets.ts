@@ -7,7 +7,7 @@
  * Test sets are cached per registered name (an operator-bounded set, and a byte budget besides); a run's
  * `limitTest` takes a zero-copy prefix view of the cached set, so different limits cost no memory.
  */
-import { loadDatasetSpec, DATASET_SPEC_FORMS } from '../data/load.js';
+import { loadDatasetSpec, DATASET_SPEC_FORMS, type LoadedData } from '../data/load.js';
 import { featureSize, type Dataset } from '../data/types.js';
 import { ByteLru } from './byte-lru.js';
 
@@ -80,6 +80,46 @@ export class DatasetCatalog {
       this.tests.set(name, full, full.x.byteLength + full.y.byteLength);
     }
     return limit && limit < full.n ? prefix(full, limit) : full;
+  }
+
+  /** Why a run with `standardize: 'federated'` cannot use its evalDataset, or null when it can (or is not one). */
+  federatedStandardizeProblem(config: { standardize?: string; evalDataset: string }): string | null {
+    if (config.standardize !== 'federated') return null;
+    try {
+      this.rawTestSet(config.evalDataset);
+      return null;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
+
+  /**
+   * The test split of a registered CSV dataset of rows, unscaled (a federated-standardised run scales it with
+   * the federation's statistics). Throws a DatasetError saying why when the dataset is not one.
+   */
+  rawTestSet(name: string, limit?: number): Dataset & { columns: string[] } {
+    const problem = this.problem(name);
+    if (problem) throw new DatasetError(problem);
+    const key = `${name}\u0000raw`;
+    let full = this.tests.get(key);
+    if (!full) {
+      const spec = this.specs.get(name)!;
+      let loaded: LoadedData | undefined;
+      try {
+        loaded = spec.startsWith('csv:') ? loadDatasetSpec(spec, { standardize: false }) : undefined;
+      } catch (e) {
+        throw new DatasetError(`dataset '${name}' could not be loaded: ${(e as Error).message}`);
+      }
+      if (!loaded?.test.columns || loaded.standardization)
+        throw new DatasetError(
+          `standardize 'federated' scales CSV feature columns, and evalDataset '${name}' is not a CSV dataset of ` +
+            "rows (csv:FILE without window=); use standardize 'node' or register a CSV dataset",
+        );
+      full = loaded.test;
+      this.tests.set(key, full, full.x.byteLength + full.y.byteLength);
+    }
+    const view = limit && limit < full.n ? prefix(full, limit) : full;
+    return view as Dataset & { columns: string[] };
   }
 }
 

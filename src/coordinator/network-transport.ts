@@ -11,15 +11,21 @@ import { randomBytes } from 'node:crypto';
 import type { LiveNode, Registry, Selection } from './registry.js';
 import { secAggReplyType } from '../engine/secure-messages.js';
 import type { ModelSpec } from '../model/spec.js';
+import type { FeatureStandardization } from '../net/node-protocol.js';
 import { ANALYTICS_REPLY, ANALYTICS_REQUEST } from '../engine/analytics-messages.js';
 
 const REPLY_TYPES: Record<string, string> = { [ANALYTICS_REQUEST]: ANALYTICS_REPLY };
 
-/** Tells a node a run's model spec once, before its first request in that run. */
-export function configureForRun(runId: number, spec: ModelSpec): (node: LiveNode) => Promise<void> {
+/** Tells a node a run's model spec (and the statistics its features are scaled with) once, before its first request. */
+export function configureForRun(
+  runId: number,
+  spec: ModelSpec,
+  standardization?: () => FeatureStandardization | undefined,
+): (node: LiveNode) => Promise<void> {
   return async (node) => {
     if (node.configuredRun === runId) return;
-    node.connection.sendControl({ type: 'configure', runId, spec });
+    const stats = standardization?.();
+    node.connection.sendControl({ type: 'configure', runId, spec, ...(stats ? { standardization: stats } : {}) });
     node.configuredRun = runId;
   };
 }

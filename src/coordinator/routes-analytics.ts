@@ -10,9 +10,8 @@ import { NetworkTransport } from './network-transport.js';
 import { parseAnalyticsQuery, type AnalyticsQueryInput } from '../engine/analytics-query.js';
 import { runAnalytics } from '../engine/analytics-round.js';
 import { dpWords } from '../engine/dp-noise.js';
+import { ANALYTICS_RUN_ID } from './standardize-pass.js';
 
-/** The run number analytics requests are bound to: no training run has it. */
-export const ANALYTICS_RUN_ID = 0;
 const DEFAULT_TIMEOUT_MS = 30_000;
 
 interface AnalyticsBody extends AnalyticsQueryInput {

@@ -37,6 +37,8 @@ export function registerRunRoutes(c: RouteContext): void {
     }
     const dataProblem = runs.datasets.problem(config.evalDataset);
     if (dataProblem) return sendError(reply, 400, 'invalid_config', `run config: evalDataset: ${dataProblem}`);
+    const scalingProblem = runs.datasets.federatedStandardizeProblem(config);
+    if (scalingProblem) return sendError(reply, 400, 'invalid_config', `run config: standardize: ${scalingProblem}`);
     const id = store.createRun(config, config.seed);
     audit.record('run.created', who(req), req.ip, { runId: id, name: config.name });
     try {

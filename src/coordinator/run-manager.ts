@@ -25,6 +25,9 @@ import type { Registry } from './registry.js';
 import type { Store } from './store.js';
 import { parseRunConfig, type RunConfig } from './config.js';
 import { DatasetCatalog } from './datasets.js';
+import { applyStandardize } from '../data/split.js';
+import { RunStandardizations, type RunStandardization } from './run-standardization.js';
+import { federatedStatistics } from './standardize-pass.js';
 
 type Control = 'run' | 'pause' | 'stop';
 
@@ -42,6 +45,8 @@ export interface ActiveRun {
   spec: ModelSpec;
   transport: NetworkTransport;
   done: Promise<void>;
+  /** A federated-standardised run: the committed statistics (set before round 1, or read back on resume). */
+  standardization?: RunStandardization;
 }
 
 export function runModelSpec(config: RunConfig, test: Dataset): ModelSpec {
@@ -69,6 +74,13 @@ export class RunManager {
     private readonly auth = true,
     readonly datasets = new DatasetCatalog(),
   ) {}
+
+  private standardizationTable?: RunStandardizations;
+  /** The committed statistics of federated-standardised runs (opened on first use). */
+  get standardizations(): RunStandardizations {
+    this.standardizationTable ??= new RunStandardizations(this.store);
+    return this.standardizationTable;
+  }
 
   get(runId: number): ActiveRun | undefined {
     return this.active.get(runId);
@@ -165,7 +177,11 @@ export class RunManager {
     let config: RunConfig, test: Dataset, spec: ModelSpec;
     try {
       config = parseRunConfig(row.config);
-      test = this.datasets.testSet(config.evalDataset, config.limitTest);
+      // Federated statistics scale the raw rows: the coordinator's test set too, once they are known.
+      test =
+        config.standardize === 'federated'
+          ? this.datasets.rawTestSet(config.evalDataset, config.limitTest)
+          : this.datasets.testSet(config.evalDataset, config.limitTest);
       spec = runModelSpec(config, test);
     } catch (e) {
       // One run that cannot be set up (its dataset gone or unregistered, say) must not stop the others.
@@ -180,11 +196,18 @@ export class RunManager {
       timeoutMs: config.roundTimeoutMs,
       runId,
       allowUnbound: !this.auth,
-      configure: configureForRun(runId, spec),
+      configure: configureForRun(runId, spec, () => run.standardization),
       onLate: (nodeId, header) => this.recordLate(runId, nodeId, header),
     });
     if (!this.control.has(runId)) this.control.set(runId, row.status === 'paused' ? 'pause' : 'run');
-    const run: ActiveRun = { id: runId, config, spec, transport, done: Promise.resolve() };
+    const run: ActiveRun = {
+      id: runId,
+      config,
+      spec,
+      transport,
+      done: Promise.resolve(),
+      standardization: config.standardize === 'federated' ? this.standardizations.get(runId) : undefined,
+    };
     run.done = this.execute(run, test)
       .catch((e: Error) => {
         if (e instanceof ShutdownAbort || this.abandoned) {
@@ -199,8 +222,49 @@ export class RunManager {
     return run;
   }
 
-  private async execute(run: ActiveRun, test: Dataset): Promise<void> {
+  /**
+   * The run's federated statistics: those committed (a restart reuses them), or a pass over the nodes eligible
+   * once minNodes are, committed before any node is configured with them. Undefined: the run was stopped.
+   */
+  private async federatedStandardization(run: ActiveRun, columns: string[]): Promise<RunStandardization | undefined> {
+    const { id: runId, config } = run;
+    const committed = this.standardizations.get(runId);
+    if (committed) return committed;
+    for (;;) {
+      if (this.shuttingDown) throw new ShutdownAbort('shutdown before the statistics pass');
+      if (this.control.get(runId) === 'stop') return undefined;
+      const ready = await this.registry.waitFor(
+        config.selection,
+        config.minNodes,
+        config.waitForNodesMs,
+        this.halt.signal,
+      );
+      if (ready) break;
+      this.log.info({ runId, minNodes: config.minNodes }, 'statistics pass waits for nodes');
+    }
+    const stats = await federatedStatistics({
+      registry: this.registry,
+      selection: config.selection,
+      timeoutMs: config.roundTimeoutMs,
+      allowUnbound: !this.auth,
+      columns,
+    });
+    // Committed before use: a restarted coordinator reuses these, never re-asks another set of nodes.
+    const kept = this.standardizations.commit(runId, stats);
+    this.store.recordEvent(runId, 'standardization', { count: kept.count, nodes: kept.nodes, columns: kept.columns });
+    this.log.info({ runId, rows: kept.count, nodes: kept.nodes }, 'federated statistics committed');
+    return kept;
+  }
+
+  private async execute(run: ActiveRun, rawOrScaledTest: Dataset): Promise<void> {
     const { id: runId, config, spec, transport } = run;
+    let test = rawOrScaledTest;
+    if (config.standardize === 'federated') {
+      const stats = await this.federatedStandardization(run, test.columns!);
+      if (!stats) return this.log.info({ runId }, 'run stopped before its statistics pass');
+      run.standardization = stats;
+      test = applyStandardize(test, stats);
+    }
     const layout = makeLayout(tensorSpecs(spec));
     const checkpoint = this.store.lastCheckpoint(runId);
     const initial = checkpoint?.weights ?? initialWeights(tensorSpecs(spec), new Rng(config.seed).fork('init'));

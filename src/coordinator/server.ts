@@ -31,6 +31,7 @@ import { hashJoinToken, registerEnrolRoutes } from './routes-enrol.js';
 import { registerAdminRoutes } from './routes-admin.js';
 import { registerRunRoutes } from './routes-runs.js';
 import { registerAnalyticsRoutes } from './routes-analytics.js';
+import { registerModelMetaRoutes } from './routes-model-meta.js';
 import type { ByteLru } from './byte-lru.js';
 import { defaultVerifyThreads, LazyVerifyPool } from './verify-pool.js';
 import { stallAwareInterval } from './loop-stall.js';
@@ -175,6 +176,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   registerAdminRoutes(ctx);
   registerRunRoutes(ctx);
   registerAnalyticsRoutes(ctx, auth);
+  registerModelMetaRoutes(ctx);
   registerDashboard(app);
   const models = registerModelRoutes(app, {
     store,

@@ -26,6 +26,8 @@ export interface AnalyticsReply {
   nodeId: number;
   /** The node's feature count (so the coordinator can check a selection and name features). */
   featureCount: number;
+  /** The node's feature column names, when its data has them (CSV): a pass can check every node's layout. */
+  columns?: string[];
   count: number;
   moments?: FeatureMoments;
   histogram?: FeatureHistogram;
@@ -94,6 +96,7 @@ export function encodeAnalyticsReply(r: AnalyticsReply): Uint8Array {
       round: r.round,
       node: r.nodeId,
       featureCount: r.featureCount,
+      ...(r.columns ? { columns: r.columns } : {}),
       count: r.count,
       ...(m ? { moments: { mean: [...m.mean], m2: [...m.m2], min: [...m.min], max: [...m.max] } } : {}),
       ...(r.histogram
@@ -116,6 +119,12 @@ export function decodeAnalyticsReply(bytes: Uint8Array): AnalyticsReply {
     featureCount: whole(h.featureCount, 'featureCount'),
     count,
   };
+  if (h.columns !== undefined) {
+    const names = h.columns;
+    if (!Array.isArray(names) || names.length !== reply.featureCount || names.some((c) => typeof c !== 'string'))
+      throw new FrameError('bad_field', `field 'columns' must be ${reply.featureCount} column names`);
+    reply.columns = names as string[];
+  }
   const byName = new Map(tensors.map((t) => [t.name, t]));
   if (h.moments !== undefined) {
     const m = h.moments as Record<string, unknown>;

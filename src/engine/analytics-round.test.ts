@@ -60,6 +60,24 @@ test('runAnalytics merges the nodes that answer and lists the others with their 
   assert.deepEqual(r.quantiles!.maxError, [1, 10]);
 });
 
+test('with the expected columns given, a node whose data names other columns fails by name', async () => {
+  const named = (columns: string[]): Dataset => ({ ...table([[1, 2]], [0]), columns });
+  const data = new Map([
+    [0, [named(['temp', 'speed'])]],
+    [1, [named(['temp', 'rpm'])]],
+    [2, [named(['temp', 'speed'])]],
+  ]);
+  const transport = new DirectTransport(
+    { handle: async (frame) => answerAnalyticsFrame(frame, (id) => data.get(id)) },
+    [0, 1, 2],
+  );
+  const r = await runAnalytics(transport, parseAnalyticsQuery({ query: 'stats' }), { columns: ['temp', 'speed'] });
+  assert.deepEqual(r.nodes.answered, [0, 2]);
+  assert.equal(r.nodes.failed[0].nodeId, 1);
+  assert.match(r.nodes.failed[0].message, /feature column 1 is 'rpm', the expected is 'speed'/);
+  assert.deepEqual(r.columns, ['temp', 'speed']);
+});
+
 test('a reply with negative counts or ragged moments is refused at decoding', () => {
   const good = encodeAnalyticsReply({
     round: 0,

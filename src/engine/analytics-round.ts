@@ -41,7 +41,7 @@ export interface AnalyticsRunOptions {
   nodeIds?: number[];
   /** Round number of the first analytics round (a deployment numbers them apart from training rounds). */
   firstRound?: number;
-  /** Feature names, by index, when the caller knows them. */
+  /** Feature names, by index, when the caller knows them: a node whose data names other columns fails. */
   columns?: readonly string[];
   /** Noise words for DP (a CSPRNG in deployment, a seeded stream in simulation). */
   dpWords?: () => RandomWords;
@@ -108,7 +108,12 @@ export async function runAnalytics(
     const pick = (i: number) => query.ranges![query.ranges!.length === 1 ? 0 : i];
     return { lo: Array.from({ length: w }, (_, i) => pick(i)[0]), hi: Array.from({ length: w }, (_, i) => pick(i)[1]) };
   };
-  let featureCount = -1;
+  let featureCount = options.columns?.length ?? -1;
+  // Each node's column names must match the caller's (when given) or the first node's.
+  let layout: { owner: string; columns: readonly string[] } | undefined = options.columns && {
+    owner: 'the expected',
+    columns: options.columns,
+  };
   const first = await roundTrip(
     asked,
     (nodeId) =>
@@ -123,7 +128,24 @@ export async function runAnalytics(
     (r) => {
       if (featureCount < 0) featureCount = r.featureCount;
       if (r.featureCount !== featureCount)
-        throw new Error(`holds ${r.featureCount} features, other nodes ${featureCount}: not the same data layout`);
+        throw new Error(
+          `holds ${r.featureCount} features, ${options.columns ? 'the expected' : 'other nodes'} ${featureCount}: ` +
+            'not the same data layout',
+        );
+      if (r.columns) {
+        layout ??= { owner: `node ${r.nodeId}'s`, columns: r.columns };
+        const reference = layout.columns;
+        if (r.columns.length !== reference.length)
+          throw new Error(
+            `holds ${r.columns.length} feature columns (${r.columns.join(', ')}), ${layout.owner} ${reference.length}`,
+          );
+        const differ = r.columns.findIndex((name, j) => name !== reference[j]);
+        if (differ >= 0)
+          throw new Error(
+            `feature column ${differ} is '${r.columns[differ]}', ${layout.owner} is '${layout.columns[differ]}': ` +
+              `not the same data layout (this node's columns: ${r.columns.join(', ')})`,
+          );
+      }
       if (needMoments && !r.moments) throw new Error('reply has no moments');
       if (r.moments) checkMoments(r.moments, width(r), `node ${r.nodeId}`);
     },
@@ -175,10 +197,12 @@ export async function runAnalytics(
     ));
   }
   const after = transport.traffic();
+  // Names the caller gives win; otherwise the nodes' own (checked equal above).
+  const columnNames = options.columns ?? layout?.columns;
   const result: AnalyticsResult = {
     nodes: { asked, answered: [...answeredIds].sort((a, b) => a - b), failed },
     features: selected,
-    ...(options.columns ? { columns: selected.map((j) => options.columns![j] ?? `feature ${j}`) } : {}),
+    ...(columnNames ? { columns: selected.map((j) => columnNames[j] ?? `feature ${j}`) } : {}),
     count,
     rounds: round - (options.firstRound ?? 0),
     bytes: { sent: after.sent - before.sent, received: after.received - before.received },

@@ -57,6 +57,12 @@ const secureAggregationSettings = z
   })
   .strict();
 
+/** CSV feature scaling: pooled statistics (central), each node its own (node), or the federation's (federated). */
+export const STANDARDIZE_MODES = ['central', 'node', 'federated'] as const;
+export type StandardizeMode = (typeof STANDARDIZE_MODES)[number];
+/** A deployed run cannot scale centrally: no one holds the pooled rows. */
+export const DEPLOYED_STANDARDIZE_MODES = ['node', 'federated'] as const;
+
 /** What every run has, simulated or deployed. */
 const everyRun = {
   model: z.string().min(1).default('mlp'),
@@ -98,11 +104,15 @@ const everyRun = {
   bufferSize: z.number().int().min(1).optional().describe('async: updates per fusion (K)'),
   concurrency: z.number().int().min(1).optional().describe('async: nodes training at once'),
   serverLr: z.number().gt(0).lte(100).optional().describe("async: the server's step on the buffered mean update"),
+  /**
+   * CSV feature scaling. Simulation: absent = central (sim/standardize-shards.ts). Deployed: node or federated
+   * only (no one holds the pooled rows); federated runs one analytics pass before round 1.
+   */
+  standardize: z
+    .enum(STANDARDIZE_MODES)
+    .optional()
+    .describe("CSV feature scaling: each node its own statistics (node) or the federation's (federated)"),
 };
-
-/** CSV feature scaling: pooled statistics (central), each node its own (node), or the federation's (federated). */
-export const STANDARDIZE_MODES = ['central', 'node', 'federated'] as const;
-export type StandardizeMode = (typeof STANDARDIZE_MODES)[number];
 
 /** What only a simulation has: the data and its partition, the virtual nodes, attacks and device profiles. */
 const simulationOnly = {
@@ -114,8 +124,6 @@ const simulationOnly = {
     'iid | shards:K | dirichlet:ALPHA[:MIN] | quantity:ALPHA[:MIN] | feature:NAME | natural:COLUMN',
   ),
   validationFraction: z.number().min(0).lt(1).default(0.2),
-  /** CSV feature scaling (absent: central); federated runs one analytics round first (sim/standardize-shards.ts). */
-  standardize: z.enum(STANDARDIZE_MODES).optional(),
   workers: z.number().int().min(1).max(64).optional(),
   trainer: z.enum(['auto', 'engine', 'tfjs']).default('auto'),
   /** Limit training examples (first N of the train split) for quick runs and tests. */
@@ -299,6 +307,7 @@ export const deploymentView = viewOf(
   [
     'name',
     'evalDataset',
+    'standardize',
     'model',
     'rounds',
     ...FUSION_AND_TRAINING,
@@ -314,6 +323,11 @@ export const deploymentView = viewOf(
   ],
   {
     model: z.enum(BUILTIN_MODELS).default('mlp').describe('the model every node trains'),
+    // Per-node statistics stay the default: a federated pass needs every selected node to answer before round 1.
+    standardize: z
+      .enum(DEPLOYED_STANDARDIZE_MODES)
+      .default('node')
+      .describe("CSV nodes' feature scaling: each node's own statistics (node) or the federation's (federated)"),
     minNodes: z.number().int().min(1).default(1).describe('nodes a round needs before it starts'),
     overSelect: z
       .number()

@@ -64,10 +64,19 @@ export interface WelcomeMessage {
   protocol: number;
 }
 
+/** The federation's statistics a run scales raw CSV features with: (x - mean) / std, column by column. */
+export interface FeatureStandardization {
+  columns: string[];
+  mean: number[];
+  std: number[];
+}
+
 export interface ConfigureMessage {
   type: 'configure';
   runId: number;
   spec: ModelSpec;
+  /** A federated-standardised run: the node scales its raw training and validation rows with these. */
+  standardization?: FeatureStandardization;
 }
 
 export interface ErrorMessage {

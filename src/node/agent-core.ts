@@ -21,7 +21,9 @@ import {
   makeHello,
   PROTOCOL_VERSION,
   type CoordinatorMessage,
+  type FeatureStandardization,
 } from '../net/node-protocol.js';
+import { encodeError } from '../engine/messages.js';
 import { isMqttUrl, mqttLinkUrl } from '../net/mqtt-envelope.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
 import { LocalPrivacy } from './local-privacy.js';
@@ -43,6 +45,34 @@ function isAnalyticsRequest(frame: Uint8Array): boolean {
   } catch {
     return false; // a malformed frame goes to the run's host, which answers it with an error frame
   }
+}
+
+/** A node's data scaled with a run's statistics; throws when the node's data is not CSV rows with its columns. */
+function scaledForRun(data: LocalData, runId: number, stats: FeatureStandardization): LocalData {
+  if (!data.scaledWith)
+    throw new Error(
+      `run ${runId} scales CSV feature columns with the federation's statistics, and this node's data is not ` +
+        'CSV rows (--data csv:FILE)',
+    );
+  return data.scaledWith(stats);
+}
+
+/** Answers every request of a run the node could not be configured for with the reason, as an error frame. */
+function refusingHandler(message: string): RequestHandler {
+  return {
+    kind: 'unconfigured',
+    handle: async (frame) => {
+      let header: Record<string, unknown> = {};
+      try {
+        header = peekHeader(frame);
+      } catch {
+        // answered below without a round
+      }
+      const whole = (v: unknown) => (Number.isInteger(v) ? (v as number) : -1);
+      return encodeError(whole(header.round), whole(header.node), message);
+    },
+    dispose() {},
+  };
 }
 
 /** What answers a run's request frames: a NodeHost on the node's own data, or a custom handler (a gateway). */
@@ -120,8 +150,8 @@ export interface AgentStats {
 }
 
 /** Where the agent's link goes: the coordinator's WebSocket, or its fleet's topics at a broker. */
-function linkUrl(o: { coordinator: string; fleet?: string; name: string }): string {
-  return isMqttUrl(o.coordinator) ? mqttLinkUrl(o.coordinator, o.fleet, o.name) : wsUrl(o.coordinator);
+function linkUrl(link: { coordinator: string; fleet?: string; name: string }): string {
+  return isMqttUrl(link.coordinator) ? mqttLinkUrl(link.coordinator, link.fleet, link.name) : wsUrl(link.coordinator);
 }
 
 function wsUrl(base: string): string {
@@ -219,55 +249,55 @@ export class AgentCore {
   private readonly privacy: LocalPrivacy | undefined;
 
   constructor(
-    private readonly o: AgentOptions,
+    private readonly options: AgentOptions,
     private readonly platform: AgentPlatform,
   ) {
-    this.privacy = o.localDp
-      ? new LocalPrivacy(o.localDp, 'csprng', (_id, epsilon) => {
-          o.log.info({ epsilon, delta: o.localDp!.delta }, 'local DP: epsilon spent so far');
-          o.onLocalEpsilon?.(epsilon);
+    this.privacy = options.localDp
+      ? new LocalPrivacy(options.localDp, 'csprng', (_id, epsilon) => {
+          options.log.info({ epsilon, delta: options.localDp!.delta }, 'local DP: epsilon spent so far');
+          options.onLocalEpsilon?.(epsilon);
         })
       : undefined;
   }
 
   private emit(e: AgentEvent): void {
-    this.o.onEvent?.(e);
+    this.options.onEvent?.(e);
   }
 
   async start(): Promise<void> {
-    const base = this.o.api ?? this.o.coordinator.replace(/^ws/, 'http');
-    const data = this.o.data;
+    const base = this.options.api ?? this.options.coordinator.replace(/^ws/, 'http');
+    const data = this.options.data;
     this.resources = {
       ...this.platform.device(),
       samplesPerSecond: data ? await measureSpeed(data, this.platform) : undefined,
       bandwidthMbps: await measureBandwidth(base),
-      powerClass: this.o.powerClass ?? 'mains',
+      powerClass: this.options.powerClass ?? 'mains',
       examples: data?.train.n,
-      ...(this.o.shareLabels && data ? { labelCounts: labelCounts(data.train) } : {}),
+      ...(this.options.shareLabels && data ? { labelCounts: labelCounts(data.train) } : {}),
     };
-    this.o.log.info({ resources: this.resources }, 'resources measured');
+    this.options.log.info({ resources: this.resources }, 'resources measured');
     this.emit({ type: 'measured', resources: this.resources });
-    if (this.o.joinToken) await this.enroll(base);
+    if (this.options.joinToken) await this.enroll(base);
     this.connect();
   }
 
   /** Binds this node's name to its public key with a one-time join token. */
   private async enroll(base: string): Promise<void> {
-    if (!this.o.secretKey) throw new Error('enrolment needs a key');
+    if (!this.options.secretKey) throw new Error('enrolment needs a key');
     const r = await fetch(new URL('/v1/enroll', base), {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
-        name: this.o.name,
-        publicKey: toHex(publicKeyOf(this.o.secretKey)),
-        token: this.o.joinToken,
+        name: this.options.name,
+        publicKey: toHex(publicKeyOf(this.options.secretKey)),
+        token: this.options.joinToken,
       }),
     });
     if (r.status !== 201) {
       const body = (await r.json().catch(() => ({}))) as { error?: { message?: string } };
       throw new Error(`enrolment refused (${r.status}): ${body.error?.message ?? 'no reason given'}`);
     }
-    this.o.log.info({ name: this.o.name }, 'enrolled identity');
+    this.options.log.info({ name: this.options.name }, 'enrolled identity');
     this.emit({ type: 'enrolled' });
   }
 
@@ -275,7 +305,7 @@ export class AgentCore {
     if (this.stopped) return;
     let link: FrameLink | null = null;
     // One message is at most one chunk (frames above it are chunked): a node buffers no more than that at once.
-    const ws = this.platform.connect(linkUrl(this.o), MAX_MESSAGE_BYTES, {
+    const ws = this.platform.connect(linkUrl(this.options), MAX_MESSAGE_BYTES, {
       // The hello waits for the coordinator's challenge, which it signs (node-protocol.ts).
       open: () => undefined,
       message: (data) => {
@@ -289,7 +319,7 @@ export class AgentCore {
         try {
           frame = link!.receive(data);
         } catch (e) {
-          this.o.log.warn({ err: (e as Error).message }, 'dropped a malformed chunk');
+          this.options.log.warn({ err: (e as Error).message }, 'dropped a malformed chunk');
           return;
         }
         if (!frame) return;
@@ -297,10 +327,10 @@ export class AgentCore {
         // One request at a time, in order: a node is one device.
         this.queue = this.queue
           .then(() => this.serve(ws, link!, whole))
-          .catch((e: Error) => this.o.log.warn({ err: e.message }, 'could not serve a request'));
+          .catch((e: Error) => this.options.log.warn({ err: e.message }, 'could not serve a request'));
       },
       close: () => this.disconnected(),
-      error: (message) => this.o.log.warn({ err: message }, 'connection error'),
+      error: (message) => this.options.log.warn({ err: message }, 'connection error'),
     });
     // Counts what goes out; the link sends chunks through it.
     const counted: AgentSocket = {
@@ -331,34 +361,51 @@ export class AgentCore {
       return;
     }
     if (msg.type === 'challenge' && typeof msg.challenge === 'string') {
-      const declared = { name: this.o.name, resources: this.resources, tags: this.o.tags };
-      this.sendText(ws, JSON.stringify(makeHello(msg.challenge, declared, this.o.secretKey, this.platform.crypto)));
+      const declared = { name: this.options.name, resources: this.resources, tags: this.options.tags };
+      this.sendText(
+        ws,
+        JSON.stringify(makeHello(msg.challenge, declared, this.options.secretKey, this.platform.crypto)),
+      );
     } else if (msg.type === 'welcome' && Number.isInteger(msg.nodeId)) {
       this.nodeId = msg.nodeId!;
       this.attempt = 0;
       this.connected = true;
-      this.o.log.info({ nodeId: this.nodeId }, 'enrolled');
+      this.options.log.info({ nodeId: this.nodeId }, 'enrolled');
       this.emit({ type: 'connected', nodeId: this.nodeId });
       if (this.heartbeat) clearInterval(this.heartbeat);
       this.heartbeat = setInterval(() => ws.isOpen && this.sendText(ws, HEARTBEAT), msg.heartbeatMs ?? 5000);
     } else if (msg.type === 'configure' && Number.isInteger(msg.runId) && msg.spec) {
       const spec = msg.spec;
       const runId = msg.runId!;
+      const standardization = msg.standardization;
       this.queue = this.queue
         .then(async () => {
           if (this.host?.runId === runId) return;
           this.host?.dispose();
           this.host = null;
-          this.host = { runId, ...(await (this.o.handler ?? this.nodeHost)(runId, spec)) };
-          this.o.log.info({ runId, model: spec.name, trainer: this.host.kind }, 'configured for run');
+          try {
+            this.host = {
+              runId,
+              ...(await (this.options.handler
+                ? this.options.handler(runId, spec)
+                : this.nodeHost(runId, spec, standardization))),
+            };
+          } catch (e) {
+            // The run's requests get the reason as their answer, rather than waiting out their deadline.
+            this.host = { runId, ...refusingHandler(`node ${this.options.name}: ${(e as Error).message}`) };
+            throw e;
+          }
+          // Which statistics scale this run's features: the federation's (sent with the run) or the node's own.
+          const scaling = standardization ? 'federated' : this.options.data?.scaledWith ? 'node' : 'none';
+          this.options.log.info({ runId, model: spec.name, trainer: this.host.kind, scaling }, 'configured for run');
           this.emit({ type: 'configured', runId, model: spec.name, trainer: this.host.kind });
         })
-        .catch((e: Error) => this.o.log.warn({ runId, err: e.message }, 'could not configure for run'));
+        .catch((e: Error) => this.options.log.warn({ runId, err: e.message }, 'could not configure for run'));
     } else if (msg.type === 'error') {
       // Refused before welcome: the same hello would be refused again, so retrying forever helps nobody.
       if (!this.connected && (msg.code === 'unauthenticated' || msg.code === 'bad_hello'))
         return this.fatal(String(msg.code), String(msg.message));
-      this.o.log.warn({ code: msg.code, message: msg.message }, 'coordinator rejected a message');
+      this.options.log.warn({ code: msg.code, message: msg.message }, 'coordinator rejected a message');
       this.emit({ type: 'rejected', code: String(msg.code), message: String(msg.message) });
     }
   }
@@ -367,51 +414,62 @@ export class AgentCore {
   private fatal(code: string, reason: string): void {
     const advice =
       code === 'unauthenticated'
-        ? this.o.joinToken
+        ? this.options.joinToken
           ? "the coordinator does not accept this node's key although it enrolled: is --key the key it enrolled with?"
           : 'this node is not enrolled there (or holds another key): start it once with --join-token-file FILE (a token from POST /v1/admin/join-tokens) or the --key it enrolled with'
         : `the coordinator refused this node's hello (${reason}); this node speaks protocol ${PROTOCOL_VERSION}: upgrade the older side`;
     this.stop();
-    this.emit({ type: 'fatal', code, message: `node ${this.o.name} refused by ${this.o.coordinator}: ${advice}` });
+    this.emit({
+      type: 'fatal',
+      code,
+      message: `node ${this.options.name} refused by ${this.options.coordinator}: ${advice}`,
+    });
   }
 
   /** How this node trusts its peers' identity keys in secure aggregation, across runs. */
   private peerTrustValue: PeerTrust | null = null;
   private get peerTrust(): PeerTrust {
-    this.peerTrustValue ??= this.o.secaggPeerKeys ? keySetPeerTrust(this.o.secaggPeerKeys) : tofuPeerTrust();
+    this.peerTrustValue ??= this.options.secaggPeerKeys
+      ? keySetPeerTrust(this.options.secaggPeerKeys)
+      : tofuPeerTrust();
     return this.peerTrustValue;
   }
 
   /** The node signs its key advertisements with its enrolled key; without one it cannot take part. */
   private secureOptions(): SecureNodeOptions {
-    const secretKey = this.o.secretKey;
+    const secretKey = this.options.secretKey;
     return { ...this.secureFaults(), identity: () => (secretKey ? { secretKey, trust: this.peerTrust } : undefined) };
   }
 
   /** With --secagg-drop-after-share: vanish (close the connection, then reconnect) once keys are shared. */
   private secureFaults() {
-    if (!this.o.secaggDropAfterShare) return {};
+    if (!this.options.secaggDropAfterShare) return {};
     return {
       dropAfterShareKeys: () => true,
       onDrop: (round: number) => {
-        this.o.log.warn({ round }, 'secure aggregation: dropping out after sharing keys (fault injection)');
+        this.options.log.warn({ round }, 'secure aggregation: dropping out after sharing keys (fault injection)');
         this.socket?.close();
       },
     };
   }
 
-  private readonly nodeHost = async (runId: number, spec: ModelSpec): Promise<RequestHandler> => {
-    if (!this.o.data) throw new Error('a node without data needs a request handler');
+  private readonly nodeHost = async (
+    runId: number,
+    spec: ModelSpec,
+    standardization?: FeatureStandardization,
+  ): Promise<RequestHandler> => {
+    if (!this.options.data) throw new Error('a node without data needs a request handler');
+    const data = standardization ? scaledForRun(this.options.data, runId, standardization) : this.options.data;
     const trainer = await this.platform.makeTrainer(spec);
     const layout = makeLayout(tensorSpecs(spec));
     const host = new NodeHost(
       layout,
       trainer,
-      new Map([[this.nodeId, this.o.data]]),
+      new Map([[this.nodeId, data]]),
       undefined,
       this.secureOptions(),
       this.privacy,
-      this.o.nodeState?.storeFor(runId, layout),
+      this.options.nodeState?.storeFor(runId, layout),
     );
     return { kind: trainer.kind, handle: (frame) => host.handle(frame), dispose: () => trainer.dispose() };
   };
@@ -420,27 +478,36 @@ export class AgentCore {
     let binding: Binding | null = null;
     let frame = received;
     if (isBound(received)) ({ binding, frame } = unbindFrame(received));
-    // Analytics needs no model: a node answers it between runs too, over its own rows.
-    if (isAnalyticsRequest(frame) && this.o.data) {
-      const rows = analyticsRows(this.o.data);
+    // Analytics needs no model: a node answers it between runs too, over its own rows. A node without rows
+    // (a gateway) says so at once rather than leaving the pass to wait out its deadline.
+    if (isAnalyticsRequest(frame)) {
+      const rows = analyticsRows(this.options.data);
       const reply = answerAnalyticsFrame(frame, () => rows);
       const out =
-        binding && this.o.secretKey ? signFrame(binding, reply, this.o.secretKey, this.platform.crypto) : reply;
+        binding && this.options.secretKey
+          ? signFrame(binding, reply, this.options.secretKey, this.platform.crypto)
+          : reply;
       if (ws.isOpen) link.send(out);
       return;
     }
     if (!this.host) return;
-    if (this.o.delayMs) {
+    if (this.options.delayMs) {
       // Logged so tests can wait for the request to be in hand instead of sleeping.
       const { type, round } = peekHeader(frame);
-      this.o.log.info({ type, round, delayMs: this.o.delayMs }, 'holding the answer (emulated slow device)');
-      await new Promise((r) => setTimeout(r, this.o.delayMs));
+      this.options.log.info(
+        { type, round, delayMs: this.options.delayMs },
+        'holding the answer (emulated slow device)',
+      );
+      await new Promise((r) => setTimeout(r, this.options.delayMs));
     }
     const { runId } = this.host;
     const reply = await this.host.handle(frame);
-    this.o.onFrame?.(frame, reply);
+    this.options.onFrame?.(frame, reply);
     // The reply is signed together with the request's binding: valid for that request only.
-    const out = binding && this.o.secretKey ? signFrame(binding, reply, this.o.secretKey, this.platform.crypto) : reply;
+    const out =
+      binding && this.options.secretKey
+        ? signFrame(binding, reply, this.options.secretKey, this.platform.crypto)
+        : reply;
     if (!ws.isOpen) return;
     link.send(out);
     this.account(runId, reply);
@@ -468,12 +535,12 @@ export class AgentCore {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
     if (this.stopped) return;
-    const { minMs, maxMs } = this.o.backoff ?? { minMs: 500, maxMs: 10_000 };
+    const { minMs, maxMs } = this.options.backoff ?? { minMs: 500, maxMs: 10_000 };
     const delay = Math.min(maxMs, minMs * 2 ** this.attempt++);
     // Said once per outage, at warn; the retries after it are info.
     if (this.attempt === 1)
-      this.o.log.warn({ delayMs: delay }, 'lost the coordinator; retrying with backoff until it is back');
-    else this.o.log.info({ delayMs: delay }, 'still no coordinator; retrying');
+      this.options.log.warn({ delayMs: delay }, 'lost the coordinator; retrying with backoff until it is back');
+    else this.options.log.info({ delayMs: delay }, 'still no coordinator; retrying');
     this.emit({ type: 'disconnected', retryMs: delay });
     setTimeout(() => this.connect(), delay);
   }

@@ -36,6 +36,7 @@ export function answerAnalytics(req: AnalyticsRequest, parts: readonly Dataset[]
     round: req.round,
     nodeId: req.nodeId,
     featureCount,
+    ...(parts[0].columns?.length === featureCount ? { columns: [...parts[0].columns] } : {}),
     count: parts.reduce((s, d) => s + d.n, 0),
   };
   const columns = parts.map((d) => selectColumns(d, req.features));

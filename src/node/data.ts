@@ -4,13 +4,12 @@
  * own data), `idx:DIR` or `csv:FILE` (its training split). 20% is held out, seeded by the node's name.
  */
 import { loadDatasetSpec } from '../data/load.js';
-import { standardize } from '../data/split.js';
 import { loadMnist } from '../data/mnist.js';
 import { subset, type Dataset } from '../data/types.js';
 import { parsePartitionSpec, partition } from '../core/partition.js';
 import { Rng } from '../core/rng.js';
 import type { LocalData } from './host.js';
-import { holdOutValidation, type ShardSpec } from './local-data.js';
+import { csvRowsData, holdOutValidation, type ShardSpec } from './local-data.js';
 
 export { labelCounts } from './local-data.js';
 
@@ -29,21 +28,20 @@ export function mnistShard(shard: ShardSpec, partitionSeed = 0): Dataset {
 export function loadNodeData(spec: string, name: string, validationFraction = 0.2, partitionSeed = 0): LocalData {
   const m = /^mnist-partition:(\d+)\/(\d+)(?::(.+))?$/.exec(spec);
   let train;
-  let raw: Dataset | undefined;
   if (m) {
     const [i, n] = [Number(m[1]), Number(m[2])];
     if (!(n >= 1 && i < n)) throw new Error(`--data ${spec}: need 0 <= I < N`);
     train = mnistShard({ index: i, count: n, partition: m[3] ?? 'iid' }, partitionSeed);
   } else if (spec.startsWith('csv:')) {
-    // Raw rows kept for analytics; training takes them standardized with this node's own statistics.
+    // Raw rows kept for analytics and a run's own statistics; by default scaled with this node's.
     const loaded = loadDatasetSpec(spec, { standardize: false });
     if (loaded.standardization)
       train = loaded.train; // windows: the loader scaled them already
-    else train = standardize((raw = loaded.train)).train;
+    else return csvRowsData(loaded.train, name, validationFraction, partitionSeed);
   } else if (spec.startsWith('idx:') || spec === 'mnist' || spec === 'fashion-mnist') {
     train = loadDatasetSpec(spec).train;
   } else {
     throw new Error(`--data: expected mnist-partition:I/N, mnist, fashion-mnist, idx:DIR or csv:FILE, got '${spec}'`);
   }
-  return { ...holdOutValidation(train, name, validationFraction, partitionSeed), ...(raw ? { raw } : {}) };
+  return holdOutValidation(train, name, validationFraction, partitionSeed);
 }

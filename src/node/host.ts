@@ -9,6 +9,7 @@
  * reproducible whatever worker serves the node. Byzantine nodes still evaluate honestly.
  */
 import type { Dataset } from '../data/types.js';
+import type { FeatureStandardization } from '../net/node-protocol.js';
 import type { TensorSlot } from '../core/params.js';
 import { Rng } from '../core/rng.js';
 import { attackUpdate, flipLabels, type AttackKind } from '../core/robust.js';
@@ -31,6 +32,8 @@ export interface LocalData {
   validation: Dataset;
   /** The node's rows before scaling (CSV), for analytics; absent = train and validation are raw. */
   raw?: Dataset;
+  /** CSV rows: the same split scaled with a run's statistics (the federation's) in place of the node's own. */
+  scaledWith?: (stats: FeatureStandardization) => LocalData;
 }
 
 /** Which nodes attack and how (plain data, so it can cross into worker threads). */

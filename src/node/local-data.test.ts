@@ -47,3 +47,26 @@ test('holdOutValidation with fraction 0 keeps every row for training', () => {
   assert.equal(all.train.n, d.train.n);
   assert.equal(all.validation.n, 0);
 });
+
+test("scaledWith: the same rows in the same split, scaled with a run's statistics; other columns refused", () => {
+  const rows = Array.from({ length: 30 }, (_, i) => `${i},${(i * 5) % 11},${i % 3}`);
+  const text = `a,b,label\n${rows.join('\n')}\n`;
+  const own = csvLocalData(text, 'pump.csv', 'pump-1');
+  const stats = { columns: ['a', 'b'], mean: [100, -2], std: [4, 0] };
+  const run = own.scaledWith!(stats);
+  assert.equal(run.raw, own.raw);
+  assert.deepEqual(run.validation.y, own.validation.y);
+  // Naive reference: each raw row of the validation split, (x - mean) / std (std 0: only centred).
+  const raw = own.raw!;
+  const rowOfA = new Map(Array.from({ length: raw.n }, (_, r) => [raw.x[r * 2], r]));
+  for (let k = 0; k < run.validation.n; k++) {
+    const a = run.validation.x[k * 2] * 4 + 100;
+    const r = rowOfA.get(Math.round(a))!; // column a is the row number: unique
+    assert.ok(Math.abs(run.validation.x[k * 2] - (raw.x[r * 2] - 100) / 4) < 1e-6);
+    assert.ok(Math.abs(run.validation.x[k * 2 + 1] - (raw.x[r * 2 + 1] + 2)) < 1e-6);
+  }
+  assert.throws(
+    () => own.scaledWith!({ ...stats, columns: ['a', 'c'] }),
+    /the run scales the feature columns a, c; this node's CSV .* has a, b: give the node a file/,
+  );
+});

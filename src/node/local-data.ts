@@ -4,7 +4,8 @@
  */
 import { Rng } from '../core/rng.js';
 import { parseCsv, type CsvOptions } from '../data/csv.js';
-import { standardize, trainValidationSplit } from '../data/split.js';
+import { applyStandardize, standardizeStats, trainValidationSplit, type StandardizeStats } from '../data/split.js';
+import type { FeatureStandardization } from '../net/node-protocol.js';
 import { subset, type Dataset } from '../data/types.js';
 import { partitionReport } from '../core/partition.js';
 import type { LocalData } from './host.js';
@@ -40,8 +41,34 @@ export function parseShardSpec(text: string, what: string): ShardSpec {
 
 /** A user's CSV file as a node's data: parsed (csv.ts), features standardized, validation held out. */
 export function csvLocalData(text: string, fileName: string, name: string, opts: CsvOptions = {}): LocalData {
-  const all = parseCsv(text, fileName, opts);
-  return { ...holdOutValidation(standardize(all).train, name), raw: all };
+  return csvRowsData(parseCsv(text, fileName, opts), name);
+}
+
+/**
+ * A node's raw CSV rows as its data: scaled with its own statistics, or with a run's (`scaledWith`, a
+ * federated-standardised run) over the same rows, since the validation hold-out depends only on the name.
+ */
+export function csvRowsData(
+  raw: Dataset,
+  name: string,
+  validationFraction = DEFAULT_VALIDATION_FRACTION,
+  partitionSeed = 0,
+): LocalData {
+  const scaled = (stats: StandardizeStats): LocalData => ({
+    ...holdOutValidation(applyStandardize(raw, stats), name, validationFraction, partitionSeed),
+    raw,
+    scaledWith,
+  });
+  const scaledWith = (stats: FeatureStandardization): LocalData => {
+    const own = raw.columns ?? [];
+    if (own.length !== stats.columns.length || own.some((c, j) => c !== stats.columns[j]))
+      throw new Error(
+        `the run scales the feature columns ${stats.columns.join(', ')}; this node's CSV ${raw.source} has ` +
+          `${own.join(', ')}: give the node a file with the run's columns`,
+      );
+    return scaled(stats);
+  };
+  return scaled(standardizeStats(raw));
 }
 
 /** Examples per class in a dataset (what a node shares with --share-labels, for the dashboard). */

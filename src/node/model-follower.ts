@@ -12,6 +12,7 @@ import { ServedModel } from '../predict/served-model.js';
 import type { ModelLoader, ServingModel } from '../predict/serving-model.js';
 import { signedFetch, type NodeCredentials } from './signed-fetch.js';
 import type { NodeMetrics } from './node-metrics.js';
+import type { StandardizeStats } from '../data/split.js';
 
 export interface FollowerOptions {
   coordinator: string;
@@ -25,9 +26,17 @@ export interface FollowerOptions {
   load?: ModelLoader;
 }
 
+/** A version's own input scaling: the federation's statistics of a federated-standardised run. */
+export interface VersionScaling {
+  columns: string[];
+  stats: StandardizeStats;
+}
+
 export class ModelFollower {
   current: ServingModel | null = null;
   runId: number | null = null;
+  /** Scaling that came with a version (edgefed.json); kept beside the model so a swap changes both at once. */
+  private readonly scalings = new WeakMap<ServingModel, VersionScaling>();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
 
@@ -53,6 +62,20 @@ export class ModelFollower {
     return withModels.length ? Math.max(...withModels) : null;
   }
 
+  /** The federation's statistics `model` was trained on, when its run had them. */
+  scalingOf(model: ServingModel): VersionScaling | undefined {
+    return this.scalings.get(model);
+  }
+
+  /** A version's edgefed.json; an older coordinator without the route means no scaling of its own. */
+  private async versionScaling(path: string): Promise<VersionScaling | undefined> {
+    const r = await signedFetch(this.options.coordinator, path, this.options.creds);
+    if (r.status === 404) return undefined;
+    if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`); // retried next poll: never served unscaled
+    const meta = (await r.json()) as { columns?: string[]; standardization?: StandardizeStats };
+    return meta.columns && meta.standardization ? { columns: meta.columns, stats: meta.standardization } : undefined;
+  }
+
   /** One check: loads and swaps in a newer version if the coordinator has one. */
   async poll(): Promise<void> {
     const runId = await this.pickRun();
@@ -75,6 +98,7 @@ export class ModelFollower {
         await signedFetch(this.options.coordinator, `${base}/${newest.version}/weights.bin`, this.options.creds)
       ).arrayBuffer(),
     );
+    const scaling = await this.versionScaling(`${base}/${newest.version}/edgefed.json`);
     this.options.metrics.modelBytes.inc(jsonText.length + weightBytes.byteLength);
     // tfjs (~80 MB resident) is loaded on the first download, not with the node: a training node never needs it.
     const { ensureTfjs, specFromModelArtifacts } = await import('../model/tfjs.js');
@@ -100,6 +124,7 @@ export class ModelFollower {
       throw e;
     }
     if (this.stopped) return next.retire();
+    if (scaling) this.scalings.set(next, scaling);
     const old = this.current;
     this.current = next; // the swap: later requests use `next`, requests in flight finish on `old`
     this.runId = runId;

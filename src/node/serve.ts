@@ -2,6 +2,7 @@
  * Serving on an edge node (`edgefed node --serve-port N`): an HTTP server beside the agent.
  *   POST /v1/predict  { inputs: number[][] } | { input: number[] }  ->  per sample { class, confidence,
  *                     decision, modelVersion } with decision accept | abstain | escalated
+ *                     (and `scaling`: whose statistics scaled the raw input, federated | node | none)
  *   GET  /v1/model    the version in use and the decision counts
  *   GET  /metrics     Prometheus text (node-metrics.ts)
  * Samples below --threshold are abstained, or with --escalate sent to the coordinator's escalation model.
@@ -65,6 +66,20 @@ function bodyErrorCode(err: { code?: string; statusCode?: number }): { status: n
     : { status: 500, code: 'internal' };
 }
 
+const SCALING_WORDS = {
+  federated: "raw values, standardized with the federation's statistics the model version carries",
+  node: "raw values, standardized with the node's training statistics",
+  none: 'none: features as the model takes them',
+} as const;
+
+/** What a prediction's response says about its input scaling: whose statistics, and the values used. */
+function scalingReport(statistics: keyof typeof SCALING_WORDS, scaling: InputScaling | undefined) {
+  return {
+    statistics,
+    ...(scaling ? { columns: scaling.columns, mean: scaling.stats.mean, std: scaling.stats.std } : {}),
+  };
+}
+
 export async function startNodeServer(options: NodeServeOptions): Promise<NodeServer> {
   if (!(options.threshold >= 0 && options.threshold <= 1))
     throw new Error(`threshold must be in [0, 1], got ${options.threshold}`);
@@ -126,13 +141,15 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
       if (e instanceof PredictError) return reject(reply, 400, e.code, e.message);
       throw e;
     }
-    const scaling = options.inputScaling;
+    // The version's own statistics (a federated run's) win over the node's: the model was trained on them.
+    const federated = follower.scalingOf(current);
+    const scaling = federated ?? options.inputScaling;
     if (scaling && scaling.columns.length !== model.featureSize)
       return reject(
         reply,
         409,
         'scaling_mismatch',
-        `the node's data has ${scaling.columns.length} feature columns, the model takes ${model.featureSize}`,
+        `the input scaling has ${scaling.columns.length} feature columns, the model takes ${model.featureSize}`,
       );
     if (scaling)
       rows = {
@@ -158,6 +175,7 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
       modelVersion: model.version,
       model: answering.info,
       precision: ('precision' in model && model.precision) || 'float32',
+      scaling: scalingReport(federated ? 'federated' : scaling ? 'node' : 'none', scaling),
       predictions: final,
     };
   });
@@ -172,12 +190,12 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
       precision: m ? (m.precision ?? 'float32') : null,
       pid: process.pid,
       policy: { threshold: options.threshold, escalate: options.escalate },
-      inputs: options.inputScaling
-        ? {
-            columns: options.inputScaling.columns,
-            scaling: "raw values, standardized with the node's training statistics",
-          }
-        : { scaling: 'none: features as the model takes them' },
+      inputs:
+        m && follower.scalingOf(m)
+          ? { columns: follower.scalingOf(m)!.columns, scaling: SCALING_WORDS.federated }
+          : options.inputScaling
+            ? { columns: options.inputScaling.columns, scaling: SCALING_WORDS.node }
+            : { scaling: SCALING_WORDS.none },
       counts: {
         accepted: await count('accept'),
         abstained: await count('abstain'),
