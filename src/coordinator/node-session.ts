@@ -178,10 +178,10 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
       const n = node;
       inOrder = (inOrder ?? Promise.resolve()).then(async () => {
         if (!checked) return handleFrame(n, bytes, false);
-        const o = await checked;
+        const outcome = await checked;
         d.metrics.verifiedOffThread();
-        if (o.ok) handleFrame(n, o.bytes, true);
-        else reject(o.code, o.message);
+        if (outcome.ok) handleFrame(n, outcome.bytes, true);
+        else reject(outcome.code, outcome.message);
       });
     },
     invalid(code, message) {
