@@ -387,19 +387,21 @@ function splitQuantity(alpha: number, minSize: number, n: number, numNodes: numb
   const reserved = numNodes * minSize;
   if (n < reserved)
     fail(`too few examples: ${n} examples cannot give each of ${numNodes} nodes at least MIN=${minSize}`);
-  const spare = n - reserved;
+  const unreserved = n - reserved;
   const proportions = rng.dirichlet(alpha, numNodes);
   const order = rng.permutation(n);
   const nodeOf = new Int32Array(n);
   let cumulative = 0;
-  let spareStart = 0;
+  let unreservedStart = 0;
   let pos = 0;
   for (let node = 0; node < numNodes; node++) {
     cumulative += proportions[node];
-    const spareEnd =
-      node === numNodes - 1 ? spare : Math.max(spareStart, Math.min(spare, Math.floor(cumulative * spare)));
-    const size = minSize + spareEnd - spareStart;
-    spareStart = spareEnd;
+    const unreservedEnd =
+      node === numNodes - 1
+        ? unreserved
+        : Math.max(unreservedStart, Math.min(unreserved, Math.floor(cumulative * unreserved)));
+    const size = minSize + unreservedEnd - unreservedStart;
+    unreservedStart = unreservedEnd;
     for (let k = 0; k < size; k++) nodeOf[order[pos++]] = node;
   }
   return nodeOf;

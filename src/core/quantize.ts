@@ -69,10 +69,10 @@ export function quantizeWeights(tensors: readonly TensorSpec[], weights: Float32
 export function dequantizeWeights(tensors: readonly QuantizedTensor[]): Float32Array {
   const parts = tensors.map(dequantize);
   const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
+  let offset = 0;
   for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
+    out.set(p, offset);
+    offset += p.length;
   }
   return out;
 }

@@ -50,7 +50,7 @@ function sqDist(a: number[], b: number[]): number {
 /** Krum score of every vector among `vs`, with `k` nearest neighbours. */
 function naiveScores(vs: number[][], k: number): number[] {
   return vs.map((v, i) =>
-    asc(vs.filter((_, o) => o !== i).map((w) => sqDist(v, w)))
+    asc(vs.filter((_, j) => j !== i).map((w) => sqDist(v, w)))
       .slice(0, k)
       .reduce((a, b) => a + b, 0),
   );

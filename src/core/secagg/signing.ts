@@ -23,10 +23,10 @@ function u32(n: number): Uint8Array {
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
+  let offset = 0;
   for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
+    out.set(p, offset);
+    offset += p.length;
   }
   return out;
 }
