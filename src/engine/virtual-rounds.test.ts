@@ -10,34 +10,34 @@ import { healthyNodes, toyFederation, toyLayout } from '../../test/support/toy-f
 const fast: DeviceProfile = { samplesPerSecond: 1000, downloadBytesPerSecond: 1e5, uploadBytesPerSecond: 5e4 };
 const slow: DeviceProfile = { samplesPerSecond: 50, downloadBytesPerSecond: 1e4, uploadBytesPerSecond: 5e3 };
 
-function engine(profiles: DeviceProfile[], extra: Partial<EngineOptions> = {}) {
+function engine(profiles: DeviceProfile[], overrides: Partial<EngineOptions> = {}) {
   const ids = profiles.map((_, i) => i);
-  const fed = toyFederation(healthyNodes(profiles.length), ids);
+  const federation = toyFederation(healthyNodes(profiles.length), ids);
   const clock = new VirtualClock(profiles);
   const e = new RoundEngine({
     layout: toyLayout,
     strategy: new Strategy(parseStrategy('fedavg')),
-    transport: fed.transport,
-    initial: fed.initial,
+    transport: federation.transport,
+    initial: federation.initial,
     seed: 3,
     rounds: 1,
     fraction: 1,
     minNodes: 1,
     evalFraction: 0,
     local: { epochs: 1, batchSize: 16, optimizer: { name: 'adam', lr: 0.01 } },
-    centralEval: fed.centralEval,
+    centralEval: federation.centralEval,
     clock,
-    ...extra,
+    ...overrides,
   });
-  return { e, clock, fed };
+  return { e, clock, fed: federation };
 }
 
 /** Each node's simulated request time from the bytes it really moved and its 200 samples (one epoch). */
 function durations(
-  fed: ReturnType<typeof toyFederation>,
+  federation: ReturnType<typeof toyFederation>,
   profiles: DeviceProfile[],
 ): { nodeId: number; seconds: number }[] {
-  const byNode = fed.transport.traffic().byNode;
+  const byNode = federation.transport.traffic().byNode;
   return [...byNode]
     .map(([nodeId, t]) => ({
       nodeId,
