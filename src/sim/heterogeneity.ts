@@ -6,9 +6,12 @@ import { builtinProfiles, parseProfileSpec, profilesFromJson, type DeviceProfile
 import type { ResolvedOptions } from './options.js';
 
 /** The profile spec in effect: --profile, else `uniform` when async, a deadline or over-selection needs a clock. */
-export function profileSpecOf(o: ResolvedOptions): string | undefined {
+export function profileSpecOf(options: ResolvedOptions): string | undefined {
   return (
-    o.profile ?? (o.mode === 'async' || o.deadline !== undefined || o.overSelect !== undefined ? 'uniform' : undefined)
+    options.profile ??
+    (options.mode === 'async' || options.deadline !== undefined || options.overSelect !== undefined
+      ? 'uniform'
+      : undefined)
   );
 }
 
@@ -27,7 +30,9 @@ export function loadProfiles(spec: string, nodes: number, seed: number): DeviceP
 }
 
 /** The run's clock, or undefined for a run in real time only. */
-export function makeClock(o: ResolvedOptions): VirtualClock | undefined {
-  const spec = profileSpecOf(o);
-  return spec === undefined ? undefined : new VirtualClock(loadProfiles(spec, o.nodes, o.seed), o.seed);
+export function makeClock(options: ResolvedOptions): VirtualClock | undefined {
+  const spec = profileSpecOf(options);
+  return spec === undefined
+    ? undefined
+    : new VirtualClock(loadProfiles(spec, options.nodes, options.seed), options.seed);
 }

@@ -33,8 +33,8 @@ export interface NodeJobResult {
 }
 
 /** The options workers need (everything but where the queue is): the same run always gets the same id. */
-function jobSetup(o: ResolvedOptions): { setup: ResolvedOptions; setupId: string } {
-  const { queue: _q, queueName: _n, workers: _w, ...setup } = o;
+function jobSetup(options: ResolvedOptions): { setup: ResolvedOptions; setupId: string } {
+  const { queue: _q, queueName: _n, workers: _w, ...setup } = options;
   return { setup: setup as ResolvedOptions, setupId: createHash('sha256').update(JSON.stringify(setup)).digest('hex') };
 }
 
@@ -132,7 +132,9 @@ export interface QueueWorkerOptions {
  * A worker process's loop: takes node jobs, hosts the nodes of each run it sees (keeping the two most
  * recent runs' data), answers with the reply frame. Resolves with a handle to stop it.
  */
-export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close: () => Promise<void>; worker: string }> {
+export async function startQueueWorker(
+  options: QueueWorkerOptions,
+): Promise<{ close: () => Promise<void>; worker: string }> {
   const id = `${hostname()}:${process.pid}`;
   const hosts = new Map<string, Promise<{ host: NodeHost; trainerKind: string }>>();
   const hostFor = (job: NodeJob) => {
@@ -157,7 +159,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close: 
     return h;
   };
   const worker = new Worker(
-    o.queueName ?? DEFAULT_QUEUE_NAME_TEXT,
+    options.queueName ?? DEFAULT_QUEUE_NAME_TEXT,
     async (job: Job): Promise<NodeJobResult> => {
       const data = readJob(job.data);
       const { host, trainerKind } = await hostFor(data);
@@ -168,7 +170,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close: 
         trainer: trainerKind,
       };
     },
-    { connection: redisConnection(o.redis), concurrency: o.concurrency ?? 1 },
+    { connection: redisConnection(options.redis), concurrency: options.concurrency ?? 1 },
   );
   await worker.waitUntilReady();
   return { close: () => worker.close(), worker: id };
