@@ -102,7 +102,11 @@ async function serve(dir: string): Promise<{ url: string; requests: string[]; cl
 }
 
 /** Saves a tfjs model as a tfjs model.json plus one weights file, with the stock save handler's artifacts. */
-async function saveUserModel(model: tf.LayersModel, dir: string, extra: Record<string, unknown> = {}): Promise<string> {
+async function saveUserModel(
+  model: tf.LayersModel,
+  dir: string,
+  modelJsonFields: Record<string, unknown> = {},
+): Promise<string> {
   await model.save(
     tf.io.withSaveHandler(async (a) => {
       writeFileSync(join(dir, 'group1-shard1of1.bin'), Buffer.from(a.weightData as ArrayBuffer));
@@ -113,7 +117,7 @@ async function saveUserModel(model: tf.LayersModel, dir: string, extra: Record<s
           format: 'layers-model',
           generatedBy: 'test',
           weightsManifest: [{ paths: ['./group1-shard1of1.bin'], weights: a.weightSpecs }],
-          ...extra,
+          ...modelJsonFields,
         }),
       );
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };

@@ -102,8 +102,8 @@ export function conv2dBackpropFilter(stock: tf.KernelFunc): tf.KernelFunc {
               const wOff = (wR * filterWidth + wC) * inChannels * outChannels;
               for (let d1 = 0; d1 < inChannels; d1++) {
                 const xv = xVals[xOff + d1];
-                const o = wOff + d1 * outChannels;
-                for (let d2 = 0; d2 < outChannels; d2++) acc[o + d2] += xv * dyVals[dyOff + d2];
+                const dwBase = wOff + d1 * outChannels;
+                for (let d2 = 0; d2 < outChannels; d2++) acc[dwBase + d2] += xv * dyVals[dyOff + d2];
               }
             }
           }
@@ -365,20 +365,25 @@ function readManifestWeights(
  * The optimizer as tfjs's own getTrainingConfig() writes it (class name and getConfig()): loadLayersModel
  * compiles the model from it, and its Adam needs every field (a missing beta1 makes it throw).
  */
-function optimizerConfig(o: OptimizerConfig): { class_name: string; config: Record<string, unknown> } {
-  switch (o.name) {
+function optimizerConfig(optimizer: OptimizerConfig): { class_name: string; config: Record<string, unknown> } {
+  switch (optimizer.name) {
     case 'adam':
       return {
         class_name: 'Adam',
-        config: { learningRate: o.lr, beta1: o.beta1 ?? 0.9, beta2: o.beta2 ?? 0.999, epsilon: o.epsilon ?? 1e-7 },
+        config: {
+          learningRate: optimizer.lr,
+          beta1: optimizer.beta1 ?? 0.9,
+          beta2: optimizer.beta2 ?? 0.999,
+          epsilon: optimizer.epsilon ?? 1e-7,
+        },
       };
     case 'momentum':
       return {
         class_name: 'Momentum',
-        config: { learningRate: o.lr, momentum: o.momentum ?? 0.9, useNesterov: false },
+        config: { learningRate: optimizer.lr, momentum: optimizer.momentum ?? 0.9, useNesterov: false },
       };
     case 'sgd':
-      return { class_name: 'SGD', config: { learningRate: o.lr } };
+      return { class_name: 'SGD', config: { learningRate: optimizer.lr } };
   }
 }
 

@@ -35,7 +35,7 @@ const mlp = builtinModel('mlp', [28, 28, 1], 10);
  */
 const WEIGHT_TOL = 1e-5;
 const ADAM_TOL = 1e-4;
-const tolFor = (o: OptimizerConfig): number => (o.name === 'adam' ? ADAM_TOL : WEIGHT_TOL);
+const tolFor = (optimizer: OptimizerConfig): number => (optimizer.name === 'adam' ? ADAM_TOL : WEIGHT_TOL);
 
 let train: Dataset; // 512 examples
 let small: Dataset; // its first 256
@@ -84,13 +84,13 @@ function dist(a: Float32Array, b: Float32Array): number {
   return Math.sqrt(s);
 }
 
-const cfg = (optimizer: OptimizerConfig, extra: Partial<TrainConfig> = {}): TrainConfig => ({
+const cfg = (optimizer: OptimizerConfig, overrides: Partial<TrainConfig> = {}): TrainConfig => ({
   epochs: 1,
   batchSize: 32,
   optimizer,
   proxMu: 0,
   seed: 42,
-  ...extra,
+  ...overrides,
 });
 
 async function withTfjs<T>(spec: ModelSpec, run: (t: TfjsTrainer) => Promise<T>): Promise<T> {

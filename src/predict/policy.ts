@@ -32,11 +32,11 @@ export function applyPolicy(
 ): { answers: ServedAnswer[]; escalate: number[] } {
   if (!(p.threshold >= 0 && p.threshold <= 1)) throw new Error(`threshold must be in [0, 1], got ${p.threshold}`);
   const escalate: number[] = [];
-  const answers = outputs.map((o, i): ServedAnswer => {
-    if ('value' in o) return { value: o.value, decision: 'accept', modelVersion };
-    if (o.confidence >= p.threshold) return { ...o, decision: 'accept', modelVersion };
+  const answers = outputs.map((output, i): ServedAnswer => {
+    if ('value' in output) return { value: output.value, decision: 'accept', modelVersion };
+    if (output.confidence >= p.threshold) return { ...output, decision: 'accept', modelVersion };
     if (p.escalate) escalate.push(i);
-    return { ...o, decision: 'abstain', modelVersion };
+    return { ...output, decision: 'abstain', modelVersion };
   });
   return { answers, escalate };
 }
