@@ -56,7 +56,7 @@ export class MqttNodeEndpoint {
 
   private constructor(
     private readonly options: MqttEndpointOptions,
-    private readonly open: (c: NodeConnection) => NodeConnectionEvents,
+    private readonly open: (connection: NodeConnection) => NodeConnectionEvents,
     client: MqttClient,
   ) {
     this.client = client;
@@ -71,7 +71,7 @@ export class MqttNodeEndpoint {
   /** Connects to the broker and subscribes to the fleet's node topics; fails with the broker's reason. */
   static async start(
     options: MqttEndpointOptions,
-    open: (c: NodeConnection) => NodeConnectionEvents,
+    open: (connection: NodeConnection) => NodeConnectionEvents,
   ): Promise<MqttNodeEndpoint> {
     checkTopicLevel('--fleet', options.fleet);
     const clientOptions: IClientOptions = {
@@ -101,21 +101,21 @@ export class MqttNodeEndpoint {
     if (!where) return;
     const bytes = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
     if (where.kind === 'presence') return this.presence(where.name, bytesText(bytes));
-    let e: Envelope;
+    let envelope: Envelope;
     try {
-      e = decodeEnvelope(bytes);
+      envelope = decodeEnvelope(bytes);
     } catch (err) {
       this.options.log.warn({ node: where.name, err: (err as Error).message }, 'dropped a malformed MQTT message');
       return;
     }
     const current = this.sessions.get(where.name);
-    if (e.kind === 'open') {
-      if (current?.session === e.session) return; // a QoS 1 repeat of the open that started it
+    if (envelope.kind === 'open') {
+      if (current?.session === envelope.session) return; // a QoS 1 repeat of the open that started it
       current?.end({ by: 'node', code: 0, reason: 'replaced by a new session' });
       const conn = new MqttNodeConnection(
         this,
         where.name,
-        e.session,
+        envelope.session,
         this.options.maxFrameBytes,
         this.options.chunkBytes,
       );
@@ -124,8 +124,8 @@ export class MqttNodeEndpoint {
       return;
     }
     // What an earlier link left in flight, or a message for no open session, has no one to go to.
-    if (current?.session !== e.session) return;
-    current.receive(e);
+    if (current?.session !== envelope.session) return;
+    current.receive(envelope);
   }
 
   /** `<session>:online|offline`; the will says offline. A node busy on a request keeps its session. */
@@ -137,10 +137,10 @@ export class MqttNodeEndpoint {
     if (state === 'offline') conn.onOffline();
   }
 
-  publish(name: string, e: Envelope): void {
+  publish(name: string, envelope: Envelope): void {
     this.client.publish(
       mqttTopics(this.options.fleet, name).toNode,
-      Buffer.from(encodeEnvelope(e)),
+      Buffer.from(encodeEnvelope(envelope)),
       { qos: 1 },
       (err) => {
         if (err) this.options.log.warn({ node: name, err: err.message }, 'MQTT publish failed');
@@ -195,14 +195,14 @@ class MqttNodeConnection implements NodeConnection {
     this.events = events;
   }
 
-  receive(e: Envelope): void {
-    if (this.closed || !this.events || !this.inbound.accept(e.seq)) return;
+  receive(envelope: Envelope): void {
+    if (this.closed || !this.events || !this.inbound.accept(envelope.seq)) return;
     if (!this.authenticatedNow) {
-      this.unauthenticatedBytes += e.payload.length + ENVELOPE_HEADER_BYTES;
+      this.unauthenticatedBytes += envelope.payload.length + ENVELOPE_HEADER_BYTES;
       if (this.unauthenticatedBytes > MAX_HELLO_BYTES) return this.terminate();
     }
-    if (e.kind === 'control') {
-      const text = bytesText(e.payload);
+    if (envelope.kind === 'control') {
+      const text = bytesText(envelope.payload);
       if (!this.identity && !this.namesThisTopic(text)) {
         this.endpoint.log.warn(
           { topic: this.name, remote: this.remote },
@@ -213,10 +213,10 @@ class MqttNodeConnection implements NodeConnection {
       }
       return this.events.control(text);
     }
-    if (e.kind !== 'chunk') return;
+    if (envelope.kind !== 'chunk') return;
     let frame: Uint8Array | null;
     try {
-      frame = this.link.receive(e.payload);
+      frame = this.link.receive(envelope.payload);
       if (frame && frame.length > this.maxFrameBytes)
         throw new FrameError('too_large', `frame of ${frame.length} bytes exceeds the limit of ${this.maxFrameBytes}`);
     } catch (err) {
@@ -281,9 +281,9 @@ class MqttNodeConnection implements NodeConnection {
 /** The broker URL without its password, for logs and errors. */
 export function redact(url: string): string {
   try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
   } catch {
     return url;
   }

@@ -75,11 +75,11 @@ export function registerModelRoutes(app: FastifyInstance, options: ModelRoutesOp
       );
     return { runId, model };
   };
-  const artifactsOf = (runId: number, m: ModelVersion) => {
-    const key = `${runId}:${m.version}`;
+  const artifactsOf = (runId: number, version: ModelVersion) => {
+    const key = `${runId}:${version.version}`;
     let a = artifacts.get(key);
     if (!a) {
-      a = import('../model/tfjs.js').then((t) => t.tfjsArtifacts(m.spec, m.weights));
+      a = import('../model/tfjs.js').then((t) => t.tfjsArtifacts(version.spec, version.weights));
       artifacts.set(key, a);
       if (artifacts.size > ARTIFACTS_CACHED) artifacts.delete(artifacts.keys().next().value!);
     }
@@ -121,11 +121,11 @@ export function registerModelRoutes(app: FastifyInstance, options: ModelRoutesOp
     if (have && have.version === model.version) return have;
     const pending = loading.get(runId);
     if (pending) return pending.then((m) => (m.version === model.version ? m : latestServed(runId, model)));
-    const load = ServedModel.load(model.version, model.spec, model.weights, model.sha256).then((m) => {
-      loaded.set(runId, m);
+    const load = ServedModel.load(model.version, model.spec, model.weights, model.sha256).then((served) => {
+      loaded.set(runId, served);
       loading.delete(runId);
       have?.retire();
-      return m;
+      return served;
     });
     loading.set(runId, load);
     load.catch(() => loading.delete(runId));
@@ -165,11 +165,13 @@ export function registerModelRoutes(app: FastifyInstance, options: ModelRoutesOp
       if (which === null)
         return error(reply, 400, 'bad_version', "model must be 'latest', a version number or 'escalation'");
       if (!options.store.getRun(body.runId)) return error(reply, 404, 'not_found', 'no such run');
-      const v = versions.get(body.runId, which, options.runs.get(body.runId)?.spec);
-      if (!v) return error(reply, 404, 'no_model', `run ${body.runId} has no model version ${which} yet`);
-      const m =
-        which === 'latest' ? latestServed(body.runId, v) : ServedModel.load(v.version, v.spec, v.weights, v.sha256);
-      model = m instanceof ServedModel ? m : await m;
+      const version = versions.get(body.runId, which, options.runs.get(body.runId)?.spec);
+      if (!version) return error(reply, 404, 'no_model', `run ${body.runId} has no model version ${which} yet`);
+      const served =
+        which === 'latest'
+          ? latestServed(body.runId, version)
+          : ServedModel.load(version.version, version.spec, version.weights, version.sha256);
+      model = served instanceof ServedModel ? served : await served;
     }
     const oneOff = typeof body.model === 'number'; // an older version, loaded for this request only
     try {

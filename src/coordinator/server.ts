@@ -61,7 +61,7 @@ export interface CoordinatorOptions {
   /** A gateway's local side: its rounds come from its coordinator, so it refuses POST /v1/runs. */
   gateway?: boolean;
   logger?: Logger;
-  onRound?: (runId: number, r: RoundRecord) => void;
+  onRound?: (runId: number, record: RoundRecord) => void;
   /** A tfjs model.json (or its folder) served for escalated low-confidence samples (POST /v1/predict, model 'escalation'). */
   escalationModel?: string;
   /** On close: how long the round in progress may take to finish before it is abandoned uncommitted (ms). */
@@ -112,14 +112,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     throw e;
   }
   const registry = new Registry();
-  let recordVersion: (runId: number, r: RoundRecord) => void = () => undefined;
+  let recordVersion: (runId: number, record: RoundRecord) => void = () => undefined;
   const runs = new RunManager(
     store,
     registry,
     log,
-    (id, r) => {
-      recordVersion(id, r);
-      options.onRound?.(id, r);
+    (id, record) => {
+      recordVersion(id, record);
+      options.onRound?.(id, record);
     },
     options.auth ?? true,
     new DatasetCatalog(options.datasets),
