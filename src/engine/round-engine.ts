@@ -142,21 +142,21 @@ export class RoundEngine {
             ...(control ? { control } : {}),
           });
           const reply = await transport.request(nodeId, frame);
-          const r = parseTrainReply(layout, reply, round, nodeId, this.global.length);
+          const parsed = parseTrainReply(layout, reply, round, nodeId, this.global.length);
           if (closed) throw new Error('straggler: answered after the round closed');
           results.push({
             nodeId,
-            numExamples: r.numExamples,
-            steps: r.steps,
-            vector: this.updateOf(r.vector, r.compression, this.global),
-            metrics: r.metrics,
-            ...(r.controlDelta ? { controlDelta: r.controlDelta } : {}),
+            numExamples: parsed.numExamples,
+            steps: parsed.steps,
+            vector: this.updateOf(parsed.vector, parsed.compression, this.global),
+            metrics: parsed.metrics,
+            ...(parsed.controlDelta ? { controlDelta: parsed.controlDelta } : {}),
           });
           costs.set(nodeId, {
             nodeId,
             downBytes: frame.length,
             upBytes: reply.length,
-            samples: samplesProcessed(r.steps, config.batchSize, config.epochs, r.numExamples),
+            samples: samplesProcessed(parsed.steps, config.batchSize, config.epochs, parsed.numExamples),
           });
           // Under a clock every result is computed; who made it is decided by simulated time below.
           if (!clock && results.length >= needed) settle();
