@@ -143,17 +143,17 @@ Examples:
 Supported layers: Dense, Conv2D, MaxPool2D, Flatten, Dropout (hidden activations relu or linear).`,
     )
     .action(async (flags: QuantizeOptions & { json?: boolean }) => {
-      const r = await runQuantize(flags);
+      const result = await runQuantize(flags);
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify(r)}\n`);
+        process.stdout.write(`${JSON.stringify(result)}\n`);
         return;
       }
-      const b = r.bytes;
+      const byteAccount = result.bytes;
       process.stdout.write(
-        `wrote ${r.out} (int8, calibrated on ${r.calibrationSamples} samples): ${b.storedTotal} bytes stored ` +
-          `(${(b.storedRatio * 100).toFixed(2)}% of the float weights' ${b.floatWeightBytes}), ${b.rawTotal} in ` +
-          `memory (${(b.rawRatio * 100).toFixed(2)}%: int8 kernels ${b.int8KernelBytes}, int32 biases ` +
-          `${b.int32BiasBytes}, scales ${b.float32ScaleBytes + b.activationParamBytes})\n`,
+        `wrote ${result.out} (int8, calibrated on ${result.calibrationSamples} samples): ${byteAccount.storedTotal} bytes stored ` +
+          `(${(byteAccount.storedRatio * 100).toFixed(2)}% of the float weights' ${byteAccount.floatWeightBytes}), ${byteAccount.rawTotal} in ` +
+          `memory (${(byteAccount.rawRatio * 100).toFixed(2)}%: int8 kernels ${byteAccount.int8KernelBytes}, int32 biases ` +
+          `${byteAccount.int32BiasBytes}, scales ${byteAccount.float32ScaleBytes + byteAccount.activationParamBytes})\n`,
       );
     });
 }
