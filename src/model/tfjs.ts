@@ -116,33 +116,33 @@ export function conv2dBackpropFilter(stock: tf.KernelFunc): tf.KernelFunc {
 
 export { tf };
 
-function tfjsLayer(l: LayerSpec, inputShape?: number[]): tf.layers.Layer {
+function tfjsLayer(layer: LayerSpec, inputShape?: number[]): tf.layers.Layer {
   const first = inputShape ? { inputShape } : {};
-  switch (l.type) {
+  switch (layer.type) {
     case 'flatten':
-      return tf.layers.flatten({ name: l.name, ...first });
+      return tf.layers.flatten({ name: layer.name, ...first });
     case 'dense':
-      return tf.layers.dense({ name: l.name, units: l.units, activation: l.activation, ...first });
+      return tf.layers.dense({ name: layer.name, units: layer.units, activation: layer.activation, ...first });
     case 'conv2d':
       return tf.layers.conv2d({
-        name: l.name,
-        filters: l.filters,
-        kernelSize: l.kernelSize,
-        activation: l.activation,
-        padding: l.padding,
+        name: layer.name,
+        filters: layer.filters,
+        kernelSize: layer.kernelSize,
+        activation: layer.activation,
+        padding: layer.padding,
         ...first,
       });
     case 'maxpool2d':
-      return tf.layers.maxPooling2d({ name: l.name, poolSize: l.poolSize, ...first });
+      return tf.layers.maxPooling2d({ name: layer.name, poolSize: layer.poolSize, ...first });
     case 'dropout':
-      return tf.layers.dropout({ name: l.name, rate: l.rate, ...first });
+      return tf.layers.dropout({ name: layer.name, rate: layer.rate, ...first });
     case 'conv1d':
       return tf.layers.conv1d({
-        name: l.name,
-        filters: l.filters,
-        kernelSize: l.kernelSize,
-        activation: l.activation,
-        padding: l.padding,
+        name: layer.name,
+        filters: layer.filters,
+        kernelSize: layer.kernelSize,
+        activation: layer.activation,
+        padding: layer.padding,
         ...first,
       });
     case 'gru':
@@ -150,47 +150,52 @@ function tfjsLayer(l: LayerSpec, inputShape?: number[]): tf.layers.Layer {
       // The weights are always set from the engine's (Glorot, as initialWeights draws them); tfjs's default
       // orthogonal initializer would only warn about its own speed on every build of the model.
       const args = {
-        name: l.name,
-        units: l.units,
-        activation: l.activation,
-        recurrentActivation: l.recurrentActivation,
-        returnSequences: l.returnSequences,
+        name: layer.name,
+        units: layer.units,
+        activation: layer.activation,
+        recurrentActivation: layer.recurrentActivation,
+        returnSequences: layer.returnSequences,
         recurrentInitializer: 'glorotUniform' as const,
         ...first,
       };
-      return l.type === 'gru' ? tf.layers.gru(args) : tf.layers.lstm(args);
+      return layer.type === 'gru' ? tf.layers.gru(args) : tf.layers.lstm(args);
     }
     case 'globalavgpool1d':
-      return tf.layers.globalAveragePooling1d({ name: l.name, ...first });
+      return tf.layers.globalAveragePooling1d({ name: layer.name, ...first });
     case 'layernorm':
-      return tf.layers.layerNormalization({ name: l.name, epsilon: l.epsilon, ...first });
+      return tf.layers.layerNormalization({ name: layer.name, epsilon: layer.epsilon, ...first });
     case 'embedding':
-      return tf.layers.embedding({ name: l.name, inputDim: l.inputDim, outputDim: l.outputDim, ...first });
+      return tf.layers.embedding({ name: layer.name, inputDim: layer.inputDim, outputDim: layer.outputDim, ...first });
     case 'depthwiseconv2d':
       return tf.layers.depthwiseConv2d({
-        name: l.name,
-        kernelSize: l.kernelSize,
-        depthMultiplier: l.depthMultiplier,
-        strides: l.strides,
-        padding: l.padding,
-        activation: l.activation,
-        useBias: l.useBias,
+        name: layer.name,
+        kernelSize: layer.kernelSize,
+        depthMultiplier: layer.depthMultiplier,
+        strides: layer.strides,
+        padding: layer.padding,
+        activation: layer.activation,
+        useBias: layer.useBias,
         ...first,
       });
     case 'separableconv2d':
       return tf.layers.separableConv2d({
-        name: l.name,
-        filters: l.filters,
-        kernelSize: l.kernelSize,
-        strides: l.strides,
-        padding: l.padding,
-        activation: l.activation,
+        name: layer.name,
+        filters: layer.filters,
+        kernelSize: layer.kernelSize,
+        strides: layer.strides,
+        padding: layer.padding,
+        activation: layer.activation,
         ...first,
       });
     case 'batchnorm':
-      return tf.layers.batchNormalization({ name: l.name, momentum: l.momentum, epsilon: l.epsilon, ...first });
+      return tf.layers.batchNormalization({
+        name: layer.name,
+        momentum: layer.momentum,
+        epsilon: layer.epsilon,
+        ...first,
+      });
     case 'globalavgpool2d':
-      return tf.layers.globalAveragePooling2d({ name: l.name, ...first });
+      return tf.layers.globalAveragePooling2d({ name: layer.name, ...first });
   }
 }
 

@@ -16,17 +16,20 @@ export function profileSpecOf(options: ResolvedOptions): string | undefined {
 }
 
 export function loadProfiles(spec: string, nodes: number, seed: number): DeviceProfile[] {
-  const s = parseProfileSpec(spec);
+  const profileSpec = parseProfileSpec(spec);
   const withDrops = (profiles: DeviceProfile[]) =>
-    s.dropout ? profiles.map((p) => ({ ...p, dropout: s.dropout })) : profiles;
-  if (s.kind === 'builtin') return withDrops(builtinProfiles(s.name, nodes, new Rng(seed).fork('profiles')));
+    profileSpec.dropout ? profiles.map((p) => ({ ...p, dropout: profileSpec.dropout })) : profiles;
+  if (profileSpec.kind === 'builtin')
+    return withDrops(builtinProfiles(profileSpec.name, nodes, new Rng(seed).fork('profiles')));
   let text: string;
   try {
-    text = readFileSync(s.path, 'utf8');
+    text = readFileSync(profileSpec.path, 'utf8');
   } catch (e) {
-    throw new Error(`--profile: cannot read ${s.path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new Error(
+      `--profile: cannot read ${profileSpec.path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
-  return withDrops(profilesFromJson(text, nodes, `--profile ${s.path}`));
+  return withDrops(profilesFromJson(text, nodes, `--profile ${profileSpec.path}`));
 }
 
 /** The run's clock, or undefined for a run in real time only. */

@@ -111,14 +111,15 @@ export class QueueTransport implements Transport {
 
 /** Checks a job's data from Redis before use: it is input like any other. */
 function readJob(data: unknown): NodeJob {
-  const d = data as Partial<NodeJob> | null;
-  if (typeof d !== 'object' || d === null) throw new Error('job data is not an object');
-  if (typeof d.setupId !== 'string' || !/^[0-9a-f]{64}$/.test(d.setupId)) throw new Error('job has no valid setupId');
-  if (!Number.isInteger(d.nodeId) || (d.nodeId as number) < 0) throw new Error('job has no valid nodeId');
-  if (typeof d.frame !== 'string') throw new Error('job has no frame');
-  const setup = resolveOptions(d.setup as ResolvedOptions);
-  if (jobSetup(setup).setupId !== d.setupId) throw new Error('job setupId does not match its setup');
-  return { setupId: d.setupId, setup, nodeId: d.nodeId as number, frame: d.frame };
+  const job = data as Partial<NodeJob> | null;
+  if (typeof job !== 'object' || job === null) throw new Error('job data is not an object');
+  if (typeof job.setupId !== 'string' || !/^[0-9a-f]{64}$/.test(job.setupId))
+    throw new Error('job has no valid setupId');
+  if (!Number.isInteger(job.nodeId) || (job.nodeId as number) < 0) throw new Error('job has no valid nodeId');
+  if (typeof job.frame !== 'string') throw new Error('job has no frame');
+  const setup = resolveOptions(job.setup as ResolvedOptions);
+  if (jobSetup(setup).setupId !== job.setupId) throw new Error('job setupId does not match its setup');
+  return { setupId: job.setupId, setup, nodeId: job.nodeId as number, frame: job.frame };
 }
 
 export interface QueueWorkerOptions {

@@ -46,7 +46,7 @@ export interface SimulationResult {
 
 export async function runSimulation(
   input: SimulationOptions,
-  onRound?: (r: RoundRecord) => void,
+  onRound?: (record: RoundRecord) => void,
 ): Promise<SimulationResult> {
   const options = resolveOptions(input);
   const compression = parseCompression(options.compression);
