@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { RoundEngine } from '../round-engine.js';
 import { Strategy, parseStrategy } from '../strategy.js';
 import { runIssues, FLAG_WORDING } from '../run-rules.js';
-import { decodeMessage } from '../messages.js';
 import type { Transport } from '../transport.js';
 import { NodeHost, type LocalData } from '../../node/host.js';
 import { DirectTransport } from '../../sim/direct.js';
@@ -16,6 +15,7 @@ import { initialWeights, tensorSpecs, type ModelSpec } from '../../model/spec.js
 import { jsKernels } from '../../nn/kernels-js.js';
 import { blobs, toyFederation, toyLayout } from '../../../test/support/toy-federation.js';
 import { sgd } from '../../../test/support/skewed-nodes.js';
+import { countTrainRepliesKeeping } from '../../../test/support/kept-slots.js';
 import type { Dataset } from '../../data/types.js';
 
 /** Dense, BatchNorm, Dense, BatchNorm, output: two normalisation layers between shared layers. */
@@ -123,13 +123,13 @@ test('fedbn: BatchNorm layers never leave a node; nodes report personalised accu
   ).run();
   const slots = batchNormSlots(layout);
   const kept = takeHead(initial, slots);
-  let trainReplies = 0;
-  for (const bytes of replies) {
-    const msg = decodeMessage(layout, bytes);
-    if (msg.type !== 'train_result') continue;
-    trainReplies++;
-    assert.deepEqual(takeHead(msg.reply.vector, slots), kept, 'a reply carried a trained BatchNorm layer');
-  }
+  const trainReplies = countTrainRepliesKeeping(
+    layout,
+    replies,
+    slots,
+    kept,
+    'a reply carried a trained BatchNorm layer',
+  );
   assert.equal(trainReplies, 3 * 4);
   const last = r.rounds.at(-1)!;
   assert.ok(last.personalizedAccuracyMean! > 0.85, `personalised mean ${last.personalizedAccuracyMean}`);
