@@ -124,27 +124,21 @@ function tfjsLayer(layer: LayerSpec, inputShape?: number[]): tf.layers.Layer {
     case 'dense':
       return tf.layers.dense({ name: layer.name, units: layer.units, activation: layer.activation, ...first });
     case 'conv2d':
-      return tf.layers.conv2d({
+    case 'conv1d': {
+      const args = {
         name: layer.name,
         filters: layer.filters,
         kernelSize: layer.kernelSize,
         activation: layer.activation,
         padding: layer.padding,
         ...first,
-      });
+      };
+      return layer.type === 'conv2d' ? tf.layers.conv2d(args) : tf.layers.conv1d(args);
+    }
     case 'maxpool2d':
       return tf.layers.maxPooling2d({ name: layer.name, poolSize: layer.poolSize, ...first });
     case 'dropout':
       return tf.layers.dropout({ name: layer.name, rate: layer.rate, ...first });
-    case 'conv1d':
-      return tf.layers.conv1d({
-        name: layer.name,
-        filters: layer.filters,
-        kernelSize: layer.kernelSize,
-        activation: layer.activation,
-        padding: layer.padding,
-        ...first,
-      });
     case 'gru':
     case 'lstm': {
       // The weights are always set from the engine's (Glorot, as initialWeights draws them); tfjs's default

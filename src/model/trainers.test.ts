@@ -5,6 +5,7 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadMnist } from '../data/mnist.js';
 import { subset, type Dataset } from '../data/types.js';
+import { firstRows } from '../../test/support/first-rows.js';
 import { Rng } from '../core/rng.js';
 import { getKernels } from '../nn/kernels-select.js';
 import { loadWasmKernelsNode } from '../nn/kernels-wasm-node.js';
@@ -44,21 +45,9 @@ let test: Dataset;
 before(async () => {
   await ensureTfjs();
   const d = loadMnist();
-  train = subset(
-    d.train,
-    Array.from({ length: 512 }, (_, i) => i),
-    'mnist:train[0:512]',
-  );
-  small = subset(
-    train,
-    Array.from({ length: 256 }, (_, i) => i),
-    'mnist:train[0:256]',
-  );
-  test = subset(
-    d.test,
-    Array.from({ length: 500 }, (_, i) => i),
-    'mnist:test[0:500]',
-  );
+  train = firstRows(d.train, 512, 'mnist:train[0:512]');
+  small = firstRows(train, 256, 'mnist:train[0:256]');
+  test = firstRows(d.test, 500, 'mnist:test[0:500]');
 });
 
 function engineFor(spec: ModelSpec): EngineTrainer {

@@ -95,26 +95,24 @@ export async function resolveModel(
   return r;
 }
 
+/** The first `limit` examples of a split (--limit-train, --limit-test), or the whole split without a smaller limit. */
+function firstExamples(split: Dataset, limit: number | undefined): Dataset {
+  return limit && limit < split.n
+    ? subset(
+        split,
+        Array.from({ length: limit }, (_, i) => i),
+      )
+    : split;
+}
+
 /** Derives a run's data, shards, model and attack from its (validated) options; throws on bad input. */
 export async function prepareRun(options: ResolvedOptions): Promise<RunSetup> {
   const strategyConfig = parseStrategy(options.strategy);
   const minNodes = checkRoundSize(options, strategyConfig);
   const partitionSpec = parsePartitionSpec(options.partition);
   const loaded = loadDatasetSpec(options.dataset, { standardize: options.standardize === undefined });
-  let train =
-    options.limitTrain && options.limitTrain < loaded.train.n
-      ? subset(
-          loaded.train,
-          Array.from({ length: options.limitTrain }, (_, i) => i),
-        )
-      : loaded.train;
-  let test =
-    options.limitTest && options.limitTest < loaded.test.n
-      ? subset(
-          loaded.test,
-          Array.from({ length: options.limitTest }, (_, i) => i),
-        )
-      : loaded.test;
+  let train = firstExamples(loaded.train, options.limitTrain);
+  let test = firstExamples(loaded.test, options.limitTest);
   let data = loaded;
   const model = await resolveModel(options.model, train);
   const spec: ModelSpec = {
