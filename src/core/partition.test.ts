@@ -115,7 +115,7 @@ const caseArb = fc.record({
   seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
   numNodes: fc.integer({ min: 1, max: 6 }),
   numClasses: fc.integer({ min: 1, max: 5 }),
-  extra: fc.integer({ min: 0, max: 40 }),
+  beyondMinimum: fc.integer({ min: 0, max: 40 }),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ test('bad specs throw a one-line error naming the spec and the problem', () => {
 
 test('every kind gives disjoint, ascending node lists covering 0..n-1', () => {
   fc.assert(
-    fc.property(caseArb, ({ spec, seed, numNodes, numClasses, extra: beyondMinimum }) => {
+    fc.property(caseArb, ({ spec, seed, numNodes, numClasses, beyondMinimum }) => {
       const n = 4 * numNodes + beyondMinimum;
       const parts = partition(spec, makeInput(seed, n, numClasses, numNodes), numNodes, new Rng(seed + 1));
       assertDisjointCover(parts, n, numNodes);
@@ -233,7 +233,7 @@ test('every kind gives disjoint, ascending node lists covering 0..n-1', () => {
 
 test('same seed gives identical output; a different seed gives different output for random kinds', () => {
   fc.assert(
-    fc.property(caseArb, ({ spec, seed, numNodes, numClasses, extra: beyondMinimum }) => {
+    fc.property(caseArb, ({ spec, seed, numNodes, numClasses, beyondMinimum }) => {
       const nodes = Math.max(2, numNodes);
       const n = 40 + 4 * nodes + beyondMinimum;
       const input = makeInput(seed, n, numClasses, nodes);

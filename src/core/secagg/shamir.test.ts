@@ -17,8 +17,8 @@ import {
 
 /** A threshold t, a number of parties n >= t, a subset of k parties (x = 1..n) and a seed. */
 const scheme = fc
-  .record({ t: fc.integer({ min: 1, max: 8 }), extra: fc.integer({ min: 0, max: 6 }), seed: fc.integer() })
-  .chain(({ t, extra: beyondThreshold, seed }) =>
+  .record({ t: fc.integer({ min: 1, max: 8 }), beyondThreshold: fc.integer({ min: 0, max: 6 }), seed: fc.integer() })
+  .chain(({ t, beyondThreshold, seed }) =>
     fc.record({
       t: fc.constant(t),
       n: fc.constant(t + beyondThreshold),

@@ -15,7 +15,7 @@ import { initialWeights, tensorSpecs, type ModelSpec } from '../../model/spec.js
 import { jsKernels } from '../../nn/kernels-js.js';
 import { blobs, toyFederation, toyLayout } from '../../../test/support/toy-federation.js';
 import { sgd } from '../../../test/support/skewed-nodes.js';
-import { countTrainRepliesKeeping } from '../../../test/support/kept-slots.js';
+import { countTrainRepliesKeeping, personalEngine, recording } from '../../../test/support/kept-slots.js';
 import type { Dataset } from '../../data/types.js';
 
 /** Dense, BatchNorm, Dense, BatchNorm, output: two normalisation layers between shared layers. */
@@ -51,18 +51,7 @@ function shiftedNodes(k: number): Map<number, LocalData> {
 function run(nodes: Map<number, LocalData>, strategy: string, rounds: number, wrap = (t: Transport) => t) {
   const trainer = new EngineTrainer(bnSpec, jsKernels);
   const transport = new DirectTransport(new NodeHost(layout, trainer, nodes), [...nodes.keys()]);
-  return new RoundEngine({
-    layout,
-    strategy: new Strategy(parseStrategy(strategy)),
-    transport: wrap(transport),
-    initial,
-    seed: 9,
-    rounds,
-    fraction: 1,
-    minNodes: 1,
-    evalFraction: 1,
-    local: { epochs: 2, batchSize: 16, optimizer: sgd },
-  });
+  return personalEngine(layout, wrap(transport), initial, strategy, rounds);
 }
 
 test('FedBN keeps every BatchNormalization tensor (gamma, beta, moving mean and variance), nothing else', () => {
@@ -111,16 +100,12 @@ test('fedbn matches a naive reference: nodes train with their own BatchNorm laye
 
 test('fedbn: BatchNorm layers never leave a node; nodes report personalised accuracy', async () => {
   const nodes = shiftedNodes(3);
-  const replies: Uint8Array[] = [];
-  const r = await run(nodes, 'fedbn', 4, (inner) =>
-    Object.assign(Object.create(inner) as Transport, {
-      request: async (nodeId: number, frame: Uint8Array) => {
-        const reply = await inner.request(nodeId, frame);
-        replies.push(reply);
-        return reply;
-      },
-    }),
-  ).run();
+  let replies: Uint8Array[] = [];
+  const r = await run(nodes, 'fedbn', 4, (inner) => {
+    const rec = recording(inner);
+    replies = rec.replies;
+    return rec.transport;
+  }).run();
   const slots = batchNormSlots(layout);
   const kept = takeHead(initial, slots);
   const trainReplies = countTrainRepliesKeeping(
