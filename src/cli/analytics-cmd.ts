@@ -29,37 +29,41 @@ interface AnalyticsFlags {
 const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toPrecision(6));
 
 /** The result as lines for a terminal: one block per query. */
-export function describeAnalytics(r: AnalyticsResult): string {
-  const name = (k: number) => r.columns?.[k] ?? `feature ${r.features[k]}`;
+export function describeAnalytics(result: AnalyticsResult): string {
+  const name = (k: number) => result.columns?.[k] ?? `feature ${result.features[k]}`;
   const lines = [
-    `${r.count} rows on ${r.nodes.answered.length} of ${r.nodes.asked.length} nodes, ${r.rounds} analytics round(s), ` +
-      `${r.bytes.received} bytes received`,
+    `${result.count} rows on ${result.nodes.answered.length} of ${result.nodes.asked.length} nodes, ${result.rounds} analytics round(s), ` +
+      `${result.bytes.received} bytes received`,
   ];
-  for (const f of r.nodes.failed) lines.push(`node ${f.nodeId} failed: ${f.message}`);
-  if (r.stats) {
+  for (const f of result.nodes.failed) lines.push(`node ${f.nodeId} failed: ${f.message}`);
+  if (result.stats) {
     lines.push('feature: mean, std, min, max');
-    r.features.forEach((_, k) => {
-      const s = r.stats!;
+    result.features.forEach((_, k) => {
+      const s = result.stats!;
       lines.push(`  ${name(k)}: ${[s.mean[k], s.std[k], s.min[k], s.max[k]].map(fmt).join(', ')}`);
     });
   }
-  if (r.quantiles) {
-    lines.push(`quantiles ${r.quantiles.q.join(', ')} (each within one bin width of the exact value):`);
-    r.features.forEach((_, k) =>
-      lines.push(`  ${name(k)}: ${r.quantiles!.values[k].map(fmt).join(', ')} (+-${fmt(r.quantiles!.maxError[k])})`),
-    );
-  }
-  if (r.histogram) {
-    lines.push(`histograms (${r.histogram.bins} bins):`);
-    r.features.forEach((_, k) =>
+  if (result.quantiles) {
+    lines.push(`quantiles ${result.quantiles.q.join(', ')} (each within one bin width of the exact value):`);
+    result.features.forEach((_, k) =>
       lines.push(
-        `  ${name(k)} [${fmt(r.histogram!.lo[k])}, ${fmt(r.histogram!.hi[k])}]: ${r.histogram!.counts[k].join(' ')}`,
+        `  ${name(k)}: ${result.quantiles!.values[k].map(fmt).join(', ')} (+-${fmt(result.quantiles!.maxError[k])})`,
       ),
     );
   }
-  if (r.labels) lines.push(`label counts: ${r.labels.map((c, i) => `${i}: ${fmt(c)}`).join(', ')}`);
-  if (r.dp)
-    lines.push(`DP: counts noised (noise ${r.dp.noise}), epsilon ${r.dp.epsilon.toFixed(3)} at delta ${r.dp.delta}`);
+  if (result.histogram) {
+    lines.push(`histograms (${result.histogram.bins} bins):`);
+    result.features.forEach((_, k) =>
+      lines.push(
+        `  ${name(k)} [${fmt(result.histogram!.lo[k])}, ${fmt(result.histogram!.hi[k])}]: ${result.histogram!.counts[k].join(' ')}`,
+      ),
+    );
+  }
+  if (result.labels) lines.push(`label counts: ${result.labels.map((c, i) => `${i}: ${fmt(c)}`).join(', ')}`);
+  if (result.dp)
+    lines.push(
+      `DP: counts noised (noise ${result.dp.noise}), epsilon ${result.dp.epsilon.toFixed(3)} at delta ${result.dp.delta}`,
+    );
   return lines.join('\n') + '\n';
 }
 

@@ -166,7 +166,7 @@ Examples:
         // The operator's own --config may name a dataset spec directly: it is registered under that spec.
         const configData = (config as { evalDataset?: string } | undefined)?.evalDataset;
         if (configData && !(configData in datasets) && configData !== 'mnist') datasets[configData] = configData;
-        const c = await startCoordinator({
+        const coordinator = await startCoordinator({
           port: f.port,
           host: f.host,
           db: f.db,
@@ -183,22 +183,22 @@ Examples:
           // A database held by another coordinator, or one that is not an EdgeFed store: one line, exit code 2.
           throw e instanceof DatabaseLockedError || e instanceof StoreError ? new UsageError(e.message) : e;
         });
-        if (config && c.store.listRuns().length === 0) {
-          const id = c.store.createRun(config, (config as { seed: number }).seed);
+        if (config && coordinator.store.listRuns().length === 0) {
+          const id = coordinator.store.createRun(config, (config as { seed: number }).seed);
           try {
-            c.runs.start(id);
+            coordinator.runs.start(id);
           } catch {
             // marked failed with its reason; the coordinator serves on
           }
         }
         process.stdout.write(
-          `${JSON.stringify({ api: c.url, ws: c.url.replace('http', 'ws') + '/v1/ws', dashboard: c.dashboardUrl, metrics: `${c.url}/metrics`, auth: c.auth, ...(adminToken ? {} : { adminToken: c.adminToken }) })}\n`,
+          `${JSON.stringify({ api: coordinator.url, ws: coordinator.url.replace('http', 'ws') + '/v1/ws', dashboard: coordinator.dashboardUrl, metrics: `${coordinator.url}/metrics`, auth: coordinator.auth, ...(adminToken ? {} : { adminToken: coordinator.adminToken }) })}\n`,
         );
         let closing = false;
         const shutdown = () => {
           if (closing) return; // a second signal does not cut the grace period short of a clean close
           closing = true;
-          void c.close().then(
+          void coordinator.close().then(
             () => process.exit(0),
             (e: Error) => {
               process.stderr.write(`edgefed: shutdown: ${e.message}\n`);
@@ -210,7 +210,7 @@ Examples:
         process.on('SIGINT', shutdown);
         if (f.exitWhenDone) {
           const timer = setInterval(() => {
-            if (c.runs.activeRuns().length === 0 && c.store.listRuns().length > 0) {
+            if (coordinator.runs.activeRuns().length === 0 && coordinator.store.listRuns().length > 0) {
               clearInterval(timer);
               shutdown();
             }

@@ -86,28 +86,30 @@ export async function doctorReport(): Promise<DoctorReport> {
   return report;
 }
 
-export function missingForFullSpeed(r: DoctorReport): string[] {
+export function missingForFullSpeed(report: DoctorReport): string[] {
   const missing: string[] = [];
-  const { native, wasm } = r.kernels;
+  const { native, wasm } = report.kernels;
   if (!native.available) {
     missing.push(
       `native kernels unavailable (${native.error ?? 'unknown'}): install g++ and libopenblas-dev, then ` +
         '`node scripts/build-native.mjs --force` (about 3x faster training than WASM)',
     );
   }
-  if (r.kernels.forcedBy && r.kernels.selected !== 'native-openblas' && native.available) {
+  if (report.kernels.forcedBy && report.kernels.selected !== 'native-openblas' && native.available) {
     missing.push(
-      `${r.kernels.forcedBy} makes training use ${r.kernels.selected} although the native kernels load: unset it`,
+      `${report.kernels.forcedBy} makes training use ${report.kernels.selected} although the native kernels load: unset it`,
     );
   }
-  const s = native.selection;
-  if (s?.core && s.cpuBest && coreTier(s.core) < coreTier(s.cpuBest)) {
+  const core = native.selection;
+  if (core?.core && core.cpuBest && coreTier(core.core) < coreTier(core.cpuBest)) {
     missing.push(
-      s.chosenBy === 'environment'
-        ? `OPENBLAS_CORETYPE=${s.environment} keeps OpenBLAS on ${s.core}, but this CPU (${r.cpu.vector}) runs ${s.cpuBest}: ` +
-            `unset OPENBLAS_CORETYPE (EdgeFed then picks and checks the core) or set OPENBLAS_CORETYPE=${s.cpuBest}`
-        : `OpenBLAS runs ${s.core} although this CPU (${r.cpu.vector}) supports ${s.cpuBest}` +
-            (s.rejected.length > 0 ? ` (refused: ${s.rejected.map((x) => `${x.core}: ${x.reason}`).join('; ')})` : '') +
+      core.chosenBy === 'environment'
+        ? `OPENBLAS_CORETYPE=${core.environment} keeps OpenBLAS on ${core.core}, but this CPU (${report.cpu.vector}) runs ${core.cpuBest}: ` +
+            `unset OPENBLAS_CORETYPE (EdgeFed then picks and checks the core) or set OPENBLAS_CORETYPE=${core.cpuBest}`
+        : `OpenBLAS runs ${core.core} although this CPU (${report.cpu.vector}) supports ${core.cpuBest}` +
+            (core.rejected.length > 0
+              ? ` (refused: ${core.rejected.map((x) => `${x.core}: ${x.reason}`).join('; ')})`
+              : '') +
             ': a newer OpenBLAS (0.3.22 or later) may fix it',
     );
   }
@@ -119,26 +121,28 @@ export function missingForFullSpeed(r: DoctorReport): string[] {
   return missing;
 }
 
-export function formatDoctor(r: DoctorReport): string {
-  const n = r.kernels.native;
+export function formatDoctor(report: DoctorReport): string {
+  const n = report.kernels.native;
   const lines = [
-    `EdgeFed ${r.versions.edgefed}, Node ${r.versions.node} (V8 ${r.versions.v8}), tfjs ${r.versions.tfjs ?? 'not installed'}`,
-    `CPU        ${r.cpu.model}, ${r.cpu.cores} cores, vector level ${r.cpu.vector}, load ${r.cpu.loadAverage.join(' ')}`,
-    `CPU flags  ${r.cpu.flags.join(' ') || '(none read)'}`,
-    `kernels    ${r.kernels.selected}${r.kernels.forcedBy ? ` (${r.kernels.forcedBy})` : ' (auto: native, else wasm, else js)'}`,
+    `EdgeFed ${report.versions.edgefed}, Node ${report.versions.node} (V8 ${report.versions.v8}), tfjs ${report.versions.tfjs ?? 'not installed'}`,
+    `CPU        ${report.cpu.model}, ${report.cpu.cores} cores, vector level ${report.cpu.vector}, load ${report.cpu.loadAverage.join(' ')}`,
+    `CPU flags  ${report.cpu.flags.join(' ') || '(none read)'}`,
+    `kernels    ${report.kernels.selected}${report.kernels.forcedBy ? ` (${report.kernels.forcedBy})` : ' (auto: native, else wasm, else js)'}`,
     `native     ${n.available ? `OpenBLAS core ${n.core}, ${n.threads} BLAS thread(s)` : `unavailable: ${n.error}`}`,
   ];
   if (n.selection) {
-    const s = n.selection;
+    const core = n.selection;
     lines.push(
-      `           detected ${s.detected}, CPU best ${s.cpuBest ?? 'unknown'}, chosen by ${s.chosenBy}, ` +
-        `OPENBLAS_CORETYPE ${s.environment ?? 'unset'}${s.rejected.length > 0 ? `, refused ${s.rejected.map((x) => x.core).join(', ')}` : ''}`,
+      `           detected ${core.detected}, CPU best ${core.cpuBest ?? 'unknown'}, chosen by ${core.chosenBy}, ` +
+        `OPENBLAS_CORETYPE ${core.environment ?? 'unset'}${core.rejected.length > 0 ? `, refused ${core.rejected.map((x) => x.core).join(', ')}` : ''}`,
     );
   }
-  if (r.versions.openblas) lines.push(`           ${r.versions.openblas}`);
-  lines.push(`wasm       ${r.kernels.wasm.available ? 'SIMD kernels built' : `unavailable: ${r.kernels.wasm.error}`}`);
-  lines.push(r.missing.length === 0 ? 'full speed: nothing missing' : 'missing for full speed:');
-  for (const m of r.missing) lines.push(`  - ${m}`);
+  if (report.versions.openblas) lines.push(`           ${report.versions.openblas}`);
+  lines.push(
+    `wasm       ${report.kernels.wasm.available ? 'SIMD kernels built' : `unavailable: ${report.kernels.wasm.error}`}`,
+  );
+  lines.push(report.missing.length === 0 ? 'full speed: nothing missing' : 'missing for full speed:');
+  for (const m of report.missing) lines.push(`  - ${m}`);
   return lines.join('\n');
 }
 

@@ -16,24 +16,32 @@ type JsonSchema = {
   anyOf?: JsonSchema[];
 };
 
-function allowed(s: JsonSchema): string {
-  if (s.enum) return `one of ${s.enum.map((v) => JSON.stringify(v)).join(', ')}`;
-  const type = Array.isArray(s.type)
-    ? s.type.join(' | ')
-    : (s.type ?? (s.anyOf ? s.anyOf.map(allowed).join(' | ') : 'any'));
+function allowed(schema: JsonSchema): string {
+  if (schema.enum) return `one of ${schema.enum.map((v) => JSON.stringify(v)).join(', ')}`;
+  const type = Array.isArray(schema.type)
+    ? schema.type.join(' | ')
+    : (schema.type ?? (schema.anyOf ? schema.anyOf.map(allowed).join(' | ') : 'any'));
   const lo =
-    s.minimum !== undefined ? `>= ${s.minimum}` : s.exclusiveMinimum !== undefined ? `> ${s.exclusiveMinimum}` : '';
+    schema.minimum !== undefined
+      ? `>= ${schema.minimum}`
+      : schema.exclusiveMinimum !== undefined
+        ? `> ${schema.exclusiveMinimum}`
+        : '';
   const hi =
-    s.maximum !== undefined ? `<= ${s.maximum}` : s.exclusiveMaximum !== undefined ? `< ${s.exclusiveMaximum}` : '';
+    schema.maximum !== undefined
+      ? `<= ${schema.maximum}`
+      : schema.exclusiveMaximum !== undefined
+        ? `< ${schema.exclusiveMaximum}`
+        : '';
   return [type, [lo, hi].filter(Boolean).join(' and ')].filter(Boolean).join(', ');
 }
 
 /** A placeholder value for a field with no default, valid for its type. */
-function placeholder(s: JsonSchema): unknown {
-  if (s.enum) return s.enum[0];
-  const type = Array.isArray(s.type) ? s.type[0] : s.type;
+function placeholder(schema: JsonSchema): unknown {
+  if (schema.enum) return schema.enum[0];
+  const type = Array.isArray(schema.type) ? schema.type[0] : schema.type;
   if (type === 'integer' || type === 'number')
-    return s.minimum ?? (s.exclusiveMinimum !== undefined ? s.exclusiveMinimum + 1 : 1);
+    return schema.minimum ?? (schema.exclusiveMinimum !== undefined ? schema.exclusiveMinimum + 1 : 1);
   if (type === 'boolean') return false;
   if (type === 'object') return {};
   return '';

@@ -77,47 +77,48 @@ Examples:
   curl -X POST localhost:8090/v1/admin/join-tokens -H 'authorization: Bearer <admin token>'
   edgefed node --coordinator http://127.0.0.1:8090 --data mnist-partition:0/6 --name a0 --join-token <from the gateway>`,
     )
-    .action(async (f: GatewayFlags) => {
-      if (f.auth !== 'on' && f.auth !== 'off') throw new UsageError(`--auth: expected on or off, got '${f.auth}'`);
+    .action(async (flags: GatewayFlags) => {
+      if (flags.auth !== 'on' && flags.auth !== 'off')
+        throw new UsageError(`--auth: expected on or off, got '${flags.auth}'`);
       let upstream: URL;
       try {
-        upstream = new URL(f.coordinator);
+        upstream = new URL(flags.coordinator);
       } catch {
-        throw new UsageError(`--coordinator: not a URL: '${f.coordinator}'`);
+        throw new UsageError(`--coordinator: not a URL: '${flags.coordinator}'`);
       }
       if (!['http:', 'https:', 'ws:', 'wss:'].includes(upstream.protocol))
-        throw new UsageError(`--coordinator: expected an http(s) or ws(s) URL, got '${f.coordinator}'`);
-      const name = f.name ?? `gateway-${process.pid}`;
-      const tags = parseTags(f.tags);
-      const secretKey = loadOrCreateKey(f.key ?? join(homedir(), '.edgefed', `${name}.key`));
-      const log = makeLogger({ format: f.logFormat, base: { gateway: name } });
-      const joinToken = secretFrom(f.joinToken, f.joinTokenFile, JOIN_TOKEN_ENV, 'join-token');
-      const adminToken = f.adminToken ?? secretFrom(undefined, undefined, ADMIN_TOKEN_ENV, 'admin-token');
-      const g = await startGateway({
-        coordinator: f.coordinator,
+        throw new UsageError(`--coordinator: expected an http(s) or ws(s) URL, got '${flags.coordinator}'`);
+      const name = flags.name ?? `gateway-${process.pid}`;
+      const tags = parseTags(flags.tags);
+      const secretKey = loadOrCreateKey(flags.key ?? join(homedir(), '.edgefed', `${name}.key`));
+      const log = makeLogger({ format: flags.logFormat, base: { gateway: name } });
+      const joinToken = secretFrom(flags.joinToken, flags.joinTokenFile, JOIN_TOKEN_ENV, 'join-token');
+      const adminToken = flags.adminToken ?? secretFrom(undefined, undefined, ADMIN_TOKEN_ENV, 'admin-token');
+      const gateway = await startGateway({
+        coordinator: flags.coordinator,
         name,
         tags,
         secretKey,
         joinToken,
-        port: f.port,
-        host: f.host,
-        db: f.db,
-        auth: f.auth === 'on',
+        port: flags.port,
+        host: flags.host,
+        db: flags.db,
+        auth: flags.auth === 'on',
         adminToken,
         log,
         edge: {
-          edgeRounds: f.edgeRounds,
-          minNodes: f.minNodes,
-          fraction: f.fraction,
-          roundTimeoutMs: f.roundTimeoutMs,
-          waitForNodesMs: f.waitForNodesMs,
+          edgeRounds: flags.edgeRounds,
+          minNodes: flags.minNodes,
+          fraction: flags.fraction,
+          roundTimeoutMs: flags.roundTimeoutMs,
+          waitForNodesMs: flags.waitForNodesMs,
         },
       });
-      const { url } = g.local;
+      const { url } = gateway.local;
       process.stdout.write(
-        `${JSON.stringify({ api: url, ws: url.replace('http', 'ws') + '/v1/ws', upstream: f.coordinator, auth: g.local.auth, ...(adminToken ? {} : { adminToken: g.local.adminToken }) })}\n`,
+        `${JSON.stringify({ api: url, ws: url.replace('http', 'ws') + '/v1/ws', upstream: flags.coordinator, auth: gateway.local.auth, ...(adminToken ? {} : { adminToken: gateway.local.adminToken }) })}\n`,
       );
-      const shutdown = () => void g.close().then(() => process.exit(0));
+      const shutdown = () => void gateway.close().then(() => process.exit(0));
       process.on('SIGTERM', shutdown);
       process.on('SIGINT', shutdown);
     });

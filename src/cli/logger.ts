@@ -26,14 +26,14 @@ export function chooseLogFormat(flag: string | undefined, isTTY: boolean): LogFo
   return chosen as LogFormat;
 }
 
-export function makeLogger(o: LoggerOptions): Logger {
-  const level = o.level ?? process.env.EDGEFED_LOG ?? 'info';
+export function makeLogger(options: LoggerOptions): Logger {
+  const level = options.level ?? process.env.EDGEFED_LOG ?? 'info';
   if (!LOG_LEVELS.includes(level))
     throw new UsageError(
-      `${o.level ? '--log-level' : 'EDGEFED_LOG'}: expected one of ${LOG_LEVELS.join(', ')}, got '${level}'`,
+      `${options.level ? '--log-level' : 'EDGEFED_LOG'}: expected one of ${LOG_LEVELS.join(', ')}, got '${level}'`,
     );
-  const format = chooseLogFormat(o.format, !!process.stderr.isTTY);
-  if (format === 'json') return pino({ level, base: o.base }, pino.destination(2));
+  const format = chooseLogFormat(options.format, !!process.stderr.isTTY);
+  if (format === 'json') return pino({ level, base: options.base }, pino.destination(2));
   // Synchronous, in this thread: a crash's last lines are not lost in a transport worker.
   const stream = pretty({
     destination: 2,
@@ -42,7 +42,7 @@ export function makeLogger(o: LoggerOptions): Logger {
     ignore: 'hostname',
     translateTime: 'SYS:HH:MM:ss.l',
   });
-  return pino({ level, base: o.base }, stream);
+  return pino({ level, base: options.base }, stream);
 }
 
 export function addLogFormatOption(command: Command): Command {

@@ -70,9 +70,9 @@ async function simulate(flags: SimulateFlags): Promise<void> {
   let started = false;
   let result;
   try {
-    result = await runSimulation(options, (r) => {
+    result = await runSimulation(options, (record) => {
       started = true;
-      progress.onRound(r);
+      progress.onRound(record);
     });
   } catch (e) {
     progress.stop();

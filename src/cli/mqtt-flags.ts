@@ -45,33 +45,33 @@ function brokerUrl(url: string): string {
   return url;
 }
 
-export function coordinatorMqttFromFlags(f: CoordinatorMqttFlags): CoordinatorOptions['mqtt'] {
-  if (!f.mqtt) {
-    if (f.fleet || f.mqttUsername || f.mqttPasswordFile || f.mqttCa || f.mqttChunkBytes)
+export function coordinatorMqttFromFlags(flags: CoordinatorMqttFlags): CoordinatorOptions['mqtt'] {
+  if (!flags.mqtt) {
+    if (flags.fleet || flags.mqttUsername || flags.mqttPasswordFile || flags.mqttCa || flags.mqttChunkBytes)
       throw new UsageError('--fleet and the --mqtt-* flags go with --mqtt URL');
     return undefined;
   }
-  if (!f.fleet) throw new UsageError('--mqtt needs --fleet NAME (the topic prefix its nodes use)');
+  if (!flags.fleet) throw new UsageError('--mqtt needs --fleet NAME (the topic prefix its nodes use)');
   try {
-    checkTopicLevel('--fleet', f.fleet);
+    checkTopicLevel('--fleet', flags.fleet);
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
   let ca: string | undefined;
-  if (f.mqttCa) {
+  if (flags.mqttCa) {
     try {
-      ca = readFileSync(f.mqttCa, 'utf8');
+      ca = readFileSync(flags.mqttCa, 'utf8');
     } catch (e) {
-      throw new UsageError(`--mqtt-ca ${f.mqttCa}: ${(e as Error).message}`);
+      throw new UsageError(`--mqtt-ca ${flags.mqttCa}: ${(e as Error).message}`);
     }
   }
-  const password = secretFrom(undefined, f.mqttPasswordFile, MQTT_PASSWORD_ENV, 'mqtt-password');
+  const password = secretFrom(undefined, flags.mqttPasswordFile, MQTT_PASSWORD_ENV, 'mqtt-password');
   return {
-    url: brokerUrl(f.mqtt),
-    fleet: f.fleet,
+    url: brokerUrl(flags.mqtt),
+    fleet: flags.fleet,
     ca,
-    chunkBytes: f.mqttChunkBytes,
-    ...(f.mqttUsername !== undefined ? { username: f.mqttUsername } : {}),
+    chunkBytes: flags.mqttChunkBytes,
+    ...(flags.mqttUsername !== undefined ? { username: flags.mqttUsername } : {}),
     ...(password !== undefined ? { password } : {}),
   };
 }
@@ -89,21 +89,21 @@ export function addNodeMqttOptions(command: Command): Command {
 }
 
 /** The node's link and API: the broker URL carries the user name; the password comes from the environment. */
-export function nodeMqttFromFlags(f: NodeMqttFlags): { coordinator: string; fleet?: string; api?: string } {
-  if (!isMqttUrl(f.coordinator)) {
-    if (f.fleet || f.api) throw new UsageError('--fleet and --api go with --coordinator mqtt://broker:port');
-    return { coordinator: f.coordinator };
+export function nodeMqttFromFlags(flags: NodeMqttFlags): { coordinator: string; fleet?: string; api?: string } {
+  if (!isMqttUrl(flags.coordinator)) {
+    if (flags.fleet || flags.api) throw new UsageError('--fleet and --api go with --coordinator mqtt://broker:port');
+    return { coordinator: flags.coordinator };
   }
-  if (!f.fleet)
+  if (!flags.fleet)
     throw new UsageError('--coordinator mqtt://...: give --fleet NAME (the topic prefix the coordinator serves)');
   try {
-    checkTopicLevel('--fleet', f.fleet);
-    if (f.api) new URL(f.api);
+    checkTopicLevel('--fleet', flags.fleet);
+    if (flags.api) new URL(flags.api);
   } catch (e) {
-    throw new UsageError(e instanceof TypeError ? `--api: not a URL: '${f.api}'` : (e as Error).message);
+    throw new UsageError(e instanceof TypeError ? `--api: not a URL: '${flags.api}'` : (e as Error).message);
   }
   const password = process.env[MQTT_PASSWORD_ENV];
-  const u = new URL(f.coordinator);
-  if (password && u.username) u.password = encodeURIComponent(password);
-  return { coordinator: u.toString(), fleet: f.fleet, api: f.api };
+  const url = new URL(flags.coordinator);
+  if (password && url.username) url.password = encodeURIComponent(password);
+  return { coordinator: url.toString(), fleet: flags.fleet, api: flags.api };
 }

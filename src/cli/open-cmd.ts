@@ -38,7 +38,7 @@ Examples:
     )
     .action(async (path: string, f: { port: number; logFormat?: string }) => {
       const db = databaseOf(path);
-      const c = await startCoordinator({
+      const coordinator = await startCoordinator({
         port: f.port,
         host: '127.0.0.1',
         db,
@@ -48,12 +48,12 @@ Examples:
       }).catch((e: Error) => {
         throw e instanceof DatabaseLockedError || e instanceof StoreError ? new UsageError(e.message) : e;
       });
-      const runs = c.store.listRuns();
+      const runs = coordinator.store.listRuns();
       process.stderr.write(
         `${db}: ${runs.length} run${runs.length === 1 ? '' : 's'} (${runs.map((r) => `#${r.id} ${r.status}`).join(', ') || 'none'}), read-only\n` +
-          `dashboard ${c.dashboardUrl}  (Ctrl-C to close)\n`,
+          `dashboard ${coordinator.dashboardUrl}  (Ctrl-C to close)\n`,
       );
-      const close = () => void c.close().then(() => process.exit(0));
+      const close = () => void coordinator.close().then(() => process.exit(0));
       process.on('SIGINT', close);
       process.on('SIGTERM', close);
     });

@@ -37,34 +37,36 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
-export function formatPredictReport(r: PredictReport, shown: number): string {
-  const rows = r.predictions.slice(0, shown);
-  const name = (c: number) => r.classNames?.[c] ?? String(c);
+export function formatPredictReport(report: PredictReport, shown: number): string {
+  const rows = report.predictions.slice(0, shown);
+  const name = (c: number) => report.classNames?.[c] ?? String(c);
   const regression = rows.length > 0 && rows[0].value !== undefined;
   const header = regression ? ['row', 'predicted value', 'decision'] : ['row', 'predicted', 'confidence', 'decision'];
-  if (r.actual) header.push('actual');
+  if (report.actual) header.push('actual');
   const body = rows.map((p, i) => {
     const cells = regression
       ? [String(i), fixed(p.value, 4), p.decision]
       : [String(i), String(p.predicted), fixed(p.confidence, 4), p.decision];
-    if (r.actual) cells.push(regression ? fixed(r.actual[i], 4) : name(r.actual[i]));
+    if (report.actual) cells.push(regression ? fixed(report.actual[i], 4) : name(report.actual[i]));
     return cells;
   });
   const lines = [table(header, body)];
-  if (r.predictions.length > shown)
-    lines.push(`... ${r.predictions.length - shown} more rows (--rows N shows more, --json prints all)`);
+  if (report.predictions.length > shown)
+    lines.push(`... ${report.predictions.length - shown} more rows (--rows N shows more, --json prints all)`);
   lines.push('');
   if (regression) {
-    lines.push(`${r.n} examples${r.mse !== undefined ? `, mean squared error ${fixed(r.mse, 4)}` : ''}`);
+    lines.push(`${report.n} examples${report.mse !== undefined ? `, mean squared error ${fixed(report.mse, 4)}` : ''}`);
   } else {
     const share = (k: number | undefined) =>
-      k === undefined || r.n === 0 ? '' : ` (${((100 * k) / r.n).toFixed(1)}%)`;
+      k === undefined || report.n === 0 ? '' : ` (${((100 * k) / report.n).toFixed(1)}%)`;
     lines.push(
-      `${r.n} examples: ${r.accepted} accepted${share(r.accepted)}, ${r.abstained} abstained${share(r.abstained)} below confidence ${r.threshold}`,
+      `${report.n} examples: ${report.accepted} accepted${share(report.accepted)}, ${report.abstained} abstained${share(report.abstained)} below confidence ${report.threshold}`,
     );
-    if (r.accuracy !== undefined)
-      lines.push(`accuracy ${fixed(r.accuracy, 4)} on all, ${fixed(r.acceptedAccuracy, 4)} on the accepted ones`);
+    if (report.accuracy !== undefined)
+      lines.push(
+        `accuracy ${fixed(report.accuracy, 4)} on all, ${fixed(report.acceptedAccuracy, 4)} on the accepted ones`,
+      );
   }
-  if (r.trainer) lines.push(`computed with the ${r.trainer} kernels`);
+  if (report.trainer) lines.push(`computed with the ${report.trainer} kernels`);
   return `${lines.join('\n')}\n`;
 }

@@ -19,16 +19,16 @@ export interface RoundLine {
 }
 
 /** ` | not fused: 0 of 10 nodes answered` for a round that left the model as it was, else nothing. */
-function notFused(r: RoundLine): string {
-  if (r.fused !== false) return '';
-  const answered = r.contributed?.length ?? 0;
-  return ` | not fused: ${answered} of ${r.selected?.length ?? answered} nodes answered in time`;
+function notFused(line: RoundLine): string {
+  if (line.fused !== false) return '';
+  const answered = line.contributed?.length ?? 0;
+  return ` | not fused: ${answered} of ${line.selected?.length ?? answered} nodes answered in time`;
 }
 
 export interface ProgressReporter {
   /** What is happening now, before rounds start (or between, for a long step). */
   phase(text: string): void;
-  onRound(r: RoundLine): void;
+  onRound(line: RoundLine): void;
   stop(): void;
 }
 
@@ -44,10 +44,10 @@ export function progressReporter(
   if (!stream.isTTY) {
     return {
       phase: () => {},
-      onRound: (r) =>
+      onRound: (line) =>
         stream.write(
-          `round ${r.round}/${rounds} test acc ${fmt(r.testAccuracy)} loss ${fmt(r.testLoss)} | ` +
-            `${r.seconds.toFixed(2)}s${notFused(r)}\n`,
+          `round ${line.round}/${rounds} test acc ${fmt(line.testAccuracy)} loss ${fmt(line.testLoss)} | ` +
+            `${line.seconds.toFixed(2)}s${notFused(line)}\n`,
         ),
       stop: () => {},
     };
@@ -69,7 +69,7 @@ export function progressReporter(
       phaseStart = Date.now();
       if (!bar) stream.write(`\r${SPINNER[frame]} ${text}\x1b[K`);
     },
-    onRound(r) {
+    onRound(line) {
       if (!bar) {
         stream.write('\r\x1b[K');
         bar = new cliProgress.SingleBar(
@@ -86,11 +86,11 @@ export function progressReporter(
         bar.start(rounds, 0, { acc: '–', loss: '–', secs: '–', note: '', spin: SPINNER[frame], busy: '0s' });
       }
       phaseStart = Date.now();
-      bar.update(r.round, {
-        acc: fmt(r.testAccuracy),
-        loss: fmt(r.testLoss),
-        secs: r.seconds.toFixed(2),
-        note: notFused(r),
+      bar.update(line.round, {
+        acc: fmt(line.testAccuracy),
+        loss: fmt(line.testLoss),
+        secs: line.seconds.toFixed(2),
+        note: notFused(line),
         busy: '0s',
       });
     },

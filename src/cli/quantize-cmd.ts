@@ -76,16 +76,16 @@ function checkOut(out: string): void {
     throw new UsageError(`--out ${out}: exists and is not an empty folder; name a new one`);
 }
 
-export async function runQuantize(o: QuantizeOptions): Promise<QuantizeResult> {
-  const dir = resolve(o.model);
-  if (!existsSync(dir)) throw new UsageError(`--model ${o.model}: no such folder`);
-  if (isInt8ModelDir(dir)) throw new UsageError(`--model ${o.model}: is already an int8 model (int8-model.json)`);
+export async function runQuantize(options: QuantizeOptions): Promise<QuantizeResult> {
+  const dir = resolve(options.model);
+  if (!existsSync(dir)) throw new UsageError(`--model ${options.model}: no such folder`);
+  if (isInt8ModelDir(dir)) throw new UsageError(`--model ${options.model}: is already an int8 model (int8-model.json)`);
   const modelJson = join(dir, 'model.json');
   if (!statSync(dir).isDirectory() || !existsSync(modelJson))
     throw new UsageError(
-      `--model ${o.model}: not a model folder (no model.json); give the model/ folder of a run (simulate --out)`,
+      `--model ${options.model}: not a model folder (no model.json); give the model/ folder of a run (simulate --out)`,
     );
-  const out = resolve(o.out ?? `${dir.replace(/\/+$/, '')}-int8`);
+  const out = resolve(options.out ?? `${dir.replace(/\/+$/, '')}-int8`);
   checkOut(out);
   const { ensureTfjs, specFromModelJson } = await import('../model/tfjs.js'); // tfjs on use, not at startup
   await ensureTfjs();
@@ -93,20 +93,21 @@ export async function runQuantize(o: QuantizeOptions): Promise<QuantizeResult> {
   try {
     loaded = await specFromModelJson(modelJson);
   } catch (e) {
-    throw new UsageError(`--model ${o.model}: ${(e as Error).message}`);
+    throw new UsageError(`--model ${options.model}: ${(e as Error).message}`);
   }
   const { spec, weights } = loaded;
-  if (!weights) throw new UsageError(`--model ${o.model}: model.json has no weights manifest: nothing to quantise`);
-  const { data, limit } = loadCalibration(o.calibration);
+  if (!weights)
+    throw new UsageError(`--model ${options.model}: model.json has no weights manifest: nothing to quantise`);
+  const { data, limit } = loadCalibration(options.calibration);
   const problem = quantizeInputProblem(spec, data);
-  if (problem) throw new UsageError(`--calibration ${o.calibration}: ${problem}`);
+  if (problem) throw new UsageError(`--calibration ${options.calibration}: ${problem}`);
   const { net, samples } = quantizeModel(spec, weights, data, limit);
   const files = int8ModelFiles(net, {
-    model: o.model,
+    model: options.model,
     floatSha256: weightsSha256(weights),
     floatParameters: weights.length,
     loss: spec.loss,
-    calibration: { data: o.calibration, samples, method: 'min/max per tensor, widened to include 0' },
+    calibration: { data: options.calibration, samples, method: 'min/max per tensor, widened to include 0' },
   });
   const tmp = mkdtempSync(join(dirname(out), `.${basename(out)}-`));
   try {
@@ -142,17 +143,17 @@ Examples:
 Supported layers: Dense, Conv2D, MaxPool2D, Flatten, Dropout (hidden activations relu or linear).`,
     )
     .action(async (flags: QuantizeOptions & { json?: boolean }) => {
-      const r = await runQuantize(flags);
+      const result = await runQuantize(flags);
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify(r)}\n`);
+        process.stdout.write(`${JSON.stringify(result)}\n`);
         return;
       }
-      const b = r.bytes;
+      const byteAccount = result.bytes;
       process.stdout.write(
-        `wrote ${r.out} (int8, calibrated on ${r.calibrationSamples} samples): ${b.storedTotal} bytes stored ` +
-          `(${(b.storedRatio * 100).toFixed(2)}% of the float weights' ${b.floatWeightBytes}), ${b.rawTotal} in ` +
-          `memory (${(b.rawRatio * 100).toFixed(2)}%: int8 kernels ${b.int8KernelBytes}, int32 biases ` +
-          `${b.int32BiasBytes}, scales ${b.float32ScaleBytes + b.activationParamBytes})\n`,
+        `wrote ${result.out} (int8, calibrated on ${result.calibrationSamples} samples): ${byteAccount.storedTotal} bytes stored ` +
+          `(${(byteAccount.storedRatio * 100).toFixed(2)}% of the float weights' ${byteAccount.floatWeightBytes}), ${byteAccount.rawTotal} in ` +
+          `memory (${(byteAccount.rawRatio * 100).toFixed(2)}%: int8 kernels ${byteAccount.int8KernelBytes}, int32 biases ` +
+          `${byteAccount.int32BiasBytes}, scales ${byteAccount.float32ScaleBytes + byteAccount.activationParamBytes})\n`,
       );
     });
 }

@@ -37,27 +37,27 @@ export interface RunSummary {
   out?: string;
 }
 
-export function summarize(r: SimulationResult, out?: string): RunSummary {
-  const last = r.rounds[r.rounds.length - 1];
+export function summarize(result: SimulationResult, out?: string): RunSummary {
+  const last = result.rounds[result.rounds.length - 1];
   return {
-    rounds: r.rounds.length,
+    rounds: result.rounds.length,
     final_accuracy: last.testAccuracy,
     final_loss: last.testLoss,
-    reached_target: r.reachedTarget,
-    accuracy_by_round: r.rounds.map((x) => x.testAccuracy),
-    loss_by_round: r.rounds.map((x) => x.testLoss),
-    train_loss_by_round: r.rounds.map((x) => x.trainLoss),
-    contributors_by_round: r.rounds.map((x) => x.contributed.length),
-    seconds: Math.round(r.seconds * 1000) / 1000,
-    bytes_sent: r.bytesSent,
-    bytes_received: r.bytesReceived,
-    model_sha256: r.modelSha256,
+    reached_target: result.reachedTarget,
+    accuracy_by_round: result.rounds.map((x) => x.testAccuracy),
+    loss_by_round: result.rounds.map((x) => x.testLoss),
+    train_loss_by_round: result.rounds.map((x) => x.trainLoss),
+    contributors_by_round: result.rounds.map((x) => x.contributed.length),
+    seconds: Math.round(result.seconds * 1000) / 1000,
+    bytes_sent: result.bytesSent,
+    bytes_received: result.bytesReceived,
+    model_sha256: result.modelSha256,
     ...(last.epsilon !== undefined ? { epsilon: last.epsilon, delta: last.delta } : {}),
-    trainer: r.trainer,
+    trainer: result.trainer,
     ...(last.simTime !== undefined
       ? {
           simulated_seconds: last.simTime,
-          simulated_seconds_to_target: simTimeToTarget(r.rounds, r.options.targetAccuracy),
+          simulated_seconds_to_target: simTimeToTarget(result.rounds, result.options.targetAccuracy),
         }
       : {}),
     ...(last.personalizedAccuracyMean !== undefined
@@ -67,8 +67,8 @@ export function summarize(r: SimulationResult, out?: string): RunSummary {
           personalized_accuracy_min: last.personalizedAccuracyMin,
         }
       : {}),
-    ...(r.queueWorkers ? { queue_workers: r.queueWorkers } : {}),
-    config: { ...r.options },
+    ...(result.queueWorkers ? { queue_workers: result.queueWorkers } : {}),
+    config: { ...result.options },
     ...(out ? { out } : {}),
   };
 }
@@ -85,14 +85,14 @@ const csvCell = (v: unknown) =>
  * Writes metrics (JSON, CSV), the tfjs model, the partition report and a plot. Everything goes to a
  * sibling temporary folder first and is renamed into place, so a failed run leaves no partial output.
  */
-export async function writeRunOutputs(r: SimulationResult, summary: RunSummary, out: string): Promise<void> {
+export async function writeRunOutputs(result: SimulationResult, summary: RunSummary, out: string): Promise<void> {
   checkOutDir(out);
   mkdirSync(dirname(out), { recursive: true });
   const tmp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   try {
-    writeFileSync(join(tmp, 'metrics.json'), JSON.stringify({ summary, rounds: r.rounds }, null, 2));
+    writeFileSync(join(tmp, 'metrics.json'), JSON.stringify({ summary, rounds: result.rounds }, null, 2));
     const cols = [
       'round',
       'testAccuracy',
@@ -107,50 +107,50 @@ export async function writeRunOutputs(r: SimulationResult, summary: RunSummary, 
       'bytesReceived',
       'seconds',
     ] as const;
-    const rows = r.rounds.map((x) =>
+    const rows = result.rounds.map((record) =>
       [
-        x.round,
-        x.testAccuracy,
-        x.testLoss,
-        x.trainLoss,
-        x.trainAccuracy,
-        x.federatedAccuracy,
-        x.federatedLoss,
-        x.contributed.length,
-        x.failures.length,
-        x.bytesSent,
-        x.bytesReceived,
-        x.seconds,
+        record.round,
+        record.testAccuracy,
+        record.testLoss,
+        record.trainLoss,
+        record.trainAccuracy,
+        record.federatedAccuracy,
+        record.federatedLoss,
+        record.contributed.length,
+        record.failures.length,
+        record.bytesSent,
+        record.bytesReceived,
+        record.seconds,
       ]
         .map(csvCell)
         .join(','),
     );
     writeFileSync(join(tmp, 'metrics.csv'), [cols.join(','), ...rows].join('\n') + '\n');
-    writeFileSync(join(tmp, 'partition.json'), JSON.stringify(r.partition, null, 2));
+    writeFileSync(join(tmp, 'partition.json'), JSON.stringify(result.partition, null, 2));
     writeFileSync(
       join(tmp, 'plot.svg'),
       accuracyLossSvg(
-        r.rounds.map((x) => x.round),
+        result.rounds.map((x) => x.round),
         summary.accuracy_by_round,
         summary.loss_by_round,
-        `${r.options.model} on ${r.options.dataset}, ${r.options.strategy}, ${r.options.nodes} nodes`,
+        `${result.options.model} on ${result.options.dataset}, ${result.options.strategy}, ${result.options.nodes} nodes`,
       ),
     );
     const { saveTfjsModel } = await import('../model/tfjs.js'); // not at load: every command imports this file
-    await saveTfjsModel(r.spec, r.weights, join(tmp, 'model'));
-    const d = r.data;
+    await saveTfjsModel(result.spec, result.weights, join(tmp, 'model'));
+    const loaded = result.data;
     writeFileSync(
       join(tmp, 'model', 'edgefed.json'),
       JSON.stringify(
         {
-          dataset: r.options.dataset,
-          featureShape: d.train.featureShape,
-          numClasses: d.train.numClasses,
-          columns: d.train.columns,
-          classNames: d.classNames,
-          labelColumn: (d.train as { labelColumn?: string }).labelColumn,
-          standardization: d.standardization,
-          standardizedWith: d.standardizedWith,
+          dataset: result.options.dataset,
+          featureShape: loaded.train.featureShape,
+          numClasses: loaded.train.numClasses,
+          columns: loaded.train.columns,
+          classNames: loaded.classNames,
+          labelColumn: (loaded.train as { labelColumn?: string }).labelColumn,
+          standardization: loaded.standardization,
+          standardizedWith: loaded.standardizedWith,
           final_accuracy: summary.final_accuracy,
           model_sha256: summary.model_sha256,
         },

@@ -22,12 +22,14 @@ export interface ServeFlags {
 /** A CSV node takes raw column values and scales them as its trainer's data was (same file, same split, same statistics). */
 function csvScaling(data: string): InputScaling | undefined {
   if (!data.startsWith('csv:')) return undefined;
-  const d = loadDatasetSpec(data);
-  return d.standardization && d.train.columns ? { columns: d.train.columns, stats: d.standardization } : undefined;
+  const loaded = loadDatasetSpec(data);
+  return loaded.standardization && loaded.train.columns
+    ? { columns: loaded.train.columns, stats: loaded.standardization }
+    : undefined;
 }
 
 export async function startServingFromFlags(
-  f: ServeFlags,
+  flags: ServeFlags,
   c: {
     coordinator: string;
     data: string;
@@ -37,24 +39,24 @@ export async function startServingFromFlags(
     train?: Dataset;
   },
 ): Promise<NodeServer | null> {
-  if (f.servePort === undefined) {
-    if (f.escalate || f.serveRun !== undefined || f.threshold > 0 || f.serveQuantized)
+  if (flags.servePort === undefined) {
+    if (flags.escalate || flags.serveRun !== undefined || flags.threshold > 0 || flags.serveQuantized)
       throw new UsageError('--threshold, --escalate, --serve-run and --serve-quantized need --serve-port');
     return null;
   }
   const server = await startNodeServer({
-    port: f.servePort,
-    host: f.serveHost,
+    port: flags.servePort,
+    host: flags.serveHost,
     coordinator: c.coordinator,
     creds: c.creds,
-    runId: f.serveRun,
-    pollMs: f.modelPollMs,
-    threshold: f.threshold,
-    escalate: !!f.escalate,
+    runId: flags.serveRun,
+    pollMs: flags.modelPollMs,
+    threshold: flags.threshold,
+    escalate: !!flags.escalate,
     log: c.log,
     inputScaling: csvScaling(c.data),
     ...(c.personal ? { personal: c.personal } : {}),
-    loadModel: f.serveQuantized && c.train ? int8Loader(c.train) : undefined,
+    loadModel: flags.serveQuantized && c.train ? int8Loader(c.train) : undefined,
   });
   // The serving address on stdout (one JSON line), as the coordinator prints its own.
   process.stdout.write(`${JSON.stringify({ serve: server.url })}\n`);

@@ -61,36 +61,38 @@ exits at once. The state stays in runs/up-<time>/: reopen it for viewing with \`
     .action(async (f: UpFlags) => up(f));
 }
 
-async function up(f: UpFlags): Promise<void> {
-  if (f.gateways > f.nodes)
-    throw new UsageError(`--gateways ${f.gateways}: each gateway needs a node, and there are --nodes ${f.nodes}`);
-  const exitOnFinish = f.exitOnFinish || process.env.CI === 'true';
+async function up(flags: UpFlags): Promise<void> {
+  if (flags.gateways > flags.nodes)
+    throw new UsageError(
+      `--gateways ${flags.gateways}: each gateway needs a node, and there are --nodes ${flags.nodes}`,
+    );
+  const exitOnFinish = flags.exitOnFinish || process.env.CI === 'true';
   const dir = join('runs', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   mkdirSync(dir, { recursive: true });
-  const db = f.db || join(dir, 'edgefed.db');
+  const db = flags.db || join(dir, 'edgefed.db');
   // Identities live beside the database: a second `up --db same.db` reuses the names it enrolled.
   const dirs: UpDirs = { keys: join(dirname(db), 'keys'), logs: join(dir, 'logs') };
   mkdirSync(dirname(db), { recursive: true });
   // What `edgefed open` takes to show this run again: the run folder, or the database given with --db.
-  const reopen = f.db ? f.db : dir;
-  const progress = progressReporter(f.rounds, false);
-  const c = await startCoordinator({
-    port: f.port,
+  const reopen = flags.db ? flags.db : dir;
+  const progress = progressReporter(flags.rounds, false);
+  const coordinator = await startCoordinator({
+    port: flags.port,
     db,
-    logger: makeLogger({ level: 'warn', format: f.logFormat, base: { service: 'coordinator', pid: process.pid } }),
+    logger: makeLogger({ level: 'warn', format: flags.logFormat, base: { service: 'coordinator', pid: process.pid } }),
     shutdownGraceMs: UP_STOP_GRACE_MS,
     onRound: (_runId, r) => progress.onRound(r),
   });
   // The evaluation set loads synchronously, when no signal handler could run: it loads before Ctrl-C is taken
   // over (until then Ctrl-C ends the process at once, with no run started), so a later Ctrl-C is served in time.
   progress.phase('loading the MNIST test set');
-  c.runs.datasets.testSet('mnist');
+  coordinator.runs.datasets.testSet('mnist');
   let children: ChildProcess[] = [];
   let stopping = false;
   const stopAll = async (code: number) => {
     progress.stop();
     for (const ch of children) ch.kill('SIGTERM');
-    await c.close();
+    await coordinator.close();
     process.exit(code);
   };
   // Installed before anything is printed: a Ctrl-C as soon as the URL shows is a clean stop too.
@@ -110,27 +112,36 @@ async function up(f: UpFlags): Promise<void> {
   process.on('SIGINT', onInterrupt);
   process.on('SIGTERM', onInterrupt);
   // A read token for this session's dashboard, in the URL fragment (never sent to a server or logged).
-  const { token: readToken } = c.tokens.create({
+  const { token: readToken } = coordinator.tokens.create({
     name: 'edgefed up dashboard',
     scopes: READ_SCOPES,
     expiresInSeconds: 7 * 24 * 3600,
   });
-  const dashboard = `${c.dashboardUrl}#token=${readToken}`;
+  const dashboard = `${coordinator.dashboardUrl}#token=${readToken}`;
   // One browser tab can join with this link (a join token is single-use; it enrols the tab's own key).
-  const browserNode = `${c.url}/node/?token=${c.createJoinToken(3600)}&shard=0/10#token=${readToken}`;
+  const browserNode = `${coordinator.url}/node/?token=${coordinator.createJoinToken(3600)}&shard=0/10#token=${readToken}`;
   process.stderr.write(
-    `dashboard ${dashboard}\ncoordinator API ${c.url} (reads need \`Authorization: Bearer <the dashboard token>\`: ` +
-      `${c.url}/v1/runs, ${c.url}/v1/nodes, ${c.url}/metrics)\nbrowser node (one tab joins this federation; ` +
+    `dashboard ${dashboard}\ncoordinator API ${coordinator.url} (reads need \`Authorization: Bearer <the dashboard token>\`: ` +
+      `${coordinator.url}/v1/runs, ${coordinator.url}/v1/nodes, ${coordinator.url}/metrics)\nbrowser node (one tab joins this federation; ` +
       `valid 1 h) ${browserNode}\n`,
   );
   const cli = fileURLToPath(new URL('../../bin/edgefed.mjs', import.meta.url));
   progress.phase(
-    `starting ${f.nodes} node processes${f.gateways ? ` behind ${f.gateways} gateways` : ''} and waiting for them to join`,
+    `starting ${flags.nodes} node processes${flags.gateways ? ` behind ${flags.gateways} gateways` : ''} and waiting for them to join`,
   );
   children =
-    f.gateways > 0
-      ? await spawnGatewayTree(cli, dirs, c.url, () => c.createJoinToken(3600), f.gateways, f.nodes)
-      : Array.from({ length: f.nodes }, (_, i) => spawnNode(cli, dirs, c.url, i, f.nodes, c.createJoinToken(3600)));
+    flags.gateways > 0
+      ? await spawnGatewayTree(
+          cli,
+          dirs,
+          coordinator.url,
+          () => coordinator.createJoinToken(3600),
+          flags.gateways,
+          flags.nodes,
+        )
+      : Array.from({ length: flags.nodes }, (_, i) =>
+          spawnNode(cli, dirs, coordinator.url, i, flags.nodes, coordinator.createJoinToken(3600)),
+        );
   // A child refused for good (exit 2: not enrolled, wrong key...) cannot come back: say why and stop.
   for (const child of children) {
     child.once('exit', (code) => {
@@ -147,20 +158,20 @@ async function up(f: UpFlags): Promise<void> {
   const config = parseRunConfig({
     name: 'demo',
     model: 'mlp',
-    rounds: f.rounds,
-    minNodes: f.gateways || f.nodes,
-    targetAccuracy: f.targetAccuracy,
+    rounds: flags.rounds,
+    minNodes: flags.gateways || flags.nodes,
+    targetAccuracy: flags.targetAccuracy,
     seed: 1,
   });
-  const id = c.store.createRun(config, config.seed);
-  const run = c.runs.start(id);
+  const id = coordinator.store.createRun(config, config.seed);
+  const run = coordinator.runs.start(id);
   await run.done;
   if (stopping) return;
   progress.stop();
-  const ckpt = c.store.lastCheckpoint(id);
-  const status = c.store.getRun(id);
+  const ckpt = coordinator.store.lastCheckpoint(id);
+  const status = coordinator.store.getRun(id);
   if (ckpt) await (await import('../model/tfjs.js')).saveTfjsModel(run.spec, ckpt.weights, join(dir, 'model'));
-  const last = c.store.roundRecords(id).at(-1) as { testAccuracy?: number } | undefined;
+  const last = coordinator.store.roundRecords(id).at(-1) as { testAccuracy?: number } | undefined;
   process.stderr.write(
     `run ${id} ${status?.status} after ${ckpt?.round ?? 0} rounds: test accuracy ${last?.testAccuracy?.toFixed(4)}; ` +
       `model saved to ${join(dir, 'model')}, state in ${db}\n`,
@@ -168,7 +179,7 @@ async function up(f: UpFlags): Promise<void> {
   for (const ch of children) ch.kill('SIGTERM');
   children = [];
   if (exitOnFinish) {
-    await c.close();
+    await coordinator.close();
     return;
   }
   process.stderr.write(

@@ -115,13 +115,13 @@ export async function spawnGatewayTree(
       children.push(child);
       const api = await gatewayUrl(child, name);
       for (let i = g; i < nodes; i += gateways) {
-        const r = await fetch(`${api}/v1/admin/join-tokens`, {
+        const response = await fetch(`${api}/v1/admin/join-tokens`, {
           method: 'POST',
           headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
           body: '{}',
         });
-        if (r.status !== 201) throw new Error(`${name} refused a join token (HTTP ${r.status})`);
-        children.push(spawnNode(cli, dirs, api, i, nodes, ((await r.json()) as { token: string }).token));
+        if (response.status !== 201) throw new Error(`${name} refused a join token (HTTP ${response.status})`);
+        children.push(spawnNode(cli, dirs, api, i, nodes, ((await response.json()) as { token: string }).token));
       }
     }
     return children;

@@ -223,16 +223,20 @@ export class LiveFeed {
     });
   }
 
-  private onStoreChange(c: StoreChange): void {
-    if (c.kind === 'run') this.broadcast({ type: 'run', run: c.run });
-    else if (c.kind === 'event')
-      for (const event of visibleEvents([c.event], (id) => this.isDpRun(id), 'public'))
+  private onStoreChange(change: StoreChange): void {
+    if (change.kind === 'run') this.broadcast({ type: 'run', run: change.run });
+    else if (change.kind === 'event')
+      for (const event of visibleEvents([change.event], (id) => this.isDpRun(id), 'public'))
         this.broadcast({ type: 'event', event });
     else {
-      const record = visibleRound(c.record as unknown as Record<string, unknown>, this.isDpRun(c.runId), 'public');
+      const record = visibleRound(
+        change.record as unknown as Record<string, unknown>,
+        this.isDpRun(change.runId),
+        'public',
+      );
       this.broadcast({
         type: 'round',
-        runId: c.runId,
+        runId: change.runId,
         record: record as unknown as Extract<LiveMessage, { type: 'round' }>['record'],
       });
       this.nodesChanged(); // rounds contributed and bytes moved
@@ -256,20 +260,20 @@ export class LiveFeed {
     return visibleNodes(nodeViews(this.store, this.registry), anyDpRun(this.store), 'public') as NodeView[];
   }
 
-  private broadcast(m: LiveMessage): void {
+  private broadcast(message: LiveMessage): void {
     if (this.clients.size === 0) return;
-    const text = JSON.stringify(m);
+    const text = JSON.stringify(message);
     for (const ws of this.clients) this.send(ws, text);
   }
 
-  private send(ws: WebSocket, m: LiveMessage | string): void {
+  private send(ws: WebSocket, message: LiveMessage | string): void {
     if (ws.readyState !== ws.OPEN) return;
     if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
       this.log.warn({ bufferedBytes: ws.bufferedAmount }, 'live feed client is not reading; dropped');
       ws.terminate();
       return;
     }
-    ws.send(typeof m === 'string' ? m : JSON.stringify(m));
+    ws.send(typeof message === 'string' ? message : JSON.stringify(message));
   }
 
   close(): void {

@@ -151,10 +151,10 @@ export class CoordinatorMetrics {
     if (typeof r.testLoss === 'number' && Number.isFinite(r.testLoss)) this.testLoss.set({ run }, r.testLoss);
   }
 
-  private onStoreChange(c: StoreChange): void {
-    if (c.kind === 'run') {
+  private onStoreChange(change: StoreChange): void {
+    if (change.kind === 'run') {
       // A new run shows zeros at once instead of no series (rate() and alerts need the series to exist).
-      const run = String(c.run.id);
+      const run = String(change.run.id);
       for (const counter of [
         this.roundsCompleted,
         this.roundsUnfused,
@@ -166,9 +166,9 @@ export class CoordinatorMetrics {
       for (const kind of ['straggler', 'error']) this.nodeFailures.inc({ run, kind }, 0);
       return;
     }
-    if (c.kind !== 'round') return;
-    const r = c.record;
-    const run = String(c.runId);
+    if (change.kind !== 'round') return;
+    const r = change.record;
+    const run = String(change.runId);
     this.roundsCompleted.inc({ run });
     if (r.fused === false) this.roundsUnfused.inc({ run });
     if (typeof r.seconds === 'number' && Number.isFinite(r.seconds) && r.seconds >= 0)

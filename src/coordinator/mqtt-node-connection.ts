@@ -55,71 +55,77 @@ export class MqttNodeEndpoint {
   private readonly sessions = new Map<string, MqttNodeConnection>();
 
   private constructor(
-    private readonly o: MqttEndpointOptions,
-    private readonly open: (c: NodeConnection) => NodeConnectionEvents,
+    private readonly options: MqttEndpointOptions,
+    private readonly open: (connection: NodeConnection) => NodeConnectionEvents,
     client: MqttClient,
   ) {
     this.client = client;
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     client.on('offline', () =>
-      o.log.warn({ broker: o.url }, 'MQTT broker unreachable: node sessions kept, messages queued'),
+      options.log.warn({ broker: options.url }, 'MQTT broker unreachable: node sessions kept, messages queued'),
     );
-    client.on('reconnect', () => o.log.info({ broker: o.url }, 'reconnecting to the MQTT broker'));
-    client.on('error', (e) => o.log.warn({ broker: o.url, err: e.message }, 'MQTT client error'));
+    client.on('reconnect', () => options.log.info({ broker: options.url }, 'reconnecting to the MQTT broker'));
+    client.on('error', (e) => options.log.warn({ broker: options.url, err: e.message }, 'MQTT client error'));
   }
 
   /** Connects to the broker and subscribes to the fleet's node topics; fails with the broker's reason. */
   static async start(
-    o: MqttEndpointOptions,
-    open: (c: NodeConnection) => NodeConnectionEvents,
+    options: MqttEndpointOptions,
+    open: (connection: NodeConnection) => NodeConnectionEvents,
   ): Promise<MqttNodeEndpoint> {
-    checkTopicLevel('--fleet', o.fleet);
-    const options: IClientOptions = {
+    checkTopicLevel('--fleet', options.fleet);
+    const clientOptions: IClientOptions = {
       protocolVersion: 5,
-      clientId: `edgefed-coordinator-${o.fleet}-${Math.random().toString(16).slice(2, 10)}`,
+      clientId: `edgefed-coordinator-${options.fleet}-${Math.random().toString(16).slice(2, 10)}`,
       clean: true,
       reconnectPeriod: 500,
       connectTimeout: 10_000,
       resubscribe: true,
       // Nothing larger than one chunk (and its envelope) is ever delivered to the coordinator.
       properties: { maximumPacketSize: MAX_MESSAGE_BYTES + ENVELOPE_HEADER_BYTES + 1024 },
-      ...(o.username !== undefined ? { username: o.username } : {}),
-      ...(o.password !== undefined ? { password: o.password } : {}),
-      ...(o.ca ? { ca: o.ca } : {}),
+      ...(options.username !== undefined ? { username: options.username } : {}),
+      ...(options.password !== undefined ? { password: options.password } : {}),
+      ...(options.ca ? { ca: options.ca } : {}),
     };
-    const client = await mqtt.connectAsync(o.url, options, false).catch((e: Error) => {
-      throw new Error(`--mqtt ${redact(o.url)}: cannot connect to the broker (${e.message})`);
+    const client = await mqtt.connectAsync(options.url, clientOptions, false).catch((e: Error) => {
+      throw new Error(`--mqtt ${redact(options.url)}: cannot connect to the broker (${e.message})`);
     });
-    const endpoint = new MqttNodeEndpoint(o, open, client);
-    await client.subscribeAsync(coordinatorSubscriptions(o.fleet), { qos: 1 });
-    o.log.info({ broker: redact(o.url), fleet: o.fleet }, 'serving nodes over MQTT');
+    const endpoint = new MqttNodeEndpoint(options, open, client);
+    await client.subscribeAsync(coordinatorSubscriptions(options.fleet), { qos: 1 });
+    options.log.info({ broker: redact(options.url), fleet: options.fleet }, 'serving nodes over MQTT');
     return endpoint;
   }
 
   private onMessage(topic: string, payload: Buffer): void {
-    const where = parseNodeTopic(this.o.fleet, topic);
+    const where = parseNodeTopic(this.options.fleet, topic);
     if (!where) return;
     const bytes = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
     if (where.kind === 'presence') return this.presence(where.name, bytesText(bytes));
-    let e: Envelope;
+    let envelope: Envelope;
     try {
-      e = decodeEnvelope(bytes);
+      envelope = decodeEnvelope(bytes);
     } catch (err) {
-      this.o.log.warn({ node: where.name, err: (err as Error).message }, 'dropped a malformed MQTT message');
+      this.options.log.warn({ node: where.name, err: (err as Error).message }, 'dropped a malformed MQTT message');
       return;
     }
     const current = this.sessions.get(where.name);
-    if (e.kind === 'open') {
-      if (current?.session === e.session) return; // a QoS 1 repeat of the open that started it
+    if (envelope.kind === 'open') {
+      if (current?.session === envelope.session) return; // a QoS 1 repeat of the open that started it
       current?.end({ by: 'node', code: 0, reason: 'replaced by a new session' });
-      const conn = new MqttNodeConnection(this, where.name, e.session, this.o.maxFrameBytes, this.o.chunkBytes);
+      const conn = new MqttNodeConnection(
+        this,
+        where.name,
+        envelope.session,
+        this.options.maxFrameBytes,
+        this.options.chunkBytes,
+      );
       this.sessions.set(where.name, conn);
       conn.start(this.open(conn));
       return;
     }
     // What an earlier link left in flight, or a message for no open session, has no one to go to.
-    if (current?.session !== e.session) return;
-    current.receive(e);
+    if (current?.session !== envelope.session) return;
+    current.receive(envelope);
   }
 
   /** `<session>:online|offline`; the will says offline. A node busy on a request keeps its session. */
@@ -131,10 +137,15 @@ export class MqttNodeEndpoint {
     if (state === 'offline') conn.onOffline();
   }
 
-  publish(name: string, e: Envelope): void {
-    this.client.publish(mqttTopics(this.o.fleet, name).toNode, Buffer.from(encodeEnvelope(e)), { qos: 1 }, (err) => {
-      if (err) this.o.log.warn({ node: name, err: err.message }, 'MQTT publish failed');
-    });
+  publish(name: string, envelope: Envelope): void {
+    this.client.publish(
+      mqttTopics(this.options.fleet, name).toNode,
+      Buffer.from(encodeEnvelope(envelope)),
+      { qos: 1 },
+      (err) => {
+        if (err) this.options.log.warn({ node: name, err: err.message }, 'MQTT publish failed');
+      },
+    );
   }
 
   forget(conn: MqttNodeConnection): void {
@@ -142,7 +153,7 @@ export class MqttNodeEndpoint {
   }
 
   get log(): Logger {
-    return this.o.log;
+    return this.options.log;
   }
 
   async close(): Promise<void> {
@@ -184,14 +195,14 @@ class MqttNodeConnection implements NodeConnection {
     this.events = events;
   }
 
-  receive(e: Envelope): void {
-    if (this.closed || !this.events || !this.inbound.accept(e.seq)) return;
+  receive(envelope: Envelope): void {
+    if (this.closed || !this.events || !this.inbound.accept(envelope.seq)) return;
     if (!this.authenticatedNow) {
-      this.unauthenticatedBytes += e.payload.length + ENVELOPE_HEADER_BYTES;
+      this.unauthenticatedBytes += envelope.payload.length + ENVELOPE_HEADER_BYTES;
       if (this.unauthenticatedBytes > MAX_HELLO_BYTES) return this.terminate();
     }
-    if (e.kind === 'control') {
-      const text = bytesText(e.payload);
+    if (envelope.kind === 'control') {
+      const text = bytesText(envelope.payload);
       if (!this.identity && !this.namesThisTopic(text)) {
         this.endpoint.log.warn(
           { topic: this.name, remote: this.remote },
@@ -202,10 +213,10 @@ class MqttNodeConnection implements NodeConnection {
       }
       return this.events.control(text);
     }
-    if (e.kind !== 'chunk') return;
+    if (envelope.kind !== 'chunk') return;
     let frame: Uint8Array | null;
     try {
-      frame = this.link.receive(e.payload);
+      frame = this.link.receive(envelope.payload);
       if (frame && frame.length > this.maxFrameBytes)
         throw new FrameError('too_large', `frame of ${frame.length} bytes exceeds the limit of ${this.maxFrameBytes}`);
     } catch (err) {
@@ -270,9 +281,9 @@ class MqttNodeConnection implements NodeConnection {
 /** The broker URL without its password, for logs and errors. */
 export function redact(url: string): string {
   try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
   } catch {
     return url;
   }

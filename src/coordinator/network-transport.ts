@@ -45,24 +45,24 @@ export interface NetworkTransportOptions {
 export class NetworkTransport implements Transport {
   private readonly meter = new TrafficMeter();
 
-  constructor(private readonly o: NetworkTransportOptions) {}
+  constructor(private readonly options: NetworkTransportOptions) {}
 
   nodeIds(): number[] {
-    return this.o.registry.eligible(this.o.selection);
+    return this.options.registry.eligible(this.options.selection);
   }
 
   async request(nodeId: number, frame: Uint8Array): Promise<Uint8Array> {
-    const node = this.o.registry.get(nodeId);
+    const node = this.options.registry.get(nodeId);
     if (!node) throw new Error('node is not connected');
     if (node.waiter) throw new Error('node is busy with another request');
-    await this.o.configure(node);
+    await this.options.configure(node);
     const sent = peekHeader(frame);
     const replyType =
       secAggReplyType(sent) ??
       REPLY_TYPES[String(sent.type)] ??
       (sent.type === 'train' ? 'train_result' : 'eval_result');
     const binding: Binding = {
-      run: this.o.runId,
+      run: this.options.runId,
       round: Number(sent.round),
       node: nodeId,
       nonce: randomNonce((n) => new Uint8Array(randomBytes(n))),
@@ -70,8 +70,8 @@ export class NetworkTransport implements Transport {
     return new Promise<Uint8Array>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (node.waiter === waiter) node.waiter = null;
-        reject(new Error(`deadline of ${this.o.timeoutMs} ms passed`));
-      }, this.o.timeoutMs);
+        reject(new Error(`deadline of ${this.options.timeoutMs} ms passed`));
+      }, this.options.timeoutMs);
       const waiter = {
         binding,
         accept: (reply: Uint8Array, replyBinding: Binding | null): boolean => {
@@ -79,7 +79,7 @@ export class NetworkTransport implements Transport {
           if (
             replyBinding
               ? replyBinding.nonce !== binding.nonce || replyBinding.round !== binding.round
-              : !this.o.allowUnbound
+              : !this.options.allowUnbound
           )
             return false;
           let h: Record<string, unknown>;
@@ -126,7 +126,7 @@ export class NetworkTransport implements Transport {
     } catch {
       // an unreadable late frame is still recorded, with no header
     }
-    this.o.onLate?.(nodeId, header);
+    this.options.onLate?.(nodeId, header);
   }
 
   traffic() {

@@ -70,24 +70,24 @@ export interface NodeSessionDeps {
 }
 
 /** Starts a session on a new connection (sends the challenge) and returns what the adapter calls. */
-export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeConnectionEvents {
+export function openNodeSession(conn: NodeConnection, deps: NodeSessionDeps): NodeConnectionEvents {
   let node: LiveNode | null = null;
   const challenge = toHex(new Uint8Array(randomBytes(16)));
   // Counted only while the loop is free to read the hello: a stalled coordinator does not time out its nodes.
   const helloTimer = stallAwareTimeout(HELLO_TIMEOUT_MS, () => conn.close(CLOSE.noHello, 'no hello'));
   const reject = (code: string, message: string) => {
     const runId = node?.configuredRun ?? null;
-    d.log.warn({ nodeId: node?.id, node: node?.name, runId, code, message }, 'rejected node message');
-    d.metrics.rejected(code);
+    deps.log.warn({ nodeId: node?.id, node: node?.name, runId, code, message }, 'rejected node message');
+    deps.metrics.rejected(code);
     if (node)
-      d.store.recordEvent(runId !== null && d.store.getRun(runId) ? runId : null, 'rejected', {
+      deps.store.recordEvent(runId !== null && deps.store.getRun(runId) ? runId : null, 'rejected', {
         nodeId: node.id,
         code,
         message,
       });
     conn.sendControl({ type: 'error', code, message });
   };
-  if (!d.accepting()) {
+  if (!deps.accepting()) {
     helloTimer.stop();
     conn.close(CLOSE.shuttingDown, 'coordinator shutting down');
   } else {
@@ -102,18 +102,18 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
       reject('bad_hello', (e as Error).message.slice(0, 300));
       return conn.close(CLOSE.badHello, 'bad hello');
     }
-    const keyHex = d.store.nodeKey(h.name);
+    const keyHex = deps.store.nodeKey(h.name);
     const publicKey = keyHex ? fromHex(keyHex, 32, 'public key') : null;
-    if (d.auth && (!publicKey || !verifyHelloSignature(challenge, h, publicKey, nodeCrypto))) {
+    if (deps.auth && (!publicKey || !verifyHelloSignature(challenge, h, publicKey, nodeCrypto))) {
       const message = publicKey
         ? "hello signature does not verify over this connection's challenge and what the hello declares"
         : 'node is not enrolled: POST /v1/enroll with a join token first';
-      d.store.recordEvent(null, 'rejected', { name: h.name, code: 'unauthenticated', message });
+      deps.store.recordEvent(null, 'rejected', { name: h.name, code: 'unauthenticated', message });
       reject('unauthenticated', message);
       return conn.close(CLOSE.unauthenticated, 'unauthenticated');
     }
     helloTimer.stop();
-    const id = d.store.upsertNode(h.name, { resources: h.resources, tags: h.tags });
+    const id = deps.store.upsertNode(h.name, { resources: h.resources, tags: h.tags });
     node = {
       id,
       name: h.name,
@@ -128,31 +128,31 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
     };
     conn.identity = { nodeId: id, name: h.name, publicKey };
     conn.authenticated();
-    d.registry.add(node);
-    conn.sendControl({ type: 'welcome', nodeId: id, heartbeatMs: d.heartbeatMs, protocol: PROTOCOL_VERSION });
-    d.log.info({ nodeId: id, name: h.name, tags: h.tags }, 'node enrolled');
+    deps.registry.add(node);
+    conn.sendControl({ type: 'welcome', nodeId: id, heartbeatMs: deps.heartbeatMs, protocol: PROTOCOL_VERSION });
+    deps.log.info({ nodeId: id, name: h.name, tags: h.tags }, 'node enrolled');
   };
 
   // Set once a frame went to the verify pool: from then on this node's frames are handled in one queue.
   let inOrder: Promise<void> | null = null;
-  const handleFrame = (n: LiveNode, bytes: Uint8Array, signatureChecked: boolean): void => {
+  const handleFrame = (node: LiveNode, bytes: Uint8Array, signatureChecked: boolean): void => {
     let verified;
     try {
       verified = verifyNodeFrame(bytes, {
-        nodeId: n.id,
-        publicKey: n.publicKey,
-        auth: d.auth,
-        configuredRun: n.configuredRun,
-        pending: n.waiter?.binding ?? null,
-        seenNonces: n.seenNonces,
+        nodeId: node.id,
+        publicKey: node.publicKey,
+        auth: deps.auth,
+        configuredRun: node.configuredRun,
+        pending: node.waiter?.binding ?? null,
+        seenNonces: node.seenNonces,
         crypto: nodeCrypto,
         signatureChecked,
       });
     } catch (e) {
       return reject(e instanceof FrameError ? e.code : 'bad_frame', (e as Error).message);
     }
-    if (n.waiter?.accept(verified.frame, verified.binding)) return;
-    if (n.configuredRun !== null) d.runs.late(n.configuredRun, n.id, verified.frame);
+    if (node.waiter?.accept(verified.frame, verified.binding)) return;
+    if (node.configuredRun !== null) deps.runs.late(node.configuredRun, node.id, verified.frame);
     else reject('unexpected_frame', 'no request is waiting for this frame');
   };
 
@@ -170,18 +170,18 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
     frame(bytes) {
       if (!node) return conn.close(CLOSE.helloFirst, 'hello first');
       node.lastSeen = Date.now();
-      const pool = d.verifyPool?.() ?? null;
+      const pool = deps.verifyPool?.() ?? null;
       if (!pool && inOrder === null) return handleFrame(node, bytes, false);
       // Off the loop: the signature is checked in a worker, the rest here once it answers, in arrival order.
       const key = node.publicKey;
       const checked = pool && key && isSigned(bytes) ? pool.verify(bytes, key) : null;
-      const n = node;
+      const sender = node;
       inOrder = (inOrder ?? Promise.resolve()).then(async () => {
-        if (!checked) return handleFrame(n, bytes, false);
-        const o = await checked;
-        d.metrics.verifiedOffThread();
-        if (o.ok) handleFrame(n, o.bytes, true);
-        else reject(o.code, o.message);
+        if (!checked) return handleFrame(sender, bytes, false);
+        const outcome = await checked;
+        deps.metrics.verifiedOffThread();
+        if (outcome.ok) handleFrame(sender, outcome.bytes, true);
+        else reject(outcome.code, outcome.message);
       });
     },
     invalid(code, message) {
@@ -192,12 +192,12 @@ export function openNodeSession(conn: NodeConnection, d: NodeSessionDeps): NodeC
     closed(cause) {
       helloTimer.stop();
       const label = disconnectLabel(cause);
-      d.metrics.disconnected(label);
+      deps.metrics.disconnected(label);
       if (node) {
-        d.registry.remove(node.id, conn);
+        deps.registry.remove(node.id, conn);
         // The coordinator cutting a node (timeouts, refusals) or a socket error is worth a warning; a node going is not.
         const expected = ['node_closed', 'connection_lost', 'node_replaced', 'shutting_down'].includes(label);
-        d.log[expected ? 'info' : 'warn']({ nodeId: node.id, cause: label, detail: cause }, 'node disconnected');
+        deps.log[expected ? 'info' : 'warn']({ nodeId: node.id, cause: label, detail: cause }, 'node disconnected');
       }
     },
   };

@@ -37,11 +37,15 @@ export interface Selection {
   minSamplesPerSecond?: number;
 }
 
-export function qualifies(n: Pick<LiveNode, 'resources' | 'tags'>, s: Selection): boolean {
-  for (const [k, v] of Object.entries(s.tags)) if (n.tags[k] !== v) return false;
-  if (s.minCores !== undefined && (n.resources.cores ?? 0) < s.minCores) return false;
-  if (s.minMemoryMb !== undefined && (n.resources.memoryMb ?? 0) < s.minMemoryMb) return false;
-  if (s.minSamplesPerSecond !== undefined && (n.resources.samplesPerSecond ?? 0) < s.minSamplesPerSecond) return false;
+export function qualifies(n: Pick<LiveNode, 'resources' | 'tags'>, selection: Selection): boolean {
+  for (const [k, v] of Object.entries(selection.tags)) if (n.tags[k] !== v) return false;
+  if (selection.minCores !== undefined && (n.resources.cores ?? 0) < selection.minCores) return false;
+  if (selection.minMemoryMb !== undefined && (n.resources.memoryMb ?? 0) < selection.minMemoryMb) return false;
+  if (
+    selection.minSamplesPerSecond !== undefined &&
+    (n.resources.samplesPerSecond ?? 0) < selection.minSamplesPerSecond
+  )
+    return false;
   return true;
 }
 
@@ -49,19 +53,19 @@ export class Registry {
   private readonly nodes = new Map<number, LiveNode>();
   private readonly listeners = new Set<() => void>();
 
-  add(n: LiveNode): void {
-    const old = this.nodes.get(n.id);
-    if (old && old.connection !== n.connection) old.connection.terminate(); // a reconnecting node replaces its old link
-    this.nodes.set(n.id, n);
+  add(node: LiveNode): void {
+    const old = this.nodes.get(node.id);
+    if (old && old.connection !== node.connection) old.connection.terminate(); // a reconnecting node replaces its old link
+    this.nodes.set(node.id, node);
     this.changed();
   }
 
   remove(id: number, connection: NodeConnection): void {
-    const n = this.nodes.get(id);
-    if (n?.connection === connection) {
+    const node = this.nodes.get(id);
+    if (node?.connection === connection) {
       this.nodes.delete(id);
-      n.waiter?.fail(new Error('connection lost'));
-      n.waiter = null;
+      node.waiter?.fail(new Error('connection lost'));
+      node.waiter = null;
       this.changed();
     }
   }
@@ -79,9 +83,9 @@ export class Registry {
     return [...this.nodes.values()].sort((a, b) => a.id - b.id);
   }
 
-  eligible(s: Selection): number[] {
+  eligible(selection: Selection): number[] {
     return this.all()
-      .filter((n) => qualifies(n, s))
+      .filter((n) => qualifies(n, selection))
       .map((n) => n.id);
   }
 
@@ -92,12 +96,12 @@ export class Registry {
   }
 
   /** Resolves when `count` nodes qualify (true), or after timeoutMs or once `signal` aborts (false). */
-  async waitFor(s: Selection, count: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-    if (this.eligible(s).length >= count) return true;
+  async waitFor(selection: Selection, count: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.eligible(selection).length >= count) return true;
     if (signal?.aborted) return false;
     return new Promise((resolve) => {
       const check = () => {
-        if (this.eligible(s).length >= count) done(true);
+        if (this.eligible(selection).length >= count) done(true);
       };
       const abort = () => done(false);
       const done = (ok: boolean) => {

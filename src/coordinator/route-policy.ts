@@ -34,8 +34,8 @@ export interface RoutePolicy {
 /** Route options carrying a policy (fastify's per-route `config`). */
 export const PUBLIC = { config: { policy: { access: 'public' } as RoutePolicy } };
 export const ADMIN = { config: { policy: { access: 'admin' } as RoutePolicy } };
-export const read = (scope: Scope, o: { nodes?: boolean } = {}) => ({
-  config: { policy: { access: 'read', scope, nodes: o.nodes } as RoutePolicy },
+export const read = (scope: Scope, options: { nodes?: boolean } = {}) => ({
+  config: { policy: { access: 'read', scope, nodes: options.nodes } as RoutePolicy },
 });
 export const nodeOr = (scope: Scope) => ({ config: { policy: { access: 'node', scope } as RoutePolicy } });
 export const operator = (scope: Scope) => ({ config: { policy: { access: 'operator', scope } as RoutePolicy } });
@@ -72,7 +72,7 @@ export interface RouteEntry {
 }
 
 /** Installs the hooks; call before any route is registered. Returns the table of routes registered since. */
-export function installRoutePolicy(app: FastifyInstance, o: PolicyOptions): RouteEntry[] {
+export function installRoutePolicy(app: FastifyInstance, options: PolicyOptions): RouteEntry[] {
   const routes: RouteEntry[] = [];
   const seenNonces = new Map<string, number>();
   app.addHook('onRoute', (r) => {
@@ -81,7 +81,7 @@ export function installRoutePolicy(app: FastifyInstance, o: PolicyOptions): Rout
   });
 
   const refuse = async (req: FastifyRequest, reply: FastifyReply, status: 401 | 403, message: string) => {
-    o.audit.refused(`${req.method} ${req.routeOptions.url ?? '?'}`, req.ip, message);
+    options.audit.refused(`${req.method} ${req.routeOptions.url ?? '?'}`, req.ip, message);
     await reply.code(status).send({ error: { code: status === 401 ? 'unauthorized' : 'forbidden', message } });
     return reply;
   };
@@ -91,15 +91,15 @@ export function installRoutePolicy(app: FastifyInstance, o: PolicyOptions): Rout
     const policy = (req.routeOptions.config as { policy?: RoutePolicy }).policy;
     if (!policy) return refuse(req, reply, 403, 'this route declares no access policy, so it is closed');
     if (policy.access === 'public') return;
-    if (o.readOnly && policy.access !== 'read')
+    if (options.readOnly && policy.access !== 'read')
       return refuse(req, reply, 403, 'this coordinator was opened read-only (edgefed open): it only shows saved runs');
-    if (!o.auth && policy.access !== 'admin') return;
-    if (policy.access === 'read' && o.publicRead) return;
+    if (!options.auth && policy.access !== 'admin') return;
+    if (policy.access === 'read' && options.publicRead) return;
     const need = policy.access === 'admin' ? 'the admin token' : `a token with scope ${policy.scope}`;
     const nodeAllowed = policy.access === 'node' || (policy.access === 'read' && policy.nodes === true);
     const bearer = bearerOf(req);
     if (bearer !== null) {
-      const cred = o.tokens.identify(bearer);
+      const cred = options.tokens.identify(bearer);
       if (!cred) return refuse(req, reply, 401, 'the bearer token is unknown, revoked or expired');
       actors.set(req, cred);
       if (cred.kind === 'admin') return;
@@ -109,7 +109,7 @@ export function installRoutePolicy(app: FastifyInstance, o: PolicyOptions): Rout
     }
     if (typeof req.headers[AUTH_HEADERS.node] === 'string') {
       if (!nodeAllowed) return refuse(req, reply, 403, `nodes may not call this route; it needs ${need}`);
-      const problem = checkNodeHeaders(req, o.store, seenNonces);
+      const problem = checkNodeHeaders(req, options.store, seenNonces);
       if (typeof problem === 'string') return refuse(req, reply, 401, problem);
       actors.set(req, { kind: 'node', id: problem.name });
       // A body is covered by the signature: checked once parsed (preHandler), bounded by the route's bodyLimit.

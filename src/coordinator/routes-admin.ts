@@ -11,14 +11,14 @@ import { ADMIN, actorName, actorOf } from './route-policy.js';
 import { TokenError } from './api-tokens.js';
 import { sendError, type RouteContext } from './route-context.js';
 
-export function registerAdminRoutes(c: RouteContext): void {
-  const { app, tokens, audit } = c;
+export function registerAdminRoutes(context: RouteContext): void {
+  const { app, tokens, audit } = context;
 
   app.post('/v1/admin/join-tokens', ADMIN, async (req, reply) => {
     const ttl = Number((req.body as { ttlSeconds?: unknown } | undefined)?.ttlSeconds ?? 24 * 3600);
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > 365 * 24 * 3600)
       return sendError(reply, 400, 'bad_request', 'ttlSeconds must be a whole number of seconds up to a year');
-    return reply.code(201).send({ token: c.createJoinToken(ttl) });
+    return reply.code(201).send({ token: context.createJoinToken(ttl) });
   });
 
   app.post('/v1/admin/tokens', ADMIN, async (req, reply) => {

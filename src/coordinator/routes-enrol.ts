@@ -25,21 +25,24 @@ const EnrollSchema = z
 
 export const hashJoinToken = (t: string) => createHash('sha256').update(t).digest('hex');
 
-export function registerEnrolRoutes(c: RouteContext): void {
-  c.app.post('/v1/enroll', { ...PUBLIC, bodyLimit: ENROLL_BODY_LIMIT }, async (req, reply) => {
-    const r = EnrollSchema.safeParse(req.body);
-    if (!r.success) return sendError(reply, 400, 'bad_request', r.error.issues[0].message);
+export function registerEnrolRoutes(context: RouteContext): void {
+  context.app.post('/v1/enroll', { ...PUBLIC, bodyLimit: ENROLL_BODY_LIMIT }, async (req, reply) => {
+    const parsed = EnrollSchema.safeParse(req.body);
+    if (!parsed.success) return sendError(reply, 400, 'bad_request', parsed.error.issues[0].message);
     try {
-      c.store.redeemJoinToken(hashJoinToken(r.data.token), r.data.name, r.data.publicKey);
+      context.store.redeemJoinToken(hashJoinToken(parsed.data.token), parsed.data.name, parsed.data.publicKey);
     } catch (e) {
       const status = (e as { code?: string }).code === 'conflict' ? 409 : 401;
-      c.audit.refused('node.refused', req.ip, (e as Error).message);
-      c.metrics.rejected('enroll_refused');
-      c.log.debug({ name: r.data.name, code: 'enroll_refused', message: (e as Error).message }, 'enrolment refused');
+      context.audit.refused('node.refused', req.ip, (e as Error).message);
+      context.metrics.rejected('enroll_refused');
+      context.log.debug(
+        { name: parsed.data.name, code: 'enroll_refused', message: (e as Error).message },
+        'enrolment refused',
+      );
       return sendError(reply, status, 'enroll_refused', (e as Error).message);
     }
-    c.audit.record('node.enrolled', 'join-token', req.ip, { name: r.data.name });
-    c.log.info({ name: r.data.name }, 'node identity enrolled');
-    return reply.code(201).send({ name: r.data.name });
+    context.audit.record('node.enrolled', 'join-token', req.ip, { name: parsed.data.name });
+    context.log.info({ name: parsed.data.name }, 'node identity enrolled');
+    return reply.code(201).send({ name: parsed.data.name });
   });
 }

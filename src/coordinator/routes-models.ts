@@ -47,8 +47,8 @@ export async function loadEscalationModel(path: string): Promise<ServedModel> {
   return ServedModel.load(`escalation:${sha.slice(0, 12)}`, spec, weights, sha);
 }
 
-export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions) {
-  const versions = new ModelVersions(o.store);
+export function registerModelRoutes(app: FastifyInstance, options: ModelRoutesOptions) {
+  const versions = new ModelVersions(options.store);
   const artifacts = new Map<string, ReturnType<typeof tfjsArtifacts>>();
   const loading = new Map<number, Promise<ServedModel>>();
 
@@ -56,13 +56,13 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
     const p = params as { id: string; version: string };
     const runId = /^[1-9]\d{0,9}$/.test(p.id) ? Number(p.id) : -1;
     const version = parseVersion(p.version);
-    if (runId < 0 || !o.store.getRun(runId)) return (await error(reply, 404, 'not_found', 'no such run'), null);
+    if (runId < 0 || !options.store.getRun(runId)) return (await error(reply, 404, 'not_found', 'no such run'), null);
     if (version === null)
       return (
         await error(reply, 400, 'bad_version', `version must be a whole number >= 1 or 'latest', got '${p.version}'`),
         null
       );
-    const model = versions.get(runId, version, o.runs.get(runId)?.spec);
+    const model = versions.get(runId, version, options.runs.get(runId)?.spec);
     if (!model)
       return (
         await error(
@@ -75,11 +75,11 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
       );
     return { runId, model };
   };
-  const artifactsOf = (runId: number, m: ModelVersion) => {
-    const key = `${runId}:${m.version}`;
+  const artifactsOf = (runId: number, version: ModelVersion) => {
+    const key = `${runId}:${version.version}`;
     let a = artifacts.get(key);
     if (!a) {
-      a = import('../model/tfjs.js').then((t) => t.tfjsArtifacts(m.spec, m.weights));
+      a = import('../model/tfjs.js').then((t) => t.tfjsArtifacts(version.spec, version.weights));
       artifacts.set(key, a);
       if (artifacts.size > ARTIFACTS_CACHED) artifacts.delete(artifacts.keys().next().value!);
     }
@@ -88,8 +88,9 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
 
   app.get('/v1/runs/:id/models', nodeOr('models:read'), async (req, reply) => {
     const id = Number((req.params as { id: string }).id);
-    if (!Number.isInteger(id) || id < 1 || !o.store.getRun(id)) return error(reply, 404, 'not_found', 'no such run');
-    return { runId: id, models: versions.list(id, o.runs.get(id)?.spec) };
+    if (!Number.isInteger(id) || id < 1 || !options.store.getRun(id))
+      return error(reply, 404, 'not_found', 'no such run');
+    return { runId: id, models: versions.list(id, options.runs.get(id)?.spec) };
   });
   app.get('/v1/runs/:id/models/:version/model.json', nodeOr('models:read'), async (req, reply) => {
     const found = await find(req.params, reply);
@@ -120,11 +121,11 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
     if (have && have.version === model.version) return have;
     const pending = loading.get(runId);
     if (pending) return pending.then((m) => (m.version === model.version ? m : latestServed(runId, model)));
-    const load = ServedModel.load(model.version, model.spec, model.weights, model.sha256).then((m) => {
-      loaded.set(runId, m);
+    const load = ServedModel.load(model.version, model.spec, model.weights, model.sha256).then((served) => {
+      loaded.set(runId, served);
       loading.delete(runId);
       have?.retire();
-      return m;
+      return served;
     });
     loading.set(runId, load);
     load.catch(() => loading.delete(runId));
@@ -142,14 +143,14 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
       return error(reply, 400, 'bad_request', 'threshold must be a number in [0, 1]');
     let model: ServedModel;
     if (body.model === 'escalation') {
-      if (!o.escalation)
+      if (!options.escalation)
         return error(
           reply,
           404,
           'no_escalation_model',
           'this coordinator has no escalation model (start it with --escalation-model)',
         );
-      model = o.escalation;
+      model = options.escalation;
     } else {
       if (typeof body.runId !== 'number' || !Number.isInteger(body.runId) || body.runId < 1)
         return error(reply, 400, 'bad_request', "runId (a run id) is required unless model is 'escalation'");
@@ -163,12 +164,14 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
               : null;
       if (which === null)
         return error(reply, 400, 'bad_version', "model must be 'latest', a version number or 'escalation'");
-      if (!o.store.getRun(body.runId)) return error(reply, 404, 'not_found', 'no such run');
-      const v = versions.get(body.runId, which, o.runs.get(body.runId)?.spec);
-      if (!v) return error(reply, 404, 'no_model', `run ${body.runId} has no model version ${which} yet`);
-      const m =
-        which === 'latest' ? latestServed(body.runId, v) : ServedModel.load(v.version, v.spec, v.weights, v.sha256);
-      model = m instanceof ServedModel ? m : await m;
+      if (!options.store.getRun(body.runId)) return error(reply, 404, 'not_found', 'no such run');
+      const version = versions.get(body.runId, which, options.runs.get(body.runId)?.spec);
+      if (!version) return error(reply, 404, 'no_model', `run ${body.runId} has no model version ${which} yet`);
+      const served =
+        which === 'latest'
+          ? latestServed(body.runId, version)
+          : ServedModel.load(version.version, version.spec, version.weights, version.sha256);
+      model = served instanceof ServedModel ? served : await served;
     }
     const oneOff = typeof body.model === 'number'; // an older version, loaded for this request only
     try {
@@ -190,8 +193,8 @@ export function registerModelRoutes(app: FastifyInstance, o: ModelRoutesOptions)
     versions,
     /** Called after each round commits: its checkpoint becomes the next model version. */
     committed(runId: number, record: { round: number; testAccuracy?: number }) {
-      const spec = o.runs.get(runId)?.spec;
-      const ckpt = spec ? o.store.lastCheckpoint(runId) : null;
+      const spec = options.runs.get(runId)?.spec;
+      const ckpt = spec ? options.store.lastCheckpoint(runId) : null;
       if (spec && ckpt && ckpt.round === record.round)
         versions.record(runId, ckpt.round, spec, ckpt.weights, record.testAccuracy ?? null);
     },

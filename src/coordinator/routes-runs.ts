@@ -23,11 +23,11 @@ const runId = (req: { params: unknown }) => {
 };
 const who = (req: FastifyRequest) => actorName(actorOf(req));
 
-export function registerRunRoutes(c: RouteContext): void {
-  const { app, store, runs, audit } = c;
+export function registerRunRoutes(context: RouteContext): void {
+  const { app, store, runs, audit } = context;
 
   app.post('/v1/runs', operator('runs:write'), async (req, reply) => {
-    if (c.gateway)
+    if (context.gateway)
       return sendError(reply, 409, 'gateway', 'a gateway takes its rounds from its coordinator: create runs there');
     let config;
     try {

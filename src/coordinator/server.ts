@@ -62,7 +62,7 @@ export interface CoordinatorOptions {
   /** A gateway's local side: its rounds come from its coordinator, so it refuses POST /v1/runs. */
   gateway?: boolean;
   logger?: Logger;
-  onRound?: (runId: number, r: RoundRecord) => void;
+  onRound?: (runId: number, record: RoundRecord) => void;
   /** A tfjs model.json (or its folder) served for escalated low-confidence samples (POST /v1/predict, model 'escalation'). */
   escalationModel?: string;
   /** On close: how long the round in progress may take to finish before it is abandoned uncommitted (ms). */
@@ -101,41 +101,45 @@ export interface Coordinator {
   close(): Promise<void>;
 }
 
-export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinator> {
-  const log = o.logger ?? pino({ level: process.env.EDGEFED_LOG ?? 'info' }, pino.destination(2));
+export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
+  const log = options.logger ?? pino({ level: process.env.EDGEFED_LOG ?? 'info' }, pino.destination(2));
   // One coordinator per database: a second one would drive the same runs (db-lock.ts).
-  const lock = o.db === ':memory:' ? null : lockDatabase(o.db);
+  const lock = options.db === ':memory:' ? null : lockDatabase(options.db);
   let store: Store;
   try {
-    store = new Store(o.db);
+    store = new Store(options.db);
   } catch (e) {
     lock?.release();
     throw e;
   }
   const registry = new Registry();
-  let recordVersion: (runId: number, r: RoundRecord) => void = () => undefined;
+  let recordVersion: (runId: number, record: RoundRecord) => void = () => undefined;
   const runs = new RunManager(
     store,
     registry,
     log,
-    (id, r) => {
-      recordVersion(id, r);
-      o.onRound?.(id, r);
+    (id, record) => {
+      recordVersion(id, record);
+      options.onRound?.(id, record);
     },
-    o.auth ?? true,
-    new DatasetCatalog(o.datasets),
+    options.auth ?? true,
+    new DatasetCatalog(options.datasets),
   );
-  const heartbeatMs = o.heartbeatMs ?? 5000;
-  const auth = o.auth ?? true;
-  const adminToken = o.adminToken ?? randomBytes(24).toString('hex');
+  const heartbeatMs = options.heartbeatMs ?? 5000;
+  const auth = options.auth ?? true;
+  const adminToken = options.adminToken ?? randomBytes(24).toString('hex');
   const tokens = new ApiTokens(store.database, adminToken);
   const audit = new AuditLog(store.database);
-  const live = new LiveFeed(store, registry, log, heartbeatMs, { auth, publicRead: o.publicRead ?? false, tokens });
+  const live = new LiveFeed(store, registry, log, heartbeatMs, {
+    auth,
+    publicRead: options.publicRead ?? false,
+    tokens,
+  });
   const metrics = new CoordinatorMetrics(store, registry, () => live.size);
   const app = Fastify({
     logger: false,
     bodyLimit: 1024 * 1024,
-    ...(o.tls ? { https: { cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) } } : {}),
+    ...(options.tls ? { https: { cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) } } : {}),
   } as object) as unknown as FastifyInstance;
   const createJoinToken = (ttlSeconds = 24 * 3600): string => {
     const token = randomBytes(24).toString('hex');
@@ -153,8 +157,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   // Every HTTP route lives in a routes-*.ts module with its access policy beside it (route-policy.ts).
   const routes = installRoutePolicy(app, {
     auth,
-    publicRead: o.publicRead ?? false,
-    readOnly: o.readOnly ?? false,
+    publicRead: options.publicRead ?? false,
+    readOnly: options.readOnly ?? false,
     tokens,
     store,
     audit,
@@ -168,7 +172,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     tokens,
     audit,
     log,
-    gateway: !!o.gateway,
+    gateway: !!options.gateway,
     createJoinToken,
   };
   registerNodeRoutes(ctx, PROTOCOL_VERSION);
@@ -181,25 +185,25 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
   const models = registerModelRoutes(app, {
     store,
     runs,
-    escalation: o.escalationModel ? await loadEscalationModel(o.escalationModel) : null,
+    escalation: options.escalationModel ? await loadEscalationModel(options.escalationModel) : null,
   });
   recordVersion = models.committed;
   const shardCache = registerNodePage(app);
 
   // A fleet connecting at once overflows Node's default accept queue (511) while the loop is busy: the bench saw the
   // kernel's ListenOverflows climb and nodes reset before their welcome. The kernel caps this at somaxconn.
-  await app.listen({ port: o.port, host: o.host ?? '127.0.0.1', backlog: 8192 });
+  await app.listen({ port: options.port, host: options.host ?? '127.0.0.1', backlog: 8192 });
   const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : o.port;
+  const port = typeof address === 'object' && address ? address.port : options.port;
 
-  let accepting = !o.readOnly;
+  let accepting = !options.readOnly;
   // Only signed frames are worth a thread: with auth off nothing is verified.
   const verifyPool = new LazyVerifyPool(
-    auth ? (o.verifyThreads ?? defaultVerifyThreads()) : 0,
-    o.verifyOffThreadFrom ?? 256,
+    auth ? (options.verifyThreads ?? defaultVerifyThreads()) : 0,
+    options.verifyOffThreadFrom ?? 256,
     (e) => log.error({ err: e.message }, 'verify threads did not start; frames are checked on the event loop'),
   );
-  if (o.verifyOffThreadFrom === 0) verifyPool.forFleet(0);
+  if (options.verifyOffThreadFrom === 0) verifyPool.forFleet(0);
   const openSession = (conn: NodeConnection) =>
     openNodeSession(conn, {
       store,
@@ -214,10 +218,10 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
     });
   const nodeEndpoint = new WebSocketNodeEndpoint(frameLimit(), openSession);
   let mqttEndpoint: MqttNodeEndpoint | null = null;
-  if (o.mqtt) {
+  if (options.mqtt) {
     try {
       mqttEndpoint = await MqttNodeEndpoint.start(
-        { ...o.mqtt, chunkBytes: mqttChunkBytes(o.mqtt.chunkBytes), maxFrameBytes: frameLimit(), log },
+        { ...options.mqtt, chunkBytes: mqttChunkBytes(options.mqtt.chunkBytes), maxFrameBytes: frameLimit(), log },
         openSession,
       );
     } catch (e) {
@@ -253,8 +257,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
       }
   });
 
-  if (!o.readOnly) runs.resumeAll();
-  const url = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
+  if (!options.readOnly) runs.resumeAll();
+  const url = `${options.tls ? 'https' : 'http'}://${options.host ?? '127.0.0.1'}:${port}`;
   log.info({ url, dashboard: `${url}/dashboard/` }, 'coordinator listening');
   return {
     app,
@@ -277,7 +281,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<Coordinat
       live.close();
       metrics.close();
       clearInterval(persistLastSeen);
-      const grace = o.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
+      const grace = options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
       const finished = runs.shutdown(Math.min(Math.max(0, grace), MAX_SHUTDOWN_GRACE_MS));
       await finished;
       // Past the grace period the rounds in progress are abandoned: closing the nodes fails their requests.

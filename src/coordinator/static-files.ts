@@ -52,26 +52,27 @@ export function resolveStaticPath(root: string, rest: string): string | null {
   return file;
 }
 
-export function registerStaticDir(app: FastifyInstance, o: StaticDirOptions): void {
+export function registerStaticDir(app: FastifyInstance, options: StaticDirOptions): void {
   const notFound = (reply: FastifyReply) =>
     reply.code(404).send({ error: { code: 'not_found', message: 'no such file' } });
   const serve = async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!existsSync(o.dir)) return reply.code(503).send({ error: { code: 'not_built', message: o.notBuilt } });
+    if (!existsSync(options.dir))
+      return reply.code(503).send({ error: { code: 'not_built', message: options.notBuilt } });
     const url = req.raw.url ?? '';
-    const rest = url.slice(o.prefix.length + 1).split(/[?#]/)[0];
-    const file = resolveStaticPath(o.dir, rest);
+    const rest = url.slice(options.prefix.length + 1).split(/[?#]/)[0];
+    const file = resolveStaticPath(options.dir, rest);
     if (!file) return notFound(reply);
     const info = await stat(file).catch(() => null);
     if (!info?.isFile()) return notFound(reply);
     // Vite names assets by content hash, so they never change; pages are re-checked on each visit.
     const immutable = file.includes(`${sep}assets${sep}`);
-    if (o.headers) reply.headers(o.headers);
+    if (options.headers) reply.headers(options.headers);
     return reply
       .type(MIME[extname(file).toLowerCase()])
       .header('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache')
       .header('x-content-type-options', 'nosniff')
       .send(await readFile(file));
   };
-  app.get(o.prefix, PUBLIC, async (_req, reply) => reply.redirect(`${o.prefix}/`, 301));
-  app.get(`${o.prefix}/*`, PUBLIC, serve);
+  app.get(options.prefix, PUBLIC, async (_req, reply) => reply.redirect(`${options.prefix}/`, 301));
+  app.get(`${options.prefix}/*`, PUBLIC, serve);
 }

@@ -11,9 +11,14 @@ import { SCHEMA_VERSION, Store, StoreError, type Checkpoint } from './store.ts';
 
 // ---------- helpers ----------
 
-function tempDir(): { dir: string; cleanup: () => void } {
+/** Runs body with a database path in a fresh temporary directory, removed once body has finished or failed. */
+async function withTempDb(body: (file: string, dir: string) => void | Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'edgefed-store-'));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  try {
+    await body(join(dir, 'edgefed.db'), dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** A clock that ticks one millisecond per reading, so timestamps are predictable and distinct. */
@@ -133,10 +138,8 @@ function seededStore(file: string): { store: Store; runId: number } {
 
 // ---------- tests ----------
 
-test('a new file store: WAL, synchronous FULL, foreign keys, schema version', () => {
-  const { dir, cleanup } = tempDir();
-  try {
-    const file = join(dir, 'edgefed.db');
+test('a new file store: WAL, synchronous FULL, foreign keys, schema version', async () => {
+  await withTempDb((file) => {
     const store = new Store(file, { busyTimeoutMs: 1234 });
     assert.deepEqual(store.settings(), {
       journalMode: 'wal',
@@ -157,15 +160,11 @@ test('a new file store: WAL, synchronous FULL, foreign keys, schema version', ()
     } finally {
       raw.close();
     }
-  } finally {
-    cleanup();
-  }
+  });
 });
 
-test('runs, nodes and rounds 1..3 survive close and reopen bit for bit', () => {
-  const { dir, cleanup } = tempDir();
-  try {
-    const file = join(dir, 'edgefed.db');
+test('runs, nodes and rounds 1..3 survive close and reopen bit for bit', async () => {
+  await withTempDb((file) => {
     let store = new Store(file, { now: clock() });
     const config = { strategy: 'fedadam', rounds: 10, model: { layers: [784, 64, 10] }, note: 'ünïcode ✓' };
     const runId = store.createRun(config, 42);
@@ -250,15 +249,11 @@ test('runs, nodes and rounds 1..3 survive close and reopen bit for bit', () => {
     } finally {
       store.close();
     }
-  } finally {
-    cleanup();
-  }
+  });
 });
 
-test('a round committed twice, or out of order, throws and changes nothing', () => {
-  const { dir, cleanup } = tempDir();
-  try {
-    const file = join(dir, 'edgefed.db');
+test('a round committed twice, or out of order, throws and changes nothing', async () => {
+  await withTempDb((file) => {
     seededStore(file).store.close();
     const store = new Store(file);
     try {
@@ -289,15 +284,11 @@ test('a round committed twice, or out of order, throws and changes nothing', () 
     } finally {
       store.close();
     }
-  } finally {
-    cleanup();
-  }
+  });
 });
 
-test('a failure midway through commitRound rolls back every write of the round', () => {
-  const { dir, cleanup } = tempDir();
-  try {
-    const file = join(dir, 'edgefed.db');
+test('a failure midway through commitRound rolls back every write of the round', async () => {
+  await withTempDb((file) => {
     const { store } = seededStore(file);
     try {
       // Make the third traffic insert fail, after the round row, the checkpoint, the run and node 0/1 were written.
@@ -317,9 +308,7 @@ test('a failure midway through commitRound rolls back every write of the round',
     } finally {
       store.close();
     }
-  } finally {
-    cleanup();
-  }
+  });
 });
 
 test('invalid arguments throw clear errors and write nothing', () => {
@@ -550,10 +539,8 @@ test('events: append-only log per run, newest first limited, returned in order',
   }
 });
 
-test('schema: a newer version, a foreign database and a corrupt checkpoint are refused clearly', () => {
-  const { dir, cleanup } = tempDir();
-  try {
-    const file = join(dir, 'edgefed.db');
+test('schema: a newer version, a foreign database and a corrupt checkpoint are refused clearly', async () => {
+  await withTempDb((file, dir) => {
     seededStore(file).store.close();
 
     let raw = new Database(file);
@@ -612,9 +599,7 @@ test('schema: a newer version, a foreign database and a corrupt checkpoint are r
       () => new Store(join(dir, 'missing-dir', 'x.db')),
       (e: unknown) => e instanceof StoreError && e.code === 'open',
     );
-  } finally {
-    cleanup();
-  }
+  });
 });
 
 /** Runs `body` (a module with `store`, `runId` and `signal()` in scope) in a child, kills it with SIGKILL on its first stdout line. */
@@ -668,9 +653,7 @@ ${body}
 // The two crash tests each start a child (tsx start-up dominates), so they run side by side.
 test('crash safety (SIGKILL)', { concurrency: 2 }, async (t) => {
   const killedAfterCommit = t.test('a round committed just before SIGKILL is on disk', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      const file = join(dir, 'edgefed.db');
+    await withTempDb(async (file, dir) => {
       seededStore(file).store.close();
       const { lines, signal, stderr } = await runAndKill(
         dir,
@@ -696,17 +679,13 @@ test('crash safety (SIGKILL)', { concurrency: 2 }, async (t) => {
       } finally {
         store.close();
       }
-    } finally {
-      cleanup();
-    }
+    });
   });
 
   const killedWhileCommitting = t.test(
     'a child killed while committing round after round leaves a consistent store',
     async () => {
-      const { dir, cleanup } = tempDir();
-      try {
-        const file = join(dir, 'edgefed.db');
+      await withTempDb(async (file, dir) => {
         seededStore(file).store.close();
         const { lines, signal, stderr } = await runAndKill(
           dir,
@@ -741,9 +720,7 @@ test('crash safety (SIGKILL)', { concurrency: 2 }, async (t) => {
         } finally {
           store.close();
         }
-      } finally {
-        cleanup();
-      }
+      });
     },
   );
   await Promise.all([killedAfterCommit, killedWhileCommitting]);

@@ -370,31 +370,31 @@ interface EventRow {
   data: string;
 }
 
-function runFromRow(r: RunRow): RunInfo {
+function runFromRow(row: RunRow): RunInfo {
   const out: RunInfo = {
-    id: r.id,
-    config: parseJson(r.config),
-    seed: r.seed,
-    status: r.status,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    roundsCompleted: r.rounds_completed,
+    id: row.id,
+    config: parseJson(row.config),
+    seed: row.seed,
+    status: row.status,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    roundsCompleted: row.rounds_completed,
   };
-  if (r.error !== null) out.error = r.error;
+  if (row.error !== null) out.error = row.error;
   return out;
 }
 
-function nodeFromRow(r: NodeRow): NodeInfo {
+function nodeFromRow(row: NodeRow): NodeInfo {
   return {
-    id: r.id,
-    name: r.name,
-    resources: parseJson<Record<string, unknown>>(r.resources),
-    tags: JSON.parse(r.tags) as Record<string, string>,
-    firstSeen: r.first_seen,
-    lastSeen: r.last_seen,
-    roundsContributed: r.rounds_contributed,
-    bytesSent: r.bytes_sent,
-    bytesReceived: r.bytes_received,
+    id: row.id,
+    name: row.name,
+    resources: parseJson<Record<string, unknown>>(row.resources),
+    tags: JSON.parse(row.tags) as Record<string, string>,
+    firstSeen: row.first_seen,
+    lastSeen: row.last_seen,
+    roundsContributed: row.rounds_contributed,
+    bytesSent: row.bytes_sent,
+    bytesReceived: row.bytes_received,
   };
 }
 
@@ -520,13 +520,13 @@ export class Store {
   }
 
   private readonly statements = new Map<string, Database.Statement<unknown[]>>();
-  private readonly changeListeners = new Set<(c: StoreChange) => void>();
+  private readonly changeListeners = new Set<(change: StoreChange) => void>();
 
   /**
    * Calls `listener` after each committed change to a run, round or event (never for a write that threw).
    * A listener that throws is ignored: observers must not break persistence. Returns the unsubscribe.
    */
-  onChange(listener: (c: StoreChange) => void): () => void {
+  onChange(listener: (change: StoreChange) => void): () => void {
     this.changeListeners.add(listener);
     return () => this.changeListeners.delete(listener);
   }
@@ -596,10 +596,10 @@ export class Store {
     const id = this.db
       .transaction(() => {
         const t = this.timestamp();
-        const r = this.sql(
+        const result = this.sql(
           "INSERT INTO runs (config, seed, status, created_at, updated_at) VALUES (?, ?, 'created', ?, ?)",
         ).run(text, seed, t, t);
-        return Number(r.lastInsertRowid);
+        return Number(result.lastInsertRowid);
       })
       .immediate();
     this.changed(() => ({ kind: 'run', run: runFromRow(this.mustRun(id)) }));
@@ -749,8 +749,8 @@ export class Store {
     checkCount(atMs, 'atMs');
     this.db
       .transaction(() => {
-        const r = this.sql('UPDATE nodes SET last_seen = max(last_seen, ?) WHERE id = ?').run(atMs, id);
-        if (r.changes === 0) throw new StoreError('not_found', `node ${id} is not enrolled`);
+        const result = this.sql('UPDATE nodes SET last_seen = max(last_seen, ?) WHERE id = ?').run(atMs, id);
+        if (result.changes === 0) throw new StoreError('not_found', `node ${id} is not enrolled`);
       })
       .immediate();
   }
@@ -770,20 +770,22 @@ export class Store {
   private encodeCheckpoint(runId: number, round: number, cp: Checkpoint): Uint8Array {
     if (!isPlainObject(cp)) invalid(`checkpoint must be { weights, strategyState, extra? }, got ${describe(cp)}`);
     if (!isFloat32Array(cp.weights)) invalid(`checkpoint.weights must be a Float32Array, got ${describe(cp.weights)}`);
-    const s = cp.strategyState;
-    if (typeof s !== 'object' || s === null) invalid(`checkpoint.strategyState must be an object, got ${describe(s)}`);
-    checkName(s.name, 'strategyState.name');
-    checkCount(s.round, 'strategyState.round');
-    if (!isPlainObject(s.hyper)) invalid(`strategyState.hyper must be a plain object, got ${describe(s.hyper)}`);
-    for (const [k, v] of Object.entries(s.hyper)) {
+    const state = cp.strategyState;
+    if (typeof state !== 'object' || state === null)
+      invalid(`checkpoint.strategyState must be an object, got ${describe(state)}`);
+    checkName(state.name, 'strategyState.name');
+    checkCount(state.round, 'strategyState.round');
+    if (!isPlainObject(state.hyper))
+      invalid(`strategyState.hyper must be a plain object, got ${describe(state.hyper)}`);
+    for (const [k, v] of Object.entries(state.hyper)) {
       checkName(k, 'a hyper-parameter name');
       if (typeof v !== 'number' || !Number.isFinite(v))
         invalid(`strategyState.hyper.${k} must be a finite number, got ${describe(v)}`);
     }
-    if (!isPlainObject(s.slots))
-      invalid(`strategyState.slots must be a plain object of Float32Arrays, got ${describe(s.slots)}`);
+    if (!isPlainObject(state.slots))
+      invalid(`strategyState.slots must be a plain object of Float32Arrays, got ${describe(state.slots)}`);
     const tensors: WireTensor[] = [{ name: 'weights', dtype: 'float32', shape: [cp.weights.length], data: cp.weights }];
-    for (const [k, v] of Object.entries(s.slots)) {
+    for (const [k, v] of Object.entries(state.slots)) {
       checkName(k, 'a slot name');
       if (!isFloat32Array(v)) invalid(`strategyState.slots.${k} must be a Float32Array, got ${describe(v)}`);
       tensors.push({ name: `slot:${k}`, dtype: 'float32', shape: [v.length], data: v });
@@ -793,7 +795,7 @@ export class Store {
       string,
       unknown
     >;
-    const header = { round, runId, state: { name: s.name, round: s.round, hyper: { ...s.hyper } }, extra };
+    const header = { round, runId, state: { name: state.name, round: state.round, hyper: { ...state.hyper } }, extra };
     try {
       return encodeFrame('checkpoint', header, tensors);
     } catch (e) {

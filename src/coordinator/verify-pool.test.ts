@@ -70,9 +70,9 @@ function cases(): [string, Uint8Array][] {
 async function offThread(pool: VerifyPool, bytes: Uint8Array): Promise<Outcome> {
   if (bytes.length < 4 || new TextDecoder().decode(bytes.subarray(0, 4)) !== 'EFS1')
     return outcome(() => verifyNodeFrame(bytes, ctx));
-  const o = await pool.verify(bytes, node.publicKey);
-  if (!o.ok) return { ok: false, code: o.code };
-  return outcome(() => verifyNodeFrame(o.bytes, { ...ctx, signatureChecked: true }));
+  const verified = await pool.verify(bytes, node.publicKey);
+  if (!verified.ok) return { ok: false, code: verified.code };
+  return outcome(() => verifyNodeFrame(verified.bytes, { ...ctx, signatureChecked: true }));
 }
 
 test('worker threads and the event loop accept and refuse the same frames, with the same bytes', async () => {
@@ -82,7 +82,7 @@ test('worker threads and the event loop accept and refuse the same frames, with 
     const got = await Promise.all(cases().map(async ([name, b]) => [name, await offThread(pool, b)] as const));
     assert.deepEqual(got, expected);
     // The check really refuses what it should (the comparison alone would pass if both accepted everything).
-    const codes = Object.fromEntries(expected.map(([n, o]) => [n, o.ok ? 'ok' : o.code]));
+    const codes = Object.fromEntries(expected.map(([n, verdict]) => [n, verdict.ok ? 'ok' : verdict.code]));
     assert.deepEqual(codes, {
       good: 'ok',
       'bad signature': 'bad_signature',
@@ -114,7 +114,7 @@ test('many frames at once come back to their own callers, batched over the threa
     frames[17][frames[17].length - 1] ^= 1;
     const outs = await Promise.all(frames.map((f) => pool.verify(f, node.publicKey)));
     assert.deepEqual(
-      outs.map((o) => o.ok),
+      outs.map((verdict) => verdict.ok),
       frames.map((_, i) => i !== 17),
     );
     assert.deepEqual([...outs[5].bytes.subarray(-3)], [5, 1, 2]);

@@ -30,7 +30,7 @@ export function defaultVerifyThreads(): number {
 }
 
 export class VerifyPool {
-  private readonly waiting = new Map<number, (o: VerifyOutcome) => void>();
+  private readonly waiting = new Map<number, (outcome: VerifyOutcome) => void>();
   private nextId = 1;
   private flushing = false;
   private closed = false;
@@ -41,10 +41,10 @@ export class VerifyPool {
         slot.outstanding -= outcomes.length;
         // Idle threads do not keep the process alive; busy ones do until their answers are in.
         if (slot.outstanding === 0) slot.worker.unref();
-        for (const o of outcomes) {
-          const done = this.waiting.get(o.id);
-          this.waiting.delete(o.id);
-          done?.(o);
+        for (const outcome of outcomes) {
+          const done = this.waiting.get(outcome.id);
+          this.waiting.delete(outcome.id);
+          done?.(outcome);
         }
       });
   }

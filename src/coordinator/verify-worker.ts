@@ -21,7 +21,7 @@ parentPort!.on('message', (jobs: VerifyJob[]) => {
   });
   parentPort!.postMessage(
     outcomes,
-    outcomes.map((o) => o.bytes.buffer as ArrayBuffer),
+    outcomes.map((outcome) => outcome.bytes.buffer as ArrayBuffer),
   );
 });
 parentPort!.postMessage('ready');

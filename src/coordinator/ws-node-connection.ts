@@ -21,7 +21,7 @@ export class WebSocketNodeEndpoint {
 
   constructor(
     private readonly maxFrameBytes: number,
-    private readonly open: (c: NodeConnection) => NodeConnectionEvents,
+    private readonly open: (connection: NodeConnection) => NodeConnectionEvents,
   ) {
     // One chunk, or one whole frame when the frame limit is smaller: no single message is larger.
     this.wss = new WebSocketServer({
@@ -60,7 +60,7 @@ class WebSocketNodeConnection implements NodeConnection {
     readonly remote: string,
     maxFrameBytes: number,
     private readonly lift: () => void,
-    open: (c: NodeConnection) => NodeConnectionEvents,
+    open: (connection: NodeConnection) => NodeConnectionEvents,
   ) {
     this.link = new FrameLink(ws, maxFrameBytes);
     const events = open(this);

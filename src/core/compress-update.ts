@@ -95,17 +95,18 @@ export function checkCompressionSpec(u: unknown): CompressionSpec {
     throw new Error(`compression spec: ${why}`);
   };
   if (typeof u !== 'object' || u === null || Array.isArray(u)) return bad('not an object');
-  const o = u as Record<string, unknown>;
+  const fields = u as Record<string, unknown>;
   const keys = Object.keys(NO_COMPRESSION);
-  for (const k of Object.keys(o)) if (!keys.includes(k)) bad(`unknown field '${k}'`);
-  if (!(COMPRESSION_KINDS as readonly unknown[]).includes(o.kind))
+  for (const k of Object.keys(fields)) if (!keys.includes(k)) bad(`unknown field '${k}'`);
+  if (!(COMPRESSION_KINDS as readonly unknown[]).includes(fields.kind))
     bad(`kind must be one of ${COMPRESSION_KINDS.join(', ')}`);
-  if (!Number.isInteger(o.block) || (o.block as number) < 0 || (o.block as number) > MAX_BLOCK)
+  if (!Number.isInteger(fields.block) || (fields.block as number) < 0 || (fields.block as number) > MAX_BLOCK)
     bad(`block must be a whole number in [0, ${MAX_BLOCK}]`);
-  if (o.rounding !== 'nearest' && o.rounding !== 'stochastic') bad('rounding must be nearest or stochastic');
-  if (typeof o.fraction !== 'number' || !(o.fraction > 0 && o.fraction <= 1)) bad('fraction must be in (0, 1]');
-  if (typeof o.ef !== 'boolean' || typeof o.delta !== 'boolean') bad('ef and delta must be booleans');
-  return o as unknown as CompressionSpec;
+  if (fields.rounding !== 'nearest' && fields.rounding !== 'stochastic') bad('rounding must be nearest or stochastic');
+  if (typeof fields.fraction !== 'number' || !(fields.fraction > 0 && fields.fraction <= 1))
+    bad('fraction must be in (0, 1]');
+  if (typeof fields.ef !== 'boolean' || typeof fields.delta !== 'boolean') bad('ef and delta must be booleans');
+  return fields as unknown as CompressionSpec;
 }
 
 /** Compresses a flat update tensor by tensor (spec.kind must not be none). */

@@ -12,6 +12,7 @@
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { concatBytes } from './concat.js';
 import { FrameError } from './wire.js';
 
 export interface Binding {
@@ -46,16 +47,6 @@ export function fromHex(s: string, bytes: number, what: string): Uint8Array {
 /** Compares bytes, not decoded text: a strict UTF-8 decoder would throw on arbitrary leading bytes. */
 function magicIs(bytes: Uint8Array, magic: string): boolean {
   return bytes.length >= 4 && [0, 1, 2, 3].every((i) => bytes[i] === magic.charCodeAt(i));
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 function u32(n: number): Uint8Array {
@@ -97,7 +88,7 @@ function readBinding(bytes: Uint8Array): { binding: Binding; json: Uint8Array; e
 
 export function bindFrame(binding: Binding, frame: Uint8Array): Uint8Array {
   const json = enc.encode(JSON.stringify(checkBinding(binding)));
-  return concat(enc.encode('EFB1'), u32(json.length), json, frame);
+  return concatBytes([enc.encode('EFB1'), u32(json.length), json, frame]);
 }
 
 export function isBound(bytes: Uint8Array): boolean {
@@ -128,7 +119,7 @@ export const nobleCrypto: CryptoImpl = {
 };
 
 function signedMessage(json: Uint8Array, frame: Uint8Array, hash: (b: Uint8Array) => Uint8Array = sha256): Uint8Array {
-  return concat(DOMAIN, json, hash(frame));
+  return concatBytes([DOMAIN, json, hash(frame)]);
 }
 
 export function signFrame(
@@ -139,7 +130,7 @@ export function signFrame(
 ): Uint8Array {
   const json = enc.encode(JSON.stringify(checkBinding(binding)));
   const sig = crypto.sign(signedMessage(json, frame, crypto.sha256), secretKey);
-  return concat(enc.encode('EFS1'), u32(json.length), json, sig, frame);
+  return concatBytes([enc.encode('EFS1'), u32(json.length), json, sig, frame]);
 }
 
 export function isSigned(bytes: Uint8Array): boolean {

@@ -93,11 +93,11 @@ function randomModel(spec: ModelSpec, seed: number): Float32Array {
   const rng = new Rng(seed);
   const w = initialWeights(tensorSpecs(spec), rng);
   // Non-zero biases, so their int32 path is exercised.
-  let o = 0;
+  let offset = 0;
   for (const t of tensorSpecs(spec)) {
     const size = t.shape.reduce((a, b) => a * b, 1);
-    if (t.shape.length === 1) for (let i = 0; i < size; i++) w[o + i] = rng.uniform(-0.2, 0.2);
-    o += size;
+    if (t.shape.length === 1) for (let i = 0; i < size; i++) w[offset + i] = rng.uniform(-0.2, 0.2);
+    offset += size;
   }
   return w;
 }

@@ -147,8 +147,8 @@ function accumulate(op: Exclude<Int8Op, { type: 'maxpool2d' }>, x: Int8Array, zx
   const outW = same ? wIn : wIn - k + 1;
   for (let oy = 0; oy < outH; oy++) {
     for (let ox = 0; ox < outW; ox++) {
-      const o = (oy * outW + ox) * f;
-      for (let j = 0; j < f; j++) acc[o + j] = op.bias[j];
+      const outBase = (oy * outW + ox) * f;
+      for (let j = 0; j < f; j++) acc[outBase + j] = op.bias[j];
       for (let ky = 0; ky < k; ky++) {
         const iy = oy + ky - pad;
         if (iy < 0 || iy >= h) continue; // padding is real 0, i.e. q = zx: it adds nothing
@@ -161,7 +161,7 @@ function accumulate(op: Exclude<Int8Op, { type: 'maxpool2d' }>, x: Int8Array, zx
             const xv = x[xi + ci] - zx;
             if (xv === 0) continue;
             const wr = wi + ci * f;
-            for (let j = 0; j < f; j++) acc[o + j] += xv * w[wr + j];
+            for (let j = 0; j < f; j++) acc[outBase + j] += xv * w[wr + j];
           }
         }
       }
@@ -292,32 +292,32 @@ export interface QuantizeNetInput {
  * Post-training quantisation: per-channel int8 weights, int32 biases and per-tensor activation ranges
  * measured on the calibration samples (min/max through the int8 network, layer by layer).
  */
-export function quantizeNet(o: QuantizeNetInput): Int8Net {
-  const reason = int8UnsupportedReason(o.inputShape, o.layers);
+export function quantizeNet(net: QuantizeNetInput): Int8Net {
+  const reason = int8UnsupportedReason(net.inputShape, net.layers);
   if (reason) throw new Error(reason);
-  const inputSize = o.inputShape.reduce((a, b) => a * b, 1);
-  const n = o.calibrationSamples;
+  const inputSize = net.inputShape.reduce((a, b) => a * b, 1);
+  const n = net.calibrationSamples;
   if (!(n >= 1)) throw new Error('the calibration set is empty: int8 activation ranges need at least one sample');
-  if (o.calibration.length !== n * inputSize)
+  if (net.calibration.length !== n * inputSize)
     throw new Error(
-      `calibration data has ${o.calibration.length / n} features per sample, the model takes ${inputSize}`,
+      `calibration data has ${net.calibration.length / n} features per sample, the model takes ${inputSize}`,
     );
   let lo = Infinity;
   let hi = -Infinity;
-  for (const v of o.calibration) {
+  for (const v of net.calibration) {
     if (!Number.isFinite(v)) throw new Error(`calibration data has a non-finite value (${v})`);
     lo = Math.min(lo, v);
     hi = Math.max(hi, v);
   }
   const input = activationQuant(lo, hi);
-  let current = quantizeActivations(o.calibration, input);
+  let current = quantizeActivations(net.calibration, input);
   let currentQuant = input;
-  let shape = [...o.inputShape];
+  let shape = [...net.inputShape];
   let offset = 0;
   const ops: Int8Op[] = [];
-  const lastIndex = o.layers.length - 1;
+  const lastIndex = net.layers.length - 1;
   for (let li = 0; li <= lastIndex; li++) {
-    const l = o.layers[li];
+    const l = net.layers[li];
     const size = shape.reduce((a, b) => a * b, 1);
     if (l.type === 'flatten') {
       shape = [size];
@@ -335,10 +335,10 @@ export function quantizeNet(o: QuantizeNetInput): Int8Net {
       if (dense && shape.length !== 1) throw new Error(`layer '${l.name}': int8 Dense takes flat inputs`);
       const k = l.kernelSize ?? 1;
       const kernelSize = dense ? shape[0] * channels : k * k * shape[2] * channels;
-      if (offset + kernelSize + channels > o.weights.length)
-        throw new Error(`the weights end before layer '${l.name}' (${o.weights.length} values)`);
-      const kernel = o.weights.subarray(offset, offset + kernelSize);
-      const biasFloat = o.weights.subarray(offset + kernelSize, offset + kernelSize + channels);
+      if (offset + kernelSize + channels > net.weights.length)
+        throw new Error(`the weights end before layer '${l.name}' (${net.weights.length} values)`);
+      const kernel = net.weights.subarray(offset, offset + kernelSize);
+      const biasFloat = net.weights.subarray(offset + kernelSize, offset + kernelSize + channels);
       offset += kernelSize + channels;
       const { q, scales } = quantizePerChannel(kernel, channels);
       const bias = Int32Array.from(biasFloat, (b, j) => clampInt32(Math.round(b / (currentQuant.scale * scales[j]))));
@@ -359,9 +359,9 @@ export function quantizeNet(o: QuantizeNetInput): Int8Net {
     current = next.values;
     if (next.quant) currentQuant = next.quant;
   }
-  if (offset !== o.weights.length)
-    throw new Error(`the model has ${o.weights.length} weights, its layers use ${offset}`);
-  return { inputShape: [...o.inputShape], input, ops, outputSize: shape.reduce((a, b) => a * b, 1) };
+  if (offset !== net.weights.length)
+    throw new Error(`the model has ${net.weights.length} weights, its layers use ${offset}`);
+  return { inputShape: [...net.inputShape], input, ops, outputSize: shape.reduce((a, b) => a * b, 1) };
 }
 
 /** Runs one op over every calibration sample; for a weighted op, measures and sets its output range first. */

@@ -19,8 +19,8 @@ export interface LocalDpSpec {
 export function parseLocalDp(text: string): LocalDpSpec {
   const fields = new Map<string, string>();
   for (const part of text.split(',')) {
-    const [key, value, extra] = part.split('=');
-    if (value === undefined || extra !== undefined || !['clip', 'noise', 'delta'].includes(key.trim())) {
+    const [key, value, unexpected] = part.split('=');
+    if (value === undefined || unexpected !== undefined || !['clip', 'noise', 'delta'].includes(key.trim())) {
       throw new Error(`local DP '${text}': expected clip=C,noise=Z[,delta=D], got '${part}'`);
     }
     fields.set(key.trim(), value.trim());

@@ -115,7 +115,7 @@ const caseArb = fc.record({
   seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
   numNodes: fc.integer({ min: 1, max: 6 }),
   numClasses: fc.integer({ min: 1, max: 5 }),
-  extra: fc.integer({ min: 0, max: 40 }),
+  beyondMinimum: fc.integer({ min: 0, max: 40 }),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -222,8 +222,8 @@ test('bad specs throw a one-line error naming the spec and the problem', () => {
 
 test('every kind gives disjoint, ascending node lists covering 0..n-1', () => {
   fc.assert(
-    fc.property(caseArb, ({ spec, seed, numNodes, numClasses, extra }) => {
-      const n = 4 * numNodes + extra;
+    fc.property(caseArb, ({ spec, seed, numNodes, numClasses, beyondMinimum }) => {
+      const n = 4 * numNodes + beyondMinimum;
       const parts = partition(spec, makeInput(seed, n, numClasses, numNodes), numNodes, new Rng(seed + 1));
       assertDisjointCover(parts, n, numNodes);
     }),
@@ -233,9 +233,9 @@ test('every kind gives disjoint, ascending node lists covering 0..n-1', () => {
 
 test('same seed gives identical output; a different seed gives different output for random kinds', () => {
   fc.assert(
-    fc.property(caseArb, ({ spec, seed, numNodes, numClasses, extra }) => {
+    fc.property(caseArb, ({ spec, seed, numNodes, numClasses, beyondMinimum }) => {
       const nodes = Math.max(2, numNodes);
-      const n = 40 + 4 * nodes + extra;
+      const n = 40 + 4 * nodes + beyondMinimum;
       const input = makeInput(seed, n, numClasses, nodes);
       const first = asArrays(partition(spec, input, nodes, new Rng(seed)));
       assert.deepEqual(asArrays(partition(spec, input, nodes, new Rng(seed))), first);
@@ -262,8 +262,8 @@ test('iid matches the reference sizes (differ by at most one) and is not in inde
       fc.integer({ min: 0, max: 1e9 }),
       fc.integer({ min: 1, max: 8 }),
       fc.integer({ min: 0, max: 100 }),
-      (seed, numNodes, extra) => {
-        const n = numNodes + extra;
+      (seed, numNodes, beyondMinimum) => {
+        const n = numNodes + beyondMinimum;
         const parts = partition({ kind: 'iid' }, makeInput(seed, n, 3, numNodes), numNodes, new Rng(seed));
         assert.deepEqual(sizesOf(parts), referenceIidSizes(n, numNodes));
         const sizes = sizesOf(parts);
@@ -287,8 +287,8 @@ test('shards: each node holds exactly K shards of the label-sorted array', () =>
       fc.integer({ min: 1, max: 4 }),
       fc.integer({ min: 1, max: 6 }),
       fc.integer({ min: 0, max: 50 }),
-      (seed, numNodes, k, numClasses, extra) => {
-        const n = numNodes * k + extra;
+      (seed, numNodes, k, numClasses, beyondMinimum) => {
+        const n = numNodes * k + beyondMinimum;
         const input = makeInput(seed, n, numClasses, numNodes);
         const parts = partition({ kind: 'shards', shardsPerNode: k }, input, numNodes, new Rng(seed));
         const shards = referenceShards(input.labels, numNodes * k);

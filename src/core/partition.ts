@@ -12,6 +12,7 @@
  *   feature:NAME[:ranges|kmeans] split by a scalar feature: equal-count value ranges or 1-D k-means
  *   natural:COLUMN              one group per id value (e.g. device or writer), groups never split
  */
+import { joinInto } from './concat.js';
 import type { Rng } from './rng.ts';
 
 export type FeatureSplitMethod = 'ranges' | 'kmeans';
@@ -288,7 +289,7 @@ function splitShards(
       `too few examples: ${n} examples for ${numNodes} nodes x ${shardsPerNode} shards (need at least ${numShards})`,
     );
   // Shuffling before the (stable) sort by label makes which examples of a class share a shard random too.
-  const sortedByLabel = concat(groupByClass(rng.permutation(n), labels, numClasses), n);
+  const sortedByLabel = joinInto(new Int32Array(n), groupByClass(rng.permutation(n), labels, numClasses));
   const shardOrder = rng.permutation(numShards);
   const nodeOf = new Int32Array(n);
   for (let pos = 0; pos < numShards; pos++) {
@@ -298,16 +299,6 @@ function splitShards(
     for (let k = Math.floor((shard * n) / numShards); k < end; k++) nodeOf[sortedByLabel[k]] = node;
   }
   return nodeOf;
-}
-
-function concat(groups: Int32Array[], total: number): Int32Array {
-  const out = new Int32Array(total);
-  let offset = 0;
-  for (const group of groups) {
-    out.set(group, offset);
-    offset += group.length;
-  }
-  return out;
 }
 
 /**
@@ -387,19 +378,21 @@ function splitQuantity(alpha: number, minSize: number, n: number, numNodes: numb
   const reserved = numNodes * minSize;
   if (n < reserved)
     fail(`too few examples: ${n} examples cannot give each of ${numNodes} nodes at least MIN=${minSize}`);
-  const spare = n - reserved;
+  const unreserved = n - reserved;
   const proportions = rng.dirichlet(alpha, numNodes);
   const order = rng.permutation(n);
   const nodeOf = new Int32Array(n);
   let cumulative = 0;
-  let spareStart = 0;
+  let unreservedStart = 0;
   let pos = 0;
   for (let node = 0; node < numNodes; node++) {
     cumulative += proportions[node];
-    const spareEnd =
-      node === numNodes - 1 ? spare : Math.max(spareStart, Math.min(spare, Math.floor(cumulative * spare)));
-    const size = minSize + spareEnd - spareStart;
-    spareStart = spareEnd;
+    const unreservedEnd =
+      node === numNodes - 1
+        ? unreserved
+        : Math.max(unreservedStart, Math.min(unreserved, Math.floor(cumulative * unreserved)));
+    const size = minSize + unreservedEnd - unreservedStart;
+    unreservedStart = unreservedEnd;
     for (let k = 0; k < size; k++) nodeOf[order[pos++]] = node;
   }
   return nodeOf;

@@ -6,6 +6,7 @@
  * beta) stay float32: they are a fraction of a percent of the bytes and their error would shift every
  * output. Pure: Float32Array in, Int8Array and scales out.
  */
+import { concatFloat32 } from './concat.js';
 import { makeLayout, type TensorSpec } from './params.js';
 
 export interface QuantizedTensor {
@@ -67,14 +68,7 @@ export function quantizeWeights(tensors: readonly TensorSpec[], weights: Float32
 
 /** The flat float weights (tfjs order) the quantised model computes with. */
 export function dequantizeWeights(tensors: readonly QuantizedTensor[]): Float32Array {
-  const parts = tensors.map(dequantize);
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatFloat32(tensors.map(dequantize));
 }
 
 /** Bytes the quantised tensors take (int8 values, float32 scales, float32 rank-1 tensors). */

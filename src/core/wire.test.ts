@@ -306,11 +306,11 @@ test('encodeFrame rejects tensors its own decoder would reject', () => {
 test('malicious frames are rejected with the right FrameError code', () => {
   const data = new Uint8Array(16);
   const entry = { name: 'w', dtype: 'float32', shape: [2], offset: 0, length: 8 };
-  const hdr = (e: Record<string, unknown>[], extra: Record<string, unknown> = {}) => ({
+  const hdr = (e: Record<string, unknown>[], headerFields: Record<string, unknown> = {}) => ({
     v: 1,
     type: 't',
     tensors: e,
-    ...extra,
+    ...headerFields,
   });
   const withEntry = (patch: Record<string, unknown>) => rawFrame(hdr([{ ...entry, ...patch }]), data);
 

@@ -102,21 +102,7 @@ export class FrameError extends Error {
 export function decodeFrame(bytes: Uint8Array, maxBytes = 512 * 1024 * 1024): Frame {
   if (bytes.length > maxBytes)
     throw new FrameError('too_large', `frame of ${bytes.length} bytes exceeds the limit of ${maxBytes}`);
-  if (bytes.length < 8)
-    throw new FrameError('truncated', `frame of ${bytes.length} bytes is shorter than its 8-byte prefix`);
-  if (new TextDecoder().decode(bytes.subarray(0, 4)) !== WIRE_MAGIC)
-    throw new FrameError('bad_magic', 'frame does not start with EFW1');
-  const headerLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
-  if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > bytes.length)
-    throw new FrameError('bad_header', `header length ${headerLength} does not fit the frame`);
-  let header: Record<string, unknown>;
-  try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
-  } catch {
-    throw new FrameError('bad_header', 'header is not valid UTF-8 JSON');
-  }
-  if (typeof header !== 'object' || header === null || Array.isArray(header))
-    throw new FrameError('bad_header', 'header is not a JSON object');
+  const { header, headerLength } = readHeaderObject(bytes);
   if (header.v !== WIRE_VERSION)
     throw new FrameError('bad_version', `protocol version ${String(header.v)} is not ${WIRE_VERSION}`);
   if (typeof header.type !== 'string') throw new FrameError('bad_header', 'header has no message type');
@@ -168,6 +154,11 @@ export function decodeFrame(bytes: Uint8Array, maxBytes = 512 * 1024 * 1024): Fr
 
 /** The header of a frame without reading its tensors (for routing); the frame is fully validated later. */
 export function peekHeader(bytes: Uint8Array): Frame['header'] {
+  return readHeaderObject(bytes).header as Frame['header'];
+}
+
+/** The prefix checks and the JSON header object both readers need; its fields are checked by the caller. */
+function readHeaderObject(bytes: Uint8Array): { header: Record<string, unknown>; headerLength: number } {
   if (bytes.length < 8)
     throw new FrameError('truncated', `frame of ${bytes.length} bytes is shorter than its 8-byte prefix`);
   if (new TextDecoder().decode(bytes.subarray(0, 4)) !== WIRE_MAGIC)
@@ -183,5 +174,5 @@ export function peekHeader(bytes: Uint8Array): Frame['header'] {
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header))
     throw new FrameError('bad_header', 'header is not a JSON object');
-  return header as Frame['header'];
+  return { header: header as Record<string, unknown>, headerLength };
 }

@@ -101,14 +101,14 @@ test('standardize: statistics from train only, applied to others; constant colum
     [0, 0, 0, 0],
   );
   // The other set uses train's stats: its own mean would have made 2.5 nonzero.
-  const o = others[0];
-  assert.equal(o.x[0], 0);
-  assert.ok(Math.abs(o.x[2] - (100 - 2.5) / Math.sqrt(1.25)) < 1e-4);
-  assert.equal(o.x[1], 2, 'constant column: centred, not divided');
-  assert.equal(o.source, 'te');
+  const standardizedOther = others[0];
+  assert.equal(standardizedOther.x[0], 0);
+  assert.ok(Math.abs(standardizedOther.x[2] - (100 - 2.5) / Math.sqrt(1.25)) < 1e-4);
+  assert.equal(standardizedOther.x[1], 2, 'constant column: centred, not divided');
+  assert.equal(standardizedOther.source, 'te');
   // Inputs are untouched.
   assert.equal(train.x[0], 1);
-  assert.deepEqual(applyStandardize(other, stats).x, o.x);
+  assert.deepEqual(applyStandardize(other, stats).x, standardizedOther.x);
 });
 
 test('standardize and minMaxScale reject empty train and mismatched features', () => {

@@ -77,9 +77,13 @@ export function standardize<T extends Dataset>(
   train: T,
   ...others: T[]
 ): { train: T; others: T[]; stats: StandardizeStats } {
-  others.forEach((o) => requireFeatures(o, featureSize(train)));
+  others.forEach((other) => requireFeatures(other, featureSize(train)));
   const stats = standardizeStats(train);
-  return { train: applyStandardize(train, stats), others: others.map((o) => applyStandardize(o, stats)), stats };
+  return {
+    train: applyStandardize(train, stats),
+    others: others.map((other) => applyStandardize(other, stats)),
+    stats,
+  };
 }
 
 export function minMaxStats(d: Dataset): MinMaxStats {
@@ -116,7 +120,7 @@ export function minMaxScale<T extends Dataset>(
   train: T,
   ...others: T[]
 ): { train: T; others: T[]; stats: MinMaxStats } {
-  others.forEach((o) => requireFeatures(o, featureSize(train)));
+  others.forEach((other) => requireFeatures(other, featureSize(train)));
   const stats = minMaxStats(train);
-  return { train: applyMinMax(train, stats), others: others.map((o) => applyMinMax(o, stats)), stats };
+  return { train: applyMinMax(train, stats), others: others.map((other) => applyMinMax(other, stats)), stats };
 }

@@ -139,9 +139,9 @@ function cut(
   starts.forEach(([p, t], i) => {
     for (let s = 0; s < window; s++) {
       const r = p[t + s];
-      const o = (i * window + s) * cols;
-      x[o] = (table.y[r] - stats.mean[0]) * inv[0];
-      for (let c = 1; c < cols; c++) x[o + c] = (table.x[r * F + c - 1] - stats.mean[c]) * inv[c];
+      const outBase = (i * window + s) * cols;
+      x[outBase] = (table.y[r] - stats.mean[0]) * inv[0];
+      for (let c = 1; c < cols; c++) x[outBase + c] = (table.x[r * F + c - 1] - stats.mean[c]) * inv[c];
     }
     const predicted = p[t + window + horizon - 1];
     y[i] = (table.y[predicted] - targetStats.mean) / targetStats.std;

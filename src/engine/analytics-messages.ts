@@ -34,14 +34,14 @@ export interface AnalyticsReply {
   labels?: Float64Array;
 }
 
-export function encodeAnalyticsRequest(r: AnalyticsRequest): Uint8Array {
+export function encodeAnalyticsRequest(request: AnalyticsRequest): Uint8Array {
   return encodeFrame(ANALYTICS_REQUEST, {
-    round: r.round,
-    node: r.nodeId,
-    moments: r.moments,
-    labels: r.labels,
-    ...(r.features ? { features: r.features } : {}),
-    ...(r.histogram ? { histogram: r.histogram } : {}),
+    round: request.round,
+    node: request.nodeId,
+    moments: request.moments,
+    labels: request.labels,
+    ...(request.features ? { features: request.features } : {}),
+    ...(request.histogram ? { histogram: request.histogram } : {}),
   });
 }
 
@@ -85,22 +85,23 @@ const int32 = (name: string, counts: Float64Array, shape: number[]): WireTensor 
   data: Int32Array.from(counts),
 });
 
-export function encodeAnalyticsReply(r: AnalyticsReply): Uint8Array {
-  const m = r.moments;
+export function encodeAnalyticsReply(reply: AnalyticsReply): Uint8Array {
+  const m = reply.moments;
   const tensors: WireTensor[] = [];
-  if (r.histogram) tensors.push(int32('histogram', r.histogram.counts, [r.histogram.lo.length, r.histogram.bins]));
-  if (r.labels) tensors.push(int32('labels', r.labels, [r.labels.length]));
+  if (reply.histogram)
+    tensors.push(int32('histogram', reply.histogram.counts, [reply.histogram.lo.length, reply.histogram.bins]));
+  if (reply.labels) tensors.push(int32('labels', reply.labels, [reply.labels.length]));
   return encodeFrame(
     ANALYTICS_REPLY,
     {
-      round: r.round,
-      node: r.nodeId,
-      featureCount: r.featureCount,
-      ...(r.columns ? { columns: r.columns } : {}),
-      count: r.count,
+      round: reply.round,
+      node: reply.nodeId,
+      featureCount: reply.featureCount,
+      ...(reply.columns ? { columns: reply.columns } : {}),
+      count: reply.count,
       ...(m ? { moments: { mean: [...m.mean], m2: [...m.m2], min: [...m.min], max: [...m.max] } } : {}),
-      ...(r.histogram
-        ? { histogram: { bins: r.histogram.bins, lo: [...r.histogram.lo], hi: [...r.histogram.hi] } }
+      ...(reply.histogram
+        ? { histogram: { bins: reply.histogram.bins, lo: [...reply.histogram.lo], hi: [...reply.histogram.hi] } }
         : {}),
     },
     tensors,
@@ -136,11 +137,11 @@ export function decodeAnalyticsReply(bytes: Uint8Array): AnalyticsReply {
     const g = h.histogram as Record<string, unknown>;
     const lo = finiteList(g?.lo, 'histogram.lo');
     const bins = whole(g.bins, 'histogram.bins');
-    const t = byName.get('histogram');
-    if (!t || t.dtype !== 'int32' || t.data.length !== lo.length * bins)
+    const tensor = byName.get('histogram');
+    if (!tensor || tensor.dtype !== 'int32' || tensor.data.length !== lo.length * bins)
       throw new FrameError('bad_tensors', `histogram counts must be int32 [${lo.length}, ${bins}]`);
     const hi = Float64Array.from(finiteList(g.hi, 'histogram.hi', lo.length));
-    reply.histogram = { bins, lo: Float64Array.from(lo), hi, counts: Float64Array.from(t.data) };
+    reply.histogram = { bins, lo: Float64Array.from(lo), hi, counts: Float64Array.from(tensor.data) };
   }
   const labels = byName.get('labels');
   if (labels) {

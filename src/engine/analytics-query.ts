@@ -113,6 +113,6 @@ export function parseAnalyticsQuery(input: AnalyticsQueryInput): AnalyticsQuery 
 }
 
 /** Whether the query needs histograms (a second round when no ranges are given). */
-export function needsHistogram(q: AnalyticsQuery): boolean {
-  return q.kinds.includes('histogram') || q.kinds.includes('quantiles');
+export function needsHistogram(query: AnalyticsQuery): boolean {
+  return query.kinds.includes('histogram') || query.kinds.includes('quantiles');
 }

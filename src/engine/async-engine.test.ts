@@ -47,24 +47,24 @@ class RecordingTransport implements Transport {
 
 function setup(
   profiles: DeviceProfile[],
-  extra: Partial<AsyncEngineOptions> = {},
+  overrides: Partial<AsyncEngineOptions> = {},
   nodes = healthyNodes(profiles.length),
 ) {
-  const fed = toyFederation(
+  const federation = toyFederation(
     nodes,
     profiles.map((_, i) => i),
   );
-  const transport = new RecordingTransport(fed.transport);
+  const transport = new RecordingTransport(federation.transport);
   const fusions: { record: RoundRecord; global: Float32Array }[] = [];
   const options: AsyncEngineOptions = {
     layout: toyLayout,
     strategy: new Strategy(parseStrategy('fedavg')),
     transport,
-    initial: fed.initial,
+    initial: federation.initial,
     seed: 3,
     rounds: 8,
     local: { epochs: 1, batchSize: 16, optimizer: { name: 'sgd', lr: 0.1 } },
-    centralEval: fed.centralEval,
+    centralEval: federation.centralEval,
     clock: new VirtualClock(profiles),
     bufferSize: 2,
     concurrency: 3,
@@ -72,9 +72,9 @@ function setup(
     onRound: (record, global) => {
       fusions.push({ record, global: new Float32Array(global) });
     },
-    ...extra,
+    ...overrides,
   };
-  return { engine: new AsyncEngine(options), transport, fusions, initial: fed.initial };
+  return { engine: new AsyncEngine(options), transport, fusions, initial: federation.initial };
 }
 
 const sha = (w: Float32Array) =>

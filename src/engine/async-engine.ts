@@ -104,13 +104,19 @@ export class AsyncEngine {
     flight.done = transport
       .request(nodeId, frame)
       .then((reply) => {
-        const r = parseTrainReply(layout, reply, version, nodeId, length);
+        const parsed = parseTrainReply(layout, reply, version, nodeId, length);
         // FedBuff runs never ask for compression (refused at configuration): a compressed reply is a delta, not weights.
-        if (r.compression) throw new Error('update is compressed, the run asked for none');
+        if (parsed.compression) throw new Error('update is compressed, the run asked for none');
         flight.outcome = {
           ok: true,
           upBytes: reply.length,
-          result: { nodeId, numExamples: r.numExamples, steps: r.steps, vector: r.vector, metrics: r.metrics },
+          result: {
+            nodeId,
+            numExamples: parsed.numExamples,
+            steps: parsed.steps,
+            vector: parsed.vector,
+            metrics: parsed.metrics,
+          },
         };
       })
       .catch((e: Error) => {
@@ -121,13 +127,13 @@ export class AsyncEngine {
   }
 
   /** Simulated finish time: dispatch + download, work and upload; a failure is known at once. */
-  private finishAt(f: Flight): number {
-    const out = f.outcome!;
-    if (!out.ok || !this.options.clock) return f.sentAt;
-    const samples = f.samplesCap(out.result.steps, out.result.numExamples);
+  private finishAt(flight: Flight): number {
+    const out = flight.outcome!;
+    if (!out.ok || !this.options.clock) return flight.sentAt;
+    const samples = flight.samplesCap(out.result.steps, out.result.numExamples);
     return (
-      f.sentAt +
-      this.options.clock.duration({ nodeId: f.nodeId, downBytes: f.downBytes, upBytes: out.upBytes, samples })
+      flight.sentAt +
+      this.options.clock.duration({ nodeId: flight.nodeId, downBytes: flight.downBytes, upBytes: out.upBytes, samples })
     );
   }
 
@@ -196,21 +202,21 @@ export class AsyncEngine {
         await this.waitForIdle();
         continue;
       }
-      const f = await this.next(flights);
-      flights.delete(f.nodeId);
-      const out = f.outcome!;
+      const flight = await this.next(flights);
+      flights.delete(flight.nodeId);
+      const out = flight.outcome!;
       if (!out.ok) {
-        failures.push({ nodeId: f.nodeId, error: out.error });
+        failures.push({ nodeId: flight.nodeId, error: out.error });
         if (++failedInARow >= maxFailuresInARow)
           throw new Error(
-            `asynchronous run: ${failedInARow} updates in a row failed, the last: node ${f.nodeId}: ${out.error}`,
+            `asynchronous run: ${failedInARow} updates in a row failed, the last: node ${flight.nodeId}: ${out.error}`,
           );
         continue;
       }
       failedInARow = 0;
-      const delta = new Float32Array(f.base.length);
-      for (let j = 0; j < delta.length; j++) delta[j] = out.result.vector[j] - f.base[j];
-      buffer.push({ delta, staleness: version - f.version, result: out.result });
+      const delta = new Float32Array(flight.base.length);
+      for (let j = 0; j < delta.length; j++) delta[j] = out.result.vector[j] - flight.base[j];
+      buffer.push({ delta, staleness: version - flight.version, result: out.result });
       if (buffer.length < options.bufferSize) continue;
 
       this.global = applyDelta(this.global, bufferedDelta(buffer), options.serverLr);

@@ -20,18 +20,20 @@ export function tensorsToCompressed(
 ): CompressedTensor[] {
   let next = 0;
   const take = (name: string, dtype: WireDtype, shape?: readonly number[]): WireTensor => {
-    const t = tensors[next++];
-    if (!t) throw new FrameError('bad_tensors', `tensor ${name} is missing`);
-    if (t.name !== name) throw new FrameError('bad_tensors', `tensor ${next - 1} is '${t.name}', expected '${name}'`);
-    if (t.dtype !== dtype) throw new FrameError('bad_tensors', `tensor ${name} is ${t.dtype}, expected ${dtype}`);
-    const want = shape ?? [t.data.length];
-    if (t.shape.length !== want.length || t.shape.some((d, j) => d !== want[j])) {
+    const tensor = tensors[next++];
+    if (!tensor) throw new FrameError('bad_tensors', `tensor ${name} is missing`);
+    if (tensor.name !== name)
+      throw new FrameError('bad_tensors', `tensor ${next - 1} is '${tensor.name}', expected '${name}'`);
+    if (tensor.dtype !== dtype)
+      throw new FrameError('bad_tensors', `tensor ${name} is ${tensor.dtype}, expected ${dtype}`);
+    const want = shape ?? [tensor.data.length];
+    if (tensor.shape.length !== want.length || tensor.shape.some((d, j) => d !== want[j])) {
       throw new FrameError(
         'bad_tensors',
-        `tensor ${name} has shape [${t.shape.join(',')}], expected [${want.join(',')}]`,
+        `tensor ${name} has shape [${tensor.shape.join(',')}], expected [${want.join(',')}]`,
       );
     }
-    return t;
+    return tensor;
   };
   if (spec.kind === 'none') throw new FrameError('bad_field', 'compression none has no compressed tensors');
   const codec = codecOf(spec.kind);

@@ -116,9 +116,9 @@ test('adaptive clip state rides in the checkpoint: a resumed strategy continues 
   const first = new Strategy(spec);
   let g: Float32Array = new Float32Array(10).fill(1);
   for (let round = 1; round <= 2; round++) g = first.aggregateTrain(g, updatesFor(g, round, 6, 0.2), ctx(round));
-  const extra = JSON.parse(JSON.stringify(first.extraState())) as Record<string, unknown>;
-  assert.equal((extra.adaptiveClip as { round: number }).round, 2);
-  const resumed = new Strategy(spec, first.state(), extra);
+  const extraState = JSON.parse(JSON.stringify(first.extraState())) as Record<string, unknown>;
+  assert.equal((extraState.adaptiveClip as { round: number }).round, 2);
+  const resumed = new Strategy(spec, first.state(), extraState);
   assert.equal(resumed.dpClipNorm, first.dpClipNorm);
   for (let round = 3; round <= 4; round++) g = resumed.aggregateTrain(g, updatesFor(g, round, 6, 0.2), ctx(round));
   assert.deepEqual(g, gw);

@@ -17,7 +17,7 @@ import { healthyNodes, toyFederation, toyLayout, toySpec } from '../../test/supp
 
 const SGD = { name: 'sgd' as const, lr: 0.1 };
 
-function dpEngine(strategy: Strategy, ids: number[], extra: Partial<EngineOptions> = {}) {
+function dpEngine(strategy: Strategy, ids: number[], overrides: Partial<EngineOptions> = {}) {
   const { transport, initial, centralEval } = toyFederation(healthyNodes(4), ids);
   return new RoundEngine({
     layout: toyLayout,
@@ -31,7 +31,7 @@ function dpEngine(strategy: Strategy, ids: number[], extra: Partial<EngineOption
     evalFraction: 0,
     local: { epochs: 1, batchSize: 16, optimizer: SGD },
     centralEval,
-    ...extra,
+    ...overrides,
   });
 }
 
@@ -162,8 +162,8 @@ test('the ledger rides in the checkpoint: a resumed strategy continues the same 
   const spec = parseStrategy('dpfedavg:clip=1,noise=0.8');
   const first = new Strategy(spec);
   for (const q of [0.3, 0.3, 0, 0.5]) first.recordPrivacyRound(q);
-  const extra = JSON.parse(JSON.stringify(first.extraState())) as Record<string, unknown>;
-  const resumed = new Strategy(spec, first.state(), extra);
+  const extraState = JSON.parse(JSON.stringify(first.extraState())) as Record<string, unknown>;
+  const resumed = new Strategy(spec, first.state(), extraState);
   assert.deepEqual(resumed.privacySpent(), first.privacySpent());
   resumed.recordPrivacyRound(0.3);
   first.recordPrivacyRound(0.3);

@@ -21,14 +21,14 @@ export async function evaluateNodes(
           layout,
           await transport.request(nodeId, encodeEvalRequest(layout, { round, nodeId, weights })),
         );
-        const r = msg.type === 'eval_result' ? msg.reply : undefined;
-        if (r)
+        const reply = msg.type === 'eval_result' ? msg.reply : undefined;
+        if (reply)
           out.push({
             nodeId,
-            numExamples: r.numExamples,
-            loss: r.loss,
-            accuracy: r.accuracy,
-            ...(r.personal ? { personal: r.personal } : {}),
+            numExamples: reply.numExamples,
+            loss: reply.loss,
+            accuracy: reply.accuracy,
+            ...(reply.personal ? { personal: reply.personal } : {}),
           });
       } catch {
         // a node that cannot evaluate is left out of the federated metric, as Flower does

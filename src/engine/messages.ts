@@ -54,11 +54,11 @@ export interface EvalReply extends Metrics {
 
 /** The flat vector as named tensors (views, no copy). */
 export function toTensors(layout: readonly TensorSlot[], flat: Float32Array): WireTensor[] {
-  return layout.map((s) => ({
-    name: s.name,
+  return layout.map((slot) => ({
+    name: slot.name,
     dtype: 'float32',
-    shape: s.shape,
-    data: flat.subarray(s.offset, s.offset + s.size),
+    shape: slot.shape,
+    data: flat.subarray(slot.offset, slot.offset + slot.size),
   }));
 }
 
@@ -68,20 +68,25 @@ export function fromTensors(layout: readonly TensorSlot[], tensors: readonly Wir
     throw new FrameError('bad_tensors', `expected ${layout.length} tensors, got ${tensors.length}`);
   const size = layout.length === 0 ? 0 : layout[layout.length - 1].offset + layout[layout.length - 1].size;
   const out = new Float32Array(size);
-  layout.forEach((s, i) => {
-    const t = tensors[i];
-    if (typeof t !== 'object' || t === null) throw new FrameError('bad_tensors', `tensor ${i} is missing`);
-    if (t.name !== s.name) throw new FrameError('bad_tensors', `tensor ${i} is '${t.name}', expected '${s.name}'`);
-    if (t.dtype !== 'float32') throw new FrameError('bad_tensors', `tensor ${t.name} is ${t.dtype}, expected float32`);
-    if (t.shape.length !== s.shape.length || t.shape.some((d, j) => d !== s.shape[j])) {
+  layout.forEach((slot, i) => {
+    const tensor = tensors[i];
+    if (typeof tensor !== 'object' || tensor === null) throw new FrameError('bad_tensors', `tensor ${i} is missing`);
+    if (tensor.name !== slot.name)
+      throw new FrameError('bad_tensors', `tensor ${i} is '${tensor.name}', expected '${slot.name}'`);
+    if (tensor.dtype !== 'float32')
+      throw new FrameError('bad_tensors', `tensor ${tensor.name} is ${tensor.dtype}, expected float32`);
+    if (tensor.shape.length !== slot.shape.length || tensor.shape.some((d, j) => d !== slot.shape[j])) {
       throw new FrameError(
         'bad_tensors',
-        `tensor ${t.name} has shape [${t.shape.join(',')}], expected [${s.shape.join(',')}]`,
+        `tensor ${tensor.name} has shape [${tensor.shape.join(',')}], expected [${slot.shape.join(',')}]`,
       );
     }
-    if (t.data.length !== s.size)
-      throw new FrameError('bad_tensors', `tensor ${t.name} holds ${t.data.length} values, expected ${s.size}`);
-    out.set(t.data, s.offset);
+    if (tensor.data.length !== slot.size)
+      throw new FrameError(
+        'bad_tensors',
+        `tensor ${tensor.name} holds ${tensor.data.length} values, expected ${slot.size}`,
+      );
+    out.set(tensor.data, slot.offset);
   });
   return out;
 }
@@ -108,35 +113,42 @@ function splitControl(
     );
   }
   const own = tensors.slice(tensors.length - layout.length);
-  const renamed = own.map((t) => {
-    if (typeof t !== 'object' || t === null || !String(t.name).startsWith(CONTROL)) {
+  const renamed = own.map((tensor) => {
+    if (typeof tensor !== 'object' || tensor === null || !String(tensor.name).startsWith(CONTROL)) {
       throw new FrameError('bad_tensors', `the control variate's tensors must be named '${CONTROL}<tensor>'`);
     }
-    return { ...t, name: t.name.slice(CONTROL.length) };
+    return { ...tensor, name: tensor.name.slice(CONTROL.length) };
   });
   return [tensors.slice(0, tensors.length - layout.length), fromTensors(layout, renamed)];
 }
 
-export function encodeTrainRequest(layout: readonly TensorSlot[], r: TrainRequest): Uint8Array {
-  const secagg = r.secagg === undefined ? {} : { secagg: r.secagg };
-  const control = r.control ? { control: true } : {};
+export function encodeTrainRequest(layout: readonly TensorSlot[], request: TrainRequest): Uint8Array {
+  const secagg = request.secagg === undefined ? {} : { secagg: request.secagg };
+  const control = request.control ? { control: true } : {};
   return encodeFrame(
     'train',
-    { round: r.round, node: r.nodeId, mode: r.mode, config: r.config, ...secagg, ...control },
-    [...toTensors(layout, r.weights), ...controlTensors(layout, r.control)],
+    { round: request.round, node: request.nodeId, mode: request.mode, config: request.config, ...secagg, ...control },
+    [...toTensors(layout, request.weights), ...controlTensors(layout, request.control)],
   );
 }
 
-export function encodeEvalRequest(layout: readonly TensorSlot[], r: EvalRequest): Uint8Array {
-  return encodeFrame('evaluate', { round: r.round, node: r.nodeId }, toTensors(layout, r.weights));
+export function encodeEvalRequest(layout: readonly TensorSlot[], request: EvalRequest): Uint8Array {
+  return encodeFrame('evaluate', { round: request.round, node: request.nodeId }, toTensors(layout, request.weights));
 }
 
-export function encodeTrainReply(layout: readonly TensorSlot[], r: TrainReply): Uint8Array {
-  const control = r.controlDelta ? { control: true } : {};
+export function encodeTrainReply(layout: readonly TensorSlot[], reply: TrainReply): Uint8Array {
+  const control = reply.controlDelta ? { control: true } : {};
   return encodeFrame(
     'train_result',
-    { round: r.round, node: r.nodeId, numExamples: r.numExamples, steps: r.steps, metrics: r.metrics, ...control },
-    [...toTensors(layout, r.vector), ...controlTensors(layout, r.controlDelta)],
+    {
+      round: reply.round,
+      node: reply.nodeId,
+      numExamples: reply.numExamples,
+      steps: reply.steps,
+      metrics: reply.metrics,
+      ...control,
+    },
+    [...toTensors(layout, reply.vector), ...controlTensors(layout, reply.controlDelta)],
   );
 }
 
@@ -182,14 +194,14 @@ function trainVector(
   }
 }
 
-export function encodeEvalReply(r: EvalReply): Uint8Array {
-  const personal = r.personal ? { personal: { loss: r.personal.loss, accuracy: r.personal.accuracy } } : {};
+export function encodeEvalReply(reply: EvalReply): Uint8Array {
+  const personal = reply.personal ? { personal: { loss: reply.personal.loss, accuracy: reply.personal.accuracy } } : {};
   return encodeFrame('eval_result', {
-    round: r.round,
-    node: r.nodeId,
-    numExamples: r.numExamples,
-    loss: r.loss,
-    accuracy: r.accuracy,
+    round: reply.round,
+    node: reply.nodeId,
+    numExamples: reply.numExamples,
+    loss: reply.loss,
+    accuracy: reply.accuracy,
     ...personal,
   });
 }

@@ -21,7 +21,7 @@ function setup(
   nodes: Map<number, LocalData>,
   ids: number[],
   strategy = 'fedavg',
-  extra: Partial<ConstructorParameters<typeof RoundEngine>[0]> = {},
+  overrides: Partial<ConstructorParameters<typeof RoundEngine>[0]> = {},
 ) {
   const { transport, initial, centralEval } = toyFederation(nodes, ids);
   return new RoundEngine({
@@ -36,7 +36,7 @@ function setup(
     evalFraction: 1,
     local: { epochs: 1, batchSize: 16, optimizer: { name: 'adam', lr: 0.01 } },
     centralEval,
-    ...extra,
+    ...overrides,
   });
 }
 

@@ -142,21 +142,21 @@ export class RoundEngine {
             ...(control ? { control } : {}),
           });
           const reply = await transport.request(nodeId, frame);
-          const r = parseTrainReply(layout, reply, round, nodeId, this.global.length);
+          const parsed = parseTrainReply(layout, reply, round, nodeId, this.global.length);
           if (closed) throw new Error('straggler: answered after the round closed');
           results.push({
             nodeId,
-            numExamples: r.numExamples,
-            steps: r.steps,
-            vector: this.updateOf(r.vector, r.compression, this.global),
-            metrics: r.metrics,
-            ...(r.controlDelta ? { controlDelta: r.controlDelta } : {}),
+            numExamples: parsed.numExamples,
+            steps: parsed.steps,
+            vector: this.updateOf(parsed.vector, parsed.compression, this.global),
+            metrics: parsed.metrics,
+            ...(parsed.controlDelta ? { controlDelta: parsed.controlDelta } : {}),
           });
           costs.set(nodeId, {
             nodeId,
             downBytes: frame.length,
             upBytes: reply.length,
-            samples: samplesProcessed(r.steps, config.batchSize, config.epochs, r.numExamples),
+            samples: samplesProcessed(parsed.steps, config.batchSize, config.epochs, parsed.numExamples),
           });
           // Under a clock every result is computed; who made it is decided by simulated time below.
           if (!clock && results.length >= needed) settle();
@@ -222,15 +222,15 @@ export class RoundEngine {
               dpWords(dpNoise, options.seed, `dp-sample:${round}`),
             )
           : [];
-      const extra = Math.ceil(wanted.length * (options.overSelect ?? 0));
-      const spare =
-        extra > 0
+      const overSelectCount = Math.ceil(wanted.length * (options.overSelect ?? 0));
+      const standbyNodes =
+        overSelectCount > 0
           ? rng
               .fork(`over:${round}`)
               .shuffle(ids.filter((id) => !wanted.includes(id)))
-              .slice(0, extra)
+              .slice(0, overSelectCount)
           : [];
-      const selected = [...wanted, ...spare].sort((a, b) => a - b);
+      const selected = [...wanted, ...standbyNodes].sort((a, b) => a - b);
       const secure =
         options.secure && selected.length > 0
           ? await secureTrainRound({
@@ -245,7 +245,7 @@ export class RoundEngine {
             })
           : undefined;
       const { results, failures } =
-        secure ?? (await this.trainRound(round, selected, extra > 0 ? wanted.length : selected.length));
+        secure ?? (await this.trainRound(round, selected, overSelectCount > 0 ? wanted.length : selected.length));
       const fused = results.length >= options.minNodes && results.length > 0 && (!secure || secure.meanDelta !== null);
       if (fused && secure) this.global = options.strategy.applyMeanDelta(this.global, secure.meanDelta!);
       else if (fused) {
@@ -270,7 +270,7 @@ export class RoundEngine {
             options.strategy.configureEvaluate(ids, options.evalFraction, 1, rng.fork(`eval:${round}`)),
           )
         : [];
-      const fed = evaluating ? options.strategy.aggregateEvaluate(evals) : { loss: NaN, accuracy: NaN };
+      const federatedEval = evaluating ? options.strategy.aggregateEvaluate(evals) : { loss: NaN, accuracy: NaN };
       const central = options.centralEval ? await options.centralEval(this.global) : { loss: NaN, accuracy: NaN };
       const trainN = results.reduce((a, r) => a + r.numExamples, 0);
       const after = options.transport.traffic();
@@ -283,8 +283,8 @@ export class RoundEngine {
         fused,
         trainLoss: results.reduce((a, r) => a + r.metrics.loss * r.numExamples, 0) / trainN,
         trainAccuracy: results.reduce((a, r) => a + r.metrics.accuracy * r.numExamples, 0) / trainN,
-        federatedLoss: fed.loss,
-        federatedAccuracy: fed.accuracy,
+        federatedLoss: federatedEval.loss,
+        federatedAccuracy: federatedEval.accuracy,
         testLoss: central.loss,
         testAccuracy: central.accuracy,
         bytesSent: after.sent - before.sent,
@@ -297,7 +297,7 @@ export class RoundEngine {
       };
       records.push(record);
       await options.onRound?.(record, this.global, options.strategy);
-      const accuracy = options.centralEval ? central.accuracy : fed.accuracy;
+      const accuracy = options.centralEval ? central.accuracy : federatedEval.accuracy;
       if (options.targetAccuracy !== undefined && accuracy >= options.targetAccuracy) {
         reachedTarget = true;
         break;

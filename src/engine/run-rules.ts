@@ -83,28 +83,28 @@ export function checkSecAggStrategy(config: StrategyConfig): void {
  * Problems with the combination; empty when the features agree. `roundSize` is the nodes a synchronous round asks
  * (FedBuff's default concurrency) and `population` the nodes there are, when known (simulation).
  */
-export function runIssues(c: RunChoice, say: Wording, roundSize: number, population?: number): RunIssue[] {
+export function runIssues(choice: RunChoice, say: Wording, roundSize: number, population?: number): RunIssue[] {
   const issues: RunIssue[] = [];
   const add = (field: string, message: string) => issues.push({ path: [field], message });
-  const strategy = tryParse(() => parseStrategy(c.strategy)); // a bad text is the strategy field's own error
+  const strategy = tryParse(() => parseStrategy(choice.strategy)); // a bad text is the strategy field's own error
   const can = strategy && capabilitiesOf(strategy);
-  const compressing = tryParse(() => parseCompression(c.compression).kind !== 'none') ?? false;
-  const builtin = (BUILTIN_MODELS as readonly string[]).includes(c.model ?? '');
-  if (strategy && can?.needsBatchNorm && builtin && !(BATCHNORM_MODELS as readonly string[]).includes(c.model!)) {
+  const compressing = tryParse(() => parseCompression(choice.compression).kind !== 'none') ?? false;
+  const builtin = (BUILTIN_MODELS as readonly string[]).includes(choice.model ?? '');
+  if (strategy && can?.needsBatchNorm && builtin && !(BATCHNORM_MODELS as readonly string[]).includes(choice.model!)) {
     add(
       'strategy',
-      `${strategy.name} keeps each node's BatchNormalization layers local, and model '${c.model}' has none: ` +
+      `${strategy.name} keeps each node's BatchNormalization layers local, and model '${choice.model}' has none: ` +
         `use ${say.field('model')} ${BATCHNORM_MODELS.join(' or ')} or a model.json with BatchNormalization layers`,
     );
   }
-  if (compressing && c.secagg)
+  if (compressing && choice.secagg)
     add('compression', 'secure aggregation sends fixed-point masked updates: compression does not apply');
-  if (compressing && c.mode === 'async') {
+  if (compressing && choice.mode === 'async') {
     add('compression', `compressed updates work with synchronous rounds, not FedBuff (${say.mode('async')}) yet`);
   }
   if (compressing && can && !can.compression)
     add('compression', `strategy '${strategy.name}' does not take compressed updates`);
-  if (strategy && can?.poissonSampling && (c.overSelect ?? 0) > 0) {
+  if (strategy && can?.poissonSampling && (choice.overSelect ?? 0) > 0) {
     // Keeping the first k answers of an over-selected sample makes who is fused depend on the other nodes:
     // not the Poisson sampling the accountant bounds, so refused rather than accounted with a guess.
     add(
@@ -112,10 +112,10 @@ export function runIssues(c: RunChoice, say: Wording, roundSize: number, populat
       `${strategy.name} samples nodes by Poisson sampling and fuses every answer; over-selection does not apply: leave it out`,
     );
   }
-  if (c.secagg) {
+  if (choice.secagg) {
     // The secure round is one synchronous protocol over every selected node's replies.
-    if (c.mode === 'async') add('secagg', `works with synchronous rounds only, not ${say.mode('async')}`);
-    if ((c.overSelect ?? 0) > 0)
+    if (choice.mode === 'async') add('secagg', `works with synchronous rounds only, not ${say.mode('async')}`);
+    if ((choice.overSelect ?? 0) > 0)
       add('secagg', 'does not combine with over-selection: every selected node is part of the masked sum');
     if (strategy) {
       try {
@@ -125,13 +125,13 @@ export function runIssues(c: RunChoice, say: Wording, roundSize: number, populat
       }
     }
   }
-  if (c.mode !== 'async') {
+  if (choice.mode !== 'async') {
     for (const key of ['bufferSize', 'concurrency', 'serverLr'] as const) {
-      if (c[key] !== undefined) add(key, `applies to ${say.mode('async')} only`);
+      if (choice[key] !== undefined) add(key, `applies to ${say.mode('async')} only`);
     }
     return issues;
   }
-  const { concurrency, bufferSize } = fedBuffSettings(c, roundSize);
+  const { concurrency, bufferSize } = fedBuffSettings(choice, roundSize);
   if (concurrency < bufferSize)
     add('concurrency', `must be >= the buffer size K = ${bufferSize} (nodes training at once), got ${concurrency}`);
   if (population !== undefined && concurrency > population) {
@@ -140,13 +140,13 @@ export function runIssues(c: RunChoice, say: Wording, roundSize: number, populat
   if (strategy && !can!.async) {
     add(
       'strategy',
-      `${say.mode('async')} fuses with FedBuff; use ${say.field('strategy')} ${strategiesWith('async').join(' or ')} (got '${c.strategy}')`,
+      `${say.mode('async')} fuses with FedBuff; use ${say.field('strategy')} ${strategiesWith('async').join(' or ')} (got '${choice.strategy}')`,
     );
   }
-  if (c.deadline !== undefined)
+  if (choice.deadline !== undefined)
     add('deadline', `applies to ${say.mode('sync')} only (async runs have no rounds to close)`);
-  if (c.overSelect) add('overSelect', `applies to ${say.mode('sync')} only`);
-  if (c.evalFraction)
+  if (choice.overSelect) add('overSelect', `applies to ${say.mode('sync')} only`);
+  if (choice.evalFraction)
     add('evalFraction', `applies to ${say.mode('sync')} only (FedBuff evaluates centrally after each fusion)`);
   return issues;
 }
@@ -169,41 +169,41 @@ export interface SimulationChoice extends RunChoice {
  * Problems only a simulation can have (worker processes, attacks, the virtual clock), worded as flags. With
  * --queue any worker process may take a node's next request, so nothing a node keeps between rounds survives.
  */
-export function simulationIssues(c: SimulationChoice): RunIssue[] {
+export function simulationIssues(choice: SimulationChoice): RunIssue[] {
   const issues: RunIssue[] = [];
   const add = (field: string, message: string) => issues.push({ path: [field], message });
-  const strategy = tryParse(() => parseStrategy(c.strategy));
-  if (c.queue !== undefined && tryParse(() => parseCompression(c.compression).ef)) {
+  const strategy = tryParse(() => parseStrategy(choice.strategy));
+  if (choice.queue !== undefined && tryParse(() => parseCompression(choice.compression).ef)) {
     add(
       'compression',
       "error feedback keeps each node's residual in the process that serves it, and with --queue any worker may take a node: add ,ef=off",
     );
   }
-  if (c.localDp !== undefined && strategy && capabilitiesOf(strategy).updateMode === 'gradient')
+  if (choice.localDp !== undefined && strategy && capabilitiesOf(strategy).updateMode === 'gradient')
     add('localDp', 'local DP noises model updates; fedsgd sends gradients: use a FedAvg-family strategy');
-  if (c.queue !== undefined && strategy?.localState) {
+  if (choice.queue !== undefined && strategy?.localState) {
     add(
       'queue',
-      `strategy '${c.strategy}' keeps state on each node ('${strategy.localState}') in the process that serves it, and with --queue any worker may take a node: use worker threads`,
+      `strategy '${choice.strategy}' keeps state on each node ('${strategy.localState}') in the process that serves it, and with --queue any worker may take a node: use worker threads`,
     );
   }
-  const attacking = c.attack !== undefined && c.attack !== 'none';
-  if (attacking && c.malicious === undefined) {
-    add('malicious', `needed with --attack ${c.attack}: the fraction of nodes that attack, e.g. --malicious 0.2`);
-  } else if (!attacking && c.malicious !== undefined) {
+  const attacking = choice.attack !== undefined && choice.attack !== 'none';
+  if (attacking && choice.malicious === undefined) {
+    add('malicious', `needed with --attack ${choice.attack}: the fraction of nodes that attack, e.g. --malicious 0.2`);
+  } else if (!attacking && choice.malicious !== undefined) {
     add('attack', `needed with --malicious: one of ${ATTACK_KINDS.join(', ')}`);
-  } else if (attacking && c.malicious !== undefined && maliciousCount(c.malicious, c.nodes) < 1) {
-    add('malicious', `${c.malicious} of ${c.nodes} nodes is less than one node`);
+  } else if (attacking && choice.malicious !== undefined && maliciousCount(choice.malicious, choice.nodes) < 1) {
+    add('malicious', `${choice.malicious} of ${choice.nodes} nodes is less than one node`);
   }
   for (const key of ['secaggDropout', 'secaggClip', 'secaggMaxWeight'] as const) {
-    if (c[key] !== undefined && !c.secagg) add(key, 'applies with --secagg only');
+    if (choice[key] !== undefined && !choice.secagg) add(key, 'applies with --secagg only');
   }
   // Queue workers take any job, so a node's secure session would not survive between its requests.
-  if (c.secagg && c.queue !== undefined) add('secagg', 'runs on worker threads only, not with --queue');
+  if (choice.secagg && choice.queue !== undefined) add('secagg', 'runs on worker threads only, not with --queue');
   // The secure round closes on real replies, not by simulated finish time.
-  if (c.secagg && c.profile !== undefined)
+  if (choice.secagg && choice.profile !== undefined)
     add('secagg', 'works with synchronous rounds only, not with --profile (virtual clock)');
-  if (c.attackScale !== undefined && (!attacking || c.attack === 'label-flip'))
+  if (choice.attackScale !== undefined && (!attacking || choice.attack === 'label-flip'))
     add('attackScale', 'applies to --attack sign-flip, gaussian and scale only');
   return issues;
 }
@@ -225,21 +225,21 @@ export interface EngineChoice {
  * The same rules, asserted when an engine is built: a parsed run spec never fails them (runIssues refused the
  * combination first, naming the field), so a failure here means a caller built an engine without parsing one.
  */
-export function assertEngineCombination(c: EngineChoice): void {
-  const can = c.strategy.capabilities;
-  if (can.poissonSampling && (c.overSelect ?? 0) > 0) {
+export function assertEngineCombination(choice: EngineChoice): void {
+  const can = choice.strategy.capabilities;
+  if (can.poissonSampling && (choice.overSelect ?? 0) > 0) {
     throw new Error(
-      `${c.strategy.name} does not combine with over-selection: dropping the late nodes of a Poisson sample is not the sampling its accountant bounds; leave overSelect out`,
+      `${choice.strategy.name} does not combine with over-selection: dropping the late nodes of a Poisson sample is not the sampling its accountant bounds; leave overSelect out`,
     );
   }
   // A secure round fuses with applyMeanDelta, which adds no noise: epsilon would be reported for nothing.
-  if (can.poissonSampling && c.secure !== undefined)
+  if (can.poissonSampling && choice.secure !== undefined)
     throw new Error(
-      `${c.strategy.name} does not combine with secure aggregation: its noise goes on updates the coordinator clips itself`,
+      `${choice.strategy.name} does not combine with secure aggregation: its noise goes on updates the coordinator clips itself`,
     );
-  if (c.fedBuff === undefined) return;
+  if (choice.fedBuff === undefined) return;
   if (!can.async) {
-    const got = `${c.strategy.name}${c.strategy.config.clip !== undefined ? ':clip' : ''}`;
+    const got = `${choice.strategy.name}${choice.strategy.config.clip !== undefined ? ':clip' : ''}`;
     throw new Error(
       `asynchronous mode fuses with FedBuff; the strategy must be plain ${strategiesWith('async').join(' or ')}, got '${got}'`,
     );

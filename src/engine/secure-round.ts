@@ -76,7 +76,7 @@ type Failures = Map<number, string>;
 
 /** Sends one request per node, in parallel; returns the decoded replies of the expected type, recording failures. */
 async function exchange(
-  i: SecureRoundInput,
+  input: SecureRoundInput,
   nodes: readonly number[],
   failures: Failures,
   expected: ServerInbound['type'],
@@ -86,14 +86,14 @@ async function exchange(
   await Promise.all(
     nodes.map(async (nodeId) => {
       try {
-        const reply = await i.transport.request(nodeId, frameFor(nodeId));
-        const peek = decodeTypeOrError(i.layout, reply);
+        const reply = await input.transport.request(nodeId, frameFor(nodeId));
+        const peek = decodeTypeOrError(input.layout, reply);
         if (peek) throw new Error(peek);
-        const r = decodeSecAggFrame(reply);
-        if (r.round !== i.round || r.nodeId !== nodeId)
-          throw new Error(`reply is for node ${r.nodeId} round ${r.round}`);
-        if (r.msg.type !== expected) throw new Error(`expected ${expected}, got ${r.msg.type}`);
-        out.set(nodeId, { msg: r.msg as ServerInbound, header: r.header });
+        const frame = decodeSecAggFrame(reply);
+        if (frame.round !== input.round || frame.nodeId !== nodeId)
+          throw new Error(`reply is for node ${frame.nodeId} round ${frame.round}`);
+        if (frame.msg.type !== expected) throw new Error(`expected ${expected}, got ${frame.msg.type}`);
+        out.set(nodeId, { msg: frame.msg as ServerInbound, header: frame.header });
       } catch (e) {
         failures.set(nodeId, (e as Error).message);
       }
@@ -105,8 +105,8 @@ async function exchange(
 /** The message of an error reply, or null for any other frame. */
 function decodeTypeOrError(layout: readonly TensorSlot[], reply: Uint8Array): string | null {
   try {
-    const m = decodeMessage(layout, reply);
-    return m.type === 'error' ? m.message : `unexpected '${m.type}' reply`;
+    const decoded = decodeMessage(layout, reply);
+    return decoded.type === 'error' ? decoded.message : `unexpected '${decoded.type}' reply`;
   } catch {
     return null;
   }
@@ -116,7 +116,7 @@ function decodeTypeOrError(layout: readonly TensorSlot[], reply: Uint8Array): st
 function feed(
   replies: Map<number, { msg: ServerInbound }>,
   failures: Failures,
-  receive: (m: ServerInbound) => void,
+  receive: (message: ServerInbound) => void,
 ): number[] {
   const ok: number[] = [];
   for (const [nodeId, { msg }] of [...replies].sort((a, b) => a[0] - b[0])) {
@@ -140,10 +140,10 @@ function refusalSummary(failures: Failures): string {
   return counts.size === 0 ? '' : `; nodes refused: ${[...counts].map(([c, k]) => `${k} ${c}`).join(', ')}`;
 }
 
-export async function secureTrainRound(i: SecureRoundInput): Promise<SecureRoundOutcome> {
+export async function secureTrainRound(input: SecureRoundInput): Promise<SecureRoundOutcome> {
   const failures: Failures = new Map();
-  const k = i.selected.length;
-  const dim = i.global.length;
+  const k = input.selected.length;
+  const dim = input.global.length;
   const outcome = (
     meanDelta: Float32Array | null,
     totalWeight: number,
@@ -165,20 +165,20 @@ export async function secureTrainRound(i: SecureRoundInput): Promise<SecureRound
     errorBound: fp && totalWeight > 0 ? fixedPointErrorBound(fp, included.length) / totalWeight : 0,
   });
   if (k < 2) {
-    for (const nodeId of i.selected) failures.set(nodeId, 'secure aggregation needs at least 2 nodes in a round');
+    for (const nodeId of input.selected) failures.set(nodeId, 'secure aggregation needs at least 2 nodes in a round');
     return outcome(null, 0, null, [], new Map());
   }
-  const { clip, maxWeight } = i.options;
+  const { clip, maxWeight } = input.options;
   const threshold = Math.max(2, Math.floor(k / 2) + 1);
   const fp = fixedPointConfig({ scaleBits: largestScaleBits(k, clip, maxWeight), clip, maxWeight, maxClients: k });
-  const server = new SecAggServer({ session: i.session, threshold, vectorLength: dim + 1, consistencyCheck: true });
-  const send = (msg: ServerOutbound, nodeId: number) => encodeSecAggFrame(msg, i.round, nodeId);
+  const server = new SecAggServer({ session: input.session, threshold, vectorLength: dim + 1, consistencyCheck: true });
+  const send = (msg: ServerOutbound, nodeId: number) => encodeSecAggFrame(msg, input.round, nodeId);
   const metrics = new Map<number, TrainResult['metrics']>();
   // Each node's session state lives in the host that trained it: keep its requests there until the end.
-  for (const nodeId of i.selected) i.transport.pin?.(nodeId);
+  for (const nodeId of input.selected) input.transport.pin?.(nodeId);
   try {
     const settings = (nodeId: number): SecAggSessionConfig => ({
-      session: i.session,
+      session: input.session,
       clientId: clientIdOf(nodeId),
       threshold,
       scaleBits: fp.scaleBits,
@@ -186,13 +186,13 @@ export async function secureTrainRound(i: SecureRoundInput): Promise<SecureRound
       maxWeight,
       maxClients: k,
     });
-    const advertised = await exchange(i, i.selected, failures, 'secagg.advertise-keys', (nodeId) =>
-      encodeTrainRequest(i.layout, {
-        round: i.round,
+    const advertised = await exchange(input, input.selected, failures, 'secagg.advertise-keys', (nodeId) =>
+      encodeTrainRequest(input.layout, {
+        round: input.round,
         nodeId,
         mode: 'weights',
-        config: i.configFor(nodeId),
-        weights: i.global,
+        config: input.configFor(nodeId),
+        weights: input.global,
         secagg: settings(nodeId),
       }),
     );
@@ -205,13 +205,15 @@ export async function secureTrainRound(i: SecureRoundInput): Promise<SecureRound
     }
     let live = feed(advertised, failures, (m) => server.receiveAdvertiseKeys(m as never));
     const roster = server.finishAdvertiseKeys();
-    live = feed(await exchange(i, live, failures, 'secagg.share-keys', (n) => send(roster, n)), failures, (m) =>
-      server.receiveShareKeys(m as never),
+    live = feed(
+      await exchange(input, live, failures, 'secagg.share-keys', (n) => send(roster, n)),
+      failures,
+      (message) => server.receiveShareKeys(message as never),
     );
     const forwarded = new Map(server.finishShareKeys().map((f) => [nodeIdOf(f.to), f]));
     live = feed(
       await exchange(
-        i,
+        input,
         live.filter((n) => forwarded.has(n)),
         failures,
         'secagg.masked-input',
@@ -222,13 +224,13 @@ export async function secureTrainRound(i: SecureRoundInput): Promise<SecureRound
     );
     const check = server.finishMaskedInputForConsistency();
     live = feed(
-      await exchange(i, live, failures, 'secagg.consistency-signature', (n) => send(check, n)),
+      await exchange(input, live, failures, 'secagg.consistency-signature', (n) => send(check, n)),
       failures,
       (m) => server.receiveConsistencySignature(m as never),
     );
     const request = server.finishConsistency();
-    feed(await exchange(i, live, failures, 'secagg.unmask-shares', (n) => send(request, n)), failures, (m) =>
-      server.receiveUnmaskShares(m as never),
+    feed(await exchange(input, live, failures, 'secagg.unmask-shares', (n) => send(request, n)), failures, (message) =>
+      server.receiveUnmaskShares(message as never),
     );
     const result = server.finishUnmask();
     const { average, totalWeight } = decodeWeightedAverage(result.sum, fp);
@@ -239,9 +241,9 @@ export async function secureTrainRound(i: SecureRoundInput): Promise<SecureRound
   } catch (e) {
     // The protocol aborted (too few nodes at some phase): no node's update is in any model.
     const reason = `secure aggregation aborted: ${(e as Error).message}${refusalSummary(failures)}`;
-    for (const nodeId of i.selected) if (!failures.has(nodeId)) failures.set(nodeId, reason);
+    for (const nodeId of input.selected) if (!failures.has(nodeId)) failures.set(nodeId, reason);
     return outcome(null, 0, fp, [], metrics);
   } finally {
-    for (const nodeId of i.selected) i.transport.unpin?.(nodeId);
+    for (const nodeId of input.selected) input.transport.unpin?.(nodeId);
   }
 }

@@ -18,11 +18,12 @@ export function parseTrainReply(
   const msg = decodeMessage(layout, bytes);
   if (msg.type === 'error') throw new Error(msg.message);
   if (msg.type !== 'train_result') throw new Error(`expected a train result, got '${msg.type}'`);
-  const r = msg.reply;
-  if (r.round !== round || r.nodeId !== nodeId) throw new Error(`reply is for node ${r.nodeId} round ${r.round}`);
-  if (!finite(r.vector)) throw new Error('update has non-finite values');
-  if (r.vector.length !== modelLength)
-    throw new Error(`update has ${r.vector.length} values, the model ${modelLength}`);
-  if (r.controlDelta && !finite(r.controlDelta)) throw new Error('control delta has non-finite values');
-  return r;
+  const reply = msg.reply;
+  if (reply.round !== round || reply.nodeId !== nodeId)
+    throw new Error(`reply is for node ${reply.nodeId} round ${reply.round}`);
+  if (!finite(reply.vector)) throw new Error('update has non-finite values');
+  if (reply.vector.length !== modelLength)
+    throw new Error(`update has ${reply.vector.length} values, the model ${modelLength}`);
+  if (reply.controlDelta && !finite(reply.controlDelta)) throw new Error('control delta has non-finite values');
+  return reply;
 }

@@ -10,34 +10,34 @@ import { healthyNodes, toyFederation, toyLayout } from '../../test/support/toy-f
 const fast: DeviceProfile = { samplesPerSecond: 1000, downloadBytesPerSecond: 1e5, uploadBytesPerSecond: 5e4 };
 const slow: DeviceProfile = { samplesPerSecond: 50, downloadBytesPerSecond: 1e4, uploadBytesPerSecond: 5e3 };
 
-function engine(profiles: DeviceProfile[], extra: Partial<EngineOptions> = {}) {
+function engine(profiles: DeviceProfile[], overrides: Partial<EngineOptions> = {}) {
   const ids = profiles.map((_, i) => i);
-  const fed = toyFederation(healthyNodes(profiles.length), ids);
+  const federation = toyFederation(healthyNodes(profiles.length), ids);
   const clock = new VirtualClock(profiles);
   const e = new RoundEngine({
     layout: toyLayout,
     strategy: new Strategy(parseStrategy('fedavg')),
-    transport: fed.transport,
-    initial: fed.initial,
+    transport: federation.transport,
+    initial: federation.initial,
     seed: 3,
     rounds: 1,
     fraction: 1,
     minNodes: 1,
     evalFraction: 0,
     local: { epochs: 1, batchSize: 16, optimizer: { name: 'adam', lr: 0.01 } },
-    centralEval: fed.centralEval,
+    centralEval: federation.centralEval,
     clock,
-    ...extra,
+    ...overrides,
   });
-  return { e, clock, fed };
+  return { e, clock, federation };
 }
 
 /** Each node's simulated request time from the bytes it really moved and its 200 samples (one epoch). */
 function durations(
-  fed: ReturnType<typeof toyFederation>,
+  federation: ReturnType<typeof toyFederation>,
   profiles: DeviceProfile[],
 ): { nodeId: number; seconds: number }[] {
-  const byNode = fed.transport.traffic().byNode;
+  const byNode = federation.transport.traffic().byNode;
   return [...byNode]
     .map(([nodeId, t]) => ({
       nodeId,
@@ -52,10 +52,10 @@ function durations(
 test('over-selection keeps the first k by simulated finish time, not arrival order, and the round lasts until the k-th', async () => {
   // 6 nodes, sample 3, over-select 1: all 6 asked; nodes 0 and 1 are slow (and answer first in real time here).
   const profiles = [slow, slow, fast, fast, fast, fast];
-  const { e, clock, fed } = engine(profiles, { fraction: 0.5, overSelect: 1 });
+  const { e, clock, federation } = engine(profiles, { fraction: 0.5, overSelect: 1 });
   const r = await e.run();
   const rec = r.rounds[0];
-  const d = durations(fed, profiles);
+  const d = durations(federation, profiles);
   assert.deepEqual(rec.selected, [0, 1, 2, 3, 4, 5]);
   assert.deepEqual(
     rec.contributed,
@@ -85,7 +85,7 @@ test('a deadline in simulated seconds drops the slow nodes and closes the round 
   const profiles = [fast, slow, fast, fast];
   const probe = engine(profiles);
   await probe.e.run();
-  const d = durations(probe.fed, profiles);
+  const d = durations(probe.federation, profiles);
   const deadline = (d[2].seconds + d[3].seconds) / 2; // between the fast ones and the slow node 1
   const { e } = engine(profiles, { deadlineSeconds: deadline, rounds: 2 });
   const r = await e.run();

@@ -102,8 +102,9 @@ export function closeRoundInVirtualTime(
 export function simTimeToTarget(records: readonly RoundRecord[], target: number | undefined): number | null {
   if (target === undefined) return null;
   const hit = records.find(
-    (r) =>
-      r.simTime !== undefined && (Number.isFinite(r.testAccuracy) ? r.testAccuracy : r.federatedAccuracy) >= target,
+    (record) =>
+      record.simTime !== undefined &&
+      (Number.isFinite(record.testAccuracy) ? record.testAccuracy : record.federatedAccuracy) >= target,
   );
   return hit?.simTime ?? null;
 }

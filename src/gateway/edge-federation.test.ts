@@ -27,7 +27,7 @@ const spec: ModelSpec = builtinModel('linear', mnist.test.featureShape, mnist.te
 const layout = makeLayout(tensorSpecs(spec));
 const initial = initialWeights(tensorSpecs(spec), new Rng(7).fork('init'));
 const config: TrainConfig = { epochs: 1, batchSize: 32, optimizer: spec.optimizer, proxMu: 0, seed: 12345 };
-const edge = (o: Partial<EdgeOptions> = {}): EdgeOptions => ({
+const edge = (overrides: Partial<EdgeOptions> = {}): EdgeOptions => ({
   edgeRounds: 2,
   minNodes: 1,
   fraction: 1,
@@ -35,7 +35,7 @@ const edge = (o: Partial<EdgeOptions> = {}): EdgeOptions => ({
   waitForNodesMs: 50,
   auth: false,
   log,
-  ...o,
+  ...overrides,
 });
 
 function errorOf(reply: Uint8Array): { round: number; nodeId: number; message: string } {
@@ -162,8 +162,8 @@ test("K edge rounds over real agents equal HierFAVG done by hand; evaluation is 
           }),
         );
       global = naiveMean(
-        outs.map((o) => o.weights),
-        outs.map((o) => o.numExamples),
+        outs.map((outcome) => outcome.weights),
+        outs.map((outcome) => outcome.numExamples),
       );
     }
     assert.deepEqual([msg.reply.round, msg.reply.nodeId], [cloudRound, 5]);

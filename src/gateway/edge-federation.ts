@@ -142,16 +142,16 @@ async function train(
         await registry.waitFor(ALL_NODES, min, waited ? 0 : options.waitForNodesMs);
         waited = true;
       },
-      onRound: (r) => {
-        records.push(r);
+      onRound: (record) => {
+        records.push(record);
         options.log.info(
           {
             cloudRound: round,
-            edgeRound: r.round,
-            contributed: r.contributed,
-            examples: r.examples,
-            failures: r.failures,
-            fused: r.fused,
+            edgeRound: record.round,
+            contributed: record.contributed,
+            examples: record.examples,
+            failures: record.failures,
+            fused: record.fused,
           },
           'edge round',
         );
@@ -201,12 +201,12 @@ async function evaluate(
     req.weights,
   );
   if (results.length === 0) throw new Error(`none of the gateway's ${nodes.length} nodes could evaluate`);
-  const m = weightedMetrics(results);
+  const metrics = weightedMetrics(results);
   return encodeEvalReply({
     round: req.round,
     nodeId: req.nodeId,
-    numExamples: m.numExamples,
-    loss: m.loss,
-    accuracy: m.accuracy,
+    numExamples: metrics.numExamples,
+    loss: metrics.loss,
+    accuracy: metrics.accuracy,
   });
 }

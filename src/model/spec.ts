@@ -189,9 +189,9 @@ export function asDenseNet(spec: {
   else if (spec.inputShape.length !== 1) return null;
   const layers = [];
   for (; i < spec.layers.length; i++) {
-    const l = spec.layers[i];
-    if (l.type !== 'dense') return null;
-    layers.push({ name: l.name, units: l.units, activation: l.activation });
+    const layer = spec.layers[i];
+    if (layer.type !== 'dense') return null;
+    layers.push({ name: layer.name, units: layer.units, activation: layer.activation });
   }
   if (layers.length === 0) return null;
   return { inputSize: spec.inputShape.reduce((a, b) => a * b, 1), layers, loss: spec.loss };

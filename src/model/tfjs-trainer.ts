@@ -13,10 +13,11 @@ import type { OptimizerConfig } from '../nn/optimizer.js';
 
 const EVAL_BATCH = 256;
 
-function makeOptimizer(c: OptimizerConfig): tf.Optimizer {
-  if (c.name === 'adam') return tf.train.adam(c.lr, c.beta1 ?? 0.9, c.beta2 ?? 0.999, c.epsilon ?? 1e-7);
-  if (c.name === 'momentum') return tf.train.momentum(c.lr, c.momentum ?? 0.9);
-  return tf.train.sgd(c.lr);
+function makeOptimizer(optimizer: OptimizerConfig): tf.Optimizer {
+  if (optimizer.name === 'adam')
+    return tf.train.adam(optimizer.lr, optimizer.beta1 ?? 0.9, optimizer.beta2 ?? 0.999, optimizer.epsilon ?? 1e-7);
+  if (optimizer.name === 'momentum') return tf.train.momentum(optimizer.lr, optimizer.momentum ?? 0.9);
+  return tf.train.sgd(optimizer.lr);
 }
 
 export class TfjsTrainer implements LocalTrainer {

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import * as stockTf from '@tensorflow/tfjs';
 import { loadMnist } from '../data/mnist.js';
 import { subset, type Dataset } from '../data/types.js';
+import { firstRows } from '../../test/support/first-rows.js';
 import { Rng } from '../core/rng.js';
 import { getKernels } from '../nn/kernels-select.js';
 import { denseUnsupportedReason } from '../nn/dense.js';
@@ -40,16 +41,8 @@ let savedDir: string;
 before(async () => {
   await ensureTfjs();
   const d = loadMnist();
-  train = subset(
-    d.train,
-    Array.from({ length: 256 }, (_, i) => i),
-    'mnist:train[0:256]',
-  );
-  test = subset(
-    d.test,
-    Array.from({ length: 500 }, (_, i) => i),
-    'mnist:test[0:500]',
-  );
+  train = firstRows(d.train, 256, 'mnist:train[0:256]');
+  test = firstRows(d.test, 500, 'mnist:test[0:500]');
   const eng = new EngineTrainer(asDenseNet(mlp)!, getKernels());
   const w0 = initialWeights(tensorSpecs(mlp), new Rng(3));
   trained = (
@@ -102,7 +95,11 @@ async function serve(dir: string): Promise<{ url: string; requests: string[]; cl
 }
 
 /** Saves a tfjs model as a tfjs model.json plus one weights file, with the stock save handler's artifacts. */
-async function saveUserModel(model: tf.LayersModel, dir: string, extra: Record<string, unknown> = {}): Promise<string> {
+async function saveUserModel(
+  model: tf.LayersModel,
+  dir: string,
+  modelJsonFields: Record<string, unknown> = {},
+): Promise<string> {
   await model.save(
     tf.io.withSaveHandler(async (a) => {
       writeFileSync(join(dir, 'group1-shard1of1.bin'), Buffer.from(a.weightData as ArrayBuffer));
@@ -113,7 +110,7 @@ async function saveUserModel(model: tf.LayersModel, dir: string, extra: Record<s
           format: 'layers-model',
           generatedBy: 'test',
           weightsManifest: [{ paths: ['./group1-shard1of1.bin'], weights: a.weightSpecs }],
-          ...extra,
+          ...modelJsonFields,
         }),
       );
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };

@@ -102,8 +102,8 @@ export function conv2dBackpropFilter(stock: tf.KernelFunc): tf.KernelFunc {
               const wOff = (wR * filterWidth + wC) * inChannels * outChannels;
               for (let d1 = 0; d1 < inChannels; d1++) {
                 const xv = xVals[xOff + d1];
-                const o = wOff + d1 * outChannels;
-                for (let d2 = 0; d2 < outChannels; d2++) acc[o + d2] += xv * dyVals[dyOff + d2];
+                const dwBase = wOff + d1 * outChannels;
+                for (let d2 = 0; d2 < outChannels; d2++) acc[dwBase + d2] += xv * dyVals[dyOff + d2];
               }
             }
           }
@@ -116,81 +116,80 @@ export function conv2dBackpropFilter(stock: tf.KernelFunc): tf.KernelFunc {
 
 export { tf };
 
-function tfjsLayer(l: LayerSpec, inputShape?: number[]): tf.layers.Layer {
+function tfjsLayer(layer: LayerSpec, inputShape?: number[]): tf.layers.Layer {
   const first = inputShape ? { inputShape } : {};
-  switch (l.type) {
+  switch (layer.type) {
     case 'flatten':
-      return tf.layers.flatten({ name: l.name, ...first });
+      return tf.layers.flatten({ name: layer.name, ...first });
     case 'dense':
-      return tf.layers.dense({ name: l.name, units: l.units, activation: l.activation, ...first });
+      return tf.layers.dense({ name: layer.name, units: layer.units, activation: layer.activation, ...first });
     case 'conv2d':
-      return tf.layers.conv2d({
-        name: l.name,
-        filters: l.filters,
-        kernelSize: l.kernelSize,
-        activation: l.activation,
-        padding: l.padding,
+    case 'conv1d': {
+      const args = {
+        name: layer.name,
+        filters: layer.filters,
+        kernelSize: layer.kernelSize,
+        activation: layer.activation,
+        padding: layer.padding,
         ...first,
-      });
+      };
+      return layer.type === 'conv2d' ? tf.layers.conv2d(args) : tf.layers.conv1d(args);
+    }
     case 'maxpool2d':
-      return tf.layers.maxPooling2d({ name: l.name, poolSize: l.poolSize, ...first });
+      return tf.layers.maxPooling2d({ name: layer.name, poolSize: layer.poolSize, ...first });
     case 'dropout':
-      return tf.layers.dropout({ name: l.name, rate: l.rate, ...first });
-    case 'conv1d':
-      return tf.layers.conv1d({
-        name: l.name,
-        filters: l.filters,
-        kernelSize: l.kernelSize,
-        activation: l.activation,
-        padding: l.padding,
-        ...first,
-      });
+      return tf.layers.dropout({ name: layer.name, rate: layer.rate, ...first });
     case 'gru':
     case 'lstm': {
       // The weights are always set from the engine's (Glorot, as initialWeights draws them); tfjs's default
       // orthogonal initializer would only warn about its own speed on every build of the model.
       const args = {
-        name: l.name,
-        units: l.units,
-        activation: l.activation,
-        recurrentActivation: l.recurrentActivation,
-        returnSequences: l.returnSequences,
+        name: layer.name,
+        units: layer.units,
+        activation: layer.activation,
+        recurrentActivation: layer.recurrentActivation,
+        returnSequences: layer.returnSequences,
         recurrentInitializer: 'glorotUniform' as const,
         ...first,
       };
-      return l.type === 'gru' ? tf.layers.gru(args) : tf.layers.lstm(args);
+      return layer.type === 'gru' ? tf.layers.gru(args) : tf.layers.lstm(args);
     }
     case 'globalavgpool1d':
-      return tf.layers.globalAveragePooling1d({ name: l.name, ...first });
+      return tf.layers.globalAveragePooling1d({ name: layer.name, ...first });
     case 'layernorm':
-      return tf.layers.layerNormalization({ name: l.name, epsilon: l.epsilon, ...first });
+      return tf.layers.layerNormalization({ name: layer.name, epsilon: layer.epsilon, ...first });
     case 'embedding':
-      return tf.layers.embedding({ name: l.name, inputDim: l.inputDim, outputDim: l.outputDim, ...first });
+      return tf.layers.embedding({ name: layer.name, inputDim: layer.inputDim, outputDim: layer.outputDim, ...first });
     case 'depthwiseconv2d':
       return tf.layers.depthwiseConv2d({
-        name: l.name,
-        kernelSize: l.kernelSize,
-        depthMultiplier: l.depthMultiplier,
-        strides: l.strides,
-        padding: l.padding,
-        activation: l.activation,
-        useBias: l.useBias,
+        name: layer.name,
+        kernelSize: layer.kernelSize,
+        depthMultiplier: layer.depthMultiplier,
+        strides: layer.strides,
+        padding: layer.padding,
+        activation: layer.activation,
+        useBias: layer.useBias,
         ...first,
       });
     case 'separableconv2d':
       return tf.layers.separableConv2d({
-        name: l.name,
-        filters: l.filters,
-        kernelSize: l.kernelSize,
-        strides: l.strides,
-        padding: l.padding,
-        activation: l.activation,
+        name: layer.name,
+        filters: layer.filters,
+        kernelSize: layer.kernelSize,
+        strides: layer.strides,
+        padding: layer.padding,
+        activation: layer.activation,
         ...first,
       });
     case 'batchnorm':
-      return tf.layers.batchNormalization({ name: l.name, momentum: l.momentum, epsilon: l.epsilon, ...first });
+      return tf.layers.batchNormalization({
+        name: layer.name,
+        momentum: layer.momentum,
+        epsilon: layer.epsilon,
+        ...first,
+      });
     case 'globalavgpool2d':
-      return tf.layers.globalAveragePooling2d({ name: l.name, ...first });
+      return tf.layers.globalAveragePooling2d({ name: layer.name, ...first });
   }
 }
 
@@ -365,20 +364,25 @@ function readManifestWeights(
  * The optimizer as tfjs's own getTrainingConfig() writes it (class name and getConfig()): loadLayersModel
  * compiles the model from it, and its Adam needs every field (a missing beta1 makes it throw).
  */
-function optimizerConfig(o: OptimizerConfig): { class_name: string; config: Record<string, unknown> } {
-  switch (o.name) {
+function optimizerConfig(optimizer: OptimizerConfig): { class_name: string; config: Record<string, unknown> } {
+  switch (optimizer.name) {
     case 'adam':
       return {
         class_name: 'Adam',
-        config: { learningRate: o.lr, beta1: o.beta1 ?? 0.9, beta2: o.beta2 ?? 0.999, epsilon: o.epsilon ?? 1e-7 },
+        config: {
+          learningRate: optimizer.lr,
+          beta1: optimizer.beta1 ?? 0.9,
+          beta2: optimizer.beta2 ?? 0.999,
+          epsilon: optimizer.epsilon ?? 1e-7,
+        },
       };
     case 'momentum':
       return {
         class_name: 'Momentum',
-        config: { learningRate: o.lr, momentum: o.momentum ?? 0.9, useNesterov: false },
+        config: { learningRate: optimizer.lr, momentum: optimizer.momentum ?? 0.9, useNesterov: false },
       };
     case 'sgd':
-      return { class_name: 'SGD', config: { learningRate: o.lr } };
+      return { class_name: 'SGD', config: { learningRate: optimizer.lr } };
   }
 }
 

@@ -5,6 +5,7 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadMnist } from '../data/mnist.js';
 import { subset, type Dataset } from '../data/types.js';
+import { firstRows } from '../../test/support/first-rows.js';
 import { Rng } from '../core/rng.js';
 import { getKernels } from '../nn/kernels-select.js';
 import { loadWasmKernelsNode } from '../nn/kernels-wasm-node.js';
@@ -35,7 +36,7 @@ const mlp = builtinModel('mlp', [28, 28, 1], 10);
  */
 const WEIGHT_TOL = 1e-5;
 const ADAM_TOL = 1e-4;
-const tolFor = (o: OptimizerConfig): number => (o.name === 'adam' ? ADAM_TOL : WEIGHT_TOL);
+const tolFor = (optimizer: OptimizerConfig): number => (optimizer.name === 'adam' ? ADAM_TOL : WEIGHT_TOL);
 
 let train: Dataset; // 512 examples
 let small: Dataset; // its first 256
@@ -44,21 +45,9 @@ let test: Dataset;
 before(async () => {
   await ensureTfjs();
   const d = loadMnist();
-  train = subset(
-    d.train,
-    Array.from({ length: 512 }, (_, i) => i),
-    'mnist:train[0:512]',
-  );
-  small = subset(
-    train,
-    Array.from({ length: 256 }, (_, i) => i),
-    'mnist:train[0:256]',
-  );
-  test = subset(
-    d.test,
-    Array.from({ length: 500 }, (_, i) => i),
-    'mnist:test[0:500]',
-  );
+  train = firstRows(d.train, 512, 'mnist:train[0:512]');
+  small = firstRows(train, 256, 'mnist:train[0:256]');
+  test = firstRows(d.test, 500, 'mnist:test[0:500]');
 });
 
 function engineFor(spec: ModelSpec): EngineTrainer {
@@ -84,13 +73,13 @@ function dist(a: Float32Array, b: Float32Array): number {
   return Math.sqrt(s);
 }
 
-const cfg = (optimizer: OptimizerConfig, extra: Partial<TrainConfig> = {}): TrainConfig => ({
+const cfg = (optimizer: OptimizerConfig, overrides: Partial<TrainConfig> = {}): TrainConfig => ({
   epochs: 1,
   batchSize: 32,
   optimizer,
   proxMu: 0,
   seed: 42,
-  ...extra,
+  ...overrides,
 });
 
 async function withTfjs<T>(spec: ModelSpec, run: (t: TfjsTrainer) => Promise<T>): Promise<T> {

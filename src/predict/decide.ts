@@ -32,7 +32,11 @@ export interface DecisionSummary {
 
 export function summarizeDecisions(preds: readonly Prediction[], labels?: ArrayLike<number>): DecisionSummary {
   const accepted = preds.filter((p) => p.decision === 'accept');
-  const s: DecisionSummary = { n: preds.length, accepted: accepted.length, abstained: preds.length - accepted.length };
+  const summary: DecisionSummary = {
+    n: preds.length,
+    accepted: accepted.length,
+    abstained: preds.length - accepted.length,
+  };
   if (labels) {
     let correct = 0;
     let acceptedCorrect = 0;
@@ -42,8 +46,8 @@ export function summarizeDecisions(preds: readonly Prediction[], labels?: ArrayL
         if (p.decision === 'accept') acceptedCorrect++;
       }
     });
-    s.accuracy = preds.length ? correct / preds.length : NaN;
-    s.acceptedAccuracy = accepted.length ? acceptedCorrect / accepted.length : NaN;
+    summary.accuracy = preds.length ? correct / preds.length : NaN;
+    summary.acceptedAccuracy = accepted.length ? acceptedCorrect / accepted.length : NaN;
   }
-  return s;
+  return summary;
 }

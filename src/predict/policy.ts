@@ -28,15 +28,16 @@ export interface PolicyOptions {
 export function applyPolicy(
   outputs: readonly ModelOutput[],
   modelVersion: number | string,
-  p: PolicyOptions,
+  policy: PolicyOptions,
 ): { answers: ServedAnswer[]; escalate: number[] } {
-  if (!(p.threshold >= 0 && p.threshold <= 1)) throw new Error(`threshold must be in [0, 1], got ${p.threshold}`);
+  if (!(policy.threshold >= 0 && policy.threshold <= 1))
+    throw new Error(`threshold must be in [0, 1], got ${policy.threshold}`);
   const escalate: number[] = [];
-  const answers = outputs.map((o, i): ServedAnswer => {
-    if ('value' in o) return { value: o.value, decision: 'accept', modelVersion };
-    if (o.confidence >= p.threshold) return { ...o, decision: 'accept', modelVersion };
-    if (p.escalate) escalate.push(i);
-    return { ...o, decision: 'abstain', modelVersion };
+  const answers = outputs.map((output, i): ServedAnswer => {
+    if ('value' in output) return { value: output.value, decision: 'accept', modelVersion };
+    if (output.confidence >= policy.threshold) return { ...output, decision: 'accept', modelVersion };
+    if (policy.escalate) escalate.push(i);
+    return { ...output, decision: 'abstain', modelVersion };
   });
   return { answers, escalate };
 }

@@ -31,9 +31,10 @@ export class VirtualClock implements SimulatedClock {
   }
 
   private profile(nodeId: number): DeviceProfile {
-    const p = this.profiles[nodeId];
-    if (!p) throw new Error(`virtual clock: node ${nodeId} has no device profile (${this.profiles.length} profiles)`);
-    return p;
+    const profile = this.profiles[nodeId];
+    if (!profile)
+      throw new Error(`virtual clock: node ${nodeId} has no device profile (${this.profiles.length} profiles)`);
+    return profile;
   }
 
   online(ids: readonly number[]): number[] {
@@ -43,21 +44,23 @@ export class VirtualClock implements SimulatedClock {
   nextOnline(ids: readonly number[]): number {
     let best = Infinity;
     for (const id of ids) {
-      const p = this.profile(id);
-      if (!isOnline(p, this.t)) best = Math.min(best, nextOnline(p, this.t));
+      const profile = this.profile(id);
+      if (!isOnline(profile, this.t)) best = Math.min(best, nextOnline(profile, this.t));
     }
     return best;
   }
 
-  duration(c: RequestCost): number {
-    const p = this.profile(c.nodeId);
+  duration(cost: RequestCost): number {
+    const profile = this.profile(cost.nodeId);
     const work =
-      c.downBytes / p.downloadBytesPerSecond + c.samples / p.samplesPerSecond + c.upBytes / p.uploadBytesPerSecond;
-    if (!p.dropout) return work;
-    const n = this.requests.get(c.nodeId) ?? 0;
-    this.requests.set(c.nodeId, n + 1);
-    const rng = new Rng(this.seed).fork(`drop:${c.nodeId}:${n}`);
-    const away = dropDelay(p, rng.next(), rng.next());
+      cost.downBytes / profile.downloadBytesPerSecond +
+      cost.samples / profile.samplesPerSecond +
+      cost.upBytes / profile.uploadBytesPerSecond;
+    if (!profile.dropout) return work;
+    const n = this.requests.get(cost.nodeId) ?? 0;
+    this.requests.set(cost.nodeId, n + 1);
+    const rng = new Rng(this.seed).fork(`drop:${cost.nodeId}:${n}`);
+    const away = dropDelay(profile, rng.next(), rng.next());
     if (away > 0) this.drops++;
     return work + away;
   }

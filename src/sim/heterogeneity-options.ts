@@ -11,12 +11,12 @@ interface FedBuffFields {
 }
 
 /** The nodes a synchronous round of this simulation asks: FedBuff's default concurrency. */
-export function simRoundSize(o: FedBuffFields): number {
-  return sampleCount(o.nodes ?? 10, o.fraction ?? 1, o.minNodes ?? 1);
+export function simRoundSize(fields: FedBuffFields): number {
+  return sampleCount(fields.nodes ?? 10, fields.fraction ?? 1, fields.minNodes ?? 1);
 }
 
 /** FedBuff's defaults: as many nodes training as a synchronous round samples, and K = min(10, that). */
-export function fedBuffDefaults(o: FedBuffFields): { concurrency: number; bufferSize: number } {
-  const { concurrency, bufferSize } = fedBuffSettings(o, simRoundSize(o));
+export function fedBuffDefaults(fields: FedBuffFields): { concurrency: number; bufferSize: number } {
+  const { concurrency, bufferSize } = fedBuffSettings(fields, simRoundSize(fields));
   return { concurrency, bufferSize };
 }

@@ -6,28 +6,36 @@ import { builtinProfiles, parseProfileSpec, profilesFromJson, type DeviceProfile
 import type { ResolvedOptions } from './options.js';
 
 /** The profile spec in effect: --profile, else `uniform` when async, a deadline or over-selection needs a clock. */
-export function profileSpecOf(o: ResolvedOptions): string | undefined {
+export function profileSpecOf(options: ResolvedOptions): string | undefined {
   return (
-    o.profile ?? (o.mode === 'async' || o.deadline !== undefined || o.overSelect !== undefined ? 'uniform' : undefined)
+    options.profile ??
+    (options.mode === 'async' || options.deadline !== undefined || options.overSelect !== undefined
+      ? 'uniform'
+      : undefined)
   );
 }
 
 export function loadProfiles(spec: string, nodes: number, seed: number): DeviceProfile[] {
-  const s = parseProfileSpec(spec);
+  const profileSpec = parseProfileSpec(spec);
   const withDrops = (profiles: DeviceProfile[]) =>
-    s.dropout ? profiles.map((p) => ({ ...p, dropout: s.dropout })) : profiles;
-  if (s.kind === 'builtin') return withDrops(builtinProfiles(s.name, nodes, new Rng(seed).fork('profiles')));
+    profileSpec.dropout ? profiles.map((p) => ({ ...p, dropout: profileSpec.dropout })) : profiles;
+  if (profileSpec.kind === 'builtin')
+    return withDrops(builtinProfiles(profileSpec.name, nodes, new Rng(seed).fork('profiles')));
   let text: string;
   try {
-    text = readFileSync(s.path, 'utf8');
+    text = readFileSync(profileSpec.path, 'utf8');
   } catch (e) {
-    throw new Error(`--profile: cannot read ${s.path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new Error(
+      `--profile: cannot read ${profileSpec.path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
-  return withDrops(profilesFromJson(text, nodes, `--profile ${s.path}`));
+  return withDrops(profilesFromJson(text, nodes, `--profile ${profileSpec.path}`));
 }
 
 /** The run's clock, or undefined for a run in real time only. */
-export function makeClock(o: ResolvedOptions): VirtualClock | undefined {
-  const spec = profileSpecOf(o);
-  return spec === undefined ? undefined : new VirtualClock(loadProfiles(spec, o.nodes, o.seed), o.seed);
+export function makeClock(options: ResolvedOptions): VirtualClock | undefined {
+  const spec = profileSpecOf(options);
+  return spec === undefined
+    ? undefined
+    : new VirtualClock(loadProfiles(spec, options.nodes, options.seed), options.seed);
 }

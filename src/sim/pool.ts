@@ -23,7 +23,7 @@ interface Slot {
   worker: Worker;
   job: Job | null;
   /** A central-evaluation range this worker is computing (central-eval.ts). */
-  evaluating: { resolve: (r: EvalRangeReply) => void; reject: (e: Error) => void } | null;
+  evaluating: { resolve: (reply: EvalRangeReply) => void; reject: (e: Error) => void } | null;
 }
 
 export class WorkerPoolTransport implements Transport, RangeEvaluators {

@@ -151,40 +151,44 @@ export function profilesFromJson(text: string, nodes: number, source = 'profile 
   } catch (e) {
     throw new Error(`${source}: not valid JSON (${(e as Error).message})`);
   }
-  const r = ProfileFileSchema.safeParse(doc);
-  if (!r.success) {
-    const issue = r.error.issues[0];
+  const parsed = ProfileFileSchema.safeParse(doc);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
     throw new Error(
       `${source}: ${issue.path.join('.') || 'document'}: ${issue.message} (expected [{samplesPerSecond, downloadBytesPerSecond, uploadBytesPerSecond, availability?}, ...])`,
     );
   }
-  const list = Array.isArray(r.data) ? r.data : r.data.profiles;
+  const list = Array.isArray(parsed.data) ? parsed.data : parsed.data.profiles;
   return Array.from({ length: nodes }, (_, i) => list[i % list.length]);
 }
 
 /** Whether a device is online at virtual time t (seconds). */
-export function isOnline(p: DeviceProfile, t: number): boolean {
-  const a = p.availability;
-  if (!a || a.onFraction >= 1) return true;
-  const phase = (((t + a.phaseSeconds) % a.periodSeconds) + a.periodSeconds) % a.periodSeconds;
-  return phase < a.onFraction * a.periodSeconds;
+export function isOnline(profile: DeviceProfile, t: number): boolean {
+  const availability = profile.availability;
+  if (!availability || availability.onFraction >= 1) return true;
+  const phase =
+    (((t + availability.phaseSeconds) % availability.periodSeconds) + availability.periodSeconds) %
+    availability.periodSeconds;
+  return phase < availability.onFraction * availability.periodSeconds;
 }
 
 /** The earliest time >= t at which the device is online. */
-export function nextOnline(p: DeviceProfile, t: number): number {
-  if (isOnline(p, t)) return t;
-  const a = p.availability!;
-  const phase = (((t + a.phaseSeconds) % a.periodSeconds) + a.periodSeconds) % a.periodSeconds;
+export function nextOnline(profile: DeviceProfile, t: number): number {
+  if (isOnline(profile, t)) return t;
+  const availability = profile.availability!;
+  const phase =
+    (((t + availability.phaseSeconds) % availability.periodSeconds) + availability.periodSeconds) %
+    availability.periodSeconds;
   // A nanosecond past the boundary, so rounding cannot land the answer just before it (still offline).
-  return t + (a.periodSeconds - phase) + 1e-9;
+  return t + (availability.periodSeconds - phase) + 1e-9;
 }
 
 /**
  * Extra simulated seconds before a request's reply arrives because the node's link dropped mid-round (0 when it
  * did not): u decides whether it drops (u < probability), v how long it stays away (exponential, inverse CDF).
  */
-export function dropDelay(p: DeviceProfile, u: number, v: number): number {
-  const d = p.dropout;
-  if (!d || !(u < d.probability)) return 0;
-  return -d.meanOfflineSeconds * Math.log(1 - v);
+export function dropDelay(profile: DeviceProfile, u: number, v: number): number {
+  const dropout = profile.dropout;
+  if (!dropout || !(u < dropout.probability)) return 0;
+  return -dropout.meanOfflineSeconds * Math.log(1 - v);
 }

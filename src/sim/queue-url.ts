@@ -7,24 +7,24 @@ export const QUEUE_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** Parses redis://[user:password@]host[:port][/db]; anything else is refused with the reason. */
 export function redisConnection(url: string): ConnectionOptions {
-  let u: URL;
+  let parsed: URL;
   try {
-    u = new URL(url);
+    parsed = new URL(url);
   } catch {
     throw new Error(`'${url}' is not a URL; expected redis://host:port`);
   }
-  if (u.protocol !== 'redis:') throw new Error(`'${url}' is not a redis:// URL`);
-  if (!u.hostname) throw new Error(`'${url}' names no host`);
-  const port = u.port === '' ? 6379 : Number(u.port);
-  const dbText = u.pathname.replace(/^\//, '');
+  if (parsed.protocol !== 'redis:') throw new Error(`'${url}' is not a redis:// URL`);
+  if (!parsed.hostname) throw new Error(`'${url}' names no host`);
+  const port = parsed.port === '' ? 6379 : Number(parsed.port);
+  const dbText = parsed.pathname.replace(/^\//, '');
   const db = dbText === '' ? 0 : Number(dbText);
   if (!Number.isInteger(db) || db < 0 || db > 15) throw new Error(`'${url}': database must be 0-15, got '${dbText}'`);
   return {
-    host: u.hostname,
+    host: parsed.hostname,
     port,
     db,
     maxRetriesPerRequest: null,
-    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
-    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
   };
 }

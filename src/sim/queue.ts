@@ -33,8 +33,8 @@ export interface NodeJobResult {
 }
 
 /** The options workers need (everything but where the queue is): the same run always gets the same id. */
-function jobSetup(o: ResolvedOptions): { setup: ResolvedOptions; setupId: string } {
-  const { queue: _q, queueName: _n, workers: _w, ...setup } = o;
+function jobSetup(options: ResolvedOptions): { setup: ResolvedOptions; setupId: string } {
+  const { queue: _q, queueName: _n, workers: _w, ...setup } = options;
   return { setup: setup as ResolvedOptions, setupId: createHash('sha256').update(JSON.stringify(setup)).digest('hex') };
 }
 
@@ -111,14 +111,15 @@ export class QueueTransport implements Transport {
 
 /** Checks a job's data from Redis before use: it is input like any other. */
 function readJob(data: unknown): NodeJob {
-  const d = data as Partial<NodeJob> | null;
-  if (typeof d !== 'object' || d === null) throw new Error('job data is not an object');
-  if (typeof d.setupId !== 'string' || !/^[0-9a-f]{64}$/.test(d.setupId)) throw new Error('job has no valid setupId');
-  if (!Number.isInteger(d.nodeId) || (d.nodeId as number) < 0) throw new Error('job has no valid nodeId');
-  if (typeof d.frame !== 'string') throw new Error('job has no frame');
-  const setup = resolveOptions(d.setup as ResolvedOptions);
-  if (jobSetup(setup).setupId !== d.setupId) throw new Error('job setupId does not match its setup');
-  return { setupId: d.setupId, setup, nodeId: d.nodeId as number, frame: d.frame };
+  const job = data as Partial<NodeJob> | null;
+  if (typeof job !== 'object' || job === null) throw new Error('job data is not an object');
+  if (typeof job.setupId !== 'string' || !/^[0-9a-f]{64}$/.test(job.setupId))
+    throw new Error('job has no valid setupId');
+  if (!Number.isInteger(job.nodeId) || (job.nodeId as number) < 0) throw new Error('job has no valid nodeId');
+  if (typeof job.frame !== 'string') throw new Error('job has no frame');
+  const setup = resolveOptions(job.setup as ResolvedOptions);
+  if (jobSetup(setup).setupId !== job.setupId) throw new Error('job setupId does not match its setup');
+  return { setupId: job.setupId, setup, nodeId: job.nodeId as number, frame: job.frame };
 }
 
 export interface QueueWorkerOptions {
@@ -132,7 +133,9 @@ export interface QueueWorkerOptions {
  * A worker process's loop: takes node jobs, hosts the nodes of each run it sees (keeping the two most
  * recent runs' data), answers with the reply frame. Resolves with a handle to stop it.
  */
-export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close: () => Promise<void>; worker: string }> {
+export async function startQueueWorker(
+  options: QueueWorkerOptions,
+): Promise<{ close: () => Promise<void>; worker: string }> {
   const id = `${hostname()}:${process.pid}`;
   const hosts = new Map<string, Promise<{ host: NodeHost; trainerKind: string }>>();
   const hostFor = (job: NodeJob) => {
@@ -157,7 +160,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close: 
     return h;
   };
   const worker = new Worker(
-    o.queueName ?? DEFAULT_QUEUE_NAME_TEXT,
+    options.queueName ?? DEFAULT_QUEUE_NAME_TEXT,
     async (job: Job): Promise<NodeJobResult> => {
       const data = readJob(job.data);
       const { host, trainerKind } = await hostFor(data);
@@ -168,7 +171,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<{ close: 
         trainer: trainerKind,
       };
     },
-    { connection: redisConnection(o.redis), concurrency: o.concurrency ?? 1 },
+    { connection: redisConnection(options.redis), concurrency: options.concurrency ?? 1 },
   );
   await worker.waitUntilReady();
   return { close: () => worker.close(), worker: id };

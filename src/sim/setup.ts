@@ -63,16 +63,16 @@ export function pickMalicious(seed: number, nodes: number, fraction: number): nu
  * n >= 2f + 3, Bulyan n >= 4f + 3) and returns the engine's minNodes: a round that loses nodes below
  * that many is then skipped rather than failing the run. The sample size itself is not changed.
  */
-function checkRoundSize(o: ResolvedOptions, strategy: ReturnType<typeof parseStrategy>): number {
+function checkRoundSize(options: ResolvedOptions, strategy: ReturnType<typeof parseStrategy>): number {
   const need = minUpdates(strategy);
-  const perRound = sampleCount(o.nodes, o.fraction, o.minNodes ?? 1);
+  const perRound = sampleCount(options.nodes, options.fraction, options.minNodes ?? 1);
   if (perRound < need) {
     throw new Error(
-      `--strategy ${o.strategy}: needs at least ${need} updates per round, but a round samples ${perRound} of ${o.nodes} nodes` +
+      `--strategy ${options.strategy}: needs at least ${need} updates per round, but a round samples ${perRound} of ${options.nodes} nodes` +
         ' (raise --nodes, --fraction or --min-nodes, or lower f)',
     );
   }
-  return Math.max(o.minNodes ?? 1, need);
+  return Math.max(options.minNodes ?? 1, need);
 }
 
 /** The model spec a --model value names: a built-in or a path to a tfjs model.json. */
@@ -95,62 +95,69 @@ export async function resolveModel(
   return r;
 }
 
+/** The first `limit` examples of a split (--limit-train, --limit-test), or the whole split without a smaller limit. */
+function firstExamples(split: Dataset, limit: number | undefined): Dataset {
+  return limit && limit < split.n
+    ? subset(
+        split,
+        Array.from({ length: limit }, (_, i) => i),
+      )
+    : split;
+}
+
 /** Derives a run's data, shards, model and attack from its (validated) options; throws on bad input. */
-export async function prepareRun(o: ResolvedOptions): Promise<RunSetup> {
-  const strategyConfig = parseStrategy(o.strategy);
-  const minNodes = checkRoundSize(o, strategyConfig);
-  const partitionSpec = parsePartitionSpec(o.partition);
-  const loaded = loadDatasetSpec(o.dataset, { standardize: o.standardize === undefined });
-  let train =
-    o.limitTrain && o.limitTrain < loaded.train.n
-      ? subset(
-          loaded.train,
-          Array.from({ length: o.limitTrain }, (_, i) => i),
-        )
-      : loaded.train;
-  let test =
-    o.limitTest && o.limitTest < loaded.test.n
-      ? subset(
-          loaded.test,
-          Array.from({ length: o.limitTest }, (_, i) => i),
-        )
-      : loaded.test;
+export async function prepareRun(options: ResolvedOptions): Promise<RunSetup> {
+  const strategyConfig = parseStrategy(options.strategy);
+  const minNodes = checkRoundSize(options, strategyConfig);
+  const partitionSpec = parsePartitionSpec(options.partition);
+  const loaded = loadDatasetSpec(options.dataset, { standardize: options.standardize === undefined });
+  let train = firstExamples(loaded.train, options.limitTrain);
+  let test = firstExamples(loaded.test, options.limitTest);
   let data = loaded;
-  const model = await resolveModel(o.model, train);
+  const model = await resolveModel(options.model, train);
   const spec: ModelSpec = {
     ...model.spec,
     optimizer: {
-      name: o.optimizer ?? model.spec.optimizer.name,
+      name: options.optimizer ?? model.spec.optimizer.name,
       lr:
-        o.lr ??
-        (o.optimizer && o.optimizer !== model.spec.optimizer.name ? DEFAULT_LR[o.optimizer] : model.spec.optimizer.lr),
+        options.lr ??
+        (options.optimizer && options.optimizer !== model.spec.optimizer.name
+          ? DEFAULT_LR[options.optimizer]
+          : model.spec.optimizer.lr),
     },
   };
   const layout = makeLayout(tensorSpecs(spec));
-  const rng = new Rng(o.seed);
-  const parts = partition(partitionSpec, partitionInput(train, partitionSpec), o.nodes, rng.fork('partition'));
-  if (o.standardize) {
-    const scaled = await scaleForRun(o.standardize, loaded, train, test, parts);
+  const rng = new Rng(options.seed);
+  const parts = partition(partitionSpec, partitionInput(train, partitionSpec), options.nodes, rng.fork('partition'));
+  if (options.standardize) {
+    const scaled = await scaleForRun(options.standardize, loaded, train, test, parts);
     ({ train, test } = scaled);
     const description = loaded.description.replace(
       'raw values (not standardized)',
-      `features standardized with ${o.standardize} statistics (--standardize)`,
+      `features standardized with ${options.standardize} statistics (--standardize)`,
     );
-    data = { ...loaded, train, test, description, standardization: scaled.stats, standardizedWith: o.standardize };
+    data = {
+      ...loaded,
+      train,
+      test,
+      description,
+      standardization: scaled.stats,
+      standardizedWith: options.standardize,
+    };
   }
   const report = partitionReport(parts, train.y, train.numClasses);
   const initial = model.weights ?? initialWeights(tensorSpecs(spec), rng.fork('init'));
-  const attackKind = o.attack !== undefined && o.attack !== 'none' ? o.attack : undefined;
+  const attackKind = options.attack !== undefined && options.attack !== 'none' ? options.attack : undefined;
   let attack: AttackSummary | undefined;
   if (attackKind) {
     if (attackKind === 'label-flip' && (train.numClasses < 2 || !(train.y instanceof Int32Array))) {
-      throw new Error(`--attack label-flip: needs a classification dataset; ${o.dataset} has regression targets`);
+      throw new Error(`--attack label-flip: needs a classification dataset; ${options.dataset} has regression targets`);
     }
     attack = {
       kind: attackKind,
-      scale: attackKind === 'label-flip' ? null : (o.attackScale ?? DEFAULT_ATTACK_SCALE[attackKind]),
-      fraction: o.malicious!,
-      nodes: pickMalicious(o.seed, o.nodes, o.malicious!),
+      scale: attackKind === 'label-flip' ? null : (options.attackScale ?? DEFAULT_ATTACK_SCALE[attackKind]),
+      fraction: options.malicious!,
+      nodes: pickMalicious(options.seed, options.nodes, options.malicious!),
     };
   }
   const nodeAttack: NodeAttack | undefined = attack

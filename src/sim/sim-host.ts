@@ -39,8 +39,8 @@ export interface SimHostData {
 }
 
 /** The host field for a run's --local-dp (absent without it). */
-export function localDpHost(o: { localDp?: string; dpNoise: DpNoiseSource }): Pick<SimHostData, 'localDp'> {
-  return o.localDp ? { localDp: { spec: parseLocalDp(o.localDp), source: o.dpNoise } } : {};
+export function localDpHost(options: { localDp?: string; dpNoise: DpNoiseSource }): Pick<SimHostData, 'localDp'> {
+  return options.localDp ? { localDp: { spec: parseLocalDp(options.localDp), source: options.dpNoise } } : {};
 }
 
 /** A node's local split, fixed by run seed and node id, so every host builds the same one. */

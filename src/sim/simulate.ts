@@ -46,44 +46,44 @@ export interface SimulationResult {
 
 export async function runSimulation(
   input: SimulationOptions,
-  onRound?: (r: RoundRecord) => void,
+  onRound?: (record: RoundRecord) => void,
 ): Promise<SimulationResult> {
-  const o = resolveOptions(input);
-  const compression = parseCompression(o.compression);
-  const clock = makeClock(o); // device profiles first: a bad --profile file fails before the data loads
+  const options = resolveOptions(input);
+  const compression = parseCompression(options.compression);
+  const clock = makeClock(options); // device profiles first: a bad --profile file fails before the data loads
   const { strategyConfig, minNodes, data, train, test, spec, layout, parts, report, initial, attack, nodeAttack } =
-    await prepareRun(o);
-  const workers = o.workers ?? Math.max(1, Math.min(availableParallelism(), o.nodes));
+    await prepareRun(options);
+  const workers = options.workers ?? Math.max(1, Math.min(availableParallelism(), options.nodes));
   const started = performance.now();
   // BullMQ (and its Redis client) load only for runs that use a queue.
-  const queued = o.queue ? await (await import('./queue.js')).QueueTransport.start(o) : undefined;
+  const queued = options.queue ? await (await import('./queue.js')).QueueTransport.start(options) : undefined;
   const transport =
     queued ??
     (await WorkerPoolTransport.start(
       {
         ...sharePartitioned(train, parts),
-        validationFraction: o.validationFraction,
-        seed: o.seed,
+        validationFraction: options.validationFraction,
+        seed: options.seed,
         spec,
-        trainer: o.trainer,
+        trainer: options.trainer,
         ...(nodeAttack ? { attack: nodeAttack } : {}),
-        ...(o.secagg && o.secaggDropout ? { secaggDropout: o.secaggDropout } : {}),
-        ...localDpHost(o),
+        ...(options.secagg && options.secaggDropout ? { secaggDropout: options.secaggDropout } : {}),
+        ...localDpHost(options),
         // The synchronous engine's workers are idle while it evaluates: they take part of the test set.
-        ...(o.mode === 'async' ? {} : { test: shareDataset(test) }),
+        ...(options.mode === 'async' ? {} : { test: shareDataset(test) }),
         // Secure aggregation: a virtual node remembers the rounds it shared keys for, so it stays on one worker.
       },
       workers,
-      compression.ef || o.secagg === true,
+      compression.ef || options.secagg === true,
     ));
-  const evaluator = await makeTrainer(spec, o.trainer);
+  const evaluator = await makeTrainer(spec, options.trainer);
   try {
     const engine = engineFor(
-      engineSpecOf(o, {
+      engineSpecOf(options, {
         strategy: new Strategy(strategyConfig),
         optimizer: spec.optimizer,
         minNodes,
-        roundSize: simRoundSize(o),
+        roundSize: simRoundSize(options),
       }),
       {
         layout,
@@ -92,7 +92,7 @@ export async function runSimulation(
         centralEval: splitCentralEvaluation(
           evaluator,
           test,
-          transport instanceof WorkerPoolTransport && o.mode !== 'async' ? transport : null,
+          transport instanceof WorkerPoolTransport && options.mode !== 'async' ? transport : null,
         ),
         onRound: (r: RoundRecord) => onRound?.(r),
         ...(clock ? { clock } : {}),
@@ -101,7 +101,7 @@ export async function runSimulation(
     const run = await engine.run();
     const traffic = transport.traffic();
     return {
-      options: o,
+      options,
       spec,
       layout,
       weights: run.weights,

@@ -17,15 +17,15 @@ import {
 
 /** A threshold t, a number of parties n >= t, a subset of k parties (x = 1..n) and a seed. */
 const scheme = fc
-  .record({ t: fc.integer({ min: 1, max: 8 }), extra: fc.integer({ min: 0, max: 6 }), seed: fc.integer() })
-  .chain(({ t, extra, seed }) =>
+  .record({ t: fc.integer({ min: 1, max: 8 }), beyondThreshold: fc.integer({ min: 0, max: 6 }), seed: fc.integer() })
+  .chain(({ t, beyondThreshold, seed }) =>
     fc.record({
       t: fc.constant(t),
-      n: fc.constant(t + extra),
+      n: fc.constant(t + beyondThreshold),
       seed: fc.constant(seed),
       subset: fc.shuffledSubarray(
-        Array.from({ length: t + extra }, (_, i) => i),
-        { minLength: t, maxLength: t + extra },
+        Array.from({ length: t + beyondThreshold }, (_, i) => i),
+        { minLength: t, maxLength: t + beyondThreshold },
       ),
     }),
   );

@@ -9,6 +9,7 @@
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { concatBytes } from '../concat.js';
 
 export const IDENTITY_KEY_BYTES = 32;
 export const SIGNATURE_BYTES = 64;
@@ -21,20 +22,10 @@ function u32(n: number): Uint8Array {
   return b;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 /** Length-prefixed session, so no two (session, rest) pairs serialize alike. */
 function withSession(domain: string, session: string, rest: Uint8Array[]): Uint8Array {
   const s = enc.encode(session);
-  return concat([enc.encode(domain), u32(s.length), s, ...rest]);
+  return concatBytes([enc.encode(domain), u32(s.length), s, ...rest]);
 }
 
 export function advertMessage(session: string, id: number, cPublicKey: Uint8Array, sPublicKey: Uint8Array): Uint8Array {

@@ -88,10 +88,10 @@ export function differentialPrivacy(inner: StrategyDefinition, name: string): St
       const base = inner.parse ? inner.parse(args, common) : common;
       return { ...base, ...(clip !== undefined ? { clip } : {}), noise, delta, ...(adaptive ? { adaptive } : {}) };
     },
-    capabilities(p) {
-      const c = inner.capabilities(withoutClip(p));
+    capabilities(params) {
+      const capabilities = inner.capabilities(withoutClip(params));
       return {
-        ...c,
+        ...capabilities,
         needsIndividualUpdates: true,
         secureAggregation: false,
         async: false,
@@ -99,15 +99,15 @@ export function differentialPrivacy(inner: StrategyDefinition, name: string): St
         poissonSampling: true,
       };
     },
-    create(p, restore) {
-      const step = inner.create(withoutClip(p), restore);
+    create(params, restore) {
+      const step = inner.create(withoutClip(params), restore);
       const applyMeanDelta = step.applyMeanDelta?.bind(step);
       if (!applyMeanDelta)
         throw new Error(`${name}: ${inner.name} cannot apply a mean delta, so it cannot be wrapped with DP`);
-      const adaptive = p.adaptive
-        ? new AdaptiveDpAggregator(p.adaptive, p.noise, adaptiveStateFrom(restore?.extra))
+      const adaptive = params.adaptive
+        ? new AdaptiveDpAggregator(params.adaptive, params.noise, adaptiveStateFrom(restore?.extra))
         : null;
-      const ledger = new PrivacyLedger(p.noise, p.delta, ledgerStateFrom(restore?.extra));
+      const ledger = new PrivacyLedger(params.noise, params.delta, ledgerStateFrom(restore?.extra));
       return {
         aggregate(global, results, context) {
           // Clip each update, sum, add noise, divide by the expected count.
@@ -119,7 +119,7 @@ export function differentialPrivacy(inner: StrategyDefinition, name: string): St
           const m = context.expectedClients ?? Math.max(context.sampled, ds.length);
           const words = (use: string) => dpWords(context.noise ?? 'csprng', context.seed, `${use}:${context.round}`);
           if (adaptive) return applyMeanDelta(global, adaptive.aggregate(ds, m, words('dp-noise'), words('dp-count')));
-          return applyMeanDelta(global, dpGridMean(ds, p.clip!, p.noise, words('dp-noise'), m));
+          return applyMeanDelta(global, dpGridMean(ds, params.clip!, params.noise, words('dp-noise'), m));
         },
         // No applyMeanDelta of its own: a mean fused elsewhere would skip the clipping and the noise.
         ...(step.state ? { state: () => step.state!() } : {}),
@@ -134,7 +134,7 @@ export function differentialPrivacy(inner: StrategyDefinition, name: string): St
           return ledger.spent();
         },
         get dpClipNorm() {
-          return adaptive ? adaptive.clipNorm : p.clip;
+          return adaptive ? adaptive.clipNorm : params.clip;
         },
       };
     },
@@ -142,7 +142,7 @@ export function differentialPrivacy(inner: StrategyDefinition, name: string): St
 }
 
 /** The wrapped strategy's own parameters: its clip is the DP clip, applied here. */
-function withoutClip(p: DpParams): CommonParams {
-  const { clip: _clip, noise: _noise, delta: _delta, adaptive: _adaptive, ...rest } = p;
+function withoutClip(params: DpParams): CommonParams {
+  const { clip: _clip, noise: _noise, delta: _delta, adaptive: _adaptive, ...rest } = params;
   return rest;
 }

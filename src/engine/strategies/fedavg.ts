@@ -16,14 +16,14 @@ import {
 } from './define.js';
 
 /** The FedAvg-family fusion with the params' server optimizer (also the step other strategies wrap). */
-export function meanDeltaFusion(p: CommonParams, restore?: Restore): Fusion {
-  const opt = makeServerOptimizer(p.serverOpt, p.hyper, restore?.state);
+export function meanDeltaFusion(params: CommonParams, restore?: Restore): Fusion {
+  const opt = makeServerOptimizer(params.serverOpt, params.hyper, restore?.state);
   return {
     aggregate(global, results) {
       const vectors = results.map((r) => r.vector);
       const weights = results.map((r) => r.numExamples);
-      if (p.clip === undefined) return opt.step(global, averageDelta(global, vectors, weights));
-      return opt.step(global, weightedAverage(clipUpdates(deltas(global, vectors), p.clip), weights));
+      if (params.clip === undefined) return opt.step(global, averageDelta(global, vectors, weights));
+      return opt.step(global, weightedAverage(clipUpdates(deltas(global, vectors), params.clip), weights));
     },
     applyMeanDelta: (global, meanDelta) => opt.step(global, meanDelta),
     state: () => opt.state(),
@@ -37,12 +37,12 @@ function member(name: string, serverOpt: ServerOptName, summary: string): Strate
     syntax: name,
     summary,
     clip: true,
-    capabilities: (p) => ({
+    capabilities: (params) => ({
       ...MEAN_DELTA,
-      needsIndividualUpdates: p.clip !== undefined,
-      secureAggregation: p.clip === undefined,
+      needsIndividualUpdates: params.clip !== undefined,
+      secureAggregation: params.clip === undefined,
       // FedBuff brings its own server step, so only plain FedAvg (no hyper-parameters, no clip) fits it.
-      async: name === 'fedavg' && p.clip === undefined && Object.keys(p.hyper).length === 0,
+      async: name === 'fedavg' && params.clip === undefined && Object.keys(params.hyper).length === 0,
     }),
     create: meanDeltaFusion,
   });

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { RoundEngine } from '../round-engine.js';
 import { Strategy, parseStrategy } from '../strategy.js';
 import { runIssues, FLAG_WORDING } from '../run-rules.js';
-import { decodeMessage } from '../messages.js';
 import type { Transport } from '../transport.js';
 import { NodeHost, type LocalData } from '../../node/host.js';
 import { DirectTransport } from '../../sim/direct.js';
@@ -16,6 +15,7 @@ import { initialWeights, tensorSpecs, type ModelSpec } from '../../model/spec.js
 import { jsKernels } from '../../nn/kernels-js.js';
 import { blobs, toyFederation, toyLayout } from '../../../test/support/toy-federation.js';
 import { sgd } from '../../../test/support/skewed-nodes.js';
+import { countTrainRepliesKeeping, personalEngine, recording } from '../../../test/support/kept-slots.js';
 import type { Dataset } from '../../data/types.js';
 
 /** Dense, BatchNorm, Dense, BatchNorm, output: two normalisation layers between shared layers. */
@@ -51,18 +51,7 @@ function shiftedNodes(k: number): Map<number, LocalData> {
 function run(nodes: Map<number, LocalData>, strategy: string, rounds: number, wrap = (t: Transport) => t) {
   const trainer = new EngineTrainer(bnSpec, jsKernels);
   const transport = new DirectTransport(new NodeHost(layout, trainer, nodes), [...nodes.keys()]);
-  return new RoundEngine({
-    layout,
-    strategy: new Strategy(parseStrategy(strategy)),
-    transport: wrap(transport),
-    initial,
-    seed: 9,
-    rounds,
-    fraction: 1,
-    minNodes: 1,
-    evalFraction: 1,
-    local: { epochs: 2, batchSize: 16, optimizer: sgd },
-  });
+  return personalEngine(layout, wrap(transport), initial, strategy, rounds);
 }
 
 test('FedBN keeps every BatchNormalization tensor (gamma, beta, moving mean and variance), nothing else', () => {
@@ -111,25 +100,21 @@ test('fedbn matches a naive reference: nodes train with their own BatchNorm laye
 
 test('fedbn: BatchNorm layers never leave a node; nodes report personalised accuracy', async () => {
   const nodes = shiftedNodes(3);
-  const replies: Uint8Array[] = [];
-  const r = await run(nodes, 'fedbn', 4, (inner) =>
-    Object.assign(Object.create(inner) as Transport, {
-      request: async (nodeId: number, frame: Uint8Array) => {
-        const reply = await inner.request(nodeId, frame);
-        replies.push(reply);
-        return reply;
-      },
-    }),
-  ).run();
+  let replies: Uint8Array[] = [];
+  const r = await run(nodes, 'fedbn', 4, (inner) => {
+    const rec = recording(inner);
+    replies = rec.replies;
+    return rec.transport;
+  }).run();
   const slots = batchNormSlots(layout);
   const kept = takeHead(initial, slots);
-  let trainReplies = 0;
-  for (const bytes of replies) {
-    const msg = decodeMessage(layout, bytes);
-    if (msg.type !== 'train_result') continue;
-    trainReplies++;
-    assert.deepEqual(takeHead(msg.reply.vector, slots), kept, 'a reply carried a trained BatchNorm layer');
-  }
+  const trainReplies = countTrainRepliesKeeping(
+    layout,
+    replies,
+    slots,
+    kept,
+    'a reply carried a trained BatchNorm layer',
+  );
   assert.equal(trainReplies, 3 * 4);
   const last = r.rounds.at(-1)!;
   assert.ok(last.personalizedAccuracyMean! > 0.85, `personalised mean ${last.personalizedAccuracyMean}`);

@@ -11,9 +11,9 @@ export const fednova = defineStrategy({
   syntax: 'fednova',
   summary: "deltas normalised by each node's local steps (Wang et al. 2020)",
   capabilities: () => ({ ...PER_UPDATE, sizedWork: true }),
-  create(p, restore) {
+  create(params, restore) {
     // No server step: the optimizer only carries the checkpoint's state through unchanged.
-    const opt = makeServerOptimizer(p.serverOpt, p.hyper, restore?.state);
+    const opt = makeServerOptimizer(params.serverOpt, params.hyper, restore?.state);
     return {
       aggregate: (global, results) =>
         fedNova(

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RoundEngine } from '../round-engine.js';
-import { Strategy, parseStrategy } from '../strategy.js';
+import { parseStrategy } from '../strategy.js';
 import { runIssues, FLAG_WORDING } from '../run-rules.js';
 import { decodeMessage, encodeEvalRequest, encodeTrainRequest } from '../messages.js';
 import { personalizedAccuracy } from '../evaluate-nodes.js';
@@ -10,6 +10,7 @@ import type { LocalData } from '../../node/host.js';
 import { headSlots, takeHead, withHead } from '../../core/personal-head.js';
 import { blobs, toyFederation, toyLayout } from '../../../test/support/toy-federation.js';
 import { sgd } from '../../../test/support/skewed-nodes.js';
+import { countTrainRepliesKeeping, personalEngine, recording } from '../../../test/support/kept-slots.js';
 import { Rng } from '../../core/rng.js';
 import { EngineTrainer } from '../../model/engine-trainer.js';
 import { asDenseNet } from '../../model/spec.js';
@@ -27,33 +28,9 @@ function conflictingNodes(k: number): Map<number, LocalData> {
   );
 }
 
-/** A transport that keeps every train reply it passes on. */
-function recording(inner: Transport): { transport: Transport; replies: Uint8Array[] } {
-  const replies: Uint8Array[] = [];
-  const transport: Transport = Object.assign(Object.create(inner) as Transport, {
-    request: async (nodeId: number, frame: Uint8Array) => {
-      const reply = await inner.request(nodeId, frame);
-      replies.push(reply);
-      return reply;
-    },
-  });
-  return { transport, replies };
-}
-
 function run(nodes: Map<number, LocalData>, strategy: string, rounds: number, wrap = (t: Transport) => t) {
   const { transport, initial } = toyFederation(nodes, [...nodes.keys()]);
-  return new RoundEngine({
-    layout: toyLayout,
-    strategy: new Strategy(parseStrategy(strategy)),
-    transport: wrap(transport),
-    initial,
-    seed: 9,
-    rounds,
-    fraction: 1,
-    minNodes: 1,
-    evalFraction: 1,
-    local: { epochs: 2, batchSize: 16, optimizer: sgd },
-  });
+  return personalEngine(toyLayout, wrap(transport), initial, strategy, rounds);
 }
 
 for (const strategy of ['fedper', 'fedrep:head-epochs=2'])
@@ -71,13 +48,13 @@ for (const strategy of ['fedper', 'fedrep:head-epochs=2'])
       ['output/kernel', 'output/bias'],
     );
     const initialHead = takeHead(toyFederation(nodes, []).initial, slots);
-    let trainReplies = 0;
-    for (const bytes of replies) {
-      const msg = decodeMessage(toyLayout, bytes);
-      if (msg.type !== 'train_result') continue;
-      trainReplies++;
-      assert.deepEqual(takeHead(msg.reply.vector, slots), initialHead, 'a reply carried a trained head');
-    }
+    const trainReplies = countTrainRepliesKeeping(
+      toyLayout,
+      replies,
+      slots,
+      initialHead,
+      'a reply carried a trained head',
+    );
     assert.equal(trainReplies, 4 * 6);
     const last = r.rounds.at(-1)!;
     assert.ok(last.personalizedAccuracyMean! > 0.85, `personalised mean ${last.personalizedAccuracyMean}`);

@@ -16,8 +16,8 @@ export const fedsgd = defineStrategy({
     return word === undefined ? common : { ...common, serverOpt: word as 'adam' | 'sgd' };
   },
   capabilities: () => ({ ...PER_UPDATE, updateMode: 'gradient' }),
-  create(p, restore) {
-    const opt = makeServerOptimizer(p.serverOpt, p.hyper, restore?.state);
+  create(params, restore) {
+    const opt = makeServerOptimizer(params.serverOpt, params.hyper, restore?.state);
     return {
       aggregate: (global, results) =>
         opt.step(

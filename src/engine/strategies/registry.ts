@@ -146,9 +146,10 @@ function readTyped(args: StrategyArgs, definition: StrategyDefinition, common: C
             ? Number(value)
             : value;
   }
-  const r = definition.params!.safeParse(raw);
-  if (!r.success) args.fail(r.error.issues.map((i) => `${i.path.join('.') || 'parameters'}: ${i.message}`).join('; '));
-  return { ...common, ...(r.data as object) };
+  const parsed = definition.params!.safeParse(raw);
+  if (!parsed.success)
+    args.fail(parsed.error.issues.map((i) => `${i.path.join('.') || 'parameters'}: ${i.message}`).join('; '));
+  return { ...common, ...(parsed.data as object) };
 }
 
 function listOf(names: readonly string[]): string {

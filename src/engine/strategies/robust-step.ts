@@ -16,8 +16,8 @@ export interface RobustRule<P extends CommonParams> {
   example?: string;
   keys?: readonly string[];
   parse?(args: StrategyArgs, common: CommonParams): P;
-  minUpdates?(p: P): number;
-  fuse(ds: Float32Array[], p: P): Float32Array;
+  minUpdates?(params: P): number;
+  fuse(ds: Float32Array[], params: P): Float32Array;
 }
 
 export function robustStrategy<P extends CommonParams>(rule: RobustRule<P>): StrategyDefinition<P> {
@@ -31,22 +31,22 @@ export function robustStrategy<P extends CommonParams>(rule: RobustRule<P>): Str
     clip: true,
     ...(rule.parse ? { parse: rule.parse } : {}),
     capabilities: (p) => ({ ...PER_UPDATE, minUpdates: need(p) }),
-    create(p, restore) {
-      const opt = makeServerOptimizer(p.serverOpt, p.hyper, restore?.state);
+    create(params, restore) {
+      const opt = makeServerOptimizer(params.serverOpt, params.hyper, restore?.state);
       return {
         aggregate(global, results) {
           const all = deltas(
             global,
             results.map((r) => r.vector),
           );
-          const ds = p.clip === undefined ? all : clipUpdates(all, p.clip);
-          const f = (p as CommonParams & { f?: number }).f;
-          if (ds.length < need(p)) {
+          const ds = params.clip === undefined ? all : clipUpdates(all, params.clip);
+          const f = (params as CommonParams & { f?: number }).f;
+          if (ds.length < need(params)) {
             throw new Error(
-              `${rule.name}${f ? ` with f = ${f}` : ''} needs at least ${need(p)} updates in a round, got ${ds.length}`,
+              `${rule.name}${f ? ` with f = ${f}` : ''} needs at least ${need(params)} updates in a round, got ${ds.length}`,
             );
           }
-          return opt.step(global, rule.fuse(ds, p));
+          return opt.step(global, rule.fuse(ds, params));
         },
         state: () => opt.state(),
       };
