@@ -209,7 +209,7 @@ function markdown(rows: Row[]): string {
     '`source`: bin/edgefed.mjs in the checkout (tsx compiles src/ at startup). The bound is 150 MB per node.',
     '',
     '| change | entry | runs | node peak RSS, MB (every node of every run) | min-max (median) | bound held | ' +
-      'final model sha256 | load avg at start | commit |',
+      'final model sha256 | load avg at the end | commit |',
     '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
