@@ -203,7 +203,7 @@ function markdown(rows: Row[]): string {
     '',
     'A coordinator (run config: model `gru`, 3 rounds, 2 nodes, seed 1) and two real `edgefed node` processes',
     "on loopback, each with two SYNTHETIC loop detectors' CSV (`generate-loops.ts OUT.csv --per-site DIR`,",
-    `\`--data 'csv:DIR/dK.csv?${WINDOW}'\`, 1,594 training windows each). Peak RSS is the`,
+    `\`--data 'csv:DIR/dK.csv?${WINDOW}'\`). Peak RSS is the`,
     "kernel's VmHWM of each node process, read when the run has finished. `dist`: the `edgefed` command of an",
     'installed package (bin/edgefed.mjs through its shebang, dist/ built by `npm run build:lib`, no src/);',
     '`source`: bin/edgefed.mjs in the checkout (tsx compiles src/ at startup). The bound is 150 MB per node.',
@@ -222,6 +222,13 @@ function markdown(rows: Row[]): string {
         `${r.provenance.git_commit?.slice(0, 7) ?? '?'} |`,
     );
   }
+  const shas = new Set(rows.flatMap((r) => r.runs.map((x) => x.modelSha256)));
+  lines.push(
+    '',
+    shas.size === 1
+      ? `Every run of every row ended with the same global model (sha256 ${[...shas][0]}).`
+      : `The final models differ between runs or rows (${shas.size} distinct sha256).`,
+  );
   const last = rows[rows.length - 1];
   if (last) lines.push('', `Environment of the last row (${last.label}):`, '', ...environmentFooter(last.provenance));
   return `${lines.join('\n')}\n`;
@@ -272,7 +279,7 @@ async function main(): Promise<void> {
   const at = rows.findIndex((r) => r.label === label);
   if (at >= 0) rows[at] = row;
   else rows.push(row);
-  writeAtomic(files.json, `${JSON.stringify(rows, null, 1)}\n`);
+  writeAtomic(files.json, `${JSON.stringify(rows, null, 2)}\n`);
   writeAtomic(files.md, markdown(rows));
   const peaks = results.flatMap((r) => r.peakMb);
   process.stderr.write(
