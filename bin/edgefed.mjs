@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // Entry point for the `edgefed` command. An installed package has no src/: it runs the built JavaScript in
 // dist/ (no TypeScript loader, faster start). A checkout always runs its sources through tsx, so an edit
-// is never shadowed by a stale dist/.
+// is never shadowed by a stale dist/. `edgefed node` starts from its own entry, which loads the node's
+// modules only: an edge device's memory is not spent on the coordinator and the other commands.
 import { existsSync } from 'node:fs';
 
-const sources = new URL('../src/cli/main.ts', import.meta.url);
+const entry = process.argv[2] === 'node' ? 'node-main' : 'main';
+const sources = new URL(`../src/cli/${entry}.ts`, import.meta.url);
 if (existsSync(sources)) {
   const { register } = await import('tsx/esm/api');
   register();
   await import(sources.href);
 } else {
-  await import('../dist/cli/main.js');
+  await import(`../dist/cli/${entry}.js`);
 }

@@ -8,7 +8,7 @@ export { AgentCore } from './node/agent-core.js';
 export type { AgentEvent, AgentLog, AgentOptions, AgentStats, RequestHandler } from './node/agent-core.js';
 export type { NodeStateSnapshot, NodeStateStore } from './node/local-state.js';
 export { browserPlatform } from './node/platform-browser.js';
-export type { AgentPlatform, AgentSocket, AgentSocketEvents } from './node/platform.js';
+export type { AgentPlatform, AgentSocket, AgentSocketEvents, HttpInit, HttpResponse } from './node/platform.js';
 export type { NodeResources } from './node/resources.js';
 export { csvLocalData, holdOutValidation, parseShardSpec } from './node/local-data.js';
 export type { ShardSpec } from './node/local-data.js';

@@ -5,7 +5,7 @@
  */
 import { Option, type Command } from 'commander';
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
 import { UsageError } from './args.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -34,7 +34,9 @@ export function makeLogger(options: LoggerOptions): Logger {
     );
   const format = chooseLogFormat(options.format, !!process.stderr.isTTY);
   if (format === 'json') return pino({ level, base: options.base }, pino.destination(2));
-  // Synchronous, in this thread: a crash's last lines are not lost in a transport worker.
+  // Loaded only for pretty lines (a node logging JSON never needs it); synchronous, in this thread, so a
+  // crash's last lines are not lost in a transport worker.
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
   const stream = pretty({
     destination: 2,
     sync: true,

@@ -3,7 +3,7 @@
  * The edgefed command line. Bad flags and bad files print one line `edgefed: ...` and exit with code 2
  * before anything is written; --json prints one JSON object on stdout at the end; progress goes to stderr.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
 import { floatArg, intArg, UsageError } from './args.js';
 import { runSimulation } from '../sim/simulate.js';
@@ -11,7 +11,7 @@ import { resolveOptions, type SimulationOptions } from '../sim/options.js';
 import { checkOutDir, summarize, writeRunOutputs } from './report.js';
 import { addPredictCommand } from './predict-cmd.js';
 import { progressReporter } from './progress.js';
-import { packageVersion } from './version.js';
+import { newProgram, runProgram } from './program.js';
 import { addDeployCommands } from './deploy-cmds.js';
 import { addUpCommand } from './up-cmd.js';
 import { addOpenCommand } from './open-cmd.js';
@@ -29,11 +29,7 @@ import { compressionForms } from '../core/compress-update.js';
 import { DATASET_SPEC_FORMS } from '../data/load.js';
 import { BUILTIN_MODELS } from '../model/spec.js';
 
-const program = new Command('edgefed')
-  .description('Federated deep learning at the edge: partition, train, fuse and predict.')
-  .version(packageVersion(), '-V, --version', 'print the version of edgefed')
-  .exitOverride()
-  .configureOutput({ outputError: (s, write) => write(`edgefed: ${s.replace(/^error: /, '').trim()}\n`) });
+const program = newProgram();
 
 /**
  * The simulate flags: the simulation options (engine/run-spec.ts) under their flag names (--local-epochs is
@@ -270,12 +266,4 @@ addDoctorCommand(program);
 addAnalyticsCommand(program);
 addQuantizeCommand(program);
 
-try {
-  await program.parseAsync(process.argv);
-} catch (e) {
-  if (e instanceof CommanderError) {
-    process.exit(e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2);
-  }
-  process.stderr.write(`edgefed: ${(e as Error).message.split('\n')[0]}\n`);
-  process.exit(e instanceof UsageError ? 2 : 1);
-}
+await runProgram(program);

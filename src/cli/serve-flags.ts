@@ -1,12 +1,11 @@
 /** `edgefed node --serve-port N ...`: starts the node's serving beside its agent (src/node/serve.ts). */
 import type { Logger } from 'pino';
-import { startNodeServer, type InputScaling, type NodeServer } from '../node/serve.js';
+import type { InputScaling, NodeServer } from '../node/serve.js';
 import { loadDatasetSpec } from '../data/load.js';
 import type { NodeCredentials } from '../node/signed-fetch.js';
 import type { PersonalModelSource } from '../node/personal-serving.js';
 import { UsageError } from './args.js';
 import type { Dataset } from '../data/types.js';
-import { int8Loader } from '../predict/int8-served-model.js';
 
 export interface ServeFlags {
   servePort?: number;
@@ -44,6 +43,9 @@ export async function startServingFromFlags(
       throw new UsageError('--threshold, --escalate, --serve-run and --serve-quantized need --serve-port');
     return null;
   }
+  // Loaded here, not at startup: a node that does not serve never pays for fastify and prom-client.
+  const { startNodeServer } = await import('../node/serve.js');
+  const { int8Loader } = await import('../predict/int8-served-model.js');
   const server = await startNodeServer({
     port: flags.servePort,
     host: flags.serveHost,

@@ -162,6 +162,9 @@ function wsUrl(base: string): string {
 }
 
 /** Training speed measured on this node's own data with a small dense model, in samples per second. */
+/** The platform's HTTP client, else the global fetch (a browser's). */
+const httpOf = (platform: AgentPlatform) => platform.fetch ?? fetch;
+
 async function measureSpeed(data: LocalData, platform: AgentPlatform): Promise<number> {
   const spec: ModelSpec = {
     name: 'probe',
@@ -193,10 +196,10 @@ async function measureSpeed(data: LocalData, platform: AgentPlatform): Promise<n
   }
 }
 
-async function measureBandwidth(base: string): Promise<number | undefined> {
+async function measureBandwidth(base: string, platform: AgentPlatform): Promise<number | undefined> {
   try {
     const started = performance.now();
-    const r = await fetch(new URL('/v1/bandwidth-probe', base));
+    const r = await httpOf(platform)(new URL('/v1/bandwidth-probe', base));
     const bytes = (await r.arrayBuffer()).byteLength;
     return Math.round(((bytes * 8) / 1e6 / ((performance.now() - started) / 1000)) * 10) / 10;
   } catch {
@@ -270,7 +273,7 @@ export class AgentCore {
     this.resources = {
       ...this.platform.device(),
       samplesPerSecond: data ? await measureSpeed(data, this.platform) : undefined,
-      bandwidthMbps: await measureBandwidth(base),
+      bandwidthMbps: await measureBandwidth(base, this.platform),
       powerClass: this.options.powerClass ?? 'mains',
       examples: data?.train.n,
       ...(this.options.shareLabels && data ? { labelCounts: labelCounts(data.train) } : {}),
@@ -284,7 +287,7 @@ export class AgentCore {
   /** Binds this node's name to its public key with a one-time join token. */
   private async enroll(base: string): Promise<void> {
     if (!this.options.secretKey) throw new Error('enrolment needs a key');
-    const r = await fetch(new URL('/v1/enroll', base), {
+    const r = await httpOf(this.platform)(new URL('/v1/enroll', base), {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({

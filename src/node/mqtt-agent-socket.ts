@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import mqtt from 'mqtt';
+import { createRequire } from 'node:module';
 import {
   bytesText,
   decodeEnvelope,
@@ -32,6 +32,8 @@ export function mqttAgentSocket(url: string, maxPayload: number, on: AgentSocket
   let opened = false;
   let ended = false;
   const ca = process.env.EDGEFED_MQTT_CA;
+  // Loaded here, not at startup: a node on WebSocket never needs the MQTT client.
+  const mqtt = createRequire(import.meta.url)('mqtt') as typeof import('mqtt');
   const client = mqtt.connect(`${u.protocol}//${u.host}`, {
     protocolVersion: 5,
     clientId: `edgefed-node-${fleet}-${name}`,

@@ -1,4 +1,7 @@
-/** The agent's Node.js platform: the `ws` WebSocket, node:os resources and the usual trainer picker. */
+/**
+ * The agent's Node.js platform: the `ws` WebSocket, node:http (not fetch: node-http.ts says why), node:os
+ * resources and the usual trainer picker.
+ */
 import { WebSocket } from 'ws';
 import { availableParallelism, totalmem } from 'node:os';
 import { makeTrainer } from '../model/make-trainer.js';
@@ -7,6 +10,7 @@ import { nodeCrypto } from '../net/node-crypto.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
 import { mqttAgentSocket } from './mqtt-agent-socket.js';
 import { isMqttUrl } from '../net/mqtt-envelope.js';
+import { nodeHttpFetch } from './node-http.js';
 
 export const nodePlatform: AgentPlatform = {
   connect(url, maxPayload, on): AgentSocket {
@@ -33,6 +37,7 @@ export const nodePlatform: AgentPlatform = {
   },
   makeTrainer: (spec) => makeTrainer(spec),
   crypto: nodeCrypto,
+  fetch: nodeHttpFetch,
   device: () => ({
     cores: availableParallelism(),
     memoryMb: Math.round(totalmem() / 2 ** 20),

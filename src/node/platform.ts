@@ -2,7 +2,7 @@
  * What the edge-node agent needs from its runtime, so that one agent (agent-core.ts) runs in Node.js
  * (platform-node.ts: the `ws` package, node:os, the native/WASM/tfjs trainer picker) and in a browser tab
  * (platform-browser.ts: the browser's WebSocket, navigator, the engine on WASM kernels).
- * fetch, timers and crypto.getRandomValues are globals in both and need no abstraction. BROWSER-SAFE.
+ * Timers and crypto.getRandomValues are globals in both and need no abstraction. BROWSER-SAFE.
  */
 import type { ModelSpec } from '../model/spec.js';
 import type { LocalTrainer } from '../model/trainer.js';
@@ -25,6 +25,20 @@ export interface AgentSocketEvents {
   error(message: string): void;
 }
 
+/** A request's method, headers and text body: the part of fetch's RequestInit the agent uses. */
+export interface HttpInit {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/** What the agent reads of an HTTP response (a fetch Response has these members). */
+export interface HttpResponse {
+  status: number;
+  json(): Promise<unknown>;
+  arrayBuffer(): Promise<ArrayBuffer>;
+}
+
 export interface AgentPlatform {
   /** Opens a WebSocket to `url` that accepts messages up to maxPayload bytes. */
   connect(url: string, maxPayload: number, on: AgentSocketEvents): AgentSocket;
@@ -34,4 +48,6 @@ export interface AgentPlatform {
   device(): Pick<NodeResources, 'cores' | 'memoryMb' | 'platform'>;
   /** Ed25519 and sha256 for the hello and signed replies: node:crypto in Node, noble in browsers. */
   crypto?: CryptoImpl;
+  /** The agent's HTTP calls (enrolment, the bandwidth probe); absent: the global fetch. */
+  fetch?(url: URL, init?: HttpInit): Promise<HttpResponse>;
 }
