@@ -540,10 +540,10 @@ export class AgentCore {
     if (this.stopped) return;
     const { minMs, maxMs } = this.options.backoff ?? { minMs: 500, maxMs: 10_000 };
     const delay = Math.min(maxMs, minMs * 2 ** this.attempt++);
-    // Said once per outage, at warn; the retries after it are info.
+    // Said once per outage (warn); each retry after it only at debug, so a long outage does not fill the log.
     if (this.attempt === 1)
       this.options.log.warn({ delayMs: delay }, 'lost the coordinator; retrying with backoff until it is back');
-    else this.options.log.info({ delayMs: delay }, 'still no coordinator; retrying');
+    else this.options.log.debug({ delayMs: delay }, 'still no coordinator; retrying');
     this.emit({ type: 'disconnected', retryMs: delay });
     setTimeout(() => this.connect(), delay);
   }
