@@ -1029,7 +1029,7 @@ if (!wasmBytes) {
       );
       assert.deepEqual(imports, [
         "import type { Kernels } from './kernels.js';",
-        "import { describe, checkAdam, checkBiasAct, checkColSum, checkGemm, checkReluBackward, checkSgd, checkSoftmaxXent } from './kernel-checks.js';",
+        "import { describe, checkAdam, checkBiasAct, checkColSum, checkGemm, checkReluBackward, checkSgd, checkSoftmaxXent, gemmWithoutProducts } from './kernel-checks.js';",
       ]);
       assert.ok(!/\brequire\(|\bprocess\.|from 'node:/.test(src));
     });

@@ -661,7 +661,7 @@ describe('getKernels', () => {
     );
     assert.deepEqual(imports, [
       "import type { Kernels } from './kernels.js';",
-      "import { checkAdam, checkBiasAct, checkColSum, checkGemm, checkReluBackward, checkSgd, checkSoftmaxXent } from './kernel-checks.js';",
+      "import { checkAdam, checkBiasAct, checkColSum, checkGemm, checkReluBackward, checkSgd, checkSoftmaxXent, gemmWithoutProducts } from './kernel-checks.js';",
     ]);
     assert.ok(!/\brequire\(|\bprocess\.|from 'node:/.test(src));
     const checks = readFileSync(new URL('./kernel-checks.ts', import.meta.url), 'utf8');
