@@ -149,8 +149,16 @@ abstract class RecurrentOp<Fwd extends string, Bwd extends string> implements La
   /** Floats of each of the cell's own forward caches and backward scratch buffers, for m examples. */
   protected abstract forwardSizes(m: number): Record<Fwd, number>;
   protected abstract backwardSizes(m: number): Record<Bwd, number>;
-  abstract forward(k: Kernels, w: Float32Array, input: Float32Array, out: Float32Array, m: number): void;
-  abstract backward(
+  /** The steps forward from xp = x K + b (m * T x G): gates, states and the output, each step emitted. */
+  protected abstract steps(k: Kernels, w: Float32Array, xp: Float32Array, out: Float32Array, m: number): void;
+  /** Backpropagation through time: dxp (in bwd) and the recurrent kernel's gradient in g, from dOut. */
+  protected abstract stepsBackward(k: Kernels, w: Float32Array, dOut: Float32Array, m: number, g: Float32Array): void;
+
+  forward(k: Kernels, w: Float32Array, input: Float32Array, out: Float32Array, m: number): void {
+    this.steps(k, w, this.project(k, w, input, m), out, m);
+  }
+
+  backward(
     k: Kernels,
     w: Float32Array,
     input: Float32Array,
@@ -158,7 +166,10 @@ abstract class RecurrentOp<Fwd extends string, Bwd extends string> implements La
     m: number,
     g: Float32Array,
     dIn: Float32Array | null,
-  ): void;
+  ): void {
+    this.stepsBackward(k, w, dOut, m, g);
+    this.projectBackward(k, w, input, m, g, dIn);
+  }
 
   /** xp = input K + b for all m * T rows. */
   protected project(k: Kernels, w: Float32Array, input: Float32Array, m: number): Float32Array {
@@ -232,10 +243,9 @@ export class GruOp extends RecurrentOp<
     return { dh: m * U, dPrev: m * U, dA: m * 2 * U, dCand: m * U, dResetH: m * U, gRzr: U * 2 * U, gRh: U * U };
   }
 
-  forward(k: Kernels, w: Float32Array, input: Float32Array, out: Float32Array, m: number): void {
+  protected steps(k: Kernels, w: Float32Array, xp: Float32Array, out: Float32Array, m: number): void {
     const { T, U, G } = this;
     const { activation, recurrentActivation: rec } = this.cfg;
-    const xp = this.project(k, w, input, m);
     const R = w.subarray(this.rOff, this.bOff);
     const rzr = this.fwd.rzr.a,
       rh = this.fwd.rh.a;
@@ -280,15 +290,7 @@ export class GruOp extends RecurrentOp<
     }
   }
 
-  backward(
-    k: Kernels,
-    w: Float32Array,
-    input: Float32Array,
-    dOut: Float32Array,
-    m: number,
-    g: Float32Array,
-    dIn: Float32Array | null,
-  ): void {
+  protected stepsBackward(k: Kernels, w: Float32Array, dOut: Float32Array, m: number, g: Float32Array): void {
     const { T, U, G } = this;
     const { activation, recurrentActivation: rec } = this.cfg;
     const mu = m * U;
@@ -351,7 +353,6 @@ export class GruOp extends RecurrentOp<
       gR.set(gRzr.subarray(i * 2 * U, (i + 1) * 2 * U), i * G);
       gR.set(gRh.subarray(i * U, (i + 1) * U), i * G + 2 * U);
     }
-    this.projectBackward(k, w, input, m, g, dIn);
   }
 }
 
@@ -372,10 +373,9 @@ export class LstmOp extends RecurrentOp<'cs' | 'actC' | 'a', 'dh' | 'dc' | 'dA'>
     return { dh: m * U, dc: m * U, dA: m * G };
   }
 
-  forward(k: Kernels, w: Float32Array, input: Float32Array, out: Float32Array, m: number): void {
+  protected steps(k: Kernels, w: Float32Array, xp: Float32Array, out: Float32Array, m: number): void {
     const { T, U, G } = this;
     const { activation, recurrentActivation: rec } = this.cfg;
-    const xp = this.project(k, w, input, m);
     const R = w.subarray(this.rOff, this.bOff);
     const hs = this.fwd.hs.a,
       cs = this.fwd.cs.a,
@@ -416,15 +416,7 @@ export class LstmOp extends RecurrentOp<'cs' | 'actC' | 'a', 'dh' | 'dc' | 'dA'>
     }
   }
 
-  backward(
-    k: Kernels,
-    w: Float32Array,
-    input: Float32Array,
-    dOut: Float32Array,
-    m: number,
-    g: Float32Array,
-    dIn: Float32Array | null,
-  ): void {
+  protected stepsBackward(k: Kernels, w: Float32Array, dOut: Float32Array, m: number, g: Float32Array): void {
     const { T, U, G } = this;
     const { activation, recurrentActivation: rec } = this.cfg;
     const mu = m * U;
@@ -468,6 +460,5 @@ export class LstmOp extends RecurrentOp<'cs' | 'actC' | 'a', 'dh' | 'dc' | 'dA'>
       k.gemm(true, false, U, G, m, 1, hPrev, dA, 1, gR);
       k.gemm(false, true, m, U, G, 1, dA, R, 0, dh);
     }
-    this.projectBackward(k, w, input, m, g, dIn);
   }
 }
