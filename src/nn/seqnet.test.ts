@@ -7,8 +7,6 @@ import assert from 'node:assert/strict';
 import type { Kernels } from './kernels.js';
 import type { Activation } from './dense.js';
 import { jsKernels } from './kernels-js.js';
-
-import { loadWasmKernelsNode } from './kernels-wasm-node.js';
 import type { WasmKernels } from './kernels-wasm.js';
 import { col2im, convGeom, im2col, maxPoolBackward, maxPoolForward, poolGeom, type ConvGeom } from './conv-ops.js';
 import { SeqNet, seqTensorSpecs, seqUnsupportedReason, type SeqLayer, type SeqNetSpec } from './seqnet.js';
@@ -20,22 +18,16 @@ import { TfjsTrainer } from '../model/tfjs-trainer.js';
 import { loadMnist } from '../data/mnist.js';
 import { subset } from '../data/types.js';
 import { prng, rand, native } from '../../test/support/kernels.js';
-
-const wasm = await loadWasmKernelsNode();
-const KERNELS: [string, Kernels][] = [['js', jsKernels]];
-if (native) KERNELS.push(['native', native]);
-if (wasm) KERNELS.push(['wasm', wasm]);
+import {
+  checkAgainstFiniteDifferences,
+  KERNELS,
+  maxAbsDiff,
+  prod,
+  wasm,
+  type Case,
+} from '../../test/support/seqnet-checks.js';
 
 // ---------- helpers ----------
-
-const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-}
 
 function numParams(spec: SeqNetSpec): number {
   return seqTensorSpecs(spec).reduce((a, t) => a + prod(t.shape), 0);
@@ -270,14 +262,6 @@ const mseNet: SeqNetSpec = {
   ],
 };
 
-interface Case {
-  spec: SeqNetSpec;
-  w: Float32Array;
-  x: Float32Array;
-  y: Int32Array | Float32Array;
-  m: number;
-}
-
 function makeCase(spec: SeqNetSpec, m: number, seed: number): Case {
   const r = prng(seed);
   const w = rand(numParams(spec), r, -0.8, 0.8);
@@ -310,44 +294,9 @@ function checkGradient(k: Kernels, c: Case, what: string, dropSeed?: number): { 
   const g = new Float32Array(net.numParams).fill(NaN); // gradient() must overwrite all of g
   const masks = dropSeed === undefined ? null : dropoutMasks(c.spec, c.m, dropSeed);
   const r = net.gradient(c.w, c.x, c.y, c.m, g, dropSeed === undefined ? undefined : new Rng(dropSeed));
-  const base = reference(c.spec, c.w, c.x, c.y, c.m, masks);
-  assert.ok(
-    Math.abs(r.loss / c.m - base.loss) <= 1e-5 * Math.max(1, base.loss),
-    `${what}: loss ${r.loss / c.m} vs reference ${base.loss}`,
-  );
-  const names = seqTensorSpecs(c.spec).flatMap((t) =>
-    Array.from({ length: prod(t.shape) }, (_, i) => `${t.name}[${i}]`),
-  );
-  assert.equal(names.length, net.numParams);
-  const w = Float64Array.from(c.w);
-  let worst = 0;
-  let skipped = 0;
-  let nonZero = 0;
-  const samePattern = (p: number[]) => p.length === base.pattern.length && p.every((v, i) => v === base.pattern[i]);
-  for (let i = 0; i < net.numParams; i++) {
-    const w0 = w[i];
-    w[i] = w0 + EPS;
-    const up = reference(c.spec, w, c.x, c.y, c.m, masks);
-    w[i] = w0 - EPS;
-    const down = reference(c.spec, w, c.x, c.y, c.m, masks);
-    w[i] = w0;
-    if (!samePattern(up.pattern) || !samePattern(down.pattern)) {
-      skipped++;
-      continue;
-    }
-    const fd = (up.loss - down.loss) / (2 * EPS);
-    const diff = Math.abs(fd - g[i]);
-    worst = Math.max(worst, diff);
-    if (Math.abs(g[i]) > 10 * ABS) nonZero++;
-    if (!(diff <= ABS + REL * Math.abs(g[i]))) {
-      assert.fail(
-        `${what}: d loss / d ${names[i]} is ${g[i]}, finite difference ${fd} (|diff| ${diff.toExponential(2)} > ${(ABS + REL * Math.abs(g[i])).toExponential(2)})`,
-      );
-    }
-  }
-  assert.ok(skipped <= net.numParams / 20, `${what}: ${skipped} of ${net.numParams} parameters sit at a kink`);
-  assert.ok(nonZero >= net.numParams / 2, `${what}: only ${nonZero} of ${net.numParams} gradients exceed ${10 * ABS}`);
-  return { worst, skipped };
+  const lossAt = (w: ArrayLike<number>) => reference(c.spec, w, c.x, c.y, c.m, masks);
+  const tol = { eps: EPS, abs: ABS, rel: REL, minNonZero: 1 / 2 };
+  return checkAgainstFiniteDifferences(c, g, r.loss / c.m, net.stateStart, lossAt, tol, what);
 }
 
 // ---------- data movement against naive loops ----------

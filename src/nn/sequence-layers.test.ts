@@ -5,15 +5,12 @@
 // tfjs model.json trained on the engine). On the JS kernels, and native and wasm when built.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
-import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import * as stockTf from '@tensorflow/tfjs';
 import type { Kernels } from './kernels.js';
 import { jsKernels } from './kernels-js.js';
-import { loadWasmKernelsNode } from './kernels-wasm-node.js';
 import { SeqNet, seqTensorSpecs, seqUnsupportedReason, type SeqLayer, type SeqNetSpec } from './seqnet.js';
 import { FlatOptimizer } from './optimizer.js';
 import { Rng } from '../core/rng.js';
@@ -21,21 +18,16 @@ import { initialWeights, tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { buildTfjsModel, ensureTfjs, saveTfjsModel, setModelWeights, specFromModelJson, tf } from '../model/tfjs.js';
 import { makeTrainer } from '../model/make-trainer.js';
 import type { Dataset } from '../data/types.js';
-import { prng, rand, native } from '../../test/support/kernels.js';
-
-const wasm = await loadWasmKernelsNode();
-const KERNELS: [string, Kernels][] = [['js', jsKernels]];
-if (native) KERNELS.push(['native', native]);
-if (wasm) KERNELS.push(['wasm', wasm]);
-
-const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-}
+import { prng, rand } from '../../test/support/kernels.js';
+import {
+  checkAgainstFiniteDifferences,
+  KERNELS,
+  maxAbsDiff,
+  prod,
+  serve,
+  tfjsGradient,
+  type Case,
+} from '../../test/support/seqnet-checks.js';
 
 // ---------- an independent float64 reference, one example at a time, from the Keras definitions ----------
 
@@ -308,14 +300,6 @@ const NETS: [string, SeqNetSpec, number][] = [
   ],
 ];
 
-interface Case {
-  spec: SeqNetSpec;
-  w: Float32Array;
-  x: Float32Array;
-  y: Int32Array | Float32Array;
-  m: number;
-}
-
 /** Random weights and data; integer indices below `vocab` when the net starts with an embedding. */
 function makeCase(spec: SeqNetSpec, m: number, seed: number, vocab: number): Case {
   const r = prng(seed);
@@ -347,43 +331,9 @@ function checkGradient(k: Kernels, c: Case, what: string): number {
   const net = new SeqNet(c.spec, k);
   const g = new Float32Array(net.numParams).fill(NaN);
   const r = net.gradient(c.w, c.x, c.y, c.m, g);
-  const base = reference(c.spec, c.w, c.x, c.y, c.m);
-  assert.ok(
-    Math.abs(r.loss / c.m - base.loss) <= 1e-5 * Math.max(1, base.loss),
-    `${what}: loss ${r.loss / c.m} vs reference ${base.loss}`,
-  );
-  const names = seqTensorSpecs(c.spec).flatMap((t) =>
-    Array.from({ length: prod(t.shape) }, (_, i) => `${t.name}[${i}]`),
-  );
-  const w = Float64Array.from(c.w);
-  let worst = 0,
-    skipped = 0,
-    nonZero = 0;
-  const same = (p: number[]) => p.length === base.pattern.length && p.every((v, i) => v === base.pattern[i]);
-  for (let i = 0; i < net.numParams; i++) {
-    const w0 = w[i];
-    w[i] = w0 + EPS;
-    const up = reference(c.spec, w, c.x, c.y, c.m);
-    w[i] = w0 - EPS;
-    const down = reference(c.spec, w, c.x, c.y, c.m);
-    w[i] = w0;
-    if (!same(up.pattern) || !same(down.pattern)) {
-      skipped++;
-      continue;
-    }
-    const fd = (up.loss - down.loss) / (2 * EPS);
-    const diff = Math.abs(fd - g[i]);
-    worst = Math.max(worst, diff);
-    if (Math.abs(g[i]) > 10 * ABS) nonZero++;
-    if (!(diff <= ABS + REL * Math.abs(g[i]))) {
-      assert.fail(
-        `${what}: d loss / d ${names[i]} is ${g[i]}, finite difference ${fd} (|diff| ${diff.toExponential(2)})`,
-      );
-    }
-  }
-  assert.ok(skipped <= net.numParams / 20, `${what}: ${skipped} of ${net.numParams} parameters sit at a kink`);
-  assert.ok(nonZero >= net.numParams / 3, `${what}: only ${nonZero} of ${net.numParams} gradients exceed ${10 * ABS}`);
-  return worst;
+  const lossAt = (w: ArrayLike<number>) => reference(c.spec, w, c.x, c.y, c.m);
+  const tol = { eps: EPS, abs: ABS, rel: REL, minNonZero: 1 / 3 };
+  return checkAgainstFiniteDifferences(c, g, r.loss / c.m, net.stateStart, lossAt, tol, what).worst;
 }
 
 for (const [kname, k] of KERNELS) {
@@ -487,33 +437,6 @@ describe('sequence layer specs', () => {
 
 // ---------- against stock tfjs ----------
 
-/** tfjs's gradient of the mean loss of the spec's model with these weights, flat in tfjs order. */
-function tfjsGradient(model: tf.LayersModel, spec: SeqNetSpec, c: Case): Float32Array {
-  return tf.tidy(() => {
-    const x = tf.tensor(c.x, [c.m, ...spec.inputShape]);
-    const outN = (spec.layers[spec.layers.length - 1] as { units: number }).units;
-    const { grads } = tf.variableGrads(
-      () => {
-        const out = model.apply(x, { training: true }) as tf.Tensor;
-        if (spec.loss === 'mse') return tf.mean(tf.square(tf.sub(out, tf.tensor(c.y, [c.m, outN])))) as tf.Scalar;
-        const picked = tf.sum(tf.mul(out, tf.oneHot(tf.tensor1d(c.y as Int32Array, 'int32'), outN)), 1);
-        return tf.neg(tf.mean(tf.log(picked))) as tf.Scalar;
-      },
-      model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val),
-    );
-    const parts = model.trainableWeights.map(
-      (w) => grads[(w as unknown as { val: tf.Variable }).val.name].dataSync() as Float32Array,
-    );
-    const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-    let o = 0;
-    for (const p of parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
-  });
-}
-
 describe('sequence layers against tfjs (tfjs-cpu)', () => {
   for (const [what, spec, vocab] of NETS) {
     it(`same predictions and gradients: ${what}`, async (t) => {
@@ -552,20 +475,6 @@ describe('sequence layers against tfjs (tfjs-cpu)', () => {
 
 const root = mkdtempSync(join(tmpdir(), 'edgefed-seq-layers-'));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-async function serve(dir: string): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = createServer((req, res) => {
-    const file = join(dir, basename(new URL(req.url ?? '/', 'http://x').pathname));
-    if (!existsSync(file)) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200).end(readFileSync(file));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
 
 /** A toy sequence task: does the sum of the sequence's first feature exceed 0? */
 function toyData(n: number, T: number, F: number, seed: number): Dataset {
