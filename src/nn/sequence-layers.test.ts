@@ -5,7 +5,7 @@
 // tfjs model.json trained on the engine). On the JS kernels, and native and wasm when built.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as stockTf from '@tensorflow/tfjs';
@@ -15,16 +15,16 @@ import { SeqNet, seqTensorSpecs, seqUnsupportedReason, type SeqLayer, type SeqNe
 import { FlatOptimizer } from './optimizer.js';
 import { Rng } from '../core/rng.js';
 import { initialWeights, tensorSpecs, type ModelSpec } from '../model/spec.js';
-import { buildTfjsModel, ensureTfjs, saveTfjsModel, setModelWeights, specFromModelJson, tf } from '../model/tfjs.js';
-import { makeTrainer } from '../model/make-trainer.js';
+import { buildTfjsModel, ensureTfjs, setModelWeights, tf } from '../model/tfjs.js';
 import type { Dataset } from '../data/types.js';
 import { prng, rand } from '../../test/support/kernels.js';
 import {
   checkAgainstFiniteDifferences,
+  checkStockModelOnEngine,
   KERNELS,
   maxAbsDiff,
   prod,
-  serve,
+  stockPredictionsOfSaved,
   tfjsGradient,
   type Case,
 } from '../../test/support/seqnet-checks.js';
@@ -519,26 +519,10 @@ describe('tfjs Keras format round trip with sequence layers', () => {
     }
     const ev = net.evaluate(w, data.x, data.y, 256);
     assert.ok(ev.correct / 256 > 0.7, `the engine learned the toy task (accuracy ${ev.correct / 256})`);
-    const dir = mkdtempSync(join(root, 'saved-'));
-    await saveTfjsModel(spec, w, dir);
-    const server = await serve(dir);
-    let model: stockTf.LayersModel | null = null;
-    try {
-      model = await stockTf.loadLayersModel(`${server.url}/model.json`);
-      const theirs = stockTf.tidy(() =>
-        (model!.predict(stockTf.tensor(data.x, [256, 8, 2])) as stockTf.Tensor).dataSync(),
-      );
-      const diff = maxAbsDiff(theirs, net.predict(w, data.x, 256));
-      t.diagnostic(`accuracy ${ev.correct / 256}; max |stock tfjs - engine| probability ${diff.toExponential(2)}`);
-      assert.ok(diff <= 1e-5, `predictions differ by ${diff}`);
-    } finally {
-      model?.dispose();
-      await server.close();
-    }
-    // and it comes back as the same engine spec
-    const { spec: back, weights } = await specFromModelJson(join(dir, 'model.json'));
-    assert.deepEqual(back.layers, spec.layers);
-    assert.deepEqual(weights, w);
+    const theirs = await stockPredictionsOfSaved(spec, w, mkdtempSync(join(root, 'saved-')), data.x, 256);
+    const diff = maxAbsDiff(theirs, net.predict(w, data.x, 256));
+    t.diagnostic(`accuracy ${ev.correct / 256}; max |stock tfjs - engine| probability ${diff.toExponential(2)}`);
+    assert.ok(diff <= 1e-5, `predictions differ by ${diff}`);
   });
 
   it("a user's stock tfjs model.json (embedding, conv1d, lstm, gru) trains on the engine", async () => {
@@ -548,52 +532,14 @@ describe('tfjs Keras format round trip with sequence layers', () => {
     user.add(stockTf.layers.lstm({ name: 'lstm', units: 6, returnSequences: true }));
     user.add(stockTf.layers.gru({ name: 'gru', units: 4 }));
     user.add(stockTf.layers.dense({ name: 'out', units: 3, activation: 'softmax' }));
-    const dir = mkdtempSync(join(root, 'user-'));
-    await user.save(
-      stockTf.io.withSaveHandler(async (a) => {
-        writeFileSync(join(dir, 'w.bin'), Buffer.from(a.weightData as ArrayBuffer));
-        writeFileSync(
-          join(dir, 'model.json'),
-          JSON.stringify({
-            modelTopology: a.modelTopology,
-            format: 'layers-model',
-            weightsManifest: [{ paths: ['./w.bin'], weights: a.weightSpecs }],
-          }),
-        );
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
-    );
     try {
-      const { spec, weights } = await specFromModelJson(join(dir, 'model.json'));
-      assert.equal(seqUnsupportedReason(spec), null);
-      assert.deepEqual(
-        spec.layers.map((l) => l.type),
-        ['embedding', 'conv1d', 'lstm', 'gru', 'dense'],
-      );
       const r = prng(9);
       const n = 64;
       const x = Float32Array.from({ length: n * 6 }, () => Math.floor(r() * 12));
       const y = Int32Array.from({ length: n }, (_, b) => x[b * 6] % 3);
-      const tr = await makeTrainer(spec);
-      try {
-        assert.equal(tr.kind, 'engine');
-        const ours = await tr.predict(weights!, x, n);
-        const theirs = stockTf.tidy(() => (user.predict(stockTf.tensor(x, [n, 6])) as stockTf.Tensor).dataSync());
-        assert.ok(maxAbsDiff(ours, theirs) <= 1e-5, 'the engine predicts what the user model predicts');
-        const data: Dataset = { source: 'user-seq', n, featureShape: [6], x, y, numClasses: 3 };
-        const out = await tr.train(weights!, data, {
-          epochs: 2,
-          batchSize: 16,
-          optimizer: { name: 'adam', lr: 0.01 },
-          proxMu: 0,
-          seed: 1,
-        });
-        assert.equal(out.steps, 8);
-        assert.ok(Number.isFinite(out.metrics.loss));
-        assert.ok(maxAbsDiff(out.weights, weights!) > 1e-4, 'training moved the weights');
-      } finally {
-        tr.dispose();
-      }
+      const data: Dataset = { source: 'user-seq', n, featureShape: [6], x, y, numClasses: 3 };
+      const types = ['embedding', 'conv1d', 'lstm', 'gru', 'dense'];
+      await checkStockModelOnEngine(user, mkdtempSync(join(root, 'user-')), types, data);
     } finally {
       user.dispose();
     }

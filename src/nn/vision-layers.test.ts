@@ -6,7 +6,7 @@
 // kernels, and native and wasm when built.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as stockTf from '@tensorflow/tfjs';
@@ -15,18 +15,18 @@ import { jsKernels } from './kernels-js.js';
 import { SeqNet, seqTensorSpecs, seqUnsupportedReason, type SeqLayer, type SeqNetSpec } from './seqnet.js';
 import { Rng } from '../core/rng.js';
 import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../model/spec.js';
-import { buildTfjsModel, ensureTfjs, saveTfjsModel, setModelWeights, specFromModelJson, tf } from '../model/tfjs.js';
-import { makeTrainer } from '../model/make-trainer.js';
+import { buildTfjsModel, ensureTfjs, setModelWeights, tf } from '../model/tfjs.js';
 import { EngineTrainer } from '../model/engine-trainer.js';
 import { exportOnnx } from '../model/onnx/export.js';
 import type { Dataset } from '../data/types.js';
 import { prng, rand } from '../../test/support/kernels.js';
 import {
   checkAgainstFiniteDifferences,
+  checkStockModelOnEngine,
   KERNELS,
   maxAbsDiff,
   prod,
-  serve,
+  stockPredictionsOfSaved,
   tfjsGradient,
   type Case as SeqNetCase,
 } from '../../test/support/seqnet-checks.js';
@@ -537,25 +537,10 @@ describe('tfjs Keras format round trip with vision layers', () => {
     assert.ok(ev.accuracy > 0.7, `the engine learned the toy task (accuracy ${ev.accuracy})`);
     const stateStart = new SeqNet(spec, jsKernels).stateStart;
     assert.ok(maxAbsDiff(w.subarray(stateStart), w0.subarray(stateStart)) > 1e-3, 'moving statistics moved');
-    const dir = mkdtempSync(join(root, 'saved-'));
-    await saveTfjsModel(spec, w, dir);
-    const server = await serve(dir);
-    let model: stockTf.LayersModel | null = null;
-    try {
-      model = await stockTf.loadLayersModel(`${server.url}/model.json`);
-      const theirs = stockTf.tidy(() =>
-        (model!.predict(stockTf.tensor(data.x, [256, 12, 12, 1])) as stockTf.Tensor).dataSync(),
-      );
-      const diff = maxAbsDiff(theirs, await trainer.predict(w, data.x, 256));
-      t.diagnostic(`accuracy ${ev.accuracy}; max |stock tfjs - engine| probability ${diff.toExponential(2)}`);
-      assert.ok(diff <= 1e-5, `predictions differ by ${diff}`);
-    } finally {
-      model?.dispose();
-      await server.close();
-    }
-    const { spec: back, weights } = await specFromModelJson(join(dir, 'model.json'));
-    assert.deepEqual(back.layers, spec.layers);
-    assert.deepEqual(weights, w);
+    const theirs = await stockPredictionsOfSaved(spec, w, mkdtempSync(join(root, 'saved-')), data.x, 256);
+    const diff = maxAbsDiff(theirs, await trainer.predict(w, data.x, 256));
+    t.diagnostic(`accuracy ${ev.accuracy}; max |stock tfjs - engine| probability ${diff.toExponential(2)}`);
+    assert.ok(diff <= 1e-5, `predictions differ by ${diff}`);
   });
 
   it("a user's stock tfjs model.json (depthwise, separable, batchnorm, gap2d) trains on the engine", async () => {
@@ -576,50 +561,9 @@ describe('tfjs Keras format round trip with vision layers', () => {
     user.add(stockTf.layers.batchNormalization({ name: 'bn2', momentum: 0.9 }));
     user.add(stockTf.layers.globalAveragePooling2d({ name: 'gap' }));
     user.add(stockTf.layers.dense({ name: 'out', units: 2, activation: 'softmax' }));
-    const dir = mkdtempSync(join(root, 'user-'));
-    await user.save(
-      stockTf.io.withSaveHandler(async (a) => {
-        writeFileSync(join(dir, 'w.bin'), Buffer.from(a.weightData as ArrayBuffer));
-        writeFileSync(
-          join(dir, 'model.json'),
-          JSON.stringify({
-            modelTopology: a.modelTopology,
-            format: 'layers-model',
-            weightsManifest: [{ paths: ['./w.bin'], weights: a.weightSpecs }],
-          }),
-        );
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
-    );
     try {
-      const { spec, weights } = await specFromModelJson(join(dir, 'model.json'));
-      assert.equal(seqUnsupportedReason(spec), null);
-      assert.deepEqual(
-        spec.layers.map((l) => l.type),
-        ['depthwiseconv2d', 'batchnorm', 'separableconv2d', 'batchnorm', 'globalavgpool2d', 'dense'],
-      );
-      const data = toyImages(64, 8, 9);
-      const tr = await makeTrainer(spec);
-      try {
-        assert.equal(tr.kind, 'engine');
-        const ours = await tr.predict(weights!, data.x, 64);
-        const theirs = stockTf.tidy(() =>
-          (user.predict(stockTf.tensor(data.x, [64, 8, 8, 1])) as stockTf.Tensor).dataSync(),
-        );
-        assert.ok(maxAbsDiff(ours, theirs) <= 1e-5, 'the engine predicts what the user model predicts');
-        const res = await tr.train(weights!, data, {
-          epochs: 2,
-          batchSize: 16,
-          optimizer: { name: 'adam', lr: 0.01 },
-          proxMu: 0,
-          seed: 1,
-        });
-        assert.equal(res.steps, 8);
-        assert.ok(Number.isFinite(res.metrics.loss));
-        assert.ok(maxAbsDiff(res.weights, weights!) > 1e-4, 'training moved the weights');
-      } finally {
-        tr.dispose();
-      }
+      const types = ['depthwiseconv2d', 'batchnorm', 'separableconv2d', 'batchnorm', 'globalavgpool2d', 'dense'];
+      await checkStockModelOnEngine(user, mkdtempSync(join(root, 'user-')), types, toyImages(64, 8, 9));
     } finally {
       user.dispose();
     }

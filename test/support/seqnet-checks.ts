@@ -1,18 +1,22 @@
 /**
  * Shared by the SeqNet tests (seqnet, sequence-layers, vision-layers): the kernels they run on, the engine's
- * gradient against central differences of a float64 reference, tfjs's gradient of the same model, and a
- * static file server tfjs loads saved models from.
+ * gradient against central differences of a float64 reference, tfjs's gradient of the same model, and the
+ * tfjs Keras format both ways (our saved model in stock tfjs; a stock tfjs model trained on the engine).
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import * as stockTf from '@tensorflow/tfjs';
 import type { Kernels } from '../../src/nn/kernels.js';
 import { jsKernels } from '../../src/nn/kernels-js.js';
 import { loadWasmKernelsNode } from '../../src/nn/kernels-wasm-node.js';
-import { seqTensorSpecs, type SeqNetSpec } from '../../src/nn/seqnet.js';
-import { tf } from '../../src/model/tfjs.js';
+import { seqTensorSpecs, seqUnsupportedReason, type SeqNetSpec } from '../../src/nn/seqnet.js';
+import type { ModelSpec } from '../../src/model/spec.js';
+import { saveTfjsModel, specFromModelJson, tf } from '../../src/model/tfjs.js';
+import { makeTrainer } from '../../src/model/make-trainer.js';
+import type { Dataset } from '../../src/data/types.js';
 import { native } from './kernels.js';
 
 /** The WASM kernels when built, else null. */
@@ -153,4 +157,92 @@ export async function serve(dir: string): Promise<{ url: string; close: () => Pr
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/**
+ * Saves the engine's model (spec, weights w) in the tfjs Keras format into dir, loads it in stock tfjs over
+ * HTTP and returns stock tfjs's predictions for the n examples in x; asserts that the saved model reads back
+ * as the same spec and weights.
+ */
+export async function stockPredictionsOfSaved(
+  spec: ModelSpec,
+  w: Float32Array,
+  dir: string,
+  x: Float32Array,
+  n: number,
+): Promise<Float32Array> {
+  await saveTfjsModel(spec, w, dir);
+  const server = await serve(dir);
+  let model: stockTf.LayersModel | null = null;
+  let theirs: Float32Array;
+  try {
+    model = await stockTf.loadLayersModel(`${server.url}/model.json`);
+    const stock = model;
+    theirs = stockTf.tidy(
+      () => (stock.predict(stockTf.tensor(x, [n, ...spec.inputShape])) as stockTf.Tensor).dataSync() as Float32Array,
+    );
+  } finally {
+    model?.dispose();
+    await server.close();
+  }
+  // and it comes back as the same engine spec
+  const { spec: back, weights } = await specFromModelJson(join(dir, 'model.json'));
+  assert.deepEqual(back.layers, spec.layers);
+  assert.deepEqual(weights, w);
+  return theirs;
+}
+
+/**
+ * A user's stock tfjs model, saved as model.json and w.bin into dir, read as an engine spec (with the layer
+ * types expected), predicts on the engine what it predicts in stock tfjs and trains there (2 epochs of the
+ * 64 examples in data, batches of 16).
+ */
+export async function checkStockModelOnEngine(
+  user: stockTf.Sequential,
+  dir: string,
+  layerTypes: string[],
+  data: Dataset,
+): Promise<void> {
+  await user.save(
+    stockTf.io.withSaveHandler(async (a) => {
+      writeFileSync(join(dir, 'w.bin'), Buffer.from(a.weightData as ArrayBuffer));
+      writeFileSync(
+        join(dir, 'model.json'),
+        JSON.stringify({
+          modelTopology: a.modelTopology,
+          format: 'layers-model',
+          weightsManifest: [{ paths: ['./w.bin'], weights: a.weightSpecs }],
+        }),
+      );
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  const { spec, weights } = await specFromModelJson(join(dir, 'model.json'));
+  assert.equal(seqUnsupportedReason(spec), null);
+  assert.deepEqual(
+    spec.layers.map((l) => l.type),
+    layerTypes,
+  );
+  assert.equal(data.n, 64);
+  const tr = await makeTrainer(spec);
+  try {
+    assert.equal(tr.kind, 'engine');
+    const ours = await tr.predict(weights!, data.x, data.n);
+    const theirs = stockTf.tidy(() =>
+      (user.predict(stockTf.tensor(data.x, [data.n, ...data.featureShape])) as stockTf.Tensor).dataSync(),
+    );
+    assert.ok(maxAbsDiff(ours, theirs) <= 1e-5, 'the engine predicts what the user model predicts');
+    const res = await tr.train(weights!, data, {
+      epochs: 2,
+      batchSize: 16,
+      optimizer: { name: 'adam', lr: 0.01 },
+      proxMu: 0,
+      seed: 1,
+    });
+    assert.equal(res.steps, 8);
+    assert.ok(Number.isFinite(res.metrics.loss));
+    assert.ok(maxAbsDiff(res.weights, weights!) > 1e-4, 'training moved the weights');
+  } finally {
+    tr.dispose();
+  }
 }
