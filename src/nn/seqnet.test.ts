@@ -23,15 +23,12 @@ import {
   KERNELS,
   maxAbsDiff,
   prod,
+  randomCase,
   wasm,
   type Case,
 } from '../../test/support/seqnet-checks.js';
 
 // ---------- helpers ----------
-
-function numParams(spec: SeqNetSpec): number {
-  return seqTensorSpecs(spec).reduce((a, t) => a + prod(t.shape), 0);
-}
 
 // ---------- an independent float64 reference: Keras semantics written out as direct loops ----------
 
@@ -262,15 +259,6 @@ const mseNet: SeqNetSpec = {
   ],
 };
 
-function makeCase(spec: SeqNetSpec, m: number, seed: number): Case {
-  const r = prng(seed);
-  const w = rand(numParams(spec), r, -0.8, 0.8);
-  const x = rand(m * prod(spec.inputShape), r);
-  const outN = (spec.layers[spec.layers.length - 1] as { units: number }).units;
-  const y = spec.loss === 'mse' ? rand(m * outN, r) : Int32Array.from({ length: m }, () => Math.floor(r() * outN));
-  return { spec, w, x, y, m };
-}
-
 /** Finite-difference step on the float64 reference; small enough that few probes cross a ReLU kink or a pool switch. */
 const EPS = 1e-5;
 /**
@@ -409,23 +397,23 @@ describe('max pooling', () => {
 for (const [kname, k] of KERNELS) {
   describe(`SeqNet gradient vs finite differences (${kname} kernels)`, () => {
     it('6x6x2, conv 3x3x3 same relu, pool 2, conv 2x2x4 valid tanh, flatten, dense softmax', (t) => {
-      const r = checkGradient(k, makeCase(convNet, 3, 10), 'conv net');
+      const r = checkGradient(k, randomCase(convNet, 3, 10), 'conv net');
       t.diagnostic(`worst |fd - g| ${r.worst.toExponential(2)}, ${r.skipped} parameters at a kink skipped`);
     });
 
     it('with dropout 0.3 after the pool and after a hidden dense layer (the mask drawn from the rng)', (t) => {
-      const r = checkGradient(k, makeCase(dropNet(0.3), 3, 20), 'dropout net', 1234);
+      const r = checkGradient(k, randomCase(dropNet(0.3), 3, 20), 'dropout net', 1234);
       t.diagnostic(`worst |fd - g| ${r.worst.toExponential(2)}, ${r.skipped} skipped`);
     });
 
     it('5x7x1, conv 4x4 same sigmoid (even kernel), conv 3x3 same linear, pool 2 (floor), dense relu, dense linear, mse', (t) => {
-      const r = checkGradient(k, makeCase(mseNet, 2, 30), 'mse net');
+      const r = checkGradient(k, randomCase(mseNet, 2, 30), 'mse net');
       t.diagnostic(`worst |fd - g| ${r.worst.toExponential(2)}, ${r.skipped} skipped`);
     });
 
     it('m = 1, and chunked im2col (one example per chunk) gives the unchunked gradient', () => {
-      checkGradient(k, makeCase(convNet, 1, 40), 'conv net m=1');
-      const c = makeCase(dropNet(0.3), 5, 50);
+      checkGradient(k, randomCase(convNet, 1, 40), 'conv net m=1');
+      const c = randomCase(dropNet(0.3), 5, 50);
       const whole = new SeqNet(c.spec, k);
       const chunked = new SeqNet(c.spec, k, { colsBudget: 1 });
       const g1 = new Float32Array(whole.numParams);
@@ -441,7 +429,7 @@ for (const [kname, k] of KERNELS) {
   describe(`SeqNet batch semantics and dropout (${kname} kernels)`, () => {
     it('the gradient is the mean of the per-example gradients, the loss their sum; evaluate agrees', () => {
       for (const spec of [convNet, mseNet]) {
-        const c = makeCase(spec, 4, 60);
+        const c = randomCase(spec, 4, 60);
         const net = new SeqNet(spec, k);
         const g = new Float32Array(net.numParams);
         const full = net.gradient(c.w, c.x, c.y, c.m, g);
@@ -465,7 +453,7 @@ for (const [kname, k] of KERNELS) {
     });
 
     it('results do not depend on earlier calls with other batch sizes (buffers grow and are reused)', () => {
-      const big = makeCase(convNet, 9, 70);
+      const big = randomCase(convNet, 9, 70);
       const f = prod(convNet.inputShape);
       const fresh = new SeqNet(convNet, k);
       const gFresh = new Float32Array(fresh.numParams);
@@ -481,7 +469,7 @@ for (const [kname, k] of KERNELS) {
     });
 
     it('dropout rate 0 is the identity and draws nothing; rate > 0 is deterministic per seed; no rng = inference', () => {
-      const c = makeCase(dropNet(0.4), 4, 80);
+      const c = randomCase(dropNet(0.4), 4, 80);
       const plain = new SeqNet({ ...dropNet(0), layers: dropNet(0).layers.filter((l) => l.type !== 'dropout') }, k); // no dropout layers
       const zero = new SeqNet(dropNet(0), k);
       const drop = new SeqNet(dropNet(0.4), k);
@@ -545,7 +533,7 @@ if (wasm) {
   const wk: WasmKernels = wasm;
   describe('SeqNet on the wasm kernels', () => {
     it('keeps working when wasm memory grows between calls (views are re-taken) and with weights inside wasm memory', () => {
-      const c = makeCase(dropNet(0.3), 5, 90);
+      const c = randomCase(dropNet(0.3), 5, 90);
       const net = new SeqNet(c.spec, wk);
       const g1 = new Float32Array(net.numParams);
       const r1 = net.gradient(c.w, c.x, c.y, c.m, g1, new Rng(3));

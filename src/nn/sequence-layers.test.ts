@@ -24,6 +24,7 @@ import {
   KERNELS,
   maxAbsDiff,
   prod,
+  randomCase,
   stockPredictionsOfSaved,
   tfjsGradient,
   type Case,
@@ -60,21 +61,35 @@ function fn(name: string, v: number): number {
 /** w[off + r * cols + c] as a reader of the flat weights. */
 const at = (w: ArrayLike<number>, off: number, cols: number) => (r: number, c: number) => w[off + r * cols + c];
 
+/** The kernel [F, G] and recurrent kernel [U, G] readers and bias offset of G = gates * U columns at off. */
+function recurrentWeights(w: ArrayLike<number>, off: number, F: number, U: number, gates: number) {
+  const G = gates * U;
+  return { K: at(w, off, G), R: at(w, off + F * G, G), bias: off + F * G + U * G, used: F * G + U * G + G };
+}
+
+/** Column col of the gates before activation: bias + x K + hIn R. */
+function gateInput(
+  w: ArrayLike<number>,
+  bias: number,
+  K: (r: number, c: number) => number,
+  R: (r: number, c: number) => number,
+  x: Vec,
+  hIn: Vec,
+  col: number,
+): number {
+  let s = w[bias + col];
+  for (let f = 0; f < x.length; f++) s += x[f] * K(f, col);
+  for (let u = 0; u < hIn.length; u++) s += hIn[u] * R(u, col);
+  return s;
+}
+
 function gruRef(l: RnnLayer, xs: Seq, w: ArrayLike<number>, off: number): { out: Seq; used: number } {
-  const F = xs[0].length,
-    U = l.units;
-  const K = at(w, off, 3 * U),
-    R = at(w, off + F * 3 * U, 3 * U);
-  const bias = off + F * 3 * U + U * 3 * U;
+  const U = l.units;
+  const { K, R, bias, used } = recurrentWeights(w, off, xs[0].length, U, 3);
   let h: Vec = new Array(U).fill(0);
   const out: Seq = [];
   for (const x of xs) {
-    const gate = (g: number, j: number, hIn: Vec) => {
-      let s = w[bias + g * U + j];
-      for (let f = 0; f < F; f++) s += x[f] * K(f, g * U + j);
-      for (let u = 0; u < U; u++) s += hIn[u] * R(u, g * U + j);
-      return s;
-    };
+    const gate = (g: number, j: number, hIn: Vec) => gateInput(w, bias, K, R, x, hIn, g * U + j);
     const z = h.map((_, j) => fn(l.recurrentActivation, gate(0, j, h)));
     const r = h.map((_, j) => fn(l.recurrentActivation, gate(1, j, h)));
     const rh = h.map((v, j) => r[j] * v);
@@ -82,25 +97,17 @@ function gruRef(l: RnnLayer, xs: Seq, w: ArrayLike<number>, off: number): { out:
     h = h.map((v, j) => z[j] * v + (1 - z[j]) * hh[j]);
     out.push(h);
   }
-  return { out: l.returnSequences ? out : [h], used: F * 3 * U + U * 3 * U + 3 * U };
+  return { out: l.returnSequences ? out : [h], used };
 }
 
 function lstmRef(l: RnnLayer, xs: Seq, w: ArrayLike<number>, off: number): { out: Seq; used: number } {
-  const F = xs[0].length,
-    U = l.units;
-  const K = at(w, off, 4 * U),
-    R = at(w, off + F * 4 * U, 4 * U);
-  const bias = off + F * 4 * U + U * 4 * U;
+  const U = l.units;
+  const { K, R, bias, used } = recurrentWeights(w, off, xs[0].length, U, 4);
   let h: Vec = new Array(U).fill(0);
   let c: Vec = new Array(U).fill(0);
   const out: Seq = [];
   for (const x of xs) {
-    const pre = (g: number, j: number) => {
-      let s = w[bias + g * U + j];
-      for (let f = 0; f < F; f++) s += x[f] * K(f, g * U + j);
-      for (let u = 0; u < U; u++) s += h[u] * R(u, g * U + j);
-      return s;
-    };
+    const pre = (g: number, j: number) => gateInput(w, bias, K, R, x, h, g * U + j);
     const i = h.map((_, j) => fn(l.recurrentActivation, pre(0, j)));
     const f = h.map((_, j) => fn(l.recurrentActivation, pre(1, j)));
     const cc = h.map((_, j) => fn(l.activation, pre(2, j)));
@@ -109,7 +116,7 @@ function lstmRef(l: RnnLayer, xs: Seq, w: ArrayLike<number>, off: number): { out
     h = c.map((v, j) => o[j] * fn(l.activation, v));
     out.push(h);
   }
-  return { out: l.returnSequences ? out : [h], used: F * 4 * U + U * 4 * U + 4 * U };
+  return { out: l.returnSequences ? out : [h], used };
 }
 
 /** Forward one example; a is [step][feature] (rank-1 activations are one step). */
@@ -300,24 +307,6 @@ const NETS: [string, SeqNetSpec, number][] = [
   ],
 ];
 
-/** Random weights and data; integer indices below `vocab` when the net starts with an embedding. */
-function makeCase(spec: SeqNetSpec, m: number, seed: number, vocab: number): Case {
-  const r = prng(seed);
-  const w = rand(
-    seqTensorSpecs(spec).reduce((a, t) => a + prod(t.shape), 0),
-    r,
-    -0.8,
-    0.8,
-  );
-  const x =
-    vocab > 0
-      ? Float32Array.from({ length: m * prod(spec.inputShape) }, () => Math.floor(r() * vocab))
-      : rand(m * prod(spec.inputShape), r);
-  const outN = (spec.layers[spec.layers.length - 1] as { units: number }).units;
-  const y = spec.loss === 'mse' ? rand(m * outN, r) : Int32Array.from({ length: m }, () => Math.floor(r() * outN));
-  return { spec, w, x, y, m };
-}
-
 const EPS = 1e-5;
 /**
  * |fd - g| <= ABS + REL |g|: the reference is float64 (central difference error ~1e-10), the engine
@@ -340,13 +329,13 @@ for (const [kname, k] of KERNELS) {
   describe(`sequence layers: gradient vs finite differences (${kname} kernels)`, () => {
     for (const [what, spec, vocab] of NETS) {
       it(what, (t) => {
-        const worst = checkGradient(k, makeCase(spec, 3, 11, vocab), what);
+        const worst = checkGradient(k, randomCase(spec, 3, 11, vocab), what);
         t.diagnostic(`worst |fd - g| ${worst.toExponential(2)}`);
       });
     }
     it('the gradient is the mean of the per-example gradients (m = 4 vs four m = 1 calls)', () => {
       const [, spec, vocab] = NETS[0];
-      const c = makeCase(spec, 4, 5, vocab);
+      const c = randomCase(spec, 4, 5, vocab);
       const net = new SeqNet(spec, k);
       const g = new Float32Array(net.numParams);
       net.gradient(c.w, c.x, c.y, 4, g);
@@ -448,7 +437,7 @@ describe('sequence layers against tfjs (tfjs-cpu)', () => {
         layers: [...spec.layers],
       } as ModelSpec);
       try {
-        const c = makeCase(spec, 8, 21, vocab);
+        const c = randomCase(spec, 8, 21, vocab);
         setModelWeights(model, c.w);
         const net = new SeqNet(spec, jsKernels);
         const ours = net.predict(c.w, c.x, c.m);

@@ -17,7 +17,7 @@ import type { ModelSpec } from '../../src/model/spec.js';
 import { saveTfjsModel, specFromModelJson, tf } from '../../src/model/tfjs.js';
 import { makeTrainer } from '../../src/model/make-trainer.js';
 import type { Dataset } from '../../src/data/types.js';
-import { native } from './kernels.js';
+import { native, prng, rand } from './kernels.js';
 
 /** The WASM kernels when built, else null. */
 export const wasm = await loadWasmKernelsNode();
@@ -42,6 +42,27 @@ export interface Case {
   x: Float32Array;
   y: Int32Array | Float32Array;
   m: number;
+}
+
+/**
+ * Random weights (in [-0.8, 0.8]) and a batch of m random examples: inputs in [-1, 1], or integer indices
+ * below `vocab` when the net starts with an embedding; class labels, or targets in [-1, 1] for mse.
+ */
+export function randomCase(spec: SeqNetSpec, m: number, seed: number, vocab = 0): Case {
+  const r = prng(seed);
+  const w = rand(
+    seqTensorSpecs(spec).reduce((a, t) => a + prod(t.shape), 0),
+    r,
+    -0.8,
+    0.8,
+  );
+  const x =
+    vocab > 0
+      ? Float32Array.from({ length: m * prod(spec.inputShape) }, () => Math.floor(r() * vocab))
+      : rand(m * prod(spec.inputShape), r);
+  const outN = (spec.layers[spec.layers.length - 1] as { units: number }).units;
+  const y = spec.loss === 'mse' ? rand(m * outN, r) : Int32Array.from({ length: m }, () => Math.floor(r() * outN));
+  return { spec, w, x, y, m };
 }
 
 /** A float64 reference's mean loss at weights w, and the kinks (ReLU signs, clip regions, pool argmaxes) it met. */
