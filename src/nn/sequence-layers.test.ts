@@ -15,7 +15,7 @@ import { SeqNet, seqTensorSpecs, seqUnsupportedReason, type SeqLayer, type SeqNe
 import { FlatOptimizer } from './optimizer.js';
 import { Rng } from '../core/rng.js';
 import { initialWeights, tensorSpecs, type ModelSpec } from '../model/spec.js';
-import { buildTfjsModel, ensureTfjs, setModelWeights, tf } from '../model/tfjs.js';
+import { ensureTfjs, setModelWeights } from '../model/tfjs.js';
 import type { Dataset } from '../data/types.js';
 import { prng, rand } from '../../test/support/kernels.js';
 import {
@@ -27,6 +27,8 @@ import {
   randomCase,
   stockPredictionsOfSaved,
   tfjsGradient,
+  tfjsModelOf,
+  tfjsPredictionDiff,
   type Case,
 } from '../../test/support/seqnet-checks.js';
 
@@ -355,12 +357,7 @@ describe('sequence layer specs', () => {
   it('lays weights out as tfjs does (names, shapes, order)', async () => {
     await ensureTfjs();
     for (const [what, spec] of NETS) {
-      const model = await buildTfjsModel({
-        ...spec,
-        name: 'n',
-        optimizer: { name: 'sgd', lr: 0.1 },
-        layers: [...spec.layers],
-      } as ModelSpec);
+      const model = await tfjsModelOf(spec);
       try {
         const theirs = model.trainableWeights.map((w) => ({ name: w.originalName, shape: w.shape }));
         assert.deepEqual(seqTensorSpecs(spec), theirs, what);
@@ -430,21 +427,12 @@ describe('sequence layers against tfjs (tfjs-cpu)', () => {
   for (const [what, spec, vocab] of NETS) {
     it(`same predictions and gradients: ${what}`, async (t) => {
       await ensureTfjs();
-      const model = await buildTfjsModel({
-        ...spec,
-        name: 'n',
-        optimizer: { name: 'sgd', lr: 0.1 },
-        layers: [...spec.layers],
-      } as ModelSpec);
+      const model = await tfjsModelOf(spec);
       try {
         const c = randomCase(spec, 8, 21, vocab);
         setModelWeights(model, c.w);
         const net = new SeqNet(spec, jsKernels);
-        const ours = net.predict(c.w, c.x, c.m);
-        const theirs = tf.tidy(() =>
-          (model.predict(tf.tensor(c.x, [c.m, ...spec.inputShape])) as tf.Tensor).dataSync(),
-        );
-        const pdiff = maxAbsDiff(ours, theirs);
+        const pdiff = tfjsPredictionDiff(model, net, c);
         const g = new Float32Array(net.numParams);
         net.gradient(c.w, c.x, c.y, c.m, g);
         const tg = tfjsGradient(model, spec, c);

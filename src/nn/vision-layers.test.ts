@@ -15,7 +15,7 @@ import { jsKernels } from './kernels-js.js';
 import { SeqNet, seqTensorSpecs, seqUnsupportedReason, type SeqLayer, type SeqNetSpec } from './seqnet.js';
 import { Rng } from '../core/rng.js';
 import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../model/spec.js';
-import { buildTfjsModel, ensureTfjs, setModelWeights, tf } from '../model/tfjs.js';
+import { ensureTfjs, setModelWeights, tf } from '../model/tfjs.js';
 import { EngineTrainer } from '../model/engine-trainer.js';
 import { exportOnnx } from '../model/onnx/export.js';
 import type { Dataset } from '../data/types.js';
@@ -28,6 +28,8 @@ import {
   prod,
   stockPredictionsOfSaved,
   tfjsGradient,
+  tfjsModelOf,
+  tfjsPredictionDiff,
   type Case as SeqNetCase,
 } from '../../test/support/seqnet-checks.js';
 
@@ -393,7 +395,7 @@ describe('vision layer specs', () => {
     await ensureTfjs();
     const specs: [string, SeqNetSpec][] = [...NETS, ['mobilenet', builtinModel('mobilenet', [28, 28, 1], 10)]];
     for (const [what, spec] of specs) {
-      const model = await buildTfjsModel({ ...spec, name: 'n', optimizer: { name: 'sgd', lr: 0.1 } } as ModelSpec);
+      const model = await tfjsModelOf(spec);
       try {
         const theirs = model.weights.map((w) => ({ name: w.originalName, shape: w.shape }));
         assert.deepEqual(seqTensorSpecs(spec), theirs, what);
@@ -471,16 +473,12 @@ describe('vision layers against tfjs (tfjs-cpu)', () => {
   for (const [what, spec] of NETS) {
     it(`same predictions, training-mode gradients and moving statistics: ${what}`, async (t) => {
       await ensureTfjs();
-      const model = await buildTfjsModel({ ...spec, name: 'n', optimizer: { name: 'sgd', lr: 0.1 } } as ModelSpec);
+      const model = await tfjsModelOf(spec);
       try {
         const c = makeCase(spec, 8, 21);
         setModelWeights(model, c.w);
         const net = new SeqNet(spec, jsKernels);
-        const ours = net.predict(c.w, c.x, c.m);
-        const theirs = tf.tidy(() =>
-          (model.predict(tf.tensor(c.x, [c.m, ...spec.inputShape])) as tf.Tensor).dataSync(),
-        );
-        const pdiff = maxAbsDiff(ours, theirs);
+        const pdiff = tfjsPredictionDiff(model, net, c);
         const w = Float32Array.from(c.w);
         const g = new Float32Array(net.numParams);
         net.gradient(w, c.x, c.y, c.m, g, new Rng(1));

@@ -12,9 +12,9 @@ import * as stockTf from '@tensorflow/tfjs';
 import type { Kernels } from '../../src/nn/kernels.js';
 import { jsKernels } from '../../src/nn/kernels-js.js';
 import { loadWasmKernelsNode } from '../../src/nn/kernels-wasm-node.js';
-import { seqTensorSpecs, seqUnsupportedReason, type SeqNetSpec } from '../../src/nn/seqnet.js';
+import { seqTensorSpecs, seqUnsupportedReason, type SeqNet, type SeqNetSpec } from '../../src/nn/seqnet.js';
 import type { ModelSpec } from '../../src/model/spec.js';
-import { saveTfjsModel, specFromModelJson, tf } from '../../src/model/tfjs.js';
+import { buildTfjsModel, saveTfjsModel, specFromModelJson, tf } from '../../src/model/tfjs.js';
 import { makeTrainer } from '../../src/model/make-trainer.js';
 import type { Dataset } from '../../src/data/types.js';
 import { native, prng, rand } from './kernels.js';
@@ -137,6 +137,23 @@ export function checkAgainstFiniteDifferences(
     `${what}: only ${nonZero} of ${stateStart} gradients exceed ${10 * abs}`,
   );
   return { worst, skipped };
+}
+
+/** The spec's network as a tfjs model (tfjs-cpu), to compare with; weights are tfjs's until set. */
+export function tfjsModelOf(spec: SeqNetSpec): Promise<tf.LayersModel> {
+  return buildTfjsModel({
+    ...spec,
+    name: 'n',
+    optimizer: { name: 'sgd', lr: 0.1 },
+    layers: [...spec.layers],
+  } as ModelSpec);
+}
+
+/** max |engine - tfjs| over the predictions for c's batch; model must hold c.w. */
+export function tfjsPredictionDiff(model: tf.LayersModel, net: SeqNet, c: Case): number {
+  const ours = net.predict(c.w, c.x, c.m);
+  const theirs = tf.tidy(() => (model.predict(tf.tensor(c.x, [c.m, ...c.spec.inputShape])) as tf.Tensor).dataSync());
+  return maxAbsDiff(ours, theirs);
 }
 
 /**
