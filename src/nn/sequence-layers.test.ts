@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as stockTf from '@tensorflow/tfjs';
 import type { Kernels } from './kernels.js';
 import { jsKernels } from './kernels-js.js';
-import { SeqNet, seqTensorSpecs, seqUnsupportedReason, type SeqLayer, type SeqNetSpec } from './seqnet.js';
+import { SeqNet, seqUnsupportedReason, type SeqLayer, type SeqNetSpec } from './seqnet.js';
 import { FlatOptimizer } from './optimizer.js';
 import { Rng } from '../core/rng.js';
 import { initialWeights, tensorSpecs, type ModelSpec } from '../model/spec.js';
@@ -19,6 +19,7 @@ import { ensureTfjs, setModelWeights } from '../model/tfjs.js';
 import type { Dataset } from '../data/types.js';
 import { prng, rand } from '../../test/support/kernels.js';
 import {
+  assertTfjsWeightLayout,
   checkAgainstFiniteDifferences,
   checkStockModelOnEngine,
   KERNELS,
@@ -354,18 +355,7 @@ for (const [kname, k] of KERNELS) {
 }
 
 describe('sequence layer specs', () => {
-  it('lays weights out as tfjs does (names, shapes, order)', async () => {
-    await ensureTfjs();
-    for (const [what, spec] of NETS) {
-      const model = await tfjsModelOf(spec);
-      try {
-        const theirs = model.trainableWeights.map((w) => ({ name: w.originalName, shape: w.shape }));
-        assert.deepEqual(seqTensorSpecs(spec), theirs, what);
-      } finally {
-        model.dispose();
-      }
-    }
-  });
+  it('lays weights out as tfjs does (names, shapes, order)', () => assertTfjsWeightLayout(NETS));
   const base = NETS[0][1];
   const bad: [string, SeqNetSpec, RegExp][] = [
     ['a gru on a rank-1 input', { ...base, inputShape: [15] }, /needs a \[steps, features\] input/],

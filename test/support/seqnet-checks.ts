@@ -14,7 +14,7 @@ import { jsKernels } from '../../src/nn/kernels-js.js';
 import { loadWasmKernelsNode } from '../../src/nn/kernels-wasm-node.js';
 import { seqTensorSpecs, seqUnsupportedReason, type SeqNet, type SeqNetSpec } from '../../src/nn/seqnet.js';
 import type { ModelSpec } from '../../src/model/spec.js';
-import { buildTfjsModel, saveTfjsModel, specFromModelJson, tf } from '../../src/model/tfjs.js';
+import { buildTfjsModel, ensureTfjs, saveTfjsModel, specFromModelJson, tf } from '../../src/model/tfjs.js';
 import { makeTrainer } from '../../src/model/make-trainer.js';
 import type { Dataset } from '../../src/data/types.js';
 import { native, prng, rand } from './kernels.js';
@@ -147,6 +147,20 @@ export function tfjsModelOf(spec: SeqNetSpec): Promise<tf.LayersModel> {
     optimizer: { name: 'sgd', lr: 0.1 },
     layers: [...spec.layers],
   } as ModelSpec);
+}
+
+/** Asserts that tfjs lays out each net's weights as seqTensorSpecs does: names, shapes, order (trainable, then state). */
+export async function assertTfjsWeightLayout(nets: readonly (readonly [string, SeqNetSpec, ...unknown[]])[]) {
+  await ensureTfjs();
+  for (const [what, spec] of nets) {
+    const model = await tfjsModelOf(spec);
+    try {
+      const theirs = model.weights.map((w) => ({ name: w.originalName, shape: w.shape }));
+      assert.deepEqual(seqTensorSpecs(spec), theirs, what);
+    } finally {
+      model.dispose();
+    }
+  }
 }
 
 /** max |engine - tfjs| over the predictions for c's batch; model must hold c.w. */
