@@ -4,6 +4,7 @@
  * (the JS kernels' errors), with the helpers those tests share.
  */
 import { describe, it } from 'node:test';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Kernels } from '../../src/nn/kernels.js';
@@ -145,6 +146,16 @@ export function refSoftmaxXent(logits: Float32Array, labels: Int32Array, m: numb
     for (let j = 0; j < n; j++) delta[i * n + j] = (Math.exp(row[j] - max) / sum - (j === labels[i] ? 1 : 0)) * scale;
   }
   return { delta, loss: rowLoss.reduce((s, x) => s + x, 0), correct };
+}
+
+/**
+ * The import statements of a source file, whole and with whitespace folded (the formatter may break a long
+ * import over lines), after asserting that it reads no Node API (require, process, node: modules).
+ */
+export function browserSafeImports(file: URL): string[] {
+  const src = readFileSync(file, 'utf8');
+  assert.ok(!/\brequire\(|\bprocess\.|from 'node:/.test(src), `${file.pathname} uses a Node API`);
+  return (src.match(/^import\b[\s\S]*?;$/gm) ?? []).map((i) => i.replace(/\s+/g, ' ').replace(/,\s*}/, ' }'));
 }
 
 // ---------- the suite every implementation runs, for one placement of the arrays ----------
