@@ -621,3 +621,105 @@ export function kernelSuite(p: Place): void {
     });
   });
 }
+
+/**
+ * p's kernels and the JS kernels on the same inputs (placed by p): gemm and softmaxXent to rounding, the
+ * other elementwise kernels bit for bit, and adam bit for bit (`adam: 'bits'`: the WASM kernels) or to
+ * rounding (the native addon's adam).
+ */
+export function agreementSuite(p: Place, adam: 'bits' | 'rounding'): void {
+  const k = p.k;
+
+  it('gemm at training size (32 x 128 x 784), all transposes', () => {
+    const m = 32,
+      n = 128,
+      kk = 784;
+    const r = prng(11);
+    const a = rand(p, m * kk, r),
+      b = rand(p, kk * n, r),
+      c0 = rand(null, m * n, r);
+    for (const ta of [false, true]) {
+      for (const tb of [false, true]) {
+        const x = clone(p, c0),
+          y = c0.slice();
+        k.gemm(ta, tb, m, n, kk, 0.7, a, b, 0.3, x);
+        jsKernels.gemm(ta, tb, m, n, kk, 0.7, a, b, 0.3, y);
+        const ref = refGemm(ta, tb, m, n, kk, 0.7, a, b, 0.3, c0);
+        assertClose(x, y, gemmTol(ref.mag), `${k.name} vs js gemm(${ta}, ${tb})`);
+      }
+    }
+  });
+
+  it(`elementwise kernels give identical bits (adam: ${adam === 'bits' ? 'identical bits' : 'to rounding'})`, () => {
+    const r = prng(12);
+    const m = 50,
+      n = 37;
+    const c0 = rand(null, m * n, r, -2, 2),
+      bias = rand(p, n, r);
+    for (const relu of [false, true]) {
+      const x = clone(p, c0),
+        y = c0.slice();
+      k.biasAct(x, bias, m, n, relu);
+      jsKernels.biasAct(y, bias, m, n, relu);
+      assert.deepEqual(Array.from(x), Array.from(y));
+    }
+    const act = clone(
+      p,
+      c0.map((v) => v - 0.5),
+    );
+    const d1 = clone(p, c0),
+      d2 = c0.slice();
+    k.reluBackward(d1, act);
+    jsKernels.reluBackward(d2, act);
+    assert.deepEqual(Array.from(d1), Array.from(d2));
+    const s1 = p.f32(n),
+      s2 = new Float32Array(n);
+    k.colSum(clone(p, c0), m, n, s1);
+    jsKernels.colSum(c0, m, n, s2);
+    assert.deepEqual(Array.from(s1), Array.from(s2));
+    const g = rand(p, m * n, r);
+    const w1 = clone(p, c0),
+      v1 = p.f32(m * n),
+      w2 = c0.slice(),
+      v2 = new Float32Array(m * n);
+    for (let s = 0; s < 3; s++) {
+      k.sgd(w1, g, 0.05, 0.9, v1);
+      k.sgd(w1, g, 0.05, 0, null);
+      jsKernels.sgd(w2, g, 0.05, 0.9, v2);
+      jsKernels.sgd(w2, g, 0.05, 0, null);
+    }
+    assert.deepEqual(Array.from(w1), Array.from(w2));
+    assert.deepEqual(Array.from(v1), Array.from(v2));
+    const a1 = clone(p, c0),
+      m1 = p.f32(m * n),
+      q1 = p.f32(m * n);
+    const a2 = c0.slice(),
+      m2 = new Float32Array(m * n),
+      q2 = new Float32Array(m * n);
+    for (let s = 1; s <= 5; s++) {
+      k.adam(a1, g, m1, q1, 0.001, 0.9, 0.999, 1e-7, s);
+      jsKernels.adam(a2, g, m2, q2, 0.001, 0.9, 0.999, 1e-7, s);
+    }
+    if (adam === 'bits') {
+      assert.deepEqual(Array.from(a1), Array.from(a2));
+      assert.deepEqual(Array.from(m1), Array.from(m2));
+      assert.deepEqual(Array.from(q1), Array.from(q2));
+    } else assertClose(a1, a2, (i) => 1e-7 * Math.abs(a2[i]), 'adam w');
+  });
+
+  it('softmaxXent agrees to rounding', () => {
+    const r = prng(13);
+    const m = 64,
+      n = 10;
+    const logits = rand(p, m * n, r, -8, 8),
+      labels = p.i32(m);
+    for (let i = 0; i < m; i++) labels[i] = Math.floor(r() * n);
+    const d1 = p.f32(m * n),
+      d2 = new Float32Array(m * n);
+    const x = k.softmaxXent(logits, labels, m, n, 1 / m, d1);
+    const y = jsKernels.softmaxXent(logits, labels, m, n, 1 / m, d2);
+    assert.equal(x.correct, y.correct);
+    assert.ok(Math.abs(x.loss - y.loss) <= 1e-12 * Math.abs(y.loss), `loss ${x.loss} vs ${y.loss}`);
+    assertClose(d1, d2, () => 1e-9, 'softmax delta');
+  });
+}
