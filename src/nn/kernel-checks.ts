@@ -1,4 +1,7 @@
-/** Argument checks shared by the TypeScript and WebAssembly kernels: the same checks, the same messages. Browser-safe. */
+/**
+ * Argument checks shared by the TypeScript and WebAssembly kernels: the same checks, the same messages; and gemm's
+ * calls that multiply nothing. Browser-safe.
+ */
 export const MAX_DIM = 2147483647; // the native side passes dimensions to BLAS as 32-bit ints
 
 export function describe(v: unknown): string {
@@ -41,6 +44,27 @@ export function overlaps(x: Float32Array, xn: number, y: Float32Array, yn: numbe
   const x0 = x.byteOffset,
     y0 = y.byteOffset;
   return x0 < y0 + yn * 4 && y0 < x0 + xn * 4;
+}
+
+/**
+ * The gemm calls that multiply nothing, done as BLAS does them and the same in every implementation: m = 0 or
+ * n = 0 touches nothing; alpha = 0 or k = 0 only scales C by beta (beta = 0 writes zeros, so NaN in C does not
+ * leak; A and B are not read). Returns whether the call was one of them (and so is done).
+ */
+export function gemmWithoutProducts(
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  beta: number,
+  c: Float32Array,
+): boolean {
+  if (m === 0 || n === 0) return true;
+  if (alpha !== 0 && k !== 0) return false;
+  const len = m * n;
+  if (beta === 0) c.fill(0, 0, len);
+  else if (beta !== 1) for (let i = 0; i < len; i++) c[i] *= beta;
+  return true;
 }
 
 // Each kernel's full argument check, run before anything is written, by every implementation.

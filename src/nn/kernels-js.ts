@@ -18,6 +18,7 @@ import {
   checkReluBackward,
   checkSgd,
   checkSoftmaxXent,
+  gemmWithoutProducts,
 } from './kernel-checks.js';
 
 /** Scratch reused across calls so the hot loops never allocate; grows to the largest row seen. */
@@ -25,12 +26,6 @@ let scratch = new Float64Array(1024);
 function scratchOf(n: number): Float64Array {
   if (scratch.length < n) scratch = new Float64Array(Math.max(n, scratch.length * 2));
   return scratch;
-}
-
-/** C = beta * C, with beta = 0 writing zeros (BLAS semantics). */
-function scaleC(c: Float32Array, len: number, beta: number): void {
-  if (beta === 0) c.fill(0, 0, len);
-  else if (beta !== 1) for (let i = 0; i < len; i++) c[i] *= beta;
 }
 
 /** Writes row i of C from the float64 accumulator: C = alpha * acc + beta * C. */
@@ -52,11 +47,7 @@ function gemm(
   c: Float32Array,
 ): void {
   checkGemm(transA, transB, m, n, k, alpha, a, b, beta, c);
-  if (m === 0 || n === 0) return;
-  if (alpha === 0 || k === 0) {
-    scaleC(c, m * n, beta);
-    return;
-  }
+  if (gemmWithoutProducts(m, n, k, alpha, beta, c)) return;
 
   if (!transB) {
     // op(B) rows are contiguous: i-k-j, accumulating a row of C in float64. k is unrolled by 4 so the

@@ -37,6 +37,7 @@ import {
   checkReluBackward,
   checkSgd,
   checkSoftmaxXent,
+  gemmWithoutProducts,
 } from './kernel-checks.js';
 
 /**
@@ -580,15 +581,9 @@ function build(ex: KernelExports, scratchBytes: number, pool: GemmPool | null, c
   ): void {
     const fn = 'gemm';
     checkGemm(transA, transB, m, n, k, alpha, a, b, beta, c);
-    if (m === 0 || n === 0) return;
+    if (gemmWithoutProducts(m, n, k, alpha, beta, c)) return;
     const ta = transA ? 1 : 0,
       tb = transB ? 1 : 0;
-    if (alpha === 0 || k === 0) {
-      // Only C is touched: scaled in place exactly as kernels-js does (A and B are not read).
-      if (beta === 0) c.fill(0, 0, m * n);
-      else if (beta !== 1) for (let i = 0; i < m * n; i++) c[i] *= beta;
-      return;
-    }
     refresh();
     if (a.buffer === buf && b.buffer === buf && c.buffer === buf) {
       runGemm(

@@ -66,8 +66,23 @@ function slope(a: CellActivation | RecurrentActivation, y: number): number {
   }
 }
 
-/** What GRU and LSTM share: the input projection x K + b over all steps, its backward pass, the output. */
-abstract class RecurrentOp implements LayerOp {
+/** Buffers by name, allocated (in the order of `sizes`) from `mem`; the ones in `old` are dropped. */
+function allocBufs<K extends string>(
+  mem: KernelMemory,
+  old: Partial<Record<K, Buf<Float32Array>>>,
+  sizes: Record<K, number>,
+): Record<K, Buf<Float32Array>> {
+  mem.drop(Object.values<Buf<Float32Array> | undefined>(old).filter((b) => b !== undefined));
+  const bufs = {} as Record<K, Buf<Float32Array>>;
+  for (const key of Object.keys(sizes) as K[]) bufs[key] = mem.f32(sizes[key]);
+  return bufs;
+}
+
+/**
+ * What GRU and LSTM share: the input projection x K + b over all steps, its backward pass, the output, and
+ * their buffers (the cell's own ones named by Fwd and Bwd, sized by forwardSizes and backwardSizes).
+ */
+abstract class RecurrentOp<Fwd extends string, Bwd extends string> implements LayerOp {
   readonly kind = 'layer';
   readonly name: string;
   readonly inSize: number;
@@ -82,14 +97,14 @@ abstract class RecurrentOp implements LayerOp {
   protected readonly bOff: number;
   protected fwdCap = 0;
   protected bwdCap = 0;
-  /** x K + b for every (example, step) row: m * T x G, rows in input order. */
-  protected xp: Buf<Float32Array> | null = null;
-  /** Its gradient. */
-  protected dxp: Buf<Float32Array> | null = null;
-  /** Hidden states, step-major: (T + 1) x m x U, slot 0 the zero initial state. */
-  protected hs: Buf<Float32Array> | null = null;
-  /** Activated gates per step, step-major: T x m x G. */
-  protected gates: Buf<Float32Array> | null = null;
+  /**
+   * Forward caches for fwdCap examples: xp = x K + b for every (example, step) row (m * T x G, rows in input
+   * order); hs, the hidden states, step-major ((T + 1) x m x U, slot 0 the zero initial state); gates, the
+   * activated gates per step, step-major (T x m x G); and the cell's own.
+   */
+  protected fwd = {} as Record<Fwd | 'xp' | 'hs' | 'gates', Buf<Float32Array>>;
+  /** Backward scratch for bwdCap examples: dxp, the gradient of xp; and the cell's own. */
+  protected bwd = {} as Record<Bwd | 'dxp', Buf<Float32Array>>;
 
   constructor(
     readonly cfg: RecurrentConfig,
@@ -119,24 +134,31 @@ abstract class RecurrentOp implements LayerOp {
   }
 
   reserve(mem: KernelMemory, m: number, train: boolean): void {
+    const { T, U, G } = this;
     if (m > this.fwdCap) {
-      mem.drop(this.forwardBufs());
-      this.allocForward(mem, m);
+      const shared = { xp: m * T * G, hs: (T + 1) * m * U, gates: T * m * G };
+      this.fwd = allocBufs(mem, this.fwd, { ...shared, ...this.forwardSizes(m) });
       this.fwdCap = m;
     }
     if (train && m > this.bwdCap) {
-      mem.drop(this.backwardBufs());
-      this.allocBackward(mem, m);
+      this.bwd = allocBufs(mem, this.bwd, { dxp: m * T * G, ...this.backwardSizes(m) });
       this.bwdCap = m;
     }
   }
 
-  protected abstract forwardBufs(): (Buf<Float32Array> | null)[];
-  protected abstract backwardBufs(): (Buf<Float32Array> | null)[];
-  protected abstract allocForward(mem: KernelMemory, m: number): void;
-  protected abstract allocBackward(mem: KernelMemory, m: number): void;
-  abstract forward(k: Kernels, w: Float32Array, input: Float32Array, out: Float32Array, m: number): void;
-  abstract backward(
+  /** Floats of each of the cell's own forward caches and backward scratch buffers, for m examples. */
+  protected abstract forwardSizes(m: number): Record<Fwd, number>;
+  protected abstract backwardSizes(m: number): Record<Bwd, number>;
+  /** The steps forward from xp = x K + b (m * T x G): gates, states and the output, each step emitted. */
+  protected abstract steps(k: Kernels, w: Float32Array, xp: Float32Array, out: Float32Array, m: number): void;
+  /** Backpropagation through time: dxp (in bwd) and the recurrent kernel's gradient in g, from dOut. */
+  protected abstract stepsBackward(k: Kernels, w: Float32Array, dOut: Float32Array, m: number, g: Float32Array): void;
+
+  forward(k: Kernels, w: Float32Array, input: Float32Array, out: Float32Array, m: number): void {
+    this.steps(k, w, this.project(k, w, input, m), out, m);
+  }
+
+  backward(
     k: Kernels,
     w: Float32Array,
     input: Float32Array,
@@ -144,12 +166,15 @@ abstract class RecurrentOp implements LayerOp {
     m: number,
     g: Float32Array,
     dIn: Float32Array | null,
-  ): void;
+  ): void {
+    this.stepsBackward(k, w, dOut, m, g);
+    this.projectBackward(k, w, input, m, g, dIn);
+  }
 
   /** xp = input K + b for all m * T rows. */
   protected project(k: Kernels, w: Float32Array, input: Float32Array, m: number): Float32Array {
     const rows = m * this.T;
-    const xp = this.xp!.a.subarray(0, rows * this.G);
+    const xp = this.fwd.xp.a.subarray(0, rows * this.G);
     k.gemm(false, false, rows, this.G, this.F, 1, input, w.subarray(this.kOff, this.rOff), 0, xp);
     k.biasAct(xp, w.subarray(this.bOff, this.bOff + this.G), rows, this.G, false);
     return xp;
@@ -165,7 +190,7 @@ abstract class RecurrentOp implements LayerOp {
     dIn: Float32Array | null,
   ): void {
     const rows = m * this.T;
-    const dxp = this.dxp!.a.subarray(0, rows * this.G);
+    const dxp = this.bwd.dxp.a.subarray(0, rows * this.G);
     k.gemm(true, false, this.F, this.G, rows, 1, input, dxp, 0, g.subarray(this.kOff, this.rOff));
     k.colSum(dxp, rows, this.G, g.subarray(this.bOff, this.bOff + this.G));
     if (dIn) k.gemm(false, true, rows, this.F, this.G, 1, dxp, w.subarray(this.kOff, this.rOff), 0, dIn);
@@ -196,71 +221,42 @@ abstract class RecurrentOp implements LayerOp {
 }
 
 /** GRU (reset_after = false), gates z, r, h. */
-export class GruOp extends RecurrentOp {
-  /** The recurrent kernel's z|r columns (U x 2U) and h columns (U x U), contiguous for gemm. */
-  private rzr: Buf<Float32Array> | null = null;
-  private rh: Buf<Float32Array> | null = null;
-  /** r * h_prev per step (T x m x U): the input of the candidate's recurrent product. */
-  private resetH: Buf<Float32Array> | null = null;
-  private a: Buf<Float32Array> | null = null;
-  private dh: Buf<Float32Array> | null = null;
-  private dPrev: Buf<Float32Array> | null = null;
-  private dA: Buf<Float32Array> | null = null;
-  private dCand: Buf<Float32Array> | null = null;
-  private dResetH: Buf<Float32Array> | null = null;
-  private gRzr: Buf<Float32Array> | null = null;
-  private gRh: Buf<Float32Array> | null = null;
-
+export class GruOp extends RecurrentOp<
+  'rzr' | 'rh' | 'resetH' | 'a',
+  'dh' | 'dPrev' | 'dA' | 'dCand' | 'dResetH' | 'gRzr' | 'gRh'
+> {
   constructor(cfg: RecurrentConfig, T: number, F: number, wOff: number) {
     super(cfg, 3, T, F, wOff);
   }
 
-  protected forwardBufs() {
-    return [this.xp, this.hs, this.gates, this.rzr, this.rh, this.resetH, this.a];
+  /**
+   * rzr and rh: the recurrent kernel's z|r columns (U x 2U) and h columns (U x U), contiguous for gemm;
+   * resetH: r * h_prev per step (T x m x U), the input of the candidate's recurrent product.
+   */
+  protected forwardSizes(m: number) {
+    const { T, U } = this;
+    return { rzr: U * 2 * U, rh: U * U, resetH: T * m * U, a: m * 2 * U };
   }
 
-  protected backwardBufs() {
-    return [this.dxp, this.dh, this.dPrev, this.dA, this.dCand, this.dResetH, this.gRzr, this.gRh];
+  protected backwardSizes(m: number) {
+    const U = this.U;
+    return { dh: m * U, dPrev: m * U, dA: m * 2 * U, dCand: m * U, dResetH: m * U, gRzr: U * 2 * U, gRh: U * U };
   }
 
-  protected allocForward(mem: KernelMemory, m: number): void {
-    const { T, U, G } = this;
-    this.xp = mem.f32(m * T * G);
-    this.hs = mem.f32((T + 1) * m * U);
-    this.gates = mem.f32(T * m * G);
-    this.rzr = mem.f32(U * 2 * U);
-    this.rh = mem.f32(U * U);
-    this.resetH = mem.f32(T * m * U);
-    this.a = mem.f32(m * 2 * U);
-  }
-
-  protected allocBackward(mem: KernelMemory, m: number): void {
-    const { T, U, G } = this;
-    this.dxp = mem.f32(m * T * G);
-    this.dh = mem.f32(m * U);
-    this.dPrev = mem.f32(m * U);
-    this.dA = mem.f32(m * 2 * U);
-    this.dCand = mem.f32(m * U);
-    this.dResetH = mem.f32(m * U);
-    this.gRzr = mem.f32(U * 2 * U);
-    this.gRh = mem.f32(U * U);
-  }
-
-  forward(k: Kernels, w: Float32Array, input: Float32Array, out: Float32Array, m: number): void {
+  protected steps(k: Kernels, w: Float32Array, xp: Float32Array, out: Float32Array, m: number): void {
     const { T, U, G } = this;
     const { activation, recurrentActivation: rec } = this.cfg;
-    const xp = this.project(k, w, input, m);
     const R = w.subarray(this.rOff, this.bOff);
-    const rzr = this.rzr!.a,
-      rh = this.rh!.a;
+    const rzr = this.fwd.rzr.a,
+      rh = this.fwd.rh.a;
     for (let i = 0; i < U; i++) {
       rzr.set(R.subarray(i * G, i * G + 2 * U), i * 2 * U);
       rh.set(R.subarray(i * G + 2 * U, (i + 1) * G), i * U);
     }
-    const hs = this.hs!.a,
-      gates = this.gates!.a,
-      resetH = this.resetH!.a,
-      a = this.a!.a;
+    const hs = this.fwd.hs.a,
+      gates = this.fwd.gates.a,
+      resetH = this.fwd.resetH.a,
+      a = this.fwd.a.a;
     const mu = m * U;
     hs.fill(0, 0, mu);
     for (let t = 0; t < T; t++) {
@@ -294,31 +290,23 @@ export class GruOp extends RecurrentOp {
     }
   }
 
-  backward(
-    k: Kernels,
-    w: Float32Array,
-    input: Float32Array,
-    dOut: Float32Array,
-    m: number,
-    g: Float32Array,
-    dIn: Float32Array | null,
-  ): void {
+  protected stepsBackward(k: Kernels, w: Float32Array, dOut: Float32Array, m: number, g: Float32Array): void {
     const { T, U, G } = this;
     const { activation, recurrentActivation: rec } = this.cfg;
     const mu = m * U;
-    const hs = this.hs!.a,
-      gates = this.gates!.a,
-      resetH = this.resetH!.a;
-    const rzr = this.rzr!.a,
-      rh = this.rh!.a;
-    const dxp = this.dxp!.a,
-      dA = this.dA!.a.subarray(0, m * 2 * U);
-    const dCand = this.dCand!.a.subarray(0, mu),
-      dResetH = this.dResetH!.a.subarray(0, mu);
-    const gRzr = this.gRzr!.a,
-      gRh = this.gRh!.a;
-    let dh = this.dh!.a.subarray(0, mu),
-      dPrev = this.dPrev!.a.subarray(0, mu);
+    const hs = this.fwd.hs.a,
+      gates = this.fwd.gates.a,
+      resetH = this.fwd.resetH.a;
+    const rzr = this.fwd.rzr.a,
+      rh = this.fwd.rh.a;
+    const dxp = this.bwd.dxp.a,
+      dA = this.bwd.dA.a.subarray(0, m * 2 * U);
+    const dCand = this.bwd.dCand.a.subarray(0, mu),
+      dResetH = this.bwd.dResetH.a.subarray(0, mu);
+    const gRzr = this.bwd.gRzr.a,
+      gRh = this.bwd.gRh.a;
+    let dh = this.bwd.dh.a.subarray(0, mu),
+      dPrev = this.bwd.dPrev.a.subarray(0, mu);
     dh.fill(0);
     gRzr.fill(0);
     gRh.fill(0);
@@ -365,60 +353,35 @@ export class GruOp extends RecurrentOp {
       gR.set(gRzr.subarray(i * 2 * U, (i + 1) * 2 * U), i * G);
       gR.set(gRh.subarray(i * U, (i + 1) * U), i * G + 2 * U);
     }
-    this.projectBackward(k, w, input, m, g, dIn);
   }
 }
 
 /** LSTM, gates i, f, c, o. */
-export class LstmOp extends RecurrentOp {
-  /** Cell states, step-major (T + 1) x m x U, slot 0 zero; and act(c) per step (T x m x U). */
-  private cs: Buf<Float32Array> | null = null;
-  private actC: Buf<Float32Array> | null = null;
-  private a: Buf<Float32Array> | null = null;
-  private dh: Buf<Float32Array> | null = null;
-  private dc: Buf<Float32Array> | null = null;
-  private dA: Buf<Float32Array> | null = null;
-
+export class LstmOp extends RecurrentOp<'cs' | 'actC' | 'a', 'dh' | 'dc' | 'dA'> {
   constructor(cfg: RecurrentConfig, T: number, F: number, wOff: number) {
     super(cfg, 4, T, F, wOff);
   }
 
-  protected forwardBufs() {
-    return [this.xp, this.hs, this.gates, this.cs, this.actC, this.a];
-  }
-
-  protected backwardBufs() {
-    return [this.dxp, this.dh, this.dc, this.dA];
-  }
-
-  protected allocForward(mem: KernelMemory, m: number): void {
+  /** cs: the cell states, step-major (T + 1) x m x U, slot 0 zero; actC: act(c) per step (T x m x U). */
+  protected forwardSizes(m: number) {
     const { T, U, G } = this;
-    this.xp = mem.f32(m * T * G);
-    this.hs = mem.f32((T + 1) * m * U);
-    this.cs = mem.f32((T + 1) * m * U);
-    this.gates = mem.f32(T * m * G);
-    this.actC = mem.f32(T * m * U);
-    this.a = mem.f32(m * G);
+    return { cs: (T + 1) * m * U, actC: T * m * U, a: m * G };
   }
 
-  protected allocBackward(mem: KernelMemory, m: number): void {
-    const { T, U, G } = this;
-    this.dxp = mem.f32(m * T * G);
-    this.dh = mem.f32(m * U);
-    this.dc = mem.f32(m * U);
-    this.dA = mem.f32(m * G);
+  protected backwardSizes(m: number) {
+    const { U, G } = this;
+    return { dh: m * U, dc: m * U, dA: m * G };
   }
 
-  forward(k: Kernels, w: Float32Array, input: Float32Array, out: Float32Array, m: number): void {
+  protected steps(k: Kernels, w: Float32Array, xp: Float32Array, out: Float32Array, m: number): void {
     const { T, U, G } = this;
     const { activation, recurrentActivation: rec } = this.cfg;
-    const xp = this.project(k, w, input, m);
     const R = w.subarray(this.rOff, this.bOff);
-    const hs = this.hs!.a,
-      cs = this.cs!.a,
-      gates = this.gates!.a,
-      actC = this.actC!.a;
-    const a = this.a!.a.subarray(0, m * G);
+    const hs = this.fwd.hs.a,
+      cs = this.fwd.cs.a,
+      gates = this.fwd.gates.a,
+      actC = this.fwd.actC.a;
+    const a = this.fwd.a.a.subarray(0, m * G);
     const mu = m * U;
     hs.fill(0, 0, mu);
     cs.fill(0, 0, mu);
@@ -453,28 +416,20 @@ export class LstmOp extends RecurrentOp {
     }
   }
 
-  backward(
-    k: Kernels,
-    w: Float32Array,
-    input: Float32Array,
-    dOut: Float32Array,
-    m: number,
-    g: Float32Array,
-    dIn: Float32Array | null,
-  ): void {
+  protected stepsBackward(k: Kernels, w: Float32Array, dOut: Float32Array, m: number, g: Float32Array): void {
     const { T, U, G } = this;
     const { activation, recurrentActivation: rec } = this.cfg;
     const mu = m * U;
     const R = w.subarray(this.rOff, this.bOff);
     const gR = g.subarray(this.rOff, this.bOff);
-    const hs = this.hs!.a,
-      cs = this.cs!.a,
-      gates = this.gates!.a,
-      actC = this.actC!.a;
-    const dxp = this.dxp!.a,
-      dA = this.dA!.a.subarray(0, m * G);
-    const dh = this.dh!.a.subarray(0, mu),
-      dc = this.dc!.a.subarray(0, mu);
+    const hs = this.fwd.hs.a,
+      cs = this.fwd.cs.a,
+      gates = this.fwd.gates.a,
+      actC = this.fwd.actC.a;
+    const dxp = this.bwd.dxp.a,
+      dA = this.bwd.dA.a.subarray(0, m * G);
+    const dh = this.bwd.dh.a.subarray(0, mu),
+      dc = this.bwd.dc.a.subarray(0, mu);
     dh.fill(0);
     dc.fill(0);
     gR.fill(0);
@@ -505,6 +460,5 @@ export class LstmOp extends RecurrentOp {
       k.gemm(true, false, U, G, m, 1, hPrev, dA, 1, gR);
       k.gemm(false, true, m, U, G, 1, dA, R, 0, dh);
     }
-    this.projectBackward(k, w, input, m, g, dIn);
   }
 }

@@ -7,8 +7,6 @@ import assert from 'node:assert/strict';
 import type { Kernels } from './kernels.js';
 import type { Activation } from './dense.js';
 import { jsKernels } from './kernels-js.js';
-
-import { loadWasmKernelsNode } from './kernels-wasm-node.js';
 import type { WasmKernels } from './kernels-wasm.js';
 import { col2im, convGeom, im2col, maxPoolBackward, maxPoolForward, poolGeom, type ConvGeom } from './conv-ops.js';
 import { SeqNet, seqTensorSpecs, seqUnsupportedReason, type SeqLayer, type SeqNetSpec } from './seqnet.js';
@@ -20,26 +18,17 @@ import { TfjsTrainer } from '../model/tfjs-trainer.js';
 import { loadMnist } from '../data/mnist.js';
 import { subset } from '../data/types.js';
 import { prng, rand, native } from '../../test/support/kernels.js';
-
-const wasm = await loadWasmKernelsNode();
-const KERNELS: [string, Kernels][] = [['js', jsKernels]];
-if (native) KERNELS.push(['native', native]);
-if (wasm) KERNELS.push(['wasm', wasm]);
+import {
+  checkAgainstFiniteDifferences,
+  KERNELS,
+  maxAbsDiff,
+  prod,
+  randomCase,
+  wasm,
+  type Case,
+} from '../../test/support/seqnet-checks.js';
 
 // ---------- helpers ----------
-
-const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-}
-
-function numParams(spec: SeqNetSpec): number {
-  return seqTensorSpecs(spec).reduce((a, t) => a + prod(t.shape), 0);
-}
 
 // ---------- an independent float64 reference: Keras semantics written out as direct loops ----------
 
@@ -270,23 +259,6 @@ const mseNet: SeqNetSpec = {
   ],
 };
 
-interface Case {
-  spec: SeqNetSpec;
-  w: Float32Array;
-  x: Float32Array;
-  y: Int32Array | Float32Array;
-  m: number;
-}
-
-function makeCase(spec: SeqNetSpec, m: number, seed: number): Case {
-  const r = prng(seed);
-  const w = rand(numParams(spec), r, -0.8, 0.8);
-  const x = rand(m * prod(spec.inputShape), r);
-  const outN = (spec.layers[spec.layers.length - 1] as { units: number }).units;
-  const y = spec.loss === 'mse' ? rand(m * outN, r) : Int32Array.from({ length: m }, () => Math.floor(r() * outN));
-  return { spec, w, x, y, m };
-}
-
 /** Finite-difference step on the float64 reference; small enough that few probes cross a ReLU kink or a pool switch. */
 const EPS = 1e-5;
 /**
@@ -310,44 +282,9 @@ function checkGradient(k: Kernels, c: Case, what: string, dropSeed?: number): { 
   const g = new Float32Array(net.numParams).fill(NaN); // gradient() must overwrite all of g
   const masks = dropSeed === undefined ? null : dropoutMasks(c.spec, c.m, dropSeed);
   const r = net.gradient(c.w, c.x, c.y, c.m, g, dropSeed === undefined ? undefined : new Rng(dropSeed));
-  const base = reference(c.spec, c.w, c.x, c.y, c.m, masks);
-  assert.ok(
-    Math.abs(r.loss / c.m - base.loss) <= 1e-5 * Math.max(1, base.loss),
-    `${what}: loss ${r.loss / c.m} vs reference ${base.loss}`,
-  );
-  const names = seqTensorSpecs(c.spec).flatMap((t) =>
-    Array.from({ length: prod(t.shape) }, (_, i) => `${t.name}[${i}]`),
-  );
-  assert.equal(names.length, net.numParams);
-  const w = Float64Array.from(c.w);
-  let worst = 0;
-  let skipped = 0;
-  let nonZero = 0;
-  const samePattern = (p: number[]) => p.length === base.pattern.length && p.every((v, i) => v === base.pattern[i]);
-  for (let i = 0; i < net.numParams; i++) {
-    const w0 = w[i];
-    w[i] = w0 + EPS;
-    const up = reference(c.spec, w, c.x, c.y, c.m, masks);
-    w[i] = w0 - EPS;
-    const down = reference(c.spec, w, c.x, c.y, c.m, masks);
-    w[i] = w0;
-    if (!samePattern(up.pattern) || !samePattern(down.pattern)) {
-      skipped++;
-      continue;
-    }
-    const fd = (up.loss - down.loss) / (2 * EPS);
-    const diff = Math.abs(fd - g[i]);
-    worst = Math.max(worst, diff);
-    if (Math.abs(g[i]) > 10 * ABS) nonZero++;
-    if (!(diff <= ABS + REL * Math.abs(g[i]))) {
-      assert.fail(
-        `${what}: d loss / d ${names[i]} is ${g[i]}, finite difference ${fd} (|diff| ${diff.toExponential(2)} > ${(ABS + REL * Math.abs(g[i])).toExponential(2)})`,
-      );
-    }
-  }
-  assert.ok(skipped <= net.numParams / 20, `${what}: ${skipped} of ${net.numParams} parameters sit at a kink`);
-  assert.ok(nonZero >= net.numParams / 2, `${what}: only ${nonZero} of ${net.numParams} gradients exceed ${10 * ABS}`);
-  return { worst, skipped };
+  const lossAt = (w: ArrayLike<number>) => reference(c.spec, w, c.x, c.y, c.m, masks);
+  const tol = { eps: EPS, abs: ABS, rel: REL, minNonZero: 1 / 2 };
+  return checkAgainstFiniteDifferences(c, g, r.loss / c.m, net.stateStart, lossAt, tol, what);
 }
 
 // ---------- data movement against naive loops ----------
@@ -460,23 +397,23 @@ describe('max pooling', () => {
 for (const [kname, k] of KERNELS) {
   describe(`SeqNet gradient vs finite differences (${kname} kernels)`, () => {
     it('6x6x2, conv 3x3x3 same relu, pool 2, conv 2x2x4 valid tanh, flatten, dense softmax', (t) => {
-      const r = checkGradient(k, makeCase(convNet, 3, 10), 'conv net');
+      const r = checkGradient(k, randomCase(convNet, 3, 10), 'conv net');
       t.diagnostic(`worst |fd - g| ${r.worst.toExponential(2)}, ${r.skipped} parameters at a kink skipped`);
     });
 
     it('with dropout 0.3 after the pool and after a hidden dense layer (the mask drawn from the rng)', (t) => {
-      const r = checkGradient(k, makeCase(dropNet(0.3), 3, 20), 'dropout net', 1234);
+      const r = checkGradient(k, randomCase(dropNet(0.3), 3, 20), 'dropout net', 1234);
       t.diagnostic(`worst |fd - g| ${r.worst.toExponential(2)}, ${r.skipped} skipped`);
     });
 
     it('5x7x1, conv 4x4 same sigmoid (even kernel), conv 3x3 same linear, pool 2 (floor), dense relu, dense linear, mse', (t) => {
-      const r = checkGradient(k, makeCase(mseNet, 2, 30), 'mse net');
+      const r = checkGradient(k, randomCase(mseNet, 2, 30), 'mse net');
       t.diagnostic(`worst |fd - g| ${r.worst.toExponential(2)}, ${r.skipped} skipped`);
     });
 
     it('m = 1, and chunked im2col (one example per chunk) gives the unchunked gradient', () => {
-      checkGradient(k, makeCase(convNet, 1, 40), 'conv net m=1');
-      const c = makeCase(dropNet(0.3), 5, 50);
+      checkGradient(k, randomCase(convNet, 1, 40), 'conv net m=1');
+      const c = randomCase(dropNet(0.3), 5, 50);
       const whole = new SeqNet(c.spec, k);
       const chunked = new SeqNet(c.spec, k, { colsBudget: 1 });
       const g1 = new Float32Array(whole.numParams);
@@ -492,7 +429,7 @@ for (const [kname, k] of KERNELS) {
   describe(`SeqNet batch semantics and dropout (${kname} kernels)`, () => {
     it('the gradient is the mean of the per-example gradients, the loss their sum; evaluate agrees', () => {
       for (const spec of [convNet, mseNet]) {
-        const c = makeCase(spec, 4, 60);
+        const c = randomCase(spec, 4, 60);
         const net = new SeqNet(spec, k);
         const g = new Float32Array(net.numParams);
         const full = net.gradient(c.w, c.x, c.y, c.m, g);
@@ -516,7 +453,7 @@ for (const [kname, k] of KERNELS) {
     });
 
     it('results do not depend on earlier calls with other batch sizes (buffers grow and are reused)', () => {
-      const big = makeCase(convNet, 9, 70);
+      const big = randomCase(convNet, 9, 70);
       const f = prod(convNet.inputShape);
       const fresh = new SeqNet(convNet, k);
       const gFresh = new Float32Array(fresh.numParams);
@@ -532,7 +469,7 @@ for (const [kname, k] of KERNELS) {
     });
 
     it('dropout rate 0 is the identity and draws nothing; rate > 0 is deterministic per seed; no rng = inference', () => {
-      const c = makeCase(dropNet(0.4), 4, 80);
+      const c = randomCase(dropNet(0.4), 4, 80);
       const plain = new SeqNet({ ...dropNet(0), layers: dropNet(0).layers.filter((l) => l.type !== 'dropout') }, k); // no dropout layers
       const zero = new SeqNet(dropNet(0), k);
       const drop = new SeqNet(dropNet(0.4), k);
@@ -596,7 +533,7 @@ if (wasm) {
   const wk: WasmKernels = wasm;
   describe('SeqNet on the wasm kernels', () => {
     it('keeps working when wasm memory grows between calls (views are re-taken) and with weights inside wasm memory', () => {
-      const c = makeCase(dropNet(0.3), 5, 90);
+      const c = randomCase(dropNet(0.3), 5, 90);
       const net = new SeqNet(c.spec, wk);
       const g1 = new Float32Array(net.numParams);
       const r1 = net.gradient(c.w, c.x, c.y, c.m, g1, new Rng(3));

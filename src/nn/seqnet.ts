@@ -61,7 +61,7 @@ import {
   type RecurrentActivation,
 } from './recurrent.js';
 import { EmbeddingOp, GlobalAveragePool1DOp, LayerNormOp } from './sequence-ops.js';
-import { visionOp, type VisionLayer } from './vision-ops.js';
+import { isVisionLayer, visionOp, type VisionLayer } from './vision-ops.js';
 
 /** The layers the engine runs; structurally the same as LayerSpec in model/spec.ts. */
 export type SeqLayer =
@@ -322,21 +322,12 @@ function plan(spec: SeqNetSpec, colsBudget = COLS_BUDGET): Plan | string {
       case 'lstm':
       case 'globalavgpool1d':
       case 'layernorm':
-      case 'embedding': {
-        const op = sequenceOp(l, shape, offset, li);
-        if (typeof op === 'string') return op;
-        ops.push(op);
-        tensors.push(...op.tensors);
-        offset += op.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
-        shape = op.outShape;
-        if (op.tensors.length > 0) lastWeighted = li;
-        break;
-      }
+      case 'embedding':
       case 'depthwiseconv2d':
       case 'separableconv2d':
       case 'batchnorm':
       case 'globalavgpool2d': {
-        const op = visionOp(l, shape, offset);
+        const op = isVisionLayer(l) ? visionOp(l, shape, offset) : sequenceOp(l, shape, offset, li);
         if (typeof op === 'string') return op;
         ops.push(op);
         tensors.push(...op.tensors);

@@ -6,38 +6,33 @@
 // kernels, and native and wasm when built.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
-import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import * as stockTf from '@tensorflow/tfjs';
 import type { Kernels } from './kernels.js';
 import { jsKernels } from './kernels-js.js';
-import { loadWasmKernelsNode } from './kernels-wasm-node.js';
 import { SeqNet, seqTensorSpecs, seqUnsupportedReason, type SeqLayer, type SeqNetSpec } from './seqnet.js';
 import { Rng } from '../core/rng.js';
 import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../model/spec.js';
-import { buildTfjsModel, ensureTfjs, saveTfjsModel, setModelWeights, specFromModelJson, tf } from '../model/tfjs.js';
-import { makeTrainer } from '../model/make-trainer.js';
+import { ensureTfjs, setModelWeights, tf } from '../model/tfjs.js';
 import { EngineTrainer } from '../model/engine-trainer.js';
 import { exportOnnx } from '../model/onnx/export.js';
 import type { Dataset } from '../data/types.js';
-import { prng, rand, native } from '../../test/support/kernels.js';
-
-const wasm = await loadWasmKernelsNode();
-const KERNELS: [string, Kernels][] = [['js', jsKernels]];
-if (native) KERNELS.push(['native', native]);
-if (wasm) KERNELS.push(['wasm', wasm]);
-
-const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-}
+import { prng, rand } from '../../test/support/kernels.js';
+import {
+  assertTfjsWeightLayout,
+  checkAgainstFiniteDifferences,
+  checkStockModelOnEngine,
+  KERNELS,
+  maxAbsDiff,
+  prod,
+  stockPredictionsOfSaved,
+  tfjsGradient,
+  tfjsModelOf,
+  tfjsPredictionDiff,
+  type Case as SeqNetCase,
+} from '../../test/support/seqnet-checks.js';
 
 // ---------- an independent float64 reference over the whole batch, from the Keras definitions ----------
 
@@ -318,12 +313,9 @@ const NETS: [string, SeqNetSpec][] = [
   ],
 ];
 
-interface Case {
-  spec: SeqNetSpec;
-  w: Float32Array;
-  x: Float32Array;
+/** A case with class labels (every net here ends in softmax). */
+interface Case extends SeqNetCase {
   y: Int32Array;
-  m: number;
 }
 
 /** Random weights (moving variances positive) and data. */
@@ -356,35 +348,9 @@ function checkGradient(k: Kernels, c: Case, training: boolean, what: string): nu
   const g = new Float32Array(net.numParams).fill(NaN);
   const wEngine = Float32Array.from(c.w); // a training pass moves the moving statistics in these
   const r = net.gradient(wEngine, c.x, c.y, c.m, g, training ? new Rng(1) : undefined);
-  const base = referenceLoss(c.spec, c.w, c.x, c.y, c.m, training);
-  assert.ok(Math.abs(r.loss / c.m - base.loss) <= 1e-5 * Math.max(1, base.loss), `${what}: loss differs`);
-  const names = seqTensorSpecs(c.spec).flatMap((t) =>
-    Array.from({ length: prod(t.shape) }, (_, i) => `${t.name}[${i}]`),
-  );
-  for (let i = net.stateStart; i < net.numParams; i++) assert.equal(g[i], 0, `${names[i]} has a zero gradient`);
-  const w = Float64Array.from(c.w);
-  let worst = 0,
-    skipped = 0;
-  const same = (p: number[]) => p.length === base.pattern.length && p.every((v, i) => v === base.pattern[i]);
-  for (let i = 0; i < net.stateStart; i++) {
-    const w0 = w[i];
-    w[i] = w0 + EPS;
-    const up = referenceLoss(c.spec, w, c.x, c.y, c.m, training);
-    w[i] = w0 - EPS;
-    const down = referenceLoss(c.spec, w, c.x, c.y, c.m, training);
-    w[i] = w0;
-    if (!same(up.pattern) || !same(down.pattern)) {
-      skipped++;
-      continue;
-    }
-    const fd = (up.loss - down.loss) / (2 * EPS);
-    const diff = Math.abs(fd - g[i]);
-    worst = Math.max(worst, diff);
-    if (!(diff <= ABS + REL * Math.abs(g[i])))
-      assert.fail(`${what}: d loss / d ${names[i]} is ${g[i]}, finite difference ${fd}`);
-  }
-  assert.ok(skipped <= net.stateStart / 20, `${what}: ${skipped} parameters sit at a kink`);
-  return worst;
+  const lossAt = (w: ArrayLike<number>) => referenceLoss(c.spec, w, c.x, c.y, c.m, training);
+  const tol = { eps: EPS, abs: ABS, rel: REL, minNonZero: 0 };
+  return checkAgainstFiniteDifferences(c, g, r.loss / c.m, net.stateStart, lossAt, tol, what).worst;
 }
 
 for (const [kname, k] of KERNELS) {
@@ -427,17 +393,7 @@ for (const [kname, k] of KERNELS) {
 
 describe('vision layer specs', () => {
   it('lays weights out as tfjs does (names, shapes, order: trainable, then moving statistics)', async () => {
-    await ensureTfjs();
-    const specs: [string, SeqNetSpec][] = [...NETS, ['mobilenet', builtinModel('mobilenet', [28, 28, 1], 10)]];
-    for (const [what, spec] of specs) {
-      const model = await buildTfjsModel({ ...spec, name: 'n', optimizer: { name: 'sgd', lr: 0.1 } } as ModelSpec);
-      try {
-        const theirs = model.weights.map((w) => ({ name: w.originalName, shape: w.shape }));
-        assert.deepEqual(seqTensorSpecs(spec), theirs, what);
-      } finally {
-        model.dispose();
-      }
-    }
+    await assertTfjsWeightLayout([...NETS, ['mobilenet', builtinModel('mobilenet', [28, 28, 1], 10)]]);
   });
   it('the mobilenet model has a few hundred thousand parameters at most and runs on the engine', () => {
     const spec = builtinModel('mobilenet', [28, 28, 1], 10);
@@ -501,28 +457,6 @@ describe('vision layer specs', () => {
 
 // ---------- against stock tfjs ----------
 
-/** tfjs's gradient of the mean loss (training mode) w.r.t. the trainable weights, flat, zeros for the state. */
-function tfjsGradient(model: tf.LayersModel, spec: SeqNetSpec, c: Case): Float32Array {
-  return tf.tidy(() => {
-    const x = tf.tensor(c.x, [c.m, ...spec.inputShape]);
-    const outN = (spec.layers[spec.layers.length - 1] as { units: number }).units;
-    const vars = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
-    const { grads } = tf.variableGrads(() => {
-      const o = model.apply(x, { training: true }) as tf.Tensor;
-      const picked = tf.sum(tf.mul(o, tf.oneHot(tf.tensor1d(c.y, 'int32'), outN)), 1);
-      return tf.neg(tf.mean(tf.log(picked))) as tf.Scalar;
-    }, vars);
-    const out = new Float32Array(model.weights.reduce((a, w) => a + prod(w.shape as number[]), 0));
-    let o = 0;
-    for (const v of vars) {
-      const p = grads[v.name].dataSync() as Float32Array;
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
-  });
-}
-
 const weightsOf = (model: tf.LayersModel): Float32Array =>
   Float32Array.from(model.weights.flatMap((w) => Array.from(w.read().dataSync())));
 
@@ -530,16 +464,12 @@ describe('vision layers against tfjs (tfjs-cpu)', () => {
   for (const [what, spec] of NETS) {
     it(`same predictions, training-mode gradients and moving statistics: ${what}`, async (t) => {
       await ensureTfjs();
-      const model = await buildTfjsModel({ ...spec, name: 'n', optimizer: { name: 'sgd', lr: 0.1 } } as ModelSpec);
+      const model = await tfjsModelOf(spec);
       try {
         const c = makeCase(spec, 8, 21);
         setModelWeights(model, c.w);
         const net = new SeqNet(spec, jsKernels);
-        const ours = net.predict(c.w, c.x, c.m);
-        const theirs = tf.tidy(() =>
-          (model.predict(tf.tensor(c.x, [c.m, ...spec.inputShape])) as tf.Tensor).dataSync(),
-        );
-        const pdiff = maxAbsDiff(ours, theirs);
+        const pdiff = tfjsPredictionDiff(model, net, c);
         const w = Float32Array.from(c.w);
         const g = new Float32Array(net.numParams);
         net.gradient(w, c.x, c.y, c.m, g, new Rng(1));
@@ -565,20 +495,6 @@ describe('vision layers against tfjs (tfjs-cpu)', () => {
 
 const root = mkdtempSync(join(tmpdir(), 'edgefed-vision-layers-'));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-async function serve(dir: string): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = createServer((req, res) => {
-    const file = join(dir, basename(new URL(req.url ?? '/', 'http://x').pathname));
-    if (!existsSync(file)) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200).end(readFileSync(file));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
 
 /** A toy image task global pooling can learn: horizontal (0) or vertical (1) stripes, random phase, noise. */
 function toyImages(n: number, s: number, seed: number): Dataset {
@@ -610,25 +526,10 @@ describe('tfjs Keras format round trip with vision layers', () => {
     assert.ok(ev.accuracy > 0.7, `the engine learned the toy task (accuracy ${ev.accuracy})`);
     const stateStart = new SeqNet(spec, jsKernels).stateStart;
     assert.ok(maxAbsDiff(w.subarray(stateStart), w0.subarray(stateStart)) > 1e-3, 'moving statistics moved');
-    const dir = mkdtempSync(join(root, 'saved-'));
-    await saveTfjsModel(spec, w, dir);
-    const server = await serve(dir);
-    let model: stockTf.LayersModel | null = null;
-    try {
-      model = await stockTf.loadLayersModel(`${server.url}/model.json`);
-      const theirs = stockTf.tidy(() =>
-        (model!.predict(stockTf.tensor(data.x, [256, 12, 12, 1])) as stockTf.Tensor).dataSync(),
-      );
-      const diff = maxAbsDiff(theirs, await trainer.predict(w, data.x, 256));
-      t.diagnostic(`accuracy ${ev.accuracy}; max |stock tfjs - engine| probability ${diff.toExponential(2)}`);
-      assert.ok(diff <= 1e-5, `predictions differ by ${diff}`);
-    } finally {
-      model?.dispose();
-      await server.close();
-    }
-    const { spec: back, weights } = await specFromModelJson(join(dir, 'model.json'));
-    assert.deepEqual(back.layers, spec.layers);
-    assert.deepEqual(weights, w);
+    const theirs = await stockPredictionsOfSaved(spec, w, mkdtempSync(join(root, 'saved-')), data.x, 256);
+    const diff = maxAbsDiff(theirs, await trainer.predict(w, data.x, 256));
+    t.diagnostic(`accuracy ${ev.accuracy}; max |stock tfjs - engine| probability ${diff.toExponential(2)}`);
+    assert.ok(diff <= 1e-5, `predictions differ by ${diff}`);
   });
 
   it("a user's stock tfjs model.json (depthwise, separable, batchnorm, gap2d) trains on the engine", async () => {
@@ -649,50 +550,9 @@ describe('tfjs Keras format round trip with vision layers', () => {
     user.add(stockTf.layers.batchNormalization({ name: 'bn2', momentum: 0.9 }));
     user.add(stockTf.layers.globalAveragePooling2d({ name: 'gap' }));
     user.add(stockTf.layers.dense({ name: 'out', units: 2, activation: 'softmax' }));
-    const dir = mkdtempSync(join(root, 'user-'));
-    await user.save(
-      stockTf.io.withSaveHandler(async (a) => {
-        writeFileSync(join(dir, 'w.bin'), Buffer.from(a.weightData as ArrayBuffer));
-        writeFileSync(
-          join(dir, 'model.json'),
-          JSON.stringify({
-            modelTopology: a.modelTopology,
-            format: 'layers-model',
-            weightsManifest: [{ paths: ['./w.bin'], weights: a.weightSpecs }],
-          }),
-        );
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
-    );
     try {
-      const { spec, weights } = await specFromModelJson(join(dir, 'model.json'));
-      assert.equal(seqUnsupportedReason(spec), null);
-      assert.deepEqual(
-        spec.layers.map((l) => l.type),
-        ['depthwiseconv2d', 'batchnorm', 'separableconv2d', 'batchnorm', 'globalavgpool2d', 'dense'],
-      );
-      const data = toyImages(64, 8, 9);
-      const tr = await makeTrainer(spec);
-      try {
-        assert.equal(tr.kind, 'engine');
-        const ours = await tr.predict(weights!, data.x, 64);
-        const theirs = stockTf.tidy(() =>
-          (user.predict(stockTf.tensor(data.x, [64, 8, 8, 1])) as stockTf.Tensor).dataSync(),
-        );
-        assert.ok(maxAbsDiff(ours, theirs) <= 1e-5, 'the engine predicts what the user model predicts');
-        const res = await tr.train(weights!, data, {
-          epochs: 2,
-          batchSize: 16,
-          optimizer: { name: 'adam', lr: 0.01 },
-          proxMu: 0,
-          seed: 1,
-        });
-        assert.equal(res.steps, 8);
-        assert.ok(Number.isFinite(res.metrics.loss));
-        assert.ok(maxAbsDiff(res.weights, weights!) > 1e-4, 'training moved the weights');
-      } finally {
-        tr.dispose();
-      }
+      const types = ['depthwiseconv2d', 'batchnorm', 'separableconv2d', 'batchnorm', 'globalavgpool2d', 'dense'];
+      await checkStockModelOnEngine(user, mkdtempSync(join(root, 'user-')), types, toyImages(64, 8, 9));
     } finally {
       user.dispose();
     }

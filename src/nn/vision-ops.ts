@@ -46,6 +46,18 @@ export type VisionLayer =
   | { type: 'batchnorm'; name: string; momentum: number; epsilon: number }
   | { type: 'globalavgpool2d'; name: string };
 
+const VISION_LAYER_TYPES: ReadonlySet<string> = new Set<VisionLayer['type']>([
+  'depthwiseconv2d',
+  'separableconv2d',
+  'batchnorm',
+  'globalavgpool2d',
+]);
+
+/** Whether a layer spec is one of the vision layers (visionOp builds its op). */
+export function isVisionLayer(l: { type: string }): l is VisionLayer {
+  return VISION_LAYER_TYPES.has(l.type);
+}
+
 /** Activations the vision convolutions apply (softmax belongs to the output dense layer). */
 export const VISION_ACTIVATIONS: readonly Activation[] = ['relu', 'linear', 'sigmoid', 'tanh'];
 
