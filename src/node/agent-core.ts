@@ -37,6 +37,8 @@ import type { NodeStateStore } from './local-state.js';
 export interface AgentLog {
   info(fields: object, message: string): void;
   warn(fields: object, message: string): void;
+  /** Repeated detail (each retry of an outage); a log without it drops them. */
+  debug?(fields: object, message: string): void;
 }
 
 function isAnalyticsRequest(frame: Uint8Array): boolean {
@@ -543,7 +545,7 @@ export class AgentCore {
     // Said once per outage (warn); each retry after it only at debug, so a long outage does not fill the log.
     if (this.attempt === 1)
       this.options.log.warn({ delayMs: delay }, 'lost the coordinator; retrying with backoff until it is back');
-    else this.options.log.debug({ delayMs: delay }, 'still no coordinator; retrying');
+    else this.options.log.debug?.({ delayMs: delay }, 'still no coordinator; retrying');
     this.emit({ type: 'disconnected', retryMs: delay });
     setTimeout(() => this.connect(), delay);
   }
