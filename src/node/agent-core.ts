@@ -335,7 +335,11 @@ export class AgentCore {
           .catch((e: Error) => this.options.log.warn({ err: e.message }, 'could not serve a request'));
       },
       close: () => this.disconnected(),
-      error: (message) => this.options.log.warn({ err: message }, 'connection error'),
+      // The first failure of an outage at warn; the same error on every retry after it only at debug.
+      error: (message) =>
+        this.attempt === 0
+          ? this.options.log.warn({ err: message }, 'connection error')
+          : this.options.log.debug?.({ err: message }, 'connection error'),
     });
     // Counts what goes out; the link sends chunks through it.
     const counted: AgentSocket = {
