@@ -6,6 +6,8 @@
  * changed), `round` (a committed round record), `event` (an appended event) and `nodes` (the whole node
  * table, at most a few times a second, after connects, disconnects and rounds). Clients send nothing.
  */
+import type { NodeResources } from '../node/resources.js';
+
 export const LIVE_PROTOCOL = 1;
 
 export interface RunView {
@@ -35,17 +37,7 @@ export interface NodeRecord<R = Record<string, unknown>> {
   bytesReceived: number;
 }
 
-export interface NodeView
-  extends NodeRecord<{
-    cores?: number;
-    memoryMb?: number;
-    samplesPerSecond?: number;
-    bandwidthMbps?: number;
-    powerClass?: string;
-    examples?: number;
-    platform?: string;
-    labelCounts?: number[];
-  }> {
+export interface NodeView extends NodeRecord<NodeResources> {
   /** Connected now. */
   online: boolean;
 }
