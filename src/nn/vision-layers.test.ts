@@ -17,7 +17,6 @@ import { Rng } from '../core/rng.js';
 import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { ensureTfjs, setModelWeights, tf } from '../model/tfjs.js';
 import { EngineTrainer } from '../model/engine-trainer.js';
-import { exportOnnx } from '../model/onnx/export.js';
 import type { Dataset } from '../data/types.js';
 import { prng, rand } from '../../test/support/kernels.js';
 import {
@@ -401,14 +400,6 @@ describe('vision layer specs', () => {
     const n = tensorSpecs(spec).reduce((a, t) => a + prod(t.shape), 0);
     assert.ok(n > 10_000 && n < 300_000, `${n} parameters`);
     assert.throws(() => builtinModel('mobilenet', [784], 10), /mobilenet model needs image inputs \[h, w, c\]/);
-  });
-  it('ONNX export refuses the vision layers by name instead of leaving them out of the graph', () => {
-    const spec = builtinModel('mobilenet', [28, 28, 1], 10);
-    const w = initialWeights(tensorSpecs(spec), new Rng(1));
-    assert.throws(
-      () => exportOnnx(spec, w),
-      /ONNX export does not cover batchnorm layers yet \('stem_bn' in mobilenet\)/,
-    );
   });
   const base = NETS[0][1];
   const first = base.layers[0] as Extract<SeqLayer, { type: 'depthwiseconv2d' }>;
