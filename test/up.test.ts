@@ -92,9 +92,12 @@ test('Ctrl-C while up waits or trains: a clean stop with a message and no partia
   const cwd = mkdtempSync(join(tmpdir(), 'edgefed-up-int-'));
   const first = run(['up', '--nodes', '2', '--rounds', '50', '--target-accuracy', '0.999'], cwd);
   await waitFor('up to print its dashboard', async () => (dashboardOf(first.err()) ? true : undefined), 120_000);
+  const pressed = performance.now();
   first.child.kill('SIGINT');
   assert.equal(await first.exit, 0);
-  assert.match(first.err(), /stopping: a round in progress has 1\.5 s to finish/);
+  // Reported, not asserted (tests do not assert wall-clock times): Ctrl-C to exit, right after the URL shows.
+  console.log(`Ctrl-C after the dashboard URL: exited in ${((performance.now() - pressed) / 1000).toFixed(2)} s`);
+  assert.match(first.err(), /stopping: a round in progress has 1 s to finish/);
   const saved = join('runs', readdirSync(join(cwd, 'runs'))[0]);
   const view = run(['open', saved], cwd);
   try {
