@@ -32,6 +32,7 @@ interface Round {
   round: number;
   testAccuracy: number | null;
   testLoss: number | null;
+  trainLoss?: number | null;
   federatedAccuracy: number | null;
   contributed: number[];
 }
@@ -130,6 +131,11 @@ test('dashboard: empty state, scaled and zoomable charts, bounded timeline, down
       `y range ${yMin}..${yMax} is scaled to the data (accuracies ${Math.min(...accs)}..${Math.max(...accs)})`,
     );
     assert.equal(await tab.getAttribute('#loss-chart', 'data-scale'), 'log');
+    // The log axis fits the losses too (within a factor 1.25 each side), not whole powers of ten around them.
+    const losses = long.rounds.flatMap((r) => [r.testLoss, r.trainLoss]).filter((v): v is number => v != null);
+    const [lossMin, lossMax] = await range(tab, '#loss-chart', 'y');
+    assert.ok(lossMin <= Math.min(...losses) && lossMax >= Math.max(...losses), `loss axis ${lossMin}..${lossMax}`);
+    assert.ok(lossMax <= Math.max(...losses) * 1.3, `loss axis ${lossMin}..${lossMax} fits ${Math.max(...losses)}`);
     // No federated evaluation in these runs: no federated series, not even in the legend.
     assert.ok(long.rounds.every((r) => r.federatedAccuracy === null));
     const series = (await tab.getAttribute('#acc-chart', 'data-series'))!.split('|');

@@ -36,6 +36,15 @@ export function accuracyRange(min: number | null, max: number | null): [number, 
   return [Math.max(0, min - span * 0.08), Math.min(1, max + span * 0.08)];
 }
 
+/**
+ * A log-10 range around the data, padded by a factor of 1.25: uPlot's own widens a range that spans a decade to
+ * whole powers of ten, which can leave half the panel empty.
+ */
+export function logRange(min: number | null, max: number | null): [number, number] {
+  if (min === null || max === null || !(min > 0) || !(max > 0)) return [0.1, 10];
+  return [min / 1.25, max * 1.25];
+}
+
 export class LineChart {
   private plot: uPlot | null = null;
   private shownLabels = '';
@@ -72,7 +81,7 @@ export class LineChart {
   private plotOptions(shown: Series[]): uPlot.Options {
     const y: uPlot.Scale =
       this.options.scale === 'log'
-        ? { distr: 3, log: 10 }
+        ? { distr: 3, log: 10, range: (_u, min, max) => logRange(min, max) }
         : this.options.scale === 'accuracy'
           ? { range: (_u, min, max) => accuracyRange(min, max) }
           : {};
