@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { loadavg } from 'node:os';
 import { runSimulation } from '../src/sim/simulate.js';
 import { join } from 'node:path';
-import { machine, gitCommit, numberFlag, REPO, writeAtomic } from './support/results-io.js';
+import { environmentLines, machine, gitCommit, numberFlag, REPO, writeAtomic } from './support/results-io.js';
 
 const { values: v } = parseArgs({
   options: {
@@ -138,8 +138,11 @@ const out = [
   `Command: \`node --import tsx bench/niid.ts ${process.argv.slice(2).join(' ')}\``,
   '',
   ...tables.flatMap((t) => table(t.partition, t.rows)),
-  `Environment: ${env.cpu_model}, ${env.cpu_cores} cores (available ${env.available_parallelism}), ${env.platform}, Node ${env.node}, ` +
-    `kernels ${env.kernels}, load average ${load.toFixed(2)} at start, ${loadavg()[0].toFixed(2)} at the end, commit ${gitCommit()?.slice(0, 10) ?? 'unknown'}. ${env.note}.`,
+  'Environment:',
+  '',
+  ...environmentLines(env).map((line) => `- ${line}`),
+  `- load average ${load.toFixed(2)} at start, ${loadavg()[0].toFixed(2)} at the end; ${env.note}.`,
+  '',
   `Total wall time ${totalSeconds.toFixed(1)} s for ${runs} runs of ${rounds} rounds ` +
     `(${(totalSeconds / (runs * rounds)).toFixed(2)} s per run-round).`,
 ];
