@@ -203,11 +203,8 @@ export class EngineTrainer implements LocalTrainer {
         const g = bufs.g.a;
         const [xb, yb] = this.gather(data, order, s, m);
         const r = this.net.gradient(w, xb, yb, m, g, dropRng);
-        if (cfg.proxMu > 0) {
-          // FedProx: gradient of (mu/2)||w - w_global||^2
-          for (let i = 0; i < w.length; i++) g[i] += cfg.proxMu * (w[i] - global[i]);
-        }
-        if (shift) for (let i = 0; i < w.length; i++) g[i] += shift[i];
+        if (cfg.proxMu > 0) addProximalGradient(g, w, global, cfg.proxMu);
+        if (shift) addInPlace(g, shift);
         // A zero gradient leaves a frozen weight as it is under SGD, momentum and Adam (their state starts at zero).
         for (const r of frozen ?? []) g.fill(0, r.offset, r.offset + r.size);
         // The moving statistics move by the forward pass only (not by FedProx or a gradient shift).
@@ -300,4 +297,16 @@ export class EngineTrainer implements LocalTrainer {
   }
 
   dispose(): void {}
+}
+
+// The per-step loops live in small functions of their own: inside train()'s long async body V8 left them
+// unoptimised (about 20 ns per weight, doubling a FedProx step); here they run at memory speed.
+
+/** FedProx: g += mu (w - w_global), the gradient of (mu/2)||w - w_global||^2. */
+function addProximalGradient(g: Float32Array, w: Float32Array, global: Float32Array, mu: number): void {
+  for (let i = 0; i < w.length; i++) g[i] += mu * (w[i] - global[i]);
+}
+
+function addInPlace(g: Float32Array, shift: Float32Array): void {
+  for (let i = 0; i < shift.length; i++) g[i] += shift[i];
 }
