@@ -2,8 +2,8 @@
  * Federated standardisation deployed: a real coordinator and three pump nodes on loopback, each with one
  * machine's CSV. Before round 1 the coordinator runs one statistics pass, commits it (a restart with a node
  * fewer reuses it, asks nobody again), the nodes train on rows scaled with it, and the saved model's versions
- * carry it: node serving and `edgefed predict` apply it to raw readings. Bad configs are refused unstored;
- * a node whose columns differ fails the pass by name.
+ * carry it: the coordinator's predict, node serving and `edgefed predict` apply it to raw readings alike. Bad
+ * configs are refused unstored; a node whose columns differ fails the pass by name.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -165,18 +165,28 @@ test('standardize federated deployed: one committed pass, nodes train on it, ser
   t.diagnostic(`final central accuracy after ${done.roundsCompleted} rounds: ${accuracy.toFixed(4)}`);
   assert.ok(accuracy > 0.7, `final accuracy ${accuracy}`);
 
-  // Raw readings in: node serving and edgefed predict scale them with the committed statistics, so both
-  // answer as the coordinator does on rows the test scaled itself.
+  // Raw readings in: the coordinator, node serving and edgefed predict all scale them with the committed
+  // statistics. The coordinator on the whole raw test set scores what its own evaluation of the last round did
+  // (that evaluation scaled the same rows itself), so its scaling is the trainer's; the other two answer as it does.
   const test = loadDatasetSpec(`csv:${EXAMPLE}${OPTIONS}`, { standardize: false }).test;
-  const n = 40;
-  const raw = Array.from({ length: n }, (_, r) => Array.from(test.x.subarray(r * F, (r + 1) * F)));
+  const rowsOf = (n: number) => Array.from({ length: n }, (_, r) => Array.from(test.x.subarray(r * F, (r + 1) * F)));
   const { mean, std } = committed.standardization;
-  const scaled = raw.map((row) => row.map((v, j) => (v - mean[j]) / std[j]));
-  const reference = await api<{ predictions: { class: number; confidence: number }[] }>(url, '/v1/predict', {
-    runId: id,
-    inputs: scaled,
-  });
-  assert.equal(reference.status, 200, JSON.stringify(reference.json));
+  type Answer = {
+    scaling: { statistics: string; columns: string[]; mean: number[]; std: number[] };
+    predictions: { class: number; confidence: number }[];
+  };
+  const whole = await api<Answer>(url, '/v1/predict', { runId: id, inputs: rowsOf(test.n) });
+  assert.equal(whole.status, 200, JSON.stringify(whole.json));
+  assert.equal(whole.json.scaling.statistics, 'federated');
+  assert.deepEqual(whole.json.scaling.columns, committed.columns);
+  assert.deepEqual([whole.json.scaling.mean, whole.json.scaling.std], [mean, std]);
+  const labels = test.y as Int32Array;
+  const hits = whole.json.predictions.filter((p, k) => p.class === labels[k]).length;
+  t.diagnostic(`coordinator on ${test.n} raw rows: ${hits} right; its evaluation of the last round: ${accuracy}`);
+  assert.ok(Math.abs(hits / test.n - accuracy) <= 1 / test.n + 1e-9, `${hits}/${test.n} vs ${accuracy}`);
+  const n = 40;
+  const raw = rowsOf(n);
+  const reference = { json: { predictions: whole.json.predictions.slice(0, n) } };
   const serve = `http://127.0.0.1:${servePort}`;
   await waitFor('the node serves the last version', async () => {
     const m = (await (await fetch(`${serve}/v1/model`)).json()) as { version: number | null };
