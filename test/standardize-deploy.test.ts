@@ -27,23 +27,16 @@ import {
 } from './deploy-harness.js';
 import { runCli } from './helpers.js';
 import { loadDatasetSpec } from '../src/data/load.ts';
+import {
+  machineFile,
+  PUMP_EXAMPLE as EXAMPLE,
+  PUMP_FEATURES as F,
+  PUMP_OPTIONS as OPTIONS,
+} from './support/pump-machines.js';
 import type { Dataset } from '../src/data/types.ts';
 
 const procs: Proc[] = [];
 after(() => killAll(procs));
-
-const EXAMPLE = 'examples/industrial-fault/synthetic-pump-sensors.csv';
-const OPTIONS = '?label=fault&keep=machine_id';
-const F = 6;
-
-/** One machine's rows as its own CSV (header kept), optionally with a column renamed. */
-function machineFile(dir: string, machine: string, rename?: [string, string]): string {
-  const lines = readFileSync(EXAMPLE, 'utf8').trim().split('\n');
-  const header = rename ? lines[0].replace(rename[0], rename[1]) : lines[0];
-  const file = join(dir, `${machine}.csv`);
-  writeFileSync(file, [header, ...lines.slice(1).filter((l) => l.startsWith(`${machine},`))].join('\n') + '\n');
-  return file;
-}
 
 /** Naive float64 two-pass mean and population std of each feature over the pooled rows. */
 function pooledStats(parts: Dataset[]): { mean: number[]; std: number[] } {
