@@ -1,7 +1,8 @@
 /**
  * Federated standardisation deployed: a real coordinator and three pump nodes on loopback, each with one
  * machine's CSV. Before round 1 the coordinator runs one statistics pass, commits it (a restart with a node
- * fewer reuses it, asks nobody again), the nodes train on rows scaled with it, and the saved model's versions
+ * fewer reuses it, asks nobody again; a node joining later trains on it too, and the run's view and events say
+ * its rows are not in it), the nodes train on rows scaled with it, and the saved model's versions
  * carry it: the coordinator's predict, node serving and `edgefed predict` apply it to raw readings alike. Bad
  * configs are refused unstored; a node whose columns differ fails the pass by name.
  */
@@ -143,6 +144,11 @@ test('standardize federated deployed: one committed pass, nodes train on it, ser
   procs.push(coordinator);
   await waitHealthy(url);
   await Promise.all(['pump0', 'pump1'].map((n) => waitOnline(url, n)));
+  // A node that joins after the pass trains with the run's statistics; the run says its rows are not in them.
+  const lateFile = machineFile(dir, 'm4');
+  const late = await startNodeEnrolled(url, `csv:${lateFile}${OPTIONS}`, 'pump4');
+  procs.push(late);
+  await waitOnline(url, 'pump4');
   await api(url, `/v1/runs/${id}/resume`, {});
   const done = await waitFor('run completed', async () => {
     const v = await runView(url, id);
@@ -153,6 +159,37 @@ test('standardize federated deployed: one committed pass, nodes train on it, ser
   const events = (await api<{ events: { kind: string }[] }>(url, `/v1/runs/${id}/events`)).json.events;
   assert.equal(events.filter((e) => e.kind === 'standardization').length, 1, JSON.stringify(events));
   assert.doesNotMatch(coordinator.output(), /federated statistics committed/);
+  await waitForLog(late, 'configured for run', { runId: id, scaling: 'federated' });
+  const nodeIds = (await api<{ nodes: { id: number; name: string }[] }>(url, '/v1/nodes')).json.nodes;
+  const lateId = nodeIds.find((x) => x.name === 'pump4')!.id;
+  const lateRows = loadDatasetSpec(`csv:${lateFile}${OPTIONS}`, { standardize: false }).train.n;
+  type LateNode = { nodeId: number; firstRound: number; examples: number | null; name?: string };
+  const coverage = (
+    done as unknown as {
+      standardization: { rows: number; nodes: number[]; lateNodes: number; joinedLater: LateNode[] };
+    }
+  ).standardization;
+  const { firstRound, examples } = coverage.joinedLater[0] ?? {};
+  assert.deepEqual(coverage, {
+    ...coverage,
+    rows: parts.reduce((sum, d) => sum + d.n, 0),
+    lateNodes: 1,
+    joinedLater: [{ nodeId: lateId, firstRound, examples }],
+  });
+  // The examples it trained on that round: its CSV's training rows less the node's own held-out split.
+  assert.ok(examples !== null && examples > 0 && examples <= lateRows, `examples ${examples} of ${lateRows}`);
+  assert.equal(coverage.nodes.length, 3);
+  assert.ok(!coverage.nodes.includes(lateId));
+  assert.ok(firstRound > 1 && firstRound <= done.roundsCompleted, `first round ${firstRound}`);
+  const lateEvents = events.filter((e) => e.kind === 'standardization_late_nodes') as unknown as {
+    data: { round: number; nodes: LateNode[]; statistics: { rows: number; nodes: number[] } };
+  }[];
+  assert.equal(lateEvents.length, 1, 'one event, the round the node first trained');
+  assert.deepEqual(lateEvents[0].data, {
+    round: firstRound,
+    nodes: [{ nodeId: lateId, firstRound, examples, name: 'pump4' }],
+    statistics: { rows: coverage.rows, nodes: coverage.nodes },
+  });
   // Nodes trained on scaled rows: central accuracy on the pumps test set (raw, scaled the same way).
   const accuracy = done.rounds.at(-1)!.testAccuracy;
   t.diagnostic(`final central accuracy after ${done.roundsCompleted} rounds: ${accuracy.toFixed(4)}`);
