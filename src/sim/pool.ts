@@ -3,7 +3,8 @@
  * next request of an unpinned node (every worker can host every node), so the cores stay busy however the
  * sample falls. A pinned node (Transport.pin) is served by the worker that first took it, so state it keeps
  * between requests lives in one place: secure-aggregation sessions pin for a round; with `pinNodes` (compression
- * error feedback) every node is pinned for the whole run. Models do not depend on which worker holds a node.
+ * error feedback, strategies with node state) every node is pinned for the whole run. Models do not depend on
+ * which worker holds a node.
  * Frames cross threads as transferred buffers; their lengths are the bytes counted.
  */
 import { Worker } from 'node:worker_threads';

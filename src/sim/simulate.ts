@@ -74,7 +74,9 @@ export async function runSimulation(
         // Secure aggregation: a virtual node remembers the rounds it shared keys for, so it stays on one worker.
       },
       workers,
-      compression.ef || options.secagg === true,
+      // So does a node that keeps state between rounds (SCAFFOLD, FedDyn, FedPer/FedRep heads, Ditto's model):
+      // served by another worker it would start from none, and be evaluated with whichever copy that worker has.
+      compression.ef || options.secagg === true || strategyConfig.localState !== undefined,
     ));
   const evaluator = await makeTrainer(spec, options.trainer);
   try {
