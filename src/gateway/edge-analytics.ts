@@ -26,6 +26,7 @@ import { decodeMessage, encodeError } from '../engine/messages.js';
 import { NetworkTransport } from '../coordinator/network-transport.js';
 import { ANALYTICS_RUN_ID } from '../coordinator/standardize-pass.js';
 import type { Registry } from '../coordinator/registry.js';
+import type { Transport } from '../engine/transport.js';
 
 /** The header fields of a plaintext analytics request (the frame's own, then analytics-messages.ts'); no others. */
 const PLAINTEXT_FIELDS = new Set([
@@ -65,12 +66,7 @@ export function edgeAnalytics(registry: Registry, options: EdgeAnalyticsOptions)
       const header = peekHeader(frame);
       if (Number.isInteger(header.round) && Number.isInteger(header.node))
         [round, nodeId] = [header.round as number, header.node as number];
-      const unknown = Object.keys(header).filter((k) => !PLAINTEXT_FIELDS.has(k));
-      if (unknown.length > 0)
-        throw new Error(
-          `a gateway forwards plaintext analytics only; this request also carries ${unknown.join(', ')} ` +
-            '(ask the nodes behind the gateway directly for a secure analytics round)',
-        );
+      requirePlaintext(header);
       const req = decodeAnalyticsRequest(frame);
       const reply = await mergedAnswer(transport, req);
       options.log.info({ round, nodes: transport.nodeIds().length, rows: reply.count }, 'edge analytics answered');
@@ -82,8 +78,18 @@ export function edgeAnalytics(registry: Registry, options: EdgeAnalyticsOptions)
   };
 }
 
+/** Throws unless the request's header has only a plaintext analytics request's fields. */
+export function requirePlaintext(header: Record<string, unknown>): void {
+  const unknown = Object.keys(header).filter((k) => !PLAINTEXT_FIELDS.has(k));
+  if (unknown.length > 0)
+    throw new Error(
+      `a gateway forwards plaintext analytics only; this request also carries ${unknown.join(', ')} ` +
+        '(ask the nodes behind the gateway directly for a secure analytics round)',
+    );
+}
+
 /** Asks one local node; its reply, or an Error saying why not. */
-async function ask(transport: NetworkTransport, req: AnalyticsRequest, local: number): Promise<AnalyticsReply> {
+async function ask(transport: Transport, req: AnalyticsRequest, local: number): Promise<AnalyticsReply> {
   const bytes = await transport.request(local, encodeAnalyticsRequest({ ...req, nodeId: local }));
   if (peekHeader(bytes).type !== ANALYTICS_REPLY) {
     const m = decodeMessage([], bytes);
@@ -95,7 +101,7 @@ async function ask(transport: NetworkTransport, req: AnalyticsRequest, local: nu
 }
 
 /** Every local node's sketches of `req`, merged into one reply for the cloud's node id. */
-export async function mergedAnswer(transport: NetworkTransport, req: AnalyticsRequest): Promise<AnalyticsReply> {
+export async function mergedAnswer(transport: Transport, req: AnalyticsRequest): Promise<AnalyticsReply> {
   const locals = transport.nodeIds();
   if (locals.length === 0) throw new Error('no live local node to answer the analytics request');
   const outcomes = await Promise.all(locals.map((id) => ask(transport, req, id).catch((e: Error) => e)));
