@@ -8,10 +8,13 @@
  *     --eval-fraction 1 --json
  *
  * Run:  node --import tsx bench/personal.ts [--rounds 60] [--seed 1] [--lr 0.05] [--workers N]
- *       [--strategies fedavg,fedper,fedrep,ditto] [--results-dir bench/results]
+ *       [--strategies fedavg,fedper,fedrep,ditto] [--results-dir bench/results] [--merge]
  *       node --import tsx bench/personal.ts --report-only
+ * --merge keeps the existing results' rows of the strategies not run now (same setting only); each row names the
+ * commit it was measured at.
  */
 import { parseArgs } from 'node:util';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { runSimulation } from '../src/sim/simulate.js';
 import {
@@ -46,6 +49,8 @@ interface RunRecord {
   mb_up: number;
   seconds: number;
   command: string;
+  /** The commit the row was measured at (absent: the file's git_commit). */
+  commit?: string | null;
 }
 
 interface ResultsFile extends Provenance {
@@ -60,6 +65,7 @@ const { values: v } = parseArgs({
     seed: { type: 'string', default: '1' },
     lr: { type: 'string', default: '0.05' },
     strategies: { type: 'string', default: 'fedavg,fedper,fedrep,ditto' },
+    merge: { type: 'boolean', default: false },
     ...RESULT_FLAGS,
   },
 });
@@ -89,9 +95,29 @@ function markdown(f: ResultsFile): string {
     '',
     'Commands: ' + f.runs.map((r) => `\`${r.command}\``).join(', '),
     '',
+    ...commitsNote(f),
     ...environmentFooter(f),
     '',
   ].join('\n');
+}
+
+/** With rows from different commits (--merge), which row came from which: the environment below is the newest's. */
+function commitsNote(f: ResultsFile): string[] {
+  const at = (r: RunRecord) => (r.commit ?? f.git_commit ?? 'unknown').slice(0, 7);
+  if (new Set(f.runs.map(at)).size < 2) return [];
+  const rows = f.runs.map((r) => `${r.strategy} at ${at(r)}`).join(', ');
+  return [`Rows measured at different commits (--merge): ${rows}; the environment below is the last run's.`, ''];
+}
+
+/** The rows of an earlier results file to keep beside this run's (--merge): same setting, other strategies. */
+function keptRows(file: string, setting: ResultsFile['setting'], running: string[]): RunRecord[] {
+  if (!existsSync(file)) return [];
+  const old = JSON.parse(readFileSync(file, 'utf8')) as ResultsFile;
+  if (JSON.stringify(old.setting) !== JSON.stringify(setting))
+    throw new Error(`--merge: ${file} has setting ${JSON.stringify(old.setting)}, this run ${JSON.stringify(setting)}`);
+  return old.runs
+    .filter((r) => !running.includes(r.strategy))
+    .map((r) => ({ ...r, commit: r.commit ?? old.git_commit }));
 }
 
 async function main(): Promise<void> {
@@ -104,8 +130,10 @@ async function main(): Promise<void> {
   printEnvironment(BENCH);
   const started = performance.now();
   const setting = { nodes: 100, fraction: 0.1, partition: 'shards:2', model: '2nn', lr, rounds };
+  const strategies = v.strategies!.split(',');
+  const kept = v.merge ? keptRows(files.json, setting, strategies) : [];
   const runs: RunRecord[] = [];
-  for (const strategy of v.strategies!.split(',')) {
+  for (const strategy of strategies) {
     const r = await runSimulation(
       {
         dataset: 'mnist',
@@ -153,7 +181,10 @@ async function main(): Promise<void> {
         '--validation 0.2 --eval-fraction 1 --json',
     });
   }
-  const out: ResultsFile = { benchmark: BENCH, setting, runs, ...provenance(workers, started) };
+  const made = provenance(workers, started);
+  const order = (r: RunRecord) => ['fedavg', 'fedper', 'fedrep', 'ditto'].indexOf(r.strategy.split(':')[0]);
+  const all = [...kept, ...runs.map((r) => ({ ...r, commit: made.git_commit }))].sort((a, b) => order(a) - order(b));
+  const out: ResultsFile = { benchmark: BENCH, setting, runs: all, ...made };
   writeAtomic(files.json, JSON.stringify(out, null, 2) + '\n');
   writeAtomic(files.md, markdown(out));
   process.stdout.write(markdown(out));

@@ -37,6 +37,7 @@ interface Answer {
 }
 interface PredictReply {
   modelVersion: number;
+  scaling?: { statistics: string };
   predictions: Answer[];
 }
 
@@ -311,6 +312,8 @@ describe('node serving', () => {
     );
     assert.equal(ok.status, 200);
     assert.equal(ok.json.predictions.length, 3);
+    // MNIST pixels are taken as they are: the coordinator says no statistics scaled them.
+    assert.deepEqual(ok.json.scaling, { statistics: 'none' });
   });
 });
 

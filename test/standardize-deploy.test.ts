@@ -1,9 +1,10 @@
 /**
  * Federated standardisation deployed: a real coordinator and three pump nodes on loopback, each with one
  * machine's CSV. Before round 1 the coordinator runs one statistics pass, commits it (a restart with a node
- * fewer reuses it, asks nobody again), the nodes train on rows scaled with it, and the saved model's versions
- * carry it: node serving and `edgefed predict` apply it to raw readings. Bad configs are refused unstored;
- * a node whose columns differ fails the pass by name.
+ * fewer reuses it, asks nobody again; a node joining later trains on it too, and the run's view and events say
+ * its rows are not in it), the nodes train on rows scaled with it, and the saved model's versions
+ * carry it: the coordinator's predict, node serving and `edgefed predict` apply it to raw readings alike. Bad
+ * configs are refused unstored; a node whose columns differ fails the pass by name.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,23 +28,16 @@ import {
 } from './deploy-harness.js';
 import { runCli } from './helpers.js';
 import { loadDatasetSpec } from '../src/data/load.ts';
+import {
+  machineFile,
+  PUMP_EXAMPLE as EXAMPLE,
+  PUMP_FEATURES as F,
+  PUMP_OPTIONS as OPTIONS,
+} from './support/pump-machines.js';
 import type { Dataset } from '../src/data/types.ts';
 
 const procs: Proc[] = [];
 after(() => killAll(procs));
-
-const EXAMPLE = 'examples/industrial-fault/synthetic-pump-sensors.csv';
-const OPTIONS = '?label=fault&keep=machine_id';
-const F = 6;
-
-/** One machine's rows as its own CSV (header kept), optionally with a column renamed. */
-function machineFile(dir: string, machine: string, rename?: [string, string]): string {
-  const lines = readFileSync(EXAMPLE, 'utf8').trim().split('\n');
-  const header = rename ? lines[0].replace(rename[0], rename[1]) : lines[0];
-  const file = join(dir, `${machine}.csv`);
-  writeFileSync(file, [header, ...lines.slice(1).filter((l) => l.startsWith(`${machine},`))].join('\n') + '\n');
-  return file;
-}
 
 /** Naive float64 two-pass mean and population std of each feature over the pooled rows. */
 function pooledStats(parts: Dataset[]): { mean: number[]; std: number[] } {
@@ -150,6 +144,11 @@ test('standardize federated deployed: one committed pass, nodes train on it, ser
   procs.push(coordinator);
   await waitHealthy(url);
   await Promise.all(['pump0', 'pump1'].map((n) => waitOnline(url, n)));
+  // A node that joins after the pass trains with the run's statistics; the run says its rows are not in them.
+  const lateFile = machineFile(dir, 'm4');
+  const late = await startNodeEnrolled(url, `csv:${lateFile}${OPTIONS}`, 'pump4');
+  procs.push(late);
+  await waitOnline(url, 'pump4');
   await api(url, `/v1/runs/${id}/resume`, {});
   const done = await waitFor('run completed', async () => {
     const v = await runView(url, id);
@@ -160,23 +159,64 @@ test('standardize federated deployed: one committed pass, nodes train on it, ser
   const events = (await api<{ events: { kind: string }[] }>(url, `/v1/runs/${id}/events`)).json.events;
   assert.equal(events.filter((e) => e.kind === 'standardization').length, 1, JSON.stringify(events));
   assert.doesNotMatch(coordinator.output(), /federated statistics committed/);
+  await waitForLog(late, 'configured for run', { runId: id, scaling: 'federated' });
+  const nodeIds = (await api<{ nodes: { id: number; name: string }[] }>(url, '/v1/nodes')).json.nodes;
+  const lateId = nodeIds.find((x) => x.name === 'pump4')!.id;
+  const lateRows = loadDatasetSpec(`csv:${lateFile}${OPTIONS}`, { standardize: false }).train.n;
+  type LateNode = { nodeId: number; firstRound: number; examples: number | null; name?: string };
+  const coverage = (
+    done as unknown as {
+      standardization: { rows: number; nodes: number[]; lateNodes: number; joinedLater: LateNode[] };
+    }
+  ).standardization;
+  const { firstRound, examples } = coverage.joinedLater[0] ?? {};
+  assert.deepEqual(coverage, {
+    ...coverage,
+    rows: parts.reduce((sum, d) => sum + d.n, 0),
+    lateNodes: 1,
+    joinedLater: [{ nodeId: lateId, firstRound, examples }],
+  });
+  // The examples it trained on that round: its CSV's training rows less the node's own held-out split.
+  assert.ok(examples !== null && examples > 0 && examples <= lateRows, `examples ${examples} of ${lateRows}`);
+  assert.equal(coverage.nodes.length, 3);
+  assert.ok(!coverage.nodes.includes(lateId));
+  assert.ok(firstRound > 1 && firstRound <= done.roundsCompleted, `first round ${firstRound}`);
+  const lateEvents = events.filter((e) => e.kind === 'standardization_late_nodes') as unknown as {
+    data: { round: number; nodes: LateNode[]; statistics: { rows: number; nodes: number[] } };
+  }[];
+  assert.equal(lateEvents.length, 1, 'one event, the round the node first trained');
+  assert.deepEqual(lateEvents[0].data, {
+    round: firstRound,
+    nodes: [{ nodeId: lateId, firstRound, examples, name: 'pump4' }],
+    statistics: { rows: coverage.rows, nodes: coverage.nodes },
+  });
   // Nodes trained on scaled rows: central accuracy on the pumps test set (raw, scaled the same way).
   const accuracy = done.rounds.at(-1)!.testAccuracy;
   t.diagnostic(`final central accuracy after ${done.roundsCompleted} rounds: ${accuracy.toFixed(4)}`);
   assert.ok(accuracy > 0.7, `final accuracy ${accuracy}`);
 
-  // Raw readings in: node serving and edgefed predict scale them with the committed statistics, so both
-  // answer as the coordinator does on rows the test scaled itself.
+  // Raw readings in: the coordinator, node serving and edgefed predict all scale them with the committed
+  // statistics. The coordinator on the whole raw test set scores what its own evaluation of the last round did
+  // (that evaluation scaled the same rows itself), so its scaling is the trainer's; the other two answer as it does.
   const test = loadDatasetSpec(`csv:${EXAMPLE}${OPTIONS}`, { standardize: false }).test;
-  const n = 40;
-  const raw = Array.from({ length: n }, (_, r) => Array.from(test.x.subarray(r * F, (r + 1) * F)));
+  const rowsOf = (n: number) => Array.from({ length: n }, (_, r) => Array.from(test.x.subarray(r * F, (r + 1) * F)));
   const { mean, std } = committed.standardization;
-  const scaled = raw.map((row) => row.map((v, j) => (v - mean[j]) / std[j]));
-  const reference = await api<{ predictions: { class: number; confidence: number }[] }>(url, '/v1/predict', {
-    runId: id,
-    inputs: scaled,
-  });
-  assert.equal(reference.status, 200, JSON.stringify(reference.json));
+  type Answer = {
+    scaling: { statistics: string; columns: string[]; mean: number[]; std: number[] };
+    predictions: { class: number; confidence: number }[];
+  };
+  const whole = await api<Answer>(url, '/v1/predict', { runId: id, inputs: rowsOf(test.n) });
+  assert.equal(whole.status, 200, JSON.stringify(whole.json));
+  assert.equal(whole.json.scaling.statistics, 'federated');
+  assert.deepEqual(whole.json.scaling.columns, committed.columns);
+  assert.deepEqual([whole.json.scaling.mean, whole.json.scaling.std], [mean, std]);
+  const labels = test.y as Int32Array;
+  const hits = whole.json.predictions.filter((p, k) => p.class === labels[k]).length;
+  t.diagnostic(`coordinator on ${test.n} raw rows: ${hits} right; its evaluation of the last round: ${accuracy}`);
+  assert.ok(Math.abs(hits / test.n - accuracy) <= 1 / test.n + 1e-9, `${hits}/${test.n} vs ${accuracy}`);
+  const n = 40;
+  const raw = rowsOf(n);
+  const reference = { json: { predictions: whole.json.predictions.slice(0, n) } };
   const serve = `http://127.0.0.1:${servePort}`;
   await waitFor('the node serves the last version', async () => {
     const m = (await (await fetch(`${serve}/v1/model`)).json()) as { version: number | null };

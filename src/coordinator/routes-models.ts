@@ -4,6 +4,9 @@
  *   GET  /v1/runs/:id/models/:version/model.json           tfjs layers format (:version a number or 'latest')
  *   GET  /v1/runs/:id/models/:version/weights.bin          its weights (model.json names ./weights.bin)
  *   POST /v1/predict  { runId, model?: 'latest' | N | 'escalation', threshold?, inputs | input }
+ *                     -> { modelVersion, scaling, predictions }; a run with standardize 'federated' takes raw
+ *                     CSV feature rows and scales them with its committed statistics, as node serving and
+ *                     `edgefed predict` do (scaling.statistics 'federated'); other runs take rows as the model does
  * Each needs an enrolled node's signed request or a token with models:read (route-policy.ts).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -16,7 +19,9 @@ import { weightsSha256 } from '../model/hash.js';
 import { join } from 'node:path';
 import { ServedModel } from '../predict/served-model.js';
 import { applyPolicy } from '../predict/policy.js';
-import { parsePredictBody, PredictError } from '../predict/request.js';
+import { parsePredictBody, PredictError, predictErrorStatus } from '../predict/request.js';
+import { scaleRows, scalingReport, type InputScaling } from '../predict/input-scaling.js';
+import { parseRunConfig } from './config.js';
 
 export const PREDICT_BODY_LIMIT = 16 * 1024 * 1024;
 const ARTIFACTS_CACHED = 8;
@@ -142,6 +147,7 @@ export function registerModelRoutes(app: FastifyInstance, options: ModelRoutesOp
     if (typeof threshold !== 'number' || !(threshold >= 0 && threshold <= 1))
       return error(reply, 400, 'bad_request', 'threshold must be a number in [0, 1]');
     let model: ServedModel;
+    let scaling: InputScaling | undefined;
     if (body.model === 'escalation') {
       if (!options.escalation)
         return error(
@@ -164,7 +170,14 @@ export function registerModelRoutes(app: FastifyInstance, options: ModelRoutesOp
               : null;
       if (which === null)
         return error(reply, 400, 'bad_version', "model must be 'latest', a version number or 'escalation'");
-      if (!options.store.getRun(body.runId)) return error(reply, 404, 'not_found', 'no such run');
+      const run = options.store.getRun(body.runId);
+      if (!run) return error(reply, 404, 'not_found', 'no such run');
+      if (parseRunConfig(run.config).standardize === 'federated') {
+        const stats = options.runs.standardizations.get(body.runId);
+        if (!stats)
+          return error(reply, 409, 'no_statistics', `run ${body.runId} has no committed federated statistics yet`);
+        scaling = { columns: stats.columns, stats: { mean: stats.mean, std: stats.std } };
+      }
       const version = versions.get(body.runId, which, options.runs.get(body.runId)?.spec);
       if (!version) return error(reply, 404, 'no_model', `run ${body.runId} has no model version ${which} yet`);
       const served =
@@ -176,13 +189,14 @@ export function registerModelRoutes(app: FastifyInstance, options: ModelRoutesOp
     const oneOff = typeof body.model === 'number'; // an older version, loaded for this request only
     try {
       const rows = parsePredictBody(req.body, model.featureSize);
-      const outputs = await model.predict(rows.x, rows.n);
+      const outputs = await model.predict(scaleRows(rows.x, rows.n, model.featureSize, scaling), rows.n);
       return {
         modelVersion: model.version,
+        scaling: scalingReport(scaling ? 'federated' : 'none', scaling),
         predictions: applyPolicy(outputs, model.version, { threshold, escalate: false }).answers,
       };
     } catch (e) {
-      if (e instanceof PredictError) return error(reply, 400, e.code, e.message);
+      if (e instanceof PredictError) return error(reply, predictErrorStatus(e), e.code, e.message);
       throw e;
     } finally {
       if (oneOff) model.retire();

@@ -10,6 +10,7 @@ import { operator, read, actorName, actorOf } from './route-policy.js';
 import { sendError, type RouteContext } from './route-context.js';
 import { isDpConfig, readerOf, visibleEvents, visibleRun } from './run-visibility.js';
 import type { AuditAction } from './audit.js';
+import { standardizationCoverage, type ContributionRecord } from './standardization-coverage.js';
 
 const ACTIONS = { pause: 'run.paused', resume: 'run.resumed', stop: 'run.stopped' } as const satisfies Record<
   string,
@@ -54,7 +55,21 @@ export function registerRunRoutes(context: RouteContext): void {
   app.get('/v1/runs/:id', read('runs:read'), async (req, reply) => {
     const run = store.getRun(runId(req));
     if (!run) return sendError(reply, 404, 'not_found', 'no such run');
-    return visibleRun({ ...run, rounds: store.roundRecords(run.id) }, readerOf(actorOf(req)));
+    const rounds = store.roundRecords<ContributionRecord & Record<string, unknown>>(run.id);
+    const reader = readerOf(actorOf(req));
+    const stats = runs.standardizations.get(run.id);
+    const coverage = stats && standardizationCoverage(stats, rounds);
+    // Which nodes trained is participation: hidden from DP runs' non-admin readers, as in their events.
+    const hideNodes = coverage && isDpConfig(run.config) && reader !== 'admin';
+    const standardization = hideNodes ? { ...coverage, nodes: [], joinedLater: [] } : coverage;
+    return visibleRun(
+      {
+        ...run,
+        rounds,
+        ...(coverage ? { standardization: { ...standardization, lateNodes: coverage.joinedLater.length } } : {}),
+      },
+      reader,
+    );
   });
 
   for (const action of ['pause', 'resume', 'stop'] as const) {

@@ -28,6 +28,7 @@ import { DatasetCatalog } from './datasets.js';
 import { applyStandardize } from '../data/split.js';
 import { RunStandardizations, type RunStandardization } from './run-standardization.js';
 import { federatedStatistics } from './standardize-pass.js';
+import { newLateNodes, standardizationCoverage, type ContributionRecord } from './standardization-coverage.js';
 
 type Control = 'run' | 'pause' | 'stop';
 
@@ -47,6 +48,8 @@ export interface ActiveRun {
   done: Promise<void>;
   /** A federated-standardised run: the committed statistics (set before round 1, or read back on resume). */
   standardization?: RunStandardization;
+  /** Nodes that trained in the run without their rows in its statistics (already reported by an event). */
+  lateNodes?: Set<number>;
 }
 
 export function runModelSpec(config: RunConfig, test: Dataset): ModelSpec {
@@ -256,6 +259,21 @@ export class RunManager {
     return kept;
   }
 
+  /** An event (and a warning) the round a node first trains without its rows in the run's statistics. */
+  private noteLateNodes(run: ActiveRun, record: ContributionRecord): void {
+    const stats = run.standardization;
+    if (!stats || !run.lateNodes) return;
+    const late = newLateNodes(stats, record, run.lateNodes);
+    if (late.length === 0) return;
+    const nodes = late.map((n) => ({ ...n, name: this.registry.get(n.nodeId)?.name ?? null }));
+    const statistics = { rows: stats.count, nodes: stats.nodes };
+    this.store.recordEvent(run.id, 'standardization_late_nodes', { round: record.round, nodes, statistics });
+    this.log.warn(
+      { runId: run.id, round: record.round, nodes: late.map((n) => n.nodeId), statistics },
+      "nodes joined after the statistics pass: they train with the run's statistics, their rows are not in them",
+    );
+  }
+
   private async execute(run: ActiveRun, rawOrScaledTest: Dataset): Promise<void> {
     const { id: runId, config, spec, transport } = run;
     let test = rawOrScaledTest;
@@ -263,6 +281,8 @@ export class RunManager {
       const stats = await this.federatedStandardization(run, test.columns!);
       if (!stats) return this.log.info({ runId }, 'run stopped before its statistics pass');
       run.standardization = stats;
+      const before = this.store.roundRecords<ContributionRecord>(runId);
+      run.lateNodes = new Set(standardizationCoverage(stats, before).joinedLater.map((n) => n.nodeId));
       test = applyStandardize(test, stats);
     }
     const layout = makeLayout(tensorSpecs(spec));
@@ -325,6 +345,7 @@ export class RunManager {
             );
             for (const f of record.failures)
               this.store.recordEvent(runId, 'node_failure', { round: record.round, ...f });
+            this.noteLateNodes(run, record);
             this.log.info(
               {
                 runId,

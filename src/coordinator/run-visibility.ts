@@ -59,7 +59,7 @@ export function visibleRun<T extends { config: unknown; rounds: RoundLike[] }>(r
 }
 
 /** Events that exist only because a node was selected in a round. */
-const PARTICIPATION_EVENTS = new Set(['node_failure', 'late_update']);
+const PARTICIPATION_EVENTS = new Set(['node_failure', 'late_update', 'standardization_late_nodes']);
 
 /**
  * Events as `reader` may see them: for DP runs, participation events are dropped and node ids and names are

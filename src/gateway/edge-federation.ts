@@ -3,7 +3,8 @@
  * of FedAvg among the gateway's own nodes, starting from the cloud's global weights, with the same RoundEngine
  * and NetworkTransport as the coordinator; the answer is the edge model with numExamples = the examples its
  * nodes trained on, so the cloud's FedAvg weights each site by its data. An evaluate request fans out to the
- * nodes and comes back as their example-weighted mean. With no live node the cloud gets an error frame.
+ * nodes and comes back as their example-weighted mean. With no live node the cloud gets an error frame. A run
+ * scaled with federated statistics passes them on to the site's nodes with its model spec.
  */
 import type { Logger } from 'pino';
 import { makeLayout, type TensorSlot } from '../core/params.js';
@@ -24,6 +25,7 @@ import { configureForRun, NetworkTransport } from '../coordinator/network-transp
 import type { Registry, Selection } from '../coordinator/registry.js';
 import type { RunConfig } from '../coordinator/config.js';
 import type { RequestHandler } from '../node/agent.js';
+import type { FeatureStandardization } from '../net/node-protocol.js';
 import { UpdateCompressor } from '../core/compress-update.js';
 import { encodeUpdateReply } from '../node/update-reply.js';
 
@@ -50,7 +52,14 @@ export function edgeRoundsOf(cloudRound: number, k: number): { first: number; la
   return { first: (cloudRound - 1) * k + 1, last: cloudRound * k };
 }
 
-export function edgeHandler(registry: Registry, options: EdgeOptions, runId: number, spec: ModelSpec): RequestHandler {
+/** `standardization`: a federated-standardised run's statistics, passed on to the site's nodes with the run. */
+export function edgeHandler(
+  registry: Registry,
+  options: EdgeOptions,
+  runId: number,
+  spec: ModelSpec,
+  standardization?: FeatureStandardization,
+): RequestHandler {
   const layout = makeLayout(tensorSpecs(spec));
   const transport = new NetworkTransport({
     registry,
@@ -58,7 +67,7 @@ export function edgeHandler(registry: Registry, options: EdgeOptions, runId: num
     timeoutMs: options.roundTimeoutMs,
     runId,
     allowUnbound: !options.auth,
-    configure: configureForRun(runId, spec),
+    configure: configureForRun(runId, spec, () => standardization),
   });
   // The site's answer to the cloud is compressed as the cloud's run asks (error-feedback residual kept here).
   const compressor = new UpdateCompressor(layout);

@@ -1,12 +1,14 @@
 /**
  * `edgefed gateway`: upward, a node of the coordinator (an Agent with its own key and join token); downward,
  * a coordinator for its local nodes (the coordinator's own server: enrolment, auth, registry, heartbeats),
- * whose train and evaluate requests from the cloud are answered by the edge federation.
+ * whose train and evaluate requests from the cloud are answered by the edge federation, and whose analytics
+ * requests by its nodes' merged answers (edge-analytics.ts).
  */
 import type { Logger } from 'pino';
 import { startCoordinator, type Coordinator } from '../coordinator/server.js';
 import { Agent } from '../node/agent.js';
 import { edgeHandler, type EdgeOptions } from './edge-federation.js';
+import { edgeAnalytics } from './edge-analytics.js';
 
 export interface GatewayOptions {
   /** Upward: the coordinator's address, this gateway's name, tags, key and (first time) join token. */
@@ -50,7 +52,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     secretKey: options.secretKey,
     joinToken: options.joinToken,
     powerClass: 'mains',
-    handler: async (runId, spec) => edgeHandler(local.registry, edge, runId, spec),
+    handler: async (runId, spec, stats) => edgeHandler(local.registry, edge, runId, spec, stats),
+    analytics: edgeAnalytics(local.registry, { timeoutMs: edge.roundTimeoutMs, auth: edge.auth, log: edge.log }),
   });
   try {
     await agent.start();

@@ -94,8 +94,10 @@ export interface AgentOptions {
   api?: string;
   /** The node's own data; a node with a custom `handler` (a gateway) has none. */
   data?: LocalData;
-  /** In place of a NodeHost on `data`: builds what answers a run's requests. */
-  handler?: (runId: number, spec: ModelSpec) => Promise<RequestHandler>;
+  /** In place of a NodeHost on `data`: builds what answers a run's requests (told the run's statistics, if any). */
+  handler?: (runId: number, spec: ModelSpec, standardization?: FeatureStandardization) => Promise<RequestHandler>;
+  /** In place of answering analytics from `data`: what answers them (a gateway asks its own nodes). */
+  analytics?: (frame: Uint8Array) => Promise<Uint8Array>;
   tags: Record<string, string>;
   powerClass?: string;
   log: AgentLog;
@@ -396,7 +398,7 @@ export class AgentCore {
             this.host = {
               runId,
               ...(await (this.options.handler
-                ? this.options.handler(runId, spec)
+                ? this.options.handler(runId, spec, standardization)
                 : this.nodeHost(runId, spec, standardization))),
             };
           } catch (e) {
@@ -487,11 +489,13 @@ export class AgentCore {
     let binding: Binding | null = null;
     let frame = received;
     if (isBound(received)) ({ binding, frame } = unbindFrame(received));
-    // Analytics needs no model: a node answers it between runs too, over its own rows. A node without rows
-    // (a gateway) says so at once rather than leaving the pass to wait out its deadline.
+    // Analytics needs no model: a node answers it between runs too, over its own rows. A node without rows says
+    // so at once rather than leaving the pass to wait out its deadline; a gateway asks its own nodes.
     if (isAnalyticsRequest(frame)) {
       const rows = analyticsRows(this.options.data);
-      const reply = answerAnalyticsFrame(frame, () => rows);
+      const reply = this.options.analytics
+        ? await this.options.analytics(frame)
+        : answerAnalyticsFrame(frame, () => rows);
       const out =
         binding && this.options.secretKey
           ? signFrame(binding, reply, this.options.secretKey, this.platform.crypto)

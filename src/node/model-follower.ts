@@ -13,6 +13,7 @@ import type { ModelLoader, ServingModel } from '../predict/serving-model.js';
 import { signedFetch, type NodeCredentials } from './signed-fetch.js';
 import type { NodeMetrics } from './node-metrics.js';
 import type { StandardizeStats } from '../data/split.js';
+import type { InputScaling } from '../predict/input-scaling.js';
 
 export interface FollowerOptions {
   coordinator: string;
@@ -27,10 +28,7 @@ export interface FollowerOptions {
 }
 
 /** A version's own input scaling: the federation's statistics of a federated-standardised run. */
-export interface VersionScaling {
-  columns: string[];
-  stats: StandardizeStats;
-}
+export type VersionScaling = InputScaling;
 
 export class ModelFollower {
   current: ServingModel | null = null;

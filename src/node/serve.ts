@@ -14,8 +14,8 @@ import type { Logger } from 'pino';
 import { ModelFollower } from './model-follower.js';
 import { NodeMetrics } from './node-metrics.js';
 import { signedFetch, type NodeCredentials } from './signed-fetch.js';
-import { parsePredictBody, PredictError } from '../predict/request.js';
-import { applyStandardize, type StandardizeStats } from '../data/split.js';
+import { parsePredictBody, PredictError, predictErrorStatus } from '../predict/request.js';
+import { scaleRows, scalingReport, SCALING_WORDS, type InputScaling } from '../predict/input-scaling.js';
 import { applyPolicy, mergeEscalated, type PolicyOptions, type ServedAnswer } from '../predict/policy.js';
 import { PersonalServing, type PersonalModelSource } from './personal-serving.js';
 import type { ModelLoader } from '../predict/serving-model.js';
@@ -24,10 +24,7 @@ import { ServedModel } from '../predict/served-model.js';
 export const NODE_PREDICT_BODY_LIMIT = 16 * 1024 * 1024;
 
 /** Raw CSV feature columns in, scaled as the node's trainer saw them (its training split's statistics). */
-export interface InputScaling {
-  columns: string[];
-  stats: StandardizeStats;
-}
+export type { InputScaling };
 
 export interface NodeServeOptions extends PolicyOptions {
   inputScaling?: InputScaling;
@@ -64,20 +61,6 @@ function bodyErrorCode(err: { code?: string; statusCode?: number }): { status: n
   return err.statusCode && err.statusCode >= 400 && err.statusCode < 500
     ? { status: err.statusCode, code: 'bad_request' }
     : { status: 500, code: 'internal' };
-}
-
-const SCALING_WORDS = {
-  federated: "raw values, standardized with the federation's statistics the model version carries",
-  node: "raw values, standardized with the node's training statistics",
-  none: 'none: features as the model takes them',
-} as const;
-
-/** What a prediction's response says about its input scaling: whose statistics, and the values used. */
-function scalingReport(statistics: keyof typeof SCALING_WORDS, scaling: InputScaling | undefined) {
-  return {
-    statistics,
-    ...(scaling ? { columns: scaling.columns, mean: scaling.stats.mean, std: scaling.stats.std } : {}),
-  };
 }
 
 export async function startNodeServer(options: NodeServeOptions): Promise<NodeServer> {
@@ -134,38 +117,17 @@ export async function startNodeServer(options: NodeServeOptions): Promise<NodeSe
         ? await personal.pick(current, follower.runId)
         : { model: current, info: { kind: 'global', version: current.version, sha256: current.sha256 } };
     const model = answering.model;
-    let rows;
-    try {
-      rows = parsePredictBody(req.body, model.featureSize);
-    } catch (e) {
-      if (e instanceof PredictError) return reject(reply, 400, e.code, e.message);
-      throw e;
-    }
     // The version's own statistics (a federated run's) win over the node's: the model was trained on them.
     const federated = follower.scalingOf(current);
     const scaling = federated ?? options.inputScaling;
-    if (scaling && scaling.columns.length !== model.featureSize)
-      return reject(
-        reply,
-        409,
-        'scaling_mismatch',
-        `the input scaling has ${scaling.columns.length} feature columns, the model takes ${model.featureSize}`,
-      );
-    if (scaling)
-      rows = {
-        n: rows.n,
-        x: applyStandardize(
-          {
-            source: 'request',
-            n: rows.n,
-            featureShape: [model.featureSize],
-            x: rows.x,
-            y: new Float32Array(0),
-            numClasses: 0,
-          },
-          scaling.stats,
-        ).x,
-      };
+    let rows;
+    try {
+      const raw = parsePredictBody(req.body, model.featureSize);
+      rows = { n: raw.n, x: scaleRows(raw.x, raw.n, model.featureSize, scaling) };
+    } catch (e) {
+      if (e instanceof PredictError) return reject(reply, predictErrorStatus(e), e.code, e.message);
+      throw e;
+    }
     const outputs = await model.predict(rows.x, rows.n);
     const { answers, escalate: low } = applyPolicy(outputs, model.version, options);
     let final: ServedAnswer[] = answers;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { idxCandidateNames, readIdx } from '../data/idx.js';
 import { splitCsvRecords } from '../data/csv.js';
 import type { StandardizeStats } from '../data/split.js';
+import { scaleRows } from './input-scaling.js';
 
 export interface ModelMeta {
   featureShape: number[];
@@ -87,8 +88,7 @@ export function loadCsvInput(path: string, meta: ModelMeta): PredictInput {
       const v = Number(r.fields[c]);
       if (r.fields[c].trim() === '' || !Number.isFinite(v))
         throw new Error(`${path} line ${r.line}: column '${meta.columns![j]}' value '${r.fields[c]}' is not a number`);
-      const s = meta.standardization;
-      x[i * f + j] = s ? (v - s.mean[j]) * (s.std[j] > 0 ? 1 / s.std[j] : 1) : v; // as applyStandardize does
+      x[i * f + j] = v;
     });
     if (labels && labelCol !== undefined) {
       const raw = r.fields[labelCol].trim();
@@ -98,5 +98,7 @@ export function loadCsvInput(path: string, meta: ModelMeta): PredictInput {
       labels[i] = k;
     }
   });
-  return { n: rows.length, x, labels };
+  // Scaled as node serving and the coordinator scale raw rows, so all three answer alike.
+  const scaling = meta.standardization && { columns: meta.columns, stats: meta.standardization };
+  return { n: rows.length, x: scaleRows(x, rows.length, f, scaling), labels };
 }

@@ -5,7 +5,17 @@
  */
 export const MAX_PREDICT_ROWS = 1024;
 
-export type PredictErrorCode = 'bad_request' | 'bad_shape' | 'not_finite' | 'too_many_rows' | 'empty';
+export type PredictErrorCode =
+  | 'bad_request'
+  | 'bad_shape'
+  | 'not_finite'
+  | 'too_many_rows'
+  | 'empty'
+  /** The statistics that scale raw input do not fit the model's input (a 409: the server's state, not the body). */
+  | 'scaling_mismatch';
+
+/** The HTTP status a PredictError answers with. */
+export const predictErrorStatus = (e: PredictError): number => (e.code === 'scaling_mismatch' ? 409 : 400);
 
 export class PredictError extends Error {
   constructor(
