@@ -29,8 +29,8 @@ test('edgefed analytics on the pump CSV by machine equals statistics of the pool
     // Chan's merge of 8 float64 partitions vs one float64 pass: both within ~1e-13 of the truth.
     assert.ok(Math.abs(out.stats!.mean[j] - mean) <= 1e-12 * Math.abs(mean), `mean ${j}`);
     assert.ok(Math.abs(out.stats!.variance[j] - variance) <= 1e-9 * variance, `variance ${j}`);
-    assert.equal(out.stats!.min[j], Math.min(...v));
-    assert.equal(out.stats!.max[j], Math.max(...v));
+    assert.equal(out.stats!.min![j], Math.min(...v));
+    assert.equal(out.stats!.max![j], Math.max(...v));
     const sorted = [...v].sort((a, b) => a - b);
     out.quantiles!.q.forEach((q, i) => {
       const truth = sorted[Math.max(1, Math.ceil(q * v.length)) - 1];
