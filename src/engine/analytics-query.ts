@@ -107,8 +107,9 @@ export function parseAnalyticsQuery(input: AnalyticsQueryInput): AnalyticsQuery 
     if (!(delta > 0 && delta < 1)) problems.push(`dpDelta: expected a number in (0, 1), got '${input.dpDelta}'`);
     if (kinds.includes('stats') || kinds.includes('moments'))
       problems.push(
-        'query: stats and moments (mean, variance, min, max) are refused with DP noise: min and max are single ' +
-          'rows, and noisy sums need declared bounds; ask for histogram, quantiles or labels (counts)',
+        `query: ${kinds.includes('stats') ? 'stats (mean, variance, min, max)' : 'moments (mean, variance)'} are ` +
+          'refused with DP noise: min and max are single rows, and noisy sums need declared bounds; ask for ' +
+          'histogram, quantiles or labels (counts)',
       );
     if ((kinds.includes('histogram') || kinds.includes('quantiles')) && ranges === undefined)
       problems.push('ranges: DP histograms and quantiles need declared ranges (the federation min/max is not private)');

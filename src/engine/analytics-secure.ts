@@ -51,10 +51,13 @@ export const SECURE_FRACTION_BITS = 40;
 /** Most rows one node may hold in a secure pass (sizes the fixed point). */
 export const SECURE_MAX_ROWS = 2 ** 31;
 /**
- * Where a secure pass numbers its rounds unless told: far from any training round, so a node that holds a
- * training session and an analytics session at once routes each frame to the right one.
+ * Where a secure pass numbers its rounds unless told: a random even number at or above 2^30, far from any
+ * training round (a node holding a training and an analytics session at once routes each frame by round), and
+ * fresh per pass, since a node takes part in one secure session per round number for the life of its process.
  */
 export const SECURE_ANALYTICS_FIRST_ROUND = 2 ** 30;
+const freshFirstRound = () =>
+  SECURE_ANALYTICS_FIRST_ROUND + 2 * (globalThis.crypto.getRandomValues(new Uint32Array(1))[0] % 2 ** 28);
 /** Each node's DP noise stddev is at least this many steps (keeps the sum close to a discrete Gaussian). */
 const MIN_NODE_SIGMA = 2;
 
@@ -82,7 +85,7 @@ export async function runSecureAnalytics(
   if (asked.length > MAX_WIDE_CLIENTS)
     throw new Error(`analytics: secure aggregation takes at most ${MAX_WIDE_CLIENTS} nodes, ${asked.length} asked`);
   const before = transport.traffic();
-  const firstRound = options.firstRound ?? SECURE_ANALYTICS_FIRST_ROUND;
+  const firstRound = options.firstRound ?? freshFirstRound();
   const failed: { nodeId: number; message: string }[] = [];
   const wantsLabels = query.kinds.includes('labels');
   const wantsMoments = query.kinds.includes('moments');

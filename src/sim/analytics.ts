@@ -48,7 +48,8 @@ export function shardAnalyticsTransport(
   const ids = parts.map((_, i) => i);
   const secure: SecureAnalyticsNode = {
     sessions: new SecureNodeSessions({ identity: simulationIdentities(seed, parts.length) }),
-    noiseWords: (nodeId, round) => dpWords(dpNoise, seed, `analytics-node:${nodeId}:${round}`),
+    // Seeded noise depends on the seed and node only (round numbers of secure passes are random).
+    noiseWords: (nodeId) => dpWords(dpNoise, seed, `analytics-node:${nodeId}`),
   };
   return new DirectTransport({ handle: async (frame) => answerAnalyticsFrame(frame, rowsOf, secure) }, ids);
 }
