@@ -4,9 +4,12 @@ import { runAnalytics, type AnalyticsResult } from './analytics-round.ts';
 import { runSecureAnalytics, SECURE_FRACTION_BITS } from './analytics-secure.ts';
 import { parseAnalyticsQuery, type AnalyticsQueryInput } from './analytics-query.ts';
 import { answerAnalyticsFrame } from '../node/analytics-answer.ts';
+import { encodeAnalyticsRequest } from './analytics-messages.ts';
+import { decodeMessage } from './messages.ts';
+import { encodeFrame } from '../core/wire.ts';
 import { SecureNodeSessions, type SecureNodeOptions } from '../node/secure-session.ts';
 import { simulationIdentities } from '../sim/sim-host.ts';
-import { rawShards, shardAnalyticsTransport } from '../sim/analytics.ts';
+import { federatedStandardization, rawShards, shardAnalyticsTransport } from '../sim/analytics.ts';
 import { DirectTransport } from '../sim/direct.ts';
 import { Rng } from '../core/rng.ts';
 import type { Dataset } from '../data/types.ts';
@@ -150,4 +153,56 @@ test('real MNIST, 5 nodes: secure moments and labels equal the plaintext pass wi
   assert.deepEqual(secure.labels, plain.labels);
   assert.deepEqual(secure.secure!.clipped, new Array(784).fill(0));
   assertClose(secure, plain);
+});
+
+test('federated standardisation with secagg: the secure pass gives the plaintext mean and std within 1e-9', async () => {
+  const { data, parts } = rawShards({
+    dataset: 'csv:examples/industrial-fault/synthetic-pump-sensors.csv?label=fault&keep=machine_id',
+    partition: 'natural:machine_id',
+    nodes: 8,
+    seed: 1,
+  });
+  const plain = await federatedStandardization(data.train, parts);
+  const secure = await federatedStandardization(data.train, parts, true);
+  assert.ok(secure.result.secure, 'the pass ran securely');
+  plain.stats.mean.forEach((m, j) => {
+    assert.ok(Math.abs(secure.stats.mean[j] - m) <= 1e-9 * Math.abs(m), `mean ${j}`);
+    assert.ok(Math.abs(secure.stats.std[j] - plain.stats.std[j]) <= 1e-9 * plain.stats.std[j], `std ${j}`);
+  });
+});
+
+test('a node refuses a malformed secure request or one its data does not fit, with an error frame', () => {
+  const { data } = nodes();
+  const secure = {
+    sessions: new SecureNodeSessions({ identity: simulationIdentities(1, 4) }),
+    noiseWords: () => new Rng(1),
+  };
+  const answer = (frame: Uint8Array) => {
+    const reply = decodeMessage(
+      [],
+      answerAnalyticsFrame(frame, (id) => data.get(id), secure),
+    );
+    assert.equal(reply.type, 'error');
+    return reply.type === 'error' ? reply.message : '';
+  };
+  const base = { type: 'analytics', round: 7, node: 0, moments: false, labels: false };
+  assert.match(answer(encodeFrame('analytics', { ...base, secure: 3 })), /field 'secure' must be an object/);
+  assert.match(
+    answer(encodeFrame('analytics', { ...base, secure: { session: {}, fractionBits: 40, limbs: 4 } })),
+    /secagg.session must be a string/,
+  );
+  const session = { session: 's', clientId: 1, threshold: 2, scaleBits: 0, clip: 1, maxWeight: 1, maxClients: 4 };
+  const request = (spec: object) =>
+    encodeAnalyticsRequest({
+      round: 7,
+      nodeId: 0,
+      moments: false,
+      labels: false,
+      secure: { session, fractionBits: 40, limbs: 4, maxRows: 1000, classes: 0, ...spec },
+    });
+  assert.match(answer(request({ maxRows: 5 })), /this node holds 20 rows, more than the secure pass's limit of 5/);
+  assert.match(answer(request({ value: { lo: [0], hi: [1] } })), /value ranges cover 1 features, the rows have 2/);
+  assert.match(answer(request({ limbs: 17 })), /limbs must be a whole number in \[1, 16\]/);
+  assert.match(answer(request({ classes: 2 })), /this node holds 3 classes, the pass gives 2 slots/);
+  assert.match(answer(request({ classes: 70000 })), /classes must be a whole number in \[0, 65536\]/);
 });

@@ -123,6 +123,8 @@ export function secureAnalyticsInput(
     throw new Error(`this node holds ${rows} rows, more than the secure pass's limit of ${secure.maxRows}`);
   if (secure.classes > 0 && (parts[0].numClasses < 1 || !(parts[0].y instanceof Int32Array)))
     throw new Error('labels: this node holds regression targets, not class labels');
+  if (secure.classes > 0 && parts[0].numClasses > secure.classes)
+    throw new Error(`labels: this node holds ${parts[0].numClasses} classes, the pass gives ${secure.classes} slots`);
   const spec: AdditiveSpec = {
     features: req.features?.length ?? featureCount,
     ...(secure.value ? { moments: secure.value } : {}),

@@ -13,6 +13,11 @@
  * Min and max are not additive (a sum of minima is meaningless), so they have no place here.
  */
 
+import { MAX_HISTOGRAM_BINS } from './histogram.js';
+
+/** Most label slots a vector may carry (keeps a request from sizing a node's vector without bound). */
+export const MAX_LABEL_SLOTS = 65536;
+
 export interface AdditiveSpec {
   /** Features per row (after any selection). */
   features: number;
@@ -50,8 +55,10 @@ export function additiveLayout(spec: AdditiveSpec): AdditiveLayout {
 export function checkAdditiveSpec(spec: AdditiveSpec): void {
   const f = spec.features;
   if (!(Number.isInteger(f) && f >= 1)) throw new Error(`additive statistics: features must be >= 1, got ${f}`);
-  if (!(Number.isInteger(spec.classes) && spec.classes >= 0))
-    throw new Error(`additive statistics: classes must be a whole number >= 0, got ${spec.classes}`);
+  if (!(Number.isInteger(spec.classes) && spec.classes >= 0 && spec.classes <= MAX_LABEL_SLOTS))
+    throw new Error(
+      `additive statistics: classes must be a whole number in [0, ${MAX_LABEL_SLOTS}], got ${spec.classes}`,
+    );
   const ranges = (what: string, lo: ArrayLike<number>, hi: ArrayLike<number>) => {
     if (lo.length !== f || hi.length !== f)
       throw new Error(`additive statistics: ${what} ranges cover ${lo.length} features, the rows have ${f}`);
@@ -61,8 +68,9 @@ export function checkAdditiveSpec(spec: AdditiveSpec): void {
   };
   if (spec.moments) ranges('value', spec.moments.lo, spec.moments.hi);
   if (spec.histogram) {
-    if (!(Number.isInteger(spec.histogram.bins) && spec.histogram.bins >= 1))
-      throw new Error(`additive statistics: bins must be >= 1, got ${spec.histogram.bins}`);
+    const bins = spec.histogram.bins;
+    if (!(Number.isInteger(bins) && bins >= 1 && bins <= MAX_HISTOGRAM_BINS))
+      throw new Error(`additive statistics: bins must be a whole number in [1, ${MAX_HISTOGRAM_BINS}], got ${bins}`);
     ranges('histogram', spec.histogram.lo, spec.histogram.hi);
   }
 }
