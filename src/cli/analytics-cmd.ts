@@ -4,7 +4,7 @@
  */
 import { Option, type Command } from 'commander';
 import { intArg, UsageError } from './args.js';
-import { ANALYTICS_QUERIES, parseAnalyticsQuery } from '../engine/analytics-query.js';
+import { ANALYTICS_QUERIES, DEFAULT_SECURE_CLIP, parseAnalyticsQuery } from '../engine/analytics-query.js';
 import { simulateAnalytics } from '../sim/analytics.js';
 import type { AnalyticsResult } from '../engine/analytics-round.js';
 import { parsePartitionSpec } from '../core/partition.js';
@@ -23,6 +23,8 @@ interface AnalyticsFlags {
   dp?: string;
   dpDelta?: string;
   dpSource: 'seeded' | 'csprng';
+  secagg?: boolean;
+  clip?: string;
   json?: boolean;
 }
 
@@ -37,11 +39,20 @@ export function describeAnalytics(result: AnalyticsResult): string {
   ];
   for (const f of result.nodes.failed) lines.push(`node ${f.nodeId} failed: ${f.message}`);
   if (result.stats) {
-    lines.push('feature: mean, std, min, max');
+    const s = result.stats;
+    lines.push(s.min && s.max ? 'feature: mean, std, min, max' : 'feature: mean, std');
     result.features.forEach((_, k) => {
-      const s = result.stats!;
-      lines.push(`  ${name(k)}: ${[s.mean[k], s.std[k], s.min[k], s.max[k]].map(fmt).join(', ')}`);
+      const values = s.min && s.max ? [s.mean[k], s.std[k], s.min[k], s.max[k]] : [s.mean[k], s.std[k]];
+      lines.push(`  ${name(k)}: ${values.map(fmt).join(', ')}`);
     });
+  }
+  if (result.secure) {
+    const clipped = (result.secure.clipped ?? []).reduce((a, b) => a + b, 0);
+    lines.push(
+      `secure aggregation: the sum of ${result.secure.nodes.length} nodes' statistics only ` +
+        `(threshold ${result.secure.threshold}, ${result.secure.fractionBits} fraction bits)` +
+        (result.secure.clipped ? `; ${clipped} values clipped to the declared range` : ''),
+    );
   }
   if (result.quantiles) {
     lines.push(`quantiles ${result.quantiles.q.join(', ')} (each within one bin width of the exact value):`);
@@ -62,7 +73,8 @@ export function describeAnalytics(result: AnalyticsResult): string {
   if (result.labels) lines.push(`label counts: ${result.labels.map((c, i) => `${i}: ${fmt(c)}`).join(', ')}`);
   if (result.dp)
     lines.push(
-      `DP: counts noised (noise ${result.dp.noise}), epsilon ${result.dp.epsilon.toFixed(3)} at delta ${result.dp.delta}`,
+      `DP: counts noised (noise ${result.dp.noise}${result.dp.minNodes ? `, shared by at least ${result.dp.minNodes} nodes` : ''}), ` +
+        `epsilon ${result.dp.epsilon.toFixed(3)} at delta ${result.dp.delta}`,
     );
   return lines.join('\n') + '\n';
 }
@@ -79,6 +91,8 @@ async function analytics(flags: AnalyticsFlags): Promise<void> {
       ranges: flags.ranges,
       dpNoise: flags.dp,
       dpDelta: flags.dpDelta,
+      ...(flags.secagg ? { secagg: true } : {}),
+      clip: flags.clip,
     });
   } catch (e) {
     throw new UsageError(
@@ -127,6 +141,11 @@ export function addAnalyticsCommand(program: Command): void {
         .choices(['seeded', 'csprng'])
         .default('seeded'),
     )
+    .option('--secagg', "secure aggregation: only the sum of the nodes' additive statistics is learnt (no min/max)")
+    .option(
+      '--clip <c>',
+      `with --secagg and no --ranges: values are clipped to [-c, c] (default ${DEFAULT_SECURE_CLIP})`,
+    )
     .option('--json', 'print the result as one JSON object')
     .addHelpText(
       'after',
@@ -134,7 +153,8 @@ export function addAnalyticsCommand(program: Command): void {
 Examples:
   edgefed analytics --dataset 'csv:examples/industrial-fault/synthetic-pump-sensors.csv?label=fault&keep=machine_id' \\
     --nodes 8 --partition natural:machine_id --query stats,quantiles,labels
-  edgefed analytics --nodes 10 --partition dirichlet:0.5 --query labels --dp 2 --json`,
+  edgefed analytics --nodes 10 --partition dirichlet:0.5 --query labels --dp 2 --json
+  edgefed analytics --nodes 10 --query moments,labels --ranges 0:1 --secagg`,
     )
     .action(analytics);
 }

@@ -9,14 +9,6 @@ import { CONFIG_WORDING, runIssues } from '../engine/run-rules.js';
 export const RunConfigSchema = deploymentView.superRefine((config, ctx) => {
   for (const issue of runIssues({ ...config, secagg: config.secagg !== undefined }, CONFIG_WORDING, config.minNodes))
     ctx.addIssue({ code: 'custom', ...issue });
-  if (config.standardize === 'federated' && config.secagg !== undefined)
-    ctx.addIssue({
-      code: 'custom',
-      path: ['standardize'],
-      message:
-        "'federated' with secagg: the statistics pass is not secure-aggregated, so each node's feature moments " +
-        "would reach the coordinator; use standardize 'node' with secagg",
-    });
 });
 
 export type RunConfig = z.output<typeof RunConfigSchema>;

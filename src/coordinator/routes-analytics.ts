@@ -2,13 +2,14 @@
  * POST /v1/analytics: federated statistics over the connected nodes' data (operator scope runs:write, or the
  * admin token). The coordinator sends analytics rounds over the nodes' own connections (the transport that
  * carries training rounds; signed and bound like any request) and answers with the merged sketches only.
+ * With `secagg: true` only the sum of the nodes' additive statistics is learnt (engine/analytics-secure.ts).
  * Nothing is stored: a query changes no run, node or model.
  */
 import { operator } from './route-policy.js';
 import { sendError, type RouteContext } from './route-context.js';
 import { NetworkTransport } from './network-transport.js';
 import { parseAnalyticsQuery, type AnalyticsQueryInput } from '../engine/analytics-query.js';
-import { runAnalytics } from '../engine/analytics-round.js';
+import { runAnalyticsQuery } from '../engine/analytics-secure.js';
 import { dpWords } from '../engine/dp-noise.js';
 import { ANALYTICS_RUN_ID } from './standardize-pass.js';
 
@@ -27,7 +28,19 @@ export function registerAnalyticsRoutes(c: RouteContext, auth: boolean): void {
       return sendError(reply, 400, 'bad_request', 'body must be a JSON object');
     let query;
     try {
-      const known = ['query', 'features', 'bins', 'quantiles', 'ranges', 'dpNoise', 'dpDelta', 'tags', 'timeoutMs'];
+      const known = [
+        'query',
+        'features',
+        'bins',
+        'quantiles',
+        'ranges',
+        'dpNoise',
+        'dpDelta',
+        'secagg',
+        'clip',
+        'tags',
+        'timeoutMs',
+      ];
       const unknown = Object.keys(body).filter((k) => !known.includes(k));
       if (unknown.length > 0) throw new Error(`${unknown.join(', ')}: unknown field (accepted: ${known.join(', ')})`);
       const tags = body.tags ?? {};
@@ -52,8 +65,11 @@ export function registerAnalyticsRoutes(c: RouteContext, auth: boolean): void {
     });
     try {
       // Deployment noise comes from the CSPRNG, never from a seed.
-      const result = await runAnalytics(transport, query, { dpWords: () => dpWords('csprng', 0, 'analytics') });
-      c.log.info({ nodes: result.nodes.answered.length, kinds: query.kinds }, 'analytics query answered');
+      const result = await runAnalyticsQuery(transport, query, { dpWords: () => dpWords('csprng', 0, 'analytics') });
+      c.log.info(
+        { nodes: result.nodes.answered.length, kinds: query.kinds, secagg: query.secagg !== undefined },
+        'analytics query answered',
+      );
       return result;
     } catch (e) {
       return sendError(reply, 422, 'analytics_failed', (e as Error).message);

@@ -251,6 +251,7 @@ export class RunManager {
       timeoutMs: config.roundTimeoutMs,
       allowUnbound: !this.auth,
       columns,
+      secure: config.secagg !== undefined,
     });
     // Committed before use: a restarted coordinator reuses these, never re-asks another set of nodes.
     const kept = this.standardizations.commit(runId, stats);

@@ -7,6 +7,7 @@
 import { decodeFrame, encodeFrame, FrameError, type WireTensor } from '../core/wire.js';
 import type { FeatureMoments } from '../core/analytics/moments.js';
 import type { FeatureHistogram } from '../core/analytics/histogram.js';
+import { parseSessionConfig, type SecAggSessionConfig } from './secure-messages.js';
 
 export const ANALYTICS_REQUEST = 'analytics';
 export const ANALYTICS_REPLY = 'analytics_result';
@@ -19,6 +20,26 @@ export interface AnalyticsRequest {
   moments: boolean;
   labels: boolean;
   histogram?: { bins: number; lo: number[]; hi: number[] };
+  /** Layout only: the node answers with its feature count, columns and label classes, and no statistics. */
+  describe?: boolean;
+  /** Under secure aggregation: the node answers with its additive statistics masked (analytics-secure.ts). */
+  secure?: SecureAnalyticsSpec;
+}
+
+/** What a node needs to send its additive statistics masked (the session's fixed point is wide-fixed.ts). */
+export interface SecureAnalyticsSpec {
+  /** The Bonawitz session settings, as a secure training round sends them. */
+  session: SecAggSessionConfig;
+  fractionBits: number;
+  limbs: number;
+  /** Most rows a node may hold (sizes the fixed point; a node with more refuses). */
+  maxRows: number;
+  /** Declared per-feature value ranges for moments (values outside are clipped and counted). */
+  value?: { lo: number[]; hi: number[] };
+  /** Label slots every node pads its counts to (0: no label counts). */
+  classes: number;
+  /** Distributed DP: each node's discrete Gaussian stddev (whole steps) on each released count vector. */
+  noise?: { count: number; histogram: number; labels: number };
 }
 
 export interface AnalyticsReply {
@@ -32,6 +53,8 @@ export interface AnalyticsReply {
   moments?: FeatureMoments;
   histogram?: FeatureHistogram;
   labels?: Float64Array;
+  /** Label classes of the node's data (describe replies). */
+  classes?: number;
 }
 
 export function encodeAnalyticsRequest(request: AnalyticsRequest): Uint8Array {
@@ -42,6 +65,8 @@ export function encodeAnalyticsRequest(request: AnalyticsRequest): Uint8Array {
     labels: request.labels,
     ...(request.features ? { features: request.features } : {}),
     ...(request.histogram ? { histogram: request.histogram } : {}),
+    ...(request.describe ? { describe: true } : {}),
+    ...(request.secure ? { secure: request.secure } : {}),
   });
 }
 
@@ -75,7 +100,35 @@ export function decodeAnalyticsRequest(bytes: Uint8Array): AnalyticsRequest {
     const lo = finiteList(g.lo, 'histogram.lo');
     req.histogram = { bins: whole(g.bins, 'histogram.bins'), lo, hi: finiteList(g.hi, 'histogram.hi', lo.length) };
   }
+  if (h.describe === true) req.describe = true;
+  if (h.secure !== undefined) req.secure = decodeSecureSpec(h.secure);
   return req;
+}
+
+function decodeSecureSpec(raw: unknown): SecureAnalyticsSpec {
+  if (typeof raw !== 'object' || raw === null) throw new FrameError('bad_field', "field 'secure' must be an object");
+  const s = raw as Record<string, unknown>;
+  const spec: SecureAnalyticsSpec = {
+    session: parseSessionConfig(s.session).config,
+    fractionBits: whole(s.fractionBits, 'secure.fractionBits'),
+    limbs: whole(s.limbs, 'secure.limbs'),
+    maxRows: whole(s.maxRows, 'secure.maxRows'),
+    classes: whole(s.classes, 'secure.classes'),
+  };
+  if (s.value !== undefined) {
+    const v = s.value as Record<string, unknown>;
+    const lo = finiteList(v?.lo, 'secure.value.lo');
+    spec.value = { lo, hi: finiteList(v.hi, 'secure.value.hi', lo.length) };
+  }
+  if (s.noise !== undefined) {
+    const z = s.noise as Record<string, unknown>;
+    spec.noise = {
+      count: whole(z?.count, 'secure.noise.count'),
+      histogram: whole(z.histogram, 'secure.noise.histogram'),
+      labels: whole(z.labels, 'secure.noise.labels'),
+    };
+  }
+  return spec;
 }
 
 const int32 = (name: string, counts: Float64Array, shape: number[]): WireTensor => ({
@@ -98,6 +151,7 @@ export function encodeAnalyticsReply(reply: AnalyticsReply): Uint8Array {
       node: reply.nodeId,
       featureCount: reply.featureCount,
       ...(reply.columns ? { columns: reply.columns } : {}),
+      ...(reply.classes !== undefined ? { classes: reply.classes } : {}),
       count: reply.count,
       ...(m ? { moments: { mean: [...m.mean], m2: [...m.m2], min: [...m.min], max: [...m.max] } } : {}),
       ...(reply.histogram
@@ -126,6 +180,7 @@ export function decodeAnalyticsReply(bytes: Uint8Array): AnalyticsReply {
       throw new FrameError('bad_field', `field 'columns' must be ${reply.featureCount} column names`);
     reply.columns = names as string[];
   }
+  if (h.classes !== undefined) reply.classes = whole(h.classes, 'classes');
   const byName = new Map(tensors.map((t) => [t.name, t]));
   if (h.moments !== undefined) {
     const m = h.moments as Record<string, unknown>;

@@ -2,15 +2,24 @@
  * What a federated analytics query asks for, parsed the same way from the command line (`edgefed analytics`)
  * and from `POST /v1/analytics`, with every problem named at once. A query runs in at most two analytics
  * rounds: moments first (count, mean, variance, min, max), then histograms over the federation's min..max
- * (or the ranges given), from which quantiles are read.
+ * (or the ranges given), from which quantiles are read. Under secure aggregation only additive statistics
+ * can be asked for (count, mean, variance, histograms over declared ranges, label counts): see
+ * analytics-secure.ts.
  */
 import { MAX_HISTOGRAM_BINS } from '../core/analytics/histogram.js';
 
-export const ANALYTICS_QUERIES = ['stats', 'histogram', 'quantiles', 'labels'] as const;
+/** stats = count, mean, variance, std, min, max; moments = the same without min and max (additive: secagg-able). */
+export const ANALYTICS_QUERIES = ['stats', 'moments', 'histogram', 'quantiles', 'labels'] as const;
 export type AnalyticsQueryKind = (typeof ANALYTICS_QUERIES)[number];
 
 export const DEFAULT_ANALYTICS_BINS = 64;
 export const DEFAULT_QUANTILES: readonly number[] = [0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99];
+
+/**
+ * Under secagg without ranges, every feature value is clipped to [-clip, clip] (2^20 by default: wide enough
+ * for raw sensor readings, and the fixed point grows by a few bits rather than losing precision).
+ */
+export const DEFAULT_SECURE_CLIP = 2 ** 20;
 
 export interface AnalyticsDp {
   /** Noise stddev as a multiple of each released count vector's L2 sensitivity. */
@@ -28,6 +37,8 @@ export interface AnalyticsQuery {
   ranges?: [number, number][];
   /** Differential privacy on the released counts (count, histogram bins, label counts). */
   dp?: AnalyticsDp;
+  /** Secure aggregation: the coordinator learns only the sum; values clipped to `ranges` or to [-clip, clip]. */
+  secagg?: { clip: number };
 }
 
 /** The raw fields of a query as a caller writes them (flag values or a JSON body). */
@@ -39,6 +50,8 @@ export interface AnalyticsQueryInput {
   ranges?: unknown;
   dpNoise?: unknown;
   dpDelta?: unknown;
+  secagg?: unknown;
+  clip?: unknown;
 }
 
 const list = (v: unknown): unknown[] =>
@@ -92,15 +105,37 @@ export function parseAnalyticsQuery(input: AnalyticsQueryInput): AnalyticsQuery 
     const delta = input.dpDelta === undefined ? 1e-5 : toNumber(input.dpDelta);
     if (!(noise > 0 && noise < 1e6)) problems.push(`dpNoise: expected a noise multiplier > 0, got '${input.dpNoise}'`);
     if (!(delta > 0 && delta < 1)) problems.push(`dpDelta: expected a number in (0, 1), got '${input.dpDelta}'`);
-    if (kinds.includes('stats'))
+    if (kinds.includes('stats') || kinds.includes('moments'))
       problems.push(
-        'query: stats (mean, variance, min, max) are refused with DP noise: min and max are single rows, and ' +
-          'noisy sums need declared bounds; ask for histogram, quantiles or labels (counts)',
+        `query: ${kinds.includes('stats') ? 'stats (mean, variance, min, max)' : 'moments (mean, variance)'} are ` +
+          'refused with DP noise: min and max are single rows, and noisy sums need declared bounds; ask for ' +
+          'histogram, quantiles or labels (counts)',
       );
     if ((kinds.includes('histogram') || kinds.includes('quantiles')) && ranges === undefined)
       problems.push('ranges: DP histograms and quantiles need declared ranges (the federation min/max is not private)');
     dp = { noise, delta };
   } else if (input.dpDelta !== undefined) problems.push('dpDelta: only with dpNoise');
+  let secagg: AnalyticsQuery['secagg'];
+  if (input.secagg !== undefined && input.secagg !== true && input.secagg !== false && input.secagg !== 'true')
+    problems.push(`secagg: expected true or false, got '${String(input.secagg)}'`);
+  else if (input.secagg === true || input.secagg === 'true') {
+    const clip = input.clip === undefined ? DEFAULT_SECURE_CLIP : toNumber(input.clip);
+    if (!(Number.isFinite(clip) && clip > 0 && clip <= 2 ** 60))
+      problems.push(`clip: expected a number in (0, 2^60], got '${String(input.clip)}'`);
+    if (input.clip !== undefined && ranges !== undefined)
+      problems.push('clip: give ranges or clip, not both (the ranges bound the values under secagg)');
+    if (kinds.includes('stats'))
+      problems.push(
+        'query: stats includes min and max, which are not additive and cannot be secure-aggregated (the ' +
+          "coordinator would learn each node's extremes); ask for 'moments' (count, mean, variance, std) with secagg",
+      );
+    if ((kinds.includes('histogram') || kinds.includes('quantiles')) && ranges === undefined && dp === undefined)
+      problems.push(
+        'ranges: histograms and quantiles under secagg need declared ranges (the federation min/max they would ' +
+          'otherwise use is not additive)',
+      );
+    secagg = { clip };
+  } else if (input.clip !== undefined) problems.push('clip: only with secagg');
   if (problems.length > 0) throw new Error(problems.join('; '));
   return {
     kinds: [...new Set(kinds)],
@@ -109,6 +144,7 @@ export function parseAnalyticsQuery(input: AnalyticsQueryInput): AnalyticsQuery 
     quantiles,
     ...(ranges ? { ranges } : {}),
     ...(dp ? { dp } : {}),
+    ...(secagg ? { secagg } : {}),
   };
 }
 

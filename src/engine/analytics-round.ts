@@ -25,15 +25,42 @@ export interface AnalyticsResult {
   features: number[];
   columns?: string[];
   count: number;
-  stats?: { mean: number[]; variance: number[]; std: number[]; min: number[]; max: number[] };
+  /** min and max with the 'stats' query only ('moments' and secure passes have none: they are not additive). */
+  stats?: { mean: number[]; variance: number[]; std: number[]; min?: number[]; max?: number[] };
   histogram?: { bins: number; lo: number[]; hi: number[]; counts: number[][] };
   /** Estimates within `maxError` (one bin width) of the exact order statistic of the pooled rows. */
   quantiles?: { q: number[]; values: number[][]; maxError: number[] };
   labels?: number[];
-  /** With DP noise: the Gaussian noise stddev per released count vector and the (epsilon, delta) spent. */
-  dp?: { noise: number; delta: number; epsilon: number; sigma: Record<string, number> };
+  /**
+   * With DP noise: the Gaussian noise stddev per released count vector and the (epsilon, delta) spent. Under
+   * secagg the noise is distributed: each node adds `perNode` stddev, and at least `minNodes` nodes' noise is in
+   * every released sum (sigma = perNode x sqrt(minNodes) is what epsilon is computed for).
+   */
+  dp?: {
+    noise: number;
+    delta: number;
+    epsilon: number;
+    sigma: Record<string, number>;
+    perNode?: Record<string, number>;
+    minNodes?: number;
+  };
+  /** Under secure aggregation: how the sum was taken and how far it may be from exact arithmetic. */
+  secure?: SecureAnalyticsReport;
   rounds: number;
   bytes: { sent: number; received: number };
+}
+
+export interface SecureAnalyticsReport {
+  /** Nodes whose statistics are in the sum (the coordinator never saw any one of them). */
+  nodes: number[];
+  threshold: number;
+  fractionBits: number;
+  limbs: number;
+  /** The declared value range per feature that moments were clipped to, and how many values were clipped. */
+  valueRange?: { lo: number[]; hi: number[] };
+  clipped?: number[];
+  /** Worst-case error of each mean and variance from fixed-point rounding (exact arithmetic otherwise). */
+  errorBound?: { mean: number[]; variance: number[] };
 }
 
 export interface AnalyticsRunOptions {
@@ -62,6 +89,43 @@ async function ask(transport: Transport, nodeId: number, frame: Uint8Array): Pro
   }
 }
 
+/**
+ * Checks that every node's reply has the same data layout: the caller's columns when given, else the first
+ * node's. `check` throws naming the difference.
+ */
+export function layoutCheck(expected?: readonly string[]) {
+  let featureCount = expected?.length ?? -1;
+  let layout: { owner: string; columns: readonly string[] } | undefined = expected && {
+    owner: 'the expected',
+    columns: expected,
+  };
+  return {
+    featureCount: () => featureCount,
+    columns: () => layout?.columns,
+    check(r: AnalyticsReply): void {
+      if (featureCount < 0) featureCount = r.featureCount;
+      if (r.featureCount !== featureCount)
+        throw new Error(
+          `holds ${r.featureCount} features, ${expected ? 'the expected' : 'other nodes'} ${featureCount}: ` +
+            'not the same data layout',
+        );
+      if (!r.columns) return;
+      layout ??= { owner: `node ${r.nodeId}'s`, columns: r.columns };
+      const reference = layout.columns;
+      if (r.columns.length !== reference.length)
+        throw new Error(
+          `holds ${r.columns.length} feature columns (${r.columns.join(', ')}), ${layout.owner} ${reference.length}`,
+        );
+      const differ = r.columns.findIndex((name, j) => name !== reference[j]);
+      if (differ >= 0)
+        throw new Error(
+          `feature column ${differ} is '${r.columns[differ]}', ${layout.owner} is '${layout.columns[differ]}': ` +
+            `not the same data layout (this node's columns: ${r.columns.join(', ')})`,
+        );
+    },
+  };
+}
+
 /** Runs `query` over the nodes; throws when no node answered (with every node's reason). */
 export async function runAnalytics(
   transport: Transport,
@@ -78,7 +142,8 @@ export async function runAnalytics(
   const histogramFirst = needsHistogram(query) && query.ranges !== undefined && features !== undefined;
   const secondRound = needsHistogram(query) && !histogramFirst;
   // Moments only when released or when their min/max set the histogram ranges (label counts need neither).
-  const needMoments = query.kinds.includes('stats') || (secondRound && !query.ranges);
+  const wantsMoments = query.kinds.includes('stats') || query.kinds.includes('moments');
+  const needMoments = wantsMoments || (secondRound && !query.ranges);
   const roundTrip = async (
     ids: number[],
     build: (nodeId: number) => Uint8Array,
@@ -108,12 +173,7 @@ export async function runAnalytics(
     const pick = (i: number) => query.ranges![query.ranges!.length === 1 ? 0 : i];
     return { lo: Array.from({ length: w }, (_, i) => pick(i)[0]), hi: Array.from({ length: w }, (_, i) => pick(i)[1]) };
   };
-  let featureCount = options.columns?.length ?? -1;
-  // Each node's column names must match the caller's (when given) or the first node's.
-  let layout: { owner: string; columns: readonly string[] } | undefined = options.columns && {
-    owner: 'the expected',
-    columns: options.columns,
-  };
+  const layout = layoutCheck(options.columns);
   const first = await roundTrip(
     asked,
     (nodeId) =>
@@ -126,32 +186,13 @@ export async function runAnalytics(
         ...(histogramFirst ? { histogram: { bins: query.bins, ...givenRanges(features!.length) } } : {}),
       }),
     (r) => {
-      if (featureCount < 0) featureCount = r.featureCount;
-      if (r.featureCount !== featureCount)
-        throw new Error(
-          `holds ${r.featureCount} features, ${options.columns ? 'the expected' : 'other nodes'} ${featureCount}: ` +
-            'not the same data layout',
-        );
-      if (r.columns) {
-        layout ??= { owner: `node ${r.nodeId}'s`, columns: r.columns };
-        const reference = layout.columns;
-        if (r.columns.length !== reference.length)
-          throw new Error(
-            `holds ${r.columns.length} feature columns (${r.columns.join(', ')}), ${layout.owner} ${reference.length}`,
-          );
-        const differ = r.columns.findIndex((name, j) => name !== reference[j]);
-        if (differ >= 0)
-          throw new Error(
-            `feature column ${differ} is '${r.columns[differ]}', ${layout.owner} is '${layout.columns[differ]}': ` +
-              `not the same data layout (this node's columns: ${r.columns.join(', ')})`,
-          );
-      }
+      layout.check(r);
       if (needMoments && !r.moments) throw new Error('reply has no moments');
       if (r.moments) checkMoments(r.moments, width(r), `node ${r.nodeId}`);
     },
   );
   const moments = needMoments ? mergeAllMoments(first.map((r) => r.moments!)) : undefined;
-  const selected = features ?? Array.from({ length: featureCount }, (_, j) => j);
+  const selected = features ?? Array.from({ length: layout.featureCount() }, (_, j) => j);
   let histograms: FeatureHistogram | undefined = first.every((r) => r.histogram)
     ? first.map((r) => r.histogram!).reduce(mergeHistograms)
     : undefined;
@@ -198,7 +239,7 @@ export async function runAnalytics(
   }
   const after = transport.traffic();
   // Names the caller gives win; otherwise the nodes' own (checked equal above).
-  const columnNames = options.columns ?? layout?.columns;
+  const columnNames = options.columns ?? layout.columns();
   const result: AnalyticsResult = {
     nodes: { asked, answered: [...answeredIds].sort((a, b) => a - b), failed },
     features: selected,
@@ -207,13 +248,12 @@ export async function runAnalytics(
     rounds: round - (options.firstRound ?? 0),
     bytes: { sent: after.sent - before.sent, received: after.received - before.received },
   };
-  if (pooled && query.kinds.includes('stats')) {
+  if (pooled && wantsMoments) {
     result.stats = {
       mean: [...pooled.mean],
       variance: [...momentsVariance(pooled)],
       std: [...momentsStd(pooled)],
-      min: [...pooled.min],
-      max: [...pooled.max],
+      ...(query.kinds.includes('stats') ? { min: [...pooled.min], max: [...pooled.max] } : {}),
     };
   }
   if (histograms && query.kinds.includes('histogram')) {

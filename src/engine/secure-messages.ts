@@ -107,6 +107,7 @@ export function decodeSecAggFrame(bytes: Uint8Array): SecAggFrame {
 /** The reply type a node answers each secure-round request with (for transports that match replies). */
 export function secAggReplyType(request: Record<string, unknown>): string | undefined {
   if (request.type === 'train' && request.secagg !== undefined) return 'secagg.advertise-keys';
+  if (request.type === 'analytics' && request.secure !== undefined) return 'secagg.advertise-keys';
   if (request.type === 'secagg.key-roster') return 'secagg.share-keys';
   if (request.type === 'secagg.forwarded-shares') return 'secagg.masked-input';
   if (request.type === 'secagg.consistency-request') return 'secagg.consistency-signature';

@@ -7,7 +7,7 @@
 import { makeLayout } from '../core/params.js';
 import { tensorSpecs, type ModelSpec } from '../model/spec.js';
 import { analyticsRows, NodeHost, type LocalData } from './host.js';
-import { answerAnalyticsFrame } from './analytics-answer.js';
+import { answerAnalyticsFrame, secureAnalyticsSessions } from './analytics-answer.js';
 import { ANALYTICS_REQUEST } from '../engine/analytics-messages.js';
 import { labelCounts } from './local-data.js';
 import type { NodeResources } from './resources.js';
@@ -446,6 +446,9 @@ export class AgentCore {
     return this.peerTrustValue;
   }
 
+  /** Secure analytics sessions, apart from any run's (their rounds are numbered apart from training rounds). */
+  private readonly analyticsSecure = secureAnalyticsSessions(() => this.secureOptions());
+
   /** The node signs its key advertisements with its enrolled key; without one it cannot take part. */
   private secureOptions(): SecureNodeOptions {
     const secretKey = this.options.secretKey;
@@ -490,12 +493,13 @@ export class AgentCore {
     let frame = received;
     if (isBound(received)) ({ binding, frame } = unbindFrame(received));
     // Analytics needs no model: a node answers it between runs too, over its own rows. A node without rows says
-    // so at once rather than leaving the pass to wait out its deadline; a gateway asks its own nodes.
-    if (isAnalyticsRequest(frame)) {
+    // so at once rather than leaving the pass to wait out its deadline; a gateway asks its own nodes (and refuses
+    // a secure pass, whose fields it does not forward).
+    if (isAnalyticsRequest(frame) || this.analyticsSecure.holds(frame)) {
       const rows = analyticsRows(this.options.data);
       const reply = this.options.analytics
         ? await this.options.analytics(frame)
-        : answerAnalyticsFrame(frame, () => rows);
+        : answerAnalyticsFrame(frame, () => rows, this.analyticsSecure.node);
       const out =
         binding && this.options.secretKey
           ? signFrame(binding, reply, this.options.secretKey, this.platform.crypto)

@@ -11,10 +11,16 @@
  * the life of this object (one run on an agent), not across a process restart.
  */
 import { SecAggClient, SecAggError, type ClientIdentity } from '../core/secagg/protocol.js';
-import { encodeWeightedUpdate } from '../core/secagg/fixed-point.js';
+import { encodeWeightedUpdate, type FixedPointConfig } from '../core/secagg/fixed-point.js';
 import type { RandomBytes } from '../core/secagg/random.js';
 import type { Metrics } from '../model/trainer.js';
-import { decodeSecAggFrame, encodeSecAggFrame, nodeIdOf, parseSessionConfig } from '../engine/secure-messages.js';
+import {
+  decodeSecAggFrame,
+  encodeSecAggFrame,
+  nodeIdOf,
+  parseSessionConfig,
+  type SecAggSessionConfig,
+} from '../engine/secure-messages.js';
 
 export interface SecureNodeOptions {
   /** Fault injection: true if this node should vanish after sharing its keys this round (roster = node ids). */
@@ -28,7 +34,7 @@ export interface SecureNodeOptions {
 interface OpenSession {
   round: number;
   client: SecAggClient;
-  /** The private, encoded update: [n * clip(delta), n]. */
+  /** The private, encoded input (a training update [n * clip(delta), n], or analytics statistics). */
   input: Uint32Array;
 }
 
@@ -36,7 +42,7 @@ interface OpenSession {
 const cryptoRandomBytes: RandomBytes = (n) => globalThis.crypto.getRandomValues(new Uint8Array(n));
 
 export class SecureNodeSessions {
-  private readonly open = new Map<number, OpenSession>();
+  private readonly sessions = new Map<number, OpenSession>();
   /** The rounds each node has shared its keys in (the point after which a second session leaks). */
   private readonly sharedRounds = new Map<number, Set<number>>();
 
@@ -55,6 +61,34 @@ export class SecureNodeSessions {
     numExamples: number,
     metrics: Metrics,
   ): Uint8Array {
+    return this.open(
+      round,
+      nodeId,
+      rawConfig,
+      (config, fixedPoint) => {
+        if (numExamples > config.maxWeight)
+          throw new Error(
+            `secure aggregation: this node has ${numExamples} examples, more than the session's maxWeight ${config.maxWeight}`,
+          );
+        const delta = new Float64Array(trained.length);
+        for (let i = 0; i < delta.length; i++) delta[i] = trained[i] - global[i];
+        return encodeWeightedUpdate(delta, numExamples, fixedPoint);
+      },
+      { metrics },
+    );
+  }
+
+  /**
+   * Opens a session whose private input `encode` computes (a training update, analytics statistics) and
+   * answers with the node's public keys plus `extra` header fields (which are not protected).
+   */
+  open(
+    round: number,
+    nodeId: number,
+    rawConfig: unknown,
+    encode: (config: SecAggSessionConfig, fixedPoint: FixedPointConfig) => Uint32Array,
+    extra: Record<string, unknown> = {},
+  ): Uint8Array {
     this.close(nodeId);
     const { config, fixedPoint } = parseSessionConfig(rawConfig);
     if (nodeIdOf(config.clientId) !== nodeId)
@@ -62,7 +96,7 @@ export class SecureNodeSessions {
     if (this.sharedRounds.get(nodeId)?.has(round)) {
       throw new Error(
         `secure aggregation refused (second_session): node ${nodeId} already shared its keys for round ${round} ` +
-          'in another session; a second session over the same update could reveal it by differencing the two sums',
+          'in another session; a second session over the same input could reveal it by differencing the two sums',
       );
     }
     const identity = this.o.identity?.(nodeId);
@@ -70,13 +104,7 @@ export class SecureNodeSessions {
       throw new Error(
         `secure aggregation refused (no_identity): node ${nodeId} has no identity key to sign its key advertisement`,
       );
-    if (numExamples > config.maxWeight)
-      throw new Error(
-        `secure aggregation: this node has ${numExamples} examples, more than the session's maxWeight ${config.maxWeight}`,
-      );
-    const delta = new Float64Array(trained.length);
-    for (let i = 0; i < delta.length; i++) delta[i] = trained[i] - global[i];
-    const input = encodeWeightedUpdate(delta, numExamples, fixedPoint);
+    const input = encode(config, fixedPoint);
     const client = new SecAggClient({
       id: config.clientId,
       session: config.session,
@@ -86,14 +114,19 @@ export class SecureNodeSessions {
       identity,
     });
     const advertise = client.advertiseKeys();
-    this.open.set(nodeId, { round, client, input });
-    return encodeSecAggFrame(advertise, round, nodeId, { metrics });
+    this.sessions.set(nodeId, { round, client, input });
+    return encodeSecAggFrame(advertise, round, nodeId, extra);
+  }
+
+  /** Whether this object holds node's session for `round` (a host with several kinds of session routes by it). */
+  holds(nodeId: number, round: number): boolean {
+    return this.sessions.get(nodeId)?.round === round;
   }
 
   /** Rounds 1-3: the coordinator's roster, forwarded shares or unmask request in, this node's answer out. */
   handle(frame: Uint8Array): Uint8Array {
     const { round, nodeId, msg } = decodeSecAggFrame(frame);
-    const s = this.open.get(nodeId);
+    const s = this.sessions.get(nodeId);
     if (!s || s.round !== round)
       throw new Error(`node ${nodeId} has no open secure-aggregation session for round ${round}`);
     try {
@@ -133,7 +166,7 @@ export class SecureNodeSessions {
   }
 
   private close(nodeId: number): void {
-    this.open.get(nodeId)?.client.abort();
-    this.open.delete(nodeId);
+    this.sessions.get(nodeId)?.client.abort();
+    this.sessions.delete(nodeId);
   }
 }

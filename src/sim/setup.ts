@@ -130,7 +130,7 @@ export async function prepareRun(options: ResolvedOptions): Promise<RunSetup> {
   const rng = new Rng(options.seed);
   const parts = partition(partitionSpec, partitionInput(train, partitionSpec), options.nodes, rng.fork('partition'));
   if (options.standardize) {
-    const scaled = await scaleForRun(options.standardize, loaded, train, test, parts);
+    const scaled = await scaleForRun(options.standardize, loaded, train, test, parts, options.secagg === true);
     ({ train, test } = scaled);
     const description = loaded.description.replace(
       'raw values (not standardized)',

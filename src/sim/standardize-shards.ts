@@ -2,7 +2,8 @@
  * `--standardize` in simulation: which statistics scale a CSV run's features.
  * - central: the pooled training rows' statistics (what a simulation did before; no deployment can do it);
  * - node: each node scales its own rows with its own statistics (what a deployed CSV node does by default);
- * - federated: one analytics round computes the federation's statistics and every node scales with those.
+ * - federated: one analytics round computes the federation's statistics and every node scales with those (a
+ *   secure pass when the run uses secure aggregation, as deployed).
  * The test set is scaled with the pooled statistics under central and node (the coordinator's test set is a
  * simulation artefact with no node of its own), with the federated ones under federated; the saved model
  * carries the same statistics, so predict applies them to raw input.
@@ -31,6 +32,7 @@ export async function scaleForRun(
   train: Dataset,
   test: Dataset,
   parts: readonly Int32Array[],
+  secure = false,
 ): Promise<ScaledData> {
   if (!train.columns || data.standardization) {
     throw new Error(
@@ -41,7 +43,7 @@ export async function scaleForRun(
   if (mode === 'central')
     return { train: applyStandardize(train, pooled), test: applyStandardize(test, pooled), stats: pooled };
   if (mode === 'federated') {
-    const { stats, result } = await federatedStandardization(train, parts);
+    const { stats, result } = await federatedStandardization(train, parts, secure);
     return {
       train: applyStandardize(train, stats),
       test: applyStandardize(test, stats),

@@ -1,3 +1,4 @@
-/** Federated analytics' pure part: mergeable per-feature moments, histograms, quantiles and label counts. */
+/** Federated analytics' pure part: mergeable moments, histograms, quantiles, label counts; additive statistics. */
 export * from './moments.js';
 export * from './histogram.js';
+export * from './additive.js';
