@@ -50,7 +50,7 @@ export class EngineTrainer implements LocalTrainer {
    * Whether training passes a random source, which puts the net in training mode: it has dropout with
    * rate > 0 (masks drawn from it) or BatchNormalization (batch statistics, moving statistics updated).
    */
-  private readonly trainingMode: boolean;
+  protected readonly trainingMode: boolean;
   /** Where the non-trainable state starts (moving statistics; numParams when there is none). */
   private readonly stateStart: number;
   /**
@@ -72,9 +72,10 @@ export class EngineTrainer implements LocalTrainer {
    */
   constructor(
     spec: DenseNetSpec | SeqNetSpec,
-    private readonly kernels: Kernels,
+    protected readonly kernels: Kernels,
+    memory?: KernelMemory,
   ) {
-    this.mem = new KernelMemory(kernels);
+    this.mem = memory ?? new KernelMemory(kernels);
     let dense: DenseNetSpec | null = null;
     if (!('inputShape' in spec)) dense = spec;
     else {
@@ -202,7 +203,7 @@ export class EngineTrainer implements LocalTrainer {
         const w = bufs.w.a;
         const g = bufs.g.a;
         const [xb, yb] = this.gather(data, order, s, m);
-        const r = this.net.gradient(w, xb, yb, m, g, dropRng);
+        const r = this.batchGradient(w, xb, yb, m, g, dropRng);
         if (cfg.proxMu > 0) {
           // FedProx: gradient of (mu/2)||w - w_global||^2
           for (let i = 0; i < w.length; i++) g[i] += cfg.proxMu * (w[i] - global[i]);
@@ -226,6 +227,21 @@ export class EngineTrainer implements LocalTrainer {
       steps,
       metrics: { loss: loss / seen, accuracy: correct / seen },
     };
+  }
+
+  /**
+   * The mean gradient of one batch of m examples into g, with its summed loss and correct count: the step train()
+   * takes for every batch (a subclass may spread it over threads).
+   */
+  batchGradient(
+    w: Float32Array,
+    x: Float32Array,
+    y: Int32Array | Float32Array,
+    m: number,
+    g: Float32Array,
+    rng?: DropoutRng,
+  ): BatchResult {
+    return this.net.gradient(w, x, y, m, g, rng);
   }
 
   async gradient(global: Float32Array, data: Dataset, batchSize: number): Promise<GradientOutcome> {
