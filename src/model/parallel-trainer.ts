@@ -21,6 +21,7 @@ import type { Kernels } from '../nn/kernels.js';
 import { KernelMemory, wasmOf, type Buf } from '../nn/kernel-memory.js';
 import { jsKernels } from '../nn/kernels-js.js';
 import {
+  ARRIVED,
   CONFIG,
   CONTROL_WORDS,
   DONE,
@@ -31,14 +32,13 @@ import {
   SPIN_MS,
   STOP,
   partRows,
+  reduceRange,
   type SharedBuffers,
   type WorkerSetup,
 } from './parallel-protocol.js';
 
 /** How long the trainer waits for a worker's slice before it declares the worker dead. */
 const STEP_TIMEOUT_MS = 120_000;
-
-const ONE = new Float32Array([1]);
 
 /** Plain (non-wasm) kernel buffers in SharedArrayBuffers, so worker threads see them. */
 class SharedKernelMemory extends KernelMemory {
@@ -75,9 +75,11 @@ export class ParallelEngineTrainer extends EngineTrainer {
   private readonly results: Float64Array;
   private slots: Slot[] = [];
   /** The buffers last posted to the workers (re-posted when train() reallocated one). */
-  private posted: { w: Float32Array; x: Float32Array; y: Int32Array | Float32Array } | null = null;
+  private posted: { w: Float32Array; x: Float32Array; y: Int32Array | Float32Array; g: Float32Array } | null = null;
   private failure: string | null = null;
   private readonly exits: Promise<void>[] = [];
+  /** The posted gradient buffers: [0] the trainer's, [j] worker j's. */
+  private grads: Float32Array[] = [];
 
   private constructor(
     spec: DenseNetSpec | SeqNetSpec,
@@ -151,24 +153,30 @@ export class ParallelEngineTrainer extends EngineTrainer {
   }
 
   /** Posts the shared buffers to the workers when train() allocated new ones (once per train() at most). */
-  private postBuffers(w: Float32Array, x: Float32Array, y: Int32Array | Float32Array, features: number): void {
+  private postBuffers(
+    w: Float32Array,
+    x: Float32Array,
+    y: Int32Array | Float32Array,
+    g: Float32Array,
+    f: number,
+  ): void {
     const p = this.posted;
-    if (p && p.w.buffer === w.buffer && p.x.buffer === x.buffer && p.y.buffer === y.buffer) return;
+    if (p && p.w.buffer === w.buffer && p.x.buffer === x.buffer && p.y.buffer === y.buffer && p.g.buffer === g.buffer)
+      return;
     const n = w.length;
-    for (const s of this.slots) {
-      if (!s.g || s.g.length !== n) s.g = new Float32Array(new SharedArrayBuffer(4 * n));
-      // Whole buffers: a step's rows are views from 0 (EngineTrainer gathers each batch at the start).
-      const bufs: SharedBuffers = {
-        w: new Float32Array(w.buffer, w.byteOffset, n),
-        x: new Float32Array(x.buffer),
-        y: y instanceof Int32Array ? new Int32Array(y.buffer) : new Float32Array(y.buffer),
-        features,
-        g: s.g,
-      };
-      s.port.postMessage(bufs);
-    }
+    for (const s of this.slots) if (!s.g || s.g.length !== n) s.g = new Float32Array(new SharedArrayBuffer(4 * n));
+    // Whole buffers: a step's rows are views from 0 (EngineTrainer gathers each batch at the start).
+    const bufs: SharedBuffers = {
+      w: new Float32Array(w.buffer, w.byteOffset, n),
+      x: new Float32Array(x.buffer),
+      y: y instanceof Int32Array ? new Int32Array(y.buffer) : new Float32Array(y.buffer),
+      features: f,
+      grads: [new Float32Array(g.buffer, g.byteOffset, n), ...this.slots.map((s) => s.g!)],
+    };
+    for (const s of this.slots) s.port.postMessage(bufs);
     Atomics.add(this.control, CONFIG, 1);
-    this.posted = { w, x, y };
+    this.posted = { w, x, y, g };
+    this.grads = bufs.grads;
   }
 
   override batchGradient(
@@ -181,50 +189,50 @@ export class ParallelEngineTrainer extends EngineTrainer {
   ): BatchResult {
     const parts = Math.min(this.threads, m);
     if (this.failure) throw new Error(this.failure);
-    if (parts < 2 || rng || !(w.buffer instanceof SharedArrayBuffer) || x.byteOffset !== 0 || y.byteOffset !== 0)
+    const shared = [w, x, y, g].every((a) => a.buffer instanceof SharedArrayBuffer);
+    if (parts < 2 || rng || !shared || x.byteOffset !== 0 || y.byteOffset !== 0 || g.length !== w.length)
       return super.batchGradient(w, x, y, m, g, rng);
     const features = x.length / m;
-    this.postBuffers(w, x, y, features);
+    this.postBuffers(w, x, y, g, features);
     const c = this.control;
     c[M] = m;
     c[PARTS] = parts;
+    Atomics.store(c, ARRIVED, 0);
     Atomics.store(c, DONE, 0);
     Atomics.add(c, GEN, 1);
     Atomics.notify(c, GEN);
     const [, hi] = partRows(m, parts, 0);
-    const own = super.batchGradient(w, x.subarray(0, hi * features), y.subarray(0, hi), hi, g);
-    this.join(parts - 1);
-    // g = sum over parts of (rows in part / m) * part gradient, in part order: the same bits for a given k.
+    const own = super.batchGradient(w, x.subarray(0, hi * features), y.subarray(0, hi), hi, this.grads[0]);
+    Atomics.add(c, ARRIVED, 1);
+    Atomics.notify(c, ARRIVED);
+    this.waitFor(ARRIVED, parts);
+    reduceRange(this.kernels, this.grads, m, parts, 0);
+    this.waitFor(DONE, parts - 1);
     let loss = own.loss;
     let correct = own.correct;
-    const c0 = hi / m;
     for (let j = 1; j < parts; j++) {
-      const [lo, end] = partRows(m, parts, j);
-      const cj = (end - lo) / m;
-      const gj = this.slots[j - 1].g!;
-      // Through the kernels (a JS loop over a shared array is 15x slower): g = c0 g + cj gj as a 1 x n x 1
-      // gemm, then g += cj gj as an SGD step with learning rate -cj.
-      if (j === 1) this.kernels.gemm(false, false, 1, g.length, 1, cj, ONE, gj, c0, g);
-      else this.kernels.sgd(g, gj, -cj, 0, null);
       loss += this.results[2 * j];
       correct += this.results[2 * j + 1];
     }
     return { loss, correct };
   }
 
-  /** Waits until `count` workers finished this step: spins briefly (their slice is as long as ours), then sleeps. */
-  private join(count: number): void {
+  /**
+   * Waits until control[word] reaches `count` in this step: spins briefly (the other threads' share is as long as
+   * ours), then sleeps; throws when a worker failed or never answered.
+   */
+  private waitFor(word: number, count: number): void {
     const c = this.control;
     const t0 = performance.now();
     for (;;) {
-      const done = Atomics.load(c, DONE);
+      const done = Atomics.load(c, word);
       if (done >= count) break;
       const waited = performance.now() - t0;
       if (waited > STEP_TIMEOUT_MS) {
         this.failure = `a parallel training worker did not finish its slice in ${STEP_TIMEOUT_MS / 1000} s`;
         throw new Error(this.failure);
       }
-      if (waited > SPIN_MS) Atomics.wait(c, DONE, done, 50);
+      if (waited > SPIN_MS) Atomics.wait(c, word, done, 50);
     }
     if (Atomics.load(c, FAILED)) {
       const messages = this.slots.map((s) => (receiveMessageOnPort(s.port)?.message as { error?: string })?.error);

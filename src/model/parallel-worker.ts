@@ -10,6 +10,7 @@ import type { DenseNetSpec } from '../nn/dense.js';
 import type { SeqNetSpec } from '../nn/seqnet.js';
 import type { Kernels } from '../nn/kernels.js';
 import {
+  ARRIVED,
   CONFIG,
   DONE,
   FAILED,
@@ -19,9 +20,10 @@ import {
   SPIN_MS,
   STOP,
   partRows,
+  reduceRange,
   type SharedBuffers,
+  type WorkerSetup,
 } from './parallel-protocol.js';
-import type { WorkerSetup } from './parallel-protocol.js';
 
 const setup = workerData as WorkerSetup & { port: MessagePort };
 const control = new Int32Array(setup.control);
@@ -42,7 +44,18 @@ function waitChange(i: number, seen: number): void {
   }
 }
 
-function serve(trainer: EngineTrainer): void {
+/** Waits until every thread's gradient of this step is in (false: the trainer is stopping). */
+function barrier(parts: number): boolean {
+  const spinUntil = performance.now() + SPIN_MS;
+  for (;;) {
+    const arrived = Atomics.load(control, ARRIVED);
+    if (arrived >= parts) return true;
+    if (Atomics.load(control, STOP)) return false;
+    if (performance.now() > spinUntil) Atomics.wait(control, ARRIVED, arrived, 1000);
+  }
+}
+
+function serve(trainer: EngineTrainer, kernels: Kernels): void {
   // GEN starts at 0 and the trainer bumps it only after every worker said ready: reading it here instead could
   // miss a first step posted between our 'ready' and this line.
   let gen = 0;
@@ -52,6 +65,9 @@ function serve(trainer: EngineTrainer): void {
     waitChange(GEN, gen);
     gen = Atomics.load(control, GEN);
     if (Atomics.load(control, STOP)) return;
+    const m = control[M];
+    const parts = control[PARTS];
+    if (setup.index >= parts) continue; // a batch smaller than the threads: this step is not ours
     try {
       const c = Atomics.load(control, CONFIG);
       if (c !== config) {
@@ -61,36 +77,31 @@ function serve(trainer: EngineTrainer): void {
         bufs = msg.message as SharedBuffers;
         config = c;
       }
-      const m = control[M];
-      const parts = control[PARTS];
-      if (setup.index < parts && bufs) {
-        const [lo, hi] = partRows(m, parts, setup.index);
-        const f = bufs.features;
-        const r = trainer.batchGradient(
-          bufs.w,
-          bufs.x.subarray(lo * f, hi * f),
-          bufs.y.subarray(lo, hi),
-          hi - lo,
-          bufs.g,
-        );
-        results[2 * setup.index] = r.loss;
-        results[2 * setup.index + 1] = r.correct;
-      }
+      const [lo, hi] = partRows(m, parts, setup.index);
+      const f = bufs!.features;
+      const x = bufs!.x.subarray(lo * f, hi * f);
+      const r = trainer.batchGradient(bufs!.w, x, bufs!.y.subarray(lo, hi), hi - lo, bufs!.grads[setup.index]);
+      results[2 * setup.index] = r.loss;
+      results[2 * setup.index + 1] = r.correct;
     } catch (e) {
       setup.port.postMessage({ error: e instanceof Error ? e.message : String(e) });
       Atomics.store(control, FAILED, 1);
     }
-    if (setup.index < control[PARTS]) {
-      Atomics.add(control, DONE, 1);
-      Atomics.notify(control, DONE);
-    }
+    Atomics.add(control, ARRIVED, 1);
+    Atomics.notify(control, ARRIVED);
+    if (!barrier(parts)) return;
+    // After a failure the sum is garbage, but the trainer throws on FAILED before anyone reads it.
+    if (bufs && !Atomics.load(control, FAILED)) reduceRange(kernels, bufs.grads, m, parts, setup.index);
+    Atomics.add(control, DONE, 1);
+    Atomics.notify(control, DONE);
   }
 }
 
 try {
-  const trainer = new EngineTrainer(setup.spec as DenseNetSpec | SeqNetSpec, kernelsNamed(setup.kernels));
+  const kernels = kernelsNamed(setup.kernels);
+  const trainer = new EngineTrainer(setup.spec as DenseNetSpec | SeqNetSpec, kernels);
   parentPort!.postMessage({ ready: true });
-  serve(trainer);
+  serve(trainer, kernels);
 } catch (e) {
   parentPort!.postMessage({ error: e instanceof Error ? e.message : String(e) });
 }
