@@ -151,8 +151,8 @@ function cpuMicros(f: () => void, reps: number): number {
 /**
  * One step's parts on one thread, in CPU microseconds: the gradient of a batch and of a 1/k slice (which is more than
  * 1/k of it: each slice writes a whole gradient), the k-way sum over 1/k of the parameters and the optimizer step.
- * They bound what the batch split can gain: k threads take at least slice + sum + step per batch where one thread
- * takes batch + step.
+ * They bound what the batch split can gain: k threads take at least slice + sum + step / k per batch (every thread
+ * steps its 1/k of the weights) where one thread takes batch + step.
  */
 function stepParts(spec: ModelSpec, batch: number, reps: number) {
   const t = new EngineTrainer(spec, kernels!);
@@ -173,7 +173,7 @@ function stepParts(spec: ModelSpec, batch: number, reps: number) {
     step_us: cpuMicros(() => opt.step(w, g.fill(0)), reps),
   };
   const one = parts.batch_us + parts.step_us;
-  const k = parts.slice_us + parts.sum_us + parts.step_us;
+  const k = parts.slice_us + parts.sum_us + parts.step_us / threads;
   return {
     batch_us: round(parts.batch_us, 1),
     slice_us: round(parts.slice_us, 1),
@@ -305,7 +305,8 @@ const md = [
   '',
   `One step's parts on one thread (CPU µs, mean): the batch's gradient, a 1/${threads} slice's, the ` +
     `${threads}-way sum over 1/${threads} of the parameters, the optimizer step; bound = (batch + step) / ` +
-    '(slice + sum + step), the most the batch split can gain per step on idle cores before synchronisation.',
+    `(slice + sum + step / ${threads}), the most the batch split can gain per step on idle cores before ` +
+    'synchronisation.',
   '',
   '| model | batch | batch µs | slice µs | sum µs | step µs | bound |',
   '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',

@@ -213,7 +213,7 @@ export class EngineTrainer implements LocalTrainer {
         for (const r of frozen ?? []) g.fill(0, r.offset, r.offset + r.size);
         // The moving statistics move by the forward pass only (not by FedProx or a gradient shift).
         g.fill(0, this.stateStart);
-        opt.step(w, g);
+        this.optimizerStep(opt, w, g, bufs.state);
         steps++;
         loss += r.loss;
         correct += r.correct;
@@ -242,6 +242,12 @@ export class EngineTrainer implements LocalTrainer {
     rng?: DropoutRng,
   ): BatchResult {
     return this.net.gradient(w, x, y, m, g, rng);
+  }
+
+  /** One optimizer step of train() (a subclass may spread it over threads); `state` is the optimizer's state. */
+  protected optimizerStep(opt: FlatOptimizer, w: Float32Array, g: Float32Array, state: Buf<Float32Array>[]): void {
+    void state;
+    opt.step(w, g);
   }
 
   async gradient(global: Float32Array, data: Dataset, batchSize: number): Promise<GradientOutcome> {

@@ -8,11 +8,14 @@
  * buffer and writes its loss and correct count at RESULT[2j], [2j+1], while the trainer computes part 0. Each then
  * adds 1 to ARRIVED and waits for ARRIVED = PARTS (a barrier), sums the parts' gradients over its own range of
  * the parameters into the trainer's gradient (reduceRange), and the workers add 1 to DONE; the trainer waits for
- * DONE = PARTS - 1. The sum's order is fixed per element, so k threads give the same bits every run.
+ * DONE = PARTS - 1. The sum's order is fixed per element, so k threads give the same bits every run. Then (PHASE
+ * OPTIMIZER_PHASE) every thread t applies the optimizer to its range paramRange(n, threads, t) of the weights, with
+ * an optimizer of the same config made for that range when train() began (posted like the buffers).
  * Buffers change only between train() calls: the trainer posts them on the worker's port and bumps
  * CONFIG; the worker reads that message synchronously (receiveMessageOnPort) before its next step.
  */
 import type { Kernels } from '../nn/kernels.js';
+import type { OptimizerConfig } from '../nn/optimizer.js';
 
 /** Step generation: bumped once per batch. */
 export const GEN = 0;
@@ -30,7 +33,11 @@ export const CONFIG = 5;
 export const FAILED = 6;
 /** Threads (the trainer's included) whose gradient is done in this step. */
 export const ARRIVED = 7;
-export const CONTROL_WORDS = 8;
+/** What a GEN bump asks for: GRADIENT_PHASE, or OPTIMIZER_PHASE (every thread steps its range of the weights). */
+export const PHASE = 8;
+export const GRADIENT_PHASE = 0;
+export const OPTIMIZER_PHASE = 1;
+export const CONTROL_WORDS = 12;
 
 /** How long a waiting side spins before it sleeps in Atomics.wait (the next step is usually this close). */
 export const SPIN_MS = 0.05;
@@ -79,6 +86,13 @@ export interface SharedBuffers {
   grads: Float32Array[];
 }
 
+/** The optimizer of a train() call, posted at its first step: each worker steps its range of the weights with it. */
+export interface SharedOptimizer {
+  config: OptimizerConfig;
+  /** The optimizer's state arrays over all the weights (Adam: m, v; momentum: velocity). */
+  state: Float32Array[];
+}
+
 /** What a worker receives at start. */
 export interface WorkerSetup {
   /** The module the boot script loads (parallel-worker.ts in a checkout, .js when built). */
@@ -89,6 +103,8 @@ export interface WorkerSetup {
   kernels: string;
   /** This worker's part index (1 .. threads - 1). */
   index: number;
+  /** The trainer's threads (its own included). */
+  threads: number;
   control: SharedArrayBuffer;
   results: SharedArrayBuffer;
 }

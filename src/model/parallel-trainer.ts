@@ -1,9 +1,10 @@
 /**
  * Data-parallel training on k cores: EngineTrainer whose every batch is split into k contiguous slices, one per
- * thread (this one and k - 1 worker threads), each slice's gradient taken on the same weights; the slices'
- * gradients are summed in slice order, weighted by their share of the batch, and train() applies one optimizer step
- * as before. The split depends only on k and the batch size, so a given k gives the same bits every run; k = 1 is
- * EngineTrainer itself. Weights, batch and gradients live in SharedArrayBuffers and the threads meet through Atomics
+ * thread (this one and k - 1 worker threads), each slice's gradient taken on the same weights; the slices' gradients
+ * are summed in slice order, weighted by their share of the batch (each thread sums its range of the parameters),
+ * and train()'s optimizer step follows, each thread stepping its range of the weights. The split depends only on k
+ * and the batch size, so a given k gives the same bits every run; k = 1 is EngineTrainer itself. Weights, batch,
+ * gradients and optimizer state live in SharedArrayBuffers and the threads meet through Atomics
  * (parallel-protocol.ts): a step costs no message and no copy.
  *
  * Why batches rather than gemms: the models a node trains (B = 10..32) multiply matrices too small for a
@@ -19,6 +20,7 @@ import type { DropoutRng, SeqNetSpec } from '../nn/seqnet.js';
 import type { BatchResult, DenseNetSpec } from '../nn/dense.js';
 import type { Kernels } from '../nn/kernels.js';
 import { KernelMemory, wasmOf, type Buf } from '../nn/kernel-memory.js';
+import { FlatOptimizer } from '../nn/optimizer.js';
 import { jsKernels } from '../nn/kernels-js.js';
 import {
   ARRIVED,
@@ -27,13 +29,18 @@ import {
   DONE,
   FAILED,
   GEN,
+  GRADIENT_PHASE,
   M,
+  OPTIMIZER_PHASE,
   PARTS,
+  PHASE,
   SPIN_MS,
   STOP,
+  paramRange,
   partRows,
   reduceRange,
   type SharedBuffers,
+  type SharedOptimizer,
   type WorkerSetup,
 } from './parallel-protocol.js';
 
@@ -80,6 +87,8 @@ export class ParallelEngineTrainer extends EngineTrainer {
   private readonly exits: Promise<void>[] = [];
   /** The posted gradient buffers: [0] the trainer's, [j] worker j's. */
   private grads: Float32Array[] = [];
+  /** train()'s optimizer (`of`) and this thread's optimizer over its range of the weights. */
+  private ranged: { of: FlatOptimizer; opt: FlatOptimizer; start: number; end: number } | null = null;
 
   private constructor(
     spec: DenseNetSpec | SeqNetSpec,
@@ -125,6 +134,7 @@ export class ParallelEngineTrainer extends EngineTrainer {
         spec,
         kernels: this.kernels.name,
         index,
+        threads: this.threads,
         control: this.control.buffer as SharedArrayBuffer,
         results: this.results.buffer as SharedArrayBuffer,
         port: port2,
@@ -195,6 +205,7 @@ export class ParallelEngineTrainer extends EngineTrainer {
     const features = x.length / m;
     this.postBuffers(w, x, y, g, features);
     const c = this.control;
+    c[PHASE] = GRADIENT_PHASE;
     c[M] = m;
     c[PARTS] = parts;
     Atomics.store(c, ARRIVED, 0);
@@ -215,6 +226,34 @@ export class ParallelEngineTrainer extends EngineTrainer {
       correct += this.results[2 * j + 1];
     }
     return { loss, correct };
+  }
+
+  /**
+   * The optimizer step on every thread, each over its range of the weights (the step is elementwise; for the MLP's
+   * Adam it is a third of a one-thread step). Optimizers for the ranges are made when train() makes its optimizer.
+   */
+  protected override optimizerStep(opt: FlatOptimizer, w: Float32Array, g: Float32Array, state: Buf<Float32Array>[]) {
+    if (this.failure) throw new Error(this.failure);
+    const p = this.posted;
+    const shared = state.every((s) => s.a.buffer instanceof SharedArrayBuffer);
+    if (!p || p.w.buffer !== w.buffer || p.g.buffer !== g.buffer || !shared)
+      return super.optimizerStep(opt, w, g, state);
+    if (this.ranged?.of !== opt) {
+      const posted: SharedOptimizer = { config: opt.config, state: state.map((s) => s.a) };
+      for (const s of this.slots) s.port.postMessage(posted);
+      Atomics.add(this.control, CONFIG, 1);
+      const [start, end] = paramRange(w.length, this.threads, 0);
+      const own = state.map((s) => ({ a: s.a.subarray(start, end) }));
+      this.ranged = { of: opt, opt: new FlatOptimizer(opt.config, this.kernels, end - start, own), start, end };
+    }
+    const c = this.control;
+    c[PHASE] = OPTIMIZER_PHASE;
+    Atomics.store(c, DONE, 0);
+    Atomics.add(c, GEN, 1);
+    Atomics.notify(c, GEN);
+    const r = this.ranged;
+    r.opt.step(w.subarray(r.start, r.end), g.subarray(r.start, r.end));
+    this.waitFor(DONE, this.threads - 1);
   }
 
   /**

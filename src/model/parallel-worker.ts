@@ -9,6 +9,7 @@ import { loadNativeKernels } from '../nn/kernels-native.js';
 import type { DenseNetSpec } from '../nn/dense.js';
 import type { SeqNetSpec } from '../nn/seqnet.js';
 import type { Kernels } from '../nn/kernels.js';
+import { FlatOptimizer } from '../nn/optimizer.js';
 import {
   ARRIVED,
   CONFIG,
@@ -16,12 +17,16 @@ import {
   FAILED,
   GEN,
   M,
+  OPTIMIZER_PHASE,
   PARTS,
+  PHASE,
   SPIN_MS,
   STOP,
+  paramRange,
   partRows,
   reduceRange,
   type SharedBuffers,
+  type SharedOptimizer,
   type WorkerSetup,
 } from './parallel-protocol.js';
 
@@ -55,28 +60,70 @@ function barrier(parts: number): boolean {
   }
 }
 
+/** This worker's optimizer over its range of the weights, or null when the range is empty. */
+interface RangeOptimizer {
+  opt: FlatOptimizer | null;
+  start: number;
+  end: number;
+}
+
+function rangeOptimizer(o: SharedOptimizer, n: number, kernels: Kernels): RangeOptimizer {
+  const [start, end] = paramRange(n, setup.threads, setup.index);
+  if (end <= start) return { opt: null, start, end };
+  const state = o.state.map((a) => ({ a: a.subarray(start, end) }));
+  return { opt: new FlatOptimizer(o.config, kernels, end - start, state), start, end };
+}
+
 function serve(trainer: EngineTrainer, kernels: Kernels): void {
   // GEN starts at 0 and the trainer bumps it only after every worker said ready: reading it here instead could
   // miss a first step posted between our 'ready' and this line.
   let gen = 0;
   let config = -1;
   let bufs: SharedBuffers | null = null;
+  let pendingOpt: SharedOptimizer | null = null;
+  let ranged: RangeOptimizer | null = null;
+  /** Takes the buffers and optimizer the trainer posted (it posts before it bumps CONFIG, so they are queued). */
+  const takeConfig = () => {
+    const c = Atomics.load(control, CONFIG);
+    if (c === config) return;
+    let got = false;
+    for (let msg = receiveMessageOnPort(setup.port); msg; msg = receiveMessageOnPort(setup.port)) {
+      got = true;
+      const m = msg.message as SharedBuffers | SharedOptimizer;
+      if ('config' in m) pendingOpt = m;
+      else bufs = m;
+    }
+    if (!got) throw new Error('parallel training worker: new buffers announced but none received');
+    if (pendingOpt && bufs) {
+      ranged = rangeOptimizer(pendingOpt, bufs.w.length, kernels);
+      pendingOpt = null;
+    }
+    config = c;
+  };
   for (;;) {
     waitChange(GEN, gen);
     gen = Atomics.load(control, GEN);
     if (Atomics.load(control, STOP)) return;
+    if (control[PHASE] === OPTIMIZER_PHASE) {
+      try {
+        takeConfig();
+        // Casts: TypeScript does not see takeConfig() assign these.
+        const r = ranged as RangeOptimizer | null;
+        const b = bufs as SharedBuffers | null;
+        if (r?.opt && b) r.opt.step(b.w.subarray(r.start, r.end), b.grads[0].subarray(r.start, r.end));
+      } catch (e) {
+        setup.port.postMessage({ error: e instanceof Error ? e.message : String(e) });
+        Atomics.store(control, FAILED, 1);
+      }
+      Atomics.add(control, DONE, 1);
+      Atomics.notify(control, DONE);
+      continue;
+    }
     const m = control[M];
     const parts = control[PARTS];
     if (setup.index >= parts) continue; // a batch smaller than the threads: this step is not ours
     try {
-      const c = Atomics.load(control, CONFIG);
-      if (c !== config) {
-        // The trainer posted the buffers before bumping CONFIG, so the message is already queued.
-        const msg = receiveMessageOnPort(setup.port);
-        if (!msg) throw new Error('parallel training worker: new buffers announced but none received');
-        bufs = msg.message as SharedBuffers;
-        config = c;
-      }
+      takeConfig();
       const [lo, hi] = partRows(m, parts, setup.index);
       const f = bufs!.features;
       const x = bufs!.x.subarray(lo * f, hi * f);
@@ -91,7 +138,8 @@ function serve(trainer: EngineTrainer, kernels: Kernels): void {
     Atomics.notify(control, ARRIVED);
     if (!barrier(parts)) return;
     // After a failure the sum is garbage, but the trainer throws on FAILED before anyone reads it.
-    if (bufs && !Atomics.load(control, FAILED)) reduceRange(kernels, bufs.grads, m, parts, setup.index);
+    const b = bufs as SharedBuffers | null;
+    if (b && !Atomics.load(control, FAILED)) reduceRange(kernels, b.grads, m, parts, setup.index);
     Atomics.add(control, DONE, 1);
     Atomics.notify(control, DONE);
   }
