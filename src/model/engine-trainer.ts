@@ -73,9 +73,8 @@ export class EngineTrainer implements LocalTrainer {
   constructor(
     spec: DenseNetSpec | SeqNetSpec,
     protected readonly kernels: Kernels,
-    memory?: KernelMemory,
   ) {
-    this.mem = memory ?? new KernelMemory(kernels);
+    this.mem = this.newMemory(kernels);
     let dense: DenseNetSpec | null = null;
     if (!('inputShape' in spec)) dense = spec;
     else {
@@ -98,6 +97,14 @@ export class EngineTrainer implements LocalTrainer {
       );
       this.stateStart = seq.stateStart;
     }
+  }
+
+  /**
+   * Where train() keeps weights, gradient, optimizer state and batch (a subclass may share them with threads).
+   * @internal
+   */
+  protected newMemory(kernels: Kernels): KernelMemory {
+    return new KernelMemory(kernels);
   }
 
   private checkData(data: Dataset, weights: Float32Array): void {
@@ -232,6 +239,7 @@ export class EngineTrainer implements LocalTrainer {
   /**
    * The mean gradient of one batch of m examples into g, with its summed loss and correct count: the step train()
    * takes for every batch (a subclass may spread it over threads).
+   * @internal
    */
   batchGradient(
     w: Float32Array,
@@ -244,7 +252,10 @@ export class EngineTrainer implements LocalTrainer {
     return this.net.gradient(w, x, y, m, g, rng);
   }
 
-  /** One optimizer step of train() (a subclass may spread it over threads); `state` is the optimizer's state. */
+  /**
+   * One optimizer step of train() (a subclass may spread it over threads); `state` is the optimizer's state.
+   * @internal
+   */
   protected optimizerStep(opt: FlatOptimizer, w: Float32Array, g: Float32Array, state: Buf<Float32Array>[]): void {
     void state;
     opt.step(w, g);

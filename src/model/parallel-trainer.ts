@@ -95,8 +95,13 @@ export class ParallelEngineTrainer extends EngineTrainer {
     kernels: Kernels,
     readonly threads: number,
   ) {
-    super(spec, kernels, new SharedKernelMemory(kernels));
+    super(spec, kernels);
     this.results = new Float64Array(new SharedArrayBuffer(16 * threads));
+  }
+
+  /** Weights, gradient, optimizer state and batch in SharedArrayBuffers, where the workers see them. */
+  protected override newMemory(kernels: Kernels): KernelMemory {
+    return new SharedKernelMemory(kernels);
   }
 
   /**
