@@ -1,26 +1,35 @@
 /**
- * Benchmark: one deployed node's local epoch with 1 core versus every core (OpenBLAS threads, as
- * `edgefed node --threads` sets them), on the seed MLP (B=32), McMahan's 2NN (B=10) and CNN (B=32).
- * Each (model, threads) pair trains from the same seeded weights on the same node-sized share of MNIST,
- * interleaving 1 and k threads (order flipped every repeat) so machine noise hits both alike; the median epoch is reported
- * with its CPU seconds, and the test accuracy after the epoch (equal up to float rounding: k threads sum
- * in another order). Prints the environment beside every figure.
+ * Benchmark: one deployed node's local epoch on 1 core versus k, on the seed MLP (B=32), McMahan's 2NN (B=10) and
+ * the CNN (B=32), both ways a node can use k cores: 'batches' (each batch split over k threads,
+ * ParallelEngineTrainer) and 'blas' (each gemm split over k OpenBLAS threads). The method `edgefed node --threads k`
+ * picks for the model (src/model/parallel-choice.ts) is named in its own column.
+ * Every (model, method) trains from the same seeded weights on the same node-sized share of MNIST; the three
+ * methods are interleaved and their order rotates every repeat, so drifting machine load hits them alike. Reported:
+ * the median epoch wall time and CPU seconds (all threads), the test accuracy after the epoch (equal up to float
+ * rounding: k threads sum in another order), whether every repeat of a k-thread method gave the same weights, and
+ * the 1-minute load average around each model. Workers start before the timed epochs (a node starts them once per
+ * run). Prints the environment beside the figures.
  *
  * Run:  node --import tsx bench/node-cores.ts [--threads K] [--samples 6000] [--cnn-samples 1000] [--repeats 3]
  *       [--models mlp,2nn,cnn] [--results-dir bench/results] [--no-write]
  * Writes RESULTS_DIR/node-cores.json and node-cores.md.
  */
 import { parseArgs } from 'node:util';
+import { createHash } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
 import { loadMnist } from '../src/data/mnist.js';
 import { subset, type Dataset } from '../src/data/types.js';
 import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../src/model/spec.js';
 import { EngineTrainer } from '../src/model/engine-trainer.js';
-import { loadNativeKernels, nativeKernelsInfo, setNativeBlasThreads } from '../src/nn/kernels-native.js';
-import { cpuFeatures } from '../src/nn/cpu-features.js';
+import { ParallelEngineTrainer } from '../src/model/parallel-trainer.js';
+import { chooseThreadSplit } from '../src/model/parallel-choice.js';
+import { loadNativeKernels, setNativeBlasThreads } from '../src/nn/kernels-native.js';
 import { Rng } from '../src/core/rng.js';
-import { numberFlag, provenance, REPO, writeAtomic } from './support/results-io.js';
+import { partRows, reduceRange } from '../src/model/parallel-protocol.js';
+import { FlatOptimizer, optimizerStateSlots } from '../src/nn/optimizer.js';
+import { environmentLines, machine, numberFlag, provenance, REPO, writeAtomic } from './support/results-io.js';
 
 const { values } = parseArgs({
   options: {
@@ -36,8 +45,8 @@ const { values } = parseArgs({
 const threads = numberFlag(
   'threads',
   values.threads,
-  (v) => Number.isInteger(v) && v >= 1 && v <= 256,
-  'a whole number in [1, 256]',
+  (v) => Number.isInteger(v) && v >= 2 && v <= 256,
+  'a whole number in [2, 256]',
 );
 const samples = numberFlag('samples', values.samples, (v) => Number.isInteger(v) && v >= 100, 'a whole number >= 100');
 const cnnSamples = numberFlag(
@@ -59,31 +68,55 @@ for (const m of models)
 const kernels = loadNativeKernels();
 if (!kernels) throw new Error('bench/node-cores needs the native kernels (node scripts/build-native.mjs)');
 const started = performance.now();
-const cpu = cpuFeatures();
-const env = {
-  cpu: `${cpu.model} (${cpu.vector})`,
-  cores: availableParallelism(),
-  openblas_core: nativeKernelsInfo()?.core,
-  load_average_start: loadavg().map((v) => Math.round(v * 100) / 100),
-};
-process.stderr.write(
-  `node-cores: ${env.cpu}, ${env.cores} cores, OpenBLAS core ${env.openblas_core}, load ${env.load_average_start.join(' ')}\n`,
-);
+const envStart = machine();
+for (const line of environmentLines(envStart)) process.stderr.write(`node-cores: ${line}\n`);
 
 const data = loadMnist();
+const METHODS = ['one', 'batches', 'blas'] as const;
+type Method = (typeof METHODS)[number];
+
+/**
+ * Nanoseconds each thread of this process has run (Linux /proc/self/task/TID/schedstat; empty elsewhere). On a
+ * loaded machine wall time says little (the scheduler shares CPU per session, not per thread), but the busiest
+ * thread's CPU time is the epoch's critical path: what the wall time would be on idle cores (spin waits included).
+ */
+function threadRunNs(): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      out.set(tid, Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+function busiestSeconds(before: Map<string, number>, after: Map<string, number>): number {
+  let max = 0;
+  for (const [tid, ns] of after) max = Math.max(max, ns - (before.get(tid) ?? 0));
+  return max / 1e9;
+}
 
 interface Timing {
   wall_s: number;
   cpu_s: number;
+  /** CPU seconds of the busiest thread (0 where /proc is missing). */
+  busiest_s: number;
   accuracy: number;
-  loss: number;
+  sha: string;
 }
 
-async function epoch(spec: ModelSpec, train: Dataset, batch: number, blasThreads: number): Promise<Timing> {
-  setNativeBlasThreads(blasThreads);
-  const trainer = new EngineTrainer(spec, kernels!);
+async function epoch(trainer: EngineTrainer, spec: ModelSpec, train: Dataset, batch: number): Promise<Timing> {
   const w0 = initialWeights(tensorSpecs(spec), new Rng(1));
   const cpu0 = process.cpuUsage();
+  const run0 = threadRunNs();
   const t0 = performance.now();
   const r = await trainer.train(w0, train, {
     epochs: 1,
@@ -93,13 +126,65 @@ async function epoch(spec: ModelSpec, train: Dataset, batch: number, blasThreads
     seed: 1,
   });
   const wall = (performance.now() - t0) / 1000;
+  const busiest = busiestSeconds(run0, threadRunNs());
   const used = process.cpuUsage(cpu0);
   const ev = await trainer.evaluate(r.weights, data.test);
-  trainer.dispose();
-  return { wall_s: wall, cpu_s: (used.user + used.system) / 1e6, accuracy: ev.accuracy, loss: ev.loss };
+  const sha = createHash('sha256').update(new Uint8Array(r.weights.buffer, r.weights.byteOffset, r.weights.byteLength));
+  return {
+    wall_s: wall,
+    cpu_s: (used.user + used.system) / 1e6,
+    busiest_s: busiest,
+    accuracy: ev.accuracy,
+    sha: sha.digest('hex'),
+  };
+}
+
+/** Mean CPU microseconds of f over `reps` calls after one warm-up call (this thread only does work). */
+function cpuMicros(f: () => void, reps: number): number {
+  f();
+  const c = process.cpuUsage();
+  for (let i = 0; i < reps; i++) f();
+  const u = process.cpuUsage(c);
+  return (u.user + u.system) / reps;
+}
+
+/**
+ * One step's parts on one thread, in CPU microseconds: the gradient of a batch and of a 1/k slice (which is more than
+ * 1/k of it: each slice writes a whole gradient), the k-way sum over 1/k of the parameters and the optimizer step.
+ * They bound what the batch split can gain: k threads take at least slice + sum + step / k per batch (every thread
+ * steps its 1/k of the weights) where one thread takes batch + step.
+ */
+function stepParts(spec: ModelSpec, batch: number, reps: number) {
+  const t = new EngineTrainer(spec, kernels!);
+  const w = initialWeights(tensorSpecs(spec), new Rng(1));
+  const g = new Float32Array(w.length);
+  const grads = Array.from({ length: threads }, () => new Float32Array(w.length));
+  const x = data.train.x.subarray(0, batch * 784);
+  const y = data.train.y.subarray(0, batch);
+  const slice = partRows(batch, threads, 0)[1];
+  const state = Array.from({ length: optimizerStateSlots(spec.optimizer.name) }, () => ({
+    a: new Float32Array(w.length),
+  }));
+  const opt = new FlatOptimizer(spec.optimizer, kernels!, w.length, state);
+  const parts = {
+    batch_us: cpuMicros(() => t.batchGradient(w, x, y, batch, g), reps),
+    slice_us: cpuMicros(() => t.batchGradient(w, x.subarray(0, slice * 784), y.subarray(0, slice), slice, g), reps),
+    sum_us: cpuMicros(() => reduceRange(kernels!, grads, batch, threads, 0), reps),
+    step_us: cpuMicros(() => opt.step(w, g.fill(0)), reps),
+  };
+  const one = parts.batch_us + parts.step_us;
+  const k = parts.slice_us + parts.sum_us + parts.step_us / threads;
+  return {
+    batch_us: round(parts.batch_us, 1),
+    slice_us: round(parts.slice_us, 1),
+    sum_us: round(parts.sum_us, 1),
+    step_us: round(parts.step_us, 1),
+    bound: round(one / k, 2),
+  };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const round = (v: number, d = 3) => Math.round(v * 10 ** d) / 10 ** d;
 const rows = [];
 for (const name of models) {
   const { batch, samples: n } = SETTINGS[name];
@@ -109,77 +194,126 @@ for (const name of models) {
     Int32Array.from({ length: n }, (_, i) => i),
     `mnist[0:${n}]`,
   );
-  await epoch(
-    spec,
-    subset(
-      train,
-      Int32Array.from({ length: batch * 4 }, (_, i) => i),
-    ),
-    batch,
-    1,
-  ); // warm-up
-  const one: Timing[] = [];
-  const many: Timing[] = [];
-  // Interleaved, and the order flips every repeat (1, k, k, 1, 1, k, ...), so drifting load hits both alike.
+  const chosen = chooseThreadSplit(spec, kernels, threads);
+  const parts = stepParts(spec, batch, name === 'cnn' ? 10 : 300);
+  const one = new EngineTrainer(spec, kernels);
+  const split = await ParallelEngineTrainer.create(spec, kernels, threads);
+  const run = async (method: Method): Promise<Timing> => {
+    setNativeBlasThreads(method === 'blas' ? threads : 1);
+    return epoch(method === 'batches' ? split : one, spec, train, batch);
+  };
+  const warm = subset(
+    train,
+    Int32Array.from({ length: batch * 4 }, (_, i) => i),
+  );
+  for (const t of [one, split]) await epoch(t, spec, warm, batch);
+  const times: Record<Method, Timing[]> = { one: [], batches: [], blas: [] };
+  const load0 = loadavg()[0];
+  // The order rotates every repeat (one, batches, blas; batches, blas, one; ...) so drifting load hits all alike.
   for (let i = 0; i < repeats; i++) {
-    if (i % 2 === 0) {
-      one.push(await epoch(spec, train, batch, 1));
-      many.push(await epoch(spec, train, batch, threads));
-    } else {
-      many.push(await epoch(spec, train, batch, threads));
-      one.push(await epoch(spec, train, batch, 1));
+    for (let j = 0; j < METHODS.length; j++) {
+      const method = METHODS[(i + j) % METHODS.length];
+      times[method].push(await run(method));
     }
   }
-  const w1 = median(one.map((t) => t.wall_s));
-  const wk = median(many.map((t) => t.wall_s));
+  split.dispose();
+  setNativeBlasThreads(1);
+  const summary = (method: Method) => {
+    const ts = times[method];
+    return {
+      wall_s: round(median(ts.map((t) => t.wall_s))),
+      cpu_s: round(median(ts.map((t) => t.cpu_s))),
+      busiest_s: round(median(ts.map((t) => t.busiest_s))),
+      accuracy: ts[0].accuracy,
+      deterministic: ts.every((t) => t.sha === ts[0].sha),
+    };
+  };
+  const s1 = summary('one');
+  const sb = summary('batches');
+  const sl = summary('blas');
   const row = {
     model: name,
     batch,
     samples: n,
     threads,
-    wall_s_1: w1,
-    wall_s_k: wk,
-    speedup: w1 / wk,
-    cpu_s_1: median(one.map((t) => t.cpu_s)),
-    cpu_s_k: median(many.map((t) => t.cpu_s)),
-    accuracy_1: one[0].accuracy,
-    accuracy_k: many[0].accuracy,
-    deterministic_k: many.every((t) => t.accuracy === many[0].accuracy && t.loss === many[0].loss),
+    chosen: chosen.split,
+    one: s1,
+    batches: { ...sb, speedup: round(s1.wall_s / sb.wall_s, 2), path_speedup: round(s1.busiest_s / sb.busiest_s, 2) },
+    blas: { ...sl, speedup: round(s1.wall_s / sl.wall_s, 2), path_speedup: round(s1.busiest_s / sl.busiest_s, 2) },
+    step_parts: parts,
     repeats,
-    load_1min: Math.round(loadavg()[0] * 100) / 100,
+    load_1min_around: [round(load0, 2), round(loadavg()[0], 2)],
+    // The chosen method's figures under the names scripts/performance-table.mjs reads.
+    speedup: chosen.split === 'blas' ? round(s1.wall_s / sl.wall_s, 2) : round(s1.wall_s / sb.wall_s, 2),
+    accuracy_1: s1.accuracy,
+    accuracy_k: chosen.split === 'blas' ? sl.accuracy : sb.accuracy,
+    load_1min: round(loadavg()[0], 2),
   };
   rows.push(row);
   process.stderr.write(
-    `  ${name} B=${batch} n=${n}: 1 thread ${w1.toFixed(3)} s (${row.cpu_s_1.toFixed(3)} CPU-s), ` +
-      `${threads} threads ${wk.toFixed(3)} s (${row.cpu_s_k.toFixed(3)} CPU-s): ${row.speedup.toFixed(2)}x, ` +
-      `accuracy ${row.accuracy_1.toFixed(4)} / ${row.accuracy_k.toFixed(4)}, load ${loadavg()[0].toFixed(2)}\n`,
+    `  ${name} B=${batch} n=${n}: 1 thread ${s1.wall_s.toFixed(3)} s (${s1.cpu_s.toFixed(3)} CPU-s); ` +
+      `batches x${threads} ${sb.wall_s.toFixed(3)} s (${sb.cpu_s.toFixed(3)} CPU-s) ${row.batches.speedup}x; ` +
+      `blas x${threads} ${sl.wall_s.toFixed(3)} s ${row.blas.speedup}x; busiest thread ${s1.busiest_s} / ` +
+      `${sb.busiest_s} / ${sl.busiest_s} CPU-s (${row.batches.path_speedup}x / ${row.blas.path_speedup}x); accuracy ${s1.accuracy.toFixed(4)} / ` +
+      `${sb.accuracy.toFixed(4)} / ${sl.accuracy.toFixed(4)}; chosen ${chosen.split}; step parts ` +
+      `${JSON.stringify(parts)}; load ${row.load_1min_around.join(' -> ')}\n`,
   );
 }
-setNativeBlasThreads(1);
 
 const report = {
   bench: 'node-cores',
-  env: { ...env, load_average_end: loadavg().map((v) => Math.round(v * 100) / 100) },
+  env: {
+    cpu: `${envStart.cpu_model} (${envStart.cpu_vector})`,
+    cores: envStart.available_parallelism,
+    openblas_core: envStart.openblas?.core ?? null,
+    load_average_start: envStart.load_average,
+    load_average_end: loadavg().map((v) => round(v, 2)),
+  },
+  env_start: envStart,
   rows,
   ...provenance(1, started),
 };
+const cell = (s: { wall_s: number; cpu_s: number; busiest_s: number }) =>
+  `${s.wall_s.toFixed(3)} / ${s.cpu_s.toFixed(3)} / ${s.busiest_s.toFixed(3)}`;
 const md = [
-  '# One node, one epoch: 1 core versus every core (OpenBLAS threads)',
+  `# One node, one epoch: 1 core versus ${threads}`,
   '',
-  `${env.cpu}, ${env.cores} cores, OpenBLAS core ${env.openblas_core}; load average ${env.load_average_start.join(' / ')} at the start, ` +
-    `${report.env.load_average_end.join(' / ')} at the end (the machine is shared: a k-thread figure needs k idle cores). ` +
-    `Git ${report.git_commit?.slice(0, 12) ?? '?'}.`,
+  "Methods: 'batches' splits each batch over k threads (ParallelEngineTrainer), 'blas' each gemm over k OpenBLAS " +
+    "threads. 'chosen' is what `edgefed node --threads k` uses for the model. Each cell: wall s / CPU-s of every " +
+    'thread / CPU-s of the busiest thread, medians of the repeats. Wall speedup needs k idle cores: Linux shares ' +
+    'CPU between sessions (autogroup), so on a loaded machine k threads get no more CPU than one and the wall ' +
+    'ratio says little. The busiest thread is the critical path, so its ratio (path speedup) estimates the ' +
+    'wall speedup on idle cores, sync spin-waits included. Load: the 1-minute average before and after the model.',
   '',
-  `Reproduce: \`node --import tsx bench/node-cores.ts --threads ${threads} --samples ${samples} --cnn-samples ${cnnSamples} --repeats ${repeats}\``,
+  ...environmentLines(envStart).map((l) => `- start: ${l}`),
+  `- end: load average ${report.machine.load_average.join(' ')}`,
   '',
-  '| model | B | samples | 1 thread s | CPU-s | k threads s | CPU-s | speedup | test acc 1 / k | k deterministic | load (1 min) |',
-  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |',
+  `Reproduce: \`node --import tsx bench/node-cores.ts --threads ${threads} --samples ${samples} ` +
+    `--cnn-samples ${cnnSamples} --repeats ${repeats}\``,
+  '',
+  '| model | B | samples | chosen | 1 thread | batches | wall, path speedup | blas | wall, path speedup | ' +
+    'test acc 1 / batches / blas | same bits every repeat (batches, blas) | load (1 min) |',
+  '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |',
   ...rows.map(
     (r) =>
-      `| ${r.model} | ${r.batch} | ${r.samples} | ${r.wall_s_1.toFixed(3)} | ${r.cpu_s_1.toFixed(3)} | ` +
-      `${r.wall_s_k.toFixed(3)} (k=${r.threads}) | ${r.cpu_s_k.toFixed(3)} | ${r.speedup.toFixed(2)}x | ` +
-      `${r.accuracy_1.toFixed(4)} / ${r.accuracy_k.toFixed(4)} | ${r.deterministic_k ? 'yes' : 'NO'} | ${r.load_1min.toFixed(2)} |`,
+      `| ${r.model} | ${r.batch} | ${r.samples} | ${r.chosen} | ${cell(r.one)} | ${cell(r.batches)} | ` +
+      `${r.batches.speedup.toFixed(2)}x, **${r.batches.path_speedup.toFixed(2)}x** | ${cell(r.blas)} | ` +
+      `${r.blas.speedup.toFixed(2)}x, ${r.blas.path_speedup.toFixed(2)}x | ` +
+      `${r.one.accuracy.toFixed(4)} / ${r.batches.accuracy.toFixed(4)} / ${r.blas.accuracy.toFixed(4)} | ` +
+      `${r.batches.deterministic ? 'yes' : 'NO'}, ${r.blas.deterministic ? 'yes' : 'NO'} | ${r.load_1min_around.join(' -> ')} |`,
   ),
+  '',
+  `One step's parts on one thread (CPU µs, mean): the batch's gradient, a 1/${threads} slice's, the ` +
+    `${threads}-way sum over 1/${threads} of the parameters, the optimizer step; bound = (batch + step) / ` +
+    `(slice + sum + step / ${threads}), the most the batch split can gain per step on idle cores before ` +
+    'synchronisation.',
+  '',
+  '| model | batch | batch µs | slice µs | sum µs | step µs | bound |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...rows.map((r) => {
+    const p = r.step_parts;
+    return `| ${r.model} | B=${r.batch} | ${p.batch_us} | ${p.slice_us} | ${p.sum_us} | ${p.step_us} | ${p.bound}x |`;
+  }),
   '',
 ].join('\n');
 process.stdout.write(`${md}\n`);

@@ -92,9 +92,12 @@ function coresRows(c) {
     `${loads(c.env.load_average_start)} at the start, ${loads(c.env.load_average_end)} at the end; ` +
     `${day(c.finished_at)}, ${commit(c.git_commit)}`;
   const rows = c.rows.map((r) => [
-    `node-cores ${r.model} B=${r.batch}, ${r.samples} samples: epoch with ${r.threads} OpenBLAS threads vs 1 ` +
+    `node-cores ${r.model} B=${r.batch}, ${r.samples} samples: epoch with ${r.threads} ` +
+      `${r.chosen === 'batches' ? 'threads (batch split)' : 'OpenBLAS threads'} vs 1 ` +
       `(median of ${r.repeats ?? '?'}, test acc ${r.accuracy_1.toFixed(4)} / ${r.accuracy_k.toFixed(4)}` +
-      `${r.load_1min === undefined ? '' : `, load ${r.load_1min.toFixed(1)}`})`,
+      `${r.load_1min === undefined ? '' : `, load ${r.load_1min.toFixed(1)}`}` +
+      // The busiest thread's CPU ratio: what the wall ratio would be on idle cores (bench/node-cores.ts).
+      `${r.batches?.path_speedup === undefined ? '' : `; busiest-thread CPU ratio ${x(r.batches.path_speedup)}`})`,
     x(r.speedup),
     r.model === '2nn' ? '-' : '>= 1.6x',
     'E3',

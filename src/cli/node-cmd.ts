@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { blasThreadsArg, useBlasThreads } from './threads-flag.js';
+import { blasThreadsArg, useTrainingThreads } from './threads-flag.js';
 import { newIdentity, toHex, fromHex } from '../core/identity.js';
 import { addLogFormatOption, makeLogger } from './logger.js';
 import { floatArg, intArg, UsageError } from './args.js';
@@ -82,7 +82,8 @@ export function addNodeCommand(program: Command): void {
     )
     .option(
       '--threads <n>',
-      'OpenBLAS threads for local training (native kernels): a number, or all (every core)',
+      'threads for local training: a number, or all (every core); each batch is split over them ' +
+        '(models with dropout or BatchNormalization: each gemm, by OpenBLAS)',
       blasThreadsArg,
       1,
     )
@@ -132,7 +133,7 @@ Examples:
       ) => {
         const joinToken = secretFrom(f.joinToken, f.joinTokenFile, JOIN_TOKEN_ENV, 'join-token');
         const name = f.name ?? `node-${process.pid}`;
-        useBlasThreads(f.threads);
+        useTrainingThreads(f.threads);
         const secretKey = loadOrCreateKey(f.key ?? join(homedir(), '.edgefed', `${name}.key`));
         const tags = parseTags(f.tags);
         const secaggPeerKeys = f.secaggPeers !== undefined ? readPeerKeys(f.secaggPeers) : undefined;

@@ -1,11 +1,11 @@
 /**
- * `--threads` for a deployed node: OpenBLAS threads for its local training. One (the default) keeps results
- * independent of the device; k threads give results deterministic for that k (OpenBLAS splits C among its
- * threads, each element summed by one thread) and speed up gemm on an otherwise idle device.
+ * `--threads` for a deployed node: the threads of its local training. One (the default) keeps results independent
+ * of the device; k threads split each batch over k threads (or, for models that cannot be split so, each gemm over
+ * k OpenBLAS threads: src/model/parallel-choice.ts), giving results deterministic for that k.
  */
 import { availableParallelism } from 'node:os';
 import { InvalidArgumentError } from 'commander';
-import { loadNativeKernels, setNativeBlasThreads } from '../nn/kernels-native.js';
+import { setNodeTrainingThreads } from '../model/parallel-choice.js';
 
 export function blasThreadsArg(text: string): number {
   if (text === 'all') return availableParallelism();
@@ -15,7 +15,7 @@ export function blasThreadsArg(text: string): number {
   return n;
 }
 
-/** Applies the thread count when the native kernels run; other kernels are single-threaded. */
-export function useBlasThreads(threads: number): void {
-  if (threads > 1 && loadNativeKernels()) setNativeBlasThreads(threads);
+/** Makes the node's later trainers use `threads` threads (see parallel-choice.ts for how they split the work). */
+export function useTrainingThreads(threads: number): void {
+  setNodeTrainingThreads(threads);
 }

@@ -50,7 +50,7 @@ export class EngineTrainer implements LocalTrainer {
    * Whether training passes a random source, which puts the net in training mode: it has dropout with
    * rate > 0 (masks drawn from it) or BatchNormalization (batch statistics, moving statistics updated).
    */
-  private readonly trainingMode: boolean;
+  protected readonly trainingMode: boolean;
   /** Where the non-trainable state starts (moving statistics; numParams when there is none). */
   private readonly stateStart: number;
   /**
@@ -72,9 +72,9 @@ export class EngineTrainer implements LocalTrainer {
    */
   constructor(
     spec: DenseNetSpec | SeqNetSpec,
-    private readonly kernels: Kernels,
+    protected readonly kernels: Kernels,
   ) {
-    this.mem = new KernelMemory(kernels);
+    this.mem = this.newMemory(kernels);
     let dense: DenseNetSpec | null = null;
     if (!('inputShape' in spec)) dense = spec;
     else {
@@ -97,6 +97,14 @@ export class EngineTrainer implements LocalTrainer {
       );
       this.stateStart = seq.stateStart;
     }
+  }
+
+  /**
+   * Where train() keeps weights, gradient, optimizer state and batch (a subclass may share them with threads).
+   * @internal
+   */
+  protected newMemory(kernels: Kernels): KernelMemory {
+    return new KernelMemory(kernels);
   }
 
   private checkData(data: Dataset, weights: Float32Array): void {
@@ -202,14 +210,14 @@ export class EngineTrainer implements LocalTrainer {
         const w = bufs.w.a;
         const g = bufs.g.a;
         const [xb, yb] = this.gather(data, order, s, m);
-        const r = this.net.gradient(w, xb, yb, m, g, dropRng);
+        const r = this.batchGradient(w, xb, yb, m, g, dropRng);
         if (cfg.proxMu > 0) addProximalGradient(g, w, global, cfg.proxMu);
         if (shift) addInPlace(g, shift);
         // A zero gradient leaves a frozen weight as it is under SGD, momentum and Adam (their state starts at zero).
         for (const r of frozen ?? []) g.fill(0, r.offset, r.offset + r.size);
         // The moving statistics move by the forward pass only (not by FedProx or a gradient shift).
         g.fill(0, this.stateStart);
-        opt.step(w, g);
+        this.optimizerStep(opt, w, g, bufs.state);
         steps++;
         loss += r.loss;
         correct += r.correct;
@@ -223,6 +231,31 @@ export class EngineTrainer implements LocalTrainer {
       steps,
       metrics: { loss: loss / seen, accuracy: correct / seen },
     };
+  }
+
+  /**
+   * The mean gradient of one batch of m examples into g, with its summed loss and correct count: the step train()
+   * takes for every batch (a subclass may spread it over threads).
+   * @internal
+   */
+  batchGradient(
+    w: Float32Array,
+    x: Float32Array,
+    y: Int32Array | Float32Array,
+    m: number,
+    g: Float32Array,
+    rng?: DropoutRng,
+  ): BatchResult {
+    return this.net.gradient(w, x, y, m, g, rng);
+  }
+
+  /**
+   * One optimizer step of train() (a subclass may spread it over threads); `state` is the optimizer's state.
+   * @internal
+   */
+  protected optimizerStep(opt: FlatOptimizer, w: Float32Array, g: Float32Array, state: Buf<Float32Array>[]): void {
+    void state;
+    opt.step(w, g);
   }
 
   async gradient(global: Float32Array, data: Dataset, batchSize: number): Promise<GradientOutcome> {

@@ -4,7 +4,7 @@
  */
 import { WebSocket } from 'ws';
 import { availableParallelism, totalmem } from 'node:os';
-import { makeTrainer } from '../model/make-trainer.js';
+import { makeNodeTrainer, nodeTrainingThreads } from '../model/parallel-choice.js';
 import { loadNativeKernels, nativeKernelsInfo } from '../nn/kernels-native.js';
 import { nodeCrypto } from '../net/node-crypto.js';
 import type { AgentPlatform, AgentSocket } from './platform.js';
@@ -35,7 +35,7 @@ export const nodePlatform: AgentPlatform = {
       close: () => ws.close(),
     };
   },
-  makeTrainer: (spec) => makeTrainer(spec),
+  makeTrainer: (spec) => makeNodeTrainer(spec),
   crypto: nodeCrypto,
   fetch: nodeHttpFetch,
   device: () => ({
@@ -46,10 +46,12 @@ export const nodePlatform: AgentPlatform = {
 };
 
 /**
- * e.g. 'node-v20.19.5 native-openblas/SkylakeX': the registry shows which kernels and OpenBLAS core a node
- * trains with (the hello schema's `platform` field, so coordinators that do not know a newer field accept it).
+ * e.g. 'node-v20.19.5 native-openblas/SkylakeX threads=2': the registry shows which kernels and OpenBLAS core a
+ * node trains with, and its training threads when more than one (`edgefed node --threads`), in the hello schema's
+ * `platform` field, so coordinators that do not know a newer field accept it.
  */
 export function nodePlatformLabel(): string {
   const core = loadNativeKernels() ? nativeKernelsInfo()?.selection.core : null;
-  return `node-${process.version}${core ? ` native-openblas/${core}` : ''}`.slice(0, 64);
+  const threads = nodeTrainingThreads() > 1 ? ` threads=${nodeTrainingThreads()}` : '';
+  return `node-${process.version}${core ? ` native-openblas/${core}` : ''}${threads}`.slice(0, 64);
 }

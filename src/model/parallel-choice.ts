@@ -1,0 +1,63 @@
+/**
+ * How a deployed node uses k cores for its local training (`edgefed node --threads k`), chosen per model by rule:
+ * - 'batches': ParallelEngineTrainer, each batch split over k threads (the engine on native or JS kernels, models
+ *   without dropout or BatchNormalization). Measured faster than 'blas' on the seed MLP, the 2NN and the CNN
+ *   (bench/results/node-cores.md): their matrices are too small for a split gemm to pay its synchronisation.
+ * - 'blas': OpenBLAS splits each gemm over k threads (native kernels): models the batch split refuses.
+ * - 'one': one thread (tfjs, WASM kernels, or k = 1).
+ * The rule, not a timing, decides, because the split decides the result's bits: a node gives the same model for the
+ * same k and seed on any day. k = 1 is today's EngineTrainer, bit for bit. NODE-ONLY.
+ */
+import { makeTrainer } from './make-trainer.js';
+import { engineUnsupportedReason, type ModelSpec } from './spec.js';
+import type { LocalTrainer } from './trainer.js';
+import { ParallelEngineTrainer, parallelUnsupportedReason } from './parallel-trainer.js';
+import { selectKernels } from '../nn/kernels-select.js';
+import { loadNativeKernels, setNativeBlasThreads } from '../nn/kernels-native.js';
+import type { Kernels } from '../nn/kernels.js';
+
+export type ThreadSplit = 'batches' | 'blas' | 'one';
+
+/** The split `threads` threads get for `spec` on `kernels` (null kernels: the model runs on tfjs), and why. */
+export function chooseThreadSplit(
+  spec: ModelSpec,
+  kernels: Kernels | null,
+  threads: number,
+): { split: ThreadSplit; reason: string } {
+  if (threads <= 1) return { split: 'one', reason: 'one thread asked for' };
+  const engine = kernels ? engineUnsupportedReason(spec) : 'no engine kernels';
+  if (engine !== null) return { split: 'one', reason: `the model trains on tfjs (${engine})` };
+  const refused = parallelUnsupportedReason(spec, kernels!);
+  if (refused === null) return { split: 'batches', reason: `each batch split over ${threads} threads` };
+  if (kernels!.name === 'native-openblas')
+    return { split: 'blas', reason: `OpenBLAS splits each gemm over ${threads} threads (${refused})` };
+  return { split: 'one', reason: refused };
+}
+
+let nodeThreads = 1;
+
+/** Sets the threads every later makeNodeTrainer uses (edgefed node --threads). */
+export function setNodeTrainingThreads(threads: number): void {
+  if (!(Number.isInteger(threads) && threads >= 1 && threads <= 1024))
+    throw new RangeError(`training threads must be a whole number from 1 to 1024, got ${String(threads)}`);
+  nodeThreads = threads;
+}
+
+/** The threads set by setNodeTrainingThreads (1 unless set). */
+export function nodeTrainingThreads(): number {
+  return nodeThreads;
+}
+
+/**
+ * A trainer for `spec` on this node's configured threads, split as chooseThreadSplit says. Sets the process's
+ * OpenBLAS threads to match (1 under 'batches', which must not nest BLAS threads in its own; k under 'blas').
+ */
+export async function makeNodeTrainer(spec: ModelSpec): Promise<LocalTrainer> {
+  const threads = nodeThreads;
+  if (threads === 1) return makeTrainer(spec);
+  const kernels = engineUnsupportedReason(spec) === null ? await selectKernels() : null;
+  const { split } = chooseThreadSplit(spec, kernels, threads);
+  if (loadNativeKernels()) setNativeBlasThreads(split === 'blas' ? threads : 1);
+  if (split === 'batches') return ParallelEngineTrainer.create(spec, kernels!, threads);
+  return makeTrainer(spec);
+}
