@@ -85,6 +85,13 @@ function paceRows(p) {
   return { rows, env };
 }
 
+/** How each row's k-thread figure was taken, by the split `edgefed node --threads k` chose for the model. */
+const SPLIT_LABEL = {
+  batches: 'threads (batch split)',
+  blas: 'OpenBLAS threads',
+  one: 'threads (batch split, measured; the node keeps this dense model on 1 thread)',
+};
+
 /** bench/node-cores.ts: one local epoch with k threads against 1, per model. */
 function coresRows(c) {
   const env =
@@ -93,7 +100,7 @@ function coresRows(c) {
     `${day(c.finished_at)}, ${commit(c.git_commit)}`;
   const rows = c.rows.map((r) => [
     `node-cores ${r.model} B=${r.batch}, ${r.samples} samples: epoch with ${r.threads} ` +
-      `${r.chosen === 'batches' ? 'threads (batch split)' : 'OpenBLAS threads'} vs 1 ` +
+      `${SPLIT_LABEL[r.chosen] ?? r.chosen} vs 1 ` +
       `(median of ${r.repeats ?? '?'}, test acc ${r.accuracy_1.toFixed(4)} / ${r.accuracy_k.toFixed(4)}` +
       `${r.load_1min === undefined ? '' : `, load ${r.load_1min.toFixed(1)}`}` +
       // The busiest thread's CPU ratio: what the wall ratio would be on idle cores (bench/node-cores.ts).

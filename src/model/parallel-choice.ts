@@ -1,10 +1,12 @@
 /**
  * How a deployed node uses k cores for its local training (`edgefed node --threads k`), chosen per model by rule:
- * - 'batches': ParallelEngineTrainer, each batch split over k threads (the engine on native or JS kernels, models
- *   without dropout or BatchNormalization). Measured faster than 'blas' on the seed MLP, the 2NN and the CNN
- *   (bench/results/node-cores.md): their matrices are too small for a split gemm to pay its synchronisation.
- * - 'blas': OpenBLAS splits each gemm over k threads (native kernels): models the batch split refuses.
- * - 'one': one thread (tfjs, WASM kernels, or k = 1).
+ * - 'batches': ParallelEngineTrainer, each batch split over k threads (convolutional models on the engine with
+ *   native or JS kernels, without dropout or BatchNormalization). On idle cores the McMahan CNN's epoch took 1.81x
+ *   less time on 2 threads (bench/results/node-cores.md); OpenBLAS threads gave 1.13x.
+ * - 'blas': OpenBLAS splits each gemm over k threads (native kernels): convolutional models the batch split refuses.
+ * - 'one': one thread: k = 1, tfjs, WASM kernels, and dense-only models (the seed MLP, the 2NN). A dense step at
+ *   B = 10..32 (0.15-0.25 ms) is shorter than what k threads spend meeting each step: on idle cores both splits
+ *   made their epoch slower (MLP 0.61-0.68x, 2NN 0.52-0.67x), so the extra cores are left to the device.
  * The rule, not a timing, decides, because the split decides the result's bits: a node gives the same model for the
  * same k and seed on any day. k = 1 is today's EngineTrainer, bit for bit. NODE-ONLY.
  */
@@ -27,11 +29,19 @@ export function chooseThreadSplit(
   if (threads <= 1) return { split: 'one', reason: 'one thread asked for' };
   const engine = kernels ? engineUnsupportedReason(spec) : 'no engine kernels';
   if (engine !== null) return { split: 'one', reason: `the model trains on tfjs (${engine})` };
+  if (!hasConvolution(spec))
+    return { split: 'one', reason: 'a dense model: its steps are too short to share (bench/results/node-cores.md)' };
   const refused = parallelUnsupportedReason(spec, kernels!);
   if (refused === null) return { split: 'batches', reason: `each batch split over ${threads} threads` };
   if (kernels!.name === 'native-openblas')
     return { split: 'blas', reason: `OpenBLAS splits each gemm over ${threads} threads (${refused})` };
   return { split: 'one', reason: refused };
+}
+
+const CONVOLUTIONS = new Set(['conv2d', 'depthwiseconv2d', 'separableconv2d']);
+
+function hasConvolution(spec: ModelSpec): boolean {
+  return spec.layers.some((l) => CONVOLUTIONS.has(l.type));
 }
 
 let nodeThreads = 1;

@@ -182,21 +182,27 @@ describe('ParallelEngineTrainer', () => {
     if (wasm) assert.match(parallelUnsupportedReason(mlp, wasm) ?? '', /unshared wasm memory/);
     // What a node does instead: OpenBLAS threads where the kernels are native, else one thread.
     const native = kernels.name === 'native-openblas';
-    assert.equal(chooseThreadSplit(dropout, kernels, 2).split, native ? 'blas' : 'one');
-    assert.equal(chooseThreadSplit(mlp, kernels, 2).split, 'batches');
+    assert.equal(chooseThreadSplit(mobilenet, kernels, 2).split, native ? 'blas' : 'one');
+    assert.equal(chooseThreadSplit(cnn, kernels, 2).split, 'batches');
+    // Dense models keep one thread: their steps are shorter than the threads' meeting (node-cores bench).
+    assert.equal(chooseThreadSplit(dropout, kernels, 2).split, 'one');
+    assert.equal(chooseThreadSplit(mlp, kernels, 2).split, 'one');
     assert.equal(chooseThreadSplit(mlp, kernels, 1).split, 'one');
     assert.equal(chooseThreadSplit(mlp, null, 4).split, 'one');
     assert.throws(() => setNodeTrainingThreads(0), /whole number from 1 to 1024, got 0/);
   });
 
-  it('a node on one thread trains on EngineTrainer itself; on 2, on the batch split', async () => {
+  it('a node on one thread trains on EngineTrainer itself; on 2, the CNN on the batch split and the MLP on one', async () => {
     const one = await makeNodeTrainer(mlp);
     assert.ok(one instanceof EngineTrainer && !(one instanceof ParallelEngineTrainer));
     setNodeTrainingThreads(2);
     try {
-      const two = await makeNodeTrainer(mlp);
+      const two = await makeNodeTrainer(cnn);
       assert.ok(two instanceof ParallelEngineTrainer);
       open.push(two);
+      const dense = await makeNodeTrainer(mlp);
+      assert.ok(dense instanceof EngineTrainer && !(dense instanceof ParallelEngineTrainer));
+      dense.dispose();
     } finally {
       setNodeTrainingThreads(1);
     }
