@@ -5,6 +5,7 @@ import { machine as machineInfo } from '../support/results-io.js';
 import { BENCH } from './options.js';
 import { type MemPoint, type ProfileSummary } from './inspector.js';
 import { phaseLine } from './profile-phases.js';
+import { connectFailuresMarkdown, type ConnectFailure } from './connect-failure.js';
 import { dropTable, type DropCauses } from './drop-causes.js';
 
 export const r1 = (v: number) => Math.round(v * 10) / 10;
@@ -139,6 +140,8 @@ export interface ResultsFile {
   benchmark: string;
   description: string;
   runs: RunRecord[];
+  /** Runs that could not hold every node: why (connect-failure.ts). */
+  connect_failures?: ConnectFailure[];
 }
 
 export function loadResults(path: string): ResultsFile {
@@ -327,6 +330,7 @@ export function markdown(f: ResultsFile): string {
       );
     }
   }
+  out.push(...connectFailuresMarkdown(f.connect_failures ?? []));
   out.push(
     '',
     '## Method',
