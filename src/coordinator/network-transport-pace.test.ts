@@ -26,3 +26,23 @@ test('pace gives the event loop a turn after every synchronous stretch longer th
     assert.equal(await turned(t), true, `stretch ${i + 1}: the loop got a turn`);
   }
 });
+
+test('a burst of paced steps resumes over several turns of the loop, in arrival order', async () => {
+  const t = transport();
+  let turn = 0;
+  let ticking = true;
+  const tick = () => {
+    turn++;
+    if (ticking) setImmediate(tick);
+  };
+  setImmediate(tick);
+  busy(20);
+  const resumed: { step: number; turn: number }[] = [];
+  await Promise.all(Array.from({ length: 200 }, (_, step) => t.pace().then(() => void resumed.push({ step, turn }))));
+  ticking = false;
+  assert.deepEqual(
+    resumed.map((r) => r.step),
+    Array.from({ length: 200 }, (_, i) => i),
+  );
+  assert.ok(resumed[199].turn > resumed[0].turn, 'the burst did not resume in one turn');
+});

@@ -144,6 +144,8 @@ export class RoundEngine {
           ...(control ? { control } : {}),
         });
         const reply = await transport.request(nodeId, frame);
+        // Replies often come in bursts (a verify-pool batch): each is decoded in its turn, not all in one.
+        if (transport.pace) await transport.pace();
         const parsed = parseTrainReply(layout, reply, round, nodeId, this.global.length);
         if (closed) throw new Error('straggler: answered after the round closed');
         const result: TrainResult = {
