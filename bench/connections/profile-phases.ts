@@ -5,6 +5,8 @@
  */
 import type { CpuProfile } from './inspector.js';
 
+const RECEIVE = 'frame receive (ws)';
+
 /** A phase and the call frames that start it (the first match from the stack's root down wins). */
 const PHASES: { phase: string; match: (fn: string, url: string) => boolean }[] = [
   { phase: 'fusion', match: (fn) => fn === 'aggregateTrain' || fn === 'fuseInOrder' },
@@ -13,8 +15,8 @@ const PHASES: { phase: string; match: (fn: string, url: string) => boolean }[] =
   { phase: 'bind + send frame', match: (fn) => fn === 'bindFrame' || fn === 'sendFrame' },
   { phase: 'signature check', match: (fn) => fn === 'openSignedFrame' || fn === 'verify' || fn === 'verifyEd25519' },
   { phase: 'reply decode + check', match: (fn) => fn === 'parseTrainReply' || fn === 'verifyNodeFrame' },
-  { phase: 'frame receive (ws)', match: (fn, url) => url.includes('ws-node-connection') || fn === 'receive' },
-  { phase: 'heartbeat / control', match: (fn) => fn === 'control' },
+  { phase: RECEIVE, match: (fn, url) => url.includes('ws-node-connection') || fn === 'receive' },
+  { phase: 'hello / heartbeat (control)', match: (fn) => fn === 'control' },
   { phase: 'store (SQLite)', match: (_fn, url) => url.includes('/src/coordinator/store') },
   { phase: 'JSON', match: (fn, url) => url === '' && (fn === 'parse' || fn === 'stringify') },
 ];
@@ -50,10 +52,13 @@ export function summarisePhases(p: CpuProfile, stretches = 3): PhaseSummary {
     const f = byId.get(id)!.callFrame;
     const up = parent.has(id) ? locate(parent.get(id)!) : null;
     let phase: string;
-    if (up !== null && up !== 'other') phase = up;
+    // The socket handler only says where a frame came in: a phase found deeper (a hello's SQLite write, a
+    // signature check, a decode) names the work better.
+    const own = PHASES.find((x) => x.match(f.functionName, f.url))?.phase;
+    if (up !== null && up !== 'other' && !(up === RECEIVE && own !== undefined)) phase = up;
     else if (f.functionName === '(idle)') phase = '(idle)';
     else if (f.functionName === '(garbage collector)') phase = 'garbage collector';
-    else phase = PHASES.find((x) => x.match(f.functionName, f.url))?.phase ?? 'other';
+    else phase = own ?? up ?? 'other';
     phaseOf.set(id, phase);
     return phase;
   };
