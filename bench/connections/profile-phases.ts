@@ -6,9 +6,13 @@
 import type { CpuProfile } from './inspector.js';
 
 const RECEIVE = 'frame receive (ws)';
+const WS_PARSE = 'ws receive (frame parsing in ws)';
+/** Phases that only say where work came in: a phase found deeper on the stack wins. */
+const CONTAINERS = new Set([RECEIVE, WS_PARSE]);
 
 /** A phase and the call frames that start it (the first match from the stack's root down wins). */
 const PHASES: { phase: string; match: (fn: string, url: string) => boolean }[] = [
+  { phase: 'run start (evaluation set, kernels)', match: (fn, url) => fn === 'start' && url.includes('run-manager') },
   { phase: 'fusion', match: (fn) => fn === 'aggregateTrain' || fn === 'fuseInOrder' },
   { phase: 'evaluation', match: (fn, url) => /evaluat/i.test(fn) && url.includes('/src/') },
   { phase: 'encode train request', match: (fn) => fn === 'encodeTrainRequest' || fn === 'encodeEvalRequest' },
@@ -18,6 +22,8 @@ const PHASES: { phase: string; match: (fn: string, url: string) => boolean }[] =
   { phase: RECEIVE, match: (fn, url) => url.includes('ws-node-connection') || fn === 'receive' },
   { phase: 'hello / heartbeat (control)', match: (fn) => fn === 'control' },
   { phase: 'store (SQLite)', match: (_fn, url) => url.includes('/src/coordinator/store') },
+  { phase: WS_PARSE, match: (_fn, url) => url.includes('/ws/lib/receiver') },
+  { phase: 'socket writes', match: (fn) => fn === 'writev' || fn === 'writeBuffer' || fn === 'writeUtf8String' },
   { phase: 'JSON', match: (fn, url) => url === '' && (fn === 'parse' || fn === 'stringify') },
 ];
 
@@ -55,7 +61,7 @@ export function summarisePhases(p: CpuProfile, stretches = 3): PhaseSummary {
     // The socket handler only says where a frame came in: a phase found deeper (a hello's SQLite write, a
     // signature check, a decode) names the work better.
     const own = PHASES.find((x) => x.match(f.functionName, f.url))?.phase;
-    if (up !== null && up !== 'other' && !(up === RECEIVE && own !== undefined)) phase = up;
+    if (up !== null && up !== 'other' && !(CONTAINERS.has(up) && own !== undefined)) phase = up;
     else if (f.functionName === '(idle)') phase = '(idle)';
     else if (f.functionName === '(garbage collector)') phase = 'garbage collector';
     else phase = own ?? up ?? 'other';
