@@ -74,6 +74,7 @@ import {
   osLimits,
   type DropCauses,
 } from './connections/drop-causes.js';
+import { ConnectFailed } from './connections/connect-failure.js';
 
 interface RunView {
   id: number;
@@ -87,6 +88,7 @@ async function bench(a: Args): Promise<RunRecord> {
   const t0 = performance.now();
   const since = (t: number) => (performance.now() - t) / 1000;
   const machine = machineInfo();
+  const load0 = loadavg()[0];
   const perProc = Array.from(
     { length: a.procs },
     (_, p) => Math.floor(a.nodes / a.procs) + (p < a.nodes % a.procs ? 1 : 0),
@@ -286,24 +288,67 @@ async function bench(a: Args): Promise<RunRecord> {
     const clients = children.slice(1);
     if (authOn && !adminToken)
       throw new Error('the coordinator printed no admin token, so nodes cannot enrol; try --auth off');
-    await until(
-      'every client connection welcomed',
-      600_000,
-      async () => {
-        if (ready.size === a.procs) return true;
-        if (performance.now() - lastProgress > 10_000 && progress.size > 0) {
-          lastProgress = performance.now();
-          const v = [...progress.values()];
-          process.stderr.write(
-            `${BENCH}: connecting: ${v.reduce((x, q) => x + q.welcomed, 0)} of ${a.nodes} welcomed, ${v.reduce((x, q) => x + q.open, 0)} open, ` +
-              `${v.reduce((x, q) => x + q.disconnects, 0)} closed by the coordinator so far (${ready.size} of ${a.procs} clients done)\n`,
-          );
-        }
-        return undefined;
-      },
-      100,
-      alive,
-    );
+    try {
+      await until(
+        'every client connection welcomed',
+        600_000,
+        async () => {
+          if (ready.size === a.procs) return true;
+          if (performance.now() - lastProgress > 10_000 && progress.size > 0) {
+            lastProgress = performance.now();
+            const v = [...progress.values()];
+            process.stderr.write(
+              `${BENCH}: connecting: ${v.reduce((x, q) => x + q.welcomed, 0)} of ${a.nodes} welcomed, ${v.reduce((x, q) => x + q.open, 0)} open, ` +
+                `${v.reduce((x, q) => x + q.disconnects, 0)} closed by the coordinator so far (${ready.size} of ${a.procs} clients done)\n`,
+            );
+          }
+          return undefined;
+        },
+        100,
+        alive,
+      );
+    } catch (e) {
+      // Not every node could be held: measure why before giving up (the clients' closes, the coordinator's count).
+      const metricsText = await fetch(`${api}/metrics`, {
+        headers: adminToken ? { authorization: `Bearer ${adminToken}` } : {},
+      })
+        .then((r) => (r.ok ? r.text() : ''))
+        .catch(() => '');
+      statsReplies.clear();
+      for (const c of clients) c.child.stdin!.write('stats\n');
+      await until('client stats', 30_000, async () => (statsReplies.size === a.procs ? true : undefined), 20).catch(
+        () => undefined,
+      );
+      const stats = [...statsReplies.values()];
+      const listenNow = listenCounters();
+      const v = [...progress.values()];
+      const dropCauses: DropCauses = {
+        client: mergeCauses(stats.map((s) => s.closeCauses)),
+        coordinator: metricsText.includes('edgefed_node_disconnects_total') ? coordinatorCauses(metricsText) : null,
+        listen_overflows: listenNow.overflows - listen0.overflows,
+        listen_drops: listenNow.drops - listen0.drops,
+        os: osLimits(),
+        client_max_loop_lag_ms: Math.max(0, ...stats.map((s) => s.maxLoopLagMs ?? 0)),
+      };
+      process.stderr.write(`${BENCH}: drops by cause:\n  ${dropTable(dropCauses).join('\n  ')}\n`);
+      throw new ConnectFailed({
+        key: `${a.nodes}x${a.procs}:${a.data}:auth-${a.auth}${a.transport === 'mqtt' ? ':mqtt' : ''}`,
+        date: new Date().toISOString(),
+        nodes: a.nodes,
+        procs: a.procs,
+        auth: hasAuth ? a.auth : 'n/a',
+        transport: a.transport,
+        data: a.data,
+        welcomed: v.reduce((x, q) => x + q.welcomed, 0),
+        open: v.reduce((x, q) => x + q.open, 0),
+        waited_seconds: since(tConnect),
+        error: (e as Error).message,
+        drop_causes: dropCauses,
+        machine,
+        load_average: { start: Math.round(load0 * 100) / 100, end: Math.round(loadavg()[0] * 100) / 100 },
+        git_commit: gitCommit(),
+      });
+    }
     const online = await until(
       `${a.nodes} nodes online in /v1/nodes`,
       120_000,
@@ -718,7 +763,17 @@ async function main(): Promise<void> {
     process.stderr.write(`${BENCH}: wrote ${mdPath} from ${file.runs.length} run(s)\n`);
     return;
   }
-  const record = await bench(a);
+  let record: RunRecord;
+  try {
+    record = await bench(a);
+  } catch (e) {
+    if (!(e instanceof ConnectFailed)) throw e;
+    file.connect_failures = [...(file.connect_failures ?? []).filter((f) => f.key !== e.failure.key), e.failure];
+    writeAtomic(jsonPath, `${JSON.stringify(file, null, 2)}\n`);
+    writeAtomic(mdPath, markdown(file));
+    process.stderr.write(`${BENCH}: FAILED to hold every node; wrote the drop table to ${jsonPath} and ${mdPath}\n`);
+    throw e;
+  }
   printTable(record);
   file.runs = [...file.runs.filter((r) => r.key !== record.key), record];
   writeAtomic(jsonPath, `${JSON.stringify(file, null, 2)}\n`);

@@ -1,6 +1,8 @@
 /** The coordinator's inspector: forced GC for exact heap figures, and CPU profiles summarised by function. */
+import { writeFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import { BENCH } from './options.js';
+import { summarisePhases, type PhaseSummary } from './profile-phases.js';
 
 export interface CpuProfile {
   nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }[];
@@ -97,6 +99,8 @@ export interface ProfileSummary {
   idle_fraction: number;
   /** Share of wall time by the innermost EdgeFed source function on the stack ('(outside src)' otherwise). */
   by_src_function: { where: string; fraction: number }[];
+  /** By phase of the round, and the longest stretches the loop was blocked (profile-phases.ts); absent in old runs. */
+  by_phase?: PhaseSummary;
 }
 
 export function summariseProfile(p: CpuProfile): ProfileSummary {
@@ -135,6 +139,7 @@ export function summariseProfile(p: CpuProfile): ProfileSummary {
       .sort((x, y) => y[1] - x[1])
       .slice(0, 8)
       .map(([k, v]) => ({ where: k, fraction: frac(v) })),
+    by_phase: summarisePhases(p),
   };
 }
 
@@ -149,6 +154,9 @@ export async function profileUntil(inspectorUrl: string, done: Promise<unknown>)
     await done;
     const r = await ins.call<{ profile: CpuProfile }>('Profiler.stop');
     await ins.call('Profiler.disable');
+    // For a closer look in DevTools: EDGEFED_BENCH_CPUPROFILE=/tmp/run writes /tmp/run-<time>.cpuprofile.
+    const out = process.env.EDGEFED_BENCH_CPUPROFILE;
+    if (out) writeFileSync(`${out}-${Date.now()}.cpuprofile`, JSON.stringify(r.profile));
     return summariseProfile(r.profile);
   } catch (e) {
     process.stderr.write(`${BENCH}: CPU profile failed: ${(e as Error).message}\n`);

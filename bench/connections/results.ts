@@ -4,6 +4,8 @@ import type { ClientStats } from '../connections-client.js';
 import { machine as machineInfo } from '../support/results-io.js';
 import { BENCH } from './options.js';
 import { type MemPoint, type ProfileSummary } from './inspector.js';
+import { phaseLine } from './profile-phases.js';
+import { connectFailuresMarkdown, type ConnectFailure } from './connect-failure.js';
 import { dropTable, type DropCauses } from './drop-causes.js';
 
 export const r1 = (v: number) => Math.round(v * 10) / 10;
@@ -138,6 +140,8 @@ export interface ResultsFile {
   benchmark: string;
   description: string;
   runs: RunRecord[];
+  /** Runs that could not hold every node: why (connect-failure.ts). */
+  connect_failures?: ConnectFailure[];
 }
 
 export function loadResults(path: string): ResultsFile {
@@ -162,7 +166,7 @@ export function profileLine(p: ProfileSummary | null): string {
   return `main thread idle ${pct(p.idle_fraction)}; busy in ${p.by_src_function
     .slice(0, 4)
     .map((x) => `${x.where} ${pct(x.fraction)}`)
-    .join(', ')}`;
+    .join(', ')}${p.by_phase ? `; by phase: ${phaseLine(p.by_phase)}` : ''}`;
 }
 
 export function markdown(f: ResultsFile): string {
@@ -326,6 +330,7 @@ export function markdown(f: ResultsFile): string {
       );
     }
   }
+  out.push(...connectFailuresMarkdown(f.connect_failures ?? []));
   out.push(
     '',
     '## Method',

@@ -53,3 +53,27 @@ test('an interval skips the tick the loop was stalled through and keeps ticking 
   while (ticks < 2) await new Promise((r) => setTimeout(r, 10));
   every.stop();
 });
+
+test('a sweep whose tick was on time skips its act when the loop stalled before the act (poll-phase stall)', async () => {
+  const events: string[] = [];
+  let ticks = 0;
+  let second!: () => void;
+  const done = new Promise<void>((r) => (second = r));
+  const sweep = stallAwareInterval(
+    40,
+    () => {
+      events.push(`sweep ${++ticks}`);
+      if (ticks === 1) second();
+    },
+    100,
+  );
+  // Due with the first tick and run right after it, before the tick's immediate: a long task in between.
+  setTimeout(() => {
+    events.push('stall');
+    stall(400);
+    setTimeout(() => events.push('heartbeat read'), 1);
+  }, 40);
+  await done;
+  sweep.stop();
+  assert.deepEqual(events.slice(0, 3), ['stall', 'heartbeat read', 'sweep 1']);
+});

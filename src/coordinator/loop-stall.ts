@@ -19,7 +19,13 @@ export function stallAwareTimeout(ms: number, fn: () => void, slackMs = 1000): S
     timer = setTimeout(() => {
       const late = performance.now() - due;
       if (late > slackMs) return arm(late);
-      immediate = setImmediate(fn);
+      // A stall can also fall between this timer and its immediate (a long request handled in the poll phase).
+      const fired = performance.now();
+      immediate = setImmediate(() => {
+        const stalled = performance.now() - fired;
+        if (stalled > slackMs) arm(stalled);
+        else fn();
+      });
     }, wait);
   };
   arm(ms);
@@ -39,7 +45,11 @@ export function stallAwareInterval(ms: number, fn: () => void, slackMs = 1000): 
     const late = performance.now() - due;
     due = performance.now() + ms;
     if (late > slackMs) return;
-    immediate = setImmediate(fn);
+    // A stall can also fall between the tick and its immediate (a long request handled in the poll phase).
+    const fired = performance.now();
+    immediate = setImmediate(() => {
+      if (performance.now() - fired <= slackMs) fn();
+    });
   }, ms);
   return {
     stop() {

@@ -325,6 +325,8 @@ export class RunManager {
               throw new ShutdownAbort(`round ${record.round} abandoned uncommitted: the coordinator is shutting down`);
             const now = transport.traffic();
             const nodes = new Set([...record.selected]);
+            // A set, not contributed.includes: 10,000 lookups in a 10,000-long list blocked the loop for a while.
+            const contributed = new Set(record.contributed);
             const traffic = [...nodes].map((nodeId) => {
               const a = now.byNode.get(nodeId) ?? { sent: 0, received: 0 };
               const b = lastTraffic.byNode.get(nodeId) ?? { sent: 0, received: 0 };
@@ -332,7 +334,7 @@ export class RunManager {
                 nodeId,
                 sent: a.sent - b.sent,
                 received: a.received - b.received,
-                contributed: record.contributed.includes(nodeId),
+                contributed: contributed.has(nodeId),
               };
             });
             lastTraffic = now;

@@ -160,3 +160,45 @@ export function applyDelta(global: Float32Array, delta: Float32Array, scale = 1)
   for (let j = 0; j < global.length; j++) out[j] = global[j] + scale * delta[j];
   return out;
 }
+
+/**
+ * averageDelta fed one local at a time, in the order averageDelta would visit them: the same additions in the
+ * same order per element, so finish() equals averageDelta(global, locals, weights) to the bit. Lets a
+ * coordinator fuse updates as they arrive instead of in one long pass once the round closes.
+ */
+export class MeanDeltaAccumulator {
+  private readonly acc: Float64Array;
+  private readonly weights: number[] = [];
+
+  constructor(private readonly global: Float32Array) {
+    this.acc = new Float64Array(global.length);
+  }
+
+  /** How many locals were added. */
+  get count(): number {
+    return this.weights.length;
+  }
+
+  /** Adds w * (local - global); a weight of 0 adds nothing (averageDelta skips it, even a NaN local). */
+  add(local: Float32Array, weight: number): void {
+    const n = this.global.length;
+    if (local.length !== n)
+      throw new Error(`averageDelta: global has length ${n} but locals[${this.count}] has length ${local.length}`);
+    this.weights.push(weight);
+    // An invalid weight is refused by finish() exactly as averageDelta refuses it; nothing is summed for it.
+    if (weight === 0 || typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) return;
+    const acc = this.acc;
+    const g = this.global;
+    for (let j = 0; j < n; j++) acc[j] += weight * (local[j] - g[j]);
+  }
+
+  /** The weighted mean delta; throws as averageDelta does on no locals or bad weights. */
+  finish(): Float32Array {
+    if (this.count === 0) throw new Error('averageDelta: no locals given (need at least one)');
+    const total = checkWeights(this.weights, this.count, 'averageDelta', 'weights');
+    const n = this.global.length;
+    const out = new Float32Array(n);
+    for (let j = 0; j < n; j++) out[j] = this.acc[j] / total;
+    return out;
+  }
+}

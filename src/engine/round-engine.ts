@@ -13,6 +13,7 @@ import type { Transport } from './transport.js';
 import { secureTrainRound, type SecureAggregationOptions } from './secure-round.js';
 import { compressionLabel, reconstructUpdate, type CompressionSpec } from '../core/compress-update.js';
 import { parseTrainReply } from './train-reply.js';
+import { InOrderFusion } from './in-order-fusion.js';
 import { dpWords, type DpNoiseSource } from './dp-noise.js';
 import type { NodeFailure, RoundRecord, RunResult } from './round-record.js';
 import { assertEngineCombination } from './run-rules.js';
@@ -113,12 +114,14 @@ export class RoundEngine {
 
   /**
    * Sends the round to every selected node and resolves once `needed` valid results are in or every node
-   * has answered or failed; nodes still working then are stragglers, recorded as such.
+   * has answered or failed; nodes still working then are stragglers, recorded as such. With `fusion`, each
+   * result is also handed to it as it arrives (and each failure), so the mean delta is summed meanwhile.
    */
   private async trainRound(
     round: number,
     selected: number[],
     needed: number,
+    fusion: InOrderFusion | null,
   ): Promise<{ results: TrainResult[]; failures: NodeFailure[] }> {
     const { layout, strategy, transport } = this.options;
     const results: TrainResult[] = [];
@@ -129,43 +132,57 @@ export class RoundEngine {
     const clock = this.options.clock;
     const costs = new Map<number, RequestCost>();
     const control = strategy.control(this.global.length);
-    const all = Promise.all(
-      selected.map(async (nodeId) => {
-        const config = this.trainConfig(round, nodeId);
-        try {
-          const frame = encodeTrainRequest(layout, {
-            round,
-            nodeId,
-            mode: strategy.mode,
-            config,
-            weights: this.global,
-            ...(control ? { control } : {}),
-          });
-          const reply = await transport.request(nodeId, frame);
-          const parsed = parseTrainReply(layout, reply, round, nodeId, this.global.length);
-          if (closed) throw new Error('straggler: answered after the round closed');
-          results.push({
-            nodeId,
-            numExamples: parsed.numExamples,
-            steps: parsed.steps,
-            vector: this.updateOf(parsed.vector, parsed.compression, this.global),
-            metrics: parsed.metrics,
-            ...(parsed.controlDelta ? { controlDelta: parsed.controlDelta } : {}),
-          });
-          costs.set(nodeId, {
-            nodeId,
-            downBytes: frame.length,
-            upBytes: reply.length,
-            samples: samplesProcessed(parsed.steps, config.batchSize, config.epochs, parsed.numExamples),
-          });
-          // Under a clock every result is computed; who made it is decided by simulated time below.
-          if (!clock && results.length >= needed) settle();
-        } catch (e) {
-          if (!closed) failures.push({ nodeId, error: (e as Error).message });
-        }
-      }),
-    );
-    await Promise.race([enough, all]);
+    const trainOne = async (nodeId: number): Promise<void> => {
+      const config = this.trainConfig(round, nodeId);
+      try {
+        const frame = encodeTrainRequest(layout, {
+          round,
+          nodeId,
+          mode: strategy.mode,
+          config,
+          weights: this.global,
+          ...(control ? { control } : {}),
+        });
+        const reply = await transport.request(nodeId, frame);
+        // Replies often come in bursts (a verify-pool batch): each is decoded in its turn, not all in one.
+        if (transport.pace) await transport.pace();
+        const parsed = parseTrainReply(layout, reply, round, nodeId, this.global.length);
+        if (closed) throw new Error('straggler: answered after the round closed');
+        const result: TrainResult = {
+          nodeId,
+          numExamples: parsed.numExamples,
+          steps: parsed.steps,
+          vector: this.updateOf(parsed.vector, parsed.compression, this.global),
+          metrics: parsed.metrics,
+          ...(parsed.controlDelta ? { controlDelta: parsed.controlDelta } : {}),
+        };
+        results.push(result);
+        costs.set(nodeId, {
+          nodeId,
+          downBytes: frame.length,
+          upBytes: reply.length,
+          samples: samplesProcessed(parsed.steps, config.batchSize, config.epochs, parsed.numExamples),
+        });
+        fusion?.settle(nodeId, result);
+        // Under a clock every result is computed; who made it is decided by simulated time below.
+        if (!clock && results.length >= needed) settle();
+      } catch (e) {
+        if (closed) return;
+        failures.push({ nodeId, error: (e as Error).message });
+        fusion?.settle(nodeId, null);
+      }
+    };
+    // Request by request, with the transport's pace in between: a network transport lets its event loop serve
+    // heartbeats and early replies while thousands of requests are encoded and sent. Without pace, one pass.
+    const dispatch = async (): Promise<void> => {
+      const pending: Promise<void>[] = [];
+      for (const nodeId of selected) {
+        pending.push(trainOne(nodeId));
+        if (transport.pace) await transport.pace();
+      }
+      await Promise.all(pending);
+    };
+    await Promise.race([enough, dispatch()]);
     closed = true;
     const answered = new Set([...results.map((r) => r.nodeId), ...failures.map((f) => f.nodeId)]);
     for (const nodeId of selected)
@@ -244,11 +261,19 @@ export class RoundEngine {
               session: `round-${round}-${globalThis.crypto.randomUUID()}`,
             })
           : undefined;
+      // Summed as updates arrive when that gives the batch fusion's very bits (not under a clock: simulated time
+      // picks the results only once the round is over).
+      const inOrder =
+        !secure && !options.clock && options.strategy.fusesMeanDelta ? new InOrderFusion(selected, this.global) : null;
       const { results, failures } =
-        secure ?? (await this.trainRound(round, selected, overSelectCount > 0 ? wanted.length : selected.length));
+        secure ??
+        (await this.trainRound(round, selected, overSelectCount > 0 ? wanted.length : selected.length, inOrder));
       const fused = results.length >= options.minNodes && results.length > 0 && (!secure || secure.meanDelta !== null);
       if (fused && secure) this.global = options.strategy.applyMeanDelta(this.global, secure.meanDelta!);
-      else if (fused) {
+      else if (fused && inOrder) {
+        const pace = options.transport.pace?.bind(options.transport);
+        this.global = options.strategy.applyMeanDelta(this.global, await inOrder.finish(pace));
+      } else if (fused) {
         const context = {
           round,
           seed: options.seed,

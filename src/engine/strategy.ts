@@ -118,6 +118,11 @@ export class Strategy {
     );
   }
 
+  /** aggregateTrain is the server step on averageDelta of the results: they may be summed as they arrive. */
+  get fusesMeanDelta(): boolean {
+    return this.fusion.fusesMeanDelta === true && this.fusion.applyMeanDelta !== undefined;
+  }
+
   /** The server step on an already fused mean delta (secure aggregation computes it without single updates). */
   applyMeanDelta(global: Float32Array, meanDelta: Float32Array): Float32Array {
     if (!this.fusion.applyMeanDelta) throw new Error(`strategy '${this.name}' cannot fuse from a mean delta alone`);

@@ -10,6 +10,12 @@ export interface Transport {
   /** Keeps a node's requests on one host while it holds session state (secure aggregation); optional. */
   pin?(nodeId: number): void;
   unpin?(nodeId: number): void;
+  /**
+   * Called between the requests of a round and between chunks of fusion: a network transport yields to its
+   * event loop here now and then, so heartbeats and probes are served while 10,000 requests go out. Absent:
+   * nothing yields (simulation). Never changes what is computed, only when.
+   */
+  pace?(): Promise<void>;
 }
 
 /** Byte counting shared by transports. */

@@ -103,6 +103,11 @@ export interface Fusion {
   control?(size: number): Float32Array;
   /** The clip norm a differentially private fusion uses next round. */
   readonly dpClipNorm?: number;
+  /**
+   * True when aggregate(global, results) is exactly applyMeanDelta(global, averageDelta(global, the vectors,
+   * their numExamples)): the engine may then sum the mean delta as updates arrive (in-order-fusion.ts).
+   */
+  readonly fusesMeanDelta?: boolean;
 }
 
 export interface Restore {

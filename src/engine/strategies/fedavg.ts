@@ -27,6 +27,7 @@ export function meanDeltaFusion(params: CommonParams, restore?: Restore): Fusion
     },
     applyMeanDelta: (global, meanDelta) => opt.step(global, meanDelta),
     state: () => opt.state(),
+    fusesMeanDelta: params.clip === undefined,
   };
 }
 

@@ -1,0 +1,116 @@
+/**
+ * What a round's CPU profile spends the coordinator's main thread on, by phase of the round (the outermost phase
+ * function on each sample's stack), and the longest stretches the loop was never idle: while one lasts, no
+ * /healthz, heartbeat or socket read is served, so a stretch is exactly how long the loop was blocked.
+ */
+import type { CpuProfile } from './inspector.js';
+
+const RECEIVE = 'frame receive (ws)';
+const WS_PARSE = 'ws receive (frame parsing in ws)';
+/** Phases that only say where work came in: a phase found deeper on the stack wins. */
+const CONTAINERS = new Set([RECEIVE, WS_PARSE]);
+
+/** A phase and the call frames that start it (the first match from the stack's root down wins). */
+const PHASES: { phase: string; match: (fn: string, url: string) => boolean }[] = [
+  { phase: 'run start (evaluation set, kernels)', match: (fn, url) => fn === 'start' && url.includes('run-manager') },
+  { phase: 'fusion', match: (fn) => fn === 'aggregateTrain' || fn === 'fuseInOrder' },
+  { phase: 'evaluation', match: (fn, url) => /evaluat/i.test(fn) && url.includes('/src/') },
+  { phase: 'encode train request', match: (fn) => fn === 'encodeTrainRequest' || fn === 'encodeEvalRequest' },
+  { phase: 'bind + send frame', match: (fn) => fn === 'bindFrame' || fn === 'sendFrame' },
+  { phase: 'signature check', match: (fn) => fn === 'openSignedFrame' || fn === 'verify' || fn === 'verifyEd25519' },
+  { phase: 'reply decode + check', match: (fn) => fn === 'parseTrainReply' || fn === 'verifyNodeFrame' },
+  { phase: RECEIVE, match: (fn, url) => url.includes('ws-node-connection') || fn === 'receive' },
+  { phase: 'hello / heartbeat (control)', match: (fn) => fn === 'control' },
+  { phase: 'store (SQLite)', match: (_fn, url) => url.includes('/src/coordinator/store') },
+  { phase: WS_PARSE, match: (_fn, url) => url.includes('/ws/lib/receiver') },
+  { phase: 'socket writes', match: (fn) => fn === 'writev' || fn === 'writeBuffer' || fn === 'writeUtf8String' },
+  { phase: 'JSON', match: (fn, url) => url === '' && (fn === 'parse' || fn === 'stringify') },
+];
+
+export interface BusyStretch {
+  ms: number;
+  /** Share of the stretch by phase, largest first. */
+  phases: { phase: string; fraction: number }[];
+}
+
+export interface PhaseSummary {
+  /** Share of the profiled wall time by phase (idle excluded from the list). */
+  phases: { phase: string; fraction: number }[];
+  /** The longest stretches with no idle sample, longest first. */
+  longest_busy: BusyStretch[];
+}
+
+function shares(time: Map<string, number>, total: number): { phase: string; fraction: number }[] {
+  return [...time]
+    .filter(([k]) => k !== '(idle)')
+    .sort((x, y) => y[1] - x[1])
+    .map(([phase, v]) => ({ phase, fraction: total > 0 ? Math.round((v / total) * 1000) / 1000 : NaN }));
+}
+
+export function summarisePhases(p: CpuProfile, stretches = 3): PhaseSummary {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const phaseOf = new Map<number, string>();
+  const locate = (id: number): string => {
+    const known = phaseOf.get(id);
+    if (known !== undefined) return known;
+    const f = byId.get(id)!.callFrame;
+    const up = parent.has(id) ? locate(parent.get(id)!) : null;
+    let phase: string;
+    // The socket handler only says where a frame came in: a phase found deeper (a hello's SQLite write, a
+    // signature check, a decode) names the work better.
+    const own = PHASES.find((x) => x.match(f.functionName, f.url))?.phase;
+    if (up !== null && up !== 'other' && !(CONTAINERS.has(up) && own !== undefined)) phase = up;
+    else if (f.functionName === '(idle)') phase = '(idle)';
+    else if (f.functionName === '(garbage collector)') phase = 'garbage collector';
+    else phase = own ?? up ?? 'other';
+    phaseOf.set(id, phase);
+    return phase;
+  };
+  const time = new Map<string, number>();
+  let total = 0;
+  const found: { us: number; time: Map<string, number> }[] = [];
+  let run: { us: number; time: Map<string, number> } | null = null;
+  for (let i = 0; i < p.samples.length; i++) {
+    const dt = p.timeDeltas[i] ?? 0;
+    const phase = locate(p.samples[i]);
+    total += dt;
+    time.set(phase, (time.get(phase) ?? 0) + dt);
+    if (phase === '(idle)') {
+      if (run) found.push(run);
+      run = null;
+      continue;
+    }
+    run ??= { us: 0, time: new Map() };
+    run.us += dt;
+    run.time.set(phase, (run.time.get(phase) ?? 0) + dt);
+  }
+  if (run) found.push(run);
+  found.sort((a, b) => b.us - a.us);
+  return {
+    phases: shares(time, total),
+    longest_busy: found
+      .slice(0, stretches)
+      .map((s) => ({ ms: Math.round(s.us / 100) / 10, phases: shares(s.time, s.us).slice(0, 5) })),
+  };
+}
+
+const pct = (f: number) => `${Math.round(f * 1000) / 10}%`;
+
+/** One line: phases by share, then the longest blocked stretch and what filled it. */
+export function phaseLine(s: PhaseSummary | undefined): string {
+  if (!s) return 'no phase summary';
+  const top = s.phases
+    .slice(0, 6)
+    .map((x) => `${x.phase} ${pct(x.fraction)}`)
+    .join(', ');
+  const longest = s.longest_busy[0];
+  const stall = longest
+    ? `; longest blocked stretch ${longest.ms} ms (${longest.phases
+        .slice(0, 3)
+        .map((x) => `${x.phase} ${pct(x.fraction)}`)
+        .join(', ')})`
+    : '';
+  return `${top}${stall}`;
+}
