@@ -85,7 +85,10 @@ test('standardize federated deployed: one committed pass, nodes train on it, ser
   const servePort = await freePort();
   const nodes = [];
   for (const [i, file] of files.entries()) {
-    const extra = i === 0 ? ['--serve-port', String(servePort), '--model-poll-ms', '200'] : [];
+    // Each answer held 400 ms, so the 12 rounds outlast the checks below and the pause lands mid-run even on an
+    // idle machine (without it the run could finish first, and the late node would never be configured).
+    const slow = ['--delay-ms', '400'];
+    const extra = i === 0 ? ['--serve-port', String(servePort), '--model-poll-ms', '200', ...slow] : slow;
     nodes.push(await startNodeEnrolled(url, `csv:${file}${OPTIONS}`, `pump${i}`, extra));
     procs.push(nodes[i]);
     await waitOnline(url, `pump${i}`);
@@ -131,7 +134,8 @@ test('standardize federated deployed: one committed pass, nodes train on it, ser
 
   // Restart with one node fewer: the committed statistics are reused, no second pass asks the two left.
   await api(url, `/v1/runs/${id}/pause`, {});
-  await waitForSteady('paused run', async () => (await runView(url, id)).roundsCompleted, 1000);
+  const pausedAt = await waitForSteady('paused run', async () => (await runView(url, id)).roundsCompleted, 1000);
+  assert.ok(pausedAt < 12, `paused after ${pausedAt} of 12 rounds: the late node needs rounds left to join`);
   coordinator.child.kill('SIGKILL');
   nodes[2].child.kill('SIGKILL');
   coordinator = startCoordinator(port, db, undefined, coordinatorArgs);
