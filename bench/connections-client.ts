@@ -38,6 +38,7 @@ import { peekHeader } from '../src/core/wire.js';
 import { selectKernels } from '../src/nn/kernels-select.js';
 import { FrameLink } from '../src/net/frame-link.js';
 import { isBound, newIdentity, signFrame, toHex, unbindFrame, type Binding } from '../src/core/identity.js';
+import { nodeCrypto } from '../src/net/node-crypto.js';
 import { makeHello, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES } from '../src/net/node-protocol.js';
 import { mqttLinkUrl } from '../src/net/mqtt-envelope.js';
 import {
@@ -325,7 +326,7 @@ async function main(): Promise<void> {
         let out = reply;
         if (binding && c.secretKey) {
           const t = performance.now();
-          out = signFrame(binding, reply, c.secretKey);
+          out = signFrame(binding, reply, c.secretKey, nodeCrypto);
           stats.signSeconds += (performance.now() - t) / 1000;
         }
         if (ws.isOpen) {
@@ -423,6 +424,7 @@ async function main(): Promise<void> {
             msg.challenge,
             { name: c.name, resources: { cores: 1, samplesPerSecond: 1000 }, tags: {} },
             c.secretKey ?? undefined,
+            nodeCrypto,
           ),
         ),
       );
