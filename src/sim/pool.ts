@@ -5,11 +5,13 @@
  * between requests lives in one place: secure-aggregation sessions pin for a round; with `pinNodes` (compression
  * error feedback, strategies with node state) every node is pinned for the whole run. Models do not depend on
  * which worker holds a node.
- * Frames cross threads as transferred buffers; their lengths are the bytes counted.
+ * Frames cross threads as transferred buffers; their lengths are the bytes counted. A transferred frame belongs to
+ * its receiver alone, so it is adopted (wire.ts): the weights or update in it are decoded without a copy.
  */
 import { Worker } from 'node:worker_threads';
 import type { Transport } from '../engine/transport.js';
 import { TrafficMeter } from '../engine/transport.js';
+import { adoptFrame } from '../core/wire.js';
 import type { SimWorkerData } from './worker.js';
 import type { EvalRangeReply, EvalRangeRequest, RangeEvaluators } from './central-eval.js';
 
@@ -35,6 +37,8 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
   private readonly pins = new Map<number, Slot | null>();
   private nextId = 0;
   private closed = false;
+  /** The weights central evaluation reads, shared with every worker (evaluateRanges). */
+  private sharedWeights: Float32Array | null = null;
   /** Every node pinned for the whole run: a round's unpin (secure aggregation) must not undo it. */
   private pinnedForRun = false;
   trainerKind = '';
@@ -95,13 +99,20 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
 
   /**
    * One central-evaluation range to each of as many workers, all idle (the synchronous engine evaluates between
-   * rounds); the weights are copied to each.
+   * rounds). The weights go in shared memory, written once for all of them; while another evaluation is still
+   * reading it, they travel as a copy instead.
    */
   evaluateRanges(weights: Float32Array, ranges: [number, number][]): Promise<EvalRangeReply[]> {
     if (this.closed) return Promise.reject(new Error('transport is closed'));
     const idle = this.slots.filter((s) => !s.job && !s.evaluating);
     if (idle.length < ranges.length)
       return Promise.reject(new Error(`central evaluation needs ${ranges.length} idle workers, ${idle.length} are`));
+    if (!this.slots.some((s) => s.evaluating)) {
+      if (this.sharedWeights?.length !== weights.length)
+        this.sharedWeights = new Float32Array(new SharedArrayBuffer(weights.byteLength));
+      this.sharedWeights.set(weights);
+      weights = this.sharedWeights;
+    }
     return Promise.all(
       ranges.map(
         ([start, end], i) =>
@@ -159,7 +170,7 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
     slot.job = null;
     if (job) {
       this.meter.count(job.nodeId, 0, frame.length);
-      job.resolve(frame);
+      job.resolve(adoptFrame(frame)); // transferred here: the update decodes as a view into it
     }
     this.dispatch();
   }
