@@ -51,6 +51,38 @@ export interface RangeEvaluators {
   evaluateRanges(weights: Float32Array, ranges: [number, number][]): Promise<EvalRangeReply[]>;
 }
 
+/** What evaluating behind training needs of the worker pool: ranges any free worker serves, after training requests. */
+export interface QueuedEvaluators {
+  evaluateQueued(weights: Float32Array, ranges: [number, number][]): Promise<EvalRangeReply[]>;
+}
+
+/** The replies of consecutive ranges summed in row order: the outcome one thread's evaluate() gives. */
+function sumInOrder(replies: EvalRangeReply[], n: number): EvalOutcome {
+  let loss = 0;
+  let correct = 0;
+  for (const r of replies) {
+    if ('error' in r) throw new Error(`central evaluation in a simulation worker failed: ${r.error}`);
+    for (const l of r.losses) loss += l;
+    correct += r.correct;
+  }
+  return { loss: loss / n, accuracy: correct / n, numExamples: n };
+}
+
+/**
+ * evaluator.evaluate(w, test) as one range per evaluation batch, queued on the pool's workers behind the training
+ * requests: for an engine that evaluates a round while the next trains (evaluateBehind). The main thread stays free
+ * to hand out and fuse the next round's work.
+ */
+export function queuedCentralEvaluation(
+  evaluator: EngineTrainer,
+  test: Dataset,
+  pool: QueuedEvaluators,
+): (weights: Float32Array) => Promise<EvalOutcome> {
+  const batch = evaluator.evalBatchSize;
+  const ranges = evalRanges(test.n, batch, Math.ceil(test.n / batch));
+  return async (w) => sumInOrder(await pool.evaluateQueued(w, ranges), test.n);
+}
+
 /**
  * evaluator.evaluate(w, test), computed by the main thread and the pool's workers together. Falls back to the
  * main thread alone for trainers without row ranges (tfjs) or with no worker to help.
@@ -67,14 +99,6 @@ export function splitCentralEvaluation(
     // The workers take the later ranges; the main thread evaluates the first meanwhile.
     const helping = pool.evaluateRanges(w, ranges.slice(1));
     const own = evaluator.evaluateRange(w, test, ranges[0][0], ranges[0][1]);
-    const replies = [own, ...(await helping)];
-    let loss = 0;
-    let correct = 0;
-    for (const r of replies) {
-      if ('error' in r) throw new Error(`central evaluation in a simulation worker failed: ${r.error}`);
-      for (const l of r.losses) loss += l;
-      correct += r.correct;
-    }
-    return { loss: loss / test.n, accuracy: correct / test.n, numExamples: test.n };
+    return sumInOrder([own, ...(await helping)], test.n);
   };
 }

@@ -22,6 +22,14 @@ interface Job {
   reject: (e: Error) => void;
 }
 
+/** A central-evaluation range waiting for a worker with no training request to serve (evaluateQueued). */
+interface EvalJob {
+  range: [number, number];
+  weights: Float32Array;
+  resolve: (reply: EvalRangeReply) => void;
+  reject: (e: Error) => void;
+}
+
 interface Slot {
   worker: Worker;
   job: Job | null;
@@ -32,6 +40,7 @@ interface Slot {
 export class WorkerPoolTransport implements Transport, RangeEvaluators {
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
+  private readonly evalQueue: EvalJob[] = [];
   private readonly meter = new TrafficMeter();
   /** Pinned nodes and the worker holding their state (null until their next request is placed). */
   private readonly pins = new Map<number, Slot | null>();
@@ -107,22 +116,52 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
     const idle = this.slots.filter((s) => !s.job && !s.evaluating);
     if (idle.length < ranges.length)
       return Promise.reject(new Error(`central evaluation needs ${ranges.length} idle workers, ${idle.length} are`));
-    if (!this.slots.some((s) => s.evaluating)) {
-      if (this.sharedWeights?.length !== weights.length)
-        this.sharedWeights = new Float32Array(new SharedArrayBuffer(weights.byteLength));
-      this.sharedWeights.set(weights);
-      weights = this.sharedWeights;
-    }
+    const shared = this.share(weights);
     return Promise.all(
       ranges.map(
-        ([start, end], i) =>
-          new Promise<EvalRangeReply>((resolve, reject) => {
-            idle[i].evaluating = { resolve, reject };
-            const request: EvalRangeRequest = { evalRange: { start, end }, weights };
-            idle[i].worker.postMessage(request);
-          }),
+        (range, i) =>
+          new Promise<EvalRangeReply>((resolve, reject) =>
+            this.evaluate(idle[i], { range, weights: shared, resolve, reject }),
+          ),
       ),
     );
+  }
+
+  /**
+   * Central-evaluation ranges queued behind the training requests: a worker takes one when no request waits for it,
+   * so an evaluation fills the time the last nodes of a round leave the other workers idle. Replies in range order.
+   */
+  evaluateQueued(weights: Float32Array, ranges: [number, number][]): Promise<EvalRangeReply[]> {
+    if (this.closed) return Promise.reject(new Error('transport is closed'));
+    const shared = this.share(weights);
+    const replies = Promise.all(
+      ranges.map(
+        (range) =>
+          new Promise<EvalRangeReply>((resolve, reject) =>
+            this.evalQueue.push({ range, weights: shared, resolve, reject }),
+          ),
+      ),
+    );
+    this.dispatch();
+    return replies;
+  }
+
+  /**
+   * The weights in shared memory, written once for every worker: the pool's buffer, or a new one while an earlier
+   * evaluation still reads that.
+   */
+  private share(weights: Float32Array): Float32Array {
+    const reading = this.evalQueue.length > 0 || this.slots.some((s) => s.evaluating);
+    if (reading || this.sharedWeights?.length !== weights.length)
+      this.sharedWeights = new Float32Array(new SharedArrayBuffer(weights.byteLength));
+    this.sharedWeights.set(weights);
+    return this.sharedWeights;
+  }
+
+  private evaluate(slot: Slot, job: EvalJob): void {
+    slot.evaluating = { resolve: job.resolve, reject: job.reject };
+    const request: EvalRangeRequest = { evalRange: { start: job.range[0], end: job.range[1] }, weights: job.weights };
+    slot.worker.postMessage(request);
   }
 
   private evaluated(slot: Slot, reply: EvalRangeReply): void {
@@ -156,9 +195,13 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
 
   private dispatch(): void {
     for (const slot of this.slots) {
-      if (slot.job || slot.evaluating || this.queue.length === 0) continue;
-      const job = this.takeFor(slot);
-      if (!job) continue;
+      if (slot.job || slot.evaluating) continue;
+      const job = this.queue.length > 0 ? this.takeFor(slot) : undefined;
+      if (!job) {
+        const evaluation = this.evalQueue.shift();
+        if (evaluation) this.evaluate(slot, evaluation);
+        continue;
+      }
       slot.job = job;
       this.meter.count(job.nodeId, job.frame.length, 0);
       slot.worker.postMessage({ id: this.nextId++, frame: job.frame }, [job.frame.buffer as ArrayBuffer]);
@@ -191,7 +234,10 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
     slot.job = null;
     slot.evaluating?.reject(e);
     slot.evaluating = null;
-    if (this.slots.length === 0 && !this.closed) for (const j of this.queue.splice(0)) j.reject(e);
+    if (this.slots.length === 0 && !this.closed) {
+      for (const j of this.queue.splice(0)) j.reject(e);
+      for (const j of this.evalQueue.splice(0)) j.reject(e);
+    }
   }
 
   traffic() {
@@ -200,6 +246,7 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const j of this.evalQueue.splice(0)) j.reject(new Error('transport is closed'));
     await Promise.all(this.slots.splice(0).map((s) => s.worker.terminate()));
   }
 }

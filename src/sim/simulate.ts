@@ -15,7 +15,8 @@ import { engineFor, engineSpecOf } from '../engine/engine-for.js';
 import { WorkerPoolTransport } from './pool.js';
 import { parseCompression } from '../core/compress-update.js';
 import { shareDataset, sharePartitioned } from './shared-data.js';
-import { splitCentralEvaluation } from './central-eval.js';
+import { queuedCentralEvaluation, splitCentralEvaluation } from './central-eval.js';
+import { EngineTrainer } from '../model/engine-trainer.js';
 import { makeClock } from './heterogeneity.js';
 import { simRoundSize } from './heterogeneity-options.js';
 import { resolveOptions, type ResolvedOptions, type SimulationOptions } from './options.js';
@@ -23,6 +24,12 @@ import { prepareRun, type AttackSummary } from './setup.js';
 import { localDpHost } from './sim-host.js';
 
 export type { AttackSummary } from './setup.js';
+
+/**
+ * The fewest workers with which evaluation moves behind training. With one, the main thread's idle core evaluating
+ * half the test set beside it is faster than the lone worker evaluating everything after its training.
+ */
+const BEHIND_WORKERS = 2;
 
 export interface SimulationResult {
   options: ResolvedOptions;
@@ -79,6 +86,15 @@ export async function runSimulation(
       compression.ef || options.secagg === true || strategyConfig.localState !== undefined,
     ));
   const evaluator = await makeTrainer(spec, options.trainer);
+  // Round r is evaluated on the workers while round r+1 trains, when nothing needs the rounds in step (a clock's
+  // simulated time, secure aggregation) and the workers can evaluate row ranges.
+  const pool = transport instanceof WorkerPoolTransport && options.mode !== 'async' ? transport : null;
+  const behind =
+    pool !== null &&
+    evaluator instanceof EngineTrainer &&
+    !clock &&
+    options.secagg !== true &&
+    workers >= BEHIND_WORKERS;
   try {
     const engine = engineFor(
       engineSpecOf(options, {
@@ -91,11 +107,10 @@ export async function runSimulation(
         layout,
         transport,
         initial,
-        centralEval: splitCentralEvaluation(
-          evaluator,
-          test,
-          transport instanceof WorkerPoolTransport && options.mode !== 'async' ? transport : null,
-        ),
+        centralEval: behind
+          ? queuedCentralEvaluation(evaluator as EngineTrainer, test, pool!)
+          : splitCentralEvaluation(evaluator, test, pool),
+        evaluateBehind: behind,
         onRound: (r: RoundRecord) => onRound?.(r),
         ...(clock ? { clock } : {}),
       },
