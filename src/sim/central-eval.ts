@@ -54,6 +54,8 @@ export interface RangeEvaluators {
 /** What evaluating behind training needs of the worker pool: ranges any free worker serves, after training requests. */
 export interface QueuedEvaluators {
   evaluateQueued(weights: Float32Array, ranges: [number, number][]): Promise<EvalRangeReply[]>;
+  /** A queued range no worker has taken yet, handed to the caller to compute (null when none is left). */
+  takeQueuedEvaluation(): { range: [number, number]; weights: Float32Array; done: (r: EvalRangeReply) => void } | null;
 }
 
 /** The replies of consecutive ranges summed in row order: the outcome one thread's evaluate() gives. */
@@ -70,17 +72,30 @@ function sumInOrder(replies: EvalRangeReply[], n: number): EvalOutcome {
 
 /**
  * evaluator.evaluate(w, test) as one range per evaluation batch, queued on the pool's workers behind the training
- * requests: for an engine that evaluates a round while the next trains (evaluateBehind). The main thread stays free
- * to hand out and fuse the next round's work.
+ * requests: for an engine that evaluates a round while the next trains (evaluateBehind). With `mainHelps` (a core
+ * the workers leave free) the main thread takes ranges too, one at a time from the back of the queue, yielding in
+ * between so the workers' replies are answered with little delay; without, it stays free to hand out and fuse work.
  */
 export function queuedCentralEvaluation(
   evaluator: EngineTrainer,
   test: Dataset,
   pool: QueuedEvaluators,
+  mainHelps: boolean,
 ): (weights: Float32Array) => Promise<EvalOutcome> {
   const batch = evaluator.evalBatchSize;
   const ranges = evalRanges(test.n, batch, Math.ceil(test.n / batch));
-  return async (w) => sumInOrder(await pool.evaluateQueued(w, ranges), test.n);
+  const help = (): void => {
+    const job = pool.takeQueuedEvaluation();
+    if (!job) return;
+    const request: EvalRangeRequest = { evalRange: { start: job.range[0], end: job.range[1] }, weights: job.weights };
+    job.done(evaluateRangeReply(evaluator, test, request));
+    setImmediate(help);
+  };
+  return async (w) => {
+    const replies = pool.evaluateQueued(w, ranges);
+    if (mainHelps) setImmediate(help);
+    return sumInOrder(await replies, test.n);
+  };
 }
 
 /**

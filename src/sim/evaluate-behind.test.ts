@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runSimulation } from './simulate.js';
+import { evaluation, runSimulation } from './simulate.js';
 import type { SimulationOptions } from './options.js';
 import type { RoundRecord } from '../engine/round-engine.js';
 
@@ -19,10 +19,16 @@ const base: SimulationOptions = {
 /** A record without its wall-clock duration, the one field that may differ between runs. */
 const timeless = ({ seconds, ...rest }: RoundRecord) => (void seconds, rest);
 
-async function run(options: SimulationOptions) {
+/** A run evaluated behind training (the default) or in step (each round evaluated before the next starts). */
+async function run(options: SimulationOptions, behind = true) {
   const seen: RoundRecord[] = [];
-  const result = await runSimulation(options, (r) => seen.push(r));
-  return { result, seen };
+  evaluation.behind = behind;
+  try {
+    const result = await runSimulation(options, (r) => seen.push(r));
+    return { result, seen };
+  } finally {
+    evaluation.behind = true;
+  }
 }
 
 test('evaluated behind training (2 workers), a run gives the records and model of one evaluated in step (1 worker)', async () => {
@@ -39,13 +45,13 @@ test('evaluated behind training (2 workers), a run gives the records and model o
 });
 
 test("a run evaluated behind that reaches its target stops at that round, with that round's model", async () => {
-  const free = await run({ ...base, workers: 1 });
+  const free = await run({ ...base, workers: 1 }, false);
   const acc = free.result.rounds.map((r) => r.testAccuracy);
   // The first round after round 1 whose accuracy beats every earlier one: a target only it and later rounds reach.
   const k = acc.findIndex((a, i) => i >= 1 && i < acc.length - 1 && a > Math.max(...acc.slice(0, i)));
   assert.ok(k > 0, `no round to stop at in ${acc.join(', ')}`);
   const target = { ...base, targetAccuracy: acc[k] };
-  const inStep = await run({ ...target, workers: 1 });
+  const inStep = await run({ ...target, workers: 1 }, false);
   const behind = await run({ ...target, workers: 2 });
   for (const { result, seen } of [inStep, behind]) {
     assert.equal(result.reachedTarget, true);

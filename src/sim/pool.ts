@@ -146,6 +146,12 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
     return replies;
   }
 
+  /** The last queued evaluation range, taken off the queue by the caller (the main thread helping, central-eval.ts). */
+  takeQueuedEvaluation(): { range: [number, number]; weights: Float32Array; done: (r: EvalRangeReply) => void } | null {
+    const job = this.evalQueue.pop();
+    return job ? { range: job.range, weights: job.weights, done: job.resolve } : null;
+  }
+
   /**
    * The weights in shared memory, written once for every worker: the pool's buffer, or a new one while an earlier
    * evaluation still reads that.

@@ -25,11 +25,8 @@ import { localDpHost } from './sim-host.js';
 
 export type { AttackSummary } from './setup.js';
 
-/**
- * The fewest workers with which evaluation moves behind training. With one, the main thread's idle core evaluating
- * half the test set beside it is faster than the lone worker evaluating everything after its training.
- */
-const BEHIND_WORKERS = 2;
+/** Whether a run may evaluate behind training (see runSimulation); tests turn it off to compare runs in step. */
+export const evaluation = { behind: true };
 
 export interface SimulationResult {
   options: ResolvedOptions;
@@ -86,15 +83,11 @@ export async function runSimulation(
       compression.ef || options.secagg === true || strategyConfig.localState !== undefined,
     ));
   const evaluator = await makeTrainer(spec, options.trainer);
-  // Round r is evaluated on the workers while round r+1 trains, when nothing needs the rounds in step (a clock's
-  // simulated time, secure aggregation) and the workers can evaluate row ranges.
+  // Round r is evaluated while round r+1 trains, when nothing needs the rounds in step (a clock's simulated time,
+  // secure aggregation) and the workers can evaluate row ranges; the main thread helps where a core is left free.
   const pool = transport instanceof WorkerPoolTransport && options.mode !== 'async' ? transport : null;
   const behind =
-    pool !== null &&
-    evaluator instanceof EngineTrainer &&
-    !clock &&
-    options.secagg !== true &&
-    workers >= BEHIND_WORKERS;
+    evaluation.behind && pool !== null && evaluator instanceof EngineTrainer && !clock && options.secagg !== true;
   try {
     const engine = engineFor(
       engineSpecOf(options, {
@@ -108,7 +101,7 @@ export async function runSimulation(
         transport,
         initial,
         centralEval: behind
-          ? queuedCentralEvaluation(evaluator as EngineTrainer, test, pool!)
+          ? queuedCentralEvaluation(evaluator as EngineTrainer, test, pool!, workers < availableParallelism())
           : splitCentralEvaluation(evaluator, test, pool),
         evaluateBehind: behind,
         onRound: (r: RoundRecord) => onRound?.(r),
