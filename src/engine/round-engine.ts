@@ -280,11 +280,12 @@ export class RoundEngine {
       if (pending) {
         const previous = pending;
         pending = null;
+        Promise.resolve(training).catch(() => {}); // handled below, after the previous round's record
         let stop: boolean;
         try {
           stop = await previous;
         } catch (e) {
-          await training;
+          await Promise.resolve(training).catch(() => {});
           throw e;
         }
         if (stop) {
@@ -353,8 +354,10 @@ export class RoundEngine {
         const accuracy = options.centralEval ? central.accuracy : federatedEval.accuracy;
         return options.targetAccuracy !== undefined && accuracy >= options.targetAccuracy;
       };
-      if (behind) pending = finish();
-      else if (await finish()) {
+      if (behind) {
+        pending = finish();
+        pending.catch(() => {}); // handled when the next round (or the end of the run) awaits it
+      } else if (await finish()) {
         reachedTarget = true;
         break;
       }
