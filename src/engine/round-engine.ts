@@ -45,8 +45,9 @@ export interface EngineOptions {
   /**
    * Simulation: round r's central evaluation runs while round r+1 trains (its nodes do not need it). Records still
    * come in order, each (with onRound) before the next round fuses; a run that reaches its target accuracy stops
-   * there, the round trained meanwhile dropped unfused. Same records and models as without it. Not with a clock
-   * or secure aggregation (they are evaluated in step).
+   * there, the round trained meanwhile dropped unfused. Same records and models as without it, but for `seconds`:
+   * the rounds overlap, so a record's seconds run from the previous record (or its round's start, if later). Not
+   * with a clock or secure aggregation (they are evaluated in step).
    */
   evaluateBehind?: boolean;
   /** Called after each fused round, before the next starts: the place to commit a checkpoint. */
@@ -225,6 +226,7 @@ export class RoundEngine {
     const behind = options.evaluateBehind === true && !options.clock && !options.secure;
     /** evaluateBehind: the previous round's evaluation and record, resolving true when it reached the target. */
     let pending: Promise<boolean> | null = null;
+    let lastRecordAt = 0;
     for (let round = options.startRound ?? 1; round <= options.rounds; round++) {
       let state = options.control?.() ?? 'run';
       while (state === 'pause') {
@@ -343,13 +345,14 @@ export class RoundEngine {
           testAccuracy: central.accuracy,
           bytesSent: after.sent - before.sent,
           bytesReceived: after.received - before.received,
-          seconds: (performance.now() - started) / 1000,
+          seconds: (performance.now() - (behind ? Math.max(started, lastRecordAt) : started)) / 1000,
           ...(privacy ? { epsilon: privacy.epsilon, delta: privacy.delta, samplingRate, noiseSource: dpNoise } : {}),
           ...(options.strategy.dpClipNorm !== undefined ? { clipNorm: options.strategy.dpClipNorm } : {}),
           ...(options.clock ? { simTime: options.clock.now() } : {}),
           ...personalizedAccuracy(evals),
         };
         records.push(record);
+        lastRecordAt = performance.now();
         await options.onRound?.(record, global, options.strategy);
         const accuracy = options.centralEval ? central.accuracy : federatedEval.accuracy;
         return options.targetAccuracy !== undefined && accuracy >= options.targetAccuracy;
