@@ -28,7 +28,10 @@ export interface PaceRow {
   cpu_seconds_per_round: number;
   final_accuracy: number;
   trainer: string;
-  /** EdgeFed only: CPU-seconds per round of the main thread (request encoding, fusion, central evaluation). */
+  /**
+   * EdgeFed only: CPU-seconds per round of the main thread (request encoding, fusion; with one worker also most of
+   * the central evaluation, which runs while the next round trains).
+   */
   main_thread_cpu_seconds_per_round?: number;
   /** The 1-minute load average when the row finished (the machine is shared). */
   load_1min: number;
@@ -228,8 +231,9 @@ export function paceMarkdown(p: PaceReport): string {
     `${paceEnvironment(p)}. Per round = (end of last round - end of round 1) / (rounds - 1), both sides. ` +
       `Targets: EdgeFed <= ${p.targets.one_worker}x NumPy's seconds per round with one worker, ` +
       `<= ${p.targets.every_core}x with every core. "main thread" is the part of EdgeFed's CPU spent on the ` +
-      'coordinator side (request encoding, fusion, evaluation on the 10,000 test images); the rest is the worker ' +
-      "threads' training and V8's helper threads (garbage collection).",
+      'coordinator side (request encoding, fusion; with one worker also most of the evaluation on the 10,000 test ' +
+      'images, which runs while the next round trains); the rest is the worker threads (training; with every ' +
+      "core also the evaluation, queued behind training) and V8's helper threads (garbage collection).",
     '',
     `Reproduce: \`node --import tsx bench/noniid-2nn.ts --pace ${p.rounds} --seed ${p.seed} --lr ${p.lr}\``,
     '',

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
+  adoptFrame,
   decodeFrame,
   encodeFrame,
   FrameError,
@@ -278,6 +279,32 @@ test('decodes from a Node Buffer and from an unaligned view into a bigger buffer
   host.set(frame, 1);
   const unaligned = host.subarray(1, 1 + frame.length);
   assert.deepEqual(Array.from(decodeFrame(unaligned).tensors[0].data), [1.5, -2, 3]);
+});
+
+test('an adopted frame decodes to views into it; in shared memory or unaligned it is copied as any frame', () => {
+  const tensors: WireTensor[] = [
+    { name: 'a', dtype: 'float32', shape: [3], data: new Float32Array([1.5, -2, 3]) },
+    { name: 'q', dtype: 'float16', shape: [3], data: new Uint16Array([1, 2, 3]) },
+    { name: 'b', dtype: 'int8', shape: [2], data: new Int8Array([-7, 8]) },
+  ];
+  const frame = encodeFrame('t', { k: 1 }, tensors);
+  const copied = decodeFrame(frame);
+  const owned = decodeFrame(adoptFrame(frame));
+  assert.deepEqual(owned, copied);
+  for (const t of owned.tensors) assert.equal(t.data.buffer, frame.buffer, `${t.name} is a view`);
+  for (const t of copied.tensors) assert.notEqual(t.data.buffer, frame.buffer, `${t.name} is a copy`);
+
+  const shared = new Uint8Array(new SharedArrayBuffer(frame.length));
+  shared.set(frame);
+  for (const t of decodeFrame(adoptFrame(shared)).tensors) assert.ok(!(t.data.buffer instanceof SharedArrayBuffer));
+
+  const host = new Uint8Array(frame.length + 1);
+  host.set(frame, 1);
+  const unaligned = adoptFrame(host.subarray(1));
+  const d = decodeFrame(unaligned);
+  assert.deepEqual(d, copied);
+  assert.notEqual(d.tensors[0].data.buffer, host.buffer, 'a float32 view needs 4-byte alignment');
+  assert.equal(d.tensors[2].data.buffer, host.buffer, 'int8 needs none');
 });
 
 test('encodeFrame rejects tensors its own decoder would reject', () => {

@@ -20,11 +20,14 @@ export interface WireTensor {
 }
 
 /** Per dtype: bytes per value, the typed array that holds it (by realm-independent tag) and a constructor. */
-const DTYPES: Record<WireDtype, { bytes: number; tag: string; make: (b: ArrayBuffer) => WireData }> = {
-  float32: { bytes: 4, tag: '[object Float32Array]', make: (b) => new Float32Array(b) },
-  int32: { bytes: 4, tag: '[object Int32Array]', make: (b) => new Int32Array(b) },
-  float16: { bytes: 2, tag: '[object Uint16Array]', make: (b) => new Uint16Array(b) },
-  int8: { bytes: 1, tag: '[object Int8Array]', make: (b) => new Int8Array(b) },
+const DTYPES: Record<
+  WireDtype,
+  { bytes: number; tag: string; make: (b: ArrayBuffer, offset?: number, count?: number) => WireData }
+> = {
+  float32: { bytes: 4, tag: '[object Float32Array]', make: (b, o, n) => new Float32Array(b, o, n) },
+  int32: { bytes: 4, tag: '[object Int32Array]', make: (b, o, n) => new Int32Array(b, o, n) },
+  float16: { bytes: 2, tag: '[object Uint16Array]', make: (b, o, n) => new Uint16Array(b, o, n) },
+  int8: { bytes: 1, tag: '[object Int8Array]', make: (b, o, n) => new Int8Array(b, o, n) },
 };
 
 function isDtype(d: unknown): d is WireDtype {
@@ -89,6 +92,20 @@ export function encodeFrame(type: string, fields: Record<string, unknown>, tenso
   return out;
 }
 
+/** Frames handed over for good (adoptFrame): their tensors decode as views into them, not copies. */
+const adopted = new WeakSet<Uint8Array>();
+
+/**
+ * Hands a frame over to the decoder for good: a frame transferred from another thread, which nobody else holds
+ * or writes. decodeFrame then returns its tensors as views into it (no copy, no allocation: on Linux a fresh
+ * buffer of a model's size costs page faults, ten times the copy), which stay valid as long as anyone holds them.
+ * A frame in shared memory is never adopted. Returns the frame.
+ */
+export function adoptFrame(bytes: Uint8Array): Uint8Array {
+  if (!(bytes.buffer instanceof SharedArrayBuffer)) adopted.add(bytes);
+  return bytes;
+}
+
 export class FrameError extends Error {
   constructor(
     readonly code: string,
@@ -98,7 +115,10 @@ export class FrameError extends Error {
   }
 }
 
-/** Decodes and validates a frame; tensor data are copies, aligned and independent of the input buffer. */
+/**
+ * Decodes and validates a frame; tensor data are copies, aligned and independent of the input buffer (views into
+ * it when the frame was adopted, see adoptFrame).
+ */
 export function decodeFrame(bytes: Uint8Array, maxBytes = 512 * 1024 * 1024): Frame {
   if (bytes.length > maxBytes)
     throw new FrameError('too_large', `frame of ${bytes.length} bytes exceeds the limit of ${maxBytes}`);
@@ -111,6 +131,7 @@ export function decodeFrame(bytes: Uint8Array, maxBytes = 512 * 1024 * 1024): Fr
   const dataStart = align4(8 + headerLength);
   const dataLength = bytes.length - dataStart;
   const names = new Set<string>();
+  const own = adopted.has(bytes);
   const tensors: WireTensor[] = entries.map((raw: unknown, i: number) => {
     const e = raw as Partial<TensorEntry>;
     if (
@@ -142,6 +163,11 @@ export function decodeFrame(bytes: Uint8Array, maxBytes = 512 * 1024 * 1024): Fr
       e.offset! + e.length! > dataLength
     ) {
       throw new FrameError('bad_tensor', `tensor ${e.name}: byte range does not match its shape or the frame`);
+    }
+    const at = bytes.byteOffset + dataStart + e.offset!;
+    if (own && at % DTYPES[e.dtype].bytes === 0) {
+      const data = DTYPES[e.dtype].make(bytes.buffer as ArrayBuffer, at, count);
+      return { name: e.name, dtype: e.dtype, shape: e.shape, data };
     }
     // An explicit copy into a fresh buffer: `bytes.slice` on a Node Buffer returns a view into shared (pooled) memory.
     const slice = new Uint8Array(e.length!);

@@ -89,6 +89,7 @@ export type EngineEnvironment = Pick<
   | 'transport'
   | 'initial'
   | 'centralEval'
+  | 'evaluateBehind'
   | 'onRound'
   | 'startRound'
   | 'control'

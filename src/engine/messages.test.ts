@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { makeLayout } from '../core/params.ts';
-import { decodeFrame, encodeFrame, FrameError, type WireTensor } from '../core/wire.ts';
+import { adoptFrame, decodeFrame, encodeFrame, FrameError, type WireTensor } from '../core/wire.ts';
 import type { TrainConfig } from '../model/trainer.ts';
 import {
   decodeMessage,
@@ -77,6 +77,26 @@ test('train request round trip', () => {
     assert.deepEqual(d.req, { round: 4, nodeId: 17, mode, config, weights });
     assert.notEqual(d.req.weights.buffer, weights.buffer);
   }
+});
+
+test('an adopted frame (transferred from another thread) decodes to the same values, its vector a view into it', () => {
+  const reply = {
+    round: 9,
+    nodeId: 2,
+    numExamples: 600,
+    steps: 38,
+    metrics: { loss: 0.5, accuracy: 0.75 },
+    vector: vec(3),
+  };
+  const frame = encodeTrainReply(layout, reply);
+  const d = decodeMessage(layout, adoptFrame(frame));
+  assert.deepEqual(d, { type: 'train_result', reply });
+  if (d.type !== 'train_result') return;
+  assert.equal(d.reply.vector.buffer, frame.buffer);
+  const request = encodeTrainRequest(layout, { round: 1, nodeId: 2, mode: 'weights', config, weights: vec(4) });
+  const r = decodeMessage(layout, adoptFrame(request));
+  assert.ok(r.type === 'train' && r.req.weights.buffer === request.buffer);
+  assert.deepEqual(r, decodeMessage(layout, request.slice()));
 });
 
 test('evaluate request round trip', () => {

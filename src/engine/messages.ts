@@ -67,7 +67,6 @@ export function fromTensors(layout: readonly TensorSlot[], tensors: readonly Wir
   if (tensors.length !== layout.length)
     throw new FrameError('bad_tensors', `expected ${layout.length} tensors, got ${tensors.length}`);
   const size = layout.length === 0 ? 0 : layout[layout.length - 1].offset + layout[layout.length - 1].size;
-  const out = new Float32Array(size);
   layout.forEach((slot, i) => {
     const tensor = tensors[i];
     if (typeof tensor !== 'object' || tensor === null) throw new FrameError('bad_tensors', `tensor ${i} is missing`);
@@ -86,8 +85,19 @@ export function fromTensors(layout: readonly TensorSlot[], tensors: readonly Wir
         'bad_tensors',
         `tensor ${tensor.name} holds ${tensor.data.length} values, expected ${slot.size}`,
       );
-    out.set(tensor.data, slot.offset);
   });
+  // Tensors decoded as views of one adopted frame (adoptFrame) lie back to back in layout order: the flat vector
+  // is a view too.
+  const first = tensors[0]?.data;
+  if (
+    first &&
+    tensors.every(
+      (t, i) => t.data.buffer === first.buffer && t.data.byteOffset === first.byteOffset + 4 * layout[i].offset,
+    )
+  )
+    return new Float32Array(first.buffer, first.byteOffset, size);
+  const out = new Float32Array(size);
+  layout.forEach((slot, i) => out.set(tensors[i].data as Float32Array, slot.offset));
   return out;
 }
 

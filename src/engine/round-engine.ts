@@ -42,6 +42,14 @@ export interface EngineOptions {
   local: Pick<TrainConfig, 'epochs' | 'batchSize' | 'optimizer'>;
   targetAccuracy?: number;
   centralEval?: (weights: Float32Array) => Promise<EvalOutcome>;
+  /**
+   * Simulation: round r's central evaluation runs while round r+1 trains (its nodes do not need it). Records still
+   * come in order, each (with onRound) before the next round fuses; a run that reaches its target accuracy stops
+   * there, the round trained meanwhile dropped unfused. Same records and models as without it, but for `seconds`:
+   * the rounds overlap, so a record's seconds run from the previous record (or its round's start, if later). Not
+   * with a clock or secure aggregation (they are evaluated in step).
+   */
+  evaluateBehind?: boolean;
   /** Called after each fused round, before the next starts: the place to commit a checkpoint. */
   onRound?: (record: RoundRecord, global: Float32Array, strategy: Strategy) => void | Promise<void>;
   /** Resume: the first round to run (the rounds before it are already committed). Default 1. */
@@ -215,6 +223,10 @@ export class RoundEngine {
     const rng = new Rng(options.seed);
     const records: RoundRecord[] = [];
     let reachedTarget = false;
+    const behind = options.evaluateBehind === true && !options.clock && !options.secure;
+    /** evaluateBehind: the previous round's evaluation and record, resolving true when it reached the target. */
+    let pending: Promise<boolean> | null = null;
+    let lastRecordAt = 0;
     for (let round = options.startRound ?? 1; round <= options.rounds; round++) {
       let state = options.control?.() ?? 'run';
       while (state === 'pause') {
@@ -265,9 +277,26 @@ export class RoundEngine {
       // picks the results only once the round is over).
       const inOrder =
         !secure && !options.clock && options.strategy.fusesMeanDelta ? new InOrderFusion(selected, this.global) : null;
-      const { results, failures } =
-        secure ??
-        (await this.trainRound(round, selected, overSelectCount > 0 ? wanted.length : selected.length, inOrder));
+      const training =
+        secure ?? this.trainRound(round, selected, overSelectCount > 0 ? wanted.length : selected.length, inOrder);
+      if (pending) {
+        const previous = pending;
+        pending = null;
+        Promise.resolve(training).catch(() => {}); // handled below, after the previous round's record
+        let stop: boolean;
+        try {
+          stop = await previous;
+        } catch (e) {
+          await Promise.resolve(training).catch(() => {});
+          throw e;
+        }
+        if (stop) {
+          await training; // the round trained meanwhile is dropped: the run ends with the model that reached the target
+          reachedTarget = true;
+          break;
+        }
+      }
+      const { results, failures } = await training;
       const fused = results.length >= options.minNodes && results.length > 0 && (!secure || secure.meanDelta !== null);
       if (fused && secure) this.global = options.strategy.applyMeanDelta(this.global, secure.meanDelta!);
       else if (fused && inOrder) {
@@ -296,38 +325,47 @@ export class RoundEngine {
           )
         : [];
       const federatedEval = evaluating ? options.strategy.aggregateEvaluate(evals) : { loss: NaN, accuracy: NaN };
-      const central = options.centralEval ? await options.centralEval(this.global) : { loss: NaN, accuracy: NaN };
-      const trainN = results.reduce((a, r) => a + r.numExamples, 0);
       const after = options.transport.traffic();
-      const record: RoundRecord = {
-        round,
-        selected,
-        contributed: results.map((r) => r.nodeId),
-        examples: results.map((r) => r.numExamples),
-        failures,
-        fused,
-        trainLoss: results.reduce((a, r) => a + r.metrics.loss * r.numExamples, 0) / trainN,
-        trainAccuracy: results.reduce((a, r) => a + r.metrics.accuracy * r.numExamples, 0) / trainN,
-        federatedLoss: federatedEval.loss,
-        federatedAccuracy: federatedEval.accuracy,
-        testLoss: central.loss,
-        testAccuracy: central.accuracy,
-        bytesSent: after.sent - before.sent,
-        bytesReceived: after.received - before.received,
-        seconds: (performance.now() - started) / 1000,
-        ...(privacy ? { epsilon: privacy.epsilon, delta: privacy.delta, samplingRate, noiseSource: dpNoise } : {}),
-        ...(options.strategy.dpClipNorm !== undefined ? { clipNorm: options.strategy.dpClipNorm } : {}),
-        ...(options.clock ? { simTime: options.clock.now() } : {}),
-        ...personalizedAccuracy(evals),
+      const global = this.global;
+      const finish = async (): Promise<boolean> => {
+        const central = options.centralEval ? await options.centralEval(global) : { loss: NaN, accuracy: NaN };
+        const trainN = results.reduce((a, r) => a + r.numExamples, 0);
+        const record: RoundRecord = {
+          round,
+          selected,
+          contributed: results.map((r) => r.nodeId),
+          examples: results.map((r) => r.numExamples),
+          failures,
+          fused,
+          trainLoss: results.reduce((a, r) => a + r.metrics.loss * r.numExamples, 0) / trainN,
+          trainAccuracy: results.reduce((a, r) => a + r.metrics.accuracy * r.numExamples, 0) / trainN,
+          federatedLoss: federatedEval.loss,
+          federatedAccuracy: federatedEval.accuracy,
+          testLoss: central.loss,
+          testAccuracy: central.accuracy,
+          bytesSent: after.sent - before.sent,
+          bytesReceived: after.received - before.received,
+          seconds: (performance.now() - (behind ? Math.max(started, lastRecordAt) : started)) / 1000,
+          ...(privacy ? { epsilon: privacy.epsilon, delta: privacy.delta, samplingRate, noiseSource: dpNoise } : {}),
+          ...(options.strategy.dpClipNorm !== undefined ? { clipNorm: options.strategy.dpClipNorm } : {}),
+          ...(options.clock ? { simTime: options.clock.now() } : {}),
+          ...personalizedAccuracy(evals),
+        };
+        records.push(record);
+        lastRecordAt = performance.now();
+        await options.onRound?.(record, global, options.strategy);
+        const accuracy = options.centralEval ? central.accuracy : federatedEval.accuracy;
+        return options.targetAccuracy !== undefined && accuracy >= options.targetAccuracy;
       };
-      records.push(record);
-      await options.onRound?.(record, this.global, options.strategy);
-      const accuracy = options.centralEval ? central.accuracy : federatedEval.accuracy;
-      if (options.targetAccuracy !== undefined && accuracy >= options.targetAccuracy) {
+      if (behind) {
+        pending = finish();
+        pending.catch(() => {}); // handled when the next round (or the end of the run) awaits it
+      } else if (await finish()) {
         reachedTarget = true;
         break;
       }
     }
+    if (pending && (await pending)) reachedTarget = true;
     return { rounds: records, weights: this.global, reachedTarget };
   }
 }

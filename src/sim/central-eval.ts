@@ -51,6 +51,53 @@ export interface RangeEvaluators {
   evaluateRanges(weights: Float32Array, ranges: [number, number][]): Promise<EvalRangeReply[]>;
 }
 
+/** What evaluating behind training needs of the worker pool: ranges any free worker serves, after training requests. */
+export interface QueuedEvaluators {
+  evaluateQueued(weights: Float32Array, ranges: [number, number][]): Promise<EvalRangeReply[]>;
+  /** A queued range no worker has taken yet, handed to the caller to compute (null when none is left). */
+  takeQueuedEvaluation(): { range: [number, number]; weights: Float32Array; done: (r: EvalRangeReply) => void } | null;
+}
+
+/** The replies of consecutive ranges summed in row order: the outcome one thread's evaluate() gives. */
+function sumInOrder(replies: EvalRangeReply[], n: number): EvalOutcome {
+  let loss = 0;
+  let correct = 0;
+  for (const r of replies) {
+    if ('error' in r) throw new Error(`central evaluation in a simulation worker failed: ${r.error}`);
+    for (const l of r.losses) loss += l;
+    correct += r.correct;
+  }
+  return { loss: loss / n, accuracy: correct / n, numExamples: n };
+}
+
+/**
+ * evaluator.evaluate(w, test) as one range per evaluation batch, queued on the pool's workers behind the training
+ * requests: for an engine that evaluates a round while the next trains (evaluateBehind). With `mainHelps` (a core
+ * the workers leave free) the main thread takes ranges too, one at a time from the back of the queue, yielding in
+ * between so the workers' replies are answered with little delay; without, it stays free to hand out and fuse work.
+ */
+export function queuedCentralEvaluation(
+  evaluator: EngineTrainer,
+  test: Dataset,
+  pool: QueuedEvaluators,
+  mainHelps: boolean,
+): (weights: Float32Array) => Promise<EvalOutcome> {
+  const batch = evaluator.evalBatchSize;
+  const ranges = evalRanges(test.n, batch, Math.ceil(test.n / batch));
+  const help = (): void => {
+    const job = pool.takeQueuedEvaluation();
+    if (!job) return;
+    const request: EvalRangeRequest = { evalRange: { start: job.range[0], end: job.range[1] }, weights: job.weights };
+    job.done(evaluateRangeReply(evaluator, test, request));
+    setImmediate(help);
+  };
+  return async (w) => {
+    const replies = pool.evaluateQueued(w, ranges);
+    if (mainHelps) setImmediate(help);
+    return sumInOrder(await replies, test.n);
+  };
+}
+
 /**
  * evaluator.evaluate(w, test), computed by the main thread and the pool's workers together. Falls back to the
  * main thread alone for trainers without row ranges (tfjs) or with no worker to help.
@@ -67,14 +114,6 @@ export function splitCentralEvaluation(
     // The workers take the later ranges; the main thread evaluates the first meanwhile.
     const helping = pool.evaluateRanges(w, ranges.slice(1));
     const own = evaluator.evaluateRange(w, test, ranges[0][0], ranges[0][1]);
-    const replies = [own, ...(await helping)];
-    let loss = 0;
-    let correct = 0;
-    for (const r of replies) {
-      if ('error' in r) throw new Error(`central evaluation in a simulation worker failed: ${r.error}`);
-      for (const l of r.losses) loss += l;
-      correct += r.correct;
-    }
-    return { loss: loss / test.n, accuracy: correct / test.n, numExamples: test.n };
+    return sumInOrder([own, ...(await helping)], test.n);
   };
 }

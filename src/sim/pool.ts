@@ -5,11 +5,13 @@
  * between requests lives in one place: secure-aggregation sessions pin for a round; with `pinNodes` (compression
  * error feedback, strategies with node state) every node is pinned for the whole run. Models do not depend on
  * which worker holds a node.
- * Frames cross threads as transferred buffers; their lengths are the bytes counted.
+ * Frames cross threads as transferred buffers; their lengths are the bytes counted. A transferred frame belongs to
+ * its receiver alone, so it is adopted (wire.ts): the weights or update in it are decoded without a copy.
  */
 import { Worker } from 'node:worker_threads';
 import type { Transport } from '../engine/transport.js';
 import { TrafficMeter } from '../engine/transport.js';
+import { adoptFrame } from '../core/wire.js';
 import type { SimWorkerData } from './worker.js';
 import type { EvalRangeReply, EvalRangeRequest, RangeEvaluators } from './central-eval.js';
 
@@ -17,6 +19,14 @@ interface Job {
   nodeId: number;
   frame: Uint8Array;
   resolve: (frame: Uint8Array) => void;
+  reject: (e: Error) => void;
+}
+
+/** A central-evaluation range waiting for a worker with no training request to serve (evaluateQueued). */
+interface EvalJob {
+  range: [number, number];
+  weights: Float32Array;
+  resolve: (reply: EvalRangeReply) => void;
   reject: (e: Error) => void;
 }
 
@@ -30,11 +40,14 @@ interface Slot {
 export class WorkerPoolTransport implements Transport, RangeEvaluators {
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
+  private readonly evalQueue: EvalJob[] = [];
   private readonly meter = new TrafficMeter();
   /** Pinned nodes and the worker holding their state (null until their next request is placed). */
   private readonly pins = new Map<number, Slot | null>();
   private nextId = 0;
   private closed = false;
+  /** The weights central evaluation reads, shared with every worker (evaluateRanges). */
+  private sharedWeights: Float32Array | null = null;
   /** Every node pinned for the whole run: a round's unpin (secure aggregation) must not undo it. */
   private pinnedForRun = false;
   trainerKind = '';
@@ -95,23 +108,66 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
 
   /**
    * One central-evaluation range to each of as many workers, all idle (the synchronous engine evaluates between
-   * rounds); the weights are copied to each.
+   * rounds). The weights go in shared memory, written once for all of them; while another evaluation is still
+   * reading it, they travel as a copy instead.
    */
   evaluateRanges(weights: Float32Array, ranges: [number, number][]): Promise<EvalRangeReply[]> {
     if (this.closed) return Promise.reject(new Error('transport is closed'));
     const idle = this.slots.filter((s) => !s.job && !s.evaluating);
     if (idle.length < ranges.length)
       return Promise.reject(new Error(`central evaluation needs ${ranges.length} idle workers, ${idle.length} are`));
+    const shared = this.share(weights);
     return Promise.all(
       ranges.map(
-        ([start, end], i) =>
-          new Promise<EvalRangeReply>((resolve, reject) => {
-            idle[i].evaluating = { resolve, reject };
-            const request: EvalRangeRequest = { evalRange: { start, end }, weights };
-            idle[i].worker.postMessage(request);
-          }),
+        (range, i) =>
+          new Promise<EvalRangeReply>((resolve, reject) =>
+            this.evaluate(idle[i], { range, weights: shared, resolve, reject }),
+          ),
       ),
     );
+  }
+
+  /**
+   * Central-evaluation ranges queued behind the training requests: a worker takes one when no request waits for it,
+   * so an evaluation fills the time the last nodes of a round leave the other workers idle. Replies in range order.
+   */
+  evaluateQueued(weights: Float32Array, ranges: [number, number][]): Promise<EvalRangeReply[]> {
+    if (this.closed) return Promise.reject(new Error('transport is closed'));
+    const shared = this.share(weights);
+    const replies = Promise.all(
+      ranges.map(
+        (range) =>
+          new Promise<EvalRangeReply>((resolve, reject) =>
+            this.evalQueue.push({ range, weights: shared, resolve, reject }),
+          ),
+      ),
+    );
+    this.dispatch();
+    return replies;
+  }
+
+  /** The last queued evaluation range, taken off the queue by the caller (the main thread helping, central-eval.ts). */
+  takeQueuedEvaluation(): { range: [number, number]; weights: Float32Array; done: (r: EvalRangeReply) => void } | null {
+    const job = this.evalQueue.pop();
+    return job ? { range: job.range, weights: job.weights, done: job.resolve } : null;
+  }
+
+  /**
+   * The weights in shared memory, written once for every worker: the pool's buffer, or a new one while an earlier
+   * evaluation still reads that.
+   */
+  private share(weights: Float32Array): Float32Array {
+    const reading = this.evalQueue.length > 0 || this.slots.some((s) => s.evaluating);
+    if (reading || this.sharedWeights?.length !== weights.length)
+      this.sharedWeights = new Float32Array(new SharedArrayBuffer(weights.byteLength));
+    this.sharedWeights.set(weights);
+    return this.sharedWeights;
+  }
+
+  private evaluate(slot: Slot, job: EvalJob): void {
+    slot.evaluating = { resolve: job.resolve, reject: job.reject };
+    const request: EvalRangeRequest = { evalRange: { start: job.range[0], end: job.range[1] }, weights: job.weights };
+    slot.worker.postMessage(request);
   }
 
   private evaluated(slot: Slot, reply: EvalRangeReply): void {
@@ -145,9 +201,13 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
 
   private dispatch(): void {
     for (const slot of this.slots) {
-      if (slot.job || slot.evaluating || this.queue.length === 0) continue;
-      const job = this.takeFor(slot);
-      if (!job) continue;
+      if (slot.job || slot.evaluating) continue;
+      const job = this.queue.length > 0 ? this.takeFor(slot) : undefined;
+      if (!job) {
+        const evaluation = this.evalQueue.shift();
+        if (evaluation) this.evaluate(slot, evaluation);
+        continue;
+      }
       slot.job = job;
       this.meter.count(job.nodeId, job.frame.length, 0);
       slot.worker.postMessage({ id: this.nextId++, frame: job.frame }, [job.frame.buffer as ArrayBuffer]);
@@ -159,7 +219,7 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
     slot.job = null;
     if (job) {
       this.meter.count(job.nodeId, 0, frame.length);
-      job.resolve(frame);
+      job.resolve(adoptFrame(frame)); // transferred here: the update decodes as a view into it
     }
     this.dispatch();
   }
@@ -180,7 +240,10 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
     slot.job = null;
     slot.evaluating?.reject(e);
     slot.evaluating = null;
-    if (this.slots.length === 0 && !this.closed) for (const j of this.queue.splice(0)) j.reject(e);
+    if (this.slots.length === 0 && !this.closed) {
+      for (const j of this.queue.splice(0)) j.reject(e);
+      for (const j of this.evalQueue.splice(0)) j.reject(e);
+    }
   }
 
   traffic() {
@@ -189,6 +252,7 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const j of this.evalQueue.splice(0)) j.reject(new Error('transport is closed'));
     await Promise.all(this.slots.splice(0).map((s) => s.worker.terminate()));
   }
 }

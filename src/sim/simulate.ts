@@ -15,7 +15,8 @@ import { engineFor, engineSpecOf } from '../engine/engine-for.js';
 import { WorkerPoolTransport } from './pool.js';
 import { parseCompression } from '../core/compress-update.js';
 import { shareDataset, sharePartitioned } from './shared-data.js';
-import { splitCentralEvaluation } from './central-eval.js';
+import { queuedCentralEvaluation, splitCentralEvaluation } from './central-eval.js';
+import { EngineTrainer } from '../model/engine-trainer.js';
 import { makeClock } from './heterogeneity.js';
 import { simRoundSize } from './heterogeneity-options.js';
 import { resolveOptions, type ResolvedOptions, type SimulationOptions } from './options.js';
@@ -23,6 +24,9 @@ import { prepareRun, type AttackSummary } from './setup.js';
 import { localDpHost } from './sim-host.js';
 
 export type { AttackSummary } from './setup.js';
+
+/** Whether a run may evaluate behind training (see runSimulation); tests turn it off to compare runs in step. */
+export const evaluation = { behind: true };
 
 export interface SimulationResult {
   options: ResolvedOptions;
@@ -79,6 +83,11 @@ export async function runSimulation(
       compression.ef || options.secagg === true || strategyConfig.localState !== undefined,
     ));
   const evaluator = await makeTrainer(spec, options.trainer);
+  // Round r is evaluated while round r+1 trains, when nothing needs the rounds in step (a clock's simulated time,
+  // secure aggregation) and the workers can evaluate row ranges; the main thread helps where a core is left free.
+  const pool = transport instanceof WorkerPoolTransport && options.mode !== 'async' ? transport : null;
+  const behind =
+    evaluation.behind && pool !== null && evaluator instanceof EngineTrainer && !clock && options.secagg !== true;
   try {
     const engine = engineFor(
       engineSpecOf(options, {
@@ -91,11 +100,10 @@ export async function runSimulation(
         layout,
         transport,
         initial,
-        centralEval: splitCentralEvaluation(
-          evaluator,
-          test,
-          transport instanceof WorkerPoolTransport && options.mode !== 'async' ? transport : null,
-        ),
+        centralEval: behind
+          ? queuedCentralEvaluation(evaluator as EngineTrainer, test, pool!, workers < availableParallelism())
+          : splitCentralEvaluation(evaluator, test, pool),
+        evaluateBehind: behind,
         onRound: (r: RoundRecord) => onRound?.(r),
         ...(clock ? { clock } : {}),
       },

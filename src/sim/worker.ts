@@ -2,6 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { simNodeHost, type SimHostData } from './sim-host.js';
 import { evaluateRangeReply, type EvalRangeRequest } from './central-eval.js';
+import { adoptFrame } from '../core/wire.js';
 
 export interface SimWorkerData extends SimHostData {
   entry: string;
@@ -16,7 +17,8 @@ if (parentPort && workerData?.entry) {
       port.postMessage({ evalRange: evaluateRangeReply(trainer, data.test, msg) });
       return;
     }
-    const reply = await host.handle(msg.frame);
+    // The frame was transferred to this thread: the weights decode as a view into it.
+    const reply = await host.handle(adoptFrame(msg.frame));
     port.postMessage({ id: msg.id, frame: reply }, [reply.buffer as ArrayBuffer]);
   });
   port.postMessage({ ready: true, trainer: trainerKind });
