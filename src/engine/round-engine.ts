@@ -291,7 +291,9 @@ export class RoundEngine {
           throw e;
         }
         if (stop) {
-          await training; // the round trained meanwhile is dropped: the run ends with the model that reached the target
+          // The round trained meanwhile is dropped, its errors with it: the run ends with the model that reached the
+          // target, as it would have in step.
+          await Promise.resolve(training).catch(() => {});
           reachedTarget = true;
           break;
         }

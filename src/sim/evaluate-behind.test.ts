@@ -32,7 +32,7 @@ async function run(options: SimulationOptions, behind = true) {
 }
 
 test('evaluated behind training (2 workers), a run gives the records and model of one evaluated in step (1 worker)', async () => {
-  const inStep = await run({ ...base, workers: 1 });
+  const inStep = await run({ ...base, workers: 1 }, false);
   const behind = await run({ ...base, workers: 2 });
   assert.equal(behind.result.modelSha256, inStep.result.modelSha256);
   assert.deepEqual(behind.result.rounds.map(timeless), inStep.result.rounds.map(timeless));
@@ -63,4 +63,7 @@ test("a run evaluated behind that reaches its target stops at that round, with t
   }
   assert.equal(behind.result.modelSha256, inStep.result.modelSha256);
   assert.deepEqual(behind.result.rounds.map(timeless), inStep.result.rounds.map(timeless));
+  // The round trained behind the target and dropped is not in the run's totals.
+  assert.equal(behind.result.bytesSent, inStep.result.bytesSent);
+  assert.equal(behind.result.bytesReceived, inStep.result.bytesReceived);
 });

@@ -109,7 +109,15 @@ export async function runSimulation(
       },
     );
     const run = await engine.run();
-    const traffic = transport.traffic();
+    // A run evaluated behind that reached its target also trained the round it then dropped; its totals are the
+    // kept rounds' own, as in step.
+    const traffic =
+      behind && run.reachedTarget
+        ? {
+            sent: run.rounds.reduce((a, r) => a + r.bytesSent, 0),
+            received: run.rounds.reduce((a, r) => a + r.bytesReceived, 0),
+          }
+        : transport.traffic();
     return {
       options,
       spec,
