@@ -99,10 +99,12 @@ const adopted = new WeakSet<Uint8Array>();
  * Hands a frame over to the decoder for good: a frame transferred from another thread, which nobody else holds
  * or writes. decodeFrame then returns its tensors as views into it (no copy, no allocation: on Linux a fresh
  * buffer of a model's size costs page faults, ten times the copy), which stay valid as long as anyone holds them.
- * A frame in shared memory is never adopted. Returns the frame.
+ * A frame in shared memory is never adopted. Only for frames you produced and own: tensors whose byte ranges
+ * overlap would decode to aliasing views. Returns the frame.
  */
 export function adoptFrame(bytes: Uint8Array): Uint8Array {
-  if (!(bytes.buffer instanceof SharedArrayBuffer)) adopted.add(bytes);
+  // SharedArrayBuffer is undefined in pages that are not cross-origin isolated.
+  if (typeof SharedArrayBuffer === 'undefined' || !(bytes.buffer instanceof SharedArrayBuffer)) adopted.add(bytes);
   return bytes;
 }
 
