@@ -11,6 +11,7 @@ import type { RoundRecord } from '../engine/round-engine.js';
 import { CLOSE, MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../net/node-protocol.js';
 import { openNodeSession } from './node-session.js';
 import { WebSocketNodeEndpoint } from './ws-node-connection.js';
+import { wsMasking } from '../net/ws-mask.js';
 import { MqttNodeEndpoint, mqttChunkBytes, type MqttEndpointOptions } from './mqtt-node-connection.js';
 import type { NodeConnection } from './node-connection.js';
 import { lockDatabase } from './db-lock.js';
@@ -259,7 +260,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   if (!options.readOnly) runs.resumeAll();
   const url = `${options.tls ? 'https' : 'http'}://${options.host ?? '127.0.0.1'}:${port}`;
-  log.info({ url, dashboard: `${url}/dashboard/` }, 'coordinator listening');
+  log.info({ url, dashboard: `${url}/dashboard/`, wsMasking }, 'coordinator listening');
   return {
     app,
     store,
