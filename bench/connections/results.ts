@@ -1,7 +1,7 @@
 /** The load lab's records and the Markdown table regenerated from every run in connections.json. */
 import { existsSync, readFileSync } from 'node:fs';
 import type { ClientStats } from '../connections-client.js';
-import { machine as machineInfo } from '../support/results-io.js';
+import { environmentLines, machine as machineInfo } from '../support/results-io.js';
 import { BENCH } from './options.js';
 import { type MemPoint, type ProfileSummary } from './inspector.js';
 import { phaseLine } from './profile-phases.js';
@@ -48,6 +48,8 @@ export interface WindowStats {
   seconds: number;
   /** Coordinator CPU seconds (all threads) over the window. */
   cpu_seconds: number;
+  /** CPU seconds of the client processes (all of them, all threads) over the window; absent in older runs. */
+  clients_cpu_seconds?: number;
   /** Bytes the coordinator caused to be written to storage over the window (SQLite WAL and database). */
   disk_write_bytes: number;
   write_syscalls: number;
@@ -231,7 +233,7 @@ export function markdown(f: ResultsFile): string {
     }
     const cl = r.clients;
     const win = (name: string, w: WindowStats) =>
-      `- ${name} (${r1(w.seconds)} s): coordinator CPU ${r1(w.cpu_seconds)} s, ${mb(w.disk_write_bytes)} MB written to disk in ${w.write_syscalls} write calls, ` +
+      `- ${name} (${r1(w.seconds)} s): coordinator CPU ${r1(w.cpu_seconds)} s${w.clients_cpu_seconds === undefined ? '' : ` (client processes ${r1(w.clients_cpu_seconds)} s)`}, ${mb(w.disk_write_bytes)} MB written to disk in ${w.write_syscalls} write calls, ` +
       `/healthz median ${r1(w.healthz_ms.median)} / p99 ${r1(w.healthz_ms.p99)} / max ${r1(w.healthz_ms.max)} ms (${w.healthz_ms.samples} probes); ${profileLine(w.profile)}.`;
     out.push(
       '',
@@ -271,6 +273,10 @@ export function markdown(f: ResultsFile): string {
           : ''),
       ...(r.drop_causes ? [`- Drops by cause: ${dropTable(r.drop_causes).join('; ')}.`] : []),
       `- Machine load (1-min average, ${r.machine.cpu_cores} cores): ${r.load_average?.run_start ?? '?'} when the run started, ${r.load_average?.run_end ?? '?'} when it ended.`,
+      // CPU, kernels and the OpenBLAS core the run's evaluation used; runs recorded before the core was kept say so.
+      'openblas' in r.machine
+        ? `- Environment: ${environmentLines(r.machine, r.git_commit).slice(0, 2).join('; ')}.`
+        : `- Environment: ${r.machine.cpu_model}, ${r.machine.cpu_cores} cores; OpenBLAS core not recorded in this run.`,
       `- Events recorded by the coordinator: ${
         Object.keys(r.events).length
           ? Object.entries(r.events)
@@ -350,10 +356,14 @@ export function markdown(f: ResultsFile): string {
     '  inside synchronous native calls (SQLite, including its fsync) counts for the function that made the call.',
     "- Client processes and the coordinator share the same cores, so round times include the clients' training.",
   );
-  if (m)
+  if (m && 'openblas' in m)
     out.push(
       '',
-      `Machine: ${m.cpu_model}, ${m.cpu_cores} cores (${m.note}), ${m.memory_gb} GB, ${m.platform}, Node ${m.node}.`,
+      `Machine of the last run (${m.note}):`,
+      '',
+      ...environmentLines(m)
+        .slice(0, 2)
+        .map((l) => `- ${l}`),
     );
   return `${out.join('\n')}\n`;
 }
