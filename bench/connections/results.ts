@@ -171,6 +171,9 @@ export function profileLine(p: ProfileSummary | null): string {
     .join(', ')}${p.by_phase ? `; by phase: ${phaseLine(p.by_phase)}` : ''}`;
 }
 
+/** Runs recorded before the machine record kept the OpenBLAS core have no `openblas` field at all. */
+const coreRecorded = (m: RunRecord['machine']) => (m as { openblas?: unknown }).openblas !== undefined;
+
 export function markdown(f: ResultsFile): string {
   const runs = [...f.runs].sort(
     (a, b) =>
@@ -274,7 +277,7 @@ export function markdown(f: ResultsFile): string {
       ...(r.drop_causes ? [`- Drops by cause: ${dropTable(r.drop_causes).join('; ')}.`] : []),
       `- Machine load (1-min average, ${r.machine.cpu_cores} cores): ${r.load_average?.run_start ?? '?'} when the run started, ${r.load_average?.run_end ?? '?'} when it ended.`,
       // CPU, kernels and the OpenBLAS core the run's evaluation used; runs recorded before the core was kept say so.
-      'openblas' in r.machine
+      coreRecorded(r.machine)
         ? `- Environment: ${environmentLines(r.machine, r.git_commit).slice(0, 2).join('; ')}.`
         : `- Environment: ${r.machine.cpu_model}, ${r.machine.cpu_cores} cores; OpenBLAS core not recorded in this run.`,
       `- Events recorded by the coordinator: ${
@@ -356,7 +359,7 @@ export function markdown(f: ResultsFile): string {
     '  inside synchronous native calls (SQLite, including its fsync) counts for the function that made the call.',
     "- Client processes and the coordinator share the same cores, so round times include the clients' training.",
   );
-  if (m && 'openblas' in m)
+  if (m && coreRecorded(m))
     out.push(
       '',
       `Machine of the last run (${m.note}):`,
