@@ -860,10 +860,6 @@ export class Store {
             'conflict',
             `run ${runId} has ${run.rounds_completed} rounds committed, so the next round is ${run.rounds_completed + 1}, not ${round}`,
           );
-        const hasNode = this.sql('SELECT 1 FROM nodes WHERE id = ?').pluck();
-        for (const r of rows)
-          if (hasNode.get(r.nodeId) === undefined)
-            throw new StoreError('not_found', `traffic names node ${r.nodeId}, which is not enrolled`);
         const t = this.timestamp();
         try {
           this.sql('INSERT INTO rounds (run_id, round, record, committed_at) VALUES (?, ?, ?, ?)').run(
@@ -892,9 +888,12 @@ export class Store {
         const bump = this.sql(
           'UPDATE nodes SET bytes_sent = bytes_sent + ?, bytes_received = bytes_received + ?, rounds_contributed = rounds_contributed + ? WHERE id = ?',
         );
+        // The node's own row is updated anyway: an update that finds no row is how an unknown node shows (the
+        // throw rolls the whole commit back), without a lookup per node first (10,000 of them at 10,000 nodes).
         for (const r of rows) {
+          if (bump.run(r.sent, r.received, r.contributed, r.nodeId).changes === 0)
+            throw new StoreError('not_found', `traffic names node ${r.nodeId}, which is not enrolled`);
           addTraffic.run(runId, round, r.nodeId, r.sent, r.received, r.contributed);
-          bump.run(r.sent, r.received, r.contributed, r.nodeId);
         }
       })
       .immediate();
