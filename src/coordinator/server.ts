@@ -275,8 +275,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }, heartbeatMs);
   // The sweep skips a tick the loop was stalled through (loop-stall.ts): heartbeats may sit unread, not missing.
   const sweeper = stallAwareInterval(heartbeatMs, () => {
+    // One clock read per sweep: at 10,000 nodes a Date.now() per node showed in profiles.
+    const silentSince = Date.now() - 3 * heartbeatMs;
     for (const n of registry.all())
-      if (!n.waiter && Date.now() - n.lastSeen > 3 * heartbeatMs) {
+      if (!n.waiter && n.lastSeen < silentSince) {
         // The close code tells a live but slow node why; a dead one is cut a second later.
         n.connection.close(CLOSE.heartbeatTimeout, `no heartbeat for ${(3 * heartbeatMs) / 1000} s`);
         setTimeout(() => n.connection.terminate(), 1000).unref();
