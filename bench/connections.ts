@@ -426,13 +426,14 @@ async function bench(a: Args): Promise<RunRecord> {
       batchSize: 32,
       seed: 1,
     };
-    const run0 = {
+    const runSample = () => ({
       t: performance.now(),
       cpu: procCpuSeconds(coordPid),
       clientsCpu: clientsCpu(),
       io: procIo(coordPid),
       load: loadavg()[0],
-    };
+    });
+    const run0 = runSample();
     let runFinished: () => void = () => {};
     const runProfile = a.profile
       ? profileUntil(inspectorUrl, new Promise<void>((res) => (runFinished = res)))
@@ -472,13 +473,7 @@ async function bench(a: Args): Promise<RunRecord> {
       250,
       alive,
     );
-    const run1 = {
-      t: performance.now(),
-      cpu: procCpuSeconds(coordPid),
-      clientsCpu: clientsCpu(),
-      io: procIo(coordPid),
-      load: loadavg()[0],
-    };
+    const run1 = runSample();
     runFinished();
     const runHealth = await runProbe.stop();
     const runWindow: WindowStats = {
