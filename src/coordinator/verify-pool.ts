@@ -2,8 +2,8 @@
  * Signature checks of node frames off the coordinator's event loop. At 10,000 nodes a round brings 10,000
  * signed replies; hashing and verifying each on the main thread delays heartbeats, /healthz and the round
  * itself. The pool's worker threads run the same check (verify-worker.ts); frames travel as transferred
- * ArrayBuffers (one copy at most, only when the frame shares its buffer with other bytes), batched over a couple of
- * milliseconds so a burst of replies costs a few messages, not thousands.
+ * ArrayBuffers (one copy at most, only when the frame shares its buffer with other bytes), batched per turn of
+ * the event loop so a burst of replies costs a few messages, not thousands.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -25,9 +25,6 @@ export interface VerifyBatch {
   forget: boolean;
   jobs: VerifyJob[];
 }
-
-/** How long frames gather before they go to the threads (one message per thread per flush). */
-const FLUSH_DELAY_MS = 2;
 
 /** Keys a thread keeps before it is told to forget them all (a fresh key object per node session). */
 const MAX_KEYS_PER_THREAD = 65_536;
@@ -120,9 +117,7 @@ export class VerifyPool {
     slot.batch.push(job);
     if (!this.flushing) {
       this.flushing = true;
-      // A message to a thread has a fixed cost (waking it, a serializer) of the order of a frame's check: replies
-      // trickling in one per turn of the loop cost one message each. Gathered for FLUSH_DELAY_MS, they share one.
-      setTimeout(() => this.flush(), FLUSH_DELAY_MS);
+      setImmediate(() => this.flush());
     }
     return new Promise((resolve) => this.waiting.set(job.id, resolve));
   }
