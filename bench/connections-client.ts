@@ -50,6 +50,9 @@ import {
 } from './connections/node-link.js';
 import { clientCauseKey, loopLagMonitor, type CauseCounts } from './connections/drop-causes.js';
 
+/** Connections of one client process between opening and their welcome at once (see admit). */
+const CONNECT_WINDOW = 500;
+
 export interface ClientStats {
   proc: number;
   pid: number;
@@ -344,11 +347,37 @@ async function main(): Promise<void> {
       ? mqttNodeLink(mqttLinkUrl(a.mqtt!, a.fleet!, c.name), MAX_MESSAGE_BYTES, on)
       : wsNodeLink(url, MAX_MESSAGE_BYTES, on);
 
+  // At most CONNECT_WINDOW of this process's connections between opening and their welcome (or close) at once, as
+  // a fleet coming online over some seconds: all 2,500 opened in the same instant by each of 4 processes overflowed
+  // the coordinator's accept queue (somaxconn, 4096 here) and the kernel reset connections before any hello.
+  let handshaking = 0;
+  const queued: Conn[] = [];
+  const admit = (): void => {
+    while (handshaking < CONNECT_WINDOW && queued.length > 0) {
+      handshaking++;
+      connect(queued.shift()!);
+    }
+  };
+  const enqueue = (c: Conn): void => {
+    queued.push(c);
+    admit();
+  };
+
   const connect = (c: Conn): void => {
     let link: FrameLink | null = null;
     let lastError: string | null = null;
     let welcomedHere = false;
-    c.onWelcome = () => (welcomedHere = true);
+    let handshakeOver = false;
+    const endHandshake = () => {
+      if (handshakeOver) return;
+      handshakeOver = true;
+      handshaking--;
+      admit();
+    };
+    c.onWelcome = () => {
+      welcomedHere = true;
+      endHandshake();
+    };
     const ws = open(c, {
       open: () => {
         stats.open++;
@@ -370,6 +399,7 @@ async function main(): Promise<void> {
       },
       close: (why) => {
         stats.open--;
+        endHandshake();
         if (c.heartbeat) {
           clearInterval(c.heartbeat);
           clearTimeout(c.heartbeat);
@@ -388,7 +418,7 @@ async function main(): Promise<void> {
         process.stderr.write(`client ${a.proc}: ${c.name} (node ${c.nodeId}) closed: ${why}; reconnecting in 1 s\n`);
         setTimeout(() => {
           stats.reconnects++;
-          connect(c);
+          enqueue(c);
         }, 1000);
       },
       error: (message) => {
@@ -500,7 +530,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `${JSON.stringify({ type: 'connecting', proc: a.proc, rssBytes: stats.rssBeforeConnectBytes })}\n`,
   );
-  for (const c of conns) connect(c);
+  for (const c of conns) enqueue(c);
 
   const stop = (): void => {
     if (stopping) return;

@@ -1,7 +1,7 @@
 /** The load lab's records and the Markdown table regenerated from every run in connections.json. */
 import { existsSync, readFileSync } from 'node:fs';
 import type { ClientStats } from '../connections-client.js';
-import { machine as machineInfo } from '../support/results-io.js';
+import { environmentLines, machine as machineInfo } from '../support/results-io.js';
 import { BENCH } from './options.js';
 import { type MemPoint, type ProfileSummary } from './inspector.js';
 import { phaseLine } from './profile-phases.js';
@@ -48,6 +48,8 @@ export interface WindowStats {
   seconds: number;
   /** Coordinator CPU seconds (all threads) over the window. */
   cpu_seconds: number;
+  /** CPU seconds of the client processes (all of them, all threads) over the window; absent in older runs. */
+  clients_cpu_seconds?: number;
   /** Bytes the coordinator caused to be written to storage over the window (SQLite WAL and database). */
   disk_write_bytes: number;
   write_syscalls: number;
@@ -169,6 +171,9 @@ export function profileLine(p: ProfileSummary | null): string {
     .join(', ')}${p.by_phase ? `; by phase: ${phaseLine(p.by_phase)}` : ''}`;
 }
 
+/** Runs recorded before the machine record kept the OpenBLAS core have no `openblas` field at all. */
+const coreRecorded = (m: RunRecord['machine']) => (m as { openblas?: unknown }).openblas !== undefined;
+
 export function markdown(f: ResultsFile): string {
   const runs = [...f.runs].sort(
     (a, b) =>
@@ -231,7 +236,7 @@ export function markdown(f: ResultsFile): string {
     }
     const cl = r.clients;
     const win = (name: string, w: WindowStats) =>
-      `- ${name} (${r1(w.seconds)} s): coordinator CPU ${r1(w.cpu_seconds)} s, ${mb(w.disk_write_bytes)} MB written to disk in ${w.write_syscalls} write calls, ` +
+      `- ${name} (${r1(w.seconds)} s): coordinator CPU ${r1(w.cpu_seconds)} s${w.clients_cpu_seconds === undefined ? '' : ` (client processes ${r1(w.clients_cpu_seconds)} s)`}, ${mb(w.disk_write_bytes)} MB written to disk in ${w.write_syscalls} write calls, ` +
       `/healthz median ${r1(w.healthz_ms.median)} / p99 ${r1(w.healthz_ms.p99)} / max ${r1(w.healthz_ms.max)} ms (${w.healthz_ms.samples} probes); ${profileLine(w.profile)}.`;
     out.push(
       '',
@@ -271,6 +276,10 @@ export function markdown(f: ResultsFile): string {
           : ''),
       ...(r.drop_causes ? [`- Drops by cause: ${dropTable(r.drop_causes).join('; ')}.`] : []),
       `- Machine load (1-min average, ${r.machine.cpu_cores} cores): ${r.load_average?.run_start ?? '?'} when the run started, ${r.load_average?.run_end ?? '?'} when it ended.`,
+      // CPU, kernels and the OpenBLAS core the run's evaluation used; runs recorded before the core was kept say so.
+      coreRecorded(r.machine)
+        ? `- Environment: ${environmentLines(r.machine, r.git_commit).slice(0, 2).join('; ')}.`
+        : `- Environment: ${r.machine.cpu_model}, ${r.machine.cpu_cores} cores; OpenBLAS core not recorded in this run.`,
       `- Events recorded by the coordinator: ${
         Object.keys(r.events).length
           ? Object.entries(r.events)
@@ -340,6 +349,10 @@ export function markdown(f: ResultsFile): string {
     '  `--profile`); the clients are `node --import tsx bench/connections-client.ts --conns N/K ...`.',
     "- Each client process shares one trainer (`makeTrainer(spec)` on the run's configure message) and one `NodeHost` (node id -> local data)",
     '  across its connections and answers request frames one at a time, in arrival order. Heartbeats are spread uniformly over the interval.',
+    '- Each client process keeps at most 500 of its connections between opening and the welcome at once (a fleet coming online over',
+    "  seconds; runs before 2026-12-07 18:30 UTC opened them all at once and overflowed the coordinator's accept queue).",
+    '- The run is polled through GET /v1/runs; GET /v1/runs/:id (every round record) is read once a round is committed.',
+    '- CPU: the coordinator process and the client processes (all threads) over each window, from /proc/PID/stat.',
     '- Memory: VmRSS and VmHWM from `/proc/PID/status` every 200 ms; and `process.memoryUsage()` of the coordinator right after two forced',
     '  full GCs (through the inspector) idle, after every node is connected and the idle window, and after the run. Per connection =',
     '  (connected - idle) / N. The sampled peak during the run includes loading the evaluation set (MNIST) when the run starts.',
@@ -350,10 +363,14 @@ export function markdown(f: ResultsFile): string {
     '  inside synchronous native calls (SQLite, including its fsync) counts for the function that made the call.',
     "- Client processes and the coordinator share the same cores, so round times include the clients' training.",
   );
-  if (m)
+  if (m && coreRecorded(m))
     out.push(
       '',
-      `Machine: ${m.cpu_model}, ${m.cpu_cores} cores (${m.note}), ${m.memory_gb} GB, ${m.platform}, Node ${m.node}.`,
+      `Machine of the last run (${m.note}):`,
+      '',
+      ...environmentLines(m)
+        .slice(0, 2)
+        .map((l) => `- ${l}`),
     );
   return `${out.join('\n')}\n`;
 }

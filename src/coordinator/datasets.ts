@@ -6,7 +6,9 @@
  *
  * Test sets are cached per registered name (an operator-bounded set, and a byte budget besides); a run's
  * `limitTest` takes a zero-copy prefix view of the cached set, so different limits cost no memory.
+ * `prepare` loads a set into the cache in a worker thread, so starting a run does not block the event loop.
  */
+import { Worker } from 'node:worker_threads';
 import { loadDatasetSpec, DATASET_SPEC_FORMS, type LoadedData } from '../data/load.js';
 import { featureSize, type Dataset } from '../data/types.js';
 import { ByteLru } from './byte-lru.js';
@@ -34,6 +36,8 @@ export function parseDatasetFlag(text: string): { name: string; spec: string } {
 export class DatasetCatalog {
   private readonly specs: Map<string, string>;
   private readonly tests = new ByteLru<Dataset>(TEST_CACHE_BYTES);
+  /** Test sets being loaded in a worker thread (prepare), by name. */
+  private readonly loading = new Map<string, Promise<void>>();
 
   constructor(registered: Record<string, string> = {}) {
     this.specs = new Map(Object.entries({ ...BUILTIN_DATASETS, ...registered }));
@@ -64,6 +68,26 @@ export class DatasetCatalog {
   /** Bytes of test data held in the cache. */
   get cachedBytes(): number {
     return this.tests.bytes;
+  }
+
+  /**
+   * Loads the named dataset's test split into the cache in a worker thread, so the testSet call that follows
+   * finds it there instead of decoding it on the event loop. Never rejects: a set that fails to load here is
+   * loaded (and its error reported) by testSet. CSV specs (which may be scaled raw) load on demand as before.
+   */
+  prepare(name: string): Promise<void> {
+    const spec = this.specs.get(name);
+    if (spec === undefined || spec.startsWith('csv:') || this.tests.get(name)) return Promise.resolve();
+    let pending = this.loading.get(name);
+    if (!pending) {
+      pending = loadTestInWorker(spec)
+        .then((test) => {
+          if (test && !this.tests.get(name)) this.tests.set(name, test, test.x.byteLength + test.y.byteLength);
+        })
+        .finally(() => this.loading.delete(name));
+      this.loading.set(name, pending);
+    }
+    return pending;
   }
 
   /** The test split of the named dataset, its first `limit` examples when given (a view, not a copy). */
@@ -121,6 +145,24 @@ export class DatasetCatalog {
     const view = limit && limit < full.n ? prefix(full, limit) : full;
     return view as Dataset & { columns: string[] };
   }
+}
+
+/** A spec's test split loaded in a worker thread (dataset-worker.ts); null when it could not be loaded there. */
+function loadTestInWorker(spec: string): Promise<Dataset | null> {
+  // The built library (dist/) runs dataset-worker.js; a checkout runs the .ts through tsx (sim/boot.mjs).
+  const entry = new URL(
+    import.meta.url.endsWith('.ts') ? './dataset-worker.ts' : './dataset-worker.js',
+    import.meta.url,
+  ).href;
+  return new Promise((resolve) => {
+    const worker = new Worker(new URL('../sim/boot.mjs', import.meta.url), { workerData: { entry, spec } });
+    worker.once('message', (m: { ok: true; test: Dataset } | { ok: false; message: string }) => {
+      resolve(m.ok ? m.test : null);
+      void worker.terminate();
+    });
+    worker.once('error', () => resolve(null));
+    worker.once('exit', () => resolve(null));
+  });
 }
 
 function prefix(d: Dataset, n: number): Dataset {

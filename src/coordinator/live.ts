@@ -17,6 +17,8 @@
  * address. Each token has its own MAX_LIVE_PER_TOKEN; its newest connection always gets in (its oldest is
  * closed), so idle anonymous clients, or a tab left open, can never lock the operator out.
  */
+// Before 'ws': lets ws unmask the nodes' frames a word at a time (ws-mask.ts).
+import '../net/ws-mask.js';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';

@@ -16,6 +16,18 @@ import { ANALYTICS_REPLY, ANALYTICS_REQUEST } from '../engine/analytics-messages
 
 const REPLY_TYPES: Record<string, string> = { [ANALYTICS_REQUEST]: ANALYTICS_REPLY };
 
+/** CSPRNG bytes drawn 4 KB at a time: a 10,000-node round asks for 10,000 nonces, one OpenSSL call per 256. */
+const randomPool = { bytes: new Uint8Array(0), at: 0 };
+function pooledRandomBytes(n: number): Uint8Array {
+  if (randomPool.at + n > randomPool.bytes.length) {
+    randomPool.bytes = new Uint8Array(randomBytes(Math.max(4096, n)));
+    randomPool.at = 0;
+  }
+  const out = randomPool.bytes.subarray(randomPool.at, randomPool.at + n);
+  randomPool.at += n;
+  return out;
+}
+
 /** Tells a node a run's model spec (and the statistics its features are scaled with) once, before its first request. */
 export function configureForRun(
   runId: number,
@@ -74,7 +86,7 @@ export class NetworkTransport implements Transport {
       run: this.options.runId,
       round: Number(sent.round),
       node: nodeId,
-      nonce: randomNonce((n) => new Uint8Array(randomBytes(n))),
+      nonce: randomNonce(pooledRandomBytes),
     };
     return new Promise<Uint8Array>((resolve, reject) => {
       const timer = setTimeout(() => {

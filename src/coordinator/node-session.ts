@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { fromHex, isSigned, toHex } from '../core/identity.js';
 import { FrameError } from '../core/wire.js';
 import { nodeCrypto } from '../net/node-crypto.js';
-import { CLOSE, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, verifyHelloSignature } from '../net/node-protocol.js';
+import { CLOSE, HEARTBEAT, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, verifyHelloSignature } from '../net/node-protocol.js';
 import { verifyNodeFrame } from './frame-verifier.js';
 import type { NodeConnection, NodeConnectionEvents } from './node-connection.js';
 import { disconnectLabel } from './disconnects.js';
@@ -18,6 +18,7 @@ import type { VerifyPool } from './verify-pool.js';
 import type { LiveNode, Registry } from './registry.js';
 import type { RunManager } from './run-manager.js';
 import type { Store } from './store.js';
+import type { HelloBatcher } from './hello-batch.js';
 import type { CoordinatorMetrics } from './metrics.js';
 
 const HelloSchema = z
@@ -57,6 +58,8 @@ const ControlSchema = z.discriminatedUnion('type', [z.object({ type: z.literal('
 
 export interface NodeSessionDeps {
   store: Store;
+  /** Commits enrolments in groups (hello-batch.ts): the welcome follows the commit. */
+  hellos: HelloBatcher;
   registry: Registry;
   runs: RunManager;
   metrics: CoordinatorMetrics;
@@ -72,6 +75,10 @@ export interface NodeSessionDeps {
 /** Starts a session on a new connection (sends the challenge) and returns what the adapter calls. */
 export function openNodeSession(conn: NodeConnection, deps: NodeSessionDeps): NodeConnectionEvents {
   let node: LiveNode | null = null;
+  /** A hello was accepted and its enrolment awaits its commit (no welcome yet). */
+  let enrolling = false;
+  /** The connection closed. */
+  let gone = false;
   const challenge = toHex(new Uint8Array(randomBytes(16)));
   // Counted only while the loop is free to read the hello: a stalled coordinator does not time out its nodes.
   const helloTimer = stallAwareTimeout(HELLO_TIMEOUT_MS, () => conn.close(CLOSE.noHello, 'no hello'));
@@ -113,24 +120,35 @@ export function openNodeSession(conn: NodeConnection, deps: NodeSessionDeps): No
       return conn.close(CLOSE.unauthenticated, 'unauthenticated');
     }
     helloTimer.stop();
-    const id = deps.store.upsertNode(h.name, { resources: h.resources, tags: h.tags });
-    node = {
-      id,
-      name: h.name,
-      connection: conn,
-      publicKey,
-      resources: h.resources,
-      tags: h.tags,
-      lastSeen: Date.now(),
-      configuredRun: null,
-      waiter: null,
-      seenNonces: new Set(),
-    };
-    conn.identity = { nodeId: id, name: h.name, publicKey };
-    conn.authenticated();
-    deps.registry.add(node);
-    conn.sendControl({ type: 'welcome', nodeId: id, heartbeatMs: deps.heartbeatMs, protocol: PROTOCOL_VERSION });
-    deps.log.info({ nodeId: id, name: h.name, tags: h.tags }, 'node enrolled');
+    enrolling = true;
+    deps.hellos.enrol(h.name, { resources: h.resources, tags: h.tags }).then(
+      (id) => {
+        enrolling = false;
+        if (gone) return; // closed while its enrolment was being committed: it is a known node, not a live one
+        node = {
+          id,
+          name: h.name,
+          connection: conn,
+          publicKey,
+          resources: h.resources,
+          tags: h.tags,
+          lastSeen: Date.now(),
+          configuredRun: null,
+          waiter: null,
+          seenNonces: new Set(),
+        };
+        conn.identity = { nodeId: id, name: h.name, publicKey };
+        conn.authenticated();
+        deps.registry.add(node);
+        conn.sendControl({ type: 'welcome', nodeId: id, heartbeatMs: deps.heartbeatMs, protocol: PROTOCOL_VERSION });
+        deps.log.info({ nodeId: id, name: h.name, tags: h.tags }, 'node enrolled');
+      },
+      (e: Error) => {
+        enrolling = false;
+        deps.log.error({ name: h.name, err: e.message }, 'node could not be enrolled');
+        if (!gone) conn.close(CLOSE.internalError, 'the coordinator could not record the node');
+      },
+    );
   };
 
   // Set once a frame went to the verify pool: from then on this node's frames are handled in one queue.
@@ -158,8 +176,11 @@ export function openNodeSession(conn: NodeConnection, deps: NodeSessionDeps): No
 
   return {
     control(text) {
+      if (!node && enrolling) return reject('bad_message', 'wait for the welcome: the hello is being recorded');
       if (!node) return hello(text);
       node.lastSeen = Date.now();
+      // The one control message a node sends every few seconds (2,000 a second at 10,000 nodes), as nodes send it.
+      if (text === HEARTBEAT) return;
       try {
         ControlSchema.parse(JSON.parse(text));
         // lastSeen lives in the registry; the store gets it in one batched write per heartbeat interval.
@@ -190,6 +211,7 @@ export function openNodeSession(conn: NodeConnection, deps: NodeSessionDeps): No
       reject(code, message);
     },
     closed(cause) {
+      gone = true;
       helloTimer.stop();
       const label = disconnectLabel(cause);
       deps.metrics.disconnected(label);

@@ -40,6 +40,8 @@ export function registerRunRoutes(context: RouteContext): void {
     if (dataProblem) return sendError(reply, 400, 'invalid_config', `run config: evalDataset: ${dataProblem}`);
     const scalingProblem = runs.datasets.federatedStandardizeProblem(config);
     if (scalingProblem) return sendError(reply, 400, 'invalid_config', `run config: standardize: ${scalingProblem}`);
+    // Off the event loop: decoding a test set here would hold every node's heartbeats and frames meanwhile.
+    await runs.datasets.prepare(config.evalDataset);
     const id = store.createRun(config, config.seed);
     audit.record('run.created', who(req), req.ip, { runId: id, name: config.name });
     try {

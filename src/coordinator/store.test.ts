@@ -779,3 +779,50 @@ test('onChange announces committed runs, rounds and events, never a write that t
     store.close();
   }
 });
+
+test('upsertNodes enrols a group in one transaction with the ids one-by-one calls give; a bad entry changes nothing', () => {
+  const one = new Store(':memory:', { now: clock() });
+  const group = new Store(':memory:', { now: clock() });
+  try {
+    const entries = ['a', 'b', 'a', 'c'].map((name, i) => ({ name, info: { resources: { cores: i }, tags: {} } }));
+    const expected = entries.map((e) => one.upsertNode(e.name, e.info));
+    assert.deepEqual(expected, [0, 1, 0, 2]);
+    assert.deepEqual(group.upsertNodes(entries), expected);
+    const rows = (st: Store) => st.listNodes().map(({ id, name, resources, tags }) => ({ id, name, resources, tags }));
+    assert.deepEqual(rows(group), rows(one));
+    assertUnchanged(
+      group,
+      () =>
+        group.upsertNodes([
+          { name: 'd', info: { resources: {}, tags: {} } },
+          { name: '', info: { resources: {}, tags: {} } },
+        ]),
+      /node name/,
+    );
+    assert.equal(group.getNode(3), undefined);
+  } finally {
+    one.close();
+    group.close();
+  }
+});
+
+test('touchNodes without durability writes the same rows and leaves the store at synchronous=FULL', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgefed-store-touch-'));
+  const file = join(dir, 'db.sqlite');
+  try {
+    const s = new Store(file);
+    const a = s.upsertNode('a', { resources: {}, tags: {} });
+    const at = s.getNode(a)!.lastSeen + 7000;
+    s.touchNodes([{ id: a, atMs: at }], false);
+    assert.equal(s.getNode(a)!.lastSeen, at);
+    assert.equal(s.database.pragma('synchronous', { simple: true }), 2, 'FULL again for every other write');
+    assert.throws(() => s.touchNodes([{ id: -1, atMs: 1 }], false));
+    assert.equal(s.database.pragma('synchronous', { simple: true }), 2);
+    s.close();
+    const reopened = new Store(file);
+    assert.equal(reopened.getNode(a)!.lastSeen, at, 'on disk after a clean close');
+    reopened.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

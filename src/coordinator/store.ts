@@ -651,33 +651,38 @@ export class Store {
    * tags; either way lastSeen becomes now. Returns the node's id, the same for the same name forever.
    */
   upsertNode(name: string, info: NodeEnrolment): number {
-    checkName(name, 'node name');
-    if (!isPlainObject(info)) invalid(`node info must be { resources, tags }, got ${describe(info)}`);
-    const resources = toJsonObject(info.resources, 'resources');
-    const tags = checkTags(info.tags);
+    return this.upsertNodes([{ name, info }])[0];
+  }
+
+  /**
+   * upsertNode for many nodes in ONE transaction, so one commit (one fsync) enrols a group of hellos that arrive
+   * together: 10,000 nodes connecting at once cost 10,000 fsyncs on the event loop otherwise. Every entry is
+   * checked before anything is written; ids follow the entries' order, as the same calls one by one would give.
+   */
+  upsertNodes(entries: readonly { name: string; info: NodeEnrolment }[]): number[] {
+    const rows = entries.map(({ name, info }) => {
+      checkName(name, 'node name');
+      if (!isPlainObject(info)) invalid(`node info must be { resources, tags }, got ${describe(info)}`);
+      return { name, resources: toJsonObject(info.resources, 'resources'), tags: checkTags(info.tags) };
+    });
     return this.db
       .transaction(() => {
         const t = this.timestamp();
-        const existing = this.sql('SELECT id FROM nodes WHERE name = ?').pluck().get(name) as number | undefined;
-        if (existing !== undefined) {
-          this.sql('UPDATE nodes SET resources = ?, tags = ?, last_seen = max(last_seen, ?) WHERE id = ?').run(
-            resources,
-            tags,
-            t,
-            existing,
-          );
-          return existing;
-        }
-        const id = this.sql('SELECT coalesce(max(id) + 1, 0) FROM nodes').pluck().get() as number;
-        this.sql('INSERT INTO nodes (id, name, resources, tags, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)').run(
-          id,
-          name,
-          resources,
-          tags,
-          t,
-          t,
+        const find = this.sql('SELECT id FROM nodes WHERE name = ?').pluck();
+        const update = this.sql('UPDATE nodes SET resources = ?, tags = ?, last_seen = max(last_seen, ?) WHERE id = ?');
+        const insert = this.sql(
+          'INSERT INTO nodes (id, name, resources, tags, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)',
         );
-        return id;
+        return rows.map(({ name, resources, tags }) => {
+          const existing = find.get(name) as number | undefined;
+          if (existing !== undefined) {
+            update.run(resources, tags, t, existing);
+            return existing;
+          }
+          const id = this.sql('SELECT coalesce(max(id) + 1, 0) FROM nodes').pluck().get() as number;
+          insert.run(id, name, resources, tags, t, t);
+          return id;
+        });
       })
       .immediate();
   }
@@ -729,18 +734,27 @@ export class Store {
     return this.sql('SELECT public_key FROM node_keys WHERE name = ?').pluck().get(name) as string | undefined;
   }
 
-  /** touchNode for many nodes in one transaction (the coordinator's periodic liveness write). */
-  touchNodes(entries: readonly { id: number; atMs: number }[]): void {
+  /**
+   * touchNode for many nodes in one transaction (the coordinator's periodic liveness write). With durable
+   * false the commit skips its fsync (synchronous=NORMAL for this one transaction): the rows reach the disk with
+   * the next durable commit or checkpoint, and a power loss before that loses only these last-seen times.
+   */
+  touchNodes(entries: readonly { id: number; atMs: number }[], durable = true): void {
     for (const e of entries) {
       checkId(e.id, 'node id');
       checkCount(e.atMs, 'atMs');
     }
-    this.db
-      .transaction(() => {
-        const stmt = this.sql('UPDATE nodes SET last_seen = max(last_seen, ?) WHERE id = ?');
-        for (const e of entries) stmt.run(e.atMs, e.id);
-      })
-      .immediate();
+    if (!durable) this.db.pragma('synchronous = NORMAL');
+    try {
+      this.db
+        .transaction(() => {
+          const stmt = this.sql('UPDATE nodes SET last_seen = max(last_seen, ?) WHERE id = ?');
+          for (const e of entries) stmt.run(e.atMs, e.id);
+        })
+        .immediate();
+    } finally {
+      if (!durable) this.db.pragma('synchronous = FULL');
+    }
   }
 
   /** Records that node `id` was heard from at `atMs`; lastSeen never moves backwards. */
@@ -846,10 +860,6 @@ export class Store {
             'conflict',
             `run ${runId} has ${run.rounds_completed} rounds committed, so the next round is ${run.rounds_completed + 1}, not ${round}`,
           );
-        const hasNode = this.sql('SELECT 1 FROM nodes WHERE id = ?').pluck();
-        for (const r of rows)
-          if (hasNode.get(r.nodeId) === undefined)
-            throw new StoreError('not_found', `traffic names node ${r.nodeId}, which is not enrolled`);
         const t = this.timestamp();
         try {
           this.sql('INSERT INTO rounds (run_id, round, record, committed_at) VALUES (?, ?, ?, ?)').run(
@@ -878,9 +888,12 @@ export class Store {
         const bump = this.sql(
           'UPDATE nodes SET bytes_sent = bytes_sent + ?, bytes_received = bytes_received + ?, rounds_contributed = rounds_contributed + ? WHERE id = ?',
         );
+        // The node's own row is updated anyway: an update that finds no row is how an unknown node shows (the
+        // throw rolls the whole commit back), without a lookup per node first (10,000 of them at 10,000 nodes).
         for (const r of rows) {
+          if (bump.run(r.sent, r.received, r.contributed, r.nodeId).changes === 0)
+            throw new StoreError('not_found', `traffic names node ${r.nodeId}, which is not enrolled`);
           addTraffic.run(runId, round, r.nodeId, r.sent, r.received, r.contributed);
-          bump.run(r.sent, r.received, r.contributed, r.nodeId);
         }
       })
       .immediate();

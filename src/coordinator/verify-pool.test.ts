@@ -139,3 +139,21 @@ test('the lazy pool stays off below its fleet size and starts at it', async () =
     await lazy.close();
   }
 });
+
+test('each thread is sent a key once and checks every later frame of that node against it, never another key', async () => {
+  const pool = await VerifyPool.start(2);
+  try {
+    const nodes = [newIdentity(), newIdentity(), newIdentity()];
+    const inner = new TextEncoder().encode('EFW1 an update');
+    const checks = Array.from({ length: 60 }, (_, i) => {
+      const signer = nodes[i % 3];
+      const frame = signFrame(pending, inner, signer.secretKey, nodeCrypto);
+      // Every fifth frame is checked against the next node's key: refused, the others accepted.
+      const key = i % 5 === 4 ? nodes[(i + 1) % 3].publicKey : signer.publicKey;
+      return pool.verify(frame, key).then((o) => [o.ok, i % 5 !== 4]);
+    });
+    for (const [ok, expected] of await Promise.all(checks)) assert.equal(ok, expected);
+  } finally {
+    await pool.close();
+  }
+});

@@ -7,12 +7,19 @@ import { parentPort } from 'node:worker_threads';
 import { openSignedFrame } from '../core/identity.js';
 import { FrameError } from '../core/wire.js';
 import { nodeCrypto } from '../net/node-crypto.js';
-import type { VerifyJob, VerifyOutcome } from './verify-pool.js';
+import type { VerifyBatch, VerifyOutcome } from './verify-pool.js';
 
-parentPort!.on('message', (jobs: VerifyJob[]) => {
+/** The keys this thread was sent, by keyId (each arrives once, with the first job that needs it). */
+const keys = new Map<number, Uint8Array>();
+
+parentPort!.on('message', ({ forget, jobs }: VerifyBatch) => {
+  if (forget) keys.clear();
   const outcomes: VerifyOutcome[] = jobs.map((j) => {
     try {
-      openSignedFrame(j.bytes, j.publicKey, nodeCrypto);
+      if (j.key) keys.set(j.keyId, j.key);
+      const key = keys.get(j.keyId);
+      if (!key) throw new Error(`verify worker has no key ${j.keyId}`);
+      openSignedFrame(j.bytes, key, nodeCrypto);
       return { id: j.id, bytes: j.bytes, ok: true };
     } catch (e) {
       const code = e instanceof FrameError ? e.code : 'bad_frame';

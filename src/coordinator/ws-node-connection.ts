@@ -4,6 +4,8 @@
  * frames travel in chunks) and, until the hello is accepted, the raw socket's bytes are counted and the
  * connection is cut past MAX_HELLO_BYTES: a 200 MB message before hello is never buffered.
  */
+// Before 'ws': lets ws unmask the nodes' frames a word at a time (ws-mask.ts).
+import '../net/ws-mask.js';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';

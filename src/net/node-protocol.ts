@@ -33,6 +33,8 @@ export const CLOSE = {
   unauthenticated: 4003,
   /** No heartbeat (and no request in progress) for three heartbeat intervals. */
   heartbeatTimeout: 4004,
+  /** The coordinator failed to do its part (e.g. to record the node); the node may retry later. */
+  internalError: 1011,
   shuttingDown: 1012,
 } as const;
 
