@@ -2,6 +2,8 @@
  * The agent's Node.js platform: the `ws` WebSocket, node:http (not fetch: node-http.ts says why), node:os
  * resources and the usual trainer picker.
  */
+// Before 'ws': lets ws mask the replies a word at a time (ws-mask.ts).
+import '../net/ws-mask.js';
 import { WebSocket } from 'ws';
 import { availableParallelism, totalmem } from 'node:os';
 import { makeNodeTrainer, nodeTrainingThreads } from '../model/parallel-choice.js';
