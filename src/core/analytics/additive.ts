@@ -13,7 +13,8 @@
  * Min and max are not additive (a sum of minima is meaningless), so they have no place here.
  */
 
-import { MAX_HISTOGRAM_BINS } from './histogram.js';
+import { binOf, MAX_HISTOGRAM_BINS } from './histogram.js';
+import { wideToNumber } from '../secagg/wide-fixed.js';
 
 /** Most label slots a vector may carry (keeps a request from sizing a node's vector without bound). */
 export const MAX_LABEL_SLOTS = 65536;
@@ -130,8 +131,7 @@ export function additiveStatistics(x: ArrayLike<number>, y: ArrayLike<number> | 
     const { bins, lo, hi } = spec.histogram;
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < f; j++) {
-        const b = Math.floor(((x[i * f + j] - lo[j]) / (hi[j] - lo[j])) * bins);
-        out[at.histogram + j * bins + (b < 0 ? 0 : b >= bins ? bins - 1 : b)]++;
+        out[at.histogram + j * bins + binOf(x[i * f + j], lo[j], hi[j], bins)]++;
       }
     }
   }
@@ -166,8 +166,7 @@ export function additiveSummary(sums: readonly bigint[], fractionBits: number, s
   const at = additiveLayout(spec);
   if (sums.length !== at.length)
     throw new Error(`additive statistics: the sum has ${sums.length} values, the layout ${at.length}`);
-  const scale = 2 ** fractionBits;
-  const num = (k: number) => Number(sums[k]) / scale;
+  const num = (k: number) => wideToNumber(sums[k], { fractionBits });
   const range = (start: number, length: number) => Array.from({ length }, (_, k) => num(start + k));
   const out: AdditiveSummary = { count: num(at.count) };
   const f = spec.features;
@@ -182,7 +181,7 @@ export function additiveSummary(sums: readonly bigint[], fractionBits: number, s
       // N S2 - S1^2, both scaled: (N q2 2^f - q1^2) / (N^2 2^2f).
       const q1 = sums[at.s1 + j];
       const numerator = nBig * sums[at.s2 + j] * (1n << BigInt(fractionBits)) - q1 * q1;
-      return Math.max(0, Number(numerator) / (n * n) / (scale * scale));
+      return Math.max(0, Number(numerator) / (n * n) / 2 ** (2 * fractionBits));
     });
   }
   if (spec.histogram) out.histogram = range(at.histogram, f * spec.histogram.bins);

@@ -56,7 +56,6 @@ export function wideLimbsFor(maxAbs: number, clients: number, fractionBits: numb
 export function encodeWide(values: ArrayLike<number>, cfg: WideFixedConfig): Uint32Array {
   checkWideConfig(cfg);
   const { limbs } = cfg;
-  const width = BigInt(16 * limbs);
   const scale = 2 ** cfg.fractionBits;
   const out = new Uint32Array(values.length * limbs);
   for (let j = 0; j < values.length; j++) {
@@ -64,7 +63,6 @@ export function encodeWide(values: ArrayLike<number>, cfg: WideFixedConfig): Uin
     if (!Number.isFinite(v)) throw new Error(`encodeWide: values[${j}] is ${v}; only finite values can be encoded`);
     // v * 2^f is exact (a power of two); Math.round of a double is an exact integer-valued double.
     let q = BigInt.asUintN(16 * limbs, BigInt(Math.round(v * scale)));
-    if (q >> width !== 0n) throw new Error('encodeWide: internal: digit overflow');
     for (let k = 0; k < limbs; k++) {
       out[j * limbs + k] = Number(q & DIGIT_MASK);
       q >>= DIGIT;
@@ -91,6 +89,6 @@ export function decodeWideSum(sum: Uint32Array, cfg: WideFixedConfig): bigint[] 
 }
 
 /** A scaled integer from decodeWideSum as a number: round-to-nearest of q / 2^fractionBits. */
-export function wideToNumber(q: bigint, cfg: WideFixedConfig): number {
+export function wideToNumber(q: bigint, cfg: Pick<WideFixedConfig, 'fractionBits'>): number {
   return Number(q) / 2 ** cfg.fractionBits;
 }
