@@ -76,14 +76,23 @@ export interface AnalyticsRunOptions {
 
 type Outcome = { nodeId: number; reply?: AnalyticsReply; message?: string };
 
+/** Sends one analytics request; the node's reply, or an Error with its error reply's message. */
+export async function requestAnalytics(
+  transport: Transport,
+  nodeId: number,
+  frame: Uint8Array,
+): Promise<AnalyticsReply> {
+  const bytes = await transport.request(nodeId, frame);
+  if (peekHeader(bytes).type !== ANALYTICS_REPLY) {
+    const m = decodeMessage([], bytes);
+    throw new Error(m.type === 'error' ? m.message : `unexpected '${m.type}' reply`);
+  }
+  return decodeAnalyticsReply(bytes);
+}
+
 async function ask(transport: Transport, nodeId: number, frame: Uint8Array): Promise<Outcome> {
   try {
-    const bytes = await transport.request(nodeId, frame);
-    if (peekHeader(bytes).type !== ANALYTICS_REPLY) {
-      const m = decodeMessage([], bytes);
-      return { nodeId, message: m.type === 'error' ? m.message : `unexpected '${m.type}' reply` };
-    }
-    return { nodeId, reply: decodeAnalyticsReply(bytes) };
+    return { nodeId, reply: await requestAnalytics(transport, nodeId, frame) };
   } catch (e) {
     return { nodeId, message: (e as Error).message };
   }

@@ -25,18 +25,11 @@ import { additiveErrorBound, additiveLayout, additiveSummary, type AdditiveSpec 
 import { histogramQuantiles, type FeatureHistogram } from '../core/analytics/histogram.js';
 import { decodeWideSum, MAX_WIDE_CLIENTS, wideLimbsFor } from '../core/secagg/wide-fixed.js';
 import { computeRdp, DEFAULT_ORDERS, getPrivacySpent } from '../core/rdp.js';
-import { peekHeader } from '../core/wire.js';
-import { decodeMessage } from './messages.js';
-import {
-  ANALYTICS_REPLY,
-  decodeAnalyticsReply,
-  encodeAnalyticsRequest,
-  type AnalyticsReply,
-  type SecureAnalyticsSpec,
-} from './analytics-messages.js';
+import { encodeAnalyticsRequest, type SecureAnalyticsSpec } from './analytics-messages.js';
 import { needsHistogram, type AnalyticsQuery } from './analytics-query.js';
 import {
   layoutCheck,
+  requestAnalytics,
   runAnalytics,
   type AnalyticsResult,
   type AnalyticsRunOptions,
@@ -97,7 +90,7 @@ export async function runSecureAnalytics(
   await Promise.all(
     asked.map(async (nodeId) => {
       try {
-        const reply = await ask(
+        const reply = await requestAnalytics(
           transport,
           nodeId,
           encodeAnalyticsRequest({ ...plain(firstRound, nodeId), describe: true }),
@@ -230,15 +223,6 @@ export async function runSecureAnalytics(
 }
 
 const plain = (round: number, nodeId: number) => ({ round, nodeId, moments: false, labels: false });
-
-async function ask(transport: Transport, nodeId: number, frame: Uint8Array): Promise<AnalyticsReply> {
-  const bytes = await transport.request(nodeId, frame);
-  if (peekHeader(bytes).type !== ANALYTICS_REPLY) {
-    const m = decodeMessage([], bytes);
-    throw new Error(m.type === 'error' ? m.message : `unexpected '${m.type}' reply`);
-  }
-  return decodeAnalyticsReply(bytes);
-}
 
 /**
  * Each node's discrete Gaussian stddev per released count vector, so that the sum over at least `minNodes`

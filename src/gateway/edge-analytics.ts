@@ -14,19 +14,18 @@ import { peekHeader } from '../core/wire.js';
 import { addCounts, mergeHistograms } from '../core/analytics/histogram.js';
 import { checkMoments, mergeAllMoments } from '../core/analytics/moments.js';
 import {
-  ANALYTICS_REPLY,
-  decodeAnalyticsReply,
   decodeAnalyticsRequest,
   encodeAnalyticsReply,
   encodeAnalyticsRequest,
   type AnalyticsReply,
   type AnalyticsRequest,
 } from '../engine/analytics-messages.js';
-import { decodeMessage, encodeError } from '../engine/messages.js';
+import { encodeError } from '../engine/messages.js';
 import { NetworkTransport } from '../coordinator/network-transport.js';
 import { ANALYTICS_RUN_ID } from '../coordinator/standardize-pass.js';
 import type { Registry } from '../coordinator/registry.js';
 import type { Transport } from '../engine/transport.js';
+import { requestAnalytics } from '../engine/analytics-round.js';
 
 /** The header fields of a plaintext analytics request (the frame's own, then analytics-messages.ts'); no others. */
 const PLAINTEXT_FIELDS = new Set([
@@ -90,12 +89,7 @@ export function requirePlaintext(header: Record<string, unknown>): void {
 
 /** Asks one local node; its reply, or an Error saying why not. */
 async function ask(transport: Transport, req: AnalyticsRequest, local: number): Promise<AnalyticsReply> {
-  const bytes = await transport.request(local, encodeAnalyticsRequest({ ...req, nodeId: local }));
-  if (peekHeader(bytes).type !== ANALYTICS_REPLY) {
-    const m = decodeMessage([], bytes);
-    throw new Error(m.type === 'error' ? m.message : `unexpected '${m.type}' reply`);
-  }
-  const r = decodeAnalyticsReply(bytes);
+  const r = await requestAnalytics(transport, local, encodeAnalyticsRequest({ ...req, nodeId: local }));
   if (r.nodeId !== local || r.round !== req.round) throw new Error('reply for another node or round');
   return r;
 }
