@@ -61,14 +61,11 @@ export function registerRunRoutes(context: RouteContext): void {
     const reader = readerOf(actorOf(req));
     const stats = runs.standardizations.get(run.id);
     const coverage = stats && standardizationCoverage(stats, rounds);
-    // Which nodes trained is participation: hidden from DP runs' non-admin readers, as in their events.
-    const hideNodes = coverage && isDpConfig(run.config) && reader !== 'admin';
-    const standardization = hideNodes ? { ...coverage, nodes: [], joinedLater: [] } : coverage;
     return visibleRun(
       {
         ...run,
         rounds,
-        ...(coverage ? { standardization: { ...standardization, lateNodes: coverage.joinedLater.length } } : {}),
+        ...(coverage ? { standardization: { ...coverage, lateNodes: coverage.joinedLater.length } } : {}),
       },
       reader,
     );

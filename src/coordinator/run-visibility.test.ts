@@ -60,6 +60,15 @@ test('visibleRun redacts every round of a DP run only', () => {
   assert.deepEqual(visibleRun(run, 'admin').rounds[1].contributed, [1, 7]);
 });
 
+test("visibleRun hides a DP run's standardisation coverage (which nodes) from non-admin readers, not its counts", () => {
+  const standardization = { rows: 800, nodes: [1, 4], lateNodes: 1, joinedLater: [{ nodeId: 7, firstRound: 3 }] };
+  const run = { id: 1, config: dpConfig, seed: 1, rounds: [record], standardization };
+  assert.deepEqual(visibleRun(run, 'public').standardization, { rows: 800, nodes: [], lateNodes: 1, joinedLater: [] });
+  assert.deepEqual(visibleRun(run, 'admin').standardization, standardization);
+  assert.deepEqual(visibleRun({ ...run, config: { strategy: 'fedavg' } }, 'public').standardization, standardization);
+  assert.deepEqual(standardization.nodes, [1, 4], 'the stored coverage is not changed');
+});
+
 test('isDpConfig: dpfedavg is DP, other strategies and a missing one are not, an unreadable one is treated as DP', () => {
   assert.equal(isDpConfig(dpConfig), true);
   assert.equal(isDpConfig({ strategy: 'fedavg:clip=5' }), false);

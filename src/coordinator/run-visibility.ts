@@ -53,9 +53,16 @@ export function visibleRound<T extends RoundLike>(record: T, dp: boolean, reader
 }
 
 /** GET /v1/runs/:id: the run and its rounds. */
-export function visibleRun<T extends { config: unknown; rounds: RoundLike[] }>(run: T, reader: Reader): T {
-  const dp = isDpConfig(run.config);
-  return dp && reader !== 'admin' ? { ...run, rounds: run.rounds.map((r) => visibleRound(r, true, reader)) } : run;
+export function visibleRun<
+  T extends { config: unknown; rounds: RoundLike[]; standardization?: { nodes: unknown[]; joinedLater: unknown[] } },
+>(run: T, reader: Reader): T {
+  if (!isDpConfig(run.config) || reader === 'admin') return run;
+  return {
+    ...run,
+    rounds: run.rounds.map((r) => visibleRound(r, true, reader)),
+    // Which nodes the statistics pass covered, and which joined later, is participation too.
+    ...(run.standardization ? { standardization: { ...run.standardization, nodes: [], joinedLater: [] } } : {}),
+  };
 }
 
 /** Events that exist only because a node was selected in a round. */
