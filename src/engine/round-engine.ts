@@ -282,18 +282,20 @@ export class RoundEngine {
       if (pending) {
         const previous = pending;
         pending = null;
-        Promise.resolve(training).catch(() => {}); // handled below, after the previous round's record
+        // Settled here without its errors, for the two ways out below; the round itself is awaited after the
+        // previous round's record.
+        const drained = Promise.resolve(training).catch(() => {});
         let stop: boolean;
         try {
           stop = await previous;
         } catch (e) {
-          await Promise.resolve(training).catch(() => {});
+          await drained;
           throw e;
         }
         if (stop) {
           // The round trained meanwhile is dropped, its errors with it: the run ends with the model that reached the
           // target, as it would have in step.
-          await Promise.resolve(training).catch(() => {});
+          await drained;
           reachedTarget = true;
           break;
         }

@@ -496,10 +496,9 @@ export class AgentCore {
     // so at once rather than leaving the pass to wait out its deadline; a gateway asks its own nodes (and refuses
     // a secure pass, whose fields it does not forward).
     if (isAnalyticsRequest(frame) || this.analyticsSecure.holds(frame)) {
-      const rows = analyticsRows(this.options.data);
       const reply = this.options.analytics
         ? await this.options.analytics(frame)
-        : answerAnalyticsFrame(frame, () => rows, this.analyticsSecure.node);
+        : answerAnalyticsFrame(frame, () => analyticsRows(this.options.data), this.analyticsSecure.node);
       const out =
         binding && this.options.secretKey
           ? signFrame(binding, reply, this.options.secretKey, this.platform.crypto)

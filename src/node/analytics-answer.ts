@@ -89,13 +89,12 @@ export function secureAnalyticsSessions(options: () => SecureNodeOptions) {
   return {
     node,
     holds(frame: Uint8Array): boolean {
+      // No session yet (no secure analytics round asked): every training frame skips the header read.
+      if (sessions === undefined) return false;
       try {
         const h = peekHeader(frame);
         return (
-          typeof h.type === 'string' &&
-          isSecAggFrameType(h.type) &&
-          sessions !== undefined &&
-          sessions.holds(h.node as number, h.round as number)
+          typeof h.type === 'string' && isSecAggFrameType(h.type) && sessions.holds(h.node as number, h.round as number)
         );
       } catch {
         return false;
