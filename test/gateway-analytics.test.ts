@@ -25,9 +25,9 @@ import {
   waitOnline,
   type Proc,
 } from './deploy-harness.js';
-import { loadDatasetSpec } from '../src/data/load.ts';
 import {
   machineFile,
+  pooledPumpRows,
   PUMP_EXAMPLE as EXAMPLE,
   PUMP_FEATURES as F,
   PUMP_OPTIONS as OPTIONS,
@@ -57,15 +57,13 @@ test('a gateway forwards analytics to its nodes: POST /v1/analytics and the fede
   await waitOnline(url, 'pump2');
 
   // The pooled rows every node trains on (the analytics rows: each CSV's training split, before scaling).
-  const parts = files.map((f) => loadDatasetSpec(`csv:${f}${OPTIONS}`, { standardize: false }).train);
-  const columnValues = (j: number) => parts.flatMap((d) => Array.from({ length: d.n }, (_, k) => d.x[k * F + j]));
-  const pooled = Array.from({ length: F }, (_, j) => {
-    const v = columnValues(j);
-    const mean = v.reduce((a, b) => a + b, 0) / v.length;
-    const variance = v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length;
-    return { mean, variance, sorted: [...v].sort((a, b) => a - b) };
-  });
-  const rows = parts.reduce((s, d) => s + d.n, 0);
+  const truth = pooledPumpRows(files);
+  const pooled = truth.columns.map((v, j) => ({
+    mean: truth.mean[j],
+    variance: truth.variance[j],
+    sorted: [...v].sort((a, b) => a - b),
+  }));
+  const rows = truth.count;
 
   const r = await api<AnalyticsResult>(url, '/v1/analytics', { query: 'stats,labels,quantiles', bins: 32 });
   assert.equal(r.status, 200, JSON.stringify(r.json));
@@ -85,9 +83,7 @@ test('a gateway forwards analytics to its nodes: POST /v1/analytics and the fede
     assert.ok(Math.abs(r.json.quantiles!.values[j][k] - median) <= r.json.quantiles!.maxError[j] * (1 + 1e-9));
   }
   t.diagnostic(`through the gateway vs pooled rows: largest relative difference ${worst.toExponential(2)}`);
-  const labels = [0, 0, 0, 0];
-  for (const d of parts) for (const y of d.y) labels[y]++;
-  assert.deepEqual(r.json.labels, labels);
+  assert.deepEqual(r.json.labels, truth.labels);
   await waitForLog(site.gateway, 'edge analytics answered', { nodes: 2 });
 
   // A federated-standardisation run through the gateway: its pass covers the site's rows, the site's nodes

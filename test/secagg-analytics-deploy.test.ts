@@ -7,7 +7,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -22,37 +22,21 @@ import {
   waitOnline,
   type Proc,
 } from './deploy-harness.js';
-import { loadDatasetSpec } from '../src/data/load.ts';
+import {
+  machineFile,
+  pooledPumpRows,
+  PUMP_EXAMPLE as EXAMPLE,
+  PUMP_FEATURES as F,
+  PUMP_OPTIONS as OPTIONS,
+} from './support/pump-machines.js';
 import type { AnalyticsResult } from '../src/engine/analytics-round.ts';
 
 const procs: Proc[] = [];
 after(() => killAll(procs));
 
-const EXAMPLE = 'examples/industrial-fault/synthetic-pump-sensors.csv';
-const OPTIONS = '?label=fault&keep=machine_id';
-const F = 6;
-
-/** Naive float64 count, mean, population variance and label counts over the named machines' training rows. */
-function pooled(files: string[]) {
-  const parts = files.map((f) => loadDatasetSpec(`csv:${f}${OPTIONS}`, { standardize: false }).train);
-  const columns = Array.from({ length: F }, (_, j) =>
-    parts.flatMap((d) => Array.from({ length: d.n }, (_, k) => d.x[k * F + j])),
-  );
-  const mean = columns.map((v) => v.reduce((a, b) => a + b, 0) / v.length);
-  const variance = columns.map((v, j) => v.reduce((a, b) => a + (b - mean[j]) ** 2, 0) / v.length);
-  const labels = [0, 0, 0, 0];
-  for (const d of parts) for (const y of d.y) labels[y]++;
-  return { count: columns[0].length, mean, variance, labels };
-}
-
 test('POST /v1/analytics with secagg: the sum only, exact despite a dropout; refusals store nothing', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'edgefed-secagg-analytics-'));
-  const lines = readFileSync(EXAMPLE, 'utf8').trim().split('\n');
-  const files = ['m0', 'm1', 'm2', 'm3'].map((m) => {
-    const file = join(dir, `${m}.csv`);
-    writeFileSync(file, [lines[0], ...lines.slice(1).filter((l) => l.startsWith(`${m},`))].join('\n') + '\n');
-    return file;
-  });
+  const files = ['m0', 'm1', 'm2', 'm3'].map((m) => machineFile(dir, m));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   procs.push(startCoordinator(port, join(dir, 'state.db'), undefined, ['--dataset', `pumps=csv:${EXAMPLE}${OPTIONS}`]));
@@ -73,7 +57,7 @@ test('POST /v1/analytics with secagg: the sum only, exact despite a dropout; ref
   assert.deepEqual(r.json.nodes.answered, [0, 1, 2]);
   assert.match(r.json.nodes.failed.find((f) => f.nodeId === 3)?.message ?? '', /connection lost|not connected/);
   assert.match(nodes[3].output(), /dropping out after sharing keys/);
-  const truth = pooled(files.slice(0, 3));
+  const truth = pooledPumpRows(files.slice(0, 3));
   assert.equal(r.json.count, truth.count);
   assert.deepEqual(r.json.labels, truth.labels);
   assert.equal(r.json.stats!.min, undefined);
