@@ -29,8 +29,13 @@ export function chooseThreadSplit(
   if (threads <= 1) return { split: 'one', reason: 'one thread asked for' };
   const engine = kernels ? engineUnsupportedReason(spec) : 'no engine kernels';
   if (engine !== null) return { split: 'one', reason: `the model trains on tfjs (${engine})` };
+  // Measured for the MLP and the 2NN (slower on two threads) and the CNN (faster); conv1d and recurrent models
+  // were not measured and stay on one thread with the dense ones.
   if (!hasConvolution(spec))
-    return { split: 'one', reason: 'a dense model: its steps are too short to share (bench/results/node-cores.md)' };
+    return {
+      split: 'one',
+      reason: 'no 2-D convolution: steps this short are not worth sharing (bench/results/node-cores.md)',
+    };
   const refused = parallelUnsupportedReason(spec, kernels!);
   if (refused === null) return { split: 'batches', reason: `each batch split over ${threads} threads` };
   if (kernels!.name === 'native-openblas')
