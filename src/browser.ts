@@ -6,6 +6,7 @@
  */
 export { AgentCore } from './node/agent-core.js';
 export type { AgentEvent, AgentLog, AgentOptions, AgentStats, RequestHandler } from './node/agent-core.js';
+export type { Backoff } from './node/reconnect-delay.js';
 export type { NodeStateSnapshot, NodeStateStore } from './node/local-state.js';
 export { browserPlatform } from './node/platform-browser.js';
 export type { AgentPlatform, AgentSocket, AgentSocketEvents, HttpInit, HttpResponse } from './node/platform.js';

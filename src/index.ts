@@ -17,6 +17,7 @@ export type { RunConfig } from './coordinator/config.js';
 export { startNode } from './node/start-node.js';
 export { Agent } from './node/agent.js';
 export type { AgentEvent, AgentLog, AgentOptions, AgentStats, RequestHandler } from './node/agent.js';
+export type { Backoff } from './node/reconnect-delay.js';
 export type { NodeStateSnapshot, NodeStateStore } from './node/local-state.js';
 export type { LocalStateKind } from './model/trainer.js';
 export type { LocalData } from './node/host.js';

@@ -32,6 +32,7 @@ import type { SecureNodeOptions } from './secure-session.js';
 import { keySetPeerTrust, tofuPeerTrust, type PeerTrust } from '../core/secagg/signing.js';
 import type { TensorSlot } from '../core/params.js';
 import type { NodeStateStore } from './local-state.js';
+import { reconnectDelay, type Backoff } from './reconnect-delay.js';
 
 /** The part of a logger the agent uses (pino's Logger has it; the browser page logs to its own panel). */
 export interface AgentLog {
@@ -101,8 +102,8 @@ export interface AgentOptions {
   tags: Record<string, string>;
   powerClass?: string;
   log: AgentLog;
-  /** Seconds between reconnect attempts: starts at min, doubles to max. */
-  backoff?: { minMs: number; maxMs: number };
+  /** Milliseconds between reconnect attempts: the ceiling starts at min and doubles to max (reconnect-delay.ts). */
+  backoff?: Backoff;
   /** Extra delay before answering a train request (to emulate a slow device in tests). */
   delayMs?: number;
   /** The node's Ed25519 secret key; with joinToken, the agent enrols it before connecting. */
@@ -551,8 +552,7 @@ export class AgentCore {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
     if (this.stopped) return;
-    const { minMs, maxMs } = this.options.backoff ?? { minMs: 500, maxMs: 10_000 };
-    const delay = Math.min(maxMs, minMs * 2 ** this.attempt++);
+    const delay = reconnectDelay(this.attempt++, this.options.backoff ?? { minMs: 500, maxMs: 10_000 });
     // Said once per outage (warn); each retry after it only at debug, so a long outage does not fill the log.
     if (this.attempt === 1)
       this.options.log.warn({ delayMs: delay }, 'lost the coordinator; retrying with backoff until it is back');
