@@ -66,14 +66,7 @@ import {
   profileLine,
   markdown,
 } from './connections/results.js';
-import {
-  coordinatorCauses,
-  dropTable,
-  listenCounters,
-  mergeCauses,
-  osLimits,
-  type DropCauses,
-} from './connections/drop-causes.js';
+import { coordinatorMetrics, dropCausesOf, dropTable, listenCounters } from './connections/drop-causes.js';
 import { ConnectFailed } from './connections/connect-failure.js';
 
 interface RunView {
@@ -309,27 +302,14 @@ async function bench(a: Args): Promise<RunRecord> {
       );
     } catch (e) {
       // Not every node could be held: measure why before giving up (the clients' closes, the coordinator's count).
-      const metricsText = await fetch(`${api}/metrics`, {
-        headers: adminToken ? { authorization: `Bearer ${adminToken}` } : {},
-      })
-        .then((r) => (r.ok ? r.text() : ''))
-        .catch(() => '');
+      const metricsText = await coordinatorMetrics(api, adminToken);
       statsReplies.clear();
       for (const c of clients) c.child.stdin!.write('stats\n');
       await until('client stats', 30_000, async () => (statsReplies.size === a.procs ? true : undefined), 20).catch(
         () => undefined,
       );
-      const stats = [...statsReplies.values()];
-      const listenNow = listenCounters();
       const v = [...progress.values()];
-      const dropCauses: DropCauses = {
-        client: mergeCauses(stats.map((s) => s.closeCauses)),
-        coordinator: metricsText.includes('edgefed_node_disconnects_total') ? coordinatorCauses(metricsText) : null,
-        listen_overflows: listenNow.overflows - listen0.overflows,
-        listen_drops: listenNow.drops - listen0.drops,
-        os: osLimits(),
-        client_max_loop_lag_ms: Math.max(0, ...stats.map((s) => s.maxLoopLagMs ?? 0)),
-      };
+      const dropCauses = dropCausesOf([...statsReplies.values()], metricsText, listen0, listenCounters());
       process.stderr.write(`${BENCH}: drops by cause:\n  ${dropTable(dropCauses).join('\n  ')}\n`);
       throw new ConnectFailed({
         key: `${a.nodes}x${a.procs}:${a.data}:auth-${a.auth}${a.transport === 'mqtt' ? ':mqtt' : ''}`,
@@ -498,25 +478,14 @@ async function bench(a: Args): Promise<RunRecord> {
     if (finalMem) coordHwm = Math.max(coordHwm, finalMem.hwm);
     const cpuTotal = procCpuSeconds(coordPid) - cpuAtStart;
     // The coordinator's count of ended connections, read before the clients leave (their exit would count too).
-    const metricsText = await fetch(`${api}/metrics`, {
-      headers: adminToken ? { authorization: `Bearer ${adminToken}` } : {},
-    })
-      .then((r) => (r.ok ? r.text() : ''))
-      .catch(() => '');
+    const metricsText = await coordinatorMetrics(api, adminToken);
     const listen1 = listenCounters();
 
     // 6. Stop the clients (they report first), then the coordinator.
     clearInterval(sampler);
     for (const c of clients) await stopChild(c, () => c.child.stdin!.write('stop\n'), 15_000);
     const clientFinal = [...finals.entries()].sort((x, y) => x[0] - y[0]).map(([, s]) => s);
-    const dropCauses: DropCauses = {
-      client: mergeCauses(clientFinal.map((s) => s.closeCauses)),
-      coordinator: metricsText.includes('edgefed_node_disconnects_total') ? coordinatorCauses(metricsText) : null,
-      listen_overflows: listen1.overflows - listen0.overflows,
-      listen_drops: listen1.drops - listen0.drops,
-      os: osLimits(),
-      client_max_loop_lag_ms: Math.max(0, ...clientFinal.map((s) => s.maxLoopLagMs ?? 0)),
-    };
+    const dropCauses = dropCausesOf(clientFinal, metricsText, listen0, listen1);
     process.stderr.write(`${BENCH}: drops by cause:\n  ${dropTable(dropCauses).join('\n  ')}\n`);
     const allOffline = await until(
       'every node offline',

@@ -119,6 +119,33 @@ export interface DropCauses {
   client_max_loop_lag_ms: number;
 }
 
+/** The coordinator's /metrics text, or '' when it does not answer (a coordinator too busy to is a finding too). */
+export function coordinatorMetrics(api: string, adminToken: string): Promise<string> {
+  return fetch(`${api}/metrics`, { headers: adminToken ? { authorization: `Bearer ${adminToken}` } : {} })
+    .then((r) => (r.ok ? r.text() : ''))
+    .catch(() => '');
+}
+
+/**
+ * The drop causes of a bench: the clients' reports of their closes, the coordinator's /metrics text, and the
+ * listen counters at the bench's start and now.
+ */
+export function dropCausesOf(
+  clients: readonly { closeCauses?: CauseCounts; maxLoopLagMs?: number }[],
+  metricsText: string,
+  listenAtStart: { overflows: number; drops: number },
+  listenNow: { overflows: number; drops: number },
+): DropCauses {
+  return {
+    client: mergeCauses(clients.map((s) => s.closeCauses)),
+    coordinator: metricsText.includes('edgefed_node_disconnects_total') ? coordinatorCauses(metricsText) : null,
+    listen_overflows: listenNow.overflows - listenAtStart.overflows,
+    listen_drops: listenNow.drops - listenAtStart.drops,
+    os: osLimits(),
+    client_max_loop_lag_ms: Math.max(0, ...clients.map((s) => s.maxLoopLagMs ?? 0)),
+  };
+}
+
 /** The drop table as text lines: one row per cause, clients' view and the coordinator's. */
 export function dropTable(d: DropCauses): string[] {
   const rows = Object.entries(d.client).sort((a, b) => b[1].count - a[1].count);

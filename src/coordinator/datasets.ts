@@ -8,7 +8,7 @@
  * `limitTest` takes a zero-copy prefix view of the cached set, so different limits cost no memory.
  * `prepare` loads a set into the cache in a worker thread, so starting a run does not block the event loop.
  */
-import { Worker } from 'node:worker_threads';
+import { bootWorker, firstMessage, workerEntry } from '../sim/boot-worker.js';
 import { loadDatasetSpec, DATASET_SPEC_FORMS, type LoadedData } from '../data/load.js';
 import { featureSize, type Dataset } from '../data/types.js';
 import { ByteLru } from './byte-lru.js';
@@ -148,21 +148,19 @@ export class DatasetCatalog {
 }
 
 /** A spec's test split loaded in a worker thread (dataset-worker.ts); null when it could not be loaded there. */
-function loadTestInWorker(spec: string): Promise<Dataset | null> {
-  // The built library (dist/) runs dataset-worker.js; a checkout runs the .ts through tsx (sim/boot.mjs).
-  const entry = new URL(
-    import.meta.url.endsWith('.ts') ? './dataset-worker.ts' : './dataset-worker.js',
-    import.meta.url,
-  ).href;
-  return new Promise((resolve) => {
-    const worker = new Worker(new URL('../sim/boot.mjs', import.meta.url), { workerData: { entry, spec } });
-    worker.once('message', (m: { ok: true; test: Dataset } | { ok: false; message: string }) => {
-      resolve(m.ok ? m.test : null);
-      void worker.terminate();
-    });
-    worker.once('error', () => resolve(null));
-    worker.once('exit', () => resolve(null));
-  });
+async function loadTestInWorker(spec: string): Promise<Dataset | null> {
+  const worker = bootWorker(workerEntry('dataset-worker', import.meta.url), { spec });
+  try {
+    const m = await firstMessage<{ ok: true; test: Dataset } | { ok: false; message: string }>(
+      worker,
+      'dataset worker',
+    );
+    return m.ok ? m.test : null;
+  } catch {
+    return null;
+  } finally {
+    void worker.terminate();
+  }
 }
 
 function prefix(d: Dataset, n: number): Dataset {

@@ -21,7 +21,6 @@ import { ServedModel } from '../predict/served-model.js';
 import { applyPolicy } from '../predict/policy.js';
 import { parsePredictBody, PredictError, predictErrorStatus } from '../predict/request.js';
 import { scaleRows, scalingReport, type InputScaling } from '../predict/input-scaling.js';
-import { parseRunConfig } from './config.js';
 
 export const PREDICT_BODY_LIMIT = 16 * 1024 * 1024;
 const ARTIFACTS_CACHED = 8;
@@ -172,7 +171,9 @@ export function registerModelRoutes(app: FastifyInstance, options: ModelRoutesOp
         return error(reply, 400, 'bad_version', "model must be 'latest', a version number or 'escalation'");
       const run = options.store.getRun(body.runId);
       if (!run) return error(reply, 404, 'not_found', 'no such run');
-      if (parseRunConfig(run.config).standardize === 'federated') {
+      // The stored config was parsed when the run was created (defaults filled in), so its mode reads as it is;
+      // validating the whole config again cost every prediction ~26 us for this one field.
+      if ((run.config as { standardize?: unknown } | null)?.standardize === 'federated') {
         const stats = options.runs.standardizations.get(body.runId);
         if (!stats)
           return error(reply, 409, 'no_statistics', `run ${body.runId} has no committed federated statistics yet`);

@@ -6,7 +6,8 @@
  * the event loop so a burst of replies costs a few messages, not thousands.
  */
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { bootWorker, firstMessage, workerEntry } from '../sim/boot-worker.js';
 
 /**
  * One frame to check, as a worker receives it. Keys travel once per thread: structured-cloning a 32-byte key
@@ -76,29 +77,25 @@ export class VerifyPool {
   }
 
   static async start(threads = defaultVerifyThreads()): Promise<VerifyPool> {
-    // The built library (dist/) runs verify-worker.js; a checkout runs the .ts through tsx (sim/boot.mjs).
-    const entry = new URL(
-      import.meta.url.endsWith('.ts') ? './verify-worker.ts' : './verify-worker.js',
-      import.meta.url,
-    ).href;
-    const slots = await Promise.all(
-      Array.from(
-        { length: threads },
-        () =>
-          new Promise<Slot>((resolve, reject) => {
-            const worker = new Worker(new URL('../sim/boot.mjs', import.meta.url), { workerData: { entry } });
-            worker.once('message', () => resolve({ worker, outstanding: 0, batch: [], known: new Set() }));
-            worker.once('error', reject);
-          }),
-      ),
-    );
-    const pool = new VerifyPool(slots);
-    for (const s of slots) {
-      s.worker.unref();
-      s.worker.on('error', (e) => pool.failAll(e));
-      s.worker.on('exit', (code) => pool.failAll(new Error(`verify worker exited with code ${code}`)));
+    const entry = workerEntry('verify-worker', import.meta.url);
+    const workers = Array.from({ length: threads }, () => bootWorker(entry));
+    // Listening from the start: a thread that fails before the pool exists must not crash the process.
+    const started: { pool?: VerifyPool } = {};
+    for (const worker of workers) {
+      worker.on('error', (e) => started.pool?.failAll(e));
+      worker.on('exit', (code) => started.pool?.failAll(new Error(`verify worker exited with code ${code}`)));
     }
-    return pool;
+    try {
+      await Promise.all(workers.map((worker) => firstMessage(worker, 'verify worker')));
+    } catch (e) {
+      // One thread that cannot start fails the pool: the others must not keep the process alive.
+      await Promise.all(workers.map((worker) => worker.terminate()));
+      throw e;
+    }
+    const slots = workers.map((worker): Slot => ({ worker, outstanding: 0, batch: [], known: new Set() }));
+    started.pool = new VerifyPool(slots);
+    for (const worker of workers) worker.unref();
+    return started.pool;
   }
 
   get threads(): number {

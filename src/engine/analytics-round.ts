@@ -13,9 +13,9 @@ import {
 } from './analytics-messages.js';
 import { needsHistogram, type AnalyticsQuery } from './analytics-query.js';
 import { checkMoments, mergeAllMoments, momentsStd, momentsVariance } from '../core/analytics/moments.js';
-import { addCounts, histogramQuantiles, mergeHistograms, type FeatureHistogram } from '../core/analytics/histogram.js';
+import { addCounts, mergeHistograms, type FeatureHistogram } from '../core/analytics/histogram.js';
 import { discreteGaussianVector, type RandomWords } from '../core/discrete-gaussian.js';
-import { computeRdp, DEFAULT_ORDERS, getPrivacySpent } from '../core/rdp.js';
+import { countNoise, histogramRelease, type CountRelease } from './analytics-release.js';
 import { peekHeader } from '../core/wire.js';
 
 export interface AnalyticsResult {
@@ -265,22 +265,7 @@ export async function runAnalytics(
       ...(query.kinds.includes('stats') ? { min: [...pooled.min], max: [...pooled.max] } : {}),
     };
   }
-  if (histograms && query.kinds.includes('histogram')) {
-    const h = histograms;
-    result.histogram = {
-      bins: h.bins,
-      lo: [...h.lo],
-      hi: [...h.hi],
-      counts: selected.map((_, k) => [...h.counts.subarray(k * h.bins, (k + 1) * h.bins)]),
-    };
-  }
-  if (histograms && query.kinds.includes('quantiles')) {
-    result.quantiles = {
-      q: query.quantiles,
-      values: histogramQuantiles(histograms, query.quantiles),
-      maxError: [...histograms.lo].map((lo, k) => (histograms!.hi[k] - lo) / histograms!.bins),
-    };
-  }
+  if (histograms) Object.assign(result, histogramRelease(histograms, query, selected.length));
   if (labels) result.labels = [...labels];
   if (dp) result.dp = dp;
   return result;
@@ -300,23 +285,17 @@ function addNoise(
   features: number,
 ) {
   const { noise, delta } = query.dp!;
-  const sigma: Record<string, number> = {};
-  const releases: { name: string; sensitivity: number; values: Float64Array }[] = [
+  const releases: (CountRelease & { values: Float64Array })[] = [
     { name: 'count', sensitivity: 1, values: new Float64Array([count]) },
   ];
   if (labels) releases.push({ name: 'labels', sensitivity: 1, values: labels });
   if (histograms) releases.push({ name: 'histogram', sensitivity: Math.sqrt(features), values: histograms.counts });
-  let rdp = DEFAULT_ORDERS.map(() => 0);
+  const { sigma, epsilon } = countNoise(releases, query.dp!);
   const noisy = releases.map((r) => {
-    const steps = Math.max(1, Math.ceil(noise * r.sensitivity));
-    sigma[r.name] = steps;
-    const z = steps / r.sensitivity;
-    rdp = computeRdp(1, z, 1, DEFAULT_ORDERS).map((v, i) => v + rdp[i]);
-    const n = discreteGaussianVector(words, steps, r.values.length);
+    const n = discreteGaussianVector(words, sigma[r.name], r.values.length);
     // Post-processing: a count below zero is reported as zero.
     return r.values.map((v, i) => Math.max(0, v + n[i]));
   });
-  const epsilon = getPrivacySpent(DEFAULT_ORDERS, rdp, delta).epsilon;
   const at = (name: string) => noisy[releases.findIndex((r) => r.name === name)];
   return {
     count: at('count')[0],

@@ -22,11 +22,11 @@
  * Gaussians of stddev >= 2 is within 1e-14 of a discrete Gaussian; Kairouz et al. 2021).
  */
 import { additiveErrorBound, additiveLayout, additiveSummary, type AdditiveSpec } from '../core/analytics/additive.js';
-import { histogramQuantiles, type FeatureHistogram } from '../core/analytics/histogram.js';
+import type { FeatureHistogram } from '../core/analytics/histogram.js';
 import { decodeWideSum, MAX_WIDE_CLIENTS, wideLimbsFor } from '../core/secagg/wide-fixed.js';
-import { computeRdp, DEFAULT_ORDERS, getPrivacySpent } from '../core/rdp.js';
 import { encodeAnalyticsRequest, type SecureAnalyticsSpec } from './analytics-messages.js';
 import { needsHistogram, type AnalyticsQuery } from './analytics-query.js';
+import { countNoise, histogramRelease, type CountRelease } from './analytics-release.js';
 import {
   layoutCheck,
   requestAnalytics,
@@ -196,26 +196,13 @@ export async function runSecureAnalytics(
     secure.errorBound = additiveErrorBound(summary, spec, SECURE_FRACTION_BITS, included.length);
   }
   if (summary.histogram && histogram) {
-    const bins = query.bins;
     const merged: FeatureHistogram = {
-      bins,
+      bins: query.bins,
       lo: Float64Array.from(histogram.lo),
       hi: Float64Array.from(histogram.hi),
       counts: Float64Array.from(counts(summary.histogram)),
     };
-    if (query.kinds.includes('histogram'))
-      result.histogram = {
-        bins,
-        lo: [...histogram.lo],
-        hi: [...histogram.hi],
-        counts: selected.map((_, j) => [...merged.counts.subarray(j * bins, (j + 1) * bins)]),
-      };
-    if (query.kinds.includes('quantiles'))
-      result.quantiles = {
-        q: query.quantiles,
-        values: histogramQuantiles(merged, query.quantiles),
-        maxError: histogram.lo.map((lo, j) => (histogram.hi[j] - lo) / bins),
-      };
+    Object.assign(result, histogramRelease(merged, query, width));
   }
   if (summary.labels) result.labels = counts(summary.labels);
   if (dp) result.dp = dp;
@@ -230,19 +217,9 @@ const plain = (round: number, nodeId: number) => ({ round, nodeId, moments: fals
  * sqrt(F)), and the epsilon of those releases composed (Gaussian mechanisms, no sampling).
  */
 function distributedNoise(query: AnalyticsQuery, minNodes: number, features: number) {
-  const { noise, delta } = query.dp!;
-  const releases: [string, number][] = [['count', 1]];
-  if (query.kinds.includes('labels')) releases.push(['labels', 1]);
-  if (needsHistogram(query)) releases.push(['histogram', Math.sqrt(features)]);
-  const perNode: Record<string, number> = {};
-  const sigma: Record<string, number> = {};
-  let rdp = DEFAULT_ORDERS.map(() => 0);
-  for (const [name, sensitivity] of releases) {
-    const steps = Math.max(MIN_NODE_SIGMA, Math.ceil((noise * sensitivity) / Math.sqrt(minNodes)));
-    perNode[name] = steps;
-    sigma[name] = steps * Math.sqrt(minNodes);
-    rdp = computeRdp(1, sigma[name] / sensitivity, 1, DEFAULT_ORDERS).map((v, i) => v + rdp[i]);
-  }
-  const epsilon = getPrivacySpent(DEFAULT_ORDERS, rdp, delta).epsilon;
-  return { noise, delta, epsilon, sigma, perNode, minNodes };
+  const releases: CountRelease[] = [{ name: 'count', sensitivity: 1 }];
+  if (query.kinds.includes('labels')) releases.push({ name: 'labels', sensitivity: 1 });
+  if (needsHistogram(query)) releases.push({ name: 'histogram', sensitivity: Math.sqrt(features) });
+  const { perNode, sigma, epsilon } = countNoise(releases, query.dp!, minNodes, MIN_NODE_SIGMA);
+  return { noise: query.dp!.noise, delta: query.dp!.delta, epsilon, sigma, perNode, minNodes };
 }

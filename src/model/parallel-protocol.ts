@@ -15,7 +15,7 @@
  * CONFIG; the worker reads that message synchronously (receiveMessageOnPort) before its next step.
  */
 import type { Kernels } from '../nn/kernels.js';
-import type { OptimizerConfig } from '../nn/optimizer.js';
+import { FlatOptimizer, type OptimizerConfig } from '../nn/optimizer.js';
 
 /** Step generation: bumped once per batch. */
 export const GEN = 0;
@@ -91,6 +91,30 @@ export interface SharedOptimizer {
   config: OptimizerConfig;
   /** The optimizer's state arrays over all the weights (Adam: m, v; momentum: velocity). */
   state: Float32Array[];
+}
+
+/** Thread t's optimizer over its range of the weights: null when the range is empty (fewer weights than threads). */
+export interface RangeOptimizer {
+  opt: FlatOptimizer | null;
+  start: number;
+  end: number;
+}
+
+/**
+ * The optimizer thread `t` of `threads` steps its range paramRange(n, threads, t) of the weights with: the same
+ * config over views of the shared state (the step is elementwise, so the ranges' steps are the whole step).
+ */
+export function rangeOptimizer(
+  shared: SharedOptimizer,
+  n: number,
+  threads: number,
+  t: number,
+  kernels: Kernels,
+): RangeOptimizer {
+  const [start, end] = paramRange(n, threads, t);
+  if (end <= start) return { opt: null, start, end };
+  const state = shared.state.map((a) => ({ a: a.subarray(start, end) }));
+  return { opt: new FlatOptimizer(shared.config, kernels, end - start, state), start, end };
 }
 
 /** What a worker receives at start. */

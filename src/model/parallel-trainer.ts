@@ -14,13 +14,14 @@
  * Not for models with dropout or BatchNormalization: their masks and batch statistics would depend on the
  * split, so parallelUnsupportedReason refuses them and the caller trains them on one thread. NODE-ONLY.
  */
-import { Worker, receiveMessageOnPort, MessageChannel, type MessagePort } from 'node:worker_threads';
+import { receiveMessageOnPort, MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
+import { bootWorker, firstMessage, workerEntry } from '../sim/boot-worker.js';
 import { EngineTrainer } from './engine-trainer.js';
 import type { DropoutRng, SeqNetSpec } from '../nn/seqnet.js';
 import type { BatchResult, DenseNetSpec } from '../nn/dense.js';
 import type { Kernels } from '../nn/kernels.js';
 import { KernelMemory, wasmOf, type Buf } from '../nn/kernel-memory.js';
-import { FlatOptimizer } from '../nn/optimizer.js';
+import type { FlatOptimizer } from '../nn/optimizer.js';
 import { jsKernels } from '../nn/kernels-js.js';
 import {
   ARRIVED,
@@ -36,9 +37,10 @@ import {
   PHASE,
   SPIN_MS,
   STOP,
-  paramRange,
   partRows,
+  rangeOptimizer,
   reduceRange,
+  type RangeOptimizer,
   type SharedBuffers,
   type SharedOptimizer,
   type WorkerSetup,
@@ -88,7 +90,7 @@ export class ParallelEngineTrainer extends EngineTrainer {
   /** The posted gradient buffers: [0] the trainer's, [j] worker j's. */
   private grads: Float32Array[] = [];
   /** train()'s optimizer (`of`) and this thread's optimizer over its range of the weights. */
-  private ranged: { of: FlatOptimizer; opt: FlatOptimizer; start: number; end: number } | null = null;
+  private ranged: (RangeOptimizer & { of: FlatOptimizer }) | null = null;
 
   private constructor(
     spec: DenseNetSpec | SeqNetSpec,
@@ -128,14 +130,11 @@ export class ParallelEngineTrainer extends EngineTrainer {
   }
 
   private async startWorkers(spec: DenseNetSpec | SeqNetSpec): Promise<void> {
-    // The built library runs parallel-worker.js; a checkout runs the .ts through tsx (see sim/boot.mjs).
-    const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
-    const entry = new URL(`./parallel-worker.${ext}`, import.meta.url).href;
+    const entry = workerEntry('parallel-worker', import.meta.url);
     const ready: Promise<void>[] = [];
     for (let index = 1; index < this.threads; index++) {
       const { port1, port2 } = new MessageChannel();
-      const setup: WorkerSetup & { port: MessagePort } = {
-        entry,
+      const setup: Omit<WorkerSetup, 'entry'> & { port: MessagePort } = {
         spec,
         kernels: this.kernels.name,
         index,
@@ -144,23 +143,20 @@ export class ParallelEngineTrainer extends EngineTrainer {
         results: this.results.buffer as SharedArrayBuffer,
         port: port2,
       };
-      const worker = new Worker(new URL('../sim/boot.mjs', import.meta.url), {
-        workerData: setup,
-        transferList: [port2],
-      });
+      const worker = bootWorker(entry, setup, [port2]);
       worker.unref(); // a trainer nobody disposed must not keep the process alive
       this.exits.push(new Promise((resolve) => worker.once('exit', () => resolve())));
+      const what = `parallel training worker ${index}`;
+      worker.on('error', (e) => {
+        this.failure ??= `${what} failed: ${e.message}`;
+      });
+      worker.once('exit', (code) => {
+        this.failure ??= `${what} exited (code ${code})`;
+      });
       this.slots.push({ worker, port: port1, g: null });
       ready.push(
-        new Promise<void>((resolve, reject) => {
-          worker.once('message', (m: { ready?: boolean; error?: string }) =>
-            m.ready ? resolve() : reject(new Error(`parallel training worker ${index}: ${m.error}`)),
-          );
-          worker.once('error', reject);
-          worker.once('exit', (code) => {
-            this.failure ??= `parallel training worker ${index} exited (code ${code})`;
-            reject(new Error(this.failure));
-          });
+        firstMessage<{ ready?: boolean; error?: string }>(worker, what).then((m) => {
+          if (!m.ready) throw new Error(`${what}: ${m.error}`);
         }),
       );
     }
@@ -247,9 +243,7 @@ export class ParallelEngineTrainer extends EngineTrainer {
       const posted: SharedOptimizer = { config: opt.config, state: state.map((s) => s.a) };
       for (const s of this.slots) s.port.postMessage(posted);
       Atomics.add(this.control, CONFIG, 1);
-      const [start, end] = paramRange(w.length, this.threads, 0);
-      const own = state.map((s) => ({ a: s.a.subarray(start, end) }));
-      this.ranged = { of: opt, opt: new FlatOptimizer(opt.config, this.kernels, end - start, own), start, end };
+      this.ranged = { of: opt, ...rangeOptimizer(posted, w.length, this.threads, 0, this.kernels) };
     }
     const c = this.control;
     c[PHASE] = OPTIMIZER_PHASE;
@@ -257,7 +251,7 @@ export class ParallelEngineTrainer extends EngineTrainer {
     Atomics.add(c, GEN, 1);
     Atomics.notify(c, GEN);
     const r = this.ranged;
-    r.opt.step(w.subarray(r.start, r.end), g.subarray(r.start, r.end));
+    r.opt?.step(w.subarray(r.start, r.end), g.subarray(r.start, r.end));
     this.waitFor(DONE, this.threads - 1);
   }
 

@@ -9,7 +9,6 @@ import { loadNativeKernels } from '../nn/kernels-native.js';
 import type { DenseNetSpec } from '../nn/dense.js';
 import type { SeqNetSpec } from '../nn/seqnet.js';
 import type { Kernels } from '../nn/kernels.js';
-import { FlatOptimizer } from '../nn/optimizer.js';
 import {
   ARRIVED,
   CONFIG,
@@ -22,9 +21,10 @@ import {
   PHASE,
   SPIN_MS,
   STOP,
-  paramRange,
   partRows,
+  rangeOptimizer,
   reduceRange,
+  type RangeOptimizer,
   type SharedBuffers,
   type SharedOptimizer,
   type WorkerSetup,
@@ -60,20 +60,6 @@ function barrier(parts: number): boolean {
   }
 }
 
-/** This worker's optimizer over its range of the weights, or null when the range is empty. */
-interface RangeOptimizer {
-  opt: FlatOptimizer | null;
-  start: number;
-  end: number;
-}
-
-function rangeOptimizer(o: SharedOptimizer, n: number, kernels: Kernels): RangeOptimizer {
-  const [start, end] = paramRange(n, setup.threads, setup.index);
-  if (end <= start) return { opt: null, start, end };
-  const state = o.state.map((a) => ({ a: a.subarray(start, end) }));
-  return { opt: new FlatOptimizer(o.config, kernels, end - start, state), start, end };
-}
-
 function serve(trainer: EngineTrainer, kernels: Kernels): void {
   // GEN starts at 0 and the trainer bumps it only after every worker said ready: reading it here instead could
   // miss a first step posted between our 'ready' and this line.
@@ -95,7 +81,7 @@ function serve(trainer: EngineTrainer, kernels: Kernels): void {
     }
     if (!got) throw new Error('parallel training worker: new buffers announced but none received');
     if (pendingOpt && bufs) {
-      ranged = rangeOptimizer(pendingOpt, bufs.w.length, kernels);
+      ranged = rangeOptimizer(pendingOpt, bufs.w.length, setup.threads, setup.index, kernels);
       pendingOpt = null;
     }
     config = c;

@@ -8,7 +8,8 @@
  * Frames cross threads as transferred buffers; their lengths are the bytes counted. A transferred frame belongs to
  * its receiver alone, so it is adopted (wire.ts): the weights or update in it are decoded without a copy.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { bootWorker, firstMessage, workerEntry } from './boot-worker.js';
 import type { Transport } from '../engine/transport.js';
 import { TrafficMeter } from '../engine/transport.js';
 import { adoptFrame } from '../core/wire.js';
@@ -62,31 +63,31 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
     const pool = new WorkerPoolTransport(data.parts.length);
     if (pinNodes) for (let nodeId = 0; nodeId < data.parts.length; nodeId++) pool.pin(nodeId);
     pool.pinnedForRun = pinNodes;
-    // The built library (dist/) runs worker.js; a checkout runs worker.ts through tsx (see boot.mjs).
-    const entry = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url).href;
-    await Promise.all(
-      Array.from(
-        { length: workers },
-        () =>
-          new Promise<void>((resolve, reject) => {
-            const worker = new Worker(new URL('./boot.mjs', import.meta.url), { workerData: { ...data, entry } });
-            const slot: Slot = { worker, job: null, evaluating: null };
-            worker.once('message', (m: { ready?: boolean; trainer?: string }) => {
-              pool.trainerKind = m.trainer ?? '';
-              worker.on('message', (reply: { frame: Uint8Array } | { evalRange: EvalRangeReply }) =>
-                'evalRange' in reply ? pool.evaluated(slot, reply.evalRange) : pool.finish(slot, reply.frame),
-              );
-              pool.slots.push(slot);
-              resolve();
-            });
-            worker.on('error', (e) => {
-              reject(e);
-              pool.fail(slot, e);
-            });
-            worker.on('exit', (code) => pool.fail(slot, new Error(`simulation worker exited with code ${code}`)));
-          }),
-      ),
+    const entry = workerEntry('worker', import.meta.url);
+    const started: Worker[] = [];
+    const starting = Promise.all(
+      Array.from({ length: workers }, async () => {
+        const worker = bootWorker(entry, data);
+        started.push(worker);
+        const slot: Slot = { worker, job: null, evaluating: null };
+        worker.on('error', (e) => pool.fail(slot, e));
+        worker.on('exit', (code) => pool.fail(slot, new Error(`simulation worker exited with code ${code}`)));
+        const ready = await firstMessage<{ ready?: boolean; trainer?: string }>(worker, 'simulation worker');
+        pool.trainerKind = ready.trainer ?? '';
+        worker.on('message', (reply: { frame: Uint8Array } | { evalRange: EvalRangeReply }) =>
+          'evalRange' in reply ? pool.evaluated(slot, reply.evalRange) : pool.finish(slot, reply.frame),
+        );
+        pool.slots.push(slot);
+      }),
     );
+    try {
+      await starting;
+    } catch (e) {
+      // One worker that cannot start fails the pool: the others must not keep the process alive.
+      pool.closed = true;
+      await Promise.all(started.map((worker) => worker.terminate()));
+      throw e;
+    }
     return pool;
   }
 
