@@ -149,6 +149,19 @@ export function adoptFrame(bytes: Uint8Array): Uint8Array {
   return bytes;
 }
 
+/**
+ * A received frame made readable in place (adoptFrame): the frame itself when the caller holds its buffer alone
+ * (`owned`: e.g. transferred back from a worker) and it starts 4-byte aligned, else one aligned copy. Its
+ * tensors then decode as views, and a flat update as one view: one copy at most instead of one per tensor and
+ * another to join them.
+ */
+export function readableFrame(bytes: Uint8Array, owned: boolean): Uint8Array {
+  if (owned && bytes.byteOffset % 4 === 0) return adoptFrame(bytes);
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  return adoptFrame(copy);
+}
+
 export class FrameError extends Error {
   constructor(
     readonly code: string,
