@@ -34,7 +34,7 @@ import { NodeHost, type LocalData } from '../src/node/host.js';
 import { loadMnist } from '../src/data/mnist.js';
 import { subset, type Dataset } from '../src/data/types.js';
 import { Rng } from '../src/core/rng.js';
-import { peekHeader } from '../src/core/wire.js';
+import { peekHeader, readableFrame } from '../src/core/wire.js';
 import { selectKernels } from '../src/nn/kernels-select.js';
 import { FrameLink } from '../src/net/frame-link.js';
 import { isBound, newIdentity, signFrame, toHex, unbindFrame, type Binding } from '../src/core/identity.js';
@@ -318,7 +318,7 @@ async function main(): Promise<void> {
         if (type === 'train') stats.trainRequests++;
         else if (type === 'evaluate') stats.evalRequests++;
         const started = performance.now();
-        const reply = await current.host.handle(frame);
+        const reply = await current.host.handle(readableFrame(frame, false)); // as the agent does (agent-core.ts)
         stats.handleSeconds += (performance.now() - started) / 1000;
         if (peekHeader(reply).type === 'error') {
           stats.errorReplies++;

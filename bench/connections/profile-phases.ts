@@ -15,8 +15,11 @@ const PHASES: { phase: string; match: (fn: string, url: string) => boolean }[] =
   { phase: 'run start (evaluation set, kernels)', match: (fn, url) => fn === 'start' && url.includes('run-manager') },
   { phase: 'fusion', match: (fn) => fn === 'aggregateTrain' || fn === 'fuseInOrder' },
   { phase: 'evaluation', match: (fn, url) => /evaluat/i.test(fn) && url.includes('/src/') },
-  { phase: 'encode train request', match: (fn) => fn === 'encodeTrainRequest' || fn === 'encodeEvalRequest' },
-  { phase: 'bind + send frame', match: (fn) => fn === 'bindFrame' || fn === 'sendFrame' },
+  {
+    phase: 'encode train request',
+    match: (fn) => ['encodeTrainRequest', 'encodeTrainRequestHead', 'encodeEvalRequest'].includes(fn),
+  },
+  { phase: 'bind + send frame', match: (fn) => ['bindFrame', 'sendFrame', 'sendFrameParts'].includes(fn) },
   { phase: 'signature check', match: (fn) => fn === 'openSignedFrame' || fn === 'verify' || fn === 'verifyEd25519' },
   { phase: 'reply decode + check', match: (fn) => fn === 'parseTrainReply' || fn === 'verifyNodeFrame' },
   { phase: RECEIVE, match: (fn, url) => url.includes('ws-node-connection') || fn === 'receive' },

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { FrameLink } from '../net/frame-link.js';
 import { FrameError } from '../core/wire.js';
 import { CHUNK_HEADER_BYTES } from '../core/chunks.js';
+import { concatBytes } from '../core/concat.js';
 import { MAX_HELLO_BYTES, MAX_MESSAGE_BYTES, type CoordinatorMessage } from '../net/node-protocol.js';
 import {
   bytesText,
@@ -248,6 +249,11 @@ class MqttNodeConnection implements NodeConnection {
 
   sendFrame(frame: Uint8Array, onError?: (e: Error) => void): void {
     this.link.send(frame, onError);
+  }
+
+  /** An MQTT message is one buffer: the parts are joined. */
+  sendFrameParts(parts: readonly Uint8Array[], onError?: (e: Error) => void): void {
+    this.link.send(concatBytes(parts), onError);
   }
 
   sendControl(message: CoordinatorMessage): void {

@@ -72,12 +72,22 @@ export class NetworkTransport implements Transport {
     return this.options.registry.eligible(this.options.selection);
   }
 
-  async request(nodeId: number, frame: Uint8Array): Promise<Uint8Array> {
+  request(nodeId: number, frame: Uint8Array): Promise<Uint8Array> {
+    return this.send(nodeId, frame, null);
+  }
+
+  /** The head goes out bound, then the body as it is: a round's shared body is never copied per node. */
+  requestParts(nodeId: number, head: Uint8Array, body: Uint8Array): Promise<Uint8Array> {
+    return this.send(nodeId, head, body);
+  }
+
+  /** Sends the frame `head` (+ `body`, when given) bound to a fresh nonce and awaits the node's reply to it. */
+  private async send(nodeId: number, head: Uint8Array, body: Uint8Array | null): Promise<Uint8Array> {
     const node = this.options.registry.get(nodeId);
     if (!node) throw new Error('node is not connected');
     if (node.waiter) throw new Error('node is busy with another request');
     await this.options.configure(node);
-    const sent = peekHeader(frame);
+    const sent = peekHeader(head);
     const replyType =
       secAggReplyType(sent) ??
       REPLY_TYPES[String(sent.type)] ??
@@ -132,9 +142,11 @@ export class NetworkTransport implements Transport {
         },
       };
       node.waiter = waiter;
-      const bound = bindFrame(binding, frame);
-      this.meter.count(nodeId, bound.length, 0);
-      node.connection.sendFrame(bound, (err) => waiter.fail(new Error(`send failed: ${err.message}`)));
+      const failed = (err: Error) => waiter.fail(new Error(`send failed: ${err.message}`));
+      const bound = bindFrame(binding, head);
+      this.meter.count(nodeId, bound.length + (body?.length ?? 0), 0);
+      if (body) node.connection.sendFrameParts([bound, body], failed);
+      else node.connection.sendFrame(bound, failed);
     });
   }
 

@@ -20,6 +20,11 @@ export interface NodeConnection {
   identity: NodeIdentity | null;
   /** Sends one whole frame; the adapter splits it as its transport needs. onError: it could not be sent. */
   sendFrame(frame: Uint8Array, onError?: (e: Error) => void): void;
+  /**
+   * Sends one frame given as parts (the frame is their concatenation), without joining them where the transport
+   * can send them as they are: a round's weights, shared by every node's request, are then never copied per node.
+   */
+  sendFrameParts(parts: readonly Uint8Array[], onError?: (e: Error) => void): void;
   /** Sends a control message (challenge, welcome, configure, error). */
   sendControl(message: CoordinatorMessage): void;
   /** The hello was accepted: the adapter lifts the limits it holds unauthenticated peers to. */

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import { fromHex, isSigned, toHex } from '../core/identity.js';
-import { FrameError } from '../core/wire.js';
+import { FrameError, readableFrame } from '../core/wire.js';
 import { nodeCrypto } from '../net/node-crypto.js';
 import { CLOSE, HEARTBEAT, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, verifyHelloSignature } from '../net/node-protocol.js';
 import { verifyNodeFrame } from './frame-verifier.js';
@@ -169,8 +169,10 @@ export function openNodeSession(conn: NodeConnection, deps: NodeSessionDeps): No
     } catch (e) {
       return reject(e instanceof FrameError ? e.code : 'bad_frame', (e as Error).message);
     }
-    if (node.waiter?.accept(verified.frame, verified.binding)) return;
-    if (node.configuredRun !== null) deps.runs.late(node.configuredRun, node.id, verified.frame);
+    // Bytes back from the verify pool's thread are this session's alone; the socket's are copied once.
+    const frame = readableFrame(verified.frame, signatureChecked);
+    if (node.waiter?.accept(frame, verified.binding)) return;
+    if (node.configuredRun !== null) deps.runs.late(node.configuredRun, node.id, frame);
     else reject('unexpected_frame', 'no request is waiting for this frame');
   };
 

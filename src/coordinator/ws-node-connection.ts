@@ -12,6 +12,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { FrameLink } from '../net/frame-link.js';
 import { FrameError } from '../core/wire.js';
 import { CHUNK_HEADER_BYTES } from '../core/chunks.js';
+import { concatBytes } from '../core/concat.js';
 import { MAX_HELLO_BYTES, MAX_MESSAGE_BYTES, type CoordinatorMessage } from '../net/node-protocol.js';
 import type { CloseCause, NodeConnection, NodeConnectionEvents, NodeIdentity } from './node-connection.js';
 
@@ -95,6 +96,26 @@ class WebSocketNodeConnection implements NodeConnection {
 
   sendFrame(frame: Uint8Array, onError?: (e: Error) => void): void {
     this.link.send(frame, onError);
+  }
+
+  /**
+   * A frame that fits one message goes out as one WebSocket message in fragments, a part each: the node's socket
+   * hands over their concatenation, the very bytes sendFrame would have sent, and nothing is copied here (ws
+   * writes unmasked buffers as they are). Nothing else can go out between the fragments: they are sent in one
+   * synchronous stretch. A larger frame is joined and chunked as sendFrame does.
+   */
+  sendFrameParts(parts: readonly Uint8Array[], onError?: (e: Error) => void): void {
+    const total = parts.reduce((sum, part) => sum + part.length, 0);
+    if (!this.link.sendsWhole(total)) return this.link.send(concatBytes(parts), onError);
+    // Corked, the fragments leave in one write call, as one message would (ws writes each fragment on its own).
+    const socket = (this.ws as unknown as { _socket?: Duplex })._socket;
+    socket?.cork();
+    parts.forEach((part, i) => {
+      const fin = i === parts.length - 1;
+      // One callback is enough: a fragment that cannot be sent fails the ones after it too.
+      this.ws.send(part, { binary: true, fin }, fin ? (err) => err && onError?.(err) : undefined);
+    });
+    socket?.uncork();
   }
 
   sendControl(message: CoordinatorMessage): void {

@@ -87,8 +87,13 @@ function readBinding(bytes: Uint8Array): { binding: Binding; json: Uint8Array; e
 }
 
 export function bindFrame(binding: Binding, frame: Uint8Array): Uint8Array {
+  return concatBytes([bindingPrefix(binding), frame]);
+}
+
+/** What bindFrame puts before the frame: bindingPrefix(b) followed by the frame's bytes is bindFrame(b, frame). */
+export function bindingPrefix(binding: Binding): Uint8Array {
   const json = enc.encode(JSON.stringify(checkBinding(binding)));
-  return concatBytes([enc.encode('EFB1'), u32(json.length), json, frame]);
+  return concatBytes([enc.encode('EFB1'), u32(json.length), json]);
 }
 
 export function isBound(bytes: Uint8Array): boolean {

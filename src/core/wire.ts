@@ -53,7 +53,8 @@ function align4(n: number): number {
   return (n + 3) & ~3;
 }
 
-export function encodeFrame(type: string, fields: Record<string, unknown>, tensors: WireTensor[] = []): Uint8Array {
+/** Checks the tensors as decodeFrame will and lays them out: each starts 4-byte aligned after the header. */
+function tensorEntries(tensors: readonly WireTensor[]): { entries: TensorEntry[]; dataBytes: number } {
   if (!LE) throw new Error('EdgeFed frames need a little-endian host');
   let offset = 0;
   const names = new Set<string>();
@@ -78,17 +79,57 @@ export function encodeFrame(type: string, fields: Record<string, unknown>, tenso
     offset += align4(t.data.byteLength); // every tensor starts 4-byte aligned; short ones are zero-padded
     return e;
   });
+  return { entries, dataBytes: offset };
+}
+
+/** The header JSON as UTF-8, within its limit. */
+function headerBytes(type: string, fields: Record<string, unknown>, entries: TensorEntry[]): Uint8Array {
   const header = new TextEncoder().encode(JSON.stringify({ ...fields, v: WIRE_VERSION, type, tensors: entries }));
   if (header.length > MAX_HEADER_BYTES)
     throw new Error(`frame header of ${header.length} bytes exceeds the limit of ${MAX_HEADER_BYTES}`);
-  const dataStart = align4(8 + header.length);
-  const out = new Uint8Array(dataStart + offset);
+  return header;
+}
+
+/** Writes magic, header length and header at the start of `out` (its padding stays zero). */
+function writeHead(out: Uint8Array, header: Uint8Array): void {
   out.set(new TextEncoder().encode(WIRE_MAGIC), 0);
-  new DataView(out.buffer).setUint32(4, header.length, true);
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(4, header.length, true);
   out.set(header, 8);
+}
+
+function writeTensors(out: Uint8Array, at: number, tensors: readonly WireTensor[], entries: TensorEntry[]): void {
   tensors.forEach((t, i) =>
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), dataStart + entries[i].offset),
+    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at + entries[i].offset),
   );
+}
+
+export function encodeFrame(type: string, fields: Record<string, unknown>, tensors: WireTensor[] = []): Uint8Array {
+  const { entries, dataBytes } = tensorEntries(tensors);
+  const header = headerBytes(type, fields, entries);
+  const dataStart = align4(8 + header.length);
+  const out = new Uint8Array(dataStart + dataBytes);
+  writeHead(out, header);
+  writeTensors(out, dataStart, tensors, entries);
+  return out;
+}
+
+/**
+ * A frame in two parts whose concatenation is encodeFrame's frame, byte for byte: the head (magic, header,
+ * padding) and the tensors' bytes (encodeFrameBody). Many frames that differ only in their header fields share
+ * one body: a coordinator encodes a round's weights once and sends each node its own small head before them.
+ */
+export function encodeFrameHead(type: string, fields: Record<string, unknown>, tensors: WireTensor[] = []): Uint8Array {
+  const header = headerBytes(type, fields, tensorEntries(tensors).entries);
+  const out = new Uint8Array(align4(8 + header.length));
+  writeHead(out, header);
+  return out;
+}
+
+/** The data section of a frame holding these tensors (see encodeFrameHead). */
+export function encodeFrameBody(tensors: WireTensor[]): Uint8Array {
+  const { entries, dataBytes } = tensorEntries(tensors);
+  const out = new Uint8Array(dataBytes);
+  writeTensors(out, 0, tensors, entries);
   return out;
 }
 
@@ -106,6 +147,19 @@ export function adoptFrame(bytes: Uint8Array): Uint8Array {
   // SharedArrayBuffer is undefined in pages that are not cross-origin isolated.
   if (typeof SharedArrayBuffer === 'undefined' || !(bytes.buffer instanceof SharedArrayBuffer)) adopted.add(bytes);
   return bytes;
+}
+
+/**
+ * A received frame made readable in place (adoptFrame): the frame itself when the caller holds its buffer alone
+ * (`owned`: e.g. transferred back from a worker) and it starts 4-byte aligned, else one aligned copy. Its
+ * tensors then decode as views, and a flat update as one view: one copy at most instead of one per tensor and
+ * another to join them.
+ */
+export function readableFrame(bytes: Uint8Array, owned: boolean): Uint8Array {
+  if (owned && bytes.byteOffset % 4 === 0) return adoptFrame(bytes);
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  return adoptFrame(copy);
 }
 
 export class FrameError extends Error {

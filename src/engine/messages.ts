@@ -2,7 +2,14 @@
  * The messages between coordinator and nodes, as wire frames. Both transports (worker threads and the
  * network) carry exactly these bytes, so bytes sent and received are measured the same way in both.
  */
-import { decodeFrame, encodeFrame, FrameError, type WireTensor } from '../core/wire.js';
+import {
+  decodeFrame,
+  encodeFrame,
+  encodeFrameBody,
+  encodeFrameHead,
+  FrameError,
+  type WireTensor,
+} from '../core/wire.js';
 import type { TensorSlot } from '../core/params.js';
 import type { Metrics, TrainConfig } from '../model/trainer.js';
 import {
@@ -132,14 +139,38 @@ function splitControl(
   return [tensors.slice(0, tensors.length - layout.length), fromTensors(layout, renamed)];
 }
 
-export function encodeTrainRequest(layout: readonly TensorSlot[], request: TrainRequest): Uint8Array {
+/** A train request's header fields and tensors (the weights, then the control variate's when there is one). */
+function trainRequestParts(
+  layout: readonly TensorSlot[],
+  request: TrainRequest,
+): [Record<string, unknown>, WireTensor[]] {
   const secagg = request.secagg === undefined ? {} : { secagg: request.secagg };
   const control = request.control ? { control: true } : {};
-  return encodeFrame(
-    'train',
+  return [
     { round: request.round, node: request.nodeId, mode: request.mode, config: request.config, ...secagg, ...control },
     [...toTensors(layout, request.weights), ...controlTensors(layout, request.control)],
-  );
+  ];
+}
+
+export function encodeTrainRequest(layout: readonly TensorSlot[], request: TrainRequest): Uint8Array {
+  return encodeFrame('train', ...trainRequestParts(layout, request));
+}
+
+/**
+ * encodeTrainRequest's frame in two parts (encodeFrameHead): the node's own head, then trainRequestBody of the
+ * same weights and control variate, which every node of a round shares. head + body = encodeTrainRequest.
+ */
+export function encodeTrainRequestHead(layout: readonly TensorSlot[], request: TrainRequest): Uint8Array {
+  return encodeFrameHead('train', ...trainRequestParts(layout, request));
+}
+
+/** The tensor bytes of a train request with these weights and control variate (see encodeTrainRequestHead). */
+export function trainRequestBody(
+  layout: readonly TensorSlot[],
+  weights: Float32Array,
+  control?: Float32Array,
+): Uint8Array {
+  return encodeFrameBody([...toTensors(layout, weights), ...controlTensors(layout, control)]);
 }
 
 export function encodeEvalRequest(layout: readonly TensorSlot[], request: EvalRequest): Uint8Array {

@@ -6,7 +6,7 @@
 import { Rng } from '../core/rng.js';
 import type { TensorSlot } from '../core/params.js';
 import type { EvalOutcome, TrainConfig } from '../model/trainer.js';
-import { encodeTrainRequest } from './messages.js';
+import { encodeTrainRequest, encodeTrainRequestHead, trainRequestBody, type TrainRequest } from './messages.js';
 import { evaluateNodes, personalizedAccuracy } from './evaluate-nodes.js';
 import type { EvalResult, Strategy, TrainResult } from './strategy.js';
 import type { Transport } from './transport.js';
@@ -140,18 +140,30 @@ export class RoundEngine {
     const clock = this.options.clock;
     const costs = new Map<number, RequestCost>();
     const control = strategy.control(this.global.length);
+    // Every node gets the same weights: where the transport takes a frame in parts, they are encoded once.
+    const body = transport.requestParts ? trainRequestBody(layout, this.global, control) : null;
     const trainOne = async (nodeId: number): Promise<void> => {
       const config = this.trainConfig(round, nodeId);
       try {
-        const frame = encodeTrainRequest(layout, {
+        const request: TrainRequest = {
           round,
           nodeId,
           mode: strategy.mode,
           config,
           weights: this.global,
           ...(control ? { control } : {}),
-        });
-        const reply = await transport.request(nodeId, frame);
+        };
+        let sentBytes: number;
+        let reply: Uint8Array;
+        if (body) {
+          const head = encodeTrainRequestHead(layout, request);
+          sentBytes = head.length + body.length;
+          reply = await transport.requestParts!(nodeId, head, body);
+        } else {
+          const frame = encodeTrainRequest(layout, request);
+          sentBytes = frame.length;
+          reply = await transport.request(nodeId, frame);
+        }
         // Replies often come in bursts (a verify-pool batch): each is decoded in its turn, not all in one.
         if (transport.pace) await transport.pace();
         const parsed = parseTrainReply(layout, reply, round, nodeId, this.global.length);
@@ -167,7 +179,7 @@ export class RoundEngine {
         results.push(result);
         costs.set(nodeId, {
           nodeId,
-          downBytes: frame.length,
+          downBytes: sentBytes,
           upBytes: reply.length,
           samples: samplesProcessed(parsed.steps, config.batchSize, config.epochs, parsed.numExamples),
         });

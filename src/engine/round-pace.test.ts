@@ -1,9 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RoundEngine } from './round-engine.js';
 import { Strategy, parseStrategy } from './strategy.js';
 import type { Transport } from './transport.js';
-import { healthyNodes, toyFederation, toyLayout } from '../../test/support/toy-federation.js';
+import { healthyNodes, toyFederation, twoToyRounds } from '../../test/support/toy-federation.js';
 
 const IDS = [0, 1, 2, 3, 4, 5];
 
@@ -27,20 +26,7 @@ function federation(paced: boolean) {
 
 async function run(strategy: Strategy, paced: boolean) {
   const f = federation(paced);
-  const result = await new RoundEngine({
-    layout: toyLayout,
-    strategy,
-    transport: f.transport,
-    initial: f.initial,
-    seed: 3,
-    rounds: 2,
-    fraction: 1,
-    minNodes: 1,
-    evalFraction: 0,
-    local: { epochs: 1, batchSize: 16, optimizer: { name: 'sgd', lr: 0.1 } },
-    centralEval: f.centralEval,
-  }).run();
-  return { weights: Buffer.from(result.weights.buffer), log: f.log };
+  return { weights: await twoToyRounds(strategy, f.transport, f.initial, f.centralEval), log: f.log };
 }
 
 test('a paced transport gets event-loop turns between the requests of a round, and the same model to the bit', async () => {

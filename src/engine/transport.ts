@@ -4,6 +4,12 @@ export interface Transport {
   nodeIds(): number[];
   /** Sends a request frame to a node and resolves with its reply frame; rejects on loss or timeout. */
   request(nodeId: number, frame: Uint8Array): Promise<Uint8Array>;
+  /**
+   * request() with the frame in two parts, head then body (the frame is their concatenation, byte for byte):
+   * a round sends every node the same body, encoded once, and each its own head. Optional: without it the round
+   * engine concatenates and calls request().
+   */
+  requestParts?(nodeId: number, head: Uint8Array, body: Uint8Array): Promise<Uint8Array>;
   /** Bytes sent to and received from nodes so far, by node id. */
   traffic(): { sent: number; received: number; byNode: Map<number, { sent: number; received: number }> };
   close(): Promise<void>;

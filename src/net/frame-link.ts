@@ -36,6 +36,11 @@ export class FrameLink {
     }
   }
 
+  /** Whether a frame of this many bytes travels as one message (send chunks only longer ones). */
+  sendsWhole(frameBytes: number): boolean {
+    return frameBytes <= this.chunkBytes;
+  }
+
   /** A whole frame once all its chunks are in; null while waiting; throws FrameError on a bad chunk. */
   receive(bytes: Uint8Array): Uint8Array | null {
     return this.reassembler.push(bytes);

@@ -12,7 +12,7 @@ import { ANALYTICS_REQUEST } from '../engine/analytics-messages.js';
 import { labelCounts } from './local-data.js';
 import type { NodeResources } from './resources.js';
 import { FrameLink } from '../net/frame-link.js';
-import { peekHeader } from '../core/wire.js';
+import { peekHeader, readableFrame } from '../core/wire.js';
 import { isBound, publicKeyOf, signFrame, toHex, unbindFrame, type Binding } from '../core/identity.js';
 import {
   HEARTBEAT,
@@ -518,7 +518,8 @@ export class AgentCore {
       await new Promise((r) => setTimeout(r, this.options.delayMs));
     }
     const { runId } = this.host;
-    const reply = await this.host.handle(frame);
+    // One aligned copy, read in place: the weights decode as one view, not a copy per tensor and another to join them.
+    const reply = await this.host.handle(readableFrame(frame, false));
     this.options.onFrame?.(frame, reply);
     // The reply is signed together with the request's binding: valid for that request only.
     const out =

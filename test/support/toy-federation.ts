@@ -7,6 +7,10 @@ import { jsKernels } from '../../src/nn/kernels-js.js';
 import { NodeHost, type LocalData } from '../../src/node/host.js';
 import { DirectTransport } from '../../src/sim/direct.js';
 import type { Dataset } from '../../src/data/types.js';
+import { RoundEngine } from '../../src/engine/round-engine.js';
+import type { Strategy } from '../../src/engine/strategy.js';
+import type { Transport } from '../../src/engine/transport.js';
+import type { EvalOutcome } from '../../src/model/trainer.js';
 
 /** A 2-class problem: class = x0 + x1 > 0, four standard-normal features. */
 export function blobs(n: number, seed: number): Dataset {
@@ -40,4 +44,27 @@ export function toyFederation(nodes: Map<number, LocalData>, ids: number[]) {
     initial: initialWeights(tensorSpecs(toySpec), new Rng(7)),
     centralEval: (w: Float32Array) => trainer.evaluate(w, test),
   };
+}
+
+/** Two rounds of the toy federation over `transport` (every node, SGD, seed 3): the final model's bytes. */
+export async function twoToyRounds(
+  strategy: Strategy,
+  transport: Transport,
+  initial: Float32Array,
+  centralEval: (w: Float32Array) => Promise<EvalOutcome>,
+): Promise<Buffer> {
+  const result = await new RoundEngine({
+    layout: toyLayout,
+    strategy,
+    transport,
+    initial,
+    seed: 3,
+    rounds: 2,
+    fraction: 1,
+    minNodes: 1,
+    evalFraction: 0,
+    local: { epochs: 1, batchSize: 16, optimizer: { name: 'sgd', lr: 0.1 } },
+    centralEval,
+  }).run();
+  return Buffer.from(result.weights.buffer);
 }
