@@ -134,11 +134,9 @@ export class EngineTrainer implements LocalTrainer {
     const f = featureSize(data);
     const x = this.xBuf!.a;
     const y = data.y instanceof Int32Array ? this.yInt!.a : this.yFloat!.a;
-    for (let i = 0; i < m; i++) {
-      const r = order[start + i];
-      x.set(data.x.subarray(r * f, (r + 1) * f), i * f);
-      y[i] = data.y[r];
-    }
+    if (this.kernels.gatherRows) this.kernels.gatherRows(data.x, f, order, start, m, x);
+    else for (let i = 0; i < m; i++) x.set(data.x.subarray(order[start + i] * f, (order[start + i] + 1) * f), i * f);
+    for (let i = 0; i < m; i++) y[i] = data.y[order[start + i]];
     return [x.subarray(0, m * f), y.subarray(0, m)];
   }
 
