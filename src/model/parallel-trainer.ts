@@ -190,6 +190,11 @@ export class ParallelEngineTrainer extends EngineTrainer {
     this.grads = bufs.grads;
   }
 
+  /** Every batch's gradient is summed over the threads before the step, so the step is never folded into it. */
+  protected override fusedSgdStep(): null {
+    return null;
+  }
+
   override batchGradient(
     w: Float32Array,
     x: Float32Array,

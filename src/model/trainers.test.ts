@@ -263,6 +263,19 @@ describe('gradient()', () => {
     const want = w0.map((w, i) => w - 0.1 * g[i]);
     assert.ok(maxAbsDiff(stepped, want) <= 1e-6, 'one full-batch step (shuffled order) is one gradient step');
   });
+
+  it('plain SGD (its step folded into the backward pass) trains as a separate gradient and step do', async () => {
+    // Momentum 0 takes the separate path (gradient buffer, then the optimizer), as FedProx and SCAFFOLD do.
+    const data = train;
+    const w0 = start(mlp, 14);
+    const eng = engineFor(mlp);
+    const fused = (await eng.train(w0, data, cfg({ name: 'sgd', lr: 0.1 }))).weights;
+    const apart = (await eng.train(w0, data, cfg({ name: 'momentum', lr: 0.1, momentum: 0 }))).weights;
+    const viaProx = (await eng.train(w0, data, { ...cfg({ name: 'sgd', lr: 0.1 }), proxMu: 1e-30 })).weights;
+    assert.ok(maxAbsDiff(fused, apart) <= WEIGHT_TOL, `max |diff| ${maxAbsDiff(fused, apart)}`);
+    assert.ok(maxAbsDiff(fused, viaProx) <= WEIGHT_TOL, `max |diff| ${maxAbsDiff(fused, viaProx)}`);
+    assert.ok(maxAbsDiff(fused, w0) > 100 * WEIGHT_TOL, 'training moved the weights');
+  });
 });
 
 describe('evaluate() and predict()', () => {

@@ -242,6 +242,57 @@ function denseSuite(k: Kernels): void {
     });
   });
 
+  describe('sgdStep (the SGD update folded into the backward pass)', () => {
+    it('steps every parameter as gradient() then w -= lr * g does, to float32 rounding, and reports the same loss', () => {
+      for (const [spec, seed] of [
+        [deepNet, 1900],
+        [softmaxNet('relu'), 2000],
+        [hiddenMse, 2100],
+      ] as const) {
+        const c = makeCase(spec, 7, seed);
+        const lr = 0.3;
+        const net = new DenseNet(spec, k);
+        const g = new Float32Array(net.numParams);
+        const want = net.gradient(c.w, c.x, c.y, c.m, g);
+        const w = new Float32Array(c.w);
+        const got = net.sgdStep(w, c.x, c.y, c.m, lr);
+        assert.equal(got.loss, want.loss);
+        assert.equal(got.correct, want.correct);
+        let moved = 0;
+        for (let i = 0; i < w.length; i++) {
+          // Two float32 roundings apart: the stored gradient (scaled by lr) and the stored weight.
+          const ref = c.w[i] - lr * g[i];
+          const tol = 2 ** -23 * (Math.abs(ref) + lr * Math.abs(g[i])) + 1e-12;
+          assert.ok(Math.abs(w[i] - ref) <= tol, `parameter ${i}: ${w[i]} vs ${ref} (tolerance ${tol})`);
+          if (w[i] !== c.w[i]) moved++;
+        }
+        assert.ok(moved >= w.length / 3, `only ${moved} of ${w.length} parameters moved`);
+      }
+    });
+
+    it('steps weights held in an offset view and leaves the rest of the buffer alone', () => {
+      const c = makeCase(softmaxNet('tanh'), 5, 2200);
+      const net = new DenseNet(c.spec, k);
+      const w = new Float32Array(c.w);
+      net.sgdStep(w, c.x, c.y, c.m, 0.1);
+      const big = new Float32Array(c.w.length + 7).fill(123);
+      big.set(c.w, 3);
+      net.sgdStep(big.subarray(3, 3 + c.w.length), c.x, c.y, c.m, 0.1);
+      assert.deepEqual(big.subarray(3, 3 + c.w.length), w);
+      assert.deepEqual([...big.subarray(0, 3), ...big.subarray(3 + c.w.length)], [123, 123, 123, 123, 123, 123, 123]);
+    });
+
+    it('rejects a learning rate that is not a positive number, before changing any weight', () => {
+      const c = makeCase(softmaxNet('relu'), 3, 2300);
+      const net = new DenseNet(c.spec, k);
+      const w = new Float32Array(c.w);
+      for (const lr of [0, -0.1, NaN, Infinity]) {
+        assert.throws(() => net.sgdStep(w, c.x, c.y, c.m, lr), /learning rate must be a positive number/);
+      }
+      assert.deepEqual(w, c.w);
+    });
+  });
+
   describe('evaluate and predict', () => {
     it('evaluate() reports the same summed loss and correct count as gradient()', () => {
       for (const [spec, seed] of [

@@ -69,6 +69,8 @@ export class DenseNet {
   private readonly offsets: { kernel: number; bias: number; fanIn: number; units: number }[] = [];
   private acts: Buf<Float32Array>[] = [];
   private deltas: Buf<Float32Array>[] = [];
+  /** One layer's bias gradient at a time, for sgdStep (which keeps no gradient of the whole model). */
+  private biasGrad: Buf<Float32Array> | null = null;
   private capacity = 0;
   private readonly mem: KernelMemory;
 
@@ -101,6 +103,7 @@ export class DenseNet {
       this.deltas = this.offsets.map((o) => this.mem.f32(m * o.units));
       this.capacity = m;
     }
+    this.biasGrad ??= this.mem.f32(Math.max(...this.offsets.map((o) => o.units)));
     this.mem.refresh();
   }
 
@@ -137,6 +140,30 @@ export class DenseNet {
    * and returns the summed loss and correct count.
    */
   gradient(w: Float32Array, x: Float32Array, y: Int32Array | Float32Array, m: number, g: Float32Array): BatchResult {
+    return this.backward(w, x, y, m, g, 0);
+  }
+
+  /**
+   * One plain SGD step (w -= lr * gradient of the mean loss, no momentum) over one batch, with the update
+   * folded into each layer's weight-gradient gemm (W = -lr * input^T * delta + W): no gradient buffer is
+   * written, zeroed or read back by a separate update pass. Returns the batch's summed loss and correct count.
+   * Rounds once per weight where gradient() then sgd round twice, so the bits differ from that pair (not the
+   * result beyond float rounding).
+   */
+  sgdStep(w: Float32Array, x: Float32Array, y: Int32Array | Float32Array, m: number, lr: number): BatchResult {
+    if (!(lr > 0) || !Number.isFinite(lr)) throw new Error(`learning rate must be a positive number, got ${lr}`);
+    return this.backward(w, x, y, m, null, lr);
+  }
+
+  /** Forward, loss and backward; writes the gradient into g, or (g null) steps w by -lr times it layer by layer. */
+  private backward(
+    w: Float32Array,
+    x: Float32Array,
+    y: Int32Array | Float32Array,
+    m: number,
+    g: Float32Array | null,
+    lr: number,
+  ): BatchResult {
     const out = this.forward(w, x, m);
     const L = this.offsets.length;
     const top = this.offsets[L - 1];
@@ -162,11 +189,31 @@ export class DenseNet {
       const o = this.offsets[i];
       const d = this.deltas[i].a.subarray(0, m * o.units);
       const input = i === 0 ? x : this.acts[i - 1].a.subarray(0, m * o.fanIn);
-      this.k.gemm(true, false, o.fanIn, o.units, m, 1, input, d, 0, g.subarray(o.kernel, o.kernel + o.fanIn * o.units));
-      this.k.colSum(d, m, o.units, g.subarray(o.bias, o.bias + o.units));
-      if (i === 0) break;
-      const prev = this.deltas[i - 1].a.subarray(0, m * o.fanIn);
-      this.k.gemm(false, true, m, o.fanIn, o.units, 1, d, w.subarray(o.kernel, o.kernel + o.fanIn * o.units), 0, prev);
+      const kernel = w.subarray(o.kernel, o.kernel + o.fanIn * o.units);
+      // The delta of the layer below goes first: it needs this layer's weights before a step changes them.
+      const prev = i === 0 ? null : this.deltas[i - 1].a.subarray(0, m * o.fanIn);
+      if (prev) this.k.gemm(false, true, m, o.fanIn, o.units, 1, d, kernel, 0, prev);
+      if (g) {
+        this.k.gemm(
+          true,
+          false,
+          o.fanIn,
+          o.units,
+          m,
+          1,
+          input,
+          d,
+          0,
+          g.subarray(o.kernel, o.kernel + o.fanIn * o.units),
+        );
+        this.k.colSum(d, m, o.units, g.subarray(o.bias, o.bias + o.units));
+      } else {
+        this.k.gemm(true, false, o.fanIn, o.units, m, -lr, input, d, 1, kernel);
+        const biasGrad = this.biasGrad!.a.subarray(0, o.units);
+        this.k.colSum(d, m, o.units, biasGrad);
+        this.k.sgd(w.subarray(o.bias, o.bias + o.units), biasGrad, lr, 0, null);
+      }
+      if (!prev) break;
       const act = this.spec.layers[i - 1].activation;
       if (act === 'relu') this.k.reluBackward(prev, input);
       else if (act === 'sigmoid') for (let j = 0; j < prev.length; j++) prev[j] *= input[j] * (1 - input[j]);

@@ -15,7 +15,7 @@ export const NATIVE_ADDON_PATH = fileURLToPath(
 );
 
 /** The addon's exports: the kernels (validating their arguments in C) plus OpenBLAS diagnostics. */
-interface NativeAddon extends Omit<Kernels, 'name'>, CoreControl {
+interface NativeAddon extends Required<Omit<Kernels, 'name'>>, CoreControl {
   info(): Omit<NativeKernelsInfo, 'selection' | 'core'>;
   setThreads(threads: number): void;
 }
@@ -63,6 +63,7 @@ function load(): void {
       softmaxXent: addon.softmaxXent,
       adam: addon.adam,
       sgd: addon.sgd,
+      gatherRows: addon.gatherRows,
     });
     loaded = { addon, kernels };
   } catch (e) {

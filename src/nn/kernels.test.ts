@@ -27,6 +27,44 @@ if (native) {
       assert.equal(nativeKernelsInfo()?.threads, 1);
     });
     kernelSuite(plainArrays(native));
+
+    it('gatherRows copies the picked rows exactly, in order, for any count and row width', () => {
+      const gather = native.gatherRows!;
+      for (const [rows, features, m] of [
+        [50, 784, 32],
+        [40, 5, 13],
+        [9, 17, 9],
+        [3, 1, 2],
+        [20, 33, 0],
+      ]) {
+        const x = Float32Array.from({ length: rows * features }, (_, i) => Math.sin(i) * 1e3);
+        const order = Int32Array.from({ length: m + 3 }, (_, i) => (i * 7 + 3) % rows);
+        const out = new Float32Array(m * features + 4).fill(-1);
+        gather(x, features, order, 3, m, out);
+        const want = new Float32Array(m * features + 4).fill(-1);
+        for (let i = 0; i < m; i++)
+          want.set(x.subarray(order[3 + i] * features, (order[3 + i] + 1) * features), i * features);
+        assert.deepEqual(out, want, `${m} of ${rows} rows of ${features}`);
+      }
+    });
+
+    it('gatherRows rejects an index outside x, a short order or out, and out inside x, before writing', () => {
+      const gather = native.gatherRows!;
+      const x = new Float32Array(4 * 3).fill(1);
+      const out = new Float32Array(6);
+      const cases: [Int32Array, number, number, Float32Array, RegExp][] = [
+        [Int32Array.of(0, 4), 0, 2, out, /order\[1\] = 4 is not a row of x \(which has 4\)/],
+        [Int32Array.of(-1, 0), 0, 2, out, /order\[0\] = -1 is not a row of x/],
+        [Int32Array.of(0, 1), 1, 2, out, /order has 2 elements, needs at least 3/],
+        [Int32Array.of(0, 1), 0, 2, new Float32Array(5), /out has 5 elements, needs at least 6/],
+        [Int32Array.of(0, 1), 0, 2, x.subarray(6), /out must not overlap x/],
+      ];
+      for (const [order, start, m, to, message] of cases) {
+        assert.throws(() => gather(x, 3, order, start, m, to), message);
+      }
+      assert.deepEqual(out, new Float32Array(6), 'nothing was written');
+      assert.deepEqual(x, new Float32Array(12).fill(1));
+    });
   });
 
   describe('kernels: native and js agree', () => agreementSuite(plainArrays(native), 'rounding'));

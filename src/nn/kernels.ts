@@ -53,4 +53,9 @@ export interface Kernels {
   ): void;
   /** SGD step in place; with momentum > 0, vel holds the velocity (v = mu v + g; w -= lr v). */
   sgd(w: Float32Array, g: Float32Array, lr: number, momentum: number, vel: Float32Array | null): void;
+  /**
+   * Optional (native only; others copy row by row): copies rows order[start .. start + m) of x, `features` floats
+   * each, into out (m x features), exactly. Throws on an index that is not a row of x, before writing.
+   */
+  gatherRows?(x: Float32Array, features: number, order: Int32Array, start: number, m: number, out: Float32Array): void;
 }
