@@ -7,7 +7,12 @@ import { existsSync } from 'node:fs';
 
 const entry = process.argv[2] === 'node' ? 'node-main' : 'main';
 const sources = new URL(`../src/cli/${entry}.ts`, import.meta.url);
-if (existsSync(sources)) {
+// EDGEFED_BUILT=test-build: run the JavaScript `npm test` has just built from these sources into that folder
+// (scripts/run-tests.mjs), so the many processes the tests start skip compiling TypeScript as they load.
+const built = process.env.EDGEFED_BUILT;
+if (built && existsSync(sources)) {
+  await import(new URL(`../${built}/cli/${entry}.js`, import.meta.url).href);
+} else if (existsSync(sources)) {
   const { register } = await import('tsx/esm/api');
   register();
   await import(sources.href);

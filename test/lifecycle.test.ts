@@ -27,6 +27,8 @@ const nodeSpecs = [0, 1, 2].map((i) => ({
   name: `t${i}`,
   extra: ['--delay-ms', '3000'],
 }));
+// The uninterrupted reference needs no slow answers: a node's delay holds its reply, never changes what it trains.
+const referenceSpecs = nodeSpecs.map(({ extra: _delay, ...spec }) => spec);
 
 interface Setup {
   url: string;
@@ -85,7 +87,7 @@ async function completedCheckpoint(url: string, proc?: Proc): Promise<RunView & 
 
 test('SIGTERM mid-round: the round is abandoned uncommitted, the run stays running, a restart finishes it with every round once and the same model', async () => {
   const a = await setup(config);
-  const aNodes = await startNodesInOrder(a.url, nodeSpecs);
+  const aNodes = await startNodesInOrder(a.url, referenceSpecs);
   const reference = await completedCheckpoint(a.url).finally(() => killAll([...aNodes, a.coordinator]));
   assert.equal(reference.round, config.rounds);
 
