@@ -32,6 +32,9 @@ export interface NodeJobResult {
   trainer: string;
 }
 
+/** Finished jobs kept at most (per state, newest first) and for at most an hour, for waiters not yet done. */
+const KEEP_FINISHED = { count: 10_000, age: 3600 };
+
 /** The options workers need (everything but where the queue is): the same run always gets the same id. */
 function jobSetup(options: ResolvedOptions): { setup: ResolvedOptions; setupId: string } {
   const { queue: _q, queueName: _n, workers: _w, ...setup } = options;
@@ -90,8 +93,16 @@ export class QueueTransport implements Transport {
       frame: Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('base64'),
     };
     this.meter.count(nodeId, frame.length, 0);
-    const job = await this.queue.add('node', data, { removeOnComplete: true, removeOnFail: true });
-    const result = (await job.waitUntilFinished(this.events)) as NodeJobResult;
+    // Finished jobs stay until their waiter has read them: removed on completion, a job that finished before
+    // waitUntilFinished looked (a loaded machine) read as "Missing key ... isFinished", and its node as failed.
+    // KEEP_FINISHED bounds what a waiter that died leaves behind.
+    const job = await this.queue.add('node', data, { removeOnComplete: KEEP_FINISHED, removeOnFail: KEEP_FINISHED });
+    let result: NodeJobResult;
+    try {
+      result = (await job.waitUntilFinished(this.events)) as NodeJobResult;
+    } finally {
+      await job.remove().catch(() => {}); // already gone (trimmed by KEEP_FINISHED) is fine
+    }
     if (typeof result?.frame !== 'string') throw new Error(`queue job for node ${nodeId} returned no frame`);
     const reply = new Uint8Array(Buffer.from(result.frame, 'base64'));
     this.meter.count(nodeId, 0, reply.length);
