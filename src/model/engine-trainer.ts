@@ -241,7 +241,10 @@ export class EngineTrainer implements LocalTrainer {
    * statistics); null otherwise.
    */
   private plainSgdRate(cfg: TrainConfig, shift?: Float32Array, frozen?: readonly WeightRange[]): number | null {
-    const plain = cfg.optimizer.name === 'sgd' && cfg.proxMu === 0 && !shift && !frozen?.length;
+    // An all-zero shift (SCAFFOLD's first round, or one node, whose controls cancel) changes no gradient: such a
+    // step is plain SGD and takes the same arithmetic as one with no shift, so the two agree bit for bit.
+    const shifted = shift !== undefined && shift.some((v) => v !== 0);
+    const plain = cfg.optimizer.name === 'sgd' && cfg.proxMu === 0 && !shifted && !frozen?.length;
     return plain && this.stateStart === this.net.numParams && !this.trainingMode ? cfg.optimizer.lr : null;
   }
 
