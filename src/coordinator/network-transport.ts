@@ -6,6 +6,7 @@
 import type { Transport } from '../engine/transport.js';
 import { TrafficMeter } from '../engine/transport.js';
 import { peekHeader } from '../core/wire.js';
+import { shown } from '../core/shown.js';
 import { bindFrame, randomNonce, type Binding } from '../core/identity.js';
 import { randomBytes } from 'node:crypto';
 import type { LiveNode, Registry, Selection } from './registry.js';
@@ -123,7 +124,7 @@ export class NetworkTransport implements Transport {
           if (replyBinding && h.round !== sent.round) {
             clearTimeout(timer);
             node.waiter = null;
-            reject(new Error(`reply is for round ${String(h.round)}, the request was round ${String(sent.round)}`));
+            reject(new Error(`reply is for round ${shown(h.round)}, the request was round ${shown(sent.round)}`));
             return true;
           }
           // An error reply or the reply of the same type for this round is ours; anything else is late.

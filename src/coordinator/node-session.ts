@@ -171,9 +171,15 @@ export function openNodeSession(conn: NodeConnection, deps: NodeSessionDeps): No
     }
     // Bytes back from the verify pool's thread are this session's alone; the socket's are copied once.
     const frame = readableFrame(verified.frame, signatureChecked);
-    if (node.waiter?.accept(frame, verified.binding)) return;
-    if (node.configuredRun !== null) deps.runs.late(node.configuredRun, node.id, frame);
-    else reject('unexpected_frame', 'no request is waiting for this frame');
+    // Routing reads the frame's header: whatever a hostile header makes it throw is this node's bad frame, never an
+    // exception out of the socket's handler (which would end the coordinator).
+    try {
+      if (node.waiter?.accept(frame, verified.binding)) return;
+      if (node.configuredRun !== null) deps.runs.late(node.configuredRun, node.id, frame);
+      else reject('unexpected_frame', 'no request is waiting for this frame');
+    } catch (e) {
+      reject('bad_frame', (e as Error).message);
+    }
   };
 
   return {

@@ -8,6 +8,7 @@
  * abandoned uncommitted (never fused from the partial set a shutdown leaves). Only an explicit stop ends a
  * run, and that stop is in the store before setControl returns.
  */
+import { shown } from '../core/shown.js';
 import type { Logger } from 'pino';
 import type { Dataset } from '../data/types.js';
 import { Rng } from '../core/rng.js';
@@ -147,7 +148,7 @@ export class RunManager {
         nodeId,
         forRound: header.round,
         atRound,
-        type: String(header.type),
+        type: shown(header.type),
       });
     else
       this.store.recordEvent(runId, 'rejected', {

@@ -624,3 +624,22 @@ test('fuzz (c): valid frames with maliciously edited header JSON', () => {
   assert.ok(rejected > 100, `only ${rejected} edited frames were rejected`);
   assert.ok(accepted > 10, `only ${accepted} edited frames were accepted`);
 });
+
+test('a header value whose toString is not a function is refused as a FrameError, shown as JSON', () => {
+  const bad = { toString: false };
+  const version = rawFrame({ v: bad, type: 't', tensors: [] }, new Uint8Array(0));
+  assert.throws(
+    () => decodeFrame(version),
+    (e: unknown) => {
+      assert.ok(e instanceof FrameError && e.code === 'bad_version', String(e));
+      assert.match(e.message, /protocol version \{"toString":false\} is not 1/);
+      return true;
+    },
+  );
+  const tensors = [{ name: 'w', dtype: bad, shape: [1], offset: 0, length: 4 }];
+  const dtype = rawFrame({ v: 1, type: 't', tensors }, new Uint8Array(4));
+  assert.throws(
+    () => decodeFrame(dtype),
+    (e: unknown) => e instanceof FrameError && e.code === 'bad_tensor',
+  );
+});

@@ -4,6 +4,8 @@
  * The header names each tensor with its dtype, shape, byte offset and length (safetensors-style), so floats
  * never pass through JSON. decodeFrame trusts nothing: every bound is checked before a byte is read.
  */
+import { shown } from './shown.js';
+
 export const WIRE_MAGIC = 'EFW1';
 export const WIRE_VERSION = 1;
 export const MAX_HEADER_BYTES = 1 << 20;
@@ -180,7 +182,7 @@ export function decodeFrame(bytes: Uint8Array, maxBytes = 512 * 1024 * 1024): Fr
     throw new FrameError('too_large', `frame of ${bytes.length} bytes exceeds the limit of ${maxBytes}`);
   const { header, headerLength } = readHeaderObject(bytes);
   if (header.v !== WIRE_VERSION)
-    throw new FrameError('bad_version', `protocol version ${String(header.v)} is not ${WIRE_VERSION}`);
+    throw new FrameError('bad_version', `protocol version ${shown(header.v)} is not ${WIRE_VERSION}`);
   if (typeof header.type !== 'string') throw new FrameError('bad_header', 'header has no message type');
   const entries = header.tensors ?? [];
   if (!Array.isArray(entries)) throw new FrameError('bad_header', 'header.tensors is not a list');
@@ -204,7 +206,7 @@ export function decodeFrame(bytes: Uint8Array, maxBytes = 512 * 1024 * 1024): Fr
     if (!isDtype(e.dtype))
       throw new FrameError(
         'bad_tensor',
-        `tensor ${e.name}: dtype ${String(e.dtype)} is not one of ${Object.keys(DTYPES).join(', ')}`,
+        `tensor ${e.name}: dtype ${shown(e.dtype)} is not one of ${Object.keys(DTYPES).join(', ')}`,
       );
     if (!Array.isArray(e.shape) || e.shape.length > 8 || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
       throw new FrameError('bad_tensor', `tensor ${e.name}: shape is not a list of up to 8 whole numbers`);

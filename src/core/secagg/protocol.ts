@@ -33,6 +33,7 @@
  * against an active server that also controls clients, corrupted clients can sign both views of a split, and
  * the paper's analysis uses a larger t (as we read section 6, t > 2n/3 with fewer than n/3 corrupted clients).
  */
+import { shown } from '../shown.js';
 import {
   addMask,
   agreeKey,
@@ -236,12 +237,9 @@ function checkBytes(who: string, b: unknown, length: number, what: string): Uint
 
 function checkSession(who: string, expected: string, msg: { session?: unknown; type?: unknown }, type: string): void {
   if (typeof msg !== 'object' || msg === null || msg.type !== type)
-    throw new SecAggError('bad_message', `${who}: expected a ${type} message, got ${String(msg?.type)}`);
+    throw new SecAggError('bad_message', `${who}: expected a ${type} message, got ${shown(msg?.type)}`);
   if (msg.session !== expected)
-    throw new SecAggError(
-      'wrong_session',
-      `${who}: ${type} is for session '${String(msg.session)}', not '${expected}'`,
-    );
+    throw new SecAggError('wrong_session', `${who}: ${type} is for session '${shown(msg.session)}', not '${expected}'`);
 }
 
 /** Ascending ids, checked to be valid and distinct. */
