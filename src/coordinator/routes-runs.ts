@@ -10,7 +10,7 @@ import { operator, read, actorName, actorOf } from './route-policy.js';
 import { sendError, type RouteContext } from './route-context.js';
 import { isDpConfig, readerOf, visibleEvents, visibleRun } from './run-visibility.js';
 import type { AuditAction } from './audit.js';
-import { StandardizationCoverageCache, type ContributionRecord } from './standardization-coverage.js';
+import { standardizationCoverage, type ContributionRecord } from './standardization-coverage.js';
 
 const ACTIONS = { pause: 'run.paused', resume: 'run.resumed', stop: 'run.stopped' } as const satisfies Record<
   string,
@@ -26,7 +26,6 @@ const who = (req: FastifyRequest) => actorName(actorOf(req));
 
 export function registerRunRoutes(context: RouteContext): void {
   const { app, store, runs, audit } = context;
-  const coverages = new StandardizationCoverageCache();
 
   app.post('/v1/runs', operator('runs:write'), async (req, reply) => {
     if (context.gateway)
@@ -61,7 +60,7 @@ export function registerRunRoutes(context: RouteContext): void {
     const rounds = store.roundRecords<ContributionRecord & Record<string, unknown>>(run.id);
     const reader = readerOf(actorOf(req));
     const stats = runs.standardizations.get(run.id);
-    const coverage = stats && coverages.coverage(run.id, stats, rounds);
+    const coverage = stats && standardizationCoverage(stats, rounds);
     return visibleRun(
       {
         ...run,

@@ -7,7 +7,7 @@ export interface Transport {
   /**
    * request() with the frame in two parts, head then body (the frame is their concatenation, byte for byte):
    * a round sends every node the same body, encoded once, and each its own head. Optional: without it the round
-   * engine concatenates and calls request().
+   * engine encodes each node's whole frame and calls request().
    */
   requestParts?(nodeId: number, head: Uint8Array, body: Uint8Array): Promise<Uint8Array>;
   /** Bytes sent to and received from nodes so far, by node id. */
