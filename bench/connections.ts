@@ -38,7 +38,7 @@ import type { ClientStats } from './connections-client.js';
 import { gitCommit, gitSrcDirty, machine as machineInfo, writeAtomic, printEnvironment } from './support/results-io.js';
 import { BENCH, CLI, CLIENT, FLEET, SAMPLE_MS, type Args, parseCli } from './connections/options.js';
 import { procMemory, procCpuSeconds, procIo, openFileLimits } from './connections/proc.js';
-import { type MemPoint, gcMemory, profileUntil } from './connections/inspector.js';
+import { type MemPoint, gcMemory, loopDelayWindow, profileUntil } from './connections/inspector.js';
 import { startBroker, BROKER_LIMITS } from './connections/broker.js';
 import {
   coordinatorHelp,
@@ -64,10 +64,13 @@ import {
   kb,
   mbOr,
   profileLine,
+  clientProfileLine,
+  loopDelayLine,
   markdown,
 } from './connections/results.js';
 import { coordinatorMetrics, dropCausesOf, dropTable, listenCounters } from './connections/drop-causes.js';
 import { ConnectFailed } from './connections/connect-failure.js';
+import type { ClientProfile } from './connections/self-profile.js';
 
 interface RunView {
   id: number;
@@ -229,6 +232,7 @@ async function bench(a: Args): Promise<RunRecord> {
     const connecting = new Map<number, number>();
     const finals = new Map<number, ClientStats>();
     const statsReplies = new Map<number, ClientStats>();
+    const clientProfiles = new Map<number, ClientProfile | null>();
     const progress = new Map<number, { welcomed: number; open: number; disconnects: number }>();
     let lastProgress = performance.now();
     let first = 0;
@@ -276,6 +280,7 @@ async function bench(a: Args): Promise<RunRecord> {
         if (j.type === 'ready') ready.set(p, j);
         if (j.type === 'stats') statsReplies.set(p, j);
         if (j.type === 'final') finals.set(p, j);
+        if (j.type === 'profile') clientProfiles.set(p, (j as unknown as { profile: ClientProfile | null }).profile);
       });
     }
     const clients = children.slice(1);
@@ -413,6 +418,8 @@ async function bench(a: Args): Promise<RunRecord> {
       io: procIo(coordPid),
       load: loadavg()[0],
     });
+    if (a.profile) for (const c of clients) c.child.stdin!.write('profile-start\n');
+    const loopDelay = await loopDelayWindow(inspectorUrl);
     const run0 = runSample();
     let runFinished: () => void = () => {};
     const runProfile = a.profile
@@ -455,7 +462,16 @@ async function bench(a: Args): Promise<RunRecord> {
     );
     const run1 = runSample();
     runFinished();
+    if (a.profile) for (const c of clients) c.child.stdin!.write('profile-stop\n');
     const runHealth = await runProbe.stop();
+    const runLoopDelay = await loopDelay.stop();
+    if (a.profile)
+      await until(
+        'client profiles',
+        30_000,
+        async () => (clientProfiles.size === a.procs ? true : undefined),
+        20,
+      ).catch(() => process.stderr.write(`${BENCH}: not every client process sent its profile\n`));
     const runWindow: WindowStats = {
       seconds: (run1.t - run0.t) / 1000,
       cpu_seconds: run1.cpu - run0.cpu,
@@ -464,6 +480,10 @@ async function bench(a: Args): Promise<RunRecord> {
       write_syscalls: run1.io.syscw - run0.io.syscw,
       healthz_ms: latency(runHealth),
       profile: await runProfile,
+      ...(runLoopDelay ? { loop_delay_ms: runLoopDelay } : {}),
+      ...(a.profile
+        ? { client_profiles: [...clientProfiles.values()].filter((x): x is ClientProfile => x !== null) }
+        : {}),
     };
     phase = 'done';
     const gcAfterRun = await gcMemory(inspectorUrl);
@@ -728,7 +748,9 @@ function printTable(r: RunRecord): void {
       'run: CPU s (coordinator; clients), disk MB, /healthz median / p99 / max',
       `${r1(c.run.cpu_seconds)} s; ${r1(c.run.clients_cpu_seconds ?? NaN)} s of ${r1(c.run.seconds)} s, ${mb(c.run.disk_write_bytes)} MB, ${r1(c.run.healthz_ms.median)} / ${r1(c.run.healthz_ms.p99)} / ${r1(c.run.healthz_ms.max)} ms`,
     ],
+    ['run: coordinator event-loop delay p50 / p99 / max', loopDelayLine(c.run.loop_delay_ms)],
     ['run profile', profileLine(c.run.profile)],
+    ['client processes run profile', clientProfileLine(c.run.client_profiles, r.nodes * r.rounds)],
     [
       'client RSS peak (holding connections)',
       `${r.clients.rss_peak_sampled_bytes.map(mb).join(' / ')} MB (sum ${mb(r.clients.rss_peak_sampled_total_bytes)} MB)`,

@@ -3,8 +3,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { ClientStats } from '../connections-client.js';
 import { environmentLines, machine as machineInfo } from '../support/results-io.js';
 import { BENCH } from './options.js';
-import { type MemPoint, type ProfileSummary } from './inspector.js';
+import { type LoopDelay, type MemPoint, type ProfileSummary } from './inspector.js';
 import { phaseLine } from './profile-phases.js';
+import type { ClientProfile } from './self-profile.js';
 import { connectFailuresMarkdown, type ConnectFailure } from './connect-failure.js';
 import { dropTable, type DropCauses } from './drop-causes.js';
 
@@ -55,6 +56,10 @@ export interface WindowStats {
   write_syscalls: number;
   healthz_ms: LatencySummary;
   profile: ProfileSummary | null;
+  /** The coordinator's own event-loop delay over the window (what of /healthz's latency is the loop blocked). */
+  loop_delay_ms?: LoopDelay;
+  /** With --profile, the run window only: each client process's own CPU profile (self time by function). */
+  client_profiles?: ClientProfile[];
 }
 
 export interface RunRecord {
@@ -163,6 +168,25 @@ export const pct = (f: number) => `${r1(f * 100)}%`;
 export const kb = (b: number | null) => (b === null ? '?' : `${r1(b / 1024)} KB`);
 export const mbOr = (p: MemPoint | null, k: keyof MemPoint) => (p ? `${mb(p[k])} MB` : '?');
 
+export function loopDelayLine(d: LoopDelay | undefined): string {
+  if (!d) return 'not measured';
+  return `${r1(d.p50)} / ${r1(d.p99)} / ${r1(d.max)} ms (${d.samples} ticks of 10 ms)`;
+}
+
+/** The client processes' busy time per request and their top functions (self time summed over processes). */
+export function clientProfileLine(profiles: ClientProfile[] | undefined, requests: number): string {
+  if (!profiles?.length) return 'not profiled (run with --profile)';
+  const busy = profiles.reduce((s, p) => s + p.busy_seconds, 0);
+  const by = new Map<string, number>();
+  for (const p of profiles) for (const t of p.top) by.set(t.where, (by.get(t.where) ?? 0) + t.seconds);
+  const perReq = (s: number) => `${r3((s / Math.max(1, requests)) * 1000)} ms`;
+  const top = [...by]
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, 8)
+    .map(([w, s]) => `${w} ${perReq(s)}`);
+  return `main threads busy ${r1(busy)} s, ${perReq(busy)} per request; self time per request: ${top.join(', ')}`;
+}
+
 export function profileLine(p: ProfileSummary | null): string {
   if (!p) return 'not profiled (run with --profile)';
   return `main thread idle ${pct(p.idle_fraction)}; busy in ${p.by_src_function
@@ -237,7 +261,7 @@ export function markdown(f: ResultsFile): string {
     const cl = r.clients;
     const win = (name: string, w: WindowStats) =>
       `- ${name} (${r1(w.seconds)} s): coordinator CPU ${r1(w.cpu_seconds)} s${w.clients_cpu_seconds === undefined ? '' : ` (client processes ${r1(w.clients_cpu_seconds)} s)`}, ${mb(w.disk_write_bytes)} MB written to disk in ${w.write_syscalls} write calls, ` +
-      `/healthz median ${r1(w.healthz_ms.median)} / p99 ${r1(w.healthz_ms.p99)} / max ${r1(w.healthz_ms.max)} ms (${w.healthz_ms.samples} probes); ${profileLine(w.profile)}.`;
+      `/healthz median ${r1(w.healthz_ms.median)} / p99 ${r1(w.healthz_ms.p99)} / max ${r1(w.healthz_ms.max)} ms (${w.healthz_ms.samples} probes)${w.loop_delay_ms ? `, coordinator event-loop delay p99 ${r1(w.loop_delay_ms.p99)} / max ${r1(w.loop_delay_ms.max)} ms` : ''}; ${profileLine(w.profile)}.`;
     out.push(
       '',
       `- Model: ${r.run_config.model} (${r.model_params ?? '?'} parameters), trainer ${r.trainer ?? '?'}${r.kernels ? ` (${r.kernels} kernels)` : ''}; ` +
