@@ -30,14 +30,14 @@
  * Each run is merged into RESULTS_DIR/connections.json (replacing an earlier run with the same nodes,
  * procs, rounds and data) and RESULTS_DIR/connections.md is regenerated from every run in that file.
  */
-import { tmpdir, loadavg } from 'node:os';
+import { tmpdir, loadavg, setPriority } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RoundRecord } from '../src/engine/round-engine.js';
 import type { ClientStats } from './connections-client.js';
 import { gitCommit, gitSrcDirty, machine as machineInfo, writeAtomic, printEnvironment } from './support/results-io.js';
 import { BENCH, CLI, CLIENT, FLEET, SAMPLE_MS, type Args, parseCli } from './connections/options.js';
-import { procMemory, procCpuSeconds, procIo, openFileLimits } from './connections/proc.js';
+import { procMemory, procCpuSeconds, procIo, openFileLimits, threadSchedSeconds } from './connections/proc.js';
 import { type MemPoint, gcMemory, loopDelayWindow, profileUntil } from './connections/inspector.js';
 import { startBroker, BROKER_LIMITS } from './connections/broker.js';
 import {
@@ -66,6 +66,7 @@ import {
   profileLine,
   clientProfileLine,
   loopDelayLine,
+  schedLine,
   markdown,
 } from './connections/results.js';
 import { coordinatorMetrics, dropCausesOf, dropTable, listenCounters } from './connections/drop-causes.js';
@@ -266,6 +267,8 @@ async function bench(a: Args): Promise<RunRecord> {
         limits,
       );
       first += perProc[p];
+      // Raising a child's niceness needs no privilege; the coordinator and its worker threads keep theirs.
+      if (a.clientNice > 0 && c.child.pid) setPriority(c.child.pid, a.clientNice);
       children.push(c);
       lines(c, (l) => {
         let j: ClientStats & { type: string };
@@ -417,14 +420,20 @@ async function bench(a: Args): Promise<RunRecord> {
       clientsCpu: clientsCpu(),
       io: procIo(coordPid),
       load: loadavg()[0],
+      sched: threadSchedSeconds(coordPid),
     });
     if (a.profile) for (const c of clients) c.child.stdin!.write('profile-start\n');
+    let runFinished: () => void = () => {};
+    let profiling: () => void = () => {};
+    const profileStarted = new Promise<void>((res) => (profiling = res));
+    const runProfile = a.profile
+      ? profileUntil(inspectorUrl, new Promise<void>((res) => (runFinished = res)), profiling)
+      : Promise.resolve(null);
+    // Starting the profiler stops the coordinator for 0.1-0.5 s at thousands of connections: the run's figures
+    // (CPU, /healthz, loop delay) begin once it has started.
+    if (a.profile) await profileStarted;
     const loopDelay = await loopDelayWindow(inspectorUrl);
     const run0 = runSample();
-    let runFinished: () => void = () => {};
-    const runProfile = a.profile
-      ? profileUntil(inspectorUrl, new Promise<void>((res) => (runFinished = res)))
-      : Promise.resolve(null);
     const created = await getJson<{ id?: number; error?: { message: string } }>(`${api}/v1/runs`, runConfig);
     if (created.status !== 201 || created.json.id === undefined)
       throw new Error(`POST /v1/runs answered ${created.status}: ${JSON.stringify(created.json)}`);
@@ -481,6 +490,10 @@ async function bench(a: Args): Promise<RunRecord> {
       healthz_ms: latency(runHealth),
       profile: await runProfile,
       ...(runLoopDelay ? { loop_delay_ms: runLoopDelay } : {}),
+      main_thread_sched: {
+        on_cpu_seconds: run1.sched.onCpu - run0.sched.onCpu,
+        waiting_seconds: run1.sched.waiting - run0.sched.waiting,
+      },
       ...(a.profile
         ? { client_profiles: [...clientProfiles.values()].filter((x): x is ClientProfile => x !== null) }
         : {}),
@@ -566,7 +579,8 @@ async function bench(a: Args): Promise<RunRecord> {
     const record: RunRecord = {
       key:
         `${a.nodes}x${a.procs}:${a.rounds}:${a.data}:auth-${hasAuth ? a.auth : 'none'}${a.transport === 'mqtt' ? ':mqtt' : ''}` +
-        `${a.coordinatorEntry ? `:${a.coordinatorEntry}` : ''}`,
+        `${a.coordinatorEntry ? `:${a.coordinatorEntry}` : ''}${a.clientNice ? `:nice-${a.clientNice}` : ''}`,
+      ...(a.clientNice ? { client_nice: a.clientNice } : {}),
       transport: a.transport,
       broker: broker ? { config: BROKER_LIMITS, rss_peak_sampled_bytes: brokerPeak, vm_hwm_bytes: brokerHwm } : null,
       date: new Date().toISOString(),
@@ -748,7 +762,10 @@ function printTable(r: RunRecord): void {
       'run: CPU s (coordinator; clients), disk MB, /healthz median / p99 / max',
       `${r1(c.run.cpu_seconds)} s; ${r1(c.run.clients_cpu_seconds ?? NaN)} s of ${r1(c.run.seconds)} s, ${mb(c.run.disk_write_bytes)} MB, ${r1(c.run.healthz_ms.median)} / ${r1(c.run.healthz_ms.p99)} / ${r1(c.run.healthz_ms.max)} ms`,
     ],
-    ['run: coordinator event-loop delay p50 / p99 / max', loopDelayLine(c.run.loop_delay_ms)],
+    [
+      'run: coordinator event-loop delay p50 / p99 / max; main thread',
+      `${loopDelayLine(c.run.loop_delay_ms)}; ${schedLine(c.run.main_thread_sched, c.run.seconds)}`,
+    ],
     ['run profile', profileLine(c.run.profile)],
     ['client processes run profile', clientProfileLine(c.run.client_profiles, r.nodes * r.rounds)],
     [

@@ -143,14 +143,19 @@ export function summariseProfile(p: CpuProfile): ProfileSummary {
   };
 }
 
-/** Profiles the coordinator's main thread until `done` resolves. */
-export async function profileUntil(inspectorUrl: string, done: Promise<unknown>): Promise<ProfileSummary | null> {
+/** Profiles the coordinator's main thread until `done` resolves; `started` is called once it runs (or failed). */
+export async function profileUntil(
+  inspectorUrl: string,
+  done: Promise<unknown>,
+  started: () => void = () => {},
+): Promise<ProfileSummary | null> {
   let ins: Inspector | null = null;
   try {
     ins = await Inspector.open(inspectorUrl);
     await ins.call('Profiler.enable');
     await ins.call('Profiler.setSamplingInterval', { interval: 1000 });
     await ins.call('Profiler.start');
+    started();
     await done;
     const r = await ins.call<{ profile: CpuProfile }>('Profiler.stop');
     await ins.call('Profiler.disable');
@@ -162,6 +167,7 @@ export async function profileUntil(inspectorUrl: string, done: Promise<unknown>)
     process.stderr.write(`${BENCH}: CPU profile failed: ${(e as Error).message}\n`);
     return null;
   } finally {
+    started();
     ins?.close();
   }
 }

@@ -52,3 +52,17 @@ export function openFileLimits(pid: number | 'self'): { soft: number; hard: numb
   const n = (s: string | undefined) => (s === 'unlimited' ? Infinity : Number(s));
   return { soft: n(soft), hard: n(hard) };
 }
+
+/**
+ * A thread's time on a CPU and time runnable but waiting for one (the run queue), seconds, from
+ * /proc/PID/task/TID/schedstat; NaN when unreadable. The main thread's TID is the PID. On a machine with fewer
+ * cores than busy threads, the wait is latency the event loop adds to every request without being blocked itself.
+ */
+export function threadSchedSeconds(pid: number, tid = pid): { onCpu: number; waiting: number } {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+    return { onCpu: run / 1e9, waiting: wait / 1e9 };
+  } catch {
+    return { onCpu: NaN, waiting: NaN };
+  }
+}
