@@ -37,7 +37,14 @@ import type { RoundRecord } from '../src/engine/round-engine.js';
 import type { ClientStats } from './connections-client.js';
 import { gitCommit, gitSrcDirty, machine as machineInfo, writeAtomic, printEnvironment } from './support/results-io.js';
 import { BENCH, CLI, CLIENT, FLEET, SAMPLE_MS, type Args, parseCli } from './connections/options.js';
-import { procMemory, procCpuSeconds, procIo, openFileLimits, threadSchedSeconds } from './connections/proc.js';
+import {
+  procMemory,
+  procCpuSeconds,
+  procIo,
+  openFileLimits,
+  threadCpuByName,
+  threadSchedSeconds,
+} from './connections/proc.js';
 import { type MemPoint, gcMemory, loopDelayWindow, profileUntil } from './connections/inspector.js';
 import { startBroker, BROKER_LIMITS } from './connections/broker.js';
 import {
@@ -67,6 +74,7 @@ import {
   clientProfileLine,
   loopDelayLine,
   schedLine,
+  threadsLine,
   markdown,
 } from './connections/results.js';
 import { coordinatorMetrics, dropCausesOf, dropTable, listenCounters } from './connections/drop-causes.js';
@@ -421,6 +429,7 @@ async function bench(a: Args): Promise<RunRecord> {
       io: procIo(coordPid),
       load: loadavg()[0],
       sched: threadSchedSeconds(coordPid),
+      threads: threadCpuByName(coordPid),
     });
     if (a.profile) for (const c of clients) c.child.stdin!.write('profile-start\n');
     let runFinished: () => void = () => {};
@@ -490,6 +499,13 @@ async function bench(a: Args): Promise<RunRecord> {
       healthz_ms: latency(runHealth),
       profile: await runProfile,
       ...(runLoopDelay ? { loop_delay_ms: runLoopDelay } : {}),
+      // Threads that started during the run (verify pool) count from zero.
+      cpu_by_thread: Object.fromEntries(
+        [...run1.threads]
+          .map(([name, cpu]) => [name, Math.round((cpu - (run0.threads.get(name) ?? 0)) * 100) / 100] as const)
+          .filter(([, cpu]) => cpu > 0)
+          .sort((x, y) => y[1] - x[1]),
+      ),
       main_thread_sched: {
         on_cpu_seconds: run1.sched.onCpu - run0.sched.onCpu,
         waiting_seconds: run1.sched.waiting - run0.sched.waiting,
@@ -766,6 +782,7 @@ function printTable(r: RunRecord): void {
       'run: coordinator event-loop delay p50 / p99 / max; main thread',
       `${loopDelayLine(c.run.loop_delay_ms)}; ${schedLine(c.run.main_thread_sched, c.run.seconds)}`,
     ],
+    ['run: coordinator CPU s by thread', threadsLine(c.run.cpu_by_thread)],
     ['run profile', profileLine(c.run.profile)],
     ['client processes run profile', clientProfileLine(c.run.client_profiles, r.nodes * r.rounds)],
     [

@@ -1,6 +1,6 @@
 /** Readers of /proc/PID for the coordinator and client processes: memory, CPU time, disk writes, file limits. */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** VmRSS and VmHWM of a live process, bytes; null once it is gone. */
 export function procMemory(pid: number): { rss: number; hwm: number } | null {
@@ -65,4 +65,28 @@ export function threadSchedSeconds(pid: number, tid = pid): { onCpu: number; wai
   } catch {
     return { onCpu: NaN, waiting: NaN };
   }
+}
+
+/** CPU seconds (user + system) of a process's live threads: its main thread, and the others by name (comm). */
+export function threadCpuByName(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      // Node leaves its threads (V8's GC and compiler workers, libuv's pool, worker_threads) named 'node'.
+      const key = tid === String(pid) ? 'main thread' : name === 'node' ? 'other threads' : name;
+      out.set(key, (out.get(key) ?? 0) + (Number(fields[11]) + Number(fields[12])) / clockTicks);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
 }

@@ -60,6 +60,8 @@ export interface WindowStats {
   loop_delay_ms?: LoopDelay;
   /** The coordinator's main thread over the window: on a CPU, and runnable but waiting for one (schedstat). */
   main_thread_sched?: { on_cpu_seconds: number; waiting_seconds: number };
+  /** The coordinator's CPU seconds over the window by thread name (main thread, V8 workers, verify threads...). */
+  cpu_by_thread?: Record<string, number>;
   /** With --profile, the run window only: each client process's own CPU profile (self time by function). */
   client_profiles?: ClientProfile[];
 }
@@ -182,6 +184,13 @@ export function schedLine(s: WindowStats['main_thread_sched'], seconds: number):
   return `on a CPU ${r1(s.on_cpu_seconds)} s, runnable but waiting for a CPU ${r1(s.waiting_seconds)} s of ${r1(seconds)} s`;
 }
 
+export function threadsLine(t: Record<string, number> | undefined): string {
+  if (!t) return 'not measured';
+  return Object.entries(t)
+    .map(([name, cpu]) => `${name} ${cpu}`)
+    .join(', ');
+}
+
 /** The client processes' busy time per request and their top functions (self time summed over processes). */
 export function clientProfileLine(profiles: ClientProfile[] | undefined, requests: number): string {
   if (!profiles?.length) return 'not profiled (run with --profile)';
@@ -270,7 +279,7 @@ export function markdown(f: ResultsFile): string {
     const cl = r.clients;
     const win = (name: string, w: WindowStats) =>
       `- ${name} (${r1(w.seconds)} s): coordinator CPU ${r1(w.cpu_seconds)} s${w.clients_cpu_seconds === undefined ? '' : ` (client processes ${r1(w.clients_cpu_seconds)} s)`}, ${mb(w.disk_write_bytes)} MB written to disk in ${w.write_syscalls} write calls, ` +
-      `/healthz median ${r1(w.healthz_ms.median)} / p99 ${r1(w.healthz_ms.p99)} / max ${r1(w.healthz_ms.max)} ms (${w.healthz_ms.samples} probes)${w.loop_delay_ms ? `, coordinator event-loop delay p99 ${r1(w.loop_delay_ms.p99)} / max ${r1(w.loop_delay_ms.max)} ms` : ''}${w.main_thread_sched ? `, main thread ${schedLine(w.main_thread_sched, w.seconds)}` : ''}; ${profileLine(w.profile)}.`;
+      `/healthz median ${r1(w.healthz_ms.median)} / p99 ${r1(w.healthz_ms.p99)} / max ${r1(w.healthz_ms.max)} ms (${w.healthz_ms.samples} probes)${w.loop_delay_ms ? `, coordinator event-loop delay p99 ${r1(w.loop_delay_ms.p99)} / max ${r1(w.loop_delay_ms.max)} ms` : ''}${w.main_thread_sched ? `, main thread ${schedLine(w.main_thread_sched, w.seconds)}` : ''}${w.cpu_by_thread ? `; CPU s by thread: ${threadsLine(w.cpu_by_thread)}` : ''}; ${profileLine(w.profile)}.`;
     out.push(
       '',
       `- Model: ${r.run_config.model} (${r.model_params ?? '?'} parameters), trainer ${r.trainer ?? '?'}${r.kernels ? ` (${r.kernels} kernels)` : ''}; ` +
