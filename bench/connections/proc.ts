@@ -67,7 +67,7 @@ export function threadSchedSeconds(pid: number, tid = pid): { onCpu: number; wai
   }
 }
 
-/** CPU seconds (user + system) of a process's live threads: its main thread, and the others by name (comm). */
+/** CPU seconds (user + system) of a process's live threads: its main thread, and the others by name and id. */
 export function threadCpuByName(pid: number): Map<string, number> {
   const out = new Map<string, number>();
   let tids: string[] = [];
@@ -81,8 +81,8 @@ export function threadCpuByName(pid: number): Map<string, number> {
       const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
       const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       const fields = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      // Node leaves its threads (V8's GC and compiler workers, libuv's pool, worker_threads) named 'node'.
-      const key = tid === String(pid) ? 'main thread' : name === 'node' ? 'other threads' : name;
+      // Node leaves its threads (V8's GC and compiler workers, libuv's pool, worker_threads) named 'node': by id.
+      const key = tid === String(pid) ? 'main thread' : `${name} ${tid}`;
       out.set(key, (out.get(key) ?? 0) + (Number(fields[11]) + Number(fields[12])) / clockTicks);
     } catch {
       // the thread ended meanwhile

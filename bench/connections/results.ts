@@ -186,9 +186,12 @@ export function schedLine(s: WindowStats['main_thread_sched'], seconds: number):
 
 export function threadsLine(t: Record<string, number> | undefined): string {
   if (!t) return 'not measured';
-  return Object.entries(t)
-    .map(([name, cpu]) => `${name} ${cpu}`)
-    .join(', ');
+  const all = Object.entries(t).sort((x, y) => y[1] - x[1]);
+  const others = all.filter(([name]) => name !== 'main thread');
+  const sum = (xs: [string, number][]) => r1(xs.reduce((s, [, cpu]) => s + cpu, 0));
+  // The busiest few by id (verify threads show as a pair of similar ones; the rest is mostly V8's GC workers).
+  const top = others.slice(0, 6).map(([name, cpu]) => `${name} ${r1(cpu)}`);
+  return `main thread ${r1(t['main thread'] ?? 0)}, ${others.length} other threads ${sum(others)} (${top.join(', ')})`;
 }
 
 /** The client processes' busy time per request and their top functions (self time summed over processes). */
