@@ -21,6 +21,7 @@
  *   {"type":"ready", ...stats}   once every connection has its welcome
  *   {"type":"stats", ...stats}   whenever the parent writes "stats" on stdin
  *   {"type":"final", ...stats}   after the parent writes "stop" on stdin (or on SIGTERM); then exit 0
+ *   {"type":"profile", profile}   after "profile-stop": this process's CPU profile since "profile-start", by function
  * Anything unexpected (a closed connection, an error message from the coordinator) goes to stderr and is
  * counted in the stats.
  */
@@ -49,6 +50,7 @@ import {
   type Transport,
 } from './connections/node-link.js';
 import { clientCauseKey, loopLagMonitor, type CauseCounts } from './connections/drop-causes.js';
+import { SelfProfiler } from './connections/self-profile.js';
 
 /** Connections of one client process between opening and their welcome at once (see admit). */
 const CONNECT_WINDOW = 500;
@@ -548,9 +550,13 @@ async function main(): Promise<void> {
       process.exit(0);
     });
   };
+  const profiler = new SelfProfiler(a.proc);
   createInterface({ input: process.stdin }).on('line', (line) => {
     if (line.trim() === 'stop') stop();
     else if (line.trim() === 'stats') process.stdout.write(snapshot('stats'));
+    else if (line.trim() === 'profile-start') profiler.start();
+    else if (line.trim() === 'profile-stop')
+      void profiler.stop().then((p) => process.stdout.write(`${JSON.stringify({ type: 'profile', profile: p })}\n`));
   });
   process.on('SIGTERM', stop);
   // Until every connection is welcomed, say how far it got (the parent prints it while it waits).

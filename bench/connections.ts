@@ -30,15 +30,22 @@
  * Each run is merged into RESULTS_DIR/connections.json (replacing an earlier run with the same nodes,
  * procs, rounds and data) and RESULTS_DIR/connections.md is regenerated from every run in that file.
  */
-import { tmpdir, loadavg } from 'node:os';
+import { tmpdir, loadavg, setPriority } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RoundRecord } from '../src/engine/round-engine.js';
 import type { ClientStats } from './connections-client.js';
 import { gitCommit, gitSrcDirty, machine as machineInfo, writeAtomic, printEnvironment } from './support/results-io.js';
 import { BENCH, CLI, CLIENT, FLEET, SAMPLE_MS, type Args, parseCli } from './connections/options.js';
-import { procMemory, procCpuSeconds, procIo, openFileLimits } from './connections/proc.js';
-import { type MemPoint, gcMemory, profileUntil } from './connections/inspector.js';
+import {
+  procMemory,
+  procCpuSeconds,
+  procIo,
+  openFileLimits,
+  threadCpuByName,
+  threadSchedSeconds,
+} from './connections/proc.js';
+import { type MemPoint, gcMemory, loopDelayWindow, profileUntil } from './connections/inspector.js';
 import { startBroker, BROKER_LIMITS } from './connections/broker.js';
 import {
   coordinatorHelp,
@@ -64,10 +71,15 @@ import {
   kb,
   mbOr,
   profileLine,
+  clientProfileLine,
+  loopDelayLine,
+  schedLine,
+  threadsLine,
   markdown,
 } from './connections/results.js';
 import { coordinatorMetrics, dropCausesOf, dropTable, listenCounters } from './connections/drop-causes.js';
 import { ConnectFailed } from './connections/connect-failure.js';
+import type { ClientProfile } from './connections/self-profile.js';
 
 interface RunView {
   id: number;
@@ -229,6 +241,7 @@ async function bench(a: Args): Promise<RunRecord> {
     const connecting = new Map<number, number>();
     const finals = new Map<number, ClientStats>();
     const statsReplies = new Map<number, ClientStats>();
+    const clientProfiles = new Map<number, ClientProfile | null>();
     const progress = new Map<number, { welcomed: number; open: number; disconnects: number }>();
     let lastProgress = performance.now();
     let first = 0;
@@ -262,6 +275,8 @@ async function bench(a: Args): Promise<RunRecord> {
         limits,
       );
       first += perProc[p];
+      // Raising a child's niceness needs no privilege; the coordinator and its worker threads keep theirs.
+      if (a.clientNice > 0 && c.child.pid) setPriority(c.child.pid, a.clientNice);
       children.push(c);
       lines(c, (l) => {
         let j: ClientStats & { type: string };
@@ -276,6 +291,7 @@ async function bench(a: Args): Promise<RunRecord> {
         if (j.type === 'ready') ready.set(p, j);
         if (j.type === 'stats') statsReplies.set(p, j);
         if (j.type === 'final') finals.set(p, j);
+        if (j.type === 'profile') clientProfiles.set(p, (j as unknown as { profile: ClientProfile | null }).profile);
       });
     }
     const clients = children.slice(1);
@@ -412,12 +428,21 @@ async function bench(a: Args): Promise<RunRecord> {
       clientsCpu: clientsCpu(),
       io: procIo(coordPid),
       load: loadavg()[0],
+      sched: threadSchedSeconds(coordPid),
+      threads: threadCpuByName(coordPid),
     });
-    const run0 = runSample();
+    if (a.profile) for (const c of clients) c.child.stdin!.write('profile-start\n');
     let runFinished: () => void = () => {};
+    let profiling: () => void = () => {};
+    const profileStarted = new Promise<void>((res) => (profiling = res));
     const runProfile = a.profile
-      ? profileUntil(inspectorUrl, new Promise<void>((res) => (runFinished = res)))
+      ? profileUntil(inspectorUrl, new Promise<void>((res) => (runFinished = res)), profiling)
       : Promise.resolve(null);
+    // Starting the profiler stops the coordinator for 0.1-0.5 s at thousands of connections: the run's figures
+    // (CPU, /healthz, loop delay) begin once it has started.
+    if (a.profile) await profileStarted;
+    const loopDelay = await loopDelayWindow(inspectorUrl);
+    const run0 = runSample();
     const created = await getJson<{ id?: number; error?: { message: string } }>(`${api}/v1/runs`, runConfig);
     if (created.status !== 201 || created.json.id === undefined)
       throw new Error(`POST /v1/runs answered ${created.status}: ${JSON.stringify(created.json)}`);
@@ -455,7 +480,16 @@ async function bench(a: Args): Promise<RunRecord> {
     );
     const run1 = runSample();
     runFinished();
+    if (a.profile) for (const c of clients) c.child.stdin!.write('profile-stop\n');
     const runHealth = await runProbe.stop();
+    const runLoopDelay = await loopDelay.stop();
+    if (a.profile)
+      await until(
+        'client profiles',
+        30_000,
+        async () => (clientProfiles.size === a.procs ? true : undefined),
+        20,
+      ).catch(() => process.stderr.write(`${BENCH}: not every client process sent its profile\n`));
     const runWindow: WindowStats = {
       seconds: (run1.t - run0.t) / 1000,
       cpu_seconds: run1.cpu - run0.cpu,
@@ -464,6 +498,21 @@ async function bench(a: Args): Promise<RunRecord> {
       write_syscalls: run1.io.syscw - run0.io.syscw,
       healthz_ms: latency(runHealth),
       profile: await runProfile,
+      ...(runLoopDelay ? { loop_delay_ms: runLoopDelay } : {}),
+      // Threads that started during the run (verify pool) count from zero.
+      cpu_by_thread: Object.fromEntries(
+        [...run1.threads]
+          .map(([name, cpu]) => [name, Math.round((cpu - (run0.threads.get(name) ?? 0)) * 100) / 100] as const)
+          .filter(([, cpu]) => cpu > 0)
+          .sort((x, y) => y[1] - x[1]),
+      ),
+      main_thread_sched: {
+        on_cpu_seconds: run1.sched.onCpu - run0.sched.onCpu,
+        waiting_seconds: run1.sched.waiting - run0.sched.waiting,
+      },
+      ...(a.profile
+        ? { client_profiles: [...clientProfiles.values()].filter((x): x is ClientProfile => x !== null) }
+        : {}),
     };
     phase = 'done';
     const gcAfterRun = await gcMemory(inspectorUrl);
@@ -546,7 +595,8 @@ async function bench(a: Args): Promise<RunRecord> {
     const record: RunRecord = {
       key:
         `${a.nodes}x${a.procs}:${a.rounds}:${a.data}:auth-${hasAuth ? a.auth : 'none'}${a.transport === 'mqtt' ? ':mqtt' : ''}` +
-        `${a.coordinatorEntry ? `:${a.coordinatorEntry}` : ''}`,
+        `${a.coordinatorEntry ? `:${a.coordinatorEntry}` : ''}${a.clientNice ? `:nice-${a.clientNice}` : ''}`,
+      ...(a.clientNice ? { client_nice: a.clientNice } : {}),
       transport: a.transport,
       broker: broker ? { config: BROKER_LIMITS, rss_peak_sampled_bytes: brokerPeak, vm_hwm_bytes: brokerHwm } : null,
       date: new Date().toISOString(),
@@ -728,7 +778,13 @@ function printTable(r: RunRecord): void {
       'run: CPU s (coordinator; clients), disk MB, /healthz median / p99 / max',
       `${r1(c.run.cpu_seconds)} s; ${r1(c.run.clients_cpu_seconds ?? NaN)} s of ${r1(c.run.seconds)} s, ${mb(c.run.disk_write_bytes)} MB, ${r1(c.run.healthz_ms.median)} / ${r1(c.run.healthz_ms.p99)} / ${r1(c.run.healthz_ms.max)} ms`,
     ],
+    [
+      'run: coordinator event-loop delay p50 / p99 / max; main thread',
+      `${loopDelayLine(c.run.loop_delay_ms)}; ${schedLine(c.run.main_thread_sched, c.run.seconds)}`,
+    ],
+    ['run: coordinator CPU s by thread', threadsLine(c.run.cpu_by_thread)],
     ['run profile', profileLine(c.run.profile)],
+    ['client processes run profile', clientProfileLine(c.run.client_profiles, r.nodes * r.rounds)],
     [
       'client RSS peak (holding connections)',
       `${r.clients.rss_peak_sampled_bytes.map(mb).join(' / ')} MB (sum ${mb(r.clients.rss_peak_sampled_total_bytes)} MB)`,

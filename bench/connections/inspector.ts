@@ -143,14 +143,19 @@ export function summariseProfile(p: CpuProfile): ProfileSummary {
   };
 }
 
-/** Profiles the coordinator's main thread until `done` resolves. */
-export async function profileUntil(inspectorUrl: string, done: Promise<unknown>): Promise<ProfileSummary | null> {
+/** Profiles the coordinator's main thread until `done` resolves; `started` is called once it runs (or failed). */
+export async function profileUntil(
+  inspectorUrl: string,
+  done: Promise<unknown>,
+  started: () => void = () => {},
+): Promise<ProfileSummary | null> {
   let ins: Inspector | null = null;
   try {
     ins = await Inspector.open(inspectorUrl);
     await ins.call('Profiler.enable');
     await ins.call('Profiler.setSamplingInterval', { interval: 1000 });
     await ins.call('Profiler.start');
+    started();
     await done;
     const r = await ins.call<{ profile: CpuProfile }>('Profiler.stop');
     await ins.call('Profiler.disable');
@@ -162,6 +167,52 @@ export async function profileUntil(inspectorUrl: string, done: Promise<unknown>)
     process.stderr.write(`${BENCH}: CPU profile failed: ${(e as Error).message}\n`);
     return null;
   } finally {
+    started();
     ins?.close();
   }
+}
+
+/** The coordinator's event-loop delay over a window (perf_hooks.monitorEventLoopDelay, 10 ms resolution), ms. */
+export interface LoopDelay {
+  p50: number;
+  p99: number;
+  max: number;
+  /** Delay samples taken (one per 10 ms timer tick that ran). */
+  samples: number;
+}
+
+/**
+ * Starts a loop-delay histogram inside the coordinator; the returned stop() reads and removes it. It tells how
+ * long the coordinator's own event loop was blocked, apart from what /healthz also waits for (the OS scheduler
+ * on a shared machine, the probe's own process).
+ */
+export async function loopDelayWindow(inspectorUrl: string): Promise<{ stop(): Promise<LoopDelay | null> }> {
+  const evaluate = async (expression: string): Promise<string | null> => {
+    let ins: Inspector | null = null;
+    try {
+      ins = await Inspector.open(inspectorUrl);
+      const r = await ins.call<{ result: { value: string } }>('Runtime.evaluate', { expression, returnByValue: true });
+      return r.result.value;
+    } catch (e) {
+      process.stderr.write(`${BENCH}: loop delay through the inspector: ${(e as Error).message}\n`);
+      return null;
+    } finally {
+      ins?.close();
+    }
+  };
+  await evaluate(
+    `(() => { const h = process.getBuiltinModule('perf_hooks').monitorEventLoopDelay({ resolution: 10 });
+       h.enable(); globalThis.__edgefedBenchLoopDelay = h; return 'ok'; })()`,
+  );
+  return {
+    async stop() {
+      const v = await evaluate(
+        `(() => { const h = globalThis.__edgefedBenchLoopDelay; if (!h) return 'null'; h.disable();
+           delete globalThis.__edgefedBenchLoopDelay; const ms = (ns) => Math.round(ns / 1e5) / 10;
+           return JSON.stringify({ p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max),
+             samples: h.count }); })()`,
+      );
+      return v && v !== 'null' ? (JSON.parse(v) as LoopDelay) : null;
+    },
+  };
 }

@@ -3,6 +3,8 @@
  * agent's MQTT link through a broker (`mqttAgentSocket`, one MQTT client per node). The client speaks the same
  * protocol over either; only opening, sending and closing differ.
  */
+// Before 'ws': ws then masks every reply a word at a time, as the agent does (ws-mask.ts), not byte by byte.
+import '../../src/net/ws-mask.js';
 import { WebSocket, type RawData } from 'ws';
 import type { ChunkSocket } from '../../src/net/frame-link.js';
 import { mqttAgentSocket } from '../../src/node/mqtt-agent-socket.js';

@@ -24,6 +24,8 @@ export interface Args {
   /** ws: every node opens a WebSocket to the coordinator; mqtt: every node links through a mosquitto the bench starts. */
   transport: 'ws' | 'mqtt';
   coordinatorEntry: string | null;
+  /** Niceness of the client processes (0: as the coordinator); > 0 lets the coordinator's threads run first. */
+  clientNice: number;
   timeoutS: number;
   resultsDir: string;
   reportOnly: boolean;
@@ -44,6 +46,7 @@ export function parseCli(argv: string[]): Args {
       auth: { type: 'string', default: 'on' },
       transport: { type: 'string', default: 'ws' },
       'coordinator-entry': { type: 'string' },
+      'client-nice': { type: 'string', default: '0' },
       'timeout-s': { type: 'string', default: '3600' },
       'results-dir': { type: 'string', default: join(REPO, 'bench', 'results') },
       'report-only': { type: 'boolean', default: false },
@@ -56,6 +59,7 @@ export function parseCli(argv: string[]): Args {
     process.stdout.write(
       'usage: node --import tsx bench/connections.ts [--nodes 1000] [--procs 4] [--rounds 5] [--examples 32] [--data mnist|synthetic]\n' +
         '         [--limit-test 1000] [--idle-s 10] [--profile] [--auth on|off] [--transport ws|mqtt] [--timeout-s 3600] [--results-dir DIR]\n' +
+        '         [--client-nice 0..19]   (the simulated nodes yield the shared cores to the coordinator, as on machines of their own)\n' +
         '         [--coordinator-entry FILE]   (A/B experiments: a script taking `coordinator --port P --db F` like bin/edgefed.mjs; .ts runs with tsx)\n' +
         '       node --import tsx bench/connections.ts --report-only [--results-dir DIR]\n',
     );
@@ -85,10 +89,12 @@ export function parseCli(argv: string[]): Args {
     auth: values.auth,
     transport: values.transport,
     coordinatorEntry: values['coordinator-entry'] ? resolve(values['coordinator-entry']) : null,
+    clientNice: int('client-nice', values['client-nice']!, 0),
     timeoutS: int('timeout-s', values['timeout-s']!, 1),
     resultsDir: resolve(values['results-dir']!),
     reportOnly: values['report-only']!,
   };
+  if (a.clientNice > 19) throw new Error(`--client-nice: expected 0 to 19, got ${a.clientNice}`);
   if (a.procs > a.nodes) throw new Error(`--procs ${a.procs} is more than --nodes ${a.nodes}`);
   if (a.data === 'mnist' && a.nodes * a.examples > 60000)
     throw new Error(

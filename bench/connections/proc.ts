@@ -1,6 +1,6 @@
 /** Readers of /proc/PID for the coordinator and client processes: memory, CPU time, disk writes, file limits. */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** VmRSS and VmHWM of a live process, bytes; null once it is gone. */
 export function procMemory(pid: number): { rss: number; hwm: number } | null {
@@ -51,4 +51,42 @@ export function openFileLimits(pid: number | 'self'): { soft: number; hard: numb
   const [soft, hard] = line.replace('Max open files', '').trim().split(/\s+/);
   const n = (s: string | undefined) => (s === 'unlimited' ? Infinity : Number(s));
   return { soft: n(soft), hard: n(hard) };
+}
+
+/**
+ * A thread's time on a CPU and time runnable but waiting for one (the run queue), seconds, from
+ * /proc/PID/task/TID/schedstat; NaN when unreadable. The main thread's TID is the PID. On a machine with fewer
+ * cores than busy threads, the wait is latency the event loop adds to every request without being blocked itself.
+ */
+export function threadSchedSeconds(pid: number, tid = pid): { onCpu: number; waiting: number } {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+    return { onCpu: run / 1e9, waiting: wait / 1e9 };
+  } catch {
+    return { onCpu: NaN, waiting: NaN };
+  }
+}
+
+/** CPU seconds (user + system) of a process's live threads: its main thread, and the others by name and id. */
+export function threadCpuByName(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      // Node leaves its threads (V8's GC and compiler workers, libuv's pool, worker_threads) named 'node': by id.
+      const key = tid === String(pid) ? 'main thread' : `${name} ${tid}`;
+      out.set(key, (out.get(key) ?? 0) + (Number(fields[11]) + Number(fields[12])) / clockTicks);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
 }

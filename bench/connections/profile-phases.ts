@@ -25,6 +25,7 @@ const PHASES: { phase: string; match: (fn: string, url: string) => boolean }[] =
   { phase: RECEIVE, match: (fn, url) => url.includes('ws-node-connection') || fn === 'receive' },
   { phase: 'hello / heartbeat (control)', match: (fn) => fn === 'control' },
   { phase: 'store (SQLite)', match: (_fn, url) => url.includes('/src/coordinator/store') },
+  { phase: 'model version (SQLite)', match: (_fn, url) => url.includes('/src/coordinator/model-versions') },
   { phase: WS_PARSE, match: (_fn, url) => url.includes('/ws/lib/receiver') },
   { phase: 'socket writes', match: (fn) => fn === 'writev' || fn === 'writeBuffer' || fn === 'writeUtf8String' },
   { phase: 'JSON', match: (fn, url) => url === '' && (fn === 'parse' || fn === 'stringify') },
@@ -34,6 +35,10 @@ export interface BusyStretch {
   ms: number;
   /** Share of the stretch by phase, largest first. */
   phases: { phase: string; fraction: number }[];
+  /** Share by the innermost EdgeFed source function on the stack (GC and V8 pseudo-frames by name); absent in old runs. */
+  functions?: { phase: string; fraction: number }[];
+  /** When the stretch began, seconds after the profile started; absent in old runs. */
+  at_s?: number;
 }
 
 export interface PhaseSummary {
@@ -71,10 +76,24 @@ export function summarisePhases(p: CpuProfile, stretches = 3): PhaseSummary {
     phaseOf.set(id, phase);
     return phase;
   };
+  // What a stalled stretch was doing, finer than its phase: the innermost src/ function on the stack.
+  const fnOf = new Map<number, string>();
+  const innermost = (id: number): string => {
+    const known = fnOf.get(id);
+    if (known !== undefined) return known;
+    const f = byId.get(id)!.callFrame;
+    let w: string;
+    if (f.url.includes('/src/')) w = `${f.functionName || '(anonymous)'} ${f.url.slice(f.url.indexOf('/src/') + 5)}`;
+    else if (f.functionName.startsWith('(') && f.url === '') w = f.functionName;
+    else w = parent.has(id) ? innermost(parent.get(id)!) : '(outside src)';
+    fnOf.set(id, w);
+    return w;
+  };
   const time = new Map<string, number>();
   let total = 0;
-  const found: { us: number; time: Map<string, number> }[] = [];
-  let run: { us: number; time: Map<string, number> } | null = null;
+  type Stretch = { at: number; us: number; time: Map<string, number>; fns: Map<string, number> };
+  const found: Stretch[] = [];
+  let run: Stretch | null = null;
   for (let i = 0; i < p.samples.length; i++) {
     const dt = p.timeDeltas[i] ?? 0;
     const phase = locate(p.samples[i]);
@@ -85,17 +104,25 @@ export function summarisePhases(p: CpuProfile, stretches = 3): PhaseSummary {
       run = null;
       continue;
     }
-    run ??= { us: 0, time: new Map() };
+    run ??= { at: total - dt, us: 0, time: new Map(), fns: new Map() };
     run.us += dt;
     run.time.set(phase, (run.time.get(phase) ?? 0) + dt);
+    const fn = innermost(p.samples[i]);
+    run.fns.set(fn, (run.fns.get(fn) ?? 0) + dt);
   }
   if (run) found.push(run);
+  // The stretch the profile opens with is the profiler starting (V8 stops the thread to set up, 0.1-0.5 s at
+  // thousands of connections): a cost of --profile, not of the coordinator, so it is not reported as a stall.
+  if (found[0]?.at === 0) found.shift();
   found.sort((a, b) => b.us - a.us);
   return {
     phases: shares(time, total),
-    longest_busy: found
-      .slice(0, stretches)
-      .map((s) => ({ ms: Math.round(s.us / 100) / 10, phases: shares(s.time, s.us).slice(0, 5) })),
+    longest_busy: found.slice(0, stretches).map((s) => ({
+      ms: Math.round(s.us / 100) / 10,
+      at_s: Math.round(s.at / 1e4) / 100,
+      phases: shares(s.time, s.us).slice(0, 5),
+      functions: shares(s.fns, s.us).slice(0, 5),
+    })),
   };
 }
 
@@ -108,12 +135,17 @@ export function phaseLine(s: PhaseSummary | undefined): string {
     .slice(0, 6)
     .map((x) => `${x.phase} ${pct(x.fraction)}`)
     .join(', ');
-  const longest = s.longest_busy[0];
-  const stall = longest
-    ? `; longest blocked stretch ${longest.ms} ms (${longest.phases
-        .slice(0, 3)
-        .map((x) => `${x.phase} ${pct(x.fraction)}`)
-        .join(', ')})`
-    : '';
-  return `${top}${stall}`;
+  const shown = (xs: { phase: string; fraction: number }[]) =>
+    xs
+      .slice(0, 3)
+      .map((x) => `${x.phase} ${pct(x.fraction)}`)
+      .join(', ');
+  // The three longest, each with its phases and the functions that filled it (the stall's cause).
+  const stalls = s.longest_busy
+    .map(
+      (b) =>
+        `${b.ms} ms${b.at_s === undefined ? '' : ` at ${b.at_s} s`} (${shown(b.phases)}${b.functions ? `; in ${shown(b.functions)}` : ''})`,
+    )
+    .join('; ');
+  return `${top}${stalls ? `; longest busy stretches (the loop never idle; /healthz waits through them): ${stalls}` : ''}`;
 }

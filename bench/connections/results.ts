@@ -3,8 +3,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { ClientStats } from '../connections-client.js';
 import { environmentLines, machine as machineInfo } from '../support/results-io.js';
 import { BENCH } from './options.js';
-import { type MemPoint, type ProfileSummary } from './inspector.js';
+import { type LoopDelay, type MemPoint, type ProfileSummary } from './inspector.js';
 import { phaseLine } from './profile-phases.js';
+import type { ClientProfile } from './self-profile.js';
 import { connectFailuresMarkdown, type ConnectFailure } from './connect-failure.js';
 import { dropTable, type DropCauses } from './drop-causes.js';
 
@@ -55,10 +56,20 @@ export interface WindowStats {
   write_syscalls: number;
   healthz_ms: LatencySummary;
   profile: ProfileSummary | null;
+  /** The coordinator's own event-loop delay over the window (what of /healthz's latency is the loop blocked). */
+  loop_delay_ms?: LoopDelay;
+  /** The coordinator's main thread over the window: on a CPU, and runnable but waiting for one (schedstat). */
+  main_thread_sched?: { on_cpu_seconds: number; waiting_seconds: number };
+  /** The coordinator's CPU seconds over the window by thread name (main thread, V8 workers, verify threads...). */
+  cpu_by_thread?: Record<string, number>;
+  /** With --profile, the run window only: each client process's own CPU profile (self time by function). */
+  client_profiles?: ClientProfile[];
 }
 
 export interface RunRecord {
   key: string;
+  /** --client-nice: the client processes' niceness when above 0 (the coordinator ran first on the shared cores). */
+  client_nice?: number;
   /** How the nodes reached the coordinator; runs recorded before the option existed were all 'ws'. */
   transport?: 'ws' | 'mqtt';
   /** With mqtt: the mosquitto limits set and its memory (/proc/PID/status, sampled every 200 ms). */
@@ -163,6 +174,40 @@ export const pct = (f: number) => `${r1(f * 100)}%`;
 export const kb = (b: number | null) => (b === null ? '?' : `${r1(b / 1024)} KB`);
 export const mbOr = (p: MemPoint | null, k: keyof MemPoint) => (p ? `${mb(p[k])} MB` : '?');
 
+export function loopDelayLine(d: LoopDelay | undefined): string {
+  if (!d) return 'not measured';
+  return `${r1(d.p50)} / ${r1(d.p99)} / ${r1(d.max)} ms (${d.samples} ticks of 10 ms)`;
+}
+
+export function schedLine(s: WindowStats['main_thread_sched'], seconds: number): string {
+  if (!s || !Number.isFinite(s.waiting_seconds)) return 'scheduler wait not measured';
+  return `on a CPU ${r1(s.on_cpu_seconds)} s, runnable but waiting for a CPU ${r1(s.waiting_seconds)} s of ${r1(seconds)} s`;
+}
+
+export function threadsLine(t: Record<string, number> | undefined): string {
+  if (!t) return 'not measured';
+  const all = Object.entries(t).sort((x, y) => y[1] - x[1]);
+  const others = all.filter(([name]) => name !== 'main thread');
+  const sum = (xs: [string, number][]) => r1(xs.reduce((s, [, cpu]) => s + cpu, 0));
+  // The busiest few by id (verify threads show as a pair of similar ones; the rest is mostly V8's GC workers).
+  const top = others.slice(0, 6).map(([name, cpu]) => `${name} ${r1(cpu)}`);
+  return `main thread ${r1(t['main thread'] ?? 0)}, ${others.length} other threads ${sum(others)} (${top.join(', ')})`;
+}
+
+/** The client processes' busy time per request and their top functions (self time summed over processes). */
+export function clientProfileLine(profiles: ClientProfile[] | undefined, requests: number): string {
+  if (!profiles?.length) return 'not profiled (run with --profile)';
+  const busy = profiles.reduce((s, p) => s + p.busy_seconds, 0);
+  const by = new Map<string, number>();
+  for (const p of profiles) for (const t of p.top) by.set(t.where, (by.get(t.where) ?? 0) + t.seconds);
+  const perReq = (s: number) => `${r3((s / Math.max(1, requests)) * 1000)} ms`;
+  const top = [...by]
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, 8)
+    .map(([w, s]) => `${w} ${perReq(s)}`);
+  return `main threads busy ${r1(busy)} s, ${perReq(busy)} per request; self time per request: ${top.join(', ')}`;
+}
+
 export function profileLine(p: ProfileSummary | null): string {
   if (!p) return 'not profiled (run with --profile)';
   return `main thread idle ${pct(p.idle_fraction)}; busy in ${p.by_src_function
@@ -204,7 +249,7 @@ export function markdown(f: ResultsFile): string {
     const c = r.coordinator;
     const idleFrac = (w: WindowStats) => (w.profile ? pct(w.profile.idle_fraction) : '?');
     out.push(
-      `| ${r.nodes} | ${r.procs} | ${r.rounds} | ${r.auth ?? 'n/a'} | ${transportOf(r)} | ${r.ok ? 'none' : `**${r.violations.length} problem(s)**`} | ` +
+      `| ${r.nodes} | ${r.procs}${r.client_nice ? ` (nice ${r.client_nice})` : ''} | ${r.rounds} | ${r.auth ?? 'n/a'} | ${transportOf(r)} | ${r.ok ? 'none' : `**${r.violations.length} problem(s)**`} | ` +
         `${r3(r.round_seconds.mean)} / ${r3(r.round_seconds.median)} / ${r3(r.round_seconds.max)} | ${r1(r.run_wall_seconds)} | ` +
         `${mbOr(c.gc_idle, 'rss')} / ${mbOr(c.gc_connected, 'rss')} / ${mbOr(c.gc_after_run, 'rss')} | ${kb(c.heap_per_connection_bytes)} / ${kb(c.heap_released_per_connection_bytes)} | ` +
         `${mb(c.rss_peak_sampled_run_bytes)} / ${mb(c.vm_hwm_bytes)} MB | ${r1(c.idle_connected.healthz_ms.p99)} / ${r1(c.run.healthz_ms.p99)} | ` +
@@ -216,7 +261,7 @@ export function markdown(f: ResultsFile): string {
     const c = r.coordinator;
     out.push(
       '',
-      `## ${r.nodes} nodes, ${r.procs} client processes, ${r.rounds} rounds, auth ${r.auth ?? 'n/a'}, ${transportOf(r)}, ${r.data} data (${r.date.slice(0, 10)})`,
+      `## ${r.nodes} nodes, ${r.procs} client processes${r.client_nice ? ` (nice ${r.client_nice})` : ''}, ${r.rounds} rounds, auth ${r.auth ?? 'n/a'}, ${transportOf(r)}, ${r.data} data (${r.date.slice(0, 10)})`,
       '',
     );
     out.push(
@@ -237,7 +282,7 @@ export function markdown(f: ResultsFile): string {
     const cl = r.clients;
     const win = (name: string, w: WindowStats) =>
       `- ${name} (${r1(w.seconds)} s): coordinator CPU ${r1(w.cpu_seconds)} s${w.clients_cpu_seconds === undefined ? '' : ` (client processes ${r1(w.clients_cpu_seconds)} s)`}, ${mb(w.disk_write_bytes)} MB written to disk in ${w.write_syscalls} write calls, ` +
-      `/healthz median ${r1(w.healthz_ms.median)} / p99 ${r1(w.healthz_ms.p99)} / max ${r1(w.healthz_ms.max)} ms (${w.healthz_ms.samples} probes); ${profileLine(w.profile)}.`;
+      `/healthz median ${r1(w.healthz_ms.median)} / p99 ${r1(w.healthz_ms.p99)} / max ${r1(w.healthz_ms.max)} ms (${w.healthz_ms.samples} probes)${w.loop_delay_ms ? `, coordinator event-loop delay p99 ${r1(w.loop_delay_ms.p99)} / max ${r1(w.loop_delay_ms.max)} ms` : ''}${w.main_thread_sched ? `, main thread ${schedLine(w.main_thread_sched, w.seconds)}` : ''}${w.cpu_by_thread ? `; CPU s by thread: ${threadsLine(w.cpu_by_thread)}` : ''}; ${profileLine(w.profile)}.`;
     out.push(
       '',
       `- Model: ${r.run_config.model} (${r.model_params ?? '?'} parameters), trainer ${r.trainer ?? '?'}${r.kernels ? ` (${r.kernels} kernels)` : ''}; ` +
@@ -276,6 +321,11 @@ export function markdown(f: ResultsFile): string {
           : ''),
       ...(r.drop_causes ? [`- Drops by cause: ${dropTable(r.drop_causes).join('; ')}.`] : []),
       `- Machine load (1-min average, ${r.machine.cpu_cores} cores): ${r.load_average?.run_start ?? '?'} when the run started, ${r.load_average?.run_end ?? '?'} when it ended.`,
+      ...(r.client_nice
+        ? [
+            `- Client processes at niceness ${r.client_nice} (\`--client-nice\`): the coordinator's threads run first on the shared cores, as on a machine of its own.`,
+          ]
+        : []),
       // CPU, kernels and the OpenBLAS core the run's evaluation used; runs recorded before the core was kept say so.
       coreRecorded(r.machine)
         ? `- Environment: ${environmentLines(r.machine, r.git_commit).slice(0, 2).join('; ')}.`
@@ -361,6 +411,10 @@ export function markdown(f: ResultsFile): string {
     "- Responsiveness: a `GET /healthz` every 200 ms; its latency shows how long the coordinator's event loop is blocked. With `--profile`,",
     "  a V8 CPU profile of the coordinator's main thread (1 ms sampling) is attributed to the innermost `src/` function on the stack; time",
     '  inside synchronous native calls (SQLite, including its fsync) counts for the function that made the call.',
+    "  Beside /healthz, the coordinator's own event-loop delay (`monitorEventLoopDelay`, 10 ms resolution, started through",
+    '  the inspector for the run): when its p99 is near the /healthz p99, the latency is the loop blocked, not the OS scheduler.',
+    '  The longest busy stretches (no idle sample; several turns of the loop may run back to back in one) name their functions.',
+    '  With `--profile` each client process also profiles itself over the run (node:inspector): self time per request.',
     "- Client processes and the coordinator share the same cores, so round times include the clients' training.",
   );
   if (m && coreRecorded(m))

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { newIdentity, signFrame, type Binding } from '../core/identity.js';
-import { FrameError } from '../core/wire.js';
+import { FrameError, readableFrame } from '../core/wire.js';
 import { nodeCrypto } from '../net/node-crypto.js';
 import { verifyNodeFrame, type FrameCheckContext } from './frame-verifier.js';
 import { LazyVerifyPool, VerifyPool } from './verify-pool.js';
@@ -153,6 +153,39 @@ test('each thread is sent a key once and checks every later frame of that node a
       return pool.verify(frame, key).then((o) => [o.ok, i % 5 !== 4]);
     });
     for (const [ok, expected] of await Promise.all(checks)) assert.equal(ok, expected);
+  } finally {
+    await pool.close();
+  }
+});
+
+test("a good frame's update comes back 4-byte aligned, so the event loop reads it without a copy", async () => {
+  const pool = await VerifyPool.start(1);
+  try {
+    const inner = new Uint8Array(4001).map((_, i) => (i * 7) % 256);
+    // Rounds of 1 to 4 digits give bindings of every length modulo 4; each frame owned, then inside a bigger buffer.
+    for (const round of [5, 55, 555, 5555]) {
+      const binding = { ...pending, round };
+      for (const at of [-1, 0, 1, 2, 3]) {
+        const signed = signFrame(binding, inner, node.secretKey, nodeCrypto);
+        let bytes = signed;
+        if (at >= 0) {
+          const shared = new Uint8Array(signed.length + 8);
+          shared.set(signed, at);
+          bytes = shared.subarray(at, at + signed.length);
+        }
+        const verified = await pool.verify(bytes, node.publicKey);
+        assert.ok(verified.ok, `round ${round} at ${at}`);
+        const { frame } = verifyNodeFrame(verified.bytes, { ...ctx, pending: binding, signatureChecked: true });
+        assert.equal(frame.byteOffset % 4, 0, `round ${round} at ${at}`);
+        assert.deepEqual(frame, inner);
+        assert.equal(readableFrame(frame, true), frame, 'adopted in place, not copied');
+      }
+    }
+    // A refused frame comes back as it went: nothing is copied for it.
+    const bad = signFrame(pending, inner, newIdentity().secretKey, nodeCrypto);
+    const refused = await pool.verify(bad, node.publicKey);
+    assert.equal(refused.ok, false);
+    assert.equal(refused.bytes.byteOffset, 0);
   } finally {
     await pool.close();
   }

@@ -8,6 +8,7 @@
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { bootWorker, firstMessage, workerEntry } from '../sim/boot-worker.js';
+import { alignedCopy } from './aligned-frame.js';
 
 /**
  * One frame to check, as a worker receives it. Keys travel once per thread: structured-cloning a 32-byte key
@@ -104,12 +105,13 @@ export class VerifyPool {
 
   /**
    * Checks a signed frame against a node's key off the main thread. Resolves with the frame's bytes (the
-   * caller's array, or its one copy when it did not own its buffer: the caller's array is unusable after).
+   * caller's array, or its one copy when it did not own its buffer: the caller's array is unusable after); a
+   * good frame's inner frame comes back 4-byte aligned (alignedCopy), so the event loop reads it in place.
    */
   verify(bytes: Uint8Array, publicKey: Uint8Array): Promise<VerifyOutcome> {
     if (this.closed) return Promise.reject(new Error('verify pool is closed'));
     const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && !isShared(bytes);
-    const job: Queued = { id: this.nextId++, bytes: own ? bytes : bytes.slice(), publicKey };
+    const job: Queued = { id: this.nextId++, bytes: own ? bytes : alignedCopy(bytes), publicKey };
     const slot = this.slots.reduce((a, b) => (b.outstanding + b.batch.length < a.outstanding + a.batch.length ? b : a));
     slot.batch.push(job);
     if (!this.flushing) {
