@@ -25,6 +25,8 @@
 #include <utility>
 #include <vector>
 
+#include <time.h>
+
 #include "napi-args.h"
 #include "softmax-row.h"
 
@@ -46,6 +48,12 @@ inline void cpu_relax() {
 #elif defined(__aarch64__)
   asm volatile("yield");
 #endif
+}
+
+int64_t thread_cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
 int64_t now_ns() {
@@ -167,6 +175,18 @@ class Team {
   }
 
   // One step on the caller's thread and the team's; returns the summed loss and correct count.
+  // Starts (clearing the counts) or stops counting each thread's CPU time in steps and in barriers.
+  void profile(bool on) {
+    profiling_ = on;
+    for (ThreadCpu& c : cpu_) c = ThreadCpu{};
+  }
+  // Per thread: CPU ns inside steps, and the part of it spent waiting at barriers.
+  std::vector<std::pair<int64_t, int64_t>> profile_counts() const {
+    std::vector<std::pair<int64_t, int64_t>> out;
+    for (const ThreadCpu& c : cpu_) out.emplace_back(c.run, c.wait);
+    return out;
+  }
+
   void step(const Job& job, double* loss, int64_t* correct) {
     reserve(job.m);
     job_ = job;
@@ -208,6 +228,20 @@ class Team {
   }
 
   void run(int t) {
+    const int64_t start = profiling_ ? thread_cpu_ns() : 0;
+    steps(t);
+    if (profiling_) cpu_[t].run += thread_cpu_ns() - start;
+  }
+
+  // A barrier; when profiling, the CPU time this thread spends in it (spinning) is counted as waiting.
+  void meet(int t) {
+    if (!profiling_) return barrier_.wait();
+    const int64_t start = thread_cpu_ns();
+    barrier_.wait();
+    cpu_[t].wait += thread_cpu_ns() - start;
+  }
+
+  void steps(int t) {
     const Job& j = job_;
     const int m = j.m;
     const int top = static_cast<int>(layers_.size()) - 1;
@@ -219,7 +253,7 @@ class Team {
       gemm(false, false, m, c1 - c0, l.fan_in, 1.0f, input, l.fan_in, j.w + l.kernel + c0, l.units, 0.0f, out + c0,
            l.units);
       activate(out, j.w + l.bias, m, l.units, c0, c1, l.act);
-      barrier_.wait();
+      meet(t);
       input = out;
     }
     {
@@ -232,11 +266,11 @@ class Team {
         activate(out + static_cast<int64_t>(r) * l.units, j.w + l.bias, 1, l.units, 0, l.units, l.act);
         lossRow(r, m, l.units);
       }
-      barrier_.wait();
+      meet(t);
     }
     for (int i = top; i >= 0; i--) {
       backward(t, i);
-      barrier_.wait();
+      meet(t);
     }
   }
 
@@ -377,6 +411,11 @@ class Team {
   std::vector<double> row_loss_;
   std::vector<uint8_t> row_correct_;
   Job job_{};
+  struct alignas(64) ThreadCpu {
+    int64_t run = 0, wait = 0;
+  };
+  std::vector<ThreadCpu> cpu_ = std::vector<ThreadCpu>(static_cast<size_t>(k_));
+  bool profiling_ = false;
   Signal job_signal_;
   Barrier barrier_;
   std::atomic<bool> stop_{false};
@@ -600,6 +639,32 @@ napi_value Close(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// denseTeamProfile(team, on): starts (clearing) or stops counting CPU time per thread. Returns the counts so far as
+// a Float64Array [ns in steps, ns of it waiting at barriers] per thread, the caller's thread first. For benchmarks:
+// on a shared machine they show what each thread computed, which wall time cannot.
+napi_value Profile(napi_env env, napi_callback_info info) {
+  const char* fn = "denseTeamProfile";
+  napi_value a_[2];
+  if (!args(env, info, a_)) return nullptr;
+  Handle* h = nullptr;
+  bool on;
+  if (!get_team(env, a_[0], fn, &h) || !get_bool(env, a_[1], fn, "on", &on)) return nullptr;
+  const auto counts = h->team->profile_counts();
+  h->team->profile(on);
+  napi_value buffer, out;
+  void* data = nullptr;
+  if (napi_create_arraybuffer(env, counts.size() * 16, &data, &buffer) != napi_ok ||
+      napi_create_typedarray(env, napi_float64_array, counts.size() * 2, buffer, 0, &out) != napi_ok) {
+    return nullptr;
+  }
+  auto* d = static_cast<double*>(data);
+  for (size_t i = 0; i < counts.size(); i++) {
+    d[2 * i] = static_cast<double>(counts[i].first);
+    d[2 * i + 1] = static_cast<double>(counts[i].second);
+  }
+  return out;
+}
+
 }  // namespace
 
 bool define_dense_team(napi_env env, napi_value exports) {
@@ -607,6 +672,7 @@ bool define_dense_team(napi_env env, napi_value exports) {
       {"denseTeam", nullptr, Create, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"denseTeamStep", nullptr, Step, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"denseTeamClose", nullptr, Close, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"denseTeamProfile", nullptr, Profile, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
 }

@@ -41,6 +41,11 @@ export class TeamEngineTrainer extends EngineTrainer {
     return this.team.threads;
   }
 
+  /** DenseTeam.profile: CPU time per team thread (benchmarks). */
+  profile(on: boolean): { stepSeconds: number; waitSeconds: number }[] {
+    return this.team.profile(on);
+  }
+
   protected override fusedStep(
     w: Float32Array,
     x: Float32Array,

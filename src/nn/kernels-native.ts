@@ -33,6 +33,7 @@ export interface DenseTeamAddon {
     s1: Float32Array | null,
   ): { loss: number; correct: number };
   denseTeamClose(team: object): void;
+  denseTeamProfile(team: object, on: boolean): Float64Array;
 }
 
 /** The addon's exports: the kernels (validating their arguments in C) plus OpenBLAS diagnostics. */
