@@ -431,6 +431,8 @@ struct Handle {
   bool hooked = false;
 };
 
+constexpr napi_type_tag kTeamTag = {0x6564676566656474ULL, 0x64656e7365746561ULL};  // "edgefedt", "denseteam"
+
 void cleanup_hook(void* arg) {
   auto* h = static_cast<Handle*>(arg);
   h->hooked = false;
@@ -521,16 +523,28 @@ napi_value Create(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   h->hooked = napi_add_env_cleanup_hook(env, cleanup_hook, h) == napi_ok;
+  if (napi_type_tag_object(env, out, &kTeamTag) != napi_ok) return nullptr;
   return out;
 }
 
-bool get_team(napi_env env, napi_value v, const char* fn, Handle** out) {
+// The handle behind v, when v is one denseTeam() made (type-tagged: no other external passes for one).
+Handle* handle_of(napi_env env, napi_value v) {
   napi_valuetype t;
+  bool tagged = false;
   void* data = nullptr;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &data) != napi_ok) {
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
+      napi_check_object_type_tag(env, v, &kTeamTag, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, v, &data) != napi_ok) {
+    return nullptr;
+  }
+  return static_cast<Handle*>(data);
+}
+
+bool get_team(napi_env env, napi_value v, const char* fn, Handle** out) {
+  *out = handle_of(env, v);
+  if (*out == nullptr) {
     return throw_msg(env, true, "%s: team must be a handle from denseTeam(), got %s", fn, describe(env, v));
   }
-  *out = static_cast<Handle*>(data);
   if ((*out)->team->stopped()) return throw_msg(env, false, "%s: the team was closed", fn);
   return true;
 }
@@ -626,13 +640,11 @@ napi_value Step(napi_env env, napi_callback_info info) {
 napi_value Close(napi_env env, napi_callback_info info) {
   napi_value a_[1];
   if (!args(env, info, a_)) return nullptr;
-  napi_valuetype t;
-  void* data = nullptr;
-  if (napi_typeof(env, a_[0], &t) != napi_ok || t != napi_external || napi_get_value_external(env, a_[0], &data) != napi_ok) {
+  Handle* h = handle_of(env, a_[0]);
+  if (h == nullptr) {
     throw_msg(env, true, "denseTeamClose: team must be a handle from denseTeam(), got %s", describe(env, a_[0]));
     return nullptr;
   }
-  auto* h = static_cast<Handle*>(data);
   if (h->hooked) napi_remove_env_cleanup_hook(env, cleanup_hook, h);
   h->hooked = false;
   h->team->stop();

@@ -9,7 +9,7 @@ import { loadMnist } from '../data/mnist.js';
 import type { Dataset } from '../data/types.js';
 import { firstRows } from '../../test/support/first-rows.js';
 import { Rng } from '../core/rng.js';
-import { loadNativeKernels } from '../nn/kernels-native.js';
+import { loadNativeKernels, nativeDenseTeam } from '../nn/kernels-native.js';
 import { DenseNet, denseTensorSpecs, type DenseNetSpec } from '../nn/dense.js';
 import { DenseTeam } from '../nn/dense-team.js';
 import { FlatOptimizer, optimizerStateSlots, type OptimizerConfig } from '../nn/optimizer.js';
@@ -180,6 +180,22 @@ describe('DenseTeam: one step on k threads against one thread', { skip }, () => 
       () => new DenseTeam({ ...ODD, layers: [{ name: 'x', units: 3, activation: 'relu' }] }, 2),
       /cross-entropy needs a softmax output/,
     );
+    const addon = nativeDenseTeam()!;
+    assert.throws(
+      () => addon.denseTeamStep({}, w, b.x, b.y, 4, 'sgd', 1, 0, 0, 0, 1, null, null),
+      /denseTeamStep: team must be a handle from denseTeam\(\), got object/,
+    );
+    assert.throws(
+      () => addon.denseTeam(2, 37, Int32Array.of(3), 'r', 'xent'),
+      /activation 'r' of layer 0 does not fit/,
+    );
+    assert.deepEqual(w, b.w);
+    // Per-thread CPU counts (for the bench): one entry per thread, the waits part of the steps.
+    team.profile(true);
+    team.step(w, b.x, b.y, 4, adam, 1, state);
+    const counts = team.profile(false);
+    assert.equal(counts.length, 2);
+    for (const c of counts) assert.ok(c.stepSeconds > 0 && c.waitSeconds >= 0 && c.waitSeconds <= c.stepSeconds);
     team.close();
     team.close();
     assert.throws(() => team.step(w, b.x, b.y, 4, adam, 1, state), /the team was closed/);
