@@ -177,13 +177,15 @@ class Team {
   // One step on the caller's thread and the team's; returns the summed loss and correct count.
   // Starts (clearing the counts) or stops counting each thread's CPU time in steps and in barriers.
   void profile(bool on) {
+    settle();
     profiling_ = on;
-    for (ThreadCpu& c : cpu_) c = ThreadCpu{};
+    for (int i = 0; i < k_; i++) cpu_[i].run = cpu_[i].wait = 0;
   }
   // Per thread: CPU ns inside steps, and the part of it spent waiting at barriers.
-  std::vector<std::pair<int64_t, int64_t>> profile_counts() const {
+  std::vector<std::pair<int64_t, int64_t>> profile_counts() {
+    settle();
     std::vector<std::pair<int64_t, int64_t>> out;
-    for (const ThreadCpu& c : cpu_) out.emplace_back(c.run, c.wait);
+    for (int i = 0; i < k_; i++) out.emplace_back(cpu_[i].run, cpu_[i].wait);
     return out;
   }
 
@@ -224,6 +226,16 @@ class Team {
       seen = job_signal_.load();
       if (stop_.load(std::memory_order_acquire)) return;
       run(t);
+      cpu_[t].finished.store(seen, std::memory_order_release);
+    }
+  }
+
+  // Waits until every thread has finished its bookkeeping after the last step's final barrier (a few instructions:
+  // only the profile counts are written there).
+  void settle() {
+    const uint32_t posted = job_signal_.load();
+    for (int t = 1; t < k_; t++) {
+      while (cpu_[t].finished.load(std::memory_order_acquire) != posted) cpu_relax();
     }
   }
 
@@ -413,8 +425,9 @@ class Team {
   Job job_{};
   struct alignas(64) ThreadCpu {
     int64_t run = 0, wait = 0;
+    std::atomic<uint32_t> finished{0};  // the last step this thread has completely finished
   };
-  std::vector<ThreadCpu> cpu_ = std::vector<ThreadCpu>(static_cast<size_t>(k_));
+  std::unique_ptr<ThreadCpu[]> cpu_ = std::make_unique<ThreadCpu[]>(static_cast<size_t>(k_));
   bool profiling_ = false;
   Signal job_signal_;
   Barrier barrier_;

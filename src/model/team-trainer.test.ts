@@ -195,7 +195,8 @@ describe('DenseTeam: one step on k threads against one thread', { skip }, () => 
     team.step(w, b.x, b.y, 4, adam, 1, state);
     const counts = team.profile(false);
     assert.equal(counts.length, 2);
-    for (const c of counts) assert.ok(c.stepSeconds > 0 && c.waitSeconds >= 0 && c.waitSeconds <= c.stepSeconds);
+    for (const c of counts)
+      assert.ok(c.stepSeconds > 0 && c.waitSeconds >= 0 && c.waitSeconds <= c.stepSeconds, JSON.stringify(counts));
     team.close();
     team.close();
     assert.throws(() => team.step(w, b.x, b.y, 4, adam, 1, state), /the team was closed/);
