@@ -34,9 +34,10 @@ namespace edgefed {
 namespace {
 
 constexpr int64_t kSpinNs = 200000;
-// Column splits fall on multiples of 16 floats (a cache line) when every thread still gets some: threads then
-// write disjoint cache lines of each row, and the gemm kernels see widths they handle in full vectors.
-constexpr int kAlign = 16;
+// Column and row splits fall on multiples of 4 floats when every thread still gets some: whole SSE vectors for the
+// gemm kernels, while the 2NN's 200 units still split 100/100 (a 16-float cache line would give 96/104, and a
+// slower thread holds up every barrier; the rows two threads share at a boundary cost one cache line each).
+constexpr int kAlign = 4;
 
 enum class Act { kLinear, kRelu, kSigmoid, kTanh, kSoftmax };
 enum class Loss { kXent, kMse };
