@@ -11,7 +11,10 @@
 // process keeps OpenBLAS at one thread). The split depends only on the thread count and the sizes, so a given
 // count gives the same bits every run. Why not JS worker threads: a step of the seed MLP takes ~0.1-0.25 ms, less
 // than what messages or Atomics.wait wake-ups between JS threads cost; here a barrier is a few atomics.
-// Idle teams sleep: a wait spins for kSpinNs, then parks on a condition variable (no CPU between epochs).
+// Idle teams sleep: a wait spins for kSpinNs, then parks on a condition variable (no CPU between epochs). Past
+// kYieldAfterNs of spinning it yields between checks: on a loaded device the partner is then likely preempted, and
+// spinning would keep it off the core (measured on the shared 2-core machine at load 12: the MLP's epoch on 2
+// threads went from 0.41x to 1.39x of one thread's wall time, the 2NN's from 0.13x to 0.60x).
 #include <cblas.h>
 
 #include <algorithm>
@@ -34,6 +37,7 @@ namespace edgefed {
 namespace {
 
 constexpr int64_t kSpinNs = 200000;
+constexpr int64_t kYieldAfterNs = 5000;
 // Column and row splits fall on multiples of 4 floats when every thread still gets some: whole SSE vectors for the
 // gemm kernels, while the 2NN's 200 units still split 100/100 (a 16-float cache line would give 96/104, and a
 // slower thread holds up every barrier; the rows two threads share at a boundary cost one cache line each).
@@ -79,7 +83,11 @@ class Signal {
     for (uint32_t i = 1;; i++) {
       if (value_.load(std::memory_order_acquire) != old) return;
       cpu_relax();
-      if ((i & 255) == 0 && now_ns() - start > kSpinNs) break;
+      if ((i & 255) != 0) continue;
+      const int64_t spun = now_ns() - start;
+      if (spun > kSpinNs) break;
+      // Past a barrier's usual length the partner is likely preempted (a loaded device): offer it this core.
+      if (spun > kYieldAfterNs) std::this_thread::yield();
     }
     std::unique_lock<std::mutex> lock(mu_);
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
