@@ -5,6 +5,9 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readdirSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { loadMnist } from '../data/mnist.js';
 import type { Dataset } from '../data/types.js';
 import { firstRows } from '../../test/support/first-rows.js';
@@ -267,6 +270,30 @@ describe('TeamEngineTrainer: an epoch on k threads against EngineTrainer', { ski
     const cnn = builtinModel('cnn', [28, 28, 1], 10);
     assert.match(teamUnsupportedReason(cnn, kernels!) ?? '', /not dense-only/);
     assert.throws(() => new TeamEngineTrainer(cnn, kernels!, 2), /cannot train cnn on a team: .*not dense-only/);
+  });
+
+  it('a worker thread that leaves its team open ends cleanly, the team's threads joined', async () => {
+    // Node 20 workers do not inherit the loader: the worker registers tsx itself (as src/sim/boot.mjs does).
+    const code = [
+      `(await import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})).register();`,
+      `const { DenseTeam } = await import(${JSON.stringify(new URL('../nn/dense-team.ts', import.meta.url).href)});`,
+      "const spec = { inputSize: 5, layers: [{ name: 'h', units: 6, activation: 'relu' }, { name: 'o', units: 3, " +
+        "activation: 'softmax' }], loss: 'sparse_categorical_crossentropy' };",
+      'const team = new DenseTeam(spec, 3);',
+      'const w = new Float32Array(team.numParams).fill(0.1);',
+      "const r = team.step(w, new Float32Array(10).fill(1), Int32Array.of(0, 2), 2, { name: 'sgd', lr: 0.1 }, 1, []);",
+      "(await import('node:worker_threads')).parentPort.postMessage(r.correct >= 0 ? 'stepped' : 'no');",
+    ].join('\n');
+    const threadsNow = () => (existsSync('/proc/self/task') ? readdirSync('/proc/self/task').length : 0);
+    const before = threadsNow();
+    const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`));
+    const [message] = (await once(worker, 'message')) as [string];
+    assert.equal(message, 'stepped');
+    const [exitCode] = (await once(worker, 'exit')) as [number];
+    assert.equal(exitCode, 0);
+    // The team's two native threads were joined when the worker's environment ended (its cleanup hook or the
+    // handle's finalizer), not left parked.
+    assert.ok(threadsNow() <= before, `${threadsNow()} threads after the worker, ${before} before`);
   });
 
   it('a team never keeps a process alive: a child that trains on 2 threads and never closes exits by itself', () => {
