@@ -272,7 +272,7 @@ describe('TeamEngineTrainer: an epoch on k threads against EngineTrainer', { ski
     assert.throws(() => new TeamEngineTrainer(cnn, kernels!, 2), /cannot train cnn on a team: .*not dense-only/);
   });
 
-  it('a worker thread that leaves its team open ends cleanly, the team's threads joined', async () => {
+  it('a worker thread that leaves its team open ends cleanly, with the team threads joined', async () => {
     // Node 20 workers do not inherit the loader: the worker registers tsx itself (as src/sim/boot.mjs does).
     const code = [
       `(await import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})).register();`,
