@@ -350,7 +350,8 @@ class Team {
            0.0f, prev + r0, l.fan_in);
       derive(prev, input, m, l.fan_in, r0, r1, layers_[i - 1].act);
     }
-    const int64_t w0 = l.kernel + static_cast<int64_t>(r0) * l.units, w1 = l.kernel + static_cast<int64_t>(r1) * l.units;
+    const int64_t w0 = l.kernel + static_cast<int64_t>(r0) * l.units;
+    const int64_t w1 = l.kernel + static_cast<int64_t>(r1) * l.units;
     if (j.opt == Opt::kSgd) {
       // Plain SGD folded into the gemm (W = -lr X^T dY + W), as DenseNet.sgdStep does.
       gemm(true, false, r1 - r0, l.units, m, static_cast<float>(-j.lr), input + r0, l.fan_in, d, l.units, 1.0f,
@@ -494,7 +495,8 @@ napi_value Create(napi_env env, napi_callback_info info) {
   int64_t threads, input;
   I32 units;
   std::string acts, loss;
-  if (!get_int(env, a_[0], fn, "threads", 1, 256, &threads) || !get_int(env, a_[1], fn, "inputSize", 1, 1 << 24, &input) ||
+  if (!get_int(env, a_[0], fn, "threads", 1, 256, &threads) ||
+      !get_int(env, a_[1], fn, "inputSize", 1, 1 << 24, &input) ||
       !get_i32(env, a_[2], fn, "units", &units) || !get_string(env, a_[3], fn, "activations", &acts) ||
       !get_string(env, a_[4], fn, "loss", &loss)) {
     return nullptr;
@@ -524,7 +526,8 @@ napi_value Create(napi_env env, napi_callback_info info) {
     if (std::string("lrstx").find(a) == std::string::npos || (act == Act::kSoftmax) != (last && loss == "xent") ||
         (last && loss == "mse" && act != Act::kLinear)) {
       throw_msg(env, false,
-                "%s: activation '%c' of layer %lld does not fit (hidden: l, r, s or t; output: x with xent, l with mse)",
+                "%s: activation '%c' of layer %lld does not fit "
+                "(hidden: l, r, s or t; output: x with xent, l with mse)",
                 fn, a, static_cast<long long>(i));
       return nullptr;
     }

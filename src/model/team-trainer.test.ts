@@ -49,6 +49,8 @@ const ACCURACY_TOL = 0.02;
 const EPOCH_TOL = 5e-2;
 const EPOCH_MEAN_TOL = 2e-3;
 const meanAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((s, v, i) => s + Math.abs(v - b[i]), 0) / a.length;
+/** A module of this checkout as a string literal for code a child process or worker runs. */
+const source = (path: string) => JSON.stringify(new URL(path, import.meta.url).href);
 const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 let train: Dataset;
@@ -240,7 +242,7 @@ describe('TeamEngineTrainer: an epoch on k threads against EngineTrainer', { ski
     });
   }
 
-  it('what the team does not take (FedProx, frozen ranges, a gradient shift) trains on one thread, bit for bit', async () => {
+  it('what the team does not take (FedProx, frozen ranges, a shift) trains on one thread, bit for bit', async () => {
     const team = new TeamEngineTrainer(mlp, kernels!, 2);
     const one = new EngineTrainer(mlp, kernels!);
     try {
@@ -276,7 +278,7 @@ describe('TeamEngineTrainer: an epoch on k threads against EngineTrainer', { ski
     // Node 20 workers do not inherit the loader: the worker registers tsx itself (as src/sim/boot.mjs does).
     const code = [
       `(await import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})).register();`,
-      `const { DenseTeam } = await import(${JSON.stringify(new URL('../nn/dense-team.ts', import.meta.url).href)});`,
+      `const { DenseTeam } = await import(${source('../nn/dense-team.ts')});`,
       "const spec = { inputSize: 5, layers: [{ name: 'h', units: 6, activation: 'relu' }, { name: 'o', units: 3, " +
         "activation: 'softmax' }], loss: 'sparse_categorical_crossentropy' };",
       'const team = new DenseTeam(spec, 3);',
@@ -298,12 +300,12 @@ describe('TeamEngineTrainer: an epoch on k threads against EngineTrainer', { ski
 
   it('a team never keeps a process alive: a child that trains on 2 threads and never closes exits by itself', () => {
     const child = [
-      `const { loadMnist } = await import(${JSON.stringify(new URL('../data/mnist.ts', import.meta.url).href)});`,
-      `const { builtinModel, initialWeights, tensorSpecs } = await import(${JSON.stringify(new URL('./spec.ts', import.meta.url).href)});`,
-      `const { TeamEngineTrainer } = await import(${JSON.stringify(new URL('./team-trainer.ts', import.meta.url).href)});`,
-      `const { loadNativeKernels } = await import(${JSON.stringify(new URL('../nn/kernels-native.ts', import.meta.url).href)});`,
-      `const { Rng } = await import(${JSON.stringify(new URL('../core/rng.ts', import.meta.url).href)});`,
-      `const { firstRows } = await import(${JSON.stringify(new URL('../../test/support/first-rows.ts', import.meta.url).href)});`,
+      `const { loadMnist } = await import(${source('../data/mnist.ts')});`,
+      `const { builtinModel, initialWeights, tensorSpecs } = await import(${source('./spec.ts')});`,
+      `const { TeamEngineTrainer } = await import(${source('./team-trainer.ts')});`,
+      `const { loadNativeKernels } = await import(${source('../nn/kernels-native.ts')});`,
+      `const { Rng } = await import(${source('../core/rng.ts')});`,
+      `const { firstRows } = await import(${source('../../test/support/first-rows.ts')});`,
       "const spec = builtinModel('mlp', [28, 28, 1], 10);",
       'const t = new TeamEngineTrainer(spec, loadNativeKernels(), 2);',
       'const w = initialWeights(tensorSpecs(spec), new Rng(1));',
