@@ -7,8 +7,8 @@
  *   a team of k native threads meeting at spin barriers (native/dense-team.cc). A dense step at B = 10..32 lasts
  *   only 0.1-0.25 ms: JS worker threads (batch split: MLP 0.61-0.68x, 2NN 0.52-0.67x on idle cores) and OpenBLAS's
  *   own threads (0.76x) spent more meeting than they saved; the native team meets in a few atomics. Not yet timed
- *   on idle cores: on the shared 2-core machine at load 12 it made the MLP's epoch 1.39x faster (busiest thread
- *   1.55x) and the 2NN's 0.60x (busiest thread 1.06x; compute bound 1.50x) (bench/node-cores.ts).
+ *   on idle cores: on the shared 2-core machine at load 5-12, MLP epoch 0.72-1.39x wall, busiest thread 1.29-1.55x;
+ *   2NN 0.55-0.60x wall, busiest thread 1.06-1.11x (bench/node-cores.ts); rerun there on idle cores.
  * - 'blas': OpenBLAS splits each gemm over k threads (native kernels): convolutional models the batch split refuses.
  * - 'one': one thread: k = 1, tfjs, WASM kernels, dense-only models without the native addon, and conv1d or
  *   recurrent models (not measured).
