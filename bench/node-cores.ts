@@ -1,9 +1,10 @@
 /**
  * Benchmark: one deployed node's local epoch on 1 core versus k, on the seed MLP (B=32), McMahan's 2NN (B=10) and
- * the CNN (B=32), both ways a node can use k cores: 'batches' (each batch split over k threads,
- * ParallelEngineTrainer) and 'blas' (each gemm split over k OpenBLAS threads). The method `edgefed node --threads k`
+ * the CNN (B=32), every way a node can use k cores: 'batches' (each batch split over k threads,
+ * ParallelEngineTrainer), 'layers' (each dense step split tensor-parallel over a native team of k threads,
+ * TeamEngineTrainer; dense-only models) and 'blas' (each gemm split over k OpenBLAS threads). The method `edgefed node --threads k`
  * picks for the model (src/model/parallel-choice.ts) is named in its own column.
- * Every (model, method) trains from the same seeded weights on the same node-sized share of MNIST; the three
+ * Every (model, method) trains from the same seeded weights on the same node-sized share of MNIST; the
  * methods are interleaved and their order rotates every repeat, so drifting machine load hits them alike. Reported:
  * the median epoch wall time and CPU seconds (all threads), the test accuracy after the epoch (equal up to float
  * rounding: k threads sum in another order), whether every repeat of a k-thread method gave the same weights, and
@@ -24,6 +25,7 @@ import { subset, type Dataset } from '../src/data/types.js';
 import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from '../src/model/spec.js';
 import { EngineTrainer } from '../src/model/engine-trainer.js';
 import { ParallelEngineTrainer } from '../src/model/parallel-trainer.js';
+import { TeamEngineTrainer, teamUnsupportedReason } from '../src/model/team-trainer.js';
 import { chooseThreadSplit } from '../src/model/parallel-choice.js';
 import { loadNativeKernels, setNativeBlasThreads } from '../src/nn/kernels-native.js';
 import { Rng } from '../src/core/rng.js';
@@ -72,7 +74,7 @@ const envStart = machine();
 for (const line of environmentLines(envStart)) process.stderr.write(`node-cores: ${line}\n`);
 
 const data = loadMnist();
-const METHODS = ['one', 'batches', 'blas'] as const;
+const METHODS = ['one', 'batches', 'layers', 'blas'] as const;
 type Method = (typeof METHODS)[number];
 
 /**
@@ -109,12 +111,21 @@ interface Timing {
   cpu_s: number;
   /** CPU seconds of the busiest thread (0 where /proc is missing). */
   busiest_s: number;
+  /**
+   * 'layers' only: the main thread's CPU outside team steps plus the team thread that computed most (CPU inside
+   * steps minus spinning at barriers). The critical path on idle cores if every phase between two barriers were
+   * balanced and a barrier cost nothing: a bound that, unlike busiest_s, no spinning behind a preempted partner
+   * inflates on a loaded machine.
+   */
+  compute_s?: number;
   accuracy: number;
   sha: string;
 }
 
 async function epoch(trainer: EngineTrainer, spec: ModelSpec, train: Dataset, batch: number): Promise<Timing> {
   const w0 = initialWeights(tensorSpecs(spec), new Rng(1));
+  const team = trainer instanceof TeamEngineTrainer ? trainer : null;
+  team?.profile(true);
   const cpu0 = process.cpuUsage();
   const run0 = threadRunNs();
   const t0 = performance.now();
@@ -126,14 +137,23 @@ async function epoch(trainer: EngineTrainer, spec: ModelSpec, train: Dataset, ba
     seed: 1,
   });
   const wall = (performance.now() - t0) / 1000;
-  const busiest = busiestSeconds(run0, threadRunNs());
+  const run1 = threadRunNs();
+  const busiest = busiestSeconds(run0, run1);
   const used = process.cpuUsage(cpu0);
+  let compute: number | undefined;
+  if (team) {
+    const counts = team.profile(false);
+    const main = String(process.pid);
+    const mainCpu = ((run1.get(main) ?? 0) - (run0.get(main) ?? 0)) / 1e9;
+    compute = mainCpu - counts[0].stepSeconds + Math.max(...counts.map((c) => c.stepSeconds - c.waitSeconds));
+  }
   const ev = await trainer.evaluate(r.weights, data.test);
   const sha = createHash('sha256').update(new Uint8Array(r.weights.buffer, r.weights.byteOffset, r.weights.byteLength));
   return {
     wall_s: wall,
     cpu_s: (used.user + used.system) / 1e6,
     busiest_s: busiest,
+    ...(compute === undefined ? {} : { compute_s: compute }),
     accuracy: ev.accuracy,
     sha: sha.digest('hex'),
   };
@@ -198,39 +218,51 @@ for (const name of models) {
   const parts = stepParts(spec, batch, name === 'cnn' ? 10 : 300);
   const one = new EngineTrainer(spec, kernels);
   const split = await ParallelEngineTrainer.create(spec, kernels, threads);
+  const team = teamUnsupportedReason(spec, kernels) === null ? new TeamEngineTrainer(spec, kernels, threads) : null;
+  const methods = METHODS.filter((m) => m !== 'layers' || team);
   const run = async (method: Method): Promise<Timing> => {
     setNativeBlasThreads(method === 'blas' ? threads : 1);
-    return epoch(method === 'batches' ? split : one, spec, train, batch);
+    return epoch(method === 'batches' ? split : method === 'layers' ? team! : one, spec, train, batch);
   };
   const warm = subset(
     train,
     Int32Array.from({ length: batch * 4 }, (_, i) => i),
   );
-  for (const t of [one, split]) await epoch(t, spec, warm, batch);
-  const times: Record<Method, Timing[]> = { one: [], batches: [], blas: [] };
+  for (const t of [one, split, ...(team ? [team] : [])]) await epoch(t, spec, warm, batch);
+  const times: Record<Method, Timing[]> = { one: [], batches: [], layers: [], blas: [] };
   const load0 = loadavg()[0];
-  // The order rotates every repeat (one, batches, blas; batches, blas, one; ...) so drifting load hits all alike.
+  // The order rotates every repeat (one, batches, layers, blas; batches, layers, blas, one; ...) so drifting load
+  // hits all alike.
   for (let i = 0; i < repeats; i++) {
-    for (let j = 0; j < METHODS.length; j++) {
-      const method = METHODS[(i + j) % METHODS.length];
+    for (let j = 0; j < methods.length; j++) {
+      const method = methods[(i + j) % methods.length];
       times[method].push(await run(method));
     }
   }
   split.dispose();
+  team?.dispose();
   setNativeBlasThreads(1);
   const summary = (method: Method) => {
     const ts = times[method];
+    if (ts.length === 0) return null;
     return {
       wall_s: round(median(ts.map((t) => t.wall_s))),
       cpu_s: round(median(ts.map((t) => t.cpu_s))),
       busiest_s: round(median(ts.map((t) => t.busiest_s))),
+      ...(ts[0].compute_s === undefined ? {} : { compute_s: round(median(ts.map((t) => t.compute_s!))) }),
       accuracy: ts[0].accuracy,
       deterministic: ts.every((t) => t.sha === ts[0].sha),
     };
   };
-  const s1 = summary('one');
-  const sb = summary('batches');
-  const sl = summary('blas');
+  const s1 = summary('one')!;
+  const sb = summary('batches')!;
+  const sl = summary('blas')!;
+  const st = summary('layers');
+  const speedups = (s: { wall_s: number; busiest_s: number }) => ({
+    speedup: round(s1.wall_s / s.wall_s, 2),
+    path_speedup: round(s1.busiest_s / s.busiest_s, 2),
+  });
+  const chosenSummary = chosen.split === 'blas' ? sl : chosen.split === 'layers' ? st! : sb;
   const row = {
     model: name,
     batch,
@@ -238,21 +270,30 @@ for (const name of models) {
     threads,
     chosen: chosen.split,
     one: s1,
-    batches: { ...sb, speedup: round(s1.wall_s / sb.wall_s, 2), path_speedup: round(s1.busiest_s / sb.busiest_s, 2) },
-    blas: { ...sl, speedup: round(s1.wall_s / sl.wall_s, 2), path_speedup: round(s1.busiest_s / sl.busiest_s, 2) },
+    batches: { ...sb, ...speedups(sb) },
+    layers: st
+      ? { ...st, ...speedups(st), compute_speedup: st.compute_s ? round(s1.busiest_s / st.compute_s, 2) : null }
+      : null,
+    blas: { ...sl, ...speedups(sl) },
     step_parts: parts,
     repeats,
     load_1min_around: [round(load0, 2), round(loadavg()[0], 2)],
     // The chosen method's figures under the names scripts/performance-table.mjs reads.
-    speedup: chosen.split === 'blas' ? round(s1.wall_s / sl.wall_s, 2) : round(s1.wall_s / sb.wall_s, 2),
+    speedup: round(s1.wall_s / chosenSummary.wall_s, 2),
+    path_speedup: round(s1.busiest_s / chosenSummary.busiest_s, 2),
     accuracy_1: s1.accuracy,
-    accuracy_k: chosen.split === 'blas' ? sl.accuracy : sb.accuracy,
+    accuracy_k: chosenSummary.accuracy,
     load_1min: round(loadavg()[0], 2),
   };
   rows.push(row);
   process.stderr.write(
     `  ${name} B=${batch} n=${n}: 1 thread ${s1.wall_s.toFixed(3)} s (${s1.cpu_s.toFixed(3)} CPU-s); ` +
       `batches x${threads} ${sb.wall_s.toFixed(3)} s (${sb.cpu_s.toFixed(3)} CPU-s) ${row.batches.speedup}x; ` +
+      (row.layers
+        ? `layers x${threads} ${row.layers.wall_s.toFixed(3)} s ${row.layers.speedup}x ` +
+          `(path ${row.layers.path_speedup}x, compute bound ${row.layers.compute_speedup}x, ` +
+          `acc ${row.layers.accuracy.toFixed(4)}); `
+        : '') +
       `blas x${threads} ${sl.wall_s.toFixed(3)} s ${row.blas.speedup}x; busiest thread ${s1.busiest_s} / ` +
       `${sb.busiest_s} / ${sl.busiest_s} CPU-s (${row.batches.path_speedup}x / ${row.blas.path_speedup}x); accuracy ${s1.accuracy.toFixed(4)} / ` +
       `${sb.accuracy.toFixed(4)} / ${sl.accuracy.toFixed(4)}; chosen ${chosen.split}; step parts ` +
@@ -278,12 +319,17 @@ const cell = (s: { wall_s: number; cpu_s: number; busiest_s: number }) =>
 const md = [
   `# One node, one epoch: 1 core versus ${threads}`,
   '',
-  "Methods: 'batches' splits each batch over k threads (ParallelEngineTrainer), 'blas' each gemm over k OpenBLAS " +
-    "threads. 'chosen' is what `edgefed node --threads k` uses for the model. Each cell: wall s / CPU-s of every " +
+  "Methods: 'batches' splits each batch over k threads (ParallelEngineTrainer), 'layers' each dense step " +
+    "tensor-parallel over a native team of k threads (TeamEngineTrainer, dense-only models), 'blas' each gemm over " +
+    "k OpenBLAS threads. 'chosen' is what `edgefed node --threads k` uses for the model. Each cell: wall s / CPU-s of every " +
     'thread / CPU-s of the busiest thread, medians of the repeats. Wall speedup needs k idle cores: Linux shares ' +
     'CPU between sessions (autogroup), so on a loaded machine k threads get no more CPU than one and the wall ' +
     'ratio says little. The busiest thread is the critical path, so its ratio (path speedup) estimates the ' +
-    'wall speedup on idle cores, sync spin-waits included. Load: the 1-minute average before and after the model.',
+    "wall speedup on idle cores, sync spin-waits included. For layers, the compute bound divides one thread's " +
+    "busiest CPU by the main thread's CPU outside team steps plus the busiest team thread's CPU inside steps " +
+    'less its barrier spinning: what idle cores would give with perfectly balanced phases and free barriers (an ' +
+    'upper bound; spinning behind a partner the loaded machine preempted does not count). Load: the 1-minute ' +
+    'average before and after the model.',
   '',
   ...environmentLines(envStart).map((l) => `- start: ${l}`),
   `- end: load average ${report.machine.load_average.join(' ')}`,
@@ -291,16 +337,23 @@ const md = [
   `Reproduce: \`node --import tsx bench/node-cores.ts --threads ${threads} --samples ${samples} ` +
     `--cnn-samples ${cnnSamples} --repeats ${repeats}\``,
   '',
-  '| model | B | samples | chosen | 1 thread | batches | wall, path speedup | blas | wall, path speedup | ' +
-    'test acc 1 / batches / blas | same bits every repeat (batches, blas) | load (1 min) |',
-  '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |',
+  '| model | B | samples | chosen | 1 thread | batches | wall, path speedup | layers | wall, path speedup | blas | ' +
+    'wall, path speedup | test acc 1 / batches / layers / blas | same bits every repeat (batches, layers, blas) | ' +
+    'load (1 min) |',
+  '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |',
   ...rows.map(
     (r) =>
       `| ${r.model} | ${r.batch} | ${r.samples} | ${r.chosen} | ${cell(r.one)} | ${cell(r.batches)} | ` +
-      `${r.batches.speedup.toFixed(2)}x, **${r.batches.path_speedup.toFixed(2)}x** | ${cell(r.blas)} | ` +
-      `${r.blas.speedup.toFixed(2)}x, ${r.blas.path_speedup.toFixed(2)}x | ` +
-      `${r.one.accuracy.toFixed(4)} / ${r.batches.accuracy.toFixed(4)} / ${r.blas.accuracy.toFixed(4)} | ` +
-      `${r.batches.deterministic ? 'yes' : 'NO'}, ${r.blas.deterministic ? 'yes' : 'NO'} | ${r.load_1min_around.join(' -> ')} |`,
+      `${r.batches.speedup.toFixed(2)}x, **${r.batches.path_speedup.toFixed(2)}x** | ` +
+      (r.layers
+        ? `${cell(r.layers)} | ${r.layers.speedup.toFixed(2)}x, **${r.layers.path_speedup.toFixed(2)}x** ` +
+          `(compute bound ${r.layers.compute_speedup?.toFixed(2) ?? '-'}x) | `
+        : '- | - | ') +
+      `${cell(r.blas)} | ${r.blas.speedup.toFixed(2)}x, ${r.blas.path_speedup.toFixed(2)}x | ` +
+      `${r.one.accuracy.toFixed(4)} / ${r.batches.accuracy.toFixed(4)} / ${r.layers ? r.layers.accuracy.toFixed(4) : '-'} / ` +
+      `${r.blas.accuracy.toFixed(4)} | ${r.batches.deterministic ? 'yes' : 'NO'}, ` +
+      `${r.layers ? (r.layers.deterministic ? 'yes' : 'NO') : '-'}, ${r.blas.deterministic ? 'yes' : 'NO'} | ` +
+      `${r.load_1min_around.join(' -> ')} |`,
   ),
   '',
   `One step's parts on one thread (CPU µs, mean): the batch's gradient, a 1/${threads} slice's, the ` +

@@ -8,7 +8,7 @@ import { featureSize } from '../data/types.js';
 import { DenseNet, denseUnsupportedReason, type BatchResult, type DenseNetSpec } from '../nn/dense.js';
 import { SeqNet, type DropoutRng, type SeqNetSpec } from '../nn/seqnet.js';
 import type { Kernels } from '../nn/kernels.js';
-import { FlatOptimizer, optimizerStateSlots } from '../nn/optimizer.js';
+import { FlatOptimizer, optimizerStateSlots, type OptimizerConfig } from '../nn/optimizer.js';
 import { KernelMemory, type Buf } from '../nn/kernel-memory.js';
 import { Rng } from '../core/rng.js';
 import { asDenseNet } from './spec.js';
@@ -195,7 +195,7 @@ export class EngineTrainer implements LocalTrainer {
     // with or without dropout.
     const dropRng = this.trainingMode ? rng.fork('dropout') : undefined;
     const maxSteps = cfg.maxSteps ?? Infinity;
-    const fusedRate = this.plainSgdRate(cfg, shift, frozen);
+    const plain = this.plainStep(cfg, shift, frozen);
     let steps = 0;
     let loss = 0;
     let correct = 0;
@@ -209,7 +209,8 @@ export class EngineTrainer implements LocalTrainer {
         const w = bufs.w.a;
         const g = bufs.g.a;
         const [xb, yb] = this.gather(data, order, s, m);
-        let r = fusedRate === null ? null : this.fusedSgdStep(w, xb, yb, m, fusedRate);
+        const stateArrays = bufs.state.map((s) => s.a);
+        let r = plain ? this.fusedStep(w, xb, yb, m, cfg.optimizer, stateArrays, steps + 1) : null;
         if (!r) {
           r = this.batchGradient(w, xb, yb, m, g, dropRng);
           if (cfg.proxMu > 0) addProximalGradient(g, w, global, cfg.proxMu);
@@ -236,32 +237,36 @@ export class EngineTrainer implements LocalTrainer {
   }
 
   /**
-   * The learning rate when train() may step without a gradient buffer (fusedSgdStep): plain SGD, and nothing that
-   * changes the gradient between the backward pass and the step (FedProx, a gradient shift, frozen ranges, moving
-   * statistics); null otherwise.
+   * Whether train() may take each step in one fused call (fusedStep): nothing changes the gradient between the
+   * backward pass and the optimizer step (FedProx, a gradient shift, frozen ranges, moving statistics, dropout).
    */
-  private plainSgdRate(cfg: TrainConfig, shift?: Float32Array, frozen?: readonly WeightRange[]): number | null {
+  private plainStep(cfg: TrainConfig, shift?: Float32Array, frozen?: readonly WeightRange[]): boolean {
     // An all-zero shift (SCAFFOLD's first round, or one node, whose controls cancel) changes no gradient: such a
-    // step is plain SGD and takes the same arithmetic as one with no shift, so the two agree bit for bit.
+    // step is plain and takes the same arithmetic as one with no shift, so the two agree bit for bit.
     const shifted = shift !== undefined && shift.some((v) => v !== 0);
-    const plain = cfg.optimizer.name === 'sgd' && cfg.proxMu === 0 && !shifted && !frozen?.length;
-    return plain && this.stateStart === this.net.numParams && !this.trainingMode ? cfg.optimizer.lr : null;
+    const plain = cfg.proxMu === 0 && !shifted && !frozen?.length;
+    return plain && this.stateStart === this.net.numParams && !this.trainingMode;
   }
 
   /**
-   * One plain SGD step of train() over a batch with the update folded into the backward pass (DenseNet.sgdStep),
-   * or null when this trainer takes the gradient and the step apart (a net other than DenseNet, or a subclass
-   * that spreads them over threads).
+   * One plain step of train() over a batch in one call, or null when this trainer takes the gradient and the
+   * optimizer step apart. Here: plain SGD on DenseNet, folded into the backward pass (DenseNet.sgdStep); a subclass
+   * may fuse more (every optimizer, over threads) or nothing. `state` is the optimizer's state, `step` counts the
+   * run's steps from 1.
    * @internal
    */
-  protected fusedSgdStep(
+  protected fusedStep(
     w: Float32Array,
     x: Float32Array,
     y: Int32Array | Float32Array,
     m: number,
-    lr: number,
+    opt: OptimizerConfig,
+    state: readonly Float32Array[],
+    step: number,
   ): BatchResult | null {
-    return this.net instanceof DenseNet ? this.net.sgdStep(w, x, y, m, lr) : null;
+    void state;
+    void step;
+    return this.net instanceof DenseNet && opt.name === 'sgd' ? this.net.sgdStep(w, x, y, m, opt.lr) : null;
   }
 
   /**

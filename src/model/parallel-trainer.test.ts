@@ -16,6 +16,7 @@ import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from './spe
 import { EngineTrainer } from './engine-trainer.js';
 import { ParallelEngineTrainer, parallelUnsupportedReason } from './parallel-trainer.js';
 import { chooseThreadSplit, makeNodeTrainer, setNodeTrainingThreads } from './parallel-choice.js';
+import { TeamEngineTrainer } from './team-trainer.js';
 import { partRows } from './parallel-protocol.js';
 import type { TrainConfig } from './trainer.js';
 
@@ -184,15 +185,16 @@ describe('ParallelEngineTrainer', () => {
     const native = kernels.name === 'native-openblas';
     assert.equal(chooseThreadSplit(mobilenet, kernels, 2).split, native ? 'blas' : 'one');
     assert.equal(chooseThreadSplit(cnn, kernels, 2).split, 'batches');
-    // Dense models keep one thread: their steps are shorter than the threads' meeting (node-cores bench).
+    // Dense-only models share each step over a native team (their steps are too short for JS threads); a dense
+    // model with dropout is not dense-only (it runs on SeqNet) and keeps one thread.
     assert.equal(chooseThreadSplit(dropout, kernels, 2).split, 'one');
-    assert.equal(chooseThreadSplit(mlp, kernels, 2).split, 'one');
+    assert.equal(chooseThreadSplit(mlp, kernels, 2).split, native ? 'layers' : 'one');
     assert.equal(chooseThreadSplit(mlp, kernels, 1).split, 'one');
     assert.equal(chooseThreadSplit(mlp, null, 4).split, 'one');
     assert.throws(() => setNodeTrainingThreads(0), /whole number from 1 to 1024, got 0/);
   });
 
-  it('a node on one thread trains on EngineTrainer itself; on 2, the CNN on the batch split and the MLP on one', async () => {
+  it('a node on one thread trains on EngineTrainer itself; on 2, the CNN on the batch split, the MLP on a team', async () => {
     const one = await makeNodeTrainer(mlp);
     assert.ok(one instanceof EngineTrainer && !(one instanceof ParallelEngineTrainer));
     setNodeTrainingThreads(2);
@@ -201,7 +203,8 @@ describe('ParallelEngineTrainer', () => {
       assert.ok(two instanceof ParallelEngineTrainer);
       open.push(two);
       const dense = await makeNodeTrainer(mlp);
-      assert.ok(dense instanceof EngineTrainer && !(dense instanceof ParallelEngineTrainer));
+      const native = kernels.name === 'native-openblas';
+      assert.ok(native ? dense instanceof TeamEngineTrainer : !(dense instanceof ParallelEngineTrainer));
       dense.dispose();
     } finally {
       setNodeTrainingThreads(1);

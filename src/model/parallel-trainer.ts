@@ -191,7 +191,7 @@ export class ParallelEngineTrainer extends EngineTrainer {
   }
 
   /** Every batch's gradient is summed over the threads before the step, so the step is never folded into it. */
-  protected override fusedSgdStep(): null {
+  protected override fusedStep(): null {
     return null;
   }
 

@@ -14,8 +14,30 @@ export const NATIVE_ADDON_PATH = fileURLToPath(
   new URL('../../native/build/Release/edgefed_kernels.node', import.meta.url),
 );
 
+/** The addon's tensor-parallel dense training step (native/dense-team.cc; src/nn/dense-team.ts wraps it). */
+export interface DenseTeamAddon {
+  denseTeam(threads: number, inputSize: number, units: Int32Array, activations: string, loss: 'xent' | 'mse'): object;
+  denseTeamStep(
+    team: object,
+    w: Float32Array,
+    x: Float32Array,
+    y: Int32Array | Float32Array,
+    m: number,
+    optimizer: string,
+    lr: number,
+    a: number,
+    b: number,
+    eps: number,
+    step: number,
+    s0: Float32Array | null,
+    s1: Float32Array | null,
+  ): { loss: number; correct: number };
+  denseTeamClose(team: object): void;
+  denseTeamProfile(team: object, on: boolean): Float64Array;
+}
+
 /** The addon's exports: the kernels (validating their arguments in C) plus OpenBLAS diagnostics. */
-interface NativeAddon extends Required<Omit<Kernels, 'name'>>, CoreControl {
+interface NativeAddon extends Required<Omit<Kernels, 'name'>>, CoreControl, DenseTeamAddon {
   info(): Omit<NativeKernelsInfo, 'selection' | 'core'>;
   setThreads(threads: number): void;
 }
@@ -98,4 +120,9 @@ export function setNativeBlasThreads(threads: number): void {
   load();
   if (!loaded) throw new Error(`native kernels unavailable: ${loadError ?? 'unknown reason'}`);
   loaded.addon.setThreads(threads);
+}
+
+/** The addon's tensor-parallel dense step (native/dense-team.cc), or null without native kernels. */
+export function nativeDenseTeam(): DenseTeamAddon | null {
+  return loadNativeKernels() && loaded ? loaded.addon : null;
 }

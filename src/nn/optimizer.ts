@@ -53,25 +53,20 @@ export class FlatOptimizer {
     this.steps++;
     const c = this.config;
     if (c.name === 'adam') {
-      this.k.adam(
-        w,
-        g,
-        this.state[0].a,
-        this.state[1].a,
-        c.lr,
-        c.beta1 ?? 0.9,
-        c.beta2 ?? 0.999,
-        c.epsilon ?? 1e-7,
-        this.steps,
-      );
+      const { beta1, beta2, epsilon } = adamSettings(c);
+      this.k.adam(w, g, this.state[0].a, this.state[1].a, c.lr, beta1, beta2, epsilon, this.steps);
     } else {
-      this.k.sgd(
-        w,
-        g,
-        c.lr,
-        c.name === 'momentum' ? (c.momentum ?? 0.9) : 0,
-        c.name === 'momentum' ? this.state[0].a : null,
-      );
+      this.k.sgd(w, g, c.lr, momentumOf(c), c.name === 'momentum' ? this.state[0].a : null);
     }
   }
+}
+
+/** Adam's coefficients with the Keras defaults filled in. */
+export function adamSettings(c: OptimizerConfig): { beta1: number; beta2: number; epsilon: number } {
+  return { beta1: c.beta1 ?? 0.9, beta2: c.beta2 ?? 0.999, epsilon: c.epsilon ?? 1e-7 };
+}
+
+/** The momentum coefficient: 0 for plain SGD, else the configured one (Keras default 0.9). */
+export function momentumOf(c: OptimizerConfig): number {
+  return c.name === 'momentum' ? (c.momentum ?? 0.9) : 0;
 }
