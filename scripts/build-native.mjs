@@ -3,7 +3,7 @@
 // Runs from npm's install lifecycle, so it never fails: without a compiler, OpenBLAS or Node headers it
 // prints one warning line (training then uses the TypeScript kernels) and exits 0.
 // Options: --force rebuilds even when the addon is newer than its sources; EDGEFED_SKIP_NATIVE=1 skips.
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
@@ -12,7 +12,10 @@ import { createRequire } from 'node:module';
 const nativeDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'native');
 const output = join(nativeDir, 'build', 'Release', 'edgefed_kernels.node');
 const logFile = join(nativeDir, 'build-native.log');
-const sources = ['binding.gyp', 'kernels.cc'].map((f) => join(nativeDir, f));
+// Every source and header decides whether the addon is stale, so an edit to any of them triggers a rebuild.
+const sources = readdirSync(nativeDir)
+  .filter((f) => /\.(gyp|cc|h)$/.test(f))
+  .map((f) => join(nativeDir, f));
 
 function warn(reason) {
   console.warn(`edgefed: native kernels not built (${reason}); training will use the TypeScript kernels.`);

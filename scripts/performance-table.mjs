@@ -87,10 +87,14 @@ function paceRows(p) {
 
 /** How each row's k-thread figure was taken, by the split `edgefed node --threads k` chose for the model. */
 const SPLIT_LABEL = {
+  layers: 'threads (native team: each step split by columns and rows)',
   batches: 'threads (batch split)',
   blas: 'OpenBLAS threads',
   one: 'threads (batch split, measured; the node keeps this dense model on 1 thread)',
 };
+
+/** The chosen split's busiest-thread CPU ratio (older results carry only the batch split's). */
+const busiest = (r) => r.path_speedup ?? r.batches?.path_speedup;
 
 /** bench/node-cores.ts: one local epoch with k threads against 1, per model. */
 function coresRows(c) {
@@ -104,7 +108,7 @@ function coresRows(c) {
       `(median of ${r.repeats ?? '?'}, test acc ${r.accuracy_1.toFixed(4)} / ${r.accuracy_k.toFixed(4)}` +
       `${r.load_1min === undefined ? '' : `, load ${r.load_1min.toFixed(1)}`}` +
       // The busiest thread's CPU ratio: what the wall ratio would be on idle cores (bench/node-cores.ts).
-      `${r.batches?.path_speedup === undefined ? '' : `; busiest-thread CPU ratio ${x(r.batches.path_speedup)}`})`,
+      `${busiest(r) === undefined ? '' : `; busiest-thread CPU ratio ${x(busiest(r))}`})`,
     x(r.speedup),
     r.model === '2nn' ? '-' : '>= 1.6x',
     'E3',
