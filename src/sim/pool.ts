@@ -19,6 +19,15 @@ import type { SimWorkerData } from './worker.js';
 import { SharedBodies, type PartsRequest } from './request-parts.js';
 import type { EvalRangeReply, EvalRangeRequest, RangeEvaluators } from './central-eval.js';
 
+/**
+ * A simulation worker's young generation, in MiB (V8's default is 48). A worker allocates few JS objects (models,
+ * frames and data live outside the JS heap), yet with the default V8 ran a full mark-compact of each worker's small
+ * heap every two or three rounds of the 2NN non-IID bench, its helper threads taking ~20 ms of CPU per round (V8
+ * starts marking when the old generation's headroom is below the young generation's capacity). With 4 MiB: about
+ * one per run, ~4-13 ms. Results do not depend on it; only garbage collection does.
+ */
+const WORKER_YOUNG_GENERATION_MB = 4;
+
 interface Job {
   nodeId: number;
   /** The whole frame, or its head and the round's shared body (requestParts). */
@@ -74,7 +83,7 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
     const started: Worker[] = [];
     const starting = Promise.all(
       Array.from({ length: workers }, async () => {
-        const worker = bootWorker(entry, data);
+        const worker = bootWorker(entry, data, undefined, { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB });
         started.push(worker);
         const slot: Slot = { worker, job: null, evaluating: null };
         worker.on('error', (e) => pool.fail(slot, e));
