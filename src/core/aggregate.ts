@@ -170,8 +170,18 @@ export class MeanDeltaAccumulator {
   private readonly acc: Float64Array;
   private readonly weights: number[] = [];
 
-  constructor(private readonly global: Float32Array) {
-    this.acc = new Float64Array(global.length);
+  /**
+   * `sums`: a buffer of global's length to add up in (zeroed here), for a caller that fuses round after round: a
+   * fresh Float64Array of a model's size every round costs more than the sums (allocation, page faults, and V8 runs
+   * a full garbage collection after every few large buffers). It must not be in use by another accumulator.
+   */
+  constructor(
+    private readonly global: Float32Array,
+    sums?: Float64Array,
+  ) {
+    if (sums && sums.length !== global.length)
+      throw new Error(`MeanDeltaAccumulator: sums buffer has length ${sums.length}, global ${global.length}`);
+    this.acc = sums ? sums.fill(0) : new Float64Array(global.length);
   }
 
   /** How many locals were added. */

@@ -49,3 +49,26 @@ test('MeanDeltaAccumulator refuses what averageDelta refuses, with its words', (
   assert.throws(() => accumulate(g, [f32([1, 2])], [-1]), /averageDelta: weights\[0\] must be a finite number >= 0/);
   assert.throws(() => accumulate(g, [f32([1, 2]), f32([1])], [1, 1]), /averageDelta: .*locals\[1\] has length 1/);
 });
+
+test('MeanDeltaAccumulator summing in a reused buffer (an earlier round’s sums, even NaN) gives averageDelta’s bits', () => {
+  const rng = (seed: number) => () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
+  const next = rng(7);
+  const n = 3001;
+  const vec = () => Float32Array.from({ length: n }, () => next() * 6);
+  const sums = new Float64Array(n).fill(Number.NaN);
+  for (let round = 0; round < 3; round++) {
+    const global = vec();
+    const locals = [vec(), vec(), vec()];
+    const weights = [600, 0, 599 + round];
+    const acc = new MeanDeltaAccumulator(global, sums);
+    locals.forEach((l, i) => acc.add(l, weights[i]));
+    assert.ok(bitsEqual(acc.finish(), averageDelta(global, locals, weights)), `round ${round}`);
+  }
+});
+
+test('MeanDeltaAccumulator refuses a sums buffer of another length, naming both lengths', () => {
+  assert.throws(
+    () => new MeanDeltaAccumulator(f32([1, 2, 3]), new Float64Array(2)),
+    /MeanDeltaAccumulator: sums buffer has length 2, global 3/,
+  );
+});

@@ -58,3 +58,22 @@ test('in-order fusion adds an update once every earlier node has settled, and th
   assert.equal(third.vector.length, 0, 'node 2 failed, so node 3 is added');
   assert.deepEqual(await fusion.finish(), new Float32Array([2, 2]));
 });
+
+test('in-order fusion round after round in one sums buffer gives each round’s batch mean delta to the bit', async () => {
+  const rng = new Rng(11);
+  const n = 2000;
+  const vector = () => Float32Array.from({ length: n }, () => rng.uniform(-3, 3));
+  const sums = new Float64Array(n);
+  for (let round = 0; round < 3; round++) {
+    const global = vector();
+    const results = [2, 5, 9].map((id) => result(id, vector(), 10 + rng.int(50)));
+    const expected = averageDelta(
+      global,
+      results.map((r) => r.vector),
+      results.map((r) => r.numExamples),
+    );
+    const fusion = new InOrderFusion([2, 5, 9], global, sums);
+    for (const i of rng.permutation(3)) fusion.settle(results[i].nodeId, results[i]);
+    assert.ok(bitsEqual(await fusion.finish(), expected), `round ${round}`);
+  }
+});

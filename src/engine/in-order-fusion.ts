@@ -16,12 +16,13 @@ export class InOrderFusion {
   private readonly waiting = new Map<number, TrainResult | null>();
   private next = 0;
 
-  /** selected: the round's nodes in ascending id order. */
+  /** selected: the round's nodes in ascending id order; sums: a buffer to add up in (MeanDeltaAccumulator). */
   constructor(
     private readonly selected: readonly number[],
     global: Float32Array,
+    sums?: Float64Array,
   ) {
-    this.acc = new MeanDeltaAccumulator(global);
+    this.acc = new MeanDeltaAccumulator(global, sums);
   }
 
   /** A node's answer (null: it failed): added now if every earlier node is settled, else kept until then. */

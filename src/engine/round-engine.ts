@@ -91,6 +91,8 @@ function online(clock: SimulatedClock, ids: number[], minNodes: number): number[
 
 export class RoundEngine {
   private global: Float32Array;
+  /** Where each round's updates are summed (InOrderFusion), reused: rounds fuse one after another. */
+  private fusionSums: Float64Array | null = null;
 
   constructor(private readonly options: EngineOptions) {
     if (!Number.isInteger(options.rounds) || options.rounds < 1)
@@ -214,6 +216,12 @@ export class RoundEngine {
       : { results, failures };
   }
 
+  /** The buffer a round's fusion sums in: one for the whole run (a round's fusion ends before the next starts). */
+  private sumsFor(global: Float32Array): Float64Array {
+    if (this.fusionSums?.length !== global.length) this.fusionSums = new Float64Array(global.length);
+    return this.fusionSums;
+  }
+
   private compressing(): boolean {
     return this.options.compression !== undefined && this.options.compression.kind !== 'none';
   }
@@ -288,7 +296,9 @@ export class RoundEngine {
       // Summed as updates arrive when that gives the batch fusion's very bits (not under a clock: simulated time
       // picks the results only once the round is over).
       const inOrder =
-        !secure && !options.clock && options.strategy.fusesMeanDelta ? new InOrderFusion(selected, this.global) : null;
+        !secure && !options.clock && options.strategy.fusesMeanDelta
+          ? new InOrderFusion(selected, this.global, this.sumsFor(this.global))
+          : null;
       const training =
         secure ?? this.trainRound(round, selected, overSelectCount > 0 ? wanted.length : selected.length, inOrder);
       if (pending) {

@@ -5,7 +5,7 @@
  * message (its "ready", or its one answer). It lives beside boot.mjs so both resolve the same way from src/ and
  * dist/. NODE-ONLY (worker_threads).
  */
-import { Worker, type TransferListItem } from 'node:worker_threads';
+import { Worker, type ResourceLimits, type TransferListItem } from 'node:worker_threads';
 
 /** The URL of worker module `name` (no extension) beside the module at `callerUrl` (its import.meta.url). */
 export function workerEntry(name: string, callerUrl: string): string {
@@ -14,12 +14,19 @@ export function workerEntry(name: string, callerUrl: string): string {
 
 /**
  * Starts `entry` (from workerEntry) in a worker thread through boot.mjs; `data` reaches it as workerData beside
- * `entry`, and `transferList` moves ports or buffers in it rather than copying them.
+ * `entry`, and `transferList` moves ports or buffers in it rather than copying them. `resourceLimits` sizes the
+ * worker's V8 heap (Node's defaults without).
  */
-export function bootWorker(entry: string, data: object = {}, transferList?: TransferListItem[]): Worker {
+export function bootWorker(
+  entry: string,
+  data: object = {},
+  transferList?: TransferListItem[],
+  resourceLimits?: ResourceLimits,
+): Worker {
   return new Worker(new URL('./boot.mjs', import.meta.url), {
     workerData: { ...data, entry },
     ...(transferList ? { transferList } : {}),
+    ...(resourceLimits ? { resourceLimits } : {}),
   });
 }
 

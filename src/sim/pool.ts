@@ -6,7 +6,9 @@
  * error feedback, strategies with node state) every node is pinned for the whole run. Models do not depend on
  * which worker holds a node.
  * Frames cross threads as transferred buffers; their lengths are the bytes counted. A transferred frame belongs to
- * its receiver alone, so it is adopted (wire.ts): the weights or update in it are decoded without a copy.
+ * its receiver alone, so it is adopted (wire.ts): the weights or update in it are decoded without a copy. A round's
+ * train requests come in parts (requestParts): the weights every node gets are put in shared memory once per round,
+ * and each request carries only its node's small head; the worker joins the two (request-parts.ts).
  */
 import type { Worker } from 'node:worker_threads';
 import { bootWorker, firstMessage, workerEntry } from './boot-worker.js';
@@ -14,11 +16,24 @@ import type { Transport } from '../engine/transport.js';
 import { TrafficMeter } from '../engine/transport.js';
 import { adoptFrame } from '../core/wire.js';
 import type { SimWorkerData } from './worker.js';
+import { SharedBodies, type PartsRequest } from './request-parts.js';
 import type { EvalRangeReply, EvalRangeRequest, RangeEvaluators } from './central-eval.js';
+
+/**
+ * A simulation worker's young generation, in MiB (V8's default is 48). A worker allocates few JS objects (models,
+ * frames and data live outside the JS heap), yet with the default V8 ran a full mark-compact of each worker's small
+ * heap every two or three rounds of the 2NN non-IID bench, its helper threads taking ~20 ms of CPU per round (V8
+ * starts marking when the old generation's headroom is below the young generation's capacity). With 4 MiB: about
+ * one per run, ~4-13 ms. Results do not depend on it; only garbage collection does.
+ */
+const WORKER_YOUNG_GENERATION_MB = 4;
 
 interface Job {
   nodeId: number;
-  frame: Uint8Array;
+  /** The whole frame, or its head and the round's shared body (requestParts). */
+  frame: Uint8Array | { head: Uint8Array; body: Uint8Array };
+  /** Bytes counted as sent: the frame's length (head and body together). */
+  bytes: number;
   resolve: (frame: Uint8Array) => void;
   reject: (e: Error) => void;
 }
@@ -47,6 +62,7 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
   private readonly pins = new Map<number, Slot | null>();
   private nextId = 0;
   private closed = false;
+  private readonly bodies = new SharedBodies();
   /** The weights central evaluation reads, shared with every worker (evaluateRanges). */
   private sharedWeights: Float32Array | null = null;
   /** Every node pinned for the whole run: a round's unpin (secure aggregation) must not undo it. */
@@ -67,7 +83,7 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
     const started: Worker[] = [];
     const starting = Promise.all(
       Array.from({ length: workers }, async () => {
-        const worker = bootWorker(entry, data);
+        const worker = bootWorker(entry, data, undefined, { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB });
         started.push(worker);
         const slot: Slot = { worker, job: null, evaluating: null };
         worker.on('error', (e) => pool.fail(slot, e));
@@ -96,9 +112,21 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
   }
 
   request(nodeId: number, frame: Uint8Array): Promise<Uint8Array> {
+    return this.enqueue(nodeId, frame, frame.length);
+  }
+
+  /**
+   * A request whose frame is head + body, the body the same for every node of a round: it goes into shared memory
+   * once (not once per node, as whole frames would), and each worker joins it to the node's head.
+   */
+  requestParts(nodeId: number, head: Uint8Array, body: Uint8Array): Promise<Uint8Array> {
+    return this.enqueue(nodeId, { head, body: this.bodies.share(body) }, head.length + body.length);
+  }
+
+  private enqueue(nodeId: number, frame: Job['frame'], bytes: number): Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new Error('transport is closed'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ nodeId, frame, resolve, reject });
+      this.queue.push({ nodeId, frame, bytes, resolve, reject });
       this.dispatch();
     });
   }
@@ -210,8 +238,11 @@ export class WorkerPoolTransport implements Transport, RangeEvaluators {
         continue;
       }
       slot.job = job;
-      this.meter.count(job.nodeId, job.frame.length, 0);
-      slot.worker.postMessage({ id: this.nextId++, frame: job.frame }, [job.frame.buffer as ArrayBuffer]);
+      this.meter.count(job.nodeId, job.bytes, 0);
+      const id = this.nextId++;
+      if (job.frame instanceof Uint8Array)
+        slot.worker.postMessage({ id, frame: job.frame }, [job.frame.buffer as ArrayBuffer]);
+      else slot.worker.postMessage({ id, head: job.frame.head, body: job.frame.body } satisfies PartsRequest);
     }
   }
 
