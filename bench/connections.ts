@@ -31,7 +31,7 @@
  * procs, rounds and data) and RESULTS_DIR/connections.md is regenerated from every run in that file.
  */
 import { tmpdir, loadavg, setPriority } from 'node:os';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RoundRecord } from '../src/engine/round-engine.js';
 import type { ClientStats } from './connections-client.js';
@@ -150,6 +150,7 @@ async function bench(a: Args): Promise<RunRecord> {
       'coordinator',
       [
         '--inspect=127.0.0.1:0',
+        ...a.coordinatorNodeFlags,
         ...entry,
         'coordinator',
         '--port',
@@ -176,7 +177,8 @@ async function bench(a: Args): Promise<RunRecord> {
           useBearer(adminToken);
         }
       } catch {
-        // other stdout output is ignored
+        // other stdout output (e.g. --trace-gc lines) is kept only when asked for
+        if (a.coordinatorStdout) appendFileSync(a.coordinatorStdout, `${l}\n`);
       }
     });
     const alive = () => {
@@ -595,8 +597,10 @@ async function bench(a: Args): Promise<RunRecord> {
     const record: RunRecord = {
       key:
         `${a.nodes}x${a.procs}:${a.rounds}:${a.data}:auth-${hasAuth ? a.auth : 'none'}${a.transport === 'mqtt' ? ':mqtt' : ''}` +
-        `${a.coordinatorEntry ? `:${a.coordinatorEntry}` : ''}${a.clientNice ? `:nice-${a.clientNice}` : ''}`,
+        `${a.coordinatorEntry ? `:${a.coordinatorEntry}` : ''}${a.clientNice ? `:nice-${a.clientNice}` : ''}` +
+        `${a.coordinatorNodeFlags.length ? `:${a.coordinatorNodeFlags.join(' ')}` : ''}`,
       ...(a.clientNice ? { client_nice: a.clientNice } : {}),
+      ...(a.coordinatorNodeFlags.length ? { coordinator_node_flags: a.coordinatorNodeFlags } : {}),
       transport: a.transport,
       broker: broker ? { config: BROKER_LIMITS, rss_peak_sampled_bytes: brokerPeak, vm_hwm_bytes: brokerHwm } : null,
       date: new Date().toISOString(),

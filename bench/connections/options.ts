@@ -24,6 +24,10 @@ export interface Args {
   /** ws: every node opens a WebSocket to the coordinator; mqtt: every node links through a mosquitto the bench starts. */
   transport: 'ws' | 'mqtt';
   coordinatorEntry: string | null;
+  /** Extra node/V8 flags for the coordinator process only (e.g. `--max-semi-space-size=32`), space-separated. */
+  coordinatorNodeFlags: string[];
+  /** Where the coordinator's stdout lines other than its JSON go (e.g. `--trace-gc` output); null: dropped. */
+  coordinatorStdout: string | null;
   /** Niceness of the client processes (0: as the coordinator); > 0 lets the coordinator's threads run first. */
   clientNice: number;
   timeoutS: number;
@@ -46,6 +50,8 @@ export function parseCli(argv: string[]): Args {
       auth: { type: 'string', default: 'on' },
       transport: { type: 'string', default: 'ws' },
       'coordinator-entry': { type: 'string' },
+      'coordinator-node-flags': { type: 'string', default: '' },
+      'coordinator-stdout': { type: 'string' },
       'client-nice': { type: 'string', default: '0' },
       'timeout-s': { type: 'string', default: '3600' },
       'results-dir': { type: 'string', default: join(REPO, 'bench', 'results') },
@@ -60,6 +66,8 @@ export function parseCli(argv: string[]): Args {
       'usage: node --import tsx bench/connections.ts [--nodes 1000] [--procs 4] [--rounds 5] [--examples 32] [--data mnist|synthetic]\n' +
         '         [--limit-test 1000] [--idle-s 10] [--profile] [--auth on|off] [--transport ws|mqtt] [--timeout-s 3600] [--results-dir DIR]\n' +
         '         [--client-nice 0..19]   (the simulated nodes yield the shared cores to the coordinator, as on machines of their own)\n' +
+        '         [--coordinator-node-flags="--max-semi-space-size=32 ..."]   (node/V8 flags for the coordinator process only)\n' +
+        "         [--coordinator-stdout FILE]   (appends the coordinator's non-JSON stdout there, e.g. its --trace-gc lines)\n" +
         '         [--coordinator-entry FILE]   (A/B experiments: a script taking `coordinator --port P --db F` like bin/edgefed.mjs; .ts runs with tsx)\n' +
         '       node --import tsx bench/connections.ts --report-only [--results-dir DIR]\n',
     );
@@ -89,11 +97,15 @@ export function parseCli(argv: string[]): Args {
     auth: values.auth,
     transport: values.transport,
     coordinatorEntry: values['coordinator-entry'] ? resolve(values['coordinator-entry']) : null,
+    coordinatorNodeFlags: values['coordinator-node-flags']!.split(/\s+/).filter((f) => f !== ''),
+    coordinatorStdout: values['coordinator-stdout'] ? resolve(values['coordinator-stdout']) : null,
     clientNice: int('client-nice', values['client-nice']!, 0),
     timeoutS: int('timeout-s', values['timeout-s']!, 1),
     resultsDir: resolve(values['results-dir']!),
     reportOnly: values['report-only']!,
   };
+  for (const f of a.coordinatorNodeFlags)
+    if (!f.startsWith('--')) throw new Error(`--coordinator-node-flags: expected flags starting with --, got '${f}'`);
   if (a.clientNice > 19) throw new Error(`--client-nice: expected 0 to 19, got ${a.clientNice}`);
   if (a.procs > a.nodes) throw new Error(`--procs ${a.procs} is more than --nodes ${a.nodes}`);
   if (a.data === 'mnist' && a.nodes * a.examples > 60000)

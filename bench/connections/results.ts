@@ -70,6 +70,8 @@ export interface RunRecord {
   key: string;
   /** --client-nice: the client processes' niceness when above 0 (the coordinator ran first on the shared cores). */
   client_nice?: number;
+  /** --coordinator-node-flags: node/V8 flags the coordinator process ran with (an A/B experiment). */
+  coordinator_node_flags?: string[];
   /** How the nodes reached the coordinator; runs recorded before the option existed were all 'ws'. */
   transport?: 'ws' | 'mqtt';
   /** With mqtt: the mosquitto limits set and its memory (/proc/PID/status, sampled every 200 ms). */
@@ -321,6 +323,9 @@ export function markdown(f: ResultsFile): string {
           : ''),
       ...(r.drop_causes ? [`- Drops by cause: ${dropTable(r.drop_causes).join('; ')}.`] : []),
       `- Machine load (1-min average, ${r.machine.cpu_cores} cores): ${r.load_average?.run_start ?? '?'} when the run started, ${r.load_average?.run_end ?? '?'} when it ended.`,
+      ...(r.coordinator_node_flags
+        ? [`- Coordinator process flags (\`--coordinator-node-flags\`): ${r.coordinator_node_flags.join(' ')}.`]
+        : []),
       ...(r.client_nice
         ? [
             `- Client processes at niceness ${r.client_nice} (\`--client-nice\`): the coordinator's threads run first on the shared cores, as on a machine of its own.`,
