@@ -75,6 +75,8 @@ for (const line of environmentLines(envStart)) process.stderr.write(`node-cores:
 
 const data = loadMnist();
 const METHODS = ['one', 'batches', 'layers', 'blas'] as const;
+/** How long OpenBLAS's idle pool threads are left to stop spinning after a 'blas' epoch (they spin > 0.1 s). */
+const BLAS_SETTLE_MS = 1000;
 type Method = (typeof METHODS)[number];
 
 /**
@@ -222,7 +224,14 @@ for (const name of models) {
   const methods = METHODS.filter((m) => m !== 'layers' || team);
   const run = async (method: Method): Promise<Timing> => {
     setNativeBlasThreads(method === 'blas' ? threads : 1);
-    return epoch(method === 'batches' ? split : method === 'layers' ? team! : one, spec, train, batch);
+    const timing = await epoch(method === 'batches' ? split : method === 'layers' ? team! : one, spec, train, batch);
+    if (method === 'blas') {
+      // OpenBLAS's pool threads keep spinning for a while after their last gemm (measured: over 0.1 s, a whole
+      // core), which would take a core from whichever method is timed next. Let them go to sleep first.
+      setNativeBlasThreads(1);
+      await new Promise((r) => setTimeout(r, BLAS_SETTLE_MS));
+    }
+    return timing;
   };
   const warm = subset(
     train,

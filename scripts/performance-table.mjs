@@ -93,6 +93,12 @@ const SPLIT_LABEL = {
   one: 'threads (batch split, measured; the node keeps this dense model on 1 thread)',
 };
 
+/** The split's label; the native team trains batches under 32 rows on one thread (TEAM_MIN_ROWS). */
+const splitLabel = (r) =>
+  r.chosen === 'layers' && r.batch < 32
+    ? 'threads (native team, which trains batches under 32 rows on 1 thread)'
+    : (SPLIT_LABEL[r.chosen] ?? r.chosen);
+
 /** The chosen split's busiest-thread CPU ratio (older results carry only the batch split's). */
 const busiest = (r) => r.path_speedup ?? r.batches?.path_speedup;
 
@@ -104,7 +110,7 @@ function coresRows(c) {
     `${day(c.finished_at)}, ${commit(c.git_commit)}`;
   const rows = c.rows.map((r) => [
     `node-cores ${r.model} B=${r.batch}, ${r.samples} samples: epoch with ${r.threads} ` +
-      `${SPLIT_LABEL[r.chosen] ?? r.chosen} vs 1 ` +
+      `${splitLabel(r)} vs 1 ` +
       `(median of ${r.repeats ?? '?'}, test acc ${r.accuracy_1.toFixed(4)} / ${r.accuracy_k.toFixed(4)}` +
       `${r.load_1min === undefined ? '' : `, load ${r.load_1min.toFixed(1)}`}` +
       // The busiest thread's CPU ratio: what the wall ratio would be on idle cores (bench/node-cores.ts).

@@ -1,14 +1,15 @@
 /**
  * How a deployed node uses k cores for its local training (`edgefed node --threads k`), chosen per model by rule:
  * - 'batches': ParallelEngineTrainer, each batch split over k threads (convolutional models on the engine with
- *   native or JS kernels, without dropout or BatchNormalization). On idle cores the McMahan CNN's epoch took 1.81x
- *   less time on 2 threads (bench/results/node-cores.md); OpenBLAS threads gave 1.13x.
+ *   native or JS kernels, without dropout or BatchNormalization). On idle cores the McMahan CNN's epoch took 1.82x
+ *   less time on 2 threads (bench/results/node-cores.md); OpenBLAS threads gave 1.22x.
  * - 'layers': TeamEngineTrainer, each step of a dense-only model (the seed MLP, the 2NN) split tensor-parallel over
- *   a team of k native threads meeting at spin barriers (native/dense-team.cc). A dense step at B = 10..32 lasts
- *   only 0.1-0.25 ms: JS worker threads (batch split: MLP 0.61-0.68x, 2NN 0.52-0.67x on idle cores) and OpenBLAS's
- *   own threads (0.76x) spent more meeting than they saved; the native team meets in a few atomics. Not yet timed
- *   on idle cores: on the shared 2-core machine at load 5-12, MLP epoch 0.72-1.39x wall, busiest thread 1.29-1.55x;
- *   2NN 0.55-0.60x wall, busiest thread 1.06-1.11x (bench/node-cores.ts); rerun there on idle cores.
+ *   a team of k native threads meeting at spin barriers (native/dense-team.cc), at batch sizes from 32 (smaller
+ *   batches train on one thread: TEAM_MIN_ROWS). A dense step at B = 10..32 lasts only 0.1-0.25 ms: JS worker
+ *   threads (batch split: MLP 0.53-0.85x, 2NN 0.50-0.58x on idle cores) and OpenBLAS's own threads (0.73-0.76x)
+ *   spent more meeting than they saved. On idle cores the team gave the seed MLP's epoch (Adam, B=32) 1.09-1.2x on
+ *   2 threads, not the 1.6x sought (its compute bound, 1.18x, says the split work itself does not halve); the 2NN at
+ *   B=10 was 0.75-0.85x on the team, so it stays on one thread (bench/results/node-cores.md).
  * - 'blas': OpenBLAS splits each gemm over k threads (native kernels): convolutional models the batch split refuses.
  * - 'one': one thread: k = 1, tfjs, WASM kernels, dense-only models without the native addon, and conv1d or
  *   recurrent models (not measured).
@@ -17,7 +18,7 @@
  */
 import { makeTrainer } from './make-trainer.js';
 import { asDenseNet, engineUnsupportedReason, type ModelSpec } from './spec.js';
-import { TeamEngineTrainer, teamUnsupportedReason } from './team-trainer.js';
+import { TEAM_MIN_ROWS, TeamEngineTrainer, teamUnsupportedReason } from './team-trainer.js';
 import type { LocalTrainer } from './trainer.js';
 import { ParallelEngineTrainer, parallelUnsupportedReason } from './parallel-trainer.js';
 import { selectKernels } from '../nn/kernels-select.js';
@@ -39,7 +40,11 @@ export function chooseThreadSplit(
     // Dense-only models share each step natively; conv1d and recurrent models were not measured.
     if (asDenseNet(spec) === null) return { split: 'one', reason: 'no 2-D convolution and not dense-only' };
     const team = teamUnsupportedReason(spec, kernels!);
-    if (team === null) return { split: 'layers', reason: `each dense step split over a team of ${threads} threads` };
+    if (team === null)
+      return {
+        split: 'layers',
+        reason: `each dense step split over a team of ${threads} threads (batches of ${TEAM_MIN_ROWS} or more)`,
+      };
     return { split: 'one', reason: `dense-only, but ${team}` };
   }
   const refused = parallelUnsupportedReason(spec, kernels!);

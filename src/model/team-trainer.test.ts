@@ -18,7 +18,7 @@ import { DenseTeam } from '../nn/dense-team.js';
 import { FlatOptimizer, optimizerStateSlots, type OptimizerConfig } from '../nn/optimizer.js';
 import { builtinModel, initialWeights, tensorSpecs, type ModelSpec } from './spec.js';
 import { EngineTrainer } from './engine-trainer.js';
-import { TeamEngineTrainer, teamUnsupportedReason } from './team-trainer.js';
+import { TEAM_MIN_ROWS, TeamEngineTrainer, teamUnsupportedReason } from './team-trainer.js';
 import { jsKernels } from '../nn/kernels-js.js';
 import type { TrainConfig } from './trainer.js';
 
@@ -211,7 +211,7 @@ describe('DenseTeam: one step on k threads against one thread', { skip }, () => 
 describe('TeamEngineTrainer: an epoch on k threads against EngineTrainer', { skip }, () => {
   const cases: [string, ModelSpec, number, OptimizerConfig][] = [
     ['seed MLP, Adam, B=32', mlp, 32, mlp.optimizer],
-    ['2NN, SGD, B=10', twoNN, 10, twoNN.optimizer],
+    ['2NN, SGD, B=32', twoNN, 32, twoNN.optimizer],
     ['seed MLP, momentum, B=32', mlp, 32, { name: 'momentum', lr: 0.01 }],
   ];
   for (const [label, spec, batch, opt] of cases) {
@@ -241,6 +241,17 @@ describe('TeamEngineTrainer: an epoch on k threads against EngineTrainer', { ski
       }
     });
   }
+
+  it(`steps of fewer than ${TEAM_MIN_ROWS} rows train on one thread, bit for bit (the 2NN at B=10)`, async () => {
+    const c = cfg(twoNN, 10);
+    const team = new TeamEngineTrainer(twoNN, kernels!, 2);
+    try {
+      const ref = await new EngineTrainer(twoNN, kernels!).train(start(twoNN), train, c);
+      assert.deepEqual((await team.train(start(twoNN), train, c)).weights, ref.weights);
+    } finally {
+      team.dispose();
+    }
+  });
 
   it('what the team does not take (FedProx, frozen ranges, a shift) trains on one thread, bit for bit', async () => {
     const team = new TeamEngineTrainer(mlp, kernels!, 2);
