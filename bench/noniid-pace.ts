@@ -35,6 +35,8 @@ export interface PaceRow {
   main_thread_cpu_seconds_per_round?: number;
   /** The 1-minute load average when the row finished (the machine is shared). */
   load_1min: number;
+  /** EdgeFed only: the trained model's sha256 (1 worker and every core must train the same model). */
+  model_sha256?: string;
 }
 
 interface Mark {
@@ -142,6 +144,7 @@ export async function edgefedPace(rounds: number, seed: number, lr: number, work
     trainer: result.trainer,
     main_thread_cpu_seconds_per_round: mainCpu,
     load_1min: loadavg()[0],
+    model_sha256: result.modelSha256,
   };
 }
 
@@ -246,5 +249,21 @@ export function paceMarkdown(p: PaceReport): string {
         `${r.final_accuracy.toFixed(4)} | ${r.trainer} | ${r.load_1min.toFixed(2)} |`,
     ),
     '',
+    sameModelLine(p.rows),
+    '',
   ].join('\n');
+}
+
+/**
+ * Whether 1 worker and every core trained the same model: then the rounds-to-97% of noniid-2nn.md (run with every
+ * core) hold for both.
+ */
+function sameModelLine(rows: PaceRow[]): string {
+  const shas = rows.filter((r) => r.model_sha256).map((r) => `${r.side}: ${r.model_sha256!.slice(0, 16)}`);
+  if (shas.length < 2) return '';
+  const same = new Set(rows.filter((r) => r.model_sha256).map((r) => r.model_sha256)).size === 1;
+  return same
+    ? `Both EdgeFed rows trained the same model (sha256 ${rows.find((r) => r.model_sha256)!.model_sha256!.slice(0, 16)}), ` +
+        'so the rounds to 97% in noniid-2nn.md (run with every core) hold for one worker too.'
+    : `The EdgeFed rows trained different models (${shas.join('; ')}): a determinism bug to look into.`;
 }

@@ -2,7 +2,7 @@
 /**
  * Renders README's Performance table from the benchmark results files, so no figure there is typed by hand:
  * bench/results/train.json (bench:train), noniid-pace.json (bench:noniid --pace), node-cores.json
- * (bench/node-cores.ts) and cnn.json (bench:cnn). Every figure is printed with the environment it was measured
+ * (bench/node-cores.ts), cnn.json (bench:cnn) and connections.json (bench:connections). Every figure is printed with the environment it was measured
  * in (CPU, kernels, OpenBLAS core, load average, date, commit), taken from the same file.
  *
  *   node scripts/performance-table.mjs           # rewrite the table between the markers in README.md
@@ -140,6 +140,49 @@ function cnnRows(c) {
   return { rows, env };
 }
 
+/**
+ * bench:connections: the four runs the targets name (2,000 and 10,000 nodes, auth on and off; WebSocket, 4 client
+ * processes, 3 rounds, synthetic data, clients at normal priority): round median, drops, coordinator peak memory and
+ * /healthz p99 during the rounds. The targets are for 10,000 nodes with auth on.
+ */
+function connectionRows(c) {
+  const runs = ['2000', '10000'].flatMap((n) =>
+    ['off', 'on'].map((a) => c.runs?.find((r) => r.key === `${n}x4:3:synthetic:auth-${a}`)).filter(Boolean),
+  );
+  if (runs.length === 0) return { rows: [], env: null };
+  const m = runs[runs.length - 1].machine;
+  const env =
+    `E5: ${m.cpu_model} (${m.cpu_vector}), ${m.cpu_cores} cores, the coordinator and its 4 client processes on the ` +
+    `same cores; ${day(runs[0].date)} to ${day(runs[runs.length - 1].date)}, ${commit(runs[runs.length - 1].git_commit)}`;
+  const rows = runs.flatMap((r) => {
+    const authOn = r.key.endsWith(':auth-on');
+    const label = `bench:connections ${r.nodes.toLocaleString('en-US')} nodes, auth ${authOn ? 'on' : 'off'}`;
+    const target = (t) => (r.nodes === 10000 && authOn ? t : '-');
+    // The load includes the bench's own 5 processes (and the tail of the run before it).
+    const load = `load ${r.load_average.run_start} -> ${r.load_average.run_end}`;
+    const run = r.coordinator.run;
+    const drops = Object.values(r.disconnects).reduce((a, b) => a + b, 0);
+    return [
+      [`${label}: round median (${load})`, `${r.round_seconds.median.toFixed(2)} s`, target('<= 3 s'), 'E5'],
+      [
+        `${label}: coordinator CPU-s per round (clients: ${(run.clients_cpu_seconds / r.rounds).toFixed(1)} s)`,
+        `${(run.cpu_seconds / r.rounds).toFixed(1)} s`,
+        '-',
+        'E5',
+      ],
+      [`${label}: dropped connections`, String(drops), target('0'), 'E5'],
+      [
+        `${label}: coordinator peak RSS (VmHWM)`,
+        `${Math.round(r.coordinator.vm_hwm_bytes / 2 ** 20)} MB`,
+        target('<= 1.5 GB'),
+        'E5',
+      ],
+      [`${label}: /healthz p99 during the rounds`, `${Math.round(run.healthz_ms.p99)} ms`, target('<= 50 ms'), 'E5'],
+    ];
+  });
+  return { rows, env };
+}
+
 export function renderTable(dir = join(ROOT, 'bench', 'results')) {
   const parts = [];
   const train = read(dir, 'train');
@@ -150,6 +193,8 @@ export function renderTable(dir = join(ROOT, 'bench', 'results')) {
   if (cores) parts.push(coresRows(cores));
   const cnn = read(dir, 'cnn');
   if (cnn) parts.push(cnnRows(cnn));
+  const connections = read(dir, 'connections');
+  if (connections) parts.push(connectionRows(connections));
   const rows = parts.flatMap((p) => p.rows);
   if (rows.length === 0) return '_No benchmark results in bench/results yet._';
   return [
