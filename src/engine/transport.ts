@@ -7,7 +7,9 @@ export interface Transport {
   /**
    * request() with the frame in two parts, head then body (the frame is their concatenation, byte for byte):
    * a round sends every node the same body, encoded once, and each its own head. Optional: without it the round
-   * engine encodes each node's whole frame and calls request().
+   * engine encodes each node's whole frame and calls request(). The engine never writes a body after passing it
+   * (each round encodes a new one), so a transport may share it, or keep a copy known by its identity, across the
+   * round's requests (the simulation pool does: src/sim/request-parts.ts).
    */
   requestParts?(nodeId: number, head: Uint8Array, body: Uint8Array): Promise<Uint8Array>;
   /** Bytes sent to and received from nodes so far, by node id. */
