@@ -92,6 +92,13 @@ test('a constant feature has variance exactly 0, and no rows give NaN variance',
   assert.ok(Number.isNaN(momentsVariance(emptyMoments(2))[0]));
 });
 
+test('min and max are never -0 (JSON between hosts cannot carry it, so merged answers would disagree)', () => {
+  const m = featureMoments([0, -0, 0, 0, -0, 0, -0, -0, 1], 3);
+  // Strict deepEqual compares with Object.is: a -0 anywhere fails it.
+  assert.deepEqual([...m.min], [0, 0, 0]);
+  assert.deepEqual([...m.max], [0, 0, 1]);
+});
+
 test('moments refuse ragged rows and bad replies, naming every problem', () => {
   assert.throws(() => featureMoments([1, 2, 3], 2), /3 values are not whole rows of 2 features/);
   const bad: FeatureMoments = { ...featureMoments([1, 2, 3, 4], 2), count: 1.5 };

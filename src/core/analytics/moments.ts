@@ -39,8 +39,10 @@ export function featureMoments(x: ArrayLike<number>, features: number): FeatureM
     for (let j = 0; j < features; j++) {
       const v = x[i + j];
       out.mean[j] += v;
-      if (v < out.min[j]) out.min[j] = v;
-      if (v > out.max[j]) out.max[j] = v;
+      // + 0 turns -0 into 0: JSON, which carries answers between hosts, cannot hold -0, so a merged answer would
+      // otherwise say 0 where this one says -0 (found by the gateway's merge property test).
+      if (v < out.min[j]) out.min[j] = v + 0;
+      if (v > out.max[j]) out.max[j] = v + 0;
     }
   }
   for (let j = 0; j < features; j++) out.mean[j] /= n;
