@@ -565,12 +565,13 @@ Handle* handle_of(napi_env env, napi_value v) {
   return static_cast<Handle*>(data);
 }
 
-bool get_team(napi_env env, napi_value v, const char* fn, Handle** out) {
+// A team handle argument; `open` refuses a closed team (denseTeamClose takes one: closing twice is allowed).
+bool get_team(napi_env env, napi_value v, const char* fn, Handle** out, bool open = true) {
   *out = handle_of(env, v);
   if (*out == nullptr) {
     return throw_msg(env, true, "%s: team must be a handle from denseTeam(), got %s", fn, describe(env, v));
   }
-  if ((*out)->team->stopped()) return throw_msg(env, false, "%s: the team was closed", fn);
+  if (open && (*out)->team->stopped()) return throw_msg(env, false, "%s: the team was closed", fn);
   return true;
 }
 
@@ -665,11 +666,8 @@ napi_value Step(napi_env env, napi_callback_info info) {
 napi_value Close(napi_env env, napi_callback_info info) {
   napi_value a_[1];
   if (!args(env, info, a_)) return nullptr;
-  Handle* h = handle_of(env, a_[0]);
-  if (h == nullptr) {
-    throw_msg(env, true, "denseTeamClose: team must be a handle from denseTeam(), got %s", describe(env, a_[0]));
-    return nullptr;
-  }
+  Handle* h = nullptr;
+  if (!get_team(env, a_[0], "denseTeamClose", &h, false)) return nullptr;
   if (h->hooked) napi_remove_env_cleanup_hook(env, cleanup_hook, h);
   h->hooked = false;
   h->team->stop();

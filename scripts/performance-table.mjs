@@ -152,7 +152,8 @@ function connectionRows(c) {
   if (runs.length === 0) return { rows: [], env: null };
   const m = runs[runs.length - 1].machine;
   const env =
-    `E5: ${m.cpu_model} (${m.cpu_vector}), ${m.cpu_cores} cores, the coordinator and its 4 client processes on the ` +
+    `E5: ${m.cpu_model} (${m.cpu_vector}), ${m.cpu_cores} cores, kernels ${m.kernels}, OpenBLAS core ` +
+    `${m.openblas?.core ?? 'not recorded'}; load per row; the coordinator and its 4 client processes on the ` +
     `same cores; ${day(runs[0].date)} to ${day(runs[runs.length - 1].date)}, ${commit(runs[runs.length - 1].git_commit)}`;
   const rows = runs.flatMap((r) => {
     const authOn = r.key.endsWith(':auth-on');
