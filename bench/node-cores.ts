@@ -32,6 +32,7 @@ import { Rng } from '../src/core/rng.js';
 import { partRows, reduceRange } from '../src/model/parallel-protocol.js';
 import { FlatOptimizer, optimizerStateSlots } from '../src/nn/optimizer.js';
 import { environmentLines, machine, numberFlag, provenance, REPO, writeAtomic } from './support/results-io.js';
+import { coreToCoreNs } from './support/core-latency.js';
 
 const { values } = parseArgs({
   options: {
@@ -240,6 +241,7 @@ for (const name of models) {
   for (const t of [one, split, ...(team ? [team] : [])]) await epoch(t, spec, warm, batch);
   const times: Record<Method, Timing[]> = { one: [], batches: [], layers: [], blas: [] };
   const load0 = loadavg()[0];
+  const latency0 = await coreToCoreNs();
   // The order rotates every repeat (one, batches, layers, blas; batches, layers, blas, one; ...) so drifting load
   // hits all alike.
   for (let i = 0; i < repeats; i++) {
@@ -287,6 +289,9 @@ for (const name of models) {
     step_parts: parts,
     repeats,
     load_1min_around: [round(load0, 2), round(loadavg()[0], 2)],
+    // One-way core-to-core latency (ns) before and after the model's epochs: what each barrier and each cache line
+    // passed between cores cost (see bench/support/core-latency.ts).
+    core_to_core_ns: [latency0, await coreToCoreNs()],
     // The chosen method's figures under the names scripts/performance-table.mjs reads.
     speedup: round(s1.wall_s / chosenSummary.wall_s, 2),
     path_speedup: round(s1.busiest_s / chosenSummary.busiest_s, 2),
@@ -306,7 +311,8 @@ for (const name of models) {
       `blas x${threads} ${sl.wall_s.toFixed(3)} s ${row.blas.speedup}x; busiest thread ${s1.busiest_s} / ` +
       `${sb.busiest_s} / ${sl.busiest_s} CPU-s (${row.batches.path_speedup}x / ${row.blas.path_speedup}x); accuracy ${s1.accuracy.toFixed(4)} / ` +
       `${sb.accuracy.toFixed(4)} / ${sl.accuracy.toFixed(4)}; chosen ${chosen.split}; step parts ` +
-      `${JSON.stringify(parts)}; load ${row.load_1min_around.join(' -> ')}\n`,
+      `${JSON.stringify(parts)}; load ${row.load_1min_around.join(' -> ')}; core-to-core ` +
+      `${row.core_to_core_ns.map((v) => (v === null ? '?' : `${v} ns`)).join(' -> ')}\n`,
   );
 }
 
@@ -338,7 +344,10 @@ const md = [
     "busiest CPU by the main thread's CPU outside team steps plus the busiest team thread's CPU inside steps " +
     'less its barrier spinning: what idle cores would give with perfectly balanced phases and free barriers (an ' +
     'upper bound; spinning behind a partner the loaded machine preempted does not count). Load: the 1-minute ' +
-    'average before and after the model.',
+    'average before and after the model. Core to core: the one-way latency between two threads (an Atomics ' +
+    'ping-pong) before and after the model; every barrier and every cache line one thread reads after another ' +
+    'wrote it costs about this much, so it decides what splitting a small step can gain. A VM whose host moves ' +
+    'its vCPUs between cores that share a cache and cores that do not shows both (here ~60 and ~230 ns).',
   '',
   ...environmentLines(envStart).map((l) => `- start: ${l}`),
   `- end: load average ${report.machine.load_average.join(' ')}`,
@@ -348,8 +357,8 @@ const md = [
   '',
   '| model | B | samples | chosen | 1 thread | batches | wall, path speedup | layers | wall, path speedup | blas | ' +
     'wall, path speedup | test acc 1 / batches / layers / blas | same bits every repeat (batches, layers, blas) | ' +
-    'load (1 min) |',
-  '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |',
+    'load (1 min) | core to core (ns) |',
+  '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- |',
   ...rows.map(
     (r) =>
       `| ${r.model} | ${r.batch} | ${r.samples} | ${r.chosen} | ${cell(r.one)} | ${cell(r.batches)} | ` +
@@ -362,7 +371,7 @@ const md = [
       `${r.one.accuracy.toFixed(4)} / ${r.batches.accuracy.toFixed(4)} / ${r.layers ? r.layers.accuracy.toFixed(4) : '-'} / ` +
       `${r.blas.accuracy.toFixed(4)} | ${r.batches.deterministic ? 'yes' : 'NO'}, ` +
       `${r.layers ? (r.layers.deterministic ? 'yes' : 'NO') : '-'}, ${r.blas.deterministic ? 'yes' : 'NO'} | ` +
-      `${r.load_1min_around.join(' -> ')} |`,
+      `${r.load_1min_around.join(' -> ')} | ${r.core_to_core_ns.map((v) => v ?? '?').join(' -> ')} |`,
   ),
   '',
   `One step's parts on one thread (CPU µs, mean): the batch's gradient, a 1/${threads} slice's, the ` +

@@ -1,12 +1,21 @@
 // One training step of a dense network (Dense layers, softmax cross-entropy or MSE) split over a persistent team
 // of threads: the caller's thread plus threads - 1 native threads, meeting at barriers. Tensor parallel, not data
-// parallel: every thread multiplies the whole batch by its own slice of each weight matrix, so no gradient is ever
-// summed across threads and the K dimension of every gemm is the one the single-threaded engine uses.
-//   forward, hidden layers: split by output columns, Y[:, c0:c1] = X W[:, c0:c1] + b[c0:c1], activation;
-//   top layer and loss: split by batch rows (each thread its rows' logits, softmax and delta);
-//   backward, per layer: split by the layer's input rows r0:r1, dX[:, r0:r1] = dY W[r0:r1, :]^T (times the
-//   derivative of the activation below), then the same rows of the weight gradient and their update; the thread
-//   reads W[r0:r1, :] and then writes it, which no other thread touches. Bias: split by columns.
+// parallel: every thread owns the same rows of each weight matrix (its slice of the layer's inputs) in the forward
+// pass, the backward pass and the optimizer step, so those rows, their gradient and their optimizer state stay in
+// one core's cache. Why it matters: a cache line another core has just written costs ~60 ns to fetch when the two
+// cores share an L3 and ~230 ns when they do not (measured on the 2-core VM, whose host places its two vCPUs either
+// way), and the first version, which split the forward pass by output columns, read half of W from the other core
+// every step: on split caches two threads were no faster than one (seed MLP, 1.09x).
+//   batch: with row indices, each thread gathers its own input columns of the batch (the only ones it reads);
+//   forward, every layer: split by input rows r0:r1, each thread multiplies its columns of the layer's input by its
+//   rows W[r0:r1, :] into a partial product; hidden layers: after a barrier each thread sums the partials of its
+//   own columns (in thread order), adds the bias and activates: those columns are its input rows of the next
+//   layer, so no barrier between them; top layer: each thread sums the partial logits of its batch rows, then their
+//   softmax (or MSE) and delta;
+//   backward: every thread computes the whole delta below the (narrow) top layer itself, then per hidden layer
+//   its rows: dX[:, r0:r1] = dY W[r0:r1, :]^T (times the derivative of the activation below), then the same rows
+//   of the weight gradient and their update; the top layer's rows are stepped last, once every thread has read
+//   them. Bias: split by columns. No gradient is summed across threads.
 // Each gemm is cblas_sgemm on a sub-block (leading dimensions, no copy), run single-threaded by the caller (the
 // process keeps OpenBLAS at one thread). The split depends only on the thread count and the sizes, so a given
 // count gives the same bits every run. Why not JS worker threads: a step of the seed MLP takes ~0.1-0.25 ms, less
@@ -18,6 +27,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -141,7 +151,8 @@ struct Layer {
 
 struct Job {
   float* w;
-  const float* x;
+  const float* x;      // the batch (m x input), or with rows the data it comes from
+  const int32_t* rows;  // null, or which rows of x make the batch (m of them): the threads gather them
   const int32_t* labels;
   const float* targets;
   int m;
@@ -149,6 +160,7 @@ struct Job {
   double lr, mu, b1, b2, eps, bc1, bc2;
   float* s0;  // momentum: velocity; Adam: first moment
   float* s1;  // Adam: second moment
+  uint32_t seq;  // which step this is (from 1), so per-step flags need no reset
 };
 
 void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
@@ -201,6 +213,7 @@ class Team {
   void step(const Job& job, double* loss, int64_t* correct) {
     reserve(job.m);
     job_ = job;
+    job_.seq = ++seq_;
     job_signal_.bump();
     run(0);  // ends at a barrier every thread has passed: the step is complete
     double sum = 0;
@@ -224,6 +237,19 @@ class Team {
     }
     row_loss_.assign(m, 0.0);
     row_correct_.assign(m, 0);
+    batch_x_.assign(static_cast<size_t>(m) * input_, 0.0f);
+    if (layers_.size() > 1 && k_ > 1) {
+      size_t widest = 0;
+      for (const Layer& l : layers_) widest = std::max(widest, static_cast<size_t>(l.units));
+      for (auto& set : partials_) {
+        set.resize(static_cast<size_t>(k_));
+        for (auto& p : set) p.assign(static_cast<size_t>(m) * widest, 0.0f);
+      }
+    }
+    if (layers_.size() > 1) {
+      own_delta_.resize(static_cast<size_t>(k_));
+      for (auto& d : own_delta_) d.assign(static_cast<size_t>(m) * layers_.back().fan_in, 0.0f);
+    }
     capacity_ = m;
   }
 
@@ -262,36 +288,140 @@ class Team {
     cpu_[t].wait += thread_cpu_ns() - start;
   }
 
+  // The input of layer 0 this step: the caller's batch, or the team's copy of the rows it names, which each thread
+  // gathers the part of that it reads: its input columns when there is a hidden layer (the only part its forward
+  // and backward touch, so the batch never moves between cores), its batch rows when the top layer is the first.
+  const float* layer0Input() const { return job_.rows == nullptr ? job_.x : batch_x_.data(); }
+  const float* batchInput(int t) {
+    const Job& j = job_;
+    if (j.rows == nullptr) return j.x;
+    const int64_t n = input_;
+    float* x = batch_x_.data();
+    if (layers_.size() > 1) {
+      auto [c0, c1] = part(input_, k_, t, true);
+      for (int64_t r = 0; r < j.m; r++) {
+        std::copy(j.x + j.rows[r] * n + c0, j.x + j.rows[r] * n + c1, x + r * n + c0);
+      }
+    } else {
+      auto [r0, r1] = part(j.m, k_, t, false);
+      for (int64_t r = r0; r < r1; r++) std::copy(j.x + j.rows[r] * n, j.x + (j.rows[r] + 1) * n, x + r * n);
+      meet(t);  // every thread's top-layer rows and weight rows read every batch row
+    }
+    return x;
+  }
+
   void steps(int t) {
     const Job& j = job_;
     const int m = j.m;
     const int top = static_cast<int>(layers_.size()) - 1;
-    const float* input = j.x;
+    const float* input = batchInput(t);
     for (int i = 0; i < top; i++) {
       const Layer& l = layers_[i];
       float* out = acts_[i].data();
       auto [c0, c1] = part(l.units, k_, t, true);
-      gemm(false, false, m, c1 - c0, l.fan_in, 1.0f, input, l.fan_in, j.w + l.kernel + c0, l.units, 0.0f, out + c0,
-           l.units);
+      if (k_ == 1) {
+        gemm(false, false, m, l.units, l.fan_in, 1.0f, input, l.fan_in, j.w + l.kernel, l.units, 0.0f, out, l.units);
+      } else {
+        // Split by the layer's input rows, the rows of W this thread steps in backward: W stays in this core's cache
+        // (split by output columns instead, every thread read rows another core had just written, and two threads
+        // were no faster than one). Each thread multiplies its columns of the input by its rows of W into its own
+        // partial product, then sums every thread's partial for its own columns (fixed order: the same bits every
+        // run). Those columns are the next hidden layer's input rows for this thread: no barrier between them.
+        auto [r0, r1] = part(l.fan_in, k_, t, true);
+        std::vector<float>* partial = partials_[i % 2].data();
+        if (r1 > r0) {
+          gemm(false, false, m, l.units, r1 - r0, 1.0f, input + r0, l.fan_in,
+               j.w + l.kernel + static_cast<int64_t>(r0) * l.units, l.units, 0.0f, partial[t].data(), l.units);
+        }
+        meet(t);
+        sumPartials(partial, l, 0, m, c0, c1, out);
+      }
       activate(out, j.w + l.bias, m, l.units, c0, c1, l.act);
-      meet(t);
       input = out;
     }
     {
       const Layer& l = layers_[top];
       auto [r0, r1] = part(m, k_, t, false);
       float* out = acts_[top].data();
-      gemm(false, false, r1 - r0, l.units, l.fan_in, 1.0f, input + static_cast<int64_t>(r0) * l.fan_in, l.fan_in,
-           j.w + l.kernel, l.units, 0.0f, out + static_cast<int64_t>(r0) * l.units, l.units);
+      if (top == 0 || k_ == 1) {
+        gemm(false, false, r1 - r0, l.units, l.fan_in, 1.0f, input + static_cast<int64_t>(r0) * l.fan_in, l.fan_in,
+             j.w + l.kernel, l.units, 0.0f, out + static_cast<int64_t>(r0) * l.units, l.units);
+      } else {
+        // Split by input rows as the hidden layers are: this thread's columns of the layer below (its own) times its
+        // rows of W, then each thread sums the partial logits of its batch rows. Far less crosses between cores
+        // than the layer below's every column would.
+        auto [c0, c1] = part(l.fan_in, k_, t, true);
+        std::vector<float>* partial = partials_[top % 2].data();
+        if (c1 > c0) {
+          gemm(false, false, m, l.units, c1 - c0, 1.0f, input + c0, l.fan_in,
+               j.w + l.kernel + static_cast<int64_t>(c0) * l.units, l.units, 0.0f, partial[t].data(), l.units);
+        }
+        meet(t);
+        sumPartials(partial, l, r0, r1, 0, l.units, out);
+      }
       for (int r = r0; r < r1; r++) {
         activate(out + static_cast<int64_t>(r) * l.units, j.w + l.bias, 1, l.units, 0, l.units, l.act);
         lossRow(r, m, l.units);
       }
       meet(t);
     }
-    for (int i = top; i >= 0; i--) {
-      backward(t, i);
+    if (top == 0) {
+      stepWeights(t, 0, deltas_[0].data());
       meet(t);
+      return;
+    }
+    // The top layer is narrow (a model's outputs), so every thread computes the whole delta of the layer below into
+    // its own buffer rather than its columns of a shared one: no barrier between the top layer and the one below.
+    // Its weights are then stepped last, once every thread has said it read them (long done by then: a flag, not a
+    // wait in practice).
+    float* below = own_delta_[t].data();
+    deltaBelow(top, deltas_[top].data(), below, 0, layers_[top].fan_in);
+    cpu_[t].read_top.store(j.seq, std::memory_order_release);
+    for (int i = top - 1; i >= 0; i--) {
+      const float* d = i == top - 1 ? below : deltas_[i].data();
+      if (i > 0) {
+        auto [r0, r1] = part(layers_[i].fan_in, k_, t, true);
+        deltaBelow(i, d, deltas_[i - 1].data(), r0, r1);
+      }
+      stepWeights(t, i, d);
+      if (i > 0) meet(t);  // the layer below needs every column of its delta
+    }
+    awaitTopRead(t, j.seq);
+    stepWeights(t, top, deltas_[top].data());
+    meet(t);
+  }
+
+  // Waits until every thread has computed its delta from the top layer's weights, before they change.
+  void awaitTopRead(int t, uint32_t seq) {
+    const int64_t start = profiling_ ? thread_cpu_ns() : 0;
+    for (int u = 0; u < k_; u++) {
+      for (uint32_t i = 1; cpu_[u].read_top.load(std::memory_order_acquire) != seq; i++) {
+        cpu_relax();
+        if ((i & 255) == 0) std::this_thread::yield();  // the partner is likely preempted: offer it this core
+      }
+    }
+    if (profiling_) cpu_[t].wait += thread_cpu_ns() - start;
+  }
+
+  // Rows [r0, r1) and columns [c0, c1) of a layer's pre-activation: the sum of the threads' partial products, in
+  // thread order (a thread with no input rows has none).
+  void sumPartials(const std::vector<float>* partial, const Layer& l, int r0, int r1, int c0, int c1,
+                   float* out) const {
+    bool first = true;
+    for (int u = 0; u < k_; u++) {
+      auto [w0, w1] = part(l.fan_in, k_, u, true);
+      if (w1 <= w0) continue;
+      const float* p = partial[u].data();
+      for (int64_t r = r0; r < r1; r++) {
+        float* o = out + r * l.units;
+        const float* q = p + r * l.units;
+        if (first) {
+          for (int c = c0; c < c1; c++) o[c] = q[c];
+        } else {
+          for (int c = c0; c < c1; c++) o[c] += q[c];
+        }
+      }
+      first = false;
     }
   }
 
@@ -335,21 +465,24 @@ class Team {
     row_correct_[r] = softmax_xent_row(x, d, n, job_.labels[r], 1.0 / m, &row_loss_[r]) ? 1 : 0;
   }
 
-  void backward(int t, int i) {
+  // Columns [r0, r1) of the delta of the layer below layer i, dX[:, r0:r1] = dY W[r0:r1, :]^T times the derivative
+  // of the activation below, into prev (m x fan_in). Reads those rows of W: call it before they are stepped.
+  void deltaBelow(int i, const float* d, float* prev, int r0, int r1) {
+    const Layer& l = layers_[i];
+    if (r1 <= r0) return;
+    const int m = job_.m;
+    gemm(false, true, m, r1 - r0, l.units, 1.0f, d, l.units, job_.w + l.kernel + static_cast<int64_t>(r0) * l.units,
+         l.units, 0.0f, prev + r0, l.fan_in);
+    derive(prev, acts_[i - 1].data(), m, l.fan_in, r0, r1, layers_[i - 1].act);
+  }
+
+  // This thread's rows of layer i's weight gradient and their update, and its columns of the bias, from the delta d.
+  void stepWeights(int t, int i, const float* d) {
     const Job& j = job_;
     const Layer& l = layers_[i];
     const int m = j.m;
-    const float* d = deltas_[i].data();
-    const float* input = i == 0 ? j.x : acts_[i - 1].data();
-    float* kernel = j.w + l.kernel;
+    const float* input = i == 0 ? layer0Input() : acts_[i - 1].data();
     auto [r0, r1] = part(l.fan_in, k_, t, true);
-    if (i > 0 && r1 > r0) {
-      // The delta of the layer below first: it reads these rows of W before their update.
-      float* prev = deltas_[i - 1].data();
-      gemm(false, true, m, r1 - r0, l.units, 1.0f, d, l.units, kernel + static_cast<int64_t>(r0) * l.units, l.units,
-           0.0f, prev + r0, l.fan_in);
-      derive(prev, input, m, l.fan_in, r0, r1, layers_[i - 1].act);
-    }
     const int64_t w0 = l.kernel + static_cast<int64_t>(r0) * l.units;
     const int64_t w1 = l.kernel + static_cast<int64_t>(r1) * l.units;
     if (j.opt == Opt::kSgd) {
@@ -428,7 +561,13 @@ class Team {
   const Loss loss_;
   int64_t num_params_ = 0;
   int capacity_ = 0;
+  uint32_t seq_ = 0;
   std::vector<std::vector<float>> acts_, deltas_;
+  std::vector<std::vector<float>> own_delta_;  // per thread: the whole delta below the top layer
+  std::vector<float> batch_x_;                 // the batch the threads gather when a step names rows
+  // Per thread, its partial product of a hidden layer; two sets, by layer parity, so a thread writing the next
+  // layer's never overwrites one a slower thread is still summing.
+  std::array<std::vector<std::vector<float>>, 2> partials_;
   std::vector<float> grad_;
   std::vector<double> row_loss_;
   std::vector<uint8_t> row_correct_;
@@ -436,6 +575,7 @@ class Team {
   struct alignas(64) ThreadCpu {
     int64_t run = 0, wait = 0;
     std::atomic<uint32_t> finished{0};  // the last step this thread has completely finished
+    std::atomic<uint32_t> read_top{0};  // the last step in which this thread has read the top layer's weights
   };
   std::unique_ptr<ThreadCpu[]> cpu_ = std::make_unique<ThreadCpu[]>(static_cast<size_t>(k_));
   bool profiling_ = false;
@@ -575,15 +715,17 @@ bool get_team(napi_env env, napi_value v, const char* fn, Handle** out, bool ope
   return true;
 }
 
-// denseTeamStep(team, w, x, y, m, optimizer ('sgd' | 'momentum' | 'adam'), lr, a, b, eps, step, s0, s1):
-// a = momentum or beta1, b = beta2; s0, s1 the optimizer's state (null when it has none). Returns {loss, correct}.
+// denseTeamStep(team, w, x, y, m, optimizer ('sgd' | 'momentum' | 'adam'), lr, a, b, eps, step, s0, s1, rows):
+// a = momentum or beta1, b = beta2; s0, s1 the optimizer's state (null when it has none); rows null (x is the batch)
+// or an Int32Array of m row indices into x (a whole data set, rows x inputSize: the threads gather the batch).
+// Returns {loss, correct}.
 napi_value Step(napi_env env, napi_callback_info info) {
   const char* fn = "denseTeamStep";
-  napi_value a_[13];
+  napi_value a_[14];
   if (!args(env, info, a_)) return nullptr;
   Handle* h = nullptr;
   F32 w, x, s0{nullptr, 0}, s1{nullptr, 0}, targets{nullptr, 0};
-  I32 labels{nullptr, 0};
+  I32 labels{nullptr, 0}, rows{nullptr, 0};
   int64_t m;
   std::string opt;
   double lr, a, b, eps, step;
@@ -603,7 +745,25 @@ napi_value Step(napi_env env, napi_callback_info info) {
               static_cast<long long>(team.num_params()));
     return nullptr;
   }
-  if (!need(env, fn, "x", x.len, m * team.input(), "m*inputSize") ||
+  napi_valuetype rows_type;
+  if (napi_typeof(env, a_[13], &rows_type) != napi_ok) return nullptr;
+  if (rows_type != napi_null && rows_type != napi_undefined) {
+    if (!get_i32(env, a_[13], fn, "rows", &rows) || !need(env, fn, "rows", rows.len, m, "m")) return nullptr;
+    if (x.len % team.input() != 0) {
+      throw_msg(env, false, "%s: x has %lld values, not whole rows of %d", fn, static_cast<long long>(x.len),
+                team.input());
+      return nullptr;
+    }
+    const int64_t have = x.len / team.input();
+    for (int64_t i = 0; i < m; i++) {
+      if (rows.data[i] < 0 || rows.data[i] >= have) {
+        throw_msg(env, false, "%s: rows[%lld] = %d is out of range [0, %lld)", fn, static_cast<long long>(i),
+                  static_cast<int>(rows.data[i]), static_cast<long long>(have));
+        return nullptr;
+      }
+    }
+  }
+  if (!need(env, fn, "x", x.len, rows.data ? team.input() : m * team.input(), rows.data ? "inputSize" : "m*inputSize") ||
       (labels.data && !need(env, fn, "y", labels.len, m, "m")) ||
       (targets.data && !need(env, fn, "y", targets.len, m * n, "m*outputs"))) {
     return nullptr;
@@ -634,7 +794,7 @@ napi_value Step(napi_env env, napi_callback_info info) {
     throw_msg(env, false, "%s: step must be a positive integer, got %.17g", fn, step);
     return nullptr;
   }
-  const int64_t xn = m * team.input();
+  const int64_t xn = rows.data ? x.len : m * team.input();
   const float* others[] = {x.data, targets.data, s0.data, s1.data};
   const int64_t lens[] = {xn, targets.data ? m * n : 0, s0.len, s1.len};
   for (int i = 0; i < 4; i++) {
@@ -654,7 +814,7 @@ napi_value Step(napi_env env, napi_callback_info info) {
       return nullptr;
     }
   }
-  Job job{w.data, x.data, labels.data, targets.data, static_cast<int>(m), o, lr, a, a, b, eps,
+  Job job{w.data, x.data, rows.data, labels.data, targets.data, static_cast<int>(m), o, lr, a, a, b, eps,
           1 - std::pow(a, step), 1 - std::pow(b, step), s0.data, s1.data};
   double loss;
   int64_t correct;

@@ -87,7 +87,7 @@ function paceRows(p) {
 
 /** How each row's k-thread figure was taken, by the split `edgefed node --threads k` chose for the model. */
 const SPLIT_LABEL = {
-  layers: 'threads (native team: each step split by columns and rows)',
+  layers: 'threads (native team: each step split by weight rows)',
   batches: 'threads (batch split)',
   blas: 'OpenBLAS threads',
   one: 'threads (batch split, measured; the node keeps this dense model on 1 thread)',
@@ -113,6 +113,8 @@ function coresRows(c) {
       `${splitLabel(r)} vs 1 ` +
       `(median of ${r.repeats ?? '?'}, test acc ${r.accuracy_1.toFixed(4)} / ${r.accuracy_k.toFixed(4)}` +
       `${r.load_1min === undefined ? '' : `, load ${r.load_1min.toFixed(1)}`}` +
+      // One-way latency between two threads around the model: what a barrier costs (bench/support/core-latency.ts).
+      `${r.core_to_core_ns ? `, core to core ${r.core_to_core_ns.map((v) => v ?? '?').join('-')} ns` : ''}` +
       // The busiest thread's CPU ratio: what the wall ratio would be on idle cores (bench/node-cores.ts).
       `${busiest(r) === undefined ? '' : `; busiest-thread CPU ratio ${x(busiest(r))}`})`,
     x(r.speedup),

@@ -133,11 +133,16 @@ export class EngineTrainer implements LocalTrainer {
   ): [Float32Array, Int32Array | Float32Array] {
     const f = featureSize(data);
     const x = this.xBuf!.a;
-    const y = data.y instanceof Int32Array ? this.yInt!.a : this.yFloat!.a;
     if (this.kernels.gatherRows) this.kernels.gatherRows(data.x, f, order, start, m, x);
     else for (let i = 0; i < m; i++) x.set(data.x.subarray(order[start + i] * f, (order[start + i] + 1) * f), i * f);
+    return [x.subarray(0, m * f), this.gatherLabels(data, order, start, m)];
+  }
+
+  /** Copies the labels (or targets) of the rows order[start..start+m) into the batch buffer. */
+  private gatherLabels(data: Dataset, order: Int32Array, start: number, m: number): Int32Array | Float32Array {
+    const y = data.y instanceof Int32Array ? this.yInt!.a : this.yFloat!.a;
     for (let i = 0; i < m; i++) y[i] = data.y[order[start + i]];
-    return [x.subarray(0, m * f), y.subarray(0, m)];
+    return y.subarray(0, m);
   }
 
   /**
@@ -208,9 +213,12 @@ export class EngineTrainer implements LocalTrainer {
         this.mem.refresh(); // nothing should have grown wasm memory since prepareTrain, but views stay right if it did
         const w = bufs.w.a;
         const g = bufs.g.a;
-        const [xb, yb] = this.gather(data, order, s, m);
+        // A fused step that gathers its own batch takes the rows' indices and the whole data instead of a copy.
+        const rows = plain && this.fusedStepGathers() ? order.subarray(s, s + m) : undefined;
+        let [xb, yb] = rows ? [data.x, this.gatherLabels(data, order, s, m)] : this.gather(data, order, s, m);
         const stateArrays = bufs.state.map((s) => s.a);
-        let r = plain ? this.fusedStep(w, xb, yb, m, cfg.optimizer, stateArrays, steps + 1) : null;
+        let r = plain ? this.fusedStep(w, xb, yb, m, cfg.optimizer, stateArrays, steps + 1, rows) : null;
+        if (!r && rows) [xb, yb] = this.gather(data, order, s, m);
         if (!r) {
           r = this.batchGradient(w, xb, yb, m, g, dropRng);
           if (cfg.proxMu > 0) addProximalGradient(g, w, global, cfg.proxMu);
@@ -249,6 +257,15 @@ export class EngineTrainer implements LocalTrainer {
   }
 
   /**
+   * Whether fusedStep gathers its own batch: it is then given the whole data as x and the batch's row indices as
+   * `rows` (the labels still gathered), and must take the step (a null from it costs a gather after all).
+   * @internal
+   */
+  protected fusedStepGathers(): boolean {
+    return false;
+  }
+
+  /**
    * One plain step of train() over a batch in one call, or null when this trainer takes the gradient and the
    * optimizer step apart. Here: plain SGD on DenseNet, folded into the backward pass (DenseNet.sgdStep); a subclass
    * may fuse more (every optimizer, over threads) or nothing. `state` is the optimizer's state, `step` counts the
@@ -263,9 +280,11 @@ export class EngineTrainer implements LocalTrainer {
     opt: OptimizerConfig,
     state: readonly Float32Array[],
     step: number,
+    rows?: Int32Array,
   ): BatchResult | null {
     void state;
     void step;
+    void rows;
     return this.net instanceof DenseNet && opt.name === 'sgd' ? this.net.sgdStep(w, x, y, m, opt.lr) : null;
   }
 

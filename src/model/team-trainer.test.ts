@@ -90,6 +90,13 @@ const REGRESSION: DenseNetSpec = {
   loss: 'mse',
 };
 
+/** Softmax regression: the top layer is the first, which the team splits and gathers by batch rows. */
+const SOFTMAX_ONLY: DenseNetSpec = {
+  inputSize: 37,
+  layers: [{ name: 'out', units: 7, activation: 'softmax' }],
+  loss: 'sparse_categorical_crossentropy',
+};
+
 function randomBatch(spec: DenseNetSpec, m: number, seed: number) {
   const rng = new Rng(seed);
   const w = initialWeights(denseTensorSpecs(spec), rng);
@@ -119,13 +126,28 @@ function oneThreadSteps(spec: DenseNetSpec, opt: OptimizerConfig, b: ReturnType<
   return { w, loss };
 }
 
-function teamSteps(spec: DenseNetSpec, opt: OptimizerConfig, b: ReturnType<typeof randomBatch>, m: number, k: number) {
+/**
+ * Three team steps on the batch; with `pool`, the batch is given as row indices into pool (whose rows `rows` are
+ * the batch's), which the team's threads gather.
+ */
+function teamSteps(
+  spec: DenseNetSpec,
+  opt: OptimizerConfig,
+  b: ReturnType<typeof randomBatch>,
+  m: number,
+  k: number,
+  pool?: { x: Float32Array; rows: Int32Array },
+) {
   const team = new DenseTeam(spec, k);
   try {
     const w = b.w.slice();
     const state = Array.from({ length: optimizerStateSlots(opt.name) }, () => new Float32Array(w.length));
     let loss = 0;
-    for (let s = 1; s <= 3; s++) loss = team.step(w, b.x, b.y, m, opt, s, state).loss;
+    for (let s = 1; s <= 3; s++) {
+      loss = pool
+        ? team.step(w, pool.x, b.y, m, opt, s, state, pool.rows).loss
+        : team.step(w, b.x, b.y, m, opt, s, state).loss;
+    }
     return { w, loss };
   } finally {
     team.close();
@@ -133,7 +155,7 @@ function teamSteps(spec: DenseNetSpec, opt: OptimizerConfig, b: ReturnType<typeo
 }
 
 describe('DenseTeam: one step on k threads against one thread', { skip }, () => {
-  for (const spec of [ODD, REGRESSION]) {
+  for (const spec of [ODD, REGRESSION, SOFTMAX_ONLY]) {
     for (const opt of OPTIMIZERS) {
       it(`${spec.loss}, ${opt.name}: k = 1..4, batches of 1, 3 and 29`, () => {
         for (const m of [1, 3, 29]) {
@@ -155,6 +177,27 @@ describe('DenseTeam: one step on k threads against one thread', { skip }, () => 
     }
   }
 
+  it('a batch given as row indices, which the threads gather, gives the bits of the gathered batch', () => {
+    const adam: OptimizerConfig = { name: 'adam', lr: 0.01 };
+    for (const spec of [ODD, REGRESSION, SOFTMAX_ONLY]) {
+      const m = 29;
+      const b = randomBatch(spec, m, 7);
+      // The batch's rows scattered over a pool of 3m rows (one of them twice), the others noise.
+      const rng = new Rng(9);
+      const rows = Int32Array.from(rng.permutation(3 * m).subarray(0, m));
+      rows[5] = rows[4];
+      for (let c = 0; c < spec.inputSize; c++) b.x[5 * spec.inputSize + c] = b.x[4 * spec.inputSize + c];
+      const pool = Float32Array.from({ length: 3 * m * spec.inputSize }, () => rng.next() * 2 - 1);
+      rows.forEach((r, i) => pool.set(b.x.subarray(i * spec.inputSize, (i + 1) * spec.inputSize), r * spec.inputSize));
+      for (let k = 1; k <= 4; k++) {
+        const gathered = teamSteps(spec, adam, b, m, k);
+        const fromRows = teamSteps(spec, adam, b, m, k, { x: pool, rows });
+        assert.deepEqual(fromRows.w, gathered.w, `${spec.layers.length} layers, k=${k}`);
+        assert.equal(fromRows.loss, gathered.loss);
+      }
+    }
+  });
+
   it('refuses bad calls with a clear error before writing anything', () => {
     const team = new DenseTeam(ODD, 2);
     const b = randomBatch(ODD, 4, 1);
@@ -173,6 +216,14 @@ describe('DenseTeam: one step on k threads against one thread', { skip }, () => 
       [() => team.step(w, b.x, b.y, 4, adam, 1, [state[0], state[1].subarray(1)]), /s1 has \d+ elements/],
       [() => team.step(w, b.x, b.y, 4, adam, 1, [state[0], state[0]]), /s0 and s1 must not overlap/],
       [() => team.step(w, w.subarray(0, 4 * 37), b.y, 4, adam, 1, state), /w must not overlap/],
+      [() => team.step(w, b.x, b.y, 4, adam, 1, state, Int32Array.of(0, 1, 4, 2)), /rows\[2\] = 4 is out of range/],
+      [() => team.step(w, b.x, b.y, 4, adam, 1, state, Int32Array.of(0, -1, 1, 2)), /rows\[1\] = -1 is out of/],
+      [() => team.step(w, b.x, b.y, 4, adam, 1, state, Int32Array.of(0, 1)), /rows has 2 elements, needs at least 4/],
+      [() => team.step(w, b.x.subarray(1), b.y, 4, adam, 1, state, Int32Array.of(0, 1, 2, 0)), /not whole rows of 37/],
+      [
+        () => team.step(w, w.subarray(37, 37 * 11), b.y, 4, adam, 1, state, Int32Array.of(9, 1, 2, 0)),
+        /w must not overlap/,
+      ],
       [() => team.step(w, b.x, b.y, 4, { name: 'nesterov' as 'sgd', lr: 1 }, 1, []), /optimizer must be 'sgd'/],
     ];
     for (const [call, message] of refused) {
@@ -187,7 +238,7 @@ describe('DenseTeam: one step on k threads against one thread', { skip }, () => 
     );
     const addon = nativeDenseTeam()!;
     assert.throws(
-      () => addon.denseTeamStep({}, w, b.x, b.y, 4, 'sgd', 1, 0, 0, 0, 1, null, null),
+      () => addon.denseTeamStep({}, w, b.x, b.y, 4, 'sgd', 1, 0, 0, 0, 1, null, null, null),
       /denseTeamStep: team must be a handle from denseTeam\(\), got object/,
     );
     assert.throws(

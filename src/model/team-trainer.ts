@@ -86,9 +86,15 @@ export class TeamEngineTrainer extends EngineTrainer {
     opt: OptimizerConfig,
     state: readonly Float32Array[],
     step: number,
+    rows?: Int32Array,
   ): BatchResult | null {
     if (!this.onTeam) return super.fusedStep(w, x, y, m, opt, state, step);
-    return this.team.step(w, x, y, m, opt, step, state);
+    return this.team.step(w, x, y, m, opt, step, state, rows);
+  }
+
+  /** The team's threads gather the batch, each its part, so the batch never moves between cores. */
+  protected override fusedStepGathers(): boolean {
+    return this.onTeam;
   }
 
   override dispose(): void {

@@ -49,6 +49,8 @@ export class DenseTeam {
    * One optimizer step over a batch of m examples: w is updated in place, `state` holds the optimizer's
    * optimizerStateSlots arrays (zero at the run's start), `step` counts this run's steps from 1 (Adam's bias
    * correction). Returns the batch's summed loss and correct count. Checks everything before it writes anything.
+   * With `rows` (m row indices), x is a whole data set and the batch is those rows of it, which the team's threads
+   * gather, each the part it reads: the batch then never moves between cores.
    */
   step(
     w: Float32Array,
@@ -58,6 +60,7 @@ export class DenseTeam {
     opt: OptimizerConfig,
     step: number,
     state: readonly Float32Array[],
+    rows?: Int32Array,
   ): BatchResult {
     if (state.length !== optimizerStateSlots(opt.name))
       throw new Error(`optimizer ${opt.name} needs ${optimizerStateSlots(opt.name)} state arrays, got ${state.length}`);
@@ -77,6 +80,7 @@ export class DenseTeam {
       step,
       state[0] ?? null,
       state[1] ?? null,
+      rows ?? null,
     );
   }
 

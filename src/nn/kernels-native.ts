@@ -31,6 +31,7 @@ export interface DenseTeamAddon {
     step: number,
     s0: Float32Array | null,
     s1: Float32Array | null,
+    rows: Int32Array | null,
   ): { loss: number; correct: number };
   denseTeamClose(team: object): void;
   denseTeamProfile(team: object, on: boolean): Float64Array;
