@@ -327,14 +327,7 @@ class Team {
         // were no faster than one). Each thread multiplies its columns of the input by its rows of W into its own
         // partial product, then sums every thread's partial for its own columns (fixed order: the same bits every
         // run). Those columns are the next hidden layer's input rows for this thread: no barrier between them.
-        auto [r0, r1] = part(l.fan_in, k_, t, true);
-        std::vector<float>* partial = partials_[i % 2].data();
-        if (r1 > r0) {
-          gemm(false, false, m, l.units, r1 - r0, 1.0f, input + r0, l.fan_in,
-               j.w + l.kernel + static_cast<int64_t>(r0) * l.units, l.units, 0.0f, partial[t].data(), l.units);
-        }
-        meet(t);
-        sumPartials(partial, l, 0, m, c0, c1, out);
+        sumPartials(partialProduct(t, i, input), l, 0, m, c0, c1, out);
       }
       activate(out, j.w + l.bias, m, l.units, c0, c1, l.act);
       input = out;
@@ -350,14 +343,7 @@ class Team {
         // Split by input rows as the hidden layers are: this thread's columns of the layer below (its own) times its
         // rows of W, then each thread sums the partial logits of its batch rows. Far less crosses between cores
         // than the layer below's every column would.
-        auto [c0, c1] = part(l.fan_in, k_, t, true);
-        std::vector<float>* partial = partials_[top % 2].data();
-        if (c1 > c0) {
-          gemm(false, false, m, l.units, c1 - c0, 1.0f, input + c0, l.fan_in,
-               j.w + l.kernel + static_cast<int64_t>(c0) * l.units, l.units, 0.0f, partial[t].data(), l.units);
-        }
-        meet(t);
-        sumPartials(partial, l, r0, r1, 0, l.units, out);
+        sumPartials(partialProduct(t, top, input), l, r0, r1, 0, l.units, out);
       }
       for (int r = r0; r < r1; r++) {
         activate(out + static_cast<int64_t>(r) * l.units, j.w + l.bias, 1, l.units, 0, l.units, l.act);
@@ -401,6 +387,21 @@ class Team {
       }
     }
     if (profiling_) cpu_[t].wait += thread_cpu_ns() - start;
+  }
+
+  // This thread's partial product of layer i, its columns of the input times its rows of W, then a barrier: returns
+  // every thread's partials (one set per layer parity, so writing the next layer's never overwrites one a slower
+  // thread is still summing).
+  const std::vector<float>* partialProduct(int t, int i, const float* input) {
+    const Layer& l = layers_[i];
+    auto [r0, r1] = part(l.fan_in, k_, t, true);
+    std::vector<float>* partial = partials_[i % 2].data();
+    if (r1 > r0) {
+      gemm(false, false, job_.m, l.units, r1 - r0, 1.0f, input + r0, l.fan_in,
+           job_.w + l.kernel + static_cast<int64_t>(r0) * l.units, l.units, 0.0f, partial[t].data(), l.units);
+    }
+    meet(t);
+    return partial;
   }
 
   // Rows [r0, r1) and columns [c0, c1) of a layer's pre-activation: the sum of the threads' partial products, in
