@@ -70,6 +70,10 @@ export interface RunRecord {
   key: string;
   /** --client-nice: the client processes' niceness when above 0 (the coordinator ran first on the shared cores). */
   client_nice?: number;
+  /** --worker-nice as passed to the coordinator (absent: its default). */
+  worker_nice_flag?: number;
+  /** The nice value of each named coordinator worker thread during the run, read from /proc (absent: none ran). */
+  worker_threads_nice?: Record<string, number>;
   /** --coordinator-node-flags: node/V8 flags the coordinator process ran with (an A/B experiment). */
   coordinator_node_flags?: string[];
   /** How the nodes reached the coordinator; runs recorded before the option existed were all 'ws'. */
@@ -329,6 +333,16 @@ export function markdown(f: ResultsFile): string {
       ...(r.client_nice
         ? [
             `- Client processes at niceness ${r.client_nice} (\`--client-nice\`): the coordinator's threads run first on the shared cores, as on a machine of its own.`,
+          ]
+        : []),
+      ...(r.worker_threads_nice || r.worker_nice_flag !== undefined
+        ? [
+            `- Coordinator worker threads (\`--worker-nice\` ${r.worker_nice_flag ?? 'default'}): nice during the run ` +
+              `${
+                Object.entries(r.worker_threads_nice ?? {})
+                  .map(([name, nice]) => `${name} ${nice}`)
+                  .join(', ') || 'none seen'
+              } (main thread 0).`,
           ]
         : []),
       // CPU, kernels and the OpenBLAS core the run's evaluation used; runs recorded before the core was kept say so.
