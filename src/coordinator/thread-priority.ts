@@ -36,7 +36,9 @@ export function currentThreadId(): number | null {
  */
 export function lowerThisThread(nice: number, name: string): ThreadPriorityReport {
   const tid = currentThreadId();
-  if (tid === null) return { tid, nice: null, refused: 'thread priorities are per thread only on Linux' };
+  // Nice 0 asks for nothing, so there is nothing to refuse where thread ids are unknown.
+  if (tid === null)
+    return { tid, nice: null, refused: nice === 0 ? null : 'thread priorities are per thread only on Linux' };
   try {
     // A thread's name is only a label: a kernel that refuses it changes nothing else.
     writeFileSync(`/proc/thread-self/comm`, name.slice(0, 15));
