@@ -31,8 +31,6 @@ export interface VerifyBatch {
 
 /** Keys a thread keeps before it is told to forget them all (a fresh key object per node session). */
 const MAX_KEYS_PER_THREAD = 65_536;
-/** Answers handed on per turn of the event loop: each costs the loop ~0.1-0.3 ms of decoding and fusing. */
-export const DELIVER_CHUNK = 64;
 
 export type VerifyOutcome =
   | { id: number; bytes: Uint8Array; ok: true }
@@ -76,24 +74,12 @@ export class VerifyPool {
         slot.outstanding -= outcomes.length;
         // Idle threads do not keep the process alive; busy ones do until their answers are in.
         if (slot.outstanding === 0) slot.worker.unref();
-        this.deliver(outcomes, 0);
+        for (const outcome of outcomes) {
+          const done = this.waiting.get(outcome.id);
+          this.waiting.delete(outcome.id);
+          done?.(outcome);
+        }
       });
-  }
-
-  /**
-   * Hands outcomes to their callers DELIVER_CHUNK at a time, one chunk per turn of the event loop. Each answer's
-   * frame is then decoded and fused on the loop; a thread that fell behind (it runs at a lower priority) answers
-   * thousands at once, and handling them in one turn held heartbeats and /healthz for hundreds of ms. Per node,
-   * frames stay in order whatever the order of answers (node-session.ts chains them).
-   */
-  private deliver(outcomes: VerifyOutcome[], from: number): void {
-    const end = Math.min(outcomes.length, from + DELIVER_CHUNK);
-    for (let i = from; i < end; i++) {
-      const done = this.waiting.get(outcomes[i].id);
-      this.waiting.delete(outcomes[i].id);
-      done?.(outcomes[i]);
-    }
-    if (end < outcomes.length) setImmediate(() => this.deliver(outcomes, end));
   }
 
   /** Starts `threads` workers at nice value `nice` (0: the coordinator's own; Linux only, see thread-priority.ts). */
