@@ -44,6 +44,7 @@ import {
   openFileLimits,
   threadCpuByName,
   threadSchedSeconds,
+  threadNiceByName,
 } from './connections/proc.js';
 import { type MemPoint, gcMemory, loopDelayWindow, profileUntil } from './connections/inspector.js';
 import { startBroker, BROKER_LIMITS } from './connections/broker.js';
@@ -141,6 +142,8 @@ async function bench(a: Args): Promise<RunRecord> {
     const hasAuth = coordinatorHelp(a.coordinatorEntry).includes('--auth <mode>');
     const authOff = hasAuth && a.auth === 'off';
     const authOn = hasAuth && a.auth === 'on';
+    if (a.workerNice !== null && !coordinatorHelp(a.coordinatorEntry).includes('--worker-nice <n>'))
+      throw new Error('--worker-nice: this coordinator has no --worker-nice option');
     if (a.transport === 'mqtt' && !coordinatorHelp(a.coordinatorEntry).includes('--mqtt <url>'))
       throw new Error('--transport mqtt: this coordinator has no --mqtt option');
     const entry = a.coordinatorEntry
@@ -158,6 +161,7 @@ async function bench(a: Args): Promise<RunRecord> {
         '--db',
         join(dir, 'bench.db'),
         ...(authOff ? ['--auth', 'off'] : []),
+        ...(a.workerNice !== null ? ['--worker-nice', String(a.workerNice)] : []),
         ...mqttArgs,
       ],
       { ...process.env, EDGEFED_LOG: 'warn' },
@@ -217,7 +221,10 @@ async function bench(a: Args): Promise<RunRecord> {
     const clientPeak = new Map<number, number>();
     const clientHwm = new Map<number, number>();
     const ready = new Map<number, ClientStats>();
+    // The nice value the OS gave the coordinator's named worker threads (verify pool), as seen during the run.
+    const workerThreadsNice = new Map<string, number>();
     const sampler = setInterval(() => {
+      if (phase === 'run') for (const [name, nice] of threadNiceByName(coordPid)) workerThreadsNice.set(name, nice);
       const c = procMemory(coordPid);
       if (c) {
         coordHwm = Math.max(coordHwm, c.hwm);
@@ -598,8 +605,11 @@ async function bench(a: Args): Promise<RunRecord> {
       key:
         `${a.nodes}x${a.procs}:${a.rounds}:${a.data}:auth-${hasAuth ? a.auth : 'none'}${a.transport === 'mqtt' ? ':mqtt' : ''}` +
         `${a.coordinatorEntry ? `:${a.coordinatorEntry}` : ''}${a.clientNice ? `:nice-${a.clientNice}` : ''}` +
+        `${a.workerNice !== null ? `:worker-nice-${a.workerNice}` : ''}` +
         `${a.coordinatorNodeFlags.length ? `:${a.coordinatorNodeFlags.join(' ')}` : ''}`,
       ...(a.clientNice ? { client_nice: a.clientNice } : {}),
+      ...(a.workerNice !== null ? { worker_nice_flag: a.workerNice } : {}),
+      ...(workerThreadsNice.size ? { worker_threads_nice: Object.fromEntries(workerThreadsNice) } : {}),
       ...(a.coordinatorNodeFlags.length ? { coordinator_node_flags: a.coordinatorNodeFlags } : {}),
       transport: a.transport,
       broker: broker ? { config: BROKER_LIMITS, rss_peak_sampled_bytes: brokerPeak, vm_hwm_bytes: brokerHwm } : null,

@@ -16,3 +16,11 @@ test('bench:connections refuses a coordinator flag that is not a flag, naming it
     /--coordinator-node-flags: expected flags starting with --, got 'max-semi-space-size=32'/,
   );
 });
+
+test("bench:connections leaves the coordinator's --worker-nice to its default unless given, and checks it", () => {
+  assert.equal(parseCli([]).workerNice, null);
+  assert.equal(parseCli(['--worker-nice', '0']).workerNice, 0);
+  assert.equal(parseCli(['--worker-nice', '19']).workerNice, 19);
+  assert.throws(() => parseCli(['--worker-nice', '20']), /--worker-nice: expected 0 to 19, got 20/);
+  assert.throws(() => parseCli(['--worker-nice=-1']), /--worker-nice: expected a whole number >= 0, got '-1'/);
+});

@@ -30,6 +30,8 @@ export interface Args {
   coordinatorStdout: string | null;
   /** Niceness of the client processes (0: as the coordinator); > 0 lets the coordinator's threads run first. */
   clientNice: number;
+  /** --worker-nice for the coordinator (its worker threads' nice value); null: the coordinator's default. */
+  workerNice: number | null;
   timeoutS: number;
   resultsDir: string;
   reportOnly: boolean;
@@ -53,6 +55,7 @@ export function parseCli(argv: string[]): Args {
       'coordinator-node-flags': { type: 'string', default: '' },
       'coordinator-stdout': { type: 'string' },
       'client-nice': { type: 'string', default: '0' },
+      'worker-nice': { type: 'string' },
       'timeout-s': { type: 'string', default: '3600' },
       'results-dir': { type: 'string', default: join(REPO, 'bench', 'results') },
       'report-only': { type: 'boolean', default: false },
@@ -66,6 +69,7 @@ export function parseCli(argv: string[]): Args {
       'usage: node --import tsx bench/connections.ts [--nodes 1000] [--procs 4] [--rounds 5] [--examples 32] [--data mnist|synthetic]\n' +
         '         [--limit-test 1000] [--idle-s 10] [--profile] [--auth on|off] [--transport ws|mqtt] [--timeout-s 3600] [--results-dir DIR]\n' +
         '         [--client-nice 0..19]   (the simulated nodes yield the shared cores to the coordinator, as on machines of their own)\n' +
+        "         [--worker-nice 0..19]   (the coordinator's --worker-nice: its verify threads yield to its event loop; default: the CLI's)\n" +
         '         [--coordinator-node-flags="--max-semi-space-size=32 ..."]   (node/V8 flags for the coordinator process only)\n' +
         "         [--coordinator-stdout FILE]   (appends the coordinator's non-JSON stdout there, e.g. its --trace-gc lines)\n" +
         '         [--coordinator-entry FILE]   (A/B experiments: a script taking `coordinator --port P --db F` like bin/edgefed.mjs; .ts runs with tsx)\n' +
@@ -100,6 +104,7 @@ export function parseCli(argv: string[]): Args {
     coordinatorNodeFlags: values['coordinator-node-flags']!.split(/\s+/).filter((f) => f !== ''),
     coordinatorStdout: values['coordinator-stdout'] ? resolve(values['coordinator-stdout']) : null,
     clientNice: int('client-nice', values['client-nice']!, 0),
+    workerNice: values['worker-nice'] === undefined ? null : int('worker-nice', values['worker-nice'], 0),
     timeoutS: int('timeout-s', values['timeout-s']!, 1),
     resultsDir: resolve(values['results-dir']!),
     reportOnly: values['report-only']!,
@@ -107,6 +112,8 @@ export function parseCli(argv: string[]): Args {
   for (const f of a.coordinatorNodeFlags)
     if (!f.startsWith('--')) throw new Error(`--coordinator-node-flags: expected flags starting with --, got '${f}'`);
   if (a.clientNice > 19) throw new Error(`--client-nice: expected 0 to 19, got ${a.clientNice}`);
+  if (a.workerNice !== null && a.workerNice > 19)
+    throw new Error(`--worker-nice: expected 0 to 19, got ${a.workerNice}`);
   if (a.procs > a.nodes) throw new Error(`--procs ${a.procs} is more than --nodes ${a.nodes}`);
   if (a.data === 'mnist' && a.nodes * a.examples > 60000)
     throw new Error(

@@ -67,26 +67,45 @@ export function threadSchedSeconds(pid: number, tid = pid): { onCpu: number; wai
   }
 }
 
-/** CPU seconds (user + system) of a process's live threads: its main thread, and the others by name and id. */
-export function threadCpuByName(pid: number): Map<string, number> {
-  const out = new Map<string, number>();
+/** Each live thread of a process: its id, its name, and its /proc stat fields from field 3 (state) on. */
+function liveThreads(pid: number): { tid: string; name: string; fields: string[] }[] {
   let tids: string[] = [];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return out;
+    return [];
   }
+  const out: { tid: string; name: string; fields: string[] }[] = [];
   for (const tid of tids) {
     try {
       const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
       const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const fields = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      // Node leaves its threads (V8's GC and compiler workers, libuv's pool, worker_threads) named 'node': by id.
-      const key = tid === String(pid) ? 'main thread' : `${name} ${tid}`;
-      out.set(key, (out.get(key) ?? 0) + (Number(fields[11]) + Number(fields[12])) / clockTicks);
+      out.push({ tid, name, fields: s.slice(s.lastIndexOf(')') + 2).split(' ') });
     } catch {
       // the thread ended meanwhile
     }
   }
+  return out;
+}
+
+/** CPU seconds (user + system) of a process's live threads: its main thread, and the others by name and id. */
+export function threadCpuByName(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const { tid, name, fields } of liveThreads(pid)) {
+    // Node leaves its threads (V8's GC and compiler workers, libuv's pool) named 'node': by id. The coordinator
+    // names its own workers (edgefed-verify, edgefed-dataset).
+    const key = tid === String(pid) ? 'main thread' : `${name} ${tid}`;
+    out.set(key, (out.get(key) ?? 0) + (Number(fields[11]) + Number(fields[12])) / clockTicks);
+  }
+  return out;
+}
+
+/**
+ * Nice values of a process's named threads (those whose name starts with `prefix`, e.g. the coordinator's
+ * 'edgefed-verify'), by name: what the OS applied, from /proc/PID/task/TID/stat (field 19).
+ */
+export function threadNiceByName(pid: number, prefix = 'edgefed-'): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const { name, fields } of liveThreads(pid)) if (name.startsWith(prefix)) out.set(name, Number(fields[16]));
   return out;
 }

@@ -70,6 +70,10 @@ export interface RunRecord {
   key: string;
   /** --client-nice: the client processes' niceness when above 0 (the coordinator ran first on the shared cores). */
   client_nice?: number;
+  /** --worker-nice as passed to the coordinator (absent: its default). */
+  worker_nice_flag?: number;
+  /** The nice value of each named coordinator worker thread during the run, read from /proc (absent: none ran). */
+  worker_threads_nice?: Record<string, number>;
   /** --coordinator-node-flags: node/V8 flags the coordinator process ran with (an A/B experiment). */
   coordinator_node_flags?: string[];
   /** How the nodes reached the coordinator; runs recorded before the option existed were all 'ws'. */
@@ -191,7 +195,8 @@ export function threadsLine(t: Record<string, number> | undefined): string {
   const all = Object.entries(t).sort((x, y) => y[1] - x[1]);
   const others = all.filter(([name]) => name !== 'main thread');
   const sum = (xs: [string, number][]) => r1(xs.reduce((s, [, cpu]) => s + cpu, 0));
-  // The busiest few by id (verify threads show as a pair of similar ones; the rest is mostly V8's GC workers).
+  // The busiest few: the coordinator names its verify thread(s) edgefed-verify; the four busy 'node' threads started
+  // with the process are V8's platform workers (concurrent and parallel GC, compilers), at the loop's priority.
   const top = others.slice(0, 6).map(([name, cpu]) => `${name} ${r1(cpu)}`);
   return `main thread ${r1(t['main thread'] ?? 0)}, ${others.length} other threads ${sum(others)} (${top.join(', ')})`;
 }
@@ -331,6 +336,16 @@ export function markdown(f: ResultsFile): string {
             `- Client processes at niceness ${r.client_nice} (\`--client-nice\`): the coordinator's threads run first on the shared cores, as on a machine of its own.`,
           ]
         : []),
+      ...(r.worker_threads_nice || r.worker_nice_flag !== undefined
+        ? [
+            `- Coordinator worker threads (\`--worker-nice\` ${r.worker_nice_flag ?? 'default'}): nice during the run ` +
+              `${
+                Object.entries(r.worker_threads_nice ?? {})
+                  .map(([name, nice]) => `${name} ${nice}`)
+                  .join(', ') || 'none seen'
+              } (main thread 0).`,
+          ]
+        : []),
       // CPU, kernels and the OpenBLAS core the run's evaluation used; runs recorded before the core was kept say so.
       coreRecorded(r.machine)
         ? `- Environment: ${environmentLines(r.machine, r.git_commit).slice(0, 2).join('; ')}.`
@@ -383,7 +398,9 @@ export function markdown(f: ResultsFile): string {
       out.push(
         '',
         "**Signed replies.** With auth on, the coordinator verifies every reply's Ed25519 signature (`openSignedFrame` in `src/core/identity.ts`,",
-        'pure-JS `@noble/curves`, plus the SHA-256 of the frame in `signedMessage`) on the main thread, one after another:',
+        'Ed25519 through `node:crypto`, plus the SHA-256 of the frame in `signedMessage`). From 256 connected nodes on this runs in the verify',
+        "pool's worker thread (`edgefed-verify` in the CPU-by-thread line, at `--worker-nice`); what is left on the main thread (below 256",
+        'nodes, and in runs recorded before the pool existed, all of it):',
         authOn
           .map((r) => {
             const f = share(r.coordinator.run, 'openSignedFrame', 'signedMessage');
@@ -420,7 +437,11 @@ export function markdown(f: ResultsFile): string {
     '  the inspector for the run): when its p99 is near the /healthz p99, the latency is the loop blocked, not the OS scheduler.',
     '  The longest busy stretches (no idle sample; several turns of the loop may run back to back in one) name their functions.',
     '  With `--profile` each client process also profiles itself over the run (node:inspector): self time per request.',
-    "- Client processes and the coordinator share the same cores, so round times include the clients' training.",
+    "- Client processes and the coordinator share the same cores, so round times include the clients' training. The profile's shares are",
+    '  of wall time: a sample taken while the main thread waited for a CPU counts for the function it was in.',
+    "- Threads: each coordinator thread's CPU time and nice value from /proc/PID/task/TID/stat. The coordinator names its worker threads",
+    '  (`edgefed-verify`, `edgefed-dataset`) and runs them at `--worker-nice` (default 10; `--worker-nice N` here passes it on and marks the',
+    '  row), so that the event loop wins the cores from them; the nice value the kernel applied is read back and printed with each run.',
   );
   if (m && coreRecorded(m))
     out.push(

@@ -12,6 +12,7 @@ import { addCoordinatorMqttOptions, coordinatorMqttFromFlags, type CoordinatorMq
 import { DatabaseLockedError } from '../coordinator/db-lock.js';
 import { StoreError } from '../coordinator/store.js';
 import { DEFAULT_SHUTDOWN_GRACE_MS, MAX_SHUTDOWN_GRACE_MS } from '../coordinator/server.js';
+import { DEFAULT_WORKER_NICE, MAX_NICE } from '../coordinator/thread-priority.js';
 import { addNodeCommand } from './node-cmd.js';
 
 export { loadOrCreateKey, parseTags } from './node-cmd.js';
@@ -63,6 +64,12 @@ export function addDeployCommands(program: Command): void {
       intArg(0, MAX_SHUTDOWN_GRACE_MS),
       DEFAULT_SHUTDOWN_GRACE_MS,
     )
+    .option(
+      '--worker-nice <n>',
+      `nice value (0-${MAX_NICE}) of the worker threads that verify node signatures, so the event loop (heartbeats, API) runs first on a busy machine; Linux only, 0: same priority`,
+      intArg(0, MAX_NICE),
+      DEFAULT_WORKER_NICE,
+    )
     .addHelpText(
       'after',
       `
@@ -93,6 +100,7 @@ Examples:
           publicRead?: boolean;
           dataset: string[];
           shutdownGraceMs: number;
+          workerNice: number;
         } & CoordinatorMqttFlags,
       ) => {
         if (f.auth !== 'on' && f.auth !== 'off') throw new UsageError(`--auth: expected on or off, got '${f.auth}'`);
@@ -135,6 +143,7 @@ Examples:
           datasets,
           tls: f.tlsCert && f.tlsKey ? { cert: f.tlsCert, key: f.tlsKey } : undefined,
           shutdownGraceMs: f.shutdownGraceMs,
+          workerNice: f.workerNice,
           mqtt,
         }).catch((e: Error) => {
           // A database held by another coordinator, or one that is not an EdgeFed store: one line, exit code 2.

@@ -6,8 +6,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadDatasetSpec } from '../data/load.js';
 import type { Dataset } from '../data/types.js';
+import { lowerThisThread } from './thread-priority.js';
 
-const { spec } = workerData as { spec: string };
+const { spec, nice } = workerData as { spec: string; nice: number };
+// The event loop keeps its priority; a refusal only means this load competes with it, as it did before.
+lowerThisThread(nice, 'edgefed-dataset');
 try {
   const test: Dataset = loadDatasetSpec(spec).test;
   const buffers = new Set<ArrayBuffer>([test.x.buffer as ArrayBuffer, test.y.buffer as ArrayBuffer]);

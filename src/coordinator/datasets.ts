@@ -39,7 +39,11 @@ export class DatasetCatalog {
   /** Test sets being loaded in a worker thread (prepare), by name. */
   private readonly loading = new Map<string, Promise<void>>();
 
-  constructor(registered: Record<string, string> = {}) {
+  /** `workerNice`: the nice value of the thread that loads a test split (thread-priority.ts). */
+  constructor(
+    registered: Record<string, string> = {},
+    private readonly workerNice = 0,
+  ) {
     this.specs = new Map(Object.entries({ ...BUILTIN_DATASETS, ...registered }));
   }
 
@@ -80,7 +84,7 @@ export class DatasetCatalog {
     if (spec === undefined || spec.startsWith('csv:') || this.tests.get(name)) return Promise.resolve();
     let pending = this.loading.get(name);
     if (!pending) {
-      pending = loadTestInWorker(spec)
+      pending = loadTestInWorker(spec, this.workerNice)
         .then((test) => {
           if (test && !this.tests.get(name)) this.tests.set(name, test, test.x.byteLength + test.y.byteLength);
         })
@@ -148,8 +152,8 @@ export class DatasetCatalog {
 }
 
 /** A spec's test split loaded in a worker thread (dataset-worker.ts); null when it could not be loaded there. */
-async function loadTestInWorker(spec: string): Promise<Dataset | null> {
-  const worker = bootWorker(workerEntry('dataset-worker', import.meta.url), { spec });
+async function loadTestInWorker(spec: string, nice: number): Promise<Dataset | null> {
+  const worker = bootWorker(workerEntry('dataset-worker', import.meta.url), { spec, nice });
   try {
     const m = await firstMessage<{ ok: true; test: Dataset } | { ok: false; message: string }>(
       worker,

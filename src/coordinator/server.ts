@@ -36,7 +36,9 @@ import { registerAnalyticsRoutes } from './routes-analytics.js';
 import { registerModelMetaRoutes } from './routes-model-meta.js';
 import type { ByteLru } from './byte-lru.js';
 import { defaultVerifyThreads, LazyVerifyPool } from './verify-pool.js';
+import { checkWorkerNice, DEFAULT_WORKER_NICE } from './thread-priority.js';
 import { stallAwareInterval } from './loop-stall.js';
+import { selectKernels } from '../nn/kernels-select.js';
 
 /** EDGEFED_MAX_FRAME_BYTES lowers the per-frame limit (a deployment that knows its model size should). */
 const frameLimit = () => Math.min(MAX_FRAME_BYTES, Number(process.env.EDGEFED_MAX_FRAME_BYTES) || MAX_FRAME_BYTES);
@@ -77,6 +79,12 @@ export interface CoordinatorOptions {
    */
   verifyThreads?: number;
   verifyOffThreadFrom?: number;
+  /**
+   * Nice value (0-19) of the coordinator's worker threads (verify pool, dataset loading), so that on a busy machine
+   * the event loop runs first (thread-priority.ts; Linux only, elsewhere one warning). Default DEFAULT_WORKER_NICE;
+   * 0: as the event loop.
+   */
+  workerNice?: number;
   /** Also serve nodes through an MQTT broker (mqtt-node-connection.ts), beside the WebSocket endpoint. */
   mqtt?: Omit<MqttEndpointOptions, 'maxFrameBytes' | 'log' | 'chunkBytes'> & { chunkBytes?: number };
 }
@@ -106,6 +114,7 @@ export interface Coordinator {
 }
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
+  const workerNice = checkWorkerNice(options.workerNice ?? DEFAULT_WORKER_NICE, 'workerNice');
   const log = options.logger ?? pino({ level: process.env.EDGEFED_LOG ?? 'info' }, pino.destination(2));
   // One coordinator per database: a second one would drive the same runs (db-lock.ts).
   const lock = options.db === ':memory:' ? null : lockDatabase(options.db);
@@ -127,7 +136,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       options.onRound?.(id, record);
     },
     options.auth ?? true,
-    new DatasetCatalog(options.datasets),
+    new DatasetCatalog(options.datasets, workerNice),
   );
   const heartbeatMs = options.heartbeatMs ?? 5000;
   const auth = options.auth ?? true;
@@ -193,6 +202,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   });
   recordVersion = models.committed;
   const shardCache = registerNodePage(app);
+  // The kernels' one-time load and check against the TypeScript reference (100-250 ms of this thread, measured at
+  // 10,000 nodes) happen now, with no node connected yet, not when a run starts with the whole fleet waiting on the
+  // loop. A failure here changes nothing: the run that needs the kernels reports it, as before.
+  if (!options.readOnly) await selectKernels().catch(() => undefined);
 
   // A fleet connecting at once overflows Node's default accept queue (511) while the loop is busy: the bench saw the
   // kernel's ListenOverflows climb and nodes reset before their welcome. The kernel caps this at somaxconn.
@@ -206,6 +219,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     auth ? (options.verifyThreads ?? defaultVerifyThreads()) : 0,
     options.verifyOffThreadFrom ?? 256,
     (e) => log.error({ err: e.message }, 'verify threads did not start; frames are checked on the event loop'),
+    workerNice,
+    (reason) =>
+      log.warn(
+        { workerNice, reason },
+        'verify threads run at the priority of the event loop: the OS did not lower theirs (workerNice)',
+      ),
   );
   if (options.verifyOffThreadFrom === 0) verifyPool.forFleet(0);
   const hellos = new HelloBatcher(store);

@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { bootWorker, firstMessage, workerEntry } from '../sim/boot-worker.js';
 import { alignedCopy } from './aligned-frame.js';
+import type { ThreadPriorityReport } from './thread-priority.js';
 
 /**
  * One frame to check, as a worker receives it. Keys travel once per thread: structured-cloning a 32-byte key
@@ -63,7 +64,11 @@ export class VerifyPool {
   private flushing = false;
   private closed = false;
 
-  private constructor(private readonly slots: Slot[]) {
+  private constructor(
+    private readonly slots: Slot[],
+    /** Each thread's id and nice value as it reported them when it started (thread-priority.ts). */
+    readonly priorities: ThreadPriorityReport[],
+  ) {
     for (const slot of slots)
       slot.worker.on('message', (outcomes: VerifyOutcome[]) => {
         slot.outstanding -= outcomes.length;
@@ -77,24 +82,28 @@ export class VerifyPool {
       });
   }
 
-  static async start(threads = defaultVerifyThreads()): Promise<VerifyPool> {
+  /** Starts `threads` workers at nice value `nice` (0: the coordinator's own; Linux only, see thread-priority.ts). */
+  static async start(threads = defaultVerifyThreads(), nice = 0): Promise<VerifyPool> {
     const entry = workerEntry('verify-worker', import.meta.url);
-    const workers = Array.from({ length: threads }, () => bootWorker(entry));
+    const workers = Array.from({ length: threads }, () => bootWorker(entry, { nice }));
     // Listening from the start: a thread that fails before the pool exists must not crash the process.
     const started: { pool?: VerifyPool } = {};
     for (const worker of workers) {
       worker.on('error', (e) => started.pool?.failAll(e));
       worker.on('exit', (code) => started.pool?.failAll(new Error(`verify worker exited with code ${code}`)));
     }
+    let priorities: ThreadPriorityReport[];
     try {
-      await Promise.all(workers.map((worker) => firstMessage(worker, 'verify worker')));
+      priorities = await Promise.all(
+        workers.map((worker) => firstMessage<ThreadPriorityReport>(worker, 'verify worker')),
+      );
     } catch (e) {
       // One thread that cannot start fails the pool: the others must not keep the process alive.
       await Promise.all(workers.map((worker) => worker.terminate()));
       throw e;
     }
     const slots = workers.map((worker): Slot => ({ worker, outstanding: 0, batch: [], known: new Set() }));
-    started.pool = new VerifyPool(slots);
+    started.pool = new VerifyPool(slots, priorities);
     for (const worker of workers) worker.unref();
     return started.pool;
   }
@@ -176,14 +185,19 @@ export class LazyVerifyPool {
     private readonly threads: number,
     private readonly fromNodes: number,
     private readonly onError: (e: Error) => void,
+    /** Nice value of the threads, and where to say (once) that the OS refused it; they run on regardless. */
+    private readonly nice = 0,
+    private readonly onRefused: (reason: string) => void = () => undefined,
   ) {}
 
   /** The pool once started, or null (verify on the event loop); starts it when the fleet is big enough. */
   forFleet(size: number): VerifyPool | null {
     if (this.pool || this.threads <= 0 || size < this.fromNodes) return this.pool;
-    this.starting ??= VerifyPool.start(this.threads).then(
+    this.starting ??= VerifyPool.start(this.threads, this.nice).then(
       (p) => {
         this.pool = p;
+        const refused = p.priorities.find((r) => r.refused !== null)?.refused;
+        if (refused) this.onRefused(refused);
       },
       (e: Error) => this.onError(e),
     );

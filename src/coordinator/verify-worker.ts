@@ -4,12 +4,13 @@
  * buffers come in transferred and go back transferred: no copy either way, except a good frame whose inner frame
  * is not 4-byte aligned, copied here so that the event loop need not (alignedCopy).
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { openSignedFrame } from '../core/identity.js';
 import { FrameError } from '../core/wire.js';
 import { nodeCrypto } from '../net/node-crypto.js';
 import type { VerifyBatch, VerifyOutcome } from './verify-pool.js';
 import { alignedCopy, innerFrameAligned } from './aligned-frame.js';
+import { lowerThisThread } from './thread-priority.js';
 
 /** The keys this thread was sent, by keyId (each arrives once, with the first job that needs it). */
 const keys = new Map<number, Uint8Array>();
@@ -34,4 +35,5 @@ parentPort!.on('message', ({ forget, jobs }: VerifyBatch) => {
     outcomes.map((outcome) => outcome.bytes.buffer as ArrayBuffer),
   );
 });
-parentPort!.postMessage('ready');
+// Before any work: the event loop's thread keeps the priority it has, this one yields to it (thread-priority.ts).
+parentPort!.postMessage(lowerThisThread((workerData as { nice: number }).nice, 'edgefed-verify'));
