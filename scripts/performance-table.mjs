@@ -38,7 +38,8 @@ function trainRows(t) {
   const m = t.machine ?? {};
   const core = m.openblas?.core ?? 'not recorded in this run';
   const env =
-    `E1: ${m.cpu_model ?? '?'}, ${m.cpu_cores ?? '?'} cores, OpenBLAS core ${core}, OPENBLAS_CORETYPE ` +
+    `E1: ${m.cpu_model ?? '?'}, ${m.cpu_cores ?? '?'} cores, kernels as each row names them (native: ` +
+    `${m.kernels ?? 'not recorded'}), OpenBLAS core ${core}, OPENBLAS_CORETYPE ` +
     `${m.openblas_coretype_env ?? (m.openblas ? 'unset' : 'not recorded')}; load ${loads(m.load_average_start)} at ` +
     `the start, ${loads(t.load_average_end)} at the end; ${day(t.date)}, ${commit(t.git_commit)}`;
   const rows = [];
@@ -63,7 +64,8 @@ function trainRows(t) {
 /** bench:noniid --pace: seconds and CPU-seconds per round of the 2NN non-IID setting against NumPy. */
 function paceRows(p) {
   const env =
-    `E2: ${p.env.cpu}, ${p.env.cores} cores, OpenBLAS core ${p.env.openblas_core}, OPENBLAS_CORETYPE ` +
+    `E2: ${p.env.cpu}, ${p.env.cores} cores, kernels ${p.machine?.kernels ?? 'not recorded'}, OpenBLAS core ` +
+    `${p.env.openblas_core}, OPENBLAS_CORETYPE ` +
     `${p.env.openblas_coretype_env ?? 'unset'}; load ${loads(p.env.load_average_start)} at the start, ` +
     `${loads(p.env.load_average_end)} at the end; ${p.rounds} rounds; ${day(p.finished_at)}, ${commit(p.git_commit)}`;
   const rows = [];
@@ -105,7 +107,8 @@ const busiest = (r) => r.path_speedup ?? r.batches?.path_speedup;
 /** bench/node-cores.ts: one local epoch with k threads against 1, per model. */
 function coresRows(c) {
   const env =
-    `E3: ${c.env.cpu}, ${c.env.cores} cores, OpenBLAS core ${c.env.openblas_core}; load ` +
+    `E3: ${c.env.cpu}, ${c.env.cores} cores, kernels ${c.env_start?.kernels ?? 'not recorded'}, OpenBLAS core ` +
+    `${c.env.openblas_core}; load ` +
     `${loads(c.env.load_average_start)} at the start, ${loads(c.env.load_average_end)} at the end; ` +
     `${day(c.finished_at)}, ${commit(c.git_commit)}`;
   const rows = c.rows.map((r) => [

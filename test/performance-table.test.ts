@@ -15,7 +15,7 @@ test("README's Performance table is the one the results files render (run node s
   assert.equal(withTable(readme, renderTable()), readme);
 });
 
-test('each figure names its environment, and the environment lines carry the OpenBLAS core and the load', () => {
+test('each figure names its environment, and the environment lines carry the kernels, the OpenBLAS core and the load', () => {
   const dir = mkdtempSync(join(tmpdir(), 'perf-table-'));
   const pace = {
     bench: 'noniid-pace',
@@ -54,6 +54,7 @@ test('each figure names its environment, and the environment lines carry the Ope
     targets: { one_worker: 0.7, every_core: 0.45 },
     finished_at: '2026-12-07T06:00:00.000Z',
     git_commit: 'abcdef0123456789',
+    machine: { kernels: 'native-openblas' },
   };
   writeFileSync(join(dir, 'noniid-pace.json'), JSON.stringify(pace));
   const table: string = renderTable(dir);
@@ -62,7 +63,7 @@ test('each figure names its environment, and the environment lines carry the Ope
   assert.match(table, /EdgeFed, 1 worker: CPU-seconds per round vs NumPy \| 0\.75x/);
   assert.match(
     table,
-    /- E2: Test CPU \(avx2\), 2 cores, OpenBLAS core Haswell, OPENBLAS_CORETYPE unset; load 1\.50 \/ 1\.00 \/ 0\.50/,
+    /- E2: Test CPU \(avx2\), 2 cores, kernels native-openblas, OpenBLAS core Haswell, OPENBLAS_CORETYPE unset; load 1\.50 \/ 1\.00 \/ 0\.50/,
   );
   assert.match(table, /2026-12-07, abcdef012345/);
 });
