@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
 import { REPO } from '../support/results-io.js';
+import { MAX_NICE } from '../../src/coordinator/thread-priority.js';
 
 export const BENCH = 'connections';
 export const CLI = join(REPO, 'bin', 'edgefed.mjs');
@@ -111,9 +112,10 @@ export function parseCli(argv: string[]): Args {
   };
   for (const f of a.coordinatorNodeFlags)
     if (!f.startsWith('--')) throw new Error(`--coordinator-node-flags: expected flags starting with --, got '${f}'`);
-  if (a.clientNice > 19) throw new Error(`--client-nice: expected 0 to 19, got ${a.clientNice}`);
-  if (a.workerNice !== null && a.workerNice > 19)
-    throw new Error(`--worker-nice: expected 0 to 19, got ${a.workerNice}`);
+  // The coordinator's own bound (thread-priority.ts), for both: a nice value is a nice value.
+  if (a.clientNice > MAX_NICE) throw new Error(`--client-nice: expected 0 to ${MAX_NICE}, got ${a.clientNice}`);
+  if (a.workerNice !== null && a.workerNice > MAX_NICE)
+    throw new Error(`--worker-nice: expected 0 to ${MAX_NICE}, got ${a.workerNice}`);
   if (a.procs > a.nodes) throw new Error(`--procs ${a.procs} is more than --nodes ${a.nodes}`);
   if (a.data === 'mnist' && a.nodes * a.examples > 60000)
     throw new Error(
